@@ -1,0 +1,50 @@
+# Measured direct-kernel boot for Katana on AMD SEV-SNP.
+# `make` lists the targets. Outputs go to out/ (ignored by git); downloaded
+# kernels and other caches go to .cache/ (ignored by git).
+
+SHELL       := /bin/bash
+GO          ?= go
+OUT         ?= out
+CACHE       ?= .cache
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+SHARED      ?= $(abspath ../shared)
+export SHARED_DIR := $(SHARED)
+
+# Guest binaries are part of the launch measurement: static, no paths, no
+# VCS stamps, no build id, pinned toolchain (go.mod).
+GUEST_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOAMD64=v1
+GUEST_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
+HOST_FLAGS  := -trimpath -buildvcs=false -ldflags='-s -w -buildid= -X main.version=$(VERSION)'
+
+.DEFAULT_GOAL := help
+.PHONY: help build test demo bench fuzz ci kernel clean
+
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build static, reproducible out/guestinit, out/hostbuild and out/standin-katana
+	@mkdir -p $(OUT)
+	$(GUEST_ENV) $(GO) build $(GUEST_FLAGS) -o $(OUT)/guestinit ./guestinit
+	$(GUEST_ENV) $(GO) build $(GUEST_FLAGS) -o $(OUT)/standin-katana ./hostbuild/testdata/standin-katana
+	CGO_ENABLED=0 $(GO) build $(HOST_FLAGS) -o $(OUT)/hostbuild ./hostbuild
+
+kernel: ## fetch and unpack the Debian kernel package into .cache/kernel (boot tests, demo)
+	./qemu/fetch-kernel.sh $(CACHE)/kernel
+
+test: build kernel ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
+	$(GO) vet ./...
+	KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -timeout 40m ./...
+
+fuzz: ## run every fuzz target for a short smoke run (FUZZTIME, default 10s each)
+	@./.ci/fuzz.sh $${FUZZTIME:-10s}
+
+bench: build kernel ## run the benchmarks side by side with their baselines (results: out/bench.md)
+	@./.ci/bench.sh $(OUT)/bench.md
+
+demo: build kernel ## build, pack the stand-in Katana, boot it under QEMU TCG and talk to it
+	@./.ci/demo.sh
+
+ci: test fuzz ## what CI runs: the tests, then the fuzz smoke run
+
+clean: ## remove build outputs (keeps the kernel cache)
+	rm -rf $(OUT)

@@ -1,0 +1,88 @@
+// Command hostbuild is the host side of measured direct-kernel boot for Katana
+// on AMD SEV-SNP: it packs the reproducible initrd, computes the expected
+// launch measurement, writes the manifest, launches QEMU and verifies
+// attestation reports. Each subcommand lives in its own file and registers
+// itself in commands; the logic lives in hostbuild/internal/... packages.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand. run returns the process exit code.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+var commands = map[string]command{}
+
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("hostbuild: command registered twice: " + c.name)
+	}
+	commands[c.name] = c
+}
+
+// Exit codes shared by all subcommands. Subcommands with richer outcomes
+// (attest, diff) document their own codes on top of these.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+// version is set by the Makefile with -ldflags '-X main.version=...'.
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintf(stdout, "hostbuild %s\n", version)
+		return exitOK
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "hostbuild: unknown command %q; run 'hostbuild help' for the list\n", args[0])
+		return exitUsage
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "hostbuild %s: build, measure, launch and attest Katana in an AMD SEV-SNP VM\n\n", version)
+	fmt.Fprintln(w, "Usage: hostbuild <command> [flags] [args]")
+	fmt.Fprintln(w, "\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(w, "  version    print the version")
+	fmt.Fprintln(w, "\nRun 'hostbuild <command> -h' for a command's flags.")
+	fmt.Fprintln(w, strings.TrimSpace(""))
+}

@@ -1,0 +1,125 @@
+// Command standin-katana is a stand-in for the Katana sequencer in demos and
+// boot tests (the real binary cannot be fetched on this network). It prints
+// its exact argv, then serves JSON-RPC starknet_chainId on the address given
+// by --http.addr/--http.port (both "--flag value" and "--flag=value").
+//
+// Test hooks (never in real Katana): --exit-after DURATION exits with
+// --exit-code N after that time; on SIGTERM it prints a marker and exits 0.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// chainID is "KATANA" as a Starknet felt, what `katana --dev` answers.
+const chainID = "0x4b4154414e41"
+
+func main() { os.Exit(run(os.Args)) }
+
+func run(argv []string) int {
+	// Exact argv, one JSON array, so tests can compare it without ambiguity.
+	enc, _ := json.Marshal(argv[1:])
+	fmt.Printf("standin-katana: argv=%s\n", enc)
+
+	addr, port := "127.0.0.1", "5050"
+	exitAfter, exitCode := time.Duration(0), 0
+	args := argv[1:]
+	for i := 0; i < len(args); i++ {
+		name, val, hasVal := strings.Cut(args[i], "=")
+		next := func() string {
+			if hasVal {
+				return val
+			}
+			if i+1 < len(args) {
+				i++
+				return args[i]
+			}
+			return ""
+		}
+		switch name {
+		case "--http.addr":
+			addr = next()
+		case "--http.port":
+			port = next()
+		case "--exit-after":
+			d, err := time.ParseDuration(next())
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "standin-katana: --exit-after: %v\n", err)
+				return 2
+			}
+			exitAfter = d
+		case "--exit-code":
+			n, err := strconv.Atoi(next())
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "standin-katana: --exit-code: %v\n", err)
+				return 2
+			}
+			exitCode = n
+		}
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(addr, port))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "standin-katana: %v\n", err)
+		return 1
+	}
+	fmt.Printf("standin-katana: listening on %s\n", ln.Addr())
+	srv := &http.Server{Handler: http.HandlerFunc(rpc), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	var timer <-chan time.Time
+	if exitAfter > 0 {
+		timer = time.After(exitAfter)
+	}
+	select {
+	case s := <-sig:
+		fmt.Printf("standin-katana: got %v, shutting down\n", s)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		return 0
+	case <-timer:
+		fmt.Printf("standin-katana: exiting with status %d\n", exitCode)
+		return exitCode
+	}
+}
+
+func rpc(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Method  string          `json:"method"`
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
+		writeJSON(w, map[string]any{"jsonrpc": "2.0", "id": nil, "error": map[string]any{"code": -32700, "message": "parse error"}})
+		return
+	}
+	if req.ID == nil {
+		req.ID = json.RawMessage("null")
+	}
+	if req.Method != "starknet_chainId" {
+		writeJSON(w, map[string]any{"jsonrpc": "2.0", "id": req.ID, "error": map[string]any{"code": -32601, "message": "method not found"}})
+		return
+	}
+	writeJSON(w, map[string]any{"jsonrpc": "2.0", "id": req.ID, "result": chainID})
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	if err := json.NewEncoder(w).Encode(v); err != nil && !errors.Is(err, net.ErrClosed) {
+		fmt.Fprintf(os.Stderr, "standin-katana: writing response: %v\n", err)
+	}
+}

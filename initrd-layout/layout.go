@@ -1,0 +1,291 @@
+// Package initrdlayout is the declarative layout of the measured initrd and the
+// contract between the host packer (hostbuild pack) and the guest init
+// (guestinit): where the init, the payload, the kernel modules, the module load
+// list and the content list live, and the formats of the two lists.
+//
+// The layout itself is layout.txt (embedded), a list in the spirit of the
+// kernel's gen_init_cpio format, plus the /etc files beside it.
+package initrdlayout
+
+import (
+	"bufio"
+	"bytes"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Well-known paths inside the initrd, relative to its root (no leading slash),
+// as they are written in the cpio archive.
+const (
+	InitPath       = "init"
+	PayloadPath    = "bin/katana"
+	CABundlePath   = "etc/ssl/certs/ca-certificates.crt"
+	ContentsPath   = "etc/guestinit/contents.sha256"
+	ModulesLoad    = "etc/guestinit/modules.load"
+	ModulesDir     = "lib/modules"
+	ModulesDepName = "modules.dep"
+)
+
+// Modes of packed files.
+const (
+	ExecMode fs.FileMode = 0o755
+	DataMode fs.FileMode = 0o644
+)
+
+// Kind is the type of a layout entry.
+type Kind int
+
+const (
+	KindDir Kind = iota + 1
+	KindFile
+	KindCharDev
+	KindBlockDev
+	KindSymlink
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindDir:
+		return "dir"
+	case KindFile:
+		return "file"
+	case KindCharDev:
+		return "chardev"
+	case KindBlockDev:
+		return "blockdev"
+	case KindSymlink:
+		return "symlink"
+	}
+	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Entry is one declared path of the layout. Path is relative to the initrd
+// root (no leading slash). Mode holds permission bits, including setuid,
+// setgid and sticky bits (fs.ModeSticky etc.).
+type Entry struct {
+	Path         string
+	Kind         Kind
+	Mode         fs.FileMode
+	Data         []byte // KindFile
+	Target       string // KindSymlink
+	Major, Minor uint32 // devices
+}
+
+//go:embed layout.txt etc
+var files embed.FS
+
+// Base returns the entries declared in layout.txt, in file order.
+func Base() ([]Entry, error) {
+	src, err := files.ReadFile("layout.txt")
+	if err != nil {
+		return nil, fmt.Errorf("reading embedded layout: %w", err)
+	}
+	return parseLayout(src, files)
+}
+
+func parseLayout(src []byte, data fs.FS) ([]Entry, error) {
+	var out []Entry
+	seen := map[string]int{}
+	for i, line := range strings.Split(string(src), "\n") {
+		lineno := i + 1
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			line = line[:j]
+		}
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		bad := func(format string, a ...any) error {
+			return fmt.Errorf("layout.txt:%d: %s", lineno, fmt.Sprintf(format, a...))
+		}
+		want := map[string]int{"dir": 3, "file": 4, "nod": 6, "slink": 4}
+		n, ok := want[f[0]]
+		if !ok {
+			return nil, bad("unknown entry type %q (want dir, file, nod or slink)", f[0])
+		}
+		if len(f) != n {
+			return nil, bad("%s takes %d fields, got %d", f[0], n, len(f))
+		}
+		p, err := cleanAbs(f[1])
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		if prev, dup := seen[p]; dup {
+			return nil, bad("%s already declared on line %d", f[1], prev)
+		}
+		seen[p] = lineno
+		modeField := f[2]
+		if f[0] == "slink" {
+			modeField = f[3]
+		}
+		perm, err := strconv.ParseUint(modeField, 8, 32)
+		if err != nil || perm > 0o7777 {
+			return nil, bad("mode %q is not an octal permission", modeField)
+		}
+		e := Entry{Path: p, Mode: permToMode(uint32(perm))}
+		switch f[0] {
+		case "dir":
+			e.Kind = KindDir
+		case "file":
+			e.Kind = KindFile
+			e.Data, err = fs.ReadFile(data, f[3])
+			if err != nil {
+				return nil, bad("reading %s: %v", f[3], err)
+			}
+		case "nod":
+			switch f[3] {
+			case "c":
+				e.Kind = KindCharDev
+			case "b":
+				e.Kind = KindBlockDev
+			default:
+				return nil, bad("device type %q (want c or b)", f[3])
+			}
+			maj, err1 := strconv.ParseUint(f[4], 10, 32)
+			min, err2 := strconv.ParseUint(f[5], 10, 32)
+			if err1 != nil || err2 != nil {
+				return nil, bad("device numbers %q %q", f[4], f[5])
+			}
+			e.Major, e.Minor = uint32(maj), uint32(min)
+		case "slink":
+			e.Kind = KindSymlink
+			e.Target = f[2]
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func cleanAbs(p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("path %q is not absolute", p)
+	}
+	c := path.Clean(p)
+	if c != p || c == "/" {
+		return "", fmt.Errorf("path %q is not clean", p)
+	}
+	return strings.TrimPrefix(c, "/"), nil
+}
+
+func permToMode(perm uint32) fs.FileMode {
+	m := fs.FileMode(perm & 0o777)
+	if perm&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if perm&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if perm&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// ModulesRoot is the directory of a kernel release's modules in the initrd.
+func ModulesRoot(release string) string { return path.Join(ModulesDir, release) }
+
+// Contents is the content list: the SHA-256 of every regular file in the
+// initrd except the list itself, keyed by path relative to the root.
+type Contents map[string][32]byte
+
+// ErrContents marks a malformed content list.
+var ErrContents = errors.New("malformed content list")
+
+// Format writes the list in sha256sum(1) format, sorted bytewise by path:
+// "<64 hex>  <path>\n". The guest can check it with `sha256sum -c` too.
+func (c Contents) Format() []byte {
+	paths := make([]string, 0, len(c))
+	for p := range c {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	var b bytes.Buffer
+	for _, p := range paths {
+		sum := c[p]
+		b.WriteString(hex.EncodeToString(sum[:]))
+		b.WriteString("  ")
+		b.WriteString(p)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// ParseContents reads a list written by Format. It is strict: lowercase hex,
+// two spaces, clean relative paths, sorted, no duplicates.
+func ParseContents(r io.Reader) (Contents, error) {
+	c := Contents{}
+	sc := bufio.NewScanner(r)
+	prev := ""
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if len(line) < 67 || line[64:66] != "  " {
+			return nil, fmt.Errorf("%w: line %d: want \"<sha256 hex>  <path>\"", ErrContents, n)
+		}
+		var sum [32]byte
+		if _, err := hex.Decode(sum[:], []byte(line[:64])); err != nil || strings.ToLower(line[:64]) != line[:64] {
+			return nil, fmt.Errorf("%w: line %d: bad hex digest", ErrContents, n)
+		}
+		p := line[66:]
+		if path.Clean(p) != p || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "../") || p == ".." || p == "." {
+			return nil, fmt.Errorf("%w: line %d: path %q is not clean and relative", ErrContents, n, p)
+		}
+		if p <= prev {
+			return nil, fmt.Errorf("%w: line %d: %q out of order or repeated", ErrContents, n, p)
+		}
+		prev = p
+		c[p] = sum
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrContents, err)
+	}
+	return c, nil
+}
+
+// Module is one line of the ordered module load list.
+type Module struct {
+	Name string // module name as the kernel knows it (underscores), e.g. "virtio_net"
+	Path string // path of the .ko[.xz|.zst|.gz] relative to the initrd root
+}
+
+// FormatModuleList writes "<name> <path>\n" per module, in load order
+// (dependencies first).
+func FormatModuleList(mods []Module) []byte {
+	var b bytes.Buffer
+	for _, m := range mods {
+		fmt.Fprintf(&b, "%s %s\n", m.Name, m.Path)
+	}
+	return b.Bytes()
+}
+
+// ParseModuleList reads a list written by FormatModuleList.
+func ParseModuleList(r io.Reader) ([]Module, error) {
+	var out []Module
+	sc := bufio.NewScanner(r)
+	seen := map[string]bool{}
+	for n := 1; sc.Scan(); n++ {
+		f := strings.Split(sc.Text(), " ")
+		if len(f) != 2 || f[0] == "" || f[1] == "" {
+			return nil, fmt.Errorf("module list line %d: want \"<name> <path>\", got %q", n, sc.Text())
+		}
+		if seen[f[0]] {
+			return nil, fmt.Errorf("module list line %d: module %q listed twice", n, f[0])
+		}
+		if !strings.HasPrefix(f[1], ModulesDir+"/") || path.Clean(f[1]) != f[1] {
+			return nil, fmt.Errorf("module list line %d: path %q is not under %s", n, f[1], ModulesDir)
+		}
+		seen[f[0]] = true
+		out = append(out, Module{Name: f[0], Path: f[1]})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading module list: %w", err)
+	}
+	return out, nil
+}
