@@ -1,0 +1,57 @@
+package measure
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// CPUSig computes the CPUID Fn0000_0001_EAX signature from family, model and
+// stepping (AMD CPUID specification #25481).
+func CPUSig(family, model, stepping uint32) uint32 {
+	famLow, famHigh := family, uint32(0)
+	if family > 0xf {
+		famLow, famHigh = 0xf, (family-0xf)&0xff
+	}
+	return famHigh<<20 | (model>>4&0xf)<<16 | famLow<<8 | (model&0xf)<<4 | stepping&0xf
+}
+
+// vcpuSigs lists the QEMU CPU models sev-snp-measure knows (a subset of
+// QEMU's builtin_x86_defs) with their signatures.
+var vcpuSigs = map[string]uint32{
+	"EPYC":          CPUSig(23, 1, 2),
+	"EPYC-v1":       CPUSig(23, 1, 2),
+	"EPYC-v2":       CPUSig(23, 1, 2),
+	"EPYC-IBPB":     CPUSig(23, 1, 2),
+	"EPYC-v3":       CPUSig(23, 1, 2),
+	"EPYC-v4":       CPUSig(23, 1, 2),
+	"EPYC-Rome":     CPUSig(23, 49, 0),
+	"EPYC-Rome-v1":  CPUSig(23, 49, 0),
+	"EPYC-Rome-v2":  CPUSig(23, 49, 0),
+	"EPYC-Rome-v3":  CPUSig(23, 49, 0),
+	"EPYC-Milan":    CPUSig(25, 1, 1),
+	"EPYC-Milan-v1": CPUSig(25, 1, 1),
+	"EPYC-Milan-v2": CPUSig(25, 1, 1),
+	"EPYC-Genoa":    CPUSig(25, 17, 0),
+	"EPYC-Genoa-v1": CPUSig(25, 17, 0),
+	"EPYC-Turin":    CPUSig(26, 0, 0),
+}
+
+// VCPUTypes returns the known vCPU type names, sorted.
+func VCPUTypes() []string {
+	names := make([]string, 0, len(vcpuSigs))
+	for n := range vcpuSigs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// VCPUSigOf returns the signature of a known vCPU type.
+func VCPUSigOf(vcpuType string) (uint32, error) {
+	sig, ok := vcpuSigs[vcpuType]
+	if !ok {
+		return 0, fmt.Errorf("unknown vCPU type %q (known: %s; or give the signature)", vcpuType, strings.Join(VCPUTypes(), ", "))
+	}
+	return sig, nil
+}
