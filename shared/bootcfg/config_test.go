@@ -1,0 +1,433 @@
+package bootcfg
+
+import (
+	"errors"
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+var cmpConfig = []cmp.Option{
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+}
+
+func withDefaults(f func(c *Config)) Config {
+	c := Default()
+	f(&c)
+	return c
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want Config // Raw is filled in by the test
+	}{
+		{name: "empty gives defaults", in: "", want: Default()},
+		{name: "seed cmdline", in: "console=ttyS0", want: withDefaults(func(c *Config) {
+			c.KernelParams = []string{"console=ttyS0"}
+		})},
+		{name: "seed single arg", in: "console=ttyS0 katana.args=--http.addr=0.0.0.0", want: withDefaults(func(c *Config) {
+			c.KernelParams = []string{"console=ttyS0"}
+			c.Args = []string{"--http.addr=0.0.0.0"}
+		})},
+		{name: "several args, quoted space, literal star", in: `console=ttyS0 panic=-1 katana.args="--http.addr 0.0.0.0 --name 'a b' --cors *  $HOME ~ e\ f"`,
+			want: withDefaults(func(c *Config) {
+				c.KernelParams = []string{"console=ttyS0", "panic=-1"}
+				c.Args = []string{"--http.addr", "0.0.0.0", "--name", "a b", "--cors", "*", "$HOME", "~", "e f"}
+			})},
+		{name: "whole param quoted", in: `"katana.args=--dev --seed 0"`, want: withDefaults(func(c *Config) {
+			c.Args = []string{"--dev", "--seed", "0"}
+		})},
+		{name: "empty args", in: `katana.args=`, want: Default()},
+		{name: "empty quoted arg", in: `katana.args="'' x"`, want: withDefaults(func(c *Config) { c.Args = []string{"", "x"} })},
+		{name: "every key", in: `katana.net=192.168.1.5/16,gw=192.168.0.1,dns=1.1.1.1;8.8.8.8 katana.agent=tcp:0.0.0.0:1024 katana.on_exit=restart katana.stop_timeout=1m30s katana.restart_limit=0 katana.args=--dev`,
+			want: withDefaults(func(c *Config) {
+				c.Net = Net{Addr: netip.MustParsePrefix("192.168.1.5/16"), Gateway: netip.MustParseAddr("192.168.0.1"),
+					DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("8.8.8.8")}}
+				c.Agent = Agent{Mode: AgentTCP, TCP: netip.MustParseAddrPort("0.0.0.0:1024")}
+				c.OnExit = OnExitRestart
+				c.StopTimeout = 90 * time.Second
+				c.RestartLimit = 0
+				c.Args = []string{"--dev"}
+			})},
+		{name: "net none, agent none, seconds", in: `katana.net=none katana.agent=none katana.stop_timeout=5`,
+			want: withDefaults(func(c *Config) {
+				c.Net = Net{None: true}
+				c.Agent = Agent{Mode: AgentNone}
+				c.StopTimeout = 5 * time.Second
+			})},
+		{name: "net without gw and dns", in: `katana.net=10.1.2.3/8`, want: withDefaults(func(c *Config) {
+			c.Net = Net{Addr: netip.MustParsePrefix("10.1.2.3/8")}
+		})},
+		{name: "ipv6 net and agent", in: `katana.net=fd00::5/64,gw=fd00::1,dns=fd00::53 katana.agent=tcp:[::]:8080`, want: withDefaults(func(c *Config) {
+			c.Net = Net{Addr: netip.MustParsePrefix("fd00::5/64"), Gateway: netip.MustParseAddr("fd00::1"),
+				DNS: []netip.Addr{netip.MustParseAddr("fd00::53")}}
+			c.Agent = Agent{Mode: AgentTCP, TCP: netip.MustParseAddrPort("[::]:8080")}
+		})},
+		{name: "vsock port", in: `katana.agent=vsock:4294967294`, want: withDefaults(func(c *Config) {
+			c.Agent = Agent{Mode: AgentVsock, VsockPort: 4294967294}
+		})},
+		{name: "stop timeout zero", in: `katana.stop_timeout=0`, want: withDefaults(func(c *Config) { c.StopTimeout = 0 })},
+		{name: "init args", in: `quiet -- single "a b"`, want: withDefaults(func(c *Config) {
+			c.KernelParams = []string{"quiet"}
+			c.InitArgs = []string{"single", `"a b"`}
+		})},
+		{name: "similar prefixes are kernel params", in: `katana=1 katanax.y=2 Katana.args=3`, want: withDefaults(func(c *Config) {
+			c.KernelParams = []string{"katana=1", "katanax.y=2", "Katana.args=3"}
+		})},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Parse(tc.in)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tc.in, err)
+			}
+			tc.want.Raw = tc.in
+			if diff := cmp.Diff(tc.want, got, cmpConfig...); diff != "" {
+				t.Errorf("Parse(%q) (-want +got):\n%s", tc.in, diff)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       string
+		err      error
+		mentions string // the offending text that the message must name
+	}{
+		{"unbalanced double quote", `console=ttyS0 katana.args="--dev`, ErrUnbalancedQuote, `katana.args=\"--dev`},
+		{"unbalanced in kernel param", `foo="bar katana.args=x`, ErrUnbalancedQuote, `foo=\"bar katana.args=x`},
+		{"unknown key", `katana.arg=--dev`, ErrUnknownKey, "katana.arg=--dev"},
+		{"dash spelling", `katana.on-exit=reboot`, ErrUnknownKey, "katana.on-exit"},
+		{"bare prefix", `katana.=1`, ErrUnknownKey, "katana.=1"},
+		{"repeated key", `katana.args=a katana.args=b`, ErrRepeatedKey, "katana.args=b"},
+		{"repeated other key", `katana.on_exit=reboot quiet katana.on_exit=reboot`, ErrRepeatedKey, "katana.on_exit=reboot"},
+		{"no value", `katana.args`, ErrNoValue, "katana.args"},
+		{"after dashes", `quiet -- katana.args=x`, ErrAfterDashes, "katana.args=x"},
+		{"nul", "a\x00b", ErrNUL, `a\x00b`},
+		{"unbalanced single quote", `katana.args="--name 'a b"`, ErrArgs, "katana.args="},
+		{"apostrophe word", `katana.args=it's`, ErrArgs, "it's"},
+		{"trailing backslash", `katana.args=a\`, ErrArgs, `a\\`},
+		{"net empty", `katana.net=`, ErrBadValue, "katana.net="},
+		{"net no prefix", `katana.net=10.0.2.15`, ErrBadValue, "10.0.2.15"},
+		{"net bad gw", `katana.net=10.0.2.15/24,gw=10.0.2`, ErrBadValue, "gw=10.0.2"},
+		{"net gw family", `katana.net=10.0.2.15/24,gw=fe80::1`, ErrBadValue, "fe80::1"},
+		{"net gw self", `katana.net=10.0.2.15/24,gw=10.0.2.15`, ErrBadValue, "gw"},
+		{"net unknown option", `katana.net=10.0.2.15/24,mtu=1400`, ErrBadValue, "mtu=1400"},
+		{"net option twice", `katana.net=10.0.2.15/24,gw=10.0.2.2,gw=10.0.2.3`, ErrBadValue, "gw"},
+		{"net too many dns", `katana.net=10.0.2.15/24,dns=1.1.1.1;1.0.0.1;8.8.8.8;8.8.4.4`, ErrBadValue, "dns"},
+		{"net empty dns", `katana.net=10.0.2.15/24,dns=`, ErrBadValue, "dns"},
+		{"net multicast", `katana.net=224.0.0.1/4`, ErrBadValue, "224.0.0.1"},
+		{"net mapped", `katana.net=::ffff:10.0.2.15/120`, ErrBadValue, "::ffff:10.0.2.15"},
+		{"agent bad mode", `katana.agent=unix:/x`, ErrBadValue, "unix:/x"},
+		{"agent vsock zero", `katana.agent=vsock:0`, ErrBadValue, "vsock:0"},
+		{"agent vsock any", `katana.agent=vsock:4294967295`, ErrBadValue, "4294967295"},
+		{"agent vsock plus", `katana.agent=vsock:+5`, ErrBadValue, "+5"},
+		{"agent tcp hostname", `katana.agent=tcp:localhost:1024`, ErrBadValue, "localhost"},
+		{"agent tcp port", `katana.agent=tcp:0.0.0.0:70000`, ErrBadValue, "70000"},
+		{"agent tcp no port", `katana.agent=tcp:0.0.0.0`, ErrBadValue, "0.0.0.0"},
+		{"on_exit", `katana.on_exit=halt`, ErrBadValue, "halt"},
+		{"stop_timeout negative", `katana.stop_timeout=-1s`, ErrBadValue, "-1s"},
+		{"stop_timeout too long", `katana.stop_timeout=2h`, ErrBadValue, "2h"},
+		{"stop_timeout junk", `katana.stop_timeout=soon`, ErrBadValue, "soon"},
+		{"restart_limit negative", `katana.restart_limit=-1`, ErrBadValue, "-1"},
+		{"restart_limit padded", `katana.restart_limit=05`, ErrBadValue, "05"},
+		{"restart_limit huge", `katana.restart_limit=1001`, ErrBadValue, "1001"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse(tc.in)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("Parse(%q) error = %v, want %v", tc.in, err, tc.err)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Parse(%q) error %v is not an *Error", tc.in, err)
+			}
+			if !strings.Contains(err.Error(), tc.mentions) {
+				t.Errorf("Parse(%q) error %q does not mention %q", tc.in, err, tc.mentions)
+			}
+			if !strings.HasPrefix(err.Error(), "cmdline: ") {
+				t.Errorf("error %q lacks the cmdline: context", err)
+			}
+		})
+	}
+}
+
+func TestSplitArgs(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+		err  bool
+	}{
+		{in: "", want: nil},
+		{in: "  \t ", want: nil},
+		{in: "--http.addr 0.0.0.0 --dev", want: []string{"--http.addr", "0.0.0.0", "--dev"}},
+		{in: `--name 'a b' e\ f`, want: []string{"--name", "a b", "e f"}},
+		{in: `'*' * ? [a] $HOME ${X} ~ ~/x $(id) ` + "`id`", want: []string{"*", "*", "?", "[a]", "$HOME", "${X}", "~", "~/x", "$(id)", "`id`"}},
+		{in: `'a\b'`, want: []string{`a\b`}},
+		{in: `a\'b`, want: []string{`a'b`}},
+		{in: `'a'"b"c`, want: []string{`a"b"c`}},
+		{in: `''`, want: []string{""}},
+		{in: `'' ''`, want: []string{"", ""}},
+		{in: `a''b`, want: []string{"ab"}},
+		{in: `\\`, want: []string{`\`}},
+		{in: "a\\\nb", want: []string{"a\nb"}},
+		{in: "'a\nb'", want: []string{"a\nb"}},
+		{in: "a\u00a0b", want: []string{"a\u00a0b"}},
+		{in: `'abc`, err: true},
+		{in: `abc\`, err: true},
+		{in: `it's`, err: true},
+	}
+	for _, tc := range tests {
+		got, err := SplitArgs(tc.in)
+		if tc.err {
+			if !errors.Is(err, ErrArgs) {
+				t.Errorf("SplitArgs(%q) error = %v, want ErrArgs", tc.in, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("SplitArgs(%q): %v", tc.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("SplitArgs(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}
+
+func TestQuoteArgs(t *testing.T) {
+	tests := []struct {
+		in   []string
+		want string
+	}{
+		{nil, ""},
+		{[]string{"--http.addr", "0.0.0.0"}, "--http.addr 0.0.0.0"},
+		{[]string{"a b", "*", ""}, "'a b' * ''"},
+		{[]string{"it's"}, `'it'\''s'`},
+		{[]string{"'"}, `\'`},
+		{[]string{"''"}, `\'\'`},
+		{[]string{`a\b`}, `'a\b'`},
+		{[]string{`x"y`}, `x"y`},
+	}
+	for _, tc := range tests {
+		got, err := QuoteArgs(tc.in)
+		if err != nil {
+			t.Fatalf("QuoteArgs(%q): %v", tc.in, err)
+		}
+		if got != tc.want {
+			t.Errorf("QuoteArgs(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+		back, err := SplitArgs(got)
+		if err != nil {
+			t.Fatalf("SplitArgs(QuoteArgs(%q)): %v", tc.in, err)
+		}
+		if diff := cmp.Diff(tc.in, back, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("round trip of %q (-want +got):\n%s", tc.in, diff)
+		}
+	}
+	if _, err := QuoteArgs([]string{"a\x00"}); !errors.Is(err, ErrUnformattable) {
+		t.Errorf("QuoteArgs with NUL: error = %v, want ErrUnformattable", err)
+	}
+}
+
+// formatCases are configs whose formatted command lines are golden.
+func formatCases() []struct {
+	name   string
+	kernel []string
+	c      Config
+} {
+	return []struct {
+		name   string
+		kernel []string
+		c      Config
+	}{
+		{"defaults", []string{"console=ttyS0", "panic=-1"}, Default()},
+		{"args with space and star", []string{"console=ttyS0"}, withDefaults(func(c *Config) {
+			c.Args = []string{"--http.addr", "0.0.0.0", "--name", "a b", "--cors", "*", "it's"}
+		})},
+		{"single arg is not quoted", nil, withDefaults(func(c *Config) { c.Args = []string{"--http.addr=0.0.0.0"} })},
+		{"arg with nbsp needs kernel quotes", nil, withDefaults(func(c *Config) { c.Args = []string{"a\u00a0b"} })},
+		{"every setting", []string{"console=ttyS0", `dyndbg="file x +p"`}, withDefaults(func(c *Config) {
+			c.Net = Net{Addr: netip.MustParsePrefix("192.168.1.5/16"), Gateway: netip.MustParseAddr("192.168.0.1"),
+				DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("8.8.8.8")}}
+			c.Agent = Agent{Mode: AgentTCP, TCP: netip.MustParseAddrPort("[::]:1024")}
+			c.OnExit = OnExitRestart
+			c.StopTimeout = 90 * time.Second
+			c.RestartLimit = 3
+			c.Args = []string{"--dev"}
+			c.InitArgs = []string{"x"}
+		})},
+		{"net none agent none", nil, withDefaults(func(c *Config) {
+			c.Net = Net{None: true}
+			c.Agent = Agent{Mode: AgentNone}
+		})},
+	}
+}
+
+func TestFormatGolden(t *testing.T) {
+	var out strings.Builder
+	for _, tc := range formatCases() {
+		s, err := Format(tc.c, tc.kernel)
+		if err != nil {
+			t.Fatalf("%s: Format: %v", tc.name, err)
+		}
+		again, _ := Format(tc.c, tc.kernel)
+		if again != s {
+			t.Errorf("%s: Format is not deterministic: %q then %q", tc.name, s, again)
+		}
+		back, err := Parse(s)
+		if err != nil {
+			t.Fatalf("%s: Parse(Format) = %q: %v", tc.name, s, err)
+		}
+		want := tc.c
+		want.Raw = s
+		want.KernelParams = tc.kernel
+		if diff := cmp.Diff(want, back, append(cmpConfig, cmpopts.EquateEmpty())...); diff != "" {
+			t.Errorf("%s: Parse(Format(c)) (-want +got):\n%s", tc.name, diff)
+		}
+		out.WriteString("# " + tc.name + "\n" + s + "\n" + string(back.Applied().Bytes()) + "\n")
+	}
+	golden := filepath.Join("testdata", "format.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("reading golden file (run go test ./shared/bootcfg -update to create it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), out.String()); diff != "" {
+		t.Errorf("formatted command lines differ from %s (-want +got); run with -update if intended:\n%s", golden, diff)
+	}
+}
+
+func TestFormatErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		kernel []string
+		c      Config
+	}{
+		{"double quote in arg", nil, withDefaults(func(c *Config) { c.Args = []string{`a"b`} })},
+		{"nul in arg", nil, withDefaults(func(c *Config) { c.Args = []string{"a\x00"} })},
+		{"two kernel params in one", []string{"a b"}, Default()},
+		{"empty kernel param", []string{""}, Default()},
+		{"katana kernel param", []string{"katana.args=x"}, Default()},
+		{"dashes kernel param", []string{"--"}, Default()},
+		{"unbalanced kernel param", []string{`a="b`}, Default()},
+		{"bad on_exit", nil, withDefaults(func(c *Config) { c.OnExit = "halt" })},
+		{"bad stop timeout", nil, withDefaults(func(c *Config) { c.StopTimeout = -time.Second })},
+		{"bad restart limit", nil, withDefaults(func(c *Config) { c.RestartLimit = 5000 })},
+		{"bad agent", nil, withDefaults(func(c *Config) { c.Agent = Agent{Mode: AgentVsock} })},
+		{"bad net", nil, withDefaults(func(c *Config) { c.Net = Net{} })},
+		{"katana init arg", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"katana.x=1"} })},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Format(tc.c, tc.kernel)
+			if err == nil {
+				t.Fatalf("Format succeeded with %q, want an error", s)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Errorf("error %v is not an *Error", err)
+			}
+		})
+	}
+}
+
+func TestAppliedBytesInjective(t *testing.T) {
+	// JSON would map both invalid bytes to U+FFFD; the digest must not.
+	a, _ := Parse("x=\xff")
+	b, _ := Parse("x=\xfe")
+	if string(a.Applied().Bytes()) == string(b.Applied().Bytes()) {
+		t.Fatal("different command lines give the same Applied bytes")
+	}
+	c, _ := Parse(`katana.args="a b"`)
+	d, _ := Parse(`katana.args="'a b'"`)
+	if string(c.Applied().Bytes()) == string(d.Applied().Bytes()) {
+		t.Fatal("different args give the same Applied bytes")
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"", "console=ttyS0", `katana.args="--http.addr 0.0.0.0 --name 'a b' *"`,
+		`katana.net=10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3 katana.agent=tcp:[::]:1 katana.on_exit=restart`,
+		`katana.stop_timeout=1m katana.restart_limit=2 -- x`, `katana.args=a"b c"d`, `"katana.args=x y"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := Parse(s)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Parse(%q) error %v is not an *Error", s, err)
+			}
+			return
+		}
+		_ = c.Applied().Bytes()
+		out, err := Format(c, c.KernelParams)
+		if err != nil {
+			if !errors.Is(err, ErrUnformattable) {
+				t.Fatalf("Format(Parse(%q)) error %v does not wrap ErrUnformattable", s, err)
+			}
+			return
+		}
+		back, err := Parse(out)
+		if err != nil {
+			t.Fatalf("Parse(Format(Parse(%q))) = Parse(%q): %v", s, out, err)
+		}
+		c.Raw, back.Raw = "", ""
+		if diff := cmp.Diff(c, back, append(cmpConfig, cmpopts.EquateEmpty())...); diff != "" {
+			t.Fatalf("round trip of %q via %q (-first +second):\n%s", s, out, diff)
+		}
+		if again, _ := Format(back, back.KernelParams); again != out {
+			t.Fatalf("Format not stable: %q then %q", out, again)
+		}
+	})
+}
+
+func FuzzSplitArgs(f *testing.F) {
+	for _, s := range []string{"", "--http.addr 0.0.0.0", `'a b' e\ f`, `it's`, `a\`, `'' x`, "a\u00a0b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		words, err := SplitArgs(s)
+		if err != nil {
+			if !errors.Is(err, ErrArgs) {
+				t.Fatalf("SplitArgs(%q) error %v does not wrap ErrArgs", s, err)
+			}
+			return
+		}
+		q, err := QuoteArgs(words)
+		if err != nil {
+			if strings.IndexByte(s, 0) < 0 {
+				t.Fatalf("QuoteArgs(%q) without NUL: %v", words, err)
+			}
+			return
+		}
+		back, err := SplitArgs(q)
+		if err != nil {
+			t.Fatalf("SplitArgs(QuoteArgs(%q)) = SplitArgs(%q): %v", words, q, err)
+		}
+		if diff := cmp.Diff(words, back, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("round trip of %q via %q (-first +second):\n%s", s, q, diff)
+		}
+	})
+}

@@ -1,0 +1,76 @@
+// Package bootcfg is the kernel command line contract between the host
+// (hostbuild formats the measured cmdline) and the guest init (guestinit
+// parses /proc/cmdline). Both sides use this package, so what the host
+// measures is exactly what the guest applies.
+//
+// # Kernel rules
+//
+// The command line is split into parameters exactly like the kernel's
+// lib/cmdline.c next_arg():
+//
+//   - whitespace separates parameters (the kernel's isspace: space, \t, \n,
+//     \v, \f, \r and the byte 0xA0);
+//   - only the double quote '"' quotes; there are no escapes;
+//   - a quote may enclose the whole parameter ("key=a b") or only the value
+//     (key="a b"); a value that starts with '"' loses it and a trailing '"';
+//   - a parameter "--" ends the kernel parameters: what follows is the init's
+//     argv (InitArgs).
+//
+// The trailing newline of /proc/cmdline is not part of the command line: use
+// FromProc. A NUL byte or a quote left open anywhere is an error.
+//
+// # Keys
+//
+// Keys starting with "katana." belong to the init. Each may appear once;
+// an unknown katana.* key, a repeated one, a katana.* key without "=" or
+// after "--", and every malformed value is an error naming the offending
+// text. Keys are matched exactly (the kernel's "-"/"_" equivalence is not
+// applied: katana.on-exit is unknown). Every other parameter is a kernel
+// parameter and kept verbatim in KernelParams.
+//
+//	katana.args=WORDS
+//	    Katana's argv (without argv[0]), split by SplitArgs: whitespace
+//	    separates words, single quotes group literally, a backslash outside
+//	    single quotes takes the next byte literally. Never any expansion:
+//	    *, ?, $, ~ and friends stay literal. An unbalanced single quote or a
+//	    trailing backslash is an error. Empty: no arguments (the default).
+//	    Several words need the kernel's double quotes around the value:
+//	    katana.args="--http.addr 0.0.0.0 --name 'a b'".
+//
+//	katana.net=none | ADDR/PREFIX[,gw=IP][,dns=IP[;IP[;IP]]]
+//	    Static network for eth0. Default 10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3
+//	    (QEMU user networking). When the key is given only what it says
+//	    applies: no gw= means no default route, no dns= means an empty
+//	    /etc/resolv.conf. The address keeps its host bits; the gateway and
+//	    the DNS servers must be of the same family; at most 3 DNS servers.
+//	    "none" leaves eth0 alone (lo is always brought up).
+//
+//	katana.agent=vsock:PORT | tcp:IP:PORT | none
+//	    Where the attestation agent listens. Default vsock:1024. PORT is
+//	    1..65535 for tcp and 1..4294967294 for vsock; IPv6 as tcp:[::1]:1024.
+//
+//	katana.on_exit=poweroff | reboot | restart
+//	    What the init does when Katana exits by itself. Default poweroff.
+//	    restart starts it again with exponential backoff, at most
+//	    katana.restart_limit times, then powers off.
+//
+//	katana.stop_timeout=DURATION
+//	    Grace period between SIGTERM and SIGKILL on a graceful stop: a Go
+//	    duration ("45s", "1m30s") or a whole number of seconds ("45").
+//	    0 to 1h. Default 30s.
+//
+//	katana.restart_limit=N
+//	    How many restarts katana.on_exit=restart allows, 0 to 1000. Default 5.
+//
+// # Formatting
+//
+// Format is the inverse of Parse for everything Parse accepts and Format
+// can express: Parse(Format(c, p)) yields c's settings and p as
+// KernelParams. Format is deterministic (the host measures its output):
+// kernel parameters first in the given order, then the katana.* keys whose
+// value differs from the default, in the order net, agent, on_exit,
+// stop_timeout, restart_limit, args, then "-- InitArgs" if any.
+//
+// Applied returns the settings the init applies (defaults filled in) in a
+// stable form for the config digest that attestation binds.
+package bootcfg
