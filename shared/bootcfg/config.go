@@ -510,3 +510,16 @@ func (a Applied) Bytes() []byte {
 	b.WriteString("restart_limit " + strconv.Itoa(a.RestartLimit) + "\n")
 	return []byte(b.String())
 }
+
+// Settings returns the applied katana.* settings other than the command
+// line and the args, keyed by their cmdline key, values canonical (the
+// form shared/agentapi.AppliedConfig.Settings carries).
+func (a Applied) Settings() map[string]string {
+	return map[string]string{
+		KeyNet:          a.Net,
+		KeyAgent:        a.Agent,
+		KeyOnExit:       a.OnExit,
+		KeyStopTimeout:  a.StopTimeout,
+		KeyRestartLimit: strconv.Itoa(a.RestartLimit),
+	}
+}

@@ -431,3 +431,24 @@ func FuzzSplitArgs(f *testing.F) {
 		}
 	})
 }
+
+func TestAppliedSettings(t *testing.T) {
+	c, err := Parse(`katana.on_exit=restart katana.stop_timeout=45 katana.args=--dev`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.Applied()
+	want := map[string]string{
+		"katana.net":           "10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3",
+		"katana.agent":         "vsock:1024",
+		"katana.on_exit":       "restart",
+		"katana.stop_timeout":  "45s",
+		"katana.restart_limit": "5",
+	}
+	if diff := cmp.Diff(want, a.Settings()); diff != "" {
+		t.Errorf("Settings (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"--dev"}, a.Args); diff != "" {
+		t.Errorf("Args (-want +got):\n%s", diff)
+	}
+}
