@@ -1,0 +1,411 @@
+// Package kmod resolves a set of kernel modules and their dependency closure
+// from a kernel's module tree, without modules.dep: Debian's kernel packages
+// ship none (depmod runs at install time), so dependencies are read from each
+// module's own .modinfo ELF section (depends=, name=), as depmod does.
+//
+// Module names follow the kernel's rule: '-' and '_' are the same, the file
+// name (without .ko and a compression suffix) is the lookup key. Modules built
+// into the kernel (modules.builtin) need no loading and are skipped.
+package kmod
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// DefaultModules is the module set for a QEMU SEV-SNP guest: virtio PCI and
+// net (virtio_net does not depend on virtio_pci, the bus driver, so it is
+// named explicitly), vsock with its virtio transport, the SEV guest driver
+// and configfs-tsm where the kernel has them, configfs, fw_cfg and the ACPI
+// button driver (QEMU system_powerdown). Names the tree lacks are skipped.
+var DefaultModules = []string{
+	"virtio_pci", "virtio_net",
+	"vsock", "vmw_vsock_virtio_transport",
+	"sev-guest", "tsm", "configfs",
+	"qemu_fw_cfg", "button",
+}
+
+// Tree is one kernel release's module directory.
+type Tree struct {
+	Dir     string // .../lib/modules/<release>
+	Release string
+	files   map[string]string // canonical name -> path relative to Dir
+	builtin map[string]bool
+}
+
+// Module is one resolved module, ready to be packed.
+type Module struct {
+	Name    string   // canonical (underscores)
+	RelPath string   // relative to the release directory, e.g. kernel/drivers/net/virtio_net.ko
+	Depends []string // direct dependencies (canonical names) from .modinfo
+	Data    []byte   // the file as it is on disk (compressed modules stay compressed)
+}
+
+// ErrNotFound is wrapped by errors for module names the tree does not have.
+var ErrNotFound = errors.New("module not found")
+
+// Canonical returns the kernel's canonical module name ('-' becomes '_').
+func Canonical(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
+var suffixes = []string{".ko", ".ko.xz", ".ko.zst", ".ko.gz"}
+
+func moduleName(file string) (string, bool) {
+	for _, s := range suffixes {
+		if strings.HasSuffix(file, s) {
+			return Canonical(strings.TrimSuffix(file, s)), true
+		}
+	}
+	return "", false
+}
+
+// Open finds the module tree under dir, which is either a
+// lib/modules/<release> directory or the root of an extracted kernel package
+// (holding lib/modules/<release>, exactly one release).
+func Open(dir string) (*Tree, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening kernel modules %s (give --kernel-modules a lib/modules/<release> folder or the root of an extracted kernel package): %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("kernel modules %s is not a folder", dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kernel")); err != nil {
+		base := filepath.Join(dir, "lib", "modules")
+		ents, err := os.ReadDir(base)
+		if err != nil {
+			return nil, fmt.Errorf("%s has neither kernel/ nor lib/modules/<release>/ (give --kernel-modules a lib/modules/<release> folder or the root of an extracted kernel package)", dir)
+		}
+		var rels []string
+		for _, e := range ents {
+			if e.IsDir() {
+				rels = append(rels, e.Name())
+			}
+		}
+		switch len(rels) {
+		case 1:
+			dir = filepath.Join(base, rels[0])
+		case 0:
+			return nil, fmt.Errorf("%s holds no kernel release", base)
+		default:
+			return nil, fmt.Errorf("%s holds several kernel releases (%s): give --kernel-modules one of %s/<release>", base, strings.Join(rels, ", "), base)
+		}
+	}
+	t := &Tree{Dir: dir, Release: filepath.Base(dir), files: map[string]string{}, builtin: map[string]bool{}}
+	err = filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		name, ok := moduleName(d.Name())
+		if !ok {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		rel = filepath.ToSlash(rel)
+		// Two files for one name (e.g. .ko and .ko.xz): keep the first in
+		// bytewise path order, which WalkDir guarantees, so the choice is stable.
+		if _, dup := t.files[name]; !dup {
+			t.files[name] = rel
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scanning %s: %w", dir, err)
+	}
+	if len(t.files) == 0 {
+		return nil, fmt.Errorf("no kernel modules (*.ko, *.ko.xz, *.ko.zst, *.ko.gz) under %s/kernel", dir)
+	}
+	if f, err := os.Open(filepath.Join(dir, "modules.builtin")); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if name, ok := moduleName(path.Base(strings.TrimSpace(sc.Text()))); ok {
+				t.builtin[name] = true
+			}
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("reading %s/modules.builtin: %w", dir, err)
+		}
+	}
+	return t, nil
+}
+
+// Has reports whether the tree has a loadable module or a built-in of that name.
+func (t *Tree) Has(name string) bool {
+	n := Canonical(name)
+	_, ok := t.files[n]
+	return ok || t.builtin[n]
+}
+
+// Builtin reports whether the module is built into the kernel.
+func (t *Tree) Builtin(name string) bool { return t.builtin[Canonical(name)] }
+
+// Closure resolves names and every dependency they need, and returns the
+// loadable modules in load order (dependencies first). The order depends
+// only on the set of names, not on their order. Built-in modules are skipped.
+func (t *Tree) Closure(names []string) ([]Module, error) {
+	req := make([]string, 0, len(names))
+	for _, n := range names {
+		c := Canonical(n)
+		if !t.Has(c) {
+			return nil, t.notFound(n, "")
+		}
+		req = append(req, c)
+	}
+	slices.Sort(req)
+	req = slices.Compact(req)
+
+	mods := map[string]*Module{}
+	var order []Module
+	state := map[string]int{} // 1 visiting, 2 done
+	var visit func(name, from string, stack []string) error
+	visit = func(name, from string, stack []string) error {
+		switch state[name] {
+		case 2:
+			return nil
+		case 1:
+			return fmt.Errorf("module dependency cycle: %s -> %s", strings.Join(stack, " -> "), name)
+		}
+		if t.builtin[name] {
+			state[name] = 2
+			return nil
+		}
+		rel, ok := t.files[name]
+		if !ok {
+			return t.notFound(name, from)
+		}
+		state[name] = 1
+		m, err := t.load(name, rel)
+		if err != nil {
+			return err
+		}
+		mods[name] = m
+		deps := slices.Clone(m.Depends)
+		slices.Sort(deps)
+		for _, d := range deps {
+			if err := visit(d, name, append(stack, name)); err != nil {
+				return err
+			}
+		}
+		state[name] = 2
+		order = append(order, *m)
+		return nil
+	}
+	for _, n := range req {
+		if err := visit(n, "", nil); err != nil {
+			return nil, err
+		}
+	}
+	return order, nil
+}
+
+func (t *Tree) notFound(name, from string) error {
+	msg := fmt.Sprintf("module %q", name)
+	if from != "" {
+		msg = fmt.Sprintf("module %q (a dependency of %s)", name, from)
+	}
+	if s := t.Suggest(name, 3); len(s) > 0 {
+		return fmt.Errorf("%w: %s is not in %s; closest names: %s", ErrNotFound, msg, t.Dir, strings.Join(s, ", "))
+	}
+	return fmt.Errorf("%w: %s is not in %s", ErrNotFound, msg, t.Dir)
+}
+
+func (t *Tree) load(name, rel string) (*Module, error) {
+	p := filepath.Join(t.Dir, filepath.FromSlash(rel))
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("reading module %s: %w", name, err)
+	}
+	info, err := Modinfo(rel, data)
+	if err != nil {
+		return nil, fmt.Errorf("module %s (%s): %w", name, p, err)
+	}
+	if n, ok := info["name"]; ok && len(n) > 0 && Canonical(n[0]) != name {
+		return nil, fmt.Errorf("module file %s calls itself %q, not %q", p, n[0], name)
+	}
+	m := &Module{Name: name, RelPath: rel, Data: data}
+	if d := info["depends"]; len(d) > 0 && d[0] != "" {
+		for _, dep := range strings.Split(d[0], ",") {
+			if dep = strings.TrimSpace(dep); dep != "" {
+				m.Depends = append(m.Depends, Canonical(dep))
+			}
+		}
+	}
+	return m, nil
+}
+
+// Modinfo decodes a module's .modinfo section ("key=value" strings separated
+// by NULs). The file name decides the compression, as kmod does.
+func Modinfo(name string, data []byte) (map[string][]string, error) {
+	raw, err := decompress(name, data)
+	if err != nil {
+		return nil, err
+	}
+	f, err := elf.NewFile(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("not an ELF module: %w", err)
+	}
+	defer f.Close()
+	sec := f.Section(".modinfo")
+	if sec == nil {
+		return nil, errors.New("no .modinfo section")
+	}
+	b, err := sec.Data()
+	if err != nil {
+		return nil, fmt.Errorf("reading .modinfo: %w", err)
+	}
+	out := map[string][]string{}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		k, v, ok := bytes.Cut(kv, []byte("="))
+		if !ok {
+			continue
+		}
+		out[string(k)] = append(out[string(k)], string(v))
+	}
+	return out, nil
+}
+
+func decompress(name string, data []byte) ([]byte, error) {
+	var r io.Reader
+	switch {
+	case strings.HasSuffix(name, ".ko"):
+		return data, nil
+	case strings.HasSuffix(name, ".xz"):
+		xr, err := xz.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("xz: %w", err)
+		}
+		r = xr
+	case strings.HasSuffix(name, ".zst"):
+		zr, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, fmt.Errorf("zstd: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	case strings.HasSuffix(name, ".gz"):
+		gr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("gzip: %w", err)
+		}
+		r = gr
+	default:
+		return nil, fmt.Errorf("unknown module suffix in %s", name)
+	}
+	out, err := io.ReadAll(io.LimitReader(r, 256<<20))
+	if err != nil {
+		return nil, fmt.Errorf("decompressing: %w", err)
+	}
+	return out, nil
+}
+
+// ModulesDep formats a modules.dep for just mods, in depmod's format: one
+// line per module, "path:" or "path: dep dep ...", with every transitive
+// dependency listed nearest first (modprobe loads the list back to front).
+// Paths are relative to the release directory. Lines are sorted by path.
+func ModulesDep(mods []Module) []byte {
+	byName := map[string]*Module{}
+	for i := range mods {
+		byName[mods[i].Name] = &mods[i]
+	}
+	lines := make([]string, 0, len(mods))
+	for _, m := range mods {
+		// Post-order over the dependency graph gives a load order; depmod
+		// lists it reversed (modprobe walks the list from its end).
+		var post []string
+		seen := map[string]bool{}
+		var walk func(name string)
+		walk = func(name string) {
+			dm, ok := byName[name]
+			if seen[name] || !ok { // built-ins are not listed
+				return
+			}
+			seen[name] = true
+			next := slices.Clone(dm.Depends)
+			slices.Sort(next)
+			for _, d := range next {
+				walk(d)
+			}
+			post = append(post, dm.RelPath)
+		}
+		seen[m.Name] = true
+		ds := slices.Clone(m.Depends)
+		slices.Sort(ds)
+		for _, d := range ds {
+			walk(d)
+		}
+		slices.Reverse(post)
+		deps := post
+		line := m.RelPath + ":"
+		if len(deps) > 0 {
+			line += " " + strings.Join(deps, " ")
+		}
+		lines = append(lines, line)
+	}
+	slices.Sort(lines)
+	return []byte(strings.Join(lines, "\n") + "\n")
+}
+
+// Suggest returns up to n known module names closest to name (edit
+// distance), for "did you mean" messages.
+func (t *Tree) Suggest(name string, n int) []string {
+	c := Canonical(name)
+	type cand struct {
+		name string
+		d    int
+	}
+	var cs []cand
+	for k := range t.files {
+		cs = append(cs, cand{k, distance(c, k)})
+	}
+	slices.SortFunc(cs, func(a, b cand) int {
+		if a.d != b.d {
+			return a.d - b.d
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var out []string
+	for _, x := range cs {
+		if len(out) == n || x.d > max(3, len(c)/2) {
+			break
+		}
+		out = append(out, x.name)
+	}
+	return out
+}
+
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -1,0 +1,178 @@
+package kmod
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+)
+
+// fakeTree writes a module tree under root/lib/modules/6.9.0-test:
+//
+//	a -> b, c   b -> c   c   x-y (file name with a dash)   zx (.ko.xz) -> c
+//	zs (.ko.zst) -> zx   needs_ghost -> ghost (absent)   bi (built in)   usesbi -> bi
+func fakeTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "lib", "modules", "6.9.0-test")
+	mods := []struct{ rel, name, deps string }{
+		{"kernel/drivers/a.ko", "a", "b,c"},
+		{"kernel/drivers/b.ko", "b", "c"},
+		{"kernel/lib/c.ko", "c", ""},
+		{"kernel/net/x-y.ko", "x_y", ""},
+		{"kernel/fs/zx.ko.xz", "zx", "c"},
+		{"kernel/fs/zs.ko.zst", "zs", "zx"},
+		{"kernel/misc/needs_ghost.ko", "needs_ghost", "ghost"},
+		{"kernel/misc/usesbi.ko", "usesbi", "bi"},
+	}
+	for _, m := range mods {
+		data := testelf.Module("license=GPL", "depends="+m.deps, "name="+m.name, "vermagic=6.9.0-test SMP mod_unload")
+		switch {
+		case strings.HasSuffix(m.rel, ".xz"):
+			var b bytes.Buffer
+			w, _ := xz.NewWriter(&b)
+			w.Write(data)
+			w.Close()
+			data = b.Bytes()
+		case strings.HasSuffix(m.rel, ".zst"):
+			enc, _ := zstd.NewWriter(nil)
+			data = enc.EncodeAll(data, nil)
+		}
+		p := filepath.Join(dir, m.rel)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, "modules.builtin"), []byte("kernel/lib/bi.ko\n"), 0o644)
+	return root
+}
+
+func names(ms []Module) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Name)
+	}
+	return out
+}
+
+func TestClosure(t *testing.T) {
+	tree, err := Open(fakeTree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree.Release != "6.9.0-test" {
+		t.Errorf("release %q", tree.Release)
+	}
+	tests := []struct {
+		name string
+		req  []string
+		want []string
+	}{
+		{"deps first", []string{"a"}, []string{"c", "b", "a"}},
+		{"order of request does not matter", []string{"x-y", "a"}, []string{"c", "b", "a", "x_y"}},
+		{"same set reversed", []string{"a", "x_y"}, []string{"c", "b", "a", "x_y"}},
+		{"compressed chain", []string{"zs"}, []string{"c", "zx", "zs"}},
+		{"built-in dependency skipped", []string{"usesbi"}, []string{"usesbi"}},
+		{"built-in requested", []string{"bi"}, nil},
+		{"duplicates", []string{"c", "c"}, []string{"c"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, err := tree.Closure(tc.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, names(ms)); diff != "" {
+				t.Errorf("load order (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// Compressed modules are packed as they are.
+	ms, _ := tree.Closure([]string{"zx"})
+	raw, _ := os.ReadFile(filepath.Join(tree.Dir, "kernel/fs/zx.ko.xz"))
+	if !bytes.Equal(ms[1].Data, raw) || ms[1].RelPath != "kernel/fs/zx.ko.xz" {
+		t.Errorf("zx: got %s with %d bytes, want the .ko.xz file unchanged", ms[1].RelPath, len(ms[1].Data))
+	}
+}
+
+func TestClosureErrors(t *testing.T) {
+	tree, err := Open(fakeTree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tree.Closure([]string{"needs_ghost"})
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `"ghost" (a dependency of needs_ghost)`) {
+		t.Errorf("missing dependency: got %v", err)
+	}
+	_, err = tree.Closure([]string{"x_z"})
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "closest names: x_y") {
+		t.Errorf("unknown module: got %v, want a suggestion of x_y", err)
+	}
+}
+
+func TestModulesDep(t *testing.T) {
+	tree, err := Open(fakeTree(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := tree.Closure([]string{"a", "zs", "x_y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `kernel/drivers/a.ko: kernel/drivers/b.ko kernel/lib/c.ko
+kernel/drivers/b.ko: kernel/lib/c.ko
+kernel/fs/zs.ko.zst: kernel/fs/zx.ko.xz kernel/lib/c.ko
+kernel/fs/zx.ko.xz: kernel/lib/c.ko
+kernel/lib/c.ko:
+kernel/net/x-y.ko:
+`
+	if diff := cmp.Diff(want, string(ModulesDep(ms))); diff != "" {
+		t.Errorf("modules.dep (-want +got):\n%s", diff)
+	}
+}
+
+func TestOpen(t *testing.T) {
+	root := fakeTree(t)
+	for _, dir := range []string{root, filepath.Join(root, "lib/modules/6.9.0-test")} {
+		if _, err := Open(dir); err != nil {
+			t.Errorf("Open(%s): %v", dir, err)
+		}
+	}
+	os.MkdirAll(filepath.Join(root, "lib/modules/6.10.0-other"), 0o755)
+	if _, err := Open(root); err == nil || !strings.Contains(err.Error(), "several kernel releases") {
+		t.Errorf("two releases: got %v", err)
+	}
+	if _, err := Open(filepath.Join(root, "nope")); err == nil || !strings.Contains(err.Error(), "--kernel-modules") {
+		t.Errorf("missing dir: got %v", err)
+	}
+}
+
+// The real Debian kernel, when the Makefile has fetched it.
+func TestDebianKernel(t *testing.T) {
+	dir := os.Getenv("KERNEL_DIR")
+	if dir == "" {
+		t.Skip("KERNEL_DIR not set: run `make kernel` and set KERNEL_DIR=.cache/kernel (make test does)")
+	}
+	tree, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := tree.Closure([]string{"virtio_net", "virtio_pci", "vmw_vsock_virtio_transport"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(names(ms), " ")
+	for _, w := range []string{"virtio_ring virtio", "failover net_failover", "vsock vmw_vsock_virtio_transport_common vmw_vsock_virtio_transport"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("load order %q lacks %q", got, w)
+		}
+	}
+}

@@ -1,0 +1,113 @@
+// Package testelf makes minimal, valid ELF files for tests: x86-64
+// executables (static, or with a PT_INTERP like a dynamically linked one)
+// and kernel modules with a .modinfo section. debug/elf parses them.
+package testelf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+)
+
+const (
+	ehdrSize = 64
+	phdrSize = 56
+	shdrSize = 64
+)
+
+func ehdr(b *bytes.Buffer, typ, machine uint16, entry, phoff, shoff uint64, phnum, shnum, shstrndx uint16) {
+	b.Write([]byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	le := binary.LittleEndian
+	var x [48]byte
+	le.PutUint16(x[0:], typ)
+	le.PutUint16(x[2:], machine)
+	le.PutUint32(x[4:], 1)
+	le.PutUint64(x[8:], entry)
+	le.PutUint64(x[16:], phoff)
+	le.PutUint64(x[24:], shoff)
+	le.PutUint32(x[32:], 0)
+	le.PutUint16(x[36:], ehdrSize)
+	le.PutUint16(x[38:], phdrSize)
+	le.PutUint16(x[40:], phnum)
+	le.PutUint16(x[42:], shdrSize)
+	le.PutUint16(x[44:], shnum)
+	le.PutUint16(x[46:], shstrndx)
+	b.Write(x[:])
+}
+
+// Executable returns an ELF64 x86-64 executable whose body is payload. With
+// interp != "" it carries a PT_INTERP naming that loader, as a dynamically
+// linked program does.
+func Executable(interp string, payload []byte) []byte {
+	return executable(62, interp, payload)
+}
+
+// ExecutableFor is Executable for another e_machine (e.g. 183 for arm64).
+func ExecutableFor(machine uint16, payload []byte) []byte {
+	return executable(machine, "", payload)
+}
+
+func executable(machine uint16, interp string, payload []byte) []byte {
+	var b bytes.Buffer
+	phnum := uint16(1)
+	if interp != "" {
+		phnum = 2
+	}
+	dataOff := uint64(ehdrSize + int(phnum)*phdrSize)
+	ehdr(&b, 2 /* ET_EXEC */, machine, 0x400000+dataOff, ehdrSize, 0, phnum, 0, 0)
+	le := binary.LittleEndian
+	ph := func(typ, flags uint32, off, size uint64) {
+		var p [phdrSize]byte
+		le.PutUint32(p[0:], typ)
+		le.PutUint32(p[4:], flags)
+		le.PutUint64(p[8:], off)
+		le.PutUint64(p[16:], 0x400000+off)
+		le.PutUint64(p[24:], 0x400000+off)
+		le.PutUint64(p[32:], size)
+		le.PutUint64(p[40:], size)
+		le.PutUint64(p[48:], 0x1000)
+		b.Write(p[:])
+	}
+	total := dataOff + uint64(len(payload))
+	if interp != "" {
+		ph(3 /* PT_INTERP */, 4, total, uint64(len(interp)+1))
+	}
+	ph(1 /* PT_LOAD */, 5, 0, total)
+	b.Write(payload)
+	if interp != "" {
+		b.WriteString(interp)
+		b.WriteByte(0)
+	}
+	return b.Bytes()
+}
+
+// Module returns an ELF64 relocatable object with a .modinfo section holding
+// the given "key=value" strings, like a kernel module (.ko).
+func Module(modinfo ...string) []byte {
+	info := []byte(strings.Join(modinfo, "\x00") + "\x00")
+	shstr := []byte("\x00.modinfo\x00.shstrtab\x00")
+	var b bytes.Buffer
+	infoOff := uint64(ehdrSize)
+	strOff := infoOff + uint64(len(info))
+	shoff := (strOff + uint64(len(shstr)) + 7) &^ 7
+	ehdr(&b, 1 /* ET_REL */, 62, 0, 0, shoff, 0, 3, 2)
+	b.Write(info)
+	b.Write(shstr)
+	for uint64(b.Len()) < shoff {
+		b.WriteByte(0)
+	}
+	le := binary.LittleEndian
+	sh := func(name, typ uint32, off, size uint64) {
+		var s [shdrSize]byte
+		le.PutUint32(s[0:], name)
+		le.PutUint32(s[4:], typ)
+		le.PutUint64(s[24:], off)
+		le.PutUint64(s[32:], size)
+		le.PutUint64(s[48:], 1)
+		b.Write(s[:])
+	}
+	sh(0, 0, 0, 0)
+	sh(1, 1 /* PROGBITS */, infoOff, uint64(len(info)))
+	sh(10, 3 /* STRTAB */, strOff, uint64(len(shstr)))
+	return b.Bytes()
+}
