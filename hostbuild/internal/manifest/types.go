@@ -49,6 +49,7 @@ type File struct {
 type Measurement struct {
 	VCPUs       int    `json:"vcpus"`
 	VCPUType    string `json:"vcpu_type"`
+	VCPUSig     string `json:"vcpu_sig,omitempty"` // hex CPUID(1).EAX of VCPUType, "0x800f12"
 	Measurement string `json:"measurement"`
 }
 

@@ -365,7 +365,7 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 		}
 		if o.Kernel != "" {
 			if err := img.CheckDirectBoot(); err != nil {
-				return nil, fmt.Errorf("OVMF image %s: %w", o.OVMF, err)
+				return nil, fmt.Errorf("OVMF image %s: kernel specified but %w", o.OVMF, err)
 			}
 		}
 	}

@@ -225,7 +225,7 @@ const HashTableSize = 176
 func (im *Image) CheckDirectBoot() error {
 	sec, ok := im.KernelHashesSection()
 	if !ok {
-		return &DirectBootError{Reason: "kernel specified but OVMF metadata doesn't include SNP_KERNEL_HASHES section"}
+		return &DirectBootError{Reason: "OVMF metadata doesn't include SNP_KERNEL_HASHES section"}
 	}
 	if im.HashTable == nil {
 		return &DirectBootError{Reason: "OVMF footer table has no SEV_HASH_TABLE_RV entry (QEMU: guest firmware has no hashes table GUID)"}

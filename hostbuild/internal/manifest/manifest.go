@@ -1,0 +1,527 @@
+package manifest
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"debug/buildinfo"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/go-sev-guest/abi"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+)
+
+// DefaultGuestPolicy is SMT allowed plus the must-be-one bit 17; debug,
+// migration agents and everything else off.
+const DefaultGuestPolicy = 0x30000
+
+// MaxSize bounds a manifest file read by Load.
+const MaxSize = 16 << 20
+
+// GenerateOptions are the inputs of Generate.
+type GenerateOptions struct {
+	OVMF, Kernel, Initrd string // paths, required
+	Cmdline              string // exact kernel cmdline (may be empty)
+	Payload, Init        string // optional paths of the files inside the initrd
+	VCPUs                []int
+	VCPUTypes            []string
+	VMMType              string // "" means QEMU
+	GuestFeatures        uint64 // 0 means measure.DefaultGuestFeatures
+	GuestPolicy          uint64 // 0 means DefaultGuestPolicy
+	SourceDateEpoch      int64
+	ToolName             string // "" means "hostbuild"
+	ToolVersion          string
+}
+
+// ErrInvalid marks a manifest (or manifest inputs) that fail validation.
+var ErrInvalid = errors.New("invalid manifest")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Generate measures every combination of o.VCPUs × o.VCPUTypes and hashes
+// the components. The OVMF, kernel and initrd are read once.
+func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
+	if o.OVMF == "" || o.Kernel == "" || o.Initrd == "" {
+		return nil, invalid("a manifest needs the OVMF, kernel and initrd paths")
+	}
+	if err := checkCmdline(o.Cmdline); err != nil {
+		return nil, err
+	}
+	if o.GuestFeatures == 0 {
+		o.GuestFeatures = measure.DefaultGuestFeatures
+	}
+	if o.GuestPolicy == 0 {
+		o.GuestPolicy = DefaultGuestPolicy
+	}
+	if _, err := abi.ParseSnpPolicy(o.GuestPolicy); err != nil {
+		return nil, invalid("guest policy 0x%x: %v", o.GuestPolicy, err)
+	}
+	if o.SourceDateEpoch < 0 {
+		return nil, invalid("SOURCE_DATE_EPOCH %d is negative", o.SourceDateEpoch)
+	}
+	vmm, err := measure.ParseVMMType(o.VMMType)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if dup := firstDup(o.VCPUs); dup != nil {
+		return nil, invalid("vCPU count %d given twice", *dup)
+	}
+	if dup := firstDup(o.VCPUTypes); dup != nil {
+		return nil, invalid("vCPU type %q given twice", *dup)
+	}
+	if o.ToolName == "" {
+		o.ToolName = "hostbuild"
+	}
+
+	// The payload and init are hashed while the matrix is computed.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type extra struct {
+		payload, init *File
+		bi            *BuildInfo
+		err           error
+	}
+	extraC := make(chan extra, 1)
+	go func() {
+		var e extra
+		if o.Payload != "" {
+			if e.payload, e.err = hashFile(ctx, "payload", o.Payload); e.err != nil {
+				extraC <- e
+				return
+			}
+		}
+		if o.Init != "" {
+			if e.init, e.err = hashFile(ctx, "init", o.Init); e.err != nil {
+				extraC <- e
+				return
+			}
+			e.bi, e.err = ReadBuildInfo(o.Init)
+		}
+		extraC <- e
+	}()
+
+	entries, in, err := measure.Matrix(ctx, measure.Options{
+		Mode:          measure.ModeSNP,
+		VMMType:       string(vmm),
+		OVMF:          o.OVMF,
+		Kernel:        o.Kernel,
+		Initrd:        o.Initrd,
+		Append:        o.Cmdline,
+		GuestFeatures: o.GuestFeatures,
+	}, o.VCPUs, o.VCPUTypes)
+	if err != nil {
+		return nil, err
+	}
+	ex := <-extraC
+	if ex.err != nil {
+		return nil, ex.err
+	}
+	m := &Manifest{
+		Schema:          Schema,
+		Tool:            Tool{Name: o.ToolName, Version: o.ToolVersion},
+		SourceDateEpoch: o.SourceDateEpoch,
+		Components: Components{
+			OVMF:    fileOf(in.OVMF),
+			Kernel:  fileOf(*in.Kernel),
+			Initrd:  fileOf(*in.Initrd),
+			Payload: ex.payload,
+			Init:    ex.init,
+		},
+		Cmdline:       o.Cmdline,
+		VMMType:       string(vmm),
+		GuestFeatures: fmt.Sprintf("0x%x", o.GuestFeatures),
+		GuestPolicy:   fmt.Sprintf("0x%x", o.GuestPolicy),
+		InitBuildInfo: ex.bi,
+	}
+	for _, e := range entries {
+		m.Measurements = append(m.Measurements, Measurement{
+			VCPUs:       e.VCPUs,
+			VCPUType:    e.VCPUType,
+			VCPUSig:     fmt.Sprintf("0x%x", e.VCPUSig),
+			Measurement: hex.EncodeToString(e.Digest[:]),
+		})
+	}
+	m.normalize()
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("generated manifest: %w", err)
+	}
+	return m, nil
+}
+
+func firstDup[T comparable](xs []T) *T {
+	seen := map[T]bool{}
+	for i, x := range xs {
+		if seen[x] {
+			return &xs[i]
+		}
+		seen[x] = true
+	}
+	return nil
+}
+
+func fileOf(in measure.Input) File {
+	return File{Name: filepath.Base(in.Path), Size: in.Size, SHA256: in.SHA256}
+}
+
+func hashFile(ctx context.Context, what, path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, ctxReader{ctx, f})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s %s: %w", what, path, err)
+	}
+	return &File{Name: filepath.Base(path), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// ReadBuildInfo reads the Go build information of the binary at path.
+func ReadBuildInfo(path string) (*BuildInfo, error) {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading Go build info of init %s (is it a Go binary built with module support?): %w", path, err)
+	}
+	out := &BuildInfo{
+		GoVersion: bi.GoVersion,
+		Path:      bi.Path,
+		Main:      modString(&bi.Main),
+		Deps:      []string{},
+		Settings:  map[string]string{},
+	}
+	for _, d := range bi.Deps {
+		out.Deps = append(out.Deps, modString(d))
+	}
+	slices.Sort(out.Deps)
+	for _, s := range bi.Settings {
+		out.Settings[s.Key] = s.Value
+	}
+	return out, nil
+}
+
+func modString(m *debug.Module) string {
+	s := m.Path
+	if m.Version != "" {
+		s += "@" + m.Version
+	}
+	if m.Replace != nil {
+		s += " => " + modString(m.Replace)
+	}
+	return s
+}
+
+func checkCmdline(c string) error {
+	if !utf8.ValidString(c) {
+		return invalid("the cmdline is not valid UTF-8, so JSON cannot carry it byte for byte")
+	}
+	if strings.IndexByte(c, 0) >= 0 {
+		return invalid("the cmdline contains a NUL byte")
+	}
+	return nil
+}
+
+// normalize puts the manifest in its canonical order.
+func (m *Manifest) normalize() {
+	slices.SortStableFunc(m.Measurements, func(a, b Measurement) int {
+		return cmp.Or(strings.Compare(a.VCPUType, b.VCPUType), cmp.Compare(a.VCPUs, b.VCPUs))
+	})
+	if m.InitBuildInfo != nil {
+		slices.Sort(m.InitBuildInfo.Deps)
+	}
+}
+
+// Marshal encodes m deterministically: canonical order, two-space indent,
+// no HTML escaping, trailing newline.
+func Marshal(m *Manifest) ([]byte, error) {
+	c := *m
+	c.Measurements = slices.Clone(m.Measurements)
+	if m.InitBuildInfo != nil {
+		bi := *m.InitBuildInfo
+		bi.Deps = slices.Clone(bi.Deps)
+		c.InitBuildInfo = &bi
+	}
+	c.normalize()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(&c); err != nil {
+		return nil, fmt.Errorf("encoding manifest: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// Parse decodes and validates a manifest. Unknown fields, trailing data and
+// any other schema are refused.
+func Parse(b []byte) (*Manifest, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%w: decoding JSON: %w", ErrInvalid, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, invalid("trailing data after the JSON object")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// Load reads and validates the manifest at path.
+func Load(path string) (*Manifest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening manifest: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", path, err)
+	}
+	if len(b) > MaxSize {
+		return nil, fmt.Errorf("manifest %s: %w: larger than %d bytes", path, ErrInvalid, MaxSize)
+	}
+	m, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
+	}
+	return m, nil
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseHex parses "0x" followed by lowercase hex digits without leading zeros.
+func parseHex(field, s string) (uint64, error) {
+	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
+	if err != nil || !strings.HasPrefix(s, "0x") || fmt.Sprintf("0x%x", v) != s {
+		return 0, invalid("%s %q is not canonical hex like \"0x1\"", field, s)
+	}
+	return v, nil
+}
+
+func (f *File) validate(what string) error {
+	if f.Name == "" || strings.ContainsAny(f.Name, "/\x00") {
+		return invalid("component %s: name %q is not a base name", what, f.Name)
+	}
+	if f.Size < 0 {
+		return invalid("component %s: negative size", what)
+	}
+	if !isHex(f.SHA256, 64) {
+		return invalid("component %s: sha256 %q is not 64 lowercase hex characters", what, f.SHA256)
+	}
+	return nil
+}
+
+// Validate checks every field.
+func (m *Manifest) Validate() error {
+	if m.Schema != Schema {
+		return invalid("schema %q, this tool reads %q", m.Schema, Schema)
+	}
+	if m.Tool.Name == "" {
+		return invalid("tool name is empty")
+	}
+	if m.SourceDateEpoch < 0 {
+		return invalid("source_date_epoch %d is negative", m.SourceDateEpoch)
+	}
+	for _, c := range []struct {
+		what string
+		f    *File
+	}{{"ovmf", &m.Components.OVMF}, {"kernel", &m.Components.Kernel}, {"initrd", &m.Components.Initrd}, {"payload", m.Components.Payload}, {"init", m.Components.Init}} {
+		if c.f == nil {
+			continue
+		}
+		if err := c.f.validate(c.what); err != nil {
+			return err
+		}
+	}
+	if err := checkCmdline(m.Cmdline); err != nil {
+		return err
+	}
+	if _, err := measure.ParseVMMType(m.VMMType); err != nil || m.VMMType == "" {
+		return invalid("vmm_type %q: want QEMU, ec2 or gce", m.VMMType)
+	}
+	feat, err := parseHex("guest_features", m.GuestFeatures)
+	if err != nil {
+		return err
+	}
+	if feat&1 == 0 {
+		return invalid("guest_features %s lacks bit 0 (SNPActive)", m.GuestFeatures)
+	}
+	pol, err := parseHex("guest_policy", m.GuestPolicy)
+	if err != nil {
+		return err
+	}
+	if _, err := abi.ParseSnpPolicy(pol); err != nil {
+		return invalid("guest_policy %s: %v", m.GuestPolicy, err)
+	}
+	if len(m.Measurements) == 0 {
+		return invalid("no measurements")
+	}
+	type key struct {
+		n int
+		t string
+	}
+	seen := map[key]bool{}
+	for i, e := range m.Measurements {
+		if e.VCPUs < 1 || e.VCPUs > measure.MaxVCPUs {
+			return invalid("measurements[%d]: vcpus %d out of range 1..%d", i, e.VCPUs, measure.MaxVCPUs)
+		}
+		sig, err := measure.VCPUSigOf(e.VCPUType)
+		if err != nil {
+			return fmt.Errorf("%w: measurements[%d]: %w", ErrInvalid, i, err)
+		}
+		if e.VCPUSig != "" && e.VCPUSig != fmt.Sprintf("0x%x", sig) {
+			return invalid("measurements[%d]: vcpu_sig %s does not match %s (0x%x)", i, e.VCPUSig, e.VCPUType, sig)
+		}
+		if !isHex(e.Measurement, 96) {
+			return invalid("measurements[%d]: measurement %q is not 96 lowercase hex characters", i, e.Measurement)
+		}
+		k := key{e.VCPUs, e.VCPUType}
+		if seen[k] {
+			return invalid("measurements[%d]: %d × %s listed twice", i, e.VCPUs, e.VCPUType)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// GuestFeaturesValue returns guest_features as a number.
+func (m *Manifest) GuestFeaturesValue() (uint64, error) {
+	return parseHex("guest_features", m.GuestFeatures)
+}
+
+// GuestPolicyValue returns guest_policy as a number.
+func (m *Manifest) GuestPolicyValue() (uint64, error) {
+	return parseHex("guest_policy", m.GuestPolicy)
+}
+
+// Allows reports whether measurementHex (any case) is one of the expected
+// measurements, and which configuration it belongs to. When several
+// configurations share a digest (ec2 and gce ignore the vCPU type) the
+// first in canonical order is returned.
+func (m *Manifest) Allows(measurementHex string) (Measurement, bool) {
+	want := strings.ToLower(measurementHex)
+	for _, e := range m.Measurements {
+		if e.Measurement == want {
+			return e, true
+		}
+	}
+	return Measurement{}, false
+}
+
+// Lookup returns the expected measurement for one configuration.
+func (m *Manifest) Lookup(vcpus int, vcpuType string) (Measurement, bool) {
+	for _, e := range m.Measurements {
+		if e.VCPUs == vcpus && e.VCPUType == vcpuType {
+			return e, true
+		}
+	}
+	return Measurement{}, false
+}
+
+// MeasureOptions returns the measure.Options that reproduce one
+// configuration of m from local copies of its files (for recomputing
+// variants when explaining a mismatch).
+func (m *Manifest) MeasureOptions(ovmfPath, kernelPath, initrdPath string, vcpus int, vcpuType string) (measure.Options, error) {
+	feat, err := m.GuestFeaturesValue()
+	if err != nil {
+		return measure.Options{}, err
+	}
+	return measure.Options{
+		Mode:          measure.ModeSNP,
+		VCPUs:         vcpus,
+		VCPUType:      vcpuType,
+		VMMType:       m.VMMType,
+		OVMF:          ovmfPath,
+		Kernel:        kernelPath,
+		Initrd:        initrdPath,
+		Append:        m.Cmdline,
+		GuestFeatures: feat,
+	}, nil
+}
+
+// WriteFile writes m to path atomically: a temporary file in the same
+// folder, fsync, rename, fsync of the folder. A failed write leaves no file
+// at path.
+func WriteFile(path string, m *Manifest) error {
+	b, err := Marshal(m)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, b)
+}
+
+func writeAtomic(path string, b []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(b); err != nil {
+		return fmt.Errorf("writing manifest %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("writing manifest %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("syncing manifest %s: %w", tmp.Name(), err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("writing manifest %s: %w", tmp.Name(), err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing manifest: %w", err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

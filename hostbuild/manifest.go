@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+)
+
+func init() {
+	register(command{name: "manifest", summary: "write the launch manifest: component hashes, cmdline, expected measurements", run: runManifest})
+}
+
+const manifestUsage = `Usage: hostbuild manifest --ovmf F --kernel K --initrd I --cmdline S
+         --vcpus 1,2,4 --vcpu-type EPYC-v4,EPYC-Genoa [--payload P] [--init I]
+         [--guest-features 0x1] [--policy 0x30000] [--vmm-type QEMU]
+         [--source-date-epoch N] -o manifest.json
+
+Writes the launch manifest (schema ` + manifest.Schema + `): the SHA-256 of the
+OVMF, kernel, initrd, payload and init; the exact cmdline; VMM type, guest
+features and guest policy; the expected SEV-SNP launch measurement for every
+combination of vCPU count and vCPU type; SOURCE_DATE_EPOCH; the init's Go
+build info and this tool's version. 'hostbuild run' launches from it and
+'hostbuild attest' verifies against it. The same inputs give the same bytes.
+The file is written atomically (temporary file, fsync, rename).
+
+Exit status: 0 written, 1 the inputs cannot be read or measured, 2 usage error.
+
+Flags:
+`
+
+func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("manifest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ovmfPath := fs.String("ovmf", "", "OVMF firmware `file` (AmdSevX64 build)")
+	kernel := fs.String("kernel", "", "kernel `file`")
+	initrd := fs.String("initrd", "", "initrd `file`")
+	cmdline := fs.String("cmdline", "", "exact kernel `cmdline` (hashed byte for byte)")
+	vcpus := fs.String("vcpus", "", "comma-separated vCPU `counts`, e.g. 1,2,4")
+	vcpuTypes := fs.String("vcpu-type", "", "comma-separated vCPU `types`, e.g. EPYC-v4,EPYC-Genoa")
+	features := fs.String("guest-features", "0x1", "SEV_FEATURES `value` of the VMSAs")
+	vmmType := fs.String("vmm-type", "QEMU", "`VMM` type: QEMU, ec2 or gce")
+	out := fs.String("o", "", "output `file` (required)")
+	mf := manifestFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, manifestUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	usageFail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "hostbuild manifest: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "run 'hostbuild manifest -h' for the flags")
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageFail("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	for _, req := range []string{"ovmf", "kernel", "initrd", "vcpus", "vcpu-type", "o"} {
+		if !set[req] {
+			return usageFail("-%s is required", req)
+		}
+	}
+	g, err := mf.options(set)
+	if err != nil {
+		return usageFail("%v", err)
+	}
+	g.OVMF, g.Kernel, g.Initrd, g.Cmdline, g.VMMType = *ovmfPath, *kernel, *initrd, *cmdline, *vmmType
+	for _, s := range strings.Split(*vcpus, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return usageFail("--vcpus %q: want a comma-separated list of positive counts", *vcpus)
+		}
+		g.VCPUs = append(g.VCPUs, n)
+	}
+	for _, s := range strings.Split(*vcpuTypes, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			return usageFail("--vcpu-type %q: empty type", *vcpuTypes)
+		}
+		g.VCPUTypes = append(g.VCPUTypes, s)
+	}
+	feat, err := parseAutoInt(*features, 64)
+	if err != nil {
+		return usageFail("--guest-features %q: %v", *features, err)
+	}
+	if feat == 0 {
+		return usageFail("--guest-features 0 lacks bit 0 (SNPActive)")
+	}
+	g.GuestFeatures = feat
+	m, code := writeManifest(ctx, "manifest", *out, g, stderr)
+	if code != exitOK {
+		return code
+	}
+	fmt.Fprintf(stdout, "%s: %d measurements (%d vCPU counts × %d vCPU types)\n", *out, len(m.Measurements), len(g.VCPUs), len(g.VCPUTypes))
+	return exitOK
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+)
+
+func init() {
+	register(command{name: "measure", summary: "compute the SEV-SNP launch measurement (sev-snp-measure compatible)", run: runMeasure})
+}
+
+const measureUsage = `Usage: hostbuild measure --ovmf FILE --vcpus N --vcpu-type TYPE [--kernel K [--initrd I] [--append S]] [flags]
+
+Computes the AMD SEV-SNP launch measurement of a QEMU direct kernel boot and
+prints it as 96 lowercase hex characters (or base64), exactly like
+virtee/sev-snp-measure in modes snp and snp:ovmf-hash; its flags are accepted
+so that the two tools can be swapped.
+
+The cmdline (--append) is hashed byte for byte plus a NUL, never trimmed.
+A kernel with an OVMF that has no SNP_KERNEL_HASHES section is refused:
+QEMU would boot that kernel, initrd and cmdline unmeasured.
+
+With --manifest FILE it also writes a manifest (see 'hostbuild manifest')
+for this single vCPU count and type.
+
+Exit status: 0 ok, 1 the inputs cannot be measured, 2 usage error.
+
+Flags:
+`
+
+// sevFlags are the sev-snp-measure compatible flags shared by measure.
+type sevFlags struct {
+	mode, vcpuType, vcpuSig, vmmType, ovmfPath string
+	kernel, initrd, appendS, features          string
+	outputFormat, ovmfHash                     string
+	vcpus, family, model, stepping             int
+}
+
+func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("measure", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f sevFlags
+	fs.StringVar(&f.mode, "mode", measure.ModeSNP, "`mode`: snp or snp:ovmf-hash")
+	fs.IntVar(&f.vcpus, "vcpus", 0, "number of guest vCPUs (mode snp)")
+	fs.StringVar(&f.vcpuType, "vcpu-type", "", "guest vCPU `type`: "+strings.Join(measure.VCPUTypes(), ", "))
+	fs.StringVar(&f.vcpuSig, "vcpu-sig", "", "guest vCPU signature `value` (CPUID(1).EAX; 0x prefix for hex), overrides --vcpu-type")
+	fs.IntVar(&f.family, "vcpu-family", 0, "guest vCPU family (with --vcpu-model and --vcpu-stepping), overrides --vcpu-sig")
+	fs.IntVar(&f.model, "vcpu-model", 0, "guest vCPU model")
+	fs.IntVar(&f.stepping, "vcpu-stepping", 0, "guest vCPU stepping")
+	fs.StringVar(&f.vmmType, "vmm-type", "QEMU", "`VMM` type: QEMU, ec2 or gce")
+	fs.StringVar(&f.ovmfPath, "ovmf", "", "OVMF firmware `file` (as given to QEMU -bios)")
+	fs.StringVar(&f.kernel, "kernel", "", "kernel `file` (QEMU -kernel)")
+	fs.StringVar(&f.initrd, "initrd", "", "initrd `file` (QEMU -initrd), needs --kernel")
+	fs.StringVar(&f.appendS, "append", "", "exact kernel `cmdline` (QEMU -append), needs --kernel")
+	fs.StringVar(&f.features, "guest-features", "0x1", "SEV_FEATURES `value` of the VMSAs")
+	fs.StringVar(&f.outputFormat, "output-format", "hex", "`format` of the measurement: hex or base64")
+	fs.StringVar(&f.ovmfHash, "snp-ovmf-hash", "", "precomputed OVMF `hash` (hex, from --mode snp:ovmf-hash) instead of hashing the firmware pages")
+	jsonOut := fs.Bool("json", false, "print JSON with the inputs' SHA-256s and the digest after every step")
+	verbose := fs.Bool("v", false, "print 'Calculated SEV_SNP guest measurement: ...' like sev-snp-measure -v")
+	fs.BoolVar(verbose, "verbose", false, "same as -v")
+	manifestPath := fs.String("manifest", "", "also write a manifest for this configuration to `file`")
+	mf := manifestFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, measureUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	usageFail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "hostbuild measure: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "run 'hostbuild measure -h' for the flags")
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageFail("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+
+	o, err := f.options(set)
+	if err != nil {
+		return usageFail("%v", err)
+	}
+	if f.outputFormat != "hex" && f.outputFormat != "base64" {
+		return usageFail("--output-format %q: want hex or base64", f.outputFormat)
+	}
+
+	var res measure.Result
+	if *manifestPath != "" {
+		if o.Mode != measure.ModeSNP || o.SnpOVMFHash != "" {
+			return usageFail("--manifest needs mode snp without --snp-ovmf-hash (the manifest records the firmware's own hash)")
+		}
+		if o.Kernel == "" || o.Initrd == "" {
+			return usageFail("--manifest needs --kernel and --initrd")
+		}
+		if o.VCPUType == "" || o.VCPUSigSet {
+			return usageFail("--manifest needs --vcpu-type (QEMU is launched with -cpu TYPE) and no --vcpu-sig/--vcpu-family")
+		}
+		g, err := mf.options(set)
+		if err != nil {
+			return usageFail("%v", err)
+		}
+		g.OVMF, g.Kernel, g.Initrd, g.Cmdline = o.OVMF, o.Kernel, o.Initrd, o.Append
+		g.VCPUs, g.VCPUTypes = []int{o.VCPUs}, []string{o.VCPUType}
+		g.VMMType, g.GuestFeatures = o.VMMType, o.GuestFeatures
+		m, code := writeManifest(ctx, "measure", *manifestPath, g, stderr)
+		if code != exitOK {
+			return code
+		}
+		if !*jsonOut {
+			// The manifest holds exactly this measurement; don't read the inputs twice.
+			d, err := hex.DecodeString(m.Measurements[0].Measurement)
+			if err != nil || len(d) != len(res.Digest) {
+				fmt.Fprintf(stderr, "hostbuild measure: manifest measurement %q is malformed\n", m.Measurements[0].Measurement)
+				return exitFail
+			}
+			copy(res.Digest[:], d)
+		}
+	}
+	if *manifestPath == "" || *jsonOut {
+		var err error
+		res, err = measure.Compute(ctx, o)
+		if err != nil {
+			fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
+			if errors.Is(err, measure.ErrUsage) {
+				return exitUsage
+			}
+			return exitFail
+		}
+	}
+	out := res.Hex()
+	if f.outputFormat == "base64" {
+		out = base64.StdEncoding.EncodeToString(res.Digest[:])
+	}
+	switch {
+	case *jsonOut:
+		doc := struct {
+			Measurement   string         `json:"measurement"`
+			Mode          string         `json:"mode"`
+			VMMType       string         `json:"vmm_type"`
+			VCPUs         int            `json:"vcpus,omitempty"`
+			VCPUType      string         `json:"vcpu_type,omitempty"`
+			VCPUSig       string         `json:"vcpu_sig,omitempty"`
+			GuestFeatures string         `json:"guest_features"`
+			Cmdline       *string        `json:"cmdline,omitempty"`
+			Inputs        measure.Inputs `json:"inputs"`
+			Steps         []measure.Step `json:"steps"`
+		}{
+			Measurement: out, Mode: res.Mode, VMMType: res.VMMType, Inputs: res.Inputs, Steps: res.Steps,
+			GuestFeatures: fmt.Sprintf("0x%x", o.GuestFeatures),
+		}
+		if res.Mode == measure.ModeSNP {
+			doc.VCPUs, doc.VCPUType, doc.VCPUSig = res.VCPUs, res.VCPUType, fmt.Sprintf("0x%x", res.VCPUSig)
+		}
+		if o.Kernel != "" {
+			doc.Cmdline = &o.Append
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(doc); err != nil {
+			fmt.Fprintf(stderr, "hostbuild measure: writing JSON: %v\n", err)
+			return exitFail
+		}
+	case *verbose:
+		fmt.Fprintf(stdout, "Calculated SEV_SNP guest measurement: %s\n", out)
+	default:
+		fmt.Fprintln(stdout, out)
+	}
+	return exitOK
+}
+
+// parseAutoInt parses like Python's int(s, 0): decimal, 0x, 0o, 0b.
+func parseAutoInt(s string, bits int) (uint64, error) {
+	return strconv.ParseUint(s, 0, bits)
+}
+
+func (f *sevFlags) options(set map[string]bool) (measure.Options, error) {
+	o := measure.Options{
+		Mode:        f.mode,
+		VCPUs:       f.vcpus,
+		VCPUType:    f.vcpuType,
+		VMMType:     f.vmmType,
+		OVMF:        f.ovmfPath,
+		Kernel:      f.kernel,
+		Initrd:      f.initrd,
+		Append:      f.appendS,
+		SnpOVMFHash: f.ovmfHash,
+	}
+	switch f.mode {
+	case measure.ModeSNP, measure.ModeOVMFHash:
+	case "sev", "seves", "snp:svsm":
+		return o, fmt.Errorf("--mode %s is not supported: this tool measures SEV-SNP direct boot (snp, snp:ovmf-hash)", f.mode)
+	default:
+		return o, fmt.Errorf("--mode %q: want snp or snp:ovmf-hash", f.mode)
+	}
+	if f.ovmfPath == "" {
+		return o, errors.New("--ovmf is required")
+	}
+	if f.kernel == "" && f.initrd != "" {
+		return o, errors.New("--kernel required when using --initrd")
+	}
+	if f.kernel == "" && f.appendS != "" {
+		return o, errors.New("--kernel required when using --append")
+	}
+	if f.mode == measure.ModeSNP && !set["vcpus"] {
+		return o, fmt.Errorf("missing --vcpus N in guest mode '%s'", f.mode)
+	}
+	if f.vcpuType != "" {
+		if _, err := measure.VCPUSigOf(f.vcpuType); err != nil {
+			return o, fmt.Errorf("--vcpu-type: %w", err)
+		}
+	}
+	feat, err := parseAutoInt(f.features, 64)
+	if err != nil {
+		return o, fmt.Errorf("--guest-features %q: %w", f.features, err)
+	}
+	o.GuestFeatures = feat
+	if feat == 0 {
+		return o, errors.New("--guest-features 0 lacks bit 0 (SNPActive)")
+	}
+	if _, err := measure.ParseVMMType(f.vmmType); err != nil {
+		return o, fmt.Errorf("--vmm-type: %w", err)
+	}
+	switch {
+	case set["vcpu-family"] || set["vcpu-model"] || set["vcpu-stepping"]:
+		if !set["vcpu-family"] || !set["vcpu-model"] || !set["vcpu-stepping"] {
+			return o, errors.New("--vcpu-family, --vcpu-model and --vcpu-stepping go together")
+		}
+		if f.family < 0 || f.model < 0 || f.stepping < 0 || f.family > 0xff+0xf || f.model > 0xff || f.stepping > 0xf {
+			return o, fmt.Errorf("vCPU family %d, model %d, stepping %d out of range", f.family, f.model, f.stepping)
+		}
+		o.VCPUSig, o.VCPUSigSet = measure.CPUSig(uint32(f.family), uint32(f.model), uint32(f.stepping)), true
+	case set["vcpu-sig"]:
+		sig, err := parseAutoInt(f.vcpuSig, 32)
+		if err != nil {
+			return o, fmt.Errorf("--vcpu-sig %q: %w", f.vcpuSig, err)
+		}
+		o.VCPUSig, o.VCPUSigSet = uint32(sig), true
+	case f.vcpuType == "" && f.mode == measure.ModeSNP && (f.vmmType == "QEMU" || f.vmmType == ""):
+		return o, fmt.Errorf("missing --vcpu-type or --vcpu-sig or --vcpu-family in guest mode '%s'", f.mode)
+	}
+	return o, nil
+}
+
+// manifestOnly are the flags that only matter for the manifest.
+type manifestOnly struct {
+	payload, init, policy string
+	sourceDateEpoch       int64
+}
+
+func manifestFlags(fs *flag.FlagSet) *manifestOnly {
+	var m manifestOnly
+	fs.StringVar(&m.payload, "payload", "", "payload `file` packed into the initrd (its SHA-256 goes into the manifest)")
+	fs.StringVar(&m.init, "init", "", "init `file` packed into the initrd (SHA-256 and Go build info go into the manifest)")
+	fs.StringVar(&m.policy, "policy", "0x30000", "SEV-SNP guest `policy` recorded in the manifest")
+	fs.Int64Var(&m.sourceDateEpoch, "source-date-epoch", -1, "`seconds` recorded as SOURCE_DATE_EPOCH (default: $SOURCE_DATE_EPOCH, else 0)")
+	return &m
+}
+
+func (m *manifestOnly) options(set map[string]bool) (manifest.GenerateOptions, error) {
+	g := manifest.GenerateOptions{Payload: m.payload, Init: m.init, ToolName: "hostbuild", ToolVersion: version}
+	pol, err := parseAutoInt(m.policy, 64)
+	if err != nil {
+		return g, fmt.Errorf("--policy %q: %w", m.policy, err)
+	}
+	g.GuestPolicy = pol
+	g.SourceDateEpoch = m.sourceDateEpoch
+	if !set["source-date-epoch"] {
+		g.SourceDateEpoch = 0
+		if env := os.Getenv("SOURCE_DATE_EPOCH"); env != "" {
+			n, err := strconv.ParseInt(env, 10, 64)
+			if err != nil || n < 0 {
+				return g, fmt.Errorf("$SOURCE_DATE_EPOCH %q is not a non-negative integer", env)
+			}
+			g.SourceDateEpoch = n
+		}
+	}
+	if g.SourceDateEpoch < 0 {
+		return g, fmt.Errorf("--source-date-epoch %d is negative", g.SourceDateEpoch)
+	}
+	return g, nil
+}
+
+// writeManifest generates a manifest and writes it atomically to path.
+func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOptions, stderr io.Writer) (*manifest.Manifest, int) {
+	m, err := manifest.Generate(ctx, g)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
+		if errors.Is(err, measure.ErrUsage) || errors.Is(err, manifest.ErrInvalid) {
+			return nil, exitUsage
+		}
+		return nil, exitFail
+	}
+	if err := manifest.WriteFile(path, m); err != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
+		return nil, exitFail
+	}
+	return m, exitOK
+}

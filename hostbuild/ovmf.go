@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
+)
+
+func init() {
+	register(command{name: "ovmf", summary: "inspect an OVMF image: footer table, SEV metadata, direct-boot verdict", run: runOVMF})
+}
+
+const ovmfUsage = `Usage: hostbuild ovmf [--json] FILE
+
+Prints what the SEV-SNP launch measurement reads from an OVMF firmware image:
+its size and guest physical address, the GUIDed footer table entries, the SEV
+metadata sections (type, GPA, size) in measurement order, the kernel-hashes
+table area, the SEV-ES AP reset EIP, and a verdict on whether measured direct
+kernel boot (QEMU -kernel with kernel-hashes=on) is possible with it.
+
+Exit status: 0 parsed (whatever the verdict), 1 unreadable or malformed image,
+2 usage error.
+
+Flags:
+`
+
+type ovmfEntryJSON struct {
+	GUID   string `json:"guid"`
+	Name   string `json:"name,omitempty"`
+	Offset string `json:"offset"`
+	Size   int    `json:"size"`
+	Data   string `json:"data"`
+}
+
+type ovmfSectionJSON struct {
+	Type string `json:"type"`
+	GPA  string `json:"gpa"`
+	Size string `json:"size"`
+}
+
+type ovmfReport struct {
+	File            string            `json:"file"`
+	Size            int64             `json:"size"`
+	SHA256          string            `json:"sha256"`
+	GPA             string            `json:"gpa"`
+	FooterFound     bool              `json:"footer_found"`
+	Entries         []ovmfEntryJSON   `json:"footer_entries"`
+	MetadataOffset  string            `json:"sev_metadata_offset,omitempty"`
+	Sections        []ovmfSectionJSON `json:"sev_metadata_sections"`
+	HashTableGPA    string            `json:"hashes_table_gpa,omitempty"`
+	HashTableSize   string            `json:"hashes_table_size,omitempty"`
+	ResetEIP        string            `json:"sev_es_reset_eip,omitempty"`
+	DirectBoot      bool              `json:"measured_direct_boot"`
+	DirectBootWhy   string            `json:"measured_direct_boot_reason,omitempty"`
+	PageAligned     bool              `json:"page_aligned"`
+	SNPMeasurable   bool              `json:"snp_measurable"`
+	SNPMeasurableNo string            `json:"snp_measurable_reason,omitempty"`
+}
+
+// parseInterspersed parses flags that may come before or after positionals.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func runOVMF(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("ovmf", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	jsonOut := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, ovmfUsage)
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if len(pos) != 1 {
+		fmt.Fprintln(stderr, "hostbuild ovmf: want exactly one FILE; run 'hostbuild ovmf -h'")
+		return exitUsage
+	}
+	path := pos[0]
+	rep, err := inspectOVMF(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild ovmf: %v\n", err)
+		return exitFail
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			fmt.Fprintf(stderr, "hostbuild ovmf: writing JSON: %v\n", err)
+			return exitFail
+		}
+		return exitOK
+	}
+	printOVMF(stdout, rep)
+	return exitOK
+}
+
+func inspectOVMF(path string) (*ovmfReport, error) {
+	im, err := ovmf.ParseFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening OVMF image: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, fmt.Errorf("reading OVMF image %s: %w", path, err)
+	}
+	rep := &ovmfReport{
+		File:        path,
+		Size:        im.Size,
+		SHA256:      hex.EncodeToString(h.Sum(nil)),
+		GPA:         fmt.Sprintf("0x%x", im.GPA()),
+		FooterFound: im.FooterFound,
+		Entries:     []ovmfEntryJSON{},
+		Sections:    []ovmfSectionJSON{},
+		PageAligned: im.Size%ovmf.PageSize == 0,
+	}
+	for _, e := range im.Entries {
+		rep.Entries = append(rep.Entries, ovmfEntryJSON{
+			GUID: e.GUID.String(), Name: ovmf.GUIDName(e.GUID),
+			Offset: fmt.Sprintf("0x%x", e.Offset), Size: len(e.Data), Data: hex.EncodeToString(e.Data),
+		})
+	}
+	if im.HasMetadata {
+		rep.MetadataOffset = fmt.Sprintf("0x%x", im.MetadataOffset)
+	}
+	for _, s := range im.Metadata {
+		rep.Sections = append(rep.Sections, ovmfSectionJSON{Type: s.Type.String(), GPA: fmt.Sprintf("0x%x", s.GPA), Size: fmt.Sprintf("0x%x", s.Size)})
+	}
+	if im.HashTable != nil {
+		rep.HashTableGPA = fmt.Sprintf("0x%x", im.HashTable.Base)
+		rep.HashTableSize = fmt.Sprintf("0x%x", im.HashTable.Size)
+	}
+	if im.HasResetEIP {
+		rep.ResetEIP = fmt.Sprintf("0x%x", im.ResetEIP)
+	}
+	switch {
+	case !rep.PageAligned:
+		rep.SNPMeasurableNo = "size is not a multiple of 4096"
+	case !im.HasResetEIP:
+		rep.SNPMeasurableNo = "no SEV_ES_RESET_BLOCK entry (not an SEV-capable code image; a variable store?)"
+	case im.ResetEIP == 0:
+		rep.SNPMeasurableNo = "SEV-ES reset EIP is 0"
+	default:
+		rep.SNPMeasurable = true
+	}
+	if err := im.CheckDirectBoot(); err != nil {
+		rep.DirectBootWhy = err.Error()
+	} else if rep.SNPMeasurable {
+		rep.DirectBoot = true
+	} else {
+		rep.DirectBootWhy = "the image cannot be measured for SEV-SNP: " + rep.SNPMeasurableNo
+	}
+	return rep, nil
+}
+
+func printOVMF(w io.Writer, r *ovmfReport) {
+	fmt.Fprintf(w, "file:              %s\n", r.File)
+	fmt.Fprintf(w, "size:              %d bytes (0x%x, %d pages)\n", r.Size, r.Size, r.Size/ovmf.PageSize)
+	fmt.Fprintf(w, "sha256:            %s\n", r.SHA256)
+	fmt.Fprintf(w, "gpa:               %s (4 GiB - size)\n", r.GPA)
+	if !r.FooterFound {
+		fmt.Fprintln(w, "footer table:      none (no OVMF table footer GUID before the reset vector)")
+	} else {
+		fmt.Fprintf(w, "footer table:      %d entries\n", len(r.Entries))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  offset\tguid\tname\tdata")
+		for _, e := range r.Entries {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", e.Offset, e.GUID, e.Name, e.Data)
+		}
+		tw.Flush()
+	}
+	if r.MetadataOffset == "" {
+		fmt.Fprintln(w, "sev metadata:      none")
+	} else {
+		fmt.Fprintf(w, "sev metadata:      %d sections at %s from the end, in measurement order\n", len(r.Sections), r.MetadataOffset)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  #\ttype\tgpa\tsize")
+		for i, s := range r.Sections {
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", i, s.Type, s.GPA, s.Size)
+		}
+		tw.Flush()
+	}
+	if r.HashTableGPA == "" {
+		fmt.Fprintln(w, "hashes table:      none")
+	} else {
+		fmt.Fprintf(w, "hashes table:      gpa %s, size %s\n", r.HashTableGPA, r.HashTableSize)
+	}
+	if r.ResetEIP == "" {
+		fmt.Fprintln(w, "sev-es reset eip:  none")
+	} else {
+		fmt.Fprintf(w, "sev-es reset eip:  %s\n", r.ResetEIP)
+	}
+	if r.SNPMeasurable {
+		fmt.Fprintln(w, "sev-snp launch:    measurable")
+	} else {
+		fmt.Fprintf(w, "sev-snp launch:    not measurable: %s\n", r.SNPMeasurableNo)
+	}
+	if r.DirectBoot {
+		fmt.Fprintln(w, "verdict:           measured direct kernel boot is possible (QEMU kernel-hashes=on puts kernel, initrd and cmdline into the measurement)")
+	} else {
+		fmt.Fprintf(w, "verdict:           measured direct kernel boot is NOT possible: %s\n", r.DirectBootWhy)
+	}
+}
