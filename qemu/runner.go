@@ -1,0 +1,454 @@
+package qemu
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// RunOptions tune how Start runs a VM. The zero value is usable.
+type RunOptions struct {
+	// Console, when set, is called with every serial console line as it
+	// arrives (without the line ending), e.g. to copy it to a test log.
+	Console func(line string)
+	// Stderr, when set, receives QEMU's own stderr as well; the last
+	// StderrTail bytes are always kept for Exit.Stderr.
+	Stderr io.Writer
+	// Poll is how often the serial log file is read; default 20ms.
+	Poll time.Duration
+}
+
+// StderrTail is how much of QEMU's stderr an Exit keeps.
+const StderrTail = 4096
+
+// Exit describes how QEMU ended.
+type Exit struct {
+	Code   int    // QEMU's exit status; -1 when a signal ended it
+	Signal string // the signal that ended QEMU, if any
+	// Killed is true when the runner had to kill QEMU (Kill, or Stop after
+	// the grace period) rather than the guest powering off.
+	Killed bool
+	Stderr string // the tail of QEMU's stderr
+}
+
+// Clean reports whether QEMU exited by itself with status 0: with
+// -no-reboot that means the guest powered off (or rebooted).
+func (e Exit) Clean() bool { return e.Code == 0 && e.Signal == "" && !e.Killed }
+
+func (e Exit) String() string {
+	var s string
+	switch {
+	case e.Signal != "":
+		s = "qemu ended by signal " + e.Signal
+	default:
+		s = fmt.Sprintf("qemu exited with status %d", e.Code)
+	}
+	if e.Killed {
+		s += " (killed by the runner)"
+	}
+	if t := strings.TrimSpace(e.Stderr); t != "" {
+		s += "; stderr: " + t
+	}
+	return s
+}
+
+// ErrExited is returned (wrapped) by the Wait* methods when QEMU exits
+// before the awaited condition holds.
+var ErrExited = errors.New("qemu exited")
+
+// VM is a running QEMU process started by Start.
+type VM struct {
+	Command Command
+	opts    Options
+	run     RunOptions
+	cmd     *exec.Cmd
+	started time.Time
+
+	exited   chan struct{} // closed when the process has been waited for
+	finished chan struct{} // closed when the serial log is fully read after exit
+	exit     Exit
+	stderr   *tailBuffer
+
+	mu      sync.Mutex
+	lines   []string
+	partial []byte
+	changed chan struct{} // closed and replaced whenever lines grow or the VM finishes
+	killed  bool
+}
+
+// Start builds the command from o and starts QEMU. The serial log file is
+// created afresh. ctx only bounds the start itself: the VM runs until the
+// guest powers off, Stop or Kill; callers must call one of them (or Wait).
+func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
+	c, err := Build(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	if ro.Poll <= 0 {
+		ro.Poll = 20 * time.Millisecond
+	}
+	if err := os.Remove(o.SerialLog); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("starting qemu: removing old serial log: %w", err)
+	}
+	if o.QMPSocket != "" {
+		if err := os.Remove(o.QMPSocket); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("starting qemu: removing old QMP socket: %w", err)
+		}
+	}
+	// Create the log ourselves so that tailing can start at once and a
+	// read-only folder is reported here, not by QEMU.
+	f, err := os.OpenFile(o.SerialLog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("starting qemu: creating serial log: %w", err)
+	}
+	f.Close()
+
+	v := &VM{
+		Command:  c,
+		opts:     o,
+		run:      ro,
+		exited:   make(chan struct{}),
+		finished: make(chan struct{}),
+		changed:  make(chan struct{}),
+		stderr:   &tailBuffer{max: StderrTail},
+	}
+	v.cmd = exec.Command(c.Binary, c.Args()...)
+	v.cmd.Stdin = nil
+	v.cmd.Stdout = io.Discard
+	if ro.Stderr != nil {
+		v.cmd.Stderr = io.MultiWriter(v.stderr, ro.Stderr)
+	} else {
+		v.cmd.Stderr = v.stderr
+	}
+	v.cmd.SysProcAttr = sysProcAttr()
+	v.started = time.Now()
+	if err := v.cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, fmt.Errorf("starting qemu: %w (install it: apt-get install qemu-system-x86)", err)
+		}
+		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	go v.wait()
+	go v.tail()
+	return v, nil
+}
+
+// Started is when the QEMU process was started.
+func (v *VM) Started() time.Time { return v.started }
+
+// Pid is QEMU's process id.
+func (v *VM) Pid() int { return v.cmd.Process.Pid }
+
+func (v *VM) wait() {
+	err := v.cmd.Wait()
+	e := Exit{Code: v.cmd.ProcessState.ExitCode()}
+	if ws, ok := v.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Code = -1
+		e.Signal = ws.Signal().String()
+	} else if err != nil && e.Code == 0 {
+		e.Code = -1
+	}
+	v.mu.Lock()
+	e.Killed = v.killed
+	v.mu.Unlock()
+	e.Stderr = v.stderr.String()
+	v.exit = e
+	close(v.exited)
+}
+
+// tail reads the serial log as QEMU writes it and splits it into lines.
+func (v *VM) tail() {
+	defer close(v.finished)
+	f, err := os.Open(v.opts.SerialLog)
+	if err != nil {
+		v.appendLine("qemu runner: cannot read the serial log: " + err.Error())
+		<-v.exited
+		v.broadcast()
+		return
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	t := time.NewTicker(v.run.Poll)
+	defer t.Stop()
+	for {
+		exited := false
+		select {
+		case <-v.exited:
+			exited = true
+		case <-t.C:
+		}
+		for {
+			n, err := f.Read(buf)
+			if n > 0 {
+				v.feed(buf[:n])
+			}
+			if n == 0 || err != nil {
+				break
+			}
+		}
+		if exited {
+			v.mu.Lock()
+			if len(v.partial) > 0 {
+				v.addLocked(string(v.partial))
+				v.partial = nil
+			}
+			v.mu.Unlock()
+			v.broadcast()
+			return
+		}
+	}
+}
+
+func (v *VM) feed(b []byte) {
+	var newLines []string
+	v.mu.Lock()
+	v.partial = append(v.partial, b...)
+	for {
+		i := bytes.IndexByte(v.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string(v.partial[:i]), "\r")
+		v.partial = v.partial[i+1:]
+		newLines = append(newLines, line)
+	}
+	for _, l := range newLines {
+		v.addLocked(l)
+	}
+	v.mu.Unlock()
+	if len(newLines) > 0 {
+		v.broadcast()
+	}
+}
+
+func (v *VM) appendLine(l string) {
+	v.mu.Lock()
+	v.addLocked(l)
+	v.mu.Unlock()
+	v.broadcast()
+}
+
+func (v *VM) addLocked(l string) {
+	v.lines = append(v.lines, l)
+	if v.run.Console != nil {
+		v.run.Console(l)
+	}
+}
+
+func (v *VM) broadcast() {
+	v.mu.Lock()
+	close(v.changed)
+	v.changed = make(chan struct{})
+	v.mu.Unlock()
+}
+
+// Lines returns the serial console lines read so far.
+func (v *VM) Lines() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return append([]string(nil), v.lines...)
+}
+
+// Log returns the serial console read so far as one string.
+func (v *VM) Log() string {
+	l := v.Lines()
+	if len(l) == 0 {
+		return ""
+	}
+	return strings.Join(l, "\n") + "\n"
+}
+
+// WaitForLine waits until a serial line containing substr has been printed
+// (at any time since the start) and returns that line.
+func (v *VM) WaitForLine(ctx context.Context, substr string) (string, error) {
+	line, _, err := v.waitFor(ctx, fmt.Sprintf("%q", substr), func(l string) []string {
+		if strings.Contains(l, substr) {
+			return []string{l}
+		}
+		return nil
+	})
+	return line, err
+}
+
+// WaitForRegexp waits for a serial line matching re and returns the line
+// and its submatches.
+func (v *VM) WaitForRegexp(ctx context.Context, re *regexp.Regexp) (string, []string, error) {
+	return v.waitFor(ctx, "/"+re.String()+"/", re.FindStringSubmatch)
+}
+
+func (v *VM) waitFor(ctx context.Context, what string, match func(string) []string) (string, []string, error) {
+	next := 0
+	for {
+		v.mu.Lock()
+		lines, changed := v.lines, v.changed
+		v.mu.Unlock()
+		for ; next < len(lines); next++ {
+			if m := match(lines[next]); m != nil {
+				return lines[next], m, nil
+			}
+		}
+		select {
+		case <-v.finished:
+			// One last look: lines may have arrived with the exit.
+			v.mu.Lock()
+			lines = v.lines
+			v.mu.Unlock()
+			for ; next < len(lines); next++ {
+				if m := match(lines[next]); m != nil {
+					return lines[next], m, nil
+				}
+			}
+			return "", nil, fmt.Errorf("waiting for %s on the serial console: %w (%v)%s", what, ErrExited, v.exit, v.lastLines(10))
+		case <-ctx.Done():
+			return "", nil, fmt.Errorf("waiting for %s on the serial console: %w%s", what, ctx.Err(), v.lastLines(10))
+		case <-changed:
+		}
+	}
+}
+
+func (v *VM) lastLines(n int) string {
+	l := v.Lines()
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	if len(l) == 0 {
+		return "; the serial console is empty"
+	}
+	return "; last serial lines:\n\t" + strings.Join(l, "\n\t")
+}
+
+// WaitUntil calls probe every interval until it returns nil, the context
+// ends (returning the last probe error) or QEMU exits (ErrExited).
+func (v *VM) WaitUntil(ctx context.Context, interval time.Duration, probe func(context.Context) error) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		err := probe(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-v.exited:
+			return fmt.Errorf("%w before the probe succeeded (%v); last probe error: %v", ErrExited, v.exit, err)
+		case <-ctx.Done():
+			return fmt.Errorf("probe did not succeed: %w; last probe error: %w", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+// Done is closed once QEMU has exited and its serial log has been read.
+func (v *VM) Done() <-chan struct{} { return v.finished }
+
+// Wait waits for QEMU to exit by itself and returns how it ended.
+func (v *VM) Wait(ctx context.Context) (Exit, error) {
+	select {
+	case <-v.finished:
+		return v.exit, nil
+	case <-ctx.Done():
+		return Exit{}, fmt.Errorf("waiting for qemu to exit: %w", ctx.Err())
+	}
+}
+
+// PowerDown asks the guest to power off: QMP system_powerdown, which
+// presses the ACPI power button. It needs Options.QMPSocket.
+func (v *VM) PowerDown(ctx context.Context) error {
+	if v.opts.QMPSocket == "" {
+		return errors.New("qemu: powering down: the VM has no QMP socket (set Options.QMPSocket)")
+	}
+	// Right after Start, QEMU may not have created the socket yet.
+	deadline := time.Now().Add(qmpTimeout)
+	for {
+		_, err := QMP(ctx, v.opts.QMPSocket, "system_powerdown")
+		if err == nil {
+			return nil
+		}
+		notYet := errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)
+		select {
+		case <-v.exited:
+			return fmt.Errorf("qemu: powering down: %w (%v)", ErrExited, v.exit)
+		default:
+		}
+		if !notYet || time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("qemu: powering down: %w", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop stops the VM gracefully: system_powerdown through QMP (when the VM has
+// a QMP socket), then waits up to grace for the guest to power off, then
+// kills QEMU. The Exit is always filled; the error says why the graceful
+// path failed (no QMP socket, QMP error, grace period over).
+func (v *VM) Stop(ctx context.Context, grace time.Duration) (Exit, error) {
+	select {
+	case <-v.finished:
+		return v.exit, nil
+	default:
+	}
+	var stopErr error
+	if err := v.PowerDown(ctx); err != nil {
+		stopErr = err
+	} else {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-v.finished:
+			return v.exit, nil
+		case <-t.C:
+			stopErr = fmt.Errorf("qemu: the guest did not power off within %v of system_powerdown; killed qemu", grace)
+		case <-ctx.Done():
+			stopErr = fmt.Errorf("qemu: waiting for the guest to power off: %w; killed qemu", ctx.Err())
+		}
+	}
+	return v.Kill(), stopErr
+}
+
+// Kill kills QEMU at once (a power cut for the guest) and returns its Exit.
+func (v *VM) Kill() Exit {
+	select {
+	case <-v.exited:
+	default:
+		v.mu.Lock()
+		v.killed = true
+		v.mu.Unlock()
+		_ = v.cmd.Process.Kill()
+	}
+	<-v.finished
+	return v.exit
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = append([]byte(nil), t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

@@ -1,0 +1,356 @@
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The runner tests start this test binary as a fake QEMU (env fakeQEMUEnv=1):
+// it reads the same argv real QEMU would get, writes the serial log, serves
+// a QMP socket and acts on words in -append. That tests the runner's
+// process handling without a kernel; qemu_boot_test.go boots a real one.
+const fakeQEMUEnv = "SNPBOOT_FAKE_QEMU"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(fakeQEMUEnv) == "1" {
+		os.Exit(fakeQEMU(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+// fakeQEMU behaviours, chosen by words in -append:
+//
+//	fake.lines=N   print N numbered lines after "fake: booted"
+//	fake.exit=N    exit with status N right after printing
+//	fake.stderr    print an error on stderr before exiting
+//	fake.hang      ignore system_powerdown (Stop must kill)
+//	fake.partial   end the log with a line that has no newline
+//
+// Otherwise it waits for QMP system_powerdown, prints "reboot: Power down"
+// and exits 0.
+func fakeQEMU(args []string) int {
+	var serial, qmp, appendLine string
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "-append":
+			appendLine = args[i+1]
+		case "-chardev":
+			v := args[i+1]
+			path := ""
+			for _, kv := range strings.Split(strings.ReplaceAll(v, ",,", "\x00"), ",") {
+				if p, ok := strings.CutPrefix(kv, "path="); ok {
+					path = strings.ReplaceAll(p, "\x00", ",")
+				}
+			}
+			if strings.HasPrefix(v, "file,") {
+				serial = path
+			} else if strings.HasPrefix(v, "socket,") {
+				qmp = path
+			}
+		}
+	}
+	words := map[string]string{}
+	for _, w := range strings.Fields(appendLine) {
+		k, v, _ := strings.Cut(w, "=")
+		words[k] = v
+	}
+	log, err := os.OpenFile(serial, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fake qemu: %v\n", err)
+		return 1
+	}
+	defer log.Close()
+	var ln net.Listener
+	if qmp != "" {
+		if ln, err = net.Listen("unix", qmp); err != nil {
+			fmt.Fprintf(os.Stderr, "fake qemu: %v\n", err)
+			return 1
+		}
+	}
+	fmt.Fprintf(log, "fake: booted append=%q\r\n", appendLine)
+	n, _ := strconv.Atoi(words["fake.lines"])
+	for i := range n {
+		fmt.Fprintf(log, "line %d\n", i)
+		time.Sleep(time.Millisecond)
+	}
+	if _, ok := words["fake.partial"]; ok {
+		fmt.Fprint(log, "no newline at the end")
+	}
+	if _, ok := words["fake.stderr"]; ok {
+		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -kernel x: could not open kernel file")
+	}
+	if v, ok := words["fake.exit"]; ok {
+		code, _ := strconv.Atoi(v)
+		return code
+	}
+	if ln == nil {
+		select {}
+	}
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		if serveFakeQMP(conn) {
+			if _, hang := words["fake.hang"]; hang {
+				continue
+			}
+			fmt.Fprintln(log, "reboot: Power down")
+			return 0
+		}
+	}
+}
+
+// serveFakeQMP speaks enough QMP for QMP(); it reports whether
+// system_powerdown was asked for.
+func serveFakeQMP(conn net.Conn) bool {
+	defer conn.Close()
+	fmt.Fprintln(conn, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}}`)
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() {
+		var req struct {
+			Execute string `json:"execute"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
+			fmt.Fprintln(conn, `{"error": {"class": "GenericError", "desc": "bad json"}}`)
+			continue
+		}
+		switch req.Execute {
+		case "qmp_capabilities":
+			fmt.Fprintln(conn, `{"return": {}}`)
+		case "system_powerdown":
+			// An event first, as QEMU sends: the client must skip it.
+			fmt.Fprintln(conn, `{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "POWERDOWN"}`)
+			fmt.Fprintln(conn, `{"return": {}}`)
+			return true
+		default:
+			fmt.Fprintf(conn, `{"error": {"class": "CommandNotFound", "desc": "The command %s has not been found"}}`+"\n", req.Execute)
+		}
+	}
+	return false
+}
+
+func fakeOptions(t *testing.T, appendLine string, qmp bool) Options {
+	t.Helper()
+	t.Setenv(fakeQEMUEnv, "1")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	o := Options{Binary: exe, Kernel: "vmlinuz", Append: appendLine, SerialLog: filepath.Join(dir, "a,b serial.log")}
+	if qmp {
+		o.QMPSocket = filepath.Join(dir, "qmp.sock")
+	}
+	return o
+}
+
+func startFake(t *testing.T, o Options) *VM {
+	t.Helper()
+	var console []string
+	v, err := Start(context.Background(), o, RunOptions{Console: func(l string) { console = append(console, l) }, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { v.Kill() })
+	return v
+}
+
+func TestRunnerLinesAndExitStatus(t *testing.T) {
+	o := fakeOptions(t, "fake.lines=300 fake.partial fake.exit=3 fake.stderr", false)
+	v := startFake(t, o)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	line, err := v.WaitForLine(ctx, "line 299")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if line != "line 299" {
+		t.Errorf("WaitForLine returned %q, want the whole line %q", line, "line 299")
+	}
+	_, m, err := v.WaitForRegexp(ctx, regexp.MustCompile(`^fake: booted append="(.*)"$`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[1] != o.Append {
+		t.Errorf("fake QEMU saw -append %q, want %q (one argv element, \\r stripped)", m[1], o.Append)
+	}
+	exit, err := v.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exit.Code != 3 || exit.Killed || exit.Signal != "" || exit.Clean() {
+		t.Errorf("exit = %+v, want status 3, not killed, not clean", exit)
+	}
+	if !strings.Contains(exit.Stderr, "could not open kernel file") {
+		t.Errorf("exit.Stderr = %q, want QEMU's error", exit.Stderr)
+	}
+	lines := v.Lines()
+	if got, want := len(lines), 1+300+1; got != want {
+		t.Fatalf("got %d lines, want %d", got, want)
+	}
+	if diff := cmp.Diff("no newline at the end", lines[len(lines)-1]); diff != "" {
+		t.Errorf("last (unterminated) line (-want +got):\n%s", diff)
+	}
+	// After exit, a wait for a line that never came fails with ErrExited
+	// and quotes the tail of the log.
+	_, err = v.WaitForLine(ctx, "never printed")
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "no newline at the end") {
+		t.Errorf("WaitForLine after exit = %v, want ErrExited with the last lines", err)
+	}
+	if v.Log() != strings.Join(lines, "\n")+"\n" {
+		t.Errorf("Log() disagrees with Lines()")
+	}
+}
+
+func TestRunnerStopGraceful(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "fake.lines=1", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.WaitForLine(ctx, "line 0"); err != nil {
+		t.Fatal(err)
+	}
+	exit, err := v.Stop(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if !exit.Clean() {
+		t.Errorf("exit = %v, want clean", exit)
+	}
+	if _, err := v.WaitForLine(ctx, "reboot: Power down"); err != nil {
+		t.Errorf("power-down line not seen: %v", err)
+	}
+	// Stop on an exited VM returns the same exit.
+	again, err := v.Stop(ctx, time.Second)
+	if err != nil || again != exit {
+		t.Errorf("second Stop = %v, %v; want %v, nil", again, err, exit)
+	}
+}
+
+func TestRunnerStopKillsAfterGrace(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "fake.hang", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	exit, err := v.Stop(ctx, 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "did not power off within 300ms") {
+		t.Errorf("Stop error = %v, want the grace period named", err)
+	}
+	if !exit.Killed || exit.Signal != "killed" || exit.Clean() {
+		t.Errorf("exit = %+v, want killed by SIGKILL", exit)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("Stop returned after %v, before the grace period", d)
+	}
+}
+
+func TestRunnerStopWithoutQMPKills(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "", false))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	exit, err := v.Stop(ctx, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "no QMP socket") {
+		t.Errorf("Stop error = %v, want 'no QMP socket'", err)
+	}
+	if !exit.Killed {
+		t.Errorf("exit = %+v, want killed", exit)
+	}
+}
+
+func TestRunnerWaitTimeoutQuotesLog(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "fake.lines=2", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := v.WaitForLine(ctx, "guestinit: katana started")
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("WaitForLine = %v, want a deadline error quoting the last lines", err)
+	}
+}
+
+func TestRunnerWaitUntil(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	calls := 0
+	err := v.WaitUntil(ctx, time.Millisecond, func(context.Context) error {
+		calls++
+		if calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if err != nil || calls != 3 {
+		t.Errorf("WaitUntil = %v after %d calls, want nil after 3", err, calls)
+	}
+	if err := v.PowerDown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = v.WaitUntil(ctx, 5*time.Millisecond, func(context.Context) error { return errors.New("never ready") })
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "never ready") {
+		t.Errorf("WaitUntil after power-off = %v, want ErrExited with the probe error", err)
+	}
+}
+
+func TestQMPErrors(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := QMP(ctx, v.opts.QMPSocket, "no_such_command")
+	var qe *QMPError
+	if !errors.As(err, &qe) || qe.Class != "CommandNotFound" {
+		t.Errorf("QMP(no_such_command) = %v, want a QMPError of class CommandNotFound", err)
+	}
+	_, err = QMP(ctx, filepath.Join(t.TempDir(), "missing.sock"), "query-status")
+	if err == nil || !strings.Contains(err.Error(), "connecting to the QMP socket") {
+		t.Errorf("QMP on a missing socket = %v", err)
+	}
+}
+
+func TestStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := Start(context.Background(), Options{Binary: filepath.Join(dir, "no-qemu"), Kernel: "k", SerialLog: filepath.Join(dir, "s.log")}, RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "starting qemu") {
+		t.Errorf("Start with a missing binary = %v", err)
+	}
+	_, err = Start(context.Background(), Options{Binary: "qemu-no-such-binary", Kernel: "k", SerialLog: filepath.Join(dir, "s.log")}, RunOptions{})
+	if err == nil || !strings.Contains(err.Error(), "apt-get install qemu-system-x86") {
+		t.Errorf("Start with a binary not in PATH = %v, want the install hint", err)
+	}
+	_, err = Start(context.Background(), Options{Kernel: "k"}, RunOptions{})
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("Start with invalid options = %v, want ErrInvalid", err)
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
