@@ -93,8 +93,11 @@ func parseAddr(s string, dial bool) (Addr, error) {
 			return Addr{}, fmt.Errorf("%w %q: dial host is empty", ErrBadAddr, s)
 		}
 		p, err := parsePort(port)
-		if err != nil {
+		if err != nil && !(port == "0" && !dial) { // tcp port 0: any free port (tests)
 			return Addr{}, fmt.Errorf("%w %q: %w", ErrBadAddr, s, err)
+		}
+		if p > 65535 {
+			return Addr{}, fmt.Errorf("%w %q: tcp port %d out of range", ErrBadAddr, s, p)
 		}
 		return Addr{Network: "tcp", Host: host, Port: p}, nil
 	}

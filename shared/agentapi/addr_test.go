@@ -17,7 +17,9 @@ func TestParseListenAddr(t *testing.T) {
 		{in: "tcp:0.0.0.0:1024", want: Addr{Network: "tcp", Host: "0.0.0.0", Port: 1024}},
 		{in: "tcp:[::]:8080", want: Addr{Network: "tcp", Host: "::", Port: 8080}},
 		{in: "tcp::1024", want: Addr{Network: "tcp", Port: 1024}},
+		{in: "tcp:127.0.0.1:0", want: Addr{Network: "tcp", Host: "127.0.0.1"}},
 		{in: "tcp:localhost:1024", wantErr: true},
+		{in: "tcp:1.2.3.4:65536", wantErr: true},
 		{in: "tcp:65536", wantErr: true},
 		{in: "tcp:1.2.3.4:65536x", wantErr: true},
 		{in: "vsock:0", wantErr: true},
@@ -62,6 +64,7 @@ func TestParseDialAddr(t *testing.T) {
 		{in: "vsock:2:1024", wantErr: true},
 		{in: "vsock:1024", wantErr: true},
 		{in: "tcp::1024", wantErr: true},
+		{in: "tcp:localhost:0", wantErr: true},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := ParseDialAddr(tc.in)

@@ -1,0 +1,138 @@
+package agent
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-configfs-tsm/configfs/configfsi"
+	"github.com/google/go-configfs-tsm/configfs/faketsm"
+	"github.com/google/go-sev-guest/abi"
+	labi "github.com/google/go-sev-guest/client/linuxabi"
+	test "github.com/google/go-sev-guest/testing"
+)
+
+// milanFMS is CPUID(1).EAX of a Milan B1 part; v3 reports carry it so the
+// verifier knows the product line.
+const milanFMS = 0x00a00f11
+
+// testMeasurement is the launch digest every fake report carries.
+var testMeasurement = func() (m [48]byte) {
+	for i := range m {
+		m[i] = byte(0xa0 + i)
+	}
+	return m
+}()
+
+// fakeReport builds the unsigned report the fake hardware returns for rd:
+// version 3, Milan, policy 0x30000 (SMT allowed, no debug), VMPL 0.
+func fakeReport(rd [64]byte) [labi.SnpReportRespReportSize]byte {
+	r := test.CreateRawReport(&test.TestReportOptions{ReportData: rd[:], Version: 3, FMS: milanFMS})
+	binary.LittleEndian.PutUint64(r[0x08:], 0x30000)
+	copy(r[0x90:0xC0], testMeasurement[:])
+	return r
+}
+
+func testSigner(t testing.TB) *test.AmdSigner {
+	t.Helper()
+	s, err := test.DefaultTestOnlyCertChain("Milan", time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatalf("fake AMD signer: %v", err)
+	}
+	return s
+}
+
+// fakeSNP is go-sev-guest's fake sev-guest device (which signs with the fake
+// AMD signer) taught to answer any REPORT_DATA: each ioctl first registers a
+// fresh report for the request's REPORT_DATA.
+type fakeSNP struct {
+	mu    sync.Mutex
+	dev   *test.Device
+	delay time.Duration
+	calls atomic.Int64
+	busy  atomic.Int32 // concurrent calls in flight (must stay <= 1)
+	max   atomic.Int32
+}
+
+func newFakeSNP(t testing.TB, signer *test.AmdSigner) *fakeSNP {
+	t.Helper()
+	d, err := test.TcDevice(nil, &test.DeviceOptions{Signer: signer, Now: time.Now(), Product: abi.DefaultSevProduct()})
+	if err != nil {
+		t.Fatalf("fake device: %v", err)
+	}
+	return &fakeSNP{dev: d}
+}
+
+func (f *fakeSNP) Ioctl(cmd uintptr, arg any) (uintptr, error) {
+	n := f.busy.Add(1)
+	defer f.busy.Add(-1)
+	for {
+		m := f.max.Load()
+		if n <= m || f.max.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	f.calls.Add(1)
+	if f.delay > 0 {
+		time.Sleep(f.delay)
+	}
+	req, ok := arg.(*labi.SnpUserGuestRequest)
+	if !ok {
+		return 0, fmt.Errorf("fake: unexpected argument %T", arg)
+	}
+	var rd [64]byte
+	switch r := req.ReqData.(type) {
+	case *labi.SnpReportReqABI:
+		rd = r.ReportData
+	case *labi.SnpExtendedReportReq:
+		rd = r.Data.ReportData
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dev.ReportDataRsp[hex.EncodeToString(rd[:])] = &test.GetReportResponse{Resp: labi.SnpReportRespABI{Data: fakeReport(rd)}}
+	return f.dev.Ioctl(cmd, arg)
+}
+
+// fakeTSM is go-configfs-tsm's fake report subsystem answering like the
+// sev_guest provider: outblob is a report signed by the fake AMD signer for
+// the written inblob, auxblob the signer's certificate table.
+func fakeTSM(t testing.TB, signer *test.AmdSigner, provider string) configfsi.Client {
+	t.Helper()
+	certs, err := signer.CertTableBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := faketsm.Report611(0)
+	base := sub.ReadAttr
+	sub.ReadAttr = func(e *faketsm.ReportEntry, attr string) ([]byte, error) {
+		switch attr {
+		case "provider":
+			return []byte(provider + "\n"), nil
+		case "auxblob":
+			return certs, nil
+		case "outblob":
+			in, ok := e.InAttrs["inblob"]
+			if !ok || len(in.Value) != 64 {
+				return base(e, attr)
+			}
+			var rd [64]byte
+			copy(rd[:], in.Value)
+			full := fakeReport(rd)
+			raw := full[:abi.ReportSize]
+			r, s, err := signer.Sign(abi.SignedComponent(raw))
+			if err != nil {
+				return nil, err
+			}
+			if err := abi.SetSignature(r, s, raw); err != nil {
+				return nil, err
+			}
+			return raw, nil
+		}
+		return base(e, attr)
+	}
+	return &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": sub}}
+}

@@ -1,0 +1,133 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"sync"
+	"syscall"
+
+	labi "github.com/google/go-sev-guest/client/linuxabi"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+// SevGuestPath is the sev-guest driver's device node.
+const SevGuestPath = "/dev/sev-guest"
+
+// Ioctler is the device seam: the real /dev/sev-guest (OpenSevGuest) or
+// go-sev-guest's fake device (testing.Device) in tests.
+type Ioctler interface {
+	Ioctl(command uintptr, argument any) (uintptr, error)
+}
+
+// fwErrInvalidLength is the firmware status for "certificate buffer too
+// small" (abi.GuestRequestInvalidLength; abi itself pulls in protobuf).
+const fwErrInvalidLength = 0x100000000
+
+// maxCertTable bounds what the host may make us allocate.
+const maxCertTable = 1 << 20
+
+// SevGuestIoctl quotes through /dev/sev-guest with SNP_GET_EXT_REPORT (two
+// ioctls: the certificate length, then the report), falling back to
+// SNP_GET_REPORT when the extended request is not supported. Unlike
+// go-sev-guest's LinuxDevice it does not sleep 2 s between commands: the
+// agent serialises hardware requests and the kernel throttles itself.
+type SevGuestIoctl struct {
+	// Open returns the device; nil means OpenSevGuest(SevGuestPath).
+	Open func() (Ioctler, error)
+	// VMPL requested in the report (0 by default).
+	VMPL uint32
+
+	mu  sync.Mutex
+	dev Ioctler
+}
+
+var _ Prober = (*SevGuestIoctl)(nil)
+
+// Name implements Quoter.
+func (*SevGuestIoctl) Name() string { return agentapi.ProviderSevGuest }
+
+func (s *SevGuestIoctl) device() (Ioctler, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dev != nil {
+		return s.dev, nil
+	}
+	open := s.Open
+	if open == nil {
+		open = func() (Ioctler, error) { return OpenSevGuest(SevGuestPath) }
+	}
+	d, err := open()
+	if err != nil {
+		return nil, err
+	}
+	s.dev = d
+	return d, nil
+}
+
+// Probe opens the device.
+func (s *SevGuestIoctl) Probe() error {
+	_, err := s.device()
+	return err
+}
+
+// Quote implements Quoter.
+func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
+	d, err := s.device()
+	if err != nil {
+		return nil, nil, err
+	}
+	var rsp labi.SnpReportRespABI
+	ext := labi.SnpExtendedReportReq{Data: labi.SnpReportReqABI{ReportData: rd, Vmpl: s.VMPL}}
+	req := labi.SnpUserGuestRequest{ReqData: &ext, RespData: &rsp}
+	res, err := d.Ioctl(labi.IocSnpGetExtendedReport, &req)
+	if err != nil && req.FwErr == fwErrInvalidLength {
+		n := ext.CertsLength
+		if n == 0 || n > maxCertTable {
+			return nil, nil, fmt.Errorf("sev-guest: host certificate table of %d bytes (limit %d)", n, maxCertTable)
+		}
+		ext.Certs = make([]byte, n)
+		ext.CertsLength = n
+		rsp = labi.SnpReportRespABI{}
+		req = labi.SnpUserGuestRequest{ReqData: &ext, RespData: &rsp}
+		res, err = d.Ioctl(labi.IocSnpGetExtendedReport, &req)
+	}
+	var certs []byte
+	if err == nil {
+		if ext.CertsLength > 0 && int(ext.CertsLength) <= len(ext.Certs) {
+			certs = ext.Certs[:ext.CertsLength]
+		}
+	} else {
+		// Kernels without extended-report support (or without host
+		// certificates) still serve SNP_GET_REPORT.
+		extErr := err
+		rsp = labi.SnpReportRespABI{}
+		req = labi.SnpUserGuestRequest{
+			ReqData:  &labi.SnpReportReqABI{ReportData: rd, Vmpl: s.VMPL},
+			RespData: &rsp,
+		}
+		res, err = d.Ioctl(labi.IocSnpGetReport, &req)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sev-guest: SNP_GET_REPORT (firmware error %#x; extended report: %v): %w", req.FwErr, extErr, err)
+		}
+	}
+	if res != uintptr(labi.EsOk) {
+		return nil, nil, fmt.Errorf("sev-guest: %w", &labi.SevEsErr{Result: labi.EsResult(res)})
+	}
+	if rsp.Status != 0 {
+		return nil, nil, fmt.Errorf("sev-guest: report status %#x", rsp.Status)
+	}
+	out := make([]byte, agentapi.ReportSize)
+	copy(out, rsp.Data[:agentapi.ReportSize])
+	return out, certs, nil
+}
+
+// noDeviceErr classifies an open error: a missing node or driver is
+// ErrNoDevice, anything else (permissions) is reported as is.
+func noDeviceErr(path string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO) {
+		return fmt.Errorf("%w: opening %s (is the sev-guest module loaded, and is this an SEV-SNP guest?): %w", ErrNoDevice, path, err)
+	}
+	return fmt.Errorf("opening %s: %w", path, err)
+}

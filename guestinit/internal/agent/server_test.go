@@ -1,0 +1,643 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-sev-guest/abi"
+	test "github.com/google/go-sev-guest/testing"
+	"github.com/google/go-sev-guest/verify"
+	"github.com/google/go-sev-guest/verify/trust"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+var testConfig = agentapi.AppliedConfig{
+	Cmdline:  []byte("console=ttyS0 katana.args=--dev"),
+	Argv:     []string{"--dev"},
+	Settings: map[string]string{"katana.agent": "tcp:127.0.0.1:0"},
+}
+
+// serve starts s on a loopback TCP listener and returns its base URL.
+func serve(t testing.TB, s *Server) string {
+	t.Helper()
+	l, err := Listen("tcp:127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+func nonceHex(b byte, n int) string {
+	return hex.EncodeToString(bytes.Repeat([]byte{b}, n))
+}
+
+func getJSON(t testing.TB, c *http.Client, method, url string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s %s: Content-Type %q", method, url, ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s %s: decoding: %v", method, url, err)
+	}
+	return resp.StatusCode
+}
+
+// verifyWithFakeRoots checks the AMD chain and signature with go-sev-guest,
+// trusting the fake signer's ARK/ASK.
+func verifyWithFakeRoots(t *testing.T, signer *test.AmdSigner, report, certs []byte) error {
+	t.Helper()
+	att, err := abi.ReportCertsToProto(append(append([]byte{}, report...), certs...))
+	if err != nil {
+		return err
+	}
+	return verify.SnpAttestation(att, &verify.Options{
+		DisableCertFetching: true,
+		Now:                 time.Now(),
+		TrustedRoots: map[string][]*trust.AMDRootCerts{"Milan": {{
+			ProductLine:  "Milan",
+			ProductCerts: &trust.ProductCerts{Ark: signer.Ark, Ask: signer.Ask, Asvk: signer.Asvk},
+		}}},
+	})
+}
+
+func TestAttestationWithFakeHardware(t *testing.T) {
+	signer := testSigner(t)
+	for _, tc := range []struct {
+		name     string
+		quoter   func() Quoter
+		provider string
+	}{
+		{"sev-guest ioctl", func() Quoter {
+			f := newFakeSNP(t, signer)
+			return &SevGuestIoctl{Open: func() (Ioctler, error) { return f, nil }}
+		}, agentapi.ProviderSevGuest},
+		{"configfs-tsm", func() Quoter {
+			return &ConfigfsTSM{Client: fakeTSM(t, signer, "sev_guest")}
+		}, agentapi.ProviderConfigfsTSM},
+		{"first available picks configfs", func() Quoter {
+			f := newFakeSNP(t, signer)
+			return &FirstAvailable{Providers: []Prober{
+				&ConfigfsTSM{Client: fakeTSM(t, signer, "sev_guest")},
+				&SevGuestIoctl{Open: func() (Ioctler, error) { return f, nil }},
+			}}
+		}, agentapi.ProviderConfigfsTSM},
+		{"first available skips tdx configfs", func() Quoter {
+			f := newFakeSNP(t, signer)
+			return &FirstAvailable{Providers: []Prober{
+				&ConfigfsTSM{Client: fakeTSM(t, signer, "tdx_guest")},
+				&SevGuestIoctl{Open: func() (Ioctler, error) { return f, nil }},
+			}}
+		}, agentapi.ProviderSevGuest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := serve(t, New(Options{Quoter: tc.quoter(), Config: testConfig}))
+			nonce := bytes.Repeat([]byte{0x5a}, 48)
+			var got agentapi.AttestationResponse
+			code := getJSON(t, http.DefaultClient, "GET", base+"/v1/attestation?nonce="+hex.EncodeToString(nonce), &got)
+			if code != http.StatusOK {
+				t.Fatalf("status %d: %+v", code, got)
+			}
+			digest := agentapi.ConfigDigest(testConfig)
+			rd, pre, _ := agentapi.ReportData(nonce, digest)
+			want := agentapi.AttestationResponse{
+				APIVersion:         1,
+				Provider:           tc.provider,
+				Nonce:              hex.EncodeToString(nonce),
+				ReportDataPreimage: pre,
+				ReportData:         hex.EncodeToString(rd[:]),
+				Config:             testConfig,
+				ConfigDigest:       hex.EncodeToString(digest[:]),
+			}
+			report, certs := got.Report, got.CertTable
+			got.Report, got.CertTable = nil, nil
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("response (-want +got):\n%s", diff)
+			}
+			if len(report) != agentapi.ReportSize {
+				t.Fatalf("report is %d bytes", len(report))
+			}
+			if !bytes.Equal(report[0x50:0x90], rd[:]) {
+				t.Errorf("report REPORT_DATA = %x, want %x", report[0x50:0x90], rd)
+			}
+			if len(certs) == 0 {
+				t.Fatal("no certificate table")
+			}
+			if err := verifyWithFakeRoots(t, signer, report, certs); err != nil {
+				t.Errorf("go-sev-guest rejects the agent's evidence: %v", err)
+			}
+			report[0x2A0] ^= 1
+			if err := verifyWithFakeRoots(t, signer, report, certs); err == nil {
+				t.Error("a flipped signature byte still verifies")
+			}
+		})
+	}
+}
+
+// failing is a provider that is never there.
+type failing struct{ name string }
+
+func (f failing) Name() string                              { return f.name }
+func (f failing) Probe() error                              { return fmt.Errorf("%w: %s absent", ErrNoDevice, f.name) }
+func (f failing) Quote(rd [64]byte) ([]byte, []byte, error) { return nil, nil, f.Probe() }
+
+// brokenQuoter returns something that is not a report for our REPORT_DATA.
+type brokenQuoter struct {
+	report []byte
+	err    error
+}
+
+func (brokenQuoter) Name() string                                { return "broken" }
+func (b brokenQuoter) Quote(rd [64]byte) ([]byte, []byte, error) { return b.report, nil, b.err }
+
+func TestErrors(t *testing.T) {
+	var shutdowns atomic.Int32
+	signer := testSigner(t)
+	fake := newFakeSNP(t, signer)
+	good := New(Options{
+		Quoter:   &SevGuestIoctl{Open: func() (Ioctler, error) { return fake, nil }},
+		Config:   testConfig,
+		Shutdown: func() error { shutdowns.Add(1); return nil },
+	})
+	noDev := New(Options{Quoter: &FirstAvailable{Providers: []Prober{failing{"configfs-tsm"}, failing{"sev-guest-ioctl"}}}})
+	hostDefault := New(Options{}) // this host: no configfs-tsm, no /dev/sev-guest
+	wrongRD := New(Options{Quoter: brokenQuoter{report: make([]byte, agentapi.ReportSize)}})
+	shortReport := New(Options{Quoter: brokenQuoter{report: make([]byte, 100)}})
+	devErr := New(Options{Quoter: brokenQuoter{err: errors.New("firmware said no")}})
+	n32, n64 := nonceHex(1, 32), nonceHex(2, 64)
+
+	type want struct {
+		status int
+		code   string
+	}
+	for _, tc := range []struct {
+		name   string
+		srv    *Server
+		method string
+		target string
+		body   string
+		want   want
+	}{
+		{"nonce 32 ok", good, "GET", "/v1/attestation?nonce=" + n32, "", want{200, ""}},
+		{"nonce 64 ok", good, "GET", "/v1/attestation?nonce=" + n64, "", want{200, ""}},
+		{"nonce uppercase hex ok", good, "GET", "/v1/attestation?nonce=" + strings.ToUpper(n32), "", want{200, ""}},
+		{"nonce missing", good, "GET", "/v1/attestation", "", want{400, agentapi.CodeBadNonce}},
+		{"nonce empty", good, "GET", "/v1/attestation?nonce=", "", want{400, agentapi.CodeBadNonce}},
+		{"nonce 31 bytes", good, "GET", "/v1/attestation?nonce=" + nonceHex(1, 31), "", want{400, agentapi.CodeBadNonce}},
+		{"nonce 65 bytes", good, "GET", "/v1/attestation?nonce=" + nonceHex(1, 65), "", want{400, agentapi.CodeBadNonce}},
+		{"nonce odd length", good, "GET", "/v1/attestation?nonce=" + n32 + "0", "", want{400, agentapi.CodeBadNonce}},
+		{"nonce not hex", good, "GET", "/v1/attestation?nonce=" + strings.Repeat("zz", 32), "", want{400, agentapi.CodeBadNonce}},
+		{"nonce twice", good, "GET", "/v1/attestation?nonce=" + n32 + "&nonce=" + n32, "", want{400, agentapi.CodeBadNonce}},
+		{"unknown parameter", good, "GET", "/v1/attestation?nonce=" + n32 + "&raw=1", "", want{400, agentapi.CodeBadNonce}},
+		{"bad query escape", good, "GET", "/v1/attestation?nonce=%zz", "", want{400, agentapi.CodeBadNonce}},
+		{"attestation POST", good, "POST", "/v1/attestation?nonce=" + n32, "", want{405, agentapi.CodeMethodNotAllowed}},
+		{"unknown path", good, "GET", "/v2/attestation", "", want{404, agentapi.CodeNotFound}},
+		{"status ok", good, "GET", "/v1/status", "", want{200, ""}},
+		{"status with query", good, "GET", "/v1/status?x=1", "", want{400, agentapi.CodeBadRequest}},
+		{"status POST", good, "POST", "/v1/status", "", want{405, agentapi.CodeMethodNotAllowed}},
+		{"shutdown GET", good, "GET", "/v1/shutdown", "", want{405, agentapi.CodeMethodNotAllowed}},
+		{"shutdown body too large", good, "POST", "/v1/shutdown", strings.Repeat("x", 5000), want{413, agentapi.CodeBodyTooLarge}},
+		{"shutdown unavailable", noDev, "POST", "/v1/shutdown", "", want{501, agentapi.CodeShutdownUnavailable}},
+		{"no device", noDev, "GET", "/v1/attestation?nonce=" + n32, "", want{503, agentapi.CodeNoSNPDevice}},
+		{"no device on this host", hostDefault, "GET", "/v1/attestation?nonce=" + n32, "", want{503, agentapi.CodeNoSNPDevice}},
+		{"device binds other data", wrongRD, "GET", "/v1/attestation?nonce=" + n32, "", want{500, agentapi.CodeDeviceError}},
+		{"device short report", shortReport, "GET", "/v1/attestation?nonce=" + n32, "", want{500, agentapi.CodeDeviceError}},
+		{"device error", devErr, "GET", "/v1/attestation?nonce=" + n32, "", want{500, agentapi.CodeDeviceError}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.srv == hostDefault {
+				if _, err := os.Stat(SevGuestPath); err == nil {
+					t.Skipf("this host has %s; the no-device case needs a non-SNP machine", SevGuestPath)
+				}
+			}
+			rec := httptest.NewRecorder()
+			tc.srv.Handler().ServeHTTP(rec, httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body)))
+			var e agentapi.ErrorResponse
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil {
+				t.Fatalf("body is not JSON: %v: %q", err, rec.Body.String())
+			}
+			got := want{rec.Code, e.Error.Code}
+			if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("(-want +got):\n%s\nbody: %s", diff, rec.Body.String())
+			}
+			if got.code != "" && e.Error.Message == "" {
+				t.Error("error without a message")
+			}
+		})
+	}
+}
+
+func TestStatusAndShutdown(t *testing.T) {
+	var calls atomic.Int32
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s := New(Options{
+		Quoter:      failing{"x"},
+		Config:      testConfig,
+		InitVersion: "v-test",
+		Status: func() agentapi.Status {
+			return agentapi.Status{
+				Stages: []agentapi.Stage{{Name: "mounts", At: at}, {Name: "katana", At: at.Add(time.Second)}},
+				Katana: agentapi.PayloadStatus{State: "running", PID: 42, Restarts: 1, LastExit: &agentapi.ExitStatus{Code: 3, At: at}},
+				Now:    at.Add(time.Minute),
+			}
+		},
+		Shutdown: func() error { calls.Add(1); return nil },
+	})
+	base := serve(t, s)
+	var st agentapi.Status
+	if code := getJSON(t, http.DefaultClient, "GET", base+"/v1/status", &st); code != 200 {
+		t.Fatalf("status code %d", code)
+	}
+	d := agentapi.ConfigDigest(testConfig)
+	want := agentapi.Status{
+		APIVersion:   1,
+		InitVersion:  "v-test",
+		Stages:       []agentapi.Stage{{Name: "mounts", At: at}, {Name: "katana", At: at.Add(time.Second)}},
+		Katana:       agentapi.PayloadStatus{State: "running", PID: 42, Restarts: 1, LastExit: &agentapi.ExitStatus{Code: 3, At: at}},
+		ConfigDigest: hex.EncodeToString(d[:]),
+		Now:          at.Add(time.Minute),
+	}
+	if diff := cmp.Diff(want, st); diff != "" {
+		t.Errorf("status (-want +got):\n%s", diff)
+	}
+	for i := 0; i < 2; i++ {
+		var sr agentapi.ShutdownResponse
+		if code := getJSON(t, http.DefaultClient, "POST", base+"/v1/shutdown", &sr); code != http.StatusAccepted || sr.State != "stopping" {
+			t.Errorf("shutdown #%d: %d %+v", i, code, sr)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("Shutdown called %d times, want 1", n)
+	}
+}
+
+// rawExchange writes req on a fresh connection and returns the status line
+// and the decoded JSON error (if any).
+func rawExchange(t *testing.T, addr, req string) (string, agentapi.ErrorResponse) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	return readResponse(t, c)
+}
+
+func readResponse(t *testing.T, c net.Conn) (string, agentapi.ErrorResponse) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading response: %v", err)
+	}
+	defer resp.Body.Close()
+	var e agentapi.ErrorResponse
+	body, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(body, &e)
+	return resp.Status, e
+}
+
+func TestOversizedHeader(t *testing.T) {
+	base := serve(t, New(Options{Quoter: failing{"x"}}))
+	addr := strings.TrimPrefix(base, "http://")
+	status, _ := rawExchange(t, addr, "GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+	if !strings.HasPrefix(status, "431") {
+		t.Errorf("oversized header: %q, want 431", status)
+	}
+	status, _ = rawExchange(t, addr, "GARBAGE\r\n\r\n")
+	if !strings.HasPrefix(status, "400") {
+		t.Errorf("malformed request line: %q, want 400", status)
+	}
+}
+
+// Slow and silent clients get 408 request_timeout while others are served.
+func TestSlowClients(t *testing.T) {
+	signer := testSigner(t)
+	fake := newFakeSNP(t, signer)
+	s := New(Options{
+		Quoter:            &SevGuestIoctl{Open: func() (Ioctler, error) { return fake, nil }},
+		ReadHeaderTimeout: 400 * time.Millisecond,
+		ReadTimeout:       400 * time.Millisecond,
+		MaxConns:          8,
+	})
+	base := serve(t, s)
+	addr := strings.TrimPrefix(base, "http://")
+
+	type result struct {
+		Status string
+		Code   string
+	}
+	slow := make(chan result, 2)
+	// A client that dribbles half a request and a client that says nothing.
+	for _, partial := range []string{"GET /v1/status HTTP/1.1\r\nHost: x\r\nX-Slow: ", ""} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, partial)
+		go func() {
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				slow <- result{Status: err.Error()}
+				return
+			}
+			var e agentapi.ErrorResponse
+			json.NewDecoder(resp.Body).Decode(&e)
+			resp.Body.Close()
+			slow <- result{resp.Status, e.Error.Code}
+		}()
+	}
+	// Meanwhile, a normal client is served at once, several times.
+	start := time.Now()
+	for i := 0; i < 5; i++ {
+		var got agentapi.AttestationResponse
+		if code := getJSON(t, http.DefaultClient, "GET", base+"/v1/attestation?nonce="+nonceHex(byte(i), 32), &got); code != 200 {
+			t.Fatalf("normal client got %d", code)
+		}
+	}
+	if d := time.Since(start); d > 300*time.Millisecond {
+		t.Errorf("normal client took %v while slow clients were connected", d)
+	}
+	for i := 0; i < 2; i++ {
+		r := <-slow
+		if diff := cmp.Diff(result{"408 Request Timeout", agentapi.CodeRequestTimeout}, r); diff != "" {
+			t.Errorf("slow client (-want +got):\n%s", diff)
+		}
+	}
+}
+
+// Connections beyond MaxConns get 429 too_many_connections, and the slots
+// come back when connections close.
+func TestConnectionLimit(t *testing.T) {
+	s := New(Options{Quoter: failing{"x"}, MaxConns: 2})
+	base := serve(t, s)
+	addr := strings.TrimPrefix(base, "http://")
+	var held []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+		// Complete one request so the connection is surely accepted.
+		io.WriteString(c, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+		if st, _ := readResponse(t, c); !strings.HasPrefix(st, "200") {
+			t.Fatalf("held connection %d: %s", i, st)
+		}
+	}
+	st, e := rawExchange(t, addr, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
+	if !strings.HasPrefix(st, "429") || e.Error.Code != agentapi.CodeTooManyConnections {
+		t.Errorf("third connection: %s %+v, want 429 %s", st, e, agentapi.CodeTooManyConnections)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, _ := rawExchange(t, addr, "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		if strings.HasPrefix(st, "200") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slots not released: %s", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func countFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count descriptors (%v); needs Linux /proc", err)
+	}
+	return len(ents)
+}
+
+// LoadResult summarises a load run.
+type loadResult struct {
+	ok, busy, other int
+	latencies       []time.Duration
+}
+
+// runLoad sends total attestation requests over conns keep-alive connections.
+func runLoad(t testing.TB, base string, total, conns int) loadResult {
+	var mu sync.Mutex
+	var res loadResult
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			tr := &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			for {
+				i := next.Add(1)
+				if i > int64(total) {
+					return
+				}
+				start := time.Now()
+				resp, err := c.Get(fmt.Sprintf("%s/v1/attestation?nonce=%064x", base, i))
+				d := time.Since(start)
+				code := 0
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					code = resp.StatusCode
+				}
+				mu.Lock()
+				switch code {
+				case 200:
+					res.ok++
+					res.latencies = append(res.latencies, d)
+				case 429:
+					res.busy++
+				default:
+					res.other++
+					if res.other < 5 {
+						t.Errorf("request %d: code %d err %v", i, code, err)
+					}
+				}
+				mu.Unlock()
+			}
+		}(w)
+	}
+	wg.Wait()
+	return res
+}
+
+func TestLoad(t *testing.T) {
+	signer := testSigner(t)
+	fake := newFakeSNP(t, signer)
+	fake.delay = time.Millisecond // a real PSP takes milliseconds too
+	ctx, cancel := context.WithCancel(context.Background())
+	l, err := Listen("tcp:127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warm up net/http's and the runtime's own goroutines before counting.
+	runtime.GC()
+	fdsBefore := countFDs(t)
+	gBefore := runtime.NumGoroutine()
+
+	s := New(Options{Quoter: &SevGuestIoctl{Open: func() (Ioctler, error) { return fake, nil }}, Config: testConfig})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, l) }()
+	base := "http://" + l.Addr().String()
+
+	res := runLoad(t, base, 1000, 50)
+	t.Logf("1000 requests over 50 connections: %d ok, %d busy (429), %d other; %d hardware calls, max concurrent %d",
+		res.ok, res.busy, res.other, fake.calls.Load(), fake.max.Load())
+	if res.ok+res.busy != 1000 || res.other != 0 {
+		t.Errorf("answered %d ok + %d busy of 1000 (%d other)", res.ok, res.busy, res.other)
+	}
+	if res.ok == 0 {
+		t.Error("no request succeeded")
+	}
+	if m := fake.max.Load(); m != 1 {
+		t.Errorf("hardware saw %d concurrent requests, want 1", m)
+	}
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Goroutines and descriptors return to where they were.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g, fds := runtime.NumGoroutine(), countFDs(t)
+		if g <= gBefore && fds <= fdsBefore {
+			break
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("leak: goroutines %d -> %d, fds %d -> %d\n%s", gBefore, g, fdsBefore, fds, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestListen(t *testing.T) {
+	for _, spec := range []string{"udp:1.2.3.4:5", "vsock:0", "tcp:nohost:1"} {
+		if l, err := Listen(spec); err == nil {
+			l.Close()
+			t.Errorf("Listen(%q) succeeded", spec)
+		}
+	}
+}
+
+// The vsock listener either works or fails with a message naming the fix.
+func TestListenVsock(t *testing.T) {
+	l, err := Listen("vsock:1024")
+	if err != nil {
+		if !strings.Contains(err.Error(), "vsock") {
+			t.Errorf("error does not name vsock: %v", err)
+		}
+		t.Skipf("no vsock on this host (%v); runs in the guest boot test", err)
+	}
+	l.Close()
+}
+
+func FuzzParseNonce(f *testing.F) {
+	for _, s := range []string{"nonce=" + nonceHex(1, 32), "nonce=", "nonce=zz&x=1", "nonce=%00", "a=b;c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		n, err := parseNonce(q)
+		if err != nil {
+			return
+		}
+		if len(n) < 32 || len(n) > 64 {
+			t.Fatalf("accepted a %d-byte nonce from %q", len(n), q)
+		}
+	})
+}
+
+// FuzzHandler feeds arbitrary bytes as an HTTP request to the handler: any
+// request it can parse gets a JSON answer with a known status, errors carry a
+// stable code, and only well-formed attestation/status requests succeed.
+func FuzzHandler(f *testing.F) {
+	signer := testSigner(f)
+	fake := newFakeSNP(f, signer)
+	s := New(Options{
+		Quoter:   &SevGuestIoctl{Open: func() (Ioctler, error) { return fake, nil }},
+		Config:   testConfig,
+		Shutdown: func() error { return nil },
+	})
+	for _, seed := range []string{
+		"GET /v1/attestation?nonce=" + nonceHex(1, 32) + " HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST /v1/shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+		"GET /v1/attestation?nonce=zz HTTP/1.0\r\n\r\n",
+		"PUT /%2e%2e/v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	codes := map[int]bool{200: true, 202: true, 400: true, 404: true, 405: true, 413: true, 429: true, 500: true, 501: true, 503: true}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+		if err != nil {
+			return
+		}
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if !codes[rec.Code] {
+			t.Fatalf("unexpected status %d for %q", rec.Code, raw)
+		}
+		if rec.Code >= 400 {
+			var e agentapi.ErrorResponse
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
+				t.Fatalf("error %d without JSON code: %q", rec.Code, rec.Body.String())
+			}
+			return
+		}
+		if rec.Code == 200 && req.URL.Path == agentapi.PathAttestation {
+			var a agentapi.AttestationResponse
+			if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || len(a.Report) != agentapi.ReportSize {
+				t.Fatalf("bad attestation body: %v", err)
+			}
+		}
+	})
+}
+
