@@ -640,4 +640,3 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
-
