@@ -1,0 +1,126 @@
+package integrity
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+)
+
+// makeRoot writes files under a temp root plus their content list.
+func makeRoot(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	list := initrdlayout.Contents{}
+	for rel, data := range files {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		list[rel] = sha256.Sum256([]byte(data))
+	}
+	p := filepath.Join(root, initrdlayout.ContentsPath)
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	if err := os.WriteFile(p, list.Format(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+var files = map[string]string{
+	"init":                          "init binary",
+	"bin/katana":                    strings.Repeat("katana", 100000),
+	"lib/modules/6.1/virtio_net.ko": "module",
+	"etc/hosts":                     "127.0.0.1 localhost\n",
+}
+
+func TestAllOK(t *testing.T) {
+	root := makeRoot(t, files)
+	list, err := LoadList(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Checker{Root: root, List: list}.All(map[string]bool{"etc/hosts": true})
+	if err != nil {
+		t.Fatalf("All: %v", err)
+	}
+	if r.Files != 3 || r.Bytes != int64(len(files["bin/katana"])+len(files["init"])+len(files["lib/modules/6.1/virtio_net.ko"])) {
+		t.Errorf("report %+v, want 3 files and their bytes", r)
+	}
+}
+
+func TestTruncatedPayload(t *testing.T) {
+	root := makeRoot(t, files)
+	list, _ := LoadList(root)
+	// What a failed unpack leaves: the right size, a zero tail.
+	p := filepath.Join(root, "bin/katana")
+	b, _ := os.ReadFile(p)
+	copy(b[len(b)/2:], bytes.Repeat([]byte{0}, len(b)/2))
+	os.WriteFile(p, b, 0o755)
+	_, err := Checker{Root: root, List: list}.All(nil)
+	if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "bin/katana") {
+		t.Fatalf("err = %v, want a mismatch naming bin/katana", err)
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	root := makeRoot(t, files)
+	list, _ := LoadList(root)
+	os.Remove(filepath.Join(root, "init"))
+	_, err := Checker{Root: root, List: list}.All(nil)
+	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "init") {
+		t.Fatalf("err = %v, want not-exist naming init", err)
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	root := makeRoot(t, files)
+	list, _ := LoadList(root)
+	c := Checker{Root: root, List: list}
+	b, err := c.ReadFile("lib/modules/6.1/virtio_net.ko")
+	if err != nil || string(b) != "module" {
+		t.Fatalf("ReadFile = %q, %v", b, err)
+	}
+	if _, err := c.ReadFile("lib/modules/6.1/other.ko"); !errors.Is(err, ErrNotListed) {
+		t.Errorf("unlisted file: err = %v, want ErrNotListed", err)
+	}
+	os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("changed"), 0o644)
+	if _, err := c.ReadFile("etc/hosts"); !errors.Is(err, ErrMismatch) {
+		t.Errorf("changed file: err = %v, want ErrMismatch", err)
+	}
+	if err := c.File("etc/hosts"); !errors.Is(err, ErrMismatch) {
+		t.Errorf("changed file (File): err = %v, want ErrMismatch", err)
+	}
+}
+
+func TestLoadListErrors(t *testing.T) {
+	if _, err := LoadList(t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing list: err = %v, want not exist", err)
+	}
+	root := makeRoot(t, files)
+	os.WriteFile(filepath.Join(root, initrdlayout.ContentsPath), []byte("garbage\n"), 0o644)
+	if _, err := LoadList(root); !errors.Is(err, initrdlayout.ErrContents) {
+		t.Errorf("bad list: err = %v, want ErrContents", err)
+	}
+}
+
+func BenchmarkFile(b *testing.B) {
+	root := b.TempDir()
+	data := bytes.Repeat([]byte("x"), 64<<20)
+	os.WriteFile(filepath.Join(root, "payload"), data, 0o644)
+	c := Checker{Root: root, List: initrdlayout.Contents{"payload": sha256.Sum256(data)}}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if err := c.File("payload"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,224 @@
+// Package modload loads the initrd's kernel modules from the ordered load
+// list (initrdlayout.ModulesLoad, dependencies first, written by hostbuild
+// pack). Plain .ko files go to finit_module(2) through the descriptor whose
+// bytes were just checked against the content list; .ko.xz, .ko.zst and
+// .ko.gz are checked, decompressed in user space and given to
+// init_module(2) (Debian's 6.1 kernels have no in-kernel decompression).
+//
+// A module the kernel already has (EEXIST) counts as loaded. A module whose
+// init finds no device (ENODEV, e.g. sev-guest outside an SEV-SNP guest) is
+// reported as skipped and does not fail the boot. Every other failure is an
+// error naming the module and the kernel's reason.
+package modload
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
+
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+)
+
+// Errors for errors.Is.
+var (
+	ErrNotListed = errors.New("module not in the content list")
+	ErrMismatch  = errors.New("module SHA-256 does not match the content list")
+	ErrFormat    = errors.New("unsupported module file extension (want .ko, .ko.xz, .ko.zst or .ko.gz)")
+)
+
+// Kernel is the module-loading system call interface; tests replace it.
+type Kernel interface {
+	FinitModule(fd int, params string, flags int) error
+	InitModule(image []byte, params string) error
+}
+
+type sysKernel struct{}
+
+func (sysKernel) FinitModule(fd int, params string, flags int) error {
+	return unix.FinitModule(fd, params, flags)
+}
+func (sysKernel) InitModule(image []byte, params string) error { return unix.InitModule(image, params) }
+
+// Options configure Load.
+type Options struct {
+	Root     string                // initrd root ("/" in the guest)
+	Contents initrdlayout.Contents // every module file must be listed here
+	Kernel   Kernel                // nil: the real system calls
+}
+
+// Result is the outcome of one module.
+type Result struct {
+	Name    string
+	Path    string
+	Status  Status
+	Took    time.Duration
+	Skipped error // the kernel's reason when Status is Skipped
+}
+
+// Status of a module after Load.
+type Status int
+
+const (
+	Loaded  Status = iota + 1 // loaded now
+	Present                   // already in the kernel (EEXIST)
+	Skipped                   // no device (ENODEV); not an error
+)
+
+func (s Status) String() string {
+	switch s {
+	case Loaded:
+		return "loaded"
+	case Present:
+		return "present"
+	case Skipped:
+		return "skipped"
+	}
+	return "unknown"
+}
+
+// ReadList reads the ordered load list under root. A missing list means no
+// modules (nil, nil); the content list check covers its presence.
+func ReadList(root string, contents initrdlayout.Contents) ([]initrdlayout.Module, error) {
+	p := filepath.Join(root, initrdlayout.ModulesLoad)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		if _, listed := contents[initrdlayout.ModulesLoad]; listed {
+			return nil, fmt.Errorf("module list %s is in the content list but missing (truncated initrd unpack?): %w", p, err)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading module list: %w", err)
+	}
+	want, listed := contents[initrdlayout.ModulesLoad]
+	if !listed {
+		return nil, fmt.Errorf("module list %s: %w", initrdlayout.ModulesLoad, ErrNotListed)
+	}
+	if sha256.Sum256(b) != want {
+		return nil, fmt.Errorf("module list %s: %w", initrdlayout.ModulesLoad, ErrMismatch)
+	}
+	mods, err := initrdlayout.ParseModuleList(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return mods, nil
+}
+
+// Load loads mods in order and stops at the first failure.
+func Load(mods []initrdlayout.Module, o Options) ([]Result, error) {
+	k := o.Kernel
+	if k == nil {
+		k = sysKernel{}
+	}
+	var out []Result
+	for _, m := range mods {
+		start := time.Now()
+		err := loadOne(m, o, k)
+		r := Result{Name: m.Name, Path: m.Path, Status: Loaded}
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EEXIST):
+			r.Status = Present
+		case errors.Is(err, unix.ENODEV):
+			r.Status, r.Skipped = Skipped, err
+		default:
+			return out, fmt.Errorf("loading module %s (%s): %w", m.Name, m.Path, explain(err))
+		}
+		r.Took = time.Since(start)
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func loadOne(m initrdlayout.Module, o Options, k Kernel) error {
+	want, ok := o.Contents[m.Path]
+	if !ok {
+		return ErrNotListed
+	}
+	p := filepath.Join(o.Root, m.Path)
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	if sha256.Sum256(b) != want {
+		return fmt.Errorf("%w (%d bytes; truncated initrd unpack?)", ErrMismatch, len(b))
+	}
+	switch {
+	case strings.HasSuffix(m.Path, ".ko"):
+		// The fd still refers to the bytes just hashed: the initrd is a
+		// private in-memory file system that nothing else writes.
+		return k.FinitModule(int(f.Fd()), "", 0)
+	case strings.HasSuffix(m.Path, ".ko.xz"), strings.HasSuffix(m.Path, ".ko.zst"), strings.HasSuffix(m.Path, ".ko.gz"):
+		img, err := Decompress(m.Path, b)
+		if err != nil {
+			return err
+		}
+		return k.InitModule(img, "")
+	}
+	return ErrFormat
+}
+
+// Decompress decompresses a module image chosen by the extension of name.
+func Decompress(name string, b []byte) ([]byte, error) {
+	var r io.Reader
+	var err error
+	switch {
+	case strings.HasSuffix(name, ".xz"):
+		r, err = xz.NewReader(bytes.NewReader(b))
+	case strings.HasSuffix(name, ".zst"):
+		var d *zstd.Decoder
+		d, err = zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		if err == nil {
+			defer d.Close()
+			r = d
+		}
+	case strings.HasSuffix(name, ".gz"):
+		r, err = gzip.NewReader(bytes.NewReader(b))
+	default:
+		return nil, ErrFormat
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decompressing: %w", err)
+	}
+	img, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("decompressing: %w", err)
+	}
+	return img, nil
+}
+
+// explain adds what an errno from the module system calls usually means.
+func explain(err error) error {
+	var hint string
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		hint = "unknown symbol: a dependency is missing or listed after it; see the kernel log"
+	case errors.Is(err, unix.ENOEXEC):
+		hint = "invalid module format: built for another kernel release?"
+	case errors.Is(err, unix.EKEYREJECTED), errors.Is(err, unix.EBADMSG):
+		hint = "module signature rejected"
+	case errors.Is(err, unix.EPERM):
+		hint = "module loading not permitted (modules disabled or lockdown)"
+	case errors.Is(err, unix.EINVAL):
+		hint = "invalid parameters or module; see the kernel log"
+	default:
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, hint)
+}

@@ -1,0 +1,193 @@
+package modload
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+	"golang.org/x/sys/unix"
+
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+)
+
+// fakeKernel records what would be loaded and fails on request.
+type fakeKernel struct {
+	loaded []string // module images, as strings
+	errs   map[string]error
+}
+
+func (k *fakeKernel) FinitModule(fd int, params string, flags int) error {
+	b := make([]byte, 1<<16)
+	n, _ := unix.Pread(fd, b, 0)
+	return k.load(string(b[:n]))
+}
+
+func (k *fakeKernel) InitModule(image []byte, params string) error { return k.load(string(image)) }
+
+func (k *fakeKernel) load(img string) error {
+	if err := k.errs[img]; err != nil {
+		return err
+	}
+	k.loaded = append(k.loaded, img)
+	return nil
+}
+
+func compress(t *testing.T, ext string, data []byte) []byte {
+	var b bytes.Buffer
+	switch ext {
+	case ".xz":
+		w, err := xz.NewWriter(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		w.Close()
+	case ".zst":
+		w, _ := zstd.NewWriter(&b)
+		w.Write(data)
+		w.Close()
+	case ".gz":
+		w := gzip.NewWriter(&b)
+		w.Write(data)
+		w.Close()
+	default:
+		return data
+	}
+	return b.Bytes()
+}
+
+// setup writes modules (name → extension) whose image is "image:<name>",
+// the load list in the given order and the content list.
+func setup(t *testing.T, names []string, exts []string) (string, initrdlayout.Contents, []initrdlayout.Module) {
+	t.Helper()
+	root := t.TempDir()
+	contents := initrdlayout.Contents{}
+	var mods []initrdlayout.Module
+	for i, n := range names {
+		rel := "lib/modules/6.1.0/kernel/" + n + ".ko" + exts[i]
+		data := compress(t, exts[i], []byte("image:"+n))
+		os.MkdirAll(filepath.Join(root, filepath.Dir(rel)), 0o755)
+		os.WriteFile(filepath.Join(root, rel), data, 0o644)
+		contents[rel] = sha256.Sum256(data)
+		mods = append(mods, initrdlayout.Module{Name: n, Path: rel})
+	}
+	list := initrdlayout.FormatModuleList(mods)
+	os.MkdirAll(filepath.Join(root, "etc/guestinit"), 0o755)
+	os.WriteFile(filepath.Join(root, initrdlayout.ModulesLoad), list, 0o644)
+	contents[initrdlayout.ModulesLoad] = sha256.Sum256(list)
+	return root, contents, mods
+}
+
+func TestLoadInOrderAllFormats(t *testing.T) {
+	names := []string{"virtio_pci", "virtio_net", "vsock", "button"}
+	root, contents, _ := setup(t, names, []string{"", ".xz", ".zst", ".gz"})
+	mods, err := ReadList(root, contents)
+	if err != nil {
+		t.Fatalf("ReadList: %v", err)
+	}
+	k := &fakeKernel{errs: map[string]error{"image:vsock": unix.EEXIST}}
+	res, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if diff := cmp.Diff([]string{"image:virtio_pci", "image:virtio_net", "image:button"}, k.loaded); diff != "" {
+		t.Errorf("loaded (-want +got):\n%s", diff)
+	}
+	var st []Status
+	for _, r := range res {
+		st = append(st, r.Status)
+	}
+	if diff := cmp.Diff([]Status{Loaded, Loaded, Present, Loaded}, st); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name     string
+		mutate   func(root string, contents initrdlayout.Contents, mods []initrdlayout.Module)
+		kerr     map[string]error
+		wantErr  error
+		mentions []string
+	}{
+		{name: "kernel refuses", kerr: map[string]error{"image:b": unix.ENOENT}, wantErr: unix.ENOENT,
+			mentions: []string{"loading module b", "unknown symbol"}},
+		{name: "truncated file", mutate: func(root string, _ initrdlayout.Contents, mods []initrdlayout.Module) {
+			os.WriteFile(filepath.Join(root, mods[1].Path), []byte("ima"), 0o644)
+		}, wantErr: ErrMismatch, mentions: []string{"loading module b", "truncated"}},
+		{name: "not listed", mutate: func(_ string, contents initrdlayout.Contents, mods []initrdlayout.Module) {
+			delete(contents, mods[1].Path)
+		}, wantErr: ErrNotListed, mentions: []string{"module b"}},
+		{name: "missing file", mutate: func(root string, _ initrdlayout.Contents, mods []initrdlayout.Module) {
+			os.Remove(filepath.Join(root, mods[1].Path))
+		}, wantErr: os.ErrNotExist, mentions: []string{"module b"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root, contents, mods := setup(t, []string{"a", "b", "c"}, []string{"", "", ""})
+			if tc.mutate != nil {
+				tc.mutate(root, contents, mods)
+			}
+			k := &fakeKernel{errs: tc.kerr}
+			res, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k})
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			for _, m := range tc.mentions {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %q", err, m)
+				}
+			}
+			if len(res) != 1 || len(k.loaded) != 1 {
+				t.Errorf("want to stop after the first module, got %d results, %d loaded", len(res), len(k.loaded))
+			}
+		})
+	}
+}
+
+func TestNoDeviceIsSkipped(t *testing.T) {
+	root, contents, mods := setup(t, []string{"sev-guest", "x"}, []string{"", ""})
+	k := &fakeKernel{errs: map[string]error{"image:sev-guest": unix.ENODEV}}
+	res, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if res[0].Status != Skipped || !errors.Is(res[0].Skipped, unix.ENODEV) || res[1].Status != Loaded {
+		t.Errorf("results %+v, want sev-guest skipped with ENODEV, x loaded", res)
+	}
+}
+
+func TestReadList(t *testing.T) {
+	root, contents, _ := setup(t, []string{"a"}, []string{""})
+	os.WriteFile(filepath.Join(root, initrdlayout.ModulesLoad), []byte("a lib/modules/x.ko\nb lib/modules/y.ko\n"), 0o644)
+	if _, err := ReadList(root, contents); !errors.Is(err, ErrMismatch) {
+		t.Errorf("changed list: err = %v, want ErrMismatch", err)
+	}
+	os.Remove(filepath.Join(root, initrdlayout.ModulesLoad))
+	if _, err := ReadList(root, contents); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("listed but missing: err = %v, want not exist", err)
+	}
+	delete(contents, initrdlayout.ModulesLoad)
+	if mods, err := ReadList(root, contents); err != nil || mods != nil {
+		t.Errorf("no list at all: %v, %v; want no modules", mods, err)
+	}
+}
+
+func TestDecompressRejects(t *testing.T) {
+	if _, err := Decompress("x.ko.bz2", nil); !errors.Is(err, ErrFormat) {
+		t.Errorf("bz2: err = %v, want ErrFormat", err)
+	}
+	for _, ext := range []string{".xz", ".zst", ".gz"} {
+		if _, err := Decompress("x.ko"+ext, []byte("not compressed")); err == nil {
+			t.Errorf("%s: garbage decompressed without error", ext)
+		}
+	}
+}
