@@ -13,6 +13,7 @@ package ovmf
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -49,22 +50,18 @@ func MustParseGUID(s string) GUID {
 // ParseGUID converts canonical text form to EFI byte order.
 func ParseGUID(s string) (GUID, error) {
 	var g GUID
-	var a uint32
-	var b, c uint16
-	var d [2]byte
-	var e [6]byte
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return g, fmt.Errorf("parsing GUID %q: want 8-4-4-4-12 hex digits", s)
 	}
-	if _, err := fmt.Sscanf(s, "%08x-%04x-%04x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		&a, &b, &c, &d[0], &d[1], &e[0], &e[1], &e[2], &e[3], &e[4], &e[5]); err != nil {
+	raw, err := hex.DecodeString(s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36])
+	if err != nil {
 		return g, fmt.Errorf("parsing GUID %q: %w", s, err)
 	}
-	binary.LittleEndian.PutUint32(g[0:4], a)
-	binary.LittleEndian.PutUint16(g[4:6], b)
-	binary.LittleEndian.PutUint16(g[6:8], c)
-	copy(g[8:10], d[:])
-	copy(g[10:16], e[:])
+	// The first three fields are stored little-endian.
+	g[0], g[1], g[2], g[3] = raw[3], raw[2], raw[1], raw[0]
+	g[4], g[5] = raw[5], raw[4]
+	g[6], g[7] = raw[7], raw[6]
+	copy(g[8:], raw[8:])
 	return g, nil
 }
 
