@@ -245,8 +245,9 @@ func (r *Reader) Next() (*Header, error) {
 	r.cur = ""
 	// Between archives, skip zero padding (in 4-byte steps, as the kernel does).
 	for {
-		err := r.readFull(r.hdr[:4])
-		if err != nil && !r.inArch && (err == io.EOF || err == io.ErrUnexpectedEOF && allZero(r.hdr[:r.off%4])) {
+		n, err := io.ReadFull(r.r, r.hdr[:4])
+		r.off += int64(n)
+		if err != nil && !r.inArch && (n == 0 && err == io.EOF || n > 0 && err == io.ErrUnexpectedEOF && allZero(r.hdr[:n])) {
 			return nil, io.EOF
 		}
 		if err != nil {

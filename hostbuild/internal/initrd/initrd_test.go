@@ -1,0 +1,334 @@
+package initrd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// inputs writes a small init, payload and module tree into dir.
+func inputs(t testing.TB, dir string) Options {
+	t.Helper()
+	write := func(rel string, data []byte) string {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	mods := filepath.Join("lib", "modules", "6.9.0-test", "kernel")
+	write(filepath.Join(mods, "drivers/virtio/virtio_pci.ko"), testelf.Module("depends=virtio", "name=virtio_pci"))
+	write(filepath.Join(mods, "drivers/virtio/virtio.ko"), testelf.Module("depends=", "name=virtio"))
+	write(filepath.Join(mods, "drivers/net/virtio_net.ko"), testelf.Module("depends=virtio", "name=virtio_net"))
+	write(filepath.Join(mods, "net/vsock.ko"), testelf.Module("depends=", "name=vsock"))
+	return Options{
+		Init:          write("init", testelf.Executable("", []byte("the init"))),
+		Payload:       write("katana", testelf.Executable("", bytes.Repeat([]byte("katana "), 1000))),
+		KernelModules: dir,
+		CABundle:      write("ca.pem", []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")),
+		Compression:   "zstd",
+	}
+}
+
+func pack(t testing.TB, o Options) []byte {
+	t.Helper()
+	if o.Output == "" {
+		o.Output = filepath.Join(t.TempDir(), "initrd.img")
+	}
+	if _, err := Pack(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(o.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestGoldenListing(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"virtio_net", "virtio_pci"}
+	o.SourceDateEpoch = 1700000000
+	a, err := Read(bytes.NewReader(pack(t, o)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	a.WriteListing(&got)
+	golden := filepath.Join("testdata", "small.listing")
+	if *update {
+		os.WriteFile(golden, got.Bytes(), 0o644)
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), got.String()); diff != "" {
+		t.Errorf("listing (-want +got):\n%s", diff)
+	}
+	// The content list covers every regular file but itself, and is right.
+	for _, e := range a.Entries {
+		if e.MTime != 1700000000 || e.UID != 0 || e.GID != 0 {
+			t.Errorf("%s: mtime %d owner %d:%d", e.Path, e.MTime, e.UID, e.GID)
+		}
+	}
+}
+
+func TestContentListAndModuleList(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	out := filepath.Join(t.TempDir(), "i.img")
+	o.Output = out
+	o.Compression = "none"
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	for _, e := range a.Entries {
+		if e.Type != "file" || e.Path == initrdlayout.ContentsPath {
+			continue
+		}
+		files++
+		sum, ok := res.Contents[e.Path]
+		if !ok {
+			t.Errorf("%s missing from the content list", e.Path)
+		} else if got := strings.ToLower(e.SHA256); got != hexs(sum) {
+			t.Errorf("%s: content list says %s, archive has %s", e.Path, hexs(sum), got)
+		}
+	}
+	if files != len(res.Contents) {
+		t.Errorf("content list has %d entries, archive %d files", len(res.Contents), files)
+	}
+	// Default modules: those the tree has, dependencies first.
+	if diff := cmp.Diff([]string{"virtio", "virtio_net", "virtio_pci", "vsock"}, res.Modules); diff != "" {
+		t.Errorf("modules (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(strings.Join(res.Skipped, " "), "sev-guest") {
+		t.Errorf("skipped %v: want sev-guest reported as absent", res.Skipped)
+	}
+}
+
+func hexs(b [32]byte) string {
+	const d = "0123456789abcdef"
+	var s []byte
+	for _, c := range b {
+		s = append(s, d[c>>4], d[c&15])
+	}
+	return string(s)
+}
+
+// Same inputs, different environment: umask, input mtimes, module request
+// order, a copy of the inputs elsewhere (directory creation order), the
+// working directory and GOMAXPROCS. TZ and locale are varied across
+// processes by the hostbuild command's test.
+func TestReproducible(t *testing.T) {
+	for _, comp := range Compressions {
+		t.Run(comp, func(t *testing.T) {
+			dirA := t.TempDir()
+			oa := inputs(t, dirA)
+			oa.Compression = comp
+			oa.Modules = []string{"virtio_net", "virtio_pci", "vsock"}
+			a := pack(t, oa)
+
+			old := syscall.Umask(0o077)
+			defer syscall.Umask(old)
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			dirB := t.TempDir()
+			ob := inputs(t, dirB)
+			ob.Compression = comp
+			ob.Modules = []string{"vsock", "virtio-pci", "virtio_net"}
+			future := time.Now().Add(48 * time.Hour)
+			filepath.Walk(dirB, func(p string, _ os.FileInfo, _ error) error { return os.Chtimes(p, future, future) })
+			wd, _ := os.Getwd()
+			defer os.Chdir(wd)
+			os.Chdir(dirB)
+			ob.Init, ob.Payload, ob.CABundle, ob.KernelModules = "init", "./katana", "ca.pem", "lib/modules/6.9.0-test"
+			b := pack(t, ob)
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s: two builds of the same inputs differ (%d vs %d bytes)", comp, len(a), len(b))
+			}
+		})
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	dir := t.TempDir()
+	base := inputs(t, dir)
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, data, 0o755)
+		return p
+	}
+	tests := []struct {
+		name string
+		mod  func(*Options)
+		want string
+	}{
+		{"dynamic payload", func(o *Options) {
+			o.Payload = write("dyn", testelf.Executable("/lib64/ld-linux-x86-64.so.2", []byte("x")))
+		}, "dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)"},
+		{"arm64 payload", func(o *Options) { o.Payload = write("arm", testelf.ExecutableFor(183, []byte("x"))) }, "not x86-64"},
+		{"script payload", func(o *Options) { o.Payload = write("sh", []byte("#!/bin/sh\necho hi\n")) }, "not an ELF executable"},
+		{"missing payload", func(o *Options) { o.Payload = filepath.Join(dir, "nope") }, "payload " + filepath.Join(dir, "nope")},
+		{"payload is a folder", func(o *Options) { o.Payload = dir }, "is not a regular file"},
+		{"unknown module", func(o *Options) { o.Modules = []string{"virtio_nte"} }, `module "virtio_nte" is not in`},
+		{"unknown module suggests", func(o *Options) { o.Modules = []string{"virtio_nte"} }, "closest names: virtio_net"},
+		{"missing dependency", func(o *Options) {
+			os.Remove(filepath.Join(dir, "lib/modules/6.9.0-test/kernel/drivers/virtio/virtio.ko"))
+			o.Modules = []string{"virtio_net"}
+		}, `"virtio" (a dependency of virtio_net)`},
+		{"not a CA bundle", func(o *Options) { o.CABundle = write("ca.txt", []byte("hello")) }, "holds no PEM certificate"},
+		{"bad compression", func(o *Options) { o.Compression = "lz4" }, "unknown compression"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			tc.mod(&o)
+			o.Output = filepath.Join(t.TempDir(), "out.img")
+			_, err := Pack(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+			if _, serr := os.Stat(o.Output); !os.IsNotExist(serr) {
+				t.Errorf("a failed pack left %s behind", o.Output)
+			}
+		})
+	}
+	if _, err := Pack(context.Background(), Options{Payload: "x", Output: "y"}); !errors.Is(err, ErrInput) {
+		t.Errorf("missing init: got %v, want ErrInput", err)
+	}
+}
+
+// A cancelled run leaves neither the output nor its temporary file.
+func TestAtomicOnCancel(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	outDir := t.TempDir()
+	o.Output = filepath.Join(outDir, "initrd.img")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Pack(ctx, o); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
+		t.Errorf("cancelled pack left %v", ents)
+	}
+	// An existing output is not touched by a failed run.
+	os.WriteFile(o.Output, []byte("previous"), 0o644)
+	o.Payload = filepath.Join(outDir, "missing")
+	if _, err := Pack(context.Background(), o); err == nil {
+		t.Fatal("pack with a missing payload succeeded")
+	}
+	if b, _ := os.ReadFile(o.Output); string(b) != "previous" {
+		t.Errorf("failed pack changed the existing output to %q", b)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	o.Modules = []string{"vsock"}
+	a, _ := Read(bytes.NewReader(pack(t, o)))
+	if ch := Diff(a, a); len(ch) != 0 {
+		t.Errorf("diff of an initrd with itself: %v", ch)
+	}
+	o2 := o
+	o2.Payload = filepath.Join(dir, "katana2")
+	os.WriteFile(o2.Payload, testelf.Executable("", []byte("other katana")), 0o755)
+	o2.Modules = []string{"virtio_net"}
+	o2.SourceDateEpoch = 5
+	b, _ := Read(bytes.NewReader(pack(t, o2)))
+	kinds := map[string][]string{}
+	for _, c := range Diff(a, b) {
+		kinds[c.Kind] = append(kinds[c.Kind], c.Path)
+	}
+	for kind, path := range map[string]string{
+		"content": "bin/katana",
+		"added":   "lib/modules/6.9.0-test/kernel/drivers/net/virtio_net.ko",
+		"removed": "lib/modules/6.9.0-test/kernel/net/vsock.ko",
+		"mtime":   "init",
+	} {
+		if !strings.Contains(strings.Join(kinds[kind], " "), path) {
+			t.Errorf("diff lacks %s of %s; got %v", kind, path, kinds)
+		}
+	}
+	// Same entries, other compression: the diff says so.
+	o3 := o
+	o3.Compression = "gzip"
+	c, _ := Read(bytes.NewReader(pack(t, o3)))
+	ch := Diff(a, c)
+	if len(ch) != 1 || ch[0].Kind != "archive" || ch[0].A != "zstd" || ch[0].B != "gzip" {
+		t.Errorf("diff across compressions: %v", ch)
+	}
+}
+
+func TestReadRejects(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Compression = "none"
+	good := pack(t, o)
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "empty file"},
+		{"unknown", []byte("MZ\x90\x00 this is not an initrd at all"), "no cpio header"},
+		{"lz4", []byte{0x02, 0x21, 0x4c, 0x18, 0, 0, 0, 0}, "lz4-compressed"},
+		{"truncated", good[:len(good)/2], "truncated"},
+		{"no trailer", good[:len(good)-124], "truncated header"},
+		{"bad gzip", []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff, 1, 2, 3}, "gzip"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Read(bytes.NewReader(tc.data))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzRead(f *testing.F) {
+	for _, comp := range Compressions {
+		o := inputs(f, f.TempDir())
+		o.Compression = comp
+		o.Modules = []string{"vsock"}
+		f.Add(pack(f, o))
+	}
+	f.Add([]byte("070701"))
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0})
+	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
+	maxUnpacked = 16 << 20
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := Read(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if a.Archives == 0 {
+			t.Fatal("Read succeeded without a cpio archive")
+		}
+		if ch := Diff(a, a); len(ch) != 0 {
+			t.Fatalf("archive differs from itself: %v", ch)
+		}
+	})
+}

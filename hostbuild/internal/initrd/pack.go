@@ -1,0 +1,429 @@
+// Package initrd builds, reads and compares the measured initrd.
+//
+// Pack lays out the init, the payload (Katana at /bin/katana), the kernel
+// modules it needs (with a modules.dep for just that subset and an ordered
+// load list), the declarative layout of initrd-layout/ and a content list
+// with the SHA-256 of every file, as one newc cpio archive in one compressed
+// stream. The bytes depend only on the inputs' contents and the options:
+// never on umask, time zone, locale, file mtimes, directory order,
+// GOMAXPROCS or the working directory.
+//
+// Read parses any newc initrd (gzip, zstd, xz or uncompressed; several
+// concatenated archives) strictly, for inspect and diff.
+package initrd
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
+	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+)
+
+// Options are the inputs of Pack.
+type Options struct {
+	Init          string   // the guest init (static ELF), packed at /init
+	Payload       string   // Katana (static ELF), packed at /bin/katana
+	KernelModules string   // lib/modules/<release> or an extracted kernel package root; "" packs no modules
+	Modules       []string // module names; nil means kmod.DefaultModules (those the tree has)
+	CABundle      string   // optional PEM bundle, packed at /etc/ssl/certs/ca-certificates.crt
+	Compression   string   // "zstd", "gzip" or "none"; "" means DefaultCompression
+	// SourceDateEpoch is every entry's mtime (seconds since 1970, < 2^32).
+	SourceDateEpoch int64
+	Output          string    // written atomically
+	Log             io.Writer // progress lines; nil discards
+}
+
+// Result describes a packed initrd.
+type Result struct {
+	Output      string
+	Size        int64
+	SHA256      [32]byte
+	Compression string
+	Entries     int
+	Release     string   // kernel release of the packed modules
+	Modules     []string // load order
+	Skipped     []string // default modules the tree does not have, or built-ins
+	Contents    initrdlayout.Contents
+}
+
+// ErrInput marks a problem with an input file (missing, unreadable, not a
+// static x86-64 ELF, unknown module); test with errors.Is.
+var ErrInput = errors.New("bad input")
+
+// inputError carries ErrInput without repeating it in the message, which
+// names the file and the fix.
+type inputError struct{ err error }
+
+func (e inputError) Error() string           { return e.err.Error() }
+func (e inputError) Unwrap() []error         { return []error{ErrInput, e.err} }
+func badInput(format string, a ...any) error { return inputError{fmt.Errorf(format, a...)} }
+
+// file is one entry of the archive being built.
+type file struct {
+	path   string // relative, no leading slash
+	mode   uint32 // newc type | permission bits
+	data   []byte
+	target string
+	rmaj   uint32
+	rmin   uint32
+}
+
+// Pack builds the initrd described by o and writes it atomically to o.Output.
+func Pack(ctx context.Context, o Options) (*Result, error) {
+	logf := func(format string, a ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, format+"\n", a...)
+		}
+	}
+	if o.Output == "" {
+		return nil, errors.New("no output file given (-o FILE)")
+	}
+	if o.SourceDateEpoch < 0 || o.SourceDateEpoch > math.MaxUint32 {
+		return nil, fmt.Errorf("SOURCE_DATE_EPOCH %d out of range: cpio mtimes are 32-bit unsigned seconds", o.SourceDateEpoch)
+	}
+	comp := o.Compression
+	if comp == "" {
+		comp = DefaultCompression
+	}
+	if _, err := compressorFor(comp, io.Discard); err != nil {
+		return nil, err
+	}
+
+	files, err := layoutFiles()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Output: o.Output, Compression: comp}
+
+	initData, err := readStaticELF("init", o.Init)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := readStaticELF("payload", o.Payload)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files,
+		file{path: initrdlayout.InitPath, mode: newc.TypeReg | uint32(initrdlayout.ExecMode), data: initData},
+		file{path: initrdlayout.PayloadPath, mode: newc.TypeReg | uint32(initrdlayout.ExecMode), data: payload})
+	if o.CABundle != "" {
+		ca, err := readInput("CA bundle", o.CABundle)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Contains(ca, []byte("-----BEGIN CERTIFICATE-----")) {
+			return nil, badInput("CA bundle %s holds no PEM certificate (want a file like /etc/ssl/certs/ca-certificates.crt)", o.CABundle)
+		}
+		files = append(files, file{path: initrdlayout.CABundlePath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: ca})
+	}
+
+	if o.KernelModules != "" {
+		mf, err := moduleFiles(o, res, logf)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, mf...)
+	} else if len(o.Modules) > 0 {
+		return nil, errors.New("--module given without --kernel-modules: say where the modules are")
+	}
+
+	files, err = complete(files)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// The content list: SHA-256 of every regular file but itself.
+	res.Contents = initrdlayout.Contents{}
+	for _, f := range files {
+		if f.mode&newc.TypeMask == newc.TypeReg {
+			res.Contents[f.path] = sha256.Sum256(f.data)
+		}
+	}
+	files = append(files, file{path: initrdlayout.ContentsPath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: res.Contents.Format()})
+	slices.SortFunc(files, func(a, b file) int { return strings.Compare(a.path, b.path) })
+	res.Entries = len(files)
+
+	logf("writing %d entries (%s) to %s", len(files), comp, o.Output)
+	err = writeAtomic(ctx, o.Output, func(w io.Writer) error {
+		return writeArchive(ctx, w, files, uint32(o.SourceDateEpoch), comp)
+	}, res)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func layoutFiles() ([]file, error) {
+	base, err := initrdlayout.Base()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]file, 0, len(base))
+	for _, e := range base {
+		perm := uint32(e.Mode.Perm())
+		if e.Mode&fs.ModeSetuid != 0 {
+			perm |= 0o4000
+		}
+		if e.Mode&fs.ModeSetgid != 0 {
+			perm |= 0o2000
+		}
+		if e.Mode&fs.ModeSticky != 0 {
+			perm |= 0o1000
+		}
+		f := file{path: e.Path}
+		switch e.Kind {
+		case initrdlayout.KindDir:
+			f.mode = newc.TypeDir | perm
+		case initrdlayout.KindFile:
+			f.mode, f.data = newc.TypeReg|perm, e.Data
+		case initrdlayout.KindCharDev:
+			f.mode, f.rmaj, f.rmin = newc.TypeChar|perm, e.Major, e.Minor
+		case initrdlayout.KindBlockDev:
+			f.mode, f.rmaj, f.rmin = newc.TypeBlock|perm, e.Major, e.Minor
+		case initrdlayout.KindSymlink:
+			f.mode, f.target = newc.TypeLink|perm, e.Target
+		default:
+			return nil, fmt.Errorf("layout entry %s: unknown kind %v", e.Path, e.Kind)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, error) {
+	tree, err := kmod.Open(o.KernelModules)
+	if err != nil {
+		return nil, inputError{err}
+	}
+	names := o.Modules
+	if names == nil {
+		for _, n := range kmod.DefaultModules {
+			if tree.Has(n) && !tree.Builtin(n) {
+				names = append(names, n)
+			} else {
+				res.Skipped = append(res.Skipped, n)
+			}
+		}
+	} else {
+		for _, n := range names {
+			if tree.Builtin(n) {
+				res.Skipped = append(res.Skipped, n)
+			}
+		}
+	}
+	mods, err := tree.Closure(names)
+	if err != nil {
+		return nil, inputError{err}
+	}
+	res.Release = tree.Release
+	root := initrdlayout.ModulesRoot(tree.Release)
+	var out []file
+	var list []initrdlayout.Module
+	for _, m := range mods {
+		p := path.Join(root, m.RelPath)
+		out = append(out, file{path: p, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: m.Data})
+		list = append(list, initrdlayout.Module{Name: m.Name, Path: p})
+		res.Modules = append(res.Modules, m.Name)
+	}
+	out = append(out,
+		file{path: path.Join(root, initrdlayout.ModulesDepName), mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: kmod.ModulesDep(mods)},
+		file{path: initrdlayout.ModulesLoad, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: initrdlayout.FormatModuleList(list)})
+	logf("kernel %s: %d modules (%s)", tree.Release, len(mods), strings.Join(res.Modules, " "))
+	if len(res.Skipped) > 0 {
+		logf("kernel %s: skipped (built in or absent): %s", tree.Release, strings.Join(res.Skipped, " "))
+	}
+	return out, nil
+}
+
+// complete adds missing parent directories (0755) and refuses duplicates.
+func complete(files []file) ([]file, error) {
+	have := map[string]uint32{}
+	for _, f := range files {
+		if _, dup := have[f.path]; dup {
+			return nil, fmt.Errorf("initrd path %s declared twice", f.path)
+		}
+		have[f.path] = f.mode
+	}
+	for _, f := range slices.Clone(files) {
+		for d := path.Dir(f.path); d != "."; d = path.Dir(d) {
+			m, ok := have[d]
+			if ok && m&newc.TypeMask != newc.TypeDir {
+				return nil, fmt.Errorf("initrd path %s needs %s to be a folder, but the layout makes it a %s", f.path, d, newc.TypeString(m))
+			}
+			if !ok {
+				have[d] = newc.TypeDir | 0o755
+				files = append(files, file{path: d, mode: newc.TypeDir | 0o755})
+			}
+		}
+	}
+	return files, nil
+}
+
+func readInput(what, p string) ([]byte, error) {
+	if p == "" {
+		return nil, badInput("no %s given", what)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, badInput("%s %s: %w (check the path)", what, p, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, badInput("%s %s is not a regular file", what, p)
+	}
+	if st.Size() > math.MaxUint32 {
+		return nil, badInput("%s %s is %d bytes; a newc cpio entry holds at most 4 GiB", what, p, st.Size())
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, badInput("reading %s %s: %w", what, p, err)
+	}
+	return b, nil
+}
+
+// readStaticELF reads an executable that must run with no libc: x86-64,
+// ELF64, executable or static-PIE, no program interpreter.
+func readStaticELF(what, p string) ([]byte, error) {
+	b, err := readInput(what, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckStaticELF(b); err != nil {
+		return nil, badInput("%s %s: %w", what, p, err)
+	}
+	return b, nil
+}
+
+// CheckStaticELF says why b is not a static x86-64 executable, or nil.
+func CheckStaticELF(b []byte) error {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return fmt.Errorf("not an ELF executable (%v); the initrd needs a static x86-64 Linux binary", err)
+	}
+	defer f.Close()
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
+		return fmt.Errorf("built for %v %v, not x86-64: the guest is x86-64", f.Class, f.Machine)
+	}
+	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
+		return fmt.Errorf("ELF type %v is not an executable", f.Type)
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			interp, _ := io.ReadAll(io.LimitReader(p.Open(), 256))
+			return fmt.Errorf("dynamically linked (interpreter %s): the initrd carries no libc; build it static (Go: CGO_ENABLED=0; Rust: --target x86_64-unknown-linux-musl)", strings.TrimRight(string(interp), "\x00"))
+		}
+	}
+	if f.Type == elf.ET_DYN && f.Entry == 0 {
+		return errors.New("a shared library (no entry point), not an executable")
+	}
+	return nil
+}
+
+func writeArchive(ctx context.Context, w io.Writer, files []file, mtime uint32, comp string) error {
+	cw, err := compressorFor(comp, w)
+	if err != nil {
+		return err
+	}
+	nw := newc.NewWriter(cw)
+	for i, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		h := &newc.Header{
+			Name: f.path, Ino: uint32(i + 1), Mode: f.mode, NLink: 1, MTime: mtime,
+			RDevMajor: f.rmaj, RDevMinor: f.rmin,
+		}
+		body := f.data
+		switch f.mode & newc.TypeMask {
+		case newc.TypeDir:
+			h.NLink = 2
+		case newc.TypeLink:
+			body = []byte(f.target)
+		}
+		h.Size = uint32(len(body))
+		if err := nw.WriteHeader(h); err != nil {
+			return fmt.Errorf("writing %s: %w", f.path, err)
+		}
+		if _, err := nw.Write(body); err != nil {
+			return fmt.Errorf("writing %s: %w", f.path, err)
+		}
+	}
+	if err := nw.Close(); err != nil {
+		return err
+	}
+	return cw.Close()
+}
+
+// writeAtomic writes through fill into a temporary file beside path, syncs
+// it and renames it into place; on any error nothing is left at path.
+func writeAtomic(ctx context.Context, out string, fill func(io.Writer) error, res *Result) (err error) {
+	dir := filepath.Dir(out)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("creating a temporary file beside %s: %w", out, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(tmp, h)}
+	bw := newBufWriter(cw)
+	if err := fill(bw); err != nil {
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return fmt.Errorf("renaming %s to %s: %w", tmp.Name(), out, err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		d.Sync()
+		d.Close()
+	}
+	res.Size = cw.n
+	copy(res.SHA256[:], h.Sum(nil))
+	return nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
