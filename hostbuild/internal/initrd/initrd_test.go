@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
