@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
+)
+
+// TestMain lets a test re-run this binary as `hostbuild` in a child process
+// with another environment (umask, TZ, locale, GOMAXPROCS, working folder).
+func TestMain(m *testing.M) {
+	if os.Getenv("HOSTBUILD_TEST_MAIN") == "1" {
+		if u := os.Getenv("HOSTBUILD_TEST_UMASK"); u != "" {
+			n, _ := strconv.ParseUint(u, 8, 32)
+			syscall.Umask(int(n))
+		}
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func hostbuild(t *testing.T, dir string, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Dir = dir
+	cmd.Env = append(append(os.Environ(), "HOSTBUILD_TEST_MAIN=1"), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+// stage writes the inputs of a pack into dir; order reverses the creation
+// order of the module files so directory order differs between stagings.
+func stage(t *testing.T, dir string, reverse bool) {
+	t.Helper()
+	files := []struct {
+		rel  string
+		data []byte
+	}{
+		{"guestinit", testelf.Executable("", []byte("init"))},
+		{"katana", testelf.Executable("", bytes.Repeat([]byte("katana"), 5000))},
+		{"k/lib/modules/6.9.0-t/kernel/a/virtio.ko", testelf.Module("depends=", "name=virtio")},
+		{"k/lib/modules/6.9.0-t/kernel/a/virtio_pci.ko", testelf.Module("depends=virtio", "name=virtio_pci")},
+		{"k/lib/modules/6.9.0-t/kernel/b/virtio_net.ko", testelf.Module("depends=virtio", "name=virtio_net")},
+		{"k/lib/modules/6.9.0-t/kernel/c/vsock.ko", testelf.Module("depends=", "name=vsock")},
+	}
+	if reverse {
+		for i, j := 0, len(files)-1; i < j; i, j = i+1, j-1 {
+			files[i], files[j] = files[j], files[i]
+		}
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, f.data, 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Two builds from two stagings of the same inputs, in two processes whose
+// environments differ in every way the issue names, give the same bytes.
+func TestPackReproducibleAcrossEnvironments(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	stage(t, a, false)
+	stage(t, b, true)
+	future := "203001011200"
+	exec.Command("touch", "-t", future, filepath.Join(b, "katana"), filepath.Join(b, "guestinit")).Run()
+	envs := [][]string{
+		{"TZ=UTC", "LC_ALL=C", "GOMAXPROCS=2", "HOSTBUILD_TEST_UMASK=022", "SOURCE_DATE_EPOCH=1700000000"},
+		{"TZ=Pacific/Kiritimati", "LC_ALL=tr_TR.UTF-8", "LANG=ja_JP.UTF-8", "GOMAXPROCS=1", "HOSTBUILD_TEST_UMASK=077", "SOURCE_DATE_EPOCH=1700000000"},
+	}
+	mods := [][]string{
+		{"--module", "virtio_net", "--module", "virtio_pci", "--module", "vsock"},
+		{"--module", "vsock", "--module", "virtio-pci", "--module", "virtio_net"},
+	}
+	var sums []string
+	for i, dir := range []string{a, b} {
+		args := append([]string{"pack", "-q", "--init", "guestinit", "--payload", "./katana", "--kernel-modules", "k", "-o", "out.img"}, mods[i]...)
+		if i == 1 {
+			// From another working folder, with absolute paths.
+			args = append([]string{"pack", "-q", "--init", filepath.Join(b, "guestinit"), "--payload", filepath.Join(b, "katana"),
+				"--kernel-modules", filepath.Join(b, "k/lib/modules/6.9.0-t"), "-o", filepath.Join(b, "out.img")}, mods[i]...)
+			dir = t.TempDir()
+		}
+		out, errOut, code := hostbuild(t, dir, envs[i], args...)
+		if code != 0 {
+			t.Fatalf("pack in env %v: exit %d\n%s", envs[i], code, errOut)
+		}
+		sums = append(sums, strings.Fields(out)[0])
+	}
+	if sums[0] != sums[1] {
+		out, _, _ := hostbuild(t, a, nil, "diff", filepath.Join(a, "out.img"), filepath.Join(b, "out.img"))
+		t.Errorf("builds differ: %s vs %s\n%s", sums[0], sums[1], out)
+	}
+}
+
+func TestDiffExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	stage(t, dir, false)
+	packArgs := func(out string, extra ...string) []string {
+		return append([]string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", out}, extra...)
+	}
+	for _, args := range [][]string{packArgs("a.img"), packArgs("b.img"), packArgs("c.img", "--module", "vsock")} {
+		if _, e, code := hostbuild(t, dir, nil, args...); code != 0 {
+			t.Fatalf("%v: %s", args, e)
+		}
+	}
+	tests := []struct {
+		a, b string
+		code int
+		want string
+	}{
+		{"a.img", "b.img", 0, "identical"},
+		{"a.img", "c.img", 1, "removed  lib/modules/6.9.0-t/kernel/b/virtio_net.ko"},
+		{"a.img", "nope.img", 2, "nope.img"},
+		{"a.img", "katana", 2, "not an initrd"},
+	}
+	for _, tc := range tests {
+		out, errOut, code := hostbuild(t, dir, nil, "diff", tc.a, tc.b)
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("diff %s %s: exit %d, output %q; want exit %d and %q", tc.a, tc.b, code, out+errOut, tc.code, tc.want)
+		}
+	}
+	out, _, code := hostbuild(t, dir, nil, "inspect", "--json", "a.img")
+	if code != 0 || !strings.Contains(out, `"path": "bin/katana"`) || !strings.Contains(out, `"compression": "zstd"`) {
+		t.Errorf("inspect --json: exit %d\n%s", code, out)
+	}
+}
+
+func TestPackUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pack"}, "--payload and -o are required"},
+		{[]string{"pack", "--payload", "x", "-o", "y", "--source-date-epoch", "yesterday"}, "not a whole number"},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+	} {
+		_, errOut, code := hostbuild(t, t.TempDir(), nil, tc.args...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errOut, exitUsage, tc.want)
+		}
+	}
+}
