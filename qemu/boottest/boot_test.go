@@ -1,0 +1,167 @@
+package boottest
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/katana-tee/snpboot/shared/bootcfg"
+)
+
+var (
+	reKatanaStarted = regexp.MustCompile(`guestinit: katana started pid=(\d+) argv=(\[.*\])\s*$`)
+	reStandinArgv   = regexp.MustCompile(`standin-katana: argv=(\[.*\])\s*$`)
+	reKatanaExited  = regexp.MustCompile(`guestinit: katana exited status=(-?\d+)`)
+)
+
+// TestBootStandIn boots the stand-in with awkward arguments, talks to it
+// through the forwarded port, then presses the ACPI power button (QMP
+// system_powerdown) and expects a graceful stop: SIGTERM to Katana, its exit
+// status logged, a clean power-off.
+func TestBootStandIn(t *testing.T) {
+	e := needEnv(t)
+	// A quoted argument with a space, a literal * (an initrd root has
+	// files for it to match if anything globbed), a glob with a path, an
+	// empty argument and an apostrophe.
+	args := []string{
+		"--http.addr", "0.0.0.0", "--http.port", strconv.Itoa(katanaPort),
+		"--name", "a b", "--cors", "*", "--glob", "/bin/*", "--empty", "", "--quote", "it's",
+	}
+	c := bootcfg.Default()
+	c.Args = args
+	vm, ports := boot(t, e, defaultInitrd(t, e), cmdline(t, c), katanaPort)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+
+	_, m, err := vm.WaitForRegexp(ctx, reKatanaStarted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var initArgv []string
+	if err := json.Unmarshal([]byte(m[2]), &initArgv); err != nil {
+		t.Fatalf("the init's argv %s is not a JSON array: %v", m[2], err)
+	}
+	// The init logs the argv it passed to execve, program name first.
+	if len(initArgv) == 0 || !strings.HasSuffix(initArgv[0], "katana") {
+		t.Errorf("the init's argv %q does not start with the katana path", initArgv)
+	} else if diff := cmp.Diff(args, initArgv[1:]); diff != "" {
+		t.Errorf("argv the init passed to katana (-katana.args +passed):\n%s", diff)
+	}
+
+	_, m, err = vm.WaitForRegexp(ctx, reStandinArgv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := json.Unmarshal([]byte(m[1]), &got); err != nil {
+		t.Fatalf("stand-in argv %s is not a JSON array: %v", m[1], err)
+	}
+	if diff := cmp.Diff(args, got); diff != "" {
+		t.Errorf("argv the stand-in received (-katana.args +received):\n%s", diff)
+	}
+
+	if err := vm.WaitUntil(ctx, 200*time.Millisecond, chainIDProbe(ports[katanaPort])); err != nil {
+		t.Fatalf("starknet_chainId through host port %d: %v", ports[katanaPort], err)
+	}
+
+	if err := vm.PowerDown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vm.WaitForLine(ctx, markStandinTerm); err != nil {
+		t.Fatalf("the stand-in got no SIGTERM after system_powerdown: %v", err)
+	}
+	_, m, err = vm.WaitForRegexp(ctx, reKatanaExited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[1] != "0" {
+		t.Errorf("katana exit status %s after a graceful stop, want 0", m[1])
+	}
+	expectCleanPowerOff(ctx, t, vm)
+	if i, j := lineIndex(vm, markKatanaExited), lineIndex(vm, markPoweringOff); i > j {
+		t.Errorf("the init powered off (line %d) before katana exited (line %d)", j, i)
+	}
+}
+
+// TestBootStandInExit: when Katana exits by itself, the init logs its
+// status and (default katana.on_exit=poweroff) powers off cleanly.
+func TestBootStandInExit(t *testing.T) {
+	e := needEnv(t)
+	c := bootcfg.Default()
+	c.Net = bootcfg.Net{None: true} // no NIC needed; also covers katana.net=none
+	c.Args = []string{"--exit-after", "1s", "--exit-code", "7"}
+	vm, _ := boot(t, e, defaultInitrd(t, e), cmdline(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+
+	if _, err := vm.WaitForLine(ctx, markKatanaStarted); err != nil {
+		t.Fatal(err)
+	}
+	_, m, err := vm.WaitForRegexp(ctx, reKatanaExited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[1] != "7" {
+		t.Errorf("logged katana exit status %s, want 7", m[1])
+	}
+	expectCleanPowerOff(ctx, t, vm)
+}
+
+// TestBootErrors: malformed measured input and a missing module each stop
+// the boot with their reason on the console, before Katana starts, and
+// power off cleanly (never a kernel panic).
+func TestBootErrors(t *testing.T) {
+	e := needEnv(t)
+	good := cmdline(t, bootcfg.Default())
+	tests := []struct {
+		name    string
+		initrd  func() string
+		append  string
+		wantErr []string // substrings of the boot error line
+	}{
+		{
+			name:    "unbalanced quote",
+			initrd:  func() string { return defaultInitrd(t, e) },
+			append:  `console=ttyS0 panic=-1 katana.args="--http.addr 0.0.0.0`,
+			wantErr: []string{"unbalanced double quote"},
+		},
+		{
+			name:    "unknown katana key",
+			initrd:  func() string { return defaultInitrd(t, e) },
+			append:  `console=ttyS0 panic=-1 katana.bogus=1`,
+			wantErr: []string{"unknown katana.* key", "katana.bogus"},
+		},
+		{
+			name:    "missing module",
+			initrd:  func() string { return missingModuleInitrd(t, e) },
+			append:  good,
+			wantErr: []string{missingModule},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			vm, _ := boot(t, e, tt.initrd(), tt.append)
+			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+			defer cancel()
+			line, err := vm.WaitForLine(ctx, markBootError)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(line, w) {
+					t.Errorf("boot error line %q does not contain %q", line, w)
+				}
+			}
+			expectCleanPowerOff(ctx, t, vm)
+			if l := findLine(vm, markKatanaStarted); l != "" {
+				t.Errorf("katana was started despite the boot error: %q", l)
+			}
+		})
+	}
+}
