@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// runHB runs hostbuild in process.
+func runHB(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), code
+}
+
+func sharedMeasureDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SHARED_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "shared")
+	}
+	dir = filepath.Join(dir, "measure")
+	if _, err := os.Stat(filepath.Join(dir, "vectors.json")); err != nil {
+		t.Skipf("skipping: %v; set SHARED_DIR to the shared folder (make test does) to run the parity vectors", err)
+	}
+	return dir
+}
+
+type cliVector struct {
+	ID         string   `json:"id"`
+	Args       []string `json:"args"`
+	InputFiles map[string]struct {
+		SHA256 string `json:"sha256"`
+	} `json:"input_files"`
+	ExitCode    int    `json:"exit_code"`
+	ExpectedHex string `json:"expected_hex"`
+	Stderr      string `json:"stderr"`
+}
+
+// vectorInput generates (once) the input named rel in a vector's args.
+func vectorInput(t *testing.T, shared, tmp, rel, wantSHA string) string {
+	t.Helper()
+	if rel == "/dev/null" {
+		return rel
+	}
+	if strings.HasPrefix(rel, "fixtures/") {
+		p := filepath.Join(shared, rel)
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("skipping: fixture %s is not in the shared folder (%v)", rel, err)
+		}
+		return p
+	}
+	p := filepath.Join(tmp, filepath.Base(rel))
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	var data []byte
+	switch rel {
+	case "inputs/k.bin":
+		data = bytes.Repeat([]byte{'k'}, 1_000_000)
+	case "inputs/i.bin":
+		data = bytes.Repeat([]byte{'i'}, 2_000_000)
+	case "inputs/empty.bin":
+		data = []byte{}
+	case "inputs/kernel15m.bin":
+		data = bytes.Repeat([]byte{'K'}, 15<<20)
+	case "inputs/initrd60m.bin":
+		data = bytes.Repeat([]byte{'I'}, 60<<20)
+	case "inputs/ovmf_AmdSev_4MiB_synthetic.fd":
+		suffix, err := os.ReadFile(filepath.Join(shared, "fixtures", "ovmf_AmdSev_suffix.bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		data = append(bytes.Repeat([]byte{0xff}, 4190208), suffix...)
+	default:
+		t.Fatalf("no generator for vector input %q", rel)
+	}
+	if sum := sha256.Sum256(data); wantSHA != "" && hex.EncodeToString(sum[:]) != wantSHA {
+		t.Fatalf("generated %s has SHA-256 %x, vectors.json says %s", rel, sum, wantSHA)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestMeasureVectors runs every vector of vectors.json through the CLI with
+// sev-snp-measure's own arguments and compares stdout, exit code and stderr.
+func TestMeasureVectors(t *testing.T) {
+	shared := sharedMeasureDir(t)
+	b, err := os.ReadFile(filepath.Join(shared, "vectors.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var vs []cliVector
+	if err := json.Unmarshal(b, &vs); err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	for _, v := range vs {
+		t.Run(v.ID, func(t *testing.T) {
+			if slices.Contains(v.Args, "snp:svsm") {
+				t.Skip("skipping: mode snp:svsm (Coconut SVSM) is outside this tool's scope (QEMU direct boot: snp, snp:ovmf-hash), and its fixtures are not in the shared folder")
+			}
+			args := []string{"measure"}
+			for i := 0; i < len(v.Args); i++ {
+				a := v.Args[i]
+				args = append(args, a)
+				switch a {
+				case "--ovmf", "--kernel", "--initrd":
+					i++
+					args = append(args, vectorInput(t, shared, tmp, v.Args[i], v.InputFiles[v.Args[i]].SHA256))
+				case "--append", "--mode", "--vcpus", "--vcpu-type", "--vcpu-sig", "--vcpu-family", "--vcpu-model",
+					"--vcpu-stepping", "--vmm-type", "--guest-features", "--output-format", "--snp-ovmf-hash":
+					i++
+					args = append(args, v.Args[i])
+				default:
+					t.Fatalf("unhandled argument %q", a)
+				}
+			}
+			stdout, stderr, code := runHB(t, args...)
+			if code != v.ExitCode {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, v.ExitCode, stderr)
+			}
+			if v.ExitCode != 0 {
+				if stdout != "" {
+					t.Errorf("stdout %q on failure, want nothing", stdout)
+				}
+				want := strings.ToLower(strings.TrimPrefix(v.Stderr, "Error: "))
+				if !strings.Contains(strings.ToLower(stderr), want) || !strings.Contains(stderr, "unmeasured") {
+					t.Errorf("stderr %q: want the reference's %q and why it matters", stderr, v.Stderr)
+				}
+				return
+			}
+			if stdout != v.ExpectedHex+"\n" {
+				t.Errorf("stdout %q, want %q", stdout, v.ExpectedHex+"\n")
+			}
+		})
+	}
+}
+
+func TestMeasureUsageErrors(t *testing.T) {
+	shared := sharedMeasureDir(t)
+	amd := filepath.Join(shared, "fixtures", "ovmf_AmdSev_suffix.bin")
+	tmp := t.TempDir()
+	k := vectorInput(t, shared, tmp, "inputs/k.bin", "")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no ovmf", []string{"--vcpus", "1", "--vcpu-type", "EPYC"}, exitUsage, "--ovmf is required"},
+		{"no vcpus", []string{"--vcpu-type", "EPYC", "--ovmf", amd}, exitUsage, "missing --vcpus"},
+		{"no sig", []string{"--vcpus", "1", "--ovmf", amd}, exitUsage, "missing --vcpu-type or --vcpu-sig"},
+		{"bad type", []string{"--vcpus", "1", "--vcpu-type", "EPYC-Zen9", "--ovmf", amd}, exitUsage, "unknown vCPU type"},
+		{"bad vmm", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--vmm-type", "kvm", "--ovmf", amd}, exitUsage, "unknown VMM type"},
+		{"bad mode", []string{"--mode", "tdx", "--ovmf", amd}, exitUsage, "--mode"},
+		{"sev mode", []string{"--mode", "sev", "--ovmf", amd}, exitUsage, "not supported"},
+		{"initrd without kernel", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--initrd", k}, exitUsage, "--kernel required"},
+		{"append without kernel", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--append", "x"}, exitUsage, "--kernel required"},
+		{"family alone", []string{"--vcpus", "1", "--vcpu-family", "25", "--ovmf", amd}, exitUsage, "go together"},
+		{"bad sig", []string{"--vcpus", "1", "--vcpu-sig", "0xZZ", "--ovmf", amd}, exitUsage, "--vcpu-sig"},
+		{"bad features", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "x", "--ovmf", amd}, exitUsage, "--guest-features"},
+		{"features 0", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "0", "--ovmf", amd}, exitUsage, "SNPActive"},
+		{"bad output format", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--output-format", "raw", "--ovmf", amd}, exitUsage, "hex or base64"},
+		{"bad seed", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--snp-ovmf-hash", "00", "--ovmf", amd}, exitUsage, "96 hex"},
+		{"positional", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "extra"}, exitUsage, "unexpected argument"},
+		{"unknown flag", []string{"--svsm", "x"}, exitUsage, "flag provided but not defined"},
+		{"missing ovmf file", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", filepath.Join(tmp, "nope")}, exitFail, "no such file"},
+		{"manifest without initrd", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--kernel", k, "--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "--manifest needs --kernel and --initrd"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, code := runHB(t, append([]string{"measure"}, tc.args...)...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tc.code, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+			if !strings.Contains(stderr, tc.want) {
+				t.Errorf("stderr %q does not contain %q", stderr, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(tmp, "m.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a failed measure --manifest left a file: %v", err)
+	}
+}
+
+func TestMeasureJSONAndVerbose(t *testing.T) {
+	shared := sharedMeasureDir(t)
+	amd := filepath.Join(shared, "fixtures", "ovmf_AmdSev_suffix.bin")
+	tmp := t.TempDir()
+	k := vectorInput(t, shared, tmp, "inputs/k.bin", "")
+	i := vectorInput(t, shared, tmp, "inputs/i.bin", "")
+	args := []string{"measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", i, "--append", "console=ttyS0 loglevel=7"}
+	const want = "ee52b264be38d9a54982d65fd9ed8e8164cf0a7e586cfa1d09b4f1f065c4a815395646abda8722a96013c6c4ff5f6fba"
+
+	stdout, stderr, code := runHB(t, append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		Measurement string `json:"measurement"`
+		VCPUSig     string `json:"vcpu_sig"`
+		Cmdline     string `json:"cmdline"`
+		Inputs      struct {
+			Kernel struct{ SHA256 string } `json:"kernel"`
+			Initrd struct{ SHA256 string } `json:"initrd"`
+		} `json:"inputs"`
+		Steps []struct {
+			Name   string `json:"name"`
+			Digest string `json:"digest"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("decoding --json output: %v\n%s", err, stdout)
+	}
+	got := []string{doc.Measurement, doc.VCPUSig, doc.Cmdline, doc.Inputs.Kernel.SHA256, doc.Inputs.Initrd.SHA256, doc.Steps[len(doc.Steps)-1].Digest}
+	wantFields := []string{want, "0x800f12", "console=ttyS0 loglevel=7",
+		"7eab2f295cd4dce0cc490ca925b6ea40e4e63a0d1dc9e89ba92c111f8ff3ea0f",
+		"4167d90c3ba1ef34498197249ca740826094960050f7e031e77b94ca229fa9b8", want}
+	if diff := cmp.Diff(wantFields, got); diff != "" {
+		t.Errorf("--json fields (-want +got):\n%s", diff)
+	}
+	stdout, _, code = runHB(t, append(args, "-v")...)
+	if code != 0 || stdout != "Calculated SEV_SNP guest measurement: "+want+"\n" {
+		t.Errorf("-v: exit %d, stdout %q", code, stdout)
+	}
+}
