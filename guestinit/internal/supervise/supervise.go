@@ -1,0 +1,291 @@
+// Package supervise runs the payload (Katana) under the init: it starts it
+// with an argv slice (never a shell) and a minimal environment, reaps every
+// child on SIGCHLD (the init adopts all orphans), forwards signals, applies
+// the katana.on_exit policy when it exits, and performs the graceful stop:
+// SIGTERM (or the SIGINT the init received), a grace period, SIGKILL.
+// Syncing, unmounting and powering off are the caller's, after Run returns.
+package supervise
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/guestinit/internal/status"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
+)
+
+// Action is what the caller should do after Run.
+type Action int
+
+const (
+	PowerOff Action = iota + 1
+	Reboot
+)
+
+func (a Action) String() string {
+	if a == Reboot {
+		return "reboot"
+	}
+	return "poweroff"
+}
+
+// Outcome is the result of Run.
+type Outcome struct {
+	Action Action
+	Reason string // one line for the log, e.g. "katana exited status=0 (katana.on_exit=poweroff)"
+	Err    error  // set when the payload could not be run at all: a boot error
+}
+
+// Options configure Run. Path, Signals, Status and Log are required.
+type Options struct {
+	Path   string   // the payload, e.g. /bin/katana
+	Args   []string // argv[1:]
+	Env    []string
+	Stdin  *os.File // normally /dev/null; nil leaves fd 0 closed
+	Stdout *os.File
+	Stderr *os.File
+
+	OnExit       bootcfg.OnExit
+	RestartLimit int
+	StopTimeout  time.Duration
+	KillWait     time.Duration                   // after SIGKILL, how long to wait for the exit; 0: 5s
+	Backoff      func(restart int) time.Duration // nil: Backoff
+
+	// Signals delivers SIGCHLD, SIGTERM, SIGINT and SIGHUP (signal.Notify).
+	Signals <-chan os.Signal
+	Status  *status.Status
+	Log     func(format string, args ...any)
+	// PrepareFDs runs before each start to make sure no descriptor but
+	// 0, 1 and 2 is inherited; nil: close_range(3, ~0, CLOSE_RANGE_CLOEXEC).
+	PrepareFDs func() error
+}
+
+// Backoff is the default restart delay: 1s, 2s, 4s, ... capped at 30s.
+func Backoff(restart int) time.Duration {
+	if restart >= 5 {
+		return 30 * time.Second
+	}
+	return time.Second << restart
+}
+
+// Env is the payload's environment: PATH, HOME=/ and SSL_CERT_FILE when the
+// CA bundle exists under root.
+func Env(root string) []string {
+	env := []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}
+	if fi, err := os.Stat(filepath.Join(root, initrdlayout.CABundlePath)); err == nil && fi.Mode().IsRegular() {
+		env = append(env, "SSL_CERT_FILE=/"+initrdlayout.CABundlePath)
+	}
+	return env
+}
+
+func cloexecAll() error {
+	return unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+}
+
+// ExitFromWait converts a wait status to the status the init logs.
+func ExitFromWait(ws unix.WaitStatus) status.Exit {
+	switch {
+	case ws.Exited():
+		return status.Exit{Code: ws.ExitStatus()}
+	case ws.Signaled():
+		return status.Exit{Code: 128 + int(ws.Signal()), Signal: unix.SignalName(ws.Signal())}
+	}
+	return status.Exit{Code: -1}
+}
+
+// FormatExit is the "status=N[ signal=NAME]" part of the exit marker.
+func FormatExit(e status.Exit) string {
+	s := fmt.Sprintf("status=%d", e.Code)
+	if e.Signal != "" {
+		s += " signal=" + e.Signal
+	}
+	return s
+}
+
+type runner struct {
+	o        Options
+	pid      int // 0 when not running
+	restarts int
+	stopping bool
+	stopSig  syscall.Signal
+	reason   string
+	grace    *time.Timer
+	kill     *time.Timer
+	restart  *time.Timer
+}
+
+func (r *runner) start() error {
+	prep := r.o.PrepareFDs
+	if prep == nil {
+		prep = cloexecAll
+	}
+	if err := prep(); err != nil {
+		return fmt.Errorf("marking descriptors close-on-exec: %w", err)
+	}
+	argv := append([]string{r.o.Path}, r.o.Args...)
+	p, err := os.StartProcess(r.o.Path, argv, &os.ProcAttr{
+		Dir:   "/",
+		Env:   r.o.Env,
+		Files: []*os.File{r.o.Stdin, r.o.Stdout, r.o.Stderr},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		return fmt.Errorf("starting %s: %w", r.o.Path, err)
+	}
+	r.pid = p.Pid
+	// The init reaps with wait4(-1); drop the handle (pidfd) os keeps.
+	p.Release()
+	j, _ := json.Marshal(argv)
+	r.o.Log("katana started pid=%d argv=%s", r.pid, j)
+	r.o.Status.SetRunning(r.pid)
+	return nil
+}
+
+// Run starts the payload and supervises it until the init must power off
+// or reboot. It never returns while the payload it started still runs,
+// except when the payload survives SIGKILL for KillWait.
+func Run(ctx context.Context, o Options) Outcome {
+	if o.Backoff == nil {
+		o.Backoff = Backoff
+	}
+	if o.KillWait == 0 {
+		o.KillWait = 5 * time.Second
+	}
+	r := &runner{o: o}
+	r.grace, r.kill, r.restart = stopped(), stopped(), stopped()
+	stopReq := o.Status.StopRequested()
+	select {
+	case <-stopReq:
+		return Outcome{Action: PowerOff, Reason: "stop requested before katana started: " + o.Status.StopReason()}
+	default:
+	}
+	if err := r.start(); err != nil {
+		return Outcome{Action: PowerOff, Err: err}
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case sig := <-o.Signals:
+			switch sig {
+			case unix.SIGCHLD:
+				if out, ok := r.reap(); ok {
+					return out
+				}
+			case unix.SIGTERM, unix.SIGINT:
+				r.o.Log("received %s: graceful stop", unix.SignalName(sig.(syscall.Signal)))
+				o.Status.RequestStop("signal " + unix.SignalName(sig.(syscall.Signal)))
+				if out, ok := r.beginStop(sig.(syscall.Signal)); ok {
+					return out
+				}
+			case unix.SIGHUP:
+				if r.pid != 0 {
+					unix.Kill(r.pid, unix.SIGHUP)
+				}
+			}
+		case <-stopReq:
+			stopReq = nil
+			if out, ok := r.beginStop(unix.SIGTERM); ok {
+				return out
+			}
+		case <-done:
+			done = nil
+			o.Status.RequestStop("context: " + context.Cause(ctx).Error())
+		case <-r.grace.C:
+			r.o.Log("katana pid=%d still running after %v: SIGKILL", r.pid, o.StopTimeout)
+			unix.Kill(r.pid, unix.SIGKILL)
+			r.kill.Reset(o.KillWait)
+		case <-r.kill.C:
+			return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s; katana pid=%d survived SIGKILL for %v", r.reason, r.pid, o.KillWait)}
+		case <-r.restart.C:
+			r.restarts++
+			o.Status.AddRestart()
+			r.o.Log("restarting katana (restart %d of %d)", r.restarts, o.RestartLimit)
+			if err := r.start(); err != nil {
+				return Outcome{Action: PowerOff, Err: err}
+			}
+		}
+	}
+}
+
+// stopped returns a timer that is not running.
+func stopped() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+func (r *runner) beginStop(sig syscall.Signal) (Outcome, bool) {
+	if r.stopping {
+		return Outcome{}, false
+	}
+	r.stopping = true
+	r.stopSig = sig
+	r.reason = "graceful stop (" + r.o.Status.StopReason() + ")"
+	r.restart.Stop()
+	if r.pid == 0 {
+		return Outcome{Action: PowerOff, Reason: r.reason + "; katana not running"}, true
+	}
+	r.o.Status.SetState(status.Stopping)
+	r.o.Log("stopping katana pid=%d: %s, then SIGKILL after %v", r.pid, unix.SignalName(sig), r.o.StopTimeout)
+	unix.Kill(r.pid, sig)
+	r.grace.Reset(r.o.StopTimeout)
+	return Outcome{}, false
+}
+
+// reap collects every exited child; it reports an outcome when the payload
+// exit ends the supervision.
+func (r *runner) reap() (Outcome, bool) {
+	var (
+		exited bool
+		exit   status.Exit
+	)
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if pid <= 0 || err != nil {
+			break
+		}
+		if pid == r.pid && r.pid != 0 {
+			exited, exit = true, ExitFromWait(ws)
+			exit.At = r.o.Status.Now()
+		}
+	}
+	if !exited {
+		return Outcome{}, false
+	}
+	r.o.Log("katana exited %s", FormatExit(exit))
+	r.pid = 0
+	r.o.Status.SetExited(exit)
+	r.grace.Stop()
+	r.kill.Stop()
+	if r.stopping {
+		return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s; katana exited %s", r.reason, FormatExit(exit))}, true
+	}
+	why := fmt.Sprintf("katana exited %s (katana.on_exit=%s)", FormatExit(exit), r.o.OnExit)
+	switch r.o.OnExit {
+	case bootcfg.OnExitReboot:
+		return Outcome{Action: Reboot, Reason: why}, true
+	case bootcfg.OnExitRestart:
+		if r.restarts >= r.o.RestartLimit {
+			return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s; restart limit %d reached", why, r.o.RestartLimit)}, true
+		}
+		d := r.o.Backoff(r.restarts)
+		r.o.Log("restarting katana in %v", d)
+		r.o.Status.SetState(status.Restarting)
+		r.restart.Reset(d)
+		return Outcome{}, false
+	}
+	return Outcome{Action: PowerOff, Reason: why}, true
+}

@@ -1,0 +1,406 @@
+package supervise
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/guestinit/internal/status"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
+)
+
+// The test binary doubles as the payload: with SUPERVISE_HELPER set it runs
+// helperMain instead of the tests.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("SUPERVISE_HELPER"); mode != "" {
+		os.Exit(helperMain(mode, os.Args[1:]))
+	}
+	// Become a subreaper so that orphaned grandchildren are ours to reap,
+	// as they are PID 1's in the guest.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func helperMain(mode string, args []string) int {
+	out := os.Getenv("SUPERVISE_OUT")
+	report := func(s string) {
+		f, err := os.OpenFile(out, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err == nil {
+			fmt.Fprintln(f, s)
+			f.Close()
+		}
+	}
+	switch mode {
+	case "exit":
+		j, _ := json.Marshal(args)
+		report("argv=" + string(j))
+		report("env=" + strings.Join(os.Environ(), ","))
+		sid, _ := unix.Getsid(0)
+		report(fmt.Sprintf("setsid=%v", sid == os.Getpid()))
+		if fd, err := strconv.Atoi(os.Getenv("SUPERVISE_LEAKFD")); err == nil {
+			_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+			report(fmt.Sprintf("leaked=%v", err == nil))
+		}
+		code, _ := strconv.Atoi(os.Getenv("SUPERVISE_CODE"))
+		return code
+	case "term":
+		// Wait for SIGTERM or SIGINT, report it, exit 0.
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, unix.SIGTERM, unix.SIGINT)
+		report("ready")
+		s := <-ch
+		report("got " + s.String())
+		return 0
+	case "stubborn":
+		signal.Ignore(unix.SIGTERM, unix.SIGINT)
+		report("ready")
+		time.Sleep(time.Minute)
+		return 0
+	case "orphan":
+		// Start a grandchild that outlives us, then exit 3.
+		// Replace (not append) the mode: a duplicate would make the
+		// grandchild an orphan-maker too.
+		var env []string
+		for _, e := range os.Environ() {
+			if !strings.HasPrefix(e, "SUPERVISE_HELPER=") {
+				env = append(env, e)
+			}
+		}
+		env = append(env, "SUPERVISE_HELPER=sleep")
+		p, err := os.StartProcess("/proc/self/exe", []string{"x"}, &os.ProcAttr{
+			Env: env, Files: []*os.File{nil, os.Stdout, os.Stderr}})
+		if err != nil {
+			report("start grandchild: " + err.Error())
+			return 1
+		}
+		report(fmt.Sprintf("grandchild=%d", p.Pid))
+		return 3
+	case "sleep":
+		time.Sleep(300 * time.Millisecond)
+		return 7
+	case "kill-self":
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+		time.Sleep(time.Minute)
+	}
+	return 99
+}
+
+type harness struct {
+	t      *testing.T
+	out    string
+	st     *status.Status
+	sigs   chan os.Signal
+	mu     sync.Mutex
+	logs   []string
+	notify chan os.Signal
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, out: filepath.Join(t.TempDir(), "out"), st: status.New(func() time.Duration { return 0 }),
+		sigs: make(chan os.Signal, 16), notify: make(chan os.Signal, 16)}
+	// Real SIGCHLDs are relayed; tests inject SIGTERM/SIGINT directly.
+	signal.Notify(h.notify, unix.SIGCHLD)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-h.notify:
+				h.sigs <- s
+			case <-stop:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { signal.Stop(h.notify); close(stop) })
+	return h
+}
+
+func (h *harness) opts(mode string, env ...string) Options {
+	exe, err := os.Executable()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return Options{
+		Path:         exe,
+		Args:         []string{"--http.addr", "0.0.0.0", "a b", "*"},
+		Env:          append([]string{"SUPERVISE_HELPER=" + mode, "SUPERVISE_OUT=" + h.out}, env...),
+		Stdout:       os.Stdout,
+		Stderr:       os.Stderr,
+		OnExit:       bootcfg.OnExitPoweroff,
+		RestartLimit: 2,
+		StopTimeout:  2 * time.Second,
+		Backoff:      func(int) time.Duration { return 10 * time.Millisecond },
+		Signals:      h.sigs,
+		Status:       h.st,
+		Log: func(format string, args ...any) {
+			h.mu.Lock()
+			h.logs = append(h.logs, fmt.Sprintf(format, args...))
+			h.mu.Unlock()
+		},
+	}
+}
+
+func (h *harness) report() []string {
+	b, _ := os.ReadFile(h.out)
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+func (h *harness) waitReport(line string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, l := range h.report() {
+			if l == line {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.t.Fatalf("helper never reported %q; report: %q", line, h.report())
+}
+
+func (h *harness) logged(sub string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, l := range h.logs {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func run(t *testing.T, o Options) Outcome {
+	t.Helper()
+	ch := make(chan Outcome, 1)
+	go func() { ch <- Run(context.Background(), o) }()
+	select {
+	case out := <-ch:
+		return out
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	return Outcome{}
+}
+
+func TestExitPoweroffArgvEnvFDs(t *testing.T) {
+	h := newHarness(t)
+	// A descriptor without close-on-exec must not reach the payload.
+	fd, err := unix.Open(os.DevNull, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	o := h.opts("exit", "SUPERVISE_CODE=4", "SUPERVISE_LEAKFD="+strconv.Itoa(fd))
+	out := run(t, o)
+	if out.Err != nil || out.Action != PowerOff || !strings.Contains(out.Reason, "katana exited status=4 (katana.on_exit=poweroff)") {
+		t.Errorf("outcome %+v, want poweroff after status=4", out)
+	}
+	rep := h.report()
+	want := []string{
+		`argv=["--http.addr","0.0.0.0","a b","*"]`,
+		"env=SUPERVISE_HELPER=exit,SUPERVISE_OUT=" + h.out + ",SUPERVISE_CODE=4,SUPERVISE_LEAKFD=" + strconv.Itoa(fd),
+		"setsid=true",
+		"leaked=false",
+	}
+	if diff := cmp.Diff(want, rep); diff != "" {
+		t.Errorf("payload saw (-want +got):\n%s", diff)
+	}
+	if !h.logged(`katana started pid=`) || !h.logged(`argv=["`+o.Path+`","--http.addr","0.0.0.0","a b","*"]`) {
+		t.Errorf("start marker missing: %q", h.logs)
+	}
+	if !h.logged("katana exited status=4") {
+		t.Errorf("exit marker missing: %q", h.logs)
+	}
+	s := h.st.Snapshot()
+	if s.State != status.Exited || s.LastExit == nil || s.LastExit.Code != 4 || s.PID != 0 {
+		t.Errorf("status %+v, want exited with code 4", s)
+	}
+}
+
+func TestOnExitReboot(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("exit")
+	o.OnExit = bootcfg.OnExitReboot
+	if out := run(t, o); out.Action != Reboot || out.Err != nil {
+		t.Errorf("outcome %+v, want reboot", out)
+	}
+}
+
+func TestRestartLimit(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("exit", "SUPERVISE_CODE=1")
+	o.OnExit = bootcfg.OnExitRestart
+	var delays []int
+	o.Backoff = func(n int) time.Duration { delays = append(delays, n); return 5 * time.Millisecond }
+	out := run(t, o)
+	if out.Action != PowerOff || !strings.Contains(out.Reason, "restart limit 2 reached") {
+		t.Errorf("outcome %+v, want poweroff at the restart limit", out)
+	}
+	if n := strings.Count(strings.Join(h.report(), "\n"), "argv="); n != 3 {
+		t.Errorf("payload ran %d times, want 3 (1 + 2 restarts)", n)
+	}
+	if diff := cmp.Diff([]int{0, 1}, delays); diff != "" {
+		t.Errorf("backoff calls (-want +got):\n%s", diff)
+	}
+	if s := h.st.Snapshot(); s.Restarts != 2 {
+		t.Errorf("restarts = %d, want 2", s.Restarts)
+	}
+}
+
+func TestSignalForwardedAndGracefulStop(t *testing.T) {
+	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGINT} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			h := newHarness(t)
+			o := h.opts("term")
+			o.OnExit = bootcfg.OnExitRestart // a stop must not restart
+			ch := make(chan Outcome, 1)
+			go func() { ch <- Run(context.Background(), o) }()
+			h.waitReport("ready")
+			h.sigs <- sig
+			out := <-ch
+			if out.Action != PowerOff || !strings.Contains(out.Reason, "graceful stop (signal "+unix.SignalName(sig)+")") ||
+				!strings.Contains(out.Reason, "katana exited status=0") {
+				t.Errorf("outcome %+v", out)
+			}
+			name := map[unix.Signal]string{unix.SIGTERM: "got terminated", unix.SIGINT: "got interrupt"}[sig]
+			h.waitReport(name)
+		})
+	}
+}
+
+func TestStopRequestFromAgent(t *testing.T) {
+	h := newHarness(t)
+	ch := make(chan Outcome, 1)
+	go func() { ch <- Run(context.Background(), h.opts("term")) }()
+	h.waitReport("ready")
+	h.st.RequestStop("agent POST /v1/shutdown")
+	out := <-ch
+	if !strings.Contains(out.Reason, "agent POST /v1/shutdown") {
+		t.Errorf("outcome %+v, want the agent's reason", out)
+	}
+	h.waitReport("got terminated")
+}
+
+func TestStopBeforeStart(t *testing.T) {
+	h := newHarness(t)
+	h.st.RequestStop("power button")
+	out := run(t, h.opts("exit"))
+	if out.Action != PowerOff || !strings.Contains(out.Reason, "before katana started") {
+		t.Errorf("outcome %+v", out)
+	}
+	if _, err := os.Stat(h.out); err == nil {
+		t.Error("payload ran although a stop was requested first")
+	}
+}
+
+func TestSIGKILLAfterGrace(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("stubborn")
+	o.StopTimeout = 200 * time.Millisecond
+	ch := make(chan Outcome, 1)
+	start := time.Now()
+	go func() { ch <- Run(context.Background(), o) }()
+	h.waitReport("ready")
+	h.st.RequestStop("test")
+	out := <-ch
+	if !strings.Contains(out.Reason, "katana exited status=137 signal=SIGKILL") {
+		t.Errorf("outcome %+v, want SIGKILL exit", out)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("stop took %v", took)
+	}
+	if !h.logged("still running after 200ms: SIGKILL") {
+		t.Errorf("logs %q lack the SIGKILL line", h.logs)
+	}
+}
+
+func TestOrphansReaped(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("orphan")
+	o.OnExit = bootcfg.OnExitRestart
+	o.RestartLimit = 1
+	o.Backoff = func(int) time.Duration { return time.Second } // the grandchild ends meanwhile
+	out := run(t, o)
+	if !strings.Contains(out.Reason, "status=3") {
+		t.Fatalf("outcome %+v", out)
+	}
+	var pids []int
+	for _, l := range h.report() {
+		if v, ok := strings.CutPrefix(l, "grandchild="); ok {
+			n, _ := strconv.Atoi(v)
+			pids = append(pids, n)
+		}
+	}
+	if len(pids) != 2 {
+		t.Fatalf("report %q, want two grandchildren", h.report())
+	}
+	// The first grandchild (300ms) ended during the 1s backoff and was
+	// reaped by the SIGCHLD loop: no zombie left.
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pids[0])); err == nil {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pids[0]))
+		t.Errorf("grandchild %d still exists: %s", pids[0], b)
+	}
+	// Clean up the second one.
+	time.Sleep(400 * time.Millisecond)
+	var ws unix.WaitStatus
+	unix.Wait4(pids[1], &ws, 0, nil)
+}
+
+func TestKilledBySignal(t *testing.T) {
+	h := newHarness(t)
+	out := run(t, h.opts("kill-self"))
+	if !strings.Contains(out.Reason, "status=137 signal=SIGKILL") {
+		t.Errorf("outcome %+v", out)
+	}
+}
+
+func TestStartFailure(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("exit")
+	o.Path = filepath.Join(t.TempDir(), "missing")
+	out := run(t, o)
+	if out.Err == nil || !strings.Contains(out.Err.Error(), "starting "+o.Path) {
+		t.Errorf("outcome %+v, want a start error", out)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	var got []time.Duration
+	for i := range 8 {
+		got = append(got, Backoff(i))
+	}
+	want := []time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second,
+		30 * time.Second, 30 * time.Second, 30 * time.Second}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Backoff (-want +got):\n%s", diff)
+	}
+}
+
+func TestEnv(t *testing.T) {
+	root := t.TempDir()
+	want := []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}
+	if diff := cmp.Diff(want, Env(root)); diff != "" {
+		t.Errorf("Env without CA bundle (-want +got):\n%s", diff)
+	}
+	p := filepath.Join(root, "etc/ssl/certs/ca-certificates.crt")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte("pem"), 0o644)
+	want = append(want, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")
+	if diff := cmp.Diff(want, Env(root)); diff != "" {
+		t.Errorf("Env with CA bundle (-want +got):\n%s", diff)
+	}
+}
