@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+func init() {
+	register(command{name: "attest", summary: "fetch an SEV-SNP report from the guest agent and verify it against the manifest", run: runAttest})
+}
+
+const attestUsage = `Usage: hostbuild attest (--cid N [--port 1024] | --addr vsock:CID:PORT | --addr tcp:HOST:PORT) --manifest FILE [flags]
+
+Sends a fresh random nonce to the guest agent, receives the SEV-SNP report,
+the guest's certificate table, the REPORT_DATA preimage and the applied
+config, and verifies, in this order:
+  1. the AMD chain (ARK -> ASK -> VCEK/VLEK) and the report signature with
+     go-sev-guest, trusting only the AMD roots embedded in it (or --roots);
+     the VCEK comes from the guest's table, --certs DIR (snpguest's layout:
+     vcek.pem or vlek.pem, ask.pem, ark.pem), or AMD's KDS with --kds;
+  2. REPORT_DATA = SHA-512(tag || our nonce || digest of the returned config);
+  3. the launch measurement is one of the manifest's expected measurements;
+  4. the guest policy equals the manifest's (debug refused unless
+     --allow-debug), the VMPL, the report version and --min-tcb.
+
+Exit status:
+  0  verified
+  1  other failure (I/O, bad manifest, writing evidence)
+  2  usage error
+  3  transport: no answer, an agent error (for example no_snp_device), a
+     malformed response
+  4  AMD certificate chain or report signature (also a malformed report or
+     a missing VCEK)
+  5  REPORT_DATA binding or nonce (mismatch, replayed report)
+  6  launch measurement not in the manifest (try --explain)
+  7  guest policy, VMPL, report version or TCB
+
+Flags:
+`
+
+// verifyFlags are shared by attest and verify.
+type verifyFlags struct {
+	manifest, certs, roots, rootsProduct, kdsCache, minTCB string
+	kds, allowDebug, jsonOut, explain, verbose             bool
+	vmpl, minVersion                                       int
+	ovmf, kernel, initrd                                   string
+}
+
+func (v *verifyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&v.manifest, "manifest", "", "manifest `file` to verify against (required)")
+	fs.StringVar(&v.certs, "certs", "", "`dir` with vcek.pem or vlek.pem (and ask.pem, ark.pem) in snpguest's layout; replaces the guest's VCEK")
+	fs.BoolVar(&v.kds, "kds", false, "allow fetching a missing VCEK and the AMD chain from AMD's KDS (cached on disk)")
+	fs.StringVar(&v.kdsCache, "kds-cache", "", "KDS cache `dir` (default $XDG_CACHE_HOME/katana-snp/kds)")
+	fs.StringVar(&v.roots, "roots", "", "PEM `file` with an ASK and its ARK to trust INSTEAD of the embedded AMD roots (test platforms only)")
+	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan, Genoa or Turin")
+	fs.BoolVar(&v.allowDebug, "allow-debug", false, "accept a guest policy that allows debugging")
+	fs.IntVar(&v.vmpl, "vmpl", 0, "required `VMPL` of the report")
+	fs.StringVar(&v.minTCB, "min-tcb", "", "minimum reported TCB: 0xHEX or bl=N,tee=N,snp=N,ucode=N")
+	fs.IntVar(&v.minVersion, "min-report-version", 2, "minimum report `version`")
+	fs.BoolVar(&v.jsonOut, "json", false, "print the result as JSON on stdout")
+	fs.BoolVar(&v.explain, "explain", false, "on a measurement mismatch, recompute variants from --ovmf, --kernel and --initrd and name the drifted input")
+	fs.StringVar(&v.ovmf, "ovmf", "", "local OVMF `file` for --explain")
+	fs.StringVar(&v.kernel, "kernel", "", "local kernel `file` for --explain")
+	fs.StringVar(&v.initrd, "initrd", "", "local initrd `file` for --explain")
+	fs.BoolVar(&v.verbose, "v", false, "debug logging on stderr")
+}
+
+// options turns the flags into attest.VerifyOptions (usage errors first).
+func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error) {
+	var o attest.VerifyOptions
+	if v.manifest == "" {
+		return nil, o, usageError{"--manifest is required"}
+	}
+	if v.vmpl < 0 || v.vmpl > 3 {
+		return nil, o, usageError{"--vmpl must be 0 to 3"}
+	}
+	tcb, err := attest.ParseMinTCB(v.minTCB)
+	if err != nil {
+		return nil, o, usageError{err.Error()}
+	}
+	m, err := manifest.Load(v.manifest)
+	if err != nil {
+		return nil, o, err
+	}
+	o = attest.VerifyOptions{
+		Manifest:         m,
+		AllowKDS:         v.kds,
+		KDSCacheDir:      v.kdsCache,
+		AllowDebug:       v.allowDebug,
+		VMPL:             v.vmpl,
+		MinTCB:           tcb,
+		MinReportVersion: uint32(v.minVersion),
+	}
+	if v.certs != "" {
+		if o.Certs, err = attest.LoadCerts(v.certs); err != nil {
+			return nil, o, err
+		}
+	}
+	if v.roots != "" {
+		if o.Roots, err = attest.LoadRoots(v.roots, v.rootsProduct); err != nil {
+			return nil, o, err
+		}
+	}
+	return m, o, nil
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("attest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var vf verifyFlags
+	vf.register(fs)
+	cid := fs.Uint("cid", 0, "guest vsock `CID` (as in -device vhost-vsock-pci,guest-cid=N)")
+	port := fs.Uint("port", agentapi.DefaultPort, "agent vsock `port`")
+	addr := fs.String("addr", "", "agent address instead of --cid: vsock:CID:PORT or tcp:HOST:PORT (plain-QEMU tests)")
+	nonceSize := fs.Int("nonce-size", agentapi.MaxNonceSize, "nonce size in `bytes` (32 to 64)")
+	timeout := fs.Duration("timeout", 30*time.Second, "timeout of the exchange with the agent")
+	evidence := fs.String("evidence-out", "", "write the evidence (raw report, certificates, nonce, preimage, config, manifest digest, result) to the new `dir`")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, attestUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	usage := func(msg string) int {
+		fmt.Fprintf(stderr, "hostbuild attest: %s\nRun 'hostbuild attest -h' for usage.\n", msg)
+		return exitUsage
+	}
+	if fs.NArg() != 0 {
+		return usage(fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	var a agentapi.Addr
+	switch {
+	case *addr != "" && *cid != 0:
+		return usage("give --cid or --addr, not both")
+	case *addr != "":
+		var err error
+		if a, err = agentapi.ParseDialAddr(*addr); err != nil {
+			return usage(err.Error())
+		}
+	case *cid != 0:
+		if *cid < 3 || *cid > 0xFFFFFFFE || *port == 0 || *port > 0xFFFFFFFE {
+			return usage("--cid must be at least 3 and --port 1 to 4294967294")
+		}
+		a = agentapi.Addr{Network: "vsock", CID: uint32(*cid), Port: uint32(*port)}
+	default:
+		return usage("--cid or --addr is required")
+	}
+	if *nonceSize < agentapi.MinNonceSize || *nonceSize > agentapi.MaxNonceSize {
+		return usage("--nonce-size must be 32 to 64")
+	}
+	logger := newLogger(stderr, vf.verbose)
+	_, opts, err := vf.options()
+	var ue usageError
+	if errors.As(err, &ue) {
+		return usage(ue.msg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild attest: %v\n", err)
+		return exitFail
+	}
+	nonce, err := attest.NewNonce(*nonceSize)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild attest: %v\n", err)
+		return exitFail
+	}
+	logger.Debug("fetching evidence", "addr", a.String(), "nonce_bytes", len(nonce))
+	resp, err := attest.Fetch(ctx, attest.FetchOptions{Addr: a, Nonce: nonce, Timeout: *timeout})
+	if err != nil {
+		return report(stdout, stderr, vf.jsonOut, &attest.Result{Error: err.Error(), Class: attest.ClassTransport.String(), ExitCode: attest.ClassTransport.ExitCode()}, err)
+	}
+	opts.Nonce = nonce
+	return verifyAndReport(ctx, resp, opts, &vf, *evidence, stdout, stderr, logger)
+}
+
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	lvl := slog.LevelInfo
+	if verbose {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl}))
+}
+
+// verifyAndReport runs the checks, --explain, the evidence folder and the
+// output; it returns the exit code.
+func verifyAndReport(ctx context.Context, resp *agentapi.AttestationResponse, opts attest.VerifyOptions, vf *verifyFlags, evidenceDir string, stdout, stderr io.Writer, logger *slog.Logger) int {
+	res, verr := attest.Verify(ctx, resp, opts)
+	var explained *attest.Explanation
+	if attest.ClassOf(verr) == attest.ClassMeasurement && vf.explain {
+		ex, err := attest.Explain(ctx, attest.ExplainOptions{Manifest: opts.Manifest, OVMF: vf.ovmf, Kernel: vf.kernel, Initrd: vf.initrd, Got: res.Measurement})
+		if err != nil {
+			fmt.Fprintf(stderr, "hostbuild: explain: %v\n", err)
+		} else {
+			explained = ex
+		}
+	}
+	if evidenceDir != "" {
+		if err := attest.WriteEvidence(evidenceDir, attest.EvidenceIn{Response: resp, Nonce: opts.Nonce, ManifestPath: vf.manifest, Result: res}); err != nil {
+			fmt.Fprintf(stderr, "hostbuild: %v\n", err)
+			if verr == nil {
+				return exitFail
+			}
+		} else {
+			logger.Debug("evidence written", "dir", evidenceDir)
+		}
+	}
+	if vf.jsonOut {
+		out := struct {
+			*attest.Result
+			Explain *attest.Explanation `json:"explain,omitempty"`
+		}{res, explained}
+		b, _ := json.MarshalIndent(out, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else {
+		printHuman(stdout, res, explained)
+	}
+	if verr != nil {
+		fmt.Fprintf(stderr, "hostbuild: attestation rejected: %v\n", verr)
+		return res.ExitCode
+	}
+	return exitOK
+}
+
+func report(stdout, stderr io.Writer, jsonOut bool, res *attest.Result, err error) int {
+	if jsonOut {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", b)
+	}
+	fmt.Fprintf(stderr, "hostbuild: %v\n", err)
+	return res.ExitCode
+}
+
+func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
+	if r.OK {
+		fmt.Fprintln(w, "attestation OK")
+	} else {
+		fmt.Fprintf(w, "attestation FAILED (%s, exit %d): %s\n", r.Class, r.ExitCode, r.Error)
+	}
+	line := func(k string, v any) {
+		if s := fmt.Sprint(v); s != "" && s != "0" {
+			fmt.Fprintf(w, "  %-15s %s\n", k+":", s)
+		}
+	}
+	line("provider", r.Provider)
+	line("signer", r.Signer)
+	line("product", r.ProductLine)
+	line("measurement", r.Measurement)
+	if r.MatchedType != "" {
+		line("matches", fmt.Sprintf("%d vCPUs of type %s", r.MatchedVCPUs, r.MatchedType))
+	}
+	line("policy", r.Policy)
+	fmt.Fprintf(w, "  %-15s %d\n", "vmpl:", r.VMPL)
+	line("reported tcb", r.ReportedTCB)
+	line("report version", r.ReportVersion)
+	line("nonce", r.Nonce)
+	line("config digest", r.ConfigDigest)
+	if r.Argv != nil {
+		b, _ := json.Marshal(r.Argv)
+		line("katana argv", string(b))
+	}
+	for _, wmsg := range r.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", wmsg)
+	}
+	if ex != nil {
+		fmt.Fprintf(w, "  explain:        %s\n", ex.Likely)
+		for _, f := range ex.Files {
+			fmt.Fprintf(w, "    file: %s\n", f)
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package attest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+// Evidence folder layout (written by attest --evidence-out, read by verify).
+const (
+	FileResponse       = "response.json"   // the agent's full answer (source of truth for verify)
+	FileReport         = "report.bin"      // raw 1184-byte report
+	FileCertTable      = "certs.bin"       // the guest's certificate table, when it sent one
+	FileNonce          = "nonce.hex"       // the verifier's nonce
+	FilePreimage       = "preimage.bin"    // REPORT_DATA preimage
+	FileConfig         = "config.json"     // applied config
+	FileManifestDigest = "manifest.sha256" // SHA-256 of the manifest file used
+	FileResult         = "result.json"     // the verification result
+)
+
+// EvidenceIn is what WriteEvidence records.
+type EvidenceIn struct {
+	Response     *agentapi.AttestationResponse
+	Nonce        []byte
+	ManifestPath string
+	Result       *Result // may be nil
+}
+
+// WriteEvidence writes the folder dir atomically: everything goes into a
+// temporary sibling that is renamed to dir at the end, so a failure leaves
+// no partial folder. dir must not exist yet.
+func WriteEvidence(dir string, in EvidenceIn) (err error) {
+	if _, err := os.Lstat(dir); err == nil {
+		return fmt.Errorf("evidence folder %s already exists; choose a new one", dir)
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing evidence: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
+	put := func(name string, b []byte) error {
+		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
+			return fmt.Errorf("writing evidence: %w", err)
+		}
+		return nil
+	}
+	js := func(v any) []byte {
+		b, _ := json.MarshalIndent(v, "", "  ")
+		return append(b, '\n')
+	}
+	r := in.Response
+	mb, err := os.ReadFile(in.ManifestPath)
+	if err != nil {
+		return fmt.Errorf("writing evidence: hashing the manifest: %w", err)
+	}
+	ms := sha256.Sum256(mb)
+	files := []struct {
+		name string
+		b    []byte
+	}{
+		{FileResponse, js(r)},
+		{FileReport, r.Report},
+		{FileNonce, []byte(hex.EncodeToString(in.Nonce) + "\n")},
+		{FilePreimage, r.ReportDataPreimage},
+		{FileConfig, js(r.Config)},
+		{FileManifestDigest, []byte(fmt.Sprintf("%x  %s\n", ms, filepath.Base(in.ManifestPath)))},
+	}
+	if len(r.CertTable) > 0 {
+		files = append(files, struct {
+			name string
+			b    []byte
+		}{FileCertTable, r.CertTable})
+	}
+	if in.Result != nil {
+		files = append(files, struct {
+			name string
+			b    []byte
+		}{FileResult, js(in.Result)})
+		// The certificates used, in snpguest's layout.
+		if a := in.Result.Attestation; a != nil && a.CertificateChain != nil {
+			cc := a.CertificateChain
+			for name, der := range map[string][]byte{"vcek.pem": cc.VcekCert, "vlek.pem": cc.VlekCert, "ask.pem": cc.AskCert, "ark.pem": cc.ArkCert} {
+				if len(der) > 0 {
+					files = append(files, struct {
+						name string
+						b    []byte
+					}{name, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})})
+				}
+			}
+		}
+	}
+	for _, f := range files {
+		if err := put(f.name, f.b); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("writing evidence: %w", err)
+	}
+	return nil
+}
+
+// ReadEvidence reads the response and nonce of an evidence folder, and the
+// certificates in it when there are any (Certs zero otherwise).
+func ReadEvidence(dir string) (*agentapi.AttestationResponse, []byte, Certs, error) {
+	b, err := os.ReadFile(filepath.Join(dir, FileResponse))
+	if err != nil {
+		return nil, nil, Certs{}, fmt.Errorf("reading evidence: %w", err)
+	}
+	r, err := DecodeResponse(b)
+	if err != nil {
+		return nil, nil, Certs{}, fmt.Errorf("evidence %s: %w", dir, err)
+	}
+	nb, err := os.ReadFile(filepath.Join(dir, FileNonce))
+	if err != nil {
+		return nil, nil, Certs{}, fmt.Errorf("reading evidence: %w", err)
+	}
+	nonce, err := hex.DecodeString(strings.TrimSpace(string(nb)))
+	if err != nil {
+		return nil, nil, Certs{}, fmt.Errorf("evidence %s: %s: %w", dir, FileNonce, err)
+	}
+	// The raw files must agree with response.json (someone may have edited one).
+	if raw, err := os.ReadFile(filepath.Join(dir, FileReport)); err == nil && string(raw) != string(r.Report) {
+		return nil, nil, Certs{}, fmt.Errorf("evidence %s: %s differs from the report in %s", dir, FileReport, FileResponse)
+	}
+	certs, err := LoadCerts(dir)
+	if err != nil {
+		var none Certs
+		if _, statErr := os.Stat(filepath.Join(dir, "vcek.pem")); errors.Is(statErr, os.ErrNotExist) {
+			if _, statErr := os.Stat(filepath.Join(dir, "vlek.pem")); errors.Is(statErr, os.ErrNotExist) {
+				return r, nonce, none, nil
+			}
+		}
+		return nil, nil, Certs{}, err
+	}
+	return r, nonce, certs, nil
+}

@@ -1,0 +1,168 @@
+package attest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+)
+
+// ExplainOptions name local copies of the manifest's files.
+type ExplainOptions struct {
+	Manifest             *manifest.Manifest
+	OVMF, Kernel, Initrd string
+	// Got is the measurement from the report (96 hex characters).
+	Got string
+	// MaxVCPUs bounds the vCPU counts tried (default 64, plus the manifest's).
+	MaxVCPUs int
+}
+
+// Explanation is what --explain found.
+type Explanation struct {
+	// Likely names the most likely drifted input, or says none was found.
+	Likely string `json:"likely"`
+	// Files lists local files whose SHA-256 differs from the manifest.
+	Files []string `json:"file_mismatches,omitempty"`
+	// Match is the variant that reproduces the reported measurement.
+	Match *Variant `json:"match,omitempty"`
+	// Tried counts the variants computed.
+	Tried int `json:"variants_tried"`
+}
+
+// Variant is one recomputed configuration.
+type Variant struct {
+	Input       string `json:"input"` // the input that differs from the manifest
+	Description string `json:"description"`
+	Measurement string `json:"measurement"`
+}
+
+func sha256File(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Explain recomputes variants of the manifest's launch (vCPU counts, every
+// vCPU type, guest features 0x1 and 0x21, cmdline with and without
+// surrounding whitespace, firmware only, other VMM types) and names the one
+// that reproduces the reported measurement.
+func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
+	m := o.Manifest
+	if o.OVMF == "" || o.Kernel == "" || o.Initrd == "" {
+		return nil, fmt.Errorf("--explain needs the local files the manifest describes: --ovmf, --kernel and --initrd")
+	}
+	ex := &Explanation{}
+	for _, f := range []struct {
+		what, path string
+		want       manifest.File
+	}{{"OVMF", o.OVMF, m.Components.OVMF}, {"kernel", o.Kernel, m.Components.Kernel}, {"initrd", o.Initrd, m.Components.Initrd}} {
+		got, err := sha256File(f.path)
+		if err != nil {
+			return nil, fmt.Errorf("explain: hashing the %s: %w", f.what, err)
+		}
+		if got != f.want.SHA256 {
+			ex.Files = append(ex.Files, fmt.Sprintf("%s %s has SHA-256 %s, the manifest says %s", f.what, f.path, got, f.want.SHA256))
+		}
+	}
+	got := strings.ToLower(o.Got)
+	maxN := o.MaxVCPUs
+	if maxN <= 0 {
+		maxN = 64
+	}
+	var counts []int
+	for n := 1; n <= maxN; n++ {
+		counts = append(counts, n)
+	}
+	for _, e := range m.Measurements {
+		if !slices.Contains(counts, e.VCPUs) {
+			counts = append(counts, e.VCPUs)
+		}
+	}
+	types := measure.VCPUTypes()
+	feat, err := m.GuestFeaturesValue()
+	if err != nil {
+		return nil, err
+	}
+	base, err := m.MeasureOptions(o.OVMF, o.Kernel, o.Initrd, 1, types[0])
+	if err != nil {
+		return nil, err
+	}
+	type variant struct {
+		input, desc string
+		opts        measure.Options
+	}
+	variants := []variant{{"vCPU count or type", "the manifest's files and cmdline", base}}
+	for _, f := range []uint64{0x1, 0x21} {
+		if f != feat {
+			v := base
+			v.GuestFeatures = f
+			variants = append(variants, variant{"guest features", fmt.Sprintf("guest features 0x%x instead of 0x%x", f, feat), v})
+		}
+	}
+	for _, c := range []struct{ desc, s string }{
+		{"cmdline with surrounding whitespace trimmed", strings.TrimSpace(m.Cmdline)},
+		{"cmdline with a trailing space", m.Cmdline + " "},
+		{"cmdline with a trailing newline", m.Cmdline + "\n"},
+		{"cmdline with a leading space", " " + m.Cmdline},
+		{"empty cmdline", ""},
+	} {
+		if c.s != m.Cmdline {
+			v := base
+			v.Append = c.s
+			variants = append(variants, variant{"cmdline", c.desc, v})
+		}
+	}
+	for _, vmm := range []string{"QEMU", "ec2", "gce"} {
+		if vmm != m.VMMType {
+			v := base
+			v.VMMType = vmm
+			variants = append(variants, variant{"VMM type", "VMM type " + vmm + " instead of " + m.VMMType, v})
+		}
+	}
+	fw := base
+	fw.Kernel, fw.Initrd, fw.Append = "", "", ""
+	variants = append(variants, variant{"firmware only", "firmware only (no kernel hashes: the host booted without kernel-hashes=on or without -kernel)", fw})
+
+	for _, v := range variants {
+		entries, _, err := measure.Matrix(ctx, v.opts, counts, types)
+		if err != nil {
+			return nil, fmt.Errorf("explain: %s: %w", v.desc, err)
+		}
+		ex.Tried += len(entries)
+		for _, e := range entries {
+			h := hex.EncodeToString(e.Digest[:])
+			if h != got {
+				continue
+			}
+			desc := fmt.Sprintf("%s, %d vCPUs of type %s", v.desc, e.VCPUs, e.VCPUType)
+			input := v.input
+			if _, ok := m.Lookup(e.VCPUs, e.VCPUType); !ok && v.input == "vCPU count or type" {
+				desc = fmt.Sprintf("%d vCPUs of type %s, which the manifest does not list", e.VCPUs, e.VCPUType)
+			}
+			ex.Match = &Variant{Input: input, Description: desc, Measurement: h}
+			ex.Likely = fmt.Sprintf("the %s drifted: the report matches %s", input, desc)
+			return ex, nil
+		}
+	}
+	switch {
+	case len(ex.Files) > 0:
+		ex.Likely = "no launch variant matches, and local files differ from the manifest: " + strings.Join(ex.Files, "; ")
+	default:
+		ex.Likely = fmt.Sprintf("no variant of %d matches: the host launched different file contents (initrd, kernel or firmware) or an unlisted setting", ex.Tried)
+	}
+	return ex, nil
+}

@@ -1,0 +1,113 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mdlayher/vsock"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+// MaxResponseSize bounds what the verifier reads from an agent.
+const MaxResponseSize = 4 << 20
+
+// FetchOptions say where and how to ask.
+type FetchOptions struct {
+	Addr    agentapi.Addr // vsock CID+port or tcp host+port
+	Nonce   []byte        // 32 to 64 bytes; see NewNonce
+	Timeout time.Duration // whole exchange (default 30s)
+}
+
+// NewNonce returns n fresh random bytes.
+func NewNonce(n int) ([]byte, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("reading random nonce: %w", err)
+	}
+	return b, agentapi.CheckNonce(b)
+}
+
+func dialer(a agentapi.Addr) func(ctx context.Context, _, _ string) (net.Conn, error) {
+	return func(ctx context.Context, _, _ string) (net.Conn, error) {
+		if a.Network == "vsock" {
+			c, err := vsock.DialContext(ctx, a.CID, a.Port, nil)
+			if err != nil {
+				return nil, fmt.Errorf("dialing %s (is vhost_vsock loaded on the host, and was QEMU given -device vhost-vsock-pci,guest-cid=%d?): %w", a, a.CID, err)
+			}
+			return c, nil
+		}
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", a.HostPort())
+	}
+}
+
+// Fetch asks the agent for a report binding o.Nonce. Every error is
+// ClassTransport; an agent error keeps its stable code in the message.
+func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, error) {
+	if err := agentapi.CheckNonce(o.Nonce); err != nil {
+		return nil, err
+	}
+	timeout := o.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tr := &http.Transport{DialContext: dialer(o.Addr), DisableKeepAlives: true, MaxResponseHeaderBytes: 16 << 10}
+	defer tr.CloseIdleConnections()
+	url := "http://agent" + agentapi.PathAttestation + "?" + agentapi.NonceQueryParam + "=" + hex.EncodeToString(o.Nonce)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fail(ClassTransport, "building request: %w", err)
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, fail(ClassTransport, "asking the agent at %s: %w", o.Addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
+	if err != nil {
+		return nil, fail(ClassTransport, "reading the agent's answer: %w", err)
+	}
+	if len(body) > MaxResponseSize {
+		return nil, fail(ClassTransport, "the agent's answer exceeds %d bytes", MaxResponseSize)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e agentapi.ErrorResponse
+		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
+			return nil, fail(ClassTransport, "agent at %s answered %d %s: %s", o.Addr, resp.StatusCode, e.Error.Code, e.Error.Message)
+		}
+		return nil, fail(ClassTransport, "agent at %s answered %s", o.Addr, resp.Status)
+	}
+	r, err := DecodeResponse(body)
+	if err != nil {
+		return nil, fail(ClassTransport, "agent at %s: %w", o.Addr, err)
+	}
+	return r, nil
+}
+
+// DecodeResponse strictly decodes an attestation response body.
+func DecodeResponse(b []byte) (*agentapi.AttestationResponse, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var r agentapi.AttestationResponse
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("decoding attestation response: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("decoding attestation response: trailing data")
+	}
+	if r.APIVersion != agentapi.APIVersion {
+		return nil, fmt.Errorf("attestation response api_version %d, this tool speaks %d", r.APIVersion, agentapi.APIVersion)
+	}
+	return &r, nil
+}

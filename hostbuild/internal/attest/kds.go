@@ -1,0 +1,90 @@
+package attest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/google/go-sev-guest/verify/trust"
+)
+
+// CachingGetter caches AMD KDS answers (VCEKs, certificate chains) on disk,
+// one file per URL, so repeated attestations do not hit KDS rate limits.
+// Revocation lists are not cached (URLs ending in "/crl").
+type CachingGetter struct {
+	Dir  string // default: $XDG_CACHE_HOME/katana-snp/kds
+	Next trust.HTTPSGetter
+}
+
+var _ trust.ContextHTTPSGetter = (*CachingGetter)(nil)
+
+func (g *CachingGetter) dir() (string, error) {
+	if g.Dir != "" {
+		return g.Dir, nil
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("KDS cache folder (set --kds-cache): %w", err)
+	}
+	return filepath.Join(d, "katana-snp", "kds"), nil
+}
+
+// Get implements trust.HTTPSGetter.
+func (g *CachingGetter) Get(url string) ([]byte, error) {
+	return g.GetContext(context.Background(), url)
+}
+
+// GetContext implements trust.ContextHTTPSGetter.
+func (g *CachingGetter) GetContext(ctx context.Context, url string) ([]byte, error) {
+	dir, err := g.dir()
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(url))
+	path := filepath.Join(dir, hex.EncodeToString(sum[:]))
+	cacheable := filepath.Base(url) != "crl"
+	if cacheable {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+			return b, nil
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("KDS cache: %w", err)
+		}
+	}
+	b, err := trust.GetWith(ctx, g.Next, url)
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s from AMD KDS: %w", url, err)
+	}
+	if cacheable {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("KDS cache: %w", err)
+		}
+		if err := writeFileAtomic(path, b); err != nil {
+			return nil, fmt.Errorf("KDS cache: %w", err)
+		}
+	}
+	return b, nil
+}
+
+// writeFileAtomic writes b to path through a temporary file and a rename.
+func writeFileAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,184 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/google/go-sev-guest/abi"
+)
+
+// DecodeRawReport accepts a raw report as binary (at least 1184 bytes; a
+// certificate table may follow) or as hex text (whitespace ignored) and
+// returns the 1184 report bytes.
+func DecodeRawReport(b []byte) ([]byte, error) {
+	if len(b) >= abi.ReportSize && !isHexText(b) {
+		return b[:abi.ReportSize], nil
+	}
+	s := strings.Join(strings.Fields(string(b)), "")
+	s = strings.TrimPrefix(s, "0x")
+	raw, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("report is neither %d+ binary bytes nor hex: %w", abi.ReportSize, err)
+	}
+	if len(raw) < abi.ReportSize {
+		return nil, fmt.Errorf("report is %d bytes, want %d", len(raw), abi.ReportSize)
+	}
+	return raw[:abi.ReportSize], nil
+}
+
+func isHexText(b []byte) bool {
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F', c == 'x', c == ' ', c == '\n', c == '\r', c == '\t':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ReportInfo is a decoded report for humans and JSON.
+type ReportInfo struct {
+	Version         uint32         `json:"version"`
+	GuestSVN        uint32         `json:"guest_svn"`
+	Policy          string         `json:"policy"`
+	PolicyFlags     map[string]any `json:"policy_flags"`
+	FamilyID        string         `json:"family_id"`
+	ImageID         string         `json:"image_id"`
+	VMPL            uint32         `json:"vmpl"`
+	SignatureAlgo   uint32         `json:"signature_algo"`
+	CurrentTCB      string         `json:"current_tcb"`
+	PlatformInfo    string         `json:"platform_info"`
+	SignerInfo      string         `json:"signer_info"`
+	SigningKey      string         `json:"signing_key"`
+	ReportData      string         `json:"report_data"`
+	Measurement     string         `json:"measurement"`
+	HostData        string         `json:"host_data"`
+	IDKeyDigest     string         `json:"id_key_digest"`
+	AuthorKeyDigest string         `json:"author_key_digest"`
+	ReportID        string         `json:"report_id"`
+	ReportIDMA      string         `json:"report_id_ma"`
+	ReportedTCB     string         `json:"reported_tcb"`
+	CPUIDFamily     uint32         `json:"cpuid_fam_id,omitempty"`
+	CPUIDModel      uint32         `json:"cpuid_mod_id,omitempty"`
+	CPUIDStepping   uint32         `json:"cpuid_step,omitempty"`
+	ChipID          string         `json:"chip_id"`
+	CommittedTCB    string         `json:"committed_tcb"`
+	CurrentBuild    uint32         `json:"current_build"`
+	CurrentMinor    uint32         `json:"current_minor"`
+	CurrentMajor    uint32         `json:"current_major"`
+	CommittedBuild  uint32         `json:"committed_build"`
+	CommittedMinor  uint32         `json:"committed_minor"`
+	CommittedMajor  uint32         `json:"committed_major"`
+	LaunchTCB       string         `json:"launch_tcb"`
+	Signature       string         `json:"signature"`
+}
+
+// DescribeReport parses raw with go-sev-guest's ABI parser (which rejects
+// non-zero reserved fields and unknown versions).
+func DescribeReport(raw []byte) (*ReportInfo, error) {
+	r, err := abi.ReportToProto(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decoding report: %w", err)
+	}
+	pol, err := abi.ParseSnpPolicy(r.GetPolicy())
+	if err != nil {
+		return nil, fmt.Errorf("decoding report policy: %w", err)
+	}
+	si, err := abi.ParseSignerInfo(r.GetSignerInfo())
+	if err != nil {
+		return nil, fmt.Errorf("decoding report signer info: %w", err)
+	}
+	h := hex.EncodeToString
+	tcb := func(v uint64) string { return fmt.Sprintf("0x%016x", v) }
+	fam, mod, step := cpuidFMS(raw)
+	return &ReportInfo{
+		CPUIDFamily:   fam,
+		CPUIDModel:    mod,
+		CPUIDStepping: step,
+		Version:       r.GetVersion(),
+		GuestSVN:      r.GetGuestSvn(),
+		Policy:        fmt.Sprintf("0x%x", r.GetPolicy()),
+		PolicyFlags: map[string]any{
+			"abi_major": pol.ABIMajor, "abi_minor": pol.ABIMinor, "smt": pol.SMT, "migrate_ma": pol.MigrateMA,
+			"debug": pol.Debug, "single_socket": pol.SingleSocket, "cxl_allowed": pol.CXLAllowed,
+			"mem_aes_256_xts": pol.MemAES256XTS, "rapl_dis": pol.RAPLDis, "ciphertext_hiding": pol.CipherTextHidingDRAM,
+			"page_swap_disable": pol.PageSwapDisable,
+		},
+		FamilyID:        h(r.GetFamilyId()),
+		ImageID:         h(r.GetImageId()),
+		VMPL:            r.GetVmpl(),
+		SignatureAlgo:   r.GetSignatureAlgo(),
+		CurrentTCB:      tcb(r.GetCurrentTcb()),
+		PlatformInfo:    fmt.Sprintf("0x%x", r.GetPlatformInfo()),
+		SignerInfo:      fmt.Sprintf("0x%x", r.GetSignerInfo()),
+		SigningKey:      si.SigningKey.String(),
+		ReportData:      h(r.GetReportData()),
+		Measurement:     h(r.GetMeasurement()),
+		HostData:        h(r.GetHostData()),
+		IDKeyDigest:     h(r.GetIdKeyDigest()),
+		AuthorKeyDigest: h(r.GetAuthorKeyDigest()),
+		ReportID:        h(r.GetReportId()),
+		ReportIDMA:      h(r.GetReportIdMa()),
+		ReportedTCB:     tcb(r.GetReportedTcb()),
+		ChipID:          h(r.GetChipId()),
+		CommittedTCB:    tcb(r.GetCommittedTcb()),
+		CurrentBuild:    r.GetCurrentBuild(),
+		CurrentMinor:    r.GetCurrentMinor(),
+		CurrentMajor:    r.GetCurrentMajor(),
+		CommittedBuild:  r.GetCommittedBuild(),
+		CommittedMinor:  r.GetCommittedMinor(),
+		CommittedMajor:  r.GetCommittedMajor(),
+		LaunchTCB:       tcb(r.GetLaunchTcb()),
+		Signature:       h(r.GetSignature()),
+	}, nil
+}
+
+// WriteReportText prints info as aligned "name: value" lines.
+func WriteReportText(w io.Writer, info *ReportInfo) error {
+	var b bytes.Buffer
+	line := func(k string, v any) { fmt.Fprintf(&b, "%-18s %v\n", k+":", v) }
+	line("version", info.Version)
+	line("guest_svn", info.GuestSVN)
+	line("policy", info.Policy)
+	for _, k := range []string{"abi_major", "abi_minor", "smt", "migrate_ma", "debug", "single_socket", "cxl_allowed", "mem_aes_256_xts", "rapl_dis", "ciphertext_hiding", "page_swap_disable"} {
+		line("  "+k, info.PolicyFlags[k])
+	}
+	line("vmpl", info.VMPL)
+	line("signing_key", info.SigningKey)
+	line("measurement", info.Measurement)
+	line("report_data", info.ReportData)
+	line("host_data", info.HostData)
+	line("family_id", info.FamilyID)
+	line("image_id", info.ImageID)
+	line("id_key_digest", info.IDKeyDigest)
+	line("author_key_digest", info.AuthorKeyDigest)
+	line("report_id", info.ReportID)
+	line("report_id_ma", info.ReportIDMA)
+	line("current_tcb", info.CurrentTCB)
+	line("reported_tcb", info.ReportedTCB)
+	line("committed_tcb", info.CommittedTCB)
+	line("launch_tcb", info.LaunchTCB)
+	line("platform_info", info.PlatformInfo)
+	if info.Version >= 3 {
+		line("cpuid fam/mod/step", fmt.Sprintf("0x%x/0x%x/0x%x", info.CPUIDFamily, info.CPUIDModel, info.CPUIDStepping))
+	}
+	line("firmware current", fmt.Sprintf("%d.%d build %d", info.CurrentMajor, info.CurrentMinor, info.CurrentBuild))
+	line("firmware committed", fmt.Sprintf("%d.%d build %d", info.CommittedMajor, info.CommittedMinor, info.CommittedBuild))
+	line("chip_id", info.ChipID)
+	line("signature", info.Signature)
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// cpuidFMS reads the v3+ family/model/stepping bytes.
+func cpuidFMS(raw []byte) (uint32, uint32, uint32) {
+	if binary.LittleEndian.Uint32(raw[0:4]) < 3 {
+		return 0, 0, 0
+	}
+	return uint32(raw[0x188]), uint32(raw[0x189]), uint32(raw[0x18A])
+}

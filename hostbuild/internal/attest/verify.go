@@ -1,0 +1,442 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
+	spb "github.com/google/go-sev-guest/proto/sevsnp"
+	"github.com/google/go-sev-guest/validate"
+	"github.com/google/go-sev-guest/verify"
+	"github.com/google/go-sev-guest/verify/trust"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+// Certs are certificates supplied by the operator (snpguest's layout: a
+// folder with ark.pem, ask.pem and vcek.pem or vlek.pem). The V[CL]EK here
+// replaces the one from the guest's table. The ARK and ASK are never trust
+// anchors: roots come from VerifyOptions.Roots or the embedded AMD roots.
+type Certs struct {
+	VCEK, VLEK, ASK, ARK *x509.Certificate
+}
+
+// VerifyOptions configure Verify.
+type VerifyOptions struct {
+	Manifest *manifest.Manifest
+	// Nonce is the nonce the verifier sent (fresh for attest, recorded for
+	// verify).
+	Nonce []byte
+	Certs Certs
+	// AllowKDS lets go-sev-guest fetch a missing VCEK (and the ASK/ARK
+	// chain) from AMD's KDS through Getter (nil: the default HTTPS getter
+	// wrapped in a cache in KDSCacheDir).
+	AllowKDS    bool
+	KDSCacheDir string
+	Getter      trust.HTTPSGetter
+	// Roots replaces the embedded AMD roots (for test platforms and the
+	// fake signer). Nil means the roots embedded in go-sev-guest.
+	Roots map[string][]*trust.AMDRootCerts
+	// AllowDebug accepts a report whose policy allows debugging.
+	AllowDebug bool
+	// VMPL is the required VMPL (default 0).
+	VMPL int
+	// MinTCB is the minimum REPORTED_TCB, component-wise (zero: no minimum).
+	MinTCB kds.TCBParts
+	// MinReportVersion is the minimum report version (default 2).
+	MinReportVersion uint32
+	// Now is the time for certificate validity (zero: time.Now()).
+	Now time.Time
+}
+
+// Result describes verified (or rejected) evidence; it is the --json output.
+type Result struct {
+	OK       bool   `json:"ok"`
+	Class    string `json:"failure_class,omitempty"`
+	ExitCode int    `json:"exit_code"`
+	Error    string `json:"error,omitempty"`
+
+	Provider      string   `json:"provider,omitempty"`
+	Nonce         string   `json:"nonce"`
+	ReportData    string   `json:"report_data,omitempty"`
+	ConfigDigest  string   `json:"config_digest,omitempty"`
+	Measurement   string   `json:"measurement,omitempty"`
+	MatchedVCPUs  int      `json:"matched_vcpus,omitempty"`
+	MatchedType   string   `json:"matched_vcpu_type,omitempty"`
+	ReportVersion uint32   `json:"report_version,omitempty"`
+	Policy        string   `json:"policy,omitempty"`
+	VMPL          uint32   `json:"vmpl"`
+	ReportedTCB   string   `json:"reported_tcb,omitempty"`
+	ProductLine   string   `json:"product_line,omitempty"`
+	Signer        string   `json:"signer,omitempty"`
+	ChipID        string   `json:"chip_id,omitempty"`
+	Argv          []string `json:"argv,omitempty"`
+	Warnings      []string `json:"warnings,omitempty"`
+
+	// Attestation is the report plus the certificates used (filled in by
+	// the chain check), for the evidence folder.
+	Attestation *spb.Attestation `json:"-"`
+}
+
+// Verify checks ev against o in this order, stopping at the first failure:
+// report decoding and AMD chain/signature (ClassChain), nonce and
+// REPORT_DATA binding (ClassReportData), measurement (ClassMeasurement),
+// policy, VMPL, report version and TCB (ClassPolicy). The returned Result is
+// filled as far as the checks got, also on failure.
+func Verify(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOptions) (*Result, error) {
+	res := &Result{Nonce: hex.EncodeToString(o.Nonce), Provider: ev.Provider}
+	err := verify1(ctx, ev, o, res)
+	if err != nil {
+		res.Error = err.Error()
+		if c := ClassOf(err); c != 0 {
+			res.Class = c.String()
+			res.ExitCode = c.ExitCode()
+		} else {
+			res.ExitCode = 1
+		}
+		return res, err
+	}
+	res.OK = true
+	return res, nil
+}
+
+func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOptions, res *Result) error {
+	if o.Manifest == nil {
+		return errors.New("verify: no manifest")
+	}
+	// 1. Decode the report and check the AMD chain and signature.
+	att, err := VerifyChain(ctx, ev.Report, ev.CertTable, o, res)
+	if err != nil {
+		return err
+	}
+	res.ProductLine = productLine(att)
+
+	// 2. Nonce and REPORT_DATA binding.
+	if err := checkBinding(ev, o.Nonce, res); err != nil {
+		return err
+	}
+
+	// 3. Measurement.
+	m, ok := o.Manifest.Allows(res.Measurement)
+	if !ok {
+		return fail(ClassMeasurement, "launch measurement %s is not in the manifest's %d expected measurements (run with --explain and the local files to find the drifted input)", res.Measurement, len(o.Manifest.Measurements))
+	}
+	res.MatchedVCPUs, res.MatchedType = m.VCPUs, m.VCPUType
+	if c := string(ev.Config.Cmdline); c != o.Manifest.Cmdline {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the init reports cmdline %q, the manifest has %q", c, o.Manifest.Cmdline))
+	}
+
+	// 4. Policy, VMPL, version, TCB.
+	return checkPolicy(att, o, res)
+}
+
+func productLine(att *spb.Attestation) string {
+	if p := att.GetProduct(); p != nil {
+		return kds.ProductLine(p)
+	}
+	if r := att.GetReport(); r.GetVersion() >= 3 {
+		return kds.ProductLineFromFms(r.GetCpuid1EaxFms())
+	}
+	if v := att.GetCertificateChain().GetVcekCert(); len(v) > 0 {
+		if c, err := x509.ParseCertificate(v); err == nil {
+			if ext, err := kds.VcekCertificateExtensions(c); err == nil {
+				return kds.ProductLineOfProductName(ext.ProductName)
+			}
+		}
+	}
+	return ""
+}
+
+// checkBinding recomputes REPORT_DATA from the verifier's own nonce and the
+// returned config; the other checks only make the failure message precise.
+func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) error {
+	if err := agentapi.CheckNonce(nonce); err != nil {
+		return fail(ClassReportData, "verifier nonce: %w", err)
+	}
+	digest := agentapi.ConfigDigest(ev.Config)
+	res.ConfigDigest = hex.EncodeToString(digest[:])
+	res.Argv = ev.Config.Argv
+	want, _, err := agentapi.ReportData(nonce, digest)
+	if err != nil {
+		return fail(ClassReportData, "%w", err)
+	}
+	got := ev.Report[0x50:0x90]
+	res.ReportData = hex.EncodeToString(got)
+	if !bytes.Equal(got, want[:]) {
+		// Say why, most specific first.
+		switch pn, pd, perr := agentapi.SplitPreimage(ev.ReportDataPreimage); {
+		case !strings.EqualFold(ev.Nonce, hex.EncodeToString(nonce)) || (perr == nil && !bytes.Equal(pn, nonce)):
+			return fail(ClassReportData, "nonce reuse: the report binds nonce %s, not the verifier's %x (a replayed or stale report)", ev.Nonce, nonce)
+		case perr == nil && pd != digest:
+			return fail(ClassReportData, "the report binds config digest %x, but the returned config hashes to %x (config altered after signing)", pd, digest)
+		default:
+			return fail(ClassReportData, "REPORT_DATA %x is not SHA-512(tag || nonce || config digest) = %x", got, want)
+		}
+	}
+	// The report is good; the helper fields must agree with it too.
+	if !strings.EqualFold(ev.Nonce, hex.EncodeToString(nonce)) {
+		return fail(ClassReportData, "response nonce %q differs from the verifier's", ev.Nonce)
+	}
+	if ev.ConfigDigest != "" && !strings.EqualFold(ev.ConfigDigest, res.ConfigDigest) {
+		return fail(ClassReportData, "response config_digest %s differs from the config's digest %s", ev.ConfigDigest, res.ConfigDigest)
+	}
+	if pre, _ := agentapi.ReportDataPreimage(nonce, digest); !bytes.Equal(pre, ev.ReportDataPreimage) {
+		return fail(ClassReportData, "response report_data_preimage differs from the recomputed one")
+	}
+	return nil
+}
+
+func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
+	rep := att.Report
+	minVer := o.MinReportVersion
+	if minVer == 0 {
+		minVer = 2
+	}
+	if rep.GetVersion() < minVer {
+		return fail(ClassPolicy, "report version %d is below the minimum %d", rep.GetVersion(), minVer)
+	}
+	got, err := abi.ParseSnpPolicy(rep.GetPolicy())
+	if err != nil {
+		return fail(ClassPolicy, "report guest policy 0x%x: %w", rep.GetPolicy(), err)
+	}
+	if got.Debug && !o.AllowDebug {
+		return fail(ClassPolicy, "guest policy 0x%x allows debugging (the host can read and change guest memory); rejected unless --allow-debug", rep.GetPolicy())
+	}
+	wantVal, err := o.Manifest.GuestPolicyValue()
+	if err != nil {
+		return fail(ClassPolicy, "manifest guest policy: %w", err)
+	}
+	gotVal := rep.GetPolicy()
+	if o.AllowDebug {
+		gotVal &^= 1 << 19 // the debug bit, accepted on request
+		wantVal &^= 1 << 19
+	}
+	if gotVal != wantVal {
+		return fail(ClassPolicy, "guest policy 0x%x differs from the manifest's 0x%x (%s)", rep.GetPolicy(), wantVal, policyDiff(wantVal, gotVal))
+	}
+	if int(rep.GetVmpl()) != o.VMPL {
+		return fail(ClassPolicy, "report was requested at VMPL %d, want %d (a more privileged layer could forge the guest's view)", rep.GetVmpl(), o.VMPL)
+	}
+	maxPolicy := got
+	vmpl := o.VMPL
+	vo := &validate.Options{
+		GuestPolicy:               maxPolicy,
+		MinimumTCB:                o.MinTCB,
+		MinimumLaunchTCB:          kds.TCBParts{},
+		VMPL:                      &vmpl,
+		PermitProvisionalFirmware: true,
+	}
+	if err := validate.SnpAttestation(att, vo); err != nil {
+		return fail(ClassPolicy, "report fields (TCB, policy, VMPL): %w", err)
+	}
+	return nil
+}
+
+var policyBits = []struct {
+	bit  uint
+	name string
+}{{16, "SMT"}, {18, "MIGRATE_MA"}, {19, "DEBUG"}, {20, "SINGLE_SOCKET"}, {21, "CXL_ALLOW"}, {22, "MEM_AES_256_XTS"}, {23, "RAPL_DIS"}, {24, "CIPHERTEXT_HIDING"}, {25, "PAGE_SWAP_DISABLE"}}
+
+func policyDiff(want, got uint64) string {
+	var parts []string
+	for _, b := range policyBits {
+		w, g := want>>b.bit&1, got>>b.bit&1
+		if w != g {
+			parts = append(parts, fmt.Sprintf("%s %d, manifest %d", b.name, g, w))
+		}
+	}
+	if want&0xffff != got&0xffff {
+		parts = append(parts, fmt.Sprintf("ABI minimum %d.%d, manifest %d.%d", got>>8&0xff, got&0xff, want>>8&0xff, want&0xff))
+	}
+	if len(parts) == 0 {
+		return "other bits"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// ParseMinTCB parses --min-tcb: a hex TCB_VERSION ("0x...") or
+// comma-separated parts "bl=3,tee=0,snp=8,ucode=115" (also fmc= on Turin-era
+// parts is not supported by go-sev-guest v0.15 and is refused).
+func ParseMinTCB(s string) (kds.TCBParts, error) {
+	if s == "" {
+		return kds.TCBParts{}, nil
+	}
+	if strings.HasPrefix(s, "0x") {
+		v, err := strconv.ParseUint(s[2:], 16, 64)
+		if err != nil {
+			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: %w", s, err)
+		}
+		return kds.DecomposeTCBVersion(kds.TCBVersion(v)), nil
+	}
+	var p kds.TCBParts
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		n, err := strconv.ParseUint(v, 10, 8)
+		if !ok || err != nil {
+			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: want 0xHEX or bl=N,tee=N,snp=N,ucode=N", s)
+		}
+		switch k {
+		case "bl":
+			p.BlSpl = uint8(n)
+		case "tee":
+			p.TeeSpl = uint8(n)
+		case "snp":
+			p.SnpSpl = uint8(n)
+		case "ucode":
+			p.UcodeSpl = uint8(n)
+		default:
+			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: unknown part %q (bl, tee, snp, ucode)", s, k)
+		}
+	}
+	return p, nil
+}
+
+// LoadCerts reads snpguest's layout from dir: vcek.pem or vlek.pem, and
+// optionally ask.pem and ark.pem (PEM or DER). A missing file is skipped;
+// a present but unparsable one is an error.
+func LoadCerts(dir string) (Certs, error) {
+	var c Certs
+	for _, f := range []struct {
+		name string
+		dst  **x509.Certificate
+	}{{"vcek.pem", &c.VCEK}, {"vlek.pem", &c.VLEK}, {"ask.pem", &c.ASK}, {"ark.pem", &c.ARK}} {
+		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return c, fmt.Errorf("reading certificates: %w", err)
+		}
+		cert, err := parseCert(b)
+		if err != nil {
+			return c, fmt.Errorf("certificate %s: %w", filepath.Join(dir, f.name), err)
+		}
+		*f.dst = cert
+	}
+	if c.VCEK == nil && c.VLEK == nil {
+		return c, fmt.Errorf("certificates in %s: neither vcek.pem nor vlek.pem", dir)
+	}
+	return c, nil
+}
+
+func parseCert(b []byte) (*x509.Certificate, error) {
+	if p, _ := pem.Decode(b); p != nil {
+		b = p.Bytes
+	}
+	return x509.ParseCertificate(b)
+}
+
+// LoadRoots reads a PEM bundle with an ASK (or ASVK) followed by its ARK,
+// as AMD's KDS cert_chain serves it, as the only trusted roots for
+// productLine (Milan, Genoa or Turin).
+func LoadRoots(path, productLine string) (map[string][]*trust.AMDRootCerts, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading trusted roots: %w", err)
+	}
+	r := trust.AMDRootCertsProduct(productLine)
+	if err := r.FromKDSCertBytes(b); err != nil {
+		return nil, fmt.Errorf("trusted roots %s: %w", path, err)
+	}
+	return map[string][]*trust.AMDRootCerts{productLine: {r}}, nil
+}
+
+// VerifyChain decodes report (and certTable, the guest's GUID table, may be
+// empty), applies o.Certs, and checks the V[CL]EK chain to the trusted roots
+// and the report signature with go-sev-guest. res (may be nil) receives the
+// decoded fields. Every error is ClassChain.
+func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions, res *Result) (*spb.Attestation, error) {
+	if res == nil {
+		res = &Result{}
+	}
+	if len(report) != abi.ReportSize {
+		return nil, fail(ClassChain, "report is %d bytes, want %d", len(report), abi.ReportSize)
+	}
+	var att *spb.Attestation
+	var err error
+	if len(certTable) > 0 {
+		att, err = abi.ReportCertsToProto(append(bytes.Clone(report), certTable...))
+	} else {
+		var r *spb.Report
+		r, err = abi.ReportToProto(report)
+		att = &spb.Attestation{Report: r}
+	}
+	if err != nil {
+		return nil, fail(ClassChain, "decoding the report: %w", err)
+	}
+	if att.CertificateChain == nil {
+		att.CertificateChain = &spb.CertificateChain{}
+	}
+	cc := att.CertificateChain
+	if o.Certs.VCEK != nil {
+		cc.VcekCert = o.Certs.VCEK.Raw
+	}
+	if o.Certs.VLEK != nil {
+		cc.VlekCert = o.Certs.VLEK.Raw
+	}
+	if o.Certs.ASK != nil {
+		cc.AskCert = o.Certs.ASK.Raw
+	}
+	if o.Certs.ARK != nil {
+		cc.ArkCert = o.Certs.ARK.Raw
+	}
+	rep := att.Report
+	res.Attestation = att
+	res.ReportVersion = rep.GetVersion()
+	res.Measurement = hex.EncodeToString(rep.GetMeasurement())
+	res.Policy = fmt.Sprintf("0x%x", rep.GetPolicy())
+	res.VMPL = rep.GetVmpl()
+	res.ReportedTCB = fmt.Sprintf("0x%016x", rep.GetReportedTcb())
+	res.ChipID = hex.EncodeToString(rep.GetChipId())
+	si, err := abi.ParseSignerInfo(rep.GetSignerInfo())
+	if err != nil {
+		return nil, fail(ClassChain, "report signer info: %w", err)
+	}
+	res.Signer = si.SigningKey.String()
+	if si.SigningKey == abi.VlekReportSigner && len(cc.VlekCert) == 0 {
+		return nil, fail(ClassChain, "report is signed by a VLEK but no VLEK certificate was provided (the guest's table had none; pass --certs DIR with vlek.pem)")
+	}
+	if si.SigningKey == abi.VcekReportSigner && len(cc.VcekCert) == 0 && !o.AllowKDS {
+		return nil, fail(ClassChain, "no VCEK certificate: the guest sent no certificate table; pass --certs DIR with vcek.pem or allow fetching it from AMD's KDS with --kds")
+	}
+	getter := o.Getter
+	if o.AllowKDS && getter == nil {
+		getter = &CachingGetter{Dir: o.KDSCacheDir, Next: trust.DefaultHTTPSGetter()}
+	}
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	vopts := &verify.Options{
+		DisableCertFetching: !o.AllowKDS,
+		Getter:              getter,
+		Now:                 now,
+		TrustedRoots:        o.Roots,
+	}
+	if err := verify.SnpAttestationContext(ctx, att, vopts); err != nil {
+		return nil, fail(ClassChain, "AMD certificate chain or report signature: %w", err)
+	}
+	// go-sev-guest ignores the padding of r and s (72 bytes each, 48 used):
+	// refuse non-zero padding so that every byte of the report is covered.
+	sig := report[0x2A0:]
+	for _, pad := range [][]byte{sig[48:72], sig[72+48 : 144]} {
+		for _, b := range pad {
+			if b != 0 {
+				return nil, fail(ClassChain, "report signature padding is not zero")
+			}
+		}
+	}
+	return att, nil
+}

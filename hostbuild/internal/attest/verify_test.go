@@ -1,0 +1,382 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
+	test "github.com/google/go-sev-guest/testing"
+	"github.com/google/go-sev-guest/verify/testdata"
+	"github.com/google/go-sev-guest/verify/trust"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+const milanFMS = 0x00a00f11
+
+var testMeasurement = bytes.Repeat([]byte{0x5c}, 48)
+
+var testConfig = agentapi.AppliedConfig{
+	Cmdline:  []byte("console=ttyS0 panic=-1 katana.args=--dev"),
+	Argv:     []string{"--dev"},
+	Settings: map[string]string{"katana.agent": "vsock:1024"},
+}
+
+func testManifest() *manifest.Manifest {
+	f := manifest.File{Name: "x", Size: 1, SHA256: hex.EncodeToString(make([]byte, 32))}
+	return &manifest.Manifest{
+		Schema: manifest.Schema, Tool: manifest.Tool{Name: "hostbuild", Version: "test"},
+		Components: manifest.Components{OVMF: f, Kernel: f, Initrd: f},
+		Cmdline:    string(testConfig.Cmdline), VMMType: "QEMU", GuestFeatures: "0x1", GuestPolicy: "0x30000",
+		Measurements: []manifest.Measurement{
+			{VCPUs: 1, VCPUType: "EPYC-v4", Measurement: hex.EncodeToString(bytes.Repeat([]byte{0x11}, 48))},
+			{VCPUs: 2, VCPUType: "EPYC-v4", Measurement: hex.EncodeToString(testMeasurement)},
+		},
+	}
+}
+
+func signer(t testing.TB, vcek *ecdsa.PrivateKey) *test.AmdSigner {
+	t.Helper()
+	keys := test.DefaultAmdKeys()
+	if vcek != nil {
+		keys.Vcek = vcek
+	}
+	now := time.Now().Add(-time.Hour)
+	s, err := (&test.AmdSignerBuilder{
+		Keys: keys, ProductName: "Milan", CSPID: "go-sev-guest",
+		ArkCreationTime: now, AskCreationTime: now, AsvkCreationTime: now, VcekCreationTime: now, VlekCreationTime: now,
+	}).TestOnlyCertChain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func fakeRoots(s *test.AmdSigner) map[string][]*trust.AMDRootCerts {
+	return map[string][]*trust.AMDRootCerts{"Milan": {{
+		ProductLine:  "Milan",
+		ProductCerts: &trust.ProductCerts{Ark: s.Ark, Ask: s.Ask, Asvk: s.Asvk},
+	}}}
+}
+
+// evidence is what an honest agent with fake hardware returns for nonce;
+// edit changes the report before it is signed.
+func evidence(t testing.TB, s *test.AmdSigner, nonce []byte, cfg agentapi.AppliedConfig, edit func(r []byte)) *agentapi.AttestationResponse {
+	t.Helper()
+	d := agentapi.ConfigDigest(cfg)
+	rd, pre, err := agentapi.ReportData(nonce, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := test.CreateRawReport(&test.TestReportOptions{ReportData: rd[:], Version: 3, FMS: milanFMS})
+	raw := full[:abi.ReportSize]
+	binary.LittleEndian.PutUint64(raw[0x08:], 0x30000)
+	copy(raw[0x90:0xC0], testMeasurement)
+	if edit != nil {
+		edit(raw)
+	}
+	r, ss, err := s.Sign(abi.SignedComponent(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := abi.SetSignature(r, ss, raw); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := s.CertTableBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &agentapi.AttestationResponse{
+		APIVersion: 1, Provider: agentapi.ProviderSevGuest, Nonce: hex.EncodeToString(nonce),
+		Report: bytes.Clone(raw), CertTable: certs, ReportDataPreimage: pre, ReportData: hex.EncodeToString(rd[:]),
+		Config: cfg, ConfigDigest: hex.EncodeToString(d[:]),
+	}
+}
+
+func TestVerifyMutations(t *testing.T) {
+	s := signer(t, nil)
+	otherKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := signer(t, otherKey) // same ARK/ASK, different VCEK key
+	nonce := bytes.Repeat([]byte{7}, 64)
+	oldNonce := bytes.Repeat([]byte{8}, 64)
+	base := func() VerifyOptions {
+		return VerifyOptions{Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s)}
+	}
+	good := func() *agentapi.AttestationResponse { return evidence(t, s, nonce, testConfig, nil) }
+	for _, tc := range []struct {
+		name string
+		ev   func() *agentapi.AttestationResponse
+		opts func(o *VerifyOptions)
+		want Class // 0: passes
+	}{
+		{name: "good", ev: good},
+		{name: "good with nonce 32", ev: func() *agentapi.AttestationResponse { return evidence(t, s, nonce[:32], testConfig, nil) },
+			opts: func(o *VerifyOptions) { o.Nonce = nonce[:32] }},
+		{name: "measurement", want: ClassMeasurement, ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x90] ^= 1 })
+		}},
+		{name: "REPORT_DATA: config altered after signing", want: ClassReportData, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.Config.Argv = []string{"--dev", "--evil"}
+			return e
+		}},
+		{name: "REPORT_DATA: report binds other bytes", want: ClassReportData, ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x50] ^= 1 })
+		}},
+		{name: "nonce reuse", want: ClassReportData, ev: func() *agentapi.AttestationResponse { return evidence(t, s, oldNonce, testConfig, nil) }},
+		{name: "policy debug bit", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 3 }) // bit 19
+		}},
+		{name: "policy debug bit allowed", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 3 })
+		}, opts: func(o *VerifyOptions) { o.AllowDebug = true }},
+		{name: "policy SMT differs from manifest", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] &^= 1 }) // bit 16
+		}},
+		{name: "VMPL", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x30] = 1 })
+		}},
+		{name: "min report version", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinReportVersion = 4 }},
+		{name: "min TCB", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinTCB = kds.TCBParts{SnpSpl: 8} }},
+		{name: "one signature byte", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.Report[0x2A0] ^= 1
+			return e
+		}},
+		{name: "signature padding byte", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.Report[0x2A0+60] ^= 1
+			return e
+		}},
+		{name: "swapped VCEK", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.CertTable, _ = other.CertTableBytes()
+			return e
+		}},
+		{name: "swapped VCEK via --certs", want: ClassChain, ev: good, opts: func(o *VerifyOptions) { o.Certs.VCEK = other.Vcek }},
+		{name: "untrusted root (embedded AMD roots)", want: ClassChain, ev: good, opts: func(o *VerifyOptions) { o.Roots = nil }},
+		{name: "no VCEK anywhere", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.CertTable = nil
+			return e
+		}},
+		{name: "VCEK from --certs", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.CertTable = nil
+			return e
+		}, opts: func(o *VerifyOptions) { o.Certs.VCEK = s.Vcek }},
+		{name: "truncated report", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.Report = e.Report[:100]
+			return e
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base()
+			if tc.opts != nil {
+				tc.opts(&o)
+			}
+			res, err := Verify(context.Background(), tc.ev(), o)
+			if got := ClassOf(err); got != tc.want || (tc.want == 0 && err != nil) {
+				t.Fatalf("Verify: class %v, err %v; want class %v", got, err, tc.want)
+			}
+			if tc.want == 0 {
+				if !res.OK || res.MatchedVCPUs != 2 || res.MatchedType != "EPYC-v4" || res.ProductLine != "Milan" {
+					res.Attestation = nil
+					t.Errorf("result %+v", res)
+				}
+				return
+			}
+			if res.OK || res.ExitCode != int(tc.want) || res.Class != tc.want.String() {
+				t.Errorf("result OK=%v exit=%d class=%q", res.OK, res.ExitCode, res.Class)
+			}
+		})
+	}
+}
+
+// With --kds the VCEK comes from the (fake) KDS and is cached on disk.
+func TestVerifyKDSAndCache(t *testing.T) {
+	s := signer(t, nil)
+	kdsFake, err := test.FakeKDSFromSigner(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingGetter{next: kdsFake}
+	cache := t.TempDir()
+	nonce := bytes.Repeat([]byte{9}, 32)
+	for i := 0; i < 2; i++ {
+		ev := evidence(t, s, nonce, testConfig, nil)
+		ev.CertTable = nil
+		_, err := Verify(context.Background(), ev, VerifyOptions{
+			Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true,
+			Getter: &CachingGetter{Dir: cache, Next: counting},
+		})
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+	}
+	if counting.n == 0 {
+		t.Error("the KDS was never asked")
+	}
+	first := counting.n
+	ents, _ := os.ReadDir(cache)
+	if len(ents) == 0 {
+		t.Error("nothing cached")
+	}
+	// The second round must have been served from the cache.
+	if first != counting.n {
+		t.Errorf("KDS asked %d times", counting.n)
+	}
+}
+
+type countingGetter struct {
+	next interface{ Get(string) ([]byte, error) }
+	n    int
+}
+
+func (c *countingGetter) Get(url string) ([]byte, error) { c.n++; return c.next.Get(url) }
+
+// The real Milan report, VCEK and chain in go-sev-guest's verify/testdata
+// verify against the embedded AMD roots; any flipped byte fails.
+func TestRealMilanReport(t *testing.T) {
+	vcek, err := x509.ParseCertificate(testdata.VcekBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := bytes.Clone(testdata.AttestationBytes)
+	o := VerifyOptions{Certs: Certs{VCEK: vcek}, Now: time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)}
+	res := &Result{}
+	att, err := VerifyChain(context.Background(), report, nil, o, res)
+	if err != nil {
+		t.Fatalf("real Milan report does not verify against the embedded roots: %v", err)
+	}
+	if got := productLine(att); got != "Milan" {
+		t.Errorf("product line %q, want Milan", got)
+	}
+	t.Logf("real report: version %d, signer %s, measurement %s", res.ReportVersion, res.Signer, res.Measurement)
+	if testing.Short() {
+		t.Skip("flipping every byte takes a while; run without -short")
+	}
+	passed := 0
+	for i := range report {
+		for _, bit := range []byte{0x01, 0x80} {
+			r := bytes.Clone(report)
+			r[i] ^= bit
+			if _, err := VerifyChain(context.Background(), r, nil, o, nil); err == nil {
+				t.Errorf("report with byte %#x ^ %#x still verifies", i, bit)
+			} else if ClassOf(err) != ClassChain {
+				t.Errorf("byte %#x: class %v", i, ClassOf(err))
+			}
+			passed++
+		}
+	}
+	// Every byte of the VCEK too.
+	for i := range testdata.VcekBytes {
+		b := bytes.Clone(testdata.VcekBytes)
+		b[i] ^= 0x01
+		c, err := x509.ParseCertificate(b)
+		if err != nil {
+			continue // unparsable is rejected earlier, by LoadCerts
+		}
+		o2 := o
+		o2.Certs.VCEK = c
+		if _, err := VerifyChain(context.Background(), report, nil, o2, nil); err == nil {
+			t.Errorf("VCEK with byte %#x flipped still verifies", i)
+		}
+	}
+	t.Logf("%d flipped report variants rejected", passed)
+}
+
+func TestEvidenceRoundTrip(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{3}, 48)
+	ev := evidence(t, s, nonce, testConfig, nil)
+	m := testManifest()
+	dir := t.TempDir()
+	mpath := filepath.Join(dir, "manifest.json")
+	if err := manifest.WriteFile(mpath, m); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Roots: fakeRoots(s)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "ev")
+	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: mpath, Result: res}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: mpath}); err == nil {
+		t.Error("overwrote an existing evidence folder")
+	}
+	var names []string
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	want := []string{"ark.pem", "ask.pem", "certs.bin", "config.json", "manifest.sha256", "nonce.hex", "preimage.bin", "report.bin", "response.json", "result.json", "vcek.pem", "vlek.pem"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("evidence files (-want +got):\n%s", diff)
+	}
+	got, gotNonce, certs, err := ReadEvidence(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(ev, got); diff != "" {
+		t.Errorf("response round trip (-want +got):\n%s", diff)
+	}
+	if !bytes.Equal(gotNonce, nonce) || certs.VCEK == nil || !certs.VCEK.Equal(s.Vcek) {
+		t.Errorf("nonce %x, VCEK %v", gotNonce, certs.VCEK != nil)
+	}
+	// Offline re-verification from the folder alone.
+	got.CertTable = nil
+	if _, err := Verify(context.Background(), got, VerifyOptions{Manifest: m, Nonce: gotNonce, Certs: certs, Roots: fakeRoots(s)}); err != nil {
+		t.Errorf("offline verify: %v", err)
+	}
+	// An edited report.bin is noticed.
+	raw, _ := os.ReadFile(filepath.Join(out, FileReport))
+	raw[0x90] ^= 1
+	os.WriteFile(filepath.Join(out, FileReport), raw, 0o644)
+	if _, _, _, err := ReadEvidence(out); err == nil {
+		t.Error("edited report.bin accepted")
+	}
+}
+
+func TestParseMinTCB(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    kds.TCBParts
+		wantErr bool
+	}{
+		{in: "", want: kds.TCBParts{}},
+		{in: "bl=3,tee=0,snp=8,ucode=115", want: kds.TCBParts{BlSpl: 3, SnpSpl: 8, UcodeSpl: 115}},
+		{in: "0x7308000000000003", want: kds.TCBParts{BlSpl: 3, SnpSpl: 8, UcodeSpl: 0x73}},
+		{in: "bl=300", wantErr: true},
+		{in: "fmc=1", wantErr: true},
+		{in: "0xzz", wantErr: true},
+	} {
+		got, err := ParseMinTCB(tc.in)
+		if (err != nil) != tc.wantErr {
+			t.Errorf("ParseMinTCB(%q) error %v", tc.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" && !tc.wantErr {
+			t.Errorf("ParseMinTCB(%q) (-want +got):\n%s", tc.in, diff)
+		}
+	}
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
+)
+
+func init() {
+	register(command{name: "report", summary: "decode a raw SEV-SNP attestation report (binary or hex) for humans or as JSON", run: runReport})
+}
+
+const reportUsage = `Usage: hostbuild report [--json] FILE|-
+
+Decodes a raw 1184-byte SEV-SNP ATTESTATION_REPORT, binary (a certificate
+table may follow) or hex text, read from FILE or stdin ("-"), with
+go-sev-guest's ABI parser (non-zero reserved fields are refused). It does
+not verify anything: use 'hostbuild verify' for that.
+
+Exit status: 0 decoded, 1 not a valid report, 2 usage error.
+
+Flags:
+`
+
+// maxReportInput bounds what report reads (a report plus a large cert table, as hex).
+const maxReportInput = 1 << 20
+
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	jsonOut := fs.Bool("json", false, "print JSON instead of text")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, reportUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "hostbuild report: want exactly one FILE or -; run 'hostbuild report -h' for usage")
+		return exitUsage
+	}
+	var r io.Reader
+	if name := fs.Arg(0); name == "-" {
+		r = os.Stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			fmt.Fprintf(stderr, "hostbuild report: %v\n", err)
+			return exitFail
+		}
+		defer f.Close()
+		r = f
+	}
+	return decodeReport(r, *jsonOut, stdout, stderr)
+}
+
+func decodeReport(r io.Reader, jsonOut bool, stdout, stderr io.Writer) int {
+	b, err := io.ReadAll(io.LimitReader(r, maxReportInput+1))
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild report: reading: %v\n", err)
+		return exitFail
+	}
+	if len(b) > maxReportInput {
+		fmt.Fprintf(stderr, "hostbuild report: input larger than %d bytes\n", maxReportInput)
+		return exitFail
+	}
+	raw, err := attest.DecodeRawReport(b)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild report: %v\n", err)
+		return exitFail
+	}
+	info, err := attest.DescribeReport(raw)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild report: %v\n", err)
+		return exitFail
+	}
+	if jsonOut {
+		out, _ := json.MarshalIndent(info, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", out)
+		return exitOK
+	}
+	if err := attest.WriteReportText(stdout, info); err != nil {
+		return exitFail
+	}
+	return exitOK
+}

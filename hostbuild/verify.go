@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
+)
+
+func init() {
+	register(command{name: "verify", summary: "re-check an evidence folder written by 'attest --evidence-out' offline", run: runVerify})
+}
+
+const verifyUsage = `Usage: hostbuild verify DIR --manifest FILE [flags]
+
+Re-runs every check of 'hostbuild attest' on an evidence folder written by
+'hostbuild attest --evidence-out DIR', offline: the certificates recorded
+in DIR (vcek.pem, ...) are used unless --certs is given, and nothing is
+fetched unless --kds is given. The nonce is the one recorded in DIR, so
+freshness is not (cannot be) checked: that was attest's job.
+
+Exit status: as for 'hostbuild attest' (0 verified, 1 other failure,
+2 usage, 4 chain or signature, 5 REPORT_DATA or nonce, 6 measurement,
+7 policy or TCB).
+
+Flags:
+`
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var vf verifyFlags
+	vf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, verifyUsage)
+		fs.PrintDefaults()
+	}
+	usage := func(msg string) int {
+		fmt.Fprintf(stderr, "hostbuild verify: %s\nRun 'hostbuild verify -h' for usage.\n", msg)
+		return exitUsage
+	}
+	// Accept flags before and after DIR.
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() == 0 {
+		return usage("the evidence folder DIR is required")
+	}
+	dir := fs.Arg(0)
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() != 0 {
+		return usage(fmt.Sprintf("unexpected arguments %q", fs.Args()))
+	}
+	_, opts, err := vf.options()
+	var ue usageError
+	if errors.As(err, &ue) {
+		return usage(ue.msg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild verify: %v\n", err)
+		return exitFail
+	}
+	resp, nonce, certs, err := attest.ReadEvidence(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild verify: %v\n", err)
+		return exitFail
+	}
+	if vf.certs == "" {
+		opts.Certs = certs
+	}
+	opts.Nonce = nonce
+	return verifyAndReport(ctx, resp, opts, &vf, "", stdout, stderr, newLogger(stderr, vf.verbose))
+}
