@@ -44,6 +44,11 @@ func helperMain(mode string, args []string) int {
 			f.Close()
 		}
 	}
+	leaked := false
+	if fd, err := strconv.Atoi(os.Getenv("SUPERVISE_LEAKFD")); err == nil {
+		_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		leaked = err == nil
+	}
 	switch mode {
 	case "exit":
 		j, _ := json.Marshal(args)
@@ -51,9 +56,8 @@ func helperMain(mode string, args []string) int {
 		report("env=" + strings.Join(os.Environ(), ","))
 		sid, _ := unix.Getsid(0)
 		report(fmt.Sprintf("setsid=%v", sid == os.Getpid()))
-		if fd, err := strconv.Atoi(os.Getenv("SUPERVISE_LEAKFD")); err == nil {
-			_, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-			report(fmt.Sprintf("leaked=%v", err == nil))
+		if os.Getenv("SUPERVISE_LEAKFD") != "" {
+			report(fmt.Sprintf("leaked=%v", leaked))
 		}
 		code, _ := strconv.Atoi(os.Getenv("SUPERVISE_CODE"))
 		return code
@@ -199,10 +203,16 @@ func run(t *testing.T, o Options) Outcome {
 func TestExitPoweroffArgvEnvFDs(t *testing.T) {
 	h := newHarness(t)
 	// A descriptor without close-on-exec must not reach the payload.
-	fd, err := unix.Open(os.DevNull, unix.O_RDONLY, 0)
+	// (fd 100: low numbers get reused by the helper's own runtime.)
+	nfd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	const fd = 100
+	if err := unix.Dup3(nfd, fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(nfd)
 	defer unix.Close(fd)
 	o := h.opts("exit", "SUPERVISE_CODE=4", "SUPERVISE_LEAKFD="+strconv.Itoa(fd))
 	out := run(t, o)
@@ -402,5 +412,21 @@ func TestEnv(t *testing.T) {
 	want = append(want, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")
 	if diff := cmp.Diff(want, Env(root)); diff != "" {
 		t.Errorf("Env with CA bundle (-want +got):\n%s", diff)
+	}
+}
+
+// The leak detector itself works: without PrepareFDs the descriptor leaks.
+func TestLeakDetectorSeesLeak(t *testing.T) {
+	h := newHarness(t)
+	nfd, _ := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	const fd = 101
+	unix.Dup3(nfd, fd, 0)
+	unix.Close(nfd)
+	defer unix.Close(fd)
+	o := h.opts("exit", "SUPERVISE_LEAKFD="+strconv.Itoa(fd))
+	o.PrepareFDs = func() error { return nil }
+	run(t, o)
+	if rep := h.report(); rep[len(rep)-1] != "leaked=true" {
+		t.Errorf("report %q: the helper did not see the deliberately leaked fd", rep)
 	}
 }
