@@ -1,0 +1,389 @@
+package manifest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden files")
+
+func fixtureOVMF(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("SHARED_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "..", "shared")
+	}
+	p := filepath.Join(dir, "measure", "fixtures", "ovmf_AmdSev_suffix.bin")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("skipping: %v; set SHARED_DIR to the shared folder (make test does)", err)
+	}
+	return p
+}
+
+type inputs struct{ ovmf, kernel, initrd, payload string }
+
+func writeInputs(t *testing.T) inputs {
+	t.Helper()
+	dir := t.TempDir()
+	in := inputs{
+		ovmf:    fixtureOVMF(t),
+		kernel:  filepath.Join(dir, "vmlinuz"),
+		initrd:  filepath.Join(dir, "initrd.img"),
+		payload: filepath.Join(dir, "katana"),
+	}
+	for p, c := range map[string]byte{in.kernel: 'k', in.initrd: 'i', in.payload: 'p'} {
+		if err := os.WriteFile(p, bytes.Repeat([]byte{c}, 100_000), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return in
+}
+
+func genOptions(in inputs) GenerateOptions {
+	return GenerateOptions{
+		OVMF: in.ovmf, Kernel: in.kernel, Initrd: in.initrd, Payload: in.payload,
+		Cmdline:         `console=ttyS0 katana.args="--http.addr 0.0.0.0 --dev" <&>`,
+		VCPUs:           []int{4, 1, 2},
+		VCPUTypes:       []string{"EPYC-v4", "EPYC-Genoa"},
+		SourceDateEpoch: 1700000000,
+		ToolVersion:     "v0.0.0-test",
+	}
+}
+
+func TestGenerateGolden(t *testing.T) {
+	in := writeInputs(t)
+	m, err := Generate(context.Background(), genOptions(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "manifest.golden.json")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("manifest (-want +got):\n%s", diff)
+	}
+	// Every measurement equals a direct measure.Compute.
+	for _, e := range m.Measurements {
+		r, err := measure.Compute(context.Background(), measure.Options{
+			VCPUs: e.VCPUs, VCPUType: e.VCPUType, OVMF: in.ovmf, Kernel: in.kernel, Initrd: in.initrd, Append: m.Cmdline,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Hex() != e.Measurement {
+			t.Errorf("%d×%s: manifest %s, Compute %s", e.VCPUs, e.VCPUType, e.Measurement, r.Hex())
+		}
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	in := writeInputs(t)
+	o := genOptions(in)
+	a, err := Generate(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(o.VCPUs)
+	slices.Reverse(o.VCPUTypes)
+	b, err := Generate(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ab, _ := Marshal(a)
+	bb, _ := Marshal(b)
+	if !bytes.Equal(ab, bb) {
+		t.Errorf("input order changes the bytes:\n%s\n%s", ab, bb)
+	}
+	// Marshal ∘ Parse is the identity on canonical bytes.
+	p, err := Parse(ab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := Marshal(p)
+	if !bytes.Equal(ab, pb) {
+		t.Errorf("re-encoding a parsed manifest changes it")
+	}
+}
+
+func TestGenerateErrors(t *testing.T) {
+	in := writeInputs(t)
+	tests := []struct {
+		name string
+		mod  func(*GenerateOptions)
+		want string
+	}{
+		{"no kernel", func(o *GenerateOptions) { o.Kernel = "" }, "needs the OVMF, kernel and initrd"},
+		{"invalid utf-8 cmdline", func(o *GenerateOptions) { o.Cmdline = "a\xff" }, "not valid UTF-8"},
+		{"nul in cmdline", func(o *GenerateOptions) { o.Cmdline = "a\x00b" }, "NUL"},
+		{"policy without bit 17", func(o *GenerateOptions) { o.GuestPolicy = 0x10000 }, "reserved, must be 1"},
+		{"duplicate count", func(o *GenerateOptions) { o.VCPUs = []int{1, 1} }, "given twice"},
+		{"duplicate type", func(o *GenerateOptions) { o.VCPUTypes = []string{"EPYC", "EPYC"} }, "given twice"},
+		{"unknown type", func(o *GenerateOptions) { o.VCPUTypes = []string{"EPYC-Zen9"} }, "unknown vCPU type"},
+		{"bad vmm", func(o *GenerateOptions) { o.VMMType = "kvm" }, "unknown VMM type"},
+		{"negative epoch", func(o *GenerateOptions) { o.SourceDateEpoch = -1 }, "negative"},
+		{"missing payload", func(o *GenerateOptions) { o.Payload = o.Payload + ".nope" }, "opening payload"},
+		{"init is not Go", func(o *GenerateOptions) { o.Init = o.Kernel }, "Go build info"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := genOptions(in)
+			tc.mod(&o)
+			m, err := Generate(context.Background(), o)
+			if err == nil {
+				t.Fatalf("Generate succeeded: %+v", m)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadBuildInfo(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi, err := ReadBuildInfo(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bi.GoVersion != runtime.Version() {
+		t.Errorf("GoVersion %q, want %q", bi.GoVersion, runtime.Version())
+	}
+	if !strings.HasPrefix(bi.Path, "github.com/katana-tee/snpboot/hostbuild/internal/manifest") {
+		t.Errorf("Path %q", bi.Path)
+	}
+	if !slices.IsSorted(bi.Deps) {
+		t.Errorf("Deps %v: not sorted", bi.Deps)
+	}
+	if bi.Settings["GOARCH"] != runtime.GOARCH {
+		t.Errorf("Settings[GOARCH] = %q", bi.Settings["GOARCH"])
+	}
+	for _, tc := range []struct {
+		bin, path string
+		deps      bool
+	}{
+		{"guestinit", "github.com/katana-tee/snpboot/guestinit", true},
+		{"standin-katana", "github.com/katana-tee/snpboot/hostbuild/testdata/standin-katana", false},
+	} {
+		t.Run(tc.bin, func(t *testing.T) {
+			out := os.Getenv("OUT_DIR")
+			bin := filepath.Join(out, tc.bin)
+			if _, err := os.Stat(bin); out == "" || err != nil {
+				t.Skipf("skipping: set OUT_DIR to a folder holding %s ('make build' then 'make test' do) to check a static guest binary's build info", tc.bin)
+			}
+			bi, err := ReadBuildInfo(bin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := []string{bi.Path, bi.Settings["-trimpath"], bi.Settings["CGO_ENABLED"], bi.GoVersion}
+			if diff := cmp.Diff([]string{tc.path, "true", "0", runtime.Version()}, got); diff != "" {
+				t.Errorf("build info (-want +got):\n%s", diff)
+			}
+			if !slices.IsSorted(bi.Deps) || tc.deps && len(bi.Deps) == 0 {
+				t.Errorf("Deps %v: want a sorted list (non-empty: %v)", bi.Deps, tc.deps)
+			}
+		})
+	}
+}
+
+func validJSON(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "manifest.golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestParseErrors(t *testing.T) {
+	good := validJSON(t)
+	edit := func(f func(m map[string]any)) []byte {
+		var m map[string]any
+		if err := json.Unmarshal(good, &m); err != nil {
+			t.Fatal(err)
+		}
+		f(m)
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	meas := func(m map[string]any) map[string]any { return m["measurements"].([]any)[0].(map[string]any) }
+	comp := func(m map[string]any, c string) map[string]any { return m["components"].(map[string]any)[c].(map[string]any) }
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"not json", []byte("{"), "decoding JSON"},
+		{"trailing data", append(slices.Clone(good), []byte("{}")...), "trailing data"},
+		{"unknown field", edit(func(m map[string]any) { m["extra"] = 1 }), "unknown field"},
+		{"other schema", edit(func(m map[string]any) { m["schema"] = "katana-snp-manifest/v2" }), "schema"},
+		{"no tool", edit(func(m map[string]any) { m["tool"] = map[string]any{"name": "", "version": ""} }), "tool name"},
+		{"bad sha256", edit(func(m map[string]any) { comp(m, "kernel")["sha256"] = "ABC" }), "64 lowercase hex"},
+		{"path as name", edit(func(m map[string]any) { comp(m, "ovmf")["name"] = "a/b" }), "base name"},
+		{"negative size", edit(func(m map[string]any) { comp(m, "initrd")["size"] = -1 }), "negative size"},
+		{"bad vmm", edit(func(m map[string]any) { m["vmm_type"] = "qemu" }), "vmm_type"},
+		{"hex features", edit(func(m map[string]any) { m["guest_features"] = "1" }), "canonical hex"},
+		{"padded features", edit(func(m map[string]any) { m["guest_features"] = "0x01" }), "canonical hex"},
+		{"features without SNPActive", edit(func(m map[string]any) { m["guest_features"] = "0x20" }), "bit 0"},
+		{"bad policy", edit(func(m map[string]any) { m["guest_policy"] = "0x10000" }), "guest_policy"},
+		{"no measurements", edit(func(m map[string]any) { m["measurements"] = []any{} }), "no measurements"},
+		{"zero vcpus", edit(func(m map[string]any) { meas(m)["vcpus"] = 0 }), "vcpus 0"},
+		{"unknown vcpu type", edit(func(m map[string]any) { meas(m)["vcpu_type"] = "EPYC-Zen9" }), "unknown vCPU type"},
+		{"wrong vcpu sig", edit(func(m map[string]any) { meas(m)["vcpu_sig"] = "0x1" }), "does not match"},
+		{"short measurement", edit(func(m map[string]any) { meas(m)["measurement"] = "00" }), "96 lowercase hex"},
+		{"duplicate config", edit(func(m map[string]any) {
+			l := m["measurements"].([]any)
+			m["measurements"] = append(l, l[0])
+		}), "listed twice"},
+		{"cmdline with NUL", edit(func(m map[string]any) { m["cmdline"] = "a\x00" }), "NUL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Parse(tc.in)
+			if err == nil {
+				t.Fatalf("Parse succeeded: %+v", m)
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q: want ErrInvalid containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadAllowsLookup(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "manifest.json")
+	m, err := Parse(validJSON(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(path, m); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf("written file: %v, mode %v", err, st.Mode())
+	}
+	got, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m, got); diff != "" {
+		t.Errorf("Load(WriteFile(m)) (-want +got):\n%s", diff)
+	}
+	want := got.Measurements[2]
+	for _, q := range []string{want.Measurement, strings.ToUpper(want.Measurement)} {
+		e, ok := got.Allows(q)
+		if !ok || e != want {
+			t.Errorf("Allows(%s) = %+v, %v; want %+v", q, e, ok, want)
+		}
+	}
+	if _, ok := got.Allows(strings.Repeat("0", 96)); ok {
+		t.Error("Allows accepted an unknown measurement")
+	}
+	if e, ok := got.Lookup(want.VCPUs, want.VCPUType); !ok || e != want {
+		t.Errorf("Lookup = %+v, %v", e, ok)
+	}
+	if _, ok := got.Lookup(3, "EPYC-v4"); ok {
+		t.Error("Lookup found a configuration that is not in the manifest")
+	}
+	if _, err := Load(filepath.Join(dir, "nope.json")); err == nil || !strings.Contains(err.Error(), "opening manifest") {
+		t.Errorf("Load(missing) = %v", err)
+	}
+	big := filepath.Join(dir, "big.json")
+	if err := os.WriteFile(big, bytes.Repeat([]byte(" "), MaxSize+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Load(oversized) = %v, want ErrInvalid", err)
+	}
+	if opts, err := got.MeasureOptions("o", "k", "i", 2, "EPYC-v4"); err != nil || opts.Append != got.Cmdline || opts.VMMType != got.VMMType || opts.GuestFeatures != 1 {
+		t.Errorf("MeasureOptions = %+v, %v", opts, err)
+	}
+}
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	m, err := Parse(validJSON(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Into a missing folder: error, nothing left behind.
+	if err := WriteFile(filepath.Join(dir, "missing", "m.json"), m); err == nil {
+		t.Error("WriteFile into a missing folder succeeded")
+	}
+	// Over a folder: rename fails, the temporary file is removed.
+	target := filepath.Join(dir, "taken")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(target, m); err == nil {
+		t.Error("WriteFile over a folder succeeded")
+	}
+	entries, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if diff := cmp.Diff([]string{"taken"}, names); diff != "" {
+		t.Errorf("folder after failed writes (-want +got):\n%s", diff)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	if b, err := os.ReadFile(filepath.Join("testdata", "manifest.golden.json")); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte(`{"schema":"katana-snp-manifest/v1"}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if err := m.Validate(); err != nil {
+			t.Fatalf("Parse accepted an invalid manifest: %v", err)
+		}
+		enc, err := Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := Parse(enc)
+		if err != nil {
+			t.Fatalf("re-parsing the encoding: %v", err)
+		}
+		enc2, _ := Marshal(m2)
+		if !bytes.Equal(enc, enc2) {
+			t.Fatal("encoding is not stable")
+		}
+	})
+}
