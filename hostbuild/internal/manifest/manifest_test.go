@@ -236,7 +236,9 @@ func TestParseErrors(t *testing.T) {
 		return b
 	}
 	meas := func(m map[string]any) map[string]any { return m["measurements"].([]any)[0].(map[string]any) }
-	comp := func(m map[string]any, c string) map[string]any { return m["components"].(map[string]any)[c].(map[string]any) }
+	comp := func(m map[string]any, c string) map[string]any {
+		return m["components"].(map[string]any)[c].(map[string]any)
+	}
 	tests := []struct {
 		name string
 		in   []byte
