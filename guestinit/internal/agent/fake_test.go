@@ -56,6 +56,8 @@ type fakeSNP struct {
 	calls atomic.Int64
 	busy  atomic.Int32 // concurrent calls in flight (must stay <= 1)
 	max   atomic.Int32
+	// edit, when set, changes each report before the fake signs it.
+	edit func(r []byte)
 }
 
 func newFakeSNP(t testing.TB, signer *test.AmdSigner) *fakeSNP {
@@ -93,7 +95,11 @@ func (f *fakeSNP) Ioctl(cmd uintptr, arg any) (uintptr, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.dev.ReportDataRsp[hex.EncodeToString(rd[:])] = &test.GetReportResponse{Resp: labi.SnpReportRespABI{Data: fakeReport(rd)}}
+	r := fakeReport(rd)
+	if f.edit != nil {
+		f.edit(r[:abi.ReportSize])
+	}
+	f.dev.ReportDataRsp[hex.EncodeToString(rd[:])] = &test.GetReportResponse{Resp: labi.SnpReportRespABI{Data: r}}
 	return f.dev.Ioctl(cmd, arg)
 }
 
