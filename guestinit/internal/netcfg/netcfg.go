@@ -1,0 +1,177 @@
+// Package netcfg configures the guest network over netlink, without DHCP or
+// any tool: lo up, then (unless katana.net=none) wait for eth0 by
+// subscribing to link events (bounded), give it the static address, bring it
+// up, add the default route and write /etc/resolv.conf.
+package netcfg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/shared/bootcfg"
+)
+
+// ErrLinkTimeout is returned when the interface does not appear in time.
+var ErrLinkTimeout = errors.New("network interface did not appear")
+
+// Options configure Configure.
+type Options struct {
+	Interface string        // default "eth0"
+	Wait      time.Duration // how long to wait for the interface; default 10s
+	// Root is where etc/resolv.conf is written ("/" in the guest).
+	Root string
+	// Namespace is the network namespace to configure; nil: the current one
+	// (tests use a fresh namespace).
+	Namespace *netns.NsHandle
+}
+
+// Result says what was configured, for the stage marker.
+type Result struct {
+	Interface string
+	Addr      netip.Prefix
+	Waited    time.Duration // time spent waiting for the interface
+}
+
+func handle(o Options) (*netlink.Handle, error) {
+	if o.Namespace != nil {
+		return netlink.NewHandleAt(*o.Namespace)
+	}
+	return netlink.NewHandle()
+}
+
+// Loopback brings lo up (the kernel then adds 127.0.0.1/8 and ::1).
+func Loopback(o Options) error {
+	h, err := handle(o)
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("finding lo: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bringing lo up: %w", err)
+	}
+	return nil
+}
+
+// Configure applies n to the interface. With n.None it does nothing.
+func Configure(ctx context.Context, n bootcfg.Net, o Options) (Result, error) {
+	if o.Interface == "" {
+		o.Interface = "eth0"
+	}
+	if o.Wait == 0 {
+		o.Wait = 10 * time.Second
+	}
+	if n.None {
+		return Result{}, nil
+	}
+	h, err := handle(o)
+	if err != nil {
+		return Result{}, fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	start := time.Now()
+	link, err := waitLink(ctx, o)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Interface: o.Interface, Addr: n.Addr, Waited: time.Since(start)}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Addr.Addr().AsSlice(), Mask: net.CIDRMask(n.Addr.Bits(), n.Addr.Addr().BitLen())}}
+	if err := h.AddrReplace(link, addr); err != nil {
+		return res, fmt.Errorf("adding %s to %s: %w", n.Addr, o.Interface, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return res, fmt.Errorf("bringing %s up: %w", o.Interface, err)
+	}
+	if n.Gateway.IsValid() {
+		r := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: n.Gateway.AsSlice()}
+		if !n.Addr.Masked().Contains(n.Gateway) {
+			r.Flags = int(netlink.FLAG_ONLINK) // gateway outside the subnet
+		}
+		if err := h.RouteReplace(r); err != nil {
+			return res, fmt.Errorf("adding default route via %s: %w", n.Gateway, err)
+		}
+	}
+	if err := WriteResolvConf(o.Root, n.DNS); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// waitLink subscribes to link events first (listing the existing links),
+// so an interface that appears at any moment is seen, and returns the
+// interface once it exists.
+func waitLink(ctx context.Context, o Options) (netlink.Link, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Wait)
+	defer cancel()
+	ch := make(chan netlink.LinkUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	errc := make(chan error, 1)
+	opts := netlink.LinkSubscribeOptions{
+		ListExisting: true,
+		Namespace:    o.Namespace,
+		ErrorCallback: func(err error) {
+			select {
+			case errc <- err:
+			default:
+			}
+		},
+	}
+	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
+		return nil, fmt.Errorf("subscribing to link events: %w", err)
+	}
+	for {
+		select {
+		case u, ok := <-ch:
+			if !ok {
+				return nil, fmt.Errorf("link event subscription ended while waiting for %s", o.Interface)
+			}
+			if u.Header.Type == unix.RTM_NEWLINK && u.Link != nil && u.Link.Attrs().Name == o.Interface {
+				return u.Link, nil
+			}
+		case err := <-errc:
+			return nil, fmt.Errorf("waiting for %s: %w", o.Interface, err)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s after %v (is virtio_net loaded, and virtio_pci before it? is there a -device virtio-net-pci?): %w",
+				o.Interface, o.Wait, ErrLinkTimeout)
+		}
+	}
+}
+
+// ResolvConf is the content of /etc/resolv.conf for the DNS servers.
+func ResolvConf(dns []netip.Addr) []byte {
+	var b strings.Builder
+	b.WriteString("# written by guestinit from katana.net\n")
+	for _, a := range dns {
+		b.WriteString("nameserver " + a.String() + "\n")
+	}
+	return []byte(b.String())
+}
+
+// WriteResolvConf writes root/etc/resolv.conf atomically.
+func WriteResolvConf(root string, dns []netip.Addr) error {
+	p := filepath.Join(root, "etc", "resolv.conf")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, ResolvConf(dns), 0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}

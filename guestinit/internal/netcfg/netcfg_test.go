@@ -1,0 +1,146 @@
+package netcfg
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/shared/bootcfg"
+)
+
+func TestResolvConf(t *testing.T) {
+	got := string(ResolvConf([]netip.Addr{netip.MustParseAddr("10.0.2.3"), netip.MustParseAddr("fd00::53")}))
+	want := "# written by guestinit from katana.net\nnameserver 10.0.2.3\nnameserver fd00::53\n"
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("resolv.conf (-want +got):\n%s", diff)
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	if err := WriteResolvConf(root, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "etc/resolv.conf"))
+	if string(b) != "# written by guestinit from katana.net\n" {
+		t.Errorf("empty DNS list gave %q", b)
+	}
+}
+
+// newNS creates a network namespace without leaving the test's thread in it.
+func newNS(t *testing.T) netns.NsHandle {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Skipf("skipping: cannot read the current network namespace (%v); run as root on Linux to enable", err)
+	}
+	defer orig.Close()
+	ns, err := netns.New()
+	if err != nil {
+		t.Skipf("skipping: cannot create a network namespace (%v); run as root (CAP_SYS_ADMIN) to enable", err)
+	}
+	if err := netns.Set(orig); err != nil {
+		t.Fatalf("returning to the original namespace: %v", err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// TestConfigureLateLink creates eth0 (a veth) 300 ms after Configure starts
+// waiting, in a private network namespace, and checks address, state and
+// default route.
+func TestConfigureLateLink(t *testing.T) {
+	ns := newNS(t)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	o := Options{Root: root, Namespace: &ns, Wait: 5 * time.Second}
+	if err := Loopback(o); err != nil {
+		t.Fatalf("Loopback: %v", err)
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
+		if err := h.LinkAdd(veth); err != nil {
+			t.Errorf("creating veth: %v", err)
+		}
+	}()
+	n := bootcfg.Default().Net
+	res, err := Configure(context.Background(), n, o)
+	if err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) {
+			t.Skipf("skipping: veth unsupported here (%v)", err)
+		}
+		t.Fatalf("Configure: %v", err)
+	}
+	if res.Waited < 250*time.Millisecond {
+		t.Errorf("waited %v, want the ~300ms until eth0 appeared", res.Waited)
+	}
+	eth, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eth.Attrs().Flags&(1<<0) == 0 { // net.FlagUp
+		t.Errorf("eth0 not up: %v", eth.Attrs().Flags)
+	}
+	addrs, _ := h.AddrList(eth, netlink.FAMILY_V4)
+	if len(addrs) != 1 || addrs[0].IPNet.String() != "10.0.2.15/24" {
+		t.Errorf("addresses %v, want 10.0.2.15/24", addrs)
+	}
+	routes, _ := h.RouteList(eth, netlink.FAMILY_V4)
+	var gw string
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+			gw = r.Gw.String()
+		}
+	}
+	if gw != "10.0.2.2" {
+		t.Errorf("default route via %q, want 10.0.2.2 (routes %v)", gw, routes)
+	}
+	lo, _ := h.LinkByName("lo")
+	if lo.Attrs().Flags&1 == 0 {
+		t.Error("lo not up")
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "etc/resolv.conf"))
+	if string(b) != string(ResolvConf(n.DNS)) {
+		t.Errorf("resolv.conf = %q", b)
+	}
+	// Running again (a restart of the stage) is idempotent.
+	if _, err := Configure(context.Background(), n, o); err != nil {
+		t.Errorf("second Configure: %v", err)
+	}
+}
+
+func TestConfigureTimeout(t *testing.T) {
+	ns := newNS(t)
+	o := Options{Root: t.TempDir(), Namespace: &ns, Wait: 200 * time.Millisecond}
+	start := time.Now()
+	_, err := Configure(context.Background(), bootcfg.Default().Net, o)
+	if !errors.Is(err, ErrLinkTimeout) {
+		t.Fatalf("err = %v, want ErrLinkTimeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("timeout took %v", d)
+	}
+}
+
+func TestConfigureNone(t *testing.T) {
+	res, err := Configure(context.Background(), bootcfg.Net{None: true}, Options{Root: "/nonexistent"})
+	if err != nil || res.Interface != "" {
+		t.Errorf("none: %+v, %v; want nothing done", res, err)
+	}
+}
