@@ -1,0 +1,361 @@
+// Package launch turns a launch manifest plus local copies of its files
+// into a QEMU launch, after proving that what would boot is what the
+// manifest measured: every file's SHA-256, and the (vCPU count, vCPU type,
+// cmdline, guest features) combination recomputed to the manifest's
+// expected launch digest. It also follows the guest's console to tell how
+// the guest ended. The `hostbuild run` command is a thin layer over it.
+package launch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+	"github.com/katana-tee/snpboot/qemu"
+)
+
+// Options describe one launch from a manifest.
+type Options struct {
+	Manifest     *manifest.Manifest
+	ManifestPath string // for the printed attest command
+
+	OVMF   string // required in SNP mode; optional (checked when given) in plain mode
+	Kernel string
+	Initrd string
+
+	VCPUs    int    // 0: 1 if the matrix has it, else its smallest count
+	VCPUType string // "": the matrix's only type (an error when it has several)
+
+	MemoryMiB int
+	CID       uint32 // vsock guest CID; required in SNP mode
+	Forwards  []qemu.Forward
+	SerialLog string
+	QMPSocket string
+
+	Plain      bool       // no SEV: boot the same files under TCG or KVM
+	Accel      qemu.Accel // plain mode only; default TCG
+	QEMUBinary string
+}
+
+// Plan is a checked launch: the QEMU options and what the guest should
+// measure to.
+type Plan struct {
+	QEMU        qemu.Options
+	Command     qemu.Command
+	VCPUs       int
+	VCPUType    string
+	Expected    manifest.Measurement
+	Recomputed  bool // the expected digest was recomputed from the files (needs the OVMF)
+	AttestHint  string
+	Description string
+}
+
+// Mismatch is a refusal: a value that differs from what the manifest
+// allows. Callers tell refusals from other errors with errors.As.
+type Mismatch struct {
+	What    string // "initrd", "vCPU count", "cmdline", ...
+	Got     string
+	Allowed string
+}
+
+func (m *Mismatch) Error() string {
+	return fmt.Sprintf("refusing to launch: %s is %s, but the manifest allows %s", m.What, m.Got, m.Allowed)
+}
+
+// Prepare checks o against its manifest and builds the QEMU launch. It reads
+// (hashes) the files; it starts nothing.
+func Prepare(ctx context.Context, o Options) (*Plan, error) {
+	m := o.Manifest
+	if m == nil {
+		return nil, errors.New("launch: no manifest")
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	if o.Kernel == "" || o.Initrd == "" {
+		return nil, errors.New("launch: the kernel and the initrd are required")
+	}
+	if !o.Plain {
+		if o.OVMF == "" {
+			return nil, errors.New("launch: SEV-SNP mode needs the OVMF firmware (--ovmf); --plain boots without it")
+		}
+		if o.CID < 3 {
+			return nil, errors.New("launch: SEV-SNP mode needs a vsock guest CID of 3 or more (--cid): the attestation agent listens on vsock")
+		}
+		if !strings.EqualFold(m.VMMType, string(measure.VMMQEMU)) {
+			return nil, &Mismatch{What: "the VMM", Got: "QEMU (hostbuild run launches QEMU)", Allowed: fmt.Sprintf("VMM type %q only", m.VMMType)}
+		}
+	}
+
+	// Files first: a changed initrd is the most common mistake.
+	files := []struct {
+		what, path string
+		want       manifest.File
+	}{
+		{"kernel", o.Kernel, m.Components.Kernel},
+		{"initrd", o.Initrd, m.Components.Initrd},
+	}
+	if o.OVMF != "" {
+		files = append([]struct {
+			what, path string
+			want       manifest.File
+		}{{"OVMF", o.OVMF, m.Components.OVMF}}, files...)
+	}
+	for _, f := range files {
+		got, err := sha256File(ctx, f.path)
+		if err != nil {
+			return nil, fmt.Errorf("launch: hashing the %s: %w", f.what, err)
+		}
+		if got != f.want.SHA256 {
+			return nil, &Mismatch{What: "the " + f.what + " " + f.path, Got: "SHA-256 " + got,
+				Allowed: fmt.Sprintf("SHA-256 %s (%s, %d bytes)", f.want.SHA256, f.want.Name, f.want.Size)}
+		}
+	}
+
+	vcpus, vtype, err := chooseConfig(m, o.VCPUs, o.VCPUType)
+	if err != nil {
+		return nil, err
+	}
+	expected, _ := m.Lookup(vcpus, vtype)
+
+	p := &Plan{VCPUs: vcpus, VCPUType: vtype, Expected: expected}
+	// Recompute the digest from the files, the manifest's cmdline and guest
+	// features: a manifest whose cmdline (or features) was edited after
+	// measuring does not reproduce its own matrix entry.
+	if o.OVMF != "" {
+		mo, err := m.MeasureOptions(o.OVMF, o.Kernel, o.Initrd, vcpus, vtype)
+		if err != nil {
+			return nil, fmt.Errorf("launch: %w", err)
+		}
+		r, err := measure.Compute(ctx, mo)
+		if err != nil {
+			return nil, fmt.Errorf("launch: recomputing the launch digest: %w", err)
+		}
+		if r.Hex() != expected.Measurement {
+			return nil, &Mismatch{
+				What:    fmt.Sprintf("the launch digest of these files with the manifest's cmdline %q and guest features %s (%d × %s)", m.Cmdline, m.GuestFeatures, vcpus, vtype),
+				Got:     r.Hex(),
+				Allowed: expected.Measurement + " (was the manifest's cmdline or guest_features edited after measuring?)",
+			}
+		}
+		p.Recomputed = true
+	}
+
+	q := qemu.Options{
+		Binary:    o.QEMUBinary,
+		VCPUs:     vcpus,
+		MemoryMiB: o.MemoryMiB,
+		Kernel:    o.Kernel,
+		Initrd:    o.Initrd,
+		Append:    m.Cmdline,
+		SerialLog: o.SerialLog,
+		QMPSocket: o.QMPSocket,
+		Forwards:  o.Forwards,
+		VsockCID:  o.CID,
+	}
+	if o.Plain {
+		q.Accel = o.Accel
+	} else {
+		if o.Accel != "" && o.Accel != qemu.KVM {
+			return nil, fmt.Errorf("launch: SEV-SNP needs the kvm accelerator, not %q (use --plain for %s)", o.Accel, o.Accel)
+		}
+		policy, err := m.GuestPolicyValue()
+		if err != nil {
+			return nil, fmt.Errorf("launch: %w", err)
+		}
+		q.CPU = vtype
+		q.SNP = &qemu.SNP{OVMF: o.OVMF, Policy: policy}
+	}
+	c, err := qemu.Build(q)
+	if err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	p.QEMU, p.Command = q, c
+	if o.Plain {
+		p.Description = fmt.Sprintf("plain mode (%s, no SEV-SNP, nothing to attest): %d vCPU(s)", accelName(q.Accel), vcpus)
+	} else {
+		p.Description = fmt.Sprintf("SEV-SNP: %d × %s, policy %s, guest features %s", vcpus, vtype, m.GuestPolicy, m.GuestFeatures)
+		mp := o.ManifestPath
+		if mp == "" {
+			mp = "manifest.json"
+		}
+		p.AttestHint = fmt.Sprintf("hostbuild attest --cid %d --manifest %s", o.CID, shellWord(mp))
+	}
+	return p, nil
+}
+
+func accelName(a qemu.Accel) string {
+	if a == "" {
+		return string(qemu.TCG)
+	}
+	return string(a)
+}
+
+// chooseConfig picks (vCPUs, type) and refuses combinations the matrix
+// does not have, naming what it allows.
+func chooseConfig(m *manifest.Manifest, vcpus int, vtype string) (int, string, error) {
+	var types []string
+	counts := map[string][]int{}
+	for _, e := range m.Measurements {
+		if !slices.Contains(types, e.VCPUType) {
+			types = append(types, e.VCPUType)
+		}
+		counts[e.VCPUType] = append(counts[e.VCPUType], e.VCPUs)
+	}
+	if vtype == "" {
+		if len(types) != 1 {
+			return 0, "", &Mismatch{What: "the vCPU type", Got: "not given (--vcpu-type)", Allowed: "one of " + strings.Join(types, ", ")}
+		}
+		vtype = types[0]
+	}
+	allowed, ok := counts[vtype]
+	if !ok {
+		return 0, "", &Mismatch{What: "the vCPU type", Got: strconv.Quote(vtype), Allowed: "one of " + strings.Join(types, ", ")}
+	}
+	slices.Sort(allowed)
+	if vcpus == 0 {
+		vcpus = allowed[0]
+		if slices.Contains(allowed, 1) {
+			vcpus = 1
+		}
+	}
+	if !slices.Contains(allowed, vcpus) {
+		return 0, "", &Mismatch{What: "the vCPU count", Got: strconv.Itoa(vcpus), Allowed: joinInts(allowed) + " for " + vtype}
+	}
+	return vcpus, vtype, nil
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func sha256File(ctx context.Context, path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Console markers of the init and the kernel that Outcome reads.
+const (
+	MarkKatanaStarted = "guestinit: katana started"
+	MarkBootError     = "guestinit: boot error: "
+	MarkPoweringOff   = "guestinit: powering off"
+	MarkPowerDown     = "reboot: Power down"
+	MarkPanic         = "Kernel panic"
+)
+
+var reKatanaExited = regexp.MustCompile(`guestinit: katana exited status=(-?\d+)`)
+
+// Ending classifies how a guest ended, from its console and QEMU's exit.
+type Ending int
+
+const (
+	EndedClean     Ending = iota // powered off, Katana's last status 0 (or never started by request)
+	EndedBootError               // the init reported a boot error
+	EndedKatana                  // Katana exited with a non-zero status
+	EndedPanic                   // the kernel panicked
+	EndedKilled                  // QEMU had to be killed
+	EndedQEMU                    // QEMU failed (non-zero exit)
+)
+
+// Outcome is how a guest ended.
+type Outcome struct {
+	Ending       Ending
+	KatanaStatus *int   // the last logged Katana exit status
+	BootError    string // the init's boot error line, if any
+	Exit         qemu.Exit
+}
+
+func (o Outcome) String() string {
+	switch o.Ending {
+	case EndedBootError:
+		return "the guest stopped with a boot error: " + strings.TrimPrefix(o.BootError, MarkBootError)
+	case EndedKatana:
+		return fmt.Sprintf("katana exited with status %d; the guest powered off", *o.KatanaStatus)
+	case EndedPanic:
+		return "the guest kernel panicked"
+	case EndedKilled:
+		return "the guest did not power off; qemu was killed"
+	case EndedQEMU:
+		return o.Exit.String()
+	}
+	if o.KatanaStatus != nil {
+		return fmt.Sprintf("katana exited with status %d; the guest powered off cleanly", *o.KatanaStatus)
+	}
+	return "the guest powered off cleanly"
+}
+
+// Classify reads the serial console lines and QEMU's exit.
+func Classify(lines []string, exit qemu.Exit) Outcome {
+	o := Outcome{Exit: exit}
+	panicked := false
+	for _, l := range lines {
+		if m := reKatanaExited.FindStringSubmatch(l); m != nil {
+			n, err := strconv.Atoi(m[1])
+			if err == nil {
+				o.KatanaStatus = &n
+			}
+		}
+		if i := strings.Index(l, MarkBootError); i >= 0 && o.BootError == "" {
+			o.BootError = l[i:]
+		}
+		if strings.Contains(l, MarkPanic) {
+			panicked = true
+		}
+	}
+	switch {
+	case exit.Killed:
+		o.Ending = EndedKilled
+	case panicked:
+		o.Ending = EndedPanic
+	case exit.Code != 0 || exit.Signal != "":
+		o.Ending = EndedQEMU
+	case o.BootError != "":
+		o.Ending = EndedBootError
+	case o.KatanaStatus != nil && *o.KatanaStatus != 0:
+		o.Ending = EndedKatana
+	default:
+		o.Ending = EndedClean
+	}
+	return o
+}

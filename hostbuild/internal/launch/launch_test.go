@@ -1,0 +1,51 @@
+package launch
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/katana-tee/snpboot/qemu"
+)
+
+func TestClassify(t *testing.T) {
+	ok := qemu.Exit{}
+	tests := []struct {
+		name   string
+		lines  []string
+		exit   qemu.Exit
+		want   Ending
+		status int // -1: no status logged
+		text   string
+	}{
+		{"graceful stop", []string{"[ 1.0] guestinit: katana started pid=90 argv=[]", "[ 9.0] guestinit: katana exited status=0", "guestinit: powering off", "reboot: Power down"}, ok, EndedClean, 0, "powered off cleanly"},
+		{"katana failed", []string{"guestinit: katana exited status=7", "guestinit: powering off"}, ok, EndedKatana, 7, "status 7"},
+		{"restarted then fine", []string{"guestinit: katana exited status=1", "guestinit: katana exited status=0"}, ok, EndedClean, 0, "status 0"},
+		{"killed by signal", []string{"guestinit: katana exited status=-1"}, ok, EndedKatana, -1, "status -1"},
+		{"boot error", []string{"[ 0.5] guestinit: boot error: cmdline: unbalanced double quote", "guestinit: powering off"}, ok, EndedBootError, -1, "unbalanced double quote"},
+		{"panic", []string{"Kernel panic - not syncing: Attempted to kill init!"}, ok, EndedPanic, -1, "panicked"},
+		{"killed", []string{"guestinit: katana started pid=1"}, qemu.Exit{Code: -1, Signal: "killed", Killed: true}, EndedKilled, -1, "killed"},
+		{"qemu error", nil, qemu.Exit{Code: 1, Stderr: "could not open kernel"}, EndedQEMU, -1, "could not open kernel"},
+		{"no init lines", []string{"reboot: Power down"}, ok, EndedClean, -1, "powered off cleanly"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Classify(tt.lines, tt.exit)
+			if got.Ending != tt.want {
+				t.Errorf("Ending = %d, want %d (%s)", got.Ending, tt.want, got)
+			}
+			switch {
+			case tt.status == -1 && tt.want != EndedKatana && got.KatanaStatus != nil:
+				t.Errorf("KatanaStatus = %d, want none", *got.KatanaStatus)
+			case tt.status != -1 || tt.want == EndedKatana:
+				if got.KatanaStatus == nil || *got.KatanaStatus != tt.status {
+					t.Errorf("KatanaStatus = %v, want %d", got.KatanaStatus, tt.status)
+				}
+			}
+			if s := got.String(); !contains(s, tt.text) {
+				t.Errorf("String() = %q, want it to contain %q", s, tt.text)
+			}
+		})
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/qemu"
+)
+
+func init() {
+	register(command{name: "run", summary: "launch the VM from the manifest (SEV-SNP; --plain for development)", run: runRun})
+}
+
+// Exit codes of hostbuild run, on top of exitOK/exitFail/exitUsage.
+const (
+	exitRunRefused   = 3 // files or parameters do not match the manifest
+	exitRunBootError = 4 // the init reported a boot error and powered off
+	exitRunKatana    = 5 // Katana exited with a non-zero status; the guest powered off
+	exitRunKilled    = 6 // the guest did not power off (killed) or the kernel panicked
+)
+
+const runUsage = `Usage: hostbuild run --manifest FILE --kernel K --initrd I [--ovmf F]
+         [--vcpus N] [--vcpu-type T] [--memory SIZE] [--cid N]
+         [--forward [HOSTADDR:]HOSTPORT:GUESTPORT]... [--serial-log FILE]
+         [--dry-run] [--plain [--accel tcg|kvm]]
+
+Launches the Katana VM exactly as the manifest measured it. Before starting
+anything it checks the SHA-256 of the OVMF, kernel and initrd against the
+manifest, that (vCPU count, vCPU type) is in the manifest's measurement
+matrix, and recomputes the launch digest from the files, the manifest's
+cmdline and guest features: any difference is refused, naming the value and
+what the manifest allows. The kernel command line always comes from the
+manifest.
+
+SEV-SNP mode (the default) needs QEMU 9.1 or newer, KVM, an AmdSevX64 OVMF
+(--ovmf) and a vsock guest CID (--cid) for the attestation agent. --plain
+boots the same kernel, initrd and cmdline without SEV (TCG by default) for
+development; the OVMF is optional there and only checked.
+
+The guest's serial console goes to --serial-log (default: a new file under
+$TMPDIR). run waits for the init's "katana started" line, prints the expected
+measurement and the 'hostbuild attest' command for this VM, then waits for
+the guest to end. SIGINT or SIGTERM press the ACPI power button (QMP
+system_powerdown) for a graceful stop, and kill QEMU after --stop-timeout.
+
+Exit status: 0 the guest powered off cleanly; 1 error (QEMU failed, not
+ready in time, unreadable files); 2 usage; 3 refused (does not match the
+manifest); 4 the init reported a boot error; 5 Katana exited with a
+non-zero status; 6 the guest had to be killed or its kernel panicked.
+
+Flags:
+`
+
+func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o launch.Options
+	var forwards stringList
+	manifestPath := fs.String("manifest", "", "the launch manifest `file` (required)")
+	fs.StringVar(&o.OVMF, "ovmf", "", "OVMF firmware `file` (required in SEV-SNP mode)")
+	fs.StringVar(&o.Kernel, "kernel", "", "kernel `file` (required)")
+	fs.StringVar(&o.Initrd, "initrd", "", "initrd `file` (required)")
+	fs.IntVar(&o.VCPUs, "vcpus", 0, "vCPU `count` (default: 1 if the manifest allows it, else its smallest)")
+	fs.StringVar(&o.VCPUType, "vcpu-type", "", "vCPU `type`, e.g. EPYC-v4 (default: the manifest's only type)")
+	memory := fs.String("memory", "", "guest memory `size`: MiB, or with a suffix M or G (default 1G plain, 2G SEV-SNP)")
+	cid := fs.Uint("cid", 0, "vsock guest `CID` (3 or more; required in SEV-SNP mode)")
+	fs.Var(&forwards, "forward", "forward a host TCP port to the guest: `[HOSTADDR:]HOSTPORT:GUESTPORT` (repeatable; HOSTADDR defaults to 127.0.0.1)")
+	fs.StringVar(&o.SerialLog, "serial-log", "", "write the guest's serial console to this `file`")
+	dryRun := fs.Bool("dry-run", false, "check, then print the QEMU command line (one option per line) instead of running it")
+	fs.BoolVar(&o.Plain, "plain", false, "boot without SEV-SNP (development): same kernel, initrd and cmdline")
+	accel := fs.String("accel", "", "accelerator in --plain mode: tcg (default) or kvm")
+	fs.StringVar(&o.QEMUBinary, "qemu", qemu.DefaultBinary, "QEMU `binary`")
+	console := fs.Bool("console", false, "also copy the guest's serial console to stderr")
+	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long to wait for Katana to start")
+	stopTimeout := fs.Duration("stop-timeout", 60*time.Second, "how long a graceful stop may take before QEMU is killed")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, runUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	usageFail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "hostbuild run: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "run 'hostbuild run -h' for the flags")
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageFail("unexpected argument %q", fs.Arg(0))
+	}
+	if *manifestPath == "" || o.Kernel == "" || o.Initrd == "" {
+		return usageFail("--manifest, --kernel and --initrd are required")
+	}
+	if *cid > 0xfffffffe {
+		return usageFail("--cid %d: want 3 to 4294967294", *cid)
+	}
+	o.CID = uint32(*cid)
+	if *memory != "" {
+		mib, err := parseMemory(*memory)
+		if err != nil {
+			return usageFail("--memory %q: %v", *memory, err)
+		}
+		o.MemoryMiB = mib
+	}
+	switch *accel {
+	case "":
+	case "tcg", "kvm":
+		if !o.Plain && *accel != "kvm" {
+			return usageFail("--accel %s needs --plain: SEV-SNP runs on KVM only", *accel)
+		}
+		o.Accel = qemu.Accel(*accel)
+	default:
+		return usageFail("--accel %q: want tcg or kvm", *accel)
+	}
+	for _, f := range forwards {
+		fw, err := qemu.ParseForward(f)
+		if err != nil {
+			return usageFail("--forward: %v", err)
+		}
+		o.Forwards = append(o.Forwards, fw)
+	}
+
+	m, err := manifest.Load(*manifestPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
+		return exitFail
+	}
+	o.Manifest, o.ManifestPath = m, *manifestPath
+
+	// Scratch folder for the QMP socket (and the default serial log).
+	scratch := ""
+	if *dryRun {
+		scratch = filepath.Join(os.TempDir(), "hostbuild-run-PID")
+	} else {
+		scratch, err = os.MkdirTemp("", "hostbuild-run-")
+		if err != nil {
+			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
+			return exitFail
+		}
+	}
+	o.QMPSocket = filepath.Join(scratch, "qmp.sock")
+	if o.SerialLog == "" {
+		o.SerialLog = filepath.Join(scratch, "serial.log")
+	}
+	if !*dryRun {
+		// The serial log is kept; only the socket goes.
+		defer os.Remove(o.QMPSocket)
+	}
+
+	plan, err := launch.Prepare(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
+		var mm *launch.Mismatch
+		if errors.As(err, &mm) {
+			return exitRunRefused
+		}
+		return exitFail
+	}
+	fmt.Fprintf(stderr, "hostbuild run: checked %s against %s: files match", describeFiles(o), *manifestPath)
+	if plan.Recomputed {
+		fmt.Fprintf(stderr, ", launch digest recomputed and in the matrix")
+	}
+	fmt.Fprintf(stderr, "\nhostbuild run: %s\n", plan.Description)
+	if *dryRun {
+		fmt.Fprint(stdout, plan.Command.String())
+		return exitOK
+	}
+
+	ro := qemu.RunOptions{}
+	if *console {
+		ro.Console = func(l string) { fmt.Fprintf(stderr, "console| %s\n", l) }
+	}
+	vm, err := qemu.Start(ctx, plan.QEMU, ro)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprintf(stderr, "hostbuild run: qemu started (pid %d), serial console: %s\n", vm.Pid(), o.SerialLog)
+	for _, f := range plan.QEMU.Forwards {
+		fmt.Fprintf(stderr, "hostbuild run: forwarding %s:%d -> guest port %d\n", orDefault(f.HostAddr, qemu.DefaultHostAddr), f.HostPort, f.GuestPort)
+	}
+
+	ready, code := waitReady(ctx, vm, *readyTimeout, stderr)
+	if ready != "" {
+		fmt.Fprintf(stdout, "ready: %s (%.1fs after qemu started)\n", ready, time.Since(vm.Started()).Seconds())
+		if !o.Plain {
+			fmt.Fprintf(stdout, "expected measurement (%d × %s): %s\n", plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
+			fmt.Fprintf(stdout, "attest with: %s\n", plan.AttestHint)
+		}
+	}
+	if code >= 0 {
+		vm.Kill()
+		return code
+	}
+
+	select {
+	case <-vm.Done():
+	case <-ctx.Done():
+		fmt.Fprintf(stderr, "hostbuild run: stopping the guest (system_powerdown, up to %v)\n", *stopTimeout)
+		if _, err := vm.Stop(context.Background(), *stopTimeout); err != nil {
+			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
+		}
+	}
+	exit := vm.Kill() // returns at once: QEMU has exited
+	out := launch.Classify(vm.Lines(), exit)
+	fmt.Fprintf(stderr, "hostbuild run: %s\n", out)
+	return outcomeCode(out)
+}
+
+var reReady = regexp.MustCompile(`(` + regexp.QuoteMeta(launch.MarkKatanaStarted) + `.*|` + regexp.QuoteMeta(launch.MarkBootError) + `.*)$`)
+
+// waitReady waits for Katana to start. It returns the ready line, and an
+// exit code >= 0 when run should end now (after stopping the VM).
+func waitReady(ctx context.Context, vm *qemu.VM, timeout time.Duration, stderr io.Writer) (string, int) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, m, err := vm.WaitForRegexp(wctx, reReady)
+	switch {
+	case err == nil && strings.HasPrefix(m[1], launch.MarkKatanaStarted):
+		return m[1], -1
+	case err == nil:
+		// A boot error: the init powers off by itself.
+		fmt.Fprintf(stderr, "hostbuild run: %s\n", m[1])
+		return "", -1
+	case errors.Is(err, qemu.ErrExited):
+		return "", -1
+	case ctx.Err() != nil:
+		fmt.Fprintln(stderr, "hostbuild run: interrupted before katana started; stopping the guest")
+		vm.Stop(context.Background(), 10*time.Second)
+		return "", -1
+	default:
+		fmt.Fprintf(stderr, "hostbuild run: katana did not start within %v; stopping the guest\n%v\n", timeout, err)
+		vm.Stop(context.Background(), 10*time.Second)
+		return "", exitFail
+	}
+}
+
+func outcomeCode(o launch.Outcome) int {
+	switch o.Ending {
+	case launch.EndedClean:
+		return exitOK
+	case launch.EndedBootError:
+		return exitRunBootError
+	case launch.EndedKatana:
+		return exitRunKatana
+	case launch.EndedKilled, launch.EndedPanic:
+		return exitRunKilled
+	}
+	return exitFail
+}
+
+func describeFiles(o launch.Options) string {
+	if o.OVMF != "" {
+		return "the OVMF, kernel and initrd"
+	}
+	return "the kernel and initrd"
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// parseMemory reads "2048", "2048M", "2G" (MiB and GiB).
+func parseMemory(s string) (int, error) {
+	mult := 1
+	num := s
+	switch {
+	case strings.HasSuffix(s, "G"), strings.HasSuffix(s, "g"):
+		mult, num = 1024, s[:len(s)-1]
+	case strings.HasSuffix(s, "M"), strings.HasSuffix(s, "m"):
+		num = s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n <= 0 || n > 1<<30/mult {
+		return 0, errors.New("want a positive size in MiB, or with a suffix M or G")
+	}
+	return n * mult, nil
+}

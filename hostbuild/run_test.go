@@ -1,0 +1,207 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// The golden-file switch is shared by every test file of this package;
+// register it once, whichever file gets there first.
+func init() {
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite the golden files in testdata/")
+	}
+}
+
+func updateGolden() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+// runFixture is a manifest over a synthetic launch: the AmdSevX64 OVMF
+// suffix from the shared fixtures (all the measurement reads), and small
+// made-up kernel and initrd files. Nothing here boots; the boot through
+// `hostbuild run --plain` is in qemu/boottest.
+type runFixture struct {
+	dir, ovmf, kernel, initrd, manifest string
+}
+
+const runFixtureCmdline = `console=ttyS0 panic=-1 katana.args="--http.addr 0.0.0.0 --name 'a b' *"`
+
+func newRunFixture(t *testing.T) runFixture {
+	t.Helper()
+	shared := os.Getenv("SHARED_DIR")
+	if shared == "" {
+		shared = filepath.Join("..", "..", "shared")
+	}
+	suffix, err := os.ReadFile(filepath.Join(shared, "measure", "fixtures", "ovmf_AmdSev_suffix.bin"))
+	if err != nil {
+		t.Skipf("skipping: the OVMF fixture is missing (%v); set SHARED_DIR to the shared folder (make test does)", err)
+	}
+	dir := t.TempDir()
+	f := runFixture{
+		dir:      dir,
+		ovmf:     filepath.Join(dir, "OVMF.fd"),
+		kernel:   filepath.Join(dir, "vmlinuz"),
+		initrd:   filepath.Join(dir, "initrd.img"),
+		manifest: filepath.Join(dir, "manifest.json"),
+	}
+	for p, b := range map[string][]byte{
+		f.ovmf:   suffix,
+		f.kernel: bytes.Repeat([]byte{'k'}, 50_000),
+		f.initrd: bytes.Repeat([]byte{'i'}, 70_000),
+	} {
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, stderr, code := runHB(t, "manifest", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd,
+		"--cmdline", runFixtureCmdline, "--vcpus", "1,4", "--vcpu-type", "EPYC-v4", "-o", f.manifest)
+	if code != exitOK {
+		t.Fatalf("hostbuild manifest: exit %d\n%s", code, stderr)
+	}
+	return f
+}
+
+// scrub replaces the temporary folders in out with stable names.
+func (f runFixture) scrub(out string) string {
+	out = strings.ReplaceAll(out, f.dir, "$FIXTURE")
+	return strings.ReplaceAll(out, os.TempDir(), "$TMPDIR")
+}
+
+func TestRunDryRunGolden(t *testing.T) {
+	f := newRunFixture(t)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"run-snp-1vcpu", []string{"--ovmf", f.ovmf, "--cid", "3", "--forward", "15051:5050", "--serial-log", "/var/log/katana/serial.log"}},
+		{"run-snp-4vcpu", []string{"--ovmf", f.ovmf, "--vcpus", "4", "--vcpu-type", "EPYC-v4", "--memory", "4G", "--cid", "42",
+			"--forward", "15051:5050", "--forward", "0.0.0.0:9100:9100", "--serial-log", "/var/log/katana/serial.log"}},
+		{"run-plain-tcg", []string{"--plain", "--forward", "15050:5050", "--forward", "11024:1024", "--serial-log", "/srv/katana/serial.log"}},
+		{"run-plain-kvm-ovmf-checked", []string{"--plain", "--accel", "kvm", "--ovmf", f.ovmf, "--memory", "2048", "--serial-log", "/srv/katana/serial.log"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"run", "--dry-run", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd}, tt.args...)
+			stdout, stderr, code := runHB(t, args...)
+			if code != exitOK {
+				t.Fatalf("hostbuild %s: exit %d\n%s", strings.Join(args, " "), code, stderr)
+			}
+			got := f.scrub(stdout)
+			path := filepath.Join("testdata", tt.name+".golden")
+			if updateGolden() {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("reading golden file (go test ./hostbuild -run TestRunDryRunGolden -update): %v", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("dry-run argv (-want +got):\n%s", diff)
+			}
+			if !strings.Contains(stdout, "-append '"+strings.ReplaceAll(runFixtureCmdline, "'", `'\''`)+"'") {
+				t.Errorf("the argv does not carry the manifest's cmdline byte for byte:\n%s", stdout)
+			}
+		})
+	}
+}
+
+func TestRunRefusals(t *testing.T) {
+	f := newRunFixture(t)
+	base := []string{"run", "--dry-run", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3"}
+	otherInitrd := filepath.Join(f.dir, "initrd-changed.img")
+	if err := os.WriteFile(otherInitrd, bytes.Repeat([]byte{'j'}, 70_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A manifest whose cmdline was edited after measuring: its own matrix
+	// no longer matches what QEMU would measure.
+	editedCmdline := filepath.Join(f.dir, "manifest-cmdline.json")
+	var m map[string]any
+	b, err := os.ReadFile(f.manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["cmdline"] = strings.Replace(runFixtureCmdline, "0.0.0.0", "127.0.0.1", 1)
+	b, err = json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(editedCmdline, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name     string
+		args     []string // replace or add flags after base
+		manifest string
+		code     int
+		want     []string
+	}{
+		{name: "vcpu count not in matrix", args: []string{"--vcpus", "3"}, code: exitRunRefused,
+			want: []string{"the vCPU count is 3", "allows 1, 4 for EPYC-v4"}},
+		{name: "vcpu type not in matrix", args: []string{"--vcpu-type", "EPYC-Genoa"}, code: exitRunRefused,
+			want: []string{`the vCPU type is "EPYC-Genoa"`, "one of EPYC-v4"}},
+		{name: "changed initrd", args: []string{"--initrd", otherInitrd}, code: exitRunRefused,
+			want: []string{"the initrd " + otherInitrd, "initrd.img, 70000 bytes"}},
+		{name: "changed kernel in plain mode", args: []string{"--plain", "--kernel", otherInitrd}, code: exitRunRefused,
+			want: []string{"the kernel " + otherInitrd}},
+		{name: "changed cmdline", manifest: editedCmdline, code: exitRunRefused,
+			want: []string{"launch digest", "127.0.0.1", "edited after measuring"}},
+		{name: "snp without cid", args: []string{"--cid", "0"}, code: exitFail, want: []string{"vsock guest CID"}},
+		{name: "snp with tcg", args: []string{"--accel", "tcg"}, code: exitUsage, want: []string{"needs --plain"}},
+		{name: "bad forward", args: []string{"--forward", "1:2:3:4"}, code: exitUsage, want: []string{"--forward"}},
+		{name: "bad memory", args: []string{"--memory", "lots"}, code: exitUsage, want: []string{"--memory"}},
+		{name: "missing manifest", manifest: filepath.Join(f.dir, "nope.json"), code: exitFail, want: []string{"nope.json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string(nil), base...)
+			if tt.manifest != "" {
+				args[3] = tt.manifest
+			}
+			args = append(args, tt.args...)
+			stdout, stderr, code := runHB(t, args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\nstderr: %s", code, tt.code, stderr)
+			}
+			if stdout != "" {
+				t.Errorf("a refused launch printed an argv:\n%s", stdout)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int
+		ok   bool
+	}{
+		{"1024", 1024, true}, {"2G", 2048, true}, {"512M", 512, true}, {"4g", 4096, true},
+		{"0", 0, false}, {"-1G", 0, false}, {"1T", 0, false}, {"", 0, false}, {"99999999999G", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseMemory(tt.in)
+		if (err == nil) != tt.ok || got != tt.want {
+			t.Errorf("parseMemory(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
