@@ -1,0 +1,91 @@
+package agent
+
+import (
+	"context"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/katana-tee/snpboot/guestinit/internal/status"
+	"github.com/katana-tee/snpboot/shared/agentapi"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
+)
+
+func TestStartWithBootConfig(t *testing.T) {
+	raw := `console=ttyS0 katana.agent=tcp:127.0.0.1:1 katana.args="--http.addr 0.0.0.0 --dev"`
+	cfg, err := bootcfg.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := status.New(func() time.Duration { return 3 * time.Second })
+	st.AddStage("mounts", true, "", time.Millisecond)
+	st.SetRunning(42)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var addr string
+	var spec string
+	err = Start(ctx, cfg, st, StartOptions{
+		InitVersion: "test",
+		Quoter:      failing{"x"},
+		Listen: func(s string) (net.Listener, error) {
+			spec = s
+			l, err := net.Listen("tcp", "127.0.0.1:0") // the cmdline's port 1 is privileged
+			if err == nil {
+				addr = l.Addr().String()
+			}
+			return l, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec != "tcp:127.0.0.1:1" {
+		t.Errorf("listened on %q", spec)
+	}
+	base := "http://" + addr
+	var s agentapi.Status
+	if code := getJSON(t, http.DefaultClient, "GET", base+"/v1/status", &s); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	ac := ConfigOf(cfg)
+	if diff := cmp.Diff([]string{"--http.addr", "0.0.0.0", "--dev"}, ac.Argv); diff != "" {
+		t.Errorf("argv (-want +got):\n%s", diff)
+	}
+	if string(ac.Cmdline) != raw || ac.Settings["katana.agent"] != "tcp:127.0.0.1:1" {
+		t.Errorf("applied config %+v", ac)
+	}
+	d := agentapi.ConfigDigest(ac)
+	if s.ConfigDigest != hex.EncodeToString(d[:]) || s.Katana.State != "running" || s.Katana.PID != 42 || len(s.Stages) != 1 || s.InitVersion != "test" {
+		t.Errorf("status %+v", s)
+	}
+	var sr agentapi.ShutdownResponse
+	if code := getJSON(t, http.DefaultClient, "POST", base+"/v1/shutdown", &sr); code != 202 {
+		t.Fatalf("shutdown %d", code)
+	}
+	select {
+	case <-st.StopRequested():
+	case <-time.After(time.Second):
+		t.Fatal("shutdown did not request the graceful stop")
+	}
+	if code := getJSON(t, http.DefaultClient, "GET", base+"/v1/status", &s); code != 200 || s.Katana.State != "stopping" {
+		t.Errorf("after shutdown: %d %+v", code, s.Katana)
+	}
+}
+
+func TestStartNone(t *testing.T) {
+	cfg, err := bootcfg.Parse("katana.agent=none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	called := false
+	err = Start(context.Background(), cfg, status.New(func() time.Duration { return 0 }), StartOptions{
+		Listen: func(string) (net.Listener, error) { called = true; return nil, nil },
+	})
+	if err != nil || called {
+		t.Errorf("katana.agent=none: err %v, listened %v", err, called)
+	}
+}
