@@ -81,6 +81,12 @@ type ReportInfo struct {
 // DescribeReport parses raw with go-sev-guest's ABI parser (which rejects
 // non-zero reserved fields and unknown versions).
 func DescribeReport(raw []byte) (*ReportInfo, error) {
+	if len(raw) < abi.ReportSize {
+		return nil, fmt.Errorf("decoding report: %d bytes, want %d", len(raw), abi.ReportSize)
+	}
+	if v := binary.LittleEndian.Uint32(raw); v < 2 || v > 5 {
+		return nil, fmt.Errorf("decoding report: version %d, this tool knows 2 to 5", v)
+	}
 	r, err := abi.ReportToProto(raw)
 	if err != nil {
 		return nil, fmt.Errorf("decoding report: %w", err)
@@ -141,7 +147,7 @@ func DescribeReport(raw []byte) (*ReportInfo, error) {
 // WriteReportText prints info as aligned "name: value" lines.
 func WriteReportText(w io.Writer, info *ReportInfo) error {
 	var b bytes.Buffer
-	line := func(k string, v any) { fmt.Fprintf(&b, "%-18s %v\n", k+":", v) }
+	line := func(k string, v any) { fmt.Fprintf(&b, "%-21s %v\n", k+":", v) }
 	line("version", info.Version)
 	line("guest_svn", info.GuestSVN)
 	line("policy", info.Policy)
@@ -170,7 +176,12 @@ func WriteReportText(w io.Writer, info *ReportInfo) error {
 	line("firmware current", fmt.Sprintf("%d.%d build %d", info.CurrentMajor, info.CurrentMinor, info.CurrentBuild))
 	line("firmware committed", fmt.Sprintf("%d.%d build %d", info.CommittedMajor, info.CommittedMinor, info.CommittedBuild))
 	line("chip_id", info.ChipID)
-	line("signature", info.Signature)
+	// The signature is r and s, 72 bytes each little-endian (48 used); the
+	// rest of the area is reserved.
+	if len(info.Signature) >= 2*144 {
+		line("signature r", info.Signature[:144])
+		line("signature s", info.Signature[144:288])
+	}
 	_, err := w.Write(b.Bytes())
 	return err
 }

@@ -1,0 +1,149 @@
+package attest
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/verify/testdata"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s (-want +got):\n%s", path, diff)
+	}
+}
+
+// The real Milan report decodes the same from binary, hex and hex with
+// whitespace, and its text and JSON renderings are pinned.
+func TestDescribeRealReport(t *testing.T) {
+	raw := testdata.AttestationBytes
+	h := hex.EncodeToString(raw)
+	var wrapped strings.Builder
+	for i := 0; i < len(h); i += 64 {
+		wrapped.WriteString(h[i:min(i+64, len(h))] + "\n")
+	}
+	for name, in := range map[string][]byte{
+		"binary":       raw,
+		"binary+certs": append(bytes.Clone(raw), make([]byte, 100)...),
+		"hex":          []byte(h),
+		"hex 0x":       []byte("0x" + h),
+		"hex wrapped":  []byte(wrapped.String()),
+		"hex upper":    []byte(strings.ToUpper(h)),
+	} {
+		got, err := DecodeRawReport(in)
+		if err != nil || !bytes.Equal(got, raw) {
+			t.Errorf("%s: DecodeRawReport = %d bytes, %v", name, len(got), err)
+		}
+	}
+	info, err := DescribeReport(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	if err := WriteReportText(&text, info); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "milan-report.txt", text.Bytes())
+	js, _ := json.MarshalIndent(info, "", "  ")
+	golden(t, "milan-report.json", append(js, '\n'))
+}
+
+func TestDecodeRawReportRejects(t *testing.T) {
+	for name, in := range map[string][]byte{
+		"empty":         nil,
+		"short hex":     []byte("abcd"),
+		"short bin":     make([]byte, 100),
+		"short not hex": []byte(strings.Repeat("zz", 50)),
+		"odd hex":       []byte(strings.Repeat("a", 2*abi.ReportSize+1)),
+	} {
+		if _, err := DecodeRawReport(in); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	for name, edit := range map[string]func(r []byte){
+		"version 99":           func(r []byte) { r[0] = 99 },
+		"version 1":            func(r []byte) { r[0] = 1 },
+		"reserved 0x1A0-1 set": func(r []byte) { r[0x19F] = 1 },
+	} {
+		bad := bytes.Clone(testdata.AttestationBytes)
+		edit(bad)
+		if _, err := DescribeReport(bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzReportDecoder: arbitrary input never panics; whatever decodes has the
+// report size and re-describes identically.
+func FuzzReportDecoder(f *testing.F) {
+	f.Add(testdata.AttestationBytes)
+	f.Add([]byte(hex.EncodeToString(testdata.AttestationBytes)))
+	f.Add([]byte("0x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		raw, err := DecodeRawReport(b)
+		if err != nil {
+			return
+		}
+		if len(raw) != abi.ReportSize {
+			t.Fatalf("decoded %d bytes", len(raw))
+		}
+		info, err := DescribeReport(raw)
+		if err != nil {
+			return
+		}
+		again, err := DescribeReport(bytes.Clone(raw))
+		if err != nil || !cmp.Equal(info, again) {
+			t.Fatalf("describe is not deterministic: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeResponse: the verifier's parser of the agent's JSON never panics
+// and Verify on whatever decodes returns a classified error, never a pass.
+func FuzzDecodeResponse(f *testing.F) {
+	s := signer(f, nil)
+	nonce := bytes.Repeat([]byte{1}, 32)
+	good, _ := json.Marshal(evidence(f, s, nonce, testConfig, nil))
+	f.Add(good)
+	f.Add([]byte(`{"api_version":1}`))
+	f.Add([]byte(`{"api_version":1,"report":"AAAA"}`))
+	other := bytes.Repeat([]byte{2}, 32)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeResponse(b)
+		if err != nil {
+			return
+		}
+		// The fuzzer cannot know the nonce: a pass would be a forgery.
+		res, err := Verify(t.Context(), r, VerifyOptions{Manifest: testManifest(), Nonce: other, Roots: fakeRoots(s)})
+		if err == nil || res.OK {
+			t.Fatal("fuzzed response verified")
+		}
+		if ClassOf(err) == 0 {
+			t.Fatalf("unclassified error %v", err)
+		}
+	})
+}
