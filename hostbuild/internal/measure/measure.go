@@ -357,6 +357,12 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 	}
 	p.img = img
 	if p.mode == ModeSNP {
+		for _, s := range img.Metadata {
+			if (s.Type == ovmf.SectionSNPSecrets || s.Type == ovmf.SectionCPUID) && s.Size != pageSize {
+				// sev-snp-measure measures one page, QEMU the whole section.
+				return nil, fmt.Errorf("OVMF image %s: %s section at 0x%x is 0x%x bytes, not one page: QEMU and sev-snp-measure would disagree on its measurement", o.OVMF, s.Type, s.GPA, s.Size)
+			}
+		}
 		if !img.HasResetEIP {
 			return nil, fmt.Errorf("OVMF image %s: can't find SEV_ES_RESET_BLOCK entry in the footer table (is this an SEV-capable OVMF build, and the code image rather than the variable store?)", o.OVMF)
 		}
@@ -464,14 +470,10 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 			p.step(name, PageCPUID, gpa, 1)
 		case ovmf.SectionSNPKernelHashes:
 			if hashes != nil {
-				// QEMU copies the table into the first page and measures
-				// the whole section as NORMAL pages (the rest zero-filled).
+				// A one-page section (CheckDirectBoot): the table at its
+				// offset in that page, measured as a NORMAL page.
 				p.g.normalPages(gpa, hashes[:])
-				var zero [pageSize]byte
-				for off := uint64(pageSize); off+pageSize <= sz; off += pageSize {
-					p.g.normalPages(gpa+off, zero[:])
-				}
-				p.step(name+" (kernel hashes)", PageNormal, gpa, int(sz/pageSize))
+				p.step(name+" (kernel hashes)", PageNormal, gpa, 1)
 			} else {
 				p.g.emptyPages(PageZero, gpa, sz)
 				p.step(name+" (no kernel)", PageZero, gpa, int(sz/pageSize))

@@ -237,8 +237,9 @@ func (im *Image) CheckDirectBoot() error {
 	if ht.Base&(PageSize-1)+HashTableSize > PageSize {
 		return &DirectBootError{Reason: fmt.Sprintf("OVMF hashes table at 0x%x crosses a page boundary", ht.Base)}
 	}
-	if sec.Size < PageSize {
-		return &DirectBootError{Reason: fmt.Sprintf("SNP_KERNEL_HASHES section at 0x%x is 0x%x bytes, need at least one page", sec.GPA, sec.Size)}
+	if sec.Size != PageSize {
+		// QEMU measures the whole section, sev-snp-measure exactly one page.
+		return &DirectBootError{Reason: fmt.Sprintf("SNP_KERNEL_HASHES section at 0x%x is 0x%x bytes, not one page (QEMU and sev-snp-measure would disagree on its measurement)", sec.GPA, sec.Size)}
 	}
 	return nil
 }

@@ -261,6 +261,7 @@ func TestCheckDirectBoot(t *testing.T) {
 		{"hash table too small", buildImage(size, goodEntries(0x810c00, 175), metadataBlock(1, amdSevSections)), "size=0xaf"},
 		{"hash table outside section", buildImage(size, goodEntries(0x811c00, 0x400), metadataBlock(1, amdSevSections)), "not in the first page"},
 		{"hash table crosses page", buildImage(size, goodEntries(0x810f80, 0x400), metadataBlock(1, amdSevSections)), "crosses a page"},
+		{"two-page hashes section", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{{0x810000, 0x2000, SectionSNPKernelHashes}})), "not one page"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
