@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,17 +28,8 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o initrd.Options
-	var modules stringList
-	var epoch string
-	fs.StringVar(&o.Init, "init", "out/guestinit", "the guest `init` binary (static x86-64 ELF), packed at /init")
-	fs.StringVar(&o.Payload, "payload", "", "the Katana `binary` (static x86-64 ELF), packed at /bin/katana (required)")
-	fs.StringVar(&o.KernelModules, "kernel-modules", "", "a lib/modules/<release> `folder`, or the root of an extracted kernel package")
-	fs.Var(&modules, "module", "kernel module `name` to pack with its dependencies (repeatable; default: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them)")
-	fs.StringVar(&o.CABundle, "ca-bundle", "", "optional PEM CA bundle `file`, packed at /etc/ssl/certs/ca-certificates.crt")
-	fs.StringVar(&o.Compression, "compress", initrd.DefaultCompression, "compression: "+strings.Join(initrd.Compressions, ", "))
-	fs.StringVar(&epoch, "source-date-epoch", "", "mtime of every entry, in `seconds` since 1970 (default: $SOURCE_DATE_EPOCH, else 0)")
-	fs.StringVar(&o.Output, "o", "", "output `file` (written atomically)")
+	pf := addPackFlags(fs)
+	fs.StringVar(&pf.o.Output, "o", "", "output `file` (written atomically)")
 	quiet := fs.Bool("q", false, "no progress output")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hostbuild pack --payload KATANA [--kernel-modules DIR] [--module NAME]... -o INITRD
@@ -54,29 +46,23 @@ Flags:
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "hostbuild pack: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	if o.Payload == "" || o.Output == "" {
+	if pf.o.Payload == "" || pf.o.Output == "" {
 		fmt.Fprintln(stderr, "hostbuild pack: --payload and -o are required (see hostbuild pack -h)")
 		return exitUsage
 	}
-	if len(modules) > 0 {
-		o.Modules = modules
-	}
-	if epoch == "" {
-		epoch = os.Getenv("SOURCE_DATE_EPOCH")
-	}
-	if epoch != "" {
-		n, err := strconv.ParseInt(epoch, 10, 64)
-		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild pack: source date epoch %q is not a whole number of seconds\n", epoch)
-			return exitUsage
-		}
-		o.SourceDateEpoch = n
+	o, err := pf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
+		return exitUsage
 	}
 	if !*quiet {
 		o.Log = prefixWriter{stderr, "hostbuild pack: "}
@@ -91,6 +77,44 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild pack: wrote %s: %d bytes, %d entries, %s\n", res.Output, res.Size, res.Entries, res.Compression)
 	}
 	return exitOK
+}
+
+// packFlags are the flags of pack, shared with build.
+type packFlags struct {
+	o       initrd.Options
+	modules stringList
+	epoch   string
+}
+
+func addPackFlags(fs *flag.FlagSet) *packFlags {
+	p := &packFlags{}
+	fs.StringVar(&p.o.Init, "init", "out/guestinit", "the guest `init` binary (static x86-64 ELF), packed at /init")
+	fs.StringVar(&p.o.Payload, "payload", "", "the Katana `binary` (static x86-64 ELF), packed at /bin/katana (required)")
+	fs.StringVar(&p.o.KernelModules, "kernel-modules", "", "a lib/modules/<release> `folder`, or the root of an extracted kernel package")
+	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies (repeatable; default: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them)")
+	fs.StringVar(&p.o.CABundle, "ca-bundle", "", "optional PEM CA bundle `file`, packed at /etc/ssl/certs/ca-certificates.crt")
+	fs.StringVar(&p.o.Compression, "compress", initrd.DefaultCompression, "compression: "+strings.Join(initrd.Compressions, ", "))
+	fs.StringVar(&p.epoch, "source-date-epoch", "", "mtime of every entry, in `seconds` since 1970 (default: $SOURCE_DATE_EPOCH, else 0)")
+	return p
+}
+
+func (p *packFlags) options() (initrd.Options, error) {
+	o := p.o
+	if len(p.modules) > 0 {
+		o.Modules = p.modules
+	}
+	epoch := p.epoch
+	if epoch == "" {
+		epoch = os.Getenv("SOURCE_DATE_EPOCH")
+	}
+	if epoch != "" {
+		n, err := strconv.ParseInt(epoch, 10, 64)
+		if err != nil {
+			return o, fmt.Errorf("source date epoch %q is not a whole number of seconds", epoch)
+		}
+		o.SourceDateEpoch = n
+	}
+	return o, nil
 }
 
 // prefixWriter prefixes each Write (one progress line) with a tag.

@@ -38,7 +38,7 @@ func compressorFor(name string, w io.Writer) (io.WriteCloser, error) {
 			zstd.WithZeroFrames(true),
 			zstd.WithLowerEncoderMem(false))
 	case "gzip":
-		return gzip.NewWriterLevel(w, gzip.BestCompression)
+		return gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	case "none":
 		return nopCloser{w}, nil
 	}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every benchmark script in .ci/bench/ and collects their Markdown
+# sections into one file. Usage: .ci/bench.sh OUT.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-out/bench.md}
+mkdir -p "$(dirname "$out")"
+{
+  echo "# Benchmark run $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(. /etc/os-release; echo "$PRETTY_NAME"), $(go version | cut -d' ' -f3)"
+  echo
+} > "$out"
+for s in .ci/bench/*.sh; do
+  echo "== bench: $s" >&2
+  bash "$s" | tee -a "$out"
+  echo >> "$out"
+done
+echo "bench: results in $out" >&2

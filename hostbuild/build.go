@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+)
+
+func init() {
+	register(command{name: "build", summary: "pack the initrd, format the cmdline and write the manifest in one step", run: runBuild})
+}
+
+// Names of the files build writes into its output folder.
+const (
+	buildInitrd   = "initrd.img"
+	buildCmdline  = "cmdline"
+	buildManifest = "manifest.json"
+)
+
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pf := addPackFlags(fs)
+	cf := addCmdlineFlags(fs)
+	kernel := fs.String("kernel", "", "the kernel `file` QEMU boots (-kernel), measured (required)")
+	ovmf := fs.String("ovmf", "", "the OVMF `firmware` (AmdSevX64 build with SNP_KERNEL_HASHES), measured (required)")
+	vcpus := fs.String("vcpus", "1", "comma-separated vCPU `counts` the manifest allows")
+	vcpuTypes := fs.String("vcpu-type", "EPYC-v4", "comma-separated vCPU `types` the manifest allows")
+	features := fs.String("guest-features", "0x1", "SEV_FEATURES `value` of the VMSAs")
+	policy := fs.String("policy", "0x30000", "SEV-SNP guest `policy` recorded in the manifest")
+	vmm := fs.String("vmm-type", "QEMU", "`VMM` type: QEMU, ec2 or gce")
+	outDir := fs.String("o", "", "output `folder`: gets "+buildInitrd+", "+buildCmdline+" and "+buildManifest+" (required)")
+	quiet := fs.Bool("q", false, "no progress output")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: hostbuild build --payload KATANA --kernel-modules DIR --kernel VMLINUZ --ovmf OVMF.fd
+         [--args WORDS] [--net ...] [--agent ...] [--vcpus 1,2] [--vcpu-type EPYC-v4] -o OUTDIR
+
+Does pack, cmdline and manifest in one step, so that the three always agree:
+  OUTDIR/`+buildInitrd+`    the initrd (as hostbuild pack)
+  OUTDIR/`+buildCmdline+`       the exact measured cmdline (no trailing newline), formatted by
+                      the same code the init parses it with (as hostbuild cmdline)
+  OUTDIR/`+buildManifest+` component hashes, cmdline and expected measurements (as
+                      hostbuild manifest), with the payload's and init's hashes
+Each file is written atomically; an old manifest is removed first so a failed
+build never leaves one that does not match the other files.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	usageFail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "hostbuild build: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "run 'hostbuild build -h' for the flags")
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageFail("unexpected argument %q (Katana's arguments go in --args)", fs.Arg(0))
+	}
+	if pf.o.Payload == "" || *kernel == "" || *ovmf == "" || *outDir == "" {
+		return usageFail("--payload, --kernel, --ovmf and -o are required")
+	}
+	line, err := cf.format()
+	if err != nil {
+		return usageFail("%v", err)
+	}
+	po, err := pf.options()
+	if err != nil {
+		return usageFail("%v", err)
+	}
+	g := manifest.GenerateOptions{OVMF: *ovmf, Kernel: *kernel, Cmdline: line, Payload: po.Payload, Init: po.Init,
+		VMMType: *vmm, SourceDateEpoch: po.SourceDateEpoch, ToolVersion: version}
+	for _, s := range strings.Split(*vcpus, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > measure.MaxVCPUs {
+			return usageFail("--vcpus %q: %q is not a vCPU count in 1..%d", *vcpus, s, measure.MaxVCPUs)
+		}
+		g.VCPUs = append(g.VCPUs, n)
+	}
+	for _, s := range strings.Split(*vcpuTypes, ",") {
+		if _, err := measure.VCPUSigOf(strings.TrimSpace(s)); err != nil {
+			return usageFail("--vcpu-type: %v", err)
+		}
+		g.VCPUTypes = append(g.VCPUTypes, strings.TrimSpace(s))
+	}
+	if g.GuestFeatures, err = strconv.ParseUint(*features, 0, 64); err != nil {
+		return usageFail("--guest-features %q is not a number", *features)
+	}
+	if g.GuestPolicy, err = strconv.ParseUint(*policy, 0, 64); err != nil {
+		return usageFail("--policy %q is not a number", *policy)
+	}
+	logf := func(format string, a ...any) {
+		if !*quiet {
+			fmt.Fprintf(stderr, "hostbuild build: "+format+"\n", a...)
+		}
+	}
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return exitFail
+	}
+	mpath := filepath.Join(*outDir, buildManifest)
+	if err := os.Remove(mpath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "hostbuild build: removing the old manifest: %v\n", err)
+		return exitFail
+	}
+
+	po.Output = filepath.Join(*outDir, buildInitrd)
+	if !*quiet {
+		po.Log = prefixWriter{stderr, "hostbuild build: pack: "}
+	}
+	res, err := initrd.Pack(ctx, po)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return exitFail
+	}
+	logf("initrd %s: %d bytes, sha256 %s", po.Output, res.Size, hex.EncodeToString(res.SHA256[:]))
+
+	cpath := filepath.Join(*outDir, buildCmdline)
+	if err := writeFileAtomic(cpath, []byte(line)); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return exitFail
+	}
+	logf("cmdline %s: %s", cpath, line)
+
+	g.Initrd = po.Output
+	logf("measuring %d vCPU count(s) x %d vCPU type(s)", len(g.VCPUs), len(g.VCPUTypes))
+	m, err := manifest.Generate(ctx, g)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return exitFail
+	}
+	if err := manifest.WriteFile(mpath, m); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return exitFail
+	}
+	for _, e := range m.Measurements {
+		fmt.Fprintf(stdout, "%s  vcpus=%d vcpu-type=%s\n", e.Measurement, e.VCPUs, e.VCPUType)
+	}
+	logf("wrote %s, %s, %s", po.Output, cpath, mpath)
+	return exitOK
+}
+
+// writeFileAtomic writes data to path through a synced temporary file.
+func writeFileAtomic(path string, data []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
