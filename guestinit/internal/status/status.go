@@ -54,11 +54,24 @@ type Status struct {
 	stopOnce sync.Once
 	stop     chan struct{}
 	now      func() time.Duration
+	logf     func(format string, args ...any)
 }
 
 // New returns an empty status; now gives the time since boot.
 func New(now func() time.Duration) *Status {
 	return &Status{snap: Snapshot{State: NotStarted}, stop: make(chan struct{}), now: now}
+}
+
+// SetLog sets where Logf writes (the init's console logger); call it
+// before sharing the status.
+func (s *Status) SetLog(logf func(format string, args ...any)) { s.logf = logf }
+
+// Logf writes one line to the init's console log, for the agent and other
+// parts that only get the status. Without SetLog it discards.
+func (s *Status) Logf(format string, args ...any) {
+	if s.logf != nil {
+		s.logf(format, args...)
+	}
 }
 
 // Now is the time since boot by the status's clock.

@@ -1,0 +1,131 @@
+// Package power ends the guest: stop every remaining process, sync,
+// unmount, and ask the kernel to power off or reboot. If the kernel
+// refuses, the init parks (sleeps forever) rather than exit, because PID 1
+// exiting is a kernel panic.
+package power
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Mode is how the guest ends.
+type Mode int
+
+const (
+	PowerOff Mode = iota + 1
+	Reboot
+)
+
+func (m Mode) String() string {
+	if m == Reboot {
+		return "reboot"
+	}
+	return "poweroff"
+}
+
+// Options are the steps of Shutdown; nil fields use the real system calls.
+// Tests replace all of them.
+type Options struct {
+	Log     func(format string, args ...any)
+	KillAll func(sig unix.Signal) error // kill(-1, sig)
+	Reap    func()                      // reap what is reapable now
+	Sync    func()
+	Unmount func() error
+	Reboot  func(cmd int) error
+	Park    func()
+	// Settle is how long processes get between SIGTERM and SIGKILL.
+	// 0: 1s.
+	Settle time.Duration
+}
+
+var once sync.Mutex
+
+// Shutdown never returns in the guest: the first caller performs the
+// sequence; concurrent callers (a panic in another goroutine meanwhile)
+// block forever. Only when Options.Park returns does Shutdown return.
+func Shutdown(m Mode, o Options) {
+	once.Lock() // never unlocked: one shutdown per boot
+	fill(&o)
+	if m == Reboot {
+		o.Log("rebooting")
+	} else {
+		o.Log("powering off")
+	}
+	// Whatever is still running (orphans of the payload, the payload
+	// itself on a fatal path): SIGTERM, a moment, SIGKILL.
+	if o.KillAll(unix.SIGTERM) == nil {
+		deadline := time.Now().Add(o.Settle)
+		for time.Now().Before(deadline) {
+			o.Reap()
+			if o.KillAll(0) != nil { // ESRCH: nobody left
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		o.KillAll(unix.SIGKILL)
+		o.Reap()
+	}
+	o.Sync()
+	if err := o.Unmount(); err != nil {
+		o.Log("unmount: %v", err)
+	}
+	o.Sync()
+	cmd := unix.LINUX_REBOOT_CMD_POWER_OFF
+	if m == Reboot {
+		cmd = unix.LINUX_REBOOT_CMD_RESTART
+	}
+	err := o.Reboot(cmd)
+	o.Log("%s failed: %v; parking (the VM must be stopped from outside)", m, err)
+	o.Park()
+}
+
+func fill(o *Options) {
+	if o.Log == nil {
+		o.Log = func(string, ...any) {}
+	}
+	if o.KillAll == nil {
+		o.KillAll = func(sig unix.Signal) error { return unix.Kill(-1, sig) }
+	}
+	if o.Reap == nil {
+		o.Reap = func() {
+			for {
+				var ws unix.WaitStatus
+				if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid <= 0 || err != nil {
+					return
+				}
+			}
+		}
+	}
+	if o.Sync == nil {
+		o.Sync = unix.Sync
+	}
+	if o.Unmount == nil {
+		o.Unmount = func() error { return nil }
+	}
+	if o.Reboot == nil {
+		o.Reboot = unix.Reboot
+	}
+	if o.Park == nil {
+		o.Park = Park
+	}
+	if o.Settle == 0 {
+		o.Settle = time.Second
+	}
+}
+
+// Park sleeps forever (a timer keeps the Go runtime from declaring a
+// deadlock).
+func Park() {
+	for {
+		time.Sleep(time.Hour)
+	}
+}
+
+// DisableCtrlAltDel makes the kernel send SIGINT to PID 1 on
+// Ctrl-Alt-Del instead of rebooting at once, so it becomes a graceful stop.
+func DisableCtrlAltDel() error {
+	return unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF)
+}
