@@ -17,10 +17,13 @@ GUEST_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 HOST_FLAGS  := -trimpath -buildvcs=false -ldflags='-s -w -buildid= -X main.version=$(VERSION)'
 
 .DEFAULT_GOAL := help
-.PHONY: help build test demo bench fuzz ci kernel clean
+.PHONY: help deps build test demo bench fuzz ci kernel clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## install the Debian packages the tests and the demo need (as root; skips what is there)
+	./.ci/deps.sh
 
 build: ## build static, reproducible out/guestinit, out/hostbuild and out/standin-katana
 	@mkdir -p $(OUT)
@@ -31,17 +34,17 @@ build: ## build static, reproducible out/guestinit, out/hostbuild and out/standi
 kernel: ## fetch and unpack the Debian kernel package into .cache/kernel (boot tests, demo)
 	./qemu/fetch-kernel.sh $(CACHE)/kernel
 
-test: build kernel ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
+test: deps build kernel ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
 	$(GO) vet ./...
 	KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -timeout 40m ./...
 
 fuzz: ## run every fuzz target for a short smoke run (FUZZTIME, default 10s each)
 	@./.ci/fuzz.sh $${FUZZTIME:-10s}
 
-bench: build kernel ## run the benchmarks side by side with their baselines (results: out/bench.md)
+bench: deps build kernel ## run the benchmarks side by side with their baselines (results: out/bench.md)
 	@./.ci/bench.sh $(OUT)/bench.md
 
-demo: build kernel ## build, pack the stand-in Katana, boot it under QEMU TCG and talk to it
+demo: deps build kernel ## build, pack the stand-in Katana, boot it under QEMU TCG and talk to it
 	@./.ci/demo.sh
 
 ci: test fuzz ## what CI runs: the tests, then the fuzz smoke run

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests, the demo and the benchmarks need
+# (run as root). Skips apt when everything is already there.
+#   qemu-system-x86  boot tests and the demo (TCG)
+#   ovmf             Debian's firmware builds for the OVMF parser tests
+#   cpio             GNU cpio cross-checks our archives
+#   busybox-static   the seed's busybox init, the boot benchmark's baseline
+#   curl, bc         benchmark scripts; zstd for manual inspection
+set -euo pipefail
+pkgs=(qemu-system-x86 ovmf cpio busybox-static curl bc ca-certificates zstd)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deps: all Debian packages present"
+  exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "deps: missing ${missing[*]}; run as root: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
