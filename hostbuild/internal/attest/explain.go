@@ -143,20 +143,41 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 			return nil, fmt.Errorf("explain: %s: %w", v.desc, err)
 		}
 		ex.Tried += len(entries)
+		var hits []measure.MatrixEntry
 		for _, e := range entries {
-			h := hex.EncodeToString(e.Digest[:])
-			if h != got {
-				continue
+			if hex.EncodeToString(e.Digest[:]) == got {
+				hits = append(hits, e)
 			}
-			desc := fmt.Sprintf("%s, %d vCPUs of type %s", v.desc, e.VCPUs, e.VCPUType)
-			input := v.input
-			if _, ok := m.Lookup(e.VCPUs, e.VCPUType); !ok && v.input == "vCPU count or type" {
-				desc = fmt.Sprintf("%d vCPUs of type %s, which the manifest does not list", e.VCPUs, e.VCPUType)
-			}
-			ex.Match = &Variant{Input: input, Description: desc, Measurement: h}
-			ex.Likely = fmt.Sprintf("the %s drifted: the report matches %s", input, desc)
-			return ex, nil
 		}
+		if len(hits) == 0 {
+			continue
+		}
+		// vCPU types that share a signature give the same digest: prefer a
+		// type the manifest uses, and name the aliases.
+		best := hits[0]
+		for _, h := range hits {
+			if slices.ContainsFunc(m.Measurements, func(x manifest.Measurement) bool { return x.VCPUType == h.VCPUType }) {
+				best = h
+				break
+			}
+		}
+		var aliases []string
+		for _, h := range hits {
+			if h.VCPUs == best.VCPUs && h.VCPUType != best.VCPUType {
+				aliases = append(aliases, h.VCPUType)
+			}
+		}
+		what := fmt.Sprintf("%d vCPUs of type %s", best.VCPUs, best.VCPUType)
+		if len(aliases) > 0 {
+			what += " (same signature: " + strings.Join(aliases, ", ") + ")"
+		}
+		desc := v.desc + ", " + what
+		if _, ok := m.Lookup(best.VCPUs, best.VCPUType); !ok && v.input == "vCPU count or type" {
+			desc = what + ", which the manifest does not list"
+		}
+		ex.Match = &Variant{Input: v.input, Description: desc, Measurement: got}
+		ex.Likely = fmt.Sprintf("the %s drifted: the report matches %s", v.input, desc)
+		return ex, nil
 	}
 	switch {
 	case len(ex.Files) > 0:
