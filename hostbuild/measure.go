@@ -101,6 +101,13 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return usageFail("--output-format %q: want hex or base64", f.outputFormat)
 	}
 
+	if *manifestPath == "" {
+		for _, name := range []string{"payload", "init", "policy", "source-date-epoch"} {
+			if set[name] {
+				return usageFail("--%s only goes into a manifest; add --manifest FILE", name)
+			}
+		}
+	}
 	var res measure.Result
 	if *manifestPath != "" {
 		if o.Mode != measure.ModeSNP || o.SnpOVMFHash != "" {

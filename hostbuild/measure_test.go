@@ -179,6 +179,7 @@ func TestMeasureUsageErrors(t *testing.T) {
 		{"positional", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "extra"}, exitUsage, "unexpected argument"},
 		{"unknown flag", []string{"--svsm", "x"}, exitUsage, "flag provided but not defined"},
 		{"missing ovmf file", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", filepath.Join(tmp, "nope")}, exitFail, "no such file"},
+		{"policy without manifest", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--policy", "0x30000"}, exitUsage, "add --manifest"},
 		{"manifest without initrd", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--kernel", k, "--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "--manifest needs --kernel and --initrd"},
 	}
 	for _, tc := range tests {
