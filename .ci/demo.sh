@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# make demo: pack the stand-in Katana with the Go init, write the launch
+# manifest, boot it with `hostbuild run --plain` under QEMU TCG, call
+# starknet_chainId through the forwarded port, and stop it gracefully (the
+# ACPI power button), printing each step. `make demo` runs `make build
+# kernel` first. Env: KERNEL_DIR (default .cache/kernel), SHARED_DIR
+# (default ../shared), DEMO_PORT (host port for Katana's RPC, default 15050).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kernel=${KERNEL_DIR:-.cache/kernel}
+shared=${SHARED_DIR:-../shared}
+port=${DEMO_PORT:-15050}
+hb=out/hostbuild
+demo=out/demo
+n=0
+step() { n=$((n + 1)); printf '\n== demo step %d: %s\n' "$n" "$*"; }
+die() { printf 'demo: error: %s\n' "$*" >&2; exit 1; }
+
+for f in "$hb" out/guestinit out/standin-katana "$kernel/vmlinuz"; do
+  [ -e "$f" ] || die "$f is missing: run 'make build kernel' (or 'make demo', which does)"
+done
+command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
+command -v curl >/dev/null || die "curl not found (apt-get install curl)"
+mkdir -p "$demo"
+
+step "build: the static init and the stand-in Katana (make build)"
+ls -l out/guestinit out/standin-katana out/hostbuild | awk '{printf "  %-22s %10s bytes\n", $9, $5}'
+"$hb" version
+
+step "pack: init + stand-in + kernel modules ($(cat "$kernel/release")) into one reproducible initrd"
+"$hb" pack --init out/guestinit --payload out/standin-katana --kernel-modules "$kernel" -o "$demo/initrd.img"
+"$hb" inspect "$demo/initrd.img" | grep -E ' (init|bin/katana|etc/guestinit/.*)$' | sed 's/^/  /'
+
+step "manifest: hashes, the exact cmdline and the expected SEV-SNP measurement"
+# Plain mode boots with SeaBIOS, not OVMF; the manifest still needs an
+# AmdSevX64 OVMF to compute measurements, so the demo uses the shared test
+# fixture (the last 4 KiB of an AmdSevX64 build) as a measurement-only
+# stand-in. A real deployment passes its own OVMF.fd here.
+ovmf=${OVMF:-$shared/measure/fixtures/ovmf_AmdSev_suffix.bin}
+[ -r "$ovmf" ] || die "no OVMF for the manifest: set OVMF=<AmdSevX64 OVMF.fd> or SHARED_DIR"
+cmdline='console=ttyS0 panic=-1 katana.args="--http.addr 0.0.0.0 --http.port 5050 --dev"'
+"$hb" manifest --ovmf "$ovmf" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
+  --payload out/standin-katana --init out/guestinit --cmdline "$cmdline" \
+  --vcpus 1 --vcpu-type EPYC-v4 -o "$demo/manifest.json"
+grep -E '"(cmdline|measurement)"' "$demo/manifest.json" | sed 's/^ */  /'
+
+step "boot: hostbuild run --plain (QEMU TCG, no SEV), RPC forwarded to 127.0.0.1:$port"
+"$hb" run --plain --dry-run --manifest "$demo/manifest.json" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
+  --forward "$port:5050" --serial-log "$demo/serial.log" 2>/dev/null | sed 's/^/  /'
+: > "$demo/run.out"
+"$hb" run --plain --manifest "$demo/manifest.json" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
+  --forward "$port:5050" --serial-log "$demo/serial.log" >"$demo/run.out" 2>"$demo/run.err" &
+run=$!
+trap 'kill -INT $run 2>/dev/null || true; wait $run 2>/dev/null || true' EXIT
+for _ in $(seq 600); do
+  grep -q '^ready:' "$demo/run.out" && break
+  kill -0 $run 2>/dev/null || { cat "$demo/run.err" >&2; tail -20 "$demo/serial.log" >&2 || true; die "hostbuild run ended before the guest was ready"; }
+  sleep 0.5
+done
+grep -q '^ready:' "$demo/run.out" || die "the guest was not ready after 300 s (serial log: $demo/serial.log)"
+sed 's/^/  /' "$demo/run.out"
+grep -a 'guestinit:' "$demo/serial.log" | sed 's/^/  console| /'
+
+step "talk: starknet_chainId through the forwarded port"
+answer=""
+for _ in $(seq 100); do
+  answer=$(curl -s -m 2 -X POST -H 'Content-Type: application/json' \
+    -d '{"jsonrpc":"2.0","method":"starknet_chainId","params":[],"id":1}' "http://127.0.0.1:$port/" || true)
+  case $answer in *result*) break ;; esac
+  sleep 0.2
+done
+echo "  POST http://127.0.0.1:$port/ starknet_chainId -> $answer"
+case $answer in *'"0x4b4154414e41"'*) echo "  chain id 0x4b4154414e41 = \"KATANA\"" ;; *) die "unexpected answer" ;; esac
+
+step "stop: SIGINT to hostbuild run -> ACPI power button -> SIGTERM to Katana -> power off"
+kill -INT $run
+status=0
+wait $run || status=$?
+trap - EXIT
+sed 's/^/  /' "$demo/run.err" | grep -E 'stopping|guest|katana' || true
+grep -a -E 'standin-katana: got|guestinit: (katana exited|powering off)|reboot: Power down' "$demo/serial.log" | sed 's/^/  console| /'
+[ $status = 0 ] || die "hostbuild run exited with status $status"
+echo
+echo "demo: done: booted, answered starknet_chainId, stopped gracefully (hostbuild run exit 0). Files in $demo/."

@@ -1,0 +1,231 @@
+// Package doctor checks that a host can launch the Katana VM under
+// AMD SEV-SNP: the SEV device, KVM's SNP support, a QEMU that knows
+// sev-snp-guest, an OVMF with the kernel-hashes table, vhost-vsock for the
+// attestation agent, and the memlock limit. Each check passes or fails
+// with the fix; `hostbuild doctor` prints them.
+package doctor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
+)
+
+// Status of one check.
+type Status string
+
+const (
+	Pass Status = "PASS"
+	Fail Status = "FAIL"
+	Skip Status = "SKIP" // not checked (an input was not given); never a failure
+)
+
+// Result is one check's outcome.
+type Result struct {
+	Name   string
+	Status Status
+	Detail string // what was found
+	Fix    string // how to fix a failure
+}
+
+// Options tune the checks. Zero values are the real host.
+type Options struct {
+	// Root prefixes /dev, /sys and /proc (tests point it at a fake tree).
+	Root string
+	// QEMU is the QEMU binary; default qemu-system-x86_64.
+	QEMU string
+	// OVMF is the firmware to check; empty skips that check.
+	OVMF string
+	// MemoryMiB is the guest memory the memlock limit must cover; default 2048.
+	MemoryMiB int
+	// Memlock returns the soft RLIMIT_MEMLOCK in bytes (max uint64 for
+	// unlimited); default: the process's own limit.
+	Memlock func() (uint64, error)
+}
+
+// MinQEMU is the first QEMU release with the sev-snp-guest object.
+var MinQEMU = [2]int{9, 1}
+
+// Run runs every check, in a fixed order.
+func Run(ctx context.Context, o Options) []Result {
+	if o.QEMU == "" {
+		o.QEMU = "qemu-system-x86_64"
+	}
+	if o.MemoryMiB == 0 {
+		o.MemoryMiB = 2048
+	}
+	if o.Memlock == nil {
+		o.Memlock = memlock
+	}
+	var rs []Result
+	rs = append(rs, checkCharDev(o.Root, "/dev/sev", "SEV firmware device /dev/sev",
+		"enable SEV-SNP in the BIOS (SMEE, SEV-SNP, SNP memory coverage), boot a host kernel with SNP host support (Linux 6.11+ or AMD's snp-host branch) and load kvm_amd"))
+	rs = append(rs, checkSNPParam(o.Root))
+	rs = append(rs, checkCharDev(o.Root, "/dev/kvm", "KVM device /dev/kvm",
+		"load kvm_amd (modprobe kvm_amd) and make sure virtualisation (SVM) is enabled in the BIOS"))
+	rs = append(rs, checkQEMU(ctx, o.QEMU)...)
+	rs = append(rs, checkOVMF(o.OVMF))
+	rs = append(rs, checkCharDev(o.Root, "/dev/vhost-vsock", "vhost-vsock device /dev/vhost-vsock (attestation agent)",
+		"modprobe vhost_vsock (and add it to /etc/modules-load.d/ to keep it)"))
+	rs = append(rs, checkMemlock(o))
+	return rs
+}
+
+// Failed reports whether any check failed.
+func Failed(rs []Result) bool {
+	for _, r := range rs {
+		if r.Status == Fail {
+			return true
+		}
+	}
+	return false
+}
+
+func checkCharDev(root, path, name, fix string) Result {
+	r := Result{Name: name}
+	fi, err := os.Stat(filepath.Join(root, path))
+	switch {
+	case err != nil:
+		r.Status, r.Detail, r.Fix = Fail, "missing: "+errText(err), fix
+	case fi.Mode()&fs.ModeCharDevice == 0:
+		r.Status, r.Detail, r.Fix = Fail, fmt.Sprintf("%s exists but is not a character device (%v)", path, fi.Mode()), fix
+	default:
+		r.Status, r.Detail = Pass, path+" present"
+	}
+	return r
+}
+
+func checkSNPParam(root string) Result {
+	r := Result{Name: "kvm_amd sev_snp enabled"}
+	p := filepath.Join(root, "/sys/module/kvm_amd/parameters/sev_snp")
+	b, err := os.ReadFile(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, e := os.Stat(filepath.Join(root, "/sys/module/kvm_amd")); e != nil {
+			r.Status, r.Detail = Fail, "kvm_amd is not loaded"
+			r.Fix = "modprobe kvm_amd sev_snp=1 (an AMD EPYC host with SVM enabled is needed)"
+		} else {
+			r.Status, r.Detail = Fail, "kvm_amd has no sev_snp parameter: the host kernel predates SNP host support"
+			r.Fix = "boot a host kernel with SEV-SNP host support (Linux 6.11+ or AMD's snp-host branch)"
+		}
+	case err != nil:
+		r.Status, r.Detail, r.Fix = Fail, errText(err), "run as root, or check /sys is mounted"
+	default:
+		v := strings.TrimSpace(string(b))
+		if v == "Y" || v == "1" {
+			r.Status, r.Detail = Pass, "sev_snp="+v
+		} else {
+			r.Status, r.Detail = Fail, "sev_snp="+v
+			r.Fix = "enable SEV-SNP in the BIOS, then reload: modprobe -r kvm_amd && modprobe kvm_amd sev_snp=1 (dmesg | grep -i sev says why KVM disabled it)"
+		}
+	}
+	return r
+}
+
+var reQEMUVersion = regexp.MustCompile(`QEMU emulator version (\d+)\.(\d+)(?:\.(\d+))?`)
+
+func checkQEMU(ctx context.Context, bin string) []Result {
+	ver := Result{Name: fmt.Sprintf("QEMU %d.%d or newer", MinQEMU[0], MinQEMU[1])}
+	obj := Result{Name: "QEMU knows the sev-snp-guest object"}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		ver.Status, ver.Detail = Fail, fmt.Sprintf("running %s --version: %s", bin, errText(err))
+		ver.Fix = "install QEMU 9.1 or newer (Debian 13 trixie's qemu-system-x86, or build it: AMD's AMDSEV repository has a script)"
+		obj.Status, obj.Detail, obj.Fix = Fail, "no QEMU to ask", ver.Fix
+		return []Result{ver, obj}
+	}
+	m := reQEMUVersion.FindStringSubmatch(string(out))
+	if m == nil {
+		ver.Status, ver.Detail = Fail, fmt.Sprintf("cannot read a version from %q", firstLine(string(out)))
+		ver.Fix = "check that " + bin + " is QEMU's qemu-system-x86_64"
+	} else {
+		major, _ := strconv.Atoi(m[1])
+		minor, _ := strconv.Atoi(m[2])
+		ver.Detail = fmt.Sprintf("%s is QEMU %s.%s", bin, m[1], m[2])
+		if m[3] != "" {
+			ver.Detail += "." + m[3]
+		}
+		if major > MinQEMU[0] || major == MinQEMU[0] && minor >= MinQEMU[1] {
+			ver.Status = Pass
+		} else {
+			ver.Status = Fail
+			ver.Fix = "install QEMU 9.1 or newer (sev-snp-guest and kernel-hashes for SNP arrived in 9.1), e.g. Debian 13's qemu-system-x86, and pass it with --qemu"
+		}
+	}
+	out, err = exec.CommandContext(ctx, bin, "-object", "help").CombinedOutput()
+	switch {
+	case err != nil:
+		obj.Status, obj.Detail = Fail, fmt.Sprintf("running %s -object help: %s", bin, errText(err))
+		obj.Fix = "install QEMU 9.1 or newer"
+	case regexp.MustCompile(`(?m)^\s*sev-snp-guest\s*$`).Match(out):
+		obj.Status, obj.Detail = Pass, "sev-snp-guest listed by -object help"
+	default:
+		obj.Status, obj.Detail = Fail, "sev-snp-guest is not among QEMU's object types"
+		obj.Fix = "install QEMU 9.1 or newer built for x86_64 with KVM"
+	}
+	return []Result{ver, obj}
+}
+
+func checkOVMF(path string) Result {
+	r := Result{Name: "OVMF supports measured direct kernel boot (kernel-hashes table)"}
+	if path == "" {
+		r.Status, r.Detail = Skip, "no firmware given: pass --ovmf FILE to check it"
+		return r
+	}
+	im, err := ovmf.ParseFile(path)
+	if err != nil {
+		r.Status, r.Detail = Fail, errText(err)
+		r.Fix = "pass an OVMF image built from OvmfPkg/AmdSev/AmdSevX64.dsc"
+		return r
+	}
+	if err := im.CheckDirectBoot(); err != nil {
+		r.Status, r.Detail = Fail, errText(err)
+		r.Fix = "build OVMF from OvmfPkg/AmdSev/AmdSevX64.dsc (Debian's ovmf package ships OvmfX64, which has no SNP_KERNEL_HASHES section): QEMU would boot the kernel unmeasured"
+		return r
+	}
+	r.Status, r.Detail = Pass, fmt.Sprintf("%s: SNP_KERNEL_HASHES section and hashes table present", path)
+	return r
+}
+
+func checkMemlock(o Options) Result {
+	need := uint64(o.MemoryMiB) << 20
+	r := Result{Name: fmt.Sprintf("memlock limit covers %d MiB of guest memory", o.MemoryMiB)}
+	lim, err := o.Memlock()
+	switch {
+	case err != nil:
+		r.Status, r.Detail, r.Fix = Fail, "reading RLIMIT_MEMLOCK: "+errText(err), "check ulimit -l"
+	case lim == ^uint64(0):
+		r.Status, r.Detail = Pass, "unlimited"
+	case lim >= need:
+		r.Status, r.Detail = Pass, fmt.Sprintf("%d MiB", lim>>20)
+	default:
+		r.Status, r.Detail = Fail, fmt.Sprintf("%d KiB (ulimit -l)", lim>>10)
+		r.Fix = "raise it: ulimit -l unlimited in the launching shell, LimitMEMLOCK=infinity in a systemd unit, or memlock in /etc/security/limits.conf (SEV pins guest memory)"
+	}
+	return r
+}
+
+func errText(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+		return fmt.Sprintf("%v: %s", err, firstLine(string(ee.Stderr)))
+	}
+	return err.Error()
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}

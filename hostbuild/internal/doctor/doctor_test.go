@@ -1,0 +1,148 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fakeHost builds a /dev + /sys tree under a temp root. Character devices
+// are symlinks to /dev/null (os.Stat follows them), so no mknod is needed.
+func fakeHost(t *testing.T, devs []string, snp string) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "dev"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if err := os.Symlink("/dev/null", filepath.Join(root, "dev", d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if snp != "" {
+		p := filepath.Join(root, "sys/module/kvm_amd/parameters")
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if snp != "no-param" {
+			if err := os.WriteFile(filepath.Join(p, "sev_snp"), []byte(snp+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
+}
+
+// fakeQEMU writes a script answering --version and -object help.
+func fakeQEMU(t *testing.T, version string, objects ...string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "qemu")
+	script := "#!/bin/sh\ncase $1 in\n--version) echo 'QEMU emulator version " + version + "'; echo 'Copyright (c) 2003-2024';;\n" +
+		"-object) echo 'List of user creatable objects:'"
+	for _, o := range objects {
+		script += "; echo '  " + o + "'"
+	}
+	script += ";;\nesac\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	dir := os.Getenv("SHARED_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "..", "shared")
+	}
+	p := filepath.Join(dir, "measure", "fixtures", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("skipping: %v; set SHARED_DIR to the shared folder (make test does)", err)
+	}
+	return p
+}
+
+func TestRun(t *testing.T) {
+	amdsev := fixture(t, "ovmf_AmdSev_suffix.bin")
+	plainOVMF := fixture(t, "ovmf_OvmfX64_suffix.bin")
+	unlimited := func() (uint64, error) { return ^uint64(0), nil }
+	allDevs := []string{"sev", "kvm", "vhost-vsock"}
+	goodQEMU := fakeQEMU(t, "9.2.0", "sev-guest", "sev-snp-guest", "memory-backend-memfd")
+	tests := []struct {
+		name string
+		o    Options
+		want []Status
+	}{
+		{
+			name: "snp host",
+			o:    Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev, Memlock: unlimited},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass, Pass},
+		},
+		{
+			name: "snp host, no ovmf given",
+			o:    Options{Root: fakeHost(t, allDevs, "1"), QEMU: goodQEMU, Memlock: func() (uint64, error) { return 4 << 30, nil }},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Skip, Pass, Pass},
+		},
+		{
+			name: "no sev, old qemu, debian ovmf, low memlock",
+			o: Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF,
+				Memlock: func() (uint64, error) { return 8 << 20, nil }},
+			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail, Fail},
+		},
+		{
+			name: "kvm_amd without sev_snp parameter, qemu missing, memlock unreadable",
+			o: Options{Root: fakeHost(t, nil, "no-param"), QEMU: filepath.Join(t.TempDir(), "no-qemu"),
+				Memlock: func() (uint64, error) { return 0, errors.New("boom") }},
+			want: []Status{Fail, Fail, Fail, Fail, Fail, Skip, Fail, Fail},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := Run(context.Background(), tt.o)
+			var got []Status
+			for _, r := range rs {
+				got = append(got, r.Status)
+				if r.Status == Fail && r.Fix == "" {
+					t.Errorf("check %q failed without a fix: %s", r.Name, r.Detail)
+				}
+				if r.Detail == "" {
+					t.Errorf("check %q has no detail", r.Name)
+				}
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("statuses (-want +got):\n%s\nresults: %+v", diff, rs)
+			}
+			wantFailed := false
+			for _, s := range tt.want {
+				wantFailed = wantFailed || s == Fail
+			}
+			if Failed(rs) != wantFailed {
+				t.Errorf("Failed() = %v, want %v", Failed(rs), wantFailed)
+			}
+		})
+	}
+}
+
+func TestCheckSNPParamDetails(t *testing.T) {
+	tests := []struct {
+		snp, detail string
+	}{
+		{"", "kvm_amd is not loaded"},
+		{"no-param", "no sev_snp parameter"},
+		{"N", "sev_snp=N"},
+		{"Y", "sev_snp=Y"},
+	}
+	for _, tt := range tests {
+		r := checkSNPParam(fakeHost(t, nil, tt.snp))
+		if !contains(r.Detail, tt.detail) {
+			t.Errorf("sev_snp %q: detail %q, want it to contain %q", tt.snp, r.Detail, tt.detail)
+		}
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
