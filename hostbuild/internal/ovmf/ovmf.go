@@ -250,6 +250,7 @@ const (
 	metadataHeaderSize = 16 // "ASEV", u32 size, u32 version, u32 count
 	metadataDescSize   = 12 // u32 gpa, u32 size, u32 type
 	maxImageSize       = FourGiB
+	maxSections        = 4096 // real firmware has fewer than 16
 )
 
 // ParseFile opens and parses the image at path.
@@ -430,6 +431,9 @@ func (im *Image) parseMetadata(r io.ReaderAt) error {
 	count := int64(binary.LittleEndian.Uint32(hdr[12:16]))
 	if version != 1 {
 		return malformed("SEV metadata at offset 0x%x has version %d, want 1", start, version)
+	}
+	if count > maxSections {
+		return malformed("SEV metadata at offset 0x%x claims %d sections, more than the %d this parser accepts", start, count, maxSections)
 	}
 	if mlen < metadataHeaderSize+count*metadataDescSize {
 		return malformed("SEV metadata at offset 0x%x is %d bytes, too small for %d descriptors", start, mlen, count)

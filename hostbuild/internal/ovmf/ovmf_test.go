@@ -218,6 +218,11 @@ func TestParseErrors(t *testing.T) {
 			binary.LittleEndian.PutUint32(m[12:], 1000)
 			return buildImage(size, goodEntries(0x810c00, 0x400), m)
 		}(), "too small for 1000 descriptors"},
+		{"absurd descriptor count", func() []byte {
+			m := metadataBlock(1, amdSevSections)
+			binary.LittleEndian.PutUint32(m[12:], 1<<30)
+			return buildImage(size, goodEntries(0x810c00, 0x400), m)
+		}(), "more than the 4096"},
 		{"metadata runs off the end", func() []byte {
 			m := metadataBlock(1, amdSevSections)
 			binary.LittleEndian.PutUint32(m[4:], testMetaOff+1)
