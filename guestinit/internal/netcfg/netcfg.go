@@ -44,10 +44,12 @@ type Result struct {
 }
 
 func handle(o Options) (*netlink.Handle, error) {
+	// NETLINK_ROUTE only: without a list the library also opens XFRM and
+	// netfilter sockets, which a minimal guest kernel refuses.
 	if o.Namespace != nil {
-		return netlink.NewHandleAt(*o.Namespace)
+		return netlink.NewHandleAt(*o.Namespace, unix.NETLINK_ROUTE)
 	}
-	return netlink.NewHandle()
+	return netlink.NewHandle(unix.NETLINK_ROUTE)
 }
 
 // Loopback brings lo up (the kernel then adds 127.0.0.1/8 and ::1).

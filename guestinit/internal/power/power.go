@@ -31,7 +31,10 @@ func (m Mode) String() string {
 type Options struct {
 	Log     func(format string, args ...any)
 	KillAll func(sig unix.Signal) error // kill(-1, sig)
-	Reap    func()                      // reap what is reapable now
+	// Reap reaps what has exited and reports whether children remain
+	// (every user process is PID 1's descendant; kill(-1, 0) cannot tell
+	// because it counts kernel threads).
+	Reap func() (remaining bool)
 	Sync    func()
 	Unmount func() error
 	Reboot  func(cmd int) error
@@ -56,17 +59,20 @@ func Shutdown(m Mode, o Options) {
 	}
 	// Whatever is still running (orphans of the payload, the payload
 	// itself on a fatal path): SIGTERM, a moment, SIGKILL.
-	if o.KillAll(unix.SIGTERM) == nil {
+	if o.Reap() {
+		o.KillAll(unix.SIGTERM)
 		deadline := time.Now().Add(o.Settle)
-		for time.Now().Before(deadline) {
-			o.Reap()
-			if o.KillAll(0) != nil { // ESRCH: nobody left
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
+		remaining := true
+		for remaining && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			remaining = o.Reap()
 		}
-		o.KillAll(unix.SIGKILL)
-		o.Reap()
+		if remaining {
+			o.KillAll(unix.SIGKILL)
+			for i := 0; i < 100 && o.Reap(); i++ {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 	}
 	o.Sync()
 	if err := o.Unmount(); err != nil {
@@ -90,11 +96,18 @@ func fill(o *Options) {
 		o.KillAll = func(sig unix.Signal) error { return unix.Kill(-1, sig) }
 	}
 	if o.Reap == nil {
-		o.Reap = func() {
+		o.Reap = func() bool {
 			for {
 				var ws unix.WaitStatus
-				if pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil); pid <= 0 || err != nil {
-					return
+				pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil { // ECHILD: no children at all
+					return false
+				}
+				if pid == 0 { // children, none exited
+					return true
 				}
 			}
 		}

@@ -13,21 +13,21 @@ import (
 // One test only: Shutdown takes a process-wide lock that is never released.
 func TestShutdownSequence(t *testing.T) {
 	var steps []string
-	alive := 2
+	// Two children that ignore SIGTERM and die on SIGKILL.
+	alive, killed := 2, false
 	o := Options{
 		Log: func(f string, a ...any) { steps = append(steps, "log "+fmt.Sprintf(f, a...)) },
 		KillAll: func(sig unix.Signal) error {
-			if sig == 0 {
-				if alive == 0 {
-					return unix.ESRCH
-				}
-				alive--
-				return nil
-			}
 			steps = append(steps, "kill "+unix.SignalName(sig))
+			killed = sig == unix.SIGKILL
 			return nil
 		},
-		Reap:    func() {},
+		Reap: func() bool {
+			if killed {
+				alive = 0
+			}
+			return alive > 0
+		},
 		Sync:    func() { steps = append(steps, "sync") },
 		Unmount: func() error { steps = append(steps, "unmount"); return errors.New("busy") },
 		Reboot: func(cmd int) error {
@@ -35,7 +35,7 @@ func TestShutdownSequence(t *testing.T) {
 			return unix.EPERM
 		},
 		Park:   func() { steps = append(steps, "park") },
-		Settle: time.Second,
+		Settle: 200 * time.Millisecond,
 	}
 	start := time.Now()
 	Shutdown(PowerOff, o)
@@ -54,8 +54,15 @@ func TestShutdownSequence(t *testing.T) {
 	if diff := cmp.Diff(want, steps); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("took %v: should stop waiting once nobody is left", d)
+	if d := time.Since(start); d < 200*time.Millisecond || d > time.Second {
+		t.Errorf("took %v: want the 200ms settle time, then SIGKILL", d)
+	}
+	// Nobody left: no signals, no waiting.
+	steps = nil
+	alive = 0
+	fill(&o)
+	if o.Reap() {
+		t.Error("Reap reports children with none alive")
 	}
 	// A second shutdown blocks forever.
 	done := make(chan struct{})

@@ -1,0 +1,305 @@
+// Command guestinit is the guest's /init (PID 1) in the measured initrd: it
+// replaces the seed's busybox script with one static Go binary.
+//
+// # Boot sequence
+//
+//  1. signal.Notify before anything else (a Go PID 1 without it dies on
+//     SIGTERM: kernel panic); Ctrl-Alt-Del becomes SIGINT (graceful stop).
+//  2. Mount table (internal/early): /proc, /sys, /dev (devtmpfs), /dev/pts,
+//     /dev/shm, /run, /tmp; then fds 0, 1, 2 are reopened on /dev/console.
+//  3. /proc/cmdline parsed with shared/bootcfg (kernel rules, katana.* keys).
+//  4. Content list (etc/guestinit/contents.sha256) loaded; every listed file
+//     is hashed in the background while the slow steps run (the module list
+//     and each module are checked right before use instead).
+//  5. Kernel modules from etc/guestinit/modules.load, in order; configfs
+//     mounted at /sys/kernel/config when available.
+//  6. ACPI power button listener (needs the "button" module).
+//  7. Network: lo up; eth0 per katana.net (waits up to 10 s for the link).
+//  8. Attestation agent (startAgent).
+//  9. Wait for the integrity check, then start /bin/katana and supervise it
+//     (internal/supervise) until it exits or a graceful stop is requested
+//     (SIGTERM/SIGINT to PID 1, ACPI power button, the agent's shutdown).
+//  10. sync, unmount, power off (or reboot for katana.on_exit=reboot).
+//
+// Every failure in 2-9 is a boot error: the reason is logged, then the init
+// syncs and powers off. Panics are recovered (main and every goroutine) and
+// handled the same way. If the power-off call fails the init parks forever;
+// it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
+// that escapes all this still ends the VM.
+//
+// # Console lines
+//
+// Every line is "[SSSSS.UUUUUU] guestinit: MESSAGE" with the seconds since
+// boot (CLOCK_BOOTTIME, like the kernel's printk timestamps). These markers
+// are stable; tests and operators rely on them:
+//
+//	guestinit: stage=mounts ok
+//	guestinit: stage=cmdline ok args=N
+//	guestinit: stage=modules ok count=N took=D
+//	guestinit: stage=network ok eth0=10.0.2.15/24        (eth0=none for katana.net=none)
+//	guestinit: stage=integrity ok files=N bytes=B took=D
+//	guestinit: katana started pid=N argv=<JSON array, argv[0] included>
+//	guestinit: katana exited status=N[ signal=SIGNAME]   (status 128+n when killed by signal n)
+//	guestinit: boot error: <reason>
+//	guestinit: powering off                              (or: guestinit: rebooting)
+//
+// Other lines (module skipped, power button, restarts, stop steps) are
+// informative and may change.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/guestinit/internal/acpi"
+	"github.com/katana-tee/snpboot/guestinit/internal/early"
+	"github.com/katana-tee/snpboot/guestinit/internal/integrity"
+	"github.com/katana-tee/snpboot/guestinit/internal/klog"
+	"github.com/katana-tee/snpboot/guestinit/internal/modload"
+	"github.com/katana-tee/snpboot/guestinit/internal/netcfg"
+	"github.com/katana-tee/snpboot/guestinit/internal/power"
+	"github.com/katana-tee/snpboot/guestinit/internal/status"
+	"github.com/katana-tee/snpboot/guestinit/internal/supervise"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
+)
+
+func main() {
+	// First thing: without a handler the Go runtime exits on SIGTERM, and
+	// PID 1 exiting is a kernel panic.
+	sigs := make(chan os.Signal, 64)
+	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	signal.Ignore(unix.SIGPIPE, unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP)
+
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "guestinit: must run as PID 1 (the initrd's /init); refusing to run here")
+		os.Exit(2)
+	}
+	in := &initProc{log: klog.New(os.Stderr, nil), sigs: sigs}
+	in.st = status.New(klog.SinceBoot)
+	in.st.SetLog(in.log.Printf)
+	defer func() {
+		if r := recover(); r != nil {
+			in.fatal(fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	in.boot()
+}
+
+type initProc struct {
+	log     *klog.Logger
+	sigs    chan os.Signal
+	st      *status.Status
+	console *os.File
+}
+
+// goSafe runs fn in a goroutine whose panic becomes a boot error.
+func (in *initProc) goSafe(name string, fn func()) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				in.fatal(fmt.Errorf("panic in %s: %v\n%s", name, r, debug.Stack()))
+			}
+		}()
+		fn()
+	}()
+}
+
+// fatal logs a boot error and powers off; it never returns.
+func (in *initProc) fatal(err error) {
+	in.log.Printf("boot error: %v", err)
+	in.shutdown(power.PowerOff)
+}
+
+func (in *initProc) shutdown(m power.Mode) {
+	power.Shutdown(m, power.Options{
+		Log:     in.log.Printf,
+		Unmount: func() error { return early.UnmountAll(early.All(), "/", nil) },
+	})
+}
+
+// stage records a finished stage and logs its marker.
+func (in *initProc) stage(name, detail string, took time.Duration) {
+	in.st.AddStage(name, true, detail, took)
+	msg := "stage=" + name + " ok"
+	if detail != "" {
+		msg += " " + detail
+	}
+	in.log.Printf("%s", msg)
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
+
+func (in *initProc) boot() {
+	ctx := context.Background()
+	in.log.Printf("starting (%s, %d CPUs)", runtime.Version(), runtime.NumCPU())
+	if err := power.DisableCtrlAltDel(); err != nil {
+		in.log.Printf("ctrl-alt-del stays a hard reboot: %v", err)
+	}
+
+	// 2. Mounts and console.
+	t := time.Now()
+	if _, err := early.MountAll(early.Table, early.Options{}); err != nil {
+		in.fatal(err)
+	}
+	if f, err := early.ReopenConsole("/dev/console"); err != nil {
+		in.log.Printf("keeping the kernel's descriptors: %v", err)
+	} else {
+		in.console = f
+		in.log.SetOutput(f)
+	}
+	in.stage("mounts", "", time.Since(t))
+
+	// 3. Command line.
+	raw, err := os.ReadFile("/proc/cmdline")
+	if err != nil {
+		in.fatal(fmt.Errorf("reading /proc/cmdline: %w", err))
+	}
+	cfg, err := bootcfg.Parse(bootcfg.FromProc(raw))
+	if err != nil {
+		in.fatal(err)
+	}
+	in.stage("cmdline", fmt.Sprintf("args=%d", len(cfg.Args)), 0)
+
+	// 4. Integrity, in the background.
+	list, err := integrity.LoadList("/")
+	if err != nil {
+		in.fatal(err)
+	}
+	mods, err := modload.ReadList("/", list)
+	if err != nil {
+		in.fatal(err)
+	}
+	skip := map[string]bool{initrdlayout.ModulesLoad: true}
+	for _, m := range mods {
+		skip[m.Path] = true // checked by modload right before loading
+	}
+	if !cfg.Net.None {
+		skip["etc/resolv.conf"] = true // rewritten from katana.net below
+	}
+	type integrityResult struct {
+		r   integrity.Report
+		err error
+	}
+	integ := make(chan integrityResult, 1)
+	in.goSafe("integrity", func() {
+		r, err := integrity.Checker{Root: "/", List: list}.All(skip)
+		integ <- integrityResult{r, err}
+	})
+
+	// 5. Modules.
+	t = time.Now()
+	res, err := modload.Load(mods, modload.Options{Root: "/", Contents: list})
+	if err != nil {
+		in.fatal(err)
+	}
+	loaded := 0
+	for _, r := range res {
+		if r.Status == modload.Skipped {
+			in.log.Printf("module %s: %v (skipped)", r.Name, r.Skipped)
+			continue
+		}
+		loaded++
+	}
+	in.stage("modules", fmt.Sprintf("count=%d took=%s", loaded, secs(time.Since(t))), time.Since(t))
+	for _, r := range early.Late {
+		if _, err := early.MountAll([]early.Mount{r}, early.Options{}); err != nil {
+			in.log.Printf("%v (optional)", err)
+		}
+	}
+
+	// 6. Power button.
+	in.startPowerButton()
+
+	// 7. Network.
+	t = time.Now()
+	if err := netcfg.Loopback(netcfg.Options{}); err != nil {
+		in.fatal(err)
+	}
+	if cfg.Net.None {
+		in.stage("network", "eth0=none", time.Since(t))
+	} else {
+		r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/"})
+		if err != nil {
+			in.fatal(err)
+		}
+		in.stage("network", fmt.Sprintf("%s=%s", r.Interface, r.Addr), time.Since(t))
+	}
+
+	// 8. Agent.
+	if err := startAgent(ctx, cfg, in.st); err != nil {
+		in.log.Printf("agent: %v (booting on without it)", err)
+	}
+
+	// 9. Integrity result, then Katana.
+	ir := <-integ
+	if ir.err != nil {
+		in.fatal(ir.err)
+	}
+	in.stage("integrity", fmt.Sprintf("files=%d bytes=%d took=%s", ir.r.Files, ir.r.Bytes, secs(ir.r.Took)), ir.r.Took)
+
+	devnull, err := os.Open("/dev/null")
+	if err != nil {
+		in.fatal(fmt.Errorf("opening /dev/null: %w", err))
+	}
+	out := in.console
+	if out == nil {
+		out = os.Stderr
+	}
+	outcome := supervise.Run(ctx, supervise.Options{
+		Path:         "/" + initrdlayout.PayloadPath,
+		Args:         cfg.Args,
+		Env:          supervise.Env("/"),
+		Stdin:        devnull,
+		Stdout:       out,
+		Stderr:       out,
+		OnExit:       cfg.OnExit,
+		RestartLimit: cfg.RestartLimit,
+		StopTimeout:  cfg.StopTimeout,
+		Signals:      in.sigs,
+		Status:       in.st,
+		Log:          in.log.Printf,
+	})
+	if outcome.Err != nil {
+		in.fatal(outcome.Err)
+	}
+	in.log.Printf("shutdown: %s", outcome.Reason)
+	if outcome.Action == supervise.Reboot {
+		in.shutdown(power.Reboot)
+	}
+	in.shutdown(power.PowerOff)
+}
+
+// startPowerButton turns ACPI power button presses into a graceful stop.
+func (in *initProc) startPowerButton() {
+	if !acpi.ButtonDriverLoaded("/sys") {
+		in.log.Printf("power button: ACPI button driver not loaded (add the \"button\" module); system_powerdown will not stop katana")
+	}
+	l, err := acpi.Listen()
+	if err != nil {
+		in.log.Printf("power button: %v; system_powerdown will not stop katana", err)
+		return
+	}
+	in.goSafe("power button", func() {
+		for {
+			evs, err := l.Next()
+			if err != nil {
+				in.log.Printf("power button: %v; listener stopped", err)
+				return
+			}
+			for _, e := range evs {
+				if e.IsPowerButton() {
+					in.log.Printf("power button pressed (%s): graceful stop", e.BusID)
+					in.st.RequestStop("ACPI power button")
+				}
+			}
+		}
+	})
+}
