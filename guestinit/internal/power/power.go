@@ -34,7 +34,7 @@ type Options struct {
 	// Reap reaps what has exited and reports whether children remain
 	// (every user process is PID 1's descendant; kill(-1, 0) cannot tell
 	// because it counts kernel threads).
-	Reap func() (remaining bool)
+	Reap    func() (remaining bool)
 	Sync    func()
 	Unmount func() error
 	Reboot  func(cmd int) error
