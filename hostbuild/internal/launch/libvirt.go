@@ -1,0 +1,271 @@
+package launch
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+
+	"github.com/katana-tee/snpboot/qemu"
+)
+
+// Libvirt domain XML for the same launch as the QEMU argv of a Plan: direct
+// kernel boot with the manifest's cmdline, SEV-SNP launch security with
+// kernel hashes, an explicit CPU model, a vsock device with the CID, user
+// networking (passt) with the port forwards, serial console to a file, and
+// every lifecycle event ending the domain (as -no-reboot does). Needs
+// libvirt 10.5 or newer (launchSecurity type='sev-snp').
+
+type domainXML struct {
+	XMLName        xml.Name          `xml:"domain"`
+	Type           string            `xml:"type,attr"`
+	Name           string            `xml:"name"`
+	Memory         unitValue         `xml:"memory"`
+	MemoryBacking  *memoryBackingXML `xml:"memoryBacking,omitempty"`
+	VCPU           vcpuXML           `xml:"vcpu"`
+	OS             osXML             `xml:"os"`
+	Features       featuresXML       `xml:"features"`
+	CPU            cpuXML            `xml:"cpu"`
+	Clock          clockXML          `xml:"clock"`
+	OnPoweroff     string            `xml:"on_poweroff"`
+	OnReboot       string            `xml:"on_reboot"`
+	OnCrash        string            `xml:"on_crash"`
+	Devices        devicesXML        `xml:"devices"`
+	LaunchSecurity *launchSecXML     `xml:"launchSecurity,omitempty"`
+}
+
+type unitValue struct {
+	Unit  string `xml:"unit,attr"`
+	Value int    `xml:",chardata"`
+}
+
+type memoryBackingXML struct {
+	Source typeAttr `xml:"source"`
+	Access struct {
+		Mode string `xml:"mode,attr"`
+	} `xml:"access"`
+}
+
+type typeAttr struct {
+	Type string `xml:"type,attr"`
+}
+
+type vcpuXML struct {
+	Placement string `xml:"placement,attr"`
+	Value     int    `xml:",chardata"`
+}
+
+type osXML struct {
+	Type struct {
+		Arch    string `xml:"arch,attr"`
+		Machine string `xml:"machine,attr"`
+		Value   string `xml:",chardata"`
+	} `xml:"type"`
+	Loader *struct {
+		ReadOnly string `xml:"readonly,attr"`
+		Type     string `xml:"type,attr"`
+		Path     string `xml:",chardata"`
+	} `xml:"loader,omitempty"`
+	Kernel  string `xml:"kernel"`
+	Initrd  string `xml:"initrd"`
+	Cmdline string `xml:"cmdline"`
+}
+
+type featuresXML struct {
+	ACPI struct{} `xml:"acpi"`
+}
+
+type cpuXML struct {
+	Mode  string `xml:"mode,attr"`
+	Match string `xml:"match,attr,omitempty"`
+	Check string `xml:"check,attr,omitempty"`
+	Model *struct {
+		Fallback string `xml:"fallback,attr"`
+		Value    string `xml:",chardata"`
+	} `xml:"model,omitempty"`
+}
+
+type clockXML struct {
+	Offset string `xml:"offset,attr"`
+}
+
+type devicesXML struct {
+	Emulator   string         `xml:"emulator"`
+	Controller controllerXML  `xml:"controller"`
+	Serial     serialXML      `xml:"serial"`
+	Interfaces []interfaceXML `xml:"interface"`
+	Vsock      *vsockXML      `xml:"vsock,omitempty"`
+	Memballoon struct {
+		Model string `xml:"model,attr"`
+	} `xml:"memballoon"`
+}
+
+type controllerXML struct {
+	Type  string `xml:"type,attr"`
+	Model string `xml:"model,attr"`
+}
+
+type serialXML struct {
+	Type   string `xml:"type,attr"`
+	Source struct {
+		Path string `xml:"path,attr"`
+	} `xml:"source"`
+	Target struct {
+		Port int `xml:"port,attr"`
+	} `xml:"target"`
+}
+
+type interfaceXML struct {
+	Type         string           `xml:"type,attr"`
+	Backend      typeAttr         `xml:"backend"`
+	PortForwards []portForwardXML `xml:"portForward"`
+	Model        typeAttr         `xml:"model"`
+	Driver       *iommuDriver     `xml:"driver,omitempty"`
+}
+
+type portForwardXML struct {
+	Proto   string `xml:"proto,attr"`
+	Address string `xml:"address,attr"`
+	Range   struct {
+		Start int `xml:"start,attr"`
+		To    int `xml:"to,attr"`
+	} `xml:"range"`
+}
+
+type iommuDriver struct {
+	IOMMU string `xml:"iommu,attr"`
+}
+
+type vsockXML struct {
+	Model string `xml:"model,attr"`
+	CID   struct {
+		Auto    string `xml:"auto,attr"`
+		Address uint32 `xml:"address,attr"`
+	} `xml:"cid"`
+	Driver *iommuDriver `xml:"driver,omitempty"`
+}
+
+type launchSecXML struct {
+	Type            string `xml:"type,attr"`
+	KernelHashes    string `xml:"kernelHashes,attr"`
+	AuthorKey       string `xml:"authorKey,attr"`
+	VCEK            string `xml:"vcek,attr"`
+	CBitPos         int    `xml:"cbitpos"`
+	ReducedPhysBits int    `xml:"reducedPhysBits"`
+	Policy          string `xml:"policy"`
+}
+
+var reDomainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$`)
+
+// LibvirtXML renders the plan as a libvirt domain. Paths are made absolute
+// (libvirt requires it). Plain plans (no SEV) render without launchSecurity.
+func LibvirtXML(p *Plan, name string) ([]byte, error) {
+	if !reDomainName.MatchString(name) {
+		return nil, fmt.Errorf("libvirt: domain name %q: want letters, digits and _.+- (up to 64)", name)
+	}
+	q := p.QEMU
+	abs := func(what, s string) (string, error) {
+		a, err := filepath.Abs(s)
+		if err != nil {
+			return "", fmt.Errorf("libvirt: %s path %q: %w", what, s, err)
+		}
+		return a, nil
+	}
+	var err error
+	d := domainXML{Type: "kvm", Name: name, OnPoweroff: "destroy", OnReboot: "destroy", OnCrash: "destroy"}
+	if q.Accel == qemu.TCG {
+		d.Type = "qemu"
+	}
+	mem := q.MemoryMiB
+	if mem == 0 {
+		mem = qemu.DefaultPlainMemoryMiB
+		if q.SNP != nil {
+			mem = qemu.DefaultSNPMemoryMiB
+		}
+	}
+	d.Memory = unitValue{Unit: "MiB", Value: mem}
+	d.VCPU = vcpuXML{Placement: "static", Value: p.VCPUs}
+	d.OS.Type.Arch, d.OS.Type.Machine, d.OS.Type.Value = "x86_64", "q35", "hvm"
+	if d.OS.Kernel, err = abs("kernel", q.Kernel); err != nil {
+		return nil, err
+	}
+	if d.OS.Initrd, err = abs("initrd", q.Initrd); err != nil {
+		return nil, err
+	}
+	d.OS.Cmdline = q.Append
+	d.Clock.Offset = "utc"
+	d.Devices.Emulator = "/usr/bin/" + qemu.DefaultBinary
+	if q.Binary != "" && filepath.IsAbs(q.Binary) {
+		d.Devices.Emulator = q.Binary
+	}
+	d.Devices.Controller = controllerXML{Type: "usb", Model: "none"}
+	d.Devices.Serial.Type = "file"
+	if d.Devices.Serial.Source.Path, err = abs("serial log", q.SerialLog); err != nil {
+		return nil, err
+	}
+	d.Devices.Memballoon.Model = "none"
+	var iommu *iommuDriver
+	if q.SNP != nil {
+		iommu = &iommuDriver{IOMMU: "on"}
+	}
+	if !q.NoNetwork {
+		iface := interfaceXML{Type: "user", Backend: typeAttr{Type: "passt"}, Model: typeAttr{Type: "virtio"}, Driver: iommu}
+		for _, f := range q.Forwards {
+			var pf portForwardXML
+			pf.Proto, pf.Address = "tcp", f.HostAddr
+			if pf.Address == "" {
+				pf.Address = qemu.DefaultHostAddr
+			}
+			pf.Range.Start, pf.Range.To = f.HostPort, f.GuestPort
+			iface.PortForwards = append(iface.PortForwards, pf)
+		}
+		d.Devices.Interfaces = append(d.Devices.Interfaces, iface)
+	}
+	if q.VsockCID != 0 {
+		v := &vsockXML{Model: "virtio", Driver: iommu}
+		v.CID.Auto, v.CID.Address = "no", q.VsockCID
+		d.Devices.Vsock = v
+	}
+	if q.SNP != nil {
+		d.MemoryBacking = &memoryBackingXML{Source: typeAttr{Type: "memfd"}}
+		d.MemoryBacking.Access.Mode = "shared"
+		d.OS.Loader = &struct {
+			ReadOnly string `xml:"readonly,attr"`
+			Type     string `xml:"type,attr"`
+			Path     string `xml:",chardata"`
+		}{ReadOnly: "yes", Type: "rom"}
+		if d.OS.Loader.Path, err = abs("OVMF", q.SNP.OVMF); err != nil {
+			return nil, err
+		}
+		d.CPU = cpuXML{Mode: "custom", Match: "exact", Check: "none", Model: &struct {
+			Fallback string `xml:"fallback,attr"`
+			Value    string `xml:",chardata"`
+		}{Fallback: "forbid", Value: q.CPU}}
+		cbit, rpb := q.SNP.CBitPos, q.SNP.ReducedPhysBits
+		if cbit == 0 {
+			cbit = qemu.DefaultCBitPos
+		}
+		if rpb == 0 {
+			rpb = qemu.DefaultReducedPhysBits
+		}
+		d.LaunchSecurity = &launchSecXML{
+			Type: "sev-snp", KernelHashes: "yes", AuthorKey: "no", VCEK: "yes",
+			CBitPos: cbit, ReducedPhysBits: rpb, Policy: fmt.Sprintf("0x%08x", q.SNP.Policy),
+		}
+	} else {
+		d.CPU = cpuXML{Mode: "host-passthrough"}
+		if q.Accel == qemu.TCG || q.Accel == "" {
+			d.Type = "qemu"
+			d.CPU = cpuXML{Mode: "maximum"}
+		}
+	}
+	if p.VCPUs < 1 {
+		return nil, errors.New("libvirt: the plan has no vCPU count")
+	}
+	b, err := xml.MarshalIndent(d, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("libvirt: %w", err)
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/qemu"
+)
+
+func init() {
+	register(command{name: "libvirt", summary: "write a libvirt domain XML for the same SEV-SNP launch as 'run'", run: runLibvirt})
+}
+
+const libvirtUsage = `Usage: hostbuild libvirt --manifest FILE --ovmf F --kernel K --initrd I --cid N
+         [--vcpus N] [--vcpu-type T] [--memory SIZE] [--forward [HOSTADDR:]HOSTPORT:GUESTPORT]...
+         [--serial-log FILE] [--name NAME] [-o FILE]
+
+Writes a libvirt domain (XML) for the launch 'hostbuild run' would make with
+the same flags: direct kernel boot of the manifest's kernel, initrd and exact
+cmdline; SEV-SNP launch security with kernel hashes, the manifest's guest
+policy, cbitpos 51 and reduced-phys-bits 1; the vCPU type as an exact CPU
+model; a vsock device with the CID; passt user networking with the port
+forwards; the serial console to a file; every lifecycle event destroys the
+domain (as -no-reboot). The same checks as 'run' come first (file hashes,
+vCPU matrix, recomputed launch digest). Needs libvirt 10.5 or newer
+(launchSecurity type='sev-snp'). Paths are written absolute.
+
+Exit status: 0 written; 1 error; 2 usage; 3 refused (does not match the
+manifest).
+
+Flags:
+`
+
+func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("libvirt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o launch.Options
+	var forwards stringList
+	manifestPath := fs.String("manifest", "", "the launch manifest `file` (required)")
+	fs.StringVar(&o.OVMF, "ovmf", "", "OVMF firmware `file` (required)")
+	fs.StringVar(&o.Kernel, "kernel", "", "kernel `file` (required)")
+	fs.StringVar(&o.Initrd, "initrd", "", "initrd `file` (required)")
+	fs.IntVar(&o.VCPUs, "vcpus", 0, "vCPU `count` (default: 1 if the manifest allows it, else its smallest)")
+	fs.StringVar(&o.VCPUType, "vcpu-type", "", "vCPU `type` (default: the manifest's only type)")
+	memory := fs.String("memory", "", "guest memory `size`: MiB, or with a suffix M or G (default 2G)")
+	cid := fs.Uint("cid", 0, "vsock guest `CID` (3 or more; required)")
+	fs.Var(&forwards, "forward", "forward a host TCP port: `[HOSTADDR:]HOSTPORT:GUESTPORT` (repeatable)")
+	fs.StringVar(&o.SerialLog, "serial-log", "", "serial console `file` (default /var/log/libvirt/qemu/NAME-serial.log)")
+	name := fs.String("name", "katana", "libvirt domain `name`")
+	out := fs.String("o", "", "write the XML to this `file` (atomically) instead of stdout")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, libvirtUsage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	usageFail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "hostbuild libvirt: "+format+"\n", a...)
+		fmt.Fprintln(stderr, "run 'hostbuild libvirt -h' for the flags")
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageFail("unexpected argument %q", fs.Arg(0))
+	}
+	if *manifestPath == "" || o.OVMF == "" || o.Kernel == "" || o.Initrd == "" || *cid == 0 {
+		return usageFail("--manifest, --ovmf, --kernel, --initrd and --cid are required")
+	}
+	if *cid > 0xfffffffe {
+		return usageFail("--cid %d: want 3 to 4294967294", *cid)
+	}
+	o.CID = uint32(*cid)
+	if *memory != "" {
+		mib, err := parseMemory(*memory)
+		if err != nil {
+			return usageFail("--memory %q: %v", *memory, err)
+		}
+		o.MemoryMiB = mib
+	}
+	for _, f := range forwards {
+		fw, err := qemu.ParseForward(f)
+		if err != nil {
+			return usageFail("--forward: %v", err)
+		}
+		o.Forwards = append(o.Forwards, fw)
+	}
+	if o.SerialLog == "" {
+		o.SerialLog = filepath.Join("/var/log/libvirt/qemu", *name+"-serial.log")
+	}
+	m, err := manifest.Load(*manifestPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
+		return exitFail
+	}
+	o.Manifest, o.ManifestPath = m, *manifestPath
+	plan, err := launch.Prepare(ctx, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
+		var mm *launch.Mismatch
+		if errors.As(err, &mm) {
+			return exitRunRefused
+		}
+		return exitFail
+	}
+	b, err := launch.LibvirtXML(plan, *name)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
+		return exitUsage
+	}
+	if *out == "" {
+		stdout.Write(b)
+		return exitOK
+	}
+	if err := writeLibvirtFile(*out, b); err != nil {
+		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
+		return exitFail
+	}
+	fmt.Fprintf(stderr, "hostbuild libvirt: wrote %s (%d × %s, expected measurement %s)\n", *out, plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
+	return exitOK
+}
+
+// writeLibvirtFile writes b to a temporary file beside path, syncs it and
+// renames it into place: a failed write leaves nothing at path.
+func writeLibvirtFile(path string, b []byte) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(b); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
