@@ -93,7 +93,6 @@ type Server struct {
 	digest       [agentapi.ConfigDigestSize]byte
 	digestHex    string
 	gate         *gate
-	mux          *http.ServeMux
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -101,16 +100,25 @@ type Server struct {
 // New returns a Server for opts.
 func New(opts Options) *Server {
 	opts.defaults()
-	s := &Server{opts: opts, gate: newGate(opts.QueueDepth), mux: http.NewServeMux()}
+	s := &Server{opts: opts, gate: newGate(opts.QueueDepth)}
 	s.digest = agentapi.ConfigDigest(opts.Config)
 	s.digestHex = hex.EncodeToString(s.digest[:])
-	s.mux.HandleFunc(agentapi.PathAttestation, s.handleAttestation)
-	s.mux.HandleFunc(agentapi.PathStatus, s.handleStatus)
-	s.mux.HandleFunc(agentapi.PathShutdown, s.handleShutdown)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, agentapi.CodeNotFound, "no such endpoint "+r.URL.Path)
-	})
 	return s
+}
+
+// route dispatches on the exact path: no cleaning or redirects (a 301/307
+// from a mux would not be a JSON error), anything else is 404 not_found.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case agentapi.PathAttestation:
+		s.handleAttestation(w, r)
+	case agentapi.PathStatus:
+		s.handleStatus(w, r)
+	case agentapi.PathShutdown:
+		s.handleShutdown(w, r)
+	default:
+		writeError(w, http.StatusNotFound, agentapi.CodeNotFound, fmt.Sprintf("no such endpoint %q", r.URL.Path))
+	}
 }
 
 // ConfigDigest is the hex digest of the applied config.
@@ -120,7 +128,7 @@ func (s *Server) ConfigDigest() string { return s.digestHex }
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-		s.mux.ServeHTTP(w, r)
+		s.route(w, r)
 	})
 }
 
