@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-sev-guest/verify/testdata"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	old := os.Stdin
+	if stdin != "" {
+		f := filepath.Join(t.TempDir(), "stdin")
+		os.WriteFile(f, []byte(stdin), 0o644)
+		in, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		os.Stdin = in
+		defer func() { os.Stdin = old }()
+	}
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// attest -h documents every exit code.
+func TestAttestHelpDocumentsExitCodes(t *testing.T) {
+	code, _, stderr := runCmd(t, "", "attest", "-h")
+	if code != exitOK {
+		t.Errorf("attest -h: exit %d", code)
+	}
+	for _, want := range []string{"0  verified", "2  usage", "3  transport", "4  AMD certificate chain", "5  REPORT_DATA", "6  launch measurement", "7  guest policy", "-evidence-out", "-explain", "-allow-debug", "-min-tcb", "-certs", "-kds", "-roots"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("attest -h does not mention %q", want)
+		}
+	}
+}
+
+func TestAttestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no address", []string{"attest", "--manifest", "m.json"}},
+		{"cid and addr", []string{"attest", "--cid", "3", "--addr", "tcp:h:1", "--manifest", "m.json"}},
+		{"cid too small", []string{"attest", "--cid", "2", "--manifest", "m.json"}},
+		{"bad addr", []string{"attest", "--addr", "udp:1:2", "--manifest", "m.json"}},
+		{"no manifest", []string{"attest", "--addr", "tcp:127.0.0.1:1"}},
+		{"nonce size", []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--nonce-size", "16"}},
+		{"bad min-tcb", []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--min-tcb", "bl=x"}},
+		{"vmpl", []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--vmpl", "4"}},
+		{"extra argument", []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "x"}},
+		{"unknown flag", []string{"attest", "--bogus"}},
+		{"verify without dir", []string{"verify", "--manifest", "m.json"}},
+		{"verify two dirs", []string{"verify", dir, dir, "--manifest", "m.json"}},
+		{"report no file", []string{"report"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, "", tc.args...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, exitUsage, stderr)
+			}
+		})
+	}
+}
+
+// An unreachable agent and an agent error are transport failures (3).
+func TestAttestTransport(t *testing.T) {
+	dir := t.TempDir()
+	zero := strings.Repeat("0", 64)
+	m := map[string]any{
+		"schema": "katana-snp-manifest/v1", "tool": map[string]string{"name": "t", "version": "0"}, "source_date_epoch": 0,
+		"components": map[string]any{
+			"ovmf":   map[string]any{"name": "o", "size": 1, "sha256": zero},
+			"kernel": map[string]any{"name": "k", "size": 1, "sha256": zero},
+			"initrd": map[string]any{"name": "i", "size": 1, "sha256": zero},
+		},
+		"cmdline": "x", "vmm_type": "QEMU", "guest_features": "0x1", "guest_policy": "0x30000",
+		"measurements": []map[string]any{{"vcpus": 1, "vcpu_type": "EPYC-v4", "measurement": strings.Repeat("0", 96)}},
+	}
+	b, _ := json.Marshal(m)
+	mpath := filepath.Join(dir, "m.json")
+	os.WriteFile(mpath, b, 0o644)
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(agentapi.ErrorResponse{Error: agentapi.Error{Code: agentapi.CodeNoSNPDevice, Message: "no device"}})
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+
+	code, stdout, stderr := runCmd(t, "", "attest", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--json")
+	if code != 3 || !strings.Contains(stderr, agentapi.CodeNoSNPDevice) {
+		t.Errorf("agent error: exit %d, stderr %q", code, stderr)
+	}
+	var res struct {
+		ExitCode int    `json:"exit_code"`
+		Class    string `json:"failure_class"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.ExitCode != 3 || res.Class != "transport" {
+		t.Errorf("--json: %v %+v\n%s", err, res, stdout)
+	}
+	srv.Close()
+	code, _, stderr = runCmd(t, "", "attest", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--timeout", "2s")
+	if code != 3 {
+		t.Errorf("closed port: exit %d, stderr %q", code, stderr)
+	}
+	// A missing manifest is a plain failure (1), not a usage error.
+	code, _, _ = runCmd(t, "", "attest", "--addr", "tcp:127.0.0.1:1", "--manifest", filepath.Join(dir, "missing.json"))
+	if code != exitFail {
+		t.Errorf("missing manifest: exit %d", code)
+	}
+}
+
+func TestReportCommand(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "report.bin")
+	os.WriteFile(bin, testdata.AttestationBytes, 0o644)
+	code, out, stderr := runCmd(t, "", "report", bin)
+	if code != exitOK || !strings.Contains(out, "measurement:") || !strings.Contains(out, "b07af9620f3b839b") {
+		t.Errorf("report FILE: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = runCmd(t, hex.EncodeToString(testdata.AttestationBytes)+"\n", "report", "--json", "-")
+	var info map[string]any
+	if code != exitOK || json.Unmarshal([]byte(out), &info) != nil || info["measurement"] != "b07af9620f3b839b47996422ddec6058338951d984e312115131ea82705eaf5b6bdf8a9ece31a5a608eb0cf2e4872b01" {
+		t.Errorf("report --json -: exit %d\n%s%s", code, out, stderr)
+	}
+	os.WriteFile(bin, []byte("short"), 0o644)
+	if code, _, _ := runCmd(t, "", "report", bin); code != exitFail {
+		t.Errorf("short report: exit %d", code)
+	}
+}
