@@ -2,19 +2,33 @@ package main
 
 import (
 	"context"
+	"runtime"
+	"runtime/debug"
 
+	"github.com/katana-tee/snpboot/guestinit/internal/agent"
 	"github.com/katana-tee/snpboot/guestinit/internal/status"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
-// startAgent starts the attestation agent (issue 5) after the network is
-// up. It must return quickly and serve in the background until ctx is done.
-// A returned error is logged, never a boot error. The agent gets everything
-// through st: Snapshot for GET /v1/status, RequestStop for POST
-// /v1/shutdown, Logf for console lines, Now for boot-relative times.
-//
-// This placeholder is replaced by the agent's owner (guestinit/internal/agent).
+// startAgent starts the attestation agent (guestinit/internal/agent) on
+// katana.agent (vsock:1024 by default, tcp:IP:PORT for plain-QEMU tests,
+// none to disable) after the network is up. It returns at once and serves in
+// the background until ctx is done. A returned error (no vsock transport,
+// address in use) is logged, never a boot error; a missing SEV-SNP device is
+// not an error: /v1/attestation then answers 503 no_snp_device. The modules
+// it needs (vsock, vmw_vsock_virtio_transport, sev-guest) are loaded by the
+// module stage from the packer's list.
 func startAgent(ctx context.Context, cfg bootcfg.Config, st *status.Status) error {
-	st.Logf("agent disabled (not built yet)")
-	return nil
+	return agent.Start(ctx, cfg, st, agent.StartOptions{InitVersion: initVersion(), Logf: st.Logf})
+}
+
+// initVersion names the init build: module version (when stamped) and Go
+// version. The launch measurement identifies the exact bytes; this is for
+// humans.
+func initVersion() string {
+	v := "guestinit"
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		v += " " + bi.Main.Version
+	}
+	return v + " (" + runtime.Version() + ")"
 }
