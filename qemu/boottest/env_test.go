@@ -309,7 +309,7 @@ func boot(t *testing.T, e env, initrd, appendLine string, guestPorts ...int) (*q
 	t.Logf("booting: -append %q, forwards %v", appendLine, ports)
 	t.Cleanup(func() {
 		exit := vm.Kill()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("BOOTTEST_VERBOSE") != "" {
 			t.Logf("serial console (%v):\n%s", exit, vm.Log())
 		}
 	})
