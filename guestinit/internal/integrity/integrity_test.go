@@ -124,3 +124,31 @@ func BenchmarkFile(b *testing.B) {
 		}
 	}
 }
+
+// Every hasher gives crypto/sha256's result; the kernel one only where
+// AF_ALG is available.
+func TestHashers(t *testing.T) {
+	hashers := []Hasher{GoHasher{}}
+	if k, err := NewKernelHasher(); err == nil {
+		hashers = append(hashers, k)
+	} else {
+		t.Logf("kernel hasher not tested: %v (load af_alg and algif_hash to enable)", err)
+	}
+	root := t.TempDir()
+	for _, size := range []int{0, 1, 63, 64, 65, 1 << 20, 3<<20 + 17} {
+		data := bytes.Repeat([]byte{byte(size)}, size)
+		for i := range data {
+			data[i] = byte(i * 7 >> 3)
+		}
+		p := filepath.Join(root, "f")
+		os.WriteFile(p, data, 0o644)
+		for _, h := range hashers {
+			f, _ := os.Open(p)
+			sum, n, err := h.Sum(f)
+			f.Close()
+			if err != nil || n != int64(size) || sum != sha256.Sum256(data) {
+				t.Errorf("%s hasher, %d bytes: sum ok=%v n=%d err=%v", h.Name(), size, sum == sha256.Sum256(data), n, err)
+			}
+		}
+	}
+}
