@@ -41,7 +41,7 @@ func (a Action) String() string {
 // Outcome is the result of Run.
 type Outcome struct {
 	Action Action
-	Reason string // one line for the log, e.g. "katana exited status=0 (katana.on_exit=poweroff)"
+	Reason string // one line for the log, e.g. "katana.on_exit=poweroff after exit status=0" (never repeats the exit marker)
 	Err    error  // set when the payload could not be run at all: a boot error
 }
 
@@ -271,9 +271,9 @@ func (r *runner) reap() (Outcome, bool) {
 	r.grace.Stop()
 	r.kill.Stop()
 	if r.stopping {
-		return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s; katana exited %s", r.reason, FormatExit(exit))}, true
+		return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s done, exit %s", r.reason, FormatExit(exit))}, true
 	}
-	why := fmt.Sprintf("katana exited %s (katana.on_exit=%s)", FormatExit(exit), r.o.OnExit)
+	why := fmt.Sprintf("katana.on_exit=%s after exit %s", r.o.OnExit, FormatExit(exit))
 	switch r.o.OnExit {
 	case bootcfg.OnExitReboot:
 		return Outcome{Action: Reboot, Reason: why}, true

@@ -216,7 +216,7 @@ func TestExitPoweroffArgvEnvFDs(t *testing.T) {
 	defer unix.Close(fd)
 	o := h.opts("exit", "SUPERVISE_CODE=4", "SUPERVISE_LEAKFD="+strconv.Itoa(fd))
 	out := run(t, o)
-	if out.Err != nil || out.Action != PowerOff || !strings.Contains(out.Reason, "katana exited status=4 (katana.on_exit=poweroff)") {
+	if out.Err != nil || out.Action != PowerOff || !strings.Contains(out.Reason, "katana.on_exit=poweroff after exit status=4") {
 		t.Errorf("outcome %+v, want poweroff after status=4", out)
 	}
 	rep := h.report()
@@ -283,7 +283,7 @@ func TestSignalForwardedAndGracefulStop(t *testing.T) {
 			h.sigs <- sig
 			out := <-ch
 			if out.Action != PowerOff || !strings.Contains(out.Reason, "graceful stop (signal "+unix.SignalName(sig)+")") ||
-				!strings.Contains(out.Reason, "katana exited status=0") {
+				!strings.Contains(out.Reason, "done, exit status=0") {
 				t.Errorf("outcome %+v", out)
 			}
 			name := map[unix.Signal]string{unix.SIGTERM: "got terminated", unix.SIGINT: "got interrupt"}[sig]
@@ -327,7 +327,7 @@ func TestSIGKILLAfterGrace(t *testing.T) {
 	h.waitReport("ready")
 	h.st.RequestStop("test")
 	out := <-ch
-	if !strings.Contains(out.Reason, "katana exited status=137 signal=SIGKILL") {
+	if !strings.Contains(out.Reason, "exit status=137 signal=SIGKILL") {
 		t.Errorf("outcome %+v, want SIGKILL exit", out)
 	}
 	if took := time.Since(start); took > 10*time.Second {
