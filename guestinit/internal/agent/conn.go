@@ -1,12 +1,9 @@
 package agent
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
+	"bytes"
 	"io"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,23 +12,18 @@ import (
 )
 
 // cannedResponse is a complete HTTP/1.1 error response with a JSON body,
-// written straight to a connection outside net/http (connection limit,
-// request timeout).
+// written straight to a connection that is refused before parsing.
 func cannedResponse(status int, code, msg string) []byte {
-	body, _ := json.Marshal(agentapi.ErrorResponse{Error: agentapi.Error{Code: code, Message: msg}})
-	body = append(body, '\n')
-	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-		status, http.StatusText(status), len(body), body)
+	var b bytes.Buffer
+	writeResponse(&b, response{status: status, body: errorBody(code, msg), close: true}, false)
+	return b.Bytes()
 }
 
-var (
-	resp429Conns = cannedResponse(http.StatusTooManyRequests, agentapi.CodeTooManyConnections, "too many concurrent connections; retry later")
-	resp408      = cannedResponse(http.StatusRequestTimeout, agentapi.CodeRequestTimeout, "request not received in time")
-)
+var resp429Conns = cannedResponse(429, agentapi.CodeTooManyConnections, "too many concurrent connections; retry later")
 
 // limitListener admits at most max connections at once. An excess connection
 // gets a 429 too_many_connections (written by one of a bounded set of
-// rejecters; beyond that it is closed at once) and never reaches net/http.
+// rejecters; beyond that it is closed at once) and is never parsed.
 type limitListener struct {
 	net.Listener
 	slots     chan struct{}
@@ -94,65 +86,15 @@ func (l *limitListener) reject(c net.Conn) {
 	}()
 }
 
-// trackedConn releases its slot once, on the first Close. It also answers a
-// request that does not arrive in time with 408 instead of net/http's silent
-// close: when a read times out on a deadline net/http set (not the "abort"
-// deadline in the past it uses to stop its background read), and the client
-// has sent part of a request, or nothing at all on a fresh connection.
+// trackedConn releases its slot once, on the first Close.
 type trackedConn struct {
 	net.Conn
 	release func()
 	once    sync.Once
-
-	mu           sync.Mutex
-	readDeadline time.Time
-	readSince    int64 // bytes read since the last write
-	wrote        bool
-	timedOut     bool
 }
-
-// abortCutoff separates real deadlines from net/http's aLongTimeAgo.
-var abortCutoff = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
-}
-
-func (c *trackedConn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.readDeadline = t
-	c.mu.Unlock()
-	return c.Conn.SetDeadline(t)
-}
-
-func (c *trackedConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.readDeadline = t
-	c.mu.Unlock()
-	return c.Conn.SetReadDeadline(t)
-}
-
-func (c *trackedConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.readSince += int64(n)
-	var ne net.Error
-	if err != nil && errors.As(err, &ne) && ne.Timeout() && !c.timedOut &&
-		c.readDeadline.After(abortCutoff) && (c.readSince > 0 || !c.wrote) {
-		c.timedOut = true
-		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Conn.Write(resp408)
-	}
-	return n, err
-}
-
-func (c *trackedConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	c.wrote = true
-	c.readSince = 0
-	c.mu.Unlock()
-	return c.Conn.Write(p)
 }

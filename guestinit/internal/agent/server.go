@@ -15,11 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +40,7 @@ type Options struct {
 
 	MaxConns          int           // concurrent connections (default 64)
 	QueueDepth        int           // hardware requests waiting behind the running one (default 16)
-	MaxHeaderBytes    int           // request header limit (default 8 KiB)
+	MaxHeaderBytes    int           // request line + header limit (default 8 KiB)
 	MaxBodyBytes      int64         // request body limit (default 4 KiB)
 	ReadHeaderTimeout time.Duration // default 5s
 	ReadTimeout       time.Duration // whole request (default 10s)
@@ -106,93 +103,110 @@ func New(opts Options) *Server {
 	return s
 }
 
-// route dispatches on the exact path: no cleaning or redirects (a 301/307
-// from a mux would not be a JSON error), anything else is 404 not_found.
-func (s *Server) route(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case agentapi.PathAttestation:
-		s.handleAttestation(w, r)
-	case agentapi.PathStatus:
-		s.handleStatus(w, r)
-	case agentapi.PathShutdown:
-		s.handleShutdown(w, r)
-	default:
-		writeError(w, http.StatusNotFound, agentapi.CodeNotFound, fmt.Sprintf("no such endpoint %q", r.URL.Path))
-	}
-}
-
 // ConfigDigest is the hex digest of the applied config.
 func (s *Server) ConfigDigest() string { return s.digestHex }
 
-// Handler is the HTTP handler (without the connection limits of Serve).
-func (s *Server) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-		s.route(w, r)
-	})
-}
-
 // Serve serves on l until ctx is done (then it stops accepting, gives open
-// requests two seconds and closes l) or l fails. It returns nil after a
-// ctx-driven stop.
+// requests two seconds and closes every connection) or l fails. It returns
+// nil after a ctx-driven stop.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	ll := newLimitListener(l, s.opts.MaxConns, 64, 2*time.Second)
-	hs := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
-		ReadTimeout:       s.opts.ReadTimeout,
-		WriteTimeout:      s.opts.WriteTimeout,
-		IdleTimeout:       s.opts.IdleTimeout,
-		// net/http allows 4 KiB on top of MaxHeaderBytes.
-		MaxHeaderBytes: max(s.opts.MaxHeaderBytes-4096, 1024),
-		ErrorLog:       nil,
-		BaseContext:    func(net.Listener) context.Context { return ctx },
+	conf := httpConf{
+		maxHeader:         s.opts.MaxHeaderBytes,
+		maxBody:           s.opts.MaxBodyBytes,
+		readHeaderTimeout: s.opts.ReadHeaderTimeout,
+		readTimeout:       s.opts.ReadTimeout,
+		writeTimeout:      s.opts.WriteTimeout,
+		idleTimeout:       s.opts.IdleTimeout,
+		handle:            s.handle,
+		logf:              s.opts.Logf,
 	}
-	hs.ErrorLog = newStdLogger(s.opts.Logf)
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(ll) }()
-	select {
-	case err := <-done:
-		return fmt.Errorf("agent: serving on %s: %w", l.Addr(), err)
-	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := hs.Shutdown(sctx); err != nil {
-			hs.Close()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var conns connSet
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			l.Close()
+		case <-stopped:
 		}
-		<-done
-		return nil
+	}()
+	var err error
+	var backoff time.Duration
+	for {
+		c, aerr := ll.Accept()
+		if aerr != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			var ne net.Error
+			if errors.As(aerr, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.opts.Logf("agent: accept: %v; retrying in %v", aerr, backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			err = fmt.Errorf("agent: serving on %s: %w", l.Addr(), aerr)
+			break
+		}
+		backoff = 0
+		conns.add(c)
+		go func() {
+			defer conns.done(c)
+			serveConn(cctx, c, conf)
+		}()
 	}
+	close(stopped)
+	// Give requests in flight a moment, then close what is left.
+	done := make(chan struct{})
+	go func() { conns.wg.Wait(); close(done) }()
+	cancel()
+	conns.interruptReads()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		conns.closeAll()
+		<-done
+	}
+	return err
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func errorBody(code, msg string) []byte {
+	b, _ := json.Marshal(agentapi.ErrorResponse{Error: agentapi.Error{Code: code, Message: msg}})
+	return append(b, '\n')
+}
+
+func jsonResponse(status int, v any) response {
 	b, err := json.Marshal(v)
 	if err != nil {
-		status = http.StatusInternalServerError
-		b, _ = json.Marshal(agentapi.ErrorResponse{Error: agentapi.Error{Code: agentapi.CodeDeviceError, Message: "encoding response: " + err.Error()}})
+		return errorResponse(500, agentapi.CodeDeviceError, "encoding response: "+err.Error())
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	return response{status: status, body: append(b, '\n')}
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
-	writeJSON(w, status, agentapi.ErrorResponse{Error: agentapi.Error{Code: code, Message: msg}})
+func errorResponse(status int, code, msg string) response {
+	return response{status: status, body: errorBody(code, msg), retry: status == 429 || status == 503}
 }
 
-func allowMethod(w http.ResponseWriter, r *http.Request, method string) bool {
-	if r.Method == method {
-		return true
+func methodNotAllowed(r *request, method string) response {
+	resp := errorResponse(405, agentapi.CodeMethodNotAllowed, fmt.Sprintf("%s wants %s, got %s", r.path, method, r.method))
+	resp.allow = method
+	return resp
+}
+
+// handle routes on the exact path: no cleaning or redirects, anything else
+// is 404 not_found.
+func (s *Server) handle(r *request) response {
+	switch r.path {
+	case agentapi.PathAttestation:
+		return s.handleAttestation(r)
+	case agentapi.PathStatus:
+		return s.handleStatus(r)
+	case agentapi.PathShutdown:
+		return s.handleShutdown(r)
 	}
-	w.Header().Set("Allow", method)
-	writeError(w, http.StatusMethodNotAllowed, agentapi.CodeMethodNotAllowed, fmt.Sprintf("%s wants %s, got %s", r.URL.Path, method, r.Method))
-	return false
+	return errorResponse(404, agentapi.CodeNotFound, fmt.Sprintf("no such endpoint %q", r.path))
 }
 
 // parseNonce accepts exactly one query parameter, nonce, as 64 to 128 hex
@@ -225,51 +239,43 @@ func parseNonce(rawQuery string) ([]byte, error) {
 	return n, nil
 }
 
-func (s *Server) handleAttestation(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, http.MethodGet) {
-		return
+func (s *Server) handleAttestation(r *request) response {
+	if r.method != "GET" {
+		return methodNotAllowed(r, "GET")
 	}
-	nonce, err := parseNonce(r.URL.RawQuery)
+	nonce, err := parseNonce(r.rawQuery)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, agentapi.CodeBadNonce, err.Error())
-		return
+		return errorResponse(400, agentapi.CodeBadNonce, err.Error())
 	}
 	rd, pre, err := agentapi.ReportData(nonce, s.digest)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, agentapi.CodeBadNonce, err.Error())
-		return
+		return errorResponse(400, agentapi.CodeBadNonce, err.Error())
 	}
 	var q namedQuote
 	var qerr error
-	err = s.gate.do(r.Context(), func() {
+	err = s.gate.do(r.ctx, func() {
 		q.report, q.cert, qerr = s.opts.Quoter.Quote(rd)
 		q.provider = s.opts.Quoter.Name()
 	})
 	switch {
 	case errors.Is(err, errBusy):
-		writeError(w, http.StatusTooManyRequests, agentapi.CodeBusy, "attestation queue full; retry later")
-		return
-	case err != nil: // the client went away while queued
-		writeError(w, http.StatusServiceUnavailable, agentapi.CodeBusy, "request cancelled while queued: "+err.Error())
-		return
+		return errorResponse(429, agentapi.CodeBusy, "attestation queue full; retry later")
+	case err != nil: // the server is stopping
+		return errorResponse(503, agentapi.CodeBusy, "request cancelled while queued: "+err.Error())
 	case errors.Is(qerr, ErrNoDevice):
-		writeError(w, http.StatusServiceUnavailable, agentapi.CodeNoSNPDevice, qerr.Error())
-		return
+		return errorResponse(503, agentapi.CodeNoSNPDevice, qerr.Error())
 	case qerr != nil:
-		s.opts.Logf("attestation failed: %v", qerr)
-		writeError(w, http.StatusInternalServerError, agentapi.CodeDeviceError, qerr.Error())
-		return
+		s.opts.Logf("agent: attestation failed: %v", qerr)
+		return errorResponse(500, agentapi.CodeDeviceError, qerr.Error())
 	}
 	if len(q.report) != agentapi.ReportSize {
-		writeError(w, http.StatusInternalServerError, agentapi.CodeDeviceError, fmt.Sprintf("device returned a %d-byte report, want %d", len(q.report), agentapi.ReportSize))
-		return
+		return errorResponse(500, agentapi.CodeDeviceError, fmt.Sprintf("device returned a %d-byte report, want %d", len(q.report), agentapi.ReportSize))
 	}
 	// 0x50..0x90 is REPORT_DATA: a device that did not bind our bytes is broken.
 	if string(q.report[0x50:0x90]) != string(rd[:]) {
-		writeError(w, http.StatusInternalServerError, agentapi.CodeDeviceError, "device returned a report for different REPORT_DATA")
-		return
+		return errorResponse(500, agentapi.CodeDeviceError, "device returned a report for different REPORT_DATA")
 	}
-	writeJSON(w, http.StatusOK, agentapi.AttestationResponse{
+	return jsonResponse(200, agentapi.AttestationResponse{
 		APIVersion:         agentapi.APIVersion,
 		Provider:           q.provider,
 		Nonce:              hex.EncodeToString(nonce),
@@ -282,13 +288,12 @@ func (s *Server) handleAttestation(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, http.MethodGet) {
-		return
+func (s *Server) handleStatus(r *request) response {
+	if r.method != "GET" && r.method != "HEAD" {
+		return methodNotAllowed(r, "GET")
 	}
-	if r.URL.RawQuery != "" {
-		writeError(w, http.StatusBadRequest, agentapi.CodeBadRequest, "status takes no query parameters")
-		return
+	if r.rawQuery != "" {
+		return errorResponse(400, agentapi.CodeBadRequest, "status takes no query parameters")
 	}
 	var st agentapi.Status
 	if s.opts.Status != nil {
@@ -305,41 +310,22 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if st.Stages == nil {
 		st.Stages = []agentapi.Stage{}
 	}
-	writeJSON(w, http.StatusOK, st)
+	return jsonResponse(200, st)
 }
 
-func (s *Server) handleShutdown(w http.ResponseWriter, r *http.Request) {
-	if !allowMethod(w, r, http.MethodPost) {
-		return
-	}
-	if _, err := io.Copy(io.Discard, r.Body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, agentapi.CodeBodyTooLarge, err.Error())
-			return
-		}
-		writeError(w, http.StatusBadRequest, agentapi.CodeBadRequest, "reading body: "+err.Error())
-		return
+func (s *Server) handleShutdown(r *request) response {
+	if r.method != "POST" {
+		return methodNotAllowed(r, "POST")
 	}
 	if s.opts.Shutdown == nil {
-		writeError(w, http.StatusNotImplemented, agentapi.CodeShutdownUnavailable, "this init did not enable shutdown over the agent")
-		return
+		return errorResponse(501, agentapi.CodeShutdownUnavailable, "this init did not enable shutdown over the agent")
 	}
 	s.shutdownOnce.Do(func() {
-		s.opts.Logf("shutdown requested by %s", r.RemoteAddr)
+		s.opts.Logf("agent: shutdown requested by %s", r.remote)
 		s.shutdownErr = s.opts.Shutdown()
 	})
 	if s.shutdownErr != nil {
-		writeError(w, http.StatusServiceUnavailable, agentapi.CodeShuttingDown, s.shutdownErr.Error())
-		return
+		return errorResponse(503, agentapi.CodeShuttingDown, s.shutdownErr.Error())
 	}
-	writeJSON(w, http.StatusAccepted, agentapi.ShutdownResponse{APIVersion: agentapi.APIVersion, State: "stopping"})
-}
-
-// stdLogWriter adapts Logf for http.Server.ErrorLog.
-type stdLogWriter struct{ logf func(string, ...any) }
-
-func (w stdLogWriter) Write(p []byte) (int, error) {
-	w.logf("%s", strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return jsonResponse(202, agentapi.ShutdownResponse{APIVersion: agentapi.APIVersion, State: "stopping"})
 }

@@ -594,49 +594,155 @@ func FuzzParseNonce(f *testing.F) {
 	})
 }
 
-// FuzzHandler feeds arbitrary bytes as an HTTP request to the handler: any
-// request it can parse gets a JSON answer with a known status, errors carry a
-// stable code, and only well-formed attestation/status requests succeed.
+// FuzzHandler feeds arbitrary bytes to the agent's own HTTP/1.1 reader and
+// handlers over an in-memory connection: whatever arrives, the agent answers
+// with well-formed HTTP/1.1 responses carrying JSON (an error code for every
+// 4xx/5xx) or closes, and never hangs or panics.
 func FuzzHandler(f *testing.F) {
 	signer := testSigner(f)
 	fake := newFakeSNP(f, signer)
 	s := New(Options{
-		Quoter:   &SevGuestIoctl{Open: func() (Ioctler, error) { return fake, nil }},
-		Config:   testConfig,
-		Shutdown: func() error { return nil },
+		Quoter:            &SevGuestIoctl{Open: func() (Ioctler, error) { return fake, nil }},
+		Config:            testConfig,
+		Shutdown:          func() error { return nil },
+		ReadHeaderTimeout: 30 * time.Millisecond,
+		ReadTimeout:       30 * time.Millisecond,
+		IdleTimeout:       30 * time.Millisecond,
 	})
+	conf := httpConf{maxHeader: s.opts.MaxHeaderBytes, maxBody: s.opts.MaxBodyBytes, readHeaderTimeout: s.opts.ReadHeaderTimeout,
+		readTimeout: s.opts.ReadTimeout, writeTimeout: time.Second, idleTimeout: s.opts.IdleTimeout, handle: s.handle, logf: s.opts.Logf}
 	for _, seed := range []string{
 		"GET /v1/attestation?nonce=" + nonceHex(1, 32) + " HTTP/1.1\r\nHost: x\r\n\r\n",
-		"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/status HTTP/1.1\r\nConnection: close\r\n\r\n",
 		"POST /v1/shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+		"POST /v1/shutdown HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"GET /v1/attestation?nonce=zz HTTP/1.0\r\n\r\n",
 		"PUT /%2e%2e/v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
+		"000 /. HTTP/0.0\n\r\n",
+		"HEAD /v1/status HTTP/1.1\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
-	codes := map[int]bool{200: true, 202: true, 400: true, 404: true, 405: true, 413: true, 429: true, 500: true, 501: true, 503: true}
+	codes := map[int]bool{100: true, 200: true, 202: true, 400: true, 404: true, 405: true, 408: true, 413: true, 429: true, 431: true, 500: true, 501: true, 503: true, 505: true}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
-		if err != nil {
-			return
-		}
-		rec := httptest.NewRecorder()
-		s.Handler().ServeHTTP(rec, req)
-		if !codes[rec.Code] {
-			t.Fatalf("unexpected status %d for %q", rec.Code, raw)
-		}
-		if rec.Code >= 400 {
-			var e agentapi.ErrorResponse
-			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error.Code == "" {
-				t.Fatalf("error %d without JSON code: %q", rec.Code, rec.Body.String())
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			serveConn(context.Background(), server, conf)
+			close(done)
+		}()
+		go func() {
+			client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			client.Write(raw)
+		}()
+		client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(client)
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("agent hung on %q", raw)
+				}
+				break // closed
 			}
-			return
-		}
-		if rec.Code == 200 && req.URL.Path == agentapi.PathAttestation {
-			var a agentapi.AttestationResponse
-			if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil || len(a.Report) != agentapi.ReportSize {
-				t.Fatalf("bad attestation body: %v", err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				if bytes.Contains(raw, []byte("HEAD")) {
+					break // a HEAD answer has no body; the reader cannot know
+				}
+				t.Fatalf("reading body: %v", err)
 			}
+			if !codes[resp.StatusCode] {
+				t.Fatalf("unexpected status %d for %q", resp.StatusCode, raw)
+			}
+			if resp.StatusCode == 100 || resp.Request != nil && resp.Request.Method == "HEAD" || len(body) == 0 {
+				continue
+			}
+			if resp.StatusCode >= 400 {
+				var e agentapi.ErrorResponse
+				if err := json.Unmarshal(body, &e); err != nil || e.Error.Code == "" {
+					t.Fatalf("error %d without JSON code: %q", resp.StatusCode, body)
+				}
+			} else if !json.Valid(body) {
+				t.Fatalf("status %d with invalid JSON %q", resp.StatusCode, body)
+			}
+		}
+		client.Close()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("serveConn did not return for %q", raw)
 		}
 	})
+}
+
+// The agent's own HTTP/1.1 reader: protocol corners.
+func TestHTTPProtocol(t *testing.T) {
+	var shutdowns atomic.Int32
+	base := serve(t, New(Options{Quoter: failing{"x"}, Shutdown: func() error { shutdowns.Add(1); return nil }}))
+	addr := strings.TrimPrefix(base, "http://")
+	for _, tc := range []struct {
+		name, req  string
+		wantStatus string
+		wantCode   string
+	}{
+		{"HTTP/1.0", "GET /v1/status HTTP/1.0\r\n\r\n", "200 OK", ""},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505 HTTP Version Not Supported", agentapi.CodeBadRequest},
+		{"absolute target", "GET http://x/v1/status HTTP/1.1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"bad header line", "GET /v1/status HTTP/1.1\r\nNoColon\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"space in header name", "GET /v1/status HTTP/1.1\r\nX Y: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"chunked body", "POST /v1/shutdown HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
+		{"conflicting length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400 Bad Request", agentapi.CodeBadRequest},
+		{"negative length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"huge length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", "413 Content Too Large", agentapi.CodeBodyTooLarge},
+		{"body cut short", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", "408 Request Timeout", agentapi.CodeRequestTimeout},
+		{"long request line", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\n\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
+		{"many headers", "GET /v1/status HTTP/1.1\r\n" + strings.Repeat("X-A: b\r\n", 2000) + "\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
+		{"shutdown with body", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "202 Accepted", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.name == "body cut short" {
+				// Needs the body timeout: run it against a fast-timeout server.
+				addr := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, Shutdown: func() error { return nil }, ReadTimeout: 300 * time.Millisecond})), "http://")
+				st, e := rawExchange(t, addr, tc.req)
+				if st != tc.wantStatus || e.Error.Code != tc.wantCode {
+					t.Errorf("got %q %q, want %q %q", st, e.Error.Code, tc.wantStatus, tc.wantCode)
+				}
+				return
+			}
+			st, e := rawExchange(t, addr, tc.req)
+			if st != tc.wantStatus || e.Error.Code != tc.wantCode {
+				t.Errorf("got %q %q, want %q %q", st, e.Error.Code, tc.wantStatus, tc.wantCode)
+			}
+		})
+	}
+	// Pipelined requests on one connection are answered in order; HEAD has
+	// no body; Expect: 100-continue gets its interim answer.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /v1/status HTTP/1.1\r\n\r\nHEAD /v1/status HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nPOST /v1/shutdown HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+	br := bufio.NewReader(c)
+	var got []string
+	for _, m := range []string{"GET", "HEAD", "GET", "POST", "POST"} {
+		resp, err := http.ReadResponse(br, &http.Request{Method: m})
+		if err != nil {
+			t.Fatalf("pipelined response %d: %v (got %v)", len(got), err, got)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got = append(got, resp.Status)
+	}
+	want := []string{"200 OK", "200 OK", "404 Not Found", "100 Continue", "202 Accepted"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pipelined (-want +got):\n%s", diff)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Errorf("connection not closed after Connection: close: %v", err)
+	}
 }

@@ -1,5 +1,5 @@
-// Command base is the size baseline of the agent size probe: an HTTP/JSON
-// server on TCP with the standard library only (what any agent costs).
+// Command base is the alternative the agent avoids: a net/http JSON server
+// (net/http links crypto/tls and more), without any agent logic.
 package main
 
 import (

@@ -1,0 +1,308 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// This file is a deliberately small HTTP/1.1 server: the agent needs
+// request-line + headers + an optional Content-Length body + a JSON answer,
+// with keep-alive. net/http would do it too, but it drags crypto/tls and
+// friends into the measured init (about +3.3 MiB static); this is the
+// bounded subset, with every error answered in JSON.
+
+// request is one parsed HTTP request.
+type request struct {
+	ctx      context.Context
+	method   string
+	path     string
+	rawQuery string
+	proto    string // "HTTP/1.1" or "HTTP/1.0"
+	header   textproto.MIMEHeader
+	body     []byte
+	remote   string
+}
+
+// response is what a handler returns; body is complete JSON.
+type response struct {
+	status int
+	body   []byte
+	allow  string // Allow header for 405
+	retry  bool   // Retry-After: 1 (429, 503)
+	close  bool   // close the connection after this response
+}
+
+// httpError is a protocol-level failure: answered with status/code, then
+// the connection is closed.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+var statusText = map[int]string{
+	200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+	408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+	500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
+}
+
+// writeResponse serialises r. HEAD gets the headers only.
+func writeResponse(w io.Writer, r response, head bool) error {
+	var b bytes.Buffer
+	text := statusText[r.status]
+	if text == "" {
+		text = "Status"
+	}
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n", r.status, text, len(r.body))
+	if r.allow != "" {
+		b.WriteString("Allow: " + r.allow + "\r\n")
+	}
+	if r.retry {
+		b.WriteString("Retry-After: 1\r\n")
+	}
+	if r.close {
+		b.WriteString("Connection: close\r\n")
+	}
+	b.WriteString("\r\n")
+	if !head {
+		b.Write(r.body)
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// httpConf are the limits serveConn enforces.
+type httpConf struct {
+	maxHeader         int
+	maxBody           int64
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	writeTimeout      time.Duration
+	idleTimeout       time.Duration
+	handle            func(*request) response
+	logf              func(string, ...any)
+}
+
+var errIdleClose = errors.New("idle connection closed")
+
+// serveConn serves requests on c until the client closes, asks to close,
+// times out, sends something malformed, or ctx is done.
+func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
+	defer c.Close()
+	br := bufio.NewReaderSize(c, 4096)
+	for first := true; ; first = false {
+		if ctx.Err() != nil {
+			return
+		}
+		req, err := readRequest(ctx, c, br, conf, first)
+		if err != nil {
+			var he *httpError
+			switch {
+			case errors.As(err, &he):
+				c.SetWriteDeadline(time.Now().Add(time.Second))
+				writeResponse(c, response{status: he.status, body: errorBody(he.code, he.msg), close: true}, false)
+				// Let the client read the answer: stop sending, drain a little.
+				if cw, ok := c.(interface{ CloseWrite() error }); ok {
+					cw.CloseWrite()
+					c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+					io.Copy(io.Discard, io.LimitReader(br, 64<<10))
+				}
+			}
+			return
+		}
+		resp := conf.handle(req)
+		keep := !resp.close && wantsKeepAlive(req)
+		resp.close = !keep
+		c.SetWriteDeadline(time.Now().Add(conf.writeTimeout))
+		if err := writeResponse(c, resp, req.method == "HEAD"); err != nil || !keep {
+			return
+		}
+	}
+}
+
+func wantsKeepAlive(r *request) bool {
+	conn := strings.ToLower(r.header.Get("Connection"))
+	if r.proto == "HTTP/1.0" {
+		return strings.Contains(conn, "keep-alive")
+	}
+	return !strings.Contains(conn, "close")
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// readRequest reads one request. A timeout before the first byte of a
+// keep-alive request is a silent close (errIdleClose); a timeout inside a
+// request, or before any byte on a fresh connection, is 408.
+func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpConf, first bool) (*request, error) {
+	wait := conf.idleTimeout
+	if first {
+		wait = conf.readHeaderTimeout
+	}
+	c.SetReadDeadline(time.Now().Add(wait))
+	if _, err := br.Peek(1); err != nil {
+		if isTimeout(err) && first && ctx.Err() == nil {
+			return nil, &httpError{408, "request_timeout", "request not received in time"}
+		}
+		return nil, errIdleClose
+	}
+	start := time.Now()
+	c.SetReadDeadline(start.Add(conf.readHeaderTimeout))
+	budget := conf.maxHeader
+	readLine := func() (string, error) {
+		line, err := br.ReadSlice('\n')
+		budget -= len(line)
+		if budget < 0 || errors.Is(err, bufio.ErrBufferFull) {
+			return "", &httpError{431, "bad_request", fmt.Sprintf("request header larger than %d bytes", conf.maxHeader)}
+		}
+		if err != nil {
+			if isTimeout(err) {
+				return "", &httpError{408, "request_timeout", "request header not received in time"}
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return "", &httpError{400, "bad_request", "connection closed inside the request header"}
+			}
+			return "", err
+		}
+		return strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r"), nil
+	}
+	line, err := readLine()
+	if err != nil {
+		return nil, err
+	}
+	method, rest, ok1 := strings.Cut(line, " ")
+	target, proto, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || !isToken(method) || target == "" || strings.Contains(proto, " ") {
+		return nil, &httpError{400, "bad_request", "malformed request line"}
+	}
+	if proto != "HTTP/1.1" && proto != "HTTP/1.0" {
+		return nil, &httpError{505, "bad_request", fmt.Sprintf("protocol %q not supported: HTTP/1.1 only", proto)}
+	}
+	if target[0] != '/' {
+		return nil, &httpError{400, "bad_request", "request target must be a path"}
+	}
+	u, err := url.ParseRequestURI(target)
+	if err != nil {
+		return nil, &httpError{400, "bad_request", "malformed request target"}
+	}
+	h := textproto.MIMEHeader{}
+	for {
+		l, err := readLine()
+		if err != nil {
+			return nil, err
+		}
+		if l == "" {
+			break
+		}
+		name, value, ok := strings.Cut(l, ":")
+		if !ok || !isToken(name) {
+			return nil, &httpError{400, "bad_request", "malformed header line"}
+		}
+		h.Add(textproto.CanonicalMIMEHeaderKey(name), strings.Trim(value, " \t"))
+	}
+	if h.Get("Transfer-Encoding") != "" {
+		return nil, &httpError{501, "bad_request", "transfer-encoding is not supported; send Content-Length"}
+	}
+	var n int64
+	if cls := h.Values("Content-Length"); len(cls) > 0 {
+		for _, v := range cls {
+			if v != cls[0] {
+				return nil, &httpError{400, "bad_request", "conflicting Content-Length headers"}
+			}
+		}
+		if cls[0] == "" || strings.TrimLeft(cls[0], "0123456789") != "" || len(cls[0]) > 18 {
+			return nil, &httpError{400, "bad_request", "malformed Content-Length"}
+		}
+		n, _ = strconv.ParseInt(cls[0], 10, 64)
+	}
+	if n > conf.maxBody {
+		return nil, &httpError{413, "body_too_large", fmt.Sprintf("request body of %d bytes exceeds %d", n, conf.maxBody)}
+	}
+	var body []byte
+	if n > 0 {
+		if strings.EqualFold(h.Get("Expect"), "100-continue") {
+			c.SetWriteDeadline(time.Now().Add(conf.writeTimeout))
+			io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+		}
+		c.SetReadDeadline(start.Add(conf.readTimeout))
+		body = make([]byte, n)
+		if _, err := io.ReadFull(br, body); err != nil {
+			if isTimeout(err) {
+				return nil, &httpError{408, "request_timeout", "request body not received in time"}
+			}
+			return nil, &httpError{400, "bad_request", "connection closed inside the request body"}
+		}
+	}
+	c.SetReadDeadline(time.Time{})
+	return &request{ctx: ctx, method: method, path: u.Path, rawQuery: u.RawQuery, proto: proto, header: h, body: body, remote: c.RemoteAddr().String()}, nil
+}
+
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// connSet tracks open connections for shutdown.
+type connSet struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func (s *connSet) add(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns == nil {
+		s.conns = map[net.Conn]struct{}{}
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+}
+
+func (s *connSet) done(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	s.wg.Done()
+}
+
+// interruptReads wakes connections blocked reading (idle keep-alive) so
+// they notice the shutdown; handlers in flight still write their answer.
+func (s *connSet) interruptReads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.SetReadDeadline(time.Now())
+	}
+}
+
+func (s *connSet) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.Close()
+	}
+}
