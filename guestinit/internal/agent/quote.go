@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,16 +64,16 @@ func (f *FirstAvailable) pick() (Quoter, error) {
 	if f.lastErr != nil && time.Since(f.lastTime) < retry {
 		return nil, f.lastErr
 	}
-	var reasons []error
+	var reasons []string
 	for _, p := range f.Providers {
 		err := p.Probe()
 		if err == nil {
 			f.chosen = p
 			return p, nil
 		}
-		reasons = append(reasons, fmt.Errorf("%s: %w", p.Name(), err))
+		reasons = append(reasons, p.Name()+": "+strings.TrimPrefix(err.Error(), ErrNoDevice.Error()+": "))
 	}
-	f.lastErr = fmt.Errorf("%w (%w)", ErrNoDevice, errors.Join(reasons...))
+	f.lastErr = fmt.Errorf("%w; %s", ErrNoDevice, strings.Join(reasons, "; "))
 	f.lastTime = time.Now()
 	return nil, f.lastErr
 }
