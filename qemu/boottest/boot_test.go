@@ -35,11 +35,11 @@ func TestBootStandIn(t *testing.T) {
 	}
 	c := bootcfg.Default()
 	c.Args = args
-	vm, ports := boot(t, e, defaultInitrd(t, e), cmdline(t, c), katanaPort)
+	g, ports := boot(t, e, defaultInitrd(t, e), cmdline(t, c), katanaPort)
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 
-	_, m, err := vm.WaitForRegexp(ctx, reKatanaStarted)
+	_, m, err := g.WaitForRegexp(ctx, reKatanaStarted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestBootStandIn(t *testing.T) {
 		t.Errorf("argv the init passed to katana (-katana.args +passed):\n%s", diff)
 	}
 
-	_, m, err = vm.WaitForRegexp(ctx, reStandinArgv)
+	_, m, err = g.WaitForRegexp(ctx, reStandinArgv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,25 +66,33 @@ func TestBootStandIn(t *testing.T) {
 		t.Errorf("argv the stand-in received (-katana.args +received):\n%s", diff)
 	}
 
-	if err := vm.WaitUntil(ctx, 200*time.Millisecond, chainIDProbe(ports[katanaPort])); err != nil {
+	if err := g.WaitUntil(ctx, 200*time.Millisecond, chainIDProbe(ports[katanaPort])); err != nil {
 		t.Fatalf("starknet_chainId through host port %d: %v", ports[katanaPort], err)
 	}
 
-	if err := vm.PowerDown(ctx); err != nil {
+	for _, w := range []string{"hostbuild run: checked the kernel and initrd", "ready: guestinit: katana started"} {
+		if !strings.Contains(g.Output(), w) {
+			t.Errorf("hostbuild run output lacks %q:\n%s", w, g.Output())
+		}
+	}
+
+	// The operator's graceful stop: SIGINT to hostbuild run, which
+	// presses the ACPI power button (QMP system_powerdown).
+	if err := g.PowerDown(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vm.WaitForLine(ctx, markStandinTerm); err != nil {
+	if _, err := g.WaitForLine(ctx, markStandinTerm); err != nil {
 		t.Fatalf("the stand-in got no SIGTERM after system_powerdown: %v", err)
 	}
-	_, m, err = vm.WaitForRegexp(ctx, reKatanaExited)
+	_, m, err = g.WaitForRegexp(ctx, reKatanaExited)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m[1] != "0" {
 		t.Errorf("katana exit status %s after a graceful stop, want 0", m[1])
 	}
-	expectCleanPowerOff(ctx, t, vm)
-	if i, j := lineIndex(vm, markKatanaExited), lineIndex(vm, markPoweringOff); i > j {
+	expectPowerOff(ctx, t, g, runExitClean)
+	if i, j := lineIndex(g, markKatanaExited), lineIndex(g, markPoweringOff); i > j {
 		t.Errorf("the init powered off (line %d) before katana exited (line %d)", j, i)
 	}
 }
@@ -96,21 +104,21 @@ func TestBootStandInExit(t *testing.T) {
 	c := bootcfg.Default()
 	c.Net = bootcfg.Net{None: true} // no NIC needed; also covers katana.net=none
 	c.Args = []string{"--exit-after", "1s", "--exit-code", "7"}
-	vm, _ := boot(t, e, defaultInitrd(t, e), cmdline(t, c))
+	g, _ := boot(t, e, defaultInitrd(t, e), cmdline(t, c))
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 
-	if _, err := vm.WaitForLine(ctx, markKatanaStarted); err != nil {
+	if _, err := g.WaitForLine(ctx, markKatanaStarted); err != nil {
 		t.Fatal(err)
 	}
-	_, m, err := vm.WaitForRegexp(ctx, reKatanaExited)
+	_, m, err := g.WaitForRegexp(ctx, reKatanaExited)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m[1] != "7" {
 		t.Errorf("logged katana exit status %s, want 7", m[1])
 	}
-	expectCleanPowerOff(ctx, t, vm)
+	expectPowerOff(ctx, t, g, runExitKatana)
 }
 
 // TestBootErrors: malformed measured input and a missing module each stop
@@ -139,17 +147,23 @@ func TestBootErrors(t *testing.T) {
 		},
 		{
 			name:    "missing module",
-			initrd:  func() string { return missingModuleInitrd(t, e) },
+			initrd:  func() string { return missingModuleInitrd(t, e, false) },
 			append:  good,
-			wantErr: []string{missingModule},
+			wantErr: []string{"loading module " + missingModule},
+		},
+		{
+			name:    "listed module file missing",
+			initrd:  func() string { return missingModuleInitrd(t, e, true) },
+			append:  good,
+			wantErr: []string{"loading module " + missingModule, "no such file"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			vm, _ := boot(t, e, tt.initrd(), tt.append)
+			g, _ := boot(t, e, tt.initrd(), tt.append)
 			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 			defer cancel()
-			line, err := vm.WaitForLine(ctx, markBootError)
+			line, err := g.WaitForLine(ctx, markBootError)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -158,8 +172,8 @@ func TestBootErrors(t *testing.T) {
 					t.Errorf("boot error line %q does not contain %q", line, w)
 				}
 			}
-			expectCleanPowerOff(ctx, t, vm)
-			if l := findLine(vm, markKatanaStarted); l != "" {
+			expectPowerOff(ctx, t, g, runExitBootError)
+			if l := findLine(g, markKatanaStarted); l != "" {
 				t.Errorf("katana was started despite the boot error: %q", l)
 			}
 		})

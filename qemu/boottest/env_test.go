@@ -14,8 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,6 +62,7 @@ type env struct {
 	hostbuild string
 	init      string
 	standin   string
+	ovmf      string // measurement-only: plain mode boots without it
 }
 
 var (
@@ -68,7 +71,7 @@ var (
 	defaultImg  string
 	defaultErr  error
 	missingOnce sync.Once
-	missingImg  string
+	missingImg  [2]string // [unlisted, listed]
 	missingErr  error
 )
 
@@ -101,14 +104,21 @@ func needEnv(t *testing.T) env {
 		init:      filepath.Join(out, "guestinit"),
 		standin:   filepath.Join(out, "standin-katana"),
 	}
+	shared := os.Getenv("SHARED_DIR")
+	if shared == "" {
+		shared = filepath.Join("..", "..", "..", "shared")
+	}
+	// hostbuild manifest needs an AmdSevX64 OVMF to measure; plain mode
+	// never boots it, so the shared fixture (its last 4 KiB) serves.
+	e.ovmf = filepath.Join(shared, "measure", "fixtures", "ovmf_AmdSev_suffix.bin")
 	rel, err := os.ReadFile(filepath.Join(kdir, "release"))
 	if err != nil {
 		t.Fatalf("KERNEL_DIR=%s has no release file (make it with qemu/fetch-kernel.sh %s): %v", kdir, kdir, err)
 	}
 	e.release = strings.TrimSpace(string(rel))
-	for _, f := range []string{e.vmlinuz, e.hostbuild, e.init, e.standin} {
+	for _, f := range []string{e.vmlinuz, e.hostbuild, e.init, e.standin, e.ovmf} {
 		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("boot test input missing (run 'make build kernel'): %v", err)
+			t.Fatalf("boot test input missing (run 'make build kernel'; SHARED_DIR for the OVMF fixture): %v", err)
 		}
 	}
 	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
@@ -149,22 +159,30 @@ const missingModule = "snpboot_missing"
 // missingModuleInitrd is the default initrd with a second, uncompressed cpio
 // archive appended (the kernel unpacks concatenated archives in order, later
 // files replacing earlier ones) that rewrites the module load list to name
-// a module the initrd does not contain, and the content list to match, so
-// that the module loader, not the integrity check of the list, meets it.
-func missingModuleInitrd(t *testing.T, e env) string {
+// a module the initrd does not contain. With listed, the content list names
+// the module's file too (as if the packer had listed a file the unpack
+// lost); without, the content list matches the new load list only.
+func missingModuleInitrd(t *testing.T, e env, listed bool) string {
 	t.Helper()
 	base := defaultInitrd(t, e)
 	missingOnce.Do(func() {
-		missingImg = filepath.Join(workDir, "initrd-missing-module.img")
-		missingErr = appendMissingModule(base, missingImg, e.release)
+		for i, l := range []bool{false, true} {
+			missingImg[i] = filepath.Join(workDir, fmt.Sprintf("initrd-missing-module-%d.img", i))
+			if missingErr = appendMissingModule(base, missingImg[i], e.release, l); missingErr != nil {
+				return
+			}
+		}
 	})
 	if missingErr != nil {
 		t.Fatal(missingErr)
 	}
-	return missingImg
+	if listed {
+		return missingImg[1]
+	}
+	return missingImg[0]
 }
 
-func appendMissingModule(base, out, release string) error {
+func appendMissingModule(base, out, release string, listed bool) error {
 	img, err := os.ReadFile(base)
 	if err != nil {
 		return err
@@ -177,12 +195,15 @@ func appendMissingModule(base, out, release string) error {
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", base, err)
 	}
-	load := append(files[initrdlayout.ModulesLoad],
-		fmt.Sprintf("%s %s/kernel/%s.ko\n", missingModule, initrdlayout.ModulesRoot(release), missingModule)...)
+	modPath := fmt.Sprintf("%s/kernel/%s.ko", initrdlayout.ModulesRoot(release), missingModule)
+	load := append(files[initrdlayout.ModulesLoad], fmt.Sprintf("%s %s\n", missingModule, modPath)...)
 	if _, err := initrdlayout.ParseModuleList(bytes.NewReader(load)); err != nil {
 		return fmt.Errorf("the edited module list does not parse: %w", err)
 	}
 	contents[initrdlayout.ModulesLoad] = sha256.Sum256(load)
+	if listed {
+		contents[modPath] = sha256.Sum256([]byte("a module the unpack lost"))
+	}
 
 	var buf bytes.Buffer
 	buf.Write(img)
@@ -273,47 +294,179 @@ func cmdline(t *testing.T, c bootcfg.Config) string {
 	return s
 }
 
-// boot starts QEMU (TCG) with the spec, forwarding a free host port to
-// each guest port in guestPorts. The VM is killed when the test ends, and
-// its whole serial log is printed if the test failed.
-func boot(t *testing.T, e env, initrd, appendLine string, guestPorts ...int) (*qemu.VM, map[int]int) {
+// guest is one boot through `hostbuild run --plain`, the operator's path:
+// the test writes a manifest for the initrd and cmdline with `hostbuild
+// manifest`, then runs hostbuild run, which checks the files against it,
+// builds the QEMU argv with package qemu and streams the serial console to
+// a file that the test follows.
+type guest struct {
+	cmd    *exec.Cmd
+	serial string
+	out    *lockedBuffer // hostbuild run's stdout and stderr
+	done   chan struct{}
+	code   int
+}
+
+// boot starts `hostbuild run --plain` (TCG) for initrd and cmdline,
+// forwarding a free host port to each guest port. The run is interrupted
+// (and QEMU with it) when the test ends; the serial console and run's own
+// output are printed if the test failed (or BOOTTEST_VERBOSE is set).
+func boot(t *testing.T, e env, initrd, appendLine string, guestPorts ...int) (*guest, map[int]int) {
 	t.Helper()
 	dir := t.TempDir()
-	sock, err := os.MkdirTemp(workDir, "q")
-	if err != nil {
-		t.Fatal(err)
+	manifest := filepath.Join(dir, "manifest.json")
+	mf := exec.Command(e.hostbuild, "manifest", "--ovmf", e.ovmf, "--kernel", e.vmlinuz, "--initrd", initrd,
+		"--cmdline", appendLine, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", manifest)
+	if b, err := mf.CombinedOutput(); err != nil {
+		t.Fatalf("hostbuild manifest: %v\n%s", err, b)
 	}
 	ports := map[int]int{}
-	var fw []qemu.Forward
+	args := []string{"run", "--plain", "--manifest", manifest, "--kernel", e.vmlinuz, "--initrd", initrd,
+		"--memory", "1024", "--serial-log", filepath.Join(dir, "serial.log"), "--ready-timeout", bootTimeout.String()}
 	for _, gp := range guestPorts {
 		hp := freePort(t)
 		ports[gp] = hp
-		fw = append(fw, qemu.Forward{HostPort: hp, GuestPort: gp})
+		args = append(args, "--forward", fmt.Sprintf("127.0.0.1:%d:%d", hp, gp))
 	}
-	o := qemu.Options{
-		Accel:           qemu.TCG,
-		VCPUs:           1,
-		MemoryMiB:       1024,
-		Kernel:          e.vmlinuz,
-		Initrd:          initrd,
-		Append:          appendLine,
-		SerialLog:       filepath.Join(dir, "serial.log"),
-		QMPSocket:       filepath.Join(sock, "qmp.sock"),
-		Forwards:        fw,
-		RestrictNetwork: true, // the guest reaches nothing but the forwarded ports
+	g := &guest{serial: filepath.Join(dir, "serial.log"), out: &lockedBuffer{}, done: make(chan struct{})}
+	g.cmd = exec.Command(e.hostbuild, args...)
+	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
+	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := g.cmd.Start(); err != nil {
+		t.Fatalf("starting hostbuild run: %v", err)
 	}
-	vm, err := qemu.Start(context.Background(), o, qemu.RunOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("booting: -append %q, forwards %v", appendLine, ports)
+	go func() {
+		err := g.cmd.Wait()
+		g.code = g.cmd.ProcessState.ExitCode()
+		if err != nil && g.code == 0 {
+			g.code = -1
+		}
+		close(g.done)
+	}()
+	t.Logf("booting: hostbuild %s\n  -append %q", strings.Join(args, " "), appendLine)
 	t.Cleanup(func() {
-		exit := vm.Kill()
+		select {
+		case <-g.done:
+		default:
+			g.cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-g.done:
+			case <-time.After(30 * time.Second):
+				g.cmd.Process.Kill()
+				<-g.done
+			}
+		}
 		if t.Failed() || os.Getenv("BOOTTEST_VERBOSE") != "" {
-			t.Logf("serial console (%v):\n%s", exit, vm.Log())
+			t.Logf("hostbuild run (exit %d):\n%s\nserial console:\n%s", g.code, g.out.String(), g.Log())
 		}
 	})
-	return vm, ports
+	return g, ports
+}
+
+// Lines returns the serial console so far.
+func (g *guest) Lines() []string {
+	b, _ := os.ReadFile(g.serial)
+	s := strings.ReplaceAll(string(b), "\r", "")
+	if s == "" {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+}
+
+// Log returns the serial console so far as one string.
+func (g *guest) Log() string { return strings.Join(g.Lines(), "\n") + "\n" }
+
+// WaitForRegexp waits for a console line matching re; it fails when the
+// run ends without one.
+func (g *guest) WaitForRegexp(ctx context.Context, re *regexp.Regexp) (string, []string, error) {
+	next := 0
+	for {
+		exited := false
+		select {
+		case <-g.done:
+			exited = true // one last full read below
+		default:
+		}
+		lines := g.Lines()
+		for ; next < len(lines); next++ {
+			if m := re.FindStringSubmatch(lines[next]); m != nil {
+				return lines[next], m, nil
+			}
+		}
+		if exited {
+			return "", nil, fmt.Errorf("waiting for /%s/ on the serial console: hostbuild run exited with status %d; last lines:\n%s", re, g.code, tail(lines, 10))
+		}
+		select {
+		case <-ctx.Done():
+			return "", nil, fmt.Errorf("waiting for /%s/ on the serial console: %w; last lines:\n%s", re, ctx.Err(), tail(lines, 10))
+		case <-g.done:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// WaitForLine waits for a console line containing substr.
+func (g *guest) WaitForLine(ctx context.Context, substr string) (string, error) {
+	l, _, err := g.WaitForRegexp(ctx, regexp.MustCompile(regexp.QuoteMeta(substr)))
+	return l, err
+}
+
+// WaitUntil polls probe until it succeeds, the run ends or ctx ends.
+func (g *guest) WaitUntil(ctx context.Context, interval time.Duration, probe func(context.Context) error) error {
+	for {
+		err := probe(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-g.done:
+			return fmt.Errorf("hostbuild run exited (status %d) before the probe succeeded; last probe error: %w", g.code, err)
+		case <-ctx.Done():
+			return fmt.Errorf("probe did not succeed: %w; last probe error: %w", ctx.Err(), err)
+		case <-time.After(interval):
+		}
+	}
+}
+
+// PowerDown is what an operator does: SIGINT to hostbuild run, which
+// presses the ACPI power button (QMP system_powerdown).
+func (g *guest) PowerDown() error { return g.cmd.Process.Signal(syscall.SIGINT) }
+
+// Wait waits for hostbuild run to end and returns its exit status.
+func (g *guest) Wait(ctx context.Context) (int, error) {
+	select {
+	case <-g.done:
+		return g.code, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("waiting for hostbuild run to end: %w", ctx.Err())
+	}
+}
+
+// Output is what hostbuild run printed so far (stdout and stderr).
+func (g *guest) Output() string { return g.out.String() }
+
+func tail(lines []string, n int) string {
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "\t" + strings.Join(lines, "\n\t")
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func freePort(t *testing.T) int {
@@ -355,31 +508,38 @@ func chainIDProbe(hostPort int) func(context.Context) error {
 	}
 }
 
-// expectCleanPowerOff waits for the guest to power off by itself and checks
-// that it did so cleanly: the init's power-off marker, the kernel's, a QEMU
-// exit status 0, and no kernel panic anywhere.
-func expectCleanPowerOff(ctx context.Context, t *testing.T, vm *qemu.VM) {
+// hostbuild run exit codes (hostbuild run -h).
+const (
+	runExitClean     = 0
+	runExitBootError = 4
+	runExitKatana    = 5
+)
+
+// expectPowerOff waits for the guest to power off by itself and checks
+// that it did so cleanly: the init's power-off marker, the kernel's, no
+// kernel panic anywhere, and hostbuild run's exit status for the outcome.
+func expectPowerOff(ctx context.Context, t *testing.T, g *guest, wantCode int) {
 	t.Helper()
 	for _, m := range []string{markPoweringOff, markPowerDown} {
-		if _, err := vm.WaitForLine(ctx, m); err != nil {
+		if _, err := g.WaitForLine(ctx, m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	exit, err := vm.Wait(ctx)
+	code, err := g.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !exit.Clean() {
-		t.Errorf("QEMU: %v; want a clean exit (status 0) after the guest powered off", exit)
+	if code != wantCode {
+		t.Errorf("hostbuild run exited with status %d, want %d; its output:\n%s", code, wantCode, g.Output())
 	}
-	if l := findLine(vm, markPanic); l != "" {
+	if l := findLine(g, markPanic); l != "" {
 		t.Errorf("the kernel panicked: %q", l)
 	}
 }
 
 // findLine returns the first console line containing s, or "".
-func findLine(vm *qemu.VM, s string) string {
-	for _, l := range vm.Lines() {
+func findLine(g *guest, s string) string {
+	for _, l := range g.Lines() {
 		if strings.Contains(l, s) {
 			return l
 		}
@@ -388,8 +548,8 @@ func findLine(vm *qemu.VM, s string) string {
 }
 
 // lineIndex returns the index of the first console line containing s, or -1.
-func lineIndex(vm *qemu.VM, s string) int {
-	for i, l := range vm.Lines() {
+func lineIndex(g *guest, s string) int {
+	for i, l := range g.Lines() {
 		if strings.Contains(l, s) {
 			return i
 		}
