@@ -548,6 +548,7 @@ func TestLoad(t *testing.T) {
 	for {
 		g, fds := runtime.NumGoroutine(), countFDs(t)
 		if g <= gBefore && fds <= fdsBefore {
+			t.Logf("after the load: goroutines %d -> %d, descriptors %d -> %d", gBefore, g, fdsBefore, fds)
 			break
 		}
 		if time.Now().After(deadline) {
