@@ -151,15 +151,25 @@ func TestEndToEnd(t *testing.T) {
 	}
 	honest := func() http.Handler { return agentWith(nil).Handler() }
 
+	ovmf := filepath.Join(os.Getenv("SHARED_DIR"), "measure", "fixtures", "ovmf_AmdSev_suffix.bin")
+	if os.Getenv("SHARED_DIR") == "" {
+		ovmf = filepath.Join("..", "..", "..", "..", "shared", "measure", "fixtures", "ovmf_AmdSev_suffix.bin")
+	}
+	kfile := filepath.Join(dir, "vmlinuz")
+	os.WriteFile(kfile, []byte("kernel"), 0o644)
 	for _, tc := range []struct {
 		name     string
 		handler  http.Handler
 		noRoots  bool
+		extra    []string
+		wantOut  string
 		wantExit int
 	}{
 		{name: "honest agent passes", handler: honest(), wantExit: 0},
 		{name: "no SNP device", handler: New(Options{Quoter: failing{"sev-guest-ioctl"}}).Handler(), wantExit: 3},
 		{name: "measurement", handler: agentWith(func(r []byte) { r[0x90] ^= 0xff }).Handler(), wantExit: 6},
+		{name: "measurement with --explain", handler: agentWith(func(r []byte) { r[0x90] ^= 0xff }).Handler(), wantExit: 6,
+			extra: []string{"--explain", "--ovmf", ovmf, "--kernel", kfile, "--initrd", kfile}, wantOut: `"likely": "no launch variant matches, and local files differ from the manifest`},
 		{name: "REPORT_DATA (config changed in transit)", handler: rewrite(honest(), func(r *agentapi.AttestationResponse) {
 			r.Config.Argv = append(r.Config.Argv, "--evil")
 		}), wantExit: 5},
@@ -175,6 +185,12 @@ func TestEndToEnd(t *testing.T) {
 			args := []string{"attest", "--addr", addr, "--manifest", manifestPath, "--json", "--timeout", "20s"}
 			if !tc.noRoots {
 				args = append(args, "--roots", roots)
+			}
+			if tc.extra != nil {
+				if _, err := os.Stat(ovmf); err != nil {
+					t.Skipf("OVMF fixture %s missing (%v); set SHARED_DIR", ovmf, err)
+				}
+				args = append(args, tc.extra...)
 			}
 			if tc.name == "nonce reuse (replayed report)" {
 				// Prime the replay cache with an earlier exchange.
@@ -201,6 +217,9 @@ func TestEndToEnd(t *testing.T) {
 			}
 			if res.OK != (tc.wantExit == 0) || res.ExitCode != tc.wantExit {
 				t.Errorf("JSON result %+v", res)
+			}
+			if !strings.Contains(stdout.String(), tc.wantOut) {
+				t.Errorf("output lacks %q:\n%s", tc.wantOut, stdout.String())
 			}
 			t.Logf("exit %d: %s", tc.wantExit, strings.TrimSpace(stderr.String()))
 			if tc.wantExit != 0 {
