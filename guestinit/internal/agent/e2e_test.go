@@ -225,6 +225,12 @@ func TestEndToEnd(t *testing.T) {
 			if tc.wantExit != 0 {
 				return
 			}
+			// The human summary.
+			human, err := exec.Command(bin, "attest", "--addr", addr, "--manifest", manifestPath, "--roots", roots).Output()
+			if err != nil || !strings.HasPrefix(string(human), "attestation OK\n") || !strings.Contains(string(human), "2 vCPUs of type EPYC-v4") {
+				t.Errorf("human summary (%v):\n%s", err, human)
+			}
+			t.Logf("human summary:\n%s", human)
 			// The evidence re-verifies offline, and the report decodes.
 			for _, a := range [][]string{
 				{"verify", evidence, "--manifest", manifestPath, "--roots", roots},
