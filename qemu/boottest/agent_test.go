@@ -1,0 +1,134 @@
+package boottest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
+)
+
+// TestBootAgent runs the attestation agent over TCP in a real guest (plain
+// QEMU has no vsock device here): /v1/status describes the running Katana,
+// /v1/attestation answers 503 no_snp_device outside SEV-SNP, and POST
+// /v1/shutdown stops Katana gracefully and powers the guest off.
+func TestBootAgent(t *testing.T) {
+	e := needEnv(t)
+	c := bootcfg.Default()
+	c.Agent = bootcfg.Agent{Mode: bootcfg.AgentTCP, TCP: netip.AddrPortFrom(netip.IPv4Unspecified(), agentPort)}
+	c.Args = []string{"--http.addr", "0.0.0.0", "--http.port", strconv.Itoa(katanaPort)}
+	g, ports := boot(t, e, defaultInitrd(t, e), cmdline(t, c), katanaPort, agentPort)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+
+	_, m, err := g.WaitForRegexp(ctx, reKatanaStarted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(m[1])
+	base := fmt.Sprintf("http://127.0.0.1:%d", ports[agentPort])
+
+	// Katana serves first (the agent listened before it started), so the
+	// later shutdown meets a stand-in with its SIGTERM handler in place.
+	if err := g.WaitUntil(ctx, 200*time.Millisecond, chainIDProbe(ports[katanaPort])); err != nil {
+		t.Fatalf("starknet_chainId: %v", err)
+	}
+	var st agentapi.Status
+	err = g.WaitUntil(ctx, 200*time.Millisecond, func(ctx context.Context) error {
+		code, body, err := httpDo(ctx, http.MethodGet, base+agentapi.PathStatus)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK {
+			return fmt.Errorf("GET %s: %d %s", agentapi.PathStatus, code, body)
+		}
+		st = agentapi.Status{}
+		if err := json.Unmarshal(body, &st); err != nil {
+			return fmt.Errorf("GET %s: decoding %s: %w", agentapi.PathStatus, body, err)
+		}
+		if st.Katana.State != "running" {
+			return fmt.Errorf("katana state %q, want running", st.Katana.State)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.APIVersion != agentapi.APIVersion || st.Katana.PID != pid || st.Katana.Restarts != 0 || st.Katana.LastExit != nil {
+		t.Errorf("status %+v: want api_version %d, katana pid %d (from the console), no restarts, no last exit", st, agentapi.APIVersion, pid)
+	}
+	if len(st.ConfigDigest) != 64 {
+		t.Errorf("status config_digest %q is not a SHA-256 in hex", st.ConfigDigest)
+	}
+	stages := map[string]bool{}
+	for _, s := range st.Stages {
+		stages[s.Name] = true
+	}
+	for _, want := range []string{"mounts", "modules", "network"} {
+		if !stages[want] {
+			t.Errorf("status stages %+v lack %q", st.Stages, want)
+		}
+	}
+
+	nonce := strings.Repeat("ab", 32)
+	code, body, err := httpDo(ctx, http.MethodGet, base+agentapi.PathAttestation+"?nonce="+nonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var er agentapi.ErrorResponse
+	if err := json.Unmarshal(body, &er); err != nil {
+		t.Fatalf("GET %s: decoding %s: %v", agentapi.PathAttestation, body, err)
+	}
+	if code != http.StatusServiceUnavailable || er.Error.Code != agentapi.CodeNoSNPDevice {
+		t.Errorf("GET %s outside SEV-SNP = %d %s, want 503 %s", agentapi.PathAttestation, code, body, agentapi.CodeNoSNPDevice)
+	}
+
+	// Katana is still serving after all that.
+	if err := chainIDProbe(ports[katanaPort])(ctx); err != nil {
+		t.Errorf("starknet_chainId after the agent calls: %v", err)
+	}
+
+	code, body, err = httpDo(ctx, http.MethodPost, base+agentapi.PathShutdown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr agentapi.ShutdownResponse
+	if code != http.StatusAccepted || json.Unmarshal(body, &sr) != nil || sr.State != "stopping" {
+		t.Errorf("POST %s = %d %s, want 202 with state stopping", agentapi.PathShutdown, code, body)
+	}
+	if _, err := g.WaitForLine(ctx, markStandinTerm); err != nil {
+		t.Fatalf("the stand-in got no SIGTERM after POST %s: %v", agentapi.PathShutdown, err)
+	}
+	_, m, err = g.WaitForRegexp(ctx, reKatanaExited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[1] != "0" {
+		t.Errorf("katana exit status %s after the agent's shutdown, want 0", m[1])
+	}
+	expectPowerOff(ctx, t, g, runExitClean)
+}
+
+func httpDo(ctx context.Context, method, url string) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
+}
