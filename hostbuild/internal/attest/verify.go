@@ -236,7 +236,7 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 		MinimumTCB:                o.MinTCB,
 		MinimumLaunchTCB:          kds.TCBParts{},
 		VMPL:                      &vmpl,
-		PermitProvisionalFirmware: true,
+		PermitProvisionalFirmware: false, // committed TCB, build and version must equal current ones
 	}
 	if err := validate.SnpAttestation(att, vo); err != nil {
 		return fail(ClassPolicy, "report fields (TCB, policy, VMPL): %w", err)

@@ -152,6 +152,9 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "VMPL", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x30] = 1 })
 		}},
+		{name: "provisional firmware (committed TCB below current)", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x38] = 1 }) // current_tcb.bl = 1, committed 0
+		}},
 		{name: "min report version", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinReportVersion = 4 }},
 		{name: "min TCB", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinTCB = kds.TCBParts{SnpSpl: 8} }},
 		{name: "one signature byte", want: ClassChain, ev: func() *agentapi.AttestationResponse {
