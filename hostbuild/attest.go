@@ -31,7 +31,8 @@ config, and verifies, in this order:
   2. REPORT_DATA = SHA-512(tag || our nonce || digest of the returned config);
   3. the launch measurement is one of the manifest's expected measurements;
   4. the guest policy equals the manifest's (debug refused unless
-     --allow-debug), the VMPL, the report version and --min-tcb.
+     --allow-debug), the VMPL, the report version, --min-tcb, and the
+     firmware is committed (no provisional firmware that could roll back).
 
 Exit status:
   0  verified
