@@ -222,3 +222,25 @@ func explain(err error) error {
 	}
 	return fmt.Errorf("%w (%s)", err, hint)
 }
+
+// Split returns the modules of mods named in first (in list order) and the
+// others (in list order). The init loads a few modules early this way (the
+// AF_ALG hash modules the integrity check uses); a failure there is retried
+// in the normal pass, where it is reported.
+func Split(mods []initrdlayout.Module, first ...string) (pre, rest []initrdlayout.Module) {
+	want := map[string]bool{}
+	for _, n := range first {
+		want[canonical(n)] = true
+	}
+	for _, m := range mods {
+		if want[canonical(m.Name)] {
+			pre = append(pre, m)
+		} else {
+			rest = append(rest, m)
+		}
+	}
+	return pre, rest
+}
+
+// canonical spells a module name as the kernel does (dashes are underscores).
+func canonical(name string) string { return strings.ReplaceAll(name, "-", "_") }

@@ -191,3 +191,20 @@ func TestDecompressRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestSplit(t *testing.T) {
+	mods := []initrdlayout.Module{{Name: "virtio_pci"}, {Name: "af_alg"}, {Name: "sev-guest"}, {Name: "algif_hash"}, {Name: "button"}}
+	pre, rest := Split(mods, "algif-hash", "af_alg", "sev_guest", "absent")
+	names := func(ms []initrdlayout.Module) (out []string) {
+		for _, m := range ms {
+			out = append(out, m.Name)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]string{"af_alg", "sev-guest", "algif_hash"}, names(pre)); diff != "" {
+		t.Errorf("pre (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"virtio_pci", "button"}, names(rest)); diff != "" {
+		t.Errorf("rest (-want +got):\n%s", diff)
+	}
+}
