@@ -1,0 +1,34 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Run as a test binary with GUESTINIT_TEST_MAIN=1, the test binary runs
+// main() instead of the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv("GUESTINIT_TEST_MAIN") == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// Outside PID 1 the init must refuse before touching anything (mounts,
+// reboot(2)): run by mistake on a host it would otherwise power it off.
+func TestRefusesWhenNotPID1(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "GUESTINIT_TEST_MAIN=1")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want status 2; output %q", err, out)
+	}
+	if !strings.Contains(string(out), "guestinit: must run as PID 1") {
+		t.Errorf("output %q lacks the refusal", out)
+	}
+}
