@@ -177,6 +177,9 @@ func (in *initProc) boot() {
 	if err != nil {
 		in.fatal(err)
 	}
+	if _, ok := list[initrdlayout.PayloadPath]; !ok {
+		in.fatal(fmt.Errorf("content list does not cover %s: refusing to run an unchecked payload", initrdlayout.PayloadPath))
+	}
 	mods, err := modload.ReadList("/", list)
 	if err != nil {
 		in.fatal(err)

@@ -2,9 +2,9 @@
 //
 //	[SSSSS.UUUUUU] guestinit: MESSAGE
 //
-// with the seconds since boot (CLOCK_BOOTTIME, the clock of the kernel's own
-// printk timestamps, so the lines sort with the kernel's on the serial
-// console) and one prefix. Lines are written with a single write(2) each so
+// with the seconds since boot (CLOCK_BOOTTIME; the kernel's printk
+// timestamps use a slightly different clock, so the two agree to within
+// tens of milliseconds, not exactly) and one prefix. Lines are written with a single write(2) each so
 // that concurrent loggers never interleave within a line.
 package klog
 
