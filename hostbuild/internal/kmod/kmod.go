@@ -31,12 +31,15 @@ import (
 // net (virtio_net does not depend on virtio_pci, the bus driver, so it is
 // named explicitly), vsock with its virtio transport, the SEV guest driver
 // and configfs-tsm where the kernel has them, configfs, fw_cfg and the ACPI
-// button driver (QEMU system_powerdown). Names the tree lacks are skipped.
+// button driver (QEMU system_powerdown), and AF_ALG hashing (af_alg,
+// algif_hash: the init checks the payload with the kernel's sha256, 2.3x
+// faster than Go's under TCG). Names the tree lacks are skipped.
 var DefaultModules = []string{
 	"virtio_pci", "virtio_net",
 	"vsock", "vmw_vsock_virtio_transport",
 	"sev-guest", "tsm", "configfs",
 	"qemu_fw_cfg", "button",
+	"af_alg", "algif_hash",
 }
 
 // Tree is one kernel release's module directory.
