@@ -218,7 +218,8 @@ func (in *initProc) boot() {
 		r, err := integrity.Checker{Root: "/", List: list, Hash: hasher}.All(skip)
 		integ <- integrityResult{r, err}
 	})
-	r, err := modload.Load(rest, modload.Options{Root: "/", Contents: list})
+	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }
+	r, err := modload.Load(rest, modload.Options{Root: "/", Contents: list, KernelLog: kernelLog})
 	res = append(res, r...)
 	if err != nil {
 		in.fatal(err)

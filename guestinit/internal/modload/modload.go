@@ -55,6 +55,9 @@ type Options struct {
 	Root     string                // initrd root ("/" in the guest)
 	Contents initrdlayout.Contents // every module file must be listed here
 	Kernel   Kernel                // nil: the real system calls
+	// KernelLog, when set, returns the kernel's own messages about a module
+	// that failed (see KernelMessages); they are added to the error.
+	KernelLog func(module string) []string
 }
 
 // Result is the outcome of one module.
@@ -133,7 +136,13 @@ func Load(mods []initrdlayout.Module, o Options) ([]Result, error) {
 		case errors.Is(err, unix.ENODEV):
 			r.Status, r.Skipped = Skipped, err
 		default:
-			return out, fmt.Errorf("loading module %s (%s): %w", m.Name, m.Path, explain(err))
+			err = fmt.Errorf("loading module %s (%s): %w", m.Name, m.Path, explain(err))
+			if o.KernelLog != nil {
+				if msgs := o.KernelLog(m.Name); len(msgs) > 0 {
+					err = fmt.Errorf("%w; kernel: %s", err, strings.Join(msgs, "; "))
+				}
+			}
+			return out, err
 		}
 		r.Took = time.Since(start)
 		out = append(out, r)

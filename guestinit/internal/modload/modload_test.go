@@ -208,3 +208,33 @@ func TestSplit(t *testing.T) {
 		t.Errorf("rest (-want +got):\n%s", diff)
 	}
 }
+
+func TestKernelLogInError(t *testing.T) {
+	root, contents, mods := setup(t, []string{"virtio"}, []string{""})
+	k := &fakeKernel{errs: map[string]error{"image:virtio": unix.ENOENT}}
+	_, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k, KernelLog: func(m string) []string {
+		return MatchModule([]string{
+			"4,610,2865000,-;virtio: Unknown symbol vring_del_virtqueue (err -2)\n",
+			"6,611,2866000,-;virtio_net: something else\n SUBSYSTEM=x\n",
+			"4,612,2867000,-;virtio: Unknown symbol vring_interrupt (err -2)\n",
+		}, m, 3)
+	}})
+	want := "virtio: Unknown symbol vring_del_virtqueue (err -2); virtio: Unknown symbol vring_interrupt (err -2)"
+	if err == nil || !strings.Contains(err.Error(), "; kernel: "+want) {
+		t.Errorf("error %v does not carry the kernel's messages", err)
+	}
+}
+
+func TestMatchModule(t *testing.T) {
+	recs := []string{"garbage", "4,1,1,-;sev_guest: x\n", "4,2,2,-;sev-guest: y\n", "4,3,3,-;sev_guestx: z\n", "4,4,4,-;a: sev_guest: w\n"}
+	got := MatchModule(recs, "sev-guest", 5)
+	if diff := cmp.Diff([]string{"sev_guest: x", "sev-guest: y"}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got := MatchModule(recs, "sev_guest", 1); len(got) != 1 || got[0] != "sev-guest: y" {
+		t.Errorf("max 1: %q", got)
+	}
+	if got := KernelMessages("/nonexistent/kmsg", "x", 3); got != nil {
+		t.Errorf("unreadable log: %q", got)
+	}
+}
