@@ -73,21 +73,13 @@ func (k KernelHasher) Sum(f *os.File) ([32]byte, int64, error) {
 		return sum, 0, err
 	}
 	defer unix.Close(op)
-	buf := make([]byte, 1<<20)
-	var total int64
-	for {
-		n, rerr := f.Read(buf)
-		if n > 0 {
-			if err := sendAll(op, buf[:n], unix.MSG_MORE); err != nil {
-				return sum, total, fmt.Errorf("AF_ALG send: %w", err)
-			}
-			total += int64(n)
-		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return sum, total, rerr
+	total, spliced, err := spliceAll(f, op)
+	if err != nil {
+		return sum, total, err
+	}
+	if !spliced {
+		if total, err = copyAll(f, op); err != nil {
+			return sum, total, err
 		}
 	}
 	if err := sendAll(op, nil, 0); err != nil { // finalize
@@ -98,6 +90,72 @@ func (k KernelHasher) Sum(f *os.File) ([32]byte, int64, error) {
 		return sum, total, fmt.Errorf("AF_ALG read digest: %d bytes, %v", n, err)
 	}
 	return sum, total, nil
+}
+
+// spliceAll moves the file into the hash through a pipe without copying
+// (file pages -> pipe -> algif_hash), every chunk with SPLICE_F_MORE so the
+// hash is only finalized by the caller. spliced is false when the kernel
+// refuses splicing before any byte moved (the caller then copies).
+func spliceAll(f *os.File, op int) (total int64, spliced bool, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return 0, false, nil
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	size := 1 << 20
+	if n, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, size); err == nil {
+		size = n
+	} else {
+		size = 64 << 10
+	}
+	fd := int(f.Fd())
+	for {
+		n, err := unix.Splice(fd, nil, p[1], nil, size, unix.SPLICE_F_MOVE|unix.SPLICE_F_MORE)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			if total == 0 && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS)) {
+				return 0, false, nil
+			}
+			return total, true, fmt.Errorf("splice from file: %w", err)
+		}
+		if n == 0 {
+			return total, true, nil
+		}
+		for left := n; left > 0; {
+			m, err := unix.Splice(p[0], nil, op, nil, int(left), unix.SPLICE_F_MOVE|unix.SPLICE_F_MORE)
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				return total, true, fmt.Errorf("splice into AF_ALG: %w", err)
+			}
+			left -= m
+			total += m
+		}
+	}
+}
+
+func copyAll(f *os.File, op int) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		n, rerr := f.Read(buf)
+		if n > 0 {
+			if err := sendAll(op, buf[:n], unix.MSG_MORE); err != nil {
+				return total, fmt.Errorf("AF_ALG send: %w", err)
+			}
+			total += int64(n)
+		}
+		if errors.Is(rerr, io.EOF) {
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
 }
 
 func sendAll(fd int, b []byte, flags int) error {
