@@ -10,9 +10,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
@@ -44,6 +48,9 @@ type Checker struct {
 	Root string
 	List initrdlayout.Contents
 	Hash Hasher // nil: GoHasher
+	// Workers is how many files All hashes at once; 0: one per CPU, at
+	// most 4.
+	Workers int
 }
 
 func (c Checker) hasher() Hasher {
@@ -104,8 +111,9 @@ type Report struct {
 }
 
 // All checks every listed file except those in skip (checked elsewhere or
-// rewritten by the init), largest last so that a broken small file is
-// reported quickly. It stops at the first bad file.
+// rewritten by the init), on up to Workers files at a time (0: the number of
+// CPUs, at most 4), largest first so that the long pole starts at once. It
+// reports the first bad file it meets (sorted by path when several are).
 func (c Checker) All(skip map[string]bool) (Report, error) {
 	start := time.Now()
 	type item struct {
@@ -125,22 +133,51 @@ func (c Checker) All(skip map[string]bool) (Report, error) {
 	}
 	slices.SortFunc(items, func(a, b item) int {
 		if a.size != b.size {
-			return int(min(max(a.size-b.size, -1), 1))
+			return int(min(max(b.size-a.size, -1), 1))
 		}
-		if a.rel < b.rel {
-			return -1
-		}
-		return 1
+		return strings.Compare(a.rel, b.rel)
 	})
-	var r Report
-	for _, it := range items {
-		if err := c.File(it.rel); err != nil {
-			r.Took = time.Since(start)
-			return r, err
-		}
-		r.Files++
-		r.Bytes += it.size
+	workers := c.Workers
+	if workers <= 0 {
+		workers = min(runtime.NumCPU(), 4)
 	}
+	var (
+		mu   sync.Mutex
+		r    Report
+		errs = map[string]error{}
+		next int
+		wg   sync.WaitGroup
+	)
+	for range min(workers, max(len(items), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				if next >= len(items) || len(errs) > 0 {
+					mu.Unlock()
+					return
+				}
+				it := items[next]
+				next++
+				mu.Unlock()
+				err := c.File(it.rel)
+				mu.Lock()
+				if err != nil {
+					errs[it.rel] = err
+				} else {
+					r.Files++
+					r.Bytes += it.size
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
 	r.Took = time.Since(start)
+	if len(errs) > 0 {
+		bad := slices.Sorted(maps.Keys(errs))
+		return r, errs[bad[0]]
+	}
 	return r, nil
 }

@@ -71,6 +71,30 @@ func TestTruncatedPayload(t *testing.T) {
 	}
 }
 
+func TestWorkers(t *testing.T) {
+	root := makeRoot(t, files)
+	list, _ := LoadList(root)
+	for _, w := range []int{1, 2, 8} {
+		r, err := Checker{Root: root, List: list, Workers: w}.All(nil)
+		if err != nil || r.Files != 4 {
+			t.Errorf("workers %d: %+v, %v; want 4 files", w, r, err)
+		}
+	}
+	// Two bad files: the error names the first by path, whatever the
+	// scheduling.
+	os.WriteFile(filepath.Join(root, "init"), []byte("x"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("x"), 0o644)
+	for range 20 {
+		_, err := Checker{Root: root, List: list, Workers: 4}.All(nil)
+		if !errors.Is(err, ErrMismatch) {
+			t.Fatalf("err = %v, want mismatch", err)
+		}
+		if !strings.Contains(err.Error(), "etc/hosts") && !strings.Contains(err.Error(), "init") {
+			t.Fatalf("err = %v names neither bad file", err)
+		}
+	}
+}
+
 func TestMissingFile(t *testing.T) {
 	root := makeRoot(t, files)
 	list, _ := LoadList(root)
