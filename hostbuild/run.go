@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
@@ -210,7 +212,19 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	select {
 	case <-vm.Done():
 	case <-ctx.Done():
-		fmt.Fprintf(stderr, "hostbuild run: stopping the guest (system_powerdown, up to %v)\n", *stopTimeout)
+		fmt.Fprintf(stderr, "hostbuild run: stopping the guest (system_powerdown, up to %v; interrupt again to kill it)\n", *stopTimeout)
+		// A second SIGINT or SIGTERM kills QEMU at once.
+		again := make(chan os.Signal, 1)
+		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(again)
+		go func() {
+			select {
+			case <-again:
+				fmt.Fprintln(stderr, "hostbuild run: interrupted again: killing qemu")
+				vm.Kill()
+			case <-vm.Done():
+			}
+		}()
 		if _, err := vm.Stop(context.Background(), *stopTimeout); err != nil {
 			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		}
