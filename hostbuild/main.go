@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"slices"
-	"strings"
 	"syscall"
 )
 
@@ -84,5 +83,4 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w, "  version    print the version")
 	fmt.Fprintln(w, "\nRun 'hostbuild <command> -h' for a command's flags.")
-	fmt.Fprintln(w, strings.TrimSpace(""))
 }
