@@ -22,6 +22,13 @@ done
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
 command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 mkdir -p "$demo"
+# Another demo, bench or test may hold the port: then take a free one.
+if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 20000))
+    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "demo: port $port is in use; using $p"; port=$p; break; }
+  done
+fi
 
 step "build: the static init and the stand-in Katana (make build)"
 ls -l out/guestinit out/standin-katana out/hostbuild | awk '{printf "  %-22s %10s bytes\n", $9, $5}'

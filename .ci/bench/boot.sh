@@ -46,17 +46,27 @@ chmod 755 "$work/katana"
 
 # The seed's cmdline shape; our init reads the same katana.args.
 append="console=ttyS0 panic=-1 katana.args=--http.addr=0.0.0.0"
-port=${BOOT_BENCH_PORT:-15077}
+# A host port nobody listens on (another bench or demo may run beside us).
+free_port() {
+  local p
+  for _ in $(seq 100); do
+    p=$((20000 + RANDOM % 20000))
+    (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
+  done
+  echo "boot bench: no free port found" >&2
+  exit 1
+}
 
 # boot NAME INITRD: one boot with ../shared/bench/boot-to-ready.sh's QEMU line
 # and readiness poll; keeps the serial log. Prints "ready_s init_s run_s".
 boot() {
   local name=$1 initrd=$2 log=$work/$1.log
-  local start end ok=0 qpid
+  local start end ok=0 qpid port
+  port=$(free_port)
   start=$(date +%s.%N)
   qemu-system-x86_64 -accel tcg -m 2G -smp 2 -kernel "$kernel/vmlinuz" -initrd "$initrd" -append "$append" \
     -nographic -no-reboot -netdev user,id=n0,hostfwd=tcp:127.0.0.1:$port-:5050 -device virtio-net-pci,netdev=n0 \
-    -serial file:"$log" -monitor none -display none >/dev/null 2>&1 &
+    -serial file:"$log" -monitor none -display none >/dev/null 2>"$log.qemu" &
   qpid=$!
   for _ in $(seq 1 1200); do
     if curl -s -m 1 -X POST -H 'Content-Type: application/json' \
@@ -66,9 +76,11 @@ boot() {
     sleep 0.1
   done
   end=$(date +%s.%N)
-  kill $qpid 2>/dev/null; wait $qpid 2>/dev/null || true
+  kill $qpid 2>/dev/null || true
+  wait $qpid 2>/dev/null || true
   if [ $ok != 1 ]; then
-    echo "boot bench: $name never answered starknet_chainId; serial log tail:" >&2
+    echo "boot bench: $name never answered starknet_chainId; qemu stderr and serial log tail:" >&2
+    cat "$log.qemu" >&2
     tail -20 "$log" >&2
     exit 1
   fi
