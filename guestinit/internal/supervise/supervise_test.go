@@ -343,7 +343,7 @@ func TestOrphansReaped(t *testing.T) {
 	o := h.opts("orphan")
 	o.OnExit = bootcfg.OnExitRestart
 	o.RestartLimit = 1
-	o.Backoff = func(int) time.Duration { return time.Second } // the grandchild ends meanwhile
+	o.Backoff = func(int) time.Duration { return 2 * time.Second } // the 300ms grandchild ends meanwhile
 	out := run(t, o)
 	if !strings.Contains(out.Reason, "status=3") {
 		t.Fatalf("outcome %+v", out)
@@ -358,7 +358,7 @@ func TestOrphansReaped(t *testing.T) {
 	if len(pids) != 2 {
 		t.Fatalf("report %q, want two grandchildren", h.report())
 	}
-	// The first grandchild (300ms) ended during the 1s backoff and was
+	// The first grandchild (300ms) ended during the 2s backoff and was
 	// reaped by the SIGCHLD loop: no zombie left.
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pids[0])); err == nil {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pids[0]))
