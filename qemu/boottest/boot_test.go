@@ -152,6 +152,12 @@ func TestBootErrors(t *testing.T) {
 			wantErr: []string{"loading module " + missingModule},
 		},
 		{
+			name:    "payload changed after packing",
+			initrd:  func() string { return tamperedPayloadInitrd(t, e) },
+			append:  good,
+			wantErr: []string{"bin/katana", "does not match the content list"},
+		},
+		{
 			name:    "listed module file missing",
 			initrd:  func() string { return missingModuleInitrd(t, e, true) },
 			append:  good,

@@ -205,6 +205,21 @@ func appendMissingModule(base, out, release string, listed bool) error {
 		contents[modPath] = sha256.Sum256([]byte("a module the unpack lost"))
 	}
 
+	return appendArchive(img, out, []initrdFile{
+		{name: initrdlayout.ContentsPath, data: contents.Format()},
+		{name: initrdlayout.ModulesLoad, data: load},
+	})
+}
+
+type initrdFile struct {
+	name string
+	data []byte
+	exec bool // mode 0755 instead of 0644
+}
+
+// appendArchive writes img followed by an uncompressed newc archive of
+// files: the kernel unpacks it after img, replacing those files.
+func appendArchive(img []byte, out string, files []initrdFile) error {
 	var buf bytes.Buffer
 	buf.Write(img)
 	// The kernel looks for a cpio magic only at 4-byte aligned offsets and
@@ -213,14 +228,12 @@ func appendMissingModule(base, out, release string, listed bool) error {
 		buf.WriteByte(0)
 	}
 	w := cpio.NewWriter(&buf)
-	for i, f := range []struct {
-		name string
-		data []byte
-	}{
-		{initrdlayout.ContentsPath, contents.Format()},
-		{initrdlayout.ModulesLoad, load},
-	} {
-		hdr := &cpio.Header{Name: f.name, Mode: cpio.TypeReg | 0o644, Size: int64(len(f.data)), Links: 1, Inode: int64(100000 + i)}
+	for i, f := range files {
+		mode := cpio.FileMode(0o644)
+		if f.exec {
+			mode = 0o755
+		}
+		hdr := &cpio.Header{Name: f.name, Mode: cpio.TypeReg | mode, Size: int64(len(f.data)), Links: 1, Inode: int64(100000 + i)}
 		if err := w.WriteHeader(hdr); err != nil {
 			return err
 		}
@@ -232,6 +245,40 @@ func appendMissingModule(base, out, release string, listed bool) error {
 		return err
 	}
 	return os.WriteFile(out, buf.Bytes(), 0o644)
+}
+
+var (
+	tamperedOnce sync.Once
+	tamperedImg  string
+	tamperedErr  error
+)
+
+// tamperedPayloadInitrd is the default initrd with /bin/katana replaced
+// after packing (an appended archive), its content list untouched: what a
+// damaged unpack or a swapped file looks like to the init.
+func tamperedPayloadInitrd(t *testing.T, e env) string {
+	t.Helper()
+	base := defaultInitrd(t, e)
+	tamperedOnce.Do(func() {
+		tamperedImg = filepath.Join(workDir, "initrd-tampered-payload.img")
+		img, err := os.ReadFile(base)
+		if err != nil {
+			tamperedErr = err
+			return
+		}
+		payload, err := os.ReadFile(e.standin)
+		if err != nil {
+			tamperedErr = err
+			return
+		}
+		// Same size, last byte flipped: only the hash can tell.
+		payload[len(payload)-1] ^= 0xff
+		tamperedErr = appendArchive(img, tamperedImg, []initrdFile{{name: initrdlayout.PayloadPath, data: payload, exec: true}})
+	})
+	if tamperedErr != nil {
+		t.Fatal(tamperedErr)
+	}
+	return tamperedImg
 }
 
 // readInitrdFiles returns the named regular files of the first archive of
