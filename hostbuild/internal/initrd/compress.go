@@ -8,7 +8,6 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 // DefaultCompression is chosen by measurement (BENCHMARKS.md): zstd at
@@ -70,33 +69,4 @@ func Detect(head []byte) string {
 		}
 	}
 	return "unknown"
-}
-
-// decompressor wraps r (positioned at the start) for the detected format.
-func decompressor(name string, r io.Reader) (io.Reader, func(), error) {
-	switch name {
-	case "none":
-		return r, func() {}, nil
-	case "gzip":
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, nil, fmt.Errorf("gzip: %w", err)
-		}
-		return zr, func() { zr.Close() }, nil
-	case "zstd":
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20), zstd.WithDecoderMaxMemory(1<<30))
-		if err != nil {
-			return nil, nil, fmt.Errorf("zstd: %w", err)
-		}
-		return zr, zr.Close, nil
-	case "xz":
-		zr, err := xz.NewReader(r)
-		if err != nil {
-			return nil, nil, fmt.Errorf("xz: %w", err)
-		}
-		return zr, func() {}, nil
-	case "unknown":
-		return nil, nil, fmt.Errorf("not an initrd: no cpio header and no known compression magic")
-	}
-	return nil, nil, fmt.Errorf("%s-compressed initrds are not supported here (supported: gzip, zstd, xz, none)", name)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
@@ -318,7 +319,7 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte("070701"))
 	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0})
 	f.Add([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff})
-	maxUnpacked = 16 << 20
+	maxUnpacked, zstdMaxWindow = 16<<20, 1<<20
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := Read(bytes.NewReader(data))
 		if err != nil {
@@ -331,4 +332,77 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("archive differs from itself: %v", ch)
 		}
 	})
+}
+
+// Segments as the kernel reads them: an uncompressed archive before a
+// compressed one (early microcode), an archive appended after a compressed
+// one (what an attacker or a second tool adds), two compressed members.
+func TestReadSegments(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	o.Modules = []string{"vsock"}
+	var extra bytes.Buffer
+	nw := newc.NewWriter(&extra)
+	nw.WriteHeader(&newc.Header{Name: "kernel/x86/microcode/AuthenticAMD.bin", Mode: newc.TypeReg | 0o644, NLink: 1, Size: 4})
+	nw.Write([]byte("ucod"))
+	nw.WriteHeader(&newc.Header{Name: "bin/katana", Mode: newc.TypeReg | 0o755, NLink: 1, Size: 6})
+	nw.Write([]byte("evil!\n"))
+	nw.Close()
+	for _, comp := range Compressions {
+		o.Compression = comp
+		packed := pack(t, o)
+		base, err := Read(bytes.NewReader(packed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name string
+			data []byte
+			want string // compression string
+		}{
+			{"prefix", append(append(append([]byte{}, extra.Bytes()...), make([]byte, 16)...), packed...), "none+" + comp},
+			{"appended", append(append([]byte{}, packed...), extra.Bytes()...), comp + "+none"},
+			{"twice", append(append([]byte{}, packed...), packed...), comp},
+		}
+		if comp == "none" {
+			tests[0].want, tests[1].want = "none", "none"
+		}
+		for _, tc := range tests {
+			t.Run(comp+"/"+tc.name, func(t *testing.T) {
+				a, err := Read(bytes.NewReader(tc.data))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.Compression != tc.want {
+					t.Errorf("compression %q, want %q", a.Compression, tc.want)
+				}
+				k, _ := a.Lookup("bin/katana")
+				bk, _ := base.Lookup("bin/katana")
+				switch tc.name {
+				case "prefix": // the packed payload comes last and wins
+					if k.SHA256 != bk.SHA256 || a.Archives != 2 {
+						t.Errorf("prefix: katana %s (want %s), %d archives", k.SHA256, bk.SHA256, a.Archives)
+					}
+				case "appended": // the appended payload wins, as in the guest
+					if k.Size != 6 || a.Archives != 2 {
+						t.Errorf("appended: katana size %d, %d archives", k.Size, a.Archives)
+					}
+					if ch := Diff(base, a); len(ch) != 2 {
+						t.Errorf("diff with the appended archive: %v", ch)
+					}
+				case "twice":
+					if a.Archives != 2 || len(Diff(base, a)) != 1 { // same entries, other bytes
+						t.Errorf("twice: %d archives, diff %v", a.Archives, Diff(base, a))
+					}
+				}
+			})
+		}
+		// A compressed segment cut short is an error naming its offset.
+		if comp != "none" {
+			cut := append(append([]byte{}, extra.Bytes()...), packed[:len(packed)/2]...)
+			if _, err := Read(bytes.NewReader(cut)); err == nil || !strings.Contains(err.Error(), "segment at byte") {
+				t.Errorf("%s: truncated second segment: got %v", comp, err)
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package initrd
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,9 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 // Entry is one archive member as inspect and diff see it.
@@ -42,7 +46,13 @@ type Archive struct {
 // hostile file cannot keep it busy for ever.
 const MaxUnpacked = 8 << 30
 
-var maxUnpacked int64 = MaxUnpacked // lowered by the fuzz test
+// Limits, lowered by the fuzz test: the uncompressed bytes read, and the
+// zstd window a frame may ask for (the decoder allocates it; the packer
+// writes 8 MiB windows, distributions' initramfs tools at most 128 MiB).
+var (
+	maxUnpacked   int64  = MaxUnpacked
+	zstdMaxWindow uint64 = 128 << 20
+)
 
 // ReadFile parses the initrd at path.
 func ReadFile(path string) (*Archive, error) {
@@ -74,30 +84,123 @@ func (c *hashCounter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Read parses an initrd: one compressed (or uncompressed) stream holding one
-// or more newc archives. Malformed input gives an error that says where.
+// Read parses an initrd as the kernel unpacks it (init/initramfs.c): a
+// sequence of segments, each an uncompressed newc archive or one compressed
+// stream (a gzip member, a zstd frame, or xz to the end) holding one or more
+// archives, with NUL padding between segments. A microcode prefix followed
+// by a compressed archive, or an archive appended to a packed initrd, read
+// as the guest would see them. Malformed input gives an error that says
+// where.
 func Read(r io.Reader) (*Archive, error) {
 	hc := &hashCounter{r: r, h: sha256.New()}
 	br := bufio.NewReaderSize(hc, 64<<10)
-	head, _ := br.Peek(8)
-	if len(head) == 0 {
+	if head, _ := br.Peek(1); len(head) == 0 {
 		return nil, errors.New("empty file: not an initrd")
 	}
-	a := &Archive{Compression: Detect(head)}
-	dr, closeFn, err := decompressor(a.Compression, br)
-	if err != nil {
-		return nil, err
+	st := &readState{a: &Archive{}, seen: map[string]bool{}, budget: maxUnpacked}
+	var comps []string
+	for {
+		if err := skipNULs(br); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("reading: %w", err)
+		}
+		off := hc.n - int64(br.Buffered())
+		head, _ := br.Peek(8)
+		c := Detect(head)
+		if len(comps) == 0 || comps[len(comps)-1] != c {
+			comps = append(comps, c)
+		}
+		if err := st.segment(c, br); err != nil {
+			if off > 0 {
+				return nil, fmt.Errorf("segment at byte %d (%s): %w", off, c, err)
+			}
+			return nil, err
+		}
 	}
-	defer closeFn()
-	lim := &io.LimitedReader{R: errContext{dr, a.Compression + " stream"}, N: maxUnpacked + 1}
+	a := st.a
+	if a.Archives == 0 {
+		return nil, errors.New("no cpio archive found (only NUL bytes)")
+	}
+	a.Compression = strings.Join(comps, "+")
+	a.Size = hc.n
+	a.SHA256 = hex.EncodeToString(hc.h.Sum(nil))
+	slices.SortStableFunc(a.Entries, func(x, y Entry) int { return strings.Compare(x.Path, y.Path) })
+	return a, nil
+}
+
+// skipNULs consumes the NUL bytes the kernel skips between segments.
+func skipNULs(br *bufio.Reader) error {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return err
+		}
+		if b != 0 {
+			return br.UnreadByte()
+		}
+	}
+}
+
+type readState struct {
+	a      *Archive
+	seen   map[string]bool
+	budget int64 // uncompressed bytes left
+}
+
+// segment reads one segment of compression c starting at br.
+func (st *readState) segment(c string, br *bufio.Reader) error {
+	switch c {
+	case "none":
+		return st.archives(br, true)
+	case "gzip":
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("gzip: %w", err)
+		}
+		zr.Multistream(false) // one member; flate reads br byte-exactly
+		defer zr.Close()
+		return st.archives(errContext{zr, "gzip stream"}, false)
+	case "zstd":
+		frame, err := readZstdFrame(br)
+		if err != nil {
+			return err
+		}
+		zr, err := zstd.NewReader(bytes.NewReader(frame), zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(uint64(maxUnpacked)))
+		if err != nil {
+			return fmt.Errorf("zstd: %w", err)
+		}
+		defer zr.Close()
+		return st.archives(errContext{zr, "zstd stream"}, false)
+	case "xz":
+		xr, err := xz.NewReader(br)
+		if err != nil {
+			return fmt.Errorf("xz: %w", err)
+		}
+		return st.archives(errContext{xr, "xz stream"}, false) // xz runs to the end of the file
+	case "unknown":
+		return errors.New("not an initrd: no cpio header and no known compression magic")
+	}
+	return fmt.Errorf("%s-compressed initrds are not supported here (supported: gzip, zstd, xz, none)", c)
+}
+
+// archives parses newc archives from r: one (uncompressed segment, whose
+// end is the trailer) or all until r ends (a decompressed stream).
+func (st *readState) archives(r io.Reader, one bool) error {
+	lim := &io.LimitedReader{R: r, N: st.budget + 1}
+	defer func() { st.budget = lim.N - 1 }()
 	nr := newc.NewReader(lim)
-	seen := map[string]bool{}
+	a := st.a
 	inArchive := false
 	for {
 		h, err := nr.Next()
 		if err == newc.ErrTrailer {
 			a.Archives++
 			inArchive = false
+			if one {
+				return nil
+			}
 			continue
 		}
 		if err == io.EOF {
@@ -105,9 +208,9 @@ func Read(r io.Reader) (*Archive, error) {
 		}
 		if err != nil {
 			if lim.N <= 0 {
-				return nil, fmt.Errorf("more than %d bytes uncompressed: refusing", maxUnpacked)
+				return fmt.Errorf("more than %d bytes uncompressed: refusing", maxUnpacked)
 			}
-			return nil, err
+			return err
 		}
 		inArchive = true
 		e := Entry{
@@ -118,13 +221,13 @@ func Read(r io.Reader) (*Archive, error) {
 		case newc.TypeReg:
 			sum := sha256.New()
 			if _, err := io.Copy(sum, nr); err != nil {
-				return nil, fmt.Errorf("reading %s: %w", h.Name, err)
+				return fmt.Errorf("reading %s: %w", h.Name, err)
 			}
 			e.SHA256 = hex.EncodeToString(sum.Sum(nil))
 		case newc.TypeLink:
 			b, err := io.ReadAll(nr)
 			if err != nil {
-				return nil, fmt.Errorf("reading symlink %s: %w", h.Name, err)
+				return fmt.Errorf("reading symlink %s: %w", h.Name, err)
 			}
 			e.Link = string(b)
 		case newc.TypeChar, newc.TypeBlock:
@@ -132,27 +235,84 @@ func Read(r io.Reader) (*Archive, error) {
 		}
 		// A later entry of the same name replaces the earlier one when the
 		// kernel unpacks; keep the last, as the guest will see it.
-		if seen[e.Path] {
+		if st.seen[e.Path] {
 			i := slices.IndexFunc(a.Entries, func(x Entry) bool { return x.Path == e.Path })
 			a.Entries = slices.Delete(a.Entries, i, i+1)
 		}
-		seen[e.Path] = true
+		st.seen[e.Path] = true
 		a.Entries = append(a.Entries, e)
 	}
 	if inArchive {
-		return nil, errors.New("archive ends without a TRAILER!!! record (truncated?)")
+		return errors.New("archive ends without a TRAILER!!! record (truncated?)")
 	}
-	if a.Archives == 0 {
-		return nil, errors.New("no cpio archive found")
+	return nil
+}
+
+// readZstdFrame consumes one zstd frame from br and returns its bytes. The
+// frame's end is found from its block headers (RFC 8878 section 3.1.1), so
+// whatever follows it is left for the next segment, as the kernel does.
+func readZstdFrame(br *bufio.Reader) ([]byte, error) {
+	var frame bytes.Buffer
+	take := func(n int) ([]byte, error) {
+		start := frame.Len()
+		if _, err := io.CopyN(&frame, br, int64(n)); err != nil {
+			return nil, fmt.Errorf("zstd frame truncated at byte %d: %w", frame.Len(), unexpectedEOF(err))
+		}
+		return frame.Bytes()[start:], nil
 	}
-	// Drain what the decompressor did not need, so the file hash covers it.
-	if _, err := io.Copy(io.Discard, br); err != nil {
-		return nil, fmt.Errorf("reading: %w", err)
+	if _, err := take(4); err != nil { // magic, already detected
+		return nil, err
 	}
-	a.Size = hc.n
-	a.SHA256 = hex.EncodeToString(hc.h.Sum(nil))
-	slices.SortStableFunc(a.Entries, func(x, y Entry) int { return strings.Compare(x.Path, y.Path) })
-	return a, nil
+	fhd, err := take(1)
+	if err != nil {
+		return nil, err
+	}
+	d := fhd[0]
+	if d&0x08 != 0 {
+		return nil, errors.New("zstd frame header: reserved bit set")
+	}
+	n := []int{0, 1, 2, 4}[d&3] // dictionary ID
+	single := d&0x20 != 0
+	if !single {
+		n++ // window descriptor
+	}
+	n += []int{map[bool]int{true: 1, false: 0}[single], 2, 4, 8}[d>>6] // frame content size
+	if _, err := take(n); err != nil {
+		return nil, err
+	}
+	for {
+		bh, err := take(3)
+		if err != nil {
+			return nil, err
+		}
+		v := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
+		last, typ, size := v&1 != 0, (v>>1)&3, int(v>>3)
+		switch typ {
+		case 1: // RLE: one byte repeated size times
+			size = 1
+		case 3:
+			return nil, errors.New("zstd frame: reserved block type")
+		}
+		if _, err := take(size); err != nil {
+			return nil, err
+		}
+		if last {
+			break
+		}
+	}
+	if d&0x04 != 0 { // content checksum
+		if _, err := take(4); err != nil {
+			return nil, err
+		}
+	}
+	return frame.Bytes(), nil
+}
+
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // errContext names the decompressor in its errors ("gzip stream: unexpected EOF").
