@@ -134,11 +134,8 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprint(stderr, attestUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
 	usage := func(msg string) int {
 		fmt.Fprintf(stderr, "hostbuild attest: %s\nRun 'hostbuild attest -h' for usage.\n", msg)

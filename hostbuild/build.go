@@ -59,17 +59,10 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	usageFail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "hostbuild build: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "run 'hostbuild build -h' for the flags")
-		return exitUsage
-	}
+	usageFail := usageErrorf(stderr, "build")
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q (Katana's arguments go in --args)", fs.Arg(0))
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
-	"github.com/katana-tee/snpboot/qemu"
 )
 
 func init() {
@@ -41,58 +40,33 @@ Flags:
 func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("libvirt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o launch.Options
-	var forwards stringList
-	manifestPath := fs.String("manifest", "", "the launch manifest `file` (required)")
-	fs.StringVar(&o.OVMF, "ovmf", "", "OVMF firmware `file` (required)")
-	fs.StringVar(&o.Kernel, "kernel", "", "kernel `file` (required)")
-	fs.StringVar(&o.Initrd, "initrd", "", "initrd `file` (required)")
-	fs.IntVar(&o.VCPUs, "vcpus", 0, "vCPU `count` (default: 1 if the manifest allows it, else its smallest)")
-	fs.StringVar(&o.VCPUType, "vcpu-type", "", "vCPU `type` (default: the manifest's only type)")
-	memory := fs.String("memory", "", "guest memory `size`: MiB, or with a suffix M or G (default 2G)")
-	cid := fs.Uint("cid", 0, "vsock guest `CID` (3 or more; required)")
-	fs.Var(&forwards, "forward", "forward a host TCP port: `[HOSTADDR:]HOSTPORT:GUESTPORT` (repeatable)")
-	fs.StringVar(&o.SerialLog, "serial-log", "", "serial console `file` (default /var/log/libvirt/qemu/NAME-serial.log)")
+	lf := addLaunchFlags(fs, launchHelp{
+		ovmf:      "OVMF firmware `file` (required)",
+		memory:    "guest memory `size`: MiB, or with a suffix M or G (default 2G)",
+		cid:       "vsock guest `CID` (3 or more; required)",
+		forward:   "forward a host TCP port: `[HOSTADDR:]HOSTPORT:GUESTPORT` (repeatable)",
+		serialLog: "serial console `file` (default /var/log/libvirt/qemu/NAME-serial.log)",
+	})
+	o := &lf.o
+	manifestPath := &lf.manifest
 	name := fs.String("name", "katana", "libvirt domain `name`")
 	out := fs.String("o", "", "write the XML to this `file` (atomically) instead of stdout")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, libvirtUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	usageFail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "hostbuild libvirt: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "run 'hostbuild libvirt -h' for the flags")
-		return exitUsage
-	}
+	usageFail := usageErrorf(stderr, "libvirt")
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
-	if *manifestPath == "" || o.OVMF == "" || o.Kernel == "" || o.Initrd == "" || *cid == 0 {
+	if *manifestPath == "" || o.OVMF == "" || o.Kernel == "" || o.Initrd == "" || lf.cid == 0 {
 		return usageFail("--manifest, --ovmf, --kernel, --initrd and --cid are required")
 	}
-	if *cid > 0xfffffffe {
-		return usageFail("--cid %d: want 3 to 4294967294", *cid)
-	}
-	o.CID = uint32(*cid)
-	if *memory != "" {
-		mib, err := parseMemory(*memory)
-		if err != nil {
-			return usageFail("--memory %q: %v", *memory, err)
-		}
-		o.MemoryMiB = mib
-	}
-	for _, f := range forwards {
-		fw, err := qemu.ParseForward(f)
-		if err != nil {
-			return usageFail("--forward: %v", err)
-		}
-		o.Forwards = append(o.Forwards, fw)
+	if code, ok := lf.check(usageFail); !ok {
+		return code
 	}
 	if o.SerialLog == "" {
 		o.SerialLog = filepath.Join("/var/log/libvirt/qemu", *name+"-serial.log")
@@ -103,7 +77,7 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	o.Manifest, o.ManifestPath = m, *manifestPath
-	plan, err := launch.Prepare(ctx, o)
+	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		var mm *launch.Mismatch

@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -67,6 +69,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+// parseFlags parses a subcommand's flags. When ok is false the caller
+// returns code: exitOK after -h, exitUsage after a bad flag (the flag
+// package has printed why).
+func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
+// usageErrorf returns a function that reports a usage error of the named
+// subcommand, points at its -h, and returns exitUsage.
+func usageErrorf(stderr io.Writer, name string) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "hostbuild "+name+": "+format+"\n", a...)
+		fmt.Fprintf(stderr, "run 'hostbuild %s -h' for the flags\n", name)
+		return exitUsage
+	}
 }
 
 func usage(w io.Writer) {

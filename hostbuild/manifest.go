@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -51,17 +50,10 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprint(stderr, manifestUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	usageFail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "hostbuild manifest: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "run 'hostbuild manifest -h' for the flags")
-		return exitUsage
-	}
+	usageFail := usageErrorf(stderr, "manifest")
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}

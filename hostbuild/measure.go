@@ -76,17 +76,10 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprint(stderr, measureUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	usageFail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "hostbuild measure: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "run 'hostbuild measure -h' for the flags")
-		return exitUsage
-	}
+	usageFail := usageErrorf(stderr, "measure")
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}

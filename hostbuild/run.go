@@ -67,18 +67,15 @@ Flags:
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o launch.Options
-	var forwards stringList
-	manifestPath := fs.String("manifest", "", "the launch manifest `file` (required)")
-	fs.StringVar(&o.OVMF, "ovmf", "", "OVMF firmware `file` (required in SEV-SNP mode)")
-	fs.StringVar(&o.Kernel, "kernel", "", "kernel `file` (required)")
-	fs.StringVar(&o.Initrd, "initrd", "", "initrd `file` (required)")
-	fs.IntVar(&o.VCPUs, "vcpus", 0, "vCPU `count` (default: 1 if the manifest allows it, else its smallest)")
-	fs.StringVar(&o.VCPUType, "vcpu-type", "", "vCPU `type`, e.g. EPYC-v4 (default: the manifest's only type)")
-	memory := fs.String("memory", "", "guest memory `size`: MiB, or with a suffix M or G (default 1G plain, 2G SEV-SNP)")
-	cid := fs.Uint("cid", 0, "vsock guest `CID` (3 or more; required in SEV-SNP mode)")
-	fs.Var(&forwards, "forward", "forward a host TCP port to the guest: `[HOSTADDR:]HOSTPORT:GUESTPORT` (repeatable; HOSTADDR defaults to 127.0.0.1)")
-	fs.StringVar(&o.SerialLog, "serial-log", "", "write the guest's serial console to this `file`")
+	lf := addLaunchFlags(fs, launchHelp{
+		ovmf:      "OVMF firmware `file` (required in SEV-SNP mode)",
+		memory:    "guest memory `size`: MiB, or with a suffix M or G (default 1G plain, 2G SEV-SNP)",
+		cid:       "vsock guest `CID` (3 or more; required in SEV-SNP mode)",
+		forward:   "forward a host TCP port to the guest: `[HOSTADDR:]HOSTPORT:GUESTPORT` (repeatable; HOSTADDR defaults to 127.0.0.1)",
+		serialLog: "write the guest's serial console to this `file`",
+	})
+	o := &lf.o
+	manifestPath := &lf.manifest
 	dryRun := fs.Bool("dry-run", false, "check, then print the QEMU command line (one option per line) instead of running it")
 	fs.BoolVar(&o.Plain, "plain", false, "boot without SEV-SNP (development): same kernel, initrd and cmdline")
 	accel := fs.String("accel", "", "accelerator in --plain mode: tcg (default) or kvm")
@@ -90,33 +87,18 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, runUsage)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
 	}
-	usageFail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "hostbuild run: "+format+"\n", a...)
-		fmt.Fprintln(stderr, "run 'hostbuild run -h' for the flags")
-		return exitUsage
-	}
+	usageFail := usageErrorf(stderr, "run")
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
 	if *manifestPath == "" || o.Kernel == "" || o.Initrd == "" {
 		return usageFail("--manifest, --kernel and --initrd are required")
 	}
-	if *cid > 0xfffffffe {
-		return usageFail("--cid %d: want 3 to 4294967294", *cid)
-	}
-	o.CID = uint32(*cid)
-	if *memory != "" {
-		mib, err := parseMemory(*memory)
-		if err != nil {
-			return usageFail("--memory %q: %v", *memory, err)
-		}
-		o.MemoryMiB = mib
+	if code, ok := lf.check(usageFail); !ok {
+		return code
 	}
 	switch *accel {
 	case "":
@@ -127,13 +109,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.Accel = qemu.Accel(*accel)
 	default:
 		return usageFail("--accel %q: want tcg or kvm", *accel)
-	}
-	for _, f := range forwards {
-		fw, err := qemu.ParseForward(f)
-		if err != nil {
-			return usageFail("--forward: %v", err)
-		}
-		o.Forwards = append(o.Forwards, fw)
 	}
 
 	m, err := manifest.Load(*manifestPath)
@@ -163,7 +138,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		defer os.Remove(o.QMPSocket)
 	}
 
-	plan, err := launch.Prepare(ctx, o)
+	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		var mm *launch.Mismatch
@@ -172,7 +147,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFail
 	}
-	fmt.Fprintf(stderr, "hostbuild run: checked %s against %s: files match", describeFiles(o), *manifestPath)
+	fmt.Fprintf(stderr, "hostbuild run: checked %s against %s: files match", describeFiles(*o), *manifestPath)
 	if plan.Recomputed {
 		fmt.Fprintf(stderr, ", launch digest recomputed and in the matrix")
 	}

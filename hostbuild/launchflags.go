@@ -1,0 +1,60 @@
+package main
+
+import (
+	"flag"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
+	"github.com/katana-tee/snpboot/qemu"
+)
+
+// launchFlags are the flags that say what to launch and how, shared by run
+// and libvirt so that both describe the same VM the same way.
+type launchFlags struct {
+	o        launch.Options
+	manifest string
+	memory   string
+	cid      uint
+	forwards stringList
+}
+
+// launchHelp holds the help texts that differ between run and libvirt.
+type launchHelp struct{ ovmf, memory, cid, forward, serialLog string }
+
+func addLaunchFlags(fs *flag.FlagSet, h launchHelp) *launchFlags {
+	l := &launchFlags{}
+	fs.StringVar(&l.manifest, "manifest", "", "the launch manifest `file` (required)")
+	fs.StringVar(&l.o.OVMF, "ovmf", "", h.ovmf)
+	fs.StringVar(&l.o.Kernel, "kernel", "", "kernel `file` (required)")
+	fs.StringVar(&l.o.Initrd, "initrd", "", "initrd `file` (required)")
+	fs.IntVar(&l.o.VCPUs, "vcpus", 0, "vCPU `count` (default: 1 if the manifest allows it, else its smallest)")
+	fs.StringVar(&l.o.VCPUType, "vcpu-type", "", "vCPU `type`, e.g. EPYC-v4 (default: the manifest's only type)")
+	fs.StringVar(&l.memory, "memory", "", h.memory)
+	fs.UintVar(&l.cid, "cid", 0, h.cid)
+	fs.Var(&l.forwards, "forward", h.forward)
+	fs.StringVar(&l.o.SerialLog, "serial-log", "", h.serialLog)
+	return l
+}
+
+// check validates the flags into l.o (the manifest is not loaded yet); a
+// non-empty message is a usage error.
+func (l *launchFlags) check(usageFail func(string, ...any) int) (int, bool) {
+	if l.cid > 0xfffffffe {
+		return usageFail("--cid %d: want 3 to 4294967294", l.cid), false
+	}
+	l.o.CID = uint32(l.cid)
+	if l.memory != "" {
+		mib, err := parseMemory(l.memory)
+		if err != nil {
+			return usageFail("--memory %q: %v", l.memory, err), false
+		}
+		l.o.MemoryMiB = mib
+	}
+	for _, f := range l.forwards {
+		fw, err := qemu.ParseForward(f)
+		if err != nil {
+			return usageFail("--forward: %v", err), false
+		}
+		l.o.Forwards = append(l.o.Forwards, fw)
+	}
+	return exitOK, true
+}

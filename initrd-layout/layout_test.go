@@ -1,0 +1,138 @@
+package initrdlayout
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"io/fs"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestBase(t *testing.T) {
+	es, err := Base()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Entry{}
+	for _, e := range es {
+		got[e.Path] = e
+	}
+	for _, tc := range []struct {
+		path string
+		kind Kind
+		mode fs.FileMode
+	}{
+		{"tmp", KindDir, 0o777 | fs.ModeSticky},
+		{"dev/console", KindCharDev, 0o600},
+		{"etc/passwd", KindFile, 0o644},
+		{"proc", KindDir, 0o555},
+		{"var/run", KindSymlink, 0o777},
+	} {
+		e, ok := got[tc.path]
+		if !ok || e.Kind != tc.kind || e.Mode != tc.mode {
+			t.Errorf("%s: got %+v, want kind %v mode %v", tc.path, e, tc.kind, tc.mode)
+		}
+	}
+	if c := got["dev/console"]; c.Major != 5 || c.Minor != 1 {
+		t.Errorf("dev/console is %d:%d, want 5:1", c.Major, c.Minor)
+	}
+	if got["var/run"].Target != "/run" || !bytes.Contains(got["etc/passwd"].Data, []byte("root:x:0:0")) {
+		t.Error("var/run target or etc/passwd content wrong")
+	}
+}
+
+func TestParseLayoutErrors(t *testing.T) {
+	data := fstest.MapFS{"f": {Data: []byte("x")}}
+	for _, tc := range []struct{ src, want string }{
+		{"dir /a 0755\ndir /a 0755\n", "already declared on line 1"},
+		{"dir a 0755\n", "not absolute"},
+		{"dir /a/../b 0755\n", "not clean"},
+		{"dir /a 0855\n", "not an octal permission"},
+		{"file /a 0644 missing\n", "reading missing"},
+		{"nod /dev/x 0600 x 1 2\n", "device type"},
+		{"pipe /p 0600\n", "unknown entry type"},
+		{"dir /a\n", "takes 3 fields"},
+	} {
+		_, err := parseLayout([]byte(tc.src), data)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}
+
+func TestContentsRoundTrip(t *testing.T) {
+	c := Contents{"bin/katana": sha256.Sum256([]byte("k")), "init": sha256.Sum256([]byte("i")), "a b/c": sha256.Sum256(nil)}
+	got, err := ParseContents(bytes.NewReader(c.Format()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseContentsRejects(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	for _, tc := range []struct{ name, src string }{
+		{"one space", h + " init\n"},
+		{"upper hex", strings.ToUpper(h) + "  init\n"},
+		{"short hex", h[:62] + "  init\n"},
+		{"absolute", h + "  /init\n"},
+		{"dotdot", h + "  ../init\n"},
+		{"unclean", h + "  bin//katana\n"},
+		{"unsorted", h + "  init\n" + h + "  bin/katana\n"},
+		{"repeated", h + "  init\n" + h + "  init\n"},
+	} {
+		if _, err := ParseContents(strings.NewReader(tc.src)); !errors.Is(err, ErrContents) {
+			t.Errorf("%s: got %v, want ErrContents", tc.name, err)
+		}
+	}
+}
+
+func TestModuleList(t *testing.T) {
+	mods := []Module{{"virtio", "lib/modules/6.1/kernel/virtio.ko"}, {"virtio_net", "lib/modules/6.1/kernel/virtio_net.ko.xz"}}
+	got, err := ParseModuleList(bytes.NewReader(FormatModuleList(mods)))
+	if err != nil || !cmp.Equal(mods, got) {
+		t.Fatalf("round trip: %v %v", got, err)
+	}
+	for _, src := range []string{"virtio\n", "a lib/modules/a.ko\na lib/modules/b.ko\n", "a /etc/passwd\n", "a lib/modules/../x.ko\n", "a  lib/modules/a.ko\n"} {
+		if _, err := ParseModuleList(strings.NewReader(src)); err == nil {
+			t.Errorf("%q: accepted", src)
+		}
+	}
+}
+
+// The init parses both lists before it runs anything: never panic, and
+// what parses formats back to the same bytes.
+func FuzzParseContents(f *testing.F) {
+	f.Add(Contents{"init": sha256.Sum256(nil)}.Format())
+	f.Add([]byte(strings.Repeat("0", 64) + "  a\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseContents(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		again, err := ParseContents(bytes.NewReader(c.Format()))
+		if err != nil || !cmp.Equal(c, again) {
+			t.Fatalf("formatted list does not parse back: %v", err)
+		}
+	})
+}
+
+func FuzzParseModuleList(f *testing.F) {
+	f.Add([]byte("virtio lib/modules/6.1/kernel/virtio.ko\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseModuleList(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		again, err := ParseModuleList(bytes.NewReader(FormatModuleList(m)))
+		if err != nil || !cmp.Equal(m, again) {
+			t.Fatalf("formatted list does not parse back: %v", err)
+		}
+	})
+}
