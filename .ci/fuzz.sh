@@ -1,15 +1,36 @@
 #!/usr/bin/env bash
 # Runs every FuzzXxx target in the module for a short time each.
 # Usage: .ci/fuzz.sh [DURATION]   (default 10s per target)
-set -euo pipefail
+#
+# go1.26's fuzz coordinator can report a bare "context deadline exceeded"
+# when -fuzztime expires while a worker is busy (golang/go#75804, fixed in
+# go1.27): no input failed and none is written. Such a run counts as passed
+# with a note; any run that writes a failing input to testdata/fuzz fails.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 t=${1:-10s}
-n=0
-while read -r pkg; do
+passed=0 failed=0 raced=0
+while read -r pkg dir; do
   for name in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
     echo "== fuzz $pkg $name ($t)"
-    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" "$pkg"
-    n=$((n + 1))
+    corpus="$dir/testdata/fuzz/$name"
+    before=$(ls "$corpus" 2>/dev/null | sort)
+    log=$(mktemp)
+    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" "$pkg" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    after=$(ls "$corpus" 2>/dev/null | sort)
+    if [ "$rc" = 0 ]; then
+      passed=$((passed + 1))
+    elif [ "$before" = "$after" ] && grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
+      echo "fuzz: $name: coordinator deadline race at the end of -fuzztime (golang/go#75804), no failing input: counted as passed"
+      raced=$((raced + 1)) passed=$((passed + 1))
+    else
+      echo "fuzz: $name FAILED (new inputs in $corpus: $(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' '))"
+      failed=$((failed + 1))
+    fi
+    rm -f "$log"
   done
-done < <(go list ./...)
-echo "fuzz: $n targets ran for $t each, no failures"
+done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
+echo "fuzz: $t per target; $raced ended on the go1.26 deadline race"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
