@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# make demo: pack the stand-in Katana with the Go init, write the launch
-# manifest, boot it with `hostbuild run --plain` under QEMU TCG, call
-# starknet_chainId through the forwarded port, and stop it gracefully (the
-# ACPI power button), printing each step. `make demo` runs `make build
-# kernel` first. Env: KERNEL_DIR (default .cache/kernel), SHARED_DIR
-# (default ../shared), DEMO_PORT (host port for Katana's RPC, default 15050).
+# make demo: build the initrd, cmdline and manifest with `hostbuild build`,
+# list the initrd, boot it with `hostbuild run --plain` under QEMU TCG, call
+# starknet_chainId through the forwarded port, ask the attestation agent for
+# its status and a report (none under plain QEMU: exit 3, no_snp_device), and
+# stop it gracefully (the ACPI power button), printing each step. `make demo`
+# runs `make deps build kernel` first. Env: KERNEL_DIR (default
+# .cache/kernel), OVMF (firmware for the measurement), DEMO_PORT (host port
+# for Katana's RPC, default 15050), DEMO_AGENT_PORT (default 11024).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kernel=${KERNEL_DIR:-.cache/kernel}
-shared=${SHARED_DIR:-../shared}
 port=${DEMO_PORT:-15050}
 hb=out/hostbuild
 demo=out/demo
@@ -22,6 +23,7 @@ done
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found (apt-get install qemu-system-x86)"
 command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 mkdir -p "$demo"
+aport=${DEMO_AGENT_PORT:-11024}
 # Another demo, bench or test may hold the port: then take a free one.
 if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
   for _ in $(seq 100); do
@@ -29,34 +31,34 @@ if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then
     (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo "demo: port $port is in use; using $p"; port=$p; break; }
   done
 fi
+if (exec 3<>/dev/tcp/127.0.0.1/$aport) 2>/dev/null; then aport=$((port + 1)); fi
 
 step "build: the static init and the stand-in Katana (make build)"
 ls -l out/guestinit out/standin-katana out/hostbuild | awk '{printf "  %-22s %10s bytes\n", $9, $5}'
 "$hb" version
 
-step "pack: init + stand-in + kernel modules ($(cat "$kernel/release")) into one reproducible initrd"
-"$hb" pack --init out/guestinit --payload out/standin-katana --kernel-modules "$kernel" -o "$demo/initrd.img"
-"$hb" inspect "$demo/initrd.img" | grep -E ' (init|bin/katana|etc/guestinit/.*)$' | sed 's/^/  /'
-
-step "manifest: hashes, the exact cmdline and the expected SEV-SNP measurement"
+step "build: pack the initrd, format the cmdline, write the manifest (hostbuild build)"
 # Plain mode boots with SeaBIOS, not OVMF; the manifest still needs an
-# AmdSevX64 OVMF to compute measurements, so the demo uses the shared test
-# fixture (the last 4 KiB of an AmdSevX64 build) as a measurement-only
-# stand-in. A real deployment passes its own OVMF.fd here.
-ovmf=${OVMF:-$shared/measure/fixtures/ovmf_AmdSev_suffix.bin}
-[ -r "$ovmf" ] || die "no OVMF for the manifest: set OVMF=<AmdSevX64 OVMF.fd> or SHARED_DIR"
-cmdline='console=ttyS0 panic=-1 katana.args="--http.addr 0.0.0.0 --http.port 5050 --dev"'
-"$hb" manifest --ovmf "$ovmf" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
-  --payload out/standin-katana --init out/guestinit --cmdline "$cmdline" \
-  --vcpus 1 --vcpu-type EPYC-v4 -o "$demo/manifest.json"
-grep -E '"(cmdline|measurement)"' "$demo/manifest.json" | sed 's/^ */  /'
+# AmdSevX64 OVMF to compute measurements, so the demo uses the footer of an
+# AmdSevX64 build kept as test data (hostbuild/testdata/README.md) as a
+# measurement-only stand-in. A real deployment passes its own OVMF.fd.
+ovmf=${OVMF:-hostbuild/testdata/ovmf_AmdSev_suffix.bin}
+"$hb" build --init out/guestinit --payload out/standin-katana --kernel-modules "$kernel" \
+  --kernel "$kernel/vmlinuz" --ovmf "$ovmf" --vcpus 1,2 --vcpu-type EPYC-v4,EPYC-Genoa \
+  --args "--http.addr 0.0.0.0 --http.port 5050 --dev" --agent tcp:0.0.0.0:1024 -o "$demo" \
+  | sed 's/^/  expected measurement /'
+echo "  cmdline: $(cat "$demo/cmdline")"
+
+step "inspect: every entry of the initrd"
+"$hb" inspect "$demo/initrd.img" | sed 's/^/  /'
+echo "  size $(stat -c %s "$demo/initrd.img") bytes, sha256 $(sha256sum "$demo/initrd.img" | cut -d' ' -f1)"
 
 step "boot: hostbuild run --plain (QEMU TCG, no SEV), RPC forwarded to 127.0.0.1:$port"
-"$hb" run --plain --dry-run --manifest "$demo/manifest.json" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
-  --forward "$port:5050" --serial-log "$demo/serial.log" 2>/dev/null | sed 's/^/  /'
+"$hb" run --plain --dry-run --vcpus 1 --vcpu-type EPYC-v4 --manifest "$demo/manifest.json" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
+  --forward "$port:5050" --forward "$aport:1024" --serial-log "$demo/serial.log" 2>/dev/null | sed 's/^/  /'
 : > "$demo/run.out"
-"$hb" run --plain --manifest "$demo/manifest.json" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
-  --forward "$port:5050" --serial-log "$demo/serial.log" >"$demo/run.out" 2>"$demo/run.err" &
+"$hb" run --plain --vcpus 1 --vcpu-type EPYC-v4 --manifest "$demo/manifest.json" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
+  --forward "$port:5050" --forward "$aport:1024" --serial-log "$demo/serial.log" >"$demo/run.out" 2>"$demo/run.err" &
 run=$!
 trap 'kill -INT $run 2>/dev/null || true; wait $run 2>/dev/null || true' EXIT
 for _ in $(seq 600); do
@@ -79,6 +81,15 @@ done
 echo "  POST http://127.0.0.1:$port/ starknet_chainId -> $answer"
 case $answer in *'"0x4b4154414e41"'*) echo "  chain id 0x4b4154414e41 = \"KATANA\"" ;; *) die "unexpected answer" ;; esac
 
+step "agent: status, and attestation (no SEV-SNP device under plain QEMU)"
+echo "  GET /v1/status -> $(curl -s -m 5 "http://127.0.0.1:$aport/v1/status" | head -c 400)..."
+set +e
+"$hb" attest --addr "tcp:127.0.0.1:$aport" --manifest "$demo/manifest.json" 2>&1 | sed 's/^/  /'
+code=${PIPESTATUS[0]}
+set -e
+echo "  hostbuild attest exit $code (3: transport or agent error; on SEV-SNP hardware it verifies the report)"
+[ "$code" = 3 ] || die "attest: want exit 3 (no_snp_device) under plain QEMU"
+
 step "stop: SIGINT to hostbuild run -> ACPI power button -> SIGTERM to Katana -> power off"
 kill -INT $run
 status=0
@@ -88,4 +99,4 @@ sed 's/^/  /' "$demo/run.err" | grep -E 'stopping|guest|katana' || true
 grep -a -E 'standin-katana: got|guestinit: (katana exited|powering off)|reboot: Power down' "$demo/serial.log" | sed 's/^/  console| /'
 [ $status = 0 ] || die "hostbuild run exited with status $status"
 echo
-echo "demo: done: booted, answered starknet_chainId, stopped gracefully (hostbuild run exit 0). Files in $demo/."
+echo "demo: done: built, booted, answered starknet_chainId, agent answered, stopped gracefully (hostbuild run exit 0). Files in $demo/."
