@@ -8,12 +8,8 @@ package launch
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -112,12 +108,12 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		}{{"OVMF", o.OVMF, m.Components.OVMF}}, files...)
 	}
 	for _, f := range files {
-		got, err := sha256File(ctx, f.path)
+		got, err := manifest.HashFile(ctx, "the "+f.what, f.path)
 		if err != nil {
-			return nil, fmt.Errorf("launch: hashing the %s: %w", f.what, err)
+			return nil, fmt.Errorf("launch: %w", err)
 		}
-		if got != f.want.SHA256 {
-			return nil, &Mismatch{What: "the " + f.what + " " + f.path, Got: "SHA-256 " + got,
+		if got.SHA256 != f.want.SHA256 {
+			return nil, &Mismatch{What: "the " + f.what + " " + f.path, Got: "SHA-256 " + got.SHA256,
 				Allowed: fmt.Sprintf("SHA-256 %s (%s, %d bytes)", f.want.SHA256, f.want.Name, f.want.Size)}
 		}
 	}
@@ -241,31 +237,6 @@ func joinInts(xs []int) string {
 		s[i] = strconv.Itoa(x)
 	}
 	return strings.Join(s, ", ")
-}
-
-func sha256File(ctx context.Context, path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, f}); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 func shellWord(s string) string {

@@ -100,13 +100,13 @@ func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
 	go func() {
 		var e extra
 		if o.Payload != "" {
-			if e.payload, e.err = hashFile(ctx, "payload", o.Payload); e.err != nil {
+			if e.payload, e.err = HashFile(ctx, "payload", o.Payload); e.err != nil {
 				extraC <- e
 				return
 			}
 		}
 		if o.Init != "" {
-			if e.init, e.err = hashFile(ctx, "init", o.Init); e.err != nil {
+			if e.init, e.err = HashFile(ctx, "init", o.Init); e.err != nil {
 				extraC <- e
 				return
 			}
@@ -178,7 +178,9 @@ func fileOf(in measure.Input) File {
 	return File{Name: filepath.Base(in.Path), Size: in.Size, SHA256: in.SHA256}
 }
 
-func hashFile(ctx context.Context, what, path string) (*File, error) {
+// HashFile streams the file at path through SHA-256 (cancellable) and
+// describes it as a manifest component; what names it in errors.
+func HashFile(ctx context.Context, what, path string) (*File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", what, err)
