@@ -6,8 +6,10 @@
 #   cpio             GNU cpio cross-checks our archives
 #   busybox-static   the seed's busybox init, the boot benchmark's baseline
 #   curl, bc         benchmark scripts; zstd for manual inspection
+#   libvirt-clients, libxml2-utils
+#                    virt-xml-validate checks the XML of hostbuild libvirt
 set -euo pipefail
-pkgs=(qemu-system-x86 ovmf cpio busybox-static curl bc ca-certificates zstd)
+pkgs=(qemu-system-x86 ovmf cpio busybox-static curl bc ca-certificates zstd libvirt-clients libxml2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
