@@ -8,13 +8,16 @@
 //  2. Mount table (internal/early): /proc, /sys, /dev (devtmpfs), /dev/pts,
 //     /dev/shm, /run, /tmp; then fds 0, 1, 2 are reopened on /dev/console.
 //  3. /proc/cmdline parsed with shared/bootcfg (kernel rules, katana.* keys).
-//  4. Content list (etc/guestinit/contents.sha256) loaded.
+//  4. Content list (etc/guestinit/contents.sha256) loaded, and the chunk
+//     list (etc/guestinit/chunks.sha256: large files in 4 MiB pieces),
+//     checked against it.
 //  5. Kernel modules from etc/guestinit/modules.load, in order, each checked
 //     against the content list right before loading (af_alg and algif_hash
 //     first when listed); configfs mounted at /sys/kernel/config when
 //     available. Every other listed file is hashed in the background from
-//     the start of this step (the kernel's sha256 through AF_ALG when those
-//     two modules are loaded, else crypto/sha256).
+//     the start of this step, large ones chunk by chunk on every CPU (the
+//     kernel's sha256 through AF_ALG when those two modules are loaded,
+//     else crypto/sha256).
 //  6. ACPI power button listener (needs the "button" module).
 //  7. Network: lo up; eth0 per katana.net (waits up to 10 s for the link).
 //  8. Attestation agent (startAgent).
@@ -50,6 +53,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -184,7 +188,19 @@ func (in *initProc) boot() {
 	if err != nil {
 		in.fatal(err)
 	}
-	skip := map[string]bool{initrdlayout.ModulesLoad: true}
+	// The chunk list (large files in pieces, so that they are checked on
+	// every CPU) is itself checked against the content list first.
+	var chunks []initrdlayout.Chunk
+	if _, listed := list[initrdlayout.ChunksPath]; listed {
+		b, err := integrity.Checker{Root: "/", List: list}.ReadFile(initrdlayout.ChunksPath)
+		if err != nil {
+			in.fatal(err)
+		}
+		if chunks, err = initrdlayout.ParseChunks(bytes.NewReader(b)); err != nil {
+			in.fatal(err)
+		}
+	}
+	skip := map[string]bool{initrdlayout.ModulesLoad: true, initrdlayout.ChunksPath: true}
 	for _, m := range mods {
 		skip[m.Path] = true // checked by modload right before loading
 	}
@@ -215,7 +231,7 @@ func (in *initProc) boot() {
 	}
 	integ := make(chan integrityResult, 1)
 	in.goSafe("integrity", func() {
-		r, err := integrity.Checker{Root: "/", List: list, Hash: hasher}.All(skip)
+		r, err := integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
 		integ <- integrityResult{r, err}
 	})
 	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }

@@ -10,6 +10,7 @@ package initrdlayout
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"errors"
@@ -29,6 +30,7 @@ const (
 	PayloadPath    = "bin/katana"
 	CABundlePath   = "etc/ssl/certs/ca-certificates.crt"
 	ContentsPath   = "etc/guestinit/contents.sha256"
+	ChunksPath     = "etc/guestinit/chunks.sha256"
 	ModulesLoad    = "etc/guestinit/modules.load"
 	ModulesDir     = "lib/modules"
 	ModulesDepName = "modules.dep"
@@ -288,4 +290,123 @@ func ParseModuleList(r io.Reader) ([]Module, error) {
 		return nil, fmt.Errorf("reading module list: %w", err)
 	}
 	return out, nil
+}
+
+// ChunkSize is the size of the pieces large files are also hashed in: the
+// chunk list lets the init check a large payload on every CPU at once (one
+// SHA-256 over a whole file cannot be split). Files larger than ChunkSize
+// are listed; every chunk is ChunkSize bytes but a file's last.
+const ChunkSize = 4 << 20
+
+// Chunk is one piece of a large file: Len bytes at Off, and their SHA-256.
+type Chunk struct {
+	Path     string
+	Off, Len int64
+	Sum      [32]byte
+}
+
+// Chunks splits data (the content of path) into its chunk list entries;
+// none for a file of at most ChunkSize bytes.
+func Chunks(path string, data []byte) []Chunk {
+	if len(data) <= ChunkSize {
+		return nil
+	}
+	var out []Chunk
+	for off := 0; off < len(data); off += ChunkSize {
+		end := min(off+ChunkSize, len(data))
+		out = append(out, Chunk{Path: path, Off: int64(off), Len: int64(end - off), Sum: sha256.Sum256(data[off:end])})
+	}
+	return out
+}
+
+// FormatChunks writes "<64 hex>  <offset> <length> <path>\n" per chunk,
+// sorted by path, then offset.
+func FormatChunks(cs []Chunk) []byte {
+	cs = slices.Clone(cs)
+	slices.SortFunc(cs, func(a, b Chunk) int {
+		if c := strings.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		return int(min(max(a.Off-b.Off, -1), 1))
+	})
+	var b bytes.Buffer
+	for _, c := range cs {
+		fmt.Fprintf(&b, "%s  %d %d %s\n", hex.EncodeToString(c.Sum[:]), c.Off, c.Len, c.Path)
+	}
+	return b.Bytes()
+}
+
+// ParseChunks reads a list written by FormatChunks, strictly: sorted, each
+// file's chunks contiguous from offset 0, every chunk ChunkSize bytes but
+// the last, files larger than one chunk, clean relative paths.
+func ParseChunks(r io.Reader) ([]Chunk, error) {
+	var out []Chunk
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		bad := func(why string) error {
+			return fmt.Errorf("%w: chunk list line %d: %s", ErrContents, n, why)
+		}
+		if len(line) < 66 || line[64:66] != "  " {
+			return nil, bad("want \"<sha256 hex>  <offset> <length> <path>\"")
+		}
+		var c Chunk
+		if _, err := hex.Decode(c.Sum[:], []byte(line[:64])); err != nil || strings.ToLower(line[:64]) != line[:64] {
+			return nil, bad("bad hex digest")
+		}
+		f := strings.SplitN(line[66:], " ", 3)
+		if len(f) != 3 {
+			return nil, bad("want offset, length and path")
+		}
+		off, err1 := strconv.ParseInt(f[0], 10, 64)
+		ln, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil || strconv.FormatInt(off, 10) != f[0] || strconv.FormatInt(ln, 10) != f[1] {
+			return nil, bad("offset and length must be plain decimal numbers")
+		}
+		c.Off, c.Len, c.Path = off, ln, f[2]
+		if path.Clean(c.Path) != c.Path || strings.HasPrefix(c.Path, "/") || c.Path == "." || c.Path == ".." || strings.HasPrefix(c.Path, "../") {
+			return nil, bad(fmt.Sprintf("path %q is not clean and relative", c.Path))
+		}
+		if c.Len < 1 || c.Len > ChunkSize {
+			return nil, bad(fmt.Sprintf("length %d out of range [1, %d]", c.Len, ChunkSize))
+		}
+		if len(out) > 0 && out[len(out)-1].Path == c.Path {
+			prev := out[len(out)-1]
+			if prev.Len != ChunkSize || c.Off != prev.Off+prev.Len {
+				return nil, bad(fmt.Sprintf("%s: chunk at %d does not follow a full chunk at %d", c.Path, c.Off, prev.Off))
+			}
+		} else {
+			if len(out) > 0 && c.Path <= out[len(out)-1].Path {
+				return nil, bad(fmt.Sprintf("%q out of order or repeated", c.Path))
+			}
+			if len(out) > 0 {
+				if err := singleChunk(out); err != nil {
+					return nil, bad(err.Error())
+				}
+			}
+			if c.Off != 0 {
+				return nil, bad(fmt.Sprintf("%s: first chunk at offset %d, want 0", c.Path, c.Off))
+			}
+		}
+		out = append(out, c)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: chunk list: %w", ErrContents, err)
+	}
+	if len(out) > 0 {
+		if err := singleChunk(out); err != nil {
+			return nil, fmt.Errorf("%w: chunk list: %v", ErrContents, err)
+		}
+	}
+	return out, nil
+}
+
+// singleChunk refuses a file listed with one chunk only (files of at most
+// ChunkSize bytes are not listed): the last file of cs is checked.
+func singleChunk(cs []Chunk) error {
+	last := cs[len(cs)-1]
+	if last.Off == 0 {
+		return fmt.Errorf("%s: listed with a single chunk", last.Path)
+	}
+	return nil
 }

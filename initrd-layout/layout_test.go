@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"testing"
@@ -132,6 +133,65 @@ func FuzzParseModuleList(f *testing.F) {
 		}
 		again, err := ParseModuleList(bytes.NewReader(FormatModuleList(m)))
 		if err != nil || !cmp.Equal(m, again) {
+			t.Fatalf("formatted list does not parse back: %v", err)
+		}
+	})
+}
+
+func TestChunks(t *testing.T) {
+	data := bytes.Repeat([]byte("katana!"), ChunkSize/3) // 2.33 chunks
+	cs := Chunks("bin/katana", data)
+	if len(cs) != 3 || cs[2].Off != 2*ChunkSize || cs[2].Len != int64(len(data)-2*ChunkSize) {
+		t.Fatalf("chunks: %+v", cs)
+	}
+	for _, c := range cs {
+		if c.Sum != sha256.Sum256(data[c.Off:c.Off+c.Len]) {
+			t.Errorf("chunk at %d: wrong sum", c.Off)
+		}
+	}
+	if Chunks("small", make([]byte, ChunkSize)) != nil {
+		t.Error("a file of exactly ChunkSize bytes got chunks")
+	}
+	all := append(Chunks("z", make([]byte, ChunkSize+1)), cs...)
+	got, err := ParseChunks(bytes.NewReader(FormatChunks(all)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(append(cs, Chunks("z", make([]byte, ChunkSize+1))...), got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestParseChunksRejects(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	line := func(off, n int, p string) string { return fmt.Sprintf("%s  %d %d %s\n", h, off, n, p) }
+	full := ChunkSize
+	for _, tc := range []struct{ name, src string }{
+		{"single chunk", line(0, 10, "a")},
+		{"gap", line(0, full, "a") + line(full+1, 5, "a")},
+		{"short middle chunk", line(0, 10, "a") + line(10, 5, "a")},
+		{"not from zero", line(full, full, "a") + line(2*full, 5, "a")},
+		{"too long", line(0, full+1, "a") + line(full+1, 5, "a")},
+		{"unsorted", line(0, full, "b") + line(full, 5, "b") + line(0, full, "a") + line(full, 5, "a")},
+		{"leading zero", fmt.Sprintf("%s  0 0%d a\n", h, full) + line(full, 5, "a")},
+		{"absolute", line(0, full, "/a") + line(full, 5, "/a")},
+		{"no path", fmt.Sprintf("%s  0 %d\n", h, full)},
+	} {
+		if _, err := ParseChunks(strings.NewReader(tc.src)); !errors.Is(err, ErrContents) {
+			t.Errorf("%s: got %v, want ErrContents", tc.name, err)
+		}
+	}
+}
+
+func FuzzParseChunks(f *testing.F) {
+	f.Add(FormatChunks(Chunks("bin/katana", make([]byte, 2*ChunkSize+7))))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cs, err := ParseChunks(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		again, err := ParseChunks(bytes.NewReader(FormatChunks(cs)))
+		if err != nil || !cmp.Equal(cs, again) {
 			t.Fatalf("formatted list does not parse back: %v", err)
 		}
 	})

@@ -11,9 +11,12 @@ import (
 )
 
 // Hasher returns the SHA-256 of the file read from its current offset to
-// the end, and the number of bytes hashed.
+// the end, and the number of bytes hashed; SumRange that of n bytes at off
+// (without moving the file offset, so ranges of one file can be hashed at
+// once), an error when the file ends before.
 type Hasher interface {
 	Sum(f *os.File) (sum [32]byte, n int64, err error)
+	SumRange(f *os.File, off, n int64) (sum [32]byte, err error)
 	Name() string
 }
 
@@ -29,6 +32,17 @@ func (GoHasher) Sum(f *os.File) ([32]byte, int64, error) {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum, n, err
+}
+
+func (GoHasher) SumRange(f *os.File, off, n int64) ([32]byte, error) {
+	h := sha256.New()
+	var sum [32]byte
+	got, err := io.CopyBuffer(h, io.NewSectionReader(f, off, n), make([]byte, 1<<20))
+	if err == nil && got != n {
+		err = fmt.Errorf("file ends %d bytes into a %d-byte range at %d", got, n, off)
+	}
+	h.Sum(sum[:0])
+	return sum, err
 }
 
 // KernelHasher hashes with the kernel's sha256 through an AF_ALG socket
@@ -73,7 +87,7 @@ func (k KernelHasher) Sum(f *os.File) ([32]byte, int64, error) {
 		return sum, 0, err
 	}
 	defer unix.Close(op)
-	total, spliced, err := spliceAll(f, op)
+	total, spliced, err := splice(f, op, nil, -1)
 	if err != nil {
 		return sum, total, err
 	}
@@ -92,11 +106,43 @@ func (k KernelHasher) Sum(f *os.File) ([32]byte, int64, error) {
 	return sum, total, nil
 }
 
-// spliceAll moves the file into the hash through a pipe without copying
+// SumRange hashes n bytes at off through its own AF_ALG socket, so several
+// ranges can be hashed on several CPUs at once.
+func (k KernelHasher) SumRange(f *os.File, off, n int64) ([32]byte, error) {
+	var sum [32]byte
+	op, err := k.open()
+	if err != nil {
+		return sum, err
+	}
+	defer unix.Close(op)
+	pos := off
+	total, spliced, err := splice(f, op, &pos, n)
+	if err != nil {
+		return sum, err
+	}
+	if !spliced {
+		if total, err = copyAll(io.NewSectionReader(f, off, n), op); err != nil {
+			return sum, err
+		}
+	}
+	if total != n {
+		return sum, fmt.Errorf("file ends %d bytes into a %d-byte range at %d", total, n, off)
+	}
+	if err := sendAll(op, nil, 0); err != nil {
+		return sum, fmt.Errorf("AF_ALG final send: %w", err)
+	}
+	if m, err := unix.Read(op, sum[:]); err != nil || m != len(sum) {
+		return sum, fmt.Errorf("AF_ALG read digest: %d bytes, %v", m, err)
+	}
+	return sum, nil
+}
+
+// splice moves the file into the hash through a pipe without copying
 // (file pages -> pipe -> algif_hash), every chunk with SPLICE_F_MORE so the
-// hash is only finalized by the caller. spliced is false when the kernel
-// refuses splicing before any byte moved (the caller then copies).
-func spliceAll(f *os.File, op int) (total int64, spliced bool, err error) {
+// hash is only finalized by the caller: from the file offset to the end
+// (off nil, limit -1), or limit bytes from *off. spliced is false when the
+// kernel refuses splicing before any byte moved (the caller then copies).
+func splice(f *os.File, op int, off *int64, limit int64) (total int64, spliced bool, err error) {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return 0, false, nil
@@ -111,7 +157,14 @@ func spliceAll(f *os.File, op int) (total int64, spliced bool, err error) {
 	}
 	fd := int(f.Fd())
 	for {
-		n, err := unix.Splice(fd, nil, p[1], nil, size, unix.SPLICE_F_MOVE|unix.SPLICE_F_MORE)
+		want := size
+		if limit >= 0 {
+			if total >= limit {
+				return total, true, nil
+			}
+			want = int(min(int64(size), limit-total))
+		}
+		n, err := unix.Splice(fd, off, p[1], nil, want, unix.SPLICE_F_MOVE|unix.SPLICE_F_MORE)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -138,7 +191,7 @@ func spliceAll(f *os.File, op int) (total int64, spliced bool, err error) {
 	}
 }
 
-func copyAll(f *os.File, op int) (int64, error) {
+func copyAll(f io.Reader, op int) (int64, error) {
 	buf := make([]byte, 1<<20)
 	var total int64
 	for {

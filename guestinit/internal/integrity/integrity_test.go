@@ -176,3 +176,70 @@ func TestHashers(t *testing.T) {
 		}
 	}
 }
+
+func TestHashersRange(t *testing.T) {
+	hashers := []Hasher{GoHasher{}}
+	if k, err := NewKernelHasher(); err == nil {
+		hashers = append(hashers, k)
+	} else {
+		t.Logf("kernel hasher not tested: %v (load af_alg and algif_hash to enable)", err)
+	}
+	data := make([]byte, 3<<20+5)
+	for i := range data {
+		data[i] = byte(i * 13 >> 2)
+	}
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, data, 0o644)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, h := range hashers {
+		for _, r := range [][2]int64{{0, int64(len(data))}, {1, 100}, {1 << 20, 2 << 20}, {int64(len(data)) - 1, 1}} {
+			sum, err := h.SumRange(f, r[0], r[1])
+			if err != nil || sum != sha256.Sum256(data[r[0]:r[0]+r[1]]) {
+				t.Errorf("%s hasher, range %v: ok=%v err=%v", h.Name(), r, sum == sha256.Sum256(data[r[0]:r[0]+r[1]]), err)
+			}
+		}
+		if _, err := h.SumRange(f, int64(len(data))-10, 20); err == nil {
+			t.Errorf("%s hasher: a range past the end of the file was hashed without error", h.Name())
+		}
+	}
+}
+
+// Large files are checked chunk by chunk on several workers; a bad byte
+// names the chunk, a short file its size.
+func TestChunked(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), (2*initrdlayout.ChunkSize+initrdlayout.ChunkSize/2)/16)
+	root := makeRoot(t, map[string]string{"bin/katana": string(payload), "init": "init"})
+	list, err := LoadList(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := initrdlayout.Chunks("bin/katana", payload)
+	c := Checker{Root: root, List: list, Chunks: chunks, Workers: 3}
+	r, err := c.All(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Files != 2 || r.Bytes != int64(len(payload))+4 {
+		t.Errorf("report %+v, want 2 files, %d bytes", r, len(payload)+4)
+	}
+	p := filepath.Join(root, "bin/katana")
+	bad := bytes.Clone(payload)
+	bad[initrdlayout.ChunkSize+5] ^= 1
+	os.WriteFile(p, bad, 0o644)
+	if _, err := c.All(nil); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "bin/katana bytes 4194304-8388608") {
+		t.Errorf("flipped byte in chunk 1: got %v", err)
+	}
+	os.WriteFile(p, payload[:len(payload)-1], 0o644)
+	if _, err := c.All(nil); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "the chunk list says") {
+		t.Errorf("truncated payload: got %v", err)
+	}
+	// Without the chunk list the same file is checked whole.
+	os.WriteFile(p, payload, 0o644)
+	if _, err := (Checker{Root: root, List: list}).All(nil); err != nil {
+		t.Errorf("whole-file check: %v", err)
+	}
+}

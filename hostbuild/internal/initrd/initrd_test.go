@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -404,5 +405,42 @@ func TestReadSegments(t *testing.T) {
 				t.Errorf("%s: truncated second segment: got %v", comp, err)
 			}
 		}
+	}
+}
+
+// A payload larger than one chunk also gets a chunk list, covered by the
+// content list; small files get none.
+func TestChunkList(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	big := testelf.Executable("", bytes.Repeat([]byte("katana chunk "), (initrdlayout.ChunkSize*2)/13))
+	os.WriteFile(o.Payload, big, 0o755)
+	o.Output = filepath.Join(t.TempDir(), "i.img")
+	o.Compression = "none"
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(o.Output)
+	r := newc.NewReader(bytes.NewReader(raw))
+	var list []byte
+	for {
+		h, err := r.Next()
+		if err != nil {
+			break
+		}
+		if h.Name == initrdlayout.ChunksPath {
+			list, _ = io.ReadAll(r)
+		}
+	}
+	cs, err := initrdlayout.ParseChunks(bytes.NewReader(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(initrdlayout.Chunks(initrdlayout.PayloadPath, big), cs); diff != "" {
+		t.Errorf("chunk list (-want +got):\n%s", diff)
+	}
+	if _, ok := res.Contents[initrdlayout.ChunksPath]; !ok {
+		t.Error("the chunk list is not in the content list")
 	}
 }

@@ -149,6 +149,18 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 
+	// The chunk list: large files also hashed in pieces, so the init can
+	// check them on every CPU at once. Itself covered by the content list.
+	var chunks []initrdlayout.Chunk
+	for _, f := range files {
+		if f.mode&newc.TypeMask == newc.TypeReg {
+			chunks = append(chunks, initrdlayout.Chunks(f.path, f.data)...)
+		}
+	}
+	if len(chunks) > 0 {
+		files = append(files, file{path: initrdlayout.ChunksPath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: initrdlayout.FormatChunks(chunks)})
+	}
+
 	// The content list: SHA-256 of every regular file but itself.
 	res.Contents = initrdlayout.Contents{}
 	for _, f := range files {
