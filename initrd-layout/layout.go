@@ -1,7 +1,8 @@
 // Package initrdlayout is the declarative layout of the measured initrd and the
 // contract between the host packer (hostbuild pack) and the guest init
 // (guestinit): where the init, the payload, the kernel modules, the module load
-// list and the content list live, and the formats of the two lists.
+// list, the content list and the chunk list live, and the formats of the
+// three lists.
 //
 // The layout itself is layout.txt (embedded), a list in the spirit of the
 // kernel's gen_init_cpio format, plus the /etc files beside it.
