@@ -9,8 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
@@ -79,18 +79,16 @@ Flags:
 	}
 	g := manifest.GenerateOptions{OVMF: *ovmf, Kernel: *kernel, Cmdline: line, Payload: po.Payload, Init: po.Init,
 		VMMType: *vmm, SourceDateEpoch: po.SourceDateEpoch, ToolVersion: version}
-	for _, s := range strings.Split(*vcpus, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > measure.MaxVCPUs {
-			return usageFail("--vcpus %q: %q is not a vCPU count in 1..%d", *vcpus, s, measure.MaxVCPUs)
-		}
-		g.VCPUs = append(g.VCPUs, n)
+	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
+		return usageFail("%v", err)
 	}
-	for _, s := range strings.Split(*vcpuTypes, ",") {
-		if _, err := measure.VCPUSigOf(strings.TrimSpace(s)); err != nil {
+	if n := slices.Max(g.VCPUs); n > measure.MaxVCPUs {
+		return usageFail("--vcpus %q: %d is more than %d vCPUs", *vcpus, n, measure.MaxVCPUs)
+	}
+	for _, t := range g.VCPUTypes {
+		if _, err := measure.VCPUSigOf(t); err != nil {
 			return usageFail("--vcpu-type: %v", err)
 		}
-		g.VCPUTypes = append(g.VCPUTypes, strings.TrimSpace(s))
 	}
 	if g.GuestFeatures, err = strconv.ParseUint(*features, 0, 64); err != nil {
 		return usageFail("--guest-features %q is not a number", *features)

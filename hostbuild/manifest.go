@@ -69,18 +69,8 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageFail("%v", err)
 	}
 	g.OVMF, g.Kernel, g.Initrd, g.Cmdline, g.VMMType = *ovmfPath, *kernel, *initrd, *cmdline, *vmmType
-	for _, s := range strings.Split(*vcpus, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return usageFail("--vcpus %q: want a comma-separated list of positive counts", *vcpus)
-		}
-		g.VCPUs = append(g.VCPUs, n)
-	}
-	for _, s := range strings.Split(*vcpuTypes, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			return usageFail("--vcpu-type %q: empty type", *vcpuTypes)
-		}
-		g.VCPUTypes = append(g.VCPUTypes, s)
+	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
+		return usageFail("%v", err)
 	}
 	feat, err := parseAutoInt(*features, 64)
 	if err != nil {
@@ -96,4 +86,25 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	fmt.Fprintf(stdout, "%s: %d measurements (%d vCPU counts × %d vCPU types)\n", *out, len(m.Measurements), len(g.VCPUs), len(g.VCPUTypes))
 	return exitOK
+}
+
+// parseMatrix reads the comma-separated --vcpus and --vcpu-type lists of a
+// measurement matrix (manifest, build).
+func parseMatrix(vcpus, vcpuTypes string) ([]int, []string, error) {
+	var counts []int
+	var types []string
+	for _, s := range strings.Split(vcpus, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, nil, fmt.Errorf("--vcpus %q: want a comma-separated list of positive counts", vcpus)
+		}
+		counts = append(counts, n)
+	}
+	for _, s := range strings.Split(vcpuTypes, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			return nil, nil, fmt.Errorf("--vcpu-type %q: empty type", vcpuTypes)
+		}
+		types = append(types, s)
+	}
+	return counts, types, nil
 }
