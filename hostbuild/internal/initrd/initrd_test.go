@@ -444,3 +444,29 @@ func TestChunkList(t *testing.T) {
 		t.Error("the chunk list is not in the content list")
 	}
 }
+
+// The zstd stream is shaped for the kernel's unzstd: one frame, no content
+// checksum (the kernel would spend a third of the unpack under TCG on XXH64;
+// the init's content list checks the unpacked files instead), and at most an
+// 8 MiB window.
+func TestZstdFrameShape(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	b := pack(t, o)
+	if !bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatalf("no zstd magic: % x", b[:8])
+	}
+	fhd := b[4]
+	if fhd&0x04 != 0 {
+		t.Errorf("frame header descriptor %#02x: content checksum flag set", fhd)
+	}
+	// Single-segment frames (small archives) have a window of the content
+	// size; others must stay within the 8 MiB every kernel accepts.
+	if fhd&0x20 == 0 {
+		if wd := b[5]; 1<<(10+int(wd>>3))*(8+int(wd&7))/8 > 8<<20 {
+			t.Errorf("window descriptor %#02x: window over 8 MiB", wd)
+		}
+	}
+	if _, err := Read(bytes.NewReader(b)); err != nil {
+		t.Errorf("reading it back: %v", err)
+	}
+}
