@@ -150,4 +150,4 @@ printf '| initrd size (bytes) | %s | %s | %.3f |\n' "$(size "$work/seed.img")" "
 printf '| init binary size (bytes) | %s (busybox + script) | %s | %.3f |\n' "$seed_init_size" "$(size "$init")" "$(echo "$(size "$init") / $seed_init_size" | bc -l)"
 echo
 echo "All boots: seed ready ${ready[seed]}s; ours ready ${ready[ours]}s."
-echo "Target: boot-to-ready ratio ≤ 0.9. The seed's first line comes after its mounts; ours is the init's first line. Our init also loads the vsock, sev-guest, configfs, fw_cfg and button modules the seed lacks, and hashes every file of the content list (the ~58 MiB payload included) before it starts Katana; under TCG hashing runs at emulation speed, on hardware it is a few tens of milliseconds."
+echo "Target: boot-to-ready ratio ≤ 0.9. The seed's first line comes after its mounts; ours is the init's first line. Our init also loads the vsock, sev-guest, configfs, button and AF_ALG modules the seed lacks, and hashes every file of the content list (the ~58 MiB payload included) before it starts Katana; under TCG hashing runs at emulation speed, on hardware it is a few tens of milliseconds."

@@ -30,15 +30,20 @@ import (
 // DefaultModules is the module set for a QEMU SEV-SNP guest: virtio PCI and
 // net (virtio_net does not depend on virtio_pci, the bus driver, so it is
 // named explicitly), vsock with its virtio transport, the SEV guest driver
-// and configfs-tsm where the kernel has them, configfs, fw_cfg and the ACPI
-// button driver (QEMU system_powerdown), and AF_ALG hashing (af_alg,
+// and configfs-tsm where the kernel has them, configfs, the ACPI button
+// driver (QEMU system_powerdown), and AF_ALG hashing (af_alg,
 // algif_hash: the init checks the payload with the kernel's sha256, 2.3x
 // faster than Go's under TCG). Names the tree lacks are skipped.
+//
+// qemu_fw_cfg is not in the set: the init reads nothing from fw_cfg (the
+// arguments come from the measured command line), and the driver would
+// expose host-chosen, unmeasured blobs under /sys/firmware to the guest.
+// Pass --module qemu_fw_cfg to add it.
 var DefaultModules = []string{
 	"virtio_pci", "virtio_net",
 	"vsock", "vmw_vsock_virtio_transport",
 	"sev-guest", "tsm", "configfs",
-	"qemu_fw_cfg", "button",
+	"button",
 	"af_alg", "algif_hash",
 }
 
