@@ -435,11 +435,14 @@ func (g *guest) WaitForRegexp(ctx context.Context, re *regexp.Regexp) (string, [
 		default:
 		}
 		lines := g.Lines()
-		for ; next < len(lines); next++ {
-			if m := re.FindStringSubmatch(lines[next]); m != nil {
-				return lines[next], m, nil
+		for i := next; i < len(lines); i++ {
+			if m := re.FindStringSubmatch(lines[i]); m != nil {
+				return lines[i], m, nil
 			}
 		}
+		// The last line may be half written (QEMU is still printing it):
+		// read it again next time.
+		next = max(next, len(lines)-1)
 		if exited {
 			return "", nil, fmt.Errorf("waiting for /%s/ on the serial console: hostbuild run exited with status %d; last lines:\n%s", re, g.code, tail(lines, 10))
 		}
