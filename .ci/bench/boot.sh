@@ -65,10 +65,11 @@ free_port() {
 }
 
 # boot NAME INITRD: one boot with ../shared/bench/boot-to-ready.sh's QEMU line
-# and readiness poll; keeps the serial log. Prints "ready_s init_s run_s".
+# and readiness poll; keeps the serial log. Prints "ready_s init_s run_s
+# modules_s integrity_s run_init_t prekernel_s kernel_to_ready_s".
 boot() {
   local name=$1 initrd=$2 log=$work/$1.log
-  local start end ok=0 qpid port kline=""
+  local start end ok=0 qpid port kline
   port=$(free_port)
   rm -f "$log" "$log.qemu" "$log.kline"
   start=$(date +%s.%N)
@@ -128,7 +129,10 @@ boot() {
     mod_t=$(grep -a -m1 'guestinit: stage=modules ok' "$log" | grep -oE 'took=[0-9.]+' | cut -d= -f2 || true)
     integ_t=$(grep -a -m1 'guestinit: stage=integrity ok' "$log" | grep -oE 'took=[0-9.]+' | cut -d= -f2 || true)
   fi
-  [ -n "$kline" ] || kline=$end
+  if [ -z "$kline" ]; then
+    echo "boot bench: the $name boot answered, but its kernel's first line (Linux version) was never seen in $log" >&2
+    exit 1
+  fi
   echo "$(echo "$end - $start" | bc) $(echo "$katana_t - $first_t" | bc) $(echo "$katana_t - $run_t" | bc) ${mod_t:-0} ${integ_t:-0} $run_t $(echo "$kline - $start" | bc) $(echo "$end - $kline" | bc)"
 }
 
