@@ -1,8 +1,8 @@
 // Package initrdlayout is the declarative layout of the measured initrd and the
 // contract between the host packer (hostbuild pack) and the guest init
 // (guestinit): where the init, the payload, the kernel modules, the module load
-// list, the content list and the chunk list live, and the formats of the
-// three lists.
+// list, the content list, the chunk list and the payload's frame list live,
+// and the formats of the four lists.
 //
 // The layout itself is layout.txt (embedded), a list in the spirit of the
 // kernel's gen_init_cpio format, plus the /etc files beside it.
@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -27,14 +28,21 @@ import (
 // Well-known paths inside the initrd, relative to its root (no leading slash),
 // as they are written in the cpio archive.
 const (
-	InitPath       = "init"
-	PayloadPath    = "bin/katana"
-	CABundlePath   = "etc/ssl/certs/ca-certificates.crt"
-	ContentsPath   = "etc/guestinit/contents.sha256"
-	ChunksPath     = "etc/guestinit/chunks.sha256"
-	ModulesLoad    = "etc/guestinit/modules.load"
-	ModulesDir     = "lib/modules"
-	ModulesDepName = "modules.dep"
+	InitPath     = "init"
+	PayloadPath  = "bin/katana"
+	CABundlePath = "etc/ssl/certs/ca-certificates.crt"
+	ContentsPath = "etc/guestinit/contents.sha256"
+	ChunksPath   = "etc/guestinit/chunks.sha256"
+	// The payload in frames (hostbuild pack's default): PackedPayloadPath,
+	// in an uncompressed archive after the main one, holds the payload cut
+	// into independent zstd frames; FramesPath, in the main archive and in
+	// the content list, lists them. The init checks every frame, decodes it
+	// and writes PayloadPath.
+	PackedPayloadPath = "bin/katana.zst"
+	FramesPath        = "etc/guestinit/payload.frames"
+	ModulesLoad       = "etc/guestinit/modules.load"
+	ModulesDir        = "lib/modules"
+	ModulesDepName    = "modules.dep"
 )
 
 // Modes of packed files.
@@ -410,4 +418,140 @@ func singleChunk(cs []Chunk) error {
 		return fmt.Errorf("%s: listed with a single chunk", last.Path)
 	}
 	return nil
+}
+
+// MaxFrameSize bounds the decoded size of one payload frame: the init holds
+// one decoded frame per worker in memory.
+const MaxFrameSize = 64 << 20
+
+// maxFrames bounds the frame list (a 64 GiB payload at MaxFrameSize).
+const maxFrames = 1 << 10
+
+// Frame is one zstd frame of the packed payload: Len compressed bytes at
+// Off in PackedPayloadPath, with their SHA-256, that decode to Size bytes.
+type Frame struct {
+	Off, Len int64
+	Size     int64
+	Sum      [32]byte
+}
+
+// Frames is the frame list: the decoded payload's size and SHA-256 (the
+// manifest's payload digest; for inspect and for tests, the init does not
+// re-hash the decoded bytes) and its frames, in payload order.
+type Frames struct {
+	Size   int64
+	SHA256 [32]byte
+	List   []Frame
+}
+
+// Format writes the list: a header line "payload <size> <sha256 hex>", then
+// "<sha256 hex>  <offset> <length> <size>" per frame, in order.
+func (f Frames) Format() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "payload %d %s\n", f.Size, hex.EncodeToString(f.SHA256[:]))
+	for _, fr := range f.List {
+		fmt.Fprintf(&b, "%s  %d %d %d\n", hex.EncodeToString(fr.Sum[:]), fr.Off, fr.Len, fr.Size)
+	}
+	return b.Bytes()
+}
+
+// ParseFrames reads a list written by Format, strictly: plain decimal
+// numbers, lowercase hex, frames contiguous from offset 0, every frame's
+// decoded size in [1, MaxFrameSize], decoded sizes adding up to the
+// payload's, at least one frame and at most 1024.
+func ParseFrames(r io.Reader) (Frames, error) {
+	var f Frames
+	sc := bufio.NewScanner(r)
+	var next, total int64
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		bad := func(why string) error {
+			return fmt.Errorf("%w: frame list line %d: %s", ErrContents, n, why)
+		}
+		if n == 1 {
+			h := strings.Split(line, " ")
+			if len(h) != 3 || h[0] != "payload" {
+				return Frames{}, bad("want \"payload <size> <sha256 hex>\"")
+			}
+			size, ok := decimal(h[1])
+			if !ok || size < 1 {
+				return Frames{}, bad(fmt.Sprintf("payload size %q is not a positive decimal number", h[1]))
+			}
+			if !lowerHex(h[2], f.SHA256[:]) {
+				return Frames{}, bad("bad hex digest")
+			}
+			f.Size = size
+			continue
+		}
+		if len(line) < 66 || line[64:66] != "  " {
+			return Frames{}, bad("want \"<sha256 hex>  <offset> <length> <size>\"")
+		}
+		var fr Frame
+		if !lowerHex(line[:64], fr.Sum[:]) {
+			return Frames{}, bad("bad hex digest")
+		}
+		nums := strings.Split(line[66:], " ")
+		if len(nums) != 3 {
+			return Frames{}, bad("want offset, length and size")
+		}
+		var ok [3]bool
+		fr.Off, ok[0] = decimal(nums[0])
+		fr.Len, ok[1] = decimal(nums[1])
+		fr.Size, ok[2] = decimal(nums[2])
+		if !ok[0] || !ok[1] || !ok[2] {
+			return Frames{}, bad("offset, length and size must be plain decimal numbers")
+		}
+		if fr.Off != next {
+			return Frames{}, bad(fmt.Sprintf("frame at %d, want %d (frames are contiguous from 0)", fr.Off, next))
+		}
+		if fr.Len < 1 || fr.Len > math.MaxUint32 {
+			return Frames{}, bad(fmt.Sprintf("length %d out of range [1, 2^32)", fr.Len))
+		}
+		if fr.Size < 1 || fr.Size > MaxFrameSize {
+			return Frames{}, bad(fmt.Sprintf("decoded size %d out of range [1, %d]", fr.Size, MaxFrameSize))
+		}
+		if len(f.List) == maxFrames {
+			return Frames{}, bad(fmt.Sprintf("more than %d frames", maxFrames))
+		}
+		next += fr.Len
+		total += fr.Size
+		f.List = append(f.List, fr)
+	}
+	if err := sc.Err(); err != nil {
+		return Frames{}, fmt.Errorf("%w: frame list: %w", ErrContents, err)
+	}
+	if f.Size == 0 {
+		return Frames{}, fmt.Errorf("%w: frame list is empty", ErrContents)
+	}
+	if len(f.List) == 0 {
+		return Frames{}, fmt.Errorf("%w: frame list has no frames", ErrContents)
+	}
+	if total != f.Size {
+		return Frames{}, fmt.Errorf("%w: frame list: frames decode to %d bytes, the payload is %d", ErrContents, total, f.Size)
+	}
+	return f, nil
+}
+
+// Packed is the size of PackedPayloadPath the list describes.
+func (f Frames) Packed() int64 {
+	if len(f.List) == 0 {
+		return 0
+	}
+	last := f.List[len(f.List)-1]
+	return last.Off + last.Len
+}
+
+// decimal parses a plain decimal number: no sign, no leading zero.
+func decimal(s string) (int64, bool) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil && strconv.FormatInt(n, 10) == s && n >= 0
+}
+
+// lowerHex decodes a lowercase hex digest of len(dst) bytes.
+func lowerHex(s string, dst []byte) bool {
+	if len(s) != 2*len(dst) || strings.ToLower(s) != s {
+		return false
+	}
+	_, err := hex.Decode(dst, []byte(s))
+	return err == nil
 }

@@ -196,3 +196,83 @@ func FuzzParseChunks(f *testing.F) {
 		}
 	})
 }
+
+func sampleFrames() Frames {
+	f := Frames{Size: 30, SHA256: sha256.Sum256([]byte("payload"))}
+	for i, fr := range []struct{ len, size int64 }{{7, 10}, {9, 15}, {4, 5}} {
+		off := int64(0)
+		if i > 0 {
+			off = f.List[i-1].Off + f.List[i-1].Len
+		}
+		f.List = append(f.List, Frame{Off: off, Len: fr.len, Size: fr.size, Sum: sha256.Sum256([]byte{byte(i)})})
+	}
+	return f
+}
+
+func TestFrames(t *testing.T) {
+	f := sampleFrames()
+	got, err := ParseFrames(bytes.NewReader(f.Format()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(f, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	if got.Packed() != 20 {
+		t.Errorf("Packed() = %d, want 20", got.Packed())
+	}
+	if !strings.HasPrefix(string(f.Format()), "payload 30 "+fmt.Sprintf("%x", f.SHA256)+"\n") {
+		t.Errorf("header line: %q", f.Format())
+	}
+}
+
+func TestParseFramesRejects(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	head := "payload 30 " + h + "\n"
+	line := func(off, n, size int) string { return fmt.Sprintf("%s  %d %d %d\n", h, off, n, size) }
+	for _, tc := range []struct{ name, src, want string }{
+		{"empty", "", "empty"},
+		{"header only", head, "no frames"},
+		{"no header", line(0, 7, 30), "want \"payload"},
+		{"zero size", "payload 0 " + h + "\n" + line(0, 7, 30), "not a positive"},
+		{"upper hex", head + strings.ToUpper(h) + "  0 7 30\n", "bad hex"},
+		{"gap", head + line(0, 7, 10) + line(8, 7, 20), "frame at 8, want 7"},
+		{"not from zero", head + line(1, 7, 30), "frame at 1, want 0"},
+		{"sizes short", head + line(0, 7, 10) + line(7, 7, 10), "decode to 20 bytes, the payload is 30"},
+		{"zero length", head + line(0, 0, 30), "length 0"},
+		{"frame too large", "payload 67108865 " + h + "\n" + line(0, 7, MaxFrameSize+1), "out of range"},
+		{"leading zero", head + h + "  0 07 30\n", "plain decimal"},
+		{"negative", head + h + "  -0 7 30\n", "plain decimal"},
+		{"missing field", head + h + "  0 7\n", "want offset, length and size"},
+		{"one space", head + h + " 0 7 30\n", "want \"<sha256 hex>"},
+	} {
+		_, err := ParseFrames(strings.NewReader(tc.src))
+		if !errors.Is(err, ErrContents) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want ErrContents with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func FuzzParseFrames(f *testing.F) {
+	f.Add(sampleFrames().Format())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := ParseFrames(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		var total int64
+		for _, x := range fr.List {
+			total += x.Size
+			if x.Size < 1 || x.Size > MaxFrameSize || x.Len < 1 {
+				t.Fatalf("accepted frame %+v", x)
+			}
+		}
+		if total != fr.Size {
+			t.Fatalf("accepted sizes adding to %d for a %d-byte payload", total, fr.Size)
+		}
+		again, err := ParseFrames(bytes.NewReader(fr.Format()))
+		if err != nil || !cmp.Equal(fr, again) {
+			t.Fatalf("formatted list does not parse back: %v", err)
+		}
+	})
+}
