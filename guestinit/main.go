@@ -9,15 +9,19 @@
 //     /dev/shm, /run, /tmp; then fds 0, 1, 2 are reopened on /dev/console.
 //  3. /proc/cmdline parsed with shared/bootcfg (kernel rules, katana.* keys).
 //  4. Content list (etc/guestinit/contents.sha256) loaded, and the chunk
-//     list (etc/guestinit/chunks.sha256: large files in 4 MiB pieces),
-//     checked against it.
+//     list (etc/guestinit/chunks.sha256: large files in 4 MiB pieces) and
+//     the payload's frame list (etc/guestinit/payload.frames) checked
+//     against it.
 //  5. Kernel modules from etc/guestinit/modules.load, in order, each checked
 //     against the content list right before loading (af_alg and algif_hash
 //     first when listed); configfs mounted at /sys/kernel/config when
-//     available. Every other listed file is hashed in the background from
-//     the start of this step, large ones chunk by chunk on every CPU (the
-//     kernel's sha256 through AF_ALG when those two modules are loaded,
-//     else crypto/sha256).
+//     available. From the start of this step, in the background and on
+//     every CPU: the payload's frames (bin/katana.zst) are checked,
+//     decoded and written to /bin/katana (internal/payload), then every
+//     other listed file is hashed, large ones chunk by chunk (the kernel's
+//     sha256 through AF_ALG when those two modules are loaded, else
+//     crypto/sha256). An initrd packed with --payload-encoding inline has
+//     /bin/katana itself in the content list, hashed like the rest.
 //  6. ACPI power button listener (needs the "button" module).
 //  7. Network: lo up; eth0 per katana.net (waits up to 10 s for the link).
 //  8. Attestation agent (startAgent).
@@ -42,6 +46,7 @@
 //	guestinit: stage=cmdline ok args=N
 //	guestinit: stage=modules ok count=N took=D         (N: loaded now; present and skipped not counted)
 //	guestinit: stage=network ok eth0=10.0.2.15/24        (eth0=none for katana.net=none)
+//	guestinit: stage=payload ok frames=N bytes=B packed=P took=D hash=kernel|go   (framed payloads)
 //	guestinit: stage=integrity ok files=N bytes=B took=D hash=kernel|go
 //	guestinit: katana started pid=N argv=<JSON array, argv[0] included>
 //	guestinit: katana exited status=N[ signal=SIGNAME]   (status 128+n when killed by signal n)
@@ -71,6 +76,7 @@ import (
 	"github.com/katana-tee/snpboot/guestinit/internal/klog"
 	"github.com/katana-tee/snpboot/guestinit/internal/modload"
 	"github.com/katana-tee/snpboot/guestinit/internal/netcfg"
+	"github.com/katana-tee/snpboot/guestinit/internal/payload"
 	"github.com/katana-tee/snpboot/guestinit/internal/power"
 	"github.com/katana-tee/snpboot/guestinit/internal/status"
 	"github.com/katana-tee/snpboot/guestinit/internal/supervise"
@@ -181,8 +187,11 @@ func (in *initProc) boot() {
 	if err != nil {
 		in.fatal(err)
 	}
-	if _, ok := list[initrdlayout.PayloadPath]; !ok {
-		in.fatal(fmt.Errorf("content list does not cover %s: refusing to run an unchecked payload", initrdlayout.PayloadPath))
+	_, inline := list[initrdlayout.PayloadPath]
+	_, framed := list[initrdlayout.FramesPath]
+	if inline == framed {
+		in.fatal(fmt.Errorf("content list covers %s %s %s: want exactly one (was the initrd packed by hostbuild pack?); refusing to run an unchecked payload",
+			map[bool]string{true: "both", false: "neither"}[inline], initrdlayout.PayloadPath, initrdlayout.FramesPath))
 	}
 	mods, err := modload.ReadList("/", list)
 	if err != nil {
@@ -200,7 +209,20 @@ func (in *initProc) boot() {
 			in.fatal(err)
 		}
 	}
-	skip := map[string]bool{initrdlayout.ModulesLoad: true, initrdlayout.ChunksPath: true}
+	// The payload's frame list, checked likewise: the frames themselves are
+	// checked one by one as they are decoded (internal/payload).
+	var frames initrdlayout.Frames
+	if framed {
+		b, err := integrity.Checker{Root: "/", List: list}.ReadFile(initrdlayout.FramesPath)
+		if err != nil {
+			in.fatal(err)
+		}
+		if frames, err = initrdlayout.ParseFrames(bytes.NewReader(b)); err != nil {
+			in.fatal(err)
+		}
+	}
+	skip := map[string]bool{initrdlayout.ModulesLoad: true, initrdlayout.ChunksPath: true,
+		initrdlayout.FramesPath: true, initrdlayout.PackedPayloadPath: true}
 	for _, m := range mods {
 		skip[m.Path] = true // checked by modload right before loading
 	}
@@ -227,12 +249,19 @@ func (in *initProc) boot() {
 	}
 	type integrityResult struct {
 		r   integrity.Report
+		p   payload.Report
 		err error
 	}
 	integ := make(chan integrityResult, 1)
 	in.goSafe("integrity", func() {
-		r, err := integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
-		integ <- integrityResult{r, err}
+		var res integrityResult
+		if framed {
+			res.p, res.err = payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher})
+		}
+		if res.err == nil {
+			res.r, res.err = integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
+		}
+		integ <- res
 	})
 	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }
 	r, err := modload.Load(rest, modload.Options{Root: "/", Contents: list, KernelLog: kernelLog})
@@ -286,6 +315,10 @@ func (in *initProc) boot() {
 	ir := <-integ
 	if ir.err != nil {
 		in.fatal(ir.err)
+	}
+	if framed {
+		in.log.Printf("payload times (summed over workers): hash=%s decode=%s copy=%s", secs(ir.p.Hash), secs(ir.p.Decode), secs(ir.p.Write))
+		in.stage("payload", fmt.Sprintf("frames=%d bytes=%d packed=%d took=%s hash=%s", ir.p.Frames, ir.p.Size, ir.p.Packed, secs(ir.p.Took), hasher.Name()), ir.p.Took)
 	}
 	in.stage("integrity", fmt.Sprintf("files=%d bytes=%d took=%s hash=%s", ir.r.Files, ir.r.Bytes, secs(ir.r.Took), hasher.Name()), ir.r.Took)
 

@@ -33,12 +33,17 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hostbuild pack --payload KATANA [--kernel-modules DIR] [--module NAME]... -o INITRD
 
-Builds the initrd as one newc cpio in one compressed stream: /init, /bin/katana,
-the kernel modules and their dependencies (resolved from each module's .modinfo;
-with a modules.dep for the subset and an ordered load list), the layout of
+Builds the initrd as a newc cpio in one compressed stream: /init, the kernel
+modules and their dependencies (resolved from each module's .modinfo; with a
+modules.dep for the subset and an ordered load list), the layout of
 initrd-layout/, and a content list with the SHA-256 of every file that the init
-checks before it runs anything. The same inputs give the same bytes on any
-machine. The payload must be a static x86-64 ELF: the initrd has no libc.
+checks before it runs anything. The payload follows in its own uncompressed
+archive as /bin/katana.zst, cut into zstd frames listed with their SHA-256 in
+etc/guestinit/payload.frames: the init checks each frame, decodes it and writes
+/bin/katana, on every CPU (--payload-encoding inline puts /bin/katana in the
+main archive instead, for the kernel to unpack). The same inputs give the same
+bytes on any machine. The payload must be a static x86-64 ELF: the initrd has
+no libc.
 
 Flags:
 `)
@@ -70,7 +75,7 @@ Flags:
 	}
 	fmt.Fprintf(stdout, "%s  %s\n", hex.EncodeToString(res.SHA256[:]), res.Output)
 	if !*quiet {
-		fmt.Fprintf(stderr, "hostbuild pack: wrote %s: %d bytes, %d entries, %s\n", res.Output, res.Size, res.Entries, res.Compression)
+		fmt.Fprintf(stderr, "hostbuild pack: wrote %s: %d bytes, %d entries, %s, payload %s\n", res.Output, res.Size, res.Entries, res.Compression, res.PayloadEncoding)
 	}
 	return exitOK
 }
@@ -89,7 +94,9 @@ func addPackFlags(fs *flag.FlagSet) *packFlags {
 	fs.StringVar(&p.o.KernelModules, "kernel-modules", "", "a lib/modules/<release> `folder`, or the root of an extracted kernel package")
 	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies (repeatable; default: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them)")
 	fs.StringVar(&p.o.CABundle, "ca-bundle", "", "optional PEM CA bundle `file`, packed at /etc/ssl/certs/ca-certificates.crt")
-	fs.StringVar(&p.o.Compression, "compress", initrd.DefaultCompression, "compression: "+strings.Join(initrd.Compressions, ", "))
+	fs.StringVar(&p.o.Compression, "compress", initrd.DefaultCompression, "compression of the main archive: "+strings.Join(initrd.Compressions, ", "))
+	fs.StringVar(&p.o.PayloadEncoding, "payload-encoding", initrd.DefaultPayloadEncoding,
+		"`how` the payload is stored: frames (independent zstd frames after the main archive, checked and decoded by the init on every CPU: fastest boot) or inline (at /bin/katana in the main archive, unpacked by the kernel)")
 	fs.StringVar(&p.epoch, "source-date-epoch", "", "mtime of every entry, in `seconds` since 1970 (default: $SOURCE_DATE_EPOCH, else 0)")
 	return p
 }

@@ -140,7 +140,7 @@ func TestDiffExitCodes(t *testing.T) {
 		}
 	}
 	out, _, code := hostbuild(t, dir, nil, "inspect", "--json", "a.img")
-	if code != 0 || !strings.Contains(out, `"path": "bin/katana"`) || !strings.Contains(out, `"compression": "zstd"`) {
+	if code != 0 || !strings.Contains(out, `"path": "bin/katana.zst"`) || !strings.Contains(out, `"compression": "zstd+none"`) {
 		t.Errorf("inspect --json: exit %d\n%s", code, out)
 	}
 }

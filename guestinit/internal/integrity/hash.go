@@ -13,10 +13,12 @@ import (
 // Hasher returns the SHA-256 of the file read from its current offset to
 // the end, and the number of bytes hashed; SumRange that of n bytes at off
 // (without moving the file offset, so ranges of one file can be hashed at
-// once), an error when the file ends before.
+// once), an error when the file ends before; SumBytes that of b (for bytes
+// the caller goes on to use: what is used is what was checked).
 type Hasher interface {
 	Sum(f *os.File) (sum [32]byte, n int64, err error)
 	SumRange(f *os.File, off, n int64) (sum [32]byte, err error)
+	SumBytes(b []byte) (sum [32]byte, err error)
 	Name() string
 }
 
@@ -33,6 +35,8 @@ func (GoHasher) Sum(f *os.File) ([32]byte, int64, error) {
 	h.Sum(sum[:0])
 	return sum, n, err
 }
+
+func (GoHasher) SumBytes(b []byte) ([32]byte, error) { return sha256.Sum256(b), nil }
 
 func (GoHasher) SumRange(f *os.File, off, n int64) ([32]byte, error) {
 	h := sha256.New()
@@ -127,6 +131,31 @@ func (k KernelHasher) SumRange(f *os.File, off, n int64) ([32]byte, error) {
 	}
 	if total != n {
 		return sum, fmt.Errorf("file ends %d bytes into a %d-byte range at %d", total, n, off)
+	}
+	if err := sendAll(op, nil, 0); err != nil {
+		return sum, fmt.Errorf("AF_ALG final send: %w", err)
+	}
+	if m, err := unix.Read(op, sum[:]); err != nil || m != len(sum) {
+		return sum, fmt.Errorf("AF_ALG read digest: %d bytes, %v", m, err)
+	}
+	return sum, nil
+}
+
+// SumBytes hashes b through its own AF_ALG socket (the kernel reads the
+// pages in place).
+func (k KernelHasher) SumBytes(b []byte) ([32]byte, error) {
+	var sum [32]byte
+	op, err := k.open()
+	if err != nil {
+		return sum, err
+	}
+	defer unix.Close(op)
+	for len(b) > 0 {
+		n := min(len(b), 1<<20)
+		if err := sendAll(op, b[:n], unix.MSG_MORE); err != nil {
+			return sum, fmt.Errorf("AF_ALG send: %w", err)
+		}
+		b = b[n:]
 	}
 	if err := sendAll(op, nil, 0); err != nil {
 		return sum, fmt.Errorf("AF_ALG final send: %w", err)

@@ -173,6 +173,9 @@ func TestHashers(t *testing.T) {
 			if err != nil || n != int64(size) || sum != sha256.Sum256(data) {
 				t.Errorf("%s hasher, %d bytes: sum ok=%v n=%d err=%v", h.Name(), size, sum == sha256.Sum256(data), n, err)
 			}
+			if sum, err := h.SumBytes(data); err != nil || sum != sha256.Sum256(data) {
+				t.Errorf("%s hasher, SumBytes of %d bytes: sum ok=%v err=%v", h.Name(), size, sum == sha256.Sum256(data), err)
+			}
 		}
 	}
 }

@@ -1,14 +1,18 @@
 package initrd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,6 +206,7 @@ func TestRefusals(t *testing.T) {
 		}, `"virtio" (a dependency of virtio_net)`},
 		{"not a CA bundle", func(o *Options) { o.CABundle = write("ca.txt", []byte("hello")) }, "holds no PEM certificate"},
 		{"bad compression", func(o *Options) { o.Compression = "lz4" }, "unknown compression"},
+		{"bad payload encoding", func(o *Options) { o.PayloadEncoding = "squashfs" }, `unknown payload encoding "squashfs" (want frames or inline)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,7 +270,7 @@ func TestDiff(t *testing.T) {
 		kinds[c.Kind] = append(kinds[c.Kind], c.Path)
 	}
 	for kind, path := range map[string]string{
-		"content": "bin/katana",
+		"content": "bin/katana.zst",
 		"added":   "lib/modules/6.9.0-test/kernel/drivers/net/virtio_net.ko",
 		"removed": "lib/modules/6.9.0-test/kernel/net/vsock.ko",
 		"mtime":   "init",
@@ -279,7 +284,7 @@ func TestDiff(t *testing.T) {
 	o3.Compression = "gzip"
 	c, _ := Read(bytes.NewReader(pack(t, o3)))
 	ch := Diff(a, c)
-	if len(ch) != 1 || ch[0].Kind != "archive" || ch[0].A != "zstd" || ch[0].B != "gzip" {
+	if len(ch) != 1 || ch[0].Kind != "archive" || ch[0].A != "zstd+none" || ch[0].B != "gzip+none" {
 		t.Errorf("diff across compressions: %v", ch)
 	}
 }
@@ -342,6 +347,7 @@ func TestReadSegments(t *testing.T) {
 	dir := t.TempDir()
 	o := inputs(t, dir)
 	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline" // one archive per packed initrd
 	var extra bytes.Buffer
 	nw := newc.NewWriter(&extra)
 	nw.WriteHeader(&newc.Header{Name: "kernel/x86/microcode/AuthenticAMD.bin", Mode: newc.TypeReg | 0o644, NLink: 1, Size: 4})
@@ -417,6 +423,7 @@ func TestChunkList(t *testing.T) {
 	os.WriteFile(o.Payload, big, 0o755)
 	o.Output = filepath.Join(t.TempDir(), "i.img")
 	o.Compression = "none"
+	o.PayloadEncoding = "inline"
 	res, err := Pack(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -468,5 +475,121 @@ func TestZstdFrameShape(t *testing.T) {
 	}
 	if _, err := Read(bytes.NewReader(b)); err != nil {
 		t.Errorf("reading it back: %v", err)
+	}
+}
+
+func TestFrameSize(t *testing.T) {
+	for _, tc := range []struct{ n, want int }{
+		{1, 1},
+		{frameTarget, frameTarget},
+		{frameTarget + 1, frameTarget/2 + 1},
+		{58 << 20, 29 << 19},            // 4 frames of 14.5 MiB
+		{3*frameTarget + 2, 12<<20 + 1}, // 4 frames, the last 1 byte short
+	} {
+		if got := frameSize(tc.n); got != tc.want || got > frameTarget {
+			t.Errorf("frameSize(%d) = %d, want %d", tc.n, got, tc.want)
+		}
+	}
+}
+
+// The default payload encoding: the main archive without /bin/katana, then
+// at a 4-byte offset an uncompressed archive with bin/katana.zst, whose
+// frames, listed with their SHA-256 in the content-listed frame list,
+// decode with the init's decoder to exactly the payload.
+func TestPayloadFrames(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	payload := testelf.Executable("", bytes.Repeat([]byte("katana frames "), (40<<20)/14))
+	os.WriteFile(o.Payload, payload, 0o755)
+	o.Output = filepath.Join(t.TempDir(), "i.img")
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := os.ReadFile(o.Output)
+	a, err := Read(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Compression != "zstd+none" || a.Archives != 2 {
+		t.Errorf("compression %s, %d archives; want zstd+none, 2", a.Compression, a.Archives)
+	}
+	if _, ok := a.Lookup(initrdlayout.PayloadPath); ok {
+		t.Errorf("%s is in the initrd beside the frames", initrdlayout.PayloadPath)
+	}
+	if e, ok := a.Lookup(initrdlayout.PackedPayloadPath); !ok || e.Mode != "0644" {
+		t.Errorf("%s: %+v", initrdlayout.PackedPayloadPath, e)
+	}
+	for _, p := range []string{initrdlayout.PackedPayloadPath, initrdlayout.FramesPath} {
+		if _, ok := res.Contents[p]; !ok {
+			t.Errorf("%s is not in the content list", p)
+		}
+	}
+
+	// The main archive is one zstd frame; the payload archive starts at a
+	// 4-byte offset after it (the kernel looks for "070701" only there).
+	br := bufio.NewReader(bytes.NewReader(img))
+	frame, err := readZstdFrame(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := len(frame)
+	for off < len(img) && img[off] == 0 {
+		off++
+	}
+	if off%4 != 0 || !bytes.HasPrefix(img[off:], []byte("070701")) {
+		t.Fatalf("payload archive at byte %d (after a %d-byte zstd frame): want a cpio header at a multiple of 4", off, len(frame))
+	}
+	files := map[string][]byte{}
+	for _, seg := range [][]byte{img[off:]} {
+		r := newc.NewReader(bytes.NewReader(seg))
+		for {
+			h, err := r.Next()
+			if err != nil {
+				break
+			}
+			files[h.Name], _ = io.ReadAll(r)
+		}
+	}
+	packed, ok := files[initrdlayout.PackedPayloadPath]
+	if !ok || len(files) != 1 {
+		t.Fatalf("payload archive holds %v, want only %s", slices.Sorted(maps.Keys(files)), initrdlayout.PackedPayloadPath)
+	}
+	if hexs(res.Contents[initrdlayout.PackedPayloadPath]) != hexs(sha256.Sum256(packed)) {
+		t.Error("content list digest of the packed payload is wrong")
+	}
+
+	fr := res.Frames
+	if fr == nil || fr.Size != int64(len(payload)) || fr.SHA256 != sha256.Sum256(payload) || fr.Packed() != int64(len(packed)) {
+		t.Fatalf("frame list %+v does not describe the payload", fr)
+	}
+	if len(fr.List) != 3 {
+		t.Errorf("%d frames for %d bytes, want 3", len(fr.List), len(payload))
+	}
+	d, err := initrdlayout.NewFrameDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var back []byte
+	for i, f := range fr.List {
+		if i < len(fr.List)-1 && f.Size != fr.List[0].Size || f.Size > frameTarget {
+			t.Errorf("frame %d: %d bytes (first %d, target %d)", i, f.Size, fr.List[0].Size, frameTarget)
+		}
+		z := packed[f.Off : f.Off+f.Len]
+		if sha256.Sum256(z) != f.Sum {
+			t.Errorf("frame %d: listed SHA-256 is wrong", i)
+		}
+		if z[4]&0x04 != 0 {
+			t.Errorf("frame %d carries a content checksum", i)
+		}
+		b, err := d.Decode(z, f.Size, nil)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		back = append(back, b...)
+	}
+	if !bytes.Equal(back, payload) {
+		t.Error("the frames do not decode to the payload")
 	}
 }

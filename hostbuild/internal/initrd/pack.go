@@ -4,7 +4,10 @@
 // modules it needs (with a modules.dep for just that subset and an ordered
 // load list), the declarative layout of initrd-layout/ and a content list
 // with the SHA-256 of every file, as one newc cpio archive in one compressed
-// stream. The bytes depend only on the inputs' contents and the options:
+// stream. By default (PayloadEncoding "frames") the payload is not in that
+// stream: it follows as an uncompressed archive holding bin/katana.zst, the
+// payload in independent zstd frames that the init checks and decodes on
+// every CPU (see frames.go). The bytes depend only on the inputs' contents and the options:
 // never on umask, time zone, locale, file mtimes, directory order,
 // GOMAXPROCS or the working directory.
 //
@@ -41,6 +44,11 @@ type Options struct {
 	Modules       []string // module names; nil means kmod.DefaultModules (those the tree has)
 	CABundle      string   // optional PEM bundle, packed at /etc/ssl/certs/ca-certificates.crt
 	Compression   string   // "zstd", "gzip" or "none"; "" means DefaultCompression
+	// PayloadEncoding is "frames" (the payload in zstd frames in its own
+	// uncompressed archive, decoded by the init) or "inline" (at
+	// /bin/katana in the main archive, unpacked by the kernel); "" means
+	// DefaultPayloadEncoding.
+	PayloadEncoding string
 	// SourceDateEpoch is every entry's mtime (seconds since 1970, < 2^32).
 	SourceDateEpoch int64
 	Output          string    // written atomically
@@ -53,11 +61,15 @@ type Result struct {
 	Size        int64
 	SHA256      [32]byte
 	Compression string
-	Entries     int
-	Release     string   // kernel release of the packed modules
-	Modules     []string // load order
-	Skipped     []string // default modules the tree does not have, or built-ins
-	Contents    initrdlayout.Contents
+	// PayloadEncoding is "frames" or "inline"; Frames the payload's frame
+	// list when "frames".
+	PayloadEncoding string
+	Frames          *initrdlayout.Frames
+	Entries         int
+	Release         string   // kernel release of the packed modules
+	Modules         []string // load order
+	Skipped         []string // default modules the tree does not have, or built-ins
+	Contents        initrdlayout.Contents
 }
 
 // ErrInput marks a problem with an input file (missing, unreadable, not a
@@ -102,12 +114,19 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	if _, err := compressorFor(comp, io.Discard); err != nil {
 		return nil, err
 	}
+	enc := o.PayloadEncoding
+	if enc == "" {
+		enc = DefaultPayloadEncoding
+	}
+	if !slices.Contains(PayloadEncodings, enc) {
+		return nil, fmt.Errorf("unknown payload encoding %q (want %s)", enc, strings.Join(PayloadEncodings, " or "))
+	}
 
 	files, err := layoutFiles()
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Output: o.Output, Compression: comp}
+	res := &Result{Output: o.Output, Compression: comp, PayloadEncoding: enc}
 
 	initData, err := readStaticELF("init", o.Init)
 	if err != nil {
@@ -117,9 +136,22 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	files = append(files,
-		file{path: initrdlayout.InitPath, mode: newc.TypeReg | uint32(initrdlayout.ExecMode), data: initData},
-		file{path: initrdlayout.PayloadPath, mode: newc.TypeReg | uint32(initrdlayout.ExecMode), data: payload})
+	files = append(files, file{path: initrdlayout.InitPath, mode: newc.TypeReg | uint32(initrdlayout.ExecMode), data: initData})
+	// The payload's own archive (frames), written after the main one.
+	var tail []file
+	if enc == "frames" {
+		logf("payload: encoding %d bytes in zstd frames", len(payload))
+		blob, frames, err := encodeFrames(ctx, payload)
+		if err != nil {
+			return nil, err
+		}
+		res.Frames = &frames
+		logf("payload: %d frames, %d bytes (the init checks and decodes them)", len(frames.List), len(blob))
+		files = append(files, file{path: initrdlayout.FramesPath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: frames.Format()})
+		tail = []file{{path: initrdlayout.PackedPayloadPath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: blob}}
+	} else {
+		files = append(files, file{path: initrdlayout.PayloadPath, mode: newc.TypeReg | uint32(initrdlayout.ExecMode), data: payload})
+	}
 	if o.CABundle != "" {
 		ca, err := readInput("CA bundle", o.CABundle)
 		if err != nil {
@@ -161,20 +193,34 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 		files = append(files, file{path: initrdlayout.ChunksPath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: initrdlayout.FormatChunks(chunks)})
 	}
 
-	// The content list: SHA-256 of every regular file but itself.
+	// The content list: SHA-256 of every regular file but itself, in
+	// either archive.
 	res.Contents = initrdlayout.Contents{}
-	for _, f := range files {
+	for _, f := range append(slices.Clone(files), tail...) {
 		if f.mode&newc.TypeMask == newc.TypeReg {
 			res.Contents[f.path] = sha256.Sum256(f.data)
 		}
 	}
 	files = append(files, file{path: initrdlayout.ContentsPath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: res.Contents.Format()})
 	slices.SortFunc(files, func(a, b file) int { return strings.Compare(a.path, b.path) })
-	res.Entries = len(files)
+	res.Entries = len(files) + len(tail)
 
-	logf("writing %d entries (%s) to %s", len(files), comp, o.Output)
+	logf("writing %d entries (%s) to %s", res.Entries, comp, o.Output)
 	err = writeAtomic(ctx, o.Output, func(w io.Writer) error {
-		return writeArchive(ctx, w, files, uint32(o.SourceDateEpoch), comp)
+		cw := &countWriter{w: w}
+		if err := writeArchive(ctx, cw, files, 1, uint32(o.SourceDateEpoch), comp); err != nil {
+			return err
+		}
+		if len(tail) == 0 {
+			return nil
+		}
+		// The kernel takes an uncompressed archive after a compressed
+		// one only at a 4-byte offset (init/initramfs.c: this_header & 3);
+		// the NULs before it are skipped.
+		if _, err := cw.Write(make([]byte, (4-cw.n%4)%4)); err != nil {
+			return err
+		}
+		return writeArchive(ctx, cw, tail, uint32(len(files)+1), uint32(o.SourceDateEpoch), "none")
 	}, res)
 	if err != nil {
 		return nil, err
@@ -347,7 +393,9 @@ func CheckStaticELF(b []byte) error {
 	return nil
 }
 
-func writeArchive(ctx context.Context, w io.Writer, files []file, mtime uint32, comp string) error {
+// writeArchive writes files as one newc archive, inode numbers from ino, in
+// one stream of compression comp.
+func writeArchive(ctx context.Context, w io.Writer, files []file, ino, mtime uint32, comp string) error {
 	cw, err := compressorFor(comp, w)
 	if err != nil {
 		return err
@@ -358,7 +406,7 @@ func writeArchive(ctx context.Context, w io.Writer, files []file, mtime uint32, 
 			return err
 		}
 		h := &newc.Header{
-			Name: f.path, Ino: uint32(i + 1), Mode: f.mode, NLink: 1, MTime: mtime,
+			Name: f.path, Ino: ino + uint32(i), Mode: f.mode, NLink: 1, MTime: mtime,
 			RDevMajor: f.rmaj, RDevMinor: f.rmin,
 		}
 		body := f.data

@@ -1,0 +1,143 @@
+package payload
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/katana-tee/snpboot/guestinit/internal/integrity"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+)
+
+// pack writes data as frames of size bytes under a new root, the way
+// hostbuild pack lays them out, and returns the root and the list.
+func pack(t *testing.T, data []byte, size int) (string, initrdlayout.Frames) {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	fr := initrdlayout.Frames{Size: int64(len(data)), SHA256: sha256.Sum256(data)}
+	var blob []byte
+	for off := 0; off < len(data); off += size {
+		part := data[off:min(off+size, len(data))]
+		z := enc.EncodeAll(part, nil)
+		fr.List = append(fr.List, initrdlayout.Frame{Off: int64(len(blob)), Len: int64(len(z)), Size: int64(len(part)), Sum: sha256.Sum256(z)})
+		blob = append(blob, z...)
+	}
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, initrdlayout.PackedPayloadPath), blob, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root, fr
+}
+
+func payloadBytes(n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(i*7>>3) ^ byte(i>>13)
+	}
+	return b
+}
+
+func TestUnpack(t *testing.T) {
+	data := payloadBytes(1<<20 + 12345)
+	for _, workers := range []int{1, 2, 5} {
+		root, fr := pack(t, data, 256<<10)
+		r, err := Unpack(Options{Root: root, Frames: fr, Workers: workers})
+		if err != nil {
+			t.Fatalf("workers %d: %v", workers, err)
+		}
+		got, err := os.ReadFile(filepath.Join(root, initrdlayout.PayloadPath))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("workers %d: payload differs (%v)", workers, err)
+		}
+		st, _ := os.Stat(filepath.Join(root, initrdlayout.PayloadPath))
+		if st.Mode().Perm() != 0o755 {
+			t.Errorf("workers %d: mode %v, want 0755", workers, st.Mode())
+		}
+		if _, err := os.Stat(filepath.Join(root, initrdlayout.PackedPayloadPath)); !os.IsNotExist(err) {
+			t.Errorf("workers %d: packed payload left behind (%v)", workers, err)
+		}
+		if r.Frames != 5 || r.Size != int64(len(data)) || r.Packed != fr.Packed() {
+			t.Errorf("workers %d: report %+v", workers, r)
+		}
+	}
+}
+
+// nothingLeft checks that a failed Unpack left no payload, whole or partial.
+func nothingLeft(t *testing.T, root string) {
+	t.Helper()
+	for _, p := range []string{initrdlayout.PayloadPath, initrdlayout.PayloadPath + ".partial"} {
+		if _, err := os.Lstat(filepath.Join(root, p)); !os.IsNotExist(err) {
+			t.Errorf("%s left behind after a failed unpack (%v)", p, err)
+		}
+	}
+}
+
+func TestUnpackRefuses(t *testing.T) {
+	data := payloadBytes(600 << 10)
+	for _, tc := range []struct {
+		name   string
+		damage func(root string, fr *initrdlayout.Frames)
+		want   []string
+		is     error
+	}{
+		{"flipped byte in frame 1", func(root string, fr *initrdlayout.Frames) {
+			p := filepath.Join(root, initrdlayout.PackedPayloadPath)
+			b, _ := os.ReadFile(p)
+			b[fr.List[1].Off+3] ^= 1
+			os.WriteFile(p, b, 0o644)
+		}, []string{"bin/katana.zst frame 1 (bytes", "does not match the content list"}, integrity.ErrMismatch},
+		{"truncated", func(root string, fr *initrdlayout.Frames) {
+			os.Truncate(filepath.Join(root, initrdlayout.PackedPayloadPath), fr.Packed()-1)
+		}, []string{"bin/katana.zst is", "the frame list says", "truncated initrd unpack"}, integrity.ErrMismatch},
+		{"missing", func(root string, fr *initrdlayout.Frames) {
+			os.Remove(filepath.Join(root, initrdlayout.PackedPayloadPath))
+		}, []string{"bin/katana.zst", "no such file"}, os.ErrNotExist},
+		{"frame decodes to another size", func(root string, fr *initrdlayout.Frames) {
+			fr.List[2].Size--
+			fr.Size--
+		}, []string{"decoding bin/katana.zst frame 2", "decodes to"}, nil},
+		{"checked bytes are not zstd", func(root string, fr *initrdlayout.Frames) {
+			p := filepath.Join(root, initrdlayout.PackedPayloadPath)
+			b, _ := os.ReadFile(p)
+			copy(b[fr.List[0].Off:], "garbage!")
+			os.WriteFile(p, b, 0o644)
+			fr.List[0].Sum = sha256.Sum256(b[fr.List[0].Off : fr.List[0].Off+fr.List[0].Len])
+		}, []string{"decoding bin/katana.zst frame 0", "zstd"}, nil},
+		{"payload already there", func(root string, fr *initrdlayout.Frames) {
+			os.WriteFile(filepath.Join(root, initrdlayout.PayloadPath), []byte("x"), 0o755)
+		}, []string{"refusing an ambiguous payload"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, fr := pack(t, data, 200<<10)
+			tc.damage(root, &fr)
+			_, err := Unpack(Options{Root: root, Frames: fr, Workers: 2})
+			if err == nil {
+				t.Fatal("Unpack succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Errorf("error %v is not %v", err, tc.is)
+			}
+			if tc.name != "payload already there" {
+				nothingLeft(t, root)
+			}
+		})
+	}
+}
