@@ -70,6 +70,12 @@ func TestBootStandIn(t *testing.T) {
 		t.Fatalf("starknet_chainId through host port %d: %v", ports[katanaPort], err)
 	}
 
+	// The padded stand-in arrived in frames, decoded on both vCPUs with
+	// the kernel's sha256, before Katana started.
+	if l := findLine(g, "guestinit: stage=payload ok frames=3 bytes=37748736 "); !strings.Contains(l, "hash=kernel") ||
+		lineIndex(g, "guestinit: stage=payload ok") > lineIndex(g, markKatanaStarted) {
+		t.Errorf("no payload stage line with 3 frames and hash=kernel before katana started: %q", l)
+	}
 	for _, w := range []string{"hostbuild run: checked the kernel and initrd", "ready: guestinit: katana started"} {
 		if !strings.Contains(g.Output(), w) {
 			t.Errorf("hostbuild run output lacks %q:\n%s", w, g.Output())
@@ -152,10 +158,16 @@ func TestBootErrors(t *testing.T) {
 			wantErr: []string{"loading module " + missingModule},
 		},
 		{
-			name:    "payload changed after packing",
-			initrd:  func() string { return tamperedPayloadInitrd(t, e) },
+			name:    "payload frame changed after packing",
+			initrd:  func() string { return tamperedPayloadInitrd(t, e, false) },
 			append:  good,
-			wantErr: []string{"bin/katana", "does not match the content list"},
+			wantErr: []string{"bin/katana.zst frame 2 (bytes", "does not match the content list"},
+		},
+		{
+			name:    "inline payload changed after packing",
+			initrd:  func() string { return tamperedPayloadInitrd(t, e, true) },
+			append:  good,
+			wantErr: []string{"integrity: bin/katana", "does not match the content list"},
 		},
 		{
 			name:    "listed module file missing",

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -140,17 +142,42 @@ func pack(e env, out string, extra ...string) error {
 }
 
 // defaultInitrd is the initrd most boots share: the init, the stand-in and
-// the default modules, packed once.
+// the default modules, packed once. The stand-in is padded to 36 MiB (the
+// ELF loader maps only its segments) so that its payload is several frames
+// that the init decodes on both vCPUs, as with a real Katana.
 func defaultInitrd(t *testing.T, e env) string {
 	t.Helper()
 	defaultOnce.Do(func() {
 		defaultImg = filepath.Join(workDir, "initrd.img")
-		defaultErr = pack(e, defaultImg)
+		padded := filepath.Join(workDir, "katana-padded")
+		if defaultErr = padPayload(e.standin, padded, 36<<20); defaultErr != nil {
+			return
+		}
+		defaultErr = pack(e, defaultImg, "--payload", padded)
 	})
 	if defaultErr != nil {
 		t.Fatal(defaultErr)
 	}
 	return defaultImg
+}
+
+// padPayload writes src followed by bytes that compress like code (a
+// deterministic mix of repeats and noise) up to size bytes.
+func padPayload(src, out string, size int) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for len(b) < size {
+		if r.IntN(4) == 0 && len(b) > 4096 {
+			at := r.IntN(len(b) - 4096)
+			b = append(b, b[at:at+64+r.IntN(1024)]...)
+		} else {
+			b = append(b, byte(r.IntN(256)))
+		}
+	}
+	return os.WriteFile(out, b[:size], 0o755)
 }
 
 // missingModule is the name the missing-module initrd lists but lacks.
@@ -249,21 +276,52 @@ func appendArchive(img []byte, out string, files []initrdFile) error {
 
 var (
 	tamperedOnce sync.Once
-	tamperedImg  string
+	tamperedImg  [2]string // framed, inline
 	tamperedErr  error
 )
 
-// tamperedPayloadInitrd is the default initrd with /bin/katana replaced
-// after packing (an appended archive), its content list untouched: what a
-// damaged unpack or a swapped file looks like to the init.
-func tamperedPayloadInitrd(t *testing.T, e env) string {
+// tamperedPayloadInitrd is a default initrd with its payload damaged after
+// packing, its content list untouched: what a damaged unpack or a swapped
+// file looks like to the init. Framed (the default encoding): one byte of
+// the last frame of bin/katana.zst flipped in place. Inline (packed with
+// --payload-encoding inline): /bin/katana replaced by an appended archive
+// with its last byte flipped.
+func tamperedPayloadInitrd(t *testing.T, e env, inline bool) string {
 	t.Helper()
 	base := defaultInitrd(t, e)
 	tamperedOnce.Do(func() {
-		tamperedImg = filepath.Join(workDir, "initrd-tampered-payload.img")
+		tamperedImg[0] = filepath.Join(workDir, "initrd-tampered-frames.img")
+		tamperedImg[1] = filepath.Join(workDir, "initrd-tampered-inline.img")
 		img, err := os.ReadFile(base)
 		if err != nil {
 			tamperedErr = err
+			return
+		}
+		// The packed payload is the only file of the last, uncompressed
+		// archive: its data follows its name, padded to 4 bytes.
+		name := []byte(initrdlayout.PackedPayloadPath + "\x00")
+		at := bytes.LastIndex(img, name)
+		if at < 110 {
+			tamperedErr = fmt.Errorf("%s: no %s entry in the payload archive", base, initrdlayout.PackedPayloadPath)
+			return
+		}
+		data := (at + len(name) + 3) &^ 3
+		size, err := strconv.ParseUint(string(img[at-110+54:at-110+62]), 16, 32)
+		if err != nil || data+int(size) > len(img) {
+			tamperedErr = fmt.Errorf("%s: cannot read the size of %s (%v)", base, initrdlayout.PackedPayloadPath, err)
+			return
+		}
+		framed := bytes.Clone(img)
+		framed[data+int(size)-10] ^= 0xff
+		if tamperedErr = os.WriteFile(tamperedImg[0], framed, 0o644); tamperedErr != nil {
+			return
+		}
+
+		inlineBase := filepath.Join(workDir, "initrd-inline.img")
+		if tamperedErr = pack(e, inlineBase, "--payload-encoding", "inline"); tamperedErr != nil {
+			return
+		}
+		if img, tamperedErr = os.ReadFile(inlineBase); tamperedErr != nil {
 			return
 		}
 		payload, err := os.ReadFile(e.standin)
@@ -273,12 +331,15 @@ func tamperedPayloadInitrd(t *testing.T, e env) string {
 		}
 		// Same size, last byte flipped: only the hash can tell.
 		payload[len(payload)-1] ^= 0xff
-		tamperedErr = appendArchive(img, tamperedImg, []initrdFile{{name: initrdlayout.PayloadPath, data: payload, exec: true}})
+		tamperedErr = appendArchive(img, tamperedImg[1], []initrdFile{{name: initrdlayout.PayloadPath, data: payload, exec: true}})
 	})
 	if tamperedErr != nil {
 		t.Fatal(tamperedErr)
 	}
-	return tamperedImg
+	if inline {
+		return tamperedImg[1]
+	}
+	return tamperedImg[0]
 }
 
 // readInitrdFiles returns the named regular files of the first archive of
