@@ -17,7 +17,7 @@
 //     first when listed); configfs mounted at /sys/kernel/config when
 //     available. From the start of this step, in the background and on
 //     every CPU: the payload's frames (bin/katana.zst) are checked,
-//     decoded and written to /bin/katana (internal/payload), then every
+//     decoded and written to /bin/katana (internal/payload), while every
 //     other listed file is hashed, large ones chunk by chunk (the kernel's
 //     sha256 through AF_ALG when those two modules are loaded, else
 //     crypto/sha256). An initrd packed with --payload-encoding inline has
@@ -253,14 +253,24 @@ func (in *initProc) boot() {
 		err error
 	}
 	integ := make(chan integrityResult, 1)
+	// The payload's frames and the other files are checked at once: the
+	// payload's mapping calls leave a CPU free for the others.
 	in.goSafe("integrity", func() {
 		var res integrityResult
-		if framed {
-			res.p, res.err = payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher})
+		done := make(chan error, 1)
+		in.goSafe("payload", func() {
+			var err error
+			if framed {
+				res.p, err = payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher})
+			}
+			done <- err
+		})
+		var err error
+		res.r, err = integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
+		if perr := <-done; perr != nil {
+			err = perr // the payload's error first: it names the frame
 		}
-		if res.err == nil {
-			res.r, res.err = integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
-		}
+		res.err = err
 		integ <- res
 	})
 	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }
