@@ -24,7 +24,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 Lists every entry: mode, uid/gid, size (major,minor for devices), SHA-256 of
 regular files, and path. The compression (gzip, zstd, xz or none) is detected
 from the file itself; several concatenated cpio archives are read in order.
-Malformed archives are rejected with the offset of the problem.
+The last line gives the payload's size and SHA-256 (the manifest's payload
+digest), also when it is stored in frames (bin/katana.zst). Malformed
+archives are rejected with the offset of the problem.
 
 Flags:
 `)
@@ -60,5 +62,11 @@ Flags:
 	}
 	fmt.Fprintf(stdout, "# %s: %s, %d bytes, %d entries in %d archive(s), sha256 %s\n",
 		fs.Arg(0), a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)
+	if p := a.Payload; p != nil && p.Encoding == "frames" {
+		fmt.Fprintf(stdout, "# payload /bin/katana: %d bytes, sha256 %s, stored as %s (%d zstd frames, %d bytes) for the init to check and decode\n",
+			p.Size, p.SHA256, p.Stored, p.Frames, p.Packed)
+	} else if p != nil {
+		fmt.Fprintf(stdout, "# payload /bin/katana: %d bytes, sha256 %s, stored inline\n", p.Size, p.SHA256)
+	}
 	return exitOK
 }

@@ -514,6 +514,33 @@ func TestPayloadFrames(t *testing.T) {
 	if a.Compression != "zstd+none" || a.Archives != 2 {
 		t.Errorf("compression %s, %d archives; want zstd+none, 2", a.Compression, a.Archives)
 	}
+	wantPayload := &Payload{Encoding: "frames", Stored: initrdlayout.PackedPayloadPath, Size: int64(len(payload)),
+		SHA256: hexs(sha256.Sum256(payload)), Frames: 3, Packed: res.Frames.Packed()}
+	if diff := cmp.Diff(wantPayload, a.Payload); diff != "" {
+		t.Errorf("payload as read (-want +got):\n%s", diff)
+	}
+	o.PayloadEncoding, o.Output = "inline", ""
+	in, err := Read(bytes.NewReader(pack(t, o)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := in.Payload; p == nil || p.Encoding != "inline" || p.SHA256 != hexs(sha256.Sum256(payload)) || p.Frames != 0 {
+		t.Errorf("inline payload as read: %+v", p)
+	}
+	// A packed payload replaced by an appended archive no longer matches
+	// its frame list: Read says so.
+	var extra bytes.Buffer
+	for extra.Len()+len(img) < 4 || (len(img)+extra.Len())%4 != 0 {
+		extra.WriteByte(0)
+	}
+	nw := newc.NewWriter(&extra)
+	nw.WriteHeader(&newc.Header{Name: initrdlayout.PackedPayloadPath, Mode: newc.TypeReg | 0o644, NLink: 1, Size: 3})
+	nw.Write([]byte("zst"))
+	nw.Close()
+	if _, err := Read(bytes.NewReader(append(bytes.Clone(img), extra.Bytes()...))); err == nil ||
+		!strings.Contains(err.Error(), "but bin/katana.zst is 3 bytes") {
+		t.Errorf("replaced packed payload: got %v", err)
+	}
 	if _, ok := a.Lookup(initrdlayout.PayloadPath); ok {
 		t.Errorf("%s is in the initrd beside the frames", initrdlayout.PayloadPath)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
@@ -35,11 +36,24 @@ type Entry struct {
 
 // Archive is a parsed initrd.
 type Archive struct {
-	Compression string  `json:"compression"`
-	Size        int64   `json:"size"`   // bytes on disk
-	SHA256      string  `json:"sha256"` // of the file on disk
-	Archives    int     `json:"archives"`
-	Entries     []Entry `json:"entries"`
+	Compression string   `json:"compression"`
+	Size        int64    `json:"size"`   // bytes on disk
+	SHA256      string   `json:"sha256"` // of the file on disk
+	Archives    int      `json:"archives"`
+	Payload     *Payload `json:"payload,omitempty"`
+	Entries     []Entry  `json:"entries"`
+}
+
+// Payload describes /bin/katana as the guest will run it: stored inline, or
+// in frames (bin/katana.zst, listed in etc/guestinit/payload.frames), whose
+// list gives the decoded size and SHA-256 (the manifest's payload digest).
+type Payload struct {
+	Encoding string `json:"encoding"` // "frames" or "inline"
+	Stored   string `json:"stored"`   // path in the initrd
+	Size     int64  `json:"size"`     // decoded bytes
+	SHA256   string `json:"sha256"`   // of the decoded payload
+	Frames   int    `json:"frames,omitempty"`
+	Packed   int64  `json:"packed,omitempty"` // bytes of the frames
 }
 
 // MaxUnpacked bounds the uncompressed bytes Read accepts, so a small
@@ -122,11 +136,49 @@ func Read(r io.Reader) (*Archive, error) {
 	if a.Archives == 0 {
 		return nil, errors.New("no cpio archive found (only NUL bytes)")
 	}
+	if err := st.payload(); err != nil {
+		return nil, err
+	}
 	a.Compression = strings.Join(comps, "+")
 	a.Size = hc.n
 	a.SHA256 = hex.EncodeToString(hc.h.Sum(nil))
 	slices.SortStableFunc(a.Entries, func(x, y Entry) int { return strings.Compare(x.Path, y.Path) })
 	return a, nil
+}
+
+// payload fills a.Payload from the frame list or the inline payload; a
+// frame list that does not parse or does not match bin/katana.zst is an
+// error.
+func (st *readState) payload() error {
+	a := st.a
+	find := func(p string) (Entry, bool) {
+		i := slices.IndexFunc(a.Entries, func(e Entry) bool { return e.Path == p })
+		if i < 0 {
+			return Entry{}, false
+		}
+		return a.Entries[i], true
+	}
+	if st.seen[initrdlayout.FramesPath] {
+		if st.frames == nil {
+			return fmt.Errorf("%s is larger than %d bytes: not a frame list", initrdlayout.FramesPath, maxFrameList)
+		}
+		fr, err := initrdlayout.ParseFrames(bytes.NewReader(st.frames))
+		if err != nil {
+			return fmt.Errorf("%s: %w", initrdlayout.FramesPath, err)
+		}
+		e, ok := find(initrdlayout.PackedPayloadPath)
+		if !ok || e.Type != "file" || e.Size != fr.Packed() {
+			return fmt.Errorf("%s lists %d bytes of frames, but %s is %s", initrdlayout.FramesPath, fr.Packed(), initrdlayout.PackedPayloadPath,
+				map[bool]string{true: fmt.Sprintf("%d bytes", e.Size), false: "missing"}[ok])
+		}
+		a.Payload = &Payload{Encoding: "frames", Stored: initrdlayout.PackedPayloadPath, Size: fr.Size,
+			SHA256: hex.EncodeToString(fr.SHA256[:]), Frames: len(fr.List), Packed: fr.Packed()}
+		return nil
+	}
+	if e, ok := find(initrdlayout.PayloadPath); ok && e.Type == "file" {
+		a.Payload = &Payload{Encoding: "inline", Stored: initrdlayout.PayloadPath, Size: e.Size, SHA256: e.SHA256}
+	}
+	return nil
 }
 
 // skipNULs consumes the NUL bytes the kernel skips between segments.
@@ -145,8 +197,13 @@ func skipNULs(br *bufio.Reader) error {
 type readState struct {
 	a      *Archive
 	seen   map[string]bool
-	budget int64 // uncompressed bytes left
+	budget int64  // uncompressed bytes left
+	frames []byte // the last payload frame list read, if any
 }
+
+// maxFrameList bounds the frame list kept for Payload (a 64 GiB payload in
+// 16 MiB frames lists 4096 frames of ~100 bytes).
+const maxFrameList = 1 << 20
 
 // segment reads one segment of compression c starting at br.
 func (st *readState) segment(c string, br *bufio.Reader) error {
@@ -220,10 +277,19 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		switch h.Type() {
 		case newc.TypeReg:
 			sum := sha256.New()
-			if _, err := io.Copy(sum, nr); err != nil {
+			var w io.Writer = sum
+			var list bytes.Buffer
+			keep := h.Name == initrdlayout.FramesPath && h.Size <= maxFrameList
+			if keep {
+				w = io.MultiWriter(sum, &list)
+			}
+			if _, err := io.Copy(w, nr); err != nil {
 				return fmt.Errorf("reading %s: %w", h.Name, err)
 			}
 			e.SHA256 = hex.EncodeToString(sum.Sum(nil))
+			if keep {
+				st.frames = list.Bytes()
+			}
 		case newc.TypeLink:
 			b, err := io.ReadAll(nr)
 			if err != nil {
