@@ -327,7 +327,7 @@ func (in *initProc) boot() {
 		in.fatal(ir.err)
 	}
 	if framed {
-		in.log.Printf("payload times (summed over workers): hash=%s decode=%s copy=%s", secs(ir.p.Hash), secs(ir.p.Decode), secs(ir.p.Write))
+		in.log.Printf("payload times: map=%s, then summed over workers: populate=%s hash=%s decode=%s copy=%s", secs(ir.p.Map), secs(ir.p.Populate), secs(ir.p.Hash), secs(ir.p.Decode), secs(ir.p.Write))
 		in.stage("payload", fmt.Sprintf("frames=%d bytes=%d packed=%d took=%s hash=%s", ir.p.Frames, ir.p.Size, ir.p.Packed, secs(ir.p.Took), hasher.Name()), ir.p.Took)
 	}
 	in.stage("integrity", fmt.Sprintf("files=%d bytes=%d took=%s hash=%s", ir.r.Files, ir.r.Bytes, secs(ir.r.Took), hasher.Name()), ir.r.Took)
