@@ -337,6 +337,11 @@ func FuzzRead(f *testing.F) {
 		if ch := Diff(a, a); len(ch) != 0 {
 			t.Fatalf("archive differs from itself: %v", ch)
 		}
+		if p := a.Payload; p != nil && p.Encoding == "frames" {
+			if e, ok := a.Lookup(p.Stored); !ok || e.Size != p.Packed || p.Frames < 1 {
+				t.Fatalf("accepted a frame list %+v that does not match %s (%+v)", p, p.Stored, e)
+			}
+		}
 	})
 }
 
