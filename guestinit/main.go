@@ -17,7 +17,8 @@
 //     first when listed); configfs mounted at /sys/kernel/config when
 //     available. From the start of this step, in the background and on
 //     every CPU: the payload's frames (bin/katana.zst) are checked,
-//     decoded and written to /bin/katana (internal/payload), while every
+//     decoded and written to /bin/katana (internal/payload; /bin becomes
+//     a tmpfs with huge pages, read-only once the payload is in), while every
 //     other listed file is hashed, large ones chunk by chunk (the kernel's
 //     sha256 through AF_ALG when those two modules are loaded, else
 //     crypto/sha256). An initrd packed with --payload-encoding inline has
@@ -261,7 +262,7 @@ func (in *initProc) boot() {
 		in.goSafe("payload", func() {
 			var err error
 			if framed {
-				res.p, err = payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher})
+				res.p, err = payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher, HugeTmpfs: true})
 			}
 			done <- err
 		})
@@ -327,6 +328,11 @@ func (in *initProc) boot() {
 		in.fatal(ir.err)
 	}
 	if framed {
+		if ir.p.OnHugeTmpfs {
+			in.log.Printf("payload: /bin is a read-only tmpfs with huge pages")
+		} else if ir.p.Note != "" {
+			in.log.Printf("payload: %s", ir.p.Note)
+		}
 		in.log.Printf("payload times: map=%s, then summed over workers: populate=%s hash=%s decode=%s copy=%s", secs(ir.p.Map), secs(ir.p.Populate), secs(ir.p.Hash), secs(ir.p.Decode), secs(ir.p.Write))
 		in.stage("payload", fmt.Sprintf("frames=%d bytes=%d packed=%d took=%s hash=%s", ir.p.Frames, ir.p.Size, ir.p.Packed, secs(ir.p.Took), hasher.Name()), ir.p.Took)
 	}

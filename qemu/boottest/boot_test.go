@@ -76,6 +76,9 @@ func TestBootStandIn(t *testing.T) {
 		lineIndex(g, "guestinit: stage=payload ok") > lineIndex(g, markKatanaStarted) {
 		t.Errorf("no payload stage line with 3 frames and hash=kernel before katana started: %q", l)
 	}
+	if findLine(g, "guestinit: payload: /bin is a read-only tmpfs with huge pages") == "" {
+		t.Errorf("the payload was not written to a huge-page tmpfs:\n%s", tail(g.Lines(), 30))
+	}
 	for _, w := range []string{"hostbuild run: checked the kernel and initrd", "ready: guestinit: katana started"} {
 		if !strings.Contains(g.Output(), w) {
 			t.Errorf("hostbuild run output lacks %q:\n%s", w, g.Output())

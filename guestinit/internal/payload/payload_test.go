@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/katana-tee/snpboot/guestinit/internal/integrity"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
@@ -139,5 +140,43 @@ func TestUnpackRefuses(t *testing.T) {
 				nothingLeft(t, root)
 			}
 		})
+	}
+}
+
+// HugeTmpfs: where mounting is allowed (root), the payload lands on a
+// read-only huge-page tmpfs over bin/; elsewhere the mount fails, the
+// report says why and the payload is written to the root as usual. Either
+// way the packed file is gone and the payload is whole.
+func TestUnpackHugeTmpfs(t *testing.T) {
+	data := payloadBytes(3<<20 + 5)
+	root, fr := pack(t, data, 1<<20)
+	r, err := Unpack(Options{Root: root, Frames: fr, Workers: 2, HugeTmpfs: true})
+	bin := filepath.Join(root, "bin")
+	if r.OnHugeTmpfs {
+		t.Cleanup(func() { unix.Unmount(bin, unix.MNT_DETACH) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(root, initrdlayout.PayloadPath))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("payload differs (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, initrdlayout.PackedPayloadPath)); !os.IsNotExist(err) {
+		t.Errorf("packed payload still visible (%v)", err)
+	}
+	if !r.OnHugeTmpfs {
+		t.Logf("huge-page tmpfs path not exercised here (%s); run the test as root to exercise it", r.Note)
+		if !strings.Contains(r.Note, "no huge-page tmpfs on") {
+			t.Errorf("note %q does not say why there is no tmpfs", r.Note)
+		}
+		return
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(bin, &st); err != nil || st.Type != unix.TMPFS_MAGIC || st.Flags&unix.ST_RDONLY == 0 {
+		t.Errorf("%s: statfs type %#x flags %#x (%v), want a read-only tmpfs", bin, st.Type, st.Flags, err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+		t.Errorf("writing beside the payload: %v, want EROFS", err)
 	}
 }
