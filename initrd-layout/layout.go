@@ -233,7 +233,7 @@ func (c Contents) Format() []byte {
 // two spaces, clean relative paths, sorted, no duplicates.
 func ParseContents(r io.Reader) (Contents, error) {
 	c := Contents{}
-	sc := bufio.NewScanner(r)
+	sc := lines(r)
 	prev := ""
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
@@ -245,7 +245,7 @@ func ParseContents(r io.Reader) (Contents, error) {
 			return nil, fmt.Errorf("%w: line %d: bad hex digest", ErrContents, n)
 		}
 		p := line[66:]
-		if path.Clean(p) != p || strings.HasPrefix(p, "/") || strings.HasPrefix(p, "../") || p == ".." || p == "." {
+		if !cleanRel(p) {
 			return nil, fmt.Errorf("%w: line %d: path %q is not clean and relative", ErrContents, n, p)
 		}
 		if p <= prev {
@@ -279,7 +279,7 @@ func FormatModuleList(mods []Module) []byte {
 // ParseModuleList reads a list written by FormatModuleList.
 func ParseModuleList(r io.Reader) ([]Module, error) {
 	var out []Module
-	sc := bufio.NewScanner(r)
+	sc := lines(r)
 	seen := map[string]bool{}
 	for n := 1; sc.Scan(); n++ {
 		f := strings.Split(sc.Text(), " ")
@@ -289,7 +289,7 @@ func ParseModuleList(r io.Reader) ([]Module, error) {
 		if seen[f[0]] {
 			return nil, fmt.Errorf("module list line %d: module %q listed twice", n, f[0])
 		}
-		if !strings.HasPrefix(f[1], ModulesDir+"/") || path.Clean(f[1]) != f[1] {
+		if !strings.HasPrefix(f[1], ModulesDir+"/") || !cleanRel(f[1]) {
 			return nil, fmt.Errorf("module list line %d: path %q is not under %s", n, f[1], ModulesDir)
 		}
 		seen[f[0]] = true
@@ -350,7 +350,7 @@ func FormatChunks(cs []Chunk) []byte {
 // the last, files larger than one chunk, clean relative paths.
 func ParseChunks(r io.Reader) ([]Chunk, error) {
 	var out []Chunk
-	sc := bufio.NewScanner(r)
+	sc := lines(r)
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
 		bad := func(why string) error {
@@ -373,7 +373,7 @@ func ParseChunks(r io.Reader) ([]Chunk, error) {
 			return nil, bad("offset and length must be plain decimal numbers")
 		}
 		c.Off, c.Len, c.Path = off, ln, f[2]
-		if path.Clean(c.Path) != c.Path || strings.HasPrefix(c.Path, "/") || c.Path == "." || c.Path == ".." || strings.HasPrefix(c.Path, "../") {
+		if !cleanRel(c.Path) {
 			return nil, bad(fmt.Sprintf("path %q is not clean and relative", c.Path))
 		}
 		if c.Len < 1 || c.Len > ChunkSize {
@@ -461,7 +461,7 @@ func (f Frames) Format() []byte {
 // payload's, at least one frame and at most 1024.
 func ParseFrames(r io.Reader) (Frames, error) {
 	var f Frames
-	sc := bufio.NewScanner(r)
+	sc := lines(r)
 	var next, total int64
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
@@ -554,4 +554,35 @@ func lowerHex(s string, dst []byte) bool {
 	}
 	_, err := hex.Decode(dst, []byte(s))
 	return err == nil
+}
+
+// lines scans r line by line, splitting at '\n' only: unlike
+// bufio.ScanLines it keeps a '\r', which the lists' parsers then refuse
+// (a list that parses must format back to the same bytes).
+func lines(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			return i + 1, data[:i], nil
+		}
+		if atEOF && len(data) > 0 {
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	})
+	return sc
+}
+
+// cleanRel says whether p is a clean relative path inside the root, free
+// of control characters.
+func cleanRel(p string) bool {
+	if p == "" || path.Clean(p) != p || strings.HasPrefix(p, "/") || p == "." || p == ".." || strings.HasPrefix(p, "../") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] < 0x20 || p[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }

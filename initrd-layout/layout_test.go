@@ -87,6 +87,9 @@ func TestParseContentsRejects(t *testing.T) {
 		{"unclean", h + "  bin//katana\n"},
 		{"unsorted", h + "  init\n" + h + "  bin/katana\n"},
 		{"repeated", h + "  init\n" + h + "  init\n"},
+		{"CRLF", h + "  init\r\n"},
+		{"CR as the path", h + "  \r\r"},
+		{"control character", h + "  bin/ka\ttana\n"},
 	} {
 		if _, err := ParseContents(strings.NewReader(tc.src)); !errors.Is(err, ErrContents) {
 			t.Errorf("%s: got %v, want ErrContents", tc.name, err)
@@ -100,7 +103,7 @@ func TestModuleList(t *testing.T) {
 	if err != nil || !cmp.Equal(mods, got) {
 		t.Fatalf("round trip: %v %v", got, err)
 	}
-	for _, src := range []string{"virtio\n", "a lib/modules/a.ko\na lib/modules/b.ko\n", "a /etc/passwd\n", "a lib/modules/../x.ko\n", "a  lib/modules/a.ko\n"} {
+	for _, src := range []string{"virtio\n", "a lib/modules/a.ko\na lib/modules/b.ko\n", "a /etc/passwd\n", "a lib/modules/../x.ko\n", "a  lib/modules/a.ko\n", "a lib/modules/a.ko\r\n"} {
 		if _, err := ParseModuleList(strings.NewReader(src)); err == nil {
 			t.Errorf("%q: accepted", src)
 		}
