@@ -72,9 +72,9 @@ func TestBootStandIn(t *testing.T) {
 
 	// The padded stand-in arrived in frames, decoded on both vCPUs with
 	// the kernel's sha256, before Katana started.
-	if l := findLine(g, "guestinit: stage=payload ok frames=3 bytes=37748736 "); !strings.Contains(l, "hash=kernel") ||
+	if l := findLine(g, "guestinit: stage=payload ok frames=4 bytes=37748736 "); !strings.Contains(l, "hash=kernel") ||
 		lineIndex(g, "guestinit: stage=payload ok") > lineIndex(g, markKatanaStarted) {
-		t.Errorf("no payload stage line with 3 frames and hash=kernel before katana started: %q", l)
+		t.Errorf("no payload stage line with 4 frames and hash=kernel before katana started: %q", l)
 	}
 	if findLine(g, "guestinit: payload: /bin is a read-only tmpfs with huge pages") == "" {
 		t.Errorf("the payload was not written to a huge-page tmpfs:\n%s", tail(g.Lines(), 30))
@@ -164,7 +164,7 @@ func TestBootErrors(t *testing.T) {
 			name:    "payload frame changed after packing",
 			initrd:  func() string { return tamperedPayloadInitrd(t, e, false) },
 			append:  good,
-			wantErr: []string{"bin/katana.zst frame 2 (bytes", "does not match the content list"},
+			wantErr: []string{"bin/katana.zst frame 3 (bytes", "does not match the content list"},
 		},
 		{
 			name:    "inline payload changed after packing",

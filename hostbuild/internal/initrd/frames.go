@@ -26,17 +26,23 @@ const DefaultPayloadEncoding = "frames"
 var PayloadEncodings = []string{"frames", "inline"}
 
 // frameTarget is the largest decoded frame the packer writes. The payload
-// is cut into the fewest frames of at most this size, all of one size but
-// the last (a 58 MiB payload: 4 frames of 14.5 MiB, even work for 2 or 4
-// CPUs). Larger frames compress better (each frame starts with an empty
-// history); 16 MiB frames at zstd's "better" level keep the initrd within
-// the pack-size target (BENCHMARKS.md, pack).
-const frameTarget = 16 << 20
+// is cut into the fewest frames of at most this size, but at least one per
+// frameMin bytes up to minFrames (so that a small payload is decoded on
+// several CPUs too), all of one size but the last: a 58 MiB payload gives
+// 4 frames of 14.5 MiB, even work for 2 or 4 CPUs; a 6 MiB one 2 frames.
+// Larger frames compress better (each frame starts with an empty history);
+// 16 MiB frames at zstd's "better" level keep the initrd within the
+// pack-size target (BENCHMARKS.md, pack).
+const (
+	frameTarget = 16 << 20
+	frameMin    = 4 << 20
+	minFrames   = 4
+)
 
 // frameSize is the decoded size of every frame but the last.
 func frameSize(n int) int {
-	frames := (n + frameTarget - 1) / frameTarget
-	return (n + frames - 1) / max(frames, 1)
+	frames := max((n+frameTarget-1)/frameTarget, min(minFrames, (n+frameMin-1)/frameMin), 1)
+	return (n + frames - 1) / frames
 }
 
 // encodeFrames cuts payload into independent zstd frames (in parallel; the

@@ -486,10 +486,13 @@ func TestZstdFrameShape(t *testing.T) {
 func TestFrameSize(t *testing.T) {
 	for _, tc := range []struct{ n, want int }{
 		{1, 1},
-		{frameTarget, frameTarget},
-		{frameTarget + 1, frameTarget/2 + 1},
-		{58 << 20, 29 << 19},            // 4 frames of 14.5 MiB
-		{3*frameTarget + 2, 12<<20 + 1}, // 4 frames, the last 1 byte short
+		{frameMin, frameMin},                 // one frame
+		{6058110, 3029055},                   // the stand-in: 2 frames
+		{frameTarget, frameMin},              // 4 frames of 4 MiB
+		{frameTarget + 1, frameMin + 1},      // still 4 frames
+		{58 << 20, 29 << 19},                 // 4 frames of 14.5 MiB
+		{3*frameTarget + 2, 12<<20 + 1},      // 4 frames, the last 1 byte short
+		{5*frameTarget - 5, frameTarget - 1}, // 5 frames
 	} {
 		if got := frameSize(tc.n); got != tc.want || got > frameTarget {
 			t.Errorf("frameSize(%d) = %d, want %d", tc.n, got, tc.want)
@@ -520,7 +523,7 @@ func TestPayloadFrames(t *testing.T) {
 		t.Errorf("compression %s, %d archives; want zstd+none, 2", a.Compression, a.Archives)
 	}
 	wantPayload := &Payload{Encoding: "frames", Stored: initrdlayout.PackedPayloadPath, Size: int64(len(payload)),
-		SHA256: hexs(sha256.Sum256(payload)), Frames: 3, Packed: res.Frames.Packed()}
+		SHA256: hexs(sha256.Sum256(payload)), Frames: 4, Packed: res.Frames.Packed()}
 	if diff := cmp.Diff(wantPayload, a.Payload); diff != "" {
 		t.Errorf("payload as read (-want +got):\n%s", diff)
 	}
@@ -595,8 +598,8 @@ func TestPayloadFrames(t *testing.T) {
 	if fr == nil || fr.Size != int64(len(payload)) || fr.SHA256 != sha256.Sum256(payload) || fr.Packed() != int64(len(packed)) {
 		t.Fatalf("frame list %+v does not describe the payload", fr)
 	}
-	if len(fr.List) != 3 {
-		t.Errorf("%d frames for %d bytes, want 3", len(fr.List), len(payload))
+	if len(fr.List) != 4 {
+		t.Errorf("%d frames for %d bytes, want 4", len(fr.List), len(payload))
 	}
 	d, err := initrdlayout.NewFrameDecoder()
 	if err != nil {
