@@ -176,6 +176,15 @@ func Unpack(o Options) (Report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// PID 1 must not die of a worker's panic: it becomes this
+			// worker's error, and the boot error names it.
+			defer func() {
+				if r := recover(); r != nil {
+					mu.Lock()
+					errs[0], bad = errors.Join(errs[0], fmt.Errorf("payload: worker panic: %v", r)), true
+					mu.Unlock()
+				}
+			}()
 			d, err := initrdlayout.NewFrameDecoder()
 			if err != nil {
 				mu.Lock()
