@@ -241,7 +241,7 @@ func ParseContents(r io.Reader) (Contents, error) {
 			return nil, fmt.Errorf("%w: line %d: want \"<sha256 hex>  <path>\"", ErrContents, n)
 		}
 		var sum [32]byte
-		if _, err := hex.Decode(sum[:], []byte(line[:64])); err != nil || strings.ToLower(line[:64]) != line[:64] {
+		if !lowerHex(line[:64], sum[:]) {
 			return nil, fmt.Errorf("%w: line %d: bad hex digest", ErrContents, n)
 		}
 		p := line[66:]
@@ -360,16 +360,16 @@ func ParseChunks(r io.Reader) ([]Chunk, error) {
 			return nil, bad("want \"<sha256 hex>  <offset> <length> <path>\"")
 		}
 		var c Chunk
-		if _, err := hex.Decode(c.Sum[:], []byte(line[:64])); err != nil || strings.ToLower(line[:64]) != line[:64] {
+		if !lowerHex(line[:64], c.Sum[:]) {
 			return nil, bad("bad hex digest")
 		}
 		f := strings.SplitN(line[66:], " ", 3)
 		if len(f) != 3 {
 			return nil, bad("want offset, length and path")
 		}
-		off, err1 := strconv.ParseInt(f[0], 10, 64)
-		ln, err2 := strconv.ParseInt(f[1], 10, 64)
-		if err1 != nil || err2 != nil || strconv.FormatInt(off, 10) != f[0] || strconv.FormatInt(ln, 10) != f[1] {
+		off, ok1 := decimal(f[0])
+		ln, ok2 := decimal(f[1])
+		if !ok1 || !ok2 {
 			return nil, bad("offset and length must be plain decimal numbers")
 		}
 		c.Off, c.Len, c.Path = off, ln, f[2]

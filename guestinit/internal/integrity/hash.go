@@ -100,14 +100,20 @@ func (k KernelHasher) Sum(f *os.File) ([32]byte, int64, error) {
 			return sum, total, err
 		}
 	}
-	if err := sendAll(op, nil, 0); err != nil { // finalize
-		return sum, total, fmt.Errorf("AF_ALG final send: %w", err)
+	sum, err = finish(op)
+	return sum, total, err
+}
+
+// finish ends the hash on op and reads its digest.
+func finish(op int) ([32]byte, error) {
+	var sum [32]byte
+	if err := sendAll(op, nil, 0); err != nil {
+		return sum, fmt.Errorf("AF_ALG final send: %w", err)
 	}
-	n, err := unix.Read(op, sum[:])
-	if err != nil || n != len(sum) {
-		return sum, total, fmt.Errorf("AF_ALG read digest: %d bytes, %v", n, err)
+	if n, err := unix.Read(op, sum[:]); err != nil || n != len(sum) {
+		return sum, fmt.Errorf("AF_ALG read digest: %d bytes, %v", n, err)
 	}
-	return sum, total, nil
+	return sum, nil
 }
 
 // SumRange hashes n bytes at off through its own AF_ALG socket, so several
@@ -132,13 +138,7 @@ func (k KernelHasher) SumRange(f *os.File, off, n int64) ([32]byte, error) {
 	if total != n {
 		return sum, fmt.Errorf("file ends %d bytes into a %d-byte range at %d", total, n, off)
 	}
-	if err := sendAll(op, nil, 0); err != nil {
-		return sum, fmt.Errorf("AF_ALG final send: %w", err)
-	}
-	if m, err := unix.Read(op, sum[:]); err != nil || m != len(sum) {
-		return sum, fmt.Errorf("AF_ALG read digest: %d bytes, %v", m, err)
-	}
-	return sum, nil
+	return finish(op)
 }
 
 // SumBytes hashes b through its own AF_ALG socket (the kernel reads the
@@ -157,13 +157,7 @@ func (k KernelHasher) SumBytes(b []byte) ([32]byte, error) {
 		}
 		b = b[n:]
 	}
-	if err := sendAll(op, nil, 0); err != nil {
-		return sum, fmt.Errorf("AF_ALG final send: %w", err)
-	}
-	if m, err := unix.Read(op, sum[:]); err != nil || m != len(sum) {
-		return sum, fmt.Errorf("AF_ALG read digest: %d bytes, %v", m, err)
-	}
-	return sum, nil
+	return finish(op)
 }
 
 // splice moves the file into the hash through a pipe without copying

@@ -576,15 +576,13 @@ func TestPayloadFrames(t *testing.T) {
 		t.Fatalf("payload archive at byte %d (after a %d-byte zstd frame): want a cpio header at a multiple of 4", off, len(frame))
 	}
 	files := map[string][]byte{}
-	for _, seg := range [][]byte{img[off:]} {
-		r := newc.NewReader(bytes.NewReader(seg))
-		for {
-			h, err := r.Next()
-			if err != nil {
-				break
-			}
-			files[h.Name], _ = io.ReadAll(r)
+	r := newc.NewReader(bytes.NewReader(img[off:]))
+	for {
+		h, err := r.Next()
+		if err != nil {
+			break
 		}
+		files[h.Name], _ = io.ReadAll(r)
 	}
 	packed, ok := files[initrdlayout.PackedPayloadPath]
 	if !ok || len(files) != 1 {

@@ -136,28 +136,21 @@ func Read(r io.Reader) (*Archive, error) {
 	if a.Archives == 0 {
 		return nil, errors.New("no cpio archive found (only NUL bytes)")
 	}
-	if err := st.payload(); err != nil {
-		return nil, err
-	}
 	a.Compression = strings.Join(comps, "+")
 	a.Size = hc.n
 	a.SHA256 = hex.EncodeToString(hc.h.Sum(nil))
 	slices.SortStableFunc(a.Entries, func(x, y Entry) int { return strings.Compare(x.Path, y.Path) })
+	if err := st.payload(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
-// payload fills a.Payload from the frame list or the inline payload; a
-// frame list that does not parse or does not match bin/katana.zst is an
-// error.
+// payload fills a.Payload (entries sorted) from the frame list or the
+// inline payload; a frame list that does not parse or does not match
+// bin/katana.zst is an error.
 func (st *readState) payload() error {
 	a := st.a
-	find := func(p string) (Entry, bool) {
-		i := slices.IndexFunc(a.Entries, func(e Entry) bool { return e.Path == p })
-		if i < 0 {
-			return Entry{}, false
-		}
-		return a.Entries[i], true
-	}
 	if st.seen[initrdlayout.FramesPath] {
 		if st.frames == nil {
 			return fmt.Errorf("%s is larger than %d bytes: not a frame list", initrdlayout.FramesPath, maxFrameList)
@@ -166,7 +159,7 @@ func (st *readState) payload() error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", initrdlayout.FramesPath, err)
 		}
-		e, ok := find(initrdlayout.PackedPayloadPath)
+		e, ok := a.Lookup(initrdlayout.PackedPayloadPath)
 		if !ok || e.Type != "file" || e.Size != fr.Packed() {
 			return fmt.Errorf("%s lists %d bytes of frames, but %s is %s", initrdlayout.FramesPath, fr.Packed(), initrdlayout.PackedPayloadPath,
 				map[bool]string{true: fmt.Sprintf("%d bytes", e.Size), false: "missing"}[ok])
@@ -175,7 +168,7 @@ func (st *readState) payload() error {
 			SHA256: hex.EncodeToString(fr.SHA256[:]), Frames: len(fr.List), Packed: fr.Packed()}
 		return nil
 	}
-	if e, ok := find(initrdlayout.PayloadPath); ok && e.Type == "file" {
+	if e, ok := a.Lookup(initrdlayout.PayloadPath); ok && e.Type == "file" {
 		a.Payload = &Payload{Encoding: "inline", Stored: initrdlayout.PayloadPath, Size: e.Size, SHA256: e.SHA256}
 	}
 	return nil
