@@ -63,10 +63,9 @@ func loadVectors(t *testing.T) ([]vector, string) {
 
 // inputGen makes the generated inputs of vectors.json once per test binary.
 type inputGen struct {
-	mu    sync.Mutex
-	dir   string
-	made  map[string]string
-	fixtD string
+	mu   sync.Mutex
+	dir  string
+	made map[string]string
 }
 
 var gen = &inputGen{made: map[string]string{}}
