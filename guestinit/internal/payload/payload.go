@@ -16,13 +16,16 @@
 package payload
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -46,7 +49,20 @@ type Options struct {
 	// until decoded). Without huge pages (or when the mount fails) the
 	// payload is written to the initramfs.
 	HugeTmpfs bool
+	// Meminfo is the kernel's memory report read before decoding (default
+	// /proc/meminfo); see Headroom.
+	Meminfo string
 }
+
+// Headroom is the memory, beyond the decoded payload, that must be
+// available when decoding starts. Before Katana runs, PID 1 is the only
+// process: when the guest runs out of memory the kernel's OOM killer finds
+// nothing it may kill and panics ("System is deadlocked on memory") rather
+// than failing the allocation, so a guest too small for its payload is
+// refused here, with a boot error, instead. Measured under TCG with the
+// boot tests' 36 MiB payload: 8.6 MiB to spare (128 MiB guest) ended in
+// that panic, 37 MiB (160 MiB guest) booted.
+const Headroom = 32 << 20
 
 // Report is the outcome of Unpack.
 type Report struct {
@@ -70,7 +86,9 @@ type Report struct {
 
 // Unpack checks and decodes every frame and leaves the payload at
 // initrdlayout.PayloadPath, mode 0755. It refuses to run when a file is
-// already there. On error it removes what it wrote and names the frame.
+// already there, and when the guest has less than the payload's size plus
+// Headroom of memory available. On error it removes what it wrote and
+// names the frame.
 //
 // Both files are memory-mapped, their pages populated in bulk rather than
 // one fault per page (the input with MAP_POPULATE, each frame's output
@@ -107,6 +125,9 @@ func Unpack(o Options) (Report, error) {
 		return Report{}, fmt.Errorf("payload: %s is %d bytes, the frame list says %d (truncated initrd unpack? look for \"Initramfs unpacking failed\" above): %w",
 			initrdlayout.PackedPayloadPath, st.Size(), fr.Packed(), integrity.ErrMismatch)
 	}
+	if err := checkMemory(o.Meminfo, fr.Size); err != nil {
+		return Report{}, err
+	}
 	mapStart := time.Now()
 	packed, err := unix.Mmap(int(in.Fd()), 0, int(fr.Packed()), unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_POPULATE)
 	if err != nil {
@@ -122,7 +143,11 @@ func Unpack(o Options) (Report, error) {
 		if err := os.Remove(src); err != nil {
 			return Report{}, fmt.Errorf("payload: %w", err)
 		}
-		if err := unix.Mount("katana", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,huge=within_size"); err != nil {
+		// Sized for the payload: tmpfs's default limit, half the memory,
+		// would refuse a payload that fits but is larger than that.
+		const huge = 2 << 20
+		opts := fmt.Sprintf("mode=0755,huge=within_size,size=%d", (fr.Size+huge-1)/huge*huge+huge)
+		if err := unix.Mount("katana", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
 			rep.Note = fmt.Sprintf("no huge-page tmpfs on %s (%v): payload written to the initramfs", dir, err)
 		} else {
 			rep.OnHugeTmpfs = true
@@ -249,6 +274,51 @@ func Unpack(o Options) (Report, error) {
 	}
 	rep.Frames, rep.Packed, rep.Size, rep.Took, rep.Map = len(fr.List), fr.Packed(), fr.Size, time.Since(start), mapTook
 	return rep, nil
+}
+
+// checkMemory refuses a payload of size bytes when the kernel reports less
+// than size+Headroom available (MemAvailable in meminfo). A report that
+// cannot be read or has no MemAvailable (kernels before 3.14) is not a
+// reason to stop the boot: the check is then skipped.
+func checkMemory(meminfo string, size int64) error {
+	if meminfo == "" {
+		meminfo = "/proc/meminfo"
+	}
+	b, err := os.ReadFile(meminfo)
+	if err != nil {
+		return nil
+	}
+	avail, ok := memAvailable(b)
+	if !ok {
+		return nil
+	}
+	const mib = 1 << 20
+	if need := size + Headroom; avail < need {
+		return fmt.Errorf("payload: the guest has %d MiB of memory available, and %s needs %d MiB decoded plus %d MiB to start it: "+
+			"give the VM more memory (hostbuild run --memory); short of it, the kernel would panic with nothing to kill",
+			avail/mib, initrdlayout.PayloadPath, (size+mib-1)/mib, Headroom/mib)
+	}
+	return nil
+}
+
+// memAvailable returns the "MemAvailable:" line of /proc/meminfo in bytes.
+func memAvailable(meminfo []byte) (int64, bool) {
+	for line := range bytes.Lines(meminfo) {
+		rest, ok := bytes.CutPrefix(line, []byte("MemAvailable:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, false
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil || kb < 0 || kb > math.MaxInt64/1024 {
+			return 0, false
+		}
+		return kb * 1024, true
+	}
+	return 0, false
 }
 
 // steps times the steps of one frame.

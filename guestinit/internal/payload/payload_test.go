@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,6 +141,75 @@ func TestUnpackRefuses(t *testing.T) {
 				nothingLeft(t, root)
 			}
 		})
+	}
+}
+
+// A guest without room for the decoded payload plus Headroom is refused
+// before anything is written (the kernel would otherwise panic on the OOM
+// with only PID 1 to kill); with exactly enough it unpacks.
+func TestUnpackShortOfMemory(t *testing.T) {
+	data := payloadBytes(300 << 10)
+	meminfo := func(root string, avail int64) string {
+		p := filepath.Join(root, "meminfo")
+		body := fmt.Sprintf("MemTotal:         112200 kB\nMemFree:           70008 kB\nMemAvailable:   %8d kB\nBuffers:               0 kB\n", avail/1024)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	root, fr := pack(t, data, 100<<10)
+	need := (fr.Size + Headroom + 1023) / 1024 * 1024
+	_, err := Unpack(Options{Root: root, Frames: fr, Meminfo: meminfo(root, need-1024)})
+	if err == nil {
+		t.Fatal("Unpack succeeded with too little memory")
+	}
+	for _, w := range []string{"the guest has 32 MiB of memory available", "bin/katana needs 1 MiB decoded plus 32 MiB", "hostbuild run --memory"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not say %q", err, w)
+		}
+	}
+	nothingLeft(t, root)
+	if _, err := os.Stat(filepath.Join(root, initrdlayout.PackedPayloadPath)); err != nil {
+		t.Errorf("packed payload gone after the refusal: %v", err)
+	}
+
+	root, fr = pack(t, data, 100<<10)
+	if _, err := Unpack(Options{Root: root, Frames: fr, Meminfo: meminfo(root, need)}); err != nil {
+		t.Fatalf("with exactly enough memory: %v", err)
+	}
+	// No report, or no MemAvailable in it: the check is skipped.
+	noAvail := filepath.Join(t.TempDir(), "meminfo")
+	if err := os.WriteFile(noAvail, []byte("MemTotal:         112200 kB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, mi := range []string{filepath.Join(t.TempDir(), "absent"), noAvail} {
+		root, fr := pack(t, data, 100<<10)
+		if _, err := Unpack(Options{Root: root, Frames: fr, Meminfo: mi}); err != nil {
+			t.Errorf("meminfo %s: %v", mi, err)
+		}
+	}
+}
+
+func TestMemAvailable(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"MemTotal: 983496 kB\nMemFree: 910932 kB\nMemAvailable: 844080 kB\n", 844080 * 1024, true},
+		{"MemAvailable:0 kB", 0, true},
+		{"MemTotal: 983496 kB\n", 0, false},
+		{"MemAvailable: 844080\n", 0, false},
+		{"MemAvailable: 844080 MB\n", 0, false},
+		{"MemAvailable: -1 kB\n", 0, false},
+		{"MemAvailable: 9223372036854775807 kB\n", 0, false},
+		{"MemAvailable: 12 34 kB\n", 0, false},
+		{"", 0, false},
+	} {
+		got, ok := memAvailable([]byte(tc.in))
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("memAvailable(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
 	}
 }
 
