@@ -140,6 +140,7 @@ func TestBootErrors(t *testing.T) {
 		name    string
 		initrd  func() string
 		append  string
+		memory  string   // MiB; "": defaultMemory
 		wantErr []string // substrings of the boot error line
 	}{
 		{
@@ -173,6 +174,17 @@ func TestBootErrors(t *testing.T) {
 			wantErr: []string{"integrity: bin/katana", "does not match the content list"},
 		},
 		{
+			// 128 MiB leaves ~46 MiB available when decoding starts, less
+			// than the 36 MiB payload plus payload.Headroom; without the
+			// check this guest ends in the kernel's OOM panic ("System is
+			// deadlocked on memory"), with only PID 1 to kill.
+			name:    "guest short of memory for the payload",
+			initrd:  func() string { return defaultInitrd(t, e) },
+			append:  good,
+			memory:  "128",
+			wantErr: []string{"MiB of memory available, and bin/katana needs 36 MiB decoded plus 32 MiB", "--memory"},
+		},
+		{
 			name:    "listed module file missing",
 			initrd:  func() string { return missingModuleInitrd(t, e, true) },
 			append:  good,
@@ -181,7 +193,11 @@ func TestBootErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, _ := boot(t, e, tt.initrd(), tt.append)
+			mem := tt.memory
+			if mem == "" {
+				mem = defaultMemory
+			}
+			g, _ := bootMemory(t, e, tt.initrd(), tt.append, mem)
 			ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 			defer cancel()
 			line, err := g.WaitForLine(ctx, markBootError)

@@ -421,6 +421,15 @@ type guest struct {
 // output are printed if the test failed (or BOOTTEST_VERBOSE is set).
 func boot(t *testing.T, e env, initrd, appendLine string, guestPorts ...int) (*guest, map[int]int) {
 	t.Helper()
+	return bootMemory(t, e, initrd, appendLine, defaultMemory, guestPorts...)
+}
+
+// defaultMemory is the guest memory of the boot tests, in MiB.
+const defaultMemory = "1024"
+
+// bootMemory is boot with the guest's memory in MiB.
+func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPorts ...int) (*guest, map[int]int) {
+	t.Helper()
 	dir := t.TempDir()
 	manifest := filepath.Join(dir, "manifest.json")
 	mf := exec.Command(e.hostbuild, "manifest", "--ovmf", e.ovmf, "--kernel", e.vmlinuz, "--initrd", initrd,
@@ -430,7 +439,7 @@ func boot(t *testing.T, e env, initrd, appendLine string, guestPorts ...int) (*g
 	}
 	ports := map[int]int{}
 	args := []string{"run", "--plain", "--manifest", manifest, "--kernel", e.vmlinuz, "--initrd", initrd,
-		"--memory", "1024", "--serial-log", filepath.Join(dir, "serial.log"), "--ready-timeout", bootTimeout.String()}
+		"--memory", memory, "--serial-log", filepath.Join(dir, "serial.log"), "--ready-timeout", bootTimeout.String()}
 	for _, gp := range guestPorts {
 		hp := freePort(t)
 		ports[gp] = hp
