@@ -228,8 +228,8 @@ func waitReady(ctx context.Context, vm *qemu.VM, timeout time.Duration, stderr i
 	case errors.Is(err, qemu.ErrExited):
 		return "", -1
 	case ctx.Err() != nil:
-		fmt.Fprintln(stderr, "hostbuild run: interrupted before katana started; stopping the guest")
-		vm.Stop(context.Background(), 10*time.Second)
+		// run stops the guest next, with --stop-timeout.
+		fmt.Fprintln(stderr, "hostbuild run: interrupted before katana started")
 		return "", -1
 	default:
 		fmt.Fprintf(stderr, "hostbuild run: katana did not start within %v; stopping the guest\n%v\n", timeout, err)

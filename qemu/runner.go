@@ -25,7 +25,18 @@ type RunOptions struct {
 	Stderr io.Writer
 	// Poll is how often the serial log file is read; default 20ms.
 	Poll time.Duration
+	// Repress is how often Stop presses the power button again while the
+	// guest runs on; default RepressEvery.
+	Repress time.Duration
 }
+
+// RepressEvery is how often Stop presses the ACPI power button again. A
+// press is lost when nothing in the guest listens for it yet: in the
+// firmware, in the kernel's boot, and in the init until it has loaded the
+// button driver and subscribed to its events (a few seconds under TCG), so
+// an operator's early interrupt would otherwise end in a kill after the
+// grace period. The init treats presses after the first as the same stop.
+const RepressEvery = 2 * time.Second
 
 // StderrTail is how much of QEMU's stderr an Exit keeps.
 const StderrTail = 4096
@@ -95,6 +106,9 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("starting qemu: %w", err)
+	}
+	if ro.Repress <= 0 {
+		ro.Repress = RepressEvery
 	}
 	if ro.Poll <= 0 {
 		ro.Poll = 20 * time.Millisecond
@@ -389,9 +403,10 @@ func (v *VM) PowerDown(ctx context.Context) error {
 }
 
 // Stop stops the VM gracefully: system_powerdown through QMP (when the VM has
-// a QMP socket), then waits up to grace for the guest to power off, then
-// kills QEMU. The Exit is always filled; the error says why the graceful
-// path failed (no QMP socket, QMP error, grace period over).
+// a QMP socket), pressed again every RunOptions.Repress while the guest runs
+// on, for up to grace; then it kills QEMU. The Exit is always filled; the
+// error says why the graceful path failed (no QMP socket, QMP error, grace
+// period over).
 func (v *VM) Stop(ctx context.Context, grace time.Duration) (Exit, error) {
 	select {
 	case <-v.finished:
@@ -404,13 +419,23 @@ func (v *VM) Stop(ctx context.Context, grace time.Duration) (Exit, error) {
 	} else {
 		t := time.NewTimer(grace)
 		defer t.Stop()
-		select {
-		case <-v.finished:
-			return v.exit, nil
-		case <-t.C:
-			stopErr = fmt.Errorf("qemu: the guest did not power off within %v of system_powerdown; killed qemu", grace)
-		case <-ctx.Done():
-			stopErr = fmt.Errorf("qemu: waiting for the guest to power off: %w; killed qemu", ctx.Err())
+		again := time.NewTicker(v.run.Repress)
+		defer again.Stop()
+	wait:
+		for {
+			select {
+			case <-v.finished:
+				return v.exit, nil
+			case <-again.C:
+				// Errors are not final here: QEMU may be exiting.
+				_ = v.PowerDown(ctx)
+			case <-t.C:
+				stopErr = fmt.Errorf("qemu: the guest did not power off within %v of system_powerdown; killed qemu", grace)
+				break wait
+			case <-ctx.Done():
+				stopErr = fmt.Errorf("qemu: waiting for the guest to power off: %w; killed qemu", ctx.Err())
+				break wait
+			}
 		}
 	}
 	return v.Kill(), stopErr

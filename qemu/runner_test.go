@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 //	fake.exit=N    exit with status N right after printing
 //	fake.stderr    print an error on stderr before exiting
 //	fake.hang      ignore system_powerdown (Stop must kill)
+//	fake.deaf=N    lose the first N system_powerdown presses (the guest
+//	               does not listen yet), logging "fake: press lost"
 //	fake.partial   end the log with a line that has no newline
 //
 // Otherwise it waits for QMP system_powerdown, prints "reboot: Power down"
@@ -99,6 +101,7 @@ func fakeQEMU(args []string) int {
 	if ln == nil {
 		select {}
 	}
+	deaf, _ := strconv.Atoi(words["fake.deaf"])
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -106,6 +109,11 @@ func fakeQEMU(args []string) int {
 		}
 		if serveFakeQMP(conn) {
 			if _, hang := words["fake.hang"]; hang {
+				continue
+			}
+			if deaf > 0 {
+				deaf--
+				fmt.Fprintln(log, "fake: press lost")
 				continue
 			}
 			fmt.Fprintln(log, "reboot: Power down")
@@ -161,7 +169,7 @@ func fakeOptions(t *testing.T, appendLine string, qmp bool) Options {
 func startFake(t *testing.T, o Options) *VM {
 	t.Helper()
 	var console []string
-	v, err := Start(context.Background(), o, RunOptions{Console: func(l string) { console = append(console, l) }, Poll: 5 * time.Millisecond})
+	v, err := Start(context.Background(), o, RunOptions{Console: func(l string) { console = append(console, l) }, Poll: 5 * time.Millisecond, Repress: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -237,6 +245,33 @@ func TestRunnerStopGraceful(t *testing.T) {
 	again, err := v.Stop(ctx, time.Second)
 	if err != nil || again != exit {
 		t.Errorf("second Stop = %v, %v; want %v, nil", again, err, exit)
+	}
+}
+
+// A press the guest does not hear yet (firmware, early boot) is not the
+// end of the graceful path: Stop presses again until the guest powers off.
+func TestRunnerStopPressesAgain(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "fake.deaf=2", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	exit, err := v.Stop(ctx, 3*time.Second)
+	if err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if !exit.Clean() {
+		t.Errorf("exit = %v, want clean", exit)
+	}
+	lost := 0
+	for _, l := range v.Lines() {
+		if l == "fake: press lost" {
+			lost++
+		}
+	}
+	if lost != 2 {
+		t.Errorf("%d presses lost before the power-off, want 2", lost)
 	}
 }
 
