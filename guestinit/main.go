@@ -381,6 +381,10 @@ func (in *initProc) startPowerButton() {
 		return
 	}
 	in.goSafe("power button", func() {
+		// hostbuild run presses again every few seconds until the guest is
+		// off (an early press finds no listener): one line for the first
+		// press, one for the first of the others.
+		saidAgain := false
 		for {
 			evs, err := l.Next()
 			if err != nil {
@@ -388,9 +392,14 @@ func (in *initProc) startPowerButton() {
 				return
 			}
 			for _, e := range evs {
-				if e.IsPowerButton() {
+				if !e.IsPowerButton() {
+					continue
+				}
+				if in.st.RequestStop("ACPI power button") {
 					in.log.Printf("power button pressed (%s): graceful stop", e.BusID)
-					in.st.RequestStop("ACPI power button")
+				} else if !saidAgain {
+					saidAgain = true
+					in.log.Printf("power button pressed (%s): a stop is already under way", e.BusID)
 				}
 			}
 		}
