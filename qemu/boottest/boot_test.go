@@ -130,6 +130,30 @@ func TestBootStandInExit(t *testing.T) {
 	expectPowerOff(ctx, t, g, runExitKatana)
 }
 
+// TestBootEarlyInterrupt: the operator interrupts hostbuild run while the
+// guest is still in its firmware, long before the init listens for the
+// power button. The first press is lost; run presses again until the init
+// hears one, and the guest powers off cleanly instead of being killed.
+func TestBootEarlyInterrupt(t *testing.T) {
+	e := needEnv(t)
+	g, _ := boot(t, e, defaultInitrd(t, e), cmdline(t, bootcfg.Default()))
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	for !strings.Contains(g.Output(), "qemu started") {
+		if ctx.Err() != nil {
+			t.Fatalf("hostbuild run never started qemu:\n%s", g.Output())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := g.PowerDown(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.WaitForLine(ctx, "guestinit: power button pressed"); err != nil {
+		t.Fatal(err)
+	}
+	expectPowerOff(ctx, t, g, runExitClean)
+}
+
 // TestBootErrors: malformed measured input and a missing module each stop
 // the boot with their reason on the console, before Katana starts, and
 // power off cleanly (never a kernel panic).
