@@ -54,7 +54,9 @@ The guest's serial console goes to --serial-log (default: a new file under
 $TMPDIR). run waits for the init's "katana started" line, prints the expected
 measurement and the 'hostbuild attest' command for this VM, then waits for
 the guest to end. SIGINT or SIGTERM press the ACPI power button (QMP
-system_powerdown) for a graceful stop, and kill QEMU after --stop-timeout.
+system_powerdown) for a graceful stop, again every 2 s until the guest is
+off (a press early in the boot, before the init listens, is lost), and kill
+QEMU after --stop-timeout.
 
 Exit status: 0 the guest powered off cleanly; 1 error (QEMU failed, not
 ready in time, unreadable files); 2 usage; 3 refused (does not match the
