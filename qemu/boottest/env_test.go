@@ -481,9 +481,16 @@ func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPor
 }
 
 // Lines returns the serial console so far.
-func (g *guest) Lines() []string {
+func (g *guest) Lines() []string { return g.lines(true) }
+
+// lines returns the serial console's lines; unless all, only those already
+// ended by a newline: QEMU may still be printing the last one.
+func (g *guest) lines(all bool) []string {
 	b, _ := os.ReadFile(g.serial)
 	s := strings.ReplaceAll(string(b), "\r", "")
+	if !all {
+		s = s[:strings.LastIndexByte(s, '\n')+1]
+	}
 	if s == "" {
 		return nil
 	}
@@ -504,21 +511,23 @@ func (g *guest) WaitForRegexp(ctx context.Context, re *regexp.Regexp) (string, [
 			exited = true // one last full read below
 		default:
 		}
-		lines := g.Lines()
+		// Only whole lines: a half-written last line may match the
+		// pattern before the rest of it arrives (seen: a boot error line
+		// cut after "memory ava"). Once run has exited, the last line is
+		// final, whole or not.
+		lines := g.lines(exited)
 		for i := next; i < len(lines); i++ {
 			if m := re.FindStringSubmatch(lines[i]); m != nil {
 				return lines[i], m, nil
 			}
 		}
-		// The last line may be half written (QEMU is still printing it):
-		// read it again next time.
-		next = max(next, len(lines)-1)
+		next = len(lines)
 		if exited {
 			return "", nil, fmt.Errorf("waiting for /%s/ on the serial console: hostbuild run exited with status %d; last lines:\n%s", re, g.code, tail(lines, 10))
 		}
 		select {
 		case <-ctx.Done():
-			return "", nil, fmt.Errorf("waiting for /%s/ on the serial console: %w; last lines:\n%s", re, ctx.Err(), tail(lines, 10))
+			return "", nil, fmt.Errorf("waiting for /%s/ on the serial console: %w; last lines:\n%s", re, ctx.Err(), tail(g.Lines(), 10))
 		case <-g.done:
 		case <-time.After(50 * time.Millisecond):
 		}
