@@ -50,7 +50,7 @@
 //	guestinit: stage=payload ok frames=N bytes=B packed=P took=D hash=kernel|go   (framed payloads)
 //	guestinit: stage=integrity ok files=N bytes=B took=D hash=kernel|go
 //	guestinit: katana started pid=N argv=<JSON array, argv[0] included>
-//	guestinit: katana exited status=N[ signal=SIGNAME]   (status 128+n when killed by signal n)
+//	guestinit: katana exited status=N[ signal=SIGNAME][ stop=graceful]   (status 128+n when killed by signal n; stop=graceful: by the graceful stop's own signal)
 //	guestinit: boot error: <reason>
 //	guestinit: powering off                              (or: guestinit: rebooting)
 //

@@ -102,6 +102,10 @@ func ExitFromWait(ws unix.WaitStatus) status.Exit {
 	return status.Exit{Code: -1}
 }
 
+// MarkStopSignal ends the "katana exited" line when Katana was ended by
+// the signal of a graceful stop (before any SIGKILL).
+const MarkStopSignal = "stop=graceful"
+
 // FormatExit is the "status=N[ signal=NAME]" part of the exit marker.
 func FormatExit(e status.Exit) string {
 	s := fmt.Sprintf("status=%d", e.Code)
@@ -117,6 +121,7 @@ type runner struct {
 	restarts int
 	stopping bool
 	stopSig  syscall.Signal
+	killed   bool // SIGKILL sent: the graceful stop's time ran out
 	reason   string
 	grace    *time.Timer
 	kill     *time.Timer
@@ -202,6 +207,7 @@ func Run(ctx context.Context, o Options) Outcome {
 		case <-r.grace.C:
 			r.o.Log("katana pid=%d still running after %v: SIGKILL", r.pid, o.StopTimeout)
 			unix.Kill(r.pid, unix.SIGKILL)
+			r.killed = true
 			r.kill.Reset(o.KillWait)
 		case <-r.kill.C:
 			return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s; katana pid=%d survived SIGKILL for %v", r.reason, r.pid, o.KillWait)}
@@ -265,7 +271,14 @@ func (r *runner) reap() (Outcome, bool) {
 	if !exited {
 		return Outcome{}, false
 	}
-	r.o.Log("katana exited %s", FormatExit(exit))
+	// Ended by the stop's own signal (no handler for it, e.g. still
+	// starting when the stop came): the graceful stop did what was asked.
+	// A stable marker says so, for hostbuild run's classification.
+	if r.stopping && !r.killed && exit.Signal == unix.SignalName(r.stopSig) {
+		r.o.Log("katana exited %s %s", FormatExit(exit), MarkStopSignal)
+	} else {
+		r.o.Log("katana exited %s", FormatExit(exit))
+	}
 	r.pid = 0
 	r.o.Status.SetExited(exit)
 	r.grace.Stop()

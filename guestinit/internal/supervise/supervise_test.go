@@ -99,6 +99,11 @@ func helperMain(mode string, args []string) int {
 	case "kill-self":
 		unix.Kill(os.Getpid(), unix.SIGKILL)
 		time.Sleep(time.Minute)
+	case "plain":
+		// No handler: SIGTERM's default action ends it, as it ends a
+		// payload that is still starting up.
+		report("ready")
+		time.Sleep(time.Minute)
 	}
 	return 99
 }
@@ -317,6 +322,25 @@ func TestStopBeforeStart(t *testing.T) {
 	}
 }
 
+// A payload ended by the stop's own signal (no handler yet, or none at
+// all) was stopped as asked: the exit line says so with MarkStopSignal,
+// which hostbuild run counts as a clean end. Not so after SIGKILL, nor for
+// a signal outside a stop.
+func TestEndedByStopSignal(t *testing.T) {
+	h := newHarness(t)
+	ch := make(chan Outcome, 1)
+	go func() { ch <- Run(context.Background(), h.opts("plain")) }()
+	h.waitReport("ready")
+	h.st.RequestStop("ACPI power button")
+	out := <-ch
+	if out.Action != PowerOff || !strings.Contains(out.Reason, "graceful stop (ACPI power button) done, exit status=143 signal=SIGTERM") {
+		t.Errorf("outcome %+v", out)
+	}
+	if !h.logged("katana exited status=143 signal=SIGTERM " + MarkStopSignal) {
+		t.Errorf("logs %q lack the exit line with %q", h.logs, MarkStopSignal)
+	}
+}
+
 func TestSIGKILLAfterGrace(t *testing.T) {
 	h := newHarness(t)
 	o := h.opts("stubborn")
@@ -335,6 +359,9 @@ func TestSIGKILLAfterGrace(t *testing.T) {
 	}
 	if !h.logged("still running after 200ms: SIGKILL") {
 		t.Errorf("logs %q lack the SIGKILL line", h.logs)
+	}
+	if h.logged(MarkStopSignal) {
+		t.Errorf("logs %q mark a SIGKILLed payload as ended by the graceful stop", h.logs)
 	}
 }
 
@@ -375,6 +402,9 @@ func TestKilledBySignal(t *testing.T) {
 	out := run(t, h.opts("kill-self"))
 	if !strings.Contains(out.Reason, "status=137 signal=SIGKILL") {
 		t.Errorf("outcome %+v", out)
+	}
+	if h.logged(MarkStopSignal) {
+		t.Errorf("logs %q mark a payload that died on its own as ended by a stop", h.logs)
 	}
 }
 

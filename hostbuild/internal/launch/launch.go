@@ -255,13 +255,15 @@ const (
 	MarkPanic         = "Kernel panic"
 )
 
-var reKatanaExited = regexp.MustCompile(`guestinit: katana exited status=(-?\d+)`)
+// The init's exit marker; " stop=graceful" at the end says that Katana was
+// ended by the graceful stop's own signal (see supervise.MarkStopSignal).
+var reKatanaExited = regexp.MustCompile(`guestinit: katana exited status=(-?\d+)(?: signal=\w+)?( stop=graceful)?\s*$`)
 
 // Ending classifies how a guest ended, from its console and QEMU's exit.
 type Ending int
 
 const (
-	EndedClean     Ending = iota // powered off, Katana's last status 0 (or never started by request)
+	EndedClean     Ending = iota // powered off, Katana's last status 0, or ended by a graceful stop's signal (or never started by request)
 	EndedBootError               // the init reported a boot error
 	EndedKatana                  // Katana exited with a non-zero status
 	EndedPanic                   // the kernel panicked
@@ -273,6 +275,7 @@ const (
 type Outcome struct {
 	Ending       Ending
 	KatanaStatus *int   // the last logged Katana exit status
+	StopSignal   bool   // that exit was the graceful stop's signal (clean)
 	BootError    string // the init's boot error line, if any
 	Exit         qemu.Exit
 }
@@ -290,6 +293,9 @@ func (o Outcome) String() string {
 	case EndedQEMU:
 		return o.Exit.String()
 	}
+	if o.KatanaStatus != nil && o.StopSignal {
+		return fmt.Sprintf("katana was ended by the graceful stop's signal (status %d); the guest powered off cleanly", *o.KatanaStatus)
+	}
 	if o.KatanaStatus != nil {
 		return fmt.Sprintf("katana exited with status %d; the guest powered off cleanly", *o.KatanaStatus)
 	}
@@ -305,6 +311,7 @@ func Classify(lines []string, exit qemu.Exit) Outcome {
 			n, err := strconv.Atoi(m[1])
 			if err == nil {
 				o.KatanaStatus = &n
+				o.StopSignal = m[2] != ""
 			}
 		}
 		if i := strings.Index(l, MarkBootError); i >= 0 && o.BootError == "" {
@@ -323,7 +330,7 @@ func Classify(lines []string, exit qemu.Exit) Outcome {
 		o.Ending = EndedQEMU
 	case o.BootError != "":
 		o.Ending = EndedBootError
-	case o.KatanaStatus != nil && *o.KatanaStatus != 0:
+	case o.KatanaStatus != nil && *o.KatanaStatus != 0 && !o.StopSignal:
 		o.Ending = EndedKatana
 	default:
 		o.Ending = EndedClean
