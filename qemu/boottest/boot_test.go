@@ -3,6 +3,7 @@ package boottest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"regexp"
 	"strconv"
 	"strings"
@@ -139,11 +140,14 @@ func TestBootEarlyInterrupt(t *testing.T) {
 	g, _ := boot(t, e, defaultInitrd(t, e), cmdline(t, bootcfg.Default()))
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
-	for !strings.Contains(g.Output(), "qemu started") {
-		if ctx.Err() != nil {
-			t.Fatalf("hostbuild run never started qemu:\n%s", g.Output())
+	qemuStarted := func(context.Context) error {
+		if !strings.Contains(g.Output(), "qemu started") {
+			return errors.New("hostbuild run has not started qemu yet")
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	}
+	if err := g.WaitUntil(ctx, 20*time.Millisecond, qemuStarted); err != nil {
+		t.Fatalf("%v:\n%s", err, g.Output())
 	}
 	if err := g.PowerDown(); err != nil {
 		t.Fatal(err)

@@ -274,11 +274,11 @@ func (r *runner) reap() (Outcome, bool) {
 	// Ended by the stop's own signal (no handler for it, e.g. still
 	// starting when the stop came): the graceful stop did what was asked.
 	// A stable marker says so, for hostbuild run's classification.
+	line := FormatExit(exit)
 	if r.stopping && !r.killed && exit.Signal == unix.SignalName(r.stopSig) {
-		r.o.Log("katana exited %s %s", FormatExit(exit), MarkStopSignal)
-	} else {
-		r.o.Log("katana exited %s", FormatExit(exit))
+		line += " " + MarkStopSignal
 	}
+	r.o.Log("katana exited %s", line)
 	r.pid = 0
 	r.o.Status.SetExited(exit)
 	r.grace.Stop()
