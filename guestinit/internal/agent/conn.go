@@ -19,7 +19,12 @@ func cannedResponse(status int, code, msg string) []byte {
 	return b.Bytes()
 }
 
-var resp429Conns = cannedResponse(429, agentapi.CodeTooManyConnections, "too many concurrent connections; retry later")
+// resp429Conns is built on first use: encoding/json's first Marshal of a type
+// costs ~20 ms under TCG, on PID 1's path to starting Katana if done at
+// package init.
+var resp429Conns = sync.OnceValue(func() []byte {
+	return cannedResponse(429, agentapi.CodeTooManyConnections, "too many concurrent connections; retry later")
+})
 
 // limitListener admits at most max connections at once. An excess connection
 // gets a 429 too_many_connections (written by one of a bounded set of
@@ -76,7 +81,7 @@ func (l *limitListener) reject(c net.Conn) {
 		defer func() { <-l.rejecters }()
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(l.linger))
-		if _, err := c.Write(resp429Conns); err != nil {
+		if _, err := c.Write(resp429Conns()); err != nil {
 			return
 		}
 		if cw, ok := c.(interface{ CloseWrite() error }); ok {
