@@ -18,6 +18,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/qemu"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 func init() {
@@ -56,7 +57,10 @@ measurement and the 'hostbuild attest' command for this VM, then waits for
 the guest to end. SIGINT or SIGTERM press the ACPI power button (QMP
 system_powerdown) for a graceful stop, again every 2 s until the guest is
 off (a press early in the boot, before the init listens, is lost), and kill
-QEMU after --stop-timeout.
+QEMU after --stop-timeout. Its default covers the guest's own grace period:
+the cmdline's katana.stop_timeout plus 30 s for the init to kill, sync,
+unmount and power off, and at least 60 s; a shorter --stop-timeout is
+allowed with a warning (QEMU may be killed while Katana still shuts down).
 
 Exit status: 0 the guest powered off cleanly; 1 error (QEMU failed, not
 ready in time, unreadable files); 2 usage; 3 refused (does not match the
@@ -84,7 +88,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.QEMUBinary, "qemu", qemu.DefaultBinary, "QEMU `binary`")
 	console := fs.Bool("console", false, "also copy the guest's serial console to stderr")
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long to wait for Katana to start")
-	stopTimeout := fs.Duration("stop-timeout", 60*time.Second, "how long a graceful stop may take before QEMU is killed")
+	stopTimeout := fs.Duration("stop-timeout", 0, "how long a graceful stop may take before QEMU is killed (default: the cmdline's katana.stop_timeout + 30s, at least 60s)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, runUsage)
 		fs.PrintDefaults()
@@ -98,6 +102,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *manifestPath == "" || o.Kernel == "" || o.Initrd == "" {
 		return usageFail("--manifest, --kernel and --initrd are required")
+	}
+	if *stopTimeout < 0 {
+		return usageFail("--stop-timeout %v: want a positive duration (or 0 for the default)", *stopTimeout)
 	}
 	if code, ok := lf.check(usageFail); !ok {
 		return code
@@ -119,6 +126,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	o.Manifest, o.ManifestPath = m, *manifestPath
+	stop, warn := stopBudget(m.Cmdline, *stopTimeout)
+	if warn != "" {
+		fmt.Fprintf(stderr, "hostbuild run: warning: %s\n", warn)
+	}
+	*stopTimeout = stop
 
 	// Scratch folder for the QMP socket (and the default serial log).
 	scratch := ""
@@ -210,6 +222,34 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	out := launch.Classify(vm.Lines(), exit)
 	fmt.Fprintf(stderr, "hostbuild run: %s\n", out)
 	return outcomeCode(out)
+}
+
+// Stop budget: the guest's grace period (katana.stop_timeout) plus what the
+// init does after it (SIGKILL, reap, sync, unmount, power off: seconds under
+// TCG), never under the historical 60 s.
+const (
+	stopMargin     = 30 * time.Second
+	minStopTimeout = 60 * time.Second
+)
+
+// stopBudget returns how long run gives a graceful stop before killing QEMU:
+// set when given (> 0), else the guest's katana.stop_timeout from cmdline
+// plus stopMargin, at least minStopTimeout. warn is non-empty when set leaves
+// the guest less than its own grace period plus stopMargin.
+func stopBudget(cmdline string, set time.Duration) (d time.Duration, warn string) {
+	guest := bootcfg.Default().StopTimeout
+	if c, err := bootcfg.Parse(cmdline); err == nil {
+		guest = c.StopTimeout
+	}
+	need := max(guest+stopMargin, minStopTimeout)
+	if set <= 0 {
+		return need, ""
+	}
+	if set < guest+stopMargin {
+		warn = fmt.Sprintf("--stop-timeout %v is shorter than the guest's katana.stop_timeout=%v plus %v to sync and power off: a graceful stop may be cut short by killing QEMU (Katana's data not flushed); %v is safe",
+			set, guest, stopMargin, need)
+	}
+	return set, warn
 }
 
 var reReady = regexp.MustCompile(`(` + regexp.QuoteMeta(launch.MarkKatanaStarted) + `.*|` + regexp.QuoteMeta(launch.MarkBootError) + `.*)$`)

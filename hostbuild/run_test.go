@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -202,6 +203,38 @@ func TestParseMemory(t *testing.T) {
 		got, err := parseMemory(tt.in)
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("parseMemory(%q) = %d, %v; want %d, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestStopBudget: run's default --stop-timeout outlasts the guest's own
+// grace period (katana.stop_timeout from the manifest's cmdline) plus the
+// init's sync and power-off; a shorter explicit one is kept with a warning.
+func TestStopBudget(t *testing.T) {
+	const s = time.Second
+	tests := []struct {
+		cmdline string
+		set     time.Duration
+		want    time.Duration
+		warn    string // substring; "" for no warning
+	}{
+		{"console=ttyS0 panic=-1", 0, 60 * s, ""},                               // default 30s + 30s
+		{"console=ttyS0 katana.stop_timeout=5s", 0, 60 * s, ""},                 // never under 60s
+		{"console=ttyS0 katana.stop_timeout=10m", 0, 10*time.Minute + 30*s, ""}, // the guest's grace first
+		{"console=ttyS0 katana.stop_timeout=120", 0, 150 * s, ""},               // whole seconds
+		{"console=ttyS0 katana.stop_timeout=10m", 90 * s, 90 * s, "shorter than the guest's katana.stop_timeout=10m0s"},
+		{"console=ttyS0 katana.stop_timeout=10m", 11 * time.Minute, 11 * time.Minute, ""},
+		{"console=ttyS0", 45 * s, 45 * s, "katana.stop_timeout=30s plus 30s"},
+		{"console=ttyS0", 60 * s, 60 * s, ""},
+		{"katana.args='unbalanced", 0, 60 * s, ""}, // unparsable: the init's default
+	}
+	for _, tt := range tests {
+		got, warn := stopBudget(tt.cmdline, tt.set)
+		if got != tt.want {
+			t.Errorf("stopBudget(%q, %v) = %v, want %v", tt.cmdline, tt.set, got, tt.want)
+		}
+		if tt.warn == "" && warn != "" || tt.warn != "" && !strings.Contains(warn, tt.warn) {
+			t.Errorf("stopBudget(%q, %v) warning %q, want one containing %q", tt.cmdline, tt.set, warn, tt.warn)
 		}
 	}
 }
