@@ -31,6 +31,12 @@ domain (as -no-reboot). The same checks as 'run' come first (file hashes,
 vCPU matrix, recomputed launch digest). Needs libvirt 10.5 or newer
 (launchSecurity type='sev-snp'). Paths are written absolute.
 
+Stop the domain with 'virsh shutdown NAME' (the ACPI power button: a
+graceful stop) and give it the cmdline's katana.stop_timeout plus 30 s (at
+least 60 s) before 'virsh destroy NAME'; libvirt-guests' SHUTDOWN_TIMEOUT
+must allow as much, or a host shutdown cuts Katana's own short. The
+summary on stderr names the figure.
+
 Exit status: 0 written; 1 error; 2 usage; 3 refused (does not match the
 manifest).
 
@@ -91,8 +97,11 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		return exitUsage
 	}
+	stop, _ := stopBudget(m.Cmdline, 0)
+	stopHint := fmt.Sprintf("hostbuild libvirt: stop it with 'virsh shutdown %s' and allow %v before 'virsh destroy %s' (katana.stop_timeout + 30 s; libvirt-guests' SHUTDOWN_TIMEOUT too)\n", *name, stop, *name)
 	if *out == "" {
 		stdout.Write(b)
+		fmt.Fprint(stderr, stopHint)
 		return exitOK
 	}
 	if err := writeLibvirtFile(*out, b); err != nil {
@@ -100,6 +109,7 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	fmt.Fprintf(stderr, "hostbuild libvirt: wrote %s (%d × %s, expected measurement %s)\n", *out, plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
+	fmt.Fprint(stderr, stopHint)
 	return exitOK
 }
 

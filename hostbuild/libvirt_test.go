@@ -15,11 +15,12 @@ import (
 func TestLibvirtGolden(t *testing.T) {
 	f := newRunFixture(t)
 	tests := []struct {
-		name string
-		args []string
+		name   string
+		domain string
+		args   []string
 	}{
-		{"libvirt-snp-1vcpu", []string{"--cid", "3", "--forward", "15051:5050", "--serial-log", "/var/log/katana/serial.log"}},
-		{"libvirt-snp-4vcpu", []string{"--cid", "42", "--vcpus", "4", "--memory", "4G", "--name", "katana-4",
+		{"libvirt-snp-1vcpu", "katana", []string{"--cid", "3", "--forward", "15051:5050", "--serial-log", "/var/log/katana/serial.log"}},
+		{"libvirt-snp-4vcpu", "katana-4", []string{"--cid", "42", "--vcpus", "4", "--memory", "4G", "--name", "katana-4",
 			"--forward", "15051:5050", "--forward", "0.0.0.0:9100:9100"}},
 	}
 	for _, tt := range tests {
@@ -29,6 +30,10 @@ func TestLibvirtGolden(t *testing.T) {
 			_, stderr, code := runHB(t, args...)
 			if code != exitOK {
 				t.Fatalf("exit %d\n%s", code, stderr)
+			}
+			// The fixture's cmdline has the default katana.stop_timeout.
+			if w := "virsh shutdown " + tt.domain + "' and allow 1m0s"; !strings.Contains(stderr, w) {
+				t.Errorf("stderr lacks the stop hint %q:\n%s", w, stderr)
 			}
 			b, err := os.ReadFile(out)
 			if err != nil {
