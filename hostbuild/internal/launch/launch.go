@@ -251,6 +251,7 @@ const (
 	MarkKatanaStarted = "guestinit: katana started"
 	MarkBootError     = "guestinit: boot error: "
 	MarkPoweringOff   = "guestinit: powering off"
+	MarkRebooting     = "guestinit: rebooting" // katana.on_exit=reboot; -no-reboot then ends QEMU
 	MarkPowerDown     = "reboot: Power down"
 	MarkPanic         = "Kernel panic"
 )
@@ -276,6 +277,7 @@ type Outcome struct {
 	Ending       Ending
 	KatanaStatus *int   // the last logged Katana exit status
 	StopSignal   bool   // that exit was the graceful stop's signal (clean)
+	Rebooted     bool   // the init rebooted (katana.on_exit=reboot) instead of powering off
 	BootError    string // the init's boot error line, if any
 	Exit         qemu.Exit
 }
@@ -285,7 +287,7 @@ func (o Outcome) String() string {
 	case EndedBootError:
 		return "the guest stopped with a boot error: " + strings.TrimPrefix(o.BootError, MarkBootError)
 	case EndedKatana:
-		return fmt.Sprintf("katana exited with status %d; the guest powered off", *o.KatanaStatus)
+		return fmt.Sprintf("katana exited with status %d; the guest %s", *o.KatanaStatus, o.ended(""))
 	case EndedPanic:
 		return "the guest kernel panicked"
 	case EndedKilled:
@@ -294,12 +296,20 @@ func (o Outcome) String() string {
 		return o.Exit.String()
 	}
 	if o.KatanaStatus != nil && o.StopSignal {
-		return fmt.Sprintf("katana was ended by the graceful stop's signal (status %d); the guest powered off cleanly", *o.KatanaStatus)
+		return fmt.Sprintf("katana was ended by the graceful stop's signal (status %d); the guest %s", *o.KatanaStatus, o.ended(" cleanly"))
 	}
 	if o.KatanaStatus != nil {
-		return fmt.Sprintf("katana exited with status %d; the guest powered off cleanly", *o.KatanaStatus)
+		return fmt.Sprintf("katana exited with status %d; the guest %s", *o.KatanaStatus, o.ended(" cleanly"))
 	}
-	return "the guest powered off cleanly"
+	return "the guest " + o.ended(" cleanly")
+}
+
+// ended says how the guest went down; how is "" or " cleanly".
+func (o Outcome) ended(how string) string {
+	if o.Rebooted {
+		return "rebooted" + how + " (katana.on_exit=reboot; QEMU runs with -no-reboot, so the VM ended)"
+	}
+	return "powered off" + how
 }
 
 // Classify reads the serial console lines and QEMU's exit.
@@ -319,6 +329,9 @@ func Classify(lines []string, exit qemu.Exit) Outcome {
 		}
 		if strings.Contains(l, MarkPanic) {
 			panicked = true
+		}
+		if strings.Contains(l, MarkRebooting) {
+			o.Rebooted = true
 		}
 	}
 	switch {

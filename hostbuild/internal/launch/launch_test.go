@@ -30,6 +30,8 @@ func TestClassify(t *testing.T) {
 		{"killed", []string{"guestinit: katana started pid=1"}, qemu.Exit{Code: -1, Signal: "killed", Killed: true}, EndedKilled, -1, "killed"},
 		{"qemu error", nil, qemu.Exit{Code: 1, Stderr: "could not open kernel"}, EndedQEMU, -1, "could not open kernel"},
 		{"no init lines", []string{"reboot: Power down"}, ok, EndedClean, -1, "powered off cleanly"},
+		{"katana.on_exit=reboot", []string{"guestinit: katana exited status=0", "guestinit: shutdown: katana.on_exit=reboot after exit status=0", "guestinit: rebooting", "reboot: Restarting system"}, ok, EndedClean, 0, "status 0; the guest rebooted cleanly (katana.on_exit=reboot; QEMU runs with -no-reboot, so the VM ended)"},
+		{"katana.on_exit=reboot after a failure", []string{"guestinit: katana exited status=3", "guestinit: rebooting"}, ok, EndedKatana, 3, "status 3; the guest rebooted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
