@@ -62,9 +62,10 @@ the cmdline's katana.stop_timeout plus 30 s for the init to kill, sync,
 unmount and power off, and at least 60 s; a shorter --stop-timeout is
 allowed with a warning (QEMU may be killed while Katana still shuts down).
 
-Exit status: 0 the guest powered off cleanly; 1 error (QEMU failed, not
-ready in time, unreadable files); 2 usage; 3 refused (does not match the
-manifest); 4 the init reported a boot error; 5 Katana exited with a
+Exit status: 0 the guest powered off cleanly (or rebooted, with
+katana.on_exit=reboot: QEMU runs with -no-reboot); 1 error (QEMU failed,
+not ready in time, unreadable files); 2 usage; 3 refused (does not match
+the manifest); 4 the init reported a boot error; 5 Katana exited with a
 non-zero status; 6 the guest had to be killed or its kernel panicked.
 
 Flags:
