@@ -37,6 +37,8 @@ kernel: ## fetch and unpack the Debian kernel package into .cache/kernel (boot t
 test: deps build kernel ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
 	$(GO) vet ./...
 	KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -timeout 40m ./...
+	@# go test prints no skip reasons for passing packages: name the hardware tier's.
+	@if [ "$${SNPBOOT_SNP:-}" != 1 ]; then $(GO) test -count=1 -run '^TestSNPHardware$$' -v ./qemu/boottest | grep -E -- '--- SKIP|snp_test.go:' || true; fi
 
 fuzz: ## run every fuzz target for a short smoke run (FUZZTIME, default 10s each)
 	@./.ci/fuzz.sh $${FUZZTIME:-10s}

@@ -445,7 +445,17 @@ func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPor
 		ports[gp] = hp
 		args = append(args, "--forward", fmt.Sprintf("127.0.0.1:%d:%d", hp, gp))
 	}
-	g := &guest{serial: filepath.Join(dir, "serial.log"), out: &lockedBuffer{}, done: make(chan struct{})}
+	t.Logf("booting: hostbuild %s\n  -append %q", strings.Join(args, " "), appendLine)
+	return startRun(t, e, args, filepath.Join(dir, "serial.log")), ports
+}
+
+// startRun starts out/hostbuild with args (a run command writing its serial
+// console to serial). The run is interrupted (and QEMU with it) when the
+// test ends; the serial console and run's own output are printed if the
+// test failed (or BOOTTEST_VERBOSE is set).
+func startRun(t *testing.T, e env, args []string, serial string) *guest {
+	t.Helper()
+	g := &guest{serial: serial, out: &lockedBuffer{}, done: make(chan struct{})}
 	g.cmd = exec.Command(e.hostbuild, args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -460,7 +470,6 @@ func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPor
 		}
 		close(g.done)
 	}()
-	t.Logf("booting: hostbuild %s\n  -append %q", strings.Join(args, " "), appendLine)
 	t.Cleanup(func() {
 		select {
 		case <-g.done:
@@ -477,7 +486,7 @@ func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPor
 			t.Logf("hostbuild run (exit %d):\n%s\nserial console:\n%s", g.code, g.out.String(), g.Log())
 		}
 	})
-	return g, ports
+	return g
 }
 
 // Lines returns the serial console so far.
