@@ -22,13 +22,14 @@
 # fetched here). Baseline initrd: ../shared/bench/mk-seed-initrd.sh (gzip -9);
 # ours: hostbuild pack with its default compressor and module set.
 # Prints a Markdown section. Env: KERNEL_DIR (default .cache/kernel),
-# SHARED_DIR (default ../shared), BOOT_RUNS (boots of each, default 9: single
-# boots vary by seconds on a shared machine, see BENCHMARKS.md).
+# SHARED_DIR (default ../shared), BOOT_RUNS (boots of each, default 15: single
+# boots vary by seconds on a shared machine, and 9 pairs left the paired
+# interval ~0.1 wide; see BENCHMARKS.md; ~6 min).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 kernel=${KERNEL_DIR:-.cache/kernel}
 shared=${SHARED_DIR:-../shared}
-runs=${BOOT_RUNS:-9}
+runs=${BOOT_RUNS:-15}
 hb=out/hostbuild init=out/guestinit standin=out/standin-katana
 for f in "$hb" "$init" "$standin" "$kernel/vmlinuz"; do
   [ -e "$f" ] || { echo "boot bench: $f is missing: run 'make build kernel' first" >&2; exit 1; }
