@@ -432,11 +432,7 @@ func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPor
 	t.Helper()
 	dir := t.TempDir()
 	manifest := filepath.Join(dir, "manifest.json")
-	mf := exec.Command(e.hostbuild, "manifest", "--ovmf", e.ovmf, "--kernel", e.vmlinuz, "--initrd", initrd,
-		"--cmdline", appendLine, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", manifest)
-	if b, err := mf.CombinedOutput(); err != nil {
-		t.Fatalf("hostbuild manifest: %v\n%s", err, b)
-	}
+	writeManifest(t, e, e.ovmf, initrd, appendLine, "EPYC-v4", manifest)
 	ports := map[int]int{}
 	args := []string{"run", "--plain", "--manifest", manifest, "--kernel", e.vmlinuz, "--initrd", initrd,
 		"--memory", memory, "--serial-log", filepath.Join(dir, "serial.log"), "--ready-timeout", bootTimeout.String()}
@@ -447,6 +443,16 @@ func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPor
 	}
 	t.Logf("booting: hostbuild %s\n  -append %q", strings.Join(args, " "), appendLine)
 	return startRun(t, e, args, filepath.Join(dir, "serial.log")), ports
+}
+
+// writeManifest runs `hostbuild manifest` for 1 vCPU of type vtype.
+func writeManifest(t *testing.T, e env, ovmf, initrd, cmdline, vtype, out string) {
+	t.Helper()
+	mf := exec.Command(e.hostbuild, "manifest", "--ovmf", ovmf, "--kernel", e.vmlinuz, "--initrd", initrd,
+		"--cmdline", cmdline, "--vcpus", "1", "--vcpu-type", vtype, "-o", out)
+	if b, err := mf.CombinedOutput(); err != nil {
+		t.Fatalf("hostbuild manifest: %v\n%s", err, b)
+	}
 }
 
 // startRun starts out/hostbuild with args (a run command writing its serial

@@ -119,11 +119,7 @@ func TestSNPHardware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mf := exec.Command(e.hostbuild, "manifest", "--ovmf", ovmf, "--kernel", e.vmlinuz, "--initrd", initrd,
-		"--cmdline", string(cmdline)+" katana.stop_timeout=31s", "--vcpus", "1", "--vcpu-type", vtype, "-o", other)
-	if b, err := mf.CombinedOutput(); err != nil {
-		t.Fatalf("hostbuild manifest: %v\n%s", err, b)
-	}
+	writeManifest(t, e, ovmf, initrd, string(cmdline)+" katana.stop_timeout=31s", vtype, other)
 	if code, stdout, stderr := attest(other); code != 6 {
 		t.Errorf("hostbuild attest against a manifest for another cmdline: exit %d, want 6 (measurement not in the manifest)\n%s\n%s", code, stdout, stderr)
 	}
