@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -367,7 +368,7 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	var att *spb.Attestation
 	var err error
 	if len(certTable) > 0 {
-		att, err = abi.ReportCertsToProto(append(bytes.Clone(report), certTable...))
+		att, err = decodeWithCertTable(report, certTable)
 	} else {
 		var r *spb.Report
 		r, err = abi.ReportToProto(report)
@@ -428,9 +429,16 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	if err := verify.SnpAttestationContext(ctx, att, vopts); err != nil {
 		return nil, fail(ClassChain, "AMD certificate chain or report signature: %w", err)
 	}
+	// go-sev-guest checks the signature over its own re-encoding of the
+	// decoded report, and the decoding drops bits (of report version 3 and
+	// later, the top four bits of the CPUID stepping byte at 0x18A): the
+	// bytes we keep and show must be exactly the signed encoding.
+	if enc, err := abi.ReportToAbiBytes(att.Report); err != nil || !bytes.Equal(enc[:signatureOffset], report[:signatureOffset]) {
+		return nil, fail(ClassChain, "the report carries bits outside its signed encoding (go-sev-guest re-encodes the decoded report to check the signature, and these bytes differ)")
+	}
 	// go-sev-guest ignores the padding of r and s (72 bytes each, 48 used):
 	// refuse non-zero padding so that every byte of the report is covered.
-	sig := report[0x2A0:]
+	sig := report[signatureOffset:]
 	for _, pad := range [][]byte{sig[48:72], sig[72+48 : 144]} {
 		for _, b := range pad {
 			if b != 0 {
@@ -439,4 +447,52 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 		}
 	}
 	return att, nil
+}
+
+// signatureOffset is where the report's signature starts; the bytes before it
+// are what AMD signs.
+const signatureOffset = 0x2A0
+
+// decodeWithCertTable decodes the report and the guest's GUID certificate
+// table. The table comes from the host: every entry is bounds-checked here in
+// 64-bit arithmetic first, because go-sev-guest (v0.15) checks
+// offset+length in uint32, which wraps, and then slices out of range and
+// panics. A panic in the decoder is turned into an error as well.
+func decodeWithCertTable(report, table []byte) (att *spb.Attestation, err error) {
+	if err := checkCertTable(table); err != nil {
+		return nil, fmt.Errorf("certificate table from the guest: %w", err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			att, err = nil, fmt.Errorf("certificate table from the guest: go-sev-guest panicked decoding it: %v", r)
+		}
+	}()
+	return abi.ReportCertsToProto(append(bytes.Clone(report), table...))
+}
+
+// checkCertTable walks a GUID table (entries of GUID, offset, length, ended
+// by an all-zero entry) and checks that every entry's bytes lie after the
+// header and inside the table.
+func checkCertTable(t []byte) error {
+	const n = abi.CertTableEntrySize
+	var zero [n]byte
+	var header uint64
+	var entries [][2]uint64
+	for i := 0; ; i += n {
+		if i+n > len(t) {
+			return fmt.Errorf("no all-zero entry ends the table's header (%d bytes)", len(t))
+		}
+		e := t[i : i+n]
+		header = uint64(i + n)
+		if bytes.Equal(e, zero[:]) {
+			break
+		}
+		entries = append(entries, [2]uint64{uint64(binary.LittleEndian.Uint32(e[16:])), uint64(binary.LittleEndian.Uint32(e[20:]))})
+	}
+	for i, e := range entries {
+		if e[0] < header || e[0]+e[1] > uint64(len(t)) {
+			return fmt.Errorf("entry %d (offset %d, length %d) is outside the certificate data (bytes %d to %d)", i, e[0], e[1], header, len(t))
+		}
+	}
+	return nil
 }

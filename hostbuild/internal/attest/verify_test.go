@@ -20,6 +20,7 @@ import (
 	test "github.com/google/go-sev-guest/testing"
 	"github.com/google/go-sev-guest/verify/testdata"
 	"github.com/google/go-sev-guest/verify/trust"
+	"github.com/google/uuid"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/shared/agentapi"
@@ -106,6 +107,16 @@ func evidence(t testing.TB, s *test.AmdSigner, nonce []byte, cfg agentapi.Applie
 	}
 }
 
+// certTable is a GUID table with one entry (and its terminator) and no data.
+func certTable(guid string, off, n uint32) []byte {
+	t := make([]byte, 2*abi.CertTableEntrySize)
+	g := uuid.MustParse(guid)
+	copy(t, g[:])
+	binary.LittleEndian.PutUint32(t[16:], off)
+	binary.LittleEndian.PutUint32(t[20:], n)
+	return t
+}
+
 func TestVerifyMutations(t *testing.T) {
 	s := signer(t, nil)
 	otherKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -143,6 +154,9 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "policy debug bit", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 3 }) // bit 19
 		}},
+		{name: "policy debug bit, manifest policy allows debug", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 3 })
+		}, opts: func(o *VerifyOptions) { o.Manifest.GuestPolicy = "0xb0000" }},
 		{name: "policy debug bit allowed", ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 3 })
 		}, opts: func(o *VerifyOptions) { o.AllowDebug = true }},
@@ -184,6 +198,34 @@ func TestVerifyMutations(t *testing.T) {
 			e.CertTable = nil
 			return e
 		}, opts: func(o *VerifyOptions) { o.Certs.VCEK = s.Vcek }},
+		{name: "report with a byte after the signature", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.Report, e.CertTable = append(e.Report, 0), nil
+			return e
+		}, opts: func(o *VerifyOptions) { o.Certs.VCEK = s.Vcek }},
+		{name: "v3 report: bits the decoder drops (stepping byte 0x18A, top nibble)", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, 3) })
+			e.Report[0x18A] ^= 0x80
+			return e
+		}},
+		{name: "good v3 report", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, 3) })
+		}},
+		{name: "certificate table: entry offset+length wraps uint32", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.CertTable = certTable(abi.VcekGUID, 0xFFFFFFF0, 0x20)
+			return e
+		}},
+		{name: "certificate table: entry inside the header", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.CertTable = certTable(abi.VcekGUID, 0, 24)
+			return e
+		}},
+		{name: "certificate table: no terminator", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.CertTable = e.CertTable[:abi.CertTableEntrySize]
+			return e
+		}},
 		{name: "truncated report", want: ClassChain, ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.Report = e.Report[:100]
@@ -382,4 +424,52 @@ func TestParseMinTCB(t *testing.T) {
 			t.Errorf("ParseMinTCB(%q) (-want +got):\n%s", tc.in, diff)
 		}
 	}
+}
+
+// Every byte of a signed report counts in the layouts of report versions 3
+// and 5 (the CPUID fields): flipping the low or the high bit of any byte
+// fails the chain check. Version 2 is the real Milan report's, flipped in
+// TestRealMilanReport.
+func TestFlipEveryByteEachVersion(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{7}, 64)
+	o := VerifyOptions{Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), Certs: Certs{VCEK: s.Vcek}}
+	for _, ver := range []uint32{3, 5} {
+		ev := evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, ver) })
+		if _, err := VerifyChain(context.Background(), ev.Report, nil, o, nil); err != nil {
+			t.Fatalf("version %d: the unaltered report fails: %v", ver, err)
+		}
+		for i := range ev.Report {
+			for _, bit := range []byte{0x01, 0x80} {
+				r := bytes.Clone(ev.Report)
+				r[i] ^= bit
+				if _, err := VerifyChain(context.Background(), r, nil, o, nil); err == nil {
+					t.Errorf("version %d: byte %#x ^ %#x still verifies", ver, i, bit)
+				}
+			}
+		}
+	}
+}
+
+// The certificate table comes from the host. Whatever its bytes, decoding it
+// returns an error or a chain, and a table checkCertTable accepts never makes
+// go-sev-guest's own parser panic (its uint32 bounds check wraps).
+func FuzzCertTable(f *testing.F) {
+	f.Add([]byte{})
+	f.Add(certTable(abi.VcekGUID, 0xFFFFFFF0, 0x20))
+	f.Add(certTable(abi.VcekGUID, 48, 0))
+	f.Add(append(certTable(abi.ArkGUID, 48, 4), 1, 2, 3, 4))
+	f.Add(make([]byte, abi.CertTableEntrySize))
+	report := testdata.AttestationBytes[:abi.ReportSize]
+	f.Fuzz(func(t *testing.T, table []byte) {
+		if checkCertTable(table) != nil {
+			if _, err := decodeWithCertTable(report, table); err == nil {
+				t.Fatal("decodeWithCertTable accepts a table checkCertTable refuses")
+			}
+			return
+		}
+		if _, err := abi.ReportCertsToProto(append(bytes.Clone(report), table...)); err != nil && len(table) > 0 {
+			t.Logf("accepted by checkCertTable, refused by go-sev-guest: %v", err)
+		}
+	})
 }
