@@ -105,7 +105,14 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		input, desc string
 		opts        measure.Options
 	}
-	variants := []variant{{"vCPU count or type", "the manifest's files and cmdline", base}}
+	// Every variant is measured from the local files. When they differ from
+	// the manifest's, a match means the host launched the local files: say
+	// so, instead of blaming the vCPU count or type or another setting.
+	baseInput, baseDesc := "vCPU count or type", "the manifest's files and cmdline"
+	if len(ex.Files) > 0 {
+		baseInput, baseDesc = "files", "the local files (not the manifest's) with the manifest's cmdline"
+	}
+	variants := []variant{{baseInput, baseDesc, base}}
 	for _, f := range []uint64{0x1, 0x21} {
 		if f != feat {
 			v := base
@@ -137,7 +144,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 	fw.Kernel, fw.Initrd, fw.Append = "", "", ""
 	variants = append(variants, variant{"firmware only", "firmware only (no kernel hashes: the host booted without kernel-hashes=on or without -kernel)", fw})
 
-	for _, v := range variants {
+	for i, v := range variants {
 		entries, _, err := measure.Matrix(ctx, v.opts, counts, types)
 		if err != nil {
 			return nil, fmt.Errorf("explain: %s: %w", v.desc, err)
@@ -171,12 +178,19 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		if len(aliases) > 0 {
 			what += " (same signature: " + strings.Join(aliases, ", ") + ")"
 		}
-		desc := v.desc + ", " + what
-		if _, ok := m.Lookup(best.VCPUs, best.VCPUType); !ok && v.input == "vCPU count or type" {
-			desc = what + ", which the manifest does not list"
+		input, desc := v.input, v.desc+", "+what
+		if _, ok := m.Lookup(best.VCPUs, best.VCPUType); !ok && i == 0 {
+			if len(ex.Files) == 0 {
+				desc = what + ", which the manifest does not list"
+			} else {
+				input, desc = "files and the vCPU count or type", v.desc+", "+what+", which the manifest does not list either"
+			}
 		}
-		ex.Match = &Variant{Input: v.input, Description: desc, Measurement: got}
-		ex.Likely = fmt.Sprintf("the %s drifted: the report matches %s", v.input, desc)
+		ex.Match = &Variant{Input: input, Description: desc, Measurement: got}
+		ex.Likely = fmt.Sprintf("the %s drifted: the report matches %s", input, desc)
+		if len(ex.Files) > 0 {
+			ex.Likely += "; local files that differ from the manifest: " + strings.Join(ex.Files, "; ")
+		}
 		return ex, nil
 	}
 	switch {

@@ -89,6 +89,27 @@ func TestExplain(t *testing.T) {
 			}
 		})
 	}
+	// The initrd was rebuilt after the manifest and the host launched the new
+	// one with the manifest's vCPUs: the files drifted, not the vCPUs.
+	os.WriteFile(initrd, []byte(strings.Repeat("INITRD", 1000)), 0o644)
+	for _, tc := range []struct {
+		name, got, wantInput, wantText string
+	}{
+		{"rebuilt initrd", digest(base), "files", "the local files (not the manifest's) with the manifest's cmdline, 2 vCPUs of type EPYC-v4"},
+		{"rebuilt initrd and 3 vCPUs", variant(func(o *measure.Options) { o.VCPUs = 3 }), "files and the vCPU count or type", "which the manifest does not list either"},
+		{"rebuilt initrd and guest features 0x21", variant(func(o *measure.Options) { o.GuestFeatures = 0x21 }), "guest features", "0x21"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ex, err := Explain(context.Background(), ExplainOptions{Manifest: m, OVMF: ovmf, Kernel: kernel, Initrd: initrd, Got: tc.got, MaxVCPUs: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ex.Match == nil || ex.Match.Input != tc.wantInput || !strings.Contains(ex.Likely, tc.wantText) || !strings.Contains(ex.Likely, "initrd "+initrd+" has SHA-256") {
+				t.Errorf("match %+v, likely %q; want input %q mentioning %q and the initrd", ex.Match, ex.Likely, tc.wantInput, tc.wantText)
+			}
+		})
+	}
+
 	// A local file that differs from the manifest is named.
 	os.WriteFile(initrd, []byte("other"), 0o644)
 	ex, err := Explain(context.Background(), ExplainOptions{Manifest: m, OVMF: ovmf, Kernel: kernel, Initrd: initrd, Got: strings.Repeat("ab", 48), MaxVCPUs: 2})
