@@ -3,8 +3,9 @@
 //
 // # Boot sequence
 //
-//  1. signal.Notify before anything else (a Go PID 1 without it dies on
-//     SIGTERM: kernel panic); Ctrl-Alt-Del becomes SIGINT (graceful stop).
+//  1. Signals caught before anything else (catchSignals: a Go PID 1 dies
+//     of SIGTERM, SIGQUIT, SIGABRT and others it does not catch, and that
+//     is a kernel panic); Ctrl-Alt-Del becomes SIGINT (graceful stop).
 //  2. Mount table (internal/early): /proc, /sys, /dev (devtmpfs), /dev/pts,
 //     /dev/shm, /run, /tmp; then fds 0, 1, 2 are reopened on /dev/console.
 //  3. /proc/cmdline parsed with shared/bootcfg (kernel rules, katana.* keys).
@@ -67,6 +68,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -86,11 +88,8 @@ import (
 )
 
 func main() {
-	// First thing: without a handler the Go runtime exits on SIGTERM, and
-	// PID 1 exiting is a kernel panic.
-	sigs := make(chan os.Signal, 64)
-	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	signal.Ignore(unix.SIGPIPE, unix.SIGTTIN, unix.SIGTTOU, unix.SIGTSTP)
+	// First thing: a Go PID 1 dies of signals it does not catch.
+	sigs, absorbed := catchSignals()
 
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "guestinit: must run as PID 1 (the initrd's /init); refusing to run here")
@@ -104,7 +103,51 @@ func main() {
 			in.fatal(fmt.Errorf("panic: %v\n%s", r, debug.Stack()))
 		}
 	}()
+	in.goSafe("signals", func() { logAbsorbed(absorbed, in.log.Printf) })
 	in.boot()
+}
+
+// absorbedSignals are the signals that would end a Go PID 1 when sent with
+// kill(2), by Katana or anything else in the guest: without a handler of the
+// program's own, the runtime dumps its goroutines and exits on SIGQUIT,
+// SIGILL, SIGTRAP, SIGABRT, SIGSTKFLT and SIGSYS, and on SIGBUS, SIGFPE and
+// SIGSEGV that no fault raised (faults in the init's own code stay panics,
+// recovered like any other); os exits on SIGPIPE after a failed write to fd
+// 1 or 2. PID 1 exiting is a kernel panic ("Attempted to kill init!"). The
+// job-control signals are here so that the init never stops either.
+var absorbedSignals = []os.Signal{
+	unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGBUS, unix.SIGFPE,
+	unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS, unix.SIGPIPE,
+	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
+}
+
+// catchSignals sets PID 1's signal handling. sigs gets SIGCHLD, SIGTERM,
+// SIGINT and SIGHUP, for the supervisor (without a handler, the runtime
+// exits on SIGTERM too). absorbed gets absorbedSignals, which the init logs
+// and drops. All are caught, none ignored: an ignored disposition survives
+// execve, and Katana must start with the default ones, while a caught
+// signal is reset to the default in the child.
+func catchSignals() (sigs, absorbed chan os.Signal) {
+	sigs = make(chan os.Signal, 64)
+	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	absorbed = make(chan os.Signal, 16)
+	signal.Notify(absorbed, absorbedSignals...)
+	return sigs, absorbed
+}
+
+// logAbsorbed logs the absorbed signals as they come, three of each kind at
+// most: a payload that sends them in a loop does not flood the console.
+func logAbsorbed(absorbed <-chan os.Signal, logf func(string, ...any)) {
+	seen := map[os.Signal]int{}
+	for s := range absorbed {
+		seen[s]++
+		switch seen[s] {
+		case 1, 2:
+			logf("ignoring %s sent to PID 1 (the init stops only on SIGTERM, SIGINT, the power button or the agent)", unix.SignalName(s.(syscall.Signal)))
+		case 3:
+			logf("ignoring %s sent to PID 1 (again; no more lines for it)", unix.SignalName(s.(syscall.Signal)))
+		}
+	}
 }
 
 type initProc struct {

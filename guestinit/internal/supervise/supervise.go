@@ -167,6 +167,21 @@ func Run(ctx context.Context, o Options) Outcome {
 	}
 	r := &runner{o: o}
 	r.grace, r.kill, r.restart = stopped(), stopped(), stopped()
+	// A SIGTERM or SIGINT (Ctrl-Alt-Del) that reached PID 1 during the boot
+	// waits in o.Signals: it is a stop requested before Katana starts, like
+	// a power button press then.
+	for pending := true; pending; {
+		select {
+		case sig := <-o.Signals:
+			if sig == unix.SIGTERM || sig == unix.SIGINT {
+				name := unix.SignalName(sig.(syscall.Signal))
+				r.o.Log("received %s during the boot: graceful stop", name)
+				o.Status.RequestStop("signal " + name)
+			}
+		default:
+			pending = false
+		}
+	}
 	stopReq := o.Status.StopRequested()
 	select {
 	case <-stopReq:

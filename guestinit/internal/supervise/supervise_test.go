@@ -311,14 +311,27 @@ func TestStopRequestFromAgent(t *testing.T) {
 }
 
 func TestStopBeforeStart(t *testing.T) {
-	h := newHarness(t)
-	h.st.RequestStop("power button")
-	out := run(t, h.opts("exit"))
-	if out.Action != PowerOff || !strings.Contains(out.Reason, "before katana started") {
-		t.Errorf("outcome %+v", out)
-	}
-	if _, err := os.Stat(h.out); err == nil {
-		t.Error("payload ran although a stop was requested first")
+	for _, tc := range []struct {
+		name   string
+		ask    func(h *harness)
+		reason string
+	}{
+		{"power button", func(h *harness) { h.st.RequestStop("power button") }, "before katana started: power button"},
+		// Signals to PID 1 during the boot wait in the channel until Run.
+		{"SIGTERM during the boot", func(h *harness) { h.sigs <- unix.SIGCHLD; h.sigs <- unix.SIGTERM }, "before katana started: signal SIGTERM"},
+		{"SIGINT during the boot", func(h *harness) { h.sigs <- unix.SIGINT }, "before katana started: signal SIGINT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			tc.ask(h)
+			out := run(t, h.opts("exit"))
+			if out.Action != PowerOff || !strings.Contains(out.Reason, tc.reason) {
+				t.Errorf("outcome %+v, want power-off %q", out, tc.reason)
+			}
+			if _, err := os.Stat(h.out); err == nil || h.logged("katana started") {
+				t.Error("payload ran although a stop was requested first")
+			}
+		})
 	}
 }
 
