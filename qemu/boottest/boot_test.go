@@ -113,7 +113,9 @@ func TestBootStandInExit(t *testing.T) {
 	e := needEnv(t)
 	c := bootcfg.Default()
 	c.Net = bootcfg.Net{None: true} // no NIC needed; also covers katana.net=none
-	c.Args = []string{"--exit-after", "1s", "--exit-code", "7"}
+	// The stand-in also signals PID 1 with what the Go runtime would die of
+	// (for PID 1, a kernel panic): the init logs and drops them.
+	c.Args = []string{"--exit-after", "1s", "--exit-code", "7", "--signal-init", "SIGQUIT,SIGABRT,SIGSEGV,SIGPIPE"}
 	g, _ := boot(t, e, defaultInitrd(t, e), cmdline(t, c))
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
@@ -129,6 +131,18 @@ func TestBootStandInExit(t *testing.T) {
 		t.Errorf("logged katana exit status %s, want 7", m[1])
 	}
 	expectPowerOff(ctx, t, g, runExitKatana)
+	for _, s := range []string{"SIGQUIT", "SIGABRT", "SIGSEGV", "SIGPIPE"} {
+		if findLine(g, "guestinit: ignoring "+s+" sent to PID 1") == "" {
+			t.Errorf("no line saying the init ignored %s from the stand-in:\n%s", s, tail(g.Lines(), 30))
+		}
+	}
+	// Katana starts with no signal ignored (dispositions of PID 1 that
+	// would survive execve).
+	if l := findLine(g, "standin-katana: sigign="); l != "" && !strings.Contains(l, "sigign=0000000000000000") {
+		t.Errorf("the stand-in started with signals ignored: %q", l)
+	} else if l == "" {
+		t.Errorf("the stand-in did not report its ignored signals:\n%s", tail(g.Lines(), 30))
+	}
 }
 
 // TestBootEarlyInterrupt: the operator interrupts hostbuild run while the

@@ -4,7 +4,10 @@
 // by --http.addr/--http.port (both "--flag value" and "--flag=value").
 //
 // Test hooks (never in real Katana): --exit-after DURATION exits with
-// --exit-code N after that time; on SIGTERM it prints a marker and exits 0.
+// --exit-code N after that time; --signal-init SIG,SIG... sends those
+// signals (SIGQUIT, SIGABRT, SIGSEGV, SIGPIPE, SIGUSR1) to PID 1 at start;
+// on SIGTERM it prints a marker and exits 0. It also prints the signals it
+// started with ignored (its SigIgn mask), which must be none.
 package main
 
 import (
@@ -31,6 +34,13 @@ func run(argv []string) int {
 	// Exact argv, one JSON array, so tests can compare it without ambiguity.
 	enc, _ := json.Marshal(argv[1:])
 	fmt.Printf("standin-katana: argv=%s\n", enc)
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
+				fmt.Printf("standin-katana: sigign=%s\n", strings.TrimSpace(v))
+			}
+		}
+	}
 
 	addr, port := "127.0.0.1", "5050"
 	exitAfter, exitCode := time.Duration(0), 0
@@ -59,6 +69,19 @@ func run(argv []string) int {
 				return 2
 			}
 			exitAfter = d
+		case "--signal-init":
+			for _, n := range strings.Split(next(), ",") {
+				sig, ok := map[string]syscall.Signal{"SIGQUIT": syscall.SIGQUIT, "SIGABRT": syscall.SIGABRT,
+					"SIGSEGV": syscall.SIGSEGV, "SIGPIPE": syscall.SIGPIPE, "SIGUSR1": syscall.SIGUSR1}[n]
+				if !ok {
+					fmt.Fprintf(os.Stderr, "standin-katana: --signal-init: unknown signal %q\n", n)
+					return 2
+				}
+				fmt.Printf("standin-katana: sending %s to PID 1\n", n)
+				if err := syscall.Kill(1, sig); err != nil {
+					fmt.Fprintf(os.Stderr, "standin-katana: kill(1, %s): %v\n", n, err)
+				}
+			}
 		case "--exit-code":
 			n, err := strconv.Atoi(next())
 			if err != nil {
