@@ -281,6 +281,53 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// encoding/json matches keys case-insensitively and keeps the last of a
+// repeated key; jq keeps the first. A manifest that readers can disagree on
+// (which cmdline boots?) is refused, naming the key and where it is.
+func TestParseRefusesAmbiguousKeys(t *testing.T) {
+	good := validJSON(t)
+	replace := func(old, new string) []byte {
+		t.Helper()
+		if !bytes.Contains(good, []byte(old)) {
+			t.Fatalf("golden manifest lacks %s", old)
+		}
+		return bytes.Replace(good, []byte(old), []byte(new), 1)
+	}
+	// The golden manifest has no build info; its settings map has free-form keys.
+	withBuildInfo := func(settings string) []byte {
+		i := bytes.LastIndexByte(good, '}')
+		return append(slices.Clone(good[:i]), []byte(`, "init_build_info": {"go_version": "go1.24", "path": "p", "main": "m", "deps": [], "settings": {`+settings+`}}}`)...)
+	}
+	if _, err := Parse(withBuildInfo(`"-trimpath": "true", "CGO_ENABLED": "0", "cgo_enabled": "1"`)); err != nil {
+		t.Fatalf("free-form settings keys refused: %v", err)
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"cmdline twice", replace(`"cmdline"`, `"cmdline": "console=ttyS0 katana.args=--dev", "cmdline"`), `key "cmdline" appears twice in the object at $`},
+		{"CMDLINE and cmdline", replace(`"cmdline"`, `"CMDLINE": "console=ttyS0 katana.args=--dev", "cmdline"`), `key "CMDLINE" at $.CMDLINE is not "cmdline"`},
+		{"Cmdline", replace(`"cmdline"`, `"Cmdline"`), `key "Cmdline" at $.Cmdline is not "cmdline"`},
+		{"escaped twice", replace(`"cmdline"`, `"cmdline": "x", "cmd\u006cine"`), `key "cmdline" appears twice`},
+		{"nested twice", replace(`"sha256"`, `"sha256": "00", "sha256"`), `key "sha256" appears twice in the object at $.components.ovmf`},
+		{"nested case", replace(`"vcpu_type"`, `"VCPU_Type"`), `key "VCPU_Type" at $.measurements[0].VCPU_Type is not "vcpu_type"`},
+		{"map key twice", withBuildInfo(`"GOOS": "linux", "GOOS": "plan9"`), `key "GOOS" appears twice in the object at $.init_build_info.settings`},
+		{"odd map key twice", withBuildInfo(`"a.b": "1", "a.b": "2"`), `key "a.b" appears twice in the object at $.init_build_info.settings`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Parse(tc.in)
+			if err == nil {
+				t.Fatalf("Parse succeeded, cmdline %q", m.Cmdline)
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q: want ErrInvalid containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestLoadAllowsLookup(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "manifest.json")
@@ -367,6 +414,10 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte(`{"schema":"katana-snp-manifest/v1"}`))
 	f.Add([]byte(`[]`))
+	// Repeated and case-folded keys, at the top and nested (refused).
+	f.Add([]byte(`{"schema":"katana-snp-manifest/v1","cmdline":"a","cmdline":"b"}`))
+	f.Add([]byte(`{"SCHEMA":"katana-snp-manifest/v1","components":{"ovmf":{"Name":"o","name":"o"}}}`))
+	f.Add([]byte(`{"init_build_info":{"settings":{"k":"1","k":"2"},"deps":["a"]},"measurements":[{"vcpus":1,"VCPUs":2}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Parse(b)
 		if err != nil {
