@@ -9,12 +9,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
-	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 )
 
 func init() {
@@ -52,8 +50,9 @@ Does pack, cmdline and manifest in one step, so that the three always agree:
                       the same code the init parses it with (as hostbuild cmdline)
   OUTDIR/`+buildManifest+` component hashes, cmdline and expected measurements (as
                       hostbuild manifest), with the payload's and init's hashes
-Each file is written atomically; an old manifest is removed first so a failed
-build never leaves one that does not match the other files.
+The three files are written to a temporary folder in OUTDIR and renamed into
+place only when all exist, manifest last: a failed build leaves the previous
+files as they were, and never a manifest that does not match the others.
 
 Flags:
 `)
@@ -82,19 +81,23 @@ Flags:
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}
-	if n := slices.Max(g.VCPUs); n > measure.MaxVCPUs {
-		return usageFail("--vcpus %q: %d is more than %d vCPUs", *vcpus, n, measure.MaxVCPUs)
-	}
-	for _, t := range g.VCPUTypes {
-		if _, err := measure.VCPUSigOf(t); err != nil {
-			return usageFail("--vcpu-type: %v", err)
-		}
-	}
 	if g.GuestFeatures, err = strconv.ParseUint(*features, 0, 64); err != nil {
 		return usageFail("--guest-features %q is not a number", *features)
 	}
+	if g.GuestFeatures == 0 {
+		// Generate would take 0 for the default; refuse it as manifest does.
+		return usageFail("--guest-features 0 lacks bit 0 (SNPActive)")
+	}
 	if g.GuestPolicy, err = strconv.ParseUint(*policy, 0, 64); err != nil {
 		return usageFail("--policy %q is not a number", *policy)
+	}
+	// Everything Generate checks without the new initrd, the OVMF image
+	// included, is checked before the output folder is touched: a usage
+	// error must not cost the previous build.
+	g.Initrd = filepath.Join(*outDir, buildInitrd) // not read by Check
+	if err := g.Check(); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return generateExit(err)
 	}
 	logf := func(format string, a ...any) {
 		if !*quiet {
@@ -105,13 +108,17 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
 	}
-	mpath := filepath.Join(*outDir, buildManifest)
-	if err := os.Remove(mpath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(stderr, "hostbuild build: removing the old manifest: %v\n", err)
+	// The new files are written into a temporary folder beside the old ones
+	// and renamed over them only when all three exist, manifest last, so a
+	// failure at any step leaves the previous build as it was.
+	tmp, err := os.MkdirTemp(*outDir, ".build-*.tmp")
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
 	}
+	defer os.RemoveAll(tmp)
 
-	po.Output = filepath.Join(*outDir, buildInitrd)
+	po.Output = filepath.Join(tmp, buildInitrd)
 	if !*quiet {
 		po.Log = prefixWriter{stderr, "hostbuild build: pack: "}
 	}
@@ -120,30 +127,47 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
 	}
-	logf("initrd %s: %d bytes, sha256 %s", po.Output, res.Size, hex.EncodeToString(res.SHA256[:]))
+	logf("initrd: %d bytes, sha256 %s", res.Size, hex.EncodeToString(res.SHA256[:]))
 
-	cpath := filepath.Join(*outDir, buildCmdline)
-	if err := writeFileAtomic(cpath, []byte(line)); err != nil {
+	if err := writeFileAtomic(filepath.Join(tmp, buildCmdline), []byte(line)); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
 	}
-	logf("cmdline %s: %s", cpath, line)
+	logf("cmdline: %s", line)
 
 	g.Initrd = po.Output
 	logf("measuring %d vCPU count(s) x %d vCPU type(s)", len(g.VCPUs), len(g.VCPUTypes))
 	m, err := manifest.Generate(ctx, g)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
-		return exitFail
+		return generateExit(err)
 	}
-	if err := manifest.WriteFile(mpath, m); err != nil {
+	if err := manifest.WriteFile(filepath.Join(tmp, buildManifest), m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
+	}
+
+	// The old manifest goes first: should a rename fail half-way, no
+	// manifest is left that does not match the other files.
+	mpath := filepath.Join(*outDir, buildManifest)
+	if err := os.Remove(mpath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(stderr, "hostbuild build: removing the old manifest: %v\n", err)
+		return exitFail
+	}
+	for _, name := range []string{buildInitrd, buildCmdline, buildManifest} {
+		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(*outDir, name)); err != nil {
+			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+			return exitFail
+		}
+	}
+	if d, err := os.Open(*outDir); err == nil {
+		d.Sync()
+		d.Close()
 	}
 	for _, e := range m.Measurements {
 		fmt.Fprintf(stdout, "%s  vcpus=%d vcpu-type=%s\n", e.Measurement, e.VCPUs, e.VCPUType)
 	}
-	logf("wrote %s, %s, %s", po.Output, cpath, mpath)
+	logf("wrote %s, %s, %s", filepath.Join(*outDir, buildInitrd), filepath.Join(*outDir, buildCmdline), mpath)
 	return exitOK
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	ovmfpkg "github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
@@ -60,6 +62,93 @@ func TestBuildAgreesWithMeasure(t *testing.T) {
 		"--ovmf", ovmf, "--args", "it's", "-o", "out")
 	if code != exitUsage || !strings.Contains(errOut, "unbalanced single quote") {
 		t.Errorf("bad --args: exit %d, %s", code, errOut)
+	}
+}
+
+// A build refused for a setting, or failing at a later step, leaves the
+// previous build's files byte for byte and adds none.
+func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
+	dir := t.TempDir()
+	stage(t, dir, false)
+	goInit(t, filepath.Join(dir, "guestinit"))
+	ovmf, _ := filepath.Abs("testdata/ovmf_AmdSev_suffix.bin")
+	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("not really a kernel"), 0o644)
+	// The fixture with its hashes table GUID renamed: no measured direct boot.
+	fw, err := os.ReadFile(ovmf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := ovmfpkg.SEVHashTableGUID
+	if !bytes.Contains(fw, g[:]) {
+		t.Fatal("the OVMF fixture has no hashes table GUID")
+	}
+	os.WriteFile(filepath.Join(dir, "nohashes.fd"), bytes.Replace(fw, g[:], make([]byte, len(g)), 1), 0o644)
+	build := func(extra ...string) (string, int) {
+		args := append([]string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+			"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}, extra...)
+		_, errOut, code := hostbuild(t, dir, nil, args...)
+		return errOut, code
+	}
+	snapshot := func() map[string]string {
+		files := map[string]string{}
+		ents, err := os.ReadDir(filepath.Join(dir, "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			b, err := os.ReadFile(filepath.Join(dir, "out", e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			files[e.Name()] = string(b)
+		}
+		return files
+	}
+	if errOut, code := build("--vcpus", "1,2"); code != exitOK {
+		t.Fatalf("good build: exit %d\n%s", code, errOut)
+	}
+	before := snapshot()
+	if len(before) != 3 {
+		t.Fatalf("good build wrote %d files", len(before))
+	}
+	tests := []struct {
+		name  string
+		flags []string
+		code  int
+		want  string
+	}{
+		{"duplicate vcpus", []string{"--vcpus", "1,1"}, exitUsage, "vCPU count 1 given twice"},
+		{"duplicate vcpu types", []string{"--vcpu-type", "EPYC-v4,EPYC-v4"}, exitUsage, `vCPU type "EPYC-v4" given twice`},
+		{"too many vcpus", []string{"--vcpus", "5000"}, exitUsage, "out of range"},
+		{"unknown vcpu type", []string{"--vcpu-type", "EPYC-Zen9"}, exitUsage, "unknown vCPU type"},
+		{"invalid policy", []string{"--policy", "0x10000"}, exitUsage, "guest policy 0x10000"},
+		{"features without SNPActive", []string{"--guest-features", "0x2"}, exitUsage, "bit 0"},
+		{"features 0", []string{"--guest-features", "0"}, exitUsage, "bit 0"},
+		{"bad vmm type", []string{"--vmm-type", "kvm"}, exitUsage, "unknown VMM type"},
+		{"bad args", []string{"--args", "it's"}, exitUsage, "unbalanced single quote"},
+		{"not an OVMF", []string{"--ovmf", "vmlinuz"}, exitFail, "OVMF image vmlinuz"},
+		{"OVMF without direct boot", []string{"--ovmf", "nohashes.fd"}, exitFail, "kernel specified but OVMF footer table has no SEV_HASH_TABLE_RV"},
+		// Found only after the initrd and cmdline are written.
+		{"init is not Go", []string{"--init", "katana"}, exitFail, "Go build info"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			errOut, code := build(tc.flags...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, want %d with %q:\n%s", code, tc.code, tc.want, errOut)
+			}
+			after := snapshot()
+			for name, b := range before {
+				if after[name] != b {
+					t.Errorf("%s changed", name)
+				}
+			}
+			for name := range after {
+				if _, ok := before[name]; !ok {
+					t.Errorf("left %s behind", name)
+				}
+			}
+		})
 	}
 }
 

@@ -298,15 +298,21 @@ func (m *manifestOnly) options(set map[string]bool) (manifest.GenerateOptions, e
 	return g, nil
 }
 
+// generateExit is the exit status of an error of manifest.Generate or
+// GenerateOptions.Check: usage for invalid settings, else failure.
+func generateExit(err error) int {
+	if errors.Is(err, measure.ErrUsage) || errors.Is(err, manifest.ErrInvalid) {
+		return exitUsage
+	}
+	return exitFail
+}
+
 // writeManifest generates a manifest and writes it atomically to path.
 func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOptions, stderr io.Writer) (*manifest.Manifest, int) {
 	m, err := manifest.Generate(ctx, g)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
-		if errors.Is(err, measure.ErrUsage) || errors.Is(err, manifest.ErrInvalid) {
-			return nil, exitUsage
-		}
-		return nil, exitFail
+		return nil, generateExit(err)
 	}
 	if err := manifest.WriteFile(path, m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)

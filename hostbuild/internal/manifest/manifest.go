@@ -57,36 +57,9 @@ func invalid(format string, args ...any) error {
 // Generate measures every combination of o.VCPUs × o.VCPUTypes and hashes
 // the components. The OVMF, kernel and initrd are read once.
 func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
-	if o.OVMF == "" || o.Kernel == "" || o.Initrd == "" {
-		return nil, invalid("a manifest needs the OVMF, kernel and initrd paths")
-	}
-	if err := checkCmdline(o.Cmdline); err != nil {
-		return nil, err
-	}
-	if o.GuestFeatures == 0 {
-		o.GuestFeatures = measure.DefaultGuestFeatures
-	}
-	if o.GuestPolicy == 0 {
-		o.GuestPolicy = DefaultGuestPolicy
-	}
-	if _, err := abi.ParseSnpPolicy(o.GuestPolicy); err != nil {
-		return nil, invalid("guest policy 0x%x: %v", o.GuestPolicy, err)
-	}
-	if o.SourceDateEpoch < 0 {
-		return nil, invalid("SOURCE_DATE_EPOCH %d is negative", o.SourceDateEpoch)
-	}
-	vmm, err := measure.ParseVMMType(o.VMMType)
+	o, err := o.withDefaults()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	if dup := firstDup(o.VCPUs); dup != nil {
-		return nil, invalid("vCPU count %d given twice", *dup)
-	}
-	if dup := firstDup(o.VCPUTypes); dup != nil {
-		return nil, invalid("vCPU type %q given twice", *dup)
-	}
-	if o.ToolName == "" {
-		o.ToolName = "hostbuild"
+		return nil, err
 	}
 
 	// The payload and init are hashed while the matrix is computed.
@@ -116,15 +89,7 @@ func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
 		extraC <- e
 	}()
 
-	entries, in, err := measure.Matrix(ctx, measure.Options{
-		Mode:          measure.ModeSNP,
-		VMMType:       string(vmm),
-		OVMF:          o.OVMF,
-		Kernel:        o.Kernel,
-		Initrd:        o.Initrd,
-		Append:        o.Cmdline,
-		GuestFeatures: o.GuestFeatures,
-	}, o.VCPUs, o.VCPUTypes)
+	entries, in, err := measure.Matrix(ctx, o.measureOptions(), o.VCPUs, o.VCPUTypes)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +109,7 @@ func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
 			Init:    ex.init,
 		},
 		Cmdline:       o.Cmdline,
-		VMMType:       string(vmm),
+		VMMType:       o.VMMType,
 		GuestFeatures: fmt.Sprintf("0x%x", o.GuestFeatures),
 		GuestPolicy:   fmt.Sprintf("0x%x", o.GuestPolicy),
 		InitBuildInfo: ex.bi,
@@ -162,6 +127,70 @@ func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
 		return nil, fmt.Errorf("generated manifest: %w", err)
 	}
 	return m, nil
+}
+
+// Check runs the checks of Generate that read neither the kernel, the
+// initrd, the payload nor the init: the settings, the vCPU matrix and the
+// OVMF image (parsed, and checked for the kernel hashes table a direct
+// boot needs). A command that writes several outputs (hostbuild build)
+// runs it before it touches any of them, so a usage error loses nothing.
+func (o GenerateOptions) Check() error {
+	o, err := o.withDefaults()
+	if err != nil {
+		return err
+	}
+	return measure.CheckMatrix(o.measureOptions(), o.VCPUs, o.VCPUTypes)
+}
+
+// withDefaults validates the settings of o that need no file and fills in
+// the defaults (guest features and policy, VMM type, tool name).
+func (o GenerateOptions) withDefaults() (GenerateOptions, error) {
+	if o.OVMF == "" || o.Kernel == "" || o.Initrd == "" {
+		return o, invalid("a manifest needs the OVMF, kernel and initrd paths")
+	}
+	if err := checkCmdline(o.Cmdline); err != nil {
+		return o, err
+	}
+	if o.GuestFeatures == 0 {
+		o.GuestFeatures = measure.DefaultGuestFeatures
+	}
+	if o.GuestPolicy == 0 {
+		o.GuestPolicy = DefaultGuestPolicy
+	}
+	if _, err := abi.ParseSnpPolicy(o.GuestPolicy); err != nil {
+		return o, invalid("guest policy 0x%x: %v", o.GuestPolicy, err)
+	}
+	if o.SourceDateEpoch < 0 {
+		return o, invalid("SOURCE_DATE_EPOCH %d is negative", o.SourceDateEpoch)
+	}
+	vmm, err := measure.ParseVMMType(o.VMMType)
+	if err != nil {
+		return o, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	o.VMMType = string(vmm)
+	if dup := firstDup(o.VCPUs); dup != nil {
+		return o, invalid("vCPU count %d given twice", *dup)
+	}
+	if dup := firstDup(o.VCPUTypes); dup != nil {
+		return o, invalid("vCPU type %q given twice", *dup)
+	}
+	if o.ToolName == "" {
+		o.ToolName = "hostbuild"
+	}
+	return o, nil
+}
+
+// measureOptions are the measure.Options of the matrix Generate computes.
+func (o GenerateOptions) measureOptions() measure.Options {
+	return measure.Options{
+		Mode:          measure.ModeSNP,
+		VMMType:       o.VMMType,
+		OVMF:          o.OVMF,
+		Kernel:        o.Kernel,
+		Initrd:        o.Initrd,
+		Append:        o.Cmdline,
+		GuestFeatures: o.GuestFeatures,
+	}
 }
 
 func firstDup[T comparable](xs []T) *T {

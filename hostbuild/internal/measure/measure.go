@@ -138,24 +138,9 @@ type MatrixEntry struct {
 // (o.VCPUs, o.VCPUType and o.VCPUSig are ignored), reading the inputs once.
 // Entries come in the order types × counts as given.
 func Matrix(ctx context.Context, o Options, vcpus []int, vcpuTypes []string) ([]MatrixEntry, Inputs, error) {
-	if o.Mode != "" && o.Mode != ModeSNP {
-		return nil, Inputs{}, usageErr("a measurement matrix needs mode %q, not %q", ModeSNP, o.Mode)
-	}
-	if len(vcpus) == 0 || len(vcpuTypes) == 0 {
-		return nil, Inputs{}, usageErr("a measurement matrix needs at least one vCPU count and one vCPU type")
-	}
-	sigs := make([]uint32, len(vcpuTypes))
-	for i, t := range vcpuTypes {
-		s, err := VCPUSigOf(t)
-		if err != nil {
-			return nil, Inputs{}, fmt.Errorf("%w: %w", ErrUsage, err)
-		}
-		sigs[i] = s
-	}
-	for _, n := range vcpus {
-		if n < 1 || n > MaxVCPUs {
-			return nil, Inputs{}, usageErr("vCPU count %d out of range 1..%d", n, MaxVCPUs)
-		}
+	sigs, err := matrixSigs(o, vcpus, vcpuTypes)
+	if err != nil {
+		return nil, Inputs{}, err
 	}
 	o.Mode = ModeSNP
 	p, err := prepare(ctx, o)
@@ -170,6 +155,52 @@ func Matrix(ctx context.Context, o Options, vcpus []int, vcpuTypes []string) ([]
 		}
 	}
 	return out, p.inputs, nil
+}
+
+// CheckMatrix runs the checks of Matrix that need neither the kernel nor
+// the initrd: the options, the vCPU counts and types, and the OVMF image
+// (parsed, and with a kernel, checked for the kernel hashes table QEMU's
+// direct boot needs). A command that writes several outputs runs it before
+// it touches any of them; Matrix repeats it.
+func CheckMatrix(o Options, vcpus []int, vcpuTypes []string) error {
+	if _, err := matrixSigs(o, vcpus, vcpuTypes); err != nil {
+		return err
+	}
+	o.Mode = ModeSNP
+	p, _, err := checkOptions(o)
+	if err != nil {
+		return err
+	}
+	f, _, _, err := openOVMF(o, p.mode)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// matrixSigs validates the vCPU counts and types of a matrix and returns
+// the types' signatures.
+func matrixSigs(o Options, vcpus []int, vcpuTypes []string) ([]uint32, error) {
+	if o.Mode != "" && o.Mode != ModeSNP {
+		return nil, usageErr("a measurement matrix needs mode %q, not %q", ModeSNP, o.Mode)
+	}
+	if len(vcpus) == 0 || len(vcpuTypes) == 0 {
+		return nil, usageErr("a measurement matrix needs at least one vCPU count and one vCPU type")
+	}
+	sigs := make([]uint32, len(vcpuTypes))
+	for i, t := range vcpuTypes {
+		s, err := VCPUSigOf(t)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+		sigs[i] = s
+	}
+	for _, n := range vcpus {
+		if n < 1 || n > MaxVCPUs {
+			return nil, usageErr("vCPU count %d out of range 1..%d", n, MaxVCPUs)
+		}
+	}
+	return sigs, nil
 }
 
 func resolveSig(o Options) (uint32, error) {
@@ -293,88 +324,112 @@ func copyCtx(ctx context.Context, w hash.Hash, r io.Reader) (int64, error) {
 	}
 }
 
-func prepare(ctx context.Context, o Options) (*prepared, error) {
+// checkOptions validates o without reading any file and returns the
+// prepared state to fill and the precomputed OVMF hash, if any.
+func checkOptions(o Options) (*prepared, []byte, error) {
 	p := &prepared{mode: o.Mode, features: o.GuestFeatures}
 	if p.mode == "" {
 		p.mode = ModeSNP
 	}
 	if p.mode != ModeSNP && p.mode != ModeOVMFHash {
-		return nil, usageErr("unknown mode %q (want %q or %q)", o.Mode, ModeSNP, ModeOVMFHash)
+		return nil, nil, usageErr("unknown mode %q (want %q or %q)", o.Mode, ModeSNP, ModeOVMFHash)
 	}
 	vmm, err := ParseVMMType(o.VMMType)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	p.vmm = vmm
 	if p.features == 0 {
 		p.features = DefaultGuestFeatures
 	}
 	if p.features&1 == 0 {
-		return nil, usageErr("guest features 0x%x lack bit 0 (SNPActive), which every SEV-SNP VMSA has", p.features)
+		return nil, nil, usageErr("guest features 0x%x lack bit 0 (SNPActive), which every SEV-SNP VMSA has", p.features)
 	}
 	if o.OVMF == "" {
-		return nil, usageErr("missing OVMF path")
+		return nil, nil, usageErr("missing OVMF path")
 	}
 	if o.Kernel == "" && o.Initrd != "" {
-		return nil, usageErr("an initrd needs a kernel")
+		return nil, nil, usageErr("an initrd needs a kernel")
 	}
 	if o.Kernel == "" && o.Append != "" {
-		return nil, usageErr("a cmdline needs a kernel")
+		return nil, nil, usageErr("a cmdline needs a kernel")
 	}
 	var seed []byte
 	if o.SnpOVMFHash != "" {
 		if p.mode != ModeSNP {
-			return nil, usageErr("a precomputed OVMF hash only applies to mode %q", ModeSNP)
+			return nil, nil, usageErr("a precomputed OVMF hash only applies to mode %q", ModeSNP)
 		}
 		seed, err = hex.DecodeString(o.SnpOVMFHash)
 		if err != nil || len(seed) != 48 {
-			return nil, usageErr("OVMF hash %q is not 96 hex characters", o.SnpOVMFHash)
+			return nil, nil, usageErr("OVMF hash %q is not 96 hex characters", o.SnpOVMFHash)
 		}
 	}
 	if p.mode == ModeOVMFHash && o.Kernel != "" {
-		return nil, usageErr("mode %q measures the firmware only; drop the kernel, initrd and cmdline", ModeOVMFHash)
+		return nil, nil, usageErr("mode %q measures the firmware only; drop the kernel, initrd and cmdline", ModeOVMFHash)
 	}
+	return p, seed, nil
+}
 
+// openOVMF opens and parses the OVMF image and checks that it can be
+// measured for o in mode; the caller closes f.
+func openOVMF(o Options, mode string) (_ *os.File, _ int64, _ *ovmf.Image, err error) {
 	f, err := os.Open(o.OVMF)
 	if err != nil {
-		return nil, fmt.Errorf("opening OVMF image: %w", err)
+		return nil, 0, nil, fmt.Errorf("opening OVMF image: %w", err)
 	}
-	defer f.Close()
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading OVMF image %s: %w", o.OVMF, err)
+		return nil, 0, nil, fmt.Errorf("reading OVMF image %s: %w", o.OVMF, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading OVMF image %s: not a regular file", o.OVMF)
+		return nil, 0, nil, fmt.Errorf("reading OVMF image %s: not a regular file", o.OVMF)
 	}
 	size := st.Size()
 	img, err := ovmf.Parse(f, size)
 	if err != nil {
-		return nil, fmt.Errorf("parsing OVMF image %s: %w", o.OVMF, err)
+		return nil, 0, nil, fmt.Errorf("parsing OVMF image %s: %w", o.OVMF, err)
 	}
 	if size%pageSize != 0 {
-		return nil, fmt.Errorf("OVMF image %s is %d bytes, not a multiple of 4096: it cannot be mapped as flash pages", o.OVMF, size)
+		return nil, 0, nil, fmt.Errorf("OVMF image %s is %d bytes, not a multiple of 4096: it cannot be mapped as flash pages", o.OVMF, size)
 	}
-	p.img = img
-	if p.mode == ModeSNP {
+	if mode == ModeSNP {
 		for _, s := range img.Metadata {
 			if (s.Type == ovmf.SectionSNPSecrets || s.Type == ovmf.SectionCPUID) && s.Size != pageSize {
 				// sev-snp-measure measures one page, QEMU the whole section.
-				return nil, fmt.Errorf("OVMF image %s: %s section at 0x%x is 0x%x bytes, not one page: QEMU and sev-snp-measure would disagree on its measurement", o.OVMF, s.Type, s.GPA, s.Size)
+				return nil, 0, nil, fmt.Errorf("OVMF image %s: %s section at 0x%x is 0x%x bytes, not one page: QEMU and sev-snp-measure would disagree on its measurement", o.OVMF, s.Type, s.GPA, s.Size)
 			}
 		}
 		if !img.HasResetEIP {
-			return nil, fmt.Errorf("OVMF image %s: can't find SEV_ES_RESET_BLOCK entry in the footer table (is this an SEV-capable OVMF build, and the code image rather than the variable store?)", o.OVMF)
+			return nil, 0, nil, fmt.Errorf("OVMF image %s: can't find SEV_ES_RESET_BLOCK entry in the footer table (is this an SEV-capable OVMF build, and the code image rather than the variable store?)", o.OVMF)
 		}
 		if img.ResetEIP == 0 {
-			return nil, fmt.Errorf("OVMF image %s: SEV-ES reset EIP is 0", o.OVMF)
+			return nil, 0, nil, fmt.Errorf("OVMF image %s: SEV-ES reset EIP is 0", o.OVMF)
 		}
 		if o.Kernel != "" {
 			if err := img.CheckDirectBoot(); err != nil {
-				return nil, fmt.Errorf("OVMF image %s: kernel specified but %w", o.OVMF, err)
+				return nil, 0, nil, fmt.Errorf("OVMF image %s: kernel specified but %w", o.OVMF, err)
 			}
 		}
 	}
+	return f, size, img, nil
+}
+
+func prepare(ctx context.Context, o Options) (*prepared, error) {
+	p, seed, err := checkOptions(o)
+	if err != nil {
+		return nil, err
+	}
+	f, size, img, err := openOVMF(o, p.mode)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p.img = img
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
