@@ -112,6 +112,38 @@ func TestPackReproducibleAcrossEnvironments(t *testing.T) {
 	}
 }
 
+// --kernel-modules spelled as an absolute path, a relative path from inside
+// the tree ("." and "..") or through a symlink gives the same initrd: the
+// release is the folder's real name, not the path as typed.
+func TestPackSameBytesWhateverTheModulesPath(t *testing.T) {
+	dir := t.TempDir()
+	stage(t, dir, false)
+	rel := filepath.Join(dir, "k/lib/modules/6.9.0-t")
+	if err := os.Symlink(rel, filepath.Join(dir, "mods")); err != nil {
+		t.Fatal(err)
+	}
+	var first string
+	for _, tc := range []struct{ cwd, modules string }{
+		{dir, rel},
+		{rel, "."},
+		{filepath.Join(rel, "kernel"), ".."},
+		{dir, "mods"},
+		{dir, "k"},
+	} {
+		out, errOut, code := hostbuild(t, tc.cwd, nil, "pack", "-q", "--init", filepath.Join(dir, "guestinit"), "--payload", filepath.Join(dir, "katana"),
+			"--kernel-modules", tc.modules, "-o", filepath.Join(dir, "out.img"))
+		if code != 0 {
+			t.Fatalf("--kernel-modules %s in %s: exit %d\n%s", tc.modules, tc.cwd, code, errOut)
+		}
+		sum := strings.Fields(out)[0]
+		if first == "" {
+			first = sum
+		} else if sum != first {
+			t.Errorf("--kernel-modules %s in %s: sha256 %s, want %s as with the absolute path", tc.modules, tc.cwd, sum, first)
+		}
+	}
+}
+
 func TestDiffExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	stage(t, dir, false)

@@ -49,7 +49,7 @@ var DefaultModules = []string{
 
 // Tree is one kernel release's module directory.
 type Tree struct {
-	Dir     string // .../lib/modules/<release>
+	Dir     string // .../lib/modules/<release>, absolute, symlinks resolved
 	Release string
 	files   map[string]string // canonical name -> path relative to Dir
 	builtin map[string]bool
@@ -112,7 +112,18 @@ func Open(dir string) (*Tree, error) {
 			return nil, fmt.Errorf("%s holds several kernel releases (%s): give --kernel-modules one of %s/<release>", base, strings.Join(rels, ", "), base)
 		}
 	}
-	t := &Tree{Dir: dir, Release: filepath.Base(dir), files: map[string]string{}, builtin: map[string]bool{}}
+	// The release is the folder's real name: "." or "..", a trailing
+	// slash or a symlink must not change it (it names /lib/modules/<release>
+	// in the initrd, so it changes the bytes and what modprobe finds).
+	resolved, err := filepath.Abs(dir)
+	if err == nil {
+		resolved, err = filepath.EvalSymlinks(resolved)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolving kernel modules folder %s: %w", dir, err)
+	}
+	t := &Tree{Dir: resolved, Release: filepath.Base(resolved), files: map[string]string{}, builtin: map[string]bool{}}
+	dir = resolved
 	err = filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -246,6 +257,14 @@ func (t *Tree) load(name, rel string) (*Module, error) {
 	}
 	if n, ok := info["name"]; ok && len(n) > 0 && Canonical(n[0]) != name {
 		return nil, fmt.Errorf("module file %s calls itself %q, not %q", p, n[0], name)
+	}
+	// The kernel refuses a module built for another release (vermagic), and
+	// modprobe looks in /lib/modules/$(uname -r): a folder named otherwise
+	// would give an initrd whose modules never load.
+	if v := info["vermagic"]; len(v) > 0 {
+		if release, _, _ := strings.Cut(v[0], " "); release != t.Release {
+			return nil, fmt.Errorf("module file %s is built for kernel release %q (vermagic), but its folder %s names release %q: give --kernel-modules the lib/modules/<release> folder of that kernel", p, release, t.Dir, t.Release)
+		}
 	}
 	m := &Module{Name: name, RelPath: rel, Data: data}
 	if d := info["depends"]; len(d) > 0 && d[0] != "" {

@@ -155,6 +155,56 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// The release is the real name of the folder, however the path to it is
+// spelled: it names /lib/modules/<release>/ in the initrd.
+func TestOpenReleaseIgnoresPathSpelling(t *testing.T) {
+	root := fakeTree(t)
+	rel := filepath.Join(root, "lib/modules/6.9.0-test")
+	link := filepath.Join(t.TempDir(), "current")
+	if err := os.Symlink(rel, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cwd, dir string }{
+		{"", rel},
+		{"", rel + "/"},
+		{"", link},
+		{rel, "."},
+		{filepath.Join(rel, "kernel"), ".."},
+		{filepath.Join(rel, "kernel/fs"), "../.."},
+		{root, "."},
+	} {
+		if tc.cwd != "" {
+			t.Chdir(tc.cwd)
+		}
+		tree, err := Open(tc.dir)
+		if err != nil {
+			t.Errorf("Open(%s) in %s: %v", tc.dir, tc.cwd, err)
+			continue
+		}
+		if tree.Release != "6.9.0-test" {
+			t.Errorf("Open(%s) in %s: release %q", tc.dir, tc.cwd, tree.Release)
+		}
+	}
+}
+
+// Modules whose vermagic names another release than their folder are
+// refused: the kernel would not load them, nor modprobe find them.
+func TestClosureRefusesOtherRelease(t *testing.T) {
+	root := fakeTree(t)
+	other := filepath.Join(root, "lib/modules/6.9.0-other")
+	if err := os.Rename(filepath.Join(root, "lib/modules/6.9.0-test"), other); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tree.Closure([]string{"c"})
+	if err == nil || !strings.Contains(err.Error(), `c.ko is built for kernel release "6.9.0-test" (vermagic), but its folder `+other+` names release "6.9.0-other"`) {
+		t.Errorf("got %v", err)
+	}
+}
+
 // The real Debian kernel, when the Makefile has fetched it.
 func TestDebianKernel(t *testing.T) {
 	dir := os.Getenv("KERNEL_DIR")
