@@ -308,7 +308,17 @@ func Modinfo(name string, data []byte) (map[string][]string, error) {
 	return out, nil
 }
 
+// maxDecompressed bounds a decompressed module (the largest in a distro
+// kernel are tens of MiB), so a small crafted file cannot exhaust memory.
+// A variable for the tests.
+var maxDecompressed = 256 << 20
+
+// decompress returns the module file's ELF bytes; name (the file's path)
+// decides the compression and names the module in errors.
 func decompress(name string, data []byte) ([]byte, error) {
+	tooBig := func() error {
+		return fmt.Errorf("module %s decompresses to more than %d bytes", name, maxDecompressed)
+	}
 	var r io.Reader
 	switch {
 	case strings.HasSuffix(name, ".ko"):
@@ -320,12 +330,22 @@ func decompress(name string, data []byte) ([]byte, error) {
 		}
 		r = xr
 	case strings.HasSuffix(name, ".zst"):
-		zr, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1))
+		// DecodeAll, not the streaming reader: the stream allocates the
+		// window the frame header declares (up to 512 MiB for 10 bytes of
+		// input), DecodeAll only what it decodes, up to the limit.
+		zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxDecompressed)))
 		if err != nil {
 			return nil, fmt.Errorf("zstd: %w", err)
 		}
 		defer zr.Close()
-		r = zr
+		out, err := zr.DecodeAll(data, nil)
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+			return nil, tooBig()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decompressing: %w", err)
+		}
+		return out, nil
 	case strings.HasSuffix(name, ".gz"):
 		gr, err := gzip.NewReader(bytes.NewReader(data))
 		if err != nil {
@@ -335,9 +355,14 @@ func decompress(name string, data []byte) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("unknown module suffix in %s", name)
 	}
-	out, err := io.ReadAll(io.LimitReader(r, 256<<20))
+	// One byte over the limit tells a module that is too big from one that
+	// fits exactly; cutting it short would hide its .modinfo or corrupt it.
+	out, err := io.ReadAll(io.LimitReader(r, int64(maxDecompressed)+1))
 	if err != nil {
 		return nil, fmt.Errorf("decompressing: %w", err)
+	}
+	if len(out) > maxDecompressed {
+		return nil, tooBig()
 	}
 	return out, nil
 }

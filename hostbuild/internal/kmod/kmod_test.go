@@ -2,9 +2,12 @@ package kmod
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -203,6 +206,94 @@ func TestClosureRefusesOtherRelease(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `c.ko is built for kernel release "6.9.0-test" (vermagic), but its folder `+other+` names release "6.9.0-other"`) {
 		t.Errorf("got %v", err)
 	}
+}
+
+// compressed returns data compressed as a module file named with suffix
+// (".ko", ".ko.gz", ".ko.xz" or ".ko.zst") would be.
+func compressed(t testing.TB, suffix string, data []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	switch suffix {
+	case ".ko":
+		return data
+	case ".ko.gz":
+		w := gzip.NewWriter(&b)
+		w.Write(data)
+		w.Close()
+	case ".ko.xz":
+		w, err := xz.NewWriter(&b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		w.Close()
+	case ".ko.zst":
+		enc, _ := zstd.NewWriter(nil)
+		return enc.EncodeAll(data, nil)
+	default:
+		t.Fatalf("suffix %s", suffix)
+	}
+	return b.Bytes()
+}
+
+// A module that decompresses to more than the limit is refused by name,
+// not cut short; one of exactly the limit is read whole.
+func TestModinfoDecompressionLimit(t *testing.T) {
+	defer func(n int) { maxDecompressed = n }(maxDecompressed)
+	maxDecompressed = 1 << 20
+	mod := testelf.Module("name=big", "vermagic=6.9.0-test SMP")
+	exact := append(slices.Clone(mod), make([]byte, maxDecompressed-len(mod))...)
+	for _, suffix := range []string{".ko.gz", ".ko.xz", ".ko.zst"} {
+		name := "kernel/big" + suffix
+		info, err := Modinfo(name, compressed(t, suffix, exact))
+		if err != nil || info["name"][0] != "big" {
+			t.Errorf("%s of exactly the limit: %v, %v", suffix, info, err)
+		}
+		_, err = Modinfo(name, compressed(t, suffix, append(exact, 0)))
+		if want := "module " + name + " decompresses to more than 1048576 bytes"; err == nil || err.Error() != want {
+			t.Errorf("%s one byte over the limit: got %v, want %q", suffix, err, want)
+		}
+	}
+}
+
+// A zstd frame header may declare a window of hundreds of MiB; a 10-byte
+// module file must not make Modinfo allocate it.
+func TestModinfoZstdWindowNotAllocated(t *testing.T) {
+	// Magic, no content size, window 2^(10+18) = 256 MiB, one raw block of 1 byte.
+	frame := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 18 << 3, 0x09, 0x00, 0x00, 'x'}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := Modinfo("m.ko.zst", frame); err == nil {
+		t.Error("Modinfo accepted a 1-byte module")
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("Modinfo allocated %d MiB for a %d-byte module", grew>>20, len(frame))
+	}
+}
+
+// Module files come from the input tree: Modinfo must return an error,
+// never panic, whatever the bytes and the suffix.
+func FuzzModinfo(f *testing.F) {
+	mods := [][]byte{testelf.Module("license=GPL", "depends=virtio", "name=virtio_pci", "vermagic=6.9.0-test SMP")}
+	if dir := os.Getenv("KERNEL_DIR"); dir != "" {
+		// A small real module, when the Makefile has fetched the kernel.
+		if m, _ := filepath.Glob(filepath.Join(dir, "lib/modules/*/kernel/net/6lowpan/nhc_ipv6.ko")); len(m) > 0 {
+			if b, err := os.ReadFile(m[0]); err == nil {
+				mods = append(mods, b)
+			}
+		}
+	}
+	for _, mod := range mods {
+		for _, suffix := range suffixes {
+			f.Add("m"+suffix, compressed(f, suffix, mod))
+		}
+	}
+	f.Add("m.ko.zst", []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3, 0x09, 0x00, 0x00, 'x'}) // declares a 2 GiB window
+	f.Add("m.ko.gz", []byte{0x1f, 0x8b})
+	f.Fuzz(func(t *testing.T, name string, data []byte) {
+		Modinfo(name, data)
+	})
 }
 
 // The real Debian kernel, when the Makefile has fetched it.
