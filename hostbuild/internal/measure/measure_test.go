@@ -202,9 +202,12 @@ func TestComputeErrors(t *testing.T) {
 	if err := os.WriteFile(odd, append([]byte{0}, suffix...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The AmdSev fixture with its SECRETS section (descriptor 2) two pages long.
+	// The AmdSev fixture with its SECRETS section (descriptor 2) two pages
+	// long, moved to the free space after the last SEC_MEM so that it
+	// overlaps no other section.
 	bigSecrets := filepath.Join(f.dir, "secrets.fd")
 	patched := append([]byte(nil), suffix...)
+	binary.LittleEndian.PutUint32(patched[len(patched)-0x554+16+2*12:], 0x820000)
 	binary.LittleEndian.PutUint32(patched[len(patched)-0x554+16+2*12+4:], 0x2000)
 	if err := os.WriteFile(bigSecrets, patched, 0o644); err != nil {
 		t.Fatal(err)
@@ -239,7 +242,7 @@ func TestComputeErrors(t *testing.T) {
 		{"plain OVMF with kernel", func(o *Options) { o.OVMF = f.x64 }, false, true, "doesn't include SNP_KERNEL_HASHES section: QEMU would boot the kernel, initrd and cmdline unmeasured"},
 		{"ovmf not page multiple", func(o *Options) { o.OVMF = odd }, false, false, "not a multiple of 4096"},
 		{"variable store as ovmf", func(o *Options) { o.OVMF = vars }, false, false, "SEV_ES_RESET_BLOCK"},
-		{"two-page secrets section", func(o *Options) { o.OVMF = bigSecrets }, false, false, "SNP_SECRETS section at 0x80d000 is 0x2000 bytes, not one page"},
+		{"two-page secrets section", func(o *Options) { o.OVMF = bigSecrets }, false, false, "SNP_SECRETS section at 0x820000 is 0x2000 bytes, not one page"},
 		{"missing ovmf", func(o *Options) { o.OVMF = filepath.Join(f.dir, "nope") }, false, false, "no such file"},
 		{"missing kernel", func(o *Options) { o.Kernel = filepath.Join(f.dir, "nope") }, false, false, "opening kernel"},
 		{"missing initrd", func(o *Options) { o.Initrd = filepath.Join(f.dir, "nope") }, false, false, "opening initrd"},

@@ -8,16 +8,19 @@
 // and where. The layout follows edk2's OvmfPkg/ResetVector and QEMU's
 // target/i386/sev.c; the parsing rules match virtee/sev-snp-measure, except
 // that this package refuses malformed tables that the reference would
-// misread silently (duplicate entries, tables that run off the image).
+// misread silently (duplicate entries, tables that run off the image,
+// metadata sections that overlap each other or the image).
 package ovmf
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 )
 
 // FourGiB is the address the firmware image ends at: QEMU maps the flash so
@@ -462,7 +465,46 @@ func (im *Image) parseMetadata(r io.ReaderAt) error {
 		if s.GPA%PageSize != 0 || s.Size%PageSize != 0 {
 			return malformed("SEV metadata descriptor %d (%s at 0x%x, 0x%x bytes) is not page aligned", i, s.Type, s.GPA, s.Size)
 		}
+		// The flash is already launched as NORMAL pages, so QEMU could not
+		// pre-validate a section inside it. Refusing that (and overlaps,
+		// below) also bounds the measurement: the sections then fit,
+		// disjoint, below the image, a million pages at most, where a
+		// hostile 64 KiB image could otherwise list 4096 sections of 4 GiB.
+		if s.Size > 0 && s.end() > im.GPA() {
+			return malformed("SEV metadata descriptor %d (%s 0x%x-0x%x) overlaps the firmware image itself (0x%x-0x%x)", i, s.Type, s.GPA, s.end(), im.GPA(), uint64(FourGiB))
+		}
 		im.Metadata = append(im.Metadata, s)
+	}
+	return checkOverlaps(im.Metadata)
+}
+
+// checkOverlaps refuses two sections that share a page. sev-snp-measure
+// would measure the page twice, but KVM does not launch-update a private
+// page twice, so such firmware never boots with the digest computed here.
+func checkOverlaps(secs []Section) error {
+	order := make([]int, 0, len(secs))
+	for i, s := range secs {
+		if s.Size > 0 {
+			order = append(order, i)
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(secs[a].GPA, secs[b].GPA) })
+	// Sorted by start, a section overlaps an earlier one exactly when it
+	// starts before the furthest end seen so far.
+	far := -1
+	for _, j := range order {
+		if far >= 0 && uint64(secs[j].GPA) < secs[far].end() {
+			// Name the pair in file order: the later descriptor overlaps
+			// the earlier one.
+			lo, hi := min(far, j), max(far, j)
+			a, b := secs[lo], secs[hi]
+			return malformed("SEV metadata descriptor %d (%s 0x%x-0x%x) overlaps descriptor %d (%s 0x%x-0x%x)", hi, b.Type, b.GPA, b.end(), lo, a.Type, a.GPA, a.end())
+		}
+		if far < 0 || secs[j].end() > secs[far].end() {
+			far = j
+		}
 	}
 	return nil
 }
+
+func (s Section) end() uint64 { return uint64(s.GPA) + uint64(s.Size) }

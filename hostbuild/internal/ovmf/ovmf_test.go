@@ -119,6 +119,20 @@ func TestParse(t *testing.T) {
 			},
 		},
 		{
+			// Touching is not overlapping; file order is kept.
+			name: "sections touch each other and the firmware",
+			img: buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{
+				{0x800000, 0x1000, SectionSNPSecrets}, {0xffff0000, 0xc000, SectionSNPSecMem}, {0x7ff000, 0x1000, SectionCPUID},
+			})),
+			want: &Image{
+				Size: size, FooterFound: true,
+				ResetEIP: 0x80b004, HasResetEIP: true,
+				HashTable:      &HashTableArea{Base: 0x810c00, Size: 0x400},
+				MetadataOffset: testMetaOff, HasMetadata: true,
+				Metadata: []Section{{0x800000, 0x1000, SectionSNPSecrets}, {0xffff0000, 0xc000, SectionSNPSecMem}, {0x7ff000, 0x1000, SectionCPUID}},
+			},
+		},
+		{
 			name: "no footer guid is an empty table",
 			img:  bytes.Repeat([]byte{0}, size),
 			want: &Image{Size: size},
@@ -231,6 +245,31 @@ func TestParseErrors(t *testing.T) {
 		{"unknown section type", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{{0x800000, 0x1000, 7}})), "unknown section type 0x7"},
 		{"section above 4 GiB", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{{0xfffff000, 0x2000, SectionSNPSecMem}})), "above 4 GiB"},
 		{"unaligned section", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{{0x800800, 0x1000, SectionSNPSecMem}})), "not page aligned"},
+		{"sections overlap", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{
+			{0x800000, 0x1000, SectionSNPSecrets}, {0x900000, 0x1000, SectionCPUID}, {0x7ff000, 0x3000, SectionSNPSecMem},
+		})), "descriptor 2 (SNP_SEC_MEM 0x7ff000-0x802000) overlaps descriptor 0 (SNP_SECRETS 0x800000-0x801000)"},
+		{"section inside a longer earlier one", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{
+			{0x800000, 0x10000, SectionSNPSecMem}, {0x802000, 0x1000, SectionSVSMCAA}, {0x80f000, 0x1000, SectionCPUID},
+		})), "descriptor 1 (SVSM_CAA 0x802000-0x803000) overlaps descriptor 0 (SNP_SEC_MEM 0x800000-0x810000)"},
+		{"section overlaps the firmware", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{
+			{0x800000, 0x1000, SectionSNPSecMem}, {0xffffd000, 0x2000, SectionSNPSecMem},
+		})), "descriptor 1 (SNP_SEC_MEM 0xffffd000-0xfffff000) overlaps the firmware image itself (0xffffe000-0x100000000)"},
+		{"section ends at 4 GiB", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{{0x0, 0xfffff000, SectionSNPSecMem}})), "overlaps the firmware image itself"},
+		// A 64 KiB image listing the most sections the parser accepts,
+		// each nearly 4 GiB: measuring it used to take over an hour.
+		{"thousands of huge sections", func() []byte {
+			const size, metaOff = 64 << 10, 0xe000
+			secs := make([]Section, maxSections)
+			for i := range secs {
+				secs[i] = Section{0, 0xfffff000, SectionSNPSecMem}
+			}
+			img := buildImage(size, []testEntry{
+				{guid: SEVMetadataGUID, data: u32(metaOff)},
+				{guid: SEVESResetBlockGUID, data: u32(0x80b004)},
+			}, nil)
+			copy(img[size-metaOff:], metadataBlock(1, secs))
+			return img
+		}(), "descriptor 0 (SNP_SEC_MEM 0x0-0xfffff000) overlaps the firmware image itself (0xffff0000-0x100000000)"},
 		{"empty image", []byte{}, "empty"},
 	}
 	for _, tc := range tests {
