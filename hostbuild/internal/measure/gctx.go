@@ -1,6 +1,7 @@
 package measure
 
 import (
+	"context"
 	"crypto/sha512"
 	"encoding/binary"
 )
@@ -70,6 +71,7 @@ func (g *gctx) update(t PageType, gpa uint64, contents *[48]byte) {
 }
 
 // normalPages measures data (a multiple of 4 KiB) as NORMAL pages from gpa.
+// Callers pass at most chunkSize bytes and check their context between calls.
 func (g *gctx) normalPages(gpa uint64, data []byte) {
 	for off := 0; off+pageSize <= len(data); off += pageSize {
 		h := sha512.Sum384(data[off : off+pageSize])
@@ -77,11 +79,23 @@ func (g *gctx) normalPages(gpa uint64, data []byte) {
 	}
 }
 
-// emptyPages measures size/4096 pages of type t (ZERO or UNMEASURED) from gpa.
-func (g *gctx) emptyPages(t PageType, gpa, size uint64) {
-	for off := uint64(0); off+pageSize <= size; off += pageSize {
+// ctxCheckPages is how many pages emptyPages measures between looks at its
+// context: a few milliseconds of hashing.
+const ctxCheckPages = 4096
+
+// emptyPages measures size/4096 pages of type t (ZERO or UNMEASURED) from
+// gpa. A section can be nearly 4 GiB (a million pages, seconds of hashing),
+// so it stops early, with ctx's error, once ctx is done.
+func (g *gctx) emptyPages(ctx context.Context, t PageType, gpa, size uint64) error {
+	for off, n := uint64(0), 0; off+pageSize <= size; off, n = off+pageSize, n+1 {
+		if n%ctxCheckPages == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
 		g.update(t, gpa+off, nil)
 	}
+	return nil
 }
 
 func (g *gctx) vmsaPage(page *[pageSize]byte) {

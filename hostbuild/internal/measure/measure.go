@@ -512,7 +512,9 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 			if p.vmm == VMMGCE {
 				t = PageUnmeasured
 			}
-			p.g.emptyPages(t, gpa, sz)
+			if err := p.g.emptyPages(ctx, t, gpa, sz); err != nil {
+				return nil, err
+			}
 			p.step(name, t, gpa, int(sz/pageSize))
 		case ovmf.SectionSNPSecrets:
 			p.g.update(PageSecrets, gpa, nil)
@@ -530,11 +532,15 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 				p.g.normalPages(gpa, hashes[:])
 				p.step(name+" (kernel hashes)", PageNormal, gpa, 1)
 			} else {
-				p.g.emptyPages(PageZero, gpa, sz)
+				if err := p.g.emptyPages(ctx, PageZero, gpa, sz); err != nil {
+					return nil, err
+				}
 				p.step(name+" (no kernel)", PageZero, gpa, int(sz/pageSize))
 			}
 		default: // SVSM_CAA; QEMU maps every other type to ZERO
-			p.g.emptyPages(PageZero, gpa, sz)
+			if err := p.g.emptyPages(ctx, PageZero, gpa, sz); err != nil {
+				return nil, err
+			}
 			p.step(name, PageZero, gpa, int(sz/pageSize))
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -372,6 +373,33 @@ func TestComputeCanceled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Compute with a canceled context: %v, want context.Canceled", err)
 	}
+}
+
+// A hostile firmware can list sections of nearly 4 GiB (a million pages);
+// measuring them stops soon after the context is done, not seconds later.
+func TestComputeCanceledInHugeSection(t *testing.T) {
+	f := makeFiles(t)
+	suffix, err := os.ReadFile(f.amdsev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The AmdSev fixture with its last SEC_MEM (descriptor 6) moved to
+	// 16 MiB and made 3.5 GiB long: 917504 ZERO pages.
+	huge := filepath.Join(f.dir, "huge.fd")
+	patched := append([]byte(nil), suffix...)
+	binary.LittleEndian.PutUint32(patched[len(patched)-0x554+16+6*12:], 0x1000000)
+	binary.LittleEndian.PutUint32(patched[len(patched)-0x554+16+6*12+4:], 0xe0000000)
+	if err := os.WriteFile(huge, patched, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	res, err := Compute(ctx, Options{VCPUs: 1, VCPUType: "EPYC-v4", OVMF: huge})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Compute with a context that times out during a 3.5 GiB section: %v (digest %s after %v), want context.DeadlineExceeded", err, res.Hex(), time.Since(start))
+	}
+	t.Logf("stopped after %v", time.Since(start))
 }
 
 // Debian's ovmf package ships only plain OvmfPkgX64 builds: they measure
