@@ -45,10 +45,27 @@ const (
 var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// interruptContext returns a context canceled by the first SIGINT or
+// SIGTERM. Then it gives both signals back their default action, so that a
+// second one ends the process: signal.NotifyContext alone would swallow
+// every later signal, and a step that never looks at ctx (inspect, diff,
+// ovmf) could not be stopped at all, not even by SIGTERM from timeout or
+// systemd. A command that must outlive a second signal registers its own
+// channel for it once ctx is done (run: the second signal kills QEMU; QEMU
+// also dies with hostbuild through its parent-death signal).
+func interruptContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
-	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,22 +12,34 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
 )
 
 // TestMain lets a test re-run this binary as `hostbuild` in a child process
 // with another environment (umask, TZ, locale, GOMAXPROCS, working folder).
+// The child handles signals as main does.
 func TestMain(m *testing.M) {
 	if os.Getenv("HOSTBUILD_TEST_MAIN") == "1" {
 		if u := os.Getenv("HOSTBUILD_TEST_UMASK"); u != "" {
 			n, _ := strconv.ParseUint(u, 8, 32)
 			syscall.Umask(int(n))
 		}
-		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+		ctx, stop := interruptContext()
+		if os.Getenv("HOSTBUILD_TEST_SIGNALS") == "1" {
+			fmt.Fprintln(os.Stderr, signalsReady)
+		}
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }
+
+// signalsReady is the line a child started with HOSTBUILD_TEST_SIGNALS=1
+// prints once it catches SIGINT and SIGTERM.
+const signalsReady = "hostbuild test: signals ready"
 
 func hostbuild(t *testing.T, dir string, env []string, args ...string) (string, string, int) {
 	t.Helper()
@@ -190,5 +204,60 @@ func TestPackUsageErrors(t *testing.T) {
 		if code != exitUsage || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errOut, exitUsage, tc.want)
 		}
+	}
+}
+
+// The first SIGINT or SIGTERM cancels the command's context; inspect never
+// looks at it, so the second signal must end the process. Before
+// interruptContext, every later signal was swallowed too and inspect of a
+// large file ran to its end (about 6 s per GiB of NUL bytes).
+func TestSecondSignalEndsCommand(t *testing.T) {
+	img := filepath.Join(t.TempDir(), "zero.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 8<<30); err != nil { // sparse
+		t.Fatal(err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "inspect", img)
+			cmd.Env = append(os.Environ(), "HOSTBUILD_TEST_MAIN=1", "HOSTBUILD_TEST_SIGNALS=1")
+			stderr, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Process.Kill()
+			lines := bufio.NewScanner(stderr)
+			if !lines.Scan() || lines.Text() != signalsReady {
+				t.Fatalf("child's first stderr line is %q, want %q", lines.Text(), signalsReady)
+			}
+			go io.Copy(io.Discard, stderr)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+
+			cmd.Process.Signal(sig)
+			select {
+			case err := <-done:
+				t.Fatalf("the first %v ended inspect (%v): it should only cancel the context", sig, err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			cmd.Process.Signal(sig)
+			select {
+			case err := <-done:
+				ee, ok := err.(*exec.ExitError)
+				if !ok {
+					t.Fatalf("inspect after two %vs: %v, want death by %v", sig, err, sig)
+				}
+				if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != sig {
+					t.Errorf("inspect after two %vs: %v, want death by %v", sig, err, sig)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("inspect still runs 10 s after a second %v", sig)
+			}
+		})
 	}
 }
