@@ -6,9 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 )
@@ -104,42 +104,11 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprint(stderr, stopHint)
 		return exitOK
 	}
-	if err := writeLibvirtFile(*out, b); err != nil {
+	if err := atomicfile.WriteFile(*out, b, 0o644); err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		return exitFail
 	}
 	fmt.Fprintf(stderr, "hostbuild libvirt: wrote %s (%d × %s, expected measurement %s)\n", *out, plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
 	fmt.Fprint(stderr, stopHint)
 	return exitOK
-}
-
-// writeLibvirtFile writes b to a temporary file beside path, syncs it and
-// renames it into place: a failed write leaves nothing at path.
-func writeLibvirtFile(path string, b []byte) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/google/go-sev-guest/verify/trust"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 )
 
 // CachingGetter caches AMD KDS answers (VCEKs, certificate chains) on disk,
@@ -62,29 +64,9 @@ func (g *CachingGetter) GetContext(ctx context.Context, url string) ([]byte, err
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("KDS cache: %w", err)
 		}
-		if err := writeFileAtomic(path, b); err != nil {
+		if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 			return nil, fmt.Errorf("KDS cache: %w", err)
 		}
 	}
 	return b, nil
-}
-
-// writeFileAtomic writes b to path through a temporary file and a rename.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(b)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
 }

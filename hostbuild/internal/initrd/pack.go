@@ -27,10 +27,10 @@ import (
 	"math"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
@@ -430,47 +430,30 @@ func writeArchive(ctx context.Context, w io.Writer, files []file, ino, mtime uin
 	return cw.Close()
 }
 
-// writeAtomic writes through fill into a temporary file beside path, syncs
-// it and renames it into place; on any error nothing is left at path.
-func writeAtomic(ctx context.Context, out string, fill func(io.Writer) error, res *Result) (err error) {
-	dir := filepath.Dir(out)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".*.tmp")
+// writeAtomic writes through fill into a file that appears at out only when
+// complete (internal/atomicfile): on any error nothing is left at out or
+// beside it, nor, where the file system has O_TMPFILE, if the process is
+// killed mid-write (an initrd is large: a named temporary file would stay).
+func writeAtomic(ctx context.Context, out string, fill func(io.Writer) error, res *Result) error {
+	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
-		return fmt.Errorf("creating a temporary file beside %s: %w", out, err)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer f.Abort() // no-op after Commit
 	h := sha256.New()
-	cw := &countWriter{w: io.MultiWriter(tmp, h)}
+	cw := &countWriter{w: io.MultiWriter(f, h)}
 	bw := newBufWriter(cw)
 	if err := fill(bw); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("writing %s: %w", tmp.Name(), err)
+		return fmt.Errorf("writing %s: %w", out, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), out); err != nil {
-		return fmt.Errorf("renaming %s to %s: %w", tmp.Name(), out, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
+	if err := f.Commit(); err != nil {
+		return err
 	}
 	res.Size = cw.n
 	copy(res.SHA256[:], h.Sum(nil))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-sev-guest/abi"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 )
 
@@ -629,47 +630,16 @@ func (m *Manifest) MeasureOptions(ovmfPath, kernelPath, initrdPath string, vcpus
 	}, nil
 }
 
-// WriteFile writes m to path atomically: a temporary file in the same
-// folder, fsync, rename, fsync of the folder. A failed write leaves no file
-// at path.
+// WriteFile writes m to path atomically (internal/atomicfile): fsync,
+// rename, fsync of the folder. A failed write leaves nothing at path or
+// beside it, nor does a killed one where the file system has O_TMPFILE.
 func WriteFile(path string, m *Manifest) error {
 	b, err := Marshal(m)
 	if err != nil {
 		return err
 	}
-	return writeAtomic(path, b)
-}
-
-func writeAtomic(path string, b []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("writing manifest: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return fmt.Errorf("writing manifest %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing manifest %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing manifest %s: %w", tmp.Name(), err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("writing manifest %s: %w", tmp.Name(), err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing manifest: %w", err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -1,0 +1,133 @@
+// Package atomicfile writes output files so that they appear at their path
+// complete or not at all: a failed, cancelled or killed run leaves neither a
+// partial file at the path nor a temporary file beside it.
+//
+// On Linux the data goes to an unnamed file (open(dir, O_TMPFILE)), which
+// has no directory entry until Commit: if the process dies, even by SIGKILL,
+// the kernel frees it. Commit syncs it, links it under a unique temporary
+// name, renames that over the path and syncs the folder. Where the file
+// system has no O_TMPFILE, a named temporary file beside the path is used
+// instead (os.CreateTemp, then the same rename), which a SIGKILL can leave
+// behind.
+package atomicfile
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+)
+
+// File is an output file being written. Write to it, then Commit to put it
+// at its path, or Abort to drop it.
+type File struct {
+	f    *os.File
+	path string
+	perm os.FileMode
+	// tmp is the temporary file's name, or "" while it has none (O_TMPFILE).
+	tmp  string
+	done bool
+}
+
+// Create starts a file that Commit will put at path with permissions perm
+// (exactly, whatever the umask).
+func Create(path string, perm os.FileMode) (*File, error) {
+	dir := filepath.Dir(path)
+	f, err := openUnnamed(dir, perm)
+	if err == nil {
+		return &File{f: f, path: path, perm: perm}, nil
+	}
+	if err != errUnsupported {
+		return nil, fmt.Errorf("creating a temporary file beside %s: %w", path, err)
+	}
+	f, err = os.CreateTemp(dir, tempPattern(path))
+	if err != nil {
+		return nil, fmt.Errorf("creating a temporary file beside %s: %w", path, err)
+	}
+	return &File{f: f, path: path, perm: perm, tmp: f.Name()}, nil
+}
+
+// tempPattern is the os.CreateTemp pattern of a temporary file for path:
+// hidden, and named after it so that a leftover is easy to trace.
+func tempPattern(path string) string { return "." + filepath.Base(path) + ".*.tmp" }
+
+// Write writes to the file.
+func (f *File) Write(p []byte) (int, error) { return f.f.Write(p) }
+
+// Commit syncs the file and renames it over its path, then syncs the
+// folder. On error nothing is left beside the path and the path is
+// unchanged. The File is closed either way.
+func (f *File) Commit() (err error) {
+	if f.done {
+		return fmt.Errorf("writing %s: already committed or aborted", f.path)
+	}
+	defer func() {
+		if err != nil {
+			f.Abort()
+		}
+	}()
+	if err := f.f.Chmod(f.perm); err != nil {
+		return fmt.Errorf("writing %s: %w", f.path, err)
+	}
+	if err := f.f.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", f.path, err)
+	}
+	if f.tmp == "" {
+		tmp, err := linkUnnamed(f.f, filepath.Dir(f.path), tempPattern(f.path))
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", f.path, err)
+		}
+		f.tmp = tmp
+	}
+	if err := f.f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", f.path, err)
+	}
+	if err := os.Rename(f.tmp, f.path); err != nil {
+		return fmt.Errorf("writing %s: %w", f.path, err)
+	}
+	f.done = true
+	// The rename is durable once the folder is synced; a failure here
+	// cannot undo it, and the data itself is already on disk.
+	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Abort drops the file: nothing is left beside the path, which is
+// unchanged. It does nothing after Commit or a second time.
+func (f *File) Abort() {
+	if f.done {
+		return
+	}
+	f.done = true
+	f.f.Close()
+	if f.tmp != "" {
+		os.Remove(f.tmp)
+	}
+}
+
+// WriteFile writes data to path atomically with permissions perm.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	f, err := Create(path, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Abort()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Commit()
+}
+
+// tempName is a name for pattern ("prefix*suffix") that is unlikely to
+// exist yet.
+func tempName(dir, pattern string) string {
+	for i := range len(pattern) {
+		if pattern[i] == '*' {
+			return filepath.Join(dir, fmt.Sprintf("%s%d%s", pattern[:i], rand.Uint32(), pattern[i+1:]))
+		}
+	}
+	return filepath.Join(dir, pattern)
+}

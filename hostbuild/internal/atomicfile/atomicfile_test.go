@@ -1,0 +1,196 @@
+package atomicfile
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain runs the child of TestKilledWriterLeavesNothing when asked.
+func TestMain(m *testing.M) {
+	if path := os.Getenv("ATOMICFILE_TEST_CHILD"); path != "" {
+		f, err := Create(path, 0o644)
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		if _, err := f.Write(bytes.Repeat([]byte{'x'}, 4<<20)); err != nil {
+			fmt.Println(err)
+			os.Exit(1)
+		}
+		fmt.Println("written")
+		select {} // until killed
+	}
+	os.Exit(m.Run())
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// unnamed reports whether Create makes unnamed files in dir, and skips the
+// test when the file system cannot (the named fallback leaves an entry).
+func unnamed(t *testing.T, dir string) {
+	t.Helper()
+	f, err := Create(filepath.Join(dir, "probe"), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Abort()
+	if f.tmp != "" {
+		t.Skipf("the file system of %s has no O_TMPFILE", dir)
+	}
+}
+
+func checkFile(t *testing.T, path string, want []byte, perm os.FileMode) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode() != perm {
+		t.Errorf("%s has mode %v, want %v", path, st.Mode(), perm)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, want) {
+		t.Errorf("%s holds %q, want %q", path, got, want)
+	}
+}
+
+func TestNoEntryBeforeCommit(t *testing.T) {
+	dir := t.TempDir()
+	unnamed(t, dir)
+	old := syscall.Umask(0o077) // the mode is exact, whatever the umask
+	defer syscall.Umask(old)
+	path := filepath.Join(dir, "out.img")
+	f, err := Create(path, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("hello ")); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); len(got) != 0 {
+		t.Errorf("folder while writing holds %v, want nothing", got)
+	}
+	if _, err := f.Write([]byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"out.img"}) {
+		t.Errorf("folder after commit holds %v, want [out.img]", got)
+	}
+	checkFile(t, path, []byte("hello world"), 0o644)
+	f.Abort() // no effect after Commit
+	checkFile(t, path, []byte("hello world"), 0o644)
+}
+
+// Both ways (unnamed and the named fallback) give the same results.
+func TestCommitAbortReplace(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
+			forceNamed = named
+			defer func() { forceNamed = false }()
+			dir := t.TempDir()
+			path := filepath.Join(dir, "cache.bin")
+
+			// Abort leaves nothing, and keeps what was at the path.
+			f, err := Create(path, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("partial"))
+			f.Abort()
+			if got := names(t, dir); len(got) != 0 {
+				t.Errorf("folder after Abort holds %v", got)
+			}
+			if err := WriteFile(path, []byte("first"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, path, []byte("first"), 0o600)
+			if f, err = Create(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			f.Write([]byte("second, aborted"))
+			f.Abort()
+			checkFile(t, path, []byte("first"), 0o600)
+			if err := f.Commit(); err == nil {
+				t.Error("Commit after Abort succeeded")
+			}
+
+			// Commit replaces the file.
+			if err := WriteFile(path, []byte("second"), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			checkFile(t, path, []byte("second"), 0o640)
+
+			// A rename over a folder fails and leaves no temporary file.
+			if err := os.Mkdir(filepath.Join(dir, "taken"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := WriteFile(filepath.Join(dir, "taken"), []byte("x"), 0o644); err == nil {
+				t.Error("WriteFile over a folder succeeded")
+			}
+			if got := names(t, dir); !slices.Equal(got, []string{"cache.bin", "taken"}) {
+				t.Errorf("folder after a failed commit holds %v, want [cache.bin taken]", got)
+			}
+
+			// Into a missing folder: an error naming the path.
+			missing := filepath.Join(dir, "missing", "x")
+			if err := WriteFile(missing, nil, 0o644); err == nil || !bytes.Contains([]byte(err.Error()), []byte(missing)) {
+				t.Errorf("WriteFile into a missing folder: %v, want an error naming %s", err, missing)
+			}
+		})
+	}
+}
+
+// A writer killed by SIGKILL before Commit leaves no directory entry.
+func TestKilledWriterLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	unnamed(t, dir)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "ATOMICFILE_TEST_CHILD="+filepath.Join(dir, "initrd.img"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "written\n" {
+		t.Fatalf("child said %q, want \"written\"", line)
+	}
+	if got := names(t, dir); len(got) != 0 {
+		t.Errorf("folder while the child writes holds %v, want nothing", got)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("child still runs 10 s after SIGKILL")
+	}
+	if got := names(t, dir); len(got) != 0 {
+		t.Errorf("folder after the writer was killed holds %v, want nothing", got)
+	}
+}

@@ -1,0 +1,58 @@
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// errUnsupported: the file system (or kernel) cannot make unnamed files.
+var errUnsupported = errors.New("O_TMPFILE not supported")
+
+// forceNamed makes Create use named temporary files (tests).
+var forceNamed = false
+
+// openUnnamed opens an unnamed regular file in dir (O_TMPFILE; os.OpenFile
+// adds O_CLOEXEC). It returns errUnsupported when dir's file system or the
+// kernel lacks O_TMPFILE: EOPNOTSUPP from the file system, EISDIR from a
+// kernel older than 3.11 (which sees only O_DIRECTORY), EINVAL otherwise.
+func openUnnamed(dir string, perm os.FileMode) (*os.File, error) {
+	if forceNamed {
+		return nil, errUnsupported
+	}
+	f, err := os.OpenFile(dir, unix.O_TMPFILE|os.O_WRONLY, perm)
+	if err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+			return nil, errUnsupported
+		}
+		return nil, err
+	}
+	// Commit links the file through /proc; without /proc it could not, so
+	// find out now, before any data is written.
+	if _, err := os.Stat(procPath(f)); err != nil {
+		f.Close()
+		return nil, errUnsupported
+	}
+	return f, nil
+}
+
+func procPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
+
+// linkUnnamed gives the unnamed file f a new name in dir made from pattern,
+// and returns it. linkat through /proc/self/fd with AT_SYMLINK_FOLLOW needs
+// no privilege (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+func linkUnnamed(f *os.File, dir, pattern string) (string, error) {
+	for range 100 {
+		name := tempName(dir, pattern)
+		err := unix.Linkat(unix.AT_FDCWD, procPath(f), unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, unix.EEXIST) {
+			return "", &os.LinkError{Op: "linkat", Old: procPath(f), New: name, Err: err}
+		}
+	}
+	return "", fmt.Errorf("no unused temporary name in %s after 100 tries", dir)
+}
