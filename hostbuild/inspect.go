@@ -25,8 +25,11 @@ Lists every entry: mode, uid/gid, size (major,minor for devices), SHA-256 of
 regular files, and path. The compression (gzip, zstd, xz or none) is detected
 from the file itself; several concatenated cpio archives are read in order.
 The last line gives the payload's size and SHA-256 (the manifest's payload
-digest), also when it is stored in frames (bin/katana.zst). Malformed
-archives are rejected with the offset of the problem.
+digest), also when it is stored in frames (bin/katana.zst). Names are
+read as the kernel resolves them ("./bin/katana" is bin/katana); when an
+entry's name has a ".." component or passes through a symlink, only the
+kernel can tell which file it replaces, so the payload line says unknown
+and why. Malformed archives are rejected with the offset of the problem.
 
 Flags:
 `)
@@ -62,7 +65,9 @@ Flags:
 	}
 	fmt.Fprintf(stdout, "# %s: %s, %d bytes, %d entries in %d archive(s), sha256 %s\n",
 		fs.Arg(0), a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)
-	if p := a.Payload; p != nil && p.Encoding == "frames" {
+	if a.PayloadUnknown != "" {
+		fmt.Fprintf(stdout, "# payload /bin/katana: unknown: %s\n", a.PayloadUnknown)
+	} else if p := a.Payload; p != nil && p.Encoding == "frames" {
 		fmt.Fprintf(stdout, "# payload /bin/katana: %d bytes, sha256 %s, stored as %s (%d zstd frames, %d bytes) for the init to check and decode\n",
 			p.Size, p.SHA256, p.Stored, p.Frames, p.Packed)
 	} else if p != nil {

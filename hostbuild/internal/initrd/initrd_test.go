@@ -419,6 +419,135 @@ func TestReadSegments(t *testing.T) {
 	}
 }
 
+// entry is one member of an archive appendArchive writes: data is the
+// content of a regular file, the target of a symlink.
+type entry struct {
+	name string
+	mode uint32
+	data string
+}
+
+const (
+	regExec = newc.TypeReg | 0o755
+	dirMode = newc.TypeDir | 0o755
+	symlink = newc.TypeLink | 0o777
+)
+
+// appendArchive returns base followed, at a 4-byte offset, by an
+// uncompressed archive of ents, as an attacker or a second tool appends one.
+func appendArchive(t testing.TB, base []byte, ents ...entry) []byte {
+	t.Helper()
+	buf := bytes.NewBuffer(bytes.Clone(base))
+	for buf.Len()%4 != 0 {
+		buf.WriteByte(0)
+	}
+	nw := newc.NewWriter(buf)
+	for _, e := range ents {
+		if err := nw.WriteHeader(&newc.Header{Name: e.name, Mode: e.mode, NLink: 1, Size: uint32(len(e.data))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nw.Write([]byte(e.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// The kernel looks entry names up from /: an appended "./bin/katana",
+// "/bin/katana" or "bin//katana" replaces bin/katana in the guest, and Read
+// reports the payload the guest runs.
+func TestReadPathAliases(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	packed := pack(t, o)
+	evil := "evil!\n"
+	want := hexs(sha256.Sum256([]byte(evil)))
+	for _, name := range []string{"bin/katana", "./bin/katana", "/bin/katana", "bin//katana", "bin/./katana", "//./bin/katana"} {
+		a, err := Read(bytes.NewReader(appendArchive(t, packed, entry{name, regExec, evil})))
+		if err != nil {
+			t.Fatalf("appended %q: %v", name, err)
+		}
+		if p := a.Payload; p == nil || p.SHA256 != want || p.Size != int64(len(evil)) {
+			t.Errorf("appended %q: payload reported as %+v; the guest runs the appended %d bytes (sha256 %s)", name, p, len(evil), want[:16])
+		}
+		if n := len(slices.DeleteFunc(slices.Clone(a.Entries), func(e Entry) bool { return e.Path != initrdlayout.PayloadPath })); n != 1 {
+			t.Errorf("appended %q: %d entries for %s, want 1", name, n, initrdlayout.PayloadPath)
+		}
+	}
+	// In frames, an alias of the packed payload replaces it too.
+	o.PayloadEncoding = ""
+	framed := pack(t, o)
+	for _, name := range []string{"./bin/katana.zst", "/etc/guestinit/payload.frames"} {
+		_, err := Read(bytes.NewReader(appendArchive(t, framed, entry{name, newc.TypeReg | 0o644, "zst"})))
+		if err == nil {
+			t.Errorf("appended %q: accepted", name)
+		}
+	}
+}
+
+// Where only the kernel's path lookup can tell which file an entry
+// replaces (a ".." component, a symlink on the way), the payload is
+// reported unknown, with the entry and why; the listing is still there.
+func TestReadPayloadUnknown(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	packed := pack(t, o)
+	for _, tc := range []struct {
+		name string
+		ents []entry
+		want string
+	}{
+		{"dotdot at the root", []entry{{"../bin/katana", regExec, "evil"}}, `entry "../bin/katana" has a ".." component`},
+		{"dotdot inside", []entry{{"etc/../bin/katana", regExec, "evil"}}, `entry "etc/../bin/katana" has a ".." component`},
+		{"symlink on the way", []entry{{"x", symlink, "bin"}, {"x/katana", regExec, "evil"}}, `entry "x/katana" passes through symlink "x"`},
+		{"symlink alias", []entry{{"./y", symlink, "/etc"}, {"y//guestinit/payload.frames", regExec, "evil"}}, `entry "y//guestinit/payload.frames" passes through symlink "y"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Read(bytes.NewReader(appendArchive(t, packed, tc.ents...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.Payload != nil || !strings.Contains(a.PayloadUnknown, tc.want) {
+				t.Errorf("payload %+v, unknown %q; want none, unknown containing %q", a.Payload, a.PayloadUnknown, tc.want)
+			}
+			last, _ := kernelPath(tc.ents[len(tc.ents)-1].name)
+			if _, ok := a.Lookup(last); !ok {
+				t.Errorf("%s is not listed", last)
+			}
+		})
+	}
+}
+
+// An initrd made with "find . | cpio -o -H newc" (a "." entry, "./"
+// names, busybox applets as symlinks) reads with clean paths, and its
+// payload is known: no entry passes through a symlink.
+func TestReadFindStyleNames(t *testing.T) {
+	img := appendArchive(t, nil,
+		entry{".", dirMode, ""}, entry{"./bin", dirMode, ""}, entry{"./bin/busybox", regExec, "busybox"},
+		entry{"./bin/katana", regExec, "katana"}, entry{"./bin/sh", symlink, "busybox"},
+		entry{"./usr", dirMode, ""}, entry{"./usr/bin", dirMode, ""}, entry{"./usr/bin/env", symlink, "../../bin/busybox"})
+	a, err := Read(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range a.Entries {
+		got = append(got, e.Path)
+	}
+	want := []string{".", "bin", "bin/busybox", "bin/katana", "bin/sh", "usr", "usr/bin", "usr/bin/env"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("paths (-want +got):\n%s", diff)
+	}
+	if p := a.Payload; a.PayloadUnknown != "" || p == nil || p.SHA256 != hexs(sha256.Sum256([]byte("katana"))) {
+		t.Errorf("payload %+v, unknown %q; want bin/katana", p, a.PayloadUnknown)
+	}
+}
+
 // A payload larger than one chunk also gets a chunk list, covered by the
 // content list; small files get none.
 func TestChunkList(t *testing.T) {

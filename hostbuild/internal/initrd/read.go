@@ -41,7 +41,11 @@ type Archive struct {
 	SHA256      string   `json:"sha256"` // of the file on disk
 	Archives    int      `json:"archives"`
 	Payload     *Payload `json:"payload,omitempty"`
-	Entries     []Entry  `json:"entries"`
+	// PayloadUnknown says why no payload is reported: an entry whose
+	// target only the kernel's path lookup can tell (a ".." component,
+	// a symlink on the way) might replace any file, the payload too.
+	PayloadUnknown string  `json:"payload_unknown,omitempty"`
+	Entries        []Entry `json:"entries"`
 }
 
 // Payload describes /bin/katana as the guest will run it: stored inline, or
@@ -111,7 +115,7 @@ func Read(r io.Reader) (*Archive, error) {
 	if head, _ := br.Peek(1); len(head) == 0 {
 		return nil, errors.New("empty file: not an initrd")
 	}
-	st := &readState{a: &Archive{}, seen: map[string]bool{}, budget: maxUnpacked}
+	st := &readState{a: &Archive{}, seen: map[string]bool{}, symlinks: map[string]bool{}, budget: maxUnpacked}
 	var comps []string
 	for {
 		if err := skipNULs(br); err == io.EOF {
@@ -151,6 +155,10 @@ func Read(r io.Reader) (*Archive, error) {
 // bin/katana.zst is an error.
 func (st *readState) payload() error {
 	a := st.a
+	if st.unresolved != "" {
+		a.PayloadUnknown = st.unresolved
+		return nil
+	}
 	if st.seen[initrdlayout.FramesPath] {
 		if st.frames == nil {
 			return fmt.Errorf("%s is larger than %d bytes: not a frame list", initrdlayout.FramesPath, maxFrameList)
@@ -188,10 +196,12 @@ func skipNULs(br *bufio.Reader) error {
 }
 
 type readState struct {
-	a      *Archive
-	seen   map[string]bool
-	budget int64  // uncompressed bytes left
-	frames []byte // the last payload frame list read, if any
+	a          *Archive
+	seen       map[string]bool
+	symlinks   map[string]bool // paths whose last entry so far is a symlink
+	unresolved string          // the first entry a lexical reader cannot place, and why
+	budget     int64           // uncompressed bytes left
+	frames     []byte          // the last payload frame list read, if any
 }
 
 // maxFrameList bounds the frame list kept for Payload (a 64 GiB payload in
@@ -263,8 +273,16 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			return err
 		}
 		inArchive = true
+		key, lexical := kernelPath(h.Name)
+		if st.unresolved == "" {
+			if !lexical {
+				st.unresolved = fmt.Sprintf("entry %q has a \"..\" component: which file it replaces depends on what the kernel finds on the way", h.Name)
+			} else if l := st.symlinkOnPath(key); l != "" {
+				st.unresolved = fmt.Sprintf("entry %q passes through symlink %q: the kernel follows it, so it may replace any file", h.Name, l)
+			}
+		}
 		e := Entry{
-			Path: h.Name, Type: newc.TypeString(h.Mode), Mode: fmt.Sprintf("%04o", h.Mode&0o7777),
+			Path: key, Type: newc.TypeString(h.Mode), Mode: fmt.Sprintf("%04o", h.Mode&0o7777),
 			UID: h.UID, GID: h.GID, Size: int64(h.Size), MTime: h.MTime, NLink: h.NLink,
 		}
 		switch h.Type() {
@@ -272,7 +290,7 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			sum := sha256.New()
 			var w io.Writer = sum
 			var list bytes.Buffer
-			keep := h.Name == initrdlayout.FramesPath && h.Size <= maxFrameList
+			keep := key == initrdlayout.FramesPath && h.Size <= maxFrameList
 			if keep {
 				w = io.MultiWriter(sum, &list)
 			}
@@ -292,19 +310,63 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		case newc.TypeChar, newc.TypeBlock:
 			e.Device = fmt.Sprintf("%d:%d", h.RDevMajor, h.RDevMinor)
 		}
-		// A later entry of the same name replaces the earlier one when the
-		// kernel unpacks; keep the last, as the guest will see it.
+		// A later entry of the same name (as the kernel resolves it)
+		// replaces the earlier one when the kernel unpacks; keep the last,
+		// as the guest will see it.
 		if st.seen[e.Path] {
 			i := slices.IndexFunc(a.Entries, func(x Entry) bool { return x.Path == e.Path })
 			a.Entries = slices.Delete(a.Entries, i, i+1)
 		}
 		st.seen[e.Path] = true
+		if e.Type == "symlink" {
+			st.symlinks[e.Path] = true
+		} else {
+			delete(st.symlinks, e.Path)
+		}
 		a.Entries = append(a.Entries, e)
 	}
 	if inArchive {
 		return errors.New("archive ends without a TRAILER!!! record (truncated?)")
 	}
 	return nil
+}
+
+// kernelPath returns the path, relative to the root, of the file the
+// kernel's unpacker creates for an entry name: it looks names up from /,
+// so "bin/katana", "/bin/katana", "./bin/katana" and "bin//katana" are one
+// file. lexical is false when the name has a ".." component, which the
+// lookup resolves against what exists (a missing directory drops the
+// entry, a symlink leads elsewhere); the path keeps it then.
+func kernelPath(name string) (key string, lexical bool) {
+	var parts []string
+	lexical = true
+	for _, p := range strings.Split(name, "/") {
+		switch p {
+		case "", ".":
+			continue
+		case "..":
+			lexical = false
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 0 {
+		return ".", lexical // the root itself
+	}
+	return strings.Join(parts, "/"), lexical
+}
+
+// symlinkOnPath returns the first directory of key that is, so far, a
+// symlink: the kernel follows it when it creates key.
+func (st *readState) symlinkOnPath(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] != '/' {
+			continue
+		}
+		if st.symlinks[key[:i]] {
+			return key[:i]
+		}
+	}
+	return ""
 }
 
 // readZstdFrame consumes one zstd frame from br and returns its bytes. The
