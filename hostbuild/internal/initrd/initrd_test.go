@@ -523,6 +523,49 @@ func TestReadPayloadUnknown(t *testing.T) {
 	}
 }
 
+// A later entry at the frame list's path replaces the list in the guest,
+// whatever it is: Read never reports the payload from an earlier list.
+func TestReadStaleFrameList(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.Output = filepath.Join(t.TempDir(), "i.img")
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	packed, _ := os.ReadFile(o.Output)
+	list := string(res.Frames.Format())
+	big := strings.Repeat("x", maxFrameList+1)
+	fp := initrdlayout.FramesPath
+	for _, tc := range []struct {
+		name string
+		ents []entry
+		want string // error; "" to accept
+	}{
+		{"too large", []entry{{fp, newc.TypeReg | 0o644, big}}, fp + " is 1048577 bytes, more than 1048576: not a frame list"},
+		{"directory", []entry{{fp, dirMode, ""}}, fp + " is a dir: not a frame list"},
+		{"symlink", []entry{{"./" + fp, symlink, "/proc/self/fd/0"}}, fp + " is a symlink: not a frame list"},
+		{"empty", []entry{{fp, newc.TypeReg | 0o644, ""}}, "frame list is empty"},
+		{"list again after a directory", []entry{{fp, dirMode, ""}, {fp, newc.TypeReg | 0o644, list}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Read(bytes.NewReader(appendArchive(t, packed, tc.ents...)))
+			if tc.want == "" {
+				if err != nil || a.Payload == nil || a.Payload.SHA256 != hexs(res.Frames.SHA256) {
+					t.Errorf("got %v; want the payload of the list", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v; want an error containing %q", err, tc.want)
+				if err == nil {
+					t.Errorf("payload reported as %+v", *a.Payload)
+				}
+			}
+		})
+	}
+}
+
 // An initrd made with "find . | cpio -o -H newc" (a "." entry, "./"
 // names, busybox applets as symlinks) reads with clean paths, and its
 // payload is known: no entry passes through a symlink.

@@ -160,8 +160,8 @@ func (st *readState) payload() error {
 		return nil
 	}
 	if st.seen[initrdlayout.FramesPath] {
-		if st.frames == nil {
-			return fmt.Errorf("%s is larger than %d bytes: not a frame list", initrdlayout.FramesPath, maxFrameList)
+		if st.notFrames != "" {
+			return fmt.Errorf("%s %s: not a frame list", initrdlayout.FramesPath, st.notFrames)
 		}
 		fr, err := initrdlayout.ParseFrames(bytes.NewReader(st.frames))
 		if err != nil {
@@ -202,6 +202,7 @@ type readState struct {
 	unresolved string          // the first entry a lexical reader cannot place, and why
 	budget     int64           // uncompressed bytes left
 	frames     []byte          // the last payload frame list read, if any
+	notFrames  string          // why the last entry of the frame list's path is no list
 }
 
 // maxFrameList bounds the frame list kept for Payload (a 64 GiB payload in
@@ -299,7 +300,7 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			}
 			e.SHA256 = hex.EncodeToString(sum.Sum(nil))
 			if keep {
-				st.frames = list.Bytes()
+				st.frames, st.notFrames = list.Bytes(), ""
 			}
 		case newc.TypeLink:
 			b, err := io.ReadAll(nr)
@@ -309,6 +310,14 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			e.Link = string(b)
 		case newc.TypeChar, newc.TypeBlock:
 			e.Device = fmt.Sprintf("%d:%d", h.RDevMajor, h.RDevMinor)
+		}
+		// The guest reads the frame list the last entry of its path
+		// leaves: one that is no list replaces an earlier list, which is
+		// then never reported.
+		if key == initrdlayout.FramesPath && e.Type != "file" {
+			st.frames, st.notFrames = nil, "is a "+e.Type
+		} else if key == initrdlayout.FramesPath && e.Size > maxFrameList {
+			st.frames, st.notFrames = nil, fmt.Sprintf("is %d bytes, more than %d", e.Size, maxFrameList)
 		}
 		// A later entry of the same name (as the kernel resolves it)
 		// replaces the earlier one when the kernel unpacks; keep the last,
