@@ -566,6 +566,63 @@ func TestReadStaleFrameList(t *testing.T) {
 	}
 }
 
+// In frames, the payload reported is the one the frames decode to: each
+// frame is checked against the list as the init checks it, and decoded
+// with the init's decoder to the list's payload digest.
+func TestReadFramesChecked(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	packed := pack(t, o)
+	other := testelf.Executable("", bytes.Repeat([]byte("other katana "), 1000))
+	blob, list, err := encodeFrames(context.Background(), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, zp := initrdlayout.FramesPath, initrdlayout.PackedPayloadPath
+	lying := list
+	lying.SHA256[0] ^= 1
+	garbage := []byte("not a zstd frame at all")
+	undecodable := initrdlayout.Frames{Size: 10, SHA256: list.SHA256,
+		List: []initrdlayout.Frame{{Off: 0, Len: int64(len(garbage)), Size: 10, Sum: sha256.Sum256(garbage)}}}
+	// Flip a byte inside the packed frames (the last archive's data).
+	flipped := bytes.Clone(packed)
+	flipped[bytes.LastIndex(flipped, []byte(zp+"\x00"))+len(zp)+10] ^= 0xff
+	for _, tc := range []struct {
+		name string
+		img  []byte
+		want string // error; "" to accept
+	}{
+		{"as packed", packed, ""},
+		{"flipped byte", flipped, zp + " frame 0 (bytes 0-"},
+		{"replaced, list first", appendArchive(t, packed, entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(blob)}), ""},
+		{"replaced, list after", appendArchive(t, packed, entry{zp, 0o100644, string(blob)}, entry{fp, 0o100644, string(list.Format())}), "cannot be checked"},
+		{"list lies about the payload", appendArchive(t, packed, entry{fp, 0o100644, string(lying.Format())}, entry{zp, 0o100644, string(blob)}),
+			zp + " decodes to a payload with sha256 " + hexs(list.SHA256)},
+		{"frame does not decode", appendArchive(t, packed, entry{fp, 0o100644, string(undecodable.Format())}, entry{zp, 0o100644, string(garbage)}),
+			"decoding " + zp + " frame 0 (bytes 0-23)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Read(bytes.NewReader(tc.img))
+			if tc.want == "" {
+				if err != nil || a.Payload == nil || a.Payload.Encoding != "frames" {
+					t.Fatalf("got %v, payload %+v; want frames", err, a)
+				}
+				if e, _ := a.Lookup(zp); a.Payload.Packed != e.Size {
+					t.Errorf("payload %+v, %s %+v", a.Payload, zp, e)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v; want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	if a, err := Read(bytes.NewReader(appendArchive(t, packed, entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(blob)}))); err == nil &&
+		a.Payload.SHA256 != hexs(sha256.Sum256(other)) {
+		t.Errorf("replaced payload reported as %+v, want sha256 %s", a.Payload, hexs(sha256.Sum256(other)))
+	}
+}
+
 // An initrd made with "find . | cpio -o -H newc" (a "." entry, "./"
 // names, busybox applets as symlinks) reads with clean paths, and its
 // payload is known: no entry passes through a symlink.

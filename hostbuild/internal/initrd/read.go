@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"slices"
@@ -50,7 +51,8 @@ type Archive struct {
 
 // Payload describes /bin/katana as the guest will run it: stored inline, or
 // in frames (bin/katana.zst, listed in etc/guestinit/payload.frames), whose
-// list gives the decoded size and SHA-256 (the manifest's payload digest).
+// list gives the decoded size and SHA-256 (the manifest's payload digest),
+// checked by Read against the frames themselves.
 type Payload struct {
 	Encoding string `json:"encoding"` // "frames" or "inline"
 	Stored   string `json:"stored"`   // path in the initrd
@@ -152,7 +154,8 @@ func Read(r io.Reader) (*Archive, error) {
 
 // payload fills a.Payload (entries sorted) from the frame list or the
 // inline payload; a frame list that does not parse or does not match
-// bin/katana.zst is an error.
+// bin/katana.zst (its size, a frame's SHA-256, the decoded payload) is an
+// error.
 func (st *readState) payload() error {
 	a := st.a
 	if st.unresolved != "" {
@@ -172,12 +175,107 @@ func (st *readState) payload() error {
 			return fmt.Errorf("%s lists %d bytes of frames, but %s is %s", initrdlayout.FramesPath, fr.Packed(), initrdlayout.PackedPayloadPath,
 				map[bool]string{true: fmt.Sprintf("%d bytes", e.Size), false: "missing"}[ok])
 		}
+		// The frames were checked as they were read, against the list
+		// then in force: it must be the list the guest ends up with.
+		if !st.packed.checked || !bytes.Equal(st.packed.list, st.frames) {
+			return fmt.Errorf("%s does not follow the %s it must match: its frames cannot be checked as the initrd is read; refusing",
+				initrdlayout.PackedPayloadPath, initrdlayout.FramesPath)
+		}
+		if st.packed.err != nil {
+			return st.packed.err
+		}
 		a.Payload = &Payload{Encoding: "frames", Stored: initrdlayout.PackedPayloadPath, Size: fr.Size,
 			SHA256: hex.EncodeToString(fr.SHA256[:]), Frames: len(fr.List), Packed: fr.Packed()}
 		return nil
 	}
 	if e, ok := a.Lookup(initrdlayout.PayloadPath); ok && e.Type == "file" {
 		a.Payload = &Payload{Encoding: "inline", Stored: initrdlayout.PayloadPath, Size: e.Size, SHA256: e.SHA256}
+	}
+	return nil
+}
+
+// maxPackedFrame bounds the compressed bytes of one payload frame held in
+// memory to check and decode it: zstd adds a few bytes per 128 KiB block
+// to incompressible data, far less than this to a frame of at most
+// MaxFrameSize decoded bytes.
+const maxPackedFrame = initrdlayout.MaxFrameSize + 1<<20
+
+// frameCheck checks bin/katana.zst as it is written to it, as the init
+// does before it writes /bin/katana: each frame's SHA-256 against the
+// frame list, then its decoding with the init's decoder, to the listed
+// size; and, beyond what the init checks, the decoded payload's SHA-256
+// against the list's, so that the payload reported is the one the guest
+// runs.
+type frameCheck struct {
+	list    initrdlayout.Frames
+	i       int    // the frame being written
+	buf     []byte // its compressed bytes so far
+	out     []byte // decoded frame (reused)
+	dec     *initrdlayout.FrameDecoder
+	payload hash.Hash
+	err     error // the first frame that does not match
+}
+
+func (c *frameCheck) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 && c.err == nil && c.i < len(c.list.List) {
+		f := c.list.List[c.i]
+		if len(c.buf) == 0 && f.Len > maxPackedFrame {
+			c.err = fmt.Errorf("%s: %s is %d bytes, more than %d: refusing", initrdlayout.FramesPath, c.where(), f.Len, maxPackedFrame)
+			break
+		}
+		take := min(int64(len(p)), f.Len-int64(len(c.buf)))
+		c.buf = append(c.buf, p[:take]...)
+		p = p[take:]
+		if int64(len(c.buf)) == f.Len {
+			c.err = c.frame(f)
+			c.buf = c.buf[:0]
+			c.i++
+		}
+	}
+	return n, nil // a mismatch is reported once the entry is read
+}
+
+func (c *frameCheck) where() string {
+	f := c.list.List[c.i]
+	return fmt.Sprintf("%s frame %d (bytes %d-%d)", initrdlayout.PackedPayloadPath, c.i, f.Off, f.Off+f.Len)
+}
+
+// frame checks and decodes the complete frame f in c.buf.
+func (c *frameCheck) frame(f initrdlayout.Frame) error {
+	if sum := sha256.Sum256(c.buf); sum != f.Sum {
+		return fmt.Errorf("%s: sha256 %s, %s says %s", c.where(), hex.EncodeToString(sum[:8]), initrdlayout.FramesPath, hex.EncodeToString(f.Sum[:8]))
+	}
+	if c.dec == nil {
+		d, err := initrdlayout.NewFrameDecoder()
+		if err != nil {
+			return err
+		}
+		c.dec = d
+	}
+	out, err := c.dec.Decode(c.buf, f.Size, c.out)
+	if err != nil {
+		return fmt.Errorf("decoding %s: %w", c.where(), err)
+	}
+	c.out = out
+	c.payload.Write(out)
+	return nil
+}
+
+// finish releases the decoder and returns the first mismatch: a frame,
+// or the decoded payload's SHA-256. A file shorter than the list is left
+// to the size check.
+func (c *frameCheck) finish() error {
+	if c.dec != nil {
+		c.dec.Close()
+		c.dec = nil
+	}
+	if c.err != nil || c.i < len(c.list.List) {
+		return c.err
+	}
+	if sum := c.payload.Sum(nil); !bytes.Equal(sum, c.list.SHA256[:]) {
+		return fmt.Errorf("%s decodes to a payload with sha256 %s, %s says %s", initrdlayout.PackedPayloadPath,
+			hex.EncodeToString(sum), initrdlayout.FramesPath, hex.EncodeToString(c.list.SHA256[:]))
 	}
 	return nil
 }
@@ -203,6 +301,14 @@ type readState struct {
 	budget     int64           // uncompressed bytes left
 	frames     []byte          // the last payload frame list read, if any
 	notFrames  string          // why the last entry of the frame list's path is no list
+	packed     packedCheck     // the last bin/katana.zst, checked against the list then in force
+}
+
+// packedCheck is what checking bin/katana.zst's frames found.
+type packedCheck struct {
+	checked bool
+	list    []byte // the frame list it was checked against
+	err     error  // the first frame that does not match it
 }
 
 // maxFrameList bounds the frame list kept for Payload (a 64 GiB payload in
@@ -286,6 +392,7 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			Path: key, Type: newc.TypeString(h.Mode), Mode: fmt.Sprintf("%04o", h.Mode&0o7777),
 			UID: h.UID, GID: h.GID, Size: int64(h.Size), MTime: h.MTime, NLink: h.NLink,
 		}
+		var packed packedCheck // bin/katana.zst's frames, checked
 		switch h.Type() {
 		case newc.TypeReg:
 			sum := sha256.New()
@@ -295,7 +402,26 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			if keep {
 				w = io.MultiWriter(sum, &list)
 			}
-			if _, err := io.Copy(w, nr); err != nil {
+			// The packed payload is checked frame by frame as it goes by
+			// (it may be large), against the frame list read so far.
+			var fc *frameCheck
+			if key == initrdlayout.PackedPayloadPath && st.notFrames == "" && st.frames != nil {
+				if fr, err := initrdlayout.ParseFrames(bytes.NewReader(st.frames)); err == nil {
+					// Decoding counts against the budget like any unpacked
+					// byte: a few KiB of frames can decode to gigabytes.
+					if fr.Size >= lim.N {
+						return fmt.Errorf("more than %d bytes uncompressed, with the %d bytes %s decodes to: refusing", maxUnpacked, fr.Size, h.Name)
+					}
+					lim.N -= fr.Size
+					fc = &frameCheck{list: fr, payload: sha256.New()}
+					w = io.MultiWriter(sum, fc)
+				}
+			}
+			_, err := io.Copy(w, nr)
+			if fc != nil {
+				packed = packedCheck{checked: true, list: st.frames, err: fc.finish()}
+			}
+			if err != nil {
 				return fmt.Errorf("reading %s: %w", h.Name, err)
 			}
 			e.SHA256 = hex.EncodeToString(sum.Sum(nil))
@@ -318,6 +444,9 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			st.frames, st.notFrames = nil, "is a "+e.Type
 		} else if key == initrdlayout.FramesPath && e.Size > maxFrameList {
 			st.frames, st.notFrames = nil, fmt.Sprintf("is %d bytes, more than %d", e.Size, maxFrameList)
+		}
+		if key == initrdlayout.PackedPayloadPath {
+			st.packed = packed
 		}
 		// A later entry of the same name (as the kernel resolves it)
 		// replaces the earlier one when the kernel unpacks; keep the last,
