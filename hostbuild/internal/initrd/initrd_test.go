@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"maps"
 	"os"
@@ -620,6 +621,49 @@ func TestReadFramesChecked(t *testing.T) {
 	if a, err := Read(bytes.NewReader(appendArchive(t, packed, entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(blob)}))); err == nil &&
 		a.Payload.SHA256 != hexs(sha256.Sum256(other)) {
 		t.Errorf("replaced payload reported as %+v, want sha256 %s", a.Payload, hexs(sha256.Sum256(other)))
+	}
+}
+
+// Every name twice: the later entry wins, and reading takes time linear
+// in the entries (an index per path, not a scan per duplicate: 40000
+// duplicated names took 10 s). Forty times the names must take about
+// forty times as long (cache effects aside), not 1600: the fastest of a
+// few interleaved runs, so that a busy machine slows both alike.
+func TestReadDuplicatesLinear(t *testing.T) {
+	img := func(n int) []byte {
+		var buf bytes.Buffer
+		nw := newc.NewWriter(&buf)
+		for pass := uint32(0); pass < 2; pass++ {
+			for i := 0; i < n; i++ {
+				nw.WriteHeader(&newc.Header{Name: fmt.Sprintf("./d%07d", i), Mode: newc.TypeDir | 0o700 | pass*0o50, NLink: 2})
+			}
+		}
+		nw.Close()
+		return buf.Bytes()
+	}
+	read := func(n int, data []byte) time.Duration {
+		runtime.GC()
+		start := time.Now()
+		a, err := Read(bytes.NewReader(data))
+		took := time.Since(start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Entries) != n || a.Entries[0].Path != "d0000000" || a.Entries[0].Mode != "0750" {
+			t.Fatalf("%d entries, first %+v; want %d, the second d0000000 (mode 0750)", len(a.Entries), a.Entries[0], n)
+		}
+		return took
+	}
+	const few, many = 1000, 40000
+	fewImg, manyImg := img(few), img(many)
+	small, large := time.Duration(1<<62), time.Duration(1<<62)
+	for range 5 {
+		small = min(small, read(few, fewImg))
+		large = min(large, read(many, manyImg))
+	}
+	t.Logf("every name twice: %d names %v, %d names %v", few, small, many, large)
+	if large > 300*small {
+		t.Errorf("every name twice: %d names took %v, %d names %v: more than linear", few, small, many, large)
 	}
 }
 

@@ -117,7 +117,7 @@ func Read(r io.Reader) (*Archive, error) {
 	if head, _ := br.Peek(1); len(head) == 0 {
 		return nil, errors.New("empty file: not an initrd")
 	}
-	st := &readState{a: &Archive{}, seen: map[string]bool{}, symlinks: map[string]bool{}, budget: maxUnpacked}
+	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, budget: maxUnpacked}
 	var comps []string
 	for {
 		if err := skipNULs(br); err == io.EOF {
@@ -162,7 +162,7 @@ func (st *readState) payload() error {
 		a.PayloadUnknown = st.unresolved
 		return nil
 	}
-	if st.seen[initrdlayout.FramesPath] {
+	if _, ok := st.index[initrdlayout.FramesPath]; ok {
 		if st.notFrames != "" {
 			return fmt.Errorf("%s %s: not a frame list", initrdlayout.FramesPath, st.notFrames)
 		}
@@ -295,7 +295,7 @@ func skipNULs(br *bufio.Reader) error {
 
 type readState struct {
 	a          *Archive
-	seen       map[string]bool
+	index      map[string]int  // path -> its entry in a.Entries
 	symlinks   map[string]bool // paths whose last entry so far is a symlink
 	unresolved string          // the first entry a lexical reader cannot place, and why
 	budget     int64           // uncompressed bytes left
@@ -450,18 +450,19 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		}
 		// A later entry of the same name (as the kernel resolves it)
 		// replaces the earlier one when the kernel unpacks; keep the last,
-		// as the guest will see it.
-		if st.seen[e.Path] {
-			i := slices.IndexFunc(a.Entries, func(x Entry) bool { return x.Path == e.Path })
-			a.Entries = slices.Delete(a.Entries, i, i+1)
+		// as the guest will see it, in its place (entries are sorted at
+		// the end), so that many duplicates cost no more than other entries.
+		if i, dup := st.index[e.Path]; dup {
+			a.Entries[i] = e
+		} else {
+			st.index[e.Path] = len(a.Entries)
+			a.Entries = append(a.Entries, e)
 		}
-		st.seen[e.Path] = true
 		if e.Type == "symlink" {
 			st.symlinks[e.Path] = true
 		} else {
 			delete(st.symlinks, e.Path)
 		}
-		a.Entries = append(a.Entries, e)
 	}
 	if inArchive {
 		return errors.New("archive ends without a TRAILER!!! record (truncated?)")
