@@ -667,6 +667,36 @@ func TestReadDuplicatesLinear(t *testing.T) {
 	}
 }
 
+// The NULs the kernel skips between segments count against the budget:
+// a sparse file of zeros around a small initrd cannot keep Read busy for
+// minutes (64 GiB of them took 7).
+func TestReadNULPadding(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	packed := pack(t, o)
+	defer func(m int64) { maxUnpacked = m }(maxUnpacked)
+	maxUnpacked = 1 << 20
+	nuls := func(n int) []byte { return make([]byte, n) }
+	join := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string // error; "" to accept
+	}{
+		{"some padding", join(packed, nuls(64<<10), appendArchive(t, nil, entry{"x", regExec, "x"}), nuls(4096)), ""},
+		{"padding after", join(packed, nuls(2<<20)), "more than 1048576 bytes uncompressed, NUL padding included: refusing"},
+		{"padding before", join(nuls(2<<20), packed), "NUL padding from byte 0: more than 1048576 bytes uncompressed"},
+		{"padding between", join(packed, nuls(1<<20-1000), packed), "more than 1048576 bytes uncompressed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Read(bytes.NewReader(tc.data))
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Errorf("got %v; want %q", err, tc.want)
+			}
+		})
+	}
+}
+
 // An initrd made with "find . | cpio -o -H newc" (a "." entry, "./"
 // names, busybox applets as symlinks) reads with clean paths, and its
 // payload is known: no entry passes through a symlink.

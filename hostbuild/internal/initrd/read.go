@@ -74,6 +74,8 @@ var (
 	zstdMaxWindow uint64 = 128 << 20
 )
 
+const readBuffer = 64 << 10
+
 // ReadFile parses the initrd at path.
 func ReadFile(path string) (*Archive, error) {
 	f, err := os.Open(path)
@@ -113,17 +115,18 @@ func (c *hashCounter) Read(p []byte) (int, error) {
 // where.
 func Read(r io.Reader) (*Archive, error) {
 	hc := &hashCounter{r: r, h: sha256.New()}
-	br := bufio.NewReaderSize(hc, 64<<10)
+	br := bufio.NewReaderSize(hc, readBuffer)
 	if head, _ := br.Peek(1); len(head) == 0 {
 		return nil, errors.New("empty file: not an initrd")
 	}
 	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, budget: maxUnpacked}
 	var comps []string
 	for {
-		if err := skipNULs(br); err == io.EOF {
+		pad := hc.n - int64(br.Buffered())
+		if err := st.skipNULs(br); err == io.EOF {
 			break
 		} else if err != nil {
-			return nil, fmt.Errorf("reading: %w", err)
+			return nil, fmt.Errorf("NUL padding from byte %d: %w", pad, err)
 		}
 		off := hc.n - int64(br.Buffered())
 		head, _ := br.Peek(8)
@@ -280,18 +283,35 @@ func (c *frameCheck) finish() error {
 	return nil
 }
 
-// skipNULs consumes the NUL bytes the kernel skips between segments.
-func skipNULs(br *bufio.Reader) error {
+// skipNULs consumes the NUL bytes the kernel skips between segments. They
+// count against the budget like unpacked bytes: a sparse file of zeros
+// is small on disk but as long to read as any other.
+func (st *readState) skipNULs(br *bufio.Reader) error {
 	for {
-		b, err := br.ReadByte()
-		if err != nil {
+		if _, err := br.Peek(1); err != nil {
 			return err
 		}
-		if b != 0 {
-			return br.UnreadByte()
+		buf, _ := br.Peek(br.Buffered())
+		n := len(buf)
+		if !bytes.Equal(buf, zeros[:n]) {
+			n = 0
+			for buf[n] == 0 {
+				n++
+			}
+		}
+		if int64(n) > st.budget {
+			return fmt.Errorf("more than %d bytes uncompressed, NUL padding included: refusing", maxUnpacked)
+		}
+		st.budget -= int64(n)
+		br.Discard(n)
+		if n < len(buf) {
+			return nil
 		}
 	}
 }
+
+// zeros is a run of NULs as long as Read's buffer.
+var zeros = make([]byte, readBuffer)
 
 type readState struct {
 	a          *Archive
