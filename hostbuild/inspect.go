@@ -25,14 +25,17 @@ Lists every entry: mode, uid/gid, size (major,minor for devices), SHA-256 of
 regular files, and path. The compression (gzip, zstd, xz or none) is detected
 from the file itself; several concatenated cpio archives are read in order.
 The last line gives the payload's size and SHA-256 (the manifest's payload
-digest), also when it is stored in frames (bin/katana.zst): then every
+digest): the payload the init takes from its content list
+(etc/guestinit/contents.sha256), inline or in frames; when the list covers
+both or neither, or the file it names differs from it, the init refuses to
+boot and the line says so. In frames (bin/katana.zst), every
 frame is checked against etc/guestinit/payload.frames as the init checks
 it, and decoded with the init's decoder to the digest the list gives; a
 mismatch is an error naming the frame and its bytes. Names are
 read as the kernel resolves them ("./bin/katana" is bin/katana); when an
 entry's name has a ".." component or passes through a symlink, only the
 kernel can tell which file it replaces, so the payload line says unknown
-and why. Malformed archives are rejected with the offset of the problem.
+and why (likewise for a payload file with hard links). Malformed archives are rejected with the offset of the problem.
 
 Flags:
 `)

@@ -466,14 +466,18 @@ func TestReadPathAliases(t *testing.T) {
 	o.PayloadEncoding = "inline"
 	packed := pack(t, o)
 	evil := "evil!\n"
-	want := hexs(sha256.Sum256([]byte(evil)))
 	for _, name := range []string{"bin/katana", "./bin/katana", "/bin/katana", "bin//katana", "bin/./katana", "//./bin/katana"} {
 		a, err := Read(bytes.NewReader(appendArchive(t, packed, entry{name, regExec, evil})))
 		if err != nil {
 			t.Fatalf("appended %q: %v", name, err)
 		}
-		if p := a.Payload; p == nil || p.SHA256 != want || p.Size != int64(len(evil)) {
-			t.Errorf("appended %q: payload reported as %+v; the guest runs the appended %d bytes (sha256 %s)", name, p, len(evil), want[:16])
+		// The guest sees the appended bytes at bin/katana, which do not
+		// match its content list.
+		if p := a.Payload; p != nil || a.PayloadUnknown != "bin/katana does not match the content list: the init refuses to boot" {
+			t.Errorf("appended %q: payload reported as %+v (unknown %q); the guest sees the appended %d bytes and refuses them", name, p, a.PayloadUnknown, len(evil))
+		}
+		if e, ok := a.Lookup(initrdlayout.PayloadPath); !ok || e.SHA256 != hexs(sha256.Sum256([]byte(evil))) {
+			t.Errorf("appended %q: entry %+v, want the appended bytes", name, e)
 		}
 		if n := len(slices.DeleteFunc(slices.Clone(a.Entries), func(e Entry) bool { return e.Path != initrdlayout.PayloadPath })); n != 1 {
 			t.Errorf("appended %q: %d entries for %s, want 1", name, n, initrdlayout.PayloadPath)
@@ -483,9 +487,9 @@ func TestReadPathAliases(t *testing.T) {
 	o.PayloadEncoding = ""
 	framed := pack(t, o)
 	for _, name := range []string{"./bin/katana.zst", "/etc/guestinit/payload.frames"} {
-		_, err := Read(bytes.NewReader(appendArchive(t, framed, entry{name, newc.TypeReg | 0o644, "zst"})))
-		if err == nil {
-			t.Errorf("appended %q: accepted", name)
+		a, err := Read(bytes.NewReader(appendArchive(t, framed, entry{name, newc.TypeReg | 0o644, "zst"})))
+		if err == nil && a.Payload != nil {
+			t.Errorf("appended %q: payload reported as %+v", name, a.Payload)
 		}
 	}
 }
@@ -543,10 +547,11 @@ func TestReadStaleFrameList(t *testing.T) {
 		ents []entry
 		want string // error; "" to accept
 	}{
-		{"too large", []entry{{fp, newc.TypeReg | 0o644, big}}, fp + " is 1048577 bytes, more than 1048576: not a frame list"},
-		{"directory", []entry{{fp, dirMode, ""}}, fp + " is a dir: not a frame list"},
-		{"symlink", []entry{{"./" + fp, symlink, "/proc/self/fd/0"}}, fp + " is a symlink: not a frame list"},
-		{"empty", []entry{{fp, newc.TypeReg | 0o644, ""}}, "frame list is empty"},
+		// The init checks the frame list against its content list first.
+		{"too large", []entry{{fp, newc.TypeReg | 0o644, big}}, fp + " does not match the content list: the init refuses to boot"},
+		{"directory", []entry{{fp, dirMode, ""}}, fp + " does not match the content list: the init refuses to boot"},
+		{"symlink", []entry{{"./" + fp, symlink, "/proc/self/fd/0"}}, fp + " does not match the content list: the init refuses to boot"},
+		{"empty", []entry{{fp, newc.TypeReg | 0o644, ""}}, fp + " does not match the content list: the init refuses to boot"},
 		{"list again after a directory", []entry{{fp, dirMode, ""}, {fp, newc.TypeReg | 0o644, list}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -557,11 +562,23 @@ func TestReadStaleFrameList(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err != nil || a.Payload != nil || !strings.Contains(a.PayloadUnknown, tc.want) {
+				t.Errorf("got error %v, payload %+v, unknown %q; want the payload unknown: %q", err, a.Payload, a.PayloadUnknown, tc.want)
+			}
+		})
+	}
+	// Without a content list (not hostbuild's layout), the frame list
+	// alone decides, and one that is no list is an error.
+	for _, tc := range []struct {
+		name, data, want string
+	}{
+		{"too large", big, fp + " is 1048577 bytes, more than 1048576: not a frame list"},
+		{"empty", "", "frame list is empty"},
+	} {
+		t.Run("no content list, "+tc.name, func(t *testing.T) {
+			img := appendArchive(t, nil, entry{"bin", dirMode, ""}, entry{fp, newc.TypeReg | 0o644, tc.data})
+			if _, err := Read(bytes.NewReader(img)); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v; want an error containing %q", err, tc.want)
-				if err == nil {
-					t.Errorf("payload reported as %+v", *a.Payload)
-				}
 			}
 		})
 	}
@@ -585,6 +602,12 @@ func TestReadFramesChecked(t *testing.T) {
 	garbage := []byte("not a zstd frame at all")
 	undecodable := initrdlayout.Frames{Size: 10, SHA256: list.SHA256,
 		List: []initrdlayout.Frame{{Off: 0, Len: int64(len(garbage)), Size: 10, Sum: sha256.Sum256(garbage)}}}
+	// A content list that covers frame list l, as a replaced payload's
+	// initrd would carry (the init checks the frame list against it).
+	covering := func(l initrdlayout.Frames) entry {
+		c := initrdlayout.Contents{fp: sha256.Sum256(l.Format())}
+		return entry{initrdlayout.ContentsPath, 0o100644, string(c.Format())}
+	}
 	// Flip a byte inside the packed frames (the last archive's data).
 	flipped := bytes.Clone(packed)
 	flipped[bytes.LastIndex(flipped, []byte(zp+"\x00"))+len(zp)+10] ^= 0xff
@@ -595,11 +618,11 @@ func TestReadFramesChecked(t *testing.T) {
 	}{
 		{"as packed", packed, ""},
 		{"flipped byte", flipped, zp + " frame 0 (bytes 0-"},
-		{"replaced, list first", appendArchive(t, packed, entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(blob)}), ""},
-		{"replaced, list after", appendArchive(t, packed, entry{zp, 0o100644, string(blob)}, entry{fp, 0o100644, string(list.Format())}), "cannot be checked"},
-		{"list lies about the payload", appendArchive(t, packed, entry{fp, 0o100644, string(lying.Format())}, entry{zp, 0o100644, string(blob)}),
+		{"replaced, list first", appendArchive(t, packed, covering(list), entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(blob)}), ""},
+		{"replaced, list after", appendArchive(t, packed, covering(list), entry{zp, 0o100644, string(blob)}, entry{fp, 0o100644, string(list.Format())}), "cannot be checked"},
+		{"list lies about the payload", appendArchive(t, packed, covering(lying), entry{fp, 0o100644, string(lying.Format())}, entry{zp, 0o100644, string(blob)}),
 			zp + " decodes to a payload with sha256 " + hexs(list.SHA256)},
-		{"frame does not decode", appendArchive(t, packed, entry{fp, 0o100644, string(undecodable.Format())}, entry{zp, 0o100644, string(garbage)}),
+		{"frame does not decode", appendArchive(t, packed, covering(undecodable), entry{fp, 0o100644, string(undecodable.Format())}, entry{zp, 0o100644, string(garbage)}),
 			"decoding " + zp + " frame 0 (bytes 0-23)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -618,7 +641,7 @@ func TestReadFramesChecked(t *testing.T) {
 			}
 		})
 	}
-	if a, err := Read(bytes.NewReader(appendArchive(t, packed, entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(blob)}))); err == nil &&
+	if a, err := Read(bytes.NewReader(appendArchive(t, packed, covering(list), entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(blob)}))); err == nil &&
 		a.Payload.SHA256 != hexs(sha256.Sum256(other)) {
 		t.Errorf("replaced payload reported as %+v, want sha256 %s", a.Payload, hexs(sha256.Sum256(other)))
 	}
@@ -927,5 +950,101 @@ func TestPayloadFrames(t *testing.T) {
 	}
 	if !bytes.Equal(back, payload) {
 		t.Error("the frames do not decode to the payload")
+	}
+}
+
+// The payload reported is the one the init takes from its content list:
+// /bin/katana when the list covers it, the frames when it covers the frame
+// list; an initrd whose list covers both or neither, or whose chosen file
+// differs from it, is one the init refuses to boot. Files the list does not
+// cover do not change the report.
+func TestReadPayloadByContentList(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	inline := pack(t, o)
+	o.PayloadEncoding = ""
+	framed := pack(t, o)
+	fr, err := Read(bytes.NewReader(framed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := Read(bytes.NewReader(inline))
+	if err != nil || in.Payload == nil || in.Payload.Encoding != "inline" {
+		t.Fatalf("inline initrd: %v, payload %+v", err, in.Payload)
+	}
+	blob, list, err := encodeFrames(context.Background(), testelf.Executable("", bytes.Repeat([]byte("unlisted katana "), 500)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, zp, cp := initrdlayout.FramesPath, initrdlayout.PackedPayloadPath, initrdlayout.ContentsPath
+	listEntry := func(c initrdlayout.Contents) entry { return entry{cp, 0o100644, string(c.Format())} }
+	both := initrdlayout.Contents{fp: sha256.Sum256(list.Format()), initrdlayout.PayloadPath: sha256.Sum256([]byte("x"))}
+	for _, tc := range []struct {
+		name    string
+		img     []byte
+		payload string // the SHA-256 reported, or "" for unknown
+		unknown string
+	}{
+		{"inline, with unlisted frames beside it", appendArchive(t, inline, entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(blob)}),
+			in.Payload.SHA256, ""},
+		{"frames, with an unlisted bin/katana beside them", appendArchive(t, framed, entry{initrdlayout.PayloadPath, regExec, "evil"}),
+			"", "bin/katana is present although the payload comes in frames"},
+		{"content list covers both", appendArchive(t, framed, listEntry(both)), "", "the content list covers both bin/katana and etc/guestinit/payload.frames"},
+		{"content list covers neither", appendArchive(t, framed, listEntry(initrdlayout.Contents{"init": sha256.Sum256(nil)})), "",
+			"the content list covers neither"},
+		{"content list is a directory", appendArchive(t, framed, entry{cp, dirMode, ""}), "", cp + " is a dir, not a content list"},
+		{"content list does not parse", appendArchive(t, framed, entry{cp, 0o100644, "not a list\n"}), "", cp + ": "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Read(bytes.NewReader(tc.img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.payload != "" {
+				if a.Payload == nil || a.Payload.SHA256 != tc.payload || a.PayloadUnknown != "" {
+					t.Errorf("payload %+v, unknown %q; want sha256 %s", a.Payload, a.PayloadUnknown, tc.payload)
+				}
+				return
+			}
+			if a.Payload != nil || !strings.Contains(a.PayloadUnknown, tc.unknown) || !strings.HasSuffix(a.PayloadUnknown, "the init refuses to boot") {
+				t.Errorf("payload %+v, unknown %q; want unknown: %q ... the init refuses to boot", a.Payload, a.PayloadUnknown, tc.unknown)
+			}
+		})
+	}
+	if fr.Payload == nil || fr.Payload.Encoding != "frames" {
+		t.Errorf("framed initrd: payload %+v", fr.Payload)
+	}
+}
+
+// A payload file with two or more links shares its data with later entries
+// of its inode (the kernel links them; a later entry's data rewrites both):
+// only the kernel knows the bytes, so the payload is unknown.
+func TestReadPayloadHardLink(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	packed := pack(t, o)
+	var buf bytes.Buffer
+	buf.Write(packed)
+	for buf.Len()%4 != 0 {
+		buf.WriteByte(0)
+	}
+	nw := newc.NewWriter(&buf)
+	for _, h := range []newc.Header{{Name: "x", Mode: regExec, NLink: 2, Ino: 900, Size: 4}, {Name: "bin/katana", Mode: regExec, NLink: 2, Ino: 900}} {
+		if err := nw.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			nw.Write([]byte("evil"))
+		}
+	}
+	nw.Close()
+	a, err := Read(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Payload != nil || !strings.Contains(a.PayloadUnknown, `entry "bin/katana" has 2 links`) {
+		t.Errorf("payload %+v, unknown %q; want unknown for the hard-linked bin/katana", a.Payload, a.PayloadUnknown)
 	}
 }

@@ -155,17 +155,33 @@ func Read(r io.Reader) (*Archive, error) {
 	return a, nil
 }
 
-// payload fills a.Payload (entries sorted) from the frame list or the
-// inline payload; a frame list that does not parse or does not match
-// bin/katana.zst (its size, a frame's SHA-256, the decoded payload) is an
-// error.
+// payload fills a.Payload (entries sorted) with the payload the init runs,
+// chosen as the init chooses it, or a.PayloadUnknown with why there is none;
+// a frame list that does not parse or does not match bin/katana.zst (its
+// size, a frame's SHA-256, the decoded payload) is an error.
 func (st *readState) payload() error {
 	a := st.a
 	if st.unresolved != "" {
 		a.PayloadUnknown = st.unresolved
 		return nil
 	}
-	if _, ok := st.index[initrdlayout.FramesPath]; ok {
+	// The init runs what its content list covers: /bin/katana, or the
+	// frames of the frame list it covers, and refuses to boot when the
+	// list covers both or neither or the file differs. Report that, not
+	// whichever payload files happen to be present. (An initrd without a
+	// content list is not hostbuild's: its inline payload is reported.)
+	framed := false
+	if _, ok := st.index[initrdlayout.ContentsPath]; ok {
+		mode, why := st.initPayload()
+		if why != "" {
+			a.PayloadUnknown = why + ": the init refuses to boot"
+			return nil
+		}
+		framed = mode == "frames"
+	} else {
+		_, framed = st.index[initrdlayout.FramesPath]
+	}
+	if framed {
 		if st.notFrames != "" {
 			return fmt.Errorf("%s %s: not a frame list", initrdlayout.FramesPath, st.notFrames)
 		}
@@ -195,6 +211,44 @@ func (st *readState) payload() error {
 		a.Payload = &Payload{Encoding: "inline", Stored: initrdlayout.PayloadPath, Size: e.Size, SHA256: e.SHA256}
 	}
 	return nil
+}
+
+// payloadPaths are the files that decide the payload the init runs.
+var payloadPaths = map[string]bool{
+	initrdlayout.PayloadPath: true, initrdlayout.PackedPayloadPath: true,
+	initrdlayout.FramesPath: true, initrdlayout.ContentsPath: true,
+}
+
+// initPayload says which payload the init takes from its content list,
+// "inline" or "frames", as guestinit does, or why it refuses to boot.
+func (st *readState) initPayload() (mode, why string) {
+	if st.notList != "" {
+		return "", fmt.Sprintf("%s %s, not a content list", initrdlayout.ContentsPath, st.notList)
+	}
+	list, err := initrdlayout.ParseContents(bytes.NewReader(st.contents))
+	if err != nil {
+		return "", fmt.Sprintf("%s: %v", initrdlayout.ContentsPath, err)
+	}
+	want, inline := list[initrdlayout.PayloadPath]
+	wantFrames, framed := list[initrdlayout.FramesPath]
+	if inline == framed {
+		return "", fmt.Sprintf("the content list covers %s %s and %s (it must cover exactly one)",
+			map[bool]string{true: "both", false: "neither"}[inline], initrdlayout.PayloadPath, initrdlayout.FramesPath)
+	}
+	path, sum := initrdlayout.PayloadPath, want
+	if framed {
+		mode, path, sum = "frames", initrdlayout.FramesPath, wantFrames
+	} else {
+		mode = "inline"
+	}
+	e, ok := st.a.Lookup(path)
+	if !ok || e.Type != "file" || e.SHA256 != hex.EncodeToString(sum[:]) {
+		return "", fmt.Sprintf("%s does not match the content list", path)
+	}
+	if _, ok := st.index[initrdlayout.PayloadPath]; ok && framed {
+		return "", fmt.Sprintf("%s is present although the payload comes in frames (the init writes it from them)", initrdlayout.PayloadPath)
+	}
+	return mode, ""
 }
 
 // maxPackedFrame bounds the compressed bytes of one payload frame held in
@@ -321,6 +375,8 @@ type readState struct {
 	budget     int64           // uncompressed bytes left
 	frames     []byte          // the last payload frame list read, if any
 	notFrames  string          // why the last entry of the frame list's path is no list
+	contents   []byte          // the last content list read, if any
+	notList    string          // why the last entry of the content list's path is no list
 	packed     packedCheck     // the last bin/katana.zst, checked against the list then in force
 }
 
@@ -418,7 +474,7 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			sum := sha256.New()
 			var w io.Writer = sum
 			var list bytes.Buffer
-			keep := key == initrdlayout.FramesPath && h.Size <= maxFrameList
+			keep := (key == initrdlayout.FramesPath || key == initrdlayout.ContentsPath) && h.Size <= maxFrameList
 			if keep {
 				w = io.MultiWriter(sum, &list)
 			}
@@ -445,8 +501,10 @@ func (st *readState) archives(r io.Reader, one bool) error {
 				return fmt.Errorf("reading %s: %w", h.Name, err)
 			}
 			e.SHA256 = hex.EncodeToString(sum.Sum(nil))
-			if keep {
+			if keep && key == initrdlayout.FramesPath {
 				st.frames, st.notFrames = list.Bytes(), ""
+			} else if keep {
+				st.contents, st.notList = list.Bytes(), ""
 			}
 		case newc.TypeLink:
 			b, err := io.ReadAll(nr)
@@ -465,8 +523,20 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		} else if key == initrdlayout.FramesPath && e.Size > maxFrameList {
 			st.frames, st.notFrames = nil, fmt.Sprintf("is %d bytes, more than %d", e.Size, maxFrameList)
 		}
+		if key == initrdlayout.ContentsPath && e.Type != "file" {
+			st.contents, st.notList = nil, "is a "+e.Type
+		} else if key == initrdlayout.ContentsPath && e.Size > maxFrameList {
+			st.contents, st.notList = nil, fmt.Sprintf("is %d bytes, more than %d", e.Size, maxFrameList)
+		}
 		if key == initrdlayout.PackedPayloadPath {
 			st.packed = packed
+		}
+		// A file with two or more links shares its data with every later
+		// entry of the same inode (the kernel links them, and a later
+		// entry's data rewrites all): where that touches the payload, the
+		// content list or the frame list, only the kernel knows the bytes.
+		if st.unresolved == "" && h.Type() == newc.TypeReg && h.NLink >= 2 && payloadPaths[key] {
+			st.unresolved = fmt.Sprintf("entry %q has %d links: the kernel shares its data with other entries of inode %d", h.Name, h.NLink, h.Ino)
 		}
 		// A later entry of the same name (as the kernel resolves it)
 		// replaces the earlier one when the kernel unpacks; keep the last,
