@@ -34,15 +34,17 @@ type limitListener struct {
 	slots     chan struct{}
 	rejecters chan struct{}
 	linger    time.Duration
+	logf      func(string, ...any)
 	active    atomic.Int64
 }
 
-func newLimitListener(l net.Listener, max, rejecters int, linger time.Duration) *limitListener {
+func newLimitListener(l net.Listener, max, rejecters int, linger time.Duration, logf func(string, ...any)) *limitListener {
 	return &limitListener{
 		Listener:  l,
 		slots:     make(chan struct{}, max),
 		rejecters: make(chan struct{}, rejecters),
 		linger:    linger,
+		logf:      logf,
 	}
 }
 
@@ -80,6 +82,7 @@ func (l *limitListener) reject(c net.Conn) {
 	go func() {
 		defer func() { <-l.rejecters }()
 		defer c.Close()
+		defer logPanic(l.logf, "answering an excess connection")
 		c.SetDeadline(time.Now().Add(l.linger))
 		if _, err := c.Write(resp429Conns()); err != nil {
 			return

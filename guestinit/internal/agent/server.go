@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -110,7 +111,7 @@ func (s *Server) ConfigDigest() string { return s.digestHex }
 // requests two seconds and closes every connection) or l fails. It returns
 // nil after a ctx-driven stop.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
-	ll := newLimitListener(l, s.opts.MaxConns, 64, 2*time.Second)
+	ll := newLimitListener(l, s.opts.MaxConns, 64, 2*time.Second, s.opts.Logf)
 	conf := httpConf{
 		maxHeader:         s.opts.MaxHeaderBytes,
 		maxBody:           s.opts.MaxBodyBytes,
@@ -126,6 +127,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	var conns connSet
 	stopped := make(chan struct{})
 	go func() {
+		defer logPanic(s.opts.Logf, "closing the listener")
 		select {
 		case <-ctx.Done():
 			l.Close()
@@ -154,6 +156,10 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		conns.add(c)
 		go func() {
 			defer conns.done(c)
+			// A panic in a handler ends this connection only: serveConn's
+			// deferred Close has run (the connection slot is free) and the
+			// gate releases its slots in defers too.
+			defer logPanic(s.opts.Logf, "serving "+c.RemoteAddr().String()+" (connection closed, the agent serves on)")
 			serveConn(cctx, c, conf)
 		}()
 	}
@@ -170,6 +176,16 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		<-done
 	}
 	return err
+}
+
+// logPanic, deferred in every goroutine the agent starts, turns
+// a panic into a log line with the stack. The agent runs inside PID 1: an
+// unrecovered panic in any goroutine would end the process, and with it the
+// VM (kernel panic), on a request from the untrusted host.
+func logPanic(logf func(string, ...any), what string) {
+	if r := recover(); r != nil {
+		logf("agent: recovered from a panic %s: %v\n%s", what, r, debug.Stack())
+	}
 }
 
 func errorBody(code, msg string) []byte {
@@ -322,6 +338,9 @@ func (s *Server) handleShutdown(r *request) response {
 	}
 	s.shutdownOnce.Do(func() {
 		s.opts.Logf("agent: shutdown requested by %s", r.remote)
+		// Once counts a panicking Shutdown as done: later requests must
+		// not hear 202 for a stop that never started.
+		s.shutdownErr = errors.New("the shutdown request failed (see the console log)")
 		s.shutdownErr = s.opts.Shutdown()
 	})
 	if s.shutdownErr != nil {

@@ -306,6 +306,97 @@ func TestStatusAndShutdown(t *testing.T) {
 	}
 }
 
+// panicky panics with msg on its first call, then returns ok (a Quoter,
+// Status or Shutdown that hits a bug once).
+type panicky struct {
+	msg   string
+	calls atomic.Int32
+}
+
+func (p *panicky) hit() {
+	if p.calls.Add(1) == 1 {
+		panic(p.msg)
+	}
+}
+
+func (p *panicky) Name() string { return "panicky" }
+func (p *panicky) Quote(rd [64]byte) ([]byte, []byte, error) {
+	p.hit()
+	return nil, nil, fmt.Errorf("%w: panicky has no device", ErrNoDevice)
+}
+
+// A panic in a handler must not end PID 1: it is logged with its stack, the
+// connection is closed, and the next request (on a server with one
+// connection slot) is answered, including an attestation behind the gate the
+// panicking request held.
+func TestHandlerPanic(t *testing.T) {
+	var mu sync.Mutex
+	var logs []string
+	q, st, sd := &panicky{msg: "boom in Quote"}, &panicky{msg: "boom in Status"}, &panicky{msg: "boom in Shutdown"}
+	s := New(Options{
+		Quoter:   q,
+		Status:   func() agentapi.Status { st.hit(); return agentapi.Status{} },
+		Shutdown: func() error { sd.hit(); return nil },
+		MaxConns: 1,
+		Logf: func(format string, args ...any) {
+			mu.Lock()
+			defer mu.Unlock()
+			logs = append(logs, fmt.Sprintf(format, args...))
+		},
+	})
+	addr := strings.TrimPrefix(serve(t, s), "http://")
+	// exchange answers the status line, or "" when the connection closed
+	// without an answer.
+	exchange := func(req string) string {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, req)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("%q: no answer and no close: %v", req, err)
+			}
+			return ""
+		}
+		resp.Body.Close()
+		return resp.Status
+	}
+	for _, tc := range []struct {
+		req, panicMsg, wantNext string
+	}{
+		{"GET /v1/status HTTP/1.1\r\nConnection: close\r\n\r\n", st.msg, "200 OK"},
+		{"GET /v1/attestation?nonce=" + nonceHex(1, 32) + " HTTP/1.1\r\nConnection: close\r\n\r\n", q.msg, "503 Service Unavailable"},
+		// Not 202: the stop never started.
+		{"POST /v1/shutdown HTTP/1.1\r\nConnection: close\r\n\r\n", sd.msg, "503 Service Unavailable"},
+	} {
+		if got := exchange(tc.req); got != "" {
+			t.Errorf("%.30q: the panicking request got %q, want a closed connection", tc.req, got)
+		}
+		// The slot comes back when the connection closes, a moment after
+		// the client sees the close.
+		deadline := time.Now().Add(5 * time.Second)
+		got := exchange(tc.req)
+		for strings.HasPrefix(got, "429") && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+			got = exchange(tc.req)
+		}
+		if got != tc.wantNext {
+			t.Errorf("%.30q after a panic: %q, want %q", tc.req, got, tc.wantNext)
+		}
+		mu.Lock()
+		all := strings.Join(logs, "\n")
+		mu.Unlock()
+		if !strings.Contains(all, "panic") || !strings.Contains(all, tc.panicMsg) || !strings.Contains(all, "TestHandlerPanic") {
+			t.Errorf("no log line with %q and its stack:\n%s", tc.panicMsg, all)
+		}
+	}
+}
+
 // rawExchange writes req on a fresh connection and returns the status line
 // and the decoded JSON error (if any).
 func rawExchange(t *testing.T, addr, req string) (string, agentapi.ErrorResponse) {

@@ -94,6 +94,7 @@ func Start(ctx context.Context, cfg bootcfg.Config, st *status.Status, o StartOp
 	})
 	logf("agent: listening on %s (config digest %s)", spec, srv.ConfigDigest())
 	go func() {
+		defer logPanic(logf, "in Serve (the agent has stopped; the boot goes on)")
 		if err := srv.Serve(ctx, l); err != nil {
 			logf("agent: stopped: %v", err)
 		}

@@ -3,8 +3,10 @@ package agent
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +75,43 @@ func TestStartWithBootConfig(t *testing.T) {
 	}
 	if code := getJSON(t, http.DefaultClient, "GET", base+"/v1/status", &s); code != 200 || s.Katana.State != "stopping" {
 		t.Errorf("after shutdown: %d %+v", code, s.Katana)
+	}
+}
+
+// panickyListener's Accept panics, like a vsock library with a bug.
+type panickyListener struct{ net.Listener }
+
+func (panickyListener) Accept() (net.Conn, error) { panic("boom in Accept") }
+
+// A panic in Serve itself stops the agent with a log line, never PID 1.
+func TestStartServePanic(t *testing.T) {
+	cfg, err := bootcfg.Parse("katana.agent=tcp:127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := make(chan string, 16)
+	err = Start(ctx, cfg, status.New(func() time.Duration { return 0 }), StartOptions{
+		Quoter: failing{"x"},
+		Logf:   func(format string, args ...any) { logs <- fmt.Sprintf(format, args...) },
+		Listen: func(string) (net.Listener, error) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			return panickyListener{l}, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case l := <-logs:
+			if strings.Contains(l, "boom in Accept") {
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no log line for the panic in Serve")
+		}
 	}
 }
 
