@@ -108,8 +108,9 @@ func New(opts Options) *Server {
 func (s *Server) ConfigDigest() string { return s.digestHex }
 
 // Serve serves on l until ctx is done (then it stops accepting, gives open
-// requests two seconds and closes every connection) or l fails. It returns
-// nil after a ctx-driven stop.
+// requests two seconds and closes every connection) or l is closed; other
+// accept errors are retried with a backoff. It returns nil after a
+// ctx-driven stop.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	ll := newLimitListener(l, s.opts.MaxConns, 64, 2*time.Second, s.opts.Logf)
 	conf := httpConf{
@@ -142,15 +143,20 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			if ctx.Err() != nil {
 				break
 			}
-			var ne net.Error
-			if errors.As(aerr, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.opts.Logf("agent: accept: %v; retrying in %v", aerr, backoff)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(aerr, net.ErrClosed) {
+				err = fmt.Errorf("agent: serving on %s: %w", l.Addr(), aerr)
+				break
 			}
-			err = fmt.Errorf("agent: serving on %s: %w", l.Addr(), aerr)
-			break
+			// Anything else (EMFILE, ENFILE, ENOMEM, ECONNABORTED, a
+			// timeout) may pass: giving up would end attestation for the
+			// VM's life. The backoff also bounds the log lines.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.opts.Logf("agent: accept: %v; retrying in %v", aerr, backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			continue
 		}
 		backoff = 0
 		conns.add(c)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -394,6 +395,65 @@ func TestHandlerPanic(t *testing.T) {
 		if !strings.Contains(all, "panic") || !strings.Contains(all, tc.panicMsg) || !strings.Contains(all, "TestHandlerPanic") {
 			t.Errorf("no log line with %q and its stack:\n%s", tc.panicMsg, all)
 		}
+	}
+}
+
+// flakyListener fails its first accepts with errs, then accepts.
+type flakyListener struct {
+	net.Listener
+	errs []error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if len(l.errs) > 0 {
+		err := l.errs[0]
+		l.errs = l.errs[1:]
+		return nil, err
+	}
+	return l.Listener.Accept()
+}
+
+// Accept errors other than a closed listener (too many open files, an
+// aborted connection, no memory) pass: Serve retries them with a backoff
+// and logs each; it ends on a closed listener.
+func TestAcceptErrors(t *testing.T) {
+	inner, err := Listen("tcp:127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs atomic.Int32
+	s := New(Options{Quoter: failing{"x"}, Logf: func(format string, args ...any) {
+		if strings.Contains(format, "retrying") {
+			logs.Add(1)
+		}
+	}})
+	acceptErr := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "accept", Net: "vsock", Err: os.NewSyscallError("accept4", errno)}
+	}
+	l := &flakyListener{Listener: inner, errs: []error{acceptErr(syscall.EMFILE), acceptErr(syscall.ENFILE), acceptErr(syscall.ECONNABORTED), acceptErr(syscall.ENOMEM)}}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), l) }()
+	// The four retries take 5+10+20+40 ms.
+	select {
+	case err := <-done:
+		t.Fatalf("Serve gave up after an accept error: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	var st agentapi.Status
+	if code := getJSON(t, &http.Client{Timeout: 5 * time.Second}, "GET", "http://"+inner.Addr().String()+"/v1/status", &st); code != 200 {
+		t.Errorf("status after accept errors: %d", code)
+	}
+	if n := logs.Load(); n != 4 {
+		t.Errorf("%d retry log lines, want 4", n)
+	}
+	inner.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Serve on a closed listener: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after its listener was closed")
 	}
 }
 
