@@ -215,7 +215,9 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		}
 		h.Add(textproto.CanonicalMIMEHeaderKey(name), strings.Trim(value, " \t"))
 	}
-	if h.Get("Transfer-Encoding") != "" {
+	// Any Transfer-Encoding line at all, even an empty one before
+	// "chunked": a body we took for empty would be read as the next request.
+	if _, ok := h["Transfer-Encoding"]; ok {
 		return nil, &httpError{501, "bad_request", "transfer-encoding is not supported; send Content-Length"}
 	}
 	var n int64
