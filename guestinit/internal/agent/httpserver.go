@@ -213,6 +213,9 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		if !ok || !isToken(name) {
 			return nil, &httpError{400, "bad_request", "malformed header line"}
 		}
+		if !isFieldValue(value) {
+			return nil, &httpError{400, "bad_request", fmt.Sprintf("control character in the value of header %q", name)}
+		}
 		h.Add(textproto.CanonicalMIMEHeaderKey(name), strings.Trim(value, " \t"))
 	}
 	// Any Transfer-Encoding line at all, even an empty one before
@@ -261,6 +264,18 @@ func isToken(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isFieldValue reports whether v has no control character other than HTAB
+// (RFC 9110 5.5). A bare CR or a NUL is read differently by different
+// parsers, which is enough to smuggle a header past one of them.
+func isFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
 			return false
 		}
 	}
