@@ -20,7 +20,7 @@ func (s *Server) Handler() http.Handler {
 			resp = errorResponse(413, "body_too_large", "request body too large")
 		default:
 			resp = s.handle(&request{
-				ctx: r.Context(), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery,
+				ctx: r.Context(), method: r.Method, path: r.URL.EscapedPath(), rawQuery: r.URL.RawQuery,
 				proto: r.Proto, header: textproto.MIMEHeader(r.Header), body: body, remote: r.RemoteAddr,
 			})
 		}

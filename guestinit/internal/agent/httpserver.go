@@ -26,7 +26,7 @@ import (
 type request struct {
 	ctx      context.Context
 	method   string
-	path     string
+	path     string // as sent, still percent-encoded
 	rawQuery string
 	proto    string // "HTTP/1.1" or "HTTP/1.0"
 	header   textproto.MIMEHeader
@@ -254,7 +254,10 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		}
 	}
 	c.SetReadDeadline(time.Time{})
-	return &request{ctx: ctx, method: method, path: u.Path, rawQuery: u.RawQuery, proto: proto, header: h, body: body, remote: c.RemoteAddr().String()}, nil
+	// The path as sent: routing on the decoded one would take /v1%2Fstatus
+	// for /v1/status.
+	path, _, _ := strings.Cut(target, "?")
+	return &request{ctx: ctx, method: method, path: path, rawQuery: u.RawQuery, proto: proto, header: h, body: body, remote: c.RemoteAddr().String()}, nil
 }
 
 func isToken(s string) bool {

@@ -217,8 +217,9 @@ func methodNotAllowed(r *request, method string) response {
 	return resp
 }
 
-// handle routes on the exact path: no cleaning or redirects, anything else
-// is 404 not_found.
+// handle routes on the exact path as sent: no cleaning, decoding or
+// redirects; anything else (a percent-encoded character included) is 404
+// not_found.
 func (s *Server) handle(r *request) response {
 	switch r.path {
 	case agentapi.PathAttestation:

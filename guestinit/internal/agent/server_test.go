@@ -842,6 +842,9 @@ func TestHTTPProtocol(t *testing.T) {
 	}{
 		{"HTTP/1.0", "GET /v1/status HTTP/1.0\r\n\r\n", "200 OK", ""},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505 HTTP Version Not Supported", agentapi.CodeBadRequest},
+		{"encoded slash", "GET /v1%2Fstatus HTTP/1.1\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
+		{"encoded letter", "GET /v1/%73tatus HTTP/1.1\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
+		{"encoded shutdown", "POST /v1/shutdow%6E HTTP/1.1\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
 		{"absolute target", "GET http://x/v1/status HTTP/1.1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"bad header line", "GET /v1/status HTTP/1.1\r\nNoColon\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"space in header name", "GET /v1/status HTTP/1.1\r\nX Y: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
