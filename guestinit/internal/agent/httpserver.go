@@ -102,7 +102,9 @@ var errIdleClose = errors.New("idle connection closed")
 // times out, sends something malformed, or ctx is done.
 func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 	defer c.Close()
-	br := bufio.NewReaderSize(c, 4096)
+	// A header line must fit the buffer (ReadSlice): as large as the whole
+	// header may be, so that MaxHeaderBytes is the one limit.
+	br := bufio.NewReaderSize(c, max(4096, conf.maxHeader))
 	for first := true; ; first = false {
 		if ctx.Err() != nil {
 			return

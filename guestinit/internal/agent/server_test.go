@@ -493,6 +493,25 @@ func TestOversizedHeader(t *testing.T) {
 	if !strings.HasPrefix(status, "431") {
 		t.Errorf("oversized header: %q, want 431", status)
 	}
+	// One long line is fine within MaxHeaderBytes (default 8 KiB, or
+	// configured), and 431 beyond it.
+	for _, tc := range []struct {
+		name      string
+		maxHeader int
+		line      int
+		want      string
+	}{
+		{"5000-byte line, default limit", 0, 5000, "200"},
+		{"12000-byte line, limit 16 KiB", 16 << 10, 12000, "200"},
+		{"20000-byte line, limit 16 KiB", 16 << 10, 20000, "431"},
+		{"3000-byte line, limit 2 KiB", 2 << 10, 3000, "431"},
+	} {
+		a := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, MaxHeaderBytes: tc.maxHeader})), "http://")
+		status, _ := rawExchange(t, a, "GET /v1/status HTTP/1.1\r\nX-Long: "+strings.Repeat("a", tc.line)+"\r\n\r\n")
+		if !strings.HasPrefix(status, tc.want) {
+			t.Errorf("%s: %q, want %s", tc.name, status, tc.want)
+		}
+	}
 	status, _ = rawExchange(t, addr, "GARBAGE\r\n\r\n")
 	if !strings.HasPrefix(status, "400") {
 		t.Errorf("malformed request line: %q, want 400", status)
