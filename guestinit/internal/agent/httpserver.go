@@ -102,6 +102,7 @@ var errIdleClose = errors.New("idle connection closed")
 // times out, sends something malformed, or ctx is done.
 func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 	defer c.Close()
+	accepted := time.Now()
 	// A header line must fit the buffer (ReadSlice): as large as the whole
 	// header may be, so that MaxHeaderBytes is the one limit.
 	br := bufio.NewReaderSize(c, max(4096, conf.maxHeader))
@@ -109,7 +110,7 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 		if ctx.Err() != nil {
 			return
 		}
-		req, err := readRequest(ctx, c, br, conf, first)
+		req, err := readRequest(ctx, c, br, conf, first, accepted)
 		if err != nil {
 			var he *httpError
 			switch {
@@ -151,20 +152,31 @@ func isTimeout(err error) bool {
 // readRequest reads one request. A timeout before the first byte of a
 // keep-alive request is a silent close (errIdleClose); a timeout inside a
 // request, or before any byte on a fresh connection, is 408.
-func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpConf, first bool) (*request, error) {
-	wait := conf.idleTimeout
+//
+// The header and whole-request timeouts run from accepted for the first
+// request on a connection, so that a client cannot hold a connection slot
+// for the idle wait plus the timeouts by sending its first byte late; on a
+// keep-alive connection they run from the request's first byte, after at
+// most IdleTimeout of waiting for it.
+func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpConf, first bool, accepted time.Time) (*request, error) {
+	// ReadTimeout bounds the whole request, header included.
+	headerTimeout := min(conf.readHeaderTimeout, conf.readTimeout)
+	start := accepted
 	if first {
-		wait = conf.readHeaderTimeout
+		c.SetReadDeadline(start.Add(headerTimeout))
+	} else {
+		c.SetReadDeadline(time.Now().Add(conf.idleTimeout))
 	}
-	c.SetReadDeadline(time.Now().Add(wait))
 	if _, err := br.Peek(1); err != nil {
 		if isTimeout(err) && first && ctx.Err() == nil {
 			return nil, &httpError{408, "request_timeout", "request not received in time"}
 		}
 		return nil, errIdleClose
 	}
-	start := time.Now()
-	c.SetReadDeadline(start.Add(conf.readHeaderTimeout))
+	if !first {
+		start = time.Now()
+		c.SetReadDeadline(start.Add(headerTimeout))
+	}
 	budget := conf.maxHeader
 	readLine := func() (string, error) {
 		line, err := br.ReadSlice('\n')

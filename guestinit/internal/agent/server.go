@@ -43,10 +43,10 @@ type Options struct {
 	QueueDepth        int           // hardware requests waiting behind the running one (default 16)
 	MaxHeaderBytes    int           // request line + header limit (default 8 KiB)
 	MaxBodyBytes      int64         // request body limit (default 4 KiB)
-	ReadHeaderTimeout time.Duration // default 5s
-	ReadTimeout       time.Duration // whole request (default 10s)
+	ReadHeaderTimeout time.Duration // request line + header, from the accept or a keep-alive request's first byte (default 5s)
+	ReadTimeout       time.Duration // whole request, from the same start (default 10s)
 	WriteTimeout      time.Duration // default 30s
-	IdleTimeout       time.Duration // keep-alive (default 30s)
+	IdleTimeout       time.Duration // keep-alive: wait for the next request's first byte (default 30s)
 	// Logf receives one line per notable event (nil: discard).
 	Logf func(format string, args ...any)
 }

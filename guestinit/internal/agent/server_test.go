@@ -576,6 +576,88 @@ func TestSlowClients(t *testing.T) {
 	}
 }
 
+// slowRequest waits wait, sends first on c, then the bytes of rest one
+// every 20 ms, and returns the status of the answer and how long after the
+// call it came.
+func slowRequest(t *testing.T, c net.Conn, wait time.Duration, first, rest string) (string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	time.Sleep(wait)
+	io.WriteString(c, first)
+	go func() {
+		for i := range len(rest) {
+			time.Sleep(20 * time.Millisecond)
+			if _, err := io.WriteString(c, rest[i:i+1]); err != nil {
+				return
+			}
+		}
+	}()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	took := time.Since(start)
+	if err != nil {
+		t.Fatalf("after %v: %v", took, err)
+	}
+	resp.Body.Close()
+	return resp.Status, took
+}
+
+// ReadHeaderTimeout and ReadTimeout run from the accept on a fresh
+// connection: a client that sends its first byte just before the deadline
+// and then trickles cannot hold its slot for twice the timeout.
+func TestTimeoutsFromAccept(t *testing.T) {
+	const d = 500 * time.Millisecond
+	for _, tc := range []struct {
+		name        string
+		opts        Options
+		first, rest string
+	}{
+		{"header", Options{ReadHeaderTimeout: d, ReadTimeout: 10 * d}, "G", "ET /v1/status HTTP/1.1\r\nX-Slow: " + strings.Repeat("a", 50)},
+		{"body", Options{ReadHeaderTimeout: d, ReadTimeout: d, Shutdown: func() error { return nil }}, "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 100\r\n\r\n", strings.Repeat("x", 100)},
+		// ReadTimeout is the whole request, so it bounds the header too.
+		{"header within ReadTimeout", Options{ReadHeaderTimeout: 10 * d, ReadTimeout: d}, "G", "ET /v1/status HTTP/1.1\r\nX-Slow: " + strings.Repeat("a", 50)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.Quoter = failing{"x"}
+			c, err := net.Dial("tcp", strings.TrimPrefix(serve(t, New(tc.opts)), "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			st, took := slowRequest(t, c, d-100*time.Millisecond, tc.first, tc.rest)
+			if !strings.HasPrefix(st, "408") || took > d+250*time.Millisecond {
+				t.Errorf("got %s %v after connecting, want 408 after about %v", st, took, d)
+			}
+		})
+	}
+}
+
+// On a keep-alive connection, the wait for the next request is IdleTimeout;
+// its header and body time then runs from its first byte.
+func TestTimeoutsKeepAlive(t *testing.T) {
+	const d = 500 * time.Millisecond
+	base := serve(t, New(Options{Quoter: failing{"x"}, ReadHeaderTimeout: d, ReadTimeout: d, IdleTimeout: 4 * d}))
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := "GET /v1/status HTTP/1.1\r\n\r\n"
+	if st, _ := slowRequest(t, c, 0, req, ""); st != "200 OK" {
+		t.Fatalf("first request: %s", st)
+	}
+	// Idle longer than the read timeouts, then a header in about 0.25 s:
+	// served.
+	if st, _ := slowRequest(t, c, 2*d, req[:15], req[15:]); st != "200 OK" {
+		t.Fatalf("keep-alive request after %v idle: %s", 2*d, st)
+	}
+	// A trickled header is cut off ReadHeaderTimeout after its first byte.
+	st, took := slowRequest(t, c, d, "G", "ET /v1/status HTTP/1.1\r\nX-Slow: "+strings.Repeat("a", 100))
+	if !strings.HasPrefix(st, "408") || took < 2*d-50*time.Millisecond || took > 2*d+250*time.Millisecond {
+		t.Errorf("trickled keep-alive header: %s after %v, want 408 after about %v", st, took, 2*d)
+	}
+}
+
 // Connections beyond MaxConns get 429 too_many_connections, and the slots
 // come back when connections close.
 func TestConnectionLimit(t *testing.T) {
