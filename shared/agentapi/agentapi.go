@@ -178,6 +178,15 @@ const (
 	ProviderSevGuest    = "sev-guest-ioctl"
 )
 
+// Katana's states, as sent in PayloadStatus.State.
+const (
+	PayloadNotStarted = "not_started" // the init has not started Katana (yet)
+	PayloadRunning    = "running"
+	PayloadRestarting = "restarting" // exited; waiting for the backoff before the next start
+	PayloadStopping   = "stopping"   // a graceful stop was asked for and is under way
+	PayloadExited     = "exited"     // exited for good: the init is powering off or rebooting
+)
+
 // Status is the body of GET /v1/status.
 type Status struct {
 	APIVersion   int           `json:"api_version"`
@@ -196,8 +205,8 @@ type Stage struct {
 
 // PayloadStatus describes the supervised Katana process.
 type PayloadStatus struct {
-	// State is one of "starting", "running", "restarting", "exited",
-	// "stopping", "stopped" (free text for unknown future states).
+	// State is one of the Payload* values (free text for unknown future
+	// states).
 	State    string      `json:"state"`
 	PID      int         `json:"pid,omitempty"`
 	Restarts int         `json:"restarts"`

@@ -78,6 +78,31 @@ func TestStartWithBootConfig(t *testing.T) {
 	}
 }
 
+// Every state the init can report is one agentapi documents, with or
+// without a stop requested.
+func TestStatusOfStates(t *testing.T) {
+	documented := map[string]bool{
+		agentapi.PayloadNotStarted: true,
+		agentapi.PayloadRunning:    true,
+		agentapi.PayloadRestarting: true,
+		agentapi.PayloadStopping:   true,
+		agentapi.PayloadExited:     true,
+	}
+	// Every status.State constant.
+	for _, state := range []status.State{status.NotStarted, status.Running, status.Restarting, status.Stopping, status.Exited} {
+		for _, stop := range []string{"", "agent: POST /v1/shutdown"} {
+			got := StatusOf(status.Snapshot{State: state, StopRequested: stop}, time.Now(), "v").Katana.State
+			if !documented[got] {
+				t.Errorf("state %q (stop requested %q) is sent as %q, which agentapi does not document", state, stop, got)
+			}
+		}
+	}
+	// A fresh status, before Katana starts.
+	if got := StatusOf(status.New(func() time.Duration { return 0 }).Snapshot(), time.Now(), "v").Katana.State; got != agentapi.PayloadNotStarted {
+		t.Errorf("before katana starts: %q, want %q", got, agentapi.PayloadNotStarted)
+	}
+}
+
 // panickyListener's Accept panics, like a vsock library with a bug.
 type panickyListener struct{ net.Listener }
 
