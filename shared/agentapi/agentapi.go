@@ -215,8 +215,8 @@ type PayloadStatus struct {
 
 // ExitStatus is how a Katana process ended.
 type ExitStatus struct {
-	Code   int       `json:"code"`             // -1 when killed by a signal
-	Signal string    `json:"signal,omitempty"` // e.g. "terminated"
+	Code   int       `json:"code"`             // the exit status; 128+N when killed by signal N (as a shell reports it)
+	Signal string    `json:"signal,omitempty"` // the signal's name when killed by one, e.g. "SIGTERM"
 	At     time.Time `json:"at"`
 }
 

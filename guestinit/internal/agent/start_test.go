@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/katana-tee/snpboot/guestinit/internal/status"
+	"github.com/katana-tee/snpboot/guestinit/internal/supervise"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
@@ -100,6 +102,18 @@ func TestStatusOfStates(t *testing.T) {
 	// A fresh status, before Katana starts.
 	if got := StatusOf(status.New(func() time.Duration { return 0 }).Snapshot(), time.Now(), "v").Katana.State; got != agentapi.PayloadNotStarted {
 		t.Errorf("before katana starts: %q, want %q", got, agentapi.PayloadNotStarted)
+	}
+}
+
+// /v1/status's last exit is what the supervisor records: for a Katana killed
+// by SIGTERM, code 143 (128+15, as a shell reports it) and signal "SIGTERM",
+// as agentapi.ExitStatus documents.
+func TestStatusOfLastExit(t *testing.T) {
+	st := status.New(func() time.Duration { return 0 })
+	st.SetExited(supervise.ExitFromWait(unix.WaitStatus(unix.SIGTERM)))
+	e := StatusOf(st.Snapshot(), time.Unix(0, 0), "v").Katana.LastExit
+	if e == nil || e.Code != 128+int(unix.SIGTERM) || e.Signal != "SIGTERM" {
+		t.Errorf("last exit %+v, want code 143, signal SIGTERM", e)
 	}
 }
 
