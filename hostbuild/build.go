@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
@@ -82,14 +81,14 @@ Flags:
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}
-	if g.GuestFeatures, err = strconv.ParseUint(*features, 0, 64); err != nil {
+	if g.GuestFeatures, err = parseAutoInt(*features, 64); err != nil {
 		return usageFail("--guest-features %q is not a number", *features)
 	}
 	if g.GuestFeatures == 0 {
 		// Generate would take 0 for the default; refuse it as manifest does.
 		return usageFail("--guest-features 0 lacks bit 0 (SNPActive)")
 	}
-	if g.GuestPolicy, err = strconv.ParseUint(*policy, 0, 64); err != nil {
+	if g.GuestPolicy, err = parseAutoInt(*policy, 64); err != nil {
 		return usageFail("--policy %q is not a number", *policy)
 	}
 	// Everything Generate checks without the new initrd, the OVMF image

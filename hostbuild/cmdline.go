@@ -35,7 +35,7 @@ func addCmdlineFlags(fs *flag.FlagSet) *cmdlineFlags {
 	fs.StringVar(&c.agent, "agent", d.Agent.String(), "attestation agent `address`: vsock:PORT, tcp:IP:PORT or none")
 	fs.StringVar(&c.onExit, "on-exit", string(d.OnExit), "`policy` when Katana exits by itself: poweroff, reboot or restart")
 	fs.StringVar(&c.stopTimeout, "stop-timeout", d.StopTimeout.String(), "grace `period` between SIGTERM and SIGKILL on a graceful stop")
-	fs.IntVar(&c.restartLimit, "restart-limit", d.RestartLimit, "restarts allowed with --on-exit restart")
+	intVar(fs, &c.restartLimit, "restart-limit", d.RestartLimit, "restarts allowed with --on-exit restart")
 	fs.Var(&c.kernelParams, "kernel-param", "kernel `parameter` (repeatable; default: console=ttyS0 panic=-1)")
 	return c
 }

@@ -26,10 +26,10 @@ func addLaunchFlags(fs *flag.FlagSet, h launchHelp) *launchFlags {
 	fs.StringVar(&l.o.OVMF, "ovmf", "", h.ovmf)
 	fs.StringVar(&l.o.Kernel, "kernel", "", "kernel `file` (required)")
 	fs.StringVar(&l.o.Initrd, "initrd", "", "initrd `file` (required)")
-	fs.IntVar(&l.o.VCPUs, "vcpus", 0, "vCPU `count` (default: 1 if the manifest allows it, else its smallest)")
+	intVar(fs, &l.o.VCPUs, "vcpus", 0, "vCPU `count` (default: 1 if the manifest allows it, else its smallest)")
 	fs.StringVar(&l.o.VCPUType, "vcpu-type", "", "vCPU `type`, e.g. EPYC-v4 (default: the manifest's only type)")
 	fs.StringVar(&l.memory, "memory", "", h.memory)
-	fs.UintVar(&l.cid, "cid", 0, h.cid)
+	uintVar(fs, &l.cid, "cid", 0, h.cid)
 	fs.Var(&l.forwards, "forward", h.forward)
 	fs.StringVar(&l.o.SerialLog, "serial-log", "", h.serialLog)
 	return l

@@ -53,12 +53,12 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.SetOutput(stderr)
 	var f sevFlags
 	fs.StringVar(&f.mode, "mode", measure.ModeSNP, "`mode`: snp or snp:ovmf-hash")
-	fs.IntVar(&f.vcpus, "vcpus", 0, "number of guest vCPUs (mode snp)")
+	intVar(fs, &f.vcpus, "vcpus", 0, "number of guest vCPUs (mode snp)")
 	fs.StringVar(&f.vcpuType, "vcpu-type", "", "guest vCPU `type`: "+strings.Join(measure.VCPUTypes(), ", "))
 	fs.StringVar(&f.vcpuSig, "vcpu-sig", "", "guest vCPU signature `value` (CPUID(1).EAX; 0x prefix for hex), overrides --vcpu-type")
-	fs.IntVar(&f.family, "vcpu-family", 0, "guest vCPU family (with --vcpu-model and --vcpu-stepping), overrides --vcpu-sig")
-	fs.IntVar(&f.model, "vcpu-model", 0, "guest vCPU model")
-	fs.IntVar(&f.stepping, "vcpu-stepping", 0, "guest vCPU stepping")
+	intVar(fs, &f.family, "vcpu-family", 0, "guest vCPU family (with --vcpu-model and --vcpu-stepping), overrides --vcpu-sig")
+	intVar(fs, &f.model, "vcpu-model", 0, "guest vCPU model")
+	intVar(fs, &f.stepping, "vcpu-stepping", 0, "guest vCPU stepping")
 	fs.StringVar(&f.vmmType, "vmm-type", "QEMU", "`VMM` type: QEMU, ec2 or gce")
 	fs.StringVar(&f.ovmfPath, "ovmf", "", "OVMF firmware `file` (as given to QEMU -bios)")
 	fs.StringVar(&f.kernel, "kernel", "", "kernel `file` (QEMU -kernel)")
@@ -184,11 +184,6 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintln(stdout, out)
 	}
 	return exitOK
-}
-
-// parseAutoInt parses like Python's int(s, 0): decimal, 0x, 0o, 0b.
-func parseAutoInt(s string, bits int) (uint64, error) {
-	return strconv.ParseUint(s, 0, bits)
 }
 
 func (f *sevFlags) options(set map[string]bool) (measure.Options, error) {

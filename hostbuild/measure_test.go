@@ -174,6 +174,10 @@ func TestMeasureUsageErrors(t *testing.T) {
 		{"bad sig", []string{"--vcpus", "1", "--vcpu-sig", "0xZZ", "--ovmf", amd}, exitUsage, "--vcpu-sig"},
 		{"bad features", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "x", "--ovmf", amd}, exitUsage, "--guest-features"},
 		{"features 0", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "0", "--ovmf", amd}, exitUsage, "SNPActive"},
+		// Python's int(s, 0) refuses "021"; Go's base 0 would read octal.
+		{"features with a leading 0", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "021", "--ovmf", amd}, exitUsage, "leading 0 is ambiguous"},
+		{"sig with a leading 0", []string{"--vcpus", "1", "--vcpu-sig", "0800", "--ovmf", amd}, exitUsage, "leading 0 is ambiguous"},
+		{"vcpus in hex", []string{"--vcpus", "0x2", "--vcpu-type", "EPYC", "--ovmf", amd}, exitUsage, "not a decimal number"},
 		{"bad output format", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--output-format", "raw", "--ovmf", amd}, exitUsage, "hex or base64"},
 		{"bad seed", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--snp-ovmf-hash", "00", "--ovmf", amd}, exitUsage, "96 hex"},
 		{"positional", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "extra"}, exitUsage, "unexpected argument"},
@@ -240,5 +244,31 @@ func TestMeasureJSONAndVerbose(t *testing.T) {
 	stdout, _, code = runHB(t, append(args, "-v")...)
 	if code != 0 || stdout != "Calculated SEV_SNP guest measurement: "+want+"\n" {
 		t.Errorf("-v: exit %d, stdout %q", code, stdout)
+	}
+}
+
+// Counts and CPUID fields are decimal, leading zeros included, as
+// sev-snp-measure reads them (argparse type=int): "--vcpus 010" is ten
+// vCPUs, never octal eight, and family 025 model 017 is EPYC-Genoa's
+// signature (25, 17).
+func TestMeasureDecimalFlags(t *testing.T) {
+	shared := sharedMeasureDir(t)
+	amd := filepath.Join(shared, "fixtures", "ovmf_AmdSev_suffix.bin")
+	measure := func(args ...string) string {
+		t.Helper()
+		stdout, stderr, code := runHB(t, append([]string{"measure", "--ovmf", amd}, args...)...)
+		if code != 0 {
+			t.Fatalf("measure %q: exit %d: %s", args, code, stderr)
+		}
+		return strings.TrimSpace(stdout)
+	}
+	if a, b := measure("--vcpus", "010", "--vcpu-type", "EPYC-v4"), measure("--vcpus", "10", "--vcpu-type", "EPYC-v4"); a != b {
+		t.Errorf("--vcpus 010 gives %s, --vcpus 10 gives %s", a, b)
+	}
+	if a, b := measure("--vcpus", "1", "--vcpu-family", "025", "--vcpu-model", "017", "--vcpu-stepping", "00"), measure("--vcpus", "1", "--vcpu-type", "EPYC-Genoa"); a != b {
+		t.Errorf("family 025 model 017 gives %s, EPYC-Genoa gives %s", a, b)
+	}
+	if a, b := measure("--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "0x0_1"), measure("--vcpus", "1", "--vcpu-type", "EPYC"); a != b {
+		t.Errorf("--guest-features 0x0_1 gives %s, the default 0x1 gives %s", a, b)
 	}
 }

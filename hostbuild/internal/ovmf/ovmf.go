@@ -227,6 +227,15 @@ func (im *Image) CheckDirectBoot() error {
 	if !ok {
 		return &DirectBootError{Reason: "OVMF metadata doesn't include SNP_KERNEL_HASHES section"}
 	}
+	// The measurement gives every SNP_KERNEL_HASHES section one page with
+	// the table, as sev-snp-measure does (which asserts each is one page);
+	// QEMU copies the table into each and measures each whole. Only one
+	// such section, checked below, makes the three agree.
+	for _, s := range im.Metadata {
+		if s.Type == SectionSNPKernelHashes && s != sec {
+			return &DirectBootError{Reason: fmt.Sprintf("OVMF metadata has a second SNP_KERNEL_HASHES section (at 0x%x, after the one at 0x%x): QEMU and sev-snp-measure would measure it differently", s.GPA, sec.GPA)}
+		}
+	}
 	if im.HashTable == nil {
 		return &DirectBootError{Reason: "OVMF footer table has no SEV_HASH_TABLE_RV entry (QEMU: guest firmware has no hashes table GUID)"}
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -306,6 +307,8 @@ func TestCheckDirectBoot(t *testing.T) {
 		{"hash table outside section", buildImage(size, goodEntries(0x811c00, 0x400), metadataBlock(1, amdSevSections)), "not in the first page"},
 		{"hash table crosses page", buildImage(size, goodEntries(0x810f80, 0x400), metadataBlock(1, amdSevSections)), "crosses a page"},
 		{"two-page hashes section", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{{0x810000, 0x2000, SectionSNPKernelHashes}})), "not one page"},
+		{"second hashes section", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, append(slices.Clone(amdSevSections), Section{0x820000, 0x2000, SectionSNPKernelHashes}))),
+			"second SNP_KERNEL_HASHES section (at 0x820000"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

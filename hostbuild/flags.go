@@ -1,0 +1,75 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// The flag package reads integers with base 0, so "010" is octal 8. The
+// counts and numbers these flags take are decimal, as in sev-snp-measure
+// (argparse type=int: "010" is 10): a leading zero must not silently change
+// a vCPU count, and with it a measurement.
+
+// decimalInt is an int flag read in decimal only.
+type decimalInt struct{ p *int }
+
+func (d decimalInt) String() string {
+	if d.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*d.p)
+}
+
+func (d decimalInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a decimal number", s)
+	}
+	*d.p = n
+	return nil
+}
+
+// decimalUint is a uint flag read in decimal only.
+type decimalUint struct{ p *uint }
+
+func (d decimalUint) String() string {
+	if d.p == nil {
+		return "0"
+	}
+	return strconv.FormatUint(uint64(*d.p), 10)
+}
+
+func (d decimalUint) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, strconv.IntSize)
+	if err != nil {
+		return fmt.Errorf("%q is not a decimal number", s)
+	}
+	*d.p = uint(n)
+	return nil
+}
+
+// intVar is fs.IntVar, in decimal.
+func intVar(fs *flag.FlagSet, p *int, name string, value int, usage string) {
+	*p = value
+	fs.Var(decimalInt{p}, name, usage)
+}
+
+// uintVar is fs.UintVar, in decimal.
+func uintVar(fs *flag.FlagSet, p *uint, name string, value uint, usage string) {
+	*p = value
+	fs.Var(decimalUint{p}, name, usage)
+}
+
+// parseAutoInt parses like Python's int(s, 0), which sev-snp-measure uses
+// for --guest-features and --vcpu-sig: decimal, 0x, 0o, 0b, and
+// underscores between digits. Like Python it refuses a decimal with a
+// leading zero ("021"), which Go's base 0 would read as octal.
+func parseAutoInt(s string, bits int) (uint64, error) {
+	if len(s) > 1 && s[0] == '0' && s[1] >= '0' && s[1] <= '9' && strings.Trim(s, "0_") != "" {
+		d := strings.TrimLeft(s, "0_")
+		return 0, fmt.Errorf("%q: a number with a leading 0 is ambiguous (Python refuses it, Go reads octal); write %s, or 0o%s for octal", s, d, d)
+	}
+	return strconv.ParseUint(s, 0, bits)
+}
