@@ -14,15 +14,23 @@ import (
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
+// stageBuild stages build's inputs in a new folder (init, payload, module
+// tree "k", and any file as the kernel "vmlinuz": the measurement only
+// hashes it) and returns it with the OVMF fixture's absolute path.
+func stageBuild(t *testing.T) (dir, ovmf string) {
+	t.Helper()
+	dir = t.TempDir()
+	stage(t, dir, false)
+	goInit(t, filepath.Join(dir, "guestinit"))
+	ovmf, _ = filepath.Abs("testdata/ovmf_AmdSev_suffix.bin")
+	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("not really a kernel"), 0o644)
+	return dir, ovmf
+}
+
 // build writes the initrd, the cmdline and a manifest whose measurements
 // equal what `hostbuild measure` computes for those exact files.
 func TestBuildAgreesWithMeasure(t *testing.T) {
-	dir := t.TempDir()
-	stage(t, dir, false)
-	goInit(t, filepath.Join(dir, "guestinit"))
-	ovmf, _ := filepath.Abs("testdata/ovmf_AmdSev_suffix.bin")
-	// Any file serves as the kernel for the measurement.
-	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("not really a kernel"), 0o644)
+	dir, ovmf := stageBuild(t)
 	_, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
 		"--kernel", "vmlinuz", "--ovmf", ovmf, "--args", "--http.addr 0.0.0.0 --name 'a b' *", "--agent", "tcp:0.0.0.0:1024",
 		"--vcpus", "1,4", "--vcpu-type", "EPYC-v4,EPYC-Genoa", "-o", "out")
@@ -68,11 +76,7 @@ func TestBuildAgreesWithMeasure(t *testing.T) {
 // A build refused for a setting, or failing at a later step, leaves the
 // previous build's files byte for byte and adds none.
 func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
-	dir := t.TempDir()
-	stage(t, dir, false)
-	goInit(t, filepath.Join(dir, "guestinit"))
-	ovmf, _ := filepath.Abs("testdata/ovmf_AmdSev_suffix.bin")
-	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("not really a kernel"), 0o644)
+	dir, ovmf := stageBuild(t)
 	// The fixture with its hashes table GUID renamed: no measured direct boot.
 	fw, err := os.ReadFile(ovmf)
 	if err != nil {
