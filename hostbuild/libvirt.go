@@ -31,6 +31,11 @@ domain (as -no-reboot). The same checks as 'run' come first (file hashes,
 vCPU matrix, recomputed launch digest). Needs libvirt 10.5 or newer
 (launchSecurity type='sev-snp'). Paths are written absolute.
 
+libvirt cannot be handed the files that were checked: it opens the OVMF,
+kernel and initrd again by path each time the domain starts. The check
+holds only while those files stay as they are: keep them immutable (e.g.
+owned by root, read-only, in a folder only root can write to).
+
 Stop the domain with 'virsh shutdown NAME' (the ACPI power button: a
 graceful stop) and give it the cmdline's katana.stop_timeout plus 30 s (at
 least 60 s) before 'virsh destroy NAME'; libvirt-guests' SHUTDOWN_TIMEOUT
@@ -92,13 +97,15 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		return exitFail
 	}
+	plan.Close() // libvirt opens the paths itself
 	b, err := launch.LibvirtXML(plan, *name)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		return exitUsage
 	}
 	stop, _ := stopBudget(m.Cmdline, 0)
-	stopHint := fmt.Sprintf("hostbuild libvirt: stop it with 'virsh shutdown %s' and allow %v before 'virsh destroy %s' (katana.stop_timeout + 30 s; libvirt-guests' SHUTDOWN_TIMEOUT too)\n", *name, stop, *name)
+	reopenHint := "hostbuild libvirt: libvirt opens the OVMF, kernel and initrd again by path when the domain starts: the files checked here must not change (keep them root-owned and read-only)\n"
+	stopHint := reopenHint + fmt.Sprintf("hostbuild libvirt: stop it with 'virsh shutdown %s' and allow %v before 'virsh destroy %s' (katana.stop_timeout + 30 s; libvirt-guests' SHUTDOWN_TIMEOUT too)\n", *name, stop, *name)
 	if *out == "" {
 		stdout.Write(b)
 		fmt.Fprint(stderr, stopHint)

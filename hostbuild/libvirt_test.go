@@ -31,6 +31,10 @@ func TestLibvirtGolden(t *testing.T) {
 			if code != exitOK {
 				t.Fatalf("exit %d\n%s", code, stderr)
 			}
+			// libvirt reopens the paths: the operator is told to keep them as they are.
+			if w := "libvirt opens the OVMF, kernel and initrd again by path"; !strings.Contains(stderr, w) {
+				t.Errorf("stderr lacks %q:\n%s", w, stderr)
+			}
 			// The fixture's cmdline has the default katana.stop_timeout.
 			if w := "virsh shutdown " + tt.domain + "' and allow 1m0s"; !strings.Contains(stderr, w) {
 				t.Errorf("stderr lacks the stop hint %q:\n%s", w, stderr)

@@ -44,7 +44,10 @@ manifest, that (vCPU count, vCPU type) is in the manifest's measurement
 matrix, and recomputes the launch digest from the files, the manifest's
 cmdline and guest features: any difference is refused, naming the value and
 what the manifest allows. The kernel command line always comes from the
-manifest.
+manifest. Each file is opened once: the hash, the digest and QEMU all read
+that open file (QEMU inherits it and opens /proc/self/fd/N), so a file
+renamed over a path after the check is not what boots. --dry-run prints the
+paths, and says which options QEMU gets as /proc/self/fd/N instead.
 
 SEV-SNP mode (the default) needs QEMU 9.1 or newer, KVM, an AmdSevX64 OVMF
 (--ovmf) and a vsock guest CID (--cid) for the attestation agent. --plain
@@ -162,21 +165,29 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exitFail
 	}
+	// The checked files stay open until QEMU has inherited them.
+	defer plan.Close()
 	fmt.Fprintf(stderr, "hostbuild run: checked %s against %s: files match", describeFiles(*o), *manifestPath)
 	if plan.Recomputed {
 		fmt.Fprintf(stderr, ", launch digest recomputed and in the matrix")
 	}
 	fmt.Fprintf(stderr, "\nhostbuild run: %s\n", plan.Description)
 	if *dryRun {
+		if note := plan.ExecNote(); note != "" {
+			fmt.Fprintf(stderr, "hostbuild run: %s\n", note)
+		}
 		fmt.Fprint(stdout, plan.Command.String())
 		return exitOK
 	}
 
-	ro := qemu.RunOptions{}
+	// QEMU gets the files that were hashed, as inherited descriptors, not
+	// the paths again.
+	ro := qemu.RunOptions{ExtraFiles: plan.Files}
 	if *console {
 		ro.Console = func(l string) { fmt.Fprintf(stderr, "console| %s\n", l) }
 	}
-	vm, err := qemu.Start(ctx, plan.QEMU, ro)
+	vm, err := qemu.Start(ctx, plan.ExecQEMU, ro)
+	plan.Close()
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		return exitFail
@@ -221,7 +232,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	exit := vm.Kill() // returns at once: QEMU has exited
 	out := launch.Classify(vm.Lines(), exit)
-	fmt.Fprintf(stderr, "hostbuild run: %s\n", out)
+	fmt.Fprintf(stderr, "hostbuild run: %s\n", plan.RealPaths(out.String()))
 	return outcomeCode(out)
 }
 

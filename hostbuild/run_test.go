@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -188,6 +191,110 @@ func TestRunRefusals(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRunBootsTheHashedFiles: a file renamed over a checked path after the
+// check (a build job, a sync tool, anyone with write access to the folder)
+// is not what QEMU loads. The fake QEMU first replaces the OVMF, kernel and
+// initrd paths, then reports the SHA-256 of what its -bios, -kernel and
+// -initrd name: those must be the hashed (manifest) files.
+func TestRunBootsTheHashedFiles(t *testing.T) {
+	for _, plain := range []bool{false, true} {
+		name := "snp"
+		if plain {
+			name = "plain"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newRunFixture(t)
+			want := map[string]string{"-bios": fileSHA256(t, f.ovmf), "-kernel": fileSHA256(t, f.kernel), "-initrd": fileSHA256(t, f.initrd)}
+			if plain {
+				delete(want, "-bios") // plain mode only checks the OVMF
+			}
+			var swaps strings.Builder
+			for _, p := range []string{f.ovmf, f.kernel, f.initrd} {
+				repl := p + ".new"
+				if err := os.WriteFile(repl, []byte("swapped after the check: "+p), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&swaps, "mv -f %s %s\n", shellWord(repl), shellWord(p))
+			}
+			fake := filepath.Join(f.dir, "fake-qemu")
+			script := "#!/bin/sh\nset -e\n" + swaps.String() + `prev=
+for a in "$@"; do
+	case $prev in
+	-bios|-kernel|-initrd) echo "fake-qemu: $prev $a sha256=$(sha256sum <"$a" | cut -d' ' -f1)" >>"$out" ;;
+	-chardev) case $a in file,id=serial0,path=*) log=${a#file,id=serial0,path=} ;; esac ;;
+	esac
+	prev=$a
+done
+cat "$out" >>"$log"
+printf '%s\n' 'guestinit: katana started pid=1 argv=["/bin/katana"]' 'guestinit: katana exited status=0' 'guestinit: powering off' 'reboot: Power down' >>"$log"
+`
+			script = strings.Replace(script, "set -e\n", "set -e\nout="+shellWord(filepath.Join(f.dir, "fake-qemu.out"))+"\n", 1)
+			if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			serial := filepath.Join(f.dir, "serial.log")
+			args := []string{"run", "--qemu", fake, "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--serial-log", serial}
+			if plain {
+				args = append(args, "--plain")
+			} else {
+				args = append(args, "--cid", "3")
+			}
+
+			// --dry-run prints the operator's paths and says what QEMU gets instead.
+			stdout, stderr, code := runHB(t, append(args, "--dry-run")...)
+			if code != exitOK {
+				t.Fatalf("run --dry-run: exit %d\n%s", code, stderr)
+			}
+			for opt := range want {
+				p := map[string]string{"-bios": f.ovmf, "-kernel": f.kernel, "-initrd": f.initrd}[opt]
+				if !strings.Contains(stdout, opt+" "+p+" ") {
+					t.Errorf("the dry-run argv does not name %s %s:\n%s", opt, p, stdout)
+				}
+				if !strings.Contains(stderr, opt+" /proc/self/fd/") {
+					t.Errorf("the dry-run does not say that QEMU gets %s as /proc/self/fd/N:\n%s", opt, stderr)
+				}
+			}
+
+			_, stderr, code = runHB(t, args...)
+			if code != exitOK {
+				t.Fatalf("run: exit %d\n%s", code, stderr)
+			}
+			b, err := os.ReadFile(serial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for opt, sum := range want {
+				re := regexp.MustCompile(`fake-qemu: ` + opt + ` (\S+) sha256=(\w+)`)
+				m := re.FindStringSubmatch(string(b))
+				switch {
+				case m == nil:
+					t.Errorf("the fake QEMU got no %s:\n%s", opt, b)
+				case m[2] != sum:
+					t.Errorf("QEMU read %s %s with SHA-256 %s, not the checked file's %s: the file swapped in after the check", opt, m[1], m[2], sum)
+				}
+			}
+			if fileSHA256(t, f.kernel) == want["-kernel"] {
+				t.Errorf("the fake QEMU did not replace %s", f.kernel)
+			}
+			if t.Failed() {
+				t.Logf("stderr:\n%s\nserial log:\n%s", stderr, b)
+			}
+		})
+	}
+}
+
+// shellWord quotes s for a POSIX shell.
+func shellWord(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
 }
 
 func TestParseMemory(t *testing.T) {

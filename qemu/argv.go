@@ -154,6 +154,12 @@ func parsePort(s string) (int, error) {
 	return n, nil
 }
 
+// InheritedFile is the path under which QEMU opens entry i of
+// RunOptions.ExtraFiles: /proc/self/fd/N, N = 3+i, read in QEMU's own
+// process, so that -kernel, -initrd or -bios get that open file (the bytes a
+// caller checked), whatever its path names by then.
+func InheritedFile(i int) string { return "/proc/self/fd/" + strconv.Itoa(3+i) }
+
 // Option is one QEMU option with its value, if it takes one.
 type Option struct {
 	Name     string // with the leading dash, e.g. "-m"

@@ -28,6 +28,10 @@ type RunOptions struct {
 	// Repress is how often Stop presses the power button again while the
 	// guest runs on; default RepressEvery.
 	Repress time.Duration
+	// ExtraFiles are open files QEMU inherits: entry i becomes its file
+	// descriptor 3+i, which Options name as InheritedFile(i) (e.g. the
+	// kernel a caller opened and hashed). Start does not close them.
+	ExtraFiles []*os.File
 }
 
 // RepressEvery is how often Stop presses the ACPI power button again. A
@@ -139,6 +143,7 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 		stderr:   &tailBuffer{max: StderrTail},
 	}
 	v.cmd = exec.Command(c.Binary, c.Args()...)
+	v.cmd.ExtraFiles = ro.ExtraFiles
 	v.cmd.Stdin = nil
 	v.cmd.Stdout = io.Discard
 	if ro.Stderr != nil {

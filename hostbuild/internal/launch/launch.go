@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -44,16 +45,30 @@ type Options struct {
 }
 
 // Plan is a checked launch: the QEMU options and what the guest should
-// measure to.
+// measure to. A plan holds the checked files open; Close it once QEMU has
+// started (or when it is not used).
 type Plan struct {
-	QEMU        qemu.Options
-	Command     qemu.Command
+	// QEMU and Command name the operator's paths: what was checked, for
+	// --dry-run, messages and libvirt (which can only pass paths).
+	QEMU    qemu.Options
+	Command qemu.Command
+	// ExecQEMU is what to start: QEMU with the kernel, the initrd (and in
+	// SEV-SNP mode the OVMF) named as qemu.InheritedFile(i) of Files, the
+	// very open files that were hashed, to pass as RunOptions.ExtraFiles.
+	// A path renamed or replaced after the check changes nothing.
+	ExecQEMU    qemu.Options
+	ExecCommand qemu.Command
+	Files       []*os.File
+
 	VCPUs       int
 	VCPUType    string
 	Expected    manifest.Measurement
 	Recomputed  bool // the expected digest was recomputed from the files (needs the OVMF)
 	AttestHint  string
 	Description string
+
+	ovmf, kernel, initrd *os.File // open from the check on
+	fdPaths              []string // InheritedFile(i), the operator's path, ...
 }
 
 // Mismatch is a refusal: a value that differs from what the manifest
@@ -68,9 +83,11 @@ func (m *Mismatch) Error() string {
 	return fmt.Sprintf("refusing to launch: %s is %s, but the manifest allows %s", m.What, m.Got, m.Allowed)
 }
 
-// Prepare checks o against its manifest and builds the QEMU launch. It reads
-// (hashes) the files; it starts nothing.
-func Prepare(ctx context.Context, o Options) (*Plan, error) {
+// Prepare checks o against its manifest and builds the QEMU launch. It opens
+// each file once, hashes it (and recomputes the launch digest) from that
+// descriptor and keeps it open for QEMU (Plan.ExecQEMU, Plan.Files); it
+// starts nothing. The caller closes the plan.
+func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	m := o.Manifest
 	if m == nil {
 		return nil, errors.New("launch: no manifest")
@@ -93,22 +110,34 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		}
 	}
 
-	// Files first: a changed initrd is the most common mistake.
-	files := []struct {
+	// Files first: a changed initrd is the most common mistake. Each is
+	// opened once: the hash, the recomputed digest and QEMU all read that
+	// open file, never the path again, so a file renamed over the path after
+	// the check is not what boots.
+	p := &Plan{}
+	defer func() {
+		if err != nil {
+			p.Close()
+		}
+	}()
+	type file struct {
 		what, path string
 		want       manifest.File
-	}{
-		{"kernel", o.Kernel, m.Components.Kernel},
-		{"initrd", o.Initrd, m.Components.Initrd},
+		f          **os.File
 	}
+	var files []file
 	if o.OVMF != "" {
-		files = append([]struct {
-			what, path string
-			want       manifest.File
-		}{{"OVMF", o.OVMF, m.Components.OVMF}}, files...)
+		files = append(files, file{"OVMF", o.OVMF, m.Components.OVMF, &p.ovmf})
 	}
+	files = append(files, file{"kernel", o.Kernel, m.Components.Kernel, &p.kernel},
+		file{"initrd", o.Initrd, m.Components.Initrd, &p.initrd})
 	for _, f := range files {
-		got, err := manifest.HashFile(ctx, "the "+f.what, f.path)
+		fd, err := openRegular("the "+f.what, f.path)
+		if err != nil {
+			return nil, fmt.Errorf("launch: %w", err)
+		}
+		*f.f = fd
+		got, err := manifest.HashOpenFile(ctx, "the "+f.what, fd)
 		if err != nil {
 			return nil, fmt.Errorf("launch: %w", err)
 		}
@@ -124,18 +153,20 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 	}
 	expected, _ := m.Lookup(vcpus, vtype)
 
-	p := &Plan{VCPUs: vcpus, VCPUType: vtype, Expected: expected}
+	p.VCPUs, p.VCPUType, p.Expected = vcpus, vtype, expected
 	// Recompute the digest from the files, the manifest's cmdline and guest
 	// features: a manifest whose cmdline (or features) was edited after
-	// measuring does not reproduce its own matrix entry.
+	// measuring does not reproduce its own matrix entry. measure opens
+	// paths; /proc/self/fd/N reopens the files hashed above (errors name
+	// the operator's paths again).
 	if o.OVMF != "" {
-		mo, err := m.MeasureOptions(o.OVMF, o.Kernel, o.Initrd, vcpus, vtype)
+		mo, err := m.MeasureOptions(ownFD(p.ovmf), ownFD(p.kernel), ownFD(p.initrd), vcpus, vtype)
 		if err != nil {
 			return nil, fmt.Errorf("launch: %w", err)
 		}
 		r, err := measure.Compute(ctx, mo)
 		if err != nil {
-			return nil, fmt.Errorf("launch: recomputing the launch digest: %w", err)
+			return nil, fmt.Errorf("launch: recomputing the launch digest: %w", p.realPathsErr(err))
 		}
 		if r.Hex() != expected.Measurement {
 			return nil, &Mismatch{
@@ -177,6 +208,21 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		return nil, fmt.Errorf("launch: %w", err)
 	}
 	p.QEMU, p.Command = q, c
+
+	// The same launch with the open files: QEMU opens /proc/self/fd/N in
+	// its own process, where N is the inherited descriptor.
+	x := q
+	if q.SNP != nil {
+		s := *q.SNP
+		s.OVMF = p.inherit(p.ovmf)
+		x.SNP = &s
+	}
+	x.Kernel = p.inherit(p.kernel)
+	x.Initrd = p.inherit(p.initrd)
+	if p.ExecCommand, err = qemu.Build(x); err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
+	p.ExecQEMU = x
 	if o.Plain {
 		p.Description = fmt.Sprintf("plain mode (%s, no SEV-SNP, nothing to attest): %d vCPU(s)", accelName(q.Accel), vcpus)
 	} else {
@@ -188,6 +234,94 @@ func Prepare(ctx context.Context, o Options) (*Plan, error) {
 		p.AttestHint = fmt.Sprintf("hostbuild attest --cid %d --manifest %s", o.CID, shellWord(mp))
 	}
 	return p, nil
+}
+
+// openRegular opens path for reading and refuses anything but a regular
+// file: a pipe or a device would not give QEMU the bytes that were hashed.
+func openRegular(what, path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s %s is not a regular file (%s)", what, path, fi.Mode().Type())
+	}
+	return f, nil
+}
+
+// ownFD names f in this process: /proc/self/fd/N reopens the same file.
+func ownFD(f *os.File) string { return "/proc/self/fd/" + strconv.FormatUint(uint64(f.Fd()), 10) }
+
+// inherit adds f to the files QEMU inherits and returns the path QEMU
+// opens it by.
+func (p *Plan) inherit(f *os.File) string {
+	p.Files = append(p.Files, f)
+	p.fdPaths = append(p.fdPaths, qemu.InheritedFile(len(p.Files)-1), f.Name())
+	return qemu.InheritedFile(len(p.Files) - 1)
+}
+
+// RealPaths rewrites the /proc/self/fd paths of the plan's files in s (in
+// QEMU's messages, say) to the operator's paths.
+func (p *Plan) RealPaths(s string) string {
+	if len(p.fdPaths) == 0 {
+		return s
+	}
+	return strings.NewReplacer(p.fdPaths...).Replace(s)
+}
+
+// ExecNote says how the command QEMU runs with differs from Command, or is
+// empty.
+func (p *Plan) ExecNote() string {
+	var d []string
+	a, b := p.Command.Options, p.ExecCommand.Options
+	for i := range a {
+		if i < len(b) && a[i] != b[i] {
+			d = append(d, b[i].Name+" "+b[i].Value)
+		}
+	}
+	if len(d) == 0 {
+		return ""
+	}
+	return "QEMU is started with " + strings.Join(d, ", ") + " in place of the paths printed: " +
+		"the files opened and hashed here, inherited by QEMU, so a path replaced after the check is not what boots"
+}
+
+// realPathsErr is err with the plan's own /proc/self/fd paths (measure was
+// given them) written as the operator's paths; errors.Is and As still see err.
+func (p *Plan) realPathsErr(err error) error {
+	var r []string
+	for _, f := range []*os.File{p.ovmf, p.kernel, p.initrd} {
+		if f != nil {
+			r = append(r, ownFD(f), f.Name())
+		}
+	}
+	return &rewrittenError{err: err, msg: strings.NewReplacer(r...).Replace(err.Error())}
+}
+
+type rewrittenError struct {
+	err error
+	msg string
+}
+
+func (e *rewrittenError) Error() string { return e.msg }
+func (e *rewrittenError) Unwrap() error { return e.err }
+
+// Close closes the plan's files. QEMU keeps its own copies once started.
+func (p *Plan) Close() error {
+	var errs []error
+	for _, f := range []*os.File{p.ovmf, p.kernel, p.initrd} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	p.ovmf, p.kernel, p.initrd, p.Files = nil, nil, nil, nil
+	return errors.Join(errs...)
 }
 
 func accelName(a qemu.Accel) string {

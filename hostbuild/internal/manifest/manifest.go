@@ -217,12 +217,18 @@ func HashFile(ctx context.Context, what, path string) (*File, error) {
 		return nil, fmt.Errorf("opening %s: %w", what, err)
 	}
 	defer f.Close()
+	return HashOpenFile(ctx, what, f)
+}
+
+// HashOpenFile is HashFile on a file already open: it reads f from its
+// current offset to the end (naming it f.Name() in the manifest and errors).
+func HashOpenFile(ctx context.Context, what string, f *os.File) (*File, error) {
 	h := sha256.New()
 	n, err := io.Copy(h, ctxReader{ctx, f})
 	if err != nil {
-		return nil, fmt.Errorf("reading %s %s: %w", what, path, err)
+		return nil, fmt.Errorf("reading %s %s: %w", what, f.Name(), err)
 	}
-	return &File{Name: filepath.Base(path), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	return &File{Name: filepath.Base(f.Name()), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
 type ctxReader struct {
