@@ -42,8 +42,13 @@ least 60 s) before 'virsh destroy NAME'; libvirt-guests' SHUTDOWN_TIMEOUT
 must allow as much, or a host shutdown cuts Katana's own short. The
 summary on stderr names the figure.
 
+A value XML 1.0 cannot carry (a control character other than TAB, LF and
+CR, or bytes that are not UTF-8) in the manifest's cmdline, a path or any
+other field is refused, naming the field and the byte offset: libvirt would
+read back other bytes than 'run' passes to QEMU.
+
 Exit status: 0 written; 1 error; 2 usage; 3 refused (does not match the
-manifest).
+manifest, or a value XML 1.0 cannot carry).
 
 Flags:
 `
@@ -101,6 +106,10 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	b, err := launch.LibvirtXML(plan, *name)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
+		var nx *launch.NotXMLChar
+		if errors.As(err, &nx) {
+			return exitRunRefused
+		}
 		return exitUsage
 	}
 	stop, _ := stopBudget(m.Cmdline, 0)

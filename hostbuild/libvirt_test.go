@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,5 +153,93 @@ func TestLibvirtRefusals(t *testing.T) {
 				t.Errorf("a refused run left %s behind", out)
 			}
 		})
+	}
+}
+
+// TestLibvirtRefusesNonXMLChars: XML 1.0 cannot carry C0 controls other
+// than TAB, LF and CR (encoding/xml writes U+FFFD instead), nor bytes that
+// are not UTF-8. A domain with such a value would not be the launch run
+// makes (a measured cmdline, byte for byte): libvirt refuses it, naming the
+// field and the byte offset, and writes nothing.
+func TestLibvirtRefusesNonXMLChars(t *testing.T) {
+	cmdline := "console=ttyS0 panic=-1 katana.args=\"--name a\x01b\""
+	ctl := newRunFixtureCmdline(t, cmdline)
+	f := newRunFixture(t)
+	kernelCtl := filepath.Join(f.dir, "vm\x1flinuz")
+	b, err := os.ReadFile(f.kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kernelCtl, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	absKernelCtl, _ := filepath.Abs(kernelCtl)
+	out := filepath.Join(f.dir, "refused.xml")
+	tests := []struct {
+		name     string
+		manifest string
+		args     []string
+		want     []string
+	}{
+		{"cmdline with a C0 control", ctl.manifest, nil,
+			[]string{"the manifest's cmdline (os/cmdline)", fmt.Sprintf("U+0001 at byte offset %d", strings.IndexByte(cmdline, 1))}},
+		{"kernel path with a C0 control", f.manifest, []string{"--kernel", kernelCtl},
+			[]string{"the kernel path (os/kernel)", fmt.Sprintf("U+001F at byte offset %d", strings.IndexByte(absKernelCtl, 0x1f))}},
+		{"serial log path not UTF-8", f.manifest, []string{"--serial-log", "/var/log/katana/\xffserial.log"},
+			[]string{"the serial log path (devices/serial/source/@path)", "byte 0xff (not UTF-8) at byte offset 16"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"libvirt", "--manifest", tt.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", out}, tt.args...)
+			_, stderr, code := runHB(t, args...)
+			if code != exitRunRefused {
+				t.Errorf("exit %d, want %d (refused)\n%s", code, exitRunRefused, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("a refused domain was written to %s", out)
+			}
+		})
+	}
+}
+
+// TestLibvirtCmdlineWhitespaceRoundTrips: TAB, LF and CR are XML
+// characters; encoding/xml writes them as character references, which a
+// parser (libvirt's libxml2 as much as encoding/xml) returns unchanged.
+func TestLibvirtCmdlineWhitespaceRoundTrips(t *testing.T) {
+	cmdline := "console=ttyS0 panic=-1\tkatana.args=\"--name a\nb\rc\""
+	f := newRunFixtureCmdline(t, cmdline)
+	out := filepath.Join(f.dir, "ws.xml")
+	_, stderr, code := runHB(t, "libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", out)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		OS struct {
+			Cmdline string `xml:"cmdline"`
+		} `xml:"os"`
+	}
+	if err := xml.Unmarshal(b, &d); err != nil {
+		t.Fatalf("the domain XML does not parse: %v", err)
+	}
+	if d.OS.Cmdline != cmdline {
+		t.Errorf("<cmdline> reads back as %q, the manifest measured %q", d.OS.Cmdline, cmdline)
+	}
+	if xmllint, err := exec.LookPath("xmllint"); err == nil {
+		got, err := exec.Command(xmllint, "--xpath", "string(/domain/os/cmdline)", out).Output()
+		if err != nil {
+			t.Fatalf("xmllint: %v", err)
+		}
+		if got := strings.TrimSuffix(string(got), "\n"); got != cmdline { // xmllint ends its output with a newline
+			t.Errorf("libxml2 reads <cmdline> as %q, the manifest measured %q", got, cmdline)
+		}
 	}
 }

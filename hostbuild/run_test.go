@@ -41,6 +41,13 @@ const runFixtureCmdline = `console=ttyS0 panic=-1 katana.args="--http.addr 0.0.0
 
 func newRunFixture(t *testing.T) runFixture {
 	t.Helper()
+	return newRunFixtureCmdline(t, runFixtureCmdline)
+}
+
+// newRunFixtureCmdline is newRunFixture with a manifest measured with
+// another cmdline.
+func newRunFixtureCmdline(t *testing.T, cmdline string) runFixture {
+	t.Helper()
 	shared := os.Getenv("SHARED_DIR")
 	if shared == "" {
 		shared = filepath.Join("..", "..", "shared")
@@ -67,7 +74,7 @@ func newRunFixture(t *testing.T) runFixture {
 		}
 	}
 	_, stderr, code := runHB(t, "manifest", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd,
-		"--cmdline", runFixtureCmdline, "--vcpus", "1,4", "--vcpu-type", "EPYC-v4", "-o", f.manifest)
+		"--cmdline", cmdline, "--vcpus", "1,4", "--vcpu-type", "EPYC-v4", "-o", f.manifest)
 	if code != exitOK {
 		t.Fatalf("hostbuild manifest: exit %d\n%s", code, stderr)
 	}

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/katana-tee/snpboot/qemu"
 )
@@ -263,9 +266,115 @@ func LibvirtXML(p *Plan, name string) ([]byte, error) {
 	if p.VCPUs < 1 {
 		return nil, errors.New("libvirt: the plan has no vCPU count")
 	}
+	// encoding/xml writes U+FFFD for what XML 1.0 cannot carry: libvirt
+	// would start another launch than run (another measured cmdline).
+	if err := checkXMLChars(reflect.ValueOf(d), ""); err != nil {
+		return nil, err
+	}
 	b, err := xml.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("libvirt: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// NotXMLChar is a refusal: a value of the launch holds a character that
+// XML 1.0 cannot carry (C0 controls other than TAB, LF and CR, U+FFFE,
+// U+FFFF, or bytes that are not UTF-8), so the domain XML would not
+// describe the same launch.
+type NotXMLChar struct {
+	Field  string // the XML element or attribute, e.g. "os/cmdline"
+	What   string // what the value is, e.g. "the manifest's cmdline"
+	Value  string
+	Offset int    // byte offset of the character in Value
+	Char   string // e.g. "U+0001", or "byte 0xff (not UTF-8)"
+}
+
+func (e *NotXMLChar) Error() string {
+	what := e.Field
+	if e.What != "" {
+		what = e.What + " (" + e.Field + ")"
+	}
+	return fmt.Sprintf("libvirt: refusing to write the domain: %s %q has %s at byte offset %d, which XML 1.0 cannot carry (libvirt would read back other bytes)",
+		what, e.Value, e.Char, e.Offset)
+}
+
+// xmlFieldWhat names the values an operator gives or the manifest holds.
+var xmlFieldWhat = map[string]string{
+	"name":                        "the domain name",
+	"os/kernel":                   "the kernel path",
+	"os/initrd":                   "the initrd path",
+	"os/cmdline":                  "the manifest's cmdline",
+	"os/loader":                   "the OVMF path",
+	"cpu/model":                   "the vCPU type",
+	"devices/emulator":            "the emulator path",
+	"devices/serial/source/@path": "the serial log path",
+}
+
+// checkXMLChars checks every string of the domain against XML 1.0's Char
+// production (TAB, LF and CR are fine: encoding/xml writes them as
+// character references, which parsers return unchanged).
+func checkXMLChars(v reflect.Value, path string) error {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return nil
+		}
+		return checkXMLChars(v.Elem(), path)
+	case reflect.Slice:
+		for i := range v.Len() {
+			if err := checkXMLChars(v.Index(i), path); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("xml")
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "-" || !f.IsExported() || f.Name == "XMLName" {
+				continue
+			}
+			p := path
+			switch {
+			case strings.Contains(opts, "attr"):
+				p = join(path, "@"+name)
+			case strings.Contains(opts, "chardata"), name == "":
+			default:
+				p = join(path, name)
+			}
+			if err := checkXMLChars(v.Field(i), p); err != nil {
+				return err
+			}
+		}
+	case reflect.String:
+		s := v.String()
+		for i := 0; i < len(s); {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			switch {
+			case r == utf8.RuneError && n == 1:
+				return &NotXMLChar{Field: path, What: xmlFieldWhat[path], Value: s, Offset: i, Char: fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i])}
+			case !isXMLChar(r):
+				return &NotXMLChar{Field: path, What: xmlFieldWhat[path], Value: s, Offset: i, Char: fmt.Sprintf("U+%04X", r)}
+			}
+			i += n
+		}
+	}
+	return nil
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "/" + name
+}
+
+// isXMLChar is XML 1.0's Char production.
+func isXMLChar(r rune) bool {
+	return r == 0x09 || r == 0x0A || r == 0x0D ||
+		r >= 0x20 && r <= 0xD7FF ||
+		r >= 0xE000 && r <= 0xFFFD ||
+		r >= 0x10000 && r <= 0x10FFFF
 }
