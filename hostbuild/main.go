@@ -51,8 +51,14 @@ func main() {
 	os.Exit(code)
 }
 
-// interruptContext returns a context canceled by the first SIGINT or
-// SIGTERM. Then it gives both signals back their default action, so that a
+// interruptSignals end a command gracefully: Ctrl-C (SIGINT), SIGTERM from
+// kill, timeout or systemd, and SIGHUP when the terminal is closed (its
+// default action would end hostbuild silently, leaving run's guest to be
+// killed with it through QEMU's parent-death signal).
+var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// interruptContext returns a context canceled by the first of
+// interruptSignals. Then it gives them back their default action, so that a
 // second one ends the process: signal.NotifyContext alone would swallow
 // every later signal, and a step that never looks at ctx (inspect, diff,
 // ovmf) could not be stopped at all, not even by SIGTERM from timeout or
@@ -60,7 +66,7 @@ func main() {
 // channel for it once ctx is done (run: the second signal kills QEMU; QEMU
 // also dies with hostbuild through its parent-death signal).
 func interruptContext() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), interruptSignals...)
 	go func() {
 		<-ctx.Done()
 		stop()

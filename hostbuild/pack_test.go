@@ -19,8 +19,12 @@ import (
 
 // TestMain lets a test re-run this binary as `hostbuild` in a child process
 // with another environment (umask, TZ, locale, GOMAXPROCS, working folder).
-// The child handles signals as main does.
+// The child handles signals as main does. Started through a link named
+// fakeQEMUName, the binary is a fake QEMU instead (run_test.go).
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == fakeQEMUName {
+		os.Exit(fakeQEMU(os.Args[1:]))
+	}
 	if os.Getenv("HOSTBUILD_TEST_MAIN") == "1" {
 		if u := os.Getenv("HOSTBUILD_TEST_UMASK"); u != "" {
 			n, _ := strconv.ParseUint(u, 8, 32)
@@ -38,7 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 // signalsReady is the line a child started with HOSTBUILD_TEST_SIGNALS=1
-// prints once it catches SIGINT and SIGTERM.
+// prints once it catches SIGINT, SIGTERM and SIGHUP.
 const signalsReady = "hostbuild test: signals ready"
 
 func hostbuild(t *testing.T, dir string, env []string, args ...string) (string, string, int) {
@@ -207,10 +211,10 @@ func TestPackUsageErrors(t *testing.T) {
 	}
 }
 
-// The first SIGINT or SIGTERM cancels the command's context; inspect never
-// looks at it, so the second signal must end the process. Before
-// interruptContext, every later signal was swallowed too and inspect of a
-// large file ran to its end (about 6 s per GiB of NUL bytes).
+// The first SIGINT, SIGTERM or SIGHUP cancels the command's context;
+// inspect never looks at it, so the second signal must end the process.
+// Before interruptContext, every later signal was swallowed too and inspect
+// of a large file ran to its end (about 6 s per GiB of NUL bytes).
 func TestSecondSignalEndsCommand(t *testing.T) {
 	img := filepath.Join(t.TempDir(), "zero.img")
 	if err := os.WriteFile(img, nil, 0o644); err != nil {
@@ -219,7 +223,7 @@ func TestSecondSignalEndsCommand(t *testing.T) {
 	if err := os.Truncate(img, 8<<30); err != nil { // sparse
 		t.Fatal(err)
 	}
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "inspect", img)
 			cmd.Env = append(os.Environ(), "HOSTBUILD_TEST_MAIN=1", "HOSTBUILD_TEST_SIGNALS=1")

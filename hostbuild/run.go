@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
@@ -57,13 +56,15 @@ development; the OVMF is optional there and only checked.
 The guest's serial console goes to --serial-log (default: a new file under
 $TMPDIR). run waits for the init's "katana started" line, prints the expected
 measurement and the 'hostbuild attest' command for this VM, then waits for
-the guest to end. SIGINT or SIGTERM press the ACPI power button (QMP
-system_powerdown) for a graceful stop, again every 2 s until the guest is
-off (a press early in the boot, before the init listens, is lost), and kill
-QEMU after --stop-timeout. Its default covers the guest's own grace period:
-the cmdline's katana.stop_timeout plus 30 s for the init to kill, sync,
-unmount and power off, and at least 60 s; a shorter --stop-timeout is
-allowed with a warning (QEMU may be killed while Katana still shuts down).
+the guest to end. SIGINT (Ctrl-C; QEMU runs in its own process group, so
+only run gets it), SIGTERM or SIGHUP (terminal closed) press the ACPI power
+button (QMP system_powerdown) for a graceful stop, again every 2 s until the
+guest is off (a press early in the boot, before the init listens, is lost),
+and kill QEMU after --stop-timeout; a second signal kills QEMU at once.
+The default --stop-timeout covers the guest's own grace period: the
+cmdline's katana.stop_timeout plus 30 s for the init to kill, sync, unmount
+and power off, and at least 60 s; a shorter --stop-timeout is allowed with a
+warning (QEMU may be killed while Katana still shuts down).
 
 Exit status: 0 the guest powered off cleanly (or rebooted, with
 katana.on_exit=reboot: QEMU runs with -no-reboot); 1 error (QEMU failed,
@@ -214,9 +215,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case <-vm.Done():
 	case <-ctx.Done():
 		fmt.Fprintf(stderr, "hostbuild run: stopping the guest (system_powerdown, up to %v; interrupt again to kill it)\n", *stopTimeout)
-		// A second SIGINT or SIGTERM kills QEMU at once.
+		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once.
 		again := make(chan os.Signal, 1)
-		signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		signal.Notify(again, interruptSignals...)
 		defer signal.Stop(again)
 		go func() {
 			select {

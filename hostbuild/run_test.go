@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -351,4 +357,199 @@ func TestStopBudget(t *testing.T) {
 			t.Errorf("stopBudget(%q, %v) warning %q, want one containing %q", tt.cmdline, tt.set, warn, tt.warn)
 		}
 	}
+}
+
+// fakeQEMUName is the name of a link to this test binary that makes it a
+// fake QEMU for `hostbuild run --qemu` (TestMain). The fake writes the init's
+// "katana started" line to the serial log, answers QMP, and on
+// system_powerdown prints the init's and the kernel's power-off lines and
+// exits 0. On SIGINT, SIGTERM or SIGHUP it does what QEMU does: prints
+// "terminating on signal N" on stderr and exits 0 at once. It appends what
+// it got ("system_powerdown", "signal interrupt", ...) to the serial log's
+// path plus ".events".
+const fakeQEMUName = "fake-qemu-system-x86_64"
+
+func fakeQEMU(args []string) int {
+	var serial, qmp string
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] != "-chardev" {
+			continue
+		}
+		v := args[i+1]
+		path := ""
+		for _, kv := range strings.Split(strings.ReplaceAll(v, ",,", "\x00"), ",") {
+			if p, ok := strings.CutPrefix(kv, "path="); ok {
+				path = strings.ReplaceAll(p, "\x00", ",")
+			}
+		}
+		if strings.HasPrefix(v, "file,") {
+			serial = path
+		} else if strings.HasPrefix(v, "socket,") {
+			qmp = path
+		}
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	events, err := os.OpenFile(serial+".events", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fake qemu: %v\n", err)
+		return 1
+	}
+	log, err := os.OpenFile(serial, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fake qemu: %v\n", err)
+		return 1
+	}
+	ln, err := net.Listen("unix", qmp)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fake qemu: %v\n", err)
+		return 1
+	}
+	powerdown := make(chan struct{}, 1)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if fakeQMP(conn) {
+				select {
+				case powerdown <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
+	fmt.Fprintln(log, `[    1.000000] guestinit: katana started pid=90 argv=["/bin/katana"]`)
+	select {
+	case s := <-sigs:
+		fmt.Fprintf(events, "signal %v\n", s)
+		fmt.Fprintf(os.Stderr, "qemu-system-x86_64: terminating on signal %d from pid %d\n", s.(syscall.Signal), os.Getppid())
+		return 0
+	case <-powerdown:
+		fmt.Fprintln(events, "system_powerdown")
+		fmt.Fprintln(log, "[    2.000000] guestinit: power button pressed: stopping katana")
+		fmt.Fprintln(log, "[    2.100000] guestinit: katana exited status=143 signal=SIGTERM stop=graceful")
+		fmt.Fprintln(log, "[    2.200000] guestinit: powering off")
+		fmt.Fprintln(log, "[    2.300000] reboot: Power down")
+		return 0
+	case <-time.After(time.Minute):
+		fmt.Fprintln(events, "timeout")
+		return 1
+	}
+}
+
+// fakeQMP speaks enough QMP for qemu.QMP; it reports whether
+// system_powerdown was asked for.
+func fakeQMP(conn net.Conn) bool {
+	defer conn.Close()
+	fmt.Fprintln(conn, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}}`)
+	sc := bufio.NewScanner(conn)
+	for sc.Scan() {
+		var req struct {
+			Execute string `json:"execute"`
+		}
+		json.Unmarshal(sc.Bytes(), &req)
+		switch req.Execute {
+		case "system_powerdown":
+			fmt.Fprintln(conn, `{"return": {}}`)
+			return true
+		case "qmp_capabilities":
+			fmt.Fprintln(conn, `{"return": {}}`)
+		default:
+			fmt.Fprintln(conn, `{"error": {"class": "CommandNotFound", "desc": "not in the fake"}}`)
+		}
+	}
+	return false
+}
+
+// An operator's Ctrl-C sends SIGINT to the terminal's whole foreground
+// process group, and closing the terminal sends it SIGHUP. Either must
+// reach only hostbuild run, which presses the power button; QEMU (here a
+// fake that acts on a signal as QEMU does: it ends at once, a power cut for
+// the guest) must not get the signal itself.
+func TestRunSignalToProcessGroupStopsGracefully(t *testing.T) {
+	f := newRunFixture(t)
+	fake := filepath.Join(f.dir, fakeQEMUName)
+	if err := os.Symlink(os.Args[0], fake); err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			serial := filepath.Join(t.TempDir(), "serial.log")
+			cmd := exec.Command(os.Args[0], "run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
+				"--qemu", fake, "--serial-log", serial, "--ready-timeout", "30s", "--stop-timeout", "60s")
+			cmd.Env = append(os.Environ(), "HOSTBUILD_TEST_MAIN=1")
+			// A process group of its own, as a shell gives a job: the
+			// signal below goes to the whole group, as the terminal's does.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			var errb lockedBuffer
+			cmd.Stderr = &errb
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			go func() { cmd.Wait(); close(done) }()
+			defer func() {
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-done
+			}()
+			ready := make(chan bool, 1)
+			go func() {
+				sc := bufio.NewScanner(stdout)
+				for sc.Scan() {
+					if strings.HasPrefix(sc.Text(), "ready: ") {
+						ready <- true
+					}
+				}
+				ready <- false
+			}()
+			select {
+			case ok := <-ready:
+				if !ok {
+					t.Fatalf("hostbuild run ended before ready:\n%s", errb.String())
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("hostbuild run not ready after 30s:\n%s", errb.String())
+			}
+			if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("hostbuild run still running 30s after %v:\n%s", sig, errb.String())
+			}
+			events, _ := os.ReadFile(serial + ".events")
+			if string(events) != "system_powerdown\n" {
+				t.Errorf("after %v to hostbuild run's process group, QEMU got %q, want only the power button (system_powerdown)", sig, events)
+			}
+			if code := cmd.ProcessState.ExitCode(); code != exitOK {
+				t.Errorf("hostbuild run exit status %d (%v), want %d (clean power-off)\nstderr:\n%s", code, cmd.ProcessState, exitOK, errb.String())
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader in
+// different goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -388,4 +390,25 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// QEMU runs in a process group of its own: the terminal's Ctrl-C goes to
+// the foreground process group, and must reach only the runner's caller
+// (which stops the guest gracefully), not QEMU, which would end at once.
+func TestRunnerOwnProcessGroup(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("process groups and Pdeathsig are set on Linux only")
+	}
+	a := sysProcAttr()
+	if a == nil || !a.Setpgid || a.Pgid != 0 || a.Pdeathsig != syscall.SIGKILL {
+		t.Fatalf("sysProcAttr() = %+v, want Setpgid (a new group) and Pdeathsig SIGKILL", a)
+	}
+	v := startFake(t, fakeOptions(t, "", true))
+	pgid, err := syscall.Getpgid(v.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pgid != v.Pid() || pgid == syscall.Getpgrp() {
+		t.Errorf("QEMU (pid %d) is in process group %d, want its own (ours is %d)", v.Pid(), pgid, syscall.Getpgrp())
+	}
 }
