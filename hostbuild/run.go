@@ -29,7 +29,7 @@ const (
 	exitRunRefused   = 3 // files or parameters do not match the manifest
 	exitRunBootError = 4 // the init reported a boot error and powered off
 	exitRunKatana    = 5 // Katana exited with a non-zero status; the guest powered off
-	exitRunKilled    = 6 // the guest did not power off (killed) or the kernel panicked
+	exitRunKilled    = 6 // the guest did not power off (killed, or QEMU ended by itself) or the kernel panicked
 )
 
 const runUsage = `Usage: hostbuild run --manifest FILE --kernel K --initrd I [--ovmf F]
@@ -70,7 +70,8 @@ Exit status: 0 the guest powered off cleanly (or rebooted, with
 katana.on_exit=reboot: QEMU runs with -no-reboot); 1 error (QEMU failed,
 not ready in time, unreadable files); 2 usage; 3 refused (does not match
 the manifest); 4 the init reported a boot error; 5 Katana exited with a
-non-zero status; 6 the guest had to be killed or its kernel panicked.
+non-zero status; 6 the guest had to be killed, its kernel panicked, or QEMU
+ended without the guest powering off (e.g. QEMU itself was sent SIGTERM).
 
 Flags:
 `
@@ -301,7 +302,7 @@ func outcomeCode(o launch.Outcome) int {
 		return exitRunBootError
 	case launch.EndedKatana:
 		return exitRunKatana
-	case launch.EndedKilled, launch.EndedPanic:
+	case launch.EndedKilled, launch.EndedPanic, launch.EndedNoPowerOff:
 		return exitRunKilled
 	}
 	return exitFail

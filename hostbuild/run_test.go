@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -463,6 +464,74 @@ func fakeQMP(conn net.Conn) bool {
 	return false
 }
 
+// fakeRun is `hostbuild run --plain` in a child process, with the fake
+// QEMU, in a process group of its own (as a shell starts a job), ready.
+type fakeRun struct {
+	cmd    *exec.Cmd
+	serial string
+	stderr *lockedBuffer
+	done   chan struct{}
+}
+
+func startFakeRun(t *testing.T, f runFixture) *fakeRun {
+	t.Helper()
+	fake := filepath.Join(t.TempDir(), fakeQEMUName)
+	if err := os.Symlink(os.Args[0], fake); err != nil {
+		t.Fatal(err)
+	}
+	r := &fakeRun{serial: filepath.Join(t.TempDir(), "serial.log"), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	r.cmd = exec.Command(os.Args[0], "run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
+		"--qemu", fake, "--serial-log", r.serial, "--ready-timeout", "30s", "--stop-timeout", "60s")
+	r.cmd.Env = append(os.Environ(), "HOSTBUILD_TEST_MAIN=1")
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	r.cmd.Stderr = r.stderr
+	stdout, err := r.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan bool, 2) // never blocks: one true at most, then false
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "ready: ") && len(ready) == 0 {
+				ready <- true
+			}
+		}
+		ready <- false
+		r.cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.done
+	})
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("hostbuild run ended before ready:\n%s", r.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("hostbuild run not ready after 30s:\n%s", r.stderr.String())
+	}
+	return r
+}
+
+// wait waits for run to exit and returns its exit status and what the fake
+// QEMU recorded.
+func (r *fakeRun) wait(t *testing.T) (code int, events string) {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("hostbuild run still running after 30s:\n%s", r.stderr.String())
+	}
+	b, _ := os.ReadFile(r.serial + ".events")
+	return r.cmd.ProcessState.ExitCode(), string(b)
+}
+
 // An operator's Ctrl-C sends SIGINT to the terminal's whole foreground
 // process group, and closing the terminal sends it SIGHUP. Either must
 // reach only hostbuild run, which presses the power button; QEMU (here a
@@ -470,68 +539,49 @@ func fakeQMP(conn net.Conn) bool {
 // the guest) must not get the signal itself.
 func TestRunSignalToProcessGroupStopsGracefully(t *testing.T) {
 	f := newRunFixture(t)
-	fake := filepath.Join(f.dir, fakeQEMUName)
-	if err := os.Symlink(os.Args[0], fake); err != nil {
-		t.Fatal(err)
-	}
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
-			serial := filepath.Join(t.TempDir(), "serial.log")
-			cmd := exec.Command(os.Args[0], "run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
-				"--qemu", fake, "--serial-log", serial, "--ready-timeout", "30s", "--stop-timeout", "60s")
-			cmd.Env = append(os.Environ(), "HOSTBUILD_TEST_MAIN=1")
-			// A process group of its own, as a shell gives a job: the
-			// signal below goes to the whole group, as the terminal's does.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-			var errb lockedBuffer
-			cmd.Stderr = &errb
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
+			r := startFakeRun(t, f)
+			if err := syscall.Kill(-r.cmd.Process.Pid, sig); err != nil {
 				t.Fatal(err)
 			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan struct{})
-			go func() { cmd.Wait(); close(done) }()
-			defer func() {
-				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-done
-			}()
-			ready := make(chan bool, 1)
-			go func() {
-				sc := bufio.NewScanner(stdout)
-				for sc.Scan() {
-					if strings.HasPrefix(sc.Text(), "ready: ") {
-						ready <- true
-					}
-				}
-				ready <- false
-			}()
-			select {
-			case ok := <-ready:
-				if !ok {
-					t.Fatalf("hostbuild run ended before ready:\n%s", errb.String())
-				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("hostbuild run not ready after 30s:\n%s", errb.String())
-			}
-			if err := syscall.Kill(-cmd.Process.Pid, sig); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				t.Fatalf("hostbuild run still running 30s after %v:\n%s", sig, errb.String())
-			}
-			events, _ := os.ReadFile(serial + ".events")
-			if string(events) != "system_powerdown\n" {
+			code, events := r.wait(t)
+			if events != "system_powerdown\n" {
 				t.Errorf("after %v to hostbuild run's process group, QEMU got %q, want only the power button (system_powerdown)", sig, events)
 			}
-			if code := cmd.ProcessState.ExitCode(); code != exitOK {
-				t.Errorf("hostbuild run exit status %d (%v), want %d (clean power-off)\nstderr:\n%s", code, cmd.ProcessState, exitOK, errb.String())
+			if code != exitOK {
+				t.Errorf("hostbuild run exit status %d (%v), want %d (clean power-off)\nstderr:\n%s", code, r.cmd.ProcessState, exitOK, r.stderr.String())
 			}
 		})
+	}
+}
+
+var reQEMUPid = regexp.MustCompile(`qemu started \(pid (\d+)\)`)
+
+// QEMU sent SIGTERM by someone else (an admin, systemd stopping a unit)
+// exits with status 0 at once: the guest did not power off, and run must
+// not say it did.
+func TestRunQEMUTerminatedIsNotClean(t *testing.T) {
+	f := newRunFixture(t)
+	r := startFakeRun(t, f)
+	m := reQEMUPid.FindStringSubmatch(r.stderr.String())
+	if m == nil {
+		t.Fatalf("no QEMU pid in run's stderr:\n%s", r.stderr.String())
+	}
+	pid, _ := strconv.Atoi(m[1])
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, events := r.wait(t)
+	if events != "signal terminated\n" {
+		t.Fatalf("the fake QEMU recorded %q, want the SIGTERM", events)
+	}
+	stderr := r.stderr.String()
+	if code != exitRunKilled {
+		t.Errorf("hostbuild run exit status %d, want %d\nstderr:\n%s", code, exitRunKilled, stderr)
+	}
+	if want := "QEMU ended without the guest powering off (qemu: qemu-system-x86_64: terminating on signal 15"; !strings.Contains(stderr, want) {
+		t.Errorf("run's stderr does not contain %q:\n%s", want, stderr)
 	}
 }
 

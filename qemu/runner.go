@@ -55,8 +55,11 @@ type Exit struct {
 	Stderr string // the tail of QEMU's stderr
 }
 
-// Clean reports whether QEMU exited by itself with status 0: with
-// -no-reboot that means the guest powered off (or rebooted).
+// Clean reports whether QEMU exited by itself with status 0. With
+// -no-reboot the guest powering off (or rebooting) ends QEMU so, but QEMU
+// also exits 0 when it is itself sent SIGINT, SIGTERM or SIGHUP
+// ("terminating on signal N" on its stderr): only the console tells whether
+// the guest went down (see hostbuild's launch.Classify).
 func (e Exit) Clean() bool { return e.Code == 0 && e.Signal == "" && !e.Killed }
 
 func (e Exit) String() string {
@@ -97,7 +100,8 @@ type VM struct {
 	lines   []string
 	partial []byte
 	changed chan struct{} // closed and replaced whenever lines grow or the VM finishes
-	killed  bool
+	killed  bool          // Kill sent SIGKILL to a QEMU not yet reaped
+	reaped  bool          // wait has QEMU's exit status
 }
 
 // Start builds the command from o and starts QEMU. The serial log file is
@@ -180,8 +184,13 @@ func (v *VM) wait() {
 		e.Code = -1
 	}
 	v.mu.Lock()
-	e.Killed = v.killed
+	v.reaped = true
+	killed := v.killed
 	v.mu.Unlock()
+	// Killed only when the runner's SIGKILL is what ended QEMU: a QEMU
+	// that had already exited by itself (its status is in e) was not
+	// killed, whatever Kill tried.
+	e.Killed = killed && e.Signal == syscall.SIGKILL.String()
 	e.Stderr = v.stderr.String()
 	v.exit = e
 	close(v.exited)
@@ -447,15 +456,18 @@ func (v *VM) Stop(ctx context.Context, grace time.Duration) (Exit, error) {
 }
 
 // Kill kills QEMU at once (a power cut for the guest) and returns its Exit.
+// When QEMU has already exited by itself, Kill only waits for it, and the
+// Exit says how it ended (Killed is false).
 func (v *VM) Kill() Exit {
-	select {
-	case <-v.exited:
-	default:
-		v.mu.Lock()
-		v.killed = true
-		v.mu.Unlock()
-		_ = v.cmd.Process.Kill()
+	v.mu.Lock()
+	if !v.reaped {
+		// ErrProcessDone: os.Process has reaped QEMU already and wait
+		// is about to record how it ended by itself.
+		if err := v.cmd.Process.Kill(); err == nil {
+			v.killed = true
+		}
 	}
+	v.mu.Unlock()
 	<-v.finished
 	return v.exit
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -42,6 +43,8 @@ func TestMain(m *testing.M) {
 //	fake.deaf=N    lose the first N system_powerdown presses (the guest
 //	               does not listen yet), logging "fake: press lost"
 //	fake.partial   end the log with a line that has no newline
+//	fake.orphan    leave a child that holds stderr open for a second
+//	               (QEMU's exit is seen before its stderr ends)
 //
 // Otherwise it waits for QMP system_powerdown, prints "reboot: Power down"
 // and exits 0.
@@ -95,6 +98,14 @@ func fakeQEMU(args []string) int {
 	}
 	if _, ok := words["fake.stderr"]; ok {
 		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -kernel x: could not open kernel file")
+	}
+	if _, ok := words["fake.orphan"]; ok {
+		c := exec.Command("sleep", "1")
+		c.Stderr = os.Stderr
+		if err := c.Start(); err != nil {
+			fmt.Fprintf(os.Stderr, "fake qemu: %v\n", err)
+			return 1
+		}
 	}
 	if v, ok := words["fake.exit"]; ok {
 		code, _ := strconv.Atoi(v)
@@ -410,5 +421,32 @@ func TestRunnerOwnProcessGroup(t *testing.T) {
 	}
 	if pgid != v.Pid() || pgid == syscall.Getpgrp() {
 		t.Errorf("QEMU (pid %d) is in process group %d, want its own (ours is %d)", v.Pid(), pgid, syscall.Getpgrp())
+	}
+}
+
+// A QEMU that exited by itself is not reported as killed, even when Kill
+// comes after its exit but before the runner has its status: here QEMU's
+// child holds its stderr open, so the runner waits on after QEMU is gone.
+func TestRunnerKillAfterExitIsNotAKill(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "fake.orphan fake.exit=0", false))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	for syscall.Kill(v.Pid(), 0) == nil { // until QEMU has been reaped
+		if ctx.Err() != nil {
+			t.Fatal("the fake QEMU did not exit")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-v.Done():
+		t.Fatal("the runner finished before the orphan closed stderr: the test needs that window")
+	default:
+	}
+	exit := v.Kill()
+	if exit.Killed || exit.Code != 0 || exit.Signal != "" || !exit.Clean() {
+		t.Errorf("Kill after QEMU exited 0 by itself = %+v, want status 0, not killed", exit)
 	}
 }

@@ -387,6 +387,7 @@ const (
 	MarkPoweringOff   = "guestinit: powering off"
 	MarkRebooting     = "guestinit: rebooting" // katana.on_exit=reboot; -no-reboot then ends QEMU
 	MarkPowerDown     = "reboot: Power down"
+	MarkRestarting    = "reboot: Restarting system"
 	MarkPanic         = "Kernel panic"
 )
 
@@ -398,12 +399,13 @@ var reKatanaExited = regexp.MustCompile(`guestinit: katana exited status=(-?\d+)
 type Ending int
 
 const (
-	EndedClean     Ending = iota // powered off, Katana's last status 0, or ended by a graceful stop's signal (or never started by request)
-	EndedBootError               // the init reported a boot error
-	EndedKatana                  // Katana exited with a non-zero status
-	EndedPanic                   // the kernel panicked
-	EndedKilled                  // QEMU had to be killed
-	EndedQEMU                    // QEMU failed (non-zero exit)
+	EndedClean      Ending = iota // powered off, Katana's last status 0, or ended by a graceful stop's signal (or never started by request)
+	EndedBootError                // the init reported a boot error
+	EndedKatana                   // Katana exited with a non-zero status
+	EndedPanic                    // the kernel panicked
+	EndedKilled                   // QEMU had to be killed
+	EndedQEMU                     // QEMU failed (non-zero exit)
+	EndedNoPowerOff               // QEMU ended (status 0) but the console never showed the guest going down, e.g. QEMU was sent SIGTERM
 )
 
 // Outcome is how a guest ended.
@@ -413,6 +415,7 @@ type Outcome struct {
 	StopSignal   bool   // that exit was the graceful stop's signal (clean)
 	Rebooted     bool   // the init rebooted (katana.on_exit=reboot) instead of powering off
 	BootError    string // the init's boot error line, if any
+	WentDown     bool   // the console showed the guest powering off or rebooting
 	Exit         qemu.Exit
 }
 
@@ -428,6 +431,12 @@ func (o Outcome) String() string {
 		return "the guest did not power off; qemu was killed"
 	case EndedQEMU:
 		return o.Exit.String()
+	case EndedNoPowerOff:
+		s := "QEMU ended without the guest powering off"
+		if l := lastLine(o.Exit.Stderr); l != "" {
+			s += " (qemu: " + l + ")"
+		}
+		return s
 	}
 	if o.KatanaStatus != nil && o.StopSignal {
 		return fmt.Sprintf("katana was ended by the graceful stop's signal (status %d); the guest %s", *o.KatanaStatus, o.ended(" cleanly"))
@@ -446,7 +455,16 @@ func (o Outcome) ended(how string) string {
 	return "powered off" + how
 }
 
-// Classify reads the serial console lines and QEMU's exit.
+// lastLine is the last non-empty line of s, trimmed.
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.TrimSpace(s[strings.LastIndexByte(s, '\n')+1:])
+}
+
+// Classify reads the serial console lines and QEMU's exit. QEMU's status 0
+// alone is not a clean end (QEMU exits 0 when it is itself sent SIGTERM):
+// the console must show the guest going down, by the init's power-off or
+// reboot line or the kernel's.
 func Classify(lines []string, exit qemu.Exit) Outcome {
 	o := Outcome{Exit: exit}
 	panicked := false
@@ -467,6 +485,10 @@ func Classify(lines []string, exit qemu.Exit) Outcome {
 		if strings.Contains(l, MarkRebooting) {
 			o.Rebooted = true
 		}
+		if strings.Contains(l, MarkPoweringOff) || strings.Contains(l, MarkRebooting) ||
+			strings.Contains(l, MarkPowerDown) || strings.Contains(l, MarkRestarting) {
+			o.WentDown = true
+		}
 	}
 	switch {
 	case exit.Killed:
@@ -475,6 +497,8 @@ func Classify(lines []string, exit qemu.Exit) Outcome {
 		o.Ending = EndedPanic
 	case exit.Code != 0 || exit.Signal != "":
 		o.Ending = EndedQEMU
+	case !o.WentDown:
+		o.Ending = EndedNoPowerOff
 	case o.BootError != "":
 		o.Ending = EndedBootError
 	case o.KatanaStatus != nil && *o.KatanaStatus != 0 && !o.StopSignal:
