@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -266,14 +265,12 @@ func stopBudget(cmdline string, set time.Duration) (d time.Duration, warn string
 	return set, warn
 }
 
-var reReady = regexp.MustCompile(`(` + regexp.QuoteMeta(launch.MarkKatanaStarted) + `.*|` + regexp.QuoteMeta(launch.MarkBootError) + `.*)$`)
-
 // waitReady waits for Katana to start. It returns the ready line, and an
 // exit code >= 0 when run should end now (after stopping the VM).
 func waitReady(ctx context.Context, vm *qemu.VM, timeout time.Duration, stderr io.Writer) (string, int) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, m, err := vm.WaitForRegexp(wctx, reReady)
+	_, m, err := vm.WaitForRegexp(wctx, launch.ReadyLine)
 	switch {
 	case err == nil && strings.HasPrefix(m[1], launch.MarkKatanaStarted):
 		return m[1], -1

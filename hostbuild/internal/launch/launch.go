@@ -380,7 +380,17 @@ func shellWord(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// Console markers of the init and the kernel that Outcome reads.
+// Console markers of the init and the kernel that Outcome reads. The init's
+// are stable (guestinit's package doc, "Console lines"); this package
+// restates them rather than importing the guest's packages.
+//
+// Katana's own stdout and stderr share the serial console, unprefixed, so a
+// marker is trusted only where its author puts it: the init's at the start
+// of one of its lines, "[SSSSS.UUUUUU] guestinit: MESSAGE" (a printk-style
+// timestamp, guestinit/internal/klog), and the kernel's after the printk
+// timestamp (the Debian kernel's CONFIG_PRINTK_TIME; a cmdline with
+// printk.time=0 hides the kernel's markers, and then only the init's
+// count). A Katana log line that merely contains a marker changes nothing.
 const (
 	MarkKatanaStarted = "guestinit: katana started"
 	MarkBootError     = "guestinit: boot error: "
@@ -388,12 +398,38 @@ const (
 	MarkRebooting     = "guestinit: rebooting" // katana.on_exit=reboot; -no-reboot then ends QEMU
 	MarkPowerDown     = "reboot: Power down"
 	MarkRestarting    = "reboot: Restarting system"
-	MarkPanic         = "Kernel panic"
+	MarkPanic         = "Kernel panic - not syncing"
 )
 
-// The init's exit marker; " stop=graceful" at the end says that Katana was
-// ended by the graceful stop's own signal (see supervise.MarkStopSignal).
-var reKatanaExited = regexp.MustCompile(`guestinit: katana exited status=(-?\d+)(?: signal=\w+)?( stop=graceful)?\s*$`)
+// consoleStamp is the timestamp that starts every line of the init and of
+// the kernel: "[    6.278107] ".
+const consoleStamp = `^\[ *\d+\.\d+\] `
+
+var (
+	reStamp = regexp.MustCompile(consoleStamp)
+
+	// ReadyLine matches the init's line that ends the wait for Katana:
+	// "katana started" or a boot error. Group 1 is the message from
+	// "guestinit: " on.
+	ReadyLine = regexp.MustCompile(consoleStamp + `(` + regexp.QuoteMeta(MarkKatanaStarted) + `.*|` + regexp.QuoteMeta(MarkBootError) + `.*)$`)
+
+	// The init's exit marker (the message, from "guestinit: "); "
+	// stop=graceful" at the end says that Katana was ended by the graceful
+	// stop's own signal (see supervise.MarkStopSignal).
+	reKatanaExited = regexp.MustCompile(`^guestinit: katana exited status=(-?\d+)(?: signal=\w+)?( stop=graceful)?\s*$`)
+)
+
+// consoleMessage splits a console line into its message after the
+// timestamp, and whether it is the init's ("guestinit: ..."). ok is false
+// for a line without the timestamp: neither the init's nor the kernel's.
+func consoleMessage(l string) (msg string, init, ok bool) {
+	loc := reStamp.FindStringIndex(l)
+	if loc == nil {
+		return "", false, false
+	}
+	msg = strings.TrimRight(l[loc[1]:], " \r")
+	return msg, strings.HasPrefix(msg, "guestinit: "), true
+}
 
 // Ending classifies how a guest ended, from its console and QEMU's exit.
 type Ending int
@@ -469,25 +505,32 @@ func Classify(lines []string, exit qemu.Exit) Outcome {
 	o := Outcome{Exit: exit}
 	panicked := false
 	for _, l := range lines {
-		if m := reKatanaExited.FindStringSubmatch(l); m != nil {
-			n, err := strconv.Atoi(m[1])
-			if err == nil {
-				o.KatanaStatus = &n
-				o.StopSignal = m[2] != ""
+		msg, init, ok := consoleMessage(l)
+		switch {
+		case !ok:
+		case init:
+			if m := reKatanaExited.FindStringSubmatch(msg); m != nil {
+				if n, err := strconv.Atoi(m[1]); err == nil {
+					o.KatanaStatus = &n
+					o.StopSignal = m[2] != ""
+				}
 			}
-		}
-		if i := strings.Index(l, MarkBootError); i >= 0 && o.BootError == "" {
-			o.BootError = l[i:]
-		}
-		if strings.Contains(l, MarkPanic) {
-			panicked = true
-		}
-		if strings.Contains(l, MarkRebooting) {
-			o.Rebooted = true
-		}
-		if strings.Contains(l, MarkPoweringOff) || strings.Contains(l, MarkRebooting) ||
-			strings.Contains(l, MarkPowerDown) || strings.Contains(l, MarkRestarting) {
-			o.WentDown = true
+			if strings.HasPrefix(msg, MarkBootError) && o.BootError == "" {
+				o.BootError = msg
+			}
+			if msg == MarkRebooting {
+				o.Rebooted = true
+			}
+			if msg == MarkPoweringOff || msg == MarkRebooting {
+				o.WentDown = true
+			}
+		default: // the kernel's
+			if strings.HasPrefix(msg, MarkPanic) {
+				panicked = true
+			}
+			if strings.HasPrefix(msg, MarkPowerDown) || strings.HasPrefix(msg, MarkRestarting) {
+				o.WentDown = true
+			}
 		}
 	}
 	switch {
