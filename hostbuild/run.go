@@ -182,10 +182,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	// QEMU gets the files that were hashed, as inherited descriptors, not
-	// the paths again.
-	ro := qemu.RunOptions{ExtraFiles: plan.Files}
+	// the paths again. The outcome is read from the console as it goes:
+	// the runner keeps only recent lines, and a guest may run (and log)
+	// for weeks.
+	var con launch.Console
+	ro := qemu.RunOptions{ExtraFiles: plan.Files, Console: con.Line}
 	if *console {
-		ro.Console = func(l string) { fmt.Fprintf(stderr, "console| %s\n", l) }
+		ro.Console = func(l string) {
+			con.Line(l)
+			fmt.Fprintf(stderr, "console| %s\n", l)
+		}
 	}
 	vm, err := qemu.Start(ctx, plan.ExecQEMU, ro)
 	plan.Close()
@@ -232,7 +238,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	exit := vm.Kill() // returns at once: QEMU has exited
-	out := launch.Classify(vm.Lines(), exit)
+	out := con.Outcome(exit)
 	fmt.Fprintf(stderr, "hostbuild run: %s\n", plan.RealPaths(out.String()))
 	return outcomeCode(out)
 }

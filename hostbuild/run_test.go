@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/katana-tee/snpboot/qemu"
 )
 
 // The golden-file switch is shared by every test file of this package;
@@ -367,8 +368,12 @@ func TestStopBudget(t *testing.T) {
 // exits 0. On SIGINT, SIGTERM or SIGHUP it does what QEMU does: prints
 // "terminating on signal N" on stderr and exits 0 at once. It appends what
 // it got ("system_powerdown", "signal interrupt", ...) to the serial log's
-// path plus ".events".
+// path plus ".events". With fakeQEMUFloodEnv=N in its environment, the
+// fake logs Katana's exit with status 7 right after its start, then N more
+// console lines, before it waits (and logs no other exit of Katana).
 const fakeQEMUName = "fake-qemu-system-x86_64"
+
+const fakeQEMUFloodEnv = "HOSTBUILD_TEST_FAKE_QEMU_FLOOD"
 
 func fakeQEMU(args []string) int {
 	var serial, qmp string
@@ -422,6 +427,14 @@ func fakeQEMU(args []string) int {
 		}
 	}()
 	fmt.Fprintln(log, `[    1.000000] guestinit: katana started pid=90 argv=["/bin/katana"]`)
+	if n, _ := strconv.Atoi(os.Getenv(fakeQEMUFloodEnv)); n > 0 {
+		w := bufio.NewWriter(log)
+		fmt.Fprintln(w, "[    1.500000] guestinit: katana exited status=7")
+		for i := range n {
+			fmt.Fprintf(w, "[    1.600000] guestinit: console line %d\n", i)
+		}
+		w.Flush()
+	}
 	select {
 	case s := <-sigs:
 		fmt.Fprintf(events, "signal %v\n", s)
@@ -430,7 +443,9 @@ func fakeQEMU(args []string) int {
 	case <-powerdown:
 		fmt.Fprintln(events, "system_powerdown")
 		fmt.Fprintln(log, "[    2.000000] guestinit: power button pressed: stopping katana")
-		fmt.Fprintln(log, "[    2.100000] guestinit: katana exited status=143 signal=SIGTERM stop=graceful")
+		if os.Getenv(fakeQEMUFloodEnv) == "" { // else Katana has exited already
+			fmt.Fprintln(log, "[    2.100000] guestinit: katana exited status=143 signal=SIGTERM stop=graceful")
+		}
 		fmt.Fprintln(log, "[    2.200000] guestinit: powering off")
 		fmt.Fprintln(log, "[    2.300000] reboot: Power down")
 		return 0
@@ -473,7 +488,7 @@ type fakeRun struct {
 	done   chan struct{}
 }
 
-func startFakeRun(t *testing.T, f runFixture) *fakeRun {
+func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
 	t.Helper()
 	fake := filepath.Join(t.TempDir(), fakeQEMUName)
 	if err := os.Symlink(os.Args[0], fake); err != nil {
@@ -482,7 +497,7 @@ func startFakeRun(t *testing.T, f runFixture) *fakeRun {
 	r := &fakeRun{serial: filepath.Join(t.TempDir(), "serial.log"), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(os.Args[0], "run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
 		"--qemu", fake, "--serial-log", r.serial, "--ready-timeout", "30s", "--stop-timeout", "60s")
-	r.cmd.Env = append(os.Environ(), "HOSTBUILD_TEST_MAIN=1")
+	r.cmd.Env = append(append(os.Environ(), "HOSTBUILD_TEST_MAIN=1"), env...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	r.cmd.Stderr = r.stderr
 	stdout, err := r.cmd.StdoutPipe()
@@ -602,4 +617,23 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// run reads the outcome from the console as it goes, not from the runner's
+// window of recent lines: a fact logged long before the end (here Katana's
+// exit with status 7, then more console lines than the window holds) still
+// decides the exit status.
+func TestRunOutcomeFromWholeConsole(t *testing.T) {
+	f := newRunFixture(t)
+	r := startFakeRun(t, f, fmt.Sprintf("%s=%d", fakeQEMUFloodEnv, 3*qemu.KeepLines))
+	if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code, events := r.wait(t)
+	if events != "system_powerdown\n" {
+		t.Errorf("the fake QEMU recorded %q, want system_powerdown", events)
+	}
+	if code != exitRunKatana {
+		t.Errorf("hostbuild run exit status %d, want %d (katana exited with status 7)\nstderr:\n%s", code, exitRunKatana, r.stderr.String())
+	}
 }

@@ -45,6 +45,20 @@ const RepressEvery = 2 * time.Second
 // StderrTail is how much of QEMU's stderr an Exit keeps.
 const StderrTail = 4096
 
+// The runner keeps a window of recent console lines in memory, for the
+// Wait* methods, Lines and error messages: a guest may run for weeks and log
+// gigabytes to its console. The window holds at least the last KeepLines
+// lines, or the last KeepBytes bytes of them if that is fewer, and at most
+// twice as much. The serial log file keeps everything; RunOptions.Console
+// sees every line.
+const (
+	KeepLines = 10_000
+	KeepBytes = 4 << 20
+	// MaxLineBytes bounds one line: a longer run of bytes without a
+	// newline is cut into lines of this size.
+	MaxLineBytes = 64 << 10
+)
+
 // Exit describes how QEMU ended.
 type Exit struct {
 	Code   int    // QEMU's exit status; -1 when a signal ended it
@@ -97,7 +111,9 @@ type VM struct {
 	stderr   *tailBuffer
 
 	mu      sync.Mutex
-	lines   []string
+	lines   []string // the window of recent lines
+	first   int      // the number of the window's first line (0: the console's first)
+	bytes   int      // the window's size, the lines' lengths summed
 	partial []byte
 	changed chan struct{} // closed and replaced whenever lines grow or the VM finishes
 	killed  bool          // Kill sent SIGKILL to a QEMU not yet reaped
@@ -252,6 +268,13 @@ func (v *VM) feed(b []byte) {
 		v.partial = v.partial[i+1:]
 		newLines = append(newLines, line)
 	}
+	for len(v.partial) >= MaxLineBytes {
+		newLines = append(newLines, string(v.partial[:MaxLineBytes]))
+		v.partial = v.partial[MaxLineBytes:]
+	}
+	if len(v.partial) == 0 {
+		v.partial = nil // let a large read's buffer go
+	}
 	for _, l := range newLines {
 		v.addLocked(l)
 	}
@@ -270,6 +293,24 @@ func (v *VM) appendLine(l string) {
 
 func (v *VM) addLocked(l string) {
 	v.lines = append(v.lines, l)
+	v.bytes += len(l)
+	if len(v.lines) > 2*KeepLines || v.bytes > 2*KeepBytes {
+		// Keep the newest KeepLines lines, fewer if they exceed KeepBytes.
+		// A copy, not a reslice: the old array goes, and a waiter's
+		// snapshot of it stays as it was.
+		keep, n := 0, 0
+		for i := len(v.lines) - 1; i >= 0 && keep < KeepLines; i-- {
+			if n+len(v.lines[i]) > KeepBytes && keep > 0 {
+				break
+			}
+			n += len(v.lines[i])
+			keep++
+		}
+		drop := len(v.lines) - keep
+		v.lines = append(make([]string, 0, 2*keep), v.lines[drop:]...)
+		v.first += drop
+		v.bytes = n
+	}
 	if v.run.Console != nil {
 		v.run.Console(l)
 	}
@@ -282,14 +323,15 @@ func (v *VM) broadcast() {
 	v.mu.Unlock()
 }
 
-// Lines returns the serial console lines read so far.
+// Lines returns the serial console lines read so far, as far back as the
+// runner keeps them (KeepLines); the serial log file has them all.
 func (v *VM) Lines() []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return append([]string(nil), v.lines...)
 }
 
-// Log returns the serial console read so far as one string.
+// Log returns the serial console read so far (as Lines) as one string.
 func (v *VM) Log() string {
 	l := v.Lines()
 	if len(l) == 0 {
@@ -299,7 +341,8 @@ func (v *VM) Log() string {
 }
 
 // WaitForLine waits until a serial line containing substr has been printed
-// (at any time since the start) and returns that line.
+// (at any time since the start, as far back as the runner keeps lines: see
+// KeepLines) and returns that line.
 func (v *VM) WaitForLine(ctx context.Context, substr string) (string, error) {
 	line, _, err := v.waitFor(ctx, fmt.Sprintf("%q", substr), func(l string) []string {
 		if strings.Contains(l, substr) {
@@ -317,26 +360,32 @@ func (v *VM) WaitForRegexp(ctx context.Context, re *regexp.Regexp) (string, []st
 }
 
 func (v *VM) waitFor(ctx context.Context, what string, match func(string) []string) (string, []string, error) {
-	next := 0
+	next := 0 // the number of the next line to look at, counted from the console's first
+	look := func() (string, []string, bool) {
+		v.mu.Lock()
+		lines, first := v.lines, v.first
+		v.mu.Unlock()
+		// Lines the window dropped before this waiter saw them are gone.
+		next = max(next, first)
+		for ; next < first+len(lines); next++ {
+			if m := match(lines[next-first]); m != nil {
+				return lines[next-first], m, true
+			}
+		}
+		return "", nil, false
+	}
 	for {
 		v.mu.Lock()
-		lines, changed := v.lines, v.changed
+		changed := v.changed
 		v.mu.Unlock()
-		for ; next < len(lines); next++ {
-			if m := match(lines[next]); m != nil {
-				return lines[next], m, nil
-			}
+		if l, m, ok := look(); ok {
+			return l, m, nil
 		}
 		select {
 		case <-v.finished:
 			// One last look: lines may have arrived with the exit.
-			v.mu.Lock()
-			lines = v.lines
-			v.mu.Unlock()
-			for ; next < len(lines); next++ {
-				if m := match(lines[next]); m != nil {
-					return lines[next], m, nil
-				}
+			if l, m, ok := look(); ok {
+				return l, m, nil
 			}
 			return "", nil, fmt.Errorf("waiting for %s on the serial console: %w (%v)%s", what, ErrExited, v.exit, v.lastLines(10))
 		case <-ctx.Done():

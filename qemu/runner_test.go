@@ -43,6 +43,8 @@ func TestMain(m *testing.M) {
 //	fake.deaf=N    lose the first N system_powerdown presses (the guest
 //	               does not listen yet), logging "fake: press lost"
 //	fake.partial   end the log with a line that has no newline
+//	fake.flood=N   print N Katana-like log lines of 100 bytes, at once
+//	fake.longline=N print N bytes without a newline
 //	fake.orphan    leave a child that holds stderr open for a second
 //	               (QEMU's exit is seen before its stderr ends)
 //
@@ -92,6 +94,16 @@ func fakeQEMU(args []string) int {
 	for i := range n {
 		fmt.Fprintf(log, "line %d\n", i)
 		time.Sleep(time.Millisecond)
+	}
+	if n, _ := strconv.Atoi(words["fake.flood"]); n > 0 {
+		w := bufio.NewWriterSize(log, 1<<20)
+		for i := range n {
+			fmt.Fprintf(w, "katana: INFO block produced number=%09d hash=0x0123456789abcdef0123456789abcdef0123456789\n", i)
+		}
+		w.Flush()
+	}
+	if n, _ := strconv.Atoi(words["fake.longline"]); n > 0 {
+		fmt.Fprint(log, strings.Repeat("x", n))
 	}
 	if _, ok := words["fake.partial"]; ok {
 		fmt.Fprint(log, "no newline at the end")
@@ -448,5 +460,80 @@ func TestRunnerKillAfterExitIsNotAKill(t *testing.T) {
 	exit := v.Kill()
 	if exit.Killed || exit.Code != 0 || exit.Signal != "" || !exit.Clean() {
 		t.Errorf("Kill after QEMU exited 0 by itself = %+v, want status 0, not killed", exit)
+	}
+}
+
+// A guest that logs a lot over its life (Katana logs blocks and RPC calls to
+// the console, for weeks): the runner keeps a bounded window of recent
+// lines, not the whole console, while the Console callback and the serial
+// log file still get every line.
+func TestRunnerKeepsBoundedWindow(t *testing.T) {
+	const n = 500_000 // 50 MB of console
+	o := fakeOptions(t, fmt.Sprintf("fake.flood=%d fake.exit=0", n), false)
+	var seen int
+	var last string
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	v, err := Start(context.Background(), o, RunOptions{Console: func(l string) { seen++; last = l }, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Kill() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := v.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 16<<20 {
+		t.Errorf("the runner holds %d MiB after %d console lines (%d in Lines()): it grows with the console", grew>>20, n, len(v.Lines()))
+	}
+	lines := v.Lines()
+	if len(lines) < KeepLines || len(lines) > 2*KeepLines {
+		t.Errorf("Lines() has %d lines, want the last %d to %d", len(lines), KeepLines, 2*KeepLines)
+	}
+	want := fmt.Sprintf("katana: INFO block produced number=%09d hash=0x0123456789abcdef0123456789abcdef0123456789", n-1)
+	if lines[len(lines)-1] != want || last != want {
+		t.Errorf("last line %q (Lines) and %q (Console), want %q", lines[len(lines)-1], last, want)
+	}
+	if seen != n+1 {
+		t.Errorf("the Console callback saw %d lines, want all %d", seen, n+1)
+	}
+	if l, err := v.WaitForLine(ctx, fmt.Sprintf("number=%09d", n-KeepLines)); err != nil || !strings.HasSuffix(l, "0123456789") {
+		t.Errorf("WaitForLine for a line within the window = %q, %v", l, err)
+	}
+	if _, err := v.WaitForLine(ctx, "fake: booted"); !errors.Is(err, ErrExited) {
+		t.Errorf("WaitForLine for a line older than the window = %v, want ErrExited", err)
+	}
+	b, err := os.ReadFile(o.SerialLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(b), "\n"); got != n+1 {
+		t.Errorf("the serial log file has %d lines, want all %d", got, n+1)
+	}
+	runtime.KeepAlive(v)
+}
+
+// A console that never ends its line (a runaway payload printing without
+// newlines) is cut into lines of MaxLineBytes, not buffered without end.
+func TestRunnerCutsLongLines(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "fake.longline=200000 fake.exit=0", false))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines := v.Lines()
+	want := []int{len(lines[0]), MaxLineBytes, MaxLineBytes, MaxLineBytes, 200000 - 3*MaxLineBytes}
+	var got []int
+	for _, l := range lines {
+		got = append(got, len(l))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("line lengths (-want +got):\n%s", diff)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
@@ -497,46 +498,82 @@ func lastLine(s string) string {
 	return strings.TrimSpace(s[strings.LastIndexByte(s, '\n')+1:])
 }
 
-// Classify reads the serial console lines and QEMU's exit. QEMU's status 0
-// alone is not a clean end (QEMU exits 0 when it is itself sent SIGTERM):
-// the console must show the guest going down, by the init's power-off or
-// reboot line or the kernel's.
-func Classify(lines []string, exit qemu.Exit) Outcome {
-	o := Outcome{Exit: exit}
-	panicked := false
-	for _, l := range lines {
-		msg, init, ok := consoleMessage(l)
-		switch {
-		case !ok:
-		case init:
-			if m := reKatanaExited.FindStringSubmatch(msg); m != nil {
-				if n, err := strconv.Atoi(m[1]); err == nil {
-					o.KatanaStatus = &n
-					o.StopSignal = m[2] != ""
-				}
-			}
-			if strings.HasPrefix(msg, MarkBootError) && o.BootError == "" {
-				o.BootError = msg
-			}
-			if msg == MarkRebooting {
-				o.Rebooted = true
-			}
-			if msg == MarkPoweringOff || msg == MarkRebooting {
-				o.WentDown = true
-			}
-		default: // the kernel's
-			if strings.HasPrefix(msg, MarkPanic) {
-				panicked = true
-			}
-			if strings.HasPrefix(msg, MarkPowerDown) || strings.HasPrefix(msg, MarkRestarting) {
-				o.WentDown = true
-			}
+// Console follows a guest's serial console line by line and keeps only
+// what Outcome needs (the last Katana exit, the first boot error, whether
+// the kernel panicked, whether the guest went down), so that a guest that
+// runs for weeks needs no full history: feed it every line (Line, e.g. from
+// qemu.RunOptions.Console). The zero value is ready; it is safe for
+// concurrent use.
+type Console struct {
+	mu           sync.Mutex
+	katanaStatus *int
+	stopSignal   bool
+	rebooted     bool
+	wentDown     bool
+	panicked     bool
+	bootError    string
+}
+
+// Line reads one console line.
+func (c *Console) Line(l string) {
+	msg, init, ok := consoleMessage(l)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !init { // the kernel's
+		if strings.HasPrefix(msg, MarkPanic) {
+			c.panicked = true
 		}
+		if strings.HasPrefix(msg, MarkPowerDown) || strings.HasPrefix(msg, MarkRestarting) {
+			c.wentDown = true
+		}
+		return
+	}
+	if m := reKatanaExited.FindStringSubmatch(msg); m != nil {
+		if n, err := strconv.Atoi(m[1]); err == nil {
+			c.katanaStatus = &n
+			c.stopSignal = m[2] != ""
+		}
+	}
+	if strings.HasPrefix(msg, MarkBootError) && c.bootError == "" {
+		c.bootError = msg
+	}
+	if msg == MarkRebooting {
+		c.rebooted = true
+	}
+	if msg == MarkPoweringOff || msg == MarkRebooting {
+		c.wentDown = true
+	}
+}
+
+// Classify reads the serial console lines and QEMU's exit (Console, for
+// lines already in memory).
+func Classify(lines []string, exit qemu.Exit) Outcome {
+	var c Console
+	for _, l := range lines {
+		c.Line(l)
+	}
+	return c.Outcome(exit)
+}
+
+// Outcome tells how the guest ended from the lines read so far and QEMU's
+// exit. QEMU's status 0 alone is not a clean end (QEMU exits 0 when it is
+// itself sent SIGTERM): the console must show the guest going down, by the
+// init's power-off or reboot line or the kernel's.
+func (c *Console) Outcome(exit qemu.Exit) Outcome {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o := Outcome{Exit: exit, StopSignal: c.stopSignal, Rebooted: c.rebooted, BootError: c.bootError, WentDown: c.wentDown}
+	if c.katanaStatus != nil {
+		n := *c.katanaStatus
+		o.KatanaStatus = &n
 	}
 	switch {
 	case exit.Killed:
 		o.Ending = EndedKilled
-	case panicked:
+	case c.panicked:
 		o.Ending = EndedPanic
 	case exit.Code != 0 || exit.Signal != "":
 		o.Ending = EndedQEMU
