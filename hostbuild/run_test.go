@@ -243,7 +243,7 @@ for a in "$@"; do
 	prev=$a
 done
 cat "$out" >>"$log"
-printf '%s\n' 'guestinit: katana started pid=1 argv=["/bin/katana"]' 'guestinit: katana exited status=0' 'guestinit: powering off' 'reboot: Power down' >>"$log"
+printf '%s\n' '[    1.000000] guestinit: katana started pid=1 argv=["/bin/katana"]' '[    1.100000] guestinit: katana exited status=0' '[    1.200000] guestinit: powering off' '[    1.300000] reboot: Power down' >>"$log"
 `
 			script = strings.Replace(script, "set -e\n", "set -e\nout="+shellWord(filepath.Join(f.dir, "fake-qemu.out"))+"\n", 1)
 			if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
