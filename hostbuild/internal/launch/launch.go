@@ -418,6 +418,15 @@ var (
 	// stop=graceful" at the end says that Katana was ended by the graceful
 	// stop's own signal (see supervise.MarkStopSignal).
 	reKatanaExited = regexp.MustCompile(`^guestinit: katana exited status=(-?\d+)(?: signal=\w+)?( stop=graceful)?\s*$`)
+
+	// reKatanaExitedGlued finds the exit marker after a timestamp anywhere
+	// in a line. Katana writes to the console without a prefix; when it
+	// dies in the middle of a line (SIGKILL after the grace period), the
+	// init's exit line is glued to that partial line and must not be lost
+	// (the run would count as clean). Only this marker is read there: the
+	// init prints the real one after Katana has died, so the last wins, and
+	// a fake inside Katana's output cannot hide it.
+	reKatanaExitedGlued = regexp.MustCompile(consoleStamp[1:] + `guestinit: katana exited status=(-?\d+)(?: signal=\w+)?( stop=graceful)?\s*$`)
 )
 
 // consoleMessage splits a console line into its message after the
@@ -517,6 +526,14 @@ type Console struct {
 // Line reads one console line.
 func (c *Console) Line(l string) {
 	msg, init, ok := consoleMessage(l)
+	if !ok || !init {
+		if m := reKatanaExitedGlued.FindStringSubmatch(l); m != nil {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.katanaExited(m)
+			return
+		}
+	}
 	if !ok {
 		return
 	}
@@ -532,10 +549,7 @@ func (c *Console) Line(l string) {
 		return
 	}
 	if m := reKatanaExited.FindStringSubmatch(msg); m != nil {
-		if n, err := strconv.Atoi(m[1]); err == nil {
-			c.katanaStatus = &n
-			c.stopSignal = m[2] != ""
-		}
+		c.katanaExited(m)
 	}
 	if strings.HasPrefix(msg, MarkBootError) && c.bootError == "" {
 		c.bootError = msg
@@ -545,6 +559,14 @@ func (c *Console) Line(l string) {
 	}
 	if msg == MarkPoweringOff || msg == MarkRebooting {
 		c.wentDown = true
+	}
+}
+
+// katanaExited records an exit marker's status (c.mu held).
+func (c *Console) katanaExited(m []string) {
+	if n, err := strconv.Atoi(m[1]); err == nil {
+		c.katanaStatus = &n
+		c.stopSignal = m[2] != ""
 	}
 }
 

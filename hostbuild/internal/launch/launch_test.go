@@ -60,6 +60,11 @@ func TestClassify(t *testing.T) {
 			qemu.Exit{Stderr: "qemu-system-x86_64: terminating on signal 15 from pid 1 (systemd)\n"}, EndedNoPowerOff, -1, "terminating on signal 15"},
 		{"katana output quoting a boot error", append(ts("guestinit: katana started pid=88 argv=[]"),
 			"katana: guestinit: boot error: x", "[ 3.0] katana: guestinit: boot error: y", "[ 4.0] guestinit: powering off"), ok, EndedClean, -1, "powered off cleanly"},
+		// Katana died mid-line (SIGKILL after the grace period): the init's
+		// exit line is glued to its partial line and still counts.
+		{"exit line glued to katana's partial line", append(ts(`guestinit: katana started pid=88 argv=[]`),
+			`{"number": 12[   40.010000] guestinit: katana exited status=137 signal=SIGKILL`,
+			`[   40.020000] guestinit: powering off`, `[   40.100000] reboot: Power down`), ok, EndedKatana, 137, "status 137"},
 		{"kernel panic, then a restart", ts("Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100", "reboot: Restarting system"), ok, EndedPanic, -1, "panicked"},
 	}
 	for _, tt := range tests {
