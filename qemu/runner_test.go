@@ -112,7 +112,7 @@ func fakeQEMU(args []string) int {
 		fmt.Fprintln(os.Stderr, "qemu-system-x86_64: -kernel x: could not open kernel file")
 	}
 	if _, ok := words["fake.orphan"]; ok {
-		c := exec.Command("sleep", "1")
+		c := exec.Command("sleep", "2")
 		c.Stderr = os.Stderr
 		if err := c.Start(); err != nil {
 			fmt.Fprintf(os.Stderr, "fake qemu: %v\n", err)
@@ -440,6 +440,9 @@ func TestRunnerOwnProcessGroup(t *testing.T) {
 // comes after its exit but before the runner has its status: here QEMU's
 // child holds its stderr open, so the runner waits on after QEMU is gone.
 func TestRunnerKillAfterExitIsNotAKill(t *testing.T) {
+	// A race-built fake QEMU (go test -race) sleeps a second on exit by
+	// default, as long as the orphan holds stderr: no window left.
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
 	v := startFake(t, fakeOptions(t, "fake.orphan fake.exit=0", false))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
