@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 //	fake.partial   end the log with a line that has no newline
 //	fake.flood=N   print N Katana-like log lines of 100 bytes, at once
 //	fake.longline=N print N bytes without a newline
-//	fake.orphan    leave a child that holds stderr open for a second
+//	fake.orphan    leave a child that holds stderr open for two seconds
 //	               (QEMU's exit is seen before its stderr ends)
 //
 // Otherwise it waits for QMP system_powerdown, prints "reboot: Power down"
