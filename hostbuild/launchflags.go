@@ -36,16 +36,31 @@ func addLaunchFlags(fs *flag.FlagSet, h launchHelp) *launchFlags {
 }
 
 // check validates the flags into l.o (the manifest is not loaded yet); a
-// non-empty message is a usage error.
+// non-empty message is a usage error. Everything a flag alone decides is
+// checked here, before launch.Prepare, so that a wrong or missing flag is a
+// usage error (exit 2) in run and libvirt alike, not a launch failure.
 func (l *launchFlags) check(usageFail func(string, ...any) int) (int, bool) {
-	if l.cid > 0xfffffffe {
-		return usageFail("--cid %d: want 3 to 4294967294", l.cid), false
+	// CIDs 0-2 are the hypervisor, local and host addresses; 2^32-1 is
+	// VMADDR_CID_ANY.
+	if l.cid != 0 && (l.cid < 3 || l.cid > 0xfffffffe) {
+		return usageFail("--cid %d: CIDs 0 to 2 and 4294967295 are reserved; want 3 to 4294967294, unique on this host", l.cid), false
 	}
 	l.o.CID = uint32(l.cid)
+	if !l.o.Plain {
+		if l.o.OVMF == "" {
+			return usageFail("SEV-SNP mode needs the OVMF firmware: give --ovmf FILE (an AmdSevX64 build), or --plain to boot without SEV-SNP"), false
+		}
+		if l.cid == 0 {
+			return usageFail("SEV-SNP mode needs a vsock guest CID for the attestation agent: give --cid N (3 or more), or --plain to boot without SEV-SNP"), false
+		}
+	}
 	if l.memory != "" {
 		mib, err := parseMemory(l.memory)
 		if err != nil {
 			return usageFail("--memory %q: %v", l.memory, err), false
+		}
+		if mib < qemu.MinMemoryMiB {
+			return usageFail("--memory %q: want at least %d MiB (the init decodes Katana into memory: 1G or more is usual)", l.memory, qemu.MinMemoryMiB), false
 		}
 		l.o.MemoryMiB = mib
 	}

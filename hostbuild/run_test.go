@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,7 +180,7 @@ func TestRunRefusals(t *testing.T) {
 			want: []string{"the kernel " + otherInitrd}},
 		{name: "changed cmdline", manifest: editedCmdline, code: exitRunRefused,
 			want: []string{"launch digest", "127.0.0.1", "edited after measuring"}},
-		{name: "snp without cid", args: []string{"--cid", "0"}, code: exitFail, want: []string{"vsock guest CID"}},
+		{name: "snp without cid", args: []string{"--cid", "0"}, code: exitUsage, want: []string{"vsock guest CID", "--cid N"}},
 		{name: "snp with tcg", args: []string{"--accel", "tcg"}, code: exitUsage, want: []string{"needs --plain"}},
 		{name: "bad forward", args: []string{"--forward", "1:2:3:4"}, code: exitUsage, want: []string{"--forward"}},
 		{name: "bad memory", args: []string{"--memory", "lots"}, code: exitUsage, want: []string{"--memory"}},
@@ -205,6 +206,46 @@ func TestRunRefusals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRunLaunchFlagUsageErrors: what a flag alone decides is a usage
+// error (exit 2, as documented and as libvirt says for the same flags),
+// found before any file is checked or anything is started.
+func TestRunLaunchFlagUsageErrors(t *testing.T) {
+	f := newRunFixture(t)
+	files := []string{"--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd, "--qemu", filepath.Join(f.dir, "no-qemu")}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"snp without cid", []string{"--ovmf", f.ovmf}, "give --cid N"},
+		{"snp with cid 2", []string{"--ovmf", f.ovmf, "--cid", "2"}, "--cid 2: CIDs 0 to 2"},
+		{"plain with cid 1", []string{"--plain", "--cid", "1"}, "--cid 1: CIDs 0 to 2"},
+		{"snp without ovmf", []string{"--cid", "3"}, "give --ovmf FILE"},
+		{"memory too small", []string{"--ovmf", f.ovmf, "--cid", "3", "--memory", "10"}, `--memory "10": want at least 64 MiB`},
+	}
+	for _, tt := range tests {
+		for _, cmd := range []string{"run", "libvirt"} {
+			if cmd == "libvirt" && (tt.name == "snp without cid" || tt.name == "snp without ovmf" || strings.HasPrefix(tt.name, "plain")) {
+				continue // libvirt's own "are required"
+			}
+			t.Run(cmd+"/"+tt.name, func(t *testing.T) {
+				t.Setenv("TMPDIR", t.TempDir())
+				args := append(append([]string{cmd}, files...), tt.args...)
+				if cmd == "libvirt" {
+					args = slices.DeleteFunc(args, func(s string) bool { return strings.HasPrefix(s, "--qemu") || strings.HasSuffix(s, "no-qemu") })
+				}
+				stdout, stderr, code := runHB(t, args...)
+				if code != exitUsage || !strings.Contains(stderr, tt.want) {
+					t.Errorf("hostbuild %s: exit %d, stderr %q; want exit %d and %q", strings.Join(args, " "), code, stderr, exitUsage, tt.want)
+				}
+				if stdout != "" {
+					t.Errorf("a usage error printed %q", stdout)
+				}
+			})
+		}
 	}
 }
 

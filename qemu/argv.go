@@ -44,6 +44,8 @@ const (
 	DefaultReducedPhysBits = 1
 	DefaultSNPCPU          = "EPYC-v4"
 	DefaultHostAddr        = "127.0.0.1"
+	// MinMemoryMiB is the least guest memory Build accepts.
+	MinMemoryMiB = 64
 	// MaxCmdline is the x86 kernel's COMMAND_LINE_SIZE minus its NUL: the
 	// kernel silently truncates anything longer, so Build refuses it.
 	MaxCmdline = 2047
@@ -274,8 +276,8 @@ func Build(o Options) (Command, error) {
 			o.MemoryMiB = DefaultSNPMemoryMiB
 		}
 	}
-	if o.MemoryMiB < 64 {
-		return Command{}, invalid("memory %d MiB: want at least 64", o.MemoryMiB)
+	if o.MemoryMiB < MinMemoryMiB {
+		return Command{}, invalid("memory %d MiB: want at least %d", o.MemoryMiB, MinMemoryMiB)
 	}
 	if o.Kernel == "" {
 		return Command{}, invalid("no kernel: direct kernel boot needs Options.Kernel")
