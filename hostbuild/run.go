@@ -137,24 +137,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	*stopTimeout = stop
 
-	// Scratch folder for the QMP socket (and the default serial log).
-	scratch := ""
-	if *dryRun {
-		scratch = filepath.Join(os.TempDir(), "hostbuild-run-PID")
-	} else {
-		scratch, err = os.MkdirTemp("", "hostbuild-run-")
-		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
-			return exitFail
-		}
-	}
-	o.QMPSocket = filepath.Join(scratch, "qmp.sock")
-	if o.SerialLog == "" {
-		o.SerialLog = filepath.Join(scratch, "serial.log")
-	}
-	if !*dryRun {
-		// The serial log is kept; only the socket goes.
-		defer os.Remove(o.QMPSocket)
+	// The QMP socket (and the default serial log) go in a scratch folder,
+	// made only once the launch is checked: a refused launch leaves nothing
+	// behind. Prepare checks placeholder paths of the same shape.
+	placeholder := filepath.Join(os.TempDir(), "hostbuild-run-PID")
+	o.QMPSocket = filepath.Join(placeholder, "qmp.sock")
+	defaultSerial := o.SerialLog == ""
+	if defaultSerial {
+		o.SerialLog = filepath.Join(placeholder, "serial.log")
 	}
 
 	plan, err := launch.Prepare(ctx, *o)
@@ -181,6 +171,31 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 
+	scratch, err := os.MkdirTemp("", "hostbuild-run-")
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild run: creating a scratch folder for the QMP socket (in $TMPDIR, %s): %v\n", os.TempDir(), err)
+		return exitFail
+	}
+	o.QMPSocket = filepath.Join(scratch, "qmp.sock")
+	if defaultSerial {
+		o.SerialLog = filepath.Join(scratch, "serial.log")
+	}
+	qemuStarted := false
+	defer func() {
+		// The socket always goes. The default serial log is kept once run
+		// has named it ("serial console: ..."), else it holds nothing worth
+		// keeping; the folder goes when nothing is left in it.
+		os.Remove(o.QMPSocket)
+		if defaultSerial && !qemuStarted {
+			os.Remove(o.SerialLog)
+		}
+		os.Remove(scratch)
+	}()
+	if err := plan.Place(o.SerialLog, o.QMPSocket); err != nil {
+		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
+		return exitFail
+	}
+
 	// QEMU gets the files that were hashed, as inherited descriptors, not
 	// the paths again. The outcome is read from the console as it goes:
 	// the runner keeps only recent lines, and a guest may run (and log)
@@ -199,6 +214,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		return exitFail
 	}
+	qemuStarted = true
 	fmt.Fprintf(stderr, "hostbuild run: qemu started (pid %d), serial console: %s\n", vm.Pid(), o.SerialLog)
 	for _, f := range plan.QEMU.Forwards {
 		fmt.Fprintf(stderr, "hostbuild run: forwarding %s:%d -> guest port %d\n", orDefault(f.HostAddr, qemu.DefaultHostAddr), f.HostPort, f.GuestPort)

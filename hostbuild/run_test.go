@@ -249,6 +249,74 @@ func TestRunLaunchFlagUsageErrors(t *testing.T) {
 	}
 }
 
+// fakeQEMUScript writes a shell script that stands in for QEMU: it finds
+// the serial log in its -chardev option and runs body with $log set.
+func fakeQEMUScript(t *testing.T, dir, body string) string {
+	t.Helper()
+	fake := filepath.Join(dir, "fake-qemu.sh")
+	script := `#!/bin/sh
+for a in "$@"; do
+	case $a in file,id=serial0,path=*) log=${a#file,id=serial0,path=} ;; esac
+done
+` + body
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return fake
+}
+
+// fakeCleanBoot is a fakeQEMUScript body: Katana starts and exits 0, the
+// guest powers off.
+const fakeCleanBoot = `printf '%s\n' '[    1.000000] guestinit: katana started pid=1 argv=["/bin/katana"]' '[    1.100000] guestinit: katana exited status=0' '[    1.200000] guestinit: powering off' '[    1.300000] reboot: Power down' >>"$log"
+`
+
+// TestRunScratchFolder: run's scratch folder in $TMPDIR (QMP socket,
+// default serial log) is made only for a launch that was checked, and
+// goes at the end unless it holds the serial log run said it kept.
+func TestRunScratchFolder(t *testing.T) {
+	f := newRunFixture(t)
+	fake := fakeQEMUScript(t, f.dir, fakeCleanBoot)
+	base := []string{"run", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd, "--plain", "--ready-timeout", "20s"}
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		keptLog bool
+	}{
+		{"refused", []string{"--vcpus", "3", "--qemu", fake}, exitRunRefused, false},
+		{"qemu missing", []string{"--qemu", filepath.Join(f.dir, "no-such-qemu")}, exitFail, false},
+		{"booted", []string{"--qemu", fake}, exitOK, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			_, stderr, code := runHB(t, append(base, tt.args...)...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tt.code, stderr)
+			}
+			var left []string
+			filepath.WalkDir(tmp, func(p string, d os.DirEntry, err error) error {
+				if p != tmp {
+					left = append(left, strings.TrimPrefix(p, tmp+"/"))
+				}
+				return nil
+			})
+			if !tt.keptLog {
+				if len(left) > 0 {
+					t.Errorf("run left %q in $TMPDIR\n%s", left, stderr)
+				}
+				return
+			}
+			if len(left) != 2 || !strings.HasPrefix(left[0], "hostbuild-run-") || left[1] != left[0]+"/serial.log" {
+				t.Errorf("$TMPDIR holds %q, want only hostbuild-run-*/serial.log\n%s", left, stderr)
+			} else if !strings.Contains(stderr, "serial console: "+filepath.Join(tmp, left[1])) {
+				t.Errorf("run did not name the serial log it kept:\n%s", stderr)
+			}
+		})
+	}
+}
+
 // TestRunBootsTheHashedFiles: a file renamed over a checked path after the
 // check (a build job, a sync tool, anyone with write access to the folder)
 // is not what QEMU loads. The fake QEMU first replaces the OVMF, kernel and

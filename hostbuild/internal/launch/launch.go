@@ -237,6 +237,26 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	return p, nil
 }
 
+// Place gives the plan the serial log and QMP socket paths QEMU gets,
+// in place of those Options gave Prepare, and rebuilds its commands (which
+// check them again). hostbuild run makes its scratch folder for them only
+// once the launch is checked, so that a refused launch leaves nothing behind.
+func (p *Plan) Place(serialLog, qmpSocket string) error {
+	q, x := p.QEMU, p.ExecQEMU
+	q.SerialLog, q.QMPSocket = serialLog, qmpSocket
+	x.SerialLog, x.QMPSocket = serialLog, qmpSocket
+	c, err := qemu.Build(q)
+	if err != nil {
+		return fmt.Errorf("launch: %w", err)
+	}
+	xc, err := qemu.Build(x)
+	if err != nil {
+		return fmt.Errorf("launch: %w", err)
+	}
+	p.QEMU, p.Command, p.ExecQEMU, p.ExecCommand = q, c, x, xc
+	return nil
+}
+
 // openRegular opens path for reading and refuses anything but a regular
 // file: a pipe or a device would not give QEMU the bytes that were hashed.
 func openRegular(what, path string) (*os.File, error) {
