@@ -212,6 +212,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	plan.Close()
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
+		switch {
+		case errors.Is(err, qemu.ErrNoBinary):
+			fmt.Fprintf(stderr, "hostbuild run: install QEMU (qemu-system-x86), or give its binary with --qemu PATH\n")
+		case errors.Is(err, qemu.ErrSerialLog) && !defaultSerial:
+			fmt.Fprintf(stderr, "hostbuild run: --serial-log %s: give a file in a folder you can write to\n", o.SerialLog)
+		}
 		return exitFail
 	}
 	qemuStarted = true
@@ -256,6 +262,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	exit := vm.Kill() // returns at once: QEMU has exited
 	out := con.Outcome(exit)
 	fmt.Fprintf(stderr, "hostbuild run: %s\n", plan.RealPaths(out.String()))
+	if hint := qemuHint(out, o.Plain); hint != "" {
+		fmt.Fprintf(stderr, "hostbuild run: %s\n", hint)
+	}
 	return outcomeCode(out)
 }
 
@@ -311,6 +320,20 @@ func waitReady(ctx context.Context, vm *qemu.VM, timeout time.Duration, stderr i
 		vm.Stop(context.Background(), 10*time.Second)
 		return "", exitFail
 	}
+}
+
+// qemuHint explains a QEMU failure that QEMU's own message leaves
+// cryptic, or is empty.
+func qemuHint(o launch.Outcome, plain bool) string {
+	if o.Ending != launch.EndedQEMU || plain {
+		return ""
+	}
+	// QEMU before 9.1 (or built without SEV-SNP) does not know the object:
+	// "Parameter 'qom-type' does not accept value 'sev-snp-guest'".
+	if strings.Contains(o.Exit.Stderr, "'sev-snp-guest'") {
+		return "SEV-SNP mode needs QEMU 9.1 or newer built with SEV-SNP support (this QEMU has no sev-snp-guest object): give one with --qemu PATH; 'hostbuild doctor' checks the host"
+	}
+	return ""
 }
 
 func outcomeCode(o launch.Outcome) int {

@@ -317,6 +317,48 @@ func TestRunScratchFolder(t *testing.T) {
 	}
 }
 
+// TestRunStartErrors: when QEMU cannot start, or fails at once, run says
+// what to do about it, naming the flag, not only the system's error.
+func TestRunStartErrors(t *testing.T) {
+	f := newRunFixture(t)
+	notADir := filepath.Join(f.dir, "file")
+	if err := os.WriteFile(notADir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oldQEMU := fakeQEMUScript(t, f.dir, `echo "qemu-system-x86_64: -object sev-snp-guest,id=sev0,policy=0x30000,cbitpos=51,reduced-phys-bits=1,kernel-hashes=on: Parameter 'qom-type' does not accept value 'sev-snp-guest'" >&2
+exit 1
+`)
+	base := []string{"run", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3"}
+	tests := []struct {
+		name    string
+		args    []string
+		want    []string
+		notWant string
+	}{
+		{"no qemu binary", []string{"--qemu", "/nonexist"}, []string{"/nonexist: no such file", "install QEMU (qemu-system-x86), or give its binary with --qemu PATH"}, ""},
+		{"serial log cannot be created", []string{"--qemu", oldQEMU, "--serial-log", filepath.Join(notADir, "serial.log")},
+			[]string{"creating the serial log", "--serial-log " + filepath.Join(notADir, "serial.log") + ": give a file in a folder you can write to"}, "removing"},
+		{"qemu without sev-snp", []string{"--qemu", oldQEMU}, []string{"does not accept value 'sev-snp-guest'", "needs QEMU 9.1 or newer", "'hostbuild doctor'"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("TMPDIR", t.TempDir())
+			_, stderr, code := runHB(t, append(base, tt.args...)...)
+			if code != exitFail {
+				t.Errorf("exit %d, want %d", code, exitFail)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+			if tt.notWant != "" && strings.Contains(stderr, tt.notWant) {
+				t.Errorf("stderr contains %q:\n%s", tt.notWant, stderr)
+			}
+		})
+	}
+}
+
 // TestRunBootsTheHashedFiles: a file renamed over a checked path after the
 // check (a build job, a sync tool, anyone with write access to the folder)
 // is not what QEMU loads. The fake QEMU first replaces the OVMF, kernel and

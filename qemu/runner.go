@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"regexp"
@@ -97,6 +98,33 @@ func (e Exit) String() string {
 // before the awaited condition holds.
 var ErrExited = errors.New("qemu exited")
 
+// Start's errors about a path a caller may have been given by its user
+// match these (errors.Is), so that the caller can name its own flag.
+var (
+	// ErrNoBinary: the QEMU binary (Options.Binary) does not exist.
+	ErrNoBinary = errors.New("no QEMU binary")
+	// ErrSerialLog: the serial log (Options.SerialLog) cannot be created.
+	ErrSerialLog = errors.New("cannot create the serial log")
+)
+
+// startError is a Start error with its message, its cause and its kind
+// (ErrNoBinary, ErrSerialLog).
+type startError struct {
+	msg       string
+	err, kind error
+}
+
+func (e *startError) Error() string   { return e.msg }
+func (e *startError) Unwrap() []error { return []error{e.err, e.kind} }
+
+// removeExisting removes path when something is there.
+func removeExisting(path string) error {
+	if _, err := os.Lstat(path); err != nil {
+		return nil // nothing to remove (or nothing that can be: creating it says why)
+	}
+	return os.Remove(path)
+}
+
 // VM is a running QEMU process started by Start.
 type VM struct {
 	Command Command
@@ -137,19 +165,22 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	if ro.Poll <= 0 {
 		ro.Poll = 20 * time.Millisecond
 	}
-	if err := os.Remove(o.SerialLog); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("starting qemu: removing old serial log: %w", err)
+	// Remove only what is there: on a read-only file system removing a
+	// file that does not exist fails with EROFS, not ENOENT, and the
+	// creation below says best what is wrong with the path.
+	if err := removeExisting(o.SerialLog); err != nil {
+		return nil, &startError{fmt.Sprintf("starting qemu: removing the old serial log %s: %v", o.SerialLog, err), err, ErrSerialLog}
 	}
 	if o.QMPSocket != "" {
-		if err := os.Remove(o.QMPSocket); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("starting qemu: removing old QMP socket: %w", err)
+		if err := removeExisting(o.QMPSocket); err != nil {
+			return nil, fmt.Errorf("starting qemu: removing the old QMP socket: %w", err)
 		}
 	}
 	// Create the log ourselves so that tailing can start at once and a
 	// read-only folder is reported here, not by QEMU.
 	f, err := os.OpenFile(o.SerialLog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("starting qemu: creating serial log: %w", err)
+		return nil, &startError{"starting qemu: creating the serial log: " + err.Error(), err, ErrSerialLog}
 	}
 	f.Close()
 
@@ -174,8 +205,9 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	v.cmd.SysProcAttr = sysProcAttr()
 	v.started = time.Now()
 	if err := v.cmd.Start(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
-			return nil, fmt.Errorf("starting qemu: %w (install it: apt-get install qemu-system-x86)", err)
+		os.Remove(o.SerialLog) // created above, and QEMU never wrote to it
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return nil, &startError{fmt.Sprintf("starting qemu: %v (install it: apt-get install qemu-system-x86)", err), err, ErrNoBinary}
 		}
 		return nil, fmt.Errorf("starting qemu: %w", err)
 	}

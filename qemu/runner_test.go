@@ -398,6 +398,26 @@ func TestStartErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "apt-get install qemu-system-x86") {
 		t.Errorf("Start with a binary not in PATH = %v, want the install hint", err)
 	}
+	// A path to a binary that is not there: the hint too, and the serial
+	// log Start created is gone again.
+	_, err = Start(context.Background(), Options{Binary: filepath.Join(dir, "no-qemu"), Kernel: "k", SerialLog: filepath.Join(dir, "s.log")}, RunOptions{})
+	if !errors.Is(err, ErrNoBinary) || !strings.Contains(err.Error(), "apt-get install qemu-system-x86") {
+		t.Errorf("Start with a missing binary path = %v, want ErrNoBinary and the install hint", err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "s.log")); err == nil {
+		t.Errorf("Start that could not run QEMU left its serial log behind")
+	}
+	// A serial log that cannot be there (under a regular file; on a
+	// read-only file system likewise): no "removing" of a file that does
+	// not exist, but why it cannot be created.
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Start(context.Background(), Options{Binary: "true", Kernel: "k", SerialLog: filepath.Join(file, "s.log")}, RunOptions{})
+	if !errors.Is(err, ErrSerialLog) || strings.Contains(err.Error(), "removing") || !strings.Contains(err.Error(), "creating the serial log") {
+		t.Errorf("Start with a serial log under a file = %v, want ErrSerialLog creating it", err)
+	}
 	_, err = Start(context.Background(), Options{Kernel: "k"}, RunOptions{})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("Start with invalid options = %v, want ErrInvalid", err)
