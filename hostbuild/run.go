@@ -296,12 +296,46 @@ func stopBudget(cmdline string, set time.Duration) (d time.Duration, warn string
 	return set, warn
 }
 
+// progressEvery is how often waitReady says that it still waits.
+var progressEvery = 15 * time.Second
+
 // waitReady waits for Katana to start. It returns the ready line, and an
 // exit code >= 0 when run should end now (after stopping the VM).
+//
+// Every progressEvery it says that it still waits, and the console's last
+// line: a boot takes seconds on KVM but minutes under TCG, and
+// --ready-timeout is 5 minutes, too long a silence to tell a slow boot from
+// a stuck one.
 func waitReady(ctx context.Context, vm *qemu.VM, timeout time.Duration, stderr io.Writer) (string, int) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, m, err := vm.WaitForRegexp(wctx, launch.ReadyLine)
+	type result struct {
+		m   []string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, m, err := vm.WaitForRegexp(wctx, launch.ReadyLine)
+		done <- result{m, err}
+	}()
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	var r result
+wait:
+	for {
+		select {
+		case r = <-done:
+			break wait
+		case <-tick.C:
+			last := "none yet"
+			if l := vm.LastLine(); l != "" {
+				last = strconv.Quote(l)
+			}
+			fmt.Fprintf(stderr, "hostbuild run: still waiting for katana (%ds of --ready-timeout %v; last console line: %s)\n",
+				int(time.Since(vm.Started()).Seconds()), timeout, last)
+		}
+	}
+	m, err := r.m, r.err
 	switch {
 	case err == nil && strings.HasPrefix(m[1], launch.MarkKatanaStarted):
 		return m[1], -1

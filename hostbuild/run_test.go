@@ -359,6 +359,31 @@ exit 1
 	}
 }
 
+// TestRunSaysItStillWaits: between "qemu started" and "ready:" run says
+// every progressEvery that it still waits, with the console's last line,
+// rather than nothing for up to --ready-timeout.
+func TestRunSaysItStillWaits(t *testing.T) {
+	f := newRunFixture(t)
+	fake := filepath.Join(t.TempDir(), fakeQEMUName)
+	if err := os.Symlink(os.Args[0], fake); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(fakeQEMUNotReadyEnv, "1")
+	defer func(d time.Duration) { progressEvery = d }(progressEvery)
+	progressEvery = 100 * time.Millisecond
+	_, stderr, code := runHB(t, "run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
+		"--qemu", fake, "--serial-log", filepath.Join(t.TempDir(), "serial.log"), "--ready-timeout", "1s")
+	if code != exitFail {
+		t.Errorf("exit %d, want %d (not ready in time)", code, exitFail)
+	}
+	if want := `still waiting for katana (`; !strings.Contains(stderr, want) {
+		t.Errorf("stderr does not contain %q:\n%s", want, stderr)
+	}
+	if want := `of --ready-timeout 1s; last console line: "[    0.500000] Run /init as init process")`; !strings.Contains(stderr, want) {
+		t.Errorf("stderr does not contain %q:\n%s", want, stderr)
+	}
+}
+
 // TestRunBootsTheHashedFiles: a file renamed over a checked path after the
 // check (a build job, a sync tool, anyone with write access to the folder)
 // is not what QEMU loads. The fake QEMU first replaces the OVMF, kernel and
@@ -526,6 +551,10 @@ const fakeQEMUName = "fake-qemu-system-x86_64"
 
 const fakeQEMUFloodEnv = "HOSTBUILD_TEST_FAKE_QEMU_FLOOD"
 
+// fakeQEMUNotReadyEnv, set in its environment, makes the fake QEMU print a
+// kernel line in place of "katana started": a boot that takes its time.
+const fakeQEMUNotReadyEnv = "HOSTBUILD_TEST_FAKE_QEMU_NOT_READY"
+
 func fakeQEMU(args []string) int {
 	var serial, qmp string
 	for i := 0; i+1 < len(args); i++ {
@@ -577,7 +606,11 @@ func fakeQEMU(args []string) int {
 			}
 		}
 	}()
-	fmt.Fprintln(log, `[    1.000000] guestinit: katana started pid=90 argv=["/bin/katana"]`)
+	if os.Getenv(fakeQEMUNotReadyEnv) != "" {
+		fmt.Fprintln(log, "[    0.500000] Run /init as init process")
+	} else {
+		fmt.Fprintln(log, `[    1.000000] guestinit: katana started pid=90 argv=["/bin/katana"]`)
+	}
 	if n, _ := strconv.Atoi(os.Getenv(fakeQEMUFloodEnv)); n > 0 {
 		w := bufio.NewWriter(log)
 		fmt.Fprintln(w, "[    1.500000] guestinit: katana exited status=7")

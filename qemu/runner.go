@@ -363,6 +363,16 @@ func (v *VM) Lines() []string {
 	return append([]string(nil), v.lines...)
 }
 
+// LastLine returns the last serial console line read so far, or "".
+func (v *VM) LastLine() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.lines) == 0 {
+		return ""
+	}
+	return v.lines[len(v.lines)-1]
+}
+
 // Log returns the serial console read so far (as Lines) as one string.
 func (v *VM) Log() string {
 	l := v.Lines()
