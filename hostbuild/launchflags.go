@@ -10,6 +10,7 @@ import (
 // launchFlags are the flags that say what to launch and how, shared by run
 // and libvirt so that both describe the same VM the same way.
 type launchFlags struct {
+	fs       *flag.FlagSet
 	o        launch.Options
 	manifest string
 	memory   string
@@ -21,7 +22,7 @@ type launchFlags struct {
 type launchHelp struct{ ovmf, memory, cid, forward, serialLog string }
 
 func addLaunchFlags(fs *flag.FlagSet, h launchHelp) *launchFlags {
-	l := &launchFlags{}
+	l := &launchFlags{fs: fs}
 	fs.StringVar(&l.manifest, "manifest", "", "the launch manifest `file` (required)")
 	fs.StringVar(&l.o.OVMF, "ovmf", "", h.ovmf)
 	fs.StringVar(&l.o.Kernel, "kernel", "", "kernel `file` (required)")
@@ -40,6 +41,13 @@ func addLaunchFlags(fs *flag.FlagSet, h launchHelp) *launchFlags {
 // checked here, before launch.Prepare, so that a wrong or missing flag is a
 // usage error (exit 2) in run and libvirt alike, not a launch failure.
 func (l *launchFlags) check(usageFail func(string, ...any) int) (int, bool) {
+	// --vcpus left out means the manifest's default (Options.VCPUs 0); a
+	// count given must be one.
+	vcpusSet := false
+	l.fs.Visit(func(f *flag.Flag) { vcpusSet = vcpusSet || f.Name == "vcpus" })
+	if vcpusSet && l.o.VCPUs < 1 {
+		return usageFail("--vcpus %d: want 1 or more (leave --vcpus out for the manifest's default)", l.o.VCPUs), false
+	}
 	// CIDs 0-2 are the hypervisor, local and host addresses; 2^32-1 is
 	// VMADDR_CID_ANY.
 	if l.cid != 0 && (l.cid < 3 || l.cid > 0xfffffffe) {

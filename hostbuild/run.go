@@ -108,6 +108,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *manifestPath == "" || o.Kernel == "" || o.Initrd == "" {
 		return usageFail("--manifest, --kernel and --initrd are required")
 	}
+	if *readyTimeout <= 0 {
+		return usageFail("--ready-timeout %v: want a positive duration, e.g. 10m for a slow TCG boot", *readyTimeout)
+	}
 	if *stopTimeout < 0 {
 		return usageFail("--stop-timeout %v: want a positive duration (or 0 for the default)", *stopTimeout)
 	}

@@ -384,6 +384,36 @@ func TestRunSaysItStillWaits(t *testing.T) {
 	}
 }
 
+// TestRunRefusesZeroCountAndTimeout: --vcpus 0 would silently mean the
+// manifest's default and --ready-timeout 0s give up at once.
+func TestRunRefusesZeroCountAndTimeout(t *testing.T) {
+	f := newRunFixture(t)
+	base := []string{"--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3"}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--vcpus", "0"}, "--vcpus 0: want 1 or more"},
+		{[]string{"run", "--vcpus", "-4"}, "--vcpus -4: want 1 or more"},
+		{[]string{"libvirt", "--vcpus", "0"}, "--vcpus 0: want 1 or more"},
+		{[]string{"run", "--ready-timeout", "0s"}, "--ready-timeout 0s: want a positive duration"},
+		{[]string{"run", "--ready-timeout", "-1m"}, "--ready-timeout -1m0s: want a positive duration"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Setenv("TMPDIR", t.TempDir())
+			args := append(append(tt.args[:1:1], base...), tt.args[1:]...)
+			if tt.args[0] == "run" {
+				args = append(args, "--qemu", filepath.Join(f.dir, "no-qemu"))
+			}
+			_, stderr, code := runHB(t, args...)
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, exitUsage, tt.want)
+			}
+		})
+	}
+}
+
 // TestRunBootsTheHashedFiles: a file renamed over a checked path after the
 // check (a build job, a sync tool, anyone with write access to the folder)
 // is not what QEMU loads. The fake QEMU first replaces the OVMF, kernel and
