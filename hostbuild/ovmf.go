@@ -27,8 +27,9 @@ metadata sections (type, GPA, size) in measurement order, the kernel-hashes
 table area, the SEV-ES AP reset EIP, and a verdict on whether measured direct
 kernel boot (QEMU -kernel with kernel-hashes=on) is possible with it.
 
-Exit status: 0 parsed (whatever the verdict), 1 unreadable or malformed image,
-2 usage error.
+Exit status: 0 parsed (whatever the verdict), 1 unreadable or malformed
+image, or not an OVMF image (no OVMF footer table, or a size that is not a
+multiple of 4096), 2 usage error.
 
 Flags:
 `
@@ -123,6 +124,15 @@ func inspectOVMF(path string) (*ovmfReport, error) {
 	im, err := ovmf.ParseFile(path)
 	if err != nil {
 		return nil, err
+	}
+	// A file that is not firmware at all (a README, a variable store) has
+	// nothing this report could describe: an error, not a verdict that
+	// advises another OVMF build.
+	switch {
+	case im.Size%ovmf.PageSize != 0:
+		return nil, fmt.Errorf("%s: not an OVMF image: its size, %d bytes, is not a multiple of %d (firmware images are whole pages); give an OVMF code image, e.g. an AmdSevX64 OVMF.fd", path, im.Size, ovmf.PageSize)
+	case !im.FooterFound:
+		return nil, fmt.Errorf("%s: not an OVMF image: no OVMF footer table GUID before the reset vector (a variable store, or not firmware); give an OVMF code image, e.g. an AmdSevX64 OVMF.fd", path)
 	}
 	f, err := os.Open(path)
 	if err != nil {

@@ -78,6 +78,14 @@ func TestOVMFErrors(t *testing.T) {
 	if err := os.WriteFile(bad, img, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	readme := filepath.Join(tmp, "README.md")
+	if err := os.WriteFile(readme, []byte("# snpboot\n\nNot a firmware image.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	noFooter := filepath.Join(tmp, "VARS.fd") // whole pages, no footer: a variable store
+	if err := os.WriteFile(noFooter, make([]byte, 2*4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -89,6 +97,8 @@ func TestOVMFErrors(t *testing.T) {
 		{"missing", []string{filepath.Join(tmp, "nope")}, exitFail, "no such file"},
 		{"malformed", []string{bad}, exitFail, "malformed OVMF image: footer table of 65517 bytes starts before the beginning"},
 		{"help", []string{"-h"}, exitOK, "Usage: hostbuild ovmf"},
+		{"not firmware", []string{readme}, exitFail, readme + ": not an OVMF image: its size, 33 bytes, is not a multiple of 4096"},
+		{"no footer", []string{noFooter}, exitFail, noFooter + ": not an OVMF image: no OVMF footer table GUID"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, stderr, code := runHB(t, append([]string{"ovmf"}, tc.args...)...)
