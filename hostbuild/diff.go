@@ -33,16 +33,18 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if code, ok := parseFlags(fs, args); !ok {
+	// Flags may follow the arguments, as in ovmf and verify.
+	pos, code, ok := parseFlagsInterspersed(fs, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() != 2 {
-		fs.Usage()
+	if len(pos) != 2 {
+		fmt.Fprintf(stderr, "hostbuild diff: want two initrds, A and B, got %d; run 'hostbuild diff -h' for usage\n", len(pos))
 		return exitUsage
 	}
 	var arch [2]*initrd.Archive
 	for i := range arch {
-		a, err := initrd.ReadFile(fs.Arg(i))
+		a, err := initrd.ReadFile(pos[i])
 		if err != nil {
 			fmt.Fprintf(stderr, "hostbuild diff: %v\n", err)
 			return 2
@@ -58,7 +60,7 @@ Flags:
 		enc.SetIndent("", "  ")
 		enc.Encode(changes)
 	} else if len(changes) == 0 {
-		fmt.Fprintf(stdout, "identical: %s and %s (sha256 %s)\n", fs.Arg(0), fs.Arg(1), arch[0].SHA256)
+		fmt.Fprintf(stdout, "identical: %s and %s (sha256 %s)\n", pos[0], pos[1], arch[0].SHA256)
 	} else {
 		initrd.WriteDiff(stdout, changes)
 		fmt.Fprintf(stdout, "# %d difference(s)\n", len(changes))

@@ -41,14 +41,16 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if code, ok := parseFlags(fs, args); !ok {
+	// Flags may follow the arguments, as in ovmf and verify.
+	pos, code, ok := parseFlagsInterspersed(fs, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "hostbuild inspect: want exactly one INITRD, got %d; run 'hostbuild inspect -h' for usage\n", len(pos))
 		return exitUsage
 	}
-	a, err := initrd.ReadFile(fs.Arg(0))
+	a, err := initrd.ReadFile(pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild inspect: %v\n", err)
 		return exitFail
@@ -59,7 +61,7 @@ Flags:
 		if err := enc.Encode(struct {
 			File string `json:"file"`
 			*initrd.Archive
-		}{fs.Arg(0), a}); err != nil {
+		}{pos[0], a}); err != nil {
 			fmt.Fprintf(stderr, "hostbuild inspect: %v\n", err)
 			return exitFail
 		}
@@ -70,7 +72,7 @@ Flags:
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "# %s: %s, %d bytes, %d entries in %d archive(s), sha256 %s\n",
-		fs.Arg(0), a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)
+		pos[0], a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)
 	if a.PayloadUnknown != "" {
 		fmt.Fprintf(stdout, "# payload /bin/katana: unknown: %s\n", a.PayloadUnknown)
 	} else if p := a.Payload; p != nil && p.Encoding == "frames" {

@@ -107,6 +107,20 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 	return exitOK, true
 }
 
+// parseFlagsInterspersed is parseFlags for a command whose flags may come
+// before or after its positional arguments (parseInterspersed), which it
+// returns.
+func parseFlagsInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, exitOK, false
+		}
+		return nil, exitUsage, false
+	}
+	return pos, exitOK, true
+}
+
 // usageErrorf returns a function that reports a usage error of the named
 // subcommand, points at its -h, and returns exitUsage.
 func usageErrorf(stderr io.Writer, name string) func(format string, a ...any) int {

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 )
@@ -38,23 +40,29 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprint(stderr, reportUsage)
 		fs.PrintDefaults()
 	}
-	if code, ok := parseFlags(fs, args); !ok {
+	// Flags may follow the arguments, as in ovmf and verify.
+	pos, code, ok := parseFlagsInterspersed(fs, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "hostbuild report: want exactly one FILE or -; run 'hostbuild report -h' for usage")
 		return exitUsage
 	}
 	var r io.Reader
-	if name := fs.Arg(0); name == "-" {
+	if name := pos[0]; name == "-" {
 		r = os.Stdin
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild report: %v\n", err)
+			fmt.Fprintf(stderr, "hostbuild report: cannot read the report %s: %v; give a file holding a raw report (binary or hex, e.g. report.bin from 'hostbuild attest --evidence-out'), or - for stdin\n", name, errors.Unwrap(err))
 			return exitFail
 		}
 		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			fmt.Fprintf(stderr, "hostbuild report: %s is a folder; give the report file in it (e.g. %s), or 'hostbuild verify %s' for an evidence folder\n", name, filepath.Join(name, attest.FileReport), name)
+			return exitFail
+		}
 		r = f
 	}
 	return decodeReport(r, *jsonOut, stdout, stderr)

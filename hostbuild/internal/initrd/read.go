@@ -83,6 +83,10 @@ func ReadFile(path string) (*Archive, error) {
 		return nil, fmt.Errorf("opening initrd: %w", err)
 	}
 	defer f.Close()
+	// A folder opens, reads as nothing, and would be called an empty file.
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("%s is a folder, not an initrd: give the initrd file (e.g. out/launch/initrd.img)", path)
+	}
 	a, err := Read(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-sev-guest/verify/testdata"
+)
+
+// TestInputCommandsArgs: inspect, diff and report say what is wrong with
+// their input (a folder, a missing file) and what to give instead, and take
+// their flags after the arguments too, as ovmf and verify do.
+func TestInputCommandsArgs(t *testing.T) {
+	dir := t.TempDir()
+	stage(t, dir, false)
+	if _, e, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "a.img"); code != 0 {
+		t.Fatalf("pack: %s", e)
+	}
+	img := filepath.Join(dir, "a.img")
+	report := filepath.Join(dir, "report.bin")
+	if err := os.WriteFile(report, testdata.AttestationBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	folder := t.TempDir()
+	tests := []struct {
+		args []string
+		code int
+		want string // in stdout+stderr
+	}{
+		{[]string{"inspect", folder}, exitFail, folder + " is a folder, not an initrd"},
+		{[]string{"diff", img, folder}, 2, folder + " is a folder, not an initrd"},
+		{[]string{"report", folder}, exitFail, folder + " is a folder; give the report file in it"},
+		{[]string{"report", "/nonexist"}, exitFail, "cannot read the report /nonexist: no such file or directory; give a file holding a raw report"},
+		{[]string{"inspect", img, "--json"}, exitOK, `"compression": "zstd+none"`},
+		{[]string{"diff", img, img, "--json"}, exitOK, "[]"},
+		{[]string{"report", report, "--json"}, exitOK, `"measurement": "b07af962`},
+		{[]string{"inspect", img, img}, exitUsage, "want exactly one INITRD, got 2"},
+		{[]string{"diff", img}, exitUsage, "want two initrds, A and B, got 1"},
+		{[]string{"inspect", img, "--nope"}, exitUsage, "flag provided but not defined: -nope"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, stderr := runCmd(t, "", tt.args...)
+			if code != tt.code || !strings.Contains(out+stderr, tt.want) {
+				t.Errorf("exit %d, output %q; want exit %d and %q", code, out+stderr, tt.code, tt.want)
+			}
+		})
+	}
+}
