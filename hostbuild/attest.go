@@ -7,7 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
@@ -51,6 +54,7 @@ Flags:
 
 // verifyFlags are shared by attest and verify.
 type verifyFlags struct {
+	cmd                                                    string // attest or verify, for messages
 	manifest, certs, roots, rootsProduct, kdsCache, minTCB string
 	kds, allowDebug, jsonOut, explain, verbose             bool
 	vmpl, minVersion                                       int
@@ -81,6 +85,11 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	var o attest.VerifyOptions
 	if v.manifest == "" {
 		return nil, o, usageError{"--manifest is required"}
+	}
+	// Refused up front: found out only after the guest's report was spent,
+	// --explain would have nothing to explain with.
+	if v.explain && (v.ovmf == "" || v.kernel == "" || v.initrd == "") {
+		return nil, o, usageError{"--explain needs the local files the manifest describes: --ovmf, --kernel and --initrd"}
 	}
 	if v.vmpl < 0 || v.vmpl > 3 {
 		return nil, o, usageError{"--vmpl must be 0 to 3"}
@@ -122,7 +131,7 @@ func (e usageError) Error() string { return e.msg }
 func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("attest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var vf verifyFlags
+	vf := verifyFlags{cmd: "attest"}
 	vf.register(fs)
 	cid, port, nonceSize := new(uint), new(uint), new(int)
 	uintVar(fs, cid, "cid", 0, "guest vsock `CID` (as in -device vhost-vsock-pci,guest-cid=N)")
@@ -130,7 +139,7 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	addr := fs.String("addr", "", "agent address instead of --cid: vsock:CID:PORT or tcp:HOST:PORT (plain-QEMU tests)")
 	intVar(fs, nonceSize, "nonce-size", agentapi.MaxNonceSize, "nonce size in `bytes` (32 to 64)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of the exchange with the agent")
-	evidence := fs.String("evidence-out", "", "write the evidence (raw report, certificates, nonce, preimage, config, manifest digest, result) to the new `dir`")
+	evidence := fs.String("evidence-out", "", "write the evidence (raw report, certificates, nonce, preimage, config, manifest digest, result) to the new `dir` (checked before the guest is asked: it must not exist, its parent must be writable)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, attestUsage)
 		fs.PrintDefaults()
@@ -175,6 +184,13 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "hostbuild attest: %v\n", err)
 		return exitFail
 	}
+	// The evidence folder is checked before the guest is asked: a report
+	// is spent once fetched, and evidence that cannot be written is lost.
+	if *evidence != "" {
+		if msg := checkNewFolder(*evidence); msg != "" {
+			return usage("--evidence-out " + msg)
+		}
+	}
 	nonce, err := attest.NewNonce(*nonceSize)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild attest: %v\n", err)
@@ -183,10 +199,36 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	logger.Debug("fetching evidence", "addr", a.String(), "nonce_bytes", len(nonce))
 	resp, err := attest.Fetch(ctx, attest.FetchOptions{Addr: a, Nonce: nonce, Timeout: *timeout})
 	if err != nil {
-		return report(stdout, stderr, vf.jsonOut, &attest.Result{Error: err.Error(), Class: attest.ClassTransport.String(), ExitCode: attest.ClassTransport.ExitCode()}, err)
+		return report(stdout, stderr, "attest", vf.jsonOut, &attest.Result{Error: err.Error(), Class: attest.ClassTransport.String(), ExitCode: attest.ClassTransport.ExitCode()}, err)
 	}
 	opts.Nonce = nonce
 	return verifyAndReport(ctx, resp, opts, &vf, *evidence, stdout, stderr, logger)
+}
+
+// checkNewFolder says why dir cannot be made as a new folder, or "": it
+// must not exist, and its parent must be a folder one can write to (tried
+// by making and removing a folder there, which also sees a read-only file
+// system and holds for root).
+func checkNewFolder(dir string) string {
+	if _, err := os.Lstat(dir); err == nil {
+		return dir + " already exists; give a new folder (it is created)"
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	fi, err := os.Stat(parent)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Sprintf("%s: the folder %s does not exist; create it first", dir, parent)
+	case err != nil:
+		return fmt.Sprintf("%s: %v", dir, err)
+	case !fi.IsDir():
+		return fmt.Sprintf("%s: %s is not a folder", dir, parent)
+	}
+	probe, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".check-*")
+	if err != nil {
+		return fmt.Sprintf("%s: cannot create a folder in %s: %v", dir, parent, errors.Unwrap(err))
+	}
+	os.Remove(probe)
+	return ""
 }
 
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
@@ -205,14 +247,14 @@ func verifyAndReport(ctx context.Context, resp *agentapi.AttestationResponse, op
 	if attest.ClassOf(verr) == attest.ClassMeasurement && vf.explain {
 		ex, err := attest.Explain(ctx, attest.ExplainOptions{Manifest: opts.Manifest, OVMF: vf.ovmf, Kernel: vf.kernel, Initrd: vf.initrd, Got: res.Measurement})
 		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild: explain: %v\n", err)
+			fmt.Fprintf(stderr, "hostbuild %s: explain: %v\n", vf.cmd, err)
 		} else {
 			explained = ex
 		}
 	}
 	if evidenceDir != "" {
 		if err := attest.WriteEvidence(evidenceDir, attest.EvidenceIn{Response: resp, Nonce: opts.Nonce, ManifestPath: vf.manifest, Result: res}); err != nil {
-			fmt.Fprintf(stderr, "hostbuild: %v\n", err)
+			fmt.Fprintf(stderr, "hostbuild %s: %v\n", vf.cmd, err)
 			if verr == nil {
 				return exitFail
 			}
@@ -231,18 +273,18 @@ func verifyAndReport(ctx context.Context, resp *agentapi.AttestationResponse, op
 		printHuman(stdout, res, explained)
 	}
 	if verr != nil {
-		fmt.Fprintf(stderr, "hostbuild: attestation rejected: %v\n", verr)
+		fmt.Fprintf(stderr, "hostbuild %s: attestation rejected: %v\n", vf.cmd, verr)
 		return res.ExitCode
 	}
 	return exitOK
 }
 
-func report(stdout, stderr io.Writer, jsonOut bool, res *attest.Result, err error) int {
+func report(stdout, stderr io.Writer, cmd string, jsonOut bool, res *attest.Result, err error) int {
 	if jsonOut {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		fmt.Fprintf(stdout, "%s\n", b)
 	}
-	fmt.Fprintf(stderr, "hostbuild: %v\n", err)
+	fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 	return res.ExitCode
 }
 

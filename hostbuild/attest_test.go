@@ -149,3 +149,70 @@ func TestReportCommand(t *testing.T) {
 		t.Errorf("short report: exit %d", code)
 	}
 }
+
+// TestAttestChecksBeforeFetching: what can be known before the guest is
+// asked is checked first (exit 2): a report is spent once fetched, and
+// evidence that cannot be written is lost. Here no agent answers, so a
+// check made only after fetching would show as exit 3.
+func TestAttestChecksBeforeFetching(t *testing.T) {
+	dir := t.TempDir()
+	mpath := writeTestManifest(t, dir)
+	existing := t.TempDir()
+	base := []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", mpath, "--timeout", "2s"}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--evidence-out", existing}, "--evidence-out " + existing + " already exists; give a new folder"},
+		{[]string{"--evidence-out", filepath.Join(dir, "no", "ev")}, "the folder " + filepath.Join(dir, "no") + " does not exist"},
+		{[]string{"--evidence-out", filepath.Join(mpath, "ev")}, mpath + " is not a folder"},
+		{[]string{"--explain"}, "--explain needs the local files the manifest describes: --ovmf, --kernel and --initrd"},
+		{[]string{"--explain", "--ovmf", mpath}, "--explain needs"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, _, stderr := runCmd(t, "", append(base, tt.args...)...)
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, exitUsage, tt.want)
+			}
+		})
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("the checks left files in %s: %v", dir, ents)
+	}
+
+	// No agent: the transport error names the command and the address,
+	// not Go's request URL, and says what to check.
+	code, _, stderr := runCmd(t, "", base...)
+	if code != 3 || !strings.HasPrefix(stderr, "hostbuild attest: transport: asking the agent at tcp:127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused (is the guest running and the port forwarded") || strings.Contains(stderr, "http://") {
+		t.Errorf("no agent: exit %d, stderr %q", code, stderr)
+	}
+
+	// verify on a folder that is not evidence says so.
+	code, _, stderr = runCmd(t, "", "verify", existing, "--manifest", mpath)
+	if code != exitFail || !strings.Contains(stderr, existing+" is not an evidence folder (from hostbuild attest --evidence-out)") {
+		t.Errorf("verify on an empty folder: exit %d, stderr %q", code, stderr)
+	}
+}
+
+// writeTestManifest writes a valid manifest (all zero digests) to dir/m.json.
+func writeTestManifest(t *testing.T, dir string) string {
+	t.Helper()
+	zero := strings.Repeat("0", 64)
+	m := map[string]any{
+		"schema": "katana-snp-manifest/v1", "tool": map[string]string{"name": "t", "version": "0"}, "source_date_epoch": 0,
+		"components": map[string]any{
+			"ovmf":   map[string]any{"name": "o", "size": 1, "sha256": zero},
+			"kernel": map[string]any{"name": "k", "size": 1, "sha256": zero},
+			"initrd": map[string]any{"name": "i", "size": 1, "sha256": zero},
+		},
+		"cmdline": "x", "vmm_type": "QEMU", "guest_features": "0x1", "guest_policy": "0x30000",
+		"measurements": []map[string]any{{"vcpus": 1, "vcpu_type": "EPYC-v4", "measurement": strings.Repeat("0", 96)}},
+	}
+	b, _ := json.Marshal(m)
+	mpath := filepath.Join(dir, "m.json")
+	if err := os.WriteFile(mpath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return mpath
+}

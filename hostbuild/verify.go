@@ -32,7 +32,7 @@ Flags:
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var vf verifyFlags
+	vf := verifyFlags{cmd: "verify"}
 	vf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, verifyUsage)

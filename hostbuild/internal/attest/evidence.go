@@ -118,6 +118,13 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 func ReadEvidence(dir string) (*agentapi.AttestationResponse, []byte, Certs, error) {
 	b, err := os.ReadFile(filepath.Join(dir, FileResponse))
 	if err != nil {
+		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() && errors.Is(err, os.ErrNotExist) {
+			return nil, nil, Certs{}, fmt.Errorf("%s is not an evidence folder (from hostbuild attest --evidence-out): it has no %s", dir, FileResponse)
+		} else if serr != nil {
+			return nil, nil, Certs{}, fmt.Errorf("reading the evidence folder: %w", serr)
+		} else if !fi.IsDir() {
+			return nil, nil, Certs{}, fmt.Errorf("%s is not a folder: give the evidence folder written by hostbuild attest --evidence-out", dir)
+		}
 		return nil, nil, Certs{}, fmt.Errorf("reading evidence: %w", err)
 	}
 	r, err := DecodeResponse(b)

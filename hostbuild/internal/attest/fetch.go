@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"time"
 
 	"github.com/mdlayher/vsock"
@@ -71,7 +73,18 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return nil, fail(ClassTransport, "asking the agent at %s: %w", o.Addr, err)
+		// url.Error's text repeats the request's URL (with the nonce):
+		// noise next to the address, which names the agent.
+		var ue *neturl.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		hint := ""
+		var oe *net.OpError
+		if o.Addr.Network != "vsock" && errors.As(err, &oe) && oe.Op == "dial" {
+			hint = " (is the guest running and the port forwarded, e.g. hostbuild run --forward HOSTPORT:" + fmt.Sprint(agentapi.DefaultPort) + "?)"
+		}
+		return nil, fail(ClassTransport, "asking the agent at %s: %w%s", o.Addr, err, hint)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
