@@ -32,6 +32,12 @@ type File struct {
 // Create starts a file that Commit will put at path with permissions perm
 // (exactly, whatever the umask).
 func Create(path string, perm os.FileMode) (*File, error) {
+	// Refused here, before the caller's work: the rename in Commit would
+	// fail at the end with "file exists", naming neither the cause nor
+	// the fix.
+	if err := notAFolder(path); err != nil {
+		return nil, err
+	}
 	dir := filepath.Dir(path)
 	f, err := openUnnamed(dir, perm)
 	if err == nil {
@@ -45,6 +51,15 @@ func Create(path string, perm os.FileMode) (*File, error) {
 		return nil, fmt.Errorf("creating a temporary file beside %s: %w", path, err)
 	}
 	return &File{f: f, path: path, perm: perm, tmp: f.Name()}, nil
+}
+
+// notAFolder refuses a path that is a folder. Lstat, as the rename sees
+// it: a symlink to a folder is replaced, like any symlink.
+func notAFolder(path string) error {
+	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
+		return fmt.Errorf("%s is a folder; give a file path", path)
+	}
+	return nil
 }
 
 // tempPattern is the os.CreateTemp pattern of a temporary file for path:
@@ -83,6 +98,9 @@ func (f *File) Commit() (err error) {
 		return fmt.Errorf("writing %s: %w", f.path, err)
 	}
 	if err := os.Rename(f.tmp, f.path); err != nil {
+		if ferr := notAFolder(f.path); ferr != nil { // made since Create
+			return ferr
+		}
 		return fmt.Errorf("writing %s: %w", f.path, err)
 	}
 	f.done = true

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -145,9 +146,27 @@ func TestCommitAbortReplace(t *testing.T) {
 			if err := os.Mkdir(filepath.Join(dir, "taken"), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := WriteFile(filepath.Join(dir, "taken"), []byte("x"), 0o644); err == nil {
-				t.Error("WriteFile over a folder succeeded")
+			taken := filepath.Join(dir, "taken")
+			if err := WriteFile(taken, []byte("x"), 0o644); err == nil || err.Error() != taken+" is a folder; give a file path" {
+				t.Errorf("WriteFile over a folder: %v, want %q", err, taken+" is a folder; give a file path")
 			}
+			// Refused by Create already, before the caller's work.
+			if _, err := Create(taken, 0o644); err == nil || !strings.Contains(err.Error(), "is a folder; give a file path") {
+				t.Errorf("Create over a folder: %v", err)
+			}
+			// A folder made after Create: Commit says the same.
+			later := filepath.Join(dir, "later")
+			f, err = Create(later, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(later, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Commit(); err == nil || err.Error() != later+" is a folder; give a file path" {
+				t.Errorf("Commit over a folder made after Create: %v", err)
+			}
+			os.Remove(later)
 			if got := names(t, dir); !slices.Equal(got, []string{"cache.bin", "taken"}) {
 				t.Errorf("folder after a failed commit holds %v, want [cache.bin taken]", got)
 			}
