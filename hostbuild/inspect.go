@@ -37,6 +37,9 @@ entry's name has a ".." component or passes through a symlink, only the
 kernel can tell which file it replaces, so the payload line says unknown
 and why (likewise for a payload file with hard links). Malformed archives are rejected with the offset of the problem.
 
+Exit status: 0 listed; 1 unreadable or malformed initrd (or not an initrd:
+a folder, another kind of file), or the payload fails its checks; 2 usage.
+
 Flags:
 `)
 		fs.PrintDefaults()
