@@ -3,6 +3,15 @@
 # kernels and other caches go to .cache/ (ignored by git).
 
 SHELL       := /bin/bash
+# README installs Go at /usr/local/go, but a fresh root shell on Debian does
+# not have /usr/local/go/bin on PATH. Append it (a go already on PATH still
+# wins) and export it, so the .ci scripts and tests that exec go find it too.
+export PATH := $(PATH):/usr/local/go/bin
+# go keeps its module and build caches under $HOME; a stripped environment
+# (env -i, some CI runners) has no HOME: take it from the passwd database.
+ifeq ($(HOME),)
+export HOME := $(shell getent passwd "$$(id -u)" | cut -d: -f6)
+endif
 GO          ?= go
 OUT         ?= out
 CACHE       ?= .cache

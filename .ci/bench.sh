@@ -3,6 +3,8 @@
 # sections into one file. Usage: .ci/bench.sh OUT.md
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Go lives at /usr/local/go (README); use it when go is not on PATH.
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 out=${1:-out/bench.md}
 mkdir -p "$(dirname "$out")"
 {

@@ -8,6 +8,8 @@
 # with a note; any run that writes a failing input to testdata/fuzz fails.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# Go lives at /usr/local/go (README); use it when go is not on PATH.
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 t=${1:-10s}
 passed=0 failed=0 raced=0
 while read -r pkg dir; do

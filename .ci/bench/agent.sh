@@ -8,6 +8,8 @@
 # Prints a Markdown section.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# Go lives at /usr/local/go (README); use it when go is not on PATH.
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 AGENT_BENCH_OUT="$work/agent.md" go test -count=1 -run '^TestAgentBench$' ./guestinit/internal/agent/ >&2
