@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 func init() {
@@ -39,7 +40,7 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	ovmfPath := fs.String("ovmf", "", "OVMF firmware `file` (AmdSevX64 build)")
 	kernel := fs.String("kernel", "", "kernel `file`")
 	initrd := fs.String("initrd", "", "initrd `file`")
-	cmdline := fs.String("cmdline", "", "exact kernel `cmdline` (hashed byte for byte)")
+	cmdline := fs.String("cmdline", "", "exact kernel `cmdline` (hashed byte for byte; 'hostbuild cmdline' prints one) (required)")
 	vcpus := fs.String("vcpus", "", "comma-separated vCPU `counts`, e.g. 1,2,4")
 	vcpuTypes := fs.String("vcpu-type", "", "comma-separated vCPU `types`, e.g. EPYC-v4,EPYC-Genoa")
 	features := fs.String("guest-features", "0x1", "SEV_FEATURES `value` of the VMSAs")
@@ -64,6 +65,14 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return usageFail("-%s is required", req)
 		}
 	}
+	// Without --cmdline the manifest would record the empty cmdline, which
+	// is almost never the one QEMU is given: refuse rather than guess.
+	if !set["cmdline"] {
+		return usageFail("--cmdline is required: the exact cmdline QEMU boots with (print it with 'hostbuild cmdline')")
+	}
+	if err := checkBootCmdline(*cmdline); err != nil {
+		return usageFail("--cmdline: %v", err)
+	}
 	g, err := mf.options(set)
 	if err != nil {
 		return usageFail("%v", err)
@@ -86,6 +95,17 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	fmt.Fprintf(stdout, "%s: %d measurements (%d vCPU counts × %d vCPU types)\n", *out, len(m.Measurements), len(g.VCPUs), len(g.VCPUTypes))
 	return exitOK
+}
+
+// checkBootCmdline parses a cmdline with the init's own parser
+// (shared/bootcfg), as the guest will at boot: a cmdline it refuses (an
+// unknown katana.* key, a bad value) would give a manifest, and a launch,
+// for a guest that never starts.
+func checkBootCmdline(line string) error {
+	if _, err := bootcfg.Parse(line); err != nil {
+		return fmt.Errorf("%w; the guest init refuses this cmdline at boot ('hostbuild cmdline' formats a valid one)", err)
+	}
+	return nil
 }
 
 // parseMatrix reads the comma-separated --vcpus and --vcpu-type lists of a

@@ -97,7 +97,8 @@ func TestManifestCommand(t *testing.T) {
 func TestManifestCommandErrors(t *testing.T) {
 	in := makeManifestInputs(t)
 	out := filepath.Join(in.dir, "m.json")
-	base := []string{"--ovmf", in.ovmf, "--kernel", in.kernel, "--initrd", in.initrd, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out}
+	base := []string{"--ovmf", in.ovmf, "--kernel", in.kernel, "--initrd", in.initrd, "--cmdline", "console=ttyS0 panic=-1",
+		"--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out}
 	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
 	without := func(flag string) []string {
 		var r []string
@@ -117,6 +118,10 @@ func TestManifestCommandErrors(t *testing.T) {
 	}{
 		{"no output", without("-o"), exitUsage, "-o is required"},
 		{"no kernel", without("--kernel"), exitUsage, "-kernel is required"},
+		// The init refuses an unknown katana.* key at boot: so must manifest.
+		{"no cmdline", without("--cmdline"), exitUsage, "--cmdline is required"},
+		{"unknown katana key", with("--cmdline", "console=ttyS0 panic=-1 katana.bogus=1"), exitUsage, `unknown katana.* key: "katana.bogus=1"`},
+		{"bad katana value", with("--cmdline", "katana.on_exit=halt"), exitUsage, "want poweroff, reboot or restart"},
 		{"bad vcpus", with("--vcpus", "1,x"), exitUsage, "comma-separated list"},
 		{"zero vcpus", with("--vcpus", "0"), exitUsage, "positive counts"},
 		{"empty type", with("--vcpu-type", "EPYC-v4,"), exitUsage, "empty type"},

@@ -112,6 +112,12 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if o.VCPUType == "" || o.VCPUSigSet {
 			return usageFail("--manifest needs --vcpu-type (QEMU is launched with -cpu TYPE) and no --vcpu-sig/--vcpu-family")
 		}
+		// The manifest is what run launches from: its cmdline must be one
+		// the init accepts (measure alone hashes any bytes, as
+		// sev-snp-measure does).
+		if err := checkBootCmdline(o.Append); err != nil {
+			return usageFail("--append: %v", err)
+		}
 		g, err := mf.options(set)
 		if err != nil {
 			return usageFail("%v", err)

@@ -184,6 +184,9 @@ func TestMeasureUsageErrors(t *testing.T) {
 		{"unknown flag", []string{"--svsm", "x"}, exitUsage, "flag provided but not defined"},
 		{"missing ovmf file", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", filepath.Join(tmp, "nope")}, exitFail, "no such file"},
 		{"policy without manifest", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--policy", "0x30000"}, exitUsage, "add --manifest"},
+		// A manifest is what run launches from: its cmdline must be one the init accepts.
+		{"manifest with a cmdline the init refuses", []string{"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", k,
+			"--append", "katana.bogus=1", "--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "unknown katana.* key"},
 		{"manifest without initrd", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--kernel", k, "--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "--manifest needs --kernel and --initrd"},
 	}
 	for _, tc := range tests {

@@ -446,12 +446,42 @@ func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPor
 }
 
 // writeManifest runs `hostbuild manifest` for 1 vCPU of type vtype.
+//
+// hostbuild manifest refuses a cmdline the init's parser refuses, yet
+// TestBootErrors must boot one to see the init refuse it on the console:
+// such a cmdline replaces, in a manifest written for a valid one, the
+// "cmdline" field. Plain runs without --ovmf recompute no digest, so the
+// stale measurement does not matter there.
 func writeManifest(t *testing.T, e env, ovmf, initrd, cmdline, vtype, out string) {
 	t.Helper()
+	measured := cmdline
+	if _, err := bootcfg.Parse(cmdline); err != nil {
+		measured = strings.Join(baseParams, " ")
+	}
 	mf := exec.Command(e.hostbuild, "manifest", "--ovmf", ovmf, "--kernel", e.vmlinuz, "--initrd", initrd,
-		"--cmdline", cmdline, "--vcpus", "1", "--vcpu-type", vtype, "-o", out)
+		"--cmdline", measured, "--vcpus", "1", "--vcpu-type", vtype, "-o", out)
 	if b, err := mf.CombinedOutput(); err != nil {
 		t.Fatalf("hostbuild manifest: %v\n%s", err, b)
+	}
+	if measured == cmdline {
+		return
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%s: %v", out, err)
+	}
+	if doc["cmdline"], err = json.Marshal(cmdline); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = json.MarshalIndent(doc, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
