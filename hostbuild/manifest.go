@@ -29,7 +29,11 @@ build info and this tool's version. 'hostbuild run' launches from it and
 'hostbuild attest' verifies against it. The same inputs give the same bytes.
 The file is written atomically (temporary file, fsync, rename).
 
-Exit status: 0 written, 1 the inputs cannot be read or measured, 2 usage error.
+--payload and --init are checked against the initrd: each must be the file
+the initrd holds (the payload the init runs, and /init).
+
+Exit status: 0 written, 1 the inputs cannot be read or measured, or --payload
+or --init is not what --initrd holds, 2 usage error.
 
 Flags:
 `

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -11,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
+	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
 )
 
 type manifestInputs struct {
@@ -39,7 +43,7 @@ func TestManifestCommand(t *testing.T) {
 	const cmdline = `console=ttyS0 katana.args="--http.addr 0.0.0.0"`
 	args := func(out string) []string {
 		return []string{"manifest", "--ovmf", in.ovmf, "--kernel", in.kernel, "--initrd", in.initrd,
-			"--cmdline", cmdline, "--payload", in.payload, "--vcpus", "1,2,4", "--vcpu-type", "EPYC-v4,EPYC-Genoa",
+			"--cmdline", cmdline, "--vcpus", "1,2,4", "--vcpu-type", "EPYC-v4,EPYC-Genoa",
 			"--source-date-epoch", "42", "-o", out}
 	}
 	a, b := filepath.Join(in.dir, "a.json"), filepath.Join(in.dir, "b.json")
@@ -61,8 +65,8 @@ func TestManifestCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := []any{m.Cmdline, m.SourceDateEpoch, m.GuestPolicy, m.GuestFeatures, m.VMMType, m.Tool.Name, m.Components.Payload.Name, len(m.Measurements)}
-	want := []any{cmdline, int64(42), "0x30000", "0x1", "QEMU", "hostbuild", "katana", 6}
+	got := []any{m.Cmdline, m.SourceDateEpoch, m.GuestPolicy, m.GuestFeatures, m.VMMType, m.Tool.Name, m.Components.Payload == nil, len(m.Measurements)}
+	want := []any{cmdline, int64(42), "0x30000", "0x1", "QEMU", "hostbuild", true, 6}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("manifest fields (-want +got):\n%s", diff)
 	}
@@ -144,6 +148,96 @@ func TestManifestCommandErrors(t *testing.T) {
 			}
 			if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("a failed run left %s (%v)", out, err)
+			}
+		})
+	}
+}
+
+// --payload and --init are recorded only when the initrd holds them: the
+// measurement covers the initrd's bytes alone, and attest shows the
+// payload record as what the guest runs.
+func TestManifestChecksPayloadAndInitAgainstInitrd(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	for _, enc := range []string{"frames", "inline"} {
+		if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana",
+			"--payload-encoding", enc, "-o", enc+".img"); code != exitOK {
+			t.Fatalf("pack: exit %d\n%s", code, errOut)
+		}
+	}
+	write := func(name string, b []byte) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sum := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(b)
+		return hex.EncodeToString(h[:])
+	}
+	write("other", testelf.Executable("", []byte("another payload")))
+	// A Go binary (manifest records the init's build info) that is not the packed /init.
+	goBin, err := os.ReadFile(filepath.Join(dir, "guestinit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("other-init", append(goBin, "x"...))
+	// The packed initrd with an archive appended whose entry goes through
+	// "..": which file it replaces only the kernel can tell.
+	packed, err := os.ReadFile(filepath.Join(dir, "frames.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra bytes.Buffer
+	w := newc.NewWriter(&extra)
+	if err := w.WriteHeader(&newc.Header{Name: "etc/../bin/katana", Mode: newc.TypeReg | 0o755, NLink: 1, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("x"))
+	w.Close()
+	write("dotdot.img", append(append(packed, make([]byte, (4-len(packed)%4)%4)...), extra.Bytes()...))
+	write("plain.img", []byte("not an initrd"))
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"frames: payload and init match", []string{"--initrd", "frames.img", "--payload", "katana", "--init", "guestinit"}, exitOK, nil},
+		{"inline: payload and init match", []string{"--initrd", "inline.img", "--payload", "katana", "--init", "guestinit"}, exitOK, nil},
+		{"another payload", []string{"--initrd", "frames.img", "--payload", "other"}, exitFail,
+			[]string{"--payload other (SHA-256 " + sum("other") + ") is not the payload of --initrd frames.img (SHA-256 " + sum("katana"), "pack the initrd again"}},
+		{"inline: another payload", []string{"--initrd", "inline.img", "--payload", "other"}, exitFail,
+			[]string{"is not the payload of --initrd inline.img (SHA-256 " + sum("katana")}},
+		{"another init", []string{"--initrd", "frames.img", "--payload", "katana", "--init", "other-init"}, exitFail,
+			[]string{"--init other-init (SHA-256 " + sum("other-init") + ") is not the /init of --initrd frames.img (SHA-256 " + sum("guestinit")}},
+		{"payload unknown", []string{"--initrd", "dotdot.img", "--payload", "katana"}, exitFail,
+			[]string{"--payload katana cannot be checked against --initrd dotdot.img", `"etc/../bin/katana" has a ".." component`}},
+		{"not an initrd", []string{"--initrd", "plain.img", "--init", "guestinit"}, exitFail,
+			[]string{"cannot be read as an initrd", "leave them out"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, "m.json")
+			os.Remove(out)
+			args := append([]string{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--cmdline", "console=ttyS0 panic=-1",
+				"--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out}, tc.args...)
+			_, errOut, code := hostbuild(t, dir, nil, args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, tc.code, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q does not contain %q", errOut, w)
+				}
+			}
+			if _, err := os.Stat(out); (err == nil) != (tc.code == exitOK) {
+				t.Errorf("exit %d, manifest written: %v", code, err == nil)
 			}
 		})
 	}

@@ -13,8 +13,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
 func init() {
@@ -315,9 +317,63 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 		return nil, generateExit(err)
 	}
+	if err := checkContents(g.Initrd, g.Payload, g.Init, m); err != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
+		return nil, exitFail
+	}
 	if err := manifest.WriteFile(path, m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 		return nil, exitFail
 	}
 	return m, exitOK
+}
+
+// checkContents checks the payload and init that m records (from --payload
+// and --init) against what the initrd at initrdPath holds. The measurement
+// covers only the initrd's bytes: nothing else ties those two records to it,
+// and attest shows them as what the guest runs, so a payload the initrd
+// does not hold must not be recorded.
+func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifest) error {
+	p, in := m.Components.Payload, m.Components.Init
+	if p == nil && in == nil {
+		return nil
+	}
+	a, err := initrd.ReadFile(initrdPath)
+	if err != nil {
+		return fmt.Errorf("--payload and --init are checked against --initrd, which cannot be read as an initrd: %w (leave them out for an initrd hostbuild pack did not build)", err)
+	}
+	if a.SHA256 != m.Components.Initrd.SHA256 {
+		return fmt.Errorf("--initrd %s changed while it was read (SHA-256 %s, then %s): run again once it is written", initrdPath, m.Components.Initrd.SHA256, a.SHA256)
+	}
+	// Read reports no payload when the archive cannot say which file the
+	// guest ends up with (a ".." entry, a path through a symlink, a content
+	// list the init refuses): then no entry, /init included, can be checked.
+	if a.PayloadUnknown != "" {
+		what, path := "--payload", payloadPath
+		if p == nil {
+			what, path = "--init", initPath
+		}
+		return fmt.Errorf("%s %s cannot be checked against --initrd %s: %s", what, path, initrdPath, a.PayloadUnknown)
+	}
+	if p != nil {
+		if a.Payload == nil {
+			return fmt.Errorf("--payload %s cannot be checked against --initrd %s: it holds no payload (no %s, no %s)", payloadPath, initrdPath,
+				initrdlayout.PayloadPath, initrdlayout.FramesPath)
+		}
+		if a.Payload.SHA256 != p.SHA256 {
+			return fmt.Errorf("--payload %s (SHA-256 %s) is not the payload of --initrd %s (SHA-256 %s, %d bytes, %s): pass the payload the initrd was packed with, or pack the initrd again with this one",
+				payloadPath, p.SHA256, initrdPath, a.Payload.SHA256, a.Payload.Size, a.Payload.Stored)
+		}
+	}
+	if in != nil {
+		e, ok := a.Lookup(initrdlayout.InitPath)
+		if !ok || e.Type != "file" {
+			return fmt.Errorf("--init %s cannot be checked against --initrd %s: it has no /%s file", initPath, initrdPath, initrdlayout.InitPath)
+		}
+		if e.SHA256 != in.SHA256 {
+			return fmt.Errorf("--init %s (SHA-256 %s) is not the /%s of --initrd %s (SHA-256 %s): pass the init the initrd was packed with, or pack the initrd again with this one",
+				initPath, in.SHA256, initrdlayout.InitPath, initrdPath, e.SHA256)
+		}
+	}
+	return nil
 }
