@@ -273,7 +273,10 @@ func manifestFlags(fs *flag.FlagSet) *manifestOnly {
 	fs.StringVar(&m.payload, "payload", "", "payload `file` packed into the initrd (its SHA-256 goes into the manifest)")
 	fs.StringVar(&m.init, "init", "", "init `file` packed into the initrd (SHA-256 and Go build info go into the manifest)")
 	fs.StringVar(&m.policy, "policy", "0x30000", "SEV-SNP guest `policy` recorded in the manifest")
-	fs.Int64Var(&m.sourceDateEpoch, "source-date-epoch", -1, "`seconds` recorded as SOURCE_DATE_EPOCH (default: $SOURCE_DATE_EPOCH, else 0)")
+	// The default is chosen in options (the flag unset: $SOURCE_DATE_EPOCH,
+	// else 0); the flag's own default is the zero value, so that -h prints
+	// only the usage's "(default: ...)" and no "(default -1)" beside it.
+	fs.Int64Var(&m.sourceDateEpoch, "source-date-epoch", 0, "`seconds` recorded as SOURCE_DATE_EPOCH (default: $SOURCE_DATE_EPOCH, else 0)")
 	return &m
 }
 
