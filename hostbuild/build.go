@@ -72,6 +72,8 @@ Flags:
 	if err != nil {
 		return usageFail("%v", err)
 	}
+	// Shown with -q too: -q silences progress, not warnings.
+	warnMissingDefaults(stderr, "build", line)
 	po, err := pf.options()
 	if err != nil {
 		return usageFail("%v", err)

@@ -65,6 +65,14 @@ func TestBuildAgreesWithMeasure(t *testing.T) {
 			t.Errorf("vcpus=%d %s: manifest says %s, measure says %s", e.VCPUs, e.VCPUType, e.Measurement, got)
 		}
 	}
+	// --kernel-param replaces console=ttyS0 panic=-1: a warning says so,
+	// with -q too (it silences progress only).
+	_, errOut, code = hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel", "vmlinuz",
+		"--ovmf", ovmf, "--kernel-param", "console=ttyS0", "--kernel-param", "quiet", "-o", "out2")
+	if code != exitOK || !strings.Contains(errOut, "hostbuild build: warning: --kernel-param replaces") ||
+		!strings.Contains(errOut, "panic=-1 is missing") || strings.Contains(errOut, "console=ttyS0 is missing") {
+		t.Errorf("build --kernel-param quiet: exit %d, %s", code, errOut)
+	}
 	// A refused setting leaves no manifest behind.
 	_, errOut, code = hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel", "vmlinuz",
 		"--ovmf", ovmf, "--args", "it's", "-o", "out")

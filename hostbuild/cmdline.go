@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/katana-tee/snpboot/shared/bootcfg"
@@ -36,7 +37,7 @@ func addCmdlineFlags(fs *flag.FlagSet) *cmdlineFlags {
 	fs.StringVar(&c.onExit, "on-exit", string(d.OnExit), "`policy` when Katana exits by itself: poweroff, reboot or restart")
 	fs.StringVar(&c.stopTimeout, "stop-timeout", d.StopTimeout.String(), "grace `period` between SIGTERM and SIGKILL on a graceful stop")
 	intVar(fs, &c.restartLimit, "restart-limit", d.RestartLimit, "restarts allowed with --on-exit restart")
-	fs.Var(&c.kernelParams, "kernel-param", "kernel `parameter` (repeatable; default: console=ttyS0 panic=-1)")
+	fs.Var(&c.kernelParams, "kernel-param", "kernel `parameter` (repeatable; default: console=ttyS0 panic=-1); the ones given replace the default: repeat console=ttyS0 and panic=-1 to keep them (a warning says when they are missing)")
 	return c
 }
 
@@ -71,6 +72,9 @@ func (c *cmdlineFlags) format() (string, error) {
 	if params == nil {
 		params = DefaultKernelParams
 	}
+	if err := checkKatanaParams(params); err != nil {
+		return "", err
+	}
 	line, err := bootcfg.Format(cfg, params)
 	if err != nil {
 		return "", err
@@ -84,6 +88,74 @@ func (c *cmdlineFlags) format() (string, error) {
 		return "", fmt.Errorf("internal error: the init would read %q differently from what was asked", line)
 	}
 	return line, nil
+}
+
+// settingFlags name the flag that sets each katana.* key.
+var settingFlags = map[string]string{
+	bootcfg.KeyArgs:         "--args",
+	bootcfg.KeyNet:          "--net",
+	bootcfg.KeyAgent:        "--agent",
+	bootcfg.KeyOnExit:       "--on-exit",
+	bootcfg.KeyStopTimeout:  "--stop-timeout",
+	bootcfg.KeyRestartLimit: "--restart-limit",
+}
+
+// checkKatanaParams refuses a katana.* key given as --kernel-param, naming
+// the flag that sets it: the settings are formatted (and checked) from their
+// own flags, and bootcfg's refusal speaks of its Config, not of flags.
+func checkKatanaParams(params []string) error {
+	for _, kp := range params {
+		ps, _, err := bootcfg.SplitKernel(kp)
+		if err != nil {
+			return fmt.Errorf("--kernel-param %q: %w", kp, err)
+		}
+		for _, p := range ps {
+			if !strings.HasPrefix(p.Key, bootcfg.Prefix) {
+				continue
+			}
+			if f, ok := settingFlags[p.Key]; ok {
+				return fmt.Errorf("--kernel-param %q: set %s with %s, not as a kernel parameter", kp, p.Key, f)
+			}
+			return fmt.Errorf("--kernel-param %q: %s is not a setting the init knows (it refuses to boot); the settings are --args, --net, --agent, --on-exit, --stop-timeout and --restart-limit", kp, p.Key)
+		}
+	}
+	return nil
+}
+
+// missingDefaults says which of DefaultKernelParams the cmdline line lacks
+// (--kernel-param replaces them), and why each matters. The kernel uses the
+// last console= as /dev/console and the last panic=, so those count.
+func missingDefaults(line string) []string {
+	ps, _, err := bootcfg.SplitKernel(line)
+	if err != nil {
+		return nil // format has checked the line
+	}
+	var console, panicVal string
+	for _, p := range ps {
+		switch p.Key {
+		case "console":
+			console = p.Value
+		case "panic":
+			panicVal = p.Value
+		}
+	}
+	var missing []string
+	if console != "ttyS0" && !strings.HasPrefix(console, "ttyS0,") {
+		missing = append(missing, "console=ttyS0 is missing (or not the last console=): the kernel and the init do not print on the serial console, which hostbuild run reads to see the guest start and stop")
+	}
+	if n, err := strconv.Atoi(panicVal); err != nil || n >= 0 {
+		missing = append(missing, "panic=-1 is missing: a kernel panic hangs the VM instead of rebooting at once, which QEMU's -no-reboot turns into an exit")
+	}
+	return missing
+}
+
+// warnMissingDefaults prints missingDefaults on stderr. A warning, not an
+// error: a custom console or panic setting may be meant.
+func warnMissingDefaults(stderr io.Writer, cmd, line string) {
+	for _, m := range missingDefaults(line) {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: --kernel-param replaces the default kernel parameters (%s), and %s; add --kernel-param %s to keep it\n",
+			cmd, strings.Join(DefaultKernelParams, " "), m, strings.Fields(m)[0])
+	}
 }
 
 func runCmdline(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -116,6 +188,7 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild cmdline: %v\n", err)
 		return exitUsage
 	}
+	warnMissingDefaults(stderr, "cmdline", line)
 	if *quoted {
 		line = "'" + strings.ReplaceAll(line, "'", `'\''`) + "'"
 	}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// --kernel-param replaces the default kernel parameters: dropping
+// console=ttyS0 or panic=-1 that way is warned about, and a katana.* key
+// given as a kernel parameter names the flag that sets it.
+func TestCmdlineKernelParams(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     string
+		want, none []string // in stderr, not in stderr
+	}{
+		{"default", nil, exitOK, "console=ttyS0 panic=-1", nil, []string{"warning"}},
+		{"both replaced", []string{"--kernel-param", "quiet"}, exitOK, "quiet",
+			[]string{"console=ttyS0 is missing", "serial console, which hostbuild run reads", "panic=-1 is missing", "--kernel-param panic=-1"}, nil},
+		{"panic kept", []string{"--kernel-param", "console=ttyS0,115200n8", "--kernel-param", "panic=-1", "--kernel-param", "quiet"}, exitOK,
+			"console=ttyS0,115200n8 panic=-1 quiet", nil, []string{"warning"}},
+		{"another console last", []string{"--kernel-param", "console=ttyS0", "--kernel-param", "panic=-1", "--kernel-param", "console=tty0"}, exitOK,
+			"console=ttyS0 panic=-1 console=tty0", []string{"console=ttyS0 is missing (or not the last console=)"}, []string{"panic=-1 is missing"}},
+		{"panic waits", []string{"--kernel-param", "console=ttyS0", "--kernel-param", "panic=10"}, exitOK,
+			"console=ttyS0 panic=10", []string{"panic=-1 is missing", "-no-reboot"}, []string{"console=ttyS0 is missing"}},
+		{"katana.args", []string{"--kernel-param", "katana.args=x"}, exitUsage, "",
+			[]string{`--kernel-param "katana.args=x": set katana.args with --args`}, []string{"through Config"}},
+		{"katana.on_exit", []string{"--kernel-param", "katana.on_exit=reboot"}, exitUsage, "", []string{"with --on-exit"}, nil},
+		{"unknown katana key", []string{"--kernel-param", "katana.bogus=1"}, exitUsage, "",
+			[]string{"katana.bogus is not a setting", "--args, --net, --agent, --on-exit, --stop-timeout and --restart-limit"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, code := runHB(t, append([]string{"cmdline"}, tc.args...)...)
+			if code != tc.code || strings.TrimSpace(stdout) != tc.stdout {
+				t.Fatalf("exit %d, stdout %q; want %d, %q; stderr: %s", code, stdout, tc.code, tc.stdout, stderr)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr %q does not contain %q", stderr, w)
+				}
+			}
+			for _, w := range tc.none {
+				if strings.Contains(stderr, w) {
+					t.Errorf("stderr %q contains %q", stderr, w)
+				}
+			}
+		})
+	}
+}
