@@ -39,7 +39,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	policy := fs.String("policy", "0x30000", "SEV-SNP guest `policy` recorded in the manifest")
 	vmm := fs.String("vmm-type", "QEMU", "`VMM` type: QEMU, ec2 or gce")
 	outDir := fs.String("o", "", "output `folder`: gets "+buildInitrd+", "+buildCmdline+" and "+buildManifest+" (required)")
-	quiet := fs.Bool("q", false, "no progress output")
+	quiet := fs.Bool("q", false, "no progress output (warnings are still printed)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hostbuild build --payload KATANA --kernel-modules DIR --kernel VMLINUZ --ovmf OVMF.fd
          [--args WORDS] [--net ...] [--agent ...] [--vcpus 1,2] [--vcpu-type EPYC-v4] -o OUTDIR
@@ -74,6 +74,7 @@ Flags:
 	}
 	// Shown with -q too: -q silences progress, not warnings.
 	warnMissingDefaults(stderr, "build", line)
+	pf.warnNoModules(stderr, "build")
 	po, err := pf.options()
 	if err != nil {
 		return usageFail("%v", err)

@@ -29,7 +29,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	pf := addPackFlags(fs)
 	fs.StringVar(&pf.o.Output, "o", "", "output `file` (written atomically)")
-	quiet := fs.Bool("q", false, "no progress output")
+	quiet := fs.Bool("q", false, "no progress output (warnings are still printed)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hostbuild pack --payload KATANA [--kernel-modules DIR] [--module NAME]... -o INITRD
 
@@ -65,6 +65,8 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
 		return exitUsage
 	}
+	// Shown with -q too: -q silences progress, not warnings.
+	pf.warnNoModules(stderr, "pack")
 	if !*quiet {
 		o.Log = prefixWriter{stderr, "hostbuild pack: "}
 	}
@@ -91,8 +93,8 @@ func addPackFlags(fs *flag.FlagSet) *packFlags {
 	p := &packFlags{}
 	fs.StringVar(&p.o.Init, "init", "out/guestinit", "the guest `init` binary (static x86-64 ELF), packed at /init")
 	fs.StringVar(&p.o.Payload, "payload", "", "the Katana `binary` (static x86-64 ELF), packed at /bin/katana (required)")
-	fs.StringVar(&p.o.KernelModules, "kernel-modules", "", "a lib/modules/<release> `folder`, or the root of an extracted kernel package")
-	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies (repeatable; default: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them)")
+	fs.StringVar(&p.o.KernelModules, "kernel-modules", "", "a lib/modules/<release> `folder`, or the root of an extracted kernel package; without it no module is packed (a warning says what the guest then lacks)")
+	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies, from --kernel-modules (repeatable; default with --kernel-modules: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them as modules)")
 	fs.StringVar(&p.o.CABundle, "ca-bundle", "", "optional PEM CA bundle `file`, packed at /etc/ssl/certs/ca-certificates.crt")
 	fs.StringVar(&p.o.Compression, "compress", initrd.DefaultCompression, "compression of the main archive: "+strings.Join(initrd.Compressions, ", "))
 	fs.StringVar(&p.o.PayloadEncoding, "payload-encoding", initrd.DefaultPayloadEncoding,
@@ -118,6 +120,19 @@ func (p *packFlags) options() (initrd.Options, error) {
 		o.SourceDateEpoch = n
 	}
 	return o, nil
+}
+
+// warnNoModules warns, when no --kernel-modules is given, that the initrd
+// gets no modules at all. A kernel that builds virtio_net, vsock or the
+// ACPI button driver as modules, as Debian's does, then boots a guest with
+// no eth0, no attestation agent and no graceful power-off: it boots, so
+// nothing else would tell. A warning, not an error: a kernel with those
+// drivers built in needs no modules.
+func (p *packFlags) warnNoModules(stderr io.Writer, cmd string) {
+	if p.o.KernelModules != "" {
+		return
+	}
+	fmt.Fprintf(stderr, "hostbuild %s: warning: no --kernel-modules: the initrd holds no kernel module; unless the kernel has virtio_net, vsock and the ACPI button driver built in (Debian's has them as modules), the guest gets no eth0, no attestation agent and no graceful power-off; pass --kernel-modules DIR (lib/modules/<release>, or the root of the extracted kernel package) to pack the default modules (listed under --module in -h)\n", cmd)
 }
 
 // prefixWriter prefixes each Write (one progress line) with a tag.

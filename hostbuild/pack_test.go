@@ -211,6 +211,42 @@ func TestPackUsageErrors(t *testing.T) {
 	}
 }
 
+// Without --kernel-modules the initrd holds no module: a kernel that has
+// virtio_net, vsock and the button driver as modules (Debian's) then boots
+// a guest without eth0, agent or graceful power-off. pack and build say so
+// on stderr, with -q too (it silences progress only); -h says the default
+// module list needs --kernel-modules.
+func TestPackWarnsWithoutKernelModules(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		warn bool
+	}{
+		{"pack", []string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", "a.img"}, true},
+		{"pack with modules", []string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "b.img"}, false},
+		{"build", []string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}, true},
+		{"build with modules", []string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+			"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out2"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := hostbuild(t, dir, nil, tc.args...)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			warned := strings.Contains(errOut, "warning: no --kernel-modules: the initrd holds no kernel module") &&
+				strings.Contains(errOut, "no eth0, no attestation agent") && strings.Contains(errOut, "pass --kernel-modules DIR")
+			if warned != tc.warn || (!tc.warn && errOut != "") {
+				t.Errorf("stderr %q; want the warning: %v", errOut, tc.warn)
+			}
+		})
+	}
+	_, help, _ := hostbuild(t, dir, nil, "pack", "-h")
+	if !strings.Contains(help, "default with --kernel-modules: virtio_pci") {
+		t.Errorf("pack -h does not say the default modules need --kernel-modules:\n%s", help)
+	}
+}
+
 // The first SIGINT, SIGTERM or SIGHUP cancels the command's context;
 // inspect never looks at it, so the second signal must end the process.
 // Before interruptContext, every later signal was swallowed too and inspect
