@@ -102,6 +102,12 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return generateExit(err)
 	}
+	// The manifest records the init's Go build info: an init without it
+	// (not a Go program) would fail only after packing and measuring.
+	if _, err := manifest.ReadBuildInfo(po.Init); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: --init: %v\n", err)
+		return exitFail
+	}
 	logf := func(format string, a ...any) {
 		if !*quiet {
 			fmt.Fprintf(stderr, "hostbuild build: "+format+"\n", a...)

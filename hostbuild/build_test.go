@@ -140,7 +140,7 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 		{"bad args", []string{"--args", "it's"}, exitUsage, "unbalanced single quote"},
 		{"not an OVMF", []string{"--ovmf", "vmlinuz"}, exitFail, "OVMF image vmlinuz"},
 		{"OVMF without direct boot", []string{"--ovmf", "nohashes.fd"}, exitFail, "kernel specified but OVMF footer table has no SEV_HASH_TABLE_RV"},
-		// Found only after the initrd and cmdline are written.
+		// Found before the initrd is packed (build reads the build info first).
 		{"init is not Go", []string{"--init", "katana"}, exitFail, "Go build info"},
 	}
 	for _, tc := range tests {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -108,14 +109,24 @@ func (p *packFlags) options() (initrd.Options, error) {
 	if len(p.modules) > 0 {
 		o.Modules = p.modules
 	}
-	epoch := p.epoch
+	// A --module names a module of --kernel-modules: without it, a usage
+	// error, before any input is read.
+	if len(p.modules) > 0 && o.KernelModules == "" {
+		return o, fmt.Errorf("--module %s needs --kernel-modules DIR: say where the modules are", p.modules[0])
+	}
+	epoch, what := p.epoch, "--source-date-epoch"
 	if epoch == "" {
-		epoch = os.Getenv("SOURCE_DATE_EPOCH")
+		epoch, what = os.Getenv("SOURCE_DATE_EPOCH"), "$SOURCE_DATE_EPOCH"
 	}
 	if epoch != "" {
+		// Range-checked here, with the syntax, so that both are usage
+		// errors: cpio mtimes are 32-bit unsigned seconds.
 		n, err := strconv.ParseInt(epoch, 10, 64)
 		if err != nil {
-			return o, fmt.Errorf("source date epoch %q is not a whole number of seconds", epoch)
+			return o, fmt.Errorf("%s %q is not a whole number of seconds", what, epoch)
+		}
+		if n < 0 || n > math.MaxUint32 {
+			return o, fmt.Errorf("%s %d is out of range: cpio mtimes are 32-bit unsigned seconds, 0 to %d", what, n, uint32(math.MaxUint32))
 		}
 		o.SourceDateEpoch = n
 	}

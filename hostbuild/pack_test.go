@@ -211,6 +211,49 @@ func TestPackUsageErrors(t *testing.T) {
 	}
 }
 
+// Inputs, flags and the output folder are checked before the payload is
+// encoded (seconds for a real Katana), and a --source-date-epoch out of
+// range is a usage error like one that is not a number.
+func TestPackChecksBeforeEncoding(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	os.WriteFile(filepath.Join(dir, "README.md"), []byte("# not an executable\n"), 0o644)
+	pack := func(extra ...string) []string {
+		return append([]string{"pack", "--init", "guestinit", "--payload", "katana", "-o", "out.img"}, extra...)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"negative epoch", pack("--source-date-epoch", "-5"), exitUsage, "--source-date-epoch -5 is out of range: cpio mtimes are 32-bit unsigned seconds"},
+		{"epoch past 2106", pack("--source-date-epoch", "4294967296"), exitUsage, "out of range"},
+		{"module without a tree", pack("--module", "virtio_net"), exitUsage, "--module virtio_net needs --kernel-modules DIR"},
+		{"unknown module", pack("--kernel-modules", "k", "--module", "nosuchmod"), exitFail, `module "nosuchmod" is not in`},
+		{"init not an ELF", []string{"pack", "--init", "README.md", "--payload", "katana", "-o", "out.img"}, exitFail, "init README.md: not an ELF executable"},
+		{"output folder missing", []string{"pack", "--init", "guestinit", "--payload", "katana", "-o", "nope/out.img"}, exitFail,
+			"-o nope/out.img: its folder nope cannot be used (no such file or directory): create it"},
+		{"output folder a file", []string{"pack", "--init", "guestinit", "--payload", "katana", "-o", "README.md/out.img"}, exitFail, "README.md is not a folder"},
+		{"build: init not a Go program", []string{"build", "--init", "katana", "--payload", "katana", "--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "bout"},
+			exitFail, "--init: reading Go build info of init katana"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := hostbuild(t, dir, nil, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tc.code, tc.want)
+			}
+			if strings.Contains(errOut, "encoding") {
+				t.Errorf("the payload was encoded before the error:\n%s", errOut)
+			}
+			for _, out := range []string{"out.img", "bout"} {
+				if _, err := os.Stat(filepath.Join(dir, out)); err == nil {
+					t.Errorf("a failed run left %s", out)
+				}
+			}
+		})
+	}
+}
+
 // Without --kernel-modules the initrd holds no module: a kernel that has
 // virtio_net, vsock and the button driver as modules (Debian's) then boots
 // a guest without eth0, agent or graceful power-off. pack and build say so

@@ -27,6 +27,7 @@ import (
 	"math"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -122,6 +123,20 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("unknown payload encoding %q (want %s)", enc, strings.Join(PayloadEncodings, " or "))
 	}
 
+	if len(o.Modules) > 0 && o.KernelModules == "" {
+		return nil, errors.New("--module given without --kernel-modules: say where the modules are")
+	}
+	// Every input and the output folder are checked before the payload is
+	// encoded, which takes seconds for a real Katana: a typo must not cost
+	// them.
+	if dir := filepath.Dir(o.Output); dir != "" {
+		if st, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("-o %s: its folder %s cannot be used (%w): create it, or write elsewhere", o.Output, dir, unwrapPath(err))
+		} else if !st.IsDir() {
+			return nil, fmt.Errorf("-o %s: %s is not a folder", o.Output, dir)
+		}
+	}
+
 	files, err := layoutFiles()
 	if err != nil {
 		return nil, err
@@ -136,6 +151,22 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	var ca []byte
+	if o.CABundle != "" {
+		if ca, err = readInput("CA bundle", o.CABundle); err != nil {
+			return nil, err
+		}
+		if !bytes.Contains(ca, []byte("-----BEGIN CERTIFICATE-----")) {
+			return nil, badInput("CA bundle %s holds no PEM certificate (want a file like /etc/ssl/certs/ca-certificates.crt)", o.CABundle)
+		}
+	}
+	var modFiles []file
+	if o.KernelModules != "" {
+		if modFiles, err = moduleFiles(o, res, logf); err != nil {
+			return nil, err
+		}
+	}
+
 	files = append(files, file{path: initrdlayout.InitPath, mode: newc.TypeReg | uint32(initrdlayout.ExecMode), data: initData})
 	// The payload's own archive (frames), written after the main one.
 	var tail []file
@@ -153,25 +184,9 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 		files = append(files, file{path: initrdlayout.PayloadPath, mode: newc.TypeReg | uint32(initrdlayout.ExecMode), data: payload})
 	}
 	if o.CABundle != "" {
-		ca, err := readInput("CA bundle", o.CABundle)
-		if err != nil {
-			return nil, err
-		}
-		if !bytes.Contains(ca, []byte("-----BEGIN CERTIFICATE-----")) {
-			return nil, badInput("CA bundle %s holds no PEM certificate (want a file like /etc/ssl/certs/ca-certificates.crt)", o.CABundle)
-		}
 		files = append(files, file{path: initrdlayout.CABundlePath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: ca})
 	}
-
-	if o.KernelModules != "" {
-		mf, err := moduleFiles(o, res, logf)
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, mf...)
-	} else if len(o.Modules) > 0 {
-		return nil, errors.New("--module given without --kernel-modules: say where the modules are")
-	}
+	files = append(files, modFiles...)
 
 	files, err = complete(files)
 	if err != nil {
@@ -332,6 +347,16 @@ func complete(files []file) ([]file, error) {
 		}
 	}
 	return files, nil
+}
+
+// unwrapPath drops the *fs.PathError's path, which the caller's message
+// names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func readInput(what, p string) ([]byte, error) {
