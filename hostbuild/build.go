@@ -79,6 +79,10 @@ Flags:
 	if err != nil {
 		return usageFail("%v", err)
 	}
+	if err := checkInputs(append(pf.inputs(), input{flag: "--kernel", path: *kernel}, input{flag: "--ovmf", path: *ovmf})...); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return exitFail
+	}
 	g := manifest.GenerateOptions{OVMF: *ovmf, Kernel: *kernel, Cmdline: line, Payload: po.Payload, Init: po.Init,
 		VMMType: *vmm, SourceDateEpoch: po.SourceDateEpoch, ToolVersion: version}
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {

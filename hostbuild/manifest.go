@@ -82,6 +82,10 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageFail("%v", err)
 	}
 	g.OVMF, g.Kernel, g.Initrd, g.Cmdline, g.VMMType = *ovmfPath, *kernel, *initrd, *cmdline, *vmmType
+	if err := checkInputs(inputsOf(g)...); err != nil {
+		fmt.Fprintf(stderr, "hostbuild manifest: %v\n", err)
+		return exitFail
+	}
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}

@@ -133,7 +133,7 @@ func TestManifestCommandErrors(t *testing.T) {
 		{"bad policy", with("--policy", "0x1"), exitUsage, "reserved, must be 1"},
 		{"bad epoch env", nil, exitUsage, "SOURCE_DATE_EPOCH"},
 		{"plain firmware", with("--ovmf", x64), exitFail, "unmeasured"},
-		{"missing init", with("--init", filepath.Join(in.dir, "nope")), exitFail, "opening init"},
+		{"missing init", with("--init", filepath.Join(in.dir, "nope")), exitFail, "--init " + filepath.Join(in.dir, "nope") + ": no such file or directory (check the path)"},
 		{"init not Go", with("--init", in.kernel), exitFail, "Go build info"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

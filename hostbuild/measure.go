@@ -103,6 +103,14 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			}
 		}
 	}
+	ins := []input{{flag: "--ovmf", path: o.OVMF}, {flag: "--kernel", path: o.Kernel}, {flag: "--initrd", path: o.Initrd}}
+	if *manifestPath != "" {
+		ins = append(ins, input{flag: "--payload", path: mf.payload}, input{flag: "--init", path: mf.init})
+	}
+	if err := checkInputs(ins...); err != nil {
+		fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
+		return exitFail
+	}
 	var res measure.Result
 	if *manifestPath != "" {
 		if o.Mode != measure.ModeSNP || o.SnpOVMFHash != "" {
@@ -302,6 +310,12 @@ func (m *manifestOnly) options(set map[string]bool) (manifest.GenerateOptions, e
 		return g, fmt.Errorf("--source-date-epoch %d is negative", g.SourceDateEpoch)
 	}
 	return g, nil
+}
+
+// inputs are the files a manifest is generated from, for checkInputs.
+func inputsOf(g manifest.GenerateOptions) []input {
+	return []input{{flag: "--ovmf", path: g.OVMF}, {flag: "--kernel", path: g.Kernel}, {flag: "--initrd", path: g.Initrd},
+		{flag: "--payload", path: g.Payload}, {flag: "--init", path: g.Init}}
 }
 
 // generateExit is the exit status of an error of manifest.Generate or

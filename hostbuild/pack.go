@@ -66,6 +66,10 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
 		return exitUsage
 	}
+	if err := checkInputs(pf.inputs()...); err != nil {
+		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
+		return exitFail
+	}
 	// Shown with -q too: -q silences progress, not warnings.
 	pf.warnNoModules(stderr, "pack")
 	if !*quiet {
@@ -83,6 +87,12 @@ Flags:
 	return exitOK
 }
 
+// defaultInit is where 'make build' puts the init.
+const defaultInit = "out/guestinit"
+
+// initDefault says whether --init is the default path.
+func (p *packFlags) initDefault() bool { return p.o.Init == defaultInit }
+
 // packFlags are the flags of pack, shared with build.
 type packFlags struct {
 	o       initrd.Options
@@ -92,7 +102,7 @@ type packFlags struct {
 
 func addPackFlags(fs *flag.FlagSet) *packFlags {
 	p := &packFlags{}
-	fs.StringVar(&p.o.Init, "init", "out/guestinit", "the guest `init` binary (static x86-64 ELF), packed at /init")
+	fs.StringVar(&p.o.Init, "init", defaultInit, "the guest `init` binary (static x86-64 ELF), packed at /init")
 	fs.StringVar(&p.o.Payload, "payload", "", "the Katana `binary` (static x86-64 ELF), packed at /bin/katana (required)")
 	fs.StringVar(&p.o.KernelModules, "kernel-modules", "", "a lib/modules/<release> `folder`, or the root of an extracted kernel package; without it no module is packed (a warning says what the guest then lacks)")
 	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies, from --kernel-modules (repeatable; default with --kernel-modules: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them as modules)")
@@ -131,6 +141,20 @@ func (p *packFlags) options() (initrd.Options, error) {
 		o.SourceDateEpoch = n
 	}
 	return o, nil
+}
+
+// inputs are the files and folder the pack flags name, for checkInputs.
+func (p *packFlags) inputs() []input {
+	init := input{flag: "--init", path: p.o.Init}
+	if p.initDefault() {
+		init.hint = "it is the default --init: 'make build' builds it, or pass --init"
+	}
+	return []input{
+		init,
+		{flag: "--payload", path: p.o.Payload},
+		{flag: "--ca-bundle", path: p.o.CABundle},
+		{flag: "--kernel-modules", path: p.o.KernelModules, folder: true},
+	}
 }
 
 // warnNoModules warns, when no --kernel-modules is given, that the initrd

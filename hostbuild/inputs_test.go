@@ -1,0 +1,57 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// A missing or wrong input is reported, in every command, with the flag
+// that named it and the fix, before any other work: once build, measure
+// and manifest said "opening kernel: open /nonexist: ..." and pack
+// "payload /nonexist: stat /nonexist: ...".
+func TestMissingInputsNameTheFlag(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	const nope = "/nonexistent/file"
+	const missing = ": no such file or directory (check the path)"
+	build := func(extra ...string) []string {
+		args := []string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}
+		return append(args, extra...)
+	}
+	manifestArgs := func(extra ...string) []string {
+		args := []string{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "vmlinuz", "--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m.json"}
+		return append(args, extra...)
+	}
+	measureArgs := func(extra ...string) []string {
+		return append([]string{"measure", "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--kernel", "vmlinuz"}, extra...)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"pack --payload", []string{"pack", "--init", "guestinit", "--payload", nope, "-o", "x.img"}, "hostbuild pack: --payload " + nope + missing},
+		{"pack --init default", []string{"pack", "--payload", "katana", "-o", "x.img"},
+			"hostbuild pack: --init out/guestinit" + missing[:len(missing)-1] + "; it is the default --init: 'make build' builds it, or pass --init)"},
+		{"pack --ca-bundle", []string{"pack", "--init", "guestinit", "--payload", "katana", "--ca-bundle", nope, "-o", "x.img"}, "--ca-bundle " + nope + missing},
+		{"pack --kernel-modules a file", []string{"pack", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "vmlinuz", "-o", "x.img"},
+			"--kernel-modules vmlinuz: not a folder (check the path)"},
+		{"build --kernel", build("--kernel", nope), "hostbuild build: --kernel " + nope + missing},
+		{"build --ovmf", build("--ovmf", nope), "hostbuild build: --ovmf " + nope + missing},
+		{"build --payload", build("--payload", nope), "hostbuild build: --payload " + nope + missing},
+		{"build --kernel-modules", build("--kernel-modules", nope), "hostbuild build: --kernel-modules " + nope + missing},
+		{"manifest --kernel", manifestArgs("--kernel", nope), "hostbuild manifest: --kernel " + nope + missing},
+		{"manifest --initrd", manifestArgs("--initrd", nope), "hostbuild manifest: --initrd " + nope + missing},
+		{"manifest --ovmf a folder", manifestArgs("--ovmf", "k"), "hostbuild manifest: --ovmf k: a folder, not a file (check the path)"},
+		{"manifest --payload", manifestArgs("--payload", nope), "hostbuild manifest: --payload " + nope + missing},
+		{"measure --ovmf", measureArgs("--ovmf", nope), "hostbuild measure: --ovmf " + nope + missing},
+		{"measure --kernel", measureArgs("--kernel", nope), "hostbuild measure: --kernel " + nope + missing},
+		{"measure --initrd", measureArgs("--initrd", nope), "hostbuild measure: --initrd " + nope + missing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, errOut, code := hostbuild(t, dir, nil, tc.args...)
+			if code != exitFail || stdout != "" || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and %q", code, stdout, errOut, exitFail, tc.want)
+			}
+		})
+	}
+}
