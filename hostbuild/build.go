@@ -54,6 +54,11 @@ The three files are written to a temporary folder in OUTDIR and renamed into
 place only when all exist, manifest last: a failed build leaves the previous
 files as they were, and never a manifest that does not match the others.
 
+Exit status: 0 written; 1 an input cannot be used (missing, unreadable, not
+a static x86-64 ELF, an init that is not a Go program, an OVMF without
+SNP_KERNEL_HASHES) or a step failed, the previous files kept; 2 usage error
+(flags, settings the init would refuse).
+
 Flags:
 `)
 		fs.PrintDefaults()

@@ -172,6 +172,10 @@ parsing it back. The cmdline is measured byte for byte: pass it to QEMU's
 -append and to 'hostbuild measure --append' exactly as printed (no trailing
 newline is part of it).
 
+Exit status: 0 printed (warnings, if any, on stderr); 2 usage error (a
+setting the init would refuse, or one that cannot be put on a kernel
+cmdline).
+
 Flags:
 `)
 		fs.PrintDefaults()

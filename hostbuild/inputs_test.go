@@ -55,3 +55,26 @@ func TestMissingInputsNameTheFlag(t *testing.T) {
 		})
 	}
 }
+
+// README: every command's -h lists its exit codes. pack, build and cmdline
+// once had no "Exit status" section; a bad --compress was exit 1 though a
+// usage error.
+func TestHelpListsExitStatus(t *testing.T) {
+	for _, name := range []string{"pack", "build", "cmdline"} {
+		_, stderr, code := runHB(t, name, "-h")
+		if code != exitOK || !strings.Contains(stderr, "Exit status: 0 ") || !strings.Contains(stderr, "2 usage error") {
+			t.Errorf("%s -h: exit %d, no \"Exit status\" section with 0 and 2:\n%s", name, code, stderr)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pack", "--payload", "x", "-o", "y", "--compress", "lz4"}, `--compress "lz4": want zstd, gzip, none`},
+		{[]string{"pack", "--payload", "x", "-o", "y", "--payload-encoding", "raw"}, `--payload-encoding "raw": want frames or inline`},
+	} {
+		if _, stderr, code := runHB(t, tc.args...); code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+}

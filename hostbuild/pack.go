@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,6 +46,9 @@ etc/guestinit/payload.frames: the init checks each frame, decodes it and writes
 main archive instead, for the kernel to unpack). The same inputs give the same
 bytes on any machine. The payload must be a static x86-64 ELF: the initrd has
 no libc.
+
+Exit status: 0 written; 1 an input cannot be used (missing, not a static
+x86-64 ELF, unknown module) or the initrd cannot be written; 2 usage error.
 
 Flags:
 `)
@@ -118,6 +122,14 @@ func (p *packFlags) options() (initrd.Options, error) {
 	o := p.o
 	if len(p.modules) > 0 {
 		o.Modules = p.modules
+	}
+	// Checked here, not only by Pack, so that a wrong value is a usage
+	// error (exit 2), as -h says.
+	if o.Compression != "" && !slices.Contains(initrd.Compressions, o.Compression) {
+		return o, fmt.Errorf("--compress %q: want %s", o.Compression, strings.Join(initrd.Compressions, ", "))
+	}
+	if o.PayloadEncoding != "" && !slices.Contains(initrd.PayloadEncodings, o.PayloadEncoding) {
+		return o, fmt.Errorf("--payload-encoding %q: want %s", o.PayloadEncoding, strings.Join(initrd.PayloadEncodings, " or "))
 	}
 	// A --module names a module of --kernel-modules: without it, a usage
 	// error, before any input is read.
