@@ -9,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
@@ -129,7 +132,12 @@ Flags:
 	// The new files are written into a temporary folder beside the old ones
 	// and renamed over them only when all three exist, manifest last, so a
 	// failure at any step leaves the previous build as it was.
-	tmp, err := os.MkdirTemp(*outDir, ".build-*.tmp")
+	// A build killed (SIGKILL, OOM) before it renames leaves its folder:
+	// each folder is named after its build's PID, and the folders of
+	// builds that no longer run are removed here (not those of a build
+	// running beside this one).
+	removeStaleBuildDirs(*outDir, logf)
+	tmp, err := os.MkdirTemp(*outDir, fmt.Sprintf("%s%d-*.tmp", buildTmpPrefix, os.Getpid()))
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
@@ -187,4 +195,35 @@ Flags:
 	}
 	logf("wrote %s, %s, %s", filepath.Join(*outDir, buildInitrd), filepath.Join(*outDir, buildCmdline), mpath)
 	return exitOK
+}
+
+// buildTmpPrefix starts the name of a build's temporary folder in OUTDIR,
+// followed by the build's PID.
+const buildTmpPrefix = ".build-"
+
+// removeStaleBuildDirs removes the temporary folders in dir of builds whose
+// process no longer exists.
+func removeStaleBuildDirs(dir string, logf func(string, ...any)) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		rest, ok := strings.CutPrefix(name, buildTmpPrefix)
+		if !ok || !e.IsDir() || !strings.HasSuffix(name, ".tmp") {
+			continue
+		}
+		pidStr, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			continue // that build still runs
+		}
+		if err := os.RemoveAll(filepath.Join(dir, name)); err == nil {
+			logf("removed %s, left by a build (pid %d) that was killed", name, pid)
+		}
+	}
 }

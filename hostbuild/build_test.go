@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,5 +174,39 @@ func goInit(t *testing.T, dst string) {
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the stand-in: %v\n%s", err, out)
+	}
+}
+
+// A build killed before its renames leaves its temporary folder; the next
+// build in that folder removes it, but not the folder of a build that still
+// runs.
+func TestBuildRemovesKilledBuildsFolders(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	out := filepath.Join(dir, "launch")
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(out, fmt.Sprintf("%s%d-123.tmp", buildTmpPrefix, dead.Process.Pid))
+	live := filepath.Join(out, fmt.Sprintf("%s%d-456.tmp", buildTmpPrefix, os.Getpid()))
+	for _, d := range []string{stale, live} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "initrd.img"), []byte("partial"), 0o644)
+	}
+	_, errOut, code := hostbuild(t, dir, nil, "build", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+		"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "launch")
+	if code != exitOK {
+		t.Fatalf("build: exit %d: %s", code, errOut)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed build's folder %s is still there (%v)", stale, err)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("the running build's folder %s was removed: %v", live, err)
+	}
+	if !strings.Contains(errOut, "left by a build (pid ") {
+		t.Errorf("build did not say it removed the folder:\n%s", errOut)
 	}
 }
