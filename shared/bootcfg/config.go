@@ -363,10 +363,14 @@ func ParseStopTimeout(v string) (time.Duration, error) {
 // c.KernelParams are ignored). Each kernel parameter must be one parameter
 // as the kernel splits it, with balanced quotes, and not a katana.* key.
 // Settings equal to the default are left out. What cannot be expressed (a
-// '"' or a NUL in an argument) is an error wrapping ErrUnformattable.
+// '"' or a NUL in an argument, or a byte the boot path through OVMF cannot
+// carry unchanged, see CheckBytes) is an error wrapping ErrUnformattable.
 func Format(c Config, kernelParams []string) (string, error) {
 	var out []string
 	for _, kp := range kernelParams {
+		if err := checkArgBytes(kp, "kernel parameter"); err != nil {
+			return "", err
+		}
 		ps, ia, err := SplitKernel(kp)
 		if err != nil {
 			return "", err
@@ -399,6 +403,11 @@ func Format(c Config, kernelParams []string) (string, error) {
 		out = append(out, KeyRestartLimit+"="+strconv.Itoa(c.RestartLimit))
 	}
 	if len(c.Args) > 0 {
+		for i, a := range c.Args {
+			if err := checkArgBytes(a, fmt.Sprintf("katana.args word %d", i+1)); err != nil {
+				return "", err
+			}
+		}
 		v, err := QuoteArgs(c.Args)
 		if err != nil {
 			return "", err
@@ -407,15 +416,18 @@ func Format(c Config, kernelParams []string) (string, error) {
 			return "", &Error{Err: ErrUnformattable, Text: v, Offset: -1,
 				Detail: `a double quote in katana.args (the kernel has no escape for it)`}
 		}
-		if strings.IndexFunc(v, func(r rune) bool { return r < 0x80 && isKernelSpace(byte(r)) }) >= 0 ||
-			strings.IndexByte(v, 0xa0) >= 0 {
+		// v is ASCII (checked above), so 0xA0 needs no care here.
+		if strings.IndexFunc(v, func(r rune) bool { return r < 0x80 && isKernelSpace(byte(r)) }) >= 0 {
 			v = `"` + v + `"`
 		}
 		out = append(out, KeyArgs+"="+v)
 	}
 	if c.InitArgs != nil {
 		out = append(out, "--")
-		for _, a := range c.InitArgs {
+		for i, a := range c.InitArgs {
+			if err := checkArgBytes(a, fmt.Sprintf("init argument %d", i+1)); err != nil {
+				return "", err
+			}
 			ps, _, err := SplitKernel(a)
 			if err != nil {
 				return "", err
@@ -427,6 +439,15 @@ func Format(c Config, kernelParams []string) (string, error) {
 		}
 	}
 	return strings.Join(out, " "), nil
+}
+
+// checkArgBytes refuses an argument with a byte the boot path cannot carry
+// unchanged (see CheckBytes), naming the argument and the byte's offset in it.
+func checkArgBytes(a, what string) error {
+	if i, why := unsafeByte(a); i >= 0 {
+		return &Error{Err: ErrUnformattable, Text: a, Offset: i, Detail: what + ": " + why}
+	}
+	return nil
 }
 
 // checkSettings rejects settings Parse could never produce, so that Format

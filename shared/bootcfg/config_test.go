@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -262,7 +263,7 @@ func formatCases() []struct {
 			c.Args = []string{"--http.addr", "0.0.0.0", "--name", "a b", "--cors", "*", "it's"}
 		})},
 		{"single arg is not quoted", nil, withDefaults(func(c *Config) { c.Args = []string{"--http.addr=0.0.0.0"} })},
-		{"arg with nbsp needs kernel quotes", nil, withDefaults(func(c *Config) { c.Args = []string{"a\u00a0b"} })},
+		{"arg with tab needs kernel quotes", nil, withDefaults(func(c *Config) { c.Args = []string{"a\tb"} })},
 		{"every setting", []string{"console=ttyS0", `dyndbg="file x +p"`}, withDefaults(func(c *Config) {
 			c.Net = Net{Addr: netip.MustParsePrefix("192.168.1.5/16"), Gateway: netip.MustParseAddr("192.168.0.1"),
 				DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("8.8.8.8")}}
@@ -337,6 +338,13 @@ func TestFormatErrors(t *testing.T) {
 		{"bad agent", nil, withDefaults(func(c *Config) { c.Agent = Agent{Mode: AgentVsock} })},
 		{"bad net", nil, withDefaults(func(c *Config) { c.Net = Net{} })},
 		{"katana init arg", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"katana.x=1"} })},
+		{"non-ASCII arg", nil, withDefaults(func(c *Config) { c.Args = []string{"é"} })},
+		{"nbsp in arg", nil, withDefaults(func(c *Config) { c.Args = []string{"a\u00a0b"} })},
+		{"non-ASCII kernel param", []string{"x=\xff"}, Default()},
+		{"newline in kernel param", []string{"x=\"a\nb\""}, Default()},
+		{"newline in arg", nil, withDefaults(func(c *Config) { c.Args = []string{"a\nb"} })},
+		{"control byte in init arg", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"a\x01"} })},
+		{"DEL in arg", nil, withDefaults(func(c *Config) { c.Args = []string{"a\x7f"} })},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -349,6 +357,66 @@ func TestFormatErrors(t *testing.T) {
 				t.Errorf("error %v is not an *Error", err)
 			}
 		})
+	}
+}
+
+// TestFormatRefusesBytesOVMFChanges: OVMF widens each command line byte to
+// UTF-16 as Latin-1 and the kernel's EFI stub converts back as UTF-8, so a
+// byte >= 0x80 reaches the guest changed (é, C3 A9, arrived as C3 83 C2 A9)
+// while QEMU measured the original bytes. Format must refuse it, naming the
+// argument and the byte's offset in it.
+func TestFormatRefusesBytesOVMFChanges(t *testing.T) {
+	tests := []struct {
+		name    string
+		kernel  []string
+		c       Config
+		text    string
+		offset  int
+		mention string
+	}{
+		{"é in katana.args", nil, withDefaults(func(c *Config) { c.Args = []string{"--name", "café"} }),
+			"café", 3, "katana.args word 2"},
+		{"Latin-1 byte in kernel param", []string{"console=ttyS0", "x=a\xe9"}, Default(),
+			"x=a\xe9", 3, "kernel parameter"},
+		{"newline in init arg", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"ok", "a\nb"} }),
+			"a\nb", 1, "init argument 2"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Format(tc.c, tc.kernel)
+			if err == nil {
+				t.Fatalf("Format succeeded with %q, want ErrUnformattable", s)
+			}
+			var e *Error
+			if !errors.As(err, &e) || !errors.Is(err, ErrUnformattable) {
+				t.Fatalf("error %v is not an *Error wrapping ErrUnformattable", err)
+			}
+			if e.Text != tc.text || e.Offset != tc.offset || !strings.Contains(e.Detail, tc.mention) {
+				t.Errorf("error %v: want text %q, offset %d and a mention of %q", err, tc.text, tc.offset, tc.mention)
+			}
+		})
+	}
+	_, err := Format(withDefaults(func(c *Config) { c.Args = []string{"é"} }), nil)
+	if err == nil || !strings.Contains(err.Error(), "Latin-1") {
+		t.Errorf("error for é = %v, want one explaining OVMF's Latin-1 conversion", err)
+	}
+}
+
+func TestCheckBytes(t *testing.T) {
+	for _, s := range []string{"", "console=ttyS0 panic=-1", "a\tb\vc\fd\re", `katana.args="a b" -- x ~!@#$%^&*()_+{}|:<>?`} {
+		if err := CheckBytes(s); err != nil {
+			t.Errorf("CheckBytes(%q) = %v, want nil", s, err)
+		}
+	}
+	for _, tc := range []struct {
+		s      string
+		offset int
+	}{{"katana.args=é", 12}, {"a\u00a0b", 1}, {"a\nb", 1}, {"ab\x00", 2}, {"\x1b[0m", 0}, {"x\x7f", 1}, {"x=\xff", 2}} {
+		err := CheckBytes(tc.s)
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, ErrUnformattable) || e.Offset != tc.offset {
+			t.Errorf("CheckBytes(%q) = %v, want ErrUnformattable at byte %d", tc.s, err, tc.offset)
+		}
 	}
 }
 
@@ -399,6 +467,60 @@ func FuzzParse(f *testing.F) {
 		}
 		if again, _ := Format(back, back.KernelParams); again != out {
 			t.Fatalf("Format not stable: %q then %q", out, again)
+		}
+	})
+}
+
+// FuzzFormat checks that whatever Format writes parses back to the same
+// settings, formats again to the same bytes and only has bytes the boot path
+// through OVMF carries unchanged.
+func FuzzFormat(f *testing.F) {
+	f.Add("a\x00b", "console=ttyS0", "x", int64(30), 5)
+	f.Add("it's\x00a b\x00\\\x00\x00=\x00à\x00\xa0", "foo=\"a b\"", "--x", int64(1500), 0)
+	f.Add("a\tb\x00c\rd", "x=\"a\tb\"\x01y", "--x\x01é", int64(0), 1000)
+	f.Fuzz(func(t *testing.T, argsJoined, kp, ia string, st int64, rl int) {
+		c := Default()
+		if argsJoined != "" {
+			c.Args = strings.Split(argsJoined, "\x00")
+		}
+		var kps []string
+		if kp != "" {
+			kps = strings.Split(kp, "\x01")
+		}
+		if ia != "" {
+			c.InitArgs = strings.Split(ia, "\x01")
+		}
+		c.StopTimeout = time.Duration(st)
+		c.RestartLimit = rl
+		line, err := Format(c, kps)
+		if err != nil {
+			if !errors.Is(err, ErrUnformattable) && !errors.Is(err, ErrNUL) && !errors.Is(err, ErrUnbalancedQuote) {
+				t.Fatalf("Format(%q, %q): unexpected error %v", c.Args, kps, err)
+			}
+			return
+		}
+		if err := CheckBytes(line); err != nil {
+			t.Fatalf("Format(%q, %q) = %q, which the boot path does not carry unchanged: %v", c.Args, kps, line, err)
+		}
+		back, err := Parse(line)
+		if err != nil {
+			t.Fatalf("Format(%q, %q) = %q; Parse: %v", c.Args, kps, line, err)
+		}
+		if diff := cmp.Diff(c.Args, back.Args, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("args via %q (-formatted +parsed):\n%s", line, diff)
+		}
+		if diff := cmp.Diff(kps, back.KernelParams, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("kernel params via %q (-formatted +parsed):\n%s", line, diff)
+		}
+		if (back.InitArgs == nil) != (c.InitArgs == nil) || !slices.Equal(back.InitArgs, c.InitArgs) {
+			t.Fatalf("init args %q via %q parsed as %q", c.InitArgs, line, back.InitArgs)
+		}
+		if !back.Net.Equal(c.Net) || back.Agent != c.Agent || back.OnExit != c.OnExit ||
+			back.StopTimeout != c.StopTimeout || back.RestartLimit != c.RestartLimit {
+			t.Fatalf("settings differ after Format→Parse via %q", line)
+		}
+		if again, err := Format(back, back.KernelParams); err != nil || again != line {
+			t.Fatalf("Format→Parse→Format: %q then %q (%v)", line, again, err)
 		}
 	})
 }

@@ -71,6 +71,14 @@
 // value differs from the default, in the order net, agent, on_exit,
 // stop_timeout, restart_limit, args, then "-- InitArgs" if any.
 //
+// Format writes only bytes the SEV-SNP boot path carries unchanged: OVMF
+// widens each command line byte to UTF-16 as Latin-1 and the kernel's EFI
+// stub converts it back as UTF-8, so a byte >= 0x80 would reach the guest
+// changed while QEMU measured the original; the stub also stops at a
+// newline. Non-ASCII bytes, newlines and control bytes other than \t, \v,
+// \f and \r are refused (CheckBytes applies the same rule to a command
+// line written by hand).
+//
 // Applied returns the settings the init applies (defaults filled in) in a
 // stable form for the config digest that attestation binds.
 package bootcfg

@@ -21,7 +21,8 @@ var (
 
 // Error is a parse or format error: what is wrong (Err, a sentinel), the
 // offending text and, when known, its byte offset in the command line (or
-// in the katana.args value for ErrArgs; -1 when unknown).
+// in the katana.args value for ErrArgs, or in Text for an argument Format
+// refuses for one of its bytes; -1 when unknown).
 type Error struct {
 	Err    error
 	Text   string

@@ -24,6 +24,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 // DefaultGuestPolicy is SMT allowed plus the must-be-one bit 17; debug,
@@ -283,6 +284,13 @@ func checkCmdline(c string) error {
 	}
 	if strings.IndexByte(c, 0) >= 0 {
 		return invalid("the cmdline contains a NUL byte")
+	}
+	// The same rule as bootcfg.Format, for a cmdline written by hand: OVMF
+	// converts the cmdline to UTF-16 as Latin-1 and the kernel's EFI stub
+	// converts it back as UTF-8, so a non-ASCII byte reaches the guest
+	// changed while QEMU measured the original.
+	if err := bootcfg.CheckBytes(c); err != nil {
+		return invalid("the guest would not get this cmdline byte for byte: %v", err)
 	}
 	return nil
 }

@@ -139,6 +139,9 @@ func TestGenerateErrors(t *testing.T) {
 		{"no kernel", func(o *GenerateOptions) { o.Kernel = "" }, "needs the OVMF, kernel and initrd"},
 		{"invalid utf-8 cmdline", func(o *GenerateOptions) { o.Cmdline = "a\xff" }, "not valid UTF-8"},
 		{"nul in cmdline", func(o *GenerateOptions) { o.Cmdline = "a\x00b" }, "NUL"},
+		{"non-ASCII cmdline", func(o *GenerateOptions) { o.Cmdline = "katana.args=é" }, "Latin-1"},
+		{"newline in cmdline", func(o *GenerateOptions) { o.Cmdline = "a\nb" }, "newline"},
+		{"control byte in cmdline", func(o *GenerateOptions) { o.Cmdline = "a\x1bb" }, "control byte 0x1B"},
 		{"policy without bit 17", func(o *GenerateOptions) { o.GuestPolicy = 0x10000 }, "reserved, must be 1"},
 		{"duplicate count", func(o *GenerateOptions) { o.VCPUs = []int{1, 1} }, "given twice"},
 		{"duplicate type", func(o *GenerateOptions) { o.VCPUTypes = []string{"EPYC", "EPYC"} }, "given twice"},
@@ -267,6 +270,7 @@ func TestParseErrors(t *testing.T) {
 			m["measurements"] = append(l, l[0])
 		}), "listed twice"},
 		{"cmdline with NUL", edit(func(m map[string]any) { m["cmdline"] = "a\x00" }), "NUL"},
+		{"non-ASCII cmdline", edit(func(m map[string]any) { m["cmdline"] = "console=ttyS0 katana.args=é" }), "Latin-1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
