@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 // DefaultBinary is the QEMU system emulator used when Options.Binary is empty.
@@ -46,9 +48,10 @@ const (
 	DefaultHostAddr        = "127.0.0.1"
 	// MinMemoryMiB is the least guest memory Build accepts.
 	MinMemoryMiB = 64
-	// MaxCmdline is the x86 kernel's COMMAND_LINE_SIZE minus its NUL: the
-	// kernel silently truncates anything longer, so Build refuses it.
-	MaxCmdline = 2047
+	// MaxCmdline is bootcfg.MaxLen: the x86 kernel's COMMAND_LINE_SIZE
+	// minus its NUL and minus the " initrd=initrd" OVMF adds. The kernel
+	// silently truncates anything longer, so Build refuses it.
+	MaxCmdline = bootcfg.MaxLen
 )
 
 // maxUnixPath is the longest unix socket path Linux accepts (sun_path less its NUL).
@@ -286,7 +289,7 @@ func Build(o Options) (Command, error) {
 		return Command{}, invalid("kernel command line contains a NUL byte")
 	}
 	if len(o.Append) > MaxCmdline {
-		return Command{}, invalid("kernel command line is %d bytes; the kernel keeps only %d", len(o.Append), MaxCmdline)
+		return Command{}, invalid("kernel command line is %d bytes; at most %d fit (the kernel keeps 2047, OVMF adds \" initrd=initrd\")", len(o.Append), MaxCmdline)
 	}
 	if o.SerialLog == "" {
 		return Command{}, invalid("no serial log file: set Options.SerialLog")

@@ -139,7 +139,7 @@ func TestBuildErrors(t *testing.T) {
 		{"vcpus", func(o *Options) { o.VCPUs = -2 }, "vCPU count -2"},
 		{"memory", func(o *Options) { o.MemoryMiB = 10 }, "memory 10 MiB"},
 		{"nul in cmdline", func(o *Options) { o.Append = "a\x00b" }, "NUL byte"},
-		{"cmdline too long", func(o *Options) { o.Append = strings.Repeat("a", MaxCmdline+1) }, "2048 bytes"},
+		{"cmdline too long", func(o *Options) { o.Append = strings.Repeat("a", MaxCmdline+1) }, "2034 bytes; at most 2033 fit"},
 		{"forward without network", func(o *Options) { o.NoNetwork = true; o.Forwards = []Forward{{HostPort: 1, GuestPort: 1}} }, "NoNetwork"},
 		{"forward port 0", func(o *Options) { o.Forwards = []Forward{{HostPort: 0, GuestPort: 1}} }, "ports 0->1"},
 		{"forward port too big", func(o *Options) { o.Forwards = []Forward{{HostPort: 1, GuestPort: 70000}} }, "ports 1->70000"},

@@ -2,6 +2,18 @@ package bootcfg
 
 import "fmt"
 
+// OVMFInitrdParam is what OVMF adds to the kernel's command line when QEMU
+// gives it an initrd: Debian's OVMF appends " "+OVMFInitrdParam, other edk2
+// loaders prepend OVMFInitrdParam+" ". The guest's /proc/cmdline is then
+// longer than the measured command line by len(OVMFInitrdParam)+1 bytes.
+const OVMFInitrdParam = "initrd=initrd"
+
+// MaxLen is the longest command line Format writes and a manifest accepts:
+// the x86 kernel's COMMAND_LINE_SIZE (2048 bytes including the NUL) less
+// the NUL and less the " initrd=initrd" OVMF adds, so the whole line
+// reaches the guest. The kernel (and the EFI stub) cut anything longer.
+const MaxLen = 2048 - 1 - len(" "+OVMFInitrdParam)
+
 // unsafeByte reports the first byte of s that the SEV-SNP boot path cannot
 // carry unchanged from the measured command line to the guest's
 // /proc/cmdline, with the reason; -1 when there is none.
@@ -29,6 +41,26 @@ func unsafeByte(s string) (int, string) {
 		}
 	}
 	return -1, ""
+}
+
+// CheckLen returns an error wrapping ErrUnformattable if cmdline is longer
+// than MaxLen.
+func CheckLen(cmdline string) error {
+	if len(cmdline) > MaxLen {
+		return &Error{Err: ErrUnformattable, Text: abbrev(cmdline), Offset: MaxLen,
+			Detail: fmt.Sprintf("the command line is %d bytes, at most %d fit: the kernel keeps %d bytes "+
+				"(COMMAND_LINE_SIZE less its NUL) and OVMF adds %q", len(cmdline), MaxLen, 2047, " "+OVMFInitrdParam)}
+	}
+	return nil
+}
+
+// abbrev shortens a long text for an error message.
+func abbrev(s string) string {
+	const keep = 60
+	if len(s) <= keep {
+		return s
+	}
+	return s[:keep] + "..."
 }
 
 // CheckBytes returns an error wrapping ErrUnformattable if cmdline has a

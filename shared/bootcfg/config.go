@@ -364,7 +364,8 @@ func ParseStopTimeout(v string) (time.Duration, error) {
 // as the kernel splits it, with balanced quotes, and not a katana.* key.
 // Settings equal to the default are left out. What cannot be expressed (a
 // '"' or a NUL in an argument, or a byte the boot path through OVMF cannot
-// carry unchanged, see CheckBytes) is an error wrapping ErrUnformattable.
+// carry unchanged, see CheckBytes, or a line longer than MaxLen) is an error
+// wrapping ErrUnformattable.
 func Format(c Config, kernelParams []string) (string, error) {
 	var out []string
 	for _, kp := range kernelParams {
@@ -438,7 +439,11 @@ func Format(c Config, kernelParams []string) (string, error) {
 			out = append(out, a)
 		}
 	}
-	return strings.Join(out, " "), nil
+	line := strings.Join(out, " ")
+	if err := CheckLen(line); err != nil {
+		return "", err
+	}
+	return line, nil
 }
 
 // checkArgBytes refuses an argument with a byte the boot path cannot carry

@@ -402,6 +402,39 @@ func TestFormatRefusesBytesOVMFChanges(t *testing.T) {
 	}
 }
 
+// TestFormatLength: the kernel keeps COMMAND_LINE_SIZE-1 = 2047 bytes and
+// OVMF adds " initrd=initrd", so Format must refuse a command line longer
+// than MaxLen = 2033 (it once formatted, and hostbuild measured, 3044 bytes).
+func TestFormatLength(t *testing.T) {
+	if MaxLen != 2033 {
+		t.Errorf("MaxLen = %d, want 2048-1-len(\" initrd=initrd\") = 2033", MaxLen)
+	}
+	kps := []string{"console=ttyS0", "panic=-1"}
+	c := withDefaults(func(c *Config) { c.Args = []string{"--name", strings.Repeat("x", 3000)} })
+	if line, err := Format(c, kps); !errors.Is(err, ErrUnformattable) || !strings.Contains(err.Error(), "3044 bytes") {
+		t.Errorf("Format of a 3044-byte cmdline = %d bytes, %v; want ErrUnformattable naming the length", len(line), err)
+	}
+	// The longest line that fits is accepted, one more byte is not.
+	base, err := Format(withDefaults(func(c *Config) { c.Args = []string{"--name", ""} }), kps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fill := MaxLen - len(base) + len("''")
+	for _, n := range []int{fill, fill + 1} {
+		c := withDefaults(func(c *Config) { c.Args = []string{"--name", strings.Repeat("x", n)} })
+		line, err := Format(c, kps)
+		if ok := n == fill; ok != (err == nil) || (ok && len(line) != MaxLen) {
+			t.Errorf("Format with a %d-byte word: %d bytes, %v", n, len(line), err)
+		}
+	}
+	if err := CheckLen(strings.Repeat("a", MaxLen)); err != nil {
+		t.Errorf("CheckLen(MaxLen bytes) = %v", err)
+	}
+	if err := CheckLen(strings.Repeat("a", MaxLen+1)); !errors.Is(err, ErrUnformattable) {
+		t.Errorf("CheckLen(MaxLen+1 bytes) = %v, want ErrUnformattable", err)
+	}
+}
+
 func TestCheckBytes(t *testing.T) {
 	for _, s := range []string{"", "console=ttyS0 panic=-1", "a\tb\vc\fd\re", `katana.args="a b" -- x ~!@#$%^&*()_+{}|:<>?`} {
 		if err := CheckBytes(s); err != nil {
@@ -501,6 +534,9 @@ func FuzzFormat(f *testing.F) {
 		}
 		if err := CheckBytes(line); err != nil {
 			t.Fatalf("Format(%q, %q) = %q, which the boot path does not carry unchanged: %v", c.Args, kps, line, err)
+		}
+		if len(line) > MaxLen {
+			t.Fatalf("Format(%q, %q) = %d bytes, more than MaxLen", c.Args, kps, len(line))
 		}
 		back, err := Parse(line)
 		if err != nil {

@@ -292,6 +292,9 @@ func checkCmdline(c string) error {
 	if err := bootcfg.CheckBytes(c); err != nil {
 		return invalid("the guest would not get this cmdline byte for byte: %v", err)
 	}
+	if err := bootcfg.CheckLen(c); err != nil {
+		return invalid("the guest would not get the whole cmdline: %v", err)
+	}
 	return nil
 }
 

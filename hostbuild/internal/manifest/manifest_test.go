@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden files")
@@ -142,6 +143,7 @@ func TestGenerateErrors(t *testing.T) {
 		{"non-ASCII cmdline", func(o *GenerateOptions) { o.Cmdline = "katana.args=é" }, "Latin-1"},
 		{"newline in cmdline", func(o *GenerateOptions) { o.Cmdline = "a\nb" }, "newline"},
 		{"control byte in cmdline", func(o *GenerateOptions) { o.Cmdline = "a\x1bb" }, "control byte 0x1B"},
+		{"cmdline too long", func(o *GenerateOptions) { o.Cmdline = strings.Repeat("a", bootcfg.MaxLen+1) }, "2034 bytes, at most 2033"},
 		{"policy without bit 17", func(o *GenerateOptions) { o.GuestPolicy = 0x10000 }, "reserved, must be 1"},
 		{"duplicate count", func(o *GenerateOptions) { o.VCPUs = []int{1, 1} }, "given twice"},
 		{"duplicate type", func(o *GenerateOptions) { o.VCPUTypes = []string{"EPYC", "EPYC"} }, "given twice"},
@@ -271,6 +273,7 @@ func TestParseErrors(t *testing.T) {
 		}), "listed twice"},
 		{"cmdline with NUL", edit(func(m map[string]any) { m["cmdline"] = "a\x00" }), "NUL"},
 		{"non-ASCII cmdline", edit(func(m map[string]any) { m["cmdline"] = "console=ttyS0 katana.args=é" }), "Latin-1"},
+		{"cmdline too long", edit(func(m map[string]any) { m["cmdline"] = strings.Repeat("a", 2048) }), "2048 bytes, at most 2033"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
