@@ -435,6 +435,40 @@ func TestFormatLength(t *testing.T) {
 	}
 }
 
+// TestParseWithOVMFInitrd: with an initrd OVMF adds "initrd=initrd" to the
+// measured cmdline (appended by Debian's OVMF, prepended by other edk2
+// loaders). The init must read it as an ordinary kernel parameter and apply
+// the same settings and Katana argv as from the measured cmdline.
+func TestParseWithOVMFInitrd(t *testing.T) {
+	for _, measured := range []string{
+		"",
+		"console=ttyS0 panic=-1",
+		`console=ttyS0 panic=-1 katana.net=none katana.agent=tcp:[::1]:1024 katana.on_exit=restart katana.args="--name 'a b' --dev"`,
+		"console=ttyS0 katana.stop_timeout=45 katana.restart_limit=0 katana.args=--dev -- x",
+	} {
+		want, err := Parse(measured)
+		if err != nil {
+			t.Fatalf("Parse(%q): %v", measured, err)
+		}
+		for _, got := range []string{measured + " " + OVMFInitrdParam, OVMFInitrdParam + " " + measured} {
+			c, err := Parse(got)
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", got, err)
+			}
+			if diff := cmp.Diff(want.Applied().Settings(), c.Applied().Settings()); diff != "" {
+				t.Errorf("settings of %q differ from those of %q (-measured +with initrd):\n%s", got, measured, diff)
+			}
+			if diff := cmp.Diff(want.Args, c.Args); diff != "" {
+				t.Errorf("args of %q differ from those of %q (-measured +with initrd):\n%s", got, measured, diff)
+			}
+			all := append(append([]string{}, c.KernelParams...), c.InitArgs...)
+			if !slices.Contains(all, OVMFInitrdParam) {
+				t.Errorf("Parse(%q): initrd=initrd is neither a kernel parameter nor an init argument: %q, %q", got, c.KernelParams, c.InitArgs)
+			}
+		}
+	}
+}
+
 func TestCheckBytes(t *testing.T) {
 	for _, s := range []string{"", "console=ttyS0 panic=-1", "a\tb\vc\fd\re", `katana.args="a b" -- x ~!@#$%^&*()_+{}|:<>?`} {
 		if err := CheckBytes(s); err != nil {

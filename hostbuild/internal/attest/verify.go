@@ -24,6 +24,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/shared/agentapi"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 // Certs are certificates supplied by the operator (snpguest's layout: a
@@ -135,12 +136,23 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 		return fail(ClassMeasurement, "launch measurement %s is not in the manifest's %d expected measurements (run with --explain and the local files to find the drifted input)", res.Measurement, len(o.Manifest.Measurements))
 	}
 	res.MatchedVCPUs, res.MatchedType = m.VCPUs, m.VCPUType
-	if c := string(ev.Config.Cmdline); c != o.Manifest.Cmdline {
+	if c := string(ev.Config.Cmdline); !sameCmdline(c, o.Manifest.Cmdline) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("the init reports cmdline %q, the manifest has %q", c, o.Manifest.Cmdline))
 	}
 
 	// 4. Policy, VMPL, version, TCB.
 	return checkPolicy(att, o, res)
+}
+
+// sameCmdline reports whether the init's reported cmdline is the measured
+// one. With an initrd, OVMF adds "initrd=initrd" to the kernel's command
+// line after QEMU measured it: Debian's OVMF appends " initrd=initrd",
+// other edk2 loaders prepend "initrd=initrd ". Those two exact forms are
+// the measured cmdline as OVMF passes it, not a difference worth a warning
+// on every good SEV-SNP attestation; anything else still is one.
+func sameCmdline(reported, measured string) bool {
+	const p = bootcfg.OVMFInitrdParam
+	return reported == measured || reported == measured+" "+p || reported == p+" "+measured
 }
 
 func productLine(att *spb.Attestation) string {

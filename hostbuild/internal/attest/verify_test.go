@@ -255,6 +255,42 @@ func TestVerifyMutations(t *testing.T) {
 	}
 }
 
+// TestVerifyCmdlineWithOVMFInitrd: with an initrd OVMF adds
+// "initrd=initrd" to the measured cmdline (Debian's OVMF appends it, other
+// edk2 loaders prepend it), so the init reports it on every good SEV-SNP
+// boot: no warning for exactly those two forms, a warning for anything else.
+func TestVerifyCmdlineWithOVMFInitrd(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{7}, 64)
+	m := string(testConfig.Cmdline)
+	for _, tc := range []struct {
+		reported string
+		warn     bool
+	}{
+		{m, false},
+		{m + " initrd=initrd", false},
+		{"initrd=initrd " + m, false},
+		{"initrd=initrd " + m + " initrd=initrd", true},
+		{m + "  initrd=initrd", true},
+		{m + " initrd=initrd2", true},
+		{m + " initrd=other", true},
+		{m + "initrd=initrd", true},
+		{"console=ttyS0 panic=-1 katana.args=--evil", true},
+		{"console=ttyS0 panic=-1 katana.args=--evil initrd=initrd", true},
+	} {
+		cfg := testConfig
+		cfg.Cmdline = []byte(tc.reported)
+		res, err := Verify(context.Background(), evidence(t, s, nonce, cfg, nil),
+			VerifyOptions{Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s)})
+		if err != nil {
+			t.Fatalf("reported %q: %v", tc.reported, err)
+		}
+		if got := len(res.Warnings) > 0; got != tc.warn {
+			t.Errorf("reported %q, manifest %q: warnings %q, want a warning: %v", tc.reported, m, res.Warnings, tc.warn)
+		}
+	}
+}
+
 // With --kds the VCEK comes from the (fake) KDS and is cached on disk.
 func TestVerifyKDSAndCache(t *testing.T) {
 	s := signer(t, nil)
