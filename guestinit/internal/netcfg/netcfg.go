@@ -86,7 +86,7 @@ func Configure(ctx context.Context, n bootcfg.Net, o Options) (Result, error) {
 	}
 	defer h.Close()
 	start := time.Now()
-	link, err := waitLink(ctx, o)
+	link, err := waitLink(ctx, h, o)
 	if err != nil {
 		return Result{}, err
 	}
@@ -116,7 +116,14 @@ func Configure(ctx context.Context, n bootcfg.Net, o Options) (Result, error) {
 // waitLink subscribes to link events first (listing the existing links),
 // so an interface that appears at any moment is seen, and returns the
 // interface once it exists.
-func waitLink(ctx context.Context, o Options) (netlink.Link, error) {
+//
+// When a link appears or goes while the kernel sends the initial multi-part
+// link dump, the dump is flagged NLM_F_DUMP_INTR: the library reports
+// netlink.ErrDumpInterrupted through the error callback and carries on
+// delivering events. That is exactly when eth0 appears, so it is not an
+// error; but the interrupted dump may have missed an eth0 that already
+// existed, so after subscribing the interface is looked up once by name.
+func waitLink(ctx context.Context, h *netlink.Handle, o Options) (netlink.Link, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Wait)
 	defer cancel()
 	ch := make(chan netlink.LinkUpdate, 64)
@@ -127,6 +134,9 @@ func waitLink(ctx context.Context, o Options) (netlink.Link, error) {
 		ListExisting: true,
 		Namespace:    o.Namespace,
 		ErrorCallback: func(err error) {
+			if errors.Is(err, netlink.ErrDumpInterrupted) {
+				return // events keep coming; the lookup below covers the dump
+			}
 			select {
 			case errc <- err:
 			default:
@@ -135,6 +145,11 @@ func waitLink(ctx context.Context, o Options) (netlink.Link, error) {
 	}
 	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
 		return nil, fmt.Errorf("subscribing to link events: %w", err)
+	}
+	// Subscribed: from now on a new eth0 is an event; one that already
+	// exists is found here even if the dump was interrupted.
+	if l, err := h.LinkByName(o.Interface); err == nil {
+		return l, nil
 	}
 	for {
 		select {

@@ -3,10 +3,12 @@ package netcfg
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,6 +56,103 @@ func newNS(t *testing.T) netns.NsHandle {
 	}
 	t.Cleanup(func() { ns.Close() })
 	return ns
+}
+
+// nsWithLoopback makes a network namespace with lo up and, if eth0, an
+// eth0 veth (peer peer0) already there, and a handle on it.
+func nsWithLoopback(t *testing.T, eth0 bool) (*netlink.Handle, Options) {
+	t.Helper()
+	ns := newNS(t)
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Root: root, Namespace: &ns, Wait: 3 * time.Second}
+	if err := Loopback(o); err != nil {
+		t.Fatalf("Loopback: %v", err)
+	}
+	if eth0 {
+		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
+			if errors.Is(err, unix.EOPNOTSUPP) {
+				t.Skipf("skipping: veth unsupported here (%v)", err)
+			}
+			t.Fatal(err)
+		}
+	}
+	return h, o
+}
+
+// TestConfigureExistingLink: eth0 is there before Configure starts.
+func TestConfigureExistingLink(t *testing.T) {
+	h, o := nsWithLoopback(t, true)
+	res, err := Configure(context.Background(), bootcfg.Default().Net, o)
+	if err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	if res.Waited > time.Second {
+		t.Errorf("waited %v for an eth0 that already existed", res.Waited)
+	}
+	eth, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if addrs, _ := h.AddrList(eth, netlink.FAMILY_V4); len(addrs) != 1 || addrs[0].IPNet.String() != "10.0.2.15/24" {
+		t.Errorf("addresses %v, want 10.0.2.15/24", addrs)
+	}
+}
+
+// TestConfigureDumpInterrupted: with many links the initial RTM_GETLINK
+// dump is multi-part; links registered and unregistered meanwhile make the
+// kernel flag it NLM_F_DUMP_INTR, which the netlink library reports as
+// ErrDumpInterrupted through the error callback while it keeps delivering
+// events. Configure must keep waiting and find eth0 when it appears.
+func TestConfigureDumpInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: creates 400 veth pairs per try")
+	}
+	fails := 0
+	for try := 0; try < 5; try++ {
+		h, o := nsWithLoopback(t, false)
+		for i := 0; i < 400; i++ {
+			if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("a%d", i)}, PeerName: fmt.Sprintf("b%d", i)}); err != nil {
+				if errors.Is(err, unix.EOPNOTSUPP) {
+					t.Skipf("skipping: veth unsupported here (%v)", err)
+				}
+				t.Fatal(err)
+			}
+		}
+		var stop atomic.Bool
+		churned := make(chan struct{})
+		go func() { // links come and go (dev_base_seq changes) during the dump
+			defer close(churned)
+			for !stop.Load() {
+				h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "c0"}, PeerName: "d0"})
+				if l, err := h.LinkByName("c0"); err == nil {
+					h.LinkDel(l)
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"})
+		}()
+		_, err := Configure(context.Background(), bootcfg.Default().Net, o)
+		stop.Store(true)
+		<-churned
+		if err != nil {
+			fails++
+			t.Logf("try %d: Configure: %v", try, err)
+		}
+	}
+	if fails > 0 {
+		t.Errorf("%d/5 tries failed although eth0 appeared 300ms in", fails)
+	}
 }
 
 // TestConfigureLateLink creates eth0 (a veth) 300 ms after Configure starts
