@@ -92,6 +92,13 @@ func Configure(ctx context.Context, n bootcfg.Net, o Options) (Result, error) {
 	}
 	res := Result{Interface: o.Interface, Addr: n.Addr, Waited: time.Since(start)}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Addr.Addr().AsSlice(), Mask: net.CIDRMask(n.Addr.Bits(), n.Addr.Addr().BitLen())}}
+	if n.Addr.Addr().Is6() {
+		// Static addressing in a VM: no duplicate address detection. With
+		// DAD the address stays tentative for about a second and bind()
+		// fails with EADDRNOTAVAIL, so the agent or Katana could not listen
+		// on it right after Configure returns.
+		addr.Flags = unix.IFA_F_NODAD
+	}
 	if err := h.AddrReplace(link, addr); err != nil {
 		return res, fmt.Errorf("adding %s to %s: %w", n.Addr, o.Interface, err)
 	}

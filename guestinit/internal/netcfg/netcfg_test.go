@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -153,6 +154,67 @@ func TestConfigureDumpInterrupted(t *testing.T) {
 	if fails > 0 {
 		t.Errorf("%d/5 tries failed although eth0 appeared 300ms in", fails)
 	}
+}
+
+// TestConfigureIPv6BindsAtOnce: a static IPv6 address added without
+// IFA_F_NODAD stays tentative for about a second of duplicate address
+// detection, and bind() fails with EADDRNOTAVAIL meanwhile: the agent on
+// tcp:[v6]:port (or Katana) would fail to listen right after Configure.
+func TestConfigureIPv6BindsAtOnce(t *testing.T) {
+	for _, carrier := range []bool{true, false} {
+		t.Run(fmt.Sprintf("carrier=%v", carrier), func(t *testing.T) {
+			h, o := nsWithLoopback(t, true)
+			if carrier {
+				peer, err := h.LinkByName("peer0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := h.LinkSetUp(peer); err != nil { // carrier on eth0 at once, as virtio-net has
+					t.Fatal(err)
+				}
+			}
+			n, err := bootcfg.ParseNet("fd00::5/64,gw=fd00::1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Configure(context.Background(), n, o); err != nil {
+				t.Fatalf("Configure: %v", err)
+			}
+			err = inNS(t, *o.Namespace, func() error {
+				l, err := net.Listen("tcp", "[fd00::5]:1024")
+				if err == nil {
+					l.Close()
+				}
+				return err
+			})
+			if err != nil {
+				eth, _ := h.LinkByName("eth0")
+				addrs, _ := h.AddrList(eth, netlink.FAMILY_V6)
+				t.Errorf("bind to [fd00::5]:1024 right after Configure: %v (addresses %v)", err, addrs)
+			}
+		})
+	}
+}
+
+// inNS runs f on a thread in the network namespace ns.
+func inNS(t *testing.T, ns netns.NsHandle, f func() error) error {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(ns); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			panic(fmt.Sprintf("returning to the original namespace: %v", err))
+		}
+	}()
+	return f()
 }
 
 // TestConfigureLateLink creates eth0 (a veth) 300 ms after Configure starts
