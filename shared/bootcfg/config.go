@@ -398,7 +398,7 @@ func Format(c Config, kernelParams []string) (string, error) {
 		out = append(out, KeyOnExit+"="+string(c.OnExit))
 	}
 	if c.StopTimeout != def.StopTimeout {
-		out = append(out, KeyStopTimeout+"="+c.StopTimeout.String())
+		out = append(out, KeyStopTimeout+"="+formatStopTimeout(c.StopTimeout))
 	}
 	if c.RestartLimit != def.RestartLimit {
 		out = append(out, KeyRestartLimit+"="+strconv.Itoa(c.RestartLimit))
@@ -440,10 +440,20 @@ func Format(c Config, kernelParams []string) (string, error) {
 		}
 	}
 	line := strings.Join(out, " ")
+	if err := CheckBytes(line); err != nil { // the arguments are checked above; this covers the values
+		return "", err
+	}
 	if err := CheckLen(line); err != nil {
 		return "", err
 	}
 	return line, nil
+}
+
+// formatStopTimeout writes d as a Go duration in ASCII: Duration.String
+// writes microseconds as "µs" (U+00B5), which OVMF would pass on changed;
+// ParseDuration reads "us" as the same unit.
+func formatStopTimeout(d time.Duration) string {
+	return strings.ReplaceAll(d.String(), "µs", "us")
 }
 
 // checkArgBytes refuses an argument with a byte the boot path cannot carry

@@ -469,6 +469,24 @@ func TestParseWithOVMFInitrd(t *testing.T) {
 	}
 }
 
+// TestFormatStopTimeoutASCII: time.Duration.String writes "µs", a non-ASCII
+// byte pair OVMF would pass on changed; Format writes "us" instead.
+func TestFormatStopTimeoutASCII(t *testing.T) {
+	for _, d := range []time.Duration{1438, 1500 * time.Microsecond / 1000, 999 * time.Microsecond, time.Second + time.Microsecond} {
+		line, err := Format(withDefaults(func(c *Config) { c.StopTimeout = d }), nil)
+		if err != nil {
+			t.Fatalf("Format with stop_timeout %v: %v", d, err)
+		}
+		if err := CheckBytes(line); err != nil {
+			t.Errorf("Format with stop_timeout %v = %q: %v", d, line, err)
+		}
+		back, err := Parse(line)
+		if err != nil || back.StopTimeout != d {
+			t.Errorf("Parse(%q) = %v, %v; want stop_timeout %v", line, back.StopTimeout, err, d)
+		}
+	}
+}
+
 func TestCheckBytes(t *testing.T) {
 	for _, s := range []string{"", "console=ttyS0 panic=-1", "a\tb\vc\fd\re", `katana.args="a b" -- x ~!@#$%^&*()_+{}|:<>?`} {
 		if err := CheckBytes(s); err != nil {
