@@ -16,13 +16,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/katana-tee/snpboot/qemu"
+	"github.com/katana-tee/snpboot/qemu/qemutest"
 )
 
 // The golden-file switch is shared by every test file of this package;
@@ -628,7 +628,7 @@ func fakeQEMU(args []string) int {
 			if err != nil {
 				return
 			}
-			if fakeQMP(conn) {
+			if qemutest.ServeQMP(conn) {
 				select {
 				case powerdown <- struct{}{}:
 				default:
@@ -669,36 +669,12 @@ func fakeQEMU(args []string) int {
 	}
 }
 
-// fakeQMP speaks enough QMP for qemu.QMP; it reports whether
-// system_powerdown was asked for.
-func fakeQMP(conn net.Conn) bool {
-	defer conn.Close()
-	fmt.Fprintln(conn, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}}`)
-	sc := bufio.NewScanner(conn)
-	for sc.Scan() {
-		var req struct {
-			Execute string `json:"execute"`
-		}
-		json.Unmarshal(sc.Bytes(), &req)
-		switch req.Execute {
-		case "system_powerdown":
-			fmt.Fprintln(conn, `{"return": {}}`)
-			return true
-		case "qmp_capabilities":
-			fmt.Fprintln(conn, `{"return": {}}`)
-		default:
-			fmt.Fprintln(conn, `{"error": {"class": "CommandNotFound", "desc": "not in the fake"}}`)
-		}
-	}
-	return false
-}
-
 // fakeRun is `hostbuild run --plain` in a child process, with the fake
 // QEMU, in a process group of its own (as a shell starts a job), ready.
 type fakeRun struct {
 	cmd    *exec.Cmd
 	serial string
-	stderr *lockedBuffer
+	stderr *qemutest.LockedBuffer
 	done   chan struct{}
 }
 
@@ -708,7 +684,7 @@ func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
 	if err := os.Symlink(os.Args[0], fake); err != nil {
 		t.Fatal(err)
 	}
-	r := &fakeRun{serial: filepath.Join(t.TempDir(), "serial.log"), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	r := &fakeRun{serial: filepath.Join(t.TempDir(), "serial.log"), stderr: &qemutest.LockedBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(os.Args[0], "run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
 		"--qemu", fake, "--serial-log", r.serial, "--ready-timeout", "30s", "--stop-timeout", "60s")
 	r.cmd.Env = append(append(os.Environ(), "HOSTBUILD_TEST_MAIN=1"), env...)
@@ -812,25 +788,6 @@ func TestRunQEMUTerminatedIsNotClean(t *testing.T) {
 	if want := "QEMU ended without the guest powering off (qemu: qemu-system-x86_64: terminating on signal 15"; !strings.Contains(stderr, want) {
 		t.Errorf("run's stderr does not contain %q:\n%s", want, stderr)
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader in
-// different goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // run reads the outcome from the console as it goes, not from the runner's

@@ -3,7 +3,6 @@ package qemu
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/katana-tee/snpboot/qemu/qemutest"
 )
 
 // The runner tests start this test binary as a fake QEMU (env fakeQEMUEnv=1):
@@ -132,7 +133,7 @@ func fakeQEMU(args []string) int {
 		if err != nil {
 			return 1
 		}
-		if serveFakeQMP(conn) {
+		if qemutest.ServeQMP(conn) {
 			if _, hang := words["fake.hang"]; hang {
 				continue
 			}
@@ -145,35 +146,6 @@ func fakeQEMU(args []string) int {
 			return 0
 		}
 	}
-}
-
-// serveFakeQMP speaks enough QMP for QMP(); it reports whether
-// system_powerdown was asked for.
-func serveFakeQMP(conn net.Conn) bool {
-	defer conn.Close()
-	fmt.Fprintln(conn, `{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}}`)
-	sc := bufio.NewScanner(conn)
-	for sc.Scan() {
-		var req struct {
-			Execute string `json:"execute"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			fmt.Fprintln(conn, `{"error": {"class": "GenericError", "desc": "bad json"}}`)
-			continue
-		}
-		switch req.Execute {
-		case "qmp_capabilities":
-			fmt.Fprintln(conn, `{"return": {}}`)
-		case "system_powerdown":
-			// An event first, as QEMU sends: the client must skip it.
-			fmt.Fprintln(conn, `{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "POWERDOWN"}`)
-			fmt.Fprintln(conn, `{"return": {}}`)
-			return true
-		default:
-			fmt.Fprintf(conn, `{"error": {"class": "CommandNotFound", "desc": "The command %s has not been found"}}`+"\n", req.Execute)
-		}
-	}
-	return false
 }
 
 func fakeOptions(t *testing.T, appendLine string, qmp bool) Options {

@@ -28,6 +28,7 @@ import (
 
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/katana-tee/snpboot/qemu"
+	"github.com/katana-tee/snpboot/qemu/qemutest"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
@@ -410,7 +411,7 @@ func cmdline(t *testing.T, c bootcfg.Config) string {
 type guest struct {
 	cmd    *exec.Cmd
 	serial string
-	out    *lockedBuffer // hostbuild run's stdout and stderr
+	out    *qemutest.LockedBuffer // hostbuild run's stdout and stderr
 	done   chan struct{}
 	code   int
 }
@@ -491,7 +492,7 @@ func writeManifest(t *testing.T, e env, ovmf, initrd, cmdline, vtype, out string
 // test failed (or BOOTTEST_VERBOSE is set).
 func startRun(t *testing.T, e env, args []string, serial string) *guest {
 	t.Helper()
-	g := &guest{serial: serial, out: &lockedBuffer{}, done: make(chan struct{})}
+	g := &guest{serial: serial, out: &qemutest.LockedBuffer{}, done: make(chan struct{})}
 	g.cmd = exec.Command(e.hostbuild, args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -624,23 +625,6 @@ func tail(lines []string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return "\t" + strings.Join(lines, "\n\t")
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func freePort(t *testing.T) int {
