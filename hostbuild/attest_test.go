@@ -81,20 +81,7 @@ func TestAttestUsageErrors(t *testing.T) {
 // An unreachable agent and an agent error are transport failures (3).
 func TestAttestTransport(t *testing.T) {
 	dir := t.TempDir()
-	zero := strings.Repeat("0", 64)
-	m := map[string]any{
-		"schema": "katana-snp-manifest/v1", "tool": map[string]string{"name": "t", "version": "0"}, "source_date_epoch": 0,
-		"components": map[string]any{
-			"ovmf":   map[string]any{"name": "o", "size": 1, "sha256": zero},
-			"kernel": map[string]any{"name": "k", "size": 1, "sha256": zero},
-			"initrd": map[string]any{"name": "i", "size": 1, "sha256": zero},
-		},
-		"cmdline": "x", "vmm_type": "QEMU", "guest_features": "0x1", "guest_policy": "0x30000",
-		"measurements": []map[string]any{{"vcpus": 1, "vcpu_type": "EPYC-v4", "measurement": strings.Repeat("0", 96)}},
-	}
-	b, _ := json.Marshal(m)
-	mpath := filepath.Join(dir, "m.json")
-	os.WriteFile(mpath, b, 0o644)
+	mpath := writeTestManifest(t, dir)
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -586,24 +586,7 @@ const fakeQEMUFloodEnv = "HOSTBUILD_TEST_FAKE_QEMU_FLOOD"
 const fakeQEMUNotReadyEnv = "HOSTBUILD_TEST_FAKE_QEMU_NOT_READY"
 
 func fakeQEMU(args []string) int {
-	var serial, qmp string
-	for i := 0; i+1 < len(args); i++ {
-		if args[i] != "-chardev" {
-			continue
-		}
-		v := args[i+1]
-		path := ""
-		for _, kv := range strings.Split(strings.ReplaceAll(v, ",,", "\x00"), ",") {
-			if p, ok := strings.CutPrefix(kv, "path="); ok {
-				path = strings.ReplaceAll(p, "\x00", ",")
-			}
-		}
-		if strings.HasPrefix(v, "file,") {
-			serial = path
-		} else if strings.HasPrefix(v, "socket,") {
-			qmp = path
-		}
-	}
+	serial, qmp := qemutest.ChardevPaths(args)
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	events, err := os.OpenFile(serial+".events", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)

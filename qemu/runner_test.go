@@ -52,24 +52,11 @@ func TestMain(m *testing.M) {
 // Otherwise it waits for QMP system_powerdown, prints "reboot: Power down"
 // and exits 0.
 func fakeQEMU(args []string) int {
-	var serial, qmp, appendLine string
+	serial, qmp := qemutest.ChardevPaths(args)
+	var appendLine string
 	for i := 0; i+1 < len(args); i++ {
-		switch args[i] {
-		case "-append":
+		if args[i] == "-append" {
 			appendLine = args[i+1]
-		case "-chardev":
-			v := args[i+1]
-			path := ""
-			for _, kv := range strings.Split(strings.ReplaceAll(v, ",,", "\x00"), ",") {
-				if p, ok := strings.CutPrefix(kv, "path="); ok {
-					path = strings.ReplaceAll(p, "\x00", ",")
-				}
-			}
-			if strings.HasPrefix(v, "file,") {
-				serial = path
-			} else if strings.HasPrefix(v, "socket,") {
-				qmp = path
-			}
 		}
 	}
 	words := map[string]string{}

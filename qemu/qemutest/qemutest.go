@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 )
 
@@ -59,4 +60,28 @@ func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// ChardevPaths returns the serial log (-chardev file,...,path=) and the QMP
+// socket (-chardev socket,...,path=) of a QEMU argv, with QEMU's ",,"
+// escape undone: what a fake QEMU needs to play its part.
+func ChardevPaths(args []string) (serial, qmp string) {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] != "-chardev" {
+			continue
+		}
+		v := args[i+1]
+		path := ""
+		for _, kv := range strings.Split(strings.ReplaceAll(v, ",,", "\x00"), ",") {
+			if p, ok := strings.CutPrefix(kv, "path="); ok {
+				path = strings.ReplaceAll(p, "\x00", ",")
+			}
+		}
+		if strings.HasPrefix(v, "file,") {
+			serial = path
+		} else if strings.HasPrefix(v, "socket,") {
+			qmp = path
+		}
+	}
+	return serial, qmp
 }
