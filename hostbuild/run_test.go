@@ -791,3 +791,31 @@ func TestRunOutcomeFromWholeConsole(t *testing.T) {
 		t.Errorf("hostbuild run exit status %d, want %d (katana exited with status 7)\nstderr:\n%s", code, exitRunKatana, r.stderr.String())
 	}
 }
+
+// A manifest written before cmdlines were checked for OVMF (here one longer
+// than OVMF leaves room for) still boots plain, where nothing is added to
+// the cmdline, and is refused in SEV-SNP mode, naming why.
+func TestRunOldManifestCmdline(t *testing.T) {
+	f := newRunFixture(t)
+	b, err := os.ReadFile(f.manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["cmdline"] = "console=ttyS0 panic=-1 " + strings.Repeat("x", 2020)
+	b, _ = json.Marshal(doc)
+	if err := os.WriteFile(f.manifest, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"run", "--dry-run", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd}
+	if _, stderr, code := runHB(t, append(common, "--plain")...); code != exitOK {
+		t.Errorf("plain: exit %d, want 0\n%s", code, stderr)
+	}
+	_, stderr, code := runHB(t, append(common, "--ovmf", f.ovmf, "--cid", "3")...)
+	if code == exitOK || !strings.Contains(stderr, "refusing this manifest in SEV-SNP mode") || !strings.Contains(stderr, "at most 2033") {
+		t.Errorf("SEV-SNP: exit %d, want a refusal naming the cmdline's length\n%s", code, stderr)
+	}
+}

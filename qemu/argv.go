@@ -52,6 +52,9 @@ const (
 	// minus its NUL and minus the " initrd=initrd" OVMF adds. The kernel
 	// silently truncates anything longer, so Build refuses it.
 	MaxCmdline = bootcfg.MaxLen
+	// plainMaxCmdline is the kernel's COMMAND_LINE_SIZE minus its NUL: a
+	// plain boot adds nothing to the cmdline.
+	plainMaxCmdline = 2047
 )
 
 // maxUnixPath is the longest unix socket path Linux accepts (sun_path less its NUL).
@@ -288,8 +291,12 @@ func Build(o Options) (Command, error) {
 	if strings.IndexByte(o.Append, 0) >= 0 {
 		return Command{}, invalid("kernel command line contains a NUL byte")
 	}
-	if len(o.Append) > MaxCmdline {
+	// Through OVMF (SEV-SNP) the kernel gets " initrd=initrd" more; a plain
+	// boot (SeaBIOS) passes the cmdline as it is.
+	if max := plainMaxCmdline; snp && len(o.Append) > MaxCmdline {
 		return Command{}, invalid("kernel command line is %d bytes; at most %d fit (the kernel keeps 2047, OVMF adds \" initrd=initrd\")", len(o.Append), MaxCmdline)
+	} else if len(o.Append) > max {
+		return Command{}, invalid("kernel command line is %d bytes; the kernel keeps at most %d", len(o.Append), max)
 	}
 	if o.SerialLog == "" {
 		return Command{}, invalid("no serial log file: set Options.SerialLog")

@@ -109,6 +109,10 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		if !strings.EqualFold(m.VMMType, string(measure.VMMQEMU)) {
 			return nil, &Mismatch{What: "the VMM", Got: "QEMU (hostbuild run launches QEMU)", Allowed: fmt.Sprintf("VMM type %q only", m.VMMType)}
 		}
+		// Manifests written before the check existed may carry one.
+		if err := manifest.CheckOVMFCmdline(m.Cmdline); err != nil {
+			return nil, fmt.Errorf("launch: refusing this manifest in SEV-SNP mode: %w", err)
+		}
 	}
 
 	// Files first: a changed initrd is the most common mistake. Each is

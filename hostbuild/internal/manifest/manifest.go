@@ -278,13 +278,31 @@ func modString(m *debug.Module) string {
 	return s
 }
 
+// checkCmdline is every check of a cmdline for a new manifest.
 func checkCmdline(c string) error {
+	if err := checkCmdlineJSON(c); err != nil {
+		return err
+	}
+	return CheckOVMFCmdline(c)
+}
+
+// checkCmdlineJSON is what any manifest's cmdline must be, also one written
+// by an older version (Validate): JSON carries it byte for byte.
+func checkCmdlineJSON(c string) error {
 	if !utf8.ValidString(c) {
 		return invalid("the cmdline is not valid UTF-8, so JSON cannot carry it byte for byte")
 	}
 	if strings.IndexByte(c, 0) >= 0 {
 		return invalid("the cmdline contains a NUL byte")
 	}
+	return nil
+}
+
+// CheckOVMFCmdline refuses a cmdline that the guest would not get byte for
+// byte and whole through OVMF (SEV-SNP). Generate applies it, and launch in
+// SEV-SNP mode; a manifest that fails it still loads (plain QEMU boots it
+// unchanged, and old evidence stays verifiable).
+func CheckOVMFCmdline(c string) error {
 	// The same rule as bootcfg.Format, for a cmdline written by hand: OVMF
 	// converts the cmdline to UTF-16 as Latin-1 and the kernel's EFI stub
 	// converts it back as UTF-8, so a non-ASCII byte reaches the guest
@@ -541,7 +559,7 @@ func (m *Manifest) Validate() error {
 			return err
 		}
 	}
-	if err := checkCmdline(m.Cmdline); err != nil {
+	if err := checkCmdlineJSON(m.Cmdline); err != nil {
 		return err
 	}
 	if _, err := measure.ParseVMMType(m.VMMType); err != nil || m.VMMType == "" {
