@@ -1,8 +1,10 @@
 package main
 
 import (
+	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,5 +58,28 @@ func TestInspectHelpExitStatus(t *testing.T) {
 	code, _, stderr := runCmd(t, "", "inspect", "-h")
 	if code != exitOK || !strings.Contains(stderr, "Exit status: 0 listed; 1 unreadable or malformed initrd") || !strings.Contains(stderr, "2 usage.") {
 		t.Errorf("inspect -h: exit %d, no exit status section:\n%s", code, stderr)
+	}
+}
+
+// Flags may follow the arguments, and "--" ends them: what comes after it
+// is an argument even if it starts with "-" (diff -- -a.img -b.img).
+func TestParseInterspersed(t *testing.T) {
+	for _, tc := range []struct {
+		args     []string
+		wantPos  []string
+		wantJSON bool
+	}{
+		{[]string{"a", "--json", "b"}, []string{"a", "b"}, true},
+		{[]string{"--json", "a", "b"}, []string{"a", "b"}, true},
+		{[]string{"--", "-a.img", "-b.img"}, []string{"-a.img", "-b.img"}, false},
+		{[]string{"a", "--", "-b.img", "--json"}, []string{"a", "-b.img", "--json"}, false},
+		{[]string{"--json", "--", "--json"}, []string{"--json"}, true},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		j := fs.Bool("json", false, "")
+		pos, err := parseInterspersed(fs, tc.args)
+		if err != nil || !slices.Equal(pos, tc.wantPos) || *j != tc.wantJSON {
+			t.Errorf("%q: positionals %q, --json %v, err %v; want %q, %v", tc.args, pos, *j, err, tc.wantPos, tc.wantJSON)
+		}
 	}
 }

@@ -68,6 +68,8 @@ type ovmfReport struct {
 }
 
 // parseInterspersed parses flags that may come before or after positionals.
+// "--" ends the flags: everything after it is positional, also what starts
+// with "-".
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
@@ -76,6 +78,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
+		}
+		if n := len(args) - fs.NArg(); n > 0 && args[n-1] == "--" {
+			return append(pos, fs.Args()...), nil
 		}
 		pos = append(pos, fs.Arg(0))
 		args = fs.Args()[1:]
