@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -132,17 +131,24 @@ Flags:
 	// The new files are written into a temporary folder beside the old ones
 	// and renamed over them only when all three exist, manifest last, so a
 	// failure at any step leaves the previous build as it was.
-	// A build killed (SIGKILL, OOM) before it renames leaves its folder:
-	// each folder is named after its build's PID, and the folders of
-	// builds that no longer run are removed here (not those of a build
-	// running beside this one).
+	// A build killed (SIGKILL, OOM) before it renames leaves its folder.
+	// Each build holds a lock on its folder while it runs; the folders
+	// whose lock nobody holds are removed here, not those of a build
+	// running beside this one (in another container or on another host
+	// sharing the folder too: the lock is the kernel's, not a PID).
 	removeStaleBuildDirs(*outDir, logf)
-	tmp, err := os.MkdirTemp(*outDir, fmt.Sprintf("%s%d-*.tmp", buildTmpPrefix, os.Getpid()))
+	tmp, err := os.MkdirTemp(*outDir, buildTmpPrefix+"*.tmp")
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
 	}
 	defer os.RemoveAll(tmp)
+	unlock, err := lockBuildDir(tmp)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return exitFail
+	}
+	defer unlock()
 
 	po.Output = filepath.Join(tmp, buildInitrd)
 	if !*quiet {
@@ -197,12 +203,35 @@ Flags:
 	return exitOK
 }
 
-// buildTmpPrefix starts the name of a build's temporary folder in OUTDIR,
-// followed by the build's PID.
+// buildTmpPrefix starts the name of a build's temporary folder in OUTDIR.
 const buildTmpPrefix = ".build-"
 
-// removeStaleBuildDirs removes the temporary folders in dir of builds whose
-// process no longer exists.
+// buildLockMarker is created in a build's temporary folder once the build
+// holds the lock on the folder: a folder without it is one being set up (or
+// one of an older version), and is left alone.
+const buildLockMarker = ".locked"
+
+// lockBuildDir takes an exclusive lock on dir (flock on the folder itself,
+// dropped by the kernel when the process dies) and then marks the folder
+// as locked. unlock releases it.
+func lockBuildDir(dir string) (unlock func(), err error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, buildLockMarker), nil, 0o644); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return func() { d.Close() }, nil
+}
+
+// removeStaleBuildDirs removes the temporary folders in dir of builds that
+// no longer run: marked as locked, and nobody holds the lock.
 func removeStaleBuildDirs(dir string, logf func(string, ...any)) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -210,20 +239,22 @@ func removeStaleBuildDirs(dir string, logf func(string, ...any)) {
 	}
 	for _, e := range ents {
 		name := e.Name()
-		rest, ok := strings.CutPrefix(name, buildTmpPrefix)
-		if !ok || !e.IsDir() || !strings.HasSuffix(name, ".tmp") {
+		if !e.IsDir() || !strings.HasPrefix(name, buildTmpPrefix) || !strings.HasSuffix(name, ".tmp") {
 			continue
 		}
-		pidStr, _, _ := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidStr)
-		if err != nil || pid <= 0 {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(filepath.Join(p, buildLockMarker)); err != nil {
 			continue
 		}
-		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			continue // that build still runs
+		d, err := os.Open(p)
+		if err != nil {
+			continue
 		}
-		if err := os.RemoveAll(filepath.Join(dir, name)); err == nil {
-			logf("removed %s, left by a build (pid %d) that was killed", name, pid)
+		if syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			if err := os.RemoveAll(p); err == nil {
+				logf("removed %s, left by a build that was killed", name)
+			}
 		}
+		d.Close()
 	}
 }

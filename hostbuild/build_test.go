@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -179,34 +178,44 @@ func goInit(t *testing.T, dst string) {
 
 // A build killed before its renames leaves its temporary folder; the next
 // build in that folder removes it, but not the folder of a build that still
-// runs.
+// runs (it holds the folder's lock, whatever its PID namespace or host), nor
+// a folder not marked as locked yet (a build setting up, or an old version).
 func TestBuildRemovesKilledBuildsFolders(t *testing.T) {
 	dir, ovmf := stageBuild(t)
 	out := filepath.Join(dir, "launch")
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Fatal(err)
-	}
-	stale := filepath.Join(out, fmt.Sprintf("%s%d-123.tmp", buildTmpPrefix, dead.Process.Pid))
-	live := filepath.Join(out, fmt.Sprintf("%s%d-456.tmp", buildTmpPrefix, os.Getpid()))
-	for _, d := range []string{stale, live} {
+	mk := func(name string, marked bool) string {
+		d := filepath.Join(out, name)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(d, "initrd.img"), []byte("partial"), 0o644)
+		if marked {
+			os.WriteFile(filepath.Join(d, buildLockMarker), nil, 0o644)
+		}
+		return d
 	}
+	killed := mk(buildTmpPrefix+"1.tmp", true) // marked, lock not held
+	setup := mk(buildTmpPrefix+"2.tmp", false)
+	live := mk(buildTmpPrefix+"3.tmp", false)
+	unlock, err := lockBuildDir(live) // as a running build holds it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
 	_, errOut, code := hostbuild(t, dir, nil, "build", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
 		"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "launch")
 	if code != exitOK {
 		t.Fatalf("build: exit %d: %s", code, errOut)
 	}
-	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the killed build's folder %s is still there (%v)", stale, err)
+	if _, err := os.Stat(killed); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the killed build's folder %s is still there (%v)", killed, err)
 	}
-	if _, err := os.Stat(live); err != nil {
-		t.Errorf("the running build's folder %s was removed: %v", live, err)
+	for _, d := range []string{setup, live} {
+		if _, err := os.Stat(filepath.Join(d, "initrd.img")); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
+		}
 	}
-	if !strings.Contains(errOut, "left by a build (pid ") {
+	if !strings.Contains(errOut, "left by a build that was killed") {
 		t.Errorf("build did not say it removed the folder:\n%s", errOut)
 	}
 }
