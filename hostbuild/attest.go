@@ -89,7 +89,7 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	// Refused up front: found out only after the guest's report was spent,
 	// --explain would have nothing to explain with.
 	if v.explain && (v.ovmf == "" || v.kernel == "" || v.initrd == "") {
-		return nil, o, usageError{"--explain needs the local files the manifest describes: --ovmf, --kernel and --initrd"}
+		return nil, o, usageError{attest.ErrExplainNeedsFiles.Error()}
 	}
 	if v.vmpl < 0 || v.vmpl > 3 {
 		return nil, o, usageError{"--vmpl must be 0 to 3"}

@@ -95,15 +95,11 @@ Flags:
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}
-	if g.GuestFeatures, err = parseAutoInt(*features, 64); err != nil {
-		return usageFail("--guest-features %q is not a number", *features)
+	if g.GuestFeatures, err = parseGuestFeatures(*features); err != nil {
+		return usageFail("%v", err)
 	}
-	if g.GuestFeatures == 0 {
-		// Generate would take 0 for the default; refuse it as manifest does.
-		return usageFail("--guest-features 0 lacks bit 0 (SNPActive)")
-	}
-	if g.GuestPolicy, err = parseAutoInt(*policy, 64); err != nil {
-		return usageFail("--policy %q is not a number", *policy)
+	if g.GuestPolicy, err = parsePolicy(*policy); err != nil {
+		return usageFail("%v", err)
 	}
 	// Everything Generate checks without the new initrd, the OVMF image
 	// included, is checked before the output folder is touched: a usage

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"strconv"
@@ -60,6 +61,28 @@ func intVar(fs *flag.FlagSet, p *int, name string, value int, usage string) {
 func uintVar(fs *flag.FlagSet, p *uint, name string, value uint, usage string) {
 	*p = value
 	fs.Var(decimalUint{p}, name, usage)
+}
+
+// parseGuestFeatures parses --guest-features (parseAutoInt); 0 is refused,
+// as it lacks bit 0 (SNPActive).
+func parseGuestFeatures(s string) (uint64, error) {
+	feat, err := parseAutoInt(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("--guest-features %q: %w", s, err)
+	}
+	if feat == 0 {
+		return 0, errors.New("--guest-features 0 lacks bit 0 (SNPActive)")
+	}
+	return feat, nil
+}
+
+// parsePolicy parses --policy (parseAutoInt).
+func parsePolicy(s string) (uint64, error) {
+	pol, err := parseAutoInt(s, 64)
+	if err != nil {
+		return 0, fmt.Errorf("--policy %q: %w", s, err)
+	}
+	return pol, nil
 }
 
 // parseAutoInt parses like Python's int(s, 0), which sev-snp-measure uses

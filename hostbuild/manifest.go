@@ -89,12 +89,9 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}
-	feat, err := parseAutoInt(*features, 64)
+	feat, err := parseGuestFeatures(*features)
 	if err != nil {
-		return usageFail("--guest-features %q: %v", *features, err)
-	}
-	if feat == 0 {
-		return usageFail("--guest-features 0 lacks bit 0 (SNPActive)")
+		return usageFail("%v", err)
 	}
 	g.GuestFeatures = feat
 	m, code := writeManifest(ctx, "manifest", *out, g, stderr)

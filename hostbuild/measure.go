@@ -238,13 +238,10 @@ func (f *sevFlags) options(set map[string]bool) (measure.Options, error) {
 			return o, fmt.Errorf("--vcpu-type: %w", err)
 		}
 	}
-	feat, err := parseAutoInt(f.features, 64)
-	if err != nil {
-		return o, fmt.Errorf("--guest-features %q: %w", f.features, err)
-	}
+	feat, err := parseGuestFeatures(f.features)
 	o.GuestFeatures = feat
-	if feat == 0 {
-		return o, errors.New("--guest-features 0 lacks bit 0 (SNPActive)")
+	if err != nil {
+		return o, err
 	}
 	if _, err := measure.ParseVMMType(f.vmmType); err != nil {
 		return o, fmt.Errorf("--vmm-type: %w", err)
@@ -290,9 +287,9 @@ func manifestFlags(fs *flag.FlagSet) *manifestOnly {
 
 func (m *manifestOnly) options(set map[string]bool) (manifest.GenerateOptions, error) {
 	g := manifest.GenerateOptions{Payload: m.payload, Init: m.init, ToolName: "hostbuild", ToolVersion: version}
-	pol, err := parseAutoInt(m.policy, 64)
+	pol, err := parsePolicy(m.policy)
 	if err != nil {
-		return g, fmt.Errorf("--policy %q: %w", m.policy, err)
+		return g, err
 	}
 	g.GuestPolicy = pol
 	g.SourceDateEpoch = m.sourceDateEpoch

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -95,12 +94,9 @@ func runOVMF(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, ovmfUsage)
 		fs.PrintDefaults()
 	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	pos, code, ok := parseFlagsInterspersed(fs, args)
+	if !ok {
+		return code
 	}
 	if len(pos) != 1 {
 		fmt.Fprintln(stderr, "hostbuild ovmf: want exactly one FILE; run 'hostbuild ovmf -h'")

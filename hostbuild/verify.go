@@ -43,22 +43,17 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitUsage
 	}
 	// Accept flags before and after DIR.
-	if code, ok := parseFlags(fs, args); !ok {
+	pos, code, ok := parseFlagsInterspersed(fs, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		return usage("the evidence folder DIR is required")
 	}
-	dir := fs.Arg(0)
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if len(pos) > 1 {
+		return usage(fmt.Sprintf("unexpected arguments %q", pos[1:]))
 	}
-	if fs.NArg() != 0 {
-		return usage(fmt.Sprintf("unexpected arguments %q", fs.Args()))
-	}
+	dir := pos[0]
 	_, opts, err := vf.options()
 	var ue usageError
 	if errors.As(err, &ue) {

@@ -293,10 +293,11 @@ func Build(o Options) (Command, error) {
 	}
 	// Through OVMF (SEV-SNP) the kernel gets " initrd=initrd" more; a plain
 	// boot (SeaBIOS) passes the cmdline as it is.
-	if max := plainMaxCmdline; snp && len(o.Append) > MaxCmdline {
+	if snp && len(o.Append) > MaxCmdline {
 		return Command{}, invalid("kernel command line is %d bytes; at most %d fit (the kernel keeps 2047, OVMF adds \" initrd=initrd\")", len(o.Append), MaxCmdline)
-	} else if len(o.Append) > max {
-		return Command{}, invalid("kernel command line is %d bytes; the kernel keeps at most %d", len(o.Append), max)
+	}
+	if len(o.Append) > plainMaxCmdline {
+		return Command{}, invalid("kernel command line is %d bytes; the kernel keeps at most %d", len(o.Append), plainMaxCmdline)
 	}
 	if o.SerialLog == "" {
 		return Command{}, invalid("no serial log file: set Options.SerialLog")

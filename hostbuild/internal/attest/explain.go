@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -56,6 +57,10 @@ func sha256File(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// ErrExplainNeedsFiles is Explain's refusal without the local files; the CLI
+// gives it before fetching a report.
+var ErrExplainNeedsFiles = errors.New("--explain needs the local files the manifest describes: --ovmf, --kernel and --initrd")
+
 // Explain recomputes variants of the manifest's launch (vCPU counts, every
 // vCPU type, guest features 0x1 and 0x21, cmdline with and without
 // surrounding whitespace, firmware only, other VMM types) and names the one
@@ -63,7 +68,7 @@ func sha256File(path string) (string, error) {
 func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 	m := o.Manifest
 	if o.OVMF == "" || o.Kernel == "" || o.Initrd == "" {
-		return nil, fmt.Errorf("--explain needs the local files the manifest describes: --ovmf, --kernel and --initrd")
+		return nil, ErrExplainNeedsFiles
 	}
 	ex := &Explanation{}
 	for _, f := range []struct {

@@ -445,12 +445,12 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	// decoded report, and the decoding drops bits (of report version 3 and
 	// later, the top four bits of the CPUID stepping byte at 0x18A): the
 	// bytes we keep and show must be exactly the signed encoding.
-	if enc, err := abi.ReportToAbiBytes(att.Report); err != nil || !bytes.Equal(enc[:signatureOffset], report[:signatureOffset]) {
+	if enc, err := abi.ReportToAbiBytes(att.Report); err != nil || !bytes.Equal(abi.SignedComponent(enc), abi.SignedComponent(report)) {
 		return nil, fail(ClassChain, "the report carries bits outside its signed encoding (go-sev-guest re-encodes the decoded report to check the signature, and these bytes differ)")
 	}
 	// go-sev-guest ignores the padding of r and s (72 bytes each, 48 used):
 	// refuse non-zero padding so that every byte of the report is covered.
-	sig := report[signatureOffset:]
+	sig := report[len(abi.SignedComponent(report)):]
 	for _, pad := range [][]byte{sig[48:72], sig[72+48 : 144]} {
 		for _, b := range pad {
 			if b != 0 {
@@ -460,10 +460,6 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	}
 	return att, nil
 }
-
-// signatureOffset is where the report's signature starts; the bytes before it
-// are what AMD signs.
-const signatureOffset = 0x2A0
 
 // decodeWithCertTable decodes the report and the guest's GUID certificate
 // table. The table comes from the host: every entry is bounds-checked here in

@@ -430,6 +430,10 @@ const (
 // the kernel: "[    6.278107] ".
 const consoleStamp = `^\[ *\d+\.\d+\] `
 
+// katanaExited is the init's exit marker, from "guestinit: " to the end of
+// the line: group 1 the status, group 2 " stop=graceful".
+const katanaExited = `guestinit: katana exited status=(-?\d+)(?: signal=\w+)?( stop=graceful)?\s*$`
+
 var (
 	reStamp = regexp.MustCompile(consoleStamp)
 
@@ -441,7 +445,7 @@ var (
 	// The init's exit marker (the message, from "guestinit: "); "
 	// stop=graceful" at the end says that Katana was ended by the graceful
 	// stop's own signal (see supervise.MarkStopSignal).
-	reKatanaExited = regexp.MustCompile(`^guestinit: katana exited status=(-?\d+)(?: signal=\w+)?( stop=graceful)?\s*$`)
+	reKatanaExited = regexp.MustCompile(`^` + katanaExited)
 
 	// reKatanaExitedGlued finds the exit marker after a timestamp anywhere
 	// in a line. Katana writes to the console without a prefix; when it
@@ -450,7 +454,7 @@ var (
 	// (the run would count as clean). Only this marker is read there: the
 	// init prints the real one after Katana has died, so the last wins, and
 	// a fake inside Katana's output cannot hide it.
-	reKatanaExitedGlued = regexp.MustCompile(consoleStamp[1:] + `guestinit: katana exited status=(-?\d+)(?: signal=\w+)?( stop=graceful)?\s*$`)
+	reKatanaExitedGlued = regexp.MustCompile(consoleStamp[1:] + katanaExited)
 )
 
 // consoleMessage splits a console line into its message after the
