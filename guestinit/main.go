@@ -231,12 +231,12 @@ func (in *initProc) boot() {
 	if err != nil {
 		in.fatal(err)
 	}
-	_, inline := list[initrdlayout.PayloadPath]
-	_, framed := list[initrdlayout.FramesPath]
-	if inline == framed {
+	payloadFile, cover, ok := list.PayloadFile()
+	if !ok {
 		in.fatal(fmt.Errorf("content list covers %s %s %s: want exactly one (was the initrd packed by hostbuild pack?); refusing to run an unchecked payload",
-			map[bool]string{true: "both", false: "neither"}[inline], initrdlayout.PayloadPath, initrdlayout.FramesPath))
+			cover, initrdlayout.PayloadPath, initrdlayout.FramesPath))
 	}
+	framed := payloadFile == initrdlayout.FramesPath
 	mods, err := modload.ReadList("/", list)
 	if err != nil {
 		in.fatal(err)

@@ -210,6 +210,24 @@ type Contents map[string][32]byte
 // ErrContents marks a malformed content list.
 var ErrContents = errors.New("malformed content list")
 
+// PayloadFile is where the init takes the payload from: the one of
+// PayloadPath (stored inline) and FramesPath (in frames) that the list
+// covers. Covering both or neither is refused ("both" or "neither" in the
+// result, ok false): the init would not know which payload to check.
+func (c Contents) PayloadFile() (path, cover string, ok bool) {
+	_, inline := c[PayloadPath]
+	_, framed := c[FramesPath]
+	switch {
+	case inline && framed:
+		return "", "both", false
+	case inline:
+		return PayloadPath, "", true
+	case framed:
+		return FramesPath, "", true
+	}
+	return "", "neither", false
+}
+
 // Format writes the list in sha256sum(1) format, sorted bytewise by path:
 // "<64 hex>  <path>\n". The guest can check it with `sha256sum -c` too.
 func (c Contents) Format() []byte {

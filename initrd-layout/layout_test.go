@@ -279,3 +279,24 @@ func FuzzParseFrames(f *testing.F) {
 		}
 	})
 }
+
+// The init and hostbuild inspect take the payload from the one of
+// PayloadPath and FramesPath that the content list covers.
+func TestPayloadFile(t *testing.T) {
+	var z [32]byte
+	for _, tc := range []struct {
+		c           Contents
+		path, cover string
+		ok          bool
+	}{
+		{Contents{PayloadPath: z, "init": z}, PayloadPath, "", true},
+		{Contents{FramesPath: z}, FramesPath, "", true},
+		{Contents{PayloadPath: z, FramesPath: z}, "", "both", false},
+		{Contents{"init": z}, "", "neither", false},
+	} {
+		path, cover, ok := tc.c.PayloadFile()
+		if path != tc.path || cover != tc.cover || ok != tc.ok {
+			t.Errorf("%v: got %q %q %v, want %q %q %v", tc.c, path, cover, ok, tc.path, tc.cover, tc.ok)
+		}
+	}
+}

@@ -233,18 +233,14 @@ func (st *readState) initPayload() (mode, why string) {
 	if err != nil {
 		return "", fmt.Sprintf("%s: %v", initrdlayout.ContentsPath, err)
 	}
-	want, inline := list[initrdlayout.PayloadPath]
-	wantFrames, framed := list[initrdlayout.FramesPath]
-	if inline == framed {
+	path, cover, ok := list.PayloadFile()
+	if !ok {
 		return "", fmt.Sprintf("the content list covers %s %s and %s (it must cover exactly one)",
-			map[bool]string{true: "both", false: "neither"}[inline], initrdlayout.PayloadPath, initrdlayout.FramesPath)
+			cover, initrdlayout.PayloadPath, initrdlayout.FramesPath)
 	}
-	path, sum := initrdlayout.PayloadPath, want
-	if framed {
-		mode, path, sum = "frames", initrdlayout.FramesPath, wantFrames
-	} else {
-		mode = "inline"
-	}
+	sum := list[path]
+	framed := path == initrdlayout.FramesPath
+	mode = map[bool]string{true: "frames", false: "inline"}[framed]
 	e, ok := st.a.Lookup(path)
 	if !ok || e.Type != "file" || e.SHA256 != hex.EncodeToString(sum[:]) {
 		return "", fmt.Sprintf("%s does not match the content list", path)
