@@ -225,7 +225,7 @@ func checkNewFolder(dir string) string {
 	}
 	probe, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".check-*")
 	if err != nil {
-		return fmt.Sprintf("%s: cannot create a folder in %s: %v", dir, parent, errors.Unwrap(err))
+		return fmt.Sprintf("%s: cannot create a folder in %s: %v", dir, parent, withoutPath(err))
 	}
 	os.Remove(probe)
 	return ""

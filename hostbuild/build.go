@@ -188,10 +188,7 @@ Flags:
 			return exitFail
 		}
 	}
-	if d, err := os.Open(*outDir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	atomicfile.SyncDir(*outDir)
 	for _, e := range m.Measurements {
 		fmt.Fprintf(stdout, "%s  vcpus=%d vcpu-type=%s\n", e.Measurement, e.VCPUs, e.VCPUType)
 	}

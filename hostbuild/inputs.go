@@ -30,11 +30,7 @@ func checkInputs(ins ...input) error {
 		}
 		st, err := os.Stat(in.path)
 		if err != nil {
-			var pe *fs.PathError
-			if errors.As(err, &pe) {
-				err = pe.Err
-			}
-			return fmt.Errorf("%s %s: %v (%s)", in.flag, in.path, err, fix)
+			return fmt.Errorf("%s %s: %v (%s)", in.flag, in.path, withoutPath(err), fix)
 		}
 		switch {
 		case in.folder && !st.IsDir():
@@ -44,4 +40,15 @@ func checkInputs(ins ...input) error {
 		}
 	}
 	return nil
+}
+
+// withoutPath drops the path of an *fs.PathError (the reason alone: "no
+// such file or directory"), for messages that name the path themselves.
+// Other errors are returned as they are.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

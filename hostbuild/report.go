@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -55,7 +54,7 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild report: cannot read the report %s: %v; give a file holding a raw report (binary or hex, e.g. report.bin from 'hostbuild attest --evidence-out'), or - for stdin\n", name, errors.Unwrap(err))
+			fmt.Fprintf(stderr, "hostbuild report: cannot read the report %s: %v; give a file holding a raw report (binary or hex, e.g. report.bin from 'hostbuild attest --evidence-out'), or - for stdin\n", name, withoutPath(err))
 			return exitFail
 		}
 		defer f.Close()

@@ -106,11 +106,18 @@ func (f *File) Commit() (err error) {
 	f.done = true
 	// The rename is durable once the folder is synced; a failure here
 	// cannot undo it, and the data itself is already on disk.
-	if d, err := os.Open(filepath.Dir(f.path)); err == nil {
+	SyncDir(filepath.Dir(f.path))
+	return nil
+}
+
+// SyncDir makes the renames and removals done in dir durable (fsync of the
+// folder). It is best effort: by then a failure cannot undo them, and the
+// files' data were synced before they were renamed.
+func SyncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // Abort drops the file: nothing is left beside the path, which is
