@@ -186,10 +186,10 @@ func (st *readState) payload() error {
 		_, framed = st.index[initrdlayout.FramesPath]
 	}
 	if framed {
-		if st.notFrames != "" {
-			return fmt.Errorf("%s %s: not a frame list", initrdlayout.FramesPath, st.notFrames)
+		if st.frames.why != "" {
+			return fmt.Errorf("%s %s: not a frame list", initrdlayout.FramesPath, st.frames.why)
 		}
-		fr, err := initrdlayout.ParseFrames(bytes.NewReader(st.frames))
+		fr, err := initrdlayout.ParseFrames(bytes.NewReader(st.frames.data))
 		if err != nil {
 			return fmt.Errorf("%s: %w", initrdlayout.FramesPath, err)
 		}
@@ -200,7 +200,7 @@ func (st *readState) payload() error {
 		}
 		// The frames were checked as they were read, against the list
 		// then in force: it must be the list the guest ends up with.
-		if !st.packed.checked || !bytes.Equal(st.packed.list, st.frames) {
+		if !st.packed.checked || !bytes.Equal(st.packed.list, st.frames.data) {
 			return fmt.Errorf("%s does not follow the %s it must match: its frames cannot be checked as the initrd is read; refusing",
 				initrdlayout.PackedPayloadPath, initrdlayout.FramesPath)
 		}
@@ -226,10 +226,10 @@ var payloadPaths = map[string]bool{
 // initPayload says which payload the init takes from its content list,
 // "inline" or "frames", as guestinit does, or why it refuses to boot.
 func (st *readState) initPayload() (mode, why string) {
-	if st.notList != "" {
-		return "", fmt.Sprintf("%s %s, not a content list", initrdlayout.ContentsPath, st.notList)
+	if st.contents.why != "" {
+		return "", fmt.Sprintf("%s %s, not a content list", initrdlayout.ContentsPath, st.contents.why)
 	}
-	list, err := initrdlayout.ParseContents(bytes.NewReader(st.contents))
+	list, err := initrdlayout.ParseContents(bytes.NewReader(st.contents.data))
 	if err != nil {
 		return "", fmt.Sprintf("%s: %v", initrdlayout.ContentsPath, err)
 	}
@@ -373,11 +373,43 @@ type readState struct {
 	symlinks   map[string]bool // paths whose last entry so far is a symlink
 	unresolved string          // the first entry a lexical reader cannot place, and why
 	budget     int64           // uncompressed bytes left
-	frames     []byte          // the last payload frame list read, if any
-	notFrames  string          // why the last entry of the frame list's path is no list
-	contents   []byte          // the last content list read, if any
-	notList    string          // why the last entry of the content list's path is no list
+	frames     keptFile        // the payload frame list, as the last entry of its path leaves it
+	contents   keptFile        // the content list, likewise
 	packed     packedCheck     // the last bin/katana.zst, checked against the list then in force
+}
+
+// keptFile is a small file the reader keeps to decide the payload (the
+// content list, the frame list): the bytes of the last entry of its path,
+// or why that entry cannot be such a list. The guest reads what the last
+// entry leaves, so one that is no list replaces an earlier list, which is
+// then never reported. Both zero: no entry of that path yet.
+type keptFile struct {
+	data []byte
+	why  string
+}
+
+// record keeps entry e of the path, whose bytes are data when e is a
+// regular file of at most maxFrameList bytes.
+func (k *keptFile) record(e Entry, data []byte) {
+	switch {
+	case e.Type != "file":
+		k.data, k.why = nil, "is a "+e.Type
+	case e.Size > maxFrameList:
+		k.data, k.why = nil, fmt.Sprintf("is %d bytes, more than %d", e.Size, maxFrameList)
+	default:
+		k.data, k.why = data, ""
+	}
+}
+
+// kept is the keptFile of path, or nil for the other paths.
+func (st *readState) kept(path string) *keptFile {
+	switch path {
+	case initrdlayout.FramesPath:
+		return &st.frames
+	case initrdlayout.ContentsPath:
+		return &st.contents
+	}
+	return nil
 }
 
 // packedCheck is what checking bin/katana.zst's frames found.
@@ -469,20 +501,21 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			UID: h.UID, GID: h.GID, Size: int64(h.Size), MTime: h.MTime, NLink: h.NLink,
 		}
 		var packed packedCheck // bin/katana.zst's frames, checked
+		var data []byte        // the bytes of a file st.kept keeps
 		switch h.Type() {
 		case newc.TypeReg:
 			sum := sha256.New()
 			var w io.Writer = sum
 			var list bytes.Buffer
-			keep := (key == initrdlayout.FramesPath || key == initrdlayout.ContentsPath) && h.Size <= maxFrameList
+			keep := st.kept(key) != nil && h.Size <= maxFrameList
 			if keep {
 				w = io.MultiWriter(sum, &list)
 			}
 			// The packed payload is checked frame by frame as it goes by
 			// (it may be large), against the frame list read so far.
 			var fc *frameCheck
-			if key == initrdlayout.PackedPayloadPath && st.notFrames == "" && st.frames != nil {
-				if fr, err := initrdlayout.ParseFrames(bytes.NewReader(st.frames)); err == nil {
+			if key == initrdlayout.PackedPayloadPath && st.frames.data != nil {
+				if fr, err := initrdlayout.ParseFrames(bytes.NewReader(st.frames.data)); err == nil {
 					// Decoding counts against the budget like any unpacked
 					// byte: a few KiB of frames can decode to gigabytes.
 					if fr.Size >= lim.N {
@@ -495,16 +528,14 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			}
 			_, err := io.Copy(w, nr)
 			if fc != nil {
-				packed = packedCheck{checked: true, list: st.frames, err: fc.finish()}
+				packed = packedCheck{checked: true, list: st.frames.data, err: fc.finish()}
 			}
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", h.Name, err)
 			}
 			e.SHA256 = hex.EncodeToString(sum.Sum(nil))
-			if keep && key == initrdlayout.FramesPath {
-				st.frames, st.notFrames = list.Bytes(), ""
-			} else if keep {
-				st.contents, st.notList = list.Bytes(), ""
+			if keep {
+				data = list.Bytes()
 			}
 		case newc.TypeLink:
 			b, err := io.ReadAll(nr)
@@ -515,18 +546,8 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		case newc.TypeChar, newc.TypeBlock:
 			e.Device = fmt.Sprintf("%d:%d", h.RDevMajor, h.RDevMinor)
 		}
-		// The guest reads the frame list the last entry of its path
-		// leaves: one that is no list replaces an earlier list, which is
-		// then never reported.
-		if key == initrdlayout.FramesPath && e.Type != "file" {
-			st.frames, st.notFrames = nil, "is a "+e.Type
-		} else if key == initrdlayout.FramesPath && e.Size > maxFrameList {
-			st.frames, st.notFrames = nil, fmt.Sprintf("is %d bytes, more than %d", e.Size, maxFrameList)
-		}
-		if key == initrdlayout.ContentsPath && e.Type != "file" {
-			st.contents, st.notList = nil, "is a "+e.Type
-		} else if key == initrdlayout.ContentsPath && e.Size > maxFrameList {
-			st.contents, st.notList = nil, fmt.Sprintf("is %d bytes, more than %d", e.Size, maxFrameList)
+		if k := st.kept(key); k != nil {
+			k.record(e, data)
 		}
 		if key == initrdlayout.PackedPayloadPath {
 			st.packed = packed
