@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -123,19 +122,6 @@ func (p *packFlags) options() (initrd.Options, error) {
 	if len(p.modules) > 0 {
 		o.Modules = p.modules
 	}
-	// Checked here, not only by Pack, so that a wrong value is a usage
-	// error (exit 2), as -h says.
-	if o.Compression != "" && !slices.Contains(initrd.Compressions, o.Compression) {
-		return o, fmt.Errorf("--compress %q: want %s", o.Compression, strings.Join(initrd.Compressions, ", "))
-	}
-	if o.PayloadEncoding != "" && !slices.Contains(initrd.PayloadEncodings, o.PayloadEncoding) {
-		return o, fmt.Errorf("--payload-encoding %q: want %s", o.PayloadEncoding, strings.Join(initrd.PayloadEncodings, " or "))
-	}
-	// A --module names a module of --kernel-modules: without it, a usage
-	// error, before any input is read.
-	if len(p.modules) > 0 && o.KernelModules == "" {
-		return o, fmt.Errorf("--module %s needs --kernel-modules DIR: say where the modules are", p.modules[0])
-	}
 	epoch, what := p.epoch, "--source-date-epoch"
 	if epoch == "" {
 		epoch, what = os.Getenv("SOURCE_DATE_EPOCH"), "$SOURCE_DATE_EPOCH"
@@ -152,7 +138,9 @@ func (p *packFlags) options() (initrd.Options, error) {
 		}
 		o.SourceDateEpoch = n
 	}
-	return o, nil
+	// The settings Pack would refuse are usage errors (exit 2, as -h
+	// says), found before any input is read.
+	return o, o.CheckSettings()
 }
 
 // inputs are the files and folder the pack flags name, for checkInputs.

@@ -206,8 +206,10 @@ func TestRefusals(t *testing.T) {
 			o.Modules = []string{"virtio_net"}
 		}, `"virtio" (a dependency of virtio_net)`},
 		{"not a CA bundle", func(o *Options) { o.CABundle = write("ca.txt", []byte("hello")) }, "holds no PEM certificate"},
-		{"bad compression", func(o *Options) { o.Compression = "lz4" }, "unknown compression"},
-		{"bad payload encoding", func(o *Options) { o.PayloadEncoding = "squashfs" }, `unknown payload encoding "squashfs" (want frames or inline)`},
+		{"bad compression", func(o *Options) { o.Compression = "lz4" }, `--compress "lz4": want zstd, gzip, none`},
+		{"bad payload encoding", func(o *Options) { o.PayloadEncoding = "squashfs" }, `--payload-encoding "squashfs": want frames or inline`},
+		{"epoch out of range", func(o *Options) { o.SourceDateEpoch = 1 << 32 }, "SOURCE_DATE_EPOCH 4294967296 is out of range"},
+		{"modules without a tree", func(o *Options) { o.Modules, o.KernelModules = []string{"virtio_net"}, "" }, "--module virtio_net needs --kernel-modules DIR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,6 +95,27 @@ type file struct {
 	rmin   uint32
 }
 
+// CheckSettings checks what in o needs no file to be read: the
+// compression, the payload encoding, the epoch's range, and that Modules
+// come with KernelModules. The messages name the hostbuild flags. Pack
+// checks them first; a caller checks them itself to tell a wrong setting
+// (a usage error) from an input that cannot be used, before reading any.
+func (o Options) CheckSettings() error {
+	if o.Compression != "" && !slices.Contains(Compressions, o.Compression) {
+		return fmt.Errorf("--compress %q: want %s", o.Compression, strings.Join(Compressions, ", "))
+	}
+	if o.PayloadEncoding != "" && !slices.Contains(PayloadEncodings, o.PayloadEncoding) {
+		return fmt.Errorf("--payload-encoding %q: want %s", o.PayloadEncoding, strings.Join(PayloadEncodings, " or "))
+	}
+	if o.SourceDateEpoch < 0 || o.SourceDateEpoch > math.MaxUint32 {
+		return fmt.Errorf("SOURCE_DATE_EPOCH %d is out of range: cpio mtimes are 32-bit unsigned seconds, 0 to %d", o.SourceDateEpoch, uint32(math.MaxUint32))
+	}
+	if len(o.Modules) > 0 && o.KernelModules == "" {
+		return fmt.Errorf("--module %s needs --kernel-modules DIR: say where the modules are", o.Modules[0])
+	}
+	return nil
+}
+
 // Pack builds the initrd described by o and writes it atomically to o.Output.
 func Pack(ctx context.Context, o Options) (*Result, error) {
 	logf := func(format string, a ...any) {
@@ -105,26 +126,16 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	if o.Output == "" {
 		return nil, errors.New("no output file given (-o FILE)")
 	}
-	if o.SourceDateEpoch < 0 || o.SourceDateEpoch > math.MaxUint32 {
-		return nil, fmt.Errorf("SOURCE_DATE_EPOCH %d out of range: cpio mtimes are 32-bit unsigned seconds", o.SourceDateEpoch)
+	if err := o.CheckSettings(); err != nil {
+		return nil, err
 	}
 	comp := o.Compression
 	if comp == "" {
 		comp = DefaultCompression
 	}
-	if _, err := compressorFor(comp, io.Discard); err != nil {
-		return nil, err
-	}
 	enc := o.PayloadEncoding
 	if enc == "" {
 		enc = DefaultPayloadEncoding
-	}
-	if !slices.Contains(PayloadEncodings, enc) {
-		return nil, fmt.Errorf("unknown payload encoding %q (want %s)", enc, strings.Join(PayloadEncodings, " or "))
-	}
-
-	if len(o.Modules) > 0 && o.KernelModules == "" {
-		return nil, errors.New("--module given without --kernel-modules: say where the modules are")
 	}
 	// Every input and the output folder are checked before the payload is
 	// encoded, which takes seconds for a real Katana: a typo must not cost
