@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"math"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
 	"github.com/katana-tee/snpboot/qemu"
@@ -48,19 +49,12 @@ func (l *launchFlags) check(usageFail func(string, ...any) int) (int, bool) {
 	if vcpusSet && l.o.VCPUs < 1 {
 		return usageFail("--vcpus %d: want 1 or more (leave --vcpus out for the manifest's default)", l.o.VCPUs), false
 	}
-	// CIDs 0-2 are the hypervisor, local and host addresses; 2^32-1 is
-	// VMADDR_CID_ANY.
-	if l.cid != 0 && (l.cid < 3 || l.cid > 0xfffffffe) {
-		return usageFail("--cid %d: CIDs 0 to 2 and 4294967295 are reserved; want 3 to 4294967294, unique on this host", l.cid), false
+	if l.cid > math.MaxUint32 {
+		return usageFail("--cid %d: out of range; want 3 to 4294967294, unique on this host", l.cid), false
 	}
 	l.o.CID = uint32(l.cid)
-	if !l.o.Plain {
-		if l.o.OVMF == "" {
-			return usageFail("SEV-SNP mode needs the OVMF firmware: give --ovmf FILE (an AmdSevX64 build), or --plain to boot without SEV-SNP"), false
-		}
-		if l.cid == 0 {
-			return usageFail("SEV-SNP mode needs a vsock guest CID for the attestation agent: give --cid N (3 or more), or --plain to boot without SEV-SNP"), false
-		}
+	if err := l.o.CheckSettings(); err != nil {
+		return usageFail("%v", err), false
 	}
 	if l.memory != "" {
 		mib, err := parseMemory(l.memory)

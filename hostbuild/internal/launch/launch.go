@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -84,11 +85,37 @@ func (m *Mismatch) Error() string {
 	return fmt.Sprintf("refusing to launch: %s is %s, but the manifest allows %s", m.What, m.Got, m.Allowed)
 }
 
+// CheckSettings checks what in o needs neither the manifest nor a file:
+// SEV-SNP mode's firmware and vsock CID, and that a CID given is not a
+// reserved one. The messages name the hostbuild flags. Prepare checks them
+// first; a caller checks them itself to report a usage error before
+// reading anything.
+func (o Options) CheckSettings() error {
+	// CIDs 0-2 are the hypervisor, local and host addresses; 2^32-1 is
+	// VMADDR_CID_ANY.
+	if o.CID != 0 && (o.CID < 3 || o.CID == math.MaxUint32) {
+		return fmt.Errorf("--cid %d: CIDs 0 to 2 and 4294967295 are reserved; want 3 to 4294967294, unique on this host", o.CID)
+	}
+	if o.Plain {
+		return nil
+	}
+	if o.OVMF == "" {
+		return errors.New("SEV-SNP mode needs the OVMF firmware: give --ovmf FILE (an AmdSevX64 build), or --plain to boot without SEV-SNP")
+	}
+	if o.CID == 0 {
+		return errors.New("SEV-SNP mode needs a vsock guest CID for the attestation agent: give --cid N (3 or more), or --plain to boot without SEV-SNP")
+	}
+	return nil
+}
+
 // Prepare checks o against its manifest and builds the QEMU launch. It opens
 // each file once, hashes it (and recomputes the launch digest) from that
 // descriptor and keeps it open for QEMU (Plan.ExecQEMU, Plan.Files); it
 // starts nothing. The caller closes the plan.
 func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
+	if err := o.CheckSettings(); err != nil {
+		return nil, fmt.Errorf("launch: %w", err)
+	}
 	m := o.Manifest
 	if m == nil {
 		return nil, errors.New("launch: no manifest")
@@ -100,12 +127,6 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		return nil, errors.New("launch: the kernel and the initrd are required")
 	}
 	if !o.Plain {
-		if o.OVMF == "" {
-			return nil, errors.New("launch: SEV-SNP mode needs the OVMF firmware (--ovmf); --plain boots without it")
-		}
-		if o.CID < 3 {
-			return nil, errors.New("launch: SEV-SNP mode needs a vsock guest CID of 3 or more (--cid): the attestation agent listens on vsock")
-		}
 		if !strings.EqualFold(m.VMMType, string(measure.VMMQEMU)) {
 			return nil, &Mismatch{What: "the VMM", Got: "QEMU (hostbuild run launches QEMU)", Allowed: fmt.Sprintf("VMM type %q only", m.VMMType)}
 		}
