@@ -7,10 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
@@ -187,8 +184,8 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	// The evidence folder is checked before the guest is asked: a report
 	// is spent once fetched, and evidence that cannot be written is lost.
 	if *evidence != "" {
-		if msg := checkNewFolder(*evidence); msg != "" {
-			return usage("--evidence-out " + msg)
+		if err := attest.CheckEvidenceDir(*evidence); err != nil {
+			return usage("--evidence-out " + err.Error())
 		}
 	}
 	nonce, err := attest.NewNonce(*nonceSize)
@@ -203,32 +200,6 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	opts.Nonce = nonce
 	return verifyAndReport(ctx, resp, opts, &vf, *evidence, stdout, stderr, logger)
-}
-
-// checkNewFolder says why dir cannot be made as a new folder, or "": it
-// must not exist, and its parent must be a folder one can write to (tried
-// by making and removing a folder there, which also sees a read-only file
-// system and holds for root).
-func checkNewFolder(dir string) string {
-	if _, err := os.Lstat(dir); err == nil {
-		return dir + " already exists; give a new folder (it is created)"
-	}
-	parent := filepath.Dir(filepath.Clean(dir))
-	fi, err := os.Stat(parent)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Sprintf("%s: the folder %s does not exist; create it first", dir, parent)
-	case err != nil:
-		return fmt.Sprintf("%s: %v", dir, err)
-	case !fi.IsDir():
-		return fmt.Sprintf("%s: %s is not a folder", dir, parent)
-	}
-	probe, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".check-*")
-	if err != nil {
-		return fmt.Sprintf("%s: cannot create a folder in %s: %v", dir, parent, withoutPath(err))
-	}
-	os.Remove(probe)
-	return ""
 }
 
 func newLogger(w io.Writer, verbose bool) *slog.Logger {

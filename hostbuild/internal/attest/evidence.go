@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,12 +35,43 @@ type EvidenceIn struct {
 	Result       *Result // may be nil
 }
 
+// CheckEvidenceDir says why WriteEvidence could not create the folder dir,
+// or nil: dir must not exist, and its parent must be a folder one can
+// create folders in (tried by making and removing one there, which also
+// sees a read-only file system and holds for root). The error starts with
+// dir. Check before asking the guest: a report is spent once fetched.
+func CheckEvidenceDir(dir string) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return fmt.Errorf("%s already exists; give a new folder (it is created)", dir)
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	fi, err := os.Stat(parent)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: the folder %s does not exist; create it first", dir, parent)
+	case err != nil:
+		return fmt.Errorf("%s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("%s: %s is not a folder", dir, parent)
+	}
+	probe, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".check-*")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("%s: cannot create a folder in %s: %w", dir, parent, err)
+	}
+	os.Remove(probe)
+	return nil
+}
+
 // WriteEvidence writes the folder dir atomically: everything goes into a
 // temporary sibling that is renamed to dir at the end, so a failure leaves
 // no partial folder. dir must not exist yet.
 func WriteEvidence(dir string, in EvidenceIn) (err error) {
-	if _, err := os.Lstat(dir); err == nil {
-		return fmt.Errorf("evidence folder %s already exists; choose a new one", dir)
+	if err := CheckEvidenceDir(dir); err != nil {
+		return fmt.Errorf("evidence folder %w", err)
 	}
 	parent := filepath.Dir(filepath.Clean(dir))
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
