@@ -407,10 +407,7 @@ func (in *initProc) boot() {
 		in.fatal(outcome.Err)
 	}
 	in.log.Printf("shutdown: %s", outcome.Reason)
-	if outcome.Action == supervise.Reboot {
-		in.shutdown(power.Reboot)
-	}
-	in.shutdown(power.PowerOff)
+	in.shutdown(outcome.Action)
 }
 
 // startPowerButton turns ACPI power button presses into a graceful stop.

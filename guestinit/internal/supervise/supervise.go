@@ -18,31 +18,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/katana-tee/snpboot/guestinit/internal/power"
 	"github.com/katana-tee/snpboot/guestinit/internal/status"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
-// Action is what the caller should do after Run.
-type Action int
-
-const (
-	PowerOff Action = iota + 1
-	Reboot
-)
-
-func (a Action) String() string {
-	if a == Reboot {
-		return "reboot"
-	}
-	return "poweroff"
-}
-
 // Outcome is the result of Run.
 type Outcome struct {
-	Action Action
-	Reason string // one line for the log, e.g. "katana.on_exit=poweroff after exit status=0" (never repeats the exit marker)
-	Err    error  // set when the payload could not be run at all: a boot error
+	Action power.Mode // how the guest ends: power.PowerOff, or power.Reboot for katana.on_exit=reboot
+	Reason string     // one line for the log, e.g. "katana.on_exit=poweroff after exit status=0" (never repeats the exit marker)
+	Err    error      // set when the payload could not be run at all: a boot error
 }
 
 // Options configure Run. Path, Signals, Status and Log are required.
@@ -185,11 +171,11 @@ func Run(ctx context.Context, o Options) Outcome {
 	stopReq := o.Status.StopRequested()
 	select {
 	case <-stopReq:
-		return Outcome{Action: PowerOff, Reason: "stop requested before katana started: " + o.Status.StopReason()}
+		return Outcome{Action: power.PowerOff, Reason: "stop requested before katana started: " + o.Status.StopReason()}
 	default:
 	}
 	if err := r.start(); err != nil {
-		return Outcome{Action: PowerOff, Err: err}
+		return Outcome{Action: power.PowerOff, Err: err}
 	}
 	done := ctx.Done()
 	for {
@@ -225,13 +211,13 @@ func Run(ctx context.Context, o Options) Outcome {
 			r.killed = true
 			r.kill.Reset(o.KillWait)
 		case <-r.kill.C:
-			return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s; katana pid=%d survived SIGKILL for %v", r.reason, r.pid, o.KillWait)}
+			return Outcome{Action: power.PowerOff, Reason: fmt.Sprintf("%s; katana pid=%d survived SIGKILL for %v", r.reason, r.pid, o.KillWait)}
 		case <-r.restart.C:
 			r.restarts++
 			o.Status.AddRestart()
 			r.o.Log("restarting katana (restart %d of %d)", r.restarts, o.RestartLimit)
 			if err := r.start(); err != nil {
-				return Outcome{Action: PowerOff, Err: err}
+				return Outcome{Action: power.PowerOff, Err: err}
 			}
 		}
 	}
@@ -253,7 +239,7 @@ func (r *runner) beginStop(sig syscall.Signal) (Outcome, bool) {
 	r.reason = "graceful stop (" + r.o.Status.StopReason() + ")"
 	r.restart.Stop()
 	if r.pid == 0 {
-		return Outcome{Action: PowerOff, Reason: r.reason + "; katana not running"}, true
+		return Outcome{Action: power.PowerOff, Reason: r.reason + "; katana not running"}, true
 	}
 	r.o.Status.SetState(status.Stopping)
 	r.o.Log("stopping katana pid=%d: %s, then SIGKILL after %v", r.pid, unix.SignalName(sig), r.o.StopTimeout)
@@ -299,15 +285,15 @@ func (r *runner) reap() (Outcome, bool) {
 	r.grace.Stop()
 	r.kill.Stop()
 	if r.stopping {
-		return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s done, exit %s", r.reason, FormatExit(exit))}, true
+		return Outcome{Action: power.PowerOff, Reason: fmt.Sprintf("%s done, exit %s", r.reason, FormatExit(exit))}, true
 	}
 	why := fmt.Sprintf("katana.on_exit=%s after exit %s", r.o.OnExit, FormatExit(exit))
 	switch r.o.OnExit {
 	case bootcfg.OnExitReboot:
-		return Outcome{Action: Reboot, Reason: why}, true
+		return Outcome{Action: power.Reboot, Reason: why}, true
 	case bootcfg.OnExitRestart:
 		if r.restarts >= r.o.RestartLimit {
-			return Outcome{Action: PowerOff, Reason: fmt.Sprintf("%s; restart limit %d reached", why, r.o.RestartLimit)}, true
+			return Outcome{Action: power.PowerOff, Reason: fmt.Sprintf("%s; restart limit %d reached", why, r.o.RestartLimit)}, true
 		}
 		d := r.o.Backoff(r.restarts)
 		r.o.Log("restarting katana in %v", d)
@@ -315,5 +301,5 @@ func (r *runner) reap() (Outcome, bool) {
 		r.restart.Reset(d)
 		return Outcome{}, false
 	}
-	return Outcome{Action: PowerOff, Reason: why}, true
+	return Outcome{Action: power.PowerOff, Reason: why}, true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/katana-tee/snpboot/guestinit/internal/power"
 	"github.com/katana-tee/snpboot/guestinit/internal/status"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
@@ -221,7 +222,7 @@ func TestExitPoweroffArgvEnvFDs(t *testing.T) {
 	defer unix.Close(fd)
 	o := h.opts("exit", "SUPERVISE_CODE=4", "SUPERVISE_LEAKFD="+strconv.Itoa(fd))
 	out := run(t, o)
-	if out.Err != nil || out.Action != PowerOff || !strings.Contains(out.Reason, "katana.on_exit=poweroff after exit status=4") {
+	if out.Err != nil || out.Action != power.PowerOff || !strings.Contains(out.Reason, "katana.on_exit=poweroff after exit status=4") {
 		t.Errorf("outcome %+v, want poweroff after status=4", out)
 	}
 	rep := h.report()
@@ -250,7 +251,7 @@ func TestOnExitReboot(t *testing.T) {
 	h := newHarness(t)
 	o := h.opts("exit")
 	o.OnExit = bootcfg.OnExitReboot
-	if out := run(t, o); out.Action != Reboot || out.Err != nil {
+	if out := run(t, o); out.Action != power.Reboot || out.Err != nil {
 		t.Errorf("outcome %+v, want reboot", out)
 	}
 }
@@ -262,7 +263,7 @@ func TestRestartLimit(t *testing.T) {
 	var delays []int
 	o.Backoff = func(n int) time.Duration { delays = append(delays, n); return 5 * time.Millisecond }
 	out := run(t, o)
-	if out.Action != PowerOff || !strings.Contains(out.Reason, "restart limit 2 reached") {
+	if out.Action != power.PowerOff || !strings.Contains(out.Reason, "restart limit 2 reached") {
 		t.Errorf("outcome %+v, want poweroff at the restart limit", out)
 	}
 	if n := strings.Count(strings.Join(h.report(), "\n"), "argv="); n != 3 {
@@ -287,7 +288,7 @@ func TestSignalForwardedAndGracefulStop(t *testing.T) {
 			h.waitReport("ready")
 			h.sigs <- sig
 			out := <-ch
-			if out.Action != PowerOff || !strings.Contains(out.Reason, "graceful stop (signal "+unix.SignalName(sig)+")") ||
+			if out.Action != power.PowerOff || !strings.Contains(out.Reason, "graceful stop (signal "+unix.SignalName(sig)+")") ||
 				!strings.Contains(out.Reason, "done, exit status=0") {
 				t.Errorf("outcome %+v", out)
 			}
@@ -325,7 +326,7 @@ func TestStopBeforeStart(t *testing.T) {
 			h := newHarness(t)
 			tc.ask(h)
 			out := run(t, h.opts("exit"))
-			if out.Action != PowerOff || !strings.Contains(out.Reason, tc.reason) {
+			if out.Action != power.PowerOff || !strings.Contains(out.Reason, tc.reason) {
 				t.Errorf("outcome %+v, want power-off %q", out, tc.reason)
 			}
 			if _, err := os.Stat(h.out); err == nil || h.logged("katana started") {
@@ -346,7 +347,7 @@ func TestEndedByStopSignal(t *testing.T) {
 	h.waitReport("ready")
 	h.st.RequestStop("ACPI power button")
 	out := <-ch
-	if out.Action != PowerOff || !strings.Contains(out.Reason, "graceful stop (ACPI power button) done, exit status=143 signal=SIGTERM") {
+	if out.Action != power.PowerOff || !strings.Contains(out.Reason, "graceful stop (ACPI power button) done, exit status=143 signal=SIGTERM") {
 		t.Errorf("outcome %+v", out)
 	}
 	if !h.logged("katana exited status=143 signal=SIGTERM " + MarkStopSignal) {
