@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/elf"
 	"errors"
 	"flag"
 	"fmt"
@@ -1049,4 +1050,33 @@ func TestReadPayloadHardLink(t *testing.T) {
 	if a.Payload != nil || !strings.Contains(a.PayloadUnknown, `entry "bin/katana" has 2 links`) {
 		t.Errorf("payload %+v, unknown %q; want unknown for the hard-linked bin/katana", a.Payload, a.PayloadUnknown)
 	}
+}
+
+// FuzzCheckStaticELF: the init and the payload given to pack are checked
+// with debug/elf. Whatever the bytes, the check returns (no panic), and
+// what it accepts is an x86-64 ELF64 executable without an interpreter.
+func FuzzCheckStaticELF(f *testing.F) {
+	f.Add(testelf.Executable("", []byte("static")))
+	f.Add(testelf.Executable("/lib64/ld-linux-x86-64.so.2", []byte("dynamic")))
+	f.Add(testelf.ExecutableFor(183, []byte("arm64")))
+	f.Add(testelf.Module("name=vsock"))
+	f.Add([]byte("\x7fELF"))
+	f.Add([]byte("#!/bin/sh\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if CheckStaticELF(b) != nil {
+			return
+		}
+		ef, err := elf.NewFile(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("accepted bytes debug/elf cannot read: %v", err)
+		}
+		if ef.Class != elf.ELFCLASS64 || ef.Machine != elf.EM_X86_64 || (ef.Type != elf.ET_EXEC && ef.Type != elf.ET_DYN) {
+			t.Fatalf("accepted %v %v %v", ef.Class, ef.Machine, ef.Type)
+		}
+		for _, p := range ef.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Fatal("accepted an executable with an interpreter")
+			}
+		}
+	})
 }
