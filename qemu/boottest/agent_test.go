@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,25 +18,54 @@ import (
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
-// TestBootAgent runs the attestation agent over TCP in a real guest (plain
-// QEMU has no vsock device here): /v1/status describes the running Katana,
-// /v1/attestation answers 503 no_snp_device outside SEV-SNP, and POST
+// TestBootAgent runs the attestation agent in a real guest on both of its
+// transports: TCP (what plain-QEMU tests and the demo use), and vsock, the
+// production one, which the host here cannot reach directly (no
+// /dev/vhost-vsock): the stand-in relays a forwarded TCP port to the
+// guest's own vsock port through the kernel's vsock_loopback transport, so
+// the agent accepts and serves real AF_VSOCK connections. On each:
+// /v1/status describes the running Katana, `hostbuild attest` gets the
+// agent's no_snp_device answer outside SEV-SNP (exit 3), and POST
 // /v1/shutdown stops Katana gracefully and powers the guest off.
 func TestBootAgent(t *testing.T) {
+	t.Run("tcp", func(t *testing.T) { testBootAgent(t, false) })
+	t.Run("vsock", func(t *testing.T) { testBootAgent(t, true) })
+}
+
+// relayPort is the guest TCP port the stand-in relays to the agent's vsock
+// port in TestBootAgent/vsock.
+const relayPort = 1025
+
+func testBootAgent(t *testing.T, overVsock bool) {
 	e := needEnv(t)
 	c := bootcfg.Default()
-	c.Agent = bootcfg.Agent{Mode: bootcfg.AgentTCP, TCP: netip.AddrPortFrom(netip.IPv4Unspecified(), agentPort)}
 	c.Args = []string{"--http.addr", "0.0.0.0", "--http.port", strconv.Itoa(katanaPort)}
-	g, ports := boot(t, e, defaultInitrd(t, e), cmdline(t, c), katanaPort, agentPort)
+	initrd, guestAgentPort, listening := "", agentPort, ""
+	if overVsock {
+		c.Agent = bootcfg.Agent{Mode: bootcfg.AgentVsock, VsockPort: agentPort}
+		c.Args = append(c.Args, "--vsock-relay", fmt.Sprintf("%d:%d", relayPort, agentPort))
+		initrd, guestAgentPort = vsockInitrd(t, e), relayPort
+		listening = fmt.Sprintf("guestinit: agent: listening on vsock:%d ", agentPort)
+	} else {
+		c.Agent = bootcfg.Agent{Mode: bootcfg.AgentTCP, TCP: netip.AddrPortFrom(netip.IPv4Unspecified(), agentPort)}
+		initrd = defaultInitrd(t, e)
+		listening = fmt.Sprintf("guestinit: agent: listening on tcp:0.0.0.0:%d ", agentPort)
+	}
+	line := cmdline(t, c)
+	g, ports := boot(t, e, initrd, line, katanaPort, guestAgentPort)
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 
+	if _, err := g.WaitForLine(ctx, listening); err != nil {
+		t.Fatal(err)
+	}
 	_, m, err := g.WaitForRegexp(ctx, reKatanaStarted)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(m[1])
-	base := fmt.Sprintf("http://127.0.0.1:%d", ports[agentPort])
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[guestAgentPort])
+	base := "http://" + addr
 
 	// Katana serves first (the agent listened before it started), so the
 	// later shutdown meets a stand-in with its SIGTERM handler in place.
@@ -89,6 +120,16 @@ func TestBootAgent(t *testing.T) {
 	}
 	if code != http.StatusServiceUnavailable || er.Error.Code != agentapi.CodeNoSNPDevice {
 		t.Errorf("GET %s outside SEV-SNP = %d %s, want 503 %s", agentapi.PathAttestation, code, body, agentapi.CodeNoSNPDevice)
+	}
+
+	// The operator's tool, against the same agent: it asks with a fresh
+	// nonce and reports the agent's error as a transport failure (exit 3).
+	manifest := filepath.Join(t.TempDir(), "manifest.json")
+	writeManifest(t, e, e.ovmf, initrd, line, "EPYC-v4", manifest)
+	att := exec.CommandContext(ctx, e.hostbuild, "attest", "--addr", "tcp:"+addr, "--manifest", manifest, "--timeout", "30s")
+	out, err := att.CombinedOutput()
+	if code := att.ProcessState.ExitCode(); code != 3 || !strings.Contains(string(out), agentapi.CodeNoSNPDevice) {
+		t.Errorf("hostbuild attest outside SEV-SNP: exit %d (%v), output %q; want exit 3 and %s", code, err, out, agentapi.CodeNoSNPDevice)
 	}
 
 	// Katana is still serving after all that.

@@ -4,7 +4,9 @@
 // (out/standin-katana), and the tests assert on the serial console and over
 // forwarded ports: Katana's argv, starknet_chainId, clean power-off with the
 // exit status, boot errors for a bad command line and a missing module,
-// graceful stop through the ACPI power button, and the guest agent over TCP.
+// graceful stop through the ACPI power button, and the guest agent over TCP
+// and over vsock (the stand-in relays a forwarded TCP port to the guest's
+// own vsock port through vsock_loopback: the host has no vsock).
 //
 // The tests run when KERNEL_DIR (an unpacked linux-image package, as made by
 // qemu/fetch-kernel.sh) and OUT_DIR (the absolute path of out/ after `make

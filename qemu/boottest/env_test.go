@@ -162,6 +162,36 @@ func defaultInitrd(t *testing.T, e env) string {
 	return defaultImg
 }
 
+// vsockInitrd is the default module set plus vsock_loopback, the kernel's
+// transport for vsock connections inside the guest (CID 1), with the
+// stand-in unpadded: TestBootAgent/vsock reaches the agent's vsock port
+// through it. The module names come from the default initrd's load list,
+// so the two differ by that module only.
+func vsockInitrd(t *testing.T, e env) string {
+	t.Helper()
+	img, err := os.ReadFile(defaultInitrd(t, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := readInitrdFiles(img, initrdlayout.ModulesLoad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	for _, l := range strings.Split(strings.TrimSpace(string(files[initrdlayout.ModulesLoad])), "\n") {
+		name, _, _ := strings.Cut(l, " ")
+		extra = append(extra, "--module", name)
+	}
+	if len(extra) == 0 {
+		t.Fatalf("the default initrd's %s lists no module", initrdlayout.ModulesLoad)
+	}
+	out := filepath.Join(t.TempDir(), "initrd-vsock.img")
+	if err := pack(e, out, append(extra, "--module", "vsock_loopback")...); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // padPayload writes src followed by bytes that compress like code (a
 // deterministic mix of repeats and noise) up to size bytes.
 func padPayload(src, out string, size int) error {

@@ -8,6 +8,11 @@
 // signals (SIGQUIT, SIGABRT, SIGSEGV, SIGPIPE, SIGUSR1) to PID 1 at start;
 // on SIGTERM it prints a marker and exits 0. It also prints the signals it
 // started with ignored (its SigIgn mask), which must be none.
+// --vsock-relay TCPPORT:VSOCKPORT relays each TCP connection to TCPPORT (all
+// addresses) to vsock port VSOCKPORT of this guest (CID 1, the kernel's
+// vsock_loopback transport): a test on the host, which has no vsock, then
+// reaches the init's attestation agent on its production transport
+// through a QEMU port forward.
 package main
 
 import (
@@ -15,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -23,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mdlayher/vsock"
 )
 
 // chainID is "KATANA" as a Starknet felt, what `katana --dev` answers.
@@ -81,6 +89,12 @@ func run(argv []string) int {
 				if err := syscall.Kill(1, sig); err != nil {
 					fmt.Fprintf(os.Stderr, "standin-katana: kill(1, %s): %v\n", n, err)
 				}
+			}
+		case "--vsock-relay":
+			spec := next()
+			if err := startRelay(spec); err != nil {
+				fmt.Fprintf(os.Stderr, "standin-katana: --vsock-relay %q: %v\n", spec, err)
+				return 2
 			}
 		case "--exit-code":
 			n, err := strconv.Atoi(next())
@@ -145,4 +159,53 @@ func writeJSON(w http.ResponseWriter, v any) {
 	if err := json.NewEncoder(w).Encode(v); err != nil && !errors.Is(err, net.ErrClosed) {
 		fmt.Fprintf(os.Stderr, "standin-katana: writing response: %v\n", err)
 	}
+}
+
+// startRelay serves spec "TCPPORT:VSOCKPORT" in the background: each TCP
+// connection is copied both ways to a new vsock connection to this guest's
+// VSOCKPORT, each direction closed for writing when the other side is.
+func startRelay(spec string) error {
+	tp, vp, ok := strings.Cut(spec, ":")
+	vport, err := strconv.ParseUint(vp, 10, 32)
+	if !ok || err != nil {
+		return errors.New("want TCPPORT:VSOCKPORT")
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("0.0.0.0", tp))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("standin-katana: relaying %s to vsock %d:%d\n", ln.Addr(), vsockLocalCID, vport)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "standin-katana: relay: %v\n", err)
+				return
+			}
+			go relay(c.(*net.TCPConn), uint32(vport))
+		}
+	}()
+	return nil
+}
+
+// vsockLocalCID is VMADDR_CID_LOCAL: this guest, through vsock_loopback.
+const vsockLocalCID = 1
+
+func relay(c *net.TCPConn, port uint32) {
+	defer c.Close()
+	v, err := vsock.Dial(vsockLocalCID, port, nil)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "standin-katana: relay: dialing vsock %d:%d: %v\n", vsockLocalCID, port, err)
+		return
+	}
+	defer v.Close()
+	done := make(chan struct{})
+	go func() {
+		io.Copy(v, c)
+		v.CloseWrite()
+		close(done)
+	}()
+	io.Copy(c, v)
+	c.CloseWrite()
+	<-done
 }
