@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,6 +78,18 @@ func TestHashesTable(t *testing.T) {
 	}
 	if _, err := hashesPage(0x810fa0, table); err == nil {
 		t.Error("hashesPage accepted a table crossing the page end")
+	}
+	// A table ending exactly at the page end fits.
+	end := uint32(0x811000 - len(table))
+	page, err = hashesPage(end, table)
+	if err != nil {
+		t.Errorf("hashesPage(0x%x), a table ending at the page end: %v", end, err)
+	}
+	if !bytes.Equal(page[pageSize-len(table):], table[:]) || !bytes.Equal(page[:pageSize-len(table)], make([]byte, pageSize-len(table))) {
+		t.Errorf("hashesPage(0x%x) did not place the table in the last %d bytes of a zero page", end, len(table))
+	}
+	if _, err := hashesPage(end+1, table); err == nil {
+		t.Errorf("hashesPage(0x%x) accepted a table one byte past the page end", end+1)
 	}
 }
 
@@ -244,6 +257,8 @@ func TestComputeErrors(t *testing.T) {
 		{"ovmf not page multiple", func(o *Options) { o.OVMF = odd }, false, false, "not a multiple of 4096"},
 		{"variable store as ovmf", func(o *Options) { o.OVMF = vars }, false, false, "SEV_ES_RESET_BLOCK"},
 		{"two-page secrets section", func(o *Options) { o.OVMF = bigSecrets }, false, false, "SNP_SECRETS section at 0x820000 is 0x2000 bytes, not one page"},
+		{"signature with unknown type", func(o *Options) { o.VCPUSig, o.VCPUType = 0xa00f11, "EPYC-Zen9" }, true, false, "unknown vCPU type \"EPYC-Zen9\""},
+		{"explicit signature 0 with unknown type", func(o *Options) { o.VCPUSigSet, o.VCPUType = true, "EPYC-Zen9" }, true, false, "unknown vCPU type \"EPYC-Zen9\""},
 		{"missing ovmf", func(o *Options) { o.OVMF = filepath.Join(f.dir, "nope") }, false, false, "no such file"},
 		{"missing kernel", func(o *Options) { o.Kernel = filepath.Join(f.dir, "nope") }, false, false, "opening kernel"},
 		{"missing initrd", func(o *Options) { o.Initrd = filepath.Join(f.dir, "nope") }, false, false, "opening initrd"},
@@ -438,5 +453,191 @@ func TestDebianFirmwareRefusesKernel(t *testing.T) {
 				t.Errorf("plain build with a kernel: %v, want the refusal with its explanation", err)
 			}
 		})
+	}
+}
+
+// Steps (hostbuild measure --json) say what each stage measured: every
+// metadata section's type, GPA and page count, one VMSA step for the BSP and
+// one for the APs (none with a single vCPU).
+func TestComputeSteps(t *testing.T) {
+	f := makeFiles(t)
+	type step struct {
+		Name, PageType, GPA string
+		Pages               int
+	}
+	sections := func(hashes step) []step {
+		return []step{
+			{"SNP_SEC_MEM 0x800000+0x9000", "ZERO", "0x800000", 9},
+			{"SNP_SEC_MEM 0x80a000+0x3000", "ZERO", "0x80a000", 3},
+			{"SNP_SECRETS 0x80d000+0x1000", "SECRETS", "0x80d000", 1},
+			{"CPUID 0x80e000+0x1000", "CPUID", "0x80e000", 1},
+			{"SVSM_CAA 0x80f000+0x1000", "ZERO", "0x80f000", 1},
+			hashes,
+			{"SNP_SEC_MEM 0x811000+0xf000", "ZERO", "0x811000", 15},
+		}
+	}
+	ovmfPages := step{"OVMF pages", "NORMAL", "0xfffff000", 1}
+	kernelHashes := step{"SNP_KERNEL_HASHES 0x810000+0x1000 (kernel hashes)", "NORMAL", "0x810000", 1}
+	noKernel := step{"SNP_KERNEL_HASHES 0x810000+0x1000 (no kernel)", "ZERO", "0x810000", 1}
+	bsp := step{"VMSA vCPU 0 (BSP)", "VMSA", "0xfffffffff000", 1}
+	cat := func(parts ...[]step) []step {
+		var out []step
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	const seed = "086e2e9149ebf45abdc3445fba5b2da8270bdbb04094d7a2c37faaa4b24af3aa16aff8c374c2a55c467a50da6d466b74"
+	ec2Sections := sections(noKernel)
+	ec2Sections = append(ec2Sections[:3:3], ec2Sections[4:]...)
+	tests := []struct {
+		name string
+		o    Options
+		want []step
+	}{
+		{"4 vCPUs with a kernel", Options{VCPUs: 4, Kernel: f.kernel, Initrd: f.initrd},
+			cat([]step{ovmfPages}, sections(kernelHashes), []step{bsp, {"VMSA vCPU 1..3 (AP)", "VMSA", "0xfffffffff000", 3}})},
+		{"1 vCPU, firmware only", Options{VCPUs: 1},
+			cat([]step{ovmfPages}, sections(noKernel), []step{bsp})},
+		{"2 vCPUs", Options{VCPUs: 2},
+			cat([]step{ovmfPages}, sections(noKernel), []step{bsp, {"VMSA vCPU 1..1 (AP)", "VMSA", "0xfffffffff000", 1}})},
+		{"ec2, precomputed OVMF hash", Options{VCPUs: 1, VMMType: "ec2", SnpOVMFHash: seed},
+			cat([]step{{"OVMF pages (precomputed hash)", "NORMAL", "0xfffff000", 1}}, ec2Sections,
+				[]step{{"CPUID 0x80e000+0x1000 (ec2: last)", "CPUID", "0x80e000", 1}, bsp})},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.VCPUType, o.OVMF = "EPYC-Milan", f.amdsev
+			r, err := Compute(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []step
+			for _, s := range r.Steps {
+				got = append(got, step{s.Name, s.PageType, s.GPA, s.Pages})
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("steps (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// The vCPU count bounds are inclusive: 1 and MaxVCPUs are measured, 0 and
+// MaxVCPUs+1 refused, by Compute, Matrix and CheckMatrix alike.
+func TestVCPUBounds(t *testing.T) {
+	f := makeFiles(t)
+	base := Options{VCPUType: "EPYC-v4", OVMF: f.amdsev}
+	for _, n := range []int{1, MaxVCPUs} {
+		o := base
+		o.VCPUs = n
+		r, err := Compute(context.Background(), o)
+		if err != nil {
+			t.Errorf("Compute with %d vCPUs: %v", n, err)
+		} else if r.VCPUs != n {
+			t.Errorf("Compute with %d vCPUs: result says %d", n, r.VCPUs)
+		}
+		if err := CheckMatrix(base, []int{n}, []string{"EPYC-v4"}); err != nil {
+			t.Errorf("CheckMatrix with %d vCPUs: %v", n, err)
+		}
+		m, _, err := Matrix(context.Background(), base, []int{n}, []string{"EPYC-v4"})
+		if err != nil {
+			t.Errorf("Matrix with %d vCPUs: %v", n, err)
+		} else if len(m) != 1 || m[0].Digest != r.Digest {
+			t.Errorf("Matrix with %d vCPUs: %+v, want Compute's digest %s", n, m, r.Hex())
+		}
+	}
+	for _, n := range []int{0, MaxVCPUs + 1} {
+		want := fmt.Sprintf("vCPU count %d out of range 1..%d", n, MaxVCPUs)
+		o := base
+		o.VCPUs = n
+		if _, err := Compute(context.Background(), o); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Compute with %d vCPUs: %v, want ErrUsage saying %q", n, err, want)
+		}
+		if err := CheckMatrix(base, []int{1, n}, []string{"EPYC-v4"}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckMatrix with %d vCPUs: %v, want ErrUsage saying %q", n, err, want)
+		}
+		if _, _, err := Matrix(context.Background(), base, []int{1, n}, []string{"EPYC-v4"}); !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Matrix with %d vCPUs: %v, want ErrUsage saying %q", n, err, want)
+		}
+	}
+}
+
+// CheckMatrix runs Matrix's checks without reading the kernel or the
+// initrd (they need not exist yet) and refuses what Matrix would.
+func TestCheckMatrix(t *testing.T) {
+	f := makeFiles(t)
+	absent := filepath.Join(f.dir, "not-built-yet")
+	base := Options{OVMF: f.amdsev, Kernel: absent, Initrd: absent, Append: "console=ttyS0"}
+	counts, types := []int{1, 4}, []string{"EPYC-v4", "EPYC-Genoa"}
+	for _, mode := range []string{"", ModeSNP} {
+		o := base
+		o.Mode = mode
+		if err := CheckMatrix(o, counts, types); err != nil {
+			t.Errorf("mode %q: CheckMatrix: %v", mode, err)
+		}
+	}
+	tests := []struct {
+		name    string
+		mod     func(o *Options)
+		counts  []int
+		types   []string
+		usage   bool
+		kernelH bool
+		want    string
+	}{
+		{"ovmf-hash mode", func(o *Options) { o.Mode = ModeOVMFHash }, counts, types, true, false, `needs mode "snp", not "snp:ovmf-hash"`},
+		{"unknown mode", func(o *Options) { o.Mode = "sev" }, counts, types, true, false, `needs mode "snp", not "sev"`},
+		{"no counts", nil, nil, types, true, false, "at least one vCPU count"},
+		{"no types", nil, counts, nil, true, false, "at least one vCPU count and one vCPU type"},
+		{"unknown type", nil, counts, []string{"EPYC-v4", "EPYC-Zen9"}, true, false, `unknown vCPU type "EPYC-Zen9"`},
+		{"unknown vmm", func(o *Options) { o.VMMType = "qemu" }, counts, types, true, false, `unknown VMM type "qemu"`},
+		{"initrd without kernel", func(o *Options) { o.Kernel, o.Append = "", "" }, counts, types, true, false, "initrd needs a kernel"},
+		{"no ovmf", func(o *Options) { o.OVMF = "" }, counts, types, true, false, "missing OVMF"},
+		{"missing ovmf", func(o *Options) { o.OVMF = absent }, counts, types, false, false, "no such file"},
+		{"plain OVMF with kernel", func(o *Options) { o.OVMF = f.x64 }, counts, types, false, true, "doesn't include SNP_KERNEL_HASHES"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := base
+			if tc.mod != nil {
+				tc.mod(&o)
+			}
+			err := CheckMatrix(o, tc.counts, tc.types)
+			if err == nil {
+				t.Fatal("CheckMatrix accepted")
+			}
+			if got := errors.Is(err, ErrUsage); got != tc.usage {
+				t.Errorf("errors.Is(ErrUsage) = %v, want %v (%v)", got, tc.usage, err)
+			}
+			if got := errors.Is(err, ovmf.ErrNoKernelHashes); got != tc.kernelH {
+				t.Errorf("errors.Is(ErrNoKernelHashes) = %v, want %v (%v)", got, tc.kernelH, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not contain %q", err, tc.want)
+			}
+			// Matrix refuses the same way (it reads the inputs only after
+			// the checks).
+			if _, _, merr := Matrix(context.Background(), o, tc.counts, tc.types); merr == nil || merr.Error() != err.Error() {
+				t.Errorf("Matrix: %v, want CheckMatrix's %v", merr, err)
+			}
+		})
+	}
+}
+
+// Measuring empty pages looks at the context before the first page: a done
+// context stops even a one-page section, which then is not measured.
+func TestEmptyPagesCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, pages := range []uint64{1, 2, ctxCheckPages + 1} {
+		var g gctx
+		if err := g.emptyPages(ctx, PageZero, 0x800000, pages*pageSize); !errors.Is(err, context.Canceled) {
+			t.Errorf("%d pages with a canceled context: %v, want context.Canceled", pages, err)
+		}
+		if g.ld != ([48]byte{}) {
+			t.Errorf("%d pages with a canceled context: digest moved to %x", pages, g.ld)
+		}
 	}
 }
