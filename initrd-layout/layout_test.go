@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
 )
 
 func TestBase(t *testing.T) {
@@ -53,6 +55,8 @@ func TestParseLayoutErrors(t *testing.T) {
 		{"dir a 0755\n", "not absolute"},
 		{"dir /a/../b 0755\n", "not clean"},
 		{"dir /a 0855\n", "not an octal permission"},
+		{"dir /a 10000\n", "layout.txt:1: mode \"10000\" is not an octal permission"},
+		{"dir /a 0755\ndir /b 0755\n\n# comment\nslink /c 0777\n", "layout.txt:5: slink takes 4 fields, got 3"},
 		{"file /a 0644 missing\n", "reading missing"},
 		{"nod /dev/x 0600 x 1 2\n", "device type"},
 		{"pipe /p 0600\n", "unknown entry type"},
@@ -298,5 +302,146 @@ func TestPayloadFile(t *testing.T) {
 		if path != tc.path || cover != tc.cover || ok != tc.ok {
 			t.Errorf("%v: got %q %q %v, want %q %q %v", tc.c, path, cover, ok, tc.path, tc.cover, tc.ok)
 		}
+	}
+}
+
+// The mode field takes every permission bit, setuid, setgid and sticky
+// included, up to 07777.
+func TestParseLayoutModes(t *testing.T) {
+	for _, tc := range []struct {
+		mode string
+		want fs.FileMode
+	}{
+		{"0", 0},
+		{"0644", 0o644},
+		{"4755", 0o755 | fs.ModeSetuid},
+		{"2755", 0o755 | fs.ModeSetgid},
+		{"1777", 0o777 | fs.ModeSticky},
+		{"7777", 0o777 | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky},
+	} {
+		es, err := parseLayout([]byte("dir /a "+tc.mode+"\n"), fstest.MapFS{})
+		if err != nil || len(es) != 1 || es[0].Mode != tc.want {
+			t.Errorf("mode %s: got %+v, %v; want mode %v", tc.mode, es, err, tc.want)
+		}
+	}
+}
+
+// The zero Kind is no kind: an Entry whose kind was never set is not taken
+// for a file or a directory.
+func TestKindString(t *testing.T) {
+	for _, tc := range []struct {
+		k    Kind
+		want string
+	}{
+		{0, "kind(0)"}, {KindDir, "dir"}, {KindFile, "file"}, {KindCharDev, "chardev"},
+		{KindBlockDev, "blockdev"}, {KindSymlink, "symlink"}, {KindSymlink + 1, "kind(6)"},
+	} {
+		if got := tc.k.String(); got != tc.want {
+			t.Errorf("Kind(%d).String() = %q, want %q", int(tc.k), got, tc.want)
+		}
+	}
+}
+
+// The shortest lines are valid: a one-character path, a one-byte frame
+// of a one-byte payload; the largest frame and compressed length too.
+func TestListsBounds(t *testing.T) {
+	c := Contents{"a": sha256.Sum256(nil)}
+	if got, err := ParseContents(bytes.NewReader(c.Format())); err != nil || !cmp.Equal(c, got) {
+		t.Errorf("content list with a one-character path: %v, %v", got, err)
+	}
+	for _, f := range []Frames{
+		{Size: 1, List: []Frame{{Off: 0, Len: 1, Size: 1}}},
+		{Size: MaxFrameSize + 1, List: []Frame{{Off: 0, Len: 1<<32 - 1, Size: MaxFrameSize}, {Off: 1<<32 - 1, Len: 1, Size: 1}}},
+	} {
+		got, err := ParseFrames(bytes.NewReader(f.Format()))
+		if err != nil || !cmp.Equal(f, got) {
+			t.Errorf("frame list %q: got %+v, %v", f.Format(), got, err)
+		}
+	}
+	h := strings.Repeat("ab", 32)
+	head := fmt.Sprintf("payload 10 %s\n", h)
+	if _, err := ParseFrames(strings.NewReader(head + fmt.Sprintf("%s  0 %d 10\n", h, int64(1)<<32))); !errors.Is(err, ErrContents) || !strings.Contains(err.Error(), "line 2: length 4294967296 out of range") {
+		t.Errorf("frame of 2^32 compressed bytes: got %v, want ErrContents naming line 2 and the length", err)
+	}
+	// No large file, no chunk: an empty chunk list is valid.
+	if cs, err := ParseChunks(strings.NewReader("")); err != nil || len(cs) != 0 {
+		t.Errorf("empty chunk list: %v, %v", cs, err)
+	}
+}
+
+// Errors name the offending line.
+func TestListErrorsNameTheLine(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	full := ChunkSize
+	for _, tc := range []struct {
+		name  string
+		parse func(string) error
+		src   string
+		want  string
+	}{
+		{"contents", func(s string) error { _, err := ParseContents(strings.NewReader(s)); return err },
+			h + "  a\n" + h + "  b\n" + h + "  B\n", "line 3: \"B\" out of order"},
+		{"contents, blank line", func(s string) error { _, err := ParseContents(strings.NewReader(s)); return err },
+			h + "  a\n\n" + h + "  b", "line 2: want"},
+		{"modules", func(s string) error { _, err := ParseModuleList(strings.NewReader(s)); return err },
+			"a lib/modules/a.ko\nb lib/modules/b.ko\nc /c.ko\n", "module list line 3: path \"/c.ko\""},
+		{"modules, blank line", func(s string) error { _, err := ParseModuleList(strings.NewReader(s)); return err },
+			"a lib/modules/a.ko\n\nb lib/modules/b.ko", "module list line 2: want"},
+		{"chunks", func(s string) error { _, err := ParseChunks(strings.NewReader(s)); return err },
+			fmt.Sprintf("%s  0 %d a\n%s  %d 5 a\n%s  0 %d b\n", h, full, h, full, h, full+1), "chunk list line 3: length 4194305 out of range"},
+		{"frames", func(s string) error { _, err := ParseFrames(strings.NewReader(s)); return err },
+			"payload 30 " + h + "\n" + h + "  0 7 10\n" + h + "  7 7 0\n", "frame list line 3: decoded size 0 out of range"},
+	} {
+		if err := tc.parse(tc.src); !strings.Contains(fmt.Sprint(err), tc.want) {
+			t.Errorf("%s: got %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Chunks of a file of whole chunks: no empty chunk at the end. The list is
+// written sorted by path and offset whatever the order given.
+func TestChunksOrder(t *testing.T) {
+	data := make([]byte, 3*ChunkSize)
+	cs := Chunks("bin/katana", data)
+	if len(cs) != 3 || cs[2].Off != 2*ChunkSize || cs[2].Len != ChunkSize {
+		t.Fatalf("chunks of a %d-byte file: %+v, want 3 full chunks", len(data), cs)
+	}
+	all := append(Chunks("a", make([]byte, ChunkSize+1)), cs...)
+	want := FormatChunks(all)
+	shuffled := slices.Clone(all)
+	slices.Reverse(shuffled)
+	if got := FormatChunks(shuffled); !bytes.Equal(got, want) {
+		t.Errorf("FormatChunks of the reversed list:\n%s\nwant\n%s", got, want)
+	}
+	if _, err := ParseChunks(bytes.NewReader(want)); err != nil {
+		t.Errorf("formatted list does not parse: %v", err)
+	}
+}
+
+func TestFrameDecoder(t *testing.T) {
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	data := bytes.Repeat([]byte("katana "), 1000)
+	frame := enc.EncodeAll(data, nil)
+	d, err := NewFrameDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	got, err := d.Decode(frame, int64(len(data)), nil)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Decode: %d bytes, %v; want the %d bytes encoded", len(got), err, len(data))
+	}
+	for _, size := range []int64{int64(len(data)) - 1, int64(len(data)) + 1} {
+		want := fmt.Sprintf("decodes to %d bytes, the frame list says %d", len(data), size)
+		if _, err := d.Decode(frame, size, nil); err == nil || err.Error() != want {
+			t.Errorf("Decode with size %d: %v, want %q", size, err, want)
+		}
+	}
+	if _, err := d.Decode([]byte("garbage!"), 8, nil); err == nil || !strings.HasPrefix(err.Error(), "zstd: ") {
+		t.Errorf("Decode of garbage: %v, want a zstd error", err)
 	}
 }
