@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
@@ -237,12 +241,180 @@ func TestChunked(t *testing.T) {
 		t.Errorf("flipped byte in chunk 1: got %v", err)
 	}
 	os.WriteFile(p, payload[:len(payload)-1], 0o644)
-	if _, err := c.All(nil); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "the chunk list says") {
-		t.Errorf("truncated payload: got %v", err)
+	want := fmt.Sprintf("integrity: bin/katana is %d bytes, the chunk list says %d", len(payload)-1, len(payload))
+	if _, err := c.All(nil); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), want) {
+		t.Errorf("truncated payload: got %v, want %q", err, want)
 	}
 	// Without the chunk list the same file is checked whole.
 	os.WriteFile(p, payload, 0o644)
 	if _, err := (Checker{Root: root, List: list}).All(nil); err != nil {
 		t.Errorf("whole-file check: %v", err)
+	}
+}
+
+// spliceTo runs move with the write end of a Unix socket pair standing in
+// for the AF_ALG hash socket (AF_ALG needs kernel support that test
+// machines may lack) and returns what arrived at the other end.
+func spliceTo(t *testing.T, move func(op int) (int64, error)) ([]byte, int64, error) {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := os.NewFile(uintptr(fds[1]), "peer")
+	defer peer.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(peer)
+		got <- b
+	}()
+	n, err := move(fds[0])
+	unix.Close(fds[0])
+	return <-got, n, err
+}
+
+// The kernel hasher feeds its socket by splicing the file (from its offset
+// to the end, or n bytes at off), or by copying when splicing is refused:
+// exactly the bytes asked for, however many pipe-fulls they take.
+func TestKernelHasherPlumbing(t *testing.T) {
+	data := make([]byte, 3<<20+5)
+	for i := range data {
+		data[i] = byte(i * 13 >> 2)
+	}
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	size := int64(len(data))
+	for _, tc := range []struct {
+		name      string
+		seek      int64 // file offset before a whole-file splice
+		off, n    int64 // range; n < 0: from the file offset to the end
+		wantBytes []byte
+	}{
+		{"whole file", 0, 0, -1, data},
+		{"from the file offset", 100, 0, -1, data[100:]},
+		{"range at 0", 0, 0, 100, data[:100]},
+		{"range inside", 0, 1, 100, data[1:101]},
+		{"range over several pipe-fulls", 0, 1 << 20, 2<<20 + 3, data[1<<20 : 3<<20+3]},
+		{"last byte", 0, size - 1, 1, data[size-1:]},
+		{"range past the end", 0, size - 10, 20, data[size-10:]},
+		{"empty range", 0, 5, 0, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, total, err := spliceTo(t, func(op int) (int64, error) {
+				if tc.n < 0 {
+					if _, err := f.Seek(tc.seek, io.SeekStart); err != nil {
+						t.Fatal(err)
+					}
+					total, spliced, err := splice(f, op, nil, -1)
+					if !spliced {
+						t.Fatalf("splice refused: %v", err)
+					}
+					return total, err
+				}
+				pos := tc.off
+				total, spliced, err := splice(f, op, &pos, tc.n)
+				if !spliced {
+					t.Fatalf("splice refused: %v", err)
+				}
+				return total, err
+			})
+			if err != nil || total != int64(len(tc.wantBytes)) || !bytes.Equal(got, tc.wantBytes) {
+				t.Errorf("splice: %d bytes reported, %d arrived, equal %v, err %v; want %d bytes", total, len(got), bytes.Equal(got, tc.wantBytes), err, len(tc.wantBytes))
+			}
+			// The copy taken when splicing is refused moves the same bytes.
+			var r io.Reader
+			if tc.n < 0 {
+				r = bytes.NewReader(data[tc.seek:])
+			} else {
+				r = io.NewSectionReader(f, tc.off, tc.n)
+			}
+			got, total, err = spliceTo(t, func(op int) (int64, error) { return copyAll(r, op) })
+			if err != nil || total != int64(len(tc.wantBytes)) || !bytes.Equal(got, tc.wantBytes) {
+				t.Errorf("copyAll: %d bytes reported, %d arrived, equal %v, err %v; want %d bytes", total, len(got), bytes.Equal(got, tc.wantBytes), err, len(tc.wantBytes))
+			}
+		})
+	}
+}
+
+// failingRanges is GoHasher with SumRange failing.
+type failingRanges struct{ GoHasher }
+
+func (failingRanges) Name() string { return "failing" }
+
+func (failingRanges) SumRange(*os.File, int64, int64) ([32]byte, error) {
+	return [32]byte{}, errors.New("device gone")
+}
+
+// One worker meets the files largest first, those of one size by path,
+// a file's chunks in order, and stops at the first bad one: the error
+// names it.
+func TestAllReportsFirstBadMet(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), (2*initrdlayout.ChunkSize+100)/16)
+	root := makeRoot(t, map[string]string{
+		"bin/katana": string(payload),
+		"a":          "small file",
+		"b":          strings.Repeat("larger file", 10),
+		"c":          strings.Repeat("larger file", 10),
+	})
+	list, err := LoadList(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := initrdlayout.Chunks("bin/katana", payload)
+	damage := func(rel string, at ...int) {
+		t.Helper()
+		p := filepath.Join(root, rel)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range at {
+			b[i] ^= 1
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := Checker{Root: root, List: list, Workers: 1, Chunks: chunks}
+	damage("a", 0)
+	damage("c", 0)
+	if _, err := c.All(nil); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "integrity: c (110 bytes") {
+		t.Errorf("a and c bad: got %v, want c, the larger, met first", err)
+	}
+	damage("b", 0)
+	for range 20 { // whatever the list's (map) order
+		if _, err := c.All(nil); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "integrity: b (110 bytes") {
+			t.Fatalf("a, b and c bad: got %v, want b, first by path of the two larger", err)
+		}
+	}
+	damage("bin/katana", initrdlayout.ChunkSize+1, 1)
+	if _, err := c.All(nil); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "integrity: bin/katana bytes 0-4194304 (sha256") {
+		t.Errorf("chunks 0 and 1 and three files bad: got %v, want chunk 0, met first", err)
+	}
+	// A hasher that fails names the piece and itself.
+	c.Hash = failingRanges{}
+	if _, err := c.All(nil); err == nil || !strings.Contains(err.Error(), "integrity: hashing bin/katana bytes 0-4194304 (failing): device gone") {
+		t.Errorf("failing hasher: got %v", err)
+	}
+}
+
+// A hash socket that stops taking bytes is an error, not a hang or a
+// short hash.
+func TestKernelHasherPlumbingSendError(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	unix.Close(fds[1])
+	if _, err := copyAll(bytes.NewReader(make([]byte, 100)), fds[0]); !errors.Is(err, unix.EPIPE) {
+		t.Errorf("copyAll to a closed socket: %v, want EPIPE", err)
 	}
 }
