@@ -89,6 +89,7 @@ func nothingLeft(t *testing.T, root string) {
 
 func TestUnpackRefuses(t *testing.T) {
 	data := payloadBytes(600 << 10)
+	_, fr0 := pack(t, data, 200<<10) // the frames every case starts from
 	for _, tc := range []struct {
 		name   string
 		damage func(root string, fr *initrdlayout.Frames)
@@ -101,6 +102,12 @@ func TestUnpackRefuses(t *testing.T) {
 			b[fr.List[1].Off+3] ^= 1
 			os.WriteFile(p, b, 0o644)
 		}, []string{"bin/katana.zst frame 1 (bytes", "does not match the content list"}, integrity.ErrMismatch},
+		{"flipped byte in frame 2", func(root string, fr *initrdlayout.Frames) {
+			p := filepath.Join(root, initrdlayout.PackedPayloadPath)
+			b, _ := os.ReadFile(p)
+			b[fr.List[2].Off] ^= 1
+			os.WriteFile(p, b, 0o644)
+		}, []string{fmt.Sprintf("bin/katana.zst frame 2 (bytes %d-%d) (sha256 ", fr0.List[2].Off, fr0.List[2].Off+fr0.List[2].Len)}, integrity.ErrMismatch},
 		{"truncated", func(root string, fr *initrdlayout.Frames) {
 			os.Truncate(filepath.Join(root, initrdlayout.PackedPayloadPath), fr.Packed()-1)
 		}, []string{"bin/katana.zst is", "the frame list says", "truncated initrd unpack"}, integrity.ErrMismatch},
@@ -203,6 +210,8 @@ func TestMemAvailable(t *testing.T) {
 		{"MemAvailable: 844080 MB\n", 0, false},
 		{"MemAvailable: -1 kB\n", 0, false},
 		{"MemAvailable: 9223372036854775807 kB\n", 0, false},
+		{"MemAvailable: 9007199254740991 kB\n", 9007199254740991 * 1024, true}, // the largest that fits
+		{"MemAvailable: 9007199254740992 kB\n", 0, false},
 		{"MemAvailable: 12 34 kB\n", 0, false},
 		{"", 0, false},
 	} {
@@ -248,5 +257,57 @@ func TestUnpackHugeTmpfs(t *testing.T) {
 	}
 	if err := os.WriteFile(filepath.Join(bin, "x"), nil, 0o644); !errors.Is(err, unix.EROFS) {
 		t.Errorf("writing beside the payload: %v, want EROFS", err)
+	}
+}
+
+// Workers 0 (the init's setting) means one per CPU, at most 4: every frame
+// is still checked and decoded, a bad one still refused.
+func TestUnpackDefaultWorkers(t *testing.T) {
+	data := payloadBytes(1<<20 + 7)
+	root, fr := pack(t, data, 128<<10)
+	if _, err := Unpack(Options{Root: root, Frames: fr}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(root, initrdlayout.PayloadPath)); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("payload differs (%v)", err)
+	}
+	root, fr = pack(t, data, 128<<10)
+	p := filepath.Join(root, initrdlayout.PackedPayloadPath)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[fr.List[len(fr.List)-1].Off] ^= 1
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unpack(Options{Root: root, Frames: fr}); !errors.Is(err, integrity.ErrMismatch) || !strings.Contains(err.Error(), fmt.Sprintf("frame %d ", len(fr.List)-1)) {
+		t.Errorf("flipped byte in the last frame: got %v, want a mismatch naming it", err)
+	}
+	nothingLeft(t, root)
+}
+
+// The smallest payload: one byte in one frame.
+func TestUnpackOneByte(t *testing.T) {
+	root, fr := pack(t, []byte{'k'}, 1)
+	if _, err := Unpack(Options{Root: root, Frames: fr, Workers: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(root, initrdlayout.PayloadPath)); err != nil || string(got) != "k" {
+		t.Errorf("payload %q (%v), want \"k\"", got, err)
+	}
+}
+
+// The refusal rounds the payload up to whole MiB: 1 MiB is 1, one byte
+// more is 2.
+func TestCheckMemoryMessage(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "meminfo")
+	if err := os.WriteFile(p, []byte("MemAvailable:    1024 kB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for size, want := range map[int64]string{1 << 20: "needs 1 MiB decoded", 1<<20 + 1: "needs 2 MiB decoded"} {
+		if err := checkMemory(p, size); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("checkMemory(%d bytes): %v, want %q", size, err, want)
+		}
 	}
 }
