@@ -516,6 +516,10 @@ func TestOversizedHeader(t *testing.T) {
 		{"12000-byte line, limit 16 KiB", 16 << 10, 12000, "200"},
 		{"20000-byte line, limit 16 KiB", 16 << 10, 20000, "431"},
 		{"3000-byte line, limit 2 KiB", 2 << 10, 3000, "431"},
+		// Request line (25 bytes), "X-Long: " and the line's CRLF, the
+		// empty line: 2011 bytes of value fill 2 KiB exactly.
+		{"request of exactly 2 KiB, limit 2 KiB", 2 << 10, 2011, "200"},
+		{"request of 2 KiB + 1, limit 2 KiB", 2 << 10, 2012, "431"},
 	} {
 		a := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, MaxHeaderBytes: tc.maxHeader})), "http://")
 		status, _ := rawExchange(t, a, "GET /v1/status HTTP/1.1\r\nX-Long: "+strings.Repeat("a", tc.line)+"\r\n\r\n")
@@ -526,6 +530,39 @@ func TestOversizedHeader(t *testing.T) {
 	status, _ = rawExchange(t, addr, "GARBAGE\r\n\r\n")
 	if !strings.HasPrefix(status, "400") {
 		t.Errorf("malformed request line: %q, want 400", status)
+	}
+}
+
+// A 405 says which method the endpoint takes (RFC 9110 15.5.6); other
+// answers have no Allow header.
+func TestAllowHeader(t *testing.T) {
+	addr := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, Shutdown: func() error { return nil }})), "http://")
+	for _, tc := range []struct{ req, status, allow string }{
+		{"POST /v1/status HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "GET"},
+		{"GET /v1/shutdown HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "POST"},
+		{"GET /v1/status HTTP/1.1\r\n\r\n", "200 OK", ""},
+		{"GET /nope HTTP/1.1\r\n\r\n", "404 Not Found", ""},
+	} {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, tc.req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%q: reading response: %v", tc.req, err)
+		}
+		resp.Body.Close()
+		c.Close()
+		if resp.Status != tc.status || resp.Header.Get("Allow") != tc.allow || len(resp.Header.Values("Allow")) > 1 {
+			t.Errorf("%q: %s with Allow %q, want %s with Allow %q", tc.req, resp.Status, resp.Header.Values("Allow"), tc.status, tc.allow)
+		}
+		if _, ok := resp.Header["Allow"]; ok && tc.allow == "" {
+			t.Errorf("%q: Allow header %q on a %s", tc.req, resp.Header.Values("Allow"), resp.Status)
+		}
 	}
 }
 
@@ -964,6 +1001,10 @@ func TestHTTPProtocol(t *testing.T) {
 		{"absolute target", "GET http://x/v1/status HTTP/1.1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"bad header line", "GET /v1/status HTTP/1.1\r\nNoColon\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"space in header name", "GET /v1/status HTTP/1.1\r\nX Y: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"space before the colon", "POST /v1/shutdown HTTP/1.1\r\nContent-Length : 2\r\n\r\n{}", "400 Bad Request", agentapi.CodeBadRequest},
+		{"DEL in header name", "GET /v1/status HTTP/1.1\r\nX\x7fY: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"quote in header name", "GET /v1/status HTTP/1.1\r\nX\"Y: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"DEL in method", "G\x7fT /v1/status HTTP/1.1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"CR in header value", "GET /v1/status HTTP/1.1\r\nX-A: a\rTransfer-Encoding: chunked\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"CR at the end of a header value", "GET /v1/status HTTP/1.1\r\nX-A: a\r\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"NUL in header value", "GET /v1/status HTTP/1.1\r\nX-A: a\x00b\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
@@ -977,6 +1018,10 @@ func TestHTTPProtocol(t *testing.T) {
 		{"conflicting length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400 Bad Request", agentapi.CodeBadRequest},
 		{"negative length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"huge length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", "413 Content Too Large", agentapi.CodeBodyTooLarge},
+		{"18-digit length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 999999999999999999\r\n\r\n", "413 Content Too Large", agentapi.CodeBodyTooLarge},
+		{"19-digit length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 9999999999999999999\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"body of the 4 KiB limit", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 4096\r\n\r\n" + strings.Repeat("x", 4096), "202 Accepted", ""},
+		{"body one byte over the limit", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 4097\r\n\r\n" + strings.Repeat("x", 4097), "413 Content Too Large", agentapi.CodeBodyTooLarge},
 		{"body cut short", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", "408 Request Timeout", agentapi.CodeRequestTimeout},
 		{"long request line", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\n\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
 		{"many headers", "GET /v1/status HTTP/1.1\r\n" + strings.Repeat("X-A: b\r\n", 2000) + "\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
