@@ -81,6 +81,14 @@ func TestParse(t *testing.T) {
 			c.Agent = Agent{Mode: AgentVsock, VsockPort: 4294967294}
 		})},
 		{name: "stop timeout zero", in: `katana.stop_timeout=0`, want: withDefaults(func(c *Config) { c.StopTimeout = 0 })},
+		{name: "every value at its upper limit", in: `katana.net=10.0.2.15/24,dns=1.1.1.1;1.0.0.1;8.8.8.8 katana.stop_timeout=1h katana.restart_limit=1000`,
+			want: withDefaults(func(c *Config) {
+				c.Net = Net{Addr: netip.MustParsePrefix("10.0.2.15/24"),
+					DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("1.0.0.1"), netip.MustParseAddr("8.8.8.8")}}
+				c.StopTimeout = MaxStopTimeout
+				c.RestartLimit = MaxRestartLimit
+			})},
+		{name: "stop timeout at the limit in seconds", in: `katana.stop_timeout=3600`, want: withDefaults(func(c *Config) { c.StopTimeout = time.Hour })},
 		{name: "init args", in: `quiet -- single "a b"`, want: withDefaults(func(c *Config) {
 			c.KernelParams = []string{"quiet"}
 			c.InitArgs = []string{"single", `"a b"`}
@@ -120,6 +128,10 @@ func TestParseErrors(t *testing.T) {
 		{"no value", `katana.args`, ErrNoValue, "katana.args"},
 		{"after dashes", `quiet -- katana.args=x`, ErrAfterDashes, "katana.args=x"},
 		{"nul", "a\x00b", ErrNUL, `a\x00b`},
+		{"nul first", "\x00a", ErrNUL, `"\x00a" at byte 0`},
+		{"unknown key first names byte 0", `katana.arg=x quiet`, ErrUnknownKey, `"katana.arg=x" at byte 0`},
+		{"unknown key names its byte", `quiet katana.arg=x`, ErrUnknownKey, `"katana.arg=x" at byte 6`},
+		{"stop_timeout just over 1h", `katana.stop_timeout=3601`, ErrBadValue, "3601"},
 		{"unbalanced single quote", `katana.args="--name 'a b"`, ErrArgs, "katana.args="},
 		{"apostrophe word", `katana.args=it's`, ErrArgs, "it's"},
 		{"trailing backslash", `katana.args=a\`, ErrArgs, `a\\`},
@@ -242,8 +254,27 @@ func TestQuoteArgs(t *testing.T) {
 			t.Errorf("round trip of %q (-want +got):\n%s", tc.in, diff)
 		}
 	}
-	if _, err := QuoteArgs([]string{"a\x00"}); !errors.Is(err, ErrUnformattable) {
-		t.Errorf("QuoteArgs with NUL: error = %v, want ErrUnformattable", err)
+	// A NUL anywhere in a word, the first byte included, is refused; the
+	// error names the word and either no offset or the NUL's.
+	for _, tc := range []struct {
+		args []string
+		word string
+		nul  int
+	}{
+		{[]string{"a\x00"}, "a\x00", 1},
+		{[]string{"\x00"}, "\x00", 0},
+		{[]string{"ok", "\x00a"}, "\x00a", 0},
+		{[]string{"ab\x00c"}, "ab\x00c", 2},
+	} {
+		s, err := QuoteArgs(tc.args)
+		var e *Error
+		if !errors.As(err, &e) || !errors.Is(err, ErrUnformattable) {
+			t.Errorf("QuoteArgs(%q) = %q, %v; want an *Error wrapping ErrUnformattable", tc.args, s, err)
+			continue
+		}
+		if e.Text != tc.word || (e.Offset != -1 && e.Offset != tc.nul) {
+			t.Errorf("QuoteArgs(%q) error %v: want text %q and offset -1 or %d", tc.args, err, tc.word, tc.nul)
+		}
 	}
 }
 
@@ -360,6 +391,116 @@ func TestFormatErrors(t *testing.T) {
 	}
 }
 
+// TestFormatErrorNamesInput: an error about a whole kernel parameter, init
+// argument, katana.args value or setting names it and claims no byte offset
+// (Offset -1, no "at byte" in the message).
+func TestFormatErrorNamesInput(t *testing.T) {
+	tests := []struct {
+		name   string
+		kernel []string
+		c      Config
+		text   string
+	}{
+		{"two kernel params in one", []string{"console=ttyS0", "a b"}, Default(), "a b"},
+		{"katana kernel param", []string{"katana.args=x"}, Default(), "katana.args=x"},
+		{"double quote in arg", nil, withDefaults(func(c *Config) { c.Args = []string{`a"b`} }), `a"b`},
+		{"double quote first in arg", nil, withDefaults(func(c *Config) { c.Args = []string{`"a`} }), `"a`},
+		{"katana init arg", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"x", "katana.x=1"} }), "katana.x=1"},
+		{"bad on_exit", nil, withDefaults(func(c *Config) { c.OnExit = "halt" }), "katana.on_exit=halt"},
+		{"bad restart limit", nil, withDefaults(func(c *Config) { c.RestartLimit = 5000 }), "katana.restart_limit=5000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Format(tc.c, tc.kernel)
+			var e *Error
+			if !errors.As(err, &e) || !errors.Is(err, ErrUnformattable) {
+				t.Fatalf("Format = %q, %v; want an *Error wrapping ErrUnformattable", s, err)
+			}
+			if e.Text != tc.text || e.Offset != -1 {
+				t.Errorf("error %v: want text %q and offset -1", err, tc.text)
+			}
+			if strings.Contains(err.Error(), "at byte") {
+				t.Errorf("error %q claims a byte offset", err)
+			}
+		})
+	}
+}
+
+// TestFormatBounds: the documented limits (stop_timeout 0 to 1h,
+// restart_limit 0 to 1000) format and parse back; one step outside is
+// refused, so Format never writes a line the guest rejects.
+func TestFormatBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    Config
+		ok   bool
+	}{
+		{"stop_timeout 0", withDefaults(func(c *Config) { c.StopTimeout = 0 }), true},
+		{"stop_timeout 1h", withDefaults(func(c *Config) { c.StopTimeout = MaxStopTimeout }), true},
+		{"stop_timeout -1ns", withDefaults(func(c *Config) { c.StopTimeout = -1 }), false},
+		{"stop_timeout 1h+1ns", withDefaults(func(c *Config) { c.StopTimeout = MaxStopTimeout + 1 }), false},
+		{"restart_limit 0", withDefaults(func(c *Config) { c.RestartLimit = 0 }), true},
+		{"restart_limit 1000", withDefaults(func(c *Config) { c.RestartLimit = MaxRestartLimit }), true},
+		{"restart_limit -1", withDefaults(func(c *Config) { c.RestartLimit = -1 }), false},
+		{"restart_limit 1001", withDefaults(func(c *Config) { c.RestartLimit = MaxRestartLimit + 1 }), false},
+		{"three DNS servers", withDefaults(func(c *Config) {
+			c.Net.DNS = []netip.Addr{netip.MustParseAddr("10.0.2.3"), netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("8.8.8.8")}
+		}), true},
+		{"four DNS servers", withDefaults(func(c *Config) {
+			c.Net.DNS = []netip.Addr{netip.MustParseAddr("10.0.2.3"), netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("8.8.4.4")}
+		}), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line, err := Format(tc.c, nil)
+			if !tc.ok {
+				if !errors.Is(err, ErrUnformattable) {
+					t.Fatalf("Format = %q, %v; want ErrUnformattable", line, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Format: %v", err)
+			}
+			back, err := Parse(line)
+			if err != nil {
+				t.Fatalf("Parse(Format) = Parse(%q): %v", line, err)
+			}
+			want := tc.c
+			want.Raw = line
+			if diff := cmp.Diff(want, back, append(cmpConfig, cmpopts.EquateEmpty())...); diff != "" {
+				t.Errorf("Parse(%q) (-want +got):\n%s", line, diff)
+			}
+		})
+	}
+}
+
+// TestNetString: String is the canonical katana.net value (Format writes it
+// and Applied, so the config digest, carries it): only the parts that are
+// set, and ParseNet reads it back.
+func TestNetString(t *testing.T) {
+	addr := netip.MustParsePrefix("10.1.2.3/8")
+	gw := netip.MustParseAddr("10.0.0.1")
+	dns := []netip.Addr{netip.MustParseAddr("10.0.0.53"), netip.MustParseAddr("1.1.1.1")}
+	for _, tc := range []struct {
+		n    Net
+		want string
+	}{
+		{Net{None: true}, "none"},
+		{Net{Addr: addr}, "10.1.2.3/8"},
+		{Net{Addr: addr, Gateway: gw}, "10.1.2.3/8,gw=10.0.0.1"},
+		{Net{Addr: addr, DNS: dns}, "10.1.2.3/8,dns=10.0.0.53;1.1.1.1"},
+		{Net{Addr: addr, Gateway: gw, DNS: dns[:1]}, "10.1.2.3/8,gw=10.0.0.1,dns=10.0.0.53"},
+	} {
+		if got := tc.n.String(); got != tc.want {
+			t.Errorf("%+v.String() = %q, want %q", tc.n, got, tc.want)
+		}
+		back, err := ParseNet(tc.want)
+		if err != nil || !back.Equal(tc.n) {
+			t.Errorf("ParseNet(%q) = %+v, %v; want %+v", tc.want, back, err, tc.n)
+		}
+	}
+}
+
 // TestFormatRefusesBytesOVMFChanges: OVMF widens each command line byte to
 // UTF-16 as Latin-1 and the kernel's EFI stub converts back as UTF-8, so a
 // byte >= 0x80 reaches the guest changed (é, C3 A9, arrived as C3 83 C2 A9)
@@ -380,6 +521,12 @@ func TestFormatRefusesBytesOVMFChanges(t *testing.T) {
 			"x=a\xe9", 3, "kernel parameter"},
 		{"newline in init arg", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"ok", "a\nb"} }),
 			"a\nb", 1, "init argument 2"},
+		{"é first in katana.args", nil, withDefaults(func(c *Config) { c.Args = []string{"é"} }),
+			"é", 0, "katana.args word 1"},
+		{"control byte first in init arg", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"\x01a"} }),
+			"\x01a", 0, "init argument 1"},
+		{"byte 0x80 first in kernel param", []string{"\x80=1"}, Default(),
+			"\x80=1", 0, "kernel parameter"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -488,7 +635,7 @@ func TestFormatStopTimeoutASCII(t *testing.T) {
 }
 
 func TestCheckBytes(t *testing.T) {
-	for _, s := range []string{"", "console=ttyS0 panic=-1", "a\tb\vc\fd\re", `katana.args="a b" -- x ~!@#$%^&*()_+{}|:<>?`} {
+	for _, s := range []string{"", "console=ttyS0 panic=-1", "a\tb\vc\fd\re", `katana.args="a b" -- x ~!@#$%^&*()_+{}|:<>?`, " ~"} {
 		if err := CheckBytes(s); err != nil {
 			t.Errorf("CheckBytes(%q) = %v, want nil", s, err)
 		}
@@ -496,7 +643,8 @@ func TestCheckBytes(t *testing.T) {
 	for _, tc := range []struct {
 		s      string
 		offset int
-	}{{"katana.args=é", 12}, {"a\u00a0b", 1}, {"a\nb", 1}, {"ab\x00", 2}, {"\x1b[0m", 0}, {"x\x7f", 1}, {"x=\xff", 2}} {
+	}{{"katana.args=é", 12}, {"a\u00a0b", 1}, {"a\nb", 1}, {"ab\x00", 2}, {"\x1b[0m", 0}, {"x\x7f", 1}, {"x=\xff", 2},
+		{"\x80", 0}, {"x=\x80", 2}, {"\x1f", 0}, {"\x00", 0}, {"\n", 0}} {
 		err := CheckBytes(tc.s)
 		var e *Error
 		if !errors.As(err, &e) || !errors.Is(err, ErrUnformattable) || e.Offset != tc.offset {

@@ -71,6 +71,7 @@ func TestSplitKernel(t *testing.T) {
 		{name: "0xA0 separates (NBSP splits)", in: "k=a\u00a0b", params: []kv{{"k", "a\xc2", true}, {"b", "", false}}},
 		{name: "0xA0 inside quotes", in: "k=\"a\u00a0b\"", params: []kv{{"k", "a\u00a0b", true}}},
 		{name: "NUL", in: "a\x00b", err: ErrNUL},
+		{name: "NUL first", in: "\x00 a", err: ErrNUL},
 		{name: "unbalanced in init args", in: `-- "x`, err: ErrUnbalancedQuote},
 		{name: "unbalanced mid param", in: `a=b"c d`, err: ErrUnbalancedQuote},
 	}
