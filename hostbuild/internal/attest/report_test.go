@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
@@ -146,4 +147,50 @@ func FuzzDecodeResponse(f *testing.F) {
 			t.Fatalf("unclassified error %v", err)
 		}
 	})
+}
+
+// Report versions 3 to 5 decode, and from version 3 on the CPUID family,
+// model and stepping bytes are read and printed; version 2 has none.
+func TestDescribeReportVersions(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{7}, 32)
+	for _, ver := range []uint32{3, 4, 5} {
+		ev := evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, ver) })
+		info, err := DescribeReport(ev.Report)
+		if err != nil {
+			t.Errorf("version %d: DescribeReport: %v", ver, err)
+			continue
+		}
+		// milanFMS 0x00a00f11: family 0xf+0xa, model 0x01, stepping 1.
+		if info.Version != ver || info.CPUIDFamily != 0x19 || info.CPUIDModel != 0x01 || info.CPUIDStepping != 0x01 {
+			t.Errorf("version %d: version %d, cpuid fam/mod/step 0x%x/0x%x/0x%x; want 0x19/0x1/0x1",
+				ver, info.Version, info.CPUIDFamily, info.CPUIDModel, info.CPUIDStepping)
+		}
+		var text bytes.Buffer
+		if err := WriteReportText(&text, info); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text.String(), "cpuid fam/mod/step:   0x19/0x1/0x1\n") {
+			t.Errorf("version %d: text lacks the CPUID line:\n%s", ver, text.String())
+		}
+	}
+	bad := bytes.Clone(testdata.AttestationBytes)
+	binary.LittleEndian.PutUint32(bad, 6)
+	if _, err := DescribeReport(bad); err == nil || !strings.Contains(err.Error(), "version 6") {
+		t.Errorf("DescribeReport(version 6) = %v, want an error naming the version", err)
+	}
+}
+
+// WriteReportText prints what it is given, also a ReportInfo without a
+// signature (decoded from JSON, say), and never slices past its end.
+func TestWriteReportTextPartialInfo(t *testing.T) {
+	for _, info := range []*ReportInfo{{}, {Version: 3, Signature: "00"}} {
+		var text bytes.Buffer
+		if err := WriteReportText(&text, info); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(text.String(), "signature") {
+			t.Errorf("WriteReportText(%+v) prints a signature it does not have:\n%s", info, text.String())
+		}
+	}
 }

@@ -9,8 +9,11 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/pem"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,6 +138,8 @@ func TestVerifyMutations(t *testing.T) {
 		ev   func() *agentapi.AttestationResponse
 		opts func(o *VerifyOptions)
 		want Class // 0: passes
+		// mentions is what the error must say (the diagnosis), if set.
+		mentions string
 	}{
 		{name: "good", ev: good},
 		{name: "good with nonce 32", ev: func() *agentapi.AttestationResponse { return evidence(t, s, nonce[:32], testConfig, nil) },
@@ -142,15 +147,46 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "measurement", want: ClassMeasurement, ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x90] ^= 1 })
 		}},
-		{name: "REPORT_DATA: config altered after signing", want: ClassReportData, ev: func() *agentapi.AttestationResponse {
+		{name: "REPORT_DATA: config altered after signing", want: ClassReportData, mentions: "config altered after signing", ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.Config.Argv = []string{"--dev", "--evil"}
 			return e
 		}},
-		{name: "REPORT_DATA: report binds other bytes", want: ClassReportData, ev: func() *agentapi.AttestationResponse {
+		{name: "REPORT_DATA: report binds other bytes", want: ClassReportData, mentions: "is not SHA-512(tag || nonce || config digest)", ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x50] ^= 1 })
 		}},
-		{name: "nonce reuse", want: ClassReportData, ev: func() *agentapi.AttestationResponse { return evidence(t, s, oldNonce, testConfig, nil) }},
+		{name: "nonce reuse", want: ClassReportData, mentions: "nonce reuse", ev: func() *agentapi.AttestationResponse { return evidence(t, s, oldNonce, testConfig, nil) }},
+		{name: "nonce reuse, response claims the verifier's nonce", want: ClassReportData, mentions: "nonce reuse", ev: func() *agentapi.AttestationResponse {
+			e := evidence(t, s, oldNonce, testConfig, nil)
+			e.Nonce = hex.EncodeToString(nonce)
+			return e
+		}},
+		{name: "helper fields: response nonce differs from a good report's", want: ClassReportData, mentions: "response nonce", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.Nonce = hex.EncodeToString(oldNonce)
+			return e
+		}},
+		{name: "helper fields: nonce and config_digest in upper case", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.Nonce, e.ConfigDigest = strings.ToUpper(e.Nonce), strings.ToUpper(e.ConfigDigest)
+			return e
+		}},
+		{name: "helper fields: config_digest left out", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.ConfigDigest = ""
+			return e
+		}},
+		{name: "helper fields: config_digest differs from the config's", want: ClassReportData, mentions: "response config_digest", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.ConfigDigest = hex.EncodeToString(make([]byte, 32))
+			return e
+		}},
+		{name: "helper fields: preimage differs from the recomputed one", want: ClassReportData, mentions: "report_data_preimage", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.ReportDataPreimage = append(bytes.Clone(e.ReportDataPreimage), 0)
+			return e
+		}},
+		{name: "verifier nonce too short", want: ClassReportData, mentions: "verifier nonce", ev: good, opts: func(o *VerifyOptions) { o.Nonce = nonce[:31] }},
 		{name: "policy debug bit", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 3 }) // bit 19
 		}},
@@ -160,9 +196,11 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "policy debug bit allowed", ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 3 })
 		}, opts: func(o *VerifyOptions) { o.AllowDebug = true }},
-		{name: "policy SMT differs from manifest", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
+		{name: "policy SMT differs from manifest", want: ClassPolicy, mentions: "(SMT 0, manifest 1)", ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] &^= 1 }) // bit 16
 		}},
+		{name: "policy ABI minimum differs from manifest", want: ClassPolicy, mentions: "(ABI minimum 0.0, manifest 1.2)", ev: good,
+			opts: func(o *VerifyOptions) { o.Manifest.GuestPolicy = "0x30102" }},
 		{name: "VMPL", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x30] = 1 })
 		}},
@@ -170,6 +208,7 @@ func TestVerifyMutations(t *testing.T) {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x38] = 1 }) // current_tcb.bl = 1, committed 0
 		}},
 		{name: "min report version", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinReportVersion = 4 }},
+		{name: "min report version equal to the report's", ev: good, opts: func(o *VerifyOptions) { o.MinReportVersion = 3 }},
 		{name: "min TCB", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinTCB = kds.TCBParts{SnpSpl: 8} }},
 		{name: "one signature byte", want: ClassChain, ev: func() *agentapi.AttestationResponse {
 			e := good()
@@ -188,11 +227,24 @@ func TestVerifyMutations(t *testing.T) {
 		}},
 		{name: "swapped VCEK via --certs", want: ClassChain, ev: good, opts: func(o *VerifyOptions) { o.Certs.VCEK = other.Vcek }},
 		{name: "untrusted root (embedded AMD roots)", want: ClassChain, ev: good, opts: func(o *VerifyOptions) { o.Roots = nil }},
-		{name: "no VCEK anywhere", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+		{name: "no VCEK anywhere", want: ClassChain, mentions: "no VCEK certificate", ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.CertTable = nil
 			return e
 		}},
+		{name: "VLEK-signed report, VLEK from the guest's table", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x48] = 1 << 2 }) // SIGNING_KEY 1: VLEK
+		}},
+		{name: "VLEK-signed report, VLEK alone from --certs", ev: func() *agentapi.AttestationResponse {
+			e := evidence(t, s, nonce, testConfig, func(r []byte) { r[0x48] = 1 << 2 })
+			e.CertTable = nil
+			return e
+		}, opts: func(o *VerifyOptions) { o.Certs.VLEK = s.Vlek }},
+		{name: "VLEK-signed report without a VLEK", want: ClassChain, mentions: "signed by a VLEK", ev: func() *agentapi.AttestationResponse {
+			e := evidence(t, s, nonce, testConfig, func(r []byte) { r[0x48] = 1 << 2 })
+			e.CertTable = nil
+			return e
+		}, opts: func(o *VerifyOptions) { o.Certs.VCEK = s.Vcek }},
 		{name: "VCEK from --certs", ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.CertTable = nil
@@ -211,17 +263,22 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "good v3 report", ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, 3) })
 		}},
-		{name: "certificate table: entry offset+length wraps uint32", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+		{name: "certificate table: entry offset+length wraps uint32", want: ClassChain, mentions: "outside the certificate data", ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.CertTable = certTable(abi.VcekGUID, 0xFFFFFFF0, 0x20)
 			return e
 		}},
-		{name: "certificate table: entry inside the header", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+		{name: "certificate table: only the terminator, VCEK from --certs", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.CertTable = make([]byte, abi.CertTableEntrySize)
+			return e
+		}, opts: func(o *VerifyOptions) { o.Certs.VCEK = s.Vcek }},
+		{name: "certificate table: entry inside the header", want: ClassChain, mentions: "outside the certificate data", ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.CertTable = certTable(abi.VcekGUID, 0, 24)
 			return e
 		}},
-		{name: "certificate table: no terminator", want: ClassChain, ev: func() *agentapi.AttestationResponse {
+		{name: "certificate table: no terminator", want: ClassChain, mentions: "no all-zero entry", ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.CertTable = e.CertTable[:abi.CertTableEntrySize]
 			return e
@@ -240,6 +297,9 @@ func TestVerifyMutations(t *testing.T) {
 			res, err := Verify(context.Background(), tc.ev(), o)
 			if got := ClassOf(err); got != tc.want || (tc.want == 0 && err != nil) {
 				t.Fatalf("Verify: class %v, err %v; want class %v", got, err, tc.want)
+			}
+			if tc.mentions != "" && !strings.Contains(err.Error(), tc.mentions) {
+				t.Errorf("Verify error %q does not say %q", err, tc.mentions)
 			}
 			if tc.want == 0 {
 				if !res.OK || res.MatchedVCPUs != 2 || res.MatchedType != "EPYC-v4" || res.ProductLine != "Milan" {
@@ -435,6 +495,151 @@ func TestEvidenceRoundTrip(t *testing.T) {
 	os.WriteFile(filepath.Join(out, FileReport), raw, 0o644)
 	if _, _, _, err := ReadEvidence(out); err == nil {
 		t.Error("edited report.bin accepted")
+	}
+}
+
+// Evidence without a certificate table and with only a VCEK (from --certs)
+// has no certs.bin and no empty PEM files, and reads back; a failed write
+// leaves nothing beside the folder it was to create.
+func TestEvidenceVCEKOnly(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{4}, 32)
+	ev := evidence(t, s, nonce, testConfig, nil)
+	ev.CertTable = nil
+	m := testManifest()
+	dir := t.TempDir()
+	mpath := filepath.Join(dir, "manifest.json")
+	if err := manifest.WriteFile(mpath, m); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Certs: Certs{VCEK: s.Vcek}, Roots: fakeRoots(s)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "ev")
+	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: mpath, Result: res}); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(out)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+		if i, _ := e.Info(); i.Size() == 0 {
+			t.Errorf("evidence file %s is empty", e.Name())
+		}
+	}
+	for _, n := range []string{FileCertTable, "vlek.pem"} {
+		if slices.Contains(names, n) {
+			t.Errorf("evidence files %q include %s, which there is nothing to put in", names, n)
+		}
+	}
+	got, gotNonce, certs, err := ReadEvidence(out)
+	if err != nil {
+		t.Fatalf("ReadEvidence: %v", err)
+	}
+	if !bytes.Equal(got.Report, ev.Report) || !bytes.Equal(gotNonce, nonce) || certs.VCEK == nil || !certs.VCEK.Equal(s.Vcek) || certs.VLEK != nil {
+		t.Errorf("ReadEvidence: report equal %v, nonce %x, VCEK %v, VLEK %v", bytes.Equal(got.Report, ev.Report), gotNonce, certs.VCEK != nil, certs.VLEK != nil)
+	}
+
+	// A write that fails half-way leaves neither the folder nor a temporary one.
+	empty := t.TempDir()
+	err = WriteEvidence(filepath.Join(empty, "ev"), EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: filepath.Join(dir, "missing.json")})
+	if err == nil {
+		t.Fatal("WriteEvidence with a missing manifest succeeded")
+	}
+	if left, _ := os.ReadDir(empty); len(left) != 0 {
+		t.Errorf("a failed WriteEvidence left %v behind", left)
+	}
+}
+
+// LoadCerts reads snpguest's layout: a VCEK or a VLEK is required, the ASK
+// and ARK are optional, PEM or DER; an unparsable file is an error naming it.
+func TestLoadCerts(t *testing.T) {
+	s := signer(t, nil)
+	pemOf := func(c *x509.Certificate) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	for _, tc := range []struct {
+		name    string
+		files   map[string][]byte
+		vcek    bool
+		vlek    bool
+		wantErr string
+	}{
+		{name: "vcek only", files: map[string][]byte{"vcek.pem": pemOf(s.Vcek)}, vcek: true},
+		{name: "vcek as DER", files: map[string][]byte{"vcek.pem": s.Vcek.Raw}, vcek: true},
+		{name: "vlek only", files: map[string][]byte{"vlek.pem": pemOf(s.Vlek)}, vlek: true},
+		{name: "both with the chain", files: map[string][]byte{"vcek.pem": pemOf(s.Vcek), "vlek.pem": pemOf(s.Vlek), "ask.pem": pemOf(s.Ask), "ark.pem": pemOf(s.Ark)}, vcek: true, vlek: true},
+		{name: "chain without an endorsement key", files: map[string][]byte{"ask.pem": pemOf(s.Ask), "ark.pem": pemOf(s.Ark)}, wantErr: "neither vcek.pem nor vlek.pem"},
+		{name: "empty folder", files: nil, wantErr: "neither vcek.pem nor vlek.pem"},
+		{name: "unparsable ask", files: map[string][]byte{"vcek.pem": pemOf(s.Vcek), "ask.pem": []byte("junk")}, wantErr: "ask.pem"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, b := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c, err := LoadCerts(dir)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("LoadCerts = %v, want an error mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("LoadCerts: %v", err)
+			}
+			if (c.VCEK != nil) != tc.vcek || (c.VLEK != nil) != tc.vlek || (c.VCEK != nil && !c.VCEK.Equal(s.Vcek)) || (c.VLEK != nil && !c.VLEK.Equal(s.Vlek)) {
+				t.Errorf("LoadCerts: VCEK %v, VLEK %v; want %v, %v", c.VCEK != nil, c.VLEK != nil, tc.vcek, tc.vlek)
+			}
+		})
+	}
+}
+
+// LoadRoots makes an ASK+ARK bundle the only trusted roots for its product
+// line: the fake signer's chain verifies with it, the same report does not
+// with another bundle, and a missing or malformed bundle is an error.
+func TestLoadRoots(t *testing.T) {
+	s := signer(t, nil)
+	dir := t.TempDir()
+	write := func(name string, certs ...*x509.Certificate) string {
+		var b []byte
+		for _, c := range certs {
+			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	nonce := bytes.Repeat([]byte{5}, 32)
+	ev := evidence(t, s, nonce, testConfig, nil)
+	roots, err := LoadRoots(write("chain.pem", s.Ask, s.Ark), "Milan")
+	if err != nil {
+		t.Fatalf("LoadRoots: %v", err)
+	}
+	if _, err := Verify(context.Background(), ev, VerifyOptions{Manifest: testManifest(), Nonce: nonce, Roots: roots}); err != nil {
+		t.Errorf("Verify with the loaded roots: %v", err)
+	}
+	amd := filepath.Join(dir, "amd-milan.pem") // AMD's real Milan ASK and ARK
+	if err := os.WriteFile(amd, trust.AskArkMilanVcekBytes, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	amdRoots, err := LoadRoots(amd, "Milan")
+	if err != nil {
+		t.Fatalf("LoadRoots(AMD's Milan chain): %v", err)
+	}
+	if _, err := Verify(context.Background(), ev, VerifyOptions{Manifest: testManifest(), Nonce: nonce, Roots: amdRoots}); ClassOf(err) != ClassChain {
+		t.Errorf("Verify of the fake signer's report with AMD's roots: %v, want a chain failure", err)
+	}
+	if _, err := LoadRoots(filepath.Join(dir, "missing.pem"), "Milan"); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+		t.Errorf("LoadRoots(missing) = %v, want an error naming the file", err)
+	}
+	if _, err := LoadRoots(write("ask-only.pem", s.Ask), "Milan"); err == nil || !strings.Contains(err.Error(), "ask-only.pem") {
+		t.Errorf("LoadRoots(ASK only) = %v, want an error naming the file", err)
 	}
 }
 
