@@ -272,6 +272,15 @@ func TestParseErrors(t *testing.T) {
 			m["measurements"] = append(l, l[0])
 		}), "listed twice"},
 		{"cmdline with NUL", edit(func(m map[string]any) { m["cmdline"] = "a\x00" }), "NUL"},
+		{"cmdline with NUL first", edit(func(m map[string]any) { m["cmdline"] = "\x00a" }), "NUL"},
+		{"upper-case sha256", edit(func(m map[string]any) {
+			comp(m, "kernel")["sha256"] = strings.ToUpper(comp(m, "kernel")["sha256"].(string))
+		}), "64 lowercase hex"},
+		{"non-hex sha256 of 64 characters", edit(func(m map[string]any) { comp(m, "initrd")["sha256"] = strings.Repeat("g", 64) }), "64 lowercase hex"},
+		{"upper-case measurement", edit(func(m map[string]any) {
+			meas(m)["measurement"] = strings.ToUpper(meas(m)["measurement"].(string))
+		}), "96 lowercase hex"},
+		{"too many vcpus", edit(func(m map[string]any) { meas(m)["vcpus"] = measure.MaxVCPUs + 1 }), "vcpus 4097 out of range 1..4096"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -281,6 +290,60 @@ func TestParseErrors(t *testing.T) {
 			}
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q: want ErrInvalid containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The edges of what Validate accepts: SOURCE_DATE_EPOCH 0 (the default), an
+// empty component and the largest vCPU count.
+func TestParseAcceptsLimits(t *testing.T) {
+	var doc map[string]any
+	if err := json.Unmarshal(validJSON(t), &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["source_date_epoch"] = 0
+	doc["components"].(map[string]any)["initrd"].(map[string]any)["size"] = 0
+	doc["measurements"].([]any)[0].(map[string]any)["vcpus"] = measure.MaxVCPUs
+	b, _ := json.Marshal(doc)
+	m, err := Parse(b)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if m.SourceDateEpoch != 0 || m.Components.Initrd.Size != 0 || !slices.ContainsFunc(m.Measurements, func(e Measurement) bool { return e.VCPUs == measure.MaxVCPUs }) {
+		t.Errorf("Parse = epoch %d, initrd size %d, measurements %+v", m.SourceDateEpoch, m.Components.Initrd.Size, m.Measurements)
+	}
+}
+
+// Check refuses what Generate would refuse before reading any file other
+// than the OVMF, and accepts SOURCE_DATE_EPOCH 0.
+func TestCheck(t *testing.T) {
+	in := writeInputs(t)
+	for _, tc := range []struct {
+		name string
+		mod  func(*GenerateOptions)
+		want string // "" : no error
+	}{
+		{"good", func(o *GenerateOptions) {}, ""},
+		{"epoch 0", func(o *GenerateOptions) { o.SourceDateEpoch = 0 }, ""},
+		{"kernel file missing is not Check's business", func(o *GenerateOptions) { o.Kernel += ".nope" }, ""},
+		{"negative epoch", func(o *GenerateOptions) { o.SourceDateEpoch = -1 }, "negative"},
+		{"duplicate count", func(o *GenerateOptions) { o.VCPUs = []int{2, 2} }, "vCPU count 2 given twice"},
+		{"cmdline too long", func(o *GenerateOptions) { o.Cmdline = strings.Repeat("a", bootcfg.MaxLen+1) }, "at most 2033"},
+		{"no initrd", func(o *GenerateOptions) { o.Initrd = "" }, "needs the OVMF, kernel and initrd"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := genOptions(in)
+			tc.mod(&o)
+			err := o.Check()
+			if tc.want == "" {
+				if err != nil {
+					t.Errorf("Check: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Check = %v, want ErrInvalid containing %q", err, tc.want)
 			}
 		})
 	}
@@ -326,6 +389,18 @@ func TestParseRefusesAmbiguousKeys(t *testing.T) {
 		}
 		return bytes.Replace(good, []byte(old), []byte(new), 1)
 	}
+	replaceNth := func(old, new string, n int) []byte { // n counts from 0
+		t.Helper()
+		i := -1
+		for k := 0; k <= n; k++ {
+			j := bytes.Index(good[i+1:], []byte(old))
+			if j < 0 {
+				t.Fatalf("golden manifest has fewer than %d of %s", n+1, old)
+			}
+			i += 1 + j
+		}
+		return append(append(slices.Clone(good[:i]), new...), good[i+len(old):]...)
+	}
 	// The golden manifest has no build info; its settings map has free-form keys.
 	withBuildInfo := func(settings string) []byte {
 		i := bytes.LastIndexByte(good, '}')
@@ -345,6 +420,10 @@ func TestParseRefusesAmbiguousKeys(t *testing.T) {
 		{"escaped twice", replace(`"cmdline"`, `"cmdline": "x", "cmd\u006cine"`), `key "cmdline" appears twice`},
 		{"nested twice", replace(`"sha256"`, `"sha256": "00", "sha256"`), `key "sha256" appears twice in the object at $.components.ovmf`},
 		{"nested case", replace(`"vcpu_type"`, `"VCPU_Type"`), `key "VCPU_Type" at $.measurements[0].VCPU_Type is not "vcpu_type"`},
+		{"upper-case key", replace(`"guest_features"`, `"GUEST_FEATURES"`), `key "GUEST_FEATURES" at $.GUEST_FEATURES is not "guest_features"`},
+		{"upper-case key with digits", replace(`"sha256"`, `"SHA256"`), `key "SHA256" at $.components.ovmf.SHA256 is not "sha256"`},
+		{"key that folds to a field", replace(`"schema"`, `"\u017fchema"`), `key "ſchema" at $["ſchema"] is not "schema"`},
+		{"case in a later array element", replaceNth(`"vcpu_type"`, `"VCPU_TYPE"`, 2), `key "VCPU_TYPE" at $.measurements[2].VCPU_TYPE is not "vcpu_type"`},
 		{"map key twice", withBuildInfo(`"GOOS": "linux", "GOOS": "plan9"`), `key "GOOS" appears twice in the object at $.init_build_info.settings`},
 		{"odd map key twice", withBuildInfo(`"a.b": "1", "a.b": "2"`), `key "a.b" appears twice in the object at $.init_build_info.settings`},
 	}
@@ -407,6 +486,21 @@ func TestLoadAllowsLookup(t *testing.T) {
 	}
 	if _, err := Load(big); !errors.Is(err, ErrInvalid) {
 		t.Errorf("Load(oversized) = %v, want ErrInvalid", err)
+	}
+	// A valid manifest padded with whitespace to MaxSize loads; one byte more does not.
+	for _, size := range []int{MaxSize, MaxSize + 1} {
+		valid := validJSON(t)
+		padded := append(valid, bytes.Repeat([]byte("\n"), size-len(valid))...)
+		if err := os.WriteFile(big, padded, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(big)
+		if size == MaxSize && err != nil {
+			t.Errorf("Load(%d-byte manifest) = %v, want it loaded", size, err)
+		}
+		if size > MaxSize && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "larger than")) {
+			t.Errorf("Load(%d-byte manifest) = %v, want ErrInvalid saying it is too large", size, err)
+		}
 	}
 	if opts, err := got.MeasureOptions("o", "k", "i", 2, "EPYC-v4"); err != nil || opts.Append != got.Cmdline || opts.VMMType != got.VMMType || opts.GuestFeatures != 1 {
 		t.Errorf("MeasureOptions = %+v, %v", opts, err)
