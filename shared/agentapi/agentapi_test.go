@@ -158,3 +158,11 @@ func FuzzSplitPreimage(f *testing.F) {
 		}
 	})
 }
+
+// An agent error reads as its stable code, then the reason.
+func TestErrorString(t *testing.T) {
+	e := &Error{Code: CodeBadNonce, Message: "nonce must be 32 to 64 bytes"}
+	if got, want := e.Error(), "bad_nonce: nonce must be 32 to 64 bytes"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
