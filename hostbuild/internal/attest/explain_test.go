@@ -69,6 +69,8 @@ func TestExplain(t *testing.T) {
 		wantText  string
 	}{
 		{"3 vCPUs", variant(func(o *measure.Options) { o.VCPUs = 3 }), "vCPU count or type", "3 vCPUs of type EPYC-v4"},
+		{"MaxVCPUs vCPUs, the largest count tried", variant(func(o *measure.Options) { o.VCPUs = 4 }), "vCPU count or type", "4 vCPUs of type EPYC-v4"},
+		{"VMM type ec2", variant(func(o *measure.Options) { o.VMMType = "ec2" }), "VMM type", "VMM type ec2 instead of QEMU"},
 		{"Milan vCPU type", variant(func(o *measure.Options) { o.VCPUType = "EPYC-Milan" }), "vCPU count or type", "of type EPYC-Milan"},
 		{"guest features 0x21", variant(func(o *measure.Options) { o.GuestFeatures = 0x21 }), "guest features", "0x21"},
 		{"trailing space", variant(func(o *measure.Options) { o.Append = cmdline + " " }), "cmdline", "trailing space"},
@@ -86,6 +88,9 @@ func TestExplain(t *testing.T) {
 			}
 			if gotInput != tc.wantInput || !strings.Contains(ex.Likely, tc.wantText) {
 				t.Errorf("input %q, likely %q; want input %q mentioning %q", gotInput, ex.Likely, tc.wantInput, tc.wantText)
+			}
+			if len(ex.Files) != 0 || strings.Contains(ex.Likely, "differ from the manifest") {
+				t.Errorf("the local files are the manifest's, yet files %q, likely %q", ex.Files, ex.Likely)
 			}
 		})
 	}

@@ -6,10 +6,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -361,7 +363,11 @@ func TestVerifyKDSAndCache(t *testing.T) {
 	counting := &countingGetter{next: kdsFake}
 	cache := t.TempDir()
 	nonce := bytes.Repeat([]byte{9}, 32)
+	var afterFirst int
 	for i := 0; i < 2; i++ {
+		if i == 1 {
+			afterFirst = counting.n
+		}
 		ev := evidence(t, s, nonce, testConfig, nil)
 		ev.CertTable = nil
 		_, err := Verify(context.Background(), ev, VerifyOptions{
@@ -372,19 +378,55 @@ func TestVerifyKDSAndCache(t *testing.T) {
 			t.Fatalf("round %d: %v", i, err)
 		}
 	}
-	if counting.n == 0 {
+	if afterFirst == 0 {
 		t.Error("the KDS was never asked")
 	}
-	first := counting.n
 	ents, _ := os.ReadDir(cache)
 	if len(ents) == 0 {
 		t.Error("nothing cached")
 	}
 	// The second round must have been served from the cache.
-	if first != counting.n {
-		t.Errorf("KDS asked %d times", counting.n)
+	if afterFirst != counting.n {
+		t.Errorf("KDS asked %d times in the first round, %d in both: the cache did not serve the second", afterFirst, counting.n)
 	}
 }
+
+// The cache serves what it holds, refetches an empty entry and never keeps
+// a revocation list.
+func TestCachingGetter(t *testing.T) {
+	next := &countingGetter{next: constGetter("from KDS")}
+	g := &CachingGetter{Dir: t.TempDir(), Next: next}
+	const vcek = "https://kds.example/vcek/v1/Milan/abcd"
+	sum := sha256.Sum256([]byte(vcek))
+	if err := os.WriteFile(filepath.Join(g.Dir, hex.EncodeToString(sum[:])), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if b, err := g.Get(vcek); err != nil || string(b) != "from KDS" {
+			t.Fatalf("Get(%s) round %d = %q, %v", vcek, i, b, err)
+		}
+	}
+	if next.n != 1 {
+		t.Errorf("KDS asked %d times for a URL with an empty cache entry, then a filled one; want 1", next.n)
+	}
+	const crl = "https://kds.example/vcek/v1/Milan/crl"
+	for i := 0; i < 2; i++ {
+		if _, err := g.Get(crl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if next.n != 3 {
+		t.Errorf("KDS asked %d times in all; the CRL must be fetched every time", next.n)
+	}
+	crlSum := sha256.Sum256([]byte(crl))
+	if _, err := os.Stat(filepath.Join(g.Dir, hex.EncodeToString(crlSum[:]))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the CRL was cached: %v", err)
+	}
+}
+
+type constGetter string
+
+func (c constGetter) Get(string) ([]byte, error) { return []byte(c), nil }
 
 type countingGetter struct {
 	next interface{ Get(string) ([]byte, error) }
