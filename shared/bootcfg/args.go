@@ -1,6 +1,7 @@
 package bootcfg
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -68,7 +69,7 @@ func QuoteArgs(args []string) (string, error) {
 	var b strings.Builder
 	for i, a := range args {
 		if j := strings.IndexByte(a, 0); j >= 0 {
-			return "", &Error{Err: ErrUnformattable, Text: a, Offset: -1, Detail: "NUL byte in argument"}
+			return "", &Error{Err: ErrUnformattable, Text: a, Offset: j, Detail: fmt.Sprintf("NUL byte in argument %d", i+1)}
 		}
 		if i > 0 {
 			b.WriteByte(' ')

@@ -3,6 +3,7 @@ package bootcfg
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -255,16 +256,17 @@ func TestQuoteArgs(t *testing.T) {
 		}
 	}
 	// A NUL anywhere in a word, the first byte included, is refused; the
-	// error names the word and either no offset or the NUL's.
+	// error names the word, the NUL's offset in it and which argument it is.
 	for _, tc := range []struct {
 		args []string
 		word string
 		nul  int
+		arg  string
 	}{
-		{[]string{"a\x00"}, "a\x00", 1},
-		{[]string{"\x00"}, "\x00", 0},
-		{[]string{"ok", "\x00a"}, "\x00a", 0},
-		{[]string{"ab\x00c"}, "ab\x00c", 2},
+		{[]string{"a\x00"}, "a\x00", 1, "argument 1"},
+		{[]string{"\x00"}, "\x00", 0, "argument 1"},
+		{[]string{"ok", "\x00a"}, "\x00a", 0, "argument 2"},
+		{[]string{"ab\x00c"}, "ab\x00c", 2, "argument 1"},
 	} {
 		s, err := QuoteArgs(tc.args)
 		var e *Error
@@ -272,8 +274,8 @@ func TestQuoteArgs(t *testing.T) {
 			t.Errorf("QuoteArgs(%q) = %q, %v; want an *Error wrapping ErrUnformattable", tc.args, s, err)
 			continue
 		}
-		if e.Text != tc.word || (e.Offset != -1 && e.Offset != tc.nul) {
-			t.Errorf("QuoteArgs(%q) error %v: want text %q and offset -1 or %d", tc.args, err, tc.word, tc.nul)
+		if e.Text != tc.word || e.Offset != tc.nul || !strings.HasSuffix(err.Error(), fmt.Sprintf("at byte %d: NUL byte in %s", tc.nul, tc.arg)) {
+			t.Errorf("QuoteArgs(%q) error %v: want text %q, offset %d and %q", tc.args, err, tc.word, tc.nul, tc.arg)
 		}
 	}
 }
