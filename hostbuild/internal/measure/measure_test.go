@@ -272,15 +272,7 @@ func TestComputeErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Compute succeeded: %s", res.Hex())
 			}
-			if got := errors.Is(err, ErrUsage); got != tc.usage {
-				t.Errorf("errors.Is(ErrUsage) = %v, want %v (%v)", got, tc.usage, err)
-			}
-			if got := errors.Is(err, ovmf.ErrNoKernelHashes); got != tc.kernelH {
-				t.Errorf("errors.Is(ErrNoKernelHashes) = %v, want %v (%v)", got, tc.kernelH, err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not contain %q", err, tc.want)
-			}
+			checkRefusal(t, err, tc.usage, tc.kernelH, tc.want)
 		})
 	}
 }
@@ -608,15 +600,7 @@ func TestCheckMatrix(t *testing.T) {
 			if err == nil {
 				t.Fatal("CheckMatrix accepted")
 			}
-			if got := errors.Is(err, ErrUsage); got != tc.usage {
-				t.Errorf("errors.Is(ErrUsage) = %v, want %v (%v)", got, tc.usage, err)
-			}
-			if got := errors.Is(err, ovmf.ErrNoKernelHashes); got != tc.kernelH {
-				t.Errorf("errors.Is(ErrNoKernelHashes) = %v, want %v (%v)", got, tc.kernelH, err)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error %q does not contain %q", err, tc.want)
-			}
+			checkRefusal(t, err, tc.usage, tc.kernelH, tc.want)
 			// Matrix refuses the same way (it reads the inputs only after
 			// the checks).
 			if _, _, merr := Matrix(context.Background(), o, tc.counts, tc.types); merr == nil || merr.Error() != err.Error() {
@@ -639,5 +623,20 @@ func TestEmptyPagesCanceled(t *testing.T) {
 		if g.ld != ([48]byte{}) {
 			t.Errorf("%d pages with a canceled context: digest moved to %x", pages, g.ld)
 		}
+	}
+}
+
+// checkRefusal checks a refusal's class (ErrUsage, ErrNoKernelHashes) and
+// that its message contains want.
+func checkRefusal(t *testing.T, err error, usage, kernelHashes bool, want string) {
+	t.Helper()
+	if got := errors.Is(err, ErrUsage); got != usage {
+		t.Errorf("errors.Is(ErrUsage) = %v, want %v (%v)", got, usage, err)
+	}
+	if got := errors.Is(err, ovmf.ErrNoKernelHashes); got != kernelHashes {
+		t.Errorf("errors.Is(ErrNoKernelHashes) = %v, want %v (%v)", got, kernelHashes, err)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not contain %q", err, want)
 	}
 }
