@@ -235,8 +235,13 @@ func (r *Reader) fail(reason string, a ...any) error {
 // the stream; a truncated or malformed stream gives a *FormatError.
 func (r *Reader) Next() (*Header, error) {
 	if r.remain > 0 || r.pad > 0 {
-		if _, err := io.CopyN(io.Discard, r, r.remain); err != nil {
-			return nil, r.fail("truncated data: %v", err)
+		// Copy from the underlying reader: through r.Read, io.CopyN would
+		// drop the error of a non-zero padding after the data.
+		n, err := io.CopyN(io.Discard, r.r, r.remain)
+		r.off += n
+		r.remain -= n
+		if err != nil {
+			return nil, r.fail("truncated data: %d bytes missing", r.remain)
 		}
 		if err := r.skipPad(); err != nil {
 			return nil, err
