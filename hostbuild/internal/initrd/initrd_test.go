@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,6 +25,8 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -377,7 +380,7 @@ func TestReadSegments(t *testing.T) {
 			want string // compression string
 		}{
 			{"prefix", append(append(append([]byte{}, extra.Bytes()...), make([]byte, 16)...), packed...), "none+" + comp},
-			{"appended", append(append([]byte{}, packed...), extra.Bytes()...), comp + "+none"},
+			{"appended", appendAligned(packed, extra.Bytes()), comp + "+none"},
 			{"twice", append(append([]byte{}, packed...), packed...), comp},
 		}
 		if comp == "none" {
@@ -419,6 +422,55 @@ func TestReadSegments(t *testing.T) {
 			if _, err := Read(bytes.NewReader(cut)); err == nil || !strings.Contains(err.Error(), "segment at byte") {
 				t.Errorf("%s: truncated second segment: got %v", comp, err)
 			}
+		}
+	}
+}
+
+// appendAligned returns base, NULs to a multiple of 4 bytes, and archive:
+// the kernel takes a cpio header only at such an offset.
+func appendAligned(base, archive []byte) []byte {
+	b := bytes.Clone(base)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return append(b, archive...)
+}
+
+// An uncompressed archive at an offset that is not a multiple of 4 (after
+// a compressed stream, after NULs, or after another archive) is where the
+// kernel stops unpacking: Read refuses the initrd rather than report
+// entries the guest never gets.
+func TestReadUnalignedArchive(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	evil := appendArchive(t, nil, entry{"bin/katana", regExec, "evil"})
+	for _, comp := range Compressions {
+		o.Compression = comp
+		packed := pack(t, o)
+		aligned := len(packed) + (4-len(packed)%4)%4
+		for pad := 0; pad < 8; pad++ {
+			img := append(append(bytes.Clone(packed), make([]byte, pad)...), evil...)
+			off := len(packed) + pad
+			_, err := Read(bytes.NewReader(img))
+			if off%4 == 0 {
+				if err != nil {
+					t.Errorf("%s: archive appended at byte %d: %v", comp, off, err)
+				}
+				continue
+			}
+			want := fmt.Sprintf("cpio archive at byte %d, not a multiple of 4", off)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: archive appended at byte %d (next multiple of 4: %d): got %v, want %q", comp, off, aligned, err, want)
+			}
+		}
+	}
+	// NULs before the first archive count too.
+	for _, lead := range []int{1, 2, 3, 5} {
+		_, err := Read(bytes.NewReader(append(make([]byte, lead), evil...)))
+		want := fmt.Sprintf("cpio archive at byte %d, not a multiple of 4", lead)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("archive after %d NULs: got %v, want %q", lead, err, want)
 		}
 	}
 }
@@ -1079,4 +1131,376 @@ func FuzzCheckStaticELF(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCheckSettingsEpoch(t *testing.T) {
+	for _, tc := range []struct {
+		epoch int64
+		ok    bool
+	}{{0, true}, {math.MaxUint32, true}, {-1, false}, {math.MaxUint32 + 1, false}} {
+		err := Options{SourceDateEpoch: tc.epoch}.CheckSettings()
+		want := fmt.Sprintf("SOURCE_DATE_EPOCH %d is out of range", tc.epoch)
+		if tc.ok && err != nil || !tc.ok && (err == nil || !strings.Contains(err.Error(), want)) {
+			t.Errorf("epoch %d: got %v, want ok=%v (%q)", tc.epoch, err, tc.ok, want)
+		}
+	}
+}
+
+// The output's folder is checked before any input is read (a typo in -o
+// must not cost the seconds of encoding a real payload).
+func TestPackChecksOutputFolderFirst(t *testing.T) {
+	dir := t.TempDir()
+	notDir := filepath.Join(dir, "file")
+	os.WriteFile(notDir, []byte("x"), 0o644)
+	for _, tc := range []struct{ out, want string }{
+		{filepath.Join(dir, "missing", "i.img"), "its folder " + filepath.Join(dir, "missing") + " cannot be used"},
+		{filepath.Join(notDir, "i.img"), notDir + " is not a folder"},
+	} {
+		// No init, no payload: the output folder is what is reported.
+		_, err := Pack(context.Background(), Options{Output: tc.out})
+		if err == nil || !strings.Contains(err.Error(), "-o "+tc.out+": ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("-o %s: got %v, want -o ...: %s", tc.out, err, tc.want)
+		}
+	}
+}
+
+// Inode numbers run 1, 2, ... in archive order across both archives, the
+// payload archive starts at a multiple of 4 bytes with only NULs before it,
+// and Result.Entries counts every entry.
+func TestPackInodesAndTailOffset(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	o.Modules = []string{"vsock"}
+	for _, comp := range Compressions {
+		for extra := range 4 { // vary the compressed length
+			o.Compression = comp
+			os.WriteFile(o.CABundle, []byte("-----BEGIN CERTIFICATE-----\nMIIB"+strings.Repeat("A", extra*7)+"\n-----END CERTIFICATE-----\n"), 0o644)
+			o.Output = filepath.Join(t.TempDir(), "i.img")
+			res, err := Pack(context.Background(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, _ := os.ReadFile(o.Output)
+			tail := bytes.LastIndex(img, []byte(initrdlayout.PackedPayloadPath+"\x00")) - 110
+			if tail < 0 || tail%4 != 0 || !bytes.HasPrefix(img[tail:], []byte("070701")) {
+				t.Fatalf("%s/%d: payload archive at byte %d, want a cpio header at a multiple of 4", comp, extra, tail)
+			}
+			main, end, err := decompressAll(comp, img[:tail])
+			if err != nil {
+				t.Fatalf("%s/%d: %v", comp, extra, err)
+			}
+			// Between the main archive's stream and the payload archive:
+			// the fewest NULs that reach a multiple of 4.
+			if tail-end != (4-end%4)%4 || !bytes.Equal(img[end:tail], make([]byte, tail-end)) {
+				t.Errorf("%s/%d: main stream ends at byte %d, payload archive at %d: want the NULs to the next multiple of 4 between", comp, extra, end, tail)
+			}
+			var inos []uint32
+			for _, part := range [][]byte{main, img[tail:]} {
+				r := newc.NewReader(bytes.NewReader(part))
+				for {
+					h, err := r.Next()
+					if err == newc.ErrTrailer || err == io.EOF {
+						break
+					}
+					if err != nil {
+						t.Fatalf("%s/%d: %v", comp, extra, err)
+					}
+					inos = append(inos, h.Ino)
+				}
+			}
+			for i, ino := range inos {
+				if ino != uint32(i+1) {
+					t.Fatalf("%s/%d: entry %d has inode %d, want %d", comp, extra, i, ino, i+1)
+				}
+			}
+			if res.Entries != len(inos) || len(inos) < 10 {
+				t.Errorf("%s/%d: Result.Entries %d, the archives hold %d", comp, extra, res.Entries, len(inos))
+			}
+		}
+	}
+}
+
+// decompressAll undoes compression comp of the stream (one archive when
+// "none") at the start of b; end is where that stream ends in b.
+func decompressAll(comp string, b []byte) (out []byte, end int, err error) {
+	switch comp {
+	case "none":
+		r := newc.NewReader(bytes.NewReader(b))
+		for {
+			if _, err := r.Next(); err == newc.ErrTrailer {
+				return b[:r.Offset()], int(r.Offset()), nil
+			} else if err != nil {
+				return nil, 0, err
+			}
+		}
+	case "gzip":
+		br := bytes.NewReader(b) // an io.ByteReader: flate reads no further than the stream
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, 0, err
+		}
+		zr.Multistream(false)
+		out, err := io.ReadAll(zr)
+		return out, len(b) - br.Len(), err
+	case "zstd":
+		frame, err := readZstdFrame(bufio.NewReader(bytes.NewReader(b)))
+		if err != nil {
+			return nil, 0, err
+		}
+		zr, err := zstd.NewReader(bytes.NewReader(frame))
+		if err != nil {
+			return nil, 0, err
+		}
+		defer zr.Close()
+		out, err := io.ReadAll(zr)
+		return out, len(frame), err
+	}
+	return nil, 0, fmt.Errorf("compression %s", comp)
+}
+
+// A folder given as the initrd is named as such, not read as an empty file.
+func TestReadFileFolder(t *testing.T) {
+	dir := t.TempDir()
+	_, err := ReadFile(dir)
+	if want := dir + " is a folder, not an initrd"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("ReadFile(folder): got %v, want %q", err, want)
+	}
+}
+
+// An error in a later segment says at which byte that segment starts; one
+// in the first segment needs no offset.
+func TestReadSegmentErrorOffset(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	o.Compression = "gzip"
+	packed := pack(t, o)
+	garbage := []byte("070701 this is no header at all, not even close to one, and goes on for more than 110 bytes...................")
+	bad := appendAligned(packed, garbage)
+	off := len(bad) - len(garbage)
+	_, err := Read(bytes.NewReader(bad))
+	if want := fmt.Sprintf("segment at byte %d (none): malformed cpio at offset 0: header field 0 is not 8 hex digits", off); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("bad second segment: got %v, want %q...", err, want)
+	}
+	_, err = Read(bytes.NewReader([]byte("this is not an initrd")))
+	if want := "not an initrd: no cpio header and no known compression magic"; err == nil || err.Error() != want {
+		t.Errorf("bad first segment: got %v, want %q", err, want)
+	}
+	_, err = Read(bytes.NewReader([]byte{0xfd, '7', 'z', 'X', 'Z', 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}))
+	if err == nil || !strings.HasPrefix(err.Error(), "xz: ") {
+		t.Errorf("bad xz header: got %v, want an xz: error", err)
+	}
+}
+
+// maxUnpacked bounds every byte Read takes, NULs included, exactly.
+func TestReadBudgetExact(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	o.Compression = "none"
+	packed := pack(t, o)
+	defer func(m int64) { maxUnpacked = m }(maxUnpacked)
+	n := int64(len(packed))
+	for _, tc := range []struct {
+		budget int64
+		nuls   int
+		want   string // error; "" to accept
+	}{
+		{n, 0, ""},
+		{n + 1000, 1000, ""},
+		{n + 1000, 1001, "NUL padding included: refusing"},
+		{n - 100, 0, fmt.Sprintf("more than %d bytes uncompressed: refusing", n-100)},
+	} {
+		maxUnpacked = tc.budget
+		_, err := Read(bytes.NewReader(append(bytes.Clone(packed), make([]byte, tc.nuls)...)))
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%d bytes and %d NULs, budget %d: got %v, want %q", n, tc.nuls, tc.budget, err, tc.want)
+		}
+	}
+	// With a second segment: its bytes count after the first one's.
+	two := append(bytes.Clone(packed), packed...)
+	for _, tc := range []struct {
+		budget int64
+		ok     bool
+	}{{2 * n, true}, {2*n - 8, false}} {
+		maxUnpacked = tc.budget
+		_, err := Read(bytes.NewReader(two))
+		if tc.ok != (err == nil) {
+			t.Errorf("two segments of %d bytes, budget %d: got %v, want ok=%v", n, tc.budget, err, tc.ok)
+		}
+	}
+
+	// The decoded payload counts too, from the moment bin/katana.zst's
+	// data starts: with one byte fewer than its data offset plus its
+	// decoded size, Read refuses it for that reason.
+	o.PayloadEncoding = "frames"
+	o.Output = filepath.Join(t.TempDir(), "f.img")
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := os.ReadFile(o.Output)
+	zp := initrdlayout.PackedPayloadPath
+	data := bytes.LastIndex(img, []byte(zp+"\x00")) + len(zp) + 1
+	data += (4 - data%4) % 4
+	maxUnpacked = int64(data) - 1 + res.Frames.Size
+	_, err = Read(bytes.NewReader(img))
+	if want := fmt.Sprintf("with the %d bytes %s decodes to: refusing", res.Frames.Size, zp); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("budget %d: got %v, want %q", maxUnpacked, err, want)
+	}
+}
+
+// A content list replaced by an entry that cannot be one (not a regular
+// file, larger than the reader keeps) leaves the init without a list.
+func TestReadContentListReplaced(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	packed := pack(t, o)
+	cp := initrdlayout.ContentsPath
+	for _, tc := range []struct {
+		name string
+		e    entry
+		want string
+	}{
+		{"folder", entry{cp, dirMode, ""}, cp + " is a dir, not a content list"},
+		{"symlink", entry{cp, symlink, "/dev/null"}, cp + " is a symlink, not a content list"},
+		{"too large", entry{cp, 0o100644, strings.Repeat("x", maxFrameList+1)}, fmt.Sprintf("%s is %d bytes, more than %d, not a content list", cp, maxFrameList+1, maxFrameList)},
+		{"largest kept", entry{cp, 0o100644, strings.Repeat("x", maxFrameList)}, cp + ": "},
+	} {
+		a, err := Read(bytes.NewReader(appendArchive(t, packed, tc.e)))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if a.Payload != nil || !strings.HasPrefix(a.PayloadUnknown, tc.want) || strings.Contains(a.PayloadUnknown, "empty") {
+			t.Errorf("%s: payload %+v, unknown %q; want %q...", tc.name, a.Payload, a.PayloadUnknown, tc.want)
+		}
+	}
+}
+
+// Frames are checked however the file's bytes arrive: a frame larger than
+// one read, and a packed file longer than its list, are caught.
+func TestReadFramesCheckedLarge(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	packed := pack(t, o)
+	noise := make([]byte, 200<<10) // incompressible
+	x := uint64(1)
+	for i := range noise {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		noise[i] = byte(x)
+	}
+	// Two frames of ~100 KiB each, encoded apart and listed together.
+	blob, list, err := encodeFrames(context.Background(), noise[:len(noise)/2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob2, list2, err := encodeFrames(context.Background(), noise[len(noise)/2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.List) != 1 || len(list2.List) != 1 || list.List[0].Len <= 64<<10 {
+		t.Fatalf("frames %+v and %+v: want one each, of more than one read", list.List, list2.List)
+	}
+	second := list2.List[0]
+	second.Off += int64(len(blob))
+	list.List = append(list.List, second)
+	list.Size += list2.Size
+	list.SHA256 = sha256.Sum256(noise)
+	blob = append(blob, blob2...)
+	fp, zp := initrdlayout.FramesPath, initrdlayout.PackedPayloadPath
+	c := initrdlayout.Contents{fp: sha256.Sum256(list.Format())}
+	img := func(z []byte) []byte {
+		return appendArchive(t, packed, entry{initrdlayout.ContentsPath, 0o100644, string(c.Format())},
+			entry{fp, 0o100644, string(list.Format())}, entry{zp, 0o100644, string(z)})
+	}
+	if _, err := Read(bytes.NewReader(img(blob))); err != nil {
+		t.Fatalf("replaced payload as encoded: %v", err)
+	}
+	flipped := bytes.Clone(blob)
+	flipped[len(flipped)-100] ^= 0xff // in the second frame
+	if _, err := Read(bytes.NewReader(img(flipped))); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s frame 1 (bytes %d-", zp, second.Off)) {
+		t.Errorf("byte flipped in the second frame: got %v, want a frame 1 error", err)
+	}
+	longer := append(bytes.Clone(blob), "more bytes than the list has"...)
+	if _, err := Read(bytes.NewReader(img(longer))); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("but %s is %d bytes", zp, len(longer))) {
+		t.Errorf("packed file longer than its list: got %v", err)
+	}
+}
+
+// A static-PIE (ET_DYN with an entry point) is an executable; an ET_DYN
+// without one is a shared library.
+func TestCheckStaticELFSharedLibrary(t *testing.T) {
+	exe := testelf.Executable("", []byte("pie"))
+	set := func(typ uint16, entry uint64) []byte {
+		b := bytes.Clone(exe)
+		b[16], b[17] = byte(typ), byte(typ>>8)
+		for i := range 8 {
+			b[24+i] = byte(entry >> (8 * i))
+		}
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string // "" to accept
+	}{
+		{"static-PIE", set(uint16(elf.ET_DYN), 0x1000), ""},
+		{"executable", set(uint16(elf.ET_EXEC), 0x401000), ""},
+		{"executable at entry 0", set(uint16(elf.ET_EXEC), 0), ""},
+		{"shared library", set(uint16(elf.ET_DYN), 0), "a shared library (no entry point), not an executable"},
+		{"relocatable", set(uint16(elf.ET_REL), 0x1000), "ELF type ET_REL is not an executable"},
+	} {
+		err := CheckStaticELF(tc.b)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Other tools' zstd frames carry a content checksum (the packer's do not):
+// Read takes it as part of the frame, and a frame cut inside it is an error.
+func TestReadZstdChecksum(t *testing.T) {
+	archive := appendArchive(t, nil, entry{"bin/katana", regExec, "katana"})
+	var z bytes.Buffer
+	zw, err := zstd.NewWriter(&z, zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(archive)
+	zw.Close()
+	img := z.Bytes()
+	if img[4]&0x04 == 0 {
+		t.Fatal("the encoder wrote no content checksum")
+	}
+	a, err := Read(bytes.NewReader(img))
+	if err != nil || a.Compression != "zstd" || a.Payload == nil || a.Payload.Size != 6 {
+		t.Fatalf("zstd frame with a checksum: got %+v, %v", a, err)
+	}
+	// And what follows the checksum is the next segment.
+	if a, err := Read(bytes.NewReader(appendAligned(img, archive))); err != nil || a.Archives != 2 {
+		t.Errorf("archive after a checksummed frame: got %+v, %v", a, err)
+	}
+	if _, err := Read(bytes.NewReader(img[:len(img)-2])); err == nil || !strings.Contains(err.Error(), "zstd frame truncated") {
+		t.Errorf("frame cut in its checksum: got %v", err)
+	}
+}
+
+func TestModeStringSpecialBits(t *testing.T) {
+	for _, tc := range []struct{ typ, mode, want string }{
+		{"file", "4755", "-rwsr-xr-x"},
+		{"file", "4644", "-rwSr--r--"},
+		{"file", "2755", "-rwxr-sr-x"},
+		{"file", "2745", "-rwxr-Sr-x"},
+		{"dir", "1777", "drwxrwxrwt"},
+		{"dir", "1776", "drwxrwxrwT"},
+		{"symlink", "0777", "lrwxrwxrwx"},
+		{"door", "0644", "?rw-r--r--"},
+	} {
+		if got := modeString(Entry{Type: tc.typ, Mode: tc.mode}); got != tc.want {
+			t.Errorf("%s %s: %s, want %s", tc.typ, tc.mode, got, tc.want)
+		}
+	}
 }

@@ -135,6 +135,13 @@ func Read(r io.Reader) (*Archive, error) {
 		off := hc.n - int64(br.Buffered())
 		head, _ := br.Peek(8)
 		c := Detect(head)
+		// The kernel takes a cpio header only at a multiple of 4 bytes
+		// (init/initramfs.c: this_header & 3); elsewhere it stops
+		// unpacking ("invalid magic at start of compressed archive",
+		// "broken padding"), and what follows never reaches the guest.
+		if c == "none" && off%4 != 0 {
+			return nil, fmt.Errorf("cpio archive at byte %d, not a multiple of 4: the kernel stops unpacking there; refusing", off)
+		}
 		if len(comps) == 0 || comps[len(comps)-1] != c {
 			comps = append(comps, c)
 		}
