@@ -70,6 +70,17 @@ func helperMain(mode string, args []string) int {
 		s := <-ch
 		report("got " + s.String())
 		return 0
+	case "hup":
+		// Report each SIGHUP; exit 0 on SIGTERM.
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, unix.SIGHUP, unix.SIGTERM)
+		report("ready")
+		for s := range ch {
+			if s == unix.SIGTERM {
+				return 0
+			}
+			report("got " + s.String())
+		}
 	case "stubborn":
 		signal.Ignore(unix.SIGTERM, unix.SIGINT)
 		report("ready")
@@ -473,4 +484,117 @@ func TestLeakDetectorSeesLeak(t *testing.T) {
 	if rep := h.report(); rep[len(rep)-1] != "leaked=true" {
 		t.Errorf("report %q: the helper did not see the deliberately leaked fd", rep)
 	}
+}
+
+// SIGHUP to the init is passed on to the running payload (and the init
+// keeps supervising it).
+func TestSIGHUPForwarded(t *testing.T) {
+	h := newHarness(t)
+	ch := make(chan Outcome, 1)
+	go func() { ch <- Run(context.Background(), h.opts("hup")) }()
+	h.waitReport("ready")
+	h.sigs <- unix.SIGHUP
+	h.waitReport("got hangup")
+	h.st.RequestStop("test")
+	out := waitOutcome(t, ch)
+	if out.Action != power.PowerOff || !strings.Contains(out.Reason, "graceful stop (test) done, exit status=0") {
+		t.Errorf("outcome %+v", out)
+	}
+}
+
+// A SIGCHLD for which no child has exited (another child's, or a stale
+// one) must not stall the loop: the stop that follows is still served.
+func TestSIGCHLDWithNothingToReap(t *testing.T) {
+	h := newHarness(t)
+	ch := make(chan Outcome, 1)
+	go func() { ch <- Run(context.Background(), h.opts("term")) }()
+	h.waitReport("ready")
+	h.sigs <- unix.SIGCHLD
+	h.sigs <- unix.SIGCHLD
+	h.st.RequestStop("test")
+	out := waitOutcome(t, ch)
+	if out.Action != power.PowerOff || !strings.Contains(out.Reason, "graceful stop (test) done, exit status=0") {
+		t.Errorf("outcome %+v", out)
+	}
+	h.waitReport("got terminated")
+}
+
+// A stop that comes while Katana waits for its restart ends the
+// supervision at once: no restart, power-off, "katana not running".
+func TestStopDuringRestartBackoff(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("exit", "SUPERVISE_CODE=1")
+	o.OnExit = bootcfg.OnExitRestart
+	o.Backoff = func(int) time.Duration { return time.Hour }
+	ch := make(chan Outcome, 1)
+	go func() { ch <- Run(context.Background(), o) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for h.st.Snapshot().State != status.Restarting {
+		if time.Now().After(deadline) {
+			t.Fatalf("never reached %v", status.Restarting)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.st.RequestStop("power button")
+	out := waitOutcome(t, ch)
+	if out.Action != power.PowerOff || out.Err != nil || out.Reason != "graceful stop (power button); katana not running" {
+		t.Errorf("outcome %+v, want power-off with katana not running", out)
+	}
+	if n := strings.Count(strings.Join(h.report(), "\n"), "argv="); n != 1 {
+		t.Errorf("payload ran %d times, want 1 (no restart after the stop)", n)
+	}
+	if s := h.st.Snapshot(); s.Restarts != 0 {
+		t.Errorf("restarts = %d, want 0", s.Restarts)
+	}
+}
+
+// Cancelling Run's context is a stop request like any other: graceful
+// stop, its cause in the reason.
+func TestContextCancelStops(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	ch := make(chan Outcome, 1)
+	go func() { ch <- Run(ctx, h.opts("term")) }()
+	h.waitReport("ready")
+	cancel(fmt.Errorf("test over"))
+	out := waitOutcome(t, ch)
+	if out.Action != power.PowerOff || !strings.Contains(out.Reason, "graceful stop (context: test over) done, exit status=0") {
+		t.Errorf("outcome %+v", out)
+	}
+	h.waitReport("got terminated")
+}
+
+func TestExitFromWait(t *testing.T) {
+	for _, tc := range []struct {
+		ws   unix.WaitStatus
+		want status.Exit
+		text string
+	}{
+		{0, status.Exit{Code: 0}, "status=0"},
+		{3 << 8, status.Exit{Code: 3}, "status=3"},
+		{unix.WaitStatus(unix.SIGKILL), status.Exit{Code: 137, Signal: "SIGKILL"}, "status=137 signal=SIGKILL"},
+		{unix.WaitStatus(unix.SIGTERM), status.Exit{Code: 143, Signal: "SIGTERM"}, "status=143 signal=SIGTERM"},
+		// Stopped by SIGSTOP: neither exited nor signalled.
+		{unix.WaitStatus(0x7f | int(unix.SIGSTOP)<<8), status.Exit{Code: -1}, "status=-1"},
+	} {
+		got := ExitFromWait(tc.ws)
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("ExitFromWait(%#x) (-want +got):\n%s", uint32(tc.ws), diff)
+		}
+		if s := FormatExit(got); s != tc.text {
+			t.Errorf("FormatExit(%+v) = %q, want %q", got, s, tc.text)
+		}
+	}
+}
+
+func waitOutcome(t *testing.T, ch <-chan Outcome) Outcome {
+	t.Helper()
+	select {
+	case out := <-ch:
+		return out
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	return Outcome{}
 }
