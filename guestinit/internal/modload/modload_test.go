@@ -238,3 +238,31 @@ func TestMatchModule(t *testing.T) {
 		t.Errorf("unreadable log: %q", got)
 	}
 }
+
+// KernelMessages reads the log it is given (here a file holding one
+// record, as one read of /dev/kmsg returns one) up to its end.
+func TestKernelMessagesReadsLog(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "kmsg")
+	if err := os.WriteFile(p, []byte("4,610,2865000,-;virtio: Unknown symbol vring_del_virtqueue (err -2)\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"virtio: Unknown symbol vring_del_virtqueue (err -2)"}, KernelMessages(p, "virtio", 3)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if got := KernelMessages(p, "vsock", 3); got != nil {
+		t.Errorf("other module: %q", got)
+	}
+}
+
+// The zero Status is no status: a Result nobody filled in must not read as
+// loaded, present or skipped.
+func TestStatusString(t *testing.T) {
+	for _, tc := range []struct {
+		s    Status
+		want string
+	}{{0, "unknown"}, {Loaded, "loaded"}, {Present, "present"}, {Skipped, "skipped"}, {4, "unknown"}} {
+		if got := tc.s.String(); got != tc.want {
+			t.Errorf("Status(%d).String() = %q, want %q", int(tc.s), got, tc.want)
+		}
+	}
+}
