@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -239,10 +240,82 @@ func TestShellQuote(t *testing.T) {
 		`it's`:             `'it'\''s'`,
 		"*":                "'*'",
 		"user,id=n0,x=y:1": "user,id=n0,x=y:1",
+		// The ends of each unquoted range, and their neighbours outside it.
+		"AZaz09": "AZaz09",
+		"@":      "@",
+		"[":      "'['",
+		"`":      "'`'",
+		"{":      "'{'",
+		";":      "';'",
 	}
 	for in, want := range tests {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Every bound Build checks, at the last accepted value and the first
+// refused one.
+func TestBuildBounds(t *testing.T) {
+	snp := func(o *Options) { o.SNP = &SNP{OVMF: "ovmf"} }
+	tests := []struct {
+		name   string
+		mutate func(*Options)
+		want   string // "" accepted; else part of the error
+	}{
+		{"1 vcpu", func(o *Options) { o.VCPUs = 1 }, ""},
+		{"512 vcpus", func(o *Options) { o.VCPUs = 512 }, ""},
+		{"513 vcpus", func(o *Options) { o.VCPUs = 513 }, "vCPU count 513"},
+		{"min memory", func(o *Options) { o.MemoryMiB = MinMemoryMiB }, ""},
+		{"below min memory", func(o *Options) { o.MemoryMiB = MinMemoryMiB - 1 }, "memory 63 MiB"},
+		{"NUL first", func(o *Options) { o.Append = "\x00a" }, "NUL byte"},
+		{"plain cmdline 2047", func(o *Options) { o.Append = strings.Repeat("a", 2047) }, ""},
+		{"snp cmdline MaxCmdline", func(o *Options) { snp(o); o.Append = strings.Repeat("a", MaxCmdline) }, ""},
+		{"qmp path 107", func(o *Options) { o.QMPSocket = "/" + strings.Repeat("q", 106) }, ""},
+		{"qmp path 108", func(o *Options) { o.QMPSocket = "/" + strings.Repeat("q", 107) }, "QMP socket path is 108 bytes"},
+		{"ports 1 and 65535", func(o *Options) {
+			o.Forwards = []Forward{{HostPort: 65535, GuestPort: 1}, {HostPort: 1, GuestPort: 65535}}
+		}, ""},
+		{"host port 65536", func(o *Options) { o.Forwards = []Forward{{HostPort: 65536, GuestPort: 1}} }, "ports 65536->1"},
+		{"guest port 0", func(o *Options) { o.Forwards = []Forward{{HostPort: 1, GuestPort: 0}} }, "ports 1->0"},
+		{"vsock cid 3", func(o *Options) { o.VsockCID = 3 }, ""},
+		{"vsock cid 0xfffffffe", func(o *Options) { o.VsockCID = 0xfffffffe }, ""},
+		{"vsock cid 0xffffffff", func(o *Options) { o.VsockCID = 0xffffffff }, "vsock guest CID 4294967295"},
+		{"cbitpos 32", func(o *Options) { snp(o); o.SNP.CBitPos = 32 }, ""},
+		{"cbitpos 63", func(o *Options) { snp(o); o.SNP.CBitPos = 63 }, ""},
+		{"cbitpos 31", func(o *Options) { snp(o); o.SNP.CBitPos = 31 }, "cbitpos 31"},
+		{"cbitpos 64", func(o *Options) { snp(o); o.SNP.CBitPos = 64 }, "cbitpos 64"},
+		{"reduced phys bits 1", func(o *Options) { snp(o); o.SNP.ReducedPhysBits = 1 }, ""},
+		{"reduced phys bits 63", func(o *Options) { snp(o); o.SNP.ReducedPhysBits = 63 }, ""},
+		{"reduced phys bits 64", func(o *Options) { snp(o); o.SNP.ReducedPhysBits = 64 }, "reduced-phys-bits 64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := Options{Kernel: "k", SerialLog: "s"}
+			tt.mutate(&o)
+			_, err := Build(o)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Build: %v, want it accepted", err)
+			case tt.want != "" && err == nil:
+				t.Errorf("Build accepted it, want an error containing %q", tt.want)
+			case tt.want != "" && (!errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("error %v, want ErrInvalid containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Without SEV-SNP the default CPU model follows the accelerator.
+func TestBuildDefaultCPU(t *testing.T) {
+	for accel, want := range map[Accel]string{TCG: "max", KVM: "host"} {
+		c, err := Build(Options{Kernel: "k", SerialLog: "s", Accel: accel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := slices.Index(c.Argv(), "-cpu"); i < 0 || c.Argv()[i+1] != want {
+			t.Errorf("accel %s: argv %q, want -cpu %s", accel, c.Argv(), want)
 		}
 	}
 }
