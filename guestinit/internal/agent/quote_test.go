@@ -1,0 +1,268 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-configfs-tsm/configfs/faketsm"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+// flaky is a provider that is absent until up is set; it counts probes.
+type flaky struct {
+	name   string
+	up     atomic.Bool
+	probes atomic.Int32
+}
+
+func (f *flaky) Name() string { return f.name }
+func (f *flaky) Probe() error {
+	f.probes.Add(1)
+	if f.up.Load() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s absent", ErrNoDevice, f.name)
+}
+func (f *flaky) Quote(rd [64]byte) ([]byte, []byte, error) { return rd[:], nil, nil }
+
+// After a failed probe round FirstAvailable answers from the last error
+// until RetryAfter (default 5s) has passed: a flood of requests on a
+// non-SNP guest probes once.
+func TestFirstAvailableRateLimitsProbes(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		retryAfter time.Duration
+	}{{"default", 0}, {"one hour", time.Hour}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := &flaky{name: "a"}, &flaky{name: "b"}
+			f := &FirstAvailable{Providers: []Prober{a, b}, RetryAfter: tc.retryAfter}
+			for range 3 {
+				if _, _, err := f.Quote([64]byte{}); !errors.Is(err, ErrNoDevice) {
+					t.Fatalf("err = %v, want ErrNoDevice", err)
+				}
+			}
+			b.up.Store(true) // appears, but the failed round is still recent
+			if _, _, err := f.Quote([64]byte{}); !errors.Is(err, ErrNoDevice) {
+				t.Errorf("err = %v, want the cached ErrNoDevice", err)
+			}
+			if pa, pb := a.probes.Load(), b.probes.Load(); pa != 1 || pb != 1 {
+				t.Errorf("probes a=%d b=%d, want 1 each (one round)", pa, pb)
+			}
+			if n := f.Name(); n != "none" {
+				t.Errorf("Name = %q, want none", n)
+			}
+		})
+	}
+}
+
+// With a short RetryAfter each call after it probes again; the first
+// provider found is kept and never probed again.
+func TestFirstAvailableReprobesAndSticks(t *testing.T) {
+	a, b := &flaky{name: "a"}, &flaky{name: "b"}
+	f := &FirstAvailable{Providers: []Prober{a, b}, RetryAfter: time.Nanosecond}
+	if _, _, err := f.Quote([64]byte{}); !errors.Is(err, ErrNoDevice) {
+		t.Fatalf("err = %v, want ErrNoDevice", err)
+	}
+	b.up.Store(true)
+	time.Sleep(time.Millisecond) // > RetryAfter
+	if _, _, err := f.Quote([64]byte{}); err != nil {
+		t.Fatalf("err = %v after b appeared", err)
+	}
+	a.up.Store(true)
+	for range 3 {
+		if _, _, err := f.Quote([64]byte{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.Name(); n != "b" {
+		t.Errorf("Name = %q, want b", n)
+	}
+	if pa, pb := a.probes.Load(), b.probes.Load(); pa != 2 || pb != 2 {
+		t.Errorf("probes a=%d b=%d, want 2 each (two rounds, then b kept)", pa, pb)
+	}
+}
+
+// Quoter.Quote's certificate table is nil when the host supplied none:
+// configfs-tsm's empty auxblob is no table.
+func TestConfigfsTSMEmptyAuxblobIsNoCertTable(t *testing.T) {
+	cl := fakeTSM(t, testSigner(t), "sev_guest").(*faketsm.Client)
+	sub := cl.Subsystems["report"].(*faketsm.ReportSubsystem)
+	base := sub.ReadAttr
+	sub.ReadAttr = func(e *faketsm.ReportEntry, attr string) ([]byte, error) {
+		if attr == "auxblob" {
+			return []byte{}, nil
+		}
+		return base(e, attr)
+	}
+	rd := [64]byte{1, 2, 3}
+	report, certs, err := (&ConfigfsTSM{Client: cl}).Quote(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(report) != agentapi.ReportSize || !bytes.Equal(report[0x50:0x90], rd[:]) {
+		t.Errorf("report of %d bytes, REPORT_DATA %x", len(report), report[0x50:0x90])
+	}
+	if certs != nil {
+		t.Errorf("cert table %#v, want nil", certs)
+	}
+}
+
+// heldQuoter blocks each Quote until released and counts concurrent calls.
+type heldQuoter struct {
+	entered chan struct{}
+	release chan struct{}
+	inside  atomic.Int32
+	max     atomic.Int32
+}
+
+func (*heldQuoter) Name() string { return "held" }
+func (h *heldQuoter) Quote(rd [64]byte) ([]byte, []byte, error) {
+	if n := h.inside.Add(1); n > h.max.Load() {
+		h.max.Store(n)
+	}
+	defer h.inside.Add(-1)
+	h.entered <- struct{}{}
+	<-h.release
+	r := make([]byte, agentapi.ReportSize)
+	copy(r[0x50:], rd[:])
+	return r, nil, nil
+}
+
+// One hardware request runs, QueueDepth wait; one more is 429 busy at
+// once, and every slot (a refused request's too) is free again afterwards.
+func TestAttestationQueueBound(t *testing.T) {
+	const depth = 2
+	q := &heldQuoter{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	s := New(Options{Quoter: q, Config: testConfig, QueueDepth: depth})
+	base := serve(t, s)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(q.release) }) }
+	t.Cleanup(unblock) // before serve's: a failed test must not hang in Serve
+	get := func() (int, string) {
+		c, code, _ := attest(base, nonceHex(7, 32))
+		return c, code
+	}
+	codes := make(chan int, depth+1)
+	for range depth + 1 {
+		go func() { c, _ := get(); codes <- c }()
+	}
+	<-q.entered // one in the hardware ...
+	deadline := time.Now().Add(10 * time.Second)
+	for s.gate.pending.Load() != depth+1 { // ... and depth queued
+		if time.Now().After(deadline) {
+			t.Fatalf("pending = %d, want %d", s.gate.pending.Load(), depth+1)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 3 {
+		if c, code, retry := attest(base, nonceHex(7, 32)); c != http.StatusTooManyRequests || code != agentapi.CodeBusy || retry != "1" {
+			t.Errorf("request beyond the queue: %d %q Retry-After %q, want 429 %s Retry-After 1", c, code, retry, agentapi.CodeBusy)
+		}
+	}
+	unblock()
+	for range depth + 1 {
+		if c := <-codes; c != http.StatusOK {
+			t.Errorf("queued request: %d, want 200", c)
+		}
+	}
+	if m := q.max.Load(); m != 1 {
+		t.Errorf("%d concurrent hardware requests, want 1", m)
+	}
+	// All slots free: depth+1 at once are served again.
+	for range depth + 1 {
+		go func() { c, _ := get(); codes <- c }()
+	}
+	for range depth + 1 {
+		if c := <-codes; c != http.StatusOK {
+			t.Errorf("after the queue drained: %d, want 200", c)
+		}
+	}
+	if n := s.gate.pending.Load(); n != 0 {
+		t.Errorf("pending = %d after every request ended, want 0", n)
+	}
+}
+
+// attest asks base for an attestation and returns the status, the error
+// code (if any) and the Retry-After header.
+func attest(base, nonce string) (int, string, string) {
+	resp, err := http.Get(base + "/v1/attestation?nonce=" + nonce)
+	if err != nil {
+		return 0, err.Error(), ""
+	}
+	defer resp.Body.Close()
+	var e agentapi.ErrorResponse
+	json.NewDecoder(resp.Body).Decode(&e)
+	return resp.StatusCode, e.Error.Code, resp.Header.Get("Retry-After")
+}
+
+// Retry-After: 1 comes with the answers worth retrying (429, 503) only.
+func TestRetryAfterOnlyOn429And503(t *testing.T) {
+	noDev := serve(t, New(Options{Quoter: &FirstAvailable{Providers: []Prober{failing{"configfs-tsm"}}}}))
+	if c, code, retry := attest(noDev, nonceHex(1, 32)); c != http.StatusServiceUnavailable || code != agentapi.CodeNoSNPDevice || retry != "1" {
+		t.Errorf("no device: %d %q Retry-After %q, want 503 %s Retry-After 1", c, code, retry, agentapi.CodeNoSNPDevice)
+	}
+	if c, code, retry := attest(noDev, "zz"); c != http.StatusBadRequest || code != agentapi.CodeBadNonce || retry != "" {
+		t.Errorf("bad nonce: %d %q Retry-After %q, want 400 %s without Retry-After", c, code, retry, agentapi.CodeBadNonce)
+	}
+	q := &heldQuoter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	close(q.release)
+	ok := serve(t, New(Options{Quoter: q}))
+	if c, code, retry := attest(ok, nonceHex(1, 32)); c != http.StatusOK || retry != "" {
+		t.Errorf("good request: %d %q Retry-After %q, want 200 without Retry-After", c, code, retry)
+	}
+}
+
+// A request still queued when the agent stops is answered 503 busy (retry)
+// rather than left waiting for the hardware.
+func TestQueuedRequestAnsweredWhenStopping(t *testing.T) {
+	q := &heldQuoter{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(q.release) }) }
+	defer unblock()
+	s := New(Options{Quoter: q})
+	l, err := Listen("tcp:127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, l) }()
+	base := "http://" + l.Addr().String()
+	type answer struct {
+		status      int
+		code, retry string
+	}
+	first, queued := make(chan answer, 1), make(chan answer, 1)
+	go func() { c, code, r := attest(base, nonceHex(1, 32)); first <- answer{c, code, r} }()
+	<-q.entered
+	go func() { c, code, r := attest(base, nonceHex(2, 32)); queued <- answer{c, code, r} }()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.gate.pending.Load() != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pending = %d, want 2", s.gate.pending.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if a := <-queued; a.status != http.StatusServiceUnavailable || a.code != agentapi.CodeBusy || a.retry != "1" {
+		t.Errorf("queued request: %+v, want 503 %s with Retry-After 1", a, agentapi.CodeBusy)
+	}
+	unblock()
+	<-first // answered or cut off: the server is stopping
+	if err := <-done; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if n := q.inside.Load(); n != 0 {
+		t.Errorf("%d hardware requests still running", n)
+	}
+}
