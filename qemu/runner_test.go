@@ -271,8 +271,8 @@ func TestRunnerStopKillsAfterGrace(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "did not power off within 300ms") {
 		t.Errorf("Stop error = %v, want the grace period named", err)
 	}
-	if !exit.Killed || exit.Signal != "killed" || exit.Clean() {
-		t.Errorf("exit = %+v, want killed by SIGKILL", exit)
+	if !exit.Killed || exit.Signal != "killed" || exit.Code != -1 || exit.Clean() {
+		t.Errorf("exit = %+v, want killed by SIGKILL (code -1)", exit)
 	}
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("Stop returned after %v, before the grace period", d)
@@ -517,5 +517,75 @@ func TestRunnerCutsLongLines(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("line lengths (-want +got):\n%s", diff)
+	}
+}
+
+// The line window's bounds, fed as the serial reader feeds it: it trims
+// only when it holds more than 2*KeepLines lines or 2*KeepBytes bytes, then
+// to the newest KeepLines lines, fewer when they exceed KeepBytes. Empty
+// lines are lines.
+func TestLineWindowBounds(t *testing.T) {
+	newVM := func() *VM { return &VM{changed: make(chan struct{})} }
+
+	v := newVM()
+	if l := v.LastLine(); l != "" {
+		t.Errorf("LastLine of an empty console = %q", l)
+	}
+	v.feed([]byte("a\n\n\r\nb\n"))
+	if l := v.LastLine(); l != "b" {
+		t.Errorf("LastLine = %q, want b", l)
+	}
+	if diff := cmp.Diff([]string{"a", "", "", "b"}, v.Lines()); diff != "" {
+		t.Errorf("empty lines (-want +got):\n%s", diff)
+	}
+
+	// Short lines: the line bound.
+	v = newVM()
+	var b strings.Builder
+	for i := range 2 * KeepLines {
+		fmt.Fprintf(&b, "%d\n", i)
+	}
+	v.feed([]byte(b.String()))
+	if n := len(v.Lines()); n != 2*KeepLines {
+		t.Errorf("after %d lines the window holds %d, want all", 2*KeepLines, n)
+	}
+	v.feed([]byte("last\n"))
+	lines := v.Lines()
+	if len(lines) != KeepLines || lines[0] != strconv.Itoa(KeepLines+1) || lines[KeepLines-1] != "last" {
+		t.Errorf("after %d lines the window holds %d, %q to %q; want the newest %d", 2*KeepLines+1, len(lines), lines[0], lines[len(lines)-1], KeepLines)
+	}
+
+	// Long lines: the byte bound. 32 KiB lines: KeepBytes holds exactly 128.
+	const size = 32 << 10
+	per := KeepBytes / size
+	v = newVM()
+	line := func(i int) string { return fmt.Sprintf("%06d", i) + strings.Repeat("x", size-6) }
+	for i := range 2 * per {
+		v.feed([]byte(line(i) + "\n"))
+	}
+	if n := len(v.Lines()); n != 2*per {
+		t.Errorf("at exactly 2*KeepBytes the window holds %d lines, want all %d", n, 2*per)
+	}
+	v.feed([]byte(line(2*per) + "\n"))
+	lines = v.Lines()
+	if len(lines) != per || lines[0] != line(per+1) || lines[per-1] != line(2*per) {
+		t.Errorf("after one more line the window holds %d lines; want the newest %d (KeepBytes)", len(lines), per)
+	}
+}
+
+// Exit.Stderr keeps the last StderrTail bytes of QEMU's stderr.
+func TestTailBuffer(t *testing.T) {
+	tb := &tailBuffer{max: 8}
+	for _, w := range []string{"0123", "4567"} {
+		if n, err := tb.Write([]byte(w)); n != len(w) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", w, n, err)
+		}
+	}
+	if s := tb.String(); s != "01234567" {
+		t.Errorf("at the limit: %q, want all 8 bytes", s)
+	}
+	tb.Write([]byte("89abc"))
+	if s := tb.String(); s != "56789abc" {
+		t.Errorf("past the limit: %q, want the last 8 bytes", s)
 	}
 }
