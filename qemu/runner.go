@@ -300,7 +300,7 @@ func (v *VM) feed(b []byte) {
 		v.partial = v.partial[i+1:]
 		newLines = append(newLines, line)
 	}
-	for len(v.partial) >= MaxLineBytes {
+	for len(v.partial) > MaxLineBytes {
 		newLines = append(newLines, string(v.partial[:MaxLineBytes]))
 		v.partial = v.partial[MaxLineBytes:]
 	}

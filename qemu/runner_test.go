@@ -520,6 +520,33 @@ func TestRunnerCutsLongLines(t *testing.T) {
 	}
 }
 
+// A line of exactly MaxLineBytes is one line, whether its newline comes in
+// the same read or the next; one byte more is cut.
+func TestLineOfMaxBytes(t *testing.T) {
+	long := strings.Repeat("x", MaxLineBytes)
+	for _, tc := range []struct {
+		name  string
+		reads []string
+		want  []int
+	}{
+		{"with its newline", []string{long + "\n"}, []int{MaxLineBytes}},
+		{"newline in the next read", []string{long, "\n"}, []int{MaxLineBytes}},
+		{"one byte more", []string{long + "y", "\n"}, []int{MaxLineBytes, 1}},
+	} {
+		v := &VM{changed: make(chan struct{})}
+		for _, r := range tc.reads {
+			v.feed([]byte(r))
+		}
+		var got []int
+		for _, l := range v.Lines() {
+			got = append(got, len(l))
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: line lengths (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
 // The line window's bounds, fed as the serial reader feeds it: it trims
 // only when it holds more than 2*KeepLines lines or 2*KeepBytes bytes, then
 // to the newest KeepLines lines, fewer when they exceed KeepBytes. Empty
