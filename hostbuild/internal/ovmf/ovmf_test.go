@@ -289,6 +289,39 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// Firmware at the parser's bounds is accepted: sections that touch but do
+// not share a page, an empty section inside another (it measures
+// nothing), a section ending where the firmware image starts, a footer
+// entry with no data.
+func TestParseBounds(t *testing.T) {
+	const size = 0x2000
+	imageGPA := uint32(FourGiB - size)
+	tests := []struct {
+		name string
+		img  []byte
+	}{
+		{"adjacent sections", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{
+			{0x800000, 0x1000, SectionSNPSecMem}, {0x801000, 0x1000, SectionCPUID}, {0x7ff000, 0x1000, SectionSNPSecrets},
+		}))},
+		{"empty section inside another", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{
+			{0x800000, 0x4000, SectionSNPSecMem}, {0x802000, 0, SectionSNPSecMem},
+		}))},
+		{"section ending at the firmware", buildImage(size, goodEntries(0x810c00, 0x400), metadataBlock(1, []Section{
+			{imageGPA - 0x1000, 0x1000, SectionSNPSecMem},
+		}))},
+		{"footer entry without data", buildImage(size, append(goodEntries(0x810c00, 0x400), testEntry{guid: GUID{1, 2, 3}}), metadataBlock(1, amdSevSections))},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if im, err := ParseBytes(tc.img); err != nil {
+				t.Fatalf("ParseBytes: %v", err)
+			} else if len(im.Entries) == 0 {
+				t.Fatal("no footer entries parsed")
+			}
+		})
+	}
+}
+
 func TestCheckDirectBoot(t *testing.T) {
 	const size = 0x2000
 	noHashes := []Section{{0x800000, 0x9000, SectionSNPSecMem}, {0x810000, 0x10000, SectionSNPSecMem}}
@@ -303,6 +336,9 @@ func TestCheckDirectBoot(t *testing.T) {
 		{"no metadata at all", buildImage(size, []testEntry{{guid: SEVESResetBlockGUID, data: u32(0x80b004)}}, nil), "doesn't include SNP_KERNEL_HASHES"},
 		{"no hash table entry", buildImage(size, []testEntry{{guid: SEVMetadataGUID, data: u32(testMetaOff)}}, metadataBlock(1, amdSevSections)), "no SEV_HASH_TABLE_RV"},
 		{"hash table base 0", buildImage(size, goodEntries(0, 0x400), metadataBlock(1, amdSevSections)), "base=0x0"},
+		{"hash table of exactly 176 bytes", buildImage(size, goodEntries(0x810c00, HashTableSize), metadataBlock(1, amdSevSections)), ""},
+		{"hash table ending at the page end", buildImage(size, goodEntries(0x811000-HashTableSize, HashTableSize), metadataBlock(1, amdSevSections)), ""},
+		{"hash table one byte over the page end", buildImage(size, goodEntries(0x811000-HashTableSize+1, HashTableSize), metadataBlock(1, amdSevSections)), "crosses a page"},
 		{"hash table too small", buildImage(size, goodEntries(0x810c00, 175), metadataBlock(1, amdSevSections)), "size=0xaf"},
 		{"hash table outside section", buildImage(size, goodEntries(0x811c00, 0x400), metadataBlock(1, amdSevSections)), "not in the first page"},
 		{"hash table crosses page", buildImage(size, goodEntries(0x810f80, 0x400), metadataBlock(1, amdSevSections)), "crosses a page"},
