@@ -5,6 +5,8 @@
 package power
 
 import (
+	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -93,7 +95,12 @@ func fill(o *Options) {
 		o.Log = func(string, ...any) {}
 	}
 	if o.KillAll == nil {
-		o.KillAll = func(sig unix.Signal) error { return unix.Kill(-1, sig) }
+		o.KillAll = func(sig unix.Signal) error {
+			if err := mustBeInit("kill(-1)"); err != nil {
+				return err
+			}
+			return unix.Kill(-1, sig)
+		}
 	}
 	if o.Reap == nil {
 		o.Reap = func() bool {
@@ -119,7 +126,12 @@ func fill(o *Options) {
 		o.Unmount = func() error { return nil }
 	}
 	if o.Reboot == nil {
-		o.Reboot = unix.Reboot
+		o.Reboot = func(cmd int) error {
+			if err := mustBeInit("reboot(2)"); err != nil {
+				return err
+			}
+			return unix.Reboot(cmd)
+		}
 	}
 	if o.Park == nil {
 		o.Park = Park
@@ -127,6 +139,18 @@ func fill(o *Options) {
 	if o.Settle == 0 {
 		o.Settle = time.Second
 	}
+}
+
+// mustBeInit refuses the calls that end every process or the machine
+// unless this process is PID 1 (of the guest, or of a test's own PID
+// namespace, where they end only that namespace). Anywhere else, a test
+// that reached the real calls by mistake would kill every process on the
+// host, or power it off.
+func mustBeInit(call string) error {
+	if pid := os.Getpid(); pid != 1 {
+		return fmt.Errorf("refusing %s: this process is PID %d, not the init", call, pid)
+	}
+	return nil
 }
 
 // Park sleeps forever (a timer keeps the Go runtime from declaring a
