@@ -13,8 +13,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -25,6 +27,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // DefaultModules is the module set for a QEMU SEV-SNP guest: virtio PCI and
@@ -324,6 +327,9 @@ func decompress(name string, data []byte) ([]byte, error) {
 	case strings.HasSuffix(name, ".ko"):
 		return data, nil
 	case strings.HasSuffix(name, ".xz"):
+		if dict, big := xzBigDict(data); big {
+			return nil, fmt.Errorf("module %s: xz dictionary of %d bytes, more than %d", name, dict, maxXZDict)
+		}
 		xr, err := xz.NewReader(bytes.NewReader(data))
 		if err != nil {
 			return nil, fmt.Errorf("xz: %w", err)
@@ -365,6 +371,55 @@ func decompress(name string, data []byte) ([]byte, error) {
 		return nil, tooBig()
 	}
 	return out, nil
+}
+
+// maxXZDict bounds the LZMA2 dictionary an xz module may declare: the
+// decoder allocates a block's whole dictionary before it reads the block,
+// so a header of a few bytes could make it allocate 4 GiB. xz's presets
+// use at most 64 MiB (-9).
+const maxXZDict = 64 << 20
+
+// xzBigDict returns the dictionary size of an xz block header in data that
+// declares more than maxXZDict, if there is one. Where the decoder looks for
+// a block header depends on the blocks it decoded before, so every offset is
+// tried: the decoder uses a header only if its CRC-32 matches, and this
+// finds any such header wherever it is (a false match, 1 in 2^32 for an
+// offset that has the shape, refuses a module; it cannot let one through).
+func xzBigDict(data []byte) (int64, bool) {
+	for q := 0; q+2 < len(data); q++ {
+		// Size byte (0 is the index), then flags: one filter, no
+		// reserved bits, maybe the compressed and uncompressed sizes.
+		if data[q] == 0 || data[q+1]&0x3f != 0 {
+			continue
+		}
+		end := q + (int(data[q])+1)*4
+		if end > len(data) {
+			continue
+		}
+		h := data[q : end-4]
+		i := 2
+		for _, present := range []bool{h[1]&0x40 != 0, h[1]&0x80 != 0} {
+			if present {
+				for i < len(h) && h[i]&0x80 != 0 {
+					i++
+				}
+				i++
+			}
+		}
+		// The filter: LZMA2 (0x21) with one byte of properties, the
+		// dictionary size.
+		if i+3 > len(h) || h[i] != 0x21 || h[i+1] != 1 {
+			continue
+		}
+		dict, err := lzma.DecodeDictCap(h[i+2])
+		if err != nil || dict <= maxXZDict {
+			continue
+		}
+		if crc32.ChecksumIEEE(h) == binary.LittleEndian.Uint32(data[end-4:end]) {
+			return dict, true
+		}
+	}
+	return 0, false
 }
 
 // ModulesDep formats a modules.dep for just mods, in depmod's format: one

@@ -3,7 +3,9 @@ package kmod
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -272,6 +274,85 @@ func TestModinfoZstdWindowNotAllocated(t *testing.T) {
 	}
 }
 
+// xzDict returns mod compressed by xz with a block header that declares
+// the LZMA2 dictionary of the given code (lzma.DecodeDictCap: 28 is
+// 64 MiB, 40 is 4 GiB) and, if sizes are given, the block's compressed
+// and uncompressed sizes, as a crafted module file could.
+func xzDict(t testing.TB, mod []byte, code byte, sizes ...uint64) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := xz.WriterConfig{DictCap: 4096, CheckSum: xz.CRC32}.NewWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(mod)
+	w.Close()
+	data := b.Bytes()
+	// The stream header is 12 bytes; the block header after it is the size
+	// byte, flags, the LZMA2 filter (0x21, 1, the dictionary code), zero
+	// padding to a multiple of 4 and a CRC-32.
+	old := (int(data[12]) + 1) * 4
+	if want := []byte{2, 0, 0x21, 1, 0}; !bytes.Equal(data[12:17], want) {
+		t.Fatalf("xz block header % x, want it to start with % x", data[12:12+old], want)
+	}
+	h := []byte{0, 0}
+	if len(sizes) > 0 {
+		h[1] = 0xc0
+		for _, n := range sizes {
+			h = binary.AppendUvarint(h, n)
+		}
+	}
+	h = append(h, 0x21, 1, code)
+	for len(h)%4 != 0 {
+		h = append(h, 0)
+	}
+	h[0] = byte(len(h) / 4) // (size byte + 1) * 4 = len(h) + 4 with the CRC
+	h = binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(h))
+	return slices.Concat(data[:12], h, data[12+old:])
+}
+
+// The xz decoder allocates a block's whole dictionary when it reads the
+// block header: a module file of a few bytes that declares a dictionary
+// over 64 MiB (xz's largest preset) is refused before it is decoded,
+// wherever the header is.
+func TestModinfoXZDictionaryLimit(t *testing.T) {
+	mod := testelf.Module("name=m", "vermagic=6.9.0-test SMP")
+	plain := compressed(t, ".ko.xz", mod)
+	tests := []struct {
+		name string
+		data []byte
+		want string // error; "" for a module that is read
+	}{
+		{"64 MiB", xzDict(t, mod, 28), ""},
+		{"96 MiB", xzDict(t, mod, 29), "module m.ko.xz: xz dictionary of 100663296 bytes, more than 67108864"},
+		{"4 GiB", xzDict(t, mod, 40), "module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
+		{"4 GiB, sizes in the header", xzDict(t, mod, 40, 200, uint64(len(mod))),
+			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
+		{"4 GiB in a second stream", slices.Concat(plain, xzDict(t, mod, 40)),
+			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			info, err := Modinfo("m.ko.xz", tc.data)
+			runtime.ReadMemStats(&after)
+			if tc.want == "" {
+				if err != nil || info["name"][0] != "m" {
+					t.Errorf("got %v, %v, want the module's .modinfo", info, err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("got %v, want %q", err, tc.want)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+				t.Errorf("Modinfo allocated %d MiB for a %d-byte module", grew>>20, len(tc.data))
+			}
+		})
+	}
+}
+
 // Module files come from the input tree: Modinfo must return an error,
 // never panic, whatever the bytes and the suffix.
 func FuzzModinfo(f *testing.F) {
@@ -290,6 +371,7 @@ func FuzzModinfo(f *testing.F) {
 		}
 	}
 	f.Add("m.ko.zst", []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3, 0x09, 0x00, 0x00, 'x'}) // declares a 2 GiB window
+	f.Add("m.ko.xz", xzDict(f, mods[0], 40))                                                // declares a 4 GiB dictionary
 	f.Add("m.ko.gz", []byte{0x1f, 0x8b})
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
 		Modinfo(name, data)
