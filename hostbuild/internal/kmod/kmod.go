@@ -140,8 +140,10 @@ func Open(dir string) (*Tree, error) {
 		}
 		rel, _ := filepath.Rel(dir, p)
 		rel = filepath.ToSlash(rel)
-		// Two files for one name (e.g. .ko and .ko.xz): keep the first in
-		// bytewise path order, which WalkDir guarantees, so the choice is stable.
+		// Two files for one name (e.g. .ko and .ko.xz): keep the first
+		// WalkDir meets (depth first, names sorted in each folder; not
+		// bytewise path order: kernel/a/ comes before kernel/a-b/), so the
+		// choice is stable.
 		if _, dup := t.files[name]; !dup {
 			t.files[name] = rel
 		}

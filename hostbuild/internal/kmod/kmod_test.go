@@ -123,6 +123,89 @@ func TestClosureErrors(t *testing.T) {
 	}
 }
 
+// treeOf writes a release folder 6.9.0-test whose kernel/ holds files
+// (path under kernel/ -> contents) and opens it.
+func treeOf(t *testing.T, files map[string][]byte) *Tree {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "6.9.0-test")
+	for rel, data := range files {
+		p := filepath.Join(dir, "kernel", rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tree
+}
+
+// Suggest lists the closest names by edit distance, then by name, up to
+// n, and none further than max(3, half the name's length).
+func TestSuggest(t *testing.T) {
+	files := map[string][]byte{}
+	for _, n := range []string{"virtio_net", "virtio_pci", "virtio_ring", "vsock", "af_alg", "algif_hash", "button", "tsm", "configfs"} {
+		files[n+".ko"] = nil
+	}
+	tree := treeOf(t, files)
+	tests := []struct {
+		name string
+		n    int
+		want []string
+	}{
+		{"tsm", 3, []string{"tsm"}},
+		// 1 (the last letter), then virtio_net and virtio_pci at 3.
+		{"virtio_rin", 3, []string{"virtio_ring", "virtio_net", "virtio_pci"}},
+		{"virtio_rin", 2, []string{"virtio_ring", "virtio_net"}},
+		// tsm at 3, the least limit, is in; vsock at 4 is not.
+		{"abc", 3, []string{"tsm"}},
+		// A long name: virtio_net at 7 is within 17/2; virtio_pci at 10 is not.
+		{"zzz_virtio_net_zz", 3, []string{"virtio_net"}},
+		{"sev-guest", 3, nil}, // the nearest are 8 away
+	}
+	for _, tc := range tests {
+		if diff := cmp.Diff(tc.want, tree.Suggest(tc.name, tc.n)); diff != "" {
+			t.Errorf("Suggest(%q, %d) (-want +got):\n%s", tc.name, tc.n, diff)
+		}
+	}
+	// With no close name, the error offers none.
+	_, err := tree.Closure([]string{"sev-guest"})
+	if want := `module not found: module "sev-guest" is not in ` + tree.Dir; err == nil || err.Error() != want {
+		t.Errorf("Closure of an unknown name with no close one: got %v, want %q", err, want)
+	}
+}
+
+// What Closure takes from a module's .modinfo: a name= that differs from
+// the file's is refused; vermagic= and depends= may be absent.
+func TestClosureModinfo(t *testing.T) {
+	tree := treeOf(t, map[string][]byte{
+		"a.ko":       testelf.Module("license=GPL", "name=b", "vermagic=6.9.0-test SMP"),
+		"bare.ko":    testelf.Module("license=GPL"),
+		"spaced.ko":  testelf.Module("depends= bare ,, x-y", "name=spaced", "vermagic=6.9.0-test SMP"),
+		"net/x-y.ko": testelf.Module("depends=", "name=x_y", "vermagic=6.9.0-test SMP"),
+	})
+	_, err := tree.Closure([]string{"a"})
+	if want := `module file ` + filepath.Join(tree.Dir, "kernel/a.ko") + ` calls itself "b", not "a"`; err == nil || err.Error() != want {
+		t.Errorf("module named otherwise: got %v, want %q", err, want)
+	}
+	ms, err := tree.Closure([]string{"bare", "spaced"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, m := range ms {
+		got[m.Name] = m.Depends
+	}
+	want := map[string][]string{"bare": nil, "x_y": nil, "spaced": {"bare", "x_y"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("dependencies (-want +got):\n%s", diff)
+	}
+}
+
 func TestModulesDep(t *testing.T) {
 	tree, err := Open(fakeTree(t))
 	if err != nil {
@@ -326,7 +409,11 @@ func TestModinfoXZDictionaryLimit(t *testing.T) {
 		{"64 MiB", xzDict(t, mod, 28), ""},
 		{"96 MiB", xzDict(t, mod, 29), "module m.ko.xz: xz dictionary of 100663296 bytes, more than 67108864"},
 		{"4 GiB", xzDict(t, mod, 40), "module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
-		{"4 GiB, sizes in the header", xzDict(t, mod, 40, 200, uint64(len(mod))),
+		// 2 + 1 + 2 + 3 bytes: the filter ends the header, no padding.
+		{"4 GiB, sizes in the header", xzDict(t, mod, 40, 100, 300),
+			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
+		// The decoder allocates the dictionary before it finds no data.
+		{"4 GiB, the file ends with the header", xzDict(t, mod, 40)[:24],
 			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
 		{"4 GiB in a second stream", slices.Concat(plain, xzDict(t, mod, 40)),
 			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
@@ -372,6 +459,7 @@ func FuzzModinfo(f *testing.F) {
 	}
 	f.Add("m.ko.zst", []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 21 << 3, 0x09, 0x00, 0x00, 'x'}) // declares a 2 GiB window
 	f.Add("m.ko.xz", xzDict(f, mods[0], 40))                                                // declares a 4 GiB dictionary
+	f.Add("m.ko.xz", []byte{1, 0x40, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80})                   // a block header's size field runs past its end
 	f.Add("m.ko.gz", []byte{0x1f, 0x8b})
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
 		Modinfo(name, data)
