@@ -45,20 +45,6 @@ func names(t *testing.T, dir string) []string {
 	return out
 }
 
-// unnamed reports whether Create makes unnamed files in dir, and skips the
-// test when the file system cannot (the named fallback leaves an entry).
-func unnamed(t *testing.T, dir string) {
-	t.Helper()
-	f, err := Create(filepath.Join(dir, "probe"), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Abort()
-	if f.tmp != "" {
-		t.Skipf("the file system of %s has no O_TMPFILE", dir)
-	}
-}
-
 func checkFile(t *testing.T, path string, want []byte, perm os.FileMode) {
 	t.Helper()
 	st, err := os.Stat(path)
