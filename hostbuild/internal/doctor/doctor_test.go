@@ -146,3 +146,82 @@ func TestCheckSNPParamDetails(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// script writes an executable shell script with body.
+func script(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "qemu")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// result returns the result of the check whose name starts with prefix.
+func result(t *testing.T, rs []Result, prefix string) Result {
+	t.Helper()
+	for _, r := range rs {
+		if strings.HasPrefix(r.Name, prefix) {
+			return r
+		}
+	}
+	t.Fatalf("no check named %q... in %+v", prefix, rs)
+	return Result{}
+}
+
+// The QEMU checks: 9.1 is the first release that passes, the version is
+// shown as QEMU prints it, and a QEMU that fails says why.
+func TestQEMUChecks(t *testing.T) {
+	tests := []struct {
+		name      string
+		bin       string
+		ver, obj  Status
+		verDetail string // {bin} is the binary
+		fix       string // part of the version check's fix
+	}{
+		{"9.1, the first", fakeQEMU(t, "9.1", "sev-snp-guest"), Pass, Pass, "{bin} is QEMU 9.1", ""},
+		{"9.0.5", fakeQEMU(t, "9.0.5", "sev-snp-guest"), Fail, Pass, "{bin} is QEMU 9.0.5", "install QEMU 9.1 or newer"},
+		{"10.0.2", fakeQEMU(t, "10.0.2", "sev-snp-guest"), Pass, Pass, "{bin} is QEMU 10.0.2", ""},
+		{"8.2.2", fakeQEMU(t, "8.2.2", "sev-snp-guest"), Fail, Pass, "{bin} is QEMU 8.2.2", "install QEMU 9.1 or newer"},
+		{"no version", script(t, "echo 'not a qemu'; echo '  sev-snp-guest'"), Fail, Pass,
+			`cannot read a version from "not a qemu"`, "check that {bin} is QEMU's qemu-system-x86_64"},
+		{"fails, saying why", script(t, "echo 'qemu: unsupported machine' >&2; echo 'more' >&2; exit 1"), Fail, Fail,
+			"running {bin} --version: exit status 1: qemu: unsupported machine", "install QEMU 9.1 or newer"},
+		{"fails silently", script(t, "exit 3"), Fail, Fail, "running {bin} --version: exit status 3", "install QEMU 9.1 or newer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: tc.bin, Memlock: func() (uint64, error) { return 0, nil }})
+			ver, obj := result(t, rs, "QEMU 9.1 or newer"), result(t, rs, "QEMU knows the sev-snp-guest object")
+			if want := strings.ReplaceAll(tc.verDetail, "{bin}", tc.bin); ver.Status != tc.ver || ver.Detail != want {
+				t.Errorf("version check: %s %q, want %s %q", ver.Status, ver.Detail, tc.ver, want)
+			}
+			if want := strings.ReplaceAll(tc.fix, "{bin}", tc.bin); !strings.Contains(ver.Fix, want) || (tc.ver == Pass) != (ver.Fix == "") {
+				t.Errorf("version check's fix %q, want one with %q", ver.Fix, want)
+			}
+			if obj.Status != tc.obj {
+				t.Errorf("object check: %s %q, want %s", obj.Status, obj.Detail, tc.obj)
+			}
+		})
+	}
+}
+
+// The memlock limit passes from exactly the guest's memory up.
+func TestMemlockBound(t *testing.T) {
+	tests := []struct {
+		lim    uint64
+		status Status
+		detail string
+	}{
+		{2048 << 20, Pass, "2048 MiB"},
+		{2048<<20 - 1, Fail, "2097151 KiB (ulimit -l)"},
+		{^uint64(0), Pass, "unlimited"},
+	}
+	for _, tc := range tests {
+		rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: script(t, "exit 1"), Memlock: func() (uint64, error) { return tc.lim, nil }})
+		r := result(t, rs, "memlock limit covers 2048 MiB")
+		if r.Status != tc.status || r.Detail != tc.detail {
+			t.Errorf("limit %d: %s %q, want %s %q", tc.lim, r.Status, r.Detail, tc.status, tc.detail)
+		}
+	}
+}
