@@ -409,11 +409,22 @@ func xzBigDict(data []byte) (int64, bool) {
 			}
 		}
 		// The filter: LZMA2 (0x21) with one byte of properties, the
-		// dictionary size.
-		if i+3 > len(h) || h[i] != 0x21 || h[i+1] != 1 {
+		// dictionary size. The ID is a multibyte integer, read by the
+		// decoder with binary.Uvarint's rules: an encoding longer than
+		// needed counts (0xa1 0x00 is 0x21 too); past 64 bits or the
+		// header's end, the decoder refuses the header as well.
+		if i >= len(h) {
 			continue
 		}
-		dict, err := lzma.DecodeDictCap(h[i+2])
+		id, n := binary.Uvarint(h[i:])
+		if n <= 0 || id != 0x21 {
+			continue
+		}
+		i += n
+		if i+2 > len(h) || h[i] != 1 {
+			continue
+		}
+		dict, err := lzma.DecodeDictCap(h[i+1])
 		if err != nil || dict <= maxXZDict {
 			continue
 		}

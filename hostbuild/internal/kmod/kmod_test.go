@@ -363,6 +363,13 @@ func TestModinfoZstdWindowNotAllocated(t *testing.T) {
 // and uncompressed sizes, as a crafted module file could.
 func xzDict(t testing.TB, mod []byte, code byte, sizes ...uint64) []byte {
 	t.Helper()
+	return xzDictID(t, mod, []byte{0x21}, code, sizes...)
+}
+
+// xzDictID is xzDict with the LZMA2 filter ID encoded as id (the decoder
+// reads it as a multibyte integer, and takes 0xa1 0x00 for 0x21 too).
+func xzDictID(t testing.TB, mod, id []byte, code byte, sizes ...uint64) []byte {
+	t.Helper()
 	var b bytes.Buffer
 	w, err := xz.WriterConfig{DictCap: 4096, CheckSum: xz.CRC32}.NewWriter(&b)
 	if err != nil {
@@ -385,7 +392,7 @@ func xzDict(t testing.TB, mod []byte, code byte, sizes ...uint64) []byte {
 			h = binary.AppendUvarint(h, n)
 		}
 	}
-	h = append(h, 0x21, 1, code)
+	h = append(append(h, id...), 1, code)
 	for len(h)%4 != 0 {
 		h = append(h, 0)
 	}
@@ -416,6 +423,12 @@ func TestModinfoXZDictionaryLimit(t *testing.T) {
 		{"4 GiB, the file ends with the header", xzDict(t, mod, 40)[:24],
 			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
 		{"4 GiB in a second stream", slices.Concat(plain, xzDict(t, mod, 40)),
+			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
+		// The filter ID is a multibyte integer, and the decoder takes an
+		// encoding longer than needed.
+		{"4 GiB, filter ID in two bytes", xzDictID(t, mod, []byte{0xa1, 0x00}, 40),
+			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
+		{"4 GiB, filter ID in ten bytes", xzDictID(t, mod, []byte{0xa1, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}, 40),
 			"module m.ko.xz: xz dictionary of 4294967295 bytes, more than 67108864"},
 	}
 	for _, tc := range tests {
