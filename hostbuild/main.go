@@ -65,13 +65,31 @@ var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP
 // systemd. A command that must outlive a second signal registers its own
 // channel for it once ctx is done (run: the second signal kills QEMU; QEMU
 // also dies with hostbuild through its parent-death signal).
+//
+// A second signal that comes before the handler is given back (the
+// goroutine below may wait for a CPU on a busy host) is queued on the
+// channel, not lost: it is sent again once the handler is back.
 func interruptContext() (context.Context, context.CancelFunc) {
-	ctx, stop := signal.NotifyContext(context.Background(), interruptSignals...)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, len(interruptSignals)+1)
+	signal.Notify(sigs, interruptSignals...)
 	go func() {
-		<-ctx.Done()
-		stop()
+		select {
+		case <-sigs:
+		case <-ctx.Done():
+		}
+		cancel()
+		signal.Stop(sigs)
+		for {
+			select {
+			case s := <-sigs:
+				syscall.Kill(os.Getpid(), s.(syscall.Signal))
+			default:
+				return
+			}
+		}
 	}()
-	return ctx, stop
+	return ctx, cancel
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
