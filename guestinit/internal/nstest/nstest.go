@@ -6,7 +6,11 @@
 // kill(-1) reaches only that namespace and reboot(2) ends only its init,
 // the test process; in a new network namespace there is no host interface
 // to reconfigure; in a new mount namespace (made private, so that nothing
-// propagates back) mounts vanish with the test process.
+// propagates back) mounts vanish with the test process. A mount namespace
+// alone does not contain devtmpfs or configfs, which have one instance per
+// kernel: a test that mounted devtmpfs in a temporary folder and removed
+// the folder would delete the host's device nodes. In a new user namespace
+// too (root mapped to the caller), mounting them is refused.
 //
 // Use it from TestMain:
 //
@@ -56,6 +60,10 @@ func Run(m *testing.M, cloneflags uintptr) int {
 	cmd.Env = append(os.Environ(), insideEnv+"="+strconv.FormatUint(uint64(cloneflags), 10))
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: cloneflags, Pdeathsig: syscall.SIGKILL}
+	if cloneflags&unix.CLONE_NEWUSER != 0 {
+		cmd.SysProcAttr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		cmd.SysProcAttr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+	}
 	err := cmd.Run()
 	var ee *exec.ExitError
 	switch {
