@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
@@ -284,8 +285,12 @@ func (p *Plan) Place(serialLog, qmpSocket string) error {
 
 // openRegular opens path for reading and refuses anything but a regular
 // file: a pipe or a device would not give QEMU the bytes that were hashed.
+// The open does not block (O_NONBLOCK): a FIFO is refused at once, where a
+// plain open would wait for a writer for ever. Nor does it make a terminal
+// the controlling one (O_NOCTTY). A regular file is then put back in
+// blocking mode, as QEMU inherits it.
 func openRegular(what, path string) (*os.File, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", what, err)
 	}
@@ -298,7 +303,24 @@ func openRegular(what, path string) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s %s is not a regular file (%s)", what, path, fi.Mode().Type())
 	}
+	if err := setBlocking(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
 	return f, nil
+}
+
+// setBlocking clears O_NONBLOCK on f's open file description.
+func setBlocking(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
+		return err
+	}
+	return serr
 }
 
 // ownFD names f in this process: /proc/self/fd/N reopens the same file.
