@@ -4,9 +4,11 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -162,14 +164,15 @@ type launchSecXML struct {
 var reDomainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$`)
 
 // LibvirtXML renders the plan as a libvirt domain. Paths are made absolute
-// (libvirt requires it). Plain plans (no SEV) render without launchSecurity.
+// (libvirt requires it), naming the files that were checked (absPath).
+// Plain plans (no SEV) render without launchSecurity.
 func LibvirtXML(p *Plan, name string) ([]byte, error) {
 	if !reDomainName.MatchString(name) {
 		return nil, fmt.Errorf("libvirt: domain name %q: want letters, digits and _.+- (up to 64)", name)
 	}
 	q := p.QEMU
 	abs := func(what, s string) (string, error) {
-		a, err := filepath.Abs(s)
+		a, err := absPath(s)
 		if err != nil {
 			return "", fmt.Errorf("libvirt: %s path %q: %w", what, s, err)
 		}
@@ -276,6 +279,28 @@ func LibvirtXML(p *Plan, name string) ([]byte, error) {
 		return nil, fmt.Errorf("libvirt: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// absPath makes path absolute, as libvirt requires, naming the same file:
+// it is cleaned (filepath.Abs) only when it has no ".." element. After a
+// symbolic link ".." is not the parent of the link's name, so cleaning
+// "dir/link/../vmlinuz" into "dir/vmlinuz" would give libvirt another file
+// than the one checked.
+func absPath(path string) (string, error) {
+	if path == "" {
+		return "", errors.New("empty path")
+	}
+	if !slices.Contains(strings.Split(filepath.ToSlash(path), "/"), "..") {
+		return filepath.Abs(path)
+	}
+	if filepath.IsAbs(path) {
+		return path, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(wd, string(filepath.Separator)) + string(filepath.Separator) + path, nil
 }
 
 // NotXMLChar is a refusal: a value of the launch holds a character that
