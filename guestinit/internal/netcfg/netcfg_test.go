@@ -219,7 +219,7 @@ func inNS(t *testing.T, ns netns.NsHandle, f func() error) error {
 
 // TestConfigureLateLink creates eth0 (a veth) 300 ms after Configure starts
 // waiting, in a private network namespace, and checks address, state and
-// default route.
+// default route. It waits as the guest does, with the default bound (10s).
 func TestConfigureLateLink(t *testing.T) {
 	ns := newNS(t)
 	h, err := netlink.NewHandleAt(ns)
@@ -229,16 +229,14 @@ func TestConfigureLateLink(t *testing.T) {
 	defer h.Close()
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
-	o := Options{Root: root, Namespace: &ns, Wait: 5 * time.Second}
+	o := Options{Root: root, Namespace: &ns} // Wait 0: the default
 	if err := Loopback(o); err != nil {
 		t.Fatalf("Loopback: %v", err)
 	}
+	created := make(chan error, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}
-		if err := h.LinkAdd(veth); err != nil {
-			t.Errorf("creating veth: %v", err)
-		}
+		created <- h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"})
 	}()
 	n := bootcfg.Default().Net
 	res, err := Configure(context.Background(), n, o)
@@ -247,6 +245,9 @@ func TestConfigureLateLink(t *testing.T) {
 			t.Skipf("skipping: veth unsupported here (%v)", err)
 		}
 		t.Fatalf("Configure: %v", err)
+	}
+	if err := <-created; err != nil {
+		t.Fatalf("creating veth: %v", err)
 	}
 	if res.Waited < 250*time.Millisecond {
 		t.Errorf("waited %v, want the ~300ms until eth0 appeared", res.Waited)
@@ -283,6 +284,73 @@ func TestConfigureLateLink(t *testing.T) {
 	// Running again (a restart of the stage) is idempotent.
 	if _, err := Configure(context.Background(), n, o); err != nil {
 		t.Errorf("second Configure: %v", err)
+	}
+}
+
+// TestConfigureGateway: the default route goes via the gateway, on-link
+// (RTNH_F_ONLINK) only when the gateway is outside the address's subnet,
+// without which the kernel refuses such a route (ENETUNREACH), e.g. a /32
+// address with its gateway.
+func TestConfigureGateway(t *testing.T) {
+	for _, tc := range []struct {
+		net    string
+		family int
+		onlink bool
+	}{
+		{"10.0.2.15/24,gw=10.0.2.2", netlink.FAMILY_V4, false},
+		{"10.0.2.15/32,gw=10.0.2.2", netlink.FAMILY_V4, true},
+		{"10.0.2.15/24,gw=192.168.7.1", netlink.FAMILY_V4, true},
+		{"fd00::5/64,gw=fd00::1", netlink.FAMILY_V6, false},
+		{"fd00::5/128,gw=fd00::1", netlink.FAMILY_V6, true},
+	} {
+		t.Run(tc.net, func(t *testing.T) {
+			h, o := nsWithLoopback(t, true)
+			n, err := bootcfg.ParseNet(tc.net)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Configure(context.Background(), n, o); err != nil {
+				t.Fatalf("Configure: %v", err)
+			}
+			eth, err := h.LinkByName("eth0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			routes, err := h.RouteList(eth, tc.family)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var def []netlink.Route
+			for _, r := range routes {
+				if r.Gw != nil {
+					def = append(def, r)
+				}
+			}
+			if len(def) != 1 {
+				t.Fatalf("routes via a gateway: %v, want one default route (all routes %v)", def, routes)
+			}
+			r := def[0]
+			if r.Dst != nil && !r.Dst.IP.IsUnspecified() {
+				t.Errorf("route via %v goes to %v, want the default route", r.Gw, r.Dst)
+			}
+			if got, want := r.Gw.String(), n.Gateway.String(); got != want {
+				t.Errorf("default route via %s, want %s", got, want)
+			}
+			if got := r.Flags&int(netlink.FLAG_ONLINK) != 0; got != tc.onlink {
+				t.Errorf("default route on-link = %v, want %v (flags %#x)", got, tc.onlink, r.Flags)
+			}
+		})
+	}
+}
+
+// TestConfigureResolvConfError: a resolv.conf that cannot be written fails
+// Configure (the guest would otherwise run without name servers).
+func TestConfigureResolvConfError(t *testing.T) {
+	_, o := nsWithLoopback(t, true)
+	o.Root = t.TempDir() // no etc/
+	_, err := Configure(context.Background(), bootcfg.Default().Net, o)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Configure with no %s/etc: err = %v, want not exist", o.Root, err)
 	}
 }
 
