@@ -1,11 +1,14 @@
 package power
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +23,12 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("POWER_TEST_DEFAULTS") == "1" {
 		defaultsMain()
+	}
+	if kind := os.Getenv("POWER_TEST_CHILD"); kind != "" {
+		childMain(kind)
+	}
+	if scenario := os.Getenv("POWER_TEST_SHUTDOWN"); scenario != "" {
+		shutdownMain(scenario)
 	}
 	os.Exit(nstest.Run(m, unix.CLONE_NEWPID))
 }
@@ -64,66 +73,218 @@ func TestDefaultsRefuseOutsideInit(t *testing.T) {
 	}
 }
 
-// One test only: Shutdown takes a process-wide lock that is never released.
-func TestShutdownSequence(t *testing.T) {
-	var steps []string
-	// Two children that ignore SIGTERM and die on SIGKILL.
-	alive, killed := 2, false
-	o := Options{
-		Log: func(f string, a ...any) { steps = append(steps, "log "+fmt.Sprintf(f, a...)) },
-		KillAll: func(sig unix.Signal) error {
-			steps = append(steps, "kill "+unix.SignalName(sig))
-			killed = sig == unix.SIGKILL
-			return nil
-		},
-		Reap: func() bool {
-			if killed {
-				alive = 0
+// shutdownMain runs one Shutdown scenario in a helper process (Shutdown
+// runs once per process), PID 1 of a new PID namespace where the test
+// could make one, and prints its steps one a line. The fake scenarios end
+// in Park, which exits 0; the real ones end by reboot(2), which in a PID
+// namespace kills its init with SIGINT (power off) or SIGHUP (restart).
+func shutdownMain(scenario string) {
+	say := func(f string, a ...any) { fmt.Printf(f+"\n", a...) }
+	fake := Options{
+		Log:     func(f string, a ...any) { say("log "+f, a...) },
+		KillAll: func(sig unix.Signal) error { say("kill %s", unix.SignalName(sig)); return nil },
+		Sync:    func() { say("sync") },
+		Unmount: func() error { say("unmount"); return nil },
+		Reboot:  func(cmd int) error { say("reboot %#x", cmd); return unix.EPERM },
+		Park:    func() { say("park"); os.Exit(0) },
+		Settle:  50 * time.Millisecond,
+	}
+	switch scenario {
+	case "children that ignore SIGTERM":
+		// Two children that ignore SIGTERM and die on SIGKILL.
+		var killed bool
+		var termAt time.Time
+		fake.KillAll = func(sig unix.Signal) error {
+			say("kill %s", unix.SignalName(sig))
+			switch sig {
+			case unix.SIGTERM:
+				termAt = time.Now()
+			case unix.SIGKILL:
+				killed = true
+				say("SIGKILL after the settle time: %v", time.Since(termAt) >= 200*time.Millisecond)
 			}
-			return alive > 0
-		},
-		Sync:    func() { steps = append(steps, "sync") },
-		Unmount: func() error { steps = append(steps, "unmount"); return errors.New("busy") },
-		Reboot: func(cmd int) error {
-			steps = append(steps, fmt.Sprintf("reboot %#x", cmd))
-			return unix.EPERM
-		},
-		Park:   func() { steps = append(steps, "park") },
-		Settle: 200 * time.Millisecond,
+			return nil
+		}
+		fake.Reap = func() bool { return !killed }
+		fake.Unmount = func() error { say("unmount"); return errors.New("busy") }
+		fake.Settle = 200 * time.Millisecond
+		fake.Park = func() {
+			say("park")
+			// A second Shutdown (a panic elsewhere meanwhile) blocks for
+			// good: it never logs, let alone powers off.
+			done := make(chan struct{})
+			go func() {
+				Shutdown(Reboot, Options{Log: func(string, ...any) { say("second Shutdown ran") },
+					KillAll: fake.KillAll, Reap: fake.Reap, Sync: fake.Sync, Unmount: fake.Unmount,
+					Reboot: fake.Reboot, Park: func() {}})
+				close(done)
+			}()
+			select {
+			case <-done:
+				say("second Shutdown returned")
+			case <-time.After(100 * time.Millisecond):
+			}
+			os.Exit(0)
+		}
+		Shutdown(PowerOff, fake)
+	case "nobody left":
+		fake.Reap = func() bool { return false }
+		Shutdown(PowerOff, fake)
+	case "children that outlive SIGKILL":
+		killed := false
+		fake.KillAll = func(sig unix.Signal) error {
+			say("kill %s", unix.SignalName(sig))
+			killed = killed || sig == unix.SIGKILL
+			return nil
+		}
+		fake.Reap = func() bool {
+			if killed {
+				say("reap")
+			}
+			return true
+		}
+		Shutdown(Reboot, fake)
+	case "real poweroff", "real reboot", "real zero mode":
+		// The real kill(-1), wait4, sync and reboot(2), for this
+		// namespace: two children, one that dies of SIGTERM and one that
+		// ignores it.
+		if os.Getpid() != 1 {
+			say("not PID 1 but %d", os.Getpid())
+			os.Exit(3)
+		}
+		pids := map[string]int{}
+		for _, kind := range []string{"term", "stubborn"} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				say("pipe: %v", err)
+				os.Exit(3)
+			}
+			p, err := os.StartProcess(os.Args[0], []string{os.Args[0], "-test.run=^$"}, &os.ProcAttr{
+				Env:   append(os.Environ(), "POWER_TEST_CHILD="+kind),
+				Files: []*os.File{nil, w, os.Stderr},
+			})
+			w.Close()
+			if err != nil {
+				say("starting the %s child: %v", kind, err)
+				os.Exit(3)
+			}
+			if line, err := bufio.NewReader(r).ReadString('\n'); line != "ready\n" {
+				say("%s child said %q, %v", kind, line, err)
+				os.Exit(3)
+			}
+			pids[kind] = p.Pid
+		}
+		m := map[string]Mode{"real poweroff": PowerOff, "real reboot": Reboot, "real zero mode": 0}[scenario]
+		Shutdown(m, Options{
+			Log: fake.Log,
+			Unmount: func() error {
+				// After the kill sequence, before reboot(2): both children
+				// must be gone, and reaped (a zombie still answers kill 0).
+				for _, kind := range []string{"term", "stubborn"} {
+					if err := unix.Kill(pids[kind], 0); errors.Is(err, unix.ESRCH) {
+						say("unmount: %s child gone", kind)
+					} else {
+						say("unmount: %s child still there (kill 0: %v)", kind, err)
+					}
+				}
+				return nil
+			},
+			Park:   fake.Park,
+			Settle: 50 * time.Millisecond,
+		})
+	default:
+		say("unknown scenario %q", scenario)
+		os.Exit(3)
 	}
-	start := time.Now()
-	Shutdown(PowerOff, o)
-	want := []string{
-		"log powering off",
-		"kill SIGTERM",
-		"kill SIGKILL",
-		"sync",
-		"unmount",
-		"log unmount: busy",
-		"sync",
-		fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
-		"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)",
-		"park",
+	os.Exit(4) // Park exits; not reached
+}
+
+// childMain is a child of the real scenarios: "term" dies of SIGTERM (no
+// handler), "stubborn" ignores it and dies only of SIGKILL.
+func childMain(kind string) {
+	if kind == "stubborn" {
+		signal.Ignore(unix.SIGTERM)
 	}
-	if diff := cmp.Diff(want, steps); diff != "" {
-		t.Errorf("steps (-want +got):\n%s", diff)
+	fmt.Println("ready")
+	for {
+		time.Sleep(time.Hour)
 	}
-	if d := time.Since(start); d < 200*time.Millisecond || d > time.Second {
-		t.Errorf("took %v: want the 200ms settle time, then SIGKILL", d)
+}
+
+// TestShutdownScenarios runs Shutdown in helper processes, one scenario
+// each, as it takes a process-wide lock that is never released: with
+// fakes, the whole sequence (SIGTERM, the settle time, SIGKILL, sync,
+// unmount, sync, reboot(2), parking when it fails, a second Shutdown that
+// blocks), the steps when nothing is left to stop and the bound on waiting
+// for children that outlive SIGKILL; with the real system calls
+// in a PID namespace of its own, that every child is stopped and reaped
+// before reboot(2), and which reboot(2) command each mode sends.
+func TestShutdownScenarios(t *testing.T) {
+	reboot := fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_RESTART)
+	stubborn := []string{"log rebooting", "kill SIGTERM", "kill SIGKILL"}
+	for range 100 { // 100 polls 10ms apart: about a second, then on
+		stubborn = append(stubborn, "reap")
 	}
-	// Nobody left: no signals, no waiting.
-	steps = nil
-	alive = 0
-	fill(&o)
-	if o.Reap() {
-		t.Error("Reap reports children with none alive")
+	stubborn = append(stubborn, "sync", "unmount", "sync", reboot,
+		"log reboot failed: operation not permitted; parking (the VM must be stopped from outside)", "park")
+	gone := []string{"unmount: term child gone", "unmount: stubborn child gone"}
+	for _, tc := range []struct {
+		scenario string
+		real     bool
+		want     []string
+		signal   unix.Signal // that ended the helper; 0: exit status 0
+	}{
+		{"children that ignore SIGTERM", false, []string{"log powering off", "kill SIGTERM", "kill SIGKILL",
+			"SIGKILL after the settle time: true", "sync", "unmount", "log unmount: busy", "sync",
+			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
+			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
+		{"nobody left", false, []string{"log powering off", "sync", "unmount", "sync",
+			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
+			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
+		{"children that outlive SIGKILL", false, stubborn, 0},
+		{"real poweroff", true, append([]string{"log powering off"}, gone...), unix.SIGINT},
+		{"real reboot", true, append([]string{"log rebooting"}, gone...), unix.SIGHUP},
+		// The zero Mode (an outcome nobody filled in) powers off.
+		{"real zero mode", true, append([]string{"log powering off"}, gone...), unix.SIGINT},
+	} {
+		t.Run(tc.scenario, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "POWER_TEST_SHUTDOWN="+tc.scenario)
+			if os.Getpid() == 1 { // root, in nstest's PID namespace
+				cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+			} else if tc.real {
+				t.Skip("skipping: needs a PID namespace of its own; run as root to enable")
+			}
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			var ee *exec.ExitError
+			if err != nil && !errors.As(err, &ee) {
+				t.Fatalf("helper: %v", err)
+			}
+			ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if tc.signal == 0 && ws != 0 || tc.signal != 0 && !(ws.Signaled() && ws.Signal() == tc.signal) {
+				t.Errorf("helper ended with %v, want %v\nstderr:\n%s", cmd.ProcessState, map[bool]string{true: "exit status 0", false: "signal " + unix.SignalName(tc.signal)}[tc.signal == 0], stderr.String())
+			}
+			got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("steps (-want +got):\n%s", diff)
+			}
+		})
 	}
-	// A second shutdown blocks forever.
-	done := make(chan struct{})
-	go func() { Shutdown(Reboot, o); close(done) }()
-	select {
-	case <-done:
-		t.Error("second Shutdown returned")
-	case <-time.After(100 * time.Millisecond):
+}
+
+func TestModeString(t *testing.T) {
+	for _, tc := range []struct {
+		m    Mode
+		want string
+	}{
+		{PowerOff, "poweroff"},
+		{Reboot, "reboot"},
+		{0, "poweroff"}, // the zero Mode powers off
+	} {
+		if got := tc.m.String(); got != tc.want {
+			t.Errorf("Mode(%d).String() = %q, want %q", int(tc.m), got, tc.want)
+		}
 	}
 }
