@@ -1,37 +1,46 @@
 package early
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"golang.org/x/sys/unix"
 )
 
 // The table is part of the security posture: pin it.
 func TestTableContents(t *testing.T) {
 	type row struct {
-		Target, FSType string
-		NoSuid, NoDev  bool
-		NoExec         bool
-		Optional       bool
+		Target, FSType, Source string
+		NoSuid, NoDev          bool
+		NoExec                 bool
+		OtherFlags             uintptr
+		Data                   string
+		Mode                   os.FileMode
+		Optional               bool
 	}
 	var got []row
 	for _, m := range All() {
-		got = append(got, row{m.Target, m.FSType, m.Flags&unix.MS_NOSUID != 0, m.Flags&unix.MS_NODEV != 0,
-			m.Flags&unix.MS_NOEXEC != 0, m.Optional})
+		got = append(got, row{m.Target, m.FSType, m.Source, m.Flags&unix.MS_NOSUID != 0, m.Flags&unix.MS_NODEV != 0,
+			m.Flags&unix.MS_NOEXEC != 0, m.Flags &^ (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC), m.Data, m.Mode, m.Optional})
 	}
 	want := []row{
-		{"/proc", "proc", true, true, true, false},
-		{"/sys", "sysfs", true, true, true, false},
-		{"/dev", "devtmpfs", true, false, false, false},
-		{"/dev/pts", "devpts", true, false, true, false},
-		{"/dev/shm", "tmpfs", true, true, false, false},
-		{"/run", "tmpfs", true, true, false, false},
-		{"/tmp", "tmpfs", true, true, false, false},
-		{"/sys/kernel/config", "configfs", true, true, true, true},
+		{"/proc", "proc", "proc", true, true, true, 0, "", 0o555, false},
+		{"/sys", "sysfs", "sysfs", true, true, true, 0, "", 0o555, false},
+		{"/dev", "devtmpfs", "devtmpfs", true, false, false, 0, "mode=0755", 0o755, false},
+		{"/dev/pts", "devpts", "devpts", true, false, true, 0, "newinstance,ptmxmode=0666,mode=0620", 0o755, false},
+		{"/dev/shm", "tmpfs", "shm", true, true, false, 0, "mode=1777", 0o1777, false},
+		{"/run", "tmpfs", "run", true, true, false, 0, "mode=0755", 0o755, false},
+		{"/tmp", "tmpfs", "tmp", true, true, false, 0, "mode=1777", 0o1777, false},
+		{"/sys/kernel/config", "configfs", "configfs", true, true, true, 0, "", 0o755, true},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("mount table (-want +got):\n%s", diff)
@@ -53,82 +62,210 @@ func TestTableContents(t *testing.T) {
 	}
 }
 
-type call struct{ Source, Target, FSType, Data string }
+type call struct {
+	Source, Target, FSType string
+	Flags                  uintptr
+	Data                   string
+}
 
+// recorder is a fake Mounter that records its calls and fails the file
+// system types in fail with their error.
+func recorder(calls *[]call, fail map[string]error) Mounter {
+	return func(source, target, fstype string, flags uintptr, data string) error {
+		*calls = append(*calls, call{source, target, fstype, flags, data})
+		return fail[fstype]
+	}
+}
+
+// MountAll passes every field of every entry to mount(2), under the root,
+// creates the missing mount points with the entry's mode, keeps the
+// failures of optional entries in the results and counts EBUSY (already
+// mounted) as mounted.
 func TestMountAll(t *testing.T) {
+	defer unix.Umask(unix.Umask(0)) // the modes as given, whatever the umask
 	root := t.TempDir()
 	var calls []call
-	fake := func(source, target, fstype string, flags uintptr, data string) error {
-		calls = append(calls, call{source, target, fstype, data})
-		switch fstype {
-		case "configfs":
-			return unix.ENODEV // module not loaded: optional
-		case "devpts":
-			return unix.EBUSY // already mounted: fine
-		}
-		return nil
-	}
+	fake := recorder(&calls, map[string]error{
+		"configfs": unix.ENODEV, // module not loaded: optional
+		"devpts":   unix.EBUSY,  // already mounted: fine
+	})
 	res, err := MountAll(All(), Options{Root: root, Mount: fake})
 	if err != nil {
 		t.Fatalf("MountAll: %v", err)
 	}
-	if len(calls) != len(All()) || len(res) != len(All()) {
-		t.Fatalf("got %d calls, %d results, want %d", len(calls), len(res), len(All()))
-	}
-	for i, m := range All() {
-		if calls[i].Target != filepath.Join(root, m.Target) {
-			t.Errorf("call %d target %s, want under root", i, calls[i].Target)
+	var wantCalls []call
+	var wantRes []Result
+	for _, m := range All() {
+		wantCalls = append(wantCalls, call{m.Source, filepath.Join(root, m.Target), m.FSType, m.Flags, m.Data})
+		r := Result{Mount: m}
+		if m.FSType == "configfs" {
+			r.Err = unix.ENODEV
 		}
-		if fi, err := os.Stat(filepath.Join(root, m.Target)); err != nil || !fi.IsDir() {
+		wantRes = append(wantRes, r)
+	}
+	if diff := cmp.Diff(wantCalls, calls); diff != "" {
+		t.Errorf("mount calls (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantRes, res, cmpopts.EquateErrors()); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+	for _, m := range All() {
+		fi, err := os.Stat(filepath.Join(root, m.Target))
+		if err != nil || !fi.IsDir() {
 			t.Errorf("mount point %s not created: %v", m.Target, err)
+			continue
 		}
-	}
-	if last := res[len(res)-1]; !errors.Is(last.Err, unix.ENODEV) {
-		t.Errorf("configfs result = %v, want ENODEV kept in the results", last.Err)
-	}
-	if res[3].Err != nil {
-		t.Errorf("EBUSY (already mounted) should count as mounted, got %v", res[3].Err)
+		if got, want := fi.Mode().Perm(), m.Mode.Perm(); got != want {
+			t.Errorf("mount point %s has mode %v, want %v", m.Target, got, want)
+		}
 	}
 }
 
-func TestMountAllStopsOnRequired(t *testing.T) {
-	n := 0
-	fake := func(source, target, fstype string, flags uintptr, data string) error {
-		n++
-		if fstype == "sysfs" {
-			return unix.EPERM
-		}
-		return nil
+func TestMountAllErrors(t *testing.T) {
+	tests := []struct {
+		name      string
+		table     []Mount
+		fail      map[string]error
+		blocked   string // a file where this mount point should be
+		wantCalls []string
+		wantErrs  []error // one per result
+		wantErr   string  // MountAll's error, "ROOT" for the root
+		wantIs    error   // what MountAll's error wraps
+	}{
+		{
+			name:      "a required mount fails",
+			table:     Table,
+			fail:      map[string]error{"sysfs": unix.EPERM},
+			wantCalls: []string{"/proc", "/sys"},
+			wantErrs:  []error{nil, unix.EPERM},
+			wantErr:   "mounting sysfs on ROOT/sys: operation not permitted",
+			wantIs:    unix.EPERM,
+		},
+		{
+			name:      "a required mount point cannot be created",
+			table:     Table,
+			blocked:   "/proc",
+			wantCalls: nil,
+			wantErrs:  []error{unix.ENOTDIR},
+			wantErr:   "creating mount point ROOT/proc: mkdir ROOT/proc: not a directory",
+			wantIs:    unix.ENOTDIR,
+		},
+		{
+			name:      "an optional mount point cannot be created",
+			table:     []Mount{Late[0], Table[5]},
+			blocked:   "/sys/kernel",
+			wantCalls: []string{"/run"},
+			wantErrs:  []error{unix.ENOTDIR, nil},
+		},
+		{
+			name:      "an optional mount fails",
+			table:     []Mount{Late[0], Table[5]},
+			fail:      map[string]error{"configfs": unix.ENODEV},
+			wantCalls: []string{"/sys/kernel/config", "/run"},
+			wantErrs:  []error{unix.ENODEV, nil},
+		},
 	}
-	_, err := MountAll(Table, Options{Root: t.TempDir(), Mount: fake})
-	if !errors.Is(err, unix.EPERM) {
-		t.Fatalf("err = %v, want EPERM", err)
-	}
-	if n != 2 {
-		t.Errorf("mounted %d entries, want to stop after the second", n)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tc.blocked != "" {
+				p := filepath.Join(root, tc.blocked)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var calls []call
+			res, err := MountAll(tc.table, Options{Root: root, Mount: recorder(&calls, tc.fail)})
+			var gotCalls []string
+			for _, c := range calls {
+				gotCalls = append(gotCalls, strings.TrimPrefix(c.Target, root))
+			}
+			if diff := cmp.Diff(tc.wantCalls, gotCalls); diff != "" {
+				t.Errorf("mount calls (-want +got):\n%s", diff)
+			}
+			var gotErrs []error
+			for i, r := range res {
+				if r.Mount != tc.table[i] {
+					t.Errorf("result %d is for %+v, want %+v", i, r.Mount, tc.table[i])
+				}
+				gotErrs = append(gotErrs, r.Err)
+			}
+			if diff := cmp.Diff(tc.wantErrs, gotErrs, cmpopts.EquateErrors()); diff != "" {
+				t.Errorf("errors in the results (-want +got):\n%s", diff)
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Errorf("MountAll: %v, want nil", err)
+				}
+				return
+			}
+			if want := strings.ReplaceAll(tc.wantErr, "ROOT", root); err == nil || err.Error() != want {
+				t.Errorf("MountAll: %v, want %s", err, want)
+			}
+			if !errors.Is(err, tc.wantIs) {
+				t.Errorf("MountAll: %v, want it to wrap %v", err, tc.wantIs)
+			}
+		})
 	}
 }
 
-func TestUnmountAllReverse(t *testing.T) {
-	var got []string
-	err := UnmountAll(All(), "/r", func(target string, flags int) error {
-		if flags != unix.MNT_DETACH {
-			t.Errorf("flags %d, want MNT_DETACH", flags)
-		}
-		got = append(got, target)
-		if target == "/r/tmp" {
-			return unix.EINVAL // not mounted: skipped
-		}
-		if target == "/r/run" {
-			return unix.EPERM
-		}
-		return nil
-	})
-	if !errors.Is(err, unix.EPERM) {
-		t.Errorf("err = %v, want the EPERM of /run", err)
+// UnmountAll detaches lazily in reverse order, goes on after a failure,
+// skips targets that are not mounted (EINVAL) or missing (ENOENT) and
+// joins the other errors in the order it met them.
+func TestUnmountAll(t *testing.T) {
+	var all []string
+	for i := len(All()) - 1; i >= 0; i-- {
+		all = append(all, "/r"+All()[i].Target)
 	}
-	if got[0] != "/r/sys/kernel/config" || got[len(got)-1] != "/r/proc" {
-		t.Errorf("unmount order %v, want reverse of the table", got)
+	tests := []struct {
+		name    string
+		errs    map[string]error
+		wantErr string
+		wantIs  []error
+	}{
+		{name: "all unmounted"},
+		{
+			name: "not mounted or missing",
+			errs: map[string]error{"/r/tmp": unix.EINVAL, "/r/sys/kernel/config": unix.ENOENT, "/r/proc": fmt.Errorf("wrapped: %w", unix.EINVAL)},
+		},
+		{
+			name:    "failures",
+			errs:    map[string]error{"/r/run": unix.EPERM, "/r/tmp": unix.EINVAL, "/r/dev": unix.EBUSY, "/r/proc": unix.EACCES},
+			wantErr: "unmounting /r/run: operation not permitted\nunmounting /r/dev: device or resource busy\nunmounting /r/proc: permission denied",
+			wantIs:  []error{unix.EPERM, unix.EBUSY, unix.EACCES},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			err := UnmountAll(All(), "/r", func(target string, flags int) error {
+				if flags != unix.MNT_DETACH {
+					t.Errorf("unmount %s with flags %#x, want MNT_DETACH", target, flags)
+				}
+				got = append(got, target)
+				return tc.errs[target]
+			})
+			if diff := cmp.Diff(all, got); diff != "" {
+				t.Errorf("unmounted (-want +got):\n%s", diff)
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Errorf("UnmountAll: %v, want nil", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != tc.wantErr {
+				t.Errorf("UnmountAll: %v, want\n%s", err, tc.wantErr)
+			}
+			for _, is := range tc.wantIs {
+				if !errors.Is(err, is) {
+					t.Errorf("UnmountAll: %v, want it to wrap %v", err, is)
+				}
+			}
+		})
 	}
 }
 
@@ -136,5 +273,167 @@ func TestReopenConsoleMissing(t *testing.T) {
 	_, err := ReopenConsole(filepath.Join(t.TempDir(), "console"))
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err = %v, want not exist", err)
+	}
+}
+
+// consoleEnv names the file that TestReopenConsoleHelper reopens.
+const consoleEnv = "EARLY_TEST_CONSOLE"
+
+// consoleInput is what the test puts in the console for the helper to
+// read from its descriptor 0.
+const consoleInput = "console input\n"
+
+// TestReopenConsoleHelper is the helper process of TestReopenConsole (the
+// test binary, started from the test inside this package's namespaces):
+// ReopenConsole replaces its descriptors 0, 1 and 2, so it cannot run in
+// the test process. It reports on descriptor 3 what they are afterwards.
+func TestReopenConsoleHelper(t *testing.T) {
+	path, ok := os.LookupEnv(consoleEnv)
+	if !ok {
+		t.Skip("helper process of TestReopenConsole; it runs only when that test starts it")
+	}
+	report := os.NewFile(3, "report")
+	defer report.Close()
+	f, err := ReopenConsole(path)
+	if err != nil {
+		fmt.Fprintf(report, "ReopenConsole: %v\n", err)
+		return
+	}
+	var console unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &console); err != nil {
+		fmt.Fprintf(report, "fstat of the returned file: %v\n", err)
+		return
+	}
+	for fd := 0; fd <= 2; fd++ {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			fmt.Fprintf(report, "fd %d: %v\n", fd, err)
+			continue
+		}
+		what := "not the console"
+		if st.Dev == console.Dev && st.Ino == console.Ino {
+			what = "the console"
+		}
+		fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err != nil {
+			fmt.Fprintf(report, "fd %d: F_GETFL: %v\n", fd, err)
+			continue
+		}
+		access := map[int]string{unix.O_RDONLY: "read-only", unix.O_WRONLY: "write-only", unix.O_RDWR: "read-write"}[fl&unix.O_ACCMODE]
+		fdfl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil {
+			fmt.Fprintf(report, "fd %d: F_GETFD: %v\n", fd, err)
+			continue
+		}
+		inherit := "inherited by exec"
+		if fdfl&unix.FD_CLOEXEC != 0 {
+			inherit = "close-on-exec"
+		}
+		fmt.Fprintf(report, "fd %d: %s, %s, %s\n", fd, what, access, inherit)
+	}
+	buf := make([]byte, 64)
+	n, err := unix.Read(0, buf)
+	fmt.Fprintf(report, "read from fd 0: %q %v\n", buf[:max(n, 0)], err)
+	for fd := 1; fd <= 2; fd++ {
+		_, err := unix.Write(fd, fmt.Appendf(nil, "written to fd %d\n", fd))
+		fmt.Fprintf(report, "write to fd %d: %v\n", fd, err)
+	}
+	// The helper is a session leader without a controlling terminal: the
+	// console must not become one (O_NOCTTY).
+	if sid, err := unix.IoctlGetInt(0, unix.TIOCGSID); err == nil {
+		fmt.Fprintf(report, "controlling terminal of session %d\n", sid)
+	} else {
+		fmt.Fprintf(report, "no controlling terminal (%v)\n", err)
+	}
+}
+
+// ReopenConsole makes descriptors 0, 1 and 2 the console, read-write and
+// inherited by the programs the init starts, and the console does not
+// become the init's controlling terminal. Tested on a file and on a
+// pseudo-terminal the test creates, never on /dev/console.
+func TestReopenConsole(t *testing.T) {
+	tests := []struct {
+		name string
+		// open creates the console and returns its path and, for a file,
+		// what to read back afterwards.
+		open func(t *testing.T) (path string, content func() string)
+	}{
+		{"temporary file", func(t *testing.T) (string, func() string) {
+			path := filepath.Join(t.TempDir(), "console")
+			if err := os.WriteFile(path, []byte(consoleInput), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return path, func() string {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(b)
+			}
+		}},
+		{"pseudo-terminal", func(t *testing.T) (string, func() string) {
+			ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+			if err != nil {
+				t.Skipf("no pseudo-terminal to test on (%v); the temporary file case still runs", err)
+			}
+			t.Cleanup(func() { ptmx.Close() })
+			if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+				t.Fatalf("unlocking the pseudo-terminal: %v", err)
+			}
+			n, err := unix.IoctlGetUint32(int(ptmx.Fd()), unix.TIOCGPTN)
+			if err != nil {
+				t.Fatalf("pseudo-terminal number: %v", err)
+			}
+			if _, err := ptmx.WriteString(consoleInput); err != nil {
+				t.Fatal(err)
+			}
+			return fmt.Sprintf("/dev/pts/%d", n), nil
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path, content := tc.open(t)
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			var stderr bytes.Buffer
+			cmd := exec.Command(os.Args[0], "-test.run=^TestReopenConsoleHelper$")
+			cmd.Env = append(os.Environ(), consoleEnv+"="+path)
+			cmd.ExtraFiles = []*os.File{pw}
+			cmd.Stdout, cmd.Stderr = &stderr, &stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
+			if err := cmd.Start(); err != nil {
+				t.Fatalf("starting the helper: %v", err)
+			}
+			pw.Close()
+			var report bytes.Buffer
+			if _, err := report.ReadFrom(pr); err != nil {
+				t.Errorf("reading the helper's report: %v", err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("helper: %v\n%s", err, stderr.String())
+			}
+			want := "fd 0: the console, read-write, inherited by exec\n" +
+				"fd 1: the console, read-write, inherited by exec\n" +
+				"fd 2: the console, read-write, inherited by exec\n" +
+				fmt.Sprintf("read from fd 0: %q <nil>\n", consoleInput) +
+				"write to fd 1: <nil>\n" +
+				"write to fd 2: <nil>\n" +
+				"no controlling terminal (inappropriate ioctl for device)\n"
+			if diff := cmp.Diff(want, report.String()); diff != "" {
+				t.Errorf("helper's descriptors after ReopenConsole (-want +got):\n%s", diff)
+			}
+			if content == nil {
+				return
+			}
+			// The descriptors share one open file: the writes follow the
+			// input read through descriptor 0.
+			want = consoleInput + "written to fd 1\nwritten to fd 2\n"
+			if got := content(); !strings.HasPrefix(got, want) {
+				t.Errorf("console file holds %q, want it to start with %q", got, want)
+			}
+		})
 	}
 }
