@@ -1,6 +1,10 @@
 package klog
 
 import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +22,66 @@ func TestPrintf(t *testing.T) {
 		"[    3.014159] guestinit: boot error: two | lines\n"
 	if diff := cmp.Diff(want, b.String()); diff != "" {
 		t.Errorf("log (-want +got):\n%s", diff)
+	}
+}
+
+// One call is one line, whatever the message holds, and the timestamp is
+// the time since boot in seconds and whole microseconds, like the kernel's.
+func TestPrintfLines(t *testing.T) {
+	tests := []struct {
+		name   string
+		at     time.Duration
+		format string
+		args   []any
+		want   string
+	}{
+		{"at boot", 0, "starting", nil, "[    0.000000] guestinit: starting\n"},
+		{"microseconds truncated", time.Second - 1, "x", nil, "[    0.999999] guestinit: x\n"},
+		{"wider than five digits", 123456*time.Second + 789012*time.Microsecond, "x", nil, "[123456.789012] guestinit: x\n"},
+		{"trailing newlines", time.Second, "a\n\n\n", nil, "[    1.000000] guestinit: a\n"},
+		{"newline only", time.Second, "\n", nil, "[    1.000000] guestinit: \n"},
+		{"empty", time.Second, "", nil, "[    1.000000] guestinit: \n"},
+		{"inner newlines", time.Second, "%s", []any{"a\nb\n\nc"}, "[    1.000000] guestinit: a | b |  | c\n"},
+		{"percent in an argument", time.Second, "arg %q", []any{"100%"}, "[    1.000000] guestinit: arg \"100%\"\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			New(&b, func() time.Duration { return tc.at }).Printf(tc.format, tc.args...)
+			if diff := cmp.Diff(tc.want, b.String()); diff != "" {
+				t.Errorf("line (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSetOutput(t *testing.T) {
+	var before, after strings.Builder
+	l := New(&before, func() time.Duration { return 0 })
+	l.Printf("one")
+	l.SetOutput(&after)
+	l.Printf("two")
+	if got, want := before.String(), "[    0.000000] guestinit: one\n"; got != want {
+		t.Errorf("first writer got %q, want %q", got, want)
+	}
+	if got, want := after.String(), "[    0.000000] guestinit: two\n"; got != want {
+		t.Errorf("writer after SetOutput got %q, want %q", got, want)
+	}
+}
+
+// A logger without a clock uses SinceBoot.
+func TestNewDefaultClock(t *testing.T) {
+	var b strings.Builder
+	l := New(&b, nil)
+	lo := SinceBoot().Truncate(time.Microsecond)
+	l.Printf("x")
+	hi := SinceBoot()
+	var sec, usec int64
+	if _, err := fmt.Sscanf(b.String(), "[%d.%d] guestinit: x\n", &sec, &usec); err != nil {
+		t.Fatalf("line %q: %v", b.String(), err)
+	}
+	if got := time.Duration(sec)*time.Second + time.Duration(usec)*time.Microsecond; got < lo || got > hi {
+		t.Errorf("timestamp %v, want SinceBoot at the call, between %v and %v", got, lo, hi)
 	}
 }
 
@@ -52,6 +116,37 @@ func TestOneWritePerLine(t *testing.T) {
 	}
 }
 
+// Loggers share writers that are not safe for concurrent use (meant for
+// -race), also while the output is replaced: every line arrives whole.
+func TestConcurrentPrintfAndSetOutput(t *testing.T) {
+	var a, b bytes.Buffer
+	l := New(&a, func() time.Duration { return 0 })
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(2)
+		go func() { defer wg.Done(); l.Printf("line %d", i) }()
+		go func() {
+			defer wg.Done()
+			if i%2 == 0 {
+				l.SetOutput(&b)
+			} else {
+				l.SetOutput(&a)
+			}
+		}()
+	}
+	wg.Wait()
+	lines := strings.Split(a.String()+b.String(), "\n")
+	if lines[len(lines)-1] != "" || len(lines)-1 != n {
+		t.Fatalf("got %d lines, want %d:\n%s%s", len(lines)-1, n, a.String(), b.String())
+	}
+	for _, s := range lines[:n] {
+		if !strings.HasPrefix(s, "[    0.000000] guestinit: line ") {
+			t.Errorf("line %q is not whole", s)
+		}
+	}
+}
+
 func TestSinceBootAdvances(t *testing.T) {
 	a := SinceBoot()
 	time.Sleep(2 * time.Millisecond)
@@ -59,4 +154,35 @@ func TestSinceBootAdvances(t *testing.T) {
 	if a <= 0 || b <= a {
 		t.Errorf("SinceBoot: %v then %v, want positive and increasing", a, b)
 	}
+}
+
+// SinceBoot agrees with the kernel's own time since boot, /proc/uptime
+// (CLOCK_BOOTTIME in hundredths of a second, truncated), read before and
+// after it.
+func TestSinceBootIsUptime(t *testing.T) {
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(mi), " /proc/uptime ") {
+		t.Skip("/proc/uptime is replaced by a mount here (lxcfs?), so it is not the kernel's time since boot")
+	}
+	lo := uptime(t)
+	got := SinceBoot()
+	hi := uptime(t) + 10*time.Millisecond
+	if got < lo || got >= hi {
+		t.Errorf("SinceBoot() = %v, want it between /proc/uptime read before (%v) and after (%v, plus its 10ms resolution)", got, lo, hi)
+	}
+}
+
+func uptime(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		t.Skipf("no /proc/uptime to compare with (%v); mount proc to run this test", err)
+	}
+	f := strings.Fields(string(b))
+	sec, frac, ok := strings.Cut(f[0], ".")
+	s, err1 := strconv.ParseInt(sec, 10, 64)
+	cs, err2 := strconv.ParseInt(frac, 10, 64)
+	if !ok || len(frac) != 2 || err1 != nil || err2 != nil {
+		t.Fatalf("/proc/uptime %q: want seconds with two decimals", b)
+	}
+	return time.Duration(s)*time.Second + time.Duration(cs)*10*time.Millisecond
 }
