@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,40 @@ func TestCmdlineKernelParams(t *testing.T) {
 				if strings.Contains(stderr, w) {
 					t.Errorf("stderr %q contains %q", stderr, w)
 				}
+			}
+		})
+	}
+}
+
+// --shell prints the cmdline as one POSIX shell word: a shell gives back
+// exactly the bytes printed without it, whatever quotes, $, *, backquotes
+// and spaces the cmdline holds (an operator pastes it into -append).
+func TestCmdlineShellQuoted(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skipf("skipping: no POSIX shell to check the quoting with (%v); install dash or bash to enable", err)
+	}
+	for _, words := range []string{"--dev", `a\'b $HOME * ` + "`x`" + ` \\`, `''`} {
+		t.Run(words, func(t *testing.T) {
+			plain, stderr, code := runHB(t, "cmdline", "--args", words)
+			if code != exitOK {
+				t.Fatalf("cmdline --args %q: exit %d: %s", words, code, stderr)
+			}
+			quoted, stderr, code := runHB(t, "cmdline", "--shell", "--args", words)
+			if code != exitOK {
+				t.Fatalf("cmdline --shell --args %q: exit %d: %s", words, code, stderr)
+			}
+			plain = strings.TrimSuffix(plain, "\n")
+			quoted = strings.TrimSuffix(quoted, "\n")
+			if quoted == plain {
+				t.Fatalf("--shell printed %q, the same as without it", quoted)
+			}
+			out, err := exec.Command(sh, "-c", "printf %s "+quoted).Output()
+			if err != nil {
+				t.Fatalf("sh -c 'printf %%s %s': %v", quoted, err)
+			}
+			if string(out) != plain {
+				t.Errorf("the shell read --shell's %q as %q, want the cmdline %q", quoted, out, plain)
 			}
 		})
 	}
