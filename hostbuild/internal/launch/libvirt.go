@@ -282,25 +282,27 @@ func LibvirtXML(p *Plan, name string) ([]byte, error) {
 }
 
 // absPath makes path absolute, as libvirt requires, naming the same file:
-// it is cleaned (filepath.Abs) only when it has no ".." element. After a
-// symbolic link ".." is not the parent of the link's name, so cleaning
-// "dir/link/../vmlinuz" into "dir/vmlinuz" would give libvirt another file
-// than the one checked.
+// a relative path is joined to the working directory, and the result is
+// cleaned only when it has no ".." element. After a symbolic link ".." is
+// not the parent of the link's name, so cleaning "dir/link/../vmlinuz" into
+// "dir/vmlinuz" would give libvirt another file than the one checked. The
+// working directory counts too: os.Getwd returns $PWD whenever it names the
+// working directory, also when it does so through "..".
 func absPath(path string) (string, error) {
 	if path == "" {
 		return "", errors.New("empty path")
 	}
-	if !slices.Contains(strings.Split(filepath.ToSlash(path), "/"), "..") {
-		return filepath.Abs(path)
+	if !filepath.IsAbs(path) {
+		wd, err := os.Getwd()
+		if err != nil {
+			return "", err
+		}
+		path = strings.TrimSuffix(wd, string(filepath.Separator)) + string(filepath.Separator) + path
 	}
-	if filepath.IsAbs(path) {
+	if slices.Contains(strings.Split(filepath.ToSlash(path), "/"), "..") {
 		return path, nil
 	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(wd, string(filepath.Separator)) + string(filepath.Separator) + path, nil
+	return filepath.Clean(path), nil
 }
 
 // NotXMLChar is a refusal: a value of the launch holds a character that

@@ -478,3 +478,46 @@ func TestAbsPath(t *testing.T) {
 		t.Errorf("absPath(\"\") = %q, want an error", got)
 	}
 }
+
+// TestLibvirtXMLPathsNameTheCheckedFilesFromPWD: a relative path is joined
+// to the working directory os.Getwd gives, which is $PWD whenever $PWD
+// names the working directory, even through "..". After a symbolic link
+// that ".." is not lexical either: the joined path must not be cleaned.
+func TestLibvirtXMLPathsNameTheCheckedFilesFromPWD(t *testing.T) {
+	f := newFixture(t, []int{1})
+	// The working directory is a/c, holding the checked copies; $PWD names
+	// it as x/link/../c (x/link is a/b), while x/c holds decoys.
+	for _, d := range []string{"a/b", "a/c", "x/c"} {
+		if err := os.MkdirAll(filepath.Join(f.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(filepath.Join(f.dir, "a", "b"), filepath.Join(f.dir, "x", "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{f.ovmf, f.kernel, f.initrd} {
+		name := filepath.Base(src)
+		f.file(t, filepath.Join("a", "c", name), readFile(t, src))
+		f.file(t, filepath.Join("x", "c", name), []byte("decoy"))
+	}
+	t.Chdir(filepath.Join(f.dir, "a", "c"))
+	pwd := filepath.Join(f.dir, "x", "link") + "/../c"
+	t.Setenv("PWD", pwd)
+	if wd, err := os.Getwd(); err != nil || wd != pwd {
+		t.Skipf("skipping: os.Getwd() = %q, %v; want $PWD %q", wd, err, pwd)
+	}
+	o := f.snp()
+	o.OVMF, o.Kernel, o.Initrd = filepath.Base(f.ovmf), filepath.Base(f.kernel), filepath.Base(f.initrd)
+	p := prepare(t, o)
+	d, _ := libvirtXML(t, p, "katana")
+	checkSameAsRun(t, p, d)
+	for _, c := range []struct{ what, got, name string }{
+		{"OVMF", d.OS.Loader.Path, o.OVMF},
+		{"kernel", d.OS.Kernel, o.Kernel},
+		{"initrd", d.OS.Initrd, o.Initrd},
+	} {
+		if want := pwd + "/" + c.name; c.got != want {
+			t.Errorf("the domain's %s is %s, want %s", c.what, c.got, want)
+		}
+	}
+}
