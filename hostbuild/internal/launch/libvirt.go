@@ -168,7 +168,7 @@ var reDomainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$`)
 // Plain plans (no SEV) render without launchSecurity.
 func LibvirtXML(p *Plan, name string) ([]byte, error) {
 	if !reDomainName.MatchString(name) {
-		return nil, fmt.Errorf("libvirt: domain name %q: want letters, digits and _.+- (up to 64)", name)
+		return nil, fmt.Errorf("libvirt: domain name %q (--name): want 1 to 64 letters, digits and _.+-, the first a letter or a digit", name)
 	}
 	q := p.QEMU
 	abs := func(what, s string) (string, error) {
@@ -315,6 +315,7 @@ type NotXMLChar struct {
 	Value  string
 	Offset int    // byte offset of the character in Value
 	Char   string // e.g. "U+0001", or "byte 0xff (not UTF-8)"
+	Fix    string // what to do instead, naming the flag; may be empty
 }
 
 func (e *NotXMLChar) Error() string {
@@ -322,8 +323,12 @@ func (e *NotXMLChar) Error() string {
 	if e.What != "" {
 		what = e.What + " (" + e.Field + ")"
 	}
-	return fmt.Sprintf("libvirt: refusing to write the domain: %s %q has %s at byte offset %d, which XML 1.0 cannot carry (libvirt would read back other bytes)",
+	msg := fmt.Sprintf("libvirt: refusing to write the domain: %s %q has %s at byte offset %d, which XML 1.0 cannot carry (libvirt would read back other bytes)",
 		what, e.Value, e.Char, e.Offset)
+	if e.Fix != "" {
+		msg += ": " + e.Fix
+	}
+	return msg
 }
 
 // xmlFieldWhat names the values an operator gives or the manifest holds.
@@ -336,6 +341,16 @@ var xmlFieldWhat = map[string]string{
 	"cpu/model":                   "the vCPU type",
 	"devices/emulator":            "the emulator path",
 	"devices/serial/source/@path": "the serial log path",
+}
+
+// xmlFieldFix says what to do about a value that XML cannot carry, naming
+// the flag that gave it.
+var xmlFieldFix = map[string]string{
+	"os/kernel":                   "give --kernel a path without it (rename the file, or link to it)",
+	"os/initrd":                   "give --initrd a path without it (rename the file, or link to it)",
+	"os/loader":                   "give --ovmf a path without it (rename the file, or link to it)",
+	"os/cmdline":                  "the cmdline is measured, so it cannot be changed here: launch with 'hostbuild run', or measure a cmdline without it (hostbuild manifest --cmdline)",
+	"devices/serial/source/@path": "give --serial-log a path without it",
 }
 
 // checkXMLChars checks every string of the domain against XML 1.0's Char
@@ -381,9 +396,9 @@ func checkXMLChars(v reflect.Value, path string) error {
 			r, n := utf8.DecodeRuneInString(s[i:])
 			switch {
 			case r == utf8.RuneError && n == 1:
-				return &NotXMLChar{Field: path, What: xmlFieldWhat[path], Value: s, Offset: i, Char: fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i])}
+				return &NotXMLChar{Field: path, What: xmlFieldWhat[path], Value: s, Offset: i, Char: fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i]), Fix: xmlFieldFix[path]}
 			case !isXMLChar(r):
-				return &NotXMLChar{Field: path, What: xmlFieldWhat[path], Value: s, Offset: i, Char: fmt.Sprintf("U+%04X", r)}
+				return &NotXMLChar{Field: path, What: xmlFieldWhat[path], Value: s, Offset: i, Char: fmt.Sprintf("U+%04X", r), Fix: xmlFieldFix[path]}
 			}
 			i += n
 		}

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -323,8 +324,9 @@ func TestLibvirtXMLDomainName(t *testing.T) {
 	for _, name := range []string{"", long + "k", "a b", "-katana", "_katana", ".katana", "+k", "katana\n", "\nkatana",
 		"a/b", "../x", "a<b", `a"b`, "a'b", "a&b", "a>b", "kätana"} {
 		b, err := LibvirtXML(p, name)
-		if err == nil || !strings.Contains(err.Error(), "domain name "+strconv.Quote(name)) {
-			t.Errorf("LibvirtXML(%q) = %q, %v; want an error naming the domain name %q", name, b, err, name)
+		want := fmt.Sprintf("libvirt: domain name %q (--name): want 1 to 64 letters, digits and _.+-, the first a letter or a digit", name)
+		if err == nil || err.Error() != want {
+			t.Errorf("LibvirtXML(%q) = %q, %v; want the error %q", name, b, err, want)
 		}
 		if b != nil {
 			t.Errorf("LibvirtXML(%q) refused but gave %d bytes", name, len(b))
@@ -372,29 +374,31 @@ func TestLibvirtXMLRefusals(t *testing.T) {
 // characters and read back unchanged.
 func TestLibvirtXMLRefusesNonXMLChars(t *testing.T) {
 	f := newFixture(t, []int{1})
+	const cmdFix = "the cmdline is measured, so it cannot be changed here: launch with 'hostbuild run', or measure a cmdline without it (hostbuild manifest --cmdline)"
 	tests := []struct {
 		name              string
 		mod               func(p *Plan)
 		field, what, char string
 		value             string
 		offset            int
+		fix               string
 	}{
-		{"cmdline C0 control", func(p *Plan) { p.QEMU.Append = "console=ttyS0\x01x" }, "os/cmdline", "the manifest's cmdline", "U+0001", "console=ttyS0\x01x", 13},
-		{"cmdline ESC", func(p *Plan) { p.QEMU.Append = "\x1b[0m" }, "os/cmdline", "the manifest's cmdline", "U+001B", "\x1b[0m", 0},
-		{"cmdline U+FFFE", func(p *Plan) { p.QEMU.Append = "a\uFFFE" }, "os/cmdline", "the manifest's cmdline", "U+FFFE", "a\uFFFE", 1},
-		{"cmdline U+FFFF", func(p *Plan) { p.QEMU.Append = "ab\uFFFF" }, "os/cmdline", "the manifest's cmdline", "U+FFFF", "ab\uFFFF", 2},
-		{"cmdline not UTF-8", func(p *Plan) { p.QEMU.Append = "é\xff" }, "os/cmdline", "the manifest's cmdline", "byte 0xff (not UTF-8)", "é\xff", 2},
-		{"cmdline surrogate", func(p *Plan) { p.QEMU.Append = "\xed\xa0\x80" }, "os/cmdline", "the manifest's cmdline", "byte 0xed (not UTF-8)", "\xed\xa0\x80", 0},
-		{"kernel path", func(p *Plan) { p.QEMU.Kernel = "/boot/vm\x1flinuz" }, "os/kernel", "the kernel path", "U+001F", "/boot/vm\x1flinuz", 8},
-		{"initrd path", func(p *Plan) { p.QEMU.Initrd = "/boot/\x7f\x00" }, "os/initrd", "the initrd path", "U+0000", "/boot/\x7f\x00", 7},
-		{"OVMF path", func(p *Plan) { p.QEMU.SNP.OVMF = "/fw/\x80" }, "os/loader", "the OVMF path", "byte 0x80 (not UTF-8)", "/fw/\x80", 4},
-		{"serial log path", func(p *Plan) { p.QEMU.SerialLog = "/log/\x0c" }, "devices/serial/source/@path", "the serial log path", "U+000C", "/log/\x0c", 5},
-		{"emulator", func(p *Plan) { p.QEMU.Binary = "/bin/q\x0b" }, "devices/emulator", "the emulator path", "U+000B", "/bin/q\x0b", 6},
-		{"vCPU type", func(p *Plan) { p.QEMU.CPU = "EPYC\x08" }, "cpu/model", "the vCPU type", "U+0008", "EPYC\x08", 4},
+		{"cmdline C0 control", func(p *Plan) { p.QEMU.Append = "console=ttyS0\x01x" }, "os/cmdline", "the manifest's cmdline", "U+0001", "console=ttyS0\x01x", 13, cmdFix},
+		{"cmdline ESC", func(p *Plan) { p.QEMU.Append = "\x1b[0m" }, "os/cmdline", "the manifest's cmdline", "U+001B", "\x1b[0m", 0, cmdFix},
+		{"cmdline U+FFFE", func(p *Plan) { p.QEMU.Append = "a\uFFFE" }, "os/cmdline", "the manifest's cmdline", "U+FFFE", "a\uFFFE", 1, cmdFix},
+		{"cmdline U+FFFF", func(p *Plan) { p.QEMU.Append = "ab\uFFFF" }, "os/cmdline", "the manifest's cmdline", "U+FFFF", "ab\uFFFF", 2, cmdFix},
+		{"cmdline not UTF-8", func(p *Plan) { p.QEMU.Append = "é\xff" }, "os/cmdline", "the manifest's cmdline", "byte 0xff (not UTF-8)", "é\xff", 2, cmdFix},
+		{"cmdline surrogate", func(p *Plan) { p.QEMU.Append = "\xed\xa0\x80" }, "os/cmdline", "the manifest's cmdline", "byte 0xed (not UTF-8)", "\xed\xa0\x80", 0, cmdFix},
+		{"kernel path", func(p *Plan) { p.QEMU.Kernel = "/boot/vm\x1flinuz" }, "os/kernel", "the kernel path", "U+001F", "/boot/vm\x1flinuz", 8, "give --kernel a path without it (rename the file, or link to it)"},
+		{"initrd path", func(p *Plan) { p.QEMU.Initrd = "/boot/\x7f\x00" }, "os/initrd", "the initrd path", "U+0000", "/boot/\x7f\x00", 7, "give --initrd a path without it (rename the file, or link to it)"},
+		{"OVMF path", func(p *Plan) { p.QEMU.SNP.OVMF = "/fw/\x80" }, "os/loader", "the OVMF path", "byte 0x80 (not UTF-8)", "/fw/\x80", 4, "give --ovmf a path without it (rename the file, or link to it)"},
+		{"serial log path", func(p *Plan) { p.QEMU.SerialLog = "/log/\x0c" }, "devices/serial/source/@path", "the serial log path", "U+000C", "/log/\x0c", 5, "give --serial-log a path without it"},
+		{"emulator", func(p *Plan) { p.QEMU.Binary = "/bin/q\x0b" }, "devices/emulator", "the emulator path", "U+000B", "/bin/q\x0b", 6, ""},
+		{"vCPU type", func(p *Plan) { p.QEMU.CPU = "EPYC\x08" }, "cpu/model", "the vCPU type", "U+0008", "EPYC\x08", 4, ""},
 		{"forward address", func(p *Plan) {
 			p.QEMU.Forwards = []qemu.Forward{{HostAddr: "127.0.0.1", HostPort: 1, GuestPort: 1}, {HostAddr: "1\x02", HostPort: 2, GuestPort: 2}}
 		},
-			"devices/interface/portForward/@address", "", "U+0002", "1\x02", 1},
+			"devices/interface/portForward/@address", "", "U+0002", "1\x02", 1, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -408,7 +412,7 @@ func TestLibvirtXMLRefusesNonXMLChars(t *testing.T) {
 			if !errors.As(err, &nx) {
 				t.Fatalf("LibvirtXML = %v, want a *NotXMLChar", err)
 			}
-			want := NotXMLChar{Field: tt.field, What: tt.what, Value: tt.value, Offset: tt.offset, Char: tt.char}
+			want := NotXMLChar{Field: tt.field, What: tt.what, Value: tt.value, Offset: tt.offset, Char: tt.char, Fix: tt.fix}
 			if *nx != want {
 				t.Errorf("refusal = %+v, want %+v", *nx, want)
 			}
@@ -418,6 +422,9 @@ func TestLibvirtXMLRefusesNonXMLChars(t *testing.T) {
 			}
 			msg := fmt.Sprintf("libvirt: refusing to write the domain: %s %q has %s at byte offset %d, which XML 1.0 cannot carry (libvirt would read back other bytes)",
 				what, tt.value, tt.char, tt.offset)
+			if tt.fix != "" {
+				msg += ": " + tt.fix
+			}
 			if err.Error() != msg {
 				t.Errorf("error:\n%s\nwant:\n%s", err, msg)
 			}
@@ -518,6 +525,35 @@ func TestLibvirtXMLPathsNameTheCheckedFilesFromPWD(t *testing.T) {
 	} {
 		if want := pwd + "/" + c.name; c.got != want {
 			t.Errorf("the domain's %s is %s, want %s", c.what, c.got, want)
+		}
+	}
+}
+
+// TestLibvirtXMLRefusesAMeasuredCmdlineXMLCannotCarry: the manifest (and
+// run) allow \v and \f in the cmdline, the kernel's whitespace, but XML 1.0
+// cannot carry them: the domain is refused, saying what to do instead.
+func TestLibvirtXMLRefusesAMeasuredCmdlineXMLCannotCarry(t *testing.T) {
+	f := newFixture(t, []int{1})
+	for _, c := range []struct{ cmdline, char string }{
+		{"console=ttyS0 panic=-1\vquiet", "U+000B"},
+		{"console=ttyS0 panic=-1\fquiet", "U+000C"},
+	} {
+		m, err := manifest.Generate(context.Background(), manifest.GenerateOptions{
+			OVMF: f.ovmf, Kernel: f.kernel, Initrd: f.initrd, Cmdline: c.cmdline,
+			VCPUs: []int{1}, VCPUTypes: []string{"EPYC-v4"}, ToolVersion: "v0.0.0-test",
+		})
+		if err != nil {
+			t.Fatalf("manifest with the cmdline %q: %v", c.cmdline, err)
+		}
+		o := f.snp()
+		o.Manifest = m
+		p := prepare(t, o)
+		b, err := LibvirtXML(p, "katana")
+		want := fmt.Sprintf("libvirt: refusing to write the domain: the manifest's cmdline (os/cmdline) %q has %s at byte offset 22, "+
+			"which XML 1.0 cannot carry (libvirt would read back other bytes): the cmdline is measured, so it cannot be changed here: "+
+			"launch with 'hostbuild run', or measure a cmdline without it (hostbuild manifest --cmdline)", c.cmdline, c.char)
+		if err == nil || err.Error() != want || b != nil {
+			t.Errorf("LibvirtXML with the measured cmdline %q = %d bytes, %v; want no bytes and the error\n%s", c.cmdline, len(b), err, want)
 		}
 	}
 }
