@@ -371,7 +371,8 @@ func TestLibvirtXMLRefusals(t *testing.T) {
 // naming the element or attribute, what the value is, the character and its
 // byte offset. (The manifest and Build refuse most of these first; the
 // check does not rely on them.) U+FFFD itself, TAB, LF and CR are XML
-// characters and read back unchanged.
+// characters and read back unchanged, as does markup (<&>"') in a path or
+// the cmdline: it is escaped, in elements and attributes alike.
 func TestLibvirtXMLRefusesNonXMLChars(t *testing.T) {
 	f := newFixture(t, []int{1})
 	const cmdFix = "the cmdline is measured, so it cannot be changed here: launch with 'hostbuild run', or measure a cmdline without it (hostbuild manifest --cmdline)"
@@ -434,9 +435,18 @@ func TestLibvirtXMLRefusesNonXMLChars(t *testing.T) {
 		p := prepare(t, f.snp())
 		cmdline := "a\tb\nc\rd \uFFFD \u00e9 \U0001F600 \U0010FFFF \uE000 \uD7FF <&>\"'"
 		p.QEMU.Append = cmdline
-		d, _ := libvirtXML(t, p, "katana")
-		if d.OS.Cmdline != cmdline {
-			t.Errorf("cmdline reads back as %q, want %q", d.OS.Cmdline, cmdline)
+		// Markup in an element's text and in an attribute is escaped.
+		const kernel, serial = `/boot/</kernel><kernel>/x&amp;"'`, `/log/" path="/etc/x' <b>&.log`
+		p.QEMU.Kernel, p.QEMU.SerialLog = kernel, serial
+		d, b := libvirtXML(t, p, "katana")
+		for _, c := range []struct{ what, got, want string }{
+			{"cmdline", d.OS.Cmdline, cmdline},
+			{"kernel", d.OS.Kernel, kernel},
+			{"serial log", d.Devices.Serial.Source.Path, serial},
+		} {
+			if c.got != c.want {
+				t.Errorf("the %s reads back as %q, want %q\n%s", c.what, c.got, c.want, b)
+			}
 		}
 	})
 }
