@@ -84,6 +84,12 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code, ok := lf.check(usageFail); !ok {
 		return code
 	}
+	if err := launch.CheckDomainName(*name); err != nil {
+		// Before the default serial log is named after it and before
+		// any file is hashed.
+		fmt.Fprintf(stderr, "hostbuild %v\n", err)
+		return exitUsage
+	}
 	if o.SerialLog == "" {
 		o.SerialLog = filepath.Join("/var/log/libvirt/qemu", *name+"-serial.log")
 	}

@@ -141,6 +141,9 @@ func TestLibvirtRefusals(t *testing.T) {
 		{"vcpus not in matrix", []string{"--cid", "3", "--vcpus", "2"}, exitRunRefused, "allows 1, 4"},
 		{"no cid", nil, exitUsage, "--cid"},
 		{"bad name", []string{"--cid", "3", "--name", "a b"}, exitUsage, "domain name"},
+		// Refused before any file is hashed (the changed kernel is not
+		// reported), and before the default serial log is named after it.
+		{"bad name before the files", []string{"--cid", "3", "--kernel", changed, "--name", "../x"}, exitUsage, `domain name "../x" (--name)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,8 +163,11 @@ func TestLibvirtRefusals(t *testing.T) {
 // than TAB, LF and CR (encoding/xml writes U+FFFD instead), nor bytes that
 // are not UTF-8. A domain with such a value would not be the launch run
 // makes (a measured cmdline, byte for byte): libvirt refuses it, naming the
-// field and the byte offset, and writes nothing. A cmdline with such a
-// control does not get that far: the manifest refuses it (bootcfg.CheckBytes).
+// field and the byte offset, and writes nothing. A cmdline with most such
+// controls does not get that far: the manifest refuses them
+// (bootcfg.CheckBytes). \v and \f, the kernel's whitespace, pass the
+// manifest and are refused here with the advice to launch with run
+// (launch's TestLibvirtXMLRefusesAMeasuredCmdlineXMLCannotCarry).
 func TestLibvirtRefusesNonXMLChars(t *testing.T) {
 	f := newRunFixture(t)
 	cmdline := "console=ttyS0 panic=-1 katana.args=\"--name a\x01b\""

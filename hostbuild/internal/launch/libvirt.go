@@ -163,12 +163,22 @@ type launchSecXML struct {
 
 var reDomainName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$`)
 
+// CheckDomainName refuses a libvirt domain name LibvirtXML would refuse
+// (the name also names the default serial log file), so that a caller can
+// refuse it before any file is opened.
+func CheckDomainName(name string) error {
+	if !reDomainName.MatchString(name) {
+		return fmt.Errorf("libvirt: domain name %q (--name): want 1 to 64 letters, digits and _.+-, the first a letter or a digit", name)
+	}
+	return nil
+}
+
 // LibvirtXML renders the plan as a libvirt domain. Paths are made absolute
 // (libvirt requires it), naming the files that were checked (absPath).
 // Plain plans (no SEV) render without launchSecurity.
 func LibvirtXML(p *Plan, name string) ([]byte, error) {
-	if !reDomainName.MatchString(name) {
-		return nil, fmt.Errorf("libvirt: domain name %q (--name): want 1 to 64 letters, digits and _.+-, the first a letter or a digit", name)
+	if err := CheckDomainName(name); err != nil {
+		return nil, err
 	}
 	q := p.QEMU
 	abs := func(what, s string) (string, error) {
