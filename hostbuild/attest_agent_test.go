@@ -1,0 +1,460 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-sev-guest/abi"
+	test "github.com/google/go-sev-guest/testing"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
+)
+
+// fakeAgent answers GET /v1/attestation as the init's agent does on fake
+// SEV-SNP hardware (go-sev-guest's fake AMD signer): a version 3 Milan
+// report with guest policy 0x30000 and the all-zero measurement
+// writeTestManifest expects, binding the request's nonce and cfg. report
+// edits the raw report before it is signed, resp the response after;
+// before runs first (to change the world while attest waits).
+type fakeAgent struct {
+	s      *test.AmdSigner
+	nonce  []byte // when set, signed instead of the request's (a stale report)
+	report func(r []byte)
+	resp   func(r *agentapi.AttestationResponse)
+	before func()
+}
+
+// testAgentConfig is what the fake init applied; its cmdline is
+// writeTestManifest's, so an honest answer carries no warning.
+var testAgentConfig = agentapi.AppliedConfig{Cmdline: []byte("x"), Argv: []string{"--dev"}, Settings: map[string]string{"katana.agent": "vsock:1024"}}
+
+func (f *fakeAgent) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if f.before != nil {
+		f.before()
+	}
+	nonce, err := hex.DecodeString(req.URL.Query().Get(agentapi.NonceQueryParam))
+	if err != nil || req.URL.Path != agentapi.PathAttestation {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	if f.nonce != nil {
+		nonce = f.nonce
+	}
+	d := agentapi.ConfigDigest(testAgentConfig)
+	rd, pre, err := agentapi.ReportData(nonce, d)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	full := test.CreateRawReport(&test.TestReportOptions{ReportData: rd[:], Version: 3, FMS: 0x00a00f11})
+	raw := full[:abi.ReportSize]
+	binary.LittleEndian.PutUint64(raw[0x08:], 0x30000)
+	if f.report != nil {
+		f.report(raw)
+	}
+	r, s, err := f.s.Sign(abi.SignedComponent(raw))
+	if err == nil {
+		err = abi.SetSignature(r, s, raw)
+	}
+	certs, err2 := f.s.CertTableBytes()
+	if err != nil || err2 != nil {
+		http.Error(w, "signing", http.StatusInternalServerError)
+		return
+	}
+	resp := &agentapi.AttestationResponse{
+		APIVersion: agentapi.APIVersion, Provider: agentapi.ProviderSevGuest, Nonce: hex.EncodeToString(nonce),
+		Report: bytes.Clone(raw), CertTable: certs, ReportDataPreimage: pre, ReportData: hex.EncodeToString(rd[:]),
+		Config: testAgentConfig, ConfigDigest: hex.EncodeToString(d[:]),
+	}
+	if f.resp != nil {
+		f.resp(resp)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(resp)
+}
+
+// serveAgent serves h on a loopback port and returns it as an --addr.
+func serveAgent(t *testing.T, h http.Handler) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return "tcp:" + l.Addr().String()
+}
+
+// fakeSigner is a fake AMD platform; vcek replaces its VCEK's key when set.
+func fakeSigner(t *testing.T, vcek *ecdsa.PrivateKey) *test.AmdSigner {
+	t.Helper()
+	keys := test.DefaultAmdKeys()
+	if vcek != nil {
+		keys.Vcek = vcek
+	}
+	now := time.Now().Add(-time.Hour)
+	s, err := (&test.AmdSignerBuilder{Keys: keys, ProductName: "Milan", CSPID: "go-sev-guest",
+		ArkCreationTime: now, AskCreationTime: now, AsvkCreationTime: now, VcekCreationTime: now, VlekCreationTime: now}).TestOnlyCertChain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func writePEM(t *testing.T, path string, certs ...*x509.Certificate) string {
+	t.Helper()
+	var b []byte
+	for _, c := range certs {
+		b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type attestJSON struct {
+	OK       bool   `json:"ok"`
+	ExitCode int    `json:"exit_code"`
+	Class    string `json:"failure_class"`
+}
+
+// TestAttestExitCodes: against an agent on fake SEV-SNP hardware, attest
+// succeeds (0) only for a report that matches the manifest and the flags,
+// and each mismatch exits with the code of its failure class, in the human
+// summary, in --json and on stderr.
+func TestAttestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	mpath := writeTestManifest(t, dir)
+	s := fakeSigner(t, nil)
+	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
+	otherKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := fakeSigner(t, otherKey)
+	vcekDir := filepath.Join(dir, "certs")
+	otherDir := filepath.Join(dir, "other-certs")
+	for _, d := range []string{vcekDir, otherDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writePEM(t, filepath.Join(vcekDir, "vcek.pem"), s.Vcek)
+	writePEM(t, filepath.Join(otherDir, "vcek.pem"), other.Vcek)
+	noTable := func(r *agentapi.AttestationResponse) { r.CertTable = nil }
+
+	for _, tc := range []struct {
+		name      string
+		agent     fakeAgent
+		noRoots   bool
+		args      []string
+		want      int
+		wantClass string
+		wantErr   string // on stderr
+	}{
+		{name: "honest", want: 0},
+		{name: "measurement", agent: fakeAgent{report: func(r []byte) { r[0x90] ^= 1 }}, want: 6, wantClass: "measurement", wantErr: "is not in the manifest"},
+		{name: "last measurement byte", agent: fakeAgent{report: func(r []byte) { r[0xBF] ^= 0x80 }}, want: 6, wantClass: "measurement"},
+		{name: "config changed after signing", agent: fakeAgent{resp: func(r *agentapi.AttestationResponse) { r.Config.Argv = append(r.Config.Argv, "--evil") }}, want: 5, wantClass: "report_data", wantErr: "config altered after signing"},
+		{name: "stale report for another nonce", agent: fakeAgent{nonce: bytes.Repeat([]byte{7}, 64)}, want: 5, wantClass: "report_data", wantErr: "nonce reuse"},
+		{name: "REPORT_DATA not signed", agent: fakeAgent{report: func(r []byte) { r[0x50] ^= 1 }}, want: 5, wantClass: "report_data"},
+		{name: "debug policy", agent: fakeAgent{report: func(r []byte) { r[0x0A] |= 1 << 3 }}, want: 7, wantClass: "policy", wantErr: "allows debugging"},
+		{name: "debug policy with --allow-debug", agent: fakeAgent{report: func(r []byte) { r[0x0A] |= 1 << 3 }}, args: []string{"--allow-debug"}, want: 0},
+		{name: "other policy", agent: fakeAgent{report: func(r []byte) { r[0x0A] |= 1 << 4 }}, args: []string{"--allow-debug"}, want: 7, wantClass: "policy", wantErr: "differs from the manifest's"},
+		{name: "VMPL 1", agent: fakeAgent{report: func(r []byte) { r[0x30] = 1 }}, want: 7, wantClass: "policy", wantErr: "VMPL 1, want 0"},
+		{name: "VMPL 1 with --vmpl 1", agent: fakeAgent{report: func(r []byte) { r[0x30] = 1 }}, args: []string{"--vmpl", "1"}, want: 0},
+		{name: "VMPL 0 with --vmpl 3", args: []string{"--vmpl", "3"}, want: 7, wantClass: "policy", wantErr: "VMPL 0, want 3"},
+		{name: "VMPL 3 with --vmpl 3", agent: fakeAgent{report: func(r []byte) { r[0x30] = 3 }}, args: []string{"--vmpl", "3"}, want: 0},
+		{name: "--min-tcb above the report's", args: []string{"--min-tcb", "bl=1,tee=0,snp=0,ucode=0"}, want: 7, wantClass: "policy"},
+		{name: "--min-report-version 3", args: []string{"--min-report-version", "3"}, want: 0},
+		{name: "--min-report-version 4", args: []string{"--min-report-version", "4"}, want: 7, wantClass: "policy", wantErr: "report version 3 is below the minimum 4"},
+		{name: "signature byte", agent: fakeAgent{resp: func(r *agentapi.AttestationResponse) { r.Report[0x2A0] ^= 1 }}, want: 4, wantClass: "chain"},
+		{name: "untrusted roots", noRoots: true, want: 4, wantClass: "chain"},
+		{name: "another platform's VCEK in the table", agent: fakeAgent{resp: func(r *agentapi.AttestationResponse) { r.CertTable, _ = other.CertTableBytes() }}, want: 4, wantClass: "chain"},
+		{name: "no certificate table", agent: fakeAgent{resp: noTable}, want: 4, wantClass: "chain", wantErr: "no VCEK certificate"},
+		{name: "no certificate table, --certs", agent: fakeAgent{resp: noTable}, args: []string{"--certs", vcekDir}, want: 0},
+		{name: "--certs replaces the guest's VCEK", args: []string{"--certs", otherDir}, want: 4, wantClass: "chain"},
+		{name: "--roots of another product line", args: []string{"--roots-product", "Genoa"}, want: 4, wantClass: "chain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.agent.s = s
+			addr := serveAgent(t, &tc.agent)
+			args := []string{"attest", "--addr", addr, "--manifest", mpath, "--timeout", "20s"}
+			if !tc.noRoots {
+				args = append(args, "--roots", roots)
+			}
+			args = append(args, tc.args...)
+			code, stdout, stderr := runCmd(t, "", args...)
+			if code != tc.want {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)
+			}
+			if tc.want == 0 {
+				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || stderr != "" {
+					t.Errorf("human summary:\n%s\nstderr: %q", stdout, stderr)
+				}
+			} else {
+				prefix := "attestation FAILED (" + tc.wantClass + ", exit " + string(rune('0'+tc.want)) + "): "
+				if !strings.HasPrefix(stdout, prefix) {
+					t.Errorf("human summary does not start with %q:\n%s", prefix, stdout)
+				}
+				if !strings.HasPrefix(stderr, "hostbuild attest: attestation rejected: "+tc.wantClass+": ") || !strings.Contains(stderr, tc.wantErr) {
+					t.Errorf("stderr %q, want the rejection, its class %s and %q", stderr, tc.wantClass, tc.wantErr)
+				}
+			}
+			if strings.Contains(stdout, "explain:") {
+				t.Errorf("explained without --explain:\n%s", stdout)
+			}
+			code, stdout, _ = runCmd(t, "", append(args, "--json")...)
+			var res attestJSON
+			if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+				t.Fatalf("--json: %v\n%s", err, stdout)
+			}
+			if code != tc.want || res.OK != (tc.want == 0) || res.ExitCode != tc.want || res.Class != tc.wantClass {
+				t.Errorf("--json: exit %d, %+v; want exit %d, class %q", code, res, tc.want, tc.wantClass)
+			}
+		})
+	}
+}
+
+// TestAttestEvidenceAndVerify: attest --evidence-out writes the evidence of
+// a verified and of a rejected report; verify re-checks the folder offline
+// with the same exit codes, against the manifest and flags it is given;
+// evidence that cannot be written fails a verified attest (exit 1, no "OK").
+func TestAttestEvidenceAndVerify(t *testing.T) {
+	dir := t.TempDir()
+	mpath := writeTestManifest(t, dir)
+	s := fakeSigner(t, nil)
+	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
+	otherKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDir := filepath.Join(dir, "other-certs")
+	os.Mkdir(otherDir, 0o755)
+	writePEM(t, filepath.Join(otherDir, "vcek.pem"), fakeSigner(t, otherKey).Vcek)
+	// A manifest expecting another measurement.
+	otherDirM := filepath.Join(dir, "other")
+	os.Mkdir(otherDirM, 0o755)
+	otherManifest := writeTestManifest(t, otherDirM)
+	b, _ := os.ReadFile(otherManifest)
+	os.WriteFile(otherManifest, bytes.Replace(b, []byte(strings.Repeat("0", 96)), []byte(strings.Repeat("1", 96)), 1), 0o644)
+
+	addr := serveAgent(t, &fakeAgent{s: s})
+	ev := filepath.Join(dir, "ev")
+	code, stdout, stderr := runCmd(t, "", "attest", "--addr", addr, "--manifest", mpath, "--roots", roots, "--evidence-out", ev)
+	if code != 0 || !strings.HasPrefix(stdout, "attestation OK\n") {
+		t.Fatalf("attest --evidence-out: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, name := range []string{"report.bin", "nonce.hex", "response.json", "result.json", "manifest.sha256", "vcek.pem"} {
+		if _, err := os.Stat(filepath.Join(ev, name)); err != nil {
+			t.Errorf("evidence: %v", err)
+		}
+	}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"verified", []string{ev, "--manifest", mpath, "--roots", roots}, 0},
+		{"flags before DIR", []string{"--manifest", mpath, "--roots", roots, ev}, 0},
+		{"another manifest", []string{ev, "--manifest", otherManifest, "--roots", roots}, 6},
+		{"--vmpl 1", []string{ev, "--manifest", mpath, "--roots", roots, "--vmpl", "1"}, 7},
+		{"--min-report-version 4", []string{ev, "--manifest", mpath, "--roots", roots, "--min-report-version", "4"}, 7},
+		{"AMD's roots", []string{ev, "--manifest", mpath}, 4},
+		{"--certs replaces the recorded VCEK", []string{ev, "--manifest", mpath, "--roots", roots, "--certs", otherDir}, 4},
+		{"--vmpl 4", []string{ev, "--manifest", mpath, "--vmpl", "4"}, 2},
+		{"missing manifest", []string{ev, "--manifest", filepath.Join(dir, "missing.json")}, 1},
+		{"missing --certs", []string{ev, "--manifest", mpath, "--certs", filepath.Join(dir, "missing")}, 1},
+		{"missing --roots", []string{ev, "--manifest", mpath, "--roots", filepath.Join(dir, "missing.pem")}, 1},
+	} {
+		t.Run("verify "+tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, "", append([]string{"verify"}, tc.args...)...)
+			if code != tc.want {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)
+			}
+			if ok := strings.HasPrefix(stdout, "attestation OK\n"); ok != (tc.want == 0) {
+				t.Errorf("stdout says OK %v, want %v:\n%s", ok, tc.want == 0, stdout)
+			}
+		})
+	}
+
+	// A config edited in the folder breaks the REPORT_DATA binding (5).
+	tampered := filepath.Join(dir, "tampered")
+	os.Mkdir(tampered, 0o755)
+	ents, _ := os.ReadDir(ev)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(ev, e.Name()))
+		if e.Name() == "response.json" {
+			var r agentapi.AttestationResponse
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatal(err)
+			}
+			r.Config.Argv = []string{"--tampered"}
+			b, _ = json.Marshal(r)
+		}
+		os.WriteFile(filepath.Join(tampered, e.Name()), b, 0o644)
+	}
+	if code, stdout, stderr := runCmd(t, "", "verify", tampered, "--manifest", mpath, "--roots", roots); code != 5 {
+		t.Errorf("verify of an edited config: exit %d, want 5\n%s%s", code, stdout, stderr)
+	}
+
+	// The evidence of a rejected report is written too, with its result.
+	bad := serveAgent(t, &fakeAgent{s: s, report: func(r []byte) { r[0x90] ^= 1 }})
+	ev2 := filepath.Join(dir, "ev2")
+	if code, stdout, stderr := runCmd(t, "", "attest", "--addr", bad, "--manifest", mpath, "--roots", roots, "--evidence-out", ev2); code != 6 {
+		t.Fatalf("attest of a wrong measurement: exit %d, want 6\n%s%s", code, stdout, stderr)
+	}
+	var res attestJSON
+	if b, err := os.ReadFile(filepath.Join(ev2, "result.json")); err != nil || json.Unmarshal(b, &res) != nil || res.OK || res.ExitCode != 6 || res.Class != "measurement" {
+		t.Errorf("result.json of the rejected report: %v %+v", err, res)
+	}
+	if code, _, stderr := runCmd(t, "", "verify", ev2, "--manifest", mpath, "--roots", roots); code != 6 {
+		t.Errorf("verify of the rejected report's evidence: exit %d, want 6\n%s", code, stderr)
+	}
+
+	// Evidence that cannot be written (the manifest it records is gone by
+	// then) fails a verified attest: exit 1, nothing on stdout, no folder.
+	gone := filepath.Join(dir, "gone")
+	os.Mkdir(gone, 0o755)
+	gm := writeTestManifest(t, gone)
+	rm := serveAgent(t, &fakeAgent{s: s, before: func() { os.Remove(gm) }})
+	ev3 := filepath.Join(dir, "ev3")
+	code, stdout, stderr = runCmd(t, "", "attest", "--addr", rm, "--manifest", gm, "--roots", roots, "--evidence-out", ev3)
+	if code != exitFail || stdout != "" || !strings.HasPrefix(stderr, "hostbuild attest: ") || !strings.Contains(stderr, "m.json") {
+		t.Errorf("unwritable evidence: exit %d, want %d, stdout %q, stderr %q", code, exitFail, stdout, stderr)
+	}
+	if _, err := os.Lstat(ev3); !os.IsNotExist(err) {
+		t.Errorf("unwritable evidence left %s: %v", ev3, err)
+	}
+	// --json too.
+	gm = writeTestManifest(t, gone)
+	code, stdout, _ = runCmd(t, "", "attest", "--addr", rm, "--manifest", gm, "--roots", roots, "--evidence-out", ev3, "--json")
+	if code != exitFail || stdout != "" {
+		t.Errorf("unwritable evidence, --json: exit %d, stdout %q", code, stdout)
+	}
+}
+
+// TestAttestFlagBounds: each bound of --cid, --port, --nonce-size and
+// --vmpl on both sides, and --explain with and without each of the files
+// it needs; an accepted value gets as far as asking the agent
+// (no agent here: exit 3), a refused one is a usage error (2).
+func TestAttestFlagBounds(t *testing.T) {
+	mpath := writeTestManifest(t, t.TempDir())
+	tcp := []string{"--addr", "tcp:127.0.0.1:1"}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--cid", "3", "--port", "1"}, 3},
+		{[]string{"--cid", "4294967294", "--port", "4294967294"}, 3},
+		{[]string{"--cid", "4294967295"}, 2},
+		{[]string{"--cid", "3", "--port", "0"}, 2},
+		{[]string{"--cid", "3", "--port", "4294967295"}, 2},
+		{append([]string{"--nonce-size", "32"}, tcp...), 3},
+		{append([]string{"--nonce-size", "64"}, tcp...), 3},
+		{append([]string{"--nonce-size", "31"}, tcp...), 2},
+		{append([]string{"--nonce-size", "65"}, tcp...), 2},
+		{append([]string{"--vmpl", "0"}, tcp...), 3},
+		{append([]string{"--vmpl", "3"}, tcp...), 3},
+		{append([]string{"--vmpl", "-1"}, tcp...), 2},
+		{append([]string{"--vmpl", "4"}, tcp...), 2},
+		{append([]string{"--explain", "--ovmf", "o", "--kernel", "k", "--initrd", "i"}, tcp...), 3},
+		{append([]string{"--explain", "--kernel", "k", "--initrd", "i"}, tcp...), 2},
+		{append([]string{"--explain", "--ovmf", "o", "--initrd", "i"}, tcp...), 2},
+		{append([]string{"--explain", "--ovmf", "o", "--kernel", "k"}, tcp...), 2},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := append([]string{"attest", "--manifest", mpath, "--timeout", "2s"}, tc.args...)
+			code, _, stderr := runCmd(t, "", args...)
+			if code != tc.want {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.want, stderr)
+			}
+		})
+	}
+}
+
+// TestAttestExplain: --explain recomputes the launch variants from the local
+// files on a measurement mismatch only, and says which input drifted in
+// the human summary (--json: absent on other failures; the JSON of an
+// explanation is pinned by guestinit/internal/agent's TestEndToEnd); the
+// exit code stays the measurement's. Each explanation takes seconds.
+func TestAttestExplain(t *testing.T) {
+	dir := t.TempDir()
+	mpath := writeTestManifest(t, dir)
+	s := fakeSigner(t, nil)
+	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
+	ovmfPath := filepath.Join(sharedMeasureDir(t), "fixtures", "ovmf_AmdSev_suffix.bin")
+	kernel := filepath.Join(dir, "vmlinuz")
+	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	explain := []string{"--explain", "--ovmf", ovmfPath, "--kernel", kernel, "--initrd", kernel}
+	const likely = "no launch variant matches, and local files differ from the manifest"
+	for _, tc := range []struct {
+		name    string
+		agent   fakeAgent
+		json    bool
+		want    int
+		explain bool
+	}{
+		{name: "measurement", agent: fakeAgent{report: func(r []byte) { r[0x90] ^= 1 }}, want: 6, explain: true},
+		{name: "honest", want: 0},
+		{name: "policy", agent: fakeAgent{report: func(r []byte) { r[0x30] = 1 }}, want: 7},
+		{name: "policy --json", agent: fakeAgent{report: func(r []byte) { r[0x30] = 1 }}, json: true, want: 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.agent.s = s
+			args := append([]string{"attest", "--addr", serveAgent(t, &tc.agent), "--manifest", mpath, "--roots", roots}, explain...)
+			if tc.json {
+				args = append(args, "--json")
+			}
+			code, stdout, stderr := runCmd(t, "", args...)
+			if code != tc.want {
+				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)
+			}
+			if strings.Contains(stderr, "explain:") {
+				t.Errorf("explain failed: %s", stderr)
+			}
+			var got bool
+			if tc.json {
+				var out struct {
+					Explain *struct {
+						Likely string `json:"likely"`
+					} `json:"explain"`
+				}
+				if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+					t.Fatalf("--json: %v\n%s", err, stdout)
+				}
+				got = out.Explain != nil && strings.HasPrefix(out.Explain.Likely, likely)
+				if out.Explain != nil && !got {
+					t.Errorf("explain.likely %q, want %q", out.Explain.Likely, likely)
+				}
+			} else {
+				got = strings.Contains(stdout, "\n  explain:        "+likely)
+				if got != strings.Contains(stdout, "explain:") {
+					t.Errorf("explain line without %q:\n%s", likely, stdout)
+				}
+			}
+			if got != tc.explain {
+				t.Errorf("explained %v, want %v:\n%s", got, tc.explain, stdout)
+			}
+		})
+	}
+}
