@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,4 +203,35 @@ func writeTestManifest(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return mpath
+}
+
+// TestReportInputLimit: report reads at most maxReportInput bytes; a binary
+// report followed by a certificate table up to that size decodes, one byte
+// more is refused (not truncated and decoded).
+func TestReportInputLimit(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		size    int
+		want    int
+		wantErr string
+	}{
+		{maxReportInput, exitOK, ""},
+		{maxReportInput + 1, exitFail, "hostbuild report: input larger than 1048576 bytes\n"},
+	} {
+		t.Run(strconv.Itoa(tc.size), func(t *testing.T) {
+			b := make([]byte, tc.size)
+			copy(b, testdata.AttestationBytes)
+			f := filepath.Join(dir, "report.bin")
+			if err := os.WriteFile(f, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, stdout, stderr := runCmd(t, "", "report", f)
+			if code != tc.want || stderr != tc.wantErr {
+				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", code, stderr, tc.want, tc.wantErr)
+			}
+			if ok := strings.Contains(stdout, "b07af9620f3b839b"); ok != (tc.want == exitOK) {
+				t.Errorf("decoded %v, want %v:\n%s", ok, tc.want == exitOK, stdout)
+			}
+		})
+	}
 }
