@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-sev-guest/verify/testdata"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 )
 
 // TestInputCommandsArgs: inspect, diff and report say what is wrong with
@@ -81,5 +85,50 @@ func TestParseInterspersed(t *testing.T) {
 		if err != nil || !slices.Equal(pos, tc.wantPos) || *j != tc.wantJSON {
 			t.Errorf("%q: positionals %q, --json %v, err %v; want %q, %v", tc.args, pos, *j, err, tc.wantPos, tc.wantJSON)
 		}
+	}
+}
+
+// TestInspectListing: inspect's listing ends with the archive line and a
+// payload line for what the init runs: the frames, the inline file, or
+// unknown and why (an entry with a ".." component).
+func TestInspectListing(t *testing.T) {
+	dir := t.TempDir()
+	stage(t, dir, false)
+	for _, enc := range []string{"frames", "inline"} {
+		if _, e, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "--payload-encoding", enc, "-o", enc+".img"); code != 0 {
+			t.Fatalf("pack --payload-encoding %s: %s", enc, e)
+		}
+	}
+	var b bytes.Buffer
+	w := newc.NewWriter(&b)
+	if err := w.WriteHeader(&newc.Header{Name: "bin/../x", Mode: newc.TypeReg | 0o644, NLink: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dotdot := filepath.Join(dir, "dotdot.img")
+	if err := os.WriteFile(dotdot, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		img     string
+		archive string // the archive line, after "# IMG: "
+		payload string // the payload line
+	}{
+		{filepath.Join(dir, "frames.img"), `zstd\+none, \d+ bytes, \d+ entries in 2 archive\(s\), sha256 [0-9a-f]{64}`,
+			`# payload /bin/katana: \d+ bytes, sha256 [0-9a-f]{64}, stored as bin/katana\.zst \(\d+ zstd frames, \d+ bytes\) for the init to check and decode`},
+		{filepath.Join(dir, "inline.img"), `zstd, \d+ bytes, \d+ entries in 1 archive\(s\), sha256 [0-9a-f]{64}`,
+			`# payload /bin/katana: \d+ bytes, sha256 [0-9a-f]{64}, stored inline`},
+		{dotdot, `none, \d+ bytes, 1 entries in 1 archive\(s\), sha256 [0-9a-f]{64}`,
+			`# payload /bin/katana: unknown: entry "bin/\.\./x" has a "\.\." component: which file it replaces depends on what the kernel finds on the way`},
+	} {
+		t.Run(filepath.Base(tc.img), func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, "", "inspect", tc.img)
+			want := regexp.MustCompile(`\n# ` + regexp.QuoteMeta(tc.img) + `: ` + tc.archive + "\n" + tc.payload + "\n$")
+			if code != exitOK || stderr != "" || !want.MatchString(stdout) {
+				t.Errorf("exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the end to match %s", code, stderr, stdout, want)
+			}
+		})
 	}
 }
