@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
@@ -90,6 +91,12 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	}
 	if v.vmpl < 0 || v.vmpl > 3 {
 		return nil, o, usageError{"--vmpl must be 0 to 3"}
+	}
+	// The report's version is a uint32: a larger value must not wrap to a
+	// small one (2^32+2 would accept version 2), and 0 would be taken as
+	// the default, 2.
+	if v.minVersion < 1 || int64(v.minVersion) > math.MaxUint32 {
+		return nil, o, usageError{fmt.Sprintf("--min-report-version must be 1 to %d, got %d", uint32(math.MaxUint32), v.minVersion)}
 	}
 	tcb, err := attest.ParseMinTCB(v.minTCB)
 	if err != nil {

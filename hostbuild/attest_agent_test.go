@@ -390,6 +390,48 @@ func TestAttestFlagBounds(t *testing.T) {
 	}
 }
 
+// TestAttestMinReportVersion: --min-report-version is a uint32 bound; a
+// value outside 1 to 2^32-1 is a usage error, never wrapped into a smaller
+// bound that a version 3 report passes (4294967299 used to exit 0), and
+// never turned into a policy rejection (-1 used to exit 7). verify
+// shares the check.
+func TestAttestMinReportVersion(t *testing.T) {
+	dir := t.TempDir()
+	mpath := writeTestManifest(t, dir)
+	s := fakeSigner(t, nil)
+	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
+	addr := serveAgent(t, &fakeAgent{s: s})
+	for _, tc := range []struct {
+		min     string
+		want    int
+		wantErr string
+	}{
+		{"1", 0, ""},
+		{"3", 0, ""},
+		{"4", 7, "report version 3 is below the minimum 4"},
+		{"4294967295", 7, "report version 3 is below the minimum 4294967295"},
+		{"4294967296", 2, "--min-report-version must be 1 to 4294967295, got 4294967296"},
+		{"4294967299", 2, "--min-report-version must be 1 to 4294967295, got 4294967299"},
+		{"0", 2, "--min-report-version must be 1 to 4294967295, got 0"},
+		{"-1", 2, "--min-report-version must be 1 to 4294967295, got -1"},
+	} {
+		t.Run(tc.min, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, "", "attest", "--addr", addr, "--manifest", mpath, "--roots", roots, "--min-report-version", tc.min)
+			if code != tc.want || !strings.Contains(stderr, tc.wantErr) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q\nstdout: %s", code, stderr, tc.want, tc.wantErr, stdout)
+			}
+		})
+	}
+	ev := filepath.Join(dir, "ev")
+	if code, _, stderr := runCmd(t, "", "attest", "--addr", addr, "--manifest", mpath, "--roots", roots, "--evidence-out", ev); code != 0 {
+		t.Fatalf("attest --evidence-out: exit %d\n%s", code, stderr)
+	}
+	code, _, stderr := runCmd(t, "", "verify", ev, "--manifest", mpath, "--roots", roots, "--min-report-version", "4294967299")
+	if code != exitUsage || !strings.Contains(stderr, "hostbuild verify: --min-report-version must be 1 to 4294967295") {
+		t.Errorf("verify --min-report-version 4294967299: exit %d, stderr %q", code, stderr)
+	}
+}
+
 // TestAttestExplain: --explain recomputes the launch variants from the local
 // files on a measurement mismatch only, and says which input drifted in
 // the human summary (--json: absent on other failures; the JSON of an
