@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -57,6 +58,7 @@ type verifyFlags struct {
 	kds, allowDebug, jsonOut, explain, verbose             bool
 	vmpl, minVersion                                       int
 	ovmf, kernel, initrd                                   string
+	manifestSHA256                                         [sha256.Size]byte // of the bytes options loaded
 }
 
 func (v *verifyFlags) register(fs *flag.FlagSet) {
@@ -102,10 +104,11 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	if err != nil {
 		return nil, o, usageError{err.Error()}
 	}
-	m, err := manifest.Load(v.manifest)
+	m, digest, err := manifest.LoadDigest(v.manifest)
 	if err != nil {
 		return nil, o, err
 	}
+	v.manifestSHA256 = digest
 	o = attest.VerifyOptions{
 		Manifest:         m,
 		AllowKDS:         v.kds,
@@ -231,7 +234,7 @@ func verifyAndReport(ctx context.Context, resp *agentapi.AttestationResponse, op
 		}
 	}
 	if evidenceDir != "" {
-		if err := attest.WriteEvidence(evidenceDir, attest.EvidenceIn{Response: resp, Nonce: opts.Nonce, ManifestPath: vf.manifest, Result: res}); err != nil {
+		if err := attest.WriteEvidence(evidenceDir, attest.EvidenceIn{Response: resp, Nonce: opts.Nonce, ManifestSHA256: vf.manifestSHA256, ManifestPath: vf.manifest, Result: res}); err != nil {
 			fmt.Fprintf(stderr, "hostbuild %s: %v\n", vf.cmd, err)
 			if verr == nil {
 				return exitFail

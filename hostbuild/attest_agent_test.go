@@ -5,11 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -329,25 +331,38 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 		t.Errorf("verify of the rejected report's evidence: exit %d, want 6\n%s", code, stderr)
 	}
 
-	// Evidence that cannot be written (the manifest it records is gone by
-	// then) fails a verified attest: exit 1, nothing on stdout, no folder.
-	gone := filepath.Join(dir, "gone")
-	os.Mkdir(gone, 0o755)
-	gm := writeTestManifest(t, gone)
-	rm := serveAgent(t, &fakeAgent{s: s, before: func() { os.Remove(gm) }})
+	// A manifest replaced while the guest is asked changes nothing: the
+	// evidence names the bytes verified against.
+	moved := filepath.Join(dir, "moved")
+	os.Mkdir(moved, 0o755)
+	gm := writeTestManifest(t, moved)
+	orig, err := os.ReadFile(gm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm := serveAgent(t, &fakeAgent{s: s, before: func() { os.WriteFile(gm, []byte("{}"), 0o644) }})
 	ev3 := filepath.Join(dir, "ev3")
-	code, stdout, stderr = runCmd(t, "", "attest", "--addr", rm, "--manifest", gm, "--roots", roots, "--evidence-out", ev3)
-	if code != exitFail || stdout != "" || !strings.HasPrefix(stderr, "hostbuild attest: ") || !strings.Contains(stderr, "m.json") {
-		t.Errorf("unwritable evidence: exit %d, want %d, stdout %q, stderr %q", code, exitFail, stdout, stderr)
+	if code, stdout, stderr := runCmd(t, "", "attest", "--addr", rm, "--manifest", gm, "--roots", roots, "--evidence-out", ev3); code != exitOK {
+		t.Fatalf("attest while the manifest is replaced: exit %d, want 0\n%s%s", code, stdout, stderr)
 	}
-	if _, err := os.Lstat(ev3); !os.IsNotExist(err) {
-		t.Errorf("unwritable evidence left %s: %v", ev3, err)
+	if b, _ := os.ReadFile(filepath.Join(ev3, "manifest.sha256")); string(b) != fmt.Sprintf("%x  %s\n", sha256.Sum256(orig), filepath.Base(gm)) {
+		t.Errorf("manifest.sha256 = %q, want the digest of the manifest verified against", b)
 	}
-	// --json too.
-	gm = writeTestManifest(t, gone)
-	code, stdout, _ = runCmd(t, "", "attest", "--addr", rm, "--manifest", gm, "--roots", roots, "--evidence-out", ev3, "--json")
-	if code != exitFail || stdout != "" {
-		t.Errorf("unwritable evidence, --json: exit %d, stdout %q", code, stdout)
+
+	// Evidence that cannot be written (its parent folder is gone by then)
+	// fails a verified attest: exit 1, nothing on stdout, no folder.
+	parent := filepath.Join(dir, "parent")
+	ev4 := filepath.Join(parent, "ev4")
+	rp := serveAgent(t, &fakeAgent{s: s, before: func() { os.RemoveAll(parent) }})
+	for _, extra := range [][]string{nil, {"--json"}} {
+		os.Mkdir(parent, 0o755)
+		code, stdout, stderr = runCmd(t, "", append([]string{"attest", "--addr", rp, "--manifest", mpath, "--roots", roots, "--evidence-out", ev4}, extra...)...)
+		if code != exitFail || stdout != "" || !strings.HasPrefix(stderr, "hostbuild attest: ") || !strings.Contains(stderr, ev4) {
+			t.Errorf("unwritable evidence %v: exit %d, want %d, stdout %q, stderr %q", extra, code, exitFail, stdout, stderr)
+		}
+		if _, err := os.Lstat(parent); !os.IsNotExist(err) {
+			t.Errorf("unwritable evidence %v: %s: %v, want nothing there", extra, parent, err)
+		}
 	}
 }
 

@@ -23,16 +23,20 @@ const (
 	FileNonce          = "nonce.hex"       // the verifier's nonce
 	FilePreimage       = "preimage.bin"    // REPORT_DATA preimage
 	FileConfig         = "config.json"     // applied config
-	FileManifestDigest = "manifest.sha256" // SHA-256 of the manifest file used
+	FileManifestDigest = "manifest.sha256" // SHA-256 of the manifest verified against
 	FileResult         = "result.json"     // the verification result
 )
 
 // EvidenceIn is what WriteEvidence records.
 type EvidenceIn struct {
-	Response     *agentapi.AttestationResponse
-	Nonce        []byte
-	ManifestPath string
-	Result       *Result // may be nil
+	Response *agentapi.AttestationResponse
+	Nonce    []byte
+	// ManifestSHA256 is the digest of the manifest bytes verified against
+	// (manifest.LoadDigest), recorded under ManifestPath's base name: not
+	// whatever the path holds by the time the evidence is written.
+	ManifestSHA256 [sha256.Size]byte
+	ManifestPath   string
+	Result         *Result // may be nil
 }
 
 // CheckEvidenceDir says why WriteEvidence could not create the folder dir,
@@ -73,6 +77,9 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 	if err := CheckEvidenceDir(dir); err != nil {
 		return fmt.Errorf("evidence folder %w", err)
 	}
+	if in.ManifestSHA256 == ([sha256.Size]byte{}) {
+		return errors.New("writing evidence: no digest of the manifest verified against (manifest.LoadDigest gives it)")
+	}
 	parent := filepath.Dir(filepath.Clean(dir))
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
 	if err != nil {
@@ -94,11 +101,7 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 		return append(b, '\n')
 	}
 	r := in.Response
-	mb, err := os.ReadFile(in.ManifestPath)
-	if err != nil {
-		return fmt.Errorf("writing evidence: hashing the manifest: %w", err)
-	}
-	ms := sha256.Sum256(mb)
+	ms := in.ManifestSHA256
 	files := []struct {
 		name string
 		b    []byte

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -496,15 +497,27 @@ func TestEvidenceRoundTrip(t *testing.T) {
 	if err := manifest.WriteFile(mpath, m); err != nil {
 		t.Fatal(err)
 	}
+	_, digest, err := manifest.LoadDigest(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Roots: fakeRoots(s)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(dir, "ev")
-	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: mpath, Result: res}); err != nil {
+	// The evidence names the manifest verified against, not what the path
+	// holds by the time it is written.
+	if err := os.WriteFile(mpath, []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: mpath}); err == nil {
+	out := filepath.Join(dir, "ev")
+	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestSHA256: digest, ManifestPath: mpath, Result: res}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, FileManifestDigest)); string(b) != fmt.Sprintf("%x  manifest.json\n", digest) {
+		t.Errorf("%s = %q, want the digest of the manifest verified against, %x", FileManifestDigest, b, digest)
+	}
+	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestSHA256: digest, ManifestPath: mpath}); err == nil {
 		t.Error("overwrote an existing evidence folder")
 	}
 	var names []string
@@ -554,12 +567,16 @@ func TestEvidenceVCEKOnly(t *testing.T) {
 	if err := manifest.WriteFile(mpath, m); err != nil {
 		t.Fatal(err)
 	}
+	_, digest, err := manifest.LoadDigest(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Certs: Certs{VCEK: s.Vcek}, Roots: fakeRoots(s)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "ev")
-	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: mpath, Result: res}); err != nil {
+	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestSHA256: digest, ManifestPath: mpath, Result: res}); err != nil {
 		t.Fatal(err)
 	}
 	ents, _ := os.ReadDir(out)
@@ -583,11 +600,12 @@ func TestEvidenceVCEKOnly(t *testing.T) {
 		t.Errorf("ReadEvidence: report equal %v, nonce %x, VCEK %v, VLEK %v", bytes.Equal(got.Report, ev.Report), gotNonce, certs.VCEK != nil, certs.VLEK != nil)
 	}
 
-	// A write that fails half-way leaves neither the folder nor a temporary one.
+	// Evidence without the digest of the manifest verified against is
+	// refused, and leaves neither the folder nor a temporary one.
 	empty := t.TempDir()
-	err = WriteEvidence(filepath.Join(empty, "ev"), EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: filepath.Join(dir, "missing.json")})
-	if err == nil {
-		t.Fatal("WriteEvidence with a missing manifest succeeded")
+	err = WriteEvidence(filepath.Join(empty, "ev"), EvidenceIn{Response: ev, Nonce: nonce, ManifestPath: mpath})
+	if err == nil || !strings.Contains(err.Error(), "no digest of the manifest verified against") {
+		t.Fatalf("WriteEvidence without a manifest digest: %v, want a refusal", err)
 	}
 	if left, _ := os.ReadDir(empty); len(left) != 0 {
 		t.Errorf("a failed WriteEvidence left %v behind", left)

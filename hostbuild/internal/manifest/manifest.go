@@ -483,23 +483,32 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 
 // Load reads and validates the manifest at path.
 func Load(path string) (*Manifest, error) {
+	m, _, err := LoadDigest(path)
+	return m, err
+}
+
+// LoadDigest is Load that also returns the SHA-256 of the bytes it parsed:
+// what a record of the verification must name (the file at path may be
+// replaced afterwards).
+func LoadDigest(path string) (*Manifest, [sha256.Size]byte, error) {
+	var digest [sha256.Size]byte
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("opening manifest: %w", err)
+		return nil, digest, fmt.Errorf("opening manifest: %w", err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading manifest %s: %w", path, err)
+		return nil, digest, fmt.Errorf("reading manifest %s: %w", path, err)
 	}
 	if len(b) > MaxSize {
-		return nil, fmt.Errorf("manifest %s: %w: larger than %d bytes", path, ErrInvalid, MaxSize)
+		return nil, digest, fmt.Errorf("manifest %s: %w: larger than %d bytes", path, ErrInvalid, MaxSize)
 	}
 	m, err := Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", path, err)
+		return nil, digest, fmt.Errorf("manifest %s: %w", path, err)
 	}
-	return m, nil
+	return m, sha256.Sum256(b), nil
 }
 
 func isHex(s string, n int) bool {
