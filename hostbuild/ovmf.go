@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
@@ -122,7 +120,9 @@ func runOVMF(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func inspectOVMF(path string) (*ovmfReport, error) {
-	im, err := ovmf.ParseFile(path)
+	// Parsed and hashed through one open file: the report describes one
+	// file even if the path is replaced meanwhile.
+	im, sum, err := ovmf.ParseFileDigest(path)
 	if err != nil {
 		return nil, err
 	}
@@ -135,19 +135,10 @@ func inspectOVMF(path string) (*ovmfReport, error) {
 	case !im.FooterFound:
 		return nil, fmt.Errorf("%s: not an OVMF image: no OVMF footer table GUID before the reset vector (a variable store, or not firmware); give an OVMF code image, e.g. an AmdSevX64 OVMF.fd", path)
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("opening OVMF image: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("reading OVMF image %s: %w", path, err)
-	}
 	rep := &ovmfReport{
 		File:        path,
 		Size:        im.Size,
-		SHA256:      hex.EncodeToString(h.Sum(nil)),
+		SHA256:      hex.EncodeToString(sum[:]),
 		GPA:         fmt.Sprintf("0x%x", im.GPA()),
 		FooterFound: im.FooterFound,
 		Entries:     []ovmfEntryJSON{},

@@ -14,6 +14,7 @@ package ovmf
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -267,23 +268,43 @@ const (
 
 // ParseFile opens and parses the image at path.
 func ParseFile(path string) (*Image, error) {
+	im, _, err := parseFile(path, false)
+	return im, err
+}
+
+// ParseFileDigest is ParseFile that also returns the SHA-256 of the file,
+// read through the same open file: a report of both names one file even
+// if the path is replaced meanwhile.
+func ParseFileDigest(path string) (*Image, [sha256.Size]byte, error) {
+	return parseFile(path, true)
+}
+
+func parseFile(path string, digest bool) (*Image, [sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("opening OVMF image: %w", err)
+		return nil, sum, fmt.Errorf("opening OVMF image: %w", err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("reading OVMF image %s: %w", path, err)
+		return nil, sum, fmt.Errorf("reading OVMF image %s: %w", path, err)
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading OVMF image %s: not a regular file", path)
+		return nil, sum, fmt.Errorf("reading OVMF image %s: not a regular file", path)
 	}
 	im, err := Parse(f, st.Size())
 	if err != nil {
-		return nil, fmt.Errorf("parsing OVMF image %s: %w", path, err)
+		return nil, sum, fmt.Errorf("parsing OVMF image %s: %w", path, err)
 	}
-	return im, nil
+	if digest {
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+			return nil, sum, fmt.Errorf("reading OVMF image %s: %w", path, err)
+		}
+		h.Sum(sum[:0])
+	}
+	return im, sum, nil
 }
 
 // ParseBytes parses an image held in memory.

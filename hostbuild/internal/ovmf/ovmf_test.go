@@ -2,10 +2,12 @@ package ovmf
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -503,4 +505,29 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("parse is not deterministic: %v", err)
 		}
 	})
+}
+
+// ParseFileDigest gives ParseFile's image and the SHA-256 of the whole
+// file, read through the same open file; ParseFile's refusals stay.
+func TestParseFileDigest(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "OVMF.fd")
+	b := bytes.Repeat([]byte{0x5a}, 3*PageSize)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im, sum, err := ParseFileDigest(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(b); sum != want {
+		t.Errorf("digest %x, want %x", sum, want)
+	}
+	plain, err := ParseFile(path)
+	if err != nil || !reflect.DeepEqual(im, plain) {
+		t.Errorf("ParseFileDigest's image %+v, ParseFile's %+v (%v): want the same", im, plain, err)
+	}
+	if _, _, err := ParseFileDigest(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("ParseFileDigest(a folder) = %v, want the refusal", err)
+	}
 }
