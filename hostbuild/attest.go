@@ -59,9 +59,11 @@ type verifyFlags struct {
 	vmpl, minVersion                                       int
 	ovmf, kernel, initrd                                   string
 	manifestSHA256                                         [sha256.Size]byte // of the bytes options loaded
+	fs                                                     *flag.FlagSet
 }
 
 func (v *verifyFlags) register(fs *flag.FlagSet) {
+	v.fs = fs
 	fs.StringVar(&v.manifest, "manifest", "", "manifest `file` to verify against (required)")
 	fs.StringVar(&v.certs, "certs", "", "`dir` with vcek.pem or vlek.pem (and ask.pem, ark.pem) in snpguest's layout; replaces the guest's VCEK")
 	fs.BoolVar(&v.kds, "kds", false, "allow fetching a missing VCEK and the AMD chain from AMD's KDS (cached on disk)")
@@ -93,6 +95,16 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	}
 	if v.vmpl < 0 || v.vmpl > 3 {
 		return nil, o, usageError{"--vmpl must be 0 to 3"}
+	}
+	// A flag that only qualifies another is refused without it, rather
+	// than ignored in silence.
+	set := map[string]bool{}
+	v.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["roots-product"] && v.roots == "" {
+		return nil, o, usageError{"--roots-product names the product line of --roots; give --roots too, or drop it"}
+	}
+	if set["kds-cache"] && !v.kds {
+		return nil, o, usageError{"--kds-cache is where --kds keeps what it fetches; give --kds too, or drop it"}
 	}
 	// The report's version is a uint32: a larger value must not wrap to a
 	// small one (2^32+2 would accept version 2), and 0 would be taken as
@@ -166,6 +178,11 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case *addr != "" && *cid != 0:
 		return usage("give --cid or --addr, not both")
 	case *addr != "":
+		portSet := false
+		fs.Visit(func(f *flag.Flag) { portSet = portSet || f.Name == "port" })
+		if portSet {
+			return usage("--port goes with --cid; with --addr, give the port in the address (vsock:CID:PORT or tcp:HOST:PORT)")
+		}
 		var err error
 		if a, err = agentapi.ParseDialAddr(*addr); err != nil {
 			return usage(err.Error())
@@ -180,6 +197,9 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if *nonceSize < agentapi.MinNonceSize || *nonceSize > agentapi.MaxNonceSize {
 		return usage("--nonce-size must be 32 to 64")
+	}
+	if *timeout <= 0 {
+		return usage(fmt.Sprintf("--timeout must be positive, got %v", *timeout))
 	}
 	logger := newLogger(stderr, vf.verbose)
 	_, opts, err := vf.options()

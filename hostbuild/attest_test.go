@@ -235,3 +235,43 @@ func TestReportInputLimit(t *testing.T) {
 		})
 	}
 }
+
+// A flag that only qualifies another one is refused without it, naming
+// both, rather than ignored in silence; so is a timeout that could never
+// be met.
+func TestAttestQualifyingFlags(t *testing.T) {
+	dir := t.TempDir()
+	tcp := []string{"--addr", "tcp:127.0.0.1:1", "--manifest", "m.json"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"port with addr", []string{"attest", "--addr", "vsock:3:1024", "--port", "2000", "--manifest", "m.json"}, "--port goes with --cid; with --addr, give the port in the address"},
+		{"zero timeout", append([]string{"attest", "--timeout", "0s"}, tcp...), "--timeout must be positive, got 0s"},
+		{"negative timeout", append([]string{"attest", "--timeout", "-1s"}, tcp...), "--timeout must be positive, got -1s"},
+		{"roots-product without roots", append([]string{"attest", "--roots-product", "Genoa"}, tcp...), "--roots-product names the product line of --roots; give --roots too"},
+		{"kds-cache without kds", append([]string{"attest", "--kds-cache", dir}, tcp...), "--kds-cache is where --kds keeps what it fetches; give --kds too"},
+		{"verify: kds-cache without kds", []string{"verify", dir, "--manifest", "m.json", "--kds-cache", dir}, "--kds-cache is where --kds keeps"},
+		{"verify: roots-product without roots", []string{"verify", dir, "--manifest", "m.json", "--roots-product", "Turin"}, "--roots-product names the product line of --roots"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, "", tc.args...)
+			if code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitUsage, tc.want)
+			}
+		})
+	}
+	// With their partner they are accepted (no agent here: a transport
+	// failure, 3, not a usage error).
+	for _, args := range [][]string{
+		{"--cid", "3", "--port", "2000", "--timeout", "100ms"},
+		{"--addr", "tcp:127.0.0.1:1", "--kds", "--kds-cache", dir},
+		{"--addr", "tcp:127.0.0.1:1", "--roots", filepath.Join(dir, "none.pem"), "--roots-product", "Genoa"},
+	} {
+		code, _, stderr := runCmd(t, "", append(append([]string{"attest"}, args...), "--manifest", writeTestManifest(t, t.TempDir()))...)
+		if code == exitUsage {
+			t.Errorf("attest %q: a usage error, want it accepted: %s", args, stderr)
+		}
+	}
+}
