@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -127,6 +128,12 @@ func run(argv []string) int {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
+		relayed := make(chan struct{})
+		go func() { relays.Wait(); close(relayed) }()
+		select {
+		case <-relayed:
+		case <-ctx.Done():
+		}
 		return 0
 	case <-timer:
 		fmt.Printf("standin-katana: exiting with status %d\n", exitCode)
@@ -182,11 +189,21 @@ func startRelay(spec string) error {
 				fmt.Fprintf(os.Stderr, "standin-katana: relay: %v\n", err)
 				return
 			}
-			go relay(c.(*net.TCPConn), uint32(vport))
+			relays.Add(1)
+			go func() {
+				defer relays.Done()
+				relay(c.(*net.TCPConn), uint32(vport))
+			}()
 		}
 	}()
 	return nil
 }
+
+// relays counts the relayed connections still open: a graceful stop waits
+// for them (up to its deadline), so that an answer already on its way, such
+// as the agent's to POST /v1/shutdown, which is what stops this process,
+// still reaches the host.
+var relays sync.WaitGroup
 
 // vsockLocalCID is VMADDR_CID_LOCAL: this guest, through vsock_loopback.
 const vsockLocalCID = 1
