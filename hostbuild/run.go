@@ -211,6 +211,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "console| %s\n", l)
 		}
 	}
+	// run catches interruptSignals itself from before QEMU starts until it
+	// returns. interruptContext gives them back their default action after
+	// the first one: a second signal sent right after it (before the
+	// ctx.Done case below) would end run itself by that default action,
+	// with no outcome, no documented exit status and the scratch folder
+	// left behind. The first signal is counted here too (it reaches every
+	// channel registered for it), so the second one is the one that kills
+	// QEMU.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, interruptSignals...)
+	defer signal.Stop(sigs)
 	vm, err := qemu.Start(ctx, plan.ExecQEMU, ro)
 	plan.Close()
 	if err != nil {
@@ -224,6 +235,21 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	qemuStarted = true
+	go func() {
+		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once.
+		for n := 0; ; {
+			select {
+			case <-sigs:
+				if n++; n == 2 {
+					fmt.Fprintln(stderr, "hostbuild run: interrupted again: killing qemu")
+					vm.Kill()
+					return
+				}
+			case <-vm.Done():
+				return
+			}
+		}
+	}()
 	fmt.Fprintf(stderr, "hostbuild run: qemu started (pid %d), serial console: %s\n", vm.Pid(), o.SerialLog)
 	for _, f := range plan.QEMU.Forwards {
 		fmt.Fprintf(stderr, "hostbuild run: forwarding %s:%d -> guest port %d\n", orDefault(f.HostAddr, qemu.DefaultHostAddr), f.HostPort, f.GuestPort)
@@ -246,18 +272,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case <-vm.Done():
 	case <-ctx.Done():
 		fmt.Fprintf(stderr, "hostbuild run: stopping the guest (system_powerdown, up to %v; interrupt again to kill it)\n", *stopTimeout)
-		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once.
-		again := make(chan os.Signal, 1)
-		signal.Notify(again, interruptSignals...)
-		defer signal.Stop(again)
-		go func() {
-			select {
-			case <-again:
-				fmt.Fprintln(stderr, "hostbuild run: interrupted again: killing qemu")
-				vm.Kill()
-			case <-vm.Done():
-			}
-		}()
 		if _, err := vm.Stop(context.Background(), *stopTimeout); err != nil {
 			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		}

@@ -585,6 +585,11 @@ const fakeQEMUFloodEnv = "HOSTBUILD_TEST_FAKE_QEMU_FLOOD"
 // kernel line in place of "katana started": a boot that takes its time.
 const fakeQEMUNotReadyEnv = "HOSTBUILD_TEST_FAKE_QEMU_NOT_READY"
 
+// fakeQEMUNoPowerOffEnv, set in its environment, makes the fake QEMU record
+// each system_powerdown and go on running: a guest that does not power off
+// (or not yet), which only a kill ends.
+const fakeQEMUNoPowerOffEnv = "HOSTBUILD_TEST_FAKE_QEMU_NO_POWEROFF"
+
 func fakeQEMU(args []string) int {
 	serial, qmp := qemutest.ChardevPaths(args)
 	sigs := make(chan os.Signal, 1)
@@ -632,23 +637,29 @@ func fakeQEMU(args []string) int {
 		}
 		w.Flush()
 	}
-	select {
-	case s := <-sigs:
-		fmt.Fprintf(events, "signal %v\n", s)
-		fmt.Fprintf(os.Stderr, "qemu-system-x86_64: terminating on signal %d from pid %d\n", s.(syscall.Signal), os.Getppid())
-		return 0
-	case <-powerdown:
-		fmt.Fprintln(events, "system_powerdown")
-		fmt.Fprintln(log, "[    2.000000] guestinit: power button pressed: stopping katana")
-		if os.Getenv(fakeQEMUFloodEnv) == "" { // else Katana has exited already
-			fmt.Fprintln(log, "[    2.100000] guestinit: katana exited status=143 signal=SIGTERM stop=graceful")
+	timeout := time.After(time.Minute)
+	for {
+		select {
+		case s := <-sigs:
+			fmt.Fprintf(events, "signal %v\n", s)
+			fmt.Fprintf(os.Stderr, "qemu-system-x86_64: terminating on signal %d from pid %d\n", s.(syscall.Signal), os.Getppid())
+			return 0
+		case <-powerdown:
+			fmt.Fprintln(events, "system_powerdown")
+			if os.Getenv(fakeQEMUNoPowerOffEnv) != "" {
+				continue
+			}
+			fmt.Fprintln(log, "[    2.000000] guestinit: power button pressed: stopping katana")
+			if os.Getenv(fakeQEMUFloodEnv) == "" { // else Katana has exited already
+				fmt.Fprintln(log, "[    2.100000] guestinit: katana exited status=143 signal=SIGTERM stop=graceful")
+			}
+			fmt.Fprintln(log, "[    2.200000] guestinit: powering off")
+			fmt.Fprintln(log, "[    2.300000] reboot: Power down")
+			return 0
+		case <-timeout:
+			fmt.Fprintln(events, "timeout")
+			return 1
 		}
-		fmt.Fprintln(log, "[    2.200000] guestinit: powering off")
-		fmt.Fprintln(log, "[    2.300000] reboot: Power down")
-		return 0
-	case <-time.After(time.Minute):
-		fmt.Fprintln(events, "timeout")
-		return 1
 	}
 }
 
@@ -739,6 +750,62 @@ func TestRunSignalToProcessGroupStopsGracefully(t *testing.T) {
 			}
 			if code != exitOK {
 				t.Errorf("hostbuild run exit status %d (%v), want %d (clean power-off)\nstderr:\n%s", code, r.cmd.ProcessState, exitOK, r.stderr.String())
+			}
+		})
+	}
+}
+
+// TestRunSecondSignalKillsQEMU: a second SIGINT, SIGTERM or SIGHUP while
+// the guest is being stopped kills QEMU at once, and run still ends as
+// documented: exit 6 (the guest had to be killed), having said so. Also when
+// the second signal comes right after the first, before run has started
+// the stop: it must not find the default action interruptContext gives back
+// after the first signal, which would end run itself by the signal (no
+// outcome, no exit status of its own). The fake QEMU never powers off, so
+// only a kill ends it.
+func TestRunSecondSignalKillsQEMU(t *testing.T) {
+	f := newRunFixture(t)
+	for _, backToBack := range []bool{false, true} {
+		name := "after the power button"
+		if backToBack {
+			name = "back to back"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := startFakeRun(t, f, fakeQEMUNoPowerOffEnv+"=1")
+			if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGINT); err != nil {
+				t.Fatal(err)
+			}
+			if !backToBack {
+				// Wait until run has pressed the power button.
+				for {
+					if b, _ := os.ReadFile(r.serial + ".events"); strings.Contains(string(b), "system_powerdown") {
+						break
+					}
+					select {
+					case <-r.done:
+						t.Fatalf("hostbuild run ended before pressing the power button:\n%s", r.stderr.String())
+					case <-time.After(10 * time.Millisecond):
+					}
+				}
+			}
+			if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			code, events := r.wait(t)
+			stderr := r.stderr.String()
+			if ws := r.cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {
+				t.Fatalf("hostbuild run was ended by %v (after SIGINT then SIGTERM), want exit %d\nstderr:\n%s", ws.Signal(), exitRunKilled, stderr)
+			}
+			if code != exitRunKilled {
+				t.Errorf("hostbuild run exit status %d, want %d (the guest had to be killed)\nstderr:\n%s", code, exitRunKilled, stderr)
+			}
+			for _, want := range []string{"interrupted again: killing qemu", "the guest did not power off; qemu was killed"} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("run's stderr does not contain %q:\n%s", want, stderr)
+				}
+			}
+			if strings.Contains(events, "signal") {
+				t.Errorf("the fake QEMU recorded %q: it got a signal, want only system_powerdown and SIGKILL", events)
 			}
 		})
 	}
