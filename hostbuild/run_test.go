@@ -185,6 +185,9 @@ func TestRunRefusals(t *testing.T) {
 		{name: "bad forward", args: []string{"--forward", "1:2:3:4"}, code: exitUsage, want: []string{"--forward"}},
 		{name: "bad memory", args: []string{"--memory", "lots"}, code: exitUsage, want: []string{"--memory"}},
 		{name: "missing manifest", manifest: filepath.Join(f.dir, "nope.json"), code: exitFail, want: []string{"nope.json"}},
+		{name: "unknown accel", args: []string{"--plain", "--accel", "hvf"}, code: exitUsage, want: []string{`--accel "hvf": want tcg or kvm`}},
+		{name: "negative stop timeout", args: []string{"--stop-timeout", "-1s"}, code: exitUsage, want: []string{"--stop-timeout -1s: want a positive duration (or 0 for the default)"}},
+		{name: "positional argument", args: []string{"extra"}, code: exitUsage, want: []string{`unexpected argument "extra"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -359,6 +362,137 @@ exit 1
 	}
 }
 
+// TestRunExitStatus: run's exit status is the one its -h documents for
+// each way a guest ends, read from the console and QEMU's exit (a fake
+// QEMU that writes the console lines, then exits). "ready:" is printed
+// only once Katana started, and the expected measurement and the attest
+// command only in SEV-SNP mode.
+func TestRunExitStatus(t *testing.T) {
+	f := newRunFixture(t)
+	var doc struct {
+		Measurements []struct {
+			VCPUs       int    `json:"vcpus"`
+			VCPUType    string `json:"vcpu_type"`
+			Measurement string `json:"measurement"`
+		} `json:"measurements"`
+	}
+	b, err := os.ReadFile(f.manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var measurement string
+	for _, m := range doc.Measurements {
+		if m.VCPUs == 1 && m.VCPUType == "EPYC-v4" {
+			measurement = m.Measurement
+		}
+	}
+	if measurement == "" {
+		t.Fatalf("the fixture's manifest has no measurement for 1 x EPYC-v4:\n%s", b)
+	}
+	console := func(lines ...string) string {
+		var sb strings.Builder
+		sb.WriteString("printf '%s\\n'")
+		for _, l := range lines {
+			sb.WriteString(" " + shellWord(l))
+		}
+		sb.WriteString(` >>"$log"` + "\n")
+		return sb.String()
+	}
+	const (
+		started   = `[    1.000000] guestinit: katana started pid=1 argv=["/bin/katana"]`
+		poweroff  = "[    1.200000] guestinit: powering off"
+		powerDown = "[    1.300000] reboot: Power down"
+	)
+	tests := []struct {
+		name   string
+		snp    bool
+		script string
+		code   int
+		ready  bool
+		want   string // in stderr
+	}{
+		{"clean", false, console(started, "[    1.100000] guestinit: katana exited status=0", poweroff, powerDown), exitOK, true, "powered off cleanly"},
+		{"clean snp", true, console(started, "[    1.100000] guestinit: katana exited status=0", poweroff, powerDown), exitOK, true, "powered off cleanly"},
+		{"rebooted", false, console(started, "[    1.100000] guestinit: katana exited status=0", "[    1.200000] guestinit: rebooting", "[    1.300000] reboot: Restarting system"), exitOK, true, "rebooted cleanly"},
+		{"boot error", false, console("[    1.000000] guestinit: boot error: mounting /proc: no such device", poweroff, powerDown), exitRunBootError, false, "boot error: mounting /proc: no such device"},
+		{"katana failed", false, console(started, "[    1.100000] guestinit: katana exited status=3", poweroff, powerDown), exitRunKatana, true, "katana exited with status 3"},
+		{"kernel panic", false, console(started, "[    1.100000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100"), exitRunKilled, true, "the guest kernel panicked"},
+		{"no power-off", false, console(started), exitRunKilled, true, "QEMU ended without the guest powering off"},
+		{"qemu failed", false, "echo 'qemu-system-x86_64: could not load kernel' >&2\nexit 1\n", exitFail, false, "could not load kernel"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			fake := fakeQEMUScript(t, dir, tt.script)
+			args := []string{"run", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
+				"--qemu", fake, "--serial-log", filepath.Join(dir, "serial.log"), "--ready-timeout", "30s"}
+			checked := "checked the kernel and initrd against " + f.manifest + ": files match"
+			if tt.snp {
+				args = append(args, "--ovmf", f.ovmf, "--cid", "3", "--forward", "15051:5050", "--forward", "0.0.0.0:9100:9100")
+				checked = "checked the OVMF, kernel and initrd against " + f.manifest + ": files match, launch digest recomputed and in the matrix\n"
+			} else {
+				args = append(args, "--plain")
+			}
+			stdout, stderr, code := runHB(t, args...)
+			wants := []string{checked}
+			if tt.snp {
+				wants = append(wants, "forwarding 127.0.0.1:15051 -> guest port 5050\n", "forwarding 0.0.0.0:9100 -> guest port 9100\n")
+			}
+			for _, w := range wants {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr does not contain %q:\n%s", w, stderr)
+				}
+			}
+			if w := "did not start within"; strings.Contains(stderr, w) {
+				t.Errorf("stderr reports a guest that ended as not ready in time (%q):\n%s", w, stderr)
+			}
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstderr:\n%s", code, tt.code, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr does not contain %q:\n%s", tt.want, stderr)
+			}
+			if got := strings.HasPrefix(stdout, "ready: guestinit: katana started pid=1 "); got != tt.ready {
+				t.Errorf("stdout starts with \"ready: guestinit: katana started\": %v, want %v\nstdout:\n%s", got, tt.ready, stdout)
+			}
+			wantMeasurement := "expected measurement (1 × EPYC-v4): " + measurement + "\n"
+			wantAttest := "attest with: hostbuild attest --cid 3 --manifest "
+			if got := strings.Contains(stdout, wantMeasurement) && strings.Contains(stdout, wantAttest); got != tt.snp {
+				t.Errorf("stdout has %q and %q: %v, want %v (SEV-SNP mode)\nstdout:\n%s", wantMeasurement, wantAttest, got, tt.snp, stdout)
+			}
+		})
+	}
+}
+
+// TestRunStopTimeoutWarning: a --stop-timeout shorter than the guest's own
+// grace period plus the margin is run with a warning; the default is not.
+func TestRunStopTimeoutWarning(t *testing.T) {
+	f := newRunFixture(t)
+	base := []string{"run", "--dry-run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd}
+	tests := []struct {
+		args []string
+		warn string // "" for none
+	}{
+		{nil, ""},
+		{[]string{"--stop-timeout", "60s"}, ""},
+		{[]string{"--stop-timeout", "45s"}, "hostbuild run: warning: --stop-timeout 45s is shorter than the guest's katana.stop_timeout=30s plus 30s"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.args), func(t *testing.T) {
+			stdout, stderr, code := runHB(t, append(base, tt.args...)...)
+			if code != exitOK || stdout == "" {
+				t.Fatalf("exit %d, stdout %q; want 0 and the argv\n%s", code, stdout, stderr)
+			}
+			if tt.warn == "" && strings.Contains(stderr, "warning:") || tt.warn != "" && !strings.Contains(stderr, tt.warn) {
+				t.Errorf("stderr:\n%s\nwant the warning %q", stderr, tt.warn)
+			}
+		})
+	}
+}
+
 // TestRunSaysItStillWaits: between "qemu started" and "ready:" run says
 // every progressEvery that it still waits, with the console's last line,
 // rather than nothing for up to --ready-timeout.
@@ -526,6 +660,7 @@ func TestParseMemory(t *testing.T) {
 	}{
 		{"1024", 1024, true}, {"2G", 2048, true}, {"512M", 512, true}, {"4g", 4096, true},
 		{"0", 0, false}, {"-1G", 0, false}, {"1T", 0, false}, {"", 0, false}, {"99999999999G", 0, false},
+		{"1073741824", 1 << 30, true}, {"1073741825", 0, false}, {"1048576G", 1 << 30, true}, {"1048577G", 0, false}, {"1m", 1, true},
 	}
 	for _, tt := range tests {
 		got, err := parseMemory(tt.in)
@@ -674,11 +809,27 @@ type fakeRun struct {
 
 func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
 	t.Helper()
+	r, ready := launchFakeRun(t, f, env...)
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("hostbuild run ended before ready:\n%s", r.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("hostbuild run not ready after 30s:\n%s", r.stderr.String())
+	}
+	return r
+}
+
+// launchFakeRun is startFakeRun without the wait: ready gets true once run
+// prints "ready:", or false when its stdout ends first.
+func launchFakeRun(t *testing.T, f runFixture, env ...string) (r *fakeRun, ready <-chan bool) {
+	t.Helper()
 	fake := filepath.Join(t.TempDir(), fakeQEMUName)
 	if err := os.Symlink(os.Args[0], fake); err != nil {
 		t.Fatal(err)
 	}
-	r := &fakeRun{serial: filepath.Join(t.TempDir(), "serial.log"), stderr: &qemutest.LockedBuffer{}, done: make(chan struct{})}
+	r = &fakeRun{serial: filepath.Join(t.TempDir(), "serial.log"), stderr: &qemutest.LockedBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(os.Args[0], "run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
 		"--qemu", fake, "--serial-log", r.serial, "--ready-timeout", "30s", "--stop-timeout", "60s")
 	r.cmd.Env = append(append(os.Environ(), "HOSTBUILD_TEST_MAIN=1"), env...)
@@ -691,15 +842,15 @@ func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan bool, 2) // never blocks: one true at most, then false
+	readyc := make(chan bool, 2) // never blocks: one true at most, then false
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "ready: ") && len(ready) == 0 {
-				ready <- true
+			if strings.HasPrefix(sc.Text(), "ready: ") && len(readyc) == 0 {
+				readyc <- true
 			}
 		}
-		ready <- false
+		readyc <- false
 		r.cmd.Wait()
 		close(r.done)
 	}()
@@ -707,15 +858,7 @@ func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
 		syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 		<-r.done
 	})
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatalf("hostbuild run ended before ready:\n%s", r.stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("hostbuild run not ready after 30s:\n%s", r.stderr.String())
-	}
-	return r
+	return r, readyc
 }
 
 // wait waits for run to exit and returns its exit status and what the fake
@@ -808,6 +951,52 @@ func TestRunSecondSignalKillsQEMU(t *testing.T) {
 				t.Errorf("the fake QEMU recorded %q: it got a signal, want only system_powerdown and SIGKILL", events)
 			}
 		})
+	}
+}
+
+// TestRunInterruptedBeforeReady: a signal while the guest still boots stops
+// it gracefully as well (the power button), says so, and the exit status is
+// the guest's end (here a clean power-off: 0), not a failure to start.
+func TestRunInterruptedBeforeReady(t *testing.T) {
+	f := newRunFixture(t)
+	r, ready := launchFakeRun(t, f, fakeQEMUNotReadyEnv+"=1")
+	// Wait until the fake QEMU is up and booting (its QMP socket listens
+	// before it writes the console line).
+	for {
+		if b, _ := os.ReadFile(r.serial); strings.Contains(string(b), "Run /init as init process") {
+			break
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("hostbuild run ended before the guest booted:\n%s", r.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	code, events := r.wait(t)
+	stderr := r.stderr.String()
+	if <-ready {
+		t.Errorf("run printed \"ready:\" for a guest whose katana never started\nstderr:\n%s", stderr)
+	}
+	if events != "system_powerdown\n" {
+		t.Errorf("the fake QEMU recorded %q, want only the power button (system_powerdown)", events)
+	}
+	if code != exitOK {
+		t.Errorf("hostbuild run exit status %d, want %d (the guest powered off cleanly)\nstderr:\n%s", code, exitOK, stderr)
+	}
+	for _, want := range []string{"interrupted before katana started", "stopping the guest (system_powerdown, up to 1m0s", "powered off cleanly"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("run's stderr does not contain %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "did not start within") {
+		t.Errorf("run reports an interrupt as a timeout:\n%s", stderr)
+	}
+	// The stop succeeded: no error line after "stopping the guest".
+	if _, after, _ := strings.Cut(stderr, "stopping the guest"); strings.Count(after, "hostbuild run: ") != 1 {
+		t.Errorf("after \"stopping the guest\" run printed more than its outcome line:\n%s", after)
 	}
 }
 
