@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,6 +144,10 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 		{"OVMF without direct boot", []string{"--ovmf", "nohashes.fd"}, exitFail, "kernel specified but OVMF footer table has no SEV_HASH_TABLE_RV"},
 		// Found before the initrd is packed (build reads the build info first).
 		{"init is not Go", []string{"--init", "katana"}, exitFail, "Go build info"},
+		// Found by the pack itself, in build's temporary folder.
+		{"payload not an ELF", []string{"--payload", "vmlinuz"}, exitFail, "payload vmlinuz: not an ELF executable"},
+		{"unknown module", []string{"--module", "no_such_mod"}, exitFail, `module "no_such_mod" is not in`},
+		{"positional argument", []string{"extra"}, exitUsage, `unexpected argument "extra" (Katana's arguments go in --args)`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -162,6 +167,73 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A build over a previous one replaces the three files, and leaves nothing
+// else; it prints one line per measurement on stdout, progress on stderr
+// unless -q.
+func TestBuildReplacesPreviousOutputs(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	build := func(extra ...string) (string, string) {
+		t.Helper()
+		args := append([]string{"build", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+			"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}, extra...)
+		out, errOut, code := hostbuild(t, dir, nil, args...)
+		if code != exitOK {
+			t.Fatalf("hostbuild %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
+		}
+		return out, errOut
+	}
+	check := func(stdout string, wantMeasurements int) (cmdline string) {
+		t.Helper()
+		ents, err := os.ReadDir(filepath.Join(dir, "out"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		if got, want := strings.Join(names, " "), "cmdline initrd.img manifest.json"; got != want {
+			t.Errorf("out holds %s, want %s", got, want)
+		}
+		m, err := manifest.Load(filepath.Join(dir, "out", buildManifest))
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := os.ReadFile(filepath.Join(dir, "out", buildCmdline))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Cmdline != string(line) {
+			t.Errorf("the manifest's cmdline %q is not the cmdline file's %q", m.Cmdline, line)
+		}
+		if want := fileSHA256(t, filepath.Join(dir, "out", buildInitrd)); m.Components.Initrd.SHA256 != want {
+			t.Errorf("the manifest's initrd SHA-256 %s is not the initrd file's %s", m.Components.Initrd.SHA256, want)
+		}
+		var want strings.Builder
+		for _, e := range m.Measurements {
+			fmt.Fprintf(&want, "%s  vcpus=%d vcpu-type=%s\n", e.Measurement, e.VCPUs, e.VCPUType)
+		}
+		if len(m.Measurements) != wantMeasurements || stdout != want.String() {
+			t.Errorf("stdout %q, want %d measurement lines %q", stdout, wantMeasurements, want.String())
+		}
+		return string(line)
+	}
+	out, errOut := build("-q")
+	if errOut != "" {
+		t.Errorf("build -q printed %q, want nothing (no warning applies)", errOut)
+	}
+	first := check(out, 1)
+	out, errOut = build("--vcpus", "1,2", "--args", "--name x")
+	for _, w := range []string{"hostbuild build: pack: ", "hostbuild build: measuring 2 vCPU count(s) x 1 vCPU type(s)", "hostbuild build: wrote out/initrd.img, out/cmdline, out/manifest.json"} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("build's stderr does not contain %q:\n%s", w, errOut)
+		}
+	}
+	if second := check(out, 2); second == first || !strings.Contains(second, "--name x") {
+		t.Errorf("the second build's cmdline is %q, want the new --args (the first was %q)", second, first)
 	}
 }
 
