@@ -217,6 +217,97 @@ func TestDiffExitCodes(t *testing.T) {
 	}
 }
 
+// pack prints the SHA-256 of the file it wrote and its path on stdout, and
+// its progress on stderr unless -q; a failed pack over an existing initrd
+// keeps it byte for byte and leaves no other file. --source-date-epoch
+// takes the whole range of cpio mtimes, and overrides $SOURCE_DATE_EPOCH,
+// which is checked the same way.
+func TestPackOutputs(t *testing.T) {
+	dir := t.TempDir()
+	stage(t, dir, false)
+	pack := func(env []string, extra ...string) (string, string, int) {
+		t.Helper()
+		// Unset unless given: the caller's environment may set it.
+		env = append([]string{"SOURCE_DATE_EPOCH="}, env...)
+		return hostbuild(t, dir, env, append([]string{"pack", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k"}, extra...)...)
+	}
+	list := func() string {
+		t.Helper()
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return strings.Join(names, " ")
+	}
+	out, errOut, code := pack(nil, "-o", "out.img")
+	if code != exitOK {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	img := filepath.Join(dir, "out.img")
+	if want := fileSHA256(t, img) + "  out.img\n"; out != want {
+		t.Errorf("stdout %q, want %q (the written file's SHA-256)", out, want)
+	}
+	for _, w := range []string{"hostbuild pack: kernel 6.9.0-t: ", "hostbuild pack: wrote out.img: "} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("stderr does not contain %q:\n%s", w, errOut)
+		}
+	}
+	before, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := list()
+	if _, errOut, code := pack(nil, "--module", "no_such_mod", "-o", "out.img"); code != exitFail {
+		t.Errorf("pack with an unknown module: exit %d, want %d\n%s", code, exitFail, errOut)
+	}
+	if after, err := os.ReadFile(img); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("a failed pack changed out.img (%v)", err)
+	}
+	if got := list(); got != files {
+		t.Errorf("after a failed pack the folder holds %s, want %s", got, files)
+	}
+
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{"epoch 0", nil, []string{"--source-date-epoch", "0"}, exitOK, ""},
+		{"epoch 2^32-1", nil, []string{"--source-date-epoch", "4294967295"}, exitOK, ""},
+		{"env epoch", []string{"SOURCE_DATE_EPOCH=1700000000"}, nil, exitOK, ""},
+		{"bad env epoch", []string{"SOURCE_DATE_EPOCH=yesterday"}, nil, exitUsage, `$SOURCE_DATE_EPOCH "yesterday" is not a whole number of seconds`},
+		{"env epoch out of range", []string{"SOURCE_DATE_EPOCH=-1"}, nil, exitUsage, "$SOURCE_DATE_EPOCH -1 is out of range"},
+		{"flag over env", []string{"SOURCE_DATE_EPOCH=yesterday"}, []string{"--source-date-epoch", "1700000000"}, exitOK, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := pack(tc.env, append(tc.args, "-q", "-o", "e.img")...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut, tc.code, tc.want)
+			}
+		})
+	}
+	// The epoch is the mtime of every entry: the env's and the flag's
+	// 1700000000 give the same bytes, 0 others.
+	sum := func(env []string, args ...string) string {
+		t.Helper()
+		out, errOut, code := pack(env, append(args, "-q", "-o", "e.img")...)
+		if code != exitOK {
+			t.Fatalf("pack: exit %d\n%s", code, errOut)
+		}
+		return strings.Fields(out)[0]
+	}
+	env, flag, zero := sum([]string{"SOURCE_DATE_EPOCH=1700000000"}), sum(nil, "--source-date-epoch", "1700000000"), sum(nil)
+	if env != flag || env == zero {
+		t.Errorf("SHA-256 with $SOURCE_DATE_EPOCH=1700000000 %s, with --source-date-epoch 1700000000 %s, with neither %s: want the first two equal, the third different", env, flag, zero)
+	}
+}
+
 func TestPackUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
