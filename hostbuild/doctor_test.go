@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestDoctorCLI runs doctor against an empty fake root and a fake old QEMU:
@@ -41,5 +43,53 @@ func TestDoctorCLI(t *testing.T) {
 	}
 	if _, _, code := runHB(t, "doctor", "--memory", "x"); code != exitUsage {
 		t.Errorf("doctor --memory x: exit %d, want %d", code, exitUsage)
+	}
+}
+
+// TestDoctorCLIPasses: a host where every check passes (a fake root whose
+// devices are links to /dev/null, a fake QEMU 9.2 with sev-snp-guest, the
+// AmdSevX64 OVMF fixture) exits 0 and says so, with no failure or fix; an
+// argument is a usage error.
+func TestDoctorCLIPasses(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_MEMLOCK, &lim); err != nil || lim.Cur < 1<<20 {
+		t.Skipf("skipping: the memlock limit (%d, %v) does not cover 1 MiB", lim.Cur, err)
+	}
+	ovmf := filepath.Join(os.Getenv("SHARED_DIR"), "measure", "fixtures", "ovmf_AmdSev_suffix.bin")
+	if os.Getenv("SHARED_DIR") == "" {
+		ovmf = filepath.Join("..", "..", "shared", "measure", "fixtures", "ovmf_AmdSev_suffix.bin")
+	}
+	if _, err := os.Stat(ovmf); err != nil {
+		t.Skipf("skipping: the OVMF fixture is missing (%v); set SHARED_DIR to the shared folder (make test does)", err)
+	}
+	root := t.TempDir()
+	for _, d := range []string{"dev", "sys/module/kvm_amd/parameters"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"sev", "kvm", "vhost-vsock"} {
+		if err := os.Symlink("/dev/null", filepath.Join(root, "dev", d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(root, "sys/module/kvm_amd/parameters/sev_snp"), []byte("Y\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	qemuBin := filepath.Join(t.TempDir(), "qemu")
+	script := "#!/bin/sh\ncase $1 in --version) echo 'QEMU emulator version 9.2.0';; -object) echo '  sev-guest'; echo '  sev-snp-guest'; echo '  memory-backend-memfd';; esac\n"
+	if err := os.WriteFile(qemuBin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runHB(t, "doctor", "--root", root, "--qemu", qemuBin, "--ovmf", ovmf, "--memory", "1")
+	if code != exitOK {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, stdout, stderr)
+	}
+	if n := strings.Count(stdout, "PASS  "); n != 8 || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
+		!strings.HasSuffix(stdout, "\nall checks passed: this host can launch SEV-SNP guests.\n") {
+		t.Errorf("%d PASS lines, want 8 and \"all checks passed\" with no failure:\n%s", n, stdout)
+	}
+	if _, stderr, code := runHB(t, "doctor", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
+		t.Errorf("doctor extra: exit %d, stderr %q; want %d and unexpected argument", code, stderr, exitUsage)
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,5 +78,51 @@ func TestHelpListsExitStatus(t *testing.T) {
 		if _, stderr, code := runHB(t, tc.args...); code != exitUsage || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
 		}
+	}
+}
+
+// TestCommandDispatch: hostbuild alone prints the command list and is a
+// usage error; help, -h and --help print it and succeed; version and
+// --version print the version; a bad flag is a usage error and -h a
+// command's help, exit 0.
+func TestCommandDispatch(t *testing.T) {
+	for _, tc := range []struct {
+		args       []string
+		code       int
+		stdout     string // prefix
+		stderr     string // substring
+		wantOutput bool
+	}{
+		{nil, exitUsage, "hostbuild dev: build, measure, launch and attest", "", true},
+		{[]string{"help"}, exitOK, "hostbuild dev: build, measure, launch and attest", "", true},
+		{[]string{"-h"}, exitOK, "hostbuild dev: build, measure, launch and attest", "", true},
+		{[]string{"--help"}, exitOK, "hostbuild dev: build, measure, launch and attest", "", true},
+		{[]string{"version"}, exitOK, "hostbuild dev\n", "", false},
+		{[]string{"--version"}, exitOK, "hostbuild dev\n", "", false},
+		{[]string{"run", "--bogus"}, exitUsage, "", "flag provided but not defined: -bogus", false},
+		{[]string{"run", "-h"}, exitOK, "", "Exit status: 0 the guest powered off cleanly", false},
+		{[]string{"run", "--manifest", "m.json"}, exitUsage, "", "hostbuild run: --manifest, --kernel and --initrd are required\nrun 'hostbuild run -h' for the flags\n", false},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			stdout, stderr, code := runHB(t, tc.args...)
+			if code != tc.code || !strings.HasPrefix(stdout, tc.stdout) || !strings.Contains(stderr, tc.stderr) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, stdout starting %q, stderr with %q", code, stdout, stderr, tc.code, tc.stdout, tc.stderr)
+			}
+			if tc.wantOutput {
+				// Every command, sorted, with its summary.
+				var names []string
+				for _, l := range strings.Split(stdout, "\n") {
+					if f := strings.Fields(l); len(l) > 2 && l[:2] == "  " && len(f) > 1 {
+						names = append(names, f[0])
+					}
+				}
+				want := append(slices.Sorted(maps.Keys(commands)), "version")
+				if strings.Join(names, " ") != strings.Join(want, " ") {
+					t.Errorf("commands listed: %q, want %q\n%s", names, want, stdout)
+				}
+			} else if tc.stdout == "" && stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
 	}
 }
