@@ -253,3 +253,54 @@ func TestLibvirtCmdlineWhitespaceRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestLibvirtOutputs: without -o the domain goes to stdout, the same bytes
+// -o writes; -o says what it wrote. A file that cannot be written is an
+// error (exit 1), a refused launch keeps a previous -o file as it was, and
+// an argument or a missing manifest are refused with their exit codes.
+func TestLibvirtOutputs(t *testing.T) {
+	f := newRunFixture(t)
+	base := []string{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3"}
+	out := filepath.Join(f.dir, "domain.xml")
+	_, stderr, code := runHB(t, append(base, "-o", out)...)
+	if code != exitOK {
+		t.Fatalf("-o: exit %d\n%s", code, stderr)
+	}
+	if w := "hostbuild libvirt: wrote " + out + " (1 × EPYC-v4, expected measurement "; !strings.Contains(stderr, w) {
+		t.Errorf("stderr lacks %q:\n%s", w, stderr)
+	}
+	written, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := runHB(t, base...)
+	if code != exitOK || stdout != string(written) {
+		t.Errorf("without -o: exit %d, stdout differs from what -o wrote (%d bytes, want %d)\n%s", code, len(stdout), len(written), stderr)
+	}
+	if strings.Contains(stderr, "wrote") || !strings.Contains(stderr, "virsh shutdown katana' and allow 1m0s") {
+		t.Errorf("without -o, stderr:\n%s\nwant the stop hint and no \"wrote\"", stderr)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unwritable -o", []string{"-o", filepath.Join(f.dir, "no-such-folder", "d.xml")}, exitFail, "no-such-folder"},
+		{"refused keeps -o", []string{"--vcpus", "2", "-o", out}, exitRunRefused, "allows 1, 4"},
+		{"positional argument", []string{"extra"}, exitUsage, `unexpected argument "extra"`},
+		{"missing manifest", []string{"--manifest", filepath.Join(f.dir, "nope.json"), "-o", out}, exitFail, "nope.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			stdout, stderr, code := runHB(t, append(base, tt.args...)...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) || stdout != "" {
+				t.Errorf("exit %d, stdout %d bytes, stderr %q; want exit %d, no stdout and %q", code, len(stdout), stderr, tt.code, tt.want)
+			}
+			if b, err := os.ReadFile(out); err != nil || !bytes.Equal(b, written) {
+				t.Errorf("%s changed (%v)", out, err)
+			}
+		})
+	}
+}
