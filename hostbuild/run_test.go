@@ -345,7 +345,7 @@ exit 1
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			t.Setenv("TMPDIR", t.TempDir())
+			t.Setenv("TMPDIR", shortTempDir(t))
 			_, stderr, code := runHB(t, append(base, tt.args...)...)
 			if code != exitFail {
 				t.Errorf("exit %d, want %d", code, exitFail)
@@ -491,6 +491,21 @@ func TestRunStopTimeoutWarning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// shortTempDir is t.TempDir with a short name: run puts its QMP socket in
+// $TMPDIR, and a unix socket path has at most 107 bytes. t.TempDir's name
+// (the test's) under a long $TMPDIR (go test's under GOTMPDIR, as gremlins
+// sets) leaves too little: run then refuses the socket path before QEMU
+// starts.
+func shortTempDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "hb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
 }
 
 // TestRunSaysItStillWaits: between "qemu started" and "ready:" run says
