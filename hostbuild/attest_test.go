@@ -275,3 +275,22 @@ func TestAttestQualifyingFlags(t *testing.T) {
 		}
 	}
 }
+
+// The decimal-only int and uint flags print their defaults in -h like the
+// flag package's own (and the zero value prints nothing, without a panic).
+func TestDecimalFlagsHelpDefaults(t *testing.T) {
+	code, _, stderr := runCmd(t, "", "attest", "-h")
+	if code != exitOK {
+		t.Fatalf("attest -h: exit %d", code)
+	}
+	for _, want := range []string{"minimum report version (default 2)", "agent vsock port (default 1024)"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("attest -h lacks %q:\n%s", want, stderr)
+		}
+	}
+	for _, bad := range []string{"panic", "required VMPL of the report (default 0)"} {
+		if strings.Contains(stderr, bad) {
+			t.Errorf("attest -h has %q:\n%s", bad, stderr)
+		}
+	}
+}

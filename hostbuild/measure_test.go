@@ -177,6 +177,9 @@ func TestMeasureUsageErrors(t *testing.T) {
 		// Python's int(s, 0) refuses "021"; Go's base 0 would read octal.
 		{"features with a leading 0", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "021", "--ovmf", amd}, exitUsage, "leading 0 is ambiguous"},
 		{"sig with a leading 0", []string{"--vcpus", "1", "--vcpu-sig", "0800", "--ovmf", amd}, exitUsage, "leading 0 is ambiguous"},
+		// The digit after the 0 at both ends of its range.
+		{"features 001", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "001", "--ovmf", amd}, exitUsage, `"001": a number with a leading 0 is ambiguous`},
+		{"features 09", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "09", "--ovmf", amd}, exitUsage, `"09": a number with a leading 0 is ambiguous`},
 		{"vcpus in hex", []string{"--vcpus", "0x2", "--vcpu-type", "EPYC", "--ovmf", amd}, exitUsage, "not a decimal number"},
 		{"bad output format", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--output-format", "raw", "--ovmf", amd}, exitUsage, "hex or base64"},
 		{"bad seed", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--snp-ovmf-hash", "00", "--ovmf", amd}, exitUsage, "96 hex"},

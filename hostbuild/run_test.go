@@ -228,6 +228,10 @@ func TestRunLaunchFlagUsageErrors(t *testing.T) {
 		{"plain with cid 1", []string{"--plain", "--cid", "1"}, "--cid 1: CIDs 0 to 2"},
 		{"snp without ovmf", []string{"--cid", "3"}, "give --ovmf FILE"},
 		{"memory too small", []string{"--ovmf", f.ovmf, "--cid", "3", "--memory", "10"}, `--memory "10": want at least 64 MiB`},
+		{"memory one MiB short", []string{"--ovmf", f.ovmf, "--cid", "3", "--memory", "63"}, `--memory "63": want at least 64 MiB`},
+		{"vcpus 0", []string{"--ovmf", f.ovmf, "--cid", "3", "--vcpus", "0"}, "--vcpus 0: want 1 or more"},
+		{"cid 2^32-1", []string{"--ovmf", f.ovmf, "--cid", "4294967295"}, "--cid 4294967295: CIDs 0 to 2 and 4294967295 are reserved"},
+		{"cid 2^32", []string{"--ovmf", f.ovmf, "--cid", "4294967296"}, "--cid 4294967296: out of range"},
 	}
 	for _, tt := range tests {
 		for _, cmd := range []string{"run", "libvirt"} {
@@ -1088,5 +1092,24 @@ func TestRunOldManifestCmdline(t *testing.T) {
 	_, stderr, code := runHB(t, append(common, "--ovmf", f.ovmf, "--cid", "3")...)
 	if code == exitOK || !strings.Contains(stderr, "refusing this manifest in SEV-SNP mode") || !strings.Contains(stderr, "at most 2033") {
 		t.Errorf("SEV-SNP: exit %d, want a refusal naming the cmdline's length\n%s", code, stderr)
+	}
+}
+
+// The lowest values run accepts: one vCPU (in the manifest's matrix) and
+// the minimum memory.
+func TestRunLowestAcceptedValues(t *testing.T) {
+	f := newRunFixture(t)
+	base := []string{"run", "--dry-run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd}
+	for _, tt := range []struct {
+		args []string
+		want string // in the printed argv
+	}{
+		{[]string{"--vcpus", "1"}, "-smp 1"},
+		{[]string{"--memory", "64"}, "-m 64"},
+	} {
+		stdout, stderr, code := runHB(t, append(base, tt.args...)...)
+		if code != exitOK || !strings.Contains(stdout, tt.want) {
+			t.Errorf("run %q: exit %d, stdout %q; want 0 and %q\n%s", tt.args, code, stdout, tt.want, stderr)
+		}
 	}
 }
