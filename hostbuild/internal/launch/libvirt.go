@@ -341,26 +341,18 @@ func (e *NotXMLChar) Error() string {
 	return msg
 }
 
-// xmlFieldWhat names the values an operator gives or the manifest holds.
-var xmlFieldWhat = map[string]string{
-	"name":                        "the domain name",
-	"os/kernel":                   "the kernel path",
-	"os/initrd":                   "the initrd path",
-	"os/cmdline":                  "the manifest's cmdline",
-	"os/loader":                   "the OVMF path",
-	"cpu/model":                   "the vCPU type",
-	"devices/emulator":            "the emulator path",
-	"devices/serial/source/@path": "the serial log path",
-}
-
-// xmlFieldFix says what to do about a value that XML cannot carry, naming
-// the flag that gave it.
-var xmlFieldFix = map[string]string{
-	"os/kernel":                   "give --kernel a path without it (rename the file, or link to it)",
-	"os/initrd":                   "give --initrd a path without it (rename the file, or link to it)",
-	"os/loader":                   "give --ovmf a path without it (rename the file, or link to it)",
-	"os/cmdline":                  "the cmdline is measured, so it cannot be changed here: launch with 'hostbuild run', or measure a cmdline without it (hostbuild manifest --cmdline)",
-	"devices/serial/source/@path": "give --serial-log a path without it",
+// xmlFields names the values an operator gives or the manifest holds
+// (what), and says what to do about one that XML cannot carry, naming the
+// flag that gave it (fix; empty where no flag does).
+var xmlFields = map[string]struct{ what, fix string }{
+	"name":                        {"the domain name", ""},
+	"os/kernel":                   {"the kernel path", "give --kernel a path without it (rename the file, or link to it)"},
+	"os/initrd":                   {"the initrd path", "give --initrd a path without it (rename the file, or link to it)"},
+	"os/cmdline":                  {"the manifest's cmdline", "the cmdline is measured, so it cannot be changed here: launch with 'hostbuild run', or measure a cmdline without it (hostbuild manifest --cmdline)"},
+	"os/loader":                   {"the OVMF path", "give --ovmf a path without it (rename the file, or link to it)"},
+	"cpu/model":                   {"the vCPU type", ""},
+	"devices/emulator":            {"the emulator path", ""},
+	"devices/serial/source/@path": {"the serial log path", "give --serial-log a path without it"},
 }
 
 // checkXMLChars checks every string of the domain against XML 1.0's Char
@@ -406,9 +398,9 @@ func checkXMLChars(v reflect.Value, path string) error {
 			r, n := utf8.DecodeRuneInString(s[i:])
 			switch {
 			case r == utf8.RuneError && n == 1:
-				return &NotXMLChar{Field: path, What: xmlFieldWhat[path], Value: s, Offset: i, Char: fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i]), Fix: xmlFieldFix[path]}
+				return &NotXMLChar{Field: path, What: xmlFields[path].what, Value: s, Offset: i, Char: fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i]), Fix: xmlFields[path].fix}
 			case !isXMLChar(r):
-				return &NotXMLChar{Field: path, What: xmlFieldWhat[path], Value: s, Offset: i, Char: fmt.Sprintf("U+%04X", r), Fix: xmlFieldFix[path]}
+				return &NotXMLChar{Field: path, What: xmlFields[path].what, Value: s, Offset: i, Char: fmt.Sprintf("U+%04X", r), Fix: xmlFields[path].fix}
 			}
 			i += n
 		}
