@@ -63,8 +63,9 @@ var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP
 // every later signal, and a step that never looks at ctx (inspect, diff,
 // ovmf) could not be stopped at all, not even by SIGTERM from timeout or
 // systemd. A command that must outlive a second signal registers its own
-// channel for it once ctx is done (run: the second signal kills QEMU; QEMU
-// also dies with hostbuild through its parent-death signal).
+// channel for the signals before the first can come (run, from before QEMU
+// starts: its second signal kills QEMU; QEMU also dies with hostbuild
+// through its parent-death signal).
 //
 // A second signal that comes before the handler is given back (the
 // goroutine below may wait for a CPU on a busy host) is queued on the
