@@ -487,12 +487,10 @@ func TestRealMilanReport(t *testing.T) {
 	t.Logf("%d flipped report variants rejected", passed)
 }
 
-func TestEvidenceRoundTrip(t *testing.T) {
-	s := signer(t, nil)
-	nonce := bytes.Repeat([]byte{3}, 48)
-	ev := evidence(t, s, nonce, testConfig, nil)
-	m := testManifest()
-	dir := t.TempDir()
+// writeManifest writes m to dir/manifest.json and returns its path and the
+// digest that evidence records of it.
+func writeManifest(t *testing.T, dir string, m *manifest.Manifest) (string, [sha256.Size]byte) {
+	t.Helper()
 	mpath := filepath.Join(dir, "manifest.json")
 	if err := manifest.WriteFile(mpath, m); err != nil {
 		t.Fatal(err)
@@ -501,6 +499,16 @@ func TestEvidenceRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return mpath, digest
+}
+
+func TestEvidenceRoundTrip(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{3}, 48)
+	ev := evidence(t, s, nonce, testConfig, nil)
+	m := testManifest()
+	dir := t.TempDir()
+	mpath, digest := writeManifest(t, dir, m)
 	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Roots: fakeRoots(s)})
 	if err != nil {
 		t.Fatal(err)
@@ -563,14 +571,7 @@ func TestEvidenceVCEKOnly(t *testing.T) {
 	ev.CertTable = nil
 	m := testManifest()
 	dir := t.TempDir()
-	mpath := filepath.Join(dir, "manifest.json")
-	if err := manifest.WriteFile(mpath, m); err != nil {
-		t.Fatal(err)
-	}
-	_, digest, err := manifest.LoadDigest(mpath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mpath, digest := writeManifest(t, dir, m)
 	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Certs: Certs{VCEK: s.Vcek}, Roots: fakeRoots(s)})
 	if err != nil {
 		t.Fatal(err)
