@@ -33,7 +33,8 @@ config, and verifies, in this order:
   2. REPORT_DATA = SHA-512(tag || our nonce || digest of the returned config);
   3. the launch measurement is one of the manifest's expected measurements;
   4. the guest policy equals the manifest's (debug refused unless
-     --allow-debug), the VMPL, the report version, --min-tcb, and the
+     --allow-debug), the VMPL, the report version, --min-tcb (of the
+     reported TCB and of the TCB the guest was launched under), and the
      firmware is committed (no provisional firmware that could roll back).
 
 Exit status:
@@ -72,7 +73,7 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan, Genoa or Turin")
 	fs.BoolVar(&v.allowDebug, "allow-debug", false, "accept a guest policy that allows debugging")
 	intVar(fs, &v.vmpl, "vmpl", 0, "required `VMPL` of the report")
-	fs.StringVar(&v.minTCB, "min-tcb", "", "minimum reported TCB: 0xHEX or bl=N,tee=N,snp=N,ucode=N")
+	fs.StringVar(&v.minTCB, "min-tcb", "", "minimum TCB, of the report's REPORTED_TCB and LAUNCH_TCB: 0xHEX or bl=N,tee=N,snp=N,ucode=N")
 	intVar(fs, &v.minVersion, "min-report-version", 2, "minimum report `version`")
 	fs.BoolVar(&v.jsonOut, "json", false, "print the result as JSON on stdout")
 	fs.BoolVar(&v.explain, "explain", false, "on a measurement mismatch, recompute variants from --ovmf, --kernel and --initrd and name the drifted input")

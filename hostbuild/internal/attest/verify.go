@@ -55,7 +55,10 @@ type VerifyOptions struct {
 	AllowDebug bool
 	// VMPL is the required VMPL (default 0).
 	VMPL int
-	// MinTCB is the minimum REPORTED_TCB, component-wise (zero: no minimum).
+	// MinTCB is the minimum REPORTED_TCB and LAUNCH_TCB, component-wise
+	// (zero: no minimum). The current TCB is at least the reported one
+	// (go-sev-guest checks CURRENT_TCB >= the V[CL]EK's TCB = REPORTED_TCB),
+	// so this bounds every TCB the guest ran under since its launch.
 	MinTCB kds.TCBParts
 	// MinReportVersion is the minimum report version (default 2).
 	MinReportVersion uint32
@@ -244,10 +247,13 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 	}
 	maxPolicy := got
 	vmpl := o.VMPL
+	// --min-tcb bounds LAUNCH_TCB too: the guest's memory was measured and
+	// encrypted under it, and firmware updated in place afterwards does not
+	// undo what a flawed firmware could do at launch.
 	vo := &validate.Options{
 		GuestPolicy:               maxPolicy,
 		MinimumTCB:                o.MinTCB,
-		MinimumLaunchTCB:          kds.TCBParts{},
+		MinimumLaunchTCB:          o.MinTCB,
 		VMPL:                      &vmpl,
 		PermitProvisionalFirmware: false, // committed TCB, build and version must equal current ones
 	}

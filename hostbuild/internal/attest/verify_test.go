@@ -57,15 +57,25 @@ func testManifest() *manifest.Manifest {
 
 func signer(t testing.TB, vcek *ecdsa.PrivateKey) *test.AmdSigner {
 	t.Helper()
+	return signerWith(t, vcek, nil)
+}
+
+// signerWith is signer with edit applied to the chain's builder (nil: none).
+func signerWith(t testing.TB, vcek *ecdsa.PrivateKey, edit func(b *test.AmdSignerBuilder)) *test.AmdSigner {
+	t.Helper()
 	keys := test.DefaultAmdKeys()
 	if vcek != nil {
 		keys.Vcek = vcek
 	}
 	now := time.Now().Add(-time.Hour)
-	s, err := (&test.AmdSignerBuilder{
+	b := &test.AmdSignerBuilder{
 		Keys: keys, ProductName: "Milan", CSPID: "go-sev-guest",
 		ArkCreationTime: now, AskCreationTime: now, AsvkCreationTime: now, VcekCreationTime: now, VlekCreationTime: now,
-	}).TestOnlyCertChain()
+	}
+	if edit != nil {
+		edit(b)
+	}
+	s, err := b.TestOnlyCertChain()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -774,4 +784,55 @@ func FuzzCertTable(f *testing.F) {
 			t.Logf("accepted by checkCertTable, refused by go-sev-guest: %v", err)
 		}
 	})
+}
+
+// signerTCB is a fake chain whose VCEK certifies tcb (a fake chip with a
+// zero HWID, as the fake reports have).
+func signerTCB(t testing.TB, tcb kds.TCBParts) *test.AmdSigner {
+	t.Helper()
+	return signerWith(t, nil, func(b *test.AmdSignerBuilder) {
+		b.VcekCustom.Extensions = test.CustomExtensions(tcb, make([]byte, abi.ChipIDSize), "", "Milan-B1")
+	})
+}
+
+// setTCBs sets a report's CURRENT, COMMITTED, REPORTED and LAUNCH TCB.
+func setTCBs(r []byte, current, reported, launch kds.TCBParts) {
+	v := func(p kds.TCBParts) uint64 { c, _ := kds.ComposeTCBParts(p); return uint64(c) }
+	binary.LittleEndian.PutUint64(r[0x38:], v(current))
+	binary.LittleEndian.PutUint64(r[0x1E0:], v(current)) // committed
+	binary.LittleEndian.PutUint64(r[0x180:], v(reported))
+	binary.LittleEndian.PutUint64(r[0x1F0:], v(launch))
+}
+
+// --min-tcb holds for the TCB the guest was launched under too: a guest
+// launched on firmware below the minimum (then updated in place, which
+// SEV-SNP allows on a running guest) was exposed to that firmware's flaws
+// when its memory was measured and encrypted, whatever it reports now.
+func TestVerifyMinTCBCoversLaunchTCB(t *testing.T) {
+	patched := kds.TCBParts{BlSpl: 3, SnpSpl: 8, UcodeSpl: 115}
+	old := kds.TCBParts{BlSpl: 3, SnpSpl: 7, UcodeSpl: 115}
+	s := signerTCB(t, patched)
+	nonce := bytes.Repeat([]byte{7}, 64)
+	for _, tc := range []struct {
+		name   string
+		launch kds.TCBParts
+		min    kds.TCBParts
+		want   Class
+	}{
+		{name: "launched on the minimum", launch: patched, min: patched},
+		{name: "no minimum, launched on older firmware", launch: old},
+		{name: "launched below the minimum", launch: old, min: patched, want: ClassPolicy},
+		{name: "launched below the minimum in the microcode only", launch: kds.TCBParts{BlSpl: 3, SnpSpl: 8, UcodeSpl: 114}, min: patched, want: ClassPolicy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := evidence(t, s, nonce, testConfig, func(r []byte) { setTCBs(r, patched, patched, tc.launch) })
+			_, err := Verify(context.Background(), ev, VerifyOptions{Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), MinTCB: tc.min})
+			if got := ClassOf(err); got != tc.want || (tc.want == 0 && err != nil) {
+				t.Fatalf("Verify: class %v, err %v; want class %v", got, err, tc.want)
+			}
+			if tc.want != 0 && !strings.Contains(err.Error(), "LAUNCH_TCB") {
+				t.Errorf("error %q does not name LAUNCH_TCB", err)
+			}
+		})
+	}
 }
