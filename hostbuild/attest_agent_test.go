@@ -297,24 +297,40 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 		})
 	}
 
-	// A config edited in the folder breaks the REPORT_DATA binding (5).
-	tampered := filepath.Join(dir, "tampered")
-	os.Mkdir(tampered, 0o755)
-	ents, _ := os.ReadDir(ev)
-	for _, e := range ents {
-		b, _ := os.ReadFile(filepath.Join(ev, e.Name()))
-		if e.Name() == "response.json" {
-			var r agentapi.AttestationResponse
-			if err := json.Unmarshal(b, &r); err != nil {
-				t.Fatal(err)
+	// A config edited in the folder breaks the REPORT_DATA binding (5)
+	// when config.json is edited to match; with config.json left as it
+	// was, the folder contradicts itself and is refused before that (1).
+	for _, tc := range []struct {
+		name       string
+		configJSON bool // edit config.json to match
+		want       int
+		says       string
+	}{
+		{"response.json and config.json", true, 5, "config altered after signing"},
+		{"response.json alone", false, exitFail, "config.json differs from the config in response.json"},
+	} {
+		tampered := filepath.Join(t.TempDir(), "tampered")
+		os.Mkdir(tampered, 0o755)
+		ents, _ := os.ReadDir(ev)
+		var r agentapi.AttestationResponse
+		for _, e := range ents {
+			b, _ := os.ReadFile(filepath.Join(ev, e.Name()))
+			if e.Name() == "response.json" {
+				if err := json.Unmarshal(b, &r); err != nil {
+					t.Fatal(err)
+				}
+				r.Config.Argv = []string{"--tampered"}
+				b, _ = json.Marshal(r)
 			}
-			r.Config.Argv = []string{"--tampered"}
-			b, _ = json.Marshal(r)
+			os.WriteFile(filepath.Join(tampered, e.Name()), b, 0o644)
 		}
-		os.WriteFile(filepath.Join(tampered, e.Name()), b, 0o644)
-	}
-	if code, stdout, stderr := runCmd(t, "", "verify", tampered, "--manifest", mpath, "--roots", roots); code != 5 {
-		t.Errorf("verify of an edited config: exit %d, want 5\n%s%s", code, stdout, stderr)
+		if tc.configJSON {
+			b, _ := json.MarshalIndent(r.Config, "", "  ")
+			os.WriteFile(filepath.Join(tampered, "config.json"), append(b, '\n'), 0o644)
+		}
+		if code, stdout, stderr := runCmd(t, "", "verify", tampered, "--manifest", mpath, "--roots", roots); code != tc.want || !strings.Contains(stdout+stderr, tc.says) {
+			t.Errorf("verify with %s edited: exit %d, want %d saying %q\n%s%s", tc.name, code, tc.want, tc.says, stdout, stderr)
+		}
 	}
 
 	// The evidence of a rejected report is written too, with its result.

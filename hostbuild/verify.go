@@ -20,7 +20,9 @@ Re-runs every check of 'hostbuild attest' on an evidence folder written by
 'hostbuild attest --evidence-out DIR', offline: the certificates recorded
 in DIR (vcek.pem, ...) are used unless --certs is given, and nothing is
 fetched unless --kds is given. The nonce is the one recorded in DIR, so
-freshness is not (cannot be) checked: that was attest's job.
+freshness is not (cannot be) checked: that was attest's job. What is
+checked is response.json; report.bin, certs.bin, preimage.bin and
+config.json restate parts of it and are refused (exit 1) if they differ.
 
 Exit status: as for 'hostbuild attest' (0 verified, 1 other failure,
 2 usage, 4 chain or signature, 5 REPORT_DATA or nonce, 6 measurement,

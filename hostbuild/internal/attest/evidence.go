@@ -1,6 +1,7 @@
 package attest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -96,10 +97,7 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 		}
 		return nil
 	}
-	js := func(v any) []byte {
-		b, _ := json.MarshalIndent(v, "", "  ")
-		return append(b, '\n')
-	}
+	js := evidenceJSON
 	r := in.Response
 	ms := in.ManifestSHA256
 	files := []struct {
@@ -148,6 +146,12 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 	return nil
 }
 
+// evidenceJSON is how the evidence folder's JSON files are written.
+func evidenceJSON(v any) []byte {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return append(b, '\n')
+}
+
 // ReadEvidence reads the response and nonce of an evidence folder, and the
 // certificates in it when there are any (Certs zero otherwise).
 func ReadEvidence(dir string) (*agentapi.AttestationResponse, []byte, Certs, error) {
@@ -174,9 +178,28 @@ func ReadEvidence(dir string) (*agentapi.AttestationResponse, []byte, Certs, err
 	if err != nil {
 		return nil, nil, Certs{}, fmt.Errorf("evidence %s: %s: %w", dir, FileNonce, err)
 	}
-	// The raw files must agree with response.json (someone may have edited one).
-	if raw, err := os.ReadFile(filepath.Join(dir, FileReport)); err == nil && string(raw) != string(r.Report) {
-		return nil, nil, Certs{}, fmt.Errorf("evidence %s: %s differs from the report in %s", dir, FileReport, FileResponse)
+	// Only response.json is verified; the files that restate parts of it
+	// are what people read (Katana's argv in config.json), so each that is
+	// there must be exactly what attest wrote from response.json.
+	for _, f := range []struct {
+		name, what string
+		want       []byte
+	}{
+		{FileReport, "the report", r.Report},
+		{FileCertTable, "the certificate table", r.CertTable},
+		{FilePreimage, "the REPORT_DATA preimage", r.ReportDataPreimage},
+		{FileConfig, "the config", evidenceJSON(r.Config)},
+	} {
+		raw, err := os.ReadFile(filepath.Join(dir, f.name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, Certs{}, fmt.Errorf("reading evidence: %w", err)
+		}
+		if !bytes.Equal(raw, f.want) {
+			return nil, nil, Certs{}, fmt.Errorf("evidence %s: %s differs from %s in %s: the folder is not as attest wrote it (a file edited since?)", dir, f.name, f.what, FileResponse)
+		}
 	}
 	certs, err := LoadCerts(dir)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -834,5 +835,84 @@ func TestVerifyMinTCBCoversLaunchTCB(t *testing.T) {
 				t.Errorf("error %q does not name LAUNCH_TCB", err)
 			}
 		})
+	}
+}
+
+// Every file of an evidence folder that restates part of response.json
+// must agree with it: verify checks response.json, and an auditor who reads
+// config.json (Katana's argv) or preimage.bin from a folder that verified
+// must be reading what was verified. An edited one is refused, naming it;
+// a missing one is not (nothing is claimed).
+func TestEvidenceDerivedFilesMustAgree(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{3}, 48)
+	ev := evidence(t, s, nonce, testConfig, nil)
+	m := testManifest()
+	dir := t.TempDir()
+	mpath, digest := writeManifest(t, dir, m)
+	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Roots: fakeRoots(s)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evil := testConfig
+	evil.Argv = []string{"--dev", "--evil"}
+	evilJSON, _ := json.MarshalIndent(evil, "", "  ")
+	for _, tc := range []struct {
+		file string
+		edit func(b []byte) []byte // nil: remove the file
+	}{
+		{FileConfig, func([]byte) []byte { return append(evilJSON, '\n') }},
+		{FileConfig, func(b []byte) []byte { return append(b, ' ') }},
+		{FilePreimage, func(b []byte) []byte { b[len(b)-1] ^= 1; return b }},
+		{FileCertTable, func(b []byte) []byte { return b[:len(b)-1] }},
+		{FileReport, func(b []byte) []byte { b[0x90] ^= 1; return b }},
+		{FileConfig, nil},
+		{FilePreimage, nil},
+		{FileCertTable, nil},
+		{FileReport, nil},
+	} {
+		name := tc.file + " edited"
+		if tc.edit == nil {
+			name = tc.file + " removed"
+		}
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "ev")
+			if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestSHA256: digest, ManifestPath: mpath, Result: res}); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(out, tc.file)
+			if tc.edit == nil {
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+				if _, _, _, err := ReadEvidence(out); err != nil {
+					t.Errorf("ReadEvidence without %s: %v", tc.file, err)
+				}
+				return
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, tc.edit(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, _, err := ReadEvidence(out); err == nil || !strings.Contains(err.Error(), tc.file) {
+				t.Errorf("ReadEvidence with %s edited: %v, want an error naming it", tc.file, err)
+			}
+		})
+	}
+	// A certs.bin where the response has no table is refused too.
+	noTable := *ev
+	noTable.CertTable = nil
+	out := filepath.Join(t.TempDir(), "ev")
+	if err := WriteEvidence(out, EvidenceIn{Response: &noTable, Nonce: nonce, ManifestSHA256: digest, ManifestPath: mpath}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, FileCertTable), ev.CertTable, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := ReadEvidence(out); err == nil || !strings.Contains(err.Error(), FileCertTable) {
+		t.Errorf("ReadEvidence with a certs.bin beside a response without a table: %v, want an error naming it", err)
 	}
 }
