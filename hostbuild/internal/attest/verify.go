@@ -205,6 +205,9 @@ func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) e
 	if !strings.EqualFold(ev.Nonce, hex.EncodeToString(nonce)) {
 		return fail(ClassReportData, "response nonce %q differs from the verifier's", ev.Nonce)
 	}
+	if ev.ReportData != "" && !strings.EqualFold(ev.ReportData, res.ReportData) {
+		return fail(ClassReportData, "response report_data %s differs from the report's REPORT_DATA %s", ev.ReportData, res.ReportData)
+	}
 	if ev.ConfigDigest != "" && !strings.EqualFold(ev.ConfigDigest, res.ConfigDigest) {
 		return fail(ClassReportData, "response config_digest %s differs from the config's digest %s", ev.ConfigDigest, res.ConfigDigest)
 	}

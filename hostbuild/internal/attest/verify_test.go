@@ -195,6 +195,21 @@ func TestVerifyMutations(t *testing.T) {
 			e.ConfigDigest = hex.EncodeToString(make([]byte, 32))
 			return e
 		}},
+		{name: "helper fields: report_data differs from the report's", want: ClassReportData, mentions: "response report_data", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.ReportData = hex.EncodeToString(make([]byte, 64))
+			return e
+		}},
+		{name: "helper fields: report_data left out", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.ReportData = ""
+			return e
+		}},
+		{name: "helper fields: report_data in upper case", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.ReportData = strings.ToUpper(e.ReportData)
+			return e
+		}},
 		{name: "helper fields: preimage differs from the recomputed one", want: ClassReportData, mentions: "report_data_preimage", ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.ReportDataPreimage = append(bytes.Clone(e.ReportDataPreimage), 0)
