@@ -12,10 +12,12 @@ import (
 	"net"
 	"net/http"
 	neturl "net/url"
+	"reflect"
 	"time"
 
 	"github.com/mdlayher/vsock"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/strictjson"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
 
@@ -108,7 +110,9 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	return r, nil
 }
 
-// DecodeResponse strictly decodes an attestation response body.
+// DecodeResponse strictly decodes an attestation response body: no unknown
+// field, no trailing data, no repeated key, no key in another case than the
+// field's.
 func DecodeResponse(b []byte) (*agentapi.AttestationResponse, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -118,6 +122,12 @@ func DecodeResponse(b []byte) (*agentapi.AttestationResponse, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("decoding attestation response: trailing data")
+	}
+	// The response is kept as evidence (response.json) for other readers:
+	// refuse what they would read differently (a repeated key, a key in
+	// another case), as the manifest does.
+	if err := strictjson.CheckKeys(b, reflect.TypeOf(r)); err != nil {
+		return nil, fmt.Errorf("decoding attestation response: %w", err)
 	}
 	if r.APIVersion != agentapi.APIVersion {
 		return nil, fmt.Errorf("attestation response api_version %d, this tool speaks %d", r.APIVersion, agentapi.APIVersion)

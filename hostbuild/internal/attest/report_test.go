@@ -194,3 +194,42 @@ func TestWriteReportTextPartialInfo(t *testing.T) {
 		}
 	}
 }
+
+// encoding/json lets the last of a repeated key win and matches keys
+// case-insensitively; jq, Python and browsers read the same response.json
+// differently ("ARGV" is not "argv" to them). A response that verifies must
+// read the same to every reader, so both are refused, naming the key.
+func TestDecodeResponseRepeatedOrCaseVariantKeys(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{1}, 32)
+	good, err := json.Marshal(evidence(t, s, nonce, testConfig, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeResponse(good); err != nil {
+		t.Fatalf("good response: %v", err)
+	}
+	signedArgv := `"argv":["--dev"]`
+	if !bytes.Contains(good, []byte(signedArgv)) {
+		t.Fatalf("response %s lacks %s", good, signedArgv)
+	}
+	settings := `"settings":{"katana.agent":"vsock:1024"}`
+	for _, tc := range []struct{ name, old, new, want string }{
+		// What the tool verifies comes last; a reader taking the first
+		// key, or matching case exactly, sees --evil.
+		{"argv twice", signedArgv, `"argv":["--evil"],` + signedArgv, `key "argv" appears twice in the object at $.config`},
+		{"argv in another case", signedArgv, `"argv":["--evil"],"ARGV":["--dev"]`, `key "ARGV" at $.config.ARGV is not "argv"`},
+		{"settings key twice", settings, `"settings":{"katana.agent":"tcp:0.0.0.0:1","katana.agent":"vsock:1024"}`, `key "katana.agent" appears twice in the object at $.config.settings`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := bytes.Replace(good, []byte(tc.old), []byte(tc.new), 1)
+			if bytes.Equal(b, good) {
+				t.Fatalf("%s is not in the response", tc.old)
+			}
+			_, err := DecodeResponse(b)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("DecodeResponse: %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}

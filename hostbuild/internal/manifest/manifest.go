@@ -24,6 +24,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+	"github.com/katana-tee/snpboot/hostbuild/internal/strictjson"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
@@ -366,119 +367,13 @@ func Parse(b []byte) (*Manifest, error) {
 	// every reader sees the one document that is launched and verified.
 	// The decode above succeeded, so the document has the schema's shape
 	// and the walk below is as deep as the schema, no deeper.
-	if err := checkKeys(json.NewDecoder(bytes.NewReader(b)), reflect.TypeOf(m), "$"); err != nil {
-		return nil, err
+	if err := strictjson.CheckKeys(b, reflect.TypeOf(m)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	return &m, nil
-}
-
-// checkKeys reads one JSON value from dec and refuses any object in it with a
-// repeated key, or with a key that is not exactly the json name of a field
-// of the Go type t it decodes into (map keys are free-form). path is the
-// value's JSON path, for the error.
-func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("%w: decoding JSON at %s: %w", ErrInvalid, path, err)
-	}
-	switch tok {
-	case json.Delim('{'):
-		var fields map[string]reflect.Type
-		var elem reflect.Type
-		switch {
-		case t != nil && t.Kind() == reflect.Struct:
-			fields = jsonFields(t)
-		case t != nil && t.Kind() == reflect.Map:
-			elem = t.Elem()
-		default:
-			return invalid("%s: an object where the schema has %v", path, t)
-		}
-		seen := map[string]bool{}
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return fmt.Errorf("%w: decoding JSON at %s: %w", ErrInvalid, path, err)
-			}
-			k := tok.(string)
-			kpath := path + "." + k
-			if !isIdent(k) {
-				kpath = path + "[" + strconv.Quote(k) + "]"
-			}
-			if seen[k] {
-				return invalid("key %q appears twice in the object at %s (readers disagree on which one counts)", k, path)
-			}
-			seen[k] = true
-			vt := elem
-			if fields != nil {
-				ft, ok := fields[k]
-				if !ok {
-					for name := range fields {
-						if strings.EqualFold(name, k) {
-							return invalid("key %q at %s is not %q: keys are case-sensitive", k, kpath, name)
-						}
-					}
-					return invalid("unknown key %q at %s", k, kpath)
-				}
-				vt = ft
-			}
-			if err := checkKeys(dec, vt, kpath); err != nil {
-				return err
-			}
-		}
-	case json.Delim('['):
-		if t == nil || (t.Kind() != reflect.Slice && t.Kind() != reflect.Array) {
-			return invalid("%s: an array where the schema has %v", path, t)
-		}
-		for i := 0; dec.More(); i++ {
-			if err := checkKeys(dec, t.Elem(), fmt.Sprintf("%s[%d]", path, i)); err != nil {
-				return err
-			}
-		}
-	default:
-		return nil // a scalar
-	}
-	if _, err := dec.Token(); err != nil { // the closing delimiter
-		return fmt.Errorf("%w: decoding JSON at %s: %w", ErrInvalid, path, err)
-	}
-	return nil
-}
-
-// isIdent reports whether a key can follow a dot in a JSON path unquoted.
-func isIdent(k string) bool {
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '_' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return k != ""
-}
-
-// jsonFields maps the json names of struct type t's fields to their types,
-// as encoding/json names them (tag name, else the Go field name).
-func jsonFields(t reflect.Type) map[string]reflect.Type {
-	out := map[string]reflect.Type{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "-" {
-			continue
-		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = f.Type
-	}
-	return out
 }
 
 // Load reads and validates the manifest at path.
