@@ -427,6 +427,9 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 		return nil, fail(ClassChain, "report signer info: %w", err)
 	}
 	res.Signer = si.SigningKey.String()
+	if si.SigningKey == abi.NoneReportSigner {
+		return nil, fail(ClassChain, "the report is not signed (SIGNING_KEY none: the host's SEV firmware was configured with MASK_CHIP_KEY), so nothing in it can be trusted; the host must clear MASK_CHIP_KEY (SNP_SET_CONFIG) for the guest to get signed reports")
+	}
 	if si.SigningKey == abi.VlekReportSigner && len(cc.VlekCert) == 0 {
 		return nil, fail(ClassChain, "report is signed by a VLEK but no VLEK certificate was provided (the guest's table had none; pass --certs DIR with vlek.pem)")
 	}

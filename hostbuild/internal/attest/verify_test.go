@@ -274,6 +274,12 @@ func TestVerifyMutations(t *testing.T) {
 			e.CertTable = nil
 			return e
 		}, opts: func(o *VerifyOptions) { o.Certs.VCEK = s.Vcek }},
+		{name: "unsigned report (SIGNING_KEY none, zero signature)", want: ClassChain, mentions: "not signed", ev: func() *agentapi.AttestationResponse {
+			e := good()
+			e.Report[0x48] = 7 << 2
+			clear(e.Report[0x2A0:])
+			return e
+		}, opts: func(o *VerifyOptions) { o.AllowKDS, o.Getter = true, constGetter("unused") }},
 		{name: "VCEK from --certs", ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.CertTable = nil
