@@ -301,7 +301,7 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 			fmt.Fprintf(w, "  %-15s %s\n", k+":", s)
 		}
 	}
-	line("provider", r.Provider)
+	line("provider", attest.Printable(r.Provider))
 	line("signer", r.Signer)
 	line("product", r.ProductLine)
 	line("measurement", r.Measurement)
@@ -316,7 +316,7 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 	line("config digest", r.ConfigDigest)
 	if r.Argv != nil {
 		b, _ := json.Marshal(r.Argv)
-		line("katana argv", string(b))
+		line("katana argv", attest.Printable(string(b)))
 	}
 	for _, wmsg := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", wmsg)

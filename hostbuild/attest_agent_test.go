@@ -531,3 +531,71 @@ func TestAttestExplain(t *testing.T) {
 		})
 	}
 }
+
+// TestAttestUntrustedTextIsEscaped: the host can put any text in the
+// agent's answer outside the signed report (provider, nonce, report_data,
+// config_digest, an error's code and message, the HTTP status line). Raw,
+// a terminal runs its control sequences: erase the FAILED line, print
+// "attestation OK", hide the rest. attest prints such text escaped, on
+// stdout and stderr, and the exit status stays the failure's.
+func TestAttestUntrustedTextIsEscaped(t *testing.T) {
+	const spoof = "\x1b[1A\x1b[2K\rattestation OK\x1b[8m\u009b"
+	dir := t.TempDir()
+	mpath := writeTestManifest(t, dir)
+	s := fakeSigner(t, nil)
+	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
+	stale := bytes.Repeat([]byte{9}, 64)
+	rawStatus := func(status, body string) string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					c.SetDeadline(time.Now().Add(10 * time.Second))
+					buf := make([]byte, 4096)
+					c.Read(buf)
+					fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, len(body), body)
+				}()
+			}
+		}()
+		return "tcp:" + l.Addr().String()
+	}
+	errBody, _ := json.Marshal(agentapi.ErrorResponse{Error: agentapi.Error{Code: "busy" + spoof, Message: spoof}})
+	for _, tc := range []struct {
+		name string
+		addr string
+		want int
+	}{
+		{"provider, on a measurement failure", serveAgent(t, &fakeAgent{s: s, report: func(r []byte) { r[0x90] ^= 1 },
+			resp: func(r *agentapi.AttestationResponse) { r.Provider = spoof }}), 6},
+		{"provider, on success", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.Provider = spoof }}), 0},
+		{"nonce of a stale report", serveAgent(t, &fakeAgent{s: s, nonce: stale, resp: func(r *agentapi.AttestationResponse) { r.Nonce = spoof }}), 5},
+		{"report_data", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.ReportData = spoof }}), 5},
+		{"config_digest", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.ConfigDigest = spoof }}), 5},
+		{"argv of a config altered after signing", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.Config.Argv = []string{spoof} }}), 5},
+		{"agent error code and message", rawStatus("503 Service Unavailable", string(errBody)), 3},
+		{"HTTP status line", rawStatus("502 Bad"+spoof, "x"), 3},
+	} {
+		for _, extra := range [][]string{nil, {"--json"}} {
+			t.Run(fmt.Sprint(tc.name, extra), func(t *testing.T) {
+				code, stdout, stderr := runCmd(t, "", append([]string{"attest", "--addr", tc.addr, "--manifest", mpath, "--roots", roots}, extra...)...)
+				if code != tc.want {
+					t.Errorf("exit %d, want %d\n%s%s", code, tc.want, stdout, stderr)
+				}
+				for name, out := range map[string]string{"stdout": stdout, "stderr": stderr} {
+					if i := strings.IndexFunc(out, func(r rune) bool { return r == 0x1b || r == 0x9b }); i >= 0 {
+						t.Errorf("%s carries a raw control character at byte %d: %q", name, i, out)
+					}
+				}
+			})
+		}
+	}
+}

@@ -99,9 +99,9 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	if resp.StatusCode != http.StatusOK {
 		var e agentapi.ErrorResponse
 		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-			return nil, fail(ClassTransport, "agent at %s answered %d %s: %s", o.Addr, resp.StatusCode, e.Error.Code, e.Error.Message)
+			return nil, fail(ClassTransport, "agent at %s answered %d %s: %s", o.Addr, resp.StatusCode, Printable(e.Error.Code), Printable(e.Error.Message))
 		}
-		return nil, fail(ClassTransport, "agent at %s answered %s", o.Addr, resp.Status)
+		return nil, fail(ClassTransport, "agent at %s answered %s", o.Addr, Printable(resp.Status))
 	}
 	r, err := DecodeResponse(body)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
@@ -101,7 +103,7 @@ type Result struct {
 // policy, VMPL, report version and TCB (ClassPolicy). The returned Result is
 // filled as far as the checks got, also on failure.
 func Verify(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOptions) (*Result, error) {
-	res := &Result{Nonce: hex.EncodeToString(o.Nonce), Provider: ev.Provider}
+	res := &Result{Nonce: hex.EncodeToString(o.Nonce), Provider: Printable(ev.Provider)}
 	err := verify1(ctx, ev, o, res)
 	if err != nil {
 		res.Error = err.Error()
@@ -147,6 +149,20 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	return checkPolicy(att, o, res)
 }
 
+// Printable returns s as it is when it is valid UTF-8 and every rune of it
+// is printable (Unicode letters, marks, numbers, punctuation, symbols and
+// the ASCII space), and otherwise Go-quoted. Text the host chose
+// (everything in the agent's answer outside the signed report) goes
+// through it before it is printed: raw, a terminal would run its control
+// sequences, which can erase an "attestation FAILED" line and print
+// "attestation OK" in its place.
+func Printable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
 // sameCmdline reports whether the init's reported cmdline is the measured
 // one. With an initrd, OVMF adds "initrd=initrd" to the kernel's command
 // line after QEMU measured it: Debian's OVMF appends " initrd=initrd",
@@ -183,7 +199,6 @@ func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) e
 	}
 	digest := agentapi.ConfigDigest(ev.Config)
 	res.ConfigDigest = hex.EncodeToString(digest[:])
-	res.Argv = ev.Config.Argv
 	want, _, err := agentapi.ReportData(nonce, digest)
 	if err != nil {
 		return fail(ClassReportData, "%w", err)
@@ -194,7 +209,11 @@ func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) e
 		// Say why, most specific first.
 		switch pn, pd, perr := agentapi.SplitPreimage(ev.ReportDataPreimage); {
 		case !strings.EqualFold(ev.Nonce, hex.EncodeToString(nonce)) || (perr == nil && !bytes.Equal(pn, nonce)):
-			return fail(ClassReportData, "nonce reuse: the report binds nonce %s, not the verifier's %x (a replayed or stale report)", ev.Nonce, nonce)
+			bound := "the response's nonce " + Printable(ev.Nonce)
+			if perr == nil && !bytes.Equal(pn, nonce) {
+				bound = fmt.Sprintf("the preimage's nonce %x", pn)
+			}
+			return fail(ClassReportData, "nonce reuse: the report binds %s, not the verifier's %x (a replayed or stale report)", bound, nonce)
 		case perr == nil && pd != digest:
 			return fail(ClassReportData, "the report binds config digest %x, but the returned config hashes to %x (config altered after signing)", pd, digest)
 		default:
@@ -206,14 +225,17 @@ func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) e
 		return fail(ClassReportData, "response nonce %q differs from the verifier's", ev.Nonce)
 	}
 	if ev.ReportData != "" && !strings.EqualFold(ev.ReportData, res.ReportData) {
-		return fail(ClassReportData, "response report_data %s differs from the report's REPORT_DATA %s", ev.ReportData, res.ReportData)
+		return fail(ClassReportData, "response report_data %s differs from the report's REPORT_DATA %s", Printable(ev.ReportData), res.ReportData)
 	}
 	if ev.ConfigDigest != "" && !strings.EqualFold(ev.ConfigDigest, res.ConfigDigest) {
-		return fail(ClassReportData, "response config_digest %s differs from the config's digest %s", ev.ConfigDigest, res.ConfigDigest)
+		return fail(ClassReportData, "response config_digest %s differs from the config's digest %s", Printable(ev.ConfigDigest), res.ConfigDigest)
 	}
 	if pre, _ := agentapi.ReportDataPreimage(nonce, digest); !bytes.Equal(pre, ev.ReportDataPreimage) {
 		return fail(ClassReportData, "response report_data_preimage differs from the recomputed one")
 	}
+	// Only now is the argv the one the init signed: before, it is the
+	// host's text, not to be shown as Katana's.
+	res.Argv = ev.Config.Argv
 	return nil
 }
 

@@ -937,3 +937,24 @@ func TestEvidenceDerivedFilesMustAgree(t *testing.T) {
 		t.Errorf("ReadEvidence with a certs.bin beside a response without a table: %v, want an error naming it", err)
 	}
 }
+
+// Printable leaves ordinary text alone and quotes anything with a control
+// character (C0, DEL or C1) or another unprintable rune.
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                      "",
+		"sev-guest-ioctl":       "sev-guest-ioctl",
+		"503 Service Available": "503 Service Available",
+		"é ü 漢":                 "é ü 漢",
+		"a\x1b[2Kb":             `"a\x1b[2Kb"`,
+		"a\rb":                  `"a\rb"`,
+		"a\x7fb":                `"a\x7fb"`,
+		"a\u009bb":              `"a\u009bb"`,
+		"a\u202eb":              `"a\u202eb"`, // right-to-left override
+		"a\xffb":                `"a\xffb"`,
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
