@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -451,6 +452,24 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	res.Signer = si.SigningKey.String()
 	if si.SigningKey == abi.NoneReportSigner {
 		return nil, fail(ClassChain, "the report is not signed (SIGNING_KEY none: the host's SEV firmware was configured with MASK_CHIP_KEY), so nothing in it can be trusted; the host must clear MASK_CHIP_KEY (SNP_SET_CONFIG) for the guest to get signed reports")
+	}
+	// go-sev-guest v0.15 reads every TCB_VERSION in the Milan/Genoa layout
+	// (bl, tee, snp, ucode), and Turin's is another (fmc first, the others
+	// moved), so on Turin its TCB checks and KDS URLs would compare and ask
+	// for the wrong parts. Refuse up front rather than verify by accident.
+	if pl := productLine(att); pl == "Turin" {
+		return nil, fail(ClassChain, "the report comes from an AMD Turin (EPYC 9005) processor, which this build cannot verify: its go-sev-guest (v0.15) reads Turin's TCB_VERSION in the Milan/Genoa layout, so the TCB and certificate checks would compare the wrong fields; verify with a build on a go-sev-guest release that supports Turin's TCB layout")
+	}
+	// go-sev-guest looks the roots up by the report's product line and,
+	// when there are none, says only "could not be verified by any trusted
+	// roots": name the product line and the flags instead.
+	if pl := productLine(att); pl != "" && o.Roots != nil && len(o.Roots[pl]) == 0 {
+		have := make([]string, 0, len(o.Roots))
+		for k := range o.Roots {
+			have = append(have, k)
+		}
+		sort.Strings(have)
+		return nil, fail(ClassChain, "the report comes from an AMD %s processor, but the trusted roots are for %s only: give --roots with %s's cert_chain and --roots-product %s, or leave out --roots for AMD's embedded roots", pl, strings.Join(have, ", "), pl, pl)
 	}
 	if si.SigningKey == abi.VlekReportSigner && len(cc.VlekCert) == 0 {
 		return nil, fail(ClassChain, "report is signed by a VLEK but no VLEK certificate was provided (the guest's table had none; pass --certs DIR with vlek.pem)")

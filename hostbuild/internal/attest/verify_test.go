@@ -158,6 +158,14 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "good", ev: good},
 		{name: "good with nonce 32", ev: func() *agentapi.AttestationResponse { return evidence(t, s, nonce[:32], testConfig, nil) },
 			opts: func(o *VerifyOptions) { o.Nonce = nonce[:32] }},
+		// Turin's CPUID (family 0x1a, model 0x02) in the signed report:
+		// go-sev-guest v0.15 cannot read its TCB layout.
+		{name: "Turin report", want: ClassChain, mentions: "AMD Turin", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x188], r[0x189] = 0x1a, 0x02 })
+		}},
+		{name: "Genoa report", want: ClassChain, mentions: "Genoa", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x188], r[0x189] = 0x19, 0x11 })
+		}},
 		{name: "measurement", want: ClassMeasurement, ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x90] ^= 1 })
 		}},
