@@ -86,9 +86,16 @@ Flags:
 	if err != nil {
 		return usageFail("%v", err)
 	}
-	if err := checkInputs(append(pf.inputs(), input{flag: "--kernel", path: *kernel}, input{flag: "--ovmf", path: *ovmf})...); err != nil {
+	ins := append(pf.inputs(), input{flag: "--kernel", path: *kernel}, input{flag: "--ovmf", path: *ovmf})
+	if err := checkInputs(ins...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
+	}
+	for _, name := range []string{buildInitrd, buildCmdline, buildManifest} {
+		if err := checkOutput("output", filepath.Join(*outDir, name), ins...); err != nil {
+			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+			return exitFail
+		}
 	}
 	g := manifest.GenerateOptions{OVMF: *ovmf, Kernel: *kernel, Cmdline: line, Payload: po.Payload, Init: po.Init,
 		VMMType: *vmm, SourceDateEpoch: po.SourceDateEpoch, ToolVersion: version}

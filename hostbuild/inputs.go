@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
 // input is a file or folder named by a flag.
@@ -51,4 +52,46 @@ func withoutPath(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// checkOutput refuses an output path that is one of the input files, by
+// its own name or another (a symlink to it, a hard link). Written there,
+// the output would replace that input: "pack -o out/guestinit" (the
+// default --init) once overwrote the init with the initrd, "manifest -o
+// initrd.img" the initrd with the manifest, with exit 0. Checked before
+// any work; an output that does not exist yet is fine. The output is
+// looked at with Lstat: an atomic write renames over a symlink, leaving
+// the file it points to alone.
+func checkOutput(outFlag, out string, ins ...input) error {
+	return sameFileAsInput(os.Lstat, outFlag, out, ins)
+}
+
+// checkOpenedOutput is checkOutput for an output that is opened and
+// truncated at its path, following a symlink (QEMU's serial log): "run
+// --serial-log vmlinuz" once truncated the kernel it had just checked.
+func checkOpenedOutput(outFlag, out string, ins ...input) error {
+	return sameFileAsInput(os.Stat, outFlag, out, ins)
+}
+
+func sameFileAsInput(stat func(string) (os.FileInfo, error), outFlag, out string, ins []input) error {
+	if out == "" {
+		return nil
+	}
+	ost, err := stat(out)
+	if err != nil {
+		return nil // not there yet (or unreachable: writing it says so)
+	}
+	for _, in := range ins {
+		if in.path == "" || in.folder {
+			continue
+		}
+		if ist, err := os.Stat(in.path); err == nil && os.SameFile(ost, ist) {
+			what := "is also the " + in.flag + " file"
+			if filepath.Clean(in.path) != filepath.Clean(out) {
+				what = "is the same file as " + in.flag + " " + in.path
+			}
+			return fmt.Errorf("%s %s %s: writing it would replace that input; give another output path", outFlag, out, what)
+		}
+	}
+	return nil
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -125,4 +128,78 @@ func TestCommandDispatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An output path that is one of the inputs is refused before any work,
+// naming both flags, and the input is left as it was: "pack -o
+// out/guestinit" once replaced the default --init with the initrd,
+// "manifest -o" the initrd with the manifest, "libvirt -o" the manifest
+// with the XML and "run --serial-log" truncated the kernel, all with exit 0.
+// A symlink output is not its target: the atomic write replaces the link.
+func TestOutputIsAnInput(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if err := os.MkdirAll(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "katana"), filepath.Join(dir, "out", "initrd.img")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(dir, "guestinit"), filepath.Join(dir, "out", "guestinit")); err != nil {
+		t.Fatal(err)
+	}
+	manifestArgs := []string{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "vmlinuz", "--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4"}
+	f := newRunFixture(t)
+	launchArgs := func(cmd string, extra ...string) []string {
+		args := []string{cmd, "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "--vcpus", "1"}
+		if cmd == "run" {
+			args = append(args, "--plain")
+		}
+		return append(args, extra...)
+	}
+	for _, tc := range []struct {
+		name, input string
+		args        []string
+		want        string
+	}{
+		{"pack -o the default --init", filepath.Join(dir, "out", "guestinit"), []string{"pack", "-q", "--payload", "katana", "-o", "out/guestinit"},
+			"hostbuild pack: -o out/guestinit is also the --init file: writing it would replace that input; give another output path"},
+		{"pack -o --payload by another name", filepath.Join(dir, "katana"), []string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", filepath.Join(dir, "katana")},
+			"hostbuild pack: -o " + filepath.Join(dir, "katana") + " is the same file as --payload katana: "},
+		{"build OUTDIR/initrd.img is --payload (a hard link)", filepath.Join(dir, "katana"),
+			[]string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"},
+			"hostbuild build: output out/initrd.img is the same file as --payload katana: "},
+		{"manifest -o --initrd", filepath.Join(dir, "vmlinuz"), append(manifestArgs, "-o", "vmlinuz"), "hostbuild manifest: -o vmlinuz is also the --kernel file"},
+		{"measure --manifest --kernel", filepath.Join(dir, "vmlinuz"),
+			[]string{"measure", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "vmlinuz", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest", "vmlinuz"},
+			"hostbuild measure: --manifest vmlinuz is also the --kernel file"},
+		{"libvirt -o --manifest", f.manifest, launchArgs("libvirt", "-o", f.manifest), "hostbuild libvirt: -o " + f.manifest + " is also the --manifest file"},
+		{"libvirt --serial-log --kernel", f.kernel, launchArgs("libvirt", "--serial-log", f.kernel), "hostbuild libvirt: --serial-log " + f.kernel + " is also the --kernel file"},
+		{"run --serial-log --initrd", f.initrd, launchArgs("run", "--serial-log", f.initrd), "hostbuild run: --serial-log " + f.initrd + " is also the --initrd file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before, err := os.ReadFile(tc.input)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, errOut, code := hostbuild(t, dir, nil, tc.args...)
+			if code != exitFail || stdout != "" || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and %q", code, stdout, errOut, exitFail, tc.want)
+			}
+			if after, err := os.ReadFile(tc.input); err != nil || !bytes.Equal(after, before) {
+				t.Errorf("the input %s changed (%v)", tc.input, err)
+			}
+		})
+	}
+	t.Run("a symlink to an input is replaced, not followed", func(t *testing.T) {
+		if err := os.Symlink("vmlinuz", filepath.Join(dir, "m.json")); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := os.ReadFile(filepath.Join(dir, "vmlinuz"))
+		if _, errOut, code := hostbuild(t, dir, nil, append(manifestArgs, "-o", "m.json")...); code != exitOK {
+			t.Fatalf("exit %d, stderr %q; want 0", code, errOut)
+		}
+		if after, _ := os.ReadFile(filepath.Join(dir, "vmlinuz")); !bytes.Equal(after, before) {
+			t.Error("the kernel changed")
+		}
+	})
 }

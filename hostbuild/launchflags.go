@@ -75,3 +75,9 @@ func (l *launchFlags) check(usageFail func(string, ...any) int) (int, bool) {
 	}
 	return exitOK, true
 }
+
+// launchInputs are the files run and libvirt read, for checkOutput.
+func launchInputs(o launch.Options) []input {
+	return []input{{flag: "--manifest", path: o.ManifestPath}, {flag: "--ovmf", path: o.OVMF},
+		{flag: "--kernel", path: o.Kernel}, {flag: "--initrd", path: o.Initrd}}
+}

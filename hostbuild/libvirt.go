@@ -99,6 +99,15 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	o.Manifest, o.ManifestPath = m, *manifestPath
+	// libvirt opens the serial log at its path when the domain starts.
+	err = checkOutput("-o", *out, launchInputs(*o)...)
+	if err == nil {
+		err = checkOpenedOutput("--serial-log", o.SerialLog, launchInputs(*o)...)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
+		return exitFail
+	}
 	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)

@@ -86,6 +86,10 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "hostbuild manifest: %v\n", err)
 		return exitFail
 	}
+	if err := checkOutput("-o", *out, inputsOf(g)...); err != nil {
+		fmt.Fprintf(stderr, "hostbuild manifest: %v\n", err)
+		return exitFail
+	}
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}

@@ -73,6 +73,10 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
 		return exitFail
 	}
+	if err := checkOutput("-o", pf.o.Output, pf.inputs()...); err != nil {
+		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
+		return exitFail
+	}
 	// Shown with -q too: -q silences progress, not warnings.
 	pf.warnNoModules(stderr, "pack")
 	if !*quiet {

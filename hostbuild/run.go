@@ -134,6 +134,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	o.Manifest, o.ManifestPath = m, *manifestPath
+	if err := checkOpenedOutput("--serial-log", o.SerialLog, launchInputs(*o)...); err != nil {
+		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
+		return exitFail
+	}
 	stop, warn := stopBudget(m.Cmdline, *stopTimeout)
 	if warn != "" {
 		fmt.Fprintf(stderr, "hostbuild run: warning: %s\n", warn)
