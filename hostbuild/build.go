@@ -159,7 +159,7 @@ Flags:
 	}
 	res, err := initrd.Pack(ctx, po)
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
 		return exitFail
 	}
 	logf("initrd: %d bytes, sha256 %s", res.Size, hex.EncodeToString(res.SHA256[:]))
@@ -174,7 +174,7 @@ Flags:
 	logf("measuring %d vCPU count(s) x %d vCPU type(s)", len(g.VCPUs), len(g.VCPUTypes))
 	m, err := manifest.Generate(ctx, g)
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
 		return generateExit(err)
 	}
 	if err := manifest.WriteFile(filepath.Join(tmp, buildManifest), m); err != nil {

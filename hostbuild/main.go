@@ -15,6 +15,8 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // command is one subcommand. run returns the process exit code.
@@ -70,16 +72,21 @@ var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP
 // A second signal that comes before the handler is given back (the
 // goroutine below may wait for a CPU on a busy host) is queued on the
 // channel, not lost: it is sent again once the handler is back.
+//
+// The context's cause (context.Cause) is an Interrupted naming the signal:
+// the steps that stop on it return the cause, so that the command says
+// "interrupted (SIGINT)" rather than "context canceled".
 func interruptContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	sigs := make(chan os.Signal, len(interruptSignals)+1)
 	signal.Notify(sigs, interruptSignals...)
 	go func() {
 		select {
-		case <-sigs:
+		case s := <-sigs:
+			cancel(Interrupted{s})
 		case <-ctx.Done():
 		}
-		cancel()
+		cancel(nil)
 		signal.Stop(sigs)
 		for {
 			select {
@@ -90,7 +97,31 @@ func interruptContext() (context.Context, context.CancelFunc) {
 			}
 		}
 	}()
-	return ctx, cancel
+	return ctx, func() { cancel(nil) }
+}
+
+// Interrupted is the cause of a context canceled by one of
+// interruptSignals. It is a context.Canceled (errors.Is).
+type Interrupted struct{ Signal os.Signal }
+
+func (e Interrupted) Error() string {
+	if s, ok := e.Signal.(syscall.Signal); ok {
+		if name := unix.SignalName(s); name != "" {
+			return "interrupted (" + name + ")"
+		}
+	}
+	return "interrupted (" + e.Signal.String() + ")"
+}
+
+func (e Interrupted) Is(target error) bool { return target == context.Canceled }
+
+// ifInterrupted returns "; " + note when err is an Interrupted, else "":
+// for the line that reports it, to say what became of the output.
+func ifInterrupted(err error, note string) string {
+	if errors.As(err, new(Interrupted)) {
+		return "; " + note
+	}
+	return ""
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {

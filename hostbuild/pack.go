@@ -84,7 +84,7 @@ Flags:
 	}
 	res, err := initrd.Pack(ctx, o)
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
+		fmt.Fprintf(stderr, "hostbuild pack: %v%s\n", err, ifInterrupted(err, o.Output+" was not written (left as it was)"))
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "%s  %s\n", hex.EncodeToString(res.SHA256[:]), res.Output)

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -476,5 +478,37 @@ func TestSecondSignalEndsCommand(t *testing.T) {
 				t.Fatalf("inspect still runs 10 s after %v and %v", c.first, c.second)
 			}
 		})
+	}
+}
+
+// A pack or build stopped by a signal says so, naming the signal and what
+// became of the output, not "context canceled", and leaves no output.
+func TestInterruptedSaysSo(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	t.Chdir(dir)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(Interrupted{syscall.SIGINT})
+	if !errors.Is(context.Cause(ctx), context.Canceled) {
+		t.Error("Interrupted is not a context.Canceled")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "out.img"},
+			"hostbuild pack: interrupted (SIGINT); out.img was not written (left as it was)\n"},
+		{[]string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "bout"},
+			"hostbuild build: interrupted (SIGINT); the files in bout are as they were\n"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(ctx, tc.args, &stdout, &stderr)
+		if code != exitFail || stderr.String() != tc.want || strings.Contains(stderr.String(), "context canceled") {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", tc.args[0], code, stderr.String(), exitFail, tc.want)
+		}
+		for _, out := range []string{"out.img", "bout/initrd.img", "bout/manifest.json"} {
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("%s: an interrupted run left %s", tc.args[0], out)
+			}
+		}
 	}
 }

@@ -72,7 +72,7 @@ func encodeFrames(ctx context.Context, payload []byte) ([]byte, initrdlayout.Fra
 			defer wg.Done()
 			for i := range next {
 				if ctx.Err() != nil {
-					errs[i] = ctx.Err()
+					errs[i] = context.Cause(ctx)
 					continue
 				}
 				enc[i], errs[i] = encodeFrame(parts[i])

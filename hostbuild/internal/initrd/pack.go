@@ -203,8 +203,8 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
 	}
 
 	// The chunk list: large files also hashed in pieces, so the init can
@@ -438,8 +438,8 @@ func writeArchive(ctx context.Context, w io.Writer, files []file, ino, mtime uin
 	}
 	nw := newc.NewWriter(cw)
 	for i, f := range files {
-		if err := ctx.Err(); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		h := &newc.Header{
 			Name: f.path, Ino: ino + uint32(i), Mode: f.mode, NLink: 1, MTime: mtime,
@@ -485,8 +485,8 @@ func writeAtomic(ctx context.Context, out string, fill func(io.Writer) error, re
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing %s: %w", out, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
 	}
 	if err := f.Commit(); err != nil {
 		return err

@@ -89,8 +89,8 @@ const ctxCheckPages = 4096
 func (g *gctx) emptyPages(ctx context.Context, t PageType, gpa, size uint64) error {
 	for off, n := uint64(0), 0; off+pageSize <= size; off, n = off+pageSize, n+1 {
 		if n%ctxCheckPages == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
 			}
 		}
 		g.update(t, gpa+off, nil)

@@ -309,8 +309,8 @@ func copyCtx(ctx context.Context, w hash.Hash, r io.Reader) (int64, error) {
 	buf := make([]byte, chunkSize)
 	var total int64
 	for {
-		if err := ctx.Err(); err != nil {
-			return total, err
+		if ctx.Err() != nil {
+			return total, context.Cause(ctx)
 		}
 		n, err := io.ReadFull(r, buf)
 		w.Write(buf[:n])
@@ -453,8 +453,8 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 	gpa := img.GPA()
 	var read int64
 	for read < size {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
 		}
 		n := int(min(int64(len(buf)), size-read))
 		if _, err := io.ReadFull(io.NewSectionReader(f, read, int64(n)), buf[:n]); err != nil {
