@@ -162,6 +162,7 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
 		return exitFail
 	}
+	warnDroppedModules(stderr, "build", res.Dropped)
 	logf("initrd: %d bytes, sha256 %s", res.Size, hex.EncodeToString(res.SHA256[:]))
 
 	if err := atomicfile.WriteFile(filepath.Join(tmp, buildCmdline), []byte(line), 0o644); err != nil {

@@ -87,6 +87,7 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild pack: %v%s\n", err, ifInterrupted(err, o.Output+" was not written (left as it was)"))
 		return exitFail
 	}
+	warnDroppedModules(stderr, "pack", res.Dropped)
 	fmt.Fprintf(stdout, "%s  %s\n", hex.EncodeToString(res.SHA256[:]), res.Output)
 	if !*quiet {
 		fmt.Fprintf(stderr, "hostbuild pack: wrote %s: %d bytes, %d entries, %s, payload %s\n", res.Output, res.Size, res.Entries, res.Compression, res.PayloadEncoding)
@@ -112,7 +113,7 @@ func addPackFlags(fs *flag.FlagSet) *packFlags {
 	fs.StringVar(&p.o.Init, "init", defaultInit, "the guest `init` binary (static x86-64 ELF), packed at /init")
 	fs.StringVar(&p.o.Payload, "payload", "", "the Katana `binary` (static x86-64 ELF), packed at /bin/katana (required)")
 	fs.StringVar(&p.o.KernelModules, "kernel-modules", "", "a lib/modules/<release> `folder`, or the root of an extracted kernel package; without it no module is packed (a warning says what the guest then lacks)")
-	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies, from --kernel-modules (repeatable; default with --kernel-modules: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them as modules)")
+	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies, from --kernel-modules (repeatable; default with --kernel-modules: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them as modules; the names given replace that list: repeat the defaults to add to it)")
 	fs.StringVar(&p.o.CABundle, "ca-bundle", "", "optional PEM CA bundle `file`, packed at /etc/ssl/certs/ca-certificates.crt")
 	fs.StringVar(&p.o.Compression, "compress", initrd.DefaultCompression, "compression of the main archive: "+strings.Join(initrd.Compressions, ", "))
 	fs.StringVar(&p.o.PayloadEncoding, "payload-encoding", initrd.DefaultPayloadEncoding,
@@ -172,6 +173,19 @@ func (p *packFlags) warnNoModules(stderr io.Writer, cmd string) {
 		return
 	}
 	fmt.Fprintf(stderr, "hostbuild %s: warning: no --kernel-modules: the initrd holds no kernel module; unless the kernel has virtio_net, vsock and the ACPI button driver built in (Debian's has them as modules), the guest gets no eth0, no attestation agent and no graceful power-off; pass --kernel-modules DIR (lib/modules/<release>, or the root of the extracted kernel package) to pack the default modules (listed under --module in -h)\n", cmd)
+}
+
+// warnDroppedModules warns when --module left out default modules that
+// the kernel has as modules: --module replaces the default list, so
+// "--module qemu_fw_cfg" alone packs a guest with no eth0 (a boot error),
+// no attestation agent and no graceful power-off. The warning gives the
+// flags that keep them.
+func warnDroppedModules(stderr io.Writer, cmd string, dropped []string) {
+	if len(dropped) == 0 {
+		return
+	}
+	fmt.Fprintf(stderr, "hostbuild %s: warning: --module replaces the default modules, and these were not packed: %s; without them the guest may get no eth0, no attestation agent or no graceful power-off. To add modules to the defaults, name these too: --module %s\n",
+		cmd, strings.Join(dropped, " "), strings.Join(dropped, " --module "))
 }
 
 // prefixWriter prefixes each Write (one progress line) with a tag.

@@ -512,3 +512,39 @@ func TestInterruptedSaysSo(t *testing.T) {
 		}
 	}
 }
+
+// --module replaces the default list: README once said "add it with
+// --module qemu_fw_cfg", which packed that module alone, and the guest had
+// no eth0. pack and build warn, with -q too, naming each default the
+// kernel has that was left out and the flags that keep them.
+func TestPackWarnsWhenModuleDropsDefaults(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	const warn = "warning: --module replaces the default modules, and these were not packed: virtio_pci virtio_net; " +
+		"without them the guest may get no eth0, no attestation agent or no graceful power-off. " +
+		"To add modules to the defaults, name these too: --module virtio_pci --module virtio_net\n"
+	for _, tc := range []struct {
+		name string
+		args []string
+		warn bool
+	}{
+		{"pack", []string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "--module", "vsock", "-o", "a.img"}, true},
+		{"pack naming every default", []string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+			"--module", "vsock", "--module", "virtio-pci", "--module", "virtio_net", "-o", "b.img"}, false},
+		{"build", []string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "--module", "vsock",
+			"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errOut, code := hostbuild(t, dir, nil, tc.args...)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			want := ""
+			if tc.warn {
+				want = "hostbuild " + tc.args[0] + ": " + warn
+			}
+			if errOut != want {
+				t.Errorf("stderr %q; want %q", errOut, want)
+			}
+		})
+	}
+}

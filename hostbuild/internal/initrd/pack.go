@@ -70,7 +70,10 @@ type Result struct {
 	Release         string   // kernel release of the packed modules
 	Modules         []string // load order
 	Skipped         []string // default modules the tree does not have, or built-ins
-	Contents        initrdlayout.Contents
+	// Dropped are the default modules the tree has (not built in) that
+	// are not packed: Options.Modules replaces the default list.
+	Dropped  []string
+	Contents initrdlayout.Contents
 }
 
 // ErrInput marks a problem with an input file (missing, unreadable, not a
@@ -315,6 +318,17 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 	mods, err := tree.Closure(names)
 	if err != nil {
 		return nil, inputError{err}
+	}
+	if o.Modules != nil {
+		packed := map[string]bool{}
+		for _, m := range mods {
+			packed[m.Name] = true
+		}
+		for _, n := range kmod.DefaultModules {
+			if tree.Has(n) && !tree.Builtin(n) && !packed[kmod.Canonical(n)] {
+				res.Dropped = append(res.Dropped, n)
+			}
+		}
 	}
 	res.Release = tree.Release
 	root := initrdlayout.ModulesRoot(tree.Release)

@@ -41,7 +41,8 @@ import (
 // qemu_fw_cfg is not in the set: the init reads nothing from fw_cfg (the
 // arguments come from the measured command line), and the driver would
 // expose host-chosen, unmeasured blobs under /sys/firmware to the guest.
-// Pass --module qemu_fw_cfg to add it.
+// To add it, pass --module qemu_fw_cfg with a --module for each default
+// (the names given replace this list).
 var DefaultModules = []string{
 	"virtio_pci", "virtio_net",
 	"vsock", "vmw_vsock_virtio_transport",
