@@ -349,6 +349,7 @@ func TestPackChecksBeforeEncoding(t *testing.T) {
 		{"output folder missing", []string{"pack", "--init", "guestinit", "--payload", "katana", "-o", "nope/out.img"}, exitFail,
 			"-o nope/out.img: its folder nope cannot be used (no such file or directory): create it"},
 		{"output folder a file", []string{"pack", "--init", "guestinit", "--payload", "katana", "-o", "README.md/out.img"}, exitFail, "README.md is not a folder"},
+		{"output a folder", []string{"pack", "--init", "guestinit", "--payload", "katana", "-o", "k"}, exitFail, "k is a folder; give a file path"},
 		{"build: init not a Go program", []string{"build", "--init", "katana", "--payload", "katana", "--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "bout"},
 			exitFail, "--init: reading Go build info of init katana"},
 	} {

@@ -53,6 +53,10 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	return &File{f: f, path: path, perm: perm, tmp: f.Name()}, nil
 }
 
+// CheckPath refuses a path Create would refuse without writing anything
+// (a folder), for a caller that has work to do first.
+func CheckPath(path string) error { return notAFolder(path) }
+
 // notAFolder refuses a path that is a folder. Lstat, as the rename sees
 // it: a symlink to a folder is replaced, like any symlink.
 func notAFolder(path string) error {

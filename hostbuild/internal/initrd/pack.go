@@ -150,6 +150,9 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("-o %s: %s is not a folder", o.Output, dir)
 		}
 	}
+	if err := atomicfile.CheckPath(o.Output); err != nil {
+		return nil, err
+	}
 
 	files, err := layoutFiles()
 	if err != nil {
