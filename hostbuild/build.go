@@ -128,7 +128,11 @@ Flags:
 		}
 	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		if st, serr := os.Stat(*outDir); serr == nil && !st.IsDir() {
+			fmt.Fprintf(stderr, "hostbuild build: -o %s is a file: give a folder (build writes %s, %s and %s into it)\n", *outDir, buildInitrd, buildCmdline, buildManifest)
+		} else {
+			fmt.Fprintf(stderr, "hostbuild build: -o %s: cannot create the output folder (%v): give a folder you can write to\n", *outDir, withoutPath(err))
+		}
 		return exitFail
 	}
 	// The new files are written into a temporary folder beside the old ones
