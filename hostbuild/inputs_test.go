@@ -203,3 +203,21 @@ func TestOutputIsAnInput(t *testing.T) {
 		}
 	})
 }
+
+// A --manifest that is a folder (build's -o, say) is named as such, with
+// the file to give: it was "reading manifest out: read out: is a directory".
+func TestManifestIsAFolder(t *testing.T) {
+	f := newRunFixture(t)
+	want := "manifest " + f.dir + " is a folder: give the manifest file in it (e.g. " + filepath.Join(f.dir, "manifest.json") + ", as hostbuild build writes it)"
+	for _, args := range [][]string{
+		{"run", "--plain", "--dry-run", "--manifest", f.dir, "--kernel", f.kernel, "--initrd", f.initrd},
+		{"libvirt", "--manifest", f.dir, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3"},
+		{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", f.dir},
+		{"verify", f.dir, "--manifest", f.dir},
+	} {
+		_, stderr, code := runHB(t, args...)
+		if code != exitFail || !strings.Contains(stderr, want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and %q", args[0], code, stderr, exitFail, want)
+		}
+	}
+}

@@ -392,6 +392,9 @@ func LoadDigest(path string) (*Manifest, [sha256.Size]byte, error) {
 		return nil, digest, fmt.Errorf("opening manifest: %w", err)
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, digest, fmt.Errorf("manifest %s is a folder: give the manifest file in it (e.g. %s, as hostbuild build writes it)", path, filepath.Join(path, "manifest.json"))
+	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return nil, digest, fmt.Errorf("reading manifest %s: %w", path, err)
