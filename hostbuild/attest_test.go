@@ -216,7 +216,7 @@ func TestReportInputLimit(t *testing.T) {
 		wantErr string
 	}{
 		{maxReportInput, exitOK, ""},
-		{maxReportInput + 1, exitFail, "hostbuild report: input larger than 1048576 bytes\n"},
+		{maxReportInput + 1, exitFail, "hostbuild report: " + filepath.Join(dir, "report.bin") + ": larger than 1048576 bytes, more than a report and its certificate table\n"},
 	} {
 		t.Run(strconv.Itoa(tc.size), func(t *testing.T) {
 			b := make([]byte, tc.size)
@@ -233,6 +233,19 @@ func TestReportInputLimit(t *testing.T) {
 				t.Errorf("decoded %v, want %v:\n%s", ok, tc.want == exitOK, stdout)
 			}
 		})
+	}
+}
+
+// A file that is not a report is named in the error (it once said only
+// "report is neither 1184+ binary bytes nor hex: ..."), stdin as "stdin".
+func TestReportErrorNamesTheInput(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "cmdline")
+	if err := os.WriteFile(f, []byte("console=ttyS0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "", "report", f)
+	if want := "hostbuild report: " + f + ": report is neither 1184+ binary bytes nor hex"; code != exitFail || !strings.HasPrefix(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitFail, want)
 	}
 }
 

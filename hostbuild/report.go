@@ -49,8 +49,9 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitUsage
 	}
 	var r io.Reader
-	if name := pos[0]; name == "-" {
-		r = os.Stdin
+	name := pos[0]
+	if name == "-" {
+		r, name = os.Stdin, "stdin"
 	} else {
 		f, err := os.Open(name)
 		if err != nil {
@@ -64,27 +65,29 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		r = f
 	}
-	return decodeReport(r, *jsonOut, stdout, stderr)
+	return decodeReport(name, r, *jsonOut, stdout, stderr)
 }
 
-func decodeReport(r io.Reader, jsonOut bool, stdout, stderr io.Writer) int {
+// decodeReport decodes the report read from r; name (a path, or stdin)
+// starts each error.
+func decodeReport(name string, r io.Reader, jsonOut bool, stdout, stderr io.Writer) int {
 	b, err := io.ReadAll(io.LimitReader(r, maxReportInput+1))
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild report: reading: %v\n", err)
+		fmt.Fprintf(stderr, "hostbuild report: reading %s: %v\n", name, withoutPath(err))
 		return exitFail
 	}
 	if len(b) > maxReportInput {
-		fmt.Fprintf(stderr, "hostbuild report: input larger than %d bytes\n", maxReportInput)
+		fmt.Fprintf(stderr, "hostbuild report: %s: larger than %d bytes, more than a report and its certificate table\n", name, maxReportInput)
 		return exitFail
 	}
 	raw, err := attest.DecodeRawReport(b)
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild report: %v\n", err)
+		fmt.Fprintf(stderr, "hostbuild report: %s: %v\n", name, err)
 		return exitFail
 	}
 	info, err := attest.DescribeReport(raw)
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild report: %v\n", err)
+		fmt.Fprintf(stderr, "hostbuild report: %s: %v\n", name, err)
 		return exitFail
 	}
 	if jsonOut {
