@@ -221,3 +221,25 @@ func TestManifestIsAFolder(t *testing.T) {
 		}
 	}
 }
+
+// A bad flag value prints the flag package's one-line reason and a pointer
+// to -h, not the whole help after it (60 lines for run, which hid the
+// reason); a duration without its unit says what a duration looks like.
+func TestBadFlagIsShort(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--stop-timeout", "90"}, "invalid value \"90\" for flag -stop-timeout: parse error\n" +
+			"hostbuild run: --stop-timeout takes a duration with its unit, e.g. 90s, 5m or 1h30m\nrun 'hostbuild run -h' for the flags\n"},
+		{[]string{"attest", "--timeout", "5"}, "invalid value \"5\" for flag -timeout: parse error\n" +
+			"hostbuild attest: --timeout takes a duration with its unit, e.g. 90s, 5m or 1h30m\nrun 'hostbuild attest -h' for the flags\n"},
+		{[]string{"pack", "--bogus"}, "flag provided but not defined: -bogus\nrun 'hostbuild pack -h' for the flags\n"},
+		{[]string{"ovmf", "x.fd", "--bogus"}, "flag provided but not defined: -bogus\nrun 'hostbuild ovmf -h' for the flags\n"},
+	} {
+		_, stderr, code := runHB(t, tc.args...)
+		if code != exitUsage || stderr != tc.want {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+}

@@ -14,7 +14,9 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -145,30 +147,59 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // parseFlags parses a subcommand's flags. When ok is false the caller
-// returns code: exitOK after -h, exitUsage after a bad flag (the flag
-// package has printed why).
+// returns code: exitOK after -h (the command's help printed), exitUsage
+// after a bad flag (the flag package's one-line reason printed, then a
+// pointer to -h).
 func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
-		}
-		return exitUsage, false
-	}
-	return exitOK, true
+	return parseQuietly(fs, func() error { return fs.Parse(args) })
 }
 
 // parseFlagsInterspersed is parseFlags for a command whose flags may come
 // before or after its positional arguments (parseInterspersed), which it
 // returns.
 func parseFlagsInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, exitOK, false
+	code, ok = parseQuietly(fs, func() (err error) {
+		pos, err = parseInterspersed(fs, args)
+		return err
+	})
+	return pos, code, ok
+}
+
+// parseQuietly runs parse with fs's help printed only for -h. On a bad
+// flag the flag package would print the whole help (60 lines for run)
+// after its one-line reason, which then scrolls out of sight; instead the
+// reason is followed by what a duration looks like, when the flag takes
+// one (the flag package says only "parse error"), and a pointer to -h.
+func parseQuietly(fs *flag.FlagSet, parse func() error) (code int, ok bool) {
+	help := fs.Usage
+	fs.Usage = func() {}
+	err := parse()
+	fs.Usage = help
+	switch {
+	case err == nil:
+		return exitOK, true
+	case errors.Is(err, flag.ErrHelp):
+		if help != nil {
+			help()
+		} else {
+			fs.PrintDefaults()
 		}
-		return nil, exitUsage, false
+		return exitOK, false
 	}
-	return pos, exitOK, true
+	if name, found := strings.CutPrefix(err.Error(), "invalid value "); found {
+		if _, name, found = strings.Cut(name, " for flag -"); found {
+			name, _, _ = strings.Cut(name, ":")
+			if f := fs.Lookup(name); f != nil {
+				if g, ok := f.Value.(flag.Getter); ok {
+					if _, isDur := g.Get().(time.Duration); isDur {
+						fmt.Fprintf(fs.Output(), "hostbuild %s: --%s takes a duration with its unit, e.g. 90s, 5m or 1h30m\n", fs.Name(), name)
+					}
+				}
+			}
+		}
+	}
+	fmt.Fprintf(fs.Output(), "run 'hostbuild %s -h' for the flags\n", fs.Name())
+	return exitUsage, false
 }
 
 // usageErrorf returns a function that reports a usage error of the named
