@@ -1,0 +1,137 @@
+// Package infile opens the files a user gives hostbuild (kernels, initrds,
+// OVMF images, manifests, reports, evidence, certificates) so that no
+// input can hang or exhaust it: anything but a regular file is refused at
+// once (a FIFO would otherwise block open(2) until a writer appears, for
+// ever), and ReadFile reads at most a stated bound (a symlink to /dev/zero
+// is not a regular file; a huge regular file is cut off at the bound).
+package infile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// NotRegularError is Open's refusal of a path that is not a regular file.
+// Callers with a better fix for one kind (a folder given for the file in
+// it, say) can tell it apart with errors.As.
+type NotRegularError struct {
+	What, Path string
+	Mode       fs.FileMode // the type bits of what Path is
+}
+
+func (e *NotRegularError) Error() string {
+	return fmt.Sprintf("%s %s is not a regular file (%s, %s): give the path of the file itself", e.What, e.Path, e.Mode, kind(e.Mode))
+}
+
+// kind names a file type in words.
+func kind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	default:
+		return "not a plain file"
+	}
+}
+
+// TooLargeError is ReadFile's refusal of a file longer than its bound.
+type TooLargeError struct {
+	What, Path string
+	Max        int64
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("%s %s is larger than %s, more than such a file can be: check that it is the right file", e.What, e.Path, Size(e.Max))
+}
+
+// Open opens path for reading and refuses anything but a regular file;
+// what names the input in errors ("--kernel", "the initrd", "evidence file
+// response.json"). The open does not block (O_NONBLOCK): a FIFO is refused
+// at once, where a plain open would wait for a writer for ever. Nor does it
+// make a terminal the controlling one (O_NOCTTY). A regular file is then
+// put back in blocking mode (QEMU may inherit it). Symlinks are followed:
+// it is what they point to that must be a regular file.
+//
+// An error opening it reads "opening WHAT: ..." and wraps the cause, so
+// errors.Is(err, fs.ErrNotExist) holds for a missing file; a file that
+// is not regular gives a *NotRegularError.
+func Open(what, path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, &NotRegularError{What: what, Path: path, Mode: fi.Mode().Type()}
+	}
+	if err := setBlocking(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening %s: %w", what, err)
+	}
+	return f, nil
+}
+
+// setBlocking clears O_NONBLOCK on f's open file description.
+func setBlocking(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// ReadFile is Open and reads the whole file, which must be at most max
+// bytes: a longer one is a *TooLargeError naming the file and the bound,
+// after reading no more than max+1 bytes.
+func ReadFile(what, path string, max int64) ([]byte, error) {
+	if max < 0 {
+		return nil, errors.New("infile.ReadFile: negative bound")
+	}
+	f, err := Open(what, path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if int64(len(b)) > max {
+		return nil, &TooLargeError{What: what, Path: path, Max: max}
+	}
+	return b, nil
+}
+
+// Size writes n bytes the way the bounds are stated: "64 KiB", "4 MiB",
+// or "1000 bytes" when not a whole number of KiB.
+func Size(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
