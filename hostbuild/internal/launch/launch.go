@@ -17,8 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/qemu"
@@ -159,7 +159,9 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	files = append(files, file{"kernel", o.Kernel, m.Components.Kernel, &p.kernel},
 		file{"initrd", o.Initrd, m.Components.Initrd, &p.initrd})
 	for _, f := range files {
-		fd, err := openRegular("the "+f.what, f.path)
+		// infile.Open refuses a pipe or a device, which would not give
+		// QEMU the bytes that were hashed, and a FIFO at once.
+		fd, err := infile.Open("the "+f.what, f.path)
 		if err != nil {
 			return nil, fmt.Errorf("launch: %w", err)
 		}
@@ -281,46 +283,6 @@ func (p *Plan) Place(serialLog, qmpSocket string) error {
 	}
 	p.QEMU, p.Command, p.ExecQEMU, p.ExecCommand = q, c, x, xc
 	return nil
-}
-
-// openRegular opens path for reading and refuses anything but a regular
-// file: a pipe or a device would not give QEMU the bytes that were hashed.
-// The open does not block (O_NONBLOCK): a FIFO is refused at once, where a
-// plain open would wait for a writer for ever. Nor does it make a terminal
-// the controlling one (O_NOCTTY). A regular file is then put back in
-// blocking mode, as QEMU inherits it.
-func openRegular(what, path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", what, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("opening %s: %w", what, err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s %s is not a regular file (%s)", what, path, fi.Mode().Type())
-	}
-	if err := setBlocking(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("opening %s: %w", what, err)
-	}
-	return f, nil
-}
-
-// setBlocking clears O_NONBLOCK on f's open file description.
-func setBlocking(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil {
-		return err
-	}
-	return serr
 }
 
 // ownFD names f in this process: /proc/self/fd/N reopens the same file.
