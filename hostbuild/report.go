@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 )
 
 func init() {
@@ -53,16 +55,23 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if name == "-" {
 		r, name = os.Stdin, "stdin"
 	} else {
-		f, err := os.Open(name)
+		// infile.Open refuses a FIFO at once (a plain open would wait for
+		// a writer for ever); decodeReport bounds what is read.
+		f, err := infile.Open("the report", name)
 		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild report: cannot read the report %s: %v; give a file holding a raw report (binary or hex, e.g. report.bin from 'hostbuild attest --evidence-out'), or - for stdin\n", name, withoutPath(err))
+			reason := withoutPath(err)
+			var nr *infile.NotRegularError
+			if errors.As(err, &nr) {
+				if nr.Mode.IsDir() {
+					fmt.Fprintf(stderr, "hostbuild report: %s is a folder; give the report file in it (e.g. %s), or 'hostbuild verify %s' for an evidence folder\n", name, filepath.Join(name, attest.FileReport), name)
+					return exitFail
+				}
+				reason = errors.New(nr.Reason())
+			}
+			fmt.Fprintf(stderr, "hostbuild report: cannot read the report %s: %v; give a file holding a raw report (binary or hex, e.g. report.bin from 'hostbuild attest --evidence-out'), or - for stdin\n", name, reason)
 			return exitFail
 		}
 		defer f.Close()
-		if fi, err := f.Stat(); err == nil && fi.IsDir() {
-			fmt.Fprintf(stderr, "hostbuild report: %s is a folder; give the report file in it (e.g. %s), or 'hostbuild verify %s' for an evidence folder\n", name, filepath.Join(name, attest.FileReport), name)
-			return exitFail
-		}
 		r = f
 	}
 	return decodeReport(name, r, *jsonOut, stdout, stderr)

@@ -24,7 +24,13 @@ type NotRegularError struct {
 }
 
 func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s %s is not a regular file (%s, %s): give the path of the file itself", e.What, e.Path, e.Mode, kind(e.Mode))
+	return fmt.Sprintf("%s %s is %s: give the path of the file itself", e.What, e.Path, e.Reason())
+}
+
+// Reason is what the path is, for a caller's own message: "not a regular
+// file (p---------, a FIFO)".
+func (e *NotRegularError) Reason() string {
+	return fmt.Sprintf("not a regular file (%s, %s)", e.Mode, kind(e.Mode))
 }
 
 // kind names a file type in words.
