@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-sev-guest/abi"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/hostbuild/internal/strictjson"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
@@ -213,10 +214,12 @@ func fileOf(in measure.Input) File {
 
 // HashFile streams the file at path through SHA-256 (cancellable) and
 // describes it as a manifest component; what names it in errors.
+// Anything but a regular file is refused (a FIFO at once: a plain open
+// would wait for a writer for ever).
 func HashFile(ctx context.Context, what, path string) (*File, error) {
-	f, err := os.Open(path)
+	f, err := infile.Open(what, path)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", what, err)
+		return nil, err
 	}
 	defer f.Close()
 	return HashOpenFile(ctx, what, f)
@@ -387,14 +390,17 @@ func Load(path string) (*Manifest, error) {
 // replaced afterwards).
 func LoadDigest(path string) (*Manifest, [sha256.Size]byte, error) {
 	var digest [sha256.Size]byte
-	f, err := os.Open(path)
+	// infile.Open refuses anything but a regular file, a FIFO at once; the
+	// read below is bounded by MaxSize.
+	f, err := infile.Open("manifest", path)
 	if err != nil {
-		return nil, digest, fmt.Errorf("opening manifest: %w", err)
+		var nr *infile.NotRegularError
+		if errors.As(err, &nr) && nr.Mode.IsDir() {
+			return nil, digest, fmt.Errorf("manifest %s is a folder: give the manifest file in it (e.g. %s, as hostbuild build writes it)", path, filepath.Join(path, "manifest.json"))
+		}
+		return nil, digest, err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.IsDir() {
-		return nil, digest, fmt.Errorf("manifest %s is a folder: give the manifest file in it (e.g. %s, as hostbuild build writes it)", path, filepath.Join(path, "manifest.json"))
-	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return nil, digest, fmt.Errorf("reading manifest %s: %w", path, err)
