@@ -203,6 +203,13 @@ func TestRefusals(t *testing.T) {
 		{"script payload", func(o *Options) { o.Payload = write("sh", []byte("#!/bin/sh\necho hi\n")) }, "not an ELF executable"},
 		{"missing payload", func(o *Options) { o.Payload = filepath.Join(dir, "nope") }, "payload " + filepath.Join(dir, "nope")},
 		{"payload is a folder", func(o *Options) { o.Payload = dir }, "is not a regular file"},
+		// Refused at once: the read once waited for a writer for ever.
+		{"CA bundle is a FIFO", func(o *Options) {
+			o.CABundle = filepath.Join(dir, "fifo")
+			if err := syscall.Mkfifo(o.CABundle, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, "CA bundle " + filepath.Join(dir, "fifo") + " is not a regular file (p"},
 		{"unknown module", func(o *Options) { o.Modules = []string{"virtio_nte"} }, `module "virtio_nte" is not in`},
 		{"unknown module suggests", func(o *Options) { o.Modules = []string{"virtio_nte"} }, "closest names: virtio_net"},
 		{"missing dependency", func(o *Options) {

@@ -32,6 +32,7 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
@@ -391,21 +392,34 @@ func readInput(what, p string) ([]byte, error) {
 	if p == "" {
 		return nil, badInput("no %s given", what)
 	}
-	st, err := os.Stat(p)
+	// One open, checked and read: a path swapped for a FIFO after a stat
+	// cannot make the read wait for a writer (infile.Open refuses it at
+	// once), nor one swapped for a larger file exceed the bound.
+	f, err := infile.Open(what, p)
 	if err != nil {
-		return nil, badInput("%s %s: %w (check the path)", what, p, err)
+		var nr *infile.NotRegularError
+		if errors.As(err, &nr) {
+			return nil, badInput("%w", err)
+		}
+		return nil, badInput("%s %s: %w (check the path)", what, p, unwrapPath(err))
 	}
-	if !st.Mode().IsRegular() {
-		return nil, badInput("%s %s is not a regular file", what, p)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, badInput("reading %s %s: %w", what, p, unwrapPath(err))
 	}
 	if st.Size() > math.MaxUint32 {
 		return nil, badInput("%s %s is %d bytes; a newc cpio entry holds at most 4 GiB", what, p, st.Size())
 	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil, badInput("reading %s %s: %w", what, p, err)
+	// Sized as os.ReadFile sizes it; the limit holds if the file grows.
+	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+512))
+	if _, err := buf.ReadFrom(io.LimitReader(f, math.MaxUint32+1)); err != nil {
+		return nil, badInput("reading %s %s: %w", what, p, unwrapPath(err))
 	}
-	return b, nil
+	if buf.Len() > math.MaxUint32 {
+		return nil, badInput("%s %s grew past 4 GiB while read; a newc cpio entry holds at most 4 GiB", what, p)
+	}
+	return buf.Bytes(), nil
 }
 
 // readStaticELF reads an executable that must run with no libc: x86-64,

@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/klauspost/compress/gzip"
@@ -78,15 +78,18 @@ const readBuffer = 64 << 10
 
 // ReadFile parses the initrd at path.
 func ReadFile(path string) (*Archive, error) {
-	f, err := os.Open(path)
+	// infile.Open refuses anything but a regular file, a FIFO at once (a
+	// plain open would wait for a writer for ever). The read is bounded by
+	// MaxUnpacked.
+	f, err := infile.Open("initrd", path)
 	if err != nil {
-		return nil, fmt.Errorf("opening initrd: %w", err)
+		var nr *infile.NotRegularError
+		if errors.As(err, &nr) && nr.Mode.IsDir() {
+			return nil, fmt.Errorf("%s is a folder, not an initrd: give the initrd file (e.g. out/launch/initrd.img)", path)
+		}
+		return nil, err
 	}
 	defer f.Close()
-	// A folder opens, reads as nothing, and would be called an empty file.
-	if fi, err := f.Stat(); err == nil && fi.IsDir() {
-		return nil, fmt.Errorf("%s is a folder, not an initrd: give the initrd file (e.g. out/launch/initrd.img)", path)
-	}
 	a, err := Read(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
