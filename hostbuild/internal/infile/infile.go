@@ -24,7 +24,7 @@ type NotRegularError struct {
 }
 
 func (e *NotRegularError) Error() string {
-	return fmt.Sprintf("%s %s is %s: give the path of the file itself", e.What, e.Path, e.Reason())
+	return fmt.Sprintf("%s %s is %s: it must be a regular file (or a symlink to one)", e.What, e.Path, e.Reason())
 }
 
 // Reason is what the path is, for a caller's own message: "not a regular
