@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"github.com/ulikunitz/xz/lzma"
@@ -156,20 +157,32 @@ func Open(dir string) (*Tree, error) {
 	if len(t.files) == 0 {
 		return nil, fmt.Errorf("no kernel modules (*.ko, *.ko.xz, *.ko.zst, *.ko.gz) under %s/kernel", dir)
 	}
-	if f, err := os.Open(filepath.Join(dir, "modules.builtin")); err == nil {
-		sc := bufio.NewScanner(f)
+	// modules.builtin is optional; one that is there but not a regular
+	// file (a FIFO would block the open for ever), unreadable or over
+	// maxBuiltinList is an error, not a tree without built-ins.
+	b, err := infile.ReadFile("modules.builtin", filepath.Join(dir, "modules.builtin"), maxBuiltinList)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("kernel modules %s: %w", dir, err)
+	default:
+		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
 			if name, ok := moduleName(path.Base(strings.TrimSpace(sc.Text()))); ok {
 				t.builtin[name] = true
 			}
 		}
-		f.Close()
 		if err := sc.Err(); err != nil {
 			return nil, fmt.Errorf("reading %s/modules.builtin: %w", dir, err)
 		}
 	}
 	return t, nil
 }
+
+// maxBuiltinList bounds modules.builtin, one path per line: a distro
+// kernel's lists a few hundred (tens of KiB), an allyesconfig one some
+// thousands (hundreds of KiB).
+const maxBuiltinList = 16 << 20
 
 // Has reports whether the tree has a loadable module or a built-in of that name.
 func (t *Tree) Has(name string) bool {
@@ -253,7 +266,10 @@ func (t *Tree) notFound(name, from string) error {
 
 func (t *Tree) load(name, rel string) (*Module, error) {
 	p := filepath.Join(t.Dir, filepath.FromSlash(rel))
-	data, err := os.ReadFile(p)
+	// A module holds at most maxDecompressed bytes of ELF, and compressing
+	// it does not make it larger (bar a few bytes of framing): no larger
+	// file is read.
+	data, err := infile.ReadFile("module file", p, int64(maxDecompressed))
 	if err != nil {
 		return nil, fmt.Errorf("reading module %s: %w", name, err)
 	}

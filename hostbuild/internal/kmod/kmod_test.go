@@ -11,7 +11,9 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
@@ -240,6 +242,56 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(root, "nope")); err == nil || !strings.Contains(err.Error(), "--kernel-modules") {
 		t.Errorf("missing dir: got %v", err)
+	}
+}
+
+// A FIFO in the tree, as modules.builtin or as a module, is refused at
+// once: the reads once waited in open(2) for a writer for ever. A tree
+// without modules.builtin has no built-ins, and is fine.
+func TestOpenRefusesFIFOs(t *testing.T) {
+	root := fakeTree(t)
+	dir := filepath.Join(root, "lib/modules/6.9.0-test")
+	if err := os.Remove(filepath.Join(dir, "modules.builtin")); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := Open(root)
+	if err != nil || tree.Builtin("bi") {
+		t.Fatalf("no modules.builtin: Open = %v, built-in bi %v; want a tree without built-ins", err, tree != nil && tree.Builtin("bi"))
+	}
+
+	if err := syscall.Mkfifo(filepath.Join(dir, "modules.builtin"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Open(root); done <- err }()
+	select {
+	case err := <-done:
+		if want := "modules.builtin " + filepath.Join(dir, "modules.builtin") + " is not a regular file (p"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("modules.builtin a FIFO: Open = %v, want %q", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("modules.builtin a FIFO: Open still blocked after 10s")
+	}
+	os.Remove(filepath.Join(dir, "modules.builtin"))
+
+	mod := filepath.Join(dir, "kernel/lib/c.ko")
+	if err := os.Remove(mod); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(mod, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if tree, err = Open(root); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, err := tree.Closure([]string{"c"}); done <- err }()
+	select {
+	case err := <-done:
+		if want := "module file " + mod + " is not a regular file (p"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("module a FIFO: Closure = %v, want %q", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("module a FIFO: Closure still blocked after 10s")
 	}
 }
 
