@@ -21,6 +21,19 @@ import (
 type NotRegularError struct {
 	What, Path string
 	Mode       fs.FileMode // the type bits of what Path is
+	info       fs.FileInfo // of the file opened
+}
+
+// IsNullDevice reports whether the file refused was the null device
+// (/dev/null, by whatever name): reading it neither blocks nor gives a
+// byte, so a caller may take it as an empty file (measure does, as
+// sev-snp-measure's own test vectors measure --kernel /dev/null).
+func (e *NotRegularError) IsNullDevice() bool {
+	if e.info == nil {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(e.info, null)
 }
 
 func (e *NotRegularError) Error() string {
@@ -84,7 +97,7 @@ func Open(what, path string) (*os.File, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, &NotRegularError{What: what, Path: path, Mode: fi.Mode().Type()}
+		return nil, &NotRegularError{What: what, Path: path, Mode: fi.Mode().Type(), info: fi}
 	}
 	if err := setBlocking(f); err != nil {
 		f.Close()

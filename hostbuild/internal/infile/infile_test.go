@@ -95,6 +95,34 @@ func TestReadFile(t *testing.T) {
 	}
 }
 
+// TestIsNullDevice: /dev/null, by its name or a symlink's, is the null
+// device; /dev/zero and a FIFO are not.
+func TestIsNullDevice(t *testing.T) {
+	dir := t.TempDir()
+	null := filepath.Join(dir, "null")
+	zero := filepath.Join(dir, "zero")
+	fifo := filepath.Join(dir, "fifo")
+	if err := os.Symlink(os.DevNull, null); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{os.DevNull: true, null: true, zero: false, fifo: false, dir: false} {
+		_, err := Open("--in", p)
+		var nr *NotRegularError
+		if !errors.As(err, &nr) {
+			t.Fatalf("Open(%s) = %v, want a *NotRegularError", p, err)
+		}
+		if got := nr.IsNullDevice(); got != want {
+			t.Errorf("Open(%s): IsNullDevice() = %v, want %v", p, got, want)
+		}
+	}
+}
+
 // TestOpenBlocking: the regular file Open returns is in blocking mode
 // again, as QEMU inherits it.
 func TestOpenBlocking(t *testing.T) {
