@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
 )
 
@@ -287,10 +288,19 @@ type fileHash struct {
 }
 
 // hashFile streams path through SHA-256.
+// infile.Open refuses anything but a regular file, a FIFO at once (a plain
+// open would wait for a writer for ever), except the null device: it is an
+// empty file here, as in sev-snp-measure (whose tests measure --kernel
+// /dev/null --initrd /dev/null). Any size is fine, as the file is streamed.
 func hashFile(ctx context.Context, what, path string) fileHash {
-	f, err := os.Open(path)
+	f, err := infile.Open(what, path)
 	if err != nil {
-		return fileHash{err: fmt.Errorf("opening %s: %w", what, err)}
+		var nr *infile.NotRegularError
+		if errors.As(err, &nr) && nr.IsNullDevice() {
+			sum := sha256.Sum256(nil)
+			return fileHash{in: Input{Path: path, Size: 0, SHA256: hex.EncodeToString(sum[:])}, sum: sum}
+		}
+		return fileHash{err: err}
 	}
 	defer f.Close()
 	h := sha256.New()
@@ -373,9 +383,10 @@ func checkOptions(o Options) (*prepared, []byte, error) {
 // openOVMF opens and parses the OVMF image and checks that it can be
 // measured for o in mode; the caller closes f.
 func openOVMF(o Options, mode string) (_ *os.File, _ int64, _ *ovmf.Image, err error) {
-	f, err := os.Open(o.OVMF)
+	// A FIFO is refused at once (infile.Open), not waited on for ever.
+	f, err := infile.Open("OVMF image", o.OVMF)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("opening OVMF image: %w", err)
+		return nil, 0, nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -385,9 +396,6 @@ func openOVMF(o Options, mode string) (_ *os.File, _ int64, _ *ovmf.Image, err e
 	st, err := f.Stat()
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("reading OVMF image %s: %w", o.OVMF, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, 0, nil, fmt.Errorf("reading OVMF image %s: not a regular file", o.OVMF)
 	}
 	size := st.Size()
 	img, err := ovmf.Parse(f, size)

@@ -20,8 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 )
 
 // FourGiB is the address the firmware image ends at: QEMU maps the flash so
@@ -281,17 +282,17 @@ func ParseFileDigest(path string) (*Image, [sha256.Size]byte, error) {
 
 func parseFile(path string, digest bool) (*Image, [sha256.Size]byte, error) {
 	var sum [sha256.Size]byte
-	f, err := os.Open(path)
+	// infile.Open refuses anything but a regular file, a FIFO at once (a
+	// plain open would wait for a writer for ever). Parse reads at the
+	// offsets the image's footer gives, and refuses one over 4 GiB.
+	f, err := infile.Open("OVMF image", path)
 	if err != nil {
-		return nil, sum, fmt.Errorf("opening OVMF image: %w", err)
+		return nil, sum, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
 		return nil, sum, fmt.Errorf("reading OVMF image %s: %w", path, err)
-	}
-	if !st.Mode().IsRegular() {
-		return nil, sum, fmt.Errorf("reading OVMF image %s: not a regular file", path)
 	}
 	im, err := Parse(f, st.Size())
 	if err != nil {
