@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 )
@@ -44,15 +44,18 @@ type Variant struct {
 	Measurement string `json:"measurement"`
 }
 
-func sha256File(path string) (string, error) {
-	f, err := os.Open(path)
+// sha256File hashes the file at path, what in errors. infile.Open refuses
+// anything but a regular file, a FIFO at once (a plain open would wait for
+// a writer for ever); the file is streamed, so any size is fine.
+func sha256File(what, path string) (string, error) {
+	f, err := infile.Open(what, path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", err
+		return "", fmt.Errorf("hashing %s: %w", what, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
@@ -75,9 +78,9 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		what, path string
 		want       manifest.File
 	}{{"OVMF", o.OVMF, m.Components.OVMF}, {"kernel", o.Kernel, m.Components.Kernel}, {"initrd", o.Initrd, m.Components.Initrd}} {
-		got, err := sha256File(f.path)
+		got, err := sha256File("the "+f.what, f.path)
 		if err != nil {
-			return nil, fmt.Errorf("explain: hashing the %s: %w", f.what, err)
+			return nil, fmt.Errorf("explain: %w", err)
 		}
 		if got != f.want.SHA256 {
 			ex.Files = append(ex.Files, fmt.Sprintf("%s %s has SHA-256 %s, the manifest says %s", f.what, f.path, got, f.want.SHA256))
