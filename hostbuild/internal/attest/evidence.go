@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
 
@@ -152,10 +153,29 @@ func evidenceJSON(v any) []byte {
 	return append(b, '\n')
 }
 
+// Bounds of the files ReadEvidence reads (infile.ReadFile refuses a larger
+// one, and anything but a regular file, a FIFO at once).
+const (
+	// maxEvidenceResponse bounds response.json (the files that restate
+	// parts of it are read up to the length of that part). The agent's
+	// answer is at most MaxResponseSize on the wire; attest writes it
+	// decoded and indented, which can make it a few times larger (an argv
+	// of empty strings, each on a line of its own; a '<' in a string
+	// escaped as \u003c: at most 6 times), so 8 times that: 32 MiB.
+	maxEvidenceResponse = 8 * MaxResponseSize
+	// maxEvidenceNonce bounds nonce.hex: the nonce (at most
+	// agentapi.MaxNonceSize bytes, 128 hex digits) and a newline, with
+	// room for a hand-edited file's spacing.
+	maxEvidenceNonce = 1 << 10
+)
+
+// evidenceFile is what a file of an evidence folder is called in errors.
+func evidenceFile(name string) string { return "evidence file " + name }
+
 // ReadEvidence reads the response and nonce of an evidence folder, and the
 // certificates in it when there are any (Certs zero otherwise).
 func ReadEvidence(dir string) (*agentapi.AttestationResponse, []byte, Certs, error) {
-	b, err := os.ReadFile(filepath.Join(dir, FileResponse))
+	b, err := infile.ReadFile(evidenceFile(FileResponse), filepath.Join(dir, FileResponse), maxEvidenceResponse)
 	if err != nil {
 		if fi, serr := os.Stat(dir); serr == nil && fi.IsDir() && errors.Is(err, os.ErrNotExist) {
 			return nil, nil, Certs{}, fmt.Errorf("%s is not an evidence folder (from hostbuild attest --evidence-out): it has no %s", dir, FileResponse)
@@ -164,15 +184,15 @@ func ReadEvidence(dir string) (*agentapi.AttestationResponse, []byte, Certs, err
 		} else if !fi.IsDir() {
 			return nil, nil, Certs{}, fmt.Errorf("%s is not a folder: give the evidence folder written by hostbuild attest --evidence-out", dir)
 		}
-		return nil, nil, Certs{}, fmt.Errorf("reading evidence: %w", err)
+		return nil, nil, Certs{}, err
 	}
 	r, err := DecodeResponse(b)
 	if err != nil {
 		return nil, nil, Certs{}, fmt.Errorf("evidence %s: %w", dir, err)
 	}
-	nb, err := os.ReadFile(filepath.Join(dir, FileNonce))
+	nb, err := infile.ReadFile(evidenceFile(FileNonce), filepath.Join(dir, FileNonce), maxEvidenceNonce)
 	if err != nil {
-		return nil, nil, Certs{}, fmt.Errorf("reading evidence: %w", err)
+		return nil, nil, Certs{}, err
 	}
 	nonce, err := hex.DecodeString(strings.TrimSpace(string(nb)))
 	if err != nil {
@@ -190,14 +210,16 @@ func ReadEvidence(dir string) (*agentapi.AttestationResponse, []byte, Certs, err
 		{FilePreimage, "the REPORT_DATA preimage", r.ReportDataPreimage},
 		{FileConfig, "the config", evidenceJSON(r.Config)},
 	} {
-		raw, err := os.ReadFile(filepath.Join(dir, f.name))
+		// Read no more than it must hold: a longer file differs.
+		raw, err := infile.ReadFile(evidenceFile(f.name), filepath.Join(dir, f.name), int64(len(f.want)))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
-		if err != nil {
-			return nil, nil, Certs{}, fmt.Errorf("reading evidence: %w", err)
+		var tooLarge *infile.TooLargeError
+		if err != nil && !errors.As(err, &tooLarge) {
+			return nil, nil, Certs{}, err
 		}
-		if !bytes.Equal(raw, f.want) {
+		if err != nil || !bytes.Equal(raw, f.want) {
 			return nil, nil, Certs{}, fmt.Errorf("evidence %s: %s differs from %s in %s: the folder is not as attest wrote it (a file edited since?)", dir, f.name, f.what, FileResponse)
 		}
 	}

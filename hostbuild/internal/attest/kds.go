@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 )
 
 // CachingGetter caches AMD KDS answers (VCEKs, certificate chains) on disk,
@@ -35,6 +36,10 @@ func (g *CachingGetter) dir() (string, error) {
 	return filepath.Join(d, "katana-snp", "kds"), nil
 }
 
+// maxKDSCacheEntry bounds a cached KDS answer: a VCEK (DER) is under
+// 2 KiB, a cert_chain (ASK and ARK, PEM) about 4 KiB.
+const maxKDSCacheEntry = 1 << 20
+
 // Get implements trust.HTTPSGetter.
 func (g *CachingGetter) Get(url string) ([]byte, error) {
 	return g.GetContext(context.Background(), url)
@@ -50,10 +55,13 @@ func (g *CachingGetter) GetContext(ctx context.Context, url string) ([]byte, err
 	path := filepath.Join(dir, hex.EncodeToString(sum[:]))
 	cacheable := filepath.Base(url) != "crl"
 	if cacheable {
-		if b, err := os.ReadFile(path); err == nil && len(b) > 0 {
+		// An entry that is not a regular file (a FIFO would block the
+		// open for ever) or is over maxKDSCacheEntry is an error, not a
+		// cache miss: the cache is the operator's folder.
+		if b, err := infile.ReadFile("entry for "+url, path, maxKDSCacheEntry); err == nil && len(b) > 0 {
 			return b, nil
 		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("KDS cache: %w", err)
+			return nil, fmt.Errorf("KDS cache: %w; remove it to fetch it from AMD KDS again", err)
 		}
 	}
 	b, err := trust.GetWith(ctx, g.Next, url)

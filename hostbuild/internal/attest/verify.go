@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-sev-guest/verify"
 	"github.com/google/go-sev-guest/verify/trust"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
@@ -357,7 +358,7 @@ func LoadCerts(dir string) (Certs, error) {
 		name string
 		dst  **x509.Certificate
 	}{{"vcek.pem", &c.VCEK}, {"vlek.pem", &c.VLEK}, {"ask.pem", &c.ASK}, {"ark.pem", &c.ARK}} {
-		b, err := os.ReadFile(filepath.Join(dir, f.name))
+		b, err := infile.ReadFile("certificate", filepath.Join(dir, f.name), maxCertFile)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -376,6 +377,17 @@ func LoadCerts(dir string) (Certs, error) {
 	return c, nil
 }
 
+// Bounds of the certificate files read (infile.ReadFile refuses a larger
+// one, and anything but a regular file, a FIFO at once).
+const (
+	// maxCertFile bounds one certificate, PEM or DER: AMD's are under
+	// 2 KiB (DER), and no sane X.509 certificate nears 64 KiB.
+	maxCertFile = 64 << 10
+	// maxRootsBundle bounds a --roots bundle: KDS's cert_chain (ASK and
+	// ARK) is about 4 KiB of PEM.
+	maxRootsBundle = 1 << 20
+)
+
 func parseCert(b []byte) (*x509.Certificate, error) {
 	if p, _ := pem.Decode(b); p != nil {
 		b = p.Bytes
@@ -387,7 +399,7 @@ func parseCert(b []byte) (*x509.Certificate, error) {
 // as AMD's KDS cert_chain serves it, as the only trusted roots for
 // productLine (Milan, Genoa or Turin).
 func LoadRoots(path, productLine string) (map[string][]*trust.AMDRootCerts, error) {
-	b, err := os.ReadFile(path)
+	b, err := infile.ReadFile("--roots", path, maxRootsBundle)
 	if err != nil {
 		return nil, fmt.Errorf("reading trusted roots: %w", err)
 	}
