@@ -86,10 +86,7 @@ func TestEvidenceFilesRefused(t *testing.T) {
 			}
 			p := filepath.Join(out, tc.file)
 			replace(t, p, tc.size)
-			want := tc.want
-			if strings.Contains(want, "%s") {
-				want = strings.Replace(want, "%s", p, 1)
-			}
+			want := strings.Replace(tc.want, "%s", p, 1)
 			err := promptly(t, "ReadEvidence", func() error { _, _, _, err := ReadEvidence(out); return err })
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("ReadEvidence: %v\nwant an error with %q", err, want)
