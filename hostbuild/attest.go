@@ -60,6 +60,7 @@ type verifyFlags struct {
 	vmpl, minVersion                                       int
 	ovmf, kernel, initrd                                   string
 	manifestSHA256                                         [sha256.Size]byte // of the bytes options loaded
+	warnings                                               []string          // added to the result's
 	fs                                                     *flag.FlagSet
 }
 
@@ -245,6 +246,7 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 // output; it returns the exit code.
 func verifyAndReport(ctx context.Context, resp *agentapi.AttestationResponse, opts attest.VerifyOptions, vf *verifyFlags, evidenceDir string, stdout, stderr io.Writer, logger *slog.Logger) int {
 	res, verr := attest.Verify(ctx, resp, opts)
+	res.Warnings = append(res.Warnings, vf.warnings...)
 	var explained *attest.Explanation
 	if attest.ClassOf(verr) == attest.ClassMeasurement && vf.explain {
 		ex, err := attest.Explain(ctx, attest.ExplainOptions{Manifest: opts.Manifest, OVMF: vf.ovmf, Kernel: vf.kernel, Initrd: vf.initrd, Got: res.Measurement})

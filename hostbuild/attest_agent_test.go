@@ -297,6 +297,37 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 		})
 	}
 
+	// verify against a manifest other than the one attest recorded: the
+	// same expectations in other bytes verify, with a warning naming both
+	// digests; the recorded one gives none.
+	respaced := filepath.Join(dir, "respaced.json")
+	mb, _ := os.ReadFile(mpath)
+	os.WriteFile(respaced, append(mb, '\n'), 0o644)
+	recorded := fmt.Sprintf("%x", sha256.Sum256(mb))
+	for _, tc := range []struct {
+		manifest string
+		warn     bool
+	}{{mpath, false}, {respaced, true}} {
+		code, stdout, stderr := runCmd(t, "", "verify", ev, "--manifest", tc.manifest, "--roots", roots)
+		warned := strings.Contains(stdout, "warning: attest verified this evidence against a manifest with SHA-256 "+recorded+" (manifest.sha256), not --manifest "+respaced)
+		if code != 0 || warned != tc.warn {
+			t.Errorf("verify --manifest %s: exit %d, warned %v (want %v)\n%s%s", tc.manifest, code, warned, tc.warn, stdout, stderr)
+		}
+	}
+	badEv := filepath.Join(t.TempDir(), "bad")
+	os.Mkdir(badEv, 0o755)
+	ents, _ := os.ReadDir(ev)
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(ev, e.Name()))
+		if e.Name() == "manifest.sha256" {
+			b = bytes.ToUpper(b)
+		}
+		os.WriteFile(filepath.Join(badEv, e.Name()), b, 0o644)
+	}
+	if code, stdout, stderr := runCmd(t, "", "verify", badEv, "--manifest", mpath, "--roots", roots); code != exitFail || !strings.Contains(stderr, "manifest.sha256 does not start with a SHA-256 in lowercase hex") {
+		t.Errorf("verify with a malformed manifest.sha256: exit %d\n%s%s", code, stdout, stderr)
+	}
+
 	// A config edited in the folder breaks the REPORT_DATA binding (5)
 	// when config.json is edited to match; with config.json left as it
 	// was, the folder contradicts itself and is refused before that (1).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,8 @@ fetched unless --kds is given. The nonce is the one recorded in DIR, so
 freshness is not (cannot be) checked: that was attest's job. What is
 checked is response.json; report.bin, certs.bin, preimage.bin and
 config.json restate parts of it and are refused (exit 1) if they differ.
+A --manifest other than the one attest recorded (manifest.sha256) is
+used, with a warning naming both digests.
 
 Exit status: as for 'hostbuild attest' (0 verified, 1 other failure,
 2 usage, 4 chain or signature, 5 REPORT_DATA or nonce, 6 measurement,
@@ -69,6 +72,16 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild verify: %v\n", err)
 		return exitFail
+	}
+	// Verifying against another manifest than attest did is allowed (a
+	// newer one, say), but say so: the result is against --manifest.
+	rec, err := attest.RecordedManifestDigest(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild verify: %v\n", err)
+		return exitFail
+	}
+	if got := hex.EncodeToString(vf.manifestSHA256[:]); rec != "" && rec != got {
+		vf.warnings = append(vf.warnings, fmt.Sprintf("attest verified this evidence against a manifest with SHA-256 %s (%s), not --manifest %s (SHA-256 %s): this result is against --manifest", rec, attest.FileManifestDigest, vf.manifest, got))
 	}
 	if vf.certs == "" {
 		opts.Certs = certs

@@ -169,6 +169,24 @@ const (
 	maxEvidenceNonce = 1 << 10
 )
 
+// RecordedManifestDigest returns the SHA-256 (lowercase hex) of the
+// manifest attest verified an evidence folder's report against, as it
+// recorded it in manifest.sha256, or "" when the folder has no such file.
+func RecordedManifestDigest(dir string) (string, error) {
+	b, err := infile.ReadFile(evidenceFile(FileManifestDigest), filepath.Join(dir, FileManifestDigest), maxEvidenceNonce)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 || len(f[0]) != 2*sha256.Size || strings.Trim(f[0], "0123456789abcdef") != "" {
+		return "", fmt.Errorf("evidence %s: %s does not start with a SHA-256 in lowercase hex (as attest writes it)", dir, FileManifestDigest)
+	}
+	return f[0], nil
+}
+
 // evidenceFile is what a file of an evidence folder is called in errors.
 func evidenceFile(name string) string { return "evidence file " + name }
 
