@@ -242,17 +242,32 @@ func TestEndToEnd(t *testing.T) {
 					t.Errorf("hostbuild %s: %v\n%s", strings.Join(a, " "), err, out)
 				}
 			}
-			// A tampered evidence folder is rejected by verify.
+			// A tampered evidence folder is rejected by verify: with
+			// response.json edited alone the folder contradicts itself
+			// (config.json restates the config: 1); with config.json
+			// edited to match, the REPORT_DATA binding breaks (5).
 			resp, _ := os.ReadFile(filepath.Join(evidence, "response.json"))
 			var r agentapi.AttestationResponse
 			json.Unmarshal(resp, &r)
 			r.Config.Argv = []string{"--tampered"}
 			b, _ := json.Marshal(r)
 			os.WriteFile(filepath.Join(evidence, "response.json"), b, 0o644)
-			cmd = exec.Command(bin, "verify", evidence, "--manifest", manifestPath, "--roots", roots)
-			cmd.Run()
-			if got := cmd.ProcessState.ExitCode(); got != 5 {
-				t.Errorf("verify of tampered evidence: exit %d, want 5", got)
+			for _, step := range []struct {
+				edit func()
+				want int
+			}{
+				{func() {}, 1},
+				{func() {
+					c, _ := json.MarshalIndent(r.Config, "", "  ")
+					os.WriteFile(filepath.Join(evidence, "config.json"), append(c, '\n'), 0o644)
+				}, 5},
+			} {
+				step.edit()
+				cmd = exec.Command(bin, "verify", evidence, "--manifest", manifestPath, "--roots", roots)
+				out, _ := cmd.CombinedOutput()
+				if got := cmd.ProcessState.ExitCode(); got != step.want {
+					t.Errorf("verify of tampered evidence: exit %d, want %d\n%s", got, step.want, out)
+				}
 			}
 		})
 	}
