@@ -278,3 +278,47 @@ func TestMeasureDecimalFlags(t *testing.T) {
 		t.Errorf("--guest-features 0x0_1 gives %s, the default 0x1 gives %s", a, b)
 	}
 }
+
+// --vcpu-family, --vcpu-model and --vcpu-stepping at both ends of the
+// ranges a CPUID(1).EAX can hold (family 0 to 0xff+0xf, model 0 to 0xff,
+// stepping 0 to 0xf): the ends give the signature they encode, one past
+// them is refused.
+func TestMeasureVCPUFamilyModelSteppingRange(t *testing.T) {
+	shared := sharedMeasureDir(t)
+	amd := filepath.Join(shared, "fixtures", "ovmf_AmdSev_suffix.bin")
+	measure := func(args ...string) (string, string, int) {
+		t.Helper()
+		stdout, stderr, code := runHB(t, append([]string{"measure", "--ovmf", amd, "--vcpus", "1"}, args...)...)
+		return strings.TrimSpace(stdout), stderr, code
+	}
+	fms := func(family, model, stepping string) []string {
+		return []string{"--vcpu-family", family, "--vcpu-model", model, "--vcpu-stepping", stepping}
+	}
+	for _, tc := range []struct {
+		family, model, stepping string
+		sig                     string // the same signature as --vcpu-sig
+	}{
+		{"0", "0", "0", "0"},
+		// Family 0xf+0xff: base family 0xf, extended family 0xff.
+		{"270", "255", "15", "0x0fff0fff"},
+	} {
+		got, stderr, code := measure(fms(tc.family, tc.model, tc.stepping)...)
+		if code != exitOK {
+			t.Errorf("family %s, model %s, stepping %s: exit %d: %s", tc.family, tc.model, tc.stepping, code, stderr)
+			continue
+		}
+		want, stderr, code := measure("--vcpu-sig", tc.sig)
+		if code != exitOK {
+			t.Fatalf("--vcpu-sig %s: exit %d: %s", tc.sig, code, stderr)
+		}
+		if got != want {
+			t.Errorf("family %s, model %s, stepping %s gives %s, --vcpu-sig %s gives %s", tc.family, tc.model, tc.stepping, got, tc.sig, want)
+		}
+	}
+	for _, args := range [][]string{fms("271", "0", "0"), fms("0", "256", "0"), fms("0", "0", "16"), fms("-1", "0", "0"), fms("0", "-1", "0"), fms("0", "0", "-1")} {
+		stdout, stderr, code := measure(args...)
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, "out of range") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d and out of range", args, code, stdout, stderr, exitUsage)
+		}
+	}
+}
