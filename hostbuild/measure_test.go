@@ -191,6 +191,12 @@ func TestMeasureUsageErrors(t *testing.T) {
 		{"manifest with a cmdline the init refuses", []string{"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", k,
 			"--append", "katana.bogus=1", "--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "unknown katana.* key"},
 		{"manifest without initrd", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--kernel", k, "--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "--manifest needs --kernel and --initrd"},
+		// --payload and --init are inputs of the manifest: a wrong path is named
+		// with its flag before any file is read, as for the other inputs.
+		{"manifest with a missing payload", []string{"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", k,
+			"--payload", filepath.Join(tmp, "nope"), "--manifest", filepath.Join(tmp, "m.json")}, exitFail, "--payload " + filepath.Join(tmp, "nope") + ": no such file or directory (check the path)"},
+		{"manifest with a missing init", []string{"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", k,
+			"--init", filepath.Join(tmp, "nope"), "--manifest", filepath.Join(tmp, "m.json")}, exitFail, "--init " + filepath.Join(tmp, "nope") + ": no such file or directory (check the path)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
