@@ -253,3 +253,36 @@ func TestSourceDateEpochHelpDefault(t *testing.T) {
 		}
 	}
 }
+
+// $SOURCE_DATE_EPOCH at the end of its range: 0 (the Unix epoch, what
+// reproducible-build tooling sets for "no date") is recorded, -1 is refused.
+func TestManifestSourceDateEpochEnvBounds(t *testing.T) {
+	in := makeManifestInputs(t)
+	out := filepath.Join(in.dir, "m.json")
+	args := []string{"manifest", "--ovmf", in.ovmf, "--kernel", in.kernel, "--initrd", in.initrd, "--cmdline", "console=ttyS0 panic=-1",
+		"--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out}
+
+	t.Setenv("SOURCE_DATE_EPOCH", "0")
+	if _, stderr, code := runHB(t, args...); code != exitOK {
+		t.Fatalf("SOURCE_DATE_EPOCH=0: exit %d: %s", code, stderr)
+	}
+	m, err := manifest.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.SourceDateEpoch != 0 {
+		t.Errorf("SOURCE_DATE_EPOCH=0 recorded %d", m.SourceDateEpoch)
+	}
+	if err := os.Remove(out); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("SOURCE_DATE_EPOCH", "-1")
+	_, stderr, code := runHB(t, args...)
+	if code != exitUsage || !strings.Contains(stderr, `$SOURCE_DATE_EPOCH "-1" is not a non-negative integer`) {
+		t.Errorf("SOURCE_DATE_EPOCH=-1: exit %d, stderr %q; want %d and a refusal", code, stderr, exitUsage)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused SOURCE_DATE_EPOCH left %s (%v)", out, err)
+	}
+}
