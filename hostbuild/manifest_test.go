@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -284,5 +285,34 @@ func TestManifestSourceDateEpochEnvBounds(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused SOURCE_DATE_EPOCH left %s (%v)", out, err)
+	}
+}
+
+// measure --manifest --json prints the JSON of the measurement the manifest
+// records, steps included (without --json measure takes the digest from the
+// manifest; with it, the steps need the inputs measured again).
+func TestMeasureManifestJSON(t *testing.T) {
+	in := makeManifestInputs(t)
+	out := filepath.Join(in.dir, "m.json")
+	stdout, stderr, code := runHB(t, "measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--ovmf", in.ovmf,
+		"--kernel", in.kernel, "--initrd", in.initrd, "--append", "console=ttyS0 panic=-1", "--manifest", out, "--json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var doc struct {
+		Measurement string `json:"measurement"`
+		Steps       []struct {
+			Digest string `json:"digest"`
+		} `json:"steps"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &doc); err != nil {
+		t.Fatalf("decoding --json output: %v\n%s", err, stdout)
+	}
+	m, err := manifest.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Measurements) != 1 || doc.Measurement != m.Measurements[0].Measurement || len(doc.Steps) == 0 || doc.Steps[len(doc.Steps)-1].Digest != doc.Measurement {
+		t.Errorf("--json printed measurement %s with %d steps; the manifest records %+v", doc.Measurement, len(doc.Steps), m.Measurements)
 	}
 }
