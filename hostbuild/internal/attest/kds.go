@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 
 	"github.com/google/go-sev-guest/verify/trust"
 
@@ -21,6 +23,18 @@ import (
 type CachingGetter struct {
 	Dir  string // default: $XDG_CACHE_HOME/katana-snp/kds
 	Next trust.HTTPSGetter
+
+	mu   sync.Mutex
+	hits []string // cache files served, for Served
+}
+
+// Served lists the cache files Get has answered from, "PATH (URL)", so
+// that a verification that fails on one can name it: an entry is kept for
+// ever, and a damaged one would fail every run.
+func (g *CachingGetter) Served() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.hits)
 }
 
 var _ trust.ContextHTTPSGetter = (*CachingGetter)(nil)
@@ -59,6 +73,9 @@ func (g *CachingGetter) GetContext(ctx context.Context, url string) ([]byte, err
 		// open for ever) or is over maxKDSCacheEntry is an error, not a
 		// cache miss: the cache is the operator's folder.
 		if b, err := infile.ReadFile("entry for "+url, path, maxKDSCacheEntry); err == nil && len(b) > 0 {
+			g.mu.Lock()
+			g.hits = append(g.hits, path+" ("+url+")")
+			g.mu.Unlock()
 			return b, nil
 		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("KDS cache: %w; remove it to fetch it from AMD KDS again", err)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -504,7 +505,13 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 		TrustedRoots:        o.Roots,
 	}
 	if err := verify.SnpAttestationContext(ctx, att, vopts); err != nil {
-		return nil, fail(ClassChain, "AMD certificate chain or report signature: %w", err)
+		hint := ""
+		if cg, ok := getter.(*CachingGetter); ok {
+			if served := cg.Served(); len(served) > 0 {
+				hint = fmt.Sprintf(" (from the KDS cache: %s; if one is damaged, remove it and it is fetched again)", strings.Join(served, ", "))
+			}
+		}
+		return nil, fail(ClassChain, "AMD certificate chain or report signature: %w%s", shortDumps{err}, hint)
 	}
 	// go-sev-guest checks the signature over its own re-encoding of the
 	// decoded report, and the decoding drops bits (of report version 3 and
@@ -525,6 +532,21 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	}
 	return att, nil
 }
+
+// shortDumps is err with the byte slices go-sev-guest prints whole in
+// some messages ("could not interpret VCEK DER bytes [48 130 5 ...]",
+// over a thousand numbers) shown as their length.
+type shortDumps struct{ err error }
+
+var byteDump = regexp.MustCompile(`\[(?:\d{1,3} ){15,}\d{1,3}\]`)
+
+func (s shortDumps) Error() string {
+	return byteDump.ReplaceAllStringFunc(s.err.Error(), func(d string) string {
+		return fmt.Sprintf("(%d bytes)", strings.Count(d, " ")+1)
+	})
+}
+
+func (s shortDumps) Unwrap() error { return s.err }
 
 // decodeWithCertTable decodes the report and the guest's GUID certificate
 // table. The table comes from the host: every entry is bounds-checked here in

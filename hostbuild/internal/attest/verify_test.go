@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -429,6 +430,27 @@ func TestVerifyKDSAndCache(t *testing.T) {
 	// The second round must have been served from the cache.
 	if afterFirst != counting.n {
 		t.Errorf("KDS asked %d times in the first round, %d in both: the cache did not serve the second", afterFirst, counting.n)
+	}
+	// A damaged entry fails the verification, which names it.
+	for _, e := range ents {
+		p := filepath.Join(cache, e.Name())
+		b, _ := os.ReadFile(p)
+		if err := os.WriteFile(p, b[:len(b)/2], 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := evidence(t, s, nonce, testConfig, nil)
+	ev.CertTable = nil
+	_, err = Verify(context.Background(), ev, VerifyOptions{
+		Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true,
+		Getter: &CachingGetter{Dir: cache, Next: counting},
+	})
+	if err == nil || !strings.Contains(err.Error(), "from the KDS cache: "+cache+string(filepath.Separator)) || !strings.Contains(err.Error(), "remove it") {
+		t.Errorf("verifying with damaged cache entries: %v; want an error naming them", err)
+	}
+	// go-sev-guest prints the damaged DER whole; shown as its length.
+	if err != nil && (!regexp.MustCompile(`DER bytes \(\d+ bytes\)`).MatchString(err.Error()) || strings.Contains(err.Error(), "[48 130")) {
+		t.Errorf("the error prints the certificate's bytes: %v", err)
 	}
 }
 
