@@ -231,8 +231,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		switch {
-		case errors.Is(err, qemu.ErrNoBinary):
-			fmt.Fprintf(stderr, "hostbuild run: install QEMU (qemu-system-x86), or give its binary with --qemu PATH\n")
+		case errors.Is(err, qemu.ErrNoBinary) && o.QEMUBinary != qemu.DefaultBinary:
+			// The error's own hint is to install QEMU; a --qemu given
+			// is more likely mistyped.
+			fmt.Fprintf(stderr, "hostbuild run: --qemu %s: no such program: give the path of a QEMU binary (qemu-system-x86_64), or leave --qemu out to use %s from $PATH\n", o.QEMUBinary, qemu.DefaultBinary)
 		case errors.Is(err, qemu.ErrSerialLog) && !defaultSerial:
 			fmt.Fprintf(stderr, "hostbuild run: --serial-log %s: give a file in a folder you can write to\n", o.SerialLog)
 		}

@@ -342,7 +342,9 @@ exit 1
 		want    []string
 		notWant string
 	}{
-		{"no qemu binary", []string{"--qemu", "/nonexist"}, []string{"/nonexist: no such file", "install QEMU (qemu-system-x86), or give its binary with --qemu PATH"}, ""},
+		{"no qemu binary", []string{"--qemu", "/nonexist"}, []string{"/nonexist: no such file", "--qemu /nonexist: no such program: give the path of a QEMU binary (qemu-system-x86_64), or leave --qemu out"}, ""},
+		// PATH is set to an empty folder below: the default binary is not found.
+		{"no qemu on PATH", nil, []string{"qemu-system-x86_64", "install it: apt-get install qemu-system-x86"}, "--qemu"},
 		{"serial log cannot be created", []string{"--qemu", oldQEMU, "--serial-log", filepath.Join(notADir, "serial.log")},
 			[]string{"creating the serial log", "--serial-log " + filepath.Join(notADir, "serial.log") + ": give a file in a folder you can write to"}, "removing"},
 		{"qemu without sev-snp", []string{"--qemu", oldQEMU}, []string{"does not accept value 'sev-snp-guest'", "needs QEMU 9.1 or newer", "'hostbuild doctor'"}, ""},
@@ -350,6 +352,9 @@ exit 1
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv("TMPDIR", shortTempDir(t))
+			if tt.args == nil {
+				t.Setenv("PATH", t.TempDir())
+			}
 			_, stderr, code := runHB(t, append(base, tt.args...)...)
 			if code != exitFail {
 				t.Errorf("exit %d, want %d", code, exitFail)
