@@ -564,17 +564,27 @@ func writeManifest(t *testing.T, dir string, m *manifest.Manifest) (string, [sha
 	return mpath, digest
 }
 
-func TestEvidenceRoundTrip(t *testing.T) {
-	s := signer(t, nil)
+// verifiedEvidence is what attest hands WriteEvidence after verifying an
+// honest agent's answer against a manifest written in dir.
+func verifiedEvidence(t *testing.T) (in EvidenceIn, s *test.AmdSigner, dir string) {
+	t.Helper()
+	s = signer(t, nil)
 	nonce := bytes.Repeat([]byte{3}, 48)
 	ev := evidence(t, s, nonce, testConfig, nil)
 	m := testManifest()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	mpath, digest := writeManifest(t, dir, m)
 	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Roots: fakeRoots(s)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return EvidenceIn{Response: ev, Nonce: nonce, ManifestSHA256: digest, ManifestPath: mpath, Result: res}, s, dir
+}
+
+func TestEvidenceRoundTrip(t *testing.T) {
+	in, s, dir := verifiedEvidence(t)
+	m := testManifest()
+	ev, nonce, mpath, digest, res := in.Response, in.Nonce, in.ManifestPath, in.ManifestSHA256, in.Result
 	// The evidence names the manifest verified against, not what the path
 	// holds by the time it is written.
 	if err := os.WriteFile(mpath, []byte("{}"), 0o644); err != nil {
@@ -895,16 +905,8 @@ func TestVerifyMinTCBCoversLaunchTCB(t *testing.T) {
 // must be reading what was verified. An edited one is refused, naming it;
 // a missing one is not (nothing is claimed).
 func TestEvidenceDerivedFilesMustAgree(t *testing.T) {
-	s := signer(t, nil)
-	nonce := bytes.Repeat([]byte{3}, 48)
-	ev := evidence(t, s, nonce, testConfig, nil)
-	m := testManifest()
-	dir := t.TempDir()
-	mpath, digest := writeManifest(t, dir, m)
-	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Roots: fakeRoots(s)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, _, _ := verifiedEvidence(t)
+	ev, nonce, mpath, digest, res := in.Response, in.Nonce, in.ManifestPath, in.ManifestSHA256, in.Result
 	evil := testConfig
 	evil.Argv = []string{"--dev", "--evil"}
 	evilJSON, _ := json.MarshalIndent(evil, "", "  ")
