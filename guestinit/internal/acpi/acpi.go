@@ -126,12 +126,14 @@ func Listen() (*Listener, error) {
 	return &Listener{fd: fd, family: fam.ID}, nil
 }
 
-// Next blocks until the next batch of events.
+// Next blocks until the next batch of events. A receive buffer overflow
+// (ENOBUFS: events came faster than they were read, at a rate the host
+// chooses) loses some events but not the socket: Next reads on.
 func (l *Listener) Next() ([]Event, error) {
 	buf := make([]byte, os.Getpagesize())
 	for {
 		n, _, err := unix.Recvfrom(l.fd, buf, 0)
-		if errors.Is(err, unix.EINTR) {
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ENOBUFS) {
 			continue
 		}
 		if err != nil {

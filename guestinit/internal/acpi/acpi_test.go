@@ -3,9 +3,12 @@ package acpi
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
@@ -145,6 +148,96 @@ func TestNextSkipsBatchesWithoutEvents(t *testing.T) {
 	defer w.Close()
 	if ev, err := (&Listener{fd: int(r.Fd()), family: 27}).Next(); !errors.Is(err, unix.ENOTSOCK) {
 		t.Errorf("Next on a pipe: %v, %v; want ENOTSOCK", ev, err)
+	}
+}
+
+// TestNextSurvivesOverflow: a netlink socket whose receive buffer
+// overflowed (events came faster than the init read them; the host sends
+// ACPI events at the rate it likes) reports ENOBUFS once, then delivers
+// what is queued and what comes next. That is no reason to stop
+// listening: Next must go on and return the press that follows.
+//
+// The overflow is real: a NETLINK_ROUTE socket with a tiny receive
+// buffer, in a network namespace of this test's own locked thread (the
+// host's network is not touched), joined to the link group while lo goes
+// down and up; then a power button message is sent to it.
+func TestNextSurvivesOverflow(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: needs root for a network namespace")
+	}
+	type result struct {
+		ev  []Event
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		// Never unlocked: the thread, in its own namespace, ends with
+		// the goroutine.
+		runtime.LockOSThread()
+		fail := func(err error) { res <- result{err: fmt.Errorf("setup: %w", err)} }
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			fail(err)
+			return
+		}
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer unix.Close(fd)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1)
+		if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (unix.RTNLGRP_LINK - 1)}); err != nil {
+			fail(err)
+			return
+		}
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer h.Close()
+		lo, err := h.LinkByName("lo")
+		if err != nil {
+			fail(err)
+			return
+		}
+		for range 200 {
+			h.LinkSetUp(lo)
+			h.LinkSetDown(lo)
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			fail(err)
+			return
+		}
+		sender, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			fail(err)
+			return
+		}
+		defer unix.Close(sender)
+		// The family id must not be one of NETLINK_ROUTE's own types.
+		// The send blocks while the buffer is full, until Next reads.
+		const family = 0x3ff
+		go func() {
+			unix.Sendto(sender, message(family, "button/power", "LNXPWRBN:00", 0x80, 1), 0,
+				&unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: sa.(*unix.SockaddrNetlink).Pid})
+		}()
+		ev, err := (&Listener{fd: fd, family: family}).Next()
+		res <- result{ev: ev, err: err}
+	}()
+	var r result
+	select {
+	case r = <-res:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Next did not return")
+	}
+	if r.err != nil {
+		t.Fatalf("Next after the socket's buffer overflowed: %v; want the press that follows", r.err)
+	}
+	want := []Event{{DeviceClass: "button/power", BusID: "LNXPWRBN:00", Type: 0x80, Data: 1}}
+	if diff := cmp.Diff(want, r.ev); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
 
