@@ -120,6 +120,22 @@ func (c Checker) chunk(ch initrdlayout.Chunk) error {
 	return nil
 }
 
+// item checks one file or one chunk. A panic (a Hasher's bug) becomes
+// the item's error: All runs items in goroutines of its own, which the
+// caller's recover does not cover, and in the guest a panic there would
+// end PID 1.
+func (c Checker) item(rel string, ch *initrdlayout.Chunk) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("integrity: checking %s: panic: %v", rel, r)
+		}
+	}()
+	if ch == nil {
+		return c.File(rel)
+	}
+	return c.chunk(*ch)
+}
+
 func mismatch(rel string, got, want [32]byte, size int64) error {
 	return fmt.Errorf("integrity: %s (%d bytes, sha256 %s, want %s; truncated initrd unpack? look for \"Initramfs unpacking failed\" above): %w",
 		rel, size, hex.EncodeToString(got[:8]), hex.EncodeToString(want[:8]), ErrMismatch)
@@ -212,12 +228,7 @@ func (c Checker) All(skip map[string]bool) (Report, error) {
 				it := items[next]
 				next++
 				mu.Unlock()
-				var err error
-				if it.chunk == nil {
-					err = c.File(it.rel)
-				} else {
-					err = c.chunk(*it.chunk)
-				}
+				err := c.item(it.rel, it.chunk)
 				mu.Lock()
 				if err != nil {
 					errs[it.rel] = err

@@ -418,3 +418,27 @@ func TestKernelHasherPlumbingSendError(t *testing.T) {
 		t.Errorf("copyAll to a closed socket: %v, want EPIPE", err)
 	}
 }
+
+// panicHasher panics on every file, like a bug in a Hasher would.
+type panicHasher struct{ GoHasher }
+
+func (panicHasher) Sum(*os.File) ([32]byte, int64, error) { panic("hasher bug") }
+func (panicHasher) SumRange(*os.File, int64, int64) ([32]byte, error) {
+	panic("hasher bug")
+}
+
+// All runs its workers in goroutines of PID 1: a panic in one of them
+// must come back as an error naming the file, never end the process (the
+// init's own recover in the goroutine that calls All does not cover the
+// goroutines All starts, and PID 1 exiting is a kernel panic).
+func TestAllRecoversWorkerPanic(t *testing.T) {
+	root := makeRoot(t, files)
+	list, err := LoadList(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Checker{Root: root, List: list, Hash: panicHasher{}}.All(nil)
+	if err == nil || !strings.Contains(err.Error(), "hasher bug") || !strings.Contains(err.Error(), "panic") {
+		t.Fatalf("All with a panicking hasher: err %v, want an error naming the panic", err)
+	}
+}
