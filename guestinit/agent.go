@@ -18,8 +18,8 @@ import (
 // not an error: /v1/attestation then answers 503 no_snp_device. The modules
 // it needs (vsock, vmw_vsock_virtio_transport, sev-guest) are loaded by the
 // module stage from the packer's list.
-func startAgent(ctx context.Context, cfg bootcfg.Config, st *status.Status) error {
-	return agent.Start(ctx, cfg, st, agent.StartOptions{InitVersion: initVersion(), Logf: st.Logf})
+func startAgent(ctx context.Context, cfg bootcfg.Config, st *status.Status, ready func() error) error {
+	return agent.Start(ctx, cfg, st, agent.StartOptions{InitVersion: initVersion(), Logf: st.Logf, Ready: ready})
 }
 
 // initVersion names the init build: module version (when stamped) and Go

@@ -26,7 +26,8 @@
 //     /bin/katana itself in the content list, hashed like the rest.
 //  6. ACPI power button listener (needs the "button" module).
 //  7. Network: lo up; eth0 per katana.net (waits up to 10 s for the link).
-//  8. Attestation agent (startAgent).
+//  8. Attestation agent (startAgent); it gives reports only once step 9
+//     has checked the initrd, and none after a boot error.
 //  9. Wait for the integrity check, then start /bin/katana and supervise it
 //     (internal/supervise) until it exits or a graceful stop is requested
 //     (SIGTERM/SIGINT to PID 1, ACPI power button, the agent's shutdown).
@@ -74,6 +75,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/katana-tee/snpboot/guestinit/internal/acpi"
+	"github.com/katana-tee/snpboot/guestinit/internal/agent"
 	"github.com/katana-tee/snpboot/guestinit/internal/early"
 	"github.com/katana-tee/snpboot/guestinit/internal/integrity"
 	"github.com/katana-tee/snpboot/guestinit/internal/klog"
@@ -155,6 +157,9 @@ type initProc struct {
 	sigs    chan os.Signal
 	st      *status.Status
 	console *os.File
+	// ready gates the agent's reports: from the integrity check passed
+	// until a boot error.
+	ready agent.Readiness
 }
 
 // goSafe runs fn in a goroutine whose panic becomes a boot error.
@@ -171,6 +176,7 @@ func (in *initProc) goSafe(name string, fn func()) {
 
 // fatal logs a boot error and powers off; it never returns.
 func (in *initProc) fatal(err error) {
+	in.ready.Failed()
 	in.log.Printf("boot error: %v", err)
 	in.shutdown(power.PowerOff)
 }
@@ -361,7 +367,7 @@ func (in *initProc) boot() {
 	}
 
 	// 8. Agent.
-	if err := startAgent(ctx, cfg, in.st); err != nil {
+	if err := startAgent(ctx, cfg, in.st, in.ready.Err); err != nil {
 		in.log.Printf("agent: %v (booting on without it)", err)
 	}
 
@@ -380,6 +386,8 @@ func (in *initProc) boot() {
 		in.stage("payload", fmt.Sprintf("frames=%d bytes=%d packed=%d took=%s hash=%s", ir.p.Frames, ir.p.Size, ir.p.Packed, secs(ir.p.Took), hasher.Name()), ir.p.Took)
 	}
 	in.stage("integrity", fmt.Sprintf("files=%d bytes=%d took=%s hash=%s", ir.r.Files, ir.r.Bytes, secs(ir.r.Took), hasher.Name()), ir.r.Took)
+	// From here the config the agent binds is the one Katana starts with.
+	in.ready.Checked()
 
 	devnull, err := os.Open("/dev/null")
 	if err != nil {

@@ -253,4 +253,5 @@ const (
 	CodeShutdownUnavailable = "shutdown_unavailable" // 501: the init did not enable shutdown
 	CodeNoSNPDevice         = "no_snp_device"        // 503: neither configfs-tsm nor /dev/sev-guest
 	CodeShuttingDown        = "shutting_down"        // 503: a shutdown is already in progress
+	CodeNotReady            = "not_ready"            // 503: the init has not yet checked the initrd, or its boot failed
 )

@@ -38,6 +38,11 @@ type Options struct {
 	Shutdown func() error
 	// InitVersion is reported in /v1/status when Status leaves it empty.
 	InitVersion string
+	// Ready says whether reports may be given: nil when they may, else why
+	// not (503 not_ready). A report binds the config the init applies; until
+	// the init has checked the initrd, or once its boot has failed, that
+	// config is not what runs. Nil means always ready.
+	Ready func() error
 
 	MaxConns          int           // concurrent connections (default 64)
 	QueueDepth        int           // hardware requests waiting behind the running one (default 16)
@@ -194,6 +199,17 @@ func logPanic(logf func(string, ...any), what string) {
 	}
 }
 
+// notReady is the 503 answer when Options.Ready refuses, ok when it does not.
+func (s *Server) notReady() (resp response, ok bool) {
+	if s.opts.Ready == nil {
+		return response{}, true
+	}
+	if err := s.opts.Ready(); err != nil {
+		return errorResponse(503, agentapi.CodeNotReady, err.Error()), false
+	}
+	return response{}, true
+}
+
 func errorBody(code, msg string) []byte {
 	b, _ := json.Marshal(agentapi.ErrorResponse{Error: agentapi.Error{Code: code, Message: msg}})
 	return append(b, '\n')
@@ -274,6 +290,9 @@ func (s *Server) handleAttestation(r *request) response {
 	if err != nil {
 		return errorResponse(400, agentapi.CodeBadNonce, err.Error())
 	}
+	if resp, ok := s.notReady(); !ok {
+		return resp
+	}
 	var q namedQuote
 	var qerr error
 	err = s.gate.do(r.ctx, func() {
@@ -297,6 +316,10 @@ func (s *Server) handleAttestation(r *request) response {
 	// 0x50..0x90 is REPORT_DATA: a device that did not bind our bytes is broken.
 	if string(q.report[0x50:0x90]) != string(rd[:]) {
 		return errorResponse(500, agentapi.CodeDeviceError, "device returned a report for different REPORT_DATA")
+	}
+	// Asked again: the boot may have failed while the device worked.
+	if resp, ok := s.notReady(); !ok {
+		return resp
 	}
 	return jsonResponse(200, agentapi.AttestationResponse{
 		APIVersion:         agentapi.APIVersion,

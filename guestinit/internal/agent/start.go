@@ -18,6 +18,8 @@ type StartOptions struct {
 	InitVersion string
 	// Logf receives the agent's log lines (nil: discard).
 	Logf func(format string, args ...any)
+	// Ready is Options.Ready: nil when reports may be given, else why not.
+	Ready func() error
 	// Quoter overrides DefaultQuoter (tests).
 	Quoter Quoter
 	// Listen overrides Listen (tests).
@@ -85,6 +87,7 @@ func Start(ctx context.Context, cfg bootcfg.Config, st *status.Status, o StartOp
 		Quoter:      o.Quoter,
 		Config:      ConfigOf(cfg),
 		InitVersion: o.InitVersion,
+		Ready:       o.Ready,
 		Status:      func() agentapi.Status { return StatusOf(st.Snapshot(), bootWall, o.InitVersion) },
 		Shutdown: func() error {
 			st.RequestStop("agent: POST /v1/shutdown")

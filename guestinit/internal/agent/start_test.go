@@ -32,8 +32,10 @@ func TestStartWithBootConfig(t *testing.T) {
 	defer cancel()
 	var addr string
 	var spec string
+	var ready Readiness
 	err = Start(ctx, cfg, st, StartOptions{
 		InitVersion: "test",
+		Ready:       ready.Err,
 		Quoter:      failing{"x"},
 		Listen: func(s string) (net.Listener, error) {
 			spec = s
@@ -65,6 +67,15 @@ func TestStartWithBootConfig(t *testing.T) {
 	d := agentapi.ConfigDigest(ac)
 	if s.ConfigDigest != hex.EncodeToString(d[:]) || s.Katana.State != "running" || s.Katana.PID != 42 || len(s.Stages) != 1 || s.InitVersion != "test" {
 		t.Errorf("status %+v", s)
+	}
+	// Reports wait for the init's Readiness; then the (failing) device answers.
+	var e agentapi.ErrorResponse
+	if code := getJSON(t, http.DefaultClient, "GET", base+"/v1/attestation?nonce="+nonceHex(1, 32), &e); code != 503 || e.Error.Code != agentapi.CodeNotReady {
+		t.Errorf("attestation before the check: %d %+v, want 503 not_ready", code, e)
+	}
+	ready.Checked()
+	if code := getJSON(t, http.DefaultClient, "GET", base+"/v1/attestation?nonce="+nonceHex(1, 32), &e); code != 503 || e.Error.Code != agentapi.CodeNoSNPDevice {
+		t.Errorf("attestation after the check: %d %+v, want the device's 503 no_snp_device", code, e)
 	}
 	var sr agentapi.ShutdownResponse
 	if code := getJSON(t, http.DefaultClient, "POST", base+"/v1/shutdown", &sr); code != 202 {
