@@ -31,7 +31,9 @@ config, and verifies, in this order:
      the VCEK comes from the guest's table, --certs DIR (snpguest's layout:
      vcek.pem or vlek.pem, ask.pem, ark.pem), or AMD's KDS with --kds;
   2. REPORT_DATA = SHA-512(tag || our nonce || digest of the returned config);
-  3. the launch measurement is one of the manifest's expected measurements;
+  3. the launch measurement is one of the manifest's expected measurements,
+     and the cmdline the init reports is the manifest's (OVMF's
+     initrd=initrd aside);
   4. the guest policy equals the manifest's (debug refused unless
      --allow-debug), the VMPL, the report version, --min-tcb (of the
      reported TCB and of the TCB the guest was launched under), and the

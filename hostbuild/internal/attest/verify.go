@@ -144,8 +144,13 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 		return fail(ClassMeasurement, "launch measurement %s is not in the manifest's %d expected measurements (run with --explain and the local files to find the drifted input)", res.Measurement, len(o.Manifest.Measurements))
 	}
 	res.MatchedVCPUs, res.MatchedType = m.VCPUs, m.VCPUType
+	// The measurement covers the cmdline QEMU handed OVMF; the init
+	// reports (and binds) the one the kernel gave it, which Katana's argv
+	// and the init's settings come from. Anything between the two but
+	// OVMF's initrd=initrd means the guest ran on a command line other
+	// than the manifest's.
 	if c := string(ev.Config.Cmdline); !sameCmdline(c, o.Manifest.Cmdline) {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("the init reports cmdline %q, the manifest has %q", c, o.Manifest.Cmdline))
+		return fail(ClassMeasurement, "the init reports the cmdline %q, but the manifest measured %q: the guest ran on a command line other than the measured one (something between the firmware and the init changed it), so Katana's argv and the init's settings are not the manifest's", c, o.Manifest.Cmdline)
 	}
 
 	// 4. Policy, VMPL, version, TCB.
@@ -170,8 +175,7 @@ func Printable(s string) string {
 // one. With an initrd, OVMF adds "initrd=initrd" to the kernel's command
 // line after QEMU measured it: Debian's OVMF appends " initrd=initrd",
 // other edk2 loaders prepend "initrd=initrd ". Those two exact forms are
-// the measured cmdline as OVMF passes it, not a difference worth a warning
-// on every good SEV-SNP attestation; anything else still is one.
+// the measured cmdline as OVMF passes it, and pass; anything else fails.
 func sameCmdline(reported, measured string) bool {
 	const p = bootcfg.OVMFInitrdParam
 	return reported == measured || reported == measured+" "+p || reported == p+" "+measured
