@@ -218,6 +218,9 @@ func (in *initProc) boot() {
 		in.console = f
 		in.log.SetOutput(f)
 	}
+	if err := early.DisableSysRq("/"); err != nil {
+		in.log.Printf("magic SysRq stays as the kernel set it: %v", err)
+	}
 	in.stage("mounts", "", time.Since(t))
 
 	// 3. Command line.

@@ -143,6 +143,11 @@ func TestBootStandInExit(t *testing.T) {
 	} else if l == "" {
 		t.Errorf("the stand-in did not report its ignored signals:\n%s", tail(g.Lines(), 30))
 	}
+	// The magic SysRq keys are off (Debian's kernel enables some, and
+	// takes them from the host's serial line).
+	if l := findLine(g, "standin-katana: sysrq="); !strings.HasSuffix(strings.TrimSpace(l), "standin-katana: sysrq=0") {
+		t.Errorf("the stand-in reported %q, want sysrq=0:\n%s", l, tail(g.Lines(), 30))
+	}
 }
 
 // TestBootEarlyInterrupt: the operator interrupts hostbuild run while the

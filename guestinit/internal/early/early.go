@@ -136,3 +136,28 @@ func ReopenConsole(path string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// SysRqPath is the sysctl that enables the magic SysRq keys, under /proc.
+const SysRqPath = "proc/sys/kernel/sysrq"
+
+// DisableSysRq turns the magic SysRq keys off (root is "/" in the guest).
+// Debian's kernel enables some by default (sync, remount read-only,
+// reboot, power off, RT nicing) and takes them from the serial console:
+// a BREAK on the host's serial line would reach the guest's kernel. The
+// host is not to have a control channel into the guest beyond the agent.
+// A measured "sysrq_always_enabled" on the cmdline still wins.
+func DisableSysRq(root string) error {
+	p := filepath.Join(root, SysRqPath)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return fmt.Errorf("disabling magic SysRq: %w", err)
+	}
+	_, err = f.WriteString("0\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("disabling magic SysRq: writing %s: %w", p, err)
+	}
+	return nil
+}

@@ -437,3 +437,23 @@ func TestReopenConsole(t *testing.T) {
 		})
 	}
 }
+
+func TestDisableSysRq(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, SysRqPath)
+	if err := DisableSysRq(root); err == nil || !strings.Contains(err.Error(), "disabling magic SysRq") || !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("without the sysctl: %v, want an error wrapping ErrNotExist", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("438\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := DisableSysRq(root); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "0\n" {
+		t.Errorf("%s = %q, want \"0\\n\"", SysRqPath, b)
+	}
+}

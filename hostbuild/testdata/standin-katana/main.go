@@ -51,6 +51,11 @@ func run(argv []string) int {
 		}
 	}
 
+	// The magic SysRq setting the init left (it turns the keys off).
+	if b, err := os.ReadFile("/proc/sys/kernel/sysrq"); err == nil {
+		fmt.Printf("standin-katana: sysrq=%s\n", strings.TrimSpace(string(b)))
+	}
+
 	addr, port := "127.0.0.1", "5050"
 	exitAfter, exitCode := time.Duration(0), 0
 	args := argv[1:]
