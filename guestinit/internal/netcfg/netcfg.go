@@ -135,7 +135,17 @@ func waitLink(ctx context.Context, h *netlink.Handle, o Options) (netlink.Link, 
 	defer cancel()
 	ch := make(chan netlink.LinkUpdate, 64)
 	done := make(chan struct{})
-	defer close(done)
+	defer func() {
+		close(done)
+		// The library's reader sends every event on ch until done has
+		// closed its socket, and then closes ch. Left unread, a full ch
+		// (the dump of 64 links or more, or a burst of events) would
+		// block it for ever: read ch to its end.
+		go func() {
+			for range ch {
+			}
+		}()
+	}()
 	errc := make(chan error, 1)
 	opts := netlink.LinkSubscribeOptions{
 		ListExisting: true,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,6 +105,34 @@ func TestConfigureExistingLink(t *testing.T) {
 	}
 	if addrs, _ := h.AddrList(eth, netlink.FAMILY_V4); len(addrs) != 1 || addrs[0].IPNet.String() != "10.0.2.15/24" {
 		t.Errorf("addresses %v, want 10.0.2.15/24", addrs)
+	}
+}
+
+// TestConfigureLeavesNoReader: with more links than the event channel
+// holds, the subscription's dump fills it, and Configure finds eth0 by
+// name without reading it; the library's reader must not stay blocked on
+// the channel for the rest of the boot.
+func TestConfigureLeavesNoReader(t *testing.T) {
+	h, o := nsWithLoopback(t, true)
+	for i := 0; i < 100; i++ {
+		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("a%d", i)}, PeerName: fmt.Sprintf("b%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Configure(context.Background(), bootcfg.Default().Net, o); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	readers := func() int {
+		buf := make([]byte, 1<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "netlink.linkSubscribeAt")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for readers() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := readers(); n > 0 {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d netlink subscription goroutine(s) still there 5s after Configure returned:\n%s", n, buf[:runtime.Stack(buf, true)])
 	}
 }
 
