@@ -185,3 +185,19 @@ func firstWins(dec *json.Decoder) (any, error) {
 	}
 	return tok, nil
 }
+
+// isIdent decides whether a key is written $.key or $["key"] in a path:
+// letters, '_' and, after the first character, digits; each range at both
+// ends and the characters just outside it.
+func TestIsIdent(t *testing.T) {
+	for _, k := range []string{"a", "z", "A", "Z", "_", "x0", "x9", "_9", "aZ_09"} {
+		if !isIdent(k) {
+			t.Errorf("isIdent(%q) = false", k)
+		}
+	}
+	for _, k := range []string{"", "0", "9", "`", "{", "@", "[", "/", ":", "x/", "x:", "x`", "x{", "x@", "x[", "a b", "é"} {
+		if isIdent(k) {
+			t.Errorf("isIdent(%q) = true", k)
+		}
+	}
+}
