@@ -58,7 +58,7 @@ Flags:
 type verifyFlags struct {
 	cmd                                                    string // attest or verify, for messages
 	manifest, certs, roots, rootsProduct, kdsCache, minTCB string
-	kds, allowDebug, jsonOut, explain, verbose             bool
+	kds, checkCRL, allowDebug, jsonOut, explain, verbose   bool
 	vmpl, minVersion                                       int
 	ovmf, kernel, initrd                                   string
 	manifestSHA256                                         [sha256.Size]byte // of the bytes options loaded
@@ -71,6 +71,7 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.manifest, "manifest", "", "manifest `file` to verify against (required)")
 	fs.StringVar(&v.certs, "certs", "", "`dir` with vcek.pem or vlek.pem (and ask.pem, ark.pem) in snpguest's layout; replaces the guest's VCEK")
 	fs.BoolVar(&v.kds, "kds", false, "allow fetching a missing VCEK and the AMD chain from AMD's KDS (cached on disk)")
+	fs.BoolVar(&v.checkCRL, "check-crl", false, "also fetch AMD's revocation list from KDS (never cached), check that the ARK signed it, and refuse a revoked ASK (needs --kds)")
 	fs.StringVar(&v.kdsCache, "kds-cache", "", "KDS cache `dir` (default $XDG_CACHE_HOME/katana-snp/kds)")
 	fs.StringVar(&v.roots, "roots", "", "PEM `file` with an ASK and its ARK to trust INSTEAD of the embedded AMD roots (test platforms only)")
 	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan, Genoa or Turin")
@@ -110,6 +111,9 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	if set["kds-cache"] && !v.kds {
 		return nil, o, usageError{"--kds-cache is where --kds keeps what it fetches; give --kds too, or drop it"}
 	}
+	if v.checkCRL && !v.kds {
+		return nil, o, usageError{"--check-crl fetches AMD's revocation list from KDS; give --kds too, or drop it"}
+	}
 	// The report's version is a uint32: a larger value must not wrap to a
 	// small one (2^32+2 would accept version 2), and 0 would be taken as
 	// the default, 2.
@@ -128,6 +132,7 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	o = attest.VerifyOptions{
 		Manifest:         m,
 		AllowKDS:         v.kds,
+		CheckCRL:         v.checkCRL,
 		KDSCacheDir:      v.kdsCache,
 		AllowDebug:       v.allowDebug,
 		VMPL:             v.vmpl,

@@ -266,6 +266,8 @@ func TestAttestQualifyingFlags(t *testing.T) {
 		{"roots-product without roots", append([]string{"attest", "--roots-product", "Genoa"}, tcp...), "--roots-product names the product line of --roots; give --roots too"},
 		{"kds-cache without kds", append([]string{"attest", "--kds-cache", dir}, tcp...), "--kds-cache is where --kds keeps what it fetches; give --kds too"},
 		{"verify: kds-cache without kds", []string{"verify", dir, "--manifest", "m.json", "--kds-cache", dir}, "--kds-cache is where --kds keeps"},
+		{"check-crl without kds", append([]string{"attest", "--check-crl"}, tcp...), "--check-crl fetches AMD's revocation list from KDS; give --kds too"},
+		{"verify: check-crl without kds", []string{"verify", dir, "--manifest", "m.json", "--check-crl"}, "--check-crl fetches AMD's revocation list"},
 		{"verify: roots-product without roots", []string{"verify", dir, "--manifest", "m.json", "--roots-product", "Turin"}, "--roots-product names the product line of --roots"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

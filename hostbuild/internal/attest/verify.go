@@ -53,6 +53,11 @@ type VerifyOptions struct {
 	AllowKDS    bool
 	KDSCacheDir string
 	Getter      trust.HTTPSGetter
+	// CheckCRL fetches AMD's revocation list for the product line through
+	// Getter (never cached), checks that the ARK signed it and refuses a
+	// revoked ASK (AMD supersedes VCEKs by TCB, it does not revoke them).
+	// Needs AllowKDS.
+	CheckCRL bool
 	// Roots replaces the embedded AMD roots (for test platforms and the
 	// fake signer). Nil means the roots embedded in go-sev-guest.
 	Roots map[string][]*trust.AMDRootCerts
@@ -502,7 +507,11 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	if now.IsZero() {
 		now = time.Now()
 	}
+	if o.CheckCRL && !o.AllowKDS {
+		return nil, fail(ClassChain, "checking AMD's revocation list needs fetching from AMD's KDS (AllowKDS)")
+	}
 	vopts := &verify.Options{
+		CheckRevocations:    o.CheckCRL,
 		DisableCertFetching: !o.AllowKDS,
 		Getter:              getter,
 		Now:                 now,

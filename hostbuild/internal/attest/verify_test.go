@@ -3,9 +3,11 @@ package attest
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/binary"
@@ -14,6 +16,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -989,5 +992,97 @@ func TestPrintable(t *testing.T) {
 		if got := Printable(in); got != want {
 			t.Errorf("Printable(%q) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// crlGetter serves crl for the product's CRL URL (an error when nil) and
+// asks next for everything else.
+type crlGetter struct {
+	crl  []byte
+	next trust.HTTPSGetter
+	asks int
+}
+
+func (g *crlGetter) Get(url string) ([]byte, error) {
+	if strings.HasSuffix(url, "/crl") {
+		g.asks++
+		if g.crl == nil {
+			return nil, errors.New("KDS unreachable")
+		}
+		return g.crl, nil
+	}
+	return g.next.Get(url)
+}
+
+// --check-crl: AMD's revocation list, signed by the ARK, is fetched on
+// every verification; a revoked ASK is refused, as are a list the ARK did
+// not sign and no list at all. Without CheckCRL it is not asked for.
+func TestVerifyCRL(t *testing.T) {
+	s := signer(t, nil)
+	kdsFake, err := test.FakeKDSFromSigner(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mkCRL := func(signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
+		t.Helper()
+		tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour),
+			SignatureAlgorithm: x509.SHA384WithRSAPSS}
+		for _, c := range revoked {
+			tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+		}
+		b, err := x509.CreateRevocationList(rand.Reader, tmpl, signer, key.(crypto.Signer))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// Another CA, with the right to sign CRLs: not the ARK.
+	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: s.Ark.Subject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	otherDER, err := x509.CreateCertificate(rand.Reader, otherTmpl, otherTmpl, &otherKey.PublicKey, otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA, err := x509.ParseCertificate(otherDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nonce := bytes.Repeat([]byte{5}, 32)
+	for _, tc := range []struct {
+		name     string
+		crl      []byte
+		check    bool
+		mentions string // "" passes
+	}{
+		{"not asked without CheckCRL", nil, false, ""},
+		{"clean list", mkCRL(s.Ark, s.Keys.Ark), true, ""},
+		{"ASK revoked", mkCRL(s.Ark, s.Keys.Ark, s.Ask), true, "ASK was revoked"},
+		{"list signed by another CA, not the ARK", mkCRL(otherCA, otherKey), true, "CRL is not signed by ARK"},
+		{"no list", nil, true, "could not fetch product CRL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &crlGetter{crl: tc.crl, next: kdsFake}
+			_, err := Verify(context.Background(), evidence(t, s, nonce, testConfig, nil), VerifyOptions{
+				Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true, CheckCRL: tc.check,
+				Getter: &CachingGetter{Dir: t.TempDir(), Next: g},
+			})
+			switch {
+			case tc.mentions == "" && err != nil:
+				t.Fatalf("Verify: %v", err)
+			case tc.mentions != "" && (ClassOf(err) != ClassChain || !strings.Contains(err.Error(), tc.mentions)):
+				t.Fatalf("Verify: %v; want a chain failure saying %q", err, tc.mentions)
+			}
+			if want := map[bool]int{false: 0, true: 1}[tc.check]; g.asks != want {
+				t.Errorf("the CRL was asked for %d times, want %d", g.asks, want)
+			}
+		})
+	}
+	if _, err := Verify(context.Background(), evidence(t, s, nonce, testConfig, nil), VerifyOptions{
+		Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), CheckCRL: true}); ClassOf(err) != ClassChain || !strings.Contains(err.Error(), "needs fetching from AMD's KDS") {
+		t.Errorf("CheckCRL without AllowKDS: %v", err)
 	}
 }
