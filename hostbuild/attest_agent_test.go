@@ -118,6 +118,28 @@ func fakeSigner(t *testing.T, vcek *ecdsa.PrivateKey) *test.AmdSigner {
 	return s
 }
 
+// attestFixture writes the test manifest and the fake signer's roots in a
+// new dir, and another platform's signer (same ARK and ASK, another VCEK
+// key) with its vcek.pem in otherDir, as --certs takes it.
+func attestFixture(t *testing.T) (dir, mpath string, s *test.AmdSigner, roots string, other *test.AmdSigner, otherDir string) {
+	t.Helper()
+	dir = t.TempDir()
+	mpath = writeTestManifest(t, dir)
+	s = fakeSigner(t, nil)
+	roots = writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
+	otherKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other = fakeSigner(t, otherKey)
+	otherDir = filepath.Join(dir, "other-certs")
+	if err := os.Mkdir(otherDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, filepath.Join(otherDir, "vcek.pem"), other.Vcek)
+	return dir, mpath, s, roots, other, otherDir
+}
+
 func writePEM(t *testing.T, path string, certs ...*x509.Certificate) string {
 	t.Helper()
 	var b []byte
@@ -141,24 +163,12 @@ type attestJSON struct {
 // and each mismatch exits with the code of its failure class, in the human
 // summary, in --json and on stderr.
 func TestAttestExitCodes(t *testing.T) {
-	dir := t.TempDir()
-	mpath := writeTestManifest(t, dir)
-	s := fakeSigner(t, nil)
-	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
-	otherKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
+	dir, mpath, s, roots, other, otherDir := attestFixture(t)
+	vcekDir := filepath.Join(dir, "certs")
+	if err := os.Mkdir(vcekDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	other := fakeSigner(t, otherKey)
-	vcekDir := filepath.Join(dir, "certs")
-	otherDir := filepath.Join(dir, "other-certs")
-	for _, d := range []string{vcekDir, otherDir} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	writePEM(t, filepath.Join(vcekDir, "vcek.pem"), s.Vcek)
-	writePEM(t, filepath.Join(otherDir, "vcek.pem"), other.Vcek)
 	noTable := func(r *agentapi.AttestationResponse) { r.CertTable = nil }
 
 	for _, tc := range []struct {
@@ -239,17 +249,7 @@ func TestAttestExitCodes(t *testing.T) {
 // with the same exit codes, against the manifest and flags it is given;
 // evidence that cannot be written fails a verified attest (exit 1, no "OK").
 func TestAttestEvidenceAndVerify(t *testing.T) {
-	dir := t.TempDir()
-	mpath := writeTestManifest(t, dir)
-	s := fakeSigner(t, nil)
-	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
-	otherKey, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherDir := filepath.Join(dir, "other-certs")
-	os.Mkdir(otherDir, 0o755)
-	writePEM(t, filepath.Join(otherDir, "vcek.pem"), fakeSigner(t, otherKey).Vcek)
+	dir, mpath, s, roots, _, otherDir := attestFixture(t)
 	// A manifest expecting another measurement.
 	otherDirM := filepath.Join(dir, "other")
 	os.Mkdir(otherDirM, 0o755)

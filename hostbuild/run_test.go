@@ -885,6 +885,22 @@ func launchFakeRun(t *testing.T, f runFixture, env ...string) (r *fakeRun, ready
 	return r, readyc
 }
 
+// waitFor polls file until it holds want, failing the test if run exits
+// first (before what, for the message).
+func (r *fakeRun) waitFor(t *testing.T, file, want, what string) {
+	t.Helper()
+	for {
+		if b, _ := os.ReadFile(file); strings.Contains(string(b), want) {
+			return
+		}
+		select {
+		case <-r.done:
+			t.Fatalf("hostbuild run ended before %s:\n%s", what, r.stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // wait waits for run to exit and returns its exit status and what the fake
 // QEMU recorded.
 func (r *fakeRun) wait(t *testing.T) (code int, events string) {
@@ -944,16 +960,7 @@ func TestRunSecondSignalKillsQEMU(t *testing.T) {
 			}
 			if !backToBack {
 				// Wait until run has pressed the power button.
-				for {
-					if b, _ := os.ReadFile(r.serial + ".events"); strings.Contains(string(b), "system_powerdown") {
-						break
-					}
-					select {
-					case <-r.done:
-						t.Fatalf("hostbuild run ended before pressing the power button:\n%s", r.stderr.String())
-					case <-time.After(10 * time.Millisecond):
-					}
-				}
+				r.waitFor(t, r.serial+".events", "system_powerdown", "pressing the power button")
 			}
 			if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGTERM); err != nil {
 				t.Fatal(err)
@@ -986,16 +993,7 @@ func TestRunInterruptedBeforeReady(t *testing.T) {
 	r, ready := launchFakeRun(t, f, fakeQEMUNotReadyEnv+"=1")
 	// Wait until the fake QEMU is up and booting (its QMP socket listens
 	// before it writes the console line).
-	for {
-		if b, _ := os.ReadFile(r.serial); strings.Contains(string(b), "Run /init as init process") {
-			break
-		}
-		select {
-		case <-r.done:
-			t.Fatalf("hostbuild run ended before the guest booted:\n%s", r.stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+	r.waitFor(t, r.serial, "Run /init as init process", "the guest booted")
 	if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
