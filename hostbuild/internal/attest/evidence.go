@@ -167,13 +167,16 @@ const (
 	// agentapi.MaxNonceSize bytes, 128 hex digits) and a newline, with
 	// room for a hand-edited file's spacing.
 	maxEvidenceNonce = 1 << 10
+	// maxEvidenceDigest bounds manifest.sha256: a digest in hex, two
+	// spaces and the manifest's file name.
+	maxEvidenceDigest = 1 << 10
 )
 
 // RecordedManifestDigest returns the SHA-256 (lowercase hex) of the
 // manifest attest verified an evidence folder's report against, as it
 // recorded it in manifest.sha256, or "" when the folder has no such file.
 func RecordedManifestDigest(dir string) (string, error) {
-	b, err := infile.ReadFile(evidenceFile(FileManifestDigest), filepath.Join(dir, FileManifestDigest), maxEvidenceNonce)
+	b, err := infile.ReadFile(evidenceFile(FileManifestDigest), filepath.Join(dir, FileManifestDigest), maxEvidenceDigest)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}

@@ -479,13 +479,14 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	// (bl, tee, snp, ucode), and Turin's is another (fmc first, the others
 	// moved), so on Turin its TCB checks and KDS URLs would compare and ask
 	// for the wrong parts. Refuse up front rather than verify by accident.
-	if pl := productLine(att); pl == "Turin" {
+	pl := productLine(att) // from the signed CPUID, or the VCEK at hand
+	if pl == "Turin" {
 		return nil, fail(ClassChain, "the report comes from an AMD Turin (EPYC 9005) processor, which this build cannot verify: its go-sev-guest (v0.15) reads Turin's TCB_VERSION in the Milan/Genoa layout, so the TCB and certificate checks would compare the wrong fields; verify with a build on a go-sev-guest release that supports Turin's TCB layout")
 	}
 	// go-sev-guest looks the roots up by the report's product line and,
 	// when there are none, says only "could not be verified by any trusted
 	// roots": name the product line and the flags instead.
-	if pl := productLine(att); pl != "" && o.Roots != nil && len(o.Roots[pl]) == 0 {
+	if pl != "" && o.Roots != nil && len(o.Roots[pl]) == 0 {
 		have := make([]string, 0, len(o.Roots))
 		for k := range o.Roots {
 			have = append(have, k)
