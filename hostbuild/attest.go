@@ -12,10 +12,16 @@ import (
 	"math"
 	"time"
 
+	"github.com/google/go-sev-guest/verify/trust"
+
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
+
+// kdsTransport is where --kds fetches from: AMD's KDS over HTTPS (tests
+// put a fake KDS here).
+var kdsTransport trust.HTTPSGetter = trust.DefaultHTTPSGetter()
 
 func init() {
 	register(command{name: "attest", summary: "fetch an SEV-SNP report from the guest agent and verify it against the manifest", run: runAttest})
@@ -71,7 +77,7 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.manifest, "manifest", "", "manifest `file` to verify against (required)")
 	fs.StringVar(&v.certs, "certs", "", "`dir` with vcek.pem or vlek.pem (and ask.pem, ark.pem) in snpguest's layout; replaces the guest's VCEK")
 	fs.BoolVar(&v.kds, "kds", false, "allow fetching a missing VCEK and the AMD chain from AMD's KDS (cached on disk)")
-	fs.BoolVar(&v.checkCRL, "check-crl", false, "also fetch AMD's revocation list from KDS (never cached), check that the ARK signed it, and refuse a revoked ASK (needs --kds)")
+	fs.BoolVar(&v.checkCRL, "check-crl", false, "also fetch AMD's revocation list from KDS (never cached), check that the ARK signed it and that it is current (nextUpdate not passed), and refuse a revoked ASK (needs --kds)")
 	fs.StringVar(&v.kdsCache, "kds-cache", "", "KDS cache `dir` (default $XDG_CACHE_HOME/katana-snp/kds)")
 	fs.StringVar(&v.roots, "roots", "", "PEM `file` with an ASK and its ARK to trust INSTEAD of the embedded AMD roots (test platforms only)")
 	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan, Genoa or Turin")
@@ -138,6 +144,9 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 		VMPL:             v.vmpl,
 		MinTCB:           tcb,
 		MinReportVersion: uint32(v.minVersion),
+	}
+	if v.kds {
+		o.Getter = &attest.CachingGetter{Dir: v.kdsCache, Next: kdsTransport}
 	}
 	if v.certs != "" {
 		if o.Certs, err = attest.LoadCerts(v.certs); err != nil {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/google/go-sev-guest/abi"
 	test "github.com/google/go-sev-guest/testing"
+	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
@@ -628,5 +630,76 @@ func TestAttestUntrustedTextIsEscaped(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// kdsWithCRL answers the revocation list's URL with crl and every other
+// KDS URL from next, counting the revocation list's requests.
+type kdsWithCRL struct {
+	crl  []byte
+	next trust.HTTPSGetter
+	asks int
+}
+
+func (k *kdsWithCRL) Get(url string) ([]byte, error) {
+	if strings.HasSuffix(url, "/crl") {
+		k.asks++
+		return k.crl, nil
+	}
+	return k.next.Get(url)
+}
+
+// TestAttestCheckCRL: --kds --check-crl fetches AMD's revocation list
+// through --kds's transport on every run and refuses (exit 4) a list that
+// revokes the ASK or is out of date; --kds alone never asks for it.
+func TestAttestCheckCRL(t *testing.T) {
+	_, mpath, s, roots, _, _ := attestFixture(t)
+	fakeKDS, err := test.FakeKDSFromSigner(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := func(next time.Time, revoked ...*x509.Certificate) []byte {
+		t.Helper()
+		tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: next.Add(-30 * 24 * time.Hour), NextUpdate: next, SignatureAlgorithm: x509.SHA384WithRSAPSS}
+		for _, c := range revoked {
+			tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: next.Add(-48 * time.Hour)})
+		}
+		b, err := x509.CreateRevocationList(rand.Reader, tmpl, s.Ark, s.Keys.Ark)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	current, stale := time.Now().Add(24*time.Hour), time.Now().Add(-time.Hour)
+	old := kdsTransport
+	defer func() { kdsTransport = old }()
+	addr := serveAgent(t, &fakeAgent{s: s})
+	for _, tc := range []struct {
+		name     string
+		crl      []byte
+		checkCRL bool
+		want     int
+		wantErr  string
+	}{
+		{"current list", crl(current), true, 0, ""},
+		{"ASK revoked", crl(current, s.Ask), true, 4, "ASK was revoked"},
+		{"out-of-date list", crl(stale), true, 4, "is out of date"},
+		{"not asked without --check-crl", crl(stale, s.Ask), false, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := &kdsWithCRL{crl: tc.crl, next: fakeKDS}
+			kdsTransport = k
+			args := []string{"attest", "--addr", addr, "--manifest", mpath, "--roots", roots, "--kds", "--kds-cache", t.TempDir(), "--timeout", "20s"}
+			if tc.checkCRL {
+				args = append(args, "--check-crl")
+			}
+			code, stdout, stderr := runCmd(t, "", args...)
+			if code != tc.want || !strings.Contains(stderr, tc.wantErr) {
+				t.Fatalf("exit %d, want %d with %q\nstdout: %s\nstderr: %s", code, tc.want, tc.wantErr, stdout, stderr)
+			}
+			if want := map[bool]int{false: 0, true: 1}[tc.checkCRL]; k.asks != want {
+				t.Errorf("the revocation list was asked for %d times, want %d", k.asks, want)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package attest
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/go-sev-guest/verify/trust"
 
@@ -94,4 +96,58 @@ func (g *CachingGetter) GetContext(ctx context.Context, url string) ([]byte, err
 		}
 	}
 	return b, nil
+}
+
+// crlSkew is how far a revocation list's thisUpdate may lie ahead of the
+// verifier's clock: AMD issues a list and a verifier may read it seconds
+// later on a clock a little behind.
+const crlSkew = 5 * time.Minute
+
+// freshCRLGetter refuses a revocation list (a URL ending in "/crl") that
+// is not in force at Now: nextUpdate passed or absent, or thisUpdate still
+// ahead. go-sev-guest checks the list's signature and entries but not its
+// dates, so a list the ARK signed years ago, with none of the revocations
+// since, would pass; whoever serves KDS's answers (a proxy, a mirror, the
+// network) could replay one. Other URLs go to Next unchanged.
+type freshCRLGetter struct {
+	Next trust.HTTPSGetter
+	Now  time.Time
+}
+
+var _ trust.ContextHTTPSGetter = freshCRLGetter{}
+
+func (g freshCRLGetter) Get(url string) ([]byte, error) {
+	return g.GetContext(context.Background(), url)
+}
+
+func (g freshCRLGetter) GetContext(ctx context.Context, url string) ([]byte, error) {
+	b, err := trust.GetWith(ctx, g.Next, url)
+	if err != nil || filepath.Base(url) != "crl" {
+		return b, err
+	}
+	if err := crlInForce(url, b, g.Now); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// crlInForce checks the dates of the revocation list b fetched from url.
+// A list that does not parse is left to go-sev-guest, which reports it.
+func crlInForce(url string, b []byte, now time.Time) error {
+	crl, err := x509.ParseRevocationList(b)
+	if err != nil {
+		return nil
+	}
+	const layout = "2006-01-02 15:04:05 MST"
+	switch {
+	case crl.NextUpdate.IsZero():
+		return fmt.Errorf("revocation list from %s has no nextUpdate, so nothing says when it stops being current (issued %s); refusing it", url, crl.ThisUpdate.UTC().Format(layout))
+	case !now.Before(crl.NextUpdate):
+		return fmt.Errorf("revocation list from %s is out of date: it was current until %s (issued %s) and it is %s; a current one was not served (a stale cache or proxy in between?)",
+			url, crl.NextUpdate.UTC().Format(layout), crl.ThisUpdate.UTC().Format(layout), now.UTC().Format(layout))
+	case crl.ThisUpdate.After(now.Add(crlSkew)):
+		return fmt.Errorf("revocation list from %s was issued %s, after the time of this check (%s): is this machine's clock behind?",
+			url, crl.ThisUpdate.UTC().Format(layout), now.UTC().Format(layout))
+	}
+	return nil
 }

@@ -54,9 +54,10 @@ type VerifyOptions struct {
 	KDSCacheDir string
 	Getter      trust.HTTPSGetter
 	// CheckCRL fetches AMD's revocation list for the product line through
-	// Getter (never cached), checks that the ARK signed it and refuses a
-	// revoked ASK (AMD supersedes VCEKs by TCB, it does not revoke them).
-	// Needs AllowKDS.
+	// Getter (never cached), checks that the ARK signed it and that it is
+	// in force at Now (nextUpdate not passed), and refuses a revoked ASK
+	// (AMD supersedes VCEKs by TCB, it does not revoke them). Needs
+	// AllowKDS.
 	CheckCRL bool
 	// Roots replaces the embedded AMD roots (for test platforms and the
 	// fake signer). Nil means the roots embedded in go-sev-guest.
@@ -511,10 +512,14 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	if o.CheckCRL && !o.AllowKDS {
 		return nil, fail(ClassChain, "checking AMD's revocation list needs fetching from AMD's KDS (AllowKDS)")
 	}
+	fetch := getter
+	if o.CheckCRL {
+		fetch = freshCRLGetter{Next: getter, Now: now}
+	}
 	vopts := &verify.Options{
 		CheckRevocations:    o.CheckCRL,
 		DisableCertFetching: !o.AllowKDS,
-		Getter:              getter,
+		Getter:              fetch,
 		Now:                 now,
 		TrustedRoots:        o.Roots,
 	}

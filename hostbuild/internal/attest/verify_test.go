@@ -9,7 +9,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -1016,16 +1018,17 @@ func (g *crlGetter) Get(url string) ([]byte, error) {
 
 // --check-crl: AMD's revocation list, signed by the ARK, is fetched on
 // every verification; a revoked ASK is refused, as are a list the ARK did
-// not sign and no list at all. Without CheckCRL it is not asked for.
+// not sign, a list not in force now and no list at all. Without CheckCRL
+// it is not asked for.
 func TestVerifyCRL(t *testing.T) {
 	s := signer(t, nil)
 	kdsFake, err := test.FakeKDSFromSigner(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mkCRL := func(signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
+	mkDatedCRL := func(this, next time.Time, signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
 		t.Helper()
-		tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(24 * time.Hour),
+		tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: this, NextUpdate: next,
 			SignatureAlgorithm: x509.SHA384WithRSAPSS}
 		for _, c := range revoked {
 			tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
@@ -1035,6 +1038,57 @@ func TestVerifyCRL(t *testing.T) {
 			t.Fatal(err)
 		}
 		return b
+	}
+	// withoutNextUpdate re-signs the ARK's list b with its nextUpdate
+	// left out (crypto/x509 writes one always; RFC 5280 makes it optional).
+	withoutNextUpdate := func(b []byte) []byte {
+		t.Helper()
+		var outer struct {
+			TBS    asn1.RawValue
+			SigAlg asn1.RawValue
+			Sig    asn1.BitString
+		}
+		var tbs asn1.RawValue
+		if _, err := asn1.Unmarshal(b, &outer); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := asn1.Unmarshal(outer.TBS.FullBytes, &tbs); err != nil {
+			t.Fatal(err)
+		}
+		var fields []byte // version, signature, issuer, thisUpdate; nextUpdate (the 5th) dropped
+		for i, rest := 0, tbs.Bytes; len(rest) > 0; i++ {
+			var f asn1.RawValue
+			var err error
+			if rest, err = asn1.Unmarshal(rest, &f); err != nil {
+				t.Fatal(err)
+			}
+			if i != 4 {
+				fields = append(fields, f.FullBytes...)
+			}
+		}
+		newTBS, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: fields})
+		if err != nil {
+			t.Fatal(err)
+		}
+		digest := sha512.Sum384(newTBS)
+		sig, err := rsa.SignPSS(rand.Reader, s.Keys.Ark, crypto.SHA384, digest[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outer.TBS = asn1.RawValue{FullBytes: newTBS}
+		outer.Sig = asn1.BitString{Bytes: sig, BitLength: 8 * len(sig)}
+		out, err := asn1.Marshal(outer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if crl, err := x509.ParseRevocationList(out); err != nil || !crl.NextUpdate.IsZero() || crl.CheckSignatureFrom(s.Ark) != nil {
+			t.Fatalf("re-signed list without nextUpdate: %v", err)
+		}
+		return out
+	}
+	mkCRL := func(signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
+		t.Helper()
+		return mkDatedCRL(time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), signer, key, revoked...)
 	}
 	// Another CA, with the right to sign CRLs: not the ARK.
 	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -1063,6 +1117,12 @@ func TestVerifyCRL(t *testing.T) {
 		{"ASK revoked", mkCRL(s.Ark, s.Keys.Ark, s.Ask), true, "ASK was revoked"},
 		{"list signed by another CA, not the ARK", mkCRL(otherCA, otherKey), true, "CRL is not signed by ARK"},
 		{"no list", nil, true, "could not fetch product CRL"},
+		// The dates: go-sev-guest checks none of them.
+		{"list past its nextUpdate", mkDatedCRL(time.Now().Add(-60*24*time.Hour), time.Now().Add(-time.Minute), s.Ark, s.Keys.Ark), true, "is out of date: it was current until"},
+		{"list issued in the future", mkDatedCRL(time.Now().Add(time.Hour), time.Now().Add(48*time.Hour), s.Ark, s.Keys.Ark), true, "after the time of this check"},
+		{"list issued within the clock skew", mkDatedCRL(time.Now().Add(time.Minute), time.Now().Add(48*time.Hour), s.Ark, s.Keys.Ark), true, ""},
+		{"list with no nextUpdate", withoutNextUpdate(mkCRL(s.Ark, s.Keys.Ark)), true, "has no nextUpdate"},
+		{"stale list revoking the ASK", mkDatedCRL(time.Now().Add(-60*24*time.Hour), time.Now().Add(-time.Minute), s.Ark, s.Keys.Ark, s.Ask), true, "is out of date"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &crlGetter{crl: tc.crl, next: kdsFake}
@@ -1075,6 +1135,7 @@ func TestVerifyCRL(t *testing.T) {
 				t.Fatalf("Verify: %v", err)
 			case tc.mentions != "" && (ClassOf(err) != ClassChain || !strings.Contains(err.Error(), tc.mentions)):
 				t.Fatalf("Verify: %v; want a chain failure saying %q", err, tc.mentions)
+
 			}
 			if want := map[bool]int{false: 0, true: 1}[tc.check]; g.asks != want {
 				t.Errorf("the CRL was asked for %d times, want %d", g.asks, want)
