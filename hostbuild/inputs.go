@@ -6,12 +6,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 )
 
 // input is a file or folder named by a flag.
 type input struct {
 	flag, path string
 	folder     bool   // a folder (--kernel-modules), not a file
+	modTree    bool   // a kernel module tree: the module files in it are inputs too
 	hint       string // optional, appended to the fix, e.g. for a default path
 }
 
@@ -82,7 +86,13 @@ func sameFileAsInput(stat func(string) (os.FileInfo, error), outFlag, out string
 		return nil // not there yet (or unreachable: writing it says so)
 	}
 	for _, in := range ins {
-		if in.path == "" || in.folder {
+		if in.path == "" {
+			continue
+		}
+		if in.folder {
+			if in.modTree && readFromTree(out, in.path) {
+				return fmt.Errorf("%s %s is a file of the %s folder %s that pack reads (a kernel module or modules.builtin): writing it would replace that input; give another output path", outFlag, out, in.flag, in.path)
+			}
 			continue
 		}
 		if ist, err := os.Stat(in.path); err == nil && os.SameFile(ost, ist) {
@@ -94,4 +104,28 @@ func sameFileAsInput(stat func(string) (os.FileInfo, error), outFlag, out string
 		}
 	}
 	return nil
+}
+
+// readFromTree reports whether the existing file out lies in the folder
+// tree and has the name of a file a module tree is read for: "pack -o
+// .../kernel/drivers/net/virtio_net.ko" would replace a module it packs.
+// Symlinks are resolved in out's folder, not in out itself: the atomic
+// write replaces a symlink, not what it points to.
+func readFromTree(out, tree string) bool {
+	o, err := filepath.EvalSymlinks(filepath.Dir(out))
+	if err == nil {
+		o, err = filepath.Abs(filepath.Join(o, filepath.Base(out)))
+	}
+	t, terr := filepath.EvalSymlinks(tree)
+	if terr == nil {
+		t, terr = filepath.Abs(t)
+	}
+	if err != nil || terr != nil {
+		return false
+	}
+	rel, err := filepath.Rel(t, o)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
+		return false
+	}
+	return kmod.ReadsFile(filepath.Base(o))
 }

@@ -136,6 +136,7 @@ func TestCommandDispatch(t *testing.T) {
 // "manifest -o" the initrd with the manifest, "libvirt -o" the manifest
 // with the XML and "run --serial-log" truncated the kernel, all with exit 0.
 // A symlink output is not its target: the atomic write replaces the link.
+// A module file in --kernel-modules is an input too.
 func TestOutputIsAnInput(t *testing.T) {
 	dir, ovmf := stageBuild(t)
 	if err := os.MkdirAll(filepath.Join(dir, "out"), 0o755); err != nil {
@@ -145,6 +146,10 @@ func TestOutputIsAnInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.Link(filepath.Join(dir, "guestinit"), filepath.Join(dir, "out", "guestinit")); err != nil {
+		t.Fatal(err)
+	}
+	const modPath = "k/lib/modules/6.9.0-t/kernel/b/virtio_net.ko"
+	if err := os.Symlink("k/lib/modules/6.9.0-t/kernel", filepath.Join(dir, "klink")); err != nil {
 		t.Fatal(err)
 	}
 	manifestArgs := []string{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "vmlinuz", "--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4"}
@@ -168,6 +173,12 @@ func TestOutputIsAnInput(t *testing.T) {
 		{"build OUTDIR/initrd.img is --payload (a hard link)", filepath.Join(dir, "katana"),
 			[]string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"},
 			"hostbuild build: output out/initrd.img is the same file as --payload katana: "},
+		{"pack -o a module of --kernel-modules", filepath.Join(dir, modPath),
+			[]string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", modPath},
+			"hostbuild pack: -o " + modPath + " is a file of the --kernel-modules folder k that pack reads (a kernel module or modules.builtin): writing it would replace that input; give another output path"},
+		{"pack -o a module through a symlink to the tree", filepath.Join(dir, modPath),
+			[]string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "klink/b/virtio_net.ko"},
+			"hostbuild pack: -o klink/b/virtio_net.ko is a file of the --kernel-modules folder k"},
 		{"manifest -o --initrd", filepath.Join(dir, "vmlinuz"), append(manifestArgs, "-o", "vmlinuz"), "hostbuild manifest: -o vmlinuz is also the --kernel file"},
 		{"measure --manifest --kernel", filepath.Join(dir, "vmlinuz"),
 			[]string{"measure", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "vmlinuz", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest", "vmlinuz"},
@@ -190,6 +201,25 @@ func TestOutputIsAnInput(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an output in the module tree that pack does not read", func(t *testing.T) {
+		if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "k/initrd.img"); code != exitOK {
+			t.Fatalf("exit %d, stderr %q; want 0", code, errOut)
+		}
+		if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "k/initrd.img"); code != exitOK {
+			t.Fatalf("again, over the first: exit %d, stderr %q; want 0", code, errOut)
+		}
+		// A symlink to a module, as an output, is replaced, not followed.
+		if err := os.Symlink(filepath.Join(dir, modPath), filepath.Join(dir, "link.ko")); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := os.ReadFile(filepath.Join(dir, modPath))
+		if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "link.ko"); code != exitOK {
+			t.Fatalf("-o a symlink to a module: exit %d, stderr %q; want 0", code, errOut)
+		}
+		if after, _ := os.ReadFile(filepath.Join(dir, modPath)); !bytes.Equal(after, before) {
+			t.Error("the module behind the symlink changed")
+		}
+	})
 	t.Run("a symlink to an input is replaced, not followed", func(t *testing.T) {
 		if err := os.Symlink("vmlinuz", filepath.Join(dir, "m.json")); err != nil {
 			t.Fatal(err)

@@ -158,7 +158,7 @@ func (p *packFlags) inputs() []input {
 		init,
 		{flag: "--payload", path: p.o.Payload},
 		{flag: "--ca-bundle", path: p.o.CABundle},
-		{flag: "--kernel-modules", path: p.o.KernelModules, folder: true},
+		{flag: "--kernel-modules", path: p.o.KernelModules, folder: true, modTree: true},
 	}
 }
 

@@ -52,6 +52,14 @@ var DefaultModules = []string{
 	"af_alg", "algif_hash",
 }
 
+// ReadsFile reports whether a file of this name is read from a module tree
+// (by Open or Closure): a module (.ko, .ko.xz, .ko.zst, .ko.gz) or
+// modules.builtin.
+func ReadsFile(name string) bool {
+	_, ok := moduleName(name)
+	return ok || name == "modules.builtin"
+}
+
 // Tree is one kernel release's module directory.
 type Tree struct {
 	Dir     string // .../lib/modules/<release>, absolute, symlinks resolved

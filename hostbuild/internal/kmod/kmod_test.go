@@ -552,3 +552,17 @@ func TestDebianKernel(t *testing.T) {
 		}
 	}
 }
+
+// ReadsFile names the files of a tree that Open and Closure read, which
+// an output must not replace.
+func TestReadsFile(t *testing.T) {
+	for name, want := range map[string]bool{
+		"virtio_net.ko": true, "virtio_net.ko.xz": true, "virtio_net.ko.zst": true, "virtio_net.ko.gz": true,
+		"modules.builtin": true,
+		"initrd.img":      false, "modules.order": false, "virtio_net.ko.bak": false, "ko": false, "modules.builtin.modinfo": false,
+	} {
+		if got := ReadsFile(name); got != want {
+			t.Errorf("ReadsFile(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
