@@ -42,8 +42,10 @@ config, and verifies, in this order:
      initrd=initrd aside);
   4. the guest policy equals the manifest's (debug refused unless
      --allow-debug), the VMPL, the report version, --min-tcb (of the
-     reported TCB and of the TCB the guest was launched under), and the
-     firmware is committed (no provisional firmware that could roll back).
+     reported TCB and of the TCB the guest was launched under), the
+     firmware is committed (no provisional firmware that could roll back),
+     and, when given, --chip-id (which machine) and --platform (what the
+     host runs: SMT, RAPL, ciphertext hiding, ...).
 
 Exit status:
   0  verified
@@ -55,7 +57,7 @@ Exit status:
      a missing VCEK)
   5  REPORT_DATA binding or nonce (mismatch, replayed report)
   6  launch measurement not in the manifest (try --explain)
-  7  guest policy, VMPL, report version or TCB
+  7  guest policy, VMPL, report version, TCB, chip or platform
 
 Flags:
 `
@@ -64,6 +66,8 @@ Flags:
 type verifyFlags struct {
 	cmd                                                    string // attest or verify, for messages
 	manifest, certs, roots, rootsProduct, kdsCache, minTCB string
+	platform                                               string
+	chipIDs                                                stringList
 	kds, checkCRL, allowDebug, jsonOut, explain, verbose   bool
 	vmpl, minVersion                                       int
 	ovmf, kernel, initrd                                   string
@@ -85,6 +89,8 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	intVar(fs, &v.vmpl, "vmpl", 0, "required `VMPL` of the report")
 	fs.StringVar(&v.minTCB, "min-tcb", "", "minimum TCB, of the report's REPORTED_TCB and LAUNCH_TCB: 0xHEX or bl=N,tee=N,snp=N,ucode=N")
 	intVar(fs, &v.minVersion, "min-report-version", 2, "minimum report `version`")
+	fs.Var(&v.chipIDs, "chip-id", "pin the chip: accept only reports whose CHIP_ID is this `hex` (128 digits, the chip_id of --json; repeat for several machines)")
+	fs.StringVar(&v.platform, "platform", "", "require of the host's PLATFORM_INFO each of these comma-separated `words`: "+attest.PlatformWords()+" (default: nothing required)")
 	fs.BoolVar(&v.jsonOut, "json", false, "print the result as JSON on stdout")
 	fs.BoolVar(&v.explain, "explain", false, "on a measurement mismatch, recompute variants from --ovmf, --kernel and --initrd and name the drifted input")
 	fs.StringVar(&v.ovmf, "ovmf", "", "local OVMF `file` for --explain")
@@ -130,6 +136,18 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	if err != nil {
 		return nil, o, usageError{err.Error()}
 	}
+	platform, err := attest.ParsePlatform(v.platform)
+	if err != nil {
+		return nil, o, usageError{err.Error()}
+	}
+	var chips [][]byte
+	for _, c := range v.chipIDs {
+		b, err := attest.ParseChipID(c)
+		if err != nil {
+			return nil, o, usageError{err.Error()}
+		}
+		chips = append(chips, b)
+	}
 	m, digest, err := manifest.LoadDigest(v.manifest)
 	if err != nil {
 		return nil, o, err
@@ -144,6 +162,8 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 		VMPL:             v.vmpl,
 		MinTCB:           tcb,
 		MinReportVersion: uint32(v.minVersion),
+		ChipIDs:          chips,
+		Platform:         platform,
 	}
 	if v.kds {
 		o.Getter = &attest.CachingGetter{Dir: v.kdsCache, Next: kdsTransport}
@@ -329,6 +349,7 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 	line("policy", r.Policy)
 	fmt.Fprintf(w, "  %-15s %d\n", "vmpl:", r.VMPL)
 	line("reported tcb", r.ReportedTCB)
+	line("platform", r.PlatformInfo)
 	line("report version", r.ReportVersion)
 	line("nonce", r.Nonce)
 	line("config digest", r.ConfigDigest)

@@ -205,6 +205,9 @@ func TestAttestExitCodes(t *testing.T) {
 		{name: "no certificate table, --certs", agent: fakeAgent{resp: noTable}, args: []string{"--certs", vcekDir}, want: 0},
 		{name: "--certs replaces the guest's VCEK", args: []string{"--certs", otherDir}, want: 4, wantClass: "chain"},
 		{name: "--roots of another product line", args: []string{"--roots-product", "Genoa"}, want: 4, wantClass: "chain"},
+		{name: "--platform no-smt on an SMT host", agent: fakeAgent{report: func(r []byte) { r[0x40] |= 1 }}, args: []string{"--platform", "no-smt"}, want: 7, wantClass: "policy", wantErr: "the host's PLATFORM_INFO is 0x1 (SMT enabled), which does not meet --platform no-smt"},
+		{name: "--platform no-smt,rapl-disabled met", agent: fakeAgent{report: func(r []byte) { r[0x40] |= 1 << 3 }}, args: []string{"--platform", "no-smt,rapl-disabled"}, want: 0},
+		{name: "--chip-id with CHIP_ID masked", args: []string{"--chip-id", strings.Repeat("ab", 64)}, want: 7, wantClass: "policy", wantErr: "CHIP_ID is zero"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.agent.s = s
@@ -219,7 +222,7 @@ func TestAttestExitCodes(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)
 			}
 			if tc.want == 0 {
-				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || stderr != "" {
+				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || !strings.Contains(stdout, "  platform:       0x") || stderr != "" {
 					t.Errorf("human summary:\n%s\nstderr: %q", stdout, stderr)
 				}
 			} else {

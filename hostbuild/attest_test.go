@@ -269,6 +269,9 @@ func TestAttestQualifyingFlags(t *testing.T) {
 		{"check-crl without kds", append([]string{"attest", "--check-crl"}, tcp...), "--check-crl fetches AMD's revocation list from KDS; give --kds too"},
 		{"verify: check-crl without kds", []string{"verify", dir, "--manifest", "m.json", "--check-crl"}, "--check-crl fetches AMD's revocation list"},
 		{"verify: roots-product without roots", []string{"verify", dir, "--manifest", "m.json", "--roots-product", "Turin"}, "--roots-product names the product line of --roots"},
+		{"unknown --platform word", append([]string{"attest", "--platform", "no-smt,nosmt"}, tcp...), `--platform: unknown requirement "nosmt"; want a comma-separated list of no-smt, ecc,`},
+		{"verify: short --chip-id", []string{"verify", dir, "--manifest", "m.json", "--chip-id", "abcd"}, `--chip-id "abcd": want the 64-byte CHIP_ID as 128 hex digits`},
+		{"zero --chip-id", append([]string{"attest", "--chip-id", strings.Repeat("0", 128)}, tcp...), "--chip-id is all zero"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCmd(t, "", tc.args...)

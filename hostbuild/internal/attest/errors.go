@@ -2,7 +2,8 @@
 // and verifies it: the AMD certificate chain and report signature with
 // go-sev-guest, the REPORT_DATA binding of the verifier's nonce and the
 // applied configuration (shared/agentapi), the launch measurement against
-// the manifest's matrix, and the guest policy, VMPL, TCB and report version.
+// the manifest's matrix, and the guest policy, VMPL, TCB and report version
+// (and, when asked, the chip and the host's PLATFORM_INFO).
 // Every failure carries a Class with its own process exit code.
 package attest
 
@@ -21,7 +22,7 @@ const (
 	ClassChain       Class = 4 // AMD certificate chain, report signature, malformed report, missing VCEK
 	ClassReportData  Class = 5 // REPORT_DATA binding or nonce (mismatch, replay)
 	ClassMeasurement Class = 6 // launch measurement not in the manifest
-	ClassPolicy      Class = 7 // guest policy, VMPL, TCB, report version
+	ClassPolicy      Class = 7 // guest policy, VMPL, TCB, report version, chip, platform
 )
 
 func (c Class) String() string {

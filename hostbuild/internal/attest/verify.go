@@ -71,6 +71,12 @@ type VerifyOptions struct {
 	// (go-sev-guest checks CURRENT_TCB >= the V[CL]EK's TCB = REPORTED_TCB),
 	// so this bounds every TCB the guest ran under since its launch.
 	MinTCB kds.TCBParts
+	// ChipIDs pins the chips the report may come from (CHIP_ID, 64 bytes
+	// each; ParseChipID). None: any chip, as long as its VCEK verifies.
+	ChipIDs [][]byte
+	// Platform is what PLATFORM_INFO must show (ParsePlatform); nil: not
+	// checked.
+	Platform *Platform
 	// MinReportVersion is the minimum report version (default 2).
 	MinReportVersion uint32
 	// Now is the time for certificate validity (zero: time.Now()).
@@ -98,6 +104,7 @@ type Result struct {
 	ProductLine   string   `json:"product_line,omitempty"`
 	Signer        string   `json:"signer,omitempty"`
 	ChipID        string   `json:"chip_id,omitempty"`
+	PlatformInfo  string   `json:"platform_info,omitempty"`
 	Argv          []string `json:"argv,omitempty"`
 	Warnings      []string `json:"warnings,omitempty"`
 
@@ -282,6 +289,12 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 	}
 	if int(rep.GetVmpl()) != o.VMPL {
 		return fail(ClassPolicy, "report was requested at VMPL %d, want %d (a more privileged layer could forge the guest's view)", rep.GetVmpl(), o.VMPL)
+	}
+	if err := checkChip(rep.GetChipId(), o.ChipIDs); err != nil {
+		return err
+	}
+	if err := o.Platform.check(rep.GetPlatformInfo()); err != nil {
+		return err
 	}
 	maxPolicy := got
 	vmpl := o.VMPL
@@ -468,6 +481,7 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	res.VMPL = rep.GetVmpl()
 	res.ReportedTCB = fmt.Sprintf("0x%016x", rep.GetReportedTcb())
 	res.ChipID = hex.EncodeToString(rep.GetChipId())
+	res.PlatformInfo = DescribePlatformInfo(rep.GetPlatformInfo())
 	si, err := abi.ParseSignerInfo(rep.GetSignerInfo())
 	if err != nil {
 		return nil, fail(ClassChain, "report signer info: %w", err)
