@@ -1116,7 +1116,7 @@ func TestVerifyCRL(t *testing.T) {
 		{"clean list", mkCRL(s.Ark, s.Keys.Ark), true, ""},
 		{"ASK revoked", mkCRL(s.Ark, s.Keys.Ark, s.Ask), true, "ASK was revoked"},
 		{"list signed by another CA, not the ARK", mkCRL(otherCA, otherKey), true, "CRL is not signed by ARK"},
-		{"no list", nil, true, "could not fetch product CRL"},
+		{"no list", nil, true, "KDS unreachable; could not fetch product CRL"},
 		// The dates: go-sev-guest checks none of them.
 		{"list past its nextUpdate", mkDatedCRL(time.Now().Add(-60*24*time.Hour), time.Now().Add(-time.Minute), s.Ark, s.Keys.Ark), true, "is out of date: it was current until"},
 		{"list issued in the future", mkDatedCRL(time.Now().Add(time.Hour), time.Now().Add(48*time.Hour), s.Ark, s.Keys.Ark), true, "after the time of this check"},
