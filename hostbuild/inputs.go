@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 )
@@ -124,8 +123,8 @@ func readFromTree(out, tree string) bool {
 		return false
 	}
 	rel, err := filepath.Rel(t, o)
-	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, "../") {
-		return false
+	if err != nil || !filepath.IsLocal(rel) {
+		return false // outside the tree
 	}
 	return kmod.ReadsFile(filepath.Base(o))
 }
