@@ -69,7 +69,7 @@ func (g *CachingGetter) GetContext(ctx context.Context, url string) ([]byte, err
 	}
 	sum := sha256.Sum256([]byte(url))
 	path := filepath.Join(dir, hex.EncodeToString(sum[:]))
-	cacheable := filepath.Base(url) != "crl"
+	cacheable := !isCRL(url)
 	if cacheable {
 		// An entry that is not a regular file (a FIFO would block the
 		// open for ever) or is over maxKDSCacheEntry is an error, not a
@@ -98,6 +98,10 @@ func (g *CachingGetter) GetContext(ctx context.Context, url string) ([]byte, err
 	return b, nil
 }
 
+// isCRL reports whether a KDS URL is a revocation list's (".../crl"):
+// those are never cached and their dates are checked.
+func isCRL(url string) bool { return filepath.Base(url) == "crl" }
+
 // crlSkew is how far a revocation list's thisUpdate may lie ahead of the
 // verifier's clock: AMD issues a list and a verifier may read it seconds
 // later on a clock a little behind.
@@ -122,7 +126,7 @@ func (g freshCRLGetter) Get(url string) ([]byte, error) {
 
 func (g freshCRLGetter) GetContext(ctx context.Context, url string) ([]byte, error) {
 	b, err := trust.GetWith(ctx, g.Next, url)
-	if err != nil || filepath.Base(url) != "crl" {
+	if err != nil || !isCRL(url) {
 		return b, err
 	}
 	if err := crlInForce(url, b, g.Now); err != nil {
