@@ -157,7 +157,6 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 		Manifest:         m,
 		AllowKDS:         v.kds,
 		CheckCRL:         v.checkCRL,
-		KDSCacheDir:      v.kdsCache,
 		AllowDebug:       v.allowDebug,
 		VMPL:             v.vmpl,
 		MinTCB:           tcb,

@@ -49,10 +49,9 @@ type VerifyOptions struct {
 	Certs Certs
 	// AllowKDS lets go-sev-guest fetch a missing VCEK (and the ASK/ARK
 	// chain) from AMD's KDS through Getter (nil: the default HTTPS getter
-	// wrapped in a cache in KDSCacheDir).
-	AllowKDS    bool
-	KDSCacheDir string
-	Getter      trust.HTTPSGetter
+	// wrapped in a CachingGetter in its default folder).
+	AllowKDS bool
+	Getter   trust.HTTPSGetter
 	// CheckCRL fetches AMD's revocation list for the product line through
 	// Getter (never cached), checks that the ARK signed it and that it is
 	// in force at Now (nextUpdate not passed), and refuses a revoked ASK
@@ -517,7 +516,7 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	}
 	getter := o.Getter
 	if o.AllowKDS && getter == nil {
-		getter = &CachingGetter{Dir: o.KDSCacheDir, Next: trust.DefaultHTTPSGetter()}
+		getter = &CachingGetter{Next: trust.DefaultHTTPSGetter()}
 	}
 	now := o.Now
 	if now.IsZero() {
