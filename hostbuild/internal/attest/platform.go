@@ -22,26 +22,25 @@ type Platform struct {
 	NoTIO            bool // SEV-TIO (trusted device I/O) off
 }
 
-// platformItems are --platform's words, in the order help lists them.
+// platformItems are --platform's words, in the order help lists them:
+// the Platform field each sets, and whether PLATFORM_INFO meets it.
 var platformItems = []struct {
 	name, what string
-	set        func(*Platform)
-	holds      func(Platform, abi.SnpPlatformInfo) bool
+	field      func(*Platform) *bool
+	met        func(abi.SnpPlatformInfo) bool
 }{
-	{"no-smt", "SMT disabled on the host", func(p *Platform) { p.NoSMT = true },
-		func(p Platform, i abi.SnpPlatformInfo) bool { return !p.NoSMT || !i.SMTEnabled }},
-	{"ecc", "ECC memory", func(p *Platform) { p.ECC = true },
-		func(p Platform, i abi.SnpPlatformInfo) bool { return !p.ECC || i.ECCEnabled }},
-	{"rapl-disabled", "RAPL disabled", func(p *Platform) { p.RAPLDisabled = true },
-		func(p Platform, i abi.SnpPlatformInfo) bool { return !p.RAPLDisabled || i.RAPLDisabled }},
-	{"ciphertext-hiding", "ciphertext hiding enabled for DRAM", func(p *Platform) { p.CiphertextHiding = true },
-		func(p Platform, i abi.SnpPlatformInfo) bool {
-			return !p.CiphertextHiding || i.CiphertextHidingDRAMEnabled
-		}},
-	{"alias-check", "the memory alias check completed since the last reset (BadRAM mitigation)", func(p *Platform) { p.AliasCheck = true },
-		func(p Platform, i abi.SnpPlatformInfo) bool { return !p.AliasCheck || i.AliasCheckComplete }},
-	{"no-tio", "SEV-TIO disabled", func(p *Platform) { p.NoTIO = true },
-		func(p Platform, i abi.SnpPlatformInfo) bool { return !p.NoTIO || !i.TIOEnabled }},
+	{"no-smt", "SMT disabled on the host", func(p *Platform) *bool { return &p.NoSMT },
+		func(i abi.SnpPlatformInfo) bool { return !i.SMTEnabled }},
+	{"ecc", "ECC memory", func(p *Platform) *bool { return &p.ECC },
+		func(i abi.SnpPlatformInfo) bool { return i.ECCEnabled }},
+	{"rapl-disabled", "RAPL disabled", func(p *Platform) *bool { return &p.RAPLDisabled },
+		func(i abi.SnpPlatformInfo) bool { return i.RAPLDisabled }},
+	{"ciphertext-hiding", "ciphertext hiding enabled for DRAM", func(p *Platform) *bool { return &p.CiphertextHiding },
+		func(i abi.SnpPlatformInfo) bool { return i.CiphertextHidingDRAMEnabled }},
+	{"alias-check", "the memory alias check completed since the last reset (BadRAM mitigation)", func(p *Platform) *bool { return &p.AliasCheck },
+		func(i abi.SnpPlatformInfo) bool { return i.AliasCheckComplete }},
+	{"no-tio", "SEV-TIO disabled", func(p *Platform) *bool { return &p.NoTIO },
+		func(i abi.SnpPlatformInfo) bool { return !i.TIOEnabled }},
 }
 
 // PlatformWords lists --platform's words, for help.
@@ -64,7 +63,7 @@ func ParsePlatform(s string) (*Platform, error) {
 		found := false
 		for _, it := range platformItems {
 			if w == it.name {
-				it.set(p)
+				*it.field(p) = true
 				found = true
 			}
 		}
@@ -88,7 +87,7 @@ func (p *Platform) check(info uint64) error {
 	}
 	var missing []string
 	for _, it := range platformItems {
-		if !it.holds(*p, got) {
+		if *it.field(p) && !it.met(got) {
 			missing = append(missing, fmt.Sprintf("%s (%s)", it.name, it.what))
 		}
 	}
