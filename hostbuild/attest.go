@@ -45,7 +45,10 @@ config, and verifies, in this order:
      reported TCB and of the TCB the guest was launched under), the
      firmware is committed (no provisional firmware that could roll back),
      and, when given, --chip-id (which machine) and --platform (what the
-     host runs: SMT, RAPL, ciphertext hiding, ...).
+     host runs: SMT, RAPL, ciphertext hiding, ...); HOST_DATA and the
+     fields an ID block sets (FAMILY_ID, IMAGE_ID, GUEST_SVN, the key
+     digests), which the host chooses outside the measurement and this
+     launch never sets, are zero.
 
 Exit status:
   0  verified
@@ -57,7 +60,8 @@ Exit status:
      a missing VCEK)
   5  REPORT_DATA binding or nonce (mismatch, replayed report)
   6  launch measurement not in the manifest (try --explain)
-  7  guest policy, VMPL, report version, TCB, chip or platform
+  7  guest policy, VMPL, report version, TCB, chip, platform, or a field
+     the host sets at launch (HOST_DATA, ID block)
 
 Flags:
 `

@@ -29,7 +29,7 @@ used, with a warning naming both digests.
 
 Exit status: as for 'hostbuild attest' (0 verified, 1 other failure,
 2 usage, 4 chain or signature, 5 REPORT_DATA or nonce, 6 measurement,
-7 policy, VMPL, TCB, chip or platform).
+7 policy, VMPL, TCB, chip, platform, HOST_DATA or ID block).
 
 Flags:
 `

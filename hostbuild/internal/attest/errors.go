@@ -2,8 +2,10 @@
 // and verifies it: the AMD certificate chain and report signature with
 // go-sev-guest, the REPORT_DATA binding of the verifier's nonce and the
 // applied configuration (shared/agentapi), the launch measurement against
-// the manifest's matrix, and the guest policy, VMPL, TCB and report version
-// (and, when asked, the chip and the host's PLATFORM_INFO).
+// the manifest's matrix, the guest policy, VMPL, TCB and report version
+// (and, when asked, the chip and the host's PLATFORM_INFO), and that the
+// fields the host alone sets at launch (HOST_DATA, the ID block's) are
+// unset.
 // Every failure carries a Class with its own process exit code.
 package attest
 
@@ -22,7 +24,7 @@ const (
 	ClassChain       Class = 4 // AMD certificate chain, report signature, malformed report, missing VCEK
 	ClassReportData  Class = 5 // REPORT_DATA binding or nonce (mismatch, replay)
 	ClassMeasurement Class = 6 // launch measurement not in the manifest
-	ClassPolicy      Class = 7 // guest policy, VMPL, TCB, report version, chip, platform
+	ClassPolicy      Class = 7 // guest policy, VMPL, TCB, report version, chip, platform, HOST_DATA and ID block fields
 )
 
 func (c Class) String() string {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,7 +116,8 @@ type Result struct {
 // Verify checks ev against o in this order, stopping at the first failure:
 // report decoding and AMD chain/signature (ClassChain), nonce and
 // REPORT_DATA binding (ClassReportData), measurement (ClassMeasurement),
-// policy, VMPL, report version and TCB (ClassPolicy). The returned Result is
+// policy, VMPL, report version, TCB, chip, platform and the unset launch
+// fields (ClassPolicy). The returned Result is
 // filled as far as the checks got, also on failure.
 func Verify(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOptions) (*Result, error) {
 	res := &Result{Nonce: hex.EncodeToString(o.Nonce), Provider: Printable(ev.Provider)}
@@ -295,6 +297,9 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 	if err := o.Platform.check(rep.GetPlatformInfo()); err != nil {
 		return err
 	}
+	if err := checkUnset(rep); err != nil {
+		return err
+	}
 	maxPolicy := got
 	vmpl := o.VMPL
 	// --min-tcb bounds LAUNCH_TCB too: the guest's memory was measured and
@@ -309,6 +314,42 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 	}
 	if err := validate.SnpAttestation(att, vo); err != nil {
 		return fail(ClassPolicy, "report fields (TCB, policy, VMPL): %w", err)
+	}
+	return nil
+}
+
+// checkUnset refuses a report in which a field that only an ID block or
+// HOST_DATA sets is not zero. The manifest's launch (hostbuild run's QEMU
+// line and libvirt XML, like the reference system's) gives the firmware
+// neither, so every report of it has them zero. None of them is in the
+// launch measurement: the host chooses them at will, so a report with one
+// set came from a launch other than the manifest's, and a relying party
+// that read one (HOST_DATA as a configuration binding, IMAGE_ID or
+// GUEST_SVN as a version) would be trusting the host, not the guest.
+func checkUnset(rep *spb.Report) error {
+	var set []string
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{
+		{"HOST_DATA", rep.GetHostData()},
+		{"FAMILY_ID", rep.GetFamilyId()},
+		{"IMAGE_ID", rep.GetImageId()},
+		{"ID_KEY_DIGEST", rep.GetIdKeyDigest()},
+		{"AUTHOR_KEY_DIGEST", rep.GetAuthorKeyDigest()},
+	} {
+		if slices.ContainsFunc(f.b, func(c byte) bool { return c != 0 }) {
+			set = append(set, fmt.Sprintf("%s %x", f.name, f.b))
+		}
+	}
+	if v := rep.GetGuestSvn(); v != 0 {
+		set = append(set, fmt.Sprintf("GUEST_SVN %d", v))
+	}
+	if rep.GetSignerInfo()&1 != 0 {
+		set = append(set, "AUTHOR_KEY_EN 1")
+	}
+	if len(set) > 0 {
+		return fail(ClassPolicy, "the report has %s, set by the host at launch (an ID block or HOST_DATA), which the manifest's launch never sets: the guest was launched some other way, and these fields are the host's to choose, not measured", strings.Join(set, ", "))
 	}
 	return nil
 }

@@ -247,6 +247,32 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "VMPL", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x30] = 1 })
 		}},
+		// Fields only an ID block or HOST_DATA sets: the manifest's launch
+		// sets neither, so each is refused, named with its value.
+		{name: "HOST_DATA set", want: ClassPolicy, mentions: "HOST_DATA 01" + strings.Repeat("00", 30) + "02,", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0xC0], r[0xDF] = 1, 2 })
+		}},
+		{name: "FAMILY_ID set", want: ClassPolicy, mentions: "FAMILY_ID " + strings.Repeat("00", 15) + "80,", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x1F] = 0x80 })
+		}},
+		{name: "IMAGE_ID set", want: ClassPolicy, mentions: "IMAGE_ID 03", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x20] = 3 })
+		}},
+		{name: "ID_KEY_DIGEST set", want: ClassPolicy, mentions: "ID_KEY_DIGEST " + strings.Repeat("00", 47) + "01,", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x10F] = 1 })
+		}},
+		{name: "AUTHOR_KEY_DIGEST set", want: ClassPolicy, mentions: "AUTHOR_KEY_DIGEST 04", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x110] = 4 })
+		}},
+		{name: "GUEST_SVN set", want: ClassPolicy, mentions: "GUEST_SVN 65536,", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x06] = 1 })
+		}},
+		{name: "AUTHOR_KEY_EN set", want: ClassPolicy, mentions: "has AUTHOR_KEY_EN 1, set by the host", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x48] |= 1 })
+		}},
+		{name: "ID block fields set together, all named", want: ClassPolicy, mentions: "has FAMILY_ID 01" + strings.Repeat("00", 15) + ", IMAGE_ID 02" + strings.Repeat("00", 15) + ", ID_KEY_DIGEST 05" + strings.Repeat("00", 47) + ", GUEST_SVN 7, set by", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x10], r[0x20], r[0xE0], r[0x04] = 1, 2, 5, 7 })
+		}},
 		{name: "provisional firmware (committed TCB below current)", want: ClassPolicy, ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x38] = 1 }) // current_tcb.bl = 1, committed 0
 		}},
