@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -605,6 +606,30 @@ func TestAttestUntrustedTextIsEscaped(t *testing.T) {
 		return "tcp:" + l.Addr().String()
 	}
 	errBody, _ := json.Marshal(agentapi.ErrorResponse{Error: agentapi.Error{Code: "busy" + spoof, Message: spoof}})
+	// A VCEK in the host's certificate table, signed by the ASK, whose
+	// subject carries the sequence: go-sev-guest names the subject in its
+	// error, unquoted.
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject: pkix.Name{Country: []string{"US"}, Locality: []string{"Santa Clara"}, Province: []string{"CA"},
+			Organization: []string{"Advanced Micro Devices"}, OrganizationalUnit: []string{"Engineering"}, CommonName: "SEV-VCEK" + spoof},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), SignatureAlgorithm: x509.SHA384WithRSAPSS,
+	}, s.Ask, &key.PublicKey, s.Keys.Ask)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := *s
+	if forged.Vcek, err = x509.ParseCertificate(der); err != nil {
+		t.Fatal(err)
+	}
+	forgedTable, err := forged.CertTableBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		addr string
@@ -619,6 +644,7 @@ func TestAttestUntrustedTextIsEscaped(t *testing.T) {
 		{"argv of a config altered after signing", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.Config.Argv = []string{spoof} }}), 5},
 		{"agent error code and message", rawStatus("503 Service Unavailable", string(errBody)), 3},
 		{"HTTP status line", rawStatus("502 Bad"+spoof, "x"), 3},
+		{"VCEK subject, in go-sev-guest's error", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.CertTable = forgedTable }}), 4},
 	} {
 		for _, extra := range [][]string{nil, {"--json"}} {
 			t.Run(fmt.Sprint(tc.name, extra), func(t *testing.T) {

@@ -52,7 +52,11 @@ type Error struct {
 	Err   error
 }
 
-func (e *Error) Error() string { return e.Class.String() + ": " + e.Err.Error() }
+// Error is the failure's text with every unprintable rune escaped
+// (EscapeUnprintable): it can carry what the host chose, for example
+// go-sev-guest puts a certificate's subject in its messages as it is, and
+// it is printed on a terminal.
+func (e *Error) Error() string { return e.Class.String() + ": " + EscapeUnprintable(e.Err.Error()) }
 func (e *Error) Unwrap() error { return e.Err }
 
 func fail(c Class, format string, args ...any) error {

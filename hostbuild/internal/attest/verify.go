@@ -185,6 +185,33 @@ func Printable(s string) string {
 	return strconv.Quote(s)
 }
 
+// EscapeUnprintable returns s with each rune that Printable would quote
+// it for (C0 and C1 controls, DEL, format characters such as the
+// right-to-left override, bytes that are not UTF-8) written as its Go
+// escape, and the rest left as it is. It is for text that mixes ours with
+// the host's, such as go-sev-guest's error messages, where quoting the
+// whole would hide which part is which.
+func EscapeUnprintable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
+}
+
 // sameCmdline reports whether the init's reported cmdline is the measured
 // one. With an initrd, OVMF adds "initrd=initrd" to the kernel's command
 // line after QEMU measured it: Debian's OVMF appends " initrd=initrd",

@@ -1023,6 +1023,28 @@ func TestPrintable(t *testing.T) {
 	}
 }
 
+// EscapeUnprintable escapes each unprintable rune in place and leaves the
+// rest, and classified errors' text goes through it.
+func TestEscapeUnprintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                  "",
+		"common name SEV-VCEK not expected": "common name SEV-VCEK not expected",
+		"é ü 漢 \\x1b":                       "é ü 漢 \\x1b",
+		"CN SEV-VCEK\x1b[1A\x1b[2K\rattestation OK": `CN SEV-VCEK\x1b[1A\x1b[2K\rattestation OK`,
+		"a\x7fb\tc\nd":    `a\x7fb\tc\nd`,
+		"a\u009bb\u202ec": `a\u009bb\u202ec`,
+		"a\xffb\xc3":      `a\xffb\xc3`,
+	} {
+		if got := EscapeUnprintable(in); got != want {
+			t.Errorf("EscapeUnprintable(%q) = %s, want %s", in, got, want)
+		}
+	}
+	err := fail(ClassChain, "VCEK certificate subject common name %v not expected", "SEV-VCEK\x1b[2K\u009b")
+	if got, want := err.Error(), `chain: VCEK certificate subject common name SEV-VCEK\x1b[2K\u009b not expected`; got != want {
+		t.Errorf("classified error text %q, want %q", got, want)
+	}
+}
+
 // crlGetter serves crl for the product's CRL URL (an error when nil) and
 // asks next for everything else.
 type crlGetter struct {
