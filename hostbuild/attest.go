@@ -32,10 +32,11 @@ const attestUsage = `Usage: hostbuild attest (--cid N [--port 1024] | --addr vso
 Sends a fresh random nonce to the guest agent, receives the SEV-SNP report,
 the guest's certificate table, the REPORT_DATA preimage and the applied
 config, and verifies, in this order:
-  1. the AMD chain (ARK -> ASK -> VCEK/VLEK) and the report signature with
-     go-sev-guest, trusting only the AMD roots embedded in it (or --roots);
-     the VCEK comes from the guest's table, --certs DIR (snpguest's layout:
-     vcek.pem or vlek.pem, ask.pem, ark.pem), or AMD's KDS with --kds;
+  1. the AMD chain (ARK -> ASK -> VCEK, or ARK -> ASVK -> VLEK) and the
+     report signature with go-sev-guest, trusting only the AMD roots
+     embedded in it (or --roots); the VCEK comes from the guest's table,
+     --certs DIR (snpguest's layout: vcek.pem or vlek.pem, ask.pem,
+     ark.pem), or AMD's KDS with --kds; a VLEK from the table or --certs;
   2. REPORT_DATA = SHA-512(tag || our nonce || digest of the returned config);
   3. the launch measurement is one of the manifest's expected measurements,
      and the cmdline the init reports is the manifest's (OVMF's
@@ -85,7 +86,7 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.manifest, "manifest", "", "manifest `file` to verify against (required)")
 	fs.StringVar(&v.certs, "certs", "", "`dir` with vcek.pem or vlek.pem (and ask.pem, ark.pem) in snpguest's layout; replaces the guest's VCEK")
 	fs.BoolVar(&v.kds, "kds", false, "allow fetching a missing VCEK and the AMD chain from AMD's KDS (cached on disk)")
-	fs.BoolVar(&v.checkCRL, "check-crl", false, "also fetch AMD's revocation list from KDS (never cached), check that the ARK signed it and that it is current (nextUpdate not passed), and refuse a revoked ASK (needs --kds)")
+	fs.BoolVar(&v.checkCRL, "check-crl", false, "also fetch AMD's revocation list from KDS (never cached), check that the ARK signed it and that it is current (nextUpdate not passed), and refuse a revoked ASK, or for a VLEK-signed report also the VLEK list and a revoked ASVK (needs --kds)")
 	fs.StringVar(&v.kdsCache, "kds-cache", "", "KDS cache `dir` (default $XDG_CACHE_HOME/katana-snp/kds)")
 	fs.StringVar(&v.roots, "roots", "", "PEM `file` with an ASK and its ARK to trust INSTEAD of the embedded AMD roots (test platforms only)")
 	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan, Genoa or Turin")

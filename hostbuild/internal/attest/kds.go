@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-sev-guest/kds"
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
@@ -152,6 +153,71 @@ func crlInForce(url string, b []byte, now time.Time) error {
 	case crl.ThisUpdate.After(now.Add(crlSkew)):
 		return fmt.Errorf("revocation list from %s was issued %s, after the time of this check (%s): is this machine's clock behind?",
 			url, crl.ThisUpdate.UTC().Format(layout), now.UTC().Format(layout))
+	}
+	return nil
+}
+
+// embeddedRoots are AMD's roots embedded in go-sev-guest
+// (trust.DefaultRootCerts: each product line's ARK and ASK, the VCEK
+// chain), with the ASVK added for Milan and Genoa. Without it every
+// VLEK-signed report failed ("root of trust missing intermediate
+// certificate authority certificate for key VLEK"). go-sev-guest embeds
+// the ASVK in the VLEK chain's bundle, under the same ARK. Turin, refused
+// before the chain is checked, keeps the defaults (its embedded VLEK
+// bundle does not parse in v0.15); so would a line whose bundle did not
+// parse or named another ARK, and its VLEK reports fail as before.
+var embeddedRoots = sync.OnceValue(func() map[string][]*trust.AMDRootCerts {
+	vlekBundles := map[string][]byte{"Milan": trust.AskArkMilanVlekBytes, "Genoa": trust.AskArkGenoaVlekBytes}
+	roots := map[string][]*trust.AMDRootCerts{}
+	for line, def := range trust.DefaultRootCerts {
+		pc := *def.ProductCerts
+		vlek := &trust.ProductCerts{}
+		if b, ok := vlekBundles[line]; ok && vlek.FromKDSCertBytes(b) == nil && vlek.Asvk != nil && pc.Ark != nil && pc.Ark.Equal(vlek.Ark) {
+			pc.Asvk = vlek.Asvk
+		}
+		roots[line] = []*trust.AMDRootCerts{{ProductLine: line, ProductCerts: &pc}}
+	}
+	return roots
+})
+
+// asvkNotRevoked checks the ASVK that signed a report's VLEK against
+// AMD's VLEK revocation list. go-sev-guest's CheckRevocations fetches only
+// the ASK's list (the VCEK chain's) and compares only the ASK's serial,
+// so for a VLEK-signed report the intermediate that vouches for it went
+// unchecked. The list is KDS's for the product line's ASVK (the ASVK's own
+// distribution point), fetched through g (freshCRLGetter: its dates are
+// checked), and must be signed by the same trusted ARK.
+func asvkNotRevoked(ctx context.Context, g trust.HTTPSGetter, roots []*trust.AMDRootCerts, vlekDER []byte, productLine string) error {
+	vlek, err := x509.ParseCertificate(vlekDER)
+	if err != nil {
+		return fmt.Errorf("VLEK certificate: %w", err)
+	}
+	var pc *trust.ProductCerts
+	for _, r := range roots {
+		if c := r.ProductCerts; c != nil && c.Asvk != nil && c.Ark != nil && vlek.CheckSignatureFrom(c.Asvk) == nil {
+			pc = c
+			break
+		}
+	}
+	if pc == nil {
+		return fmt.Errorf("no trusted %s ASVK signed the VLEK", productLine)
+	}
+	url := kds.CrlLinkByRole(productLine, "ASVK")
+	b, err := trust.GetWith(ctx, g, url)
+	if err != nil {
+		return fmt.Errorf("fetching the ASVK's revocation list: %w", err)
+	}
+	crl, err := x509.ParseRevocationList(b)
+	if err != nil {
+		return fmt.Errorf("revocation list from %s: %w", url, err)
+	}
+	if err := crl.CheckSignatureFrom(pc.Ark); err != nil {
+		return fmt.Errorf("revocation list from %s is not signed by the ARK: %w", url, err)
+	}
+	for _, e := range crl.RevokedCertificateEntries {
+		if e.SerialNumber.Cmp(pc.Asvk.SerialNumber) == 0 {
+			return fmt.Errorf("the ASVK that signed the VLEK (serial %s) was revoked at %s (list from %s)", pc.Asvk.SerialNumber, e.RevocationTime.UTC().Format("2006-01-02 15:04:05 MST"), url)
+		}
 	}
 	return nil
 }

@@ -56,8 +56,9 @@ type VerifyOptions struct {
 	// CheckCRL fetches AMD's revocation list for the product line through
 	// Getter (never cached), checks that the ARK signed it and that it is
 	// in force at Now (nextUpdate not passed), and refuses a revoked ASK
-	// (AMD supersedes VCEKs by TCB, it does not revoke them). Needs
-	// AllowKDS.
+	// (AMD supersedes VCEKs by TCB, it does not revoke them); for a
+	// VLEK-signed report the same for the VLEK chain's list and its ASVK.
+	// Needs AllowKDS.
 	CheckCRL bool
 	// Roots replaces the embedded AMD roots (for test platforms and the
 	// fake signer). Nil means the roots embedded in go-sev-guest.
@@ -568,6 +569,10 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	// go-sev-guest looks the roots up by the report's product line and,
 	// when there are none, says only "could not be verified by any trusted
 	// roots": name the product line and the flags instead.
+	roots := o.Roots
+	if roots == nil {
+		roots = embeddedRoots()
+	}
 	if pl != "" && o.Roots != nil && len(o.Roots[pl]) == 0 {
 		have := make([]string, 0, len(o.Roots))
 		for k := range o.Roots {
@@ -602,7 +607,7 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 		DisableCertFetching: !o.AllowKDS,
 		Getter:              fetch,
 		Now:                 now,
-		TrustedRoots:        o.Roots,
+		TrustedRoots:        roots,
 	}
 	if err := verify.SnpAttestationContext(ctx, att, vopts); err != nil {
 		hint := ""
@@ -612,6 +617,11 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 			}
 		}
 		return nil, fail(ClassChain, "AMD certificate chain or report signature: %w%s", shortDumps{err}, hint)
+	}
+	if o.CheckCRL && si.SigningKey == abi.VlekReportSigner {
+		if err := asvkNotRevoked(ctx, fetch, roots[pl], cc.VlekCert, pl); err != nil {
+			return nil, fail(ClassChain, "AMD revocation list: %w", err)
+		}
 	}
 	// go-sev-guest checks the signature over its own re-encoding of the
 	// decoded report, and the decoding drops bits (of report version 3 and

@@ -1045,23 +1045,51 @@ func TestEscapeUnprintable(t *testing.T) {
 	}
 }
 
-// crlGetter serves crl for the product's CRL URL (an error when nil) and
-// asks next for everything else.
+// crlGetter serves crl for the product's CRL URL (an error when nil),
+// vlekCRL for the VLEK chain's (KDS's /vlek/ endpoint), and asks next for
+// everything else, counting the requests for each list.
 type crlGetter struct {
-	crl  []byte
-	next trust.HTTPSGetter
-	asks int
+	crl, vlekCRL   []byte
+	next           trust.HTTPSGetter
+	asks, vlekAsks int
 }
 
 func (g *crlGetter) Get(url string) ([]byte, error) {
 	if strings.HasSuffix(url, "/crl") {
-		g.asks++
-		if g.crl == nil {
+		b := &g.crl
+		if strings.Contains(url, "/vlek/") {
+			b, g.vlekAsks = &g.vlekCRL, g.vlekAsks+1
+		} else {
+			g.asks++
+		}
+		if *b == nil {
 			return nil, errors.New("KDS unreachable")
 		}
-		return g.crl, nil
+		return *b, nil
 	}
 	return g.next.Get(url)
+}
+
+// datedCRL is a revocation list issued at this, current until next,
+// signed by signer with key, listing revoked.
+func datedCRL(t testing.TB, this, next time.Time, signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: this, NextUpdate: next,
+		SignatureAlgorithm: x509.SHA384WithRSAPSS}
+	for _, c := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+	}
+	b, err := x509.CreateRevocationList(rand.Reader, tmpl, signer, key.(crypto.Signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// currentCRL is datedCRL issued an hour ago, current for a day.
+func currentCRL(t testing.TB, signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
+	t.Helper()
+	return datedCRL(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), signer, key, revoked...)
 }
 
 // --check-crl: AMD's revocation list, signed by the ARK, is fetched on
@@ -1073,19 +1101,6 @@ func TestVerifyCRL(t *testing.T) {
 	kdsFake, err := test.FakeKDSFromSigner(s)
 	if err != nil {
 		t.Fatal(err)
-	}
-	mkDatedCRL := func(this, next time.Time, signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
-		t.Helper()
-		tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: this, NextUpdate: next,
-			SignatureAlgorithm: x509.SHA384WithRSAPSS}
-		for _, c := range revoked {
-			tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
-		}
-		b, err := x509.CreateRevocationList(rand.Reader, tmpl, signer, key.(crypto.Signer))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
 	}
 	// withoutNextUpdate re-signs the ARK's list b with its nextUpdate
 	// left out (crypto/x509 writes one always; RFC 5280 makes it optional).
@@ -1134,10 +1149,6 @@ func TestVerifyCRL(t *testing.T) {
 		}
 		return out
 	}
-	mkCRL := func(signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
-		t.Helper()
-		return mkDatedCRL(time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour), signer, key, revoked...)
-	}
 	// Another CA, with the right to sign CRLs: not the ARK.
 	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -1161,16 +1172,16 @@ func TestVerifyCRL(t *testing.T) {
 		mentions string // "" passes
 	}{
 		{"not asked without CheckCRL", nil, false, ""},
-		{"clean list", mkCRL(s.Ark, s.Keys.Ark), true, ""},
-		{"ASK revoked", mkCRL(s.Ark, s.Keys.Ark, s.Ask), true, "ASK was revoked"},
-		{"list signed by another CA, not the ARK", mkCRL(otherCA, otherKey), true, "CRL is not signed by ARK"},
+		{"clean list", currentCRL(t, s.Ark, s.Keys.Ark), true, ""},
+		{"ASK revoked", currentCRL(t, s.Ark, s.Keys.Ark, s.Ask), true, "ASK was revoked"},
+		{"list signed by another CA, not the ARK", currentCRL(t, otherCA, otherKey), true, "CRL is not signed by ARK"},
 		{"no list", nil, true, "KDS unreachable; could not fetch product CRL"},
 		// The dates: go-sev-guest checks none of them.
-		{"list past its nextUpdate", mkDatedCRL(time.Now().Add(-60*24*time.Hour), time.Now().Add(-time.Minute), s.Ark, s.Keys.Ark), true, "is out of date: it was current until"},
-		{"list issued in the future", mkDatedCRL(time.Now().Add(time.Hour), time.Now().Add(48*time.Hour), s.Ark, s.Keys.Ark), true, "after the time of this check"},
-		{"list issued within the clock skew", mkDatedCRL(time.Now().Add(time.Minute), time.Now().Add(48*time.Hour), s.Ark, s.Keys.Ark), true, ""},
-		{"list with no nextUpdate", withoutNextUpdate(mkCRL(s.Ark, s.Keys.Ark)), true, "has no nextUpdate"},
-		{"stale list revoking the ASK", mkDatedCRL(time.Now().Add(-60*24*time.Hour), time.Now().Add(-time.Minute), s.Ark, s.Keys.Ark, s.Ask), true, "is out of date"},
+		{"list past its nextUpdate", datedCRL(t, time.Now().Add(-60*24*time.Hour), time.Now().Add(-time.Minute), s.Ark, s.Keys.Ark), true, "is out of date: it was current until"},
+		{"list issued in the future", datedCRL(t, time.Now().Add(time.Hour), time.Now().Add(48*time.Hour), s.Ark, s.Keys.Ark), true, "after the time of this check"},
+		{"list issued within the clock skew", datedCRL(t, time.Now().Add(time.Minute), time.Now().Add(48*time.Hour), s.Ark, s.Keys.Ark), true, ""},
+		{"list with no nextUpdate", withoutNextUpdate(currentCRL(t, s.Ark, s.Keys.Ark)), true, "has no nextUpdate"},
+		{"stale list revoking the ASK", datedCRL(t, time.Now().Add(-60*24*time.Hour), time.Now().Add(-time.Minute), s.Ark, s.Keys.Ark, s.Ask), true, "is out of date"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &crlGetter{crl: tc.crl, next: kdsFake}
@@ -1185,13 +1196,110 @@ func TestVerifyCRL(t *testing.T) {
 				t.Fatalf("Verify: %v; want a chain failure saying %q", err, tc.mentions)
 
 			}
-			if want := map[bool]int{false: 0, true: 1}[tc.check]; g.asks != want {
-				t.Errorf("the CRL was asked for %d times, want %d", g.asks, want)
+			if want := map[bool]int{false: 0, true: 1}[tc.check]; g.asks != want || g.vlekAsks != 0 {
+				t.Errorf("the CRL was asked for %d times, want %d; the VLEK chain's %d times, want 0", g.asks, want, g.vlekAsks)
 			}
 		})
 	}
 	if _, err := Verify(context.Background(), evidence(t, s, nonce, testConfig, nil), VerifyOptions{
 		Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), CheckCRL: true}); ClassOf(err) != ClassChain || !strings.Contains(err.Error(), "needs fetching from AMD's KDS") {
 		t.Errorf("CheckCRL without AllowKDS: %v", err)
+	}
+}
+
+// --check-crl on a VLEK-signed report: the intermediate is the ASVK, whose
+// revocation list is KDS's VLEK one (go-sev-guest fetches only the ASK's).
+// It is fetched too, must be signed by the ARK and in force, and a revoked
+// ASVK is refused. A VCEK-signed report never asks for it (TestVerifyCRL).
+func TestVerifyCRLVLEK(t *testing.T) {
+	// The fake chain gives the ASK and the ASVK one serial: tell them apart.
+	s := signerWith(t, nil, func(b *test.AmdSignerBuilder) { b.AsvkCustom.SerialNumber = big.NewInt(0x5e7) })
+	if s.Asvk.SerialNumber.Cmp(s.Ask.SerialNumber) == 0 {
+		t.Fatal("fake ASK and ASVK share a serial")
+	}
+	kdsFake, err := test.FakeKDSFromSigner(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: s.Ark.Subject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	otherDER, err := x509.CreateCertificate(rand.Reader, otherTmpl, otherTmpl, &otherKey.PublicKey, otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA, err := x509.ParseCertificate(otherDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean := currentCRL(t, s.Ark, s.Keys.Ark)
+	nonce := bytes.Repeat([]byte{5}, 32)
+	for _, tc := range []struct {
+		name         string
+		crl, vlekCRL []byte
+		mentions     string // "" passes
+		wantVLEKAsks int
+	}{
+		{"clean lists", clean, clean, "", 1},
+		{"ASVK revoked", clean, currentCRL(t, s.Ark, s.Keys.Ark, s.Asvk), "the ASVK that signed the VLEK (serial 1511) was revoked", 1},
+		{"ASVK's serial in the ASK's list only", currentCRL(t, s.Ark, s.Keys.Ark, s.Asvk), clean, "", 1},
+		{"VLEK list signed by another CA", clean, currentCRL(t, otherCA, otherKey), "/vlek/v1/Milan/crl is not signed by the ARK", 1},
+		{"VLEK list past its nextUpdate", clean, datedCRL(t, time.Now().Add(-60*24*time.Hour), time.Now().Add(-time.Minute), s.Ark, s.Keys.Ark), "is out of date", 1},
+		{"no VLEK list", clean, nil, "fetching the ASVK's revocation list", 1},
+		{"VLEK list not a list", clean, []byte("not DER"), "revocation list from https://kdsintf.amd.com/vlek/v1/Milan/crl", 1},
+		{"ASK revoked: refused before the VLEK list", currentCRL(t, s.Ark, s.Keys.Ark, s.Ask), clean, "ASK was revoked", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &crlGetter{crl: tc.crl, vlekCRL: tc.vlekCRL, next: kdsFake}
+			ev := evidence(t, s, nonce, testConfig, func(r []byte) { r[0x48] = 1 << 2 }) // SIGNING_KEY 1: VLEK
+			_, err := Verify(context.Background(), ev, VerifyOptions{
+				Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true, CheckCRL: true,
+				Getter: &CachingGetter{Dir: t.TempDir(), Next: g},
+			})
+			switch {
+			case tc.mentions == "" && err != nil:
+				t.Fatalf("Verify: %v", err)
+			case tc.mentions != "" && (ClassOf(err) != ClassChain || !strings.Contains(err.Error(), tc.mentions)):
+				t.Fatalf("Verify: %v; want a chain failure saying %q", err, tc.mentions)
+			}
+			if g.asks != 1 || g.vlekAsks != tc.wantVLEKAsks {
+				t.Errorf("lists asked for: the ASK's %d times, the VLEK chain's %d; want 1 and %d", g.asks, g.vlekAsks, tc.wantVLEKAsks)
+			}
+		})
+	}
+}
+
+// The embedded roots carry each product line's ASVK beside its ASK, under
+// one ARK (trust.DefaultRootCerts has no ASVK, so every VLEK-signed report
+// failed without --roots).
+func TestEmbeddedRoots(t *testing.T) {
+	if len(embeddedRoots()) != len(trust.DefaultRootCerts) {
+		t.Errorf("embedded roots for %d product lines, go-sev-guest's defaults for %d", len(embeddedRoots()), len(trust.DefaultRootCerts))
+	}
+	for _, line := range []string{"Milan", "Genoa"} {
+		rs := embeddedRoots()[line]
+		if len(rs) != 1 || rs[0].ProductLine != line {
+			t.Fatalf("%s: roots %v", line, rs)
+		}
+		pc := rs[0].ProductCerts
+		def := trust.DefaultRootCerts[line].ProductCerts
+		if !pc.Ark.Equal(def.Ark) || !pc.Ask.Equal(def.Ask) {
+			t.Errorf("%s: ARK or ASK differ from go-sev-guest's defaults", line)
+		}
+		if pc.Asvk == nil || pc.Asvk.Subject.CommonName != "SEV-VLEK-"+line || pc.Asvk.CheckSignatureFrom(pc.Ark) != nil {
+			t.Errorf("%s: no ASVK signed by the ARK: %v", line, pc.Asvk)
+		}
+	}
+	// A fake VLEK-signed report against the embedded roots now fails on
+	// its signature (not AMD's), not on a missing intermediate.
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{5}, 32)
+	ev := evidence(t, s, nonce, testConfig, func(r []byte) { r[0x48] = 1 << 2 })
+	_, err := Verify(context.Background(), ev, VerifyOptions{Manifest: testManifest(), Nonce: nonce})
+	if ClassOf(err) != ClassChain || strings.Contains(err.Error(), "missing intermediate") {
+		t.Errorf("fake VLEK report against the embedded roots: %v; want a chain failure other than a missing ASVK", err)
 	}
 }
