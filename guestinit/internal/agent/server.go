@@ -336,7 +336,7 @@ func (s *Server) handleAttestation(r *request) response {
 
 func (s *Server) handleStatus(r *request) response {
 	if r.method != "GET" && r.method != "HEAD" {
-		return methodNotAllowed(r, "GET")
+		return methodNotAllowed(r, "GET, HEAD")
 	}
 	if r.rawQuery != "" {
 		return errorResponse(400, agentapi.CodeBadRequest, "status takes no query parameters")

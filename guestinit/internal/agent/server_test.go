@@ -538,7 +538,8 @@ func TestOversizedHeader(t *testing.T) {
 func TestAllowHeader(t *testing.T) {
 	addr := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, Shutdown: func() error { return nil }})), "http://")
 	for _, tc := range []struct{ req, status, allow string }{
-		{"POST /v1/status HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "GET"},
+		{"POST /v1/status HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "GET, HEAD"},
+		{"POST /v1/attestation HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "GET"},
 		{"GET /v1/shutdown HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "POST"},
 		{"GET /v1/status HTTP/1.1\r\n\r\n", "200 OK", ""},
 		{"GET /nope HTTP/1.1\r\n\r\n", "404 Not Found", ""},
@@ -942,8 +943,17 @@ func FuzzHandler(f *testing.F) {
 		}()
 		client.SetReadDeadline(time.Now().Add(5 * time.Second))
 		br := bufio.NewReader(client)
+		// An answer to HEAD has a Content-Length and no body, and the
+		// reader cannot tell which request an answer is for: when the
+		// input may hold a HEAD, read every answer as one to HEAD. The
+		// body of an answer to anything else then reads as a malformed
+		// answer, which ends the loop instead of failing the test.
+		var as *http.Request
+		if bytes.Contains(raw, []byte("HEAD")) {
+			as = &http.Request{Method: http.MethodHead}
+		}
 		for {
-			resp, err := http.ReadResponse(br, nil)
+			resp, err := http.ReadResponse(br, as)
 			if err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
@@ -954,9 +964,6 @@ func FuzzHandler(f *testing.F) {
 			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if err != nil {
-				if bytes.Contains(raw, []byte("HEAD")) {
-					break // a HEAD answer has no body; the reader cannot know
-				}
 				t.Fatalf("reading body: %v", err)
 			}
 			if !codes[resp.StatusCode] {
