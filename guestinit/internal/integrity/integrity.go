@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -19,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
@@ -26,12 +29,67 @@ import (
 var (
 	ErrNotListed = errors.New("not in the content list")
 	ErrMismatch  = errors.New("SHA-256 does not match the content list")
+	// ErrNotRegular: a listed path is a FIFO, device, symbolic link, ...
+	ErrNotRegular = errors.New("not a regular file")
 )
+
+// Open opens a file of the unpacked initrd for reading. Only a regular
+// file is opened: a symbolic link as the last element of path is not
+// followed, and the open never blocks, so that a FIFO, a device or a link
+// to one, which a damaged archive header can leave where a file should
+// be, is an error naming path instead of a boot that hangs (a FIFO blocks
+// in open, /dev/zero never ends).
+func Open(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return nil, notRegular(path, os.ModeSymlink)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	// Reads of a regular file ignore O_NONBLOCK; clear it all the same.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "fcntl", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, notRegular(path, fi.Mode())
+	}
+	return f, nil
+}
+
+func notRegular(path string, m os.FileMode) error {
+	kind := map[os.FileMode]string{
+		os.ModeNamedPipe: "FIFO", os.ModeDevice | os.ModeCharDevice: "character device", os.ModeDevice: "block device",
+		os.ModeDir: "directory", os.ModeSocket: "socket", os.ModeSymlink: "symbolic link",
+	}[m.Type()]
+	if kind == "" {
+		kind = "file of mode " + m.String()
+	}
+	return fmt.Errorf("%s is a %s (damaged initrd?): %w", path, kind, ErrNotRegular)
+}
+
+// ReadFile reads a file of the unpacked initrd (Open: a regular file only).
+func ReadFile(path string) ([]byte, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
 
 // LoadList reads and parses the content list under root.
 func LoadList(root string) (initrdlayout.Contents, error) {
 	p := filepath.Join(root, initrdlayout.ContentsPath)
-	f, err := os.Open(p)
+	f, err := Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("opening content list (was the initrd packed by hostbuild pack?): %w", err)
 	}
@@ -71,7 +129,7 @@ func (c Checker) ReadFile(rel string) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("integrity: %s: %w", rel, ErrNotListed)
 	}
-	b, err := os.ReadFile(filepath.Join(c.Root, rel))
+	b, err := ReadFile(filepath.Join(c.Root, rel))
 	if err != nil {
 		return nil, fmt.Errorf("integrity: %w", err)
 	}
@@ -87,7 +145,7 @@ func (c Checker) File(rel string) error {
 	if !ok {
 		return fmt.Errorf("integrity: %s: %w", rel, ErrNotListed)
 	}
-	f, err := os.Open(filepath.Join(c.Root, rel))
+	f, err := Open(filepath.Join(c.Root, rel))
 	if err != nil {
 		return fmt.Errorf("integrity: %w", err)
 	}
@@ -104,7 +162,7 @@ func (c Checker) File(rel string) error {
 
 // chunk checks one piece of a large file.
 func (c Checker) chunk(ch initrdlayout.Chunk) error {
-	f, err := os.Open(filepath.Join(c.Root, ch.Path))
+	f, err := Open(filepath.Join(c.Root, ch.Path))
 	if err != nil {
 		return fmt.Errorf("integrity: %w", err)
 	}
@@ -169,9 +227,12 @@ func (c Checker) All(skip map[string]bool) (Report, error) {
 		if skip[rel] {
 			continue
 		}
-		fi, err := os.Stat(filepath.Join(c.Root, rel))
+		fi, err := os.Lstat(filepath.Join(c.Root, rel))
 		if err != nil {
 			return Report{}, fmt.Errorf("integrity: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return Report{}, fmt.Errorf("integrity: %w", notRegular(rel, fi.Mode()))
 		}
 		files++
 		cs := byFile[rel]

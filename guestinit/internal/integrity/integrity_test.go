@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -440,5 +441,110 @@ func TestAllRecoversWorkerPanic(t *testing.T) {
 	_, err = Checker{Root: root, List: list, Hash: panicHasher{}}.All(nil)
 	if err == nil || !strings.Contains(err.Error(), "hasher bug") || !strings.Contains(err.Error(), "panic") {
 		t.Fatalf("All with a panicking hasher: err %v, want an error naming the panic", err)
+	}
+}
+
+// within runs f and fails the test if it has not returned after 5 s: a
+// FIFO blocks in open and /dev/zero never ends, so the old code hung.
+func within(t *testing.T, what string, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s still running after 5 s: the boot would hang, with no boot error", what)
+		return nil
+	}
+}
+
+// A listed path that a damaged archive left as something other than a
+// regular file (a FIFO, a symbolic link, even to the right bytes, a
+// directory) is an error naming it, from every reader: All, File,
+// ReadFile, LoadList and Open. None of them blocks.
+func TestNotRegularFile(t *testing.T) {
+	for _, tc := range []struct {
+		kind string
+		make func(t *testing.T, root, p string)
+	}{
+		{"FIFO", func(t *testing.T, root, p string) {
+			if err := unix.Mkfifo(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"symbolic link", func(t *testing.T, root, p string) { // to /dev/zero
+			if err := os.Symlink("/dev/zero", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"symbolic link", func(t *testing.T, root, p string) { // to the listed bytes
+			if err := os.WriteFile(filepath.Join(root, "hosts.real"), []byte(files["etc/hosts"]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink("../hosts.real", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"directory", func(t *testing.T, root, p string) {
+			if err := os.Mkdir(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			root := makeRoot(t, files)
+			list, err := LoadList(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(root, "etc/hosts")
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			tc.make(t, root, p)
+			c := Checker{Root: root, List: list, Hash: GoHasher{}}
+			for name, f := range map[string]func() error{
+				"All":      func() error { _, err := c.All(nil); return err },
+				"File":     func() error { return c.File("etc/hosts") },
+				"ReadFile": func() error { _, err := c.ReadFile("etc/hosts"); return err },
+				"Open": func() error {
+					f, err := Open(p)
+					if err == nil {
+						f.Close()
+					}
+					return err
+				},
+			} {
+				err := within(t, name, f)
+				if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "etc/hosts is a "+tc.kind) {
+					t.Errorf("%s on etc/hosts as a %s: %v; want it named, %v", name, tc.kind, err, ErrNotRegular)
+				}
+			}
+		})
+	}
+	// The content list itself as a FIFO.
+	root := makeRoot(t, files)
+	p := filepath.Join(root, initrdlayout.ContentsPath)
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(t, "LoadList", func() error { _, err := LoadList(root); return err }); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("LoadList of a FIFO: %v", err)
+	}
+	// A regular file opens, and reads in blocking mode.
+	f, err := Open(filepath.Join(root, "etc/hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK != 0 {
+		t.Errorf("Open left flags %#x (%v): want O_NONBLOCK cleared", fl, err)
+	}
+	if b, err := io.ReadAll(f); err != nil || string(b) != files["etc/hosts"] {
+		t.Errorf("read %q, %v", b, err)
 	}
 }

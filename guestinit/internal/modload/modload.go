@@ -27,6 +27,7 @@ import (
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
+	"github.com/katana-tee/snpboot/guestinit/internal/integrity"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
@@ -94,7 +95,7 @@ func (s Status) String() string {
 // modules (nil, nil); the content list check covers its presence.
 func ReadList(root string, contents initrdlayout.Contents) ([]initrdlayout.Module, error) {
 	p := filepath.Join(root, initrdlayout.ModulesLoad)
-	b, err := os.ReadFile(p)
+	b, err := integrity.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		if _, listed := contents[initrdlayout.ModulesLoad]; listed {
 			return nil, fmt.Errorf("module list %s is in the content list but missing (truncated initrd unpack?): %w", p, err)
@@ -156,7 +157,7 @@ func loadOne(m initrdlayout.Module, o Options, k Kernel) error {
 		return ErrNotListed
 	}
 	p := filepath.Join(o.Root, m.Path)
-	f, err := os.Open(p)
+	f, err := integrity.Open(p)
 	if err != nil {
 		return err
 	}

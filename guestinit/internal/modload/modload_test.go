@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
+	"github.com/katana-tee/snpboot/guestinit/internal/integrity"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
@@ -264,5 +266,44 @@ func TestStatusString(t *testing.T) {
 		if got := tc.s.String(); got != tc.want {
 			t.Errorf("Status(%d).String() = %q, want %q", int(tc.s), got, tc.want)
 		}
+	}
+}
+
+// A module, or the load list, that a damaged archive left as a FIFO is a
+// boot error naming it, not an open that blocks for ever.
+func TestLoadNotRegular(t *testing.T) {
+	within := func(what string, f func() error) error {
+		t.Helper()
+		done := make(chan error, 1)
+		go func() { done <- f() }()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still running after 5 s on a FIFO: the boot would hang", what)
+			return nil
+		}
+	}
+	root, contents, mods := setup(t, []string{"virtio_net"}, []string{""})
+	p := filepath.Join(root, mods[0].Path)
+	os.Remove(p)
+	if err := unix.Mkfifo(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := within("Load", func() error {
+		_, err := Load(mods, Options{Root: root, Contents: contents, Kernel: &fakeKernel{}})
+		return err
+	})
+	if !errors.Is(err, integrity.ErrNotRegular) || !strings.Contains(err.Error(), "virtio_net") {
+		t.Errorf("Load of a FIFO module: %v", err)
+	}
+	l := filepath.Join(root, initrdlayout.ModulesLoad)
+	os.Remove(l)
+	if err := unix.Mkfifo(l, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = within("ReadList", func() error { _, err := ReadList(root, contents); return err })
+	if !errors.Is(err, integrity.ErrNotRegular) || !strings.Contains(err.Error(), initrdlayout.ModulesLoad) {
+		t.Errorf("ReadList of a FIFO: %v", err)
 	}
 }

@@ -114,7 +114,7 @@ func Unpack(o Options) (Report, error) {
 	if _, err := os.Lstat(dst); err == nil {
 		return Report{}, fmt.Errorf("payload: %s is in the initrd beside %s: refusing an ambiguous payload", initrdlayout.PayloadPath, initrdlayout.PackedPayloadPath)
 	}
-	in, err := os.Open(src)
+	in, err := integrity.Open(src)
 	if err != nil {
 		return Report{}, fmt.Errorf("payload: %w (truncated initrd unpack? look for \"Initramfs unpacking failed\" above)", err)
 	}

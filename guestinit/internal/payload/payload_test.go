@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -309,5 +310,43 @@ func TestCheckMemoryMessage(t *testing.T) {
 		if err := checkMemory(p, size); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("checkMemory(%d bytes): %v, want %q", size, err, want)
 		}
+	}
+}
+
+// bin/katana.zst left as a FIFO or a symbolic link by a damaged archive
+// (the payload's archive is stored, with no checksum of its own) is a boot
+// error naming it, not an open that blocks for ever; nothing is written.
+func TestUnpackNotRegular(t *testing.T) {
+	for _, kind := range []string{"FIFO", "symbolic link"} {
+		t.Run(kind, func(t *testing.T) {
+			root, fr := pack(t, payloadBytes(300<<10), 100<<10)
+			p := filepath.Join(root, initrdlayout.PackedPayloadPath)
+			if kind == "FIFO" {
+				os.Remove(p)
+				if err := unix.Mkfifo(p, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				if err := os.Rename(p, p+".real"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Base(p)+".real", p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() { _, err := Unpack(Options{Root: root, Frames: fr}); done <- err }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, integrity.ErrNotRegular) || !strings.Contains(err.Error(), initrdlayout.PackedPayloadPath+" is a "+kind) {
+					t.Errorf("Unpack: %v; want %s named as a %s", err, initrdlayout.PackedPayloadPath, kind)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("Unpack still running after 5 s on a %s: the boot would hang", kind)
+			}
+			if _, err := os.Lstat(filepath.Join(root, initrdlayout.PayloadPath)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s after a failed unpack: %v", initrdlayout.PayloadPath, err)
+			}
+		})
 	}
 }
