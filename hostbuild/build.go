@@ -53,8 +53,12 @@ Does pack, cmdline and manifest in one step, so that the three always agree:
   OUTDIR/`+buildManifest+` component hashes, cmdline and expected measurements (as
                       hostbuild manifest), with the payload's and init's hashes
 The three files are written to a temporary folder in OUTDIR and renamed into
-place only when all exist, manifest last: a failed build leaves the previous
-files as they were, and never a manifest that does not match the others.
+place only when all exist and the payload and init the manifest records are
+the ones packed, old manifest removed first and new manifest last: a failed
+build leaves the previous files as they were; one killed during those
+renames (a few system calls) can leave OUTDIR without a manifest, never with
+one that does not match the others. One build at a time writes to an
+OUTDIR: a second is refused while the first runs.
 
 Exit status: 0 written; 1 an input cannot be used (missing, unreadable, not
 a static x86-64 ELF, an init that is not a Go program, an OVMF without
@@ -143,6 +147,12 @@ Flags:
 	// whose lock nobody holds are removed here, not those of a build
 	// running beside this one (in another container or on another host
 	// sharing the folder too: the lock is the kernel's, not a PID).
+	unlockOut, err := lockOutDir(*outDir)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return exitFail
+	}
+	defer unlockOut()
 	removeStaleBuildDirs(*outDir, logf)
 	tmp, err := os.MkdirTemp(*outDir, buildTmpPrefix+"*.tmp")
 	if err != nil {
@@ -168,6 +178,7 @@ Flags:
 	}
 	warnDroppedModules(stderr, "build", res.Dropped)
 	logf("initrd: %d bytes, sha256 %s", res.Size, hex.EncodeToString(res.SHA256[:]))
+	buildPacked()
 
 	if err := atomicfile.WriteFile(filepath.Join(tmp, buildCmdline), []byte(line), 0o644); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
@@ -181,6 +192,13 @@ Flags:
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
 		return generateExit(err)
+	}
+	// The manifest hashed --payload and --init by their paths, after
+	// packing: if either changed in between (a compiler writing it), it
+	// would name a payload the guest does not run.
+	if err := checkContents(po.Output, po.Payload, po.Init, m); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v (did an input change while the build read it? the files in %s are as they were)\n", err, *outDir)
+		return exitFail
 	}
 	if err := manifest.WriteFile(filepath.Join(tmp, buildManifest), m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
@@ -208,6 +226,10 @@ Flags:
 	return exitOK
 }
 
+// buildPacked runs once the initrd is packed, before the manifest hashes
+// the inputs: a test seam (an input rewritten in between).
+var buildPacked = func() {}
+
 // buildTmpPrefix starts the name of a build's temporary folder in OUTDIR.
 const buildTmpPrefix = ".build-"
 
@@ -231,6 +253,25 @@ func lockBuildDir(dir string) (unlock func(), err error) {
 	if err := os.WriteFile(filepath.Join(dir, buildLockMarker), nil, 0o644); err != nil {
 		d.Close()
 		return nil, err
+	}
+	return func() { d.Close() }, nil
+}
+
+// lockOutDir takes an exclusive lock on the output folder itself for the
+// whole build (flock, dropped by the kernel when the process dies): two
+// builds renaming their files into one folder at once could leave one's
+// manifest beside the other's initrd, both exiting 0.
+func lockOutDir(dir string) (unlock func(), err error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		d.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("another hostbuild build is writing to %s: wait for it to end, or give another -o", dir)
+		}
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	return func() { d.Close() }, nil
 }

@@ -294,3 +294,71 @@ func TestBuildRemovesKilledBuildsFolders(t *testing.T) {
 		t.Errorf("build did not say it removed the folder:\n%s", errOut)
 	}
 }
+
+// The manifest records the payload and init that were packed: one
+// rewritten between packing and measuring (a compiler writing the same
+// path) fails the build, naming it, and the previous files stay.
+func TestBuildInputChangedWhileRead(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	abs := func(name string) string { return filepath.Join(dir, name) }
+	args := []string{"build", "-q", "--init", abs("guestinit"), "--payload", abs("katana"), "--kernel-modules", abs("k"),
+		"--kernel", abs("vmlinuz"), "--ovmf", ovmf, "-o", abs("out")}
+	if code, _, errOut := runCmd(t, "", args...); code != exitOK {
+		t.Fatalf("good build: exit %d\n%s", code, errOut)
+	}
+	before := map[string][]byte{}
+	for _, n := range []string{buildInitrd, buildCmdline, buildManifest} {
+		before[n], _ = os.ReadFile(filepath.Join(dir, "out", n))
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"katana", "is not the payload of --initrd"},
+		{"guestinit", "is not the /init of --initrd"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			orig, err := os.ReadFile(abs(tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.WriteFile(abs(tc.file), orig, 0o755)
+			buildPacked = func() { os.WriteFile(abs(tc.file), append(bytes.Clone(orig), 0), 0o755) }
+			defer func() { buildPacked = func() {} }()
+			code, _, errOut := runCmd(t, "", args...)
+			if code != exitFail || !strings.Contains(errOut, tc.want) || !strings.Contains(errOut, "did an input change while the build read it?") {
+				t.Errorf("build with %s rewritten after packing: exit %d\n%s", tc.file, code, errOut)
+			}
+			for n, b := range before {
+				if after, _ := os.ReadFile(filepath.Join(dir, "out", n)); !bytes.Equal(after, b) {
+					t.Errorf("%s changed", n)
+				}
+			}
+		})
+	}
+}
+
+// Two builds into one folder at once could interleave their renames (one's
+// manifest beside the other's initrd, both exit 0): while one holds the
+// folder, another is refused and writes nothing.
+func TestBuildOneAtATimePerFolder(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	out := filepath.Join(dir, "out")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lockOutDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+		"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out")
+	if code != exitFail || !strings.Contains(errOut, "another hostbuild build is writing to out: wait for it to end, or give another -o") {
+		t.Errorf("build while another holds the folder: exit %d\n%s", code, errOut)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Errorf("refused build left %d entries in the folder", len(ents))
+	}
+	unlock()
+	if _, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+		"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"); code != exitOK {
+		t.Errorf("build once the folder is free: exit %d\n%s", code, errOut)
+	}
+}
