@@ -1511,3 +1511,51 @@ func TestModeStringSpecialBits(t *testing.T) {
 		}
 	}
 }
+
+// A module whose path the init could not read back from the module list
+// (fields split at spaces) or the content list (one path a line, no
+// control characters) is refused by Pack, naming it, instead of giving an
+// initrd on which every boot fails. Other unusual names still pack.
+func TestPackModulePathTheListsCannotHold(t *testing.T) {
+	for _, tc := range []struct {
+		dir string
+		ok  bool
+	}{
+		{"my dir", false},
+		{"nl\ndir", false},
+		{"tab\tdir", false},
+		{"del\x7fdir", false},
+		{"dir-1_é+", true},
+	} {
+		t.Run(tc.dir, func(t *testing.T) {
+			dir := t.TempDir()
+			o := inputs(t, dir)
+			mods := filepath.Join(dir, "lib/modules/6.9.0-test/kernel")
+			if err := os.Remove(filepath.Join(mods, "net/vsock.ko")); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(mods, "drivers", tc.dir, "vsock.ko")
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, testelf.Module("depends=", "name=vsock"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			o.Output = filepath.Join(t.TempDir(), "initrd.img")
+			_, err := Pack(context.Background(), o)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Pack: %v", err)
+				}
+				return
+			}
+			want := fmt.Sprintf("module vsock: its path %s/%q has a character the initrd's lists cannot hold", filepath.Join(dir, "lib/modules/6.9.0-test"), "kernel/drivers/"+tc.dir+"/vsock.ko")
+			if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), want) {
+				t.Errorf("Pack: %v; want an input error saying %q", err, want)
+			}
+			if _, err := os.Stat(o.Output); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("refused pack left %s: %v", o.Output, err)
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
@@ -340,6 +341,10 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 	var list []initrdlayout.Module
 	for _, m := range mods {
 		p := path.Join(root, m.RelPath)
+		if !listable(m.Name, p) {
+			return nil, badInput("module %s: its path %s/%s has a character the initrd's lists cannot hold (a space, a newline or another control character; the init reads them line by line, fields split at spaces): rename that folder or file in --kernel-modules",
+				m.Name, tree.Dir, strconv.Quote(m.RelPath))
+		}
 		out = append(out, file{path: p, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: m.Data})
 		list = append(list, initrdlayout.Module{Name: m.Name, Path: p})
 		res.Modules = append(res.Modules, m.Name)
@@ -352,6 +357,20 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 		logf("kernel %s: skipped (built in or absent): %s", tree.Release, strings.Join(res.Skipped, " "))
 	}
 	return out, nil
+}
+
+// listable reports whether the init reads a module at path p back from
+// both lists the initrd names it in, the module list and the content list,
+// with the init's own parsers: a path they would refuse or split must be
+// refused here, not on every boot.
+func listable(name, p string) bool {
+	back, err := initrdlayout.ParseModuleList(bytes.NewReader(initrdlayout.FormatModuleList([]initrdlayout.Module{{Name: name, Path: p}})))
+	if err != nil || len(back) != 1 || back[0].Path != p {
+		return false
+	}
+	c, err := initrdlayout.ParseContents(bytes.NewReader(initrdlayout.Contents{p: {}}.Format()))
+	_, ok := c[p]
+	return err == nil && ok
 }
 
 // complete adds missing parent directories (0755) and refuses duplicates.
