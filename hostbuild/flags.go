@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/google/go-sev-guest/abi"
 )
 
 // The flag package reads integers with base 0, so "010" is octal 8. The
@@ -81,6 +83,12 @@ func parsePolicy(s string) (uint64, error) {
 	pol, err := parseAutoInt(s, 64)
 	if err != nil {
 		return 0, fmt.Errorf("--policy %q: %w", s, err)
+	}
+	// Checked here, not only by the manifest, which reads 0 as "the
+	// default": an explicit --policy 0 must be refused like any other
+	// invalid policy, not become 0x30000.
+	if _, err := abi.ParseSnpPolicy(pol); err != nil {
+		return 0, fmt.Errorf("--policy %s: guest policy 0x%x: %v", s, pol, err)
 	}
 	return pol, nil
 }
