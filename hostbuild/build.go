@@ -238,10 +238,11 @@ const buildTmpPrefix = ".build-"
 // one of an older version), and is left alone.
 const buildLockMarker = ".locked"
 
-// lockBuildDir takes an exclusive lock on dir (flock on the folder itself,
-// dropped by the kernel when the process dies) and then marks the folder
-// as locked. unlock releases it.
-func lockBuildDir(dir string) (unlock func(), err error) {
+// flockDir takes an exclusive lock on the folder dir itself (flock,
+// dropped by the kernel when the process dies) without waiting; closing
+// the returned folder releases it. Held by another process, the error
+// wraps syscall.EWOULDBLOCK.
+func flockDir(dir string) (*os.File, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
@@ -249,6 +250,16 @@ func lockBuildDir(dir string) (unlock func(), err error) {
 	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	return d, nil
+}
+
+// lockBuildDir locks a build's temporary folder (flockDir) and then marks
+// it as locked. unlock releases it.
+func lockBuildDir(dir string) (unlock func(), err error) {
+	d, err := flockDir(dir)
+	if err != nil {
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, buildLockMarker), nil, 0o644); err != nil {
 		d.Close()
@@ -257,21 +268,16 @@ func lockBuildDir(dir string) (unlock func(), err error) {
 	return func() { d.Close() }, nil
 }
 
-// lockOutDir takes an exclusive lock on the output folder itself for the
-// whole build (flock, dropped by the kernel when the process dies): two
-// builds renaming their files into one folder at once could leave one's
-// manifest beside the other's initrd, both exiting 0.
+// lockOutDir locks the output folder itself for the whole build
+// (flockDir): two builds renaming their files into one folder at once
+// could leave one's manifest beside the other's initrd, both exiting 0.
 func lockOutDir(dir string) (unlock func(), err error) {
-	d, err := os.Open(dir)
+	d, err := flockDir(dir)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("another hostbuild build is writing to %s: wait for it to end, or give another -o", dir)
+	}
 	if err != nil {
 		return nil, err
-	}
-	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		d.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another hostbuild build is writing to %s: wait for it to end, or give another -o", dir)
-		}
-		return nil, fmt.Errorf("locking %s: %w", dir, err)
 	}
 	return func() { d.Close() }, nil
 }
@@ -292,15 +298,11 @@ func removeStaleBuildDirs(dir string, logf func(string, ...any)) {
 		if _, err := os.Stat(filepath.Join(p, buildLockMarker)); err != nil {
 			continue
 		}
-		d, err := os.Open(p)
-		if err != nil {
-			continue
-		}
-		if syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		if d, err := flockDir(p); err == nil {
 			if err := os.RemoveAll(p); err == nil {
 				logf("removed %s, left by a build that was killed", name)
 			}
+			d.Close()
 		}
-		d.Close()
 	}
 }

@@ -1086,6 +1086,27 @@ func datedCRL(t testing.TB, this, next time.Time, signer *x509.Certificate, key 
 	return b
 }
 
+// otherCRLSigner is a CA with the ARK's subject and the right to sign
+// revocation lists that is not the ARK.
+func otherCRLSigner(t testing.TB, s *test.AmdSigner) (*x509.Certificate, *rsa.PrivateKey) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: s.Ark.Subject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, key
+}
+
 // currentCRL is datedCRL issued an hour ago, current for a day.
 func currentCRL(t testing.TB, signer *x509.Certificate, key any, revoked ...*x509.Certificate) []byte {
 	t.Helper()
@@ -1149,21 +1170,7 @@ func TestVerifyCRL(t *testing.T) {
 		}
 		return out
 	}
-	// Another CA, with the right to sign CRLs: not the ARK.
-	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: s.Ark.Subject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	otherDER, err := x509.CreateCertificate(rand.Reader, otherTmpl, otherTmpl, &otherKey.PublicKey, otherKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherCA, err := x509.ParseCertificate(otherDER)
-	if err != nil {
-		t.Fatal(err)
-	}
+	otherCA, otherKey := otherCRLSigner(t, s)
 	nonce := bytes.Repeat([]byte{5}, 32)
 	for _, tc := range []struct {
 		name     string
@@ -1221,20 +1228,7 @@ func TestVerifyCRLVLEK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	otherKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherTmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: s.Ark.Subject, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
-	otherDER, err := x509.CreateCertificate(rand.Reader, otherTmpl, otherTmpl, &otherKey.PublicKey, otherKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherCA, err := x509.ParseCertificate(otherDER)
-	if err != nil {
-		t.Fatal(err)
-	}
+	otherCA, otherKey := otherCRLSigner(t, s)
 	clean := currentCRL(t, s.Ark, s.Keys.Ark)
 	nonce := bytes.Repeat([]byte{5}, 32)
 	for _, tc := range []struct {
