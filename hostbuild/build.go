@@ -101,6 +101,10 @@ Flags:
 			return exitFail
 		}
 	}
+	if err := checkBzImage(*kernel); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: --kernel %s: %v\n", *kernel, err)
+		return exitFail
+	}
 	g := manifest.GenerateOptions{OVMF: *ovmf, Kernel: *kernel, Cmdline: line, Payload: po.Payload, Init: po.Init,
 		VMMType: *vmm, SourceDateEpoch: po.SourceDateEpoch, ToolVersion: version}
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {

@@ -25,8 +25,16 @@ func stageBuild(t *testing.T) (dir, ovmf string) {
 	stage(t, dir, false)
 	goInit(t, filepath.Join(dir, "guestinit"))
 	ovmf, _ = filepath.Abs("testdata/ovmf_AmdSev_suffix.bin")
-	os.WriteFile(filepath.Join(dir, "vmlinuz"), []byte("not really a kernel"), 0o644)
+	os.WriteFile(filepath.Join(dir, "vmlinuz"), fakeBzImage("not really a kernel"), 0o644)
 	return dir, ovmf
+}
+
+// fakeBzImage is body behind a Linux boot header's "HdrS" magic: all
+// that build looks at in a kernel (the measurement only hashes it).
+func fakeBzImage(body string) []byte {
+	b := make([]byte, 0x400)
+	copy(b[0x202:], "HdrS")
+	return append(b, body...)
 }
 
 // build writes the initrd, the cmdline and a manifest whose measurements
@@ -97,6 +105,7 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 		t.Fatal("the OVMF fixture has no hashes table GUID")
 	}
 	os.WriteFile(filepath.Join(dir, "nohashes.fd"), bytes.Replace(fw, g[:], make([]byte, len(g)), 1), 0o644)
+	os.WriteFile(filepath.Join(dir, "short"), []byte("tiny\n"), 0o644)
 	build := func(extra ...string) (string, int) {
 		args := append([]string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
 			"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}, extra...)
@@ -142,6 +151,10 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 		{"bad vmm type", []string{"--vmm-type", "kvm"}, exitUsage, "unknown VMM type"},
 		{"bad args", []string{"--args", "it's"}, exitUsage, "unbalanced single quote"},
 		{"not an OVMF", []string{"--ovmf", "vmlinuz"}, exitFail, "OVMF image vmlinuz"},
+		// A kernel QEMU would not build the measured hashes table for.
+		{"kernel an ELF (vmlinux)", []string{"--kernel", "katana"}, exitFail, "--kernel katana: an ELF file (an uncompressed vmlinux?), not a bzImage"},
+		{"kernel without a boot header", []string{"--kernel", ovmf}, exitFail, `not a Linux bzImage (no "HdrS" boot header at 0x202)`},
+		{"kernel too short", []string{"--kernel", "short"}, exitFail, "--kernel short: 5 bytes, too short for a Linux kernel's boot header"},
 		{"OVMF without direct boot", []string{"--ovmf", "nohashes.fd"}, exitFail, "kernel specified but OVMF footer table has no SEV_HASH_TABLE_RV"},
 		// Found before the initrd is packed (build reads the build info first).
 		{"init is not Go", []string{"--init", "katana"}, exitFail, "Go build info"},

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 )
 
@@ -42,6 +45,34 @@ func checkInputs(ins ...input) error {
 		case !in.folder && st.IsDir():
 			return fmt.Errorf("%s %s: a folder, not a file (%s)", in.flag, in.path, fix)
 		}
+	}
+	return nil
+}
+
+// checkBzImage refuses a kernel that is not a bzImage (the Linux boot
+// protocol's "HdrS" header at 0x202). QEMU builds the SEV hashes table
+// that kernel-hashes=on measures only for one; given anything else (an
+// ELF vmlinux, a multiboot image, the wrong file), it would boot no such
+// launch, or none that the manifest's measurement matches, and that would
+// show only at attestation, as a measurement failure.
+func checkBzImage(path string) error {
+	f, err := infile.Open("kernel", path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var h [0x206]byte
+	n, err := io.ReadFull(f, h[:])
+	const fix = "give the kernel's compressed image, the vmlinuz that /boot or the kernel package holds"
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%d bytes, too short for a Linux kernel's boot header: not a bzImage (%s)", n, fix)
+	case err != nil:
+		return err
+	case bytes.Equal(h[:4], []byte("\x7fELF")):
+		return fmt.Errorf("an ELF file (an uncompressed vmlinux?), not a bzImage: QEMU's measured direct boot (kernel-hashes=on) needs a bzImage (%s)", fix)
+	case string(h[0x202:0x206]) != "HdrS":
+		return fmt.Errorf("not a Linux bzImage (no \"HdrS\" boot header at 0x202): QEMU's measured direct boot (kernel-hashes=on) needs one (%s)", fix)
 	}
 	return nil
 }
