@@ -16,6 +16,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
 
@@ -343,7 +344,7 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 			fmt.Fprintf(w, "  %-15s %s\n", k+":", s)
 		}
 	}
-	line("provider", attest.Printable(r.Provider))
+	line("provider", printable.Quote(r.Provider))
 	line("signer", r.Signer)
 	line("product", r.ProductLine)
 	line("measurement", r.Measurement)
@@ -359,7 +360,7 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 	line("config digest", r.ConfigDigest)
 	if r.Argv != nil {
 		b, _ := json.Marshal(r.Argv)
-		line("katana argv", attest.Printable(string(b)))
+		line("katana argv", printable.Quote(string(b)))
 	}
 	for _, wmsg := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", wmsg)

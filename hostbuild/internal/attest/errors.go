@@ -12,6 +12,8 @@ package attest
 import (
 	"errors"
 	"fmt"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 // Class is a failure class; each has a distinct exit code.
@@ -53,10 +55,10 @@ type Error struct {
 }
 
 // Error is the failure's text with every unprintable rune escaped
-// (EscapeUnprintable): it can carry what the host chose, for example
+// (printable.Escape): it can carry what the host chose, for example
 // go-sev-guest puts a certificate's subject in its messages as it is, and
 // it is printed on a terminal.
-func (e *Error) Error() string { return e.Class.String() + ": " + EscapeUnprintable(e.Err.Error()) }
+func (e *Error) Error() string { return e.Class.String() + ": " + printable.Escape(e.Err.Error()) }
 func (e *Error) Unwrap() error { return e.Err }
 
 func fail(c Class, format string, args ...any) error {

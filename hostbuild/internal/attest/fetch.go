@@ -17,6 +17,7 @@ import (
 
 	"github.com/mdlayher/vsock"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/hostbuild/internal/strictjson"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
@@ -99,9 +100,9 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	if resp.StatusCode != http.StatusOK {
 		var e agentapi.ErrorResponse
 		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-			return nil, fail(ClassTransport, "agent at %s answered %d %s: %s", o.Addr, resp.StatusCode, Printable(e.Error.Code), Printable(e.Error.Message))
+			return nil, fail(ClassTransport, "agent at %s answered %d %s: %s", o.Addr, resp.StatusCode, printable.Quote(e.Error.Code), printable.Quote(e.Error.Message))
 		}
-		return nil, fail(ClassTransport, "agent at %s answered %s", o.Addr, Printable(resp.Status))
+		return nil, fail(ClassTransport, "agent at %s answered %s", o.Addr, printable.Quote(resp.Status))
 	}
 	r, err := DecodeResponse(body)
 	if err != nil {

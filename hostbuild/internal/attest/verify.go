@@ -17,8 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/google/go-sev-guest/abi"
 	"github.com/google/go-sev-guest/kds"
@@ -29,6 +27,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
@@ -121,7 +120,7 @@ type Result struct {
 // fields (ClassPolicy). The returned Result is
 // filled as far as the checks got, also on failure.
 func Verify(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOptions) (*Result, error) {
-	res := &Result{Nonce: hex.EncodeToString(o.Nonce), Provider: Printable(ev.Provider)}
+	res := &Result{Nonce: hex.EncodeToString(o.Nonce), Provider: printable.Quote(ev.Provider)}
 	err := verify1(ctx, ev, o, res)
 	if err != nil {
 		res.Error = err.Error()
@@ -172,47 +171,6 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	return checkPolicy(att, o, res)
 }
 
-// Printable returns s as it is when it is valid UTF-8 and every rune of it
-// is printable (Unicode letters, marks, numbers, punctuation, symbols and
-// the ASCII space), and otherwise Go-quoted. Text the host chose
-// (everything in the agent's answer outside the signed report) goes
-// through it before it is printed: raw, a terminal would run its control
-// sequences, which can erase an "attestation FAILED" line and print
-// "attestation OK" in its place.
-func Printable(s string) string {
-	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
-		return s
-	}
-	return strconv.Quote(s)
-}
-
-// EscapeUnprintable returns s with each rune that Printable would quote
-// it for (C0 and C1 controls, DEL, format characters such as the
-// right-to-left override, bytes that are not UTF-8) written as its Go
-// escape, and the rest left as it is. It is for text that mixes ours with
-// the host's, such as go-sev-guest's error messages, where quoting the
-// whole would hide which part is which.
-func EscapeUnprintable(s string) string {
-	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unicode.IsPrint(r):
-			b.WriteString(s[i : i+n])
-		default:
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-		i += n
-	}
-	return b.String()
-}
-
 // sameCmdline reports whether the init's reported cmdline is the measured
 // one. With an initrd, OVMF adds "initrd=initrd" to the kernel's command
 // line after QEMU measured it: Debian's OVMF appends " initrd=initrd",
@@ -258,7 +216,7 @@ func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) e
 		// Say why, most specific first.
 		switch pn, pd, perr := agentapi.SplitPreimage(ev.ReportDataPreimage); {
 		case !strings.EqualFold(ev.Nonce, hex.EncodeToString(nonce)) || (perr == nil && !bytes.Equal(pn, nonce)):
-			bound := "the response's nonce " + Printable(ev.Nonce)
+			bound := "the response's nonce " + printable.Quote(ev.Nonce)
 			if perr == nil && !bytes.Equal(pn, nonce) {
 				bound = fmt.Sprintf("the preimage's nonce %x", pn)
 			}
@@ -274,10 +232,10 @@ func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) e
 		return fail(ClassReportData, "response nonce %q differs from the verifier's", ev.Nonce)
 	}
 	if ev.ReportData != "" && !strings.EqualFold(ev.ReportData, res.ReportData) {
-		return fail(ClassReportData, "response report_data %s differs from the report's REPORT_DATA %s", Printable(ev.ReportData), res.ReportData)
+		return fail(ClassReportData, "response report_data %s differs from the report's REPORT_DATA %s", printable.Quote(ev.ReportData), res.ReportData)
 	}
 	if ev.ConfigDigest != "" && !strings.EqualFold(ev.ConfigDigest, res.ConfigDigest) {
-		return fail(ClassReportData, "response config_digest %s differs from the config's digest %s", Printable(ev.ConfigDigest), res.ConfigDigest)
+		return fail(ClassReportData, "response config_digest %s differs from the config's digest %s", printable.Quote(ev.ConfigDigest), res.ConfigDigest)
 	}
 	if pre, _ := agentapi.ReportDataPreimage(nonce, digest); !bytes.Equal(pre, ev.ReportDataPreimage) {
 		return fail(ClassReportData, "response report_data_preimage differs from the recomputed one")

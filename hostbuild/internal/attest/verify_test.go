@@ -1002,43 +1002,8 @@ func TestEvidenceDerivedFilesMustAgree(t *testing.T) {
 	}
 }
 
-// Printable leaves ordinary text alone and quotes anything with a control
-// character (C0, DEL or C1) or another unprintable rune.
-func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                      "",
-		"sev-guest-ioctl":       "sev-guest-ioctl",
-		"503 Service Available": "503 Service Available",
-		"é ü 漢":                 "é ü 漢",
-		"a\x1b[2Kb":             `"a\x1b[2Kb"`,
-		"a\rb":                  `"a\rb"`,
-		"a\x7fb":                `"a\x7fb"`,
-		"a\u009bb":              `"a\u009bb"`,
-		"a\u202eb":              `"a\u202eb"`, // right-to-left override
-		"a\xffb":                `"a\xffb"`,
-	} {
-		if got := Printable(in); got != want {
-			t.Errorf("Printable(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
-
-// EscapeUnprintable escapes each unprintable rune in place and leaves the
-// rest, and classified errors' text goes through it.
-func TestEscapeUnprintable(t *testing.T) {
-	for in, want := range map[string]string{
-		"":                                  "",
-		"common name SEV-VCEK not expected": "common name SEV-VCEK not expected",
-		"é ü 漢 \\x1b":                       "é ü 漢 \\x1b",
-		"CN SEV-VCEK\x1b[1A\x1b[2K\rattestation OK": `CN SEV-VCEK\x1b[1A\x1b[2K\rattestation OK`,
-		"a\x7fb\tc\nd":    `a\x7fb\tc\nd`,
-		"a\u009bb\u202ec": `a\u009bb\u202ec`,
-		"a\xffb\xc3":      `a\xffb\xc3`,
-	} {
-		if got := EscapeUnprintable(in); got != want {
-			t.Errorf("EscapeUnprintable(%q) = %s, want %s", in, got, want)
-		}
-	}
+// Classified errors' text has its unprintable runes escaped in place.
+func TestErrorTextEscaped(t *testing.T) {
 	err := fail(ClassChain, "VCEK certificate subject common name %v not expected", "SEV-VCEK\x1b[2K\u009b")
 	if got, want := err.Error(), `chain: VCEK certificate subject common name SEV-VCEK\x1b[2K\u009b not expected`; got != want {
 		t.Errorf("classified error text %q, want %q", got, want)

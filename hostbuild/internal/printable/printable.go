@@ -1,0 +1,57 @@
+// Package printable makes text that others chose safe to print on a
+// terminal: raw, a terminal runs its control sequences, which can erase a
+// line ("attestation FAILED", a file name in a listing) and print another
+// in its place, and a right-to-left override can reorder what is shown.
+package printable
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Is reports whether s is valid UTF-8 and every rune of it is printable
+// (Unicode letters, marks, numbers, punctuation, symbols and the ASCII
+// space): no C0 or C1 control, DEL, format character such as the
+// right-to-left override, or byte that is not UTF-8.
+func Is(s string) bool {
+	return utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0
+}
+
+// Quote returns s as it is when Is(s), and otherwise Go-quoted: for a
+// field that is all someone else's (an agent's provider name, a status
+// line).
+func Quote(s string) string {
+	if Is(s) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// Escape returns s with each rune that Quote would quote it for written
+// as its Go escape (\x1b, \u009b, \xff) and the rest left as it is: for
+// text that mixes ours with someone else's (an error message naming a
+// certificate's subject, a listing of file names), where quoting the
+// whole would hide which part is which.
+func Escape(s string) string {
+	if Is(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsPrint(r):
+			b.WriteString(s[i : i+n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += n
+	}
+	return b.String()
+}

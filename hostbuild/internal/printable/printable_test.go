@@ -1,0 +1,57 @@
+package printable
+
+import "testing"
+
+// Quote leaves ordinary text alone and quotes anything with a control
+// character (C0, DEL or C1) or another unprintable rune.
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                      "",
+		"sev-guest-ioctl":       "sev-guest-ioctl",
+		"503 Service Available": "503 Service Available",
+		"é ü 漢":                 "é ü 漢",
+		"a\x1b[2Kb":             `"a\x1b[2Kb"`,
+		"a\rb":                  `"a\rb"`,
+		"a\x7fb":                `"a\x7fb"`,
+		"a\u009bb":              `"a\u009bb"`,
+		"a\u202eb":              `"a\u202eb"`, // right-to-left override
+		"a\xffb":                `"a\xffb"`,
+	} {
+		if got := Quote(in); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// Escape escapes each unprintable rune in place and leaves the rest.
+func TestEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                  "",
+		"common name SEV-VCEK not expected": "common name SEV-VCEK not expected",
+		"é ü 漢 \\x1b":                       "é ü 漢 \\x1b",
+		"CN SEV-VCEK\x1b[1A\x1b[2K\rattestation OK": `CN SEV-VCEK\x1b[1A\x1b[2K\rattestation OK`,
+		"a\x7fb\tc\nd":    `a\x7fb\tc\nd`,
+		"a\u009bb\u202ec": `a\u009bb\u202ec`,
+		"a\xffb\xc3":      `a\xffb\xc3`,
+	} {
+		if got := Escape(in); got != want {
+			t.Errorf("Escape(%q) = %s, want %s", in, got, want)
+		}
+		if got := Escape(in); !Is(got) {
+			t.Errorf("Escape(%q) = %q is not printable", in, got)
+		}
+	}
+}
+
+// Whatever the bytes, Quote and Escape give printable text.
+func FuzzEscape(f *testing.F) {
+	f.Add("a\x1b[2Kb\u009b\u202e\xff")
+	f.Fuzz(func(t *testing.T, s string) {
+		if q := Quote(s); !Is(q) {
+			t.Errorf("Quote(%q) = %q", s, q)
+		}
+		if e := Escape(s); !Is(e) {
+			t.Errorf("Escape(%q) = %q", s, e)
+		}
+	})
+}
