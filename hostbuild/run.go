@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/qemu"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
@@ -76,6 +78,9 @@ Flags:
 `
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// The guest's console lines and the errors that quote them are the
+	// guest's text: escaped, a terminal does not run its control sequences.
+	stderr = printable.NewWriter(stderr)
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	lf := addLaunchFlags(fs, launchHelp{
@@ -226,6 +231,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, interruptSignals...)
 	defer signal.Stop(sigs)
+	// A write to a stdout or stderr whose reader has ended (the tee of
+	// "run 2>&1 | tee log", ended by the same Ctrl-C; a restarted
+	// journald) would end run by SIGPIPE, and QEMU with it (Pdeathsig):
+	// a power cut instead of the graceful stop. Noted here, SIGPIPE only
+	// makes such writes fail (EPIPE), and run goes on. QEMU does not
+	// inherit this: exec resets caught signals.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
 	vm, err := qemu.Start(ctx, plan.ExecQEMU, ro)
 	plan.Close()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -829,6 +831,10 @@ type fakeRun struct {
 	serial string
 	stderr *qemutest.LockedBuffer
 	done   chan struct{}
+	// gone makes run's stderr a pipe whose reader has ended (as when the
+	// tee of "run 2>&1 | tee log" ends on the same Ctrl-C): the next
+	// line is not read, and the pipe is closed after it.
+	gone atomic.Bool
 }
 
 func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
@@ -858,7 +864,12 @@ func launchFakeRun(t *testing.T, f runFixture, env ...string) (r *fakeRun, ready
 		"--qemu", fake, "--serial-log", r.serial, "--ready-timeout", "30s", "--stop-timeout", "60s")
 	r.cmd.Env = append(append(os.Environ(), "HOSTBUILD_TEST_MAIN=1"), env...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	r.cmd.Stderr = r.stderr
+	r.cmd.Stderr = writerFunc(func(p []byte) (int, error) {
+		if r.gone.Load() {
+			return 0, errors.New("the reader of stderr has ended")
+		}
+		return r.stderr.Write(p)
+	})
 	stdout, err := r.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -935,6 +946,27 @@ func TestRunSignalToProcessGroupStopsGracefully(t *testing.T) {
 				t.Errorf("hostbuild run exit status %d (%v), want %d (clean power-off)\nstderr:\n%s", code, r.cmd.ProcessState, exitOK, r.stderr.String())
 			}
 		})
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// With run's stderr a pipe whose reader ends on the same Ctrl-C (run 2>&1
+// | tee log), run's next writes find no reader: they must not end run by
+// SIGPIPE, which would take QEMU with it (Pdeathsig) and cut the guest's
+// power instead of stopping it.
+func TestRunStderrReaderGoneStillStopsGracefully(t *testing.T) {
+	f := newRunFixture(t)
+	r := startFakeRun(t, f)
+	r.gone.Store(true)
+	if err := syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	code, events := r.wait(t)
+	if events != "system_powerdown\n" || code != exitOK {
+		t.Errorf("hostbuild run exit status %d (%v) and QEMU got %q; want %d (clean power-off) after only the power button", code, r.cmd.ProcessState, events, exitOK)
 	}
 }
 
@@ -1114,5 +1146,34 @@ func TestRunLowestAcceptedValues(t *testing.T) {
 		if code != exitOK || !strings.Contains(stdout, tt.want) {
 			t.Errorf("run %q: exit %d, stdout %q; want 0 and %q\n%s", tt.args, code, stdout, tt.want, stderr)
 		}
+	}
+}
+
+// The guest's console is the guest's text: with --console, and in the
+// last lines an error quotes, run escapes its control sequences (a
+// window title, a screen clear, C1) instead of handing them to the
+// operator's terminal.
+func TestRunEscapesGuestText(t *testing.T) {
+	f := newRunFixture(t)
+	spoof := `printf 'katana log: \033]0;PWNED\007\033[2J\302\233x\n' >>"$log"
+`
+	for _, tc := range []struct {
+		name, body string
+		args       []string
+	}{
+		{"--console", spoof + fakeCleanBoot, []string{"--console"}},
+		{"last lines of a boot that never got ready", spoof + "sleep 3\n", []string{"--ready-timeout", "1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := fakeQEMUScript(t, t.TempDir(), tc.body)
+			args := append([]string{"run", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd, "--plain", "--qemu", fake, "--stop-timeout", "60s"}, tc.args...)
+			_, stderr, _ := runHB(t, args...)
+			if !strings.Contains(stderr, `katana log: \x1b]0;PWNED\a\x1b[2J\u009bx`) {
+				t.Errorf("stderr does not show the guest's line escaped:\n%s", stderr)
+			}
+			if i := strings.IndexFunc(stderr, func(r rune) bool { return r == 0x1b || r == 0x07 || r == 0x9b }); i >= 0 {
+				t.Errorf("stderr carries a raw control character at byte %d: %q", i, stderr)
+			}
+		})
 	}
 }

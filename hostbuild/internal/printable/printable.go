@@ -6,6 +6,7 @@ package printable
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"unicode"
@@ -35,8 +36,11 @@ func Quote(s string) string {
 // text that mixes ours with someone else's (an error message naming a
 // certificate's subject, a listing of file names), where quoting the
 // whole would hide which part is which.
-func Escape(s string) string {
-	if Is(s) {
+func Escape(s string) string { return escape(s, unicode.IsPrint) }
+
+// escape writes each rune of s that keep refuses as its Go escape.
+func escape(s string, keep func(rune) bool) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !keep(r) }) < 0 {
 		return s
 	}
 	var b strings.Builder
@@ -45,7 +49,7 @@ func Escape(s string) string {
 		switch {
 		case r == utf8.RuneError && n == 1:
 			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unicode.IsPrint(r):
+		case keep(r):
 			b.WriteString(s[i : i+n])
 		default:
 			q := strconv.QuoteRune(r)
@@ -54,4 +58,20 @@ func Escape(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// NewWriter returns a writer that passes what it is given to w with each
+// unprintable rune but newline and tab escaped, as Escape does: for a
+// stream of lines that carry someone else's text (a guest's console).
+// Each Write is taken as whole runes.
+func NewWriter(w io.Writer) io.Writer { return writer{w} }
+
+type writer struct{ w io.Writer }
+
+func (e writer) Write(p []byte) (int, error) {
+	s := escape(string(p), func(r rune) bool { return r == '\n' || r == '\t' || unicode.IsPrint(r) })
+	if _, err := io.WriteString(e.w, s); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

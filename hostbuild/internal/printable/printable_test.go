@@ -1,6 +1,10 @@
 package printable
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
 
 // Quote leaves ordinary text alone and quotes anything with a control
 // character (C0, DEL or C1) or another unprintable rune.
@@ -54,4 +58,17 @@ func FuzzEscape(f *testing.F) {
 			t.Errorf("Escape(%q) = %q", s, e)
 		}
 	})
+}
+
+// NewWriter keeps lines and tabs and escapes the rest as Escape does.
+func TestWriter(t *testing.T) {
+	var b strings.Builder
+	w := NewWriter(&b)
+	n, err := fmt.Fprintf(w, "console| %s\n\tlast\x1b]0;PWNED\x07\x1b[2J \u009b\xff\n", "katana")
+	if want := `console| katana` + "\n\t" + `last\x1b]0;PWNED\a\x1b[2J \u009b\xff` + "\n"; err != nil || b.String() != want {
+		t.Errorf("wrote %q (%v), want %q", b.String(), err, want)
+	}
+	if n != len("console| katana\n\tlast\x1b]0;PWNED\x07\x1b[2J \u009b\xff\n") {
+		t.Errorf("Write returned %d, want the length given", n)
+	}
 }
