@@ -117,12 +117,39 @@ type startError struct {
 func (e *startError) Error() string   { return e.msg }
 func (e *startError) Unwrap() []error { return []error{e.err, e.kind} }
 
-// removeExisting removes path when something is there.
-func removeExisting(path string) error {
-	if _, err := os.Lstat(path); err != nil {
+// removeExisting removes path when something is there, if it is of the
+// type want (a previous serial log, a QMP socket left behind): anything
+// else (a device node such as /dev/null, a symlink, a folder) is refused,
+// not removed.
+func removeExisting(path string, want fs.FileMode) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
 		return nil // nothing to remove (or nothing that can be: creating it says why)
 	}
+	if fi.Mode().Type() != want {
+		return fmt.Errorf("%s is %s, which run does not replace: give the path of a new file, or of a previous log", path, describeType(fi.Mode()))
+	}
 	return os.Remove(path)
+}
+
+func describeType(m fs.FileMode) string {
+	switch t := m.Type(); {
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case t&fs.ModeDir != 0:
+		return "a folder"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a block device"
+	case t&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t == 0:
+		return "a regular file"
+	}
+	return "a file of mode " + m.String()
 }
 
 // VM is a running QEMU process started by Start.
@@ -168,11 +195,11 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	// Remove only what is there: on a read-only file system removing a
 	// file that does not exist fails with EROFS, not ENOENT, and the
 	// creation below says best what is wrong with the path.
-	if err := removeExisting(o.SerialLog); err != nil {
-		return nil, &startError{fmt.Sprintf("starting qemu: removing the old serial log %s: %v", o.SerialLog, err), err, ErrSerialLog}
+	if err := removeExisting(o.SerialLog, 0); err != nil {
+		return nil, &startError{fmt.Sprintf("starting qemu: the serial log: %v", err), err, ErrSerialLog}
 	}
 	if o.QMPSocket != "" {
-		if err := removeExisting(o.QMPSocket); err != nil {
+		if err := removeExisting(o.QMPSocket, fs.ModeSocket); err != nil {
 			return nil, fmt.Errorf("starting qemu: removing the old QMP socket: %w", err)
 		}
 	}

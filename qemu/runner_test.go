@@ -377,6 +377,29 @@ func TestStartErrors(t *testing.T) {
 	if !errors.Is(err, ErrSerialLog) || strings.Contains(err.Error(), "removing") || !strings.Contains(err.Error(), "creating the serial log") {
 		t.Errorf("Start with a serial log under a file = %v, want ErrSerialLog creating it", err)
 	}
+	// Something other than a file at the serial log's path (a device node
+	// such as /dev/null, a FIFO, a symlink, a folder) is refused, and left
+	// where it is: Start replaces a previous log, nothing else.
+	fifo, link, sub := filepath.Join(dir, "fifo"), filepath.Join(dir, "link"), filepath.Join(dir, "sub")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for path, kind := range map[string]string{fifo: "a FIFO", link: "a symbolic link", sub: "a folder"} {
+		before, _ := os.Lstat(path)
+		_, err = Start(context.Background(), Options{Binary: "true", Kernel: "k", SerialLog: path}, RunOptions{})
+		if !errors.Is(err, ErrSerialLog) || !strings.Contains(err.Error(), path+" is "+kind+", which run does not replace") {
+			t.Errorf("Start with the serial log at %s = %v, want ErrSerialLog naming it", kind, err)
+		}
+		if after, err := os.Lstat(path); err != nil || !os.SameFile(before, after) || after.Mode() != before.Mode() {
+			t.Errorf("Start removed or replaced %s at the serial log's path (%v)", kind, err)
+		}
+	}
 	_, err = Start(context.Background(), Options{Kernel: "k"}, RunOptions{})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("Start with invalid options = %v, want ErrInvalid", err)
