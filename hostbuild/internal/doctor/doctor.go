@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
 )
 
@@ -51,6 +53,12 @@ type Options struct {
 	// Memlock returns the soft RLIMIT_MEMLOCK in bytes (max uint64 for
 	// unlimited); default: the process's own limit.
 	Memlock func() (uint64, error)
+	// Access checks that this process may read and write a device
+	// (faccessat with the effective IDs); default: the real check.
+	Access func(path string) error
+	// IPCLock reports whether this process has CAP_IPC_LOCK, which lifts
+	// the memlock limit; default: read from /proc/self/status.
+	IPCLock func() bool
 }
 
 // MinQEMU is the first QEMU release with the sev-snp-guest object.
@@ -67,15 +75,21 @@ func Run(ctx context.Context, o Options) []Result {
 	if o.Memlock == nil {
 		o.Memlock = memlock
 	}
+	if o.Access == nil {
+		o.Access = func(p string) error { return unix.Faccessat(unix.AT_FDCWD, p, unix.R_OK|unix.W_OK, unix.AT_EACCESS) }
+	}
+	if o.IPCLock == nil {
+		o.IPCLock = hasIPCLock
+	}
 	var rs []Result
-	rs = append(rs, checkCharDev(o.Root, "/dev/sev", "SEV firmware device /dev/sev",
+	rs = append(rs, checkCharDev(o, "/dev/sev", "SEV firmware device /dev/sev",
 		"enable SEV-SNP in the BIOS (SMEE, SEV-SNP, SNP memory coverage), boot a host kernel with SNP host support (Linux 6.11+ or AMD's snp-host branch) and load kvm_amd"))
 	rs = append(rs, checkSNPParam(o.Root))
-	rs = append(rs, checkCharDev(o.Root, "/dev/kvm", "KVM device /dev/kvm",
+	rs = append(rs, checkCharDev(o, "/dev/kvm", "KVM device /dev/kvm",
 		"load kvm_amd (modprobe kvm_amd) and make sure virtualisation (SVM) is enabled in the BIOS"))
 	rs = append(rs, checkQEMU(ctx, o.QEMU)...)
 	rs = append(rs, checkOVMF(o.OVMF))
-	rs = append(rs, checkCharDev(o.Root, "/dev/vhost-vsock", "vhost-vsock device /dev/vhost-vsock (attestation agent)",
+	rs = append(rs, checkCharDev(o, "/dev/vhost-vsock", "vhost-vsock device /dev/vhost-vsock (attestation agent)",
 		"modprobe vhost_vsock (and add it to /etc/modules-load.d/ to keep it)"))
 	rs = append(rs, checkMemlock(o))
 	return rs
@@ -91,14 +105,20 @@ func Failed(rs []Result) bool {
 	return false
 }
 
-func checkCharDev(root, path, name, fix string) Result {
+func checkCharDev(o Options, path, name, fix string) Result {
 	r := Result{Name: name}
-	fi, err := os.Stat(filepath.Join(root, path))
+	p := filepath.Join(o.Root, path)
+	fi, err := os.Stat(p)
 	switch {
 	case err != nil:
 		r.Status, r.Detail, r.Fix = Fail, "missing: "+errText(err), fix
 	case fi.Mode()&fs.ModeCharDevice == 0:
 		r.Status, r.Detail, r.Fix = Fail, fmt.Sprintf("%s exists but is not a character device (%v)", path, fi.Mode()), fix
+	case o.Access(p) != nil:
+		// QEMU runs as this user: a device it cannot open fails the
+		// launch as surely as a missing one.
+		r.Status, r.Detail = Fail, fmt.Sprintf("%s present, but this user cannot open it for reading and writing: %v", path, errText(o.Access(p)))
+		r.Fix = fmt.Sprintf("run as root, or give this user access to %s (for /dev/kvm: add it to group kvm)", path)
 	default:
 		r.Status, r.Detail = Pass, path+" present"
 	}
@@ -210,11 +230,29 @@ func checkMemlock(o Options) Result {
 		r.Status, r.Detail = Pass, "unlimited"
 	case lim >= need:
 		r.Status, r.Detail = Pass, fmt.Sprintf("%d MiB", lim>>20)
+	case o.IPCLock():
+		r.Status, r.Detail = Pass, fmt.Sprintf("%d KiB (ulimit -l), but this process has CAP_IPC_LOCK, which the limit does not bind", lim>>10)
 	default:
 		r.Status, r.Detail = Fail, fmt.Sprintf("%d KiB (ulimit -l)", lim>>10)
 		r.Fix = "raise it: ulimit -l unlimited in the launching shell, LimitMEMLOCK=infinity in a systemd unit, or memlock in /etc/security/limits.conf (SEV pins guest memory)"
 	}
 	return r
+}
+
+// hasIPCLock reports whether CAP_IPC_LOCK is in this process's effective
+// capabilities (CapEff of /proc/self/status).
+func hasIPCLock() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<unix.CAP_IPC_LOCK) != 0
+		}
+	}
+	return false
 }
 
 func errText(err error) string {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -67,6 +68,8 @@ func fixture(t *testing.T, name string) string {
 	return p
 }
 
+func noIPCLock() bool { return false }
+
 func TestRun(t *testing.T) {
 	amdsev := fixture(t, "ovmf_AmdSev_suffix.bin")
 	plainOVMF := fixture(t, "ovmf_OvmfX64_suffix.bin")
@@ -91,8 +94,22 @@ func TestRun(t *testing.T) {
 		{
 			name: "no sev, old qemu, debian ovmf, low memlock",
 			o: Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF,
-				Memlock: func() (uint64, error) { return 8 << 20, nil }},
+				Memlock: func() (uint64, error) { return 8 << 20, nil }, IPCLock: noIPCLock},
 			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail, Fail},
+		},
+		{
+			// Root or CAP_IPC_LOCK is not bound by the memlock limit; a
+			// device this user cannot open fails like a missing one.
+			name: "low memlock with CAP_IPC_LOCK, /dev/kvm not accessible",
+			o: Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev, Memlock: func() (uint64, error) { return 8 << 20, nil },
+				IPCLock: func() bool { return true },
+				Access: func(p string) error {
+					if strings.HasSuffix(p, "/dev/kvm") {
+						return syscall.EACCES
+					}
+					return nil
+				}},
+			want: []Status{Pass, Pass, Fail, Pass, Pass, Pass, Pass, Pass},
 		},
 		{
 			name: "kvm_amd without sev_snp parameter, qemu missing, memlock unreadable",
@@ -218,7 +235,7 @@ func TestMemlockBound(t *testing.T) {
 		{^uint64(0), Pass, "unlimited"},
 	}
 	for _, tc := range tests {
-		rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: script(t, "exit 1"), Memlock: func() (uint64, error) { return tc.lim, nil }})
+		rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: script(t, "exit 1"), Memlock: func() (uint64, error) { return tc.lim, nil }, IPCLock: noIPCLock})
 		r := result(t, rs, "memlock limit covers 2048 MiB")
 		if r.Status != tc.status || r.Detail != tc.detail {
 			t.Errorf("limit %d: %s %q, want %s %q", tc.lim, r.Status, r.Detail, tc.status, tc.detail)

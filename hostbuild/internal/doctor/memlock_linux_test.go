@@ -34,7 +34,7 @@ func TestMemlockOwnLimit(t *testing.T) {
 			if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: tc.cur, Max: orig.Max}); err != nil {
 				t.Fatal(err)
 			}
-			rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: script(t, "exit 1"), MemoryMiB: tc.mib})
+			rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: script(t, "exit 1"), MemoryMiB: tc.mib, IPCLock: noIPCLock})
 			r := result(t, rs, "memlock limit covers")
 			if r.Status != tc.status || r.Detail != tc.detail {
 				t.Errorf("soft limit %d, %d MiB: %s %q, want %s %q", tc.cur, tc.mib, r.Status, r.Detail, tc.status, tc.detail)
