@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 func init() {
@@ -15,6 +16,8 @@ func init() {
 }
 
 func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Errors name entries of the archive, which are its author's text.
+	stderr = printable.NewWriter(stderr)
 	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print the changes as JSON")

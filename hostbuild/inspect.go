@@ -8,6 +8,7 @@ import (
 	"io"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 func init() {
@@ -15,6 +16,8 @@ func init() {
 }
 
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Errors name entries of the archive, which are its author's text.
+	stderr = printable.NewWriter(stderr)
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON instead of a listing")
@@ -77,7 +80,7 @@ Flags:
 	fmt.Fprintf(stdout, "# %s: %s, %d bytes, %d entries in %d archive(s), sha256 %s\n",
 		pos[0], a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)
 	if a.PayloadUnknown != "" {
-		fmt.Fprintf(stdout, "# payload /bin/katana: unknown: %s\n", a.PayloadUnknown)
+		fmt.Fprintf(stdout, "# payload /bin/katana: unknown: %s\n", printable.Escape(a.PayloadUnknown))
 	} else if p := a.Payload; p != nil && p.Encoding == "frames" {
 		fmt.Fprintf(stdout, "# payload /bin/katana: %d bytes, sha256 %s, stored as %s (%d zstd frames, %d bytes) for the init to check and decode\n",
 			p.Size, p.SHA256, p.Stored, p.Frames, p.Packed)

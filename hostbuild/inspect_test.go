@@ -132,3 +132,51 @@ func TestInspectListing(t *testing.T) {
 		})
 	}
 }
+
+// Names in an initrd are its author's text: inspect and diff print them
+// with control sequences (a screen clear, a window title, C1, a
+// right-to-left override) and newlines escaped, so that a name can neither
+// rewrite the operator's terminal nor forge a "# payload" line.
+func TestInspectAndDiffEscapeNames(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, ents ...newc.Header) string {
+		var b bytes.Buffer
+		w := newc.NewWriter(&b)
+		for _, h := range ents {
+			data := []byte{}
+			if h.Mode&newc.TypeMask == newc.TypeLink {
+				data = []byte("\x1b]0;PWNED\atarget")
+			}
+			h.NLink, h.Size = 1, uint32(len(data))
+			if err := w.WriteHeader(&h); err != nil {
+				t.Fatal(err)
+			}
+			w.Write(data)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	plain := write("plain.img", newc.Header{Name: "bin", Mode: newc.TypeDir | 0o755})
+	evil := write("evil.img", newc.Header{Name: "bin", Mode: newc.TypeDir | 0o755},
+		newc.Header{Name: "bin/\x1b[2J\x1b[31mx\x1b[0m\r\u009b\u202egnp.exe\n# payload /bin/katana: forged", Mode: newc.TypeReg | 0o755},
+		newc.Header{Name: "lnk", Mode: newc.TypeLink | 0o777})
+	for _, args := range [][]string{{"inspect", evil}, {"diff", plain, evil}} {
+		_, stdout, stderr := runCmd(t, "", args...)
+		out := stdout + stderr
+		if i := strings.IndexFunc(out, func(r rune) bool { return r < 0x20 && r != '\n' || r == 0x7f || r == 0x9b || r == 0x202e }); i >= 0 {
+			t.Errorf("%s: raw control character at byte %d: %q", args[0], i, out)
+		}
+		if !strings.Contains(out, `bin/\x1b[2J\x1b[31mx\x1b[0m\r\u009b\u202egnp.exe\n# payload /bin/katana: forged`) || !strings.Contains(out, `\x1b]0;PWNED\atarget`) {
+			t.Errorf("%s: the names are not shown escaped:\n%s", args[0], out)
+		}
+		if strings.Contains(out, "\n# payload /bin/katana: forged") {
+			t.Errorf("%s: a name forged a line:\n%s", args[0], out)
+		}
+	}
+}

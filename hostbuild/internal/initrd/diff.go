@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 // Change is one entry-level difference between two initrds.
@@ -14,7 +16,10 @@ type Change struct {
 	B    string `json:"b,omitempty"`
 }
 
+// String is c on one line, its paths and descriptions (the archives'
+// text) with unprintable runes escaped.
 func (c Change) String() string {
+	c.Path, c.A, c.B = printable.Escape(c.Path), printable.Escape(c.A), printable.Escape(c.B)
 	switch c.Kind {
 	case "added":
 		return fmt.Sprintf("added    %s (%s)", c.Path, c.B)

@@ -638,7 +638,7 @@ func TestReadStaleFrameList(t *testing.T) {
 		{"empty", "", "frame list is empty"},
 	} {
 		t.Run("no content list, "+tc.name, func(t *testing.T) {
-			img := appendArchive(t, nil, entry{"bin", dirMode, ""}, entry{fp, newc.TypeReg | 0o644, tc.data})
+			img := appendArchive(t, nil, entry{"bin", dirMode, ""}, entry{"etc", dirMode, ""}, entry{"etc/guestinit", dirMode, ""}, entry{fp, newc.TypeReg | 0o644, tc.data})
 			if _, err := Read(bytes.NewReader(img)); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("got %v; want an error containing %q", err, tc.want)
 			}
@@ -952,7 +952,7 @@ func TestPayloadFrames(t *testing.T) {
 	// The main archive is one zstd frame; the payload archive starts at a
 	// 4-byte offset after it (the kernel looks for "070701" only there).
 	br := bufio.NewReader(bytes.NewReader(img))
-	frame, err := readZstdFrame(br)
+	frame, err := readZstdFrame(br, maxZstdFrame)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1106,8 +1106,8 @@ func TestReadPayloadHardLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Payload != nil || !strings.Contains(a.PayloadUnknown, `entry "bin/katana" has 2 links`) {
-		t.Errorf("payload %+v, unknown %q; want unknown for the hard-linked bin/katana", a.Payload, a.PayloadUnknown)
+	if a.Payload != nil || !strings.Contains(a.PayloadUnknown, `entry "x" has 2 links`) {
+		t.Errorf("payload %+v, unknown %q; want unknown from the first hard-linked entry, x, whose inode bin/katana joins", a.Payload, a.PayloadUnknown)
 	}
 }
 
@@ -1250,7 +1250,7 @@ func decompressAll(comp string, b []byte) (out []byte, end int, err error) {
 		out, err := io.ReadAll(zr)
 		return out, len(b) - br.Len(), err
 	case "zstd":
-		frame, err := readZstdFrame(bufio.NewReader(bytes.NewReader(b)))
+		frame, err := readZstdFrame(bufio.NewReader(bytes.NewReader(b)), maxZstdFrame)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -1470,7 +1470,7 @@ func TestCheckStaticELFSharedLibrary(t *testing.T) {
 // Other tools' zstd frames carry a content checksum (the packer's do not):
 // Read takes it as part of the frame, and a frame cut inside it is an error.
 func TestReadZstdChecksum(t *testing.T) {
-	archive := appendArchive(t, nil, entry{"bin/katana", regExec, "katana"})
+	archive := appendArchive(t, nil, entry{"bin", dirMode, ""}, entry{"bin/katana", regExec, "katana"})
 	var z bytes.Buffer
 	zw, err := zstd.NewWriter(&z, zstd.WithEncoderCRC(true))
 	if err != nil {
@@ -1557,5 +1557,100 @@ func TestPackModulePathTheListsCannotHold(t *testing.T) {
 				t.Errorf("refused pack left %s: %v", o.Output, err)
 			}
 		})
+	}
+}
+
+// crcArchive is one newc archive of magic 070702 holding a regular file
+// name with data and the checksum field check, then its trailer.
+func crcArchive(name, data string, check uint32) []byte {
+	var b bytes.Buffer
+	hdr := func(name string, mode, size, check uint32) {
+		fmt.Fprintf(&b, "070702%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x%08x", 0, mode, 0, 0, 1, 0, size, 0, 0, 0, 0, len(name)+1, check)
+		b.WriteString(name)
+		b.WriteByte(0)
+		for b.Len()%4 != 0 {
+			b.WriteByte(0)
+		}
+	}
+	hdr(name, regExec, uint32(len(data)), check)
+	b.WriteString(data)
+	for b.Len()%4 != 0 {
+		b.WriteByte(0)
+	}
+	hdr("TRAILER!!!", 0, 0, 0)
+	return b.Bytes()
+}
+
+// Archives the kernel unpacks otherwise than a reader that takes each
+// entry at its word: Read reports the payload unknown (and so checks no
+// --payload or --init against it) instead of a payload or /init the guest
+// does not get. Each came from review with a crafted initrd that made
+// inspect and the manifest name a payload the guest would not run.
+func TestReadWhatTheKernelDoesOtherwise(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	packed := pack(t, o)
+	evil := "evil payload"
+	sum := uint32(0)
+	for _, c := range []byte(evil) {
+		sum += uint32(c)
+	}
+	hardLinked := func() []byte {
+		var buf bytes.Buffer
+		buf.Write(appendAligned(packed, nil))
+		nw := newc.NewWriter(&buf)
+		for _, h := range []newc.Header{{Name: "init", Mode: regExec, NLink: 2, Ino: 7, Size: 4}, {Name: "zzz", Mode: regExec, NLink: 2, Ino: 7, Size: uint32(len(evil))}} {
+			if err := nw.WriteHeader(&h); err != nil {
+				t.Fatal(err)
+			}
+			nw.Write([]byte(map[string]string{"init": "good", "zzz": evil}[h.Name]))
+		}
+		nw.Close()
+		return buf.Bytes()
+	}
+	for _, tc := range []struct {
+		name string
+		img  []byte
+		want string // in PayloadUnknown; "" for a payload
+	}{
+		{"070702 with a good checksum", appendAligned(packed, crcArchive("x", evil, sum)), ""},
+		{"070702 with a bad checksum: the kernel stops there", appendAligned(appendAligned(packed, crcArchive("x", evil, sum+1)), appendArchive(t, nil, entry{"bin/katana", regExec, evil})),
+			`entry "x" fails its 070702 checksum`},
+		{"a file name ending in a slash", appendArchive(t, packed, entry{"bin/katana/", regExec, evil}), `entry "bin/katana/" (a file) ends in "/"`},
+		{"a file name ending in /.", appendArchive(t, packed, entry{"bin/katana/.", regExec, evil}), `ends in "/."`},
+		{"a folder name ending in a slash", appendArchive(t, packed, entry{"opt/", dirMode, ""}), ""},
+		{"/init hard-linked to a later entry", hardLinked(), `entry "init" has 2 links`},
+		{"the payload before its folder", appendArchive(t, nil, entry{"bin/katana", regExec, evil}), `entry "bin/katana" comes before (or without) a folder "bin"`},
+		{"the payload under a file", appendArchive(t, nil, entry{"bin", regExec, ""}, entry{"bin/katana", regExec, evil}), `a folder "bin"`},
+		{"the content list before etc/guestinit", appendArchive(t, nil, entry{"etc", dirMode, ""}, entry{initrdlayout.ContentsPath, newc.TypeReg | 0o644, ""}), `a folder "etc/guestinit"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Read(bytes.NewReader(tc.img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if a.PayloadUnknown != "" {
+					t.Errorf("payload unknown: %s", a.PayloadUnknown)
+				}
+				return
+			}
+			if a.Payload != nil || !strings.Contains(a.PayloadUnknown, tc.want) {
+				t.Errorf("payload %+v, unknown %q; want unknown saying %q", a.Payload, a.PayloadUnknown, tc.want)
+			}
+		})
+	}
+}
+
+// A zstd frame is held in memory to find its end: one longer than
+// maxZstdFrame (empty blocks make any length) is refused, not read whole.
+func TestReadZstdFrameBound(t *testing.T) {
+	defer func(m int64) { maxZstdFrame = m }(maxZstdFrame)
+	maxZstdFrame = 1 << 20
+	img := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x00} // magic, header: no size, window
+	img = append(img, make([]byte, 4<<20)...)         // empty raw blocks, none the last
+	if _, err := Read(bytes.NewReader(img)); err == nil || !strings.Contains(err.Error(), "zstd frame of more than 1048576 bytes: refusing") {
+		t.Errorf("Read of a 4 MiB zstd frame with a 1 MiB bound: %v", err)
 	}
 }

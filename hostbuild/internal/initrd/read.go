@@ -14,6 +14,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -126,7 +127,7 @@ func Read(r io.Reader) (*Archive, error) {
 	if head, _ := br.Peek(1); len(head) == 0 {
 		return nil, errors.New("empty file: not an initrd")
 	}
-	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, budget: maxUnpacked}
+	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, dirs: map[string]bool{}, budget: maxUnpacked}
 	var comps []string
 	for {
 		pad := hc.n - int64(br.Buffered())
@@ -381,6 +382,7 @@ type readState struct {
 	a          *Archive
 	index      map[string]int  // path -> its entry in a.Entries
 	symlinks   map[string]bool // paths whose last entry so far is a symlink
+	dirs       map[string]bool // paths whose last entry so far is a directory
 	unresolved string          // the first entry a lexical reader cannot place, and why
 	budget     int64           // uncompressed bytes left
 	frames     keptFile        // the payload frame list, as the last entry of its path leaves it
@@ -447,7 +449,7 @@ func (st *readState) segment(c string, br *bufio.Reader) error {
 		defer zr.Close()
 		return st.archives(errContext{zr, "gzip stream"}, false)
 	case "zstd":
-		frame, err := readZstdFrame(br)
+		frame, err := readZstdFrame(br, min(st.budget, maxZstdFrame))
 		if err != nil {
 			return err
 		}
@@ -500,11 +502,21 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		inArchive = true
 		key, lexical := kernelPath(h.Name)
 		if st.unresolved == "" {
+			last := h.Name[strings.LastIndexByte(h.Name, '/')+1:]
 			if !lexical {
 				st.unresolved = fmt.Sprintf("entry %q has a \"..\" component: which file it replaces depends on what the kernel finds on the way", h.Name)
 			} else if l := st.symlinkOnPath(key); l != "" {
 				st.unresolved = fmt.Sprintf("entry %q passes through symlink %q: the kernel follows it, so it may replace any file", h.Name, l)
+			} else if h.Type() != newc.TypeDir && key != "." && (last == "" || last == ".") {
+				st.unresolved = fmt.Sprintf("entry %q (a %s) ends in %q: the kernel cannot create a file by that name and drops it, where a reader would take it for %s", h.Name, newc.TypeString(h.Mode), "/"+last, key)
+			} else if d := st.missingFolder(key); d != "" && (payloadPaths[key] || key == initrdlayout.InitPath) {
+				st.unresolved = fmt.Sprintf("entry %q comes before (or without) a folder %q: the kernel creates no missing folders, so it drops the entry", h.Name, d)
 			}
+		}
+		if h.Type() == newc.TypeDir {
+			st.dirs[key] = true
+		} else {
+			delete(st.dirs, key)
 		}
 		e := Entry{
 			Path: key, Type: newc.TypeString(h.Mode), Mode: fmt.Sprintf("%04o", h.Mode&0o7777),
@@ -536,7 +548,14 @@ func (st *readState) archives(r io.Reader, one bool) error {
 					w = io.MultiWriter(sum, fc)
 				}
 			}
+			var crc byteSum
+			if h.CRC {
+				w = io.MultiWriter(w, &crc)
+			}
 			_, err := io.Copy(w, nr)
+			if err == nil && h.CRC && uint32(crc) != h.Check && st.unresolved == "" {
+				st.unresolved = fmt.Sprintf("entry %q fails its 070702 checksum (its bytes sum to %#x, the header says %#x): the kernel stops unpacking there, so nothing after it reaches the guest", h.Name, uint32(crc), h.Check)
+			}
 			if fc != nil {
 				packed = packedCheck{checked: true, list: st.frames.data, err: fc.finish()}
 			}
@@ -564,9 +583,9 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		}
 		// A file with two or more links shares its data with every later
 		// entry of the same inode (the kernel links them, and a later
-		// entry's data rewrites all): where that touches the payload, the
-		// content list or the frame list, only the kernel knows the bytes.
-		if st.unresolved == "" && h.Type() == newc.TypeReg && h.NLink >= 2 && payloadPaths[key] {
+		// entry's data rewrites all, /init's or the payload's included):
+		// only the kernel knows the bytes. hostbuild pack writes none.
+		if st.unresolved == "" && h.Type() == newc.TypeReg && h.NLink >= 2 {
 			st.unresolved = fmt.Sprintf("entry %q has %d links: the kernel shares its data with other entries of inode %d", h.Name, h.NLink, h.Ino)
 		}
 		// A later entry of the same name (as the kernel resolves it)
@@ -589,6 +608,28 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		return errors.New("archive ends without a TRAILER!!! record (truncated?)")
 	}
 	return nil
+}
+
+// byteSum is the newc 070702 checksum: the sum of a file's bytes, modulo 2^32.
+type byteSum uint32
+
+func (s *byteSum) Write(p []byte) (int, error) {
+	for _, b := range p {
+		*s += byteSum(b)
+	}
+	return len(p), nil
+}
+
+// missingFolder returns the first folder on key's path that no directory
+// entry has made (or a later entry of another type has replaced) so far,
+// or "".
+func (st *readState) missingFolder(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] == '/' && !st.dirs[key[:i]] {
+			return key[:i]
+		}
+	}
+	return ""
 }
 
 // kernelPath returns the path, relative to the root, of the file the
@@ -629,13 +670,23 @@ func (st *readState) symlinkOnPath(key string) string {
 	return ""
 }
 
-// readZstdFrame consumes one zstd frame from br and returns its bytes. The
-// frame's end is found from its block headers (RFC 8878 section 3.1.1), so
-// whatever follows it is left for the next segment, as the kernel does.
-func readZstdFrame(br *bufio.Reader) ([]byte, error) {
+// maxZstdFrame bounds one zstd frame of an initrd, which is held in memory
+// to find its end: a real initrd's frames are tens of MiB, and empty
+// blocks (3 bytes each) can make a frame of any length that decodes to
+// nothing, which no budget of decoded bytes would stop.
+var maxZstdFrame int64 = 512 << 20
+
+// readZstdFrame consumes one zstd frame of at most max bytes from br and
+// returns its bytes. The frame's end is found from its block headers (RFC
+// 8878 section 3.1.1), so whatever follows it is left for the next
+// segment, as the kernel does.
+func readZstdFrame(br *bufio.Reader, max int64) ([]byte, error) {
 	var frame bytes.Buffer
 	take := func(n int) ([]byte, error) {
 		start := frame.Len()
+		if int64(start)+int64(n) > max {
+			return nil, fmt.Errorf("zstd frame of more than %d bytes: refusing", max)
+		}
 		if _, err := io.CopyN(&frame, br, int64(n)); err != nil {
 			return nil, fmt.Errorf("zstd frame truncated at byte %d: %w", frame.Len(), unexpectedEOF(err))
 		}
@@ -749,7 +800,8 @@ func modeString(e Entry) string {
 }
 
 // WriteListing prints one line per entry: mode, uid/gid, size (or device
-// numbers), SHA-256 (files) and path (with the target of a symlink).
+// numbers), SHA-256 (files) and path (with the target of a symlink), the
+// last two with unprintable runes escaped (printable.Escape).
 func (a *Archive) WriteListing(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	for _, e := range a.Entries {
@@ -761,9 +813,11 @@ func (a *Archive) WriteListing(w io.Writer) error {
 		if sum == "" {
 			sum = "-"
 		}
-		name := e.Path
+		// Names are the archive's text: escaped, a terminal does not run
+		// their control sequences and a newline cannot forge a line.
+		name := printable.Escape(e.Path)
 		if e.Type == "symlink" {
-			name += " -> " + e.Link
+			name += " -> " + printable.Escape(e.Link)
 		}
 		fmt.Fprintf(bw, "%s %4d/%-4d %10s %-64s %s\n", modeString(e), e.UID, e.GID, size, sum, name)
 	}

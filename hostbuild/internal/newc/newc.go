@@ -52,6 +52,9 @@ type Header struct {
 	DevMajor, DevMinor   uint32
 	RDevMajor, RDevMinor uint32
 	Check                uint32 // only meaningful with magic 070702
+	// CRC is true for magic 070702: Check is the sum of the file's bytes,
+	// which the kernel checks (it stops unpacking on a mismatch).
+	CRC bool
 }
 
 // Type returns the file type bits of h.Mode.
@@ -279,7 +282,7 @@ func (r *Reader) Next() (*Header, error) {
 		f[i] = v
 	}
 	h := &Header{Ino: f[0], Mode: f[1], UID: f[2], GID: f[3], NLink: f[4], MTime: f[5], Size: f[6],
-		DevMajor: f[7], DevMinor: f[8], RDevMajor: f[9], RDevMinor: f[10], Check: f[12]}
+		DevMajor: f[7], DevMinor: f[8], RDevMajor: f[9], RDevMinor: f[10], Check: f[12], CRC: m == magicCRC}
 	namesize := f[11]
 	if namesize < 2 || namesize > maxNameLen {
 		return nil, &FormatError{Offset: hdrOff, Reason: fmt.Sprintf("name size %d out of range [2, %d]", namesize, maxNameLen)}
