@@ -118,6 +118,9 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	plan.Close() // libvirt opens the paths itself
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(stderr, "hostbuild libvirt: warning: %s\n", w)
+	}
 	b, err := launch.LibvirtXML(plan, *name)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)

@@ -170,6 +170,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// The checked files stay open until QEMU has inherited them.
 	defer plan.Close()
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(stderr, "hostbuild run: warning: %s\n", w)
+	}
 	fmt.Fprintf(stderr, "hostbuild run: checked %s against %s: files match", describeFiles(*o), *manifestPath)
 	if plan.Recomputed {
 		fmt.Fprintf(stderr, ", launch digest recomputed and in the matrix")

@@ -69,6 +69,9 @@ type Plan struct {
 	Recomputed  bool // the expected digest was recomputed from the files (needs the OVMF)
 	AttestHint  string
 	Description string
+	// Warnings are what the launch cannot check or set but the match of
+	// the measurement depends on, one sentence each.
+	Warnings []string
 
 	ovmf, kernel, initrd *os.File // open from the check on
 	fdPaths              []string // InheritedFile(i), the operator's path, ...
@@ -183,6 +186,12 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	expected, _ := m.Lookup(vcpus, vtype)
 
 	p.VCPUs, p.VCPUType, p.Expected = vcpus, vtype, expected
+	// SEV_FEATURES of the VMSAs is measured, but QEMU takes no option for
+	// it: with KVM_SEV_INIT2 (QEMU 9.1+) an SEV-SNP guest gets SNPActive
+	// alone unless the host's QEMU or KVM adds features of its own.
+	if f, err := m.GuestFeaturesValue(); err == nil && f != measure.DefaultGuestFeatures && !o.Plain {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the manifest was measured with guest features %s, but QEMU takes no option for them: it gives an SEV-SNP guest 0x%x (SNPActive) unless this host's QEMU or KVM adds others, so the guest's measurement matches the manifest only if this host gives exactly %s", m.GuestFeatures, measure.DefaultGuestFeatures, m.GuestFeatures))
+	}
 	// Recompute the digest from the files, the manifest's cmdline and guest
 	// features: a manifest whose cmdline (or features) was edited after
 	// measuring does not reproduce its own matrix entry. measure opens

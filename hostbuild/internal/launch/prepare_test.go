@@ -597,3 +597,32 @@ func TestMismatchError(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// The VMSAs' SEV_FEATURES are measured, but QEMU takes no option for
+// them: a manifest measured with features other than SNPActive alone
+// launches (its digest is recomputed with them) with a warning that the
+// host must give exactly those; none for the default, none in plain mode.
+func TestPrepareWarnsOfGuestFeatures(t *testing.T) {
+	f := newFixture(t, []int{1})
+	if p := prepare(t, f.snp()); len(p.Warnings) != 0 {
+		t.Errorf("warnings for the default features: %q", p.Warnings)
+	}
+	m, err := manifest.Generate(context.Background(), manifest.GenerateOptions{
+		OVMF: f.ovmf, Kernel: f.kernel, Initrd: f.initrd, Cmdline: fixtureCmdline,
+		VCPUs: []int{1}, VCPUTypes: []string{"EPYC-v4"}, GuestFeatures: 0x21, ToolVersion: "v0.0.0-test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := f.snp()
+	o.Manifest = m
+	p := prepare(t, o)
+	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "measured with guest features 0x21, but QEMU takes no option for them") {
+		t.Errorf("warnings for features 0x21: %q", p.Warnings)
+	}
+	o = f.plain()
+	o.Manifest = m
+	if p := prepare(t, o); len(p.Warnings) != 0 {
+		t.Errorf("warnings in plain mode: %q", p.Warnings)
+	}
+}
