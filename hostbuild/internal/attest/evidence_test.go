@@ -1,6 +1,8 @@
 package attest
 
 import (
+	"bytes"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,4 +43,35 @@ func TestCheckEvidenceDir(t *testing.T) {
 	if len(ents) != 1 {
 		t.Errorf("the checks left files in %s: %v (want only the file)", dir, ents)
 	}
+}
+
+// FuzzReadEvidence: an evidence folder is read back from files anyone
+// may have edited. Whatever they hold, ReadEvidence and
+// RecordedManifestDigest return (no panic); what they accept is
+// consistent: the nonce is the file's hex, each restating file present
+// equals its part of the response, and a recorded digest is 64 lowercase
+// hex digits.
+func FuzzReadEvidence(f *testing.F) {
+	f.Add([]byte(`{"api_version":1}`), []byte("0707"), []byte("ab"), []byte(strings.Repeat("0", 64)+"  manifest.json\n"))
+	f.Add([]byte("{}"), []byte(" zz "), []byte(""), []byte("XYZ"))
+	f.Fuzz(func(t *testing.T, response, nonce, report, digest []byte) {
+		dir := t.TempDir()
+		for name, b := range map[string][]byte{FileResponse: response, FileNonce: nonce, FileReport: report, FileManifestDigest: digest} {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if r, n, _, err := ReadEvidence(dir); err == nil {
+			if want, herr := hex.DecodeString(strings.TrimSpace(string(nonce))); herr != nil || !bytes.Equal(n, want) {
+				t.Errorf("accepted nonce %x from nonce.hex %q", n, nonce)
+			}
+			if !bytes.Equal(report, r.Report) {
+				t.Errorf("accepted report.bin %x that differs from the response's report %x", report, r.Report)
+			}
+		}
+		d, err := RecordedManifestDigest(dir)
+		if err == nil && (len(d) != 64 || strings.Trim(d, "0123456789abcdef") != "") {
+			t.Errorf("recorded digest %q from %q", d, digest)
+		}
+	})
 }
