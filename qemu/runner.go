@@ -303,11 +303,15 @@ func (v *VM) tail() {
 		}
 		if exited {
 			v.mu.Lock()
+			last := string(v.partial)
 			if len(v.partial) > 0 {
-				v.addLocked(string(v.partial))
+				v.addLocked(last)
 				v.partial = nil
 			}
 			v.mu.Unlock()
+			if last != "" {
+				v.console(last)
+			}
 			v.broadcast()
 			return
 		}
@@ -338,6 +342,9 @@ func (v *VM) feed(b []byte) {
 		v.addLocked(l)
 	}
 	v.mu.Unlock()
+	for _, l := range newLines {
+		v.console(l)
+	}
 	if len(newLines) > 0 {
 		v.broadcast()
 	}
@@ -347,7 +354,18 @@ func (v *VM) appendLine(l string) {
 	v.mu.Lock()
 	v.addLocked(l)
 	v.mu.Unlock()
+	v.console(l)
 	v.broadcast()
+}
+
+// console hands l to RunOptions.Console. It is called without v.mu held
+// (from the one goroutine that reads the log, so in order): a Console
+// that blocks (a stalled terminal behind it) must not block Kill, Stop
+// or reaping QEMU, which take v.mu.
+func (v *VM) console(l string) {
+	if v.run.Console != nil {
+		v.run.Console(l)
+	}
 }
 
 func (v *VM) addLocked(l string) {
@@ -369,9 +387,6 @@ func (v *VM) addLocked(l string) {
 		v.lines = append(make([]string, 0, 2*keep), v.lines[drop:]...)
 		v.first += drop
 		v.bytes = n
-	}
-	if v.run.Console != nil {
-		v.run.Console(l)
 	}
 }
 

@@ -639,3 +639,36 @@ func TestTailBuffer(t *testing.T) {
 		t.Errorf("past the limit: %q, want the last 8 bytes", s)
 	}
 }
+
+// A Console that blocks (run --console with a stalled stderr: a terminal
+// on XOFF, a pipe nobody reads) must not keep Kill from killing QEMU, nor
+// QEMU from being reaped: it was called with the VM's lock held, which
+// both take. (Kill returns once the log is read to its end, which waits
+// for the Console.)
+func TestRunnerKillWhileConsoleBlocks(t *testing.T) {
+	o := fakeOptions(t, "fake.lines=3", true)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 10)
+	v, err := Start(context.Background(), o, RunOptions{Console: func(string) {
+		entered <- struct{}{}
+		<-release
+	}, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered // the log's reader is inside Console now
+	done := make(chan Exit, 1)
+	go func() { done <- v.Kill() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for syscall.Kill(v.Pid(), 0) == nil {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatalf("QEMU (pid %d) still there 5s after Kill, with a Console that blocks", v.Pid())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	if e := <-done; !e.Killed {
+		t.Errorf("Kill: %+v, want killed", e)
+	}
+}
