@@ -34,7 +34,10 @@
 //  10. sync, unmount, power off (or reboot for katana.on_exit=reboot).
 //
 // Every failure in 2-9 is a boot error: the reason is logged, then the init
-// syncs and powers off. Panics are recovered (main and every goroutine) and
+// syncs and powers off. Three are logged and the boot goes on: the console
+// not reopened (the kernel's descriptors are kept), the power button
+// listener not started (system_powerdown then cannot stop Katana), and the
+// agent not started (no attestation, Katana runs). Panics are recovered (main and every goroutine) and
 // handled the same way. If the power-off call fails the init parks forever;
 // it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
 // that escapes all this still ends the VM.

@@ -58,8 +58,9 @@ Exit status:
   2  usage error
   3  transport: no answer, an agent error (for example no_snp_device), a
      malformed response
-  4  AMD certificate chain or report signature (also a malformed report or
-     a missing VCEK)
+  4  AMD certificate chain or report signature (also a malformed report, a
+     missing VCEK, an unsigned report, or a report from an AMD Turin
+     processor, which this build cannot verify)
   5  REPORT_DATA binding or nonce (mismatch, replayed report)
   6  launch measurement not in the manifest (try --explain)
   7  guest policy, VMPL, report version, TCB, chip, platform, or a field
@@ -90,7 +91,7 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&v.checkCRL, "check-crl", false, "also fetch AMD's revocation list from KDS (never cached), check that the ARK signed it and that it is current (nextUpdate not passed), and refuse a revoked ASK, or for a VLEK-signed report also the VLEK list and a revoked ASVK (needs --kds)")
 	fs.StringVar(&v.kdsCache, "kds-cache", "", "KDS cache `dir` (default $XDG_CACHE_HOME/katana-snp/kds)")
 	fs.StringVar(&v.roots, "roots", "", "PEM `file` with an ASK and its ARK to trust INSTEAD of the embedded AMD roots (test platforms only)")
-	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan, Genoa or Turin")
+	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan or Genoa (Turin reports are refused whatever the roots)")
 	fs.BoolVar(&v.allowDebug, "allow-debug", false, "accept a guest policy that allows debugging")
 	intVar(fs, &v.vmpl, "vmpl", 0, "required `VMPL` of the report")
 	fs.StringVar(&v.minTCB, "min-tcb", "", "minimum TCB, of the report's REPORTED_TCB and LAUNCH_TCB: 0xHEX or bl=N,tee=N,snp=N,ucode=N")

@@ -43,7 +43,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	outDir := fs.String("o", "", "output `folder`: gets "+buildInitrd+", "+buildCmdline+" and "+buildManifest+" (required)")
 	quiet := fs.Bool("q", false, "no progress output (warnings are still printed)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: hostbuild build --payload KATANA --kernel-modules DIR --kernel VMLINUZ --ovmf OVMF.fd
+		fmt.Fprint(stderr, `Usage: hostbuild build --payload KATANA [--kernel-modules DIR] --kernel VMLINUZ --ovmf OVMF.fd
          [--args WORDS] [--net ...] [--agent ...] [--vcpus 1,2] [--vcpu-type EPYC-v4] -o OUTDIR
 
 Does pack, cmdline and manifest in one step, so that the three always agree:
