@@ -15,18 +15,26 @@ endif
 GO          ?= go
 OUT         ?= out
 CACHE       ?= .cache
-VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# A fixed abbreviation (not core.abbrev's) and safe.directory (a checkout
+# another user owns) so that the version, recorded in manifests, is the
+# same wherever this commit is built.
+VERSION     ?= $(shell git -c safe.directory='$(CURDIR)' describe --always --abbrev=12 --dirty 2>/dev/null || echo dev)
 SHARED      ?= $(abspath ../shared)
 export SHARED_DIR := $(SHARED)
 
 # Guest binaries are part of the launch measurement: static, no paths, no
-# VCS stamps, no build id, pinned toolchain (go.mod).
-GUEST_ENV   := CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOAMD64=v1
+# VCS stamps, no build id, and the toolchain go.mod names, whatever Go is
+# installed (a newer one fetches go1.26.8 from the module proxy). GOFLAGS
+# and GOEXPERIMENT from the environment or `go env -w` would change the
+# bytes (a -tags, a -gcflags): both are cleared.
+GOTOOLCHAIN_PIN := $(shell sed -n 's/^toolchain //p' go.mod)
+GUEST_ENV   := GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOAMD64=v1
+HOST_ENV    := GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= CGO_ENABLED=0 GOAMD64=v1
 GUEST_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 HOST_FLAGS  := -trimpath -buildvcs=false -ldflags='-s -w -buildid= -X main.version=$(VERSION)'
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build test demo bench fuzz ci kernel clean
+.PHONY: help deps build guest test demo bench fuzz ci kernel clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,11 +42,13 @@ help: ## list the targets
 deps: ## install the Debian packages the tests and the demo need (as root; skips what is there)
 	./.ci/deps.sh
 
-build: ## build static, reproducible out/guestinit, out/hostbuild and out/standin-katana
+build: guest ## build static, reproducible out/guestinit, out/hostbuild and out/standin-katana
+	$(GUEST_ENV) $(GO) build $(GUEST_FLAGS) -o $(OUT)/standin-katana ./hostbuild/testdata/standin-katana
+	$(HOST_ENV) $(GO) build $(HOST_FLAGS) -o $(OUT)/hostbuild ./hostbuild
+
+guest: ## build out/guestinit alone (the init the launch measurement covers)
 	@mkdir -p $(OUT)
 	$(GUEST_ENV) $(GO) build $(GUEST_FLAGS) -o $(OUT)/guestinit ./guestinit
-	$(GUEST_ENV) $(GO) build $(GUEST_FLAGS) -o $(OUT)/standin-katana ./hostbuild/testdata/standin-katana
-	CGO_ENABLED=0 $(GO) build $(HOST_FLAGS) -o $(OUT)/hostbuild ./hostbuild
 
 kernel: ## fetch and unpack the Debian kernel package into .cache/kernel (boot tests, demo)
 	./qemu/fetch-kernel.sh $(CACHE)/kernel

@@ -8,8 +8,9 @@
 #   curl, bc         benchmark scripts; zstd for manual inspection
 #   libvirt-clients, libxml2-utils
 #                    virt-xml-validate checks the XML of hostbuild libvirt
+#   make             make test, make demo (not on a minimal Debian install)
 set -euo pipefail
-pkgs=(qemu-system-x86 ovmf cpio busybox-static curl bc ca-certificates zstd libvirt-clients libxml2-utils)
+pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc ca-certificates zstd libvirt-clients libxml2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -12,8 +12,12 @@ cd "$(dirname "$0")/.."
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 t=${1:-10s}
 passed=0 failed=0 raced=0
+# go list and go test -list must succeed: a failure there would leave no
+# target to run, and "0 passed, 0 failed" is no pass.
+pkgs=$(go list -f '{{.ImportPath}} {{.Dir}}' ./...) || { echo "fuzz: go list failed" >&2; exit 1; }
 while read -r pkg dir; do
-  for name in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+  names=$(go test -list '^Fuzz' "$pkg") || { echo "fuzz: go test -list $pkg failed" >&2; failed=$((failed + 1)); continue; }
+  for name in $(grep '^Fuzz' <<<"$names" || true); do
     echo "== fuzz $pkg $name ($t)"
     corpus="$dir/testdata/fuzz/$name"
     before=$(ls "$corpus" 2>/dev/null | sort)
@@ -32,7 +36,7 @@ while read -r pkg dir; do
     fi
     rm -f "$log"
   done
-done < <(go list -f '{{.ImportPath}} {{.Dir}}' ./...)
+done <<<"$pkgs"
 echo "fuzz: $t per target; $raced ended on the go1.26 deadline race"
 echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]

@@ -1165,6 +1165,7 @@ func TestRunEscapesGuestText(t *testing.T) {
 		{"last lines of a boot that never got ready", spoof + "sleep 3\n", []string{"--ready-timeout", "1s"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("TMPDIR", shortTempDir(t)) // run's scratch folder (a serial log it keeps)
 			fake := fakeQEMUScript(t, t.TempDir(), tc.body)
 			args := append([]string{"run", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd, "--plain", "--qemu", fake, "--stop-timeout", "60s"}, tc.args...)
 			_, stderr, _ := runHB(t, args...)

@@ -39,11 +39,19 @@ parent=$(dirname "$dest")
 cache=${KERNEL_DEB_CACHE:-$parent/debs}
 mkdir -p "$parent" "$cache" || die "cannot create $parent or $cache"
 
-# resolve prints the versioned kernel package behind linux-image-amd64.
+# resolve prints the versioned kernel package behind linux-image-amd64, or
+# nothing (apt-cache exits 100 when its lists know no such package: under
+# set -e and pipefail that would end the script before the apt-get update
+# below could run).
 resolve() {
-	apt-cache depends linux-image-amd64 2>/dev/null |
+	{ apt-cache depends linux-image-amd64 2>/dev/null || true; } |
 		awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
 }
+
+# complete reports whether the .deb $1 is whole: its data archive reads to
+# the end (dpkg-deb --info reads only the control part at the start, which
+# a download cut short still has).
+complete() { dpkg-deb --fsys-tarfile "$1" >/dev/null 2>&1; }
 
 pkg=${KERNEL_PACKAGE:-}
 if [ -z "$pkg" ]; then
@@ -74,22 +82,35 @@ if [ -f "$dest/release" ] && [ "$(cat "$dest/release")" = "$release" ] &&
 fi
 
 # apt-get download names the file <pkg>_<version>_<arch>.deb in the current
-# folder. Reuse a cached one when present.
+# folder. Reuse a cached one when present and whole; one that is not (a
+# download cut short by an older version of this script) is removed.
 deb=$(find "$cache" -maxdepth 1 -name "${pkg}_*.deb" -print | sort | tail -n 1)
-if [ -n "$deb" ] && dpkg-deb --info "$deb" >/dev/null 2>&1; then
+if [ -n "$deb" ] && complete "$deb"; then
 	say "using cached $deb"
 else
-	say "downloading $pkg with apt-get download into $cache"
-	# As root, apt downloads through the unprivileged _apt user; a cache
-	# folder it cannot write only costs a warning, so let it write there.
-	if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then
-		chown _apt "$cache" 2>/dev/null || true
+	if [ -n "$deb" ]; then
+		say "cached $deb is incomplete; removing it"
+		rm -f "$deb"
 	fi
-	(cd "$cache" && apt-get download -q "$pkg" >&2) ||
+	say "downloading $pkg with apt-get download into $cache"
+	# Into a folder of its own, moved into the cache once whole: a download
+	# cut short (Ctrl-C, a lost connection) leaves no .deb to be reused.
+	dl=$(mktemp -d "$cache/.download.XXXXXX")
+	trap 'rm -rf "$dl"' EXIT
+	# As root, apt downloads through the unprivileged _apt user; a folder
+	# it cannot write only costs a warning, so let it write there.
+	if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then
+		chown _apt "$dl" 2>/dev/null || true
+	fi
+	(cd "$dl" && apt-get download -q "$pkg" >&2) ||
 		die "apt-get download $pkg failed (run 'apt-get update' as root, and check network access to the Debian mirror)"
-	deb=$(find "$cache" -maxdepth 1 -name "${pkg}_*.deb" -print | sort | tail -n 1)
-	[ -n "$deb" ] || die "apt-get download $pkg reported success but left no ${pkg}_*.deb in $cache"
-	dpkg-deb --info "$deb" >/dev/null 2>&1 || die "$deb is not a valid Debian package; delete it and rerun"
+	got=$(find "$dl" -maxdepth 1 -name "${pkg}_*.deb" -print | sort | tail -n 1)
+	[ -n "$got" ] || die "apt-get download $pkg reported success but left no ${pkg}_*.deb"
+	complete "$got" || die "$(basename "$got") as downloaded is not a whole Debian package; rerun"
+	deb=$cache/$(basename "$got")
+	mv "$got" "$deb"
+	rm -rf "$dl"
+	trap - EXIT
 fi
 
 tmp=$(mktemp -d "$parent/.kernel.XXXXXX")
