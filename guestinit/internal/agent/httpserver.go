@@ -232,6 +232,13 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		}
 		h.Add(textproto.CanonicalMIMEHeaderKey(name), strings.Trim(value, " \t"))
 	}
+	// RFC 9112, 3.2: a server must answer 400 to an HTTP/1.1 request with
+	// no Host header or more than one. The agent serves one host and reads
+	// nothing from it, but a request the protocol calls malformed is
+	// refused like any other.
+	if proto == "HTTP/1.1" && len(h["Host"]) != 1 {
+		return nil, &httpError{400, "bad_request", fmt.Sprintf("an HTTP/1.1 request needs exactly one Host header, got %d", len(h["Host"]))}
+	}
 	// Any Transfer-Encoding line at all, even an empty one before
 	// "chunked": a body we took for empty would be read as the next request.
 	if _, ok := h["Transfer-Encoding"]; ok {

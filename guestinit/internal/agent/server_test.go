@@ -370,10 +370,10 @@ func TestHandlerPanic(t *testing.T) {
 	for _, tc := range []struct {
 		req, panicMsg, wantNext string
 	}{
-		{"GET /v1/status HTTP/1.1\r\nConnection: close\r\n\r\n", st.msg, "200 OK"},
-		{"GET /v1/attestation?nonce=" + nonceHex(1, 32) + " HTTP/1.1\r\nConnection: close\r\n\r\n", q.msg, "503 Service Unavailable"},
+		{"GET /v1/status HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", st.msg, "200 OK"},
+		{"GET /v1/attestation?nonce=" + nonceHex(1, 32) + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", q.msg, "503 Service Unavailable"},
 		// Not 202: the stop never started.
-		{"POST /v1/shutdown HTTP/1.1\r\nConnection: close\r\n\r\n", sd.msg, "503 Service Unavailable"},
+		{"POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", sd.msg, "503 Service Unavailable"},
 	} {
 		// The one connection slot comes back when the previous connection
 		// closes, a moment after the client sees the close: retry on 429.
@@ -516,13 +516,14 @@ func TestOversizedHeader(t *testing.T) {
 		{"12000-byte line, limit 16 KiB", 16 << 10, 12000, "200"},
 		{"20000-byte line, limit 16 KiB", 16 << 10, 20000, "431"},
 		{"3000-byte line, limit 2 KiB", 2 << 10, 3000, "431"},
-		// Request line (25 bytes), "X-Long: " and the line's CRLF, the
-		// empty line: 2011 bytes of value fill 2 KiB exactly.
-		{"request of exactly 2 KiB, limit 2 KiB", 2 << 10, 2011, "200"},
-		{"request of 2 KiB + 1, limit 2 KiB", 2 << 10, 2012, "431"},
+		// Request line (25 bytes), "Host: a" (9), "X-Long: " and the
+		// line's CRLF, the empty line: 2002 bytes of value fill 2 KiB
+		// exactly.
+		{"request of exactly 2 KiB, limit 2 KiB", 2 << 10, 2002, "200"},
+		{"request of 2 KiB + 1, limit 2 KiB", 2 << 10, 2003, "431"},
 	} {
 		a := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, MaxHeaderBytes: tc.maxHeader})), "http://")
-		status, _ := rawExchange(t, a, "GET /v1/status HTTP/1.1\r\nX-Long: "+strings.Repeat("a", tc.line)+"\r\n\r\n")
+		status, _ := rawExchange(t, a, "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-Long: "+strings.Repeat("a", tc.line)+"\r\n\r\n")
 		if !strings.HasPrefix(status, tc.want) {
 			t.Errorf("%s: %q, want %s", tc.name, status, tc.want)
 		}
@@ -538,11 +539,11 @@ func TestOversizedHeader(t *testing.T) {
 func TestAllowHeader(t *testing.T) {
 	addr := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, Shutdown: func() error { return nil }})), "http://")
 	for _, tc := range []struct{ req, status, allow string }{
-		{"POST /v1/status HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "GET, HEAD"},
-		{"POST /v1/attestation HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "GET"},
-		{"GET /v1/shutdown HTTP/1.1\r\n\r\n", "405 Method Not Allowed", "POST"},
-		{"GET /v1/status HTTP/1.1\r\n\r\n", "200 OK", ""},
-		{"GET /nope HTTP/1.1\r\n\r\n", "404 Not Found", ""},
+		{"POST /v1/status HTTP/1.1\r\nHost: a\r\n\r\n", "405 Method Not Allowed", "GET, HEAD"},
+		{"POST /v1/attestation HTTP/1.1\r\nHost: a\r\n\r\n", "405 Method Not Allowed", "GET"},
+		{"GET /v1/shutdown HTTP/1.1\r\nHost: a\r\n\r\n", "405 Method Not Allowed", "POST"},
+		{"GET /v1/status HTTP/1.1\r\nHost: a\r\n\r\n", "200 OK", ""},
+		{"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", "404 Not Found", ""},
 	} {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -665,10 +666,10 @@ func TestTimeoutsFromAccept(t *testing.T) {
 		opts        Options
 		first, rest string
 	}{
-		{"header", Options{ReadHeaderTimeout: d, ReadTimeout: 10 * d}, "G", "ET /v1/status HTTP/1.1\r\nX-Slow: " + strings.Repeat("a", 50)},
-		{"body", Options{ReadHeaderTimeout: d, ReadTimeout: d, Shutdown: func() error { return nil }}, "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 100\r\n\r\n", strings.Repeat("x", 100)},
+		{"header", Options{ReadHeaderTimeout: d, ReadTimeout: 10 * d}, "G", "ET /v1/status HTTP/1.1\r\nHost: a\r\nX-Slow: " + strings.Repeat("a", 50)},
+		{"body", Options{ReadHeaderTimeout: d, ReadTimeout: d, Shutdown: func() error { return nil }}, "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n", strings.Repeat("x", 100)},
 		// ReadTimeout is the whole request, so it bounds the header too.
-		{"header within ReadTimeout", Options{ReadHeaderTimeout: 10 * d, ReadTimeout: d}, "G", "ET /v1/status HTTP/1.1\r\nX-Slow: " + strings.Repeat("a", 50)},
+		{"header within ReadTimeout", Options{ReadHeaderTimeout: 10 * d, ReadTimeout: d}, "G", "ET /v1/status HTTP/1.1\r\nHost: a\r\nX-Slow: " + strings.Repeat("a", 50)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.opts.Quoter = failing{"x"}
@@ -695,7 +696,7 @@ func TestTimeoutsKeepAlive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	req := "GET /v1/status HTTP/1.1\r\n\r\n"
+	req := "GET /v1/status HTTP/1.1\r\nHost: a\r\n\r\n"
 	if st, _ := slowRequest(t, c, 0, req, ""); st != "200 OK" {
 		t.Fatalf("first request: %s", st)
 	}
@@ -705,7 +706,7 @@ func TestTimeoutsKeepAlive(t *testing.T) {
 		t.Fatalf("keep-alive request after %v idle: %s", 2*d, st)
 	}
 	// A trickled header is cut off ReadHeaderTimeout after its first byte.
-	st, took := slowRequest(t, c, d, "G", "ET /v1/status HTTP/1.1\r\nX-Slow: "+strings.Repeat("a", 100))
+	st, took := slowRequest(t, c, d, "G", "ET /v1/status HTTP/1.1\r\nHost: a\r\nX-Slow: "+strings.Repeat("a", 100))
 	if !strings.HasPrefix(st, "408") || took < 2*d-100*time.Millisecond || took > 2*d+900*time.Millisecond {
 		t.Errorf("trickled keep-alive header: %s after %v, want 408 after about %v", st, took, 2*d)
 	}
@@ -919,13 +920,13 @@ func FuzzHandler(f *testing.F) {
 		readTimeout: s.opts.ReadTimeout, writeTimeout: time.Second, idleTimeout: s.opts.IdleTimeout, handle: s.handle, logf: s.opts.Logf}
 	for _, seed := range []string{
 		"GET /v1/attestation?nonce=" + nonceHex(1, 32) + " HTTP/1.1\r\nHost: x\r\n\r\n",
-		"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/status HTTP/1.1\r\nConnection: close\r\n\r\n",
+		"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/status HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
 		"POST /v1/shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
-		"POST /v1/shutdown HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		"POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"GET /v1/attestation?nonce=zz HTTP/1.0\r\n\r\n",
 		"PUT /%2e%2e/v1/status HTTP/1.1\r\nHost: x\r\n\r\n",
 		"000 /. HTTP/0.0\n\r\n",
-		"HEAD /v1/status HTTP/1.1\r\n\r\n",
+		"HEAD /v1/status HTTP/1.1\r\nHost: a\r\n\r\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -1002,37 +1003,42 @@ func TestHTTPProtocol(t *testing.T) {
 	}{
 		{"HTTP/1.0", "GET /v1/status HTTP/1.0\r\n\r\n", "200 OK", ""},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505 HTTP Version Not Supported", agentapi.CodeBadRequest},
-		{"encoded slash", "GET /v1%2Fstatus HTTP/1.1\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
-		{"encoded letter", "GET /v1/%73tatus HTTP/1.1\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
-		{"encoded shutdown", "POST /v1/shutdow%6E HTTP/1.1\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
-		{"absolute target", "GET http://x/v1/status HTTP/1.1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"bad header line", "GET /v1/status HTTP/1.1\r\nNoColon\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"space in header name", "GET /v1/status HTTP/1.1\r\nX Y: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"space before the colon", "POST /v1/shutdown HTTP/1.1\r\nContent-Length : 2\r\n\r\n{}", "400 Bad Request", agentapi.CodeBadRequest},
-		{"DEL in header name", "GET /v1/status HTTP/1.1\r\nX\x7fY: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"quote in header name", "GET /v1/status HTTP/1.1\r\nX\"Y: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"DEL in method", "G\x7fT /v1/status HTTP/1.1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"CR in header value", "GET /v1/status HTTP/1.1\r\nX-A: a\rTransfer-Encoding: chunked\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"CR at the end of a header value", "GET /v1/status HTTP/1.1\r\nX-A: a\r\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"NUL in header value", "GET /v1/status HTTP/1.1\r\nX-A: a\x00b\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"control character in header value", "GET /v1/status HTTP/1.1\r\nX-A: a\x1bb\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"DEL in header value", "GET /v1/status HTTP/1.1\r\nX-A: a\x7fb\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"tab and obs-text in header value", "GET /v1/status HTTP/1.1\r\nX-A: a\tb\xe9\r\n\r\n", "200 OK", ""},
-		{"chunked body", "POST /v1/shutdown HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
-		{"chunked after empty transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
-		{"empty transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
-		{"identity transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
-		{"conflicting length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400 Bad Request", agentapi.CodeBadRequest},
-		{"negative length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"huge length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n", "413 Content Too Large", agentapi.CodeBodyTooLarge},
-		{"18-digit length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 999999999999999999\r\n\r\n", "413 Content Too Large", agentapi.CodeBodyTooLarge},
-		{"19-digit length", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 9999999999999999999\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
-		{"body of the 4 KiB limit", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 4096\r\n\r\n" + strings.Repeat("x", 4096), "202 Accepted", ""},
-		{"body one byte over the limit", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 4097\r\n\r\n" + strings.Repeat("x", 4097), "413 Content Too Large", agentapi.CodeBodyTooLarge},
-		{"body cut short", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", "408 Request Timeout", agentapi.CodeRequestTimeout},
-		{"long request line", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\n\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
-		{"many headers", "GET /v1/status HTTP/1.1\r\n" + strings.Repeat("X-A: b\r\n", 2000) + "\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
-		{"shutdown with body", "POST /v1/shutdown HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "202 Accepted", ""},
+		{"encoded slash", "GET /v1%2Fstatus HTTP/1.1\r\nHost: a\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
+		{"encoded letter", "GET /v1/%73tatus HTTP/1.1\r\nHost: a\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
+		{"encoded shutdown", "POST /v1/shutdow%6E HTTP/1.1\r\nHost: a\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
+		{"absolute target", "GET http://x/v1/status HTTP/1.1\r\nHost: a\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"bad header line", "GET /v1/status HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		// RFC 9112, 3.2: an HTTP/1.1 request needs exactly one Host.
+		{"HTTP/1.1 without Host", "GET /v1/status HTTP/1.1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"HTTP/1.1 shutdown without Host", "POST /v1/shutdown HTTP/1.1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"HTTP/1.1 with two Hosts", "GET /v1/status HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"HTTP/1.0 without Host", "GET /v1/status HTTP/1.0\r\n\r\n", "200 OK", ""},
+		{"space in header name", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX Y: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"space before the colon", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length : 2\r\n\r\n{}", "400 Bad Request", agentapi.CodeBadRequest},
+		{"DEL in header name", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX\x7fY: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"quote in header name", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX\"Y: z\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"DEL in method", "G\x7fT /v1/status HTTP/1.1\r\nHost: a\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"CR in header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\rTransfer-Encoding: chunked\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"CR at the end of a header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\r\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"NUL in header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"control character in header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\x1bb\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"DEL in header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\x7fb\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"tab and obs-text in header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\tb\xe9\r\n\r\n", "200 OK", ""},
+		{"chunked body", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
+		{"chunked after empty transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
+		{"empty transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
+		{"identity transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nContent-Length: 0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
+		{"conflicting length", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400 Bad Request", agentapi.CodeBadRequest},
+		{"negative length", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"huge length", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n", "413 Content Too Large", agentapi.CodeBodyTooLarge},
+		{"18-digit length", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n", "413 Content Too Large", agentapi.CodeBodyTooLarge},
+		{"19-digit length", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999999999999999\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
+		{"body of the 4 KiB limit", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 4096\r\n\r\n" + strings.Repeat("x", 4096), "202 Accepted", ""},
+		{"body one byte over the limit", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 4097\r\n\r\n" + strings.Repeat("x", 4097), "413 Content Too Large", agentapi.CodeBodyTooLarge},
+		{"body cut short", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", "408 Request Timeout", agentapi.CodeRequestTimeout},
+		{"long request line", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
+		{"many headers", "GET /v1/status HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: b\r\n", 2000) + "\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
+		{"shutdown with body", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}", "202 Accepted", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "body cut short" {
@@ -1058,7 +1064,7 @@ func TestHTTPProtocol(t *testing.T) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET /v1/status HTTP/1.1\r\n\r\nHEAD /v1/status HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nPOST /v1/shutdown HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+	io.WriteString(c, "GET /v1/status HTTP/1.1\r\nHost: a\r\n\r\nHEAD /v1/status HTTP/1.1\r\nHost: a\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\n\r\nPOST /v1/shutdown HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
 	br := bufio.NewReader(c)
 	var got []string
 	for _, m := range []string{"GET", "HEAD", "GET", "POST", "POST"} {
