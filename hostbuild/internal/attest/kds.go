@@ -166,18 +166,29 @@ func crlInForce(url string, b []byte, now time.Time) error {
 // before the chain is checked, keeps the defaults (its embedded VLEK
 // bundle does not parse in v0.15); so would a line whose bundle did not
 // parse or named another ARK, and its VLEK reports fail as before.
-var embeddedRoots = sync.OnceValue(func() map[string][]*trust.AMDRootCerts {
-	vlekBundles := map[string][]byte{"Milan": trust.AskArkMilanVlekBytes, "Genoa": trust.AskArkGenoaVlekBytes}
+// Each call returns new AMDRootCerts around the same certificates:
+// go-sev-guest keeps a fetched revocation list in the AMDRootCerts it
+// checked it with, and one verification must not reuse another's.
+func embeddedRoots() map[string][]*trust.AMDRootCerts {
 	roots := map[string][]*trust.AMDRootCerts{}
+	for line, pc := range embeddedCerts() {
+		roots[line] = []*trust.AMDRootCerts{{ProductLine: line, ProductCerts: pc}}
+	}
+	return roots
+}
+
+var embeddedCerts = sync.OnceValue(func() map[string]*trust.ProductCerts {
+	vlekBundles := map[string][]byte{"Milan": trust.AskArkMilanVlekBytes, "Genoa": trust.AskArkGenoaVlekBytes}
+	certs := map[string]*trust.ProductCerts{}
 	for line, def := range trust.DefaultRootCerts {
 		pc := *def.ProductCerts
 		vlek := &trust.ProductCerts{}
 		if b, ok := vlekBundles[line]; ok && vlek.FromKDSCertBytes(b) == nil && vlek.Asvk != nil && pc.Ark != nil && pc.Ark.Equal(vlek.Ark) {
 			pc.Asvk = vlek.Asvk
 		}
-		roots[line] = []*trust.AMDRootCerts{{ProductLine: line, ProductCerts: &pc}}
+		certs[line] = &pc
 	}
-	return roots
+	return certs
 })
 
 // asvkNotRevoked checks the ASVK that signed a report's VLEK against

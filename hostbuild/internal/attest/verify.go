@@ -60,7 +60,8 @@ type VerifyOptions struct {
 	// Needs AllowKDS.
 	CheckCRL bool
 	// Roots replaces the embedded AMD roots (for test platforms and the
-	// fake signer). Nil means the roots embedded in go-sev-guest.
+	// fake signer). Nil means the roots embedded in go-sev-guest, with
+	// the ASVK of its VLEK bundles (embeddedRoots).
 	Roots map[string][]*trust.AMDRootCerts
 	// AllowDebug accepts a report whose policy allows debugging.
 	AllowDebug bool

@@ -1235,6 +1235,11 @@ func TestVerifyCRLVLEK(t *testing.T) {
 // one ARK (trust.DefaultRootCerts has no ASVK, so every VLEK-signed report
 // failed without --roots).
 func TestEmbeddedRoots(t *testing.T) {
+	// go-sev-guest keeps a fetched revocation list in the AMDRootCerts:
+	// each verification gets its own.
+	if embeddedRoots()["Milan"][0] == embeddedRoots()["Milan"][0] {
+		t.Error("two calls share an AMDRootCerts")
+	}
 	if len(embeddedRoots()) != len(trust.DefaultRootCerts) {
 		t.Errorf("embedded roots for %d product lines, go-sev-guest's defaults for %d", len(embeddedRoots()), len(trust.DefaultRootCerts))
 	}
