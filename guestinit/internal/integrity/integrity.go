@@ -38,9 +38,10 @@ var (
 // followed, and the open never blocks, so that a FIFO, a device or a link
 // to one, which a damaged archive header can leave where a file should
 // be, is an error naming path instead of a boot that hangs (a FIFO blocks
-// in open, /dev/zero never ends).
+// in open, /dev/zero never ends). O_NOCTTY: PID 1 opening a terminal
+// there must not make it its controlling terminal.
 func Open(path string) (*os.File, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, notRegular(path, os.ModeSymlink)
 	}
