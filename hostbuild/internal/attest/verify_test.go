@@ -1237,7 +1237,7 @@ func TestVerifyCRLVLEK(t *testing.T) {
 func TestEmbeddedRoots(t *testing.T) {
 	// go-sev-guest keeps a fetched revocation list in the AMDRootCerts:
 	// each verification gets its own.
-	if embeddedRoots()["Milan"][0] == embeddedRoots()["Milan"][0] {
+	if a, b := embeddedRoots(), embeddedRoots(); a["Milan"][0] == b["Milan"][0] {
 		t.Error("two calls share an AMDRootCerts")
 	}
 	if len(embeddedRoots()) != len(trust.DefaultRootCerts) {
