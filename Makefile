@@ -24,12 +24,15 @@ export SHARED_DIR := $(SHARED)
 
 # Guest binaries are part of the launch measurement: static, no paths, no
 # VCS stamps, no build id, and the toolchain go.mod names, whatever Go is
-# installed (a newer one fetches go1.26.8 from the module proxy). GOFLAGS
-# and GOEXPERIMENT from the environment or `go env -w` would change the
-# bytes (a -tags, a -gcflags): both are cleared.
+# installed (a newer one fetches go1.26.8 from the module proxy). GOFLAGS,
+# GOEXPERIMENT and GOFIPS140 from the environment would change the bytes
+# (a -tags, a -gcflags), and so would settings saved with `go env -w`,
+# which go reads when a variable is empty: GOENV=off ignores that file,
+# and the three are set.
 GOTOOLCHAIN_PIN := $(shell sed -n 's/^toolchain //p' go.mod)
-GUEST_ENV   := GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOAMD64=v1
-HOST_ENV    := GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= CGO_ENABLED=0 GOAMD64=v1
+GO_CLEAN_ENV := GOENV=off GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= GOFIPS140=off CGO_ENABLED=0 GOAMD64=v1
+GUEST_ENV   := $(GO_CLEAN_ENV) GOOS=linux GOARCH=amd64
+HOST_ENV    := $(GO_CLEAN_ENV)
 GUEST_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 HOST_FLAGS  := -trimpath -buildvcs=false -ldflags='-s -w -buildid= -X main.version=$(VERSION)'
 

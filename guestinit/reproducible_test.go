@@ -14,8 +14,9 @@ import (
 // recipe (make guest), twice: from this checkout, and from a copy of the
 // sources at another path with another time zone, locale, umask and
 // GOMAXPROCS, an empty build cache (so the compiler really runs again),
-// and GOFLAGS, GOEXPERIMENT and GOAMD64 that would change the bytes if
-// the recipe let them through. Both must be identical.
+// and GOFLAGS, GOEXPERIMENT, GOFIPS140 and GOAMD64 (in the environment and
+// in a `go env -w` file) that would change the bytes if the recipe let
+// them through. Both must be identical.
 func TestGuestBuildReproducible(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping two builds of the init (run without -short to include it)")
@@ -56,8 +57,14 @@ func TestGuestBuildReproducible(t *testing.T) {
 		return hex.EncodeToString(sum[:])
 	}
 	a := build(root, "UMASK_FOR_TEST=022", "TZ=UTC", "LC_ALL=C", "GOMAXPROCS=2", "GOFLAGS=", "GOAMD64=v1")
+	// Settings saved with `go env -w` live in GOENV's file, which go reads
+	// for a variable the environment leaves empty.
+	goenv := filepath.Join(t.TempDir(), "go.env")
+	if err := os.WriteFile(goenv, []byte("GOFLAGS=-gcflags=all=-N\nGOEXPERIMENT=nocoverageredesign\nGOFIPS140=latest\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	b := build(copyRoot, "UMASK_FOR_TEST=077", "TZ=Asia/Kathmandu", "LC_ALL=de_DE.UTF-8", "GOMAXPROCS=1", "GOCACHE="+t.TempDir(),
-		"GOFLAGS=-tags=netgo -gcflags=all=-N", "GOEXPERIMENT=nocoverageredesign", "GOAMD64=v3")
+		"GOFLAGS=-tags=netgo -gcflags=all=-N", "GOEXPERIMENT=nocoverageredesign", "GOAMD64=v3", "GOFIPS140=latest", "GOENV="+goenv)
 	if a != b {
 		t.Errorf("the init built from %s is %s, from %s %s: the measurement would depend on the build machine", root, a, copyRoot, b)
 	}

@@ -280,7 +280,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ready, code := waitReady(ctx, vm, *readyTimeout, stderr)
 	if ready != "" {
-		fmt.Fprintf(stdout, "ready: %s (%.1fs after qemu started)\n", ready, time.Since(vm.Started()).Seconds())
+		// The line is the guest's text.
+		fmt.Fprintf(stdout, "ready: %s (%.1fs after qemu started)\n", printable.Escape(ready), time.Since(vm.Started()).Seconds())
 		if !o.Plain {
 			fmt.Fprintf(stdout, "expected measurement (%d × %s): %s\n", plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
 			fmt.Fprintf(stdout, "attest with: %s\n", plan.AttestHint)

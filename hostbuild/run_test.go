@@ -1163,17 +1163,20 @@ func TestRunEscapesGuestText(t *testing.T) {
 	}{
 		{"--console", spoof + fakeCleanBoot, []string{"--console"}},
 		{"last lines of a boot that never got ready", spoof + "sleep 3\n", []string{"--ready-timeout", "1s"}},
+		// The readiness line, which run prints on stdout, is the guest's too.
+		{"the ready line", `printf '[    0.900000] guestinit: katana started pid=1 katana log: \033]0;PWNED\007\033[2J\302\233x\n' >>"$log"
+` + fakeCleanBoot, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("TMPDIR", shortTempDir(t)) // run's scratch folder (a serial log it keeps)
 			fake := fakeQEMUScript(t, t.TempDir(), tc.body)
 			args := append([]string{"run", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd, "--plain", "--qemu", fake, "--stop-timeout", "60s"}, tc.args...)
-			_, stderr, _ := runHB(t, args...)
-			if !strings.Contains(stderr, `katana log: \x1b]0;PWNED\a\x1b[2J\u009bx`) {
-				t.Errorf("stderr does not show the guest's line escaped:\n%s", stderr)
+			stdout, stderr, _ := runHB(t, args...)
+			if !strings.Contains(stdout+stderr, `katana log: \x1b]0;PWNED\a\x1b[2J\u009bx`) {
+				t.Errorf("the guest's line is not shown escaped:\n%s%s", stdout, stderr)
 			}
-			if i := strings.IndexFunc(stderr, func(r rune) bool { return r == 0x1b || r == 0x07 || r == 0x9b }); i >= 0 {
-				t.Errorf("stderr carries a raw control character at byte %d: %q", i, stderr)
+			if i := strings.IndexFunc(stdout+stderr, func(r rune) bool { return r == 0x1b || r == 0x07 || r == 0x9b }); i >= 0 {
+				t.Errorf("output carries a raw control character at byte %d: %q", i, stdout+stderr)
 			}
 		})
 	}

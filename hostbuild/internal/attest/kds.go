@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,23 +196,27 @@ var embeddedCerts = sync.OnceValue(func() map[string]*trust.ProductCerts {
 // AMD's VLEK revocation list. go-sev-guest's CheckRevocations fetches only
 // the ASK's list (the VCEK chain's) and compares only the ASK's serial,
 // so for a VLEK-signed report the intermediate that vouches for it went
-// unchecked. The list is KDS's for the product line's ASVK (the ASVK's own
-// distribution point), fetched through g (freshCRLGetter: its dates are
-// checked), and must be signed by the same trusted ARK.
-func asvkNotRevoked(ctx context.Context, g trust.HTTPSGetter, roots []*trust.AMDRootCerts, vlekDER []byte, productLine string) error {
+// unchecked. The ASVK is the trusted one that signed the VLEK, whatever
+// product line (a version 2 report with no VCEK at hand names none); the
+// list is KDS's for that line's ASVK (the ASVK's own distribution point),
+// fetched through g (freshCRLGetter: its dates are checked), and must be
+// signed by the same trusted ARK.
+func asvkNotRevoked(ctx context.Context, g trust.HTTPSGetter, roots map[string][]*trust.AMDRootCerts, vlekDER []byte) error {
 	vlek, err := x509.ParseCertificate(vlekDER)
 	if err != nil {
 		return fmt.Errorf("VLEK certificate: %w", err)
 	}
 	var pc *trust.ProductCerts
-	for _, r := range roots {
-		if c := r.ProductCerts; c != nil && c.Asvk != nil && c.Ark != nil && vlek.CheckSignatureFrom(c.Asvk) == nil {
-			pc = c
-			break
+	productLine := ""
+	for _, line := range slices.Sorted(maps.Keys(roots)) {
+		for _, r := range roots[line] {
+			if c := r.ProductCerts; pc == nil && c != nil && c.Asvk != nil && c.Ark != nil && vlek.CheckSignatureFrom(c.Asvk) == nil {
+				pc, productLine = c, line
+			}
 		}
 	}
 	if pc == nil {
-		return fmt.Errorf("no trusted %s ASVK signed the VLEK", productLine)
+		return errors.New("no trusted ASVK signed the VLEK")
 	}
 	url := kds.CrlLinkByRole(productLine, "ASVK")
 	b, err := trust.GetWith(ctx, g, url)

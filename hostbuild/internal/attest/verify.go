@@ -578,7 +578,7 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 		return nil, fail(ClassChain, "AMD certificate chain or report signature: %w%s", shortDumps{err}, hint)
 	}
 	if o.CheckCRL && si.SigningKey == abi.VlekReportSigner {
-		if err := asvkNotRevoked(ctx, fetch, roots[pl], cc.VlekCert, pl); err != nil {
+		if err := asvkNotRevoked(ctx, fetch, roots, cc.VlekCert); err != nil {
 			return nil, fail(ClassChain, "AMD revocation list: %w", err)
 		}
 	}

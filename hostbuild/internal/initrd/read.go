@@ -127,7 +127,7 @@ func Read(r io.Reader) (*Archive, error) {
 	if head, _ := br.Peek(1); len(head) == 0 {
 		return nil, errors.New("empty file: not an initrd")
 	}
-	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, dirs: map[string]bool{}, budget: maxUnpacked}
+	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, dirs: map[string]bool{}, links: map[linkKey][]string{}, budget: maxUnpacked}
 	var comps []string
 	for {
 		pad := hc.n - int64(br.Buffered())
@@ -380,14 +380,15 @@ var zeros = make([]byte, readBuffer)
 
 type readState struct {
 	a          *Archive
-	index      map[string]int  // path -> its entry in a.Entries
-	symlinks   map[string]bool // paths whose last entry so far is a symlink
-	dirs       map[string]bool // paths whose last entry so far is a directory
-	unresolved string          // the first entry a lexical reader cannot place, and why
-	budget     int64           // uncompressed bytes left
-	frames     keptFile        // the payload frame list, as the last entry of its path leaves it
-	contents   keptFile        // the content list, likewise
-	packed     packedCheck     // the last bin/katana.zst, checked against the list then in force
+	index      map[string]int       // path -> its entry in a.Entries
+	symlinks   map[string]bool      // paths whose last entry so far is a symlink
+	dirs       map[string]bool      // paths whose last entry so far is a directory
+	links      map[linkKey][]string // this archive's regular files with 2+ links, by inode
+	unresolved string               // the first entry a lexical reader cannot place, and why
+	budget     int64                // uncompressed bytes left
+	frames     keptFile             // the payload frame list, as the last entry of its path leaves it
+	contents   keptFile             // the content list, likewise
+	packed     packedCheck          // the last bin/katana.zst, checked against the list then in force
 }
 
 // keptFile is a small file the reader keeps to decide the payload (the
@@ -483,6 +484,7 @@ func (st *readState) archives(r io.Reader, one bool) error {
 	for {
 		h, err := nr.Next()
 		if err == newc.ErrTrailer {
+			clear(st.links) // the kernel forgets its links at each trailer
 			a.Archives++
 			inArchive = false
 			if one {
@@ -581,12 +583,19 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		if key == initrdlayout.PackedPayloadPath {
 			st.packed = packed
 		}
-		// A file with two or more links shares its data with every later
-		// entry of the same inode (the kernel links them, and a later
-		// entry's data rewrites all, /init's or the payload's included):
-		// only the kernel knows the bytes. hostbuild pack writes none.
-		if st.unresolved == "" && h.Type() == newc.TypeReg && h.NLink >= 2 {
-			st.unresolved = fmt.Sprintf("entry %q has %d links: the kernel shares its data with other entries of inode %d", h.Name, h.NLink, h.Ino)
+		// Entries with two or more links and the same inode (device and
+		// type too) are one file to the kernel within an archive: it links
+		// a later one to the first, and the later one's data rewrites
+		// both. Where such a group holds /init, the payload or one of its
+		// lists, only the kernel knows their bytes. hostbuild pack writes
+		// no links; other initrds' (dracut's) elsewhere do not matter.
+		if h.Type() == newc.TypeReg && h.NLink >= 2 {
+			k := linkKey{h.Ino, h.DevMajor, h.DevMinor}
+			group := append(st.links[k], key)
+			st.links[k] = group
+			if st.unresolved == "" && len(group) > 1 && slices.ContainsFunc(group, func(p string) bool { return payloadPaths[p] || p == initrdlayout.InitPath }) {
+				st.unresolved = fmt.Sprintf("entry %q is a hard link of %q (inode %d): the kernel links them, and the later one's data rewrites both", h.Name, group[0], h.Ino)
+			}
 		}
 		// A later entry of the same name (as the kernel resolves it)
 		// replaces the earlier one when the kernel unpacks; keep the last,
@@ -609,6 +618,10 @@ func (st *readState) archives(r io.Reader, one bool) error {
 	}
 	return nil
 }
+
+// linkKey is what the kernel's unpacker matches hard links by (with the
+// file type, here always a regular file).
+type linkKey struct{ ino, major, minor uint32 }
 
 // byteSum is the newc 070702 checksum: the sum of a file's bytes, modulo 2^32.
 type byteSum uint32
