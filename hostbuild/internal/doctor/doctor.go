@@ -114,13 +114,15 @@ func checkCharDev(o Options, path, name, fix string) Result {
 		r.Status, r.Detail, r.Fix = Fail, "missing: "+errText(err), fix
 	case fi.Mode()&fs.ModeCharDevice == 0:
 		r.Status, r.Detail, r.Fix = Fail, fmt.Sprintf("%s exists but is not a character device (%v)", path, fi.Mode()), fix
-	case o.Access(p) != nil:
+	default:
 		// QEMU runs as this user: a device it cannot open fails the
 		// launch as surely as a missing one.
-		r.Status, r.Detail = Fail, fmt.Sprintf("%s present, but this user cannot open it for reading and writing: %v", path, errText(o.Access(p)))
-		r.Fix = fmt.Sprintf("run as root, or give this user access to %s (for /dev/kvm: add it to group kvm)", path)
-	default:
-		r.Status, r.Detail = Pass, path+" present"
+		if err := o.Access(p); err != nil {
+			r.Status, r.Detail = Fail, fmt.Sprintf("%s present, but this user cannot open it for reading and writing: %v", path, errText(err))
+			r.Fix = fmt.Sprintf("run as root, or give this user access to %s (for /dev/kvm: add it to group kvm)", path)
+		} else {
+			r.Status, r.Detail = Pass, path+" present"
+		}
 	}
 	return r
 }
