@@ -1213,20 +1213,6 @@ func TestVerifyCRLVLEK(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &crlGetter{crl: tc.crl, vlekCRL: tc.vlekCRL, next: kdsFake}
-			if tc.name == "clean lists" {
-				// A version 2 report names no product line, and with the
-				// VLEK alone at hand nothing else does: the ASVK is found
-				// by what signed the VLEK.
-				ev := evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, 2); clear(r[0x188:0x1a0]); r[0x48] = 1 << 2 })
-				ev.CertTable = nil
-				_, err := Verify(context.Background(), ev, VerifyOptions{
-					Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true, CheckCRL: true,
-					Certs: Certs{VLEK: s.Vlek}, Getter: &CachingGetter{Dir: t.TempDir(), Next: &crlGetter{crl: tc.crl, vlekCRL: tc.vlekCRL, next: kdsFake}},
-				})
-				if err != nil {
-					t.Errorf("version 2 VLEK report, no product line: %v", err)
-				}
-			}
 			ev := evidence(t, s, nonce, testConfig, func(r []byte) { r[0x48] = 1 << 2 }) // SIGNING_KEY 1: VLEK
 			_, err := Verify(context.Background(), ev, VerifyOptions{
 				Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true, CheckCRL: true,
@@ -1242,6 +1228,16 @@ func TestVerifyCRLVLEK(t *testing.T) {
 				t.Errorf("lists asked for: the ASK's %d times, the VLEK chain's %d; want 1 and %d", g.asks, g.vlekAsks, tc.wantVLEKAsks)
 			}
 		})
+	}
+	// A version 2 report names no product line, and with the VLEK alone at
+	// hand nothing else does: the ASVK is found by what signed the VLEK.
+	ev := evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, 2); clear(r[0x188:0x1a0]); r[0x48] = 1 << 2 })
+	ev.CertTable = nil
+	if _, err := Verify(context.Background(), ev, VerifyOptions{
+		Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true, CheckCRL: true,
+		Certs: Certs{VLEK: s.Vlek}, Getter: &CachingGetter{Dir: t.TempDir(), Next: &crlGetter{crl: clean, vlekCRL: clean, next: kdsFake}},
+	}); err != nil {
+		t.Errorf("version 2 VLEK report, no product line: %v", err)
 	}
 }
 
