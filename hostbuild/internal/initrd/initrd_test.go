@@ -500,13 +500,24 @@ const (
 // uncompressed archive of ents, as an attacker or a second tool appends one.
 func appendArchive(t testing.TB, base []byte, ents ...entry) []byte {
 	t.Helper()
+	return appendLinked(t, base, 0, ents...)
+}
+
+// appendLinked is appendArchive with every entry given inode ino and, when
+// ino is not 0, two links: hard links of each other to the kernel.
+func appendLinked(t testing.TB, base []byte, ino uint32, ents ...entry) []byte {
+	t.Helper()
 	buf := bytes.NewBuffer(bytes.Clone(base))
 	for buf.Len()%4 != 0 {
 		buf.WriteByte(0)
 	}
+	nlink := uint32(1)
+	if ino != 0 {
+		nlink = 2
+	}
 	nw := newc.NewWriter(buf)
 	for _, e := range ents {
-		if err := nw.WriteHeader(&newc.Header{Name: e.name, Mode: e.mode, NLink: 1, Size: uint32(len(e.data))}); err != nil {
+		if err := nw.WriteHeader(&newc.Header{Name: e.name, Mode: e.mode, NLink: nlink, Ino: ino, Size: uint32(len(e.data))}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := nw.Write([]byte(e.data)); err != nil {
@@ -1596,19 +1607,6 @@ func TestReadWhatTheKernelDoesOtherwise(t *testing.T) {
 	for _, c := range []byte(evil) {
 		sum += uint32(c)
 	}
-	hardLinked := func() []byte {
-		var buf bytes.Buffer
-		buf.Write(appendAligned(packed, nil))
-		nw := newc.NewWriter(&buf)
-		for _, h := range []newc.Header{{Name: "init", Mode: regExec, NLink: 2, Ino: 7, Size: 4}, {Name: "zzz", Mode: regExec, NLink: 2, Ino: 7, Size: uint32(len(evil))}} {
-			if err := nw.WriteHeader(&h); err != nil {
-				t.Fatal(err)
-			}
-			nw.Write([]byte(map[string]string{"init": "good", "zzz": evil}[h.Name]))
-		}
-		nw.Close()
-		return buf.Bytes()
-	}
 	for _, tc := range []struct {
 		name string
 		img  []byte
@@ -1620,24 +1618,10 @@ func TestReadWhatTheKernelDoesOtherwise(t *testing.T) {
 		{"a file name ending in a slash", appendArchive(t, packed, entry{"bin/katana/", regExec, evil}), `entry "bin/katana/" (a file) ends in "/"`},
 		{"a file name ending in /.", appendArchive(t, packed, entry{"bin/katana/.", regExec, evil}), `ends in "/."`},
 		{"a folder name ending in a slash", appendArchive(t, packed, entry{"opt/", dirMode, ""}), ""},
-		{"/init hard-linked to a later entry", hardLinked(), `entry "zzz" is a hard link of "init" (inode 7)`},
-		{"hard links that touch neither /init nor the payload (dracut's)", func() []byte {
-			var buf bytes.Buffer
-			buf.Write(appendAligned(packed, nil))
-			nw := newc.NewWriter(&buf)
-			for _, name := range []string{"usr", "usr/a", "usr/b"} {
-				h := newc.Header{Name: name, Mode: regExec, NLink: 2, Ino: 9, Size: 1}
-				if name == "usr" {
-					h = newc.Header{Name: name, Mode: dirMode, NLink: 2, Ino: 8}
-				}
-				if err := nw.WriteHeader(&h); err != nil {
-					t.Fatal(err)
-				}
-				nw.Write([]byte("x")[:h.Size])
-			}
-			nw.Close()
-			return buf.Bytes()
-		}(), ""},
+		{"/init hard-linked to a later entry", appendLinked(t, packed, 7, entry{"init", regExec, "good"}, entry{"zzz", regExec, evil}),
+			`entry "zzz" is a hard link of "init" (inode 7)`},
+		{"hard links that touch neither /init nor the payload (dracut's)",
+			appendLinked(t, appendArchive(t, packed, entry{"usr", dirMode, ""}), 9, entry{"usr/a", regExec, "x"}, entry{"usr/b", regExec, "x"}), ""},
 		{"the payload before its folder", appendArchive(t, nil, entry{"bin/katana", regExec, evil}), `entry "bin/katana" comes before (or without) a folder "bin"`},
 		{"the payload under a file", appendArchive(t, nil, entry{"bin", regExec, ""}, entry{"bin/katana", regExec, evil}), `a folder "bin"`},
 		{"the content list before etc/guestinit", appendArchive(t, nil, entry{"etc", dirMode, ""}, entry{initrdlayout.ContentsPath, newc.TypeReg | 0o644, ""}), `a folder "etc/guestinit"`},
