@@ -1051,6 +1051,18 @@ func datedCRL(t testing.TB, this, next time.Time, signer *x509.Certificate, key 
 	return b
 }
 
+// wantChainFailure fails the test unless err is nil (mentions "") or a
+// chain failure saying mentions.
+func wantChainFailure(t *testing.T, err error, mentions string) {
+	t.Helper()
+	switch {
+	case mentions == "" && err != nil:
+		t.Fatalf("Verify: %v", err)
+	case mentions != "" && (ClassOf(err) != ClassChain || !strings.Contains(err.Error(), mentions)):
+		t.Fatalf("Verify: %v; want a chain failure saying %q", err, mentions)
+	}
+}
+
 // otherCRLSigner is a CA with the ARK's subject and the right to sign
 // revocation lists that is not the ARK.
 func otherCRLSigner(t testing.TB, s *test.AmdSigner) (*x509.Certificate, *rsa.PrivateKey) {
@@ -1161,13 +1173,7 @@ func TestVerifyCRL(t *testing.T) {
 				Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true, CheckCRL: tc.check,
 				Getter: &CachingGetter{Dir: t.TempDir(), Next: g},
 			})
-			switch {
-			case tc.mentions == "" && err != nil:
-				t.Fatalf("Verify: %v", err)
-			case tc.mentions != "" && (ClassOf(err) != ClassChain || !strings.Contains(err.Error(), tc.mentions)):
-				t.Fatalf("Verify: %v; want a chain failure saying %q", err, tc.mentions)
-
-			}
+			wantChainFailure(t, err, tc.mentions)
 			if want := map[bool]int{false: 0, true: 1}[tc.check]; g.asks != want || g.vlekAsks != 0 {
 				t.Errorf("the CRL was asked for %d times, want %d; the VLEK chain's %d times, want 0", g.asks, want, g.vlekAsks)
 			}
@@ -1218,12 +1224,7 @@ func TestVerifyCRLVLEK(t *testing.T) {
 				Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s), AllowKDS: true, CheckCRL: true,
 				Getter: &CachingGetter{Dir: t.TempDir(), Next: g},
 			})
-			switch {
-			case tc.mentions == "" && err != nil:
-				t.Fatalf("Verify: %v", err)
-			case tc.mentions != "" && (ClassOf(err) != ClassChain || !strings.Contains(err.Error(), tc.mentions)):
-				t.Fatalf("Verify: %v; want a chain failure saying %q", err, tc.mentions)
-			}
+			wantChainFailure(t, err, tc.mentions)
 			if g.asks != 1 || g.vlekAsks != tc.wantVLEKAsks {
 				t.Errorf("lists asked for: the ASK's %d times, the VLEK chain's %d; want 1 and %d", g.asks, g.vlekAsks, tc.wantVLEKAsks)
 			}
