@@ -121,6 +121,9 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	for _, w := range plan.Warnings {
 		fmt.Fprintf(stderr, "hostbuild libvirt: warning: %s\n", w)
 	}
+	if s := plan.QEMU.SNP; s != nil && s.DebugSwap {
+		fmt.Fprintf(stderr, "hostbuild libvirt: warning: the manifest was measured with DebugSwap (guest features %s), which this domain does not ask for ('hostbuild run' passes QEMU 10.2+ debug-swap=on; the domain's launchSecurity has no such setting here): the guest's measurement matches the manifest only if this host's libvirt, QEMU or KVM adds DebugSwap by itself\n", m.GuestFeatures)
+	}
 	b, err := launch.LibvirtXML(plan, *name)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)

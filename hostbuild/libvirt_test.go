@@ -304,3 +304,31 @@ func TestLibvirtOutputs(t *testing.T) {
 		})
 	}
 }
+
+// A manifest measured with DebugSwap: run passes debug-swap=on to QEMU,
+// the libvirt domain cannot ask for it, and libvirt says so; the default
+// features give no such warning.
+func TestLibvirtWarnsOfDebugSwap(t *testing.T) {
+	f := newRunFixture(t)
+	const warn = "measured with DebugSwap (guest features 0x21), which this domain does not ask for"
+	libvirt := func() string {
+		t.Helper()
+		_, stderr, code := runHB(t, "libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd,
+			"--cid", "3", "-o", filepath.Join(f.dir, "domain.xml"))
+		if code != exitOK {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		return stderr
+	}
+	if stderr := libvirt(); strings.Contains(stderr, "measured with DebugSwap") {
+		t.Errorf("default features: stderr warns of DebugSwap:\n%s", stderr)
+	}
+	_, stderr, code := runHB(t, "manifest", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd,
+		"--cmdline", runFixtureCmdline, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--guest-features", "0x21", "-o", f.manifest)
+	if code != exitOK {
+		t.Fatalf("hostbuild manifest: exit %d\n%s", code, stderr)
+	}
+	if stderr := libvirt(); !strings.Contains(stderr, warn) {
+		t.Errorf("features 0x21: stderr lacks %q:\n%s", warn, stderr)
+	}
+}

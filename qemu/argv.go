@@ -105,6 +105,11 @@ type SNP struct {
 	Policy          uint64 // guest policy; default DefaultSNPPolicy
 	CBitPos         int    // default DefaultCBitPos
 	ReducedPhysBits int    // default DefaultReducedPhysBits
+	// DebugSwap sets DebugSwap (bit 5) in the VMSAs' SEV_FEATURES, which
+	// the launch measurement covers: debug-swap=on, QEMU 10.2 or newer
+	// (older ones refuse the property). Without it QEMU gives SNPActive
+	// alone.
+	DebugSwap bool
 }
 
 // Forward is one host TCP port forwarded to a guest port.
@@ -378,8 +383,12 @@ func Build(o Options) (Command, error) {
 	if snp {
 		add("-machine", o.Machine+",confidential-guest-support=sev0,memory-backend=ram0,vmport=off")
 		add("-object", "memory-backend-memfd,id=ram0,size="+mem+",share=true,prealloc=false")
-		add("-object", fmt.Sprintf("sev-snp-guest,id=sev0,policy=%#x,cbitpos=%d,reduced-phys-bits=%d,kernel-hashes=on",
-			s.Policy, s.CBitPos, s.ReducedPhysBits))
+		obj := fmt.Sprintf("sev-snp-guest,id=sev0,policy=%#x,cbitpos=%d,reduced-phys-bits=%d,kernel-hashes=on",
+			s.Policy, s.CBitPos, s.ReducedPhysBits)
+		if s.DebugSwap {
+			obj += ",debug-swap=on"
+		}
+		add("-object", obj)
 	} else {
 		add("-machine", o.Machine)
 	}

@@ -60,6 +60,14 @@ func TestBuildGolden(t *testing.T) {
 				SNP: &SNP{OVMF: "/fw/OVMF.fd", Policy: 0x30000, CBitPos: 51, ReducedPhysBits: 1},
 			},
 		},
+		{
+			name: "snp-debug-swap",
+			opts: Options{
+				Kernel: "/k/vmlinuz", Initrd: "/out/initrd.img", Append: "console=ttyS0",
+				SerialLog: "/tmp/s.log", VsockCID: 3,
+				SNP: &SNP{OVMF: "/fw/OVMF.fd", DebugSwap: true},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,6 +112,11 @@ func (o Options) CheckSettings() error {
 	return nil
 }
 
+// featureDebugSwap is DebugSwap in SEV_FEATURES (the APM's "debug
+// virtualization"), the one guest feature besides SNPActive that QEMU can
+// be asked for (sev-snp-guest's debug-swap=on, QEMU 10.2+).
+const featureDebugSwap = 1 << 5
+
 // Prepare checks o against its manifest and builds the QEMU launch. It opens
 // each file once, hashes it (and recomputes the launch digest) from that
 // descriptor and keeps it open for QEMU (Plan.ExecQEMU, Plan.Files); it
@@ -186,11 +191,15 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	expected, _ := m.Lookup(vcpus, vtype)
 
 	p.VCPUs, p.VCPUType, p.Expected = vcpus, vtype, expected
-	// SEV_FEATURES of the VMSAs is measured, but QEMU takes no option for
-	// it: with KVM_SEV_INIT2 (QEMU 9.1+) an SEV-SNP guest gets SNPActive
-	// alone unless the host's QEMU or KVM adds features of its own.
-	if f, err := m.GuestFeaturesValue(); err == nil && f != measure.DefaultGuestFeatures && !o.Plain {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("the manifest was measured with guest features %s, but QEMU takes no option for them: it gives an SEV-SNP guest 0x%x (SNPActive) unless this host's QEMU or KVM adds others, so the guest's measurement matches the manifest only if this host gives exactly %s", m.GuestFeatures, measure.DefaultGuestFeatures, m.GuestFeatures))
+	// SEV_FEATURES of the VMSAs is measured. With KVM_SEV_INIT2 (QEMU
+	// 9.1+) an SEV-SNP guest gets SNPActive and what QEMU asks for, and
+	// QEMU has an option for one bit: debug-swap=on (10.2+) for DebugSwap.
+	var debugSwap bool
+	if f, err := m.GuestFeaturesValue(); err == nil && !o.Plain {
+		debugSwap = f&featureDebugSwap != 0
+		if other := f &^ (measure.DefaultGuestFeatures | featureDebugSwap); other != 0 {
+			p.Warnings = append(p.Warnings, fmt.Sprintf("the manifest was measured with guest features %s, but QEMU takes no option for 0x%x: it gives an SEV-SNP guest 0x%x (SNPActive) and DebugSwap (0x%x) when asked, unless this host's QEMU or KVM adds others, so the guest's measurement matches the manifest only if this host gives exactly %s", m.GuestFeatures, other, measure.DefaultGuestFeatures, featureDebugSwap, m.GuestFeatures))
+		}
 	}
 	// Recompute the digest from the files, the manifest's cmdline and guest
 	// features: a manifest whose cmdline (or features) was edited after
@@ -239,7 +248,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 			return nil, fmt.Errorf("launch: %w", err)
 		}
 		q.CPU = vtype
-		q.SNP = &qemu.SNP{OVMF: o.OVMF, Policy: policy}
+		q.SNP = &qemu.SNP{OVMF: o.OVMF, Policy: policy, DebugSwap: debugSwap}
 	}
 	c, err := qemu.Build(q)
 	if err != nil {
@@ -265,6 +274,9 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		p.Description = fmt.Sprintf("plain mode (%s, no SEV-SNP, nothing to attest): %d vCPU(s)", accelName(q.Accel), vcpus)
 	} else {
 		p.Description = fmt.Sprintf("SEV-SNP: %d × %s, policy %s, guest features %s", vcpus, vtype, m.GuestPolicy, m.GuestFeatures)
+		if q.SNP.DebugSwap {
+			p.Description += " (debug-swap=on: QEMU 10.2 or newer)"
+		}
 		mp := o.ManifestPath
 		if mp == "" {
 			mp = "manifest.json"

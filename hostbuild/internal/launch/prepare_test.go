@@ -598,31 +598,55 @@ func TestMismatchError(t *testing.T) {
 	}
 }
 
-// The VMSAs' SEV_FEATURES are measured, but QEMU takes no option for
-// them: a manifest measured with features other than SNPActive alone
-// launches (its digest is recomputed with them) with a warning that the
-// host must give exactly those; none for the default, none in plain mode.
-func TestPrepareWarnsOfGuestFeatures(t *testing.T) {
+// The VMSAs' SEV_FEATURES are measured. QEMU can be asked for DebugSwap
+// (debug-swap=on) and for no other bit besides SNPActive: a manifest
+// measured with DebugSwap launches with debug-swap=on and no warning; one
+// measured with any other bit launches (its digest is recomputed with it)
+// with a warning that names the bits the host must add by itself. Plain
+// mode has neither.
+func TestPrepareGuestFeatures(t *testing.T) {
 	f := newFixture(t, []int{1})
-	if p := prepare(t, f.snp()); len(p.Warnings) != 0 {
-		t.Errorf("warnings for the default features: %q", p.Warnings)
+	if p := prepare(t, f.snp()); len(p.Warnings) != 0 || p.QEMU.SNP.DebugSwap {
+		t.Errorf("default features: warnings %q, debug-swap %v", p.Warnings, p.QEMU.SNP.DebugSwap)
 	}
-	m, err := manifest.Generate(context.Background(), manifest.GenerateOptions{
-		OVMF: f.ovmf, Kernel: f.kernel, Initrd: f.initrd, Cmdline: fixtureCmdline,
-		VCPUs: []int{1}, VCPUTypes: []string{"EPYC-v4"}, GuestFeatures: 0x21, ToolVersion: "v0.0.0-test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := f.snp()
-	o.Manifest = m
-	p := prepare(t, o)
-	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "measured with guest features 0x21, but QEMU takes no option for them") {
-		t.Errorf("warnings for features 0x21: %q", p.Warnings)
-	}
-	o = f.plain()
-	o.Manifest = m
-	if p := prepare(t, o); len(p.Warnings) != 0 {
-		t.Errorf("warnings in plain mode: %q", p.Warnings)
+	for _, tc := range []struct {
+		features  uint64
+		debugSwap bool
+		warn      string // "" for none
+	}{
+		{0x21, true, ""},
+		{0x5, false, "measured with guest features 0x5, but QEMU takes no option for 0x4"},
+		{0x225, true, "measured with guest features 0x225, but QEMU takes no option for 0x204"},
+	} {
+		m, err := manifest.Generate(context.Background(), manifest.GenerateOptions{
+			OVMF: f.ovmf, Kernel: f.kernel, Initrd: f.initrd, Cmdline: fixtureCmdline,
+			VCPUs: []int{1}, VCPUTypes: []string{"EPYC-v4"}, GuestFeatures: tc.features, ToolVersion: "v0.0.0-test",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := f.snp()
+		o.Manifest = m
+		p := prepare(t, o)
+		if p.QEMU.SNP.DebugSwap != tc.debugSwap || p.ExecQEMU.SNP.DebugSwap != tc.debugSwap {
+			t.Errorf("features %#x: debug-swap %v (exec %v), want %v", tc.features, p.QEMU.SNP.DebugSwap, p.ExecQEMU.SNP.DebugSwap, tc.debugSwap)
+		}
+		if got := strings.Contains(p.Command.String(), ",debug-swap=on"); got != tc.debugSwap {
+			t.Errorf("features %#x: debug-swap=on in the command %v, want %v:\n%s", tc.features, got, tc.debugSwap, p.Command)
+		}
+		if got := strings.Contains(p.Description, "debug-swap=on: QEMU 10.2 or newer"); got != tc.debugSwap {
+			t.Errorf("features %#x: description %q", tc.features, p.Description)
+		}
+		switch {
+		case tc.warn == "" && len(p.Warnings) != 0:
+			t.Errorf("features %#x: warnings %q, want none", tc.features, p.Warnings)
+		case tc.warn != "" && (len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], tc.warn)):
+			t.Errorf("features %#x: warnings %q, want one containing %q", tc.features, p.Warnings, tc.warn)
+		}
+		o = f.plain()
+		o.Manifest = m
+		if p := prepare(t, o); len(p.Warnings) != 0 || p.QEMU.SNP != nil {
+			t.Errorf("features %#x in plain mode: warnings %q, SNP %+v", tc.features, p.Warnings, p.QEMU.SNP)
+		}
 	}
 }
