@@ -14,13 +14,14 @@ func init() {
 	register(command{name: "doctor", summary: "check that this host can launch an SEV-SNP guest; print each fix", run: runDoctor})
 }
 
-const doctorUsage = `Usage: hostbuild doctor [--ovmf F] [--qemu BIN] [--memory SIZE]
+const doctorUsage = `Usage: hostbuild doctor [--ovmf F] [--qemu BIN]
 
 Checks what 'hostbuild run' needs for an SEV-SNP launch: /dev/sev, kvm_amd's
 sev_snp parameter, /dev/kvm, QEMU 9.1 or newer with the sev-snp-guest object,
-an OVMF with the kernel-hashes table (--ovmf), /dev/vhost-vsock for the
-attestation agent, and a memlock limit that covers the guest memory. Prints
-one PASS, FAIL or SKIP line per check, each failure with its fix.
+an OVMF with the kernel-hashes table (--ovmf), and /dev/vhost-vsock for the
+attestation agent. Prints one PASS, FAIL or SKIP line per check, each
+failure with its fix. (No memlock limit is needed: an SEV-SNP guest's
+private memory is guest_memfd, which is not counted against ulimit -l.)
 
 Exit status: 0 every check passed (or was skipped), 1 a check failed,
 2 usage error.
@@ -34,7 +35,6 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var o doctor.Options
 	fs.StringVar(&o.OVMF, "ovmf", "", "OVMF firmware `file` to check for the kernel-hashes table")
 	fs.StringVar(&o.QEMU, "qemu", qemu.DefaultBinary, "QEMU `binary`")
-	memory := fs.String("memory", "2G", "guest memory `size` the memlock limit must cover (MiB, or with M or G)")
 	fs.StringVar(&o.Root, "root", "", "prefix for /dev, /sys and /proc (`dir`; for tests)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, doctorUsage)
@@ -47,12 +47,6 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "hostbuild doctor: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	mib, err := parseMemory(*memory)
-	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild doctor: --memory %q: %v\n", *memory, err)
-		return exitUsage
-	}
-	o.MemoryMiB = mib
 	rs := doctor.Run(ctx, o)
 	fails := 0
 	for _, r := range rs {

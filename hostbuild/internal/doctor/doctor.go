@@ -1,8 +1,14 @@
 // Package doctor checks that a host can launch the Katana VM under
 // AMD SEV-SNP: the SEV device, KVM's SNP support, a QEMU that knows
-// sev-snp-guest, an OVMF with the kernel-hashes table, vhost-vsock for the
-// attestation agent, and the memlock limit. Each check passes or fails
-// with the fix; `hostbuild doctor` prints them.
+// sev-snp-guest, an OVMF with the kernel-hashes table, and vhost-vsock for
+// the attestation agent. Each check passes or fails with the fix;
+// `hostbuild doctor` prints them.
+//
+// There is no memlock check: SEV and SEV-ES pin guest memory (QEMU
+// registers it with KVM, which counts it against RLIMIT_MEMLOCK), but an
+// SEV-SNP guest's private memory is guest_memfd, which KVM pins by its own
+// means (QEMU's target/i386/sev.c registers its RAM notifier for sev-guest
+// only).
 package doctor
 
 import (
@@ -48,17 +54,9 @@ type Options struct {
 	QEMU string
 	// OVMF is the firmware to check; empty skips that check.
 	OVMF string
-	// MemoryMiB is the guest memory the memlock limit must cover; default 2048.
-	MemoryMiB int
-	// Memlock returns the soft RLIMIT_MEMLOCK in bytes (max uint64 for
-	// unlimited); default: the process's own limit.
-	Memlock func() (uint64, error)
 	// Access checks that this process may read and write a device
 	// (faccessat with the effective IDs); default: the real check.
 	Access func(path string) error
-	// IPCLock reports whether this process has CAP_IPC_LOCK, which lifts
-	// the memlock limit; default: read from /proc/self/status.
-	IPCLock func() bool
 }
 
 // MinQEMU is the first QEMU release with the sev-snp-guest object.
@@ -69,17 +67,8 @@ func Run(ctx context.Context, o Options) []Result {
 	if o.QEMU == "" {
 		o.QEMU = "qemu-system-x86_64"
 	}
-	if o.MemoryMiB == 0 {
-		o.MemoryMiB = 2048
-	}
-	if o.Memlock == nil {
-		o.Memlock = memlock
-	}
 	if o.Access == nil {
 		o.Access = func(p string) error { return unix.Faccessat(unix.AT_FDCWD, p, unix.R_OK|unix.W_OK, unix.AT_EACCESS) }
-	}
-	if o.IPCLock == nil {
-		o.IPCLock = hasIPCLock
 	}
 	var rs []Result
 	rs = append(rs, checkCharDev(o, "/dev/sev", "SEV firmware device /dev/sev",
@@ -91,7 +80,6 @@ func Run(ctx context.Context, o Options) []Result {
 	rs = append(rs, checkOVMF(o.OVMF))
 	rs = append(rs, checkCharDev(o, "/dev/vhost-vsock", "vhost-vsock device /dev/vhost-vsock (attestation agent)",
 		"modprobe vhost_vsock (and add it to /etc/modules-load.d/ to keep it)"))
-	rs = append(rs, checkMemlock(o))
 	return rs
 }
 
@@ -219,42 +207,6 @@ func checkOVMF(path string) Result {
 	}
 	r.Status, r.Detail = Pass, fmt.Sprintf("%s: SNP_KERNEL_HASHES section and hashes table present", path)
 	return r
-}
-
-func checkMemlock(o Options) Result {
-	need := uint64(o.MemoryMiB) << 20
-	r := Result{Name: fmt.Sprintf("memlock limit covers %d MiB of guest memory", o.MemoryMiB)}
-	lim, err := o.Memlock()
-	switch {
-	case err != nil:
-		r.Status, r.Detail, r.Fix = Fail, "reading RLIMIT_MEMLOCK: "+errText(err), "check ulimit -l"
-	case lim == ^uint64(0):
-		r.Status, r.Detail = Pass, "unlimited"
-	case lim >= need:
-		r.Status, r.Detail = Pass, fmt.Sprintf("%d MiB", lim>>20)
-	case o.IPCLock():
-		r.Status, r.Detail = Pass, fmt.Sprintf("%d KiB (ulimit -l), but this process has CAP_IPC_LOCK, which the limit does not bind", lim>>10)
-	default:
-		r.Status, r.Detail = Fail, fmt.Sprintf("%d KiB (ulimit -l)", lim>>10)
-		r.Fix = "raise it: ulimit -l unlimited in the launching shell, LimitMEMLOCK=infinity in a systemd unit, or memlock in /etc/security/limits.conf (SEV pins guest memory)"
-	}
-	return r
-}
-
-// hasIPCLock reports whether CAP_IPC_LOCK is in this process's effective
-// capabilities (CapEff of /proc/self/status).
-func hasIPCLock() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&(1<<unix.CAP_IPC_LOCK) != 0
-		}
-	}
-	return false
 }
 
 func errText(err error) string {

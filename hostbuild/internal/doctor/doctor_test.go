@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,12 +67,9 @@ func fixture(t *testing.T, name string) string {
 	return p
 }
 
-func noIPCLock() bool { return false }
-
 func TestRun(t *testing.T) {
 	amdsev := fixture(t, "ovmf_AmdSev_suffix.bin")
 	plainOVMF := fixture(t, "ovmf_OvmfX64_suffix.bin")
-	unlimited := func() (uint64, error) { return ^uint64(0), nil }
 	allDevs := []string{"sev", "kvm", "vhost-vsock"}
 	goodQEMU := fakeQEMU(t, "9.2.0", "sev-guest", "sev-snp-guest", "memory-backend-memfd")
 	tests := []struct {
@@ -83,39 +79,35 @@ func TestRun(t *testing.T) {
 	}{
 		{
 			name: "snp host",
-			o:    Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev, Memlock: unlimited},
-			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass, Pass},
+			o:    Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass},
 		},
 		{
 			name: "snp host, no ovmf given",
-			o:    Options{Root: fakeHost(t, allDevs, "1"), QEMU: goodQEMU, Memlock: func() (uint64, error) { return 4 << 30, nil }},
-			want: []Status{Pass, Pass, Pass, Pass, Pass, Skip, Pass, Pass},
+			o:    Options{Root: fakeHost(t, allDevs, "1"), QEMU: goodQEMU},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Skip, Pass},
 		},
 		{
-			name: "no sev, old qemu, debian ovmf, low memlock",
-			o: Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF,
-				Memlock: func() (uint64, error) { return 8 << 20, nil }, IPCLock: noIPCLock},
-			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail, Fail},
+			name: "no sev, old qemu, debian ovmf",
+			o:    Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF},
+			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail},
 		},
 		{
-			// Root or CAP_IPC_LOCK is not bound by the memlock limit; a
-			// device this user cannot open fails like a missing one.
-			name: "low memlock with CAP_IPC_LOCK, /dev/kvm not accessible",
-			o: Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev, Memlock: func() (uint64, error) { return 8 << 20, nil },
-				IPCLock: func() bool { return true },
+			// A device this user cannot open fails like a missing one.
+			name: "/dev/kvm not accessible",
+			o: Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev,
 				Access: func(p string) error {
 					if strings.HasSuffix(p, "/dev/kvm") {
 						return syscall.EACCES
 					}
 					return nil
 				}},
-			want: []Status{Pass, Pass, Fail, Pass, Pass, Pass, Pass, Pass},
+			want: []Status{Pass, Pass, Fail, Pass, Pass, Pass, Pass},
 		},
 		{
-			name: "kvm_amd without sev_snp parameter, qemu missing, memlock unreadable",
-			o: Options{Root: fakeHost(t, nil, "no-param"), QEMU: filepath.Join(t.TempDir(), "no-qemu"),
-				Memlock: func() (uint64, error) { return 0, errors.New("boom") }},
-			want: []Status{Fail, Fail, Fail, Fail, Fail, Skip, Fail, Fail},
+			name: "kvm_amd without sev_snp parameter, qemu missing",
+			o:    Options{Root: fakeHost(t, nil, "no-param"), QEMU: filepath.Join(t.TempDir(), "no-qemu")},
+			want: []Status{Fail, Fail, Fail, Fail, Fail, Skip, Fail},
 		},
 	}
 	for _, tt := range tests {
@@ -208,7 +200,7 @@ func TestQEMUChecks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: tc.bin, Memlock: func() (uint64, error) { return 0, nil }})
+			rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: tc.bin})
 			ver, obj := result(t, rs, "QEMU 9.1 or newer"), result(t, rs, "QEMU knows the sev-snp-guest object")
 			if want := strings.ReplaceAll(tc.verDetail, "{bin}", tc.bin); ver.Status != tc.ver || ver.Detail != want {
 				t.Errorf("version check: %s %q, want %s %q", ver.Status, ver.Detail, tc.ver, want)
@@ -220,25 +212,5 @@ func TestQEMUChecks(t *testing.T) {
 				t.Errorf("object check: %s %q, want %s", obj.Status, obj.Detail, tc.obj)
 			}
 		})
-	}
-}
-
-// The memlock limit passes from exactly the guest's memory up.
-func TestMemlockBound(t *testing.T) {
-	tests := []struct {
-		lim    uint64
-		status Status
-		detail string
-	}{
-		{2048 << 20, Pass, "2048 MiB"},
-		{2048<<20 - 1, Fail, "2097151 KiB (ulimit -l)"},
-		{^uint64(0), Pass, "unlimited"},
-	}
-	for _, tc := range tests {
-		rs := Run(context.Background(), Options{Root: t.TempDir(), QEMU: script(t, "exit 1"), Memlock: func() (uint64, error) { return tc.lim, nil }, IPCLock: noIPCLock})
-		r := result(t, rs, "memlock limit covers 2048 MiB")
-		if r.Status != tc.status || r.Detail != tc.detail {
-			t.Errorf("limit %d: %s %q, want %s %q", tc.lim, r.Status, r.Detail, tc.status, tc.detail)
-		}
 	}
 }
