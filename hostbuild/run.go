@@ -44,10 +44,12 @@ manifest, that (vCPU count, vCPU type) is in the manifest's measurement
 matrix, and recomputes the launch digest from the files, the manifest's
 cmdline and guest features: any difference is refused, naming the value and
 what the manifest allows. The kernel command line always comes from the
-manifest. Each file is opened once: the hash, the digest and QEMU all read
-that open file (QEMU inherits it and opens /proc/self/fd/N), so a file
-renamed over a path after the check is not what boots. --dry-run prints the
-paths, and says which options QEMU gets as /proc/self/fd/N instead.
+manifest. Each file is opened once and copied into sealed memory (a memfd
+nothing can write to): the hash, the digest and QEMU all read that copy
+(QEMU inherits it and opens /proc/self/fd/N), so neither a file renamed over
+a path nor a write into the file after the check is what boots. --dry-run
+prints the paths, and says which options QEMU gets as /proc/self/fd/N
+instead.
 
 SEV-SNP mode (the default) needs QEMU 9.1 or newer, KVM, an AmdSevX64 OVMF
 (--ovmf) and a vsock guest CID (--cid) for the attestation agent. --plain

@@ -146,9 +146,10 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	}
 
 	// Files first: a changed initrd is the most common mistake. Each is
-	// opened once: the hash, the recomputed digest and QEMU all read that
-	// open file, never the path again, so a file renamed over the path after
-	// the check is not what boots.
+	// opened once and, when it has the manifest's size, copied into sealed
+	// memory: the hash, the recomputed digest and QEMU all read that copy,
+	// never the path again, so neither a file renamed over the path nor a
+	// write into the file after the check is what boots.
 	p := &Plan{}
 	defer func() {
 		if err != nil {
@@ -174,6 +175,18 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 			return nil, fmt.Errorf("launch: %w", err)
 		}
 		*f.f = fd
+		// A file of another size cannot match: it is hashed where it is,
+		// for the refusal, and never copied.
+		if st, err := fd.Stat(); err == nil && st.Size() == f.want.Size {
+			sealed, err := sealedCopy(f.what, fd, f.want.Size)
+			if err != nil {
+				return nil, fmt.Errorf("launch: %w", err)
+			}
+			if sealed != fd {
+				fd.Close()
+			}
+			fd, *f.f = sealed, sealed
+		}
 		got, err := manifest.HashOpenFile(ctx, "the "+f.what, fd)
 		if err != nil {
 			return nil, fmt.Errorf("launch: %w", err)
@@ -340,7 +353,7 @@ func (p *Plan) ExecNote() string {
 		return ""
 	}
 	return "QEMU is started with " + strings.Join(d, ", ") + " in place of the paths printed: " +
-		"the files opened and hashed here, inherited by QEMU, so a path replaced after the check is not what boots"
+		"sealed in-memory copies of the files hashed here, inherited by QEMU, so neither a path replaced nor a file written after the check is what boots"
 }
 
 // realPathsErr is err with the plan's own /proc/self/fd paths (measure was

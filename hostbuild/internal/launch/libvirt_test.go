@@ -240,8 +240,8 @@ func TestLibvirtXMLIsTheRunLaunch(t *testing.T) {
 	}
 }
 
-// checkSameAsRun compares the domain with run's argv (Plan.Command) and its
-// paths with the files Prepare hashed.
+// checkSameAsRun compares the domain with run's argv (Plan.Command) and the
+// files at its paths with the bytes Prepare hashed.
 func checkSameAsRun(t *testing.T, p *Plan, d domainXML) {
 	t.Helper()
 	c := p.Command
@@ -284,17 +284,14 @@ func checkSameAsRun(t *testing.T, p *Plan, d domainXML) {
 		if !filepath.IsAbs(f.path) {
 			t.Errorf("the domain's %s %s is not absolute", f.what, f.path)
 		}
-		got, err := os.Stat(f.path)
-		if err != nil {
+		// Prepare hashed a sealed copy of the file: the path must name
+		// a file with those bytes (a decoy elsewhere has others).
+		if _, err := os.Stat(f.path); err != nil {
 			t.Errorf("the domain's %s: %v", f.what, err)
 			continue
 		}
-		want, err := f.f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !os.SameFile(got, want) {
-			t.Errorf("the domain's %s %s is not the file Prepare hashed (%s)", f.what, f.path, f.f.Name())
+		if got, want := sha256Of(t, f.path), sha256Of(t, ownFD(f.f)); got != want {
+			t.Errorf("the domain's %s %s reads with SHA-256 %s, not as the file Prepare hashed (%s, %s)", f.what, f.path, got, f.f.Name(), want)
 		}
 	}
 }

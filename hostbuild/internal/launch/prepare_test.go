@@ -218,9 +218,31 @@ func argAfter(c qemu.Command, name string) string {
 }
 
 // TestPrepareBootsTheHashedFiles: what QEMU is told to open (ExecQEMU,
-// in its own process /proc/self/fd/N of Files) is the very file that was
-// hashed and measured, whatever the operator's path names after the check.
+// in its own process /proc/self/fd/N of Files) is the very bytes that were
+// hashed and measured, whatever the operator's path names after the check
+// and whatever is written into the files: a sealed copy in memory.
 func TestPrepareBootsTheHashedFiles(t *testing.T) {
+	// Two ways an attacker racing the launch changes the files after the
+	// check: a new file renamed over each path, or new bytes written into
+	// the very file (same inode, same size).
+	changes := map[string]func(t *testing.T, f fixture, path string){
+		"renamed over": func(t *testing.T, f fixture, path string) {
+			repl := f.file(t, filepath.Base(path)+".new", []byte("swapped in after the check"))
+			if err := os.Rename(repl, path); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"written into": func(t *testing.T, f fixture, path string) {
+			w, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if _, err := w.WriteAt([]byte("written in after the check"), 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
 	for _, tc := range []struct {
 		name string
 		opts func(fixture) Options
@@ -230,39 +252,43 @@ func TestPrepareBootsTheHashedFiles(t *testing.T) {
 		{"plain", fixture.plain, []string{"-kernel", "-initrd"}},
 		{"plain with the OVMF checked", func(f fixture) Options { o := f.plain(); o.OVMF = f.ovmf; return o }, []string{"-kernel", "-initrd"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, []int{1})
-			p := prepare(t, tc.opts(f))
-			comp := map[string]manifest.File{"-bios": f.m.Components.OVMF, "-kernel": f.m.Components.Kernel, "-initrd": f.m.Components.Initrd}
-			paths := map[string]string{"-bios": f.ovmf, "-kernel": f.kernel, "-initrd": f.initrd}
-			// Replace every path after the check, as an attacker racing
-			// the launch would.
-			for _, path := range paths {
-				repl := f.file(t, filepath.Base(path)+".new", []byte("swapped in after the check"))
-				if err := os.Rename(repl, path); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if len(p.Files) != len(tc.want) {
-				t.Fatalf("Files has %d files, want %d (%v)", len(p.Files), len(tc.want), tc.want)
-			}
-			for i, opt := range tc.want {
-				if got := argAfter(p.ExecCommand, opt); got != qemu.InheritedFile(i) {
-					t.Errorf("ExecCommand %s %s, want %s (Files[%d])", opt, got, qemu.InheritedFile(i), i)
-				}
-				if got := argAfter(p.Command, opt); got != paths[opt] {
-					t.Errorf("Command %s %s, want the operator's path %s", opt, got, paths[opt])
-				}
-				// QEMU reopens the inherited descriptor by its /proc path.
-				got := sha256Of(t, "/proc/self/fd/"+strconv.Itoa(int(p.Files[i].Fd())))
-				if got != comp[opt].SHA256 {
-					t.Errorf("Files[%d] (%s) reads with SHA-256 %s, want the manifest's %s %s", i, opt, got, comp[opt].Name, comp[opt].SHA256)
-				}
-			}
-			if argAfter(p.ExecCommand, "-bios") != "" && !slices.Contains(tc.want, "-bios") {
-				t.Errorf("a plain launch has -bios %s", argAfter(p.ExecCommand, "-bios"))
-			}
-		})
+		for change, apply := range changes {
+			t.Run(tc.name+", "+change, func(t *testing.T) {
+				testBootsTheHashedFiles(t, tc.opts, tc.want, apply)
+			})
+		}
+	}
+}
+
+// testBootsTheHashedFiles prepares the launch, changes each file with
+// change, and checks that Files[i] (QEMU's option want[i]) still reads as
+// the manifest's component.
+func testBootsTheHashedFiles(t *testing.T, opts func(fixture) Options, want []string, change func(*testing.T, fixture, string)) {
+	f := newFixture(t, []int{1})
+	p := prepare(t, opts(f))
+	comp := map[string]manifest.File{"-bios": f.m.Components.OVMF, "-kernel": f.m.Components.Kernel, "-initrd": f.m.Components.Initrd}
+	paths := map[string]string{"-bios": f.ovmf, "-kernel": f.kernel, "-initrd": f.initrd}
+	for _, path := range paths {
+		change(t, f, path)
+	}
+	if len(p.Files) != len(want) {
+		t.Fatalf("Files has %d files, want %d (%v)", len(p.Files), len(want), want)
+	}
+	for i, opt := range want {
+		if got := argAfter(p.ExecCommand, opt); got != qemu.InheritedFile(i) {
+			t.Errorf("ExecCommand %s %s, want %s (Files[%d])", opt, got, qemu.InheritedFile(i), i)
+		}
+		if got := argAfter(p.Command, opt); got != paths[opt] {
+			t.Errorf("Command %s %s, want the operator's path %s", opt, got, paths[opt])
+		}
+		// QEMU reopens the inherited descriptor by its /proc path.
+		got := sha256Of(t, "/proc/self/fd/"+strconv.Itoa(int(p.Files[i].Fd())))
+		if got != comp[opt].SHA256 {
+			t.Errorf("Files[%d] (%s) reads with SHA-256 %s, want the manifest's %s %s", i, opt, got, comp[opt].Name, comp[opt].SHA256)
+		}
+	}
+	if argAfter(p.ExecCommand, "-bios") != "" && !slices.Contains(want, "-bios") {
+		t.Errorf("a plain launch has -bios %s", argAfter(p.ExecCommand, "-bios"))
 	}
 }
 
@@ -545,7 +571,7 @@ func TestPlanRealPathsAndExecNote(t *testing.T) {
 		t.Errorf("RealPaths(%q) = %q, want %q", msg, got, want)
 	}
 	note := p.ExecNote()
-	for _, w := range []string{"QEMU is started with -bios " + qemu.InheritedFile(0) + ", -kernel " + qemu.InheritedFile(1) + ", -initrd " + qemu.InheritedFile(2) + " in place of the paths printed", "not what boots"} {
+	for _, w := range []string{"QEMU is started with -bios " + qemu.InheritedFile(0) + ", -kernel " + qemu.InheritedFile(1) + ", -initrd " + qemu.InheritedFile(2) + " in place of the paths printed", "sealed in-memory copies of the files hashed here", "is what boots"} {
 		if !strings.Contains(note, w) {
 			t.Errorf("ExecNote() = %q, want it to contain %q", note, w)
 		}
