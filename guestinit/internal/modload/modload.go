@@ -2,8 +2,10 @@
 // list (initrdlayout.ModulesLoad, dependencies first, written by hostbuild
 // pack). Plain .ko files go to finit_module(2) through the descriptor whose
 // bytes were just checked against the content list; .ko.xz, .ko.zst and
-// .ko.gz are checked, decompressed in user space and given to
-// init_module(2) (Debian's 6.1 kernels have no in-kernel decompression).
+// .ko.gz are checked and given to finit_module(2) with
+// MODULE_INIT_COMPRESSED_FILE; a kernel that cannot decompress them (no
+// CONFIG_MODULE_DECOMPRESS, or another format) gets them decompressed in
+// user space through init_module(2).
 //
 // A module the kernel already has (EEXIST) counts as loaded. A module whose
 // init finds no device (ENODEV, e.g. sev-guest outside an SEV-SNP guest) is
@@ -175,6 +177,16 @@ func loadOne(m initrdlayout.Module, o Options, k Kernel) error {
 		// private in-memory file system that nothing else writes.
 		return k.FinitModule(int(f.Fd()), "", 0)
 	case strings.HasSuffix(m.Path, ".ko.xz"), strings.HasSuffix(m.Path, ".ko.zst"), strings.HasSuffix(m.Path, ".ko.gz"):
+		// A kernel built with CONFIG_MODULE_DECOMPRESS (Debian's 6.12, whose
+		// modules are .ko.xz) decompresses from the descriptor just hashed,
+		// in C rather than with Go's slower xz. EOPNOTSUPP (built without
+		// it) or EINVAL (a kernel before 5.17, or a compression other than
+		// the kernel's) falls back to user space, which reports any real
+		// error itself.
+		err := k.FinitModule(int(f.Fd()), "", unix.MODULE_INIT_COMPRESSED_FILE)
+		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) {
+			return err
+		}
 		img, err := Decompress(m.Path, b)
 		if err != nil {
 			return err

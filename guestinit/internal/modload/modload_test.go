@@ -24,15 +24,40 @@ import (
 type fakeKernel struct {
 	loaded []string // module images, as strings
 	errs   map[string]error
+	// decompress: the kernel has CONFIG_MODULE_DECOMPRESS; without it,
+	// MODULE_INIT_COMPRESSED_FILE gives EOPNOTSUPP, as Linux does.
+	decompress bool
+	calls      []string // "finit" or "finit-compressed" or "init", in order
 }
 
 func (k *fakeKernel) FinitModule(fd int, params string, flags int) error {
 	b := make([]byte, 1<<16)
 	n, _ := unix.Pread(fd, b, 0)
-	return k.load(string(b[:n]))
+	img := b[:n]
+	if flags&unix.MODULE_INIT_COMPRESSED_FILE != 0 {
+		k.calls = append(k.calls, "finit-compressed")
+		if !k.decompress {
+			return unix.EOPNOTSUPP
+		}
+		ext := map[bool]string{true: ".xz", false: ".zst"}[bytes.HasPrefix(img, []byte("\xfd7zXZ"))]
+		if bytes.HasPrefix(img, []byte{0x1f, 0x8b}) {
+			ext = ".gz"
+		}
+		d, err := Decompress("m.ko"+ext, img)
+		if err != nil {
+			return unix.EINVAL
+		}
+		img = d
+	} else {
+		k.calls = append(k.calls, "finit")
+	}
+	return k.load(string(img))
 }
 
-func (k *fakeKernel) InitModule(image []byte, params string) error { return k.load(string(image)) }
+func (k *fakeKernel) InitModule(image []byte, params string) error {
+	k.calls = append(k.calls, "init")
+	return k.load(string(image))
+}
 
 func (k *fakeKernel) load(img string) error {
 	if err := k.errs[img]; err != nil {
@@ -109,6 +134,40 @@ func TestLoadInOrderAllFormats(t *testing.T) {
 	}
 	if diff := cmp.Diff([]Status{Loaded, Loaded, Present, Loaded}, st); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+}
+
+// A kernel with CONFIG_MODULE_DECOMPRESS gets compressed modules through
+// finit_module(MODULE_INIT_COMPRESSED_FILE); one without it (EOPNOTSUPP)
+// gets them decompressed through init_module, and a refusal other than
+// that is the module's error, not retried.
+func TestLoadCompressedInKernel(t *testing.T) {
+	names := []string{"virtio_pci", "virtio_net", "vsock", "button"}
+	exts := []string{"", ".xz", ".zst", ".gz"}
+	for _, tc := range []struct {
+		decompress bool
+		calls      []string
+	}{
+		{true, []string{"finit", "finit-compressed", "finit-compressed", "finit-compressed"}},
+		{false, []string{"finit", "finit-compressed", "init", "finit-compressed", "init", "finit-compressed", "init"}},
+	} {
+		root, contents, mods := setup(t, names, exts)
+		k := &fakeKernel{decompress: tc.decompress}
+		if _, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k}); err != nil {
+			t.Fatalf("decompress=%v: Load: %v", tc.decompress, err)
+		}
+		if diff := cmp.Diff([]string{"image:virtio_pci", "image:virtio_net", "image:vsock", "image:button"}, k.loaded); diff != "" {
+			t.Errorf("decompress=%v: loaded (-want +got):\n%s", tc.decompress, diff)
+		}
+		if diff := cmp.Diff(tc.calls, k.calls); diff != "" {
+			t.Errorf("decompress=%v: system calls (-want +got):\n%s", tc.decompress, diff)
+		}
+	}
+	root, contents, mods := setup(t, []string{"a"}, []string{".xz"})
+	k := &fakeKernel{decompress: true, errs: map[string]error{"image:a": unix.ENOENT}}
+	_, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k})
+	if !errors.Is(err, unix.ENOENT) || len(k.calls) != 1 {
+		t.Errorf("in-kernel refusal: err %v after calls %v, want ENOENT after one finit", err, k.calls)
 	}
 }
 
