@@ -31,6 +31,8 @@
 //  9. Wait for the integrity check, then start /bin/katana and supervise it
 //     (internal/supervise) until it exits or a graceful stop is requested
 //     (SIGTERM/SIGINT to PID 1, ACPI power button, the agent's shutdown).
+//     Katana gets RLIMIT_NOFILE 65536 and TMPDIR=/tmp/katana, emptied
+//     before each start (its temporary database from a killed run).
 //  10. sync, unmount, power off (or reboot for katana.on_exit=reboot).
 //
 // Every failure in 2-9 is a boot error: the reason is logged, then the init
@@ -413,6 +415,8 @@ func (in *initProc) boot() {
 		OnExit:       cfg.OnExit,
 		RestartLimit: cfg.RestartLimit,
 		StopTimeout:  cfg.StopTimeout,
+		OpenFiles:    supervise.DefaultOpenFiles,
+		TmpDir:       supervise.DefaultTmpDir,
 		Signals:      in.sigs,
 		Status:       in.st,
 		Log:          in.log.Printf,

@@ -53,7 +53,24 @@ type Options struct {
 	// PrepareFDs runs before each start to make sure no descriptor but
 	// 0, 1 and 2 is inherited; nil: close_range(3, ~0, CLOSE_RANGE_CLOEXEC).
 	PrepareFDs func() error
+
+	// OpenFiles, when not 0, is set as RLIMIT_NOFILE (soft and hard)
+	// before the first start, for the payload to inherit: the kernel gives
+	// PID 1 1024 (4096 hard), which a server with many connections
+	// outgrows (Go raises the init's own soft limit, not its children's).
+	OpenFiles uint64
+	// TmpDir, when set, is made an empty folder (0700) before each start
+	// and given to the payload as TMPDIR: Katana keeps its in-memory
+	// database in a temporary folder, which a killed Katana leaves behind,
+	// so without this every restart would keep the last one's in memory.
+	TmpDir string
 }
+
+// DefaultOpenFiles is the RLIMIT_NOFILE the init gives Katana.
+const DefaultOpenFiles = 1 << 16
+
+// DefaultTmpDir is Katana's TMPDIR, on the init's /tmp tmpfs.
+const DefaultTmpDir = "/tmp/katana"
 
 // Backoff is the default restart delay: 1s, 2s, 4s, ... capped at 30s.
 func Backoff(restart int) time.Duration {
@@ -71,6 +88,22 @@ func Env(root string) []string {
 		env = append(env, "SSL_CERT_FILE=/"+initrdlayout.CABundlePath)
 	}
 	return env
+}
+
+// emptyDir makes dir an empty folder, mode 0700, removing what a previous
+// run left in it (RemoveAll does not follow symbolic links).
+func emptyDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	return os.Mkdir(dir, 0o700)
+}
+
+// setOpenFiles sets RLIMIT_NOFILE through syscall.Setrlimit, which tells
+// os.StartProcess to pass it on rather than the limit the init started
+// with.
+func setOpenFiles(n uint64) error {
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: n, Max: n})
 }
 
 func cloexecAll() error {
@@ -122,10 +155,17 @@ func (r *runner) start() error {
 	if err := prep(); err != nil {
 		return fmt.Errorf("marking descriptors close-on-exec: %w", err)
 	}
+	env := r.o.Env
+	if r.o.TmpDir != "" {
+		if err := emptyDir(r.o.TmpDir); err != nil {
+			return fmt.Errorf("preparing katana's TMPDIR: %w", err)
+		}
+		env = append(env[:len(env):len(env)], "TMPDIR="+r.o.TmpDir)
+	}
 	argv := append([]string{r.o.Path}, r.o.Args...)
 	p, err := os.StartProcess(r.o.Path, argv, &os.ProcAttr{
 		Dir:   "/",
-		Env:   r.o.Env,
+		Env:   env,
 		Files: []*os.File{r.o.Stdin, r.o.Stdout, r.o.Stderr},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
 	})
@@ -173,6 +213,11 @@ func Run(ctx context.Context, o Options) Outcome {
 	case <-stopReq:
 		return Outcome{Action: power.PowerOff, Reason: "stop requested before katana started: " + o.Status.StopReason()}
 	default:
+	}
+	if o.OpenFiles != 0 {
+		if err := setOpenFiles(o.OpenFiles); err != nil {
+			r.o.Log("open files limit stays as it is (setting %d: %v)", o.OpenFiles, err)
+		}
 	}
 	if err := r.start(); err != nil {
 		return Outcome{Action: power.PowerOff, Err: err}

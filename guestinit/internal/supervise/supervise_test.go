@@ -111,6 +111,29 @@ func helperMain(mode string, args []string) int {
 	case "kill-self":
 		unix.Kill(os.Getpid(), unix.SIGKILL)
 		time.Sleep(time.Minute)
+	case "tmp":
+		// Report $TMPDIR (mode and entries), leave things in it, exit 1.
+		dir := os.Getenv("TMPDIR")
+		var names []string
+		ents, err := os.ReadDir(dir)
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		mode := "?"
+		if fi, err := os.Lstat(dir); err == nil {
+			mode = fi.Mode().String()
+		}
+		report(fmt.Sprintf("tmpdir=%s mode=%s entries=%q err=%v", dir, mode, names, err))
+		os.WriteFile(filepath.Join(dir, "leftover"), []byte("db"), 0o600)
+		os.Mkdir(filepath.Join(dir, "sub"), 0o700)
+		os.WriteFile(filepath.Join(dir, "sub", "mdbx.dat"), []byte("db"), 0o600)
+		return 1
+	case "limits":
+		// Report RLIMIT_NOFILE as the kernel shows it (soft hard).
+		var lim unix.Rlimit
+		unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+		report(fmt.Sprintf("nofile=%d %d", lim.Cur, lim.Max))
+		return 0
 	case "plain":
 		// No handler: SIGTERM's default action ends it, as it ends a
 		// payload that is still starting up.
@@ -597,4 +620,52 @@ func waitOutcome(t *testing.T, ch <-chan Outcome) Outcome {
 		t.Fatal("Run did not return")
 	}
 	return Outcome{}
+}
+
+// TmpDir is emptied (and made 0700) before every start and given as
+// TMPDIR: what a previous Katana left there (its temporary database) is
+// gone when the next one starts.
+func TestTmpDirEmptiedBeforeEachStart(t *testing.T) {
+	h := newHarness(t)
+	dir := filepath.Join(t.TempDir(), "katana")
+	if err := os.MkdirAll(filepath.Join(dir, "stale"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o := h.opts("tmp")
+	o.TmpDir = dir
+	o.OnExit, o.RestartLimit = bootcfg.OnExitRestart, 1
+	out := run(t, o)
+	if out.Err != nil || !strings.Contains(out.Reason, "restart limit 1 reached") {
+		t.Fatalf("outcome %+v, want poweroff at the restart limit", out)
+	}
+	clean := "tmpdir=" + dir + " mode=drwx------ entries=[] err=<nil>"
+	if diff := cmp.Diff([]string{clean, clean}, h.report()); diff != "" {
+		t.Errorf("what each start found in TMPDIR (-want +got):\n%s", diff)
+	}
+	// A TMPDIR that cannot be made is a start failure that names it.
+	o = h.opts("tmp")
+	o.TmpDir = filepath.Join(os.DevNull, "katana")
+	if out := run(t, o); out.Err == nil || !strings.Contains(out.Err.Error(), "preparing katana's TMPDIR") {
+		t.Errorf("TmpDir under a device: outcome %+v, want a start failure about TMPDIR", out)
+	}
+}
+
+// OpenFiles becomes the payload's RLIMIT_NOFILE, soft and hard.
+func TestOpenFilesInherited(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// Below the hard limit, which any process may lower to; the test
+	// process keeps it.
+	n := min(lim.Max, DefaultOpenFiles) - 7
+	h := newHarness(t)
+	o := h.opts("limits")
+	o.OpenFiles = n
+	if out := run(t, o); out.Err != nil {
+		t.Fatalf("outcome %+v", out)
+	}
+	if diff := cmp.Diff([]string{fmt.Sprintf("nofile=%d %d", n, n)}, h.report()); diff != "" {
+		t.Errorf("the payload's RLIMIT_NOFILE (-want +got):\n%s", diff)
+	}
 }
