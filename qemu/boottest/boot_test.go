@@ -148,6 +148,11 @@ func TestBootStandInExit(t *testing.T) {
 	if l := findLine(g, "standin-katana: sysrq="); !strings.HasSuffix(strings.TrimSpace(l), "standin-katana: sysrq=0") {
 		t.Errorf("the stand-in reported %q, want sysrq=0:\n%s", l, tail(g.Lines(), 30))
 	}
+	// Katana's TMPDIR, empty and private, and its open-files limit.
+	const wantTmp = "standin-katana: tmpdir=/tmp/katana mode=drwx------ entries=0 nofile=65536/65536"
+	if l := findLine(g, "standin-katana: tmpdir="); !strings.HasSuffix(strings.TrimSpace(l), wantTmp) {
+		t.Errorf("the stand-in reported %q, want %q:\n%s", l, wantTmp, tail(g.Lines(), 30))
+	}
 }
 
 // TestBootEarlyInterrupt: the operator interrupts hostbuild run while the

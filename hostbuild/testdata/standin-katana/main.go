@@ -55,6 +55,18 @@ func run(argv []string) int {
 	if b, err := os.ReadFile("/proc/sys/kernel/sysrq"); err == nil {
 		fmt.Printf("standin-katana: sysrq=%s\n", strings.TrimSpace(string(b)))
 	}
+	// The temporary folder and open-files limit the init gave it (a Go
+	// program raises its soft limit only when it is under the hard one).
+	tmp, mode, entries := os.Getenv("TMPDIR"), "none", -1
+	if fi, err := os.Lstat(tmp); err == nil && tmp != "" {
+		mode = fi.Mode().String()
+		if ents, err := os.ReadDir(tmp); err == nil {
+			entries = len(ents)
+		}
+	}
+	var lim syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	fmt.Printf("standin-katana: tmpdir=%s mode=%s entries=%d nofile=%d/%d\n", tmp, mode, entries, lim.Cur, lim.Max)
 
 	addr, port := "127.0.0.1", "5050"
 	exitAfter, exitCode := time.Duration(0), 0
