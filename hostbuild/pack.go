@@ -32,7 +32,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&pf.o.Output, "o", "", "output `file` (written atomically)")
 	quiet := fs.Bool("q", false, "no progress output (warnings are still printed)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: hostbuild pack --payload KATANA [--kernel-modules DIR] [--module NAME]... -o INITRD
+		fmt.Fprint(stderr, `Usage: hostbuild pack --payload KATANA [--kernel-modules DIR] [--module NAME]... [--file SRC:DEST]... -o INITRD
 
 Builds the initrd as a newc cpio in one compressed stream: /init, the kernel
 modules and their dependencies (resolved from each module's .modinfo; with a
@@ -44,7 +44,8 @@ etc/guestinit/payload.frames: the init checks each frame, decodes it and writes
 /bin/katana, on every CPU (--payload-encoding inline puts /bin/katana in the
 main archive instead, for the kernel to unpack). The same inputs give the same
 bytes on any machine. The payload must be a static x86-64 ELF: the initrd has
-no libc.
+no libc. The operator's own files for Katana (chain configuration, genesis)
+go under /etc/katana/ with --file, in the content list like the rest.
 
 Exit status: 0 written; 1 an input cannot be used (missing, not a static
 x86-64 ELF, unknown module) or the initrd cannot be written; 2 usage error.
@@ -105,6 +106,7 @@ func (p *packFlags) initDefault() bool { return p.o.Init == defaultInit }
 type packFlags struct {
 	o       initrd.Options
 	modules stringList
+	files   stringList
 	epoch   string
 }
 
@@ -115,6 +117,7 @@ func addPackFlags(fs *flag.FlagSet) *packFlags {
 	fs.StringVar(&p.o.KernelModules, "kernel-modules", "", "a lib/modules/<release> `folder`, or the root of an extracted kernel package; without it no module is packed (a warning says what the guest then lacks)")
 	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies, from --kernel-modules (repeatable; default with --kernel-modules: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them as modules; the names given replace that list: repeat the defaults to add to it)")
 	fs.StringVar(&p.o.CABundle, "ca-bundle", "", "optional PEM CA bundle `file`, packed at /etc/ssl/certs/ca-certificates.crt")
+	fs.Var(&p.files, "file", "an operator's file for Katana, `SOURCE:DEST` with DEST an absolute path under /etc/katana/ (e.g. chain/config.toml:/etc/katana/chain/config.toml, then katana.args=\"--chain /etc/katana/chain\"); packed with mode 0644, measured and checked by the init like every file (repeatable)")
 	fs.StringVar(&p.o.Compression, "compress", initrd.DefaultCompression, "compression of the main archive: "+strings.Join(initrd.Compressions, ", "))
 	fs.StringVar(&p.o.PayloadEncoding, "payload-encoding", initrd.DefaultPayloadEncoding,
 		"`how` the payload is stored: frames (independent zstd frames after the main archive, checked and decoded by the init on every CPU: fastest boot) or inline (at /bin/katana in the main archive, unpacked by the kernel)")
@@ -126,6 +129,14 @@ func (p *packFlags) options() (initrd.Options, error) {
 	o := p.o
 	if len(p.modules) > 0 {
 		o.Modules = p.modules
+	}
+	o.Files = nil
+	for _, v := range p.files {
+		f, err := initrd.ParseFile(v)
+		if err != nil {
+			return o, err
+		}
+		o.Files = append(o.Files, f)
 	}
 	epoch, what := p.epoch, "--source-date-epoch"
 	if epoch == "" {
@@ -154,12 +165,18 @@ func (p *packFlags) inputs() []input {
 	if p.initDefault() {
 		init.hint = "it is the default --init: 'make build' builds it, or pass --init"
 	}
-	return []input{
+	ins := []input{
 		init,
 		{flag: "--payload", path: p.o.Payload},
 		{flag: "--ca-bundle", path: p.o.CABundle},
 		{flag: "--kernel-modules", path: p.o.KernelModules, folder: true, modTree: true},
 	}
+	for _, v := range p.files {
+		if f, err := initrd.ParseFile(v); err == nil {
+			ins = append(ins, input{flag: "--file", path: f.Source})
+		}
+	}
+	return ins
 }
 
 // warnNoModules warns, when no --kernel-modules is given, that the initrd

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -344,6 +346,9 @@ func TestPackChecksBeforeEncoding(t *testing.T) {
 		{"negative epoch", pack("--source-date-epoch", "-5"), exitUsage, "--source-date-epoch -5 is out of range: cpio mtimes are 32-bit unsigned seconds"},
 		{"epoch past 2106", pack("--source-date-epoch", "4294967296"), exitUsage, "out of range"},
 		{"module without a tree", pack("--module", "virtio_net"), exitUsage, "--module virtio_net needs --kernel-modules DIR"},
+		{"--file without DEST", pack("--file", "README.md"), exitUsage, `--file "README.md": want SOURCE:DEST`},
+		{"--file outside /etc/katana", pack("--file", "README.md:/etc/hosts"), exitUsage, "DEST must be a file under /etc/katana/"},
+		{"--file missing", pack("--file", "nope.toml:/etc/katana/chain.toml"), exitFail, "--file nope.toml: no such file or directory"},
 		{"unknown module", pack("--kernel-modules", "k", "--module", "nosuchmod"), exitFail, `module "nosuchmod" is not in`},
 		{"init not an ELF", []string{"pack", "--init", "README.md", "--payload", "katana", "-o", "out.img"}, exitFail, "init README.md: not an ELF executable"},
 		{"output folder missing", []string{"pack", "--init", "guestinit", "--payload", "katana", "-o", "nope/out.img"}, exitFail,
@@ -547,5 +552,33 @@ func TestPackWarnsWhenModuleDropsDefaults(t *testing.T) {
 				t.Errorf("stderr %q; want %q", errOut, want)
 			}
 		})
+	}
+}
+
+// pack --file puts the operator's file under /etc/katana/, as inspect
+// shows, and build takes the flag too.
+func TestPackFile(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	os.WriteFile(filepath.Join(dir, "config.toml"), []byte("chain_id = \"KATANA\"\n"), 0o644)
+	sum := sha256.Sum256([]byte("chain_id = \"KATANA\"\n"))
+	_, errOut, code := hostbuild(t, dir, nil, "pack", "--init", "guestinit", "--payload", "katana",
+		"--file", "config.toml:/etc/katana/chain/config.toml", "-o", "out.img")
+	if code != exitOK {
+		t.Fatalf("pack --file: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "file: /etc/katana/chain/config.toml (") {
+		t.Errorf("pack did not say it packed the file:\n%s", errOut)
+	}
+	out, errOut, code := hostbuild(t, dir, nil, "inspect", "out.img")
+	if code != exitOK {
+		t.Fatalf("inspect: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(out, hex.EncodeToString(sum[:])) || !strings.Contains(out, "etc/katana/chain/config.toml") {
+		t.Errorf("inspect does not list the file with its SHA-256:\n%s", out)
+	}
+	_, errOut, code = hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel", "vmlinuz", "--ovmf", ovmf,
+		"--file", "config.toml:/etc/katana/chain/config.toml", "-o", "bout")
+	if code != exitOK {
+		t.Fatalf("build --file: exit %d\n%s", code, errOut)
 	}
 }

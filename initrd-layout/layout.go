@@ -43,6 +43,10 @@ const (
 	ModulesLoad       = "etc/guestinit/modules.load"
 	ModulesDir        = "lib/modules"
 	ModulesDepName    = "modules.dep"
+	// OperatorDir holds the operator's own files (hostbuild pack --file):
+	// Katana's chain configuration, genesis and the like. Nothing else is
+	// packed there.
+	OperatorDir = "etc/katana"
 )
 
 // Modes of packed files.

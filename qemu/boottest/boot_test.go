@@ -2,8 +2,10 @@ package boottest
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -147,6 +149,11 @@ func TestBootStandInExit(t *testing.T) {
 	// takes them from the host's serial line).
 	if l := findLine(g, "standin-katana: sysrq="); !strings.HasSuffix(strings.TrimSpace(l), "standin-katana: sysrq=0") {
 		t.Errorf("the stand-in reported %q, want sysrq=0:\n%s", l, tail(g.Lines(), 30))
+	}
+	// The operator's file, packed with --file, as Katana would read it.
+	wantFile := fmt.Sprintf("standin-katana: file %s sha256=%x", operatorFile, sha256.Sum256([]byte(operatorFileData)))
+	if l := findLine(g, "standin-katana: file "); !strings.HasSuffix(strings.TrimSpace(l), wantFile) {
+		t.Errorf("the stand-in reported %q, want %q:\n%s", l, wantFile, tail(g.Lines(), 30))
 	}
 	// Katana's TMPDIR, empty and private, and its open-files limit.
 	const wantTmp = "standin-katana: tmpdir=/tmp/katana mode=drwx------ entries=0 nofile=65536/65536"

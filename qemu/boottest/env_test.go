@@ -142,8 +142,15 @@ func pack(e env, out string, extra ...string) error {
 	return nil
 }
 
-// defaultInitrd is the initrd most boots share: the init, the stand-in and
-// the default modules, packed once. The stand-in is padded to 36 MiB (the
+// operatorFile is an operator's file (pack --file) in the default initrd,
+// which the stand-in reports with its SHA-256.
+const (
+	operatorFile     = "/etc/katana/chain/config.toml"
+	operatorFileData = "chain_id = \"KATANA\"\n"
+)
+
+// defaultInitrd is the initrd most boots share: the init, the stand-in,
+// the default modules and operatorFile, packed once. The stand-in is padded to 36 MiB (the
 // ELF loader maps only its segments) so that its payload is several frames
 // that the init decodes on both vCPUs, as with a real Katana.
 func defaultInitrd(t *testing.T, e env) string {
@@ -154,7 +161,11 @@ func defaultInitrd(t *testing.T, e env) string {
 		if defaultErr = padPayload(e.standin, padded, 36<<20); defaultErr != nil {
 			return
 		}
-		defaultErr = pack(e, defaultImg, "--payload", padded)
+		cfg := filepath.Join(workDir, "config.toml")
+		if defaultErr = os.WriteFile(cfg, []byte(operatorFileData), 0o600); defaultErr != nil {
+			return
+		}
+		defaultErr = pack(e, defaultImg, "--payload", padded, "--file", cfg+":"+operatorFile)
 	})
 	if defaultErr != nil {
 		t.Fatal(defaultErr)

@@ -221,6 +221,28 @@ func TestRefusals(t *testing.T) {
 		{"bad payload encoding", func(o *Options) { o.PayloadEncoding = "squashfs" }, `--payload-encoding "squashfs": want frames or inline`},
 		{"epoch out of range", func(o *Options) { o.SourceDateEpoch = 1 << 32 }, "SOURCE_DATE_EPOCH 4294967296 is out of range"},
 		{"modules without a tree", func(o *Options) { o.Modules, o.KernelModules = []string{"virtio_net"}, "" }, "--module virtio_net needs --kernel-modules DIR"},
+		{"file outside /etc/katana", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/passwd"}} }, "DEST must be a file under /etc/katana/"},
+		{"file at /etc/katana itself", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/katana/"}} }, "DEST must be a file under /etc/katana/"},
+		{"file with a relative DEST", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "etc/katana/c"}} }, "DEST must be a file under /etc/katana/"},
+		{"file climbing out", func(o *Options) {
+			o.Files = []File{{write("c", []byte("x")), "/etc/katana/../guestinit/contents.sha256"}}
+		}, "DEST is not a clean path"},
+		{"file with a trailing slash", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/katana/chain/"}} }, "say /etc/katana/chain"},
+		{"file with a newline", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/katana/a\nb"}} }, `"/etc/katana/a\nb": DEST holds a character`},
+		{"file twice", func(o *Options) {
+			o.Files = []File{{write("c", []byte("x")), "/etc/katana/c"}, {write("d", []byte("y")), "/etc/katana/c"}}
+		}, "--file ...:/etc/katana/c given twice"},
+		{"file inside a file", func(o *Options) {
+			o.Files = []File{{write("c", []byte("x")), "/etc/katana/chain"}, {write("d", []byte("y")), "/etc/katana/chain/config.toml"}}
+		}, "--file ...:/etc/katana/chain/config.toml is inside --file ...:/etc/katana/chain, a file"},
+		{"missing file", func(o *Options) { o.Files = []File{{filepath.Join(dir, "nope.toml"), "/etc/katana/c"}} }, "--file /etc/katana/c " + filepath.Join(dir, "nope.toml")},
+		{"file is a FIFO", func(o *Options) {
+			p := filepath.Join(dir, "fifo2")
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			o.Files = []File{{p, "/etc/katana/c"}}
+		}, "is not a regular file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1653,5 +1675,74 @@ func TestReadZstdFrameBound(t *testing.T) {
 	img = append(img, make([]byte, 4<<20)...)         // empty raw blocks, none the last
 	if _, err := Read(bytes.NewReader(img)); err == nil || !strings.Contains(err.Error(), "zstd frame of more than 1048576 bytes: refusing") {
 		t.Errorf("Read of a 4 MiB zstd frame with a 1 MiB bound: %v", err)
+	}
+}
+
+// The operator's files land under /etc/katana/ as given, mode 0644, in the
+// content list the init checks, with their folders; the order of the
+// flags does not change the bytes.
+func TestOperatorFiles(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	o.Compression = "none"
+	cfg := filepath.Join(dir, "config.toml")
+	gen := filepath.Join(dir, "genesis.json")
+	os.WriteFile(cfg, []byte("chain_id = \"KATANA\"\n"), 0o600)
+	os.WriteFile(gen, []byte(`{"number":0}`), 0o600)
+	o.Files = []File{{cfg, "/etc/katana/chain/config.toml"}, {gen, "/etc/katana/chain/genesis.json"}}
+	o.Output = filepath.Join(t.TempDir(), "initrd.img")
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ReadFile(o.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, e := range a.Entries {
+		if strings.HasPrefix(e.Path, initrdlayout.OperatorDir) {
+			got[e.Path] = fmt.Sprintf("%s %s %s", e.Type, e.Mode, strings.ToLower(e.SHA256))
+		}
+	}
+	sum := func(p string) string { b, _ := os.ReadFile(p); return hexs(sha256.Sum256(b)) }
+	want := map[string]string{
+		"etc/katana":                    "dir 0755 ",
+		"etc/katana/chain":              "dir 0755 ",
+		"etc/katana/chain/config.toml":  "file 0644 " + sum(cfg),
+		"etc/katana/chain/genesis.json": "file 0644 " + sum(gen),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("entries under /etc/katana (-want +got):\n%s", diff)
+	}
+	for _, p := range []string{"etc/katana/chain/config.toml", "etc/katana/chain/genesis.json"} {
+		if c, ok := res.Contents[p]; !ok || hexs(c) != strings.Fields(want[p])[2] {
+			t.Errorf("the content list does not cover %s as packed", p)
+		}
+	}
+	o.Output = ""
+	b := pack(t, o)
+	o.Files = []File{o.Files[1], o.Files[0]}
+	if !bytes.Equal(b, pack(t, o)) {
+		t.Errorf("the order of --file changed the initrd's bytes")
+	}
+}
+
+func TestParseFile(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want File
+		err  bool
+	}{
+		{"chain/config.toml:/etc/katana/chain/config.toml", File{"chain/config.toml", "/etc/katana/chain/config.toml"}, false},
+		{"C:/x:/etc/katana/x", File{"C:/x", "/etc/katana/x"}, false},
+		{"config.toml", File{}, true},
+		{":/etc/katana/x", File{}, true},
+		{"config.toml:", File{}, true},
+	} {
+		got, err := ParseFile(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseFile(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
 	}
 }

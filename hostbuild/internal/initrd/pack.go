@@ -46,7 +46,11 @@ type Options struct {
 	KernelModules string   // lib/modules/<release> or an extracted kernel package root; "" packs no modules
 	Modules       []string // module names; nil means kmod.DefaultModules (those the tree has)
 	CABundle      string   // optional PEM bundle, packed at /etc/ssl/certs/ca-certificates.crt
-	Compression   string   // "zstd", "gzip" or "none"; "" means DefaultCompression
+	// Files are the operator's own files (Katana's chain configuration,
+	// genesis, ...), packed under /etc/katana/ with mode 0644 and checked
+	// by the init like every other file.
+	Files       []File
+	Compression string // "zstd", "gzip" or "none"; "" means DefaultCompression
 	// PayloadEncoding is "frames" (the payload in zstd frames in its own
 	// uncompressed archive, decoded by the init) or "inline" (at
 	// /bin/katana in the main archive, unpacked by the kernel); "" means
@@ -56,6 +60,54 @@ type Options struct {
 	SourceDateEpoch int64
 	Output          string    // written atomically
 	Log             io.Writer // progress lines; nil discards
+}
+
+// File is one of the operator's files: Source on the host, packed at Dest,
+// an absolute path under /etc/katana/.
+type File struct {
+	Source string
+	Dest   string
+}
+
+// ParseFile reads a --file value: SOURCE:DEST, split at the last colon
+// (DEST has none). The DEST rules are CheckFiles'.
+func ParseFile(s string) (File, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 || i == len(s)-1 {
+		return File{}, fmt.Errorf("--file %q: want SOURCE:DEST, DEST an absolute path under /%s/ (e.g. chain/config.toml:/%s/chain/config.toml)", s, initrdlayout.OperatorDir, initrdlayout.OperatorDir)
+	}
+	return File{Source: s[:i], Dest: s[i+1:]}, nil
+}
+
+// CheckFiles checks the destinations of files: each an absolute, clean path
+// under /etc/katana/ that the content list can carry, none twice, none
+// inside another's. The messages name --file.
+func CheckFiles(files []File) error {
+	dests := map[string]bool{}
+	for _, f := range files {
+		rel, ok := strings.CutPrefix(f.Dest, "/"+initrdlayout.OperatorDir+"/")
+		switch {
+		case f.Source == "":
+			return fmt.Errorf("--file :%s: no SOURCE", f.Dest)
+		case !ok || rel == "":
+			return fmt.Errorf("--file %s:%s: DEST must be a file under /%s/ (Katana's files have their own folder, apart from the init's and the kernel's)", f.Source, f.Dest, initrdlayout.OperatorDir)
+		case path.Clean(f.Dest) != f.Dest:
+			return fmt.Errorf("--file %s:%s: DEST is not a clean path (no \"..\", \".\", \"//\" or trailing slash); say %s", f.Source, f.Dest, path.Clean(f.Dest))
+		case !inContentList(initrdlayout.OperatorDir + "/" + rel):
+			return fmt.Errorf("--file %s:%q: DEST holds a character the init's content list cannot carry (a newline, a backslash, a control character or the like): rename it", f.Source, f.Dest)
+		case dests[f.Dest]:
+			return fmt.Errorf("--file ...:%s given twice", f.Dest)
+		}
+		dests[f.Dest] = true
+	}
+	for d := range dests {
+		for p := path.Dir(d); p != "/"+initrdlayout.OperatorDir; p = path.Dir(p) {
+			if dests[p] {
+				return fmt.Errorf("--file ...:%s is inside --file ...:%s, a file", d, p)
+			}
+		}
+	}
+	return nil
 }
 
 // Result describes a packed initrd.
@@ -118,7 +170,7 @@ func (o Options) CheckSettings() error {
 	if len(o.Modules) > 0 && o.KernelModules == "" {
 		return fmt.Errorf("--module %s needs --kernel-modules DIR: say where the modules are", o.Modules[0])
 	}
-	return nil
+	return CheckFiles(o.Files)
 }
 
 // Pack builds the initrd described by o and writes it atomically to o.Output.
@@ -179,6 +231,15 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 			return nil, badInput("CA bundle %s holds no PEM certificate (want a file like /etc/ssl/certs/ca-certificates.crt)", o.CABundle)
 		}
 	}
+	var opFiles []file
+	for _, f := range o.Files {
+		b, err := readInput("--file "+f.Dest, f.Source)
+		if err != nil {
+			return nil, err
+		}
+		opFiles = append(opFiles, file{path: strings.TrimPrefix(f.Dest, "/"), mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: b})
+		logf("file: %s (%d bytes, from %s)", f.Dest, len(b), f.Source)
+	}
 	var modFiles []file
 	if o.KernelModules != "" {
 		if modFiles, err = moduleFiles(o, res, logf); err != nil {
@@ -205,6 +266,7 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	if o.CABundle != "" {
 		files = append(files, file{path: initrdlayout.CABundlePath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: ca})
 	}
+	files = append(files, opFiles...)
 	files = append(files, modFiles...)
 
 	files, err = complete(files)
@@ -368,6 +430,12 @@ func listable(name, p string) bool {
 	if err != nil || len(back) != 1 || back[0].Path != p {
 		return false
 	}
+	return inContentList(p)
+}
+
+// inContentList reports whether the init's content list parser reads p back
+// from the list the packer writes.
+func inContentList(p string) bool {
 	c, err := initrdlayout.ParseContents(bytes.NewReader(initrdlayout.Contents{p: {}}.Format()))
 	_, ok := c[p]
 	return err == nil && ok

@@ -17,14 +17,17 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +67,16 @@ func run(argv []string) int {
 			entries = len(ents)
 		}
 	}
+	// The operator's files (hostbuild pack --file), as Katana would read
+	// its chain configuration.
+	filepath.WalkDir("/etc/katana", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if b, err := os.ReadFile(p); err == nil {
+				fmt.Printf("standin-katana: file %s sha256=%x\n", p, sha256.Sum256(b))
+			}
+		}
+		return nil
+	})
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	fmt.Printf("standin-katana: tmpdir=%s mode=%s entries=%d nofile=%d/%d\n", tmp, mode, entries, lim.Cur, lim.Max)
