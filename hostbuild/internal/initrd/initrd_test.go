@@ -13,6 +13,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -1745,4 +1746,34 @@ func TestParseFile(t *testing.T) {
 			t.Errorf("ParseFile(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.err)
 		}
 	}
+}
+
+// Whatever --file value CheckFiles accepts has a DEST that is a clean path
+// strictly under /etc/katana/, one the init's content list parser reads
+// back, and ParseFile splits SOURCE:DEST so that they join back to it.
+func FuzzParseFile(f *testing.F) {
+	for _, s := range []string{"c.toml:/etc/katana/chain/config.toml", "a:b:/etc/katana/x", "x:/etc/katana/../passwd",
+		"x:/etc/katana/", "x:/etc/katana//y", "x:/etc/katana/a\nb", "x:/etc/katana/\\y", "x:/etc/katanax", ":"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fl, err := ParseFile(s)
+		if err != nil {
+			return
+		}
+		if fl.Source+":"+fl.Dest != s || strings.Contains(fl.Dest, ":") {
+			t.Fatalf("ParseFile(%q) = %+v", s, fl)
+		}
+		if CheckFiles([]File{fl}) != nil {
+			return
+		}
+		rel := strings.TrimPrefix(fl.Dest, "/")
+		if !strings.HasPrefix(rel, initrdlayout.OperatorDir+"/") || path.Clean(fl.Dest) != fl.Dest || rel == initrdlayout.OperatorDir+"/" {
+			t.Fatalf("CheckFiles accepted DEST %q", fl.Dest)
+		}
+		c, err := initrdlayout.ParseContents(bytes.NewReader(initrdlayout.Contents{rel: {}}.Format()))
+		if _, ok := c[rel]; err != nil || !ok || len(c) != 1 {
+			t.Fatalf("CheckFiles accepted DEST %q, which the content list does not carry back (%v)", fl.Dest, err)
+		}
+	})
 }
