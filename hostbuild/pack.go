@@ -25,6 +25,26 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
+// fileList is --file, parsed as given.
+type fileList []initrd.File
+
+func (l *fileList) String() string {
+	var s []string
+	for _, f := range *l {
+		s = append(s, f.Source+":"+f.Dest)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *fileList) Set(v string) error {
+	f, err := initrd.ParseFile(v)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, f)
+	return nil
+}
+
 func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -106,7 +126,7 @@ func (p *packFlags) initDefault() bool { return p.o.Init == defaultInit }
 type packFlags struct {
 	o       initrd.Options
 	modules stringList
-	files   stringList
+	files   fileList
 	epoch   string
 }
 
@@ -130,14 +150,7 @@ func (p *packFlags) options() (initrd.Options, error) {
 	if len(p.modules) > 0 {
 		o.Modules = p.modules
 	}
-	o.Files = nil
-	for _, v := range p.files {
-		f, err := initrd.ParseFile(v)
-		if err != nil {
-			return o, err
-		}
-		o.Files = append(o.Files, f)
-	}
+	o.Files = p.files
 	epoch, what := p.epoch, "--source-date-epoch"
 	if epoch == "" {
 		epoch, what = os.Getenv("SOURCE_DATE_EPOCH"), "$SOURCE_DATE_EPOCH"
@@ -171,10 +184,8 @@ func (p *packFlags) inputs() []input {
 		{flag: "--ca-bundle", path: p.o.CABundle},
 		{flag: "--kernel-modules", path: p.o.KernelModules, folder: true, modTree: true},
 	}
-	for _, v := range p.files {
-		if f, err := initrd.ParseFile(v); err == nil {
-			ins = append(ins, input{flag: "--file", path: f.Source})
-		}
+	for _, f := range p.files {
+		ins = append(ins, input{flag: "--file", path: f.Source})
 	}
 	return ins
 }

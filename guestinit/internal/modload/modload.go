@@ -1,11 +1,13 @@
 // Package modload loads the initrd's kernel modules from the ordered load
 // list (initrdlayout.ModulesLoad, dependencies first, written by hostbuild
 // pack). Plain .ko files go to finit_module(2) through the descriptor whose
-// bytes were just checked against the content list; .ko.xz, .ko.zst and
-// .ko.gz are checked and given to finit_module(2) with
-// MODULE_INIT_COMPRESSED_FILE; a kernel that cannot decompress them (no
-// CONFIG_MODULE_DECOMPRESS, or another format) gets them decompressed in
-// user space through init_module(2).
+// bytes were just checked against the content list. .ko.xz, .ko.zst and
+// .ko.gz are checked too, and go to finit_module(2) with
+// MODULE_INIT_COMPRESSED_FILE when the kernel decompresses that format
+// itself (CONFIG_MODULE_DECOMPRESS, which names its one format in
+// /sys/module/compression: Debian's 6.12 and xz); otherwise they are
+// decompressed here and given to init_module(2) (Debian's 6.1 has no
+// in-kernel decompression, and plain .ko files).
 //
 // A module the kernel already has (EEXIST) counts as loaded. A module whose
 // init finds no device (ENODEV, e.g. sev-guest outside an SEV-SNP guest) is
@@ -127,10 +129,11 @@ func Load(mods []initrdlayout.Module, o Options) ([]Result, error) {
 	if k == nil {
 		k = sysKernel{}
 	}
+	inKernel := kernelDecompresses(o.Root)
 	var out []Result
 	for _, m := range mods {
 		start := time.Now()
-		err := loadOne(m, o, k)
+		err := loadOne(m, o, k, inKernel)
 		r := Result{Name: m.Name, Path: m.Path, Status: Loaded}
 		switch {
 		case err == nil:
@@ -153,7 +156,28 @@ func Load(mods []initrdlayout.Module, o Options) ([]Result, error) {
 	return out, nil
 }
 
-func loadOne(m initrdlayout.Module, o Options, k Kernel) error {
+// compressedSuffixes maps a compressed module's suffix to the name the
+// kernel gives that format in /sys/module/compression.
+var compressedSuffixes = map[string]string{".ko.xz": "xz", ".ko.zst": "zstd", ".ko.gz": "gzip"}
+
+// kernelDecompresses returns the suffix of the compressed modules the
+// running kernel decompresses itself, from /sys/module/compression under
+// root (present only with CONFIG_MODULE_DECOMPRESS), or "".
+func kernelDecompresses(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, "sys/module/compression"))
+	if err != nil {
+		return ""
+	}
+	name := strings.TrimSpace(string(b))
+	for suffix, n := range compressedSuffixes {
+		if n == name {
+			return suffix
+		}
+	}
+	return ""
+}
+
+func loadOne(m initrdlayout.Module, o Options, k Kernel, inKernel string) error {
 	want, ok := o.Contents[m.Path]
 	if !ok {
 		return ErrNotListed
@@ -176,17 +200,12 @@ func loadOne(m initrdlayout.Module, o Options, k Kernel) error {
 		// The fd still refers to the bytes just hashed: the initrd is a
 		// private in-memory file system that nothing else writes.
 		return k.FinitModule(int(f.Fd()), "", 0)
+	case inKernel != "" && strings.HasSuffix(m.Path, inKernel):
+		// The kernel decompresses this format from the descriptor just
+		// hashed, in C rather than with Go's slower xz. Its error is the
+		// module's: a retry in user space would run a failed init twice.
+		return k.FinitModule(int(f.Fd()), "", unix.MODULE_INIT_COMPRESSED_FILE)
 	case strings.HasSuffix(m.Path, ".ko.xz"), strings.HasSuffix(m.Path, ".ko.zst"), strings.HasSuffix(m.Path, ".ko.gz"):
-		// A kernel built with CONFIG_MODULE_DECOMPRESS (Debian's 6.12, whose
-		// modules are .ko.xz) decompresses from the descriptor just hashed,
-		// in C rather than with Go's slower xz. EOPNOTSUPP (built without
-		// it) or EINVAL (a kernel before 5.17, or a compression other than
-		// the kernel's) falls back to user space, which reports any real
-		// error itself.
-		err := k.FinitModule(int(f.Fd()), "", unix.MODULE_INIT_COMPRESSED_FILE)
-		if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EINVAL) {
-			return err
-		}
 		img, err := Decompress(m.Path, b)
 		if err != nil {
 			return err

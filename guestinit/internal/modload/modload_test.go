@@ -24,10 +24,7 @@ import (
 type fakeKernel struct {
 	loaded []string // module images, as strings
 	errs   map[string]error
-	// decompress: the kernel has CONFIG_MODULE_DECOMPRESS; without it,
-	// MODULE_INIT_COMPRESSED_FILE gives EOPNOTSUPP, as Linux does.
-	decompress bool
-	calls      []string // "finit" or "finit-compressed" or "init", in order
+	calls  []string // "finit" or "finit-compressed" or "init", in order
 }
 
 func (k *fakeKernel) FinitModule(fd int, params string, flags int) error {
@@ -36,9 +33,6 @@ func (k *fakeKernel) FinitModule(fd int, params string, flags int) error {
 	img := b[:n]
 	if flags&unix.MODULE_INIT_COMPRESSED_FILE != 0 {
 		k.calls = append(k.calls, "finit-compressed")
-		if !k.decompress {
-			return unix.EOPNOTSUPP
-		}
 		ext := map[bool]string{true: ".xz", false: ".zst"}[bytes.HasPrefix(img, []byte("\xfd7zXZ"))]
 		if bytes.HasPrefix(img, []byte{0x1f, 0x8b}) {
 			ext = ".gz"
@@ -137,37 +131,50 @@ func TestLoadInOrderAllFormats(t *testing.T) {
 	}
 }
 
-// A kernel with CONFIG_MODULE_DECOMPRESS gets compressed modules through
-// finit_module(MODULE_INIT_COMPRESSED_FILE); one without it (EOPNOTSUPP)
-// gets them decompressed through init_module, and a refusal other than
-// that is the module's error, not retried.
+// A kernel with CONFIG_MODULE_DECOMPRESS (/sys/module/compression names
+// its one format) gets modules of that format through
+// finit_module(MODULE_INIT_COMPRESSED_FILE); other formats, and every
+// format on a kernel without it, are decompressed here and go through
+// init_module. A refusal of a module the kernel decompressed is its error,
+// not retried (its init would run twice).
 func TestLoadCompressedInKernel(t *testing.T) {
 	names := []string{"virtio_pci", "virtio_net", "vsock", "button"}
 	exts := []string{"", ".xz", ".zst", ".gz"}
 	for _, tc := range []struct {
-		decompress bool
-		calls      []string
+		compression string // /sys/module/compression; "" for none
+		calls       []string
 	}{
-		{true, []string{"finit", "finit-compressed", "finit-compressed", "finit-compressed"}},
-		{false, []string{"finit", "finit-compressed", "init", "finit-compressed", "init", "finit-compressed", "init"}},
+		{"", []string{"finit", "init", "init", "init"}},
+		{"xz\n", []string{"finit", "finit-compressed", "init", "init"}},
+		{"zstd\n", []string{"finit", "init", "finit-compressed", "init"}},
+		{"gzip\n", []string{"finit", "init", "init", "finit-compressed"}},
+		{"lz4\n", []string{"finit", "init", "init", "init"}},
 	} {
 		root, contents, mods := setup(t, names, exts)
-		k := &fakeKernel{decompress: tc.decompress}
+		if tc.compression != "" {
+			os.MkdirAll(filepath.Join(root, "sys/module"), 0o755)
+			os.WriteFile(filepath.Join(root, "sys/module/compression"), []byte(tc.compression), 0o444)
+		}
+		k := &fakeKernel{}
 		if _, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k}); err != nil {
-			t.Fatalf("decompress=%v: Load: %v", tc.decompress, err)
+			t.Fatalf("compression %q: Load: %v", tc.compression, err)
 		}
 		if diff := cmp.Diff([]string{"image:virtio_pci", "image:virtio_net", "image:vsock", "image:button"}, k.loaded); diff != "" {
-			t.Errorf("decompress=%v: loaded (-want +got):\n%s", tc.decompress, diff)
+			t.Errorf("compression %q: loaded (-want +got):\n%s", tc.compression, diff)
 		}
 		if diff := cmp.Diff(tc.calls, k.calls); diff != "" {
-			t.Errorf("decompress=%v: system calls (-want +got):\n%s", tc.decompress, diff)
+			t.Errorf("compression %q: system calls (-want +got):\n%s", tc.compression, diff)
 		}
 	}
-	root, contents, mods := setup(t, []string{"a"}, []string{".xz"})
-	k := &fakeKernel{decompress: true, errs: map[string]error{"image:a": unix.ENOENT}}
-	_, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k})
-	if !errors.Is(err, unix.ENOENT) || len(k.calls) != 1 {
-		t.Errorf("in-kernel refusal: err %v after calls %v, want ENOENT after one finit", err, k.calls)
+	for _, refusal := range []error{unix.EINVAL, unix.ENOENT} {
+		root, contents, mods := setup(t, []string{"a"}, []string{".xz"})
+		os.MkdirAll(filepath.Join(root, "sys/module"), 0o755)
+		os.WriteFile(filepath.Join(root, "sys/module/compression"), []byte("xz\n"), 0o444)
+		k := &fakeKernel{errs: map[string]error{"image:a": refusal}}
+		_, err := Load(mods, Options{Root: root, Contents: contents, Kernel: k})
+		if !errors.Is(err, refusal) || len(k.calls) != 1 {
+			t.Errorf("in-kernel refusal %v: err %v after calls %v, want it after one finit", refusal, err, k.calls)
+		}
 	}
 }
 

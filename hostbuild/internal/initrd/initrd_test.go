@@ -230,6 +230,13 @@ func TestRefusals(t *testing.T) {
 		}, "DEST is not a clean path"},
 		{"file with a trailing slash", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/katana/chain/"}} }, "say /etc/katana/chain"},
 		{"file with a newline", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/katana/a\nb"}} }, `"/etc/katana/a\nb": DEST holds a character`},
+		{"file with a name over 255 bytes", func(o *Options) {
+			o.Files = []File{{write("c", []byte("x")), "/etc/katana/" + strings.Repeat("g", 256)}}
+		}, "DEST has a name over 255 bytes"},
+		{"file with a path of 4096 bytes", func(o *Options) {
+			dest := "/etc/katana" + strings.Repeat("/"+strings.Repeat("d", 99), 41)
+			o.Files = []File{{write("c", []byte("x")), dest[:4096]}}
+		}, "DEST is 4096 bytes"},
 		{"file twice", func(o *Options) {
 			o.Files = []File{{write("c", []byte("x")), "/etc/katana/c"}, {write("d", []byte("y")), "/etc/katana/c"}}
 		}, "--file ...:/etc/katana/c given twice"},
@@ -1753,7 +1760,8 @@ func TestParseFile(t *testing.T) {
 // back, and ParseFile splits SOURCE:DEST so that they join back to it.
 func FuzzParseFile(f *testing.F) {
 	for _, s := range []string{"c.toml:/etc/katana/chain/config.toml", "a:b:/etc/katana/x", "x:/etc/katana/../passwd",
-		"x:/etc/katana/", "x:/etc/katana//y", "x:/etc/katana/a\nb", "x:/etc/katana/\\y", "x:/etc/katanax", ":"} {
+		"x:/etc/katana/", "x:/etc/katana//y", "x:/etc/katana/a\nb", "x:/etc/katana/\\y", "x:/etc/katanax", ":",
+		"x:/etc/katana/a\x00b", "x:/etc/katana/" + strings.Repeat("n", 256)} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -1761,7 +1769,7 @@ func FuzzParseFile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if fl.Source+":"+fl.Dest != s || strings.Contains(fl.Dest, ":") {
+		if fl.Source == "" || fl.Source+":"+fl.Dest != s || strings.Contains(fl.Dest, ":") {
 			t.Fatalf("ParseFile(%q) = %+v", s, fl)
 		}
 		if CheckFiles([]File{fl}) != nil {
@@ -1774,6 +1782,16 @@ func FuzzParseFile(f *testing.F) {
 		c, err := initrdlayout.ParseContents(bytes.NewReader(initrdlayout.Contents{rel: {}}.Format()))
 		if _, ok := c[rel]; err != nil || !ok || len(c) != 1 {
 			t.Fatalf("CheckFiles accepted DEST %q, which the content list does not carry back (%v)", fl.Dest, err)
+		}
+		// What the guest's kernel can create: under PATH_MAX with its NUL,
+		// no name over NAME_MAX, no NUL.
+		if len(fl.Dest) >= 4096 || strings.ContainsRune(fl.Dest, 0) {
+			t.Fatalf("CheckFiles accepted DEST of %d bytes %q", len(fl.Dest), fl.Dest)
+		}
+		for _, name := range strings.Split(rel, "/") {
+			if len(name) > 255 {
+				t.Fatalf("CheckFiles accepted a name of %d bytes in %q", len(name), fl.Dest)
+			}
 		}
 	})
 }

@@ -69,6 +69,14 @@ type File struct {
 	Dest   string
 }
 
+// Linux's limits on a path (with its NUL) and on one name in it: the
+// kernel's initramfs unpacker skips an entry past them without an error,
+// and the init would then find the listed file missing on every boot.
+const (
+	pathMax = 4096
+	nameMax = 255
+)
+
 // ParseFile reads a --file value: SOURCE:DEST, split at the last colon
 // (DEST has none). The DEST rules are CheckFiles'.
 func ParseFile(s string) (File, error) {
@@ -95,6 +103,10 @@ func CheckFiles(files []File) error {
 			return fmt.Errorf("--file %s:%s: DEST is not a clean path (no \"..\", \".\", \"//\" or trailing slash); say %s", f.Source, f.Dest, path.Clean(f.Dest))
 		case !inContentList(initrdlayout.OperatorDir + "/" + rel):
 			return fmt.Errorf("--file %s:%q: DEST holds a character the init's content list cannot carry (a newline, a backslash, a control character or the like): rename it", f.Source, f.Dest)
+		case len(f.Dest) >= pathMax:
+			return fmt.Errorf("--file %s:%s: DEST is %d bytes; the guest's kernel unpacks no path of %d bytes or more", f.Source, f.Dest, len(f.Dest), pathMax)
+		case slices.ContainsFunc(strings.Split(rel, "/"), func(c string) bool { return len(c) > nameMax }):
+			return fmt.Errorf("--file %s:%s: DEST has a name over %d bytes, which the guest's kernel cannot create", f.Source, f.Dest, nameMax)
 		case dests[f.Dest]:
 			return fmt.Errorf("--file ...:%s given twice", f.Dest)
 		}
