@@ -177,7 +177,8 @@ func defaultInitrd(t *testing.T, e env) string {
 // transport for vsock connections inside the guest (CID 1), with the
 // stand-in unpadded: TestBootAgent/vsock reaches the agent's vsock port
 // through it. The module names come from the default initrd's load list,
-// so the two differ by that module only.
+// so the two load the same modules but that one (and this one carries no
+// operator file).
 func vsockInitrd(t *testing.T, e env) string {
 	t.Helper()
 	img, err := os.ReadFile(defaultInitrd(t, e))

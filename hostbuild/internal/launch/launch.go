@@ -113,14 +113,17 @@ func (o Options) CheckSettings() error {
 }
 
 // featureDebugSwap is DebugSwap in SEV_FEATURES (the APM's "debug
-// virtualization"), the one guest feature besides SNPActive that QEMU can
-// be asked for (sev-snp-guest's debug-swap=on, QEMU 10.2+).
+// virtualization"), the one guest feature besides SNPActive that run asks
+// QEMU for (sev-snp-guest's debug-swap=on, QEMU 10.2+). QEMU 10.2 also has
+// secure-tsc (SecureTSC, which needs a tsc-frequency this tool does not
+// know); run does not pass it.
 const featureDebugSwap = 1 << 5
 
 // Prepare checks o against its manifest and builds the QEMU launch. It opens
-// each file once, hashes it (and recomputes the launch digest) from that
-// descriptor and keeps it open for QEMU (Plan.ExecQEMU, Plan.Files); it
-// starts nothing. The caller closes the plan.
+// each file once, copies it into a sealed memfd, hashes it (and recomputes
+// the launch digest) from that copy and keeps the copy open for QEMU
+// (Plan.ExecQEMU, Plan.Files); it starts nothing. The caller closes the
+// plan.
 func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	if err := o.CheckSettings(); err != nil {
 		return nil, fmt.Errorf("launch: %w", err)
@@ -205,13 +208,13 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 
 	p.VCPUs, p.VCPUType, p.Expected = vcpus, vtype, expected
 	// SEV_FEATURES of the VMSAs is measured. With KVM_SEV_INIT2 (QEMU
-	// 9.1+) an SEV-SNP guest gets SNPActive and what QEMU asks for, and
-	// QEMU has an option for one bit: debug-swap=on (10.2+) for DebugSwap.
+	// 9.1+) an SEV-SNP guest gets SNPActive and what QEMU asks for; run
+	// asks for DebugSwap (debug-swap=on, 10.2+) and no other bit.
 	var debugSwap bool
 	if f, err := m.GuestFeaturesValue(); err == nil && !o.Plain {
 		debugSwap = f&featureDebugSwap != 0
 		if other := f &^ (measure.DefaultGuestFeatures | featureDebugSwap); other != 0 {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("the manifest was measured with guest features %s, but QEMU takes no option for 0x%x: it gives an SEV-SNP guest 0x%x (SNPActive) and DebugSwap (0x%x) when asked, unless this host's QEMU or KVM adds others, so the guest's measurement matches the manifest only if this host gives exactly %s", m.GuestFeatures, other, measure.DefaultGuestFeatures, featureDebugSwap, m.GuestFeatures))
+			p.Warnings = append(p.Warnings, fmt.Sprintf("the manifest was measured with guest features %s, but run does not ask QEMU for 0x%x: QEMU gives an SEV-SNP guest 0x%x (SNPActive) and DebugSwap (0x%x) when run asks for it, unless this host's QEMU or KVM adds others, so the guest's measurement matches the manifest only if this host gives exactly %s", m.GuestFeatures, other, measure.DefaultGuestFeatures, featureDebugSwap, m.GuestFeatures))
 		}
 	}
 	// Recompute the digest from the files, the manifest's cmdline and guest

@@ -624,7 +624,7 @@ func TestMismatchError(t *testing.T) {
 	}
 }
 
-// The VMSAs' SEV_FEATURES are measured. QEMU can be asked for DebugSwap
+// The VMSAs' SEV_FEATURES are measured. run asks QEMU for DebugSwap
 // (debug-swap=on) and for no other bit besides SNPActive: a manifest
 // measured with DebugSwap launches with debug-swap=on and no warning; one
 // measured with any other bit launches (its digest is recomputed with it)
@@ -641,8 +641,8 @@ func TestPrepareGuestFeatures(t *testing.T) {
 		warn      string // "" for none
 	}{
 		{0x21, true, ""},
-		{0x5, false, "measured with guest features 0x5, but QEMU takes no option for 0x4"},
-		{0x225, true, "measured with guest features 0x225, but QEMU takes no option for 0x204"},
+		{0x5, false, "measured with guest features 0x5, but run does not ask QEMU for 0x4"},
+		{0x225, true, "measured with guest features 0x225, but run does not ask QEMU for 0x204"},
 	} {
 		m, err := manifest.Generate(context.Background(), manifest.GenerateOptions{
 			OVMF: f.ovmf, Kernel: f.kernel, Initrd: f.initrd, Cmdline: fixtureCmdline,

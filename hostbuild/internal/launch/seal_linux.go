@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,8 +14,14 @@ import (
 // named like f and read from its start. Hashed and handed to QEMU, it is
 // the same bytes whatever is written into f's file afterwards. At most n+1
 // bytes are copied: a file that grew since it was sized hashes differently.
+// QEMU keeps the copies open (as memory, not page cache) while it runs.
 func sealedCopy(what string, f *os.File, n int64) (*os.File, error) {
-	fd, err := unix.MemfdCreate("snpboot-"+what, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	// MFD_NOEXEC_SEAL (Linux 6.3+; older kernels refuse it with EINVAL)
+	// also keeps the kernel from warning about an executable memfd.
+	fd, err := unix.MemfdCreate("snpboot-"+what, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING|unix.MFD_NOEXEC_SEAL)
+	if errors.Is(err, unix.EINVAL) {
+		fd, err = unix.MemfdCreate("snpboot-"+what, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("copying %s %s into sealed memory: memfd_create: %w", what, f.Name(), err)
 	}
