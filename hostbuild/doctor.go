@@ -21,7 +21,9 @@ sev_snp parameter, /dev/kvm, QEMU 9.1 or newer with the sev-snp-guest object,
 an OVMF with the kernel-hashes table (--ovmf), and /dev/vhost-vsock for the
 attestation agent. Prints one PASS, FAIL or SKIP line per check, each
 failure with its fix. (No memlock limit is needed: an SEV-SNP guest's
-private memory is guest_memfd, which is not counted against ulimit -l.)
+private memory is guest_memfd, which is not counted against ulimit -l. A
+manifest measured with DebugSwap needs QEMU 10.2 or newer; doctor does not
+read the manifest.)
 
 Exit status: 0 every check passed (or was skipped), 1 a check failed,
 2 usage error.

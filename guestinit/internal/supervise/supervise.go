@@ -80,8 +80,9 @@ func Backoff(restart int) time.Duration {
 	return time.Second << restart
 }
 
-// Env is the payload's environment: PATH, HOME=/ and SSL_CERT_FILE when the
-// CA bundle exists under root.
+// Env is the payload's base environment: PATH, HOME=/ and SSL_CERT_FILE
+// when the CA bundle exists under root. Run adds TMPDIR=Options.TmpDir when
+// that is set.
 func Env(root string) []string {
 	env := []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}
 	if fi, err := os.Stat(filepath.Join(root, initrdlayout.CABundlePath)); err == nil && fi.Mode().IsRegular() {

@@ -149,8 +149,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	}
 
 	// Files first: a changed initrd is the most common mistake. Each is
-	// opened once and, when it has the manifest's size, copied into sealed
-	// memory: the hash, the recomputed digest and QEMU all read that copy,
+	// opened once, its size checked, and copied into sealed memory: the hash, the recomputed digest and QEMU all read that copy,
 	// never the path again, so neither a file renamed over the path nor a
 	// write into the file after the check is what boots.
 	p := &Plan{}
@@ -178,18 +177,24 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 			return nil, fmt.Errorf("launch: %w", err)
 		}
 		*f.f = fd
-		// A file of another size cannot match: it is hashed where it is,
-		// for the refusal, and never copied.
-		if st, err := fd.Stat(); err == nil && st.Size() == f.want.Size {
-			sealed, err := sealedCopy(f.what, fd, f.want.Size)
-			if err != nil {
-				return nil, fmt.Errorf("launch: %w", err)
-			}
-			if sealed != fd {
-				fd.Close()
-			}
-			fd, *f.f = sealed, sealed
+		// A file of another size cannot match: refused before anything is
+		// read, so what is hashed is always the sealed copy.
+		st, err := fd.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("launch: reading the %s %s: %w", f.what, f.path, err)
 		}
+		if st.Size() != f.want.Size {
+			return nil, &Mismatch{What: "the " + f.what + " " + f.path, Got: fmt.Sprintf("%d bytes", st.Size()),
+				Allowed: fmt.Sprintf("%d bytes (%s, SHA-256 %s)", f.want.Size, f.want.Name, f.want.SHA256)}
+		}
+		sealed, err := sealedCopy(f.what, fd, f.want.Size)
+		if err != nil {
+			return nil, fmt.Errorf("launch: %w", err)
+		}
+		if sealed != fd {
+			fd.Close()
+		}
+		fd, *f.f = sealed, sealed
 		got, err := manifest.HashOpenFile(ctx, "the "+f.what, fd)
 		if err != nil {
 			return nil, fmt.Errorf("launch: %w", err)

@@ -415,8 +415,10 @@ func TestPrepareRefusals(t *testing.T) {
 		{"invalid manifest", snpWith(func(o *Options) { o.Manifest = f.manifestWith(func(m *manifest.Manifest) { m.Schema = "v0" }) }), false, []string{"invalid manifest", `schema "v0"`}},
 		{"no kernel", snpWith(func(o *Options) { o.Kernel = "" }), false, []string{"the kernel and the initrd are required"}},
 		{"no initrd", plainWith(func(o *Options) { o.Initrd = "" }), false, []string{"the kernel and the initrd are required"}},
-		{"changed OVMF", snpWith(func(o *Options) { o.OVMF = other }), true, []string{"the OVMF " + other + " is SHA-256 ", "OVMF.fd, "}},
-		{"changed kernel", snpWith(func(o *Options) { o.Kernel = other }), true, []string{"the kernel " + other + " is SHA-256 ", "vmlinuz, 50000 bytes"}},
+		// Another size is refused before anything is read; the same size
+		// with other bytes by the hash.
+		{"changed OVMF", snpWith(func(o *Options) { o.OVMF = other }), true, []string{"the OVMF " + other + " is 70000 bytes, but the manifest allows 4096 bytes (OVMF.fd, SHA-256 "}},
+		{"changed kernel", snpWith(func(o *Options) { o.Kernel = other }), true, []string{"the kernel " + other + " is 70000 bytes, but the manifest allows 50000 bytes (vmlinuz, SHA-256 "}},
 		{"changed initrd", snpWith(func(o *Options) { o.Initrd = other }), true, []string{"the initrd " + other + " is SHA-256 ", "initrd.img, 70000 bytes"}},
 		{"changed kernel, plain", plainWith(func(o *Options) { o.Kernel = other }), true, []string{"the kernel " + other}},
 		{"changed OVMF, plain", plainWith(func(o *Options) { o.OVMF = other }), true, []string{"the OVMF " + other}},

@@ -7,7 +7,9 @@
 // --exit-code N after that time; --signal-init SIG,SIG... sends those
 // signals (SIGQUIT, SIGABRT, SIGSEGV, SIGPIPE, SIGUSR1) to PID 1 at start;
 // on SIGTERM it prints a marker and exits 0. It also prints the signals it
-// started with ignored (its SigIgn mask), which must be none.
+// started with ignored (its SigIgn mask), which must be none, its TMPDIR
+// (mode and number of entries), its RLIMIT_NOFILE, and the SHA-256 of every
+// file under /etc/katana (hostbuild pack --file).
 // --vsock-relay TCPPORT:VSOCKPORT relays each TCP connection to TCPPORT (all
 // addresses) to vsock port VSOCKPORT of this guest (CID 1, the kernel's
 // vsock_loopback transport): a test on the host, which has no vsock, then
