@@ -20,10 +20,20 @@ const (
 	KeyOnExit       = "katana.on_exit"
 	KeyStopTimeout  = "katana.stop_timeout"
 	KeyRestartLimit = "katana.restart_limit"
+	KeyEnv          = "katana.env"
 )
 
 // keyOrder is the order Format writes keys in and the set of known keys.
-var keyOrder = []string{KeyNet, KeyAgent, KeyOnExit, KeyStopTimeout, KeyRestartLimit, KeyArgs}
+var keyOrder = []string{KeyNet, KeyAgent, KeyOnExit, KeyStopTimeout, KeyRestartLimit, KeyEnv, KeyArgs}
+
+// Keys returns the katana.* keys the init knows, in the order Format
+// writes them.
+func Keys() []string { return slices.Clone(keyOrder) }
+
+// InitEnv are the environment variables the init sets for Katana itself
+// (PATH, HOME, TMPDIR and, with a CA bundle, SSL_CERT_FILE); katana.env
+// cannot set them.
+var InitEnv = []string{"HOME", "PATH", "SSL_CERT_FILE", "TMPDIR"}
 
 // Limits of the values.
 const (
@@ -108,6 +118,7 @@ type Config struct {
 	InitArgs     []string // parameters after "--", as written; nil when there is no "--"
 
 	Args         []string // katana.args split into words; nil for none
+	Env          []string // katana.env: NAME=VALUE words in the order given; nil for none
 	Net          Net
 	Agent        Agent
 	OnExit       OnExit
@@ -191,6 +202,12 @@ func (c *Config) set(p Param) error {
 			return &Error{Err: ErrArgs, Text: p.Raw, Offset: p.Offset, Detail: detail}
 		}
 		c.Args = args
+	case KeyEnv:
+		env, err := ParseEnv(v)
+		if err != nil {
+			return bad(err.Error())
+		}
+		c.Env = env
 	case KeyNet:
 		n, err := ParseNet(v)
 		if err != nil {
@@ -403,25 +420,18 @@ func Format(c Config, kernelParams []string) (string, error) {
 	if c.RestartLimit != def.RestartLimit {
 		out = append(out, KeyRestartLimit+"="+strconv.Itoa(c.RestartLimit))
 	}
-	if len(c.Args) > 0 {
-		for i, a := range c.Args {
-			if err := checkArgBytes(a, fmt.Sprintf("katana.args word %d", i+1)); err != nil {
-				return "", err
-			}
+	for _, kw := range []struct {
+		key   string
+		words []string
+	}{{KeyEnv, c.Env}, {KeyArgs, c.Args}} {
+		if len(kw.words) == 0 {
+			continue
 		}
-		v, err := QuoteArgs(c.Args)
+		v, err := formatWords(kw.key, kw.words)
 		if err != nil {
 			return "", err
 		}
-		if strings.IndexByte(v, '"') >= 0 {
-			return "", &Error{Err: ErrUnformattable, Text: v, Offset: -1,
-				Detail: `a double quote in katana.args (the kernel has no escape for it)`}
-		}
-		// v is ASCII (checked above), so 0xA0 needs no care here.
-		if strings.IndexFunc(v, func(r rune) bool { return r < 0x80 && isKernelSpace(byte(r)) }) >= 0 {
-			v = `"` + v + `"`
-		}
-		out = append(out, KeyArgs+"="+v)
+		out = append(out, kw.key+"="+v)
 	}
 	if c.InitArgs != nil {
 		out = append(out, "--")
@@ -447,6 +457,30 @@ func Format(c Config, kernelParams []string) (string, error) {
 		return "", err
 	}
 	return line, nil
+}
+
+// formatWords writes the value of a key whose value SplitArgs splits
+// (katana.args, katana.env), in the kernel's double quotes when it has a
+// space.
+func formatWords(key string, words []string) (string, error) {
+	for i, a := range words {
+		if err := checkArgBytes(a, fmt.Sprintf("%s word %d", key, i+1)); err != nil {
+			return "", err
+		}
+	}
+	v, err := QuoteArgs(words)
+	if err != nil {
+		return "", err
+	}
+	if strings.IndexByte(v, '"') >= 0 {
+		return "", &Error{Err: ErrUnformattable, Text: v, Offset: -1,
+			Detail: "a double quote in " + key + " (the kernel has no escape for it)"}
+	}
+	// v is ASCII (checked above), so 0xA0 needs no care here.
+	if strings.IndexFunc(v, func(r rune) bool { return r < 0x80 && isKernelSpace(byte(r)) }) >= 0 {
+		v = `"` + v + `"`
+	}
+	return v, nil
 }
 
 // formatStopTimeout writes d as a Go duration in ASCII: Duration.String
@@ -488,6 +522,9 @@ func checkSettings(c Config) error {
 	if c.RestartLimit < 0 || c.RestartLimit > MaxRestartLimit {
 		return bad(KeyRestartLimit, strconv.Itoa(c.RestartLimit))
 	}
+	if err := checkEnv(c.Env); err != nil {
+		return &Error{Err: ErrUnformattable, Text: KeyEnv, Offset: -1, Detail: err.Error()}
+	}
 	return nil
 }
 
@@ -497,6 +534,7 @@ func checkSettings(c Config) error {
 type Applied struct {
 	Cmdline      string   `json:"cmdline"`
 	Args         []string `json:"args"`
+	Env          []string `json:"env"`
 	Net          string   `json:"net"`
 	Agent        string   `json:"agent"`
 	OnExit       string   `json:"on_exit"`
@@ -506,17 +544,21 @@ type Applied struct {
 
 // AppliedVersion is the first line of Applied.Bytes; bump it when the
 // encoding or the set of fields changes.
-const AppliedVersion = "bootcfg-applied-v1"
+const AppliedVersion = "bootcfg-applied-v2"
 
 // Applied returns the applied settings of c.
 func (c Config) Applied() Applied {
-	args := c.Args
+	args, env := c.Args, c.Env
 	if args == nil {
 		args = []string{}
+	}
+	if env == nil {
+		env = []string{}
 	}
 	return Applied{
 		Cmdline:      c.Raw,
 		Args:         args,
+		Env:          env,
 		Net:          c.Net.String(),
 		Agent:        c.Agent.String(),
 		OnExit:       string(c.OnExit),
@@ -528,9 +570,9 @@ func (c Config) Applied() Applied {
 // Bytes is the canonical, injective encoding of a for hashing: the line
 // AppliedVersion, then one line per field in a fixed order,
 // "<name> <value>", strings quoted with strconv.Quote (so any byte,
-// including invalid UTF-8, is represented exactly), args as their count
-// followed by one quoted word per line. Unlike JSON it never replaces
-// bytes, so two different command lines never give the same bytes.
+// including invalid UTF-8, is represented exactly), args and env each as
+// their count followed by one quoted word per line. Unlike JSON it never
+// replaces bytes, so two different command lines never give the same bytes.
 func (a Applied) Bytes() []byte {
 	var b strings.Builder
 	b.WriteString(AppliedVersion + "\n")
@@ -538,6 +580,10 @@ func (a Applied) Bytes() []byte {
 	b.WriteString("args " + strconv.Itoa(len(a.Args)) + "\n")
 	for _, w := range a.Args {
 		b.WriteString("arg " + strconv.Quote(w) + "\n")
+	}
+	b.WriteString("env " + strconv.Itoa(len(a.Env)) + "\n")
+	for _, w := range a.Env {
+		b.WriteString("var " + strconv.Quote(w) + "\n")
 	}
 	b.WriteString("net " + strconv.Quote(a.Net) + "\n")
 	b.WriteString("agent " + strconv.Quote(a.Agent) + "\n")
@@ -549,9 +595,12 @@ func (a Applied) Bytes() []byte {
 
 // Settings returns the applied katana.* settings other than the command
 // line and the args, keyed by their cmdline key, values canonical (the
-// form shared/agentapi.AppliedConfig.Settings carries).
+// form shared/agentapi.AppliedConfig.Settings carries); katana.env is its
+// words as QuoteArgs writes them, "" for none.
 func (a Applied) Settings() map[string]string {
+	env, _ := QuoteArgs(a.Env) // no NUL: the words come from a command line
 	return map[string]string{
+		KeyEnv:          env,
 		KeyNet:          a.Net,
 		KeyAgent:        a.Agent,
 		KeyOnExit:       a.OnExit,

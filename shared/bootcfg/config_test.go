@@ -94,6 +94,12 @@ func TestParse(t *testing.T) {
 			c.KernelParams = []string{"quiet"}
 			c.InitArgs = []string{"single", `"a b"`}
 		})},
+		{name: "env, in the order given, with a quoted space and an empty value", in: `katana.env="RUST_LOG=info,rpc=trace X_1='a b' _e= RUST_BACKTRACE=1"`,
+			want: withDefaults(func(c *Config) {
+				c.Env = []string{"RUST_LOG=info,rpc=trace", "X_1=a b", "_e=", "RUST_BACKTRACE=1"}
+			})},
+		{name: "env value with = and no expansion", in: `katana.env=A=b=$HOME*`, want: withDefaults(func(c *Config) { c.Env = []string{"A=b=$HOME*"} })},
+		{name: "empty env", in: `katana.env=`, want: Default()},
 		{name: "similar prefixes are kernel params", in: `katana=1 katanax.y=2 Katana.args=3`, want: withDefaults(func(c *Config) {
 			c.KernelParams = []string{"katana=1", "katanax.y=2", "Katana.args=3"}
 		})},
@@ -161,6 +167,19 @@ func TestParseErrors(t *testing.T) {
 		{"restart_limit negative", `katana.restart_limit=-1`, ErrBadValue, "-1"},
 		{"restart_limit padded", `katana.restart_limit=05`, ErrBadValue, "05"},
 		{"restart_limit huge", `katana.restart_limit=1001`, ErrBadValue, "1001"},
+		{"env without =", `katana.env=RUST_LOG`, ErrBadValue, `word 1 "RUST_LOG": want NAME=VALUE`},
+		{"env empty name", `katana.env==x`, ErrBadValue, "empty name"},
+		{"env name with digit first", `katana.env=1A=x`, ErrBadValue, `"1A" is not a variable name`},
+		{"env name with dash", `katana.env="A=1 B-C=2"`, ErrBadValue, `word 2 "B-C=2"`},
+		{"env name with space", `katana.env="'A B=1'"`, ErrBadValue, `"A B" is not a variable name`},
+		{"env repeated name", `katana.env="A=1 B=2 A=3"`, ErrBadValue, "word 3 \"A=3\": A is already set by word 1"},
+		{"env PATH", `katana.env=PATH=/tmp`, ErrBadValue, "PATH is set by the init"},
+		{"env TMPDIR", `katana.env=TMPDIR=/x`, ErrBadValue, "TMPDIR is set by the init"},
+		{"env HOME", `katana.env=HOME=/x`, ErrBadValue, "HOME is set by the init"},
+		{"env SSL_CERT_FILE", `katana.env=SSL_CERT_FILE=/x`, ErrBadValue, "SSL_CERT_FILE is set by the init"},
+		{"env unbalanced single quote", `katana.env="A='x"`, ErrBadValue, "unbalanced single quote at byte 2 of the value"},
+		{"env trailing backslash", `katana.env=A=\`, ErrBadValue, "trailing backslash at byte 2 of the value"},
+		{"env repeated key", `katana.env=A=1 katana.env=B=2`, ErrRepeatedKey, "katana.env=B=2"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -307,6 +326,11 @@ func formatCases() []struct {
 			c.Args = []string{"--dev"}
 			c.InitArgs = []string{"x"}
 		})},
+		{"env beside args", []string{"console=ttyS0"}, withDefaults(func(c *Config) {
+			c.Env = []string{"RUST_LOG=info,rpc=trace", "NAME=a b", "EMPTY=", "Q=it's"}
+			c.Args = []string{"--dev"}
+		})},
+		{"one env var is not quoted", nil, withDefaults(func(c *Config) { c.Env = []string{"RUST_BACKTRACE=1"} })},
 		{"net none agent none", nil, withDefaults(func(c *Config) {
 			c.Net = Net{None: true}
 			c.Agent = Agent{Mode: AgentNone}
@@ -378,6 +402,11 @@ func TestFormatErrors(t *testing.T) {
 		{"newline in arg", nil, withDefaults(func(c *Config) { c.Args = []string{"a\nb"} })},
 		{"control byte in init arg", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"a\x01"} })},
 		{"DEL in arg", nil, withDefaults(func(c *Config) { c.Args = []string{"a\x7f"} })},
+		{"env set by the init", nil, withDefaults(func(c *Config) { c.Env = []string{"PATH=/x"} })},
+		{"env without =", nil, withDefaults(func(c *Config) { c.Env = []string{"RUST_LOG"} })},
+		{"env repeated", nil, withDefaults(func(c *Config) { c.Env = []string{"A=1", "A=1"} })},
+		{"double quote in env", nil, withDefaults(func(c *Config) { c.Env = []string{`A="x"`} })},
+		{"non-ASCII env", nil, withDefaults(func(c *Config) { c.Env = []string{"A=é"} })},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -672,7 +701,8 @@ func TestAppliedBytesInjective(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"", "console=ttyS0", `katana.args="--http.addr 0.0.0.0 --name 'a b' *"`,
 		`katana.net=10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3 katana.agent=tcp:[::]:1 katana.on_exit=restart`,
-		`katana.stop_timeout=1m katana.restart_limit=2 -- x`, `katana.args=a"b c"d`, `"katana.args=x y"`} {
+		`katana.stop_timeout=1m katana.restart_limit=2 -- x`, `katana.args=a"b c"d`, `"katana.args=x y"`,
+		`katana.env="RUST_LOG=info,rpc=trace 'A=a b' E=" katana.args=--dev`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -763,6 +793,80 @@ func FuzzFormat(f *testing.F) {
 	})
 }
 
+// FuzzParseEnv: a katana.env value either parses into NAME=VALUE words
+// with distinct, valid names the init does not set, which QuoteArgs and
+// ParseEnv carry through unchanged, or is refused.
+func FuzzParseEnv(f *testing.F) {
+	for _, s := range []string{"", "RUST_LOG=info,rpc=trace", `A=1 'B=a b' C= _d=x=y`, "A=1 A=2", "PATH=/x", "1A=x", "A", "=x", `A='x`, `A=\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		env, err := ParseEnv(s)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("ParseEnv(%q): empty error", s)
+			}
+			return
+		}
+		names := map[string]bool{}
+		for _, w := range env {
+			name, _, ok := strings.Cut(w, "=")
+			if !ok || name == "" || names[name] || slices.Contains(InitEnv, name) || strings.IndexFunc(name, func(r rune) bool {
+				return r != '_' && !('A' <= r && r <= 'Z') && !('a' <= r && r <= 'z') && !('0' <= r && r <= '9')
+			}) >= 0 || '0' <= name[0] && name[0] <= '9' {
+				t.Fatalf("ParseEnv(%q) accepted %q", s, w)
+			}
+			names[name] = true
+		}
+		q, err := QuoteArgs(env)
+		if err != nil {
+			if strings.IndexByte(s, 0) < 0 {
+				t.Fatalf("QuoteArgs(%q) without NUL: %v", env, err)
+			}
+			return
+		}
+		back, err := ParseEnv(q)
+		if err != nil {
+			t.Fatalf("ParseEnv(QuoteArgs(ParseEnv(%q))) = ParseEnv(%q): %v", s, q, err)
+		}
+		if diff := cmp.Diff(env, back, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("round trip of %q via %q (-first +second):\n%s", s, q, diff)
+		}
+	})
+}
+
+// FuzzFormatEnv: Format either writes katana.env so that Parse reads the
+// same words back, on a line the boot path carries unchanged, or refuses
+// with ErrUnformattable.
+func FuzzFormatEnv(f *testing.F) {
+	f.Add("RUST_LOG=debug\x00A=a b")
+	f.Add("A=it's\x00B=\"x\"\x00C=\xa0")
+	f.Add("PATH=/x\x00A=1\x00A=2")
+	f.Fuzz(func(t *testing.T, envJoined string) {
+		c := Default()
+		if envJoined != "" {
+			c.Env = strings.Split(envJoined, "\x00")
+		}
+		line, err := Format(c, nil)
+		if err != nil {
+			if !errors.Is(err, ErrUnformattable) {
+				t.Fatalf("Format(env %q): unexpected error %v", c.Env, err)
+			}
+			return
+		}
+		if err := CheckBytes(line); err != nil {
+			t.Fatalf("Format(env %q) = %q, which the boot path does not carry unchanged: %v", c.Env, line, err)
+		}
+		back, err := Parse(line)
+		if err != nil {
+			t.Fatalf("Format(env %q) = %q; Parse: %v", c.Env, line, err)
+		}
+		if diff := cmp.Diff(c.Env, back.Env, cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("env via %q (-formatted +parsed):\n%s", line, diff)
+		}
+	})
+}
+
 func FuzzSplitArgs(f *testing.F) {
 	for _, s := range []string{"", "--http.addr 0.0.0.0", `'a b' e\ f`, `it's`, `a\`, `'' x`, "a\u00a0b"} {
 		f.Add(s)
@@ -793,12 +897,13 @@ func FuzzSplitArgs(f *testing.F) {
 }
 
 func TestAppliedSettings(t *testing.T) {
-	c, err := Parse(`katana.on_exit=restart katana.stop_timeout=45 katana.args=--dev`)
+	c, err := Parse(`katana.on_exit=restart katana.stop_timeout=45 katana.args=--dev katana.env="B=x A='a b'"`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := c.Applied()
 	want := map[string]string{
+		"katana.env":           "B=x 'A=a b'",
 		"katana.net":           "10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3",
 		"katana.agent":         "vsock:1024",
 		"katana.on_exit":       "restart",

@@ -37,6 +37,15 @@
 //	    Several words need the kernel's double quotes around the value:
 //	    katana.args="--http.addr 0.0.0.0 --name 'a b'".
 //
+//	katana.env=NAME=VALUE | "NAME=VALUE NAME=VALUE ..."
+//	    Variables added to Katana's environment (for example RUST_LOG,
+//	    which is Katana's only way to set its log filter), words split
+//	    like katana.args: katana.env="RUST_LOG=info,rpc=trace 'X=a b'".
+//	    NAME is a letter or '_', then letters, digits and '_', given once;
+//	    VALUE is taken literally (never expanded) and may be empty. The
+//	    init sets PATH, HOME, TMPDIR and SSL_CERT_FILE itself: naming one
+//	    of them is an error. Empty: nothing added (the default).
+//
 //	katana.net=none | ADDR/PREFIX[,gw=IP][,dns=IP[;IP[;IP]]]
 //	    Static network for eth0. Default 10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3
 //	    (QEMU user networking). When the key is given only what it says
@@ -69,7 +78,7 @@
 // KernelParams. Format is deterministic (the host measures its output):
 // kernel parameters first in the given order, then the katana.* keys whose
 // value differs from the default, in the order net, agent, on_exit,
-// stop_timeout, restart_limit, args, then "-- InitArgs" if any.
+// stop_timeout, restart_limit, env, args, then "-- InitArgs" if any.
 //
 // Format writes only bytes the SEV-SNP boot path carries unchanged: OVMF
 // widens each command line byte to UTF-16 as Latin-1 and the kernel's EFI
