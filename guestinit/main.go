@@ -68,6 +68,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
@@ -405,10 +406,17 @@ func (in *initProc) boot() {
 	if out == nil {
 		out = os.Stderr
 	}
+	// katana.env comes after the init's own variables; bootcfg refuses
+	// the names the init sets, so none is given twice.
+	env := append(supervise.Env("/"), cfg.Env...)
+	if len(cfg.Env) > 0 {
+		j, _ := json.Marshal(cfg.Env)
+		in.log.Printf("katana env: katana.env adds %s", j)
+	}
 	outcome := supervise.Run(ctx, supervise.Options{
 		Path:         "/" + initrdlayout.PayloadPath,
 		Args:         cfg.Args,
-		Env:          supervise.Env("/"),
+		Env:          env,
 		Stdin:        devnull,
 		Stdout:       out,
 		Stderr:       out,

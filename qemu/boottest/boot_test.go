@@ -20,6 +20,7 @@ import (
 var (
 	reKatanaStarted = regexp.MustCompile(`guestinit: katana started pid=(\d+) argv=(\[.*\])\s*$`)
 	reStandinArgv   = regexp.MustCompile(`standin-katana: argv=(\[.*\])\s*$`)
+	reStandinEnv    = regexp.MustCompile(`standin-katana: env=(\[.*\])\s*$`)
 	reKatanaExited  = regexp.MustCompile(`guestinit: katana exited status=(-?\d+)`)
 )
 
@@ -118,6 +119,9 @@ func TestBootStandInExit(t *testing.T) {
 	// The stand-in also signals PID 1 with what the Go runtime would die of
 	// (for PID 1, a kernel panic): the init logs and drops them.
 	c.Args = []string{"--exit-after", "1s", "--exit-code", "7", "--signal-init", "SIGQUIT,SIGABRT,SIGSEGV,SIGPIPE"}
+	// katana.env, with a comma, a space, an empty value and a $ that must
+	// stay literal.
+	c.Env = []string{"RUST_LOG=info,rpc=trace", "SPACED=a b", "EMPTY=", "LITERAL=$HOME"}
 	g, _ := boot(t, e, defaultInitrd(t, e), cmdline(t, c))
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
@@ -154,6 +158,22 @@ func TestBootStandInExit(t *testing.T) {
 	wantFile := fmt.Sprintf("standin-katana: file %s sha256=%x", operatorFile, sha256.Sum256([]byte(operatorFileData)))
 	if l := findLine(g, "standin-katana: file "); !strings.HasSuffix(strings.TrimSpace(l), wantFile) {
 		t.Errorf("the stand-in reported %q, want %q:\n%s", l, wantFile, tail(g.Lines(), 30))
+	}
+	// Katana's whole environment: the init's minimal one (no CA bundle in
+	// this initrd), katana.env in its order, then TMPDIR; nothing of the
+	// init's own environment (the kernel's leftover parameters).
+	wantEnv := append([]string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}, c.Env...)
+	wantEnv = append(wantEnv, "TMPDIR=/tmp/katana")
+	_, m, err = g.WaitForRegexp(ctx, reStandinEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotEnv []string
+	if err := json.Unmarshal([]byte(m[1]), &gotEnv); err != nil {
+		t.Fatalf("stand-in env %s is not a JSON array: %v", m[1], err)
+	}
+	if diff := cmp.Diff(wantEnv, gotEnv); diff != "" {
+		t.Errorf("environment the stand-in received (-want +got):\n%s", diff)
 	}
 	// Katana's TMPDIR, empty and private, and its open-files limit.
 	const wantTmp = "standin-katana: tmpdir=/tmp/katana mode=drwx------ entries=0 nofile=65536/65536"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -490,6 +491,15 @@ func TestEnv(t *testing.T) {
 	want = append(want, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")
 	if diff := cmp.Diff(want, Env(root)); diff != "" {
 		t.Errorf("Env with CA bundle (-want +got):\n%s", diff)
+	}
+	// katana.env is appended to Env and refuses bootcfg.InitEnv: every
+	// variable the init sets must be in that list, or an operator's
+	// value would duplicate it.
+	for _, kv := range append(Env(root), "TMPDIR="+DefaultTmpDir) {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(bootcfg.InitEnv, name) {
+			t.Errorf("the init sets %s, which bootcfg.InitEnv does not list (katana.env could set it again)", name)
+		}
 	}
 }
 

@@ -7,7 +7,8 @@
 // --exit-code N after that time; --signal-init SIG,SIG... sends those
 // signals (SIGQUIT, SIGABRT, SIGSEGV, SIGPIPE, SIGUSR1) to PID 1 at start;
 // on SIGTERM it prints a marker and exits 0. It also prints the signals it
-// started with ignored (its SigIgn mask), which must be none, its TMPDIR
+// started with ignored (its SigIgn mask), which must be none, its whole
+// environment (one JSON array, in order), its TMPDIR
 // (mode and number of entries), its RLIMIT_NOFILE, and the SHA-256 of every
 // file under /etc/katana (hostbuild pack --file).
 // --vsock-relay TCPPORT:VSOCKPORT relays each TCP connection to TCPPORT (all
@@ -48,6 +49,8 @@ func run(argv []string) int {
 	// Exact argv, one JSON array, so tests can compare it without ambiguity.
 	enc, _ := json.Marshal(argv[1:])
 	fmt.Printf("standin-katana: argv=%s\n", enc)
+	enc, _ = json.Marshal(os.Environ())
+	fmt.Printf("standin-katana: env=%s\n", enc)
 	if b, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
