@@ -363,6 +363,9 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 		b, _ := json.Marshal(r.Argv)
 		line("katana argv", printable.Quote(string(b)))
 	}
+	if r.Env != "" {
+		line("katana env", printable.Quote(r.Env))
+	}
 	for _, wmsg := range r.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", wmsg)
 	}

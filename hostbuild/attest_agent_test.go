@@ -45,7 +45,7 @@ type fakeAgent struct {
 
 // testAgentConfig is what the fake init applied; its cmdline is
 // writeTestManifest's, so an honest answer carries no warning.
-var testAgentConfig = agentapi.AppliedConfig{Cmdline: []byte("x"), Argv: []string{"--dev"}, Settings: map[string]string{"katana.agent": "vsock:1024"}}
+var testAgentConfig = agentapi.AppliedConfig{Cmdline: []byte("x"), Argv: []string{"--dev"}, Settings: map[string]string{"katana.agent": "vsock:1024", "katana.env": "RUST_LOG=debug"}}
 
 func (f *fakeAgent) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if f.before != nil {
@@ -223,7 +223,7 @@ func TestAttestExitCodes(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)
 			}
 			if tc.want == 0 {
-				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || !strings.Contains(stdout, "  platform:       0x") || stderr != "" {
+				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || !strings.Contains(stdout, "  katana env:     RUST_LOG=debug\n") || !strings.Contains(stdout, "  platform:       0x") || stderr != "" {
 					t.Errorf("human summary:\n%s\nstderr: %q", stdout, stderr)
 				}
 			} else {
@@ -642,6 +642,9 @@ func TestAttestUntrustedTextIsEscaped(t *testing.T) {
 		{"report_data", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.ReportData = spoof }}), 5},
 		{"config_digest", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.ConfigDigest = spoof }}), 5},
 		{"argv of a config altered after signing", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.Config.Argv = []string{spoof} }}), 5},
+		{"env of a config altered after signing", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) {
+			r.Config.Settings = map[string]string{"katana.env": spoof}
+		}}), 5},
 		{"agent error code and message", rawStatus("503 Service Unavailable", string(errBody)), 3},
 		{"HTTP status line", rawStatus("502 Bad"+spoof, "x"), 3},
 		{"VCEK subject, in go-sev-guest's error", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.CertTable = forgedTable }}), 4},

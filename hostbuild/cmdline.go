@@ -25,7 +25,7 @@ var DefaultKernelParams = []string{"console=ttyS0", "panic=-1"}
 type cmdlineFlags struct {
 	args, net, agent, onExit, stopTimeout string
 	restartLimit                          int
-	kernelParams                          stringList
+	kernelParams, env                     stringList
 }
 
 func addCmdlineFlags(fs *flag.FlagSet) *cmdlineFlags {
@@ -37,6 +37,7 @@ func addCmdlineFlags(fs *flag.FlagSet) *cmdlineFlags {
 	fs.StringVar(&c.onExit, "on-exit", string(d.OnExit), "`policy` when Katana exits by itself: poweroff, reboot or restart")
 	fs.StringVar(&c.stopTimeout, "stop-timeout", d.StopTimeout.String(), "grace `period` between SIGTERM and SIGKILL on a graceful stop")
 	intVar(fs, &c.restartLimit, "restart-limit", d.RestartLimit, "restarts allowed with --on-exit restart")
+	fs.Var(&c.env, "env", "`NAME=VALUE` added to Katana's environment (repeatable; katana.env), e.g. RUST_LOG=info,rpc=trace; PATH, HOME, TMPDIR and SSL_CERT_FILE are the init's")
 	fs.Var(&c.kernelParams, "kernel-param", "kernel `parameter` (repeatable; default: console=ttyS0 panic=-1); the ones given replace the default: repeat console=ttyS0 and panic=-1 to keep them (a warning says when they are missing)")
 	return c
 }
@@ -68,6 +69,18 @@ func (c *cmdlineFlags) format() (string, error) {
 		return "", fmt.Errorf("--restart-limit %d: want 0 or more", c.restartLimit)
 	}
 	cfg.RestartLimit = c.restartLimit
+	given := map[string]string{}
+	for _, w := range c.env {
+		name, err := bootcfg.EnvName(w)
+		if err != nil {
+			return "", fmt.Errorf("--env %q: %w", w, err)
+		}
+		if prev, dup := given[name]; dup {
+			return "", fmt.Errorf("--env %q: %s is already set by --env %q", w, name, prev)
+		}
+		given[name] = w
+	}
+	cfg.Env = []string(c.env)
 	params := []string(c.kernelParams)
 	if params == nil {
 		params = DefaultKernelParams
@@ -98,6 +111,17 @@ var settingFlags = map[string]string{
 	bootcfg.KeyOnExit:       "--on-exit",
 	bootcfg.KeyStopTimeout:  "--stop-timeout",
 	bootcfg.KeyRestartLimit: "--restart-limit",
+	bootcfg.KeyEnv:          "--env",
+}
+
+// settingFlagList names the flags of every katana.* key, in the order of
+// the cmdline.
+func settingFlagList() string {
+	var fl []string
+	for _, k := range bootcfg.Keys() {
+		fl = append(fl, settingFlags[k])
+	}
+	return strings.Join(fl[:len(fl)-1], ", ") + " and " + fl[len(fl)-1]
 }
 
 // checkKatanaParams refuses a katana.* key given as --kernel-param, naming
@@ -116,7 +140,7 @@ func checkKatanaParams(params []string) error {
 			if f, ok := settingFlags[p.Key]; ok {
 				return fmt.Errorf("--kernel-param %q: set %s with %s, not as a kernel parameter", kp, p.Key, f)
 			}
-			return fmt.Errorf("--kernel-param %q: %s is not a setting the init knows (it refuses to boot); the settings are --args, --net, --agent, --on-exit, --stop-timeout and --restart-limit", kp, p.Key)
+			return fmt.Errorf("--kernel-param %q: %s is not a setting the init knows (it refuses to boot); the settings are %s", kp, p.Key, settingFlagList())
 		}
 	}
 	return nil
@@ -164,7 +188,7 @@ func runCmdline(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	cf := addCmdlineFlags(fs)
 	quoted := fs.Bool("shell", false, "print the cmdline quoted for a POSIX shell")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: hostbuild cmdline [--args WORDS] [--net ...] [--agent ...] [--on-exit ...] [--kernel-param P]...
+		fmt.Fprint(stderr, `Usage: hostbuild cmdline [--args WORDS] [--env NAME=VALUE]... [--net ...] [--agent ...] [--on-exit ...] [--kernel-param P]...
 
 Prints the kernel command line for these settings, formatted by the same
 package (shared/bootcfg) that the guest init parses it with, and checked by

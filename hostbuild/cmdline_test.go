@@ -35,8 +35,17 @@ func TestCmdlineKernelParams(t *testing.T) {
 		{"katana.args", []string{"--kernel-param", "katana.args=x"}, exitUsage, "",
 			[]string{`--kernel-param "katana.args=x": set katana.args with --args`}, []string{"through Config"}},
 		{"katana.on_exit", []string{"--kernel-param", "katana.on_exit=reboot"}, exitUsage, "", []string{"with --on-exit"}, nil},
+		{"env", []string{"--env", "RUST_LOG=info,rpc=trace", "--env", "X=a b", "--args", "--dev"}, exitOK,
+			`console=ttyS0 panic=-1 katana.env="RUST_LOG=info,rpc=trace 'X=a b'" katana.args=--dev`, nil, []string{"warning"}},
+		{"env set by the init", []string{"--env", "TMPDIR=/x"}, exitUsage, "",
+			[]string{`--env "TMPDIR=/x": TMPDIR is set by the init`}, nil},
+		{"env without value", []string{"--env", "RUST_LOG"}, exitUsage, "", []string{`--env "RUST_LOG": want NAME=VALUE`}, nil},
+		{"env twice", []string{"--env", "A=1", "--env", "A=2"}, exitUsage, "",
+			[]string{`--env "A=2": A is already set by --env "A=1"`}, nil},
+		{"env non-ASCII", []string{"--env", "A=é"}, exitUsage, "", []string{"katana.env word 1", "is not ASCII"}, nil},
+		{"katana.env", []string{"--kernel-param", "katana.env=A=1"}, exitUsage, "", []string{"set katana.env with --env"}, nil},
 		{"unknown katana key", []string{"--kernel-param", "katana.bogus=1"}, exitUsage, "",
-			[]string{"katana.bogus is not a setting", "--args, --net, --agent, --on-exit, --stop-timeout and --restart-limit"}, nil},
+			[]string{"katana.bogus is not a setting", "the settings are --net, --agent, --on-exit, --stop-timeout, --restart-limit, --env and --args"}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stdout, stderr, code := runHB(t, append([]string{"cmdline"}, tc.args...)...)

@@ -107,6 +107,7 @@ type Result struct {
 	ChipID        string   `json:"chip_id,omitempty"`
 	PlatformInfo  string   `json:"platform_info,omitempty"`
 	Argv          []string `json:"argv,omitempty"`
+	Env           string   `json:"env,omitempty"` // katana.env as the init applied it (QuoteArgs form)
 	Warnings      []string `json:"warnings,omitempty"`
 
 	// Attestation is the report plus the certificates used (filled in by
@@ -241,9 +242,10 @@ func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) e
 	if pre, _ := agentapi.ReportDataPreimage(nonce, digest); !bytes.Equal(pre, ev.ReportDataPreimage) {
 		return fail(ClassReportData, "response report_data_preimage differs from the recomputed one")
 	}
-	// Only now is the argv the one the init signed: before, it is the
+	// Only now are the argv and env the ones the init signed: before, it is the
 	// host's text, not to be shown as Katana's.
 	res.Argv = ev.Config.Argv
+	res.Env = ev.Config.Settings[bootcfg.KeyEnv]
 	return nil
 }
 
