@@ -350,7 +350,8 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 // and --init) against what the initrd at initrdPath holds. The measurement
 // covers only the initrd's bytes: nothing else ties those two records to it,
 // and attest shows them as what the guest runs, so a payload the initrd
-// does not hold must not be recorded.
+// does not hold must not be recorded. Having read the initrd, it records
+// the operator's files in m.
 func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifest) error {
 	p, in := m.Components.Payload, m.Components.Init
 	if p == nil && in == nil {
@@ -393,5 +394,18 @@ func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifes
 				initPath, in.SHA256, initrdlayout.InitPath, initrdPath, e.SHA256)
 		}
 	}
+	m.Components.Files = operatorFiles(a)
 	return nil
+}
+
+// operatorFiles lists the regular files under /etc/katana/ in a, as the
+// manifest records them.
+func operatorFiles(a *initrd.Archive) []manifest.OperatorFile {
+	var files []manifest.OperatorFile
+	for _, e := range a.Entries {
+		if e.Type == "file" && strings.HasPrefix(e.Path, initrdlayout.OperatorDir+"/") {
+			files = append(files, manifest.OperatorFile{Path: "/" + e.Path, Size: e.Size, SHA256: e.SHA256})
+		}
+	}
+	return files
 }

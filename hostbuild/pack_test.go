@@ -12,12 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
 )
 
@@ -580,5 +582,25 @@ func TestPackFile(t *testing.T) {
 		"--file", "config.toml:/etc/katana/chain/config.toml", "-o", "bout")
 	if code != exitOK {
 		t.Fatalf("build --file: exit %d\n%s", code, errOut)
+	}
+	// The manifest lists it, as the guest sees it.
+	want := []manifest.OperatorFile{{Path: "/etc/katana/chain/config.toml", Size: 20, SHA256: hex.EncodeToString(sum[:])}}
+	m, err := manifest.Load(filepath.Join(dir, "bout", "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m.Components.Files, want) {
+		t.Errorf("build's manifest lists the operator's files %+v, want %+v", m.Components.Files, want)
+	}
+	// So does manifest, when it reads the initrd (--payload or --init).
+	if _, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "out.img",
+		"--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--init", "guestinit", "-o", "m.json"); code != exitOK {
+		t.Fatalf("manifest: exit %d\n%s", code, errOut)
+	}
+	if m, err = manifest.Load(filepath.Join(dir, "m.json")); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m.Components.Files, want) {
+		t.Errorf("manifest --init lists the operator's files %+v, want %+v", m.Components.Files, want)
 	}
 }

@@ -12,12 +12,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/go-sev-guest/abi"
@@ -26,6 +28,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/hostbuild/internal/strictjson"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
@@ -450,6 +453,28 @@ func (f *File) validate(what string) error {
 	return nil
 }
 
+// validateFiles checks the operator's files: clean absolute paths under
+// /etc/katana/, in bytewise order, none twice, with sizes and digests.
+func validateFiles(files []OperatorFile) error {
+	prefix := "/" + initrdlayout.OperatorDir + "/"
+	for i, f := range files {
+		rel, ok := strings.CutPrefix(f.Path, prefix)
+		if !ok || rel == "" || path.Clean(f.Path) != f.Path || !utf8.ValidString(f.Path) || strings.ContainsFunc(f.Path, unicode.IsControl) {
+			return invalid("components.files[%d]: path %q is not a clean path under %s", i, f.Path, prefix)
+		}
+		if i > 0 && files[i-1].Path >= f.Path {
+			return invalid("components.files[%d]: path %q is not after %q (sorted, each once)", i, f.Path, files[i-1].Path)
+		}
+		if f.Size < 0 {
+			return invalid("components.files[%d]: negative size", i)
+		}
+		if !isHex(f.SHA256, 64) {
+			return invalid("components.files[%d]: sha256 %q is not 64 lowercase hex characters", i, f.SHA256)
+		}
+	}
+	return nil
+}
+
 // Validate checks every field.
 func (m *Manifest) Validate() error {
 	if m.Schema != Schema {
@@ -471,6 +496,9 @@ func (m *Manifest) Validate() error {
 		if err := c.f.validate(c.what); err != nil {
 			return err
 		}
+	}
+	if err := validateFiles(m.Components.Files); err != nil {
+		return err
 	}
 	if err := checkCmdlineJSON(m.Cmdline); err != nil {
 		return err

@@ -281,6 +281,16 @@ func TestParseErrors(t *testing.T) {
 			meas(m)["measurement"] = strings.ToUpper(meas(m)["measurement"].(string))
 		}), "96 lowercase hex"},
 		{"too many vcpus", edit(func(m map[string]any) { meas(m)["vcpus"] = measure.MaxVCPUs + 1 }), "vcpus 4097 out of range 1..4096"},
+		{"operator file outside /etc/katana", files(edit, opFile("/etc/hosts")), `components.files[0]: path "/etc/hosts" is not a clean path under /etc/katana/`},
+		{"operator file relative", files(edit, opFile("etc/katana/a")), "not a clean path"},
+		{"operator file the folder itself", files(edit, opFile("/etc/katana/")), "not a clean path"},
+		{"operator file not clean", files(edit, opFile("/etc/katana/a/../b")), "not a clean path"},
+		{"operator file with a newline", files(edit, opFile("/etc/katana/a\nb")), "not a clean path"},
+		{"operator files out of order", files(edit, opFile("/etc/katana/b"), opFile("/etc/katana/a")), `components.files[1]: path "/etc/katana/a" is not after "/etc/katana/b"`},
+		{"operator file twice", files(edit, opFile("/etc/katana/a"), opFile("/etc/katana/a")), "sorted, each once"},
+		{"operator file negative size", files(edit, map[string]any{"path": "/etc/katana/a", "size": -1, "sha256": strings.Repeat("0", 64)}), "components.files[0]: negative size"},
+		{"operator file bad sha256", files(edit, map[string]any{"path": "/etc/katana/a", "size": 1, "sha256": "00"}), "components.files[0]: sha256"},
+		{"operator file unknown field", files(edit, map[string]any{"path": "/etc/katana/a", "size": 1, "sha256": strings.Repeat("0", 64), "mode": "0644"}), "unknown field"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,6 +305,22 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// opFile is a components.files entry at path.
+func opFile(path string) map[string]any {
+	return map[string]any{"path": path, "size": 3, "sha256": strings.Repeat("ab", 32)}
+}
+
+// files edits a manifest to list fs as its operator's files.
+func files(edit func(func(map[string]any)) []byte, fs ...map[string]any) []byte {
+	return edit(func(m map[string]any) {
+		l := make([]any, len(fs))
+		for i, f := range fs {
+			l[i] = f
+		}
+		m["components"].(map[string]any)["files"] = l
+	})
+}
+
 // The edges of what Validate accepts: SOURCE_DATE_EPOCH 0 (the default), an
 // empty component and the largest vCPU count.
 func TestParseAcceptsLimits(t *testing.T) {
@@ -305,10 +331,14 @@ func TestParseAcceptsLimits(t *testing.T) {
 	doc["source_date_epoch"] = 0
 	doc["components"].(map[string]any)["initrd"].(map[string]any)["size"] = 0
 	doc["measurements"].([]any)[0].(map[string]any)["vcpus"] = measure.MaxVCPUs
+	doc["components"].(map[string]any)["files"] = []any{opFile("/etc/katana/a b/c.toml"), opFile("/etc/katana/z")}
 	b, _ := json.Marshal(doc)
 	m, err := Parse(b)
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
+	}
+	if len(m.Components.Files) != 2 || m.Components.Files[0].Path != "/etc/katana/a b/c.toml" {
+		t.Errorf("Parse = operator files %+v", m.Components.Files)
 	}
 	if m.SourceDateEpoch != 0 || m.Components.Initrd.Size != 0 || !slices.ContainsFunc(m.Measurements, func(e Measurement) bool { return e.VCPUs == measure.MaxVCPUs }) {
 		t.Errorf("Parse = epoch %d, initrd size %d, measurements %+v", m.SourceDateEpoch, m.Components.Initrd.Size, m.Measurements)

@@ -36,6 +36,19 @@ type Components struct {
 	Initrd  File  `json:"initrd"`
 	Payload *File `json:"payload,omitempty"`
 	Init    *File `json:"init,omitempty"`
+	// Files are the operator's files in the initrd (hostbuild pack
+	// --file, under /etc/katana/), by path: recorded when the initrd's
+	// contents are read, as they are when --payload or --init is given
+	// (build always gives both).
+	Files []OperatorFile `json:"files,omitempty"`
+}
+
+// OperatorFile is one of the operator's files as the guest sees it:
+// absolute path, size and SHA-256 (lowercase hex).
+type OperatorFile struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
 }
 
 // File is one component: base name for humans, size and SHA-256 (lowercase hex).
