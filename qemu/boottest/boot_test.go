@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,14 +44,7 @@ func TestBootStandIn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 
-	_, m, err := g.WaitForRegexp(ctx, reKatanaStarted)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var initArgv []string
-	if err := json.Unmarshal([]byte(m[2]), &initArgv); err != nil {
-		t.Fatalf("the init's argv %s is not a JSON array: %v", m[2], err)
-	}
+	initArgv := waitJSONStrings(ctx, t, g, reKatanaStarted, 2, "the init's argv")
 	// The init logs the argv it passed to execve, program name first.
 	if len(initArgv) == 0 || !strings.HasSuffix(initArgv[0], "katana") {
 		t.Errorf("the init's argv %q does not start with the katana path", initArgv)
@@ -58,14 +52,7 @@ func TestBootStandIn(t *testing.T) {
 		t.Errorf("argv the init passed to katana (-katana.args +passed):\n%s", diff)
 	}
 
-	_, m, err = g.WaitForRegexp(ctx, reStandinArgv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	if err := json.Unmarshal([]byte(m[1]), &got); err != nil {
-		t.Fatalf("stand-in argv %s is not a JSON array: %v", m[1], err)
-	}
+	got := waitJSONStrings(ctx, t, g, reStandinArgv, 1, "stand-in argv")
 	if diff := cmp.Diff(args, got); diff != "" {
 		t.Errorf("argv the stand-in received (-katana.args +received):\n%s", diff)
 	}
@@ -97,7 +84,7 @@ func TestBootStandIn(t *testing.T) {
 	if _, err := g.WaitForLine(ctx, markStandinTerm); err != nil {
 		t.Fatalf("the stand-in got no SIGTERM after system_powerdown: %v", err)
 	}
-	_, m, err = g.WaitForRegexp(ctx, reKatanaExited)
+	_, m, err := g.WaitForRegexp(ctx, reKatanaExited)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +95,21 @@ func TestBootStandIn(t *testing.T) {
 	if i, j := lineIndex(g, markKatanaExited), lineIndex(g, markPoweringOff); i > j {
 		t.Errorf("the init powered off (line %d) before katana exited (line %d)", j, i)
 	}
+}
+
+// waitJSONStrings waits for a line matching re and decodes its group as a
+// JSON array of strings.
+func waitJSONStrings(ctx context.Context, t *testing.T, g *guest, re *regexp.Regexp, group int, what string) []string {
+	t.Helper()
+	_, m, err := g.WaitForRegexp(ctx, re)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l []string
+	if err := json.Unmarshal([]byte(m[group]), &l); err != nil {
+		t.Fatalf("%s %s is not a JSON array of strings: %v", what, m[group], err)
+	}
+	return l
 }
 
 // TestBootStandInExit: when Katana exits by itself, the init logs its
@@ -122,7 +124,13 @@ func TestBootStandInExit(t *testing.T) {
 	// katana.env, with a comma, a space, an empty value and a $ that must
 	// stay literal.
 	c.Env = []string{"RUST_LOG=info,rpc=trace", "SPACED=a b", "EMPTY=", "LITERAL=$HOME"}
-	g, _ := boot(t, e, defaultInitrd(t, e), cmdline(t, c))
+	// A parameter the kernel does not know goes to the init's own
+	// environment, never Katana's.
+	line, err := bootcfg.Format(c, append(slices.Clone(baseParams), "snpboot_leftover=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := boot(t, e, defaultInitrd(t, e), line)
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 
@@ -161,17 +169,10 @@ func TestBootStandInExit(t *testing.T) {
 	}
 	// Katana's whole environment: the init's minimal one (no CA bundle in
 	// this initrd), katana.env in its order, then TMPDIR; nothing of the
-	// init's own environment (the kernel's leftover parameters).
+	// init's own environment (the kernel's leftover parameter).
 	wantEnv := append([]string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}, c.Env...)
 	wantEnv = append(wantEnv, "TMPDIR=/tmp/katana")
-	_, m, err = g.WaitForRegexp(ctx, reStandinEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var gotEnv []string
-	if err := json.Unmarshal([]byte(m[1]), &gotEnv); err != nil {
-		t.Fatalf("stand-in env %s is not a JSON array: %v", m[1], err)
-	}
+	gotEnv := waitJSONStrings(ctx, t, g, reStandinEnv, 1, "stand-in env")
 	if diff := cmp.Diff(wantEnv, gotEnv); diff != "" {
 		t.Errorf("environment the stand-in received (-want +got):\n%s", diff)
 	}
