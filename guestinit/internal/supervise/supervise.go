@@ -326,6 +326,7 @@ func (r *runner) reap() (Outcome, bool) {
 		line += " " + MarkStopSignal
 	}
 	r.o.Log("katana exited %s", line)
+	exitedPid := r.pid
 	r.pid = 0
 	r.o.Status.SetExited(exit)
 	r.grace.Stop()
@@ -340,6 +341,12 @@ func (r *runner) reap() (Outcome, bool) {
 	case bootcfg.OnExitRestart:
 		if r.restarts >= r.o.RestartLimit {
 			return Outcome{Action: power.PowerOff, Reason: fmt.Sprintf("%s; restart limit %d reached", why, r.o.RestartLimit)}, true
+		}
+		// What Katana started and left running (a sidecar, a helper)
+		// would hold its ports and memory against the next Katana: its
+		// process group (Katana leads one, Setsid) goes first.
+		if err := unix.Kill(-exitedPid, unix.SIGKILL); err == nil {
+			r.o.Log("katana left processes running in its process group %d: SIGKILL before the restart", exitedPid)
 		}
 		d := r.o.Backoff(r.restarts)
 		r.o.Log("restarting katana in %v", d)

@@ -1,6 +1,7 @@
 package supervise
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -87,7 +88,7 @@ func helperMain(mode string, args []string) int {
 		report("ready")
 		time.Sleep(time.Minute)
 		return 0
-	case "orphan":
+	case "orphan", "orphan-linger":
 		// Start a grandchild that outlives us, then exit 3.
 		// Replace (not append) the mode: a duplicate would make the
 		// grandchild an orphan-maker too.
@@ -97,7 +98,11 @@ func helperMain(mode string, args []string) int {
 				env = append(env, e)
 			}
 		}
-		env = append(env, "SUPERVISE_HELPER=sleep")
+		if mode == "orphan-linger" {
+			env = append(env, "SUPERVISE_HELPER=linger")
+		} else {
+			env = append(env, "SUPERVISE_HELPER=sleep")
+		}
 		p, err := os.StartProcess("/proc/self/exe", []string{"x"}, &os.ProcAttr{
 			Env: env, Files: []*os.File{nil, os.Stdout, os.Stderr}})
 		if err != nil {
@@ -108,6 +113,9 @@ func helperMain(mode string, args []string) int {
 		return 3
 	case "sleep":
 		time.Sleep(300 * time.Millisecond)
+		return 7
+	case "linger":
+		time.Sleep(time.Minute)
 		return 7
 	case "kill-self":
 		unix.Kill(os.Getpid(), unix.SIGKILL)
@@ -444,6 +452,57 @@ func TestOrphansReaped(t *testing.T) {
 	time.Sleep(400 * time.Millisecond)
 	var ws unix.WaitStatus
 	unix.Wait4(pids[1], &ws, 0, nil)
+}
+
+// A process Katana started and left running (a sidecar holding its port)
+// is killed, with Katana's whole process group, before the restart; one
+// left by the last run waits for the power-off's kill of everything.
+func TestLeftoversKilledBeforeRestart(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("orphan-linger")
+	o.OnExit = bootcfg.OnExitRestart
+	o.RestartLimit = 1
+	o.Backoff = func(int) time.Duration { return 200 * time.Millisecond }
+	out := run(t, o)
+	if !strings.Contains(out.Reason, "restart limit 1 reached") {
+		t.Fatalf("outcome %+v", out)
+	}
+	var pids []int
+	for _, l := range h.report() {
+		if v, ok := strings.CutPrefix(l, "grandchild="); ok {
+			n, _ := strconv.Atoi(v)
+			pids = append(pids, n)
+		}
+	}
+	if len(pids) != 2 {
+		t.Fatalf("report %q, want two grandchildren", h.report())
+	}
+	t.Cleanup(func() {
+		for _, p := range pids {
+			unix.Kill(p, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(p, &ws, 0, nil)
+		}
+	})
+	// The first run's grandchild (a minute's sleep) is dead: gone, or a
+	// zombie not yet reaped.
+	alive := func(pid int) bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		return len(f) > 0 && f[0] != "Z"
+	}
+	if alive(pids[0]) {
+		t.Errorf("the first run's leftover pid %d still runs after the restart", pids[0])
+	}
+	if !h.logged("SIGKILL before the restart") {
+		t.Errorf("no log line about the leftovers: %q", h.logs)
+	}
+	if !alive(pids[1]) {
+		t.Errorf("the last run's leftover pid %d was killed: no restart follows, the power-off kills it", pids[1])
+	}
 }
 
 func TestKilledBySignal(t *testing.T) {
