@@ -394,18 +394,19 @@ func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifes
 				initPath, in.SHA256, initrdlayout.InitPath, initrdPath, e.SHA256)
 		}
 	}
-	m.Components.Files = operatorFiles(a)
-	return nil
-}
-
-// operatorFiles lists the regular files under /etc/katana/ in a, as the
-// manifest records them.
-func operatorFiles(a *initrd.Archive) []manifest.OperatorFile {
-	var files []manifest.OperatorFile
-	for _, e := range a.Entries {
-		if e.Type == "file" && strings.HasPrefix(e.Path, initrdlayout.OperatorDir+"/") {
-			files = append(files, manifest.OperatorFile{Path: "/" + e.Path, Size: e.Size, SHA256: e.SHA256})
-		}
+	// The operator's files, as a guest that boots has them; none listed
+	// (not an empty list) for an initrd that is not hostbuild's.
+	es, err := a.OperatorFiles()
+	if errors.Is(err, initrd.ErrNoContentList) {
+		return nil
 	}
-	return files
+	if err != nil {
+		return fmt.Errorf("--initrd %s: the operator's files under /%s/ and /%s/: %w", initrdPath, initrdlayout.OperatorDir, initrdlayout.OperatorBinDir, err)
+	}
+	files := []manifest.OperatorFile{}
+	for _, e := range es {
+		files = append(files, manifest.OperatorFile{Path: "/" + e.Path, Size: e.Size, SHA256: e.SHA256})
+	}
+	m.Components.Files = &files
+	return nil
 }

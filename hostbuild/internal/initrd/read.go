@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"path"
 	"slices"
 	"strings"
 
@@ -48,6 +49,10 @@ type Archive struct {
 	// a symlink on the way) might replace any file, the payload too.
 	PayloadUnknown string  `json:"payload_unknown,omitempty"`
 	Entries        []Entry `json:"entries"`
+
+	// contents is the content list the guest ends up with, when it parses
+	// (OperatorFiles).
+	contents initrdlayout.Contents
 }
 
 // Payload describes /bin/katana as the guest will run it: stored inline, or
@@ -167,7 +172,69 @@ func Read(r io.Reader) (*Archive, error) {
 	if err := st.payload(); err != nil {
 		return nil, err
 	}
+	if _, ok := st.index[initrdlayout.ContentsPath]; ok && st.contents.why == "" {
+		a.contents, _ = initrdlayout.ParseContents(bytes.NewReader(st.contents.data))
+	}
 	return a, nil
+}
+
+// ErrNoContentList is OperatorFiles' error for an initrd without a content
+// list the init would read: not one hostbuild pack built.
+var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPath + "): not an initrd hostbuild pack built")
+
+// OperatorFiles returns the operator's files (pack --file under
+// /etc/katana/, --exec in /usr/local/bin/) as a guest that boots has them:
+// the regular files there that the content list covers, with its SHA-256,
+// which the init checks before Katana starts. Anything there the content
+// list does not vouch for is an error, since Katana could read it: an
+// entry other than a folder or a regular file (on the way, too), a file
+// the list does not cover or covers with other bytes, a hard link, a
+// listed file the archive lacks. So is an initrd whose payload is unknown,
+// and one without a content list (ErrNoContentList).
+func (a *Archive) OperatorFiles() ([]Entry, error) {
+	if a.PayloadUnknown != "" {
+		return nil, fmt.Errorf("the guest's files cannot be told: %s", a.PayloadUnknown)
+	}
+	if a.contents == nil {
+		return nil, ErrNoContentList
+	}
+	var files []Entry
+	for _, dir := range []string{initrdlayout.OperatorDir, initrdlayout.OperatorBinDir} {
+		for d := path.Dir(dir); d != "."; d = path.Dir(d) {
+			if e, ok := a.Lookup(d); ok && e.Type != "dir" {
+				return nil, fmt.Errorf("/%s is a %s, not a folder: what is under /%s cannot be told", d, e.Type, dir)
+			}
+		}
+		under := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+		for _, e := range a.Entries {
+			if !under(e.Path) {
+				continue
+			}
+			switch {
+			case e.Type == "dir":
+				continue
+			case e.Type != "file":
+				return nil, fmt.Errorf("/%s is a %s: only folders and regular files can be listed as what Katana reads there", e.Path, e.Type)
+			case e.NLink > 1:
+				return nil, fmt.Errorf("/%s has %d links: the kernel links such entries and the last one's bytes rewrite them all", e.Path, e.NLink)
+			}
+			sum, ok := a.contents[e.Path]
+			if !ok {
+				return nil, fmt.Errorf("/%s is not in the content list: the init does not check it (pack the initrd with hostbuild pack)", e.Path)
+			}
+			if hex.EncodeToString(sum[:]) != e.SHA256 {
+				return nil, fmt.Errorf("/%s does not match the content list (the init would refuse to boot)", e.Path)
+			}
+			files = append(files, e)
+		}
+		for p := range a.contents {
+			if e, ok := a.Lookup(p); under(p) && (!ok || e.Type != "file") {
+				return nil, fmt.Errorf("the content list names /%s, which the initrd does not hold as a file (the init would refuse to boot)", p)
+			}
+		}
+	}
+	slices.SortFunc(files, func(x, y Entry) int { return strings.Compare(x.Path, y.Path) })
+	return files, nil
 }
 
 // payload fills a.Payload (entries sorted) with the payload the init runs,

@@ -454,13 +454,17 @@ func (f *File) validate(what string) error {
 }
 
 // validateFiles checks the operator's files: clean absolute paths under
-// /etc/katana/, in bytewise order, none twice, with sizes and digests.
+// /etc/katana/ or /usr/local/bin/, in bytewise order, none twice, with
+// sizes and digests.
 func validateFiles(files []OperatorFile) error {
-	prefix := "/" + initrdlayout.OperatorDir + "/"
+	under := func(p, dir string) bool {
+		rel, ok := strings.CutPrefix(p, "/"+dir+"/")
+		return ok && rel != ""
+	}
 	for i, f := range files {
-		rel, ok := strings.CutPrefix(f.Path, prefix)
-		if !ok || rel == "" || path.Clean(f.Path) != f.Path || !utf8.ValidString(f.Path) || strings.ContainsFunc(f.Path, unicode.IsControl) {
-			return invalid("components.files[%d]: path %q is not a clean path under %s", i, f.Path, prefix)
+		if !under(f.Path, initrdlayout.OperatorDir) && !under(f.Path, initrdlayout.OperatorBinDir) ||
+			path.Clean(f.Path) != f.Path || !utf8.ValidString(f.Path) || strings.ContainsFunc(f.Path, unicode.IsControl) {
+			return invalid("components.files[%d]: path %q is not a clean path under /%s/ or /%s/", i, f.Path, initrdlayout.OperatorDir, initrdlayout.OperatorBinDir)
 		}
 		if i > 0 && files[i-1].Path >= f.Path {
 			return invalid("components.files[%d]: path %q is not after %q (sorted, each once)", i, f.Path, files[i-1].Path)
@@ -497,8 +501,10 @@ func (m *Manifest) Validate() error {
 			return err
 		}
 	}
-	if err := validateFiles(m.Components.Files); err != nil {
-		return err
+	if f := m.Components.Files; f != nil {
+		if err := validateFiles(*f); err != nil {
+			return err
+		}
 	}
 	if err := checkCmdlineJSON(m.Cmdline); err != nil {
 		return err
@@ -610,6 +616,11 @@ func (m *Manifest) MeasureOptions(ovmfPath, kernelPath, initrdPath string, vcpus
 // rename, fsync of the folder. A failed write leaves nothing at path or
 // beside it, nor does a killed one where the file system has O_TMPFILE.
 func WriteFile(path string, m *Manifest) error {
+	// What Load would refuse is never written (fields a caller added
+	// after Generate, such as the operator's files, included).
+	if err := m.Validate(); err != nil {
+		return err
+	}
 	b, err := Marshal(m)
 	if err != nil {
 		return err

@@ -337,8 +337,8 @@ func TestParseAcceptsLimits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Parse: %v", err)
 	}
-	if len(m.Components.Files) != 2 || m.Components.Files[0].Path != "/etc/katana/a b/c.toml" {
-		t.Errorf("Parse = operator files %+v", m.Components.Files)
+	if f := m.Components.Files; f == nil || len(*f) != 2 || (*f)[0].Path != "/etc/katana/a b/c.toml" {
+		t.Errorf("Parse = operator files %+v", f)
 	}
 	if m.SourceDateEpoch != 0 || m.Components.Initrd.Size != 0 || !slices.ContainsFunc(m.Measurements, func(e Measurement) bool { return e.VCPUs == measure.MaxVCPUs }) {
 		t.Errorf("Parse = epoch %d, initrd size %d, measurements %+v", m.SourceDateEpoch, m.Components.Initrd.Size, m.Measurements)

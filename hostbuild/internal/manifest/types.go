@@ -37,10 +37,12 @@ type Components struct {
 	Payload *File `json:"payload,omitempty"`
 	Init    *File `json:"init,omitempty"`
 	// Files are the operator's files in the initrd (hostbuild pack
-	// --file, under /etc/katana/), by path: recorded when the initrd's
+	// --file under /etc/katana/, --exec in /usr/local/bin/), by path:
+	// recorded when the initrd's
 	// contents are read, as they are when --payload or --init is given
 	// (build always gives both).
-	Files []OperatorFile `json:"files,omitempty"`
+	// Absent (nil): the initrd's contents were not read; [] none.
+	Files *[]OperatorFile `json:"files,omitempty"`
 }
 
 // OperatorFile is one of the operator's files as the guest sees it:
