@@ -39,13 +39,14 @@ type fakeAgent struct {
 	s      *test.AmdSigner
 	nonce  []byte // when set, signed instead of the request's (a stale report)
 	report func(r []byte)
+	config *agentapi.AppliedConfig // signed instead of testAgentConfig
 	resp   func(r *agentapi.AttestationResponse)
 	before func()
 }
 
 // testAgentConfig is what the fake init applied; its cmdline is
 // writeTestManifest's, so an honest answer carries no warning.
-var testAgentConfig = agentapi.AppliedConfig{Cmdline: []byte("x"), Argv: []string{"--dev"}, Settings: map[string]string{"katana.agent": "vsock:1024", "katana.env": "RUST_LOG=debug"}}
+var testAgentConfig = agentapi.AppliedConfig{Cmdline: []byte(testCmdline), Argv: []string{"--dev"}, Settings: map[string]string{"katana.agent": "vsock:1024", "katana.env": "RUST_LOG=debug"}}
 
 func (f *fakeAgent) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if f.before != nil {
@@ -59,7 +60,11 @@ func (f *fakeAgent) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if f.nonce != nil {
 		nonce = f.nonce
 	}
-	d := agentapi.ConfigDigest(testAgentConfig)
+	cfg := testAgentConfig
+	if f.config != nil {
+		cfg = *f.config
+	}
+	d := agentapi.ConfigDigest(cfg)
 	rd, pre, err := agentapi.ReportData(nonce, d)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -83,7 +88,7 @@ func (f *fakeAgent) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	resp := &agentapi.AttestationResponse{
 		APIVersion: agentapi.APIVersion, Provider: agentapi.ProviderSevGuest, Nonce: hex.EncodeToString(nonce),
 		Report: bytes.Clone(raw), CertTable: certs, ReportDataPreimage: pre, ReportData: hex.EncodeToString(rd[:]),
-		Config: testAgentConfig, ConfigDigest: hex.EncodeToString(d[:]),
+		Config: cfg, ConfigDigest: hex.EncodeToString(d[:]),
 	}
 	if f.resp != nil {
 		f.resp(resp)
@@ -223,7 +228,7 @@ func TestAttestExitCodes(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)
 			}
 			if tc.want == 0 {
-				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || !strings.Contains(stdout, "  katana env:     RUST_LOG=debug\n") || !strings.Contains(stdout, "  platform:       0x") || stderr != "" {
+				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || !strings.Contains(stdout, "  katana env:     RUST_LOG=debug\n") || strings.Contains(stdout, "warning") || !strings.Contains(stdout, "  platform:       0x") || stderr != "" {
 					t.Errorf("human summary:\n%s\nstderr: %q", stdout, stderr)
 				}
 			} else {
@@ -254,6 +259,45 @@ func TestAttestExitCodes(t *testing.T) {
 // a verified and of a rejected report; verify re-checks the folder offline
 // with the same exit codes, against the manifest and flags it is given;
 // evidence that cannot be written fails a verified attest (exit 1, no "OK").
+// TestAttestArgvAndEnv: Katana's argv and katana.env are shown only for
+// the manifest's guest (not on a measurement failure), and a warning says
+// when its init split the measured cmdline otherwise than this tool.
+func TestAttestArgvAndEnv(t *testing.T) {
+	_, mpath, s, roots, _, _ := attestFixture(t)
+	other := testAgentConfig
+	other.Argv = []string{"--other"}
+	other.Settings = map[string]string{"katana.env": "A=1"}
+	for _, tc := range []struct {
+		name       string
+		agent      fakeAgent
+		want       int
+		show, none []string
+	}{
+		{"honest", fakeAgent{}, 0, []string{"  katana argv:    [\"--dev\"]\n", "  katana env:     RUST_LOG=debug\n"}, []string{"warning"}},
+		{"measurement failure", fakeAgent{report: func(r []byte) { r[0x90] ^= 1 }}, 6, nil, []string{"katana argv", "katana env"}},
+		{"another split", fakeAgent{config: &other}, 0, []string{"  katana argv:    [\"--other\"]\n", "  katana env:     A=1\n",
+			"warning: the guest's init split the measured cmdline into another argv or katana.env than this tool does"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.agent.s = s
+			code, stdout, stderr := runCmd(t, "", "attest", "--addr", serveAgent(t, &tc.agent), "--manifest", mpath, "--roots", roots, "--timeout", "20s")
+			if code != tc.want {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tc.want, stdout, stderr)
+			}
+			for _, w := range tc.show {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			for _, w := range tc.none {
+				if strings.Contains(stdout, w) {
+					t.Errorf("stdout has %q:\n%s", w, stdout)
+				}
+			}
+		})
+	}
+}
+
 func TestAttestEvidenceAndVerify(t *testing.T) {
 	dir, mpath, s, roots, _, otherDir := attestFixture(t)
 	// A manifest expecting another measurement.

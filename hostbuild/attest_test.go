@@ -183,6 +183,10 @@ func TestAttestChecksBeforeFetching(t *testing.T) {
 	}
 }
 
+// testCmdline is the test manifest's cmdline, which the fake agent's init
+// applied.
+const testCmdline = "x katana.env=RUST_LOG=debug katana.args=--dev"
+
 // writeTestManifest writes a valid manifest (all zero digests) to dir/m.json.
 func writeTestManifest(t *testing.T, dir string) string {
 	t.Helper()
@@ -194,7 +198,7 @@ func writeTestManifest(t *testing.T, dir string) string {
 			"kernel": map[string]any{"name": "k", "size": 1, "sha256": zero},
 			"initrd": map[string]any{"name": "i", "size": 1, "sha256": zero},
 		},
-		"cmdline": "x", "vmm_type": "QEMU", "guest_features": "0x1", "guest_policy": "0x30000",
+		"cmdline": testCmdline, "vmm_type": "QEMU", "guest_features": "0x1", "guest_policy": "0x30000",
 		"measurements": []map[string]any{{"vcpus": 1, "vcpu_type": "EPYC-v4", "measurement": strings.Repeat("0", 96)}},
 	}
 	b, _ := json.Marshal(m)

@@ -168,6 +168,17 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	if c := string(ev.Config.Cmdline); !sameCmdline(c, o.Manifest.Cmdline) {
 		return fail(ClassMeasurement, "the init reports the cmdline %q, but the manifest measured %q: the guest ran on a command line other than the measured one (something between the firmware and the init changed it), so Katana's argv and the init's settings are not the manifest's", c, o.Manifest.Cmdline)
 	}
+	// Only now are the argv and env those of the manifest's guest, signed
+	// by its init: before, they are text a host could have sent. This
+	// tool's parser reads the same from the cmdline, unless the init is of
+	// another version.
+	res.Argv = ev.Config.Argv
+	res.Env = ev.Config.Settings[bootcfg.KeyEnv]
+	if c, err := bootcfg.Parse(string(ev.Config.Cmdline)); err != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("this tool's cmdline parser refuses the measured cmdline (%v), which the guest's init accepted: the init is of another version", err))
+	} else if env, _ := bootcfg.QuoteArgs(c.Env); !slices.Equal(c.Args, ev.Config.Argv) || env != res.Env {
+		res.Warnings = append(res.Warnings, "the guest's init split the measured cmdline into another argv or katana.env than this tool does: the init is of another version; the argv and env shown are the init's")
+	}
 
 	// 4. Policy, VMPL, version, TCB.
 	return checkPolicy(att, o, res)
@@ -242,10 +253,6 @@ func checkBinding(ev *agentapi.AttestationResponse, nonce []byte, res *Result) e
 	if pre, _ := agentapi.ReportDataPreimage(nonce, digest); !bytes.Equal(pre, ev.ReportDataPreimage) {
 		return fail(ClassReportData, "response report_data_preimage differs from the recomputed one")
 	}
-	// Only now are the argv and env the ones the init signed: before, it is the
-	// host's text, not to be shown as Katana's.
-	res.Argv = ev.Config.Argv
-	res.Env = ev.Config.Settings[bootcfg.KeyEnv]
 	return nil
 }
 
