@@ -406,8 +406,9 @@ func (in *initProc) boot() {
 	if out == nil {
 		out = os.Stderr
 	}
-	// katana.env comes after the init's own variables; bootcfg refuses
-	// the names the init sets, so none is given twice.
+	// katana.env comes after PATH, HOME and SSL_CERT_FILE (supervise adds
+	// TMPDIR last); bootcfg refuses the names the init sets, so none is
+	// given twice.
 	env := append(supervise.Env("/"), cfg.Env...)
 	if len(cfg.Env) > 0 {
 		j, _ := json.Marshal(cfg.Env)

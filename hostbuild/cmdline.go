@@ -37,7 +37,7 @@ func addCmdlineFlags(fs *flag.FlagSet) *cmdlineFlags {
 	fs.StringVar(&c.onExit, "on-exit", string(d.OnExit), "`policy` when Katana exits by itself: poweroff, reboot or restart")
 	fs.StringVar(&c.stopTimeout, "stop-timeout", d.StopTimeout.String(), "grace `period` between SIGTERM and SIGKILL on a graceful stop")
 	intVar(fs, &c.restartLimit, "restart-limit", d.RestartLimit, "restarts allowed with --on-exit restart")
-	fs.Var(&c.env, "env", "`NAME=VALUE` added to Katana's environment (repeatable; katana.env), e.g. RUST_LOG=info,rpc=trace; PATH, HOME, TMPDIR and SSL_CERT_FILE are the init's; on the cmdline, so never a secret")
+	fs.Var(&c.env, "env", "`NAME=VALUE` added to Katana's environment (repeatable; katana.env), e.g. RUST_LOG=info,rpc=trace; not "+strings.Join(bootcfg.InitEnv(), ", ")+" (the init's); on the cmdline, so never a secret")
 	fs.Var(&c.kernelParams, "kernel-param", "kernel `parameter` (repeatable; default: console=ttyS0 panic=-1); the ones given replace the default: repeat console=ttyS0 and panic=-1 to keep them (a warning says when they are missing)")
 	return c
 }

@@ -38,7 +38,7 @@ func TestCmdlineKernelParams(t *testing.T) {
 		{"env", []string{"--env", "RUST_LOG=info,rpc=trace", "--env", "X=a b", "--args", "--dev"}, exitOK,
 			`console=ttyS0 panic=-1 katana.env="RUST_LOG=info,rpc=trace 'X=a b'" katana.args=--dev`, nil, []string{"warning"}},
 		{"env set by the init", []string{"--env", "TMPDIR=/x"}, exitUsage, "",
-			[]string{`--env "TMPDIR=/x": TMPDIR is set by the init`}, nil},
+			[]string{`--env "TMPDIR=/x": TMPDIR is the init's to set`}, nil},
 		{"env without value", []string{"--env", "RUST_LOG"}, exitUsage, "", []string{`--env "RUST_LOG": want NAME=VALUE`}, nil},
 		{"env twice", []string{"--env", "A=1", "--env", "A=2"}, exitUsage, "",
 			[]string{`--env "A=2": A is already set by --env "A=1"`}, nil},

@@ -30,10 +30,12 @@ var keyOrder = []string{KeyNet, KeyAgent, KeyOnExit, KeyStopTimeout, KeyRestartL
 // writes them.
 func Keys() []string { return slices.Clone(keyOrder) }
 
-// InitEnv are the environment variables the init sets for Katana itself
-// (PATH, HOME, TMPDIR and, with a CA bundle, SSL_CERT_FILE); katana.env
-// cannot set them.
-var InitEnv = []string{"HOME", "PATH", "SSL_CERT_FILE", "TMPDIR"}
+// InitEnv returns the environment variables the init sets for Katana
+// itself (PATH, HOME, TMPDIR and, with a CA bundle, SSL_CERT_FILE), which
+// katana.env cannot set.
+func InitEnv() []string { return slices.Clone(initEnv) }
+
+var initEnv = []string{"HOME", "PATH", "SSL_CERT_FILE", "TMPDIR"}
 
 // Limits of the values.
 const (

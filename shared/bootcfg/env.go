@@ -60,8 +60,8 @@ func EnvName(w string) (string, error) {
 		}
 		return "", fmt.Errorf("%q is not a variable name (a letter or '_', then letters, digits and '_')", name)
 	}
-	if slices.Contains(InitEnv, name) {
-		return "", fmt.Errorf("%s is set by the init (%s cannot be set)", name, strings.Join(InitEnv, ", "))
+	if slices.Contains(initEnv, name) {
+		return "", fmt.Errorf("%s is the init's to set (katana.env cannot set %s)", name, strings.Join(initEnv, ", "))
 	}
 	return name, nil
 }
