@@ -44,7 +44,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	quiet := fs.Bool("q", false, "no progress output (warnings are still printed)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hostbuild build --payload KATANA [--kernel-modules DIR] --kernel VMLINUZ --ovmf OVMF.fd
-         [--args WORDS] [--env NAME=VALUE]... [--file SRC:DEST]... [--net ...] [--agent ...]
+         [--args WORDS] [--env NAME=VALUE]... [--file SRC:DEST]... [--exec SRC]... [--net ...] [--agent ...]
          [--vcpus 1,2] [--vcpu-type EPYC-v4] -o OUTDIR
 
 Does pack, cmdline and manifest in one step, so that the three always agree:
@@ -52,7 +52,7 @@ Does pack, cmdline and manifest in one step, so that the three always agree:
   OUTDIR/`+buildCmdline+`       the exact measured cmdline (no trailing newline), formatted by
                       the same code the init parses it with (as hostbuild cmdline)
   OUTDIR/`+buildManifest+` component hashes, cmdline and expected measurements (as
-                      hostbuild manifest), with the payload's, init's and --file files' hashes
+                      hostbuild manifest), with the payload's, init's, --file and --exec files' hashes
 The three files are written to a temporary folder in OUTDIR and renamed into
 place only when all exist and the payload and init the manifest records are
 the ones packed, old manifest removed first and new manifest last: a failed

@@ -32,7 +32,8 @@ The file is written atomically (temporary file, fsync, rename).
 --payload and --init are checked against the initrd: each must be the file
 the initrd holds (the payload the init runs, and /init). With either, the
 manifest also lists the operator's files the initrd holds under
-/etc/katana/ (hostbuild pack --file) with their SHA-256.
+/etc/katana/ and /usr/local/bin/ (hostbuild pack --file and --exec) with
+their SHA-256.
 
 Exit status: 0 written, 1 the inputs cannot be read or measured, or --payload
 or --init is not what --initrd holds, 2 usage error.

@@ -31,7 +31,9 @@ type fileList []initrd.File
 func (l *fileList) String() string {
 	var s []string
 	for _, f := range *l {
-		s = append(s, f.Source+":"+f.Dest)
+		if !f.Exec {
+			s = append(s, f.Source+":"+f.Dest)
+		}
 	}
 	return strings.Join(s, ",")
 }
@@ -45,6 +47,31 @@ func (l *fileList) Set(v string) error {
 	return nil
 }
 
+// execList is --exec, parsed as given, into the same list as --file.
+type execList struct{ l *fileList }
+
+func (e execList) String() string {
+	if e.l == nil {
+		return ""
+	}
+	var s []string
+	for _, f := range *e.l {
+		if f.Exec {
+			s = append(s, f.Source+":"+f.Dest)
+		}
+	}
+	return strings.Join(s, ",")
+}
+
+func (e execList) Set(v string) error {
+	f, err := initrd.ParseExec(v)
+	if err != nil {
+		return err
+	}
+	*e.l = append(*e.l, f)
+	return nil
+}
+
 func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -52,7 +79,8 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&pf.o.Output, "o", "", "output `file` (written atomically)")
 	quiet := fs.Bool("q", false, "no progress output (warnings are still printed)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: hostbuild pack --payload KATANA [--kernel-modules DIR] [--module NAME]... [--file SRC:DEST]... -o INITRD
+		fmt.Fprint(stderr, `Usage: hostbuild pack --payload KATANA [--kernel-modules DIR] [--module NAME]...
+         [--file SRC:DEST]... [--exec SRC[:DEST]]... -o INITRD
 
 Builds the initrd as a newc cpio in one compressed stream: /init, the kernel
 modules and their dependencies (resolved from each module's .modinfo; with a
@@ -65,7 +93,9 @@ etc/guestinit/payload.frames: the init checks each frame, decodes it and writes
 main archive instead, for the kernel to unpack). The same inputs give the same
 bytes on any machine. The payload must be a static x86-64 ELF: the initrd has
 no libc. The operator's own files for Katana (chain configuration, genesis)
-go under /etc/katana/ with --file, in the content list like the rest.
+go under /etc/katana/ with --file, and its sidecars (static executables it
+finds on PATH) in /usr/local/bin/ with --exec, in the content list like the
+rest.
 
 Exit status: 0 written; 1 an input cannot be used (missing, not a static
 x86-64 ELF, unknown module) or the initrd cannot be written; 2 usage error.
@@ -138,6 +168,7 @@ func addPackFlags(fs *flag.FlagSet) *packFlags {
 	fs.Var(&p.modules, "module", "kernel module `name` to pack with its dependencies, from --kernel-modules (repeatable; default with --kernel-modules: "+strings.Join(kmod.DefaultModules, ", ")+", where the kernel has them as modules; the names given replace that list: repeat the defaults to add to it)")
 	fs.StringVar(&p.o.CABundle, "ca-bundle", "", "optional PEM CA bundle `file`, packed at /etc/ssl/certs/ca-certificates.crt")
 	fs.Var(&p.files, "file", "an operator's file for Katana, `SOURCE:DEST` with DEST an absolute path under /etc/katana/ (e.g. chain/config.toml:/etc/katana/chain/config.toml, then katana.args=\"--chain /etc/katana/chain\"); packed with mode 0644, measured and checked by the init like every file, and readable by anyone who can read the initrd: never a secret (repeatable)")
+	fs.Var(execList{&p.files}, "exec", "an executable for Katana to run (its sidecars, which it looks for on PATH: paymaster-service, vrf-server), `SOURCE[:DEST]`, a static x86-64 ELF packed as DEST /usr/local/bin/NAME (default NAME: SOURCE's base name) with mode 0755, on Katana's PATH, measured and checked by the init like every file (repeatable)")
 	fs.StringVar(&p.o.Compression, "compress", initrd.DefaultCompression, "compression of the main archive: "+strings.Join(initrd.Compressions, ", "))
 	fs.StringVar(&p.o.PayloadEncoding, "payload-encoding", initrd.DefaultPayloadEncoding,
 		"`how` the payload is stored: frames (independent zstd frames after the main archive, checked and decoded by the init on every CPU: fastest boot) or inline (at /bin/katana in the main archive, unpacked by the kernel)")
@@ -185,7 +216,11 @@ func (p *packFlags) inputs() []input {
 		{flag: "--kernel-modules", path: p.o.KernelModules, folder: true, modTree: true},
 	}
 	for _, f := range p.files {
-		ins = append(ins, input{flag: "--file", path: f.Source})
+		fl := "--file"
+		if f.Exec {
+			fl = "--exec"
+		}
+		ins = append(ins, input{flag: fl, path: f.Source})
 	}
 	return ins
 }

@@ -589,8 +589,8 @@ func TestPackFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(m.Components.Files, want) {
-		t.Errorf("build's manifest lists the operator's files %+v, want %+v", m.Components.Files, want)
+	if f := m.Components.Files; f == nil || !slices.Equal(*f, want) {
+		t.Errorf("build's manifest lists the operator's files %+v, want %+v", f, want)
 	}
 	// So does manifest, when it reads the initrd (--payload or --init).
 	if _, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "out.img",
@@ -600,7 +600,7 @@ func TestPackFile(t *testing.T) {
 	if m, err = manifest.Load(filepath.Join(dir, "m.json")); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(m.Components.Files, want) {
-		t.Errorf("manifest --init lists the operator's files %+v, want %+v", m.Components.Files, want)
+	if f := m.Components.Files; f == nil || !slices.Equal(*f, want) {
+		t.Errorf("manifest --init lists the operator's files %+v, want %+v", f, want)
 	}
 }

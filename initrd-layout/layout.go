@@ -47,6 +47,10 @@ const (
 	// Katana's chain configuration, genesis and the like. Nothing else is
 	// packed there.
 	OperatorDir = "etc/katana"
+	// OperatorBinDir holds the operator's own executables (hostbuild pack
+	// --exec): Katana's sidecars (paymaster-service, vrf-server), which it
+	// looks for on PATH. Nothing else is packed there.
+	OperatorBinDir = "usr/local/bin"
 )
 
 // Modes of packed files.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -170,7 +171,7 @@ func TestBootStandInExit(t *testing.T) {
 	// Katana's whole environment: the init's minimal one (no CA bundle in
 	// this initrd), katana.env in its order, then TMPDIR; nothing of the
 	// init's own environment (the kernel's leftover parameter).
-	wantEnv := append([]string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}, c.Env...)
+	wantEnv := append([]string{"PATH=/usr/local/bin:/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}, c.Env...)
 	wantEnv = append(wantEnv, "TMPDIR=/tmp/katana")
 	gotEnv := waitJSONStrings(ctx, t, g, reStandinEnv, 1, "stand-in env")
 	if diff := cmp.Diff(wantEnv, gotEnv); diff != "" {
@@ -180,6 +181,50 @@ func TestBootStandInExit(t *testing.T) {
 	const wantTmp = "standin-katana: tmpdir=/tmp/katana mode=drwx------ entries=0 nofile=65536/65536"
 	if l := findLine(g, "standin-katana: tmpdir="); !strings.HasSuffix(strings.TrimSpace(l), wantTmp) {
 		t.Errorf("the stand-in reported %q, want %q:\n%s", l, wantTmp, tail(g.Lines(), 30))
+	}
+}
+
+// TestBootSidecarRestart: an executable packed with --exec is on Katana's
+// PATH, where Katana finds its sidecars; with katana.on_exit=restart, the
+// sidecar the first Katana left running is killed before the second
+// starts (it would hold its port), and the guest powers off at the limit.
+func TestBootSidecarRestart(t *testing.T) {
+	e := needEnv(t)
+	img := filepath.Join(t.TempDir(), "initrd.img")
+	if err := pack(e, img, "--exec", e.standin+":/usr/local/bin/standin-sidecar"); err != nil {
+		t.Fatal(err)
+	}
+	c := bootcfg.Default()
+	c.Net = bootcfg.Net{None: true}
+	c.OnExit = bootcfg.OnExitRestart
+	c.RestartLimit = 1
+	c.Args = []string{"--sidecar", "standin-sidecar", "--exit-after", "2s", "--exit-code", "3"}
+	g, _ := boot(t, e, img, cmdline(t, c))
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	if _, err := g.WaitForLine(ctx, "guestinit: restarting katana (restart 1 of 1)"); err != nil {
+		t.Fatal(err)
+	}
+	expectPowerOff(ctx, t, g, runExitKatana)
+	lines := g.Lines()
+	var started, running []int
+	for i, l := range lines {
+		switch {
+		case strings.Contains(l, "standin-katana: started sidecar /usr/local/bin/standin-sidecar pid="):
+			started = append(started, i)
+		case strings.Contains(l, "standin-katana: sidecar running"):
+			running = append(running, i)
+		}
+	}
+	if len(started) != 2 || len(running) != 2 {
+		t.Fatalf("want the sidecar started (from /usr/local/bin) and running once per Katana, twice; got %d and %d:\n%s", len(started), len(running), tail(lines, 40))
+	}
+	killed := lineIndex(g, "SIGKILL before the restart")
+	if first, second := lineIndex(g, markKatanaExited), started[1]; killed < first || killed > second {
+		t.Errorf("no line between the first exit (line %d) and the second sidecar (line %d) saying the leftover was killed (line %d):\n%s", first, second, killed, tail(lines, 40))
+	}
+	if findLine(g, "restart limit 1 reached") == "" {
+		t.Errorf("no power-off at the restart limit:\n%s", tail(lines, 30))
 	}
 }
 

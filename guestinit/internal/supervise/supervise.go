@@ -80,11 +80,13 @@ func Backoff(restart int) time.Duration {
 	return time.Second << restart
 }
 
-// Env is the payload's base environment: PATH, HOME=/ and SSL_CERT_FILE
-// when the CA bundle exists under root. Run adds TMPDIR=Options.TmpDir when
+// Env is the payload's base environment: PATH (first the folder of the
+// operator's executables, hostbuild pack --exec, where Katana looks for
+// its sidecars), HOME=/ and SSL_CERT_FILE when the CA bundle exists under
+// root. Run adds TMPDIR=Options.TmpDir when
 // that is set.
 func Env(root string) []string {
-	env := []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}
+	env := []string{"PATH=/" + initrdlayout.OperatorBinDir + ":/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}
 	if fi, err := os.Stat(filepath.Join(root, initrdlayout.CABundlePath)); err == nil && fi.Mode().IsRegular() {
 		env = append(env, "SSL_CERT_FILE=/"+initrdlayout.CABundlePath)
 	}

@@ -540,7 +540,7 @@ func TestBackoff(t *testing.T) {
 
 func TestEnv(t *testing.T) {
 	root := t.TempDir()
-	want := []string{"PATH=/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}
+	want := []string{"PATH=/usr/local/bin:/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}
 	if diff := cmp.Diff(want, Env(root)); diff != "" {
 		t.Errorf("Env without CA bundle (-want +got):\n%s", diff)
 	}
@@ -556,7 +556,7 @@ func TestEnv(t *testing.T) {
 	// value would duplicate it.
 	for _, kv := range append(Env(root), "TMPDIR="+DefaultTmpDir) {
 		name, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(bootcfg.InitEnv, name) {
+		if !slices.Contains(bootcfg.InitEnv(), name) {
 			t.Errorf("the init sets %s, which bootcfg.InitEnv does not list (katana.env could set it again)", name)
 		}
 	}

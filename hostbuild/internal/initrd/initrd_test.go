@@ -222,34 +222,59 @@ func TestRefusals(t *testing.T) {
 		{"bad payload encoding", func(o *Options) { o.PayloadEncoding = "squashfs" }, `--payload-encoding "squashfs": want frames or inline`},
 		{"epoch out of range", func(o *Options) { o.SourceDateEpoch = 1 << 32 }, "SOURCE_DATE_EPOCH 4294967296 is out of range"},
 		{"modules without a tree", func(o *Options) { o.Modules, o.KernelModules = []string{"virtio_net"}, "" }, "--module virtio_net needs --kernel-modules DIR"},
-		{"file outside /etc/katana", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/passwd"}} }, "DEST must be a file under /etc/katana/"},
-		{"file at /etc/katana itself", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/katana/"}} }, "DEST must be a file under /etc/katana/"},
-		{"file with a relative DEST", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "etc/katana/c"}} }, "DEST must be a file under /etc/katana/"},
+		{"file outside /etc/katana", func(o *Options) { o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/passwd"}} }, "DEST must be a file under /etc/katana/"},
+		{"file at /etc/katana itself", func(o *Options) { o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/"}} }, "DEST must be a file under /etc/katana/"},
+		{"file with a relative DEST", func(o *Options) { o.Files = []File{{Source: write("c", []byte("x")), Dest: "etc/katana/c"}} }, "DEST must be a file under /etc/katana/"},
 		{"file climbing out", func(o *Options) {
-			o.Files = []File{{write("c", []byte("x")), "/etc/katana/../guestinit/contents.sha256"}}
+			o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/../guestinit/contents.sha256"}}
 		}, "DEST is not a clean path"},
-		{"file with a trailing slash", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/katana/chain/"}} }, "say /etc/katana/chain"},
-		{"file with a newline", func(o *Options) { o.Files = []File{{write("c", []byte("x")), "/etc/katana/a\nb"}} }, `"/etc/katana/a\nb": DEST holds a character`},
+		{"file with a trailing slash", func(o *Options) { o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/chain/"}} }, "say /etc/katana/chain"},
+		{"file with a newline", func(o *Options) { o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/a\nb"}} }, `"/etc/katana/a\nb": DEST holds a character`},
+		{"file with a C1 control character", func(o *Options) {
+			o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/a\u0085b"}}
+		}, "DEST holds a character"},
+		{"file with a byte that is not UTF-8", func(o *Options) {
+			o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/a\xffb"}}
+		}, "DEST holds a character"},
 		{"file with a name over 255 bytes", func(o *Options) {
-			o.Files = []File{{write("c", []byte("x")), "/etc/katana/" + strings.Repeat("g", 256)}}
+			o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/" + strings.Repeat("g", 256)}}
 		}, "DEST has a name over 255 bytes"},
 		{"file with a path of 4096 bytes", func(o *Options) {
 			dest := "/etc/katana" + strings.Repeat("/"+strings.Repeat("d", 99), 41)
-			o.Files = []File{{write("c", []byte("x")), dest[:4096]}}
+			o.Files = []File{{Source: write("c", []byte("x")), Dest: dest[:4096]}}
 		}, "DEST is 4096 bytes"},
 		{"file twice", func(o *Options) {
-			o.Files = []File{{write("c", []byte("x")), "/etc/katana/c"}, {write("d", []byte("y")), "/etc/katana/c"}}
+			o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/c"}, {Source: write("d", []byte("y")), Dest: "/etc/katana/c"}}
 		}, "--file ...:/etc/katana/c given twice"},
 		{"file inside a file", func(o *Options) {
-			o.Files = []File{{write("c", []byte("x")), "/etc/katana/chain"}, {write("d", []byte("y")), "/etc/katana/chain/config.toml"}}
+			o.Files = []File{{Source: write("c", []byte("x")), Dest: "/etc/katana/chain"}, {Source: write("d", []byte("y")), Dest: "/etc/katana/chain/config.toml"}}
 		}, "--file ...:/etc/katana/chain/config.toml is inside --file ...:/etc/katana/chain, a file"},
-		{"missing file", func(o *Options) { o.Files = []File{{filepath.Join(dir, "nope.toml"), "/etc/katana/c"}} }, "--file /etc/katana/c " + filepath.Join(dir, "nope.toml")},
+		{"exec outside /usr/local/bin", func(o *Options) {
+			o.Files = []File{{Source: write("s", testelf.Executable("", []byte("x"))), Dest: "/bin/sidecar", Exec: true}}
+		}, "--exec " + filepath.Join(dir, "s") + ":/bin/sidecar: DEST must be /usr/local/bin/NAME"},
+		{"exec in a subfolder", func(o *Options) {
+			o.Files = []File{{Source: write("s", testelf.Executable("", []byte("x"))), Dest: "/usr/local/bin/a/b", Exec: true}}
+		}, "DEST must be one name in /usr/local/bin/, not a path under it"},
+		{"exec not clean", func(o *Options) {
+			o.Files = []File{{Source: write("s", testelf.Executable("", []byte("x"))), Dest: "/usr/local/bin/../sbin/x", Exec: true}}
+		}, "--exec " + filepath.Join(dir, "s") + ":/usr/local/bin/../sbin/x: DEST is not a clean path"},
+		{"exec twice", func(o *Options) {
+			e := write("s", testelf.Executable("", []byte("x")))
+			o.Files = []File{{Source: e, Dest: "/usr/local/bin/s", Exec: true}, {Source: e, Dest: "/usr/local/bin/s", Exec: true}}
+		}, "--exec ...:/usr/local/bin/s given twice"},
+		{"exec dynamic", func(o *Options) {
+			o.Files = []File{{Source: write("dyn", testelf.Executable("/lib64/ld-linux-x86-64.so.2", []byte("x"))), Dest: "/usr/local/bin/vrf-server", Exec: true}}
+		}, "--exec /usr/local/bin/vrf-server " + filepath.Join(dir, "dyn") + ": dynamically linked"},
+		{"exec not an ELF", func(o *Options) {
+			o.Files = []File{{Source: write("sh", []byte("#!/bin/sh\n")), Dest: "/usr/local/bin/x", Exec: true}}
+		}, "not an ELF executable"},
+		{"missing file", func(o *Options) { o.Files = []File{{Source: filepath.Join(dir, "nope.toml"), Dest: "/etc/katana/c"}} }, "--file /etc/katana/c " + filepath.Join(dir, "nope.toml")},
 		{"file is a FIFO", func(o *Options) {
 			p := filepath.Join(dir, "fifo2")
 			if err := syscall.Mkfifo(p, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			o.Files = []File{{p, "/etc/katana/c"}}
+			o.Files = []File{{Source: p, Dest: "/etc/katana/c"}}
 		}, "is not a regular file"},
 	}
 	for _, tc := range tests {
@@ -1697,7 +1722,7 @@ func TestOperatorFiles(t *testing.T) {
 	gen := filepath.Join(dir, "genesis.json")
 	os.WriteFile(cfg, []byte("chain_id = \"KATANA\"\n"), 0o600)
 	os.WriteFile(gen, []byte(`{"number":0}`), 0o600)
-	o.Files = []File{{cfg, "/etc/katana/chain/config.toml"}, {gen, "/etc/katana/chain/genesis.json"}}
+	o.Files = []File{{Source: cfg, Dest: "/etc/katana/chain/config.toml"}, {Source: gen, Dest: "/etc/katana/chain/genesis.json"}}
 	o.Output = filepath.Join(t.TempDir(), "initrd.img")
 	res, err := Pack(context.Background(), o)
 	if err != nil {
@@ -1736,14 +1761,170 @@ func TestOperatorFiles(t *testing.T) {
 	}
 }
 
+// pack --exec puts a static executable in /usr/local/bin with mode 0755,
+// in the content list, beside the --file files.
+func TestOperatorExec(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	o.Compression = "none"
+	side := filepath.Join(dir, "paymaster-service")
+	os.WriteFile(side, testelf.Executable("", []byte("sidecar")), 0o600)
+	cfg := filepath.Join(dir, "config.toml")
+	os.WriteFile(cfg, []byte("x"), 0o600)
+	o.Files = []File{{Source: side, Dest: "/usr/local/bin/paymaster-service", Exec: true}, {Source: cfg, Dest: "/etc/katana/config.toml"}}
+	o.Output = filepath.Join(t.TempDir(), "initrd.img")
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ReadFile(o.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(side)
+	for p, want := range map[string]string{
+		"usr":                             "dir 0755 ",
+		"usr/local":                       "dir 0755 ",
+		"usr/local/bin":                   "dir 0755 ",
+		"usr/local/bin/paymaster-service": "file 0755 " + hexs(sha256.Sum256(b)),
+	} {
+		e, ok := a.Lookup(p)
+		if got := fmt.Sprintf("%s %s %s", e.Type, e.Mode, e.SHA256); !ok || got != want {
+			t.Errorf("%s: %q (found %v), want %q", p, got, ok, want)
+		}
+	}
+	if c, ok := res.Contents["usr/local/bin/paymaster-service"]; !ok || c != sha256.Sum256(b) {
+		t.Errorf("the content list does not cover the executable as packed")
+	}
+}
+
+// OperatorFiles lists what a guest that boots has under /etc/katana/ and
+// /usr/local/bin/, and refuses an initrd where something there escapes the
+// content list the init checks.
+func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	o.Compression = "none"
+	o.PayloadEncoding = "inline"
+	cfg := filepath.Join(dir, "config.toml")
+	os.WriteFile(cfg, []byte("chain"), 0o600)
+	side := filepath.Join(dir, "vrf-server")
+	os.WriteFile(side, testelf.Executable("", []byte("vrf")), 0o600)
+	o.Files = []File{{Source: cfg, Dest: "/etc/katana/chain/config.toml"}, {Source: side, Dest: "/usr/local/bin/vrf-server", Exec: true}}
+	packed := pack(t, o)
+	a, err := Read(bytes.NewReader(packed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := a.OperatorFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, fmt.Sprintf("%s %d %s", e.Path, e.Size, e.SHA256))
+	}
+	sideB, _ := os.ReadFile(side)
+	want := []string{"etc/katana/chain/config.toml 5 " + hexs(sha256.Sum256([]byte("chain"))),
+		fmt.Sprintf("usr/local/bin/vrf-server %d %s", len(sideB), hexs(sha256.Sum256(sideB)))}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("OperatorFiles (-want +got):\n%s", diff)
+	}
+
+	for _, tc := range []struct {
+		name string
+		ents []entry
+		ino  uint32
+		want string
+	}{
+		{"a symlink among the files", []entry{{"etc/katana/genesis.json", symlink, "/opt/genesis.json"}}, 0, "/etc/katana/genesis.json is a symlink"},
+		{"the folder a symlink", []entry{{"etc/katana", symlink, "/opt"}}, 0, "/etc/katana is a symlink"},
+		{"/usr a symlink", []entry{{"usr", symlink, "/opt"}}, 0, "/usr is a symlink, not a folder"},
+		{"a file the list does not cover", []entry{{"etc/katana/extra.toml", newc.TypeReg | 0o644, "x"}}, 0, "/etc/katana/extra.toml is not in the content list"},
+		{"a file with other bytes", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "other"}}, 0, "/etc/katana/chain/config.toml does not match the content list"},
+		{"a listed file replaced by a folder", []entry{{"usr/local/bin/vrf-server", dirMode, ""}}, 0, "the content list names /usr/local/bin/vrf-server, which the initrd does not hold as a file"},
+		{"hard links", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "chain"}, {"etc/katana/b", newc.TypeReg | 0o644, "BB"}}, 77, "has 2 links"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := Read(bytes.NewReader(appendLinked(t, packed, tc.ino, tc.ents...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			es, err := a.OperatorFiles()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("OperatorFiles = %+v, %v; want an error with %q", es, err, tc.want)
+			}
+		})
+	}
+
+	// Not hostbuild's: no content list.
+	a, err = Read(bytes.NewReader(appendArchive(t, nil, entry{"etc/katana/x", newc.TypeReg | 0o644, "x"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.OperatorFiles(); !errors.Is(err, ErrNoContentList) {
+		t.Errorf("OperatorFiles without a content list: %v, want ErrNoContentList", err)
+	}
+}
+
+func TestParseExec(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want File
+		err  bool
+	}{
+		{"target/x86_64-unknown-linux-musl/release/paymaster-service", File{Source: "target/x86_64-unknown-linux-musl/release/paymaster-service", Dest: "/usr/local/bin/paymaster-service", Exec: true}, false},
+		{"build/vrf:/usr/local/bin/vrf-server", File{Source: "build/vrf", Dest: "/usr/local/bin/vrf-server", Exec: true}, false},
+		{"vrf", File{Source: "vrf", Dest: "/usr/local/bin/vrf", Exec: true}, false},
+		{"", File{}, true},
+		{":/usr/local/bin/x", File{}, true},
+		{"x:", File{}, true},
+	} {
+		got, err := ParseExec(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("ParseExec(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// Whatever --exec value CheckFiles accepts has a DEST that is one name in
+// /usr/local/bin/, which the content list carries back.
+func FuzzParseExec(f *testing.F) {
+	for _, s := range []string{"paymaster-service", "a/b:/usr/local/bin/c", "x:/usr/local/bin/a/b", "x:/usr/local/bin/", "x:/usr/local/bin/..",
+		"x:/bin/katana", "x/", "x:/usr/local/bin/a\nb", ":", "x:/usr/local/bin/" + strings.Repeat("n", 256)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fl, err := ParseExec(s)
+		if err != nil {
+			return
+		}
+		if fl.Source == "" || !fl.Exec {
+			t.Fatalf("ParseExec(%q) = %+v", s, fl)
+		}
+		if CheckFiles([]File{fl}) != nil {
+			return
+		}
+		name, ok := strings.CutPrefix(fl.Dest, "/"+initrdlayout.OperatorBinDir+"/")
+		if !ok || name == "" || name == "." || name == ".." || strings.Contains(name, "/") || len(name) > 255 {
+			t.Fatalf("CheckFiles accepted --exec DEST %q (from %q)", fl.Dest, s)
+		}
+		rel := strings.TrimPrefix(fl.Dest, "/")
+		c, err := initrdlayout.ParseContents(bytes.NewReader(initrdlayout.Contents{rel: {}}.Format()))
+		if _, ok := c[rel]; err != nil || !ok || len(c) != 1 {
+			t.Fatalf("CheckFiles accepted DEST %q, which the content list does not carry back (%v)", fl.Dest, err)
+		}
+	})
+}
+
 func TestParseFile(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want File
 		err  bool
 	}{
-		{"chain/config.toml:/etc/katana/chain/config.toml", File{"chain/config.toml", "/etc/katana/chain/config.toml"}, false},
-		{"C:/x:/etc/katana/x", File{"C:/x", "/etc/katana/x"}, false},
+		{"chain/config.toml:/etc/katana/chain/config.toml", File{Source: "chain/config.toml", Dest: "/etc/katana/chain/config.toml"}, false},
+		{"C:/x:/etc/katana/x", File{Source: "C:/x", Dest: "/etc/katana/x"}, false},
 		{"config.toml", File{}, true},
 		{":/etc/katana/x", File{}, true},
 		{"config.toml:", File{}, true},

@@ -31,6 +31,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
@@ -47,8 +49,9 @@ type Options struct {
 	Modules       []string // module names; nil means kmod.DefaultModules (those the tree has)
 	CABundle      string   // optional PEM bundle, packed at /etc/ssl/certs/ca-certificates.crt
 	// Files are the operator's own files (Katana's chain configuration,
-	// genesis, ...), packed under /etc/katana/ with mode 0644 and checked
-	// by the init like every other file.
+	// genesis, ...), packed under /etc/katana/ with mode 0644, and
+	// executables (Katana's sidecars) in /usr/local/bin/ with mode 0755,
+	// checked by the init like every other file.
 	Files       []File
 	Compression string // "zstd", "gzip" or "none"; "" means DefaultCompression
 	// PayloadEncoding is "frames" (the payload in zstd frames in its own
@@ -63,10 +66,29 @@ type Options struct {
 }
 
 // File is one of the operator's files: Source on the host, packed at Dest,
-// an absolute path under /etc/katana/.
+// an absolute path under /etc/katana/ (mode 0644), or, with Exec, an
+// executable: a static x86-64 ELF packed as /usr/local/bin/NAME (mode
+// 0755), which Katana finds on PATH (its sidecars).
 type File struct {
 	Source string
 	Dest   string
+	Exec   bool
+}
+
+// flag is the hostbuild flag that gives f.
+func (f File) flag() string {
+	if f.Exec {
+		return "--exec"
+	}
+	return "--file"
+}
+
+// dir is the folder f is packed under, relative to the initrd's root.
+func (f File) dir() string {
+	if f.Exec {
+		return initrdlayout.OperatorBinDir
+	}
+	return initrdlayout.OperatorDir
 }
 
 // Linux's limits on a path (with its NUL) and on one name in it: the
@@ -87,32 +109,57 @@ func ParseFile(s string) (File, error) {
 	return File{Source: s[:i], Dest: s[i+1:]}, nil
 }
 
+// ParseExec reads an --exec value: SOURCE:DEST as ParseFile splits it,
+// DEST /usr/local/bin/NAME, or SOURCE alone for DEST /usr/local/bin/ and
+// SOURCE's base name. The DEST rules are CheckFiles'.
+func ParseExec(s string) (File, error) {
+	i := strings.LastIndexByte(s, ':')
+	switch {
+	case s == "" || i == 0 || i == len(s)-1:
+		return File{}, fmt.Errorf("--exec %q: want SOURCE or SOURCE:DEST, DEST /%s/NAME (e.g. target/release/paymaster-service:/%s/paymaster-service)", s, initrdlayout.OperatorBinDir, initrdlayout.OperatorBinDir)
+	case i < 0:
+		return File{Source: s, Dest: "/" + initrdlayout.OperatorBinDir + "/" + path.Base(filepath.ToSlash(s)), Exec: true}, nil
+	}
+	return File{Source: s[:i], Dest: s[i+1:], Exec: true}, nil
+}
+
 // CheckFiles checks the destinations of files: each an absolute, clean path
-// under /etc/katana/ that the content list can carry, none twice, none
-// inside another's. The messages name --file.
+// under its folder (/etc/katana/ for --file, one name in /usr/local/bin/
+// for --exec) that the content list can carry, none twice, none inside
+// another's. The messages name the flag.
 func CheckFiles(files []File) error {
 	dests := map[string]bool{}
 	for _, f := range files {
-		rel, ok := strings.CutPrefix(f.Dest, "/"+initrdlayout.OperatorDir+"/")
+		fl, dir := f.flag(), f.dir()
+		rel, ok := strings.CutPrefix(f.Dest, "/"+dir+"/")
 		switch {
 		case f.Source == "":
-			return fmt.Errorf("--file :%s: no SOURCE", f.Dest)
+			return fmt.Errorf("%s :%s: no SOURCE", fl, f.Dest)
 		case !ok || rel == "":
-			return fmt.Errorf("--file %s:%s: DEST must be a file under /%s/ (Katana's files have their own folder, apart from the init's and the kernel's)", f.Source, f.Dest, initrdlayout.OperatorDir)
+			if f.Exec {
+				return fmt.Errorf("%s %s:%s: DEST must be /%s/NAME (Katana's sidecars have their own folder, on its PATH)", fl, f.Source, f.Dest, dir)
+			}
+			return fmt.Errorf("%s %s:%s: DEST must be a file under /%s/ (Katana's files have their own folder, apart from the init's and the kernel's)", fl, f.Source, f.Dest, dir)
 		case path.Clean(f.Dest) != f.Dest:
-			return fmt.Errorf("--file %s:%s: DEST is not a clean path (no \"..\", \".\", \"//\" or trailing slash); say %s", f.Source, f.Dest, path.Clean(f.Dest))
-		case !inContentList(initrdlayout.OperatorDir + "/" + rel):
-			return fmt.Errorf("--file %s:%q: DEST holds a character the init's content list cannot carry (a newline, a backslash, a control character or the like): rename it", f.Source, f.Dest)
+			return fmt.Errorf("%s %s:%s: DEST is not a clean path (no \"..\", \".\", \"//\" or trailing slash); say %s", fl, f.Source, f.Dest, path.Clean(f.Dest))
+		case f.Exec && strings.Contains(rel, "/"):
+			return fmt.Errorf("%s %s:%s: DEST must be one name in /%s/, not a path under it (PATH lists the folder, not its subfolders)", fl, f.Source, f.Dest, dir)
+		case !inContentList(dir+"/"+rel) || !utf8.ValidString(f.Dest) || strings.ContainsFunc(f.Dest, unicode.IsControl):
+			return fmt.Errorf("%s %s:%q: DEST holds a character the init's content list or the manifest cannot carry (a newline, a backslash, a control character, a byte that is not UTF-8 or the like): rename it", fl, f.Source, f.Dest)
 		case len(f.Dest) >= pathMax:
-			return fmt.Errorf("--file %s:%s: DEST is %d bytes; the guest's kernel unpacks no path of %d bytes or more", f.Source, f.Dest, len(f.Dest), pathMax)
+			return fmt.Errorf("%s %s:%s: DEST is %d bytes; the guest's kernel unpacks no path of %d bytes or more", fl, f.Source, f.Dest, len(f.Dest), pathMax)
 		case slices.ContainsFunc(strings.Split(rel, "/"), func(c string) bool { return len(c) > nameMax }):
-			return fmt.Errorf("--file %s:%s: DEST has a name over %d bytes, which the guest's kernel cannot create", f.Source, f.Dest, nameMax)
+			return fmt.Errorf("%s %s:%s: DEST has a name over %d bytes, which the guest's kernel cannot create", fl, f.Source, f.Dest, nameMax)
 		case dests[f.Dest]:
-			return fmt.Errorf("--file ...:%s given twice", f.Dest)
+			return fmt.Errorf("%s ...:%s given twice", fl, f.Dest)
 		}
 		dests[f.Dest] = true
 	}
+	// Only --file's folder has subfolders (an --exec DEST is one name).
 	for d := range dests {
+		if !strings.HasPrefix(d, "/"+initrdlayout.OperatorDir+"/") {
+			continue
+		}
 		for p := path.Dir(d); p != "/"+initrdlayout.OperatorDir; p = path.Dir(p) {
 			if dests[p] {
 				return fmt.Errorf("--file ...:%s is inside --file ...:%s, a file", d, p)
@@ -245,12 +292,16 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	}
 	var opFiles []file
 	for _, f := range o.Files {
-		b, err := readInput("--file "+f.Dest, f.Source)
+		read, mode, what := readInput, initrdlayout.DataMode, "file"
+		if f.Exec {
+			read, mode, what = readStaticELF, initrdlayout.ExecMode, "exec"
+		}
+		b, err := read(f.flag()+" "+f.Dest, f.Source)
 		if err != nil {
 			return nil, err
 		}
-		opFiles = append(opFiles, file{path: strings.TrimPrefix(f.Dest, "/"), mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: b})
-		logf("file: %s (%d bytes, from %s)", f.Dest, len(b), f.Source)
+		opFiles = append(opFiles, file{path: strings.TrimPrefix(f.Dest, "/"), mode: newc.TypeReg | uint32(mode), data: b})
+		logf("%s: %s (%d bytes, from %s)", what, f.Dest, len(b), f.Source)
 	}
 	var modFiles []file
 	if o.KernelModules != "" {

@@ -11,6 +11,9 @@
 // environment (one JSON array, in order), its TMPDIR
 // (mode and number of entries), its RLIMIT_NOFILE, and the SHA-256 of every
 // file under /etc/katana (hostbuild pack --file).
+// --sidecar NAME starts NAME, found on PATH as Katana finds its sidecars,
+// with the argument --sidecar-child, which makes this program listen on
+// 127.0.0.1:5060, say it runs and then wait to be killed.
 // --vsock-relay TCPPORT:VSOCKPORT relays each TCP connection to TCPPORT (all
 // addresses) to vsock port VSOCKPORT of this guest (CID 1, the kernel's
 // vsock_loopback transport): a test on the host, which has no vsock, then
@@ -29,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -46,6 +50,20 @@ const chainID = "0x4b4154414e41"
 func main() { os.Exit(run(os.Args)) }
 
 func run(argv []string) int {
+	// Run as a sidecar (--sidecar below): hold a port, as a real sidecar
+	// does, say so, then wait to be killed.
+	if len(argv) == 2 && argv[1] == "--sidecar-child" {
+		ln, err := net.Listen("tcp", "127.0.0.1:5060")
+		if err != nil {
+			fmt.Printf("standin-katana: sidecar cannot run: %v\n", err)
+			return 1
+		}
+		defer ln.Close()
+		fmt.Printf("standin-katana: sidecar running pid=%d pgid=%d on %s\n", os.Getpid(), syscall.Getpgrp(), ln.Addr())
+		for {
+			time.Sleep(time.Hour)
+		}
+	}
 	// Exact argv, one JSON array, so tests can compare it without ambiguity.
 	enc, _ := json.Marshal(argv[1:])
 	fmt.Printf("standin-katana: argv=%s\n", enc)
@@ -132,6 +150,22 @@ func run(argv []string) int {
 				fmt.Fprintf(os.Stderr, "standin-katana: --vsock-relay %q: %v\n", spec, err)
 				return 2
 			}
+		case "--sidecar":
+			// Start NAME from PATH as Katana starts its sidecars (a
+			// child in its process group), and leave it running.
+			name := next()
+			p, err := exec.LookPath(name)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "standin-katana: --sidecar: %v\n", err)
+				return 2
+			}
+			cmd := exec.Command(p, "--sidecar-child")
+			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			if err := cmd.Start(); err != nil {
+				fmt.Fprintf(os.Stderr, "standin-katana: --sidecar: %v\n", err)
+				return 2
+			}
+			fmt.Printf("standin-katana: started sidecar %s pid=%d\n", p, cmd.Process.Pid)
 		case "--exit-code":
 			n, err := strconv.Atoi(next())
 			if err != nil {
