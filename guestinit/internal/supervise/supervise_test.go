@@ -225,6 +225,22 @@ func (h *harness) waitReport(line string) {
 	h.t.Fatalf("helper never reported %q; report: %q", line, h.report())
 }
 
+// grandchildren returns the pids of the grandchildren the "orphan" modes
+// reported, which must be n.
+func (h *harness) grandchildren(n int) []int {
+	var pids []int
+	for _, l := range h.report() {
+		if v, ok := strings.CutPrefix(l, "grandchild="); ok {
+			p, _ := strconv.Atoi(v)
+			pids = append(pids, p)
+		}
+	}
+	if len(pids) != n {
+		h.t.Fatalf("report %q, want %d grandchildren", h.report(), n)
+	}
+	return pids
+}
+
 func (h *harness) logged(sub string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -432,16 +448,7 @@ func TestOrphansReaped(t *testing.T) {
 	if !strings.Contains(out.Reason, "status=3") {
 		t.Fatalf("outcome %+v", out)
 	}
-	var pids []int
-	for _, l := range h.report() {
-		if v, ok := strings.CutPrefix(l, "grandchild="); ok {
-			n, _ := strconv.Atoi(v)
-			pids = append(pids, n)
-		}
-	}
-	if len(pids) != 2 {
-		t.Fatalf("report %q, want two grandchildren", h.report())
-	}
+	pids := h.grandchildren(2)
 	// The first grandchild (300ms) ended during the 2s backoff and was
 	// reaped by the SIGCHLD loop: no zombie left.
 	if _, err := os.Stat(fmt.Sprintf("/proc/%d", pids[0])); err == nil {
@@ -467,16 +474,7 @@ func TestLeftoversKilledBeforeRestart(t *testing.T) {
 	if !strings.Contains(out.Reason, "restart limit 1 reached") {
 		t.Fatalf("outcome %+v", out)
 	}
-	var pids []int
-	for _, l := range h.report() {
-		if v, ok := strings.CutPrefix(l, "grandchild="); ok {
-			n, _ := strconv.Atoi(v)
-			pids = append(pids, n)
-		}
-	}
-	if len(pids) != 2 {
-		t.Fatalf("report %q, want two grandchildren", h.report())
-	}
+	pids := h.grandchildren(2)
 	t.Cleanup(func() {
 		for _, p := range pids {
 			unix.Kill(p, unix.SIGKILL)

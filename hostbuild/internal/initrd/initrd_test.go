@@ -1867,26 +1867,6 @@ func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
 	}
 }
 
-func TestParseExec(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want File
-		err  bool
-	}{
-		{"target/x86_64-unknown-linux-musl/release/paymaster-service", File{Source: "target/x86_64-unknown-linux-musl/release/paymaster-service", Dest: "/usr/local/bin/paymaster-service", Exec: true}, false},
-		{"build/vrf:/usr/local/bin/vrf-server", File{Source: "build/vrf", Dest: "/usr/local/bin/vrf-server", Exec: true}, false},
-		{"vrf", File{Source: "vrf", Dest: "/usr/local/bin/vrf", Exec: true}, false},
-		{"", File{}, true},
-		{":/usr/local/bin/x", File{}, true},
-		{"x:", File{}, true},
-	} {
-		got, err := ParseExec(tc.in)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("ParseExec(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.err)
-		}
-	}
-}
-
 // Whatever --exec value CheckFiles accepts has a DEST that is one name in
 // /usr/local/bin/, which the content list carries back.
 func FuzzParseExec(f *testing.F) {
@@ -1909,30 +1889,49 @@ func FuzzParseExec(f *testing.F) {
 		if !ok || name == "" || name == "." || name == ".." || strings.Contains(name, "/") || len(name) > 255 {
 			t.Fatalf("CheckFiles accepted --exec DEST %q (from %q)", fl.Dest, s)
 		}
-		rel := strings.TrimPrefix(fl.Dest, "/")
-		c, err := initrdlayout.ParseContents(bytes.NewReader(initrdlayout.Contents{rel: {}}.Format()))
-		if _, ok := c[rel]; err != nil || !ok || len(c) != 1 {
-			t.Fatalf("CheckFiles accepted DEST %q, which the content list does not carry back (%v)", fl.Dest, err)
-		}
+		carriedBack(t, fl.Dest)
 	})
 }
 
-func TestParseFile(t *testing.T) {
+// ParseFile and ParseExec split the values of --file and --exec.
+func TestParseFileAndExec(t *testing.T) {
 	for _, tc := range []struct {
+		exec bool
 		in   string
 		want File
 		err  bool
 	}{
-		{"chain/config.toml:/etc/katana/chain/config.toml", File{Source: "chain/config.toml", Dest: "/etc/katana/chain/config.toml"}, false},
-		{"C:/x:/etc/katana/x", File{Source: "C:/x", Dest: "/etc/katana/x"}, false},
-		{"config.toml", File{}, true},
-		{":/etc/katana/x", File{}, true},
-		{"config.toml:", File{}, true},
+		{false, "chain/config.toml:/etc/katana/chain/config.toml", File{Source: "chain/config.toml", Dest: "/etc/katana/chain/config.toml"}, false},
+		{false, "C:/x:/etc/katana/x", File{Source: "C:/x", Dest: "/etc/katana/x"}, false},
+		{false, "config.toml", File{}, true},
+		{false, ":/etc/katana/x", File{}, true},
+		{false, "config.toml:", File{}, true},
+		{true, "target/x86_64-unknown-linux-musl/release/paymaster-service", File{Source: "target/x86_64-unknown-linux-musl/release/paymaster-service", Dest: "/usr/local/bin/paymaster-service", Exec: true}, false},
+		{true, "build/vrf:/usr/local/bin/vrf-server", File{Source: "build/vrf", Dest: "/usr/local/bin/vrf-server", Exec: true}, false},
+		{true, "vrf", File{Source: "vrf", Dest: "/usr/local/bin/vrf", Exec: true}, false},
+		{true, "", File{}, true},
+		{true, ":/usr/local/bin/x", File{}, true},
+		{true, "x:", File{}, true},
 	} {
-		got, err := ParseFile(tc.in)
-		if (err != nil) != tc.err || got != tc.want {
-			t.Errorf("ParseFile(%q) = %+v, %v; want %+v, error %v", tc.in, got, err, tc.want, tc.err)
+		parse, name := ParseFile, "ParseFile"
+		if tc.exec {
+			parse, name = ParseExec, "ParseExec"
 		}
+		got, err := parse(tc.in)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("%s(%q) = %+v, %v; want %+v, error %v", name, tc.in, got, err, tc.want, tc.err)
+		}
+	}
+}
+
+// carriedBack fails t unless the content list carries dest (absolute)
+// back as it is written.
+func carriedBack(t *testing.T, dest string) {
+	t.Helper()
+	rel := strings.TrimPrefix(dest, "/")
+	c, err := initrdlayout.ParseContents(bytes.NewReader(initrdlayout.Contents{rel: {}}.Format()))
+	if _, ok := c[rel]; err != nil || !ok || len(c) != 1 {
+		t.Fatalf("CheckFiles accepted DEST %q, which the content list does not carry back (%v)", dest, err)
 	}
 }
 
@@ -1960,10 +1959,7 @@ func FuzzParseFile(f *testing.F) {
 		if !strings.HasPrefix(rel, initrdlayout.OperatorDir+"/") || path.Clean(fl.Dest) != fl.Dest || rel == initrdlayout.OperatorDir+"/" {
 			t.Fatalf("CheckFiles accepted DEST %q", fl.Dest)
 		}
-		c, err := initrdlayout.ParseContents(bytes.NewReader(initrdlayout.Contents{rel: {}}.Format()))
-		if _, ok := c[rel]; err != nil || !ok || len(c) != 1 {
-			t.Fatalf("CheckFiles accepted DEST %q, which the content list does not carry back (%v)", fl.Dest, err)
-		}
+		carriedBack(t, fl.Dest)
 		// What the guest's kernel can create: under PATH_MAX with its NUL,
 		// no name over NAME_MAX, no NUL.
 		if len(fl.Dest) >= 4096 || strings.ContainsRune(fl.Dest, 0) {
