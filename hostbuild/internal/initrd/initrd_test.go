@@ -59,6 +59,21 @@ func inputs(t testing.TB, dir string) Options {
 	}
 }
 
+// packAndRead packs o to a temporary file and reads it back.
+func packAndRead(t testing.TB, o Options) (*Result, *Archive) {
+	t.Helper()
+	o.Output = filepath.Join(t.TempDir(), "initrd.img")
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ReadFile(o.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, a
+}
+
 func pack(t testing.TB, o Options) []byte {
 	t.Helper()
 	if o.Output == "" {
@@ -1723,15 +1738,7 @@ func TestOperatorFiles(t *testing.T) {
 	os.WriteFile(cfg, []byte("chain_id = \"KATANA\"\n"), 0o600)
 	os.WriteFile(gen, []byte(`{"number":0}`), 0o600)
 	o.Files = []File{{Source: cfg, Dest: "/etc/katana/chain/config.toml"}, {Source: gen, Dest: "/etc/katana/chain/genesis.json"}}
-	o.Output = filepath.Join(t.TempDir(), "initrd.img")
-	res, err := Pack(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := ReadFile(o.Output)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, a := packAndRead(t, o)
 	got := map[string]string{}
 	for _, e := range a.Entries {
 		if strings.HasPrefix(e.Path, initrdlayout.OperatorDir) {
@@ -1772,15 +1779,7 @@ func TestOperatorExec(t *testing.T) {
 	cfg := filepath.Join(dir, "config.toml")
 	os.WriteFile(cfg, []byte("x"), 0o600)
 	o.Files = []File{{Source: side, Dest: "/usr/local/bin/paymaster-service", Exec: true}, {Source: cfg, Dest: "/etc/katana/config.toml"}}
-	o.Output = filepath.Join(t.TempDir(), "initrd.img")
-	res, err := Pack(context.Background(), o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := ReadFile(o.Output)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, a := packAndRead(t, o)
 	b, _ := os.ReadFile(side)
 	for p, want := range map[string]string{
 		"usr":                             "dir 0755 ",
