@@ -36,7 +36,8 @@ manifest also lists the operator's files the initrd holds under
 their SHA-256.
 
 Exit status: 0 written, 1 the inputs cannot be read or measured, or --payload
-or --init is not what --initrd holds, 2 usage error.
+or --init is not what --initrd holds, or the initrd holds a file its content
+list does not vouch for, 2 usage error.
 
 Flags:
 `

@@ -1838,11 +1838,16 @@ func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
 	}{
 		{"a symlink among the files", []entry{{"etc/katana/genesis.json", symlink, "/opt/genesis.json"}}, 0, "/etc/katana/genesis.json is a symlink"},
 		{"the folder a symlink", []entry{{"etc/katana", symlink, "/opt"}}, 0, "/etc/katana is a symlink"},
-		{"/usr a symlink", []entry{{"usr", symlink, "/opt"}}, 0, "/usr is a symlink, not a folder"},
+		{"/usr a symlink", []entry{{"usr", symlink, "/opt"}}, 0, "/usr is a symlink the layout does not make"},
+		{"a sidecar elsewhere on PATH", []entry{{"bin/paymaster-service", regExec, "x"}}, 0, "/bin/paymaster-service is not in the content list"},
+		{"a sidecar in ~/.katana/bin", []entry{{".katana", dirMode, ""}, {".katana/bin", dirMode, ""}, {".katana/bin/vrf-server", regExec, "x"}}, 0, "/.katana/bin/vrf-server is not in the content list"},
+		{"a symlink on PATH", []entry{{"usr/bin", dirMode, ""}, {"usr/bin/paymaster-service", symlink, "/bin/katana"}}, 0, "/usr/bin/paymaster-service is a symlink the layout does not make"},
+		{"a device node the layout does not make", []entry{{"dev/mem", newc.TypeChar | 0o600, ""}}, 0, "/dev/mem is a chardev the layout does not make"},
+		{"the layout's link pointing elsewhere", []entry{{"var/run", symlink, "/tmp"}}, 0, "/var/run is a symlink the layout does not make"},
 		{"a file the list does not cover", []entry{{"etc/katana/extra.toml", newc.TypeReg | 0o644, "x"}}, 0, "/etc/katana/extra.toml is not in the content list"},
 		{"a file with other bytes", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "other"}}, 0, "/etc/katana/chain/config.toml does not match the content list"},
 		{"a listed file replaced by a folder", []entry{{"usr/local/bin/vrf-server", dirMode, ""}}, 0, "the content list names /usr/local/bin/vrf-server, which the initrd does not hold as a file"},
-		{"hard links", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "chain"}, {"etc/katana/b", newc.TypeReg | 0o644, "BB"}}, 77, "has 2 links"},
+		{"hard links", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "chain"}, {"usr/local/bin/vrf-server", regExec, string(sideB)}}, 77, "has 2 links"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, err := Read(bytes.NewReader(appendLinked(t, packed, tc.ino, tc.ents...)))

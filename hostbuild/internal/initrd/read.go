@@ -178,6 +178,48 @@ func Read(r io.Reader) (*Archive, error) {
 	return a, nil
 }
 
+// checkVouched refuses a regular file the content list does not cover
+// with its bytes (the list itself aside) and an entry that is neither a
+// folder nor a regular file unless the layout makes it just so.
+func (a *Archive) checkVouched() error {
+	layout, err := layoutFiles()
+	if err != nil {
+		return err
+	}
+	special := map[string]file{}
+	for _, f := range layout {
+		if t := f.mode & newc.TypeMask; t != newc.TypeDir && t != newc.TypeReg {
+			special[f.path] = f
+		}
+	}
+	for _, e := range a.Entries {
+		switch e.Type {
+		case "dir":
+		case "file":
+			if e.Path == initrdlayout.ContentsPath {
+				continue
+			}
+			sum, ok := a.contents[e.Path]
+			if !ok {
+				return fmt.Errorf("/%s is not in the content list: the init does not check it, yet Katana could run or read it (pack the initrd with hostbuild pack)", e.Path)
+			}
+			if hex.EncodeToString(sum[:]) != e.SHA256 {
+				return fmt.Errorf("/%s does not match the content list (the init would refuse to boot)", e.Path)
+			}
+		default:
+			f, ok := special[e.Path]
+			want := Entry{Type: newc.TypeString(f.mode), Mode: fmt.Sprintf("%04o", f.mode&0o7777), Link: f.target}
+			if f.mode&newc.TypeMask == newc.TypeChar || f.mode&newc.TypeMask == newc.TypeBlock {
+				want.Device = fmt.Sprintf("%d:%d", f.rmaj, f.rmin)
+			}
+			if !ok || e.Type != want.Type || e.Mode != want.Mode || e.Link != want.Link || e.Device != want.Device {
+				return fmt.Errorf("/%s is a %s the layout does not make (only folders, files the content list covers and the layout's %d device nodes and links are vouched for)", e.Path, e.Type, len(special))
+			}
+		}
+	}
+	return nil
+}
+
 // ErrNoContentList is OperatorFiles' error for an initrd without a content
 // list the init would read: not one hostbuild pack built.
 var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPath + "): not an initrd hostbuild pack built")
@@ -189,14 +231,21 @@ var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPat
 // list does not vouch for is an error, since Katana could read it: an
 // entry other than a folder or a regular file (on the way, too), a file
 // the list does not cover or covers with other bytes, a hard link, a
-// listed file the archive lacks. So is an initrd whose payload is unknown,
-// and one without a content list (ErrNoContentList).
+// listed file the archive lacks. So is, anywhere in the initrd, a file the
+// content list does not cover and an entry other than a folder or a file
+// that the layout does not make (Katana also looks for its sidecars on
+// all of PATH and in ~/.katana/bin, and the init checks only what the list
+// names); an initrd whose payload is unknown; and one without a content
+// list (ErrNoContentList).
 func (a *Archive) OperatorFiles() ([]Entry, error) {
 	if a.PayloadUnknown != "" {
 		return nil, fmt.Errorf("the guest's files cannot be told: %s", a.PayloadUnknown)
 	}
 	if a.contents == nil {
 		return nil, ErrNoContentList
+	}
+	if err := a.checkVouched(); err != nil {
+		return nil, err
 	}
 	var files []Entry
 	for _, dir := range []string{initrdlayout.OperatorDir, initrdlayout.OperatorBinDir} {

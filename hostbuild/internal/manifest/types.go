@@ -41,7 +41,8 @@ type Components struct {
 	// recorded when the initrd's
 	// contents are read, as they are when --payload or --init is given
 	// (build always gives both).
-	// Absent (nil): the initrd's contents were not read; [] none.
+	// Absent (nil): the initrd's contents were not read, or it has no
+	// content list (not hostbuild's); [] none.
 	Files *[]OperatorFile `json:"files,omitempty"`
 }
 
