@@ -275,6 +275,7 @@ func TestAttestArgvAndEnv(t *testing.T) {
 	}{
 		{"honest", fakeAgent{}, 0, []string{"  katana argv:    [\"--dev\"]\n", "  katana env:     RUST_LOG=debug\n"}, []string{"warning"}},
 		{"measurement failure", fakeAgent{report: func(r []byte) { r[0x90] ^= 1 }}, 6, nil, []string{"katana argv", "katana env"}},
+		{"policy failure (debugging allowed)", fakeAgent{report: func(r []byte) { r[0x0A] |= 1 << 3 }}, 7, nil, []string{"katana argv", "katana env"}},
 		{"another split", fakeAgent{config: &other}, 0, []string{"  katana argv:    [\"--other\"]\n", "  katana env:     A=1\n",
 			"warning: the guest's init split the measured cmdline into another argv or katana.env than this tool does"}, nil},
 	} {

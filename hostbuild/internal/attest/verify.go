@@ -168,10 +168,15 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	if c := string(ev.Config.Cmdline); !sameCmdline(c, o.Manifest.Cmdline) {
 		return fail(ClassMeasurement, "the init reports the cmdline %q, but the manifest measured %q: the guest ran on a command line other than the measured one (something between the firmware and the init changed it), so Katana's argv and the init's settings are not the manifest's", c, o.Manifest.Cmdline)
 	}
+	// 4. Policy, VMPL, version, TCB.
+	if err := checkPolicy(att, o, res); err != nil {
+		return err
+	}
 	// Only now are the argv and env those of the manifest's guest, signed
-	// by its init: before, they are text a host could have sent. This
-	// tool's parser reads the same from the cmdline, unless the init is of
-	// another version.
+	// by its init under the expected policy (with debugging allowed, the
+	// host could have written them): before, they are text a host could
+	// have sent. This tool's parser reads the same from the cmdline,
+	// unless the init is of another version.
 	res.Argv = ev.Config.Argv
 	res.Env = ev.Config.Settings[bootcfg.KeyEnv]
 	if c, err := bootcfg.Parse(string(ev.Config.Cmdline)); err != nil {
@@ -179,9 +184,7 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	} else if env, _ := bootcfg.QuoteArgs(c.Env); !slices.Equal(c.Args, ev.Config.Argv) || env != res.Env {
 		res.Warnings = append(res.Warnings, "the guest's init split the measured cmdline into another argv or katana.env than this tool does: the init is of another version; the argv and env shown are the init's")
 	}
-
-	// 4. Policy, VMPL, version, TCB.
-	return checkPolicy(att, o, res)
+	return nil
 }
 
 // sameCmdline reports whether the init's reported cmdline is the measured
