@@ -44,7 +44,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	quiet := fs.Bool("q", false, "no progress output (warnings are still printed)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hostbuild build --payload KATANA [--kernel-modules DIR] --kernel VMLINUZ --ovmf OVMF.fd
-         [--args WORDS] [--env NAME=VALUE]... [--file SRC:DEST]... [--exec SRC]... [--net ...] [--agent ...]
+         [--args WORDS] [--env NAME=VALUE]... [--file SRC:DEST]... [--exec SRC[:DEST]]... [--net ...] [--agent ...]
          [--vcpus 1,2] [--vcpu-type EPYC-v4] -o OUTDIR
 
 Does pack, cmdline and manifest in one step, so that the three always agree:

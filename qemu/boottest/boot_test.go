@@ -198,7 +198,9 @@ func TestBootSidecarRestart(t *testing.T) {
 	c.Net = bootcfg.Net{None: true}
 	c.OnExit = bootcfg.OnExitRestart
 	c.RestartLimit = 1
-	c.Args = []string{"--sidecar", "standin-sidecar", "--exit-after", "2s", "--exit-code", "3"}
+	// Each Katana lives 4 s: time for its sidecar to start and take its
+	// port under TCG.
+	c.Args = []string{"--sidecar", "standin-sidecar", "--exit-after", "4s", "--exit-code", "3"}
 	g, _ := boot(t, e, img, cmdline(t, c))
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()

@@ -148,6 +148,11 @@ type runner struct {
 	grace    *time.Timer
 	kill     *time.Timer
 	restart  *time.Timer
+	// leftover is the process group of a Katana that exited with members
+	// still running, killed before the restart; the restart waits for
+	// them to be gone until leftoverBy.
+	leftover   int
+	leftoverBy time.Time
 }
 
 func (r *runner) start() error {
@@ -261,6 +266,22 @@ func Run(ctx context.Context, o Options) Outcome {
 		case <-r.kill.C:
 			return Outcome{Action: power.PowerOff, Reason: fmt.Sprintf("%s; katana pid=%d survived SIGKILL for %v", r.reason, r.pid, o.KillWait)}
 		case <-r.restart.C:
+			if r.leftover != 0 {
+				// SIGKILL is not instant: a large process releases its
+				// memory, then its ports, as it ends. Reap what has ended
+				// (orphans are the init's) and wait for the rest.
+				if out, ok := r.reap(); ok {
+					return out
+				}
+				if unix.Kill(-r.leftover, 0) == nil {
+					if time.Now().Before(r.leftoverBy) {
+						r.restart.Reset(50 * time.Millisecond)
+						continue
+					}
+					r.o.Log("katana's process group %d still has members %v after SIGKILL: restarting anyway", r.leftover, o.KillWait)
+				}
+				r.leftover = 0
+			}
 			r.restarts++
 			o.Status.AddRestart()
 			r.o.Log("restarting katana (restart %d of %d)", r.restarts, o.RestartLimit)
@@ -348,7 +369,8 @@ func (r *runner) reap() (Outcome, bool) {
 		// would hold its ports and memory against the next Katana: its
 		// process group (Katana leads one, Setsid) goes first.
 		if err := unix.Kill(-exitedPid, unix.SIGKILL); err == nil {
-			r.o.Log("katana left processes running in its process group %d: SIGKILL before the restart", exitedPid)
+			r.o.Log("katana left processes in its process group %d: SIGKILL before the restart", exitedPid)
+			r.leftover, r.leftoverBy = exitedPid, time.Now().Add(r.o.KillWait)
 		}
 		d := r.o.Backoff(r.restarts)
 		r.o.Log("restarting katana in %v", d)

@@ -469,18 +469,37 @@ func TestLeftoversKilledBeforeRestart(t *testing.T) {
 	o := h.opts("orphan-linger")
 	o.OnExit = bootcfg.OnExitRestart
 	o.RestartLimit = 1
-	o.Backoff = func(int) time.Duration { return 200 * time.Millisecond }
+	// No backoff: the restart itself must wait until the SIGKILLed
+	// leftover is gone (reaped), as its port is only free then.
+	o.Backoff = func(int) time.Duration { return 0 }
+	var leftAtRestart []string
+	log := o.Log
+	o.Log = func(format string, args ...any) {
+		if strings.HasPrefix(format, "restarting katana (restart") {
+			for _, l := range h.report() {
+				if v, ok := strings.CutPrefix(l, "grandchild="); ok {
+					if _, err := os.Stat("/proc/" + v); err == nil {
+						leftAtRestart = append(leftAtRestart, v)
+					}
+				}
+			}
+		}
+		log(format, args...)
+	}
 	out := run(t, o)
+	if len(leftAtRestart) != 0 {
+		t.Errorf("the leftover pid %v still existed when the restart began", leftAtRestart)
+	}
 	if !strings.Contains(out.Reason, "restart limit 1 reached") {
 		t.Fatalf("outcome %+v", out)
 	}
 	pids := h.grandchildren(2)
+	// The last run's leftover is ours (a subreaper) to end and reap; the
+	// first one is reaped already, and its pid may be another's by now.
 	t.Cleanup(func() {
-		for _, p := range pids {
-			unix.Kill(p, unix.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(p, &ws, 0, nil)
-		}
+		unix.Kill(pids[1], unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(pids[1], &ws, 0, nil)
 	})
 	// The first run's grandchild (a minute's sleep) is dead: gone, or a
 	// zombie not yet reaped.
