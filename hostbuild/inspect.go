@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
@@ -38,7 +40,13 @@ mismatch is an error naming the frame and its bytes. Names are
 read as the kernel resolves them ("./bin/katana" is bin/katana); when an
 entry's name has a ".." component or passes through a symlink, only the
 kernel can tell which file it replaces, so the payload line says unknown
-and why (likewise for a payload file with hard links). Malformed archives are rejected with the offset of the problem.
+and why (likewise for a payload file with hard links). Before those two
+lines, for an initrd with a content list, one says that the list covers
+every file and names the operator's files (--file, --exec), or, in
+capitals, what it does not vouch for: a file it does not cover, an entry
+the layout does not make, anything under /etc/katana/ or /usr/local/bin/
+that is not a folder or a covered file. Malformed archives are rejected
+with the offset of the problem.
 
 Exit status: 0 listed; 1 unreadable or malformed initrd (or not an initrd:
 a folder, another kind of file), or the payload fails its checks; 2 usage.
@@ -76,6 +84,25 @@ Flags:
 	if err := a.WriteListing(stdout); err != nil {
 		fmt.Fprintf(stderr, "hostbuild inspect: %v\n", err)
 		return exitFail
+	}
+	// What the content list vouches for, when the guest's files can be
+	// told (the payload line says why not) and there is a list.
+	if a.PayloadUnknown == "" {
+		switch es, err := a.OperatorFiles(); {
+		case errors.Is(err, initrd.ErrNoContentList):
+		case err != nil:
+			fmt.Fprintf(stdout, "# NOT VOUCHED FOR: %s\n", printable.Escape(err.Error()))
+		default:
+			names := make([]string, len(es))
+			for i, e := range es {
+				names[i] = "/" + e.Path
+			}
+			list := "none"
+			if len(names) > 0 {
+				list = strings.Join(names, ", ")
+			}
+			fmt.Fprintf(stdout, "# content list: covers every file; operator's files (--file, --exec): %s\n", printable.Escape(list))
+		}
 	}
 	fmt.Fprintf(stdout, "# %s: %s, %d bytes, %d entries in %d archive(s), sha256 %s\n",
 		pos[0], a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)

@@ -111,21 +111,46 @@ func TestInspectListing(t *testing.T) {
 	if err := os.WriteFile(dotdot, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// An appended sidecar the content list does not cover.
+	packed, err := os.ReadFile(filepath.Join(dir, "inline.img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(packed)%4 != 0 {
+		packed = append(packed, 0)
+	}
+	b.Reset()
+	w = newc.NewWriter(&b)
+	if err := w.WriteHeader(&newc.Header{Name: "usr/bin/paymaster-service", Mode: newc.TypeReg | 0o755, NLink: 1, Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("x"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	hidden := filepath.Join(dir, "hidden.img")
+	if err := os.WriteFile(hidden, append(packed, b.Bytes()...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const covered = `# content list: covers every file; operator's files \(--file, --exec\): none\n`
 	for _, tc := range []struct {
 		img     string
+		vouched string // the line before the archive line, if any
 		archive string // the archive line, after "# IMG: "
 		payload string // the payload line
 	}{
-		{filepath.Join(dir, "frames.img"), `zstd\+none, \d+ bytes, \d+ entries in 2 archive\(s\), sha256 [0-9a-f]{64}`,
+		{filepath.Join(dir, "frames.img"), covered, `zstd\+none, \d+ bytes, \d+ entries in 2 archive\(s\), sha256 [0-9a-f]{64}`,
 			`# payload /bin/katana: \d+ bytes, sha256 [0-9a-f]{64}, stored as bin/katana\.zst \(\d+ zstd frames, \d+ bytes\) for the init to check and decode`},
-		{filepath.Join(dir, "inline.img"), `zstd, \d+ bytes, \d+ entries in 1 archive\(s\), sha256 [0-9a-f]{64}`,
+		{filepath.Join(dir, "inline.img"), covered, `zstd, \d+ bytes, \d+ entries in 1 archive\(s\), sha256 [0-9a-f]{64}`,
 			`# payload /bin/katana: \d+ bytes, sha256 [0-9a-f]{64}, stored inline`},
-		{dotdot, `none, \d+ bytes, 1 entries in 1 archive\(s\), sha256 [0-9a-f]{64}`,
+		{hidden, `# NOT VOUCHED FOR: /usr/bin/paymaster-service is not in the content list: the init does not check it, yet Katana could run or read it \(pack the initrd with hostbuild pack\)\n`,
+			`zstd\+none, \d+ bytes, \d+ entries in 2 archive\(s\), sha256 [0-9a-f]{64}`, `# payload /bin/katana: \d+ bytes, sha256 [0-9a-f]{64}, stored inline`},
+		{dotdot, "", `none, \d+ bytes, 1 entries in 1 archive\(s\), sha256 [0-9a-f]{64}`,
 			`# payload /bin/katana: unknown: entry "bin/\.\./x" has a "\.\." component: which file it replaces depends on what the kernel finds on the way`},
 	} {
 		t.Run(filepath.Base(tc.img), func(t *testing.T) {
 			code, stdout, stderr := runCmd(t, "", "inspect", tc.img)
-			want := regexp.MustCompile(`\n# ` + regexp.QuoteMeta(tc.img) + `: ` + tc.archive + "\n" + tc.payload + "\n$")
+			want := regexp.MustCompile(`\n` + tc.vouched + `# ` + regexp.QuoteMeta(tc.img) + `: ` + tc.archive + "\n" + tc.payload + "\n$")
 			if code != exitOK || stderr != "" || !want.MatchString(stdout) {
 				t.Errorf("exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the end to match %s", code, stderr, stdout, want)
 			}
