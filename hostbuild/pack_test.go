@@ -579,19 +579,23 @@ func TestPackFile(t *testing.T) {
 		t.Errorf("inspect does not list the file with its SHA-256:\n%s", out)
 	}
 	_, errOut, code = hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel", "vmlinuz", "--ovmf", ovmf,
-		"--file", "config.toml:/etc/katana/chain/config.toml", "-o", "bout")
+		"--file", "config.toml:/etc/katana/chain/config.toml", "--exec", "katana:/usr/local/bin/vrf-server", "-o", "bout")
 	if code != exitOK {
-		t.Fatalf("build --file: exit %d\n%s", code, errOut)
+		t.Fatalf("build --file --exec: exit %d\n%s", code, errOut)
 	}
-	// The manifest lists it, as the guest sees it.
-	want := []manifest.OperatorFile{{Path: "/etc/katana/chain/config.toml", Size: 20, SHA256: hex.EncodeToString(sum[:])}}
+	// The manifest lists both, as the guest sees them.
+	side, _ := os.ReadFile(filepath.Join(dir, "katana"))
+	sideSum := sha256.Sum256(side)
 	m, err := manifest.Load(filepath.Join(dir, "bout", "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f := m.Components.Files; f == nil || !slices.Equal(*f, want) {
-		t.Errorf("build's manifest lists the operator's files %+v, want %+v", f, want)
+	wantBuild := []manifest.OperatorFile{{Path: "/etc/katana/chain/config.toml", Size: 20, SHA256: hex.EncodeToString(sum[:])},
+		{Path: "/usr/local/bin/vrf-server", Size: int64(len(side)), SHA256: hex.EncodeToString(sideSum[:])}}
+	if f := m.Components.Files; f == nil || !slices.Equal(*f, wantBuild) {
+		t.Errorf("build's manifest lists the operator's files %+v, want %+v", f, wantBuild)
 	}
+	want := wantBuild[:1]
 	// So does manifest, when it reads the initrd (--payload or --init).
 	if _, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "out.img",
 		"--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--init", "guestinit", "-o", "m.json"); code != exitOK {
