@@ -17,6 +17,14 @@ func init() {
 	register(command{name: "inspect", summary: "list every entry of an initrd (mode, owner, size, SHA-256, path)", run: runInspect})
 }
 
+// vouched is what inspect says of the content list: it vouches for every
+// entry (OK, with the operator's files), or what it does not vouch for.
+type vouched struct {
+	OK            bool     `json:"ok"`
+	OperatorFiles []string `json:"operator_files,omitempty"`
+	Error         string   `json:"error,omitempty"`
+}
+
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// Errors name entries of the archive, which are its author's text.
 	stderr = printable.NewWriter(stderr)
@@ -43,10 +51,12 @@ kernel can tell which file it replaces, so the payload line says unknown
 and why (likewise for a payload file with hard links). Before those two
 lines, for an initrd with a content list, one says that the list covers
 every file and names the operator's files (--file, --exec), or, in
-capitals, what it does not vouch for: a file it does not cover, an entry
-the layout does not make, anything under /etc/katana/ or /usr/local/bin/
-that is not a folder or a covered file. Malformed archives are rejected
-with the offset of the problem.
+capitals, what it does not vouch for: a file it does not cover or that
+hostbuild pack does not make there, an entry the layout does not make, a
+hard link, anything under /etc/katana/ or /usr/local/bin/ that is not a
+folder or a covered file (--json: "vouched"). The exit status stays 0:
+hostbuild manifest refuses such an initrd. Malformed archives are
+rejected with the offset of the problem.
 
 Exit status: 0 listed; 1 unreadable or malformed initrd (or not an initrd:
 a folder, another kind of file), or the payload fails its checks; 2 usage.
@@ -69,13 +79,29 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild inspect: %v\n", err)
 		return exitFail
 	}
+	// What the content list vouches for, when the guest's files can be
+	// told (the payload line says why not) and there is a list.
+	var v *vouched
+	if a.PayloadUnknown == "" {
+		switch es, err := a.OperatorFiles(); {
+		case errors.Is(err, initrd.ErrNoContentList):
+		case err != nil:
+			v = &vouched{Error: err.Error()}
+		default:
+			v = &vouched{OK: true, OperatorFiles: []string{}}
+			for _, e := range es {
+				v.OperatorFiles = append(v.OperatorFiles, "/"+e.Path)
+			}
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			File string `json:"file"`
 			*initrd.Archive
-		}{pos[0], a}); err != nil {
+			Vouched *vouched `json:"vouched,omitempty"`
+		}{pos[0], a, v}); err != nil {
 			fmt.Fprintf(stderr, "hostbuild inspect: %v\n", err)
 			return exitFail
 		}
@@ -85,24 +111,16 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild inspect: %v\n", err)
 		return exitFail
 	}
-	// What the content list vouches for, when the guest's files can be
-	// told (the payload line says why not) and there is a list.
-	if a.PayloadUnknown == "" {
-		switch es, err := a.OperatorFiles(); {
-		case errors.Is(err, initrd.ErrNoContentList):
-		case err != nil:
-			fmt.Fprintf(stdout, "# NOT VOUCHED FOR: %s\n", printable.Escape(err.Error()))
-		default:
-			names := make([]string, len(es))
-			for i, e := range es {
-				names[i] = "/" + e.Path
-			}
-			list := "none"
-			if len(names) > 0 {
-				list = strings.Join(names, ", ")
-			}
-			fmt.Fprintf(stdout, "# content list: covers every file; operator's files (--file, --exec): %s\n", printable.Escape(list))
+	switch {
+	case v == nil:
+	case !v.OK:
+		fmt.Fprintf(stdout, "# NOT VOUCHED FOR: %s\n", printable.Escape(v.Error))
+	default:
+		list := "none"
+		if len(v.OperatorFiles) > 0 {
+			list = strings.Join(v.OperatorFiles, ", ")
 		}
+		fmt.Fprintf(stdout, "# content list: covers every file; operator's files (--file, --exec, --ca-bundle): %s\n", printable.Escape(list))
 	}
 	fmt.Fprintf(stdout, "# %s: %s, %d bytes, %d entries in %d archive(s), sha256 %s\n",
 		pos[0], a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -132,7 +133,7 @@ func TestInspectListing(t *testing.T) {
 	if err := os.WriteFile(hidden, append(packed, b.Bytes()...), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const covered = `# content list: covers every file; operator's files \(--file, --exec\): none\n`
+	const covered = `# content list: covers every file; operator's files \(--file, --exec, --ca-bundle\): none\n`
 	for _, tc := range []struct {
 		img     string
 		vouched string // the line before the archive line, if any
@@ -143,7 +144,7 @@ func TestInspectListing(t *testing.T) {
 			`# payload /bin/katana: \d+ bytes, sha256 [0-9a-f]{64}, stored as bin/katana\.zst \(\d+ zstd frames, \d+ bytes\) for the init to check and decode`},
 		{filepath.Join(dir, "inline.img"), covered, `zstd, \d+ bytes, \d+ entries in 1 archive\(s\), sha256 [0-9a-f]{64}`,
 			`# payload /bin/katana: \d+ bytes, sha256 [0-9a-f]{64}, stored inline`},
-		{hidden, `# NOT VOUCHED FOR: /usr/bin/paymaster-service is not in the content list: the init does not check it, yet Katana could run or read it \(pack the initrd with hostbuild pack\)\n`,
+		{hidden, `# NOT VOUCHED FOR: /usr/bin/paymaster-service is not a file hostbuild pack makes there \(.*\): Katana could run or read it\n`,
 			`zstd\+none, \d+ bytes, \d+ entries in 2 archive\(s\), sha256 [0-9a-f]{64}`, `# payload /bin/katana: \d+ bytes, sha256 [0-9a-f]{64}, stored inline`},
 		{dotdot, "", `none, \d+ bytes, 1 entries in 1 archive\(s\), sha256 [0-9a-f]{64}`,
 			`# payload /bin/katana: unknown: entry "bin/\.\./x" has a "\.\." component: which file it replaces depends on what the kernel finds on the way`},
@@ -153,6 +154,22 @@ func TestInspectListing(t *testing.T) {
 			want := regexp.MustCompile(`\n` + tc.vouched + `# ` + regexp.QuoteMeta(tc.img) + `: ` + tc.archive + "\n" + tc.payload + "\n$")
 			if code != exitOK || stderr != "" || !want.MatchString(stdout) {
 				t.Errorf("exit %d, stderr %q, stdout:\n%s\nwant exit 0 and the end to match %s", code, stderr, stdout, want)
+			}
+			// --json says the same.
+			_, stdout, _ = runCmd(t, "", "inspect", "--json", tc.img)
+			var j struct {
+				Vouched *struct {
+					OK    bool   `json:"ok"`
+					Error string `json:"error"`
+				} `json:"vouched"`
+			}
+			if err := json.Unmarshal([]byte(stdout), &j); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.vouched == "" && j.Vouched != nil, tc.vouched == covered && (j.Vouched == nil || !j.Vouched.OK),
+				tc.vouched != "" && tc.vouched != covered && (j.Vouched == nil || j.Vouched.OK || j.Vouched.Error == ""):
+				t.Errorf("--json vouched %+v, want what the listing says: %q", j.Vouched, tc.vouched)
 			}
 		})
 	}

@@ -278,7 +278,7 @@ func Run(ctx context.Context, o Options) Outcome {
 						r.restart.Reset(50 * time.Millisecond)
 						continue
 					}
-					r.o.Log("katana's process group %d still has members %v after SIGKILL: restarting anyway", r.leftover, o.KillWait)
+					r.o.Log("katana's process group %d still has members %v after SIGKILL: restarting anyway", r.leftover, time.Since(r.leftoverBy.Add(-o.KillWait)).Round(time.Millisecond))
 				}
 				r.leftover = 0
 			}

@@ -179,6 +179,9 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	// unless the init is of another version.
 	res.Argv = ev.Config.Argv
 	res.Env = ev.Config.Settings[bootcfg.KeyEnv]
+	if p, err := abi.ParseSnpPolicy(att.GetReport().GetPolicy()); err == nil && p.Debug {
+		res.Warnings = append(res.Warnings, "the guest's policy allows debugging (accepted with --allow-debug): the host could read and change its memory, so nothing in this report, argv and env included, is more than the host's word")
+	}
 	if c, err := bootcfg.Parse(string(ev.Config.Cmdline)); err != nil {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("this tool's cmdline parser refuses the measured cmdline (%v), which the guest's init accepted: the init is of another version", err))
 	} else if env, _ := bootcfg.QuoteArgs(c.Env); !slices.Equal(c.Args, ev.Config.Argv) || env != res.Env {

@@ -1824,7 +1824,9 @@ func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %d %s", e.Path, e.Size, e.SHA256))
 	}
 	sideB, _ := os.ReadFile(side)
+	caB, _ := os.ReadFile(o.CABundle)
 	want := []string{"etc/katana/chain/config.toml 5 " + hexs(sha256.Sum256([]byte("chain"))),
+		fmt.Sprintf("etc/ssl/certs/ca-certificates.crt %d %s", len(caB), hexs(sha256.Sum256(caB))),
 		fmt.Sprintf("usr/local/bin/vrf-server %d %s", len(sideB), hexs(sha256.Sum256(sideB)))}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("OperatorFiles (-want +got):\n%s", diff)
@@ -1839,8 +1841,8 @@ func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
 		{"a symlink among the files", []entry{{"etc/katana/genesis.json", symlink, "/opt/genesis.json"}}, 0, "/etc/katana/genesis.json is a symlink"},
 		{"the folder a symlink", []entry{{"etc/katana", symlink, "/opt"}}, 0, "/etc/katana is a symlink"},
 		{"/usr a symlink", []entry{{"usr", symlink, "/opt"}}, 0, "/usr is a symlink the layout does not make"},
-		{"a sidecar elsewhere on PATH", []entry{{"bin/paymaster-service", regExec, "x"}}, 0, "/bin/paymaster-service is not in the content list"},
-		{"a sidecar in ~/.katana/bin", []entry{{".katana", dirMode, ""}, {".katana/bin", dirMode, ""}, {".katana/bin/vrf-server", regExec, "x"}}, 0, "/.katana/bin/vrf-server is not in the content list"},
+		{"a sidecar elsewhere on PATH", []entry{{"bin/paymaster-service", regExec, "x"}}, 0, "/bin/paymaster-service is not a file hostbuild pack makes there"},
+		{"a sidecar in ~/.katana/bin", []entry{{".katana", dirMode, ""}, {".katana/bin", dirMode, ""}, {".katana/bin/vrf-server", regExec, "x"}}, 0, "/.katana/bin/vrf-server is not a file hostbuild pack makes there"},
 		{"a symlink on PATH", []entry{{"usr/bin", dirMode, ""}, {"usr/bin/paymaster-service", symlink, "/bin/katana"}}, 0, "/usr/bin/paymaster-service is a symlink the layout does not make"},
 		{"a device node the layout does not make", []entry{{"dev/mem", newc.TypeChar | 0o600, ""}}, 0, "/dev/mem is a chardev the layout does not make"},
 		{"the layout's link pointing elsewhere", []entry{{"var/run", symlink, "/tmp"}}, 0, "/var/run is a symlink the layout does not make"},
@@ -1860,6 +1862,70 @@ func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
 			}
 		})
 	}
+
+	// The content list lives in the initrd too: one rewritten to cover an
+	// added file vouches for nothing outside the operator's folders.
+	relisted := func(extra map[string]string) []entry {
+		c := initrdlayout.Contents{}
+		for p, sum := range a.contents {
+			c[p] = sum
+		}
+		var ents []entry
+		for p, data := range extra {
+			c[p] = sha256.Sum256([]byte(data))
+			ents = append(ents, entry{p, regExec, data})
+		}
+		return append(ents, entry{initrdlayout.ContentsPath, newc.TypeReg | 0o644, string(c.Format())})
+	}
+	for _, tc := range []struct {
+		name  string
+		extra map[string]string
+		want  string
+	}{
+		{"a listed sidecar on PATH", map[string]string{"bin/paymaster-service": "evil"}, "/bin/paymaster-service is not a file hostbuild pack makes there"},
+		{"a listed layout file with other bytes", map[string]string{"etc/passwd": "evil:x:0:0::/:/bin/katana\n"}, "/etc/passwd is not a file hostbuild pack makes there"},
+		{"a listed file under lib/modules that modules.load does not name", map[string]string{"lib/modules/6.9.0-test/kernel/evil.ko": "x"}, "is not a file hostbuild pack makes there"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := Read(bytes.NewReader(appendArchive(t, packed, relisted(tc.extra)...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if es, err := b.OperatorFiles(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("OperatorFiles = %+v, %v; want an error with %q", es, err, tc.want)
+			}
+		})
+	}
+	// A hard link to a symlink: the kernel writes the linked entry's data
+	// through the symlink to a file no entry names, then the later entries
+	// put everything back in place (found by review).
+	t.Run("a hard link through a symlink", func(t *testing.T) {
+		passwd, _ := a.Lookup("etc/passwd")
+		layoutPasswd, err := initrdlayout.Base()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pw []byte
+		for _, e := range layoutPasswd {
+			if e.Path == "etc/passwd" {
+				pw = e.Data
+			}
+		}
+		if hexs(sha256.Sum256(pw)) != passwd.SHA256 {
+			t.Fatalf("the layout's etc/passwd is not the packed one")
+		}
+		img := appendLinked(t, packed, 99, entry{"x", newc.TypeReg | 0o644, ""})
+		img = appendArchive(t, img, entry{"x", symlink, "/bin/paymaster-service"})
+		img = appendLinked(t, img, 99, entry{"etc/passwd", regExec, "evil"})
+		img = appendArchive(t, img, entry{"x", dirMode, ""}, entry{"etc/passwd", newc.TypeReg | 0o644, string(pw)})
+		b, err := Read(bytes.NewReader(img))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if es, err := b.OperatorFiles(); err == nil || !strings.Contains(err.Error(), `entry "x" (a file) has 2 links`) {
+			t.Errorf("OperatorFiles = %+v, %v; want the links refused", es, err)
+		}
+	})
 
 	// Not hostbuild's: no content list.
 	a, err = Read(bytes.NewReader(appendArchive(t, nil, entry{"etc/katana/x", newc.TypeReg | 0o644, "x"})))

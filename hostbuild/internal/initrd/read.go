@@ -50,9 +50,16 @@ type Archive struct {
 	PayloadUnknown string  `json:"payload_unknown,omitempty"`
 	Entries        []Entry `json:"entries"`
 
-	// contents is the content list the guest ends up with, when it parses
+	// contents is the content list the guest ends up with, when it parses,
+	// and modules its module load list, when there is one that parses
 	// (OperatorFiles).
 	contents initrdlayout.Contents
+	modules  []initrdlayout.Module
+	// linked names the first entry other than a folder with two or more
+	// links: the kernel links it to an earlier entry of its inode and type
+	// and writes its data through that (through a symlink, to a file no
+	// entry names). hostbuild pack writes none.
+	linked string
 }
 
 // Payload describes /bin/katana as the guest will run it: stored inline, or
@@ -175,22 +182,53 @@ func Read(r io.Reader) (*Archive, error) {
 	if _, ok := st.index[initrdlayout.ContentsPath]; ok && st.contents.why == "" {
 		a.contents, _ = initrdlayout.ParseContents(bytes.NewReader(st.contents.data))
 	}
+	if _, ok := st.index[initrdlayout.ModulesLoad]; ok && st.modules.why == "" {
+		a.modules, _ = initrdlayout.ParseModuleList(bytes.NewReader(st.modules.data))
+	}
 	return a, nil
 }
 
-// checkVouched refuses a regular file the content list does not cover
-// with its bytes (the list itself aside) and an entry that is neither a
-// folder nor a regular file unless the layout makes it just so.
+// checkVouched refuses what hostbuild pack does not write and the content
+// list does not vouch for: an entry other than a folder with two or more
+// links; a regular file the list does not cover with its bytes (the list
+// itself aside), or one outside the operator's folders that pack does not
+// make (the content list lives in the initrd too: whoever can add a file
+// can list it); an entry that is neither a folder nor a regular file
+// unless the layout makes it just so.
 func (a *Archive) checkVouched() error {
+	if a.linked != "" {
+		return fmt.Errorf("%s: the kernel links such entries and writes their data through the first of their inode, possibly to a file no entry names (hostbuild pack writes no links)", a.linked)
+	}
 	layout, err := layoutFiles()
 	if err != nil {
 		return err
 	}
 	special := map[string]file{}
+	packs := map[string]string{} // the files pack makes outside the operator's folders: path -> SHA-256, "" for any bytes
 	for _, f := range layout {
-		if t := f.mode & newc.TypeMask; t != newc.TypeDir && t != newc.TypeReg {
+		switch f.mode & newc.TypeMask {
+		case newc.TypeDir:
+		case newc.TypeReg:
+			sum := sha256.Sum256(f.data)
+			packs[f.path] = hex.EncodeToString(sum[:])
+		default:
 			special[f.path] = f
 		}
+	}
+	for _, p := range []string{initrdlayout.InitPath, initrdlayout.PayloadPath, initrdlayout.PackedPayloadPath, initrdlayout.FramesPath,
+		initrdlayout.ChunksPath, initrdlayout.ModulesLoad, initrdlayout.CABundlePath} {
+		packs[p] = ""
+	}
+	for _, m := range a.modules {
+		// lib/modules/<release>/...: the module, and its release's
+		// modules.dep.
+		packs[m.Path] = ""
+		if c := strings.SplitN(m.Path, "/", 4); len(c) == 4 {
+			packs[path.Join(c[0], c[1], c[2], initrdlayout.ModulesDepName)] = ""
+		}
+	}
+	operator := func(p string) bool {
+		return strings.HasPrefix(p, initrdlayout.OperatorDir+"/") || strings.HasPrefix(p, initrdlayout.OperatorBinDir+"/")
 	}
 	for _, e := range a.Entries {
 		switch e.Type {
@@ -198,6 +236,9 @@ func (a *Archive) checkVouched() error {
 		case "file":
 			if e.Path == initrdlayout.ContentsPath {
 				continue
+			}
+			if want, ok := packs[e.Path]; !operator(e.Path) && (!ok || want != "" && want != e.SHA256) {
+				return fmt.Errorf("/%s is not a file hostbuild pack makes there (only the layout's, /init, the payload and its lists, the modules modules.load names, the CA bundle, and the operator's files under /%s/ and /%s/): Katana could run or read it", e.Path, initrdlayout.OperatorDir, initrdlayout.OperatorBinDir)
 			}
 			sum, ok := a.contents[e.Path]
 			if !ok {
@@ -225,7 +266,8 @@ func (a *Archive) checkVouched() error {
 var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPath + "): not an initrd hostbuild pack built")
 
 // OperatorFiles returns the operator's files (pack --file under
-// /etc/katana/, --exec in /usr/local/bin/) as a guest that boots has them:
+// /etc/katana/, --exec in /usr/local/bin/, and the --ca-bundle) as a
+// guest that boots has them:
 // the regular files there that the content list covers, with its SHA-256,
 // which the init checks before Katana starts. Anything there the content
 // list does not vouch for is an error, since Katana could read it: an
@@ -281,6 +323,11 @@ func (a *Archive) OperatorFiles() ([]Entry, error) {
 				return nil, fmt.Errorf("the content list names /%s, which the initrd does not hold as a file (the init would refuse to boot)", p)
 			}
 		}
+	}
+	// The CA bundle (pack --ca-bundle), which Katana trusts through
+	// SSL_CERT_FILE, is the operator's too.
+	if e, ok := a.Lookup(initrdlayout.CABundlePath); ok && e.Type == "file" {
+		files = append(files, e)
 	}
 	slices.SortFunc(files, func(x, y Entry) int { return strings.Compare(x.Path, y.Path) })
 	return files, nil
@@ -504,6 +551,7 @@ type readState struct {
 	budget     int64                // uncompressed bytes left
 	frames     keptFile             // the payload frame list, as the last entry of its path leaves it
 	contents   keptFile             // the content list, likewise
+	modules    keptFile             // the module load list, likewise
 	packed     packedCheck          // the last bin/katana.zst, checked against the list then in force
 }
 
@@ -537,6 +585,8 @@ func (st *readState) kept(path string) *keptFile {
 		return &st.frames
 	case initrdlayout.ContentsPath:
 		return &st.contents
+	case initrdlayout.ModulesLoad:
+		return &st.modules
 	}
 	return nil
 }
@@ -705,6 +755,9 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		// both. Where such a group holds /init, the payload or one of its
 		// lists, only the kernel knows their bytes. hostbuild pack writes
 		// no links; other initrds' (dracut's) elsewhere do not matter.
+		if h.Type() != newc.TypeDir && h.NLink >= 2 && a.linked == "" {
+			a.linked = fmt.Sprintf("entry %q (a %s) has %d links", h.Name, newc.TypeString(h.Mode), h.NLink)
+		}
 		if h.Type() == newc.TypeReg && h.NLink >= 2 {
 			k := linkKey{h.Ino, h.DevMajor, h.DevMinor}
 			group := append(st.links[k], key)

@@ -454,7 +454,7 @@ func (f *File) validate(what string) error {
 }
 
 // validateFiles checks the operator's files: clean absolute paths under
-// /etc/katana/ or /usr/local/bin/, in bytewise order, none twice, with
+// /etc/katana/ or /usr/local/bin/, or the CA bundle's, in bytewise order, none twice, with
 // sizes and digests.
 func validateFiles(files []OperatorFile) error {
 	under := func(p, dir string) bool {
@@ -462,9 +462,9 @@ func validateFiles(files []OperatorFile) error {
 		return ok && rel != ""
 	}
 	for i, f := range files {
-		if !under(f.Path, initrdlayout.OperatorDir) && !under(f.Path, initrdlayout.OperatorBinDir) ||
+		if !under(f.Path, initrdlayout.OperatorDir) && !under(f.Path, initrdlayout.OperatorBinDir) && f.Path != "/"+initrdlayout.CABundlePath ||
 			path.Clean(f.Path) != f.Path || !utf8.ValidString(f.Path) || strings.ContainsFunc(f.Path, unicode.IsControl) {
-			return invalid("components.files[%d]: path %q is not a clean path under /%s/ or /%s/", i, f.Path, initrdlayout.OperatorDir, initrdlayout.OperatorBinDir)
+			return invalid("components.files[%d]: path %q is not a clean path under /%s/ or /%s/, nor /%s", i, f.Path, initrdlayout.OperatorDir, initrdlayout.OperatorBinDir, initrdlayout.CABundlePath)
 		}
 		if i > 0 && files[i-1].Path >= f.Path {
 			return invalid("components.files[%d]: path %q is not after %q (sorted, each once)", i, f.Path, files[i-1].Path)

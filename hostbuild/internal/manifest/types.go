@@ -37,7 +37,8 @@ type Components struct {
 	Payload *File `json:"payload,omitempty"`
 	Init    *File `json:"init,omitempty"`
 	// Files are the operator's files in the initrd (hostbuild pack
-	// --file under /etc/katana/, --exec in /usr/local/bin/), by path:
+	// --file under /etc/katana/, --exec in /usr/local/bin/, --ca-bundle),
+	// by path:
 	// recorded when the initrd's
 	// contents are read, as they are when --payload or --init is given
 	// (build always gives both).
