@@ -267,17 +267,12 @@ var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPat
 
 // OperatorFiles returns the operator's files (pack --file under
 // /etc/katana/, --exec in /usr/local/bin/, and the --ca-bundle) as a
-// guest that boots has them:
-// the regular files there that the content list covers, with its SHA-256,
-// which the init checks before Katana starts. Anything there the content
-// list does not vouch for is an error, since Katana could read it: an
-// entry other than a folder or a regular file (on the way, too), a file
-// the list does not cover or covers with other bytes, a hard link, a
-// listed file the archive lacks. So is, anywhere in the initrd, a file the
-// content list does not cover and an entry other than a folder or a file
-// that the layout does not make (Katana also looks for its sidecars on
-// all of PATH and in ~/.katana/bin, and the init checks only what the list
-// names); an initrd whose payload is unknown; and one without a content
+// guest that boots has them: the init checks each against the content
+// list before Katana starts. It refuses, with the reason, an initrd whose
+// payload is unknown, one holding anything checkVouched refuses (Katana
+// also looks for its sidecars on all of PATH and in ~/.katana/bin, and
+// the init checks only what the list names), one whose list names an
+// operator's file the initrd does not hold, and one without a content
 // list (ErrNoContentList).
 func (a *Archive) OperatorFiles() ([]Entry, error) {
 	if a.PayloadUnknown != "" {
@@ -286,37 +281,18 @@ func (a *Archive) OperatorFiles() ([]Entry, error) {
 	if a.contents == nil {
 		return nil, ErrNoContentList
 	}
+	// Every entry, those under the operator's folders included, is a
+	// folder, a covered file or one of the layout's nodes and links.
 	if err := a.checkVouched(); err != nil {
 		return nil, err
 	}
 	var files []Entry
 	for _, dir := range []string{initrdlayout.OperatorDir, initrdlayout.OperatorBinDir} {
-		for d := path.Dir(dir); d != "."; d = path.Dir(d) {
-			if e, ok := a.Lookup(d); ok && e.Type != "dir" {
-				return nil, fmt.Errorf("/%s is a %s, not a folder: what is under /%s cannot be told", d, e.Type, dir)
-			}
-		}
-		under := func(p string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+		under := func(p string) bool { return strings.HasPrefix(p, dir+"/") }
 		for _, e := range a.Entries {
-			if !under(e.Path) {
-				continue
+			if under(e.Path) && e.Type == "file" {
+				files = append(files, e)
 			}
-			switch {
-			case e.Type == "dir":
-				continue
-			case e.Type != "file":
-				return nil, fmt.Errorf("/%s is a %s: only folders and regular files can be listed as what Katana reads there", e.Path, e.Type)
-			case e.NLink > 1:
-				return nil, fmt.Errorf("/%s has %d links: the kernel links such entries and the last one's bytes rewrite them all", e.Path, e.NLink)
-			}
-			sum, ok := a.contents[e.Path]
-			if !ok {
-				return nil, fmt.Errorf("/%s is not in the content list: the init does not check it (pack the initrd with hostbuild pack)", e.Path)
-			}
-			if hex.EncodeToString(sum[:]) != e.SHA256 {
-				return nil, fmt.Errorf("/%s does not match the content list (the init would refuse to boot)", e.Path)
-			}
-			files = append(files, e)
 		}
 		for p := range a.contents {
 			if e, ok := a.Lookup(p); under(p) && (!ok || e.Type != "file") {
