@@ -401,7 +401,7 @@ func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifes
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("--initrd %s: the operator's files under /%s/ and /%s/: %w", initrdPath, initrdlayout.OperatorDir, initrdlayout.OperatorBinDir, err)
+		return fmt.Errorf("--initrd %s holds what its content list does not vouch for, so the manifest cannot list what Katana reads: %w", initrdPath, err)
 	}
 	files := []manifest.OperatorFile{}
 	for _, e := range es {

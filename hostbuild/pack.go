@@ -28,10 +28,13 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 // fileList is --file, parsed as given.
 type fileList []initrd.File
 
-func (l *fileList) String() string {
+func (l *fileList) String() string { return l.join(false) }
+
+// join writes the --file (or, with exec, the --exec) values of l.
+func (l *fileList) join(exec bool) string {
 	var s []string
 	for _, f := range *l {
-		if !f.Exec {
+		if f.Exec == exec {
 			s = append(s, f.Source+":"+f.Dest)
 		}
 	}
@@ -54,13 +57,7 @@ func (e execList) String() string {
 	if e.l == nil {
 		return ""
 	}
-	var s []string
-	for _, f := range *e.l {
-		if f.Exec {
-			s = append(s, f.Source+":"+f.Dest)
-		}
-	}
-	return strings.Join(s, ",")
+	return e.l.join(true)
 }
 
 func (e execList) Set(v string) error {
@@ -216,11 +213,7 @@ func (p *packFlags) inputs() []input {
 		{flag: "--kernel-modules", path: p.o.KernelModules, folder: true, modTree: true},
 	}
 	for _, f := range p.files {
-		fl := "--file"
-		if f.Exec {
-			fl = "--exec"
-		}
-		ins = append(ins, input{flag: fl, path: f.Source})
+		ins = append(ins, input{flag: f.Flag(), path: f.Source})
 	}
 	return ins
 }

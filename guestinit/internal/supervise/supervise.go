@@ -83,8 +83,7 @@ func Backoff(restart int) time.Duration {
 // Env is the payload's base environment: PATH (first the folder of the
 // operator's executables, hostbuild pack --exec, where Katana looks for
 // its sidecars), HOME=/ and SSL_CERT_FILE when the CA bundle exists under
-// root. Run adds TMPDIR=Options.TmpDir when
-// that is set.
+// root. Run adds TMPDIR=Options.TmpDir when that is set.
 func Env(root string) []string {
 	env := []string{"PATH=/" + initrdlayout.OperatorBinDir + ":/bin:/usr/bin:/sbin:/usr/sbin", "HOME=/"}
 	if fi, err := os.Stat(filepath.Join(root, initrdlayout.CABundlePath)); err == nil && fi.Mode().IsRegular() {

@@ -75,8 +75,8 @@ type File struct {
 	Exec   bool
 }
 
-// flag is the hostbuild flag that gives f.
-func (f File) flag() string {
+// Flag is the hostbuild flag that gives f.
+func (f File) Flag() string {
 	if f.Exec {
 		return "--exec"
 	}
@@ -130,7 +130,7 @@ func ParseExec(s string) (File, error) {
 func CheckFiles(files []File) error {
 	dests := map[string]bool{}
 	for _, f := range files {
-		fl, dir := f.flag(), f.dir()
+		fl, dir := f.Flag(), f.dir()
 		rel, ok := strings.CutPrefix(f.Dest, "/"+dir+"/")
 		switch {
 		case f.Source == "":
@@ -296,7 +296,7 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 		if f.Exec {
 			read, mode, what = readStaticELF, initrdlayout.ExecMode, "exec"
 		}
-		b, err := read(f.flag()+" "+f.Dest, f.Source)
+		b, err := read(f.Flag()+" "+f.Dest, f.Source)
 		if err != nil {
 			return nil, err
 		}

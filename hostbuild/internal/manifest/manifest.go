@@ -454,8 +454,8 @@ func (f *File) validate(what string) error {
 }
 
 // validateFiles checks the operator's files: clean absolute paths under
-// /etc/katana/ or /usr/local/bin/, or the CA bundle's, in bytewise order, none twice, with
-// sizes and digests.
+// /etc/katana/ or /usr/local/bin/, or the CA bundle's, in bytewise order,
+// none twice, with sizes and digests.
 func validateFiles(files []OperatorFile) error {
 	under := func(p, dir string) bool {
 		rel, ok := strings.CutPrefix(p, "/"+dir+"/")
