@@ -186,8 +186,10 @@ func TestBootStandInExit(t *testing.T) {
 
 // TestBootSidecarRestart: an executable packed with --exec is on Katana's
 // PATH, where Katana finds its sidecars; with katana.on_exit=restart, the
-// sidecar the first Katana left running is killed before the second
-// starts (it would hold its port), and the guest powers off at the limit.
+// sidecar the first Katana left running, in a session of its own (out of
+// Katana's process group, as a daemon would be), is killed before the
+// second starts (it would hold its port), and the guest powers off at the
+// limit.
 func TestBootSidecarRestart(t *testing.T) {
 	e := needEnv(t)
 	img := filepath.Join(t.TempDir(), "initrd.img")
@@ -200,7 +202,7 @@ func TestBootSidecarRestart(t *testing.T) {
 	c.RestartLimit = 1
 	// Each Katana lives 4 s: time for its sidecar to start and take its
 	// port under TCG.
-	c.Args = []string{"--sidecar", "standin-sidecar", "--exit-after", "4s", "--exit-code", "3"}
+	c.Args = []string{"--sidecar-setsid", "standin-sidecar", "--exit-after", "4s", "--exit-code", "3"}
 	g, _ := boot(t, e, img, cmdline(t, c))
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()

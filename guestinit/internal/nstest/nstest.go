@@ -53,6 +53,15 @@ func Run(m *testing.M, cloneflags uintptr) int {
 				fmt.Fprintf(os.Stderr, "nstest: making / private in the new mount namespace: %v\n", err)
 				return 1
 			}
+			// In a new PID namespace too, /proc is mounted again to
+			// show that namespace's processes by the pids its
+			// processes see (os.StartProcess's, getpid's).
+			if flags&unix.CLONE_NEWPID != 0 {
+				if err := unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+					fmt.Fprintf(os.Stderr, "nstest: mounting /proc in the new PID namespace: %v\n", err)
+					return 1
+				}
+			}
 		}
 		return m.Run()
 	}

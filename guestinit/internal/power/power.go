@@ -95,12 +95,7 @@ func fill(o *Options) {
 		o.Log = func(string, ...any) {}
 	}
 	if o.KillAll == nil {
-		o.KillAll = func(sig unix.Signal) error {
-			if err := mustBeInit("kill(-1)"); err != nil {
-				return err
-			}
-			return unix.Kill(-1, sig)
-		}
+		o.KillAll = KillAll
 	}
 	if o.Reap == nil {
 		o.Reap = func() bool {
@@ -151,6 +146,16 @@ func mustBeInit(call string) error {
 		return fmt.Errorf("refusing %s: this process is PID %d, not the init", call, pid)
 	}
 	return nil
+}
+
+// KillAll sends sig to every process but the init and kernel threads
+// (kill(-1)). It refuses in a process that is not PID 1 (of the machine or
+// of a PID namespace), where kill(-1) would reach the whole machine.
+func KillAll(sig unix.Signal) error {
+	if err := mustBeInit("kill(-1)"); err != nil {
+		return err
+	}
+	return unix.Kill(-1, sig)
 }
 
 // Park sleeps forever (a timer keeps the Go runtime from declaring a

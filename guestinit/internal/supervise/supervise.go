@@ -50,6 +50,10 @@ type Options struct {
 	Signals <-chan os.Signal
 	Status  *status.Status
 	Log     func(format string, args ...any)
+	// KillAll sends a signal to every process but the init (kill(-1)),
+	// to end what Katana left running before a restart; nil:
+	// power.KillAll, which refuses outside PID 1.
+	KillAll func(sig unix.Signal) error
 	// PrepareFDs runs before each start to make sure no descriptor but
 	// 0, 1 and 2 is inherited; nil: close_range(3, ~0, CLOSE_RANGE_CLOEXEC).
 	PrepareFDs func() error
@@ -147,10 +151,12 @@ type runner struct {
 	grace    *time.Timer
 	kill     *time.Timer
 	restart  *time.Timer
-	// leftover is the process group of a Katana that exited with members
-	// still running, killed before the restart; the restart waits for
-	// them to be gone until leftoverBy.
-	leftover   int
+	// childrenLeft: the last reap found children still running; once
+	// Katana has exited, what it left (orphans are the init's children).
+	childrenLeft bool
+	// leftovers: what an exited Katana left running was killed before a
+	// restart, which waits for it to be gone until leftoverBy.
+	leftovers  bool
 	leftoverBy time.Time
 }
 
@@ -197,6 +203,9 @@ func Run(ctx context.Context, o Options) Outcome {
 	}
 	if o.KillWait == 0 {
 		o.KillWait = 5 * time.Second
+	}
+	if o.KillAll == nil {
+		o.KillAll = power.KillAll
 	}
 	r := &runner{o: o}
 	r.grace, r.kill, r.restart = stopped(), stopped(), stopped()
@@ -265,21 +274,23 @@ func Run(ctx context.Context, o Options) Outcome {
 		case <-r.kill.C:
 			return Outcome{Action: power.PowerOff, Reason: fmt.Sprintf("%s; katana pid=%d survived SIGKILL for %v", r.reason, r.pid, o.KillWait)}
 		case <-r.restart.C:
-			if r.leftover != 0 {
+			if r.leftovers {
 				// SIGKILL is not instant: a large process releases its
 				// memory, then its ports, as it ends. Reap what has ended
-				// (orphans are the init's) and wait for the rest.
+				// (orphans are the init's) and wait for the rest, killing
+				// again what a leftover forked as the first kill went by.
 				if out, ok := r.reap(); ok {
 					return out
 				}
-				if unix.Kill(-r.leftover, 0) == nil {
+				if r.childrenLeft {
 					if time.Now().Before(r.leftoverBy) {
+						r.o.KillAll(unix.SIGKILL)
 						r.restart.Reset(50 * time.Millisecond)
 						continue
 					}
-					r.o.Log("katana's process group %d still has members %v after SIGKILL: restarting anyway", r.leftover, time.Since(r.leftoverBy.Add(-o.KillWait)).Round(time.Millisecond))
+					r.o.Log("what katana left is still running %v after SIGKILL: restarting anyway", o.KillWait)
 				}
-				r.leftover = 0
+				r.leftovers = false
 			}
 			r.restarts++
 			o.Status.AddRestart()
@@ -316,7 +327,8 @@ func (r *runner) beginStop(sig syscall.Signal) (Outcome, bool) {
 	return Outcome{}, false
 }
 
-// reap collects every exited child; it reports an outcome when the payload
+// reap collects every exited child and notes in r.childrenLeft whether
+// any still run; it reports an outcome when the payload
 // exit ends the supervision.
 func (r *runner) reap() (Outcome, bool) {
 	var (
@@ -329,7 +341,12 @@ func (r *runner) reap() (Outcome, bool) {
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
-		if pid <= 0 || err != nil {
+		if err != nil { // ECHILD: no children at all
+			r.childrenLeft = false
+			break
+		}
+		if pid == 0 { // children, none exited
+			r.childrenLeft = true
 			break
 		}
 		if pid == r.pid && r.pid != 0 {
@@ -348,7 +365,6 @@ func (r *runner) reap() (Outcome, bool) {
 		line += " " + MarkStopSignal
 	}
 	r.o.Log("katana exited %s", line)
-	exitedPid := r.pid
 	r.pid = 0
 	r.o.Status.SetExited(exit)
 	r.grace.Stop()
@@ -364,12 +380,18 @@ func (r *runner) reap() (Outcome, bool) {
 		if r.restarts >= r.o.RestartLimit {
 			return Outcome{Action: power.PowerOff, Reason: fmt.Sprintf("%s; restart limit %d reached", why, r.o.RestartLimit)}, true
 		}
-		// What Katana started and left running (a sidecar, a helper)
-		// would hold its ports and memory against the next Katana: its
-		// process group (Katana leads one, Setsid) goes first.
-		if err := unix.Kill(-exitedPid, unix.SIGKILL); err == nil {
-			r.o.Log("katana left processes in its process group %d: SIGKILL before the restart", exitedPid)
-			r.leftover, r.leftoverBy = exitedPid, time.Now().Add(r.o.KillWait)
+		// What Katana started and left running (a sidecar, a helper,
+		// in Katana's process group or in a session of its own) would
+		// hold its ports and memory against the next Katana. The init
+		// starts no process but Katana, so every process still running
+		// is one of those: all of them go first.
+		if r.childrenLeft {
+			if err := r.o.KillAll(unix.SIGKILL); err != nil {
+				r.o.Log("katana left processes running; killing them before the restart: %v", err)
+			} else {
+				r.o.Log("katana left processes running: SIGKILL before the restart")
+			}
+			r.leftovers, r.leftoverBy = true, time.Now().Add(r.o.KillWait)
 		}
 		d := r.o.Backoff(r.restarts)
 		r.o.Log("restarting katana in %v", d)

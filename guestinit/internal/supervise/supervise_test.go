@@ -12,12 +12,14 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/katana-tee/snpboot/guestinit/internal/nstest"
 	"github.com/katana-tee/snpboot/guestinit/internal/power"
 	"github.com/katana-tee/snpboot/guestinit/internal/status"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
@@ -29,13 +31,16 @@ func TestMain(m *testing.M) {
 	if mode := os.Getenv("SUPERVISE_HELPER"); mode != "" {
 		os.Exit(helperMain(mode, os.Args[1:]))
 	}
-	// Become a subreaper so that orphaned grandchildren are ours to reap,
-	// as they are PID 1's in the guest.
+	// The tests run as PID 1 of their own PID namespace (with its own
+	// /proc), as the init does in the guest: orphaned grandchildren are
+	// ours to reap, and the kill(-1) before a restart reaches only the
+	// namespace. Where namespaces cannot be made (not root), a subreaper
+	// gets the orphans, and the tests of kill(-1) skip themselves.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	os.Exit(nstest.Run(m, unix.CLONE_NEWPID|unix.CLONE_NEWNS))
 }
 
 func helperMain(mode string, args []string) int {
@@ -88,8 +93,9 @@ func helperMain(mode string, args []string) int {
 		report("ready")
 		time.Sleep(time.Minute)
 		return 0
-	case "orphan", "orphan-linger":
-		// Start a grandchild that outlives us, then exit 3.
+	case "orphan", "orphan-linger", "orphan-setsid":
+		// Start a grandchild that outlives us (orphan-setsid: in a
+		// session of its own, out of our process group), then exit 3.
 		// Replace (not append) the mode: a duplicate would make the
 		// grandchild an orphan-maker too.
 		var env []string
@@ -98,13 +104,14 @@ func helperMain(mode string, args []string) int {
 				env = append(env, e)
 			}
 		}
-		if mode == "orphan-linger" {
-			env = append(env, "SUPERVISE_HELPER=linger")
-		} else {
+		if mode == "orphan" {
 			env = append(env, "SUPERVISE_HELPER=sleep")
+		} else {
+			env = append(env, "SUPERVISE_HELPER=linger")
 		}
 		p, err := os.StartProcess("/proc/self/exe", []string{"x"}, &os.ProcAttr{
-			Env: env, Files: []*os.File{nil, os.Stdout, os.Stderr}})
+			Env: env, Files: []*os.File{nil, os.Stdout, os.Stderr},
+			Sys: &syscall.SysProcAttr{Setsid: mode == "orphan-setsid"}})
 		if err != nil {
 			report("start grandchild: " + err.Error())
 			return 1
@@ -461,12 +468,22 @@ func TestOrphansReaped(t *testing.T) {
 	unix.Wait4(pids[1], &ws, 0, nil)
 }
 
-// A process Katana started and left running (a sidecar holding its port)
-// is killed, with Katana's whole process group, before the restart; one
-// left by the last run waits for the power-off's kill of everything.
+// A process Katana started and left running (a sidecar holding its port),
+// in Katana's process group or in a session of its own, is killed before
+// the restart; one left by the last run waits for the power-off's kill of
+// everything.
 func TestLeftoversKilledBeforeRestart(t *testing.T) {
+	if os.Getpid() != 1 {
+		t.Skipf("not PID 1 of a PID namespace (pid %d): the init's kill(-1) refuses to run here; run the tests as root", os.Getpid())
+	}
+	for _, mode := range []string{"orphan-linger", "orphan-setsid"} {
+		t.Run(mode, func(t *testing.T) { testLeftoversKilled(t, mode) })
+	}
+}
+
+func testLeftoversKilled(t *testing.T, mode string) {
 	h := newHarness(t)
-	o := h.opts("orphan-linger")
+	o := h.opts(mode)
 	o.OnExit = bootcfg.OnExitRestart
 	o.RestartLimit = 1
 	// No backoff: the restart itself must wait until the SIGKILLed
@@ -519,6 +536,52 @@ func TestLeftoversKilledBeforeRestart(t *testing.T) {
 	}
 	if !alive(pids[1]) {
 		t.Errorf("the last run's leftover pid %d was killed: no restart follows, the power-off kills it", pids[1])
+	}
+}
+
+// When what Katana left cannot be killed (kill(-1) refused), the restart
+// says so and goes ahead after KillWait rather than never.
+func TestLeftoversKillRefused(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("orphan-linger")
+	o.OnExit = bootcfg.OnExitRestart
+	o.RestartLimit = 1
+	o.Backoff = func(int) time.Duration { return 0 }
+	o.KillWait = 300 * time.Millisecond
+	var kills int
+	o.KillAll = func(sig unix.Signal) error {
+		if sig != unix.SIGKILL {
+			t.Errorf("KillAll(%v), want SIGKILL", sig)
+		}
+		kills++
+		return unix.EPERM
+	}
+	start := time.Now()
+	out := run(t, o)
+	pids := h.grandchildren(2)
+	t.Cleanup(func() {
+		for _, p := range pids {
+			unix.Kill(p, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(p, &ws, 0, nil)
+		}
+	})
+	if !strings.Contains(out.Reason, "restart limit 1 reached") {
+		t.Fatalf("outcome %+v", out)
+	}
+	if !h.logged("katana left processes running; killing them before the restart: operation not permitted") {
+		t.Errorf("no log line about the refused kill: %q", h.logs)
+	}
+	if !h.logged("what katana left is still running 300ms after SIGKILL: restarting anyway") {
+		t.Errorf("no log line about restarting anyway: %q", h.logs)
+	}
+	// Killed once after the exit, then again at each 50ms look until
+	// KillWait ran out.
+	if kills < 3 {
+		t.Errorf("KillAll called %d times, want the first kill and the retries while waiting", kills)
+	}
+	if d := time.Since(start); d < o.KillWait {
+		t.Errorf("the restart came %v after the start, before KillWait %v ran out", d, o.KillWait)
 	}
 }
 

@@ -13,7 +13,8 @@
 // file under /etc/katana (hostbuild pack --file).
 // --sidecar NAME starts NAME, found on PATH as Katana finds its sidecars,
 // with the argument --sidecar-child, which makes this program listen on
-// 127.0.0.1:5060, say it runs and then wait to be killed.
+// 127.0.0.1:5060, say it runs and then wait to be killed;
+// --sidecar-setsid NAME does the same in a session of its own.
 // --vsock-relay TCPPORT:VSOCKPORT relays each TCP connection to TCPPORT (all
 // addresses) to vsock port VSOCKPORT of this guest (CID 1, the kernel's
 // vsock_loopback transport): a test on the host, which has no vsock, then
@@ -150,9 +151,12 @@ func run(argv []string) int {
 				fmt.Fprintf(os.Stderr, "standin-katana: --vsock-relay %q: %v\n", spec, err)
 				return 2
 			}
-		case "--sidecar":
+		case "--sidecar", "--sidecar-setsid":
 			// Start NAME from PATH as Katana starts its sidecars (a
-			// child in its process group), and leave it running.
+			// child in its process group; --sidecar-setsid: in a
+			// session of its own, as a daemon would), and leave it
+			// running.
+			setsid := name == "--sidecar-setsid"
 			name := next()
 			p, err := exec.LookPath(name)
 			if err != nil {
@@ -161,6 +165,7 @@ func run(argv []string) int {
 			}
 			cmd := exec.Command(p, "--sidecar-child")
 			cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: setsid}
 			if err := cmd.Start(); err != nil {
 				fmt.Fprintf(os.Stderr, "standin-katana: --sidecar: %v\n", err)
 				return 2
