@@ -36,11 +36,14 @@
 //  10. sync, unmount, power off (or reboot for katana.on_exit=reboot).
 //
 // Every failure in 2-9 is a boot error: the reason is logged, then the init
-// syncs and powers off. Three are logged and the boot goes on: the console
-// not reopened (the kernel's descriptors are kept), the power button
-// listener not started (system_powerdown then cannot stop Katana), and the
-// agent not started (no attestation, Katana runs). Panics are recovered (main and every goroutine) and
-// handled the same way. If the power-off call fails the init parks forever;
+// syncs and powers off. Failures that cost only a convenience are logged
+// and the boot goes on: the console not reopened (the kernel's descriptors
+// are kept), the power button listener not started (system_powerdown then
+// cannot stop Katana), the agent not started (no attestation, Katana runs),
+// and smaller ones, each saying what stays as it was (Ctrl-Alt-Del, magic
+// SysRq, an optional mount, the hash modules loaded early, the huge-page
+// /bin, Katana's open-files limit). Panics in main and in the init's own
+// goroutines are recovered and handled as boot errors. If the power-off call fails the init parks forever;
 // it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
 // that escapes all this still ends the VM.
 //
@@ -180,9 +183,12 @@ func (in *initProc) goSafe(name string, fn func()) {
 	}()
 }
 
-// fatal logs a boot error and powers off; it never returns.
+// fatal logs a boot error and powers off; it never returns. A supervisor
+// still running (fatal called from another goroutine) hears a stop
+// request, so that it does not restart the Katana the power-off ends.
 func (in *initProc) fatal(err error) {
 	in.ready.Failed()
+	in.st.RequestStop("boot error")
 	in.log.Printf("boot error: %v", err)
 	in.shutdown(power.PowerOff)
 }

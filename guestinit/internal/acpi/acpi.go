@@ -44,7 +44,9 @@ func (e Event) IsPowerButton() bool {
 }
 
 // ParseMessages decodes the ACPI events in a buffer read from the netlink
-// socket; family is the acpi_event family id. Malformed parts are skipped.
+// socket; family is the acpi_event family id. Messages of another family
+// or too short are skipped; a buffer that does not split into netlink
+// messages gives none.
 func ParseMessages(buf []byte, family uint16) []Event {
 	msgs, err := syscall.ParseNetlinkMessage(buf)
 	if err != nil {

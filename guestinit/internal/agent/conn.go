@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/katana-tee/snpboot/shared/agentapi"
@@ -35,7 +34,6 @@ type limitListener struct {
 	rejecters chan struct{}
 	linger    time.Duration
 	logf      func(string, ...any)
-	active    atomic.Int64
 }
 
 func newLimitListener(l net.Listener, max, rejecters int, linger time.Duration, logf func(string, ...any)) *limitListener {
@@ -56,7 +54,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.slots <- struct{}{}:
-			l.active.Add(1)
 			return &trackedConn{Conn: c, release: l.release}, nil
 		default:
 			l.reject(c)
@@ -65,7 +62,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 }
 
 func (l *limitListener) release() {
-	l.active.Add(-1)
 	<-l.slots
 }
 

@@ -36,8 +36,10 @@ type Prober interface {
 }
 
 // FirstAvailable tries the providers in order on each call until one probes
-// fine, then sticks to it. With none available it returns an error wrapping
-// ErrNoDevice that lists each provider's reason. Probing is rate-limited so
+// fine, then sticks to it. With none available it returns an error that
+// lists each provider's reason, wrapping ErrNoDevice only when every
+// provider is absent (a device that exists but fails, EACCES say, is a
+// device error, not a guest without SEV-SNP). Probing is rate-limited so
 // that a flood of requests on a non-SNP guest stays cheap.
 type FirstAvailable struct {
 	Providers []Prober
@@ -65,15 +67,21 @@ func (f *FirstAvailable) pick() (Quoter, error) {
 		return nil, f.lastErr
 	}
 	var reasons []string
+	absent := true
 	for _, p := range f.Providers {
 		err := p.Probe()
 		if err == nil {
 			f.chosen = p
 			return p, nil
 		}
+		absent = absent && errors.Is(err, ErrNoDevice)
 		reasons = append(reasons, p.Name()+": "+strings.TrimPrefix(err.Error(), ErrNoDevice.Error()+": "))
 	}
-	f.lastErr = fmt.Errorf("%w; %s", ErrNoDevice, strings.Join(reasons, "; "))
+	if absent {
+		f.lastErr = fmt.Errorf("%w; %s", ErrNoDevice, strings.Join(reasons, "; "))
+	} else {
+		f.lastErr = fmt.Errorf("no attestation provider usable; %s", strings.Join(reasons, "; "))
+	}
 	f.lastTime = time.Now()
 	return nil, f.lastErr
 }

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -61,6 +63,35 @@ func TestFirstAvailableRateLimitsProbes(t *testing.T) {
 				t.Errorf("Name = %q, want none", n)
 			}
 		})
+	}
+}
+
+// broken is a provider whose device exists but fails (not ErrNoDevice).
+type broken struct{ flaky }
+
+func (b *broken) Probe() error {
+	b.probes.Add(1)
+	return fmt.Errorf("opening /dev/sev-guest: %w", syscall.EACCES)
+}
+
+// A device that exists but fails is not reported as a guest without
+// SEV-SNP: only when every provider is absent is the error ErrNoDevice
+// (503 no_snp_device); otherwise it names each reason (500 device_error).
+func TestFirstAvailableAbsentOrBroken(t *testing.T) {
+	a := &flaky{name: "configfs-tsm"}
+	f := &FirstAvailable{Providers: []Prober{a, &broken{flaky{name: "sev-guest-ioctl"}}}}
+	_, _, err := f.Quote([64]byte{})
+	if err == nil || errors.Is(err, ErrNoDevice) {
+		t.Fatalf("err = %v, want an error that is not ErrNoDevice", err)
+	}
+	for _, want := range []string{"configfs-tsm: configfs-tsm absent", "sev-guest-ioctl: opening /dev/sev-guest: permission denied"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %q, want it to name %q", err, want)
+		}
+	}
+	srv := serve(t, New(Options{Quoter: &FirstAvailable{Providers: []Prober{a, &broken{flaky{name: "sev-guest-ioctl"}}}}}))
+	if c, code, _ := attest(srv, nonceHex(7, 32)); c != 500 || code != agentapi.CodeDeviceError {
+		t.Errorf("attestation: %d %q, want 500 %s", c, code, agentapi.CodeDeviceError)
 	}
 }
 

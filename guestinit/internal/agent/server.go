@@ -367,11 +367,13 @@ func (s *Server) handleShutdown(r *request) response {
 		return errorResponse(501, agentapi.CodeShutdownUnavailable, "this init did not enable shutdown over the agent")
 	}
 	s.shutdownOnce.Do(func() {
-		s.opts.Logf("agent: shutdown requested by %s", r.remote)
 		// Once counts a panicking Shutdown as done: later requests must
 		// not hear 202 for a stop that never started.
 		s.shutdownErr = errors.New("the shutdown request failed (see the console log)")
+		// The stop first, the log line after: a console that does not
+		// drain (its reader on the host stalled) must not hold it up.
 		s.shutdownErr = s.opts.Shutdown()
+		s.opts.Logf("agent: shutdown requested by %s", r.remote)
 	})
 	if s.shutdownErr != nil {
 		return errorResponse(503, agentapi.CodeShuttingDown, s.shutdownErr.Error())

@@ -70,6 +70,9 @@ type Options struct {
 	TmpDir string
 }
 
+// reapTick is how often Run reaps without a SIGCHLD.
+const reapTick = 2 * time.Second
+
 // DefaultOpenFiles is the RLIMIT_NOFILE the init gives Katana.
 const DefaultOpenFiles = 1 << 16
 
@@ -154,10 +157,11 @@ type runner struct {
 	// childrenLeft: the last reap found children still running; once
 	// Katana has exited, what it left (orphans are the init's children).
 	childrenLeft bool
-	// leftovers: what an exited Katana left running was killed before a
-	// restart, which waits for it to be gone until leftoverBy.
-	leftovers  bool
-	leftoverBy time.Time
+	// leftovers: what an exited Katana left running was killed (at
+	// leftoversKilled) before a restart, which waits for it to be gone,
+	// for KillWait at most.
+	leftovers       bool
+	leftoversKilled time.Time
 }
 
 func (r *runner) start() error {
@@ -217,8 +221,8 @@ func Run(ctx context.Context, o Options) Outcome {
 		case sig := <-o.Signals:
 			if sig == unix.SIGTERM || sig == unix.SIGINT {
 				name := unix.SignalName(sig.(syscall.Signal))
-				r.o.Log("received %s during the boot: graceful stop", name)
 				o.Status.RequestStop("signal " + name)
+				r.o.Log("received %s during the boot: graceful stop", name)
 			}
 		default:
 			pending = false
@@ -239,8 +243,17 @@ func Run(ctx context.Context, o Options) Outcome {
 		return Outcome{Action: power.PowerOff, Err: err}
 	}
 	done := ctx.Done()
+	// SIGCHLD can be lost: signal.Notify drops a signal when the channel
+	// is full (a flood of SIGHUPs to PID 1 as Katana exits). A slow tick
+	// reaps too, so that Katana's exit is never missed for good.
+	tick := time.NewTicker(reapTick)
+	defer tick.Stop()
 	for {
 		select {
+		case <-tick.C:
+			if out, ok := r.reap(); ok {
+				return out
+			}
 		case sig := <-o.Signals:
 			switch sig {
 			case unix.SIGCHLD:
@@ -248,8 +261,12 @@ func Run(ctx context.Context, o Options) Outcome {
 					return out
 				}
 			case unix.SIGTERM, unix.SIGINT:
-				r.o.Log("received %s: graceful stop", unix.SignalName(sig.(syscall.Signal)))
+				// Here and in beginStop the stop comes first and its log
+				// line after: a console that does not drain (its reader
+				// on the host stalled) blocks the logger, and must not
+				// keep Katana from hearing the stop.
 				o.Status.RequestStop("signal " + unix.SignalName(sig.(syscall.Signal)))
+				r.o.Log("received %s: graceful stop", unix.SignalName(sig.(syscall.Signal)))
 				if out, ok := r.beginStop(sig.(syscall.Signal)); ok {
 					return out
 				}
@@ -274,21 +291,30 @@ func Run(ctx context.Context, o Options) Outcome {
 		case <-r.kill.C:
 			return Outcome{Action: power.PowerOff, Reason: fmt.Sprintf("%s; katana pid=%d survived SIGKILL for %v", r.reason, r.pid, o.KillWait)}
 		case <-r.restart.C:
+			// A stop requested as the restart came due (both ready, and
+			// select picks either): stop rather than start a Katana only
+			// to stop it.
+			select {
+			case <-stopReq:
+				stopReq = nil
+				if out, ok := r.beginStop(unix.SIGTERM); ok {
+					return out
+				}
+				continue
+			default:
+			}
 			if r.leftovers {
 				// SIGKILL is not instant: a large process releases its
 				// memory, then its ports, as it ends. Reap what has ended
-				// (orphans are the init's) and wait for the rest, killing
-				// again what a leftover forked as the first kill went by.
-				if out, ok := r.reap(); ok {
-					return out
-				}
+				// (orphans are the init's; Katana is not running, so no
+				// outcome) and wait for the rest.
+				r.reap()
 				if r.childrenLeft {
-					if time.Now().Before(r.leftoverBy) {
-						r.o.KillAll(unix.SIGKILL)
+					if time.Since(r.leftoversKilled) < o.KillWait {
 						r.restart.Reset(50 * time.Millisecond)
 						continue
 					}
-					r.o.Log("what katana left is still running %v after SIGKILL: restarting anyway", o.KillWait)
+					r.o.Log("what katana left is still running %v after SIGKILL: restarting anyway", time.Since(r.leftoversKilled).Round(time.Millisecond))
 				}
 				r.leftovers = false
 			}
@@ -321,9 +347,9 @@ func (r *runner) beginStop(sig syscall.Signal) (Outcome, bool) {
 		return Outcome{Action: power.PowerOff, Reason: r.reason + "; katana not running"}, true
 	}
 	r.o.Status.SetState(status.Stopping)
-	r.o.Log("stopping katana pid=%d: %s, then SIGKILL after %v", r.pid, unix.SignalName(sig), r.o.StopTimeout)
 	unix.Kill(r.pid, sig)
 	r.grace.Reset(r.o.StopTimeout)
+	r.o.Log("stopping katana pid=%d: %s, then SIGKILL after %v", r.pid, unix.SignalName(sig), r.o.StopTimeout)
 	return Outcome{}, false
 }
 
@@ -391,7 +417,7 @@ func (r *runner) reap() (Outcome, bool) {
 			} else {
 				r.o.Log("katana left processes running: SIGKILL before the restart")
 			}
-			r.leftovers, r.leftoverBy = true, time.Now().Add(r.o.KillWait)
+			r.leftovers, r.leftoversKilled = true, time.Now()
 		}
 		d := r.o.Backoff(r.restarts)
 		r.o.Log("restarting katana in %v", d)

@@ -572,16 +572,51 @@ func TestLeftoversKillRefused(t *testing.T) {
 	if !h.logged("katana left processes running; killing them before the restart: operation not permitted") {
 		t.Errorf("no log line about the refused kill: %q", h.logs)
 	}
-	if !h.logged("what katana left is still running 300ms after SIGKILL: restarting anyway") {
+	if !h.logged("after SIGKILL: restarting anyway") {
 		t.Errorf("no log line about restarting anyway: %q", h.logs)
 	}
-	// Killed once after the exit, then again at each 50ms look until
-	// KillWait ran out.
-	if kills < 3 {
-		t.Errorf("KillAll called %d times, want the first kill and the retries while waiting", kills)
+	// kill(-1) and fork(2) are serialised in the kernel: one kill
+	// reaches every process, and it is sent once.
+	if kills != 1 {
+		t.Errorf("KillAll called %d times, want once", kills)
 	}
 	if d := time.Since(start); d < o.KillWait {
 		t.Errorf("the restart came %v after the start, before KillWait %v ran out", d, o.KillWait)
+	}
+}
+
+// A stop requested just as the restart comes due (both ready in one
+// select, which picks either) stops: no Katana is started only to be
+// stopped. Found by review: 13 of 20 rounds restarted before the fix.
+func TestStopAsRestartComesDue(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		h := newHarness(t)
+		o := h.opts("exit", "SUPERVISE_CODE=1")
+		o.OnExit = bootcfg.OnExitRestart
+		o.RestartLimit = 5
+		o.Backoff = func(int) time.Duration {
+			h.st.RequestStop("power button")
+			return 0
+		}
+		out := run(t, o)
+		if n := h.st.Snapshot().Restarts; n != 0 {
+			t.Fatalf("round %d: %d restarts after the stop request; outcome %+v", i, n, out)
+		}
+		if out.Action != power.PowerOff || !strings.Contains(out.Reason, "graceful stop (power button); katana not running") {
+			t.Fatalf("round %d: outcome %+v", i, out)
+		}
+	}
+}
+
+// A lost SIGCHLD (signal.Notify drops what a full channel cannot take)
+// does not hide Katana's exit: Run reaps on a slow tick too.
+func TestExitSeenWithoutSIGCHLD(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("exit", "SUPERVISE_CODE=4")
+	o.Signals = make(chan os.Signal) // nothing ever arrives
+	out := run(t, o)
+	if out.Action != power.PowerOff || !strings.Contains(out.Reason, "after exit status=4") {
+		t.Fatalf("outcome %+v", out)
 	}
 }
 
