@@ -263,6 +263,37 @@ func TestErrors(t *testing.T) {
 	}
 }
 
+// The shutdown is requested before its log line: a console whose reader
+// on the host stalled blocks the logger, and must not hold up the stop.
+func TestShutdownBeforeItsLogLine(t *testing.T) {
+	requested := make(chan struct{})
+	unblock := make(chan struct{})
+	s := New(Options{
+		Quoter: failing{"x"},
+		Config: testConfig,
+		Logf: func(format string, args ...any) {
+			if strings.HasPrefix(format, "agent: shutdown requested") {
+				<-unblock // the console does not drain
+			}
+		},
+		Shutdown: func() error { close(requested); return nil },
+	})
+	base := serve(t, s)
+	// After serve's: cleanups run last first, and Serve waits for the
+	// blocked handler.
+	t.Cleanup(func() { close(unblock) })
+	go func() {
+		if resp, err := http.Post(base+"/v1/shutdown", "", nil); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	select {
+	case <-requested:
+	case <-time.After(5 * time.Second):
+		t.Fatal("POST /v1/shutdown did not request the stop while the log line was blocked")
+	}
+}
+
 func TestStatusAndShutdown(t *testing.T) {
 	var calls atomic.Int32
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
