@@ -30,10 +30,12 @@ build info and this tool's version. 'hostbuild run' launches from it and
 The file is written atomically (temporary file, fsync, rename).
 
 --payload and --init are checked against the initrd: each must be the file
-the initrd holds (the payload the init runs, and /init). With either, the
-manifest also lists the operator's files the initrd holds under
-/etc/katana/ and /usr/local/bin/ (hostbuild pack --file and --exec) with
-their SHA-256.
+the initrd holds (the payload the init runs, and /init). An initrd with a
+content list (hostbuild pack's) is read with or without them: the manifest
+lists the operator's files it holds under /etc/katana/ and /usr/local/bin/
+(hostbuild pack --file and --exec) with their SHA-256, and an initrd that
+holds anything its content list does not vouch for is refused. Another
+builder's initrd (no content list) is recorded by its bytes alone.
 
 Exit status: 0 written, 1 the inputs cannot be read or measured, or --payload
 or --init is not what --initrd holds, or the initrd holds a file its content

@@ -201,7 +201,20 @@ func TestManifestChecksPayloadAndInitAgainstInitrd(t *testing.T) {
 	}
 	w.Write([]byte("x"))
 	w.Close()
-	write("dotdot.img", append(append(packed, make([]byte, (4-len(packed)%4)%4)...), extra.Bytes()...))
+	pad := make([]byte, (4-len(packed)%4)%4)
+	write("dotdot.img", append(append(packed, pad...), extra.Bytes()...))
+	// The packed initrd with a sidecar appended that its content list
+	// does not name: Katana would find and run it.
+	extra.Reset()
+	w = newc.NewWriter(&extra)
+	for _, h := range []newc.Header{{Name: "usr/local/bin", Mode: newc.TypeDir | 0o755, NLink: 2}, {Name: "usr/local/bin/vrf-server", Mode: newc.TypeReg | 0o755, NLink: 1, Size: 1}} {
+		if err := w.WriteHeader(&h); err != nil {
+			t.Fatal(err)
+		}
+		w.Write(make([]byte, h.Size))
+	}
+	w.Close()
+	write("unlisted.img", append(append(packed, pad...), extra.Bytes()...))
 	write("plain.img", []byte("not an initrd"))
 
 	for _, tc := range []struct {
@@ -222,6 +235,14 @@ func TestManifestChecksPayloadAndInitAgainstInitrd(t *testing.T) {
 			[]string{"--payload katana cannot be checked against --initrd dotdot.img", `"etc/../bin/katana" has a ".." component`}},
 		{"not an initrd", []string{"--initrd", "plain.img", "--init", "guestinit"}, exitFail,
 			[]string{"cannot be read as an initrd", "leave them out"}},
+		// Without --payload and --init an initrd with a content list is
+		// still read: what the list does not vouch for is refused.
+		{"no flags: packed", []string{"--initrd", "frames.img"}, exitOK, nil},
+		{"no flags: not an initrd", []string{"--initrd", "plain.img"}, exitOK, nil},
+		{"no flags: a file the list does not name", []string{"--initrd", "unlisted.img"}, exitFail,
+			[]string{"--initrd unlisted.img holds what its content list does not vouch for", "usr/local/bin/vrf-server"}},
+		{"no flags: payload unknown", []string{"--initrd", "dotdot.img"}, exitFail,
+			[]string{"--initrd dotdot.img holds what its content list does not vouch for", `"etc/../bin/katana" has a ".." component`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, "m.json")

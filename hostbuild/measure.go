@@ -350,16 +350,22 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 // and --init) against what the initrd at initrdPath holds. The measurement
 // covers only the initrd's bytes: nothing else ties those two records to it,
 // and attest shows them as what the guest runs, so a payload the initrd
-// does not hold must not be recorded. Having read the initrd, it records
-// the operator's files in m.
+// does not hold must not be recorded. Without either, an initrd with a
+// content list (hostbuild pack's, or one that claims to be) is read all the
+// same: it is refused when it holds what its list does not vouch for, and
+// its operator's files are recorded in m; one without (another builder's,
+// the seed's) is recorded by its bytes alone.
 func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifest) error {
 	p, in := m.Components.Payload, m.Components.Init
-	if p == nil && in == nil {
-		return nil
-	}
 	a, err := initrd.ReadFile(initrdPath)
 	if err != nil {
+		if p == nil && in == nil {
+			return nil // not an initrd this tool reads: its bytes are all there is to record
+		}
 		return fmt.Errorf("--payload and --init are checked against --initrd, which cannot be read as an initrd: %w (leave them out for an initrd hostbuild pack did not build)", err)
+	}
+	if p == nil && in == nil && !a.HasContentList() {
+		return nil
 	}
 	if a.SHA256 != m.Components.Initrd.SHA256 {
 		return fmt.Errorf("--initrd %s changed while it was read (SHA-256 %s, then %s): run again once it is written", initrdPath, m.Components.Initrd.SHA256, a.SHA256)
@@ -367,7 +373,7 @@ func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifes
 	// Read reports no payload when the archive cannot say which file the
 	// guest ends up with (a ".." entry, a path through a symlink, a content
 	// list the init refuses): then no entry, /init included, can be checked.
-	if a.PayloadUnknown != "" {
+	if a.PayloadUnknown != "" && (p != nil || in != nil) {
 		what, path := "--payload", payloadPath
 		if p == nil {
 			what, path = "--init", initPath

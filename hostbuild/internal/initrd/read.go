@@ -265,6 +265,10 @@ func (a *Archive) checkVouched() error {
 // list the init would read: not one hostbuild pack built.
 var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPath + "): not an initrd hostbuild pack built")
 
+// HasContentList reports whether the guest would find a content list that
+// parses: the initrd is hostbuild pack's, or claims to be.
+func (a *Archive) HasContentList() bool { return a.contents != nil }
+
 // OperatorFiles returns the operator's files (pack --file under
 // /etc/katana/, --exec in /usr/local/bin/, and the --ca-bundle) as a
 // guest that boots has them: the init checks each against the content

@@ -38,10 +38,9 @@ type Components struct {
 	Init    *File `json:"init,omitempty"`
 	// Files are the operator's files in the initrd (hostbuild pack
 	// --file under /etc/katana/, --exec in /usr/local/bin/, --ca-bundle),
-	// by path, recorded when the initrd's contents are read, as they are
-	// when --payload or --init is given (build always gives both).
-	// Absent (nil): the initrd's contents were not read, or it has no
-	// content list (not hostbuild's); [] none.
+	// by path, recorded from the initrd's content list (hostbuild
+	// manifest and build read every initrd that has one). Absent (nil):
+	// the initrd has no content list (not hostbuild's); [] none.
 	Files *[]OperatorFile `json:"files,omitempty"`
 }
 
