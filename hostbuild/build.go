@@ -14,6 +14,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
+	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 )
 
@@ -63,7 +64,8 @@ OUTDIR: a second is refused while the first runs.
 
 Exit status: 0 written; 1 an input cannot be used (missing, unreadable, not
 a static x86-64 ELF, an init that is not a Go program, an OVMF without
-SNP_KERNEL_HASHES) or a step failed, the previous files kept; 2 usage error
+SNP_KERNEL_HASHES, a kernel of another release than the modules) or a step
+failed, the previous files kept; 2 usage error
 (flags, settings the init would refuse).
 
 Flags:
@@ -105,6 +107,16 @@ Flags:
 	if err := checkBzImage(*kernel); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: --kernel %s: %v\n", *kernel, err)
 		return exitFail
+	}
+	if po.KernelModules != "" {
+		tree, err := kmod.Open(po.KernelModules)
+		if err == nil {
+			err = checkKernelRelease(*kernel, "--kernel-modules "+po.KernelModules, tree.Release)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+			return exitFail
+		}
 	}
 	g := manifest.GenerateOptions{OVMF: *ovmf, Kernel: *kernel, Cmdline: line, Payload: po.Payload, Init: po.Init,
 		VMMType: *vmm, SourceDateEpoch: po.SourceDateEpoch, ToolVersion: version}
@@ -201,7 +213,7 @@ Flags:
 	// The manifest hashed --payload and --init by their paths, after
 	// packing: if either changed in between (a compiler writing it), it
 	// would name a payload the guest does not run.
-	if err := checkContents(po.Output, po.Payload, po.Init, m); err != nil {
+	if err := checkContents(po.Output, po.Payload, po.Init, *kernel, m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v (did an input change while the build read it? the files in %s are as they were)\n", err, *outDir)
 		return exitFail
 	}

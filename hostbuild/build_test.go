@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -35,6 +36,53 @@ func fakeBzImage(body string) []byte {
 	b := make([]byte, 0x400)
 	copy(b[0x202:], "HdrS")
 	return append(b, body...)
+}
+
+// fakeBzImageRelease is a boot header (protocol 2.15) whose kernel_version
+// names release, as Debian's vmlinuz does ("6.1.0-57-amd64 (debian-kernel@...) #1 ...").
+func fakeBzImageRelease(release string) []byte {
+	b := fakeBzImage("")
+	binary.LittleEndian.PutUint16(b[0x206:], 0x20f)
+	binary.LittleEndian.PutUint16(b[0x20e:], 0x100) // the string at 0x300
+	copy(b[0x300:], release+" (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC\x00")
+	return b
+}
+
+// Kernel modules of another release than the kernel's are refused by
+// build (against --kernel-modules, before any work) and by manifest
+// (against the initrd's lib/modules/<release>): the kernel would refuse
+// them and the guest stop at the first (an operator walkthrough built and
+// measured 6.1.0-57's modules beside 6.1.0-50's kernel, exit 0).
+func TestKernelReleaseMismatch(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	os.WriteFile(filepath.Join(dir, "same"), fakeBzImageRelease("6.9.0-t"), 0o644)
+	os.WriteFile(filepath.Join(dir, "other"), fakeBzImageRelease("6.9.1-t"), 0o644)
+	build := func(kernel, out string) (string, int) {
+		_, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+			"--kernel", kernel, "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out)
+		return errOut, code
+	}
+	if errOut, code := build("same", "ok"); code != exitOK {
+		t.Fatalf("build with the modules' release: exit %d\n%s", code, errOut)
+	}
+	errOut, code := build("other", "bad")
+	const want = "--kernel other is kernel release 6.9.1-t (its boot header), but --kernel-modules k holds the modules of release 6.9.0-t"
+	if code != exitFail || !strings.Contains(errOut, want) {
+		t.Errorf("build with another release: exit %d, stderr %q; want exit 1 and %q", code, errOut, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bad")); err == nil {
+		t.Errorf("build refused the kernel but made its output folder")
+	}
+	for kernel, wantCode := range map[string]int{"same": exitOK, "other": exitFail, "vmlinuz": exitOK} {
+		_, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", kernel, "--initrd", "ok/initrd.img",
+			"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m-"+kernel+".json")
+		if code != wantCode {
+			t.Errorf("manifest --kernel %s: exit %d, want %d\n%s", kernel, code, wantCode, errOut)
+		}
+		if code != exitOK && !strings.Contains(errOut, "but --initrd ok/initrd.img holds the modules of release 6.9.0-t") {
+			t.Errorf("manifest --kernel %s: stderr %q", kernel, errOut)
+		}
+	}
 }
 
 // build writes the initrd, the cmdline and a manifest whose measurements

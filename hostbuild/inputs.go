@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
@@ -73,6 +75,51 @@ func checkBzImage(path string) error {
 		return fmt.Errorf("an ELF file (an uncompressed vmlinux?), not a bzImage: QEMU's measured direct boot (kernel-hashes=on) needs a bzImage (%s)", fix)
 	case string(h[0x202:0x206]) != "HdrS":
 		return fmt.Errorf("not a Linux bzImage (no \"HdrS\" boot header at 0x202): QEMU's measured direct boot (kernel-hashes=on) needs one (%s)", fix)
+	}
+	return nil
+}
+
+// bzImageRelease returns the kernel release a bzImage names in its boot
+// header (the first word of the version string kernel_version points to,
+// e.g. "6.1.0-57-amd64"), or "" when it names none (boot protocol before
+// 2.00, no pointer, no string where it points).
+func bzImageRelease(path string) (string, error) {
+	f, err := infile.Open("kernel", path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	var h [0x210]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[0x202:0x206]) != "HdrS" || binary.LittleEndian.Uint16(h[0x206:]) < 0x200 {
+		return "", nil
+	}
+	off := binary.LittleEndian.Uint16(h[0x20e:])
+	if off == 0 {
+		return "", nil
+	}
+	var v [256]byte
+	n, _ := f.ReadAt(v[:], int64(off)+0x200)
+	s, _, _ := strings.Cut(string(v[:n]), "\x00")
+	rel, _, _ := strings.Cut(s, " ")
+	return rel, nil
+}
+
+// checkKernelRelease refuses kernel modules of another release than the
+// kernel's: the kernel refuses to load them (vermagic), and the guest
+// would stop with a boot error at the first one. what names the modules
+// (a flag, or the initrd), releases are theirs (none: nothing to check).
+func checkKernelRelease(kernelPath, what string, releases ...string) error {
+	if len(releases) == 0 {
+		return nil
+	}
+	rel, err := bzImageRelease(kernelPath)
+	if err != nil || rel == "" {
+		return err // a kernel that names no release: nothing to compare
+	}
+	for _, r := range releases {
+		if r != rel {
+			return fmt.Errorf("--kernel %s is kernel release %s (its boot header), but %s holds the modules of release %s: the kernel refuses modules of another release, so the guest would stop at the first one; give the modules from the same kernel package as the kernel", kernelPath, rel, what, r)
+		}
 	}
 	return nil
 }

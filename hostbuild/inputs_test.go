@@ -273,3 +273,24 @@ func TestBadFlagIsShort(t *testing.T) {
 		}
 	}
 }
+
+// bzImageRelease reads a file given to the builder: whatever its bytes,
+// it returns a release without spaces or NULs, or "", and never panics.
+func FuzzBzImageRelease(f *testing.F) {
+	f.Add(fakeBzImageRelease("6.1.0-57-amd64"))
+	f.Add(fakeBzImage(""))
+	f.Add([]byte("HdrS"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "vmlinuz")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rel, err := bzImageRelease(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsAny(rel, " \x00") || len(rel) > 256 {
+			t.Fatalf("release %q", rel)
+		}
+	})
+}

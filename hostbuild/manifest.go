@@ -39,7 +39,8 @@ builder's initrd (no content list) is recorded by its bytes alone.
 
 Exit status: 0 written, 1 the inputs cannot be read or measured, or --payload
 or --init is not what --initrd holds, or the initrd holds a file its content
-list does not vouch for, 2 usage error.
+list does not vouch for or kernel modules of another release than --kernel,
+2 usage error.
 
 Flags:
 `

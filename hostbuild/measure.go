@@ -335,7 +335,7 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 		return nil, generateExit(err)
 	}
-	if err := checkContents(g.Initrd, g.Payload, g.Init, m); err != nil {
+	if err := checkContents(g.Initrd, g.Payload, g.Init, g.Kernel, m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 		return nil, exitFail
 	}
@@ -354,8 +354,9 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 // content list (hostbuild pack's, or one that claims to be) is read all the
 // same: it is refused when it holds what its list does not vouch for, and
 // its operator's files are recorded in m; one without (another builder's,
-// the seed's) is recorded by its bytes alone.
-func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifest) error {
+// the seed's) is recorded by its bytes alone. Kernel modules in any
+// initrd it reads must be kernelPath's release.
+func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest) error {
 	p, in := m.Components.Payload, m.Components.Init
 	a, err := initrd.ReadFile(initrdPath)
 	if err != nil {
@@ -363,6 +364,11 @@ func checkContents(initrdPath, payloadPath, initPath string, m *manifest.Manifes
 			return nil // not an initrd this tool reads: its bytes are all there is to record
 		}
 		return fmt.Errorf("--payload and --init are checked against --initrd, which cannot be read as an initrd: %w (leave them out for an initrd hostbuild pack did not build)", err)
+	}
+	if kernelPath != "" {
+		if err := checkKernelRelease(kernelPath, "--initrd "+initrdPath, a.ModuleReleases()...); err != nil {
+			return err
+		}
 	}
 	if p == nil && in == nil && !a.HasContentList() {
 		return nil

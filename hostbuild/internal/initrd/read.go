@@ -265,6 +265,24 @@ func (a *Archive) checkVouched() error {
 // list the init would read: not one hostbuild pack built.
 var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPath + "): not an initrd hostbuild pack built")
 
+// ModuleReleases returns the kernel releases whose module folders
+// (lib/modules/<release>/) hold a file in the initrd, sorted.
+func (a *Archive) ModuleReleases() []string {
+	seen := map[string]bool{}
+	for _, e := range a.Entries {
+		rest, ok := strings.CutPrefix(e.Path, initrdlayout.ModulesDir+"/")
+		if rel, _, found := strings.Cut(rest, "/"); ok && found && e.Type == "file" {
+			seen[rel] = true
+		}
+	}
+	rels := make([]string, 0, len(seen))
+	for r := range seen {
+		rels = append(rels, r)
+	}
+	slices.Sort(rels)
+	return rels
+}
+
 // HasContentList reports whether the guest would find a content list that
 // parses: the initrd is hostbuild pack's, or claims to be.
 func (a *Archive) HasContentList() bool { return a.contents != nil }
