@@ -289,7 +289,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "ready: %s (%.1fs after qemu started)\n", printable.Escape(ready), time.Since(vm.Started()).Seconds())
 		if !o.Plain {
 			fmt.Fprintf(stdout, "expected measurement (%d × %s): %s\n", plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
-			fmt.Fprintf(stdout, "attest with: %s\n", plan.AttestHint)
+			if plan.AttestHint != "" {
+				fmt.Fprintf(stdout, "attest with: %s\n", plan.AttestHint)
+			} else {
+				fmt.Fprintf(stdout, "attest: this guest has no attestation agent (its cmdline sets katana.agent=none)\n")
+			}
 		}
 	}
 	if code >= 0 {

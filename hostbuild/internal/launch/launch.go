@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"regexp"
 	"slices"
@@ -22,6 +23,8 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/qemu"
+	"github.com/katana-tee/snpboot/shared/agentapi"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 // Options describe one launch from a manifest.
@@ -302,9 +305,36 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		if mp == "" {
 			mp = "manifest.json"
 		}
-		p.AttestHint = fmt.Sprintf("hostbuild attest --cid %d --manifest %s", o.CID, shellWord(mp))
+		p.AttestHint = attestHint(m.Cmdline, o.CID, mp)
 	}
 	return p, nil
+}
+
+// attestHint is the attest command for the agent the cmdline sets up: the
+// vsock port when it is not the default, the TCP address (with the
+// guest's address to fill in when the agent listens on all), or "" for
+// katana.agent=none (no agent to ask).
+func attestHint(cmdline string, cid uint32, manifestPath string) string {
+	tail := " --manifest " + shellWord(manifestPath)
+	a := bootcfg.Default().Agent
+	if cfg, err := bootcfg.Parse(cmdline); err == nil {
+		a = cfg.Agent
+	}
+	switch a.Mode {
+	case bootcfg.AgentNone:
+		return ""
+	case bootcfg.AgentTCP:
+		host := a.TCP.Addr().String()
+		if a.TCP.Addr().IsUnspecified() {
+			host = "GUEST-ADDRESS"
+		}
+		return "hostbuild attest --addr " + shellWord("tcp:"+net.JoinHostPort(host, strconv.Itoa(int(a.TCP.Port())))) + tail
+	}
+	port := ""
+	if a.VsockPort != agentapi.DefaultPort {
+		port = fmt.Sprintf(" --port %d", a.VsockPort)
+	}
+	return fmt.Sprintf("hostbuild attest --cid %d%s", cid, port) + tail
 }
 
 // Place gives the plan the serial log and QMP socket paths QEMU gets,

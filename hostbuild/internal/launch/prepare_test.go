@@ -47,6 +47,12 @@ func sharedFixture(t *testing.T, name string) string {
 
 func newFixture(t *testing.T, vcpus []int, types ...string) fixture {
 	t.Helper()
+	return newFixtureCmdline(t, fixtureCmdline, vcpus, types...)
+}
+
+// newFixtureCmdline is newFixture with a manifest for cmdline.
+func newFixtureCmdline(t *testing.T, cmdline string, vcpus []int, types ...string) fixture {
+	t.Helper()
 	suffix, err := os.ReadFile(sharedFixture(t, "ovmf_AmdSev_suffix.bin"))
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +77,7 @@ func newFixture(t *testing.T, vcpus []int, types ...string) fixture {
 		types = []string{"EPYC-v4"}
 	}
 	f.m, err = manifest.Generate(context.Background(), manifest.GenerateOptions{
-		OVMF: f.ovmf, Kernel: f.kernel, Initrd: f.initrd, Cmdline: fixtureCmdline,
+		OVMF: f.ovmf, Kernel: f.kernel, Initrd: f.initrd, Cmdline: cmdline,
 		VCPUs: vcpus, VCPUTypes: types, ToolVersion: "v0.0.0-test",
 	})
 	if err != nil {
@@ -346,6 +352,27 @@ func TestPrepareAttestHint(t *testing.T) {
 		o.ManifestPath = tc.path
 		if got := prepare(t, o).AttestHint; got != tc.want {
 			t.Errorf("ManifestPath %q: AttestHint = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}
+
+// The printed command reaches the agent the manifest's cmdline sets up
+// (it once said --cid N alone, port 1024, whatever katana.agent said).
+func TestPrepareAttestHintAgent(t *testing.T) {
+	for _, tc := range []struct{ agent, want string }{
+		{"", "hostbuild attest --cid 3 --manifest m.json"},
+		{" katana.agent=vsock:1024", "hostbuild attest --cid 3 --manifest m.json"},
+		{" katana.agent=vsock:2000", "hostbuild attest --cid 3 --port 2000 --manifest m.json"},
+		{" katana.agent=tcp:0.0.0.0:1024", "hostbuild attest --addr tcp:GUEST-ADDRESS:1024 --manifest m.json"},
+		{" katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:10.0.2.15:99 --manifest m.json"},
+		{" katana.agent=tcp:[fd00::1]:99", "hostbuild attest --addr 'tcp:[fd00::1]:99' --manifest m.json"},
+		{" katana.agent=none", ""},
+	} {
+		f := newFixtureCmdline(t, "console=ttyS0 panic=-1"+tc.agent, []int{1})
+		o := f.snp()
+		o.ManifestPath = "m.json"
+		if got := prepare(t, o).AttestHint; got != tc.want {
+			t.Errorf("%q: AttestHint = %q, want %q", tc.agent, got, tc.want)
 		}
 	}
 }
