@@ -72,6 +72,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -189,8 +190,20 @@ func (in *initProc) goSafe(name string, fn func()) {
 func (in *initProc) fatal(err error) {
 	in.ready.Failed()
 	in.st.RequestStop("boot error")
-	in.log.Printf("boot error: %v", err)
+	in.log.Printf("boot error: %v", explain(err))
 	in.shutdown(power.PowerOff)
+}
+
+// explain adds the likely cause to a boot error where the error alone
+// would mislead: "no space left on device" writing a small file means the
+// guest's memory, which holds every file of the init's, is full.
+func explain(err error) error {
+	if errors.Is(err, unix.ENOSPC) {
+		// The likely cause: a guest too small for its initrd, which the
+		// kernel then unpacks only in part.
+		return fmt.Errorf("%w (the guest's memory is full: too little for this initrd? look for \"Initramfs unpacking failed\" above, and give the VM more memory)", err)
+	}
+	return err
 }
 
 func (in *initProc) shutdown(m power.Mode) {

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // Run as a test binary with GUESTINIT_TEST_MAIN=1, the test binary runs
@@ -33,5 +35,18 @@ func TestRefusesWhenNotPID1(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "guestinit: must run as PID 1") {
 		t.Errorf("output %q lacks the refusal", out)
+	}
+}
+
+// A full memory, which a guest too small for its initrd shows as "no space
+// left on device" on the first file the init writes, is named as such.
+func TestExplainNoSpace(t *testing.T) {
+	err := explain(&os.PathError{Op: "open", Path: "/etc/resolv.conf.tmp", Err: unix.ENOSPC})
+	if !strings.Contains(err.Error(), "no space left on device (the guest's memory is full") || !errors.Is(err, unix.ENOSPC) {
+		t.Errorf("explain(ENOSPC) = %v", err)
+	}
+	other := errors.New("eth0: no carrier")
+	if got := explain(other); got != other {
+		t.Errorf("explain(%v) = %v, want it unchanged", other, got)
 	}
 }

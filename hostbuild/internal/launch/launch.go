@@ -261,6 +261,9 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		Forwards:  o.Forwards,
 		VsockCID:  o.CID,
 	}
+	if w := memoryWarning(m, o.MemoryMiB, !o.Plain); w != "" {
+		p.Warnings = append(p.Warnings, w)
+	}
 	if o.Plain {
 		q.Accel = o.Accel
 	} else {
@@ -308,6 +311,35 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		p.AttestHint = attestHint(m.Cmdline, o.CID, mp)
 	}
 	return p, nil
+}
+
+// memoryWarning says when the guest's memory (mib; 0: QEMU's default for
+// the mode) looks too small for the manifest's initrd and payload. While
+// the kernel unpacks the initrd it holds the image and the files made
+// from it at once (and a rootfs tmpfs takes half the memory at most);
+// then the init decodes the payload into memory beside those files. With
+// too little the boot stops with "Initramfs unpacking failed" and "no
+// space left on device": an estimate with room for the kernel, not a
+// bound, so a warning.
+func memoryWarning(m *manifest.Manifest, mib int, snp bool) string {
+	if mib == 0 {
+		mib = qemu.DefaultPlainMemoryMiB
+		if snp {
+			mib = qemu.DefaultSNPMemoryMiB
+		}
+	}
+	const MiB = 1 << 20
+	initrd := (m.Components.Initrd.Size + MiB - 1) / MiB
+	payload := int64(0)
+	if m.Components.Payload != nil {
+		payload = (m.Components.Payload.Size + MiB - 1) / MiB
+	}
+	need := max(2*initrd, initrd+payload) + 160
+	if int64(mib) >= need {
+		return ""
+	}
+	return fmt.Sprintf("%d MiB of guest memory may be too little for this initrd (%d MiB, payload %d MiB): the kernel holds the initrd and the files it unpacks from it at once, then the init decodes the payload into memory; give --memory %dM or more (with too little the boot stops with \"Initramfs unpacking failed\" and \"no space left on device\")",
+		mib, initrd, payload, need)
 }
 
 // attestHint is the attest command for the agent the cmdline sets up: the
