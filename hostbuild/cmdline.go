@@ -182,6 +182,14 @@ func warnMissingDefaults(stderr io.Writer, cmd, line string) {
 	}
 }
 
+// warnCmdline prints missingDefaults of a cmdline given whole (manifest
+// --cmdline, measure --append) on stderr.
+func warnCmdline(stderr io.Writer, cmd, flagName, line string) {
+	for _, m := range missingDefaults(line) {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: in %s, %s\n", cmd, flagName, m)
+	}
+}
+
 func runCmdline(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("cmdline", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -84,6 +84,7 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if err := checkBootCmdline(*cmdline); err != nil {
 		return usageFail("--cmdline: %v", err)
 	}
+	warnCmdline(stderr, "manifest", "--cmdline", *cmdline)
 	g, err := mf.options(set)
 	if err != nil {
 		return usageFail("%v", err)

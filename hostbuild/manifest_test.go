@@ -337,3 +337,32 @@ func TestMeasureManifestJSON(t *testing.T) {
 		t.Errorf("--json printed measurement %s with %d steps; the manifest records %+v", doc.Measurement, len(doc.Steps), m.Measurements)
 	}
 }
+
+// A --cmdline without console=ttyS0 or panic=-1 is recorded (a custom
+// setting may be meant) with a warning, as cmdline and build give: without
+// the console, run waits out its whole timeout on an empty serial log.
+func TestManifestWarnsMissingDefaults(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", "i.img"); code != exitOK {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	for line, want := range map[string][]string{
+		"panic=-1":               {"hostbuild manifest: warning: in --cmdline, console=ttyS0 is missing"},
+		"console=ttyS0":          {"hostbuild manifest: warning: in --cmdline, panic=-1 is missing"},
+		"console=ttyS0 panic=-1": nil,
+	} {
+		_, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img",
+			"--cmdline", line, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m.json")
+		if code != exitOK {
+			t.Fatalf("%q: exit %d\n%s", line, code, errOut)
+		}
+		for _, w := range want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%q: stderr %q, want %q", line, errOut, w)
+			}
+		}
+		if want == nil && strings.Contains(errOut, "warning") {
+			t.Errorf("%q: stderr %q, want no warning", line, errOut)
+		}
+	}
+}

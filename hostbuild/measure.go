@@ -132,6 +132,7 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if err := checkBootCmdline(o.Append); err != nil {
 			return usageFail("--append: %v", err)
 		}
+		warnCmdline(stderr, "measure", "--append", o.Append)
 		g, err := mf.options(set)
 		if err != nil {
 			return usageFail("%v", err)

@@ -283,7 +283,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hostbuild run: forwarding %s:%d -> guest port %d\n", orDefault(f.HostAddr, qemu.DefaultHostAddr), f.HostPort, f.GuestPort)
 	}
 
-	ready, code := waitReady(ctx, vm, *readyTimeout, stderr)
+	ready, code := waitReady(ctx, vm, *readyTimeout, o.Manifest.Cmdline, stderr)
 	if ready != "" {
 		// The line is the guest's text.
 		fmt.Fprintf(stdout, "ready: %s (%.1fs after qemu started)\n", printable.Escape(ready), time.Since(vm.Started()).Seconds())
@@ -356,7 +356,7 @@ var progressEvery = 15 * time.Second
 // line: a boot takes seconds on KVM but minutes under TCG, and
 // --ready-timeout is 5 minutes, too long a silence to tell a slow boot from
 // a stuck one.
-func waitReady(ctx context.Context, vm *qemu.VM, timeout time.Duration, stderr io.Writer) (string, int) {
+func waitReady(ctx context.Context, vm *qemu.VM, timeout time.Duration, cmdline string, stderr io.Writer) (string, int) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	type result struct {
@@ -400,7 +400,12 @@ wait:
 		fmt.Fprintln(stderr, "hostbuild run: interrupted before katana started")
 		return "", -1
 	default:
-		fmt.Fprintf(stderr, "hostbuild run: katana did not start within %v; stopping the guest\n%v\n", timeout, err)
+		fmt.Fprintf(stderr, "hostbuild run: katana did not start within %v; stopping the guest\nhostbuild run: %v\n", timeout, err)
+		for _, m := range missingDefaults(cmdline) {
+			if strings.HasPrefix(m, "console=") {
+				fmt.Fprintf(stderr, "hostbuild run: the manifest's cmdline may be why: %s\n", m)
+			}
+		}
 		vm.Stop(context.Background(), 10*time.Second)
 		return "", exitFail
 	}
