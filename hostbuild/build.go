@@ -123,6 +123,7 @@ Flags:
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}
+	warnUnverifiable(stderr, "build", g.VCPUTypes)
 	if g.GuestFeatures, err = parseGuestFeatures(*features); err != nil {
 		return usageFail("%v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
@@ -101,6 +102,7 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}
+	warnUnverifiable(stderr, "manifest", g.VCPUTypes)
 	feat, err := parseGuestFeatures(*features)
 	if err != nil {
 		return usageFail("%v", err)
@@ -123,6 +125,16 @@ func checkBootCmdline(line string) error {
 		return fmt.Errorf("%w; the guest init refuses this cmdline at boot ('hostbuild cmdline' formats a valid one)", err)
 	}
 	return nil
+}
+
+// warnUnverifiable warns of the vCPU types whose reports attest cannot
+// verify (Turin): the manifest is still written, for another verifier.
+func warnUnverifiable(stderr io.Writer, cmd string, types []string) {
+	for _, t := range types {
+		if why := attest.UnverifiableVCPUType(t); why != "" {
+			fmt.Fprintf(stderr, "hostbuild %s: warning: --vcpu-type %s: %s\n", cmd, t, why)
+		}
+	}
 }
 
 // parseMatrix reads the comma-separated --vcpus and --vcpu-type lists of a

@@ -366,3 +366,18 @@ func TestManifestWarnsMissingDefaults(t *testing.T) {
 		}
 	}
 }
+
+// A Turin vCPU type is measured (another verifier may check it) with a
+// warning that attest refuses its reports.
+func TestManifestWarnsTurin(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", "i.img"); code != exitOK {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img",
+		"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4,EPYC-Turin", "-o", "m.json")
+	if code != exitOK || !strings.Contains(errOut, "hostbuild manifest: warning: --vcpu-type EPYC-Turin: hostbuild attest refuses reports from AMD Turin") ||
+		strings.Contains(errOut, "EPYC-v4:") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}

@@ -461,6 +461,16 @@ func parseCert(b []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(b)
 }
 
+// UnverifiableVCPUType says why attest cannot verify the reports of a
+// guest launched with QEMU vCPU type vtype, or returns "": Turin's
+// reports are refused (see VerifyChain).
+func UnverifiableVCPUType(vtype string) string {
+	if strings.HasPrefix(vtype, "EPYC-Turin") {
+		return "hostbuild attest refuses reports from AMD Turin (EPYC 9005): its go-sev-guest (v0.15) reads Turin's TCB_VERSION in the Milan/Genoa layout; the measurement can be computed and launched, but must be verified by another verifier"
+	}
+	return ""
+}
+
 // LoadRoots reads a PEM bundle with an ASK (or ASVK) followed by its ARK,
 // as AMD's KDS cert_chain serves it, as the only trusted roots for
 // productLine (Milan, Genoa or Turin).

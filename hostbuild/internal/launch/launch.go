@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
@@ -263,6 +264,9 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	}
 	if w := memoryWarning(m, o.MemoryMiB, !o.Plain); w != "" {
 		p.Warnings = append(p.Warnings, w)
+	}
+	if why := attest.UnverifiableVCPUType(vtype); why != "" && !o.Plain {
+		p.Warnings = append(p.Warnings, vtype+": "+why)
 	}
 	if o.Plain {
 		q.Accel = o.Accel

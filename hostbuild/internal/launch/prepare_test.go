@@ -739,3 +739,20 @@ func TestMemoryWarning(t *testing.T) {
 		t.Errorf("900 MiB payload in 1 GiB: warning %q", got)
 	}
 }
+
+// Launching a Turin guest warns that attest refuses its reports; a plain
+// launch (nothing to attest) does not.
+func TestPrepareWarnsTurin(t *testing.T) {
+	f := newFixture(t, []int{1}, "EPYC-Turin")
+	has := func(p *Plan) bool {
+		return slices.ContainsFunc(p.Warnings, func(w string) bool {
+			return strings.HasPrefix(w, "EPYC-Turin: hostbuild attest refuses reports from AMD Turin")
+		})
+	}
+	if p := prepare(t, f.snp()); !has(p) {
+		t.Errorf("SEV-SNP launch on EPYC-Turin: warnings %q", p.Warnings)
+	}
+	if p := prepare(t, f.plain()); has(p) {
+		t.Errorf("plain launch: warnings %q", p.Warnings)
+	}
+}
