@@ -156,6 +156,29 @@ func TestContentListAndModuleList(t *testing.T) {
 	}
 }
 
+// Named explicitly, a default the tree lacks is skipped as it is in the
+// default list ("repeat the defaults to add to them" on a kernel without
+// tsm failed: module not found); a name that is no default still fails.
+func TestNamedDefaultAbsentIsSkipped(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Output = filepath.Join(t.TempDir(), "i.img")
+	o.Modules = []string{"virtio_pci", "virtio_net", "sev_guest", "tsm", "vsock"}
+	res, err := Pack(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"virtio", "virtio_net", "virtio_pci", "vsock"}, res.Modules); diff != "" {
+		t.Errorf("modules (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"sev_guest", "tsm"}, res.Skipped); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	o.Modules = []string{"virtio_pci", "qemu_fw_cfg"}
+	if _, err := Pack(context.Background(), o); err == nil || !strings.Contains(err.Error(), `module "qemu_fw_cfg" is not in`) {
+		t.Errorf("a module that is no default and not in the tree: %v", err)
+	}
+}
+
 func hexs(b [32]byte) string {
 	const d = "0123456789abcdef"
 	var s []byte

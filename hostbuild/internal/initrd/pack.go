@@ -439,10 +439,20 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 			}
 		}
 	} else {
-		for _, n := range names {
-			if tree.Builtin(n) {
+		// A default the tree lacks is skipped when named too, as it is
+		// in the default list: "repeat the defaults to add to them"
+		// must work on a kernel without one of them (6.1 has no tsm).
+		names = nil
+		for _, n := range o.Modules {
+			isDefault := slices.ContainsFunc(kmod.DefaultModules, func(d string) bool { return kmod.Canonical(d) == kmod.Canonical(n) })
+			switch {
+			case tree.Builtin(n):
 				res.Skipped = append(res.Skipped, n)
+			case isDefault && !tree.Has(n):
+				res.Skipped = append(res.Skipped, n)
+				continue
 			}
+			names = append(names, n)
 		}
 	}
 	mods, err := tree.Closure(names)
