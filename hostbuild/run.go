@@ -264,11 +264,22 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	qemuStarted = true
 	go func() {
-		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once.
+		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once. The
+		// same signal again within a second is the same request:
+		// coreutils' timeout sends its SIGTERM to run and then to run's
+		// process group, which holds run too.
+		var first os.Signal
+		var firstAt time.Time
 		for n := 0; ; {
 			select {
-			case <-sigs:
-				if n++; n == 2 {
+			case sig := <-sigs:
+				if n == 1 && sig == first && time.Since(firstAt) < time.Second {
+					continue
+				}
+				if n++; n == 1 {
+					first, firstAt = sig, time.Now()
+				}
+				if n == 2 {
 					fmt.Fprintln(stderr, "hostbuild run: interrupted again: killing qemu")
 					vm.Kill()
 					return

@@ -751,6 +751,10 @@ const fakeQEMUNotReadyEnv = "HOSTBUILD_TEST_FAKE_QEMU_NOT_READY"
 // (or not yet), which only a kill ends.
 const fakeQEMUNoPowerOffEnv = "HOSTBUILD_TEST_FAKE_QEMU_NO_POWEROFF"
 
+// fakeQEMUPowerOffDelayEnv=DURATION makes the fake QEMU take that long
+// between system_powerdown and its power-off (a guest stopping Katana).
+const fakeQEMUPowerOffDelayEnv = "HOSTBUILD_TEST_FAKE_QEMU_POWEROFF_DELAY"
+
 func fakeQEMU(args []string) int {
 	serial, qmp := qemutest.ChardevPaths(args)
 	sigs := make(chan os.Signal, 1)
@@ -811,6 +815,9 @@ func fakeQEMU(args []string) int {
 				continue
 			}
 			fmt.Fprintln(log, "[    2.000000] guestinit: power button pressed: stopping katana")
+			if d, err := time.ParseDuration(os.Getenv(fakeQEMUPowerOffDelayEnv)); err == nil {
+				time.Sleep(d)
+			}
 			if os.Getenv(fakeQEMUFloodEnv) == "" { // else Katana has exited already
 				fmt.Fprintln(log, "[    2.100000] guestinit: katana exited status=143 signal=SIGTERM stop=graceful")
 			}
@@ -1014,6 +1021,27 @@ func TestRunSecondSignalKillsQEMU(t *testing.T) {
 				t.Errorf("the fake QEMU recorded %q: it got a signal, want only system_powerdown and SIGKILL", events)
 			}
 		})
+	}
+}
+
+// TestRunTimeoutsDoubleSIGTERM: coreutils' timeout sends SIGTERM to run
+// and then to run's process group, run included: the same signal twice at
+// once is one request, a graceful stop (it once killed QEMU: "interrupted
+// again").
+func TestRunTimeoutsDoubleSIGTERM(t *testing.T) {
+	f := newRunFixture(t)
+	r := startFakeRun(t, f, fakeQEMUPowerOffDelayEnv+"=500ms")
+	// Apart enough that the two are not merged into one pending signal
+	// (as they mostly are when timeout sends them).
+	for _, pid := range []int{r.cmd.Process.Pid, -r.cmd.Process.Pid} {
+		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, events := r.wait(t)
+	if events != "system_powerdown\n" || code != exitOK {
+		t.Errorf("hostbuild run exit status %d and QEMU got %q; want %d (clean power-off) after only the power button\nstderr:\n%s", code, events, exitOK, r.stderr.String())
 	}
 }
 
