@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 )
@@ -145,6 +147,27 @@ func withoutPath(err error) error {
 // the file it points to alone.
 func checkOutput(outFlag, out string, ins ...input) error {
 	return sameFileAsInput(os.Lstat, outFlag, out, ins)
+}
+
+// checkOutputFolder refuses, before any work, an output whose folder does
+// not exist, is not a folder or cannot be written to: the atomic write
+// would fail only at the end, with the temporary file's name.
+func checkOutputFolder(outFlag, out string) error {
+	if out == "" || out == "-" {
+		return nil
+	}
+	dir := filepath.Dir(out)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s %s: its folder %s cannot be used (%v): create it, or write elsewhere", outFlag, out, dir, withoutPath(err))
+	case !st.IsDir():
+		return fmt.Errorf("%s %s: %s is not a folder", outFlag, out, dir)
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return fmt.Errorf("%s %s: its folder %s cannot be written to (%v): write elsewhere", outFlag, out, dir, err)
+	}
+	return nil
 }
 
 // checkOpenedOutput is checkOutput for an output that is opened and

@@ -104,6 +104,9 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	// libvirt opens the serial log at its path when the domain starts.
 	err = checkOutput("-o", *out, launchInputs(*o)...)
 	if err == nil {
+		err = checkOutputFolder("-o", *out)
+	}
+	if err == nil {
 		err = checkOpenedOutput("--serial-log", o.SerialLog, launchInputs(*o)...)
 	}
 	if err != nil {

@@ -99,6 +99,10 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "hostbuild manifest: %v\n", err)
 		return exitFail
 	}
+	if err := checkOutputFolder("-o", *out); err != nil {
+		fmt.Fprintf(stderr, "hostbuild manifest: %v\n", err)
+		return exitFail
+	}
 	if g.VCPUs, g.VCPUTypes, err = parseMatrix(*vcpus, *vcpuTypes); err != nil {
 		return usageFail("%v", err)
 	}

@@ -381,3 +381,22 @@ func TestManifestWarnsTurin(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 }
+
+// An output in a missing folder is refused before any work, naming the
+// folder and the fix (it once failed after measuring, with the temporary
+// file's name).
+func TestOutputFolderCheckedFirst(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	os.WriteFile(filepath.Join(dir, "i.img"), []byte("initrd"), 0o644)
+	for _, args := range [][]string{
+		{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img", "--cmdline", "console=ttyS0 panic=-1",
+			"--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "nonexist/m.json"},
+		{"measure", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img", "--append", "console=ttyS0 panic=-1",
+			"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest", "nonexist/m.json"},
+	} {
+		_, errOut, code := hostbuild(t, dir, nil, args...)
+		if code != exitFail || !strings.Contains(errOut, "nonexist/m.json: its folder nonexist cannot be used (no such file or directory): create it, or write elsewhere") {
+			t.Errorf("%s: exit %d, stderr %q", args[0], code, errOut)
+		}
+	}
+}

@@ -115,6 +115,10 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
 		return exitFail
 	}
+	if err := checkOutputFolder("--manifest", *manifestPath); err != nil {
+		fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
+		return exitFail
+	}
 	var res measure.Result
 	if *manifestPath != "" {
 		if o.Mode != measure.ModeSNP || o.SnpOVMFHash != "" {
