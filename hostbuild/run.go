@@ -203,10 +203,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	qemuStarted := false
 	defer func() {
 		// The socket always goes. The default serial log is kept once run
-		// has named it ("serial console: ..."), else it holds nothing worth
-		// keeping; the folder goes when nothing is left in it.
+		// has named it ("serial console: ...") and the guest wrote to it,
+		// else it holds nothing worth keeping (QEMU refused the launch);
+		// the folder goes when nothing is left in it.
 		os.Remove(o.QMPSocket)
-		if defaultSerial && !qemuStarted {
+		if fi, err := os.Stat(o.SerialLog); defaultSerial && (!qemuStarted || err == nil && fi.Size() == 0) {
 			os.Remove(o.SerialLog)
 		}
 		os.Remove(scratch)

@@ -295,6 +295,9 @@ func TestRunScratchFolder(t *testing.T) {
 		{"refused", []string{"--vcpus", "3", "--qemu", fake}, exitRunRefused, false},
 		{"qemu missing", []string{"--qemu", filepath.Join(f.dir, "no-such-qemu")}, exitFail, false},
 		{"booted", []string{"--qemu", fake}, exitOK, true},
+		// QEMU refused the launch (a QEMU without sev-snp-guest): an
+		// empty log is not kept.
+		{"qemu failed at once", []string{"--qemu", fakeQEMUScript(t, t.TempDir(), "exit 1\n")}, exitFail, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
