@@ -27,8 +27,9 @@ const measureUsage = `Usage: hostbuild measure --ovmf FILE --vcpus N --vcpu-type
 
 Computes the AMD SEV-SNP launch measurement of a QEMU direct kernel boot and
 prints it as 96 lowercase hex characters (or base64), exactly like
-virtee/sev-snp-measure in modes snp and snp:ovmf-hash; its flags are accepted
-so that the two tools can be swapped.
+virtee/sev-snp-measure in modes snp and snp:ovmf-hash; its flags for those
+modes are accepted so that the two tools can be swapped there (its SVSM
+and --dump-vmsa options are refused with a reason).
 
 The cmdline (--append) is hashed byte for byte plus a NUL, never trimmed.
 A kernel with an OVMF that has no SNP_KERNEL_HASHES section is refused:
@@ -73,6 +74,12 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	verbose := fs.Bool("v", false, "print 'Calculated SEV_SNP guest measurement: ...' like sev-snp-measure -v")
 	fs.BoolVar(verbose, "verbose", false, "same as -v")
 	manifestPath := fs.String("manifest", "", "also write a manifest for this configuration to `file`")
+	// sev-snp-measure's flags for what this tool does not do are known,
+	// to say so rather than "flag provided but not defined".
+	for _, n := range []string{"svsm", "vars-size", "vars-file"} {
+		fs.String(n, "", "sev-snp-measure's SVSM option: not supported (mode snp:svsm is not)")
+	}
+	fs.Bool("dump-vmsa", false, "sev-snp-measure's VMSA dump: not supported")
 	mf := manifestFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, measureUsage)
@@ -87,6 +94,14 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	for _, n := range []string{"svsm", "vars-size", "vars-file"} {
+		if set[n] {
+			return usageFail("--%s: SVSM (sev-snp-measure's mode snp:svsm) is not supported: this tool measures SEV-SNP direct boot (modes snp, snp:ovmf-hash)", n)
+		}
+	}
+	if set["dump-vmsa"] {
+		return usageFail("--dump-vmsa is not supported: this tool does not write the VMSA pages out (-v and --json show each step's digest)")
+	}
 
 	o, err := f.options(set)
 	if err != nil {

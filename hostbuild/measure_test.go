@@ -328,3 +328,23 @@ func TestMeasureVCPUFamilyModelSteppingRange(t *testing.T) {
 		}
 	}
 }
+
+// sev-snp-measure's options for what this tool does not do are refused
+// with the reason, not as unknown flags.
+func TestMeasureRefusesUnsupportedSevSnpMeasureFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--mode", "snp:svsm", "--svsm", "svsm.bin"}, "--svsm: SVSM (sev-snp-measure's mode snp:svsm) is not supported"},
+		{[]string{"--vars-size", "0x1000"}, "--vars-size: SVSM"},
+		{[]string{"--vars-file", "v.fd"}, "--vars-file: SVSM"},
+		{[]string{"--dump-vmsa"}, "--dump-vmsa is not supported"},
+		{[]string{"--mode", "snp:svsm"}, "--mode snp:svsm is not supported"},
+	} {
+		_, stderr, code := runHB(t, append([]string{"measure", "--ovmf", "o", "--vcpus", "1", "--vcpu-type", "EPYC-v4"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+}
