@@ -55,7 +55,8 @@ config, and verifies, in this order:
 Exit status:
   0  verified
   1  other failure (I/O, bad manifest, writing evidence)
-  2  usage error
+  2  usage error, including an --evidence-out that cannot be written
+     (checked before the guest is asked: a report is spent once fetched)
   3  transport: no answer, an agent error (for example no_snp_device), a
      malformed response
   4  AMD certificate chain or report signature (also a malformed report, a
