@@ -184,7 +184,7 @@ func TestMeasureUsageErrors(t *testing.T) {
 		{"bad output format", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--output-format", "raw", "--ovmf", amd}, exitUsage, "hex or base64"},
 		{"bad seed", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--snp-ovmf-hash", "00", "--ovmf", amd}, exitUsage, "96 hex"},
 		{"positional", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "extra"}, exitUsage, "unexpected argument"},
-		{"unknown flag", []string{"--svsm", "x"}, exitUsage, "flag provided but not defined"},
+		{"unknown flag", []string{"--no-such-flag", "x"}, exitUsage, "flag provided but not defined"},
 		{"missing ovmf file", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", filepath.Join(tmp, "nope")}, exitFail, "no such file"},
 		{"policy without manifest", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--policy", "0x30000"}, exitUsage, "add --manifest"},
 		// A manifest is what run launches from: its cmdline must be one the init accepts.
