@@ -209,7 +209,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		}
 	}
 
-	vcpus, vtype, err := chooseConfig(m, o.VCPUs, o.VCPUType)
+	vcpus, vtype, err := chooseConfig(m, o.VCPUs, o.VCPUType, o.Plain)
 	if err != nil {
 		return nil, err
 	}
@@ -470,8 +470,9 @@ func accelName(a qemu.Accel) string {
 }
 
 // chooseConfig picks (vCPUs, type) and refuses combinations the matrix
-// does not have, naming what it allows.
-func chooseConfig(m *manifest.Manifest, vcpus int, vtype string) (int, string, error) {
+// does not have, naming what it allows. Without a type it takes the
+// matrix's only one, or in a plain launch its first.
+func chooseConfig(m *manifest.Manifest, vcpus int, vtype string, plain bool) (int, string, error) {
 	var types []string
 	counts := map[string][]int{}
 	for _, e := range m.Measurements {
@@ -481,7 +482,9 @@ func chooseConfig(m *manifest.Manifest, vcpus int, vtype string) (int, string, e
 		counts[e.VCPUType] = append(counts[e.VCPUType], e.VCPUs)
 	}
 	if vtype == "" {
-		if len(types) != 1 {
+		// A plain launch runs -cpu max whatever the type: the first
+		// of several will do.
+		if len(types) != 1 && !plain {
 			return 0, "", &Mismatch{What: "the vCPU type", Got: "not given (--vcpu-type)", Allowed: "one of " + strings.Join(types, ", ")}
 		}
 		vtype = types[0]

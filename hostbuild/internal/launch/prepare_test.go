@@ -756,3 +756,16 @@ func TestPrepareWarnsTurin(t *testing.T) {
 		t.Errorf("plain launch: warnings %q", p.Warnings)
 	}
 }
+
+// Without --vcpu-type a manifest of several types is refused for an
+// SEV-SNP launch (the type is measured), and a plain launch, which runs
+// -cpu max whatever the type, takes the first.
+func TestPrepareTypeNotGiven(t *testing.T) {
+	f := newFixture(t, []int{1}, "EPYC-v4", "EPYC-Genoa")
+	if _, err := Prepare(context.Background(), f.snp()); err == nil || !strings.Contains(err.Error(), "not given (--vcpu-type)") {
+		t.Errorf("SEV-SNP launch without --vcpu-type: %v", err)
+	}
+	if p, first := prepare(t, f.plain()), f.m.Measurements[0].VCPUType; p.VCPUType != first {
+		t.Errorf("plain launch without --vcpu-type: type %q, want the manifest's first, %s", p.VCPUType, first)
+	}
+}
