@@ -307,6 +307,17 @@ func TestManifestSourceDateEpochEnvBounds(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a refused SOURCE_DATE_EPOCH left %s (%v)", out, err)
 	}
+
+	// Past 32 bits: pack refuses it (cpio mtimes), so no initrd has it.
+	t.Setenv("SOURCE_DATE_EPOCH", "4294967296")
+	_, stderr, code = runHB(t, args...)
+	if code != exitUsage || !strings.Contains(stderr, "SOURCE_DATE_EPOCH 4294967296 is out of range") {
+		t.Errorf("SOURCE_DATE_EPOCH=2^32: exit %d, stderr %q; want %d and a refusal", code, stderr, exitUsage)
+	}
+	t.Setenv("SOURCE_DATE_EPOCH", "4294967295")
+	if _, stderr, code := runHB(t, args...); code != exitOK {
+		t.Errorf("SOURCE_DATE_EPOCH=2^32-1: exit %d: %s", code, stderr)
+	}
 }
 
 // measure --manifest --json prints the JSON of the measurement the manifest

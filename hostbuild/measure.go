@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -329,6 +330,10 @@ func (m *manifestOnly) options(set map[string]bool) (manifest.GenerateOptions, e
 	}
 	if g.SourceDateEpoch < 0 {
 		return g, fmt.Errorf("--source-date-epoch %d is negative", g.SourceDateEpoch)
+	}
+	// As pack refuses it: no initrd has a later one.
+	if g.SourceDateEpoch > math.MaxUint32 {
+		return g, fmt.Errorf("SOURCE_DATE_EPOCH %d is out of range: cpio mtimes are 32-bit unsigned seconds, 0 to %d, and no initrd can carry a later one", g.SourceDateEpoch, uint32(math.MaxUint32))
 	}
 	return g, nil
 }
