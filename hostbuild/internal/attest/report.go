@@ -85,6 +85,9 @@ func DescribeReport(raw []byte) (*ReportInfo, error) {
 		return nil, fmt.Errorf("decoding report: %d bytes, want %d", len(raw), abi.ReportSize)
 	}
 	if v := binary.LittleEndian.Uint32(raw); v < 2 || v > 5 {
+		if v > 0xff {
+			return nil, fmt.Errorf("decoding report: not an SEV-SNP attestation report (it would start with its version, 2 to 5, as a 32-bit little-endian number; this starts with %q)", raw[:4])
+		}
 		return nil, fmt.Errorf("decoding report: version %d, this tool knows 2 to 5", v)
 	}
 	r, err := abi.ReportToProto(raw)

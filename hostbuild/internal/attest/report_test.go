@@ -96,6 +96,11 @@ func TestDecodeRawReportRejects(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+	// Text is called what it is, not a report of version 1953460082.
+	text := bytes.Repeat([]byte("root:x:0:0:root:/root:/bin/bash\n"), 40)
+	if _, err := DescribeReport(text); err == nil || !strings.Contains(err.Error(), `not an SEV-SNP attestation report (it would start with its version, 2 to 5, as a 32-bit little-endian number; this starts with "root")`) {
+		t.Errorf("a text file: %v", err)
+	}
 }
 
 // FuzzReportDecoder: arbitrary input never panics; whatever decodes has the
