@@ -354,7 +354,9 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 		line("matches", fmt.Sprintf("%d vCPUs of type %s", r.MatchedVCPUs, r.MatchedType))
 	}
 	line("policy", r.Policy)
-	fmt.Fprintf(w, "  %-15s %d\n", "vmpl:", r.VMPL)
+	if r.VMPL != nil {
+		fmt.Fprintf(w, "  %-15s %d\n", "vmpl:", *r.VMPL)
+	}
 	line("reported tcb", r.ReportedTCB)
 	line("platform", r.PlatformInfo)
 	line("report version", r.ReportVersion)

@@ -183,6 +183,23 @@ func TestAttestChecksBeforeFetching(t *testing.T) {
 	}
 }
 
+// attest --json without a report (no agent) says nothing of the report's
+// fields: "vmpl": 0 once claimed a VMPL no report gave.
+func TestAttestJSONWithoutReport(t *testing.T) {
+	mpath := writeTestManifest(t, t.TempDir())
+	code, stdout, _ := runCmd(t, "", "attest", "--addr", "tcp:127.0.0.1:1", "--manifest", mpath, "--timeout", "2s", "--json")
+	var res map[string]any
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("exit %d, stdout %q: %v", code, stdout, err)
+	}
+	if code != 3 || res["failure_class"] != "transport" {
+		t.Errorf("exit %d, %v", code, res)
+	}
+	if v, ok := res["vmpl"]; ok {
+		t.Errorf("vmpl %v in the JSON of an attestation that got no report", v)
+	}
+}
+
 // testCmdline is the test manifest's cmdline, which the fake agent's init
 // applied.
 const testCmdline = "x katana.env=RUST_LOG=debug katana.args=--dev"

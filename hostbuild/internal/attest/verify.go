@@ -100,7 +100,7 @@ type Result struct {
 	MatchedType   string   `json:"matched_vcpu_type,omitempty"`
 	ReportVersion uint32   `json:"report_version,omitempty"`
 	Policy        string   `json:"policy,omitempty"`
-	VMPL          uint32   `json:"vmpl"`
+	VMPL          *uint32  `json:"vmpl,omitempty"` // absent when no report was decoded
 	ReportedTCB   string   `json:"reported_tcb,omitempty"`
 	ProductLine   string   `json:"product_line,omitempty"`
 	Signer        string   `json:"signer,omitempty"`
@@ -530,7 +530,8 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	res.ReportVersion = rep.GetVersion()
 	res.Measurement = hex.EncodeToString(rep.GetMeasurement())
 	res.Policy = fmt.Sprintf("0x%x", rep.GetPolicy())
-	res.VMPL = rep.GetVmpl()
+	vmpl := rep.GetVmpl()
+	res.VMPL = &vmpl
 	res.ReportedTCB = fmt.Sprintf("0x%016x", rep.GetReportedTcb())
 	res.ChipID = hex.EncodeToString(rep.GetChipId())
 	res.PlatformInfo = DescribePlatformInfo(rep.GetPlatformInfo())
