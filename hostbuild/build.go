@@ -110,8 +110,12 @@ Flags:
 	}
 	if po.KernelModules != "" {
 		tree, err := kmod.Open(po.KernelModules)
+		var rel string
 		if err == nil {
-			err = checkKernelRelease(*kernel, "--kernel-modules "+po.KernelModules, tree.Release)
+			rel, err = tree.ModuleRelease()
+		}
+		if err == nil && rel != "" {
+			err = checkKernelRelease(*kernel, "--kernel-modules "+po.KernelModules, rel)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	ovmfpkg "github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
+	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
@@ -57,21 +58,30 @@ func TestKernelReleaseMismatch(t *testing.T) {
 	dir, ovmf := stageBuild(t)
 	os.WriteFile(filepath.Join(dir, "same"), fakeBzImageRelease("6.9.0-t"), 0o644)
 	os.WriteFile(filepath.Join(dir, "other"), fakeBzImageRelease("6.9.1-t"), 0o644)
-	build := func(kernel, out string) (string, int) {
-		_, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
-			"--kernel", kernel, "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out)
+	// A tree whose modules carry their vermagic, as real ones do.
+	mod := filepath.Join(dir, "kv/lib/modules/6.9.0-t/kernel/virtio.ko")
+	os.MkdirAll(filepath.Dir(mod), 0o755)
+	os.WriteFile(mod, testelf.Module("depends=", "name=virtio", "vermagic=6.9.0-t SMP preempt mod_unload modversions "), 0o644)
+	build := func(kernel, tree, out string) (string, int) {
+		_, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", tree,
+			"--module", "virtio", "--kernel", kernel, "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out)
 		return errOut, code
 	}
-	if errOut, code := build("same", "ok"); code != exitOK {
+	if errOut, code := build("same", "kv", "ok"); code != exitOK {
 		t.Fatalf("build with the modules' release: exit %d\n%s", code, errOut)
 	}
-	errOut, code := build("other", "bad")
-	const want = "--kernel other is kernel release 6.9.1-t (its boot header), but --kernel-modules k holds the modules of release 6.9.0-t"
+	errOut, code := build("other", "kv", "bad")
+	const want = "hostbuild build: --kernel other is kernel release 6.9.1-t (its boot header), but --kernel-modules kv holds modules built for release 6.9.0-t"
 	if code != exitFail || !strings.Contains(errOut, want) {
 		t.Errorf("build with another release: exit %d, stderr %q; want exit 1 and %q", code, errOut, want)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bad")); err == nil {
 		t.Errorf("build refused the kernel but made its output folder")
+	}
+	// Modules without a vermagic: the folder's name is all there is, and
+	// the packed initrd's is checked.
+	if errOut, code := build("other", "k", "bad2"); code != exitFail || !strings.Contains(errOut, "holds modules built for release 6.9.0-t") {
+		t.Errorf("build with another release, modules without vermagic: exit %d, stderr %q", code, errOut)
 	}
 	for kernel, wantCode := range map[string]int{"same": exitOK, "other": exitFail, "vmlinuz": exitOK} {
 		_, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", kernel, "--initrd", "ok/initrd.img",
@@ -79,9 +89,16 @@ func TestKernelReleaseMismatch(t *testing.T) {
 		if code != wantCode {
 			t.Errorf("manifest --kernel %s: exit %d, want %d\n%s", kernel, code, wantCode, errOut)
 		}
-		if code != exitOK && !strings.Contains(errOut, "but --initrd ok/initrd.img holds the modules of release 6.9.0-t") {
+		if code != exitOK && !strings.Contains(errOut, "but --initrd ok/initrd.img holds modules built for release 6.9.0-t") {
 			t.Errorf("manifest --kernel %s: stderr %q", kernel, errOut)
 		}
+	}
+	// Another builder's initrd (no content list) is recorded by its bytes
+	// alone, whatever folders it has.
+	os.WriteFile(filepath.Join(dir, "foreign.img"), []byte("not ours"), 0o644)
+	if _, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "other", "--initrd", "foreign.img",
+		"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m-foreign.json"); code != exitOK {
+		t.Errorf("manifest of another builder's initrd: exit %d\n%s", code, errOut)
 	}
 }
 

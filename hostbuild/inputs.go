@@ -107,9 +107,11 @@ func bzImageRelease(path string) (string, error) {
 }
 
 // checkKernelRelease refuses kernel modules of another release than the
-// kernel's: the kernel refuses to load them (vermagic), and the guest
-// would stop with a boot error at the first one. what names the modules
-// (a flag, or the initrd), releases are theirs (none: nothing to check).
+// kernel's: the kernel refuses to load them (their vermagic, or with
+// module versioning, as Debian's kernels have, their symbol versions
+// once the ABI changed), and the guest would stop with a boot error at
+// the first one. what names the modules (a flag, or the initrd), releases
+// are theirs (none: nothing to check).
 func checkKernelRelease(kernelPath, what string, releases ...string) error {
 	if len(releases) == 0 {
 		return nil
@@ -120,7 +122,7 @@ func checkKernelRelease(kernelPath, what string, releases ...string) error {
 	}
 	for _, r := range releases {
 		if r != rel {
-			return fmt.Errorf("--kernel %s is kernel release %s (its boot header), but %s holds the modules of release %s: the kernel refuses modules of another release, so the guest would stop at the first one; give the modules from the same kernel package as the kernel", kernelPath, rel, what, r)
+			return fmt.Errorf("--kernel %s is kernel release %s (its boot header), but %s holds modules built for release %s: modules of another release do not load, so the guest would stop at the first one; give the modules from the same kernel package as the kernel", kernelPath, rel, what, r)
 		}
 	}
 	return nil

@@ -379,8 +379,9 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 // content list (hostbuild pack's, or one that claims to be) is read all the
 // same: it is refused when it holds what its list does not vouch for, and
 // its operator's files are recorded in m; one without (another builder's,
-// the seed's) is recorded by its bytes alone. Kernel modules in any
-// initrd it reads must be kernelPath's release.
+// the seed's) is recorded by its bytes alone. The kernel modules in an
+// initrd with a content list (pack names their folder by their vermagic)
+// must be kernelPath's release.
 func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest) error {
 	p, in := m.Components.Payload, m.Components.Init
 	a, err := initrd.ReadFile(initrdPath)
@@ -390,13 +391,13 @@ func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *mani
 		}
 		return fmt.Errorf("--payload and --init are checked against --initrd, which cannot be read as an initrd: %w (leave them out for an initrd hostbuild pack did not build)", err)
 	}
-	if kernelPath != "" {
+	if p == nil && in == nil && !a.HasContentList() {
+		return nil
+	}
+	if kernelPath != "" && a.HasContentList() {
 		if err := checkKernelRelease(kernelPath, "--initrd "+initrdPath, a.ModuleReleases()...); err != nil {
 			return err
 		}
-	}
-	if p == nil && in == nil && !a.HasContentList() {
-		return nil
 	}
 	if a.SHA256 != m.Components.Initrd.SHA256 {
 		return fmt.Errorf("--initrd %s changed while it was read (SHA-256 %s, then %s): run again once it is written", initrdPath, m.Components.Initrd.SHA256, a.SHA256)
