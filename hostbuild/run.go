@@ -66,7 +66,8 @@ the guest to end. SIGINT (Ctrl-C; QEMU runs in its own process group, so
 only run gets it), SIGTERM or SIGHUP (terminal closed) press the ACPI power
 button (QMP system_powerdown) for a graceful stop, again every 2 s until the
 guest is off (a press early in the boot, before the init listens, is lost),
-and kill QEMU after --stop-timeout; a second signal kills QEMU at once.
+and kill QEMU after --stop-timeout; a second signal kills QEMU at once (a
+SIGTERM repeated within a second, as timeout(1) sends it, counts once).
 The default --stop-timeout covers the guest's own grace period: the
 cmdline's katana.stop_timeout plus 30 s for the init to kill, sync, unmount
 and power off, and at least 60 s; a shorter --stop-timeout is allowed with a
@@ -265,16 +266,17 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	qemuStarted = true
 	go func() {
-		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once. The
-		// same signal again within a second is the same request:
-		// coreutils' timeout sends its SIGTERM to run and then to run's
-		// process group, which holds run too.
+		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once. A
+		// second SIGTERM within a second of the first is the same
+		// request: coreutils' timeout sends its SIGTERM to run and then
+		// to run's process group, which holds run too. (A terminal's
+		// Ctrl-C sends one SIGINT a press: a quick second press kills.)
 		var first os.Signal
 		var firstAt time.Time
 		for n := 0; ; {
 			select {
 			case sig := <-sigs:
-				if n == 1 && sig == first && time.Since(firstAt) < time.Second {
+				if n == 1 && sig == syscall.SIGTERM && first == sig && time.Since(firstAt) < time.Second {
 					continue
 				}
 				if n++; n == 1 {

@@ -1048,6 +1048,22 @@ func TestRunTimeoutsDoubleSIGTERM(t *testing.T) {
 	}
 }
 
+// A quick second Ctrl-C (SIGINT) still kills QEMU: only a repeated
+// SIGTERM within a second is taken as timeout's one request.
+func TestRunQuickSecondSIGINTKills(t *testing.T) {
+	f := newRunFixture(t)
+	r := startFakeRun(t, f, fakeQEMUNoPowerOffEnv+"=1")
+	for range 2 {
+		if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if code, _ := r.wait(t); code != exitRunKilled || !strings.Contains(r.stderr.String(), "interrupted again: killing qemu") {
+		t.Errorf("exit %d, want %d after a second SIGINT\n%s", code, exitRunKilled, r.stderr.String())
+	}
+}
+
 // TestRunInterruptedBeforeReady: a signal while the guest still boots stops
 // it gracefully as well (the power button), says so, and the exit status is
 // the guest's end (here a clean power-off: 0), not a failure to start.
