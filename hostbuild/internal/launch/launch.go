@@ -312,7 +312,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		if mp == "" {
 			mp = "manifest.json"
 		}
-		p.AttestHint = attestHint(m.Cmdline, o.CID, mp)
+		p.AttestHint = attestHint(m.Cmdline, o.CID, mp, o.Forwards)
 	}
 	return p, nil
 }
@@ -347,10 +347,11 @@ func memoryWarning(m *manifest.Manifest, mib int, snp bool) string {
 }
 
 // attestHint is the attest command for the agent the cmdline sets up: the
-// vsock port when it is not the default, the TCP address (with the
-// guest's address to fill in when the agent listens on all), or "" for
-// katana.agent=none (no agent to ask).
-func attestHint(cmdline string, cid uint32, manifestPath string) string {
+// vsock port when it is not the default, the host end of the --forward
+// to a TCP agent's port (QEMU's user networking: the guest's own address
+// cannot be reached from the host), or "" for katana.agent=none (no agent
+// to ask).
+func attestHint(cmdline string, cid uint32, manifestPath string, forwards []qemu.Forward) string {
 	tail := " --manifest " + shellWord(manifestPath)
 	a := bootcfg.Default().Agent
 	if cfg, err := bootcfg.Parse(cmdline); err == nil {
@@ -360,11 +361,16 @@ func attestHint(cmdline string, cid uint32, manifestPath string) string {
 	case bootcfg.AgentNone:
 		return ""
 	case bootcfg.AgentTCP:
-		host := a.TCP.Addr().String()
-		if a.TCP.Addr().IsUnspecified() {
-			host = "GUEST-ADDRESS"
+		for _, f := range forwards {
+			if f.GuestPort == int(a.TCP.Port()) {
+				host := f.HostAddr
+				if host == "" {
+					host = qemu.DefaultHostAddr
+				}
+				return "hostbuild attest --addr " + shellWord("tcp:"+net.JoinHostPort(host, strconv.Itoa(f.HostPort))) + tail
+			}
 		}
-		return "hostbuild attest --addr " + shellWord("tcp:"+net.JoinHostPort(host, strconv.Itoa(int(a.TCP.Port())))) + tail
+		return fmt.Sprintf("hostbuild attest --addr tcp:127.0.0.1:HOSTPORT%s (the agent listens on TCP port %d in the guest: forward it with --forward HOSTPORT:%d)", tail, a.TCP.Port(), a.TCP.Port())
 	}
 	port := ""
 	if a.VsockPort != agentapi.DefaultPort {

@@ -363,14 +363,15 @@ func TestPrepareAttestHintAgent(t *testing.T) {
 		{"", "hostbuild attest --cid 3 --manifest m.json"},
 		{" katana.agent=vsock:1024", "hostbuild attest --cid 3 --manifest m.json"},
 		{" katana.agent=vsock:2000", "hostbuild attest --cid 3 --port 2000 --manifest m.json"},
-		{" katana.agent=tcp:0.0.0.0:1024", "hostbuild attest --addr tcp:GUEST-ADDRESS:1024 --manifest m.json"},
-		{" katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:10.0.2.15:99 --manifest m.json"},
-		{" katana.agent=tcp:[fd00::1]:99", "hostbuild attest --addr 'tcp:[fd00::1]:99' --manifest m.json"},
+		{" katana.agent=tcp:0.0.0.0:1024", "hostbuild attest --addr tcp:127.0.0.1:6024 --manifest m.json"},
+		{" katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:127.0.0.2:7099 --manifest m.json"},
+		{" katana.agent=tcp:0.0.0.0:5", "hostbuild attest --addr tcp:127.0.0.1:HOSTPORT --manifest m.json (the agent listens on TCP port 5 in the guest: forward it with --forward HOSTPORT:5)"},
 		{" katana.agent=none", ""},
 	} {
 		f := newFixtureCmdline(t, "console=ttyS0 panic=-1"+tc.agent, []int{1})
 		o := f.snp()
 		o.ManifestPath = "m.json"
+		o.Forwards = []qemu.Forward{{HostPort: 5050, GuestPort: 5050}, {HostPort: 6024, GuestPort: 1024}, {HostAddr: "127.0.0.2", HostPort: 7099, GuestPort: 99}}
 		if got := prepare(t, o).AttestHint; got != tc.want {
 			t.Errorf("%q: AttestHint = %q, want %q", tc.agent, got, tc.want)
 		}
