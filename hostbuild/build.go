@@ -198,7 +198,7 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
 		return exitFail
 	}
-	warnDroppedModules(stderr, "build", res.Dropped)
+	warnDroppedModules(stderr, "build", res)
 	logf("initrd: %d bytes, sha256 %s", res.Size, hex.EncodeToString(res.SHA256[:]))
 	buildPacked()
 

@@ -135,7 +135,7 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild pack: %v%s\n", err, ifInterrupted(err, o.Output+" was not written (left as it was)"))
 		return exitFail
 	}
-	warnDroppedModules(stderr, "pack", res.Dropped)
+	warnDroppedModules(stderr, "pack", res)
 	fmt.Fprintf(stdout, "%s  %s\n", hex.EncodeToString(res.SHA256[:]), res.Output)
 	if !*quiet {
 		fmt.Fprintf(stderr, "hostbuild pack: wrote %s: %d bytes, %d entries, %s, payload %s\n", res.Output, res.Size, res.Entries, res.Compression, res.PayloadEncoding)
@@ -236,7 +236,11 @@ func (p *packFlags) warnNoModules(stderr io.Writer, cmd string) {
 // "--module qemu_fw_cfg" alone packs a guest with no eth0 (a boot error),
 // no attestation agent and no graceful power-off. The warning gives the
 // flags that keep them.
-func warnDroppedModules(stderr io.Writer, cmd string, dropped []string) {
+func warnDroppedModules(stderr io.Writer, cmd string, res *initrd.Result) {
+	for _, n := range res.NamedAbsent {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: --module %s: kernel %s does not have it; skipped, as it is from the default list\n", cmd, n, res.Release)
+	}
+	dropped := res.Dropped
 	if len(dropped) == 0 {
 		return
 	}

@@ -608,3 +608,15 @@ func TestPackFile(t *testing.T) {
 		t.Errorf("manifest --init lists the operator's files %+v, want %+v", f, want)
 	}
 }
+
+// A default module named with --module that the kernel lacks is skipped
+// with a warning that -q does not hide.
+func TestPackWarnsNamedAbsentDefault(t *testing.T) {
+	dir := t.TempDir()
+	stage(t, dir, false)
+	_, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--payload", "katana", "--init", "guestinit", "--kernel-modules", "k",
+		"--module", "virtio_pci", "--module", "tsm", "-o", "i.img")
+	if code != exitOK || !strings.Contains(errOut, "hostbuild pack: warning: --module tsm: kernel 6.9.0-t does not have it; skipped, as it is from the default list") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+}

@@ -173,6 +173,9 @@ func TestNamedDefaultAbsentIsSkipped(t *testing.T) {
 	if diff := cmp.Diff([]string{"sev_guest", "tsm"}, res.Skipped); diff != "" {
 		t.Errorf("skipped (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff([]string{"sev_guest", "tsm"}, res.NamedAbsent); diff != "" {
+		t.Errorf("named and absent (-want +got):\n%s", diff)
+	}
 	o.Modules = []string{"virtio_pci", "qemu_fw_cfg"}
 	if _, err := Pack(context.Background(), o); err == nil || !strings.Contains(err.Error(), `module "qemu_fw_cfg" is not in`) {
 		t.Errorf("a module that is no default and not in the tree: %v", err)

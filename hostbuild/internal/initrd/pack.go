@@ -183,6 +183,7 @@ type Result struct {
 	Release         string   // kernel release of the packed modules
 	Modules         []string // load order
 	Skipped         []string // default modules the tree does not have, or built-ins
+	NamedAbsent     []string // of those, the ones Options.Modules named
 	// Dropped are the default modules the tree has (not built in) that
 	// are not packed: Options.Modules replaces the default list.
 	Dropped  []string
@@ -450,6 +451,7 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 				res.Skipped = append(res.Skipped, n)
 			case isDefault && !tree.Has(n):
 				res.Skipped = append(res.Skipped, n)
+				res.NamedAbsent = append(res.NamedAbsent, n)
 				continue
 			}
 			names = append(names, n)
