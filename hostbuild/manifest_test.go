@@ -311,7 +311,7 @@ func TestManifestSourceDateEpochEnvBounds(t *testing.T) {
 	// Past 32 bits: pack refuses it (cpio mtimes), so no initrd has it.
 	t.Setenv("SOURCE_DATE_EPOCH", "4294967296")
 	_, stderr, code = runHB(t, args...)
-	if code != exitUsage || !strings.Contains(stderr, "SOURCE_DATE_EPOCH 4294967296 is out of range") {
+	if code != exitUsage || !strings.Contains(stderr, "$SOURCE_DATE_EPOCH 4294967296 is out of range") {
 		t.Errorf("SOURCE_DATE_EPOCH=2^32: exit %d, stderr %q; want %d and a refusal", code, stderr, exitUsage)
 	}
 	t.Setenv("SOURCE_DATE_EPOCH", "4294967295")

@@ -333,7 +333,11 @@ func (m *manifestOnly) options(set map[string]bool) (manifest.GenerateOptions, e
 	}
 	// As pack refuses it: no initrd has a later one.
 	if g.SourceDateEpoch > math.MaxUint32 {
-		return g, fmt.Errorf("SOURCE_DATE_EPOCH %d is out of range: cpio mtimes are 32-bit unsigned seconds, 0 to %d, and no initrd can carry a later one", g.SourceDateEpoch, uint32(math.MaxUint32))
+		what := "$SOURCE_DATE_EPOCH"
+		if set["source-date-epoch"] {
+			what = "--source-date-epoch"
+		}
+		return g, fmt.Errorf("%s %d is out of range: cpio mtimes are 32-bit unsigned seconds, 0 to %d, and no initrd can carry a later one", what, g.SourceDateEpoch, uint32(math.MaxUint32))
 	}
 	return g, nil
 }
