@@ -59,9 +59,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	if fails > 0 {
-		fmt.Fprintf(stdout, "\n%d of %d checks failed: this host cannot launch an SEV-SNP guest yet ('hostbuild run --plain' works without SEV).\n", fails, len(rs))
+		fmt.Fprintf(stdout, "\n%d of %d checks failed: this host cannot launch an SEV-SNP guest, or attest cannot verify its reports, yet ('hostbuild run --plain' works without SEV).\n", fails, len(rs))
 		return exitFail
 	}
-	fmt.Fprintln(stdout, "\nall checks passed: this host can launch SEV-SNP guests.")
+	fmt.Fprintln(stdout, "\nall checks passed: this host can launch SEV-SNP guests and attest verifies their reports.")
 	return exitOK
 }

@@ -70,6 +70,10 @@ func TestDoctorCLIPasses(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "sys/module/kvm_amd/parameters/sev_snp"), []byte("Y\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	os.MkdirAll(filepath.Join(root, "proc"), 0o755)
+	if err := os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte("vendor_id\t: AuthenticAMD\ncpu family\t: 25\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	qemuBin := filepath.Join(t.TempDir(), "qemu")
 	script := "#!/bin/sh\ncase $1 in --version) echo 'QEMU emulator version 9.2.0';; -object) echo '  sev-guest'; echo '  sev-snp-guest'; echo '  memory-backend-memfd';; esac\n"
 	if err := os.WriteFile(qemuBin, []byte(script), 0o755); err != nil {
@@ -79,9 +83,9 @@ func TestDoctorCLIPasses(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, stdout, stderr)
 	}
-	if n := strings.Count(stdout, "PASS  "); n != 7 || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
-		!strings.HasSuffix(stdout, "\nall checks passed: this host can launch SEV-SNP guests.\n") {
-		t.Errorf("%d PASS lines, want 7 and \"all checks passed\" with no failure:\n%s", n, stdout)
+	if n := strings.Count(stdout, "PASS  "); n != 8 || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
+		!strings.HasSuffix(stdout, "\nall checks passed: this host can launch SEV-SNP guests and attest verifies their reports.\n") {
+		t.Errorf("%d PASS lines, want 8 and \"all checks passed\" with no failure:\n%s", n, stdout)
 	}
 	if _, stderr, code := runHB(t, "doctor", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
 		t.Errorf("doctor extra: exit %d, stderr %q; want %d and unexpected argument", code, stderr, exitUsage)

@@ -1,7 +1,7 @@
 // Package doctor checks that a host can launch the Katana VM under
 // AMD SEV-SNP: the SEV device, KVM's SNP support, a QEMU that knows
-// sev-snp-guest, an OVMF with the kernel-hashes table, and vhost-vsock for
-// the attestation agent. Each check passes or fails with the fix;
+// sev-snp-guest, an OVMF with the kernel-hashes table, vhost-vsock for
+// the attestation agent, and a processor whose reports attest verifies. Each check passes or fails with the fix;
 // `hostbuild doctor` prints them.
 //
 // There is no memlock check: SEV and SEV-ES pin guest memory (QEMU
@@ -80,7 +80,48 @@ func Run(ctx context.Context, o Options) []Result {
 	rs = append(rs, checkOVMF(o.OVMF))
 	rs = append(rs, checkCharDev(o, "/dev/vhost-vsock", "vhost-vsock device /dev/vhost-vsock (attestation agent)",
 		"modprobe vhost_vsock (and add it to /etc/modules-load.d/ to keep it)"))
+	rs = append(rs, checkCPU(o.Root))
 	return rs
+}
+
+// checkCPU checks that the host's processor is one whose reports
+// hostbuild attest verifies: AMD family 25 (Milan, Genoa). SEV-SNP
+// started with Milan; Turin (family 26) launches, but attest refuses its
+// reports (attest.UnverifiableVCPUType says why).
+func checkCPU(root string) Result {
+	r := Result{Name: "processor whose SEV-SNP reports attest verifies"}
+	b, err := os.ReadFile(filepath.Join(root, "/proc/cpuinfo"))
+	if err != nil {
+		r.Status, r.Detail = Skip, "cannot read /proc/cpuinfo: "+errText(err)
+		return r
+	}
+	var vendor string
+	family := -1
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		switch k, v = strings.TrimSpace(k), strings.TrimSpace(v); {
+		case k == "vendor_id" && vendor == "":
+			vendor = v
+		case k == "cpu family" && family < 0:
+			family, _ = strconv.Atoi(v)
+		}
+	}
+	r.Detail = fmt.Sprintf("%s, family %d", vendor, family)
+	switch {
+	case vendor == "AuthenticAMD" && family == 25:
+		r.Status, r.Detail = Pass, r.Detail+" (EPYC 7003 Milan or 9004 Genoa)"
+	case vendor == "AuthenticAMD" && family == 26:
+		r.Status, r.Detail = Fail, r.Detail+" (EPYC 9005 Turin): the guest launches, but hostbuild attest refuses Turin's reports: its go-sev-guest (v0.15) reads Turin's TCB_VERSION in the Milan/Genoa layout"
+		r.Fix = "verify this host's reports with a verifier that supports Turin's TCB layout (a go-sev-guest release with it), or run on Milan or Genoa"
+	case vendor == "AuthenticAMD" && family > 26:
+		r.Status, r.Fix = Fail, "a processor newer than this tool knows: verify its reports with a verifier that supports it"
+	default:
+		r.Status, r.Fix = Fail, "SEV-SNP needs an AMD EPYC 7003 (Milan) or newer processor"
+	}
+	return r
 }
 
 // Failed reports whether any check failed.

@@ -80,17 +80,17 @@ func TestRun(t *testing.T) {
 		{
 			name: "snp host",
 			o:    Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev},
-			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass, Skip},
 		},
 		{
 			name: "snp host, no ovmf given",
 			o:    Options{Root: fakeHost(t, allDevs, "1"), QEMU: goodQEMU},
-			want: []Status{Pass, Pass, Pass, Pass, Pass, Skip, Pass},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Skip, Pass, Skip},
 		},
 		{
 			name: "no sev, old qemu, debian ovmf",
 			o:    Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF},
-			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail},
+			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail, Skip},
 		},
 		{
 			// A device this user cannot open fails like a missing one.
@@ -102,12 +102,12 @@ func TestRun(t *testing.T) {
 					}
 					return nil
 				}},
-			want: []Status{Pass, Pass, Fail, Pass, Pass, Pass, Pass},
+			want: []Status{Pass, Pass, Fail, Pass, Pass, Pass, Pass, Skip},
 		},
 		{
 			name: "kvm_amd without sev_snp parameter, qemu missing",
 			o:    Options{Root: fakeHost(t, nil, "no-param"), QEMU: filepath.Join(t.TempDir(), "no-qemu")},
-			want: []Status{Fail, Fail, Fail, Fail, Fail, Skip, Fail},
+			want: []Status{Fail, Fail, Fail, Fail, Fail, Skip, Fail, Skip},
 		},
 	}
 	for _, tt := range tests {
@@ -134,6 +134,32 @@ func TestRun(t *testing.T) {
 				t.Errorf("Failed() = %v, want %v", Failed(rs), wantFailed)
 			}
 		})
+	}
+}
+
+// The processor check: Milan and Genoa pass, Turin fails (attest refuses
+// its reports), anything older or not AMD fails.
+func TestCheckCPU(t *testing.T) {
+	for _, tc := range []struct {
+		cpuinfo string
+		want    Status
+		detail  string
+	}{
+		{"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n", Pass, "AuthenticAMD, family 25 (EPYC 7003 Milan or 9004 Genoa)"},
+		{"vendor_id\t: AuthenticAMD\ncpu family\t: 26\n", Fail, "(EPYC 9005 Turin): the guest launches, but hostbuild attest refuses"},
+		{"vendor_id\t: AuthenticAMD\ncpu family\t: 23\n", Fail, "AuthenticAMD, family 23"},
+		{"vendor_id\t: GenuineIntel\ncpu family\t: 6\n", Fail, "GenuineIntel, family 6"},
+		{"", Skip, ""},
+	} {
+		root := t.TempDir()
+		if tc.cpuinfo != "" {
+			os.MkdirAll(filepath.Join(root, "proc"), 0o755)
+			os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte(tc.cpuinfo), 0o644)
+		}
+		r := checkCPU(root)
+		if r.Status != tc.want || !strings.Contains(r.Detail, tc.detail) || (r.Status == Fail) != (r.Fix != "") {
+			t.Errorf("cpuinfo %q: %+v, want %s and %q", tc.cpuinfo, r, tc.want, tc.detail)
+		}
 	}
 }
 
