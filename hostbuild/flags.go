@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/go-sev-guest/abi"
 )
@@ -63,6 +64,41 @@ func intVar(fs *flag.FlagSet, p *int, name string, value int, usage string) {
 func uintVar(fs *flag.FlagSet, p *uint, name string, value uint, usage string) {
 	*p = value
 	fs.Var(decimalUint{p}, name, usage)
+}
+
+// secondsOrDuration is a duration flag that also takes whole seconds
+// ("90"), as katana.stop_timeout and hostbuild cmdline --stop-timeout do.
+type secondsOrDuration struct{ p *time.Duration }
+
+func (d secondsOrDuration) String() string {
+	if d.p == nil {
+		return "0s"
+	}
+	return d.p.String()
+}
+
+func (d secondsOrDuration) Set(s string) error {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		*d.p = time.Duration(n) * time.Second
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d.p = v
+	return nil
+}
+
+// Get makes parseFlags' hint for a bad value name a duration.
+func (d secondsOrDuration) Get() any { return *d.p }
+
+// durationVar is fs.DurationVar taking whole seconds too.
+func durationVar(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	p := new(time.Duration)
+	*p = value
+	fs.Var(secondsOrDuration{p}, name, usage)
+	return p
 }
 
 // parseGuestFeatures parses --guest-features (parseAutoInt); 0 is refused,

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A missing or wrong input is reported, in every command, with the flag
@@ -260,8 +261,8 @@ func TestBadFlagIsShort(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"run", "--stop-timeout", "90"}, "invalid value \"90\" for flag -stop-timeout: parse error\n" +
-			"hostbuild run: --stop-timeout takes a duration with its unit, e.g. 90s, 5m or 1h30m\nrun 'hostbuild run -h' for the flags\n"},
+		{[]string{"run", "--stop-timeout", "90x"}, "invalid value \"90x\" for flag -stop-timeout: time: unknown unit \"x\" in duration \"90x\"\n" +
+			"hostbuild run: --stop-timeout takes a duration, e.g. 90s, 5m or 1h30m, or whole seconds\nrun 'hostbuild run -h' for the flags\n"},
 		{[]string{"attest", "--timeout", "5"}, "invalid value \"5\" for flag -timeout: parse error\n" +
 			"hostbuild attest: --timeout takes a duration with its unit, e.g. 90s, 5m or 1h30m\nrun 'hostbuild attest -h' for the flags\n"},
 		{[]string{"pack", "--bogus"}, "flag provided but not defined: -bogus\nrun 'hostbuild pack -h' for the flags\n"},
@@ -293,4 +294,21 @@ func FuzzBzImageRelease(f *testing.F) {
 			t.Fatalf("release %q", rel)
 		}
 	})
+}
+
+// run --stop-timeout takes whole seconds as cmdline --stop-timeout and
+// katana.stop_timeout do (run once refused "90" that cmdline took).
+func TestSecondsOrDuration(t *testing.T) {
+	for in, want := range map[string]time.Duration{"90": 90 * time.Second, "1m30s": 90 * time.Second, "0": 0, "250ms": 250 * time.Millisecond} {
+		var d time.Duration
+		if err := (secondsOrDuration{&d}).Set(in); err != nil || d != want {
+			t.Errorf("Set(%q) = %v, %v; want %v", in, d, err, want)
+		}
+	}
+	for _, in := range []string{"90x", "", "1.5", "-5"} {
+		var d time.Duration
+		if err := (secondsOrDuration{&d}).Set(in); err == nil {
+			t.Errorf("Set(%q) = %v, want an error", in, d)
+		}
+	}
 }

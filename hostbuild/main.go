@@ -191,7 +191,9 @@ func parseQuietly(fs *flag.FlagSet, parse func() error) (code int, ok bool) {
 			name, _, _ = strings.Cut(name, ":")
 			if f := fs.Lookup(name); f != nil {
 				if g, ok := f.Value.(flag.Getter); ok {
-					if _, isDur := g.Get().(time.Duration); isDur {
+					if _, seconds := f.Value.(secondsOrDuration); seconds {
+						fmt.Fprintf(fs.Output(), "hostbuild %s: --%s takes a duration, e.g. 90s, 5m or 1h30m, or whole seconds\n", fs.Name(), name)
+					} else if _, isDur := g.Get().(time.Duration); isDur {
 						fmt.Fprintf(fs.Output(), "hostbuild %s: --%s takes a duration with its unit, e.g. 90s, 5m or 1h30m\n", fs.Name(), name)
 					}
 				}

@@ -104,7 +104,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.QEMUBinary, "qemu", qemu.DefaultBinary, "QEMU `binary`")
 	console := fs.Bool("console", false, "also copy the guest's serial console to stderr")
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long to wait for Katana to start")
-	stopTimeout := fs.Duration("stop-timeout", 0, "how long a graceful stop may take before QEMU is killed (default: the cmdline's katana.stop_timeout + 30s, at least 60s)")
+	stopTimeout := durationVar(fs, "stop-timeout", 0, "how long a graceful stop may take before QEMU is killed, a duration (90s, 2m) or whole seconds (default: the cmdline's katana.stop_timeout + 30s, at least 60s)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, runUsage)
 		fs.PrintDefaults()
