@@ -109,13 +109,11 @@ Flags:
 		return exitFail
 	}
 	if po.KernelModules != "" {
+		// The folder's name is the modules' release: pack refuses a
+		// module whose vermagic names another.
 		tree, err := kmod.Open(po.KernelModules)
-		var rel string
 		if err == nil {
-			rel, err = tree.ModuleRelease()
-		}
-		if err == nil && rel != "" {
-			err = checkKernelRelease(*kernel, "--kernel-modules "+po.KernelModules, rel)
+			err = checkKernelRelease(*kernel, "--kernel-modules "+po.KernelModules, tree.Release)
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)

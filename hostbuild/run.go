@@ -66,8 +66,8 @@ the guest to end. SIGINT (Ctrl-C; QEMU runs in its own process group, so
 only run gets it), SIGTERM or SIGHUP (terminal closed) press the ACPI power
 button (QMP system_powerdown) for a graceful stop, again every 2 s until the
 guest is off (a press early in the boot, before the init listens, is lost),
-and kill QEMU after --stop-timeout; a second signal kills QEMU at once (a
-SIGTERM repeated within a second, as timeout(1) sends it, counts once).
+and kill QEMU after --stop-timeout; a second signal kills QEMU at once (the
+same signal repeated within 200 ms, as timeout(1) sends it, counts once).
 The default --stop-timeout covers the guest's own grace period: the
 cmdline's katana.stop_timeout plus 30 s for the init to kill, sync, unmount
 and power off, and at least 60 s; a shorter --stop-timeout is allowed with a
@@ -104,7 +104,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.QEMUBinary, "qemu", qemu.DefaultBinary, "QEMU `binary`")
 	console := fs.Bool("console", false, "also copy the guest's serial console to stderr")
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long to wait for Katana to start")
-	stopTimeout := durationVar(fs, "stop-timeout", 0, "how long a graceful stop may take before QEMU is killed, a duration (90s, 2m) or whole seconds (default: the cmdline's katana.stop_timeout + 30s, at least 60s)")
+	stopTimeout := durationVar(fs, "stop-timeout", 0, "how long a graceful stop may take before QEMU is killed, a `duration` (90s, 2m) or whole seconds (default: the cmdline's katana.stop_timeout + 30s, at least 60s)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, runUsage)
 		fs.PrintDefaults()
@@ -266,17 +266,18 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	qemuStarted = true
 	go func() {
-		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once. A
-		// second SIGTERM within a second of the first is the same
-		// request: coreutils' timeout sends its SIGTERM to run and then
-		// to run's process group, which holds run too. (A terminal's
-		// Ctrl-C sends one SIGINT a press: a quick second press kills.)
+		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once. The
+		// same signal again within 200 ms is the same request:
+		// coreutils' timeout sends its signal (SIGTERM, or what -s
+		// names) to run and then to run's process group, which holds
+		// run too, microseconds apart; a person's second Ctrl-C comes
+		// later.
 		var first os.Signal
 		var firstAt time.Time
 		for n := 0; ; {
 			select {
 			case sig := <-sigs:
-				if n == 1 && sig == syscall.SIGTERM && first == sig && time.Since(firstAt) < time.Second {
+				if n == 1 && sig == first && time.Since(firstAt) < 200*time.Millisecond {
 					continue
 				}
 				if n++; n == 1 {

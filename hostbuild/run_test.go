@@ -1027,29 +1027,33 @@ func TestRunSecondSignalKillsQEMU(t *testing.T) {
 	}
 }
 
-// TestRunTimeoutsDoubleSIGTERM: coreutils' timeout sends SIGTERM to run
-// and then to run's process group, run included: the same signal twice at
-// once is one request, a graceful stop (it once killed QEMU: "interrupted
-// again").
+// TestRunTimeoutsDoubleSIGTERM: coreutils' timeout sends SIGTERM (or what
+// -s names) to run and then to run's process group, run included: the
+// same signal twice at once is one request, a graceful stop (it once
+// killed QEMU: "interrupted again").
 func TestRunTimeoutsDoubleSIGTERM(t *testing.T) {
 	f := newRunFixture(t)
-	r := startFakeRun(t, f, fakeQEMUPowerOffDelayEnv+"=500ms")
-	// Apart enough that the two are not merged into one pending signal
-	// (as they mostly are when timeout sends them).
-	for _, pid := range []int{r.cmd.Process.Pid, -r.cmd.Process.Pid} {
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	code, events := r.wait(t)
-	if events != "system_powerdown\n" || code != exitOK {
-		t.Errorf("hostbuild run exit status %d and QEMU got %q; want %d (clean power-off) after only the power button\nstderr:\n%s", code, events, exitOK, r.stderr.String())
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			r := startFakeRun(t, f, fakeQEMUPowerOffDelayEnv+"=500ms")
+			// Apart enough that the two are not merged into one pending
+			// signal (as they mostly are when timeout sends them).
+			for _, pid := range []int{r.cmd.Process.Pid, -r.cmd.Process.Pid} {
+				if err := syscall.Kill(pid, sig); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			code, events := r.wait(t)
+			if events != "system_powerdown\n" || code != exitOK {
+				t.Errorf("hostbuild run exit status %d and QEMU got %q; want %d (clean power-off) after only the power button\nstderr:\n%s", code, events, exitOK, r.stderr.String())
+			}
+		})
 	}
 }
 
-// A quick second Ctrl-C (SIGINT) still kills QEMU: only a repeated
-// SIGTERM within a second is taken as timeout's one request.
+// A second Ctrl-C (SIGINT) 300 ms after the first still kills QEMU: only
+// the same signal within 200 ms is taken as timeout's one request.
 func TestRunQuickSecondSIGINTKills(t *testing.T) {
 	f := newRunFixture(t)
 	r := startFakeRun(t, f, fakeQEMUNoPowerOffEnv+"=1")

@@ -19,7 +19,6 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -73,7 +72,6 @@ type Tree struct {
 type Module struct {
 	Name    string   // canonical (underscores)
 	RelPath string   // relative to the release directory, e.g. kernel/drivers/net/virtio_net.ko
-	Release string   // the kernel release of its vermagic ("" when it has none)
 	Depends []string // direct dependencies (canonical names) from .modinfo
 	Data    []byte   // the file as it is on disk (compressed modules stay compressed)
 }
@@ -263,22 +261,6 @@ func (t *Tree) Closure(names []string) ([]Module, error) {
 	return order, nil
 }
 
-// ModuleRelease returns the kernel release the tree's modules are built
-// for, from the vermagic of its first module by name (Closure refuses any
-// whose vermagic differs from the folder's name), or "" when the tree has
-// no module or that one names no release.
-func (t *Tree) ModuleRelease() (string, error) {
-	names := slices.Sorted(maps.Keys(t.files))
-	if len(names) == 0 {
-		return "", nil
-	}
-	m, err := t.load(names[0], t.files[names[0]])
-	if err != nil {
-		return "", err
-	}
-	return m.Release, nil
-}
-
 func (t *Tree) notFound(name, from string) error {
 	msg := fmt.Sprintf("module %q", name)
 	if from != "" {
@@ -309,13 +291,12 @@ func (t *Tree) load(name, rel string) (*Module, error) {
 	// The kernel refuses a module built for another release (vermagic), and
 	// modprobe looks in /lib/modules/$(uname -r): a folder named otherwise
 	// would give an initrd whose modules never load.
-	var release string
 	if v := info["vermagic"]; len(v) > 0 {
-		if release, _, _ = strings.Cut(v[0], " "); release != t.Release {
+		if release, _, _ := strings.Cut(v[0], " "); release != t.Release {
 			return nil, fmt.Errorf("module file %s is built for kernel release %q (vermagic), but its folder %s names release %q: give --kernel-modules the lib/modules/<release> folder of that kernel", p, release, t.Dir, t.Release)
 		}
 	}
-	m := &Module{Name: name, RelPath: rel, Data: data, Release: release}
+	m := &Module{Name: name, RelPath: rel, Data: data}
 	if d := info["depends"]; len(d) > 0 && d[0] != "" {
 		for _, dep := range strings.Split(d[0], ",") {
 			if dep = strings.TrimSpace(dep); dep != "" {
