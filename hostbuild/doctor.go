@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(command{name: "doctor", summary: "check that this host can launch an SEV-SNP guest; print each fix", run: runDoctor})
+	register(command{name: "doctor", summary: "check that this host can launch an SEV-SNP guest and attest verify it; print each fix", run: runDoctor})
 }
 
 const doctorUsage = `Usage: hostbuild doctor [--ovmf F] [--qemu BIN]
@@ -19,7 +19,9 @@ const doctorUsage = `Usage: hostbuild doctor [--ovmf F] [--qemu BIN]
 Checks what 'hostbuild run' needs for an SEV-SNP launch: /dev/sev, kvm_amd's
 sev_snp parameter, /dev/kvm, QEMU 9.1 or newer with the sev-snp-guest object,
 an OVMF with the kernel-hashes table (--ovmf), and /dev/vhost-vsock for the
-attestation agent. Prints one PASS, FAIL or SKIP line per check, each
+attestation agent; and what 'hostbuild attest' needs: a processor whose
+reports it verifies (AMD Milan or Genoa; Turin launches, but attest refuses
+its reports). Prints one PASS, FAIL or SKIP line per check, each
 failure with its fix. (No memlock limit is needed: an SEV-SNP guest's
 private memory is guest_memfd, which is not counted against ulimit -l. A
 manifest measured with DebugSwap needs QEMU 10.2 or newer; doctor does not

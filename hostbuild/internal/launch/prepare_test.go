@@ -367,6 +367,9 @@ func TestPrepareAttestHintAgent(t *testing.T) {
 		{" katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:127.0.0.2:7099 --manifest m.json"},
 		{" katana.agent=tcp:0.0.0.0:5", "hostbuild attest --addr tcp:127.0.0.1:HOSTPORT --manifest m.json (the agent listens on TCP port 5 in the guest: forward it with --forward HOSTPORT:5)"},
 		{" katana.agent=none", ""},
+		// Not the guest's eth0 address: no forward reaches it.
+		{" katana.agent=tcp:[fd00::1]:99", "hostbuild attest --addr 'tcp:[fd00::1]:99' --manifest m.json"},
+		{" katana.net=10.0.2.20/24 katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:10.0.2.15:99 --manifest m.json"},
 	} {
 		f := newFixtureCmdline(t, "console=ttyS0 panic=-1"+tc.agent, []int{1})
 		o := f.snp()
