@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 )
@@ -158,14 +159,10 @@ func checkOutputFolder(outFlag, out string) error {
 	if out == "" || out == "-" {
 		return nil
 	}
-	dir := filepath.Dir(out)
-	st, err := os.Stat(dir)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%s %s: its folder %s cannot be used (%v): create it, or write elsewhere", outFlag, out, dir, withoutPath(err))
-	case !st.IsDir():
-		return fmt.Errorf("%s %s: %s is not a folder", outFlag, out, dir)
+	if err := atomicfile.CheckFolder(out); err != nil {
+		return fmt.Errorf("%s %s: %w", outFlag, out, err)
 	}
+	dir := filepath.Dir(out)
 	if err := unix.Access(dir, unix.W_OK); err != nil {
 		return fmt.Errorf("%s %s: its folder %s cannot be written to (%v): write elsewhere", outFlag, out, dir, err)
 	}

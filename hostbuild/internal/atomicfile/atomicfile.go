@@ -12,7 +12,9 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -56,6 +58,25 @@ func Create(path string, perm os.FileMode) (*File, error) {
 // CheckPath refuses a path Create would refuse without writing anything
 // (a folder), for a caller that has work to do first.
 func CheckPath(path string) error { return notAFolder(path) }
+
+// CheckFolder refuses, for a caller with work to do first, a path whose
+// folder does not exist or is not a folder: Create would fail only at the
+// end, naming its temporary file.
+func CheckFolder(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Errorf("its folder %s cannot be used (%w): create it, or write elsewhere", dir, err)
+	case !st.IsDir():
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+	return nil
+}
 
 // notAFolder refuses a path that is a folder. Lstat, as the rename sees
 // it: a symlink to a folder is replaced, like any symlink.

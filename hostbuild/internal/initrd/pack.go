@@ -25,7 +25,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -257,12 +256,8 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	// Every input and the output folder are checked before the payload is
 	// encoded, which takes seconds for a real Katana: a typo must not cost
 	// them.
-	if dir := filepath.Dir(o.Output); dir != "" {
-		if st, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("-o %s: its folder %s cannot be used (%w): create it, or write elsewhere", o.Output, dir, unwrapPath(err))
-		} else if !st.IsDir() {
-			return nil, fmt.Errorf("-o %s: %s is not a folder", o.Output, dir)
-		}
+	if err := atomicfile.CheckFolder(o.Output); err != nil {
+		return nil, fmt.Errorf("-o %s: %w", o.Output, err)
 	}
 	if err := atomicfile.CheckPath(o.Output); err != nil {
 		return nil, err
