@@ -461,12 +461,15 @@ func parseCert(b []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(b)
 }
 
+// TurinReason is why this build refuses reports from AMD Turin.
+const TurinReason = "its go-sev-guest (v0.15) reads Turin's TCB_VERSION in the Milan/Genoa layout"
+
 // UnverifiableVCPUType says why attest cannot verify the reports of a
 // guest launched with QEMU vCPU type vtype, or returns "": Turin's
 // reports are refused (see VerifyChain).
 func UnverifiableVCPUType(vtype string) string {
 	if strings.HasPrefix(vtype, "EPYC-Turin") {
-		return "hostbuild attest refuses reports from AMD Turin (EPYC 9005): its go-sev-guest (v0.15) reads Turin's TCB_VERSION in the Milan/Genoa layout; the measurement can be computed and launched, but must be verified by another verifier"
+		return "hostbuild attest refuses reports from AMD Turin (EPYC 9005): " + TurinReason + "; the measurement can be computed and launched, but must be verified by another verifier"
 	}
 	return ""
 }
@@ -549,7 +552,7 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	// for the wrong parts. Refuse up front rather than verify by accident.
 	pl := productLine(att) // from the signed CPUID, or the VCEK at hand
 	if pl == "Turin" {
-		return nil, fail(ClassChain, "the report comes from an AMD Turin (EPYC 9005) processor, which this build cannot verify: its go-sev-guest (v0.15) reads Turin's TCB_VERSION in the Milan/Genoa layout, so the TCB and certificate checks would compare the wrong fields; verify with a build on a go-sev-guest release that supports Turin's TCB layout")
+		return nil, fail(ClassChain, "the report comes from an AMD Turin (EPYC 9005) processor, which this build cannot verify: "+TurinReason+", so the TCB and certificate checks would compare the wrong fields; verify with a build on a go-sev-guest release that supports Turin's TCB layout")
 	}
 	// go-sev-guest looks the roots up by the report's product line and,
 	// when there are none, says only "could not be verified by any trusted

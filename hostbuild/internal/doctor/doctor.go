@@ -1,8 +1,8 @@
 // Package doctor checks that a host can launch the Katana VM under
 // AMD SEV-SNP: the SEV device, KVM's SNP support, a QEMU that knows
 // sev-snp-guest, an OVMF with the kernel-hashes table, vhost-vsock for
-// the attestation agent, and a processor whose reports attest verifies. Each check passes or fails with the fix;
-// `hostbuild doctor` prints them.
+// the attestation agent, and a processor whose reports attest verifies.
+// Each check passes or fails with the fix; `hostbuild doctor` prints them.
 //
 // There is no memlock check: SEV and SEV-ES pin guest memory (QEMU
 // registers it with KVM, which counts it against RLIMIT_MEMLOCK), but an
@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
 )
 
@@ -87,7 +88,7 @@ func Run(ctx context.Context, o Options) []Result {
 // checkCPU checks that the host's processor is one whose reports
 // hostbuild attest verifies: AMD family 25 (Milan, Genoa). SEV-SNP
 // started with Milan; Turin (family 26) launches, but attest refuses its
-// reports (attest.UnverifiableVCPUType says why).
+// reports (attest.TurinReason).
 func checkCPU(root string) Result {
 	r := Result{Name: "processor whose SEV-SNP reports attest verifies"}
 	b, err := os.ReadFile(filepath.Join(root, "/proc/cpuinfo"))
@@ -114,7 +115,7 @@ func checkCPU(root string) Result {
 	case vendor == "AuthenticAMD" && family == 25:
 		r.Status, r.Detail = Pass, r.Detail+" (EPYC 7003 Milan or 9004 Genoa)"
 	case vendor == "AuthenticAMD" && family == 26:
-		r.Status, r.Detail = Fail, r.Detail+" (EPYC 9005 Turin): the guest launches, but hostbuild attest refuses Turin's reports: its go-sev-guest (v0.15) reads Turin's TCB_VERSION in the Milan/Genoa layout"
+		r.Status, r.Detail = Fail, r.Detail+" (EPYC 9005 Turin): the guest launches, but hostbuild attest refuses Turin's reports: "+attest.TurinReason
 		r.Fix = "verify this host's reports with a verifier that supports Turin's TCB layout (a go-sev-guest release with it), or run on Milan or Genoa"
 	case vendor == "AuthenticAMD" && family > 26:
 		r.Status, r.Fix = Fail, "a processor newer than this tool knows: verify its reports with a verifier that supports it"
