@@ -43,8 +43,8 @@
 // and smaller ones, each saying what stays as it was (Ctrl-Alt-Del, magic
 // SysRq, an optional mount, the hash modules loaded early, the huge-page
 // /bin, Katana's open-files limit). Panics in main and in the init's own
-// goroutines are recovered and handled as boot errors. If the power-off call fails the init parks forever;
-// it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
+// goroutines are recovered and handled as boot errors. If the power-off
+// call fails the init parks forever; it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
 // that escapes all this still ends the VM.
 //
 // # Console lines

@@ -77,7 +77,8 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	manifestPath := fs.String("manifest", "", "also write a manifest for this configuration to `file`")
 	// sev-snp-measure's flags for what this tool does not do are known,
 	// to say so rather than "flag provided but not defined".
-	for _, n := range []string{"svsm", "vars-size", "vars-file"} {
+	svsmFlags := []string{"svsm", "vars-size", "vars-file"}
+	for _, n := range svsmFlags {
 		fs.String(n, "", "sev-snp-measure's SVSM option: not supported (mode snp:svsm is not)")
 	}
 	fs.Bool("dump-vmsa", false, "sev-snp-measure's VMSA dump: not supported")
@@ -95,7 +96,7 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	for _, n := range []string{"svsm", "vars-size", "vars-file"} {
+	for _, n := range svsmFlags {
 		if set[n] {
 			return usageFail("--%s: SVSM (sev-snp-measure's mode snp:svsm) is not supported: this tool measures SEV-SNP direct boot (modes snp, snp:ovmf-hash)", n)
 		}

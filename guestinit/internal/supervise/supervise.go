@@ -248,6 +248,11 @@ func Run(ctx context.Context, o Options) Outcome {
 	// reaps too, so that Katana's exit is never missed for good.
 	tick := time.NewTicker(reapTick)
 	defer tick.Stop()
+	// A stop requested (power button, agent, context): once.
+	stop := func() (Outcome, bool) {
+		stopReq = nil
+		return r.beginStop(unix.SIGTERM)
+	}
 	for {
 		select {
 		case <-tick.C:
@@ -276,8 +281,7 @@ func Run(ctx context.Context, o Options) Outcome {
 				}
 			}
 		case <-stopReq:
-			stopReq = nil
-			if out, ok := r.beginStop(unix.SIGTERM); ok {
+			if out, ok := stop(); ok {
 				return out
 			}
 		case <-done:
@@ -296,8 +300,7 @@ func Run(ctx context.Context, o Options) Outcome {
 			// to stop it.
 			select {
 			case <-stopReq:
-				stopReq = nil
-				if out, ok := r.beginStop(unix.SIGTERM); ok {
+				if out, ok := stop(); ok {
 					return out
 				}
 				continue
@@ -354,8 +357,8 @@ func (r *runner) beginStop(sig syscall.Signal) (Outcome, bool) {
 }
 
 // reap collects every exited child and notes in r.childrenLeft whether
-// any still run; it reports an outcome when the payload
-// exit ends the supervision.
+// any still run; it reports an outcome when the payload exit ends the
+// supervision.
 func (r *runner) reap() (Outcome, bool) {
 	var (
 		exited bool

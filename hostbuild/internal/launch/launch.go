@@ -364,18 +364,17 @@ func attestHint(cmdline string, cid uint32, manifestPath string, forwards []qemu
 	case bootcfg.AgentTCP:
 		// A forward reaches the guest's eth0 address only (QEMU's user
 		// networking); an agent listening elsewhere is named as it is.
-		onEth0 := a.TCP.Addr().IsUnspecified() || !cfg.Net.None && a.TCP.Addr() == cfg.Net.Addr.Addr()
+		if !a.TCP.Addr().IsUnspecified() && (cfg.Net.None || a.TCP.Addr() != cfg.Net.Addr.Addr()) {
+			return "hostbuild attest --addr " + shellWord("tcp:"+a.TCP.String()) + tail
+		}
 		for _, f := range forwards {
-			if onEth0 && f.GuestPort == int(a.TCP.Port()) {
+			if f.GuestPort == int(a.TCP.Port()) {
 				host := f.HostAddr
 				if host == "" {
 					host = qemu.DefaultHostAddr
 				}
 				return "hostbuild attest --addr " + shellWord("tcp:"+net.JoinHostPort(host, strconv.Itoa(f.HostPort))) + tail
 			}
-		}
-		if !onEth0 {
-			return "hostbuild attest --addr " + shellWord("tcp:"+a.TCP.String()) + tail
 		}
 		return fmt.Sprintf("hostbuild attest --addr tcp:127.0.0.1:HOSTPORT%s (the agent listens on TCP port %d in the guest: forward it with --forward HOSTPORT:%d)", tail, a.TCP.Port(), a.TCP.Port())
 	}
