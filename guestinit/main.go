@@ -265,6 +265,15 @@ func (in *initProc) boot() {
 	if err != nil {
 		in.fatal(err)
 	}
+	// Nothing the list and the layout do not vouch for (an archive
+	// appended to the initrd) may be where Katana could read or run it.
+	layout, err := initrdlayout.Base()
+	if err != nil {
+		in.fatal(err)
+	}
+	if err := integrity.Unvouched("/", list, layout); err != nil {
+		in.fatal(err)
+	}
 	payloadFile, cover, ok := list.PayloadFile()
 	if !ok {
 		in.fatal(fmt.Errorf("content list covers %s %s %s: want exactly one (was the initrd packed by hostbuild pack?); refusing to run an unchecked payload",

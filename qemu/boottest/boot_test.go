@@ -303,6 +303,12 @@ func TestBootErrors(t *testing.T) {
 			wantErr: []string{"integrity: bin/katana", "does not match the content list"},
 		},
 		{
+			name:    "file appended after packing",
+			initrd:  func() string { return appendedFileInitrd(t, e) },
+			append:  good,
+			wantErr: []string{"/etc/ld.so.preload is in the initrd but not in its content list"},
+		},
+		{
 			// 128 MiB leaves ~46 MiB available when decoding starts, less
 			// than the 36 MiB payload plus payload.Headroom; without the
 			// check this guest ends in the kernel's OOM panic ("System is

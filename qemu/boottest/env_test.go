@@ -282,6 +282,33 @@ func appendMissingModule(base, out, release string, listed bool) error {
 	})
 }
 
+var (
+	appendedOnce sync.Once
+	appendedImg  string
+	appendedErr  error
+)
+
+// appendedFileInitrd is the default initrd with a second archive appended
+// that adds /etc/ld.so.preload, a file its content list does not name: what
+// whoever can append to an initrd could leave where Katana reads it.
+func appendedFileInitrd(t *testing.T, e env) string {
+	t.Helper()
+	base := defaultInitrd(t, e)
+	appendedOnce.Do(func() {
+		appendedImg = filepath.Join(workDir, "initrd-appended-file.img")
+		img, err := os.ReadFile(base)
+		if err != nil {
+			appendedErr = err
+			return
+		}
+		appendedErr = appendArchive(img, appendedImg, []initrdFile{{name: "etc/ld.so.preload", data: []byte("/tmp/evil.so\n")}})
+	})
+	if appendedErr != nil {
+		t.Fatal(appendedErr)
+	}
+	return appendedImg
+}
+
 type initrdFile struct {
 	name string
 	data []byte

@@ -67,6 +67,11 @@ func Open(path string) (*os.File, error) {
 }
 
 func notRegular(path string, m os.FileMode) error {
+	return fmt.Errorf("%s is a %s (damaged initrd?): %w", path, kindName(m), ErrNotRegular)
+}
+
+// kindName names the type of a file of mode m.
+func kindName(m os.FileMode) string {
 	kind := map[os.FileMode]string{
 		os.ModeNamedPipe: "FIFO", os.ModeDevice | os.ModeCharDevice: "character device", os.ModeDevice: "block device",
 		os.ModeDir: "directory", os.ModeSocket: "socket", os.ModeSymlink: "symbolic link",
@@ -74,7 +79,7 @@ func notRegular(path string, m os.FileMode) error {
 	if kind == "" {
 		kind = "file of mode " + m.String()
 	}
-	return fmt.Errorf("%s is a %s (damaged initrd?): %w", path, kind, ErrNotRegular)
+	return kind
 }
 
 // ReadFile reads a file of the unpacked initrd (Open: a regular file only).
