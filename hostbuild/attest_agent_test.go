@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -27,6 +28,7 @@ import (
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/katana-tee/snpboot/shared/agentapi"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 // fakeAgent answers GET /v1/attestation as the init's agent does on fake
@@ -46,7 +48,13 @@ type fakeAgent struct {
 
 // testAgentConfig is what the fake init applied; its cmdline is
 // writeTestManifest's, so an honest answer carries no warning.
-var testAgentConfig = agentapi.AppliedConfig{Cmdline: []byte(testCmdline), Argv: []string{"--dev"}, Settings: map[string]string{"katana.agent": "vsock:1024", "katana.env": "RUST_LOG=debug"}}
+var testAgentConfig = func() agentapi.AppliedConfig {
+	c, err := bootcfg.Parse(testCmdline)
+	if err != nil {
+		panic(err)
+	}
+	return agentapi.ConfigOf(c.Applied())
+}()
 
 func (f *fakeAgent) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if f.before != nil {
@@ -261,13 +269,26 @@ func TestAttestExitCodes(t *testing.T) {
 // with the same exit codes, against the manifest and flags it is given;
 // evidence that cannot be written fails a verified attest (exit 1, no "OK").
 // TestAttestArgvAndEnv: Katana's argv and katana.env are shown only for
-// the manifest's guest (not on a measurement failure), and a warning says
-// when its init split the measured cmdline otherwise than this tool.
+// the manifest's guest (not on a measurement failure), and a report that
+// binds another argv or other settings than the measured cmdline gives
+// (asked for by another process in the guest) fails as a REPORT_DATA
+// failure, naming the difference.
 func TestAttestArgvAndEnv(t *testing.T) {
 	_, mpath, s, roots, _, _ := attestFixture(t)
 	other := testAgentConfig
 	other.Argv = []string{"--other"}
-	other.Settings = map[string]string{"katana.env": "A=1"}
+	otherEnv := testAgentConfig
+	otherEnv.Settings = maps.Clone(testAgentConfig.Settings)
+	otherEnv.Settings["katana.env"] = "A=1"
+	otherNet := testAgentConfig
+	otherNet.Settings = maps.Clone(testAgentConfig.Settings)
+	otherNet.Settings["katana.net"] = "none"
+	missing := testAgentConfig
+	missing.Settings = maps.Clone(testAgentConfig.Settings)
+	delete(missing.Settings, "katana.on_exit")
+	extra := testAgentConfig
+	extra.Settings = maps.Clone(testAgentConfig.Settings)
+	extra.Settings["katana.debug"] = "1"
 	for _, tc := range []struct {
 		name       string
 		agent      fakeAgent
@@ -277,8 +298,11 @@ func TestAttestArgvAndEnv(t *testing.T) {
 		{"honest", fakeAgent{}, 0, []string{"  katana argv:    [\"--dev\"]\n", "  katana env:     RUST_LOG=debug\n"}, []string{"warning"}},
 		{"measurement failure", fakeAgent{report: func(r []byte) { r[0x90] ^= 1 }}, 6, nil, []string{"katana argv", "katana env"}},
 		{"policy failure (debugging allowed)", fakeAgent{report: func(r []byte) { r[0x0A] |= 1 << 3 }}, 7, nil, []string{"katana argv", "katana env"}},
-		{"another split", fakeAgent{config: &other}, 0, []string{"  katana argv:    [\"--other\"]\n", "  katana env:     A=1\n",
-			"warning: the guest's init split the measured cmdline into another argv or katana.env than this tool does"}, nil},
+		{"another argv", fakeAgent{config: &other}, 5, []string{`the report binds a config the measured cmdline does not give (argv ["--other"], expected ["--dev"])`}, []string{"katana argv", "katana env", "OK"}},
+		{"another env", fakeAgent{config: &otherEnv}, 5, []string{`(katana.env "A=1", expected "RUST_LOG=debug")`}, []string{"katana argv", "katana env", "OK"}},
+		{"another setting", fakeAgent{config: &otherNet}, 5, []string{`(katana.net "none", expected "10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.3")`}, []string{"katana argv", "OK"}},
+		{"a setting missing", fakeAgent{config: &missing}, 5, []string{`(no katana.on_exit setting, expected "poweroff")`}, []string{"katana argv", "OK"}},
+		{"an unknown setting", fakeAgent{config: &extra}, 5, []string{`(a setting "katana.debug", which this tool does not know)`}, []string{"katana argv", "OK"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.agent.s = s

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 // APIVersion is the version of the wire types below, returned in every
@@ -68,6 +70,13 @@ type AppliedConfig struct {
 	Cmdline  []byte            `json:"cmdline"`
 	Argv     []string          `json:"argv"`
 	Settings map[string]string `json:"settings"`
+}
+
+// ConfigOf is the AppliedConfig of a parsed command line: what the agent
+// binds into its reports, and what the verifier expects of the measured
+// cmdline.
+func ConfigOf(a bootcfg.Applied) AppliedConfig {
+	return AppliedConfig{Cmdline: []byte(a.Cmdline), Argv: a.Args, Settings: a.Settings()}
 }
 
 // ConfigDigest is SHA-256 over a canonical, unambiguous encoding of c: the tag,

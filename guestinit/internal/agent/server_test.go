@@ -28,13 +28,18 @@ import (
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/katana-tee/snpboot/shared/agentapi"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
-var testConfig = agentapi.AppliedConfig{
-	Cmdline:  []byte("console=ttyS0 katana.args=--dev"),
-	Argv:     []string{"--dev"},
-	Settings: map[string]string{"katana.agent": "tcp:127.0.0.1:0"},
-}
+// testConfig is what an init applies for its cmdline (the agent's
+// listener in these tests is another, on port 0).
+var testConfig = func() agentapi.AppliedConfig {
+	c, err := bootcfg.Parse("console=ttyS0 katana.agent=tcp:127.0.0.1:1024 katana.args=--dev")
+	if err != nil {
+		panic(err)
+	}
+	return agentapi.ConfigOf(c.Applied())
+}()
 
 // serve starts s on a loopback TCP listener and returns its base URL.
 func serve(t testing.TB, s *Server) string {

@@ -29,8 +29,7 @@ type StartOptions struct {
 // ConfigOf is the applied configuration the agent binds into reports: the raw
 // cmdline, Katana's argv and the applied katana.* settings of cfg.
 func ConfigOf(cfg bootcfg.Config) agentapi.AppliedConfig {
-	a := cfg.Applied()
-	return agentapi.AppliedConfig{Cmdline: []byte(a.Cmdline), Argv: a.Args, Settings: a.Settings()}
+	return agentapi.ConfigOf(cfg.Applied())
 }
 
 // StatusOf converts the init's status snapshot; boot-relative times become

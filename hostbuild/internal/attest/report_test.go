@@ -218,13 +218,13 @@ func TestDecodeResponseRepeatedOrCaseVariantKeys(t *testing.T) {
 	if !bytes.Contains(good, []byte(signedArgv)) {
 		t.Fatalf("response %s lacks %s", good, signedArgv)
 	}
-	settings := `"settings":{"katana.agent":"vsock:1024"}`
+	settings := `"settings":{"katana.agent":"vsock:1024",`
 	for _, tc := range []struct{ name, old, new, want string }{
 		// What the tool verifies comes last; a reader taking the first
 		// key, or matching case exactly, sees --evil.
 		{"argv twice", signedArgv, `"argv":["--evil"],` + signedArgv, `key "argv" appears twice in the object at $.config`},
 		{"argv in another case", signedArgv, `"argv":["--evil"],"ARGV":["--dev"]`, `key "ARGV" at $.config.ARGV is not "argv"`},
-		{"settings key twice", settings, `"settings":{"katana.agent":"tcp:0.0.0.0:1","katana.agent":"vsock:1024"}`, `key "katana.agent" appears twice in the object at $.config.settings`},
+		{"settings key twice", settings, `"settings":{"katana.agent":"tcp:0.0.0.0:1","katana.agent":"vsock:1024",`, `key "katana.agent" appears twice in the object at $.config.settings`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b := bytes.Replace(good, []byte(tc.old), []byte(tc.new), 1)

@@ -6,9 +6,11 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -172,22 +174,62 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	if err := checkPolicy(att, o, res); err != nil {
 		return err
 	}
+	// The config the report binds must be the one the measured cmdline
+	// gives (this tool's parser is the init's): the cmdline alone is
+	// checked above, and any root process in the guest can ask the
+	// hardware for a report, so a report that binds another argv or other
+	// settings was not asked for by the measured init's agent (or the init
+	// is of another version than this tool).
+	c, err := bootcfg.Parse(string(ev.Config.Cmdline))
+	if err != nil {
+		return fail(ClassReportData, "this tool's cmdline parser refuses the measured cmdline (%v), which the guest's init accepted: verify with the hostbuild of the manifest's init", err)
+	}
+	want := agentapi.ConfigOf(c.Applied())
+	if d := configDiff(ev.Config, want); d != "" {
+		return fail(ClassReportData, "the report binds a config the measured cmdline does not give (%s): it was not asked for by the measured init's agent (another process in the guest?), or the init is of another version than this tool", d)
+	}
 	// Only now are the argv and env those of the manifest's guest, signed
 	// by its init under the expected policy (with debugging allowed, the
-	// host could have written them): before, they are text a host could
-	// have sent. This tool's parser reads the same from the cmdline,
-	// unless the init is of another version.
-	res.Argv = ev.Config.Argv
-	res.Env = ev.Config.Settings[bootcfg.KeyEnv]
+	// host could have written them).
+	res.Argv = want.Argv
+	res.Env = want.Settings[bootcfg.KeyEnv]
 	if p, err := abi.ParseSnpPolicy(att.GetReport().GetPolicy()); err == nil && p.Debug {
 		res.Warnings = append(res.Warnings, "the guest's policy allows debugging (accepted with --allow-debug): the host could read and change its memory, so nothing in this report, argv and env included, is more than the host's word")
 	}
-	if c, err := bootcfg.Parse(string(ev.Config.Cmdline)); err != nil {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("this tool's cmdline parser refuses the measured cmdline (%v), which the guest's init accepted: the init is of another version", err))
-	} else if env, _ := bootcfg.QuoteArgs(c.Env); !slices.Equal(c.Args, ev.Config.Argv) || env != res.Env {
-		res.Warnings = append(res.Warnings, "the guest's init split the measured cmdline into another argv or katana.env than this tool does: the init is of another version; the argv and env shown are the init's")
-	}
 	return nil
+}
+
+// configDiff names the first difference between the config a report binds
+// and the one expected, or returns "" when they hash alike.
+func configDiff(got, want agentapi.AppliedConfig) string {
+	if agentapi.ConfigDigest(got) == agentapi.ConfigDigest(want) {
+		return ""
+	}
+	if !slices.Equal(got.Argv, want.Argv) {
+		g, _ := json.Marshal(got.Argv)
+		w, _ := json.Marshal(want.Argv)
+		return fmt.Sprintf("argv %s, expected %s", printable.Escape(string(g)), printable.Escape(string(w)))
+	}
+	keys := slices.Sorted(maps.Keys(want.Settings))
+	for k := range got.Settings {
+		if _, ok := want.Settings[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		g, gok := got.Settings[k]
+		w, wok := want.Settings[k]
+		switch {
+		case !gok:
+			return fmt.Sprintf("no %s setting, expected %q", k, w)
+		case !wok:
+			return fmt.Sprintf("a setting %q, which this tool does not know", k)
+		case g != w:
+			return fmt.Sprintf("%s %q, expected %q", k, g, w)
+		}
+	}
+	return "cmdline bytes differ" // checked before: not reached
 }
 
 // sameCmdline reports whether the init's reported cmdline is the measured

@@ -37,16 +37,22 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/shared/agentapi"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 const milanFMS = 0x00a00f11
 
 var testMeasurement = bytes.Repeat([]byte{0x5c}, 48)
 
-var testConfig = agentapi.AppliedConfig{
-	Cmdline:  []byte("console=ttyS0 panic=-1 katana.args=--dev"),
-	Argv:     []string{"--dev"},
-	Settings: map[string]string{"katana.agent": "vsock:1024"},
+var testConfig = configOf("console=ttyS0 panic=-1 katana.args=--dev")
+
+// configOf is the config an init of this version applies for cmdline.
+func configOf(cmdline string) agentapi.AppliedConfig {
+	c, err := bootcfg.Parse(cmdline)
+	if err != nil {
+		panic(err)
+	}
+	return agentapi.ConfigOf(c.Applied())
 }
 
 func testManifest() *manifest.Manifest {
