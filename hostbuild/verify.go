@@ -83,6 +83,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if got := hex.EncodeToString(vf.manifestSHA256[:]); rec != "" && rec != got {
 		vf.warnings = append(vf.warnings, fmt.Sprintf("attest verified this evidence against a manifest with SHA-256 %s (%s), not --manifest %s (SHA-256 %s): this result is against --manifest", rec, attest.FileManifestDigest, vf.manifest, got))
 	}
+	// The nonce is the folder's: nothing here shows the report is fresh.
+	vf.warnings = append(vf.warnings, fmt.Sprintf("freshness not checked: the nonce is the folder's (%s), chosen when the report was fetched, not by this run; the result says what the guest was then, and whoever wrote the folder could have chosen it", attest.FileNonce))
 	if vf.certs == "" {
 		opts.Certs = certs
 	}

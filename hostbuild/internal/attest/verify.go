@@ -196,7 +196,21 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	if p, err := abi.ParseSnpPolicy(att.GetReport().GetPolicy()); err == nil && p.Debug {
 		res.Warnings = append(res.Warnings, "the guest's policy allows debugging (accepted with --allow-debug): the host could read and change its memory, so nothing in this report, argv and env included, is more than the host's word")
 	}
+	// What was not checked, said where it weakens an "OK".
+	if o.MinTCB == (kds.TCBParts{}) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no minimum TCB was checked (--min-tcb): a host on firmware or microcode with known vulnerabilities passes; give the TCB of AMD's latest security bulletin for %s (this report's: %s)", orUnknown(res.ProductLine), res.ReportedTCB))
+	}
+	if o.Roots != nil {
+		res.Warnings = append(res.Warnings, "the AMD chain was checked against --roots, not the AMD roots embedded in go-sev-guest: the report is only as genuine as that file")
+	}
 	return nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "this product line"
+	}
+	return s
 }
 
 // configDiff names the first difference between the config a report binds
