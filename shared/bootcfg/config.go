@@ -149,13 +149,20 @@ func Default() Config {
 func Parse(cmdline string) (Config, error) {
 	c := Default()
 	c.Raw = cmdline
-	params, initArgs, err := SplitKernel(cmdline)
+	params, initArgs, ignored, err := splitKernel(cmdline)
 	if err != nil {
 		return Config{}, err
 	}
 	seen := map[string]Param{}
 	for _, p := range params {
+		if looksLikeKey(p.Key) {
+			return Config{}, &Error{Err: ErrUnknownKey, Text: p.Raw, Offset: p.Offset,
+				Detail: "katana.* keys are lowercase (the kernel and the init would ignore this one); known keys: " + strings.Join(keyOrder, ", ")}
+		}
 		if !strings.HasPrefix(p.Key, Prefix) {
+			if why := Hazard(p); why != "" {
+				return Config{}, &Error{Err: ErrHazard, Text: p.Raw, Offset: p.Offset, Detail: why}
+			}
 			c.KernelParams = append(c.KernelParams, p.Raw)
 			continue
 		}
@@ -175,12 +182,14 @@ func Parse(cmdline string) (Config, error) {
 			return Config{}, err
 		}
 	}
+	for _, p := range append(slices.Clone(initArgs), ignored...) {
+		if strings.HasPrefix(p.Key, Prefix) || looksLikeKey(p.Key) {
+			return Config{}, &Error{Err: ErrAfterDashes, Text: p.Raw, Offset: p.Offset}
+		}
+	}
 	if initArgs != nil {
 		c.InitArgs = []string{}
 		for _, p := range initArgs {
-			if strings.HasPrefix(p.Key, Prefix) {
-				return Config{}, &Error{Err: ErrAfterDashes, Text: p.Raw, Offset: p.Offset}
-			}
 			c.InitArgs = append(c.InitArgs, p.Raw)
 		}
 	}
@@ -398,8 +407,11 @@ func Format(c Config, kernelParams []string) (string, error) {
 		if len(ps) != 1 || ia != nil || ps[0].Raw != kp {
 			return "", &Error{Err: ErrUnformattable, Text: kp, Offset: -1, Detail: "not exactly one kernel parameter"}
 		}
-		if strings.HasPrefix(ps[0].Key, Prefix) {
+		if strings.HasPrefix(ps[0].Key, Prefix) || looksLikeKey(ps[0].Key) {
 			return "", &Error{Err: ErrUnformattable, Text: kp, Offset: -1, Detail: "set katana.* keys through Config, not as kernel parameters"}
+		}
+		if why := Hazard(ps[0]); why != "" {
+			return "", &Error{Err: ErrHazard, Text: kp, Offset: -1, Detail: why}
 		}
 		out = append(out, kp)
 	}
@@ -445,7 +457,7 @@ func Format(c Config, kernelParams []string) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			if len(ps) != 1 || ps[0].Raw != a || strings.HasPrefix(ps[0].Key, Prefix) {
+			if len(ps) != 1 || ps[0].Raw != a || strings.HasPrefix(ps[0].Key, Prefix) || looksLikeKey(ps[0].Key) {
 				return "", &Error{Err: ErrUnformattable, Text: a, Offset: -1, Detail: "init argument is not exactly one non-katana parameter"}
 			}
 			out = append(out, a)

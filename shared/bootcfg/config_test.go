@@ -100,8 +100,16 @@ func TestParse(t *testing.T) {
 			})},
 		{name: "env value with = and no expansion", in: `katana.env=A=b=$HOME*`, want: withDefaults(func(c *Config) { c.Env = []string{"A=b=$HOME*"} })},
 		{name: "empty env", in: `katana.env=`, want: Default()},
-		{name: "similar prefixes are kernel params", in: `katana=1 katanax.y=2 Katana.args=3`, want: withDefaults(func(c *Config) {
-			c.KernelParams = []string{"katana=1", "katanax.y=2", "Katana.args=3"}
+		{name: "similar prefixes are kernel params", in: `katana=1 katanax.y=2 KATANA=3 katana_args=4`, want: withDefaults(func(c *Config) {
+			c.KernelParams = []string{"katana=1", "katanax.y=2", "KATANA=3", "katana_args=4"}
+		})},
+		{name: "kernel parameters the hazard list does not name", in: `init_on_free=1 GO GOOD.x=1 nokaslr initcall_debug -- init=/bin/sh GODEBUG=x`, want: withDefaults(func(c *Config) {
+			c.KernelParams = []string{"init_on_free=1", "GO", "GOOD.x=1", "nokaslr", "initcall_debug"}
+			c.InitArgs = []string{"init=/bin/sh", "GODEBUG=x"}
+		})},
+		{name: "the init's arguments end at a second --", in: `quiet -- a -- b c=d`, want: withDefaults(func(c *Config) {
+			c.KernelParams = []string{"quiet"}
+			c.InitArgs = []string{"a"}
 		})},
 	}
 	for _, tc := range tests {
@@ -134,6 +142,18 @@ func TestParseErrors(t *testing.T) {
 		{"repeated other key", `katana.on_exit=reboot quiet katana.on_exit=reboot`, ErrRepeatedKey, "katana.on_exit=reboot"},
 		{"no value", `katana.args`, ErrNoValue, "katana.args"},
 		{"after dashes", `quiet -- katana.args=x`, ErrAfterDashes, "katana.args=x"},
+		{"after a second --", `quiet -- a -- katana.args=x`, ErrAfterDashes, "katana.args=x"},
+		{"another case after dashes", `quiet -- KATANA.args=x`, ErrAfterDashes, "KATANA.args=x"},
+		{"key in capitals", `KATANA.agent=none`, ErrUnknownKey, `"KATANA.agent=none" at byte 0: katana.* keys are lowercase`},
+		{"key capitalised", `quiet Katana.args=--dev`, ErrUnknownKey, `"Katana.args=--dev" at byte 6`},
+		{"rdinit", `console=ttyS0 rdinit=/bin/katana`, ErrHazard, `"rdinit=/bin/katana" at byte 14: it names a program other than the initrd's /init`},
+		{"init", `init=/bin/sh`, ErrHazard, `"init=/bin/sh"`},
+		{"SysRq", `sysrq_always_enabled`, ErrHazard, "magic SysRq"},
+		{"SysRq with dashes", `sysrq-always-enabled=1`, ErrHazard, "magic SysRq"},
+		{"kgdb", `kgdboc=ttyS0,115200 kgdbwait`, ErrHazard, `"kgdboc=ttyS0,115200"`},
+		{"kgdbwait", `kgdbwait`, ErrHazard, "kernel debugger"},
+		{"GODEBUG", `GODEBUG=madvdontneed=1`, ErrHazard, "PID 1's environment"},
+		{"GOMAXPROCS", `panic=-1 GOMAXPROCS=1`, ErrHazard, `"GOMAXPROCS=1" at byte 9`},
 		{"nul", "a\x00b", ErrNUL, `a\x00b`},
 		{"nul first", "\x00a", ErrNUL, `"\x00a" at byte 0`},
 		{"unknown key first names byte 0", `katana.arg=x quiet`, ErrUnknownKey, `"katana.arg=x" at byte 0`},
@@ -387,6 +407,11 @@ func TestFormatErrors(t *testing.T) {
 		{"two kernel params in one", []string{"a b"}, Default()},
 		{"empty kernel param", []string{""}, Default()},
 		{"katana kernel param", []string{"katana.args=x"}, Default()},
+		{"katana kernel param in capitals", []string{"KATANA.args=x"}, Default()},
+		{"katana init arg in capitals", nil, withDefaults(func(c *Config) { c.InitArgs = []string{"Katana.x=1"} })},
+		{"rdinit", []string{"rdinit=/bin/katana"}, Default()},
+		{"kgdboc", []string{"kgdboc=ttyS0"}, Default()},
+		{"GOGC", []string{"GOGC=off"}, Default()},
 		{"dashes kernel param", []string{"--"}, Default()},
 		{"unbalanced kernel param", []string{`a="b`}, Default()},
 		{"bad on_exit", nil, withDefaults(func(c *Config) { c.OnExit = "halt" })},

@@ -14,7 +14,8 @@
 //   - a quote may enclose the whole parameter ("key=a b") or only the value
 //     (key="a b"); a value that starts with '"' loses it and a trailing '"';
 //   - a parameter "--" ends the kernel parameters: what follows is the init's
-//     argv (InitArgs).
+//     argv (InitArgs), up to a second "--", after which the kernel ignores
+//     the rest.
 //
 // The trailing newline of /proc/cmdline is not part of the command line: use
 // FromProc. A NUL byte or a quote left open anywhere is an error.
@@ -25,8 +26,12 @@
 // an unknown katana.* key, a repeated one, a katana.* key without "=" or
 // after "--", and every malformed value is an error naming the offending
 // text. Keys are matched exactly (the kernel's "-"/"_" equivalence is not
-// applied: katana.on-exit is unknown). Every other parameter is a kernel
-// parameter and kept verbatim in KernelParams.
+// applied: katana.on-exit is unknown); a key that is katana.* in another
+// case (KATANA.args) is an unknown key too, not a kernel parameter the
+// kernel and the init would both ignore. Every other parameter is a kernel
+// parameter and kept verbatim in KernelParams, unless Hazard names it: one
+// that replaces or steers the init or opens the guest to the host is an
+// error (ErrHazard).
 //
 //	katana.args=WORDS
 //	    Katana's argv (without argv[0]), split by SplitArgs: whitespace

@@ -17,6 +17,7 @@ var (
 	ErrBadValue        = errors.New("bad value")
 	ErrArgs            = errors.New("bad katana.args")
 	ErrUnformattable   = errors.New("cannot be expressed on a kernel command line")
+	ErrHazard          = errors.New("kernel parameter that replaces or steers the init or opens the guest to the host")
 )
 
 // Error is a parse or format error: what is wrong (Err, a sentinel), the

@@ -26,33 +26,47 @@ func isKernelSpace(b byte) bool {
 
 // SplitKernel splits a command line into parameters exactly like the
 // kernel's parse_args() loop over next_arg(). It stops at a "--" parameter
-// and returns the rest as init arguments (nil when there is no "--"). An
-// unbalanced double quote or a NUL byte is an error (the kernel would take
-// the rest of the line as one parameter).
+// and returns what follows, up to a second "--", as init arguments (nil
+// when there is no "--"): the kernel's second parse_args(), which gives
+// the init its arguments, stops there too, and ignores the rest. An
+// unbalanced double quote or a NUL byte anywhere is an error (the kernel
+// would take the rest of the line as one parameter).
 func SplitKernel(cmdline string) (params, initArgs []Param, err error) {
+	params, initArgs, _, err = splitKernel(cmdline)
+	return params, initArgs, err
+}
+
+// splitKernel is SplitKernel that also returns the parameters after a
+// second "--", which the kernel ignores.
+func splitKernel(cmdline string) (params, initArgs, ignored []Param, err error) {
 	if i := strings.IndexByte(cmdline, 0); i >= 0 {
-		return nil, nil, &Error{Err: ErrNUL, Text: cmdline, Offset: i}
+		return nil, nil, nil, &Error{Err: ErrNUL, Text: cmdline, Offset: i}
 	}
 	pos := skipSpaces(cmdline, 0)
-	afterDashes := false
+	dashes := 0
 	for pos < len(cmdline) {
 		p, next, err := nextArg(cmdline, pos)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		pos = next
-		if !afterDashes && !p.HasValue && p.Key == "--" {
-			afterDashes = true
-			initArgs = []Param{}
+		if dashes < 2 && !p.HasValue && p.Key == "--" {
+			dashes++
+			if dashes == 1 {
+				initArgs = []Param{}
+			}
 			continue
 		}
-		if afterDashes {
-			initArgs = append(initArgs, p)
-		} else {
+		switch dashes {
+		case 0:
 			params = append(params, p)
+		case 1:
+			initArgs = append(initArgs, p)
+		default:
+			ignored = append(ignored, p)
 		}
 	}
-	return params, initArgs, nil
+	return params, initArgs, ignored, nil
 }
 
 func skipSpaces(s string, i int) int {

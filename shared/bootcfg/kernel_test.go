@@ -51,7 +51,8 @@ func TestSplitKernel(t *testing.T) {
 		{name: "dashes end kernel params", in: `k=a=b=c -- initarg1`,
 			params: []kv{{"k", "a=b=c", true}}, initArgs: []kv{{"initarg1", "", false}}},
 		{name: "dashes at end", in: `a --`, params: []kv{{"a", "", false}}, initArgs: []kv{}},
-		{name: "second dashes is an init arg", in: `-- -- x`, initArgs: []kv{{"--", "", false}, {"x", "", false}}},
+		{name: "second dashes end the init args", in: `-- a -- x`, initArgs: []kv{{"a", "", false}}},
+		{name: "second dashes at once", in: `k=1 -- -- x`, params: []kv{{"k", "1", true}}, initArgs: []kv{}},
 		{name: "dashes with value are a param", in: `--=1 x`, params: []kv{{"--", "1", true}, {"x", "", false}}},
 		{name: "quoted dashes end too", in: `"--" x`, initArgs: []kv{{"x", "", false}}},
 		{name: "init args are split by kernel rules", in: `-- "a b" c="d e"`,
@@ -140,7 +141,7 @@ func refParse(cmdline string) (params, initArgs []kv, unbalanced bool) {
 		return i
 	}
 	args := skip(0)
-	after := false
+	after, ignoring := false, false
 	for buf[args] != 0 {
 		// next_arg
 		inQuote, quoted := false, false
@@ -189,9 +190,19 @@ func refParse(cmdline string) (params, initArgs []kv, unbalanced bool) {
 		if val >= 0 {
 			p.HasValue, p.Value = true, cstr(val)
 		}
-		if !after && !p.HasValue && p.Key == "--" {
+		if !p.HasValue && p.Key == "--" {
+			if after {
+				// The kernel's second parse_args ("Setting init
+				// args") stops here; the quotes of the rest are
+				// still checked, as SplitKernel does.
+				ignoring = true
+				continue
+			}
 			after = true
 			initArgs = []kv{}
+			continue
+		}
+		if ignoring {
 			continue
 		}
 		if after {
