@@ -252,6 +252,7 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 const (
 	CodeBadRequest          = "bad_request"          // 400: malformed query or body
 	CodeBadNonce            = "bad_nonce"            // 400: missing, non-hex, or wrong length
+	CodeBrowserRequest      = "browser_request"      // 403: a web browser's request (Origin or Sec-Fetch-* header)
 	CodeNotFound            = "not_found"            // 404
 	CodeMethodNotAllowed    = "method_not_allowed"   // 405
 	CodeRequestTimeout      = "request_timeout"      // 408: client too slow sending its request

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/katana-tee/snpboot/shared/agentapi"
 )
 
 // This file is a deliberately small HTTP/1.1 server: the agent needs
@@ -54,7 +56,7 @@ type httpError struct {
 func (e *httpError) Error() string { return e.msg }
 
 var statusText = map[int]string{
-	200: "OK", 202: "Accepted", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+	200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
 	408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
 	500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
 }
@@ -169,7 +171,7 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 	}
 	if _, err := br.Peek(1); err != nil {
 		if isTimeout(err) && first && ctx.Err() == nil {
-			return nil, &httpError{408, "request_timeout", "request not received in time"}
+			return nil, &httpError{408, agentapi.CodeRequestTimeout, "request not received in time"}
 		}
 		return nil, errIdleClose
 	}
@@ -182,14 +184,14 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		line, err := br.ReadSlice('\n')
 		budget -= len(line)
 		if budget < 0 || errors.Is(err, bufio.ErrBufferFull) {
-			return "", &httpError{431, "bad_request", fmt.Sprintf("request header larger than %d bytes", conf.maxHeader)}
+			return "", &httpError{431, agentapi.CodeBadRequest, fmt.Sprintf("request header larger than %d bytes", conf.maxHeader)}
 		}
 		if err != nil {
 			if isTimeout(err) {
-				return "", &httpError{408, "request_timeout", "request header not received in time"}
+				return "", &httpError{408, agentapi.CodeRequestTimeout, "request header not received in time"}
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return "", &httpError{400, "bad_request", "connection closed inside the request header"}
+				return "", &httpError{400, agentapi.CodeBadRequest, "connection closed inside the request header"}
 			}
 			return "", err
 		}
@@ -202,17 +204,17 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 	method, rest, ok1 := strings.Cut(line, " ")
 	target, proto, ok2 := strings.Cut(rest, " ")
 	if !ok1 || !ok2 || !isToken(method) || target == "" || strings.Contains(proto, " ") {
-		return nil, &httpError{400, "bad_request", "malformed request line"}
+		return nil, &httpError{400, agentapi.CodeBadRequest, "malformed request line"}
 	}
 	if proto != "HTTP/1.1" && proto != "HTTP/1.0" {
-		return nil, &httpError{505, "bad_request", fmt.Sprintf("protocol %q not supported: HTTP/1.1 only", proto)}
+		return nil, &httpError{505, agentapi.CodeBadRequest, fmt.Sprintf("protocol %q not supported: HTTP/1.1 only", proto)}
 	}
 	if target[0] != '/' {
-		return nil, &httpError{400, "bad_request", "request target must be a path"}
+		return nil, &httpError{400, agentapi.CodeBadRequest, "request target must be a path"}
 	}
 	u, err := url.ParseRequestURI(target)
 	if err != nil {
-		return nil, &httpError{400, "bad_request", "malformed request target"}
+		return nil, &httpError{400, agentapi.CodeBadRequest, "malformed request target"}
 	}
 	h := textproto.MIMEHeader{}
 	for {
@@ -225,10 +227,10 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		}
 		name, value, ok := strings.Cut(l, ":")
 		if !ok || !isToken(name) {
-			return nil, &httpError{400, "bad_request", "malformed header line"}
+			return nil, &httpError{400, agentapi.CodeBadRequest, "malformed header line"}
 		}
 		if !isFieldValue(value) {
-			return nil, &httpError{400, "bad_request", fmt.Sprintf("control character in the value of header %q", name)}
+			return nil, &httpError{400, agentapi.CodeBadRequest, fmt.Sprintf("control character in the value of header %q", name)}
 		}
 		h.Add(textproto.CanonicalMIMEHeaderKey(name), strings.Trim(value, " \t"))
 	}
@@ -237,27 +239,38 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 	// nothing from it, but a request the protocol calls malformed is
 	// refused like any other.
 	if proto == "HTTP/1.1" && len(h["Host"]) != 1 {
-		return nil, &httpError{400, "bad_request", fmt.Sprintf("an HTTP/1.1 request needs exactly one Host header, got %d", len(h["Host"]))}
+		return nil, &httpError{400, agentapi.CodeBadRequest, fmt.Sprintf("an HTTP/1.1 request needs exactly one Host header, got %d", len(h["Host"]))}
+	}
+	// A web browser's request: the agent has no web client, and a page
+	// the host's operator opens could otherwise drive it wherever its port
+	// is reachable from the browser (hostbuild run --forward puts a TCP
+	// agent on the host's loopback), by a cross-site POST /v1/shutdown or,
+	// after DNS rebinding, any request. Browsers send Origin on every
+	// POST and Sec-Fetch-* on every request; no other client needs them.
+	for _, k := range []string{"Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
+		if _, ok := h[k]; ok {
+			return nil, &httpError{403, agentapi.CodeBrowserRequest, fmt.Sprintf("a web browser's request (%s header): the agent serves no web page", k)}
+		}
 	}
 	// Any Transfer-Encoding line at all, even an empty one before
 	// "chunked": a body we took for empty would be read as the next request.
 	if _, ok := h["Transfer-Encoding"]; ok {
-		return nil, &httpError{501, "bad_request", "transfer-encoding is not supported; send Content-Length"}
+		return nil, &httpError{501, agentapi.CodeBadRequest, "transfer-encoding is not supported; send Content-Length"}
 	}
 	var n int64
 	if cls := h.Values("Content-Length"); len(cls) > 0 {
 		for _, v := range cls {
 			if v != cls[0] {
-				return nil, &httpError{400, "bad_request", "conflicting Content-Length headers"}
+				return nil, &httpError{400, agentapi.CodeBadRequest, "conflicting Content-Length headers"}
 			}
 		}
 		if cls[0] == "" || strings.TrimLeft(cls[0], "0123456789") != "" || len(cls[0]) > 18 {
-			return nil, &httpError{400, "bad_request", "malformed Content-Length"}
+			return nil, &httpError{400, agentapi.CodeBadRequest, "malformed Content-Length"}
 		}
 		n, _ = strconv.ParseInt(cls[0], 10, 64)
 	}
 	if n > conf.maxBody {
-		return nil, &httpError{413, "body_too_large", fmt.Sprintf("request body of %d bytes exceeds %d", n, conf.maxBody)}
+		return nil, &httpError{413, agentapi.CodeBodyTooLarge, fmt.Sprintf("request body of %d bytes exceeds %d", n, conf.maxBody)}
 	}
 	var body []byte
 	if n > 0 {
@@ -269,9 +282,9 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		body = make([]byte, n)
 		if _, err := io.ReadFull(br, body); err != nil {
 			if isTimeout(err) {
-				return nil, &httpError{408, "request_timeout", "request body not received in time"}
+				return nil, &httpError{408, agentapi.CodeRequestTimeout, "request body not received in time"}
 			}
-			return nil, &httpError{400, "bad_request", "connection closed inside the request body"}
+			return nil, &httpError{400, agentapi.CodeBadRequest, "connection closed inside the request body"}
 		}
 	}
 	c.SetReadDeadline(time.Time{})

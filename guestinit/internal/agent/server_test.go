@@ -1075,6 +1075,12 @@ func TestHTTPProtocol(t *testing.T) {
 		{"long request line", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
 		{"many headers", "GET /v1/status HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: b\r\n", 2000) + "\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
 		{"shutdown with body", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}", "202 Accepted", ""},
+		// A web page must not drive the agent: a cross-site form POST
+		// (no preflight), a same-origin request after DNS rebinding.
+		{"browser's cross-site POST", "POST /v1/shutdown HTTP/1.1\r\nHost: 127.0.0.1:1024\r\nOrigin: https://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", "403 Forbidden", agentapi.CodeBrowserRequest},
+		{"browser's POST with Origin null", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nOrigin: null\r\n\r\n", "403 Forbidden", agentapi.CodeBrowserRequest},
+		{"browser's GET after DNS rebinding", "GET /v1/status HTTP/1.1\r\nHost: evil.example:1024\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: cors\r\n\r\n", "403 Forbidden", agentapi.CodeBrowserRequest},
+		{"browser's navigation", "GET /v1/attestation?nonce=" + strings.Repeat("ab", 32) + " HTTP/1.1\r\nHost: a\r\nSec-Fetch-Dest: document\r\n\r\n", "403 Forbidden", agentapi.CodeBrowserRequest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "body cut short" {
