@@ -25,8 +25,10 @@ type Ioctler interface {
 // small" (abi.GuestRequestInvalidLength; abi itself pulls in protobuf).
 const fwErrInvalidLength = 0x100000000
 
-// maxCertTable bounds what the host may make us allocate.
-const maxCertTable = 1 << 20
+// maxCertTable is the largest certificate buffer the kernel's sev-guest
+// driver takes (SEV_FW_BLOB_MAX_SIZE; it refuses a larger one with
+// EINVAL), and so also bounds what the host may make the agent allocate.
+const maxCertTable = 16 << 10
 
 // SevGuestIoctl quotes through /dev/sev-guest with SNP_GET_EXT_REPORT (two
 // ioctls: the certificate length, then the report), falling back to
@@ -83,15 +85,18 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 	req := labi.SnpUserGuestRequest{ReqData: &ext, RespData: &rsp}
 	res, err := d.Ioctl(labi.IocSnpGetExtendedReport, &req)
 	if err != nil && req.FwErr == fwErrInvalidLength {
-		n := ext.CertsLength
-		if n == 0 || n > maxCertTable {
-			return nil, nil, fmt.Errorf("sev-guest: host certificate table of %d bytes (limit %d)", n, maxCertTable)
+		// A table the kernel cannot take is left out, like one a
+		// kernel without extended reports cannot give: the report
+		// itself does not depend on it (the verifier gets the VCEK
+		// from --certs or AMD's KDS).
+		if n := ext.CertsLength; n == 0 || n > maxCertTable {
+			err = fmt.Errorf("host certificate table of %d bytes (the kernel takes at most %d): %w", n, maxCertTable, err)
+		} else {
+			ext.Certs = make([]byte, n)
+			rsp = labi.SnpReportRespABI{}
+			req = labi.SnpUserGuestRequest{ReqData: &ext, RespData: &rsp}
+			res, err = d.Ioctl(labi.IocSnpGetExtendedReport, &req)
 		}
-		ext.Certs = make([]byte, n)
-		ext.CertsLength = n
-		rsp = labi.SnpReportRespABI{}
-		req = labi.SnpUserGuestRequest{ReqData: &ext, RespData: &rsp}
-		res, err = d.Ioctl(labi.IocSnpGetExtendedReport, &req)
 	}
 	var certs []byte
 	if err == nil {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-configfs-tsm/configfs/faketsm"
+	labi "github.com/google/go-sev-guest/client/linuxabi"
 
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
@@ -295,5 +296,70 @@ func TestQueuedRequestAnsweredWhenStopping(t *testing.T) {
 	}
 	if n := q.inside.Load(); n != 0 {
 		t.Errorf("%d hardware requests still running", n)
+	}
+}
+
+// tableIoctl is a sev-guest device whose host has a certificate table of
+// tableLen bytes: the extended request asks for a buffer that large
+// (firmware's invalid-length answer), and a kernel refuses a buffer over
+// its limit with EINVAL, as Linux's sev-guest does.
+type tableIoctl struct {
+	tableLen uint32
+	calls    []string
+}
+
+func (f *tableIoctl) Ioctl(cmd uintptr, arg any) (uintptr, error) {
+	req := arg.(*labi.SnpUserGuestRequest)
+	rsp := req.RespData.(*labi.SnpReportRespABI)
+	switch cmd {
+	case labi.IocSnpGetExtendedReport:
+		ext := req.ReqData.(*labi.SnpExtendedReportReq)
+		f.calls = append(f.calls, fmt.Sprintf("ext(%d)", len(ext.Certs)))
+		if len(ext.Certs) > maxCertTable {
+			return 0, syscall.EINVAL
+		}
+		if uint32(len(ext.Certs)) < f.tableLen {
+			ext.CertsLength = f.tableLen
+			req.FwErr = fwErrInvalidLength
+			return 0, syscall.EIO
+		}
+		for i := range ext.Certs {
+			ext.Certs[i] = 0xce
+		}
+		ext.CertsLength = f.tableLen
+	case labi.IocSnpGetReport:
+		f.calls = append(f.calls, "report")
+	default:
+		return 0, syscall.ENOTTY
+	}
+	r := fakeReport([64]byte{1})
+	copy(rsp.Data[:], r[:])
+	return 0, nil
+}
+
+// A certificate table the kernel can take comes with the report; a larger
+// one (the host's to choose) is left out and the report still given, as a
+// kernel without extended reports would.
+func TestSevGuestCertTableSizes(t *testing.T) {
+	for _, tc := range []struct {
+		tableLen  uint32
+		wantCalls string
+		wantCerts int
+	}{
+		{0, "ext(0)", 0},
+		{8 << 10, "ext(0) ext(8192)", 8 << 10},
+		{maxCertTable, "ext(0) ext(16384)", maxCertTable},
+		{maxCertTable + 4096, "ext(0) report", 0},
+		{1 << 30, "ext(0) report", 0},
+	} {
+		f := &tableIoctl{tableLen: tc.tableLen}
+		q := &SevGuestIoctl{Open: func() (Ioctler, error) { return f, nil }}
+		rep, certs, err := q.Quote([64]byte{1})
+		if err != nil || len(rep) != agentapi.ReportSize {
+			t.Fatalf("table of %d bytes: Quote: %v (report of %d bytes)", tc.tableLen, err, len(rep))
+		}
+		if got := strings.Join(f.calls, " "); got != tc.wantCalls || len(certs) != tc.wantCerts {
+			t.Errorf("table of %d bytes: calls %q, %d bytes of certificates; want %q, %d", tc.tableLen, got, len(certs), tc.wantCalls, tc.wantCerts)
+		}
 	}
 }
