@@ -181,3 +181,12 @@ func tempName(dir, pattern string) string {
 	}
 	return filepath.Join(dir, pattern)
 }
+
+// renameChecked renames oldpath to newpath after checking that newpath does
+// not exist (racy: RenameNoReplace's fallback).
+func renameChecked(oldpath, newpath string) error {
+	if _, err := os.Lstat(newpath); err == nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: fs.ErrExist}
+	}
+	return os.Rename(oldpath, newpath)
+}

@@ -3,7 +3,9 @@ package atomicfile
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,5 +199,37 @@ func TestKilledWriterLeavesNothing(t *testing.T) {
 	}
 	if got := names(t, dir); len(got) != 0 {
 		t.Errorf("folder after the writer was killed holds %v, want nothing", got)
+	}
+}
+
+// RenameNoReplace never replaces what is at the new path, an empty folder
+// included (which rename(2) would replace), and renames otherwise.
+func TestRenameNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	for _, existing := range []string{"empty-folder", "file"} {
+		dst := filepath.Join(dir, existing)
+		if existing == "file" {
+			os.WriteFile(dst, nil, 0o644)
+		} else {
+			os.Mkdir(dst, 0o755)
+		}
+		if err := RenameNoReplace(src, dst); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("onto an existing %s: %v, want fs.ErrExist", existing, err)
+		}
+		if _, err := os.Stat(filepath.Join(src, "f")); err != nil {
+			t.Errorf("onto an existing %s: the source is gone: %v", existing, err)
+		}
+	}
+	dst := filepath.Join(dir, "new")
+	if err := RenameNoReplace(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "f")); err != nil || string(b) != "x" {
+		t.Errorf("after the rename: %q, %v", b, err)
 	}
 }

@@ -56,3 +56,19 @@ func linkUnnamed(f *os.File, dir, pattern string) (string, error) {
 	}
 	return "", fmt.Errorf("no unused temporary name in %s after 100 tries", dir)
 }
+
+// RenameNoReplace renames oldpath to newpath and fails with an error
+// wrapping fs.ErrExist if newpath exists (renameat2 RENAME_NOREPLACE):
+// rename(2) would silently replace an empty folder created there since
+// newpath was checked. Where the file system lacks RENAME_NOREPLACE it
+// checks, then renames.
+func RenameNoReplace(oldpath, newpath string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		return renameChecked(oldpath, newpath)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}

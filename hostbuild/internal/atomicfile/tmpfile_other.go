@@ -19,3 +19,7 @@ func openUnnamed(dir string, perm os.FileMode) (*os.File, error) {
 func linkUnnamed(f *os.File, dir, pattern string) (string, error) {
 	return "", errUnsupported
 }
+
+// RenameNoReplace renames oldpath to newpath unless newpath exists (checked,
+// then renamed: only Linux has RENAME_NOREPLACE).
+func RenameNoReplace(oldpath, newpath string) error { return renameChecked(oldpath, newpath) }

@@ -13,13 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
 
 // Evidence folder layout (written by attest --evidence-out, read by verify).
 const (
-	FileResponse       = "response.json"   // the agent's full answer (source of truth for verify)
+	FileResponse       = "response.json"   // the agent's answer as decoded, re-encoded (source of truth for verify)
 	FileReport         = "report.bin"      // raw 1184-byte report
 	FileCertTable      = "certs.bin"       // the guest's certificate table, when it sent one
 	FileNonce          = "nonce.hex"       // the verifier's nonce
@@ -92,8 +93,21 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 			os.RemoveAll(tmp)
 		}
 	}()
+	// Each file is synced before the folder is renamed into place, and the
+	// rename after it: a crash leaves the whole folder or none of it.
 	put := func(name string, b []byte) error {
-		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
+		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return fmt.Errorf("writing evidence: %w", err)
+		}
+		_, err = f.Write(b)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return fmt.Errorf("writing evidence: %w", err)
 		}
 		return nil
@@ -141,9 +155,16 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 			return err
 		}
 	}
-	if err := os.Rename(tmp, dir); err != nil {
+	atomicfile.SyncDir(tmp)
+	// Not rename(2): it would replace an empty folder made at dir since
+	// CheckEvidenceDir.
+	if err := atomicfile.RenameNoReplace(tmp, dir); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("writing evidence: %s appeared while the evidence was written; nothing was replaced, pass another --evidence-out", dir)
+		}
 		return fmt.Errorf("writing evidence: %w", err)
 	}
+	atomicfile.SyncDir(parent)
 	return nil
 }
 
