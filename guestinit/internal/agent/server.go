@@ -98,6 +98,46 @@ type Server struct {
 	gate         *gate
 	shutdownOnce sync.Once
 	shutdownErr  error
+	// failLines bounds the console lines of failed hardware requests:
+	// the host can make every request fail, and the console is Katana's
+	// too.
+	failLines lineLimiter
+}
+
+// lineLimiter lets through at most failLinesPerWindow lines per
+// failLineWindow and counts the others for the next line it lets through.
+type lineLimiter struct {
+	mu      sync.Mutex
+	start   time.Time
+	n       int
+	dropped int
+	now     func() time.Time // nil: time.Now
+}
+
+const (
+	failLinesPerWindow = 3
+	failLineWindow     = time.Minute
+)
+
+// allow reports whether a line may be written now and, when it may, how
+// many were held back before it and whether it is the window's last.
+func (l *lineLimiter) allow() (ok bool, dropped int, last bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.now != nil {
+		now = l.now()
+	}
+	if l.start.IsZero() || now.Sub(l.start) >= failLineWindow {
+		l.start, l.n = now, 0
+	}
+	if l.n >= failLinesPerWindow {
+		l.dropped++
+		return false, 0, false
+	}
+	l.n++
+	dropped, l.dropped = l.dropped, 0
+	return true, dropped, l.n == failLinesPerWindow
 }
 
 // New returns a Server for opts.
@@ -307,7 +347,15 @@ func (s *Server) handleAttestation(r *request) response {
 	case errors.Is(qerr, ErrNoDevice):
 		return errorResponse(503, agentapi.CodeNoSNPDevice, qerr.Error())
 	case qerr != nil:
-		s.opts.Logf("agent: attestation failed: %v", qerr)
+		if ok, dropped, last := s.failLines.allow(); ok {
+			more := ""
+			if dropped > 0 {
+				more = fmt.Sprintf(" (%d more failed requests not logged before this one)", dropped)
+			} else if last {
+				more = fmt.Sprintf(" (further failures within %v are not logged)", failLineWindow)
+			}
+			s.opts.Logf("agent: attestation failed: %v%s", qerr, more)
+		}
 		return errorResponse(500, agentapi.CodeDeviceError, qerr.Error())
 	}
 	if len(q.report) != agentapi.ReportSize {

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1124,5 +1125,56 @@ func TestHTTPProtocol(t *testing.T) {
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Errorf("connection not closed after Connection: close: %v", err)
+	}
+}
+
+// deviceFailing is a device whose every request fails (the host can make
+// it so, say by failing one request so that the guest's key is disabled).
+type deviceFailing struct{}
+
+func (deviceFailing) Name() string { return "x" }
+func (deviceFailing) Probe() error { return nil }
+func (deviceFailing) Quote(rd [64]byte) ([]byte, []byte, error) {
+	return nil, nil, errors.New("firmware error 0x27")
+}
+
+// Failed hardware requests are logged a few a minute, not one line each:
+// the console is Katana's too, and the host chooses how many fail.
+func TestFailedRequestsLogRateLimited(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	s := New(Options{Quoter: deviceFailing{}, Config: testConfig, Logf: func(format string, args ...any) {
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}})
+	now := time.Unix(1000, 0)
+	s.failLines.now = func() time.Time { return now }
+	base := serve(t, s)
+	attest := func(n int) {
+		for range n {
+			resp, err := http.Get(base + "/v1/attestation?nonce=" + strings.Repeat("ab", 32))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 500 {
+				t.Fatalf("status %d, want 500", resp.StatusCode)
+			}
+		}
+	}
+	attest(20)
+	now = now.Add(failLineWindow)
+	attest(1)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{
+		"agent: attestation failed: firmware error 0x27",
+		"agent: attestation failed: firmware error 0x27",
+		"agent: attestation failed: firmware error 0x27 (further failures within 1m0s are not logged)",
+		"agent: attestation failed: firmware error 0x27 (17 more failed requests not logged before this one)",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("log lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
