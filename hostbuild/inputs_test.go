@@ -312,3 +312,25 @@ func TestSecondsOrDuration(t *testing.T) {
 		}
 	}
 }
+
+// A panic of the main goroutine exits 1 (a bug), with the panic and where
+// it happened, not the runtime's 2 (which is the usage error's).
+func TestExitOnPanic(t *testing.T) {
+	var stderr strings.Builder
+	code := -1
+	func() {
+		defer exitOnPanic(&stderr, func(c int) { code = c })
+		var m map[string]int
+		m["x"] = 1 // assignment to entry in nil map
+	}()
+	if code != exitFail || !strings.HasPrefix(stderr.String(), "hostbuild: internal error (a bug, please report it with this text): assignment to entry in nil map\n") ||
+		!strings.Contains(stderr.String(), "TestExitOnPanic") {
+		t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	// Without a panic it does nothing.
+	code = -1
+	func() { defer exitOnPanic(&stderr, func(c int) { code = c }) }()
+	if code != -1 {
+		t.Errorf("exit %d without a panic", code)
+	}
+}

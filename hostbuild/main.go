@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -49,10 +50,21 @@ const (
 var version = "dev"
 
 func main() {
+	defer exitOnPanic(os.Stderr, os.Exit)
 	ctx, stop := interruptContext()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// exitOnPanic, deferred by main, turns a panic of the main goroutine into
+// exit status 1 with the panic and its stack: a panic is a bug, and the
+// runtime's own exit status for it, 2, is exitUsage's.
+func exitOnPanic(stderr io.Writer, exit func(int)) {
+	if r := recover(); r != nil {
+		fmt.Fprintf(stderr, "hostbuild: internal error (a bug, please report it with this text): %v\n%s", r, debug.Stack())
+		exit(exitFail)
+	}
 }
 
 // interruptSignals end a command gracefully: Ctrl-C (SIGINT), SIGTERM from
