@@ -128,13 +128,43 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 			}
 			return
 		}
+		hctx, cancel := context.WithCancel(ctx)
+		req.ctx = hctx
+		stopWatch := watchHangup(c, br, cancel)
 		resp := conf.handle(req)
+		stopWatch()
+		cancel()
 		keep := !resp.close && wantsKeepAlive(req)
 		resp.close = !keep
 		c.SetWriteDeadline(time.Now().Add(conf.writeTimeout))
 		if err := writeResponse(c, resp, req.method == "HEAD"); err != nil || !keep {
 			return
 		}
+	}
+}
+
+// watchHangup cancels a request's context when its client hangs up while
+// the request is handled, so that a queued attestation whose client is
+// gone never reaches the hardware (net/http's background read does the
+// same). It peeks at the connection without consuming anything: a
+// pipelined request stays buffered for the next read. A half-close counts
+// as a hang-up, as it does for net/http. stop interrupts the peek and
+// waits for it; the handler must not read from br meanwhile.
+func watchHangup(c net.Conn, br *bufio.Reader, cancel func()) (stop func()) {
+	if br.Buffered() > 0 {
+		return func() {} // the next request is already here: so is its client
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := br.Peek(1); err != nil && !isTimeout(err) {
+			cancel()
+		}
+	}()
+	return func() {
+		c.SetReadDeadline(time.Unix(1, 0)) // wakes the peek; a timeout is not a hang-up
+		<-done
+		c.SetReadDeadline(time.Time{})
 	}
 }
 

@@ -136,6 +136,11 @@ func (g *gate) do(ctx context.Context, fn func()) error {
 		return ctx.Err()
 	}
 	defer func() { <-g.sem }()
+	// Both may have been ready at once: a request cancelled while it
+	// waited does not go to the hardware.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	fn()
 	return nil
 }

@@ -1,11 +1,14 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -361,5 +364,70 @@ func TestSevGuestCertTableSizes(t *testing.T) {
 		if got := strings.Join(f.calls, " "); got != tc.wantCalls || len(certs) != tc.wantCerts {
 			t.Errorf("table of %d bytes: calls %q, %d bytes of certificates; want %q, %d", tc.tableLen, got, len(certs), tc.wantCalls, tc.wantCerts)
 		}
+	}
+}
+
+// A queued request whose client hangs up leaves the queue without reaching
+// the hardware, and frees its slot at once; a client that stays, including
+// one that pipelines its next request, is answered.
+func TestQueuedRequestDroppedOnHangUp(t *testing.T) {
+	q := &heldQuoter{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	s := New(Options{Quoter: q, Config: testConfig, QueueDepth: 4})
+	base := serve(t, s)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(q.release) }) }
+	t.Cleanup(unblock)
+	addr := strings.TrimPrefix(base, "http://")
+	first := make(chan int, 1)
+	go func() { c, _, _ := attest(base, nonceHex(1, 32)); first <- c }()
+	<-q.entered
+	waitPending := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.gate.pending.Load() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("pending = %d, want %d", s.gate.pending.Load(), n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for range 3 { // three clients queue, then hang up
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "GET /v1/attestation?nonce="+nonceHex(2, 32)+" HTTP/1.1\r\nHost: a\r\n\r\n")
+		waitPending(2)
+		c.Close()
+		waitPending(1) // its slot is free at once
+	}
+	// One that stays, with a second request pipelined behind the first.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := "GET /v1/attestation?nonce=" + nonceHex(3, 32) + " HTTP/1.1\r\nHost: a\r\n\r\n"
+	io.WriteString(c, req+req)
+	waitPending(2)
+	unblock()
+	if got := <-first; got != http.StatusOK {
+		t.Errorf("first request: %d", got)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("pipelined answer %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("pipelined answer %d: %d", i, resp.StatusCode)
+		}
+	}
+	if n := len(q.entered); n != 2 {
+		t.Errorf("%d hardware requests after the first, want 2 (the staying client's)", n)
 	}
 }
