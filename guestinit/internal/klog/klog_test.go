@@ -3,6 +3,7 @@ package klog
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -185,4 +186,62 @@ func uptime(t *testing.T) time.Duration {
 		t.Fatalf("/proc/uptime %q: want seconds with two decimals", b)
 	}
 	return time.Duration(s)*time.Second + time.Duration(cs)*10*time.Millisecond
+}
+
+// No message can pass for another line or rewrite the console: control
+// characters are escaped (a file name from an appended archive, say).
+func TestPrintfEscapesControls(t *testing.T) {
+	var b strings.Builder
+	l := New(&b, func() time.Duration { return time.Second })
+	l.Printf("integrity: /etc/x\r[    1.000000] guestinit: stage=integrity ok\x1b[2K\x7f tab\tkept é \xff")
+	want := "[    1.000000] guestinit: integrity: /etc/x\\x0d[    1.000000] guestinit: stage=integrity ok\\x1b[2K\\x7f tab\tkept é \xff\n"
+	if got := b.String(); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// A console that stops draining (the host stopped reading the serial
+// line) does not block the logger, and so the stop and the power-off that
+// log: a line waits LineTimeout at most, the next ones not at all until
+// the console drains, then a line says how many were dropped.
+func TestPrintfStalledConsole(t *testing.T) {
+	r, w, err := os.Pipe() // both ends polled, like OpenConsole's file
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	// Fill the pipe: nobody reads it.
+	chunk := bytes.Repeat([]byte("x"), 4096)
+	for {
+		w.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
+		if _, err := w.Write(chunk); err != nil {
+			break
+		}
+	}
+	w.SetWriteDeadline(time.Time{})
+	l := New(w, func() time.Duration { return 2 * time.Second })
+	done := make(chan struct{})
+	go func() {
+		for i := range 20 {
+			l.Printf("line %d", i)
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the logger blocked on a console that does not drain")
+	}
+	// The console drains again: the next line comes after the count.
+	drained := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); drained <- b }()
+	l.Printf("after")
+	w.Close()
+	out := <-drained
+	tail := string(out[bytes.LastIndexByte(out, 'x')+1:])
+	want := "[    2.000000] guestinit: 20 lines not written: the console did not drain\n[    2.000000] guestinit: after\n"
+	if !strings.HasSuffix(tail, want) {
+		t.Errorf("after the console drained, got %q, want it to end with %q", tail, want)
+	}
 }
