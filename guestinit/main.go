@@ -232,6 +232,22 @@ func (in *initProc) boot() {
 		in.log.Printf("ctrl-alt-del stays a hard reboot: %v", err)
 	}
 
+	// 1. The content list. Nothing it and the layout do not vouch for (an
+	// archive appended to the initrd) may be where Katana could read or
+	// run it: the walk comes before any mount, so that nothing is hidden
+	// under a mount point.
+	list, err := integrity.LoadList("/")
+	if err != nil {
+		in.fatal(err)
+	}
+	layout, err := initrdlayout.Base()
+	if err != nil {
+		in.fatal(err)
+	}
+	if err := integrity.Unvouched("/", list, layout); err != nil {
+		in.fatal(err)
+	}
+
 	// 2. Mounts and console.
 	t := time.Now()
 	if _, err := early.MountAll(early.Table, early.Options{}); err != nil {
@@ -240,8 +256,15 @@ func (in *initProc) boot() {
 	if f, err := early.ReopenConsole("/dev/console"); err != nil {
 		in.log.Printf("keeping the kernel's descriptors: %v", err)
 	} else {
-		in.console = f
-		in.log.SetOutput(f)
+		in.console = f // Katana's stdout and stderr: blocking
+		// The log's own open, whose writes time out: a console the host
+		// stops draining must not hold up a stop or the power-off.
+		if lf, err := klog.OpenConsole("/dev/console"); err != nil {
+			in.log.SetOutput(f)
+			in.log.Printf("log lines wait for the console: %v", err)
+		} else {
+			in.log.SetOutput(lf)
+		}
 	}
 	if err := early.DisableSysRq("/"); err != nil {
 		in.log.Printf("magic SysRq stays as the kernel set it: %v", err)
@@ -259,21 +282,8 @@ func (in *initProc) boot() {
 	}
 	in.stage("cmdline", fmt.Sprintf("args=%d", len(cfg.Args)), 0)
 
-	// 4. Content list; what the modules stage does not check is checked
-	// in the background after it.
-	list, err := integrity.LoadList("/")
-	if err != nil {
-		in.fatal(err)
-	}
-	// Nothing the list and the layout do not vouch for (an archive
-	// appended to the initrd) may be where Katana could read or run it.
-	layout, err := initrdlayout.Base()
-	if err != nil {
-		in.fatal(err)
-	}
-	if err := integrity.Unvouched("/", list, layout); err != nil {
-		in.fatal(err)
-	}
+	// 4. What the modules stage does not check is checked in the
+	// background after it.
 	payloadFile, cover, ok := list.PayloadFile()
 	if !ok {
 		in.fatal(fmt.Errorf("content list covers %s %s %s: want exactly one (was the initrd packed by hostbuild pack?); refusing to run an unchecked payload",
