@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -19,23 +20,37 @@ var ErrUnvouched = errors.New("not vouched for by the content list or the layout
 // Unvouched walks the unpacked initrd under root and returns an error
 // naming the first entry, in path order, that the content list and the
 // layout do not vouch for: a regular file the list does not name (the list
-// itself aside), a symbolic link or device node the layout does not
-// declare just so, or anything else (a FIFO, a socket). Folders are
-// vouched for: they hold nothing by themselves. Only root's own file
-// system is walked: the init's mounts (/proc, /dev, /run, /tmp, ...) are
-// not the initrd's.
+// itself aside), a folder the layout does not declare that holds no listed
+// file, a symbolic link or device node the layout does not declare just
+// so, anything else (a FIFO, a socket), and any entry whose owner, group or
+// mode is not what hostbuild pack writes (the caller's user and group,
+// root in the guest; files 0644 or 0755, folders as the layout declares
+// them or 0755). Only root's own file system is walked: the init calls it
+// before it mounts anything, so that nothing is hidden under a mount point.
 //
-// The kernel unpacks every cpio archive concatenated in an initrd, so
-// whoever appends one adds files that the content list need not name and
-// that the init would otherwise never look at, where Katana could read or
-// run them (a config under /etc/katana/, a sidecar on PATH). The host
-// tools refuse such an initrd (hostbuild inspect, manifest); the init
-// refuses to boot on it too, for an initrd measured by other tools.
+// The kernel unpacks every cpio archive concatenated in an initrd, and
+// applies an archive's owner and mode to a path an earlier one made, so
+// whoever appends one adds files the content list need not name and that
+// the init would otherwise never look at, where Katana could read or run
+// them (a config under /etc/katana/, a sidecar on PATH), or changes what
+// may write the files it does check. The host tools refuse such an initrd
+// (hostbuild inspect, manifest), and the init refuses to boot on one. This
+// is no defence against an archive that also replaces /init: only the
+// launch measurement, checked by a verifier, covers that.
 func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.Entry) error {
 	declared := map[string]initrdlayout.Entry{}
 	for _, e := range layout {
 		declared[e.Path] = e
 	}
+	// The folders pack makes beyond the layout's: those on the way to a
+	// listed file.
+	parents := map[string]bool{}
+	for rel := range list {
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+			parents[d] = true
+		}
+	}
+	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	var st unix.Stat_t
 	if err := unix.Lstat(root, &st); err != nil {
 		return fmt.Errorf("integrity: %w", &os.PathError{Op: "lstat", Path: root, Err: err})
@@ -65,14 +80,31 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 			return nil
 		}
 		e, isDeclared := declared[rel]
+		if st.Uid != uid || st.Gid != gid {
+			return fmt.Errorf("integrity: /%s is owned by %d:%d, not %d:%d as hostbuild pack makes every entry (an archive appended to the initrd?); refusing to boot: %w", rel, st.Uid, st.Gid, uid, gid, ErrUnvouched)
+		}
+		perm := st.Mode & 0o7777
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
+			want := uint32(0o755)
+			if isDeclared && e.Kind == initrdlayout.KindDir {
+				want = layoutPerm(e.Mode)
+			} else if !parents[rel] {
+				return fmt.Errorf("integrity: folder /%s is neither the layout's nor on the way to a listed file (an archive appended to the initrd?); refusing to boot: %w", rel, ErrUnvouched)
+			}
+			if perm != want {
+				return fmt.Errorf("integrity: folder /%s has mode %04o, not %04o (an archive appended to the initrd?); refusing to boot: %w", rel, perm, want, ErrUnvouched)
+			}
 			return nil
 		case unix.S_IFREG:
-			if _, ok := list[rel]; ok || rel == initrdlayout.ContentsPath {
-				return nil
+			_, listed := list[rel]
+			if !listed && rel != initrdlayout.ContentsPath {
+				return fmt.Errorf("integrity: /%s is in the initrd but not in its content list (a cpio archive appended after hostbuild pack?); refusing to boot where Katana could read or run a file no one checked: %w", rel, ErrUnvouched)
 			}
-			return fmt.Errorf("integrity: /%s is in the initrd but not in its content list (a cpio archive appended after hostbuild pack?); refusing to boot where Katana could read or run a file no one checked: %w", rel, ErrUnvouched)
+			if perm != uint32(initrdlayout.DataMode) && perm != uint32(initrdlayout.ExecMode) {
+				return fmt.Errorf("integrity: /%s has mode %04o, not 0644 or 0755 as hostbuild pack makes files (an archive appended to the initrd?); refusing to boot: %w", rel, perm, ErrUnvouched)
+			}
+			return nil
 		case unix.S_IFLNK:
 			target, err := os.Readlink(p)
 			if err != nil {
@@ -88,12 +120,27 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 				kind = initrdlayout.KindBlockDev
 			}
 			maj, mnr := unix.Major(st.Rdev), unix.Minor(st.Rdev)
-			if isDeclared && e.Kind == kind && e.Major == maj && e.Minor == mnr && uint32(e.Mode.Perm()) == st.Mode&0o777 {
+			if isDeclared && e.Kind == kind && e.Major == maj && e.Minor == mnr && layoutPerm(e.Mode) == perm {
 				return nil
 			}
-			return fmt.Errorf("integrity: /%s is a %s %d:%d (mode %04o) the layout does not declare; refusing to boot: %w", rel, kind, maj, mnr, st.Mode&0o7777, ErrUnvouched)
+			return fmt.Errorf("integrity: /%s is a %s %d:%d (mode %04o) the layout does not declare; refusing to boot: %w", rel, kind, maj, mnr, perm, ErrUnvouched)
 		default:
 			return fmt.Errorf("integrity: /%s is a %s, which the layout never makes; refusing to boot: %w", rel, kindName(d.Type()), ErrUnvouched)
 		}
 	})
+}
+
+// layoutPerm is a layout entry's mode as stat(2) gives its permission bits.
+func layoutPerm(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= unix.S_ISVTX
+	}
+	return p
 }
