@@ -130,7 +130,7 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 		}
 		hctx, cancel := context.WithCancel(ctx)
 		req.ctx = hctx
-		stopWatch := watchHangup(c, br, cancel)
+		stopWatch := watchHangup(c, br, cancel, conf.logf)
 		resp := conf.handle(req)
 		stopWatch()
 		cancel()
@@ -150,13 +150,14 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 // pipelined request stays buffered for the next read. A half-close counts
 // as a hang-up, as it does for net/http. stop interrupts the peek and
 // waits for it; the handler must not read from br meanwhile.
-func watchHangup(c net.Conn, br *bufio.Reader, cancel func()) (stop func()) {
+func watchHangup(c net.Conn, br *bufio.Reader, cancel func(), logf func(string, ...any)) (stop func()) {
 	if br.Buffered() > 0 {
 		return func() {} // the next request is already here: so is its client
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		defer logPanic(logf, "watching a connection")
 		if _, err := br.Peek(1); err != nil && !isTimeout(err) {
 			cancel()
 		}

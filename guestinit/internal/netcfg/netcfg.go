@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -120,70 +122,92 @@ func Configure(ctx context.Context, n bootcfg.Net, o Options) (Result, error) {
 	return res, nil
 }
 
-// waitLink subscribes to link events first (listing the existing links),
-// so an interface that appears at any moment is seen, and returns the
-// interface once it exists.
+// waitLink subscribes to link events first, so an interface that appears
+// at any moment is seen, then looks the interface up by name (one that
+// already exists), and otherwise waits for the event that names it.
 //
-// When a link appears or goes while the kernel sends the initial multi-part
-// link dump, the dump is flagged NLM_F_DUMP_INTR: the library reports
-// netlink.ErrDumpInterrupted through the error callback and carries on
-// delivering events. That is exactly when eth0 appears, so it is not an
-// error; but the interrupted dump may have missed an eth0 that already
-// existed, so after subscribing the interface is looked up once by name.
+// The events are read here, on the caller's goroutine, from a socket of
+// the netlink library's (nl.SubscribeAt), and only the interface's name is
+// taken from them (the standard library's attribute parser): the
+// library's own subscription decodes every message in a goroutine of its
+// own, which no recover of the init's covers, and a panic there would end
+// PID 1.
 func waitLink(ctx context.Context, h *netlink.Handle, o Options) (netlink.Link, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Wait)
 	defer cancel()
-	ch := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	defer func() {
-		close(done)
-		// The library's reader sends every event on ch until done has
-		// closed its socket, and then closes ch. Left unread, a full ch
-		// (the dump of 64 links or more, or a burst of events) would
-		// block it for ever: read ch to its end.
-		go func() {
-			for range ch {
-			}
-		}()
-	}()
-	errc := make(chan error, 1)
-	opts := netlink.LinkSubscribeOptions{
-		ListExisting: true,
-		Namespace:    o.Namespace,
-		ErrorCallback: func(err error) {
-			if errors.Is(err, netlink.ErrDumpInterrupted) {
-				return // events keep coming; the lookup below covers the dump
-			}
-			select {
-			case errc <- err:
-			default:
-			}
-		},
+	ns := netns.None()
+	if o.Namespace != nil {
+		ns = *o.Namespace
 	}
-	if err := netlink.LinkSubscribeWithOptions(ch, done, opts); err != nil {
+	s, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_LINK)
+	if err != nil {
 		return nil, fmt.Errorf("subscribing to link events: %w", err)
 	}
-	// Subscribed: from now on a new eth0 is an event; one that already
-	// exists is found here even if the dump was interrupted.
-	if l, err := h.LinkByName(o.Interface); err == nil {
+	defer s.Close()
+	lookup := func() (netlink.Link, bool) {
+		l, err := h.LinkByName(o.Interface)
+		return l, err == nil
+	}
+	if l, ok := lookup(); ok {
 		return l, nil
 	}
 	for {
-		select {
-		case u, ok := <-ch:
-			if !ok {
-				return nil, fmt.Errorf("link event subscription ended while waiting for %s", o.Interface)
-			}
-			if u.Header.Type == unix.RTM_NEWLINK && u.Link != nil && u.Link.Attrs().Name == o.Interface {
-				return u.Link, nil
-			}
-		case err := <-errc:
-			return nil, fmt.Errorf("waiting for %s: %w", o.Interface, err)
-		case <-ctx.Done():
+		deadline, _ := ctx.Deadline()
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
 			return nil, fmt.Errorf("%s after %v (is virtio_net loaded, and virtio_pci before it? is there a -device virtio-net-pci?): %w",
 				o.Interface, o.Wait, ErrLinkTimeout)
 		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		s.SetReceiveTimeout(&tv)
+		msgs, _, err := s.Receive()
+		switch {
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+			continue // the deadline, checked above
+		case errors.Is(err, unix.ENOBUFS):
+			// Events were lost: the interface may have come meanwhile.
+			if l, ok := lookup(); ok {
+				return l, nil
+			}
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("waiting for %s: reading link events: %w", o.Interface, err)
+		}
+		for _, m := range msgs {
+			if m.Header.Type == unix.RTM_NEWLINK && linkName(m) == o.Interface {
+				l, err := h.LinkByName(o.Interface)
+				if err != nil {
+					return nil, fmt.Errorf("%s appeared, but looking it up: %w", o.Interface, err)
+				}
+				return l, nil
+			}
+		}
 	}
+}
+
+// linkName is the IFLA_IFNAME of an RTM_NEWLINK message ("" if it has none
+// or does not parse). The standard library's parser slices past the end of
+// a message shorter than its ifinfomsg: such a message is no link's, and
+// any other panic of the parser's is taken as "no name" too.
+func linkName(m syscall.NetlinkMessage) (name string) {
+	if len(m.Data) < unix.SizeofIfInfomsg {
+		return ""
+	}
+	defer func() {
+		if recover() != nil {
+			name = ""
+		}
+	}()
+	attrs, err := syscall.ParseNetlinkRouteAttr(&m)
+	if err != nil {
+		return ""
+	}
+	for _, a := range attrs {
+		if a.Attr.Type == unix.IFLA_IFNAME {
+			return strings.TrimRight(string(a.Value), "\x00")
+		}
+	}
+	return ""
 }
 
 // ResolvConf is the content of /etc/resolv.conf for the DNS servers.

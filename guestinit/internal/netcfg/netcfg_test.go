@@ -1,6 +1,7 @@
 package netcfg
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,10 +110,10 @@ func TestConfigureExistingLink(t *testing.T) {
 	}
 }
 
-// TestConfigureLeavesNoReader: with more links than the event channel
-// holds, the subscription's dump fills it, and Configure finds eth0 by
-// name without reading it; the library's reader must not stay blocked on
-// the channel for the rest of the boot.
+// TestConfigureLeavesNoReader: with many links, Configure finds eth0 by
+// name and leaves no reader of link events behind (the netlink library's
+// own subscription, which waitLink no longer uses, ran one in a goroutine
+// that could stay blocked for the rest of the boot).
 func TestConfigureLeavesNoReader(t *testing.T) {
 	h, o := nsWithLoopback(t, true)
 	for i := 0; i < 100; i++ {
@@ -136,11 +138,10 @@ func TestConfigureLeavesNoReader(t *testing.T) {
 	}
 }
 
-// TestConfigureDumpInterrupted: with many links the initial RTM_GETLINK
-// dump is multi-part; links registered and unregistered meanwhile make the
-// kernel flag it NLM_F_DUMP_INTR, which the netlink library reports as
-// ErrDumpInterrupted through the error callback while it keeps delivering
-// events. Configure must keep waiting and find eth0 when it appears.
+// TestConfigureDumpInterrupted: links registered and unregistered while
+// Configure waits (which made the netlink library's subscription dump
+// report ErrDumpInterrupted, when waitLink used it) are events for other
+// links: Configure must keep waiting and find eth0 when it appears.
 func TestConfigureDumpInterrupted(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: creates 400 veth pairs per try")
@@ -401,4 +402,21 @@ func TestConfigureNone(t *testing.T) {
 	if err != nil || res.Interface != "" {
 		t.Errorf("none: %+v, %v; want nothing done", res, err)
 	}
+}
+
+// linkName reads the name of an RTM_NEWLINK message and nothing else, and
+// never panics on what the socket gives (it runs in PID 1).
+func FuzzLinkName(f *testing.F) {
+	// ifinfomsg (16 bytes), then IFLA_IFNAME "eth0\0" (len 9, padded).
+	good := append(make([]byte, unix.SizeofIfInfomsg), 9, 0, unix.IFLA_IFNAME, 0, 'e', 't', 'h', '0', 0, 0, 0, 0)
+	f.Add(good)
+	f.Add(good[:10])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := syscall.NetlinkMessage{Header: syscall.NlMsghdr{Type: unix.RTM_NEWLINK, Len: uint32(unix.NLMSG_HDRLEN + len(data))}, Data: data}
+		name := linkName(m)
+		if bytes.Equal(data, good) && name != "eth0" {
+			t.Fatalf("linkName = %q, want eth0", name)
+		}
+	})
 }
