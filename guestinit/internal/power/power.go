@@ -51,9 +51,31 @@ var once sync.Mutex
 // Shutdown never returns in the guest: the first caller performs the
 // sequence; concurrent callers (a panic in another goroutine meanwhile)
 // block forever. Only when Options.Park returns does Shutdown return.
+//
+// A step that panics (a bug) does not send the panic back to the caller's
+// recover, whose path to a power-off is Shutdown again and would wait on
+// the first call for ever: Shutdown syncs and reboots or powers off at once.
 func Shutdown(m Mode, o Options) {
 	once.Lock() // never unlocked: one shutdown per boot
 	fill(&o)
+	cmd := unix.LINUX_REBOOT_CMD_POWER_OFF
+	if m == Reboot {
+		cmd = unix.LINUX_REBOOT_CMD_RESTART
+	}
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		guarded := func(f func()) {
+			defer func() { recover() }()
+			f()
+		}
+		guarded(func() { o.Log("shutdown: a step panicked (%v); %s at once", r, m) })
+		guarded(o.Sync)
+		guarded(func() { o.Reboot(cmd) })
+		o.Park()
+	}()
 	if m == Reboot {
 		o.Log("rebooting")
 	} else {
@@ -81,10 +103,6 @@ func Shutdown(m Mode, o Options) {
 		o.Log("unmount: %v", err)
 	}
 	o.Sync()
-	cmd := unix.LINUX_REBOOT_CMD_POWER_OFF
-	if m == Reboot {
-		cmd = unix.LINUX_REBOOT_CMD_RESTART
-	}
 	err := o.Reboot(cmd)
 	o.Log("%s failed: %v; parking (the VM must be stopped from outside)", m, err)
 	o.Park()

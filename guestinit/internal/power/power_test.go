@@ -130,6 +130,21 @@ func shutdownMain(scenario string) {
 	case "nobody left":
 		fake.Reap = func() bool { return false }
 		Shutdown(PowerOff, fake)
+	case "a step panics":
+		// The unmount panics (a bug): Shutdown syncs and powers off at
+		// once, and the panic never reaches the caller's recover, whose
+		// path to a power-off, Shutdown again, would block for ever.
+		fake.Reap = func() bool { return false }
+		fake.Unmount = func() error { say("unmount"); panic("unmount bug") }
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					say("the panic reached the caller: %v", r)
+				}
+			}()
+			Shutdown(PowerOff, fake)
+		}()
+		say("Shutdown returned")
 	case "children that outlive SIGKILL":
 		killed := false
 		fake.KillAll = func(sig unix.Signal) error {
@@ -242,6 +257,9 @@ func TestShutdownScenarios(t *testing.T) {
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
 			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"children that outlive SIGKILL", false, stubborn, 0},
+		{"a step panics", false, []string{"log powering off", "sync", "unmount",
+			"log shutdown: a step panicked (unmount bug); poweroff at once", "sync",
+			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF), "park"}, 0},
 		{"real poweroff", true, append([]string{"log powering off"}, gone...), unix.SIGINT},
 		{"real reboot", true, append([]string{"log rebooting"}, gone...), unix.SIGHUP},
 		// The zero Mode (an outcome nobody filled in) powers off.
