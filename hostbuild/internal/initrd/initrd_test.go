@@ -25,9 +25,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
+	"github.com/katana-tee/snpboot/hostbuild/internal/xzguard"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -2067,4 +2069,63 @@ func FuzzParseFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// What a small hostile initrd could make Read hold is bounded: the number
+// of entries (each costs memory, and empty ones compress to nothing), and
+// the dictionary an xz initrd's block declares (allocated before anything
+// is decoded); reaching the unpacked-bytes limit inside a file says so,
+// not that the file is cut short.
+func TestReadBoundsHostileInitrds(t *testing.T) {
+	defer func(n int, d int64, m int64) { maxEntries, xzMaxDict, maxUnpacked = n, d, m }(maxEntries, xzMaxDict, maxUnpacked)
+	maxEntries = 100
+	var ents []entry
+	for i := range 101 {
+		ents = append(ents, entry{fmt.Sprintf("f%d", i), regExec, ""})
+	}
+	if _, err := Read(bytes.NewReader(appendArchive(t, nil, ents[:100]...))); err != nil {
+		t.Errorf("100 entries: %v", err)
+	}
+	if _, err := Read(bytes.NewReader(appendArchive(t, nil, ents...))); err == nil || !strings.Contains(err.Error(), "more than 100 entries: refusing") {
+		t.Errorf("101 entries: %v, want the entry limit", err)
+	}
+	// Repeating one name counts every time.
+	same := make([]entry, 101)
+	for i := range same {
+		same[i] = entry{"f", regExec, ""}
+	}
+	if _, err := Read(bytes.NewReader(appendArchive(t, nil, same...))); err == nil || !strings.Contains(err.Error(), "more than 100 entries") {
+		t.Errorf("101 entries of one name: %v, want the entry limit", err)
+	}
+
+	var b bytes.Buffer
+	w, err := xz.WriterConfig{DictCap: 4096, CheckSum: xz.CRC32}.NewWriter(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(appendArchive(t, nil, entry{"init", regExec, "x"}))
+	w.Close()
+	for _, tc := range []struct {
+		code byte // lzma.DecodeDictCap: 29 is 96 MiB, 30 128 MiB, 31 192 MiB, 40 4 GiB
+		want string
+	}{
+		{30, ""},
+		{31, "xz: a block declares a dictionary of 201326592 bytes, more than 134217728: refusing"},
+		{40, "xz: a block declares a dictionary of 4294967295 bytes, more than 134217728: refusing"},
+	} {
+		img, err := xzguard.WithDict(b.Bytes(), []byte{0x21}, tc.code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Read(bytes.NewReader(img))
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("dictionary code %d: %v, want %q", tc.code, err, tc.want)
+		}
+	}
+
+	maxUnpacked = 1 << 20
+	big := appendArchive(t, nil, entry{"big", regExec, strings.Repeat("x", 2<<20)})
+	if _, err := Read(bytes.NewReader(big)); err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes uncompressed, in big: refusing") {
+		t.Errorf("a file past the limit: %v", err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
+	"github.com/katana-tee/snpboot/hostbuild/internal/xzguard"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -85,6 +86,15 @@ const MaxUnpacked = 8 << 30
 var (
 	maxUnpacked   int64  = MaxUnpacked
 	zstdMaxWindow uint64 = 128 << 20
+	// maxEntries bounds the cpio headers read: each costs memory (an
+	// entry, its path in the indexes), and empty files compress to almost
+	// nothing (2 million took 1.6 MB as zstd, and 1.7 GB to read).
+	// hostbuild pack writes a few hundred; distributions' initrds a few
+	// thousand.
+	maxEntries = 1 << 18
+	// xzMaxDict bounds the LZMA2 dictionary an xz initrd may declare,
+	// like zstdMaxWindow.
+	xzMaxDict int64 = 128 << 20
 )
 
 const readBuffer = 64 << 10
@@ -547,6 +557,7 @@ type readState struct {
 	links      map[linkKey][]string // this archive's regular files with 2+ links, by inode
 	unresolved string               // the first entry a lexical reader cannot place, and why
 	budget     int64                // uncompressed bytes left
+	headers    int                  // cpio headers read, in every archive
 	frames     keptFile             // the payload frame list, as the last entry of its path leaves it
 	contents   keptFile             // the content list, likewise
 	modules    keptFile             // the module load list, likewise
@@ -626,11 +637,22 @@ func (st *readState) segment(c string, br *bufio.Reader) error {
 		defer zr.Close()
 		return st.archives(errContext{zr, "zstd stream"}, false)
 	case "xz":
-		xr, err := xz.NewReader(br)
+		// The decoder allocates the dictionary a block header declares,
+		// up to 4 GiB, before it decodes anything: the stream, which
+		// runs to the end of the file, is checked for such a header
+		// first (as much memory as the file's size).
+		data, err := io.ReadAll(br)
 		if err != nil {
 			return fmt.Errorf("xz: %w", err)
 		}
-		return st.archives(errContext{xr, "xz stream"}, false) // xz runs to the end of the file
+		if dict, big := xzguard.BigDict(data, xzMaxDict); big {
+			return fmt.Errorf("xz: a block declares a dictionary of %d bytes, more than %d: refusing", dict, xzMaxDict)
+		}
+		xr, err := xz.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return fmt.Errorf("xz: %w", err)
+		}
+		return st.archives(errContext{xr, "xz stream"}, false)
 	case "unknown":
 		return errors.New("not an initrd: no cpio header and no known compression magic")
 	}
@@ -664,6 +686,9 @@ func (st *readState) archives(r io.Reader, one bool) error {
 				return fmt.Errorf("more than %d bytes uncompressed: refusing", maxUnpacked)
 			}
 			return err
+		}
+		if st.headers++; st.headers > maxEntries {
+			return fmt.Errorf("more than %d entries: refusing (hostbuild pack writes a few hundred)", maxEntries)
 		}
 		inArchive = true
 		key, lexical := kernelPath(h.Name)
@@ -726,6 +751,9 @@ func (st *readState) archives(r io.Reader, one bool) error {
 				packed = packedCheck{checked: true, list: st.frames.data, err: fc.finish()}
 			}
 			if err != nil {
+				if lim.N <= 0 {
+					return fmt.Errorf("more than %d bytes uncompressed, in %s: refusing", maxUnpacked, h.Name)
+				}
 				return fmt.Errorf("reading %s: %w", h.Name, err)
 			}
 			e.SHA256 = hex.EncodeToString(sum.Sum(nil))

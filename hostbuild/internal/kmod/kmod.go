@@ -13,10 +13,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"debug/elf"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -26,9 +24,9 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
+	"github.com/katana-tee/snpboot/hostbuild/internal/xzguard"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
-	"github.com/ulikunitz/xz/lzma"
 )
 
 // DefaultModules is the module set for a QEMU SEV-SNP guest: virtio PCI and
@@ -354,7 +352,7 @@ func decompress(name string, data []byte) ([]byte, error) {
 	case strings.HasSuffix(name, ".ko"):
 		return data, nil
 	case strings.HasSuffix(name, ".xz"):
-		if dict, big := xzBigDict(data); big {
+		if dict, big := xzguard.BigDict(data, maxXZDict); big {
 			return nil, fmt.Errorf("module %s: xz dictionary of %d bytes, more than %d", name, dict, maxXZDict)
 		}
 		xr, err := xz.NewReader(bytes.NewReader(data))
@@ -405,60 +403,6 @@ func decompress(name string, data []byte) ([]byte, error) {
 // so a header of a few bytes could make it allocate 4 GiB. xz's presets
 // use at most 64 MiB (-9).
 const maxXZDict = 64 << 20
-
-// xzBigDict returns the dictionary size of an xz block header in data that
-// declares more than maxXZDict, if there is one. Where the decoder looks for
-// a block header depends on the blocks it decoded before, so every offset is
-// tried: the decoder uses a header only if its CRC-32 matches, and this
-// finds any such header wherever it is (a false match, 1 in 2^32 for an
-// offset that has the shape, refuses a module; it cannot let one through).
-func xzBigDict(data []byte) (int64, bool) {
-	for q := 0; q+2 < len(data); q++ {
-		// Size byte (0 is the index), then flags: one filter, no
-		// reserved bits, maybe the compressed and uncompressed sizes.
-		if data[q] == 0 || data[q+1]&0x3f != 0 {
-			continue
-		}
-		end := q + (int(data[q])+1)*4
-		if end > len(data) {
-			continue
-		}
-		h := data[q : end-4]
-		i := 2
-		for _, present := range []bool{h[1]&0x40 != 0, h[1]&0x80 != 0} {
-			if present {
-				for i < len(h) && h[i]&0x80 != 0 {
-					i++
-				}
-				i++
-			}
-		}
-		// The filter: LZMA2 (0x21) with one byte of properties, the
-		// dictionary size. The ID is a multibyte integer, read by the
-		// decoder with binary.Uvarint's rules: an encoding longer than
-		// needed counts (0xa1 0x00 is 0x21 too); past 64 bits or the
-		// header's end, the decoder refuses the header as well.
-		if i >= len(h) {
-			continue
-		}
-		id, n := binary.Uvarint(h[i:])
-		if n <= 0 || id != 0x21 {
-			continue
-		}
-		i += n
-		if i+2 > len(h) || h[i] != 1 {
-			continue
-		}
-		dict, err := lzma.DecodeDictCap(h[i+1])
-		if err != nil || dict <= maxXZDict {
-			continue
-		}
-		if crc32.ChecksumIEEE(h) == binary.LittleEndian.Uint32(data[end-4:end]) {
-			return dict, true
-		}
-	}
-	return 0, false
-}
 
 // ModulesDep formats a modules.dep for just mods, in depmod's format: one
 // line per module, "path:" or "path: dep dep ...", with every transitive

@@ -3,9 +3,7 @@ package kmod
 import (
 	"bytes"
 	"compress/gzip"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
+	"github.com/katana-tee/snpboot/hostbuild/internal/xzguard"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -418,8 +417,7 @@ func xzDict(t testing.TB, mod []byte, code byte, sizes ...uint64) []byte {
 	return xzDictID(t, mod, []byte{0x21}, code, sizes...)
 }
 
-// xzDictID is xzDict with the LZMA2 filter ID encoded as id (the decoder
-// reads it as a multibyte integer, and takes 0xa1 0x00 for 0x21 too).
+// xzDictID is xzDict with the LZMA2 filter ID encoded as id.
 func xzDictID(t testing.TB, mod, id []byte, code byte, sizes ...uint64) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -429,28 +427,11 @@ func xzDictID(t testing.TB, mod, id []byte, code byte, sizes ...uint64) []byte {
 	}
 	w.Write(mod)
 	w.Close()
-	data := b.Bytes()
-	// The stream header is 12 bytes; the block header after it is the size
-	// byte, flags, the LZMA2 filter (0x21, 1, the dictionary code), zero
-	// padding to a multiple of 4 and a CRC-32.
-	old := (int(data[12]) + 1) * 4
-	if want := []byte{2, 0, 0x21, 1, 0}; !bytes.Equal(data[12:17], want) {
-		t.Fatalf("xz block header % x, want it to start with % x", data[12:12+old], want)
+	out, err := xzguard.WithDict(b.Bytes(), id, code, sizes...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	h := []byte{0, 0}
-	if len(sizes) > 0 {
-		h[1] = 0xc0
-		for _, n := range sizes {
-			h = binary.AppendUvarint(h, n)
-		}
-	}
-	h = append(append(h, id...), 1, code)
-	for len(h)%4 != 0 {
-		h = append(h, 0)
-	}
-	h[0] = byte(len(h) / 4) // (size byte + 1) * 4 = len(h) + 4 with the CRC
-	h = binary.LittleEndian.AppendUint32(h, crc32.ChecksumIEEE(h))
-	return slices.Concat(data[:12], h, data[12+old:])
+	return out
 }
 
 // The xz decoder allocates a block's whole dictionary when it reads the
