@@ -43,6 +43,7 @@ func fakeBzImage(body string) []byte {
 // names release, as Debian's vmlinuz does ("6.1.0-57-amd64 (debian-kernel@...) #1 ...").
 func fakeBzImageRelease(release string) []byte {
 	b := fakeBzImage("")
+	b[0x1f1] = 1 // one setup sector: the header's size is the file's
 	binary.LittleEndian.PutUint16(b[0x206:], 0x20f)
 	binary.LittleEndian.PutUint16(b[0x20e:], 0x100) // the string at 0x300
 	copy(b[0x300:], release+" (debian-kernel@lists.debian.org) #1 SMP PREEMPT_DYNAMIC\x00")
@@ -173,6 +174,15 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dir, "nohashes.fd"), bytes.Replace(fw, g[:], make([]byte, len(g)), 1), 0o644)
 	os.WriteFile(filepath.Join(dir, "short"), []byte("tiny\n"), 0o644)
+	// A boot header (protocol 2.15) that says the image is 2 setup
+	// sectors, the boot sector and 100 paragraphs: 3136 bytes; the file
+	// stops 16 bytes short, as a copy that failed would.
+	cut := fakeBzImage("")
+	cut[0x1f1] = 2
+	binary.LittleEndian.PutUint16(cut[0x206:], 0x20f)
+	binary.LittleEndian.PutUint32(cut[0x1f4:], 100)
+	cut = append(cut, make([]byte, 3136-16-len(cut))...)
+	os.WriteFile(filepath.Join(dir, "cut"), cut, 0o644)
 	build := func(extra ...string) (string, int) {
 		args := append([]string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
 			"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}, extra...)
@@ -222,6 +232,7 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 		{"kernel an ELF (vmlinux)", []string{"--kernel", "katana"}, exitFail, "--kernel katana: an ELF file (an uncompressed vmlinux?), not a bzImage"},
 		{"kernel without a boot header", []string{"--kernel", ovmf}, exitFail, `not a Linux bzImage (no "HdrS" boot header at 0x202)`},
 		{"kernel too short", []string{"--kernel", "short"}, exitFail, "--kernel short: 5 bytes, too short for a Linux kernel's boot header"},
+		{"kernel cut short", []string{"--kernel", "cut"}, exitFail, "--kernel cut: 3120 bytes, but its boot header says 3136: a truncated bzImage"},
 		{"OVMF without direct boot", []string{"--ovmf", "nohashes.fd"}, exitFail, "kernel specified but OVMF footer table has no SEV_HASH_TABLE_RV"},
 		// Found before the initrd is packed (build reads the build info first).
 		{"init is not Go", []string{"--init", "katana"}, exitFail, "Go build info"},

@@ -66,7 +66,7 @@ func checkBzImage(path string) error {
 		return err
 	}
 	defer f.Close()
-	var h [0x206]byte
+	var h [0x208]byte
 	n, err := io.ReadFull(f, h[:])
 	const fix = "give the kernel's compressed image, the vmlinuz that /boot or the kernel package holds"
 	switch {
@@ -78,6 +78,24 @@ func checkBzImage(path string) error {
 		return fmt.Errorf("an ELF file (an uncompressed vmlinux?), not a bzImage: QEMU's measured direct boot (kernel-hashes=on) needs a bzImage (%s)", fix)
 	case string(h[0x202:0x206]) != "HdrS":
 		return fmt.Errorf("not a Linux bzImage (no \"HdrS\" boot header at 0x202): QEMU's measured direct boot (kernel-hashes=on) needs one (%s)", fix)
+	}
+	// From boot protocol 2.04 the header gives the image's size: the
+	// setup sectors (0 meaning 4) and the boot sector, then syssize
+	// 16-byte paragraphs of the protected-mode kernel. A file cut short
+	// (a copy that failed) would boot no kernel.
+	if binary.LittleEndian.Uint16(h[0x206:]) >= 0x204 {
+		setup := int64(h[0x1f1])
+		if setup == 0 {
+			setup = 4
+		}
+		want := (setup+1)*512 + int64(binary.LittleEndian.Uint32(h[0x1f4:]))*16
+		fi, err := f.Stat()
+		if err != nil {
+			return err
+		}
+		if fi.Size() < want {
+			return fmt.Errorf("%d bytes, but its boot header says %d: a truncated bzImage (%s)", fi.Size(), want, fix)
+		}
 	}
 	return nil
 }

@@ -275,17 +275,20 @@ func TestBadFlagIsShort(t *testing.T) {
 	}
 }
 
-// bzImageRelease reads a file given to the builder: whatever its bytes,
-// it returns a release without spaces or NULs, or "", and never panics.
+// bzImageRelease and checkBzImage read a file given to the builder:
+// whatever its bytes, the release has no spaces or NULs, or is "", and
+// neither panics (checkBzImage once indexed past its 0x206-byte header).
 func FuzzBzImageRelease(f *testing.F) {
 	f.Add(fakeBzImageRelease("6.1.0-57-amd64"))
 	f.Add(fakeBzImage(""))
 	f.Add([]byte("HdrS"))
+	f.Add(append(make([]byte, 0x202), "HdrS\x04\x02"...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := filepath.Join(t.TempDir(), "vmlinuz")
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		checkBzImage(p)
 		rel, err := bzImageRelease(p)
 		if err != nil {
 			t.Fatal(err)

@@ -411,3 +411,23 @@ func TestOutputFolderCheckedFirst(t *testing.T) {
 		}
 	}
 }
+
+// A kernel that is no bzImage (an ELF vmlinux) is measured, as
+// sev-snp-measure would, but with a warning: QEMU boots no such launch
+// with kernel-hashes=on. build refuses it (TestBuildErrors).
+func TestManifestWarnsNotBzImage(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", "i.img"); code != exitOK {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	for kernel, want := range map[string]string{
+		"katana":  "hostbuild manifest: warning: --kernel katana: an ELF file (an uncompressed vmlinux?), not a bzImage",
+		"vmlinuz": "",
+	} {
+		_, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", kernel, "--initrd", "i.img",
+			"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m.json")
+		if code != exitOK || want != "" && !strings.Contains(errOut, want) || want == "" && strings.Contains(errOut, "warning") {
+			t.Errorf("--kernel %s: exit %d, stderr %q; want %q", kernel, code, errOut, want)
+		}
+	}
+}
