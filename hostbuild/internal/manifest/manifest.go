@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -358,6 +359,14 @@ func Marshal(m *Manifest) ([]byte, error) {
 // repeated keys, keys that are not exactly (case-sensitively) a schema field
 // and any other schema are refused.
 func Parse(b []byte) (*Manifest, error) {
+	// encoding/json would take invalid UTF-8 as U+FFFD: the bytes read
+	// would not be the bytes of the file.
+	if !utf8.Valid(b) {
+		return nil, invalid("not valid UTF-8 at byte %d", invalidUTF8At(b))
+	}
+	if bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
+		return nil, invalid("starts with a UTF-8 byte order mark: save it without one")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var m Manifest
@@ -487,8 +496,8 @@ func (m *Manifest) Validate() error {
 	if m.Tool.Name == "" {
 		return invalid("tool name is empty")
 	}
-	if m.SourceDateEpoch < 0 {
-		return invalid("source_date_epoch %d is negative", m.SourceDateEpoch)
+	if m.SourceDateEpoch < 0 || m.SourceDateEpoch > math.MaxUint32 {
+		return invalid("source_date_epoch %d is out of range (0 to %d: a newc archive's mtime)", m.SourceDateEpoch, uint32(math.MaxUint32))
 	}
 	for _, c := range []struct {
 		what string
@@ -629,4 +638,17 @@ func WriteFile(path string, m *Manifest) error {
 		return fmt.Errorf("writing manifest: %w", err)
 	}
 	return nil
+}
+
+// invalidUTF8At is the offset of the first byte of b that is not valid
+// UTF-8.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return len(b)
 }

@@ -250,6 +250,11 @@ func TestParseErrors(t *testing.T) {
 		want string
 	}{
 		{"not json", []byte("{"), "decoding JSON"},
+		// encoding/json would read the byte as U+FFFD.
+		{"invalid UTF-8", bytes.Replace(good, []byte(`"hostbuild"`), []byte("\"hostbuild\xff\""), 1), "not valid UTF-8 at byte"},
+		{"byte order mark", append([]byte("\xef\xbb\xbf"), good...), "byte order mark"},
+		{"epoch past 32 bits", edit(func(m map[string]any) { m["source_date_epoch"] = int64(1) << 32 }), "source_date_epoch 4294967296 is out of range"},
+		{"epoch at int64's end", bytes.Replace(edit(func(m map[string]any) { m["source_date_epoch"] = 7 }), []byte(`"source_date_epoch":7`), []byte(`"source_date_epoch":9223372036854775807`), 1), "out of range"},
 		{"trailing data", append(slices.Clone(good), []byte("{}")...), "trailing data"},
 		{"unknown field", edit(func(m map[string]any) { m["extra"] = 1 }), "unknown field"},
 		{"other schema", edit(func(m map[string]any) { m["schema"] = "katana-snp-manifest/v2" }), "schema"},
