@@ -132,6 +132,7 @@ Flags:
 	if g.GuestPolicy, err = parsePolicy(*policy); err != nil {
 		return usageFail("%v", err)
 	}
+	warnDebugPolicy(stderr, "build", g.GuestPolicy)
 	// Everything Generate checks without the new initrd, the OVMF image
 	// included, is checked before the output folder is touched: a usage
 	// error must not cost the previous build.

@@ -101,6 +101,9 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	o.Manifest, o.ManifestPath = m, *manifestPath
+	if pol, err := m.GuestPolicyValue(); err == nil {
+		warnDebugPolicy(stderr, "libvirt", pol)
+	}
 	// libvirt opens the serial log at its path when the domain starts.
 	err = checkOutput("-o", *out, launchInputs(*o)...)
 	if err == nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/go-sev-guest/abi"
+
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
@@ -112,6 +114,7 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageFail("%v", err)
 	}
 	warnUnverifiable(stderr, "manifest", g.VCPUTypes)
+	warnDebugPolicy(stderr, "manifest", g.GuestPolicy)
 	feat, err := parseGuestFeatures(*features)
 	if err != nil {
 		return usageFail("%v", err)
@@ -143,6 +146,15 @@ func warnUnverifiable(stderr io.Writer, cmd string, types []string) {
 		if why := attest.UnverifiableVCPUType(t); why != "" {
 			fmt.Fprintf(stderr, "hostbuild %s: warning: --vcpu-type %s: %s\n", cmd, t, why)
 		}
+	}
+}
+
+// warnDebugPolicy warns of a guest policy that allows debugging: the host
+// can then read and change the guest's memory, and attest refuses its
+// reports (without --allow-debug).
+func warnDebugPolicy(stderr io.Writer, cmd string, pol uint64) {
+	if p, err := abi.ParseSnpPolicy(pol); err == nil && p.Debug {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: guest policy %#x allows debugging (bit 19): the host can read and change the guest's memory, and attest refuses its reports (unless --allow-debug)\n", cmd, pol)
 	}
 }
 

@@ -431,3 +431,25 @@ func TestManifestWarnsNotBzImage(t *testing.T) {
 		}
 	}
 }
+
+// A guest policy that allows debugging is written as given, with a warning
+// (manifest, build; run and libvirt when they launch from such a manifest):
+// attest would refuse its reports, and the host could read the guest.
+func TestWarnsDebugPolicy(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", "i.img"); code != exitOK {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	const warn = "warning: guest policy 0xb0000 allows debugging (bit 19)"
+	for policy, want := range map[string]bool{"0xb0000": true, "0x30000": false} {
+		_, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img",
+			"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--policy", policy, "-o", "m-"+policy+".json")
+		if code != exitOK || strings.Contains(errOut, "hostbuild manifest: "+warn) != want {
+			t.Errorf("manifest --policy %s: exit %d, stderr %q; warning wanted: %v", policy, code, errOut, want)
+		}
+	}
+	_, errOut, code := hostbuild(t, dir, nil, "libvirt", "--manifest", "m-0xb0000.json", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img", "--cid", "3", "-o", "d.xml")
+	if code != exitOK || !strings.Contains(errOut, "hostbuild libvirt: "+warn) {
+		t.Errorf("libvirt from a debug manifest: exit %d, stderr %q", code, errOut)
+	}
+}

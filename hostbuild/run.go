@@ -145,6 +145,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	o.Manifest, o.ManifestPath = m, *manifestPath
+	if pol, err := m.GuestPolicyValue(); err == nil && !o.Plain {
+		warnDebugPolicy(stderr, "run", pol)
+	}
 	if err := checkOpenedOutput("--serial-log", o.SerialLog, launchInputs(*o)...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		return exitFail
