@@ -37,7 +37,7 @@ GUEST_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 HOST_FLAGS  := -trimpath -buildvcs=false -ldflags='-s -w -buildid= -X main.version=$(VERSION)'
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build guest test demo bench fuzz ci kernel clean
+.PHONY: help deps build guest test demo bench fuzz ci kernel qemu-snp clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -56,11 +56,19 @@ guest: ## build out/guestinit alone (the init the launch measurement covers)
 kernel: ## fetch and unpack the Debian kernel package into .cache/kernel (boot tests, demo)
 	./qemu/fetch-kernel.sh $(CACHE)/kernel
 
+qemu-snp: ## fetch QEMU >= 9.1 from bookworm-backports into .cache/qemu-snp, not installed (checks the SEV-SNP command lines)
+	./qemu/fetch-qemu-snp.sh $(CACHE)/qemu-snp
+
+QEMU_SNP = $(abspath $(CACHE)/qemu-snp)/usr/bin/qemu-system-x86_64
+
 test: deps build kernel ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
+	@./qemu/fetch-qemu-snp.sh $(CACHE)/qemu-snp >/dev/null || echo "make test: no QEMU >= 9.1 (see above): TestSNPArgvAcceptedByQEMU will skip"
 	$(GO) vet ./...
+	SNPBOOT_QEMU_SNP=$$(test -x $(QEMU_SNP) && echo $(QEMU_SNP)) SNPBOOT_QEMU_SNP_DATA=$(abspath $(CACHE)/qemu-snp)/usr/share/qemu \
 	KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -timeout 40m ./...
-	@# go test prints no skip reasons for passing packages: name the hardware tier's.
+	@# go test prints no skip reasons for passing packages: name the hardware tier's, and the QEMU 9.1 check's.
 	@if [ "$${SNPBOOT_SNP:-}" != 1 ]; then $(GO) test -count=1 -run '^TestSNPHardware$$' -v ./qemu/boottest | grep -E -- '--- SKIP|snp_test.go:' || true; fi
+	@if [ ! -x $(QEMU_SNP) ]; then $(GO) test -count=1 -run '^TestSNPArgvAcceptedByQEMU$$' -v ./qemu | grep -E -- '--- SKIP|snpsyntax_test.go:' || true; fi
 
 fuzz: ## run every fuzz target for a short smoke run (FUZZTIME, default 10s each)
 	@./.ci/fuzz.sh $${FUZZTIME:-10s}

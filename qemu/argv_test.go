@@ -18,11 +18,14 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // quoted parameter with spaces, a literal *, single quotes.
 const appendLine = `console=ttyS0 panic=-1 katana.args="--http.addr 0.0.0.0 --name 'a b' *"`
 
-func TestBuildGolden(t *testing.T) {
-	tests := []struct {
-		name string
-		opts Options
-	}{
+// goldenCase is a command line Build makes, kept in testdata/NAME.golden.
+type goldenCase struct {
+	name string
+	opts Options
+}
+
+func goldenCases() []goldenCase {
+	return []goldenCase{
 		{
 			name: "plain-tcg-minimal",
 			opts: Options{Kernel: "/k/vmlinuz", Append: "console=ttyS0", SerialLog: "/tmp/serial.log"},
@@ -69,7 +72,10 @@ func TestBuildGolden(t *testing.T) {
 			},
 		},
 	}
-	for _, tt := range tests {
+}
+
+func TestBuildGolden(t *testing.T) {
+	for _, tt := range goldenCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Build(tt.opts)
 			if err != nil {
