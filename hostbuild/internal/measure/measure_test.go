@@ -241,6 +241,7 @@ func TestComputeErrors(t *testing.T) {
 		{"zero vcpus", func(o *Options) { o.VCPUs = 0 }, true, false, "vCPU count 0"},
 		{"too many vcpus", func(o *Options) { o.VCPUs = MaxVCPUs + 1 }, true, false, "out of range"},
 		{"unknown type", func(o *Options) { o.VCPUType = "EPYC-Zen9" }, true, false, "unknown vCPU type"},
+		{"type in another case", func(o *Options) { o.VCPUType = "epyc-v4" }, true, false, `unknown vCPU type "epyc-v4": did you mean "EPYC-v4"?`},
 		{"no type for QEMU", func(o *Options) { o.VCPUType = "" }, true, false, "missing vCPU type"},
 		{"unknown vmm", func(o *Options) { o.VMMType = "qemu" }, true, false, "unknown VMM type"},
 		{"unknown mode", func(o *Options) { o.Mode = "sev" }, true, false, "unknown mode"},

@@ -51,6 +51,12 @@ func VCPUTypes() []string {
 func VCPUSigOf(vcpuType string) (uint32, error) {
 	sig, ok := vcpuSigs[vcpuType]
 	if !ok {
+		// QEMU's CPU model names are case-sensitive, and so is this table.
+		for _, n := range VCPUTypes() {
+			if strings.EqualFold(n, vcpuType) {
+				return 0, fmt.Errorf("unknown vCPU type %q: did you mean %q? (names are case-sensitive, as QEMU's -cpu takes them)", vcpuType, n)
+			}
+		}
 		return 0, fmt.Errorf("unknown vCPU type %q (known: %s; or give the signature)", vcpuType, strings.Join(VCPUTypes(), ", "))
 	}
 	return sig, nil
