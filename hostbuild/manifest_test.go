@@ -453,3 +453,36 @@ func TestWarnsDebugPolicy(t *testing.T) {
 		t.Errorf("libvirt from a debug manifest: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// The manifest records the SOURCE_DATE_EPOCH a hostbuild pack initrd was
+// packed with (its entries' mtime), not this run's environment: the same
+// initrd gives the same manifest whatever $SOURCE_DATE_EPOCH holds, and a
+// different explicit one is refused.
+func TestManifestSourceDateEpochFromInitrd(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if _, errOut, code := hostbuild(t, dir, []string{"SOURCE_DATE_EPOCH=1700000000"}, "pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", "i.img"); code != exitOK {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	args := []string{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img",
+		"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m.json"}
+	var first []byte
+	for _, env := range [][]string{{"SOURCE_DATE_EPOCH="}, {"SOURCE_DATE_EPOCH=0"}, {"SOURCE_DATE_EPOCH=1700000000"}} {
+		_, errOut, code := hostbuild(t, dir, env, args...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d\n%s", env, code, errOut)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "m.json"))
+		if !bytes.Contains(b, []byte(`"source_date_epoch": 1700000000`)) {
+			t.Errorf("%v: the manifest does not record the initrd's epoch:\n%s", env, b)
+		}
+		if first == nil {
+			first = b
+		} else if !bytes.Equal(b, first) {
+			t.Errorf("%v: another manifest than with %v", env, "SOURCE_DATE_EPOCH unset")
+		}
+	}
+	_, errOut, code := hostbuild(t, dir, []string{"SOURCE_DATE_EPOCH=1600000000"}, args...)
+	if code != exitFail || !strings.Contains(errOut, "SOURCE_DATE_EPOCH 1600000000 (--source-date-epoch or $SOURCE_DATE_EPOCH), but --initrd i.img was packed with 1700000000") {
+		t.Errorf("another epoch: exit %d\n%s", code, errOut)
+	}
+}

@@ -307,7 +307,7 @@ func manifestFlags(fs *flag.FlagSet) *manifestOnly {
 	// The default is chosen in options (the flag unset: $SOURCE_DATE_EPOCH,
 	// else 0); the flag's own default is the zero value, so that -h prints
 	// only the usage's "(default: ...)" and no "(default -1)" beside it.
-	fs.Int64Var(&m.sourceDateEpoch, "source-date-epoch", 0, "`seconds` recorded as SOURCE_DATE_EPOCH (default: $SOURCE_DATE_EPOCH, else 0)")
+	fs.Int64Var(&m.sourceDateEpoch, "source-date-epoch", 0, "`seconds` recorded as SOURCE_DATE_EPOCH (default: $SOURCE_DATE_EPOCH, else 0; for a hostbuild pack initrd, the epoch it was packed with, which another value may not contradict)")
 	return &m
 }
 
@@ -403,6 +403,14 @@ func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *mani
 		if err := checkKernelRelease(kernelPath, "--initrd "+initrdPath, a.ModuleReleases()...); err != nil {
 			return err
 		}
+	}
+	// pack writes every entry's mtime as its SOURCE_DATE_EPOCH: that is
+	// the one to record, not whatever this run's environment holds.
+	if t, ok := a.CommonMTime(); ok && a.HasContentList() && int64(t) != m.SourceDateEpoch {
+		if m.SourceDateEpoch != 0 {
+			return fmt.Errorf("SOURCE_DATE_EPOCH %d (--source-date-epoch or $SOURCE_DATE_EPOCH), but --initrd %s was packed with %d (its entries' mtime): pass %d or leave it out, and the manifest records the initrd's", m.SourceDateEpoch, initrdPath, t, t)
+		}
+		m.SourceDateEpoch = int64(t)
 	}
 	if a.SHA256 != m.Components.Initrd.SHA256 {
 		return fmt.Errorf("--initrd %s changed while it was read (SHA-256 %s, then %s): run again once it is written", initrdPath, m.Components.Initrd.SHA256, a.SHA256)

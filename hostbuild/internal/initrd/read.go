@@ -275,6 +275,21 @@ func (a *Archive) checkVouched() error {
 // list the init would read: not one hostbuild pack built.
 var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPath + "): not an initrd hostbuild pack built")
 
+// CommonMTime returns the mtime every entry has, if they all have one
+// (hostbuild pack writes SOURCE_DATE_EPOCH into each).
+func (a *Archive) CommonMTime() (uint32, bool) {
+	if len(a.Entries) == 0 {
+		return 0, false
+	}
+	t := a.Entries[0].MTime
+	for _, e := range a.Entries[1:] {
+		if e.MTime != t {
+			return 0, false
+		}
+	}
+	return t, true
+}
+
 // ModuleReleases returns the kernel releases whose module folders
 // (lib/modules/<release>/) hold a file in the initrd, sorted.
 func (a *Archive) ModuleReleases() []string {
