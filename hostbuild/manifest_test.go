@@ -270,7 +270,7 @@ func TestManifestChecksPayloadAndInitAgainstInitrd(t *testing.T) {
 func TestSourceDateEpochHelpDefault(t *testing.T) {
 	for _, cmd := range []string{"manifest", "measure"} {
 		_, stderr, code := runHB(t, cmd, "-h")
-		if code != exitOK || !strings.Contains(stderr, "(default: $SOURCE_DATE_EPOCH, else 0)") || strings.Contains(stderr, "(default -1)") {
+		if code != exitOK || !strings.Contains(stderr, "(default: $SOURCE_DATE_EPOCH, else 0;") || strings.Contains(stderr, "(default -1)") {
 			t.Errorf("%s -h: exit %d, source-date-epoch help:\n%s", cmd, code, stderr)
 		}
 	}
