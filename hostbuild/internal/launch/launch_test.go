@@ -119,7 +119,7 @@ func TestMarkersMatchGuestinit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const format = `"[%5d.%06d] %s%s\n"`
+	const format = `"[%5d.%06d] %s"` // the stamp and Prefix; the message and "\n" follow
 	for _, want := range []string{format, `const Prefix = "guestinit: "`} {
 		if !strings.Contains(string(klog), want) {
 			t.Fatalf("klog.go no longer has %s: update consoleStamp and this test", want)
