@@ -108,6 +108,9 @@ func main() {
 		os.Exit(2)
 	}
 	in := &initProc{log: klog.New(os.Stderr, nil), sigs: sigs}
+	// The log is written by a goroutine of its own: a console the host
+	// stops draining must not hold up a stop or the power-off.
+	in.log.Async(logQueue)
 	in.st = status.New(klog.SinceBoot)
 	in.st.SetLog(in.log.Printf)
 	defer func() {
@@ -206,9 +209,17 @@ func explain(err error) error {
 	return err
 }
 
+// logQueue is how many log lines may wait for the console; logFlush how
+// long the power-off waits for them.
+const (
+	logQueue = 256
+	logFlush = 2 * time.Second
+)
+
 func (in *initProc) shutdown(m power.Mode) {
 	power.Shutdown(m, power.Options{
 		Log:     in.log.Printf,
+		Flush:   func() { in.log.Flush(logFlush) },
 		Unmount: func() error { return early.UnmountAll(early.All(), "/", nil) },
 	})
 }
@@ -256,15 +267,8 @@ func (in *initProc) boot() {
 	if f, err := early.ReopenConsole("/dev/console"); err != nil {
 		in.log.Printf("keeping the kernel's descriptors: %v", err)
 	} else {
-		in.console = f // Katana's stdout and stderr: blocking
-		// The log's own open, whose writes time out: a console the host
-		// stops draining must not hold up a stop or the power-off.
-		if lf, err := klog.OpenConsole("/dev/console"); err != nil {
-			in.log.SetOutput(f)
-			in.log.Printf("log lines wait for the console: %v", err)
-		} else {
-			in.log.SetOutput(lf)
-		}
+		in.console = f
+		in.log.SetOutput(f)
 	}
 	if err := early.DisableSysRq("/"); err != nil {
 		in.log.Printf("magic SysRq stays as the kernel set it: %v", err)

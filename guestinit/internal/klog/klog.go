@@ -9,30 +9,25 @@
 // characters in a message (a carriage return, an escape sequence in a file
 // name) are written escaped, so that no message can pass for another line.
 //
-// On a console whose writes can time out (OpenConsole's), a line the
-// console does not take within LineTimeout is dropped, and so are the next
-// ones until it drains again (then a line says how many): the host reads
-// the serial console and can stop draining it, and the init must still
-// stop Katana and power off.
+// Once Async is called, Printf only queues its line and a goroutine of the
+// logger's writes them in order: the host reads the serial console and can
+// stop draining it, and the init must still stop Katana and power off
+// (Flush, before the power-off, waits a bounded time for the queue). A
+// line that finds the queue full is dropped, and the next one that fits
+// says how many were. The writes themselves block, as Katana's do on the
+// same console: a non-blocking open of a tty makes the kernel's write lock
+// a try-lock, so a line would fail whenever Katana was writing.
 package klog
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
-
-// LineTimeout is how long a line may wait for the console to take it.
-const LineTimeout = 100 * time.Millisecond
-
-// stalledTimeout is the wait while the console is known not to drain.
-const stalledTimeout = time.Millisecond
 
 // Prefix starts every message, after the timestamp.
 const Prefix = "guestinit: "
@@ -43,10 +38,16 @@ type Logger struct {
 	mu  sync.Mutex
 	w   io.Writer
 	now func() time.Duration
-	// The console's state, for a writer with write deadlines.
-	stalled bool // the last line timed out
-	partial bool // ... after writing part of it
-	dropped int  // lines dropped since the last one written
+	// With Async: the queue the writer goroutine drains, and the lines
+	// dropped since the last one queued.
+	q       chan item
+	dropped int
+}
+
+// item is a queued line, or (done set) a flush marker.
+type item struct {
+	line string
+	done chan struct{}
 }
 
 // New returns a logger writing to w. now gives the time since boot; nil
@@ -59,10 +60,80 @@ func New(w io.Writer, now func() time.Duration) *Logger {
 }
 
 // SetOutput replaces the writer (after the console has been reopened).
+// With Async, lines already queued go to the new writer too.
 func (l *Logger) SetOutput(w io.Writer) {
 	l.mu.Lock()
 	l.w = w
 	l.mu.Unlock()
+}
+
+// Async makes Printf queue its lines, up to n, for a goroutine that writes
+// them, so that no caller waits for the console. It is called once.
+func (l *Logger) Async(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.q != nil {
+		return
+	}
+	q := make(chan item, n)
+	l.q = q
+	go func() {
+		// PID 1's goroutine: a panic (none is expected of a write)
+		// ends the logging, not the init.
+		defer func() { recover() }()
+		for it := range q {
+			if it.line != "" {
+				l.mu.Lock()
+				w := l.w
+				l.mu.Unlock()
+				io.WriteString(w, it.line) // nothing better to do with a console write error
+			}
+			if it.done != nil {
+				close(it.done)
+			}
+		}
+	}()
+}
+
+// Flush waits at most d for the lines queued so far to be written, with a
+// line saying how many were dropped if some were, and reports whether
+// they were (true at once without Async).
+func (l *Logger) Flush(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	done := make(chan struct{})
+	for {
+		l.mu.Lock()
+		if l.q == nil {
+			l.mu.Unlock()
+			return true
+		}
+		marker := item{done: done}
+		if l.dropped > 0 {
+			marker.line = fmt.Sprintf("%s%d lines not written: the console did not drain\n", stamp(l.now()), l.dropped)
+		}
+		sent := false
+		select {
+		case l.q <- marker:
+			sent, l.dropped = true, 0
+		default: // full: try again shortly, as long as d allows
+		}
+		l.mu.Unlock()
+		if sent {
+			break
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-done:
+		return true
+	case <-timer.C:
+		return false
+	}
 }
 
 // Printf logs one line; a trailing newline in format is not needed. Newlines
@@ -73,51 +144,26 @@ func (l *Logger) Printf(format string, args ...any) {
 	msg = strings.ReplaceAll(msg, "\n", " | ")
 	msg = escapeControls(msg)
 	d := l.now()
-	line := l.stamp(d) + msg + "\n"
+	line := stamp(d) + msg + "\n"
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.write(d, line)
-}
-
-func (l *Logger) stamp(d time.Duration) string {
-	return fmt.Sprintf("[%5d.%06d] %s", d/time.Second, (d%time.Second)/time.Microsecond, Prefix)
-}
-
-// deadliner is a writer whose writes can time out (an *os.File the runtime
-// polls: OpenConsole's).
-type deadliner interface{ SetWriteDeadline(time.Time) error }
-
-// write writes one line; l.mu is held. Nothing better can be done with a
-// console write error than to go on.
-func (l *Logger) write(d time.Duration, line string) {
-	dl, ok := l.w.(deadliner)
-	timeout := LineTimeout
-	if l.stalled {
-		timeout = stalledTimeout
-	}
-	if !ok || dl.SetWriteDeadline(time.Now().Add(timeout)) != nil {
-		io.WriteString(l.w, line)
+	if l.q == nil {
+		io.WriteString(l.w, line) // nothing better to do with a console write error
 		return
 	}
-	defer dl.SetWriteDeadline(time.Time{})
-	if l.dropped > 0 || l.partial {
-		note := ""
-		if l.partial {
-			note = "\n" // end the line cut short
-		}
-		if l.dropped > 0 {
-			note += fmt.Sprintf("%s%d lines not written: the console did not drain\n", l.stamp(d), l.dropped)
-		}
-		line = note + line
+	if l.dropped > 0 {
+		line = fmt.Sprintf("%s%d lines not written: the console did not drain\n", stamp(d), l.dropped) + line
 	}
-	n, err := io.WriteString(l.w, line)
-	switch {
-	case err == nil:
-		l.stalled, l.partial, l.dropped = false, false, 0
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		l.stalled, l.partial = true, n > 0
+	select {
+	case l.q <- item{line: line}:
+		l.dropped = 0
+	default:
 		l.dropped++
 	}
+}
+
+func stamp(d time.Duration) string {
+	return fmt.Sprintf("[%5d.%06d] %s", d/time.Second, (d%time.Second)/time.Microsecond, Prefix)
 }
 
 // escapeControls writes the C0 control characters but the tab, and DEL,
@@ -138,18 +184,6 @@ func escapeControls(s string) string {
 }
 
 func isControl(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }
-
-// OpenConsole opens the console for the logger alone, write-only and
-// non-blocking (the runtime polls it, so its writes can time out), in a
-// file description of its own: Katana's descriptors on the console, which
-// must block, are another open of it.
-func OpenConsole(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, fmt.Errorf("opening console %s for the log: %w", path, err)
-	}
-	return f, nil
-}
 
 // SinceBoot returns the time since boot from CLOCK_BOOTTIME (0 if the clock
 // cannot be read, which does not happen on Linux).

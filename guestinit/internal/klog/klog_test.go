@@ -3,7 +3,6 @@ package klog
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -200,31 +199,42 @@ func TestPrintfEscapesControls(t *testing.T) {
 	}
 }
 
+// gatedWriter is a console that takes nothing until opened: Write says
+// when it is entered, then blocks until gate is closed.
+type gatedWriter struct {
+	entered chan struct{}
+	gate    chan struct{}
+	mu      sync.Mutex
+	b       strings.Builder
+}
+
+func (g *gatedWriter) Write(p []byte) (int, error) {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.b.Write(p)
+}
+
 // A console that stops draining (the host stopped reading the serial
 // line) does not block the logger, and so the stop and the power-off that
-// log: a line waits LineTimeout at most, the next ones not at all until
-// the console drains, then a line says how many were dropped.
+// log: with Async, Printf queues and returns; lines that find the queue
+// full are dropped and counted, and the count goes out with the next line
+// or with Flush, which waits a bounded time and says whether the queue
+// was written.
 func TestPrintfStalledConsole(t *testing.T) {
-	r, w, err := os.Pipe() // both ends polled, like OpenConsole's file
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	// Fill the pipe: nobody reads it.
-	chunk := bytes.Repeat([]byte("x"), 4096)
-	for {
-		w.SetWriteDeadline(time.Now().Add(10 * time.Millisecond))
-		if _, err := w.Write(chunk); err != nil {
-			break
-		}
-	}
-	w.SetWriteDeadline(time.Time{})
-	l := New(w, func() time.Duration { return 2 * time.Second })
+	g := &gatedWriter{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	l := New(g, func() time.Duration { return 2 * time.Second })
+	l.Async(4)
+	l.Printf("line 0")
+	<-g.entered // the writer holds line 0, blocked
 	done := make(chan struct{})
 	go func() {
-		for i := range 20 {
-			l.Printf("line %d", i)
+		for i := 1; i < 20; i++ {
+			l.Printf("line %d", i) // 1 to 4 queued, 5 to 19 dropped
 		}
 		close(done)
 	}()
@@ -233,15 +243,36 @@ func TestPrintfStalledConsole(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the logger blocked on a console that does not drain")
 	}
-	// The console drains again: the next line comes after the count.
-	drained := make(chan []byte)
-	go func() { b, _ := io.ReadAll(r); drained <- b }()
+	if l.Flush(50 * time.Millisecond) {
+		t.Error("Flush reported the queue written while the console does not drain")
+	}
+	close(g.gate) // the console drains again
+	if !l.Flush(10 * time.Second) {
+		t.Error("Flush timed out on a console that drains")
+	}
 	l.Printf("after")
-	w.Close()
-	out := <-drained
-	tail := string(out[bytes.LastIndexByte(out, 'x')+1:])
-	want := "[    2.000000] guestinit: 20 lines not written: the console did not drain\n[    2.000000] guestinit: after\n"
-	if !strings.HasSuffix(tail, want) {
-		t.Errorf("after the console drained, got %q, want it to end with %q", tail, want)
+	if !l.Flush(10 * time.Second) {
+		t.Error("Flush timed out on a console that drains")
+	}
+	var want strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&want, "[    2.000000] guestinit: line %d\n", i)
+	}
+	want.WriteString("[    2.000000] guestinit: 15 lines not written: the console did not drain\n[    2.000000] guestinit: after\n")
+	g.mu.Lock()
+	got := g.b.String()
+	g.mu.Unlock()
+	if got != want.String() {
+		t.Errorf("console got\n%s\nwant\n%s", got, want.String())
+	}
+}
+
+// Without Async, Printf writes at once, and Flush has nothing to wait for.
+func TestFlushWithoutAsync(t *testing.T) {
+	var b strings.Builder
+	l := New(&b, func() time.Duration { return 0 })
+	l.Printf("x")
+	if !l.Flush(0) || b.String() != "[    0.000000] guestinit: x\n" {
+		t.Errorf("Flush without Async, console %q", b.String())
 	}
 }

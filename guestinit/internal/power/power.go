@@ -31,7 +31,10 @@ func (m Mode) String() string {
 // Options are the steps of Shutdown; nil fields use the real system calls.
 // Tests replace all of them.
 type Options struct {
-	Log     func(format string, args ...any)
+	Log func(format string, args ...any)
+	// Flush waits, a bounded time, for the log lines to reach the
+	// console before reboot(2); nil: nothing to wait for.
+	Flush   func()
 	KillAll func(sig unix.Signal) error // kill(-1, sig)
 	// Reap reaps what has exited and reports whether children remain
 	// (every user process is PID 1's descendant; kill(-1, 0) cannot tell
@@ -73,6 +76,7 @@ func Shutdown(m Mode, o Options) {
 		}
 		guarded(func() { o.Log("shutdown: a step panicked (%v); %s at once", r, m) })
 		guarded(o.Sync)
+		guarded(o.Flush)
 		guarded(func() { o.Reboot(cmd) })
 		o.Park()
 	}()
@@ -103,6 +107,7 @@ func Shutdown(m Mode, o Options) {
 		o.Log("unmount: %v", err)
 	}
 	o.Sync()
+	o.Flush()
 	err := o.Reboot(cmd)
 	o.Log("%s failed: %v; parking (the VM must be stopped from outside)", m, err)
 	o.Park()
@@ -111,6 +116,9 @@ func Shutdown(m Mode, o Options) {
 func fill(o *Options) {
 	if o.Log == nil {
 		o.Log = func(string, ...any) {}
+	}
+	if o.Flush == nil {
+		o.Flush = func() {}
 	}
 	if o.KillAll == nil {
 		o.KillAll = KillAll

@@ -84,6 +84,7 @@ func shutdownMain(scenario string) {
 		Log:     func(f string, a ...any) { say("log "+f, a...) },
 		KillAll: func(sig unix.Signal) error { say("kill %s", unix.SignalName(sig)); return nil },
 		Sync:    func() { say("sync") },
+		Flush:   func() { say("flush") },
 		Unmount: func() error { say("unmount"); return nil },
 		Reboot:  func(cmd int) error { say("reboot %#x", cmd); return unix.EPERM },
 		Park:    func() { say("park"); os.Exit(0) },
@@ -240,7 +241,7 @@ func TestShutdownScenarios(t *testing.T) {
 	for range 100 { // 100 polls 10ms apart: about a second, then on
 		stubborn = append(stubborn, "reap")
 	}
-	stubborn = append(stubborn, "sync", "unmount", "sync", reboot,
+	stubborn = append(stubborn, "sync", "unmount", "sync", "flush", reboot,
 		"log reboot failed: operation not permitted; parking (the VM must be stopped from outside)", "park")
 	gone := []string{"unmount: term child gone", "unmount: stubborn child gone"}
 	for _, tc := range []struct {
@@ -250,15 +251,15 @@ func TestShutdownScenarios(t *testing.T) {
 		signal   unix.Signal // that ended the helper; 0: exit status 0
 	}{
 		{"children that ignore SIGTERM", false, []string{"log powering off", "kill SIGTERM", "kill SIGKILL",
-			"SIGKILL after the settle time: true", "sync", "unmount", "log unmount: busy", "sync",
+			"SIGKILL after the settle time: true", "sync", "unmount", "log unmount: busy", "sync", "flush",
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
 			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
-		{"nobody left", false, []string{"log powering off", "sync", "unmount", "sync",
+		{"nobody left", false, []string{"log powering off", "sync", "unmount", "sync", "flush",
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
 			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"children that outlive SIGKILL", false, stubborn, 0},
 		{"a step panics", false, []string{"log powering off", "sync", "unmount",
-			"log shutdown: a step panicked (unmount bug); poweroff at once", "sync",
+			"log shutdown: a step panicked (unmount bug); poweroff at once", "sync", "flush",
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF), "park"}, 0},
 		{"real poweroff", true, append([]string{"log powering off"}, gone...), unix.SIGINT},
 		{"real reboot", true, append([]string{"log rebooting"}, gone...), unix.SIGHUP},
