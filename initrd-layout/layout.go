@@ -208,6 +208,48 @@ func permToMode(perm uint32) fs.FileMode {
 	return m
 }
 
+// PermBits is m's permission bits as stat(2) and newc give them: the nine
+// rwx bits with setuid 04000, setgid 02000 and sticky 01000.
+func PermBits(m fs.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		p |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
+}
+
+// FolderModes returns the folders hostbuild pack makes, with their
+// permission bits (PermBits): the layout's, as it declares them, and those
+// on the way to a path of list, 0755. Together with FileModeOK and root
+// ownership it is what the init (integrity.Unvouched) and the host tools
+// (hostbuild inspect, manifest) hold an unpacked initrd to.
+func FolderModes(layout []Entry, list Contents) map[string]uint32 {
+	dirs := map[string]uint32{}
+	for rel := range list {
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+			dirs[d] = 0o755
+		}
+	}
+	for _, e := range layout {
+		if e.Kind == KindDir {
+			dirs[e.Path] = PermBits(e.Mode)
+		}
+	}
+	return dirs
+}
+
+// FileModeOK reports whether perm (PermBits) is one hostbuild pack gives
+// a regular file: DataMode or ExecMode.
+func FileModeOK(perm uint32) bool {
+	return perm == uint32(DataMode) || perm == uint32(ExecMode)
+}
+
 // ModulesRoot is the directory of a kernel release's modules in the initrd.
 func ModulesRoot(release string) string { return path.Join(ModulesDir, release) }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -42,14 +41,7 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 	for _, e := range layout {
 		declared[e.Path] = e
 	}
-	// The folders pack makes beyond the layout's: those on the way to a
-	// listed file.
-	parents := map[string]bool{}
-	for rel := range list {
-		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
-			parents[d] = true
-		}
-	}
+	folders := initrdlayout.FolderModes(layout, list)
 	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
 	var st unix.Stat_t
 	if err := unix.Lstat(root, &st); err != nil {
@@ -86,10 +78,8 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 		perm := st.Mode & 0o7777
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
-			want := uint32(0o755)
-			if isDeclared && e.Kind == initrdlayout.KindDir {
-				want = layoutPerm(e.Mode)
-			} else if !parents[rel] {
+			want, ok := folders[rel]
+			if !ok {
 				return fmt.Errorf("integrity: folder /%s is neither the layout's nor on the way to a listed file (an archive appended to the initrd?); refusing to boot: %w", rel, ErrUnvouched)
 			}
 			if perm != want {
@@ -101,7 +91,7 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 			if !listed && rel != initrdlayout.ContentsPath {
 				return fmt.Errorf("integrity: /%s is in the initrd but not in its content list (a cpio archive appended after hostbuild pack?); refusing to boot where Katana could read or run a file no one checked: %w", rel, ErrUnvouched)
 			}
-			if perm != uint32(initrdlayout.DataMode) && perm != uint32(initrdlayout.ExecMode) {
+			if !initrdlayout.FileModeOK(perm) {
 				return fmt.Errorf("integrity: /%s has mode %04o, not 0644 or 0755 as hostbuild pack makes files (an archive appended to the initrd?); refusing to boot: %w", rel, perm, ErrUnvouched)
 			}
 			return nil
@@ -120,7 +110,7 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 				kind = initrdlayout.KindBlockDev
 			}
 			maj, mnr := unix.Major(st.Rdev), unix.Minor(st.Rdev)
-			if isDeclared && e.Kind == kind && e.Major == maj && e.Minor == mnr && layoutPerm(e.Mode) == perm {
+			if isDeclared && e.Kind == kind && e.Major == maj && e.Minor == mnr && initrdlayout.PermBits(e.Mode) == perm {
 				return nil
 			}
 			return fmt.Errorf("integrity: /%s is a %s %d:%d (mode %04o) the layout does not declare; refusing to boot: %w", rel, kind, maj, mnr, perm, ErrUnvouched)
@@ -128,19 +118,4 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 			return fmt.Errorf("integrity: /%s is a %s, which the layout never makes; refusing to boot: %w", rel, kindName(d.Type()), ErrUnvouched)
 		}
 	})
-}
-
-// layoutPerm is a layout entry's mode as stat(2) gives its permission bits.
-func layoutPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= unix.S_ISVTX
-	}
-	return p
 }

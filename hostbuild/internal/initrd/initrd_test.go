@@ -594,6 +594,10 @@ const (
 	symlink = newc.TypeLink | 0o777
 )
 
+// ownerOf gives appendLinked's entries an owner and group other than root,
+// by name (tests that set it restore it).
+var ownerOf = map[string]uint32{}
+
 // appendArchive returns base followed, at a 4-byte offset, by an
 // uncompressed archive of ents, as an attacker or a second tool appends one.
 func appendArchive(t testing.TB, base []byte, ents ...entry) []byte {
@@ -615,7 +619,7 @@ func appendLinked(t testing.TB, base []byte, ino uint32, ents ...entry) []byte {
 	}
 	nw := newc.NewWriter(buf)
 	for _, e := range ents {
-		if err := nw.WriteHeader(&newc.Header{Name: e.name, Mode: e.mode, NLink: nlink, Ino: ino, Size: uint32(len(e.data))}); err != nil {
+		if err := nw.WriteHeader(&newc.Header{Name: e.name, Mode: e.mode, UID: ownerOf[e.name], GID: ownerOf[e.name], NLink: nlink, Ino: ino, Size: uint32(len(e.data))}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := nw.Write([]byte(e.data)); err != nil {
@@ -1878,8 +1882,20 @@ func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
 		{"a file with other bytes", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "other"}}, 0, "/etc/katana/chain/config.toml does not match the content list"},
 		{"a listed file replaced by a folder", []entry{{"usr/local/bin/vrf-server", dirMode, ""}}, 0, "the content list names /usr/local/bin/vrf-server, which the initrd does not hold as a file"},
 		{"hard links", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "chain"}, {"usr/local/bin/vrf-server", regExec, string(sideB)}}, 77, "has 2 links"},
+		// Owners, modes and folders, which the init holds the initrd to
+		// as well (integrity.Unvouched): an appended archive sets them on
+		// paths an earlier one made.
+		{"a folder pack does not make", []entry{{"etc/katana/plugins.d", dirMode, ""}}, 0, "folder /etc/katana/plugins.d is neither the layout's nor on the way to a listed file"},
+		{"a layout folder writable by all", []entry{{"etc", newc.TypeDir | 0o777, ""}}, 0, "folder /etc has mode 0777, not 0755"},
+		{"the sticky bit off /tmp", []entry{{"tmp", newc.TypeDir | 0o777, ""}}, 0, "folder /tmp has mode 0777, not 1777"},
+		{"a listed file made setuid", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o4644, "chain"}}, 0, "/etc/katana/chain/config.toml has mode 4644, not 0644 or 0755"},
+		{"a listed file given away", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "chain"}}, 0, "/etc/katana/chain/config.toml is owned by 1000:1000, not 0:0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if strings.HasSuffix(tc.name, "given away") {
+				ownerOf[tc.ents[0].name] = 1000
+				defer clear(ownerOf)
+			}
 			a, err := Read(bytes.NewReader(appendLinked(t, packed, tc.ino, tc.ents...)))
 			if err != nil {
 				t.Fatal(err)

@@ -390,16 +390,7 @@ func layoutFiles() ([]file, error) {
 	}
 	out := make([]file, 0, len(base))
 	for _, e := range base {
-		perm := uint32(e.Mode.Perm())
-		if e.Mode&fs.ModeSetuid != 0 {
-			perm |= 0o4000
-		}
-		if e.Mode&fs.ModeSetgid != 0 {
-			perm |= 0o2000
-		}
-		if e.Mode&fs.ModeSticky != 0 {
-			perm |= 0o1000
-		}
+		perm := initrdlayout.PermBits(e.Mode)
 		f := file{path: e.Path}
 		switch e.Kind {
 		case initrdlayout.KindDir:

@@ -11,6 +11,7 @@ import (
 	"io"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
@@ -271,6 +272,42 @@ func (a *Archive) checkVouched() error {
 	return nil
 }
 
+// checkMetadata refuses, after what checkVouched and OperatorFiles check
+// first (the more precise errors), what the init refuses to boot on besides
+// (integrity.Unvouched): owners other than root, folders pack does not
+// make or in other modes, files in modes other than 0644 and 0755.
+func (a *Archive) checkMetadata() error {
+	base, err := initrdlayout.Base()
+	if err != nil {
+		return err
+	}
+	folders := initrdlayout.FolderModes(base, a.contents)
+	for _, e := range a.Entries {
+		if e.Path == "." {
+			continue // the root folder, which the guest's walk starts from
+		}
+		if e.UID != 0 || e.GID != 0 {
+			return fmt.Errorf("/%s is owned by %d:%d, not 0:0 as hostbuild pack makes every entry (the init would refuse to boot)", e.Path, e.UID, e.GID)
+		}
+		perm, _ := strconv.ParseUint(e.Mode, 8, 32)
+		switch e.Type {
+		case "dir":
+			want, ok := folders[e.Path]
+			if !ok {
+				return fmt.Errorf("folder /%s is neither the layout's nor on the way to a listed file (the init would refuse to boot)", e.Path)
+			}
+			if uint32(perm) != want {
+				return fmt.Errorf("folder /%s has mode %s, not %04o (the init would refuse to boot)", e.Path, e.Mode, want)
+			}
+		case "file":
+			if !initrdlayout.FileModeOK(uint32(perm)) {
+				return fmt.Errorf("/%s has mode %s, not 0644 or 0755 as hostbuild pack makes files (the init would refuse to boot)", e.Path, e.Mode)
+			}
+		}
+	}
+	return nil
+}
+
 // ErrNoContentList is OperatorFiles' error for an initrd without a content
 // list the init would read: not one hostbuild pack built.
 var ErrNoContentList = errors.New("no content list (" + initrdlayout.ContentsPath + "): not an initrd hostbuild pack built")
@@ -346,6 +383,9 @@ func (a *Archive) OperatorFiles() ([]Entry, error) {
 				return nil, fmt.Errorf("the content list names /%s, which the initrd does not hold as a file (the init would refuse to boot)", p)
 			}
 		}
+	}
+	if err := a.checkMetadata(); err != nil {
+		return nil, err
 	}
 	// The CA bundle (pack --ca-bundle), which Katana trusts through
 	// SSL_CERT_FILE, is the operator's too.
