@@ -275,10 +275,14 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 	// A web browser's request: the agent has no web client, and a page
 	// the host's operator opens could otherwise drive it wherever its port
 	// is reachable from the browser (hostbuild run --forward puts a TCP
-	// agent on the host's loopback), by a cross-site POST /v1/shutdown or,
-	// after DNS rebinding, any request. Browsers send Origin on every
-	// POST and Sec-Fetch-* on every request; no other client needs them.
-	for _, k := range []string{"Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
+	// agent on the host's loopback): a cross-site form POST /v1/shutdown
+	// needs no preflight. Browsers send Origin on every POST, same-origin
+	// ones too (a page using DNS rebinding), and Sec-Fetch-Site on every
+	// request to a loopback address; other clients send neither (Node's
+	// fetch sends Sec-Fetch-Mode, which is therefore not looked at). A
+	// rebinding page's GET, without either, can read status and reports,
+	// which are anyone's to ask for.
+	for _, k := range []string{"Origin", "Sec-Fetch-Site"} {
 		if _, ok := h[k]; ok {
 			return nil, &httpError{403, agentapi.CodeBrowserRequest, fmt.Sprintf("a web browser's request (%s header): the agent serves no web page", k)}
 		}

@@ -1077,11 +1077,14 @@ func TestHTTPProtocol(t *testing.T) {
 		{"many headers", "GET /v1/status HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: b\r\n", 2000) + "\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
 		{"shutdown with body", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}", "202 Accepted", ""},
 		// A web page must not drive the agent: a cross-site form POST
-		// (no preflight), a same-origin request after DNS rebinding.
+		// (no preflight), a same-origin POST after DNS rebinding, a
+		// browser's GET of a loopback URL.
 		{"browser's cross-site POST", "POST /v1/shutdown HTTP/1.1\r\nHost: 127.0.0.1:1024\r\nOrigin: https://evil.example\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}", "403 Forbidden", agentapi.CodeBrowserRequest},
 		{"browser's POST with Origin null", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nOrigin: null\r\n\r\n", "403 Forbidden", agentapi.CodeBrowserRequest},
-		{"browser's GET after DNS rebinding", "GET /v1/status HTTP/1.1\r\nHost: evil.example:1024\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: cors\r\n\r\n", "403 Forbidden", agentapi.CodeBrowserRequest},
-		{"browser's navigation", "GET /v1/attestation?nonce=" + strings.Repeat("ab", 32) + " HTTP/1.1\r\nHost: a\r\nSec-Fetch-Dest: document\r\n\r\n", "403 Forbidden", agentapi.CodeBrowserRequest},
+		{"browser's same-origin POST after DNS rebinding", "POST /v1/shutdown HTTP/1.1\r\nHost: evil.example:1024\r\nOrigin: http://evil.example:1024\r\nContent-Length: 0\r\n\r\n", "403 Forbidden", agentapi.CodeBrowserRequest},
+		{"browser's GET of a loopback URL", "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:1024\r\nSec-Fetch-Site: cross-site\r\nSec-Fetch-Mode: no-cors\r\n\r\n", "403 Forbidden", agentapi.CodeBrowserRequest},
+		// Node's fetch sends Sec-Fetch-Mode on every request: a client.
+		{"Node's fetch", "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:1024\r\nSec-Fetch-Mode: cors\r\nUser-Agent: node\r\n\r\n", "200 OK", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.name == "body cut short" {
