@@ -408,7 +408,7 @@ func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *mani
 	// the one to record, not whatever this run's environment holds.
 	if t, ok := a.CommonMTime(); ok && a.HasContentList() && int64(t) != m.SourceDateEpoch {
 		if m.SourceDateEpoch != 0 {
-			return fmt.Errorf("SOURCE_DATE_EPOCH %d (--source-date-epoch or $SOURCE_DATE_EPOCH), but --initrd %s was packed with %d (its entries' mtime): pass %d or leave it out, and the manifest records the initrd's", m.SourceDateEpoch, initrdPath, t, t)
+			return fmt.Errorf("SOURCE_DATE_EPOCH %d (--source-date-epoch or $SOURCE_DATE_EPOCH), but --initrd %s was packed with %d (its entries' mtime): pass %d, or neither (unset $SOURCE_DATE_EPOCH), and the manifest records the initrd's", m.SourceDateEpoch, initrdPath, t, t)
 		}
 		m.SourceDateEpoch = int64(t)
 	}

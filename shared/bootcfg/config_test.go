@@ -152,6 +152,8 @@ func TestParseErrors(t *testing.T) {
 		{"SysRq with dashes", `sysrq-always-enabled=1`, ErrHazard, "magic SysRq"},
 		{"kgdb", `kgdboc=ttyS0,115200 kgdbwait`, ErrHazard, `"kgdboc=ttyS0,115200"`},
 		{"kgdbwait", `kgdbwait`, ErrHazard, "kernel debugger"},
+		{"kgdboc_earlycon", `kgdboc_earlycon=uart8250,io,0x3f8`, ErrHazard, "kernel debugger"},
+		{"ekgdboc", `ekgdboc=ttyS0`, ErrHazard, "kernel debugger"},
 		{"GODEBUG", `GODEBUG=madvdontneed=1`, ErrHazard, "PID 1's environment"},
 		{"GOMAXPROCS", `panic=-1 GOMAXPROCS=1`, ErrHazard, `"GOMAXPROCS=1" at byte 9`},
 		{"nul", "a\x00b", ErrNUL, `a\x00b`},

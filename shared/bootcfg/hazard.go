@@ -13,12 +13,16 @@ import "strings"
 func Hazard(p Param) string {
 	// The kernel matches early parameters with dashes and underscores
 	// alike (parameq); refusing both spellings costs nothing.
-	switch strings.ReplaceAll(p.Key, "-", "_") {
+	key := strings.ReplaceAll(p.Key, "-", "_")
+	switch key {
 	case "rdinit", "init":
 		return "it names a program other than the initrd's /init to run as PID 1: nothing would check the initrd, serve attestation or supervise Katana"
 	case "sysrq_always_enabled":
 		return "it enables magic SysRq whatever the init sets: the host could send SysRq over the serial line (register and task dumps, crash, reboot)"
-	case "kgdboc", "ekgdboc", "kgdbwait", "kgdbcon", "kgdbdbgp", "kgdb_earlycon":
+	}
+	// kgdboc, kgdboc_earlycon, kgdbwait, kgdbcon, kgdbdbgp, ekgdboc, and
+	// any the kernel adds.
+	if strings.HasPrefix(key, "kgdb") || strings.HasPrefix(key, "ekgdb") {
 		return "it starts the kernel debugger on a console the host reads and writes: the host could read and change the guest's memory"
 	}
 	// The kernel gives a parameter with a value and without a dot that

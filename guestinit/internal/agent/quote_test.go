@@ -302,6 +302,10 @@ func TestQueuedRequestAnsweredWhenStopping(t *testing.T) {
 	}
 }
 
+// kernelCertLimit is Linux's SEV_FW_BLOB_MAX_SIZE (drivers/virt/coco/
+// sev-guest): the largest certificate buffer SNP_GET_EXT_REPORT takes.
+const kernelCertLimit = 0x4000
+
 // tableIoctl is a sev-guest device whose host has a certificate table of
 // tableLen bytes: the extended request asks for a buffer that large
 // (firmware's invalid-length answer), and a kernel refuses a buffer over
@@ -318,7 +322,7 @@ func (f *tableIoctl) Ioctl(cmd uintptr, arg any) (uintptr, error) {
 	case labi.IocSnpGetExtendedReport:
 		ext := req.ReqData.(*labi.SnpExtendedReportReq)
 		f.calls = append(f.calls, fmt.Sprintf("ext(%d)", len(ext.Certs)))
-		if len(ext.Certs) > maxCertTable {
+		if len(ext.Certs) > kernelCertLimit {
 			return 0, syscall.EINVAL
 		}
 		if uint32(len(ext.Certs)) < f.tableLen {
@@ -351,8 +355,8 @@ func TestSevGuestCertTableSizes(t *testing.T) {
 	}{
 		{0, "ext(0)", 0},
 		{8 << 10, "ext(0) ext(8192)", 8 << 10},
-		{maxCertTable, "ext(0) ext(16384)", maxCertTable},
-		{maxCertTable + 4096, "ext(0) report", 0},
+		{kernelCertLimit, "ext(0) ext(16384)", kernelCertLimit},
+		{kernelCertLimit + 4096, "ext(0) report", 0},
 		{1 << 30, "ext(0) report", 0},
 	} {
 		f := &tableIoctl{tableLen: tc.tableLen}

@@ -145,7 +145,8 @@ const SysRqPath = "proc/sys/kernel/sysrq"
 // reboot, power off, RT nicing) and takes them from the serial console:
 // a BREAK on the host's serial line would reach the guest's kernel. The
 // host is not to have a control channel into the guest beyond the agent.
-// A measured "sysrq_always_enabled" on the cmdline still wins.
+// (A "sysrq_always_enabled" on the cmdline would win: shared/bootcfg
+// refuses it.)
 func DisableSysRq(root string) error {
 	p := filepath.Join(root, SysRqPath)
 	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)

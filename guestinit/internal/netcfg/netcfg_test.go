@@ -111,9 +111,11 @@ func TestConfigureExistingLink(t *testing.T) {
 }
 
 // TestConfigureLeavesNoReader: with many links, Configure finds eth0 by
-// name and leaves no reader of link events behind (the netlink library's
-// own subscription, which waitLink no longer uses, ran one in a goroutine
-// that could stay blocked for the rest of the boot).
+// name and leaves nothing behind: no goroutine reading link events (the
+// netlink library's own subscription, which waitLink no longer uses, ran
+// one that could stay blocked for the rest of the boot) and no open
+// descriptor (the event socket, the netlink handle), for an eth0 that is
+// there and for one that comes late.
 func TestConfigureLeavesNoReader(t *testing.T) {
 	h, o := nsWithLoopback(t, true)
 	for i := 0; i < 100; i++ {
@@ -121,20 +123,36 @@ func TestConfigureLeavesNoReader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
 	if _, err := Configure(context.Background(), bootcfg.Default().Net, o); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
-	readers := func() int {
-		buf := make([]byte, 1<<20)
-		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "netlink.linkSubscribeAt")
+	if after := fds(); after != before {
+		t.Errorf("%d descriptors open after Configure, %d before", after, before)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for readers() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	// eth0 late: Configure reads events on its own socket meanwhile.
+	h2, o2 := nsWithLoopback(t, false)
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		h2.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"})
+	}()
+	before = fds()
+	if _, err := Configure(context.Background(), bootcfg.Default().Net, o2); err != nil {
+		t.Fatalf("Configure with eth0 late: %v", err)
 	}
-	if n := readers(); n > 0 {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d netlink subscription goroutine(s) still there 5s after Configure returned:\n%s", n, buf[:runtime.Stack(buf, true)])
+	if after := fds(); after != before {
+		t.Errorf("%d descriptors open after Configure with eth0 late, %d before", after, before)
+	}
+	buf := make([]byte, 1<<20)
+	if n := strings.Count(string(buf[:runtime.Stack(buf, true)]), "netlink.linkSubscribeAt"); n > 0 {
+		t.Errorf("%d netlink subscription goroutine(s) after Configure:\n%s", n, buf[:runtime.Stack(buf, true)])
 	}
 }
 

@@ -119,9 +119,10 @@ type Result struct {
 
 // Verify checks ev against o in this order, stopping at the first failure:
 // report decoding and AMD chain/signature (ClassChain), nonce and
-// REPORT_DATA binding (ClassReportData), measurement (ClassMeasurement),
-// policy, VMPL, report version, TCB, chip, platform and the unset launch
-// fields (ClassPolicy). The returned Result is
+// REPORT_DATA binding (ClassReportData), measurement and the reported
+// cmdline (ClassMeasurement), policy, VMPL, report version, TCB, chip,
+// platform and the unset launch fields (ClassPolicy), then the bound config
+// against the one the measured cmdline gives (ClassReportData). The returned Result is
 // filled as far as the checks got, also on failure.
 func Verify(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOptions) (*Result, error) {
 	res := &Result{Nonce: hex.EncodeToString(o.Nonce), Provider: printable.Quote(ev.Provider)}
