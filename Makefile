@@ -68,7 +68,8 @@ test: deps build kernel ## run every test: unit, fuzz seeds, parity vectors, QEM
 	KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -timeout 40m ./...
 	@# go test prints no skip reasons for passing packages: name the hardware tier's, and the QEMU 9.1 check's.
 	@if [ "$${SNPBOOT_SNP:-}" != 1 ]; then $(GO) test -count=1 -run '^TestSNPHardware$$' -v ./qemu/boottest | grep -E -- '--- SKIP|snp_test.go:' || true; fi
-	@if [ ! -x $(QEMU_SNP) ]; then $(GO) test -count=1 -run '^TestSNPArgvAcceptedByQEMU$$' -v ./qemu | grep -E -- '--- SKIP|snpsyntax_test.go:' || true; fi
+	@if [ ! -x $(QEMU_SNP) ]; then $(GO) test -count=1 -run '^TestSNPArgvAcceptedByQEMU$$' -v ./qemu | grep -E -- '--- SKIP|snpsyntax_test.go:' || true; \
+	  KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -run '^TestBootNewerQEMU$$' -v ./qemu/boottest | grep -E -- '--- SKIP|boot_test.go:' || true; fi
 
 fuzz: ## run every fuzz target for a short smoke run (FUZZTIME, default 10s each)
 	@./.ci/fuzz.sh $${FUZZTIME:-10s}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -350,4 +351,36 @@ func TestBootErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBootNewerQEMU boots the default initrd with the QEMU an SEV-SNP host
+// runs (9.1 or newer; $SNPBOOT_QEMU_SNP, which make test fetches from
+// bookworm-backports), plain under TCG, where every other boot test uses
+// Debian 12's 7.2: Katana answers, and the power button stops it
+// gracefully.
+func TestBootNewerQEMU(t *testing.T) {
+	e := needEnv(t)
+	bin := os.Getenv("SNPBOOT_QEMU_SNP")
+	if bin == "" {
+		t.Skip("skipping: set SNPBOOT_QEMU_SNP to a qemu-system-x86_64 of version 9.1 or newer to boot the guest with it too (make test fetches QEMU 10 from Debian's bookworm-backports)")
+	}
+	c := bootcfg.Default()
+	c.Args = []string{"--http.addr", "0.0.0.0", "--http.port", strconv.Itoa(katanaPort)}
+	g, ports := bootWith(t, e, defaultInitrd(t, e), cmdline(t, c), defaultMemory, []string{"--qemu", bin}, katanaPort)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	if err := g.WaitUntil(ctx, 200*time.Millisecond, chainIDProbe(ports[katanaPort])); err != nil {
+		t.Fatalf("starknet_chainId through host port %d (QEMU %s): %v", ports[katanaPort], bin, err)
+	}
+	if err := g.PowerDown(); err != nil {
+		t.Fatal(err)
+	}
+	_, m, err := g.WaitForRegexp(ctx, reKatanaExited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m[1] != "0" {
+		t.Errorf("katana exit status %s after a graceful stop, want 0", m[1])
+	}
+	expectPowerOff(ctx, t, g, runExitClean)
 }

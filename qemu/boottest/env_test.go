@@ -501,6 +501,12 @@ const defaultMemory = "1024"
 // bootMemory is boot with the guest's memory in MiB.
 func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPorts ...int) (*guest, map[int]int) {
 	t.Helper()
+	return bootWith(t, e, initrd, appendLine, memory, nil, guestPorts...)
+}
+
+// bootWith is bootMemory with more hostbuild run flags (--qemu, say).
+func bootWith(t *testing.T, e env, initrd, appendLine, memory string, runFlags []string, guestPorts ...int) (*guest, map[int]int) {
+	t.Helper()
 	dir := t.TempDir()
 	manifest := filepath.Join(dir, "manifest.json")
 	writeManifest(t, e, e.ovmf, initrd, appendLine, "EPYC-v4", manifest)
@@ -512,6 +518,7 @@ func bootMemory(t *testing.T, e env, initrd, appendLine, memory string, guestPor
 		ports[gp] = hp
 		args = append(args, "--forward", fmt.Sprintf("127.0.0.1:%d:%d", hp, gp))
 	}
+	args = append(args, runFlags...)
 	t.Logf("booting: hostbuild %s\n  -append %q", strings.Join(args, " "), appendLine)
 	return startRun(t, e, args, filepath.Join(dir, "serial.log")), ports
 }
