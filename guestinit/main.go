@@ -6,13 +6,17 @@
 //  1. Signals caught before anything else (catchSignals: a Go PID 1 dies
 //     of SIGTERM, SIGQUIT, SIGABRT and others it does not catch, and that
 //     is a kernel panic); Ctrl-Alt-Del becomes SIGINT (graceful stop).
-//  2. Mount table (internal/early): /proc, /sys, /dev (devtmpfs), /dev/pts,
-//     /dev/shm, /run, /tmp; then fds 0, 1, 2 are reopened on /dev/console.
+//  2. Content list (etc/guestinit/contents.sha256) loaded, and the
+//     unpacked initrd walked before anything is mounted over it: an entry
+//     the list and the layout do not vouch for (a file, link, device,
+//     folder, owner or mode hostbuild pack never makes: an appended
+//     archive) is a boot error. Then the mount table (internal/early):
+//     /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm, /run, /tmp; fds 0,
+//     1, 2 are reopened on /dev/console.
 //  3. /proc/cmdline parsed with shared/bootcfg (kernel rules, katana.* keys).
-//  4. Content list (etc/guestinit/contents.sha256) loaded, and the chunk
-//     list (etc/guestinit/chunks.sha256: large files in 4 MiB pieces) and
-//     the payload's frame list (etc/guestinit/payload.frames) checked
-//     against it.
+//  4. The chunk list (etc/guestinit/chunks.sha256: large files in 4 MiB
+//     pieces) and the payload's frame list (etc/guestinit/payload.frames)
+//     checked against the content list.
 //  5. Kernel modules from etc/guestinit/modules.load, in order, each checked
 //     against the content list right before loading (af_alg and algif_hash
 //     first when listed); configfs mounted at /sys/kernel/config when
@@ -243,7 +247,7 @@ func (in *initProc) boot() {
 		in.log.Printf("ctrl-alt-del stays a hard reboot: %v", err)
 	}
 
-	// 1. The content list. Nothing it and the layout do not vouch for (an
+	// 2. The content list. Nothing it and the layout do not vouch for (an
 	// archive appended to the initrd) may be where Katana could read or
 	// run it: the walk comes before any mount, so that nothing is hidden
 	// under a mount point.

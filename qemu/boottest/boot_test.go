@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -357,12 +358,21 @@ func TestBootErrors(t *testing.T) {
 // runs (9.1 or newer; $SNPBOOT_QEMU_SNP, which make test fetches from
 // bookworm-backports), plain under TCG, where every other boot test uses
 // Debian 12's 7.2: Katana answers, and the power button stops it
-// gracefully.
+// gracefully. (Its firmware, SeaBIOS, is the host's, as QEMU's data
+// folder has it: bookworm-backports' qemu-system-data links to it.)
 func TestBootNewerQEMU(t *testing.T) {
 	e := needEnv(t)
 	bin := os.Getenv("SNPBOOT_QEMU_SNP")
 	if bin == "" {
 		t.Skip("skipping: set SNPBOOT_QEMU_SNP to a qemu-system-x86_64 of version 9.1 or newer to boot the guest with it too (make test fetches QEMU 10 from Debian's bookworm-backports)")
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	m := regexp.MustCompile(`version (\d+)\.(\d+)`).FindStringSubmatch(string(out))
+	if err != nil || m == nil {
+		t.Fatalf("SNPBOOT_QEMU_SNP=%s --version: %v %q", bin, err, out)
+	}
+	if major, _ := strconv.Atoi(m[1]); major < 9 || major == 9 && m[2] == "0" {
+		t.Fatalf("SNPBOOT_QEMU_SNP=%s is QEMU %s.%s, not 9.1 or newer", bin, m[1], m[2])
 	}
 	c := bootcfg.Default()
 	c.Args = []string{"--http.addr", "0.0.0.0", "--http.port", strconv.Itoa(katanaPort)}
@@ -375,7 +385,7 @@ func TestBootNewerQEMU(t *testing.T) {
 	if err := g.PowerDown(); err != nil {
 		t.Fatal(err)
 	}
-	_, m, err := g.WaitForRegexp(ctx, reKatanaExited)
+	_, m, err = g.WaitForRegexp(ctx, reKatanaExited)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -129,6 +129,15 @@ func ReopenConsole(path string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening console %s: %w", path, err)
 	}
+	// Blocking, for Katana's stdout and stderr and the init's log alike:
+	// os.OpenFile makes a tty non-blocking for the runtime's poller (f.Fd
+	// undoes it, and so does this, explicitly), and a non-blocking open of
+	// a tty turns the kernel's write lock into a try-lock, so that writes
+	// fail whenever another writer holds it.
+	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("console %s: %w", path, err)
+	}
 	for fd := 0; fd <= 2; fd++ {
 		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
 			return nil, fmt.Errorf("dup console onto fd %d: %w", fd, err)

@@ -48,6 +48,11 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 		return fmt.Errorf("integrity: %w", &os.PathError{Op: "lstat", Path: root, Err: err})
 	}
 	rootDev := st.Dev
+	// The root folder's mode is the kernel's (pack writes no entry for
+	// it), but an archive's "." entry would give it its owner.
+	if st.Uid != uid || st.Gid != gid {
+		return fmt.Errorf("integrity: / is owned by %d:%d, not %d:%d (an archive appended to the initrd?); refusing to boot: %w", st.Uid, st.Gid, uid, gid, ErrUnvouched)
+	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("integrity: walking the initrd: %w", err)

@@ -88,6 +88,9 @@ func TestUnvouchedRefuses(t *testing.T) {
 		{"listed file made writable by all", func(root string) error {
 			return os.Chmod(filepath.Join(root, "etc/hosts"), 0o666)
 		}, "/etc/hosts has mode 0666"},
+		{"root folder given away", func(root string) error {
+			return os.Lchown(root, 1234, 1234)
+		}, "/ is owned by 1234:1234"},
 		{"listed file given away", func(root string) error {
 			return os.Lchown(filepath.Join(root, "etc/hosts"), 1234, 1234)
 		}, "/etc/hosts is owned by 1234:1234, not 0:0"},

@@ -194,7 +194,7 @@ func checkQEMU(ctx context.Context, bin string) []Result {
 	out, err := exec.CommandContext(ctx, bin, "--version").Output()
 	if err != nil {
 		ver.Status, ver.Detail = Fail, fmt.Sprintf("running %s --version: %s", bin, errText(err))
-		ver.Fix = "install QEMU 9.1 or newer (Debian 13 trixie's qemu-system-x86, or build it: AMD's AMDSEV repository has a script)"
+		ver.Fix = "install QEMU 9.1 or newer (on Debian 12, bookworm-backports' qemu-system-x86, 10.0; Debian 13's; or build it: AMD's AMDSEV repository has a script)"
 		obj.Status, obj.Detail, obj.Fix = Fail, "no QEMU to ask", ver.Fix
 		return []Result{ver, obj}
 	}
@@ -213,7 +213,7 @@ func checkQEMU(ctx context.Context, bin string) []Result {
 			ver.Status = Pass
 		} else {
 			ver.Status = Fail
-			ver.Fix = "install QEMU 9.1 or newer (sev-snp-guest and kernel-hashes for SNP arrived in 9.1), e.g. Debian 13's qemu-system-x86, and pass it with --qemu"
+			ver.Fix = "install QEMU 9.1 or newer (sev-snp-guest and kernel-hashes for SNP arrived in 9.1), e.g. on Debian 12 bookworm-backports' qemu-system-x86 (10.0), and pass it with --qemu"
 		}
 	}
 	out, err = exec.CommandContext(ctx, bin, "-object", "help").CombinedOutput()

@@ -1890,9 +1890,10 @@ func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
 		{"the sticky bit off /tmp", []entry{{"tmp", newc.TypeDir | 0o777, ""}}, 0, "folder /tmp has mode 0777, not 1777"},
 		{"a listed file made setuid", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o4644, "chain"}}, 0, "/etc/katana/chain/config.toml has mode 4644, not 0644 or 0755"},
 		{"a listed file given away", []entry{{"etc/katana/chain/config.toml", newc.TypeReg | 0o644, "chain"}}, 0, "/etc/katana/chain/config.toml is owned by 1000:1000, not 0:0"},
+		{"the root folder given away", []entry{{".", dirMode, ""}}, 0, "/ is owned by 1000:1000, not 0:0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if strings.HasSuffix(tc.name, "given away") {
+			if strings.Contains(tc.name, "given away") {
 				ownerOf[tc.ents[0].name] = 1000
 				defer clear(ownerOf)
 			}
@@ -1905,6 +1906,14 @@ func TestOperatorFilesAsTheGuestSeesThem(t *testing.T) {
 				t.Errorf("OperatorFiles = %+v, %v; want an error with %q", es, err, tc.want)
 			}
 		})
+	}
+
+	// A symbolic link's mode is not the kernel's to apply (nor the init's
+	// to look at): the layout's link in another mode is vouched for.
+	if a, err := Read(bytes.NewReader(appendArchive(t, packed, entry{"var/run", newc.TypeLink | 0o644, "/run"}))); err != nil {
+		t.Fatal(err)
+	} else if _, err := a.OperatorFiles(); err != nil {
+		t.Errorf("the layout's link in mode 0644: %v", err)
 	}
 
 	// The content list lives in the initrd too: one rewritten to cover an

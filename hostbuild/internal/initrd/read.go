@@ -264,6 +264,11 @@ func (a *Archive) checkVouched() error {
 			if f.mode&newc.TypeMask == newc.TypeChar || f.mode&newc.TypeMask == newc.TypeBlock {
 				want.Device = fmt.Sprintf("%d:%d", f.rmaj, f.rmin)
 			}
+			// A symbolic link's mode is whatever the archive says: the
+			// kernel applies none (and the init looks at none).
+			if want.Type == "symlink" {
+				want.Mode = e.Mode
+			}
 			if !ok || e.Type != want.Type || e.Mode != want.Mode || e.Link != want.Link || e.Device != want.Device {
 				return fmt.Errorf("/%s is a %s the layout does not make (only folders, files the content list covers and the layout's %d device nodes and links are vouched for)", e.Path, e.Type, len(special))
 			}
@@ -283,11 +288,11 @@ func (a *Archive) checkMetadata() error {
 	}
 	folders := initrdlayout.FolderModes(base, a.contents)
 	for _, e := range a.Entries {
-		if e.Path == "." {
-			continue // the root folder, which the guest's walk starts from
-		}
 		if e.UID != 0 || e.GID != 0 {
-			return fmt.Errorf("/%s is owned by %d:%d, not 0:0 as hostbuild pack makes every entry (the init would refuse to boot)", e.Path, e.UID, e.GID)
+			return fmt.Errorf("/%s is owned by %d:%d, not 0:0 as hostbuild pack makes every entry (the init would refuse to boot)", strings.TrimPrefix(e.Path, "."), e.UID, e.GID)
+		}
+		if e.Path == "." {
+			continue // the root folder: its mode is the kernel's (pack writes no entry for it)
 		}
 		perm, _ := strconv.ParseUint(e.Mode, 8, 32)
 		switch e.Type {
