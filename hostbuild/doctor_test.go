@@ -91,3 +91,19 @@ func TestDoctorCLIPasses(t *testing.T) {
 		t.Errorf("doctor extra: exit %d, stderr %q; want %d and unexpected argument", code, stderr, exitUsage)
 	}
 }
+
+// doctor's QEMU checks against a real QEMU 9.1 or newer ($SNPBOOT_QEMU_SNP:
+// make test fetches bookworm-backports' 10.0), not only the fake above:
+// both pass, whatever the rest of this host lacks.
+func TestDoctorRealQEMU(t *testing.T) {
+	bin := os.Getenv("SNPBOOT_QEMU_SNP")
+	if bin == "" {
+		t.Skip("skipping: set SNPBOOT_QEMU_SNP to a qemu-system-x86_64 of version 9.1 or newer (make test fetches one) to check doctor against it")
+	}
+	stdout, stderr, _ := runHB(t, "doctor", "--qemu", bin)
+	for _, w := range []string{"PASS  QEMU 9.1 or newer: " + bin + " is QEMU ", "PASS  QEMU knows the sev-snp-guest object: sev-snp-guest listed by -object help"} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("doctor --qemu %s lacks %q:\n%s%s", bin, w, stdout, stderr)
+		}
+	}
+}

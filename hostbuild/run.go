@@ -440,6 +440,13 @@ func qemuHint(o launch.Outcome, plain bool) string {
 	if strings.Contains(o.Exit.Stderr, "'sev-snp-guest'") {
 		return "SEV-SNP mode needs QEMU 9.1 or newer built with SEV-SNP support (this QEMU has no sev-snp-guest object): give one with --qemu PATH; 'hostbuild doctor' checks the host"
 	}
+	// QEMU 9.1+ on a host whose KVM cannot run SEV-SNP guests (no SNP
+	// host support, kvm_amd without sev_snp=1), or without KVM at all.
+	for _, s := range []string{"vm-type SEV-SNP not supported by KVM", "Could not access KVM kernel module", "failed to initialize kvm"} {
+		if strings.Contains(o.Exit.Stderr, s) {
+			return "this host's KVM cannot run an SEV-SNP guest (an AMD EPYC host with SEV-SNP enabled in the BIOS, a kernel with SNP host support and kvm_amd sev_snp=1 are needed): 'hostbuild doctor' says what is missing; --plain boots the same files without SEV for development"
+		}
+	}
 	return ""
 }
 
