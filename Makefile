@@ -60,11 +60,13 @@ qemu-snp: ## fetch QEMU >= 9.1 from bookworm-backports into .cache/qemu-snp, not
 	./qemu/fetch-qemu-snp.sh $(CACHE)/qemu-snp
 
 QEMU_SNP = $(abspath $(CACHE)/qemu-snp)/usr/bin/qemu-system-x86_64
+LIBVIRT_SCHEMAS = $(abspath $(CACHE)/qemu-snp)/usr/share/libvirt/schemas
 
 test: deps build kernel ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
 	@./qemu/fetch-qemu-snp.sh $(CACHE)/qemu-snp >/dev/null || echo "make test: no QEMU >= 9.1 fetched (see above): the tests that need one (TestSNPArgvAcceptedByQEMU, TestBootNewerQEMU, TestDoctorRealQEMU, a TestRunStartErrors case) use \$$SNPBOOT_QEMU_SNP if set, else skip"
 	$(GO) vet ./...
 	SNPBOOT_QEMU_SNP=$${SNPBOOT_QEMU_SNP:-$$(test -x $(QEMU_SNP) && echo $(QEMU_SNP))} SNPBOOT_QEMU_SNP_DATA=$${SNPBOOT_QEMU_SNP_DATA:-$(abspath $(CACHE)/qemu-snp)/usr/share/qemu} \
+	SNPBOOT_LIBVIRT_SCHEMAS=$${SNPBOOT_LIBVIRT_SCHEMAS:-$$(test -e $(LIBVIRT_SCHEMAS)/domain.rng && echo $(LIBVIRT_SCHEMAS))} \
 	KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -timeout 40m ./...
 	@# go test prints no skip reasons for passing packages: name the hardware tier's, and the QEMU 9.1 check's.
 	@if [ "$${SNPBOOT_SNP:-}" != 1 ]; then $(GO) test -count=1 -run '^TestSNPHardware$$' -v ./qemu/boottest | grep -E -- '--- SKIP|snp_test.go:' || true; fi

@@ -89,6 +89,7 @@ func TestLibvirtGolden(t *testing.T) {
 // checks every other element, and the golden file covers the rest.
 func validateLibvirt(t *testing.T, path string) {
 	t.Helper()
+	validateLibvirtSNP(t, path)
 	bin, err := exec.LookPath("virt-xml-validate")
 	if err != nil {
 		t.Logf("not validated with virt-xml-validate: not installed (apt-get install libvirt-clients libxml2-utils)")
@@ -121,6 +122,30 @@ func validateLibvirt(t *testing.T, path string) {
 	out, err := exec.Command(bin, path, "domain").CombinedOutput()
 	if err != nil {
 		t.Errorf("virt-xml-validate %s: %v\n%s", path, err, out)
+	}
+}
+
+// validateLibvirtSNP validates the document as it is, launchSecurity
+// type='sev-snp' included, against a libvirt schema that has it (10.5 or
+// newer: $SNPBOOT_LIBVIRT_SCHEMAS, the schemas folder of bookworm-backports'
+// libvirt-common, which make test fetches with QEMU 10).
+func validateLibvirtSNP(t *testing.T, path string) {
+	t.Helper()
+	dir := os.Getenv("SNPBOOT_LIBVIRT_SCHEMAS")
+	if dir == "" {
+		t.Logf("not validated against a libvirt schema with sev-snp: set SNPBOOT_LIBVIRT_SCHEMAS to a libvirt 10.5+ schemas folder (make test fetches 11.3's)")
+		return
+	}
+	xmllint, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Fatalf("SNPBOOT_LIBVIRT_SCHEMAS is set, but xmllint is missing (apt-get install libxml2-utils)")
+	}
+	rng := filepath.Join(dir, "domain.rng")
+	if b, err := os.ReadFile(filepath.Join(dir, "domaincommon.rng")); err != nil || !bytes.Contains(b, []byte("sev-snp")) {
+		t.Fatalf("SNPBOOT_LIBVIRT_SCHEMAS=%s: no libvirt schema with sev-snp there (%v)", dir, err)
+	}
+	if out, err := exec.Command(xmllint, "--noout", "--relaxng", rng, path).CombinedOutput(); err != nil {
+		t.Errorf("xmllint --relaxng %s %s: %v\n%s", rng, path, err, out)
 	}
 }
 

@@ -2,7 +2,8 @@
 # fetch-qemu-snp.sh DEST: fetch a QEMU of version 9.1 or newer (the SEV-SNP
 # syntax hostbuild run and libvirt write) from Debian's bookworm-backports
 # and unpack it into DEST, without installing it: qemu-system-x86 and
-# qemu-system-data, unpacked with dpkg-deb -x. Debian 12's own QEMU is 7.2,
+# qemu-system-data, unpacked with dpkg-deb -x, and libvirt-common's schemas
+# (DEST/usr/share/libvirt/schemas: launchSecurity type='sev-snp'). Debian 12's own QEMU is 7.2,
 # which has no sev-snp-guest; the boot tests keep using it (TCG), and
 # qemu.TestSNPArgvAcceptedByQEMU runs the SEV-SNP command lines through
 # this one (it cannot launch an SEV-SNP guest here: it checks that every
@@ -34,7 +35,7 @@ dest=$1
 case $dest in /*) ;; *) dest=$PWD/$dest ;; esac
 dest=${dest%/}
 bin=$dest/usr/bin/qemu-system-x86_64
-if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1; then
+if [ -x "$bin" ] && "$bin" --version >/dev/null 2>&1 && [ -e "$dest/usr/share/libvirt/schemas/domain.rng" ]; then
 	echo "$bin"
 	exit 0
 fi
@@ -48,13 +49,19 @@ say "updating the bookworm-backports package list (private to $apt)"
 apt-get "${opts[@]}" update -qq || die "apt-get update of bookworm-backports failed"
 ver=$(apt-cache "${opts[@]}" policy qemu-system-x86 | awk '/~bpo12/ && $1 ~ /^[0-9]/ { print $1; exit } /~bpo12/ && $1 == "***" { print $2; exit }')
 [ -n "$ver" ] || die "bookworm-backports lists no qemu-system-x86"
-say "downloading qemu-system-x86 and qemu-system-data $ver"
-(cd "$apt/debs" && apt-get "${opts[@]}" download -qq "qemu-system-x86=$ver" "qemu-system-data=$ver" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+# libvirt-common for its schemas: libvirt 10.5 or newer has launchSecurity
+# type='sev-snp' (Debian 12's 9.0 has not), against which the tests validate
+# hostbuild libvirt's domain XML.
+lver=$(apt-cache "${opts[@]}" policy libvirt-common | awk '/~bpo12/ && $1 ~ /^[0-9]/ { print $1; exit } /~bpo12/ && $1 == "***" { print $2; exit }')
+[ -n "$lver" ] || die "bookworm-backports lists no libvirt-common"
+say "downloading qemu-system-x86 and qemu-system-data $ver, libvirt-common $lver (its schemas)"
+(cd "$apt/debs" && apt-get "${opts[@]}" download -qq "qemu-system-x86=$ver" "qemu-system-data=$ver" "libvirt-common=$lver" 2>&1 | grep -v 'unsandboxed' >&2 || true)
 tmp=$(mktemp -d "$parent/.qemu-snp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-for p in qemu-system-x86 qemu-system-data; do
-	deb=$(ls "$apt/debs/${p}_"*.deb 2>/dev/null | grep -F "$(printf '%s' "$ver" | sed 's/:/%3a/')" | head -1 || true)
-	[ -n "$deb" ] || die "$p $ver was not downloaded"
+for pv in "qemu-system-x86 $ver" "qemu-system-data $ver" "libvirt-common $lver"; do
+	p=${pv% *} v=${pv#* }
+	deb=$(ls "$apt/debs/${p}_"*.deb 2>/dev/null | grep -F "$(printf '%s' "$v" | sed 's/:/%3a/')" | head -1 || true)
+	[ -n "$deb" ] || die "$p $v was not downloaded"
 	dpkg-deb -x "$deb" "$tmp" || die "unpacking $deb"
 done
 "$tmp/usr/bin/qemu-system-x86_64" --version >/dev/null 2>&1 ||
