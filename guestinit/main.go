@@ -240,12 +240,39 @@ func (in *initProc) stage(name, detail string, took time.Duration) {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
 
+// bootDeadline bounds the boot up to Katana's start (a few seconds under
+// TCG; a payload of a gigabyte decodes in under a minute there): a step the
+// host can stall for ever, such as a module whose device never answers,
+// ends in a power-off that names the last stage done, not in a guest that
+// hangs with nothing to say.
+const bootDeadline = 10 * time.Minute
+
+// watchBoot calls fail once d has passed, unless disarm is called first.
+func watchBoot(d time.Duration, fail func()) (disarm func()) {
+	t := time.AfterFunc(d, fail)
+	return func() { t.Stop() }
+}
+
+// lastStage names the last boot stage done, for the watchdog's message.
+func (in *initProc) lastStage() string {
+	st := in.st.Snapshot().Stages
+	if len(st) == 0 {
+		return "none (the content list or the mounts)"
+	}
+	return st[len(st)-1].Name
+}
+
 func (in *initProc) boot() {
 	ctx := context.Background()
 	in.log.Printf("starting (%s, %d CPUs)", runtime.Version(), runtime.NumCPU())
 	if err := power.DisableCtrlAltDel(); err != nil {
 		in.log.Printf("ctrl-alt-del stays a hard reboot: %v", err)
 	}
+	disarm := watchBoot(bootDeadline, func() {
+		in.goSafe("boot watchdog", func() {
+			in.fatal(fmt.Errorf("the boot did not reach Katana within %v (last stage done: %s): a step stalled, most likely one the host controls (a device that never answers a module's probe)", bootDeadline, in.lastStage()))
+		})
+	})
 
 	// 2. The content list. Nothing it and the layout do not vouch for (an
 	// archive appended to the initrd) may be where Katana could read or
@@ -443,6 +470,7 @@ func (in *initProc) boot() {
 	in.stage("integrity", fmt.Sprintf("files=%d bytes=%d took=%s hash=%s", ir.r.Files, ir.r.Bytes, secs(ir.r.Took), hasher.Name()), ir.r.Took)
 	// From here the config the agent binds is the one Katana starts with.
 	in.ready.Checked()
+	disarm()
 
 	devnull, err := os.Open("/dev/null")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,5 +49,27 @@ func TestExplainNoSpace(t *testing.T) {
 	other := errors.New("eth0: no carrier")
 	if got := explain(other); got != other {
 		t.Errorf("explain(%v) = %v, want it unchanged", other, got)
+	}
+}
+
+// The boot watchdog fires once its time has passed, and never after it is
+// disarmed (the init disarms it as Katana is about to start).
+func TestWatchBoot(t *testing.T) {
+	fired := make(chan struct{}, 1)
+	watchBoot(10*time.Millisecond, func() { fired <- struct{}{} })
+	select {
+	case <-fired:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watchdog did not fire")
+	}
+	disarm := watchBoot(50*time.Millisecond, func() { fired <- struct{}{} })
+	disarm()
+	select {
+	case <-fired:
+		t.Error("the watchdog fired after it was disarmed")
+	case <-time.After(200 * time.Millisecond):
+	}
+	if bootDeadline < 5*time.Minute {
+		t.Errorf("bootDeadline %v: a large payload under TCG takes a minute", bootDeadline)
 	}
 }
