@@ -224,12 +224,20 @@ func PermBits(m fs.FileMode) uint32 {
 	return p
 }
 
-// FolderModes returns the folders hostbuild pack makes, with their
-// permission bits (PermBits): the layout's, as it declares them, and those
-// on the way to a path of list, 0755. Together with FileModeOK and root
-// ownership it is what the init (integrity.Unvouched) and the host tools
-// (hostbuild inspect, manifest) hold an unpacked initrd to.
-func FolderModes(layout []Entry, list Contents) map[string]uint32 {
+// Rules is what hostbuild pack makes of an unpacked initrd's owners,
+// folders and modes: the folders of the layout, in the modes it declares,
+// and those on the way to a path of the content list, 0755; regular files
+// 0644 (DataMode) or 0755 (ExecMode); every entry owned by one user and
+// group (root). The init (integrity.Unvouched) and the host tools
+// (hostbuild inspect, manifest) both hold an initrd to them.
+type Rules struct {
+	folders  map[string]uint32 // path -> PermBits
+	uid, gid uint32
+}
+
+// NewRules returns the Rules of an initrd with this layout and content
+// list, whose entries uid and gid own.
+func NewRules(layout []Entry, list Contents, uid, gid uint32) Rules {
 	dirs := map[string]uint32{}
 	for rel := range list {
 		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
@@ -241,13 +249,49 @@ func FolderModes(layout []Entry, list Contents) map[string]uint32 {
 			dirs[e.Path] = PermBits(e.Mode)
 		}
 	}
-	return dirs
+	return Rules{folders: dirs, uid: uid, gid: gid}
 }
 
-// FileModeOK reports whether perm (PermBits) is one hostbuild pack gives
-// a regular file: DataMode or ExecMode.
-func FileModeOK(perm uint32) bool {
-	return perm == uint32(DataMode) || perm == uint32(ExecMode)
+// Owner says what is wrong with the owner of the entry at rel ("." for
+// the root folder), or returns "".
+func (r Rules) Owner(rel string, uid, gid uint32) string {
+	if uid == r.uid && gid == r.gid {
+		return ""
+	}
+	return fmt.Sprintf("%s is owned by %d:%d, not %d:%d as hostbuild pack makes every entry", entryName(rel), uid, gid, r.uid, r.gid)
+}
+
+// Mode says what is wrong with a folder (KindDir) or a regular file
+// (KindFile) at rel with permission bits perm (PermBits), a folder's being
+// there at all included, or returns "". The root folder's mode is the
+// kernel's, and so is not looked at, nor any other kind of entry's.
+func (r Rules) Mode(rel string, kind Kind, perm uint32) string {
+	if rel == "." {
+		return ""
+	}
+	switch kind {
+	case KindDir:
+		want, ok := r.folders[rel]
+		if !ok {
+			return fmt.Sprintf("folder %s is neither the layout's nor on the way to a listed file", entryName(rel))
+		}
+		if perm != want {
+			return fmt.Sprintf("folder %s has mode %04o, not %04o", entryName(rel), perm, want)
+		}
+	case KindFile:
+		if perm != uint32(DataMode) && perm != uint32(ExecMode) {
+			return fmt.Sprintf("%s has mode %04o, not 0644 or 0755 as hostbuild pack makes files", entryName(rel), perm)
+		}
+	}
+	return ""
+}
+
+// entryName is the guest's path of the entry at rel.
+func entryName(rel string) string {
+	if rel == "." {
+		return "/"
+	}
+	return "/" + rel
 }
 
 // ModulesRoot is the directory of a kernel release's modules in the initrd.

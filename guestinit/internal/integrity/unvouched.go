@@ -41,8 +41,10 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 	for _, e := range layout {
 		declared[e.Path] = e
 	}
-	folders := initrdlayout.FolderModes(layout, list)
-	uid, gid := uint32(os.Getuid()), uint32(os.Getgid())
+	rules := initrdlayout.NewRules(layout, list, uint32(os.Getuid()), uint32(os.Getgid()))
+	refuse := func(why string) error {
+		return fmt.Errorf("integrity: %s (an archive appended to the initrd?); refusing to boot: %w", why, ErrUnvouched)
+	}
 	var st unix.Stat_t
 	if err := unix.Lstat(root, &st); err != nil {
 		return fmt.Errorf("integrity: %w", &os.PathError{Op: "lstat", Path: root, Err: err})
@@ -50,8 +52,8 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 	rootDev := st.Dev
 	// The root folder's mode is the kernel's (pack writes no entry for
 	// it), but an archive's "." entry would give it its owner.
-	if st.Uid != uid || st.Gid != gid {
-		return fmt.Errorf("integrity: / is owned by %d:%d, not %d:%d (an archive appended to the initrd?); refusing to boot: %w", st.Uid, st.Gid, uid, gid, ErrUnvouched)
+	if why := rules.Owner(".", st.Uid, st.Gid); why != "" {
+		return refuse(why)
 	}
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -77,18 +79,14 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 			return nil
 		}
 		e, isDeclared := declared[rel]
-		if st.Uid != uid || st.Gid != gid {
-			return fmt.Errorf("integrity: /%s is owned by %d:%d, not %d:%d as hostbuild pack makes every entry (an archive appended to the initrd?); refusing to boot: %w", rel, st.Uid, st.Gid, uid, gid, ErrUnvouched)
+		if why := rules.Owner(rel, st.Uid, st.Gid); why != "" {
+			return refuse(why)
 		}
 		perm := st.Mode & 0o7777
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
-			want, ok := folders[rel]
-			if !ok {
-				return fmt.Errorf("integrity: folder /%s is neither the layout's nor on the way to a listed file (an archive appended to the initrd?); refusing to boot: %w", rel, ErrUnvouched)
-			}
-			if perm != want {
-				return fmt.Errorf("integrity: folder /%s has mode %04o, not %04o (an archive appended to the initrd?); refusing to boot: %w", rel, perm, want, ErrUnvouched)
+			if why := rules.Mode(rel, initrdlayout.KindDir, perm); why != "" {
+				return refuse(why)
 			}
 			return nil
 		case unix.S_IFREG:
@@ -96,8 +94,8 @@ func Unvouched(root string, list initrdlayout.Contents, layout []initrdlayout.En
 			if !listed && rel != initrdlayout.ContentsPath {
 				return fmt.Errorf("integrity: /%s is in the initrd but not in its content list (a cpio archive appended after hostbuild pack?); refusing to boot where Katana could read or run a file no one checked: %w", rel, ErrUnvouched)
 			}
-			if !initrdlayout.FileModeOK(perm) {
-				return fmt.Errorf("integrity: /%s has mode %04o, not 0644 or 0755 as hostbuild pack makes files (an archive appended to the initrd?); refusing to boot: %w", rel, perm, ErrUnvouched)
+			if why := rules.Mode(rel, initrdlayout.KindFile, perm); why != "" {
+				return refuse(why)
 			}
 			return nil
 		case unix.S_IFLNK:

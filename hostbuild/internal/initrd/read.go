@@ -286,28 +286,16 @@ func (a *Archive) checkMetadata() error {
 	if err != nil {
 		return err
 	}
-	folders := initrdlayout.FolderModes(base, a.contents)
+	rules := initrdlayout.NewRules(base, a.contents, 0, 0)
+	kinds := map[string]initrdlayout.Kind{"dir": initrdlayout.KindDir, "file": initrdlayout.KindFile}
 	for _, e := range a.Entries {
-		if e.UID != 0 || e.GID != 0 {
-			return fmt.Errorf("/%s is owned by %d:%d, not 0:0 as hostbuild pack makes every entry (the init would refuse to boot)", strings.TrimPrefix(e.Path, "."), e.UID, e.GID)
+		why := rules.Owner(e.Path, e.UID, e.GID)
+		if why == "" {
+			perm, _ := strconv.ParseUint(e.Mode, 8, 32)
+			why = rules.Mode(e.Path, kinds[e.Type], uint32(perm))
 		}
-		if e.Path == "." {
-			continue // the root folder: its mode is the kernel's (pack writes no entry for it)
-		}
-		perm, _ := strconv.ParseUint(e.Mode, 8, 32)
-		switch e.Type {
-		case "dir":
-			want, ok := folders[e.Path]
-			if !ok {
-				return fmt.Errorf("folder /%s is neither the layout's nor on the way to a listed file (the init would refuse to boot)", e.Path)
-			}
-			if uint32(perm) != want {
-				return fmt.Errorf("folder /%s has mode %s, not %04o (the init would refuse to boot)", e.Path, e.Mode, want)
-			}
-		case "file":
-			if !initrdlayout.FileModeOK(uint32(perm)) {
-				return fmt.Errorf("/%s has mode %s, not 0644 or 0755 as hostbuild pack makes files (the init would refuse to boot)", e.Path, e.Mode)
-			}
+		if why != "" {
+			return fmt.Errorf("%s (the init would refuse to boot)", why)
 		}
 	}
 	return nil
