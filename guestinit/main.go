@@ -290,7 +290,7 @@ func (in *initProc) boot() {
 		in.fatal(err)
 	}
 
-	// 2. Mounts and console.
+	// 2 (continued). Mounts and console.
 	t := time.Now()
 	if _, err := early.MountAll(early.Table, early.Options{}); err != nil {
 		in.fatal(err)

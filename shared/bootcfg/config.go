@@ -155,7 +155,7 @@ func Parse(cmdline string) (Config, error) {
 	}
 	seen := map[string]Param{}
 	for _, p := range params {
-		if looksLikeKey(p.Key) {
+		if anyCaseKey(p.Key) && !strings.HasPrefix(p.Key, Prefix) {
 			return Config{}, &Error{Err: ErrUnknownKey, Text: p.Raw, Offset: p.Offset,
 				Detail: "katana.* keys are lowercase (the kernel and the init would ignore this one); known keys: " + strings.Join(keyOrder, ", ")}
 		}
@@ -183,7 +183,7 @@ func Parse(cmdline string) (Config, error) {
 		}
 	}
 	for _, p := range append(slices.Clone(initArgs), ignored...) {
-		if strings.HasPrefix(p.Key, Prefix) || looksLikeKey(p.Key) {
+		if anyCaseKey(p.Key) {
 			return Config{}, &Error{Err: ErrAfterDashes, Text: p.Raw, Offset: p.Offset}
 		}
 	}
@@ -407,7 +407,7 @@ func Format(c Config, kernelParams []string) (string, error) {
 		if len(ps) != 1 || ia != nil || ps[0].Raw != kp {
 			return "", &Error{Err: ErrUnformattable, Text: kp, Offset: -1, Detail: "not exactly one kernel parameter"}
 		}
-		if strings.HasPrefix(ps[0].Key, Prefix) || looksLikeKey(ps[0].Key) {
+		if anyCaseKey(ps[0].Key) {
 			return "", &Error{Err: ErrUnformattable, Text: kp, Offset: -1, Detail: "set katana.* keys through Config, not as kernel parameters"}
 		}
 		if why := Hazard(ps[0]); why != "" {
@@ -457,7 +457,7 @@ func Format(c Config, kernelParams []string) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			if len(ps) != 1 || ps[0].Raw != a || strings.HasPrefix(ps[0].Key, Prefix) || looksLikeKey(ps[0].Key) {
+			if len(ps) != 1 || ps[0].Raw != a || anyCaseKey(ps[0].Key) {
 				return "", &Error{Err: ErrUnformattable, Text: a, Offset: -1, Detail: "init argument is not exactly one non-katana parameter"}
 			}
 			out = append(out, a)

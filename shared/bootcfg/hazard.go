@@ -35,9 +35,10 @@ func Hazard(p Param) string {
 	return ""
 }
 
-// looksLikeKey reports whether key is a katana.* key in another case
-// (KATANA.args, Katana.agent): the kernel ignores it like any unknown
-// parameter with a dot, and so would Parse, silently.
-func looksLikeKey(key string) bool {
-	return !strings.HasPrefix(key, Prefix) && len(key) >= len(Prefix) && strings.EqualFold(key[:len(Prefix)], Prefix)
+// anyCaseKey reports whether key starts with Prefix in any case: a
+// katana.* key, or one in another case (KATANA.args, Katana.agent), which
+// the kernel ignores like any unknown parameter with a dot, and so would
+// Parse, silently.
+func anyCaseKey(key string) bool {
+	return len(key) >= len(Prefix) && strings.EqualFold(key[:len(Prefix)], Prefix)
 }

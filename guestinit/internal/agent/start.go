@@ -26,12 +26,6 @@ type StartOptions struct {
 	Listen func(spec string) (net.Listener, error)
 }
 
-// ConfigOf is the applied configuration the agent binds into reports: the raw
-// cmdline, Katana's argv and the applied katana.* settings of cfg.
-func ConfigOf(cfg bootcfg.Config) agentapi.AppliedConfig {
-	return agentapi.ConfigOf(cfg.Applied())
-}
-
 // StatusOf converts the init's status snapshot; boot-relative times become
 // wall-clock times using bootWall, the wall-clock time of boot.
 func StatusOf(s status.Snapshot, bootWall time.Time, initVersion string) agentapi.Status {
@@ -84,7 +78,7 @@ func Start(ctx context.Context, cfg bootcfg.Config, st *status.Status, o StartOp
 	bootWall := time.Now().Add(-st.Now())
 	srv := New(Options{
 		Quoter:      o.Quoter,
-		Config:      ConfigOf(cfg),
+		Config:      agentapi.ConfigOf(cfg.Applied()),
 		InitVersion: o.InitVersion,
 		Ready:       o.Ready,
 		Status:      func() agentapi.Status { return StatusOf(st.Snapshot(), bootWall, o.InitVersion) },

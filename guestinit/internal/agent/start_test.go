@@ -57,7 +57,7 @@ func TestStartWithBootConfig(t *testing.T) {
 	if code := getJSON(t, http.DefaultClient, "GET", base+"/v1/status", &s); code != 200 {
 		t.Fatalf("status %d", code)
 	}
-	ac := ConfigOf(cfg)
+	ac := agentapi.ConfigOf(cfg.Applied())
 	if diff := cmp.Diff([]string{"--http.addr", "0.0.0.0", "--dev"}, ac.Argv); diff != "" {
 		t.Errorf("argv (-want +got):\n%s", diff)
 	}

@@ -109,7 +109,7 @@ func (l *Logger) Flush(d time.Duration) bool {
 		}
 		marker := item{done: done}
 		if l.dropped > 0 {
-			marker.line = fmt.Sprintf("%s%d lines not written: the console did not drain\n", stamp(l.now()), l.dropped)
+			marker.line = droppedNote(l.now(), l.dropped)
 		}
 		sent := false
 		select {
@@ -152,7 +152,7 @@ func (l *Logger) Printf(format string, args ...any) {
 		return
 	}
 	if l.dropped > 0 {
-		line = fmt.Sprintf("%s%d lines not written: the console did not drain\n", stamp(d), l.dropped) + line
+		line = droppedNote(d, l.dropped) + line
 	}
 	select {
 	case l.q <- item{line: line}:
@@ -160,6 +160,11 @@ func (l *Logger) Printf(format string, args ...any) {
 	default:
 		l.dropped++
 	}
+}
+
+// droppedNote is the line that says n lines were dropped, stamped d.
+func droppedNote(d time.Duration, n int) string {
+	return fmt.Sprintf("%s%d lines not written: the console did not drain\n", stamp(d), n)
 }
 
 func stamp(d time.Duration) string {
