@@ -12,7 +12,8 @@
 // Once Async is called, Printf only queues its line and a goroutine of the
 // logger's writes them in order: the host reads the serial console and can
 // stop draining it, and the init must still stop Katana and power off
-// (Flush, before the power-off, waits a bounded time for the queue). A
+// (Flush, before the power-off, waits a bounded time for the queue and
+// for the console to send what it holds, tcdrain(3)). A
 // line that finds the queue full is dropped, and the next one that fits
 // says how many were. The writes themselves block, as Katana's do on the
 // same console: a non-blocking open of a tty makes the kernel's write lock
@@ -42,6 +43,9 @@ type Logger struct {
 	// dropped since the last one queued.
 	q       chan item
 	dropped int
+	// drain waits until w has sent what it holds (a tty's output
+	// buffer); the writer goroutine calls it for Flush.
+	drain func(w io.Writer)
 }
 
 // item is a queued line, or (done set) a flush marker.
@@ -56,7 +60,17 @@ func New(w io.Writer, now func() time.Duration) *Logger {
 	if now == nil {
 		now = SinceBoot
 	}
-	return &Logger{w: w, now: now}
+	return &Logger{w: w, now: now, drain: drainTTY}
+}
+
+// drainTTY waits, as tcdrain(3) does, until the tty behind w has sent its
+// output: a write to the serial console returns once the line is in the
+// kernel's buffer, and reboot(2) does not wait for the UART to empty it.
+// Anything but a tty is left alone.
+func drainTTY(w io.Writer) {
+	if f, ok := w.(interface{ Fd() uintptr }); ok {
+		unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) // ENOTTY for files and pipes: nothing to wait for
+	}
 }
 
 // SetOutput replaces the writer (after the console has been reopened).
@@ -82,13 +96,14 @@ func (l *Logger) Async(n int) {
 		// ends the logging, not the init.
 		defer func() { recover() }()
 		for it := range q {
+			l.mu.Lock()
+			w := l.w
+			l.mu.Unlock()
 			if it.line != "" {
-				l.mu.Lock()
-				w := l.w
-				l.mu.Unlock()
 				io.WriteString(w, it.line) // nothing better to do with a console write error
 			}
 			if it.done != nil {
+				l.drain(w)
 				close(it.done)
 			}
 		}
@@ -96,8 +111,9 @@ func (l *Logger) Async(n int) {
 }
 
 // Flush waits at most d for the lines queued so far to be written, with a
-// line saying how many were dropped if some were, and reports whether
-// they were (true at once without Async).
+// line saying how many were dropped if some were, and for a tty console
+// to send them, and reports whether they were (true at once without
+// Async).
 func (l *Logger) Flush(d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	done := make(chan struct{})

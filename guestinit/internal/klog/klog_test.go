@@ -3,7 +3,9 @@ package klog
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -274,5 +276,65 @@ func TestFlushWithoutAsync(t *testing.T) {
 	l.Printf("x")
 	if !l.Flush(0) || b.String() != "[    0.000000] guestinit: x\n" {
 		t.Errorf("Flush without Async, console %q", b.String())
+	}
+}
+
+// Flush returns only once the console has been drained (tcdrain) after the
+// lines queued before it were written, and gives up at its deadline when the
+// drain does not end.
+func TestFlushDrainsConsole(t *testing.T) {
+	var b strings.Builder
+	var seen []string
+	release := make(chan struct{})
+	l := New(&b, func() time.Duration { return 0 })
+	l.drain = func(w io.Writer) {
+		if w != io.Writer(&b) {
+			t.Errorf("drain got writer %T, want the console", w)
+		}
+		seen = append(seen, b.String())
+		<-release
+	}
+	l.Async(8)
+	l.Printf("a")
+	l.Printf("b")
+	if l.Flush(50 * time.Millisecond) {
+		t.Error("Flush reported done while the console was still draining")
+	}
+	close(release)
+	if !l.Flush(10 * time.Second) {
+		t.Error("Flush timed out with a drain that returns")
+	}
+	want := "[    0.000000] guestinit: a\n[    0.000000] guestinit: b\n"
+	if len(seen) != 2 || seen[0] != want || seen[1] != want {
+		t.Errorf("drain saw %q, want the two lines written before each of the 2 drains", seen)
+	}
+}
+
+// drainTTY leaves writers that are no tty alone: it returns at once for a
+// pipe nobody reads, a file and a plain io.Writer.
+func TestDrainTTYNotATTY(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	w.WriteString("unread")
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	done := make(chan struct{})
+	go func() {
+		drainTTY(w)
+		drainTTY(f)
+		drainTTY(&strings.Builder{})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("drainTTY waited on a writer that is no tty")
 	}
 }
