@@ -78,7 +78,8 @@ katana.on_exit=reboot: QEMU runs with -no-reboot); 1 error (QEMU failed,
 not ready in time, unreadable files); 2 usage; 3 refused (does not match
 the manifest); 4 the init reported a boot error; 5 Katana exited with a
 non-zero status; 6 the guest had to be killed, its kernel panicked, or QEMU
-ended without the guest powering off (e.g. QEMU itself was sent SIGTERM).
+ended without the guest powering off (e.g. QEMU itself was sent SIGTERM or
+killed: signal only run; under systemd set KillMode=mixed).
 
 Flags:
 `
@@ -432,6 +433,12 @@ wait:
 // qemuHint explains a QEMU failure that QEMU's own message leaves
 // cryptic, or is empty.
 func qemuHint(o launch.Outcome, plain bool) string {
+	if o.Ending == launch.EndedNoPowerOff && strings.Contains(o.Exit.Stderr, "terminating on signal") {
+		// QEMU, in its own process group, was sent the signal itself:
+		// systemd's default KillMode=control-group signals every process
+		// of a unit at once.
+		return "QEMU was sent the signal itself, so the guest was cut off instead of shut down: signal only hostbuild run (under systemd, KillMode=mixed and TimeoutStopSec longer than --stop-timeout)"
+	}
 	if o.Ending != launch.EndedQEMU || plain {
 		return ""
 	}

@@ -551,41 +551,59 @@ func (v *VM) PowerDown(ctx context.Context) error {
 
 // Stop stops the VM gracefully: system_powerdown through QMP (when the VM has
 // a QMP socket), pressed again every RunOptions.Repress while the guest runs
-// on, for up to grace; then it kills QEMU. The Exit is always filled; the
-// error says why the graceful path failed (no QMP socket, QMP error, grace
-// period over).
+// on, for up to grace; then it kills QEMU. A press that fails (a monitor
+// busy past the QMP timeout, a connection cut) is pressed again too: only
+// grace ends the graceful path. Each press is bounded by what is left of
+// grace. The Exit is always filled; the error says why the graceful path
+// failed (no QMP socket, no press got through, grace period over).
 func (v *VM) Stop(ctx context.Context, grace time.Duration) (Exit, error) {
 	select {
 	case <-v.finished:
 		return v.exit, nil
 	default:
 	}
-	var stopErr error
-	if err := v.PowerDown(ctx); err != nil {
-		stopErr = err
-	} else {
-		t := time.NewTimer(grace)
-		defer t.Stop()
-		again := time.NewTicker(v.run.Repress)
-		defer again.Stop()
-	wait:
-		for {
-			select {
-			case <-v.finished:
-				return v.exit, nil
-			case <-again.C:
-				// Errors are not final here: QEMU may be exiting.
-				_ = v.PowerDown(ctx)
-			case <-t.C:
-				stopErr = fmt.Errorf("qemu: the guest did not power off within %v of system_powerdown; killed qemu", grace)
-				break wait
-			case <-ctx.Done():
-				stopErr = fmt.Errorf("qemu: waiting for the guest to power off: %w; killed qemu", ctx.Err())
-				break wait
+	if v.opts.QMPSocket == "" {
+		err := v.PowerDown(ctx) // says there is no socket
+		return v.Kill(), err
+	}
+	end := time.Now().Add(grace)
+	gctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
+	pressed := false
+	var pressErr error
+	press := func() {
+		if err := v.PowerDown(gctx); err != nil {
+			// Not final: QEMU may be busy, or exiting. The press cut
+			// by the end of grace says less than the one before it.
+			if pressErr == nil || time.Now().Before(end) {
+				pressErr = err
 			}
+		} else {
+			pressed = true
 		}
 	}
-	return v.Kill(), stopErr
+	press()
+	again := time.NewTicker(v.run.Repress)
+	defer again.Stop()
+	for {
+		select {
+		case <-v.finished:
+			return v.exit, nil
+		case <-again.C:
+			press()
+		case <-gctx.Done():
+			var stopErr error
+			switch {
+			case ctx.Err() != nil:
+				stopErr = fmt.Errorf("qemu: waiting for the guest to power off: %w; killed qemu", ctx.Err())
+			case !pressed:
+				stopErr = fmt.Errorf("qemu: no press of the power button got through within %v (%v); killed qemu", grace, pressErr)
+			default:
+				stopErr = fmt.Errorf("qemu: the guest did not power off within %v of system_powerdown; killed qemu", grace)
+			}
+			return v.Kill(), stopErr
+		}
+	}
 }
 
 // Kill kills QEMU at once (a power cut for the guest) and returns its Exit.

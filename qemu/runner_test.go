@@ -43,6 +43,8 @@ func TestMain(m *testing.M) {
 //	fake.hang      ignore system_powerdown (Stop must kill)
 //	fake.deaf=N    lose the first N system_powerdown presses (the guest
 //	               does not listen yet), logging "fake: press lost"
+//	fake.hangup=N  close the first N monitor connections before the
+//	               greeting, logging "fake: monitor hung up"
 //	fake.partial   end the log with a line that has no newline
 //	fake.flood=N   print N Katana-like log lines of 100 bytes, at once
 //	fake.longline=N print N bytes without a newline
@@ -115,10 +117,17 @@ func fakeQEMU(args []string) int {
 		select {}
 	}
 	deaf, _ := strconv.Atoi(words["fake.deaf"])
+	hangup, _ := strconv.Atoi(words["fake.hangup"])
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			return 1
+		}
+		if hangup > 0 {
+			hangup--
+			conn.Close()
+			fmt.Fprintln(log, "fake: monitor hung up")
+			continue
 		}
 		if qemutest.ServeQMP(conn) {
 			if _, hang := words["fake.hang"]; hang {
@@ -256,6 +265,50 @@ func TestRunnerStopPressesAgain(t *testing.T) {
 	}
 	if lost != 2 {
 		t.Errorf("%d presses lost before the power-off, want 2", lost)
+	}
+}
+
+// A press that fails (the monitor cut the connection; a busy monitor past
+// the QMP timeout is the same) does not end the graceful path either:
+// Stop presses again within the grace period.
+func TestRunnerStopAfterFailedPress(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "fake.hangup=2", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	exit, err := v.Stop(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if !exit.Clean() || exit.Killed {
+		t.Errorf("exit = %+v, want clean, not killed", exit)
+	}
+	if _, err := v.WaitForLine(ctx, "reboot: Power down"); err != nil {
+		t.Errorf("power-down line not seen: %v", err)
+	}
+}
+
+// When no press gets through at all, the error says so and names the
+// press's failure, after the grace period.
+func TestRunnerStopNoPressGetsThrough(t *testing.T) {
+	v := startFake(t, fakeOptions(t, "fake.hangup=1000000", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	exit, err := v.Stop(ctx, 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "no press of the power button got through within 300ms") || !strings.Contains(err.Error(), "greeting") {
+		t.Errorf("Stop error = %v, want the failed press and the grace period named", err)
+	}
+	if !exit.Killed {
+		t.Errorf("exit = %+v, want killed", exit)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("Stop returned after %v, before the grace period", d)
 	}
 }
 

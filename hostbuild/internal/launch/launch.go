@@ -607,7 +607,7 @@ const (
 	EndedPanic                    // the kernel panicked
 	EndedKilled                   // QEMU had to be killed
 	EndedQEMU                     // QEMU failed (non-zero exit)
-	EndedNoPowerOff               // QEMU ended (status 0) but the console never showed the guest going down, e.g. QEMU was sent SIGTERM
+	EndedNoPowerOff               // QEMU ended (status 0, or killed by a signal it was not sent by the runner) but the console never showed the guest going down, e.g. QEMU was sent SIGTERM
 )
 
 // Outcome is how a guest ended.
@@ -635,7 +635,9 @@ func (o Outcome) String() string {
 		return o.Exit.String()
 	case EndedNoPowerOff:
 		s := "QEMU ended without the guest powering off"
-		if l := lastLine(o.Exit.Stderr); l != "" {
+		if o.Exit.Signal != "" {
+			s += " (qemu ended by a signal hostbuild did not send: " + o.Exit.Signal + ")"
+		} else if l := lastLine(o.Exit.Stderr); l != "" {
 			s += " (qemu: " + l + ")"
 		}
 		return s
@@ -753,6 +755,10 @@ func (c *Console) Outcome(exit qemu.Exit) Outcome {
 		o.Ending = EndedKilled
 	case c.panicked:
 		o.Ending = EndedPanic
+	case exit.Signal != "" && !o.WentDown:
+		// Killed by someone else (the OOM killer, kill -9): the
+		// guest never powered off, as when QEMU is sent SIGTERM.
+		o.Ending = EndedNoPowerOff
 	case exit.Code != 0 || exit.Signal != "":
 		o.Ending = EndedQEMU
 	case !o.WentDown:

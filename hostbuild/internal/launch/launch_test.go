@@ -32,6 +32,12 @@ func TestClassify(t *testing.T) {
 		{"panic", ts("Kernel panic - not syncing: Attempted to kill init!"), ok, EndedPanic, -1, "panicked"},
 		{"killed", ts("guestinit: katana started pid=1"), qemu.Exit{Code: -1, Signal: "killed", Killed: true}, EndedKilled, -1, "killed"},
 		{"qemu error", nil, qemu.Exit{Code: 1, Stderr: "could not open kernel"}, EndedQEMU, -1, "could not open kernel"},
+		// Killed by someone else (OOM killer, kill -9): the guest did not
+		// power off, whatever QEMU's stderr; killed after the guest went
+		// down, it is QEMU's failure.
+		{"qemu killed from outside", ts("guestinit: katana started pid=1"), qemu.Exit{Code: -1, Signal: "killed", Stderr: "qemu-system-x86_64: warning: x\n"}, EndedNoPowerOff, -1,
+			"QEMU ended without the guest powering off (qemu ended by a signal hostbuild did not send: killed)"},
+		{"qemu killed after the power-off", ts("guestinit: powering off"), qemu.Exit{Code: -1, Signal: "killed"}, EndedQEMU, -1, "qemu ended by signal killed"},
 		{"no init lines", ts("reboot: Power down"), ok, EndedClean, -1, "powered off cleanly"},
 		{"kernel restart only", ts("reboot: Restarting system"), ok, EndedClean, -1, "cleanly"},
 		// QEMU exits 0 when it is itself sent SIGTERM, SIGINT or SIGHUP:
