@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -167,12 +168,11 @@ type VM struct {
 
 	mu      sync.Mutex
 	lines   []string // the window of recent lines
-	first   int      // the number of the window's first line (0: the console's first)
 	bytes   int      // the window's size, the lines' lengths summed
 	partial []byte
-	changed chan struct{} // closed and replaced whenever lines grow or the VM finishes
-	killed  bool          // Kill sent SIGKILL to a QEMU not yet reaped
-	reaped  bool          // wait has QEMU's exit status
+	waiters []*waiter // waitFor's, each shown every line added after it registered
+	killed  bool      // Kill sent SIGKILL to a QEMU not yet reaped
+	reaped  bool      // wait has QEMU's exit status
 }
 
 // Start builds the command from o and starts QEMU. The serial log file is
@@ -217,7 +217,6 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 		run:      ro,
 		exited:   make(chan struct{}),
 		finished: make(chan struct{}),
-		changed:  make(chan struct{}),
 		stderr:   &tailBuffer{max: StderrTail},
 	}
 	v.cmd = exec.Command(c.Binary, c.Args()...)
@@ -278,7 +277,6 @@ func (v *VM) tail() {
 	if err != nil {
 		v.appendLine("qemu runner: cannot read the serial log: " + err.Error())
 		<-v.exited
-		v.broadcast()
 		return
 	}
 	defer f.Close()
@@ -312,7 +310,6 @@ func (v *VM) tail() {
 			if last != "" {
 				v.console(last)
 			}
-			v.broadcast()
 			return
 		}
 	}
@@ -345,9 +342,6 @@ func (v *VM) feed(b []byte) {
 	for _, l := range newLines {
 		v.console(l)
 	}
-	if len(newLines) > 0 {
-		v.broadcast()
-	}
 }
 
 func (v *VM) appendLine(l string) {
@@ -355,7 +349,6 @@ func (v *VM) appendLine(l string) {
 	v.addLocked(l)
 	v.mu.Unlock()
 	v.console(l)
-	v.broadcast()
 }
 
 // console hands l to RunOptions.Console. It is called without v.mu held
@@ -368,7 +361,28 @@ func (v *VM) console(l string) {
 	}
 }
 
+// waiter is a waitFor call: its match, and the first line that matched.
+type waiter struct {
+	match func(string) []string
+	line  string
+	m     []string
+	found chan struct{} // closed when line and m are set
+}
+
 func (v *VM) addLocked(l string) {
+	// Waiters see the line before the window may drop it: a waiter's
+	// goroutine that is not scheduled while thousands of lines arrive
+	// would otherwise miss the one it waits for.
+	for i := 0; i < len(v.waiters); {
+		w := v.waiters[i]
+		if m := w.match(l); m != nil {
+			w.line, w.m = l, m
+			close(w.found)
+			v.waiters = slices.Delete(v.waiters, i, i+1)
+			continue
+		}
+		i++
+	}
 	v.lines = append(v.lines, l)
 	v.bytes += len(l)
 	if len(v.lines) > 2*KeepLines || v.bytes > 2*KeepBytes {
@@ -385,16 +399,8 @@ func (v *VM) addLocked(l string) {
 		}
 		drop := len(v.lines) - keep
 		v.lines = append(make([]string, 0, 2*keep), v.lines[drop:]...)
-		v.first += drop
 		v.bytes = n
 	}
-}
-
-func (v *VM) broadcast() {
-	v.mu.Lock()
-	close(v.changed)
-	v.changed = make(chan struct{})
-	v.mu.Unlock()
 }
 
 // Lines returns the serial console lines read so far, as far back as the
@@ -444,38 +450,38 @@ func (v *VM) WaitForRegexp(ctx context.Context, re *regexp.Regexp) (string, []st
 }
 
 func (v *VM) waitFor(ctx context.Context, what string, match func(string) []string) (string, []string, error) {
-	next := 0 // the number of the next line to look at, counted from the console's first
-	look := func() (string, []string, bool) {
-		v.mu.Lock()
-		lines, first := v.lines, v.first
-		v.mu.Unlock()
-		// Lines the window dropped before this waiter saw them are gone.
-		next = max(next, first)
-		for ; next < first+len(lines); next++ {
-			if m := match(lines[next-first]); m != nil {
-				return lines[next-first], m, true
-			}
-		}
-		return "", nil, false
-	}
-	for {
-		v.mu.Lock()
-		changed := v.changed
-		v.mu.Unlock()
-		if l, m, ok := look(); ok {
+	// The window first, then every line added after it (addLocked),
+	// under one hold of v.mu so that no line falls between the two.
+	w := &waiter{match: match, found: make(chan struct{})}
+	v.mu.Lock()
+	for _, l := range v.lines {
+		if m := match(l); m != nil {
+			v.mu.Unlock()
 			return l, m, nil
 		}
-		select {
-		case <-v.finished:
-			// One last look: lines may have arrived with the exit.
-			if l, m, ok := look(); ok {
-				return l, m, nil
-			}
-			return "", nil, fmt.Errorf("waiting for %s on the serial console: %w (%v)%s", what, ErrExited, v.exit, v.lastLines(10))
-		case <-ctx.Done():
-			return "", nil, fmt.Errorf("waiting for %s on the serial console: %w%s", what, ctx.Err(), v.lastLines(10))
-		case <-changed:
+	}
+	v.waiters = append(v.waiters, w)
+	v.mu.Unlock()
+	defer func() {
+		v.mu.Lock()
+		if i := slices.Index(v.waiters, w); i >= 0 {
+			v.waiters = slices.Delete(v.waiters, i, i+1)
 		}
+		v.mu.Unlock()
+	}()
+	select {
+	case <-w.found:
+		return w.line, w.m, nil
+	case <-v.finished:
+		// Every line is added before finished is closed.
+		select {
+		case <-w.found:
+			return w.line, w.m, nil
+		default:
+		}
+		return "", nil, fmt.Errorf("waiting for %s on the serial console: %w (%v)%s", what, ErrExited, v.exit, v.lastLines(10))
+	case <-ctx.Done():
+		return "", nil, fmt.Errorf("waiting for %s on the serial console: %w%s", what, ctx.Err(), v.lastLines(10))
 	}
 }
 

@@ -609,7 +609,7 @@ func TestLineOfMaxBytes(t *testing.T) {
 		{"newline in the next read", []string{long, "\n"}, []int{MaxLineBytes}},
 		{"one byte more", []string{long + "y", "\n"}, []int{MaxLineBytes, 1}},
 	} {
-		v := &VM{changed: make(chan struct{})}
+		v := &VM{}
 		for _, r := range tc.reads {
 			v.feed([]byte(r))
 		}
@@ -628,7 +628,7 @@ func TestLineOfMaxBytes(t *testing.T) {
 // to the newest KeepLines lines, fewer when they exceed KeepBytes. Empty
 // lines are lines.
 func TestLineWindowBounds(t *testing.T) {
-	newVM := func() *VM { return &VM{changed: make(chan struct{})} }
+	newVM := func() *VM { return &VM{} }
 
 	v := newVM()
 	if l := v.LastLine(); l != "" {
@@ -673,6 +673,54 @@ func TestLineWindowBounds(t *testing.T) {
 	lines = v.Lines()
 	if len(lines) != per || lines[0] != line(per+1) || lines[per-1] != line(2*per) {
 		t.Errorf("after one more line the window holds %d lines; want the newest %d (KeepBytes)", len(lines), per)
+	}
+}
+
+// A waiter sees every line added after it started waiting, even one the
+// window drops before the waiter's goroutine runs again: here the line
+// comes first in a read of more lines than the window keeps.
+func TestWaitSeesLinesTheWindowDrops(t *testing.T) {
+	v := &VM{finished: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	type result struct {
+		line string
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		l, err := v.WaitForLine(ctx, "katana started")
+		got <- result{l, err}
+	}()
+	for waiting := 0; waiting == 0; time.Sleep(time.Millisecond) {
+		v.mu.Lock()
+		waiting = len(v.waiters)
+		v.mu.Unlock()
+	}
+	var b strings.Builder
+	b.WriteString("guestinit: katana started pid=9\n")
+	for i := range 3 * KeepLines {
+		fmt.Fprintf(&b, "block %d\n", i)
+	}
+	v.feed([]byte(b.String()))
+	if l := v.Lines(); strings.Contains(l[0], "katana") {
+		t.Fatalf("the window holds %d lines from %q: the test needs the line dropped", len(l), l[0])
+	}
+	r := <-got
+	if r.err != nil || r.line != "guestinit: katana started pid=9" {
+		t.Errorf("WaitForLine = %q, %v; want the dropped line", r.line, r.err)
+	}
+	// A wait that ends (here by its context) leaves no waiter behind.
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	if _, err := v.WaitForLine(cctx, "never"); !errors.Is(err, context.Canceled) {
+		t.Errorf("WaitForLine on a cancelled context: %v", err)
+	}
+	v.mu.Lock()
+	n := len(v.waiters)
+	v.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d waiters left after the waits ended", n)
 	}
 }
 
