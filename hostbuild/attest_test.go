@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-sev-guest/verify/testdata"
@@ -116,6 +117,53 @@ func TestAttestTransport(t *testing.T) {
 	code, _, _ = runCmd(t, "", "attest", "--addr", "tcp:127.0.0.1:1", "--manifest", filepath.Join(dir, "missing.json"))
 	if code != exitFail {
 		t.Errorf("missing manifest: exit %d", code)
+	}
+}
+
+// An agent that accepts but never answers: exit 3 at --timeout, naming
+// the flag and what to check. One that redirects: its 3xx is the answer,
+// refused, and the place it points to is never asked.
+func TestAttestSilentAndRedirectingAgent(t *testing.T) {
+	dir := t.TempDir()
+	mpath := writeTestManifest(t, dir)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close() // held open, never answered
+		}
+	}()
+	code, _, stderr := runCmd(t, "", "attest", "--addr", "tcp:"+silent.Addr().String(), "--manifest", mpath, "--timeout", "300ms")
+	if code != 3 || !strings.Contains(stderr, "no complete answer within 300ms (--timeout)") || !strings.Contains(stderr, "raise --timeout") {
+		t.Errorf("silent agent: exit %d, stderr %q; want 3 naming --timeout", code, stderr)
+	}
+
+	var followed atomic.Bool
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != agentapi.PathAttestation {
+			followed.Store(true)
+		}
+		http.Redirect(w, r, agentapi.PathShutdown, http.StatusFound)
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	code, _, stderr = runCmd(t, "", "attest", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--timeout", "5s")
+	if code != 3 || !strings.Contains(stderr, "302 Found") {
+		t.Errorf("redirecting agent: exit %d, stderr %q; want 3 and the 302 named", code, stderr)
+	}
+	if followed.Load() {
+		t.Error("attest followed the agent's redirect")
 	}
 }
 

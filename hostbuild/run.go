@@ -161,9 +161,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	// The QMP socket (and the default serial log) go in a scratch folder,
 	// made only once the launch is checked: a refused launch leaves nothing
-	// behind. Prepare checks placeholder paths of the same shape.
+	// behind. Prepare checks placeholder paths of the same shape; the
+	// socket's length is checked here with os.MkdirTemp's longest name.
 	placeholder := filepath.Join(os.TempDir(), "hostbuild-run-PID")
 	o.QMPSocket = filepath.Join(placeholder, "qmp.sock")
+	if n := len(filepath.Join(os.TempDir(), "hostbuild-run-4294967295", "qmp.sock")); n > qemu.MaxUnixPath {
+		fmt.Fprintf(stderr, "hostbuild run: the QMP socket goes in a scratch folder in $TMPDIR (now %s), and its path would be up to %d bytes, more than unix sockets allow (%d): set TMPDIR to a shorter folder (TMPDIR=/tmp)\n", os.TempDir(), n, qemu.MaxUnixPath)
+		return exitFail
+	}
 	defaultSerial := o.SerialLog == ""
 	if defaultSerial {
 		o.SerialLog = filepath.Join(placeholder, "serial.log")

@@ -329,6 +329,32 @@ func TestRunScratchFolder(t *testing.T) {
 	}
 }
 
+// A $TMPDIR too long for the QMP socket in the scratch folder run would
+// make there is refused before anything starts, naming $TMPDIR and the
+// fix: here one byte too long for os.MkdirTemp's longest name, though the
+// placeholder Prepare checks fits.
+func TestRunTMPDIRTooLong(t *testing.T) {
+	f := newRunFixture(t)
+	fake := fakeQEMUScript(t, f.dir, fakeCleanBoot)
+	tmp := shortTempDir(t)
+	tail := len("/hostbuild-run-4294967295/qmp.sock")
+	long := filepath.Join(tmp, strings.Repeat("d", qemu.MaxUnixPath+1-tail-len(tmp)-1))
+	if err := os.Mkdir(long, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", long)
+	_, stderr, code := runHB(t, "run", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd, "--plain", "--qemu", fake)
+	if code != exitFail || !strings.Contains(stderr, "set TMPDIR to a shorter folder") || !strings.Contains(stderr, "(now "+long+")") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit %d naming $TMPDIR and the fix", code, stderr, exitFail)
+	}
+	if strings.Contains(stderr, "qemu started") {
+		t.Errorf("QEMU was started:\n%s", stderr)
+	}
+	if left, _ := os.ReadDir(long); len(left) > 0 {
+		t.Errorf("run left %v in $TMPDIR", left)
+	}
+}
+
 // TestRunStartErrors: when QEMU cannot start, or fails at once, run says
 // what to do about it, naming the flag, not only the system's error.
 func TestRunStartErrors(t *testing.T) {

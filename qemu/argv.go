@@ -57,8 +57,9 @@ const (
 	plainMaxCmdline = 2047
 )
 
-// maxUnixPath is the longest unix socket path Linux accepts (sun_path less its NUL).
-const maxUnixPath = 107
+// MaxUnixPath is the longest unix socket path Linux accepts (sun_path less
+// its NUL): a QMP socket path must fit.
+const MaxUnixPath = 107
 
 // Options describe one VM. Zero values take the documented defaults.
 type Options struct {
@@ -307,8 +308,8 @@ func Build(o Options) (Command, error) {
 	if o.SerialLog == "" {
 		return Command{}, invalid("no serial log file: set Options.SerialLog")
 	}
-	if len(o.QMPSocket) > maxUnixPath {
-		return Command{}, invalid("QMP socket path is %d bytes; unix sockets allow %d (use a shorter folder)", len(o.QMPSocket), maxUnixPath)
+	if len(o.QMPSocket) > MaxUnixPath {
+		return Command{}, invalid("QMP socket path is %d bytes; unix sockets allow %d (use a shorter folder)", len(o.QMPSocket), MaxUnixPath)
 	}
 	if o.NoNetwork && len(o.Forwards) > 0 {
 		return Command{}, invalid("port forwards need a network, but NoNetwork is set")

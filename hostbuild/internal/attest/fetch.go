@@ -65,6 +65,7 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tr := &http.Transport{DialContext: dialer(o.Addr), DisableKeepAlives: true, MaxResponseHeaderBytes: 16 << 10}
@@ -74,7 +75,13 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	if err != nil {
 		return nil, fail(ClassTransport, "building request: %w", err)
 	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	client := &http.Client{
+		Transport: tr,
+		// The agent never redirects: a 3xx is an answer, refused below
+		// like any status but 200, not a request somewhere else.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		// url.Error's text repeats the request's URL (with the nonce):
 		// noise next to the address, which names the agent.
@@ -84,8 +91,11 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 		}
 		hint := ""
 		var oe *net.OpError
-		if o.Addr.Network != "vsock" && errors.As(err, &oe) && oe.Op == "dial" {
+		switch {
+		case o.Addr.Network != "vsock" && errors.As(err, &oe) && oe.Op == "dial":
 			hint = " (is the guest running and the port forwarded, e.g. hostbuild run --forward HOSTPORT:" + fmt.Sprint(agentapi.DefaultPort) + "?)"
+		case errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil:
+			return nil, fail(ClassTransport, "the agent at %s gave no complete answer within %v (--timeout): is the guest booted (run prints \"ready:\" once Katana started) and its agent on (katana.agent)? A boot under TCG takes minutes: wait for it or raise --timeout", o.Addr, timeout)
 		}
 		return nil, fail(ClassTransport, "asking the agent at %s: %w%s", o.Addr, err, hint)
 	}
