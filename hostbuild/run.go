@@ -174,6 +174,15 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.SerialLog = filepath.Join(placeholder, "serial.log")
 	}
 
+	if !defaultSerial {
+		// Checked before the launch, so --dry-run refuses what is at the
+		// path too (its folder may be made later).
+		if err := qemu.CheckSerialLog(o.SerialLog, !*dryRun); err != nil {
+			fmt.Fprintf(stderr, "hostbuild run: --serial-log %v\n", err)
+			return exitFail
+		}
+	}
+
 	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
@@ -268,8 +277,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			// The error's own hint is to install QEMU; a --qemu given
 			// is more likely mistyped.
 			fmt.Fprintf(stderr, "hostbuild run: --qemu %s: no such program: give the path of a QEMU binary (qemu-system-x86_64), or leave --qemu out to use %s from $PATH\n", o.QEMUBinary, qemu.DefaultBinary)
-		case errors.Is(err, qemu.ErrSerialLog) && !defaultSerial:
-			fmt.Fprintf(stderr, "hostbuild run: --serial-log %s: give a file in a folder you can write to\n", o.SerialLog)
 		}
 		return exitFail
 	}

@@ -98,6 +98,30 @@ func (f runFixture) scrub(out string) string {
 	return strings.ReplaceAll(out, os.TempDir(), "$TMPDIR")
 }
 
+// --dry-run refuses a --serial-log that run would refuse for what is at
+// the path (a folder, a device, a symlink), not one whose folder is not
+// made yet: the command may be printed for later (the goldens name
+// /var/log/katana).
+func TestRunSerialLogDryRun(t *testing.T) {
+	f := newRunFixture(t)
+	link := filepath.Join(f.dir, "link.log")
+	if err := os.Symlink(filepath.Join(f.dir, "elsewhere.log"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{f.dir, "is a folder, which run does not replace"},
+		{"/dev/null", "is a character device, which run does not replace"},
+		{link, "is a symbolic link, which run does not replace"},
+	} {
+		stdout, stderr, code := runHB(t, "run", "--dry-run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd, "--serial-log", tc.path)
+		if code != exitFail || !strings.Contains(stderr, "--serial-log "+tc.path+" "+tc.want) || stdout != "" {
+			t.Errorf("--dry-run --serial-log %s: exit %d, stdout %q, stderr:\n%s\nwant exit %d and %q", tc.path, code, stdout, stderr, exitFail, tc.want)
+		}
+	}
+}
+
 func TestRunDryRunGolden(t *testing.T) {
 	f := newRunFixture(t)
 	tests := []struct {
@@ -381,8 +405,14 @@ exit 1
 		{"no qemu binary", []string{"--qemu", "/nonexist"}, []string{"/nonexist: no such file", "--qemu /nonexist: no such program: give the path of a QEMU binary (qemu-system-x86_64), or leave --qemu out"}, ""},
 		// PATH is set to an empty folder below: the default binary is not found.
 		{"no qemu on PATH", nil, []string{"qemu-system-x86_64", "install it: apt-get install qemu-system-x86"}, "--qemu"},
+		// Refused before the launch is checked (--dry-run refuses the
+		// same: TestRunSerialLogDryRun).
 		{"serial log cannot be created", []string{"--qemu", oldQEMU, "--serial-log", filepath.Join(notADir, "serial.log")},
-			[]string{"creating the serial log", "--serial-log " + filepath.Join(notADir, "serial.log") + ": give a file in a folder you can write to"}, "removing"},
+			[]string{"--serial-log " + filepath.Join(notADir, "serial.log") + ": " + notADir + " is not a folder: give a path in a folder you can write to"}, "files match"},
+		{"serial log folder missing", []string{"--qemu", oldQEMU, "--serial-log", filepath.Join(notADir+"-not-made", "serial.log")},
+			[]string{"its folder: stat " + notADir + "-not-made: no such file or directory: create the folder"}, "files match"},
+		{"serial log is a folder", []string{"--qemu", oldQEMU, "--serial-log", filepath.Dir(notADir)},
+			[]string{"--serial-log " + filepath.Dir(notADir) + " is a folder, which run does not replace: give the path of a new file"}, "files match"},
 		{"qemu without sev-snp", []string{"--qemu", oldQEMU}, []string{"does not accept value 'sev-snp-guest'", "needs QEMU 9.1 or newer", "'hostbuild doctor'"}, ""},
 	}
 	// The real QEMU 10 that make test fetches (qemu/fetch-qemu-snp.sh),

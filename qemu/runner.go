@@ -9,12 +9,15 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // RunOptions tune how Start runs a VM. The zero value is usable.
@@ -123,14 +126,47 @@ func (e *startError) Unwrap() []error { return []error{e.err, e.kind} }
 // else (a device node such as /dev/null, a symlink, a folder) is refused,
 // not removed.
 func removeExisting(path string, want fs.FileMode) error {
+	if err := checkReplaceable(path, want); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(path); err != nil {
+		return nil // nothing to remove (or nothing that can be: creating it says why)
+	}
+	return os.Remove(path)
+}
+
+// checkReplaceable refuses a path that holds something other than a file
+// of type want (a previous log, socket).
+func checkReplaceable(path string, want fs.FileMode) error {
 	fi, err := os.Lstat(path)
 	if err != nil {
-		return nil // nothing to remove (or nothing that can be: creating it says why)
+		return nil
 	}
 	if fi.Mode().Type() != want {
 		return fmt.Errorf("%s is %s, which run does not replace: give the path of a new file, or of a previous log", path, describeType(fi.Mode()))
 	}
-	return os.Remove(path)
+	return nil
+}
+
+// CheckSerialLog says, before any QEMU is started, whether Start could
+// create the serial log at path: a regular file (replaced) or nothing yet,
+// and with folder, in a folder that exists and can be written to (a
+// command printed for later may name a folder not made yet). Start checks
+// again.
+func CheckSerialLog(path string, folder bool) error {
+	if err := checkReplaceable(path, 0); err != nil || !folder {
+		return err
+	}
+	dir := filepath.Dir(path)
+	if fi, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("%s: its folder: %w: create the folder, or give a path in one that exists", path, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("%s: %s is not a folder: give a path in a folder you can write to", path, dir)
+	}
+	if err := unix.Access(dir, unix.W_OK); err != nil {
+		return fmt.Errorf("%s: its folder %s cannot be written to (%v): give a path in a folder you can write to", path, dir, err)
+	}
+	return nil
 }
 
 func describeType(m fs.FileMode) string {
