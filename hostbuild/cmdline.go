@@ -65,8 +65,8 @@ func (c *cmdlineFlags) format() (string, error) {
 	if cfg.StopTimeout, err = bootcfg.ParseStopTimeout(c.stopTimeout); err != nil {
 		return "", fmt.Errorf("--stop-timeout: %w", err)
 	}
-	if c.restartLimit < 0 {
-		return "", fmt.Errorf("--restart-limit %d: want 0 or more", c.restartLimit)
+	if c.restartLimit < 0 || c.restartLimit > bootcfg.MaxRestartLimit {
+		return "", fmt.Errorf("--restart-limit %d: want 0 to %d", c.restartLimit, bootcfg.MaxRestartLimit)
 	}
 	cfg.RestartLimit = c.restartLimit
 	given := map[string]string{}
@@ -135,6 +135,9 @@ func checkKatanaParams(params []string) error {
 		}
 		for _, p := range ps {
 			if !strings.HasPrefix(p.Key, bootcfg.Prefix) {
+				if len(p.Key) >= len(bootcfg.Prefix) && strings.EqualFold(p.Key[:len(bootcfg.Prefix)], bootcfg.Prefix) {
+					return fmt.Errorf("--kernel-param %q: katana.* keys are lowercase (the kernel and the init would ignore %s); the settings are %s", kp, p.Key, settingFlagList())
+				}
 				continue
 			}
 			if f, ok := settingFlags[p.Key]; ok {

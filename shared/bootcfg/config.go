@@ -516,8 +516,12 @@ func checkArgBytes(a, what string) error {
 // checkSettings rejects settings Parse could never produce, so that Format
 // never writes a command line the guest refuses.
 func checkSettings(c Config) error {
-	bad := func(key, val string) error {
-		return &Error{Err: ErrUnformattable, Text: key + "=" + val, Offset: -1, Detail: "value Parse would reject"}
+	bad := func(key, val string, want ...string) error {
+		detail := "value Parse would reject"
+		if len(want) > 0 {
+			detail += ": " + want[0]
+		}
+		return &Error{Err: ErrUnformattable, Text: key + "=" + val, Offset: -1, Detail: detail}
 	}
 	if n, err := ParseNet(c.Net.String()); err != nil || !n.Equal(c.Net) {
 		return bad(KeyNet, c.Net.String())
@@ -531,10 +535,10 @@ func checkSettings(c Config) error {
 		return bad(KeyOnExit, string(c.OnExit))
 	}
 	if c.StopTimeout < 0 || c.StopTimeout > MaxStopTimeout {
-		return bad(KeyStopTimeout, c.StopTimeout.String())
+		return bad(KeyStopTimeout, c.StopTimeout.String(), fmt.Sprintf("want 0 to %v", MaxStopTimeout))
 	}
 	if c.RestartLimit < 0 || c.RestartLimit > MaxRestartLimit {
-		return bad(KeyRestartLimit, strconv.Itoa(c.RestartLimit))
+		return bad(KeyRestartLimit, strconv.Itoa(c.RestartLimit), fmt.Sprintf("want 0 to %d", MaxRestartLimit))
 	}
 	if err := checkEnv(c.Env); err != nil {
 		return &Error{Err: ErrUnformattable, Text: KeyEnv, Offset: -1, Detail: err.Error()}

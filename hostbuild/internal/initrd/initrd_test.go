@@ -2154,3 +2154,32 @@ func TestReadBoundsHostileInitrds(t *testing.T) {
 		t.Errorf("a file past the limit: %v", err)
 	}
 }
+
+// A DEST that is not clean gets its clean form suggested only when that
+// form would be taken: /etc/katana/../passwd is /etc/passwd, refused too.
+func TestCheckFilesCleanSuggestion(t *testing.T) {
+	for _, tc := range []struct {
+		f       File
+		say     string // "" when nothing may be suggested
+		notWant string
+	}{
+		{File{Source: "c", Dest: "/etc/katana/./chain//config.toml"}, "; say /etc/katana/chain/config.toml", ""},
+		{File{Source: "c", Dest: "/etc/katana/../passwd"}, "", "say"},
+		{File{Source: "c", Dest: "/etc/katana/chain/../../katana.toml"}, "", "say"},
+		{File{Source: "s", Dest: "/usr/local/bin/./vrf", Exec: true}, "; say /usr/local/bin/vrf", ""},
+		{File{Source: "s", Dest: "/usr/local/bin/../sbin/x", Exec: true}, "", "say"},
+		{File{Source: "s", Dest: "/usr/local/bin/a/../b/c", Exec: true}, "", "say"},
+	} {
+		err := CheckFiles([]File{tc.f})
+		if err == nil || !strings.Contains(err.Error(), "DEST is not a clean path") {
+			t.Errorf("%s: %v, want it refused as not clean", tc.f.Dest, err)
+			continue
+		}
+		if tc.say != "" && !strings.HasSuffix(err.Error(), tc.say) {
+			t.Errorf("%s: %v, want it to end %q", tc.f.Dest, err, tc.say)
+		}
+		if tc.notWant != "" && strings.Contains(err.Error(), tc.notWant) {
+			t.Errorf("%s: %v suggests a path that is refused too", tc.f.Dest, err)
+		}
+	}
+}

@@ -140,7 +140,13 @@ func CheckFiles(files []File) error {
 			}
 			return fmt.Errorf("%s %s:%s: DEST must be a file under /%s/ (Katana's files have their own folder, apart from the init's and the kernel's)", fl, f.Source, f.Dest, dir)
 		case path.Clean(f.Dest) != f.Dest:
-			return fmt.Errorf("%s %s:%s: DEST is not a clean path (no \"..\", \".\", \"//\" or trailing slash); say %s", fl, f.Source, f.Dest, path.Clean(f.Dest))
+			// The clean form is suggested only where it would be taken:
+			// /etc/katana/../passwd is /etc/passwd, outside the folder.
+			say := ""
+			if c := path.Clean(f.Dest); strings.HasPrefix(c, "/"+dir+"/") && (!f.Exec || !strings.Contains(strings.TrimPrefix(c, "/"+dir+"/"), "/")) {
+				say = "; say " + c
+			}
+			return fmt.Errorf("%s %s:%s: DEST is not a clean path (no \"..\", \".\", \"//\" or trailing slash)%s", fl, f.Source, f.Dest, say)
 		case f.Exec && strings.Contains(rel, "/"):
 			return fmt.Errorf("%s %s:%s: DEST must be one name in /%s/, not a path under it (PATH lists the folder, not its subfolders)", fl, f.Source, f.Dest, dir)
 		case !inContentList(dir+"/"+rel) || !utf8.ValidString(f.Dest) || strings.ContainsFunc(f.Dest, unicode.IsControl):
