@@ -20,7 +20,7 @@ type launchFlags struct {
 }
 
 // launchHelp holds the help texts that differ between run and libvirt.
-type launchHelp struct{ ovmf, memory, cid, forward, serialLog string }
+type launchHelp struct{ ovmf, memory, cid, forward, serialLog, vcpuType string }
 
 func addLaunchFlags(fs *flag.FlagSet, h launchHelp) *launchFlags {
 	l := &launchFlags{fs: fs}
@@ -29,7 +29,7 @@ func addLaunchFlags(fs *flag.FlagSet, h launchHelp) *launchFlags {
 	fs.StringVar(&l.o.Kernel, "kernel", "", "kernel `file` (required)")
 	fs.StringVar(&l.o.Initrd, "initrd", "", "initrd `file` (required)")
 	intVar(fs, &l.o.VCPUs, "vcpus", 0, "vCPU `count` (default: 1 if the manifest allows it, else its smallest)")
-	fs.StringVar(&l.o.VCPUType, "vcpu-type", "", "vCPU `type`, e.g. EPYC-v4 (default: the manifest's only type; with --plain, which runs -cpu max, its first)")
+	fs.StringVar(&l.o.VCPUType, "vcpu-type", "", h.vcpuType)
 	fs.StringVar(&l.memory, "memory", "", h.memory)
 	uintVar(fs, &l.cid, "cid", 0, h.cid)
 	fs.Var(&l.forwards, "forward", h.forward)

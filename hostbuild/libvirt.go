@@ -64,6 +64,7 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		cid:       "vsock guest `CID` (3 or more; required)",
 		forward:   "forward a host TCP port: `[HOSTADDR:]HOSTPORT:GUESTPORT` (repeatable)",
 		serialLog: "serial console `file` (default /var/log/libvirt/qemu/NAME-serial.log)",
+		vcpuType:  "vCPU `type`, e.g. EPYC-v4 (default: the manifest's only type)",
 	})
 	o := &lf.o
 	manifestPath := &lf.manifest

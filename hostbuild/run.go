@@ -96,6 +96,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cid:       "vsock guest `CID` (3 or more; required in SEV-SNP mode)",
 		forward:   "forward a host TCP port to the guest: `[HOSTADDR:]HOSTPORT:GUESTPORT` (repeatable; HOSTADDR defaults to 127.0.0.1)",
 		serialLog: "write the guest's serial console to this `file`",
+		vcpuType:  "vCPU `type`, e.g. EPYC-v4 (default: the manifest's only type; with --plain, which runs -cpu max, its first)",
 	})
 	o := &lf.o
 	manifestPath := &lf.manifest

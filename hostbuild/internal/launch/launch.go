@@ -144,7 +144,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	}
 	if !o.Plain {
 		if !strings.EqualFold(m.VMMType, string(measure.VMMQEMU)) {
-			return nil, &Mismatch{What: "the VMM", Got: "QEMU (hostbuild run launches QEMU)", Allowed: fmt.Sprintf("VMM type %q only", m.VMMType)}
+			return nil, &Mismatch{What: "the VMM", Got: "QEMU (run and libvirt launch with QEMU)", Allowed: fmt.Sprintf("VMM type %q only", m.VMMType)}
 		}
 		// Manifests written before the check existed may carry one.
 		if err := manifest.CheckOVMFCmdline(m.Cmdline); err != nil {
