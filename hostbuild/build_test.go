@@ -217,8 +217,8 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 		code  int
 		want  string
 	}{
-		{"duplicate vcpus", []string{"--vcpus", "1,1"}, exitUsage, "vCPU count 1 given twice"},
-		{"duplicate vcpu types", []string{"--vcpu-type", "EPYC-v4,EPYC-v4"}, exitUsage, `vCPU type "EPYC-v4" given twice`},
+		{"duplicate vcpus", []string{"--vcpus", "1,1"}, exitUsage, `--vcpus "1,1": 1 given twice`},
+		{"duplicate vcpu types", []string{"--vcpu-type", "EPYC-v4,EPYC-v4"}, exitUsage, `--vcpu-type "EPYC-v4,EPYC-v4": EPYC-v4 given twice`},
 		{"too many vcpus", []string{"--vcpus", "5000"}, exitUsage, "out of range"},
 		{"unknown vcpu type", []string{"--vcpu-type", "EPYC-Zen9"}, exitUsage, "unknown vCPU type"},
 		{"invalid policy", []string{"--policy", "0x10000"}, exitUsage, "guest policy 0x10000"},

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -133,6 +134,14 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 // unknown katana.* key, a bad value) would give a manifest, and a launch,
 // for a guest that never starts.
 func checkBootCmdline(line string) error {
+	// What Generate refuses too (manifest.CheckOVMFCmdline), said here so
+	// that the message names the flag.
+	if err := bootcfg.CheckBytes(line); err != nil {
+		return fmt.Errorf("the guest would not get this cmdline byte for byte: %w", err)
+	}
+	if err := bootcfg.CheckLen(line); err != nil {
+		return fmt.Errorf("the guest would not get the whole cmdline: %w", err)
+	}
 	if _, err := bootcfg.Parse(line); err != nil {
 		return fmt.Errorf("%w; the guest init refuses this cmdline at boot ('hostbuild cmdline' formats a valid one)", err)
 	}
@@ -168,11 +177,17 @@ func parseMatrix(vcpus, vcpuTypes string) ([]int, []string, error) {
 		if err != nil || n < 1 {
 			return nil, nil, fmt.Errorf("--vcpus %q: want a comma-separated list of positive counts", vcpus)
 		}
+		if slices.Contains(counts, n) {
+			return nil, nil, fmt.Errorf("--vcpus %q: %d given twice", vcpus, n)
+		}
 		counts = append(counts, n)
 	}
 	for _, s := range strings.Split(vcpuTypes, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			return nil, nil, fmt.Errorf("--vcpu-type %q: empty type", vcpuTypes)
+		}
+		if slices.Contains(types, s) {
+			return nil, nil, fmt.Errorf("--vcpu-type %q: %s given twice", vcpuTypes, s)
 		}
 		types = append(types, s)
 	}
