@@ -22,7 +22,7 @@ func DecodeRawReport(b []byte) ([]byte, error) {
 	s = strings.TrimPrefix(s, "0x")
 	raw, err := hex.DecodeString(s)
 	if err != nil {
-		return nil, fmt.Errorf("report is neither %d+ binary bytes nor hex: %w", abi.ReportSize, err)
+		return nil, fmt.Errorf("report is neither %d+ binary bytes (it has %d) nor hex: %w", abi.ReportSize, len(b), err)
 	}
 	if len(raw) < abi.ReportSize {
 		return nil, fmt.Errorf("report is %d bytes, want %d", len(raw), abi.ReportSize)

@@ -477,6 +477,11 @@ func ParseMinTCB(s string) (kds.TCBParts, error) {
 // a present but unparsable one is an error.
 func LoadCerts(dir string) (Certs, error) {
 	var c Certs
+	if fi, err := os.Stat(dir); err != nil {
+		return c, fmt.Errorf("certificates: %w (give the folder snpguest fetch vcek wrote)", err)
+	} else if !fi.IsDir() {
+		return c, fmt.Errorf("certificates: %s is not a folder: give the folder holding vcek.pem or vlek.pem (and ask.pem, ark.pem)", dir)
+	}
 	for _, f := range []struct {
 		name string
 		dst  **x509.Certificate

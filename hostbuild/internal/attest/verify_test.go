@@ -781,6 +781,23 @@ func TestLoadCerts(t *testing.T) {
 	}
 }
 
+// A --certs folder that does not exist, or a file given for it, is named
+// as such, not as a folder without vcek.pem.
+func TestLoadCertsNotAFolder(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "certs")
+	if _, err := LoadCerts(missing); err == nil || !strings.Contains(err.Error(), "no such file") || strings.Contains(err.Error(), "neither") {
+		t.Errorf("missing folder: %v", err)
+	}
+	file := filepath.Join(dir, "vcek.pem")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCerts(file); err == nil || !strings.Contains(err.Error(), file+" is not a folder") {
+		t.Errorf("a file: %v", err)
+	}
+}
+
 // LoadRoots makes an ASK+ARK bundle the only trusted roots for its product
 // line: the fake signer's chain verifies with it, the same report does not
 // with another bundle, and a missing or malformed bundle is an error.

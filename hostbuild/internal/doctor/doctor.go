@@ -240,6 +240,9 @@ func checkOVMF(path string) Result {
 	if err != nil {
 		r.Status, r.Detail = Fail, errText(err)
 		r.Fix = "pass an OVMF image built from OvmfPkg/AmdSev/AmdSevX64.dsc"
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+			r.Fix = "check the --ovmf path: " + r.Fix
+		}
 		return r
 	}
 	if err := im.CheckDirectBoot(); err != nil {

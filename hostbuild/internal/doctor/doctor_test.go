@@ -240,3 +240,16 @@ func TestQEMUChecks(t *testing.T) {
 		})
 	}
 }
+
+// A --ovmf path that does not exist: the fix says to check the path first,
+// not only which firmware to build.
+func TestCheckOVMFMissing(t *testing.T) {
+	r := checkOVMF(filepath.Join(t.TempDir(), "OVMF.fd"))
+	if r.Status != Fail || !strings.Contains(r.Detail, "no such file") || !strings.HasPrefix(r.Fix, "check the --ovmf path: ") {
+		t.Errorf("missing OVMF: %+v", r)
+	}
+	r = checkOVMF(fixture(t, "ovmf_OvmfX64_suffix.bin"))
+	if r.Status != Fail || strings.Contains(r.Fix, "check the --ovmf path") {
+		t.Errorf("OvmfX64 image: %+v, want a fix about the firmware, not the path", r)
+	}
+}
