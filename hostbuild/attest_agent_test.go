@@ -181,9 +181,11 @@ func writePEM(t *testing.T, path string, certs ...*x509.Certificate) string {
 }
 
 type attestJSON struct {
-	OK       bool   `json:"ok"`
-	ExitCode int    `json:"exit_code"`
-	Class    string `json:"failure_class"`
+	OK          bool   `json:"ok"`
+	ExitCode    int    `json:"exit_code"`
+	Class       string `json:"failure_class"`
+	Report      string `json:"report"`
+	Measurement string `json:"measurement"`
 }
 
 // TestAttestExitCodes: against an agent on fake SEV-SNP hardware, attest
@@ -271,6 +273,13 @@ func TestAttestExitCodes(t *testing.T) {
 			}
 			if code != tc.want || res.OK != (tc.want == 0) || res.ExitCode != tc.want || res.Class != tc.wantClass {
 				t.Errorf("--json: exit %d, %+v; want exit %d, class %q", code, res, tc.want, tc.wantClass)
+			}
+			// The raw report is in the record, refused or not: its
+			// MEASUREMENT (offset 0x90) is the one shown.
+			if raw, err := hex.DecodeString(res.Report); err != nil || len(raw) != abi.ReportSize {
+				t.Errorf("--json report: %v, %d bytes, want the %d-byte report", err, len(raw), abi.ReportSize)
+			} else if res.Measurement != "" && hex.EncodeToString(raw[0x90:0xc0]) != res.Measurement {
+				t.Errorf("--json report's measurement %x, shown %s", raw[0x90:0xc0], res.Measurement)
 			}
 		})
 	}

@@ -111,6 +111,10 @@ type Result struct {
 	Argv          []string `json:"argv,omitempty"`
 	Env           string   `json:"env,omitempty"` // katana.env as the init applied it (QuoteArgs form)
 	Warnings      []string `json:"warnings,omitempty"`
+	// Report is the raw report as received, hex, when it has a report's
+	// size (kept also when it is refused: --json is a record of what the
+	// guest sent).
+	Report string `json:"report,omitempty"`
 
 	// Attestation is the report plus the certificates used (filled in by
 	// the chain check), for the evidence folder.
@@ -126,6 +130,9 @@ type Result struct {
 // filled as far as the checks got, also on failure.
 func Verify(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOptions) (*Result, error) {
 	res := &Result{Nonce: hex.EncodeToString(o.Nonce), Provider: printable.Quote(ev.Provider)}
+	if len(ev.Report) == abi.ReportSize {
+		res.Report = hex.EncodeToString(ev.Report)
+	}
 	err := verify1(ctx, ev, o, res)
 	if err != nil {
 		res.Error = err.Error()
