@@ -53,6 +53,10 @@ step "inspect: every entry of the initrd"
 "$hb" inspect "$demo/initrd.img" | sed 's/^/  /'
 echo "  size $(stat -c %s "$demo/initrd.img") bytes, sha256 $(sha256sum "$demo/initrd.img" | cut -d' ' -f1)"
 
+step "reproduce: the manifest is what these files give (every measurement and hash recomputed)"
+"$hb" reproduce --manifest "$demo/manifest.json" --ovmf "$ovmf" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
+  --payload out/standin-katana --init out/guestinit 2>&1 | sed 's/^/  /'
+
 step "boot: hostbuild run --plain (QEMU TCG, no SEV), RPC forwarded to 127.0.0.1:$port"
 "$hb" run --plain --dry-run --vcpus 1 --vcpu-type EPYC-v4 --manifest "$demo/manifest.json" --kernel "$kernel/vmlinuz" --initrd "$demo/initrd.img" \
   --forward "$port:5050" --forward "$aport:1024" --serial-log "$demo/serial.log" 2>/dev/null | sed 's/^/  /'

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+)
+
+// reproduce: a manifest that build wrote reproduces from the same files
+// (payload, init, an operator's file); one whose records were changed
+// after measuring (another kernel's hash, another payload, a measurement,
+// a row of the matrix gone) does not, and the difference is shown; the
+// files must be those the manifest names.
+func TestReproduce(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if err := os.WriteFile(filepath.Join(dir, "chain.toml"), []byte("[chain]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+		"--kernel", "vmlinuz", "--ovmf", ovmf, "--file", "chain.toml:/etc/katana/chain.toml", "--vcpus", "1,2", "--vcpu-type", "EPYC-v4,EPYC-Genoa", "-o", "out")
+	if code != exitOK {
+		t.Fatalf("build: exit %d\n%s", code, errOut)
+	}
+	mpath := filepath.Join(dir, "out", "manifest.json")
+	files := []string{"--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "out/initrd.img", "--payload", "katana", "--init", "guestinit"}
+	reproduce := func(m string, args ...string) (string, string, int) {
+		return hostbuild(t, dir, nil, append([]string{"reproduce", "--manifest", m}, args...)...)
+	}
+	out, errOut, code := reproduce(mpath, files...)
+	if code != exitOK || !strings.Contains(out, "reproduces from these files: 4 measurements") || !strings.Contains(out, "the 1 operator's files") {
+		t.Fatalf("reproduce of build's manifest: exit %d\n%s%s", code, out, errOut)
+	}
+
+	orig, err := manifest.Load(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(m *manifest.Manifest)
+		want string
+	}{
+		{"kernel hash", func(m *manifest.Manifest) { m.Components.Kernel.SHA256 = strings.Repeat("ab", 32) }, strings.Repeat("ab", 32)},
+		{"payload hash", func(m *manifest.Manifest) { m.Components.Payload.SHA256 = strings.Repeat("cd", 32) }, strings.Repeat("cd", 32)},
+		{"operator's file", func(m *manifest.Manifest) { (*m.Components.Files)[0].SHA256 = strings.Repeat("ef", 32) }, strings.Repeat("ef", 32)},
+		{"a measurement", func(m *manifest.Manifest) { m.Measurements[1].Measurement = strings.Repeat("0", 96) }, strings.Repeat("0", 96)},
+		{"a row gone", func(m *manifest.Manifest) { m.Measurements = m.Measurements[:3] }, "+       \"vcpus\": 2,\n+       \"vcpu_type\": \"EPYC-v4\""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, _ := manifest.Load(mpath)
+			tc.edit(m)
+			edited := filepath.Join(t.TempDir(), "manifest.json")
+			if err := manifest.WriteFile(edited, m); err != nil {
+				t.Fatal(err)
+			}
+			out, errOut, code := reproduce(edited, files...)
+			if code != exitRunRefused || !strings.Contains(out, "does NOT reproduce") || !strings.Contains(out, tc.want) || !strings.Contains(errOut, "does not reproduce") {
+				t.Errorf("exit %d, want %d naming %q\n%s%s", code, exitRunRefused, tc.want, out, errOut)
+			}
+		})
+	}
+
+	// The manifest records a payload and an init: both are needed.
+	_, errOut, code = reproduce(mpath, "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "out/initrd.img", "--init", "guestinit")
+	if code != exitUsage || !strings.Contains(errOut, "records a payload (katana, SHA-256 "+orig.Components.Payload.SHA256+"): give it with --payload FILE") {
+		t.Errorf("without --payload: exit %d\n%s", code, errOut)
+	}
+	// Another payload than the initrd holds is refused as manifest does.
+	if err := os.WriteFile(filepath.Join(dir, "other"), []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = reproduce(mpath, append(files[:6:6], "--payload", "other", "--init", "guestinit")...)
+	if code == exitOK {
+		t.Errorf("another payload: exit 0\n%s", errOut)
+	}
+	// A missing file names its flag.
+	_, errOut, code = reproduce(mpath, append([]string{"--ovmf", ovmf, "--kernel", "nope"}, files[4:]...)...)
+	if code != exitFail || !strings.Contains(errOut, "--kernel nope") {
+		t.Errorf("missing kernel: exit %d\n%s", code, errOut)
+	}
+}
+
+// lineDiff marks removed and added lines, with context, and "..." between
+// changes further apart than twice the context.
+func TestLineDiff(t *testing.T) {
+	a := "1\n2\n3\n4\n5\n6\n7\n8\n9\n"
+	b := "1\n2\nthree\n4\n5\n6\n7\n8\n9\nten\n"
+	want := "  2\n- 3\n+ three\n  4\n  ...\n  9\n+ ten\n"
+	if got := lineDiff(a, b, 1); got != want {
+		t.Errorf("lineDiff:\n%s\nwant\n%s", got, want)
+	}
+	if got := lineDiff(a, a, 3); got != "" {
+		t.Errorf("lineDiff of equal texts = %q", got)
+	}
+}
