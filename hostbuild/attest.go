@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/go-sev-guest/verify/trust"
@@ -352,6 +354,13 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 	line("measurement", r.Measurement)
 	if r.MatchedType != "" {
 		line("matches", fmt.Sprintf("%d vCPUs of type %s", r.MatchedVCPUs, r.MatchedType))
+		// The report says less than one type: what the measurement covers.
+		switch {
+		case r.AnyVCPUType:
+			line("vcpu type", "not measured by this VMM type: any vCPU model gives this measurement")
+		case len(r.Alike) > 1:
+			line("vcpu type", fmt.Sprintf("measured by its signature %s only: %s give this measurement too", r.MatchedSig, strings.Join(slices.DeleteFunc(slices.Clone(r.Alike), func(t string) bool { return t == r.MatchedType }), ", ")))
+		}
 	}
 	line("policy", r.Policy)
 	if r.VMPL != nil {

@@ -250,7 +250,8 @@ func TestAttestExitCodes(t *testing.T) {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)
 			}
 			if tc.want == 0 {
-				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || !strings.Contains(stdout, "  katana env:     RUST_LOG=debug\n") ||
+				if !strings.HasPrefix(stdout, "attestation OK\n") || !strings.Contains(stdout, "  matches:        1 vCPUs of type EPYC-v4\n") ||
+					!strings.Contains(stdout, "  vcpu type:      measured by its signature 0x800f12 only: EPYC, EPYC-IBPB, EPYC-v1, EPYC-v2, EPYC-v3 give this measurement too\n") || !strings.Contains(stdout, "  katana argv:    [\"--dev\"]\n") || !strings.Contains(stdout, "  katana env:     RUST_LOG=debug\n") ||
 					strings.Contains(otherWarnings(stdout), "warning") != strings.Contains(strings.Join(tc.args, " "), "--allow-debug") || !strings.Contains(stdout, "  platform:       0x") || stderr != "" {
 					t.Errorf("human summary:\n%s\nstderr: %q", stdout, stderr)
 				}

@@ -126,6 +126,7 @@ Flags:
 		return usageFail("%v", err)
 	}
 	warnUnverifiable(stderr, "build", g.VCPUTypes)
+	warnAlike(stderr, "build", g.VMMType, g.VCPUTypes)
 	if g.GuestFeatures, err = parseGuestFeatures(*features); err != nil {
 		return usageFail("%v", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
@@ -115,6 +116,7 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageFail("%v", err)
 	}
 	warnUnverifiable(stderr, "manifest", g.VCPUTypes)
+	warnAlike(stderr, "manifest", g.VMMType, g.VCPUTypes)
 	warnDebugPolicy(stderr, "manifest", g.GuestPolicy)
 	feat, err := parseGuestFeatures(*features)
 	if err != nil {
@@ -154,6 +156,27 @@ func warnUnverifiable(stderr io.Writer, cmd string, types []string) {
 	for _, t := range types {
 		if why := attest.UnverifiableVCPUType(t); why != "" {
 			fmt.Fprintf(stderr, "hostbuild %s: warning: --vcpu-type %s: %s\n", cmd, t, why)
+		}
+	}
+}
+
+// warnAlike warns of vCPU types of the matrix that give the same
+// measurements (QEMU measures only a type's signature; ec2 and gce none):
+// rows a report cannot tell apart.
+func warnAlike(stderr io.Writer, cmd, vmmType string, types []string) {
+	vmm, err := measure.ParseVMMType(vmmType)
+	if err != nil || len(types) < 2 {
+		return
+	}
+	if vmm != measure.VMMQEMU {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: VMM type %s measures no vCPU type: the rows of --vcpu-type %s have the same measurements, and a report cannot say which the guest had\n", cmd, vmm, strings.Join(types, ","))
+		return
+	}
+	for i, a := range types {
+		for _, b := range types[i+1:] {
+			if slices.Contains(measure.Alike(vmm, a), b) {
+				fmt.Fprintf(stderr, "hostbuild %s: warning: --vcpu-type %s and %s have the same signature, so the same measurements (QEMU measures only the signature): a report cannot say which the guest had\n", cmd, a, b)
+			}
 		}
 	}
 }

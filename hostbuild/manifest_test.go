@@ -490,3 +490,24 @@ func TestManifestSourceDateEpochFromInitrd(t *testing.T) {
 		t.Errorf("another epoch: exit %d\n%s", code, errOut)
 	}
 }
+
+// vCPU types with one signature give the same rows (QEMU measures the
+// signature only), and under ec2 or gce every type does: a warning says a
+// report cannot tell them apart; distinct signatures get none.
+func TestManifestWarnsAlikeTypes(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", "i.img"); code != exitOK {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	for _, tc := range []struct{ types, vmm, want string }{
+		{"EPYC,EPYC-v4,EPYC-Genoa", "QEMU", "warning: --vcpu-type EPYC and EPYC-v4 have the same signature"},
+		{"EPYC-v4,EPYC-Genoa", "gce", "warning: VMM type gce measures no vCPU type"},
+		{"EPYC-v4,EPYC-Genoa", "QEMU", ""},
+	} {
+		_, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img",
+			"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", tc.types, "--vmm-type", tc.vmm, "-o", "m.json")
+		if code != exitOK || (tc.want == "") != !strings.Contains(errOut, "warning") || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%s %s: exit %d, stderr %q; want %q", tc.vmm, tc.types, code, errOut, tc.want)
+		}
+	}
+}

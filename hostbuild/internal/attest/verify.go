@@ -29,6 +29,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
@@ -100,6 +101,12 @@ type Result struct {
 	Measurement   string   `json:"measurement,omitempty"`
 	MatchedVCPUs  int      `json:"matched_vcpus,omitempty"`
 	MatchedType   string   `json:"matched_vcpu_type,omitempty"`
+	// MatchedSig is the matched row's vCPU signature; Alike the vCPU
+	// types that give the same measurement, which the report cannot tell
+	// apart (absent with AnyVCPUType: the VMM type measures none).
+	MatchedSig    string   `json:"matched_vcpu_sig,omitempty"`
+	Alike         []string `json:"vcpu_types_alike,omitempty"`
+	AnyVCPUType   bool     `json:"any_vcpu_type,omitempty"`
 	ReportVersion uint32   `json:"report_version,omitempty"`
 	Policy        string   `json:"policy,omitempty"`
 	VMPL          *uint32  `json:"vmpl,omitempty"` // absent when no report was decoded
@@ -169,7 +176,14 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	if !ok {
 		return fail(ClassMeasurement, "launch measurement %s is not in the manifest's %d expected measurements (run with --explain and the local files to find the drifted input)", res.Measurement, len(o.Manifest.Measurements))
 	}
-	res.MatchedVCPUs, res.MatchedType = m.VCPUs, m.VCPUType
+	res.MatchedVCPUs, res.MatchedType, res.MatchedSig = m.VCPUs, m.VCPUType, m.VCPUSig
+	if sig, err := measure.VCPUSigOf(m.VCPUType); err == nil && res.MatchedSig == "" {
+		res.MatchedSig = fmt.Sprintf("0x%x", sig) // a manifest without vcpu_sig
+	}
+	if vmm, err := measure.ParseVMMType(o.Manifest.VMMType); err == nil {
+		res.Alike = measure.Alike(vmm, m.VCPUType)
+		res.AnyVCPUType = res.Alike == nil
+	}
 	// The measurement covers the cmdline QEMU handed OVMF; the init
 	// reports (and binds) the one the kernel gave it, which Katana's argv
 	// and the init's settings come from. Anything between the two but

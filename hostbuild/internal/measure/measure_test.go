@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -639,5 +640,39 @@ func checkRefusal(t *testing.T, err error, usage, kernelHashes bool, want string
 	}
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not contain %q", err, want)
+	}
+}
+
+// Alike: QEMU measures a vCPU type by its signature only, so the types
+// sharing it give one digest (checked here by measuring them); ec2 and gce
+// measure none.
+func TestAlike(t *testing.T) {
+	if got, want := Alike(VMMQEMU, "EPYC-v4"), []string{"EPYC", "EPYC-IBPB", "EPYC-v1", "EPYC-v2", "EPYC-v3", "EPYC-v4"}; !slices.Equal(got, want) {
+		t.Errorf("Alike(QEMU, EPYC-v4) = %q, want %q", got, want)
+	}
+	if got := Alike(VMMQEMU, "EPYC-Turin"); !slices.Equal(got, []string{"EPYC-Turin"}) {
+		t.Errorf("Alike(QEMU, EPYC-Turin) = %q", got)
+	}
+	if got := Alike(VMMGCE, "EPYC-v4"); got != nil {
+		t.Errorf("Alike(gce, EPYC-v4) = %q, want nil (not measured)", got)
+	}
+	for _, vmm := range []VMMType{VMMQEMU, VMMGCE} {
+		digests := map[string][]string{}
+		for _, typ := range VCPUTypes() {
+			v := vmsaPage(vmm, bspEIP, vcpuSigs[typ], DefaultGuestFeatures)
+			k := string(v[:])
+			digests[k] = append(digests[k], typ)
+		}
+		for _, types := range digests {
+			for _, typ := range types {
+				want := Alike(vmm, typ)
+				if want == nil {
+					want = VCPUTypes()
+				}
+				if !slices.Equal(types, want) {
+					t.Errorf("%s: %s's VMSA equals those of %q, Alike says %q", vmm, typ, types, want)
+				}
+			}
+		}
 	}
 }

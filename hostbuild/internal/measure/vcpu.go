@@ -61,3 +61,25 @@ func VCPUSigOf(vcpuType string) (uint32, error) {
 	}
 	return sig, nil
 }
+
+// Alike returns the known vCPU types whose launch measurement equals
+// vcpuType's for VMM type vmm, vcpuType included, sorted: QEMU measures
+// only the type's signature (CPUID Fn0000_0001_EAX, in each VMSA's RDX),
+// so EPYC and EPYC-v4 give one digest; ec2 and gce measure no vCPU type
+// at all (nil: every type). An unknown type gives just itself.
+func Alike(vmm VMMType, vcpuType string) []string {
+	if vmm != VMMQEMU {
+		return nil
+	}
+	sig, ok := vcpuSigs[vcpuType]
+	if !ok {
+		return []string{vcpuType}
+	}
+	var same []string
+	for _, n := range VCPUTypes() {
+		if vcpuSigs[n] == sig {
+			same = append(same, n)
+		}
+	}
+	return same
+}
