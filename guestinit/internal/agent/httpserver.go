@@ -117,7 +117,11 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 			var he *httpError
 			switch {
 			case errors.As(err, &he):
-				c.SetWriteDeadline(time.Now().Add(time.Second))
+				// The answer's deadline is any answer's: a shorter one
+				// lost the message on a starved guest (the write ran
+				// after its deadline), and a client that does not read
+				// holds a slot no longer than for a 200.
+				c.SetWriteDeadline(time.Now().Add(conf.writeTimeout))
 				writeResponse(c, response{status: he.status, body: errorBody(he.code, he.msg), close: true}, false)
 				// Let the client read the answer: stop sending, drain a little.
 				if cw, ok := c.(interface{ CloseWrite() error }); ok {
