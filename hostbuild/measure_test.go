@@ -57,7 +57,7 @@ func vectorInput(t *testing.T, shared, tmp, rel, wantSHA string) string {
 	if strings.HasPrefix(rel, "fixtures/") {
 		p := filepath.Join(shared, rel)
 		if _, err := os.Stat(p); err != nil {
-			t.Skipf("skipping: fixture %s is not in the shared folder (%v)", rel, err)
+			t.Skipf("skipping: fixture %s is not in the shared folder (%v); the vector runs where the shared folder ships it", rel, err)
 		}
 		return p
 	}

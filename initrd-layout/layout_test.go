@@ -107,9 +107,16 @@ func TestModuleList(t *testing.T) {
 	if err != nil || !cmp.Equal(mods, got) {
 		t.Fatalf("round trip: %v %v", got, err)
 	}
-	for _, src := range []string{"virtio\n", "a lib/modules/a.ko\na lib/modules/b.ko\n", "a /etc/passwd\n", "a lib/modules/../x.ko\n", "a  lib/modules/a.ko\n", "a lib/modules/a.ko\r\n"} {
-		if _, err := ParseModuleList(strings.NewReader(src)); err == nil {
-			t.Errorf("%q: accepted", src)
+	for src, want := range map[string]string{
+		"virtio\n": `line 1: want "<name> <path>", got "virtio"`,
+		"a lib/modules/a.ko\na lib/modules/b.ko\n": `line 2: module "a" listed twice`,
+		"a /etc/passwd\n":                          `line 1: path "/etc/passwd" is not under lib/modules`,
+		"a lib/modules/../x.ko\n":                  `line 1: path "lib/modules/../x.ko" is not under lib/modules`,
+		"a  lib/modules/a.ko\n":                    `line 1: want "<name> <path>", got "a  lib/modules/a.ko"`,
+		"a lib/modules/a.ko\r\n":                   `line 1: path "lib/modules/a.ko\r" is not under lib/modules`,
+	} {
+		if _, err := ParseModuleList(strings.NewReader(src)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error with %q", src, err, want)
 		}
 	}
 }

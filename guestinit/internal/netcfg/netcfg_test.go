@@ -83,7 +83,7 @@ func nsWithLoopback(t *testing.T, eth0 bool) (*netlink.Handle, Options) {
 	if eth0 {
 		if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"}); err != nil {
 			if errors.Is(err, unix.EOPNOTSUPP) {
-				t.Skipf("skipping: veth unsupported here (%v)", err)
+				t.Skipf("skipping: veth unsupported here (%v): load it (modprobe veth) or run where the kernel has it", err)
 			}
 			t.Fatal(err)
 		}
@@ -162,7 +162,7 @@ func TestConfigureLeavesNoReader(t *testing.T) {
 // links: Configure must keep waiting and find eth0 when it appears.
 func TestConfigureDumpInterrupted(t *testing.T) {
 	if testing.Short() {
-		t.Skip("skipping: creates 400 veth pairs per try")
+		t.Skip("skipping under -short: creates 400 veth pairs per try; run without -short")
 	}
 	fails := 0
 	for try := 0; try < 5; try++ {
@@ -170,7 +170,7 @@ func TestConfigureDumpInterrupted(t *testing.T) {
 		for i := 0; i < 400; i++ {
 			if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: fmt.Sprintf("a%d", i)}, PeerName: fmt.Sprintf("b%d", i)}); err != nil {
 				if errors.Is(err, unix.EOPNOTSUPP) {
-					t.Skipf("skipping: veth unsupported here (%v)", err)
+					t.Skipf("skipping: veth unsupported here (%v): load it (modprobe veth) or run where the kernel has it", err)
 				}
 				t.Fatal(err)
 			}
@@ -290,7 +290,7 @@ func TestConfigureLateLink(t *testing.T) {
 	res, err := Configure(context.Background(), n, o)
 	if err != nil {
 		if errors.Is(err, unix.EOPNOTSUPP) {
-			t.Skipf("skipping: veth unsupported here (%v)", err)
+			t.Skipf("skipping: veth unsupported here (%v): load it (modprobe veth) or run where the kernel has it", err)
 		}
 		t.Fatalf("Configure: %v", err)
 	}

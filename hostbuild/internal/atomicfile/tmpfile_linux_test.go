@@ -42,7 +42,7 @@ func TestTemporaryName(t *testing.T) {
 			}
 			in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 			if err != nil {
-				t.Skipf("skipping: no inotify: %v", err)
+				t.Skipf("skipping: no inotify here (%v): run on a Linux host or container that allows inotify_init1 (raise fs.inotify.max_user_instances if it is exhausted)", err)
 			}
 			defer unix.Close(in)
 			if _, err := unix.InotifyAddWatch(in, dir, unix.IN_CREATE|unix.IN_MOVED_FROM|unix.IN_MOVED_TO); err != nil {

@@ -74,15 +74,18 @@ func TestDescribeRealReport(t *testing.T) {
 }
 
 func TestDecodeRawReportRejects(t *testing.T) {
-	for name, in := range map[string][]byte{
-		"empty":         nil,
-		"short hex":     []byte("abcd"),
-		"short bin":     make([]byte, 100),
-		"short not hex": []byte(strings.Repeat("zz", 50)),
-		"odd hex":       []byte(strings.Repeat("a", 2*abi.ReportSize+1)),
+	for name, tc := range map[string]struct {
+		in   []byte
+		want string
+	}{
+		"empty":         {nil, "report is 0 bytes, want 1184"},
+		"short hex":     {[]byte("abcd"), "report is 2 bytes, want 1184"},
+		"short bin":     {make([]byte, 100), "neither 1184+ binary bytes (it has 100) nor hex"},
+		"short not hex": {[]byte(strings.Repeat("zz", 50)), "neither 1184+ binary bytes (it has 100) nor hex"},
+		"odd hex":       {[]byte(strings.Repeat("a", 2*abi.ReportSize+1)), "odd length hex string"},
 	} {
-		if _, err := DecodeRawReport(in); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := DecodeRawReport(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %q", name, err, tc.want)
 		}
 	}
 	for name, edit := range map[string]func(r []byte){
