@@ -127,6 +127,7 @@ Flags:
 	}
 	warnUnverifiable(stderr, "build", g.VCPUTypes)
 	warnAlike(stderr, "build", g.VMMType, g.VCPUTypes)
+	warnOVMFLaunch(stderr, "build", g.OVMF)
 	if g.GuestFeatures, err = parseGuestFeatures(*features); err != nil {
 		return usageFail("%v", err)
 	}

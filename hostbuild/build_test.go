@@ -20,13 +20,22 @@ import (
 
 // stageBuild stages build's inputs in a new folder (init, payload, module
 // tree "k", and any file as the kernel "vmlinuz": the measurement only
-// hashes it) and returns it with the OVMF fixture's absolute path.
+// hashes it) and returns it with an OVMF image's absolute path: the
+// fixture (an AmdSevX64 build's last 4 KiB) behind 0xff fill to 4 MiB, a
+// size QEMU's -bios takes (the measurement depends on the footer alone).
 func stageBuild(t *testing.T) (dir, ovmf string) {
 	t.Helper()
 	dir = t.TempDir()
 	stage(t, dir, false)
 	goInit(t, filepath.Join(dir, "guestinit"))
-	ovmf, _ = filepath.Abs("testdata/ovmf_AmdSev_suffix.bin")
+	suffix, err := os.ReadFile("testdata/ovmf_AmdSev_suffix.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ovmf = filepath.Join(dir, "OVMF.fd")
+	if err := os.WriteFile(ovmf, append(bytes.Repeat([]byte{0xff}, 4<<20-len(suffix)), suffix...), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	os.WriteFile(filepath.Join(dir, "vmlinuz"), fakeBzImage("not really a kernel"), 0o644)
 	return dir, ovmf
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,8 +54,15 @@ func TestDoctorCLIPasses(t *testing.T) {
 	if os.Getenv("SHARED_DIR") == "" {
 		ovmf = filepath.Join("..", "..", "shared", "measure", "fixtures", "ovmf_AmdSev_suffix.bin")
 	}
-	if _, err := os.Stat(ovmf); err != nil {
+	suffix, err := os.ReadFile(ovmf)
+	if err != nil {
 		t.Skipf("skipping: the OVMF fixture is missing (%v); set SHARED_DIR to the shared folder (make test does)", err)
+	}
+	// A whole image as QEMU's -bios takes it: the fixture (an AmdSevX64
+	// build's last 4 KiB) behind 0xff fill to 4 MiB.
+	ovmf = filepath.Join(t.TempDir(), "OVMF.fd")
+	if err := os.WriteFile(ovmf, append(bytes.Repeat([]byte{0xff}, 4<<20-len(suffix)), suffix...), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	root := t.TempDir()
 	for _, d := range []string{"dev", "sys/module/kvm_amd/parameters"} {

@@ -14,6 +14,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
@@ -117,6 +118,7 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	warnUnverifiable(stderr, "manifest", g.VCPUTypes)
 	warnAlike(stderr, "manifest", g.VMMType, g.VCPUTypes)
+	warnOVMFLaunch(stderr, "manifest", g.OVMF)
 	warnDebugPolicy(stderr, "manifest", g.GuestPolicy)
 	feat, err := parseGuestFeatures(*features)
 	if err != nil {
@@ -157,6 +159,20 @@ func warnUnverifiable(stderr io.Writer, cmd string, types []string) {
 		if why := attest.UnverifiableVCPUType(t); why != "" {
 			fmt.Fprintf(stderr, "hostbuild %s: warning: --vcpu-type %s: %s\n", cmd, t, why)
 		}
+	}
+}
+
+// warnOVMFLaunch warns of an OVMF image that can be measured but that
+// QEMU cannot start an SEV-SNP guest on (ovmf.Image.CheckLaunch): the
+// manifest is written, for a measurement-only stand-in such as the demo's,
+// but no launch will match it with this file.
+func warnOVMFLaunch(stderr io.Writer, cmd, path string) {
+	im, err := ovmf.ParseFile(path)
+	if err != nil {
+		return // the measurement reports it
+	}
+	if err := im.CheckLaunch(); err != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: --ovmf %s: %v; run cannot launch it\n", cmd, path, err)
 	}
 }
 

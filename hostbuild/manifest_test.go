@@ -511,3 +511,24 @@ func TestManifestWarnsAlikeTypes(t *testing.T) {
 		}
 	}
 }
+
+// An OVMF image that measures but that QEMU cannot start an SEV-SNP guest
+// on (here an AmdSevX64 build's last 4 KiB: -bios takes only whole 64 KiB
+// blocks) gets a warning; the manifest is written all the same.
+func TestManifestWarnsOVMFNotLaunchable(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	if _, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "-o", "i.img"); code != exitOK {
+		t.Fatalf("pack: exit %d\n%s", code, errOut)
+	}
+	suffix, _ := filepath.Abs("testdata/ovmf_AmdSev_suffix.bin")
+	for fw, want := range map[string]string{
+		suffix: "hostbuild manifest: warning: --ovmf " + suffix + ": 4096 bytes, not a multiple of 64 KiB: QEMU's -bios, which gives an SEV-SNP guest its firmware, refuses it; run cannot launch it",
+		ovmf:   "",
+	} {
+		_, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", fw, "--kernel", "vmlinuz", "--initrd", "i.img",
+			"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m.json")
+		if code != exitOK || want != "" && !strings.Contains(errOut, want) || want == "" && strings.Contains(errOut, "warning") {
+			t.Errorf("--ovmf %s: exit %d, stderr %q; want %q", fw, code, errOut, want)
+		}
+	}
+}

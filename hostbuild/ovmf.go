@@ -62,6 +62,9 @@ type ovmfReport struct {
 	PageAligned     bool              `json:"page_aligned"`
 	SNPMeasurable   bool              `json:"snp_measurable"`
 	SNPMeasurableNo string            `json:"snp_measurable_reason,omitempty"`
+	// LaunchNo says why QEMU cannot start an SEV-SNP guest on the image
+	// even where it can be measured ("" when it can).
+	LaunchNo string `json:"launch_reason,omitempty"`
 }
 
 // parseInterspersed parses flags that may come before or after positionals.
@@ -164,15 +167,15 @@ func inspectOVMF(path string) (*ovmfReport, error) {
 	if im.HasResetEIP {
 		rep.ResetEIP = fmt.Sprintf("0x%x", im.ResetEIP)
 	}
-	switch {
-	case !rep.PageAligned:
-		rep.SNPMeasurableNo = "size is not a multiple of 4096"
-	case !im.HasResetEIP:
-		rep.SNPMeasurableNo = "no SEV_ES_RESET_BLOCK entry (not an SEV-capable code image; a variable store?)"
-	case im.ResetEIP == 0:
-		rep.SNPMeasurableNo = "SEV-ES reset EIP is 0"
-	default:
+	// The checks measure and manifest apply, and what QEMU needs
+	// besides to start the guest.
+	if err := im.CheckSNP(); err != nil {
+		rep.SNPMeasurableNo = err.Error()
+	} else {
 		rep.SNPMeasurable = true
+	}
+	if err := im.CheckLaunch(); err != nil {
+		rep.LaunchNo = err.Error()
 	}
 	if err := im.CheckDirectBoot(); err != nil {
 		rep.DirectBootWhy = err.Error()
@@ -221,10 +224,13 @@ func printOVMF(w io.Writer, r *ovmfReport) {
 	} else {
 		fmt.Fprintf(w, "sev-es reset eip:  %s\n", r.ResetEIP)
 	}
-	if r.SNPMeasurable {
-		fmt.Fprintln(w, "sev-snp launch:    measurable")
-	} else {
+	switch {
+	case !r.SNPMeasurable:
 		fmt.Fprintf(w, "sev-snp launch:    not measurable: %s\n", r.SNPMeasurableNo)
+	case r.LaunchNo != "":
+		fmt.Fprintf(w, "sev-snp launch:    measurable, but QEMU cannot start it: %s\n", r.LaunchNo)
+	default:
+		fmt.Fprintln(w, "sev-snp launch:    measurable")
 	}
 	if r.DirectBoot {
 		fmt.Fprintln(w, "verdict:           measured direct kernel boot is possible (QEMU kernel-hashes=on puts kernel, initrd and cmdline into the measurement)")

@@ -459,6 +459,11 @@ func qemuHint(o launch.Outcome, plain bool) string {
 	if o.Ending != launch.EndedQEMU || plain {
 		return ""
 	}
+	// -bios takes only whole 64 KiB blocks: a measurement-only stand-in
+	// of the firmware (the demo's) measures but does not boot.
+	if strings.Contains(o.Exit.Stderr, "could not load PC BIOS") {
+		return "QEMU refused the --ovmf file as a -bios image: give the whole OVMF.fd of an OvmfPkg/AmdSev/AmdSevX64.dsc build ('hostbuild ovmf FILE' says whether QEMU can start it)"
+	}
 	// QEMU before 9.1 (or built without SEV-SNP) does not know the object:
 	// "Parameter 'qom-type' does not accept value 'sev-snp-guest'".
 	if strings.Contains(o.Exit.Stderr, "'sev-snp-guest'") {

@@ -393,6 +393,9 @@ exit 1
 	noSNP := fakeQEMUScript(t, t.TempDir(), `echo "qemu-system-x86_64: -accel kvm: vm-type SEV-SNP not supported by KVM" >&2
 exit 1
 `)
+	badBIOS := fakeQEMUScript(t, t.TempDir(), `echo "qemu-system-x86_64: could not load PC BIOS '/proc/self/fd/3'" >&2
+exit 1
+`)
 	base := []string{"run", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3"}
 	kvmHint := []string{"this host's KVM cannot run an SEV-SNP guest", "'hostbuild doctor' says what is missing; --plain boots the same files without SEV"}
 	tests := []struct {
@@ -402,6 +405,7 @@ exit 1
 		notWant string
 	}{
 		{"qemu 9.1+ on a host without SEV-SNP", []string{"--qemu", noSNP}, append([]string{"vm-type SEV-SNP not supported by KVM"}, kvmHint...), ""},
+		{"bios refused", []string{"--qemu", badBIOS}, []string{"could not load PC BIOS", "QEMU refused the --ovmf file as a -bios image: give the whole OVMF.fd"}, ""},
 		{"no qemu binary", []string{"--qemu", "/nonexist"}, []string{"/nonexist: no such file", "--qemu /nonexist: no such program: give the path of a QEMU binary (qemu-system-x86_64), or leave --qemu out"}, ""},
 		// PATH is set to an empty folder below: the default binary is not found.
 		{"no qemu on PATH", nil, []string{"qemu-system-x86_64", "install it: apt-get install qemu-system-x86"}, "--qemu"},

@@ -250,6 +250,11 @@ func checkOVMF(path string) Result {
 		r.Fix = "build OVMF from OvmfPkg/AmdSev/AmdSevX64.dsc (Debian's ovmf package ships OvmfX64, which has no SNP_KERNEL_HASHES section): QEMU would boot the kernel unmeasured"
 		return r
 	}
+	if err := im.CheckLaunch(); err != nil {
+		r.Status, r.Detail = Fail, fmt.Sprintf("%s: %v", path, err)
+		r.Fix = "pass the whole OVMF.fd of an OvmfPkg/AmdSev/AmdSevX64.dsc build"
+		return r
+	}
 	r.Status, r.Detail = Pass, fmt.Sprintf("%s: SNP_KERNEL_HASHES section and hashes table present", path)
 	return r
 }

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -54,6 +55,22 @@ func fakeQEMU(t *testing.T, version string, objects ...string) string {
 	return p
 }
 
+// fullImage is the fixture (an AmdSevX64 build's last 4 KiB) behind 0xff
+// fill to 4 MiB, as a whole OVMF.fd is: QEMU's -bios takes only a
+// multiple of 64 KiB, and the measurement depends on the footer alone.
+func fullImage(t *testing.T, name string) string {
+	t.Helper()
+	suffix, err := os.ReadFile(fixture(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), name+".fd")
+	if err := os.WriteFile(p, append(bytes.Repeat([]byte{0xff}, 4<<20-len(suffix)), suffix...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func fixture(t *testing.T, name string) string {
 	t.Helper()
 	dir := os.Getenv("SHARED_DIR")
@@ -68,7 +85,7 @@ func fixture(t *testing.T, name string) string {
 }
 
 func TestRun(t *testing.T) {
-	amdsev := fixture(t, "ovmf_AmdSev_suffix.bin")
+	amdsev := fullImage(t, "ovmf_AmdSev_suffix.bin")
 	plainOVMF := fixture(t, "ovmf_OvmfX64_suffix.bin")
 	allDevs := []string{"sev", "kvm", "vhost-vsock"}
 	goodQEMU := fakeQEMU(t, "9.2.0", "sev-guest", "sev-snp-guest", "memory-backend-memfd")
@@ -251,5 +268,13 @@ func TestCheckOVMFMissing(t *testing.T) {
 	r = checkOVMF(fixture(t, "ovmf_OvmfX64_suffix.bin"))
 	if r.Status != Fail || strings.Contains(r.Fix, "check the --ovmf path") {
 		t.Errorf("OvmfX64 image: %+v, want a fix about the firmware, not the path", r)
+	}
+	// The AmdSevX64 image's last 4 KiB alone: measurable, but no -bios.
+	r = checkOVMF(fixture(t, "ovmf_AmdSev_suffix.bin"))
+	if r.Status != Fail || !strings.Contains(r.Detail, "not a multiple of 64 KiB") || !strings.Contains(r.Fix, "whole OVMF.fd") {
+		t.Errorf("4 KiB of an AmdSevX64 image: %+v, want the -bios size named", r)
+	}
+	if r = checkOVMF(fullImage(t, "ovmf_AmdSev_suffix.bin")); r.Status != Pass {
+		t.Errorf("4 MiB AmdSevX64 image: %+v, want a pass", r)
 	}
 }

@@ -406,17 +406,8 @@ func openOVMF(o Options, mode string) (_ *os.File, _ int64, _ *ovmf.Image, err e
 		return nil, 0, nil, fmt.Errorf("OVMF image %s is %d bytes, not a multiple of 4096: it cannot be mapped as flash pages", o.OVMF, size)
 	}
 	if mode == ModeSNP {
-		for _, s := range img.Metadata {
-			if (s.Type == ovmf.SectionSNPSecrets || s.Type == ovmf.SectionCPUID) && s.Size != pageSize {
-				// sev-snp-measure measures one page, QEMU the whole section.
-				return nil, 0, nil, fmt.Errorf("OVMF image %s: %s section at 0x%x is 0x%x bytes, not one page: QEMU and sev-snp-measure would disagree on its measurement", o.OVMF, s.Type, s.GPA, s.Size)
-			}
-		}
-		if !img.HasResetEIP {
-			return nil, 0, nil, fmt.Errorf("OVMF image %s: can't find SEV_ES_RESET_BLOCK entry in the footer table (is this an SEV-capable OVMF build, and the code image rather than the variable store?)", o.OVMF)
-		}
-		if img.ResetEIP == 0 {
-			return nil, 0, nil, fmt.Errorf("OVMF image %s: SEV-ES reset EIP is 0", o.OVMF)
+		if err := img.CheckSNP(); err != nil {
+			return nil, 0, nil, fmt.Errorf("OVMF image %s: %w", o.OVMF, err)
 		}
 		if o.Kernel != "" {
 			if err := img.CheckDirectBoot(); err != nil {

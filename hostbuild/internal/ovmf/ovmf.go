@@ -219,6 +219,43 @@ func (e *DirectBootError) Unwrap() error { return ErrNoKernelHashes }
 // HashTableSize is sizeof(PaddedSevHashTable): the 168-byte table padded to 176.
 const HashTableSize = 176
 
+// CheckSNP returns nil when the image can be measured for an SEV-SNP
+// launch, as QEMU loads it and sev-snp-measure measures it: whole pages, an
+// SEV-ES reset vector for the APs, and secrets and CPUID sections of one
+// page each (sev-snp-measure measures one page, QEMU the whole section).
+func (im *Image) CheckSNP() error {
+	if im.Size%PageSize != 0 {
+		return fmt.Errorf("%d bytes, not a multiple of 4096: it cannot be mapped as flash pages", im.Size)
+	}
+	for _, s := range im.Metadata {
+		if (s.Type == SectionSNPSecrets || s.Type == SectionCPUID) && s.Size != PageSize {
+			return fmt.Errorf("%s section at 0x%x is 0x%x bytes, not one page: QEMU and sev-snp-measure would disagree on its measurement", s.Type, s.GPA, s.Size)
+		}
+	}
+	if !im.HasResetEIP {
+		return errors.New("can't find SEV_ES_RESET_BLOCK entry in the footer table (is this an SEV-capable OVMF build, and the code image rather than the variable store?)")
+	}
+	if im.ResetEIP == 0 {
+		return errors.New("SEV-ES reset EIP is 0")
+	}
+	return nil
+}
+
+// CheckLaunch returns nil when QEMU can start an SEV-SNP guest on the
+// image, which a measurement alone does not need: -bios takes only a
+// multiple of 64 KiB (x86_bios_rom_init), and QEMU finds the CPUID and
+// secrets pages it must fill through the SEV metadata, exiting at
+// SNP_LAUNCH_FINISH without it.
+func (im *Image) CheckLaunch() error {
+	if !im.HasMetadata {
+		return errors.New("no SEV metadata: QEMU stops an SEV-SNP launch without it (an OvmfX64 build? use OvmfPkg/AmdSev's AmdSevX64)")
+	}
+	if im.Size%(64<<10) != 0 {
+		return fmt.Errorf("%d bytes, not a multiple of 64 KiB: QEMU's -bios, which gives an SEV-SNP guest its firmware, refuses it", im.Size)
+	}
+	return nil
+}
+
 // CheckDirectBoot returns nil when QEMU can put the kernel, initrd and
 // cmdline hashes into the measurement with this firmware, else a
 // *DirectBootError. The first check is the reference tool's; the others are
