@@ -94,13 +94,13 @@ type Result struct {
 	ExitCode int    `json:"exit_code"`
 	Error    string `json:"error,omitempty"`
 
-	Provider      string   `json:"provider,omitempty"`
-	Nonce         string   `json:"nonce"`
-	ReportData    string   `json:"report_data,omitempty"`
-	ConfigDigest  string   `json:"config_digest,omitempty"`
-	Measurement   string   `json:"measurement,omitempty"`
-	MatchedVCPUs  int      `json:"matched_vcpus,omitempty"`
-	MatchedType   string   `json:"matched_vcpu_type,omitempty"`
+	Provider     string `json:"provider,omitempty"`
+	Nonce        string `json:"nonce"`
+	ReportData   string `json:"report_data,omitempty"`
+	ConfigDigest string `json:"config_digest,omitempty"`
+	Measurement  string `json:"measurement,omitempty"`
+	MatchedVCPUs int    `json:"matched_vcpus,omitempty"`
+	MatchedType  string `json:"matched_vcpu_type,omitempty"`
 	// MatchedSig is the matched row's vCPU signature; Alike the vCPU
 	// types that give the same measurement, which the report cannot tell
 	// apart (absent with AnyVCPUType: the VMM type measures none).
