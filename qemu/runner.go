@@ -360,9 +360,15 @@ func (v *VM) feed(b []byte) {
 		if i < 0 {
 			break
 		}
-		line := strings.TrimRight(string(v.partial[:i]), "\r")
+		line := v.partial[:i]
 		v.partial = v.partial[i+1:]
-		newLines = append(newLines, line)
+		// Cut as a line without its newline yet would be (below): the
+		// lines do not depend on where the reads end.
+		for len(line) > MaxLineBytes {
+			newLines = append(newLines, string(line[:MaxLineBytes]))
+			line = line[MaxLineBytes:]
+		}
+		newLines = append(newLines, strings.TrimRight(string(line), "\r"))
 	}
 	for len(v.partial) > MaxLineBytes {
 		newLines = append(newLines, string(v.partial[:MaxLineBytes]))

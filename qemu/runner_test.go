@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -608,6 +609,7 @@ func TestLineOfMaxBytes(t *testing.T) {
 		{"with its newline", []string{long + "\n"}, []int{MaxLineBytes}},
 		{"newline in the next read", []string{long, "\n"}, []int{MaxLineBytes}},
 		{"one byte more", []string{long + "y", "\n"}, []int{MaxLineBytes, 1}},
+		{"one byte more, with its newline", []string{long + "y\n"}, []int{MaxLineBytes, 1}},
 	} {
 		v := &VM{}
 		for _, r := range tc.reads {
@@ -772,4 +774,43 @@ func TestRunnerKillWhileConsoleBlocks(t *testing.T) {
 	if e := <-done; !e.Killed {
 		t.Errorf("Kill: %+v, want killed", e)
 	}
+}
+
+// The serial console is the guest's bytes, read in chunks of any size:
+// feeding them never panics, no line is longer than MaxLineBytes, the lines
+// hold every byte but the newlines and line-ending CRs, and the same bytes
+// give the same lines however they are cut.
+func FuzzFeed(f *testing.F) {
+	f.Add([]byte("fake: booted\r\nline 0\n\nno newline"), uint16(3))
+	f.Add([]byte(strings.Repeat("x", MaxLineBytes+5)+"\n"), uint16(1000))
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		lines := func(step int) []string {
+			var got []string
+			v := &VM{run: RunOptions{Console: func(l string) { got = append(got, l) }}}
+			for i := 0; i < len(data); i += step {
+				v.feed(data[i:min(i+step, len(data))])
+			}
+			if len(v.partial) > 0 {
+				got = append(got, string(v.partial))
+			}
+			return got
+		}
+		whole := lines(max(len(data), 1))
+		if cut > 0 {
+			if diff := cmp.Diff(whole, lines(int(cut))); diff != "" {
+				t.Fatalf("cut every %d bytes, the lines differ (-whole +cut):\n%s", cut, diff)
+			}
+		}
+		n := 0
+		for _, l := range whole {
+			if len(l) > MaxLineBytes {
+				t.Fatalf("a line of %d bytes, more than MaxLineBytes", len(l))
+			}
+			n += len(l)
+		}
+		kept := len(bytes.ReplaceAll(bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n")), []byte("\n"), nil))
+		if n > len(data) || n < kept-bytes.Count(data, []byte("\r")) {
+			t.Fatalf("%d bytes of lines from %d bytes of console", n, len(data))
+		}
+	})
 }

@@ -143,3 +143,40 @@ func TestMarkersMatchGuestinit(t *testing.T) {
 		}
 	}
 }
+
+// The guest's console is the guest's text (the init's, the kernel's and
+// Katana's lines): reading any of it never panics, the outcome does not
+// depend on how often it is asked for, and a line that is Katana's
+// (prefixed "katana: ", as the stand-in and Katana's logger write) never
+// makes a guest that did not go down look as if it did.
+func FuzzConsole(f *testing.F) {
+	for _, l := range []string{
+		"[    1.000000] guestinit: katana started pid=88 argv=[]",
+		"[   40.010000] guestinit: katana exited status=137 signal=SIGKILL stop=graceful",
+		`{"number": 12[   40.010000] guestinit: katana exited status=137 signal=SIGKILL`,
+		"[    2.0] guestinit: powering off",
+		"[    3.0] reboot: Power down",
+		"[    0.5] Kernel panic - not syncing: Attempted to kill init!",
+		"[    1.2] guestinit: boot error: cmdline: unbalanced quote",
+		"[99999999999999999999.0] guestinit: katana exited status=99999999999999999999",
+	} {
+		f.Add(l, "katana: "+l)
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		var c Console
+		for _, l := range strings.Split(a, "\n") {
+			c.Line(l)
+		}
+		first := c.Outcome(qemu.Exit{})
+		if again := c.Outcome(qemu.Exit{}); again.Ending != first.Ending || again.WentDown != first.WentDown {
+			t.Fatalf("outcome changed when asked again: %+v, then %+v", first, again)
+		}
+		var k Console
+		for _, l := range strings.Split(b, "\n") {
+			k.Line("katana: " + l)
+		}
+		if o := k.Outcome(qemu.Exit{}); o.WentDown || o.Ending == EndedPanic || o.Ending == EndedBootError {
+			t.Fatalf("Katana's lines %q alone gave %+v", b, o)
+		}
+	})
+}
