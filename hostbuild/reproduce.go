@@ -161,8 +161,15 @@ func reproducedExtras(m *manifest.Manifest) string {
 	if m.Components.Init != nil {
 		s += ", the init and its build info"
 	}
-	if m.Components.Files != nil {
-		s += ", the " + strconv.Itoa(len(*m.Components.Files)) + " operator's files"
+	if f := m.Components.Files; f != nil {
+		switch len(*f) {
+		case 0:
+			s += ", the (empty) list of operator's files"
+		case 1:
+			s += ", the operator's file"
+		default:
+			s += ", the " + strconv.Itoa(len(*f)) + " operator's files"
+		}
 	}
 	return s
 }
