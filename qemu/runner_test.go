@@ -171,6 +171,19 @@ func startFake(t *testing.T, o Options) *VM {
 	return v
 }
 
+// startBooted starts the fake QEMU with appendLine (and a QMP socket if
+// qmp) and waits for its first console line; the context bounds the test.
+func startBooted(t *testing.T, appendLine string, qmp bool) (*VM, context.Context) {
+	t.Helper()
+	v := startFake(t, fakeOptions(t, appendLine, qmp))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	return v, ctx
+}
+
 func TestRunnerLinesAndExitStatus(t *testing.T) {
 	o := fakeOptions(t, "fake.lines=300 fake.partial fake.exit=3 fake.stderr", false)
 	v := startFake(t, o)
@@ -245,12 +258,7 @@ func TestRunnerStopGraceful(t *testing.T) {
 // A press the guest does not hear yet (firmware, early boot) is not the
 // end of the graceful path: Stop presses again until the guest powers off.
 func TestRunnerStopPressesAgain(t *testing.T) {
-	v := startFake(t, fakeOptions(t, "fake.deaf=2", true))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := startBooted(t, "fake.deaf=2", true)
 	exit, err := v.Stop(ctx, 3*time.Second)
 	if err != nil {
 		t.Fatalf("Stop: %v", err)
@@ -273,12 +281,7 @@ func TestRunnerStopPressesAgain(t *testing.T) {
 // the QMP timeout is the same) does not end the graceful path either:
 // Stop presses again within the grace period.
 func TestRunnerStopAfterFailedPress(t *testing.T) {
-	v := startFake(t, fakeOptions(t, "fake.hangup=2", true))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := startBooted(t, "fake.hangup=2", true)
 	exit, err := v.Stop(ctx, 10*time.Second)
 	if err != nil {
 		t.Fatalf("Stop: %v", err)
@@ -294,12 +297,7 @@ func TestRunnerStopAfterFailedPress(t *testing.T) {
 // When no press gets through at all, the error says so and names the
 // press's failure, after the grace period.
 func TestRunnerStopNoPressGetsThrough(t *testing.T) {
-	v := startFake(t, fakeOptions(t, "fake.hangup=1000000", true))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := startBooted(t, "fake.hangup=1000000", true)
 	start := time.Now()
 	exit, err := v.Stop(ctx, 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "no press of the power button got through within 300ms") || !strings.Contains(err.Error(), "greeting") {
@@ -314,12 +312,7 @@ func TestRunnerStopNoPressGetsThrough(t *testing.T) {
 }
 
 func TestRunnerStopKillsAfterGrace(t *testing.T) {
-	v := startFake(t, fakeOptions(t, "fake.hang", true))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := startBooted(t, "fake.hang", true)
 	start := time.Now()
 	exit, err := v.Stop(ctx, 300*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "did not power off within 300ms") {
@@ -334,12 +327,7 @@ func TestRunnerStopKillsAfterGrace(t *testing.T) {
 }
 
 func TestRunnerStopWithoutQMPKills(t *testing.T) {
-	v := startFake(t, fakeOptions(t, "", false))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := startBooted(t, "", false)
 	exit, err := v.Stop(ctx, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "no QMP socket") {
 		t.Errorf("Stop error = %v, want 'no QMP socket'", err)
@@ -384,12 +372,7 @@ func TestRunnerWaitUntil(t *testing.T) {
 }
 
 func TestQMPErrors(t *testing.T) {
-	v := startFake(t, fakeOptions(t, "", true))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := startBooted(t, "", true)
 	_, err := QMP(ctx, v.opts.QMPSocket, "no_such_command")
 	var qe *QMPError
 	if !errors.As(err, &qe) || qe.Class != "CommandNotFound" {
@@ -499,12 +482,7 @@ func TestRunnerKillAfterExitIsNotAKill(t *testing.T) {
 	// A race-built fake QEMU (go test -race) sleeps a second on exit by
 	// default, as long as the orphan holds stderr: no window left.
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
-	v := startFake(t, fakeOptions(t, "fake.orphan fake.exit=0", false))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := startBooted(t, "fake.orphan fake.exit=0", false)
 	for syscall.Kill(v.Pid(), 0) == nil { // until QEMU has been reaped
 		if ctx.Err() != nil {
 			t.Fatal("the fake QEMU did not exit")
