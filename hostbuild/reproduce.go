@@ -77,6 +77,12 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if m.Components.Init != nil && *initBin == "" {
 		return usageFail("%s records an init (%s, SHA-256 %s): give it with --init FILE", *mpath, m.Components.Init.Name, m.Components.Init.SHA256)
 	}
+	if m.Components.Payload == nil && *payload != "" {
+		return usageFail("%s records no payload: drop --payload (its writer gave none; the initrd's hash covers it)", *mpath)
+	}
+	if m.Components.Init == nil && *initBin != "" {
+		return usageFail("%s records no init: drop --init (its writer gave none; the initrd's hash covers it)", *mpath)
+	}
 	g, err := generateOptionsOf(m)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild reproduce: %s: %v\n", *mpath, err)
@@ -97,9 +103,11 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail
 	}
-	if again.SourceDateEpoch == 0 {
-		// Not read from the initrd (no content list): the writer's
-		// environment gave it, and no file can say what it was.
+	if again.Components.Files == nil {
+		// An initrd without a content list (not pack's) says no
+		// SOURCE_DATE_EPOCH: the writer's environment gave it, and no
+		// file can say what it was. Pack's initrds say theirs (their
+		// entries' mtime, read by checkContents), 0 included.
 		again.SourceDateEpoch = m.SourceDateEpoch
 	}
 	if m.Tool != again.Tool {

@@ -68,6 +68,29 @@ func TestReproduce(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "records a payload (katana, SHA-256 "+orig.Components.Payload.SHA256+"): give it with --payload FILE") {
 		t.Errorf("without --payload: exit %d\n%s", code, errOut)
 	}
+	// A manifest without a payload record (manifest without --payload):
+	// --payload is a usage error, not a difference.
+	m2, _ := manifest.Load(mpath)
+	m2.Components.Payload = nil
+	noPayload := filepath.Join(t.TempDir(), "manifest.json")
+	if err := manifest.WriteFile(noPayload, m2); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = reproduce(noPayload, files...)
+	if code != exitUsage || !strings.Contains(errOut, "records no payload: drop --payload") {
+		t.Errorf("--payload for a manifest without one: exit %d\n%s", code, errOut)
+	}
+	// Its SOURCE_DATE_EPOCH is the initrd's (pack's entries' mtime), so
+	// another is a difference, not copied over.
+	m3, _ := manifest.Load(mpath)
+	m3.SourceDateEpoch++
+	otherEpoch := filepath.Join(t.TempDir(), "manifest.json")
+	if err := manifest.WriteFile(otherEpoch, m3); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := reproduce(otherEpoch, files...); code != exitRunRefused || !strings.Contains(out, `"source_date_epoch"`) {
+		t.Errorf("another SOURCE_DATE_EPOCH: exit %d\n%s%s", code, out, errOut)
+	}
 	// Another payload than the initrd holds is refused as manifest does.
 	if err := os.WriteFile(filepath.Join(dir, "other"), []byte("x"), 0o755); err != nil {
 		t.Fatal(err)
