@@ -29,9 +29,13 @@ manifest it is given: its measurements decide what passes, while its
 file hashes, payload, init, operator's files and build info are only what
 its writer recorded. A manifest that reproduces from the files you built
 (or rebuilt: the same inputs give the same bytes) ties those records to
-its measurements. The tool's name and version are not compared (another
-version of hostbuild wrote it: a note says so). --payload and --init are
-needed when the manifest records them.
+its measurements. Not compared, each with a note: the tool's name and
+version (another version of hostbuild wrote it), the files' names (the
+base names of the paths its writer gave), and what no file can confirm:
+the guest policy, which is not in the measurement (attest checks the
+report's policy against the manifest's), and the SOURCE_DATE_EPOCH of an
+initrd hostbuild pack did not make. --payload and --init are needed when
+the manifest records them.
 
 Exit status: 0 the manifest reproduces; 1 the files cannot be read or
 measured; 2 usage; 3 it does not reproduce (the differences are printed).
@@ -103,12 +107,36 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail
 	}
+	// What no file can confirm is taken from the manifest, and said.
+	// The guest policy is not in the launch digest: the report carries
+	// it, and attest compares the two.
+	fmt.Fprintf(stderr, "hostbuild reproduce: note: guest policy %s is the manifest's (not part of the measurement: attest checks the report's against it)\n", m.GuestPolicy)
+	warnDebugPolicy(stderr, "reproduce", g.GuestPolicy)
 	if again.Components.Files == nil {
 		// An initrd without a content list (not pack's) says no
 		// SOURCE_DATE_EPOCH: the writer's environment gave it, and no
 		// file can say what it was. Pack's initrds say theirs (their
 		// entries' mtime, read by checkContents), 0 included.
 		again.SourceDateEpoch = m.SourceDateEpoch
+		fmt.Fprintf(stderr, "hostbuild reproduce: note: source_date_epoch %d is the manifest's (this initrd has no content list to say it)\n", m.SourceDateEpoch)
+	}
+	// A file's name is the base name of the path its writer gave: the
+	// same bytes under another name are the same file.
+	for _, f := range []struct {
+		what string
+		rec  *manifest.File
+		here *manifest.File
+	}{
+		{"--ovmf", &m.Components.OVMF, &again.Components.OVMF},
+		{"--kernel", &m.Components.Kernel, &again.Components.Kernel},
+		{"--initrd", &m.Components.Initrd, &again.Components.Initrd},
+		{"--payload", m.Components.Payload, again.Components.Payload},
+		{"--init", m.Components.Init, again.Components.Init},
+	} {
+		if f.rec != nil && f.here != nil && f.rec.Name != f.here.Name && f.rec.Size == f.here.Size && f.rec.SHA256 == f.here.SHA256 {
+			fmt.Fprintf(stderr, "hostbuild reproduce: note: %s %s has the bytes the manifest records as %q (names are not compared)\n", f.what, f.here.Name, f.rec.Name)
+			f.here.Name = f.rec.Name
+		}
 	}
 	if m.Tool != again.Tool {
 		fmt.Fprintf(stderr, "hostbuild reproduce: note: %s was written by %s %s, not by this %s %s (not compared)\n", *mpath, m.Tool.Name, m.Tool.Version, again.Tool.Name, again.Tool.Version)
@@ -182,10 +210,12 @@ func reproducedExtras(m *manifest.Manifest) string {
 	return s
 }
 
-// lineDiff shows the lines of a and b that differ (a longest common
-// subsequence of lines), "-" for a's, "+" for b's, with ctx lines of
-// context around each change and "..." between distant ones. Manifests are
-// a few hundred lines: the quadratic table is small.
+// lineDiff shows the lines of a and b that differ, "-" for a's, "+" for
+// b's, with ctx lines of context around each change and "..." where equal
+// lines are left out. Between the lines the two share at their start and
+// end it aligns them by a longest common subsequence; past maxDiffCells
+// (manifests of thousands of rows) it shows that middle part as removed,
+// then added, rather than take quadratic memory.
 func lineDiff(a, b string, ctx int) string {
 	lines := func(s string) []string {
 		l := strings.SplitAfter(s, "\n")
@@ -195,61 +225,85 @@ func lineDiff(a, b string, ctx int) string {
 		return l
 	}
 	x, y := lines(a), lines(b)
-	// lcs[i][j]: the longest common subsequence of x[i:] and y[j:].
-	lcs := make([][]int, len(x)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(y)+1)
+	pre := 0
+	for pre < len(x) && pre < len(y) && x[pre] == y[pre] {
+		pre++
 	}
-	for i := len(x) - 1; i >= 0; i-- {
-		for j := len(y) - 1; j >= 0; j-- {
-			if x[i] == y[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
+	suf := 0
+	for suf < len(x)-pre && suf < len(y)-pre && x[len(x)-1-suf] == y[len(y)-1-suf] {
+		suf++
 	}
 	type line struct {
 		op   byte
 		text string
 	}
 	var all []line
-	i, j := 0, 0
-	for i < len(x) || j < len(y) {
-		switch {
-		case i < len(x) && j < len(y) && x[i] == y[j]:
-			all = append(all, line{' ', x[i]})
-			i, j = i+1, j+1
-		case i < len(x) && (j == len(y) || lcs[i+1][j] >= lcs[i][j+1]):
-			all = append(all, line{'-', x[i]})
-			i++
-		default:
-			all = append(all, line{'+', y[j]})
-			j++
+	for _, l := range x[:pre] {
+		all = append(all, line{' ', l})
+	}
+	mx, my := x[pre:len(x)-suf], y[pre:len(y)-suf]
+	if (len(mx)+1)*(len(my)+1) > maxDiffCells {
+		for _, l := range mx {
+			all = append(all, line{'-', l})
+		}
+		for _, l := range my {
+			all = append(all, line{'+', l})
+		}
+	} else {
+		// lcs[i][j]: the longest common subsequence of mx[i:] and my[j:].
+		w := len(my) + 1
+		lcs := make([]int32, (len(mx)+1)*w)
+		for i := len(mx) - 1; i >= 0; i-- {
+			for j := len(my) - 1; j >= 0; j-- {
+				if mx[i] == my[j] {
+					lcs[i*w+j] = lcs[(i+1)*w+j+1] + 1
+				} else {
+					lcs[i*w+j] = max(lcs[(i+1)*w+j], lcs[i*w+j+1])
+				}
+			}
+		}
+		i, j := 0, 0
+		for i < len(mx) || j < len(my) {
+			switch {
+			case i < len(mx) && j < len(my) && mx[i] == my[j]:
+				all = append(all, line{' ', mx[i]})
+				i, j = i+1, j+1
+			case i < len(mx) && (j == len(my) || lcs[(i+1)*w+j] >= lcs[i*w+j+1]):
+				all = append(all, line{'-', mx[i]})
+				i++
+			default:
+				all = append(all, line{'+', my[j]})
+				j++
+			}
+		}
+	}
+	for _, l := range x[len(x)-suf:] {
+		all = append(all, line{' ', l})
+	}
+	// Show every change and the ctx lines around it; "..." stands for
+	// the equal lines left out between two shown ones.
+	show := make([]bool, len(all))
+	for k, l := range all {
+		if l.op != ' ' {
+			for c := max(k-ctx, 0); c <= min(k+ctx, len(all)-1); c++ {
+				show[c] = true
+			}
 		}
 	}
 	var out strings.Builder
-	last := -1 // the last line written
+	last := -1
 	for k, l := range all {
-		if l.op == ' ' {
+		if !show[k] {
 			continue
 		}
-		for c := max(k-ctx, last+1); c < k; c++ {
-			if c == max(k-ctx, last+1) && last >= 0 && c > last+1 {
-				out.WriteString("  ...\n")
-			}
-			out.WriteString("  " + all[c].text)
+		if last >= 0 && k > last+1 {
+			out.WriteString("  ...\n")
 		}
 		out.WriteString(string(l.op) + " " + l.text)
 		last = k
-		// Context after: written by the next change, or here at the end.
-		next := slices.IndexFunc(all[k+1:], func(l line) bool { return l.op != ' ' })
-		if next < 0 || next > 2*ctx {
-			for c := k + 1; c <= min(k+ctx, len(all)-1); c++ {
-				out.WriteString("  " + all[c].text)
-				last = c
-			}
-		}
 	}
 	return out.String()
 }
+
+// maxDiffCells bounds lineDiff's table (4 bytes a cell: 64 MiB).
+const maxDiffCells = 16 << 20

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,28 @@ func TestReproduce(t *testing.T) {
 		})
 	}
 
+	// The same bytes under other names reproduce, with a note; the guest
+	// policy is the manifest's, with a note (and a warning for debug).
+	renamed := filepath.Join(dir, "firmware.fd")
+	b, _ := os.ReadFile(ovmf)
+	if err := os.WriteFile(renamed, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = reproduce(mpath, append([]string{"--ovmf", renamed}, files[2:]...)...)
+	if code != exitOK || !strings.Contains(errOut, `note: --ovmf firmware.fd has the bytes the manifest records as "OVMF.fd"`) ||
+		!strings.Contains(errOut, "note: guest policy 0x30000 is the manifest's") || strings.Contains(errOut, "warning") {
+		t.Errorf("renamed OVMF: exit %d\n%s%s", code, out, errOut)
+	}
+	m4, _ := manifest.Load(mpath)
+	m4.GuestPolicy = "0xb0000"
+	debug := filepath.Join(t.TempDir(), "manifest.json")
+	if err := manifest.WriteFile(debug, m4); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := reproduce(debug, files...); code != exitOK || !strings.Contains(errOut, "warning: guest policy 0xb0000 allows debugging") {
+		t.Errorf("debug policy: exit %d\n%s", code, errOut)
+	}
+
 	// The manifest records a payload and an init: both are needed.
 	_, errOut, code = reproduce(mpath, "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "out/initrd.img", "--init", "guestinit")
 	if code != exitUsage || !strings.Contains(errOut, "records a payload (katana, SHA-256 "+orig.Components.Payload.SHA256+"): give it with --payload FILE") {
@@ -117,5 +140,22 @@ func TestLineDiff(t *testing.T) {
 	}
 	if got := lineDiff(a, a, 3); got != "" {
 		t.Errorf("lineDiff of equal texts = %q", got)
+	}
+	// Two changes whose contexts meet: every line between them, no "...".
+	c := "1\nTWO\n3\n4\n5\nSIX\n7\n8\n9\n"
+	if got, want := lineDiff(a, c, 2), "  1\n- 2\n+ TWO\n  3\n  4\n  5\n- 6\n+ SIX\n  7\n  8\n"; got != want {
+		t.Errorf("lineDiff, close changes:\n%s\nwant\n%s", got, want)
+	}
+	// Past the table's bound (here a middle of 5000 lines each side), the
+	// middle is shown removed then added: still every difference, in
+	// bounded memory.
+	var big1, big2 strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&big1, "a%d\n", i)
+		fmt.Fprintf(&big2, "b%d\n", i)
+	}
+	got := lineDiff("head\n"+big1.String()+"tail\n", "head\n"+big2.String()+"tail\n", 1)
+	if !strings.HasPrefix(got, "  head\n- a0\n") || !strings.Contains(got, "- a4999\n+ b0\n") || !strings.HasSuffix(got, "+ b4999\n  tail\n") {
+		t.Errorf("lineDiff past the bound: %.200q ... %.200q", got, got[len(got)-200:])
 	}
 }
