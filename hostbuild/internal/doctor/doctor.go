@@ -245,6 +245,11 @@ func checkOVMF(path string) Result {
 		}
 		return r
 	}
+	if err := im.CheckSNP(); err != nil {
+		r.Status, r.Detail = Fail, fmt.Sprintf("%s: %v", path, err)
+		r.Fix = "pass the OVMF.fd of an OvmfPkg/AmdSev/AmdSevX64.dsc build (measure refuses this image)"
+		return r
+	}
 	if err := im.CheckDirectBoot(); err != nil {
 		r.Status, r.Detail = Fail, errText(err)
 		r.Fix = "build OVMF from OvmfPkg/AmdSev/AmdSevX64.dsc (Debian's ovmf package ships OvmfX64, which has no SNP_KERNEL_HASHES section): QEMU would boot the kernel unmeasured"

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
 )
 
 // fakeHost builds a /dev + /sys tree under a temp root. Character devices
@@ -274,7 +276,26 @@ func TestCheckOVMFMissing(t *testing.T) {
 	if r.Status != Fail || !strings.Contains(r.Detail, "not a multiple of 64 KiB") || !strings.Contains(r.Fix, "whole OVMF.fd") {
 		t.Errorf("4 KiB of an AmdSevX64 image: %+v, want the -bios size named", r)
 	}
-	if r = checkOVMF(fullImage(t, "ovmf_AmdSev_suffix.bin")); r.Status != Pass {
+	full := fullImage(t, "ovmf_AmdSev_suffix.bin")
+	if r = checkOVMF(full); r.Status != Pass {
 		t.Errorf("4 MiB AmdSevX64 image: %+v, want a pass", r)
+	}
+	// Without its SEV-ES reset block (the GUID changed), measure refuses
+	// it, and so does doctor.
+	b, err := os.ReadFile(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(b, ovmf.SEVESResetBlockGUID[:])
+	if i < 0 {
+		t.Fatal("no SEV_ES_RESET_BLOCK GUID in the fixture")
+	}
+	b[i] ^= 0xff
+	noReset := filepath.Join(t.TempDir(), "OVMF.fd")
+	if err := os.WriteFile(noReset, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r = checkOVMF(noReset); r.Status != Fail || !strings.Contains(r.Detail, "SEV_ES_RESET_BLOCK") {
+		t.Errorf("image without a reset block: %+v, want measure's refusal", r)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/attest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
@@ -637,7 +638,8 @@ func (o Outcome) String() string {
 		s := "QEMU ended without the guest powering off"
 		if o.Exit.Signal != "" {
 			s += " (qemu ended by a signal hostbuild did not send: " + o.Exit.Signal + ")"
-		} else if l := lastLine(o.Exit.Stderr); l != "" {
+		}
+		if l := lastLine(o.Exit.Stderr); l != "" {
 			s += " (qemu: " + l + ")"
 		}
 		return s
@@ -755,9 +757,10 @@ func (c *Console) Outcome(exit qemu.Exit) Outcome {
 		o.Ending = EndedKilled
 	case c.panicked:
 		o.Ending = EndedPanic
-	case exit.Signal != "" && !o.WentDown:
+	case exit.Signal == syscall.SIGKILL.String() && !o.WentDown:
 		// Killed by someone else (the OOM killer, kill -9): the
-		// guest never powered off, as when QEMU is sent SIGTERM.
+		// guest never powered off, as when QEMU is sent SIGTERM. A
+		// crash (SIGABRT, SIGSEGV) is QEMU's failure, below.
 		o.Ending = EndedNoPowerOff
 	case exit.Code != 0 || exit.Signal != "":
 		o.Ending = EndedQEMU

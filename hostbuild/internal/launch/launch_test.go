@@ -36,7 +36,9 @@ func TestClassify(t *testing.T) {
 		// power off, whatever QEMU's stderr; killed after the guest went
 		// down, it is QEMU's failure.
 		{"qemu killed from outside", ts("guestinit: katana started pid=1"), qemu.Exit{Code: -1, Signal: "killed", Stderr: "qemu-system-x86_64: warning: x\n"}, EndedNoPowerOff, -1,
-			"QEMU ended without the guest powering off (qemu ended by a signal hostbuild did not send: killed)"},
+			"QEMU ended without the guest powering off (qemu ended by a signal hostbuild did not send: killed) (qemu: qemu-system-x86_64: warning: x)"},
+		{"qemu crashed", ts("guestinit: katana started pid=1"), qemu.Exit{Code: -1, Signal: "aborted", Stderr: "qemu-system-x86_64: ../target/i386/sev.c:123: assertion failed\n"}, EndedQEMU, -1,
+			"sev.c:123: assertion failed"},
 		{"qemu killed after the power-off", ts("guestinit: powering off"), qemu.Exit{Code: -1, Signal: "killed"}, EndedQEMU, -1, "qemu ended by signal killed"},
 		{"no init lines", ts("reboot: Power down"), ok, EndedClean, -1, "powered off cleanly"},
 		{"kernel restart only", ts("reboot: Restarting system"), ok, EndedClean, -1, "cleanly"},
