@@ -178,8 +178,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !defaultSerial {
 		// Checked before the launch, so --dry-run refuses what is at the
 		// path too (its folder may be made later).
-		if err := qemu.CheckSerialLog(o.SerialLog, !*dryRun); err != nil {
+		if err := qemu.CheckSerialLog(o.SerialLog); err != nil {
 			fmt.Fprintf(stderr, "hostbuild run: --serial-log %v\n", err)
+			return exitFail
+		}
+		if err := checkOutputFolder("--serial-log", o.SerialLog); err != nil && !*dryRun {
+			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 			return exitFail
 		}
 	}
