@@ -278,12 +278,18 @@ func TestVectorCount(t *testing.T) {
 	slices.Sort(missing)
 	// The vectors skipped: SVSM mode's (not supported), and those whose
 	// firmware the shared folder does not ship (svsm_ovmf.fd, svsm.bin):
-	// the same two plus one snp:ovmf-hash vector of an SVSM OVMF. If the
-	// file grows more of either, this makes it visible.
+	// today the same two plus one snp:ovmf-hash vector of an SVSM OVMF.
+	// If the file grows more of either, this makes it visible.
 	if len(svsm) != 2 {
 		t.Errorf("snp:svsm vectors %q, want 2", svsm)
 	}
-	if want := []string{"D-ovmfhash-svsm_ovmf", "U-test_snp_svsm_2_vcpus", "U-test_snp_svsm_4_vcpus"}; !slices.Equal(missing, want) {
-		t.Errorf("vectors whose fixture is not shipped: %q, want %q", missing, want)
+	// A shared folder that ships more fixtures runs more vectors: only
+	// a vector skipped beyond these is an error.
+	known := []string{"D-ovmfhash-svsm_ovmf", "U-test_snp_svsm_2_vcpus", "U-test_snp_svsm_4_vcpus"}
+	for _, id := range missing {
+		if !slices.Contains(known, id) {
+			t.Errorf("vector %s is skipped: its fixture is not in the shared folder (known to lack one: %q)", id, known)
+		}
 	}
+	t.Logf("vectors skipped for a fixture the shared folder lacks: %q", missing)
 }
