@@ -260,14 +260,20 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// with no outcome, no documented exit status and the scratch folder
 	// left behind. The first signal is counted here too (it reaches every
 	// channel registered for it), so the second one is the one that kills
-	// QEMU. The channel stays registered until the process exits:
-	// interruptContext sends a signal that came before it gave the
-	// default action back once more, and run has counted that one already;
-	// delivered after a signal.Stop here (a busy host delays that
-	// goroutine), it would end run by the default action after its
-	// outcome, with no exit status.
+	// QEMU. Once a signal has come, the channel stays registered until
+	// the process exits: interruptContext sends a signal that came before
+	// it gave the default action back once more, and run has counted that
+	// one already; delivered after a signal.Stop here (a busy host delays
+	// that goroutine), it would end run by the default action after its
+	// outcome, with no exit status. Without one (a run that ended by
+	// itself, or run called in a test's process), nothing is sent again.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, interruptSignals...)
+	defer func() {
+		if ctx.Err() == nil {
+			signal.Stop(sigs)
+		}
+	}()
 	// A write to a stdout or stderr whose reader has ended (the tee of
 	// "run 2>&1 | tee log", ended by the same Ctrl-C; a restarted
 	// journald) would end run by SIGPIPE, and QEMU with it (Pdeathsig):
