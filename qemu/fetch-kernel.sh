@@ -59,7 +59,7 @@ if [ -z "$pkg" ]; then
 	pkg=$(resolve)
 	if [ -z "$pkg" ]; then
 		say "apt lists know no linux-image-amd64; running apt-get update"
-		apt-get update -qq >&2 ||
+		apt-get -o Acquire::Retries=3 update -qq >&2 ||
 			die "apt-get update failed (run as root, and check /etc/apt/sources.list.d for a Debian mirror)"
 		pkg=$(resolve)
 	fi
@@ -102,7 +102,7 @@ else
 	if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then
 		chown _apt "$dl" 2>/dev/null || true
 	fi
-	(cd "$dl" && apt-get download -q "$pkg" >&2) ||
+	(cd "$dl" && apt-get -o Acquire::Retries=3 download -q "$pkg" >&2) ||
 		die "apt-get download $pkg failed (run 'apt-get update' as root, and check network access to the Debian mirror)"
 	got=$(find "$dl" -maxdepth 1 -name "${pkg}_*.deb" -print | sort | tail -n 1)
 	[ -n "$got" ] || die "apt-get download $pkg reported success but left no ${pkg}_*.deb"

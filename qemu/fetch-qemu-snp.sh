@@ -44,7 +44,7 @@ apt=$parent/apt-bpo
 mkdir -p "$apt/lists/partial" "$apt/debs" || die "cannot create $apt"
 echo "deb http://deb.debian.org/debian bookworm-backports main" >"$apt/sources.list"
 opts=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o "Dir::Etc::sourceparts=-"
-	-o "Dir::State::Lists=$apt/lists" -o "APT::Get::List-Cleanup=0")
+	-o "Dir::State::Lists=$apt/lists" -o "APT::Get::List-Cleanup=0" -o "Acquire::Retries=3")
 say "updating the bookworm-backports package list (private to $apt)"
 apt-get "${opts[@]}" update -qq || die "apt-get update of bookworm-backports failed"
 ver=$(apt-cache "${opts[@]}" policy qemu-system-x86 | awk '/~bpo12/ && $1 ~ /^[0-9]/ { print $1; exit } /~bpo12/ && $1 == "***" { print $2; exit }')
