@@ -580,6 +580,74 @@ func TestReadUnalignedArchive(t *testing.T) {
 	}
 }
 
+// After an uncompressed archive the kernel checks the padding before any
+// next part, a compressed one too ("broken padding"): a gzip or zstd
+// stream at an offset that is not a multiple of 4 there is never unpacked,
+// and Read refuses the initrd. After a compressed part, no such rule.
+func TestReadUnalignedCompressedAfterArchive(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	o.Compression = "none"
+	first := appendArchive(t, nil, entry{"bin/katana", regExec, "evil"})
+	for _, comp := range []string{"gzip", "zstd"} {
+		o.Compression = comp
+		packed := pack(t, o)
+		for pad := 0; pad < 8; pad++ {
+			img := slices.Concat(first, make([]byte, pad), packed)
+			off := len(first) + pad
+			_, err := Read(bytes.NewReader(img))
+			if off%4 == 0 {
+				if err != nil {
+					t.Errorf("%s at byte %d after an archive: %v", comp, off, err)
+				}
+				continue
+			}
+			want := fmt.Sprintf("%s data at byte %d, after an uncompressed archive and not at a multiple of 4", comp, off)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s at byte %d after an archive: got %v, want %q", comp, off, err, want)
+			}
+		}
+	}
+}
+
+// The kernel's gunzip skips the gzip header's file name only: an extra
+// field, a comment or a header CRC it inflates as data, so Read refuses a
+// header with any of them; a file name (GNU gzip writes one) is fine.
+func TestReadGzipHeaderFlags(t *testing.T) {
+	o := inputs(t, t.TempDir())
+	o.Modules = []string{"vsock"}
+	o.PayloadEncoding = "inline"
+	o.Compression = "none"
+	plain := pack(t, o)
+	gz := func(h gzip.Header) []byte {
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		zw.Header = h
+		zw.Write(plain)
+		zw.Close()
+		return b.Bytes()
+	}
+	if _, err := Read(bytes.NewReader(gz(gzip.Header{Name: "initrd.cpio"}))); err != nil {
+		t.Errorf("gzip with a file name: %v", err)
+	}
+	for name, h := range map[string]gzip.Header{
+		"extra field": {Extra: []byte{1, 2, 3, 4}},
+		"comment":     {Comment: "hello"},
+	} {
+		_, err := Read(bytes.NewReader(gz(h)))
+		if err == nil || !strings.Contains(err.Error(), "gzip header flags") || !strings.Contains(err.Error(), "would inflate the rest as data") {
+			t.Errorf("gzip with a %s: got %v, want the header flags refused", name, err)
+		}
+	}
+	// A header CRC (FHCRC, 0x02), which Go's writer does not write.
+	b := gz(gzip.Header{})
+	b[3] |= 0x02
+	if _, err := Read(bytes.NewReader(b)); err == nil || !strings.Contains(err.Error(), "gzip header flags 0x2") {
+		t.Errorf("gzip with FHCRC: got %v, want the header flags refused", err)
+	}
+}
+
 // entry is one member of an archive appendArchive writes: data is the
 // content of a regular file, the target of a symlink.
 type entry struct {

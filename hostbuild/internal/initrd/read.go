@@ -152,6 +152,7 @@ func Read(r io.Reader) (*Archive, error) {
 	}
 	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, dirs: map[string]bool{}, links: map[linkKey][]string{}, budget: maxUnpacked}
 	var comps []string
+	afterNone := false // the last segment was an uncompressed archive
 	for {
 		pad := hc.n - int64(br.Buffered())
 		if err := st.skipNULs(br); err == io.EOF {
@@ -169,6 +170,13 @@ func Read(r io.Reader) (*Archive, error) {
 		if c == "none" && off%4 != 0 {
 			return nil, fmt.Errorf("cpio archive at byte %d, not a multiple of 4: the kernel stops unpacking there; refusing", off)
 		}
+		// After an uncompressed archive the kernel checks the padding
+		// before anything (do_reset: "broken padding"), a compressed
+		// stream included.
+		if afterNone && off%4 != 0 {
+			return nil, fmt.Errorf("%s data at byte %d, after an uncompressed archive and not at a multiple of 4: the kernel stops unpacking there (\"broken padding\"); refusing", c, off)
+		}
+		afterNone = c == "none"
 		if len(comps) == 0 || comps[len(comps)-1] != c {
 			comps = append(comps, c)
 		}
@@ -659,12 +667,26 @@ type packedCheck struct {
 // 16 MiB frames lists 4096 frames of ~100 bytes).
 const maxFrameList = 1 << 20
 
+// The gzip header flags the kernel's gunzip handles: FTEXT (ignored) and
+// FNAME (skipped).
+const (
+	gzipFlagText = 0x01
+	gzipFlagName = 0x08
+)
+
 // segment reads one segment of compression c starting at br.
 func (st *readState) segment(c string, br *bufio.Reader) error {
 	switch c {
 	case "none":
 		return st.archives(br, true)
 	case "gzip":
+		// The kernel's gunzip (lib/decompress_inflate.c) skips the
+		// 10-byte header and a file name only, and inflates what
+		// follows: an extra field, a comment or a header CRC would be
+		// read as deflate data there, and skipped here.
+		if h, _ := br.Peek(10); len(h) == 10 && h[3]&^(gzipFlagText|gzipFlagName) != 0 {
+			return fmt.Errorf("gzip header flags %#x (an extra field, a comment, a header CRC or reserved bits): the kernel's gunzip skips only the header and a file name and would inflate the rest as data; refusing", h[3])
+		}
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return fmt.Errorf("gzip: %w", err)

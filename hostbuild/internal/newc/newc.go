@@ -303,6 +303,13 @@ func (r *Reader) Next() (*Header, error) {
 		return nil, r.fail("check field is %#x but magic %s has no checksum", h.Check, magic)
 	}
 	if h.Name == trailer {
+		// The kernel ends the archive (and forgets its hard links) on
+		// this name only for an entry it reads the name of as a file's:
+		// a symlink's goes down the symlink path instead, and what
+		// follows stays in the same archive (init/initramfs.c do_header).
+		if h.Type() == TypeLink {
+			return nil, r.fail("a symlink named %s: the kernel does not take it as the end of the archive; refusing", trailer)
+		}
 		if h.Size != 0 {
 			return nil, r.fail("trailer has size %d", h.Size)
 		}

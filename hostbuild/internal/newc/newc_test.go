@@ -166,6 +166,9 @@ func TestMalformed(t *testing.T) {
 		{"garbage", bytes.Repeat([]byte("not a cpio archive "), 10), "bad magic"},
 		{"dir with data", set(6+8*6, "00000010"), "has data size"},
 		{"check without crc magic", set(102, "00000001"), "check field"},
+		// The kernel reads a symlink named TRAILER!!! as a symlink: the
+		// archive, and its hard links, go on.
+		{"symlink trailer", set(len(good)-124+fieldOff(1), "0000a1ff"), "a symlink named TRAILER!!!"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
