@@ -13,6 +13,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"runtime"
@@ -1644,6 +1645,75 @@ func TestCheckStaticELFSharedLibrary(t *testing.T) {
 		err := CheckStaticELF(tc.b)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
 			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Linux runs another system's x86-64 ELF too, and its system calls go
+// wrong: a binary whose OS ABI byte (FreeBSD) or notes (NetBSD, OpenBSD)
+// name another system is refused; Linux's and System V's OS ABI, and the
+// notes Linux linkers write (GNU, Go), are fine. A Go binary built here
+// for linux passes.
+func TestCheckStaticELFOtherOS(t *testing.T) {
+	exe := testelf.Executable("", []byte("x"))
+	osabi := func(v byte) []byte {
+		b := bytes.Clone(exe)
+		b[7] = v
+		return b
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string // "" to accept
+	}{
+		{"System V", osabi(0), ""},
+		{"Linux", osabi(3), ""},
+		{"FreeBSD", osabi(9), "built for ELFOSABI_FREEBSD (its ELF OS ABI), not Linux"},
+		{"NetBSD note", testelf.ExecutableWithNote("NetBSD", []byte("x")), "built for NetBSD (its ELF notes say so), not Linux"},
+		{"OpenBSD note", testelf.ExecutableWithNote("OpenBSD", []byte("x")), "built for OpenBSD (its ELF notes say so), not Linux"},
+		{"GNU note", testelf.ExecutableWithNote("GNU", []byte("x")), ""},
+		{"Go note", testelf.ExecutableWithNote("Go", []byte("x")), ""},
+	} {
+		err := CheckStaticELF(tc.b)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	self, err := os.ReadFile("/proc/self/exe") // this test binary: Go, linux, maybe not static
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckStaticELF(self); err != nil && !strings.Contains(err.Error(), "dynamically linked") {
+		t.Errorf("this linux test binary: %v", err)
+	}
+}
+
+// A Go program says its GOOS in its build info: one built for DragonFly
+// (no OS ABI byte, no note of its own) is refused, one built for linux is
+// not.
+func TestCheckStaticELFGoGOOS(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("skipping: no go command on PATH (%v): install Go (/usr/local/go/bin) to build the test programs", err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\ngo 1.26\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644)
+	for goos, want := range map[string]string{"dragonfly": "a Go program built for GOOS=dragonfly, not linux", "linux": ""} {
+		out := filepath.Join(dir, "hello."+goos)
+		cmd := exec.Command(gobin, "build", "-ldflags=-s", "-o", out, ".")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH=amd64")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build for %s: %v\n%s", goos, err, b)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = CheckStaticELF(b)
+		if want == "" && err != nil || want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)) {
+			t.Errorf("%s: got %v, want %q", goos, err, want)
 		}
 	}
 }

@@ -19,7 +19,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -602,6 +604,24 @@ func CheckStaticELF(b []byte) error {
 	if f.Type != elf.ET_EXEC && f.Type != elf.ET_DYN {
 		return fmt.Errorf("ELF type %v is not an executable", f.Type)
 	}
+	// Linux runs any x86-64 ELF, another system's too, whose system
+	// calls then go wrong: such a binary says so in its OS ABI byte
+	// (FreeBSD) or in a note (NetBSD, OpenBSD).
+	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
+		return fmt.Errorf("built for %v (its ELF OS ABI), not Linux: the guest is Linux; build it for linux (Go: GOOS=linux)", f.OSABI)
+	}
+	if owner := otherOSNote(f); owner != "" {
+		return fmt.Errorf("built for %s (its ELF notes say so), not Linux: the guest is Linux; build it for linux (Go: GOOS=linux)", owner)
+	}
+	// A Go program says its GOOS in its build info (DragonFly's
+	// binaries have neither an OS ABI nor a note of their own).
+	if bi, err := buildinfo.Read(bytes.NewReader(b)); err == nil {
+		for _, st := range bi.Settings {
+			if st.Key == "GOOS" && st.Value != "linux" {
+				return fmt.Errorf("a Go program built for GOOS=%s, not linux: the guest is Linux; build it with GOOS=linux", st.Value)
+			}
+		}
+	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			interp, _ := io.ReadAll(io.LimitReader(p.Open(), 256))
@@ -612,6 +632,38 @@ func CheckStaticELF(b []byte) error {
 		return errors.New("a shared library (no entry point), not an executable")
 	}
 	return nil
+}
+
+// otherOSNote returns the owner of an ELF note that tags f as another
+// system's binary (the BSDs' linkers write one), or "".
+func otherOSNote(f *elf.File) string {
+	le := binary.LittleEndian
+	for _, p := range f.Progs {
+		if p.Type != elf.PT_NOTE || p.Filesz > 1<<16 {
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(p.Open(), int64(p.Filesz)))
+		if err != nil {
+			continue
+		}
+		for len(b) >= 12 {
+			namesz, descsz := int(le.Uint32(b)), int(le.Uint32(b[4:]))
+			if namesz < 0 || descsz < 0 || namesz > len(b)-12 {
+				break
+			}
+			name := strings.TrimRight(string(b[12:12+namesz]), "\x00")
+			switch name {
+			case "FreeBSD", "NetBSD", "OpenBSD", "DragonFly", "Solaris":
+				return name
+			}
+			next := 12 + (namesz+3)&^3 + (descsz+3)&^3
+			if next <= 0 || next > len(b) {
+				break
+			}
+			b = b[next:]
+		}
+	}
+	return ""
 }
 
 // writeArchive writes files as one newc archive, inode numbers from ino, in

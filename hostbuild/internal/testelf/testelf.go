@@ -39,19 +39,40 @@ func ehdr(b *bytes.Buffer, typ, machine uint16, entry, phoff, shoff uint64, phnu
 // interp != "" it carries a PT_INTERP naming that loader, as a dynamically
 // linked program does.
 func Executable(interp string, payload []byte) []byte {
-	return executable(62, interp, payload)
+	return executable(62, interp, payload, nil)
 }
 
 // ExecutableFor is Executable for another e_machine (e.g. 183 for arm64).
 func ExecutableFor(machine uint16, payload []byte) []byte {
-	return executable(machine, "", payload)
+	return executable(machine, "", payload, nil)
 }
 
-func executable(machine uint16, interp string, payload []byte) []byte {
+// ExecutableWithNote is a static Executable with a PT_NOTE holding one
+// note of the given owner (type 1, a 4-byte descriptor), as other systems'
+// linkers tag their binaries ("NetBSD", "OpenBSD", ...).
+func ExecutableWithNote(owner string, payload []byte) []byte {
+	le := binary.LittleEndian
+	var n bytes.Buffer
+	binary.Write(&n, le, uint32(len(owner)+1))
+	binary.Write(&n, le, uint32(4))
+	binary.Write(&n, le, uint32(1))
+	n.WriteString(owner)
+	n.WriteByte(0)
+	for n.Len()%4 != 0 {
+		n.WriteByte(0)
+	}
+	n.Write([]byte{1, 0, 0, 0})
+	return executable(62, "", payload, n.Bytes())
+}
+
+func executable(machine uint16, interp string, payload, note []byte) []byte {
 	var b bytes.Buffer
 	phnum := uint16(1)
 	if interp != "" {
-		phnum = 2
+		phnum++
+	}
+	if note != nil {
+		phnum++
 	}
 	dataOff := uint64(ehdrSize + int(phnum)*phdrSize)
 	ehdr(&b, 2 /* ET_EXEC */, machine, 0x400000+dataOff, ehdrSize, 0, phnum, 0, 0)
@@ -72,12 +93,20 @@ func executable(machine uint16, interp string, payload []byte) []byte {
 	if interp != "" {
 		ph(3 /* PT_INTERP */, 4, total, uint64(len(interp)+1))
 	}
+	noteOff := total + uint64(len(interp))
+	if interp != "" {
+		noteOff++
+	}
+	if note != nil {
+		ph(4 /* PT_NOTE */, 4, noteOff, uint64(len(note)))
+	}
 	ph(1 /* PT_LOAD */, 5, 0, total)
 	b.Write(payload)
 	if interp != "" {
 		b.WriteString(interp)
 		b.WriteByte(0)
 	}
+	b.Write(note)
 	return b.Bytes()
 }
 
