@@ -240,6 +240,14 @@ func warnDroppedModules(stderr io.Writer, cmd string, res *initrd.Result) {
 	for _, n := range res.NamedAbsent {
 		fmt.Fprintf(stderr, "hostbuild %s: warning: --module %s: kernel %s does not have it; skipped, as it is from the default list\n", cmd, n, res.Release)
 	}
+	for _, sd := range res.SoftDeps {
+		also := ""
+		if len(sd.Candidates) > 0 {
+			also = " (candidates by name: " + strings.Join(sd.Candidates, ", ") + ")"
+		}
+		fmt.Fprintf(stderr, "hostbuild %s: warning: module %s has a soft dependency %s (.modinfo softdep=) that nothing packed provides: modprobe would load it, the guest has no modprobe; if %s needs it (its loading fails at boot), add the module that provides it with --module%s\n",
+			cmd, sd.Module, sd.Name, sd.Module, also)
+	}
 	dropped := res.Dropped
 	if len(dropped) == 0 {
 		return

@@ -2321,3 +2321,25 @@ func TestCheckFilesCleanSuggestion(t *testing.T) {
 		}
 	}
 }
+
+// Pack reports a packed module's soft dependency that nothing packed
+// provides, with the modules whose names hold it (not the module itself);
+// packing the provider meets it.
+func TestPackReportsUnmetSoftDeps(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	mods := filepath.Join(dir, "lib", "modules", "6.9.0-test", "kernel", "lib")
+	os.MkdirAll(mods, 0o755)
+	os.WriteFile(filepath.Join(mods, "libcrc32c.ko"), testelf.Module("depends=", "name=libcrc32c", "softdep=pre: crc32c"), 0o644)
+	os.WriteFile(filepath.Join(mods, "crc32c_generic.ko"), testelf.Module("depends=", "name=crc32c_generic", "alias=crc32c"), 0o644)
+	o.Modules = []string{"vsock", "libcrc32c"}
+	res, _ := packAndRead(t, o)
+	want := []UnmetSoftDep{{Module: "libcrc32c", Name: "crc32c", Candidates: []string{"crc32c_generic"}}}
+	if diff := cmp.Diff(want, res.SoftDeps); diff != "" {
+		t.Errorf("SoftDeps (-want +got):\n%s", diff)
+	}
+	o.Modules = append(o.Modules, "crc32c_generic")
+	if res, _ := packAndRead(t, o); len(res.SoftDeps) != 0 {
+		t.Errorf("SoftDeps with crc32c_generic packed: %+v", res.SoftDeps)
+	}
+}

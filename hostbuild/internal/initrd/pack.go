@@ -193,8 +193,19 @@ type Result struct {
 	NamedAbsent     []string // of those, the ones Options.Modules named
 	// Dropped are the default modules the tree has (not built in) that
 	// are not packed: Options.Modules replaces the default list.
-	Dropped  []string
+	Dropped []string
+	// SoftDeps are, by packed module, the soft dependencies (.modinfo
+	// softdep=) that nothing packed provides, with candidate modules.
+	SoftDeps []UnmetSoftDep
 	Contents initrdlayout.Contents
+}
+
+// UnmetSoftDep is a soft dependency of a packed module that nothing packed
+// provides: Name as .modinfo gives it (a module name or an alias), and the
+// tree's modules that may provide it (kmod.Tree.Providers).
+type UnmetSoftDep struct {
+	Module, Name string
+	Candidates   []string
 }
 
 // ErrInput marks a problem with an input file (missing, unreadable, not a
@@ -454,6 +465,13 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 	mods, err := tree.Closure(names)
 	if err != nil {
 		return nil, inputError{err}
+	}
+	unmet := tree.Unmet(mods)
+	for _, m := range mods {
+		for _, d := range unmet[m.Name] {
+			cands := slices.DeleteFunc(tree.Providers(d, 4), func(c string) bool { return c == m.Name })
+			res.SoftDeps = append(res.SoftDeps, UnmetSoftDep{Module: m.Name, Name: d, Candidates: cands[:min(3, len(cands))]})
+		}
 	}
 	if o.Modules != nil {
 		packed := map[string]bool{}

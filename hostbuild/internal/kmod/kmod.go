@@ -71,7 +71,12 @@ type Module struct {
 	Name    string   // canonical (underscores)
 	RelPath string   // relative to the release directory, e.g. kernel/drivers/net/virtio_net.ko
 	Depends []string // direct dependencies (canonical names) from .modinfo
-	Data    []byte   // the file as it is on disk (compressed modules stay compressed)
+	// SoftDeps are the names .modinfo's softdep= lines give (pre: and
+	// post:), module names or aliases, which modprobe loads around the
+	// module; Aliases the module's own alias= names.
+	SoftDeps []string
+	Aliases  []string
+	Data     []byte // the file as it is on disk (compressed modules stay compressed)
 }
 
 // ErrNotFound is wrapped by errors for module names the tree does not have.
@@ -259,6 +264,30 @@ func (t *Tree) Closure(names []string) ([]Module, error) {
 	return order, nil
 }
 
+// Unmet returns, for each module of mods (a Closure) that names a soft
+// dependency no module of mods provides (by name or alias) and the kernel
+// does not have built in, those names: the guest has no modprobe to load
+// them, and a module that needs one fails (libcrc32c without a crc32c
+// implementation).
+func (t *Tree) Unmet(mods []Module) map[string][]string {
+	have := map[string]bool{}
+	for _, m := range mods {
+		have[m.Name] = true
+		for _, a := range m.Aliases {
+			have[a] = true
+		}
+	}
+	unmet := map[string][]string{}
+	for _, m := range mods {
+		for _, d := range m.SoftDeps {
+			if !have[d] && !have[Canonical(d)] && !t.Builtin(d) {
+				unmet[m.Name] = append(unmet[m.Name], d)
+			}
+		}
+	}
+	return unmet
+}
+
 func (t *Tree) notFound(name, from string) error {
 	msg := fmt.Sprintf("module %q", name)
 	if from != "" {
@@ -294,7 +323,15 @@ func (t *Tree) load(name, rel string) (*Module, error) {
 			return nil, fmt.Errorf("module file %s is built for kernel release %q (vermagic), but its folder %s names release %q: give --kernel-modules the lib/modules/<release> folder of that kernel", p, release, t.Dir, t.Release)
 		}
 	}
-	m := &Module{Name: name, RelPath: rel, Data: data}
+	m := &Module{Name: name, RelPath: rel, Data: data, Aliases: info["alias"]}
+	for _, sd := range info["softdep"] {
+		// "pre: a b post: c"
+		for _, w := range strings.Fields(sd) {
+			if w != "pre:" && w != "post:" {
+				m.SoftDeps = append(m.SoftDeps, w)
+			}
+		}
+	}
 	if d := info["depends"]; len(d) > 0 && d[0] != "" {
 		for _, dep := range strings.Split(d[0], ",") {
 			if dep = strings.TrimSpace(dep); dep != "" {
@@ -453,6 +490,24 @@ func ModulesDep(mods []Module) []byte {
 
 // Suggest returns up to n known module names closest to name (edit
 // distance), for "did you mean" messages.
+// Providers returns up to n module names of the tree that may provide a
+// soft dependency name (a module name or an alias, such as "crc32c"): the
+// names that hold it (crc32c_generic, crc32c_intel), else Suggest's.
+func (t *Tree) Providers(name string, n int) []string {
+	c := Canonical(name)
+	var out []string
+	for k := range t.files {
+		if strings.Contains(k, c) {
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return t.Suggest(name, n)
+	}
+	slices.Sort(out)
+	return out[:min(n, len(out))]
+}
+
 func (t *Tree) Suggest(name string, n int) []string {
 	c := Canonical(name)
 	type cand struct {

@@ -547,3 +547,34 @@ func TestReadsFile(t *testing.T) {
 		}
 	}
 }
+
+// Soft dependencies (.modinfo softdep=, pre: and post:) are met by a
+// module of the closure with that name or alias, or by a built-in; the
+// others are reported, with the modules whose names hold them.
+func TestUnmetSoftDeps(t *testing.T) {
+	tree := treeOf(t, map[string][]byte{
+		"libcrc32c.ko":      testelf.Module("name=libcrc32c", "softdep=pre: crc32c", "vermagic=6.9.0-test SMP"),
+		"crc32c_generic.ko": testelf.Module("name=crc32c_generic", "alias=crc32c", "alias=crypto-crc32c", "vermagic=6.9.0-test SMP"),
+		"crc32c-intel.ko":   testelf.Module("name=crc32c_intel", "alias=crc32c", "vermagic=6.9.0-test SMP"),
+		"both.ko":           testelf.Module("name=both", "softdep=pre: libcrc32c post: gone", "vermagic=6.9.0-test SMP"),
+	})
+	mods, err := tree.Closure([]string{"libcrc32c", "both"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"libcrc32c": {"crc32c"}, "both": {"gone"}}
+	if diff := cmp.Diff(want, tree.Unmet(mods)); diff != "" {
+		t.Errorf("Unmet (-want +got):\n%s", diff)
+	}
+	if got := tree.Providers("crc32c", 3); !slices.Equal(got, []string{"crc32c_generic", "crc32c_intel", "libcrc32c"}) {
+		t.Errorf("Providers(crc32c) = %q", got)
+	}
+	// With a module that has the alias, crc32c is met.
+	mods, err = tree.Closure([]string{"libcrc32c", "crc32c_generic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tree.Unmet(mods); len(got) != 0 {
+		t.Errorf("Unmet with crc32c_generic packed = %v, want none", got)
+	}
+}
