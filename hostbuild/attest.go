@@ -125,8 +125,7 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	}
 	// A flag that only qualifies another is refused without it, rather
 	// than ignored in silence.
-	set := map[string]bool{}
-	v.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	set := flagsSet(v.fs)
 	if set["roots-product"] && v.roots == "" {
 		return nil, o, usageError{"--roots-product names the product line of --roots; give --roots too, or drop it"}
 	}

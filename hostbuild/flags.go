@@ -140,3 +140,21 @@ func parseAutoInt(s string, bits int) (uint64, error) {
 	}
 	return strconv.ParseUint(s, 0, bits)
 }
+
+// flagsSet returns the names of the flags the command line set (given,
+// even to their default value), as flag.FlagSet.Visit sees them.
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
+}
+
+// firstMissing returns the first of names that set lacks, or "".
+func firstMissing(set map[string]bool, names ...string) string {
+	for _, n := range names {
+		if !set[n] {
+			return n
+		}
+	}
+	return ""
+}

@@ -75,12 +75,9 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	for _, req := range []string{"ovmf", "kernel", "initrd", "vcpus", "vcpu-type", "o"} {
-		if !set[req] {
-			return usageFail("-%s is required", req)
-		}
+	set := flagsSet(fs)
+	if req := firstMissing(set, "ovmf", "kernel", "initrd", "vcpus", "vcpu-type", "o"); req != "" {
+		return usageFail("-%s is required", req)
 	}
 	// Without --cmdline the manifest would record the empty cmdline, which
 	// is almost never the one QEMU is given: refuse rather than guess.

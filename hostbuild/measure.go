@@ -94,8 +94,7 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	set := flagsSet(fs)
 	for _, n := range svsmFlags {
 		if set[n] {
 			return usageFail("--%s: SVSM (sev-snp-measure's mode snp:svsm) is not supported: this tool measures SEV-SNP direct boot (modes snp, snp:ovmf-hash)", n)

@@ -63,12 +63,8 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
-	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	for _, req := range []string{"manifest", "ovmf", "kernel", "initrd"} {
-		if !set[req] {
-			return usageFail("--%s is required", req)
-		}
+	if req := firstMissing(flagsSet(fs), "manifest", "ovmf", "kernel", "initrd"); req != "" {
+		return usageFail("--%s is required", req)
 	}
 	m, err := manifest.Load(*mpath)
 	if err != nil {
