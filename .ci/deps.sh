@@ -27,5 +27,7 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # A mirror that drops a connection now and then must not fail CI: apt
 # retries each download.
-apt-get -o Acquire::Retries=3 update -qq
-apt-get -o Acquire::Retries=3 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# A fresh VM's apt-daily or unattended-upgrades may hold dpkg's lock: wait
+# for it rather than fail.
+apt-get -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -11,6 +11,17 @@ cd "$(dirname "$0")/.."
 # Go lives at /usr/local/go (README); use it when go is not on PATH.
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 t=${1:-10s}
+# The bound of one target's run (see below): its -fuzztime thrice, plus
+# five minutes for building and baseline coverage.
+secs=60 # an -fuzztime of iterations (100x) or another form
+if [[ $t =~ ^([0-9]+)([smh])$ ]]; then
+  case ${BASH_REMATCH[2]} in
+    s) secs=${BASH_REMATCH[1]} ;;
+    m) secs=$((BASH_REMATCH[1] * 60)) ;;
+    h) secs=$((BASH_REMATCH[1] * 3600)) ;;
+  esac
+fi
+limit=$((secs * 3 + 300))
 passed=0 failed=0 raced=0
 # go list and go test -list must succeed: a failure there would leave no
 # target to run, and "0 passed, 0 failed" is no pass.
@@ -25,10 +36,15 @@ while read -r pkg dir; do
     # -fuzzminimizetime 0: a short run spends its time searching; with
     # the default (60 s) it spent most of it shrinking the inputs it found
     # interesting, at 0 execs/s. A failing input is written all the same.
-    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" -fuzzminimizetime 0 "$pkg" 2>&1 | tee "$log"
+    # go test has no -timeout while fuzzing: a hung run (the coordinator
+    # race above, a worker stuck) is ended here, and fails.
+    timeout -k 30 "$limit" go test -run '^$' -fuzz "^${name}\$" -fuzztime "$t" -fuzzminimizetime 0 "$pkg" 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     after=$(ls "$corpus" 2>/dev/null | sort)
-    if [ "$rc" = 0 ]; then
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+      echo "fuzz: $name did not end within $limit s: FAILED"
+      failed=$((failed + 1))
+    elif [ "$rc" = 0 ]; then
       passed=$((passed + 1))
     elif [ "$before" = "$after" ] && grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
       echo "fuzz: $name: coordinator deadline race at the end of -fuzztime (golang/go#75804), no failing input: counted as passed"

@@ -345,7 +345,7 @@ func TestBuildReplacesPreviousOutputs(t *testing.T) {
 // the init's Go build info, so the init must be a Go program.
 func goInit(t *testing.T, dst string) {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-trimpath", "-o", dst, "./testdata/standin-katana")
+	cmd := exec.Command("go", "build", "-trimpath", "-buildvcs=false", "-o", dst, "./testdata/standin-katana")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the stand-in: %v\n%s", err, out)

@@ -34,7 +34,7 @@ func buildHostbuild(t *testing.T) string {
 		t.Skipf("the go tool is not in PATH (%v); needed to build hostbuild for the end-to-end test", err)
 	}
 	bin := filepath.Join(t.TempDir(), "hostbuild")
-	cmd := exec.Command("go", "build", "-o", bin, "./hostbuild")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./hostbuild")
 	cmd.Dir = filepath.Join("..", "..", "..")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building hostbuild: %v\n%s", err, out)
