@@ -31,8 +31,10 @@ export SHARED_DIR := $(SHARED)
 # and the three are set.
 GOTOOLCHAIN_PIN := $(shell sed -n 's/^toolchain //p' go.mod)
 # The tests run on the same toolchain as the builds (a test compares the
-# Go version of binaries it builds with its own), whatever go.env says.
-export GOTOOLCHAIN := $(GOTOOLCHAIN_PIN)
+# Go version of binaries it builds with its own), whatever go.env says; a
+# GOTOOLCHAIN in the environment still wins (the builds pin theirs).
+GOTOOLCHAIN ?= $(GOTOOLCHAIN_PIN)
+export GOTOOLCHAIN
 GO_CLEAN_ENV := GOENV=off GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= GOFIPS140=off CGO_ENABLED=0 GOAMD64=v1
 GUEST_ENV   := $(GO_CLEAN_ENV) GOOS=linux GOARCH=amd64
 HOST_ENV    := $(GO_CLEAN_ENV)

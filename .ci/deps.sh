@@ -27,7 +27,13 @@ echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 # A mirror that drops a connection now and then must not fail CI: apt
 # retries each download.
-# A fresh VM's apt-daily or unattended-upgrades may hold dpkg's lock: wait
-# for it rather than fail.
-apt-get -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 update -qq
+# A fresh VM's apt-daily or unattended-upgrades may hold apt's locks: wait
+# for them rather than fail (DPkg::Lock::Timeout covers install only; the
+# lists' lock of update is retried here, up to 10 minutes).
+for try in $(seq 60); do
+  apt-get -o Acquire::Retries=3 update -qq && break
+  [ "$try" = 60 ] && { echo "deps: apt-get update kept failing" >&2; exit 1; }
+  echo "deps: apt-get update failed (a lock held, a mirror down?); trying again in 10 s" >&2
+  sleep 10
+done
 apt-get -o Acquire::Retries=3 -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

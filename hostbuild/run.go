@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -269,8 +270,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// itself, or run called in a test's process), nothing is sent again.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, interruptSignals...)
+	var signaled atomic.Bool // a signal reached sigs (the goroutine below takes them)
 	defer func() {
-		if ctx.Err() == nil {
+		// A signal reaches every registered channel at once: one still
+		// in sigs, or taken, means interruptContext may send one again.
+		if !signaled.Load() && len(sigs) == 0 && ctx.Err() == nil {
 			signal.Stop(sigs)
 		}
 	}()
@@ -308,6 +312,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		for n := 0; ; {
 			select {
 			case sig := <-sigs:
+				signaled.Store(true)
 				if n == 1 && sig == first && time.Since(firstAt) < 200*time.Millisecond {
 					continue
 				}

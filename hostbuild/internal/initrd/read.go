@@ -667,11 +667,12 @@ type packedCheck struct {
 // 16 MiB frames lists 4096 frames of ~100 bytes).
 const maxFrameList = 1 << 20
 
-// The gzip header flags the kernel's gunzip handles: FTEXT (ignored) and
-// FNAME (skipped).
+// The gzip header flags whose fields the kernel's gunzip does not skip
+// (it skips a file name, FNAME, alone).
 const (
-	gzipFlagText = 0x01
-	gzipFlagName = 0x08
+	gzipFlagHCRC    = 0x02
+	gzipFlagExtra   = 0x04
+	gzipFlagComment = 0x10
 )
 
 // segment reads one segment of compression c starting at br.
@@ -684,8 +685,8 @@ func (st *readState) segment(c string, br *bufio.Reader) error {
 		// 10-byte header and a file name only, and inflates what
 		// follows: an extra field, a comment or a header CRC would be
 		// read as deflate data there, and skipped here.
-		if h, _ := br.Peek(10); len(h) == 10 && h[3]&^(gzipFlagText|gzipFlagName) != 0 {
-			return fmt.Errorf("gzip header flags %#x (an extra field, a comment, a header CRC or reserved bits): the kernel's gunzip skips only the header and a file name and would inflate the rest as data; refusing", h[3])
+		if h, _ := br.Peek(10); len(h) == 10 && h[3]&(gzipFlagHCRC|gzipFlagExtra|gzipFlagComment) != 0 {
+			return fmt.Errorf("gzip header flags %#x (an extra field, a comment or a header CRC): the kernel's gunzip skips only the header and a file name and would inflate the rest as data; refusing", h[3])
 		}
 		zr, err := gzip.NewReader(br)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -73,8 +74,10 @@ type Module struct {
 	Depends []string // direct dependencies (canonical names) from .modinfo
 	// SoftDeps are the names .modinfo's softdep= lines give (pre: and
 	// post:), module names or aliases, which modprobe loads around the
-	// module; Aliases the module's own alias= names.
+	// module, SoftPre those it loads before; Aliases the module's own
+	// alias= names.
 	SoftDeps []string
+	SoftPre  []string
 	Aliases  []string
 	Data     []byte // the file as it is on disk (compressed modules stay compressed)
 }
@@ -187,6 +190,23 @@ func Open(dir string) (*Tree, error) {
 			return nil, fmt.Errorf("reading %s/modules.builtin: %w", dir, err)
 		}
 	}
+	// modules.builtin.modinfo ("name.key=value", NUL-separated) gives the
+	// built-ins' aliases: a soft dependency one of them provides (sha256,
+	// by sha256_generic) is met. Optional, and only read for that.
+	b, err = infile.ReadFile("modules.builtin.modinfo", filepath.Join(dir, "modules.builtin.modinfo"), 4*maxBuiltinList)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("kernel modules %s: %w", dir, err)
+	default:
+		for _, kv := range bytes.Split(b, []byte{0}) {
+			if key, alias, ok := strings.Cut(string(kv), "="); ok {
+				if mod, k, ok := strings.Cut(key, "."); ok && k == "alias" && t.builtin[Canonical(mod)] {
+					t.builtin[Canonical(alias)] = true
+				}
+			}
+		}
+	}
 	return t, nil
 }
 
@@ -261,7 +281,76 @@ func (t *Tree) Closure(names []string) ([]Module, error) {
 			return nil, err
 		}
 	}
-	return order, nil
+	return softOrder(req, mods, order), nil
+}
+
+// softOrder orders the modules of a closure as Closure does, dependencies
+// first, and also after the modules of the closure that provide (by name
+// or alias) their pre: soft dependencies: modprobe loads those first, and
+// the guest has no modprobe for a module's load to call (libcrc32c asks
+// for crc32c as it loads). A soft dependency that would close a cycle is
+// dropped; one that would put a module before a dependency gives back
+// order, the dependencies-only order.
+func softOrder(req []string, mods map[string]*Module, order []Module) []Module {
+	prov := map[string][]string{}
+	names := slices.Sorted(maps.Keys(mods))
+	for _, n := range names {
+		prov[n] = append(prov[n], n)
+		for _, a := range mods[n].Aliases {
+			prov[a] = append(prov[a], n)
+		}
+	}
+	state := map[string]int{} // 1 visiting, 2 done
+	var out []Module
+	broken := false
+	var visit func(n string, hard bool)
+	visit = func(n string, hard bool) {
+		switch state[n] {
+		case 2:
+			return
+		case 1:
+			// A cycle: through a soft edge it is dropped; a hard one
+			// here means soft edges put a module before a dependency.
+			broken = broken || hard
+			return
+		}
+		m := mods[n]
+		if m == nil { // built in
+			state[n] = 2
+			return
+		}
+		state[n] = 1
+		deps := slices.Clone(m.Depends)
+		slices.Sort(deps)
+		for _, d := range deps {
+			visit(d, true)
+		}
+		pre := slices.Clone(m.SoftPre)
+		slices.Sort(pre)
+		for _, s := range pre {
+			for _, p := range prov[Canonical(s)] {
+				if p != n {
+					visit(p, false)
+				}
+			}
+			if Canonical(s) != s {
+				for _, p := range prov[s] {
+					if p != n {
+						visit(p, false)
+					}
+				}
+			}
+		}
+		state[n] = 2
+		out = append(out, *m)
+	}
+	for _, n := range req {
+		visit(n, true)
+	}
+	if broken || len(out) != len(order) {
+		return order
+	}
+	return out
 }
 
 // Unmet returns, for each module of mods (a Closure) that names a soft
@@ -326,9 +415,18 @@ func (t *Tree) load(name, rel string) (*Module, error) {
 	m := &Module{Name: name, RelPath: rel, Data: data, Aliases: info["alias"]}
 	for _, sd := range info["softdep"] {
 		// "pre: a b post: c"
+		pre := false
 		for _, w := range strings.Fields(sd) {
-			if w != "pre:" && w != "post:" {
+			switch w {
+			case "pre:":
+				pre = true
+			case "post:":
+				pre = false
+			default:
 				m.SoftDeps = append(m.SoftDeps, w)
+				if pre {
+					m.SoftPre = append(m.SoftPre, w)
+				}
 			}
 		}
 	}
@@ -491,18 +589,17 @@ func ModulesDep(mods []Module) []byte {
 // Suggest returns up to n known module names closest to name (edit
 // distance), for "did you mean" messages.
 // Providers returns up to n module names of the tree that may provide a
-// soft dependency name (a module name or an alias, such as "crc32c"): the
-// names that hold it (crc32c_generic, crc32c_intel), else Suggest's.
+// soft dependency name (a module name or an alias, such as "crc32c" or
+// "crypto-crc32c"): the names that hold it, the crypto API's "crypto-"
+// prefix aside (crc32c_generic, crc32c_intel). A guess by name, without
+// reading every module's aliases: none when no name holds it.
 func (t *Tree) Providers(name string, n int) []string {
-	c := Canonical(name)
+	c := Canonical(strings.TrimPrefix(name, "crypto-"))
 	var out []string
 	for k := range t.files {
 		if strings.Contains(k, c) {
 			out = append(out, k)
 		}
-	}
-	if len(out) == 0 {
-		return t.Suggest(name, n)
 	}
 	slices.Sort(out)
 	return out[:min(n, len(out))]

@@ -569,6 +569,12 @@ func TestUnmetSoftDeps(t *testing.T) {
 	if got := tree.Providers("crc32c", 3); !slices.Equal(got, []string{"crc32c_generic", "crc32c_intel", "libcrc32c"}) {
 		t.Errorf("Providers(crc32c) = %q", got)
 	}
+	if got := tree.Providers("crypto-crc32c", 2); !slices.Equal(got, []string{"crc32c_generic", "crc32c_intel"}) {
+		t.Errorf("Providers(crypto-crc32c) = %q", got)
+	}
+	if got := tree.Providers("blake2b-256", 3); got != nil {
+		t.Errorf("Providers(blake2b-256) = %q, want none (no name holds it)", got)
+	}
 	// With a module that has the alias, crc32c is met.
 	mods, err = tree.Closure([]string{"libcrc32c", "crc32c_generic"})
 	if err != nil {
@@ -576,5 +582,66 @@ func TestUnmetSoftDeps(t *testing.T) {
 	}
 	if got := tree.Unmet(mods); len(got) != 0 {
 		t.Errorf("Unmet with crc32c_generic packed = %v, want none", got)
+	}
+}
+
+// A packed provider of a pre: soft dependency loads before the module
+// that names it, whatever the names' order (modprobe loads it first; the
+// guest has none for the module's load to call): btrfs needs libcrc32c,
+// which asks for crc32c as it loads. A soft edge that would put a module
+// before one of its dependencies is dropped.
+func TestClosureSoftPreOrder(t *testing.T) {
+	tree := treeOf(t, map[string][]byte{
+		"btrfs.ko":          testelf.Module("name=btrfs", "depends=libcrc32c"),
+		"libcrc32c.ko":      testelf.Module("name=libcrc32c", "softdep=pre: crc32c post: later"),
+		"crc32c_generic.ko": testelf.Module("name=crc32c_generic", "alias=crc32c"),
+		"a.ko":              testelf.Module("name=a", "softdep=pre: b"),
+		"b.ko":              testelf.Module("name=b", "depends=a"),
+	})
+	names := func(mods []Module) []string {
+		var n []string
+		for _, m := range mods {
+			n = append(n, m.Name)
+		}
+		return n
+	}
+	mods, err := tree.Closure([]string{"btrfs", "crc32c_generic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(mods), []string{"crc32c_generic", "libcrc32c", "btrfs"}; !slices.Equal(got, want) {
+		t.Errorf("order %q, want %q", got, want)
+	}
+	if m := mods[1]; !slices.Equal(m.SoftPre, []string{"crc32c"}) || !slices.Equal(m.SoftDeps, []string{"crc32c", "later"}) {
+		t.Errorf("libcrc32c: SoftPre %q, SoftDeps %q", m.SoftPre, m.SoftDeps)
+	}
+	mods, err = tree.Closure([]string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := names(mods), []string{"a", "b"}; !slices.Equal(got, want) {
+		t.Errorf("order %q, want %q (b depends on a; a's soft pre: b is dropped)", got, want)
+	}
+}
+
+// A soft dependency a built-in module provides by alias (modules.builtin.
+// modinfo) is met: btrfs's sha256 is Debian's built-in sha256_generic.
+func TestUnmetSoftDepBuiltinAlias(t *testing.T) {
+	tree := treeOf(t, map[string][]byte{
+		"btrfs.ko": testelf.Module("name=btrfs", "softdep=pre: sha256 crypto-sha256 blake2b-256"),
+	})
+	os.WriteFile(filepath.Join(tree.Dir, "modules.builtin"), []byte("kernel/crypto/sha256_generic.ko\n"), 0o644)
+	os.WriteFile(filepath.Join(tree.Dir, "modules.builtin.modinfo"), []byte("sha256_generic.alias=sha256\x00sha256_generic.alias=crypto-sha256\x00other.alias=blake2b-256\x00"), 0o644)
+	tree, err := Open(tree.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := tree.Closure([]string{"btrfs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// blake2b-256's provider "other" is not built in: still unmet.
+	if diff := cmp.Diff(map[string][]string{"btrfs": {"blake2b-256"}}, tree.Unmet(mods)); diff != "" {
+		t.Errorf("Unmet (-want +got):\n%s", diff)
 	}
 }
