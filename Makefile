@@ -28,14 +28,15 @@ export SHARED_DIR := $(SHARED)
 # GOEXPERIMENT and GOFIPS140 from the environment would change the bytes
 # (a -tags, a -gcflags), and so would settings saved with `go env -w`,
 # which go reads when a variable is empty: GOENV=off ignores that file,
-# and the three are set.
+# and the three are set. A go.work in any folder above the checkout (or
+# GOWORK) would add its replace and godebug lines: GOWORK=off.
 GOTOOLCHAIN_PIN := $(shell sed -n 's/^toolchain //p' go.mod)
 # The tests run on the same toolchain as the builds (a test compares the
 # Go version of binaries it builds with its own), whatever go.env says; a
 # GOTOOLCHAIN in the environment still wins (the builds pin theirs).
 GOTOOLCHAIN ?= $(GOTOOLCHAIN_PIN)
 export GOTOOLCHAIN
-GO_CLEAN_ENV := GOENV=off GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= GOFIPS140=off CGO_ENABLED=0 GOAMD64=v1
+GO_CLEAN_ENV := GOENV=off GOWORK=off GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= GOFIPS140=off CGO_ENABLED=0 GOAMD64=v1
 GUEST_ENV   := $(GO_CLEAN_ENV) GOOS=linux GOARCH=amd64
 HOST_ENV    := $(GO_CLEAN_ENV)
 GUEST_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='

@@ -14,9 +14,10 @@ import (
 // recipe (make guest), twice: from this checkout, and from a copy of the
 // sources at another path with another time zone, locale, umask and
 // GOMAXPROCS, an empty build cache (so the compiler really runs again),
-// and GOFLAGS, GOEXPERIMENT, GOFIPS140 and GOAMD64 (in the environment and
-// in a `go env -w` file) that would change the bytes if the recipe let
-// them through. Both must be identical.
+// GOFLAGS, GOEXPERIMENT, GOFIPS140 and GOAMD64 (in the environment and
+// in a `go env -w` file), and a go.work above the copy whose godebug line
+// would change the bytes if the recipe let them through. Both must be
+// identical.
 func TestGuestBuildReproducible(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping two builds of the init (run without -short to include it)")
@@ -32,7 +33,8 @@ func TestGuestBuildReproducible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	copyRoot := filepath.Join(t.TempDir(), "elsewhere", "checkout")
+	elsewhere := filepath.Join(t.TempDir(), "elsewhere")
+	copyRoot := filepath.Join(elsewhere, "checkout")
 	for _, p := range []string{"Makefile", "go.mod", "go.sum", "guestinit", "shared", "initrd-layout"} {
 		if out, err := exec.Command("mkdir", "-p", filepath.Dir(filepath.Join(copyRoot, p))).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %s", err, out)
@@ -61,6 +63,12 @@ func TestGuestBuildReproducible(t *testing.T) {
 	// for a variable the environment leaves empty.
 	goenv := filepath.Join(t.TempDir(), "go.env")
 	if err := os.WriteFile(goenv, []byte("GOFLAGS=-gcflags=all=-N\nGOEXPERIMENT=nocoverageredesign\nGOFIPS140=latest\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// go looks for go.work in every folder above the module: its godebug
+	// line changes the init's default GODEBUG (and so its bytes).
+	work := []byte("go 1.26.0\n\nuse ./checkout\n\ngodebug panicnil=1\n")
+	if err := os.WriteFile(filepath.Join(elsewhere, "go.work"), work, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	b := build(copyRoot, "UMASK_FOR_TEST=077", "TZ=Asia/Kathmandu", "LC_ALL=de_DE.UTF-8", "GOMAXPROCS=1", "GOCACHE="+t.TempDir(),
