@@ -110,7 +110,23 @@ func Base() ([]Entry, error) {
 	return parseLayout(src, files)
 }
 
+// crlf is the refusal of a carriage return in the layout or an /etc file:
+// a checkout with git's core.autocrlf=true (.gitattributes pins LF, but a
+// copy made otherwise would not be covered) puts one at the end of every
+// line, which changes the init and the initrd, and so the measurement,
+// while git status says the tree is clean.
+func crlf(name string, b []byte) error {
+	if i := bytes.IndexByte(b, '\r'); i >= 0 {
+		line := 1 + bytes.Count(b[:i], []byte("\n"))
+		return fmt.Errorf("%s:%d: carriage return: this checkout has CRLF line ends (git core.autocrlf?); check it out again with LF ends (.gitattributes asks for them): they are measured", name, line)
+	}
+	return nil
+}
+
 func parseLayout(src []byte, data fs.FS) ([]Entry, error) {
+	if err := crlf("layout.txt", src); err != nil {
+		return nil, err
+	}
 	var out []Entry
 	seen := map[string]int{}
 	for i, line := range strings.Split(string(src), "\n") {
@@ -158,6 +174,9 @@ func parseLayout(src []byte, data fs.FS) ([]Entry, error) {
 			e.Data, err = fs.ReadFile(data, f[3])
 			if err != nil {
 				return nil, bad("reading %s: %v", f[3], err)
+			}
+			if err := crlf(f[3], e.Data); err != nil {
+				return nil, bad("%v", err)
 			}
 		case "nod":
 			switch f[3] {

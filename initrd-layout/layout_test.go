@@ -49,8 +49,10 @@ func TestBase(t *testing.T) {
 }
 
 func TestParseLayoutErrors(t *testing.T) {
-	data := fstest.MapFS{"f": {Data: []byte("x")}}
+	data := fstest.MapFS{"f": {Data: []byte("x")}, "crlf": {Data: []byte("root:x:0:0\r\nkatana\r\n")}}
 	for _, tc := range []struct{ src, want string }{
+		{"dir /a 0755\r\ndir /b 0755\r\n", "layout.txt:1: carriage return: this checkout has CRLF line ends"},
+		{"dir /a 0755\nfile /a/p 0644 crlf\n", "layout.txt:2: crlf:1: carriage return"},
 		{"dir /a 0755\ndir /a 0755\n", "already declared on line 1"},
 		{"dir a 0755\n", "not absolute"},
 		{"dir /a/../b 0755\n", "not clean"},
