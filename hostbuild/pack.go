@@ -128,6 +128,7 @@ Flags:
 	// Shown with -q too: -q silences progress, not warnings.
 	pf.warnNoModules(stderr, "pack")
 	if !*quiet {
+		pf.noteEnvEpoch(stderr, "pack", o)
 		o.Log = prefixWriter{stderr, "hostbuild pack: "}
 	}
 	res, err := initrd.Pack(ctx, o)
@@ -155,6 +156,8 @@ type packFlags struct {
 	modules stringList
 	files   fileList
 	epoch   string
+	// epochFromEnv: options took the epoch from $SOURCE_DATE_EPOCH.
+	epochFromEnv bool
 }
 
 func addPackFlags(fs *flag.FlagSet) *packFlags {
@@ -182,6 +185,7 @@ func (p *packFlags) options() (initrd.Options, error) {
 	epoch, what := p.epoch, "--source-date-epoch"
 	if epoch == "" {
 		epoch, what = os.Getenv("SOURCE_DATE_EPOCH"), "$SOURCE_DATE_EPOCH"
+		p.epochFromEnv = epoch != ""
 	}
 	if epoch != "" {
 		// Range-checked here, with the syntax, so that both are usage
@@ -254,6 +258,16 @@ func warnDroppedModules(stderr io.Writer, cmd string, res *initrd.Result) {
 	}
 	fmt.Fprintf(stderr, "hostbuild %s: warning: --module replaces the default modules, and these were not packed: %s; without them the guest may get no eth0, no attestation agent or no graceful power-off. To add modules to the defaults, name these too: --module %s\n",
 		cmd, strings.Join(dropped, " "), strings.Join(dropped, " --module "))
+}
+
+// noteEnvEpoch says, as progress, that the entries' mtime came from
+// $SOURCE_DATE_EPOCH: it is measured, and some environments set it
+// without being asked (nix-shell, CI systems), which gives another
+// measurement than the same inputs packed elsewhere.
+func (p *packFlags) noteEnvEpoch(w io.Writer, cmd string, o initrd.Options) {
+	if p.epochFromEnv {
+		fmt.Fprintf(w, "hostbuild %s: every entry's mtime is %d, from $SOURCE_DATE_EPOCH in the environment (it is measured; --source-date-epoch sets it explicitly)\n", cmd, o.SourceDateEpoch)
+	}
 }
 
 // prefixWriter prefixes each Write (one progress line) with a tag.

@@ -312,6 +312,15 @@ func TestPackOutputs(t *testing.T) {
 	if env != flag || env == zero {
 		t.Errorf("SHA-256 with $SOURCE_DATE_EPOCH=1700000000 %s, with --source-date-epoch 1700000000 %s, with neither %s: want the first two equal, the third different", env, flag, zero)
 	}
+	// An epoch from the environment is said (it is measured, and some
+	// environments set it unasked); one from the flag is not.
+	note := "every entry's mtime is 1700000000, from $SOURCE_DATE_EPOCH in the environment"
+	if _, errOut, _ := pack([]string{"SOURCE_DATE_EPOCH=1700000000"}, "-o", "n.img"); !strings.Contains(errOut, note) {
+		t.Errorf("pack with $SOURCE_DATE_EPOCH: stderr %q, want %q", errOut, note)
+	}
+	if _, errOut, _ := pack([]string{"SOURCE_DATE_EPOCH=5"}, "-o", "n.img", "--source-date-epoch", "1700000000"); strings.Contains(errOut, "from $SOURCE_DATE_EPOCH") {
+		t.Errorf("pack --source-date-epoch: stderr %q names the environment", errOut)
+	}
 }
 
 func TestPackUsageErrors(t *testing.T) {
