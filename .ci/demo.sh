@@ -90,7 +90,8 @@ status_json=$(curl -fsS -m 5 "http://127.0.0.1:$aport/v1/status") || die "GET /v
 echo "  GET /v1/status -> $(head -c 400 <<<"$status_json")..."
 case $status_json in *'"api_version"'*) ;; *) die "GET /v1/status: not the agent's status: $status_json" ;; esac
 set +e
-attest_out=$("$hb" attest --addr "tcp:127.0.0.1:$aport" --manifest "$demo/manifest.json" 2>&1)
+# --min-tcb none: no SEV-SNP here; on hardware, the TCB of AMD's latest bulletin.
+attest_out=$("$hb" attest --addr "tcp:127.0.0.1:$aport" --manifest "$demo/manifest.json" --min-tcb none 2>&1)
 code=$?
 set -e
 sed 's/^/  /' <<<"$attest_out"

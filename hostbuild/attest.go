@@ -45,9 +45,11 @@ config, and verifies, in this order:
      and the cmdline the init reports is the manifest's (OVMF's
      initrd=initrd aside);
   4. the guest policy equals the manifest's (debug refused unless
-     --allow-debug), the VMPL, the report version, --min-tcb (of the
-     reported TCB and of the TCB the guest was launched under), the
-     firmware is committed (no provisional firmware that could roll back),
+     --allow-debug, a migration agent unless --allow-migration-agent),
+     the VMPL, the report version, --min-tcb (required: of the reported
+     TCB and of the TCB the guest was launched under; "none" accepts any
+     firmware, and an OK then warns), the firmware is committed (no
+     provisional firmware that could roll back),
      and, when given, --chip-id (which machine) and --platform (what the
      host runs: SMT, RAPL, ciphertext hiding, ...); HOST_DATA and the
      fields an ID block sets (FAMILY_ID, IMAGE_ID, GUEST_SVN, the key
@@ -74,16 +76,16 @@ Flags:
 
 // verifyFlags are shared by attest and verify.
 type verifyFlags struct {
-	cmd                                                    string // attest or verify, for messages
-	manifest, certs, roots, rootsProduct, kdsCache, minTCB string
-	platform                                               string
-	chipIDs                                                stringList
-	kds, checkCRL, allowDebug, jsonOut, explain, verbose   bool
-	vmpl, minVersion                                       int
-	ovmf, kernel, initrd                                   string
-	manifestSHA256                                         [sha256.Size]byte // of the bytes options loaded
-	warnings                                               []string          // added to the result's
-	fs                                                     *flag.FlagSet
+	cmd                                                           string // attest or verify, for messages
+	manifest, certs, roots, rootsProduct, kdsCache, minTCB        string
+	platform                                                      string
+	chipIDs                                                       stringList
+	kds, checkCRL, allowDebug, allowMA, jsonOut, explain, verbose bool
+	vmpl, minVersion                                              int
+	ovmf, kernel, initrd                                          string
+	manifestSHA256                                                [sha256.Size]byte // of the bytes options loaded
+	warnings                                                      []string          // added to the result's
+	fs                                                            *flag.FlagSet
 }
 
 func (v *verifyFlags) register(fs *flag.FlagSet) {
@@ -96,8 +98,9 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&v.roots, "roots", "", "PEM `file` with an ASK and its ARK to trust INSTEAD of the embedded AMD roots (test platforms only)")
 	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan or Genoa (Turin reports are refused whatever the roots)")
 	fs.BoolVar(&v.allowDebug, "allow-debug", false, "accept a guest policy that allows debugging")
+	fs.BoolVar(&v.allowMA, "allow-migration-agent", false, "accept a guest policy that allows a migration agent (MIGRATE_MA: an agent the host binds, outside the measurement, can export guest memory)")
 	intVar(fs, &v.vmpl, "vmpl", 0, "required `VMPL` of the report")
-	fs.StringVar(&v.minTCB, "min-tcb", "", "minimum TCB, of the report's REPORTED_TCB and LAUNCH_TCB: 0xHEX or bl=N,tee=N,snp=N,ucode=N")
+	fs.StringVar(&v.minTCB, "min-tcb", "", "required: minimum TCB, of the report's REPORTED_TCB and LAUNCH_TCB (AMD's security bulletins give it per processor): 0xHEX, bl=N,tee=N,snp=N,ucode=N, or none to accept any firmware")
 	intVar(fs, &v.minVersion, "min-report-version", 2, "minimum report `version`")
 	fs.Var(&v.chipIDs, "chip-id", "pin the chip: accept only reports whose CHIP_ID is this `hex` (128 digits, the chip_id of --json; repeat for several machines)")
 	fs.StringVar(&v.platform, "platform", "", "require of the host's PLATFORM_INFO each of these comma-separated `words`: "+attest.PlatformWords()+" (default: nothing required)")
@@ -141,10 +144,6 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 	if v.minVersion < 1 || int64(v.minVersion) > math.MaxUint32 {
 		return nil, o, usageError{fmt.Sprintf("--min-report-version must be 1 to %d, got %d", uint32(math.MaxUint32), v.minVersion)}
 	}
-	tcb, err := attest.ParseMinTCB(v.minTCB)
-	if err != nil {
-		return nil, o, usageError{err.Error()}
-	}
 	platform, err := attest.ParsePlatform(v.platform)
 	if err != nil {
 		return nil, o, usageError{err.Error()}
@@ -157,21 +156,28 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 		}
 		chips = append(chips, b)
 	}
+	// Last of the usage checks, so that the others name their own flag
+	// when it is missing too.
+	tcb, err := attest.ParseMinTCB(v.minTCB)
+	if err != nil {
+		return nil, o, usageError{err.Error()}
+	}
 	m, digest, err := manifest.LoadDigest(v.manifest)
 	if err != nil {
 		return nil, o, err
 	}
 	v.manifestSHA256 = digest
 	o = attest.VerifyOptions{
-		Manifest:         m,
-		AllowKDS:         v.kds,
-		CheckCRL:         v.checkCRL,
-		AllowDebug:       v.allowDebug,
-		VMPL:             v.vmpl,
-		MinTCB:           tcb,
-		MinReportVersion: uint32(v.minVersion),
-		ChipIDs:          chips,
-		Platform:         platform,
+		Manifest:            m,
+		AllowKDS:            v.kds,
+		CheckCRL:            v.checkCRL,
+		AllowDebug:          v.allowDebug,
+		AllowMigrationAgent: v.allowMA,
+		VMPL:                v.vmpl,
+		MinTCB:              tcb,
+		MinReportVersion:    uint32(v.minVersion),
+		ChipIDs:             chips,
+		Platform:            platform,
 	}
 	if v.kds {
 		o.Getter = &attest.CachingGetter{Dir: v.kdsCache, Next: kdsTransport}

@@ -240,7 +240,7 @@ func TestAttestExitCodes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.agent.s = s
 			addr := serveAgent(t, &tc.agent)
-			args := []string{"attest", "--addr", addr, "--manifest", mpath, "--timeout", "20s"}
+			args := []string{"attest", "--min-tcb", "none", "--addr", addr, "--manifest", mpath, "--timeout", "20s"}
 			if !tc.noRoots {
 				args = append(args, "--roots", roots)
 			}
@@ -328,7 +328,7 @@ func TestAttestArgvAndEnv(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.agent.s = s
-			code, stdout, stderr := runCmd(t, "", "attest", "--addr", serveAgent(t, &tc.agent), "--manifest", mpath, "--roots", roots, "--timeout", "20s")
+			code, stdout, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", serveAgent(t, &tc.agent), "--manifest", mpath, "--roots", roots, "--timeout", "20s")
 			if code != tc.want {
 				t.Fatalf("exit %d, want %d\n%s%s", code, tc.want, stdout, stderr)
 			}
@@ -357,7 +357,7 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 
 	addr := serveAgent(t, &fakeAgent{s: s})
 	ev := filepath.Join(dir, "ev")
-	code, stdout, stderr := runCmd(t, "", "attest", "--addr", addr, "--manifest", mpath, "--roots", roots, "--evidence-out", ev)
+	code, stdout, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", addr, "--manifest", mpath, "--roots", roots, "--evidence-out", ev)
 	if code != 0 || !strings.HasPrefix(stdout, "attestation OK\n") {
 		t.Fatalf("attest --evidence-out: exit %d\n%s%s", code, stdout, stderr)
 	}
@@ -385,7 +385,7 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 		{"missing --roots", []string{ev, "--manifest", mpath, "--roots", filepath.Join(dir, "missing.pem")}, 1},
 	} {
 		t.Run("verify "+tc.name, func(t *testing.T) {
-			code, stdout, stderr := runCmd(t, "", append([]string{"verify"}, tc.args...)...)
+			code, stdout, stderr := runCmd(t, "", append([]string{"verify", "--min-tcb", "none"}, tc.args...)...)
 			if code != tc.want {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)
 			}
@@ -406,7 +406,7 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 		manifest string
 		warn     bool
 	}{{mpath, false}, {respaced, true}} {
-		code, stdout, stderr := runCmd(t, "", "verify", ev, "--manifest", tc.manifest, "--roots", roots)
+		code, stdout, stderr := runCmd(t, "", "verify", "--min-tcb", "none", ev, "--manifest", tc.manifest, "--roots", roots)
 		warned := strings.Contains(stdout, "warning: attest verified this evidence against a manifest with SHA-256 "+recorded+" (manifest.sha256), not --manifest "+respaced)
 		if code != 0 || warned != tc.warn || !strings.Contains(stdout, "warning: freshness not checked: the nonce is the folder's (nonce.hex)") {
 			t.Errorf("verify --manifest %s: exit %d, warned %v (want %v)\n%s%s", tc.manifest, code, warned, tc.warn, stdout, stderr)
@@ -422,7 +422,7 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(badEv, e.Name()), b, 0o644)
 	}
-	if code, stdout, stderr := runCmd(t, "", "verify", badEv, "--manifest", mpath, "--roots", roots); code != exitFail || !strings.Contains(stderr, "manifest.sha256 does not start with a SHA-256 in lowercase hex") {
+	if code, stdout, stderr := runCmd(t, "", "verify", "--min-tcb", "none", badEv, "--manifest", mpath, "--roots", roots); code != exitFail || !strings.Contains(stderr, "manifest.sha256 does not start with a SHA-256 in lowercase hex") {
 		t.Errorf("verify with a malformed manifest.sha256: exit %d\n%s%s", code, stdout, stderr)
 	}
 
@@ -457,7 +457,7 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 			b, _ := json.MarshalIndent(r.Config, "", "  ")
 			os.WriteFile(filepath.Join(tampered, "config.json"), append(b, '\n'), 0o644)
 		}
-		if code, stdout, stderr := runCmd(t, "", "verify", tampered, "--manifest", mpath, "--roots", roots); code != tc.want || !strings.Contains(stdout+stderr, tc.says) {
+		if code, stdout, stderr := runCmd(t, "", "verify", "--min-tcb", "none", tampered, "--manifest", mpath, "--roots", roots); code != tc.want || !strings.Contains(stdout+stderr, tc.says) {
 			t.Errorf("verify with %s edited: exit %d, want %d saying %q\n%s%s", tc.name, code, tc.want, tc.says, stdout, stderr)
 		}
 	}
@@ -465,14 +465,14 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 	// The evidence of a rejected report is written too, with its result.
 	bad := serveAgent(t, &fakeAgent{s: s, report: func(r []byte) { r[0x90] ^= 1 }})
 	ev2 := filepath.Join(dir, "ev2")
-	if code, stdout, stderr := runCmd(t, "", "attest", "--addr", bad, "--manifest", mpath, "--roots", roots, "--evidence-out", ev2); code != 6 {
+	if code, stdout, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", bad, "--manifest", mpath, "--roots", roots, "--evidence-out", ev2); code != 6 {
 		t.Fatalf("attest of a wrong measurement: exit %d, want 6\n%s%s", code, stdout, stderr)
 	}
 	var res attestJSON
 	if b, err := os.ReadFile(filepath.Join(ev2, "result.json")); err != nil || json.Unmarshal(b, &res) != nil || res.OK || res.ExitCode != 6 || res.Class != "measurement" {
 		t.Errorf("result.json of the rejected report: %v %+v", err, res)
 	}
-	if code, _, stderr := runCmd(t, "", "verify", ev2, "--manifest", mpath, "--roots", roots); code != 6 {
+	if code, _, stderr := runCmd(t, "", "verify", "--min-tcb", "none", ev2, "--manifest", mpath, "--roots", roots); code != 6 {
 		t.Errorf("verify of the rejected report's evidence: exit %d, want 6\n%s", code, stderr)
 	}
 
@@ -487,7 +487,7 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 	}
 	rm := serveAgent(t, &fakeAgent{s: s, before: func() { os.WriteFile(gm, []byte("{}"), 0o644) }})
 	ev3 := filepath.Join(dir, "ev3")
-	if code, stdout, stderr := runCmd(t, "", "attest", "--addr", rm, "--manifest", gm, "--roots", roots, "--evidence-out", ev3); code != exitOK {
+	if code, stdout, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", rm, "--manifest", gm, "--roots", roots, "--evidence-out", ev3); code != exitOK {
 		t.Fatalf("attest while the manifest is replaced: exit %d, want 0\n%s%s", code, stdout, stderr)
 	}
 	if b, _ := os.ReadFile(filepath.Join(ev3, "manifest.sha256")); string(b) != fmt.Sprintf("%x  %s\n", sha256.Sum256(orig), filepath.Base(gm)) {
@@ -501,7 +501,7 @@ func TestAttestEvidenceAndVerify(t *testing.T) {
 	rp := serveAgent(t, &fakeAgent{s: s, before: func() { os.RemoveAll(parent) }})
 	for _, extra := range [][]string{nil, {"--json"}} {
 		os.Mkdir(parent, 0o755)
-		code, stdout, stderr = runCmd(t, "", append([]string{"attest", "--addr", rp, "--manifest", mpath, "--roots", roots, "--evidence-out", ev4}, extra...)...)
+		code, stdout, stderr = runCmd(t, "", append([]string{"attest", "--min-tcb", "none", "--addr", rp, "--manifest", mpath, "--roots", roots, "--evidence-out", ev4}, extra...)...)
 		if code != exitFail || stdout != "" || !strings.HasPrefix(stderr, "hostbuild attest: ") || !strings.Contains(stderr, ev4) {
 			t.Errorf("unwritable evidence %v: exit %d, want %d, stdout %q, stderr %q", extra, code, exitFail, stdout, stderr)
 		}
@@ -541,7 +541,7 @@ func TestAttestFlagBounds(t *testing.T) {
 		{append([]string{"--explain", "--ovmf", "o", "--kernel", "k"}, tcp...), 2},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			args := append([]string{"attest", "--manifest", mpath, "--timeout", "2s"}, tc.args...)
+			args := append([]string{"attest", "--min-tcb", "none", "--manifest", mpath, "--timeout", "2s"}, tc.args...)
 			code, _, stderr := runCmd(t, "", args...)
 			if code != tc.want {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.want, stderr)
@@ -576,17 +576,17 @@ func TestAttestMinReportVersion(t *testing.T) {
 		{"-1", 2, "--min-report-version must be 1 to 4294967295, got -1"},
 	} {
 		t.Run(tc.min, func(t *testing.T) {
-			code, stdout, stderr := runCmd(t, "", "attest", "--addr", addr, "--manifest", mpath, "--roots", roots, "--min-report-version", tc.min)
+			code, stdout, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", addr, "--manifest", mpath, "--roots", roots, "--min-report-version", tc.min)
 			if code != tc.want || !strings.Contains(stderr, tc.wantErr) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q\nstdout: %s", code, stderr, tc.want, tc.wantErr, stdout)
 			}
 		})
 	}
 	ev := filepath.Join(dir, "ev")
-	if code, _, stderr := runCmd(t, "", "attest", "--addr", addr, "--manifest", mpath, "--roots", roots, "--evidence-out", ev); code != 0 {
+	if code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", addr, "--manifest", mpath, "--roots", roots, "--evidence-out", ev); code != 0 {
 		t.Fatalf("attest --evidence-out: exit %d\n%s", code, stderr)
 	}
-	code, _, stderr := runCmd(t, "", "verify", ev, "--manifest", mpath, "--roots", roots, "--min-report-version", "4294967299")
+	code, _, stderr := runCmd(t, "", "verify", "--min-tcb", "none", ev, "--manifest", mpath, "--roots", roots, "--min-report-version", "4294967299")
 	if code != exitUsage || !strings.Contains(stderr, "hostbuild verify: --min-report-version must be 1 to 4294967295") {
 		t.Errorf("verify --min-report-version 4294967299: exit %d, stderr %q", code, stderr)
 	}
@@ -623,7 +623,7 @@ func TestAttestExplain(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.agent.s = s
-			args := append([]string{"attest", "--addr", serveAgent(t, &tc.agent), "--manifest", mpath, "--roots", roots}, explain...)
+			args := append([]string{"attest", "--min-tcb", "none", "--addr", serveAgent(t, &tc.agent), "--manifest", mpath, "--roots", roots}, explain...)
 			if tc.json {
 				args = append(args, "--json")
 			}
@@ -743,7 +743,7 @@ func TestAttestUntrustedTextIsEscaped(t *testing.T) {
 	} {
 		for _, extra := range [][]string{nil, {"--json"}} {
 			t.Run(fmt.Sprint(tc.name, extra), func(t *testing.T) {
-				code, stdout, stderr := runCmd(t, "", append([]string{"attest", "--addr", tc.addr, "--manifest", mpath, "--roots", roots}, extra...)...)
+				code, stdout, stderr := runCmd(t, "", append([]string{"attest", "--min-tcb", "none", "--addr", tc.addr, "--manifest", mpath, "--roots", roots}, extra...)...)
 				if code != tc.want {
 					t.Errorf("exit %d, want %d\n%s%s", code, tc.want, stdout, stderr)
 				}
@@ -813,7 +813,7 @@ func TestAttestCheckCRL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := &kdsWithCRL{crl: tc.crl, next: fakeKDS}
 			kdsTransport = k
-			args := []string{"attest", "--addr", addr, "--manifest", mpath, "--roots", roots, "--kds", "--kds-cache", t.TempDir(), "--timeout", "20s"}
+			args := []string{"attest", "--min-tcb", "none", "--addr", addr, "--manifest", mpath, "--roots", roots, "--kds", "--kds-cache", t.TempDir(), "--timeout", "20s"}
 			if tc.checkCRL {
 				args = append(args, "--check-crl")
 			}

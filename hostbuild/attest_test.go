@@ -40,7 +40,7 @@ func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
 
 // attest -h documents every exit code.
 func TestAttestHelpDocumentsExitCodes(t *testing.T) {
-	code, _, stderr := runCmd(t, "", "attest", "-h")
+	code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "-h")
 	if code != exitOK {
 		t.Errorf("attest -h: exit %d", code)
 	}
@@ -57,18 +57,18 @@ func TestAttestUsageErrors(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"no address", []string{"attest", "--manifest", "m.json"}},
-		{"cid and addr", []string{"attest", "--cid", "3", "--addr", "tcp:h:1", "--manifest", "m.json"}},
-		{"cid too small", []string{"attest", "--cid", "2", "--manifest", "m.json"}},
-		{"bad addr", []string{"attest", "--addr", "udp:1:2", "--manifest", "m.json"}},
-		{"no manifest", []string{"attest", "--addr", "tcp:127.0.0.1:1"}},
-		{"nonce size", []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--nonce-size", "16"}},
+		{"no address", []string{"attest", "--min-tcb", "none", "--manifest", "m.json"}},
+		{"cid and addr", []string{"attest", "--min-tcb", "none", "--cid", "3", "--addr", "tcp:h:1", "--manifest", "m.json"}},
+		{"cid too small", []string{"attest", "--min-tcb", "none", "--cid", "2", "--manifest", "m.json"}},
+		{"bad addr", []string{"attest", "--min-tcb", "none", "--addr", "udp:1:2", "--manifest", "m.json"}},
+		{"no manifest", []string{"attest", "--min-tcb", "none", "--addr", "tcp:127.0.0.1:1"}},
+		{"nonce size", []string{"attest", "--min-tcb", "none", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--nonce-size", "16"}},
 		{"bad min-tcb", []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--min-tcb", "bl=x"}},
-		{"vmpl", []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--vmpl", "4"}},
-		{"extra argument", []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "x"}},
-		{"unknown flag", []string{"attest", "--bogus"}},
-		{"verify without dir", []string{"verify", "--manifest", "m.json"}},
-		{"verify two dirs", []string{"verify", dir, dir, "--manifest", "m.json"}},
+		{"vmpl", []string{"attest", "--min-tcb", "none", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--vmpl", "4"}},
+		{"extra argument", []string{"attest", "--min-tcb", "none", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "x"}},
+		{"unknown flag", []string{"attest", "--min-tcb", "none", "--bogus"}},
+		{"verify without dir", []string{"verify", "--min-tcb", "none", "--manifest", "m.json"}},
+		{"verify two dirs", []string{"verify", "--min-tcb", "none", dir, dir, "--manifest", "m.json"}},
 		{"report no file", []string{"report"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestAttestTransport(t *testing.T) {
 	go srv.Serve(l)
 	defer srv.Close()
 
-	code, stdout, stderr := runCmd(t, "", "attest", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--json")
+	code, stdout, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--json")
 	if code != 3 || !strings.Contains(stderr, agentapi.CodeNoSNPDevice) {
 		t.Errorf("agent error: exit %d, stderr %q", code, stderr)
 	}
@@ -109,12 +109,12 @@ func TestAttestTransport(t *testing.T) {
 		t.Errorf("--json: %v %+v\n%s", err, res, stdout)
 	}
 	srv.Close()
-	code, _, stderr = runCmd(t, "", "attest", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--timeout", "2s")
+	code, _, stderr = runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--timeout", "2s")
 	if code != 3 {
 		t.Errorf("closed port: exit %d, stderr %q", code, stderr)
 	}
 	// A missing manifest is a plain failure (1), not a usage error.
-	code, _, _ = runCmd(t, "", "attest", "--addr", "tcp:127.0.0.1:1", "--manifest", filepath.Join(dir, "missing.json"))
+	code, _, _ = runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:127.0.0.1:1", "--manifest", filepath.Join(dir, "missing.json"))
 	if code != exitFail {
 		t.Errorf("missing manifest: exit %d", code)
 	}
@@ -140,7 +140,7 @@ func TestAttestSilentAndRedirectingAgent(t *testing.T) {
 			defer c.Close() // held open, never answered
 		}
 	}()
-	code, _, stderr := runCmd(t, "", "attest", "--addr", "tcp:"+silent.Addr().String(), "--manifest", mpath, "--timeout", "300ms")
+	code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:"+silent.Addr().String(), "--manifest", mpath, "--timeout", "300ms")
 	if code != 3 || !strings.Contains(stderr, "no complete answer within 300ms (--timeout)") || !strings.Contains(stderr, "raise --timeout") {
 		t.Errorf("silent agent: exit %d, stderr %q; want 3 naming --timeout", code, stderr)
 	}
@@ -158,7 +158,7 @@ func TestAttestSilentAndRedirectingAgent(t *testing.T) {
 	})}
 	go srv.Serve(l)
 	defer srv.Close()
-	code, _, stderr = runCmd(t, "", "attest", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--timeout", "5s")
+	code, _, stderr = runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--timeout", "5s")
 	if code != 3 || !strings.Contains(stderr, "302 Found") {
 		t.Errorf("redirecting agent: exit %d, stderr %q; want 3 and the 302 named", code, stderr)
 	}
@@ -194,7 +194,7 @@ func TestAttestChecksBeforeFetching(t *testing.T) {
 	dir := t.TempDir()
 	mpath := writeTestManifest(t, dir)
 	existing := t.TempDir()
-	base := []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", mpath, "--timeout", "2s"}
+	base := []string{"attest", "--min-tcb", "none", "--addr", "tcp:127.0.0.1:1", "--manifest", mpath, "--timeout", "2s"}
 	tests := []struct {
 		args []string
 		want string
@@ -225,7 +225,7 @@ func TestAttestChecksBeforeFetching(t *testing.T) {
 	}
 
 	// verify on a folder that is not evidence says so.
-	code, _, stderr = runCmd(t, "", "verify", existing, "--manifest", mpath)
+	code, _, stderr = runCmd(t, "", "verify", "--min-tcb", "none", existing, "--manifest", mpath)
 	if code != exitFail || !strings.Contains(stderr, existing+" is not an evidence folder (from hostbuild attest --evidence-out)") {
 		t.Errorf("verify on an empty folder: exit %d, stderr %q", code, stderr)
 	}
@@ -235,7 +235,7 @@ func TestAttestChecksBeforeFetching(t *testing.T) {
 // fields: "vmpl": 0 once claimed a VMPL no report gave.
 func TestAttestJSONWithoutReport(t *testing.T) {
 	mpath := writeTestManifest(t, t.TempDir())
-	code, stdout, _ := runCmd(t, "", "attest", "--addr", "tcp:127.0.0.1:1", "--manifest", mpath, "--timeout", "2s", "--json")
+	code, stdout, _ := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:127.0.0.1:1", "--manifest", mpath, "--timeout", "2s", "--json")
 	var res map[string]any
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("exit %d, stdout %q: %v", code, stdout, err)
@@ -329,18 +329,23 @@ func TestAttestQualifyingFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"port with addr", []string{"attest", "--addr", "vsock:3:1024", "--port", "2000", "--manifest", "m.json"}, "--port goes with --cid; with --addr, give the port in the address"},
-		{"zero timeout", append([]string{"attest", "--timeout", "0s"}, tcp...), "--timeout must be positive, got 0s"},
-		{"negative timeout", append([]string{"attest", "--timeout", "-1s"}, tcp...), "--timeout must be positive, got -1s"},
-		{"roots-product without roots", append([]string{"attest", "--roots-product", "Genoa"}, tcp...), "--roots-product names the product line of --roots; give --roots too"},
-		{"kds-cache without kds", append([]string{"attest", "--kds-cache", dir}, tcp...), "--kds-cache is where --kds keeps what it fetches; give --kds too"},
-		{"verify: kds-cache without kds", []string{"verify", dir, "--manifest", "m.json", "--kds-cache", dir}, "--kds-cache is where --kds keeps"},
-		{"check-crl without kds", append([]string{"attest", "--check-crl"}, tcp...), "--check-crl fetches AMD's revocation list from KDS; give --kds too"},
-		{"verify: check-crl without kds", []string{"verify", dir, "--manifest", "m.json", "--check-crl"}, "--check-crl fetches AMD's revocation list"},
-		{"verify: roots-product without roots", []string{"verify", dir, "--manifest", "m.json", "--roots-product", "Turin"}, "--roots-product names the product line of --roots"},
-		{"unknown --platform word", append([]string{"attest", "--platform", "no-smt,nosmt"}, tcp...), `--platform: unknown requirement "nosmt"; want a comma-separated list of no-smt, ecc,`},
-		{"verify: short --chip-id", []string{"verify", dir, "--manifest", "m.json", "--chip-id", "abcd"}, `--chip-id "abcd": want the 64-byte CHIP_ID as 128 hex digits`},
-		{"zero --chip-id", append([]string{"attest", "--chip-id", strings.Repeat("0", 128)}, tcp...), "--chip-id is all zero"},
+		{"port with addr", []string{"attest", "--min-tcb", "none", "--addr", "vsock:3:1024", "--port", "2000", "--manifest", "m.json"}, "--port goes with --cid; with --addr, give the port in the address"},
+		{"zero timeout", append([]string{"attest", "--min-tcb", "none", "--timeout", "0s"}, tcp...), "--timeout must be positive, got 0s"},
+		{"negative timeout", append([]string{"attest", "--min-tcb", "none", "--timeout", "-1s"}, tcp...), "--timeout must be positive, got -1s"},
+		{"roots-product without roots", append([]string{"attest", "--min-tcb", "none", "--roots-product", "Genoa"}, tcp...), "--roots-product names the product line of --roots; give --roots too"},
+		{"kds-cache without kds", append([]string{"attest", "--min-tcb", "none", "--kds-cache", dir}, tcp...), "--kds-cache is where --kds keeps what it fetches; give --kds too"},
+		{"verify: kds-cache without kds", []string{"verify", "--min-tcb", "none", dir, "--manifest", "m.json", "--kds-cache", dir}, "--kds-cache is where --kds keeps"},
+		{"check-crl without kds", append([]string{"attest", "--min-tcb", "none", "--check-crl"}, tcp...), "--check-crl fetches AMD's revocation list from KDS; give --kds too"},
+		{"verify: check-crl without kds", []string{"verify", "--min-tcb", "none", dir, "--manifest", "m.json", "--check-crl"}, "--check-crl fetches AMD's revocation list"},
+		{"verify: roots-product without roots", []string{"verify", "--min-tcb", "none", dir, "--manifest", "m.json", "--roots-product", "Turin"}, "--roots-product names the product line of --roots"},
+		{"unknown --platform word", append([]string{"attest", "--min-tcb", "none", "--platform", "no-smt,nosmt"}, tcp...), `--platform: unknown requirement "nosmt"; want a comma-separated list of no-smt, ecc,`},
+		{"verify: short --chip-id", []string{"verify", "--min-tcb", "none", dir, "--manifest", "m.json", "--chip-id", "abcd"}, `--chip-id "abcd": want the 64-byte CHIP_ID as 128 hex digits`},
+		{"zero --chip-id", append([]string{"attest", "--min-tcb", "none", "--chip-id", strings.Repeat("0", 128)}, tcp...), "--chip-id is all zero"},
+		// No floor is said, not assumed: an OK without one would pass
+		// firmware with known vulnerabilities.
+		{"no --min-tcb", append([]string{"attest"}, tcp...), "--min-tcb is required: give the minimum TCB of AMD's latest security bulletin"},
+		{"verify: no --min-tcb", []string{"verify", dir, "--manifest", "m.json"}, "or --min-tcb none to accept any firmware"},
+		{"--min-tcb part twice", append([]string{"attest", "--min-tcb", "bl=3,snp=22,snp=0"}, tcp...), `--min-tcb "bl=3,snp=22,snp=0": snp given twice`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, stderr := runCmd(t, "", tc.args...)
@@ -356,7 +361,7 @@ func TestAttestQualifyingFlags(t *testing.T) {
 		{"--addr", "tcp:127.0.0.1:1", "--kds", "--kds-cache", dir},
 		{"--addr", "tcp:127.0.0.1:1", "--roots", filepath.Join(dir, "none.pem"), "--roots-product", "Genoa"},
 	} {
-		code, _, stderr := runCmd(t, "", append(append([]string{"attest"}, args...), "--manifest", writeTestManifest(t, t.TempDir()))...)
+		code, _, stderr := runCmd(t, "", append(append([]string{"attest"}, args...), "--manifest", writeTestManifest(t, t.TempDir()), "--min-tcb", "none")...)
 		if code == exitUsage {
 			t.Errorf("attest %q: a usage error, want it accepted: %s", args, stderr)
 		}
@@ -366,7 +371,7 @@ func TestAttestQualifyingFlags(t *testing.T) {
 // The decimal-only int and uint flags print their defaults in -h like the
 // flag package's own (and the zero value prints nothing, without a panic).
 func TestDecimalFlagsHelpDefaults(t *testing.T) {
-	code, _, stderr := runCmd(t, "", "attest", "-h")
+	code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "-h")
 	if code != exitOK {
 		t.Fatalf("attest -h: exit %d", code)
 	}

@@ -243,8 +243,8 @@ func TestManifestIsAFolder(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "--plain", "--dry-run", "--manifest", f.dir, "--kernel", f.kernel, "--initrd", f.initrd},
 		{"libvirt", "--manifest", f.dir, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3"},
-		{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", f.dir},
-		{"verify", f.dir, "--manifest", f.dir},
+		{"attest", "--min-tcb", "none", "--addr", "tcp:127.0.0.1:1", "--manifest", f.dir},
+		{"verify", "--min-tcb", "none", f.dir, "--manifest", f.dir},
 	} {
 		_, stderr, code := runHB(t, args...)
 		if code != exitFail || !strings.Contains(stderr, want) {
@@ -263,7 +263,7 @@ func TestBadFlagIsShort(t *testing.T) {
 	}{
 		{[]string{"run", "--stop-timeout", "90x"}, "invalid value \"90x\" for flag -stop-timeout: time: unknown unit \"x\" in duration \"90x\"\n" +
 			"hostbuild run: --stop-timeout takes a duration, e.g. 90s, 5m or 1h30m, or whole seconds\nrun 'hostbuild run -h' for the flags\n"},
-		{[]string{"attest", "--timeout", "5"}, "invalid value \"5\" for flag -timeout: parse error\n" +
+		{[]string{"attest", "--min-tcb", "none", "--timeout", "5"}, "invalid value \"5\" for flag -timeout: parse error\n" +
 			"hostbuild attest: --timeout takes a duration with its unit, e.g. 90s, 5m or 1h30m\nrun 'hostbuild attest -h' for the flags\n"},
 		{[]string{"pack", "--bogus"}, "flag provided but not defined: -bogus\nrun 'hostbuild pack -h' for the flags\n"},
 		{[]string{"ovmf", "x.fd", "--bogus"}, "flag provided but not defined: -bogus\nrun 'hostbuild ovmf -h' for the flags\n"},

@@ -194,12 +194,20 @@ func warnAlike(stderr io.Writer, cmd, vmmType string, types []string) {
 	}
 }
 
-// warnDebugPolicy warns of a guest policy that allows debugging: the host
-// can then read and change the guest's memory, and attest refuses its
-// reports (without --allow-debug).
+// warnDebugPolicy warns of a guest policy that allows debugging or a
+// migration agent: the host can then read and change the guest's memory
+// (or export it through an agent it binds), and attest refuses its
+// reports (without --allow-debug, --allow-migration-agent).
 func warnDebugPolicy(stderr io.Writer, cmd string, pol uint64) {
-	if p, err := abi.ParseSnpPolicy(pol); err == nil && p.Debug {
+	p, err := abi.ParseSnpPolicy(pol)
+	if err != nil {
+		return
+	}
+	if p.Debug {
 		fmt.Fprintf(stderr, "hostbuild %s: warning: guest policy %#x allows debugging (bit 19): the host can read and change the guest's memory, and attest refuses its reports (unless --allow-debug)\n", cmd, pol)
+	}
+	if p.MigrateMA {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: guest policy %#x allows a migration agent (bit 18): an agent the host binds at launch, outside the measurement, can export the guest's memory, and attest refuses its reports (unless --allow-migration-agent)\n", cmd, pol)
 	}
 }
 

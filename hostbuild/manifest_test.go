@@ -452,6 +452,12 @@ func TestWarnsDebugPolicy(t *testing.T) {
 			t.Errorf("manifest --policy %s: exit %d, stderr %q; warning wanted: %v", policy, code, errOut, want)
 		}
 	}
+	// A migration agent (bit 18) is the same risk by another door.
+	const warnMA = "warning: guest policy 0x70000 allows a migration agent (bit 18)"
+	if _, errOut, code := hostbuild(t, dir, nil, "manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img",
+		"--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--policy", "0x70000", "-o", "m-ma.json"); code != exitOK || !strings.Contains(errOut, warnMA) {
+		t.Errorf("manifest --policy 0x70000: exit %d, stderr %q; want %q", code, errOut, warnMA)
+	}
 	_, errOut, code := hostbuild(t, dir, nil, "libvirt", "--manifest", "m-0xb0000.json", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img", "--cid", "3", "-o", "d.xml")
 	if code != exitOK || !strings.Contains(errOut, "hostbuild libvirt: "+warn) {
 		t.Errorf("libvirt from a debug manifest: exit %d, stderr %q", code, errOut)

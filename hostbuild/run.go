@@ -342,6 +342,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "expected measurement (%d × %s): %s\n", plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
 			if plan.AttestHint != "" {
 				fmt.Fprintf(stdout, "attest with: %s\n", plan.AttestHint)
+				fmt.Fprintf(stdout, "  (MIN_TCB: the TCB of AMD's latest security bulletin for this host's processor, as bl=N,tee=N,snp=N,ucode=N, or none to accept any firmware)\n")
 			} else {
 				fmt.Fprintf(stdout, "attest: this guest has no attestation agent (its cmdline sets katana.agent=none)\n")
 			}

@@ -21,7 +21,8 @@ const snpSkip = "SEV-SNP hardware test (DESIGN.md testing tier 5), off by defaul
 	"set SNPBOOT_SNP=1 on an SEV-SNP host (KVM with SNP enabled, QEMU 9.1 or newer, /dev/sev, /dev/vhost-vsock) " +
 	"and SNPBOOT_OVMF=<AmdSevX64 OVMF.fd with SNP_KERNEL_HASHES>, with KERNEL_DIR and OUT_DIR as for 'make test'; " +
 	"optional: SNPBOOT_QEMU (QEMU binary), SNPBOOT_CID (guest CID, default 42), SNPBOOT_VCPU_TYPE (default EPYC-v4), " +
-	"SNPBOOT_KDS=1 (let hostbuild attest fetch the VCEK from AMD's KDS when the guest has no certificate table)"
+	"SNPBOOT_KDS=1 (let hostbuild attest fetch the VCEK from AMD's KDS when the guest has no certificate table), " +
+	"SNPBOOT_MIN_TCB=bl=N,tee=N,snp=N,ucode=N (attest's --min-tcb; default none)"
 
 // TestSNPHardware is the operator's path on SEV-SNP hardware, end to end,
 // never faked: `hostbuild build` with the host's OVMF, `hostbuild run` in
@@ -85,7 +86,13 @@ func TestSNPHardware(t *testing.T) {
 	}
 
 	attest := func(manifest string) (int, string, string) {
-		a := []string{"attest", "--cid", cid, "--manifest", manifest, "--json"}
+		// SNPBOOT_MIN_TCB: the TCB floor to check (attest requires one);
+		// default none, which the result then warns of.
+		minTCB := os.Getenv("SNPBOOT_MIN_TCB")
+		if minTCB == "" {
+			minTCB = "none"
+		}
+		a := []string{"attest", "--cid", cid, "--manifest", manifest, "--min-tcb", minTCB, "--json"}
 		if os.Getenv("SNPBOOT_KDS") == "1" {
 			a = append(a, "--kds")
 		}

@@ -68,6 +68,9 @@ type VerifyOptions struct {
 	Roots map[string][]*trust.AMDRootCerts
 	// AllowDebug accepts a report whose policy allows debugging.
 	AllowDebug bool
+	// AllowMigrationAgent accepts a report whose policy allows a
+	// migration agent (MIGRATE_MA).
+	AllowMigrationAgent bool
 	// VMPL is the required VMPL (default 0).
 	VMPL int
 	// MinTCB is the minimum REPORTED_TCB and LAUNCH_TCB, component-wise
@@ -218,9 +221,12 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	if p, err := abi.ParseSnpPolicy(att.GetReport().GetPolicy()); err == nil && p.Debug {
 		res.Warnings = append(res.Warnings, "the guest's policy allows debugging (accepted with --allow-debug): the host could read and change its memory, so nothing in this report, argv and env included, is more than the host's word")
 	}
+	if p, err := abi.ParseSnpPolicy(att.GetReport().GetPolicy()); err == nil && p.MigrateMA {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the guest's policy allows a migration agent (accepted with --allow-migration-agent; REPORT_ID_MA %x): whoever controls that agent can export the guest's memory", att.GetReport().GetReportIdMa()))
+	}
 	// What was not checked, said where it weakens an "OK".
 	if o.MinTCB == (kds.TCBParts{}) {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("no minimum TCB was checked (--min-tcb): a host on firmware or microcode with known vulnerabilities passes; give the TCB of AMD's latest security bulletin for %s (this report's: %s)", orUnknown(res.ProductLine), res.ReportedTCB))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no minimum TCB was checked (--min-tcb none): a host on firmware or microcode with known vulnerabilities passes; give the TCB of AMD's latest security bulletin for %s (this report's: %s)", orUnknown(res.ProductLine), res.ReportedTCB))
 	}
 	if o.Roots != nil {
 		res.Warnings = append(res.Warnings, "the AMD chain was checked against --roots, not the AMD roots embedded in go-sev-guest: the report is only as genuine as that file")
@@ -356,6 +362,13 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 	if got.Debug && !o.AllowDebug {
 		return fail(ClassPolicy, "guest policy 0x%x allows debugging (the host can read and change guest memory); rejected unless --allow-debug", rep.GetPolicy())
 	}
+	// Refused even when the manifest's policy has the bit: the agent is
+	// the host's choice, bound at launch outside the measurement, and can
+	// export the guest's memory (REPORT_ID_MA names it, nothing vouches
+	// for it), which is debugging by another name.
+	if got.MigrateMA && !o.AllowMigrationAgent {
+		return fail(ClassPolicy, "guest policy 0x%x allows a migration agent (MIGRATE_MA, bit 18): an agent the host binds at launch, which the measurement does not cover, could export the guest's memory; rejected unless --allow-migration-agent", rep.GetPolicy())
+	}
 	wantVal, err := o.Manifest.GuestPolicyValue()
 	if err != nil {
 		return fail(ClassPolicy, "manifest guest policy: %w", err)
@@ -456,11 +469,25 @@ func policyDiff(want, got uint64) string {
 	return strings.Join(parts, "; ")
 }
 
-// ParseMinTCB parses --min-tcb: a hex TCB_VERSION ("0x...") or
-// comma-separated parts "bl=3,tee=0,snp=8,ucode=115" (also fmc= on Turin-era
-// parts is not supported by go-sev-guest v0.15 and is refused).
+// MinTCBNone is the --min-tcb value that accepts any firmware, said
+// explicitly: without a floor, a host on firmware or microcode with known
+// vulnerabilities passes, so the flag is required and an OK without a
+// floor warns.
+const MinTCBNone = "none"
+
+// ErrMinTCBRequired: --min-tcb was not given.
+var ErrMinTCBRequired = errors.New("--min-tcb is required: give the minimum TCB of AMD's latest security bulletin for the host's processor (bl=N,tee=N,snp=N,ucode=N or 0xHEX; a report's own is its reported_tcb in --json), or --min-tcb none to accept any firmware (an OK then says that no TCB was checked)")
+
+// ParseMinTCB parses --min-tcb: a hex TCB_VERSION ("0x..."), comma-separated
+// parts "bl=3,tee=0,snp=8,ucode=115" (each at most once; fmc= of
+// Turin-era parts is not supported by go-sev-guest v0.15 and is refused),
+// or MinTCBNone (the zero TCBParts: no minimum). The empty string is
+// ErrMinTCBRequired.
 func ParseMinTCB(s string) (kds.TCBParts, error) {
-	if s == "" {
+	switch s {
+	case "":
+		return kds.TCBParts{}, ErrMinTCBRequired
+	case MinTCBNone:
 		return kds.TCBParts{}, nil
 	}
 	if strings.HasPrefix(s, "0x") {
@@ -471,12 +498,19 @@ func ParseMinTCB(s string) (kds.TCBParts, error) {
 		return kds.DecomposeTCBVersion(kds.TCBVersion(v)), nil
 	}
 	var p kds.TCBParts
+	seen := map[string]bool{}
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		n, err := strconv.ParseUint(v, 10, 8)
 		if !ok || err != nil {
-			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: want 0xHEX or bl=N,tee=N,snp=N,ucode=N", s)
+			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: want 0xHEX, bl=N,tee=N,snp=N,ucode=N or none", s)
 		}
+		// A part given twice would keep the last: "snp=22,...,snp=0"
+		// lowers the floor the first one set.
+		if seen[k] {
+			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: %s given twice", s, k)
+		}
+		seen[k] = true
 		switch k {
 		case "bl":
 			p.BlSpl = uint8(n)

@@ -297,6 +297,14 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "min report version", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinReportVersion = 4 }},
 		{name: "min report version equal to the report's", ev: good, opts: func(o *VerifyOptions) { o.MinReportVersion = 3 }},
 		{name: "min TCB", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinTCB = kds.TCBParts{SnpSpl: 8} }},
+		// A migration agent is the host's, bound outside the measurement:
+		// refused even when the manifest's policy allows one.
+		{name: "policy MIGRATE_MA, manifest allows it", want: ClassPolicy, mentions: "allows a migration agent (MIGRATE_MA, bit 18)", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 2 }) // bit 18
+		}, opts: func(o *VerifyOptions) { o.Manifest.GuestPolicy = "0x70000" }},
+		{name: "policy MIGRATE_MA allowed", mentions: "allows a migration agent (accepted with --allow-migration-agent; REPORT_ID_MA", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x08+2] |= 1 << 2 })
+		}, opts: func(o *VerifyOptions) { o.Manifest.GuestPolicy = "0x70000"; o.AllowMigrationAgent = true }},
 		{name: "one signature byte", want: ClassChain, ev: func() *agentapi.AttestationResponse {
 			e := good()
 			e.Report[0x2A0] ^= 1
@@ -391,8 +399,12 @@ func TestVerifyMutations(t *testing.T) {
 			if got := ClassOf(err); got != tc.want || (tc.want == 0 && err != nil) {
 				t.Fatalf("Verify: class %v, err %v; want class %v", got, err, tc.want)
 			}
-			if tc.mentions != "" && !strings.Contains(err.Error(), tc.mentions) {
+			if tc.want != 0 && tc.mentions != "" && !strings.Contains(err.Error(), tc.mentions) {
 				t.Errorf("Verify error %q does not say %q", err, tc.mentions)
+			}
+			// A pass that mentions something: one of its warnings says it.
+			if ws := strings.Join(res.Warnings, "\n"); tc.want == 0 && tc.mentions != "" && !strings.Contains(ws, tc.mentions) {
+				t.Errorf("Verify warnings %q do not say %q", ws, tc.mentions)
 			}
 			if tc.want == 0 {
 				if !res.OK || res.MatchedVCPUs != 2 || res.MatchedType != "EPYC-v4" || res.ProductLine != "Milan" {
@@ -849,8 +861,11 @@ func TestParseMinTCB(t *testing.T) {
 		want    kds.TCBParts
 		wantErr bool
 	}{
-		{in: "", want: kds.TCBParts{}},
+		{in: "", wantErr: true}, // required: none says "no floor"
+		{in: "none", want: kds.TCBParts{}},
 		{in: "bl=3,tee=0,snp=8,ucode=115", want: kds.TCBParts{BlSpl: 3, SnpSpl: 8, UcodeSpl: 115}},
+		{in: "bl=3,tee=0,snp=22,ucode=213,snp=0", wantErr: true}, // the second snp= would lower the floor
+		{in: "None", wantErr: true},
 		{in: "0x7308000000000003", want: kds.TCBParts{BlSpl: 3, SnpSpl: 8, UcodeSpl: 0x73}},
 		{in: "bl=300", wantErr: true},
 		{in: "fmc=1", wantErr: true},
@@ -961,7 +976,7 @@ func TestVerifyMinTCBCoversLaunchTCB(t *testing.T) {
 			}
 			// An OK without a minimum says that no TCB was checked.
 			warned := slices.ContainsFunc(res.Warnings, func(w string) bool {
-				return strings.HasPrefix(w, "no minimum TCB was checked (--min-tcb)") && strings.Contains(w, "Milan (this report's: 0x")
+				return strings.HasPrefix(w, "no minimum TCB was checked (--min-tcb none)") && strings.Contains(w, "Milan (this report's: 0x")
 			})
 			if tc.want == 0 && warned != (tc.min == kds.TCBParts{}) {
 				t.Errorf("warnings %q: a no-minimum warning %v, want %v", res.Warnings, warned, tc.min == kds.TCBParts{})

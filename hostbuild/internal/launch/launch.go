@@ -353,7 +353,9 @@ func memoryWarning(m *manifest.Manifest, mib int, snp bool) string {
 // cannot be reached from the host), or "" for katana.agent=none (no agent
 // to ask).
 func attestHint(cmdline string, cid uint32, manifestPath string, forwards []qemu.Forward) string {
-	tail := " --manifest " + shellWord(manifestPath)
+	// MIN_TCB is the operator's to fill in (attest requires it): the TCB
+	// of AMD's latest bulletin for the host's processor, or none.
+	tail := " --manifest " + shellWord(manifestPath) + " --min-tcb MIN_TCB"
 	cfg, err := bootcfg.Parse(cmdline)
 	if err != nil {
 		cfg = bootcfg.Default()

@@ -200,7 +200,7 @@ func TestPrepareSNP(t *testing.T) {
 	if p.Description != desc {
 		t.Errorf("Description = %q, want %q", p.Description, desc)
 	}
-	if want := `hostbuild attest --cid 42 --manifest '/etc/katana/my manifest.json'`; p.AttestHint != want {
+	if want := `hostbuild attest --cid 42 --manifest '/etc/katana/my manifest.json' --min-tcb MIN_TCB`; p.AttestHint != want {
 		t.Errorf("AttestHint = %q, want %q", p.AttestHint, want)
 	}
 }
@@ -342,11 +342,11 @@ func TestPreparePlain(t *testing.T) {
 func TestPrepareAttestHint(t *testing.T) {
 	f := newFixture(t, []int{1})
 	for _, tc := range []struct{ path, want string }{
-		{"", "hostbuild attest --cid 3 --manifest manifest.json"},
-		{"out/manifest-v1.2_a+b@c%d=e,f:g.json", "hostbuild attest --cid 3 --manifest out/manifest-v1.2_a+b@c%d=e,f:g.json"},
-		{"it's here.json", `hostbuild attest --cid 3 --manifest 'it'\''s here.json'`},
-		{"$HOME/m.json", `hostbuild attest --cid 3 --manifest '$HOME/m.json'`},
-		{"a;b", `hostbuild attest --cid 3 --manifest 'a;b'`},
+		{"", "hostbuild attest --cid 3 --manifest manifest.json --min-tcb MIN_TCB"},
+		{"out/manifest-v1.2_a+b@c%d=e,f:g.json", "hostbuild attest --cid 3 --manifest out/manifest-v1.2_a+b@c%d=e,f:g.json --min-tcb MIN_TCB"},
+		{"it's here.json", `hostbuild attest --cid 3 --manifest 'it'\''s here.json' --min-tcb MIN_TCB`},
+		{"$HOME/m.json", `hostbuild attest --cid 3 --manifest '$HOME/m.json' --min-tcb MIN_TCB`},
+		{"a;b", `hostbuild attest --cid 3 --manifest 'a;b' --min-tcb MIN_TCB`},
 	} {
 		o := f.snp()
 		o.ManifestPath = tc.path
@@ -360,16 +360,16 @@ func TestPrepareAttestHint(t *testing.T) {
 // (it once said --cid N alone, port 1024, whatever katana.agent said).
 func TestPrepareAttestHintAgent(t *testing.T) {
 	for _, tc := range []struct{ agent, want string }{
-		{"", "hostbuild attest --cid 3 --manifest m.json"},
-		{" katana.agent=vsock:1024", "hostbuild attest --cid 3 --manifest m.json"},
-		{" katana.agent=vsock:2000", "hostbuild attest --cid 3 --port 2000 --manifest m.json"},
-		{" katana.agent=tcp:0.0.0.0:1024", "hostbuild attest --addr tcp:127.0.0.1:6024 --manifest m.json"},
-		{" katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:127.0.0.2:7099 --manifest m.json"},
-		{" katana.agent=tcp:0.0.0.0:5", "hostbuild attest --addr tcp:127.0.0.1:HOSTPORT --manifest m.json (the agent listens on TCP port 5 in the guest: forward it with --forward HOSTPORT:5)"},
+		{"", "hostbuild attest --cid 3 --manifest m.json --min-tcb MIN_TCB"},
+		{" katana.agent=vsock:1024", "hostbuild attest --cid 3 --manifest m.json --min-tcb MIN_TCB"},
+		{" katana.agent=vsock:2000", "hostbuild attest --cid 3 --port 2000 --manifest m.json --min-tcb MIN_TCB"},
+		{" katana.agent=tcp:0.0.0.0:1024", "hostbuild attest --addr tcp:127.0.0.1:6024 --manifest m.json --min-tcb MIN_TCB"},
+		{" katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:127.0.0.2:7099 --manifest m.json --min-tcb MIN_TCB"},
+		{" katana.agent=tcp:0.0.0.0:5", "hostbuild attest --addr tcp:127.0.0.1:HOSTPORT --manifest m.json --min-tcb MIN_TCB (the agent listens on TCP port 5 in the guest: forward it with --forward HOSTPORT:5)"},
 		{" katana.agent=none", ""},
 		// Not the guest's eth0 address: no forward reaches it.
-		{" katana.agent=tcp:[fd00::1]:99", "hostbuild attest --addr 'tcp:[fd00::1]:99' --manifest m.json"},
-		{" katana.net=10.0.2.20/24 katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:10.0.2.15:99 --manifest m.json"},
+		{" katana.agent=tcp:[fd00::1]:99", "hostbuild attest --addr 'tcp:[fd00::1]:99' --manifest m.json --min-tcb MIN_TCB"},
+		{" katana.net=10.0.2.20/24 katana.agent=tcp:10.0.2.15:99", "hostbuild attest --addr tcp:10.0.2.15:99 --manifest m.json --min-tcb MIN_TCB"},
 	} {
 		f := newFixtureCmdline(t, "console=ttyS0 panic=-1"+tc.agent, []int{1})
 		o := f.snp()
