@@ -177,7 +177,7 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	// 3. Measurement.
 	m, ok := o.Manifest.Allows(res.Measurement)
 	if !ok {
-		return fail(ClassMeasurement, "launch measurement %s is not in the manifest's %d expected measurements (run with --explain and the local files to find the drifted input)", res.Measurement, len(o.Manifest.Measurements))
+		return fail(ClassMeasurement, "launch measurement %s is not in the manifest's %d expected measurements%s (run with --explain and the local files to find the drifted input)", res.Measurement, len(o.Manifest.Measurements), expectedList(o.Manifest.Measurements))
 	}
 	res.MatchedVCPUs, res.MatchedType, res.MatchedSig = m.VCPUs, m.VCPUType, m.VCPUSig
 	if sig, err := measure.VCPUSigOf(m.VCPUType); err == nil && res.MatchedSig == "" {
@@ -232,6 +232,19 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 		res.Warnings = append(res.Warnings, "the AMD chain was checked against --roots, not the AMD roots embedded in go-sev-guest: the report is only as genuine as that file")
 	}
 	return nil
+}
+
+// expectedList names a small matrix's measurements (by vCPUs and type),
+// so that a mismatch shows what was expected; a large one only by count.
+func expectedList(ms []manifest.Measurement) string {
+	if len(ms) == 0 || len(ms) > 8 {
+		return ""
+	}
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = fmt.Sprintf("%d × %s: %s", m.VCPUs, m.VCPUType, m.Measurement)
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }
 
 func orUnknown(s string) string {
@@ -668,6 +681,19 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	// moved), so on Turin its TCB checks and KDS URLs would compare and ask
 	// for the wrong parts. Refuse up front rather than verify by accident.
 	pl := productLine(att) // from the signed CPUID, or the VCEK at hand
+	// From version 3 on, the firmware fills the CPUID fields, and
+	// go-sev-guest takes the product line (the roots, the TCB layout) from
+	// them, or from the VCEK's name when they are zero: a zero there would
+	// let a Turin VCEK past the guard below. No firmware sends that.
+	if rep.GetVersion() >= 3 {
+		fam, model, _ := abi.FmsFromCpuid1Eax(rep.GetCpuid1EaxFms())
+		if fam == 0 && model == 0 {
+			return nil, fail(ClassChain, "the report (version %d) has no CPUID family and model (zero), which AMD firmware fills from version 3 on: which processor, so which roots and TCB layout, cannot be told", rep.GetVersion())
+		}
+		if pl == "" || pl == "Unknown" {
+			return nil, fail(ClassChain, "the report comes from an AMD processor of family %#x, model %#x, which go-sev-guest v0.15 does not know (it knows Milan, Genoa and Turin): this build cannot verify it", fam, model)
+		}
+	}
 	if pl == "Turin" {
 		return nil, fail(ClassChain, "the report comes from an AMD Turin (EPYC 9005) processor, which this build cannot verify: "+TurinReason+", so the TCB and certificate checks would compare the wrong fields; verify with a build on a go-sev-guest release that supports Turin's TCB layout")
 	}

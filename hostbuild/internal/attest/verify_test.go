@@ -190,7 +190,7 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "Genoa report", want: ClassChain, mentions: "Genoa", ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x188], r[0x189] = 0x19, 0x11 })
 		}},
-		{name: "measurement", want: ClassMeasurement, ev: func() *agentapi.AttestationResponse {
+		{name: "measurement", want: ClassMeasurement, mentions: "expected measurements (1 × EPYC-v4: " + strings.Repeat("11", 48) + "; 2 × EPYC-v4: ", ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x90] ^= 1 })
 		}},
 		{name: "REPORT_DATA: config altered after signing", want: ClassReportData, mentions: "config altered after signing", ev: func() *agentapi.AttestationResponse {
@@ -360,6 +360,12 @@ func TestVerifyMutations(t *testing.T) {
 			e := evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, 3) })
 			e.Report[0x18A] ^= 0x80
 			return e
+		}},
+		{name: "v3 report without CPUID family and model", want: ClassChain, mentions: "has no CPUID family and model (zero)", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { clear(r[0x188:0x18B]) })
+		}},
+		{name: "v3 report from a processor go-sev-guest does not know", want: ClassChain, mentions: "family 0x19, model 0xa0, which go-sev-guest v0.15 does not know", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { r[0x188], r[0x189] = 0x19, 0xa0 })
 		}},
 		{name: "good v3 report", ev: func() *agentapi.AttestationResponse {
 			return evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, 3) })
