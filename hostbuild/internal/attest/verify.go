@@ -754,6 +754,7 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 			return nil, fail(ClassChain, "AMD revocation list: %w", err)
 		}
 	}
+	keepTrustedRoots(cc, roots, si.SigningKey == abi.VlekReportSigner, res)
 	// go-sev-guest checks the signature over its own re-encoding of the
 	// decoded report, and the decoding drops bits (of report version 3 and
 	// later, the top four bits of the CPUID stepping byte at 0x18A): the
@@ -772,6 +773,47 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 		}
 	}
 	return att, nil
+}
+
+// keepTrustedRoots puts in cc, in place of the ASK (or ASVK) and ARK the
+// guest's table or --certs gave, the trusted ones that signed its VCEK (or
+// VLEK): go-sev-guest checks the chain against the trusted roots only and
+// leaves the table's pair in the chain, which the evidence folder records
+// as "the certificates used". A table's pair that differs is said.
+func keepTrustedRoots(cc *spb.CertificateChain, roots map[string][]*trust.AMDRootCerts, vlek bool, res *Result) {
+	leafDER := cc.GetVcekCert()
+	if vlek {
+		leafDER = cc.GetVlekCert()
+	}
+	leaf, err := x509.ParseCertificate(leafDER)
+	if err != nil {
+		return
+	}
+	lines := make([]string, 0, len(roots))
+	for k := range roots {
+		lines = append(lines, k)
+	}
+	sort.Strings(lines)
+	for _, line := range lines {
+		for _, r := range roots[line] {
+			pc := r.ProductCerts
+			if pc == nil || pc.Ark == nil {
+				continue
+			}
+			issuer := pc.Ask
+			if vlek {
+				issuer = pc.Asvk
+			}
+			if issuer == nil || leaf.CheckSignatureFrom(issuer) != nil {
+				continue
+			}
+			if (len(cc.AskCert) > 0 && !bytes.Equal(cc.AskCert, issuer.Raw)) || (len(cc.ArkCert) > 0 && !bytes.Equal(cc.ArkCert, pc.Ark.Raw)) {
+				res.Warnings = append(res.Warnings, "the ASK or ARK the host gave (the guest's certificate table or --certs) is not the trusted one that signed the chain: ignored, and the evidence records the trusted pair")
+			}
+			cc.AskCert, cc.ArkCert = issuer.Raw, pc.Ark.Raw
+			return
+		}
+	}
 }
 
 // shortDumps is err with the byte slices go-sev-guest prints whole in

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/binary"
 	"encoding/hex"
@@ -1342,5 +1343,58 @@ func TestEmbeddedRoots(t *testing.T) {
 	_, err := Verify(context.Background(), ev, VerifyOptions{Manifest: testManifest(), Nonce: nonce})
 	if ClassOf(err) != ClassChain || strings.Contains(err.Error(), "missing intermediate") {
 		t.Errorf("fake VLEK report against the embedded roots: %v; want a chain failure other than a missing ASVK", err)
+	}
+}
+
+// The ASK and ARK the host puts in the guest's table play no part in the
+// chain check (the trusted roots do): the evidence records the trusted
+// pair that signed the VCEK, not the host's, and the result says that the
+// host's differed.
+func TestEvidenceRecordsTrustedRoots(t *testing.T) {
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{7}, 64)
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(666), Subject: pkix.Name{CommonName: "HOST-ARK"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostCert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := *s
+	h.Ark, h.Ask = hostCert, hostCert
+	ev := evidence(t, s, nonce, testConfig, nil)
+	if ev.CertTable, err = h.CertTableBytes(); err != nil {
+		t.Fatal(err)
+	}
+	m := testManifest()
+	dir := t.TempDir()
+	mpath, digest := writeManifest(t, dir, m)
+	res, err := Verify(context.Background(), ev, VerifyOptions{Manifest: m, Nonce: nonce, Roots: fakeRoots(s)})
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if ws := strings.Join(res.Warnings, "\n"); !strings.Contains(ws, "the ASK or ARK the host gave (the guest's certificate table or --certs) is not the trusted one") {
+		t.Errorf("warnings %q do not say that the host's ASK/ARK were not the trusted ones", ws)
+	}
+	out := filepath.Join(dir, "ev")
+	if err := WriteEvidence(out, EvidenceIn{Response: ev, Nonce: nonce, ManifestSHA256: digest, ManifestPath: mpath, Result: res}); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]*x509.Certificate{"ark.pem": s.Ark, "ask.pem": s.Ask} {
+		b, err := os.ReadFile(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := parseCert(b)
+		if err != nil || !c.Equal(want) {
+			t.Errorf("evidence %s: %v, subject %q; want the trusted %q", name, err, c.Subject.CommonName, want.Subject.CommonName)
+		}
 	}
 }
