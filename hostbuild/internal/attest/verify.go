@@ -584,8 +584,18 @@ const (
 	maxRootsBundle = 1 << 20
 )
 
+// parseCert reads one certificate, PEM or DER. A file with more (a
+// second PEM block, bytes after the certificate) is refused rather than
+// read up to its first: what else it holds would be kept and never looked
+// at (x509.ParseCertificate refuses trailing bytes after DER itself).
 func parseCert(b []byte) (*x509.Certificate, error) {
-	if p, _ := pem.Decode(b); p != nil {
+	if p, rest := pem.Decode(b); p != nil {
+		if p.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("PEM block %q, want CERTIFICATE", p.Type)
+		}
+		if len(bytes.TrimSpace(rest)) > 0 {
+			return nil, errors.New("more than the certificate: a second PEM block or other bytes after it; want one certificate per file")
+		}
 		b = p.Bytes
 	}
 	return x509.ParseCertificate(b)
@@ -612,9 +622,39 @@ func LoadRoots(path, productLine string) (map[string][]*trust.AMDRootCerts, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading trusted roots: %w", err)
 	}
+	roots, err := parseRoots(b, productLine)
+	if err != nil {
+		return nil, fmt.Errorf("trusted roots %s: %w", path, err)
+	}
+	return roots, nil
+}
+
+// parseRoots is LoadRoots on the bundle's bytes. go-sev-guest only logs
+// an ARK that does not parse (and then fails every chain with "could not
+// be verified by any trusted roots"): that, an ARK that is not
+// self-signed and an ASK (ASVK) the ARK did not sign are refused here,
+// naming the certificate.
+func parseRoots(b []byte, productLine string) (map[string][]*trust.AMDRootCerts, error) {
 	r := trust.AMDRootCertsProduct(productLine)
 	if err := r.FromKDSCertBytes(b); err != nil {
-		return nil, fmt.Errorf("trusted roots %s: %w", path, err)
+		return nil, err
+	}
+	pc := r.ProductCerts
+	if pc == nil || pc.Ark == nil {
+		return nil, errors.New("the second certificate (the ARK) does not parse")
+	}
+	if err := pc.Ark.CheckSignatureFrom(pc.Ark); err != nil {
+		return nil, fmt.Errorf("the ARK (%s) is not self-signed: %w", printable.Quote(pc.Ark.Subject.CommonName), err)
+	}
+	ica := pc.Ask
+	if ica == nil {
+		ica = pc.Asvk
+	}
+	if ica == nil {
+		return nil, errors.New("the first certificate (the ASK or ASVK) does not parse")
+	}
+	if err := ica.CheckSignatureFrom(pc.Ark); err != nil {
+		return nil, fmt.Errorf("the first certificate (%s) is not signed by the ARK (%s): want ASK (or ASVK) then ARK, as KDS's cert_chain: %w", printable.Quote(ica.Subject.CommonName), printable.Quote(pc.Ark.Subject.CommonName), err)
 	}
 	return map[string][]*trust.AMDRootCerts{productLine: {r}}, nil
 }

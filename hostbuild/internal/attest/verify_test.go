@@ -860,6 +860,118 @@ func TestLoadRoots(t *testing.T) {
 	if _, err := LoadRoots(write("ask-only.pem", s.Ask), "Milan"); err == nil || !strings.Contains(err.Error(), "ask-only.pem") {
 		t.Errorf("LoadRoots(ASK only) = %v, want an error naming the file", err)
 	}
+	// Refused up front, naming what is wrong, where go-sev-guest would
+	// have failed every chain later with "could not be verified by any
+	// trusted roots": the pair in the wrong order, an ASK another ARK
+	// signed, a second certificate that is no ARK.
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "OTHER-ARK"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherArk, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		certs []*x509.Certificate
+		want  string
+	}{
+		{"swapped.pem", []*x509.Certificate{s.Ark, s.Ask}, "is not self-signed"},
+		{"foreign-ark.pem", []*x509.Certificate{s.Ask, otherArk}, "is not signed by the ARK (OTHER-ARK)"},
+		{"vcek-as-ark.pem", []*x509.Certificate{s.Ask, s.Vcek}, "is not self-signed"},
+	} {
+		if _, err := LoadRoots(write(tc.name, tc.certs...), "Milan"); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.name) {
+			t.Errorf("LoadRoots(%s) = %v, want an error naming the file and saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// One certificate per file: a second PEM block or bytes after the first
+// are refused, not dropped unread; PEM and DER alike.
+func TestParseCertOne(t *testing.T) {
+	s := signer(t, nil)
+	one := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Vcek.Raw})
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want string // "" accepted
+	}{
+		{"PEM", one, ""},
+		{"PEM, trailing newlines", append(bytes.Clone(one), "\n\n"...), ""},
+		{"DER", s.Vcek.Raw, ""},
+		{"two PEM blocks", append(bytes.Clone(one), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Ask.Raw})...), "a second PEM block or other bytes after it"},
+		{"PEM then text", append(bytes.Clone(one), "junk"...), "a second PEM block or other bytes after it"},
+		{"a key, not a certificate", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.Vcek.Raw}), `PEM block "PRIVATE KEY", want CERTIFICATE`},
+		{"DER then a byte", append(bytes.Clone(s.Vcek.Raw), 0), "trailing data"},
+	} {
+		c, err := parseCert(tc.b)
+		if tc.want == "" {
+			if err != nil || !c.Equal(s.Vcek) {
+				t.Errorf("%s: %v, want the VCEK", tc.name, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error saying %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// FuzzParseCert: a certificate file from an evidence folder or --certs
+// (a third party's bytes) gives one certificate whose DER is the file's
+// (PEM-decoded), or an error; never a panic.
+func FuzzParseCert(f *testing.F) {
+	s := signer(f, nil)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Vcek.Raw}))
+	f.Add(s.Ask.Raw)
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := parseCert(b)
+		if err != nil {
+			return
+		}
+		der := b
+		if p, _ := pem.Decode(b); p != nil {
+			der = p.Bytes
+		}
+		if !bytes.Equal(c.Raw, der) {
+			t.Fatalf("parsed certificate's DER (%d bytes) is not the input's (%d bytes)", len(c.Raw), len(der))
+		}
+	})
+}
+
+// FuzzParseRoots: a --roots bundle is accepted only as an ASK (or ASVK)
+// the ARK signed, then a self-signed ARK; never a panic.
+func FuzzParseRoots(f *testing.F) {
+	s := signer(f, nil)
+	var good []byte
+	for _, c := range []*x509.Certificate{s.Ask, s.Ark} {
+		good = append(good, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	f.Add(good)
+	f.Add(trust.AskArkMilanVcekBytes)
+	f.Add(append(bytes.Clone(good), good...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		roots, err := parseRoots(b, "Milan")
+		if err != nil {
+			return
+		}
+		pc := roots["Milan"][0].ProductCerts
+		ica := pc.Ask
+		if ica == nil {
+			ica = pc.Asvk
+		}
+		if ica == nil || pc.Ark == nil || pc.Ark.CheckSignatureFrom(pc.Ark) != nil || ica.CheckSignatureFrom(pc.Ark) != nil {
+			t.Fatalf("accepted a bundle that is not an ASK signed by a self-signed ARK")
+		}
+	})
 }
 
 func TestParseMinTCB(t *testing.T) {
