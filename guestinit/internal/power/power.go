@@ -47,7 +47,16 @@ type Options struct {
 	// Settle is how long processes get between SIGTERM and SIGKILL.
 	// 0: 1s.
 	Settle time.Duration
+	// DiskTimeout bounds sync, unmount and sync together; 0:
+	// DefaultDiskTimeout. A file system whose backend stalls (a 9p,
+	// virtiofs or NFS share a root payload mounted, served by the host)
+	// blocks sync(2) for ever: past this time the guest powers off
+	// without it, saying which step did not finish.
+	DiskTimeout time.Duration
 }
+
+// DefaultDiskTimeout is how long Shutdown waits for sync and unmount.
+const DefaultDiskTimeout = 10 * time.Second
 
 var once sync.Mutex
 
@@ -58,6 +67,8 @@ var once sync.Mutex
 // A step that panics (a bug) does not send the panic back to the caller's
 // recover, whose path to a power-off is Shutdown again and would wait on
 // the first call for ever: Shutdown syncs and reboots or powers off at once.
+// Sync and unmount get DiskTimeout together: a file system that never
+// answers must not keep the guest from powering off.
 func Shutdown(m Mode, o Options) {
 	once.Lock() // never unlocked: one shutdown per boot
 	fill(&o)
@@ -65,6 +76,7 @@ func Shutdown(m Mode, o Options) {
 	if m == Reboot {
 		cmd = unix.LINUX_REBOOT_CMD_RESTART
 	}
+	disk := &diskSteps{o: &o, m: m}
 	defer func() {
 		r := recover()
 		if r == nil {
@@ -75,7 +87,7 @@ func Shutdown(m Mode, o Options) {
 			f()
 		}
 		guarded(func() { o.Log("shutdown: a step panicked (%v); %s at once", r, m) })
-		guarded(o.Sync)
+		guarded(func() { disk.step("sync", o.Sync) })
 		guarded(o.Flush)
 		guarded(func() { o.Reboot(cmd) })
 		o.Park()
@@ -102,15 +114,69 @@ func Shutdown(m Mode, o Options) {
 			}
 		}
 	}
-	o.Sync()
-	if err := o.Unmount(); err != nil {
-		o.Log("unmount: %v", err)
+	if disk.step("sync", o.Sync) && disk.step("unmount", func() {
+		if err := o.Unmount(); err != nil {
+			o.Log("unmount: %v", err)
+		}
+	}) {
+		disk.step("sync", o.Sync)
 	}
-	o.Sync()
 	o.Flush()
 	err := o.Reboot(cmd)
 	o.Log("%s failed: %v; parking (the VM must be stopped from outside)", m, err)
 	o.Park()
+}
+
+// diskSteps runs sync and unmount, which a stalled file system can block
+// for ever, each in a goroutine, all within one DiskTimeout from the first.
+type diskSteps struct {
+	o        *Options
+	m        Mode
+	deadline time.Time
+	stalled  bool
+}
+
+// step runs f and reports whether it finished in time. After a step that
+// did not, no other runs: the next would wait on the same file system. A
+// panic in f is raised again here, for Shutdown's recover.
+func (d *diskSteps) step(name string, f func()) bool {
+	if d.stalled {
+		return false
+	}
+	if d.deadline.IsZero() {
+		d.deadline = time.Now().Add(d.o.DiskTimeout)
+	}
+	done := make(chan any, 1)
+	go func() {
+		panicked := true
+		defer func() {
+			if r := recover(); panicked {
+				done <- r
+			}
+		}()
+		f()
+		panicked = false
+		done <- nil
+	}()
+	t := time.NewTimer(time.Until(d.deadline))
+	defer t.Stop()
+	select {
+	case r := <-done:
+		if r != nil {
+			panic(r)
+		}
+		return true
+	case <-t.C:
+		// The goroutine stays blocked in the kernel; reboot(2) does not
+		// wait for it.
+		d.stalled = true
+		verb := "powering off"
+		if d.m == Reboot {
+			verb = "rebooting"
+		}
+		d.o.Log("%s did not finish within %v; %s without it", name, d.o.DiskTimeout, verb)
+		return false
+	}
 }
 
 func fill(o *Options) {
@@ -159,6 +225,9 @@ func fill(o *Options) {
 	}
 	if o.Settle == 0 {
 		o.Settle = time.Second
+	}
+	if o.DiskTimeout == 0 {
+		o.DiskTimeout = DefaultDiskTimeout
 	}
 }
 

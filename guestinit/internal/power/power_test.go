@@ -128,6 +128,35 @@ func shutdownMain(scenario string) {
 			os.Exit(0)
 		}
 		Shutdown(PowerOff, fake)
+	case "sync stalls", "unmount stalls", "slow sync, then unmount stalls", "sync stalls on reboot":
+		// A file system whose backend stopped answering (a host-served
+		// share): the step blocks for ever. The power-off goes on
+		// without it, within DiskTimeout for all the steps together.
+		fake.Reap = func() bool { return false }
+		fake.DiskTimeout = 300 * time.Millisecond
+		block := func(step string) { say(step); select {} }
+		switch scenario {
+		case "sync stalls", "sync stalls on reboot":
+			fake.Sync = func() { block("sync") }
+		case "unmount stalls":
+			fake.Unmount = func() error { block("unmount"); return nil }
+		case "slow sync, then unmount stalls":
+			fake.Sync = func() { say("sync"); time.Sleep(200 * time.Millisecond) }
+			fake.Unmount = func() error { block("unmount"); return nil }
+		}
+		start := time.Now()
+		reboot := fake.Reboot
+		fake.Reboot = func(cmd int) error {
+			// 300ms in all, not per step (the slow sync's 200ms count);
+			// 500ms or more would be a bound per step.
+			say("waited under 450ms: %v", time.Since(start) < 450*time.Millisecond)
+			return reboot(cmd)
+		}
+		m := PowerOff
+		if scenario == "sync stalls on reboot" {
+			m = Reboot
+		}
+		Shutdown(m, fake)
 	case "nobody left":
 		fake.Reap = func() bool { return false }
 		Shutdown(PowerOff, fake)
@@ -232,7 +261,8 @@ func childMain(kind string) {
 // fakes, the whole sequence (SIGTERM, the settle time, SIGKILL, sync,
 // unmount, sync, reboot(2), parking when it fails, a second Shutdown that
 // blocks), the steps when nothing is left to stop and the bound on waiting
-// for children that outlive SIGKILL; with the real system calls
+// for children that outlive SIGKILL and on a sync or an unmount that
+// never returns (a stalled file system); with the real system calls
 // in a PID namespace of its own, that every child is stopped and reaped
 // before reboot(2), and which reboot(2) command each mode sends.
 func TestShutdownScenarios(t *testing.T) {
@@ -258,6 +288,21 @@ func TestShutdownScenarios(t *testing.T) {
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
 			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"children that outlive SIGKILL", false, stubborn, 0},
+		{"sync stalls", false, []string{"log powering off", "sync",
+			"log sync did not finish within 300ms; powering off without it", "flush", "waited under 450ms: true",
+			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
+			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
+		{"sync stalls on reboot", false, []string{"log rebooting", "sync",
+			"log sync did not finish within 300ms; rebooting without it", "flush", "waited under 450ms: true", reboot,
+			"log reboot failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
+		{"unmount stalls", false, []string{"log powering off", "sync", "unmount",
+			"log unmount did not finish within 300ms; powering off without it", "flush", "waited under 450ms: true",
+			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
+			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
+		{"slow sync, then unmount stalls", false, []string{"log powering off", "sync", "unmount",
+			"log unmount did not finish within 300ms; powering off without it", "flush", "waited under 450ms: true",
+			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
+			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"a step panics", false, []string{"log powering off", "sync", "unmount",
 			"log shutdown: a step panicked (unmount bug); poweroff at once", "sync", "flush",
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF), "park"}, 0},
