@@ -32,15 +32,24 @@
 //  7. Network: lo up; eth0 per katana.net (waits up to 10 s for the link).
 //  8. Attestation agent (startAgent); it gives reports only once step 9
 //     has checked the initrd, and none after a boot error.
-//  9. Wait for the integrity check, then start /bin/katana and supervise it
-//     (internal/supervise) until it exits or a graceful stop is requested
-//     (SIGTERM/SIGINT to PID 1, ACPI power button, the agent's shutdown).
-//     Katana gets RLIMIT_NOFILE 65536 and TMPDIR=/tmp/katana, emptied
-//     before each start (its temporary database from a killed run).
-//  10. sync, unmount, power off (or reboot for katana.on_exit=reboot).
+//  9. Wait for the integrity check (a graceful stop requested meanwhile
+//     powers off at once, Katana never started), then start /bin/katana
+//     and supervise it (internal/supervise) until it exits or a graceful
+//     stop is requested (SIGTERM/SIGINT to PID 1, ACPI power button, the
+//     agent's shutdown). Katana gets RLIMIT_NOFILE 65536 and
+//     TMPDIR=/tmp/katana, emptied before each start (its temporary
+//     database from a killed run). With katana.on_exit=restart, /bin/katana
+//     is checked again before each restart (Katana runs as root and could
+//     have replaced it): against the content list, or, decoded from
+//     frames, against the payload's SHA-256 in the frame list; a mismatch
+//     is a boot error, never a restart.
+//  10. sync, unmount, power off (or reboot for katana.on_exit=reboot); sync
+//     and unmount get 10 s, then the power-off goes on without them.
 //
 // Every failure in 2-9 is a boot error: the reason is logged, then the init
-// syncs and powers off. Failures that cost only a convenience are logged
+// syncs and powers off; one that comes while Katana runs (a panic in one
+// of the init's goroutines) first lets the supervisor stop Katana as a
+// graceful stop does. Failures that cost only a convenience are logged
 // and the boot goes on: the console not reopened (the kernel's descriptors
 // are kept), the power button listener not started (system_powerdown then
 // cannot stop Katana), the agent not started (no attestation, Katana runs),
@@ -66,6 +75,7 @@
 //	guestinit: katana started pid=N argv=<JSON array, argv[0] included>
 //	guestinit: katana exited status=N[ signal=SIGNAME][ stop=graceful]   (status 128+n when killed by signal n; stop=graceful: by the graceful stop's own signal)
 //	guestinit: boot error: <reason>
+//	guestinit: shutdown: stop requested before katana started: REASON[ ...]   (a stop during the boot; Katana never ran)
 //	guestinit: powering off                              (or: guestinit: rebooting)
 //
 // Other lines (module skipped, power button, restarts, stop steps) are
@@ -83,6 +93,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -127,13 +139,26 @@ func main() {
 }
 
 // absorbedSignals are the signals that would end a Go PID 1 when sent with
-// kill(2), by Katana or anything else in the guest: without a handler of the
-// program's own, the runtime dumps its goroutines and exits on SIGQUIT,
-// SIGILL, SIGTRAP, SIGABRT, SIGSTKFLT and SIGSYS, and on SIGBUS, SIGFPE and
-// SIGSEGV that no fault raised (faults in the init's own code stay panics,
-// recovered like any other); os exits on SIGPIPE after a failed write to fd
-// 1 or 2. PID 1 exiting is a kernel panic ("Attempted to kill init!"). The
-// job-control signals are here so that the init never stops either.
+// kill(2) or tgkill(2), by Katana or anything else in the guest: without a
+// handler of the program's own, the runtime dumps its goroutines and exits
+// on SIGQUIT, SIGILL, SIGTRAP, SIGABRT, SIGSTKFLT and SIGSYS, and on SIGBUS,
+// SIGFPE and SIGSEGV that no fault raised (faults in the init's own code
+// stay panics, recovered like any other); os exits on SIGPIPE after a
+// failed write to fd 1 or 2. PID 1 exiting is a kernel panic ("Attempted to
+// kill init!"). The job-control signals are here so that the init never
+// stops either.
+//
+// Only kill(2) and tgkill(2) are covered. The runtime takes a signal for
+// one a program sent only when its si_code is SI_USER or SI_TKILL; with any
+// other code, which a root process can choose with rt_sigqueueinfo(2)
+// (SI_QUEUE, or a fault's own codes), SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+// SIGTRAP, SIGSYS and SIGSTKFLT are taken for a fault in the init's own
+// code, and PID 1 crashes: a kernel panic. Nothing the init can do at its
+// level stops that, and a root payload can stop the machine in many other
+// ways anyway (reboot(2), /proc/sysrq-trigger, ptrace of PID 1, a kernel
+// module). The guest runs Katana as root by design, so Katana is trusted
+// not to: this list keeps a stray or careless signal from ending the
+// guest, not a hostile payload.
 var absorbedSignals = []os.Signal{
 	unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGBUS, unix.SIGFPE,
 	unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS, unix.SIGPIPE,
@@ -177,6 +202,17 @@ type initProc struct {
 	// ready gates the agent's reports: from the integrity check passed
 	// until a boot error.
 	ready agent.Readiness
+	// failing is set by the first fatal; the others wait for its
+	// power-off.
+	failing atomic.Bool
+	// sup is the supervision of Katana once it begins (see superviseRun):
+	// closed when supervise.Run returns; supWait is how long fatal waits
+	// for that.
+	supMu   sync.Mutex
+	sup     chan struct{}
+	supWait time.Duration
+	// halt ends the guest; nil: shutdown (tests replace it).
+	halt func(power.Mode)
 }
 
 // goSafe runs fn in a goroutine whose panic becomes a boot error.
@@ -191,14 +227,89 @@ func (in *initProc) goSafe(name string, fn func()) {
 	}()
 }
 
-// fatal logs a boot error and powers off; it never returns. A supervisor
-// still running (fatal called from another goroutine) hears a stop
-// request, so that it does not restart the Katana the power-off ends.
+// fatal logs a boot error and powers off; it never returns.
+//
+// Called while Katana is supervised (from another goroutine: a panic in
+// the power button's listener or the signal logger), it leaves Katana to
+// the supervisor: the stop request makes it stop Katana as any graceful
+// stop does (SIGTERM, katana.stop_timeout, SIGKILL), log its exit and
+// return, and start no restart (supervise checks for a stop right before
+// each start), and fatal waits for that, supWait at most, before the
+// power-off. Shutdown's own kill of every process and wait4(-1) would
+// otherwise race the supervisor's reaper: Katana's exit line and
+// last_exit lost, 1 s instead of its stop timeout, a restart begun after
+// the kill.
 func (in *initProc) fatal(err error) {
 	in.ready.Failed()
+	first := in.failing.CompareAndSwap(false, true)
 	in.st.RequestStop("boot error")
 	in.log.Printf("boot error: %v", explain(err))
-	in.shutdown(power.PowerOff)
+	if !first {
+		// The first fatal powers off; a second Shutdown would wait for it
+		// for ever anyway, and must not start before it waited for Katana.
+		power.Park()
+	}
+	in.awaitSupervisor()
+	in.powerOff(power.PowerOff)
+}
+
+// supervisorSlack is what fatal waits for the supervisor beyond
+// katana.stop_timeout: the SIGKILL's wait (supervise.DefaultKillWait) and a
+// restart's check of the payload under way (seconds under TCG, see
+// integrity.Pinned.Check), with time to spare.
+const supervisorSlack = supervise.DefaultKillWait + 15*time.Second
+
+// superviseRun runs the supervision (run: supervise.Run) so that fatal
+// can wait for it to end, wait at most.
+func (in *initProc) superviseRun(wait time.Duration, run func() supervise.Outcome) supervise.Outcome {
+	done := make(chan struct{})
+	in.supMu.Lock()
+	in.sup, in.supWait = done, wait
+	in.supMu.Unlock()
+	defer close(done) // a panic in run too: main's recover calls fatal
+	return run()
+}
+
+// awaitSupervisor waits, supWait at most, for a supervision under way to
+// end.
+func (in *initProc) awaitSupervisor() {
+	in.supMu.Lock()
+	done, wait := in.sup, in.supWait
+	in.supMu.Unlock()
+	if done == nil {
+		return
+	}
+	select {
+	case <-done:
+		return
+	default:
+	}
+	in.log.Printf("stopping katana before the power-off (up to %v)", wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		in.log.Printf("katana's supervisor did not return within %v; powering off anyway", wait)
+	}
+}
+
+// end powers off or reboots after the boot or the supervision ended by
+// itself, saying why; when a fatal path is under way, that one does it.
+func (in *initProc) end(m power.Mode, format string, args ...any) {
+	if in.failing.Load() {
+		power.Park()
+	}
+	in.log.Printf(format, args...)
+	in.powerOff(m)
+}
+
+func (in *initProc) powerOff(m power.Mode) {
+	if in.halt != nil {
+		in.halt(m)
+		return
+	}
+	in.shutdown(m)
 }
 
 // explain adds the likely cause to a boot error where the error alone
@@ -379,11 +490,10 @@ func (in *initProc) boot() {
 	if k, err := integrity.NewKernelHasher(); err == nil {
 		hasher = k
 	}
-	type integrityResult struct {
-		r   integrity.Report
-		p   payload.Report
-		err error
-	}
+	// The re-check of /bin/katana before each restart: against the content
+	// list when the payload is stored inline; decoded from frames, against
+	// the decoded payload's SHA-256 the frame list carries (the content
+	// list vouches for the frame list), so nothing is hashed at boot.
 	integ := make(chan integrityResult, 1)
 	// The payload's frames and the other files are checked at once: the
 	// payload's mapping calls leave a CPU free for the others.
@@ -394,6 +504,9 @@ func (in *initProc) boot() {
 			var err error
 			if framed {
 				res.p, err = payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher, HugeTmpfs: true})
+				res.pin = integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: frames.SHA256, From: "the frame list", Hash: hasher}
+			} else {
+				res.pin = integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: list[initrdlayout.PayloadPath], From: "the content list", Hash: hasher}
 			}
 			done <- err
 		})
@@ -453,8 +566,14 @@ func (in *initProc) boot() {
 		in.log.Printf("agent: %v (booting on without it)", err)
 	}
 
-	// 9. Integrity result, then Katana.
-	ir := <-integ
+	// 9. Integrity result, then Katana. A stop requested meanwhile (the
+	// check can take minutes on a slow guest) ends the boot at once.
+	ir, checked := in.awaitCheck(integ)
+	if !checked {
+		disarm()
+		in.end(power.PowerOff, "shutdown: %s%s (the integrity check was still running)", stopBeforeStart, in.st.StopReason())
+		return
+	}
 	if ir.err != nil {
 		in.fatal(ir.err)
 	}
@@ -488,27 +607,70 @@ func (in *initProc) boot() {
 		j, _ := json.Marshal(cfg.Env)
 		in.log.Printf("katana env: katana.env adds %s", j)
 	}
-	outcome := supervise.Run(ctx, supervise.Options{
-		Path:         "/" + initrdlayout.PayloadPath,
-		Args:         cfg.Args,
-		Env:          env,
-		Stdin:        devnull,
-		Stdout:       out,
-		Stderr:       out,
-		OnExit:       cfg.OnExit,
-		RestartLimit: cfg.RestartLimit,
-		StopTimeout:  cfg.StopTimeout,
-		OpenFiles:    supervise.DefaultOpenFiles,
-		TmpDir:       supervise.DefaultTmpDir,
-		Signals:      in.sigs,
-		Status:       in.st,
-		Log:          in.log.Printf,
+	var verify func() error
+	if cfg.OnExit == bootcfg.OnExitRestart && cfg.RestartLimit > 0 {
+		verify = ir.pin.Check
+	}
+	outcome := in.superviseRun(cfg.StopTimeout+supervisorSlack, func() supervise.Outcome {
+		return supervise.Run(ctx, supervise.Options{
+			Path:         "/" + initrdlayout.PayloadPath,
+			Args:         cfg.Args,
+			Env:          env,
+			Stdin:        devnull,
+			Stdout:       out,
+			Stderr:       out,
+			OnExit:       cfg.OnExit,
+			RestartLimit: cfg.RestartLimit,
+			StopTimeout:  cfg.StopTimeout,
+			OpenFiles:    supervise.DefaultOpenFiles,
+			TmpDir:       supervise.DefaultTmpDir,
+			Signals:      in.sigs,
+			Status:       in.st,
+			Log:          in.log.Printf,
+			Verify:       verify,
+		})
 	})
-	if outcome.Err != nil {
+	if outcome.Err != nil && !in.failing.Load() {
 		in.fatal(outcome.Err)
 	}
-	in.log.Printf("shutdown: %s", outcome.Reason)
-	in.shutdown(outcome.Action)
+	in.end(outcome.Action, "shutdown: %s", outcome.Reason)
+}
+
+// integrityResult is the background check's outcome: the other files',
+// the payload's frames', and the payload pinned for the re-check before
+// each restart (with katana.on_exit=restart).
+type integrityResult struct {
+	r   integrity.Report
+	p   payload.Report
+	pin integrity.Pinned
+	err error
+}
+
+// stopBeforeStart begins the line, a stable marker, for a stop requested
+// before Katana started (supervise says the same after the check).
+const stopBeforeStart = "stop requested before katana started: "
+
+// awaitCheck waits for the integrity check, or for a stop request during
+// it (the power button, the agent, a boot error elsewhere; SIGTERM or
+// SIGINT to PID 1, here made a stop request as supervise does with those
+// it finds pending), and reports whether the check came first.
+func (in *initProc) awaitCheck(integ <-chan integrityResult) (integrityResult, bool) {
+	for {
+		select {
+		case ir := <-integ:
+			return ir, true
+		case <-in.st.StopRequested():
+			return integrityResult{}, false
+		case sig := <-in.sigs:
+			// SIGCHLD and SIGHUP are dropped, as supervise drops them
+			// when pending: no Katana yet to reap or to pass them to.
+			if sig == unix.SIGTERM || sig == unix.SIGINT {
+				name := unix.SignalName(sig.(syscall.Signal))
+				in.st.RequestStop("signal " + name)
+				in.log.Printf("received %s during the boot: graceful stop", name)
+			}
+		}
+	}
 }
 
 // startPowerButton turns ACPI power button presses into a graceful stop.

@@ -14,6 +14,9 @@ import (
 // Run as a test binary with GUESTINIT_TEST_MAIN=1, the test binary runs
 // main() instead of the tests.
 func TestMain(m *testing.M) {
+	if os.Getenv("GUESTINIT_TEST_KATANA") == "term" {
+		katanaHelper()
+	}
 	if mode := os.Getenv("GUESTINIT_SIGNALS_TEST"); mode != "" {
 		signalsTestMode(mode)
 	}

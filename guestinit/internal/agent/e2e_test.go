@@ -182,7 +182,8 @@ func TestEndToEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := serveHandler(t, tc.handler)
-			args := []string{"attest", "--addr", addr, "--manifest", manifestPath, "--json", "--timeout", "20s"}
+			// --min-tcb none: the fake platform's TCB is all zero.
+			args := []string{"attest", "--addr", addr, "--manifest", manifestPath, "--min-tcb", "none", "--json", "--timeout", "20s"}
 			if !tc.noRoots {
 				args = append(args, "--roots", roots)
 			}
@@ -226,14 +227,14 @@ func TestEndToEnd(t *testing.T) {
 				return
 			}
 			// The human summary.
-			human, err := exec.Command(bin, "attest", "--addr", addr, "--manifest", manifestPath, "--roots", roots).Output()
+			human, err := exec.Command(bin, "attest", "--addr", addr, "--manifest", manifestPath, "--min-tcb", "none", "--roots", roots).Output()
 			if err != nil || !strings.HasPrefix(string(human), "attestation OK\n") || !strings.Contains(string(human), "2 vCPUs of type EPYC-v4") {
 				t.Errorf("human summary (%v):\n%s", err, human)
 			}
 			t.Logf("human summary:\n%s", human)
 			// The evidence re-verifies offline, and the report decodes.
 			for _, a := range [][]string{
-				{"verify", evidence, "--manifest", manifestPath, "--roots", roots},
+				{"verify", evidence, "--manifest", manifestPath, "--min-tcb", "none", "--roots", roots},
 				{"report", filepath.Join(evidence, "report.bin")},
 				{"report", "--json", filepath.Join(evidence, "report.bin")},
 			} {
@@ -263,7 +264,7 @@ func TestEndToEnd(t *testing.T) {
 				}, 5},
 			} {
 				step.edit()
-				cmd = exec.Command(bin, "verify", evidence, "--manifest", manifestPath, "--roots", roots)
+				cmd = exec.Command(bin, "verify", evidence, "--manifest", manifestPath, "--min-tcb", "none", "--roots", roots)
 				out, _ := cmd.CombinedOutput()
 				if got := cmd.ProcessState.ExitCode(); got != step.want {
 					t.Errorf("verify of tampered evidence: exit %d, want %d\n%s", got, step.want, out)

@@ -43,7 +43,7 @@ type Options struct {
 	OnExit       bootcfg.OnExit
 	RestartLimit int
 	StopTimeout  time.Duration
-	KillWait     time.Duration                   // after SIGKILL, how long to wait for the exit; 0: 5s
+	KillWait     time.Duration                   // after SIGKILL, how long to wait for the exit; 0: DefaultKillWait
 	Backoff      func(restart int) time.Duration // nil: Backoff
 
 	// Signals delivers SIGCHLD, SIGTERM, SIGINT and SIGHUP (signal.Notify).
@@ -63,12 +63,23 @@ type Options struct {
 	// PID 1 1024 (4096 hard), which a server with many connections
 	// outgrows (Go raises the init's own soft limit, not its children's).
 	OpenFiles uint64
+	// Verify, when set, runs before each restart (not before the first
+	// start, which follows the boot's own check): it checks the payload
+	// file again (integrity.Pinned.Check). Katana runs as root and could
+	// have replaced its own binary; an error ends the supervision with
+	// Outcome.Err (a boot error, then the power-off) and no restart.
+	Verify func() error
+
 	// TmpDir, when set, is made an empty folder (0700) before each start
 	// and given to the payload as TMPDIR: Katana keeps its in-memory
 	// database in a temporary folder, which a killed Katana leaves behind,
 	// so without this every restart would keep the last one's in memory.
 	TmpDir string
 }
+
+// DefaultKillWait is how long Run waits for the payload's exit after
+// SIGKILL.
+const DefaultKillWait = 5 * time.Second
 
 // reapTick is how often Run reaps without a SIGCHLD.
 const reapTick = 2 * time.Second
@@ -164,6 +175,10 @@ type runner struct {
 	leftoversKilled time.Time
 }
 
+// errStopRequested: start did not start the payload, as a stop was
+// requested.
+var errStopRequested = errors.New("stop requested")
+
 func (r *runner) start() error {
 	prep := r.o.PrepareFDs
 	if prep == nil {
@@ -180,6 +195,16 @@ func (r *runner) start() error {
 		env = append(env[:len(env):len(env)], "TMPDIR="+r.o.TmpDir)
 	}
 	argv := append([]string{r.o.Path}, r.o.Args...)
+	// Never once a stop was requested, however late (during a restart's
+	// check of the payload, or its wait for what the last Katana left): a
+	// fatal path waits for this supervision to end, then kills every
+	// process and powers off. A stop requested after this point finds
+	// the payload started, and Run stops it like any other.
+	select {
+	case <-r.o.Status.StopRequested():
+		return errStopRequested
+	default:
+	}
 	p, err := os.StartProcess(r.o.Path, argv, &os.ProcAttr{
 		Dir:   "/",
 		Env:   env,
@@ -206,7 +231,7 @@ func Run(ctx context.Context, o Options) Outcome {
 		o.Backoff = Backoff
 	}
 	if o.KillWait == 0 {
-		o.KillWait = 5 * time.Second
+		o.KillWait = DefaultKillWait
 	}
 	if o.KillAll == nil {
 		o.KillAll = power.KillAll
@@ -239,7 +264,9 @@ func Run(ctx context.Context, o Options) Outcome {
 			r.o.Log("open files limit stays as it is (setting %d: %v)", o.OpenFiles, err)
 		}
 	}
-	if err := r.start(); err != nil {
+	if err := r.start(); errors.Is(err, errStopRequested) {
+		return Outcome{Action: power.PowerOff, Reason: "stop requested before katana started: " + o.Status.StopReason()}
+	} else if err != nil {
 		return Outcome{Action: power.PowerOff, Err: err}
 	}
 	done := ctx.Done()
@@ -321,12 +348,26 @@ func Run(ctx context.Context, o Options) Outcome {
 				}
 				r.leftovers = false
 			}
-			r.restarts++
-			o.Status.AddRestart()
-			r.o.Log("restarting katana (restart %d of %d)", r.restarts, o.RestartLimit)
-			if err := r.start(); err != nil {
+			// Katana has exited and what it left was killed (above): no
+			// process of its is left to change the file between the
+			// check and the start (but one that outlived SIGKILL).
+			if o.Verify != nil {
+				if err := o.Verify(); err != nil {
+					return Outcome{Action: power.PowerOff, Err: fmt.Errorf("before restarting katana: %w", err)}
+				}
+			}
+			r.o.Log("restarting katana (restart %d of %d)", r.restarts+1, o.RestartLimit)
+			if err := r.start(); errors.Is(err, errStopRequested) {
+				// Requested during the check or the leftovers' wait.
+				if out, ok := r.beginStop(unix.SIGTERM); ok {
+					return out
+				}
+				continue
+			} else if err != nil {
 				return Outcome{Action: power.PowerOff, Err: err}
 			}
+			r.restarts++
+			o.Status.AddRestart()
 		}
 	}
 }

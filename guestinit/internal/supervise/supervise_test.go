@@ -3,7 +3,9 @@ package supervise
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/katana-tee/snpboot/guestinit/internal/integrity"
 	"github.com/katana-tee/snpboot/guestinit/internal/nstest"
 	"github.com/katana-tee/snpboot/guestinit/internal/power"
 	"github.com/katana-tee/snpboot/guestinit/internal/status"
@@ -150,6 +153,20 @@ func helperMain(mode string, args []string) int {
 		unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
 		report(fmt.Sprintf("nofile=%d %d", lim.Cur, lim.Max))
 		return 0
+	case "replace-self":
+		// What a root payload could do: put other bytes where its own
+		// binary was (a new file renamed over it), then exit 1.
+		self := os.Getenv("SUPERVISE_SELF")
+		if err := os.WriteFile(self+".new", []byte("#!/bin/sh\nunmeasured\n"), 0o755); err != nil {
+			report("replace: " + err.Error())
+			return 1
+		}
+		if err := os.Rename(self+".new", self); err != nil {
+			report("replace: " + err.Error())
+			return 1
+		}
+		report("replaced")
+		return 1
 	case "plain":
 		// No handler: SIGTERM's default action ends it, as it ends a
 		// payload that is still starting up.
@@ -851,5 +868,72 @@ func TestOpenFilesInherited(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{fmt.Sprintf("nofile=%d %d", n, n)}, h.report()); diff != "" {
 		t.Errorf("the payload's RLIMIT_NOFILE (-want +got):\n%s", diff)
+	}
+}
+
+// Before each restart the payload file is checked again (Verify), never
+// before the first start: a payload that replaced its own binary (Katana
+// runs as root) is not started again; the supervision ends with an error
+// that names the file and both hashes, for the init's fatal path.
+func TestRestartVerifiesPayload(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("exit", "SUPERVISE_CODE=1")
+	// A copy of the payload, which the test may let it replace.
+	self := filepath.Join(t.TempDir(), "katana")
+	b, err := os.ReadFile(o.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(self, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pin, err := integrity.Pin(self, "its hash when decoded at boot", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Path = self
+	o.OnExit, o.RestartLimit = bootcfg.OnExitRestart, 2
+	verified := 0
+	o.Verify = func() error { verified++; return pin.Check() }
+	out := run(t, o)
+	if out.Err != nil || !strings.Contains(out.Reason, "restart limit 2 reached") || verified != 2 {
+		t.Fatalf("unchanged payload: outcome %+v after %d checks, want the restart limit after 2 (one per restart)", out, verified)
+	}
+
+	h = newHarness(t)
+	o2 := h.opts("replace-self", "SUPERVISE_SELF="+self)
+	o2.Path, o2.OnExit, o2.RestartLimit, o2.Verify = self, bootcfg.OnExitRestart, 2, pin.Check
+	out = run(t, o2)
+	if out.Err == nil || !errors.Is(out.Err, integrity.ErrChanged) ||
+		!strings.Contains(out.Err.Error(), "before restarting katana: integrity: "+self+" changed since the boot check") ||
+		!strings.Contains(out.Err.Error(), hex.EncodeToString(pin.Sum[:])) {
+		t.Errorf("replaced payload: outcome %+v, want an error naming %s and its pinned hash", out, self)
+	}
+	if n := strings.Count(strings.Join(h.report(), "\n"), "replaced"); n != 1 || h.st.Snapshot().Restarts != 0 || h.logged("restarting katana (restart") {
+		t.Errorf("replaced payload: ran %d times, %d restarts, logs %q; want it run once, never restarted", n, h.st.Snapshot().Restarts, h.logs)
+	}
+}
+
+// A stop requested while the restart's check runs (or while what the
+// last Katana left is awaited) stops: nothing starts after a stop request,
+// which a fatal path relies on before it kills every process and powers
+// off.
+func TestStopDuringRestartCheck(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("exit", "SUPERVISE_CODE=1")
+	o.OnExit, o.RestartLimit = bootcfg.OnExitRestart, 5
+	o.Verify = func() error {
+		h.st.RequestStop("boot error")
+		return nil
+	}
+	out := run(t, o)
+	if out.Err != nil || out.Action != power.PowerOff || out.Reason != "graceful stop (boot error); katana not running" {
+		t.Errorf("outcome %+v, want power-off with katana not running", out)
+	}
+	if n := strings.Count(strings.Join(h.report(), "\n"), "argv="); n != 1 {
+		t.Errorf("payload ran %d times, logs %q; want once (no start after the stop request)", n, h.logs)
+	}
+	if s := h.st.Snapshot(); s.Restarts != 0 {
+		t.Errorf("restarts = %d, want 0", s.Restarts)
 	}
 }
