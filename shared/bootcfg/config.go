@@ -117,7 +117,12 @@ func (a Agent) String() string {
 type Config struct {
 	Raw          string   // the command line given to Parse, byte for byte
 	KernelParams []string // non-katana parameters before "--", as written (quotes kept)
-	InitArgs     []string // parameters after "--", as written; nil when there is no "--"
+	// InitArgs are the parameters after "--" (up to a second "--"), as
+	// written; nil when there is no "--". The kernel appends them to
+	// PID 1's argv after the unknown parameters before "--" that have
+	// neither "=" nor "."; it leaves them out altogether when a kernel
+	// parameter it knows had a bad value (see SplitKernel).
+	InitArgs []string
 
 	Args         []string // katana.args split into words; nil for none
 	Env          []string // katana.env: NAME=VALUE words in the order given; nil for none
@@ -186,6 +191,9 @@ func Parse(cmdline string) (Config, error) {
 		if anyCaseKey(p.Key) {
 			return Config{}, &Error{Err: ErrAfterDashes, Text: p.Raw, Offset: p.Offset}
 		}
+	}
+	if h, ok := findEarlyOption(cmdline, params); ok {
+		return Config{}, &Error{Err: ErrEarlyOption, Text: h.word, Offset: h.offset, Detail: h.why()}
 	}
 	if initArgs != nil {
 		c.InitArgs = []string{}
@@ -364,7 +372,7 @@ func ParseAgent(v string) (Agent, error) {
 		}
 		return Agent{Mode: AgentTCP, TCP: ap}, nil
 	}
-	return Agent{}, fmt.Errorf("%s", want)
+	return Agent{}, fmt.Errorf("%s: %q is none of them", want, v)
 }
 
 // ParseStopTimeout parses a katana.stop_timeout value: a Go duration or a
@@ -377,11 +385,11 @@ func ParseStopTimeout(v string) (time.Duration, error) {
 	} else {
 		d, err = time.ParseDuration(v)
 		if err != nil {
-			return 0, fmt.Errorf("%s", want)
+			return 0, fmt.Errorf("%s: %q is neither", want, v)
 		}
 	}
 	if d < 0 || d > MaxStopTimeout {
-		return 0, fmt.Errorf("%s", want)
+		return 0, fmt.Errorf("%s: %q is out of range", want, v)
 	}
 	return d, nil
 }
@@ -392,10 +400,14 @@ func ParseStopTimeout(v string) (time.Duration, error) {
 // as the kernel splits it, with balanced quotes, and not a katana.* key.
 // Settings equal to the default are left out. What cannot be expressed (a
 // '"' or a NUL in an argument, or a byte the boot path through OVMF cannot
-// carry unchanged, see CheckBytes, or a line longer than MaxLen) is an error
-// wrapping ErrUnformattable.
+// carry unchanged, see CheckBytes, a line longer than MaxLen, or more
+// arguments or environment variables for PID 1 than the kernel allows) is
+// an error wrapping ErrUnformattable; a kernel parameter Hazard names is
+// ErrHazard, and a word the kernel's early parsers would read as a kernel
+// option though it is not a kernel parameter (a katana.args word
+// "nokaslr") is ErrEarlyOption, as in Parse.
 func Format(c Config, kernelParams []string) (string, error) {
-	var out []string
+	var out, what []string // the parameters, and what each is for errors
 	for _, kp := range kernelParams {
 		if err := checkArgBytes(kp, "kernel parameter"); err != nil {
 			return "", err
@@ -413,26 +425,29 @@ func Format(c Config, kernelParams []string) (string, error) {
 		if why := Hazard(ps[0]); why != "" {
 			return "", &Error{Err: ErrHazard, Text: kp, Offset: -1, Detail: why}
 		}
-		out = append(out, kp)
+		out, what = append(out, kp), append(what, fmt.Sprintf("kernel parameter %q", kp))
 	}
 	def := Default()
 	if err := checkSettings(c); err != nil {
 		return "", err
 	}
+	add := func(key, val string) {
+		out, what = append(out, key+"="+val), append(what, key)
+	}
 	if !c.Net.Equal(def.Net) {
-		out = append(out, KeyNet+"="+c.Net.String())
+		add(KeyNet, c.Net.String())
 	}
 	if c.Agent != def.Agent {
-		out = append(out, KeyAgent+"="+c.Agent.String())
+		add(KeyAgent, c.Agent.String())
 	}
 	if c.OnExit != def.OnExit {
-		out = append(out, KeyOnExit+"="+string(c.OnExit))
+		add(KeyOnExit, string(c.OnExit))
 	}
 	if c.StopTimeout != def.StopTimeout {
-		out = append(out, KeyStopTimeout+"="+formatStopTimeout(c.StopTimeout))
+		add(KeyStopTimeout, formatStopTimeout(c.StopTimeout))
 	}
 	if c.RestartLimit != def.RestartLimit {
-		out = append(out, KeyRestartLimit+"="+strconv.Itoa(c.RestartLimit))
+		add(KeyRestartLimit, strconv.Itoa(c.RestartLimit))
 	}
 	for _, kw := range []struct {
 		key   string
@@ -445,10 +460,10 @@ func Format(c Config, kernelParams []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		out = append(out, kw.key+"="+v)
+		add(kw.key, v)
 	}
 	if c.InitArgs != nil {
-		out = append(out, "--")
+		out, what = append(out, "--"), append(what, `"--"`)
 		for i, a := range c.InitArgs {
 			if err := checkArgBytes(a, fmt.Sprintf("init argument %d", i+1)); err != nil {
 				return "", err
@@ -460,7 +475,7 @@ func Format(c Config, kernelParams []string) (string, error) {
 			if len(ps) != 1 || ps[0].Raw != a || anyCaseKey(ps[0].Key) {
 				return "", &Error{Err: ErrUnformattable, Text: a, Offset: -1, Detail: "init argument is not exactly one non-katana parameter"}
 			}
-			out = append(out, a)
+			out, what = append(out, a), append(what, fmt.Sprintf("init argument %d", i+1))
 		}
 	}
 	line := strings.Join(out, " ")
@@ -468,6 +483,27 @@ func Format(c Config, kernelParams []string) (string, error) {
 		return "", err
 	}
 	if err := CheckLen(line); err != nil {
+		return "", err
+	}
+	params, initArgs, ignored, err := splitKernel(line)
+	if err != nil || len(ignored) != 0 {
+		return "", &Error{Err: ErrUnformattable, Text: line, Offset: -1,
+			Detail: fmt.Sprintf("internal error: the parameters do not split back as written (%v)", err)}
+	}
+	if h, ok := findEarlyOption(line, params); ok {
+		// Name the input the word comes from: out[i] starts at byte
+		// sum(len(out[:i]))+i of line.
+		from, pos := "", 0
+		for i, o := range out {
+			if h.offset < pos+len(o) {
+				from = what[i]
+				break
+			}
+			pos += len(o) + 1
+		}
+		return "", &Error{Err: ErrEarlyOption, Text: h.word, Offset: -1, Detail: "in " + from + ": " + h.why()}
+	}
+	if err := checkInitLimits(params, initArgs); err != nil {
 		return "", err
 	}
 	return line, nil

@@ -20,6 +20,14 @@
 // The trailing newline of /proc/cmdline is not part of the command line: use
 // FromProc. A NUL byte or a quote left open anywhere is an error.
 //
+// The x86 kernel also reads some options long before next_arg(), with
+// parsers that split the line at every byte <= ' ' and ignore double quotes
+// and "--" (nokaslr, spectre_v2=, clearcpuid=, ...; the EFI stub's mem= and
+// friends; crashkernel= anywhere). A word they would read that is not a
+// kernel parameter of its own before "--" (katana.args="--name nokaslr",
+// or nokaslr after "--") is an error, ErrEarlyOption: the kernel would act
+// on an option that KernelParams does not show.
+//
 // # Keys
 //
 // Keys starting with "katana." belong to the init. Each may appear once;
@@ -84,6 +92,11 @@
 // kernel parameters first in the given order, then the katana.* keys whose
 // value differs from the default, in the order net, agent, on_exit,
 // stop_timeout, restart_limit, env, args, then "-- InitArgs" if any.
+//
+// Format refuses a line on which the kernel may hand PID 1 more than 32
+// arguments or 33 environment entries (HOME and TERM included), as the
+// kernel panics then; it counts every parameter that may get there, as it
+// cannot tell which ones the kernel knows (see SplitKernel).
 //
 // Format writes only bytes the SEV-SNP boot path carries unchanged: OVMF
 // widens each command line byte to UTF-16 as Latin-1 and the kernel's EFI

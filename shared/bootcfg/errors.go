@@ -18,6 +18,7 @@ var (
 	ErrArgs            = errors.New("bad katana.args")
 	ErrUnformattable   = errors.New("cannot be expressed on a kernel command line")
 	ErrHazard          = errors.New("kernel parameter that replaces or steers the init or opens the guest to the host")
+	ErrEarlyOption     = errors.New("word the kernel's early command line parsers read as a kernel option")
 )
 
 // Error is a parse or format error: what is wrong (Err, a sentinel), the

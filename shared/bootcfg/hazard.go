@@ -10,29 +10,82 @@ import "strings"
 // Go runtime, or give the host, which reads and writes the serial console,
 // a way into the guest. The list is of the parameters known to do so, not
 // every parameter that weakens a guest (nokaslr, mitigations=off, ...).
+//
+// Each entry is matched the way the kernel (Linux 6.1) matches it, or
+// more widely, never less: see setupMatches for the __setup handlers.
 func Hazard(p Param) string {
-	// The kernel matches early parameters with dashes and underscores
-	// alike (parameq); refusing both spellings costs nothing.
-	key := strings.ReplaceAll(p.Key, "-", "_")
-	switch key {
-	case "rdinit", "init":
+	line := setupLine(p)
+	// __setup("init=") and __setup("rdinit=") (init/main.c). Without
+	// "=", init and rdinit are unknown parameters the kernel passes to
+	// PID 1's argv, which is harmless.
+	if setupMatches(line, "rdinit=") || setupMatches(line, "init=") {
 		return "it names a program other than the initrd's /init to run as PID 1: nothing would check the initrd, serve attestation or supervise Katana"
-	case "sysrq_always_enabled":
+	}
+	// __setup("sysrq_always_enabled") (drivers/tty/sysrq.c), without
+	// "=": sysrq_always_enabledX, sysrq-always-enabled.x and
+	// sysrq_always_enabled_foo=1 all enable SysRq.
+	if setupMatches(line, "sysrq_always_enabled") {
 		return "it enables magic SysRq whatever the init sets: the host could send SysRq over the serial line (register and task dumps, crash, reboot)"
 	}
-	// kgdboc, kgdboc_earlycon, kgdbwait, kgdbcon, kgdbdbgp, ekgdboc, and
+	// The kernel knows kgdbcon, kgdbwait, kgdbdbgp, ekgdboc and
+	// kgdboc_earlycon as early_param (parameq: the whole name, '-' and
+	// '_' alike), kgdboc= and kgdbts= as __setup (a prefix of the line,
+	// so the name is exactly kgdboc or kgdbts), and kgdboc.kgdboc and
+	// kgdbts.kgdbts as built-in module parameters: every one is a name
+	// that starts with kgdb or ekgdb once '-' is read as '_', and so is
 	// any the kernel adds.
+	key := strings.ReplaceAll(p.Key, "-", "_")
 	if strings.HasPrefix(key, "kgdb") || strings.HasPrefix(key, "ekgdb") {
 		return "it starts the kernel debugger on a console the host reads and writes: the host could read and change the guest's memory"
 	}
-	// The kernel gives a parameter with a value and without a dot that
-	// it does not know itself to PID 1's environment (init/main.c,
-	// unknown_bootoption), where GODEBUG, GOGC, GOMAXPROCS, GOMEMLIMIT
-	// and GOTRACEBACK steer the init's Go runtime.
+	// The kernel gives a parameter with a value and without a dot in its
+	// name that it does not know itself to PID 1's environment
+	// (init/main.c, unknown_bootoption), as "name=value", where GODEBUG,
+	// GOGC, GOMAXPROCS, GOMEMLIMIT and GOTRACEBACK steer the init's Go
+	// runtime.
 	if p.HasValue && strings.HasPrefix(p.Key, "GO") && !strings.Contains(p.Key, ".") {
 		return "the kernel puts it in PID 1's environment, where it steers the init's Go runtime"
 	}
 	return ""
+}
+
+// setupLine is the text init/main.c unknown_bootoption() works on once
+// repair_env_string() has put the "=" back and removed the value's
+// quotes: "key=value", or "key" for a parameter without "=".
+func setupLine(p Param) string {
+	if p.HasValue {
+		return p.Key + "=" + p.Value
+	}
+	return p.Key
+}
+
+// setupMatches reports whether init/main.c obsolete_checksetup() calls the
+// __setup handler registered as str for a parameter whose setupLine is
+// line: parameqn(line, str, strlen(str)) (kernel/params.c), so str need
+// only be a prefix of the whole "key=value" text, with '-' and '_' alike.
+// That runs before unknown_bootoption() drops a name with a '.', so a dot
+// does not stop it; only a built-in parameter of exactly that name
+// (parse_one), a sysctl alias or a boot loader identifier (BOOT_IMAGE=,
+// kexec) would take the parameter first, and none of those starts like a
+// name this package looks for.
+func setupMatches(line, str string) bool {
+	if len(line) < len(str) {
+		return false
+	}
+	for i := 0; i < len(str); i++ {
+		if dash2underscore(line[i]) != dash2underscore(str[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// dash2underscore is kernel/params.c's.
+func dash2underscore(c byte) byte {
+	if c == '-' {
+		return '_'
+	}
+	return c
 }
 
 // anyCaseKey reports whether key starts with Prefix in any case: a

@@ -31,6 +31,15 @@ func isKernelSpace(b byte) bool {
 // the init its arguments, stops there too, and ignores the rest. An
 // unbalanced double quote or a NUL byte anywhere is an error (the kernel
 // would take the rest of the line as one parameter).
+//
+// initArgs is not the init's whole argv, and not always part of it
+// (init/main.c start_kernel): the kernel first hands PID 1 every
+// parameter before "--" that it does not know itself, those without "="
+// or "." to argv (before initArgs) and those with "=" and no "." in the
+// name to the environment; and when a parameter it knows has a bad value
+// before "--", parse_args() returns an error instead of the rest of the
+// line and the kernel skips the init-argument pass: PID 1 gets none of
+// initArgs.
 func SplitKernel(cmdline string) (params, initArgs []Param, err error) {
 	params, initArgs, _, err = splitKernel(cmdline)
 	return params, initArgs, err

@@ -121,6 +121,46 @@ func TestFromProc(t *testing.T) {
 	}
 }
 
+// refSpace is lib/ctype.c's _ctype table reduced to its _S (white space)
+// bit, row for row as the kernel writes it, for refParse's isspace(): its
+// own copy, not the implementation's isKernelSpace.
+var refSpace = [256]byte{
+	0, 0, 0, 0, 0, 0, 0, 0, /* 0-7 */
+	0, 1, 1, 1, 1, 1, 0, 0, /* 8-15: _C|_S for \t \n \v \f \r */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 16-23 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 24-31 */
+	1, 0, 0, 0, 0, 0, 0, 0, /* 32-39: _S|_SP for ' ' */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 40-47 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 48-55 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 56-63 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 64-71 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 72-79 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 80-87 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 88-95 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 96-103 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 104-111 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 112-119 */
+	0, 0, 0, 0, 0, 0, 0, 0, /* 120-127 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 128-143 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 144-159 */
+	1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 160-175: _S|_SP for 0xA0 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 176-191 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 192-207 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 208-223 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 224-239 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 240-255 */
+}
+
+// TestKernelSpace: the implementation's isKernelSpace agrees with the
+// kernel's table for every byte.
+func TestKernelSpace(t *testing.T) {
+	for b := 0; b < 256; b++ {
+		if isKernelSpace(byte(b)) != (refSpace[b] == 1) {
+			t.Errorf("isKernelSpace(0x%02X) = %v, lib/ctype.c says %v", b, isKernelSpace(byte(b)), refSpace[b] == 1)
+		}
+	}
+}
+
 // refParse is a literal transliteration of the kernel's parse_args() and
 // next_arg() working in place on a NUL-terminated buffer, used as the
 // oracle for SplitKernel (which works on slices and offsets).
@@ -133,7 +173,7 @@ func refParse(cmdline string) (params, initArgs []kv, unbalanced bool) {
 		}
 		return string(buf[i:j])
 	}
-	isspace := func(b byte) bool { return isKernelSpace(b) }
+	isspace := func(b byte) bool { return refSpace[b] == 1 }
 	skip := func(i int) int {
 		for isspace(buf[i]) {
 			i++
