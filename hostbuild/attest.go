@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,7 +51,8 @@ config, and verifies, in this order:
      TCB and of the TCB the guest was launched under; "none" accepts any
      firmware, and an OK then warns), the firmware is committed (no
      provisional firmware that could roll back),
-     and, when given, --chip-id (which machine) and --platform (what the
+     and, when given, --min-mit-vector (version 5 reports' mitigation
+     vectors), --chip-id (which machine) and --platform (what the
      host runs: SMT, RAPL, ciphertext hiding, ...); HOST_DATA and the
      fields an ID block sets (FAMILY_ID, IMAGE_ID, GUEST_SVN, the key
      digests), which the host chooses outside the measurement and this
@@ -78,7 +80,7 @@ Flags:
 type verifyFlags struct {
 	cmd                                                           string // attest or verify, for messages
 	manifest, certs, roots, rootsProduct, kdsCache, minTCB        string
-	platform                                                      string
+	platform, minMit                                              string
 	chipIDs                                                       stringList
 	kds, checkCRL, allowDebug, allowMA, jsonOut, explain, verbose bool
 	vmpl, minVersion                                              int
@@ -102,6 +104,7 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	intVar(fs, &v.vmpl, "vmpl", 0, "required `VMPL` of the report")
 	fs.StringVar(&v.minTCB, "min-tcb", "", "required: minimum TCB, of the report's REPORTED_TCB and LAUNCH_TCB (AMD's security bulletins give it per processor): 0xHEX, bl=N,tee=N,snp=N,ucode=N, or none to accept any firmware")
 	intVar(fs, &v.minVersion, "min-report-version", 2, "minimum report `version`")
+	fs.StringVar(&v.minMit, "min-mit-vector", "", "mitigation bits (0xHEX, from AMD's SEV firmware ABI) that the report's LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR must both have; report version 5 and later only")
 	fs.Var(&v.chipIDs, "chip-id", "pin the chip: accept only reports whose CHIP_ID is this `hex` (128 digits, the chip_id of --json; repeat for several machines)")
 	fs.StringVar(&v.platform, "platform", "", "require of the host's PLATFORM_INFO each of these comma-separated `words`: "+attest.PlatformWords()+" (default: nothing required)")
 	fs.BoolVar(&v.jsonOut, "json", false, "print the result as JSON on stdout")
@@ -156,6 +159,15 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 		}
 		chips = append(chips, b)
 	}
+	var minMit uint64
+	if v.minMit != "" {
+		h, ok := strings.CutPrefix(v.minMit, "0x")
+		n, err := strconv.ParseUint(h, 16, 64)
+		if !ok || err != nil {
+			return nil, o, usageError{fmt.Sprintf("--min-mit-vector %q: want 0xHEX (a 64-bit mask)", v.minMit)}
+		}
+		minMit = n
+	}
 	// Last of the usage checks, so that the others name their own flag
 	// when it is missing too.
 	tcb, err := attest.ParseMinTCB(v.minTCB)
@@ -175,6 +187,7 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 		AllowMigrationAgent: v.allowMA,
 		VMPL:                v.vmpl,
 		MinTCB:              tcb,
+		MinMitVector:        minMit,
 		MinReportVersion:    uint32(v.minVersion),
 		ChipIDs:             chips,
 		Platform:            platform,

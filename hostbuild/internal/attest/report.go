@@ -75,7 +75,10 @@ type ReportInfo struct {
 	CommittedMinor  uint32         `json:"committed_minor"`
 	CommittedMajor  uint32         `json:"committed_major"`
 	LaunchTCB       string         `json:"launch_tcb"`
-	Signature       string         `json:"signature"`
+	// The mitigation vectors, of report version 5 and later.
+	LaunchMitVector  string `json:"launch_mit_vector,omitempty"`
+	CurrentMitVector string `json:"current_mit_vector,omitempty"`
+	Signature        string `json:"signature"`
 }
 
 // DescribeReport parses raw with go-sev-guest's ABI parser (which rejects
@@ -105,6 +108,10 @@ func DescribeReport(raw []byte) (*ReportInfo, error) {
 	h := hex.EncodeToString
 	tcb := func(v uint64) string { return fmt.Sprintf("0x%016x", v) }
 	fam, mod, step := cpuidFMS(raw)
+	var launchMit, currentMit string
+	if r.GetVersion() >= 5 {
+		launchMit, currentMit = fmt.Sprintf("0x%x", r.GetLaunchMitVector()), fmt.Sprintf("0x%x", r.GetCurrentMitVector())
+	}
 	return &ReportInfo{
 		CPUIDFamily:   fam,
 		CPUIDModel:    mod,
@@ -118,32 +125,34 @@ func DescribeReport(raw []byte) (*ReportInfo, error) {
 			"mem_aes_256_xts": pol.MemAES256XTS, "rapl_dis": pol.RAPLDis, "ciphertext_hiding": pol.CipherTextHidingDRAM,
 			"page_swap_disable": pol.PageSwapDisable,
 		},
-		FamilyID:        h(r.GetFamilyId()),
-		ImageID:         h(r.GetImageId()),
-		VMPL:            r.GetVmpl(),
-		SignatureAlgo:   r.GetSignatureAlgo(),
-		CurrentTCB:      tcb(r.GetCurrentTcb()),
-		PlatformInfo:    fmt.Sprintf("0x%x", r.GetPlatformInfo()),
-		SignerInfo:      fmt.Sprintf("0x%x", r.GetSignerInfo()),
-		SigningKey:      si.SigningKey.String(),
-		ReportData:      h(r.GetReportData()),
-		Measurement:     h(r.GetMeasurement()),
-		HostData:        h(r.GetHostData()),
-		IDKeyDigest:     h(r.GetIdKeyDigest()),
-		AuthorKeyDigest: h(r.GetAuthorKeyDigest()),
-		ReportID:        h(r.GetReportId()),
-		ReportIDMA:      h(r.GetReportIdMa()),
-		ReportedTCB:     tcb(r.GetReportedTcb()),
-		ChipID:          h(r.GetChipId()),
-		CommittedTCB:    tcb(r.GetCommittedTcb()),
-		CurrentBuild:    r.GetCurrentBuild(),
-		CurrentMinor:    r.GetCurrentMinor(),
-		CurrentMajor:    r.GetCurrentMajor(),
-		CommittedBuild:  r.GetCommittedBuild(),
-		CommittedMinor:  r.GetCommittedMinor(),
-		CommittedMajor:  r.GetCommittedMajor(),
-		LaunchTCB:       tcb(r.GetLaunchTcb()),
-		Signature:       h(r.GetSignature()),
+		FamilyID:         h(r.GetFamilyId()),
+		ImageID:          h(r.GetImageId()),
+		VMPL:             r.GetVmpl(),
+		SignatureAlgo:    r.GetSignatureAlgo(),
+		CurrentTCB:       tcb(r.GetCurrentTcb()),
+		PlatformInfo:     fmt.Sprintf("0x%x", r.GetPlatformInfo()),
+		SignerInfo:       fmt.Sprintf("0x%x", r.GetSignerInfo()),
+		SigningKey:       si.SigningKey.String(),
+		ReportData:       h(r.GetReportData()),
+		Measurement:      h(r.GetMeasurement()),
+		HostData:         h(r.GetHostData()),
+		IDKeyDigest:      h(r.GetIdKeyDigest()),
+		AuthorKeyDigest:  h(r.GetAuthorKeyDigest()),
+		ReportID:         h(r.GetReportId()),
+		ReportIDMA:       h(r.GetReportIdMa()),
+		ReportedTCB:      tcb(r.GetReportedTcb()),
+		ChipID:           h(r.GetChipId()),
+		CommittedTCB:     tcb(r.GetCommittedTcb()),
+		CurrentBuild:     r.GetCurrentBuild(),
+		CurrentMinor:     r.GetCurrentMinor(),
+		CurrentMajor:     r.GetCurrentMajor(),
+		CommittedBuild:   r.GetCommittedBuild(),
+		CommittedMinor:   r.GetCommittedMinor(),
+		CommittedMajor:   r.GetCommittedMajor(),
+		LaunchTCB:        tcb(r.GetLaunchTcb()),
+		LaunchMitVector:  launchMit,
+		CurrentMitVector: currentMit,
+		Signature:        h(r.GetSignature()),
 	}, nil
 }
 
@@ -173,6 +182,10 @@ func WriteReportText(w io.Writer, info *ReportInfo) error {
 	line("committed_tcb", info.CommittedTCB)
 	line("launch_tcb", info.LaunchTCB)
 	line("platform_info", info.PlatformInfo)
+	if info.Version >= 5 {
+		line("launch_mit_vector", info.LaunchMitVector)
+		line("current_mit_vector", info.CurrentMitVector)
+	}
 	if info.Version >= 3 {
 		line("cpuid fam/mod/step", fmt.Sprintf("0x%x/0x%x/0x%x", info.CPUIDFamily, info.CPUIDModel, info.CPUIDStepping))
 	}

@@ -163,7 +163,12 @@ func TestDescribeReportVersions(t *testing.T) {
 	s := signer(t, nil)
 	nonce := bytes.Repeat([]byte{7}, 32)
 	for _, ver := range []uint32{3, 4, 5} {
-		ev := evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r, ver) })
+		ev := evidence(t, s, nonce, testConfig, func(r []byte) {
+			binary.LittleEndian.PutUint32(r, ver)
+			if ver >= 5 {
+				mitVectors(r, 0x3, 0x7)
+			}
+		})
 		info, err := DescribeReport(ev.Report)
 		if err != nil {
 			t.Errorf("version %d: DescribeReport: %v", ver, err)
@@ -180,6 +185,11 @@ func TestDescribeReportVersions(t *testing.T) {
 		}
 		if !strings.Contains(text.String(), "cpuid fam/mod/step:   0x19/0x1/0x1\n") {
 			t.Errorf("version %d: text lacks the CPUID line:\n%s", ver, text.String())
+		}
+		// The mitigation vectors, from version 5 on.
+		const mit = "launch_mit_vector:    0x3\ncurrent_mit_vector:   0x7\n"
+		if got := strings.Contains(text.String(), mit); got != (ver >= 5) {
+			t.Errorf("version %d: text has the mitigation vectors %v, want %v:\n%s", ver, got, ver >= 5, text.String())
 		}
 	}
 	bad := bytes.Clone(testdata.AttestationBytes)

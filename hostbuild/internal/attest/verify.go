@@ -78,6 +78,10 @@ type VerifyOptions struct {
 	// (go-sev-guest checks CURRENT_TCB >= the V[CL]EK's TCB = REPORTED_TCB),
 	// so this bounds every TCB the guest ran under since its launch.
 	MinTCB kds.TCBParts
+	// MinMitVector is the set of mitigation bits (SNP firmware ABI) both
+	// LAUNCH_MIT_VECTOR and CURRENT_MIT_VECTOR must have (zero: none);
+	// only report version 5 and later carry them.
+	MinMitVector uint64
 	// ChipIDs pins the chips the report may come from (CHIP_ID, 64 bytes
 	// each; ParseChipID). None: any chip, as long as its VCEK verifies.
 	ChipIDs [][]byte
@@ -406,6 +410,9 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 	if err := checkUnset(rep); err != nil {
 		return err
 	}
+	if o.MinMitVector != 0 && rep.GetVersion() < 5 {
+		return fail(ClassPolicy, "--min-mit-vector %#x: the report is version %d, and only version 5 and later carry mitigation vectors (the host's SEV firmware is older)", o.MinMitVector, rep.GetVersion())
+	}
 	maxPolicy := got
 	vmpl := o.VMPL
 	// --min-tcb bounds LAUNCH_TCB too: the guest's memory was measured and
@@ -417,6 +424,10 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 		MinimumLaunchTCB:          o.MinTCB,
 		VMPL:                      &vmpl,
 		PermitProvisionalFirmware: false, // committed TCB, build and version must equal current ones
+		// Like --min-tcb, of the launch too: what the firmware did not
+		// mitigate while it measured and encrypted the guest's memory.
+		MinimumLaunchMitigationVector:  o.MinMitVector,
+		MinimumCurrentMitigationVector: o.MinMitVector,
 	}
 	if err := validate.SnpAttestation(att, vo); err != nil {
 		return fail(ClassPolicy, "report fields (TCB, policy, VMPL): %w", err)

@@ -298,6 +298,18 @@ func TestVerifyMutations(t *testing.T) {
 		{name: "min report version", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinReportVersion = 4 }},
 		{name: "min report version equal to the report's", ev: good, opts: func(o *VerifyOptions) { o.MinReportVersion = 3 }},
 		{name: "min TCB", want: ClassPolicy, ev: good, opts: func(o *VerifyOptions) { o.MinTCB = kds.TCBParts{SnpSpl: 8} }},
+		// Mitigation vectors (report version 5): both must have the bits.
+		{name: "min mitigation vector met by both", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { mitVectors(r, 0b111, 0b101) })
+		}, opts: func(o *VerifyOptions) { o.MinMitVector = 0b101 }},
+		{name: "min mitigation vector, launch vector short", want: ClassPolicy, mentions: "launch mitigation vector (0x1) is missing required bits", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { mitVectors(r, 0b001, 0b101) })
+		}, opts: func(o *VerifyOptions) { o.MinMitVector = 0b101 }},
+		{name: "min mitigation vector, current vector short", want: ClassPolicy, mentions: "current mitigation vector (0x4) is missing required bits", ev: func() *agentapi.AttestationResponse {
+			return evidence(t, s, nonce, testConfig, func(r []byte) { mitVectors(r, 0b101, 0b100) })
+		}, opts: func(o *VerifyOptions) { o.MinMitVector = 0b101 }},
+		{name: "min mitigation vector of a version 3 report", want: ClassPolicy, mentions: "only version 5 and later carry mitigation vectors", ev: good,
+			opts: func(o *VerifyOptions) { o.MinMitVector = 1 }},
 		// A migration agent is the host's, bound outside the measurement:
 		// refused even when the manifest's policy allows one.
 		{name: "policy MIGRATE_MA, manifest allows it", want: ClassPolicy, mentions: "allows a migration agent (MIGRATE_MA, bit 18)", ev: func() *agentapi.AttestationResponse {
@@ -1509,4 +1521,12 @@ func TestEvidenceRecordsTrustedRoots(t *testing.T) {
 			t.Errorf("evidence %s: %v, subject %q; want the trusted %q", name, err, c.Subject.CommonName, want.Subject.CommonName)
 		}
 	}
+}
+
+// mitVectors makes r a version 5 report with these LAUNCH_MIT_VECTOR and
+// CURRENT_MIT_VECTOR.
+func mitVectors(r []byte, launch, current uint64) {
+	binary.LittleEndian.PutUint32(r, 5)
+	binary.LittleEndian.PutUint64(r[0x1F8:], launch)
+	binary.LittleEndian.PutUint64(r[0x200:], current)
 }
