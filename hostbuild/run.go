@@ -346,6 +346,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			} else {
 				fmt.Fprintf(stdout, "attest: this guest has no attestation agent (its cmdline sets katana.agent=none)\n")
 			}
+		} else if plan.AgentHint != "" {
+			fmt.Fprintf(stdout, "agent: %s\n", plan.AgentHint)
 		}
 	}
 	if code >= 0 {

@@ -68,11 +68,15 @@ type Plan struct {
 	ExecCommand qemu.Command
 	Files       []*os.File
 
-	VCPUs       int
-	VCPUType    string
-	Expected    manifest.Measurement
-	Recomputed  bool // the expected digest was recomputed from the files (needs the OVMF)
-	AttestHint  string
+	VCPUs      int
+	VCPUType   string
+	Expected   manifest.Measurement
+	Recomputed bool // the expected digest was recomputed from the files (needs the OVMF)
+	AttestHint string
+	// AgentHint, in plain mode, says how to reach the guest's agent (a
+	// wiring check: without SEV-SNP it answers no_snp_device), or why it
+	// cannot be reached.
+	AgentHint   string
 	Description string
 	// Warnings are what the launch cannot check or set but the match of
 	// the measurement depends on, one sentence each.
@@ -304,6 +308,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	p.ExecQEMU = x
 	if o.Plain {
 		p.Description = fmt.Sprintf("plain mode (%s, no SEV-SNP, nothing to attest): %d vCPU(s)", accelName(q.Accel), vcpus)
+		p.AgentHint = plainAgentHint(m.Cmdline, o.ManifestPath, o.Forwards)
 	} else {
 		p.Description = fmt.Sprintf("SEV-SNP: %d × %s, policy %s, guest features %s", vcpus, vtype, m.GuestPolicy, m.GuestFeatures)
 		if q.SNP.DebugSwap {
@@ -352,6 +357,27 @@ func memoryWarning(m *manifest.Manifest, mib int, snp bool) string {
 // to a TCP agent's port (QEMU's user networking: the guest's own address
 // cannot be reached from the host), or "" for katana.agent=none (no agent
 // to ask).
+// plainAgentHint is AgentHint: with a TCP agent, the attest command that
+// reaches it (the SEV-SNP hint's, with --min-tcb none: there is no report
+// to hold to a floor); with a vsock agent, why plain mode cannot reach it.
+func plainAgentHint(cmdline, manifestPath string, forwards []qemu.Forward) string {
+	if manifestPath == "" {
+		manifestPath = "manifest.json"
+	}
+	cfg, err := bootcfg.Parse(cmdline)
+	if err != nil {
+		cfg = bootcfg.Default()
+	}
+	switch cfg.Agent.Mode {
+	case bootcfg.AgentNone:
+		return ""
+	case bootcfg.AgentTCP:
+		h := attestHint(cmdline, 0, manifestPath, forwards)
+		return strings.Replace(h, "--min-tcb MIN_TCB", "--min-tcb none", 1) + " (a wiring check: without SEV-SNP the agent answers no_snp_device, exit 3)"
+	}
+	return fmt.Sprintf("the agent listens on vsock port %d, and plain mode gives the guest no vsock device: to reach it without SEV-SNP, build with --agent tcp:0.0.0.0:%d and run with --forward HOSTPORT:%d", cfg.Agent.VsockPort, cfg.Agent.VsockPort, cfg.Agent.VsockPort)
+}
+
 func attestHint(cmdline string, cid uint32, manifestPath string, forwards []qemu.Forward) string {
 	// MIN_TCB is the operator's to fill in (attest requires it): the TCB
 	// of AMD's latest bulletin for the host's processor, or none.

@@ -773,3 +773,23 @@ func TestPrepareTypeNotGiven(t *testing.T) {
 		t.Errorf("plain launch without --vcpu-type: type %q, want the manifest's first, %s", p.VCPUType, first)
 	}
 }
+
+// In plain mode, run says how to reach the agent for a wiring check (a
+// TCP agent through its forward, with --min-tcb none), or why a vsock
+// agent cannot be reached; a guest without an agent gets no line.
+func TestPreparePlainAgentHint(t *testing.T) {
+	for _, tc := range []struct{ agent, want string }{
+		{"", "the agent listens on vsock port 1024, and plain mode gives the guest no vsock device: to reach it without SEV-SNP, build with --agent tcp:0.0.0.0:1024 and run with --forward HOSTPORT:1024"},
+		{" katana.agent=tcp:0.0.0.0:1024", "hostbuild attest --addr tcp:127.0.0.1:6024 --manifest m.json --min-tcb none (a wiring check: without SEV-SNP the agent answers no_snp_device, exit 3)"},
+		{" katana.agent=none", ""},
+	} {
+		f := newFixtureCmdline(t, "console=ttyS0 panic=-1"+tc.agent, []int{1})
+		o := f.plain()
+		o.ManifestPath = "m.json"
+		o.Forwards = []qemu.Forward{{HostPort: 6024, GuestPort: 1024}}
+		p := prepare(t, o)
+		if p.AgentHint != tc.want || p.AttestHint != "" {
+			t.Errorf("%q: AgentHint = %q, AttestHint = %q; want %q and none", tc.agent, p.AgentHint, p.AttestHint, tc.want)
+		}
+	}
+}
