@@ -31,7 +31,7 @@ func init() {
 	register(command{name: "attest", summary: "fetch an SEV-SNP report from the guest agent and verify it against the manifest", run: runAttest})
 }
 
-const attestUsage = `Usage: hostbuild attest (--cid N [--port 1024] | --addr vsock:CID:PORT | --addr tcp:HOST:PORT) --manifest FILE [flags]
+const attestUsage = `Usage: hostbuild attest (--cid N [--port 1024] | --addr vsock:CID:PORT | --addr tcp:HOST:PORT) --manifest FILE --min-tcb TCB|none [flags]
 
 Sends a fresh random nonce to the guest agent, receives the SEV-SNP report,
 the guest's certificate table, the REPORT_DATA preimage and the applied

@@ -15,7 +15,7 @@ func init() {
 	register(command{name: "verify", summary: "re-check an evidence folder written by 'attest --evidence-out' offline", run: runVerify})
 }
 
-const verifyUsage = `Usage: hostbuild verify DIR --manifest FILE [flags]
+const verifyUsage = `Usage: hostbuild verify DIR --manifest FILE --min-tcb TCB|none [flags]
 
 Re-runs every check of 'hostbuild attest' on an evidence folder written by
 'hostbuild attest --evidence-out DIR', offline: the certificates recorded

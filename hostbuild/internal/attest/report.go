@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
 )
 
 // DecodeRawReport accepts a raw report as binary (at least 1184 bytes; a
@@ -156,6 +158,21 @@ func DescribeReport(raw []byte) (*ReportInfo, error) {
 	}, nil
 }
 
+// tcbText is a TCB_VERSION as report prints it: the hex, and its parts as
+// --min-tcb takes them (AMD's security bulletins give these), in the
+// Milan/Genoa layout; Turin's (CPUID family 0x1a) is another, not decoded.
+func tcbText(hexTCB string, family uint32) string {
+	v, err := strconv.ParseUint(strings.TrimPrefix(hexTCB, "0x"), 16, 64)
+	if err != nil || !strings.HasPrefix(hexTCB, "0x") {
+		return hexTCB
+	}
+	if family == 0x1a {
+		return hexTCB + " (Turin layout, not decoded)"
+	}
+	p := kds.DecomposeTCBVersion(kds.TCBVersion(v))
+	return fmt.Sprintf("%s (bl=%d,tee=%d,snp=%d,ucode=%d)", hexTCB, p.BlSpl, p.TeeSpl, p.SnpSpl, p.UcodeSpl)
+}
+
 // WriteReportText prints info as aligned "name: value" lines.
 func WriteReportText(w io.Writer, info *ReportInfo) error {
 	var b bytes.Buffer
@@ -177,10 +194,10 @@ func WriteReportText(w io.Writer, info *ReportInfo) error {
 	line("author_key_digest", info.AuthorKeyDigest)
 	line("report_id", info.ReportID)
 	line("report_id_ma", info.ReportIDMA)
-	line("current_tcb", info.CurrentTCB)
-	line("reported_tcb", info.ReportedTCB)
-	line("committed_tcb", info.CommittedTCB)
-	line("launch_tcb", info.LaunchTCB)
+	line("current_tcb", tcbText(info.CurrentTCB, info.CPUIDFamily))
+	line("reported_tcb", tcbText(info.ReportedTCB, info.CPUIDFamily))
+	line("committed_tcb", tcbText(info.CommittedTCB, info.CPUIDFamily))
+	line("launch_tcb", tcbText(info.LaunchTCB, info.CPUIDFamily))
 	line("platform_info", info.PlatformInfo)
 	if info.Version >= 5 {
 		line("launch_mit_vector", info.LaunchMitVector)

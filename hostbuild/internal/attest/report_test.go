@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-sev-guest/abi"
+	"github.com/google/go-sev-guest/kds"
 	"github.com/google/go-sev-guest/verify/testdata"
 )
 
@@ -165,6 +166,8 @@ func TestDescribeReportVersions(t *testing.T) {
 	for _, ver := range []uint32{3, 4, 5} {
 		ev := evidence(t, s, nonce, testConfig, func(r []byte) {
 			binary.LittleEndian.PutUint32(r, ver)
+			tcb := kds.TCBParts{BlSpl: 3, SnpSpl: 8, UcodeSpl: 115}
+			setTCBs(r, tcb, tcb, tcb)
 			if ver >= 5 {
 				mitVectors(r, 0x3, 0x7)
 			}
@@ -185,6 +188,10 @@ func TestDescribeReportVersions(t *testing.T) {
 		}
 		if !strings.Contains(text.String(), "cpuid fam/mod/step:   0x19/0x1/0x1\n") {
 			t.Errorf("version %d: text lacks the CPUID line:\n%s", ver, text.String())
+		}
+		// TCBs with their parts, as --min-tcb takes them.
+		if !strings.Contains(text.String(), "reported_tcb:         0x7308000000000003 (bl=3,tee=0,snp=8,ucode=115)\n") {
+			t.Errorf("version %d: text lacks the decoded reported TCB:\n%s", ver, text.String())
 		}
 		// The mitigation vectors, from version 5 on.
 		const mit = "launch_mit_vector:    0x3\ncurrent_mit_vector:   0x7\n"
