@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -291,7 +292,7 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	logger.Debug("fetching evidence", "addr", a.String(), "nonce_bytes", len(nonce))
 	resp, err := attest.Fetch(ctx, attest.FetchOptions{Addr: a, Nonce: nonce, Timeout: *timeout})
 	if err != nil {
-		return report(stdout, stderr, "attest", vf.jsonOut, &attest.Result{Error: err.Error(), Class: attest.ClassTransport.String(), ExitCode: attest.ClassTransport.ExitCode()}, err)
+		return report(stdout, stderr, "attest", vf.jsonOut, &attest.Result{Error: err.Error(), Class: attest.ClassTransport.String(), ExitCode: attest.ClassTransport.ExitCode(), Nonce: hex.EncodeToString(nonce)}, err)
 	}
 	opts.Nonce = nonce
 	return verifyAndReport(ctx, resp, opts, &vf, *evidence, stdout, stderr, logger)

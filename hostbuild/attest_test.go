@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -80,6 +81,26 @@ func TestAttestUsageErrors(t *testing.T) {
 	}
 }
 
+// Something other than the agent at --addr (Katana's JSON-RPC port, which
+// answers 200 to any path) is named as such, with the agent's port.
+func TestAttestNotTheAgent(t *testing.T) {
+	mpath := writeTestManifest(t, t.TempDir())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"Parse error"}}`)
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath)
+	if want := "answered, but not as the snpboot agent does"; code != 3 || !strings.Contains(stderr, want) || !strings.Contains(stderr, "guest port 1024") {
+		t.Errorf("a JSON-RPC server at --addr: exit %d, stderr %q; want 3 and %q naming guest port 1024", code, stderr, want)
+	}
+}
+
 // An unreachable agent and an agent error are transport failures (3).
 func TestAttestTransport(t *testing.T) {
 	dir := t.TempDir()
@@ -104,8 +125,10 @@ func TestAttestTransport(t *testing.T) {
 	var res struct {
 		ExitCode int    `json:"exit_code"`
 		Class    string `json:"failure_class"`
+		Nonce    string `json:"nonce"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.ExitCode != 3 || res.Class != "transport" {
+	// The nonce sent is said even when no answer came.
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil || res.ExitCode != 3 || res.Class != "transport" || len(res.Nonce) != 2*agentapi.MaxNonceSize {
 		t.Errorf("--json: %v %+v\n%s", err, res, stdout)
 	}
 	srv.Close()

@@ -116,6 +116,12 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	}
 	r, err := DecodeResponse(body)
 	if err != nil {
+		// Something else answered: Katana's JSON-RPC port, say, which
+		// answers any path.
+		var probe map[string]json.RawMessage
+		if json.Unmarshal(body, &probe) != nil || probe["api_version"] == nil {
+			return nil, fail(ClassTransport, "%s answered, but not as the snpboot agent does (%w): is it the agent's port? The agent listens on guest port %d unless katana.agent says otherwise; Katana's RPC port is another", o.Addr, err, agentapi.DefaultPort)
+		}
 		return nil, fail(ClassTransport, "agent at %s: %w", o.Addr, err)
 	}
 	return r, nil
