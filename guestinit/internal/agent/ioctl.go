@@ -132,7 +132,7 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 // ErrNoDevice, anything else (permissions) is reported as is.
 func noDeviceErr(path string, err error) error {
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO) {
-		return fmt.Errorf("%w: opening %s (is the sev-guest module loaded, and is this an SEV-SNP guest?): %w", ErrNoDevice, path, err)
+		return fmt.Errorf("%w: opening %s (is this an SEV-SNP guest, and is the sev-guest module loaded?): %w", ErrNoDevice, path, err)
 	}
 	return fmt.Errorf("opening %s: %w", path, err)
 }

@@ -78,7 +78,9 @@ func (f *FirstAvailable) pick() (Quoter, error) {
 		reasons = append(reasons, p.Name()+": "+strings.TrimPrefix(err.Error(), ErrNoDevice.Error()+": "))
 	}
 	if absent {
-		f.lastErr = fmt.Errorf("%w; %s", ErrNoDevice, strings.Join(reasons, "; "))
+		// The likely cause first: the guest was launched without
+		// SEV-SNP (hostbuild run --plain), so no provider has a device.
+		f.lastErr = fmt.Errorf("%w (most likely this guest was not launched with SEV-SNP, as with hostbuild run --plain); %s", ErrNoDevice, strings.Join(reasons, "; "))
 	} else {
 		f.lastErr = fmt.Errorf("no attestation provider usable; %s", strings.Join(reasons, "; "))
 	}

@@ -104,8 +104,13 @@ func TestFirstAvailableAbsentOrBroken(t *testing.T) {
 func TestFirstAvailableReprobesAndSticks(t *testing.T) {
 	a, b := &flaky{name: "a"}, &flaky{name: "b"}
 	f := &FirstAvailable{Providers: []Prober{a, b}, RetryAfter: time.Nanosecond}
-	if _, _, err := f.Quote([64]byte{}); !errors.Is(err, ErrNoDevice) {
+	_, _, err := f.Quote([64]byte{})
+	if !errors.Is(err, ErrNoDevice) {
 		t.Fatalf("err = %v, want ErrNoDevice", err)
+	}
+	// No device anywhere: the likely cause is said first.
+	if want := ErrNoDevice.Error() + " (most likely this guest was not launched with SEV-SNP"; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("err = %q, want it to begin %q", err, want)
 	}
 	b.up.Store(true)
 	time.Sleep(time.Millisecond) // > RetryAfter
