@@ -24,6 +24,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
 	"github.com/katana-tee/snpboot/qemu"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
@@ -272,6 +273,16 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	}
 	if why := attest.UnverifiableVCPUType(vtype); why != "" && !o.Plain {
 		p.Warnings = append(p.Warnings, vtype+": "+why)
+	}
+	// An image that measures but that QEMU cannot start an SEV-SNP guest
+	// on (the 4 KiB stand-in make demo measures with, an OvmfX64 build):
+	// said before QEMU fails with "could not load PC BIOS".
+	if !o.Plain {
+		if im, err := ovmf.ParseFile(ownFD(p.ovmf)); err == nil {
+			if err := im.CheckLaunch(); err != nil {
+				p.Warnings = append(p.Warnings, fmt.Sprintf("--ovmf %s: %v; QEMU will not start this guest: give the whole AmdSevX64 OVMF.fd", o.OVMF, err))
+			}
+		}
 	}
 	if o.Plain {
 		q.Accel = o.Accel

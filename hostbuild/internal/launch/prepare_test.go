@@ -64,8 +64,10 @@ func newFixtureCmdline(t *testing.T, cmdline string, vcpus []int, types ...strin
 		kernel: filepath.Join(dir, "vmlinuz"),
 		initrd: filepath.Join(dir, "initrd.img"),
 	}
+	// A whole image's size (QEMU's -bios takes 64 KiB blocks), its
+	// footer the AmdSevX64 build's last 4 KiB.
 	for p, b := range map[string][]byte{
-		f.ovmf:   suffix,
+		f.ovmf:   append(bytes.Repeat([]byte{0xff}, 4<<20-len(suffix)), suffix...),
 		f.kernel: bytes.Repeat([]byte{'k'}, 50_000),
 		f.initrd: bytes.Repeat([]byte{'i'}, 70_000),
 	} {
@@ -448,7 +450,7 @@ func TestPrepareRefusals(t *testing.T) {
 		{"no initrd", plainWith(func(o *Options) { o.Initrd = "" }), false, []string{"the kernel and the initrd are required"}},
 		// Another size is refused before anything is read; the same size
 		// with other bytes by the hash.
-		{"changed OVMF", snpWith(func(o *Options) { o.OVMF = other }), true, []string{"the OVMF " + other + " is 70000 bytes, but the manifest allows 4096 bytes (OVMF.fd, SHA-256 "}},
+		{"changed OVMF", snpWith(func(o *Options) { o.OVMF = other }), true, []string{"the OVMF " + other + " is 70000 bytes, but the manifest allows 4194304 bytes (OVMF.fd, SHA-256 "}},
 		{"changed kernel", snpWith(func(o *Options) { o.Kernel = other }), true, []string{"the kernel " + other + " is 70000 bytes, but the manifest allows 50000 bytes (vmlinuz, SHA-256 "}},
 		{"changed initrd", snpWith(func(o *Options) { o.Initrd = other }), true, []string{"the initrd " + other + " is SHA-256 ", "initrd.img, 70000 bytes"}},
 		{"changed kernel, plain", plainWith(func(o *Options) { o.Kernel = other }), true, []string{"the kernel " + other}},
@@ -791,5 +793,33 @@ func TestPreparePlainAgentHint(t *testing.T) {
 		if p.AgentHint != tc.want || p.AttestHint != "" {
 			t.Errorf("%q: AgentHint = %q, AttestHint = %q; want %q and none", tc.agent, p.AgentHint, p.AttestHint, tc.want)
 		}
+	}
+}
+
+// An OVMF that measures but that QEMU cannot start an SEV-SNP guest on
+// (the 4 KiB stand-in make demo measures with) is warned of before the
+// launch; plain mode does not use it.
+func TestPrepareWarnsUnlaunchableOVMF(t *testing.T) {
+	suffix, err := os.ReadFile(sharedFixture(t, "ovmf_AmdSev_suffix.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, []int{1})
+	if err := os.WriteFile(f.ovmf, suffix, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.m, err = manifest.Generate(context.Background(), manifest.GenerateOptions{
+		OVMF: f.ovmf, Kernel: f.kernel, Initrd: f.initrd, Cmdline: f.m.Cmdline,
+		VCPUs: []int{1}, VCPUTypes: []string{"EPYC-v4"}, ToolVersion: "v0.0.0-test",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "4096 bytes, not a multiple of 64 KiB: QEMU's -bios, which gives an SEV-SNP guest its firmware, refuses it; QEMU will not start this guest: give the whole AmdSevX64 OVMF.fd"
+	if ws := strings.Join(prepare(t, f.snp()).Warnings, "\n"); !strings.Contains(ws, want) {
+		t.Errorf("SEV-SNP warnings %q, want one saying %q", ws, want)
+	}
+	if ws := prepare(t, f.plain()).Warnings; slices.ContainsFunc(ws, func(w string) bool { return strings.Contains(w, "-bios") }) {
+		t.Errorf("plain warnings %q name the OVMF, which plain mode does not start", ws)
 	}
 }
