@@ -24,7 +24,7 @@
 // parsers that split the line at every byte <= ' ' and ignore double quotes
 // and "--" (nokaslr, spectre_v2=, clearcpuid=, ...; the EFI stub's mem= and
 // friends; crashkernel= anywhere). A word they would read that is not a
-// kernel parameter of its own before "--" (katana.args="--name nokaslr",
+// kernel parameter of its own before "--" (katana.args="--name nokaslr --dev",
 // or nokaslr after "--") is an error, ErrEarlyOption: the kernel would act
 // on an option that KernelParams does not show.
 //

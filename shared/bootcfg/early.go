@@ -8,8 +8,8 @@ import (
 // The x86 kernel reads a few options long before parse_args(), with
 // parsers of its own that see the command line as words split at every
 // byte <= ' ' and know nothing of double quotes or "--". A word inside
-// katana.args="--name nokaslr", inside any quoted value, or after "--" is
-// then read as the kernel option nokaslr (KASLR off), while next_arg(),
+// katana.args="--name nokaslr --dev", inside any quoted value, or after
+// "--" is then read as the kernel option nokaslr, while next_arg(),
 // Parse and a verifier reading KernelParams see no such kernel parameter.
 // Parse and Format refuse such a word unless it is itself a kernel
 // parameter before "--" (given deliberately, and visible in KernelParams).
@@ -54,13 +54,18 @@ type earlyOption struct {
 // (arch/x86/kernel/cpu/common.c, CONFIG_X86_32 only).
 var earlyOptions = []earlyOption{
 	// The decompressor, arch/x86/boot/compressed/ (cmdline.c includes
-	// ../cmdline.c).
-	{"nokaslr", scanX86Word, "arch/x86/boot/compressed/kaslr.c choose_random_location(): KASLR off"},
-	{"no5lvl", scanX86Word, "arch/x86/boot/compressed/pgtable_64.c"},
-	{"acpi_rsdp=", scanX86Word, "arch/x86/boot/compressed/acpi.c"},
-	{"acpi=", scanX86Word, "arch/x86/boot/compressed/acpi.c"},
-	{"earlyprintk=", scanX86Word, "arch/x86/boot/early_serial_console.c (in arch/x86/boot/compressed/)"},
-	{"console=", scanX86Word, "arch/x86/boot/early_serial_console.c (in arch/x86/boot/compressed/)"},
+	// ../cmdline.c). A 6.1.y kernel with "x86/efistub: Avoid legacy
+	// decompressor when doing EFI boot" backported skips it on an EFI-stub
+	// boot (the stub reads nokaslr and no5lvl with next_arg(), which
+	// honours quotes); these are kept so that a command line is safe
+	// whichever way the kernel is entered, at the cost of refusing these
+	// few words inside Katana's arguments.
+	{"nokaslr", scanX86Word, "arch/x86/boot/compressed/kaslr.c choose_random_location(), when the decompressor runs: KASLR off"},
+	{"no5lvl", scanX86Word, "arch/x86/boot/compressed/pgtable_64.c, when the decompressor runs"},
+	{"acpi_rsdp=", scanX86Word, "arch/x86/boot/compressed/acpi.c, when the decompressor runs"},
+	{"acpi=", scanX86Word, "arch/x86/boot/compressed/acpi.c, when the decompressor runs"},
+	{"earlyprintk=", scanX86Word, "arch/x86/boot/early_serial_console.c, when the decompressor runs"},
+	{"console=", scanX86Word, "arch/x86/boot/early_serial_console.c, when the decompressor runs"},
 	// The kernel proper, on boot_command_line (or the boot_params copy)
 	// with arch/x86/lib/cmdline.c.
 	{"mem_encrypt=", scanX86Word, "arch/x86/mm/mem_encrypt_identity.c sme_enable()"},
@@ -148,6 +153,9 @@ func findEarlyOption(cmdline string, params []Param) (hit earlyHit, ok bool) {
 			}
 			i := from + j
 			from = i + 1
+			// parse_options() looks at strstr()'s first hit only; every
+			// hit after whitespace is refused here, which is stricter
+			// (one the kernel skips is refused too) and simpler.
 			if o.scan == scanEFIStub && i > 0 && !isKernelSpace(cmdline[i-1]) {
 				continue
 			}
@@ -178,5 +186,5 @@ func (h earlyHit) why() string {
 		how = "the kernel looks for \"" + h.opt.name + "\" anywhere in the line, even inside a word, and ignores double quotes and \"--\""
 	}
 	return fmt.Sprintf("%s, so it reads this as the kernel option %s (%s), though it is not a kernel parameter of its own before \"--\"; "+
-		"to set %s, give it as a kernel parameter", how, name, h.opt.source, name)
+		"to set %s, give it as a kernel parameter; if it is one of Katana's arguments, join it to its flag (--flag=%s)", how, name, h.opt.source, name, h.word)
 }

@@ -154,6 +154,10 @@ func TestParseEarlyOption(t *testing.T) {
 		if !strings.Contains(err.Error(), "ignores double quotes") {
 			t.Errorf("Parse(%q) error %q does not say that the parser ignores quotes", tc.in, err)
 		}
+		// Both fixes: a kernel parameter, or joined to Katana's flag.
+		if !strings.Contains(err.Error(), "give it as a kernel parameter; if it is one of Katana's arguments, join it to its flag (--flag="+tc.word+")") {
+			t.Errorf("Parse(%q) error %q does not give both fixes", tc.in, err)
+		}
 	}
 }
 

@@ -49,12 +49,20 @@ func checkInitLimits(params, initArgs []Param) error {
 		}
 	}
 	argv = append(argv, initArgs...)
+	// With a "--", the initrd=initrd Debian's OVMF appends lands after it
+	// and is one more argument (prepended, as other edk2 loaders do, the
+	// kernel takes it itself).
+	ovmf := ""
+	if initArgs != nil {
+		argv = append(argv, Param{Key: "initrd", Value: "initrd", HasValue: true, Raw: OVMFInitrdParam})
+		ovmf = "; with \"--\" on the line, the " + OVMFInitrdParam + " OVMF appends is one of them"
+	}
 	if len(argv) > maxInitArgs {
 		return &Error{Err: ErrUnformattable, Text: argv[maxInitArgs].Raw, Offset: -1,
 			Detail: fmt.Sprintf("%d arguments may reach PID 1's argv, at most %d fit (init/main.c MAX_INIT_ARGS): the kernel panics "+
 				"(\"Too many boot init vars\") at this one; it gives PID 1 every parameter after \"--\" and every one before it "+
-				"without \"=\" or \".\" that it does not know itself, which this package counts as if none were known",
-				len(argv), maxInitArgs)}
+				"without \"=\" or \".\" that it does not know itself, which this package counts as if none were known%s",
+				len(argv), maxInitArgs, ovmf)}
 	}
 	// envp: HOME=/ and TERM=linux, then the unknown parameters before
 	// "--" with "=" and no "." in the name, a later one replacing an
@@ -84,12 +92,15 @@ func checkInitLimits(params, initArgs []Param) error {
 		}
 	}
 	if over != nil {
+		what := fmt.Sprintf("PID 1's environment may get %d entries with the kernel's HOME=/ and TERM=linux, at most %d fit", len(envp), maxInitEnvs+1)
+		if len(envp) <= maxInitEnvs+1 {
+			what = fmt.Sprintf("PID 1's environment is full (%d entries with the kernel's HOME=/ and TERM=linux) and this would replace the last, which the kernel cannot do", len(envp))
+		}
 		return &Error{Err: ErrUnformattable, Text: over.Raw, Offset: -1,
-			Detail: fmt.Sprintf("PID 1's environment may get %d entries with the kernel's HOME=/ and TERM=linux, at most %d fit "+
-				"(init/main.c MAX_INIT_ENVS %d; once there are %d, only the first %d can still be replaced): the kernel panics "+
+			Detail: fmt.Sprintf("%s (init/main.c MAX_INIT_ENVS %d; once there are %d entries, only the first %d can still be replaced): the kernel panics "+
 				"(\"Too many boot env vars\") at this one; it gives PID 1's environment every parameter before \"--\" with \"=\" "+
 				"and no \".\" in the name that it does not know itself, which this package counts as if none were known",
-				len(envp), maxInitEnvs+1, maxInitEnvs, maxInitEnvs+1, maxInitEnvs)}
+				what, maxInitEnvs, maxInitEnvs+1, maxInitEnvs)}
 	}
 	return nil
 }
