@@ -254,9 +254,9 @@ func (in *initProc) fatal(err error) {
 }
 
 // supervisorSlack is what fatal waits for the supervisor beyond
-// katana.stop_timeout: the SIGKILL's wait (supervise.DefaultKillWait) and a
-// restart's check of the payload under way (seconds under TCG, see
-// integrity.Pinned.Check), with time to spare.
+// katana.stop_timeout: the SIGKILL's wait (supervise.DefaultKillWait) and
+// time to spare; with restarts, a second per 4 MiB of payload is added for
+// a restart's check of it under way (integrity.Pinned.Check).
 const supervisorSlack = supervise.DefaultKillWait + 15*time.Second
 
 // superviseRun runs the supervision (run: supervise.Run) so that fatal
@@ -568,14 +568,20 @@ func (in *initProc) boot() {
 
 	// 9. Integrity result, then Katana. A stop requested meanwhile (the
 	// check can take minutes on a slow guest) ends the boot at once.
-	ir, checked := in.awaitCheck(integ)
-	if !checked {
-		disarm()
-		in.end(power.PowerOff, "shutdown: %s%s (the integrity check was still running)", stopBeforeStart, in.st.StopReason())
-		return
-	}
-	if ir.err != nil {
+	ir, checked, stopped := in.awaitCheck(integ)
+	// A failed check is a boot error even when a stop came too: a sign of
+	// tampering is never hidden behind a clean shutdown.
+	if checked && ir.err != nil {
 		in.fatal(ir.err)
+	}
+	if stopped {
+		disarm()
+		running := " (the integrity check was still running)"
+		if checked {
+			running = ""
+		}
+		in.end(power.PowerOff, "shutdown: %s%s%s", stopBeforeStart, in.st.StopReason(), running)
+		return
 	}
 	if framed {
 		if ir.p.OnHugeTmpfs {
@@ -608,10 +614,17 @@ func (in *initProc) boot() {
 		in.log.Printf("katana env: katana.env adds %s", j)
 	}
 	var verify func() error
+	wait := cfg.StopTimeout + supervisorSlack
 	if cfg.OnExit == bootcfg.OnExitRestart && cfg.RestartLimit > 0 {
 		verify = ir.pin.Check
+		// A restart's check of a large payload can take longer than the
+		// slack: a second for every 4 MiB (slower than the Go hasher
+		// under TCG) more.
+		if fi, err := os.Stat(ir.pin.Path); err == nil {
+			wait += time.Duration(fi.Size()>>22) * time.Second
+		}
 	}
-	outcome := in.superviseRun(cfg.StopTimeout+supervisorSlack, func() supervise.Outcome {
+	outcome := in.superviseRun(wait, func() supervise.Outcome {
 		return supervise.Run(ctx, supervise.Options{
 			Path:         "/" + initrdlayout.PayloadPath,
 			Args:         cfg.Args,
@@ -653,14 +666,29 @@ const stopBeforeStart = "stop requested before katana started: "
 // awaitCheck waits for the integrity check, or for a stop request during
 // it (the power button, the agent, a boot error elsewhere; SIGTERM or
 // SIGINT to PID 1, here made a stop request as supervise does with those
-// it finds pending), and reports whether the check came first.
-func (in *initProc) awaitCheck(integ <-chan integrityResult) (integrityResult, bool) {
+// it finds pending). checked: the check's result ir came; stopped: a stop
+// was requested (a result already there is returned with it, whichever
+// came first, so that a failed check is never lost to a stop).
+func (in *initProc) awaitCheck(integ <-chan integrityResult) (ir integrityResult, checked, stopped bool) {
+	isStopped := func() bool {
+		select {
+		case <-in.st.StopRequested():
+			return true
+		default:
+			return false
+		}
+	}
 	for {
 		select {
 		case ir := <-integ:
-			return ir, true
+			return ir, true, isStopped()
 		case <-in.st.StopRequested():
-			return integrityResult{}, false
+			select {
+			case ir := <-integ:
+				return ir, true, true
+			default:
+				return integrityResult{}, false, true
+			}
 		case sig := <-in.sigs:
 			// SIGCHLD and SIGHUP are dropped, as supervise drops them
 			// when pending: no Katana yet to reap or to pass them to.

@@ -567,8 +567,9 @@ type Frame struct {
 }
 
 // Frames is the frame list: the decoded payload's size and SHA-256 (the
-// manifest's payload digest; for inspect and for tests, the init does not
-// re-hash the decoded bytes) and its frames, in payload order.
+// manifest's payload digest; the init does not hash the decoded bytes at
+// boot, each frame is checked, but holds /bin/katana to it before each
+// restart with katana.on_exit=restart) and its frames, in payload order.
 type Frames struct {
 	Size   int64
 	SHA256 [32]byte

@@ -23,8 +23,8 @@ type Pinned struct {
 	Sum  [32]byte // the SHA-256 it must have
 	// From says where Sum comes from, for the error: "the content list",
 	// or, for a payload decoded from frames (which no content-list entry
-	// covers: the list vouches for the frames), "its hash when decoded at
-	// boot".
+	// covers: the list vouches for the frames), "the frame list", whose
+	// first line has the decoded payload's SHA-256.
 	From string
 	Hash Hasher // nil: GoHasher
 }

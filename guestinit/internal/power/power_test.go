@@ -133,7 +133,7 @@ func shutdownMain(scenario string) {
 		// share): the step blocks for ever. The power-off goes on
 		// without it, within DiskTimeout for all the steps together.
 		fake.Reap = func() bool { return false }
-		fake.DiskTimeout = 300 * time.Millisecond
+		fake.DiskTimeout = time.Second
 		block := func(step string) { say(step); select {} }
 		switch scenario {
 		case "sync stalls", "sync stalls on reboot":
@@ -141,15 +141,15 @@ func shutdownMain(scenario string) {
 		case "unmount stalls":
 			fake.Unmount = func() error { block("unmount"); return nil }
 		case "slow sync, then unmount stalls":
-			fake.Sync = func() { say("sync"); time.Sleep(200 * time.Millisecond) }
+			fake.Sync = func() { say("sync"); time.Sleep(700 * time.Millisecond) }
 			fake.Unmount = func() error { block("unmount"); return nil }
 		}
 		start := time.Now()
 		reboot := fake.Reboot
 		fake.Reboot = func(cmd int) error {
-			// 300ms in all, not per step (the slow sync's 200ms count);
-			// 500ms or more would be a bound per step.
-			say("waited under 450ms: %v", time.Since(start) < 450*time.Millisecond)
+			// 1s in all, not per step (the slow sync's 700ms count);
+			// 1.7s or more would be a bound per step.
+			say("waited under 1.4s: %v", time.Since(start) < 1400*time.Millisecond)
 			return reboot(cmd)
 		}
 		m := PowerOff
@@ -289,18 +289,18 @@ func TestShutdownScenarios(t *testing.T) {
 			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"children that outlive SIGKILL", false, stubborn, 0},
 		{"sync stalls", false, []string{"log powering off", "sync",
-			"log sync did not finish within 300ms; powering off without it", "flush", "waited under 450ms: true",
+			"log sync did not finish within 1s; powering off without it", "flush", "waited under 1.4s: true",
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
 			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"sync stalls on reboot", false, []string{"log rebooting", "sync",
-			"log sync did not finish within 300ms; rebooting without it", "flush", "waited under 450ms: true", reboot,
+			"log sync did not finish within 1s; rebooting without it", "flush", "waited under 1.4s: true", reboot,
 			"log reboot failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"unmount stalls", false, []string{"log powering off", "sync", "unmount",
-			"log unmount did not finish within 300ms; powering off without it", "flush", "waited under 450ms: true",
+			"log unmount did not finish within 1s; powering off without it", "flush", "waited under 1.4s: true",
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
 			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"slow sync, then unmount stalls", false, []string{"log powering off", "sync", "unmount",
-			"log unmount did not finish within 300ms; powering off without it", "flush", "waited under 450ms: true",
+			"log unmount did not finish within 1s; powering off without it", "flush", "waited under 1.4s: true",
 			fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
 			"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}, 0},
 		{"a step panics", false, []string{"log powering off", "sync", "unmount",
