@@ -93,9 +93,7 @@ Flags:
 	if err != nil {
 		return usageFail("%v", err)
 	}
-	if !*quiet {
-		pf.noteEnvEpoch(stderr, "build", po)
-	}
+	pf.noteEnvEpoch(stderr, "build", po)
 	ins := append(pf.inputs(), input{flag: "--kernel", path: *kernel}, input{flag: "--ovmf", path: *ovmf})
 	if err := checkInputs(ins...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)

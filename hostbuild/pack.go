@@ -127,8 +127,8 @@ Flags:
 	}
 	// Shown with -q too: -q silences progress, not warnings.
 	pf.warnNoModules(stderr, "pack")
+	pf.noteEnvEpoch(stderr, "pack", o)
 	if !*quiet {
-		pf.noteEnvEpoch(stderr, "pack", o)
 		o.Log = prefixWriter{stderr, "hostbuild pack: "}
 	}
 	res, err := initrd.Pack(ctx, o)
@@ -260,13 +260,13 @@ func warnDroppedModules(stderr io.Writer, cmd string, res *initrd.Result) {
 		cmd, strings.Join(dropped, " "), strings.Join(dropped, " --module "))
 }
 
-// noteEnvEpoch says, as progress, that the entries' mtime came from
+// noteEnvEpoch warns, -q or not, that the entries' mtime came from
 // $SOURCE_DATE_EPOCH: it is measured, and some environments set it
-// without being asked (nix-shell, CI systems), which gives another
-// measurement than the same inputs packed elsewhere.
+// without being asked (nix-shell, CI systems, where -q is common), which
+// gives another measurement than the same inputs packed elsewhere.
 func (p *packFlags) noteEnvEpoch(w io.Writer, cmd string, o initrd.Options) {
 	if p.epochFromEnv {
-		fmt.Fprintf(w, "hostbuild %s: every entry's mtime is %d, from $SOURCE_DATE_EPOCH in the environment (it is measured; --source-date-epoch sets it explicitly)\n", cmd, o.SourceDateEpoch)
+		fmt.Fprintf(w, "hostbuild %s: warning: every entry's mtime is %d, from $SOURCE_DATE_EPOCH in the environment (it is measured; --source-date-epoch sets it explicitly)\n", cmd, o.SourceDateEpoch)
 	}
 }
 

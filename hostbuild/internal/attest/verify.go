@@ -230,7 +230,7 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	}
 	// What was not checked, said where it weakens an "OK".
 	if o.MinTCB == (kds.TCBParts{}) {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("no minimum TCB was checked (--min-tcb none): a host on firmware or microcode with known vulnerabilities passes; give the TCB of AMD's latest security bulletin for %s (this report's: %s)", orUnknown(res.ProductLine), res.ReportedTCB))
+		res.Warnings = append(res.Warnings, fmt.Sprintf("no minimum TCB was checked (--min-tcb none, or every part 0): a host on firmware or microcode with known vulnerabilities passes; give the TCB of AMD's latest security bulletin for %s (this report's: %s)", orUnknown(res.ProductLine), res.ReportedTCB))
 	}
 	if o.Roots != nil {
 		res.Warnings = append(res.Warnings, "the AMD chain was checked against --roots, not the AMD roots embedded in go-sev-guest: the report is only as genuine as that file")
@@ -500,7 +500,7 @@ func policyDiff(want, got uint64) string {
 const MinTCBNone = "none"
 
 // ErrMinTCBRequired: --min-tcb was not given.
-var ErrMinTCBRequired = errors.New("--min-tcb is required: give the minimum TCB of AMD's latest security bulletin for the host's processor (bl=N,tee=N,snp=N,ucode=N or 0xHEX; a report's own is its reported_tcb in --json), or --min-tcb none to accept any firmware (an OK then says that no TCB was checked)")
+var ErrMinTCBRequired = errors.New("--min-tcb is required: give the minimum TCB of AMD's latest security bulletin for the host's processor (bl=N,tee=N,snp=N,ucode=N or 0xHEX; a report's own is its reported_tcb in --json, with --min-tcb none), or --min-tcb none to accept any firmware (an OK then says that no TCB was checked)")
 
 // ParseMinTCB parses --min-tcb: a hex TCB_VERSION ("0x..."), comma-separated
 // parts "bl=3,tee=0,snp=8,ucode=115" (each at most once; fmc= of
@@ -865,6 +865,9 @@ func keepTrustedRoots(cc *spb.CertificateChain, roots map[string][]*trust.AMDRoo
 			return
 		}
 	}
+	// The chain verified, so one of them signed it; that none is found
+	// here is a quirk of this check, said rather than left unseen.
+	res.Warnings = append(res.Warnings, "the trusted ASK and ARK that signed the chain could not be told apart here: the evidence keeps the ones the host gave (not checked; do not rely on ark.pem and ask.pem)")
 }
 
 // shortDumps is err with the byte slices go-sev-guest prints whole in
