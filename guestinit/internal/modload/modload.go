@@ -17,7 +17,6 @@ package modload
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -27,19 +26,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
 	"github.com/katana-tee/snpboot/guestinit/internal/integrity"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
+	"github.com/katana-tee/snpboot/shared/modzip"
 )
 
 // Errors for errors.Is.
 var (
 	ErrNotListed = errors.New("module not in the content list")
 	ErrMismatch  = errors.New("module SHA-256 does not match the content list")
-	ErrFormat    = errors.New("unsupported module file extension (want .ko, .ko.xz, .ko.zst or .ko.gz)")
+	ErrFormat    = modzip.ErrFormat
 )
 
 // Kernel is the module-loading system call interface; tests replace it.
@@ -215,29 +213,13 @@ func loadOne(m initrdlayout.Module, o Options, k Kernel, inKernel string) error 
 	return ErrFormat
 }
 
-// Decompress decompresses a module image chosen by the extension of name.
+// Decompress decompresses a module image chosen by the extension of name,
+// within modzip.MaxDecompressed: the packed modules are vouched for by the
+// content list, but a crafted one (a few bytes of zstd declaring a 512 MiB
+// window) must give a boot error naming it, not an out-of-memory that no
+// recover catches and that ends PID 1.
 func Decompress(name string, b []byte) ([]byte, error) {
-	var r io.Reader
-	var err error
-	switch {
-	case strings.HasSuffix(name, ".xz"):
-		r, err = xz.NewReader(bytes.NewReader(b))
-	case strings.HasSuffix(name, ".zst"):
-		var d *zstd.Decoder
-		d, err = zstd.NewReader(bytes.NewReader(b), zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
-		if err == nil {
-			defer d.Close()
-			r = d
-		}
-	case strings.HasSuffix(name, ".gz"):
-		r, err = gzip.NewReader(bytes.NewReader(b))
-	default:
-		return nil, ErrFormat
-	}
-	if err != nil {
-		return nil, fmt.Errorf("decompressing: %w", err)
-	}
-	img, err := io.ReadAll(r)
+	img, err := modzip.Decompress(name, b, modzip.MaxDecompressed)
 	if err != nil {
 		return nil, fmt.Errorf("decompressing: %w", err)
 	}

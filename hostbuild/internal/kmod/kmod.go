@@ -11,11 +11,9 @@ package kmod
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
 	"debug/elf"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -25,9 +23,7 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
-	"github.com/katana-tee/snpboot/hostbuild/internal/xzguard"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
+	"github.com/katana-tee/snpboot/shared/modzip"
 )
 
 // DefaultModules is the module set for a QEMU SEV-SNP guest: virtio PCI and
@@ -474,70 +470,14 @@ func Modinfo(name string, data []byte) (map[string][]string, error) {
 // maxDecompressed bounds a decompressed module (the largest in a distro
 // kernel are tens of MiB), so a small crafted file cannot exhaust memory.
 // A variable for the tests.
-var maxDecompressed = 256 << 20
+var maxDecompressed = modzip.MaxDecompressed
 
-// decompress returns the module file's ELF bytes; name (the file's path)
-// decides the compression and names the module in errors.
+// decompress returns the module file's ELF bytes (modzip.Decompress,
+// within maxDecompressed); name (the file's path) decides the compression
+// and names the module in errors.
 func decompress(name string, data []byte) ([]byte, error) {
-	tooBig := func() error {
-		return fmt.Errorf("module %s decompresses to more than %d bytes", name, maxDecompressed)
-	}
-	var r io.Reader
-	switch {
-	case strings.HasSuffix(name, ".ko"):
-		return data, nil
-	case strings.HasSuffix(name, ".xz"):
-		if dict, big := xzguard.BigDict(data, maxXZDict); big {
-			return nil, fmt.Errorf("module %s: xz dictionary of %d bytes, more than %d", name, dict, maxXZDict)
-		}
-		xr, err := xz.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("xz: %w", err)
-		}
-		r = xr
-	case strings.HasSuffix(name, ".zst"):
-		// DecodeAll, not the streaming reader: the stream allocates the
-		// window the frame header declares (up to 512 MiB for 10 bytes of
-		// input), DecodeAll only what it decodes, up to the limit.
-		zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxDecompressed)))
-		if err != nil {
-			return nil, fmt.Errorf("zstd: %w", err)
-		}
-		defer zr.Close()
-		out, err := zr.DecodeAll(data, nil)
-		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-			return nil, tooBig()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decompressing: %w", err)
-		}
-		return out, nil
-	case strings.HasSuffix(name, ".gz"):
-		gr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
-			return nil, fmt.Errorf("gzip: %w", err)
-		}
-		r = gr
-	default:
-		return nil, fmt.Errorf("unknown module suffix in %s", name)
-	}
-	// One byte over the limit tells a module that is too big from one that
-	// fits exactly; cutting it short would hide its .modinfo or corrupt it.
-	out, err := io.ReadAll(io.LimitReader(r, int64(maxDecompressed)+1))
-	if err != nil {
-		return nil, fmt.Errorf("decompressing: %w", err)
-	}
-	if len(out) > maxDecompressed {
-		return nil, tooBig()
-	}
-	return out, nil
+	return modzip.Decompress(name, data, maxDecompressed)
 }
-
-// maxXZDict bounds the LZMA2 dictionary an xz module may declare: the
-// decoder allocates a block's whole dictionary before it reads the block,
-// so a header of a few bytes could make it allocate 4 GiB. xz's presets
-// use at most 64 MiB (-9).
-const maxXZDict = 64 << 20
 
 // ModulesDep formats a modules.dep for just mods, in depmod's format: one
 // line per module, "path:" or "path: dep dep ...", with every transitive

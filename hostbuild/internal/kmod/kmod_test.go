@@ -15,7 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
-	"github.com/katana-tee/snpboot/hostbuild/internal/xzguard"
+	"github.com/katana-tee/snpboot/shared/modzip"
+	"github.com/katana-tee/snpboot/shared/xzguard"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -386,7 +387,7 @@ func TestModinfoDecompressionLimit(t *testing.T) {
 			t.Errorf("%s of exactly the limit: %v, %v", suffix, info, err)
 		}
 		_, err = Modinfo(name, compressed(t, suffix, append(exact, 0)))
-		if want := "module " + name + " decompresses to more than 1048576 bytes"; err == nil || err.Error() != want {
+		if want := "module " + name + " decompresses to more than the limit of 1048576 bytes"; err == nil || err.Error() != want || !errors.Is(err, modzip.ErrTooBig) {
 			t.Errorf("%s one byte over the limit: got %v, want %q", suffix, err, want)
 		}
 	}

@@ -1,7 +1,8 @@
 // Package xzguard finds what makes the xz decoder allocate more than a
 // caller allows before it decodes anything: a block header that declares a
 // large LZMA2 dictionary. hostbuild reads xz modules (kmod) and xz initrds
-// (initrd) given to it, both untrusted.
+// (initrd) given to it, both untrusted, and the guest's init decompresses
+// xz modules (through modzip), where running out of memory ends PID 1.
 package xzguard
 
 import (
