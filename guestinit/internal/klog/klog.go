@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -188,23 +189,33 @@ func stamp(d time.Duration) string {
 }
 
 // escapeControls writes the C0 control characters but the tab, and DEL,
-// as \xNN; every other byte is kept.
+// as \xNN, the C1 controls (U+0080 to U+009F: CSI, NEL, ..., which
+// terminals act on too) as \uNNNN, and bytes that are not UTF-8 (a lone
+// 0x9b is CSI to an 8-bit terminal) as \xNN; every other character is
+// kept.
 func escapeControls(s string) string {
-	if !strings.ContainsFunc(s, isControl) {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, isControl) {
 		return s
 	}
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; isControl(rune(c)) {
-			fmt.Fprintf(&b, "\\x%02x", c)
-		} else {
-			b.WriteByte(c)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n <= 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case isControl(r) && r < 0x80:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		case isControl(r):
+			fmt.Fprintf(&b, "\\u%04x", r)
+		default:
+			b.WriteString(s[i : i+n])
 		}
+		i += n
 	}
 	return b.String()
 }
 
-func isControl(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }
+func isControl(r rune) bool { return (r < 0x20 && r != '\t') || (r >= 0x7f && r <= 0x9f) }
 
 // SinceBoot returns the time since boot from CLOCK_BOOTTIME (0 if the clock
 // cannot be read, which does not happen on Linux).

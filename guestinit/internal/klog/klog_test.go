@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -194,11 +195,28 @@ func uptime(t *testing.T) time.Duration {
 func TestPrintfEscapesControls(t *testing.T) {
 	var b strings.Builder
 	l := New(&b, func() time.Duration { return time.Second })
-	l.Printf("integrity: /etc/x\r[    1.000000] guestinit: stage=integrity ok\x1b[2K\x7f tab\tkept é \xff")
-	want := "[    1.000000] guestinit: integrity: /etc/x\\x0d[    1.000000] guestinit: stage=integrity ok\\x1b[2K\\x7f tab\tkept é \xff\n"
+	l.Printf("integrity: /etc/x\r[    1.000000] guestinit: stage=integrity ok\x1b[2K\x7f tab\tkept é \xff \u009b2K \u0085[    2.0] \x9b2J \ufffd")
+	want := "[    1.000000] guestinit: integrity: /etc/x\\x0d[    1.000000] guestinit: stage=integrity ok\\x1b[2K\\x7f tab\tkept é \\xff \\u009b2K \\u0085[    2.0] \\x9b2J \ufffd\n"
 	if got := b.String(); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+}
+
+// FuzzEscapeControls: whatever a message holds, what reaches the console
+// is UTF-8 with no control character but the tab, and a message without
+// any is kept as it is.
+func FuzzEscapeControls(f *testing.F) {
+	f.Add("plain text é")
+	f.Add("\x1b[2K\r\n\u009b\u0085\x9b\xff\t")
+	f.Fuzz(func(t *testing.T, s string) {
+		out := escapeControls(s)
+		if !utf8.ValidString(out) || strings.ContainsFunc(out, isControl) {
+			t.Fatalf("escapeControls(%q) = %q: a control character or invalid UTF-8 left", s, out)
+		}
+		if utf8.ValidString(s) && !strings.ContainsFunc(s, isControl) && out != s {
+			t.Fatalf("escapeControls(%q) = %q: changed a message that needed nothing", s, out)
+		}
+	})
 }
 
 // gatedWriter is a console that takes nothing until opened: Write says
