@@ -35,9 +35,14 @@ func KernelMessages(kmsgPath, module string, max int) []string {
 
 // MatchModule picks from /dev/kmsg records ("prio,seq,ts,flags;text\n"
 // plus " KEY=value" continuation lines) the texts that start with
-// "<module>:" (dashes and underscores both tried), the last max of them.
+// "<module>:" (pr_* messages) or "<module> " (the driver core's dev_*
+// messages, "sev-guest sev-guest: ..."), dashes and underscores both
+// tried, the last max of them.
 func MatchModule(records []string, module string, max int) []string {
-	prefixes := []string{module + ":", strings.ReplaceAll(module, "_", "-") + ":", strings.ReplaceAll(module, "-", "_") + ":"}
+	var prefixes []string
+	for _, n := range []string{module, strings.ReplaceAll(module, "_", "-"), strings.ReplaceAll(module, "-", "_")} {
+		prefixes = append(prefixes, n+":", n+" ")
+	}
 	var out []string
 	for _, r := range records {
 		_, text, ok := strings.Cut(r, ";")

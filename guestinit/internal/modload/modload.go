@@ -138,6 +138,14 @@ func Load(mods []initrdlayout.Module, o Options) ([]Result, error) {
 		case errors.Is(err, unix.EEXIST):
 			r.Status = Present
 		case errors.Is(err, unix.ENODEV):
+			// No device, or a probe that failed (platform_driver_probe
+			// makes any probe error ENODEV: sev-guest with a bad VMPCK
+			// key): the kernel's own words say which.
+			if o.KernelLog != nil {
+				if msgs := o.KernelLog(m.Name); len(msgs) > 0 {
+					err = fmt.Errorf("%w; kernel: %s", err, strings.Join(msgs, "; "))
+				}
+			}
 			r.Status, r.Skipped = Skipped, err
 		default:
 			err = fmt.Errorf("loading module %s (%s): %w", m.Name, m.Path, explain(err))

@@ -231,6 +231,18 @@ func TestNoDeviceIsSkipped(t *testing.T) {
 	if res[0].Status != Skipped || !errors.Is(res[0].Skipped, unix.ENODEV) || res[1].Status != Loaded {
 		t.Errorf("results %+v, want sev-guest skipped with ENODEV, x loaded", res)
 	}
+	// A probe that failed is ENODEV too (platform_driver_probe): the
+	// kernel's words go with the skip.
+	kernelLog := func(m string) []string {
+		if m == "sev-guest" {
+			return []string{"sev-guest sev-guest: Invalid VMPCK0 communication key"}
+		}
+		return nil
+	}
+	res, err = Load(mods, Options{Root: root, Contents: contents, Kernel: &fakeKernel{errs: map[string]error{"image:sev-guest": unix.ENODEV}}, KernelLog: kernelLog})
+	if err != nil || res[0].Skipped == nil || !strings.Contains(res[0].Skipped.Error(), "kernel: sev-guest sev-guest: Invalid VMPCK0 communication key") || !errors.Is(res[0].Skipped, unix.ENODEV) {
+		t.Errorf("Load: %v, skipped %v; want the kernel's message with the skip", err, res[0].Skipped)
+	}
 }
 
 func TestReadList(t *testing.T) {
@@ -304,6 +316,14 @@ func TestMatchModule(t *testing.T) {
 	}
 	if got := KernelMessages("/nonexistent/kmsg", "x", 3); got != nil {
 		t.Errorf("unreadable log: %q", got)
+	}
+	// The driver core's messages name the driver, then the device.
+	dev := []string{"3,100,5,-;sev-guest sev-guest: Invalid VMPCK0 communication key\n", "3,101,5,-;virtio_net virtio0: probe failed\n", "3,102,5,-;sev-guestx y\n"}
+	if diff := cmp.Diff([]string{"sev-guest sev-guest: Invalid VMPCK0 communication key"}, MatchModule(dev, "sev_guest", 3)); diff != "" {
+		t.Errorf("driver core message (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"virtio_net virtio0: probe failed"}, MatchModule(dev, "virtio_net", 3)); diff != "" {
+		t.Errorf("driver core message (-want +got):\n%s", diff)
 	}
 }
 
