@@ -554,7 +554,7 @@ func (in *initProc) boot() {
 	if cfg.Net.None {
 		in.stage("network", "eth0=none", time.Since(t))
 	} else {
-		r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/"})
+		r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/", ProcSys: "/proc/sys"})
 		if err != nil {
 			in.fatal(err)
 		}

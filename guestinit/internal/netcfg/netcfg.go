@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -36,6 +37,53 @@ type Options struct {
 	// Namespace is the network namespace to configure; nil: the current one
 	// (tests use a fresh namespace).
 	Namespace *netns.NsHandle
+	// ProcSys, when set ("/proc/sys" in the guest), is where Configure
+	// turns off what would let the host change the guest's addresses and
+	// routes beyond katana.net (see hardenSysctls).
+	ProcSys string
+}
+
+// hardenedSysctls are written before the interface comes up: IPv6 router
+// advertisements and address autoconfiguration (the host, which owns the
+// wire, could add addresses and routes the bound katana.net does not
+// name) and ICMP redirects (it could reroute traffic), for every
+// interface and the configured one. A setting the kernel does not have
+// (IPv6 disabled) is skipped.
+var hardenedSysctls = []struct{ path, value string }{
+	{"net/ipv6/conf/all/accept_ra", "0"},
+	{"net/ipv6/conf/default/accept_ra", "0"},
+	{"net/ipv6/conf/IFACE/accept_ra", "0"},
+	{"net/ipv6/conf/all/autoconf", "0"},
+	{"net/ipv6/conf/default/autoconf", "0"},
+	{"net/ipv6/conf/IFACE/autoconf", "0"},
+	{"net/ipv6/conf/all/accept_redirects", "0"},
+	{"net/ipv6/conf/default/accept_redirects", "0"},
+	{"net/ipv6/conf/IFACE/accept_redirects", "0"},
+	{"net/ipv4/conf/all/accept_redirects", "0"},
+	{"net/ipv4/conf/default/accept_redirects", "0"},
+	{"net/ipv4/conf/IFACE/accept_redirects", "0"},
+}
+
+// hardenSysctls writes hardenedSysctls under procSys for iface.
+func hardenSysctls(procSys, iface string) error {
+	for _, s := range hardenedSysctls {
+		p := filepath.Join(procSys, strings.ReplaceAll(s.path, "IFACE", iface))
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("setting %s: %w", p, err)
+		}
+		_, err = f.WriteString(s.value)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("setting %s to %s: %w", p, s.value, err)
+		}
+	}
+	return nil
 }
 
 // Result says what was configured, for the stage marker.
@@ -93,6 +141,11 @@ func Configure(ctx context.Context, n bootcfg.Net, o Options) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Interface: o.Interface, Addr: n.Addr, Waited: time.Since(start)}
+	if o.ProcSys != "" {
+		if err := hardenSysctls(o.ProcSys, o.Interface); err != nil {
+			return res, err
+		}
+	}
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: n.Addr.Addr().AsSlice(), Mask: net.CIDRMask(n.Addr.Bits(), n.Addr.Addr().BitLen())}}
 	if n.Addr.Addr().Is6() {
 		// Static addressing in a VM: no duplicate address detection. With

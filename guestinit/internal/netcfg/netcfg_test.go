@@ -440,3 +440,55 @@ func FuzzLinkName(f *testing.F) {
 		}
 	})
 }
+
+// Configure turns off, before eth0 comes up, what lets the host change
+// the guest's addresses and routes beyond katana.net: IPv6 router
+// advertisements and autoconfiguration, ICMP redirects. A setting the
+// kernel lacks (IPv6 disabled) is skipped.
+func TestHardenSysctls(t *testing.T) {
+	procSys := t.TempDir()
+	var want []string
+	for _, s := range hardenedSysctls {
+		p := filepath.Join(procSys, strings.ReplaceAll(s.path, "IFACE", "eth0"))
+		if strings.HasPrefix(s.path, "net/ipv6/") {
+			continue // no IPv6 in this kernel
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p)
+	}
+	if err := hardenSysctls(procSys, "eth0"); err != nil {
+		t.Fatalf("hardenSysctls: %v", err)
+	}
+	for _, p := range want {
+		if b, err := os.ReadFile(p); err != nil || string(b) != "0" {
+			t.Errorf("%s = %q, %v; want 0", p, b, err)
+		}
+	}
+	if len(want) != 3 {
+		t.Errorf("%d IPv4 settings, want all, default and eth0's accept_redirects", len(want))
+	}
+	// Through Configure, in the guest's order: before the link is up.
+	_, o := nsWithLoopback(t, true)
+	o.ProcSys = t.TempDir()
+	p := filepath.Join(o.ProcSys, "net/ipv4/conf/eth0/accept_redirects")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, []byte("1"), 0o644)
+	if _, err := Configure(context.Background(), bootcfg.Default().Net, o); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "0" {
+		t.Errorf("Configure left %s = %q", p, b)
+	}
+	// A setting that cannot be written is a boot error naming it.
+	ro := t.TempDir()
+	q := filepath.Join(ro, "net/ipv4/conf/all/accept_redirects")
+	os.MkdirAll(q, 0o755) // a folder: cannot be opened for writing
+	if err := hardenSysctls(ro, "eth0"); err == nil || !strings.Contains(err.Error(), q) {
+		t.Errorf("unwritable setting: %v, want an error naming %s", err, q)
+	}
+}
