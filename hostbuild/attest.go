@@ -233,7 +233,7 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return code
 	}
 	usage := func(msg string) int {
-		fmt.Fprintf(stderr, "hostbuild attest: %s\nRun 'hostbuild attest -h' for usage.\n", msg)
+		fmt.Fprintf(stderr, "hostbuild attest: %s\nrun 'hostbuild attest -h' for the flags\n", msg)
 		return exitUsage
 	}
 	if fs.NArg() != 0 {

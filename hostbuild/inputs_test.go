@@ -83,6 +83,10 @@ func TestHelpListsExitStatus(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
 		}
 	}
+	// "hostbuild help run" is run's help.
+	if out, _, code := runHB(t, "help", "run"); code != exitOK || !strings.HasPrefix(out, "Usage: hostbuild run") {
+		t.Errorf("help run: exit %d, stdout %.80q; want run's usage", code, out)
+	}
 }
 
 // TestCommandDispatch: hostbuild alone prints the command list and is a
@@ -253,20 +257,20 @@ func TestManifestIsAFolder(t *testing.T) {
 	}
 }
 
-// A bad flag value prints the flag package's one-line reason and a pointer
-// to -h, not the whole help after it (60 lines for run, which hid the
+// A bad flag value prints the flag package's one-line reason, after the
+// command's name as every message, and a pointer to -h, not the whole help after it (60 lines for run, which hid the
 // reason); a duration without its unit says what a duration looks like.
 func TestBadFlagIsShort(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
-		{[]string{"run", "--stop-timeout", "90x"}, "invalid value \"90x\" for flag -stop-timeout: time: unknown unit \"x\" in duration \"90x\"\n" +
+		{[]string{"run", "--stop-timeout", "90x"}, "hostbuild run: invalid value \"90x\" for flag -stop-timeout: time: unknown unit \"x\" in duration \"90x\"\n" +
 			"hostbuild run: --stop-timeout takes a duration, e.g. 90s, 5m or 1h30m, or whole seconds\nrun 'hostbuild run -h' for the flags\n"},
-		{[]string{"attest", "--min-tcb", "none", "--timeout", "5"}, "invalid value \"5\" for flag -timeout: parse error\n" +
+		{[]string{"attest", "--min-tcb", "none", "--timeout", "5"}, "hostbuild attest: invalid value \"5\" for flag -timeout: parse error\n" +
 			"hostbuild attest: --timeout takes a duration with its unit, e.g. 90s, 5m or 1h30m\nrun 'hostbuild attest -h' for the flags\n"},
-		{[]string{"pack", "--bogus"}, "flag provided but not defined: -bogus\nrun 'hostbuild pack -h' for the flags\n"},
-		{[]string{"ovmf", "x.fd", "--bogus"}, "flag provided but not defined: -bogus\nrun 'hostbuild ovmf -h' for the flags\n"},
+		{[]string{"pack", "--bogus"}, "hostbuild pack: flag provided but not defined: -bogus\nrun 'hostbuild pack -h' for the flags\n"},
+		{[]string{"ovmf", "x.fd", "--bogus"}, "hostbuild ovmf: flag provided but not defined: -bogus\nrun 'hostbuild ovmf -h' for the flags\n"},
 	} {
 		_, stderr, code := runHB(t, tc.args...)
 		if code != exitUsage || stderr != tc.want {

@@ -139,6 +139,12 @@ func ifInterrupted(err error, note string) string {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// "hostbuild help run" is "hostbuild run -h".
+	if len(args) == 2 && args[0] == "help" {
+		if c, ok := commands[args[1]]; ok {
+			return c.run(ctx, []string{"-h"}, stdout, stdout) // help asked for: on stdout
+		}
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -185,7 +191,12 @@ func parseFlagsInterspersed(fs *flag.FlagSet, args []string) (pos []string, code
 func parseQuietly(fs *flag.FlagSet, parse func() error) (code int, ok bool) {
 	help := fs.Usage
 	fs.Usage = func() {}
+	// The flag package prints its reason bare; it is printed below with
+	// the command's name, as every other message is.
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
 	err := parse()
+	fs.SetOutput(out)
 	fs.Usage = help
 	switch {
 	case err == nil:
@@ -198,6 +209,7 @@ func parseQuietly(fs *flag.FlagSet, parse func() error) (code int, ok bool) {
 		}
 		return exitOK, false
 	}
+	fmt.Fprintf(out, "hostbuild %s: %v\n", fs.Name(), err)
 	if name, found := strings.CutPrefix(err.Error(), "invalid value "); found {
 		if _, name, found = strings.Cut(name, " for flag -"); found {
 			name, _, _ = strings.Cut(name, ":")

@@ -44,7 +44,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fs.PrintDefaults()
 	}
 	usage := func(msg string) int {
-		fmt.Fprintf(stderr, "hostbuild verify: %s\nRun 'hostbuild verify -h' for usage.\n", msg)
+		fmt.Fprintf(stderr, "hostbuild verify: %s\nrun 'hostbuild verify -h' for the flags\n", msg)
 		return exitUsage
 	}
 	// Accept flags before and after DIR.

@@ -245,7 +245,7 @@ func TestRefusals(t *testing.T) {
 			o.Payload = write("dyn", testelf.Executable("/lib64/ld-linux-x86-64.so.2", []byte("x")))
 		}, "dynamically linked (interpreter /lib64/ld-linux-x86-64.so.2)"},
 		{"arm64 payload", func(o *Options) { o.Payload = write("arm", testelf.ExecutableFor(183, []byte("x"))) }, "not x86-64"},
-		{"script payload", func(o *Options) { o.Payload = write("sh", []byte("#!/bin/sh\necho hi\n")) }, "not an ELF executable"},
+		{"script payload", func(o *Options) { o.Payload = write("sh", []byte("#!/bin/sh\necho hi\n")) }, "a script (#!/bin/sh), not an ELF executable; the initrd has no interpreter"},
 		{"missing payload", func(o *Options) { o.Payload = filepath.Join(dir, "nope") }, "payload " + filepath.Join(dir, "nope")},
 		{"payload is a folder", func(o *Options) { o.Payload = dir }, "is not a regular file"},
 		// Refused at once: the read once waited for a writer for ever.

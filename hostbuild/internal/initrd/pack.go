@@ -39,6 +39,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
@@ -611,6 +612,12 @@ func readStaticELF(what, p string) ([]byte, error) {
 
 // CheckStaticELF says why b is not a static x86-64 executable, or nil.
 func CheckStaticELF(b []byte) error {
+	// A script would run only through an interpreter the initrd does not
+	// have (and never through a shell: the init execs Katana directly).
+	if bytes.HasPrefix(b, []byte("#!")) {
+		line, _, _ := bytes.Cut(b[:min(len(b), 80)], []byte("\n"))
+		return fmt.Errorf("a script (%s), not an ELF executable; the initrd has no interpreter and needs a static x86-64 Linux binary", printable.Quote(string(line)))
+	}
 	f, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {
 		return fmt.Errorf("not an ELF executable (%v); the initrd needs a static x86-64 Linux binary", err)
