@@ -43,6 +43,10 @@ step "build: pack the initrd, format the cmdline, write the manifest (hostbuild 
 # AmdSevX64 build kept as test data (hostbuild/testdata/README.md) as a
 # measurement-only stand-in. A real deployment passes its own OVMF.fd.
 ovmf=${OVMF:-hostbuild/testdata/ovmf_AmdSev_suffix.bin}
+if [ -z "${OVMF:-}" ]; then
+  echo "  OVMF: $ovmf, the last 4 KiB of an AmdSevX64 build: enough to measure, not to boot"
+  echo "  (so build warns that run cannot launch it under SEV-SNP; this demo boots plain, without OVMF)"
+fi
 "$hb" build --init out/guestinit --payload out/standin-katana --kernel-modules "$kernel" \
   --kernel "$kernel/vmlinuz" --ovmf "$ovmf" --vcpus 1,2 --vcpu-type EPYC-v4,EPYC-Genoa \
   --args "--http.addr 0.0.0.0 --http.port 5050 --dev" --agent tcp:0.0.0.0:1024 -o "$demo" \
