@@ -248,20 +248,34 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-// Stable error codes. Clients branch on these, never on Message.
+// Stable error codes, one per cause: each status below has its own codes,
+// and a code is never reused for another cause or status. Clients branch
+// on these, never on Message.
+//
+// The agent answers every refusal with one of them, except where it closes
+// the connection without an answer: a keep-alive connection idle past its
+// timeout or evicted, between requests, for a new connection at the limit
+// (as any HTTP server may close an idle connection); an excess connection
+// when no connection is idle and every one of the agent's bounded set of
+// rejecters is busy answering others; and a request whose handler
+// panicked (logged on the guest's console with its stack).
 const (
-	CodeBadRequest          = "bad_request"          // 400: malformed query or body
-	CodeBadNonce            = "bad_nonce"            // 400: missing, non-hex, or wrong length
-	CodeBrowserRequest      = "browser_request"      // 403: a web browser's request (Origin or Sec-Fetch-* header)
-	CodeNotFound            = "not_found"            // 404
-	CodeMethodNotAllowed    = "method_not_allowed"   // 405
-	CodeRequestTimeout      = "request_timeout"      // 408: client too slow sending its request
-	CodeBodyTooLarge        = "body_too_large"       // 413
-	CodeBusy                = "busy"                 // 429: hardware queue full, retry later
-	CodeTooManyConnections  = "too_many_connections" // 429: connection limit reached
-	CodeDeviceError         = "device_error"         // 500: the SNP device failed the request
-	CodeShutdownUnavailable = "shutdown_unavailable" // 501: the init did not enable shutdown
-	CodeNoSNPDevice         = "no_snp_device"        // 503: neither configfs-tsm nor /dev/sev-guest
-	CodeShuttingDown        = "shutting_down"        // 503: a shutdown is already in progress
-	CodeNotReady            = "not_ready"            // 503: the init has not yet checked the initrd, or its boot failed
+	CodeBadRequest              = "bad_request"                // 400: malformed request line, header, query or body
+	CodeBadNonce                = "bad_nonce"                  // 400: missing, non-hex, or wrong length
+	CodeBrowserRequest          = "browser_request"            // 403: a web browser's request (Origin or Sec-Fetch-* header)
+	CodeNotFound                = "not_found"                  // 404
+	CodeMethodNotAllowed        = "method_not_allowed"         // 405
+	CodeRequestTimeout          = "request_timeout"            // 408: client too slow sending its request
+	CodeBodyTooLarge            = "body_too_large"             // 413
+	CodeBusy                    = "busy"                       // 429: hardware queue full, retry later
+	CodeTooManyConnections      = "too_many_connections"       // 429: connection limit reached and no connection idle; retry later
+	CodeHeaderTooLarge          = "header_too_large"           // 431: request line + header over the limit (8 KiB by default)
+	CodeClientClosed            = "client_closed"              // 499: a queued attestation cancelled because the client half-closed or closed its connection
+	CodeDeviceError             = "device_error"               // 500: the SNP device failed the request
+	CodeNotImplemented          = "not_implemented"            // 501: a request feature the agent does not implement (any Transfer-Encoding)
+	CodeShutdownUnavailable     = "shutdown_unavailable"       // 501: the init did not enable shutdown
+	CodeNoSNPDevice             = "no_snp_device"              // 503: neither configfs-tsm nor /dev/sev-guest
+	CodeShuttingDown            = "shutting_down"              // 503: the guest is stopping: a shutdown is in progress, or a queued attestation was cancelled because the agent stops
+	CodeNotReady                = "not_ready"                  // 503: the init has not yet checked the initrd, or its boot failed
+	CodeHTTPVersionNotSupported = "http_version_not_supported" // 505: a protocol other than HTTP/1.1 and HTTP/1.0
 )

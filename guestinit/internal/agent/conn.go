@@ -25,24 +25,39 @@ var resp429Conns = sync.OnceValue(func() []byte {
 	return cannedResponse(429, agentapi.CodeTooManyConnections, "too many concurrent connections; retry later")
 })
 
-// limitListener admits at most max connections at once. An excess connection
-// gets a 429 too_many_connections (written by one of a bounded set of
-// rejecters; beyond that it is closed at once) and is never parsed.
+// limitListener admits at most max connections at once. At the limit, a
+// newcomer takes the slot of the connection that has waited longest for its
+// next request: a keep-alive connection between requests, never one before
+// or inside a request, nor one whose request is being handled (a queued or
+// running attestation included). That connection is closed without an
+// answer, as any HTTP server may close an idle keep-alive connection (and
+// as net/http's client retries on). Only when no connection is idle does
+// the newcomer get a 429 too_many_connections (written by one of a bounded
+// set of rejecters; beyond that it is closed at once, without an answer);
+// it is never parsed. So a client that keeps its connections alive with a
+// request now and then cannot hold every slot: it is evicted for the next
+// client.
 type limitListener struct {
 	net.Listener
-	slots     chan struct{}
+	max       int
 	rejecters chan struct{}
 	linger    time.Duration
 	logf      func(string, ...any)
+
+	mu sync.Mutex
+	// conns are the admitted connections that hold a slot: neither
+	// closed nor evicted.
+	conns map[*trackedConn]struct{}
 }
 
 func newLimitListener(l net.Listener, max, rejecters int, linger time.Duration, logf func(string, ...any)) *limitListener {
 	return &limitListener{
 		Listener:  l,
-		slots:     make(chan struct{}, max),
+		max:       max,
 		rejecters: make(chan struct{}, rejecters),
 		linger:    linger,
 		logf:      logf,
+		conns:     map[*trackedConn]struct{}{},
 	}
 }
 
@@ -52,17 +67,42 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		select {
-		case l.slots <- struct{}{}:
-			return &trackedConn{Conn: c, release: l.release}, nil
-		default:
-			l.reject(c)
+		tc := &trackedConn{Conn: c, l: l}
+		var victim *trackedConn
+		l.mu.Lock()
+		if len(l.conns) >= l.max {
+			victim = l.longestIdleLocked()
+			if victim != nil {
+				victim.evicted = true
+				delete(l.conns, victim)
+			}
 		}
+		admitted := len(l.conns) < l.max
+		if admitted {
+			l.conns[tc] = struct{}{}
+		}
+		l.mu.Unlock()
+		if victim != nil {
+			// Its reader wakes with an error and sees it was evicted.
+			victim.Conn.Close()
+		}
+		if admitted {
+			return tc, nil
+		}
+		l.reject(c)
 	}
 }
 
-func (l *limitListener) release() {
-	<-l.slots
+// longestIdleLocked is the admitted connection idle the longest, or nil
+// when none is idle. l.mu is held.
+func (l *limitListener) longestIdleLocked() *trackedConn {
+	var oldest *trackedConn
+	for c := range l.conns {
+		if !c.idleSince.IsZero() && (oldest == nil || c.idleSince.Before(oldest.idleSince)) {
+			oldest = c
+		}
+	}
+	return oldest
 }
 
 // reject answers 429 and closes without resetting: write, half-close, drain
@@ -90,17 +130,40 @@ func (l *limitListener) reject(c net.Conn) {
 	}()
 }
 
-// trackedConn releases its slot once, on the first Close.
+// trackedConn holds a slot of its limitListener until its first Close or
+// its eviction.
 type trackedConn struct {
 	net.Conn
-	release func()
-	once    sync.Once
+	l *limitListener
+	// Guarded by l.mu.
+	idleSince time.Time // when it began waiting for its next request; zero when not waiting
+	evicted   bool
 }
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
 	return err
+}
+
+// setIdle says c waits for its next request (keep-alive, nothing buffered):
+// from now until setActive, a newcomer at the connection limit may evict it.
+func (c *trackedConn) setIdle() {
+	c.l.mu.Lock()
+	c.idleSince = time.Now()
+	c.l.mu.Unlock()
+}
+
+// setActive ends the wait begun by setIdle. It reports false when c was
+// evicted meanwhile: c is then closed and must not be served, even if a
+// request's first bytes came in just before.
+func (c *trackedConn) setActive() bool {
+	c.l.mu.Lock()
+	defer c.l.mu.Unlock()
+	c.idleSince = time.Time{}
+	return !c.evicted
 }
 
 // CloseWrite half-closes when the underlying connection can (TCP, vsock),

@@ -57,7 +57,7 @@ func (e *httpError) Error() string { return e.msg }
 
 var statusText = map[int]string{
 	200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-	408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+	408: "Request Timeout", 413: "Content Too Large", 429: "Too Many Requests", 431: "Request Header Fields Too Large", 499: "Client Closed Request",
 	500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable", 505: "HTTP Version Not Supported",
 }
 
@@ -94,21 +94,30 @@ type httpConf struct {
 	readTimeout       time.Duration
 	writeTimeout      time.Duration
 	idleTimeout       time.Duration
+	maxConnRequests   int           // requests on one connection; the last answer says Connection: close
+	maxConnAge        time.Duration // the first answer written this long after the accept says Connection: close
 	handle            func(*request) response
 	logf              func(string, ...any)
 }
 
 var errIdleClose = errors.New("idle connection closed")
 
+// errClientGone is the cause of a request context cancelled because its
+// client hung up or half-closed the connection.
+var errClientGone = errors.New("the client closed its connection")
+
 // serveConn serves requests on c until the client closes, asks to close,
-// times out, sends something malformed, or ctx is done.
+// times out, sends something malformed, is evicted while idle (see
+// limitListener), has had conf.maxConnRequests requests or conf.maxConnAge,
+// or ctx is done.
 func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 	defer c.Close()
 	accepted := time.Now()
 	// A header line must fit the buffer (ReadSlice): as large as the whole
 	// header may be, so that MaxHeaderBytes is the one limit.
 	br := bufio.NewReaderSize(c, max(4096, conf.maxHeader))
-	for first := true; ; first = false {
+	for n := 1; ; n++ {
+		first := n == 1
 		if ctx.Err() != nil {
 			return
 		}
@@ -132,13 +141,18 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 			}
 			return
 		}
-		hctx, cancel := context.WithCancel(ctx)
+		hctx, cancel := context.WithCancelCause(ctx)
 		req.ctx = hctx
 		stopWatch := watchHangup(c, br, cancel, conf.logf)
 		resp := conf.handle(req)
 		stopWatch()
-		cancel()
-		keep := !resp.close && wantsKeepAlive(req)
+		cancel(nil)
+		// No connection lives for ever: past its request count or its
+		// age, the answer closes it (the client reconnects, and waits its
+		// turn for a slot like everyone else).
+		keep := !resp.close && wantsKeepAlive(req) &&
+			(conf.maxConnRequests <= 0 || n < conf.maxConnRequests) &&
+			(conf.maxConnAge <= 0 || time.Since(accepted) < conf.maxConnAge)
 		resp.close = !keep
 		c.SetWriteDeadline(time.Now().Add(conf.writeTimeout))
 		if err := writeResponse(c, resp, req.method == "HEAD"); err != nil || !keep {
@@ -152,9 +166,10 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 // gone never reaches the hardware (net/http's background read does the
 // same). It peeks at the connection without consuming anything: a
 // pipelined request stays buffered for the next read. A half-close counts
-// as a hang-up, as it does for net/http. stop interrupts the peek and
-// waits for it; the handler must not read from br meanwhile.
-func watchHangup(c net.Conn, br *bufio.Reader, cancel func(), logf func(string, ...any)) (stop func()) {
+// as a hang-up, as it does for net/http; the context's cause is then
+// errClientGone. stop interrupts the peek and waits for it; the handler
+// must not read from br meanwhile.
+func watchHangup(c net.Conn, br *bufio.Reader, cancel context.CancelCauseFunc, logf func(string, ...any)) (stop func()) {
 	if br.Buffered() > 0 {
 		return func() {} // the next request is already here: so is its client
 	}
@@ -163,7 +178,7 @@ func watchHangup(c net.Conn, br *bufio.Reader, cancel func(), logf func(string, 
 		defer close(done)
 		defer logPanic(logf, "watching a connection")
 		if _, err := br.Peek(1); err != nil && !isTimeout(err) {
-			cancel()
+			cancel(errClientGone)
 		}
 	}()
 	return func() {
@@ -204,7 +219,18 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 	} else {
 		c.SetReadDeadline(time.Now().Add(conf.idleTimeout))
 	}
-	if _, err := br.Peek(1); err != nil {
+	// Between requests (keep-alive, nothing pipelined) the connection is
+	// idle: a newcomer at the connection limit may evict it meanwhile.
+	tc, idle := c.(*trackedConn)
+	idle = idle && !first && br.Buffered() == 0
+	if idle {
+		tc.setIdle()
+	}
+	_, err := br.Peek(1)
+	if idle && !tc.setActive() {
+		return nil, errIdleClose
+	}
+	if err != nil {
 		if isTimeout(err) && first && ctx.Err() == nil {
 			return nil, &httpError{408, agentapi.CodeRequestTimeout, "request not received in time"}
 		}
@@ -219,7 +245,7 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		line, err := br.ReadSlice('\n')
 		budget -= len(line)
 		if budget < 0 || errors.Is(err, bufio.ErrBufferFull) {
-			return "", &httpError{431, agentapi.CodeBadRequest, fmt.Sprintf("request header larger than %d bytes", conf.maxHeader)}
+			return "", &httpError{431, agentapi.CodeHeaderTooLarge, fmt.Sprintf("request header larger than %d bytes", conf.maxHeader)}
 		}
 		if err != nil {
 			if isTimeout(err) {
@@ -242,7 +268,7 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		return nil, &httpError{400, agentapi.CodeBadRequest, "malformed request line"}
 	}
 	if proto != "HTTP/1.1" && proto != "HTTP/1.0" {
-		return nil, &httpError{505, agentapi.CodeBadRequest, fmt.Sprintf("protocol %q not supported: HTTP/1.1 only", proto)}
+		return nil, &httpError{505, agentapi.CodeHTTPVersionNotSupported, fmt.Sprintf("protocol %q not supported: HTTP/1.1 only", proto)}
 	}
 	if target[0] != '/' {
 		return nil, &httpError{400, agentapi.CodeBadRequest, "request target must be a path"}
@@ -294,7 +320,7 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 	// Any Transfer-Encoding line at all, even an empty one before
 	// "chunked": a body we took for empty would be read as the next request.
 	if _, ok := h["Transfer-Encoding"]; ok {
-		return nil, &httpError{501, agentapi.CodeBadRequest, "transfer-encoding is not supported; send Content-Length"}
+		return nil, &httpError{501, agentapi.CodeNotImplemented, "transfer-encoding is not supported; send Content-Length"}
 	}
 	var n int64
 	if cls := h.Values("Content-Length"); len(cls) > 0 {

@@ -261,8 +261,8 @@ func TestRetryAfterOnlyOn429And503(t *testing.T) {
 	}
 }
 
-// A request still queued when the agent stops is answered 503 busy (retry)
-// rather than left waiting for the hardware.
+// A request still queued when the agent stops is answered 503
+// shutting_down (retry) rather than left waiting for the hardware.
 func TestQueuedRequestAnsweredWhenStopping(t *testing.T) {
 	q := &heldQuoter{entered: make(chan struct{}, 4), release: make(chan struct{})}
 	var once sync.Once
@@ -294,8 +294,8 @@ func TestQueuedRequestAnsweredWhenStopping(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	if a := <-queued; a.status != http.StatusServiceUnavailable || a.code != agentapi.CodeBusy || a.retry != "1" {
-		t.Errorf("queued request: %+v, want 503 %s with Retry-After 1", a, agentapi.CodeBusy)
+	if a := <-queued; a.status != http.StatusServiceUnavailable || a.code != agentapi.CodeShuttingDown || a.retry != "1" {
+		t.Errorf("queued request: %+v, want 503 %s with Retry-After 1", a, agentapi.CodeShuttingDown)
 	}
 	unblock()
 	<-first // answered or cut off: the server is stopping

@@ -5,8 +5,18 @@
 // a graceful-shutdown request.
 //
 // Everything is bounded: header size, body size, read/write/idle timeouts,
-// concurrent connections (excess ones get 429), and hardware requests, which
-// run one at a time behind a short queue (429 busy when full).
+// concurrent connections, each connection's requests and age, and hardware
+// requests, which run one at a time behind a short queue (429 busy when
+// full). At the connection limit a new connection evicts the one that has
+// waited longest for its next request (keep-alive, between requests); only
+// when none is waiting does it get 429 too_many_connections.
+//
+// Every refusal is a JSON error with a stable code (agentapi.Code*), except
+// where the agent closes a connection without an answer: an idle
+// keep-alive connection evicted for a newcomer or past IdleTimeout (as any
+// HTTP server may), an excess connection when no connection is idle and
+// every rejecter is busy answering others, and a connection whose handler
+// panicked (the panic and its stack go to the log).
 package agent
 
 import (
@@ -52,6 +62,12 @@ type Options struct {
 	ReadTimeout       time.Duration // whole request, from the same start (default 10s)
 	WriteTimeout      time.Duration // default 30s
 	IdleTimeout       time.Duration // keep-alive: wait for the next request's first byte (default 30s)
+	// A connection is closed (Connection: close on the answer) after
+	// MaxConnRequests requests (default 100), or with the first answer
+	// written MaxConnAge after its accept (default 2 minutes), so that no
+	// client holds a connection slot for ever.
+	MaxConnRequests int
+	MaxConnAge      time.Duration
 	// Logf receives one line per notable event (nil: discard).
 	Logf func(format string, args ...any)
 }
@@ -77,6 +93,8 @@ func (o *Options) defaults() {
 	defDur(&o.ReadTimeout, 10*time.Second)
 	defDur(&o.WriteTimeout, 30*time.Second)
 	defDur(&o.IdleTimeout, 30*time.Second)
+	def(&o.MaxConnRequests, 100)
+	defDur(&o.MaxConnAge, 2*time.Minute)
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
@@ -165,6 +183,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		readTimeout:       s.opts.ReadTimeout,
 		writeTimeout:      s.opts.WriteTimeout,
 		idleTimeout:       s.opts.IdleTimeout,
+		maxConnRequests:   s.opts.MaxConnRequests,
+		maxConnAge:        s.opts.MaxConnAge,
 		handle:            s.handle,
 		logf:              s.opts.Logf,
 	}
@@ -342,8 +362,11 @@ func (s *Server) handleAttestation(r *request) response {
 	switch {
 	case errors.Is(err, errBusy):
 		return errorResponse(429, agentapi.CodeBusy, "attestation queue full; retry later")
+	case err != nil && errors.Is(context.Cause(r.ctx), errClientGone):
+		// Read only by a client that half-closed (nc -N).
+		return errorResponse(499, agentapi.CodeClientClosed, "request cancelled while queued: the client closed its side of the connection")
 	case err != nil: // the server is stopping
-		return errorResponse(503, agentapi.CodeBusy, "request cancelled while queued: "+err.Error())
+		return errorResponse(503, agentapi.CodeShuttingDown, "request cancelled while queued: the agent is stopping")
 	case errors.Is(qerr, ErrNoDevice):
 		return errorResponse(503, agentapi.CodeNoSNPDevice, qerr.Error())
 	case qerr != nil:

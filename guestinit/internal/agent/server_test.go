@@ -265,6 +265,11 @@ func TestErrors(t *testing.T) {
 			if got.code != "" && e.Error.Message == "" {
 				t.Error("error without a message")
 			}
+			if got.code != "" {
+				if err := checkCodeStatus(got.status, got.code); err != nil {
+					t.Error(err)
+				}
+			}
 		})
 	}
 }
@@ -531,6 +536,11 @@ func readResponse(t *testing.T, c net.Conn) (string, agentapi.ErrorResponse) {
 	var e agentapi.ErrorResponse
 	body, _ := io.ReadAll(resp.Body)
 	json.Unmarshal(body, &e)
+	if e.Error.Code != "" {
+		if err := checkCodeStatus(resp.StatusCode, e.Error.Code); err != nil {
+			t.Error(err)
+		}
+	}
 	return resp.Status, e
 }
 
@@ -758,10 +768,19 @@ func TestTimeoutsKeepAlive(t *testing.T) {
 	}
 }
 
-// Connections beyond MaxConns get 429 too_many_connections, and the slots
-// come back when connections close.
+// Connections beyond MaxConns, when none is idle (here each is inside a
+// request), get 429 too_many_connections, and the slots come back when
+// connections close.
 func TestConnectionLimit(t *testing.T) {
-	s := New(Options{Quoter: failing{"x"}, MaxConns: 2})
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	s := New(Options{Quoter: failing{"x"}, MaxConns: 2, Status: func() agentapi.Status {
+		entered <- struct{}{}
+		<-release
+		return agentapi.Status{}
+	}})
 	base := serve(t, s)
 	addr := strings.TrimPrefix(base, "http://")
 	var held []net.Conn
@@ -771,11 +790,8 @@ func TestConnectionLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		held = append(held, c)
-		// Complete one request so the connection is surely accepted.
 		io.WriteString(c, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
-		if st, _ := readResponse(t, c); !strings.HasPrefix(st, "200") {
-			t.Fatalf("held connection %d: %s", i, st)
-		}
+		<-entered // accepted, and inside its request
 	}
 	st, e := rawExchange(t, addr, "GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n")
 	if !strings.HasPrefix(st, "429") || e.Error.Code != agentapi.CodeTooManyConnections {
@@ -784,6 +800,7 @@ func TestConnectionLimit(t *testing.T) {
 	for _, c := range held {
 		c.Close()
 	}
+	unblock()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		st, _ := rawExchange(t, addr, "GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -976,7 +993,7 @@ func FuzzHandler(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
-	codes := map[int]bool{100: true, 200: true, 202: true, 400: true, 404: true, 405: true, 408: true, 413: true, 429: true, 431: true, 500: true, 501: true, 503: true, 505: true}
+	codes := map[int]bool{100: true, 200: true, 202: true, 400: true, 404: true, 405: true, 408: true, 413: true, 429: true, 431: true, 499: true, 500: true, 501: true, 503: true, 505: true}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		client, server := net.Pipe()
 		done := make(chan struct{})
@@ -1024,6 +1041,9 @@ func FuzzHandler(f *testing.F) {
 				if err := json.Unmarshal(body, &e); err != nil || e.Error.Code == "" {
 					t.Fatalf("error %d without JSON code: %q", resp.StatusCode, body)
 				}
+				if err := checkCodeStatus(resp.StatusCode, e.Error.Code); err != nil {
+					t.Fatalf("%v: %q", err, raw)
+				}
 			} else if !json.Valid(body) {
 				t.Fatalf("status %d with invalid JSON %q", resp.StatusCode, body)
 			}
@@ -1048,7 +1068,7 @@ func TestHTTPProtocol(t *testing.T) {
 		wantCode   string
 	}{
 		{"HTTP/1.0", "GET /v1/status HTTP/1.0\r\n\r\n", "200 OK", ""},
-		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505 HTTP Version Not Supported", agentapi.CodeBadRequest},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "505 HTTP Version Not Supported", agentapi.CodeHTTPVersionNotSupported},
 		{"encoded slash", "GET /v1%2Fstatus HTTP/1.1\r\nHost: a\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
 		{"encoded letter", "GET /v1/%73tatus HTTP/1.1\r\nHost: a\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
 		{"encoded shutdown", "POST /v1/shutdow%6E HTTP/1.1\r\nHost: a\r\n\r\n", "404 Not Found", agentapi.CodeNotFound},
@@ -1070,10 +1090,10 @@ func TestHTTPProtocol(t *testing.T) {
 		{"control character in header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\x1bb\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"DEL in header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\x7fb\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"tab and obs-text in header value", "GET /v1/status HTTP/1.1\r\nHost: a\r\nX-A: a\tb\xe9\r\n\r\n", "200 OK", ""},
-		{"chunked body", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
-		{"chunked after empty transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
-		{"empty transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
-		{"identity transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nContent-Length: 0\r\n\r\n", "501 Not Implemented", agentapi.CodeBadRequest},
+		{"chunked body", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeNotImplemented},
+		{"chunked after empty transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "501 Not Implemented", agentapi.CodeNotImplemented},
+		{"empty transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n", "501 Not Implemented", agentapi.CodeNotImplemented},
+		{"identity transfer-encoding", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\nContent-Length: 0\r\n\r\n", "501 Not Implemented", agentapi.CodeNotImplemented},
 		{"conflicting length", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", "400 Bad Request", agentapi.CodeBadRequest},
 		{"negative length", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", "400 Bad Request", agentapi.CodeBadRequest},
 		{"huge length", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999\r\n\r\n", "413 Content Too Large", agentapi.CodeBodyTooLarge},
@@ -1082,8 +1102,8 @@ func TestHTTPProtocol(t *testing.T) {
 		{"body of the 4 KiB limit", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 4096\r\n\r\n" + strings.Repeat("x", 4096), "202 Accepted", ""},
 		{"body one byte over the limit", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 4097\r\n\r\n" + strings.Repeat("x", 4097), "413 Content Too Large", agentapi.CodeBodyTooLarge},
 		{"body cut short", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", "408 Request Timeout", agentapi.CodeRequestTimeout},
-		{"long request line", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
-		{"many headers", "GET /v1/status HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: b\r\n", 2000) + "\r\n", "431 Request Header Fields Too Large", agentapi.CodeBadRequest},
+		{"long request line", "GET /" + strings.Repeat("a", 9000) + " HTTP/1.1\r\nHost: a\r\n\r\n", "431 Request Header Fields Too Large", agentapi.CodeHeaderTooLarge},
+		{"many headers", "GET /v1/status HTTP/1.1\r\nHost: a\r\n" + strings.Repeat("X-A: b\r\n", 2000) + "\r\n", "431 Request Header Fields Too Large", agentapi.CodeHeaderTooLarge},
 		{"shutdown with body", "POST /v1/shutdown HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}", "202 Accepted", ""},
 		// A web page must not drive the agent: a cross-site form POST
 		// (no preflight), a same-origin POST after DNS rebinding, a

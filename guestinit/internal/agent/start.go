@@ -89,6 +89,11 @@ func Start(ctx context.Context, cfg bootcfg.Config, st *status.Status, o StartOp
 		Logf: logf,
 	})
 	logf("agent: listening on %s (config digest %s)", spec, srv.ConfigDigest())
+	// The agent has no authentication: on vsock only the host reaches it
+	// (and the host can stop the VM anyway), on TCP anyone on the network.
+	if cfg.Agent.Mode == bootcfg.AgentTCP && !cfg.Agent.TCP.Addr().IsLoopback() {
+		logf("agent: %s is not a loopback address: anyone who can reach it can POST %s and stop Katana (the agent has no authentication)", spec, agentapi.PathShutdown)
+	}
 	go func() {
 		defer logPanic(logf, "in Serve (the agent has stopped; the boot goes on)")
 		if err := srv.Serve(ctx, l); err != nil {
