@@ -876,20 +876,7 @@ func TestLoadRoots(t *testing.T) {
 	// have failed every chain later with "could not be verified by any
 	// trusted roots": the pair in the wrong order, an ASK another ARK
 	// signed, a second certificate that is no ARK.
-	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "OTHER-ARK"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherArk, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	otherArk := selfSignedCA(t, "OTHER-ARK")
 	for _, tc := range []struct {
 		name  string
 		certs []*x509.Certificate
@@ -1477,23 +1464,11 @@ func TestEmbeddedRoots(t *testing.T) {
 func TestEvidenceRecordsTrustedRoots(t *testing.T) {
 	s := signer(t, nil)
 	nonce := bytes.Repeat([]byte{7}, 64)
-	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(666), Subject: pkix.Name{CommonName: "HOST-ARK"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostCert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostCert := selfSignedCA(t, "HOST-ARK")
 	h := *s
 	h.Ark, h.Ask = hostCert, hostCert
 	ev := evidence(t, s, nonce, testConfig, nil)
+	var err error
 	if ev.CertTable, err = h.CertTableBytes(); err != nil {
 		t.Fatal(err)
 	}
@@ -1529,4 +1504,25 @@ func mitVectors(r []byte, launch, current uint64) {
 	binary.LittleEndian.PutUint32(r, 5)
 	binary.LittleEndian.PutUint64(r[0x1F8:], launch)
 	binary.LittleEndian.PutUint64(r[0x200:], current)
+}
+
+// selfSignedCA is a self-signed P-384 CA certificate named cn, valid for
+// the hour around now: a root that is not AMD's.
+func selfSignedCA(t testing.TB, cn string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
