@@ -248,8 +248,8 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-// Stable error codes, one per cause: each status below has its own codes,
-// and a code is never reused for another cause or status. Clients branch
+// Stable error codes: each status below has its own codes,
+// and a code is never given with another status. Clients branch
 // on these, never on Message.
 //
 // The agent answers every refusal with one of them, except where it closes

@@ -83,14 +83,29 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.mu.Unlock()
 		if victim != nil {
-			// Its reader wakes with an error and sees it was evicted.
-			victim.Conn.Close()
+			// Its reader wakes (a deadline now) and sees it was evicted:
+			// it closes the connection, or answers a request that came
+			// in at that moment and then closes.
+			victim.Conn.SetReadDeadline(time.Now())
 		}
 		if admitted {
 			return tc, nil
 		}
 		l.reject(c)
 	}
+}
+
+// idle counts the admitted connections waiting for their next request.
+func (l *limitListener) idle() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for c := range l.conns {
+		if !c.idleSince.IsZero() {
+			n++
+		}
+	}
+	return n
 }
 
 // longestIdleLocked is the admitted connection idle the longest, or nil

@@ -34,6 +34,9 @@ type request struct {
 	header   textproto.MIMEHeader
 	body     []byte
 	remote   string
+	// last: the connection was evicted (limitListener) as this request
+	// arrived; it is answered, then the connection closes.
+	last bool
 }
 
 // response is what a handler returns; body is complete JSON.
@@ -102,6 +105,11 @@ type httpConf struct {
 
 var errIdleClose = errors.New("idle connection closed")
 
+// testHookAfterIdlePeek, when set (tests only), runs after an idle
+// connection's wait for its next request ended, before it learns whether
+// it was evicted meanwhile.
+var testHookAfterIdlePeek func(*trackedConn)
+
 // errClientGone is the cause of a request context cancelled because its
 // client hung up or half-closed the connection.
 var errClientGone = errors.New("the client closed its connection")
@@ -132,12 +140,7 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 				// holds a slot no longer than for a 200.
 				c.SetWriteDeadline(time.Now().Add(conf.writeTimeout))
 				writeResponse(c, response{status: he.status, body: errorBody(he.code, he.msg), close: true}, false)
-				// Let the client read the answer: stop sending, drain a little.
-				if cw, ok := c.(interface{ CloseWrite() error }); ok {
-					cw.CloseWrite()
-					c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-					io.Copy(io.Discard, io.LimitReader(br, 64<<10))
-				}
+				halfCloseAndDrain(c, br)
 			}
 			return
 		}
@@ -150,14 +153,31 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 		// No connection lives for ever: past its request count or its
 		// age, the answer closes it (the client reconnects, and waits its
 		// turn for a slot like everyone else).
-		keep := !resp.close && wantsKeepAlive(req) &&
+		keep := !resp.close && !req.last && wantsKeepAlive(req) &&
 			(conf.maxConnRequests <= 0 || n < conf.maxConnRequests) &&
 			(conf.maxConnAge <= 0 || time.Since(accepted) < conf.maxConnAge)
 		resp.close = !keep
 		c.SetWriteDeadline(time.Now().Add(conf.writeTimeout))
 		if err := writeResponse(c, resp, req.method == "HEAD"); err != nil || !keep {
+			if err == nil {
+				// Closing with unread input (a pipelined request) would
+				// reset the connection, and the answer with it: stop
+				// sending and drain a little, as after an error answer.
+				halfCloseAndDrain(c, br)
+			}
 			return
 		}
+	}
+}
+
+// halfCloseAndDrain lets the client read the last answer: stop sending,
+// then drain a little of what it still sends (a close with unread input
+// resets the connection, which can destroy the answer in flight).
+func halfCloseAndDrain(c net.Conn, br *bufio.Reader) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		io.Copy(io.Discard, io.LimitReader(br, 64<<10))
 	}
 }
 
@@ -227,7 +247,15 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		tc.setIdle()
 	}
 	_, err := br.Peek(1)
-	if idle && !tc.setActive() {
+	if idle && testHookAfterIdlePeek != nil {
+		testHookAfterIdlePeek(tc)
+	}
+	// Evicted while idle: closed, unless a request came in at that very
+	// moment, which is answered (the slot is already the newcomer's: one
+	// connection over the limit for one request) rather than dropped,
+	// which a client retries only for idempotent requests.
+	evicted := idle && !tc.setActive()
+	if evicted && err != nil {
 		return nil, errIdleClose
 	}
 	if err != nil {
@@ -249,6 +277,9 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		}
 		if err != nil {
 			if isTimeout(err) {
+				if ctx.Err() != nil { // the agent stops: Serve interrupts every read
+					return "", &httpError{503, agentapi.CodeShuttingDown, "the guest is stopping"}
+				}
 				return "", &httpError{408, agentapi.CodeRequestTimeout, "request header not received in time"}
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -347,6 +378,9 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		body = make([]byte, n)
 		if _, err := io.ReadFull(br, body); err != nil {
 			if isTimeout(err) {
+				if ctx.Err() != nil {
+					return nil, &httpError{503, agentapi.CodeShuttingDown, "the guest is stopping"}
+				}
 				return nil, &httpError{408, agentapi.CodeRequestTimeout, "request body not received in time"}
 			}
 			return nil, &httpError{400, agentapi.CodeBadRequest, "connection closed inside the request body"}
@@ -356,7 +390,7 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 	// The path as sent: routing on the decoded one would take /v1%2Fstatus
 	// for /v1/status.
 	path, _, _ := strings.Cut(target, "?")
-	return &request{ctx: ctx, method: method, path: path, rawQuery: u.RawQuery, proto: proto, header: h, body: body, remote: c.RemoteAddr().String()}, nil
+	return &request{ctx: ctx, method: method, path: path, rawQuery: u.RawQuery, proto: proto, header: h, body: body, remote: c.RemoteAddr().String(), last: evicted}, nil
 }
 
 func isToken(s string) bool {

@@ -78,9 +78,11 @@ func (f *FirstAvailable) pick() (Quoter, error) {
 		reasons = append(reasons, p.Name()+": "+strings.TrimPrefix(err.Error(), ErrNoDevice.Error()+": "))
 	}
 	if absent {
-		// The likely cause first: the guest was launched without
-		// SEV-SNP (hostbuild run --plain), so no provider has a device.
-		f.lastErr = fmt.Errorf("%w (most likely this guest was not launched with SEV-SNP, as with hostbuild run --plain); %s", ErrNoDevice, strings.Join(reasons, "; "))
+		// The likely causes first: the guest was launched without
+		// SEV-SNP (hostbuild run --plain), or sev-guest failed its probe
+		// (a bad VMPCK key: the init's module line has the kernel's
+		// words), so no provider has a device.
+		f.lastErr = fmt.Errorf("%w (this guest was launched without SEV-SNP, as with hostbuild run --plain, or the sev-guest driver did not probe: see the init's \"module sev_guest\" line); %s", ErrNoDevice, strings.Join(reasons, "; "))
 	} else {
 		f.lastErr = fmt.Errorf("no attestation provider usable; %s", strings.Join(reasons, "; "))
 	}

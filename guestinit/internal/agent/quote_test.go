@@ -109,7 +109,7 @@ func TestFirstAvailableReprobesAndSticks(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoDevice", err)
 	}
 	// No device anywhere: the likely cause is said first.
-	if want := ErrNoDevice.Error() + " (most likely this guest was not launched with SEV-SNP"; !strings.HasPrefix(err.Error(), want) {
+	if want := ErrNoDevice.Error() + " (this guest was launched without SEV-SNP, as with hostbuild run --plain, or the sev-guest driver did not probe"; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("err = %q, want it to begin %q", err, want)
 	}
 	b.up.Store(true)

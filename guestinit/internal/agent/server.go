@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/katana-tee/snpboot/shared/agentapi"
@@ -120,6 +121,8 @@ type Server struct {
 	// the host can make every request fail, and the console is Katana's
 	// too.
 	failLines lineLimiter
+	// listener is Serve's connection limit (tests look at it).
+	listener atomic.Pointer[limitListener]
 }
 
 // lineLimiter lets through at most failLinesPerWindow lines per
@@ -176,6 +179,7 @@ func (s *Server) ConfigDigest() string { return s.digestHex }
 // ctx-driven stop.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	ll := newLimitListener(l, s.opts.MaxConns, 64, 2*time.Second, s.opts.Logf)
+	s.listener.Store(ll)
 	conf := httpConf{
 		maxHeader:         s.opts.MaxHeaderBytes,
 		maxBody:           s.opts.MaxBodyBytes,
