@@ -87,6 +87,9 @@ func TestHelpListsExitStatus(t *testing.T) {
 	if out, _, code := runHB(t, "help", "run"); code != exitOK || !strings.HasPrefix(out, "Usage: hostbuild run") {
 		t.Errorf("help run: exit %d, stdout %.80q; want run's usage", code, out)
 	}
+	if _, errOut, code := runHB(t, "help", "rnu"); code != exitUsage || !strings.Contains(errOut, `unknown command "rnu"`) {
+		t.Errorf("help rnu: exit %d, stderr %q; want a usage error naming it", code, errOut)
+	}
 }
 
 // TestCommandDispatch: hostbuild alone prints the command list and is a

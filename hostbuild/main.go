@@ -141,9 +141,12 @@ func ifInterrupted(err error, note string) string {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// "hostbuild help run" is "hostbuild run -h".
 	if len(args) == 2 && args[0] == "help" {
-		if c, ok := commands[args[1]]; ok {
-			return c.run(ctx, []string{"-h"}, stdout, stdout) // help asked for: on stdout
+		c, ok := commands[args[1]]
+		if !ok {
+			fmt.Fprintf(stderr, "hostbuild help: unknown command %q; run 'hostbuild help' for the list\n", args[1])
+			return exitUsage
 		}
+		return c.run(ctx, []string{"-h"}, stdout, stdout) // help asked for: on stdout
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
@@ -251,5 +254,5 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintln(w, "  version    print the version")
-	fmt.Fprintln(w, "\nRun 'hostbuild <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'hostbuild <command> -h' (or 'hostbuild help <command>') for a command's flags.")
 }

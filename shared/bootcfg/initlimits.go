@@ -58,7 +58,13 @@ func checkInitLimits(params, initArgs []Param) error {
 		ovmf = "; with \"--\" on the line, the " + OVMFInitrdParam + " OVMF appends is one of them"
 	}
 	if len(argv) > maxInitArgs {
-		return &Error{Err: ErrUnformattable, Text: argv[maxInitArgs].Raw, Offset: -1,
+		at := argv[maxInitArgs]
+		if at.Raw == OVMFInitrdParam && initArgs != nil && len(argv) == maxInitArgs+1 {
+			// OVMF's word is the one too many: name the caller's last.
+			at = argv[maxInitArgs-1]
+			ovmf = "; the " + OVMFInitrdParam + " OVMF appends after \"--\" would be the one too many: drop one argument"
+		}
+		return &Error{Err: ErrUnformattable, Text: at.Raw, Offset: -1,
 			Detail: fmt.Sprintf("%d arguments may reach PID 1's argv, at most %d fit (init/main.c MAX_INIT_ARGS): the kernel panics "+
 				"(\"Too many boot init vars\") at this one; it gives PID 1 every parameter after \"--\" and every one before it "+
 				"without \"=\" or \".\" that it does not know itself, which this package counts as if none were known%s",

@@ -363,11 +363,6 @@ func memoryWarning(m *manifest.Manifest, mib int, snp bool) string {
 		mib, initrd, payload, need)
 }
 
-// attestHint is the attest command for the agent the cmdline sets up: the
-// vsock port when it is not the default, the host end of the --forward
-// to a TCP agent's port (QEMU's user networking: the guest's own address
-// cannot be reached from the host), or "" for katana.agent=none (no agent
-// to ask).
 // plainAgentHint is AgentHint: with a TCP agent, the attest command that
 // reaches it (the SEV-SNP hint's, with --min-tcb none: there is no report
 // to hold to a floor); with a vsock agent, why plain mode cannot reach it.
@@ -389,6 +384,11 @@ func plainAgentHint(cmdline, manifestPath string, forwards []qemu.Forward) strin
 	return fmt.Sprintf("the agent listens on vsock port %d, and plain mode gives the guest no vsock device: to reach it without SEV-SNP, build with --agent tcp:0.0.0.0:%d and run with --forward HOSTPORT:%d", cfg.Agent.VsockPort, cfg.Agent.VsockPort, cfg.Agent.VsockPort)
 }
 
+// attestHint is the attest command for the agent the cmdline sets up: the
+// vsock port when it is not the default, the host end of the --forward
+// to a TCP agent's port (QEMU's user networking: the guest's own address
+// cannot be reached from the host), or "" for katana.agent=none (no agent
+// to ask).
 func attestHint(cmdline string, cid uint32, manifestPath string, forwards []qemu.Forward) string {
 	// MIN_TCB is the operator's to fill in (attest requires it): the TCB
 	// of AMD's latest bulletin for the host's processor, or none.
