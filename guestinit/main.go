@@ -29,7 +29,9 @@
 //     crypto/sha256). An initrd packed with --payload-encoding inline has
 //     /bin/katana itself in the content list, hashed like the rest.
 //  6. ACPI power button listener (needs the "button" module).
-//  7. Network: lo up; eth0 per katana.net (waits up to 10 s for the link).
+//  7. Network: lo up; eth0 per katana.net (waits up to 10 s for the link),
+//     with IPv6 router advertisements, autoconfiguration and ICMP
+//     redirects off before it comes up.
 //  8. Attestation agent (startAgent); it gives reports only once step 9
 //     has checked the initrd, and none after a boot error.
 //  9. Wait for the integrity check (a graceful stop requested meanwhile

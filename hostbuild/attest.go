@@ -61,18 +61,20 @@ config, and verifies, in this order:
 
 Exit status:
   0  verified
-  1  other failure (I/O, bad manifest, writing evidence)
+  1  other failure (I/O, bad manifest, an unusable --roots or --certs,
+     writing evidence)
   2  usage error, including an --evidence-out that cannot be written
      (checked before the guest is asked: a report is spent once fetched)
   3  transport: no answer, an agent error (for example no_snp_device), a
      malformed response
   4  AMD certificate chain or report signature (also a malformed report, a
-     missing VCEK, an unsigned report, or a report from an AMD Turin
-     processor, which this build cannot verify)
+     missing VCEK, an unsigned report, a version 3+ report without its
+     CPUID family and model, or a report from an AMD Turin processor or one
+     go-sev-guest does not know, which this build cannot verify)
   5  REPORT_DATA binding or nonce (mismatch, replayed report)
   6  launch measurement not in the manifest (try --explain)
-  7  guest policy, VMPL, report version, TCB, chip, platform, or a field
-     the host sets at launch (HOST_DATA, ID block)
+  7  guest policy, VMPL, report version, TCB, mitigation vector, chip,
+     platform, or a field the host sets at launch (HOST_DATA, ID block)
 
 Flags:
 `

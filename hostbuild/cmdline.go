@@ -32,7 +32,7 @@ func addCmdlineFlags(fs *flag.FlagSet) *cmdlineFlags {
 	c := &cmdlineFlags{}
 	d := bootcfg.Default()
 	fs.StringVar(&c.args, "args", "", "Katana's arguments as `words` (single quotes group, backslash escapes; never expanded), e.g. \"--http.addr 0.0.0.0 --dev\"")
-	fs.StringVar(&c.net, "net", d.Net.String(), "eth0 `config`: none or ADDR/PREFIX[,gw=IP][,dns=IP[;IP]]")
+	fs.StringVar(&c.net, "net", d.Net.String(), "eth0 `config`: none or ADDR/PREFIX[,gw=IP][,dns=IP[;IP[;IP]]]")
 	fs.StringVar(&c.agent, "agent", d.Agent.String(), "attestation agent `address`: vsock:PORT, tcp:IP:PORT or none")
 	fs.StringVar(&c.onExit, "on-exit", string(d.OnExit), "`policy` when Katana exits by itself: poweroff, reboot or restart")
 	fs.StringVar(&c.stopTimeout, "stop-timeout", d.StopTimeout.String(), "grace `period` between SIGTERM and SIGKILL on a graceful stop")

@@ -62,8 +62,9 @@ development; the OVMF is optional there and only checked.
 
 The guest's serial console goes to --serial-log (default: a new file under
 $TMPDIR). run waits for the init's "katana started" line, prints the expected
-measurement and the 'hostbuild attest' command for this VM, then waits for
-the guest to end. SIGINT (Ctrl-C; QEMU runs in its own process group, so
+measurement and the 'hostbuild attest' command for this VM (fill in its
+--min-tcb MIN_TCB; with --plain, only how to reach the agent for a wiring
+check), then waits for the guest to end. SIGINT (Ctrl-C; QEMU runs in its own process group, so
 only run gets it), SIGTERM or SIGHUP (terminal closed) press the ACPI power
 button (QMP system_powerdown) for a graceful stop, again every 2 s until the
 guest is off (a press early in the boot, before the init listens, is lost),

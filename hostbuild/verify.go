@@ -29,7 +29,8 @@ used, with a warning naming both digests.
 
 Exit status: as for 'hostbuild attest' (0 verified, 1 other failure,
 2 usage, 4 chain or signature, 5 REPORT_DATA or nonce, 6 measurement,
-7 policy, VMPL, TCB, chip, platform, HOST_DATA or ID block).
+7 policy, VMPL, report version, TCB, mitigation vector, chip, platform,
+HOST_DATA or ID block).
 
 Flags:
 `

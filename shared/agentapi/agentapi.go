@@ -262,7 +262,7 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 const (
 	CodeBadRequest              = "bad_request"                // 400: malformed request line, header, query or body
 	CodeBadNonce                = "bad_nonce"                  // 400: missing, non-hex, or wrong length
-	CodeBrowserRequest          = "browser_request"            // 403: a web browser's request (Origin or Sec-Fetch-* header)
+	CodeBrowserRequest          = "browser_request"            // 403: a web browser's request (Origin or Sec-Fetch-Site header)
 	CodeNotFound                = "not_found"                  // 404
 	CodeMethodNotAllowed        = "method_not_allowed"         // 405
 	CodeRequestTimeout          = "request_timeout"            // 408: client too slow sending its request
@@ -275,7 +275,7 @@ const (
 	CodeNotImplemented          = "not_implemented"            // 501: a request feature the agent does not implement (any Transfer-Encoding)
 	CodeShutdownUnavailable     = "shutdown_unavailable"       // 501: the init did not enable shutdown
 	CodeNoSNPDevice             = "no_snp_device"              // 503: neither configfs-tsm nor /dev/sev-guest
-	CodeShuttingDown            = "shutting_down"              // 503: the guest is stopping: a shutdown is in progress, or a queued attestation was cancelled because the agent stops
+	CodeShuttingDown            = "shutting_down"              // 503: the guest is stopping: a shutdown is in progress, or a request still being read or queued when the agent stops
 	CodeNotReady                = "not_ready"                  // 503: the init has not yet checked the initrd, or its boot failed
 	CodeHTTPVersionNotSupported = "http_version_not_supported" // 505: a protocol other than HTTP/1.1 and HTTP/1.0
 )

@@ -1,7 +1,10 @@
 // Package netcfg configures the guest network over netlink, without DHCP or
 // any tool: lo up, then (unless katana.net=none) wait for eth0 by
-// subscribing to link events (bounded), give it the static address, bring it
-// up, add the default route and write /etc/resolv.conf.
+// subscribing to link events (bounded), turn off IPv6 router advertisements
+// and autoconfiguration and ICMP redirects (all, default and eth0: the host
+// could add addresses and routes katana.net does not name), give it the
+// static address, bring it up, add the default route and write
+// /etc/resolv.conf.
 package netcfg
 
 import (
