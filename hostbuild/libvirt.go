@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
@@ -119,11 +120,13 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		var mm *launch.Mismatch
 		if errors.As(err, &mm) {
+			// libvirt launches nothing: it refuses to write the domain.
+			fmt.Fprintf(stderr, "hostbuild libvirt: %s\n", strings.Replace(err.Error(), "refusing to launch:", "refusing to write the domain:", 1))
 			return exitRunRefused
 		}
+		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		return exitFail
 	}
 	plan.Close() // libvirt opens the paths itself

@@ -163,7 +163,7 @@ func TestLibvirtRefusals(t *testing.T) {
 		want string
 	}{
 		{"changed kernel", []string{"--cid", "3", "--kernel", changed}, exitRunRefused, "the kernel " + changed},
-		{"vcpus not in matrix", []string{"--cid", "3", "--vcpus", "2"}, exitRunRefused, "allows 1, 4"},
+		{"vcpus not in matrix", []string{"--cid", "3", "--vcpus", "2"}, exitRunRefused, "refusing to write the domain: the vCPU count is 2, but the manifest allows 1, 4"},
 		{"no cid", nil, exitUsage, "--cid"},
 		{"bad name", []string{"--cid", "3", "--name", "a b"}, exitUsage, "domain name"},
 		// Refused before any file is hashed (the changed kernel is not
