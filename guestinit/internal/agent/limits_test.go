@@ -535,20 +535,13 @@ func TestEvictedAsRequestArrives(t *testing.T) {
 // Serve interrupts every read with a deadline. Found by review.
 func TestHalfReadRequestWhenStopping(t *testing.T) {
 	for _, partial := range []string{"GET /v1/status HTTP/1.1\r\nHo", "POST /v1/shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n{"} {
-		s := New(Options{Quoter: failing{"x"}})
-		l, err := Listen("tcp:127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- s.Serve(ctx, l) }()
-		c := dialKeepAlive(t, l.Addr().String())
+		base, stop := serveStoppable(t, New(Options{Quoter: failing{"x"}}))
+		c := dialKeepAlive(t, strings.TrimPrefix(base, "http://"))
 		if _, err := io.WriteString(c, partial); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(300 * time.Millisecond) // the server is inside the request
-		cancel()
+		stop()
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		resp, err := http.ReadResponse(c.br, nil)
 		if err != nil {
@@ -560,6 +553,5 @@ func TestHalfReadRequestWhenStopping(t *testing.T) {
 		if resp.StatusCode != 503 || e.Error.Code != agentapi.CodeShuttingDown {
 			t.Errorf("%q: %d %q, want 503 %s", partial, resp.StatusCode, e.Error.Code, agentapi.CodeShuttingDown)
 		}
-		<-done
 	}
 }

@@ -45,6 +45,14 @@ var testConfig = func() agentapi.AppliedConfig {
 // serve starts s on a loopback TCP listener and returns its base URL.
 func serve(t testing.TB, s *Server) string {
 	t.Helper()
+	base, _ := serveStoppable(t, s)
+	return base
+}
+
+// serveStoppable is serve with the stop of Serve (its context's cancel) for
+// the test to call; the cleanup waits for Serve to return either way.
+func serveStoppable(t testing.TB, s *Server) (string, context.CancelFunc) {
+	t.Helper()
 	l, err := Listen("tcp:127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +66,7 @@ func serve(t testing.TB, s *Server) string {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return "http://" + l.Addr().String()
+	return "http://" + l.Addr().String(), cancel
 }
 
 func nonceHex(b byte, n int) string {
