@@ -90,6 +90,12 @@ func TestHelpListsExitStatus(t *testing.T) {
 	if _, errOut, code := runHB(t, "help", "rnu"); code != exitUsage || !strings.Contains(errOut, `unknown command "rnu"`) {
 		t.Errorf("help rnu: exit %d, stderr %q; want a usage error naming it", code, errOut)
 	}
+	// version and help are listed but are no subcommands: the list.
+	for _, w := range []string{"version", "help", "-h"} {
+		if out, _, code := runHB(t, "help", w); code != exitOK || !strings.Contains(out, "Commands:") {
+			t.Errorf("help %s: exit %d, stdout %.60q; want the list", w, code, out)
+		}
+	}
 }
 
 // TestCommandDispatch: hostbuild alone prints the command list and is a

@@ -140,7 +140,7 @@ func ifInterrupted(err error, note string) string {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// "hostbuild help run" is "hostbuild run -h".
-	if len(args) == 2 && args[0] == "help" {
+	if len(args) == 2 && args[0] == "help" && args[1] != "version" && args[1] != "help" && !strings.HasPrefix(args[1], "-") {
 		c, ok := commands[args[1]]
 		if !ok {
 			fmt.Fprintf(stderr, "hostbuild help: unknown command %q; run 'hostbuild help' for the list\n", args[1])

@@ -141,7 +141,7 @@ func TestFormatInitLimits(t *testing.T) {
 		{"33 flags", seq("flag%d", 33), nil, "flag33", "33 arguments may reach PID 1's argv, at most 32 fit"},
 		// With "--", OVMF's appended initrd=initrd is one more argument.
 		{"20 flags and 11 init args", seq("flag%d", 20), seq("arg%d", 11), "", ""},
-		{"20 flags and 12 init args", seq("flag%d", 20), seq("arg%d", 12), "arg12", "33 arguments may reach PID 1's argv, at most 32 fit (init/main.c MAX_INIT_ARGS): the kernel panics (\"Too many boot init vars\") at this one; it gives PID 1 every parameter after \"--\" and every one before it without \"=\" or \".\" that it does not know itself, which this package counts as if none were known; the initrd=initrd OVMF appends after \"--\" would be the one too many: drop one argument"},
+		{"20 flags and 12 init args", seq("flag%d", 20), seq("arg%d", 12), "arg12", "33 arguments may reach PID 1's argv, at most 32 fit (init/main.c MAX_INIT_ARGS): the kernel panics (\"Too many boot init vars\") at argument 33; it gives PID 1 every parameter after \"--\" and every one before it without \"=\" or \".\" that it does not know itself, which this package counts as if none were known; the initrd=initrd OVMF appends after \"--\" would be the one too many: drop one argument"},
 		{"20 flags and 13 init args", seq("flag%d", 20), seq("arg%d", 13), "arg13", "34 arguments"},
 		{"31 init args", nil, seq("arg%d", 31), "", ""},
 		{"32 init args", nil, seq("arg%d", 32), "arg32", "33 arguments"},

@@ -66,9 +66,9 @@ func checkInitLimits(params, initArgs []Param) error {
 		}
 		return &Error{Err: ErrUnformattable, Text: at.Raw, Offset: -1,
 			Detail: fmt.Sprintf("%d arguments may reach PID 1's argv, at most %d fit (init/main.c MAX_INIT_ARGS): the kernel panics "+
-				"(\"Too many boot init vars\") at this one; it gives PID 1 every parameter after \"--\" and every one before it "+
+				"(\"Too many boot init vars\") at argument %d; it gives PID 1 every parameter after \"--\" and every one before it "+
 				"without \"=\" or \".\" that it does not know itself, which this package counts as if none were known%s",
-				len(argv), maxInitArgs, ovmf)}
+				len(argv), maxInitArgs, maxInitArgs+1, ovmf)}
 	}
 	// envp: HOME=/ and TERM=linux, then the unknown parameters before
 	// "--" with "=" and no "." in the name, a later one replacing an

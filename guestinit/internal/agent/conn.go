@@ -29,9 +29,10 @@ var resp429Conns = sync.OnceValue(func() []byte {
 // newcomer takes the slot of the connection that has waited longest for its
 // next request: a keep-alive connection between requests, never one before
 // or inside a request, nor one whose request is being handled (a queued or
-// running attestation included). That connection is closed without an
-// answer, as any HTTP server may close an idle keep-alive connection (and
-// as net/http's client retries on). Only when no connection is idle does
+// running attestation included). Its reader is woken and closes it without
+// an answer, as any HTTP server may close an idle keep-alive connection (and
+// as net/http's client retries on), or, when a request came in at that
+// very moment, answers that one request with Connection: close. Only when no connection is idle does
 // the newcomer get a 429 too_many_connections (written by one of a bounded
 // set of rejecters; beyond that it is closed at once, without an answer);
 // it is never parsed. So a client that keeps its connections alive with a
@@ -75,6 +76,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			if victim != nil {
 				victim.evicted = true
 				delete(l.conns, victim)
+				// Wake its reader (a deadline now), under the lock: the
+				// victim takes l.mu (setActive) before it sets deadlines
+				// of its own, which this one must not overwrite (a
+				// request then being read would time out at once).
+				victim.Conn.SetReadDeadline(time.Now())
 			}
 		}
 		admitted := len(l.conns) < l.max
@@ -82,12 +88,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			l.conns[tc] = struct{}{}
 		}
 		l.mu.Unlock()
-		if victim != nil {
-			// Its reader wakes (a deadline now) and sees it was evicted:
-			// it closes the connection, or answers a request that came
-			// in at that moment and then closes.
-			victim.Conn.SetReadDeadline(time.Now())
-		}
 		if admitted {
 			return tc, nil
 		}
@@ -172,8 +172,16 @@ func (c *trackedConn) setIdle() {
 }
 
 // setActive ends the wait begun by setIdle. It reports false when c was
-// evicted meanwhile: c is then closed and must not be served, even if a
-// request's first bytes came in just before.
+// evicted meanwhile: c then closes, after answering at most the one
+// request whose first bytes came in just before.
+// releaseSlot gives c's slot back before c is closed (it drains for a
+// moment after its last answer): a newcomer need not wait for that.
+func (c *trackedConn) releaseSlot() {
+	c.l.mu.Lock()
+	delete(c.l.conns, c)
+	c.l.mu.Unlock()
+}
+
 func (c *trackedConn) setActive() bool {
 	c.l.mu.Lock()
 	defer c.l.mu.Unlock()

@@ -174,6 +174,11 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 // then drain a little of what it still sends (a close with unread input
 // resets the connection, which can destroy the answer in flight).
 func halfCloseAndDrain(c net.Conn, br *bufio.Reader) {
+	// Its last answer is written: the slot is free for the next client
+	// (the drain, 500 ms at most, runs beside the limit, as a rejecter's).
+	if tc, ok := c.(*trackedConn); ok {
+		tc.releaseSlot()
+	}
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))

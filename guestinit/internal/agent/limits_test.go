@@ -477,11 +477,15 @@ func TestEvictedAsRequestArrives(t *testing.T) {
 	}
 	peeked := make(chan *trackedConn, 1)
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
 	testHookAfterIdlePeek = func(tc *trackedConn) {
 		peeked <- tc
 		<-release
 	}
-	t.Cleanup(func() { testHookAfterIdlePeek = nil })
+	// Registered after serve's: runs first, so that a failed test does
+	// not leave the connection (and Serve's wait for it) blocked.
+	t.Cleanup(func() { testHookAfterIdlePeek = nil; unblock() })
 	// The second request arrives; its connection is between its wait and
 	// its check when the newcomer comes.
 	answer := make(chan [2]string, 1)
@@ -516,7 +520,7 @@ func TestEvictedAsRequestArrives(t *testing.T) {
 		}
 	}
 	testHookAfterIdlePeek = nil
-	close(release)
+	unblock()
 	select {
 	case got := <-answer:
 		if got != [2]string{"200 OK", "close"} {
@@ -535,12 +539,27 @@ func TestEvictedAsRequestArrives(t *testing.T) {
 // Serve interrupts every read with a deadline. Found by review.
 func TestHalfReadRequestWhenStopping(t *testing.T) {
 	for _, partial := range []string{"GET /v1/status HTTP/1.1\r\nHo", "POST /v1/shutdown HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n{"} {
-		base, stop := serveStoppable(t, New(Options{Quoter: failing{"x"}}))
+		s := New(Options{Quoter: failing{"x"}, IdleTimeout: time.Minute})
+		base, stop := serveStoppable(t, s)
 		c := dialKeepAlive(t, strings.TrimPrefix(base, "http://"))
+		// A first request, so that the second one's start is seen: the
+		// connection is idle until its first bytes are read.
+		if st, _, err := c.do(statusReq); st != "200 OK" {
+			t.Fatalf("first request: %q %v", st, err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); s.listener.Load().idle() != 1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the connection did not wait for its next request")
+			}
+		}
 		if _, err := io.WriteString(c, partial); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // the server is inside the request
+		for deadline := time.Now().Add(10 * time.Second); s.listener.Load().idle() != 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the server did not start reading the request")
+			}
+		}
 		stop()
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		resp, err := http.ReadResponse(c.br, nil)
@@ -553,5 +572,22 @@ func TestHalfReadRequestWhenStopping(t *testing.T) {
 		if resp.StatusCode != 503 || e.Error.Code != agentapi.CodeShuttingDown {
 			t.Errorf("%q: %d %q, want 503 %s", partial, resp.StatusCode, e.Error.Code, agentapi.CodeShuttingDown)
 		}
+	}
+}
+
+// A connection that has written its last answer (Connection: close) gives
+// its slot back before it drains what the client may still send: the next
+// client is served, not refused 429 for up to the drain's 500 ms. Found by
+// review.
+func TestClosingConnectionFreesItsSlot(t *testing.T) {
+	addr := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, MaxConns: 1, IdleTimeout: time.Minute})), "http://")
+	a := dialKeepAlive(t, addr)
+	if st, conn, err := a.do(statusReqClose); st != "200 OK" || conn != "close" {
+		t.Fatalf("first client: %q %q %v", st, conn, err)
+	}
+	// a keeps its socket open; the server drains it for a moment.
+	time.Sleep(50 * time.Millisecond)
+	if st, _ := rawExchange(t, addr, statusReqClose); !strings.HasPrefix(st, "200") {
+		t.Errorf("the next client while the first drains: %s, want 200", st)
 	}
 }
