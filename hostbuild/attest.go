@@ -216,8 +216,7 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("attest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("attest", attestUsage, stderr)
 	vf := verifyFlags{cmd: "attest"}
 	vf.register(fs)
 	cid, port, nonceSize := new(uint), new(uint), new(int)
@@ -227,10 +226,6 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	intVar(fs, nonceSize, "nonce-size", agentapi.MaxNonceSize, "nonce size in `bytes` (32 to 64)")
 	timeout := fs.Duration("timeout", 30*time.Second, "timeout of the exchange with the agent")
 	evidence := fs.String("evidence-out", "", "write the evidence (raw report, certificates, nonce, preimage, config, manifest digest, result) to the new `dir` (checked before the guest is asked: it must not exist, its parent must be writable)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, attestUsage)
-		fs.PrintDefaults()
-	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

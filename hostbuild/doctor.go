@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
@@ -34,16 +33,11 @@ Flags:
 `
 
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("doctor", doctorUsage, stderr)
 	var o doctor.Options
 	fs.StringVar(&o.OVMF, "ovmf", "", "OVMF firmware `file` to check for the kernel-hashes table")
 	fs.StringVar(&o.QEMU, "qemu", qemu.DefaultBinary, "QEMU `binary`")
 	fs.StringVar(&o.Root, "root", "", "prefix for /dev, /sys and /proc (`dir`; for tests)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, doctorUsage)
-		fs.PrintDefaults()
-	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

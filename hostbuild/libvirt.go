@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -57,8 +56,7 @@ Flags:
 `
 
 func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("libvirt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("libvirt", libvirtUsage, stderr)
 	lf := addLaunchFlags(fs, launchHelp{
 		ovmf:      "OVMF firmware `file` (required)",
 		memory:    "guest memory `size`: MiB, or with a suffix M or G (default 2G)",
@@ -71,10 +69,6 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	manifestPath := &lf.manifest
 	name := fs.String("name", "katana", "libvirt domain `name`")
 	out := fs.String("o", "", "write the XML to this `file` (atomically) instead of stdout")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, libvirtUsage)
-		fs.PrintDefaults()
-	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

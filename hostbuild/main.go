@@ -167,6 +167,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return c.run(ctx, args[1:], stdout, stderr)
 }
 
+// newFlagSet is a subcommand's flag set: its errors and help go to
+// stderr, and its help is usage followed by the flags.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
 // parseFlags parses a subcommand's flags. When ok is false the caller
 // returns code: exitOK after -h (the command's help printed), exitUsage
 // after a bad flag (the flag package's one-line reason printed, then a

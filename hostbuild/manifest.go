@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -52,8 +51,7 @@ Flags:
 `
 
 func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("manifest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("manifest", manifestUsage, stderr)
 	ovmfPath := fs.String("ovmf", "", "OVMF firmware `file` (AmdSevX64 build) (required)")
 	kernel := fs.String("kernel", "", "kernel `file` (required)")
 	initrd := fs.String("initrd", "", "initrd `file` (required)")
@@ -64,10 +62,6 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	vmmType := fs.String("vmm-type", "QEMU", "`VMM` type: QEMU, ec2 or gce")
 	out := fs.String("o", "", "output `file` (required)")
 	mf := manifestFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, manifestUsage)
-		fs.PrintDefaults()
-	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

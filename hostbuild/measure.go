@@ -53,8 +53,7 @@ type sevFlags struct {
 }
 
 func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("measure", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("measure", measureUsage, stderr)
 	var f sevFlags
 	fs.StringVar(&f.mode, "mode", measure.ModeSNP, "`mode`: snp or snp:ovmf-hash")
 	intVar(fs, &f.vcpus, "vcpus", 0, "number of guest vCPUs (mode snp)")
@@ -83,10 +82,6 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	fs.Bool("dump-vmsa", false, "sev-snp-measure's VMSA dump: not supported")
 	mf := manifestFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, measureUsage)
-		fs.PrintDefaults()
-	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

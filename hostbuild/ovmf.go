@@ -88,13 +88,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func runOVMF(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("ovmf", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("ovmf", ovmfUsage, stderr)
 	jsonOut := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, ovmfUsage)
-		fs.PrintDefaults()
-	}
 	pos, code, ok := parseFlagsInterspersed(fs, args)
 	if !ok {
 		return code

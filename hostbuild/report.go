@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,13 +33,8 @@ Flags:
 const maxReportInput = 1 << 20
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("report", reportUsage, stderr)
 	jsonOut := fs.Bool("json", false, "print JSON instead of text")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, reportUsage)
-		fs.PrintDefaults()
-	}
 	// Flags may follow the arguments, as in ovmf and verify.
 	pos, code, ok := parseFlagsInterspersed(fs, args)
 	if !ok {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -44,18 +43,13 @@ Flags:
 `
 
 func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("reproduce", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("reproduce", reproduceUsage, stderr)
 	mpath := fs.String("manifest", "", "the manifest `file` to check (required)")
 	ovmfPath := fs.String("ovmf", "", "OVMF firmware `file` (required)")
 	kernel := fs.String("kernel", "", "kernel `file` (required)")
 	initrd := fs.String("initrd", "", "initrd `file` (required)")
 	payload := fs.String("payload", "", "the payload `file` (needed when the manifest records one)")
 	initBin := fs.String("init", "", "the init `file` (needed when the manifest records one)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, reproduceUsage)
-		fs.PrintDefaults()
-	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

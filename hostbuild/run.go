@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -90,8 +89,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// The guest's console lines and the errors that quote them are the
 	// guest's text: escaped, a terminal does not run its control sequences.
 	stderr = printable.NewWriter(stderr)
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", runUsage, stderr)
 	lf := addLaunchFlags(fs, launchHelp{
 		ovmf:      "OVMF firmware `file` (required in SEV-SNP mode)",
 		memory:    "guest memory `size`: MiB, or with a suffix M or G (default 1G plain, 2G SEV-SNP)",
@@ -109,10 +107,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	console := fs.Bool("console", false, "also copy the guest's serial console to stderr")
 	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long to wait for Katana to start")
 	stopTimeout := durationVar(fs, "stop-timeout", 0, "how long a graceful stop may take before QEMU is killed, a `duration` (90s, 2m) or whole seconds (default: the cmdline's katana.stop_timeout + 30s, at least 60s)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, runUsage)
-		fs.PrintDefaults()
-	}
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}

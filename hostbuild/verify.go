@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -36,14 +35,9 @@ Flags:
 `
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("verify", verifyUsage, stderr)
 	vf := verifyFlags{cmd: "verify"}
 	vf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, verifyUsage)
-		fs.PrintDefaults()
-	}
 	usage := func(msg string) int {
 		fmt.Fprintf(stderr, "hostbuild verify: %s\nrun 'hostbuild verify -h' for the flags\n", msg)
 		return exitUsage
