@@ -533,12 +533,18 @@ func (im *Image) parseMetadata(r io.ReaderAt) error {
 		if s.GPA%PageSize != 0 || s.Size%PageSize != 0 {
 			return malformed("SEV metadata descriptor %d (%s at 0x%x, 0x%x bytes) is not page aligned", i, s.Type, s.GPA, s.Size)
 		}
+		// QEMU hands every section to SNP_LAUNCH_UPDATE, which it refuses
+		// for a zero length ("invalid address / length") and then exits:
+		// no SEV-SNP guest starts on such firmware, so no digest for it.
+		if s.Size == 0 {
+			return malformed("SEV metadata descriptor %d (%s at 0x%x) is empty: QEMU refuses a zero-length SNP_LAUNCH_UPDATE, so no SEV-SNP guest starts on this firmware", i, s.Type, s.GPA)
+		}
 		// The flash is already launched as NORMAL pages, so QEMU could not
 		// pre-validate a section inside it. Refusing that (and overlaps,
 		// below) also bounds the measurement: the sections then fit,
 		// disjoint, below the image, a million pages at most, where a
 		// hostile 64 KiB image could otherwise list 4096 sections of 4 GiB.
-		if s.Size > 0 && s.end() > im.GPA() {
+		if s.end() > im.GPA() {
 			return malformed("SEV metadata descriptor %d (%s 0x%x-0x%x) overlaps the firmware image itself (0x%x-0x%x)", i, s.Type, s.GPA, s.end(), im.GPA(), uint64(FourGiB))
 		}
 		im.Metadata = append(im.Metadata, s)
@@ -551,10 +557,8 @@ func (im *Image) parseMetadata(r io.ReaderAt) error {
 // page twice, so such firmware never boots with the digest computed here.
 func checkOverlaps(secs []Section) error {
 	order := make([]int, 0, len(secs))
-	for i, s := range secs {
-		if s.Size > 0 {
-			order = append(order, i)
-		}
+	for i := range secs {
+		order = append(order, i)
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(secs[a].GPA, secs[b].GPA) })
 	// Sorted by start, a section overlaps an earlier one exactly when it
