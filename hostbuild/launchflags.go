@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"math"
+	"strconv"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/launch"
 	"github.com/katana-tee/snpboot/qemu"
@@ -66,11 +67,16 @@ func (l *launchFlags) check(usageFail func(string, ...any) int) (int, bool) {
 		}
 		l.o.MemoryMiB = mib
 	}
+	seen := map[string]string{}
 	for _, f := range l.forwards {
 		fw, err := qemu.ParseForward(f)
 		if err != nil {
 			return usageFail("--forward: %v", err), false
 		}
+		if prev, dup := seen[fw.HostAddr+":"+strconv.Itoa(fw.HostPort)]; dup {
+			return usageFail("--forward %s: host port %s:%d is already forwarded by --forward %s", f, fw.HostAddr, fw.HostPort, prev), false
+		}
+		seen[fw.HostAddr+":"+strconv.Itoa(fw.HostPort)] = f
 		l.o.Forwards = append(l.o.Forwards, fw)
 	}
 	return exitOK, true

@@ -81,6 +81,11 @@ the manifest); 4 the init reported a boot error; 5 Katana exited with a
 non-zero status; 6 the guest had to be killed, its kernel panicked, or QEMU
 ended without the guest powering off (e.g. QEMU itself was sent SIGTERM or
 killed: signal only run; under systemd set KillMode=mixed).
+The status is read from the serial console, which Katana shares: the
+init's and the kernel's lines are told apart by the timestamp that starts
+them (a piece of an over-long line is never a line start). Katana output
+that prints such a line itself, newline and timestamp, can change it: it
+is a report for the operator, not evidence (attest is).
 
 Flags:
 `
@@ -242,12 +247,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// the runner keeps only recent lines, and a guest may run (and log)
 	// for weeks.
 	var con launch.Console
-	ro := qemu.RunOptions{ExtraFiles: plan.Files, Console: con.Line}
+	ro := qemu.RunOptions{ExtraFiles: plan.Files, ConsolePiece: con.Piece}
 	if *console {
-		ro.Console = func(l string) {
-			con.Line(l)
-			fmt.Fprintf(stderr, "console| %s\n", l)
-		}
+		ro.Console = func(l string) { fmt.Fprintf(stderr, "console| %s\n", l) }
 	}
 	// run catches interruptSignals itself from before QEMU starts until it
 	// returns. interruptContext gives them back their default action after

@@ -1316,3 +1316,23 @@ func TestRunEscapesGuestText(t *testing.T) {
 		})
 	}
 }
+
+// A host port given twice to --forward is decided by the flags alone: a
+// usage error (exit 2) naming the flag, before any file is read.
+func TestRunDuplicateForwardIsUsageError(t *testing.T) {
+	f := newRunFixture(t)
+	for _, cmd := range []string{"run", "libvirt"} {
+		t.Run(cmd, func(t *testing.T) {
+			t.Setenv("TMPDIR", t.TempDir())
+			args := []string{cmd, "--manifest", f.manifest, "--ovmf", f.ovmf, "--cid", "3", "--kernel", f.kernel, "--initrd", f.initrd,
+				"--forward", "8545:8545", "--forward", "127.0.0.1:8545:9000"}
+			if cmd == "run" {
+				args = append(args, "--qemu", filepath.Join(f.dir, "no-qemu"))
+			}
+			_, stderr, code := runHB(t, args...)
+			if code != exitUsage || !strings.Contains(stderr, "--forward 127.0.0.1:8545:9000") {
+				t.Errorf("exit %d, stderr %q; want exit %d naming --forward 127.0.0.1:8545:9000", code, stderr, exitUsage)
+			}
+		})
+	}
+}

@@ -22,6 +22,10 @@ type RunOptions struct {
 	// Console, when set, is called with every serial console line as it
 	// arrives (without the line ending), e.g. to copy it to a test log.
 	Console func(line string)
+	// ConsolePiece, when set, is called as Console is, and also says
+	// whether the line continues one cut at MaxLineBytes: such a piece is
+	// the middle of a line, not its start.
+	ConsolePiece func(line string, continued bool)
 	// Stderr, when set, receives QEMU's own stderr as well; the last
 	// StderrTail bytes are always kept for Exit.Stderr.
 	Stderr io.Writer
@@ -189,6 +193,7 @@ type VM struct {
 	lines   []string // the window of recent lines
 	bytes   int      // the window's size, the lines' lengths summed
 	partial []byte
+	cut     bool      // the next piece continues a line cut at MaxLineBytes
 	waiters []*waiter // waitFor's, each shown every line added after it registered
 	killed  bool      // Kill sent SIGKILL to a QEMU not yet reaped
 	reaped  bool      // wait has QEMU's exit status
@@ -251,6 +256,11 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	v.started = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		os.Remove(o.SerialLog) // created above, and QEMU never wrote to it
+		if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, exec.ErrNotFound) {
+			if fi, serr := os.Stat(v.cmd.Path); serr == nil && fi.Mode().IsRegular() {
+				return nil, fmt.Errorf("starting qemu: %w: %s is there, but the interpreter it names (a script's #! line, or the ELF loader of a binary built for another system) is missing", err, v.cmd.Path)
+			}
+		}
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			return nil, &startError{fmt.Sprintf("starting qemu: %v (install it: apt-get install qemu-system-x86)", err), err, ErrNoBinary}
 		}
@@ -320,14 +330,14 @@ func (v *VM) tail() {
 		}
 		if exited {
 			v.mu.Lock()
-			last := string(v.partial)
+			last, cont := string(v.partial), v.cut
 			if len(v.partial) > 0 {
 				v.addLocked(last)
 				v.partial = nil
 			}
 			v.mu.Unlock()
 			if last != "" {
-				v.console(last)
+				v.consolePiece(last, cont)
 			}
 			return
 		}
@@ -335,7 +345,11 @@ func (v *VM) tail() {
 }
 
 func (v *VM) feed(b []byte) {
-	var newLines []string
+	type piece struct {
+		s    string
+		cont bool
+	}
+	var newLines []piece
 	v.mu.Lock()
 	v.partial = append(v.partial, b...)
 	for {
@@ -345,27 +359,28 @@ func (v *VM) feed(b []byte) {
 		}
 		line := v.partial[:i]
 		v.partial = v.partial[i+1:]
-		// Cut as a line without its newline yet would be (below): the
-		// lines do not depend on where the reads end.
 		for len(line) > MaxLineBytes {
-			newLines = append(newLines, string(line[:MaxLineBytes]))
+			newLines = append(newLines, piece{string(line[:MaxLineBytes]), v.cut})
 			line = line[MaxLineBytes:]
+			v.cut = true
 		}
-		newLines = append(newLines, strings.TrimRight(string(line), "\r"))
+		newLines = append(newLines, piece{strings.TrimRight(string(line), "\r"), v.cut})
+		v.cut = false
 	}
 	for len(v.partial) > MaxLineBytes {
-		newLines = append(newLines, string(v.partial[:MaxLineBytes]))
+		newLines = append(newLines, piece{string(v.partial[:MaxLineBytes]), v.cut})
 		v.partial = v.partial[MaxLineBytes:]
+		v.cut = true
 	}
 	if len(v.partial) == 0 {
 		v.partial = nil // let a large read's buffer go
 	}
 	for _, l := range newLines {
-		v.addLocked(l)
+		v.addLocked(l.s)
 	}
 	v.mu.Unlock()
 	for _, l := range newLines {
-		v.console(l)
+		v.consolePiece(l.s, l.cont)
 	}
 }
 
@@ -380,9 +395,14 @@ func (v *VM) appendLine(l string) {
 // (from the one goroutine that reads the log, so in order): a Console
 // that blocks (a stalled terminal behind it) must not block Kill, Stop
 // or reaping QEMU, which take v.mu.
-func (v *VM) console(l string) {
+func (v *VM) console(l string) { v.consolePiece(l, false) }
+
+func (v *VM) consolePiece(l string, cont bool) {
 	if v.run.Console != nil {
 		v.run.Console(l)
+	}
+	if v.run.ConsolePiece != nil {
+		v.run.ConsolePiece(l, cont)
 	}
 }
 

@@ -792,3 +792,19 @@ func FuzzFeed(f *testing.F) {
 		}
 	})
 }
+
+// A --qemu that exists but whose interpreter does not (a wrapper script's
+// #! line, a binary's ELF loader from another system) makes execve fail
+// with ENOENT too: that is not a missing binary, and the message must not
+// say to install QEMU.
+func TestStartBinaryWithMissingInterpreter(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "qemu-wrapper")
+	if err := os.WriteFile(bin, []byte("#!/no/such/interpreter\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Options{Binary: bin, Kernel: "k", SerialLog: filepath.Join(dir, "s.log")}, RunOptions{})
+	if err == nil || errors.Is(err, ErrNoBinary) || strings.Contains(err.Error(), "apt-get install") || !strings.Contains(err.Error(), "interpreter") {
+		t.Errorf("Start with an existing binary whose interpreter is missing = %v; want an error naming the missing interpreter, not ErrNoBinary", err)
+	}
+}

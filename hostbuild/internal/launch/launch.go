@@ -709,9 +709,10 @@ func lastLine(s string) string {
 // Console follows a guest's serial console line by line and keeps only
 // what Outcome needs (the last Katana exit, the first boot error, whether
 // the kernel panicked, whether the guest went down), so that a guest that
-// runs for weeks needs no full history: feed it every line (Line, e.g. from
-// qemu.RunOptions.Console). The zero value is ready; it is safe for
-// concurrent use.
+// runs for weeks needs no full history: feed it every line (Piece, from
+// qemu.RunOptions.ConsolePiece, which says where the runner cut an
+// over-long line; Line for whole lines). The zero value is ready; it is
+// safe for concurrent use.
 type Console struct {
 	mu           sync.Mutex
 	katanaStatus *int
@@ -720,6 +721,27 @@ type Console struct {
 	wentDown     bool
 	panicked     bool
 	bootError    string
+	tail         string // the end of the last piece, when the next may continue it
+}
+
+// Piece reads one console line from qemu.RunOptions.ConsolePiece: a piece
+// that continues a cut line is never a line start, and only the glued exit
+// marker is looked for in it, across the cut.
+func (c *Console) Piece(l string, continued bool) {
+	if !continued {
+		c.mu.Lock()
+		c.tail = l[max(0, len(l)-256):]
+		c.mu.Unlock()
+		c.Line(l)
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	joined := c.tail + l
+	c.tail = l[max(0, len(l)-256):]
+	if m := reKatanaExitedGlued.FindStringSubmatch(joined); m != nil {
+		c.katanaExited(m)
+	}
 }
 
 // Line reads one console line.
