@@ -100,7 +100,11 @@ Flags:
 		return exitFail
 	}
 	for _, name := range []string{buildInitrd, buildCmdline, buildManifest} {
-		if err := checkOutput("output", filepath.Join(*outDir, name), ins...); err != nil {
+		err := checkOutput("output", filepath.Join(*outDir, name), ins...)
+		if err == nil {
+			err = atomicfile.CheckPath(filepath.Join(*outDir, name))
+		}
+		if err != nil {
 			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 			return exitFail
 		}

@@ -174,8 +174,12 @@ func checkOutput(outFlag, out string, ins ...input) error {
 // not exist, is not a folder or cannot be written to: the atomic write
 // would fail only at the end, with the temporary file's name.
 func checkOutputFolder(outFlag, out string) error {
-	if out == "" || out == "-" {
+	if out == "" {
 		return nil
+	}
+	if out == "-" {
+		// Written atomically by name: "-" would be a file called "-".
+		return fmt.Errorf("%s -: this output is a file, not standard output; give a file name (./- for a file named -)", outFlag)
 	}
 	if err := atomicfile.CheckFolder(out); err != nil {
 		return fmt.Errorf("%s %s: %w", outFlag, out, err)

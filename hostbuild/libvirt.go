@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -107,6 +108,19 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if err == nil {
 		err = checkOpenedOutput("--serial-log", o.SerialLog, launchInputs(*o)...)
+	}
+	if err == nil && *out != "" {
+		a, aerr := filepath.Abs(*out)
+		b, berr := filepath.Abs(o.SerialLog)
+		same := aerr == nil && berr == nil && a == b
+		if oi, e1 := os.Lstat(*out); e1 == nil {
+			if si, e2 := os.Stat(o.SerialLog); e2 == nil && os.SameFile(oi, si) {
+				same = true
+			}
+		}
+		if same {
+			err = fmt.Errorf("-o %s is also the --serial-log: the domain's serial console, opened when it starts, would overwrite the XML; give two paths", *out)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)

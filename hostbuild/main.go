@@ -164,7 +164,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hostbuild: unknown command %q; run 'hostbuild help' for the list\n", args[0])
 		return exitUsage
 	}
-	return c.run(ctx, args[1:], stdout, stderr)
+	// What a command prints on stdout is often its output file
+	// ("hostbuild cmdline > cmdline", "libvirt ... > katana.xml"): a
+	// write that failed (a full disk) must not exit 0. run's stdout is
+	// only its report, and its exit status the guest's outcome.
+	if c.name == "run" {
+		return c.run(ctx, args[1:], stdout, stderr)
+	}
+	ew := &errWriter{w: stdout}
+	code := c.run(ctx, args[1:], ew, stderr)
+	if code == exitOK && ew.err != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: writing to stdout: %v\n", c.name, ew.err)
+		return exitFail
+	}
+	return code
+}
+
+// errWriter keeps the first error of its writes.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	n, err := e.w.Write(p)
+	if err != nil && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // newFlagSet is a subcommand's flag set: its errors and help go to

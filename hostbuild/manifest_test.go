@@ -351,6 +351,21 @@ func TestMeasureManifestJSON(t *testing.T) {
 	if len(m.Measurements) != 1 || doc.Measurement != m.Measurements[0].Measurement || len(doc.Steps) == 0 || doc.Steps[len(doc.Steps)-1].Digest != doc.Measurement {
 		t.Errorf("--json printed measurement %s with %d steps; the manifest records %+v", doc.Measurement, len(doc.Steps), m.Measurements)
 	}
+
+	// An initrd rewritten between the two readings: the JSON would print
+	// one measurement and the manifest hold another, both exit 0.
+	orig, err := os.ReadFile(in.initrd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.WriteFile(in.initrd, orig, 0o644)
+	measureComputed = func() { os.WriteFile(in.initrd, append(bytes.Clone(orig), 0), 0o644) }
+	defer func() { measureComputed = func() {} }()
+	stdout, stderr, code = runHB(t, "measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--ovmf", in.ovmf,
+		"--kernel", in.kernel, "--initrd", in.initrd, "--append", "console=ttyS0 panic=-1", "--manifest", out, "--json")
+	if code != exitFail || stdout != "" || !strings.Contains(stderr, "an input changed while it was read") {
+		t.Errorf("initrd rewritten between the readings: exit %d, stdout %q\n%s", code, stdout, stderr)
+	}
 }
 
 // A --cmdline without console=ttyS0 or panic=-1 is recorded (a custom

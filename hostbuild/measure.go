@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -131,6 +132,18 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return exitFail
 	}
 	var res measure.Result
+	code := exitOK
+	compute := func() (measure.Result, int) {
+		res, err := measure.Compute(ctx, o)
+		if err != nil {
+			fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
+			if errors.Is(err, measure.ErrUsage) {
+				return res, exitUsage
+			}
+			return res, exitFail
+		}
+		return res, exitOK
+	}
 	if *manifestPath != "" {
 		if o.Mode != measure.ModeSNP || o.SnpOVMFHash != "" {
 			return usageFail("--manifest needs mode snp without --snp-ovmf-hash (the manifest records the firmware's own hash)")
@@ -158,30 +171,32 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		g.OVMF, g.Kernel, g.Initrd, g.Cmdline = o.OVMF, o.Kernel, o.Initrd, o.Append
 		g.VCPUs, g.VCPUTypes = []int{o.VCPUs}, []string{o.VCPUType}
 		g.VMMType, g.GuestFeatures = o.VMMType, o.GuestFeatures
+		// --json's steps come from a reading of their own, made first, so
+		// that an interruption cannot leave a new manifest behind an
+		// "interrupted"; the two readings are compared below.
+		if *jsonOut {
+			if res, code = compute(); code != exitOK {
+				return code
+			}
+			measureComputed()
+		}
 		m, code := writeManifest(ctx, "measure", *manifestPath, g, stderr)
 		if code != exitOK {
 			return code
 		}
-		if !*jsonOut {
-			// The manifest holds exactly this measurement; don't read the inputs twice.
-			d, err := hex.DecodeString(m.Measurements[0].Measurement)
-			if err != nil || len(d) != len(res.Digest) {
-				fmt.Fprintf(stderr, "hostbuild measure: manifest measurement %q is malformed\n", m.Measurements[0].Measurement)
-				return exitFail
-			}
-			copy(res.Digest[:], d)
-		}
-	}
-	if *manifestPath == "" || *jsonOut {
-		var err error
-		res, err = measure.Compute(ctx, o)
-		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
-			if errors.Is(err, measure.ErrUsage) {
-				return exitUsage
-			}
+		// The manifest holds exactly this measurement.
+		d, err := hex.DecodeString(m.Measurements[0].Measurement)
+		if err != nil || len(d) != len(res.Digest) {
+			fmt.Fprintf(stderr, "hostbuild measure: manifest measurement %q is malformed\n", m.Measurements[0].Measurement)
 			return exitFail
 		}
+		if *jsonOut && !bytes.Equal(d, res.Digest[:]) {
+			fmt.Fprintf(stderr, "hostbuild measure: an input changed while it was read: %s (written) holds measurement %s, the JSON's reading gave %s; nothing printed: make sure nothing writes the inputs and run again\n", *manifestPath, m.Measurements[0].Measurement, res.Hex())
+			return exitFail
+		}
+		copy(res.Digest[:], d)
+	} else if res, code = compute(); code != exitOK {
+		return code
 	}
 	out := res.Hex()
 	if f.outputFormat == "base64" {
@@ -458,3 +473,7 @@ func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *mani
 	m.Components.Files = &files
 	return nil
 }
+
+// measureComputed runs between measure --manifest --json's two readings of
+// the inputs (a test changes one there).
+var measureComputed = func() {}

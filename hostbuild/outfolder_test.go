@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -30,4 +32,33 @@ func TestOutputIsAFolder(t *testing.T) {
 			t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, exitFail, out+" is a folder; give a file path")
 		}
 	})
+}
+
+// "-" as an output file is refused naming the flag: the outputs are
+// written atomically by name, and "-" made a file called "-" (manifest
+// printed "-: 1 measurements").
+func TestOutputDashIsNotStdout(t *testing.T) {
+	f := newRunFixture(t)
+	dir := t.TempDir()
+	stage(t, dir, false)
+	for _, tc := range []struct {
+		flag string
+		args []string
+	}{
+		{"-o", []string{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", "-"}},
+		{"-o", []string{"manifest", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "-"}},
+		{"--manifest", []string{"measure", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--append", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest", "-"}},
+		{"-o", []string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "-"}},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			_, stderr, code := hostbuild(t, dir, nil, tc.args...)
+			want := tc.flag + " -: this output is a file, not standard output"
+			if code != exitFail || !strings.Contains(stderr, want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, exitFail, want)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "-")); err == nil {
+				t.Errorf("a file named - was written")
+			}
+		})
+	}
 }

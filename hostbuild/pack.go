@@ -121,7 +121,13 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
 		return exitFail
 	}
-	if err := checkOutput("-o", pf.o.Output, pf.inputs()...); err != nil {
+	// The output's folder is checked before the payload is read and
+	// encoded, which takes seconds.
+	err = checkOutput("-o", pf.o.Output, pf.inputs()...)
+	if err == nil {
+		err = checkOutputFolder("-o", pf.o.Output)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild pack: %v\n", err)
 		return exitFail
 	}

@@ -216,6 +216,14 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	if ro.Poll <= 0 {
 		ro.Poll = 20 * time.Millisecond
 	}
+	// A binary that is not there is found before the previous serial log
+	// is removed: that log is all that is left of the last boot.
+	if _, err := exec.LookPath(c.Binary); err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			return nil, &startError{fmt.Sprintf("starting qemu: %v (install it: apt-get install qemu-system-x86)", err), err, ErrNoBinary}
+		}
+		return nil, fmt.Errorf("starting qemu: %w", err) // not executable, a folder
+	}
 	// Remove only what is there: on a read-only file system removing a
 	// file that does not exist fails with EROFS, not ENOENT, and the
 	// creation below says best what is wrong with the path.

@@ -808,3 +808,21 @@ func TestStartBinaryWithMissingInterpreter(t *testing.T) {
 		t.Errorf("Start with an existing binary whose interpreter is missing = %v; want an error naming the missing interpreter, not ErrNoBinary", err)
 	}
 }
+
+// A Start that cannot run QEMU (no such binary: --qemu mistyped) leaves a
+// previous serial log as it was: it once removed it before finding out,
+// losing the log of the guest's last run, exit 1.
+func TestStartWithoutBinaryKeepsPreviousLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "serial.log")
+	if err := os.WriteFile(log, []byte("the previous boot's console\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(context.Background(), Options{Binary: filepath.Join(dir, "no-qemu"), Kernel: "k", SerialLog: log}, RunOptions{})
+	if !errors.Is(err, ErrNoBinary) {
+		t.Fatalf("Start = %v, want ErrNoBinary", err)
+	}
+	if b, err := os.ReadFile(log); err != nil || string(b) != "the previous boot's console\n" {
+		t.Errorf("previous serial log now %q, %v; want it kept", b, err)
+	}
+}

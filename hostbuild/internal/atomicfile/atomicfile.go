@@ -81,10 +81,20 @@ func CheckFolder(path string) error {
 // notAFolder refuses a path that is a folder. Lstat, as the rename sees
 // it: a symlink to a folder is replaced, like any symlink.
 func notAFolder(path string) error {
-	if fi, err := os.Lstat(path); err == nil && fi.IsDir() {
-		return fmt.Errorf("%s is a folder; give a file path", path)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil
 	}
-	return nil
+	switch t := fi.Mode().Type(); {
+	case t.IsDir():
+		return fmt.Errorf("%s is a folder; give a file path", path)
+	case t == 0 || t&fs.ModeSymlink != 0:
+		return nil
+	default:
+		// The rename would put a regular file in its place ("-o /dev/null"
+		// as root replaced the system's null device).
+		return fmt.Errorf("%s is not a regular file (%v), which an output would replace; give a file path", path, t)
+	}
 }
 
 // tempPattern is the os.CreateTemp pattern of a temporary file for path:

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -77,5 +79,35 @@ func TestTemporaryName(t *testing.T) {
 				t.Errorf("folder events %q, want the creation of .out.img.<number>.tmp and its rename to out.img", got)
 			}
 		})
+	}
+}
+
+// An output path that holds a device node, a FIFO or a socket is refused
+// and left as it is: the rename would replace it with a regular file
+// ("hostbuild pack -o /dev/null" as root replaced the system's /dev/null).
+func TestWriteFileRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	paths := map[string]fs.FileMode{}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	paths[fifo] = fs.ModeNamedPipe
+	if os.Geteuid() == 0 {
+		null := filepath.Join(dir, "null")
+		if err := unix.Mknod(null, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))); err != nil {
+			t.Fatal(err)
+		}
+		paths[null] = fs.ModeDevice | fs.ModeCharDevice
+	}
+	for p, typ := range paths {
+		err := WriteFile(p, []byte("output"), 0o644)
+		fi, serr := os.Lstat(p)
+		if serr != nil {
+			t.Fatal(serr)
+		}
+		if err == nil || fi.Mode().Type() != typ {
+			t.Errorf("WriteFile(%s) = %v; now %v, want an error and the %v left as it was", p, err, fi.Mode().Type(), typ)
+		}
 	}
 }

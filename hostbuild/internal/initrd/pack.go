@@ -742,7 +742,10 @@ func writeAtomic(ctx context.Context, out string, fill func(io.Writer) error, re
 	cw := &countWriter{w: io.MultiWriter(f, h)}
 	bw := newBufWriter(cw)
 	if err := fill(bw); err != nil {
-		return err
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return err
+		}
+		return fmt.Errorf("writing %s: %w", out, err)
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing %s: %w", out, err)
