@@ -87,15 +87,19 @@ func (f *fakeSNP) Ioctl(cmd uintptr, arg any) (uintptr, error) {
 		return 0, fmt.Errorf("fake: unexpected argument %T", arg)
 	}
 	var rd [64]byte
+	var vmpl uint32
 	switch r := req.ReqData.(type) {
 	case *labi.SnpReportReqABI:
-		rd = r.ReportData
+		rd, vmpl = r.ReportData, r.Vmpl
 	case *labi.SnpExtendedReportReq:
-		rd = r.Data.ReportData
+		rd, vmpl = r.Data.ReportData, r.Data.Vmpl
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := fakeReport(rd)
+	// As the hardware does, the report carries the VMPL it was asked at:
+	// an agent asking at another than 0 fails attest's VMPL check.
+	binary.LittleEndian.PutUint32(r[0x30:], vmpl)
 	if f.edit != nil {
 		f.edit(r[:abi.ReportSize])
 	}
@@ -141,4 +145,57 @@ func fakeTSM(t testing.TB, signer *test.AmdSigner, provider string) configfsi.Cl
 		return base(e, attr)
 	}
 	return &faketsm.Client{Subsystems: map[string]configfsi.Client{"report": sub}}
+}
+
+// vmplRecorder records the VMPL of each report request.
+type vmplRecorder struct {
+	*fakeSNP
+	vmpls []uint32
+}
+
+func (v *vmplRecorder) Ioctl(cmd uintptr, arg any) (uintptr, error) {
+	if req, ok := arg.(*labi.SnpUserGuestRequest); ok {
+		switch r := req.ReqData.(type) {
+		case *labi.SnpReportReqABI:
+			v.vmpls = append(v.vmpls, r.Vmpl)
+		case *labi.SnpExtendedReportReq:
+			v.vmpls = append(v.vmpls, r.Data.Vmpl)
+		}
+	}
+	return v.fakeSNP.Ioctl(cmd, arg)
+}
+
+// The agent's reports are requested at VMPL 0, the VMPL attest requires
+// (README: Katana's own are VMPL 1): the fake device answered VMPL 0
+// whatever was asked, so a wrong request passed every test.
+func TestDefaultQuoterRequestsVMPL0(t *testing.T) {
+	fa, ok := DefaultQuoter().(*FirstAvailable)
+	if !ok {
+		t.Fatalf("DefaultQuoter is %T", DefaultQuoter())
+	}
+	for _, p := range fa.Providers {
+		switch q := p.(type) {
+		case *ConfigfsTSM:
+			// nil leaves the kernel's default, 0 without an SVSM.
+			if q.Privilege != nil && *q.Privilege != 0 {
+				t.Errorf("configfs-tsm privlevel %d, want 0 or the default", *q.Privilege)
+			}
+		case *SevGuestIoctl:
+			rec := &vmplRecorder{fakeSNP: newFakeSNP(t, testSigner(t))}
+			q.Open = func() (Ioctler, error) { return rec, nil }
+			if _, _, err := q.Quote([64]byte{1}); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.vmpls) == 0 {
+				t.Fatal("no report request reached the device")
+			}
+			for _, v := range rec.vmpls {
+				if v != 0 {
+					t.Errorf("SNP_GET_(EXT_)REPORT asked for VMPL %d, want 0", v)
+				}
+			}
+		default:
+			t.Errorf("unexpected provider %T", p)
+		}
+	}
 }
