@@ -727,9 +727,10 @@ func TestAttestUntrustedTextIsEscaped(t *testing.T) {
 		addr string
 		want int
 	}{
+		// An unknown provider is refused (malformed answer), quoted.
 		{"provider, on a measurement failure", serveAgent(t, &fakeAgent{s: s, report: func(r []byte) { r[0x90] ^= 1 },
-			resp: func(r *agentapi.AttestationResponse) { r.Provider = spoof }}), 6},
-		{"provider, on success", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.Provider = spoof }}), 0},
+			resp: func(r *agentapi.AttestationResponse) { r.Provider = spoof }}), 3},
+		{"provider, on success", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.Provider = spoof }}), 3},
 		{"nonce of a stale report", serveAgent(t, &fakeAgent{s: s, nonce: stale, resp: func(r *agentapi.AttestationResponse) { r.Nonce = spoof }}), 5},
 		{"report_data", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.ReportData = spoof }}), 5},
 		{"config_digest", serveAgent(t, &fakeAgent{s: s, resp: func(r *agentapi.AttestationResponse) { r.ConfigDigest = spoof }}), 5},

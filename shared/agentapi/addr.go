@@ -65,8 +65,8 @@ func parseAddr(s string, dial bool) (Addr, error) {
 				return Addr{}, fmt.Errorf("%w %q: want vsock:CID:PORT", ErrBadAddr, s)
 			}
 			c, err := parseU32(cid)
-			if err != nil || c < 3 {
-				return Addr{}, fmt.Errorf("%w %q: guest CID must be a number >= 3", ErrBadAddr, s)
+			if err != nil || c < 3 || c == 0xffffffff { // 4294967295: VMADDR_CID_ANY
+				return Addr{}, fmt.Errorf("%w %q: guest CID must be a number from 3 to 4294967294", ErrBadAddr, s)
 			}
 			p, err := parsePort(port)
 			if err != nil {

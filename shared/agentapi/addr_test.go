@@ -104,3 +104,10 @@ func FuzzParseListenAddr(f *testing.F) {
 		}
 	})
 }
+
+// VMADDR_CID_ANY (2^32-1) is no guest's CID: --cid refuses it, so must --addr.
+func TestParseDialAddrRefusesCIDAny(t *testing.T) {
+	if a, err := ParseDialAddr("vsock:4294967295:1024"); err == nil {
+		t.Errorf("ParseDialAddr(vsock:4294967295:1024) = %v, want an error (VMADDR_CID_ANY)", a)
+	}
+}

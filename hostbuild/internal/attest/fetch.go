@@ -102,7 +102,10 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
 	if err != nil {
-		return nil, fail(ClassTransport, "reading the agent's answer: %w", err)
+		if errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil {
+			return nil, fail(ClassTransport, "the agent at %s gave no complete answer within %v (--timeout): it sent its headers, then its answer stalled; is it the agent's port? raise --timeout on a slow (TCG) guest", o.Addr, timeout)
+		}
+		return nil, fail(ClassTransport, "reading the answer of the agent at %s: %w", o.Addr, err)
 	}
 	if len(body) > MaxResponseSize {
 		return nil, fail(ClassTransport, "the agent's answer exceeds %d bytes", MaxResponseSize)
@@ -148,6 +151,11 @@ func DecodeResponse(b []byte) (*agentapi.AttestationResponse, error) {
 	}
 	if r.APIVersion != agentapi.APIVersion {
 		return nil, fmt.Errorf("attestation response api_version %d, this tool speaks %d", r.APIVersion, agentapi.APIVersion)
+	}
+	// provider is not signed, yet shown beside a verified result: only
+	// the two names the agent uses.
+	if r.Provider != agentapi.ProviderConfigfsTSM && r.Provider != agentapi.ProviderSevGuest {
+		return nil, fmt.Errorf("attestation response provider %q: the agent names %s or %s", r.Provider, agentapi.ProviderConfigfsTSM, agentapi.ProviderSevGuest)
 	}
 	return &r, nil
 }

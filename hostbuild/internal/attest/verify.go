@@ -2,6 +2,7 @@ package attest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/x509"
 	"encoding/binary"
@@ -767,7 +768,11 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 		return nil, fail(ClassChain, "report is signed by a VLEK but no VLEK certificate was provided (the guest's table had none; pass --certs DIR with vlek.pem)")
 	}
 	if si.SigningKey == abi.VcekReportSigner && len(cc.VcekCert) == 0 && !o.AllowKDS {
-		return nil, fail(ClassChain, "no VCEK certificate: the guest sent no certificate table; pass --certs DIR with vcek.pem or allow fetching it from AMD's KDS with --kds")
+		sent := "the guest sent no certificate table"
+		if len(certTable) > 0 {
+			sent = "the guest's certificate table has no VCEK entry"
+		}
+		return nil, fail(ClassChain, "no VCEK certificate: %s; pass --certs DIR with vcek.pem or allow fetching it from AMD's KDS with --kds", sent)
 	}
 	getter := o.Getter
 	if o.AllowKDS && getter == nil {
@@ -925,6 +930,25 @@ func checkCertTable(t []byte) error {
 		if e[0] < header || e[0]+e[1] > uint64(len(t)) {
 			return fmt.Errorf("entry %d (offset %d, length %d) is outside the certificate data (bytes %d to %d)", i, e[0], e[1], header, len(t))
 		}
+	}
+	// go-sev-guest copies every entry: entries that overlap would cost
+	// their count times the table (a few MiB of table, tens of GiB).
+	// Each byte of the data belongs to one entry at most, and each GUID
+	// names one entry (readers differ on which of two counts).
+	sorted := slices.Clone(entries)
+	slices.SortFunc(sorted, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	for i := 1; i < len(sorted); i++ {
+		if p := sorted[i-1]; p[0]+p[1] > sorted[i][0] {
+			return fmt.Errorf("entries overlap (offset %d, length %d and offset %d, length %d): each certificate has bytes of its own", p[0], p[1], sorted[i][0], sorted[i][1])
+		}
+	}
+	seen := map[string]bool{}
+	for i := 0; i < len(entries); i++ {
+		g := string(t[i*n : i*n+16])
+		if seen[g] {
+			return fmt.Errorf("entry %d repeats the GUID of an earlier entry", i)
+		}
+		seen[g] = true
 	}
 	return nil
 }
