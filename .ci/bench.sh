@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
 out=${1:-out/bench.md}
 mkdir -p "$(dirname "$out")"
+# Collected beside the result and moved in at the end: a failed bench
+# leaves no file that looks like a result.
+final=$out
+out=$(mktemp "$final.tmp.XXXXXX")
+trap 'rm -f "$out"' EXIT
 {
   echo "# Benchmark run $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
@@ -18,4 +23,5 @@ for s in .ci/bench/*.sh; do
   bash "$s" | tee -a "$out"
   echo >> "$out"
 done
-echo "bench: results in $out" >&2
+mv "$out" "$final"
+echo "bench: results in $final" >&2

@@ -5,12 +5,13 @@
 #   ovmf             Debian's firmware builds for the OVMF parser tests
 #   cpio             GNU cpio cross-checks our archives
 #   busybox-static   the seed's busybox init, the boot benchmark's baseline
-#   curl, bc         benchmark scripts; zstd for manual inspection
+#   curl, bc, openssl, time
+#                    benchmark scripts; zstd for manual inspection
 #   libvirt-clients, libxml2-utils
 #                    virt-xml-validate checks the XML of hostbuild libvirt
 #   make             make test, make demo (not on a minimal Debian install)
 set -euo pipefail
-pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc ca-certificates zstd libvirt-clients libxml2-utils)
+pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc openssl time ca-certificates zstd libvirt-clients libxml2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
