@@ -500,25 +500,15 @@ func (in *initProc) boot() {
 	// The payload's frames and the other files are checked at once: the
 	// payload's mapping calls leave a CPU free for the others.
 	in.goSafe("integrity", func() {
-		var res integrityResult
-		done := make(chan error, 1)
-		in.goSafe("payload", func() {
-			var err error
+		integ <- in.checkBoth(func() (payload.Report, integrity.Pinned, error) {
 			if framed {
-				res.p, err = payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher, HugeTmpfs: true})
-				res.pin = integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: frames.SHA256, From: "the frame list", Hash: hasher}
-			} else {
-				res.pin = integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: list[initrdlayout.PayloadPath], From: "the content list", Hash: hasher}
+				p, err := payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher, HugeTmpfs: true})
+				return p, integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: frames.SHA256, From: "the frame list", Hash: hasher}, err
 			}
-			done <- err
+			return payload.Report{}, integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: list[initrdlayout.PayloadPath], From: "the content list", Hash: hasher}, nil
+		}, func() (integrity.Report, error) {
+			return integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
 		})
-		var err error
-		res.r, err = integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
-		if perr := <-done; perr != nil {
-			err = perr // the payload's error first: it names the frame
-		}
-		res.err = err
-		integ <- res
 	})
 	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }
 	r, err := modload.Load(rest, modload.Options{Root: "/", Contents: list, KernelLog: kernelLog})
@@ -659,6 +649,48 @@ type integrityResult struct {
 	p   payload.Report
 	pin integrity.Pinned
 	err error
+}
+
+// checkBoth runs the payload's check and the other files' check at once
+// and returns their combined result, or the first error as soon as either
+// check fails: the other may take minutes on a slow guest, and until a
+// result is in, a stop request ends the boot cleanly (awaitCheck), which
+// must not hide a failure already found.
+func (in *initProc) checkBoth(payloadCheck func() (payload.Report, integrity.Pinned, error), files func() (integrity.Report, error)) integrityResult {
+	type pres struct {
+		p   payload.Report
+		pin integrity.Pinned
+		err error
+	}
+	type fres struct {
+		r   integrity.Report
+		err error
+	}
+	pc, fc := make(chan pres, 1), make(chan fres, 1)
+	in.goSafe("payload", func() {
+		p, pin, err := payloadCheck()
+		pc <- pres{p, pin, err}
+	})
+	in.goSafe("integrity", func() {
+		r, err := files()
+		fc <- fres{r, err}
+	})
+	var res integrityResult
+	for range 2 {
+		select {
+		case p := <-pc:
+			if p.err != nil {
+				return integrityResult{err: p.err}
+			}
+			res.p, res.pin = p.p, p.pin
+		case f := <-fc:
+			if f.err != nil {
+				return integrityResult{err: f.err}
+			}
+			res.r = f.r
+		}
+	}
+	return res
 }
 
 // stopBeforeStart begins the line, a stable marker, for a stop requested

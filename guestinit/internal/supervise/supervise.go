@@ -200,6 +200,10 @@ func (r *runner) start() error {
 	// fatal path waits for this supervision to end, then kills every
 	// process and powers off. A stop requested after this point finds
 	// the payload started, and Run stops it like any other.
+	// A SIGTERM or SIGINT that came while nothing read the signals (a
+	// restart's check of the payload, emptying TMPDIR) is a stop
+	// requested before this start too.
+	r.pendingStops("before katana started")
 	select {
 	case <-r.o.Status.StopRequested():
 		return errStopRequested
@@ -241,18 +245,7 @@ func Run(ctx context.Context, o Options) Outcome {
 	// A SIGTERM or SIGINT (Ctrl-Alt-Del) that reached PID 1 during the boot
 	// waits in o.Signals: it is a stop requested before Katana starts, like
 	// a power button press then.
-	for pending := true; pending; {
-		select {
-		case sig := <-o.Signals:
-			if sig == unix.SIGTERM || sig == unix.SIGINT {
-				name := unix.SignalName(sig.(syscall.Signal))
-				o.Status.RequestStop("signal " + name)
-				r.o.Log("received %s during the boot: graceful stop", name)
-			}
-		default:
-			pending = false
-		}
-	}
+	r.pendingStops("during the boot")
 	stopReq := o.Status.StopRequested()
 	select {
 	case <-stopReq:
@@ -368,6 +361,27 @@ func Run(ctx context.Context, o Options) Outcome {
 			}
 			r.restarts++
 			o.Status.AddRestart()
+		}
+	}
+}
+
+// pendingStops takes the signals waiting in o.Signals while Katana is not
+// running: SIGTERM and SIGINT become a stop request, SIGCHLD a reap (of
+// what Katana left), SIGHUP is dropped (no Katana to pass it to).
+func (r *runner) pendingStops(when string) {
+	for {
+		select {
+		case sig := <-r.o.Signals:
+			switch sig {
+			case unix.SIGTERM, unix.SIGINT:
+				name := unix.SignalName(sig.(syscall.Signal))
+				r.o.Status.RequestStop("signal " + name)
+				r.o.Log("received %s %s: graceful stop", name, when)
+			case unix.SIGCHLD:
+				r.reap() // Katana is not running: no outcome
+			}
+		default:
+			return
 		}
 	}
 }
