@@ -166,3 +166,17 @@ func TestErrorString(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// The domain tag is matched in full, its terminating NUL included: a
+// preimage whose tag differs only in that byte is not a v1 preimage.
+func TestSplitPreimageTagTerminator(t *testing.T) {
+	good, _ := ReportDataPreimage(seq(32), [32]byte{1})
+	bad := append([]byte{}, good...)
+	bad[len(ReportDataTag)-1] = '0' // "katana-snp/report-data/v10..."
+	if _, _, err := SplitPreimage(bad); !errors.Is(err, ErrBadPreimage) {
+		t.Errorf("tag %q: SplitPreimage error = %v, want ErrBadPreimage", bad[:len(ReportDataTag)], err)
+	}
+	if _, _, err := SplitPreimage(good); err != nil {
+		t.Errorf("good preimage: %v", err)
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/guestinit/internal/power"
+)
+
+// init runs before TestMain: with GUESTINIT_TEST_EPIPE=1 the test binary
+// catches signals as main does, then writes to a standard error whose
+// reader is gone.
+func init() {
+	if os.Getenv("GUESTINIT_TEST_EPIPE") != "1" {
+		return
+	}
+	catchSignals()
+	r, w, err := os.Pipe()
+	if err != nil {
+		os.Exit(4)
+	}
+	r.Close()
+	if err := unix.Dup2(int(w.Fd()), 2); err != nil {
+		os.Exit(5)
+	}
+	_, err = fmt.Fprintln(os.Stderr, "a log line to a console that went away")
+	fmt.Println("write:", err)
+	fmt.Println("PID 1 survived")
+	os.Exit(0)
+}
+
+// A failed write to fd 2 (the kernel's console before the init reopens
+// it) is EPIPE, not the end of PID 1: without SIGPIPE among the caught
+// signals, package os ends the process with SIGPIPE.
+func TestSurvivesEPIPEOnStderr(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GUESTINIT_TEST_EPIPE=1")
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "PID 1 survived") || !strings.Contains(string(out), "broken pipe") {
+		t.Fatalf("write to a broken stderr: %v; output %q", err, out)
+	}
+}
+
+// The signals the package doc promises PID 1 survives, listed here rather
+// than taken from absorbedSignals (a signal dropped from that list would
+// drop its own test case too).
+func TestAbsorbedSignalsDocumented(t *testing.T) {
+	want := []syscall.Signal{unix.SIGQUIT, unix.SIGILL, unix.SIGTRAP, unix.SIGABRT, unix.SIGBUS, unix.SIGFPE,
+		unix.SIGSEGV, unix.SIGSTKFLT, unix.SIGSYS, unix.SIGPIPE, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU}
+	for _, w := range want {
+		found := false
+		for _, s := range absorbedSignals {
+			found = found || s == w
+		}
+		if !found {
+			t.Errorf("%s is not caught: a Go PID 1 dies of it (a kernel panic)", unix.SignalName(w))
+		}
+	}
+}
+
+// A boot error ends the agent's reports at once: the config they bind will
+// not run (and the payload may have been found tampered with).
+func TestFatalEndsReadiness(t *testing.T) {
+	in, _, halted := testInit(t)
+	in.ready.Checked()
+	if err := in.ready.Err(); err != nil {
+		t.Fatalf("ready after Checked: %v", err)
+	}
+	in.fatal(errors.New("before restarting katana: tampered"))
+	<-halted
+	if in.ready.Err() == nil {
+		t.Error("the agent would still give reports after a boot error")
+	}
+}
+
+// Only the first boot error powers off; a second one (another goroutine's
+// panic meanwhile) logs its reason and leaves the power-off to the first.
+func TestSecondFatalParks(t *testing.T) {
+	in, log, halted := testInit(t)
+	in.fatal(errors.New("first"))
+	<-halted
+	go in.fatal(errors.New("second"))
+	select {
+	case at := <-halted:
+		t.Errorf("a second boot error powered off again:\n%s", at)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if !strings.Contains(log.String(), "boot error: second") {
+		t.Errorf("log lacks the second boot error:\n%s", log.String())
+	}
+}
+
+// When a fatal path is under way, the boot's own end (the supervision
+// returning as the fatal's stop request ends Katana, or katana.on_exit)
+// leaves the power-off to it: no second power-off, and no reboot for
+// katana.on_exit=reboot after a boot error.
+func TestEndDuringFatalParks(t *testing.T) {
+	in, _, halted := testInit(t)
+	in.failing.Store(true)
+	go in.end(power.Reboot, "shutdown: %s", "katana.on_exit=reboot after exit status=0")
+	select {
+	case at := <-halted:
+		t.Errorf("end powered off while a boot error was being handled:\n%s", at)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
