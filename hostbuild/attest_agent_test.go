@@ -675,27 +675,11 @@ func TestAttestUntrustedTextIsEscaped(t *testing.T) {
 	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
 	stale := bytes.Repeat([]byte{9}, 64)
 	rawStatus := func(status, body string) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(10 * time.Second))
-					buf := make([]byte, 4096)
-					c.Read(buf)
-					fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, len(body), body)
-				}()
-			}
-		}()
-		return "tcp:" + l.Addr().String()
+		return rawAgent(t, func(c net.Conn) {
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			c.Read(make([]byte, 4096))
+			fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", status, len(body), body)
+		})
 	}
 	errBody, _ := json.Marshal(agentapi.ErrorResponse{Error: agentapi.Error{Code: "busy" + spoof, Message: spoof}})
 	// A VCEK in the host's certificate table, signed by the ASK, whose

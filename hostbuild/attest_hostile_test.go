@@ -19,11 +19,27 @@ import (
 // message names --timeout as it does for a silent agent.
 func TestAttestStallingBodyNamesTimeout(t *testing.T) {
 	mpath := writeTestManifest(t, t.TempDir())
+	addr := rawAgent(t, func(c net.Conn) {
+		c.Read(make([]byte, 4096))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+		time.Sleep(5 * time.Second)
+	})
+	code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", addr, "--manifest", mpath, "--timeout", "300ms")
+	if code != 3 || !strings.Contains(stderr, "within 300ms (--timeout)") {
+		t.Errorf("stalling body: exit %d, stderr %q; want 3 naming --timeout", code, stderr)
+	}
+}
+
+// rawAgent listens on a loopback TCP port and gives each connection to
+// answer, which writes what it likes (raw HTTP, or nothing); it returns
+// the --addr of the listener, closed at the test's end.
+func rawAgent(t *testing.T, answer func(c net.Conn)) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -32,17 +48,11 @@ func TestAttestStallingBodyNamesTimeout(t *testing.T) {
 			}
 			go func() {
 				defer c.Close()
-				buf := make([]byte, 4096)
-				c.Read(buf)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
-				time.Sleep(5 * time.Second)
+				answer(c)
 			}()
 		}
 	}()
-	code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:"+l.Addr().String(), "--manifest", mpath, "--timeout", "300ms")
-	if code != 3 || !strings.Contains(stderr, "within 300ms (--timeout)") {
-		t.Errorf("stalling body: exit %d, stderr %q; want 3 naming --timeout", code, stderr)
-	}
+	return "tcp:" + l.Addr().String()
 }
 
 // certTableOf is a GUID table with the given certificates.

@@ -149,21 +149,9 @@ func TestAttestTransport(t *testing.T) {
 func TestAttestSilentAndRedirectingAgent(t *testing.T) {
 	dir := t.TempDir()
 	mpath := writeTestManifest(t, dir)
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
-	code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", "tcp:"+silent.Addr().String(), "--manifest", mpath, "--timeout", "300ms")
+	// Held open, never answered, until the test ends.
+	silent := rawAgent(t, func(net.Conn) { <-t.Context().Done() })
+	code, _, stderr := runCmd(t, "", "attest", "--min-tcb", "none", "--addr", silent, "--manifest", mpath, "--timeout", "300ms")
 	if code != 3 || !strings.Contains(stderr, "no complete answer within 300ms (--timeout)") || !strings.Contains(stderr, "raise --timeout") {
 		t.Errorf("silent agent: exit %d, stderr %q; want 3 naming --timeout", code, stderr)
 	}
