@@ -82,13 +82,13 @@ func TestManifestCommand(t *testing.T) {
 		t.Errorf("measure printed %s, manifest entry %+v, %v", stdout, e, ok)
 	}
 
-	// measure --manifest: the single-entry manifest carries what it printed.
+	// measure --manifest-out: the single-entry manifest carries what it printed.
 	single := filepath.Join(in.dir, "single.json")
 	t.Setenv("SOURCE_DATE_EPOCH", "7")
 	stdout2, stderr, code := runHB(t, "measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--ovmf", in.ovmf,
-		"--kernel", in.kernel, "--initrd", in.initrd, "--append", cmdline, "--manifest", single)
+		"--kernel", in.kernel, "--initrd", in.initrd, "--append", cmdline, "--manifest-out", single)
 	if code != exitOK || stdout2 != stdout {
-		t.Fatalf("measure --manifest: exit %d, stdout %q (want %q), stderr %s", code, stdout2, stdout, stderr)
+		t.Fatalf("measure --manifest-out: exit %d, stdout %q (want %q), stderr %s", code, stdout2, stdout, stderr)
 	}
 	sm, err := manifest.Load(single)
 	if err != nil {
@@ -324,14 +324,14 @@ func TestManifestSourceDateEpochEnvBounds(t *testing.T) {
 	}
 }
 
-// measure --manifest --json prints the JSON of the measurement the manifest
+// measure --manifest-out --json prints the JSON of the measurement the manifest
 // records, steps included (without --json measure takes the digest from the
 // manifest; with it, the steps need the inputs measured again).
 func TestMeasureManifestJSON(t *testing.T) {
 	in := makeManifestInputs(t)
 	out := filepath.Join(in.dir, "m.json")
 	stdout, stderr, code := runHB(t, "measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--ovmf", in.ovmf,
-		"--kernel", in.kernel, "--initrd", in.initrd, "--append", "console=ttyS0 panic=-1", "--manifest", out, "--json")
+		"--kernel", in.kernel, "--initrd", in.initrd, "--append", "console=ttyS0 panic=-1", "--manifest-out", out, "--json")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -362,7 +362,7 @@ func TestMeasureManifestJSON(t *testing.T) {
 	measureComputed = func() { os.WriteFile(in.initrd, append(bytes.Clone(orig), 0), 0o644) }
 	defer func() { measureComputed = func() {} }()
 	stdout, stderr, code = runHB(t, "measure", "--vcpus", "2", "--vcpu-type", "EPYC-v4", "--ovmf", in.ovmf,
-		"--kernel", in.kernel, "--initrd", in.initrd, "--append", "console=ttyS0 panic=-1", "--manifest", out, "--json")
+		"--kernel", in.kernel, "--initrd", in.initrd, "--append", "console=ttyS0 panic=-1", "--manifest-out", out, "--json")
 	if code != exitFail || stdout != "" || !strings.Contains(stderr, "an input changed while it was read") {
 		t.Errorf("initrd rewritten between the readings: exit %d, stdout %q\n%s", code, stdout, stderr)
 	}
@@ -422,7 +422,7 @@ func TestOutputFolderCheckedFirst(t *testing.T) {
 		{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img", "--cmdline", "console=ttyS0 panic=-1",
 			"--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "nonexist/m.json"},
 		{"measure", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img", "--append", "console=ttyS0 panic=-1",
-			"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest", "nonexist/m.json"},
+			"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest-out", "nonexist/m.json"},
 	} {
 		_, errOut, code := hostbuild(t, dir, nil, args...)
 		if code != exitFail || !strings.Contains(errOut, "nonexist/m.json: its folder nonexist cannot be used (no such file or directory): create it, or write elsewhere") {

@@ -37,7 +37,7 @@ The cmdline (--append) is hashed byte for byte plus a NUL, never trimmed.
 A kernel with an OVMF that has no SNP_KERNEL_HASHES section is refused:
 QEMU would boot that kernel, initrd and cmdline unmeasured.
 
-With --manifest FILE it also writes a manifest (see 'hostbuild manifest')
+With --manifest-out FILE it also writes a manifest (see 'hostbuild manifest')
 for this single vCPU count and type.
 
 Exit status: 0 ok, 1 the inputs cannot be measured, 2 usage error.
@@ -74,7 +74,11 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	jsonOut := fs.Bool("json", false, "print JSON with the inputs' SHA-256s and the digest after every step")
 	verbose := fs.Bool("v", false, "print 'Calculated SEV_SNP guest measurement: ...' like sev-snp-measure -v")
 	fs.BoolVar(verbose, "verbose", false, "same as -v")
-	manifestPath := fs.String("manifest", "", "also write a manifest for this configuration to `file`")
+	manifestPath := fs.String("manifest-out", "", "also write a manifest for this configuration to `file` (replaced)")
+	// --manifest is what every other command reads: refused here, so that
+	// "measure ... --manifest out/manifest.json", meant as a check, does
+	// not replace build's manifest.
+	fs.String("manifest", "", "not a flag of measure: --manifest-out FILE writes a manifest")
 	// sev-snp-measure's flags for what this tool does not do are known,
 	// to say so rather than "flag provided but not defined".
 	svsmFlags := []string{"svsm", "vars-size", "vars-file"}
@@ -91,6 +95,9 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
 	set := flagsSet(fs)
+	if set["manifest"] {
+		return usageFail("--manifest is not a flag of measure (other commands read the manifest it names; measure would write it): give --manifest-out FILE to write one, or 'hostbuild reproduce --manifest FILE ...' to check one")
+	}
 	for _, n := range svsmFlags {
 		if set[n] {
 			return usageFail("--%s: SVSM (sev-snp-measure's mode snp:svsm) is not supported: this tool measures SEV-SNP direct boot (modes snp, snp:ovmf-hash)", n)
@@ -111,7 +118,7 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if *manifestPath == "" {
 		for _, name := range []string{"payload", "init", "policy", "source-date-epoch"} {
 			if set[name] {
-				return usageFail("--%s only goes into a manifest; add --manifest FILE", name)
+				return usageFail("--%s only goes into a manifest; add --manifest-out FILE", name)
 			}
 		}
 	}
@@ -123,11 +130,11 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
 		return exitFail
 	}
-	if err := checkOutput("--manifest", *manifestPath, ins...); err != nil {
+	if err := checkOutput("--manifest-out", *manifestPath, ins...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
 		return exitFail
 	}
-	if err := checkOutputFolder("--manifest", *manifestPath); err != nil {
+	if err := checkOutputFolder("--manifest-out", *manifestPath); err != nil {
 		fmt.Fprintf(stderr, "hostbuild measure: %v\n", err)
 		return exitFail
 	}
@@ -146,13 +153,13 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	if *manifestPath != "" {
 		if o.Mode != measure.ModeSNP || o.SnpOVMFHash != "" {
-			return usageFail("--manifest needs mode snp without --snp-ovmf-hash (the manifest records the firmware's own hash)")
+			return usageFail("--manifest-out needs mode snp without --snp-ovmf-hash (the manifest records the firmware's own hash)")
 		}
 		if o.Kernel == "" || o.Initrd == "" {
-			return usageFail("--manifest needs --kernel and --initrd")
+			return usageFail("--manifest-out needs --kernel and --initrd")
 		}
 		if o.VCPUType == "" || o.VCPUSigSet {
-			return usageFail("--manifest needs --vcpu-type (QEMU is launched with -cpu TYPE) and no --vcpu-sig/--vcpu-family")
+			return usageFail("--manifest-out needs --vcpu-type (QEMU is launched with -cpu TYPE) and no --vcpu-sig/--vcpu-family")
 		}
 		// The manifest is what run launches from: its cmdline must be one
 		// the init accepts (measure alone hashes any bytes, as
@@ -474,6 +481,6 @@ func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *mani
 	return nil
 }
 
-// measureComputed runs between measure --manifest --json's two readings of
+// measureComputed runs between measure --manifest-out --json's two readings of
 // the inputs (a test changes one there).
 var measureComputed = func() {}

@@ -186,17 +186,21 @@ func TestMeasureUsageErrors(t *testing.T) {
 		{"positional", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "extra"}, exitUsage, "unexpected argument"},
 		{"unknown flag", []string{"--no-such-flag", "x"}, exitUsage, "flag provided but not defined"},
 		{"missing ovmf file", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", filepath.Join(tmp, "nope")}, exitFail, "no such file"},
-		{"policy without manifest", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--policy", "0x30000"}, exitUsage, "add --manifest"},
+		{"policy without manifest", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--policy", "0x30000"}, exitUsage, "add --manifest-out"},
 		// A manifest is what run launches from: its cmdline must be one the init accepts.
 		{"manifest with a cmdline the init refuses", []string{"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", k,
-			"--append", "katana.bogus=1", "--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "unknown katana.* key"},
-		{"manifest without initrd", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--kernel", k, "--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "--manifest needs --kernel and --initrd"},
+			"--append", "katana.bogus=1", "--manifest-out", filepath.Join(tmp, "m.json")}, exitUsage, "unknown katana.* key"},
+		// --manifest is what the other commands read: measure refuses it
+		// rather than replace build's manifest.
+		{"--manifest instead of --manifest-out", []string{"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", k,
+			"--manifest", filepath.Join(tmp, "m.json")}, exitUsage, "--manifest is not a flag of measure"},
+		{"manifest without initrd", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--ovmf", amd, "--kernel", k, "--manifest-out", filepath.Join(tmp, "m.json")}, exitUsage, "--manifest-out needs --kernel and --initrd"},
 		// --payload and --init are inputs of the manifest: a wrong path is named
 		// with its flag before any file is read, as for the other inputs.
 		{"manifest with a missing payload", []string{"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", k,
-			"--payload", filepath.Join(tmp, "nope"), "--manifest", filepath.Join(tmp, "m.json")}, exitFail, "--payload " + filepath.Join(tmp, "nope") + ": no such file or directory (check the path)"},
+			"--payload", filepath.Join(tmp, "nope"), "--manifest-out", filepath.Join(tmp, "m.json")}, exitFail, "--payload " + filepath.Join(tmp, "nope") + ": no such file or directory (check the path)"},
 		{"manifest with a missing init", []string{"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--ovmf", amd, "--kernel", k, "--initrd", k,
-			"--init", filepath.Join(tmp, "nope"), "--manifest", filepath.Join(tmp, "m.json")}, exitFail, "--init " + filepath.Join(tmp, "nope") + ": no such file or directory (check the path)"},
+			"--init", filepath.Join(tmp, "nope"), "--manifest-out", filepath.Join(tmp, "m.json")}, exitFail, "--init " + filepath.Join(tmp, "nope") + ": no such file or directory (check the path)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,7 +217,7 @@ func TestMeasureUsageErrors(t *testing.T) {
 		})
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "m.json")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a failed measure --manifest left a file: %v", err)
+		t.Errorf("a failed measure --manifest-out left a file: %v", err)
 	}
 }
 

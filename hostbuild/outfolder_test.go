@@ -15,7 +15,7 @@ func TestOutputIsAFolder(t *testing.T) {
 	for _, args := range [][]string{
 		{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", out},
 		{"manifest", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out},
-		{"measure", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--append", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest", out},
+		{"measure", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--append", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest-out", out},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			_, stderr, code := runHB(t, args...)
@@ -47,7 +47,7 @@ func TestOutputDashIsNotStdout(t *testing.T) {
 	}{
 		{"-o", []string{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", "-"}},
 		{"-o", []string{"manifest", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "-"}},
-		{"--manifest", []string{"measure", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--append", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest", "-"}},
+		{"--manifest-out", []string{"measure", "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--append", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--manifest-out", "-"}},
 		{"-o", []string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "-"}},
 	} {
 		t.Run(tc.args[0], func(t *testing.T) {

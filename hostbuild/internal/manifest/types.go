@@ -6,7 +6,7 @@ package manifest
 const Schema = "katana-snp-manifest/v1"
 
 // Manifest is the JSON document written by `hostbuild manifest` and
-// `hostbuild measure --manifest`. Field order is the output order; the
+// `hostbuild measure --manifest-out`. Field order is the output order; the
 // encoding is deterministic (encoding/json, two-space indent, trailing
 // newline, Measurements sorted by VCPUType then VCPUs).
 type Manifest struct {
