@@ -357,6 +357,7 @@ func TestAttestQualifyingFlags(t *testing.T) {
 		{"no --min-tcb", append([]string{"attest"}, tcp...), "--min-tcb is required: give the minimum TCB of AMD's latest security bulletin"},
 		{"verify: no --min-tcb", []string{"verify", dir, "--manifest", "m.json"}, "or --min-tcb none to accept any firmware"},
 		{"--min-mit-vector not hex", append([]string{"attest", "--min-tcb", "none", "--min-mit-vector", "5"}, tcp...), `--min-mit-vector "5": want 0xHEX`},
+		{"--min-tcb part left out", append([]string{"attest", "--min-tcb", "bl=3,tee=0,snp=8"}, tcp...), `--min-tcb "bl=3,tee=0,snp=8": ucode missing: give all four parts`},
 		{"--min-tcb part twice", append([]string{"attest", "--min-tcb", "bl=3,snp=22,snp=0"}, tcp...), `--min-tcb "bl=3,snp=22,snp=0": snp given twice`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -504,7 +504,7 @@ const MinTCBNone = "none"
 var ErrMinTCBRequired = errors.New("--min-tcb is required: give the minimum TCB of AMD's latest security bulletin for the host's processor (bl=N,tee=N,snp=N,ucode=N or 0xHEX; a report's own is its reported_tcb in --json, with --min-tcb none), or --min-tcb none to accept any firmware (an OK then says that no TCB was checked)")
 
 // ParseMinTCB parses --min-tcb: a hex TCB_VERSION ("0x..."), comma-separated
-// parts "bl=3,tee=0,snp=8,ucode=115" (each at most once; fmc= of
+// parts "bl=3,tee=0,snp=8,ucode=115" (each exactly once; fmc= of
 // Turin-era parts is not supported by go-sev-guest v0.15 and is refused),
 // or MinTCBNone (the zero TCBParts: no minimum). The empty string is
 // ErrMinTCBRequired.
@@ -548,6 +548,17 @@ func ParseMinTCB(s string) (kds.TCBParts, error) {
 		default:
 			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: unknown part %q (bl, tee, snp, ucode)", s, k)
 		}
+	}
+	// A part left out would be a floor of 0 for it, unseen: "bl=3,tee=0,
+	// snp=22" accepted any microcode.
+	var missing []string
+	for _, k := range []string{"bl", "tee", "snp", "ucode"} {
+		if !seen[k] {
+			missing = append(missing, k)
+		}
+	}
+	if len(missing) > 0 {
+		return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: %s missing: give all four parts, bl=N,tee=N,snp=N,ucode=N (0 where the bulletin asks for none), or 0xHEX", s, strings.Join(missing, ", "))
 	}
 	return p, nil
 }

@@ -986,6 +986,9 @@ func TestParseMinTCB(t *testing.T) {
 		{in: "None", wantErr: true},
 		{in: "0x7308000000000003", want: kds.TCBParts{BlSpl: 3, SnpSpl: 8, UcodeSpl: 0x73}},
 		{in: "bl=300", wantErr: true},
+		// A part left out would be a floor of 0 for it, unseen.
+		{in: "bl=3,tee=0,snp=8", wantErr: true},
+		{in: "snp=22,ucode=213", wantErr: true},
 		{in: "fmc=1", wantErr: true},
 		{in: "0xzz", wantErr: true},
 	} {
