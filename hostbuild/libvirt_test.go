@@ -241,15 +241,27 @@ func TestLibvirtRefusesNonXMLChars(t *testing.T) {
 	}
 }
 
-// TestLibvirtCmdlineWhitespaceRoundTrips: TAB and CR are XML characters
+// TestLibvirtCmdlineWhitespaceRoundTrips: TAB is an XML character
 // (so is LF, but the manifest refuses it: the kernel's EFI stub ends the
-// cmdline there); encoding/xml writes them as character references, which a
-// parser (libvirt's libxml2 as much as encoding/xml) returns unchanged.
+// cmdline there); encoding/xml writes it as a character reference, which a
+// parser (libvirt's libxml2 as much as encoding/xml) returns unchanged, and
+// libvirt's own copy (written raw) keeps it in element text. A CR, which
+// that copy would read back as LF, is refused (exit 3).
 func TestLibvirtCmdlineWhitespaceRoundTrips(t *testing.T) {
-	cmdline := "console=ttyS0 panic=-1\tkatana.args=\"--name a\tb\rc\""
+	withCR := newRunFixtureCmdline(t, "console=ttyS0 panic=-1 katana.args=\"--name a\rb\"")
+	crOut := filepath.Join(withCR.dir, "cr.xml")
+	_, stderr, code := runHB(t, "libvirt", "--manifest", withCR.manifest, "--ovmf", withCR.ovmf, "--kernel", withCR.kernel, "--initrd", withCR.initrd, "--cid", "3", "-o", crOut)
+	if code != 3 || !strings.Contains(stderr, "U+000D (CR) at byte offset 44, which libvirt saves as a raw CR") {
+		t.Errorf("a cmdline with a CR: exit %d, want 3 naming the CR\n%s", code, stderr)
+	}
+	if _, err := os.Stat(crOut); err == nil {
+		t.Errorf("a refused domain was written to %s", crOut)
+	}
+
+	cmdline := "console=ttyS0 panic=-1\tkatana.args=\"--name a\tb c\""
 	f := newRunFixtureCmdline(t, cmdline)
 	out := filepath.Join(f.dir, "ws.xml")
-	_, stderr, code := runHB(t, "libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", out)
+	_, stderr, code = runHB(t, "libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", out)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}

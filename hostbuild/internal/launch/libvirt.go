@@ -326,6 +326,7 @@ type NotXMLChar struct {
 	Offset int    // byte offset of the character in Value
 	Char   string // e.g. "U+0001", or "byte 0xff (not UTF-8)"
 	Fix    string // what to do instead, naming the flag; may be empty
+	Why    string // why it cannot be written; empty: XML 1.0 cannot carry it
 }
 
 func (e *NotXMLChar) Error() string {
@@ -333,8 +334,12 @@ func (e *NotXMLChar) Error() string {
 	if e.What != "" {
 		what = e.What + " (" + e.Field + ")"
 	}
-	msg := fmt.Sprintf("libvirt: refusing to write the domain: %s %q has %s at byte offset %d, which XML 1.0 cannot carry (libvirt would read back other bytes)",
-		what, e.Value, e.Char, e.Offset)
+	why := e.Why
+	if why == "" {
+		why = "which XML 1.0 cannot carry (libvirt would read back other bytes)"
+	}
+	msg := fmt.Sprintf("libvirt: refusing to write the domain: %s %q has %s at byte offset %d, %s",
+		what, e.Value, e.Char, e.Offset, why)
 	if e.Fix != "" {
 		msg += ": " + e.Fix
 	}
@@ -356,8 +361,13 @@ var xmlFields = map[string]struct{ what, fix string }{
 }
 
 // checkXMLChars checks every string of the domain against XML 1.0's Char
-// production (TAB, LF and CR are fine: encoding/xml writes them as
-// character references, which parsers return unchanged).
+// production, and against what libvirt keeps: encoding/xml writes TAB, LF
+// and CR as character references, which a parser returns unchanged, but
+// libvirt saves the domain (virsh define) with the three written as they
+// are (virBufferEscapeString) and parses that file again whenever its
+// daemon starts, and XML reads a raw CR back as LF and, in an attribute,
+// TAB, LF and CR as spaces. So CR is refused everywhere, TAB and LF in
+// attributes.
 func checkXMLChars(v reflect.Value, path string) error {
 	switch v.Kind() {
 	case reflect.Pointer:
@@ -401,6 +411,12 @@ func checkXMLChars(v reflect.Value, path string) error {
 				return &NotXMLChar{Field: path, What: xmlFields[path].what, Value: s, Offset: i, Char: fmt.Sprintf("byte 0x%02x (not UTF-8)", s[i]), Fix: xmlFields[path].fix}
 			case !isXMLChar(r):
 				return &NotXMLChar{Field: path, What: xmlFields[path].what, Value: s, Offset: i, Char: fmt.Sprintf("U+%04X", r), Fix: xmlFields[path].fix}
+			case r == '\r':
+				return &NotXMLChar{Field: path, What: xmlFields[path].what, Value: s, Offset: i, Char: "U+000D (CR)", Fix: xmlFields[path].fix,
+					Why: "which libvirt saves as a raw CR in its copy of the domain and reads back as LF when its daemon restarts"}
+			case strings.Contains(path, "@") && (r == '\t' || r == '\n'):
+				return &NotXMLChar{Field: path, What: xmlFields[path].what, Value: s, Offset: i, Char: fmt.Sprintf("U+%04X", r), Fix: xmlFields[path].fix,
+					Why: "which libvirt saves raw in an attribute of its copy of the domain and reads back as a space when its daemon restarts"}
 			}
 			i += n
 		}

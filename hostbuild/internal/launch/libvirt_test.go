@@ -416,9 +416,33 @@ func TestLibvirtXMLRefusesNonXMLChars(t *testing.T) {
 			}
 		})
 	}
+	// XML characters that libvirt's own copy of the domain (virsh define
+	// saves TAB, LF and CR raw) would read back as others when its daemon
+	// restarts: CR as LF, and TAB or LF in an attribute as a space.
+	for _, tt := range []struct {
+		name, field, char string
+		offset            int
+		mod               func(p *Plan)
+		why               string
+	}{
+		{"CR in the cmdline", "os/cmdline", "U+000D (CR)", 1, func(p *Plan) { p.QEMU.Append = "a\rb" }, "reads back as LF"},
+		{"CR in the kernel path", "os/kernel", "U+000D (CR)", 7, func(p *Plan) { p.QEMU.Kernel = "/boot/a\rb" }, "reads back as LF"},
+		{"TAB in the serial log path", "devices/serial/source/@path", "U+0009", 6, func(p *Plan) { p.QEMU.SerialLog = "/log/a\tb" }, "reads back as a space"},
+		{"LF in the serial log path", "devices/serial/source/@path", "U+000A", 6, func(p *Plan) { p.QEMU.SerialLog = "/log/a\nb" }, "reads back as a space"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := prepare(t, f.snp())
+			tt.mod(p)
+			b, err := LibvirtXML(p, "katana")
+			var nx *NotXMLChar
+			if b != nil || !errors.As(err, &nx) || nx.Field != tt.field || nx.Char != tt.char || nx.Offset != tt.offset || !strings.Contains(err.Error(), tt.why) {
+				t.Errorf("LibvirtXML = %d bytes, %v; want a refusal of %s at %s saying it %s", len(b), err, tt.char, tt.field, tt.why)
+			}
+		})
+	}
 	t.Run("XML characters", func(t *testing.T) {
 		p := prepare(t, f.snp())
-		cmdline := "a\tb\nc\rd \uFFFD \u00e9 \U0001F600 \U0010FFFF \uE000 \uD7FF <&>\"'"
+		cmdline := "a\tb\nc d \uFFFD \u00e9 \U0001F600 \U0010FFFF \uE000 \uD7FF <&>\"'"
 		p.QEMU.Append = cmdline
 		// Markup in an element's text and in an attribute is escaped.
 		const kernel, serial = `/boot/</kernel><kernel>/x&amp;"'`, `/log/" path="/etc/x' <b>&.log`
