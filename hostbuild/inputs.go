@@ -212,7 +212,7 @@ func sameFileAsInput(stat func(string) (os.FileInfo, error), outFlag, out string
 		}
 		if in.folder {
 			if in.modTree && readFromTree(out, in.path) {
-				return fmt.Errorf("%s %s is a file of the %s folder %s that pack reads (a kernel module or modules.builtin): writing it would replace that input; give another output path", outFlag, out, in.flag, in.path)
+				return fmt.Errorf("%s %s is a file of the %s folder %s that pack reads (a kernel module, modules.builtin or modules.builtin.modinfo): writing it would replace that input; give another output path", outFlag, out, in.flag, in.path)
 			}
 			continue
 		}

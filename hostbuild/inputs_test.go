@@ -189,7 +189,7 @@ func TestOutputIsAnInput(t *testing.T) {
 			"hostbuild build: output out/initrd.img is the same file as --payload katana: "},
 		{"pack -o a module of --kernel-modules", filepath.Join(dir, modPath),
 			[]string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", modPath},
-			"hostbuild pack: -o " + modPath + " is a file of the --kernel-modules folder k that pack reads (a kernel module or modules.builtin): writing it would replace that input; give another output path"},
+			"hostbuild pack: -o " + modPath + " is a file of the --kernel-modules folder k that pack reads (a kernel module, modules.builtin or modules.builtin.modinfo): writing it would replace that input; give another output path"},
 		{"pack -o a module through a symlink to the tree", filepath.Join(dir, modPath),
 			[]string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "klink/b/virtio_net.ko"},
 			"hostbuild pack: -o klink/b/virtio_net.ko is a file of the --kernel-modules folder k"},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,5 +61,26 @@ func TestOutputDashIsNotStdout(t *testing.T) {
 				t.Errorf("a file named - was written")
 			}
 		})
+	}
+}
+
+// pack -o TREE/modules.builtin.modinfo is refused: pack reads that file
+// (the aliases of built-in modules); it was replaced with the initrd.
+// kmod.Open reads modules.builtin.modinfo (the built-ins' aliases, which
+// meet soft dependencies): pack -o must not replace it, as it refuses to
+// replace modules.builtin.
+func TestPackOutputIsBuiltinModinfo(t *testing.T) {
+	dir, _ := stageBuild(t)
+	const p = "k/lib/modules/6.9.0-t/modules.builtin.modinfo"
+	before := []byte("sha256_generic.alias=sha256\x00")
+	if err := os.WriteFile(filepath.Join(dir, p), before, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", p)
+	if code != exitFail || !strings.Contains(errOut, "is a file of the --kernel-modules folder k that pack reads") {
+		t.Errorf("exit %d, stderr %q; want exit %d refusing the output", code, errOut, exitFail)
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, p)); !bytes.Equal(after, before) {
+		t.Errorf("modules.builtin.modinfo was replaced (%d bytes now)", len(after))
 	}
 }

@@ -52,7 +52,7 @@ var DefaultModules = []string{
 // modules.builtin.
 func ReadsFile(name string) bool {
 	_, ok := moduleName(name)
-	return ok || name == "modules.builtin"
+	return ok || name == "modules.builtin" || name == "modules.builtin.modinfo"
 }
 
 // Tree is one kernel release's module directory.
@@ -114,7 +114,8 @@ func Open(dir string) (*Tree, error) {
 		}
 		var rels []string
 		for _, e := range ents {
-			if e.IsDir() {
+			// A symlink to a folder is a release too (os.Stat follows it).
+			if st, err := os.Stat(filepath.Join(base, e.Name())); err == nil && st.IsDir() {
 				rels = append(rels, e.Name())
 			}
 		}
@@ -139,7 +140,9 @@ func Open(dir string) (*Tree, error) {
 	}
 	t := &Tree{Dir: resolved, Release: filepath.Base(resolved), files: map[string]string{}, builtin: map[string]bool{}}
 	dir = resolved
-	err = filepath.WalkDir(filepath.Join(dir, "kernel"), func(p string, d fs.DirEntry, err error) error {
+	// The trailing separator makes WalkDir follow a kernel/ that is a
+	// symlink (it does not follow its root otherwise).
+	err = filepath.WalkDir(filepath.Join(dir, "kernel")+string(filepath.Separator), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

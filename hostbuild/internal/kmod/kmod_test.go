@@ -541,7 +541,7 @@ func TestReadsFile(t *testing.T) {
 	for name, want := range map[string]bool{
 		"virtio_net.ko": true, "virtio_net.ko.xz": true, "virtio_net.ko.zst": true, "virtio_net.ko.gz": true,
 		"modules.builtin": true,
-		"initrd.img":      false, "modules.order": false, "virtio_net.ko.bak": false, "ko": false, "modules.builtin.modinfo": false,
+		"initrd.img":      false, "modules.order": false, "virtio_net.ko.bak": false, "ko": false, "modules.builtin.modinfo": true,
 	} {
 		if got := ReadsFile(name); got != want {
 			t.Errorf("ReadsFile(%q) = %v, want %v", name, got, want)
@@ -644,5 +644,33 @@ func TestUnmetSoftDepBuiltinAlias(t *testing.T) {
 	// blake2b-256's provider "other" is not built in: still unmet.
 	if diff := cmp.Diff(map[string][]string{"btrfs": {"blake2b-256"}}, tree.Unmet(mods)); diff != "" {
 		t.Errorf("Unmet (-want +got):\n%s", diff)
+	}
+}
+
+// A package root whose lib/modules/RELEASE is a symlink to a folder, and a
+// release folder whose kernel/ is one, are read like folders: they were
+// refused ("holds no kernel release", "no kernel modules").
+// Symlinked layouts name the modules they hold: a package root whose
+// lib/modules/<release> is a symlink to the release folder, and a release
+// folder whose kernel/ is a symlink, both open.
+func TestOpenSymlinkedLayouts(t *testing.T) {
+	rel := filepath.Join(fakeTree(t), "lib/modules/6.9.0-test")
+
+	pkg := t.TempDir()
+	os.MkdirAll(filepath.Join(pkg, "lib/modules"), 0o755)
+	if err := os.Symlink(rel, filepath.Join(pkg, "lib/modules/6.9.0-test")); err != nil {
+		t.Fatal(err)
+	}
+	if tree, err := Open(pkg); err != nil || tree.Release != "6.9.0-test" {
+		t.Errorf("package root with a symlinked release folder: %v", err)
+	}
+
+	linked := filepath.Join(t.TempDir(), "6.9.0-test")
+	os.MkdirAll(linked, 0o755)
+	if err := os.Symlink(filepath.Join(rel, "kernel"), filepath.Join(linked, "kernel")); err != nil {
+		t.Fatal(err)
+	}
+	if tree, err := Open(linked); err != nil || !tree.Has("a") {
+		t.Errorf("release folder with a symlinked kernel/: %v", err)
 	}
 }
