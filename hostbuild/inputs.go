@@ -54,6 +54,18 @@ func checkInputs(ins ...input) error {
 	return nil
 }
 
+// warnNotBzImage warns, for cmd, of a --kernel that is a regular file but
+// not a bzImage (checkBzImage), saying what follows (then); a missing or
+// unreadable file is left to the command's own input checks.
+func warnNotBzImage(stderr io.Writer, cmd, path, then string) {
+	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
+		return
+	}
+	if err := checkBzImage(path); err != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: --kernel %s: %v; %s\n", cmd, path, err, then)
+	}
+}
+
 // checkBzImage refuses a kernel that is not a bzImage (the Linux boot
 // protocol's "HdrS" header at 0x202). QEMU builds the SEV hashes table
 // that kernel-hashes=on measures only for one; given anything else (an

@@ -101,6 +101,7 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if pol, err := m.GuestPolicyValue(); err == nil {
 		warnDebugPolicy(stderr, "libvirt", pol)
 	}
+	warnNotBzImage(stderr, "libvirt", o.Kernel, "the domain will not boot it as a kernel (--kernel and --initrd swapped?)")
 	// libvirt opens the serial log at its path when the domain starts.
 	err = checkOutput("-o", *out, launchInputs(*o)...)
 	if err == nil {

@@ -93,9 +93,7 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	// Measured all the same, as sev-snp-measure would (the measurement
 	// only hashes the file), but QEMU boots no such launch.
-	if err := checkBzImage(*kernel); err != nil {
-		fmt.Fprintf(stderr, "hostbuild manifest: warning: --kernel %s: %v; its measurements will match no launch QEMU makes with kernel-hashes=on\n", *kernel, err)
-	}
+	warnNotBzImage(stderr, "manifest", *kernel, "its measurements will match no launch QEMU makes with kernel-hashes=on")
 	if err := checkOutput("-o", *out, inputsOf(g)...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild manifest: %v\n", err)
 		return exitFail

@@ -168,9 +168,7 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return usageFail("--append: %v", err)
 		}
 		warnCmdline(stderr, "measure", "--append", o.Append)
-		if err := checkBzImage(o.Kernel); err != nil {
-			fmt.Fprintf(stderr, "hostbuild measure: warning: --kernel %s: %v; the manifest's measurement will match no launch QEMU makes with kernel-hashes=on\n", o.Kernel, err)
-		}
+		warnNotBzImage(stderr, "measure", o.Kernel, "the manifest's measurement will match no launch QEMU makes with kernel-hashes=on")
 		g, err := mf.options(set)
 		if err != nil {
 			return usageFail("%v", err)

@@ -151,6 +151,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if pol, err := m.GuestPolicyValue(); err == nil && !o.Plain {
 		warnDebugPolicy(stderr, "run", pol)
 	}
+	warnNotBzImage(stderr, "run", o.Kernel, "QEMU will not boot it as a kernel (--kernel and --initrd swapped?)")
 	if err := checkOpenedOutput("--serial-log", o.SerialLog, launchInputs(*o)...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		return exitFail

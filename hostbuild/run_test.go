@@ -77,7 +77,7 @@ func newRunFixtureCmdline(t *testing.T, cmdline string) runFixture {
 	}
 	for p, b := range map[string][]byte{
 		f.ovmf:   suffix,
-		f.kernel: bytes.Repeat([]byte{'k'}, 50_000),
+		f.kernel: fakeBzImage(strings.Repeat("k", 50_000)), // a bzImage header: run and libvirt warn of anything else
 		f.initrd: bytes.Repeat([]byte{'i'}, 70_000),
 	} {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -1332,6 +1332,24 @@ func TestRunDuplicateForwardIsUsageError(t *testing.T) {
 			_, stderr, code := runHB(t, args...)
 			if code != exitUsage || !strings.Contains(stderr, "--forward 127.0.0.1:8545:9000") {
 				t.Errorf("exit %d, stderr %q; want exit %d naming --forward 127.0.0.1:8545:9000", code, stderr, exitUsage)
+			}
+		})
+	}
+}
+
+// --kernel and --initrd swapped: run and libvirt say that the kernel is no
+// bzImage (before the manifest refuses the files), not only "does not match".
+func TestLaunchWarnsKernelNotBzImage(t *testing.T) {
+	f := newRunFixture(t)
+	for _, args := range [][]string{
+		{"run", "--plain", "--dry-run", "--manifest", f.manifest, "--kernel", f.initrd, "--initrd", f.kernel},
+		{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.initrd, "--initrd", f.kernel, "--cid", "3", "-o", filepath.Join(t.TempDir(), "d.xml")},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			_, stderr, code := runHB(t, args...)
+			want := "hostbuild " + args[0] + ": warning: --kernel " + f.initrd + ": not a Linux bzImage"
+			if code == exitOK || !strings.Contains(stderr, want) || !strings.Contains(stderr, "--kernel and --initrd swapped?") {
+				t.Errorf("exit %d, stderr %q; want a failure and %q", code, stderr, want)
 			}
 		})
 	}
