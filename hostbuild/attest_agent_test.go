@@ -244,7 +244,7 @@ func TestAttestExitCodes(t *testing.T) {
 			if !tc.noRoots {
 				args = append(args, "--roots", roots)
 			}
-			args = append(args, tc.args...)
+			args = withFlags(args, tc.args...)
 			code, stdout, stderr := runCmd(t, "", args...)
 			if code != tc.want {
 				t.Fatalf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tc.want, stdout, stderr)

@@ -193,7 +193,7 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 	cut = append(cut, make([]byte, 3136-16-len(cut))...)
 	os.WriteFile(filepath.Join(dir, "cut"), cut, 0o644)
 	build := func(extra ...string) (string, int) {
-		args := append([]string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+		args := withFlags([]string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
 			"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}, extra...)
 		_, errOut, code := hostbuild(t, dir, nil, args...)
 		return errOut, code

@@ -103,3 +103,28 @@ func TestCmdlineShellQuoted(t *testing.T) {
 		})
 	}
 }
+
+// A flag that takes one value, given twice, is refused naming both: the
+// flag package kept the last, silently ("--args --dev --args X" dropped
+// --dev from the measured cmdline). Repeatable flags add up, and a switch
+// given twice is fine.
+func TestFlagGivenTwice(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"cmdline", "--args", "--dev", "--args", "--http.addr 0.0.0.0"}, `--args given twice ("--args --dev", then "--args --http.addr 0.0.0.0")`},
+		{[]string{"cmdline", "--net=none", "--net", "10.0.2.15/24"}, `--net given twice ("--net=none", then "--net 10.0.2.15/24")`},
+		{[]string{"attest", "--min-tcb", "bl=3,tee=0,snp=22,ucode=213", "--addr", "tcp:127.0.0.1:1", "--manifest", "m.json", "--min-tcb", "none"}, "--min-tcb given twice"},
+		{[]string{"verify", "dir", "--manifest", "a.json", "--min-tcb", "none", "--manifest", "b.json"}, "--manifest given twice"},
+	} {
+		_, stderr, code := runHB(t, tc.args...)
+		if code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+	out, stderr, code := runHB(t, "cmdline", "--env", "A=1", "--env", "B=2", "--kernel-param", "console=ttyS0", "--kernel-param", "panic=-1")
+	if code != exitOK || !strings.Contains(out, `katana.env="A=1 B=2"`) {
+		t.Errorf("repeatable flags: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}

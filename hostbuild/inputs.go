@@ -193,6 +193,11 @@ func checkOutputFolder(outFlag, out string) error {
 		// Written atomically by name: "-" would be a file called "-".
 		return fmt.Errorf("%s -: this output is a file, not standard output; give a file name (./- for a file named -)", outFlag)
 	}
+	// The path itself too: a folder or device node there would be found
+	// only at the final rename, after all the work.
+	if err := atomicfile.CheckPath(out); err != nil {
+		return fmt.Errorf("%s %w", outFlag, err)
+	}
 	if err := atomicfile.CheckFolder(out); err != nil {
 		return fmt.Errorf("%s %s: %w", outFlag, out, err)
 	}

@@ -21,14 +21,14 @@ func TestMissingInputsNameTheFlag(t *testing.T) {
 	const missing = ": no such file or directory (check the path)"
 	build := func(extra ...string) []string {
 		args := []string{"build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "out"}
-		return append(args, extra...)
+		return withFlags(args, extra...)
 	}
 	manifestArgs := func(extra ...string) []string {
 		args := []string{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "vmlinuz", "--cmdline", "console=ttyS0", "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m.json"}
-		return append(args, extra...)
+		return withFlags(args, extra...)
 	}
 	measureArgs := func(extra ...string) []string {
-		return append([]string{"measure", "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--kernel", "vmlinuz"}, extra...)
+		return withFlags([]string{"measure", "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--kernel", "vmlinuz"}, extra...)
 	}
 	for _, tc := range []struct {
 		name string

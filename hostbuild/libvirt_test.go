@@ -27,7 +27,7 @@ func TestLibvirtGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(f.dir, tt.name+".xml")
-			args := append([]string{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "-o", out}, tt.args...)
+			args := withFlags([]string{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "-o", out}, tt.args...)
 			_, stderr, code := runHB(t, args...)
 			if code != exitOK {
 				t.Fatalf("exit %d\n%s", code, stderr)
@@ -172,7 +172,7 @@ func TestLibvirtRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "-o", out}, tt.args...)
+			args := withFlags([]string{"libvirt", "--manifest", f.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "-o", out}, tt.args...)
 			_, stderr, code := runHB(t, args...)
 			if code != tt.code || !strings.Contains(stderr, tt.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.code, tt.want)
@@ -224,7 +224,7 @@ func TestLibvirtRefusesNonXMLChars(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"libvirt", "--manifest", tt.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", out}, tt.args...)
+			args := withFlags([]string{"libvirt", "--manifest", tt.manifest, "--ovmf", f.ovmf, "--kernel", f.kernel, "--initrd", f.initrd, "--cid", "3", "-o", out}, tt.args...)
 			_, stderr, code := runHB(t, args...)
 			if code != exitRunRefused {
 				t.Errorf("exit %d, want %d (refused)\n%s", code, exitRunRefused, stderr)
@@ -331,7 +331,7 @@ func TestLibvirtOutputs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stdout, stderr, code := runHB(t, append(base, tt.args...)...)
+			stdout, stderr, code := runHB(t, withFlags(base, tt.args...)...)
 			if code != tt.code || !strings.Contains(stderr, tt.want) || stdout != "" {
 				t.Errorf("exit %d, stdout %d bytes, stderr %q; want exit %d, no stdout and %q", code, len(stdout), stderr, tt.code, tt.want)
 			}

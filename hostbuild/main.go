@@ -211,7 +211,60 @@ func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 // after a bad flag (the flag package's one-line reason printed, then a
 // pointer to -h).
 func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
-	return parseQuietly(fs, func() error { return fs.Parse(args) })
+	return parseQuietly(fs, func() error {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return onceEach(fs, args, false)
+	})
+}
+
+// onceEach refuses a flag given twice that takes one value (the flag
+// package keeps the last: "--args --dev --args '--http.addr 0.0.0.0'"
+// dropped --dev from a measured cmdline; "--min-tcb X ... --min-tcb none"
+// lowered the floor); the repeatable ones (--env, --file, --forward, ...)
+// add up, and a switch (-q, --json) given twice is given. args has parsed;
+// interspersed says that positional arguments may come between flags.
+func onceEach(fs *flag.FlagSet, args []string, interspersed bool) error {
+	seen := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			if interspersed {
+				continue
+			}
+			break
+		}
+		name, _, hasValue := strings.Cut(strings.TrimPrefix(a[1:], "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue // a switch: twice is once
+		}
+		given := a
+		if !hasValue && i+1 < len(args) {
+			i++
+			given += " " + args[i]
+		}
+		switch f.Value.(type) {
+		case *stringList, *fileList, execList:
+			continue
+		}
+		if prev, twice := seen[f.Name]; twice {
+			dash := "--"
+			if len(f.Name) == 1 {
+				dash = "-"
+			}
+			return fmt.Errorf("%s%s given twice (%q, then %q): it takes one value, and the first would be dropped; give it once", dash, f.Name, prev, given)
+		}
+		seen[f.Name] = given
+	}
+	return nil
 }
 
 // parseFlagsInterspersed is parseFlags for a command whose flags may come
@@ -219,8 +272,10 @@ func parseFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
 // returns.
 func parseFlagsInterspersed(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
 	code, ok = parseQuietly(fs, func() (err error) {
-		pos, err = parseInterspersed(fs, args)
-		return err
+		if pos, err = parseInterspersed(fs, args); err != nil {
+			return err
+		}
+		return onceEach(fs, args, true)
 	})
 	return pos, code, ok
 }

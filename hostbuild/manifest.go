@@ -225,6 +225,9 @@ func parseMatrix(vcpus, vcpuTypes string) ([]int, []string, error) {
 		if slices.Contains(types, s) {
 			return nil, nil, fmt.Errorf("--vcpu-type %q: %s given twice", vcpuTypes, s)
 		}
+		if _, err := measure.VCPUSigOf(s); err != nil {
+			return nil, nil, fmt.Errorf("--vcpu-type: %w", err)
+		}
 		types = append(types, s)
 	}
 	return counts, types, nil

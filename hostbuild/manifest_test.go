@@ -104,7 +104,7 @@ func TestManifestCommandErrors(t *testing.T) {
 	out := filepath.Join(in.dir, "m.json")
 	base := []string{"--ovmf", in.ovmf, "--kernel", in.kernel, "--initrd", in.initrd, "--cmdline", "console=ttyS0 panic=-1",
 		"--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out}
-	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	with := func(extra ...string) []string { return withFlags(base, extra...) }
 	without := func(flag string) []string {
 		var r []string
 		for i := 0; i < len(base); i += 2 {

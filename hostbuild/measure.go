@@ -278,7 +278,7 @@ func (f *sevFlags) options(set map[string]bool) (measure.Options, error) {
 	}
 	if f.vcpuType != "" {
 		if _, err := measure.VCPUSigOf(f.vcpuType); err != nil {
-			return o, fmt.Errorf("--vcpu-type: %w", err)
+			return o, fmt.Errorf("--vcpu-type: %w; or give the signature with --vcpu-sig", err)
 		}
 	}
 	feat, err := parseGuestFeatures(f.features)

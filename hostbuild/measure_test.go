@@ -16,6 +16,28 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
+// withFlags is base with extra's flags given instead of base's: hostbuild
+// refuses a flag taking one value given twice. extra is flag-value pairs,
+// or a flag alone when the next word is another flag (a boolean).
+func withFlags(base []string, extra ...string) []string {
+	valued := map[string]bool{}
+	for i := 0; i < len(extra); i++ {
+		if i+1 < len(extra) && !strings.HasPrefix(extra[i+1], "-") {
+			valued[extra[i]] = true
+			i++
+		}
+	}
+	var out []string
+	for i := 0; i < len(base); i++ {
+		if valued[base[i]] && i+1 < len(base) {
+			i++ // the flag and its value: extra gives its own
+			continue
+		}
+		out = append(out, base[i])
+	}
+	return append(out, extra...)
+}
+
 // runHB runs hostbuild in process.
 func runHB(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()

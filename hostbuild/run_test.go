@@ -221,7 +221,7 @@ func TestRunRefusals(t *testing.T) {
 			if tt.manifest != "" {
 				args[3] = tt.manifest
 			}
-			args = append(args, tt.args...)
+			args = withFlags(args, tt.args...)
 			stdout, stderr, code := runHB(t, args...)
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\nstderr: %s", code, tt.code, stderr)

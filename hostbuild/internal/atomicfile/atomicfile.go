@@ -93,8 +93,24 @@ func notAFolder(path string) error {
 	default:
 		// The rename would put a regular file in its place ("-o /dev/null"
 		// as root replaced the system's null device).
-		return fmt.Errorf("%s is not a regular file (%v), which an output would replace; give a file path", path, t)
+		return fmt.Errorf("%s is %s, which an output would replace; give a file path", path, describeType(t))
 	}
+}
+
+// describeType names a file type that is neither a regular file, a folder
+// nor a symlink.
+func describeType(t fs.FileMode) string {
+	switch {
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a block device"
+	case t&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return fmt.Sprintf("not a regular file (%v)", t)
 }
 
 // tempPattern is the os.CreateTemp pattern of a temporary file for path:

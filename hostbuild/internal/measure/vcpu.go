@@ -57,7 +57,7 @@ func VCPUSigOf(vcpuType string) (uint32, error) {
 				return 0, fmt.Errorf("unknown vCPU type %q: did you mean %q? (names are case-sensitive, as QEMU's -cpu takes them)", vcpuType, n)
 			}
 		}
-		return 0, fmt.Errorf("unknown vCPU type %q (known: %s; or give the signature)", vcpuType, strings.Join(VCPUTypes(), ", "))
+		return 0, fmt.Errorf("unknown vCPU type %q (known: %s)", vcpuType, strings.Join(VCPUTypes(), ", "))
 	}
 	return sig, nil
 }
