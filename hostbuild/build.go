@@ -79,8 +79,11 @@ Flags:
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q (Katana's arguments go in --args)", fs.Arg(0))
 	}
-	if pf.o.Payload == "" || *kernel == "" || *ovmf == "" || *outDir == "" {
-		return usageFail("--payload, --kernel, --ovmf and -o are required")
+	if m := missingFlags([]string{"--payload", "--kernel", "--ovmf", "-o"}, pf.o.Payload, *kernel, *ovmf, *outDir); m != "" {
+		return usageFail("%s", m)
+	}
+	if *outDir == "-" {
+		return usageFail("-o -: build writes three files into a folder, not to standard output; give a folder (./- for one named -)")
 	}
 	line, err := cf.format()
 	if err != nil {

@@ -158,3 +158,22 @@ func firstMissing(set map[string]bool, names ...string) string {
 	}
 	return ""
 }
+
+// missingFlags names, of the required flags (names, with their values in
+// the same order), the ones left empty: "--ovmf is required", "--kernel
+// and --initrd are required"; "" when none is.
+func missingFlags(names []string, values ...string) string {
+	var miss []string
+	for i, n := range names {
+		if values[i] == "" {
+			miss = append(miss, n)
+		}
+	}
+	switch len(miss) {
+	case 0:
+		return ""
+	case 1:
+		return miss[0] + " is required"
+	}
+	return strings.Join(miss[:len(miss)-1], ", ") + " and " + miss[len(miss)-1] + " are required"
+}

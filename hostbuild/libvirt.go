@@ -77,8 +77,12 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
-	if *manifestPath == "" || o.OVMF == "" || o.Kernel == "" || o.Initrd == "" || lf.cid == 0 {
-		return usageFail("--manifest, --ovmf, --kernel, --initrd and --cid are required")
+	cid := ""
+	if lf.cid != 0 {
+		cid = "set"
+	}
+	if m := missingFlags([]string{"--manifest", "--ovmf", "--kernel", "--initrd", "--cid"}, *manifestPath, o.OVMF, o.Kernel, o.Initrd, cid); m != "" {
+		return usageFail("%s", m)
 	}
 	if code, ok := lf.check(usageFail); !ok {
 		return code

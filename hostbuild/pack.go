@@ -73,7 +73,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pack", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pf := addPackFlags(fs)
-	fs.StringVar(&pf.o.Output, "o", "", "output `file` (written atomically)")
+	fs.StringVar(&pf.o.Output, "o", "", "output `file`, written atomically (required)")
 	quiet := fs.Bool("q", false, "no progress output (warnings are still printed)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: hostbuild pack --payload KATANA [--kernel-modules DIR] [--module NAME]...
@@ -108,9 +108,8 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild pack: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	if pf.o.Payload == "" || pf.o.Output == "" {
-		fmt.Fprintln(stderr, "hostbuild pack: --payload and -o are required (see hostbuild pack -h)")
-		return exitUsage
+	if m := missingFlags([]string{"--payload", "-o"}, pf.o.Payload, pf.o.Output); m != "" {
+		return usageErrorf(stderr, "pack")("%s", m)
 	}
 	o, err := pf.options()
 	if err != nil {

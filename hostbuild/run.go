@@ -110,7 +110,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	accel := fs.String("accel", "", "accelerator in --plain mode: tcg (default) or kvm")
 	fs.StringVar(&o.QEMUBinary, "qemu", qemu.DefaultBinary, "QEMU `binary`")
 	console := fs.Bool("console", false, "also copy the guest's serial console to stderr")
-	readyTimeout := fs.Duration("ready-timeout", 5*time.Minute, "how long to wait for Katana to start")
+	readyTimeout := durationVar(fs, "ready-timeout", 5*time.Minute, "how long to wait for Katana to start (a duration, or whole seconds)")
 	stopTimeout := durationVar(fs, "stop-timeout", 0, "how long a graceful stop may take before QEMU is killed, a `duration` (90s, 2m) or whole seconds (default: the cmdline's katana.stop_timeout + 30s, at least 60s)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -119,8 +119,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
-	if *manifestPath == "" || o.Kernel == "" || o.Initrd == "" {
-		return usageFail("--manifest, --kernel and --initrd are required")
+	if m := missingFlags([]string{"--manifest", "--kernel", "--initrd"}, *manifestPath, o.Kernel, o.Initrd); m != "" {
+		return usageFail("%s", m)
 	}
 	if *readyTimeout <= 0 {
 		return usageFail("--ready-timeout %v: want a positive duration, e.g. 10m for a slow TCG boot", *readyTimeout)
