@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
@@ -168,6 +170,12 @@ Flags:
 		} else {
 			fmt.Fprintf(stderr, "hostbuild build: -o %s: cannot create the output folder (%v): give a folder you can write to\n", *outDir, withoutPath(err))
 		}
+		return exitFail
+	}
+	// Before any work: the temporary folder below would fail only after
+	// the checks, naming itself.
+	if err := unix.Access(*outDir, unix.W_OK); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: -o %s: the output folder cannot be written to (%v): give a folder you can write to\n", *outDir, err)
 		return exitFail
 	}
 	// The new files are written into a temporary folder beside the old ones

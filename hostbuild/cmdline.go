@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -90,6 +92,14 @@ func (c *cmdlineFlags) format() (string, error) {
 	}
 	line, err := bootcfg.Format(cfg, params)
 	if err != nil {
+		// Name the flag that gave the parameter refused.
+		var be *bootcfg.Error
+		if errors.As(err, &be) && c.kernelParams != nil && slices.Contains(params, be.Text) {
+			if strings.Contains(be.Detail, "not exactly one kernel parameter") {
+				return "", fmt.Errorf("--kernel-param: %w; give one --kernel-param per parameter", err)
+			}
+			return "", fmt.Errorf("--kernel-param: %w", err)
+		}
 		return "", err
 	}
 	back, err := bootcfg.Parse(line)

@@ -128,3 +128,12 @@ func TestFlagGivenTwice(t *testing.T) {
 		t.Errorf("repeatable flags: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
 }
+
+// A --kernel-param holding two parameters is named by its flag, once, with
+// the fix ("cmdline: cmdline: ..." named neither).
+func TestCmdlineKernelParamNotOne(t *testing.T) {
+	_, stderr, code := runHB(t, "cmdline", "--kernel-param", "console=ttyS0 panic=-1")
+	if want := `hostbuild cmdline: --kernel-param: cmdline: cannot be expressed on a kernel command line: "console=ttyS0 panic=-1": not exactly one kernel parameter; give one --kernel-param per parameter`; code != exitUsage || !strings.Contains(stderr, want) {
+		t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitUsage, want)
+	}
+}

@@ -132,3 +132,23 @@ func TestPackWriteErrorNamesOutput(t *testing.T) {
 		t.Errorf("exit %d, want %d naming %s:\n%s", code, exitFail, out, errOut)
 	}
 }
+
+// build -o an existing folder it cannot write (a read-only mount) names -o
+// and the fix before any work; it said "mkdir OUT/.build-NNN.tmp:
+// read-only file system" after the checks.
+func TestBuildUnwritableOutDirNamesFlag(t *testing.T) {
+	dir, ovmf := stageBuild(t)
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", ro, "tmpfs", syscall.MS_RDONLY, "size=64k"); err != nil {
+		t.Skipf("skipping: cannot mount a read-only tmpfs (%v); run the tests as root (CI does)", err)
+	}
+	defer syscall.Unmount(ro, 0)
+	_, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k",
+		"--kernel", "vmlinuz", "--ovmf", ovmf, "-o", "ro")
+	if code != exitFail || !strings.Contains(errOut, "-o ro: the output folder cannot be written to") || strings.Contains(errOut, ".build-") {
+		t.Errorf("exit %d; want 1 naming -o ro and the fix, not the temporary folder:\n%s", code, errOut)
+	}
+}
