@@ -224,7 +224,7 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	uintVar(fs, port, "port", agentapi.DefaultPort, "agent vsock `port`")
 	addr := fs.String("addr", "", "agent address instead of --cid: vsock:CID:PORT or tcp:HOST:PORT (plain-QEMU tests)")
 	intVar(fs, nonceSize, "nonce-size", agentapi.MaxNonceSize, "nonce size in `bytes` (32 to 64)")
-	timeout := durationVar(fs, "timeout", 30*time.Second, "timeout of the exchange with the agent (a duration, or whole seconds)")
+	timeout := durationVar(fs, "timeout", 30*time.Second, "timeout of the exchange with the agent (a `duration`, or whole seconds)")
 	evidence := fs.String("evidence-out", "", "write the evidence (raw report, certificates, nonce, preimage, config, manifest digest, result) to the new `dir` (checked before the guest is asked: it must not exist, its parent must be writable)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code

@@ -261,9 +261,19 @@ func readFromTree(out, tree string) bool {
 	if err != nil || terr != nil {
 		return false
 	}
-	rel, err := filepath.Rel(t, o)
-	if err != nil || !filepath.IsLocal(rel) {
-		return false // outside the tree
+	// The folders kmod.Open reads too: a release folder or a kernel/ that
+	// is a symlink leads outside the tree as given.
+	roots := []string{t}
+	if tr, err := kmod.Open(tree); err == nil {
+		roots = append(roots, tr.Dir)
+		if k, err := filepath.EvalSymlinks(filepath.Join(tr.Dir, "kernel")); err == nil {
+			roots = append(roots, k)
+		}
 	}
-	return kmod.ReadsFile(filepath.Base(o))
+	for _, r := range roots {
+		if rel, err := filepath.Rel(r, o); err == nil && filepath.IsLocal(rel) {
+			return kmod.ReadsFile(filepath.Base(o))
+		}
+	}
+	return false // outside the tree
 }

@@ -350,3 +350,14 @@ func TestExitOnPanic(t *testing.T) {
 		t.Errorf("exit %d without a panic", code)
 	}
 }
+
+// The help names what a duration flag takes (a flag.Value's placeholder is
+// "value" unless its usage backquotes one).
+func TestHelpNamesDurationFlags(t *testing.T) {
+	for cmd, want := range map[string]string{"run": "-ready-timeout duration", "attest": "-timeout duration"} {
+		_, stderr, _ := runHB(t, cmd, "-h")
+		if !strings.Contains(stderr, want) {
+			t.Errorf("%s -h lacks %q", cmd, want)
+		}
+	}
+}

@@ -366,6 +366,9 @@ func TestMeasureManifestJSON(t *testing.T) {
 	if code != exitFail || stdout != "" || !strings.Contains(stderr, "an input changed while it was read") {
 		t.Errorf("initrd rewritten between the readings: exit %d, stdout %q\n%s", code, stdout, stderr)
 	}
+	if now, err := manifest.Load(out); err != nil || now.Measurements[0].Measurement != m.Measurements[0].Measurement {
+		t.Errorf("the failed run replaced %s (%v)", out, err)
+	}
 }
 
 // A --cmdline without console=ttyS0 or panic=-1 is recorded (a custom

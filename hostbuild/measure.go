@@ -178,26 +178,27 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		g.VMMType, g.GuestFeatures = o.VMMType, o.GuestFeatures
 		// --json's steps come from a reading of their own, made first, so
 		// that an interruption cannot leave a new manifest behind an
-		// "interrupted"; the two readings are compared below.
+		// "interrupted"; the two readings are compared before the
+		// manifest is written, and a difference writes nothing.
 		if *jsonOut {
 			if res, code = compute(); code != exitOK {
 				return code
 			}
 			measureComputed()
 		}
-		m, code := writeManifest(ctx, "measure", *manifestPath, g, stderr)
+		var d []byte // the manifest holds exactly this measurement
+		_, code := writeManifest(ctx, "measure", *manifestPath, g, stderr, func(m *manifest.Manifest) error {
+			var err error
+			if d, err = hex.DecodeString(m.Measurements[0].Measurement); err != nil || len(d) != len(res.Digest) {
+				return fmt.Errorf("manifest measurement %q is malformed", m.Measurements[0].Measurement)
+			}
+			if *jsonOut && !bytes.Equal(d, res.Digest[:]) {
+				return fmt.Errorf("an input changed while it was read: the manifest's reading gave measurement %s, the JSON's %s; nothing written or printed (%s is as it was): make sure nothing writes the inputs and run again", m.Measurements[0].Measurement, res.Hex(), *manifestPath)
+			}
+			return nil
+		})
 		if code != exitOK {
 			return code
-		}
-		// The manifest holds exactly this measurement.
-		d, err := hex.DecodeString(m.Measurements[0].Measurement)
-		if err != nil || len(d) != len(res.Digest) {
-			fmt.Fprintf(stderr, "hostbuild measure: manifest measurement %q is malformed\n", m.Measurements[0].Measurement)
-			return exitFail
-		}
-		if *jsonOut && !bytes.Equal(d, res.Digest[:]) {
-			fmt.Fprintf(stderr, "hostbuild measure: an input changed while it was read: %s (written) holds measurement %s, the JSON's reading gave %s; nothing printed: make sure nothing writes the inputs and run again\n", *manifestPath, m.Measurements[0].Measurement, res.Hex())
-			return exitFail
 		}
 		copy(res.Digest[:], d)
 	} else if res, code = compute(); code != exitOK {
@@ -375,8 +376,9 @@ func generateExit(err error) int {
 	return exitFail
 }
 
-// writeManifest generates a manifest and writes it atomically to path.
-func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOptions, stderr io.Writer) (*manifest.Manifest, int) {
+// writeManifest generates a manifest and writes it atomically to path,
+// unless one of checks refuses it (its error printed, nothing written).
+func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOptions, stderr io.Writer, checks ...func(*manifest.Manifest) error) (*manifest.Manifest, int) {
 	m, err := manifest.Generate(ctx, g)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
@@ -385,6 +387,12 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 	if err := checkContents(g.Initrd, g.Payload, g.Init, g.Kernel, m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 		return nil, exitFail
+	}
+	for _, check := range checks {
+		if err := check(m); err != nil {
+			fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
+			return nil, exitFail
+		}
 	}
 	if err := manifest.WriteFile(path, m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)

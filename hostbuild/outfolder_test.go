@@ -84,3 +84,43 @@ func TestPackOutputIsBuiltinModinfo(t *testing.T) {
 		t.Errorf("modules.builtin.modinfo was replaced (%d bytes now)", len(after))
 	}
 }
+
+// kmod.Open now reads a release folder whose kernel/ is a symlink, and a
+// package root whose lib/modules/RELEASE is one: pack -o on a module (or
+// modules.builtin) reached through such a tree must be refused as for a
+// plain tree, or the initrd replaces a file pack reads.
+func TestPackOutputInSymlinkedTree(t *testing.T) {
+	for _, tc := range []struct{ tree, out, input string }{
+		{"k2", "k2/lib/modules/6.9.0-t/kernel/b/virtio_net.ko", "k/lib/modules/6.9.0-t/kernel/b/virtio_net.ko"},
+		{"k3", "k3/lib/modules/6.9.0-t/kernel/b/virtio_net.ko", "k/lib/modules/6.9.0-t/kernel/b/virtio_net.ko"},
+	} {
+		t.Run(tc.tree, func(t *testing.T) {
+			dir, _ := stageBuild(t)
+			real := filepath.Join(dir, "k/lib/modules/6.9.0-t")
+			// a release folder whose kernel/ is a symlink
+			if err := os.MkdirAll(filepath.Join(dir, "k2/lib/modules/6.9.0-t"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join(real, "kernel"), filepath.Join(dir, "k2/lib/modules/6.9.0-t/kernel")); err != nil {
+				t.Fatal(err)
+			}
+			// a package root whose release folder is a symlink
+			if err := os.MkdirAll(filepath.Join(dir, "k3/lib/modules"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(real, filepath.Join(dir, "k3/lib/modules/6.9.0-t")); err != nil {
+				t.Fatal(err)
+			}
+			in := filepath.Join(dir, tc.input)
+			before, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, errOut, code := hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", tc.tree, "-o", tc.out)
+			after, _ := os.ReadFile(in)
+			if code != exitFail || !strings.Contains(errOut, "is a file of the --kernel-modules folder") || !bytes.Equal(after, before) {
+				t.Errorf("pack -o %s: exit %d, stderr %q; module now %d bytes (was %d); want exit 1 refusing the output, module unchanged", tc.out, code, errOut, len(after), len(before))
+			}
+		})
+	}
+}

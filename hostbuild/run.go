@@ -110,7 +110,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	accel := fs.String("accel", "", "accelerator in --plain mode: tcg (default) or kvm")
 	fs.StringVar(&o.QEMUBinary, "qemu", qemu.DefaultBinary, "QEMU `binary`")
 	console := fs.Bool("console", false, "also copy the guest's serial console to stderr")
-	readyTimeout := durationVar(fs, "ready-timeout", 5*time.Minute, "how long to wait for Katana to start (a duration, or whole seconds)")
+	readyTimeout := durationVar(fs, "ready-timeout", 5*time.Minute, "how long to wait for Katana to start (a `duration`, or whole seconds)")
 	stopTimeout := durationVar(fs, "stop-timeout", 0, "how long a graceful stop may take before QEMU is killed, a `duration` (90s, 2m) or whole seconds (default: the cmdline's katana.stop_timeout + 30s, at least 60s)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -131,10 +132,15 @@ func needEnv(t *testing.T) env {
 	return e
 }
 
-// pack runs out/hostbuild pack with the default module set.
+// pack runs out/hostbuild pack with the default module set, and the
+// stand-in as the payload unless extra gives one (pack refuses --payload
+// given twice).
 func pack(e env, out string, extra ...string) error {
-	args := append([]string{"pack", "-q", "--init", e.init, "--payload", e.standin,
-		"--kernel-modules", e.kernelDir, "-o", out}, extra...)
+	args := []string{"pack", "-q", "--init", e.init, "--kernel-modules", e.kernelDir, "-o", out}
+	if !slices.Contains(extra, "--payload") {
+		args = append(args, "--payload", e.standin)
+	}
+	args = append(args, extra...)
 	cmd := exec.Command(e.hostbuild, args...)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
