@@ -33,3 +33,16 @@ func TestSignalDuringRestartCheck(t *testing.T) {
 		})
 	}
 }
+
+// The line for a SIGTERM taken before a restart does not say Katana had
+// not started: its start and exit lines are just above it.
+func TestSignalDuringRestartCheckLogLine(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("exit", "SUPERVISE_CODE=1")
+	o.OnExit, o.RestartLimit = bootcfg.OnExitRestart, 5
+	o.Verify = func() error { h.sigs <- unix.SIGTERM; return nil }
+	run(t, o)
+	if h.logged("before katana started") || !h.logged("received SIGTERM before katana's restart: graceful stop") {
+		t.Errorf("logs %q: want the SIGTERM named as coming before the restart", h.logs)
+	}
+}

@@ -156,7 +156,8 @@ func FormatExit(e status.Exit) string {
 
 type runner struct {
 	o        Options
-	pid      int // 0 when not running
+	pid      int  // 0 when not running
+	started  bool // a Katana was started: the next start is a restart
 	restarts int
 	stopping bool
 	stopSig  syscall.Signal
@@ -203,7 +204,11 @@ func (r *runner) start() error {
 	// A SIGTERM or SIGINT that came while nothing read the signals (a
 	// restart's check of the payload, emptying TMPDIR) is a stop
 	// requested before this start too.
-	r.pendingStops("before katana started")
+	when := "before katana started"
+	if r.started {
+		when = "before katana's restart"
+	}
+	r.pendingStops(when)
 	select {
 	case <-r.o.Status.StopRequested():
 		return errStopRequested
@@ -218,7 +223,7 @@ func (r *runner) start() error {
 	if err != nil {
 		return fmt.Errorf("starting %s: %w", r.o.Path, err)
 	}
-	r.pid = p.Pid
+	r.pid, r.started = p.Pid, true
 	// The init reaps with wait4(-1); drop the handle (pidfd) os keeps.
 	p.Release()
 	j, _ := json.Marshal(argv)
