@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/katana-tee/snpboot/shared/filekind"
 )
 
 // RunOptions tune how Start runs a VM. The zero value is usable.
@@ -144,7 +146,7 @@ func checkReplaceable(path string, want fs.FileMode) error {
 		return nil
 	}
 	if fi.Mode().Type() != want {
-		return fmt.Errorf("%s is %s, which run does not replace: give the path of a new file, or of a previous log", path, describeType(fi.Mode()))
+		return fmt.Errorf("%s is %s, which run does not replace: give the path of a new file, or of a previous log", path, filekind.Describe(fi.Mode()))
 	}
 	return nil
 }
@@ -154,26 +156,6 @@ func checkReplaceable(path string, want fs.FileMode) error {
 // yet. Its folder is the caller's to check. Start checks again.
 func CheckSerialLog(path string) error {
 	return checkReplaceable(path, 0)
-}
-
-func describeType(m fs.FileMode) string {
-	switch t := m.Type(); {
-	case t&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case t&fs.ModeDir != 0:
-		return "a folder"
-	case t&fs.ModeCharDevice != 0:
-		return "a character device"
-	case t&fs.ModeDevice != 0:
-		return "a block device"
-	case t&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case t&fs.ModeSocket != 0:
-		return "a socket"
-	case t == 0:
-		return "a regular file"
-	}
-	return "a file of mode " + m.String()
 }
 
 // VM is a running QEMU process started by Start.

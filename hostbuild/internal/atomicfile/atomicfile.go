@@ -18,6 +18,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+
+	"github.com/katana-tee/snpboot/shared/filekind"
 )
 
 // File is an output file being written. Write to it, then Commit to put it
@@ -93,24 +95,8 @@ func notAFolder(path string) error {
 	default:
 		// The rename would put a regular file in its place ("-o /dev/null"
 		// as root replaced the system's null device).
-		return fmt.Errorf("%s is %s, which an output would replace; give a file path", path, describeType(t))
+		return fmt.Errorf("%s is %s, which an output would replace; give a file path", path, filekind.Describe(t))
 	}
-}
-
-// describeType names a file type that is neither a regular file, a folder
-// nor a symlink.
-func describeType(t fs.FileMode) string {
-	switch {
-	case t&fs.ModeCharDevice != 0:
-		return "a character device"
-	case t&fs.ModeDevice != 0:
-		return "a block device"
-	case t&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case t&fs.ModeSocket != 0:
-		return "a socket"
-	}
-	return fmt.Sprintf("not a regular file (%v)", t)
 }
 
 // tempPattern is the os.CreateTemp pattern of a temporary file for path:

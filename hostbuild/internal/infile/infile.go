@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+
+	"github.com/katana-tee/snpboot/shared/filekind"
 )
 
 // NotRegularError is Open's refusal of a path that is not a regular file.
@@ -43,25 +45,7 @@ func (e *NotRegularError) Error() string {
 // Reason is what the path is, for a caller's own message: "not a regular
 // file (p---------, a FIFO)".
 func (e *NotRegularError) Reason() string {
-	return fmt.Sprintf("not a regular file (%s, %s)", e.Mode, kind(e.Mode))
-}
-
-// kind names a file type in words.
-func kind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a folder"
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a block device"
-	default:
-		return "not a plain file"
-	}
+	return fmt.Sprintf("not a regular file (%s, %s)", e.Mode, filekind.Describe(e.Mode))
 }
 
 // TooLargeError is ReadFile's refusal of a file longer than its bound.
