@@ -251,8 +251,11 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return usage(err.Error())
 		}
 	case *cid != 0:
-		if *cid < 3 || *cid > 0xFFFFFFFE || *port == 0 || *port > 0xFFFFFFFE {
-			return usage("--cid must be at least 3 and --port 1 to 4294967294")
+		if *cid < 3 || *cid > 0xFFFFFFFE {
+			return usage(fmt.Sprintf("--cid %d: want 3 to 4294967294 (0-2 and 4294967295 are reserved)", *cid))
+		}
+		if *port == 0 || *port > 0xFFFFFFFE {
+			return usage(fmt.Sprintf("--port %d: want 1 to 4294967294", *port))
 		}
 		a = agentapi.Addr{Network: "vsock", CID: uint32(*cid), Port: uint32(*port)}
 	default:

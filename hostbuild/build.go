@@ -18,6 +18,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/shared/filekind"
 )
 
 func init() {
@@ -85,7 +86,8 @@ Flags:
 		return usageFail("%s", m)
 	}
 	if *outDir == "-" {
-		return usageFail("-o -: build writes three files into a folder, not to standard output; give a folder (./- for one named -)")
+		fmt.Fprintln(stderr, "hostbuild build: -o -: build writes three files into a folder, not to standard output; give a folder (./- for one named -)")
+		return exitFail
 	}
 	line, err := cf.format()
 	if err != nil {
@@ -166,7 +168,7 @@ Flags:
 	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		if st, serr := os.Stat(*outDir); serr == nil && !st.IsDir() {
-			fmt.Fprintf(stderr, "hostbuild build: -o %s is a file: give a folder (build writes %s, %s and %s into it)\n", *outDir, buildInitrd, buildCmdline, buildManifest)
+			fmt.Fprintf(stderr, "hostbuild build: -o %s is %s: give a folder (build writes %s, %s and %s into it)\n", *outDir, filekind.Describe(st.Mode()), buildInitrd, buildCmdline, buildManifest)
 		} else {
 			fmt.Fprintf(stderr, "hostbuild build: -o %s: cannot create the output folder (%v): give a folder you can write to\n", *outDir, withoutPath(err))
 		}

@@ -250,7 +250,7 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 		{"unknown module", []string{"--module", "no_such_mod"}, exitFail, `module "no_such_mod" is not in`},
 		{"positional argument", []string{"extra"}, exitUsage, `unexpected argument "extra" (Katana's arguments go in --args)`},
 		// Once "mkdir vmlinuz: not a directory", naming neither flag nor fix.
-		{"-o a file", []string{"-o", "vmlinuz"}, exitFail, "-o vmlinuz is a file: give a folder (build writes initrd.img, cmdline and manifest.json into it)"},
+		{"-o a file", []string{"-o", "vmlinuz"}, exitFail, "-o vmlinuz is a regular file: give a folder (build writes initrd.img, cmdline and manifest.json into it)"},
 		{"-o under a file", []string{"-o", "vmlinuz/sub"}, exitFail, "-o vmlinuz/sub: cannot create the output folder (not a directory): give a folder you can write to"},
 	}
 	for _, tc := range tests {

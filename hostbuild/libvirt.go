@@ -48,10 +48,13 @@ summary on stderr names the figure.
 A value XML 1.0 cannot carry (a control character other than TAB, LF and
 CR, or bytes that are not UTF-8) in the manifest's cmdline, a path or any
 other field is refused, naming the field and the byte offset: libvirt would
-read back other bytes than 'run' passes to QEMU.
+read back other bytes than 'run' passes to QEMU. So is a CR anywhere, and
+a TAB or LF in the serial log path: libvirt saves the domain with them
+raw, and its saved copy reads them back changed (CR as LF, the others as
+spaces) once its daemon restarts.
 
 Exit status: 0 written; 1 error; 2 usage; 3 refused (does not match the
-manifest, or a value XML 1.0 cannot carry).
+manifest, or a value libvirt would not keep as it is).
 
 Flags:
 `

@@ -184,6 +184,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "hostbuild run: --serial-log %v\n", err)
 			return exitFail
 		}
+		if o.SerialLog == "-" {
+			fmt.Fprintln(stderr, "hostbuild run: --serial-log -: the serial log is a file, not standard output (--console copies the console to stderr); give a file name (./- for a file named -)")
+			return exitFail
+		}
 		if err := checkOutputFolder("--serial-log", o.SerialLog); err != nil && !*dryRun {
 			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 			return exitFail
@@ -213,7 +217,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if note := plan.ExecNote(); note != "" {
 			fmt.Fprintf(stderr, "hostbuild run: %s\n", note)
 		}
-		fmt.Fprint(stdout, plan.Command.String())
+		// The command line is this mode's output: a failed write fails.
+		if _, err := fmt.Fprint(stdout, plan.Command.String()); err != nil {
+			fmt.Fprintf(stderr, "hostbuild run: writing the command line to stdout: %v\n", err)
+			return exitFail
+		}
 		return exitOK
 	}
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -1352,5 +1353,40 @@ func TestLaunchWarnsKernelNotBzImage(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want a failure and %q", code, stderr, want)
 			}
 		})
+	}
+}
+
+// README: "a folder, a device node, a FIFO or `-` is refused before any
+// work" and --serial-log is "checked before anything else, --dry-run too".
+func TestRunDryRunSerialLogDash(t *testing.T) {
+	f := newRunFixture(t)
+	stdout, stderr, code := runHB(t, "run", "--dry-run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd, "--serial-log", "-")
+	if code != exitFail || !strings.Contains(stderr, "--serial-log -:") || stdout != "" {
+		t.Errorf("--dry-run --serial-log -: exit %d, stdout %q, stderr:\n%s\nwant exit 1 and the '-' refusal", code, stdout, stderr)
+	}
+}
+
+// attest --cid 4294967295 (VMADDR_CID_ANY) is refused, but the message
+// says "--cid must be at least 3", which 4294967295 is.
+func TestAttestCIDRangeMessage(t *testing.T) {
+	_, stderr, code := runHB(t, "attest", "--cid", "4294967295", "--manifest", "m.json", "--min-tcb", "none")
+	if code != exitUsage || !strings.Contains(stderr, "4294967294") || strings.Contains(stderr, "--cid must be at least 3 and") {
+		t.Errorf("exit %d, stderr:\n%s\nwant the CID range 3 to 4294967294 named for --cid", code, stderr)
+	}
+}
+
+// failWriter fails every write, as a full disk does.
+type failWriter struct{}
+
+func (failWriter) Write(p []byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// run --dry-run prints the QEMU command line on stdout (its output): a
+// failed write must not exit 0, as for every other command's stdout.
+func TestRunDryRunStdoutError(t *testing.T) {
+	f := newRunFixture(t)
+	var errb strings.Builder
+	code := run(context.Background(), []string{"run", "--dry-run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd}, failWriter{}, &errb)
+	if code == exitOK {
+		t.Errorf("run --dry-run with a failing stdout: exit 0, stderr:\n%s", errb.String())
 	}
 }
