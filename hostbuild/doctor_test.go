@@ -115,3 +115,27 @@ func TestDoctorRealQEMU(t *testing.T) {
 		}
 	}
 }
+
+// A skipped check is not a passed one: without --ovmf (and here without a
+// readable /proc/cpuinfo) doctor must not close with "all checks passed:
+// this host can launch SEV-SNP guests and attest verifies their reports".
+func TestDoctorSkipsAreNotPasses(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "dev"), 0o755)
+	os.MkdirAll(filepath.Join(root, "sys/module/kvm_amd/parameters"), 0o755)
+	for _, d := range []string{"sev", "kvm", "vhost-vsock"} {
+		if err := os.Symlink("/dev/null", filepath.Join(root, "dev", d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "sys/module/kvm_amd/parameters/sev_snp"), []byte("Y\n"), 0o644)
+	qemuBin := filepath.Join(t.TempDir(), "qemu")
+	os.WriteFile(qemuBin, []byte("#!/bin/sh\ncase $1 in --version) echo 'QEMU emulator version 9.2.0';; -object) echo '  sev-snp-guest';; esac\n"), 0o755)
+	stdout, _, code := runHB(t, "doctor", "--root", root, "--qemu", qemuBin)
+	if code != exitOK || strings.Count(stdout, "SKIP  ") != 2 {
+		t.Fatalf("exit %d, want 0 with two SKIP lines:\n%s", code, stdout)
+	}
+	if strings.Contains(stdout, "all checks passed") {
+		t.Errorf("two checks were skipped, yet doctor says all passed:\n%s", stdout)
+	}
+}

@@ -2298,7 +2298,7 @@ func TestReadBoundsHostileInitrds(t *testing.T) {
 
 	maxUnpacked = 1 << 20
 	big := appendArchive(t, nil, entry{"big", regExec, strings.Repeat("x", 2<<20)})
-	if _, err := Read(bytes.NewReader(big)); err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes uncompressed, in big: refusing") {
+	if _, err := Read(bytes.NewReader(big)); err == nil || !strings.Contains(err.Error(), "more than 1048576 bytes uncompressed, in \"big\": refusing") {
 		t.Errorf("a file past the limit: %v", err)
 	}
 }

@@ -93,6 +93,11 @@ var (
 	// hostbuild pack writes a few hundred; distributions' initrds a few
 	// thousand.
 	maxEntries = 1 << 18
+	// maxNameBytes bounds the entries' names and symlink targets summed:
+	// each may be 4 KiB, and maxEntries of them, which compress to almost
+	// nothing, took 5-14 GB to read and list. hostbuild pack writes a few
+	// KiB of them; distributions' initrds a few hundred KiB.
+	maxNameBytes int64 = 16 << 20
 	// xzMaxDict bounds the LZMA2 dictionary an xz initrd may declare,
 	// like zstdMaxWindow.
 	xzMaxDict int64 = 128 << 20
@@ -614,6 +619,7 @@ type readState struct {
 	unresolved string               // the first entry a lexical reader cannot place, and why
 	budget     int64                // uncompressed bytes left
 	headers    int                  // cpio headers read, in every archive
+	nameBytes  int64                // entry names and symlink targets read, in every archive
 	frames     keptFile             // the payload frame list, as the last entry of its path leaves it
 	contents   keptFile             // the content list, likewise
 	modules    keptFile             // the module load list, likewise
@@ -711,10 +717,14 @@ func (st *readState) segment(c string, br *bufio.Reader) error {
 		// The decoder allocates the dictionary a block header declares,
 		// up to 4 GiB, before it decodes anything: the stream, which
 		// runs to the end of the file, is checked for such a header
-		// first (as much memory as the file's size).
-		data, err := io.ReadAll(br)
+		// first, held in memory, so bounded as a zstd frame is.
+		limit := min(st.budget, maxZstdFrame)
+		data, err := io.ReadAll(io.LimitReader(br, limit+1))
 		if err != nil {
 			return fmt.Errorf("xz: %w", err)
+		}
+		if int64(len(data)) > limit {
+			return fmt.Errorf("xz stream of more than %d bytes: refusing", limit)
 		}
 		if dict, big := xzguard.BigDict(data, xzMaxDict); big {
 			return fmt.Errorf("xz: a block declares a dictionary of %d bytes, more than %d: refusing", dict, xzMaxDict)
@@ -760,6 +770,12 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		}
 		if st.headers++; st.headers > maxEntries {
 			return fmt.Errorf("more than %d entries: refusing (hostbuild pack writes a few hundred)", maxEntries)
+		}
+		if st.nameBytes += int64(len(h.Name)); h.Type() == newc.TypeLink {
+			st.nameBytes += int64(h.Size)
+		}
+		if st.nameBytes > maxNameBytes {
+			return fmt.Errorf("more than %d bytes of entry names and symlink targets: refusing (hostbuild pack writes a few KiB)", maxNameBytes)
 		}
 		inArchive = true
 		key, lexical := kernelPath(h.Name)
@@ -823,9 +839,9 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			}
 			if err != nil {
 				if lim.N <= 0 {
-					return fmt.Errorf("more than %d bytes uncompressed, in %s: refusing", maxUnpacked, h.Name)
+					return fmt.Errorf("more than %d bytes uncompressed, in %q: refusing", maxUnpacked, h.Name)
 				}
-				return fmt.Errorf("reading %s: %w", h.Name, err)
+				return fmt.Errorf("reading %q: %w", h.Name, err)
 			}
 			e.SHA256 = hex.EncodeToString(sum.Sum(nil))
 			if keep {
@@ -834,7 +850,7 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		case newc.TypeLink:
 			b, err := io.ReadAll(nr)
 			if err != nil {
-				return fmt.Errorf("reading symlink %s: %w", h.Name, err)
+				return fmt.Errorf("reading symlink %q: %w", h.Name, err)
 			}
 			e.Link = string(b)
 		case newc.TypeChar, newc.TypeBlock:
