@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -59,9 +60,12 @@ Flags:
 		if changes == nil {
 			changes = []initrd.Change{}
 		}
-		enc := json.NewEncoder(stdout)
+		// Entry names are the initrds': escaped as inspect --json's are.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
 		enc.Encode(changes)
+		stdout.Write(printable.JSON(buf.Bytes()))
 	} else if len(changes) == 0 {
 		fmt.Fprintf(stdout, "identical: %s and %s (sha256 %s)\n", pos[0], pos[1], arch[0].SHA256)
 	} else {

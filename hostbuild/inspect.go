@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,7 +96,10 @@ Flags:
 		}
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
+		// Entry names are the initrd's: C1 controls and format runes,
+		// which encoding/json leaves raw, are escaped for the terminal.
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
 			File string `json:"file"`
@@ -105,6 +109,7 @@ Flags:
 			fmt.Fprintf(stderr, "hostbuild inspect: %v\n", err)
 			return exitFail
 		}
+		stdout.Write(printable.JSON(buf.Bytes()))
 		return exitOK
 	}
 	if err := a.WriteListing(stdout); err != nil {

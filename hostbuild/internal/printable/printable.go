@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -74,4 +75,29 @@ func (e writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// JSON rewrites, in encoded JSON, every control rune encoding/json leaves
+// as it is (C1: U+0080-U+009F, which terminals read as CSI and friends)
+// and every format rune (U+202E RIGHT-TO-LEFT OVERRIDE, zero-width ones)
+// as a \uXXXX escape (a surrogate pair above U+FFFF): the value decodes
+// the same, and a terminal shows the escape. Outside strings JSON holds
+// only ASCII, so every such rune is in a string.
+func JSON(b []byte) []byte {
+	var out []byte
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r < utf8.RuneSelf || !(unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) {
+			out = append(out, b[i:i+n]...)
+			i += n
+			continue
+		}
+		if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+		} else {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		i += n
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package printable
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -70,5 +71,23 @@ func TestWriter(t *testing.T) {
 	}
 	if n != len("console| katana\n\tlast\x1b]0;PWNED\x07\x1b[2J \u009b\xff\n") {
 		t.Errorf("Write returned %d, want the length given", n)
+	}
+}
+
+// JSON escapes the C1 controls and format runes encoding/json leaves raw,
+// and the document decodes to the same value.
+func TestJSON(t *testing.T) {
+	v := map[string]string{"name": "x\u009b2J\u202egnp.exe\u200b\U000E0001 é ok"}
+	enc, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := JSON(enc)
+	if want := `{"name":"x\u009b2J\u202egnp.exe\u200b\udb40\udc01 é ok"}`; string(got) != want {
+		t.Errorf("JSON = %s, want %s", got, want)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(got, &back); err != nil || back["name"] != v["name"] {
+		t.Errorf("decodes to %q, %v; want %q", back["name"], err, v["name"])
 	}
 }
