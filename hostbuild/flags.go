@@ -149,14 +149,21 @@ func flagsSet(fs *flag.FlagSet) map[string]bool {
 	return set
 }
 
-// firstMissing returns the first of names that set lacks, or "".
-func firstMissing(set map[string]bool, names ...string) string {
-	for _, n := range names {
-		if !set[n] {
-			return n
+// unsetFlags is missingFlags for flags told apart by being given at all
+// (set, from flagsSet) rather than by an empty value; names are bare
+// ("ovmf", "o").
+func unsetFlags(set map[string]bool, names ...string) string {
+	dashed, values := make([]string, len(names)), make([]string, len(names))
+	for i, n := range names {
+		dashed[i] = "--" + n
+		if len(n) == 1 {
+			dashed[i] = "-" + n
+		}
+		if set[n] {
+			values[i] = "given"
 		}
 	}
-	return ""
+	return missingFlags(dashed, values...)
 }
 
 // missingFlags names, of the required flags (names, with their values in

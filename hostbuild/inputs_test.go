@@ -361,3 +361,23 @@ func TestHelpNamesDurationFlags(t *testing.T) {
 		}
 	}
 }
+
+// Required flags left out are named, and only those.
+func TestMissingFlagsNamedAlone(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"build", "--payload", "k", "--ovmf", "o"}, "hostbuild build: --kernel and -o are required\n"},
+		{[]string{"run", "--kernel", "k"}, "hostbuild run: --manifest and --initrd are required\n"},
+		{[]string{"libvirt", "--manifest", "m", "--ovmf", "o", "--kernel", "k", "--initrd", "i"}, "hostbuild libvirt: --cid is required\n"},
+		{[]string{"pack", "--payload", "k"}, "hostbuild pack: -o is required\n"},
+		{[]string{"manifest", "--ovmf", "o", "--cmdline", "x"}, "hostbuild manifest: --kernel, --initrd, --vcpus, --vcpu-type and -o are required\n"},
+		{[]string{"reproduce"}, "hostbuild reproduce: --manifest, --ovmf, --kernel and --initrd are required\n"},
+	} {
+		_, stderr, code := runHB(t, tc.args...)
+		if code != exitUsage || !strings.HasPrefix(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+}

@@ -70,8 +70,8 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
 	set := flagsSet(fs)
-	if req := firstMissing(set, "ovmf", "kernel", "initrd", "vcpus", "vcpu-type", "o"); req != "" {
-		return usageFail("-%s is required", req)
+	if m := unsetFlags(set, "ovmf", "kernel", "initrd", "vcpus", "vcpu-type", "o"); m != "" {
+		return usageFail("%s", m)
 	}
 	// Without --cmdline the manifest would record the empty cmdline, which
 	// is almost never the one QEMU is given: refuse rather than guess.

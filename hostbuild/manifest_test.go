@@ -122,7 +122,7 @@ func TestManifestCommandErrors(t *testing.T) {
 		want string
 	}{
 		{"no output", without("-o"), exitUsage, "-o is required"},
-		{"no kernel", without("--kernel"), exitUsage, "-kernel is required"},
+		{"no kernel", without("--kernel"), exitUsage, "hostbuild manifest: --kernel is required"},
 		// The init refuses an unknown katana.* key at boot: so must manifest.
 		{"no cmdline", without("--cmdline"), exitUsage, "--cmdline is required"},
 		{"unknown katana key", with("--cmdline", "console=ttyS0 panic=-1 katana.bogus=1"), exitUsage, `unknown katana.* key: "katana.bogus=1"`},

@@ -57,8 +57,8 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
-	if req := firstMissing(flagsSet(fs), "manifest", "ovmf", "kernel", "initrd"); req != "" {
-		return usageFail("--%s is required", req)
+	if m := unsetFlags(flagsSet(fs), "manifest", "ovmf", "kernel", "initrd"); m != "" {
+		return usageFail("%s", m)
 	}
 	m, err := manifest.Load(*mpath)
 	if err != nil {
