@@ -18,6 +18,14 @@ import (
 // returns the 1184 report bytes.
 func DecodeRawReport(b []byte) ([]byte, error) {
 	if len(b) >= abi.ReportSize && !isHexText(b) {
+		// Hex text with a stray character (a comment, a trailing "zz")
+		// would be read as a binary report and refused for its version:
+		// a report's first bytes (its version, little-endian) are never
+		// hex digits.
+		if head := b[:64]; isHexText(head) {
+			i := bytes.IndexFunc(b, func(r rune) bool { return r > 0x7f || !isHexText([]byte{byte(r)}) })
+			return nil, fmt.Errorf("report looks like hex text, but byte %d (%q) is not a hex digit: give only the hex digits (spaces and newlines may separate them)", i, b[i:i+1])
+		}
 		return b[:abi.ReportSize], nil
 	}
 	s := strings.Join(strings.Fields(string(b)), "")

@@ -84,6 +84,8 @@ func TestDecodeRawReportRejects(t *testing.T) {
 		"short bin":     {make([]byte, 100), "neither 1184+ binary bytes (it has 100) nor hex"},
 		"short not hex": {[]byte(strings.Repeat("zz", 50)), "neither 1184+ binary bytes (it has 100) nor hex"},
 		"odd hex":       {[]byte(strings.Repeat("a", 2*abi.ReportSize+1)), "odd length hex string"},
+		// Hex with a stray character is not read as a binary report.
+		"hex with junk": {[]byte(hex.EncodeToString(testdata.AttestationBytes[:abi.ReportSize]) + "\nzz\n"), `report looks like hex text, but byte 2369 ("z") is not a hex digit`},
 	} {
 		if _, err := DecodeRawReport(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error with %q", name, err, tc.want)
