@@ -180,5 +180,15 @@ func FuzzConsole(f *testing.F) {
 		if o := k.Outcome(qemu.Exit{}); o.WentDown || o.Ending == EndedPanic || o.Ending == EndedBootError {
 			t.Fatalf("Katana's lines %q alone gave %+v", b, o)
 		}
+		// Pieces that continue a line the runner cut are the middle of
+		// Katana's line, whatever they hold: never a line start either.
+		var p Console
+		p.Piece("katana: cut here", false)
+		for _, l := range strings.Split(a, "\n") {
+			p.Piece(l, true)
+		}
+		if o := p.Outcome(qemu.Exit{}); o.WentDown || o.Ending == EndedPanic || o.Ending == EndedBootError {
+			t.Fatalf("continued pieces %q gave %+v", a, o)
+		}
 	})
 }
