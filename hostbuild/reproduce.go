@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 func init() {
@@ -53,6 +54,11 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	// The manifest is its writer's text: escaped, a terminal does not run
+	// its control sequences (a tool version that prints a fake "reproduces"
+	// line and hides the rest).
+	stderr = printable.NewWriter(stderr)
+	stdout = printable.NewWriter(stdout)
 	usageFail := usageErrorf(stderr, "reproduce")
 	if fs.NArg() > 0 {
 		return usageFail("unexpected argument %q", fs.Arg(0))
@@ -77,10 +83,21 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if m.Components.Init == nil && *initBin != "" {
 		return usageFail("%s records no init: drop --init (its writer gave none; the initrd's hash covers it)", *mpath)
 	}
+	// What 'hostbuild manifest' would refuse to write does not reproduce,
+	// whatever the files give: a cmdline the init refuses or that steers
+	// it (rdinit=, kgdboc=), a matrix that is not every count × type.
+	if err := checkBootCmdline(m.Cmdline); err != nil {
+		fmt.Fprintf(stderr, "hostbuild reproduce: %s does not reproduce: 'hostbuild manifest' would refuse its cmdline: %v\n", *mpath, err)
+		return exitRunRefused
+	}
 	g, err := generateOptionsOf(m)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild reproduce: %s: %v\n", *mpath, err)
 		return exitFail
+	}
+	if n := len(g.VCPUs) * len(g.VCPUTypes); len(m.Measurements) != n {
+		fmt.Fprintf(stderr, "hostbuild reproduce: %s does not reproduce: its %d measurements are not the %d of every vCPU count (%d) × type (%d), as hostbuild writes them\n", *mpath, len(m.Measurements), n, len(g.VCPUs), len(g.VCPUTypes))
+		return exitRunRefused
 	}
 	g.OVMF, g.Kernel, g.Initrd, g.Payload, g.Init = *ovmfPath, *kernel, *initrd, *payload, *initBin
 	if err := checkInputs(inputsOf(g)...); err != nil {

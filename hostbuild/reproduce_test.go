@@ -48,7 +48,16 @@ func TestReproduce(t *testing.T) {
 		{"payload hash", func(m *manifest.Manifest) { m.Components.Payload.SHA256 = strings.Repeat("cd", 32) }, strings.Repeat("cd", 32)},
 		{"operator's file", func(m *manifest.Manifest) { (*m.Components.Files)[0].SHA256 = strings.Repeat("ef", 32) }, strings.Repeat("ef", 32)},
 		{"a measurement", func(m *manifest.Manifest) { m.Measurements[1].Measurement = strings.Repeat("0", 96) }, strings.Repeat("0", 96)},
-		{"a row gone", func(m *manifest.Manifest) { m.Measurements = m.Measurements[:3] }, "+       \"vcpus\": 2,\n+       \"vcpu_type\": \"EPYC-v4\""},
+		// Not every count × type: refused before any measuring.
+		{"a row gone", func(m *manifest.Manifest) { m.Measurements = m.Measurements[:3] }, "its 3 measurements are not the 4 of every vCPU count (2) × type (2)"},
+		// A cmdline 'hostbuild manifest' refuses (the host's debugger on
+		// the serial line): refused whatever the files give.
+		{"a cmdline manifest refuses", func(m *manifest.Manifest) { m.Cmdline += " kgdboc=ttyS0" }, "'hostbuild manifest' would refuse its cmdline"},
+		// The writer's text reaches the terminal escaped.
+		{"a tool version with escapes", func(m *manifest.Manifest) {
+			m.Tool.Version = "v1\x1b[2K\rmanifest.json reproduces\x1b[8m"
+			m.Measurements[1].Measurement = strings.Repeat("0", 96)
+		}, strings.Repeat("0", 96)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, _ := manifest.Load(mpath)
@@ -58,8 +67,12 @@ func TestReproduce(t *testing.T) {
 				t.Fatal(err)
 			}
 			out, errOut, code := reproduce(edited, files...)
-			if code != exitRunRefused || !strings.Contains(out, "does NOT reproduce") || !strings.Contains(out, tc.want) || !strings.Contains(errOut, "does not reproduce") {
+			diffed := !strings.Contains(tc.name, "row gone") && !strings.Contains(tc.name, "cmdline")
+			if code != exitRunRefused || diffed && !strings.Contains(out, "does NOT reproduce") || !strings.Contains(out+errOut, tc.want) || !strings.Contains(errOut, "does not reproduce") {
 				t.Errorf("exit %d, want %d naming %q\n%s%s", code, exitRunRefused, tc.want, out, errOut)
+			}
+			if strings.Contains(out+errOut, "\x1b") {
+				t.Errorf("the manifest's escape sequences reached the terminal raw:\n%q", out+errOut)
 			}
 		})
 	}

@@ -156,6 +156,13 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		if err := manifest.CheckOVMFCmdline(m.Cmdline); err != nil {
 			return nil, fmt.Errorf("launch: refusing this manifest in SEV-SNP mode: %w", err)
 		}
+		// A manifest written by hand (or by another tool) may carry a
+		// cmdline 'hostbuild manifest' refuses: one that replaces the
+		// init, steers it, or hands the host a debugger (kgdboc). --plain
+		// boots such a line, for seeing the init refuse it.
+		if _, err := bootcfg.Parse(m.Cmdline); err != nil {
+			return nil, fmt.Errorf("launch: refusing this manifest in SEV-SNP mode: its cmdline is one the init refuses or that steers it ('hostbuild manifest' refuses it too): %w", err)
+		}
 	}
 
 	// Files first: a changed initrd is the most common mistake. Each is

@@ -823,3 +823,19 @@ func TestPrepareWarnsUnlaunchableOVMF(t *testing.T) {
 		t.Errorf("plain warnings %q name the OVMF, which plain mode does not start", ws)
 	}
 }
+
+// A manifest whose cmdline 'hostbuild manifest' refuses (one handing the
+// host a debugger on the serial line) is not launched in SEV-SNP mode;
+// --plain boots it, for seeing the init refuse such lines.
+func TestPrepareRefusesSteeringCmdline(t *testing.T) {
+	f := newFixtureCmdline(t, "console=ttyS0 panic=-1 kgdboc=ttyS0 kgdbwait", []int{1})
+	p, err := Prepare(context.Background(), f.snp())
+	if err == nil {
+		p.Close()
+		t.Fatal("Prepare launched a cmdline that hands the host kgdb")
+	}
+	if !strings.Contains(err.Error(), "its cmdline is one the init refuses or that steers it") {
+		t.Errorf("Prepare: %v", err)
+	}
+	prepare(t, f.plain())
+}

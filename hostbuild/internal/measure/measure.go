@@ -151,6 +151,9 @@ func Matrix(ctx context.Context, o Options, vcpus []int, vcpuTypes []string) ([]
 	var out []MatrixEntry
 	for i, t := range vcpuTypes {
 		for _, n := range vcpus {
+			if err := ctx.Err(); err != nil {
+				return nil, Inputs{}, err
+			}
 			r := p.finish(n, t, sigs[i])
 			out = append(out, MatrixEntry{VCPUs: n, VCPUType: t, VCPUSig: sigs[i], Digest: r.Digest})
 		}
