@@ -302,10 +302,27 @@ func sameCmdline(reported, measured string) bool {
 	return reported == measured || reported == measured+" "+p || reported == p+" "+measured
 }
 
-func productLine(att *spb.Attestation) string {
-	if p := att.GetProduct(); p != nil {
-		return kds.ProductLine(p)
+// rootsHaveASK reports whether every trusted root has an ASK.
+// go-sev-guest's revocation check reads the ASK's list and dereferences
+// the ASK: roots for VLEKs alone (--roots with an ASVK and its ARK) have
+// none, and a VLEK's ASVK is checked by asvkNotRevoked in any case.
+func rootsHaveASK(roots map[string][]*trust.AMDRootCerts) bool {
+	for _, rs := range roots {
+		for _, r := range rs {
+			if r.ProductCerts == nil || r.ProductCerts.Ask == nil {
+				return false
+			}
+		}
 	}
+	return true
+}
+
+// productLine names the processor line of a verified report: from its
+// signed CPUID (version 3 and later), else from its VCEK. Not from
+// att.Product: go-sev-guest sets that to its default, Milan-B1, for a
+// version 2 report when it fetches the VCEK (--kds), and otherwise takes
+// it from the host's unsigned certificate table.
+func productLine(att *spb.Attestation) string {
 	if r := att.GetReport(); r.GetVersion() >= 3 {
 		return kds.ProductLineFromFms(r.GetCpuid1EaxFms())
 	}
@@ -801,7 +818,7 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 		fetch = freshCRLGetter{Next: getter, Now: now}
 	}
 	vopts := &verify.Options{
-		CheckRevocations:    o.CheckCRL,
+		CheckRevocations:    o.CheckCRL && (si.SigningKey != abi.VlekReportSigner || rootsHaveASK(roots)),
 		DisableCertFetching: !o.AllowKDS,
 		Getter:              fetch,
 		Now:                 now,
