@@ -1,6 +1,7 @@
 package bootcfg
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -275,6 +276,13 @@ func ParseNet(v string) (Net, error) {
 	if err := unicastHost(pfx.Addr()); err != nil {
 		return Net{}, fmt.Errorf("address %s: %w", pfx.Addr(), err)
 	}
+	// The kernel adds no subnet route for /0, so no gateway is reachable.
+	if pfx.Bits() == 0 {
+		return Net{}, fmt.Errorf("address %s: prefix /0 makes no subnet (the kernel adds no route for it); give the subnet's prefix, e.g. /24", pfx)
+	}
+	if directedBroadcast(pfx, pfx.Addr()) {
+		return Net{}, fmt.Errorf("address %s: the broadcast address of %s (the guest would not be reachable)", pfx.Addr(), pfx.Masked())
+	}
 	n := Net{Addr: pfx}
 	seen := map[string]bool{}
 	for _, f := range fields[1:] {
@@ -295,6 +303,9 @@ func ParseNet(v string) (Net, error) {
 			if gw == pfx.Addr() {
 				return Net{}, fmt.Errorf("gw: %s is the address itself", gw)
 			}
+			if directedBroadcast(pfx, gw) {
+				return Net{}, fmt.Errorf("gw: %s is the broadcast address of %s", gw, pfx.Masked())
+			}
 			n.Gateway = gw
 		case "dns":
 			parts := strings.Split(val, ";")
@@ -305,6 +316,11 @@ func ParseNet(v string) (Net, error) {
 				a, err := parseHostAddr(s, pfx.Addr())
 				if err != nil {
 					return Net{}, fmt.Errorf("dns: %w", err)
+				}
+				if a.Is6() && a.IsLinkLocalUnicast() {
+					// Reachable only with a zone, which resolv.conf
+					// would need and zones are refused.
+					return Net{}, fmt.Errorf("dns: %s is link-local, which needs a zone (not supported): give a global or unique-local address", a)
 				}
 				n.DNS = append(n.DNS, a)
 			}
@@ -335,8 +351,24 @@ func unicastHost(a netip.Addr) error {
 		return fmt.Errorf("write IPv4 addresses as a.b.c.d")
 	case a.IsUnspecified(), a.IsMulticast(), a.IsLoopback():
 		return fmt.Errorf("not a unicast host address")
+	case a.Is4() && a.As4()[0] == 0:
+		// RFC 1122's "this network": the kernel adds no route for it.
+		return fmt.Errorf("0.0.0.0/8 is not a host address")
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("the broadcast address, not a host address")
 	}
 	return nil
+}
+
+// directedBroadcast reports whether a is the broadcast address of the IPv4
+// subnet pfx (all host bits set; /31 and /32 have none, RFC 3021).
+func directedBroadcast(pfx netip.Prefix, a netip.Addr) bool {
+	if !a.Is4() || pfx.Bits() >= 31 || !pfx.Masked().Contains(a) {
+		return false
+	}
+	b := a.As4()
+	host := ^uint32(0) >> pfx.Bits()
+	return binary.BigEndian.Uint32(b[:])&host == host
 }
 
 // ParseAgent parses a katana.agent value (grammar in the package doc).

@@ -65,6 +65,10 @@
 //	    applies: no gw= means no default route, no dns= means an empty
 //	    /etc/resolv.conf. The address keeps its host bits; the gateway and
 //	    the DNS servers must be of the same family; at most 3 DNS servers.
+//	    Refused: prefix /0, a zone, IPv4-mapped IPv6, unspecified,
+//	    loopback, multicast and 0.0.0.0/8 addresses, 255.255.255.255 and
+//	    the subnet's broadcast address (as the address or gw=), and a
+//	    link-local DNS server (it needs a zone).
 //	    "none" leaves eth0 alone (lo is always brought up).
 //
 //	katana.agent=vsock:PORT | tcp:IP:PORT | none
