@@ -529,11 +529,7 @@ func (in *initProc) boot() {
 	}
 	in.log.Printf("module times: %s", strings.Join(times, " "))
 	in.stage("modules", fmt.Sprintf("count=%d took=%s", loaded, secs(time.Since(t))), time.Since(t))
-	for _, r := range early.Late {
-		if _, err := early.MountAll([]early.Mount{r}, early.Options{}); err != nil {
-			in.log.Printf("%v (optional)", err)
-		}
-	}
+	mountLate(early.Options{}, in.log.Printf)
 
 	// 6. Power button.
 	in.startPowerButton()
@@ -769,4 +765,16 @@ func (in *initProc) startPowerButton() {
 			}
 		}
 	})
+}
+
+// mountLate mounts early.Late and logs each failure: its entries are
+// optional, so MountAll reports their failures in its results, never as
+// its error.
+func mountLate(o early.Options, logf func(string, ...any)) {
+	res, _ := early.MountAll(early.Late, o)
+	for _, r := range res {
+		if r.Err != nil {
+			logf("%v (optional)", r.Err)
+		}
+	}
 }
