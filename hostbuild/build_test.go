@@ -232,6 +232,8 @@ func TestBuildFailureKeepsPreviousOutputs(t *testing.T) {
 		{"unknown vcpu type", []string{"--vcpu-type", "EPYC-Zen9"}, exitUsage, "unknown vCPU type"},
 		{"invalid policy", []string{"--policy", "0x10000"}, exitUsage, "guest policy 0x10000"},
 		{"policy 0 (once read as the default)", []string{"--policy", "0"}, exitUsage, "--policy 0: guest policy 0x0: policy[17] is reserved, must be 1"},
+		// Go's base 0 read "0_630000" as octal 0x33000, a valid policy.
+		{"policy 0_630000", []string{"--policy", "0_630000"}, exitUsage, `"0_630000": a number with a leading 0 is ambiguous`},
 		{"features without SNPActive", []string{"--guest-features", "0x2"}, exitUsage, "bit 0"},
 		{"features 0", []string{"--guest-features", "0"}, exitUsage, "bit 0"},
 		{"bad vmm type", []string{"--vmm-type", "kvm"}, exitUsage, "unknown VMM type"},

@@ -132,9 +132,9 @@ func parsePolicy(s string) (uint64, error) {
 // parseAutoInt parses like Python's int(s, 0), which sev-snp-measure uses
 // for --guest-features and --vcpu-sig: decimal, 0x, 0o, 0b, and
 // underscores between digits. Like Python it refuses a decimal with a
-// leading zero ("021"), which Go's base 0 would read as octal.
+// leading zero ("021", "0_21"), which Go's base 0 would read as octal.
 func parseAutoInt(s string, bits int) (uint64, error) {
-	if len(s) > 1 && s[0] == '0' && s[1] >= '0' && s[1] <= '9' && strings.Trim(s, "0_") != "" {
+	if len(s) > 1 && s[0] == '0' && !strings.ContainsRune("xXoObB", rune(s[1])) && strings.Trim(s, "0_") != "" {
 		d := strings.TrimLeft(s, "0_")
 		return 0, fmt.Errorf("%q: a number with a leading 0 is ambiguous (Python refuses it, Go reads octal); write %s, or 0o%s for octal", s, d, d)
 	}

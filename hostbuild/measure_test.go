@@ -202,6 +202,9 @@ func TestMeasureUsageErrors(t *testing.T) {
 		// The digit after the 0 at both ends of its range.
 		{"features 001", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "001", "--ovmf", amd}, exitUsage, `"001": a number with a leading 0 is ambiguous`},
 		{"features 09", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "09", "--ovmf", amd}, exitUsage, `"09": a number with a leading 0 is ambiguous`},
+		// An underscore after the leading 0 too: Go read "0_100" as octal 64.
+		{"features 0_101", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--guest-features", "0_101", "--ovmf", amd}, exitUsage, `"0_101": a number with a leading 0 is ambiguous`},
+		{"sig 0_100", []string{"--vcpus", "1", "--vcpu-sig", "0_100", "--ovmf", amd}, exitUsage, `"0_100": a number with a leading 0 is ambiguous`},
 		{"vcpus in hex", []string{"--vcpus", "0x2", "--vcpu-type", "EPYC", "--ovmf", amd}, exitUsage, "not a decimal number"},
 		{"bad output format", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--output-format", "raw", "--ovmf", amd}, exitUsage, "hex or base64"},
 		{"bad seed", []string{"--vcpus", "1", "--vcpu-type", "EPYC", "--snp-ovmf-hash", "00", "--ovmf", amd}, exitUsage, "96 hex"},
