@@ -16,6 +16,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 // input is a file or folder named by a flag.
@@ -134,7 +135,10 @@ func bzImageRelease(path string) (string, error) {
 	n, _ := f.ReadAt(v[:], int64(off)+0x200)
 	s, _, _ := strings.Cut(string(v[:n]), "\x00")
 	rel, _, _ := strings.Cut(s, " ")
-	return rel, nil
+	// The image's own bytes, printed in messages: quoted when not
+	// printable (a terminal would run their control sequences); no
+	// module tree's release is, so a comparison still fails.
+	return printable.Quote(rel), nil
 }
 
 // checkKernelRelease refuses kernel modules of another release than the

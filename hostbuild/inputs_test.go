@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
+	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
 )
 
 // A missing or wrong input is reported, in every command, with the flag
@@ -293,6 +296,7 @@ func TestBadFlagIsShort(t *testing.T) {
 // neither panics (checkBzImage once indexed past its 0x206-byte header).
 func FuzzBzImageRelease(f *testing.F) {
 	f.Add(fakeBzImageRelease("6.1.0-57-amd64"))
+	f.Add(fakeBzImageRelease("6.1.0\x1157-amd64\x1b[2K\u202e"))
 	f.Add(fakeBzImage(""))
 	f.Add([]byte("HdrS"))
 	f.Add(append(make([]byte, 0x202), "HdrS\x04\x02"...))
@@ -301,13 +305,21 @@ func FuzzBzImageRelease(f *testing.F) {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		checkBzImage(p)
+		if err := checkBzImage(p); err != nil && !printable.Is(err.Error()) {
+			t.Fatalf("checkBzImage prints the image's bytes raw: %q", err)
+		}
 		rel, err := bzImageRelease(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.ContainsAny(rel, " \x00") || len(rel) > 256 {
+		// At most 256 bytes, each quoted in 4 characters at most (\x1b).
+		if strings.ContainsAny(rel, " \x00") || len(rel) > 2+4*256 || !printable.Is(rel) {
 			t.Fatalf("release %q", rel)
+		}
+		// Printed in checkKernelRelease's refusal: never raw (found by
+		// fuzzing: "6.1.0\x1157-amd64", ESC and CR reached the terminal).
+		if err := checkKernelRelease(p, "--kernel-modules x", "0.0.0-none"); err != nil && !printable.Is(err.Error()) {
+			t.Fatalf("checkKernelRelease prints the image's bytes raw: %q", err)
 		}
 	})
 }
@@ -378,6 +390,41 @@ func TestMissingFlagsNamedAlone(t *testing.T) {
 		_, stderr, code := runHB(t, tc.args...)
 		if code != exitUsage || !strings.HasPrefix(stderr, tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, stderr, exitUsage, tc.want)
+		}
+	}
+}
+
+// Text from the files given to the builder reaches the terminal quoted:
+// a kernel image's release (build and manifest printed it raw in their
+// release-mismatch refusal) and a module's softdep= words (pack's warning),
+// where ESC, CR and U+202E could erase and forge lines (found by review).
+func TestInputTextEscaped(t *testing.T) {
+	const evil = "6.9.1\x1b[2K\rhostbuild:\u202eOK"
+	dir, ovmf := stageBuild(t)
+	if err := os.WriteFile(filepath.Join(dir, "evil"), fakeBzImageRelease(evil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mod := filepath.Join(dir, "kv/lib/modules/6.9.0-t/kernel/virtio.ko")
+	if err := os.MkdirAll(filepath.Dir(mod), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mod, testelf.Module("depends=", "name=virtio", "vermagic=6.9.0-t SMP preempt mod_unload modversions ", "softdep=pre: evil"+evil[5:]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := hostbuild(t, dir, nil, "build", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "kv",
+		"--module", "virtio", "--kernel", "evil", "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "bad")
+	if code != exitUsage && code != exitFail || !strings.Contains(errOut, `is kernel release "6.9.1\x1b[2K\rhostbuild:\u202eOK"`) {
+		t.Errorf("build with a kernel of another release: exit %d, stderr %q; want the release quoted", code, errOut)
+	}
+	buildOut := errOut
+	_, errOut, code = hostbuild(t, dir, nil, "pack", "--init", "guestinit", "--payload", "./katana", "--kernel-modules", "kv",
+		"--module", "virtio", "-o", "out.img")
+	if code != exitOK || !strings.Contains(errOut, `soft dependency "evil\x1b[2K"`) {
+		t.Errorf("pack: exit %d, stderr %q; want the softdep warning with the name quoted", code, errOut)
+	}
+	for _, out := range []string{buildOut, errOut} {
+		if strings.ContainsAny(out, "\x1b\r\u202e") {
+			t.Errorf("raw control characters from the input files on stderr: %q", out)
 		}
 	}
 }

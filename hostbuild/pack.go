@@ -13,6 +13,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 func init() {
@@ -254,8 +255,10 @@ func warnDroppedModules(stderr io.Writer, cmd string, res *initrd.Result) {
 		if len(sd.Candidates) > 0 {
 			also = " (candidates by name: " + strings.Join(sd.Candidates, ", ") + ")"
 		}
+		// sd.Name is the module file's text (.modinfo): quoted when not
+		// printable, as a terminal would run its control sequences.
 		fmt.Fprintf(stderr, "hostbuild %s: warning: module %s has a soft dependency %s (.modinfo softdep=) that nothing packed provides: modprobe would load it, the guest has no modprobe; if %s needs it (its loading fails at boot), add the module that provides it with --module%s\n",
-			cmd, sd.Module, sd.Name, sd.Module, also)
+			cmd, sd.Module, printable.Quote(sd.Name), sd.Module, also)
 	}
 	dropped := res.Dropped
 	if len(dropped) == 0 {

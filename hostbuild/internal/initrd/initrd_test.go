@@ -1786,6 +1786,10 @@ func TestPackModulePathTheListsCannotHold(t *testing.T) {
 		{"nl\ndir", false},
 		{"tab\tdir", false},
 		{"del\x7fdir", false},
+		// Printed in pack's log: an escape sequence or a right-to-left
+		// override would rewrite the terminal's lines (found by review).
+		{"esc\x1b[2Kdir", false},
+		{"rlo\u202edir", false},
 		{"dir-1_é+", true},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {

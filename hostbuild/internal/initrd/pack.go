@@ -492,7 +492,7 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 	for _, m := range mods {
 		p := path.Join(root, m.RelPath)
 		if !listable(m.Name, p) {
-			return nil, badInput("module %s: its path %s/%s has a character the initrd's lists cannot hold (a space, a newline or another control character; the init reads them line by line, fields split at spaces): rename that folder or file in --kernel-modules",
+			return nil, badInput("module %s: its path %s/%s has a character the initrd's lists cannot hold (a space, a newline or another control or format character; the init reads them line by line, fields split at spaces): rename that folder or file in --kernel-modules",
 				m.Name, tree.Dir, strconv.Quote(m.RelPath))
 		}
 		out = append(out, file{path: p, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: m.Data})
@@ -514,6 +514,10 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 // with the init's own parsers: a path they would refuse or split must be
 // refused here, not on every boot.
 func listable(name, p string) bool {
+	// Printed too (pack's log of the modules): nothing a terminal runs.
+	if !printable.Is(p) {
+		return false
+	}
 	back, err := initrdlayout.ParseModuleList(bytes.NewReader(initrdlayout.FormatModuleList([]initrdlayout.Module{{Name: name, Path: p}})))
 	if err != nil || len(back) != 1 || back[0].Path != p {
 		return false

@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/shared/modzip"
 )
 
@@ -139,6 +140,12 @@ func Open(dir string) (*Tree, error) {
 		return nil, fmt.Errorf("resolving kernel modules folder %s: %w", dir, err)
 	}
 	t := &Tree{Dir: resolved, Release: filepath.Base(resolved), files: map[string]string{}, builtin: map[string]bool{}}
+	// The release is printed and packed: text that is not printable (a
+	// terminal's control sequences) is no kernel's. (A packed module's
+	// path is checked by the packer.)
+	if !printable.Is(t.Release) || strings.Contains(t.Release, " ") {
+		return nil, fmt.Errorf("kernel modules folder %s: its name %s is not a kernel release (printable, no spaces): give the lib/modules/<release> folder of a kernel package", printable.Escape(resolved), printable.Quote(t.Release))
+	}
 	dir = resolved
 	// The trailing separator makes WalkDir follow a kernel/ that is a
 	// symlink (it does not follow its root otherwise).

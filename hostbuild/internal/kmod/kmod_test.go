@@ -245,6 +245,27 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// A release folder that is not printable text is refused, quoted: it is
+// printed (pack's log and warnings) and packed, and no kernel package has
+// such a name.
+func TestOpenRefusesUnprintableRelease(t *testing.T) {
+	root := fakeTree(t)
+	rel := filepath.Join(root, "lib/modules/6.9.0-test")
+	bad := filepath.Join(root, "lib/modules/6.9.0\x1b[2K")
+	if err := os.Rename(rel, bad); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(bad); err == nil || !strings.Contains(err.Error(), `its name "6.9.0\x1b[2K" is not a kernel release`) || strings.Contains(err.Error(), "\x1b") {
+		t.Errorf("release with ESC: got %v", err)
+	}
+	if err := os.Rename(bad, filepath.Join(root, "lib/modules/6.9.0 test")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(filepath.Join(root, "lib/modules/6.9.0 test")); err == nil || !strings.Contains(err.Error(), "not a kernel release") {
+		t.Errorf("release with a space: got %v", err)
+	}
+}
+
 // A FIFO in the tree, as modules.builtin or as a module, is refused at
 // once: the reads once waited in open(2) for a writer for ever. A tree
 // without modules.builtin has no built-ins, and is fine.
