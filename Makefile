@@ -47,7 +47,7 @@ GUEST_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
 HOST_FLAGS  := -trimpath -buildvcs=false -ldflags='-s -w -buildid= -X main.version=$(VERSION)'
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build guest test demo bench fuzz ci kernel qemu-snp clean
+.PHONY: help deps build guest test demo bench fuzz ci kernel kernel-source qemu-snp clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,18 +66,21 @@ guest: ## build out/guestinit alone (the init the launch measurement covers)
 kernel: ## fetch and unpack the Debian kernel package into .cache/kernel (boot tests, demo)
 	./qemu/fetch-kernel.sh $(CACHE)/kernel
 
+kernel-source: kernel ## fetch the kernel's Linux source (its command line parsers) into .cache/kernel-source for shared/bootcfg's differential test
+	./qemu/fetch-kernel-source.sh $(CACHE)/kernel-source $(CACHE)/kernel
+
 qemu-snp: ## fetch QEMU >= 9.1 from bookworm-backports into .cache/qemu-snp, not installed (checks the SEV-SNP command lines)
 	./qemu/fetch-qemu-snp.sh $(CACHE)/qemu-snp
 
 QEMU_SNP = $(abspath $(CACHE)/qemu-snp)/usr/bin/qemu-system-x86_64
 LIBVIRT_SCHEMAS = $(abspath $(CACHE)/qemu-snp)/usr/share/libvirt/schemas
 
-test: deps build kernel ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
+test: deps build kernel kernel-source ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
 	@./qemu/fetch-qemu-snp.sh $(CACHE)/qemu-snp >/dev/null || echo "make test: no QEMU >= 9.1 fetched (see above): the tests that need one (TestSNPArgvAcceptedByQEMU, TestBootNewerQEMU, TestDoctorRealQEMU, a TestRunStartErrors case) use \$$SNPBOOT_QEMU_SNP if set, else skip"
 	$(GO) vet ./...
 	SNPBOOT_QEMU_SNP=$${SNPBOOT_QEMU_SNP:-$$(test -x $(QEMU_SNP) && echo $(QEMU_SNP))} SNPBOOT_QEMU_SNP_DATA=$${SNPBOOT_QEMU_SNP_DATA:-$(abspath $(CACHE)/qemu-snp)/usr/share/qemu} \
 	SNPBOOT_LIBVIRT_SCHEMAS=$${SNPBOOT_LIBVIRT_SCHEMAS:-$$(test -e $(LIBVIRT_SCHEMAS)/domain.rng && echo $(LIBVIRT_SCHEMAS))} \
-	KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -timeout 40m ./...
+	KERNEL_SOURCE=$${KERNEL_SOURCE:-$(abspath $(CACHE)/kernel-source)} KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -timeout 40m ./...
 	@# go test prints no skip reasons for passing packages: name the hardware tier's, and the QEMU 9.1 check's.
 	@if [ "$${SNPBOOT_SNP:-}" != 1 ]; then $(GO) test -count=1 -run '^TestSNPHardware$$' -v ./qemu/boottest | grep -E -- '--- SKIP|snp_test.go:' || true; fi
 	@if [ ! -x $(QEMU_SNP) ] && [ -z "$${SNPBOOT_QEMU_SNP:-}" ]; then SNPBOOT_QEMU_SNP= $(GO) test -count=1 -run '^TestSNPArgvAcceptedByQEMU$$' -v ./qemu | grep -E -- '--- SKIP|snpsyntax_test.go:' || true; \
@@ -85,7 +88,7 @@ test: deps build kernel ## run every test: unit, fuzz seeds, parity vectors, QEM
 	  SNPBOOT_QEMU_SNP= KERNEL_DIR=$(abspath $(CACHE)/kernel) OUT_DIR=$(abspath $(OUT)) $(GO) test -count=1 -run '^TestBootNewerQEMU$$' -v ./qemu/boottest | grep -E -- '--- SKIP|boot_test.go:' || true; fi
 
 fuzz: ## run every fuzz target for a short smoke run (FUZZTIME, default 10s each)
-	@./.ci/fuzz.sh $${FUZZTIME:-10s}
+	@KERNEL_SOURCE=$${KERNEL_SOURCE:-$$(test -f $(CACHE)/kernel-source/VERSION && echo $(abspath $(CACHE)/kernel-source))} ./.ci/fuzz.sh $${FUZZTIME:-10s}
 
 bench: deps build kernel ## run the benchmarks side by side with their baselines (results: out/bench.md)
 	@./.ci/bench.sh $(OUT)/bench.md

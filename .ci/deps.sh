@@ -10,8 +10,10 @@
 #   libvirt-clients, libxml2-utils
 #                    virt-xml-validate checks the XML of hostbuild libvirt
 #   make             make test, make demo (not on a minimal Debian install)
+#   gcc, libc6-dev   shared/bootcfg's differential test compiles the
+#                    kernel's own command line parsers
 set -euo pipefail
-pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc openssl time ca-certificates zstd libvirt-clients libxml2-utils)
+pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc openssl time ca-certificates zstd libvirt-clients libxml2-utils gcc libc6-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -17,7 +17,11 @@ import (
 // The options are those of the Linux 6.1 x86_64 sources (Debian 12's
 // linux-source-6.1, 6.1.192), found by a search of the whole tree for
 // cmdline_find_option, cmdline_find_option_bool and strstr() on the
-// command line.
+// command line. TestKernelDiff runs the kernel's own parsers, from the
+// source of the kernel the boot tests use (make kernel-source), against
+// this package's model: a kernel that splits or finds these options
+// otherwise fails it. An option a newer kernel reads from a new caller
+// is found only by searching its tree again.
 
 // earlyScan is how an early parser finds its option in the command line.
 type earlyScan int

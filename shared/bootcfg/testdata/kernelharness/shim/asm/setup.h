@@ -1,0 +1,3 @@
+/* shim */
+#pragma once
+#define COMMAND_LINE_SIZE 2048

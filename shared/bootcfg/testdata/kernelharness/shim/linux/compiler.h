@@ -1,0 +1,2 @@
+/* shim: what include/linux/ctype.h needs */
+#pragma once

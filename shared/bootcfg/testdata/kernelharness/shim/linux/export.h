@@ -1,0 +1,3 @@
+/* shim */
+#pragma once
+#include "../kshim.h"
