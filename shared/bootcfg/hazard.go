@@ -6,9 +6,10 @@ import "strings"
 // be on a command line this package parses or formats, or returns "". The
 // command line is measured, so such a parameter is no secret from a
 // verifier, but nothing would flag it: these replace the init (which then
-// checks nothing, serves no attestation and supervises nothing), steer its
-// Go runtime, or give the host, which reads and writes the serial console,
-// a way into the guest. The list is of the parameters known to do so, not
+// checks nothing, serves no attestation and supervises nothing), run
+// other programs as root before it, steer its Go runtime, or give the
+// host, which reads and writes the serial console, a way into the guest
+// or a view of its memory. The list is of the parameters known to do so, not
 // every parameter that weakens a guest (nokaslr, mitigations=off, ...).
 //
 // Each entry is matched the way the kernel (Linux 6.1) matches it, or
@@ -27,6 +28,33 @@ func Hazard(p Param) string {
 	if setupMatches(line, "sysrq_always_enabled") {
 		return "it enables magic SysRq whatever the init sets: the host could send SysRq over the serial line (register and task dumps, crash, reboot)"
 	}
+	// __setup("noinitrd") (init/do_mounts_initrd.c; the x86 EFI stub
+	// reads it too, whole), early_param("initrdmem") and early_param
+	// ("initrd") with ADDR,SIZE (phys_initrd_start): the measured initrd
+	// is not unpacked, or other memory is taken for it. OVMF's own
+	// "initrd=initrd" has no comma.
+	key := strings.ReplaceAll(p.Key, "-", "_")
+	if setupMatches(line, "noinitrd") || key == "initrdmem" || key == "initrd" && strings.Contains(p.Value, ",") {
+		return "it keeps the kernel from unpacking the measured initrd, or points it at other memory: the initrd's /init would not run"
+	}
+	// fs/proc/proc_sysctl.c do_sysctl_args(), right before the kernel
+	// runs /init: a key "sysctl" (strncmp, matched here in any case)
+	// then '.' or '/'. kernel.core_pattern=|PROG, kernel.poweroff_cmd
+	// (run on an ACPI event the host sends) and kernel.modprobe run
+	// programs as root; net.ipv4.conf.*.route_localnet opens services
+	// bound to 127.0.0.1 to eth0; kernel.sysrq widens SysRq over the
+	// serial line until the init turns it off.
+	if k := p.Key; len(k) > 6 && strings.EqualFold(k[:6], "sysctl") && (k[6] == '.' || k[6] == '/') {
+		return "the kernel applies sysctl.* as root right before it runs /init, and the init checks none of them: some run programs (kernel.core_pattern=|..., kernel.poweroff_cmd, kernel.modprobe), others open the guest to the host (net.ipv4.conf.*.route_localnet, kernel.sysrq)"
+	}
+	// __setup("kprobe_event=") (kernel/trace/trace_kprobe.c: probes that
+	// read any kernel or user memory), __setup("tp_printk") and
+	// __setup("ftrace_dump_on_oops") (kernel/trace/trace.c: every trace
+	// event, or the whole buffer on an oops, printed to the console) and
+	// core_param(panic_print) (kernel/panic.c: the buffer on a panic).
+	if setupMatches(line, "kprobe_event=") || setupMatches(line, "tp_printk") || setupMatches(line, "ftrace_dump_on_oops") || key == "panic_print" {
+		return "it prints kernel trace events or buffers to the console the host reads (kprobe_event= probes can read any memory)"
+	}
 	// The kernel knows kgdbcon, kgdbwait, kgdbdbgp, ekgdboc and
 	// kgdboc_earlycon as early_param (parameq: the whole name, '-' and
 	// '_' alike), kgdboc= and kgdbts= as __setup (a prefix of the line,
@@ -34,7 +62,6 @@ func Hazard(p Param) string {
 	// kgdbts.kgdbts as built-in module parameters: every one is a name
 	// that starts with kgdb or ekgdb once '-' is read as '_', and so is
 	// any the kernel adds.
-	key := strings.ReplaceAll(p.Key, "-", "_")
 	if strings.HasPrefix(key, "kgdb") || strings.HasPrefix(key, "ekgdb") {
 		return "it starts the kernel debugger on a console the host reads and writes: the host could read and change the guest's memory"
 	}

@@ -94,6 +94,63 @@ func TestHazardEarlyKgdb(t *testing.T) {
 	}
 }
 
+// TestHazardMore: parameters that keep the measured initrd from being
+// unpacked, sysctl.* (applied as root right before /init) and the trace
+// sinks to the console are refused under every spelling the kernel
+// matches (noinitrd, tp_printk, ftrace_dump_on_oops and kprobe_event= as
+// __setup prefixes; initrdmem, initrd and panic_print whole, '-' and '_'
+// alike; sysctl then '.' or '/'); their neighbours are not (found by a
+// review of the 6.1.192 source).
+func TestHazardMore(t *testing.T) {
+	for _, tc := range []struct {
+		param, want string // want: part of the reason, "" for no hazard
+	}{
+		{"noinitrd", "measured initrd"},
+		{"noinitrd=0", "measured initrd"},
+		{"noinitrdX", "measured initrd"},
+		{"initrdmem=0x1000000,0x400000", "measured initrd"},
+		{"initrd-mem=0x1000000,0x400000", ""},
+		{"initrd=0x1000000,0x400000", "measured initrd"},
+		{"initrd=initrd", ""},
+		{"no-initrd", ""},
+		{"sysctl.kernel.core_pattern=|/bin/katana", "sysctl"},
+		{"sysctl/kernel/modprobe=/usr/local/bin/x", "sysctl"},
+		{"sysctl.kernel..poweroff_cmd=/bin/katana", "sysctl"},
+		{"sysctl.net.ipv4.conf.all.route_localnet=1", "sysctl"},
+		{"SYSCTL.kernel.sysrq=1", "sysctl"},
+		{"sysctl", ""},
+		{"sysctl=1", ""},
+		{"sysctl_x.y=1", ""},
+		{"kprobe_event=p:o,do_sys_open,+0(%si):ustring", "trace"},
+		{"kprobe-event=p:o,do_sys_open", "trace"},
+		{"kprobe_event", ""},
+		{"tp_printk", "trace"},
+		{"tp-printk", "trace"},
+		{"tp_printk_stop_on_boot", "trace"},
+		{"ftrace_dump_on_oops", "trace"},
+		{"ftrace_dump_on_oops=orig_cpu", "trace"},
+		{"panic_print=0x10", "trace"},
+		{"panic-print=0x10", "trace"},
+		{"panic_printX=1", ""},
+		{"trace_event=sched", ""},
+		{"panic=-1", ""},
+	} {
+		_, perr := Parse("console=ttyS0 " + tc.param)
+		_, ferr := Format(Default(), []string{"console=ttyS0", tc.param})
+		if tc.want == "" {
+			if perr != nil || ferr != nil {
+				t.Errorf("%q, no hazard: Parse %v, Format %v", tc.param, perr, ferr)
+			}
+			continue
+		}
+		for _, err := range []error{perr, ferr} {
+			if !errors.Is(err, ErrHazard) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%q: %v; want ErrHazard naming %q", tc.param, err, tc.want)
+			}
+		}
+	}
+}
+
 func TestErrorsNameTheValue(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
