@@ -184,7 +184,7 @@ func diffInputs(t *testing.T, n int) []string {
 		"-", ".", "'", "\\", "\x7f", "--", "--", "katana.", "katana.args=", "katana.env=", "katana.net=none",
 		"nokaslr", "init=", "rdinit=", "a", "b", "x", "0", "mem=", "memmap=", "hugepages=", "efi_fake_mem=",
 		"crashkernel=", ",high", ",low", "pti=", "nopti", "spectre_v2=", "spectre_v2_user=", "console=", "acpi=",
-		"clearcpuid=", "noxsave", "GODEBUG=", "kgdboc=", "sysrq_always_enabled", "noinitrd", "initrd=initrd", "BOOT_IMAGE=", "kexec", "sysrq-always_enabled", "rd-init=", "rd_init=", "INIT="}
+		"clearcpuid=", "noxsave", "GODEBUG=", "kgdboc=", "sysrq_always_enabled", "noinitrd", "initrd=initrd", "BOOT_IMAGE=", "kexec", "sysrq-always_enabled", "rd-init=", "rd_init=", "INIT=", "tp_printk", "tp-printk_stop_on_boot", "kprobe_event=", "kprobe-event", "ftrace_dump_on_oops", "noinitrd-", "panic_print=", "sysctl.kernel.sysrq=", "initrdmem="}
 	rng := rand.New(rand.NewSource(1))
 	for i := 0; i < n; i++ {
 		var b strings.Builder
@@ -522,6 +522,15 @@ func diffCheck(s string, c, cOVMF cResult, count *diffCount, fail func(format st
 				goHz = append(goHz, "init")
 			case strings.Contains(why, "SysRq"):
 				goHz = append(goHz, "sysrq_always_enabled")
+			case strings.Contains(why, "measured initrd"), strings.Contains(why, "trace"):
+				// The __setup ones; initrdmem=, initrd=ADDR,SIZE and
+				// panic_print= are early or core parameters the
+				// harness does not run (TestHazardMore has them).
+				for _, str := range []string{"noinitrd", "kprobe_event=", "tp_printk", "ftrace_dump_on_oops"} {
+					if setupMatches(setupLine(p), str) {
+						goHz = append(goHz, strings.TrimSuffix(str, "="))
+					}
+				}
 			}
 		}
 		var cHz []string

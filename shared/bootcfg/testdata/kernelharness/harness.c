@@ -51,11 +51,22 @@ static void hex(const char *s);
 static int hz_init(char *s) { printf("H init="); hex(s); putchar('\n'); return 1; }
 static int hz_rdinit(char *s) { printf("H rdinit="); hex(s); putchar('\n'); return 1; }
 static int hz_sysrq(char *s) { printf("H sysrq_always_enabled"); hex(s); putchar('\n'); return 1; }
+/* init/do_mounts_initrd.c, kernel/trace/trace_kprobe.c, kernel/trace/trace.c
+ * (tp_printk's handler declines "_..." and the kernel goes on to the next
+ * entry; the call is what is recorded). */
+static int hz_noinitrd(char *s) { printf("H noinitrd"); hex(s); putchar('\n'); return 1; }
+static int hz_kprobe(char *s) { printf("H kprobe_event="); hex(s); putchar('\n'); return 1; }
+static int hz_tp(char *s) { printf("H tp_printk"); hex(s); putchar('\n'); return *s != '_'; }
+static int hz_ftdump(char *s) { printf("H ftrace_dump_on_oops"); hex(s); putchar('\n'); return 1; }
 static const struct obs_kernel_param setup_tab[] = {
 	{ "initrd", early_stub, 1 },
 	{ "init=", hz_init, 0 },
 	{ "rdinit=", hz_rdinit, 0 },
 	{ "sysrq_always_enabled", hz_sysrq, 0 },
+	{ "noinitrd", hz_noinitrd, 0 },
+	{ "kprobe_event=", hz_kprobe, 0 },
+	{ "tp_printk", hz_tp, 0 },
+	{ "ftrace_dump_on_oops", hz_ftdump, 0 },
 };
 #define __setup_start (&setup_tab[0])
 #define __setup_end (&setup_tab[sizeof(setup_tab) / sizeof(setup_tab[0])])
