@@ -157,7 +157,7 @@ func checkKernelRelease(kernelPath, what string, releases ...string) error {
 	}
 	for _, r := range releases {
 		if r != rel {
-			return fmt.Errorf("--kernel %s is kernel release %s (its boot header), but %s holds modules built for release %s: modules of another release do not load, so the guest would stop at the first one; give the modules from the same kernel package as the kernel", kernelPath, rel, what, r)
+			return fmt.Errorf("--kernel %s is kernel release %s (its boot header), but %s holds modules built for release %s: modules of another release do not load, so the guest would stop at the first one; give the modules from the same kernel package as the kernel", kernelPath, rel, what, printable.Quote(r))
 		}
 	}
 	return nil

@@ -262,14 +262,14 @@ func (a *Archive) checkVouched() error {
 				continue
 			}
 			if want, ok := packs[e.Path]; !operator(e.Path) && (!ok || want != "" && want != e.SHA256) {
-				return fmt.Errorf("/%s is not a file hostbuild pack makes there (only the layout's, /init, the payload and its lists, the modules modules.load names, the CA bundle, and the operator's files under /%s/ and /%s/): Katana could run or read it", e.Path, initrdlayout.OperatorDir, initrdlayout.OperatorBinDir)
+				return fmt.Errorf("/%s is not a file hostbuild pack makes there (only the layout's, /init, the payload and its lists, the modules modules.load names, the CA bundle, and the operator's files under /%s/ and /%s/): Katana could run or read it", printable.Escape(e.Path), initrdlayout.OperatorDir, initrdlayout.OperatorBinDir)
 			}
 			sum, ok := a.contents[e.Path]
 			if !ok {
-				return fmt.Errorf("/%s is not in the content list: the init does not check it, yet Katana could run or read it (pack the initrd with hostbuild pack)", e.Path)
+				return fmt.Errorf("/%s is not in the content list: the init does not check it, yet Katana could run or read it (pack the initrd with hostbuild pack)", printable.Escape(e.Path))
 			}
 			if hex.EncodeToString(sum[:]) != e.SHA256 {
-				return fmt.Errorf("/%s does not match the content list (the init would refuse to boot)", e.Path)
+				return fmt.Errorf("/%s does not match the content list (the init would refuse to boot)", printable.Escape(e.Path))
 			}
 		default:
 			f, ok := special[e.Path]
@@ -283,7 +283,7 @@ func (a *Archive) checkVouched() error {
 				want.Mode = e.Mode
 			}
 			if !ok || e.Type != want.Type || e.Mode != want.Mode || e.Link != want.Link || e.Device != want.Device {
-				return fmt.Errorf("/%s is a %s the layout does not make (only folders, files the content list covers and the layout's %d device nodes and links are vouched for)", e.Path, e.Type, len(special))
+				return fmt.Errorf("/%s is a %s the layout does not make (only folders, files the content list covers and the layout's %d device nodes and links are vouched for)", printable.Escape(e.Path), e.Type, len(special))
 			}
 		}
 	}
