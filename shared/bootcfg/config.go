@@ -322,6 +322,9 @@ func ParseNet(v string) (Net, error) {
 					// would need and zones are refused.
 					return Net{}, fmt.Errorf("dns: %s is link-local, which needs a zone (not supported): give a global or unique-local address", a)
 				}
+				if directedBroadcast(pfx, a) {
+					return Net{}, fmt.Errorf("dns: %s is the broadcast address of %s", a, pfx.Masked())
+				}
 				n.DNS = append(n.DNS, a)
 			}
 		}

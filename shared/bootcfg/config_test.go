@@ -84,6 +84,9 @@ func TestParse(t *testing.T) {
 		{name: "net /31 and /32 have no broadcast address", in: `katana.net=10.0.2.15/31,gw=10.0.2.14`, want: withDefaults(func(c *Config) {
 			c.Net = Net{Addr: netip.MustParsePrefix("10.0.2.15/31"), Gateway: netip.MustParseAddr("10.0.2.14")}
 		})},
+		{name: "net dns ending in .255 inside a /23", in: `katana.net=10.0.3.1/23,dns=10.0.2.255`, want: withDefaults(func(c *Config) {
+			c.Net = Net{Addr: netip.MustParsePrefix("10.0.3.1/23"), DNS: []netip.Addr{netip.MustParseAddr("10.0.2.255")}}
+		})},
 		{name: "net gw off the subnet ending in 255", in: `katana.net=10.0.3.1/32,gw=10.0.2.255`, want: withDefaults(func(c *Config) {
 			c.Net = Net{Addr: netip.MustParsePrefix("10.0.3.1/32"), Gateway: netip.MustParseAddr("10.0.2.255")}
 		})},
@@ -193,6 +196,7 @@ func TestParseErrors(t *testing.T) {
 		{"net this network", `katana.net=0.1.2.3/8,gw=0.1.2.4`, ErrBadValue, "0.0.0.0/8"},
 		{"net gw this network", `katana.net=10.0.2.15/24,gw=0.0.2.2`, ErrBadValue, "0.0.0.0/8"},
 		{"net dns link-local", `katana.net=fd00::5/64,dns=fe80::53`, ErrBadValue, "fe80::53 is link-local"},
+		{"net dns subnet broadcast", `katana.net=10.0.2.15/24,gw=10.0.2.2,dns=10.0.2.255`, ErrBadValue, "dns: 10.0.2.255 is the broadcast address of 10.0.2.0/24"},
 		{"agent bad mode", `katana.agent=unix:/x`, ErrBadValue, "unix:/x"},
 		{"agent vsock zero", `katana.agent=vsock:0`, ErrBadValue, "vsock:0"},
 		{"agent vsock any", `katana.agent=vsock:4294967295`, ErrBadValue, "4294967295"},
