@@ -12,8 +12,10 @@
 #   make             make test, make demo (not on a minimal Debian install)
 #   gcc, libc6-dev   shared/bootcfg's differential test compiles the
 #                    kernel's own command line parsers
+#   xz-utils         fetch-kernel-source.sh unpacks linux-source's .tar.xz
+#                    (priority standard: not on a minimal install)
 set -euo pipefail
-pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc openssl time ca-certificates zstd libvirt-clients libxml2-utils gcc libc6-dev)
+pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc openssl time ca-certificates zstd libvirt-clients libxml2-utils gcc libc6-dev xz-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -47,10 +47,17 @@ else
 fi
 [ -n "$version" ] || die "cannot tell the version of linux-image-$release (no .deb beside $kdir, and apt-cache knows no such package)"
 want="$pkg $version"
-if [ -f "$dest/VERSION" ] && [ "$(cat "$dest/VERSION")" = "$want" ]; then
+# Complete only with every file the list names: a checkout whose list
+# grew extracts again.
+complete=1
+while read -r f; do
+	[ -f "$dest/$f" ] || complete=0
+done <"$list"
+if [ $complete = 1 ] && [ -f "$dest/VERSION" ] && [ "$(cat "$dest/VERSION")" = "$want" ]; then
 	say "$dest already holds $want; nothing to do"
 	exit 0
 fi
+command -v xz >/dev/null 2>&1 || die "xz not found: the source is a .tar.xz (apt-get install xz-utils, or ./.ci/deps.sh)"
 
 parent=$(dirname "$dest")
 mkdir -p "$parent"
