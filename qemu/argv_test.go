@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -265,6 +266,34 @@ func TestShellQuote(t *testing.T) {
 	for in, want := range tests {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A control or format character (a manifest's cmdline holds what its
+// writer chose) is written as bash's $'\xNN', never raw (run --dry-run
+// printed ESC, CR and a newline of the manifest's own: found by review),
+// and bash reads back the same bytes.
+func TestShellQuoteControls(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash on PATH: install bash to check what it reads back")
+	}
+	for in, want := range map[string]string{
+		"console=ttyS0 \x1b[2K\rOK": `$'console=ttyS0 \x1b[2K\x0dOK'`,
+		"a\nb":                      `$'a\x0ab'`,
+		"it's \u202eé":              `$'it\'s \xe2\x80\xaeé'`,
+		"back\\slash\t":             `$'back\\slash\x09'`,
+		"bad\xffutf8\x01":           `$'bad\xffutf8\x01'`,
+		"\x1b2":                     `$'\x1b2'`,
+	} {
+		got := shellQuote(in)
+		if got != want {
+			t.Errorf("shellQuote(%q) = %q, want %q", in, got, want)
+		}
+		out, err := exec.Command(bash, "-c", "printf %s "+got).Output()
+		if err != nil || string(out) != in {
+			t.Errorf("bash reads %s back as %q (%v), want %q", got, out, err, in)
 		}
 	}
 }
