@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/doctor"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/qemu"
 )
 
@@ -50,7 +51,8 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fails := 0
 	var skipped []string
 	for _, r := range rs {
-		fmt.Fprintf(stdout, "%s  %s: %s\n", r.Status, r.Name, r.Detail)
+		// Details quote /proc, /sys and QEMU's own output.
+		fmt.Fprintf(stdout, "%s  %s: %s\n", r.Status, r.Name, printable.Escape(r.Detail))
 		switch r.Status {
 		case doctor.Fail:
 			fails++

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,5 +107,121 @@ func TestDependsQuoted(t *testing.T) {
 	t.Logf("exit %d; stderr %q", code, errOut)
 	if strings.ContainsAny(errOut, "\x1b\r") {
 		t.Errorf("raw: %q", errOut)
+	}
+}
+
+// forged would erase the line, print "attestation OK" over it and
+// reverse what follows; its newline would start a line of its own.
+const forged = "\x1b[2K\rattestation OK \u202e\nattestation OK"
+
+// Text from input files, /proc, /sys and QEMU reaches neither stream raw.
+// TestInputTextEscapedEverywhere: each command, given text of its
+// input's own (a manifest's fields, a PEM block's type, an initrd's entry
+// names, a payload's interpreter, module file names, /proc and QEMU's
+// output), prints it quoted or escaped (found by a review of every print
+// of such text).
+func TestInputTextEscapedEverywhere(t *testing.T) {
+	put := func(p string, b []byte) {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifestWith := func(dir string, edit func(m map[string]any)) string {
+		p := writeTestManifest(t, dir)
+		b, _ := os.ReadFile(p)
+		var m map[string]any
+		json.Unmarshal(b, &m)
+		edit(m)
+		b, _ = json.Marshal(m)
+		put(p, b)
+		return p
+	}
+	appendEntry := func(img string, h *newc.Header) {
+		f, _ := os.OpenFile(img, os.O_WRONLY|os.O_APPEND, 0)
+		defer f.Close()
+		if st, _ := f.Stat(); st.Size()%4 != 0 {
+			f.Write(make([]byte, 4-st.Size()%4))
+		}
+		w := newc.NewWriter(f)
+		if err := w.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+	}
+	packArgs := []string{"pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "o.img"}
+	manifestArgs := func(ovmf string) []string {
+		return []string{"manifest", "--ovmf", ovmf, "--kernel", "vmlinuz", "--initrd", "i.img", "--cmdline", "console=ttyS0 panic=-1",
+			"--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", "m.json"}
+	}
+	for _, tc := range []struct {
+		name string
+		args func(t *testing.T, dir, ovmf string) []string
+	}{
+		{"manifest vcpu_sig (attest)", func(t *testing.T, dir, _ string) []string {
+			mp := manifestWith(dir, func(m map[string]any) { m["measurements"].([]any)[0].(map[string]any)["vcpu_sig"] = forged })
+			return []string{"attest", "--addr", "tcp:127.0.0.1:1", "--manifest", mp, "--min-tcb", "none"}
+		}},
+		{"manifest component name (libvirt)", func(t *testing.T, dir, _ string) []string {
+			mp := manifestWith(dir, func(m map[string]any) { m["components"].(map[string]any)["ovmf"].(map[string]any)["name"] = forged })
+			put(filepath.Join(dir, "f"), []byte("two bytes"))
+			return []string{"libvirt", "--manifest", mp, "--ovmf", "f", "--kernel", "f", "--initrd", "f", "--cid", "3"}
+		}},
+		{"--roots PEM type (verify)", func(t *testing.T, dir, _ string) []string {
+			put(filepath.Join(dir, "r.pem"), []byte("-----BEGIN X"+forged+"-----\nAAAA\n-----END X"+forged+"-----\n"))
+			return []string{"verify", dir, "--manifest", writeTestManifest(t, dir), "--min-tcb", "none", "--roots", "r.pem"}
+		}},
+		{"manifest cmdline (run --dry-run)", func(t *testing.T, dir, _ string) []string {
+			put(filepath.Join(dir, "f"), []byte("x"))
+			mp := manifestWith(dir, func(m map[string]any) {
+				m["cmdline"] = "console=ttyS0 " + forged
+				for _, k := range []string{"kernel", "initrd"} {
+					m["components"].(map[string]any)[k].(map[string]any)["sha256"] = "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"
+				}
+			})
+			return []string{"run", "--plain", "--dry-run", "--manifest", mp, "--kernel", "f", "--initrd", "f"}
+		}},
+		{"initrd folder name (manifest)", func(t *testing.T, dir, ovmf string) []string {
+			hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "i.img")
+			appendEntry(filepath.Join(dir, "i.img"), &newc.Header{Name: "X" + forged, Mode: newc.TypeDir | 0o755, NLink: 2, Ino: 1 << 20})
+			return manifestArgs(ovmf)
+		}},
+		{"initrd entry ending in /. (manifest)", func(t *testing.T, dir, ovmf string) []string {
+			hostbuild(t, dir, nil, "pack", "-q", "--init", "guestinit", "--payload", "katana", "--kernel-modules", "k", "-o", "i.img")
+			appendEntry(filepath.Join(dir, "i.img"), &newc.Header{Name: "X" + forged + "/.", Mode: newc.TypeReg | 0o644, NLink: 1, Ino: 1 << 20})
+			return manifestArgs(ovmf)
+		}},
+		{"payload PT_INTERP (pack)", func(t *testing.T, dir, _ string) []string {
+			put(filepath.Join(dir, "katana"), testelf.Executable("/lib/ld"+forged, []byte("x")))
+			return packArgs
+		}},
+		{"module file name (pack)", func(t *testing.T, dir, _ string) []string {
+			put(filepath.Join(dir, "k/lib/modules/6.9.0-t/kernel/a/virtio.ko"), testelf.Module("depends=ev"+forged, "name=virtio"))
+			put(filepath.Join(dir, "k/lib/modules/6.9.0-t/kernel/z/ev"+forged+".ko"), testelf.Module("depends=", "name=other"))
+			return append(packArgs, "--module", "virtio")
+		}},
+		{"module suggestion (pack)", func(t *testing.T, dir, _ string) []string {
+			put(filepath.Join(dir, "k/lib/modules/6.9.0-t/kernel/z/vsoc\x1b[.ko"), testelf.Module("depends=", "name=x"))
+			return append(packArgs, "--module", "vsocz")
+		}},
+		{"release folders (pack)", func(t *testing.T, dir, _ string) []string {
+			os.MkdirAll(filepath.Join(dir, "k/lib/modules/6.9.1"+forged), 0o755)
+			return packArgs
+		}},
+		{"/proc, /sys, QEMU (doctor)", func(t *testing.T, dir, _ string) []string {
+			put(filepath.Join(dir, "root/proc/cpuinfo"), []byte("vendor_id\t: A"+forged+"\ncpu family\t: 25\n"))
+			put(filepath.Join(dir, "root/sys/module/kvm_amd/parameters/sev_snp"), []byte("N"+forged+"\n"))
+			put(filepath.Join(dir, "q"), []byte("#!/bin/sh\nprintf 'qemu: \\033[2K\\rPASS\\n' >&2\nexit 1\n"))
+			os.Chmod(filepath.Join(dir, "q"), 0o755)
+			return []string{"doctor", "--root", filepath.Join(dir, "root"), "--qemu", filepath.Join(dir, "q")}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, ovmf := stageBuild(t)
+			out, errs, code := hostbuild(t, dir, nil, tc.args(t, dir, ovmf)...)
+			if s := out + errs; strings.ContainsAny(s, "\x1b\r\u202e") || strings.Contains(s, "\nattestation OK") {
+				t.Errorf("exit %d, raw control or format runes, or a line of the input's own:\n%q", code, s)
+			}
+		})
 	}
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 // command is one subcommand. run returns the process exit code.
@@ -164,6 +166,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hostbuild: unknown command %q; run 'hostbuild help' for the list\n", args[0])
 		return exitUsage
 	}
+	// Errors and warnings carry text from input files, agents, QEMU and
+	// /proc: escaped (newlines and tabs kept), a terminal runs none of
+	// its control sequences. The messages quote that text too; this is
+	// the backstop for a path they miss.
+	stderr = printable.NewWriter(stderr)
 	// What a command prints on stdout is often its output file
 	// ("hostbuild cmdline > cmdline", "libvirt ... > katana.xml"): a
 	// write that failed (a full disk) must not exit 0. run's stdout is

@@ -253,7 +253,7 @@ func warnDroppedModules(stderr io.Writer, cmd string, res *initrd.Result) {
 	for _, sd := range res.SoftDeps {
 		also := ""
 		if len(sd.Candidates) > 0 {
-			also = " (candidates by name: " + strings.Join(quoteAll(sd.Candidates), ", ") + ")"
+			also = " (candidates by name: " + strings.Join(printable.QuoteAll(sd.Candidates), ", ") + ")"
 		}
 		// sd.Name is the module file's text (.modinfo): quoted when not
 		// printable, as a terminal would run its control sequences.
@@ -289,13 +289,4 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	return p.w.Write(b)
-}
-
-// quoteAll quotes each name that is not printable (printable.Quote).
-func quoteAll(names []string) []string {
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = printable.Quote(n)
-	}
-	return out
 }

@@ -218,7 +218,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "hostbuild run: %s\n", note)
 		}
 		// The command line is this mode's output: a failed write fails.
-		if _, err := fmt.Fprint(stdout, plan.Command.String()); err != nil {
+		// The manifest's cmdline is in it: escaped, as on stderr.
+		if _, err := fmt.Fprint(printable.NewWriter(stdout), plan.Command.String()); err != nil {
 			fmt.Fprintf(stderr, "hostbuild run: writing the command line to stdout: %v\n", err)
 			return exitFail
 		}

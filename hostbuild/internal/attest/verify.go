@@ -664,7 +664,9 @@ func LoadRoots(path, productLine string) (map[string][]*trust.AMDRootCerts, erro
 	}
 	roots, err := parseRoots(b, productLine)
 	if err != nil {
-		return nil, fmt.Errorf("trusted roots %s: %w", path, err)
+		// go-sev-guest's errors name the PEM block's type and headers
+		// raw.
+		return nil, fmt.Errorf("trusted roots %s: %s", path, printable.Escape(err.Error()))
 	}
 	return roots, nil
 }

@@ -647,14 +647,14 @@ func CheckStaticELF(b []byte) error {
 	if bi, err := buildinfo.Read(bytes.NewReader(b)); err == nil {
 		for _, st := range bi.Settings {
 			if st.Key == "GOOS" && st.Value != "linux" {
-				return fmt.Errorf("a Go program built for GOOS=%s, not linux: the guest is Linux; build it with GOOS=linux", st.Value)
+				return fmt.Errorf("a Go program built for GOOS=%s, not linux: the guest is Linux; build it with GOOS=linux", printable.Quote(st.Value))
 			}
 		}
 	}
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_INTERP {
 			interp, _ := io.ReadAll(io.LimitReader(p.Open(), 256))
-			return fmt.Errorf("dynamically linked (interpreter %s): the initrd carries no libc; build it static (Go: CGO_ENABLED=0; Rust: --target x86_64-unknown-linux-musl)", strings.TrimRight(string(interp), "\x00"))
+			return fmt.Errorf("dynamically linked (interpreter %s): the initrd carries no libc; build it static (Go: CGO_ENABLED=0; Rust: --target x86_64-unknown-linux-musl)", printable.Quote(strings.TrimRight(string(interp), "\x00")))
 		}
 	}
 	if f.Type == elf.ET_DYN && f.Entry == 0 {

@@ -308,7 +308,7 @@ func (a *Archive) checkMetadata() error {
 			why = rules.Mode(e.Path, kinds[e.Type], uint32(perm))
 		}
 		if why != "" {
-			return fmt.Errorf("%s (the init would refuse to boot)", why)
+			return fmt.Errorf("%s (the init would refuse to boot)", printable.Escape(why))
 		}
 	}
 	return nil
@@ -386,7 +386,7 @@ func (a *Archive) OperatorFiles() ([]Entry, error) {
 		}
 		for p := range a.contents {
 			if e, ok := a.Lookup(p); under(p) && (!ok || e.Type != "file") {
-				return nil, fmt.Errorf("the content list names /%s, which the initrd does not hold as a file (the init would refuse to boot)", p)
+				return nil, fmt.Errorf("the content list names /%s, which the initrd does not hold as a file (the init would refuse to boot)", printable.Escape(p))
 			}
 		}
 	}
@@ -786,7 +786,7 @@ func (st *readState) archives(r io.Reader, one bool) error {
 			} else if l := st.symlinkOnPath(key); l != "" {
 				st.unresolved = fmt.Sprintf("entry %q passes through symlink %q: the kernel follows it, so it may replace any file", h.Name, l)
 			} else if h.Type() != newc.TypeDir && key != "." && (last == "" || last == ".") {
-				st.unresolved = fmt.Sprintf("entry %q (a %s) ends in %q: the kernel cannot create a file by that name and drops it, where a reader would take it for %s", h.Name, newc.TypeString(h.Mode), "/"+last, key)
+				st.unresolved = fmt.Sprintf("entry %q (a %s) ends in %q: the kernel cannot create a file by that name and drops it, where a reader would take it for %q", h.Name, newc.TypeString(h.Mode), "/"+last, key)
 			} else if d := st.missingFolder(key); d != "" && (payloadPaths[key] || key == initrdlayout.InitPath) {
 				st.unresolved = fmt.Sprintf("entry %q comes before (or without) a folder %q: the kernel creates no missing folders, so it drops the entry", h.Name, d)
 			}

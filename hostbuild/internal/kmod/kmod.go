@@ -126,7 +126,7 @@ func Open(dir string) (*Tree, error) {
 		case 0:
 			return nil, fmt.Errorf("%s holds no kernel release", base)
 		default:
-			return nil, fmt.Errorf("%s holds several kernel releases (%s): give --kernel-modules one of %s/<release>", base, strings.Join(rels, ", "), base)
+			return nil, fmt.Errorf("%s holds several kernel releases (%s): give --kernel-modules one of %s/<release>", base, strings.Join(printable.QuoteAll(rels), ", "), base)
 		}
 	}
 	// The release is the folder's real name: "." or "..", a trailing
@@ -255,7 +255,7 @@ func (t *Tree) Closure(names []string) ([]Module, error) {
 		case 2:
 			return nil
 		case 1:
-			return fmt.Errorf("module dependency cycle: %s -> %s", strings.Join(stack, " -> "), name)
+			return fmt.Errorf("module dependency cycle: %s -> %s", strings.Join(printable.QuoteAll(stack), " -> "), printable.Quote(name))
 		}
 		if t.builtin[name] {
 			state[name] = 2
@@ -386,36 +386,39 @@ func (t *Tree) Unmet(mods []Module) map[string][]string {
 func (t *Tree) notFound(name, from string) error {
 	msg := fmt.Sprintf("module %q", name)
 	if from != "" {
-		msg = fmt.Sprintf("module %q (a dependency of %s)", name, from)
+		msg = fmt.Sprintf("module %q (a dependency of %s)", name, printable.Quote(from))
 	}
 	if s := t.Suggest(name, 3); len(s) > 0 {
-		return fmt.Errorf("%w: %s is not in %s; closest names: %s", ErrNotFound, msg, t.Dir, strings.Join(s, ", "))
+		return fmt.Errorf("%w: %s is not in %s; closest names: %s", ErrNotFound, msg, t.Dir, strings.Join(printable.QuoteAll(s), ", "))
 	}
 	return fmt.Errorf("%w: %s is not in %s", ErrNotFound, msg, t.Dir)
 }
 
 func (t *Tree) load(name, rel string) (*Module, error) {
 	p := filepath.Join(t.Dir, filepath.FromSlash(rel))
+	// The file's name is the tree's text: printed quoted (qn) or escaped
+	// (qp), as a terminal would run its control sequences.
+	qn, qp := printable.Quote(name), printable.Escape(p)
 	// A module holds at most maxDecompressed bytes of ELF, and compressing
 	// it does not make it larger (bar a few bytes of framing): no larger
 	// file is read.
 	data, err := infile.ReadFile("module file", p, int64(maxDecompressed))
 	if err != nil {
-		return nil, fmt.Errorf("reading module %s: %w", name, err)
+		return nil, fmt.Errorf("reading module %s: %w", qn, err)
 	}
 	info, err := Modinfo(rel, data)
 	if err != nil {
-		return nil, fmt.Errorf("module %s (%s): %w", name, p, err)
+		return nil, fmt.Errorf("module %s (%s): %w", qn, qp, err)
 	}
 	if n, ok := info["name"]; ok && len(n) > 0 && Canonical(n[0]) != name {
-		return nil, fmt.Errorf("module file %s calls itself %q, not %q", p, n[0], name)
+		return nil, fmt.Errorf("module file %s calls itself %q, not %q", qp, n[0], name)
 	}
 	// The kernel refuses a module built for another release (vermagic), and
 	// modprobe looks in /lib/modules/$(uname -r): a folder named otherwise
 	// would give an initrd whose modules never load.
 	if v := info["vermagic"]; len(v) > 0 {
 		if release, _, _ := strings.Cut(v[0], " "); release != t.Release {
-			return nil, fmt.Errorf("module file %s is built for kernel release %q (vermagic), but its folder %s names release %q: give --kernel-modules the lib/modules/<release> folder of that kernel", p, release, t.Dir, t.Release)
+			return nil, fmt.Errorf("module file %s is built for kernel release %q (vermagic), but its folder %s names release %q: give --kernel-modules the lib/modules/<release> folder of that kernel", qp, release, t.Dir, t.Release)
 		}
 	}
 	m := &Module{Name: name, RelPath: rel, Data: data, Aliases: info["alias"]}

@@ -25,6 +25,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/qemu"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
@@ -202,7 +203,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		}
 		if st.Size() != f.want.Size {
 			return nil, &Mismatch{What: "the " + f.what + " " + f.path, Got: fmt.Sprintf("%d bytes", st.Size()),
-				Allowed: fmt.Sprintf("%d bytes (%s, SHA-256 %s)", f.want.Size, f.want.Name, f.want.SHA256)}
+				Allowed: fmt.Sprintf("%d bytes (%s, SHA-256 %s)", f.want.Size, printable.Quote(f.want.Name), f.want.SHA256)}
 		}
 		sealed, err := sealedCopy(f.what, fd, f.want.Size)
 		if err != nil {
@@ -218,7 +219,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		}
 		if got.SHA256 != f.want.SHA256 {
 			return nil, &Mismatch{What: "the " + f.what + " " + f.path, Got: "SHA-256 " + got.SHA256,
-				Allowed: fmt.Sprintf("SHA-256 %s (%s, %d bytes)", f.want.SHA256, f.want.Name, f.want.Size)}
+				Allowed: fmt.Sprintf("SHA-256 %s (%s, %d bytes)", f.want.SHA256, printable.Quote(f.want.Name), f.want.Size)}
 		}
 	}
 

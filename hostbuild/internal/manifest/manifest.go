@@ -552,7 +552,7 @@ func (m *Manifest) Validate() error {
 			return fmt.Errorf("%w: measurements[%d]: %w", ErrInvalid, i, err)
 		}
 		if e.VCPUSig != "" && e.VCPUSig != fmt.Sprintf("0x%x", sig) {
-			return invalid("measurements[%d]: vcpu_sig %s does not match %s (0x%x)", i, e.VCPUSig, e.VCPUType, sig)
+			return invalid("measurements[%d]: vcpu_sig %q does not match %s (0x%x)", i, e.VCPUSig, e.VCPUType, sig)
 		}
 		if !isHex(e.Measurement, 96) {
 			return invalid("measurements[%d]: measurement %q is not 96 lowercase hex characters", i, e.Measurement)

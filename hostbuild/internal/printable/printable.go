@@ -32,6 +32,16 @@ func Quote(s string) string {
 	return strconv.Quote(s)
 }
 
+// QuoteAll returns names with each Quote'd: someone else's names in a
+// list.
+func QuoteAll(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = Quote(n)
+	}
+	return out
+}
+
 // Escape returns s with each rune that Quote would quote it for written
 // as its Go escape (\x1b, \u009b, \xff) and the rest left as it is: for
 // text that mixes ours with someone else's (an error message naming a
