@@ -207,7 +207,9 @@ func (c Command) Argv() []string { return append([]string{c.Binary}, c.Args()...
 
 // String renders the command for humans and --dry-run: one option per line,
 // values quoted for a POSIX shell, lines continued with a backslash, so the
-// output can be pasted into a shell as is.
+// output can be pasted into a shell as is. A value with a control or
+// format character other than a tab (a manifest's cmdline with ESC or
+// CR) is written as $'...', which bash, ksh and zsh read, not dash.
 func (c Command) String() string {
 	var b strings.Builder
 	b.WriteString(shellQuote(c.Binary))
@@ -229,7 +231,9 @@ func shellQuote(s string) string {
 	}) < 0 {
 		return s
 	}
-	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) < 0 {
+	// A tab stays in '...' (every POSIX shell reads it back; a terminal
+	// shows it as space).
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return r != '\t' && !unicode.IsPrint(r) }) < 0 {
 		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 	}
 	// A control or format character (a manifest's cmdline with ESC, CR,

@@ -283,7 +283,8 @@ func TestShellQuoteControls(t *testing.T) {
 		"console=ttyS0 \x1b[2K\rOK": `$'console=ttyS0 \x1b[2K\x0dOK'`,
 		"a\nb":                      `$'a\x0ab'`,
 		"it's \u202eé":              `$'it\'s \xe2\x80\xaeé'`,
-		"back\\slash\t":             `$'back\\slash\x09'`,
+		"back\\slash\t\x01":         `$'back\\slash\x09\x01'`,
+		"tab\tonly":                 "'tab\tonly'",
 		"bad\xffutf8\x01":           `$'bad\xffutf8\x01'`,
 		"\x1b2":                     `$'\x1b2'`,
 	} {
@@ -294,6 +295,24 @@ func TestShellQuoteControls(t *testing.T) {
 		out, err := exec.Command(bash, "-c", "printf %s "+got).Output()
 		if err != nil || string(out) != in {
 			t.Errorf("bash reads %s back as %q (%v), want %q", got, out, err, in)
+		}
+	}
+}
+
+// A tab, which a cmdline may hold and the terminal shows as space, stays
+// in '...': dash (Debian's /bin/sh) reads $'...' as a '$' and a quoted
+// string, so sh -c "$(hostbuild run --dry-run ...)" would boot another
+// cmdline (found by review).
+func TestShellQuoteTabPOSIX(t *testing.T) {
+	in := "console=ttyS0\tpanic=-1"
+	for _, sh := range []string{"sh", "bash"} {
+		if _, err := exec.LookPath(sh); err != nil {
+			t.Logf("no %s on PATH: not checked with it", sh)
+			continue
+		}
+		out, err := exec.Command(sh, "-c", "printf %s "+shellQuote(in)).Output()
+		if err != nil || string(out) != in {
+			t.Errorf("%s reads %s back as %q (%v), want %q", sh, shellQuote(in), out, err, in)
 		}
 	}
 }
