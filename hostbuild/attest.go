@@ -100,7 +100,7 @@ func (v *verifyFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&v.kds, "kds", false, "allow fetching a missing VCEK and the AMD chain from AMD's KDS (cached on disk)")
 	fs.BoolVar(&v.checkCRL, "check-crl", false, "also fetch AMD's revocation list from KDS (never cached), check that the ARK signed it and that it is current (nextUpdate not passed), and refuse a revoked ASK, or for a VLEK-signed report also the VLEK list and a revoked ASVK (needs --kds)")
 	fs.StringVar(&v.kdsCache, "kds-cache", "", "KDS cache `dir` (default $XDG_CACHE_HOME/katana-snp/kds)")
-	fs.StringVar(&v.roots, "roots", "", "PEM `file` with an ASK and its ARK to trust INSTEAD of the embedded AMD roots (test platforms only)")
+	fs.StringVar(&v.roots, "roots", "", "PEM `file` with an ASK (or, for VLEKs, an ASVK) and its ARK to trust INSTEAD of the embedded AMD roots (test platforms only)")
 	fs.StringVar(&v.rootsProduct, "roots-product", "Milan", "product `line` of --roots: Milan or Genoa (Turin reports are refused whatever the roots)")
 	fs.BoolVar(&v.allowDebug, "allow-debug", false, "accept a guest policy that allows debugging")
 	fs.BoolVar(&v.allowMA, "allow-migration-agent", false, "accept a guest policy that allows a migration agent (MIGRATE_MA: an agent the host binds, outside the measurement, can export guest memory)")

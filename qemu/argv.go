@@ -207,9 +207,11 @@ func (c Command) Argv() []string { return append([]string{c.Binary}, c.Args()...
 
 // String renders the command for humans and --dry-run: one option per line,
 // values quoted for a POSIX shell, lines continued with a backslash, so the
-// output can be pasted into a shell as is. A value with a control or
-// format character other than a tab (a manifest's cmdline with ESC or
-// CR) is written as $'...', which bash, ksh and zsh read, not dash.
+// output can be pasted into a shell as is. A value with a rune other than
+// a tab that Go does not count as printable (a control or format
+// character, a space other than ASCII's: a manifest's cmdline with ESC or
+// CR) or with bytes that are not UTF-8 is written as $'...', which bash,
+// ksh and zsh read, not dash.
 func (c Command) String() string {
 	var b strings.Builder
 	b.WriteString(shellQuote(c.Binary))

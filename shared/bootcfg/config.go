@@ -271,7 +271,7 @@ func ParseNet(v string) (Net, error) {
 	fields := strings.Split(v, ",")
 	pfx, err := netip.ParsePrefix(fields[0])
 	if err != nil {
-		return Net{}, fmt.Errorf("want none or ADDR/PREFIX[,gw=IP][,dns=IP[;IP]]: %q is not ADDR/PREFIX", fields[0])
+		return Net{}, fmt.Errorf("want none or ADDR/PREFIX[,gw=IP][,dns=IP[;IP[;IP]]]: %q is not ADDR/PREFIX", fields[0])
 	}
 	if err := unicastHost(pfx.Addr()); err != nil {
 		return Net{}, fmt.Errorf("address %s: %w", pfx.Addr(), err)
@@ -288,7 +288,7 @@ func ParseNet(v string) (Net, error) {
 	for _, f := range fields[1:] {
 		k, val, ok := strings.Cut(f, "=")
 		if !ok || (k != "gw" && k != "dns") {
-			return Net{}, fmt.Errorf("option %q: want gw=IP or dns=IP[;IP]", f)
+			return Net{}, fmt.Errorf("option %q: want gw=IP or dns=IP[;IP[;IP]]", f)
 		}
 		if seen[k] {
 			return Net{}, fmt.Errorf("option %s given twice", k)

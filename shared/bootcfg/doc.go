@@ -67,8 +67,9 @@
 //	    the DNS servers must be of the same family; at most 3 DNS servers.
 //	    Refused: prefix /0, a zone, IPv4-mapped IPv6, unspecified,
 //	    loopback, multicast and 0.0.0.0/8 addresses, 255.255.255.255 and
-//	    the subnet's broadcast address (as the address, gw= or dns=), and a
-//	    link-local DNS server (it needs a zone).
+//	    the subnet's broadcast address (as the address, gw= or dns=), and an
+//	    IPv6 link-local DNS server (fe80::/10: it needs a zone; IPv4
+//	    169.254/16 is accepted).
 //	    "none" leaves eth0 alone (lo is always brought up).
 //
 //	katana.agent=vsock:PORT | tcp:IP:PORT | none
