@@ -7,12 +7,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
 )
@@ -223,5 +226,48 @@ func TestInputTextEscapedEverywhere(t *testing.T) {
 				t.Errorf("exit %d, raw control or format runes, or a line of the input's own:\n%q", code, s)
 			}
 		})
+	}
+}
+
+// checkKernelRelease's refusal quotes the modules' release (an initrd's
+// lib/modules/<release> folder: the initrd's text) in its own error, not
+// only behind run's stderr backstop.
+func TestCheckKernelReleaseQuotesModulesRelease(t *testing.T) {
+	k := filepath.Join(t.TempDir(), "vmlinuz")
+	if err := os.WriteFile(k, fakeBzImageRelease("6.9.0-t"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := checkKernelRelease(k, "the initrd", "6.9\x1b[2K\rok")
+	if err == nil || !strings.Contains(err.Error(), `built for release "6.9\x1b[2K\rok"`) || strings.ContainsAny(err.Error(), "\x1b\r") {
+		t.Errorf("checkKernelRelease: %q; want the release quoted", err)
+	}
+}
+
+// warnDroppedModules quotes the softdep's candidates (module names from
+// the tree's file names), whatever writer it is given.
+func TestWarnDroppedModulesQuotesCandidates(t *testing.T) {
+	var b bytes.Buffer
+	warnDroppedModules(&b, "pack", &initrd.Result{SoftDeps: []initrd.UnmetSoftDep{{Module: "virtio", Name: "evil", Candidates: []string{"evil\x1b[2K", "evil2"}}}})
+	if s := b.String(); strings.Contains(s, "\x1b") || !strings.Contains(s, `(candidates by name: "evil\x1b[2K", evil2)`) {
+		t.Errorf("warning %q; want the candidates quoted", s)
+	}
+}
+
+// run puts every command's stderr behind printable.NewWriter: a message
+// that misses quoting someone else's text still reaches the terminal
+// escaped, its newlines and tabs kept.
+func TestRunStderrBackstop(t *testing.T) {
+	const name = "zz-backstop-test"
+	register(command{name: name, run: func(_ context.Context, _ []string, _, stderr io.Writer) int {
+		io.WriteString(stderr, "hostbuild: raw \x1b[2K\rOK\u202e\tend\n")
+		return exitFail
+	}})
+	t.Cleanup(func() { delete(commands, name) })
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{name}, &out, &errOut); code != exitFail {
+		t.Errorf("exit %d, want %d", code, exitFail)
+	}
+	if s := errOut.String(); strings.ContainsAny(s, "\x1b\r\u202e") || !strings.Contains(s, `raw \x1b[2K\rOK\u202e`+"\tend\n") {
+		t.Errorf("stderr %q; want the control runes escaped, the tab and newline kept", s)
 	}
 }

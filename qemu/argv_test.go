@@ -287,6 +287,10 @@ func TestShellQuoteControls(t *testing.T) {
 		"tab\tonly":                 "'tab\tonly'",
 		"bad\xffutf8\x01":           `$'bad\xffutf8\x01'`,
 		"\x1b2":                     `$'\x1b2'`,
+		// Not UTF-8, no control character: a raw 0x9b is an 8-bit CSI to
+		// a terminal not in UTF-8 mode.
+		"csi\x9b2K": `$'csi\x9b2K'`,
+		"bad\xffé":  `$'bad\xffé'`,
 	} {
 		got := shellQuote(in)
 		if got != want {

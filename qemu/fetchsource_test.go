@@ -9,17 +9,19 @@ import (
 	"testing"
 )
 
-// make kernel-source is idempotent by VERSION alone: a checkout whose
-// kernelharness/files names a file the cache lacks (the list grew) must
-// extract again, not say "nothing to do" (build.sh then fails, telling
-// the user to run make kernel-source).
-func TestFetchKernelSourceRefetchesWhenTheListGrew(t *testing.T) {
+// fetchSourceFixture is a kernel folder for release 6.1.0-99-amd64 whose
+// debs/ holds linux-image .debs of imageVersions, and a bin/ with an
+// apt-get that hands out linux-source-6.1 only at srcVersion (a source
+// tree of every file kernelharness/files lists, each holding its path
+// and srcVersion) and fails for any other.
+func fetchSourceFixture(t *testing.T, srcVersion string, imageVersions ...string) (dir string, list []string, env []string) {
+	t.Helper()
 	for _, tool := range []string{"dpkg-deb", "tar", "xz"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("no %s on PATH: this test needs dpkg-deb, tar and xz (./.ci/deps.sh installs xz-utils; the others come with Debian)", tool)
 		}
 	}
-	dir := t.TempDir()
+	dir = t.TempDir()
 	run := func(name string, args ...string) {
 		t.Helper()
 		if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
@@ -30,18 +32,13 @@ func TestFetchKernelSourceRefetchesWhenTheListGrew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []string
 	for s := bufio.NewScanner(f); s.Scan(); {
 		list = append(list, s.Text())
 	}
 	f.Close()
-	deb := func(pkgDir, name, version string, files map[string]string) string {
+	deb := func(pkgDir, name, version string) string {
 		os.MkdirAll(filepath.Join(pkgDir, "DEBIAN"), 0o755)
 		os.WriteFile(filepath.Join(pkgDir, "DEBIAN/control"), []byte("Package: "+name+"\nVersion: "+version+"\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n"), 0o644)
-		for p, c := range files {
-			os.MkdirAll(filepath.Dir(filepath.Join(pkgDir, p)), 0o755)
-			os.WriteFile(filepath.Join(pkgDir, p), []byte(c), 0o644)
-		}
 		out := filepath.Join(dir, name+"_"+version+"_all.deb")
 		run("dpkg-deb", "-b", "--root-owner-group", pkgDir, out)
 		return out
@@ -49,19 +46,72 @@ func TestFetchKernelSourceRefetchesWhenTheListGrew(t *testing.T) {
 	os.MkdirAll(filepath.Join(dir, "kernel"), 0o755)
 	os.WriteFile(filepath.Join(dir, "kernel/release"), []byte("6.1.0-99-amd64\n"), 0o644)
 	os.MkdirAll(filepath.Join(dir, "debs"), 0o755)
-	img := deb(filepath.Join(dir, "img"), "linux-image-6.1.0-99-amd64", "6.1.999-1", nil)
-	os.Rename(img, filepath.Join(dir, "debs", filepath.Base(img)))
+	for i, v := range imageVersions {
+		img := deb(filepath.Join(dir, "img"+string(rune('a'+i))), "linux-image-6.1.0-99-amd64", v)
+		os.Rename(img, filepath.Join(dir, "debs", filepath.Base(img)))
+	}
 	src := filepath.Join(dir, "t/linux-source-6.1")
 	for _, p := range list {
 		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
-		os.WriteFile(filepath.Join(src, p), []byte("/* "+p+" */\n"), 0o644)
+		os.WriteFile(filepath.Join(src, p), []byte("/* "+p+" "+srcVersion+" */\n"), 0o644)
 	}
 	os.MkdirAll(filepath.Join(dir, "srcpkg/usr/src"), 0o755)
 	run("tar", "-C", filepath.Join(dir, "t"), "-cJf", filepath.Join(dir, "srcpkg/usr/src/linux-source-6.1.tar.xz"), "linux-source-6.1")
-	srcDeb := deb(filepath.Join(dir, "srcpkg"), "linux-source-6.1", "6.1.999-1", nil)
+	srcDeb := deb(filepath.Join(dir, "srcpkg"), "linux-source-6.1", srcVersion)
 	bin := filepath.Join(dir, "bin")
 	os.MkdirAll(bin, 0o755)
-	os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\ncp '"+srcDeb+"' .\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\ncase \" $* \" in\n*' linux-source-6.1="+srcVersion+" '*) cp '"+srcDeb+"' . ;;\n*) echo \"apt-get: no $*\" >&2; exit 100 ;;\nesac\n"), 0o755)
+	env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	return dir, list, env
+}
+
+// The source is fetched at the version of the newest linux-image .deb in
+// debs/ (fetch-kernel.sh leaves older ones there after an upgrade), and a
+// complete cache of another version is replaced.
+func TestFetchKernelSourceVersion(t *testing.T) {
+	dir, list, env := fetchSourceFixture(t, "6.1.999-1", "6.1.998-1", "6.1.999-1")
+	dest := filepath.Join(dir, "kernel-source")
+	// A complete cache of the older version.
+	for _, p := range list {
+		os.MkdirAll(filepath.Dir(filepath.Join(dest, p)), 0o755)
+		os.WriteFile(filepath.Join(dest, p), []byte("old"), 0o644)
+	}
+	os.WriteFile(filepath.Join(dest, "VERSION"), []byte("linux-source-6.1 6.1.998-1\n"), 0o644)
+	cmd := exec.Command("./fetch-kernel-source.sh", dest, filepath.Join(dir, "kernel"))
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("fetch-kernel-source.sh: %v\n%s", err, out)
+	}
+	if v, _ := os.ReadFile(filepath.Join(dest, "VERSION")); string(v) != "linux-source-6.1 6.1.999-1\n" {
+		t.Errorf("VERSION %q, want linux-source-6.1 6.1.999-1 (%s)", v, strings.TrimSpace(string(out)))
+	}
+	for _, p := range list {
+		if b, _ := os.ReadFile(filepath.Join(dest, p)); !strings.Contains(string(b), "6.1.999-1") {
+			t.Errorf("%s holds %q, not the 6.1.999-1 source", p, b)
+		}
+	}
+}
+
+// A kernel folder whose release file is not a kernel release is refused
+// as such, before anything is looked up or fetched.
+func TestFetchKernelSourceRefusesBadRelease(t *testing.T) {
+	dir, _, env := fetchSourceFixture(t, "6.1.999-1", "6.1.999-1")
+	os.WriteFile(filepath.Join(dir, "kernel/release"), []byte("garbage\n"), 0o644)
+	cmd := exec.Command("./fetch-kernel-source.sh", filepath.Join(dir, "kernel-source"), filepath.Join(dir, "kernel"))
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not a kernel release") {
+		t.Errorf("release \"garbage\": %v\n%s\nwant a refusal naming it not a kernel release", err, out)
+	}
+}
+
+// make kernel-source is idempotent by VERSION and the listed files: a
+// checkout whose kernelharness/files names a file the cache lacks (the
+// list grew) extracts again, not "nothing to do" (build.sh then failed,
+// telling the user to run make kernel-source; found by review).
+func TestFetchKernelSourceRefetchesWhenTheListGrew(t *testing.T) {
+	dir, list, env := fetchSourceFixture(t, "6.1.999-1", "6.1.999-1")
 	// A cache of the same version from before the list grew: all but the last file.
 	dest := filepath.Join(dir, "kernel-source")
 	for _, p := range list[:len(list)-1] {
@@ -70,7 +120,7 @@ func TestFetchKernelSourceRefetchesWhenTheListGrew(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(dest, "VERSION"), []byte("linux-source-6.1 6.1.999-1\n"), 0o644)
 	cmd := exec.Command("./fetch-kernel-source.sh", dest, filepath.Join(dir, "kernel"))
-	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("fetch-kernel-source.sh: %v\n%s", err, out)

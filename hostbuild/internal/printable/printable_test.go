@@ -3,6 +3,7 @@ package printable
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -89,5 +90,21 @@ func TestJSON(t *testing.T) {
 	var back map[string]string
 	if err := json.Unmarshal(got, &back); err != nil || back["name"] != v["name"] {
 		t.Errorf("decodes to %q, %v; want %q", back["name"], err, v["name"])
+	}
+}
+
+// QuoteAll is Quote on each name, in order, and leaves its input alone.
+func TestQuoteAll(t *testing.T) {
+	in := []string{"virtio", "ev\x1b[2K", "", "\u202e", "a b"}
+	want := []string{"virtio", `"ev\x1b[2K"`, "", `"\u202e"`, "a b"}
+	orig := slices.Clone(in)
+	if got := QuoteAll(in); !slices.Equal(got, want) {
+		t.Errorf("QuoteAll(%q) = %q, want %q", in, got, want)
+	}
+	if !slices.Equal(in, orig) {
+		t.Errorf("QuoteAll changed its input: %q", in)
+	}
+	if got := QuoteAll(nil); len(got) != 0 {
+		t.Errorf("QuoteAll(nil) = %q", got)
 	}
 }
