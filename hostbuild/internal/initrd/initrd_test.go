@@ -1702,6 +1702,18 @@ func TestCheckStaticELFOtherOS(t *testing.T) {
 // (no OS ABI byte, no note of its own) is refused, one built for linux is
 // not.
 func TestCheckStaticELFGoGOOS(t *testing.T) {
+	for goos, want := range map[string]string{"dragonfly": "a Go program built for GOOS=dragonfly, not linux", "linux": ""} {
+		err := CheckStaticELF(goHello(t, goos))
+		if want == "" && err != nil || want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)) {
+			t.Errorf("%s: got %v, want %q", goos, err, want)
+		}
+	}
+}
+
+// goHello builds a static Go program for goos (amd64) and returns its
+// bytes; it skips, saying why, without a go command.
+func goHello(t *testing.T, goos string) []byte {
+	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("skipping: no go command on PATH (%v): install Go (/usr/local/go/bin) to build the test programs", err)
@@ -1709,23 +1721,18 @@ func TestCheckStaticELFGoGOOS(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\ngo 1.26\n"), 0o644)
 	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644)
-	for goos, want := range map[string]string{"dragonfly": "a Go program built for GOOS=dragonfly, not linux", "linux": ""} {
-		out := filepath.Join(dir, "hello."+goos)
-		cmd := exec.Command(gobin, "build", "-ldflags=-s", "-o", out, ".")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH=amd64")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build for %s: %v\n%s", goos, err, b)
-		}
-		b, err := os.ReadFile(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = CheckStaticELF(b)
-		if want == "" && err != nil || want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)) {
-			t.Errorf("%s: got %v, want %q", goos, err, want)
-		}
+	out := filepath.Join(dir, "hello")
+	cmd := exec.Command(gobin, "build", "-ldflags=-s", "-o", out, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH=amd64")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build for %s: %v\n%s", goos, err, b)
 	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // Other tools' zstd frames carry a content checksum (the packer's do not):

@@ -3,9 +3,6 @@ package initrd
 import (
 	"bytes"
 	"crypto/sha256"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -78,21 +75,7 @@ func TestCheckStaticELFQuotesBinaryText(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `interpreter "/lib/ld\x1b[2K\rOK"`) || rawText(err.Error()) {
 		t.Errorf("interpreter with ESC: %q; want it quoted", err)
 	}
-	gobin, lerr := exec.LookPath("go")
-	if lerr != nil {
-		t.Skipf("no go command on PATH (%v)", lerr)
-	}
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module hello\ngo 1.26\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "main.go"), []byte("package main\n\nfunc main() { println(\"hi\") }\n"), 0o644)
-	out := filepath.Join(dir, "hello")
-	cmd := exec.Command(gobin, "build", "-ldflags=-s", "-o", out, ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, b)
-	}
-	b, _ := os.ReadFile(out)
+	b := goHello(t, "linux")
 	// The build info's "GOOS=linux" setting, rewritten in place (same
 	// length, so the length-prefixed blobs stay valid).
 	old, evil := []byte("\tGOOS=linux\n"), []byte("\tGOOS=\x1b[2Kx\n")
