@@ -302,6 +302,31 @@ func sameCmdline(reported, measured string) bool {
 	return reported == measured || reported == measured+" "+p || reported == p+" "+measured
 }
 
+// rootsComplete refuses trusted roots go-sev-guest would dereference
+// without a check: a nil root, one without ProductCerts or an ARK, or one
+// with neither an ASK nor an ASVK. LoadRoots never builds such roots; a
+// library caller building its own would otherwise crash Verify.
+func rootsComplete(roots map[string][]*trust.AMDRootCerts) error {
+	lines := make([]string, 0, len(roots))
+	for k := range roots {
+		lines = append(lines, k)
+	}
+	sort.Strings(lines)
+	for _, line := range lines {
+		for i, r := range roots[line] {
+			switch {
+			case r == nil:
+				return fmt.Errorf("%s root %d is nil", printable.Quote(line), i)
+			case r.ProductCerts == nil || r.ProductCerts.Ark == nil:
+				return fmt.Errorf("%s root %d has no ARK (ProductCerts.Ark)", printable.Quote(line), i)
+			case r.ProductCerts.Ask == nil && r.ProductCerts.Asvk == nil:
+				return fmt.Errorf("%s root %d has neither an ASK nor an ASVK", printable.Quote(line), i)
+			}
+		}
+	}
+	return nil
+}
+
 // rootsHaveASK reports whether every trusted root has an ASK.
 // go-sev-guest's revocation check reads the ASK's list and dereferences
 // the ASK: roots for VLEKs alone (--roots with an ASVK and its ARK) have
@@ -785,6 +810,8 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	roots := o.Roots
 	if roots == nil {
 		roots = embeddedRoots()
+	} else if err := rootsComplete(roots); err != nil {
+		return nil, fail(ClassChain, "trusted roots: %w", err)
 	}
 	if pl != "" && o.Roots != nil && len(o.Roots[pl]) == 0 {
 		have := make([]string, 0, len(o.Roots))

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/pem"
+	"strings"
 	"testing"
 
 	test "github.com/google/go-sev-guest/testing"
@@ -72,5 +73,55 @@ func TestVerifyCRLVLEKRootsWithoutASK(t *testing.T) {
 	}
 	if g.vlekAsks != 1 {
 		t.Errorf("the VLEK list was asked for %d times, want 1", g.vlekAsks)
+	}
+}
+
+// Verify as a library with hand-built roots go-sev-guest would dereference
+// unchecked (no ProductCerts, no ARK, neither ASK nor ASVK, a nil root):
+// refused by name for VCEK and VLEK reports, with and without --check-crl,
+// never a panic.
+func TestVerifyIncompleteRootsRefused(t *testing.T) {
+	s := signer(t, nil)
+	kdsFake, err := test.FakeKDSFromSigner(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean := currentCRL(t, s.Ark, s.Keys.Ark)
+	for name, tc := range map[string]struct {
+		root *trust.AMDRootCerts
+		want string
+	}{
+		"nil root":        {nil, `Milan root 0 is nil`},
+		"no ProductCerts": {&trust.AMDRootCerts{ProductLine: "Milan"}, `Milan root 0 has no ARK`},
+		"no ARK":          {&trust.AMDRootCerts{ProductLine: "Milan", ProductCerts: &trust.ProductCerts{Ask: s.Ask, Asvk: s.Asvk}}, `Milan root 0 has no ARK`},
+		"no ASK, no ASVK": {&trust.AMDRootCerts{ProductLine: "Milan", ProductCerts: &trust.ProductCerts{Ark: s.Ark}}, `Milan root 0 has neither an ASK nor an ASVK`},
+	} {
+		for _, vlek := range []bool{false, true} {
+			for _, crl := range []bool{false, true} {
+				nonce := bytes.Repeat([]byte{9}, 32)
+				ev := evidence(t, s, nonce, testConfig, func(r []byte) {
+					if vlek {
+						r[0x48] = 1 << 2
+					}
+				})
+				func() {
+					defer func() {
+						if r := recover(); r != nil {
+							t.Errorf("%s, vlek=%v, crl=%v: Verify panicked: %v", name, vlek, crl, r)
+						}
+					}()
+					o := VerifyOptions{Manifest: testManifest(), Nonce: nonce,
+						Roots: map[string][]*trust.AMDRootCerts{"Milan": {tc.root}}}
+					if crl {
+						o.AllowKDS, o.CheckCRL = true, true
+						o.Getter = &CachingGetter{Dir: t.TempDir(), Next: &crlGetter{crl: clean, vlekCRL: clean, next: kdsFake}}
+					}
+					_, err := Verify(context.Background(), ev, o)
+					if err == nil || !strings.Contains(err.Error(), "trusted roots: "+tc.want) {
+						t.Errorf("%s, vlek=%v, crl=%v: %v; want refused with %q", name, vlek, crl, err, tc.want)
+					}
+				}()
+			}
+		}
 	}
 }
