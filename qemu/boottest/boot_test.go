@@ -25,6 +25,7 @@ var (
 	reKatanaStarted = regexp.MustCompile(`guestinit: katana started pid=(\d+) argv=(\[.*\])\s*$`)
 	reStandinArgv   = regexp.MustCompile(`standin-katana: argv=(\[.*\])\s*$`)
 	reStandinEnv    = regexp.MustCompile(`standin-katana: env=(\[.*\])\s*$`)
+	reStandinMounts = regexp.MustCompile(`standin-katana: mounts=(\[.*\])\s*$`)
 	reKatanaExited  = regexp.MustCompile(`guestinit: katana exited status=(-?\d+)`)
 )
 
@@ -121,6 +122,9 @@ func TestBootStandInExit(t *testing.T) {
 	e := needEnv(t)
 	c := bootcfg.Default()
 	c.Net = bootcfg.Net{None: true} // no NIC needed; also covers katana.net=none
+	// No agent either (katana.agent=none): the agent would mount configfs
+	// itself, and the mounts checked below must be the init's own.
+	c.Agent = bootcfg.Agent{Mode: bootcfg.AgentNone}
 	// The stand-in also signals PID 1 with what the Go runtime would die of
 	// (for PID 1, a kernel panic): the init logs and drops them.
 	c.Args = []string{"--exit-after", "1s", "--exit-code", "7", "--signal-init", "SIGQUIT,SIGABRT,SIGSEGV,SIGPIPE"}
@@ -178,6 +182,38 @@ func TestBootStandInExit(t *testing.T) {
 	gotEnv := waitJSONStrings(ctx, t, g, reStandinEnv, 1, "stand-in env")
 	if diff := cmp.Diff(wantEnv, gotEnv); diff != "" {
 		t.Errorf("environment the stand-in received (-want +got):\n%s", diff)
+	}
+	// The init's mounts, as issue 3 lists them, with the flags its early
+	// table gives: the table, and the configfs it mounts once the modules
+	// (configfs is one on Debian's kernel) are loaded.
+	gotMounts := waitJSONStrings(ctx, t, g, reStandinMounts, 1, "stand-in mounts")
+	for _, want := range []struct{ target, fstype, flags string }{
+		{"/proc", "proc", "nosuid,nodev,noexec"},
+		{"/sys", "sysfs", "nosuid,nodev,noexec"},
+		{"/dev", "devtmpfs", "nosuid"},
+		{"/dev/pts", "devpts", "nosuid,noexec"},
+		{"/dev/shm", "tmpfs", "nosuid,nodev"},
+		{"/run", "tmpfs", "nosuid,nodev"},
+		{"/tmp", "tmpfs", "nosuid,nodev"},
+		{"/sys/kernel/config", "configfs", "nosuid,nodev,noexec"},
+	} {
+		found := false
+		for _, m := range gotMounts {
+			f := strings.Fields(m)
+			if len(f) != 3 || f[0] != want.target || f[1] != want.fstype {
+				continue
+			}
+			found = true
+			opts := strings.Split(f[2], ",")
+			for _, fl := range strings.Split(want.flags, ",") {
+				if !slices.Contains(opts, fl) {
+					t.Errorf("%s (%s) mounted with %s, want %s among them", want.target, want.fstype, f[2], fl)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no %s mount at %s; the stand-in saw:\n%s", want.fstype, want.target, strings.Join(gotMounts, "\n"))
+		}
 	}
 	// Katana's TMPDIR, empty and private, and its open-files limit.
 	const wantTmp = "standin-katana: tmpdir=/tmp/katana mode=drwx------ entries=0 nofile=65536/65536"

@@ -78,6 +78,18 @@ func run(argv []string) int {
 		}
 	}
 
+	// The mounts the init made, as "target fstype options", so that the
+	// boot tests can check its early table (and its late configfs mount).
+	if b, err := os.ReadFile("/proc/self/mounts"); err == nil {
+		var mounts []string
+		for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if f := strings.Fields(l); len(f) >= 4 {
+				mounts = append(mounts, f[1]+" "+f[2]+" "+f[3])
+			}
+		}
+		enc, _ := json.Marshal(mounts)
+		fmt.Printf("standin-katana: mounts=%s\n", enc)
+	}
 	// The magic SysRq setting the init left (it turns the keys off).
 	if b, err := os.ReadFile("/proc/sys/kernel/sysrq"); err == nil {
 		fmt.Printf("standin-katana: sysrq=%s\n", strings.TrimSpace(string(b)))
