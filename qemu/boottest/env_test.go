@@ -181,9 +181,10 @@ func defaultInitrd(t *testing.T, e env) string {
 }
 
 // vsockInitrd is the default module set plus vsock_loopback, the kernel's
-// transport for vsock connections inside the guest (CID 1), with the
-// stand-in unpadded: TestBootAgent/vsock reaches the agent's vsock port
-// through it. The module names come from the default initrd's load list,
+// transport for vsock connections inside the guest (CID 1), and
+// algif_aead, with the stand-in unpadded: TestBootAgent/vsock reaches the
+// agent's vsock port through it, and builds through AF_ALG the AES-GCM
+// that the sev-guest driver builds as it probes. The module names come from the default initrd's load list,
 // so the two load the same modules but that one (and this one carries no
 // operator file).
 func vsockInitrd(t *testing.T, e env) string {
@@ -205,7 +206,7 @@ func vsockInitrd(t *testing.T, e env) string {
 		t.Fatalf("the default initrd's %s lists no module", initrdlayout.ModulesLoad)
 	}
 	out := filepath.Join(t.TempDir(), "initrd-vsock.img")
-	if err := pack(e, out, append(extra, "--module", "vsock_loopback")...); err != nil {
+	if err := pack(e, out, append(extra, "--module", "vsock_loopback", "--module", "algif_aead")...); err != nil {
 		t.Fatal(err)
 	}
 	return out

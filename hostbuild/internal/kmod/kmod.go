@@ -33,7 +33,9 @@ import (
 // and configfs-tsm where the kernel has them, configfs, the ACPI button
 // driver (QEMU system_powerdown), and AF_ALG hashing (af_alg,
 // algif_hash: the init checks the payload with the kernel's sha256, 2.3x
-// faster than Go's under TCG). Names the tree lacks are skipped.
+// faster than Go's under TCG). Names the tree lacks are skipped. What
+// sev-guest asks the crypto API for as it probes comes with it
+// (loadTimeNeeds).
 //
 // qemu_fw_cfg is not in the set: the init reads nothing from fw_cfg (the
 // arguments come from the measured command line), and the driver would
@@ -446,7 +448,83 @@ func (t *Tree) load(name, rel string) (*Module, error) {
 			}
 		}
 	}
+	if need, ok := loadTimeNeeds[name]; ok {
+		imports, err := importsSymbol(rel, data, need.symbol)
+		if err != nil {
+			return nil, fmt.Errorf("module %s (%s): %w", qn, qp, err)
+		}
+		if imports {
+			m.Depends = append(m.Depends, t.providers(need.modules)...)
+		}
+	}
 	return m, nil
+}
+
+// loadTimeNeeds are, for modules that build a kernel crypto algorithm by
+// name as they load, the modules that provide its parts (each a list of
+// alternatives). The crypto API asks modprobe for them
+// (request_module("crypto-gcm")), the guest has no modprobe, and the
+// module's .modinfo does not name them (they are not symbol
+// dependencies), so Closure loads them first, as dependencies. A need
+// applies only when the module imports symbol: Linux 6.1's sev-guest
+// calls crypto_alloc_aead("gcm(aes)") in its probe, and without gcm, ctr
+// and ghash (modules in Debian 12's kernel) the probe fails (-EIO, which
+// the driver core reports as "no such device"): no /dev/sev-guest, so no
+// attestation on SEV-SNP hardware. Debian's 6.12 does the same; a
+// sev-guest built on the kernel's AES-GCM library instead (a symbol
+// dependency) imports no crypto_alloc_aead and gets none of them.
+var loadTimeNeeds = map[string]struct {
+	symbol  string
+	modules [][]string
+}{
+	"sev_guest": {"crypto_alloc_aead", [][]string{{"aes_generic"}, {"gcm"}, {"ctr"}, {"ghash_generic", "ghash_clmulni_intel"}}},
+}
+
+// providers returns, for each list of alternatives, the first the tree has
+// as a module file, or none when one of them is built in or none is
+// there (a tree without it cannot do better: the module's own Kconfig
+// selects it, so it is at worst built in).
+func (t *Tree) providers(alts [][]string) []string {
+	var out []string
+	for _, a := range alts {
+		if slices.ContainsFunc(a, t.Builtin) {
+			continue
+		}
+		for _, n := range a {
+			if _, ok := t.files[n]; ok {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// importsSymbol reports whether the module file (name decides its
+// compression) imports sym: an undefined symbol of its symbol table.
+func importsSymbol(name string, data []byte, sym string) (bool, error) {
+	raw, err := decompress(name, data)
+	if err != nil {
+		return false, err
+	}
+	f, err := elf.NewFile(bytes.NewReader(raw))
+	if err != nil {
+		return false, fmt.Errorf("not an ELF module: %w", err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if errors.Is(err, elf.ErrNoSymbols) {
+		return false, nil // the kernel would not load it: no need to add
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading its symbol table: %w", err)
+	}
+	for _, s := range syms {
+		if s.Section == elf.SHN_UNDEF && s.Name == sym {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Modinfo decodes a module's .modinfo section ("key=value" strings separated

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -554,6 +555,16 @@ func TestDebianKernel(t *testing.T) {
 			t.Errorf("load order %q lacks %q", got, w)
 		}
 	}
+	// Debian 12's sev-guest builds gcm(aes) as it probes, and its kernel
+	// has gcm, ctr and ghash as modules: loaded first (the boot tests
+	// build the same algorithm in a guest).
+	ms, err = tree.Closure([]string{"sev-guest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(names(ms), " "), "ctr gcm gf128mul ghash_generic sev_guest"; got != want {
+		t.Errorf("sev-guest's load order %q, want %q", got, want)
+	}
 }
 
 // ReadsFile names the files of a tree that Open and Closure read, which
@@ -693,5 +704,70 @@ func TestOpenSymlinkedLayouts(t *testing.T) {
 	}
 	if tree, err := Open(linked); err != nil || !tree.Has("a") {
 		t.Errorf("release folder with a symlinked kernel/: %v", err)
+	}
+}
+
+// A module that builds a crypto algorithm by name as it loads (Linux 6.1's
+// sev-guest: crypto_alloc_aead("gcm(aes)")) gets the modules providing it
+// loaded first, as the guest has no modprobe for the crypto API to ask:
+// only when it imports that call, only those the tree has as modules
+// (not built in), an alternative when the first choice is missing.
+func TestClosureLoadTimeNeeds(t *testing.T) {
+	const vm = "vermagic=6.9.0-test SMP"
+	sevGuest := func(imports ...string) []byte {
+		return testelf.ModuleImporting(imports, "name=sev_guest", "depends=", vm)
+	}
+	mod := func(name, deps string) []byte { return testelf.Module("name="+name, "depends="+deps, vm) }
+	crypto := map[string][]byte{
+		"crypto/gcm.ko":           mod("gcm", ""),
+		"crypto/ctr.ko":           mod("ctr", ""),
+		"crypto/ghash-generic.ko": mod("ghash_generic", "gf128mul"),
+		"crypto/gf128mul.ko":      mod("gf128mul", ""),
+		"../modules.builtin":      []byte("kernel/crypto/aes_generic.ko\n"),
+	}
+	with := func(m map[string][]byte, edit func(map[string][]byte)) map[string][]byte {
+		out := maps.Clone(m)
+		edit(out)
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		files map[string][]byte
+		want  string
+	}{
+		{"6.1's sev-guest", with(crypto, func(m map[string][]byte) {
+			m["virt/sev-guest.ko"] = sevGuest("misc_register", "crypto_alloc_aead")
+		}), "ctr gcm gf128mul ghash_generic sev_guest"},
+		{"compressed (xz)", with(crypto, func(m map[string][]byte) {
+			m["virt/sev-guest.ko.xz"] = compressed(t, ".ko.xz", sevGuest("crypto_alloc_aead"))
+		}), "ctr gcm gf128mul ghash_generic sev_guest"},
+		{"a newer sev-guest (the AES-GCM library)", with(crypto, func(m map[string][]byte) {
+			m["virt/sev-guest.ko"] = sevGuest("aesgcm_encrypt")
+		}), "sev_guest"},
+		{"no symbol table", with(crypto, func(m map[string][]byte) {
+			m["virt/sev-guest.ko"] = sevGuest()
+		}), "sev_guest"},
+		{"ghash from the CLMUL module", with(crypto, func(m map[string][]byte) {
+			delete(m, "crypto/ghash-generic.ko")
+			m["arch/ghash-clmulni-intel.ko"] = mod("ghash_clmulni_intel", "cryptd")
+			m["crypto/cryptd.ko"] = mod("cryptd", "")
+			m["virt/sev-guest.ko"] = sevGuest("crypto_alloc_aead")
+		}), "ctr gcm cryptd ghash_clmulni_intel sev_guest"},
+		{"gcm built in, ctr missing", with(crypto, func(m map[string][]byte) {
+			delete(m, "crypto/gcm.ko")
+			delete(m, "crypto/ctr.ko")
+			m["../modules.builtin"] = []byte("kernel/crypto/aes_generic.ko\nkernel/crypto/gcm.ko\n")
+			m["virt/sev-guest.ko"] = sevGuest("crypto_alloc_aead")
+		}), "gf128mul ghash_generic sev_guest"},
+	} {
+		tree := treeOf(t, tc.files)
+		ms, err := tree.Closure([]string{"sev-guest"})
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := strings.Join(names(ms), " "); got != tc.want {
+			t.Errorf("%s: load order %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

@@ -112,31 +112,75 @@ func executable(machine uint16, interp string, payload, note []byte) []byte {
 
 // Module returns an ELF64 relocatable object with a .modinfo section holding
 // the given "key=value" strings, like a kernel module (.ko).
-func Module(modinfo ...string) []byte {
-	info := []byte(strings.Join(modinfo, "\x00") + "\x00")
+func Module(modinfo ...string) []byte { return ModuleImporting(nil, modinfo...) }
+
+// ModuleImporting is Module with, when imports is not empty, a symbol
+// table (.symtab, .strtab) whose symbols are the undefined (imported)
+// names given, as a module's calls into the kernel are.
+func ModuleImporting(imports []string, modinfo ...string) []byte {
+	le := binary.LittleEndian
+	type section struct {
+		name, typ, link, info uint32
+		entsize               uint64
+		data                  []byte
+	}
 	shstr := []byte("\x00.modinfo\x00.shstrtab\x00")
+	secs := []section{
+		{name: 1, typ: 1 /* PROGBITS */, data: []byte(strings.Join(modinfo, "\x00") + "\x00")},
+		{name: 10, typ: 3 /* STRTAB */}, // .shstrtab, data below
+	}
+	if len(imports) > 0 {
+		shstr = append(shstr, ".symtab\x00.strtab\x00"...)
+		strtab := []byte{0}
+		symtab := make([]byte, 24) // the null symbol
+		for _, name := range imports {
+			var sym [24]byte
+			le.PutUint32(sym[0:], uint32(len(strtab)))
+			sym[4] = 1 << 4 // STB_GLOBAL, STT_NOTYPE; st_shndx 0 is SHN_UNDEF
+			symtab = append(symtab, sym[:]...)
+			strtab = append(append(strtab, name...), 0)
+		}
+		secs = append(secs,
+			section{name: 20, typ: 2 /* SYMTAB */, link: 4 /* .strtab */, info: 1, entsize: 24, data: symtab},
+			section{name: 28, typ: 3 /* STRTAB */, data: strtab})
+	}
+	secs[1].data = shstr
 	var b bytes.Buffer
-	infoOff := uint64(ehdrSize)
-	strOff := infoOff + uint64(len(info))
-	shoff := (strOff + uint64(len(shstr)) + 7) &^ 7
-	ehdr(&b, 1 /* ET_REL */, 62, 0, 0, shoff, 0, 3, 2)
-	b.Write(info)
-	b.Write(shstr)
+	offs := make([]uint64, len(secs))
+	off := uint64(ehdrSize)
+	for i, sec := range secs {
+		if sec.entsize > 0 {
+			off = (off + 7) &^ 7
+		}
+		offs[i] = off
+		off += uint64(len(sec.data))
+	}
+	shoff := (off + 7) &^ 7
+	ehdr(&b, 1 /* ET_REL */, 62, 0, 0, shoff, 0, uint16(len(secs)+1), 2)
+	for i, sec := range secs {
+		for uint64(b.Len()) < offs[i] {
+			b.WriteByte(0)
+		}
+		b.Write(sec.data)
+	}
 	for uint64(b.Len()) < shoff {
 		b.WriteByte(0)
 	}
-	le := binary.LittleEndian
-	sh := func(name, typ uint32, off, size uint64) {
+	for i, sec := range append([]section{{}}, secs...) { // the null section first
 		var s [shdrSize]byte
-		le.PutUint32(s[0:], name)
-		le.PutUint32(s[4:], typ)
-		le.PutUint64(s[24:], off)
-		le.PutUint64(s[32:], size)
-		le.PutUint64(s[48:], 1)
+		le.PutUint64(s[48:], 1) // sh_addralign
+		if i == 0 {
+			b.Write(s[:])
+			continue
+		}
+		le.PutUint32(s[0:], sec.name)
+		le.PutUint32(s[4:], sec.typ)
+		le.PutUint64(s[24:], offs[i-1])
+		le.PutUint64(s[32:], uint64(len(sec.data)))
+		le.PutUint32(s[40:], sec.link)
+		le.PutUint32(s[44:], sec.info)
+		le.PutUint64(s[56:], sec.entsize)
 		b.Write(s[:])
 	}
-	sh(0, 0, 0, 0)
-	sh(1, 1 /* PROGBITS */, infoOff, uint64(len(info)))
-	sh(10, 3 /* STRTAB */, strOff, uint64(len(shstr)))
 	return b.Bytes()
 }

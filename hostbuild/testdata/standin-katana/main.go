@@ -15,6 +15,8 @@
 // with the argument --sidecar-child, which makes this program listen on
 // 127.0.0.1:5060, say it runs and then wait to be killed;
 // --sidecar-setsid NAME does the same in a session of its own.
+// --crypto-alg TYPE:NAME binds an AF_ALG socket to that kernel algorithm
+// (aead:gcm(aes)) and prints whether the kernel could build it.
 // --vsock-relay TCPPORT:VSOCKPORT relays each TCP connection to TCPPORT (all
 // addresses) to vsock port VSOCKPORT of this guest (CID 1, the kernel's
 // vsock_loopback transport): a test on the host, which has no vsock, then
@@ -43,6 +45,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/vsock"
+	"golang.org/x/sys/unix"
 )
 
 // chainID is "KATANA" as a Starknet felt, what `katana --dev` answers.
@@ -183,6 +186,17 @@ func run(argv []string) int {
 				return 2
 			}
 			fmt.Printf("standin-katana: started sidecar %s pid=%d\n", p, cmd.Process.Pid)
+		case "--crypto-alg":
+			// Bind an AF_ALG socket to TYPE:NAME, as the kernel's own
+			// users allocate the algorithm (crypto_alloc_aead for
+			// aead), and say whether the kernel could build it.
+			spec := next()
+			typ, alg, _ := strings.Cut(spec, ":")
+			if err := bindAlg(typ, alg); err != nil {
+				fmt.Printf("standin-katana: crypto %s %s failed: %v\n", typ, alg, err)
+			} else {
+				fmt.Printf("standin-katana: crypto %s %s ok\n", typ, alg)
+			}
 		case "--exit-code":
 			n, err := strconv.Atoi(next())
 			if err != nil {
@@ -311,4 +325,15 @@ func relay(c *net.TCPConn, port uint32) {
 	io.Copy(c, v)
 	c.CloseWrite()
 	<-done
+}
+
+// bindAlg binds an AF_ALG socket to the kernel algorithm typ ("aead",
+// "hash", ...) named alg, which makes the kernel find or build it.
+func bindAlg(typ, alg string) error {
+	fd, err := unix.Socket(unix.AF_ALG, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("AF_ALG socket: %w", err)
+	}
+	defer unix.Close(fd)
+	return unix.Bind(fd, &unix.SockaddrALG{Type: typ, Name: alg})
 }
