@@ -530,6 +530,11 @@ func (in *initProc) boot() {
 	in.log.Printf("module times: %s", strings.Join(times, " "))
 	in.stage("modules", fmt.Sprintf("count=%d took=%s", loaded, secs(time.Since(t))), time.Since(t))
 	mountLate(early.Options{}, in.log.Printf)
+	// Every module is in: no more kernel code until power-off (no module,
+	// no kexec), whatever a root process does later.
+	if err := early.LockKernelCode("/"); err != nil {
+		in.log.Printf("kernel code stays loadable: %v", err)
+	}
 
 	// 6. Power button.
 	in.startPowerButton()

@@ -169,6 +169,10 @@ func TestBootStandInExit(t *testing.T) {
 	if l := findLine(g, "standin-katana: sysrq="); !strings.HasSuffix(strings.TrimSpace(l), "standin-katana: sysrq=0") {
 		t.Errorf("the stand-in reported %q, want sysrq=0:\n%s", l, tail(g.Lines(), 30))
 	}
+	// No module and no kexec once the init's modules are in.
+	if l := findLine(g, "standin-katana: locks "); !strings.HasSuffix(strings.TrimSpace(l), "locks modules_disabled=1 kexec_load_disabled=1") {
+		t.Errorf("the stand-in reported %q, want modules_disabled=1 kexec_load_disabled=1:\n%s", l, tail(g.Lines(), 30))
+	}
 	// The operator's file, packed with --file, as Katana would read it.
 	wantFile := fmt.Sprintf("standin-katana: file %s sha256=%x", operatorFile, sha256.Sum256([]byte(operatorFileData)))
 	if l := findLine(g, "standin-katana: file "); !strings.HasSuffix(strings.TrimSpace(l), wantFile) {

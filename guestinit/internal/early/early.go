@@ -157,17 +157,53 @@ const SysRqPath = "proc/sys/kernel/sysrq"
 // (A "sysrq_always_enabled" on the cmdline would win: shared/bootcfg
 // refuses it.)
 func DisableSysRq(root string) error {
-	p := filepath.Join(root, SysRqPath)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
+	if err := writeSysctl(root, SysRqPath, "0"); err != nil {
 		return fmt.Errorf("disabling magic SysRq: %w", err)
 	}
-	_, err = f.WriteString("0\n")
+	return nil
+}
+
+// Kernel-code locks: sysctls that, once 1, stay 1 until the machine
+// reboots, under /proc.
+const (
+	ModulesDisabledPath   = "proc/sys/kernel/modules_disabled"
+	KexecLoadDisabledPath = "proc/sys/kernel/kexec_load_disabled"
+)
+
+// LockKernelCode stops any more code from entering the kernel until the
+// guest powers off (root is "/" in the guest): no module load
+// (modules_disabled) and no kexec into another kernel
+// (kexec_load_disabled), each a one-way switch. The init calls it once it
+// has loaded the initrd's modules, so that the kernel code running stays
+// the measured kernel's and the measured initrd's modules whatever a root
+// process does later; after a kexec the guest would run an unmeasured
+// kernel under the same launch measurement. A kernel built without kexec
+// has no kexec_load_disabled: nothing to lock there.
+func LockKernelCode(root string) error {
+	var errs []error
+	if err := writeSysctl(root, ModulesDisabledPath, "1"); err != nil {
+		errs = append(errs, fmt.Errorf("disabling module loading: %w", err))
+	}
+	if err := writeSysctl(root, KexecLoadDisabledPath, "1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("disabling kexec: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// writeSysctl writes value and a newline to the file rel under root, which
+// must exist (a sysctl is never created).
+func writeSysctl(root, rel, value string) error {
+	p := filepath.Join(root, rel)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(value + "\n")
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("disabling magic SysRq: writing %s: %w", p, err)
+		return fmt.Errorf("writing %s: %w", p, err)
 	}
 	return nil
 }

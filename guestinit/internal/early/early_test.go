@@ -457,3 +457,39 @@ func TestDisableSysRq(t *testing.T) {
 		t.Errorf("%s = %q, want \"0\\n\"", SysRqPath, b)
 	}
 }
+
+// LockKernelCode sets both one-way switches; a kernel without kexec (no
+// kexec_load_disabled) is no error, a missing modules_disabled is.
+func TestLockKernelCode(t *testing.T) {
+	root := t.TempDir()
+	mods, kexec := filepath.Join(root, ModulesDisabledPath), filepath.Join(root, KexecLoadDisabledPath)
+	if err := os.MkdirAll(filepath.Dir(mods), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := LockKernelCode(root); err == nil || !strings.Contains(err.Error(), "disabling module loading") || !errors.Is(err, os.ErrNotExist) || strings.Contains(err.Error(), "kexec") {
+		t.Errorf("without either sysctl: %v, want only modules_disabled's absence, wrapping ErrNotExist", err)
+	}
+	for _, p := range []string{mods, kexec} {
+		if err := os.WriteFile(p, []byte("0\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := LockKernelCode(root); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{mods, kexec} {
+		if b, _ := os.ReadFile(p); string(b) != "1\n" {
+			t.Errorf("%s = %q, want \"1\\n\"", p, b)
+		}
+	}
+	// A sysctl that cannot be written (here a folder) is reported.
+	if err := os.Remove(kexec); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(kexec, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := LockKernelCode(root); err == nil || !strings.Contains(err.Error(), "disabling kexec") {
+		t.Errorf("kexec_load_disabled a folder: %v, want it reported", err)
+	}
+}

@@ -97,6 +97,16 @@ func run(argv []string) int {
 	if b, err := os.ReadFile("/proc/sys/kernel/sysrq"); err == nil {
 		fmt.Printf("standin-katana: sysrq=%s\n", strings.TrimSpace(string(b)))
 	}
+	// The kernel-code locks the init set once its modules were in.
+	locks := []string{}
+	for _, n := range []string{"modules_disabled", "kexec_load_disabled"} {
+		v := "absent"
+		if b, err := os.ReadFile("/proc/sys/kernel/" + n); err == nil {
+			v = strings.TrimSpace(string(b))
+		}
+		locks = append(locks, n+"="+v)
+	}
+	fmt.Printf("standin-katana: locks %s\n", strings.Join(locks, " "))
 	// The temporary folder and open-files limit the init gave it (a Go
 	// program raises its soft limit only when it is under the hard one).
 	tmp, mode, entries := os.Getenv("TMPDIR"), "none", -1
