@@ -15,7 +15,8 @@ import (
 
 // ConfigfsTSM quotes through the kernel's configfs-tsm report interface
 // (/sys/kernel/config/tsm/report, Linux 6.7+ with CONFIG_TSM_REPORTS), the
-// preferred path: the kernel serialises and rate-limits guest requests itself.
+// preferred path: the kernel serialises guest requests itself (it waits and
+// retries only when the host answers busy; nothing limits their rate).
 type ConfigfsTSM struct {
 	// Client is the configfs client; nil means the real one (linuxtsm).
 	Client configfsi.Client

@@ -30,19 +30,24 @@ const fwErrInvalidLength = 0x100000000
 // EINVAL), and so also bounds what the host may make the agent allocate.
 const maxCertTable = 16 << 10
 
-// SevGuestIoctl quotes through /dev/sev-guest with SNP_GET_EXT_REPORT (two
-// ioctls: the certificate length, then the report), falling back to
-// SNP_GET_REPORT when the extended request is not supported. Unlike
-// go-sev-guest's LinuxDevice it does not sleep 2 s between commands: the
-// agent serialises hardware requests and the kernel throttles itself.
+// SevGuestIoctl quotes through /dev/sev-guest with SNP_GET_EXT_REPORT (as
+// the kernel's own configfs-tsm does), falling back to SNP_GET_REPORT when
+// the extended request fails. The first extended request asks for the
+// certificate table's length (on a host that serves one, the kernel then
+// makes a report and discards it), the second gets the report with the
+// table; later ones start with the length learned, one request each.
+// Unlike go-sev-guest's LinuxDevice it does not sleep 2 s between
+// commands: the agent serialises hardware requests; the kernel only waits
+// and retries when the host answers busy.
 type SevGuestIoctl struct {
 	// Open returns the device; nil means OpenSevGuest(SevGuestPath).
 	Open func() (Ioctler, error)
 	// VMPL requested in the report (0 by default).
 	VMPL uint32
 
-	mu  sync.Mutex
-	dev Ioctler
+	mu       sync.Mutex
+	dev      Ioctler
+	certsLen uint32 // the host's table length, as last learned
 }
 
 var _ Prober = (*SevGuestIoctl)(nil)
@@ -82,6 +87,11 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 	}
 	var rsp labi.SnpReportRespABI
 	ext := labi.SnpExtendedReportReq{Data: labi.SnpReportReqABI{ReportData: rd, Vmpl: s.VMPL}}
+	s.mu.Lock()
+	if n := s.certsLen; n > 0 && n <= maxCertTable {
+		ext.Certs = make([]byte, n)
+	}
+	s.mu.Unlock()
 	req := labi.SnpUserGuestRequest{ReqData: &ext, RespData: &rsp}
 	res, err := d.Ioctl(labi.IocSnpGetExtendedReport, &req)
 	if err != nil && req.FwErr == fwErrInvalidLength {
@@ -103,18 +113,31 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 		if ext.CertsLength > 0 && int(ext.CertsLength) <= len(ext.Certs) {
 			certs = ext.Certs[:ext.CertsLength]
 		}
+		s.mu.Lock()
+		s.certsLen = uint32(len(certs))
+		s.mu.Unlock()
 	} else {
 		// Kernels without extended-report support (or without host
 		// certificates) still serve SNP_GET_REPORT.
-		extErr := err
+		extErr, extFw := err, req.FwErr
+		s.mu.Lock()
+		s.certsLen = 0
+		s.mu.Unlock()
 		rsp = labi.SnpReportRespABI{}
 		req = labi.SnpUserGuestRequest{
 			ReqData:  &labi.SnpReportReqABI{ReportData: rd, Vmpl: s.VMPL},
 			RespData: &rsp,
 		}
 		res, err = d.Ioctl(labi.IocSnpGetReport, &req)
+		if errors.Is(err, syscall.ENOTTY) {
+			// Every sev-guest driver serves SNP_GET_REPORT; it answers
+			// ENOTTY to every request once it has disabled its message
+			// key (VMPCK) after a request failed on the host's or the
+			// firmware's side, so that no IV is ever reused.
+			return nil, nil, fmt.Errorf("sev-guest: the driver refuses every request (ENOTTY): it disabled its message key (VMPCK) after an earlier request failed on the host's or the firmware's side (extended report: firmware error %#x, %v), and no report is possible, for the agent or Katana, until the guest reboots: %w", extFw, extErr, err)
+		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("sev-guest: SNP_GET_REPORT (firmware error %#x; extended report: %v): %w", req.FwErr, extErr, err)
+			return nil, nil, fmt.Errorf("sev-guest: SNP_GET_REPORT (firmware error %#x; extended report: firmware error %#x, %v): %w", req.FwErr, extFw, extErr, err)
 		}
 	}
 	if res != uintptr(labi.EsOk) {

@@ -440,3 +440,59 @@ func TestQueuedRequestDroppedOnHangUp(t *testing.T) {
 		t.Errorf("%d hardware requests after the first, want 2 (the staying client's)", n)
 	}
 }
+
+// The certificate table's length, once learned, is asked for at once: on
+// a host that serves a table, each later quote is one firmware request,
+// not two (the kernel answers a zero-length request by making a report
+// and discarding it). A failure forgets it.
+func TestSevGuestCertLengthLearned(t *testing.T) {
+	f := &tableIoctl{tableLen: 8 << 10}
+	q := &SevGuestIoctl{Open: func() (Ioctler, error) { return f, nil }}
+	for i := range 2 {
+		if _, certs, err := q.Quote([64]byte{1}); err != nil || len(certs) != 8<<10 {
+			t.Fatalf("quote %d: %v, %d bytes of certificates", i, err, len(certs))
+		}
+	}
+	if got, want := strings.Join(f.calls, " "), "ext(0) ext(8192) ext(8192)"; got != want {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	// The host's table grows past the kernel's limit: the report comes
+	// without it, and the next quote starts from zero again.
+	f.calls, f.tableLen = nil, kernelCertLimit+4096
+	for range 2 {
+		if _, _, err := q.Quote([64]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := strings.Join(f.calls, " "), "ext(8192) report ext(0) report"; got != want {
+		t.Errorf("after the table grew: calls %q, want %q", got, want)
+	}
+}
+
+// lockoutIoctl is Linux's sev-guest after a request fails on the host's
+// side: that request returns EIO with the host's error in exitinfo2, and
+// the driver disables its message key, answering every later request with
+// ENOTTY (drivers/virt/coco/sev-guest: snp_disable_vmpck).
+type lockoutIoctl struct{ disabled bool }
+
+func (f *lockoutIoctl) Ioctl(cmd uintptr, arg any) (uintptr, error) {
+	if f.disabled {
+		return 0, syscall.ENOTTY
+	}
+	f.disabled = true
+	arg.(*labi.SnpUserGuestRequest).FwErr = 2 << 32 // a VMM error other than invalid length
+	return 0, syscall.EIO
+}
+
+// A driver that disabled its key is named as such, with the failure that
+// led to it, and not as "firmware error 0x0".
+func TestSevGuestVMPCKDisabled(t *testing.T) {
+	q := &SevGuestIoctl{Open: func() (Ioctler, error) { return &lockoutIoctl{}, nil }}
+	for i, want := range []string{"firmware error 0x200000000, input/output error", "firmware error 0x0, inappropriate ioctl"} {
+		_, _, err := q.Quote([64]byte{1})
+		if err == nil || !errors.Is(err, syscall.ENOTTY) || !strings.Contains(err.Error(), "disabled its message key (VMPCK)") ||
+			!strings.Contains(err.Error(), "until the guest reboots") || !strings.Contains(err.Error(), want) {
+			t.Errorf("quote %d: %v; want the VMPCK lockout named, with %q", i, err, want)
+		}
+	}
+}
