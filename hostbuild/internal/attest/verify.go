@@ -307,12 +307,7 @@ func sameCmdline(reported, measured string) bool {
 // with neither an ASK nor an ASVK. LoadRoots never builds such roots; a
 // library caller building its own would otherwise crash Verify.
 func rootsComplete(roots map[string][]*trust.AMDRootCerts) error {
-	lines := make([]string, 0, len(roots))
-	for k := range roots {
-		lines = append(lines, k)
-	}
-	sort.Strings(lines)
-	for _, line := range lines {
+	for _, line := range slices.Sorted(maps.Keys(roots)) {
 		for i, r := range roots[line] {
 			switch {
 			case r == nil:
@@ -902,12 +897,7 @@ func keepTrustedRoots(cc *spb.CertificateChain, roots map[string][]*trust.AMDRoo
 	if err != nil {
 		return
 	}
-	lines := make([]string, 0, len(roots))
-	for k := range roots {
-		lines = append(lines, k)
-	}
-	sort.Strings(lines)
-	for _, line := range lines {
+	for _, line := range slices.Sorted(maps.Keys(roots)) {
 		for _, r := range roots[line] {
 			pc := r.ProductCerts
 			if pc == nil || pc.Ark == nil {

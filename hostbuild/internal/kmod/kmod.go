@@ -503,13 +503,9 @@ func (t *Tree) providers(alts [][]string) []string {
 // importsSymbol reports whether the module file (name decides its
 // compression) imports sym: an undefined symbol of its symbol table.
 func importsSymbol(name string, data []byte, sym string) (bool, error) {
-	raw, err := decompress(name, data)
+	f, err := openELF(name, data)
 	if err != nil {
 		return false, err
-	}
-	f, err := elf.NewFile(bytes.NewReader(raw))
-	if err != nil {
-		return false, fmt.Errorf("not an ELF module: %w", err)
 	}
 	defer f.Close()
 	syms, err := f.Symbols()
@@ -527,9 +523,9 @@ func importsSymbol(name string, data []byte, sym string) (bool, error) {
 	return false, nil
 }
 
-// Modinfo decodes a module's .modinfo section ("key=value" strings separated
-// by NULs). The file name decides the compression, as kmod does.
-func Modinfo(name string, data []byte) (map[string][]string, error) {
+// openELF decompresses the module file (name decides the compression) and
+// opens its ELF.
+func openELF(name string, data []byte) (*elf.File, error) {
 	raw, err := decompress(name, data)
 	if err != nil {
 		return nil, err
@@ -537,6 +533,16 @@ func Modinfo(name string, data []byte) (map[string][]string, error) {
 	f, err := elf.NewFile(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("not an ELF module: %w", err)
+	}
+	return f, nil
+}
+
+// Modinfo decodes a module's .modinfo section ("key=value" strings separated
+// by NULs). The file name decides the compression, as kmod does.
+func Modinfo(name string, data []byte) (map[string][]string, error) {
+	f, err := openELF(name, data)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	sec := f.Section(".modinfo")
