@@ -143,6 +143,7 @@ Flags:
 	if g.GuestFeatures, err = parseGuestFeatures(*features); err != nil {
 		return usageFail("%v", err)
 	}
+	warnDebugSwapKernel(stderr, "build", *kernel, g.GuestFeatures)
 	if g.GuestPolicy, err = parsePolicy(*policy); err != nil {
 		return usageFail("%v", err)
 	}

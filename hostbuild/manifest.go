@@ -114,6 +114,7 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return usageFail("%v", err)
 	}
 	g.GuestFeatures = feat
+	warnDebugSwapKernel(stderr, "manifest", *kernel, feat)
 	m, code := writeManifest(ctx, "manifest", *out, g, stderr)
 	if code != exitOK {
 		return code
@@ -202,6 +203,36 @@ func warnDebugPolicy(stderr io.Writer, cmd string, pol uint64) {
 		fmt.Fprintf(stderr, "hostbuild %s: warning: guest policy %#x allows a migration agent (bit 18): an agent the host binds at launch, outside the measurement, can export the guest's memory, and attest refuses its reports (unless --allow-migration-agent)\n", cmd, pol)
 	}
 }
+
+// debugSwapKernel is the first Linux release whose early SEV code accepts
+// DebugSwap in an SEV-SNP guest (SNP_FEATURES_PRESENT, "x86/sev: Do not
+// handle #VC for DR7 read/write", merged for 6.6); Debian 12's 6.1
+// has none there.
+var debugSwapKernel = [2]int{6, 6}
+
+// warnDebugSwapKernel warns when guest features ask for DebugSwap (bit 5)
+// and the kernel's release (its boot header) predates debugSwapKernel:
+// such a kernel's first instructions find a feature they do not know
+// enabled and ask the hypervisor to end the guest, before a line reaches
+// the console. A distribution may have backported the support, hence a
+// warning, not a refusal.
+func warnDebugSwapKernel(stderr io.Writer, cmd, kernelPath string, features uint64) {
+	if features&(1<<5) == 0 {
+		return
+	}
+	rel, err := bzImageRelease(kernelPath)
+	if err != nil {
+		return
+	}
+	var major, minor int
+	if n, _ := fmt.Sscanf(rel, "%d.%d", &major, &minor); n != 2 || !olderKernel([2]int{major, minor}, debugSwapKernel) {
+		return
+	}
+	fmt.Fprintf(stderr, "hostbuild %s: warning: guest features %#x ask for DebugSwap, but --kernel %s is Linux %s (its boot header), and Linux accepts DebugSwap in an SEV-SNP guest from %d.%d on: an older kernel stops at its first instructions (it asks the hypervisor to end the guest: SNP features not supported) unless its distribution backported the support; leave out 0x20 (--guest-features 0x1) for this kernel\n", cmd, features, kernelPath, rel, debugSwapKernel[0], debugSwapKernel[1])
+}
+
+// olderKernel reports whether release a (major, minor) is older than b.
+func olderKernel(a, b [2]int) bool { return a[0] < b[0] || (a[0] == b[0] && a[1] < b[1]) }
 
 // parseMatrix reads the comma-separated --vcpus and --vcpu-type lists of a
 // measurement matrix (manifest, build).

@@ -556,3 +556,43 @@ func TestManifestWarnsOVMFNotLaunchable(t *testing.T) {
 		}
 	}
 }
+
+// DebugSwap (guest features 0x20) with a kernel older than 6.6, which
+// ends the guest at its first instructions, is warned of, naming the
+// release; a newer kernel, no DebugSwap, or a kernel naming no release
+// is not.
+func TestWarnDebugSwapKernel(t *testing.T) {
+	dir := t.TempDir()
+	kernel := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k61 := kernel("k61", fakeBzImageRelease("6.1.0-57-amd64"))
+	k65 := kernel("k65", fakeBzImageRelease("6.5.13"))
+	k66 := kernel("k66", fakeBzImageRelease("6.6.0"))
+	k612 := kernel("k612", fakeBzImageRelease("6.12.73+deb12-amd64"))
+	k7 := kernel("k7", fakeBzImageRelease("7.0.1"))
+	k519 := kernel("k519", fakeBzImageRelease("5.19.0"))
+	bare := kernel("bare", fakeBzImage(""))
+	for _, tc := range []struct {
+		kernel   string
+		features uint64
+		warn     bool
+	}{
+		{k61, 0x21, true}, {k65, 0x21, true}, {k519, 0x21, true},
+		{k61, 0x1, false}, {k66, 0x21, false}, {k612, 0x21, false}, {k7, 0x21, false}, {bare, 0x21, false},
+	} {
+		var b strings.Builder
+		warnDebugSwapKernel(&b, "build", tc.kernel, tc.features)
+		got := b.String()
+		if tc.warn != (got != "") {
+			t.Errorf("%s, features %#x: warning %q, want one: %v", filepath.Base(tc.kernel), tc.features, got, tc.warn)
+		}
+		if tc.warn && !strings.Contains(got, "DebugSwap") || tc.warn && !strings.Contains(got, "from 6.6 on") {
+			t.Errorf("%s: %q does not say what and from which release", filepath.Base(tc.kernel), got)
+		}
+	}
+}

@@ -151,6 +151,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if pol, err := m.GuestPolicyValue(); err == nil && !o.Plain {
 		warnDebugPolicy(stderr, "run", pol)
 	}
+	if feat, err := m.GuestFeaturesValue(); err == nil && !o.Plain {
+		warnDebugSwapKernel(stderr, "run", o.Kernel, feat)
+	}
 	warnNotBzImage(stderr, "run", o.Kernel, "QEMU will not boot it as a kernel (--kernel and --initrd swapped?)")
 	if err := checkOpenedOutput("--serial-log", o.SerialLog, launchInputs(*o)...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
