@@ -1,0 +1,104 @@
+package power
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+)
+
+// Tests added after a mutation-testing sample of the shutdown: each pins a
+// decision that the rest of the suite let change unnoticed.
+
+// gapsScenarioEnv selects a Shutdown scenario of this file's in a helper
+// process (Shutdown runs once per process); init runs it before TestMain.
+const gapsScenarioEnv = "POWER_TEST_GAPS"
+
+func init() {
+	scenario := os.Getenv(gapsScenarioEnv)
+	if scenario == "" {
+		return
+	}
+	say := func(f string, a ...any) { fmt.Printf(f+"\n", a...) }
+	switch scenario {
+	case "children gone after SIGTERM":
+		// Children that end on SIGTERM: the first reap finds them, the
+		// next finds none. Settle is 0 (the default 1s).
+		reaps := 0
+		Shutdown(PowerOff, Options{
+			Log:     func(f string, a ...any) { say("log "+f, a...) },
+			KillAll: func(sig unix.Signal) error { say("kill %s", unix.SignalName(sig)); return nil },
+			Reap: func() bool {
+				reaps++
+				say("reap")
+				return reaps == 1
+			},
+			Sync:    func() { say("sync") },
+			Flush:   func() { say("flush") },
+			Unmount: func() error { say("unmount"); return nil },
+			Reboot:  func(cmd int) error { say("reboot %#x", cmd); return unix.EPERM },
+			Park:    func() { say("park"); os.Exit(0) },
+		})
+	default:
+		say("unknown scenario %q", scenario)
+	}
+	os.Exit(3)
+}
+
+// Children that end on SIGTERM within the settle time get no SIGKILL, with
+// the default settle time (Settle 0 means 1s, not none), and Shutdown
+// goes on as soon as a reap finds none left: it reaps once after the
+// SIGTERM here, not for the whole settle time.
+func TestShutdownChildrenGoneAfterSIGTERM(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), gapsScenarioEnv+"=children gone after SIGTERM")
+	if os.Getpid() == 1 { // root, in nstest's PID namespace
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Pdeathsig: syscall.SIGKILL}
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helper: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr.String())
+	}
+	want := []string{"log powering off", "reap", "kill SIGTERM", "reap", "sync", "unmount", "sync", "flush",
+		fmt.Sprintf("reboot %#x", unix.LINUX_REBOOT_CMD_POWER_OFF),
+		"log poweroff failed: operation not permitted; parking (the VM must be stopped from outside)", "park"}
+	got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
+	}
+}
+
+// After a disk step that did not finish in time, no other step runs (it
+// would wait on the same stalled file system) and none is logged again:
+// the panic path of Shutdown asks for one more sync after the others.
+func TestDiskStepsNoneAfterAStall(t *testing.T) {
+	var logs []string
+	o := Options{Log: func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }, DiskTimeout: 50 * time.Millisecond}
+	d := &diskSteps{o: &o, m: PowerOff}
+	block := make(chan struct{})
+	t.Cleanup(func() { close(block) })
+	if d.step("sync", func() { <-block }) {
+		t.Fatal("a sync that never returns finished in time")
+	}
+	ran := make(chan struct{}, 1)
+	if d.step("sync", func() { ran <- struct{}{}; <-block }) {
+		t.Error("a step after a stalled one reported finished")
+	}
+	want := []string{"sync did not finish within 50ms; powering off without it"}
+	if diff := cmp.Diff(want, logs); diff != "" {
+		t.Errorf("log lines (-want +got):\n%s", diff)
+	}
+	select {
+	case <-ran:
+		t.Error("a step ran after a stalled one")
+	default:
+	}
+}
