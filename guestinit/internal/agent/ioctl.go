@@ -89,7 +89,8 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 	ext := labi.SnpExtendedReportReq{Data: labi.SnpReportReqABI{ReportData: rd, Vmpl: s.VMPL}}
 	s.mu.Lock()
 	if n := s.certsLen; n > 0 && n <= maxCertTable {
-		ext.Certs = make([]byte, n)
+		// The kernel reads the length from CertsLength, not the slice.
+		ext.Certs, ext.CertsLength = make([]byte, n), n
 	}
 	s.mu.Unlock()
 	req := labi.SnpUserGuestRequest{ReqData: &ext, RespData: &rsp}

@@ -326,11 +326,17 @@ func (f *tableIoctl) Ioctl(cmd uintptr, arg any) (uintptr, error) {
 	switch cmd {
 	case labi.IocSnpGetExtendedReport:
 		ext := req.ReqData.(*labi.SnpExtendedReportReq)
-		f.calls = append(f.calls, fmt.Sprintf("ext(%d)", len(ext.Certs)))
-		if len(ext.Certs) > kernelCertLimit {
+		// The kernel sees CertsLength (go-sev-guest's ABI() passes it
+		// and the buffer's address), and writes that many bytes there.
+		n := ext.CertsLength
+		if int(n) > len(ext.Certs) {
+			panic(fmt.Sprintf("CertsLength %d over a %d-byte buffer: the kernel would write past it", n, len(ext.Certs)))
+		}
+		f.calls = append(f.calls, fmt.Sprintf("ext(%d)", n))
+		if n > kernelCertLimit {
 			return 0, syscall.EINVAL
 		}
-		if uint32(len(ext.Certs)) < f.tableLen {
+		if n < f.tableLen {
 			ext.CertsLength = f.tableLen
 			req.FwErr = fwErrInvalidLength
 			return 0, syscall.EIO
