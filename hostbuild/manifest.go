@@ -143,11 +143,16 @@ func checkBootCmdline(line string) error {
 }
 
 // warnUnverifiable warns of the vCPU types whose reports attest cannot
-// verify (Turin): the manifest is still written, for another verifier.
+// verify (Turin), and of those QEMU cannot launch an SEV-SNP guest with
+// (run refuses them): the manifest is still written, for another verifier
+// or, as the measurement is the same, the replacement type.
 func warnUnverifiable(stderr io.Writer, cmd string, types []string) {
 	for _, t := range types {
 		if why := attest.UnverifiableVCPUType(t); why != "" {
 			fmt.Fprintf(stderr, "hostbuild %s: warning: --vcpu-type %s: %s\n", cmd, t, why)
+		}
+		if why := measure.SNPLaunchRefused(t); why != "" {
+			fmt.Fprintf(stderr, "hostbuild %s: warning: --vcpu-type %s: %s (run refuses it)\n", cmd, t, why)
 		}
 	}
 }
@@ -200,7 +205,7 @@ func warnDebugPolicy(stderr io.Writer, cmd string, pol uint64) {
 		fmt.Fprintf(stderr, "hostbuild %s: warning: guest policy %#x allows debugging (bit 19): the host can read and change the guest's memory, and attest refuses its reports (unless --allow-debug)\n", cmd, pol)
 	}
 	if p.MigrateMA {
-		fmt.Fprintf(stderr, "hostbuild %s: warning: guest policy %#x allows a migration agent (bit 18): an agent the host binds at launch, outside the measurement, can export the guest's memory, and attest refuses its reports (unless --allow-migration-agent)\n", cmd, pol)
+		fmt.Fprintf(stderr, "hostbuild %s: warning: guest policy %#x allows a migration agent (bit 18): an agent the host binds at launch, outside the measurement, can export the guest's memory, attest refuses its reports (unless --allow-migration-agent), and KVM never launches it (run refuses it)\n", cmd, pol)
 	}
 }
 

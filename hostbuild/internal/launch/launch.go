@@ -227,6 +227,18 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if why := measure.SNPLaunchRefused(vtype); why != "" && !o.Plain {
+		return nil, fmt.Errorf("launch: vCPU type %s: %s (build the manifest with that type, or give it with --vcpu-type if the manifest has it)", vtype, why)
+	}
+	if !o.Plain {
+		pol, err := m.GuestPolicyValue()
+		if err != nil {
+			return nil, fmt.Errorf("launch: %w", err)
+		}
+		if err := snpPolicyLaunchable(pol, &p.Warnings); err != nil {
+			return nil, fmt.Errorf("launch: %w", err)
+		}
+	}
 	expected, _ := m.Lookup(vcpus, vtype)
 
 	p.VCPUs, p.VCPUType, p.Expected = vcpus, vtype, expected
@@ -564,6 +576,26 @@ func chooseConfig(m *manifest.Manifest, vcpus int, vtype string, plain bool) (in
 		return 0, "", &Mismatch{What: "the vCPU count", Got: strconv.Itoa(vcpus), Allowed: joinInts(allowed) + " for " + vtype}
 	}
 	return vcpus, vtype, nil
+}
+
+// snpPolicyLaunchable refuses a guest policy KVM never launches and warns
+// of bits that only some KVM versions, firmware or hosts take, as
+// KVM_SEV_SNP_LAUNCH_START (Linux 6.11 on) checks them: QEMU passes the
+// policy on unchecked, so these fail only there, on the SEV-SNP host.
+func snpPolicyLaunchable(pol uint64, warnings *[]string) error {
+	if pol&(1<<18) != 0 {
+		return fmt.Errorf("guest policy %#x allows a migration agent (bit 18), which KVM never launches (EINVAL from KVM_SEV_SNP_LAUNCH_START; attest refuses such reports too): build the manifest with a policy without it", pol)
+	}
+	if pol&(1<<16) == 0 {
+		*warnings = append(*warnings, fmt.Sprintf("guest policy %#x does not allow SMT (bit 16): KVM 6.11 to 6.15 refuses to launch it, and later the firmware refuses it on a host with SMT on", pol))
+	}
+	if pol&(1<<20) != 0 {
+		*warnings = append(*warnings, fmt.Sprintf("guest policy %#x asks for a single socket (bit 20), which KVM 6.11 and later refuse to launch (EINVAL)", pol))
+	}
+	if b := pol & (0x1f << 21); b != 0 {
+		*warnings = append(*warnings, fmt.Sprintf("guest policy %#x sets bits %#x (21-25: CXL, AES-256-XTS, RAPL, ciphertext hiding, page swap), which KVM launches only when it and the firmware support them (KVM_X86_SNP_POLICY_BITS)", pol, b))
+	}
+	return nil
 }
 
 func joinInts(xs []int) string {

@@ -839,3 +839,53 @@ func TestPrepareRefusesSteeringCmdline(t *testing.T) {
 	}
 	prepare(t, f.plain())
 }
+
+// A vCPU type whose QEMU model the SEV-SNP firmware's CPUID check refuses
+// (complex indexing in 0x8000001D: EPYC, EPYC-Rome, EPYC-Milan and their
+// early versions) is refused for an SEV-SNP launch, naming the version
+// with the same measurement; a plain launch (-cpu max) takes it.
+func TestPrepareRefusesSNPCPUIDRefusedType(t *testing.T) {
+	for typ, repl := range map[string]string{"EPYC": "EPYC-v4", "EPYC-Rome-v2": "EPYC-Rome-v3", "EPYC-Milan": "EPYC-Milan-v2"} {
+		f := newFixture(t, []int{1}, typ)
+		_, err := Prepare(context.Background(), f.snp())
+		if err == nil || !strings.Contains(err.Error(), "CPUID check refuses") || !strings.Contains(err.Error(), "use "+repl+",") {
+			t.Errorf("SEV-SNP launch on %s: %v, want refused naming %s", typ, err, repl)
+		}
+		prepare(t, f.plain())
+	}
+	for _, typ := range []string{"EPYC-v4", "EPYC-Rome-v3", "EPYC-Milan-v2", "EPYC-Genoa"} {
+		prepare(t, newFixture(t, []int{1}, typ).snp())
+	}
+}
+
+// A guest policy KVM never launches (a migration agent, bit 18) is
+// refused for an SEV-SNP launch; bits only some KVM versions, firmware or
+// hosts take are warned of; the default policy is neither.
+func TestPrepareSNPPolicy(t *testing.T) {
+	f := newFixture(t, []int{1})
+	withPolicy := func(pol string) Options {
+		o := f.snp()
+		o.Manifest = f.manifestWith(func(m *manifest.Manifest) { m.GuestPolicy = pol })
+		return o
+	}
+	if _, err := Prepare(context.Background(), withPolicy("0x70000")); err == nil || !strings.Contains(err.Error(), "migration agent (bit 18), which KVM never launches") {
+		t.Errorf("policy 0x70000: %v, want refused", err)
+	}
+	for pol, want := range map[string]string{
+		"0x30000":   "",
+		"0xb0000":   "", // debug: KVM launches it (warned of elsewhere)
+		"0x20000":   "does not allow SMT (bit 16)",
+		"0x130000":  "single socket (bit 20)",
+		"0x1030000": "bits 0x1000000 (21-25",
+	} {
+		p := prepare(t, withPolicy(pol))
+		got := strings.Join(p.Warnings, "\n")
+		if want == "" && strings.Contains(got, "guest policy") || want != "" && !strings.Contains(got, want) {
+			t.Errorf("policy %s: warnings %q, want %q", pol, p.Warnings, want)
+		}
+	}
+	// A plain launch does not run the policy.
+	o := withPolicy("0x70000")
+	o.Plain, o.OVMF = true, ""
+	prepare(t, o)
+}

@@ -37,6 +37,31 @@ var vcpuSigs = map[string]uint32{
 	"EPYC-Turin":    CPUSig(26, 0, 0),
 }
 
+// snpCPUIDRefused maps the known vCPU types that QEMU gives the cache
+// topology leaf's complex-indexing bit (CPUID 0x8000001D EDX, from
+// epyc_cache_info and its Rome and Milan variants) to the later version of
+// the same model that clears it (QEMU 8.1, "target/i386: Add new EPYC CPU
+// versions with updated cache_info"): the SEV-SNP firmware's CPUID check
+// refuses the bit, so QEMU exits at launch ("SEV-SNP: CPUID validation
+// failed for function 0x8000001d ... failed update CPUID page"). The
+// unversioned names are version 1 on every QEMU machine type. Each
+// replacement has the same signature, so the same launch measurement.
+var snpCPUIDRefused = map[string]string{
+	"EPYC": "EPYC-v4", "EPYC-v1": "EPYC-v4", "EPYC-v2": "EPYC-v4", "EPYC-IBPB": "EPYC-v4", "EPYC-v3": "EPYC-v4",
+	"EPYC-Rome": "EPYC-Rome-v3", "EPYC-Rome-v1": "EPYC-Rome-v3", "EPYC-Rome-v2": "EPYC-Rome-v3",
+	"EPYC-Milan": "EPYC-Milan-v2", "EPYC-Milan-v1": "EPYC-Milan-v2",
+}
+
+// SNPLaunchRefused says why QEMU cannot launch an SEV-SNP guest with this
+// vCPU type, naming the type to use instead, or "" when it can.
+func SNPLaunchRefused(vcpuType string) string {
+	repl, ok := snpCPUIDRefused[vcpuType]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("QEMU's %s model sets the complex-indexing bit of its cache CPUID leaf (0x8000001D), which the SEV-SNP firmware's CPUID check refuses, so QEMU exits at launch; use %s, which has the same signature, so the same launch measurement", vcpuType, repl)
+}
+
 // VCPUTypes returns the known vCPU type names, sorted.
 func VCPUTypes() []string {
 	names := make([]string, 0, len(vcpuSigs))
