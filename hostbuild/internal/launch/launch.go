@@ -376,11 +376,20 @@ func memoryWarning(m *manifest.Manifest, mib int, snp bool) string {
 		payload = (m.Components.Payload.Size + MiB - 1) / MiB
 	}
 	need := max(2*initrd, initrd+payload) + 160
+	bounce := ""
+	if snp {
+		// An SEV guest kernel sets aside 6 % of its memory, 64 MiB to
+		// 1 GiB, for the DMA bounce buffers (SWIOTLB) of its virtio
+		// devices (sev_setup_arch), which a plain boot does not.
+		sw := min(max(int64(mib)*6/100, 64), 1024)
+		need += sw
+		bounce = fmt.Sprintf(", and under SEV-SNP the kernel keeps %d MiB for DMA bounce buffers", sw)
+	}
 	if int64(mib) >= need {
 		return ""
 	}
-	return fmt.Sprintf("%d MiB of guest memory may be too little for this initrd (%d MiB, payload %d MiB): the kernel holds the initrd and the files it unpacks from it at once, then the init decodes the payload into memory; give --memory %dM or more (with too little the boot stops with \"Initramfs unpacking failed\" and \"no space left on device\")",
-		mib, initrd, payload, need)
+	return fmt.Sprintf("%d MiB of guest memory may be too little for this initrd (%d MiB, payload %d MiB): the kernel holds the initrd and the files it unpacks from it at once, then the init decodes the payload into memory%s; give --memory %dM or more (with too little the boot stops with \"Initramfs unpacking failed\" and \"no space left on device\")",
+		mib, initrd, payload, bounce, need)
 }
 
 // plainAgentHint is AgentHint: with a TCP agent, the attest command that

@@ -731,6 +731,10 @@ func TestMemoryWarning(t *testing.T) {
 		{1024, true, ""}, // given
 		{772, false, ""}, // exactly the estimate
 		{771, false, "give --memory 772M or more"},
+		// SEV-SNP: 64 MiB (6 %, at least 64) more for the bounce buffers.
+		{800, true, "the kernel keeps 64 MiB for DMA bounce buffers; give --memory 836M or more"},
+		{836, true, ""},
+		{0, true, ""}, // the SEV-SNP default, 2 GiB: 772 + 122
 	} {
 		got := memoryWarning(m, tc.mib, tc.snp)
 		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
