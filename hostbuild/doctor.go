@@ -18,7 +18,9 @@ func init() {
 const doctorUsage = `Usage: hostbuild doctor [--ovmf F] [--qemu BIN]
 
 Checks what 'hostbuild run' needs for an SEV-SNP launch: /dev/sev, kvm_amd's
-sev_snp parameter, /dev/kvm, QEMU 9.1 or newer with the sev-snp-guest object,
+sev_snp parameter, /dev/kvm and that its KVM creates SEV-SNP VMs (Linux
+6.11's KVM_X86_SNP_VM, which QEMU 9.1+ asks for), QEMU 9.1 or newer with
+the sev-snp-guest object,
 an OVMF with the kernel-hashes table (--ovmf), and /dev/vhost-vsock for the
 attestation agent; and what 'hostbuild attest' needs: a processor whose
 reports it verifies (AMD Milan or Genoa; Turin launches, but attest refuses
@@ -34,6 +36,10 @@ Exit status: 0 every check passed (or was skipped), 1 a check failed,
 Flags:
 `
 
+// doctorVMTypes replaces doctor's KVM_CAP_VM_TYPES ioctl in tests (whose
+// --root /dev/kvm is not a KVM device); nil is the real one.
+var doctorVMTypes func(path string) (uint64, error)
+
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("doctor", doctorUsage, stderr)
 	var o doctor.Options
@@ -47,6 +53,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "hostbuild doctor: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	o.VMTypes = doctorVMTypes
 	rs := doctor.Run(ctx, o)
 	fails := 0
 	var skipped []string

@@ -82,6 +82,10 @@ func TestDoctorCLIPasses(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte("vendor_id\t: AuthenticAMD\ncpu family\t: 25\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The tree's /dev/kvm is /dev/null: answer KVM_CAP_VM_TYPES as an
+	// SEV-SNP host's KVM does (default, SEV, SEV-ES and SNP VMs).
+	doctorVMTypes = func(string) (uint64, error) { return 0x1d, nil }
+	t.Cleanup(func() { doctorVMTypes = nil })
 	qemuBin := filepath.Join(t.TempDir(), "qemu")
 	script := "#!/bin/sh\ncase $1 in --version) echo 'QEMU emulator version 9.2.0';; -object) echo '  sev-guest'; echo '  sev-snp-guest'; echo '  memory-backend-memfd';; esac\n"
 	if err := os.WriteFile(qemuBin, []byte(script), 0o755); err != nil {
@@ -91,9 +95,9 @@ func TestDoctorCLIPasses(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, stdout, stderr)
 	}
-	if n := strings.Count(stdout, "PASS  "); n != 8 || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
+	if n := strings.Count(stdout, "PASS  "); n != 9 || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
 		!strings.HasSuffix(stdout, "\nall checks passed: this host can launch SEV-SNP guests and attest verifies their reports.\n") {
-		t.Errorf("%d PASS lines, want 8 and \"all checks passed\" with no failure:\n%s", n, stdout)
+		t.Errorf("%d PASS lines, want 9 and \"all checks passed\" with no failure:\n%s", n, stdout)
 	}
 	if _, stderr, code := runHB(t, "doctor", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
 		t.Errorf("doctor extra: exit %d, stderr %q; want %d and unexpected argument", code, stderr, exitUsage)
@@ -129,6 +133,8 @@ func TestDoctorSkipsAreNotPasses(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(root, "sys/module/kvm_amd/parameters/sev_snp"), []byte("Y\n"), 0o644)
+	doctorVMTypes = func(string) (uint64, error) { return 0x1d, nil } // the tree's /dev/kvm is /dev/null
+	t.Cleanup(func() { doctorVMTypes = nil })
 	qemuBin := filepath.Join(t.TempDir(), "qemu")
 	os.WriteFile(qemuBin, []byte("#!/bin/sh\ncase $1 in --version) echo 'QEMU emulator version 9.2.0';; -object) echo '  sev-snp-guest';; esac\n"), 0o755)
 	stdout, _, code := runHB(t, "doctor", "--root", root, "--qemu", qemuBin)

@@ -58,6 +58,32 @@ type Options struct {
 	// Access checks that this process may read and write a device
 	// (faccessat with the effective IDs); default: the real check.
 	Access func(path string) error
+	// VMTypes returns KVM_CHECK_EXTENSION(KVM_CAP_VM_TYPES) of the KVM
+	// device at path: the VM types this host's KVM creates, one bit each;
+	// default: the real ioctl.
+	VMTypes func(path string) (uint64, error)
+}
+
+// KVM's VM types (arch/x86/include/uapi/asm/kvm.h) and the capability
+// that lists them (Linux 6.10+; older kernels answer 0).
+const (
+	kvmCheckExtension = 0xAE03 // _IO(KVMIO, 0x03)
+	kvmCapVMTypes     = 235
+	kvmX86SNPVM       = 4
+)
+
+// kvmVMTypes asks the KVM device at path which VM types it creates.
+func kvmVMTypes(path string) (uint64, error) {
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), kvmCheckExtension, kvmCapVMTypes)
+	if errno != 0 {
+		return 0, errno
+	}
+	return uint64(r), nil
 }
 
 // MinQEMU is the first QEMU release with the sev-snp-guest object.
@@ -75,8 +101,9 @@ func Run(ctx context.Context, o Options) []Result {
 	rs = append(rs, checkCharDev(o, "/dev/sev", "SEV firmware device /dev/sev",
 		"enable SEV-SNP in the BIOS (SMEE, SEV-SNP, SNP memory coverage), boot a host kernel with SNP host support (Linux 6.11+ or AMD's snp-host branch) and load kvm_amd"))
 	rs = append(rs, checkSNPParam(o.Root))
-	rs = append(rs, checkCharDev(o, "/dev/kvm", "KVM device /dev/kvm",
-		"load kvm_amd (modprobe kvm_amd) and make sure virtualisation (SVM) is enabled in the BIOS"))
+	kvm := checkCharDev(o, "/dev/kvm", "KVM device /dev/kvm",
+		"load kvm_amd (modprobe kvm_amd) and make sure virtualisation (SVM) is enabled in the BIOS")
+	rs = append(rs, kvm, checkSNPVMType(o, kvm.Status == Pass))
 	rs = append(rs, checkQEMU(ctx, o.QEMU)...)
 	rs = append(rs, checkOVMF(o.OVMF))
 	rs = append(rs, checkCharDev(o, "/dev/vhost-vsock", "vhost-vsock device /dev/vhost-vsock (attestation agent)",
@@ -180,6 +207,35 @@ func checkSNPParam(root string) Result {
 			r.Status, r.Detail = Fail, "sev_snp="+v
 			r.Fix = "enable SEV-SNP in the BIOS, then reload: modprobe -r kvm_amd && modprobe kvm_amd sev_snp=1 (dmesg | grep -i sev says why KVM disabled it)"
 		}
+	}
+	return r
+}
+
+// checkSNPVMType asks KVM whether it creates SEV-SNP VMs, as QEMU 9.1+
+// asks it for one (KVM_X86_SNP_VM, Linux 6.11's interface): kvm_amd's
+// sev_snp parameter alone does not say so (AMD's older snp-host kernels
+// have it with another interface, and it stays Y on a host whose SNP
+// firmware did not initialise on some kernels).
+func checkSNPVMType(o Options, kvmOK bool) Result {
+	r := Result{Name: "KVM creates SEV-SNP VMs (KVM_X86_SNP_VM)"}
+	if !kvmOK {
+		r.Status, r.Detail = Skip, "/dev/kvm cannot be opened (see above)"
+		return r
+	}
+	ask := o.VMTypes
+	if ask == nil {
+		ask = kvmVMTypes
+	}
+	types, err := ask(filepath.Join(o.Root, "/dev/kvm"))
+	switch {
+	case err != nil:
+		r.Status, r.Detail = Fail, "asking /dev/kvm for its VM types (KVM_CAP_VM_TYPES): "+errText(err)
+		r.Fix = "boot a host kernel with SEV-SNP host support (Linux 6.11 or newer) with kvm_amd sev_snp=1"
+	case types&(1<<kvmX86SNPVM) == 0:
+		r.Status, r.Detail = Fail, fmt.Sprintf("KVM's VM types are %#x, without KVM_X86_SNP_VM (bit %d): QEMU cannot create an SEV-SNP guest here", types, kvmX86SNPVM)
+		r.Fix = "boot a host kernel with Linux 6.11's SEV-SNP host interface (Linux 6.11 or newer; an older AMD snp-host branch does not serve QEMU 9.1+), enable SEV-SNP in the BIOS and load kvm_amd sev_snp=1 (dmesg | grep -i sev says why KVM left it out)"
+	default:
+		r.Status, r.Detail = Pass, fmt.Sprintf("VM types %#x", types)
 	}
 	return r
 }

@@ -86,6 +86,10 @@ func fixture(t *testing.T, name string) string {
 	return p
 }
 
+// snpVMTypes is a host KVM's answer with KVM_X86_SNP_VM (bit 4) among
+// the default, SEV and SEV-ES types.
+func snpVMTypes(string) (uint64, error) { return 0x1d, nil }
+
 func TestRun(t *testing.T) {
 	amdsev := fullImage(t, "ovmf_AmdSev_suffix.bin")
 	plainOVMF := fixture(t, "ovmf_OvmfX64_suffix.bin")
@@ -98,18 +102,19 @@ func TestRun(t *testing.T) {
 	}{
 		{
 			name: "snp host",
-			o:    Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev},
-			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass, Skip},
+			o:    Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev, VMTypes: snpVMTypes},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass, Pass, Skip},
 		},
 		{
 			name: "snp host, no ovmf given",
-			o:    Options{Root: fakeHost(t, allDevs, "1"), QEMU: goodQEMU},
-			want: []Status{Pass, Pass, Pass, Pass, Pass, Skip, Pass, Skip},
+			o:    Options{Root: fakeHost(t, allDevs, "1"), QEMU: goodQEMU, VMTypes: snpVMTypes},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Skip, Pass, Skip},
 		},
 		{
 			name: "no sev, old qemu, debian ovmf",
-			o:    Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF},
-			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail, Skip},
+			o: Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF,
+				VMTypes: func(string) (uint64, error) { return 0x3, nil }}, // default and software-protected VMs only
+			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail, Fail, Skip},
 		},
 		{
 			// A device this user cannot open fails like a missing one.
@@ -121,12 +126,12 @@ func TestRun(t *testing.T) {
 					}
 					return nil
 				}},
-			want: []Status{Pass, Pass, Fail, Pass, Pass, Pass, Pass, Skip},
+			want: []Status{Pass, Pass, Fail, Skip, Pass, Pass, Pass, Pass, Skip},
 		},
 		{
 			name: "kvm_amd without sev_snp parameter, qemu missing",
 			o:    Options{Root: fakeHost(t, nil, "no-param"), QEMU: filepath.Join(t.TempDir(), "no-qemu")},
-			want: []Status{Fail, Fail, Fail, Fail, Fail, Skip, Fail, Skip},
+			want: []Status{Fail, Fail, Fail, Skip, Fail, Fail, Skip, Fail, Skip},
 		},
 	}
 	for _, tt := range tests {
@@ -297,5 +302,30 @@ func TestCheckOVMFMissing(t *testing.T) {
 	}
 	if r = checkOVMF(noReset); r.Status != Fail || !strings.Contains(r.Detail, "SEV_ES_RESET_BLOCK") {
 		t.Errorf("image without a reset block: %+v, want measure's refusal", r)
+	}
+}
+
+// KVM's VM types decide whether QEMU can create an SEV-SNP guest, whatever
+// kvm_amd's sev_snp parameter says; a KVM that cannot be asked fails too.
+func TestCheckSNPVMType(t *testing.T) {
+	for _, tc := range []struct {
+		types uint64
+		err   error
+		want  Status
+		say   string
+	}{
+		{0x1d, nil, Pass, "VM types 0x1d"},
+		{0x10, nil, Pass, "VM types 0x10"},
+		{0xd, nil, Fail, "without KVM_X86_SNP_VM (bit 4)"},
+		{0, nil, Fail, "KVM's VM types are 0x0"}, // a kernel before KVM_CAP_VM_TYPES answers 0
+		{0, syscall.ENOTTY, Fail, "KVM_CAP_VM_TYPES"},
+	} {
+		r := checkSNPVMType(Options{VMTypes: func(string) (uint64, error) { return tc.types, tc.err }}, true)
+		if r.Status != tc.want || !strings.Contains(r.Detail, tc.say) || (r.Status == Fail && r.Fix == "") {
+			t.Errorf("types %#x, error %v: %+v, want %s saying %q", tc.types, tc.err, r, tc.want, tc.say)
+		}
+	}
+	if r := checkSNPVMType(Options{VMTypes: func(string) (uint64, error) { t.Error("asked without /dev/kvm"); return 0, nil }}, false); r.Status != Skip {
+		t.Errorf("without /dev/kvm: %+v, want skipped", r)
 	}
 }
