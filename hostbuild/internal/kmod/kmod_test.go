@@ -771,3 +771,21 @@ func TestClosureLoadTimeNeeds(t *testing.T) {
 		}
 	}
 }
+
+// importsSymbol reads the symbol table of a module file given to the
+// builder: an error, never a panic, whatever the bytes; a module built
+// with the import is found.
+func FuzzImportsSymbol(f *testing.F) {
+	mod := testelf.ModuleImporting([]string{"crypto_alloc_aead"}, "name=sev_guest", "vermagic=6.9.0-test SMP")
+	if ok, err := importsSymbol("m.ko", mod, "crypto_alloc_aead"); !ok || err != nil {
+		f.Fatalf("importsSymbol of a module importing it: %v, %v", ok, err)
+	}
+	for _, suffix := range suffixes {
+		f.Add("m"+suffix, compressed(f, suffix, mod))
+	}
+	f.Add("m.ko", testelf.Module("name=bare"))
+	f.Add("m.ko", mod[:len(mod)/2])
+	f.Fuzz(func(t *testing.T, name string, data []byte) {
+		importsSymbol(name, data, "crypto_alloc_aead")
+	})
+}
