@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/google/go-sev-guest/verify/trust"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/shared/agentapi"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 // kdsTransport is where --kds fetches from: AMD's KDS over HTTPS (tests
@@ -224,7 +224,7 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	uintVar(fs, port, "port", agentapi.DefaultPort, "agent vsock `port`")
 	addr := fs.String("addr", "", "agent address instead of --cid: vsock:CID:PORT or tcp:HOST:PORT (plain-QEMU tests)")
 	intVar(fs, nonceSize, "nonce-size", agentapi.MaxNonceSize, "nonce size in `bytes` (32 to 64)")
-	timeout := durationVar(fs, "timeout", 30*time.Second, "timeout of the exchange with the agent (a `duration`, or whole seconds)")
+	timeout := durationVar(fs, "timeout", attest.DefaultFetchTimeout, "timeout of the exchange with the agent (a `duration`, or whole seconds; the guest's sev-guest driver retries up to 60 s while the host answers busy)")
 	evidence := fs.String("evidence-out", "", "write the evidence (raw report, certificates, nonce, preimage, config, manifest digest, result) to the new `dir` (checked before the guest is asked: it must not exist, its parent must be writable)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -268,7 +268,7 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usage(fmt.Sprintf("--timeout must be positive, got %v", *timeout))
 	}
 	logger := newLogger(stderr, vf.verbose)
-	_, opts, err := vf.options()
+	m, opts, err := vf.options()
 	var ue usageError
 	if errors.As(err, &ue) {
 		return usage(ue.msg)
@@ -276,6 +276,14 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild attest: %v\n", err)
 		return exitFail
+	}
+	// --cid without --port: the port the manifest's cmdline gives the agent.
+	portGiven := false
+	fs.Visit(func(f *flag.Flag) { portGiven = portGiven || f.Name == "port" })
+	if *cid != 0 && !portGiven && m != nil {
+		if cfg, err := bootcfg.Parse(m.Cmdline); err == nil && cfg.Agent.Mode == bootcfg.AgentVsock {
+			a.Port = cfg.Agent.VsockPort
+		}
 	}
 	// The evidence folder is checked before the guest is asked: a report
 	// is spent once fetched, and evidence that cannot be written is lost.

@@ -78,9 +78,13 @@ Exit status: 0 the guest powered off cleanly (or rebooted, with
 katana.on_exit=reboot: QEMU runs with -no-reboot); 1 error (QEMU failed,
 not ready in time, unreadable files); 2 usage; 3 refused (does not match
 the manifest); 4 the init reported a boot error; 5 Katana exited with a
-non-zero status; 6 the guest had to be killed, its kernel panicked, or QEMU
-ended without the guest powering off (e.g. QEMU itself was sent SIGTERM or
-killed: signal only run; under systemd set KillMode=mixed).
+non-zero status; 6 the guest had to be killed, its kernel panicked, QEMU
+stopped the VM (a vCPU failure; under SEV-SNP also the guest's own
+termination request, e.g. a kernel refusing a feature: QEMU then pauses
+instead of exiting, and run, which asks QEMU's state every 2 s, kills it and
+shows QEMU's messages), or QEMU ended without the guest powering off (e.g.
+QEMU itself was sent SIGTERM or killed: signal only run; under systemd set
+KillMode=mixed).
 The status is read from the serial console, which Katana shares: the
 init's and the kernel's lines are told apart by the timestamp that starts
 them (a piece of an over-long line is never a line start). Katana output
@@ -470,7 +474,9 @@ wait:
 				fmt.Fprintf(stderr, "hostbuild run: the manifest's cmdline may be why: %s\n", m)
 			}
 		}
-		vm.Stop(context.Background(), 10*time.Second)
+		if exit, _ := vm.Stop(context.Background(), 10*time.Second); strings.TrimSpace(exit.Stderr) != "" {
+			fmt.Fprintf(stderr, "hostbuild run: qemu's stderr: %s\n", strings.TrimSpace(exit.Stderr))
+		}
 		return "", exitFail
 	}
 }
@@ -499,6 +505,13 @@ func qemuHint(o launch.Outcome, plain bool) string {
 	}
 	// QEMU 9.1+ on a host whose KVM cannot run SEV-SNP guests (no SNP
 	// host support, kvm_amd without sev_snp=1), or without KVM at all.
+	// KVM or the SEV firmware refused this launch (the guest policy, a
+	// feature such as DebugSwap): the host does run SEV-SNP guests.
+	for _, s := range []string{"SNP_LAUNCH_START", "failed to initialize ret="} {
+		if strings.Contains(o.Exit.Stderr, s) {
+			return "KVM or the SEV firmware refused to launch this guest (see QEMU's error above: fw_error names the firmware's reason; the guest policy and guest features come from the manifest, and run warned of the bits some hosts refuse)"
+		}
+	}
 	for _, s := range []string{"vm-type SEV-SNP not supported by KVM", "Could not access KVM kernel module", "failed to initialize kvm"} {
 		if strings.Contains(o.Exit.Stderr, s) {
 			return "this host's KVM cannot run an SEV-SNP guest (an AMD EPYC host with SEV-SNP enabled in the BIOS, a kernel with SNP host support and kvm_amd sev_snp=1 are needed): 'hostbuild doctor' says what is missing; --plain boots the same files without SEV for development"
@@ -515,7 +528,7 @@ func outcomeCode(o launch.Outcome) int {
 		return exitRunBootError
 	case launch.EndedKatana:
 		return exitRunKatana
-	case launch.EndedKilled, launch.EndedPanic, launch.EndedNoPowerOff:
+	case launch.EndedKilled, launch.EndedPanic, launch.EndedNoPowerOff, launch.EndedQEMUStopped:
 		return exitRunKilled
 	}
 	return exitFail

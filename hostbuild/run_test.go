@@ -837,6 +837,10 @@ const fakeQEMUNoPowerOffEnv = "HOSTBUILD_TEST_FAKE_QEMU_NO_POWEROFF"
 // between system_powerdown and its power-off (a guest stopping Katana).
 const fakeQEMUPowerOffDelayEnv = "HOSTBUILD_TEST_FAKE_QEMU_POWEROFF_DELAY"
 
+// fakeQEMUInternalErrorEnv (tests): after its start line the fake
+// prints QEMU's internal-error stderr and stays alive, as a paused QEMU does.
+const fakeQEMUInternalErrorEnv = "HOSTBUILD_TEST_FAKE_QEMU_INTERNAL_ERROR"
+
 func fakeQEMU(args []string) int {
 	serial, qmp := qemutest.ChardevPaths(args)
 	sigs := make(chan os.Signal, 1)
@@ -875,6 +879,15 @@ func fakeQEMU(args []string) int {
 		fmt.Fprintln(log, "[    0.500000] Run /init as init process")
 	} else {
 		fmt.Fprintln(log, `[    1.000000] guestinit: katana started pid=90 argv=["/bin/katana"]`)
+	}
+	if os.Getenv(fakeQEMUInternalErrorEnv) != "" {
+		// What QEMU 9.1-10.0 prints when a vCPU exit it does not handle
+		// (KVM_EXIT_SYSTEM_EVENT/KVM_SYSTEM_EVENT_SEV_TERM: the guest's
+		// GHCB termination request) ends kvm_cpu_exec with ret < 0:
+		// cpu_dump_state, then vm_stop(RUN_STATE_INTERNAL_ERROR). QEMU
+		// stays alive, paused, and ignores the power button.
+		fmt.Fprintln(os.Stderr, "KVM: unknown exit reason 24")
+		fmt.Fprintln(os.Stderr, "EAX=00000000 EBX=00000000 ECX=00000000 EDX=00000000")
 	}
 	if n, _ := strconv.Atoi(os.Getenv(fakeQEMUFloodEnv)); n > 0 {
 		w := bufio.NewWriter(log)

@@ -3,6 +3,7 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +76,9 @@ type Exit struct {
 	// the grace period) rather than the guest powering off.
 	Killed bool
 	Stderr string // the tail of QEMU's stderr
+	// Stopped is the run state (internal-error, guest-panicked, io-error)
+	// in which QEMU had stopped the VM, when the runner killed it for that.
+	Stopped string
 }
 
 // Clean reports whether QEMU exited by itself with status 0. With
@@ -87,6 +91,8 @@ func (e Exit) Clean() bool { return e.Code == 0 && e.Signal == "" && !e.Killed }
 func (e Exit) String() string {
 	var s string
 	switch {
+	case e.Stopped != "":
+		s = "qemu stopped the VM (" + e.Stopped + ") and was killed"
 	case e.Signal != "":
 		s = "qemu ended by signal " + e.Signal
 	default:
@@ -178,6 +184,7 @@ type VM struct {
 	cut     bool      // the next piece continues a line cut at MaxLineBytes
 	waiters []*waiter // waitFor's, each shown every line added after it registered
 	killed  bool      // Kill sent SIGKILL to a QEMU not yet reaped
+	stopped string    // the run state watchState killed QEMU for
 	reaped  bool      // wait has QEMU's exit status
 }
 
@@ -258,6 +265,9 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	}
 	go v.wait()
 	go v.tail()
+	if o.QMPSocket != "" {
+		go v.watchState()
+	}
 	return v, nil
 }
 
@@ -279,6 +289,7 @@ func (v *VM) wait() {
 	v.mu.Lock()
 	v.reaped = true
 	killed := v.killed
+	e.Stopped = v.stopped
 	v.mu.Unlock()
 	// Killed only when the runner's SIGKILL is what ended QEMU: a QEMU
 	// that had already exited by itself (its status is in e) was not
@@ -685,4 +696,43 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// StatePoll is how often the runner asks QEMU's monitor for the VM's run
+// state. QEMU does not exit when a vCPU fails (kvm_cpu_exec: cpu_dump_state,
+// vm_stop(RUN_STATE_INTERNAL_ERROR)): under SEV-SNP that is how a guest's
+// GHCB termination request ends (KVM_SYSTEM_EVENT_SEV_TERM, which QEMU does
+// not handle), and the VM would stay paused for ever.
+var StatePoll = 2 * time.Second
+
+func (v *VM) watchState() {
+	t := time.NewTicker(StatePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-v.exited:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		raw, err := QMP(ctx, v.opts.QMPSocket, "query-status")
+		cancel()
+		if err != nil {
+			continue
+		}
+		var st struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(raw, &st) != nil {
+			continue
+		}
+		switch st.Status {
+		case "internal-error", "guest-panicked", "io-error":
+			v.mu.Lock()
+			v.stopped = st.Status
+			v.mu.Unlock()
+			v.Kill()
+			return
+		}
+	}
 }

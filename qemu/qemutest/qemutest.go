@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 )
@@ -32,6 +33,14 @@ func ServeQMP(conn net.Conn) bool {
 		switch req.Execute {
 		case "qmp_capabilities":
 			fmt.Fprintln(conn, `{"return": {}}`)
+		case "query-status":
+			// SNPBOOT_FAKE_QMP_STATUS (tests): the run state QEMU
+			// reports, e.g. internal-error after a GHCB termination.
+			st := os.Getenv("SNPBOOT_FAKE_QMP_STATUS")
+			if st == "" {
+				st = "running"
+			}
+			fmt.Fprintf(conn, `{"return": {"status": %q, "running": %v}}`+"\n", st, st == "running")
 		case "system_powerdown":
 			fmt.Fprintln(conn, `{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "POWERDOWN"}`)
 			fmt.Fprintln(conn, `{"return": {}}`)

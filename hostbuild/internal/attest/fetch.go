@@ -25,11 +25,16 @@ import (
 // MaxResponseSize bounds what the verifier reads from an agent.
 const MaxResponseSize = 4 << 20
 
+// DefaultFetchTimeout bounds an exchange with the agent by default: above
+// the 60 s for which the guest's sev-guest driver retries a request the
+// host answers busy (SNP_REQ_MAX_RETRY_DURATION), with room for the rest.
+const DefaultFetchTimeout = 90 * time.Second
+
 // FetchOptions say where and how to ask.
 type FetchOptions struct {
 	Addr    agentapi.Addr // vsock CID+port or tcp host+port
 	Nonce   []byte        // 32 to 64 bytes; see NewNonce
-	Timeout time.Duration // whole exchange (default 30s)
+	Timeout time.Duration // whole exchange (default DefaultFetchTimeout)
 }
 
 // NewNonce returns n fresh random bytes.
@@ -63,7 +68,7 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 	}
 	timeout := o.Timeout
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = DefaultFetchTimeout
 	}
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -95,7 +100,7 @@ func Fetch(ctx context.Context, o FetchOptions) (*agentapi.AttestationResponse, 
 		case o.Addr.Network != "vsock" && errors.As(err, &oe) && oe.Op == "dial":
 			hint = " (is the guest running and the port forwarded, e.g. hostbuild run --forward HOSTPORT:" + fmt.Sprint(agentapi.DefaultPort) + "?)"
 		case errors.Is(err, context.DeadlineExceeded) && parent.Err() == nil:
-			return nil, fail(ClassTransport, "the agent at %s gave no complete answer within %v (--timeout): is the guest booted (run prints \"ready:\" once Katana started) and its agent on (katana.agent)? A boot under TCG takes minutes: wait for it or raise --timeout", o.Addr, timeout)
+			return nil, fail(ClassTransport, "the agent at %s gave no complete answer within %v (--timeout): is the guest booted (run prints \"ready:\" once Katana started) and its agent on (katana.agent)? A boot under TCG takes minutes, and the guest's sev-guest driver waits up to 60 s while the host answers busy: wait or raise --timeout", o.Addr, timeout)
 		}
 		return nil, fail(ClassTransport, "asking the agent at %s: %w%s", o.Addr, err, hint)
 	}

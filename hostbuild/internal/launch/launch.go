@@ -690,13 +690,14 @@ func consoleMessage(l string) (msg string, init, ok bool) {
 type Ending int
 
 const (
-	EndedClean      Ending = iota // powered off, Katana's last status 0, or ended by a graceful stop's signal (or never started by request)
-	EndedBootError                // the init reported a boot error
-	EndedKatana                   // Katana exited with a non-zero status
-	EndedPanic                    // the kernel panicked
-	EndedKilled                   // QEMU had to be killed
-	EndedQEMU                     // QEMU failed (non-zero exit)
-	EndedNoPowerOff               // QEMU ended (status 0, or killed by a signal it was not sent by the runner) but the console never showed the guest going down, e.g. QEMU was sent SIGTERM
+	EndedClean       Ending = iota // powered off, Katana's last status 0, or ended by a graceful stop's signal (or never started by request)
+	EndedBootError                 // the init reported a boot error
+	EndedKatana                    // Katana exited with a non-zero status
+	EndedPanic                     // the kernel panicked
+	EndedKilled                    // QEMU had to be killed
+	EndedQEMU                      // QEMU failed (non-zero exit)
+	EndedNoPowerOff                // QEMU ended (status 0, or killed by a signal it was not sent by the runner) but the console never showed the guest going down, e.g. QEMU was sent SIGTERM
+	EndedQEMUStopped               // QEMU stopped the VM (internal-error, guest-panicked) and the runner killed it
 )
 
 // Outcome is how a guest ended.
@@ -722,6 +723,8 @@ func (o Outcome) String() string {
 		return "the guest did not power off; qemu was killed"
 	case EndedQEMU:
 		return o.Exit.String()
+	case EndedQEMUStopped:
+		return o.Exit.String() + " (under SEV-SNP often the guest's termination request: the host's dmesg has \"SEV-ES guest requested termination\")"
 	case EndedNoPowerOff:
 		s := "QEMU ended without the guest powering off"
 		if o.Exit.Signal != "" {
@@ -863,6 +866,8 @@ func (c *Console) Outcome(exit qemu.Exit) Outcome {
 		o.KatanaStatus = &n
 	}
 	switch {
+	case exit.Stopped != "":
+		o.Ending = EndedQEMUStopped
 	case exit.Killed:
 		o.Ending = EndedKilled
 	case c.panicked:
