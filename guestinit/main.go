@@ -478,7 +478,7 @@ func (in *initProc) boot() {
 	// hash (the long pole under TCG) runs with the kernel's sha256 while the
 	// other modules load and the network comes up.
 	t = time.Now()
-	pre, rest := modload.Split(mods, "af_alg", "algif_hash")
+	pre, rest := modload.Split(mods, "af_alg", "algif_hash", "sha256_ssse3")
 	var res []modload.Result
 	if len(pre) > 0 {
 		r, err := modload.Load(pre, modload.Options{Root: "/", Contents: list})

@@ -33,7 +33,10 @@ import (
 // and configfs-tsm where the kernel has them, configfs, the ACPI button
 // driver (QEMU system_powerdown), and AF_ALG hashing (af_alg,
 // algif_hash: the init checks the payload with the kernel's sha256, 2.3x
-// faster than Go's under TCG). Names the tree lacks are skipped. What
+// faster than Go's under TCG; sha256_ssse3, the kernel's SHA-NI, AVX2,
+// AVX and SSSE3 code, without which AF_ALG hashes with the generic C code,
+// about 3x slower than Go's on SEV-SNP hardware; on a CPU with none of
+// those it refuses to load, ENODEV, and is skipped). Names the tree lacks are skipped. What
 // sev-guest asks the crypto API for as it probes comes with it
 // (loadTimeNeeds).
 //
@@ -47,7 +50,7 @@ var DefaultModules = []string{
 	"vsock", "vmw_vsock_virtio_transport",
 	"sev-guest", "tsm", "configfs",
 	"button",
-	"af_alg", "algif_hash",
+	"af_alg", "algif_hash", "sha256_ssse3",
 }
 
 // ReadsFile reports whether a file of this name is read from a module tree

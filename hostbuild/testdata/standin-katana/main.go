@@ -107,6 +107,27 @@ func run(argv []string) int {
 		locks = append(locks, n+"="+v)
 	}
 	fmt.Printf("standin-katana: locks %s\n", strings.Join(locks, " "))
+	// The kernel's sha256 drivers (/proc/crypto), which the init's AF_ALG
+	// hashing picks from by priority.
+	if b, err := os.ReadFile("/proc/crypto"); err == nil {
+		var drivers []string
+		for _, block := range strings.Split(string(b), "\n\n") {
+			var name, driver string
+			for _, l := range strings.Split(block, "\n") {
+				k, v, _ := strings.Cut(l, ":")
+				switch strings.TrimSpace(k) {
+				case "name":
+					name = strings.TrimSpace(v)
+				case "driver":
+					driver = strings.TrimSpace(v)
+				}
+			}
+			if name == "sha256" {
+				drivers = append(drivers, driver)
+			}
+		}
+		fmt.Printf("standin-katana: sha256 drivers=%s\n", strings.Join(drivers, ","))
+	}
 	// The temporary folder and open-files limit the init gave it (a Go
 	// program raises its soft limit only when it is under the hard one).
 	tmp, mode, entries := os.Getenv("TMPDIR"), "none", -1
