@@ -441,3 +441,67 @@ func TestBootNewerQEMU(t *testing.T) {
 	}
 	expectPowerOff(ctx, t, g, runExitClean)
 }
+
+// TestBootOVMF boots the default initrd through UEFI firmware, as an
+// SEV-SNP launch does (the other plain boots use SeaBIOS): Debian's OVMF
+// (an OvmfX64 build, no SEV) runs QEMU's direct kernel boot, starting the
+// kernel's EFI stub and handing it the initrd over LoadFile2, and appends
+// " initrd=initrd" to the command line, which the init must take as
+// OVMF's and Katana must not see.
+func TestBootOVMF(t *testing.T) {
+	e := needEnv(t)
+	const fw = "/usr/share/ovmf/OVMF.fd"
+	if _, err := os.Stat(fw); err != nil {
+		t.Skipf("skipping: %v (Debian's ovmf package has it: apt-get install ovmf, which make deps does)", err)
+	}
+	c := bootcfg.Default()
+	c.Net = bootcfg.Net{None: true}
+	c.Agent = bootcfg.Agent{Mode: bootcfg.AgentNone}
+	c.Args = []string{"--exit-after", "1s", "--exit-code", "0"}
+	line, err := bootcfg.Format(c, baseParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := filepath.Join(t.TempDir(), "serial.log")
+	args := []string{"-machine", "q35", "-accel", "tcg", "-m", defaultMemory, "-nodefaults", "-no-reboot",
+		"-display", "none", "-monitor", "none", "-bios", fw, "-kernel", e.vmlinuz, "-initrd", defaultInitrd(t, e),
+		"-append", line, "-chardev", "file,id=s0,path=" + serial, "-serial", "chardev:s0"}
+	t.Logf("booting: qemu-system-x86_64 %s", strings.Join(args, " "))
+	g := startProc(t, "qemu-system-x86_64", args, serial)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+
+	// The kernel was started by the EFI stub, with OVMF's addition.
+	l, err := g.WaitForLine(ctx, "Kernel command line:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(l, line) || !strings.Contains(l, bootcfg.OVMFInitrdParam) {
+		t.Errorf("kernel command line %q: want %q with OVMF's %q", l, line, bootcfg.OVMFInitrdParam)
+	}
+	_, m, err := g.WaitForRegexp(ctx, reKatanaStarted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var argv []string
+	if err := json.Unmarshal([]byte(m[2]), &argv); err != nil {
+		t.Fatal(err)
+	}
+	if want := append([]string{"/bin/katana"}, c.Args...); !slices.Equal(argv, want) {
+		t.Errorf("katana argv %q, want %q", argv, want)
+	}
+	if _, m, err = g.WaitForRegexp(ctx, reKatanaExited); err != nil {
+		t.Fatal(err)
+	} else if m[1] != "0" {
+		t.Errorf("katana exited status=%s, want 0", m[1])
+	}
+	if _, err := g.WaitForLine(ctx, "reboot: Power down"); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := g.Wait(ctx); err != nil || code != 0 {
+		t.Errorf("qemu: exit %d, %v; want 0 after the guest powered off", code, err)
+	}
+	if l := findLine(g, "guestinit: boot error"); l != "" {
+		t.Errorf("boot error under OVMF: %s", l)
+	}
+}

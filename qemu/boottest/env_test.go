@@ -606,12 +606,19 @@ func writeManifest(t *testing.T, e env, ovmf, initrd, cmdline, vtype, out string
 // test failed (or BOOTTEST_VERBOSE is set).
 func startRun(t *testing.T, e env, args []string, serial string) *guest {
 	t.Helper()
+	return startProc(t, e.hostbuild, args, serial)
+}
+
+// startProc is startRun for any program that writes the guest's serial
+// console to serial (QEMU itself, say).
+func startProc(t *testing.T, bin string, args []string, serial string) *guest {
+	t.Helper()
 	g := &guest{serial: serial, out: &qemutest.LockedBuffer{}, done: make(chan struct{})}
-	g.cmd = exec.Command(e.hostbuild, args...)
+	g.cmd = exec.Command(bin, args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.out, g.out
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := g.cmd.Start(); err != nil {
-		t.Fatalf("starting hostbuild run: %v", err)
+		t.Fatalf("starting %s: %v", bin, err)
 	}
 	go func() {
 		err := g.cmd.Wait()
@@ -634,7 +641,7 @@ func startRun(t *testing.T, e env, args []string, serial string) *guest {
 			}
 		}
 		if t.Failed() || os.Getenv("BOOTTEST_VERBOSE") != "" {
-			t.Logf("hostbuild run (exit %d):\n%s\nserial console:\n%s", g.code, g.out.String(), g.Log())
+			t.Logf("%s (exit %d):\n%s\nserial console:\n%s", filepath.Base(bin), g.code, g.out.String(), g.Log())
 		}
 	})
 	return g
