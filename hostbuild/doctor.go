@@ -17,8 +17,10 @@ func init() {
 
 const doctorUsage = `Usage: hostbuild doctor [--ovmf F] [--qemu BIN]
 
-Checks what 'hostbuild run' needs for an SEV-SNP launch: /dev/sev, kvm_amd's
-sev_snp parameter, /dev/kvm and that its KVM creates SEV-SNP VMs (Linux
+Checks what 'hostbuild run' needs for an SEV-SNP launch: /dev/sev and its
+SEV-SNP firmware (SNP_PLATFORM_STATUS: API version, the TCB reports carry,
+which is what attest --min-tcb compares, and whether reports are signed and
+carry the chip ID), kvm_amd's sev_snp parameter, /dev/kvm and that its KVM creates SEV-SNP VMs (Linux
 6.11's KVM_X86_SNP_VM, which QEMU 9.1+ asks for), QEMU 9.1 or newer with
 the sev-snp-guest object,
 an OVMF with the kernel-hashes table (--ovmf), and /dev/vhost-vsock for the
@@ -40,6 +42,10 @@ Flags:
 // --root /dev/kvm is not a KVM device); nil is the real one.
 var doctorVMTypes func(path string) (uint64, error)
 
+// doctorSNPStatus replaces doctor's SNP_PLATFORM_STATUS ioctl in tests
+// (whose --root /dev/sev is not an SEV device); nil is the real one.
+var doctorSNPStatus func(path string) (doctor.SNPStatus, error)
+
 func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("doctor", doctorUsage, stderr)
 	var o doctor.Options
@@ -53,7 +59,7 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "hostbuild doctor: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
-	o.VMTypes = doctorVMTypes
+	o.VMTypes, o.SNPStatus = doctorVMTypes, doctorSNPStatus
 	rs := doctor.Run(ctx, o)
 	fails := 0
 	var skipped []string

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/doctor"
 )
 
 // TestDoctorCLI runs doctor against an empty fake root and a fake old QEMU:
@@ -86,6 +88,13 @@ func TestDoctorCLIPasses(t *testing.T) {
 	// SEV-SNP host's KVM does (default, SEV, SEV-ES and SNP VMs).
 	doctorVMTypes = func(string) (uint64, error) { return 0x1d, nil }
 	t.Cleanup(func() { doctorVMTypes = nil })
+	// Its /dev/sev is /dev/null too: answer SNP_PLATFORM_STATUS as a
+	// Milan host's firmware does.
+	doctorSNPStatus = func(string) (doctor.SNPStatus, error) {
+		return doctor.SNPStatus{APIMajor: 1, APIMinor: 55, Build: 21, State: 1, RMPInitialised: true,
+			CurrentTCB: 0xd315000000000004, ReportedTCB: 0xd315000000000004}, nil
+	}
+	t.Cleanup(func() { doctorSNPStatus = nil })
 	qemuBin := filepath.Join(t.TempDir(), "qemu")
 	script := "#!/bin/sh\ncase $1 in --version) echo 'QEMU emulator version 9.2.0';; -object) echo '  sev-guest'; echo '  sev-snp-guest'; echo '  memory-backend-memfd';; esac\n"
 	if err := os.WriteFile(qemuBin, []byte(script), 0o755); err != nil {
@@ -95,9 +104,9 @@ func TestDoctorCLIPasses(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, stdout, stderr)
 	}
-	if n := strings.Count(stdout, "PASS  "); n != 9 || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
+	if n := strings.Count(stdout, "PASS  "); n != 10 || !strings.Contains(stdout, "PASS  SEV-SNP firmware initialised, signing reports (SNP_PLATFORM_STATUS): API 1.55 build 21, platform INIT, RMP initialised true, 0 guests; reports carry REPORTED_TCB 0xd315000000000004 (bl=4,tee=0,snp=21,ucode=211)\n") || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
 		!strings.HasSuffix(stdout, "\nall checks passed: this host can launch SEV-SNP guests and attest verifies their reports.\n") {
-		t.Errorf("%d PASS lines, want 9 and \"all checks passed\" with no failure:\n%s", n, stdout)
+		t.Errorf("%d PASS lines, want 10 and \"all checks passed\" with no failure:\n%s", n, stdout)
 	}
 	if _, stderr, code := runHB(t, "doctor", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
 		t.Errorf("doctor extra: exit %d, stderr %q; want %d and unexpected argument", code, stderr, exitUsage)
@@ -135,6 +144,10 @@ func TestDoctorSkipsAreNotPasses(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "sys/module/kvm_amd/parameters/sev_snp"), []byte("Y\n"), 0o644)
 	doctorVMTypes = func(string) (uint64, error) { return 0x1d, nil } // the tree's /dev/kvm is /dev/null
 	t.Cleanup(func() { doctorVMTypes = nil })
+	doctorSNPStatus = func(string) (doctor.SNPStatus, error) {
+		return doctor.SNPStatus{APIMajor: 1, APIMinor: 55, State: 1}, nil
+	}
+	t.Cleanup(func() { doctorSNPStatus = nil })
 	qemuBin := filepath.Join(t.TempDir(), "qemu")
 	os.WriteFile(qemuBin, []byte("#!/bin/sh\ncase $1 in --version) echo 'QEMU emulator version 9.2.0';; -object) echo '  sev-snp-guest';; esac\n"), 0o755)
 	stdout, _, code := runHB(t, "doctor", "--root", root, "--qemu", qemuBin)

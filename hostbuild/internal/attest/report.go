@@ -174,11 +174,18 @@ func tcbText(hexTCB string, family uint32) string {
 	if err != nil || !strings.HasPrefix(hexTCB, "0x") {
 		return hexTCB
 	}
+	return hexTCB + TCBParts(v, family)
+}
+
+// TCBParts is " (bl=N,tee=N,snp=N,ucode=N)", a TCB_VERSION's parts as
+// --min-tcb takes them in the Milan/Genoa layout, or a note that Turin's
+// (CPUID family 0x1a) is not decoded.
+func TCBParts(v uint64, family uint32) string {
 	if family == 0x1a {
-		return hexTCB + " (Turin layout, not decoded)"
+		return " (Turin layout, not decoded)"
 	}
 	p := kds.DecomposeTCBVersion(kds.TCBVersion(v))
-	return fmt.Sprintf("%s (bl=%d,tee=%d,snp=%d,ucode=%d)", hexTCB, p.BlSpl, p.TeeSpl, p.SnpSpl, p.UcodeSpl)
+	return fmt.Sprintf(" (bl=%d,tee=%d,snp=%d,ucode=%d)", p.BlSpl, p.TeeSpl, p.SnpSpl, p.UcodeSpl)
 }
 
 // WriteReportText prints info as aligned "name: value" lines.

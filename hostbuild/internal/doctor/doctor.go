@@ -62,6 +62,9 @@ type Options struct {
 	// device at path: the VM types this host's KVM creates, one bit each;
 	// default: the real ioctl.
 	VMTypes func(path string) (uint64, error)
+	// SNPStatus returns SNP_PLATFORM_STATUS from the SEV device at path;
+	// default: the real ioctl.
+	SNPStatus func(path string) (SNPStatus, error)
 }
 
 // KVM's VM types (arch/x86/include/uapi/asm/kvm.h) and the capability
@@ -98,8 +101,9 @@ func Run(ctx context.Context, o Options) []Result {
 		o.Access = func(p string) error { return unix.Faccessat(unix.AT_FDCWD, p, unix.R_OK|unix.W_OK, unix.AT_EACCESS) }
 	}
 	var rs []Result
-	rs = append(rs, checkCharDev(o, "/dev/sev", "SEV firmware device /dev/sev",
-		"enable SEV-SNP in the BIOS (SMEE, SEV-SNP, SNP memory coverage), boot a host kernel with SNP host support (Linux 6.11+ or AMD's snp-host branch) and load kvm_amd"))
+	sev := checkCharDev(o, "/dev/sev", "SEV firmware device /dev/sev",
+		"enable SEV-SNP in the BIOS (SMEE, SEV-SNP, SNP memory coverage), boot a host kernel with SNP host support (Linux 6.11+ or AMD's snp-host branch) and load kvm_amd")
+	rs = append(rs, sev, checkSNPFirmware(o, sev.Status == Pass))
 	rs = append(rs, checkSNPParam(o.Root))
 	kvm := checkCharDev(o, "/dev/kvm", "KVM device /dev/kvm",
 		"load kvm_amd (modprobe kvm_amd) and make sure virtualisation (SVM) is enabled in the BIOS")
@@ -118,24 +122,10 @@ func Run(ctx context.Context, o Options) []Result {
 // reports (attest.TurinReason).
 func checkCPU(root string) Result {
 	r := Result{Name: "processor whose SEV-SNP reports attest verifies"}
-	b, err := os.ReadFile(filepath.Join(root, "/proc/cpuinfo"))
+	vendor, family, err := cpuInfo(root)
 	if err != nil {
 		r.Status, r.Detail = Skip, "cannot read /proc/cpuinfo: "+errText(err)
 		return r
-	}
-	var vendor string
-	family := -1
-	for _, l := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		switch k, v = strings.TrimSpace(k), strings.TrimSpace(v); {
-		case k == "vendor_id" && vendor == "":
-			vendor = v
-		case k == "cpu family" && family < 0:
-			family, _ = strconv.Atoi(v)
-		}
 	}
 	r.Detail = fmt.Sprintf("%s, family %d", vendor, family)
 	switch {
@@ -150,6 +140,29 @@ func checkCPU(root string) Result {
 		r.Status, r.Fix = Fail, "SEV-SNP needs an AMD EPYC 7003 (Milan) or newer processor"
 	}
 	return r
+}
+
+// cpuInfo reads the first processor's vendor and family from
+// /proc/cpuinfo (family -1 when it has none).
+func cpuInfo(root string) (vendor string, family int, err error) {
+	b, err := os.ReadFile(filepath.Join(root, "/proc/cpuinfo"))
+	if err != nil {
+		return "", -1, err
+	}
+	family = -1
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		switch k, v = strings.TrimSpace(k), strings.TrimSpace(v); {
+		case k == "vendor_id" && vendor == "":
+			vendor = v
+		case k == "cpu family" && family < 0:
+			family, _ = strconv.Atoi(v)
+		}
+	}
+	return vendor, family, nil
 }
 
 // Failed reports whether any check failed.

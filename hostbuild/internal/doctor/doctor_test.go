@@ -3,6 +3,7 @@ package doctor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,6 +91,13 @@ func fixture(t *testing.T, name string) string {
 // the default, SEV and SEV-ES types.
 func snpVMTypes(string) (uint64, error) { return 0x1d, nil }
 
+// milanStatus is an SNP_PLATFORM_STATUS as a Milan host's firmware
+// answers it: API 1.55 build 21, initialised, reports signed.
+func milanStatus(string) (SNPStatus, error) {
+	return SNPStatus{APIMajor: 1, APIMinor: 55, Build: 21, State: 1, RMPInitialised: true,
+		CurrentTCB: 0xd315000000000004, ReportedTCB: 0xd315000000000004}, nil
+}
+
 func TestRun(t *testing.T) {
 	amdsev := fullImage(t, "ovmf_AmdSev_suffix.bin")
 	plainOVMF := fixture(t, "ovmf_OvmfX64_suffix.bin")
@@ -102,36 +110,36 @@ func TestRun(t *testing.T) {
 	}{
 		{
 			name: "snp host",
-			o:    Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev, VMTypes: snpVMTypes},
-			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass, Pass, Skip},
+			o:    Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev, VMTypes: snpVMTypes, SNPStatus: milanStatus},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass, Pass, Pass, Skip},
 		},
 		{
 			name: "snp host, no ovmf given",
-			o:    Options{Root: fakeHost(t, allDevs, "1"), QEMU: goodQEMU, VMTypes: snpVMTypes},
-			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Skip, Pass, Skip},
+			o:    Options{Root: fakeHost(t, allDevs, "1"), QEMU: goodQEMU, VMTypes: snpVMTypes, SNPStatus: milanStatus},
+			want: []Status{Pass, Pass, Pass, Pass, Pass, Pass, Pass, Skip, Pass, Skip},
 		},
 		{
 			name: "no sev, old qemu, debian ovmf",
 			o: Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF,
 				VMTypes: func(string) (uint64, error) { return 0x3, nil }}, // default and software-protected VMs only
-			want: []Status{Fail, Fail, Pass, Fail, Fail, Fail, Fail, Fail, Skip},
+			want: []Status{Fail, Skip, Fail, Pass, Fail, Fail, Fail, Fail, Fail, Skip},
 		},
 		{
 			// A device this user cannot open fails like a missing one.
 			name: "/dev/kvm not accessible",
-			o: Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev,
+			o: Options{Root: fakeHost(t, allDevs, "Y"), QEMU: goodQEMU, OVMF: amdsev, SNPStatus: milanStatus,
 				Access: func(p string) error {
 					if strings.HasSuffix(p, "/dev/kvm") {
 						return syscall.EACCES
 					}
 					return nil
 				}},
-			want: []Status{Pass, Pass, Fail, Skip, Pass, Pass, Pass, Pass, Skip},
+			want: []Status{Pass, Pass, Pass, Fail, Skip, Pass, Pass, Pass, Pass, Skip},
 		},
 		{
 			name: "kvm_amd without sev_snp parameter, qemu missing",
 			o:    Options{Root: fakeHost(t, nil, "no-param"), QEMU: filepath.Join(t.TempDir(), "no-qemu")},
-			want: []Status{Fail, Fail, Fail, Skip, Fail, Fail, Skip, Fail, Skip},
+			want: []Status{Fail, Skip, Fail, Fail, Skip, Fail, Fail, Skip, Fail, Skip},
 		},
 	}
 	for _, tt := range tests {
@@ -327,5 +335,91 @@ func TestCheckSNPVMType(t *testing.T) {
 	}
 	if r := checkSNPVMType(Options{VMTypes: func(string) (uint64, error) { t.Error("asked without /dev/kvm"); return 0, nil }}, false); r.Status != Skip {
 		t.Errorf("without /dev/kvm: %+v, want skipped", r)
+	}
+}
+
+// The firmware check: its decoding of struct sev_user_data_snp_status,
+// what it shows (the TCB as --min-tcb takes it), and when it fails.
+func TestCheckSNPFirmware(t *testing.T) {
+	raw := make([]byte, SNPStatusSize)
+	raw[0], raw[1], raw[2], raw[3] = 1, 55, 1, 1         // API 1.55, INIT, RMP initialised
+	copy(raw[4:], []byte{21, 0, 0, 0})                   // build 21
+	copy(raw[8:], []byte{0b101, 0, 0, 0})                // MASK_CHIP_ID, VLEK
+	copy(raw[12:], []byte{2, 0, 0, 0})                   // 2 guests
+	copy(raw[16:], []byte{4, 0, 0, 0, 0, 0, 0x16, 0xd5}) // current: bl=4 snp=22 ucode=213
+	copy(raw[24:], []byte{3, 0, 0, 0, 0, 0, 0x15, 0xd3}) // reported: bl=3 snp=21 ucode=211
+	st, err := ParseSNPStatus(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := SNPStatus{APIMajor: 1, APIMinor: 55, State: 1, RMPInitialised: true, Build: 21, MaskChipID: true, VLEK: true,
+		Guests: 2, CurrentTCB: 0xd516000000000004, ReportedTCB: 0xd315000000000003}
+	if st != want {
+		t.Fatalf("ParseSNPStatus = %+v, want %+v", st, want)
+	}
+	if _, err := ParseSNPStatus(raw[:31]); err == nil {
+		t.Error("ParseSNPStatus took 31 bytes")
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "proc"), 0o755)
+	os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte("vendor_id\t: AuthenticAMD\ncpu family\t: 25\n"), 0o644)
+	var asked string
+	o := Options{Root: root, SNPStatus: func(p string) (SNPStatus, error) { asked = p; return st, nil }}
+	r := checkSNPFirmware(o, true)
+	for _, w := range []string{
+		"API 1.55 build 21, platform INIT, RMP initialised true, 2 guests",
+		"REPORTED_TCB 0xd315000000000003 (bl=3,tee=0,snp=21,ucode=211)",
+		"installed firmware's TCB is 0xd516000000000004 (bl=4,tee=0,snp=22,ucode=213)",
+		"MASK_CHIP_ID set", "--certs", "a VLEK is loaded",
+	} {
+		if !strings.Contains(r.Detail, w) {
+			t.Errorf("detail lacks %q: %s", w, r.Detail)
+		}
+	}
+	if r.Status != Pass || asked != filepath.Join(root, "/dev/sev") {
+		t.Errorf("status %s, asked %q; want a pass from %s/dev/sev", r.Status, asked, root)
+	}
+	// Turin's layout is another: not decoded as Milan's.
+	os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte("vendor_id\t: AuthenticAMD\ncpu family\t: 26\n"), 0o644)
+	if r := checkSNPFirmware(o, true); !strings.Contains(r.Detail, "0xd315000000000003 (Turin layout, not decoded)") {
+		t.Errorf("Turin host: %s", r.Detail)
+	}
+	// Unsigned reports: attest refuses them, so doctor fails.
+	st.MaskChipKey = true
+	if r := checkSNPFirmware(o, true); r.Status != Fail || !strings.Contains(r.Fix, "MASK_CHIP_KEY") {
+		t.Errorf("MASK_CHIP_KEY: %+v, want a failure naming it", r)
+	}
+	// A kernel that has not initialised SNP answers EINVAL; the firmware's
+	// own refusal carries its status code.
+	for _, tc := range []struct {
+		err      error
+		say, fix string
+	}{
+		{&FirmwareError{Errno: syscall.EINVAL}, "SNP_PLATFORM_STATUS: invalid argument", "EINVAL means this kernel has not initialised"},
+		{&FirmwareError{Errno: syscall.EIO, Status: 0x1a}, "input/output error (firmware status 0x1a)", "kvm_amd sev_snp=1"},
+		{&FirmwareError{Errno: syscall.EACCES}, "permission denied", "read access to /dev/sev"},
+	} {
+		o.SNPStatus = func(string) (SNPStatus, error) { return SNPStatus{}, tc.err }
+		r := checkSNPFirmware(o, true)
+		if r.Status != Fail || !strings.Contains(r.Detail, tc.say) || !strings.Contains(r.Fix, tc.fix) {
+			t.Errorf("%v: %+v, want a failure saying %q, fix with %q", tc.err, r, tc.say, tc.fix)
+		}
+	}
+	o.SNPStatus = func(string) (SNPStatus, error) { t.Error("asked without /dev/sev"); return SNPStatus{}, nil }
+	if r := checkSNPFirmware(o, false); r.Status != Skip {
+		t.Errorf("without /dev/sev: %+v, want skipped", r)
+	}
+}
+
+// The real ioctl reaches the device: /dev/null refuses it as no SEV
+// device (ENOTTY), which the check reports with the errno.
+func TestReadSNPStatusRealIoctl(t *testing.T) {
+	_, err := readSNPStatus("/dev/null")
+	var fe *FirmwareError
+	if !errors.As(err, &fe) || fe.Errno != syscall.ENOTTY {
+		t.Fatalf("readSNPStatus(/dev/null) = %v, want ENOTTY from the ioctl", err)
+	}
+	if _, err := readSNPStatus(filepath.Join(t.TempDir(), "sev")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing device: %v", err)
 	}
 }
