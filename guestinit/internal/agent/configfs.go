@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"syscall"
 
 	"github.com/google/go-configfs-tsm/configfs/configfsi"
 	"github.com/google/go-configfs-tsm/configfs/linuxtsm"
@@ -14,9 +15,13 @@ import (
 )
 
 // ConfigfsTSM quotes through the kernel's configfs-tsm report interface
-// (/sys/kernel/config/tsm/report, Linux 6.7+ with CONFIG_TSM_REPORTS), the
-// preferred path: the kernel serialises guest requests itself (it waits and
-// retries only when the host answers busy; nothing limits their rate).
+// (/sys/kernel/config/tsm/report, Linux 6.7+ with CONFIG_TSM_REPORTS). The
+// agent uses it only where /dev/sev-guest is missing (DefaultQuoter): on
+// 6.7-6.12 the same driver probe registers both, and configfs-tsm always
+// asks the host for its certificate table in a fixed 16 KiB buffer, so a
+// host whose table is larger fails every configfs-tsm report with EIO
+// (the kernel keeps its message key then), where the ioctl still gets the
+// report without the table.
 type ConfigfsTSM struct {
 	// Client is the configfs client; nil means the real one (linuxtsm).
 	Client configfsi.Client
@@ -81,9 +86,10 @@ func (c *ConfigfsTSM) Quote(rd [64]byte) ([]byte, []byte, error) {
 	if c.Privilege != nil {
 		req.Privilege = &report.Privilege{Level: *c.Privilege}
 	}
-	resp, err := report.Get(cl, req)
+	ec := &errnoClient{Client: cl}
+	resp, err := report.Get(ec, req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("configfs-tsm report: %w", err)
+		return nil, nil, configfsErr(err, ec.errno)
 	}
 	if len(resp.OutBlob) < agentapi.ReportSize {
 		return nil, nil, fmt.Errorf("configfs-tsm report: outblob is %d bytes, want at least %d", len(resp.OutBlob), agentapi.ReportSize)
@@ -93,4 +99,51 @@ func (c *ConfigfsTSM) Quote(rd [64]byte) ([]byte, []byte, error) {
 		certs = resp.AuxBlob
 	}
 	return resp.OutBlob[:agentapi.ReportSize], certs, nil
+}
+
+// errnoClient keeps the errno of the first configfs operation that fails:
+// go-configfs-tsm wraps its errors with %v, which drops the kernel's
+// answer, and that answer is what tells a disabled key from a host error.
+type errnoClient struct {
+	configfsi.Client
+	errno syscall.Errno
+}
+
+func (c *errnoClient) note(err error) error {
+	var en syscall.Errno
+	if err != nil && c.errno == 0 && errors.As(err, &en) {
+		c.errno = en
+	}
+	return err
+}
+
+func (c *errnoClient) MkdirTemp(dir, pattern string) (string, error) {
+	p, err := c.Client.MkdirTemp(dir, pattern)
+	return p, c.note(err)
+}
+
+func (c *errnoClient) ReadFile(name string) ([]byte, error) {
+	b, err := c.Client.ReadFile(name)
+	return b, c.note(err)
+}
+
+func (c *errnoClient) WriteFile(name string, contents []byte) error {
+	return c.note(c.Client.WriteFile(name, contents))
+}
+
+// configfsErr is a failed configfs-tsm report, with the kernel's errno
+// (sev_report_new's answer, which reading outblob or auxblob returns)
+// wrapped and explained.
+func configfsErr(err error, errno syscall.Errno) error {
+	switch errno {
+	case 0:
+		return fmt.Errorf("configfs-tsm report: %w", err)
+	case syscall.ENOTTY:
+		return fmt.Errorf("configfs-tsm report: %s: %w: %w", vmpckDisabled, err, errno)
+	case syscall.ETIMEDOUT:
+		return fmt.Errorf("configfs-tsm report: the host answered busy for over a minute and the driver gave up; it disables its message key (VMPCK) then, and no report is possible, for the agent or Katana, until the guest reboots: %w: %w", err, errno)
+	case syscall.EIO:
+		return fmt.Errorf("configfs-tsm report: the host or the firmware failed the request (a host certificate table over 16 KiB does so on every request; any other failure makes the driver disable its message key, VMPCK, until the guest reboots): %w: %w", err, errno)
+	}
+	return fmt.Errorf("configfs-tsm report: %w: %w", err, errno)
 }

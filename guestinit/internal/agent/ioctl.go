@@ -12,6 +12,12 @@ import (
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
 
+// vmpckDisabled is what the sev-guest driver's ENOTTY means, on either
+// path: it disables its message key (VMPCK) after a request failed on the
+// host's or the firmware's side (or the host stayed busy for a minute), so
+// that no IV is ever reused, and refuses every request after.
+const vmpckDisabled = "the driver refuses every request (ENOTTY): it disabled its message key (VMPCK) after an earlier request failed on the host's or the firmware's side, and no report is possible, for the agent or Katana, until the guest reboots"
+
 // SevGuestPath is the sev-guest driver's device node.
 const SevGuestPath = "/dev/sev-guest"
 
@@ -39,6 +45,10 @@ const maxCertTable = 16 << 10
 // Unlike go-sev-guest's LinuxDevice it does not sleep 2 s between
 // commands: the agent serialises hardware requests; the kernel only waits
 // and retries when the host answers busy.
+//
+// A host table over 16 KiB, which the kernel cannot take, is learned once:
+// later quotes go to SNP_GET_REPORT at once (one firmware request each;
+// the report does not depend on the table).
 type SevGuestIoctl struct {
 	// Open returns the device; nil means OpenSevGuest(SevGuestPath).
 	Open func() (Ioctler, error)
@@ -47,7 +57,7 @@ type SevGuestIoctl struct {
 
 	mu       sync.Mutex
 	dev      Ioctler
-	certsLen uint32 // the host's table length, as last learned
+	certsLen uint32 // the host's table length, as last learned (over maxCertTable: too large, not asked again)
 }
 
 var _ Prober = (*SevGuestIoctl)(nil)
@@ -88,20 +98,32 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 	var rsp labi.SnpReportRespABI
 	ext := labi.SnpExtendedReportReq{Data: labi.SnpReportReqABI{ReportData: rd, Vmpl: s.VMPL}}
 	s.mu.Lock()
-	if n := s.certsLen; n > 0 && n <= maxCertTable {
-		// The kernel reads the length from CertsLength, not the slice.
-		ext.Certs, ext.CertsLength = make([]byte, n), n
-	}
+	learned := s.certsLen
 	s.mu.Unlock()
+	if learned > 0 && learned <= maxCertTable {
+		// The kernel reads the length from CertsLength, not the slice.
+		ext.Certs, ext.CertsLength = make([]byte, learned), learned
+	}
 	req := labi.SnpUserGuestRequest{ReqData: &ext, RespData: &rsp}
-	res, err := d.Ioctl(labi.IocSnpGetExtendedReport, &req)
-	if err != nil && req.FwErr == fwErrInvalidLength {
+	var res uintptr
+	tooLarge := uint32(0) // a table length the kernel cannot take
+	if learned > maxCertTable {
+		// Learned before: asking again would cost a firmware report
+		// the kernel discards, on every quote.
+		tooLarge, err = learned, fmt.Errorf("host certificate table of %d bytes (the kernel takes at most %d), learned from an earlier request: not asked for again", learned, maxCertTable)
+	} else {
+		res, err = d.Ioctl(labi.IocSnpGetExtendedReport, &req)
+	}
+	if err != nil && tooLarge == 0 && req.FwErr == fwErrInvalidLength {
 		// A table the kernel cannot take is left out, like one a
 		// kernel without extended reports cannot give: the report
 		// itself does not depend on it (the verifier gets the VCEK
 		// from --certs or AMD's KDS).
 		if n := ext.CertsLength; n == 0 || n > maxCertTable {
 			err = fmt.Errorf("host certificate table of %d bytes (the kernel takes at most %d): %w", n, maxCertTable, err)
+			if n > maxCertTable {
+				tooLarge = n
+			}
 		} else {
 			ext.Certs = make([]byte, n)
 			rsp = labi.SnpReportRespABI{}
@@ -122,7 +144,7 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 		// certificates) still serve SNP_GET_REPORT.
 		extErr, extFw := err, req.FwErr
 		s.mu.Lock()
-		s.certsLen = 0
+		s.certsLen = tooLarge
 		s.mu.Unlock()
 		rsp = labi.SnpReportRespABI{}
 		req = labi.SnpUserGuestRequest{
@@ -133,9 +155,8 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 		if errors.Is(err, syscall.ENOTTY) {
 			// Every sev-guest driver serves SNP_GET_REPORT; it answers
 			// ENOTTY to every request once it has disabled its message
-			// key (VMPCK) after a request failed on the host's or the
-			// firmware's side, so that no IV is ever reused.
-			return nil, nil, fmt.Errorf("sev-guest: the driver refuses every request (ENOTTY): it disabled its message key (VMPCK) after an earlier request failed on the host's or the firmware's side (extended report: firmware error %#x, %v), and no report is possible, for the agent or Katana, until the guest reboots: %w", extFw, extErr, err)
+			// key (VMPCK).
+			return nil, nil, fmt.Errorf("sev-guest: %s (extended report: firmware error %#x, %v): %w", vmpckDisabled, extFw, extErr, err)
 		}
 		if err != nil {
 			return nil, nil, fmt.Errorf("sev-guest: SNP_GET_REPORT (firmware error %#x; extended report: firmware error %#x, %v): %w", req.FwErr, extFw, extErr, err)

@@ -37,8 +37,8 @@ import (
 
 // Options configure a Server. Zero values take the documented defaults.
 type Options struct {
-	// Quoter produces reports; nil means DefaultQuoter() (configfs-tsm, then
-	// /dev/sev-guest).
+	// Quoter produces reports; nil means DefaultQuoter() (/dev/sev-guest,
+	// then configfs-tsm).
 	Quoter Quoter
 	// Config is the applied configuration bound into every report.
 	Config agentapi.AppliedConfig
@@ -104,9 +104,14 @@ func (o *Options) defaults() {
 	}
 }
 
-// DefaultQuoter tries configfs-tsm first, then /dev/sev-guest.
+// DefaultQuoter tries /dev/sev-guest first, then configfs-tsm. Every
+// kernel with configfs-tsm's sev_guest provider (6.7+) registers both from
+// one driver probe, and the ioctl copes with what configfs-tsm cannot: a
+// host certificate table over 16 KiB (configfs-tsm fails each report with
+// EIO; the ioctl gets the report without the table), and it hands the
+// firmware's error to the agent.
 func DefaultQuoter() Quoter {
-	return &FirstAvailable{Providers: []Prober{&ConfigfsTSM{}, &SevGuestIoctl{}}}
+	return &FirstAvailable{Providers: []Prober{&SevGuestIoctl{}, &ConfigfsTSM{}}}
 }
 
 // Server is the agent. Create it with New; it is safe for concurrent use.
