@@ -338,22 +338,66 @@ func rootsHaveASK(roots map[string][]*trust.AMDRootCerts) bool {
 }
 
 // productLine names the processor line of a verified report: from its
-// signed CPUID (version 3 and later), else from its VCEK. Not from
-// att.Product: go-sev-guest sets that to its default, Milan-B1, for a
-// version 2 report when it fetches the VCEK (--kds), and otherwise takes
-// it from the host's unsigned certificate table.
+// signed CPUID (version 3 and later), else from the certificate of the key
+// that signed it (the VCEK, or the VLEK: a VCEK the host adds to the table
+// of a VLEK-signed report is never verified). Not from att.Product:
+// go-sev-guest sets that to its default, Milan-B1, for a version 2 report
+// when it fetches the VCEK (--kds), and otherwise takes it from the host's
+// unsigned certificate table.
 func productLine(att *spb.Attestation) string {
 	if r := att.GetReport(); r.GetVersion() >= 3 {
 		return kds.ProductLineFromFms(r.GetCpuid1EaxFms())
 	}
-	if v := att.GetCertificateChain().GetVcekCert(); len(v) > 0 {
-		if c, err := x509.ParseCertificate(v); err == nil {
-			if ext, err := kds.VcekCertificateExtensions(c); err == nil {
-				return kds.ProductLineOfProductName(ext.ProductName)
-			}
+	if c, key, err := signingCert(att); err == nil {
+		if ext, err := kds.CertificateExtensions(c, key); err == nil {
+			return kds.ProductLineOfProductName(ext.ProductName)
 		}
 	}
 	return ""
+}
+
+// signingCert is the certificate of the key the report names as its
+// signer (SIGNING_KEY): the chain's VCEK or VLEK.
+func signingCert(att *spb.Attestation) (*x509.Certificate, abi.ReportSigner, error) {
+	si, err := abi.ParseSignerInfo(att.GetReport().GetSignerInfo())
+	if err != nil {
+		return nil, 0, err
+	}
+	der := att.GetCertificateChain().GetVcekCert()
+	if si.SigningKey == abi.VlekReportSigner {
+		der = att.GetCertificateChain().GetVlekCert()
+	}
+	if len(der) == 0 {
+		return nil, si.SigningKey, fmt.Errorf("no %s certificate", si.SigningKey)
+	}
+	c, err := x509.ParseCertificate(der)
+	return c, si.SigningKey, err
+}
+
+// checkTCBs compares what go-sev-guest v0.15 compares wrongly: its
+// validate.tcbNeError composes both TCB_VERSIONs with kds.ComposeTCBParts
+// and drops the error, so any TCB with a part other than microcode over
+// 127 equals 0 there. REPORTED_TCB must be the signing key's TCB (the VCEK
+// is derived for it, and --min-tcb holds of it only then), and the
+// committed TCB the current one (no provisional firmware): compared here
+// as the raw 64-bit values.
+func checkTCBs(att *spb.Attestation) error {
+	rep := att.GetReport()
+	if rep.GetCommittedTcb() != rep.GetCurrentTcb() {
+		return fail(ClassPolicy, "COMMITTED_TCB 0x%016x differs from CURRENT_TCB 0x%016x: the host runs provisional (uncommitted) firmware, which it can roll back", rep.GetCommittedTcb(), rep.GetCurrentTcb())
+	}
+	c, key, err := signingCert(att)
+	if err != nil {
+		return fail(ClassChain, "the signing key's certificate: %w", err)
+	}
+	ext, err := kds.CertificateExtensions(c, key)
+	if err != nil {
+		return fail(ClassChain, "the %s certificate's extensions: %w", key, err)
+	}
+	if rep.GetReportedTcb() != uint64(ext.TCBVersion) {
+		return fail(ClassPolicy, "REPORTED_TCB 0x%016x is not the TCB of the %s that signed the report (0x%016x)", rep.GetReportedTcb(), key, uint64(ext.TCBVersion))
+	}
+	return nil
 }
 
 // checkBinding recomputes REPORT_DATA from the verifier's own nonce and the
@@ -470,7 +514,7 @@ func checkPolicy(att *spb.Attestation, o VerifyOptions, res *Result) error {
 	if err := validate.SnpAttestation(att, vo); err != nil {
 		return fail(ClassPolicy, "report fields (TCB, policy, VMPL): %w", err)
 	}
-	return nil
+	return checkTCBs(att)
 }
 
 // checkUnset refuses a report in which a field that only an ID block or
@@ -889,9 +933,13 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 // leaves the table's pair in the chain, which the evidence folder records
 // as "the certificates used". A table's pair that differs is said.
 func keepTrustedRoots(cc *spb.CertificateChain, roots map[string][]*trust.AMDRootCerts, vlek bool, res *Result) {
+	// The leaf that did not sign was never checked: it is not one of
+	// "the certificates used".
 	leafDER := cc.GetVcekCert()
 	if vlek {
-		leafDER = cc.GetVlekCert()
+		leafDER, cc.VcekCert = cc.GetVlekCert(), nil
+	} else {
+		cc.VlekCert = nil
 	}
 	leaf, err := x509.ParseCertificate(leafDER)
 	if err != nil {
