@@ -238,12 +238,12 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	var a agentapi.Addr
 	switch {
+	case given(fs, "cid") && *cid == 0:
+		return usage("--cid 0: want 3 to 4294967294 (0-2 and 4294967295 are reserved)")
 	case *addr != "" && *cid != 0:
 		return usage("give --cid or --addr, not both")
 	case *addr != "":
-		portSet := false
-		fs.Visit(func(f *flag.Flag) { portSet = portSet || f.Name == "port" })
-		if portSet {
+		if given(fs, "port") {
 			return usage("--port goes with --cid; with --addr, give the port in the address (vsock:CID:PORT or tcp:HOST:PORT)")
 		}
 		var err error
@@ -277,12 +277,20 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "hostbuild attest: %v\n", err)
 		return exitFail
 	}
-	// --cid without --port: the port the manifest's cmdline gives the agent.
-	portGiven := false
-	fs.Visit(func(f *flag.Flag) { portGiven = portGiven || f.Name == "port" })
-	if *cid != 0 && !portGiven && m != nil {
-		if cfg, err := bootcfg.Parse(m.Cmdline); err == nil && cfg.Agent.Mode == bootcfg.AgentVsock {
-			a.Port = cfg.Agent.VsockPort
+	// --cid without --port: the port the manifest's cmdline gives the
+	// agent; a guest whose agent is not on vsock cannot answer --cid.
+	if *cid != 0 && m != nil {
+		if cfg, err := bootcfg.Parse(m.Cmdline); err == nil {
+			switch cfg.Agent.Mode {
+			case bootcfg.AgentVsock:
+				if !given(fs, "port") {
+					a.Port = cfg.Agent.VsockPort
+				}
+			case bootcfg.AgentNone:
+				return usage("--cid: the manifest's cmdline has katana.agent=none: this guest runs no attestation agent (build it with the default katana.agent=vsock:1024)")
+			case bootcfg.AgentTCP:
+				return usage(fmt.Sprintf("--cid: the manifest's cmdline serves the agent over TCP (katana.agent=%s), not vsock: give --addr tcp:HOST:PORT, with a port forward to it", cfg.Agent))
+			}
 		}
 	}
 	// The evidence folder is checked before the guest is asked: a report

@@ -324,7 +324,7 @@ func TestReportErrorNamesTheInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _, stderr := runCmd(t, "", "report", f)
-	if want := "hostbuild report: " + f + ": report is neither 1184+ binary bytes (it has 13) nor hex"; code != exitFail || !strings.HasPrefix(stderr, want) {
+	if want := "hostbuild report: " + f + ": report is 13 bytes and not hex text"; code != exitFail || !strings.HasPrefix(stderr, want) {
 		t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr, exitFail, want)
 	}
 }

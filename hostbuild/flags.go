@@ -61,6 +61,14 @@ func intVar(fs *flag.FlagSet, p *int, name string, value int, usage string) {
 }
 
 // uintVar is fs.UintVar, in decimal.
+// given reports whether the flag name was on the command line (0 given
+// is not 0 by default).
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
 func uintVar(fs *flag.FlagSet, p *uint, name string, value uint, usage string) {
 	*p = value
 	fs.Var(decimalUint{p}, name, usage)

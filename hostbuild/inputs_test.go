@@ -70,9 +70,9 @@ func TestMissingInputsNameTheFlag(t *testing.T) {
 // usage error.
 func TestHelpListsExitStatus(t *testing.T) {
 	for _, name := range []string{"pack", "build", "cmdline"} {
-		_, stderr, code := runHB(t, name, "-h")
-		if code != exitOK || !strings.Contains(stderr, "Exit status: 0 ") || !strings.Contains(stderr, "2 usage error") {
-			t.Errorf("%s -h: exit %d, no \"Exit status\" section with 0 and 2:\n%s", name, code, stderr)
+		help, _, code := runHB(t, name, "-h")
+		if code != exitOK || !strings.Contains(help, "Exit status: 0 ") || !strings.Contains(help, "2 usage error") {
+			t.Errorf("%s -h: exit %d, no \"Exit status\" section with 0 and 2:\n%s", name, code, help)
 		}
 	}
 	for _, tc := range []struct {
@@ -120,7 +120,8 @@ func TestCommandDispatch(t *testing.T) {
 		{[]string{"version"}, exitOK, "hostbuild dev\n", "", false},
 		{[]string{"--version"}, exitOK, "hostbuild dev\n", "", false},
 		{[]string{"run", "--bogus"}, exitUsage, "", "flag provided but not defined: -bogus", false},
-		{[]string{"run", "-h"}, exitOK, "", "Exit status: 0 the guest powered off cleanly", false},
+		{[]string{"run", "-h"}, exitOK, "Usage: hostbuild run", "", false},
+		{[]string{"run", "--plain", "-h"}, exitOK, "", "Exit status: 0 the guest powered off cleanly", false},
 		{[]string{"run", "--manifest", "m.json"}, exitUsage, "", "hostbuild run: --kernel and --initrd are required\nrun 'hostbuild run -h' for the flags\n", false},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -367,8 +368,8 @@ func TestExitOnPanic(t *testing.T) {
 // "value" unless its usage backquotes one).
 func TestHelpNamesDurationFlags(t *testing.T) {
 	for cmd, want := range map[string]string{"run": "-ready-timeout duration", "attest": "-timeout duration"} {
-		_, stderr, _ := runHB(t, cmd, "-h")
-		if !strings.Contains(stderr, want) {
+		help, _, _ := runHB(t, cmd, "-h")
+		if !strings.Contains(help, want) {
 			t.Errorf("%s -h lacks %q", cmd, want)
 		}
 	}

@@ -60,9 +60,9 @@ func TestInputCommandsArgs(t *testing.T) {
 // TestInspectHelpExitStatus: every command's -h lists its exit codes
 // (README); inspect's match what it returns.
 func TestInspectHelpExitStatus(t *testing.T) {
-	code, _, stderr := runCmd(t, "", "inspect", "-h")
-	if code != exitOK || !strings.Contains(stderr, "Exit status: 0 listed; 1 unreadable or malformed initrd") || !strings.Contains(stderr, "2 usage.") {
-		t.Errorf("inspect -h: exit %d, no exit status section:\n%s", code, stderr)
+	code, help, _ := runCmd(t, "", "inspect", "-h")
+	if code != exitOK || !strings.Contains(help, "Exit status: 0 listed; 1 unreadable or malformed initrd") || !strings.Contains(help, "2 usage.") {
+		t.Errorf("inspect -h: exit %d, no exit status section:\n%s", code, help)
 	}
 }
 

@@ -45,10 +45,12 @@ func addLaunchFlags(fs *flag.FlagSet, h launchHelp) *launchFlags {
 func (l *launchFlags) check(usageFail func(string, ...any) int) (int, bool) {
 	// --vcpus left out means the manifest's default (Options.VCPUs 0); a
 	// count given must be one.
-	vcpusSet := false
-	l.fs.Visit(func(f *flag.Flag) { vcpusSet = vcpusSet || f.Name == "vcpus" })
-	if vcpusSet && l.o.VCPUs < 1 {
+	if given(l.fs, "vcpus") && l.o.VCPUs < 1 {
 		return usageFail("--vcpus %d: want 1 or more (leave --vcpus out for the manifest's default)", l.o.VCPUs), false
+	}
+	if given(l.fs, "cid") && l.cid == 0 {
+		// 0 is also "not given" below: say what is wrong with it.
+		return usageFail("--cid 0: CIDs 0 to 2 and 4294967295 are reserved; want 3 to 4294967294, unique on this host"), false
 	}
 	if l.cid > math.MaxUint32 {
 		return usageFail("--cid %d: out of range; want 3 to 4294967294, unique on this host", l.cid), false

@@ -81,8 +81,8 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return usageFail("unexpected argument %q", fs.Arg(0))
 	}
 	cid := ""
-	if lf.cid != 0 {
-		cid = "set"
+	if given(fs, "cid") {
+		cid = "set" // --cid 0 is refused by check, as reserved
 	}
 	if m := missingFlags([]string{"--manifest", "--ovmf", "--kernel", "--initrd", "--cid"}, *manifestPath, o.OVMF, o.Kernel, o.Initrd, cid); m != "" {
 		return usageFail("%s", m)
@@ -136,6 +136,10 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
+		var nf *launch.NeedFlag
+		if errors.As(err, &nf) {
+			return usageFail("%v", nf)
+		}
 		var mm *launch.Mismatch
 		if errors.As(err, &mm) {
 			// libvirt launches nothing: it refuses to write the domain.

@@ -166,6 +166,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hostbuild: unknown command %q; run 'hostbuild help' for the list\n", args[0])
 		return exitUsage
 	}
+	if len(args) == 2 && (args[1] == "-h" || args[1] == "-help" || args[1] == "--help") {
+		return c.run(ctx, []string{"-h"}, stdout, stdout) // help asked for: on stdout, as with "help CMD"
+	}
 	// Errors and warnings carry text from input files, agents, QEMU and
 	// /proc: escaped (newlines and tabs kept), a terminal runs none of
 	// its control sequences. The messages quote that text too; this is

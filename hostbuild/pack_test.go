@@ -418,7 +418,7 @@ func TestPackWarnsWithoutKernelModules(t *testing.T) {
 			}
 		})
 	}
-	_, help, _ := hostbuild(t, dir, nil, "pack", "-h")
+	help, _, _ := hostbuild(t, dir, nil, "pack", "-h")
 	if !strings.Contains(help, "default with --kernel-modules: virtio_pci") {
 		t.Errorf("pack -h does not say the default modules need --kernel-modules:\n%s", help)
 	}

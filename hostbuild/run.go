@@ -203,6 +203,10 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
+		var nf *launch.NeedFlag
+		if errors.As(err, &nf) {
+			return usageFail("%v", nf)
+		}
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		var mm *launch.Mismatch
 		if errors.As(err, &mm) {
@@ -224,6 +228,11 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if note := plan.ExecNote(); note != "" {
 			fmt.Fprintf(stderr, "hostbuild run: %s\n", note)
 		}
+		what := "the QMP socket goes"
+		if defaultSerial {
+			what = "the QMP socket and the serial log go"
+		}
+		fmt.Fprintf(stderr, "hostbuild run: in this line %s in %s, which stands for the scratch folder run makes at launch: to run the line by hand, make it first (mkdir -m 700 %s)\n", what, qemu.ShellQuote(placeholder), qemu.ShellQuote(placeholder))
 		// The command line is this mode's output: a failed write fails.
 		// The manifest's cmdline is in it: escaped, as on stderr.
 		if _, err := fmt.Fprint(printable.NewWriter(stdout), plan.Command.String()); err != nil {

@@ -207,7 +207,7 @@ func TestRunRefusals(t *testing.T) {
 			want: []string{"the kernel " + otherInitrd}},
 		{name: "changed cmdline", manifest: editedCmdline, code: exitRunRefused,
 			want: []string{"launch digest", "127.0.0.1", "edited after measuring"}},
-		{name: "snp without cid", args: []string{"--cid", "0"}, code: exitUsage, want: []string{"vsock guest CID", "--cid N"}},
+		{name: "snp with cid 0", args: []string{"--cid", "0"}, code: exitUsage, want: []string{"--cid 0: CIDs 0 to 2 and 4294967295 are reserved"}},
 		{name: "snp with tcg", args: []string{"--accel", "tcg"}, code: exitUsage, want: []string{"needs --plain"}},
 		{name: "bad forward", args: []string{"--forward", "1:2:3:4"}, code: exitUsage, want: []string{"--forward"}},
 		{name: "bad memory", args: []string{"--memory", "lots"}, code: exitUsage, want: []string{"--memory"}},

@@ -30,12 +30,25 @@ func DecodeRawReport(b []byte) ([]byte, error) {
 	}
 	s := strings.Join(strings.Fields(string(b)), "")
 	s = strings.TrimPrefix(s, "0x")
+	if !isHexText([]byte(s)) || strings.Contains(s, "x") {
+		if len(b) < abi.ReportSize {
+			return nil, fmt.Errorf("report is %d bytes and not hex text: a binary report is %d bytes (truncated?)", len(b), abi.ReportSize)
+		}
+		_, err := hex.DecodeString(s)
+		return nil, fmt.Errorf("report is not hex text: %w", err)
+	}
+	if len(s) == 0 {
+		return nil, fmt.Errorf("report is empty: want %d bytes, or %d hex digits", abi.ReportSize, 2*abi.ReportSize)
+	}
+	if len(s)%2 != 0 {
+		return nil, fmt.Errorf("report is hex text of %d digits, an odd count: a report is %d hex digits (truncated, or a stray digit?)", len(s), 2*abi.ReportSize)
+	}
 	raw, err := hex.DecodeString(s)
 	if err != nil {
-		return nil, fmt.Errorf("report is neither %d+ binary bytes (it has %d) nor hex: %w", abi.ReportSize, len(b), err)
+		return nil, fmt.Errorf("report hex text: %w", err)
 	}
 	if len(raw) < abi.ReportSize {
-		return nil, fmt.Errorf("report is %d bytes, want %d", len(raw), abi.ReportSize)
+		return nil, fmt.Errorf("report is hex text of %d bytes (%d digits), want %d bytes (%d digits; truncated?)", len(raw), len(s), abi.ReportSize, 2*abi.ReportSize)
 	}
 	return raw[:abi.ReportSize], nil
 }

@@ -79,11 +79,12 @@ func TestDecodeRawReportRejects(t *testing.T) {
 		in   []byte
 		want string
 	}{
-		"empty":         {nil, "report is 0 bytes, want 1184"},
-		"short hex":     {[]byte("abcd"), "report is 2 bytes, want 1184"},
-		"short bin":     {make([]byte, 100), "neither 1184+ binary bytes (it has 100) nor hex"},
-		"short not hex": {[]byte(strings.Repeat("zz", 50)), "neither 1184+ binary bytes (it has 100) nor hex"},
-		"odd hex":       {[]byte(strings.Repeat("a", 2*abi.ReportSize+1)), "odd length hex string"},
+		"empty":            {nil, "report is empty: want 1184 bytes, or 2368 hex digits"},
+		"short hex":        {[]byte("abcd"), "report is hex text of 2 bytes (4 digits), want 1184 bytes (2368 digits; truncated?)"},
+		"short bin":        {make([]byte, 100), "report is 100 bytes and not hex text: a binary report is 1184 bytes (truncated?)"},
+		"short not hex":    {[]byte(strings.Repeat("zz", 50)), "report is 100 bytes and not hex text: a binary report is 1184 bytes (truncated?)"},
+		"odd hex":          {[]byte(strings.Repeat("a", 2*abi.ReportSize+1)), "report is hex text of 2369 digits, an odd count: a report is 2368 hex digits"},
+		"hex lost a digit": {[]byte(strings.Repeat("a", 2*abi.ReportSize-1)), "report is hex text of 2367 digits, an odd count"},
 		// Hex with a stray character is not read as a binary report.
 		"hex with junk": {[]byte(hex.EncodeToString(testdata.AttestationBytes[:abi.ReportSize]) + "\nzz\n"), `report looks like hex text, but byte 2369 ("z") is not a hex digit`},
 	} {

@@ -100,6 +100,17 @@ func (m *Mismatch) Error() string {
 	return fmt.Sprintf("refusing to launch: %s is %s, but the manifest allows %s", m.What, m.Got, m.Allowed)
 }
 
+// NeedFlag is a choice the manifest leaves to the operator and the flags
+// did not make (a usage error: nothing differs from the manifest).
+type NeedFlag struct {
+	Flag    string // "--vcpu-type"
+	Allowed string
+}
+
+func (n *NeedFlag) Error() string {
+	return fmt.Sprintf("the manifest allows %s: choose with %s", n.Allowed, n.Flag)
+}
+
 // CheckSettings checks what in o needs neither the manifest nor a file:
 // SEV-SNP mode's firmware and vsock CID, and that a CID given is not a
 // reserved one. The messages name the hostbuild flags. Prepare checks them
@@ -566,7 +577,7 @@ func chooseConfig(m *manifest.Manifest, vcpus int, vtype string, plain bool) (in
 		// A plain launch runs -cpu max whatever the type: the first
 		// of several will do.
 		if len(types) != 1 && !plain {
-			return 0, "", &Mismatch{What: "the vCPU type", Got: "not given (--vcpu-type)", Allowed: "one of " + strings.Join(types, ", ")}
+			return 0, "", &NeedFlag{Flag: "--vcpu-type", Allowed: "the vCPU types " + strings.Join(types, ", ")}
 		}
 		vtype = types[0]
 	}

@@ -461,7 +461,7 @@ func TestPrepareRefusals(t *testing.T) {
 		{"vCPU count not in the matrix, plain", plainWith(func(o *Options) { o.VCPUs = 3 }), true, []string{"the vCPU count is 3"}},
 		{"negative vCPU count", snpWith(func(o *Options) { o.VCPUs = -1 }), true, []string{"the vCPU count is -1"}},
 		{"vCPU type not in the matrix", snpWith(func(o *Options) { o.VCPUType = "EPYC-Milan" }), true, []string{`the vCPU type is "EPYC-Milan", but the manifest allows one of EPYC-Genoa, EPYC-v4`}},
-		{"vCPU type not given, several", snpWith(func(o *Options) { o.VCPUType = "" }), true, []string{"the vCPU type is not given (--vcpu-type), but the manifest allows one of EPYC-Genoa, EPYC-v4"}},
+		{"vCPU type not given, several", snpWith(func(o *Options) { o.VCPUType = "" }), false, []string{"the manifest allows the vCPU types EPYC-Genoa, EPYC-v4: choose with --vcpu-type"}},
 		{"edited cmdline", snpWith(func(o *Options) { o.Manifest = editedCmdline }), true, []string{"the launch digest of these files with the manifest's cmdline", "127.0.0.1", "guest features 0x1 (1 × EPYC-v4)", "edited after measuring"}},
 		{"edited guest features", snpWith(func(o *Options) { o.Manifest = editedFeatures }), true, []string{"guest features 0x5 (1 × EPYC-v4)", "edited after measuring"}},
 		{"edited digest", snpWith(func(o *Options) { o.Manifest = editedDigest }), true, []string{"but the manifest allows " + strings.Repeat("0", 96)}},
@@ -772,8 +772,9 @@ func TestPrepareWarnsTurin(t *testing.T) {
 // -cpu max whatever the type, takes the first.
 func TestPrepareTypeNotGiven(t *testing.T) {
 	f := newFixture(t, []int{1}, "EPYC-v4", "EPYC-Genoa")
-	if _, err := Prepare(context.Background(), f.snp()); err == nil || !strings.Contains(err.Error(), "not given (--vcpu-type)") {
-		t.Errorf("SEV-SNP launch without --vcpu-type: %v", err)
+	var nf *NeedFlag
+	if _, err := Prepare(context.Background(), f.snp()); !errors.As(err, &nf) || nf.Flag != "--vcpu-type" || !strings.Contains(err.Error(), "choose with --vcpu-type") {
+		t.Errorf("SEV-SNP launch without --vcpu-type: %v, want a *NeedFlag for --vcpu-type", err)
 	}
 	if p, first := prepare(t, f.plain()), f.m.Measurements[0].VCPUType; p.VCPUType != first {
 		t.Errorf("plain launch without --vcpu-type: type %q, want the manifest's first, %s", p.VCPUType, first)
