@@ -32,7 +32,9 @@ export SHARED_DIR := $(SHARED)
 # GOEXPERIMENT and GOFIPS140 from the environment would change the bytes
 # (a -tags, a -gcflags), and so would settings saved with `go env -w`,
 # which go reads when a variable is empty: GOENV=off ignores that file,
-# and the three are set. A go.work in any folder above the checkout (or
+# and the three are set. The toolchain's $GOROOT/go.env is read then too
+# (GOENV=off does not skip it): `guest` refuses one that sets GOFLAGS or
+# GOEXPERIMENT. A go.work in any folder above the checkout (or
 # GOWORK) would add its replace and godebug lines: GOWORK=off.
 GOTOOLCHAIN_PIN := $(shell sed -n 's/^toolchain //p' go.mod)
 # The tests run on the same toolchain as the builds (a test compares the
@@ -61,6 +63,10 @@ build: guest ## build static, reproducible out/guestinit, out/hostbuild and out/
 
 guest: ## build out/guestinit alone (the init the launch measurement covers)
 	@mkdir -p $(OUT)
+	@# An empty GOFLAGS or GOEXPERIMENT falls back to the toolchain's own
+	@# $$GOROOT/go.env, which GOENV=off does not skip: refuse one that sets them.
+	@set=$$($(GUEST_ENV) $(GO) env GOFLAGS GOEXPERIMENT | tr -d '\n'); \
+	if [ -n "$$set" ]; then echo "make: the Go toolchain's go.env ($$($(GUEST_ENV) $(GO) env GOROOT)/go.env) sets GOFLAGS or GOEXPERIMENT ($$set), which would change the guest init's bytes and the launch measurement: remove them from that file" >&2; exit 1; fi
 	$(GUEST_ENV) $(GO) build $(GUEST_FLAGS) -o $(OUT)/guestinit ./guestinit
 
 kernel: ## fetch and unpack the Debian kernel package into .cache/kernel (boot tests, demo)
