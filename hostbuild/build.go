@@ -247,18 +247,10 @@ Flags:
 		return exitFail
 	}
 
-	// The old manifest goes first: should a rename fail half-way, no
-	// manifest is left that does not match the other files.
 	mpath := filepath.Join(*outDir, buildManifest)
-	if err := os.Remove(mpath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		fmt.Fprintf(stderr, "hostbuild build: removing the old manifest: %v\n", err)
+	if err := moveOutputs(tmp, *outDir); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
-	}
-	for _, name := range []string{buildInitrd, buildCmdline, buildManifest} {
-		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(*outDir, name)); err != nil {
-			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
-			return exitFail
-		}
 	}
 	atomicfile.SyncDir(*outDir)
 	for _, e := range m.Measurements {
@@ -266,6 +258,78 @@ Flags:
 	}
 	logf("wrote %s, %s, %s", filepath.Join(*outDir, buildInitrd), filepath.Join(*outDir, buildCmdline), mpath)
 	return exitOK
+}
+
+// buildRename is os.Rename for moveOutputs (a test seam: a rename that
+// fails half-way).
+var buildRename = os.Rename
+
+// moveOutputs moves the new initrd, cmdline and manifest from tmp into
+// outDir, keeping the previous ones until all three are in: should a
+// rename fail, the previous files are put back. The old manifest leaves
+// first and the new one comes in last, so that a build killed half-way
+// leaves no manifest that does not match the other files (only a killed
+// build can leave a folder without its manifest: build again).
+func moveOutputs(tmp, outDir string) (err error) {
+	names := []string{buildInitrd, buildCmdline, buildManifest}
+	// A folder (or another non-file) where an output goes is refused
+	// before anything moves: it would not be replaced, or would be.
+	for _, name := range names {
+		p := filepath.Join(outDir, name)
+		if fi, err := os.Lstat(p); err == nil && !fi.Mode().IsRegular() && fi.Mode()&os.ModeSymlink == 0 {
+			kind := "folder"
+			if !fi.IsDir() {
+				kind = fmt.Sprintf("special file (%v)", fi.Mode().Type())
+			}
+			return fmt.Errorf("%s is a %s, not a file: move it away, and build again (nothing was changed)", p, kind)
+		}
+	}
+	var undo []func() error
+	defer func() {
+		if err == nil {
+			return
+		}
+		var failed []string
+		for i := len(undo) - 1; i >= 0; i-- {
+			if e := undo[i](); e != nil {
+				failed = append(failed, e.Error())
+			}
+		}
+		if len(failed) > 0 {
+			err = fmt.Errorf("%w; putting the previous files back failed too (%s): %s is not as it was, build again", err, strings.Join(failed, "; "), outDir)
+		} else {
+			err = fmt.Errorf("%w (the previous files in %s are as they were)", err, outDir)
+		}
+	}()
+	// The previous files are kept as hard links in tmp (the same file
+	// system), from which a failure puts them back; a file system
+	// without hard links keeps none but the manifest (renamed aside).
+	mpath, oldManifest := filepath.Join(outDir, buildManifest), filepath.Join(tmp, buildManifest+".previous")
+	if err := buildRename(mpath, oldManifest); err == nil {
+		undo = append(undo, func() error { return buildRename(oldManifest, mpath) })
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("moving the previous manifest aside: %w", err)
+	}
+	for _, name := range names {
+		src, dst, prev := filepath.Join(tmp, name), filepath.Join(outDir, name), filepath.Join(tmp, name+".previous")
+		_, statErr := os.Lstat(dst)
+		existed := statErr == nil && name != buildManifest
+		kept := existed && os.Link(dst, prev) == nil
+		if err := buildRename(src, dst); err != nil {
+			return err
+		}
+		switch {
+		case kept:
+			undo = append(undo, func() error { return buildRename(prev, dst) })
+		case existed:
+			undo = append(undo, func() error {
+				return fmt.Errorf("the previous %s was replaced and could not be kept (no hard links on this file system)", name)
+			})
+		default:
+			undo = append(undo, func() error { return os.Remove(dst) })
+		}
+	}
+	return nil
 }
 
 // buildPacked runs once the initrd is packed, before the manifest hashes
