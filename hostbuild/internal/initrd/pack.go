@@ -624,9 +624,20 @@ func CheckStaticELF(b []byte) error {
 	}
 	f, err := elf.NewFile(bytes.NewReader(b))
 	if err != nil {
+		if bytes.HasPrefix(b, []byte(elf.ELFMAG)) && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+			return fmt.Errorf("an ELF file cut short (%v): its headers reach past its %d bytes (an interrupted copy or download?); the initrd needs the whole static x86-64 Linux binary", err, len(b))
+		}
 		return fmt.Errorf("not an ELF executable (%v); the initrd needs a static x86-64 Linux binary", err)
 	}
 	defer f.Close()
+	// A file cut short whose section headers are gone too (stripped with
+	// sstrip, or never written) parses: its segments reach past its end,
+	// which the guest's execve refuses, after the initrd was measured.
+	for _, p := range f.Progs {
+		if p.Filesz > 0 && (p.Off > uint64(len(b)) || p.Filesz > uint64(len(b))-p.Off) {
+			return fmt.Errorf("an ELF file cut short: its %v segment at offset %d needs %d bytes, past its %d (an interrupted copy or download?); the initrd needs the whole static x86-64 Linux binary", p.Type, p.Off, p.Filesz, len(b))
+		}
+	}
 	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
 		return fmt.Errorf("built for %v %v, not x86-64: the guest is x86-64", f.Class, f.Machine)
 	}
