@@ -238,7 +238,7 @@ Flags:
 	// The manifest hashed --payload and --init by their paths, after
 	// packing: if either changed in between (a compiler writing it), it
 	// would name a payload the guest does not run.
-	if err := checkContents(po.Output, po.Payload, po.Init, *kernel, m); err != nil {
+	if err := checkContents(po.Output, po.Payload, po.Init, *kernel, m, func(w string) { fmt.Fprintf(stderr, "hostbuild build: warning: %s\n", w) }); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v (did an input change while the build read it? the files in %s are as they were)\n", err, *outDir)
 		return exitFail
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
+	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
@@ -384,7 +385,7 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 		return nil, generateExit(err)
 	}
-	if err := checkContents(g.Initrd, g.Payload, g.Init, g.Kernel, m); err != nil {
+	if err := checkContents(g.Initrd, g.Payload, g.Init, g.Kernel, m, func(w string) { fmt.Fprintf(stderr, "hostbuild %s: warning: %s\n", cmd, w) }); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 		return nil, exitFail
 	}
@@ -412,11 +413,19 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 // the seed's) is recorded by its bytes alone. The kernel modules in an
 // initrd with a content list (pack names their folder by their vermagic)
 // must be kernelPath's release.
-func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest) error {
+//
+// warn gets a broken archive that is recorded all the same: a newc stream
+// cut short or malformed (an interrupted copy?), which the kernel unpacks
+// as far as it can and boots on.
+func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest, warn func(string)) error {
 	p, in := m.Components.Payload, m.Components.Init
 	a, err := initrd.ReadFile(initrdPath)
 	if err != nil {
 		if p == nil && in == nil {
+			var fe *newc.FormatError
+			if errors.As(err, &fe) || errors.Is(err, io.ErrUnexpectedEOF) {
+				warn(fmt.Sprintf("--initrd %s is an initrd archive, but a broken one: %v (a truncated copy? the kernel unpacks what it can and boots on; 'hostbuild inspect' lists it): recorded by its bytes alone", initrdPath, err))
+			}
 			return nil // not an initrd this tool reads: its bytes are all there is to record
 		}
 		return fmt.Errorf("--payload and --init are checked against --initrd, which cannot be read as an initrd: %w (leave them out for an initrd hostbuild pack did not build)", err)

@@ -260,6 +260,9 @@ func warnDroppedModules(stderr io.Writer, cmd string, res *initrd.Result) {
 		fmt.Fprintf(stderr, "hostbuild %s: warning: module %s has a soft dependency %s (.modinfo softdep=) that nothing packed provides: modprobe would load it, the guest has no modprobe; if %s needs it (its loading fails at boot), add the module that provides it with --module%s\n",
 			cmd, sd.Module, printable.Quote(sd.Name), sd.Module, also)
 	}
+	if res.NoSEVGuest {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: kernel %s has no sev-guest driver (neither a module in --kernel-modules nor built in): the guest gets no SEV-SNP attestation device, and its agent answers every request no_snp_device; use a kernel built with CONFIG_SEV_GUEST (Debian's has it as a module)\n", cmd, res.Release)
+	}
 	dropped := res.Dropped
 	if len(dropped) == 0 {
 		return

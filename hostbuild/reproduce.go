@@ -110,7 +110,7 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail
 	}
-	if err := checkContents(g.Initrd, g.Payload, g.Init, g.Kernel, again); err != nil {
+	if err := checkContents(g.Initrd, g.Payload, g.Init, g.Kernel, again, func(w string) { fmt.Fprintf(stderr, "hostbuild reproduce: warning: %s\n", w) }); err != nil {
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail
 	}

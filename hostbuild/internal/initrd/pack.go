@@ -195,6 +195,10 @@ type Result struct {
 	// Dropped are the default modules the tree has (not built in) that
 	// are not packed: Options.Modules replaces the default list.
 	Dropped []string
+	// NoSEVGuest: the tree has no sev-guest driver, as a module or built
+	// in, so the guest has no attestation device (the agent answers
+	// no_snp_device).
+	NoSEVGuest bool
 	// SoftDeps are, by packed module, the soft dependencies (.modinfo
 	// softdep=) that nothing packed provides, with candidate modules.
 	SoftDeps []UnmetSoftDep
@@ -485,6 +489,7 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 			}
 		}
 	}
+	res.NoSEVGuest = !tree.Has("sev-guest")
 	res.Release = tree.Release
 	root := initrdlayout.ModulesRoot(tree.Release)
 	var out []file
