@@ -132,7 +132,7 @@ func parsePolicy(s string) (uint64, error) {
 	// default": an explicit --policy 0 must be refused like any other
 	// invalid policy, not become 0x30000.
 	if _, err := abi.ParseSnpPolicy(pol); err != nil {
-		return 0, fmt.Errorf("--policy %s: guest policy 0x%x: %v", s, pol, err)
+		return 0, fmt.Errorf("--policy %s: guest policy 0x%x: %v (the default, 0x30000, allows SMT, has the reserved bit 17 set and debugging off)", s, pol, err)
 	}
 	return pol, nil
 }
@@ -146,7 +146,14 @@ func parseAutoInt(s string, bits int) (uint64, error) {
 		d := strings.TrimLeft(s, "0_")
 		return 0, fmt.Errorf("%q: a number with a leading 0 is ambiguous (Python refuses it, Go reads octal); write %s, or 0o%s for octal", s, d, d)
 	}
-	return strconv.ParseUint(s, 0, bits)
+	n, err := strconv.ParseUint(s, 0, bits)
+	if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("%q is out of range: more than %d bits", s, bits)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a number: write it in hex (0x30000), decimal, octal (0o...) or binary (0b...)", s)
+	}
+	return n, nil
 }
 
 // flagsSet returns the names of the flags the command line set (given,

@@ -20,7 +20,7 @@ func init() {
 
 const libvirtUsage = `Usage: hostbuild libvirt --manifest FILE --ovmf F --kernel K --initrd I --cid N
          [--vcpus N] [--vcpu-type T] [--memory SIZE] [--forward [HOSTADDR:]HOSTPORT:GUESTPORT]...
-         [--serial-log FILE] [--name NAME] [-o FILE]
+         [--serial-log FILE] [--name NAME] [--qemu /path/to/qemu-system-x86_64] [-o FILE]
 
 Writes a libvirt domain (XML) for the launch 'hostbuild run' would make with
 the same flags: direct kernel boot of the manifest's kernel, initrd and exact
@@ -73,8 +73,12 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	manifestPath := &lf.manifest
 	name := fs.String("name", "katana", "libvirt domain `name`")
 	out := fs.String("o", "", "write the XML to this `file` (atomically) instead of stdout")
+	fs.StringVar(&o.QEMUBinary, "qemu", "/usr/bin/qemu-system-x86_64", "the domain's emulator: an absolute `path` to QEMU 9.1 or newer (Debian 12's /usr/bin one is 7.2, which cannot launch SEV-SNP: bookworm-backports' or your own)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
+	}
+	if !filepath.IsAbs(o.QEMUBinary) {
+		return usageErrorf(stderr, "libvirt")("--qemu %s: want an absolute path (libvirt runs it by path)", o.QEMUBinary)
 	}
 	usageFail := usageErrorf(stderr, "libvirt")
 	if fs.NArg() > 0 {

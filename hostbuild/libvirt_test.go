@@ -22,7 +22,7 @@ func TestLibvirtGolden(t *testing.T) {
 	}{
 		{"libvirt-snp-1vcpu", "katana", []string{"--cid", "3", "--forward", "15051:5050", "--serial-log", "/var/log/katana/serial.log"}},
 		{"libvirt-snp-4vcpu", "katana-4", []string{"--cid", "42", "--vcpus", "4", "--memory", "4G", "--name", "katana-4",
-			"--forward", "15051:5050", "--forward", "0.0.0.0:9100:9100"}},
+			"--forward", "15051:5050", "--forward", "0.0.0.0:9100:9100", "--qemu", "/opt/qemu-10.2/bin/qemu-system-x86_64"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,6 +166,7 @@ func TestLibvirtRefusals(t *testing.T) {
 		{"vcpus not in matrix", []string{"--cid", "3", "--vcpus", "2"}, exitRunRefused, "refusing to write the domain: the vCPU count is 2, but the manifest allows 1, 4"},
 		{"no cid", nil, exitUsage, "--cid"},
 		{"bad name", []string{"--cid", "3", "--name", "a b"}, exitUsage, "domain name"},
+		{"relative qemu", []string{"--cid", "3", "--qemu", "qemu-system-x86_64"}, exitUsage, "--qemu qemu-system-x86_64: want an absolute path"},
 		// Refused before any file is hashed (the changed kernel is not
 		// reported), and before the default serial log is named after it.
 		{"bad name before the files", []string{"--cid", "3", "--kernel", changed, "--name", "../x"}, exitUsage, `domain name "../x" (--name)`},

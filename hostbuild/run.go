@@ -313,12 +313,12 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	vm, err := qemu.Start(ctx, plan.ExecQEMU, ro)
 	plan.Close()
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
-		switch {
-		case errors.Is(err, qemu.ErrNoBinary) && o.QEMUBinary != qemu.DefaultBinary:
+		if errors.Is(err, qemu.ErrNoBinary) && o.QEMUBinary != qemu.DefaultBinary {
 			// The error's own hint is to install QEMU; a --qemu given
 			// is more likely mistyped.
 			fmt.Fprintf(stderr, "hostbuild run: --qemu %s: no such program: give the path of a QEMU binary (qemu-system-x86_64), or leave --qemu out to use %s from $PATH\n", o.QEMUBinary, qemu.DefaultBinary)
+		} else {
+			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		}
 		return exitFail
 	}

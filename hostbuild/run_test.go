@@ -407,7 +407,8 @@ exit 1
 	}{
 		{"qemu 9.1+ on a host without SEV-SNP", []string{"--qemu", noSNP}, append([]string{"vm-type SEV-SNP not supported by KVM"}, kvmHint...), ""},
 		{"bios refused", []string{"--qemu", badBIOS}, []string{"could not load PC BIOS", "QEMU refused the --ovmf file as a -bios image: give the whole OVMF.fd"}, ""},
-		{"no qemu binary", []string{"--qemu", "/nonexist"}, []string{"/nonexist: no such file", "--qemu /nonexist: no such program: give the path of a QEMU binary (qemu-system-x86_64), or leave --qemu out"}, ""},
+		// One fix, not also the default binary's "apt-get install".
+		{"no qemu binary", []string{"--qemu", "/nonexist"}, []string{"--qemu /nonexist: no such program: give the path of a QEMU binary (qemu-system-x86_64), or leave --qemu out"}, "apt-get"},
 		// PATH is set to an empty folder below: the default binary is not found.
 		{"no qemu on PATH", nil, []string{"qemu-system-x86_64", "install it: apt-get install qemu-system-x86"}, "--qemu"},
 		// Refused before the launch is checked (--dry-run refuses the

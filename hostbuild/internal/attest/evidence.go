@@ -230,7 +230,7 @@ func ReadEvidence(dir string) (*agentapi.AttestationResponse, []byte, Certs, err
 	}
 	r, err := DecodeResponse(b)
 	if err != nil {
-		return nil, nil, Certs{}, fmt.Errorf("evidence %s: %w", dir, err)
+		return nil, nil, Certs{}, fmt.Errorf("evidence %s: %s: %w (cut short or edited since attest wrote it?)", dir, FileResponse, err)
 	}
 	nb, err := infile.ReadFile(evidenceFile(FileNonce), filepath.Join(dir, FileNonce), maxEvidenceNonce)
 	if err != nil {
