@@ -914,8 +914,10 @@ func VerifyChain(ctx context.Context, report, certTable []byte, o VerifyOptions,
 	if enc, err := abi.ReportToAbiBytes(att.Report); err != nil || !bytes.Equal(abi.SignedComponent(enc), abi.SignedComponent(report)) {
 		return nil, fail(ClassChain, "the report carries bits outside its signed encoding (go-sev-guest re-encodes the decoded report to check the signature, and these bytes differ)")
 	}
-	// go-sev-guest ignores the padding of r and s (72 bytes each, 48 used):
-	// refuse non-zero padding so that every byte of the report is covered.
+	// r and s are 72 bytes each, 48 used. go-sev-guest v0.15 reads all 72
+	// (abi.ReportToSignatureDER), so a non-zero padding byte already fails
+	// its signature check; refused here in its own words, and whatever a
+	// later go-sev-guest does with the padding.
 	sig := report[len(abi.SignedComponent(report)):]
 	for _, pad := range [][]byte{sig[48:72], sig[72+48 : 144]} {
 		for _, b := range pad {
