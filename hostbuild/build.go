@@ -285,6 +285,7 @@ func moveOutputs(tmp, outDir string) (err error) {
 		}
 	}
 	var undo []func() error
+	restoreManifest := func() error { return nil }
 	defer func() {
 		if err == nil {
 			return
@@ -295,18 +296,24 @@ func moveOutputs(tmp, outDir string) (err error) {
 				failed = append(failed, e.Error())
 			}
 		}
+		// The previous manifest goes back only beside the files it
+		// describes.
+		if len(failed) == 0 {
+			if e := restoreManifest(); e != nil {
+				failed = append(failed, e.Error())
+			}
+		}
 		if len(failed) > 0 {
-			err = fmt.Errorf("%w; putting the previous files back failed too (%s): %s is not as it was, build again", err, strings.Join(failed, "; "), outDir)
+			err = fmt.Errorf("%w; putting the previous files back failed too (%s): %s is not as it was and has no manifest, build again", err, strings.Join(failed, "; "), outDir)
 		} else {
 			err = fmt.Errorf("%w (the previous files in %s are as they were)", err, outDir)
 		}
 	}()
-	// The previous files are kept as hard links in tmp (the same file
-	// system), from which a failure puts them back; a file system
-	// without hard links keeps none but the manifest (renamed aside).
+	// The old manifest leaves first (renamed aside into tmp, the same
+	// file system) and the new one comes in last.
 	mpath, oldManifest := filepath.Join(outDir, buildManifest), filepath.Join(tmp, buildManifest+".previous")
 	if err := buildRename(mpath, oldManifest); err == nil {
-		undo = append(undo, func() error { return buildRename(oldManifest, mpath) })
+		restoreManifest = func() error { return buildRename(oldManifest, mpath) }
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("moving the previous manifest aside: %w", err)
 	}
@@ -314,18 +321,25 @@ func moveOutputs(tmp, outDir string) (err error) {
 		src, dst, prev := filepath.Join(tmp, name), filepath.Join(outDir, name), filepath.Join(tmp, name+".previous")
 		_, statErr := os.Lstat(dst)
 		existed := statErr == nil && name != buildManifest
-		kept := existed && os.Link(dst, prev) == nil
+		// A previous file is kept as a hard link, so the new one
+		// replaces it at once; where that cannot be (no hard links, or
+		// fs.protected_hardlinks refusing another user's file), it is
+		// renamed aside first (a kill between the two renames leaves
+		// the folder without it: build again).
+		if existed && os.Link(dst, prev) != nil {
+			if err := buildRename(dst, prev); err != nil {
+				return fmt.Errorf("moving the previous %s aside: %w", name, err)
+			}
+		}
 		if err := buildRename(src, dst); err != nil {
+			if existed {
+				undo = append(undo, func() error { return buildRename(prev, dst) })
+			}
 			return err
 		}
-		switch {
-		case kept:
+		if existed {
 			undo = append(undo, func() error { return buildRename(prev, dst) })
-		case existed:
-			undo = append(undo, func() error {
-				return fmt.Errorf("the previous %s was replaced and could not be kept (no hard links on this file system)", name)
-			})
-		default:
+		} else {
 			undo = append(undo, func() error { return os.Remove(dst) })
 		}
 	}

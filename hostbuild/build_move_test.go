@@ -77,3 +77,79 @@ func TestBuildMoveFailureKeepsPreviousOutputs(t *testing.T) {
 	delete(before, buildCmdline)
 	kept("a folder in the way")
 }
+
+// moveOutputs alone: a previous file that cannot be kept as a hard link
+// (a file system without them, or fs.protected_hardlinks refusing another
+// user's read-only initrd: emulated by the name being taken in tmp) is
+// renamed aside instead, and put back like the others when a later rename
+// fails. And when putting one back fails too, the previous manifest stays
+// out: it would describe files that are not there (it was put back beside
+// the new initrd).
+func TestMoveOutputsWithoutHardLinks(t *testing.T) {
+	setup := func(t *testing.T) (out, tmp string) {
+		out = t.TempDir()
+		for _, n := range []string{buildInitrd, buildCmdline, buildManifest} {
+			if err := os.WriteFile(filepath.Join(out, n), []byte("old "+n), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tmp, err := os.MkdirTemp(out, buildTmpPrefix+"*.tmp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range []string{buildInitrd, buildCmdline, buildManifest} {
+			os.WriteFile(filepath.Join(tmp, n), []byte("new "+n), 0o644)
+		}
+		os.WriteFile(filepath.Join(tmp, buildInitrd+".previous"), nil, 0o644) // os.Link(out/initrd.img, ...) fails
+		return out, tmp
+	}
+	contents := func(out string) map[string]string {
+		m := map[string]string{}
+		for _, n := range []string{buildInitrd, buildCmdline, buildManifest} {
+			if b, err := os.ReadFile(filepath.Join(out, n)); err == nil {
+				m[n] = string(b)
+			}
+		}
+		return m
+	}
+	t.Cleanup(func() { buildRename = os.Rename })
+
+	t.Run("a later rename fails", func(t *testing.T) {
+		out, tmp := setup(t)
+		buildRename = func(o, n string) error {
+			if filepath.Base(o) == buildCmdline && filepath.Dir(o) == tmp {
+				return &os.LinkError{Op: "rename", Old: o, New: n, Err: errors.New("injected")}
+			}
+			return os.Rename(o, n)
+		}
+		err := moveOutputs(tmp, out)
+		if err == nil || !strings.Contains(err.Error(), "are as they were") {
+			t.Fatalf("moveOutputs: %v", err)
+		}
+		for n, b := range contents(out) {
+			if b != "old "+n {
+				t.Errorf("%s is %q after the failure, want the previous one", n, b)
+			}
+		}
+		if len(contents(out)) != 3 {
+			t.Errorf("left %v, want the three previous files", contents(out))
+		}
+	})
+	t.Run("putting one back fails too", func(t *testing.T) {
+		out, tmp := setup(t)
+		buildRename = func(o, n string) error {
+			if filepath.Base(o) == buildCmdline && filepath.Dir(o) == tmp ||
+				filepath.Base(o) == buildInitrd+".previous" {
+				return &os.LinkError{Op: "rename", Old: o, New: n, Err: errors.New("injected")}
+			}
+			return os.Rename(o, n)
+		}
+		err := moveOutputs(tmp, out)
+		if err == nil || !strings.Contains(err.Error(), "is not as it was and has no manifest, build again") {
+			t.Fatalf("moveOutputs: %v", err)
+		}
+		if got := contents(out); got[buildManifest] != "" {
+			t.Errorf("left %v: the previous manifest is back without its initrd", got)
+		}
+	})
+}

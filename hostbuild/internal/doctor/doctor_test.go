@@ -395,7 +395,7 @@ func TestCheckSNPFirmware(t *testing.T) {
 		err      error
 		say, fix string
 	}{
-		{&FirmwareError{Errno: syscall.EINVAL}, "SNP_PLATFORM_STATUS: invalid argument", "EINVAL means this kernel has not initialised"},
+		{&FirmwareError{Errno: syscall.EINVAL}, "SNP_PLATFORM_STATUS: invalid argument", "EINVAL means the SNP firmware is not initialised"},
 		{&FirmwareError{Errno: syscall.EIO, Status: 0x1a}, "input/output error (firmware status 0x1a)", "kvm_amd sev_snp=1"},
 		{&FirmwareError{Errno: syscall.EACCES}, "permission denied", "read access to /dev/sev"},
 	} {

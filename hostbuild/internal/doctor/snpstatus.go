@@ -83,18 +83,25 @@ const (
 
 // readSNPStatus asks the SEV device at path for SNP_PLATFORM_STATUS.
 // The kernel needs neither write access nor a capability for it. Kernels
-// from Linux 6.11 answer EINVAL while the SNP firmware is not initialised
-// (KVM initialises it when kvm_amd loads with sev_snp=1), as do kernels
-// that predate the command (it is past their SEV_MAX); those with the ccp
-// driver's "implicit SEV/SNP init and shutdown in ioctls" (2025)
-// initialise it for the command and shut it down after.
+// that predate the command answer EINVAL (it is past their SEV_MAX), and
+// so do those with it while the SNP firmware is not initialised: before
+// 2025's move of SEV/SNP initialisation to KVM, the ccp driver initialises
+// it when it loads (dmesg says why it failed); after it, KVM does when
+// kvm_amd loads with sev_snp=1, and kernels with the ccp driver's
+// "implicit SEV/SNP init and shutdown in ioctls" initialise it for the
+// command and shut it down after.
 func readSNPStatus(path string) (SNPStatus, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return SNPStatus{}, err
 	}
 	defer unix.Close(fd)
+	// Its address goes to the kernel inside cmd, where the runtime does
+	// not see it: pinned (which also puts it on the heap).
 	data := make([]byte, 4096) // the kernel copies SNPStatusSize bytes
+	var pin runtime.Pinner
+	pin.Pin(&data[0])
+	defer pin.Unpin()
 	var cmd [16]byte
 	binary.LittleEndian.PutUint32(cmd[0:], snpPlatformStatus)
 	binary.LittleEndian.PutUint64(cmd[4:], uint64(uintptr(unsafe.Pointer(&data[0]))))
@@ -122,7 +129,7 @@ func checkSNPFirmware(o Options, sevOK bool) Result {
 	st, err := ask(filepath.Join(o.Root, "/dev/sev"))
 	if err != nil {
 		r.Status, r.Detail = Fail, "asking /dev/sev for SNP_PLATFORM_STATUS: "+errText(err)
-		r.Fix = "enable SEV-SNP in the BIOS (SMEE, SEV-SNP, SNP memory coverage) and boot a host kernel with SNP host support (Linux 6.11+) with kvm_amd sev_snp=1: EINVAL means this kernel has not initialised the SNP firmware, or predates the command (dmesg | grep -i -e sev -e snp says why)"
+		r.Fix = "enable SEV-SNP in the BIOS (SMEE, SEV-SNP, SNP memory coverage) and boot a host kernel with SNP host support (Linux 6.11+) with kvm_amd sev_snp=1: EINVAL means the SNP firmware is not initialised (the ccp driver's or KVM's SNP_INIT failed or did not run: dmesg | grep -i -e sev -e snp says why) or the kernel predates the command"
 		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
 			r.Fix = "run as root, or give this user read access to /dev/sev"
 		}
