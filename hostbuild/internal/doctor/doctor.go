@@ -103,8 +103,8 @@ func Run(ctx context.Context, o Options) []Result {
 	var rs []Result
 	sev := checkCharDev(o, "/dev/sev", "SEV firmware device /dev/sev",
 		"enable SEV-SNP in the BIOS (SMEE, SEV-SNP, SNP memory coverage), boot a host kernel with SNP host support (Linux 6.11+ or AMD's snp-host branch) and load kvm_amd")
-	rs = append(rs, sev, checkSNPFirmware(o, sev.Status == Pass))
-	rs = append(rs, checkSNPParam(o.Root))
+	snpParam := checkSNPParam(o.Root)
+	rs = append(rs, sev, snpParam, checkSNPFirmware(o, sev.Status == Pass, snpParam.Status == Pass))
 	kvm := checkCharDev(o, "/dev/kvm", "KVM device /dev/kvm",
 		"load kvm_amd (modprobe kvm_amd) and make sure virtualisation (SVM) is enabled in the BIOS")
 	rs = append(rs, kvm, checkSNPVMType(o, kvm.Status == Pass))

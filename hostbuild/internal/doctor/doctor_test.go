@@ -122,7 +122,7 @@ func TestRun(t *testing.T) {
 			name: "no sev, old qemu, debian ovmf",
 			o: Options{Root: fakeHost(t, []string{"kvm"}, "N"), QEMU: fakeQEMU(t, "7.2.22", "sev-guest"), OVMF: plainOVMF,
 				VMTypes: func(string) (uint64, error) { return 0x3, nil }}, // default and software-protected VMs only
-			want: []Status{Fail, Skip, Fail, Pass, Fail, Fail, Fail, Fail, Fail, Skip},
+			want: []Status{Fail, Fail, Skip, Pass, Fail, Fail, Fail, Fail, Fail, Skip},
 		},
 		{
 			// A device this user cannot open fails like a missing one.
@@ -139,7 +139,7 @@ func TestRun(t *testing.T) {
 		{
 			name: "kvm_amd without sev_snp parameter, qemu missing",
 			o:    Options{Root: fakeHost(t, nil, "no-param"), QEMU: filepath.Join(t.TempDir(), "no-qemu")},
-			want: []Status{Fail, Skip, Fail, Fail, Skip, Fail, Fail, Skip, Fail, Skip},
+			want: []Status{Fail, Fail, Skip, Fail, Skip, Fail, Fail, Skip, Fail, Skip},
 		},
 	}
 	for _, tt := range tests {
@@ -365,7 +365,7 @@ func TestCheckSNPFirmware(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte("vendor_id\t: AuthenticAMD\ncpu family\t: 25\n"), 0o644)
 	var asked string
 	o := Options{Root: root, SNPStatus: func(p string) (SNPStatus, error) { asked = p; return st, nil }}
-	r := checkSNPFirmware(o, true)
+	r := checkSNPFirmware(o, true, true)
 	for _, w := range []string{
 		"API 1.55 build 21, platform INIT, RMP initialised true, 2 guests",
 		"REPORTED_TCB 0xd315000000000003 (bl=3,tee=0,snp=21,ucode=211)",
@@ -381,12 +381,12 @@ func TestCheckSNPFirmware(t *testing.T) {
 	}
 	// Turin's layout is another: not decoded as Milan's.
 	os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte("vendor_id\t: AuthenticAMD\ncpu family\t: 26\n"), 0o644)
-	if r := checkSNPFirmware(o, true); !strings.Contains(r.Detail, "0xd315000000000003 (Turin layout, not decoded)") {
+	if r := checkSNPFirmware(o, true, true); !strings.Contains(r.Detail, "0xd315000000000003 (Turin layout, not decoded)") {
 		t.Errorf("Turin host: %s", r.Detail)
 	}
 	// Unsigned reports: attest refuses them, so doctor fails.
 	st.MaskChipKey = true
-	if r := checkSNPFirmware(o, true); r.Status != Fail || !strings.Contains(r.Fix, "MASK_CHIP_KEY") {
+	if r := checkSNPFirmware(o, true, true); r.Status != Fail || !strings.Contains(r.Fix, "MASK_CHIP_KEY") {
 		t.Errorf("MASK_CHIP_KEY: %+v, want a failure naming it", r)
 	}
 	// A kernel that has not initialised SNP answers EINVAL; the firmware's
@@ -400,14 +400,17 @@ func TestCheckSNPFirmware(t *testing.T) {
 		{&FirmwareError{Errno: syscall.EACCES}, "permission denied", "read access to /dev/sev"},
 	} {
 		o.SNPStatus = func(string) (SNPStatus, error) { return SNPStatus{}, tc.err }
-		r := checkSNPFirmware(o, true)
+		r := checkSNPFirmware(o, true, true)
 		if r.Status != Fail || !strings.Contains(r.Detail, tc.say) || !strings.Contains(r.Fix, tc.fix) {
 			t.Errorf("%v: %+v, want a failure saying %q, fix with %q", tc.err, r, tc.say, tc.fix)
 		}
 	}
 	o.SNPStatus = func(string) (SNPStatus, error) { t.Error("asked without /dev/sev"); return SNPStatus{}, nil }
-	if r := checkSNPFirmware(o, false); r.Status != Skip {
+	if r := checkSNPFirmware(o, false, true); r.Status != Skip {
 		t.Errorf("without /dev/sev: %+v, want skipped", r)
+	}
+	if r := checkSNPFirmware(o, true, false); r.Status != Skip || !strings.Contains(r.Detail, "not asked while kvm_amd's sev_snp is not enabled") {
+		t.Errorf("without kvm_amd's sev_snp: %+v, want skipped, not asked", r)
 	}
 }
 

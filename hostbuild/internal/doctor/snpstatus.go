@@ -116,10 +116,18 @@ func readSNPStatus(path string) (SNPStatus, error) {
 // checkSNPFirmware reports the SEV-SNP firmware's version, state and the
 // TCB its reports carry (what attest --min-tcb compares), and fails when
 // the firmware will not sign reports (MASK_CHIP_KEY) or cannot be asked.
-func checkSNPFirmware(o Options, sevOK bool) Result {
+//
+// It asks only once kvm_amd runs with sev_snp: the firmware is then
+// initialised, and the command does not make a kernel with implicit
+// initialisation bring SNP up (and shut it down again) just to answer.
+func checkSNPFirmware(o Options, sevOK, snpParamOK bool) Result {
 	r := Result{Name: "SEV-SNP firmware initialised, signing reports (SNP_PLATFORM_STATUS)"}
-	if !sevOK {
+	switch {
+	case !sevOK:
 		r.Status, r.Detail = Skip, "/dev/sev cannot be opened (see above)"
+		return r
+	case !snpParamOK:
+		r.Status, r.Detail = Skip, "not asked while kvm_amd's sev_snp is not enabled (see above): some kernels would initialise the SNP firmware just to answer, and shut it down after"
 		return r
 	}
 	ask := o.SNPStatus
