@@ -18,14 +18,14 @@
 //     pieces) and the payload's frame list (etc/guestinit/payload.frames)
 //     checked against the content list.
 //  5. Kernel modules from etc/guestinit/modules.load, in order, each checked
-//     against the content list right before loading (af_alg and algif_hash
-//     first when listed); configfs mounted at /sys/kernel/config when
+//     against the content list right before loading (af_alg, algif_hash and
+//     sha256_ssse3 first when listed); configfs mounted at /sys/kernel/config when
 //     available. From the start of this step, in the background and on
 //     every CPU: the payload's frames (bin/katana.zst) are checked,
 //     decoded and written to /bin/katana (internal/payload; /bin becomes
 //     a tmpfs with huge pages, read-only once the payload is in), while every
 //     other listed file is hashed, large ones chunk by chunk (the kernel's
-//     sha256 through AF_ALG when those two modules are loaded, else
+//     sha256 through AF_ALG when those modules are loaded, else
 //     crypto/sha256). An initrd packed with --payload-encoding inline has
 //     /bin/katana itself in the content list, hashed like the rest.
 //  6. ACPI power button listener (needs the "button" module).
