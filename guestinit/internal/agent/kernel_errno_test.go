@@ -111,3 +111,32 @@ func TestConfigfsErrnoKept(t *testing.T) {
 		}
 	}
 }
+
+// shortTSM answers outblob with fewer bytes than a report.
+type shortTSM struct{ configfsi.Client }
+
+func (c *shortTSM) ReadFile(name string) ([]byte, error) {
+	if p, err := configfsi.ParseTsmPath(name); err == nil && p.Attribute == "outblob" {
+		return make([]byte, agentapi.ReportSize-1), nil
+	}
+	return c.Client.ReadFile(name)
+}
+
+// Each errno a failed configfs-tsm report can carry is explained in the
+// error, not only wrapped, and a short outblob is refused, not sliced.
+func TestConfigfsErrnoExplained(t *testing.T) {
+	for errno, want := range map[syscall.Errno]string{
+		syscall.ENOTTY:    "disabled its message key (VMPCK)",
+		syscall.ETIMEDOUT: "the host answered busy for over a minute and the driver gave up",
+		syscall.EIO:       "a host certificate table over 16 KiB does so on every request",
+	} {
+		cfs := &ConfigfsTSM{Client: &errnoTSM{Client: fakeTSM(t, testSigner(t), "sev_guest"), errno: errno}}
+		if _, _, err := cfs.Quote([64]byte{1}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: %v, want it explained with %q", errno, err, want)
+		}
+	}
+	cfs := &ConfigfsTSM{Client: &shortTSM{fakeTSM(t, testSigner(t), "sev_guest")}}
+	if _, _, err := cfs.Quote([64]byte{1}); err == nil || !strings.Contains(err.Error(), "outblob is 1183 bytes, want at least 1184") {
+		t.Errorf("short outblob: %v", err)
+	}
+}
