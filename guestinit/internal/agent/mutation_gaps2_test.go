@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -392,5 +394,47 @@ func TestNoDeviceErrClasses(t *testing.T) {
 	}
 	if err := noDeviceErr(SevGuestPath, syscall.EACCES); errors.Is(err, ErrNoDevice) {
 		t.Errorf("open error EACCES: %v, want not ErrNoDevice", err)
+	}
+}
+
+// A client that closes inside its request header gets a 400 naming that,
+// and every error answer says Connection: close (two mutation survivors:
+// the EOF branch, and the close flag of error answers).
+func TestHeaderEOFAnswersAndErrorsClose(t *testing.T) {
+	base := serve(t, New(Options{Quoter: failing{"x"}}))
+	for _, tc := range []struct {
+		name, send string
+		halfClose  bool
+		status     string
+		code       string
+	}{
+		{"closed inside the header", "GET /v1/status HTTP/1.1\r\nHost: a\r\n", true, "400 Bad Request", agentapi.CodeBadRequest},
+		{"malformed request line", "garbage\r\n\r\n", false, "400 Bad Request", agentapi.CodeBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, tc.send)
+			if tc.halfClose {
+				c.(*net.TCPConn).CloseWrite()
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.Status != tc.status || !strings.Contains(string(body), `"`+tc.code+`"`) {
+				t.Errorf("answer %s %s, want %s with %s", resp.Status, body, tc.status, tc.code)
+			}
+			// net/http takes the Connection: close header into Close.
+			if !resp.Close {
+				t.Errorf("error answer without Connection: close (headers %v)", resp.Header)
+			}
+		})
 	}
 }
