@@ -110,12 +110,7 @@ func TestAcceptErrorBackoff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var lines atomic.Int32
-	s := New(Options{Quoter: failing{"x"}, Logf: func(format string, _ ...any) {
-		if strings.Contains(format, "retrying") {
-			lines.Add(1)
-		}
-	}})
+	s, lines := retryCountingServer()
 	l := &errListener{Listener: inner, err: &net.OpError{Op: "accept", Net: "vsock", Err: os.NewSyscallError("accept4", syscall.EMFILE)}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -482,12 +482,7 @@ func TestAcceptErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs atomic.Int32
-	s := New(Options{Quoter: failing{"x"}, Logf: func(format string, args ...any) {
-		if strings.Contains(format, "retrying") {
-			logs.Add(1)
-		}
-	}})
+	s, logs := retryCountingServer()
 	acceptErr := func(errno syscall.Errno) error {
 		return &net.OpError{Op: "accept", Net: "vsock", Err: os.NewSyscallError("accept4", errno)}
 	}
@@ -1217,4 +1212,14 @@ func TestFailedRequestsLogRateLimited(t *testing.T) {
 	if !slices.Equal(lines, want) {
 		t.Errorf("log lines:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// retryCountingServer is a Server whose log counts Serve's accept retries.
+func retryCountingServer() (*Server, *atomic.Int32) {
+	var n atomic.Int32
+	return New(Options{Quoter: failing{"x"}, Logf: func(format string, _ ...any) {
+		if strings.Contains(format, "retrying") {
+			n.Add(1)
+		}
+	}}), &n
 }
