@@ -19,7 +19,8 @@
 //     checked against the content list.
 //  5. Kernel modules from etc/guestinit/modules.load, in order, each checked
 //     against the content list right before loading (af_alg, algif_hash and
-//     sha256_ssse3 first when listed); configfs mounted at /sys/kernel/config when
+//     sha256_ssse3 first when listed, then the modules eth0 needs, then the
+//     rest); configfs mounted at /sys/kernel/config when
 //     available. From the start of this step, in the background and on
 //     every CPU: the payload's frames (bin/katana.zst) are checked,
 //     decoded and written to /bin/katana (internal/payload; /bin becomes
@@ -28,10 +29,14 @@
 //     sha256 through AF_ALG when those modules are loaded, else
 //     crypto/sha256). An initrd packed with --payload-encoding inline has
 //     /bin/katana itself in the content list, hashed like the rest.
-//  6. ACPI power button listener (needs the "button" module).
-//  7. Network: lo up; eth0 per katana.net (waits up to 10 s for the link),
-//     with IPv6 router advertisements, autoconfiguration and ICMP
-//     redirects off before it comes up.
+//  6. Network, in the background once the modules eth0 needs are loaded,
+//     while the others load (so its marker can come before the modules'):
+//     lo up; eth0 per katana.net (waits up to 10 s for the link), with
+//     IPv6 router advertisements, autoconfiguration and ICMP redirects off
+//     before it comes up. The guest then refuses connections to Katana's
+//     port until Katana listens, rather than leaving them unanswered.
+//  7. ACPI power button listener (needs the "button" module), then the
+//     network's result (its failure is a boot error).
 //  8. Attestation agent (startAgent); it gives reports only once step 9
 //     has checked the initrd, and none after a boot error.
 //  9. Wait for the integrity check (a graceful stop requested meanwhile
@@ -56,7 +61,7 @@
 // are kept), the power button listener not started (system_powerdown then
 // cannot stop Katana), the agent not started (no attestation, Katana runs),
 // and smaller ones, each saying what stays as it was (Ctrl-Alt-Del, magic
-// SysRq, an optional mount, the hash modules loaded early, the huge-page
+// SysRq, an optional mount, a module pass loaded early, the huge-page
 // /bin, Katana's open-files limit). Panics in main and in the init's own
 // goroutines are recovered and handled as boot errors. If the power-off
 // call fails the init parks forever; it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
@@ -80,8 +85,9 @@
 //	guestinit: shutdown: stop requested before katana started: REASON[ ...]   (a stop during the boot; Katana never ran)
 //	guestinit: powering off                              (or: guestinit: rebooting)
 //
-// Other lines (module skipped, power button, restarts, stop steps) are
-// informative and may change.
+// The network's marker can come before the modules' (eth0 is configured
+// while the last modules load). Other lines (module skipped, power button,
+// restarts, stop steps) are informative and may change.
 package main
 
 import (
@@ -356,7 +362,7 @@ func secs(d time.Duration) string { return fmt.Sprintf("%.3fs", d.Seconds()) }
 // bootDeadline bounds the boot up to Katana's start (a few seconds under
 // TCG; a payload of a gigabyte decodes in under a minute there): a step the
 // host can stall for ever, such as a module whose device never answers,
-// ends in a power-off that names the last stage done, not in a guest that
+// ends in a power-off that names the stages done, not in a guest that
 // hangs with nothing to say.
 const bootDeadline = 10 * time.Minute
 
@@ -366,13 +372,18 @@ func watchBoot(d time.Duration, fail func()) (disarm func()) {
 	return func() { t.Stop() }
 }
 
-// lastStage names the last boot stage done, for the watchdog's message.
-func (in *initProc) lastStage() string {
+// stagesDone names the boot stages done, in the order they finished, for
+// the watchdog's message (the network's can finish before the modules').
+func (in *initProc) stagesDone() string {
 	st := in.st.Snapshot().Stages
 	if len(st) == 0 {
 		return "none (the content list or the mounts)"
 	}
-	return st[len(st)-1].Name
+	names := make([]string, len(st))
+	for i, s := range st {
+		names[i] = s.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 func (in *initProc) boot() {
@@ -383,7 +394,7 @@ func (in *initProc) boot() {
 	}
 	disarm := watchBoot(bootDeadline, func() {
 		in.goSafe("boot watchdog", func() {
-			in.fatal(fmt.Errorf("the boot did not reach Katana within %v (last stage done: %s): a step stalled, most likely one the host controls (a device that never answers a module's probe)", bootDeadline, in.lastStage()))
+			in.fatal(fmt.Errorf("the boot did not reach Katana within %v (stages done: %s): a step stalled, most likely one the host controls (a device that never answers a module's probe)", bootDeadline, in.stagesDone()))
 		})
 	})
 
@@ -474,20 +485,30 @@ func (in *initProc) boot() {
 	if !cfg.Net.None {
 		skip["etc/resolv.conf"] = true // rewritten from katana.net below
 	}
-	// 5. Modules. The AF_ALG hash modules go first, so that the payload
-	// hash (the long pole under TCG) runs with the kernel's sha256 while the
-	// other modules load and the network comes up.
+	// 5. Modules, in three passes: the AF_ALG hash modules first, so that
+	// the payload hash (the long pole under TCG) runs with the kernel's
+	// sha256 while the others load; then the modules eth0 needs, so that
+	// the network comes up (in the background) while the rest load; then
+	// the rest. A failure in an early pass is retried in the full pass,
+	// where it is reported with the kernel's reason.
 	t = time.Now()
-	pre, rest := modload.Split(mods, "af_alg", "algif_hash", "sha256_ssse3")
 	var res []modload.Result
-	if len(pre) > 0 {
+	rest, retry := mods, false
+	loadEarly := func(what string, names ...string) {
+		pre, others := modload.Split(rest, names...)
+		if len(pre) == 0 || retry {
+			return
+		}
 		r, err := modload.Load(pre, modload.Options{Root: "/", Contents: list})
 		res = append(res, r...)
 		if err != nil {
-			in.log.Printf("early hash modules: %v (retried in order)", err)
-			rest = mods // Load stopped at the failure; the full pass reports it
+			in.log.Printf("%s: %v (retried in order)", what, err)
+			retry = true // Load stopped at the failure; the full pass reports it
+			return
 		}
+		rest = others
 	}
+	loadEarly("early hash modules", "af_alg", "algif_hash", "sha256_ssse3")
 	var hasher integrity.Hasher = integrity.GoHasher{}
 	if k, err := integrity.NewKernelHasher(); err == nil {
 		hasher = k
@@ -510,7 +531,34 @@ func (in *initProc) boot() {
 			return integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
 		})
 	})
+
+	// 6. Network, in the background once the modules eth0 needs are in:
+	// the guest answers on its address (a refused connection, not silence)
+	// while the rest loads and the payload is checked, and a client's
+	// retries reach Katana as soon as it listens.
+	loadEarly("network modules", netModules...)
+	tn := time.Now()
+	if err := netcfg.Loopback(netcfg.Options{}); err != nil {
+		in.fatal(err)
+	}
+	netDone := make(chan error, 1)
+	in.goSafe("network", func() {
+		if cfg.Net.None {
+			in.stage("network", "eth0=none", time.Since(tn))
+			netDone <- nil
+			return
+		}
+		r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/", ProcSys: "/proc/sys"})
+		if err == nil {
+			in.stage("network", fmt.Sprintf("%s=%s", r.Interface, r.Addr), time.Since(tn))
+		}
+		netDone <- err
+	})
+
 	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }
+	if retry {
+		rest = mods
+	}
 	r, err := modload.Load(rest, modload.Options{Root: "/", Contents: list, KernelLog: kernelLog})
 	res = append(res, r...)
 	if err != nil {
@@ -536,22 +584,10 @@ func (in *initProc) boot() {
 		in.log.Printf("kernel code stays loadable: %v", err)
 	}
 
-	// 6. Power button.
+	// 7. Power button, then the network's result.
 	in.startPowerButton()
-
-	// 7. Network.
-	t = time.Now()
-	if err := netcfg.Loopback(netcfg.Options{}); err != nil {
+	if err := <-netDone; err != nil {
 		in.fatal(err)
-	}
-	if cfg.Net.None {
-		in.stage("network", "eth0=none", time.Since(t))
-	} else {
-		r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/", ProcSys: "/proc/sys"})
-		if err != nil {
-			in.fatal(err)
-		}
-		in.stage("network", fmt.Sprintf("%s=%s", r.Interface, r.Addr), time.Since(t))
 	}
 
 	// 8. Agent.
@@ -696,6 +732,14 @@ func (in *initProc) checkBoth(payloadCheck func() (payload.Report, integrity.Pin
 
 // stopBeforeStart begins the line, a stable marker, for a stop requested
 // before Katana started (supervise says the same after the check).
+// netModules are the modules eth0 needs under QEMU (virtio-net over PCI and
+// their dependencies in Debian's kernels), loaded in the init's second pass
+// in their list order. One the list lacks is built in or not wanted; one
+// that needs a module outside this set fails that pass and is loaded, in
+// order, by the full pass.
+var netModules = []string{"failover", "net_failover", "virtio", "virtio_ring",
+	"virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_net"}
+
 const stopBeforeStart = "stop requested before katana started: "
 
 // awaitCheck waits for the integrity check, or for a stop request during

@@ -71,6 +71,7 @@ func TestBootStandIn(t *testing.T) {
 		lineIndex(g, "guestinit: stage=payload ok") > lineIndex(g, markKatanaStarted) {
 		t.Errorf("no payload stage line with 4 frames and hash=kernel before katana started: %q", l)
 	}
+	checkModuleOrder(t, g)
 	if findLine(g, "guestinit: payload: /bin is a read-only tmpfs with huge pages") == "" {
 		t.Errorf("the payload was not written to a huge-page tmpfs:\n%s", tail(g.Lines(), 30))
 	}
@@ -99,6 +100,43 @@ func TestBootStandIn(t *testing.T) {
 	if i, j := lineIndex(g, markKatanaExited), lineIndex(g, markPoweringOff); i > j {
 		t.Errorf("the init powered off (line %d) before katana exited (line %d)", j, i)
 	}
+}
+
+// checkModuleOrder checks the init's three module passes in its "module
+// times" line: the AF_ALG hash modules, then those eth0 needs (so that the
+// network comes up while the rest load: a client's connection is refused at
+// once instead of left unanswered until Katana listens), then the rest; and
+// that the network's marker came before Katana started.
+func checkModuleOrder(t *testing.T, g *guest) {
+	t.Helper()
+	l := findLine(g, "guestinit: module times: ")
+	_, times, _ := strings.Cut(l, "module times: ")
+	var names []string
+	for _, f := range strings.Fields(times) {
+		name, _, _ := strings.Cut(f, "=")
+		names = append(names, name)
+	}
+	pass := map[string]int{"af_alg": 0, "algif_hash": 0, "sha256_ssse3": 0,
+		"failover": 1, "net_failover": 1, "virtio": 1, "virtio_ring": 1,
+		"virtio_pci_legacy_dev": 1, "virtio_pci_modern_dev": 1, "virtio_pci": 1, "virtio_net": 1}
+	last, seen := 0, map[int]bool{}
+	for _, n := range names {
+		p, ok := pass[n]
+		if !ok {
+			p = 2
+		}
+		if p < last {
+			t.Errorf("module %s (pass %d) loaded after a module of pass %d: %q", n, p, last, l)
+		}
+		last, seen[p] = p, true
+	}
+	if !seen[0] || !seen[1] || !seen[2] {
+		t.Errorf("want the hash modules, eth0's and others in the module times line, got %q", l)
+	}
+	if i, j := lineIndex(g, "guestinit: stage=network ok"), lineIndex(g, markKatanaStarted); i < 0 || i > j {
+		t.Errorf("the network marker (line %d) is not before katana started (line %d)", i, j)
+	}
+	t.Logf("network marker at line %d, modules marker at line %d", lineIndex(g, "guestinit: stage=network ok"), lineIndex(g, "guestinit: stage=modules ok"))
 }
 
 // waitJSONStrings waits for a line matching re and decodes its group as a
