@@ -76,3 +76,19 @@ func TestWatchBoot(t *testing.T) {
 		t.Errorf("bootDeadline %v: a large payload under TCG takes a minute", bootDeadline)
 	}
 }
+
+// sha256_ssse3 is left out only for a CPU its module_cpu_ids refuses.
+func TestCPURefused(t *testing.T) {
+	for _, c := range []struct{ ssse3, avx, avx2, refused bool }{
+		{false, false, false, true},
+		{true, false, false, false},
+		{false, true, false, false},
+		{false, false, true, false},
+		{true, true, true, false},
+	} {
+		got := cpuRefused(c.ssse3, c.avx, c.avx2)
+		if _, ok := got["sha256_ssse3"]; ok != c.refused || len(got) > 1 {
+			t.Errorf("cpuRefused(ssse3=%v, avx=%v, avx2=%v) = %v, want sha256_ssse3 refused %v", c.ssse3, c.avx, c.avx2, got, c.refused)
+		}
+	}
+}

@@ -273,5 +273,20 @@ func Split(mods []initrdlayout.Module, first ...string) (pre, rest []initrdlayou
 	return pre, rest
 }
 
+// Drop removes from mods the modules named in refused (the kernel would
+// refuse them with ENODEV, known before reading them) and returns a Skipped
+// result for each, with its reason; the others keep their order.
+func Drop(mods []initrdlayout.Module, refused map[string]error) (kept []initrdlayout.Module, res []Result) {
+	for _, m := range mods {
+		why, ok := refused[canonical(m.Name)]
+		if !ok {
+			kept = append(kept, m)
+			continue
+		}
+		res = append(res, Result{Name: m.Name, Path: m.Path, Status: Skipped, Skipped: why})
+	}
+	return kept, res
+}
+
 // canonical spells a module name as the kernel does (dashes are underscores).
 func canonical(name string) string { return strings.ReplaceAll(name, "-", "_") }

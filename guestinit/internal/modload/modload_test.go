@@ -289,6 +289,21 @@ func TestSplit(t *testing.T) {
 	}
 }
 
+func TestDrop(t *testing.T) {
+	mods := []initrdlayout.Module{{Name: "af_alg", Path: "a.ko"}, {Name: "sha256-ssse3", Path: "s.ko"}, {Name: "button", Path: "b.ko"}}
+	why := errors.New("no SSSE3")
+	kept, res := Drop(mods, map[string]error{"sha256_ssse3": why, "absent": why})
+	if diff := cmp.Diff([]initrdlayout.Module{{Name: "af_alg", Path: "a.ko"}, {Name: "button", Path: "b.ko"}}, kept); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+	if len(res) != 1 || res[0].Name != "sha256-ssse3" || res[0].Path != "s.ko" || res[0].Status != Skipped || res[0].Skipped != why {
+		t.Errorf("results %+v, want one Skipped sha256-ssse3 with its reason", res)
+	}
+	if kept, res := Drop(mods, nil); len(kept) != 3 || len(res) != 0 {
+		t.Errorf("Drop(nil) kept %d, skipped %d; want 3, 0", len(kept), len(res))
+	}
+}
+
 func TestKernelLogInError(t *testing.T) {
 	root, contents, mods := setup(t, []string{"virtio"}, []string{""})
 	k := &fakeKernel{errs: map[string]error{"image:virtio": unix.ENOENT}}
