@@ -20,8 +20,10 @@
 //  5. Kernel modules from etc/guestinit/modules.load, in order, each checked
 //     against the content list right before loading (af_alg, algif_hash and
 //     sha256_ssse3 first when listed, then the modules eth0 needs, then the
-//     rest); configfs mounted at /sys/kernel/config when
-//     available. From the start of this step, in the background and on
+//     rest); a module whose driver finds no device (ENODEV) is skipped,
+//     but sev_guest's ENODEV in an SEV-SNP guest (one with the sev-guest
+//     platform device) is a failed probe and a boot error; configfs
+//     mounted at /sys/kernel/config when available. From the start of this step, in the background and on
 //     every CPU: the payload's frames (bin/katana.zst) are checked,
 //     decoded and written to /bin/katana (internal/payload; /bin becomes
 //     a tmpfs with huge pages, read-only once the payload is in), while every
@@ -96,8 +98,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -583,6 +587,9 @@ func (in *initProc) boot() {
 		}
 	}
 	in.log.Printf("module times: %s", strings.Join(times, " "))
+	if err := sevGuestProbe(res, "/sys"); err != nil {
+		in.fatal(err)
+	}
 	in.stage("modules", fmt.Sprintf("count=%d took=%s", loaded, secs(time.Since(t))), time.Since(t))
 	mountLate(early.Options{}, in.log.Printf)
 	// Every module is in: no more kernel code until power-off (no module,
@@ -751,6 +758,35 @@ func cpuRefused(ssse3, avx, avx2 bool) map[string]error {
 		return nil
 	}
 	return map[string]error{"sha256_ssse3": errors.New("the CPU has none of SSSE3, AVX, AVX2, which it needs; not loaded (the kernel's generic sha256 serves)")}
+}
+
+// sevGuestDevice is the platform device an SEV-SNP guest's kernel makes for
+// the sev-guest driver (Linux 6.1's snp_init_platform_device; none outside
+// SEV-SNP), under the sysfs root.
+const sevGuestDevice = "bus/platform/devices/sev-guest"
+
+// sevGuestProbe turns a skipped sev_guest into a boot error when the kernel
+// has made the SEV-SNP guest device it drives: platform_driver_probe reports
+// any probe failure (a null VMPCK, no gcm(aes) for the crypto API, a page
+// it could not share) as ENODEV, the same as no device, and such a guest
+// would run Katana with no report to be had, by the agent or by Katana.
+// Outside SEV-SNP there is no such device and the skip stands.
+func sevGuestProbe(res []modload.Result, sys string) error {
+	for _, r := range res {
+		if strings.ReplaceAll(r.Name, "-", "_") != "sev_guest" || r.Status != modload.Skipped {
+			continue
+		}
+		dev := filepath.Join(sys, sevGuestDevice)
+		_, err := os.Stat(dev)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("module sev_guest was skipped (%v) and %s cannot be read to tell whether this is an SEV-SNP guest: %w", r.Skipped, dev, err)
+		}
+		return fmt.Errorf("module sev_guest: this is an SEV-SNP guest (its kernel made %s) but the driver's probe failed (%v): no attestation report could be had, by the agent or by Katana; see the kernel's reason, then the initrd's modules (hostbuild pack loads what sev-guest asks the crypto API for) or the launch (a VMPCK the firmware left empty)", dev, r.Skipped)
+	}
+	return nil
 }
 
 // netModules are the modules eth0 needs under QEMU (virtio-net over PCI and

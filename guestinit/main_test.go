@@ -4,11 +4,14 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/guestinit/internal/modload"
 )
 
 // Run as a test binary with GUESTINIT_TEST_MAIN=1, the test binary runs
@@ -89,6 +92,44 @@ func TestCPURefused(t *testing.T) {
 		got := cpuRefused(c.ssse3, c.avx, c.avx2)
 		if _, ok := got["sha256_ssse3"]; ok != c.refused || len(got) > 1 {
 			t.Errorf("cpuRefused(ssse3=%v, avx=%v, avx2=%v) = %v, want sha256_ssse3 refused %v", c.ssse3, c.avx, c.avx2, got, c.refused)
+		}
+	}
+}
+
+// A skipped sev_guest is a boot error only where the kernel made the
+// SEV-SNP guest device: there the skip is a failed probe.
+func TestSEVGuestProbe(t *testing.T) {
+	withDevice := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(withDevice, sevGuestDevice), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	without := t.TempDir()
+	why := errors.New("no such device; kernel: sev-guest sev-guest: vmpck id 0 is null")
+	skipped := []modload.Result{{Name: "virtio_pci", Status: modload.Loaded}, {Name: "sev_guest", Status: modload.Skipped, Skipped: why}}
+	for _, c := range []struct {
+		name    string
+		res     []modload.Result
+		sys     string
+		wantErr bool
+	}{
+		{"skipped outside SEV-SNP", skipped, without, false},
+		{"skipped in an SEV-SNP guest", skipped, withDevice, true},
+		{"dashed name skipped in an SEV-SNP guest", []modload.Result{{Name: "sev-guest", Status: modload.Skipped, Skipped: why}}, withDevice, true},
+		{"loaded in an SEV-SNP guest", []modload.Result{{Name: "sev_guest", Status: modload.Loaded}}, withDevice, false},
+		{"another module skipped in an SEV-SNP guest", []modload.Result{{Name: "button", Status: modload.Skipped, Skipped: why}}, withDevice, false},
+		{"not listed", nil, withDevice, false},
+	} {
+		err := sevGuestProbe(c.res, c.sys)
+		if (err != nil) != c.wantErr {
+			t.Errorf("%s: err %v, want error %v", c.name, err, c.wantErr)
+			continue
+		}
+		if err != nil {
+			for _, w := range []string{"SEV-SNP guest", "vmpck id 0 is null", filepath.Join(withDevice, sevGuestDevice)} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: error %q lacks %q", c.name, err, w)
+				}
+			}
 		}
 	}
 }
