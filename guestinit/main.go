@@ -110,7 +110,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/cpu"
 	"golang.org/x/sys/unix"
 
 	"github.com/katana-tee/snpboot/guestinit/internal/acpi"
@@ -460,7 +459,8 @@ func (in *initProc) boot() {
 	}
 	// A module this CPU makes the kernel refuse is neither read nor
 	// offered; its file is still checked with the other files below.
-	mods, cpuSkipped := modload.Drop(mods, cpuRefused(cpu.X86.HasSSSE3, cpu.X86.HasAVX, cpu.X86.HasAVX2))
+	cpuinfo, _ := os.ReadFile("/proc/cpuinfo") // unreadable: nothing is left out
+	mods, cpuSkipped := modload.Drop(mods, cpuRefused(cpuFlags(cpuinfo)))
 	// The chunk list (large files in pieces, so that they are checked on
 	// every CPU) is itself checked against the content list first.
 	var chunks []initrdlayout.Chunk
@@ -548,23 +548,31 @@ func (in *initProc) boot() {
 	// while the rest loads and the payload is checked, and a client's
 	// retries reach Katana as soon as it listens.
 	loadEarly("network modules", netModules...)
-	tn := time.Now()
 	if err := netcfg.Loopback(netcfg.Options{}); err != nil {
 		in.fatal(err)
 	}
 	netDone := make(chan error, 1)
-	in.goSafe("network", func() {
-		if cfg.Net.None {
-			in.stage("network", "eth0=none", time.Since(tn))
-			netDone <- nil
-			return
-		}
-		r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/", ProcSys: "/proc/sys"})
-		if err == nil {
-			in.stage("network", fmt.Sprintf("%s=%s", r.Interface, r.Addr), time.Since(tn))
-		}
-		netDone <- err
-	})
+	startNet := func() {
+		tn := time.Now()
+		in.goSafe("network", func() {
+			if cfg.Net.None {
+				in.stage("network", "eth0=none", time.Since(tn))
+				netDone <- nil
+				return
+			}
+			r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/", ProcSys: "/proc/sys"})
+			if err == nil {
+				in.stage("network", fmt.Sprintf("%s=%s", r.Interface, r.Addr), time.Since(tn))
+			}
+			netDone <- err
+		})
+	}
+	// After a failed early pass the network's modules may still be to
+	// load: it then starts once the full pass has loaded them.
+	netEarly := !retry
+	if netEarly {
+		startNet()
+	}
 
 	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }
 	if retry {
@@ -574,6 +582,9 @@ func (in *initProc) boot() {
 	res = append(res, r...)
 	if err != nil {
 		in.fatal(err)
+	}
+	if !netEarly {
+		startNet()
 	}
 	loaded := 0
 	var times []string
@@ -744,20 +755,36 @@ func (in *initProc) checkBoth(payloadCheck func() (payload.Report, integrity.Pin
 	return res
 }
 
-// stopBeforeStart begins the line, a stable marker, for a stop requested
-// before Katana started (supervise says the same after the check).
 // cpuRefused names the listed modules whose init refuses this CPU
 // (ENODEV), so that the init need not read, check and offer them:
-// sha256_ssse3 wants SSSE3, AVX or AVX2 (Linux 6.1's module_cpu_ids; later
-// kernels add SHA-NI, which no CPU has without SSSE3). The kernel only
-// ever clears CPUID features, so a CPU Go sees without all three is one
-// the module refuses. Under TCG's default CPU (qemu64) that saves ~0.05 s
+// sha256_ssse3 wants one of SSSE3, AVX, AVX2 (Linux 6.1's module_cpu_ids)
+// or SHA-NI (later kernels'). flags are the kernel's own CPU feature flags
+// (/proc/cpuinfo), the ones its x86_match_cpu reads; none known (nil)
+// refuses nothing. Under TCG's default CPU (qemu64) that saves ~0.05 s
 // before the payload's check can start; a CPU with any of them loads it.
-func cpuRefused(ssse3, avx, avx2 bool) map[string]error {
-	if ssse3 || avx || avx2 {
+func cpuRefused(flags []string) map[string]error {
+	if flags == nil {
 		return nil
 	}
-	return map[string]error{"sha256_ssse3": errors.New("the CPU has none of SSSE3, AVX, AVX2, which it needs; not loaded (the kernel's generic sha256 serves)")}
+	for _, f := range flags {
+		switch f {
+		case "ssse3", "avx", "avx2", "sha_ni":
+			return nil
+		}
+	}
+	return map[string]error{"sha256_ssse3": errors.New("the CPU has none of SSSE3, AVX, AVX2, SHA-NI, one of which it needs; not loaded (the kernel's generic sha256 serves)")}
+}
+
+// cpuFlags returns the flags of the first processor in a /proc/cpuinfo
+// text, or nil when it has none.
+func cpuFlags(cpuinfo []byte) []string {
+	for _, line := range strings.Split(string(cpuinfo), "\n") {
+		key, val, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(key) == "flags" {
+			return strings.Fields(val)
+		}
+	}
+	return nil
 }
 
 // sevGuestDevice is the platform device an SEV-SNP guest's kernel makes for
@@ -789,14 +816,20 @@ func sevGuestProbe(res []modload.Result, sys string) error {
 	return nil
 }
 
-// netModules are the modules eth0 needs under QEMU (virtio-net over PCI and
-// their dependencies in Debian's kernels), loaded in the init's second pass
-// in their list order. One the list lacks is built in or not wanted; one
-// that needs a module outside this set fails that pass and is loaded, in
-// order, by the full pass.
-var netModules = []string{"failover", "net_failover", "virtio", "virtio_ring",
+// netModules are the modules the network needs before eth0 is configured,
+// loaded in the init's second pass in their list order: virtio-net over PCI
+// and their dependencies in Debian's kernels, and ipv6 where it is a module
+// (Debian builds it in), which netcfg's IPv6 settings (no router
+// advertisements, autoconfiguration or redirects, written before eth0 comes
+// up) and an IPv6 katana.net need: loaded later, it would give eth0 the
+// kernel's defaults. One the list lacks is built in or not wanted; one that
+// needs a module outside this set fails that pass and is loaded, in order,
+// by the full pass, and the network then waits for that pass.
+var netModules = []string{"ipv6", "failover", "net_failover", "virtio", "virtio_ring",
 	"virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "virtio_net"}
 
+// stopBeforeStart begins the line, a stable marker, for a stop requested
+// before Katana started (supervise says the same after the check).
 const stopBeforeStart = "stop requested before katana started: "
 
 // awaitCheck waits for the integrity check, or for a stop request during

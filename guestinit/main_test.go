@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/katana-tee/snpboot/guestinit/internal/modload"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
 // Run as a test binary with GUESTINIT_TEST_MAIN=1, the test binary runs
@@ -80,18 +82,27 @@ func TestWatchBoot(t *testing.T) {
 	}
 }
 
-// sha256_ssse3 is left out only for a CPU its module_cpu_ids refuses.
+// sha256_ssse3 is left out only for a CPU its module_cpu_ids refuses, as
+// the kernel's flags in /proc/cpuinfo tell.
 func TestCPURefused(t *testing.T) {
-	for _, c := range []struct{ ssse3, avx, avx2, refused bool }{
-		{false, false, false, true},
-		{true, false, false, false},
-		{false, true, false, false},
-		{false, false, true, false},
-		{true, true, true, false},
+	qemu64 := "processor\t: 0\nvendor_id\t: AuthenticAMD\nflags\t\t: fpu vme de pse tsc msr pae sse sse2 ht syscall nx lm pni cx16 x2apic hypervisor lahf_lm svm\nbugs\t\t: fxsave_leak\n\nprocessor\t: 1\nflags\t\t: fpu ssse3\n"
+	for _, c := range []struct {
+		name    string
+		cpuinfo string
+		refused bool
+	}{
+		{"qemu64", qemu64, true},
+		{"ssse3", strings.Replace(qemu64, "pni ", "pni ssse3 ", 1), false},
+		{"avx", strings.Replace(qemu64, "pni ", "pni avx ", 1), false},
+		{"avx2", strings.Replace(qemu64, "pni ", "pni avx2 ", 1), false},
+		{"sha_ni alone (a kernel after 6.1 loads it)", strings.Replace(qemu64, "pni ", "pni sha_ni ", 1), false},
+		{"a flag that only contains one", strings.Replace(qemu64, "pni ", "pni avx512f xssse3 ", 1), true},
+		{"no flags line", "processor\t: 0\n", false},
+		{"unreadable", "", false},
 	} {
-		got := cpuRefused(c.ssse3, c.avx, c.avx2)
+		got := cpuRefused(cpuFlags([]byte(c.cpuinfo)))
 		if _, ok := got["sha256_ssse3"]; ok != c.refused || len(got) > 1 {
-			t.Errorf("cpuRefused(ssse3=%v, avx=%v, avx2=%v) = %v, want sha256_ssse3 refused %v", c.ssse3, c.avx, c.avx2, got, c.refused)
+			t.Errorf("%s: cpuRefused = %v, want sha256_ssse3 refused %v", c.name, got, c.refused)
 		}
 	}
 }
@@ -131,5 +142,31 @@ func TestSEVGuestProbe(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// The network pass holds everything netcfg needs before eth0 is
+// configured: virtio-net over PCI with its dependencies, and ipv6 where it
+// is a module (its sysctls are written before eth0 comes up), in list order.
+func TestNetworkPass(t *testing.T) {
+	var list []initrdlayout.Module
+	for _, n := range []string{"af_alg", "algif_hash", "ipv6", "button", "failover", "net_failover", "virtio", "virtio_ring",
+		"virtio_net", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci", "vsock", "sev_guest"} {
+		list = append(list, initrdlayout.Module{Name: n, Path: n + ".ko"})
+	}
+	pre, rest := modload.Split(list, netModules...)
+	var got, left []string
+	for _, m := range pre {
+		got = append(got, m.Name)
+	}
+	for _, m := range rest {
+		left = append(left, m.Name)
+	}
+	want := []string{"ipv6", "failover", "net_failover", "virtio", "virtio_ring", "virtio_net", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci"}
+	if !slices.Equal(got, want) {
+		t.Errorf("network pass %v, want %v", got, want)
+	}
+	if wantLeft := []string{"af_alg", "algif_hash", "button", "vsock", "sev_guest"}; !slices.Equal(left, wantLeft) {
+		t.Errorf("left for the full pass %v, want %v", left, wantLeft)
 	}
 }

@@ -116,7 +116,7 @@ func checkModuleOrder(t *testing.T, g *guest) {
 		name, _, _ := strings.Cut(f, "=")
 		names = append(names, name)
 	}
-	pass := map[string]int{"af_alg": 0, "algif_hash": 0, "sha256_ssse3": 0,
+	pass := map[string]int{"af_alg": 0, "algif_hash": 0, "sha256_ssse3": 0, "ipv6": 1,
 		"failover": 1, "net_failover": 1, "virtio": 1, "virtio_ring": 1,
 		"virtio_pci_legacy_dev": 1, "virtio_pci_modern_dev": 1, "virtio_pci": 1, "virtio_net": 1}
 	last, seen := 0, map[int]bool{}
