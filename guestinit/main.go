@@ -23,13 +23,13 @@
 //     rest); a module whose driver finds no device (ENODEV) is skipped,
 //     but sev_guest's ENODEV in an SEV-SNP guest (one with the sev-guest
 //     platform device) is a failed probe and a boot error; configfs
-//     mounted at /sys/kernel/config when available. From the start of this step, in the background and on
-//     every CPU: the payload's frames (bin/katana.zst) are checked,
-//     decoded and written to /bin/katana (internal/payload; /bin becomes
-//     a tmpfs with huge pages, read-only once the payload is in), while every
-//     other listed file is hashed, large ones chunk by chunk (the kernel's
-//     sha256 through AF_ALG when those modules are loaded, else
-//     crypto/sha256). An initrd packed with --payload-encoding inline has
+//     mounted at /sys/kernel/config when available. From the start of
+//     this step, in the background and on every CPU: the payload's frames
+//     (bin/katana.zst) are checked, decoded and written to /bin/katana
+//     (internal/payload; /bin becomes a tmpfs with huge pages, read-only
+//     once the payload is in), while every other listed file is hashed,
+//     large ones chunk by chunk (the kernel's sha256 through AF_ALG when
+//     those modules are loaded, else crypto/sha256). An initrd packed with --payload-encoding inline has
 //     /bin/katana itself in the content list, hashed like the rest.
 //  6. Network, in the background once the modules eth0 needs are loaded,
 //     while the others load (so its marker can come before the modules'):
