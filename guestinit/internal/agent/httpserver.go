@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/katana-tee/snpboot/shared/agentapi"
@@ -107,8 +108,9 @@ var errIdleClose = errors.New("idle connection closed")
 
 // testHookAfterIdlePeek, when set (tests only), runs after an idle
 // connection's wait for its next request ended, before it learns whether
-// it was evicted meanwhile.
-var testHookAfterIdlePeek func(*trackedConn)
+// it was evicted meanwhile. Atomic: a test sets and clears it while its
+// server's connections run.
+var testHookAfterIdlePeek atomic.Pointer[func(*trackedConn)]
 
 // errClientGone is the cause of a request context cancelled because its
 // client hung up or half-closed the connection.
@@ -252,8 +254,8 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 		tc.setIdle()
 	}
 	_, err := br.Peek(1)
-	if idle && testHookAfterIdlePeek != nil {
-		testHookAfterIdlePeek(tc)
+	if hook := testHookAfterIdlePeek.Load(); idle && hook != nil {
+		(*hook)(tc)
 	}
 	// Evicted while idle: closed, unless a request came in at that very
 	// moment, which is answered (the slot is already the newcomer's: one

@@ -479,13 +479,13 @@ func TestEvictedAsRequestArrives(t *testing.T) {
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	testHookAfterIdlePeek = func(tc *trackedConn) {
+	setIdlePeekHook(func(tc *trackedConn) {
 		peeked <- tc
 		<-release
-	}
+	})
 	// Registered after serve's: runs first, so that a failed test does
 	// not leave the connection (and Serve's wait for it) blocked.
-	t.Cleanup(func() { testHookAfterIdlePeek = nil; unblock() })
+	t.Cleanup(func() { setIdlePeekHook(nil); unblock() })
 	// The second request arrives; its connection is between its wait and
 	// its check when the newcomer comes.
 	answer := make(chan [2]string, 1)
@@ -519,7 +519,7 @@ func TestEvictedAsRequestArrives(t *testing.T) {
 			t.Fatal("the newcomer did not evict the idle connection")
 		}
 	}
-	testHookAfterIdlePeek = nil
+	setIdlePeekHook(nil)
 	unblock()
 	select {
 	case got := <-answer:
@@ -590,4 +590,14 @@ func TestClosingConnectionFreesItsSlot(t *testing.T) {
 	if st, _ := rawExchange(t, addr, statusReqClose); !strings.HasPrefix(st, "200") {
 		t.Errorf("the next client while the first drains: %s, want 200", st)
 	}
+}
+
+// setIdlePeekHook sets (nil: clears) the test hook run after an idle
+// connection's wait.
+func setIdlePeekHook(f func(*trackedConn)) {
+	if f == nil {
+		testHookAfterIdlePeek.Store(nil)
+		return
+	}
+	testHookAfterIdlePeek.Store(&f)
 }

@@ -80,7 +80,7 @@ func TestPipelinedRequestNotIdle(t *testing.T) {
 	h := dialKeepAlive(t, addr)
 	var once sync.Once
 	evictedEarly := make(chan bool, 1)
-	testHookAfterIdlePeek = func(tc *trackedConn) {
+	setIdlePeekHook(func(tc *trackedConn) {
 		once.Do(func() {
 			// A newcomer arrives while this connection is taken for idle.
 			go func() {
@@ -103,9 +103,9 @@ func TestPipelinedRequestNotIdle(t *testing.T) {
 				}
 			}
 		})
-	}
+	})
 	// Registered after serve's: runs first.
-	t.Cleanup(func() { testHookAfterIdlePeek = nil })
+	t.Cleanup(func() { setIdlePeekHook(nil) })
 	// Two requests in one write: the second is buffered while the first
 	// is answered.
 	h.SetDeadline(time.Now().Add(20 * time.Second))
@@ -123,7 +123,7 @@ func TestPipelinedRequestNotIdle(t *testing.T) {
 			t.Errorf("pipelined answer %d: %q close=%v, want 200 OK on a kept connection", i, resp.Status, resp.Close)
 		}
 	}
-	testHookAfterIdlePeek = nil
+	setIdlePeekHook(nil)
 	select {
 	case <-evictedEarly:
 		t.Error("a connection with a buffered pipelined request was evicted as idle")
