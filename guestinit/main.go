@@ -33,9 +33,9 @@
 //     /bin/katana itself in the content list, hashed like the rest.
 //  6. Network, in the background once the modules eth0 needs are loaded,
 //     while the others load (so its marker can come before the modules'):
-//     lo up; eth0 per katana.net (waits up to 10 s for the link), with
-//     IPv6 router advertisements, autoconfiguration and ICMP redirects off
-//     before it comes up. The guest then refuses connections to Katana's
+//     lo up; eth0 per katana.net (waited for until 10 s after the last
+//     module is in), with IPv6 router advertisements, autoconfiguration
+//     and ICMP redirects off before it comes up. The guest then refuses connections to Katana's
 //     port until Katana listens, rather than leaving them unanswered.
 //  7. ACPI power button listener (needs the "button" module), then the
 //     network's result (its failure is a boot error).
@@ -552,7 +552,7 @@ func (in *initProc) boot() {
 		in.fatal(err)
 	}
 	netDone := make(chan error, 1)
-	startNet := func() {
+	startNet := func(wait time.Duration) {
 		tn := time.Now()
 		in.goSafe("network", func() {
 			if cfg.Net.None {
@@ -560,7 +560,7 @@ func (in *initProc) boot() {
 				netDone <- nil
 				return
 			}
-			r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/", ProcSys: "/proc/sys"})
+			r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/", ProcSys: "/proc/sys", Wait: wait})
 			if err == nil {
 				in.stage("network", fmt.Sprintf("%s=%s", r.Interface, r.Addr), time.Since(tn))
 			}
@@ -568,10 +568,13 @@ func (in *initProc) boot() {
 		})
 	}
 	// After a failed early pass the network's modules may still be to
-	// load: it then starts once the full pass has loaded them.
+	// load: it then starts once the full pass has loaded them. Started
+	// early, its wait for eth0 is bounded after the full pass instead
+	// (linkWait from the modules' end, as when it starts late), since a
+	// NIC driver outside netModules loads in that pass.
 	netEarly := !retry
 	if netEarly {
-		startNet()
+		startNet(bootDeadline)
 	}
 
 	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }
@@ -584,7 +587,7 @@ func (in *initProc) boot() {
 		in.fatal(err)
 	}
 	if !netEarly {
-		startNet()
+		startNet(linkWait)
 	}
 	loaded := 0
 	var times []string
@@ -611,8 +614,18 @@ func (in *initProc) boot() {
 
 	// 7. Power button, then the network's result.
 	in.startPowerButton()
-	if err := <-netDone; err != nil {
-		in.fatal(err)
+	var netErr error
+	if netEarly {
+		select {
+		case netErr = <-netDone:
+		case <-time.After(linkWait):
+			netErr = netcfg.LinkTimeoutError("eth0", linkWait)
+		}
+	} else {
+		netErr = <-netDone
+	}
+	if netErr != nil {
+		in.fatal(netErr)
 	}
 
 	// 8. Agent.
@@ -815,6 +828,9 @@ func sevGuestProbe(res []modload.Result, sys string) error {
 	}
 	return nil
 }
+
+// linkWait bounds the wait for eth0 once every module is in.
+const linkWait = 10 * time.Second
 
 // netModules are the modules the network needs before eth0 is configured,
 // loaded in the init's second pass in their list order: virtio-net over PCI

@@ -549,3 +549,66 @@ func TestBootOVMF(t *testing.T) {
 		t.Errorf("under qemu64, want sha256_ssse3 skipped for the CPU and not loaded:\n%s", tail(g.Lines(), 40))
 	}
 }
+
+// TestBootNoNIC boots the default initrd in a VM without a network card:
+// the init brings the network up in the background while its last modules
+// load, and bounds the wait for eth0 after they are all in; no eth0 is a
+// boot error that says what to check, and a clean power-off.
+func TestBootNoNIC(t *testing.T) {
+	e := needEnv(t)
+	c := bootcfg.Default()
+	c.Agent = bootcfg.Agent{Mode: bootcfg.AgentNone}
+	line, err := bootcfg.Format(c, baseParams)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial := filepath.Join(t.TempDir(), "serial.log")
+	args := []string{"-accel", "tcg", "-m", defaultMemory, "-nodefaults", "-no-reboot",
+		"-display", "none", "-monitor", "none", "-kernel", e.vmlinuz, "-initrd", defaultInitrd(t, e),
+		"-append", line, "-chardev", "file,id=s0,path=" + serial, "-serial", "chardev:s0"}
+	t.Logf("booting: qemu-system-x86_64 %s", strings.Join(args, " "))
+	g := startProc(t, "qemu-system-x86_64", args, serial)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
+	defer cancel()
+	l, err := g.WaitForLine(ctx, markBootError)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"eth0 after 10s", "virtio-net-pci"} {
+		if !strings.Contains(l, w) {
+			t.Errorf("boot error %q lacks %q", l, w)
+		}
+	}
+	// The 10 s count from the end of the module stage, not from the
+	// network's start in the background.
+	if m, e2 := lineTime(findLine(g, "guestinit: stage=modules ok")), lineTime(l); m < 0 || e2-m < 9.95 {
+		t.Errorf("boot error %.3f s after the modules stage (line %q), want at least ~10 s", e2-m, findLine(g, "guestinit: stage=modules ok"))
+	}
+	if _, err := g.WaitForLine(ctx, "reboot: Power down"); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := g.Wait(ctx); err != nil || code != 0 {
+		t.Errorf("qemu: exit %d, %v; want 0 after the guest powered off", code, err)
+	}
+	if l := findLine(g, markKatanaStarted); l != "" {
+		t.Errorf("katana was started without a network: %q", l)
+	}
+}
+
+// lineTime returns the seconds-since-boot stamp of a console line
+// ("[    1.234567] ..."), or -1.
+func lineTime(l string) float64 {
+	_, rest, ok := strings.Cut(l, "[")
+	if !ok {
+		return -1
+	}
+	stamp, _, ok := strings.Cut(rest, "]")
+	if !ok {
+		return -1
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(stamp), 64)
+	if err != nil {
+		return -1
+	}
+	return f
+}

@@ -188,6 +188,13 @@ func Configure(ctx context.Context, n bootcfg.Net, o Options) (Result, error) {
 // library's own subscription decodes every message in a goroutine of its
 // own, which no recover of the init's covers, and a panic there would end
 // PID 1.
+// LinkTimeoutError is the error for an interface that did not appear
+// within wait (ErrLinkTimeout, with what to check).
+func LinkTimeoutError(iface string, wait time.Duration) error {
+	return fmt.Errorf("%s after %v (is virtio_net loaded, and virtio_pci before it? is there a -device virtio-net-pci?): %w",
+		iface, wait, ErrLinkTimeout)
+}
+
 func waitLink(ctx context.Context, h *netlink.Handle, o Options) (netlink.Link, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Wait)
 	defer cancel()
@@ -211,8 +218,7 @@ func waitLink(ctx context.Context, h *netlink.Handle, o Options) (netlink.Link, 
 		deadline, _ := ctx.Deadline()
 		left := time.Until(deadline)
 		if left <= 0 || ctx.Err() != nil {
-			return nil, fmt.Errorf("%s after %v (is virtio_net loaded, and virtio_pci before it? is there a -device virtio-net-pci?): %w",
-				o.Interface, o.Wait, ErrLinkTimeout)
+			return nil, LinkTimeoutError(o.Interface, o.Wait)
 		}
 		tv := unix.NsecToTimeval(left.Nanoseconds())
 		s.SetReceiveTimeout(&tv)
