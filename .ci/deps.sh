@@ -11,7 +11,7 @@
 #                    virt-xml-validate checks the XML of hostbuild libvirt
 #   make             make test, make demo (not on a minimal Debian install)
 #   gcc, libc6-dev   shared/bootcfg's differential test compiles the
-#                    kernel's own command line parsers
+#                    kernel's own command line parsers; go test -race (cgo)
 #   xz-utils         fetch-kernel-source.sh unpacks linux-source's .tar.xz
 #                    (priority standard: not on a minimal install)
 set -euo pipefail

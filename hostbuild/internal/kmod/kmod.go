@@ -36,7 +36,7 @@ import (
 // faster than Go's under TCG; sha256_ssse3, the kernel's SHA-NI, AVX2,
 // AVX and SSSE3 code, without which AF_ALG hashes with the generic C code,
 // about 3x slower than Go's on SEV-SNP hardware; on a CPU with none of
-// those it refuses to load, ENODEV, and is skipped). Names the tree lacks are skipped. What
+// those it would refuse to load, ENODEV, and the init leaves it out). Names the tree lacks are skipped. What
 // sev-guest asks the crypto API for as it probes comes with it
 // (loadTimeNeeds).
 //
