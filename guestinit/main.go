@@ -32,7 +32,7 @@
 //     those modules are loaded, else crypto/sha256). An initrd packed with --payload-encoding inline has
 //     /bin/katana itself in the content list, hashed like the rest.
 //  6. Network, in the background once the modules eth0 needs are loaded,
-//     while the others load (so its marker can come before the modules'):
+//     while the others load (its marker is logged after the modules'):
 //     lo up; eth0 per katana.net (waited for until 10 s after the last
 //     module is in), with IPv6 router advertisements, autoconfiguration
 //     and ICMP redirects off before it comes up. The guest then refuses connections to Katana's
@@ -87,9 +87,8 @@
 //	guestinit: shutdown: stop requested before katana started: REASON[ ...]   (a stop during the boot; Katana never ran)
 //	guestinit: powering off                              (or: guestinit: rebooting)
 //
-// The network's marker can come before the modules' (eth0 is configured
-// while the last modules load). Other lines (module skipped, power button,
-// restarts, stop steps) are informative and may change.
+// Other lines (module skipped, power button, restarts, stop steps) are
+// informative and may change.
 package main
 
 import (
@@ -376,8 +375,8 @@ func watchBoot(d time.Duration, fail func()) (disarm func()) {
 	return func() { t.Stop() }
 }
 
-// stagesDone names the boot stages done, in the order they finished, for
-// the watchdog's message (the network's can finish before the modules').
+// stagesDone names the boot stages done, in order, for the watchdog's
+// message.
 func (in *initProc) stagesDone() string {
 	st := in.st.Snapshot().Stages
 	if len(st) == 0 {
@@ -551,20 +550,24 @@ func (in *initProc) boot() {
 	if err := netcfg.Loopback(netcfg.Options{}); err != nil {
 		in.fatal(err)
 	}
-	netDone := make(chan error, 1)
+	// Its marker is logged by the main goroutine once the modules are in:
+	// a line written while modules load would be split on the serial
+	// console by their kernel messages.
+	type netResult struct {
+		detail string
+		took   time.Duration
+		err    error
+	}
+	netDone := make(chan netResult, 1)
 	startNet := func(wait time.Duration) {
 		tn := time.Now()
 		in.goSafe("network", func() {
 			if cfg.Net.None {
-				in.stage("network", "eth0=none", time.Since(tn))
-				netDone <- nil
+				netDone <- netResult{detail: "eth0=none", took: time.Since(tn)}
 				return
 			}
 			r, err := netcfg.Configure(ctx, cfg.Net, netcfg.Options{Root: "/", ProcSys: "/proc/sys", Wait: wait})
-			if err == nil {
-				in.stage("network", fmt.Sprintf("%s=%s", r.Interface, r.Addr), time.Since(tn))
-			}
-			netDone <- err
+			netDone <- netResult{detail: fmt.Sprintf("%s=%s", r.Interface, r.Addr), took: time.Since(tn), err: err}
 		})
 	}
 	// After a failed early pass the network's modules may still be to
@@ -614,19 +617,20 @@ func (in *initProc) boot() {
 
 	// 7. Power button, then the network's result.
 	in.startPowerButton()
-	var netErr error
+	var nr netResult
 	if netEarly {
 		select {
-		case netErr = <-netDone:
+		case nr = <-netDone:
 		case <-time.After(linkWait):
-			netErr = netcfg.LinkTimeoutError("eth0", linkWait)
+			nr.err = netcfg.LinkTimeoutError("eth0", linkWait)
 		}
 	} else {
-		netErr = <-netDone
+		nr = <-netDone
 	}
-	if netErr != nil {
-		in.fatal(netErr)
+	if nr.err != nil {
+		in.fatal(nr.err)
 	}
+	in.stage("network", nr.detail, nr.took)
 
 	// 8. Agent.
 	if err := startAgent(ctx, cfg, in.st, in.ready.Err); err != nil {
