@@ -37,8 +37,8 @@ import (
 // AVX and SSSE3 code, without which AF_ALG hashes with the generic C code,
 // about 3x slower than Go's on SEV-SNP hardware; on a CPU with none of
 // those it would refuse to load, ENODEV, and the init leaves it out). Names the tree lacks are skipped. What
-// sev-guest asks the crypto API for as it probes comes with it
-// (loadTimeNeeds).
+// sev-guest asks the crypto API for as it probes comes with it, and
+// aesni_intel before it for a constant-time AES-GCM (loadTimeNeeds).
 //
 // qemu_fw_cfg is not in the set: the init reads nothing from fw_cfg (the
 // arguments come from the measured command line), and the driver would
@@ -458,6 +458,7 @@ func (t *Tree) load(name, rel string) (*Module, error) {
 		}
 		if imports {
 			m.Depends = append(m.Depends, t.providers(need.modules)...)
+			m.Depends = append(m.Depends, t.providers(need.prefer)...)
 		}
 	}
 	return m, nil
@@ -476,11 +477,22 @@ func (t *Tree) load(name, rel string) (*Module, error) {
 // attestation on SEV-SNP hardware. Debian's 6.12 does the same; a
 // sev-guest built on the kernel's AES-GCM library instead (a symbol
 // dependency) imports no crypto_alloc_aead and gets none of them.
+//
+// prefer are the modules of a better implementation of the same
+// algorithm, loaded first too where the tree has them so that the crypto
+// API, which takes the highest priority among the algorithms registered,
+// builds that one: for sev-guest, aesni_intel's AES-GCM (AES-NI and
+// PCLMULQDQ, in constant time) instead of the gcm template over the
+// table-based aes-generic and ghash-generic, whose lookups a host that
+// watches the guest's cache could time to learn VMPCK0, the key of the
+// guest's messages to the AMD-SP. On a CPU without AES-NI the module
+// refuses to load (ENODEV, a skip), and the template serves as before.
 var loadTimeNeeds = map[string]struct {
 	symbol  string
 	modules [][]string
+	prefer  [][]string
 }{
-	"sev_guest": {"crypto_alloc_aead", [][]string{{"aes_generic"}, {"gcm"}, {"ctr"}, {"ghash_generic", "ghash_clmulni_intel"}}},
+	"sev_guest": {"crypto_alloc_aead", [][]string{{"aes_generic"}, {"gcm"}, {"ctr"}, {"ghash_generic", "ghash_clmulni_intel"}}, [][]string{{"aesni_intel"}}},
 }
 
 // providers returns, for each list of alternatives, the first the tree has

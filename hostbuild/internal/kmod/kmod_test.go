@@ -556,13 +556,14 @@ func TestDebianKernel(t *testing.T) {
 		}
 	}
 	// Debian 12's sev-guest builds gcm(aes) as it probes, and its kernel
-	// has gcm, ctr and ghash as modules: loaded first (the boot tests
-	// build the same algorithm in a guest).
+	// has gcm, ctr and ghash as modules: loaded first, with aesni_intel
+	// and its dependencies for the constant-time implementation (the boot
+	// tests build the same algorithm in a guest, and check which).
 	ms, err = tree.Closure([]string{"sev-guest"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(names(ms), " "), "ctr gcm gf128mul ghash_generic sev_guest"; got != want {
+	if got, want := strings.Join(names(ms), " "), "cryptd crypto_simd aesni_intel ctr gcm gf128mul ghash_generic sev_guest"; got != want {
 		t.Errorf("sev-guest's load order %q, want %q", got, want)
 	}
 }
@@ -753,6 +754,20 @@ func TestClosureLoadTimeNeeds(t *testing.T) {
 			m["crypto/cryptd.ko"] = mod("cryptd", "")
 			m["virt/sev-guest.ko"] = sevGuest("crypto_alloc_aead")
 		}), "ctr gcm cryptd ghash_clmulni_intel sev_guest"},
+		{"aesni_intel preferred", with(crypto, func(m map[string][]byte) {
+			m["arch/aesni-intel.ko"] = mod("aesni_intel", "crypto_simd")
+			m["crypto/crypto_simd.ko"] = mod("crypto_simd", "cryptd")
+			m["crypto/cryptd.ko"] = mod("cryptd", "")
+			m["virt/sev-guest.ko"] = sevGuest("crypto_alloc_aead")
+		}), "cryptd crypto_simd aesni_intel ctr gcm gf128mul ghash_generic sev_guest"},
+		{"aesni_intel built in", with(crypto, func(m map[string][]byte) {
+			m["../modules.builtin"] = []byte("kernel/crypto/aes_generic.ko\nkernel/arch/x86/crypto/aesni-intel.ko\n")
+			m["virt/sev-guest.ko"] = sevGuest("crypto_alloc_aead")
+		}), "ctr gcm gf128mul ghash_generic sev_guest"},
+		{"aesni_intel without the AES-GCM call", with(crypto, func(m map[string][]byte) {
+			m["arch/aesni-intel.ko"] = mod("aesni_intel", "")
+			m["virt/sev-guest.ko"] = sevGuest("aesgcm_encrypt")
+		}), "sev_guest"},
 		{"gcm built in, ctr missing", with(crypto, func(m map[string][]byte) {
 			delete(m, "crypto/gcm.ko")
 			delete(m, "crypto/ctr.ko")
