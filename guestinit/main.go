@@ -103,6 +103,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -607,6 +609,14 @@ func (in *initProc) boot() {
 	if err := sevGuestProbe(res, "/sys"); err != nil {
 		in.fatal(err)
 	}
+	if crypto, err := os.ReadFile("/proc/crypto"); err == nil {
+		if msg, weak, ok := sevGuestCipher(res, "/sys", crypto); ok {
+			if weak {
+				msg = "warning: " + msg
+			}
+			in.log.Printf("%s", msg)
+		}
+	}
 	in.stage("modules", fmt.Sprintf("count=%d took=%s", loaded, secs(time.Since(t))), time.Since(t))
 	mountLate(early.Options{}, in.log.Printf)
 	// Every module is in: no more kernel code until power-off (no module,
@@ -775,21 +785,26 @@ func (in *initProc) checkBoth(payloadCheck func() (payload.Report, integrity.Pin
 // cpuRefused names the listed modules whose init refuses this CPU
 // (ENODEV), so that the init need not read, check and offer them:
 // sha256_ssse3 wants one of SSSE3, AVX, AVX2 (Linux 6.1's module_cpu_ids)
-// or SHA-NI (later kernels'). flags are the kernel's own CPU feature flags
-// (/proc/cpuinfo), the ones its x86_match_cpu reads; none known (nil)
-// refuses nothing. Under TCG's default CPU (qemu64) that saves ~0.05 s
-// before the payload's check can start; a CPU with any of them loads it.
+// or SHA-NI (later kernels'), aesni_intel wants AES-NI. flags are the
+// kernel's own CPU feature flags (/proc/cpuinfo), the ones its
+// x86_match_cpu reads; none known (nil) refuses nothing. Under TCG's
+// default CPU (qemu64) that saves ~0.05 s before the payload's check can
+// start; a CPU with the features loads them.
 func cpuRefused(flags []string) map[string]error {
 	if flags == nil {
 		return nil
 	}
-	for _, f := range flags {
-		switch f {
-		case "ssse3", "avx", "avx2", "sha_ni":
-			return nil
-		}
+	has := func(want ...string) bool {
+		return slices.ContainsFunc(flags, func(f string) bool { return slices.Contains(want, f) })
 	}
-	return map[string]error{"sha256_ssse3": errors.New("the CPU has none of SSSE3, AVX, AVX2, SHA-NI, one of which it needs; not loaded (the kernel's generic sha256 serves)")}
+	out := map[string]error{}
+	if !has("ssse3", "avx", "avx2", "sha_ni") {
+		out["sha256_ssse3"] = errors.New("the CPU has none of SSSE3, AVX, AVX2, SHA-NI, one of which it needs; not loaded (the kernel's generic sha256 serves)")
+	}
+	if !has("aes") {
+		out["aesni_intel"] = errors.New("the CPU has no AES-NI, which it needs; not loaded (the kernel's generic AES serves)")
+	}
+	return out
 }
 
 // cpuFlags returns the flags of the first processor in a /proc/cpuinfo
@@ -831,6 +846,64 @@ func sevGuestProbe(res []modload.Result, sys string) error {
 		return fmt.Errorf("module sev_guest: this is an SEV-SNP guest (its kernel made %s) but the driver's probe failed (%v): no attestation report could be had, by the agent or by Katana; see the kernel's reason, then the initrd's modules (hostbuild pack loads what sev-guest asks the crypto API for) or the launch (a VMPCK the firmware left empty)", dev, r.Skipped)
 	}
 	return nil
+}
+
+// sevGuestCipher says, once sev_guest has probed in an SEV-SNP guest (the
+// module loaded where the kernel made its device), which AES-GCM it seals
+// the guest's messages to the AMD-SP with: the highest-priority gcm(aes)
+// the kernel lists in /proc/crypto (procCrypto), which is the one its
+// crypto_alloc_aead took. weak: a table-based one (the gcm template over
+// aes-generic or ghash-generic), whose table lookups a host that watches
+// the guest's cache could time to learn VMPCK0; AES-NI's (aesni_intel,
+// which hostbuild packs before sev-guest) is not. ok is false outside
+// SEV-SNP or without sev_guest.
+func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg string, weak, ok bool) {
+	loaded := slices.ContainsFunc(res, func(r modload.Result) bool {
+		return strings.ReplaceAll(r.Name, "-", "_") == "sev_guest" && r.Status == modload.Loaded
+	})
+	if !loaded {
+		return "", false, false
+	}
+	if _, err := os.Stat(filepath.Join(sys, sevGuestDevice)); err != nil {
+		return "", false, false
+	}
+	driver := cryptoDriver(procCrypto, "gcm(aes)")
+	switch {
+	case driver == "":
+		return "sev-guest: no gcm(aes) in /proc/crypto (a driver on the kernel's AES-GCM library)", false, true
+	case strings.Contains(driver, "aes-generic") || strings.Contains(driver, "ghash-generic"):
+		return fmt.Sprintf("sev-guest: its AES-GCM is table-based (%s): a host that watches the guest's cache timing could learn VMPCK0; a CPU with AES-NI and aesni_intel in the initrd (hostbuild packs it before sev-guest by default) avoid it", driver), true, true
+	}
+	return fmt.Sprintf("sev-guest: AES-GCM by %s", driver), false, true
+}
+
+// cryptoDriver returns the driver of the highest-priority algorithm named
+// name in a /proc/crypto text (the one the crypto API gives for that name),
+// or "" when none is listed.
+func cryptoDriver(procCrypto []byte, name string) string {
+	best, bestPrio := "", -1
+	for _, block := range strings.Split(string(procCrypto), "\n\n") {
+		var n, driver string
+		prio := -1
+		for _, l := range strings.Split(block, "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			v = strings.TrimSpace(v)
+			switch strings.TrimSpace(k) {
+			case "name":
+				n = v
+			case "driver":
+				driver = v
+			case "priority":
+				if p, err := strconv.Atoi(v); err == nil {
+					prio = p
+				}
+			}
+		}
+		if n == name && driver != "" && prio > bestPrio {
+			best, bestPrio = driver, prio
+		}
+	}
+	return best
 }
 
 // linkWait bounds the wait for eth0 once every module is in.

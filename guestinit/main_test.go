@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,8 +102,70 @@ func TestCPURefused(t *testing.T) {
 		{"unreadable", "", false},
 	} {
 		got := cpuRefused(cpuFlags([]byte(c.cpuinfo)))
-		if _, ok := got["sha256_ssse3"]; ok != c.refused || len(got) > 1 {
+		if _, ok := got["sha256_ssse3"]; ok != c.refused {
 			t.Errorf("%s: cpuRefused = %v, want sha256_ssse3 refused %v", c.name, got, c.refused)
+		}
+	}
+	// aesni_intel wants AES-NI (Linux 6.1's aesni_cpu_id).
+	for _, c := range []struct {
+		name    string
+		cpuinfo string
+		want    []string
+	}{
+		{"qemu64", qemu64, []string{"aesni_intel", "sha256_ssse3"}},
+		{"aes", strings.Replace(qemu64, "pni ", "pni aes ", 1), []string{"sha256_ssse3"}},
+		{"EPYC-v4's", strings.Replace(qemu64, "pni ", "pni pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 movbe popcnt aes xsave avx ", 1), []string{}},
+		{"a flag that only contains it", strings.Replace(qemu64, "pni ", "pni vaes aes_ni ssse3 ", 1), []string{"aesni_intel"}},
+		{"unreadable", "", nil},
+	} {
+		got := slices.Sorted(maps.Keys(cpuRefused(cpuFlags([]byte(c.cpuinfo)))))
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s: cpuRefused refuses %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// procCrypto is /proc/crypto of a Linux 6.1 SEV-SNP guest in part: the
+// template's instance (table-based), and aesni_intel's AES-GCM when with.
+func procCrypto(withAESNI bool) string {
+	s := "name         : gcm(aes)\ndriver       : gcm_base(ctr(aes-generic),ghash-generic)\nmodule       : gcm\npriority     : 100\nrefcnt       : 1\nselftest     : passed\ninternal     : no\ntype         : aead\n\n" +
+		"name         : sha256\ndriver       : sha256-generic\nmodule       : kernel\npriority     : 500\n\n"
+	if withAESNI {
+		s = "name         : __gcm(aes)\ndriver       : __generic-gcm-aesni\nmodule       : aesni_intel\npriority     : 400\ninternal     : yes\n\n" +
+			"name         : gcm(aes)\ndriver       : generic-gcm-aesni\nmodule       : aesni_intel\npriority     : 400\nrefcnt       : 2\nselftest     : passed\ninternal     : no\ntype         : aead\n\n" + s
+	}
+	return s
+}
+
+// The init names the AES-GCM sev-guest seals its messages with, in an
+// SEV-SNP guest only, and warns when it is table-based.
+func TestSEVGuestCipher(t *testing.T) {
+	withDevice := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(withDevice, sevGuestDevice), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	without := t.TempDir()
+	loaded := []modload.Result{{Name: "sev_guest", Status: modload.Loaded}}
+	for _, c := range []struct {
+		name   string
+		res    []modload.Result
+		sys    string
+		crypto string
+		ok     bool
+		weak   bool
+		want   string
+	}{
+		{"AES-NI", loaded, withDevice, procCrypto(true), true, false, "AES-GCM by generic-gcm-aesni"},
+		{"table-based", loaded, withDevice, procCrypto(false), true, true, "table-based (gcm_base(ctr(aes-generic),ghash-generic))"},
+		{"the library's", loaded, withDevice, "name : sha256\ndriver : sha256-generic\npriority : 100\n", true, false, "no gcm(aes)"},
+		{"lower priority first", loaded, withDevice, "name : gcm(aes)\ndriver : a-gcm\npriority : 300\n\nname : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\n", true, false, "AES-GCM by a-gcm"},
+		{"outside SEV-SNP", loaded, without, procCrypto(false), false, false, ""},
+		{"sev_guest skipped", []modload.Result{{Name: "sev_guest", Status: modload.Skipped, Skipped: errors.New("no such device")}}, withDevice, procCrypto(false), false, false, ""},
+		{"sev_guest not listed", []modload.Result{{Name: "virtio_pci", Status: modload.Loaded}}, withDevice, procCrypto(false), false, false, ""},
+	} {
+		msg, weak, ok := sevGuestCipher(c.res, c.sys, []byte(c.crypto))
+		if ok != c.ok || weak != c.weak || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: sevGuestCipher = %q, weak %v, ok %v; want ok %v weak %v and %q", c.name, msg, weak, ok, c.ok, c.weak, c.want)
 		}
 	}
 }
