@@ -79,6 +79,17 @@ func testBootAgent(t *testing.T, overVsock bool) {
 		if !strings.HasSuffix(strings.TrimSpace(l), "gcm(aes) ok") {
 			t.Errorf("the guest cannot build gcm(aes), which sev-guest needs to probe on SEV-SNP hardware: %q", l)
 		}
+		// And the one it gets is AES-NI's (TCG's -cpu max has AES-NI
+		// and PCLMULQDQ), not the template over the table-based
+		// aes-generic and ghash-generic: aesni_intel loads before
+		// sev-guest.
+		l, _, err = g.WaitForRegexp(ctx, regexp.MustCompile(`standin-katana: crypto aead gcm\(aes\) driver=`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasSuffix(strings.TrimSpace(l), "driver=generic-gcm-aesni") {
+			t.Errorf("the stand-in's gcm(aes) came from %q, want generic-gcm-aesni (aesni_intel loaded before sev-guest):\n%s", l, tail(g.Lines(), 30))
+		}
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[guestAgentPort])
 	base := "http://" + addr

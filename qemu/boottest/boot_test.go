@@ -549,6 +549,13 @@ func TestBootOVMF(t *testing.T) {
 		strings.Contains(findLine(g, "guestinit: module times: "), "sha256_ssse3=") {
 		t.Errorf("under qemu64, want sha256_ssse3 skipped for the CPU and not loaded:\n%s", tail(g.Lines(), 40))
 	}
+	// Nor AES-NI: aesni_intel is left out the same way (its dependencies
+	// load; sev-guest would build the gcm template).
+	if l := findLine(g, "guestinit: module aesni_intel: the CPU has no AES-NI"); l == "" ||
+		strings.Contains(findLine(g, "guestinit: module times: "), "aesni_intel=") ||
+		!strings.Contains(findLine(g, "guestinit: module times: "), "crypto_simd=") {
+		t.Errorf("under qemu64, want aesni_intel skipped for the CPU and not loaded, crypto_simd loaded:\n%s", tail(g.Lines(), 40))
+	}
 }
 
 // TestBootNoNIC boots the default initrd in a VM without a network card:

@@ -38,6 +38,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,25 +110,7 @@ func run(argv []string) int {
 	fmt.Printf("standin-katana: locks %s\n", strings.Join(locks, " "))
 	// The kernel's sha256 drivers (/proc/crypto), which the init's AF_ALG
 	// hashing picks from by priority.
-	if b, err := os.ReadFile("/proc/crypto"); err == nil {
-		var drivers []string
-		for _, block := range strings.Split(string(b), "\n\n") {
-			var name, driver string
-			for _, l := range strings.Split(block, "\n") {
-				k, v, _ := strings.Cut(l, ":")
-				switch strings.TrimSpace(k) {
-				case "name":
-					name = strings.TrimSpace(v)
-				case "driver":
-					driver = strings.TrimSpace(v)
-				}
-			}
-			if name == "sha256" {
-				drivers = append(drivers, driver)
-			}
-		}
-		fmt.Printf("standin-katana: sha256 drivers=%s\n", strings.Join(drivers, ","))
-	}
+	fmt.Printf("standin-katana: sha256 drivers=%s\n", strings.Join(cryptoDrivers("sha256"), ","))
 	// The temporary folder and open-files limit the init gave it (a Go
 	// program raises its soft limit only when it is under the hard one).
 	tmp, mode, entries := os.Getenv("TMPDIR"), "none", -1
@@ -227,6 +210,9 @@ func run(argv []string) int {
 				fmt.Printf("standin-katana: crypto %s %s failed: %v\n", typ, alg, err)
 			} else {
 				fmt.Printf("standin-katana: crypto %s %s ok\n", typ, alg)
+				// The implementation the crypto API gave: the
+				// highest priority of that name.
+				fmt.Printf("standin-katana: crypto %s %s driver=%s\n", typ, alg, cryptoDrivers(alg)[0])
 			}
 		case "--exit-code":
 			n, err := strconv.Atoi(next())
@@ -367,4 +353,44 @@ func bindAlg(typ, alg string) error {
 	}
 	defer unix.Close(fd)
 	return unix.Bind(fd, &unix.SockaddrALG{Type: typ, Name: alg})
+}
+
+// cryptoDrivers returns the drivers /proc/crypto lists for the algorithm
+// name, highest priority first (the crypto API's choice first), or
+// ["none"].
+func cryptoDrivers(name string) []string {
+	type alg struct {
+		driver string
+		prio   int
+	}
+	var algs []alg
+	b, _ := os.ReadFile("/proc/crypto")
+	for _, block := range strings.Split(string(b), "\n\n") {
+		var n string
+		var a alg
+		for _, l := range strings.Split(block, "\n") {
+			k, v, _ := strings.Cut(l, ":")
+			v = strings.TrimSpace(v)
+			switch strings.TrimSpace(k) {
+			case "name":
+				n = v
+			case "driver":
+				a.driver = v
+			case "priority":
+				a.prio, _ = strconv.Atoi(v)
+			}
+		}
+		if n == name {
+			algs = append(algs, a)
+		}
+	}
+	sort.SliceStable(algs, func(i, j int) bool { return algs[i].prio > algs[j].prio })
+	out := []string{}
+	for _, a := range algs {
+		out = append(out, a.driver)
+	}
+	if len(out) == 0 {
+		out = append(out, "none")
+	}
+	return out
 }
