@@ -104,7 +104,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,6 +125,7 @@ import (
 	"github.com/katana-tee/snpboot/guestinit/internal/supervise"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/katana-tee/snpboot/shared/bootcfg"
+	"github.com/katana-tee/snpboot/shared/kcrypto"
 )
 
 func main() {
@@ -867,7 +867,10 @@ func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg st
 	if _, err := os.Stat(filepath.Join(sys, sevGuestDevice)); err != nil {
 		return "", false, false
 	}
-	driver := cryptoDriver(procCrypto, "gcm(aes)")
+	driver := ""
+	if d := kcrypto.Drivers(procCrypto, "gcm(aes)"); len(d) > 0 {
+		driver = d[0]
+	}
 	switch {
 	case driver == "":
 		return "sev-guest: no gcm(aes) in /proc/crypto (a driver on the kernel's AES-GCM library)", false, true
@@ -875,35 +878,6 @@ func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg st
 		return fmt.Sprintf("sev-guest: its AES-GCM is table-based (%s): a host that watches the guest's cache timing could learn VMPCK0; a CPU with AES-NI and aesni_intel in the initrd (hostbuild packs it before sev-guest by default) avoid it", driver), true, true
 	}
 	return fmt.Sprintf("sev-guest: AES-GCM by %s", driver), false, true
-}
-
-// cryptoDriver returns the driver of the highest-priority algorithm named
-// name in a /proc/crypto text (the one the crypto API gives for that name),
-// or "" when none is listed.
-func cryptoDriver(procCrypto []byte, name string) string {
-	best, bestPrio := "", -1
-	for _, block := range strings.Split(string(procCrypto), "\n\n") {
-		var n, driver string
-		prio := -1
-		for _, l := range strings.Split(block, "\n") {
-			k, v, _ := strings.Cut(l, ":")
-			v = strings.TrimSpace(v)
-			switch strings.TrimSpace(k) {
-			case "name":
-				n = v
-			case "driver":
-				driver = v
-			case "priority":
-				if p, err := strconv.Atoi(v); err == nil {
-					prio = p
-				}
-			}
-		}
-		if n == name && driver != "" && prio > bestPrio {
-			best, bestPrio = driver, prio
-		}
-	}
-	return best
 }
 
 // linkWait bounds the wait for eth0 once every module is in.

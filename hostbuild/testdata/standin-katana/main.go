@@ -38,7 +38,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,6 +46,8 @@ import (
 
 	"github.com/mdlayher/vsock"
 	"golang.org/x/sys/unix"
+
+	"github.com/katana-tee/snpboot/shared/kcrypto"
 )
 
 // chainID is "KATANA" as a Starknet felt, what `katana --dev` answers.
@@ -359,38 +360,9 @@ func bindAlg(typ, alg string) error {
 // name, highest priority first (the crypto API's choice first), or
 // ["none"].
 func cryptoDrivers(name string) []string {
-	type alg struct {
-		driver string
-		prio   int
-	}
-	var algs []alg
 	b, _ := os.ReadFile("/proc/crypto")
-	for _, block := range strings.Split(string(b), "\n\n") {
-		var n string
-		var a alg
-		for _, l := range strings.Split(block, "\n") {
-			k, v, _ := strings.Cut(l, ":")
-			v = strings.TrimSpace(v)
-			switch strings.TrimSpace(k) {
-			case "name":
-				n = v
-			case "driver":
-				a.driver = v
-			case "priority":
-				a.prio, _ = strconv.Atoi(v)
-			}
-		}
-		if n == name {
-			algs = append(algs, a)
-		}
+	if d := kcrypto.Drivers(b, name); len(d) > 0 {
+		return d
 	}
-	sort.SliceStable(algs, func(i, j int) bool { return algs[i].prio > algs[j].prio })
-	out := []string{}
-	for _, a := range algs {
-		out = append(out, a.driver)
-	}
-	if len(out) == 0 {
-		out = append(out, "none")
-	}
-	return out
+	return []string{"none"}
 }
