@@ -850,13 +850,16 @@ func sevGuestProbe(res []modload.Result, sys string) error {
 
 // sevGuestCipher says, once sev_guest has probed in an SEV-SNP guest (the
 // module loaded where the kernel made its device), which AES-GCM it seals
-// the guest's messages to the AMD-SP with: the highest-priority gcm(aes)
-// the kernel lists in /proc/crypto (procCrypto), which is the one its
-// crypto_alloc_aead took. weak: a table-based one (the gcm template over
-// aes-generic or ghash-generic), whose table lookups a host that watches
-// the guest's cache could time to learn VMPCK0; AES-NI's (aesni_intel,
-// which hostbuild packs before sev-guest) is not. ok is false outside
-// SEV-SNP or without sev_guest.
+// the guest's messages to the AMD-SP with: the gcm(aes) /proc/crypto
+// (procCrypto) shows in use (a reference beyond its registration's: the
+// transform its crypto_alloc_aead took; nothing else holds one this early
+// in the boot), the highest priority should there be more. weak: a
+// table-based one (the gcm template over aes-generic or ghash-generic),
+// whose table lookups a host that watches the guest's cache could time to
+// learn VMPCK0; AES-NI's (aesni_intel, which hostbuild packs before
+// sev-guest) is not. None in use: a driver on the kernel's AES-GCM library
+// (later kernels), which this does not judge. ok is false outside SEV-SNP
+// or without sev_guest.
 func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg string, weak, ok bool) {
 	loaded := slices.ContainsFunc(res, func(r modload.Result) bool {
 		return strings.ReplaceAll(r.Name, "-", "_") == "sev_guest" && r.Status == modload.Loaded
@@ -867,17 +870,15 @@ func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg st
 	if _, err := os.Stat(filepath.Join(sys, sevGuestDevice)); err != nil {
 		return "", false, false
 	}
-	driver := ""
-	if d := kcrypto.Drivers(procCrypto, "gcm(aes)"); len(d) > 0 {
-		driver = d[0]
-	}
+	algs := kcrypto.Algs(procCrypto, "gcm(aes)")
+	i := slices.IndexFunc(algs, kcrypto.Alg.InUse)
 	switch {
-	case driver == "":
-		return "sev-guest: no gcm(aes) in /proc/crypto (a driver on the kernel's AES-GCM library)", false, true
-	case strings.Contains(driver, "aes-generic") || strings.Contains(driver, "ghash-generic"):
-		return fmt.Sprintf("sev-guest: its AES-GCM is table-based (%s): a host that watches the guest's cache timing could learn VMPCK0; a CPU with AES-NI and aesni_intel in the initrd (hostbuild packs it before sev-guest by default) avoid it", driver), true, true
+	case i < 0:
+		return "sev-guest: no gcm(aes) of the crypto API in use (a driver on the kernel's AES-GCM library)", false, true
+	case strings.Contains(algs[i].Driver, "aes-generic") || strings.Contains(algs[i].Driver, "ghash-generic"):
+		return fmt.Sprintf("sev-guest: its AES-GCM is table-based (%s): a host that watches the guest's cache timing could learn VMPCK0; a CPU with AES-NI and aesni_intel in the initrd (hostbuild packs it before sev-guest by default) avoid it", algs[i].Driver), true, true
 	}
-	return fmt.Sprintf("sev-guest: AES-GCM by %s", driver), false, true
+	return fmt.Sprintf("sev-guest: AES-GCM by %s", algs[i].Driver), false, true
 }
 
 // linkWait bounds the wait for eth0 once every module is in.

@@ -125,16 +125,17 @@ func TestCPURefused(t *testing.T) {
 	}
 }
 
-// procCrypto is /proc/crypto of a Linux 6.1 SEV-SNP guest in part: the
-// template's instance (table-based), and aesni_intel's AES-GCM when with.
+// procCrypto is /proc/crypto of a Linux 6.1 SEV-SNP guest in part, once
+// sev-guest probed: without aesni_intel, the template's instance that
+// sev-guest holds (refcnt 2); with it, aesni_intel's AES-GCM held and no
+// instance.
 func procCrypto(withAESNI bool) string {
-	s := "name         : gcm(aes)\ndriver       : gcm_base(ctr(aes-generic),ghash-generic)\nmodule       : gcm\npriority     : 100\nrefcnt       : 1\nselftest     : passed\ninternal     : no\ntype         : aead\n\n" +
-		"name         : sha256\ndriver       : sha256-generic\nmodule       : kernel\npriority     : 500\n\n"
+	other := "name         : sha256\ndriver       : sha256-generic\nmodule       : kernel\npriority     : 500\nrefcnt       : 3\n\n"
 	if withAESNI {
-		s = "name         : __gcm(aes)\ndriver       : __generic-gcm-aesni\nmodule       : aesni_intel\npriority     : 400\ninternal     : yes\n\n" +
-			"name         : gcm(aes)\ndriver       : generic-gcm-aesni\nmodule       : aesni_intel\npriority     : 400\nrefcnt       : 2\nselftest     : passed\ninternal     : no\ntype         : aead\n\n" + s
+		return "name         : __gcm(aes)\ndriver       : __generic-gcm-aesni\nmodule       : aesni_intel\npriority     : 400\nrefcnt       : 2\ninternal     : yes\n\n" +
+			"name         : gcm(aes)\ndriver       : generic-gcm-aesni\nmodule       : aesni_intel\npriority     : 400\nrefcnt       : 2\nselftest     : passed\ninternal     : no\ntype         : aead\n\n" + other
 	}
-	return s
+	return "name         : gcm(aes)\ndriver       : gcm_base(ctr(aes-generic),ghash-generic)\nmodule       : gcm\npriority     : 100\nrefcnt       : 2\nselftest     : passed\ninternal     : no\ntype         : aead\n\n" + other
 }
 
 // The init names the AES-GCM sev-guest seals its messages with, in an
@@ -157,8 +158,10 @@ func TestSEVGuestCipher(t *testing.T) {
 	}{
 		{"AES-NI", loaded, withDevice, procCrypto(true), true, false, "AES-GCM by generic-gcm-aesni"},
 		{"table-based", loaded, withDevice, procCrypto(false), true, true, "table-based (gcm_base(ctr(aes-generic),ghash-generic))"},
-		{"the library's", loaded, withDevice, "name : sha256\ndriver : sha256-generic\npriority : 100\n", true, false, "no gcm(aes)"},
-		{"lower priority first", loaded, withDevice, "name : gcm(aes)\ndriver : a-gcm\npriority : 300\n\nname : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\n", true, false, "AES-GCM by a-gcm"},
+		{"the library's", loaded, withDevice, "name : sha256\ndriver : sha256-generic\npriority : 100\nrefcnt : 2\n", true, false, "no gcm(aes)"},
+		{"the library's, beside a gcm(aes) nobody holds", loaded, withDevice, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n", true, false, "no gcm(aes)"},
+		{"the one held, not the highest", loaded, withDevice, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n\nname : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n", true, true, "table-based"},
+		{"the highest of two held", loaded, withDevice, "name : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n\nname : gcm(aes)\ndriver : a-gcm\npriority : 300\nrefcnt : 2\n", true, false, "AES-GCM by a-gcm"},
 		{"outside SEV-SNP", loaded, without, procCrypto(false), false, false, ""},
 		{"sev_guest skipped", []modload.Result{{Name: "sev_guest", Status: modload.Skipped, Skipped: errors.New("no such device")}}, withDevice, procCrypto(false), false, false, ""},
 		{"sev_guest not listed", []modload.Result{{Name: "virtio_pci", Status: modload.Loaded}}, withDevice, procCrypto(false), false, false, ""},

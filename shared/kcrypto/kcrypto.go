@@ -1,8 +1,8 @@
 // Package kcrypto reads the kernel's list of crypto algorithms
-// (/proc/crypto): which implementation the crypto API gives for a name.
-// The guest's init uses it to say which AES-GCM sev-guest seals its
-// messages to the AMD-SP with; the boot tests' stand-in to report which
-// one a guest got.
+// (/proc/crypto): which implementations of a name are registered, which
+// the crypto API gives for it, and which are in use. The guest's init uses
+// it to say which AES-GCM sev-guest seals its messages to the AMD-SP with;
+// the boot tests' stand-in to report which one a guest got.
 package kcrypto
 
 import (
@@ -11,21 +11,29 @@ import (
 	"strings"
 )
 
-// Drivers returns the drivers procCrypto (the text of /proc/crypto) lists
-// for the algorithm name, highest priority first: the first is the one
-// the crypto API gives for that name (crypto_alloc_* takes the highest
-// priority registered). Entries of equal priority keep their order; an
-// entry without a driver is left out, one without a readable priority
-// counts as the lowest.
-func Drivers(procCrypto []byte, name string) []string {
-	type alg struct {
-		driver string
-		prio   int
-	}
-	var algs []alg
+// Alg is one implementation /proc/crypto lists.
+type Alg struct {
+	Driver   string
+	Priority int // -1 when unreadable
+	// Refcnt is the kernel's reference count: 1 once registered, one
+	// more for each transform allocated from it (and for each algorithm
+	// built on it), so above 1 means in use; -1 when unreadable.
+	Refcnt int
+}
+
+// InUse reports whether a transform or another algorithm holds a.
+func (a Alg) InUse() bool { return a.Refcnt > 1 }
+
+// Algs returns the implementations procCrypto (the text of /proc/crypto)
+// lists for the algorithm name, highest priority first: the first is the
+// one the crypto API gives for that name (crypto_alloc_* takes the highest
+// priority registered, the first listed of equal ones, and /proc/crypto
+// lists in the same order). An entry without a driver is left out.
+func Algs(procCrypto []byte, name string) []Alg {
+	var algs []Alg
 	for _, block := range strings.Split(string(procCrypto), "\n\n") {
 		var n string
-		a := alg{prio: -1}
+		a := Alg{Priority: -1, Refcnt: -1}
 		for _, l := range strings.Split(block, "\n") {
 			k, v, _ := strings.Cut(l, ":")
 			v = strings.TrimSpace(v)
@@ -33,21 +41,21 @@ func Drivers(procCrypto []byte, name string) []string {
 			case "name":
 				n = v
 			case "driver":
-				a.driver = v
+				a.Driver = v
 			case "priority":
 				if p, err := strconv.Atoi(v); err == nil {
-					a.prio = p
+					a.Priority = p
+				}
+			case "refcnt":
+				if r, err := strconv.Atoi(v); err == nil {
+					a.Refcnt = r
 				}
 			}
 		}
-		if n == name && a.driver != "" {
+		if n == name && a.Driver != "" {
 			algs = append(algs, a)
 		}
 	}
-	slices.SortStableFunc(algs, func(x, y alg) int { return y.prio - x.prio })
-	out := make([]string, len(algs))
-	for i, a := range algs {
-		out[i] = a.driver
-	}
-	return out
+	slices.SortStableFunc(algs, func(x, y Alg) int { return y.Priority - x.Priority })
+	return algs
 }

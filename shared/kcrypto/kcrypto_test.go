@@ -11,12 +11,14 @@ const sample = `name         : __gcm(aes)
 driver       : __generic-gcm-aesni
 module       : aesni_intel
 priority     : 400
+refcnt       : 2
 internal     : yes
 
 name         : gcm(aes)
 driver       : gcm_base(ctr(aes-generic),ghash-generic)
 module       : gcm
 priority     : 100
+refcnt       : 2
 selftest     : passed
 type         : aead
 
@@ -24,6 +26,7 @@ name         : gcm(aes)
 driver       : generic-gcm-aesni
 module       : aesni_intel
 priority     : 400
+refcnt       : 1
 selftest     : passed
 type         : aead
 
@@ -31,28 +34,38 @@ name         : sha256
 driver       : sha256-generic
 module       : kernel
 priority     : 100
+refcnt       : 1
 
 name         : sha256
 driver       : sha256-ssse3
 module       : sha256_ssse3
 priority     : 150
+refcnt       : 1
 `
 
-func TestDrivers(t *testing.T) {
+func TestAlgs(t *testing.T) {
 	for _, c := range []struct {
 		text, name string
-		want       []string
+		want       []Alg
 	}{
-		{sample, "gcm(aes)", []string{"generic-gcm-aesni", "gcm_base(ctr(aes-generic),ghash-generic)"}},
-		{sample, "sha256", []string{"sha256-ssse3", "sha256-generic"}},
-		{sample, "__gcm(aes)", []string{"__generic-gcm-aesni"}},
+		{sample, "gcm(aes)", []Alg{{"generic-gcm-aesni", 400, 1}, {"gcm_base(ctr(aes-generic),ghash-generic)", 100, 2}}},
+		{sample, "sha256", []Alg{{"sha256-ssse3", 150, 1}, {"sha256-generic", 100, 1}}},
+		{sample, "__gcm(aes)", []Alg{{"__generic-gcm-aesni", 400, 2}}},
 		{sample, "gcm", nil},
 		{"", "gcm(aes)", nil},
-		{"name : a\ndriver : x\npriority : 1\n\nname : a\ndriver : y\npriority : 1\n\nname : a\ndriver : z\n", "a", []string{"x", "y", "z"}},
-		{"name : a\npriority : 9\n\nname : a\ndriver : d\npriority : junk\n", "a", []string{"d"}},
+		{"name : a\ndriver : x\npriority : 1\n\nname : a\ndriver : y\npriority : 1\n\nname : a\ndriver : z\n", "a", []Alg{{"x", 1, -1}, {"y", 1, -1}, {"z", -1, -1}}},
+		{"name : a\npriority : 9\n\nname : a\ndriver : d\npriority : junk\nrefcnt : x\n", "a", []Alg{{"d", -1, -1}}},
 	} {
-		if got := Drivers([]byte(c.text), c.name); !slices.Equal(got, c.want) {
-			t.Errorf("Drivers(%q) = %q, want %q", c.name, got, c.want)
+		if got := Algs([]byte(c.text), c.name); !slices.Equal(got, c.want) {
+			t.Errorf("Algs(%q) = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if a := (Alg{Refcnt: 2}); !a.InUse() {
+		t.Error("refcnt 2: not in use")
+	}
+	for _, r := range []int{1, 0, -1} {
+		if a := (Alg{Refcnt: r}); a.InUse() {
+			t.Errorf("refcnt %d: in use", r)
 		}
 	}
 }

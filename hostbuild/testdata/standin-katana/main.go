@@ -111,7 +111,7 @@ func run(argv []string) int {
 	fmt.Printf("standin-katana: locks %s\n", strings.Join(locks, " "))
 	// The kernel's sha256 drivers (/proc/crypto), which the init's AF_ALG
 	// hashing picks from by priority.
-	fmt.Printf("standin-katana: sha256 drivers=%s\n", strings.Join(cryptoDrivers("sha256"), ","))
+	fmt.Printf("standin-katana: sha256 drivers=%s\n", strings.Join(cryptoDrivers("sha256", false), ","))
 	// The temporary folder and open-files limit the init gave it (a Go
 	// program raises its soft limit only when it is under the hard one).
 	tmp, mode, entries := os.Getenv("TMPDIR"), "none", -1
@@ -207,13 +207,11 @@ func run(argv []string) int {
 			// aead), and say whether the kernel could build it.
 			spec := next()
 			typ, alg, _ := strings.Cut(spec, ":")
-			if err := bindAlg(typ, alg); err != nil {
+			if driver, err := bindAlg(typ, alg); err != nil {
 				fmt.Printf("standin-katana: crypto %s %s failed: %v\n", typ, alg, err)
 			} else {
 				fmt.Printf("standin-katana: crypto %s %s ok\n", typ, alg)
-				// The implementation the crypto API gave: the
-				// highest priority of that name.
-				fmt.Printf("standin-katana: crypto %s %s driver=%s\n", typ, alg, cryptoDrivers(alg)[0])
+				fmt.Printf("standin-katana: crypto %s %s driver=%s\n", typ, alg, driver)
 			}
 		case "--exit-code":
 			n, err := strconv.Atoi(next())
@@ -347,22 +345,35 @@ func relay(c *net.TCPConn, port uint32) {
 
 // bindAlg binds an AF_ALG socket to the kernel algorithm typ ("aead",
 // "hash", ...) named alg, which makes the kernel find or build it.
-func bindAlg(typ, alg string) error {
+//
+// driver is the implementation the crypto API gave: the one of that name
+// in use while the socket holds it (the highest priority should there be
+// more).
+func bindAlg(typ, alg string) (driver string, err error) {
 	fd, err := unix.Socket(unix.AF_ALG, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("AF_ALG socket: %w", err)
+		return "", fmt.Errorf("AF_ALG socket: %w", err)
 	}
 	defer unix.Close(fd)
-	return unix.Bind(fd, &unix.SockaddrALG{Type: typ, Name: alg})
+	if err := unix.Bind(fd, &unix.SockaddrALG{Type: typ, Name: alg}); err != nil {
+		return "", err
+	}
+	return cryptoDrivers(alg, true)[0], nil
 }
 
 // cryptoDrivers returns the drivers /proc/crypto lists for the algorithm
-// name, highest priority first (the crypto API's choice first), or
+// name (only those in use when inUse), highest priority first, or
 // ["none"].
-func cryptoDrivers(name string) []string {
+func cryptoDrivers(name string, inUse bool) []string {
 	b, _ := os.ReadFile("/proc/crypto")
-	if d := kcrypto.Drivers(b, name); len(d) > 0 {
-		return d
+	var out []string
+	for _, a := range kcrypto.Algs(b, name) {
+		if !inUse || a.InUse() {
+			out = append(out, a.Driver)
+		}
 	}
-	return []string{"none"}
+	if len(out) == 0 {
+		out = []string{"none"}
+	}
+	return out
 }
