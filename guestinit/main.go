@@ -785,7 +785,8 @@ func (in *initProc) checkBoth(payloadCheck func() (payload.Report, integrity.Pin
 // cpuRefused names the listed modules whose init refuses this CPU
 // (ENODEV), so that the init need not read, check and offer them:
 // sha256_ssse3 wants one of SSSE3, AVX, AVX2 (Linux 6.1's module_cpu_ids)
-// or SHA-NI (later kernels'), aesni_intel wants AES-NI. flags are the
+// or SHA-NI (later kernels'), aesni_intel wants AES-NI (and PCLMULQDQ,
+// see below). flags are the
 // kernel's own CPU feature flags (/proc/cpuinfo), the ones its
 // x86_match_cpu reads; none known (nil) refuses nothing. Under TCG's
 // default CPU (qemu64) that saves ~0.05 s before the payload's check can
@@ -801,8 +802,14 @@ func cpuRefused(flags []string) map[string]error {
 	if !has("ssse3", "avx", "avx2", "sha_ni") {
 		out["sha256_ssse3"] = errors.New("the CPU has none of SSSE3, AVX, AVX2, SHA-NI, one of which it needs; not loaded (the kernel's generic sha256 serves)")
 	}
-	if !has("aes") {
+	// aesni_intel checks for AES-NI alone, but its AES-GCM (tested as
+	// it registers) runs PCLMULQDQ too: a CPU model with one and not the
+	// other would fault in the kernel inside PID 1's module load.
+	switch {
+	case !has("aes"):
 		out["aesni_intel"] = errors.New("the CPU has no AES-NI, which it needs; not loaded (the kernel's generic AES serves)")
+	case !has("pclmulqdq"):
+		out["aesni_intel"] = errors.New("the CPU has AES-NI without PCLMULQDQ, which its AES-GCM runs too; not loaded (the kernel's generic AES serves)")
 	}
 	return out
 }

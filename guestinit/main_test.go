@@ -106,14 +106,16 @@ func TestCPURefused(t *testing.T) {
 			t.Errorf("%s: cpuRefused = %v, want sha256_ssse3 refused %v", c.name, got, c.refused)
 		}
 	}
-	// aesni_intel wants AES-NI (Linux 6.1's aesni_cpu_id).
+	// aesni_intel wants AES-NI (Linux 6.1's aesni_cpu_id), and PCLMULQDQ
+	// for its AES-GCM.
 	for _, c := range []struct {
 		name    string
 		cpuinfo string
 		want    []string
 	}{
 		{"qemu64", qemu64, []string{"aesni_intel", "sha256_ssse3"}},
-		{"aes", strings.Replace(qemu64, "pni ", "pni aes ", 1), []string{"sha256_ssse3"}},
+		{"aes", strings.Replace(qemu64, "pni ", "pni pclmulqdq aes ", 1), []string{"sha256_ssse3"}},
+		{"aes without pclmulqdq", strings.Replace(qemu64, "pni ", "pni aes ", 1), []string{"aesni_intel", "sha256_ssse3"}},
 		{"EPYC-v4's", strings.Replace(qemu64, "pni ", "pni pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 movbe popcnt aes xsave avx ", 1), []string{}},
 		{"a flag that only contains it", strings.Replace(qemu64, "pni ", "pni vaes aes_ni ssse3 ", 1), []string{"aesni_intel"}},
 		{"unreadable", "", nil},
