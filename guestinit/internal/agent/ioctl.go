@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"sync"
 	"syscall"
+	"time"
 
 	labi "github.com/google/go-sev-guest/client/linuxabi"
 
@@ -46,18 +47,36 @@ const maxCertTable = 16 << 10
 // commands: the agent serialises hardware requests; the kernel only waits
 // and retries when the host answers busy.
 //
-// A host table over 16 KiB, which the kernel cannot take, is learned once:
-// later quotes go to SNP_GET_REPORT at once (one firmware request each;
-// the report does not depend on the table).
+// A host table over 16 KiB, which the kernel cannot take, is learned: the
+// quotes of the next reaskTooLarge go to SNP_GET_REPORT at once (one
+// firmware request each; the report does not depend on the table), and
+// the first after it asks again, so that a host that shrinks its table
+// serves it again without a reboot.
 type SevGuestIoctl struct {
 	// Open returns the device; nil means OpenSevGuest(SevGuestPath).
 	Open func() (Ioctler, error)
 	// VMPL requested in the report (0 by default).
 	VMPL uint32
 
+	// Now is the clock for reaskTooLarge; nil means time.Now.
+	Now func() time.Time
+
 	mu       sync.Mutex
 	dev      Ioctler
-	certsLen uint32 // the host's table length, as last learned (over maxCertTable: too large, not asked again)
+	certsLen uint32    // the host's table length, as last learned (over maxCertTable: too large, not asked again until reaskTooLarge after tooLarge)
+	tooLarge time.Time // when certsLen over maxCertTable was learned
+}
+
+// reaskTooLarge is how long a host table over the kernel's limit is not
+// asked for again: each extended request costs a firmware report the
+// kernel discards when the table is too large.
+const reaskTooLarge = 10 * time.Minute
+
+func (s *SevGuestIoctl) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 var _ Prober = (*SevGuestIoctl)(nil)
@@ -99,6 +118,9 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 	ext := labi.SnpExtendedReportReq{Data: labi.SnpReportReqABI{ReportData: rd, Vmpl: s.VMPL}}
 	s.mu.Lock()
 	learned := s.certsLen
+	if learned > maxCertTable && s.now().Sub(s.tooLarge) >= reaskTooLarge {
+		learned = 0 // ask for the length again
+	}
 	s.mu.Unlock()
 	if learned > 0 && learned <= maxCertTable {
 		// The kernel reads the length from CertsLength, not the slice.
@@ -110,7 +132,7 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 	if learned > maxCertTable {
 		// Learned before: asking again would cost a firmware report
 		// the kernel discards, on every quote.
-		tooLarge, err = learned, fmt.Errorf("host certificate table of %d bytes (the kernel takes at most %d), learned from an earlier request: not asked for again", learned, maxCertTable)
+		tooLarge, err = learned, fmt.Errorf("host certificate table of %d bytes (the kernel takes at most %d), learned from an earlier request: not asked for again before %s", learned, maxCertTable, reaskTooLarge)
 	} else {
 		res, err = d.Ioctl(labi.IocSnpGetExtendedReport, &req)
 	}
@@ -144,6 +166,9 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 		// certificates) still serve SNP_GET_REPORT.
 		extErr, extFw := err, req.FwErr
 		s.mu.Lock()
+		if tooLarge > 0 && learned <= maxCertTable {
+			s.tooLarge = s.now() // learned now, not carried over
+		}
 		s.certsLen = tooLarge
 		s.mu.Unlock()
 		rsp = labi.SnpReportRespABI{}

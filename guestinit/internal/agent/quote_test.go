@@ -382,6 +382,38 @@ func TestSevGuestCertTableSizes(t *testing.T) {
 	}
 }
 
+// A table learned too large is not asked for during reaskTooLarge (one
+// firmware request per quote), then asked again: a host that shrank it
+// serves it without a reboot, one that did not is skipped for another
+// reaskTooLarge from then.
+func TestSevGuestTooLargeAskedAgain(t *testing.T) {
+	f := &tableIoctl{tableLen: kernelCertLimit + 4096}
+	now := time.Unix(1_000_000, 0)
+	q := &SevGuestIoctl{Open: func() (Ioctler, error) { return f, nil }, Now: func() time.Time { return now }}
+	quote := func(wantCerts int) {
+		t.Helper()
+		rep, certs, err := q.Quote([64]byte{1})
+		if err != nil || len(rep) != agentapi.ReportSize || len(certs) != wantCerts {
+			t.Fatalf("Quote: %v (report of %d bytes, %d bytes of certificates, want %d)", err, len(rep), len(certs), wantCerts)
+		}
+	}
+	quote(0)
+	now = now.Add(reaskTooLarge - time.Second)
+	quote(0)
+	now = now.Add(time.Second) // reaskTooLarge after it was learned
+	quote(0)
+	now = now.Add(reaskTooLarge / 2)
+	quote(0) // learned again at the last ask: not asked
+	f.tableLen = 8 << 10
+	now = now.Add(reaskTooLarge / 2)
+	quote(8 << 10)
+	quote(8 << 10)
+	want := "ext(0) report report ext(0) report report ext(0) ext(8192) ext(8192)"
+	if got := strings.Join(f.calls, " "); got != want {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+}
+
 // A queued request whose client hangs up leaves the queue without reaching
 // the hardware, and frees its slot at once; a client that stays, including
 // one that pipelines its next request, is answered.
