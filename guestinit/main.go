@@ -786,11 +786,10 @@ func (in *initProc) checkBoth(payloadCheck func() (payload.Report, integrity.Pin
 // (ENODEV), so that the init need not read, check and offer them:
 // sha256_ssse3 wants one of SSSE3, AVX, AVX2 (Linux 6.1's module_cpu_ids)
 // or SHA-NI (later kernels'), aesni_intel wants AES-NI (and PCLMULQDQ,
-// see below). flags are the
-// kernel's own CPU feature flags (/proc/cpuinfo), the ones its
-// x86_match_cpu reads; none known (nil) refuses nothing. Under TCG's
-// default CPU (qemu64) that saves ~0.05 s before the payload's check can
-// start; a CPU with the features loads them.
+// see below). flags are the kernel's own CPU feature flags (/proc/cpuinfo),
+// the ones its x86_match_cpu reads; none known (nil) refuses nothing.
+// Under TCG's default CPU (qemu64) that saves ~0.05 s before the payload's
+// check can start; a CPU with the features loads them.
 func cpuRefused(flags []string) map[string]error {
 	if flags == nil {
 		return nil
