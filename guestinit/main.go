@@ -837,21 +837,29 @@ const sevGuestDevice = "bus/platform/devices/sev-guest"
 // would run Katana with no report to be had, by the agent or by Katana.
 // Outside SEV-SNP there is no such device and the skip stands.
 func sevGuestProbe(res []modload.Result, sys string) error {
-	for _, r := range res {
-		if strings.ReplaceAll(r.Name, "-", "_") != "sev_guest" || r.Status != modload.Skipped {
-			continue
-		}
-		dev := filepath.Join(sys, sevGuestDevice)
-		_, err := os.Stat(dev)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("module sev_guest was skipped (%v) and %s cannot be read to tell whether this is an SEV-SNP guest: %w", r.Skipped, dev, err)
-		}
-		return fmt.Errorf("module sev_guest: this is an SEV-SNP guest (its kernel made %s) but the driver's probe failed (%v): no attestation report could be had, by the agent or by Katana; see the kernel's reason, then the initrd's modules (hostbuild pack loads what sev-guest asks the crypto API for) or the launch (a VMPCK the firmware left empty)", dev, r.Skipped)
+	r, ok := sevGuestResult(res)
+	if !ok || r.Status != modload.Skipped {
+		return nil
 	}
-	return nil
+	dev := filepath.Join(sys, sevGuestDevice)
+	_, err := os.Stat(dev)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("module sev_guest was skipped (%v) and %s cannot be read to tell whether this is an SEV-SNP guest: %w", r.Skipped, dev, err)
+	}
+	return fmt.Errorf("module sev_guest: this is an SEV-SNP guest (its kernel made %s) but the driver's probe failed (%v): no attestation report could be had, by the agent or by Katana; see the kernel's reason, then the initrd's modules (hostbuild pack loads what sev-guest asks the crypto API for) or the launch (a VMPCK the firmware left empty)", dev, r.Skipped)
+}
+
+// sevGuestResult returns sev_guest's load result, when it is listed (under
+// either spelling of its name).
+func sevGuestResult(res []modload.Result) (modload.Result, bool) {
+	i := slices.IndexFunc(res, func(r modload.Result) bool { return strings.ReplaceAll(r.Name, "-", "_") == "sev_guest" })
+	if i < 0 {
+		return modload.Result{}, false
+	}
+	return res[i], true
 }
 
 // sevGuestCipher says, once sev_guest has probed in an SEV-SNP guest (the
@@ -867,10 +875,7 @@ func sevGuestProbe(res []modload.Result, sys string) error {
 // (later kernels), which this does not judge. ok is false outside SEV-SNP
 // or without sev_guest.
 func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg string, weak, ok bool) {
-	loaded := slices.ContainsFunc(res, func(r modload.Result) bool {
-		return strings.ReplaceAll(r.Name, "-", "_") == "sev_guest" && r.Status == modload.Loaded
-	})
-	if !loaded {
+	if r, listed := sevGuestResult(res); !listed || r.Status != modload.Loaded {
 		return "", false, false
 	}
 	if _, err := os.Stat(filepath.Join(sys, sevGuestDevice)); err != nil {
