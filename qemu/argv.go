@@ -50,6 +50,11 @@ const (
 	DefaultHostAddr        = "127.0.0.1"
 	// MinMemoryMiB is the least guest memory Build accepts.
 	MinMemoryMiB = 64
+	// MaxVCPUs is the most vCPUs Build accepts: QEMU's q35 maximum
+	// (hw/i386/pc_q35.c; an older QEMU refuses fewer itself), the same
+	// bound as the measurement's and the manifest's, so that every vCPU
+	// count a manifest allows can be launched.
+	MaxVCPUs = 4096
 	// MaxCmdline is bootcfg.MaxLen: the x86 kernel's COMMAND_LINE_SIZE
 	// minus its NUL and minus the " initrd=initrd" OVMF adds. The kernel
 	// silently truncates anything longer, so Build refuses it.
@@ -315,8 +320,8 @@ func Build(o Options) (Command, error) {
 	if o.VCPUs == 0 {
 		o.VCPUs = 1
 	}
-	if o.VCPUs < 1 || o.VCPUs > 512 {
-		return Command{}, invalid("vCPU count %d: want 1 to 512", o.VCPUs)
+	if o.VCPUs < 1 || o.VCPUs > MaxVCPUs {
+		return Command{}, invalid("vCPU count %d: want 1 to %d", o.VCPUs, MaxVCPUs)
 	}
 	if o.MemoryMiB == 0 {
 		o.MemoryMiB = DefaultPlainMemoryMiB

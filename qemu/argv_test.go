@@ -331,8 +331,8 @@ func TestBuildBounds(t *testing.T) {
 		want   string // "" accepted; else part of the error
 	}{
 		{"1 vcpu", func(o *Options) { o.VCPUs = 1 }, ""},
-		{"512 vcpus", func(o *Options) { o.VCPUs = 512 }, ""},
-		{"513 vcpus", func(o *Options) { o.VCPUs = 513 }, "vCPU count 513"},
+		{"4096 vcpus", func(o *Options) { o.VCPUs = MaxVCPUs }, ""},
+		{"4097 vcpus", func(o *Options) { o.VCPUs = MaxVCPUs + 1 }, "vCPU count 4097"},
 		{"min memory", func(o *Options) { o.MemoryMiB = MinMemoryMiB }, ""},
 		{"below min memory", func(o *Options) { o.MemoryMiB = MinMemoryMiB - 1 }, "memory 63 MiB"},
 		{"NUL first", func(o *Options) { o.Append = "\x00a" }, "NUL byte"},

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/qemu"
 )
 
@@ -191,4 +192,15 @@ func FuzzConsole(f *testing.F) {
 			t.Fatalf("continued pieces %q gave %+v", a, o)
 		}
 	})
+}
+
+// Every vCPU count the measurement and a manifest accept can be launched:
+// the argv builder's bound is the same.
+func TestVCPUBoundsAgree(t *testing.T) {
+	if qemu.MaxVCPUs != measure.MaxVCPUs {
+		t.Fatalf("qemu.MaxVCPUs %d, measure.MaxVCPUs %d: a manifest could allow a count run cannot launch", qemu.MaxVCPUs, measure.MaxVCPUs)
+	}
+	if _, err := qemu.Build(qemu.Options{Kernel: "k", Initrd: "i", SerialLog: "s", VCPUs: measure.MaxVCPUs}); err != nil {
+		t.Errorf("qemu.Build with measure.MaxVCPUs vCPUs: %v", err)
+	}
 }
