@@ -462,6 +462,9 @@ func (in *initProc) boot() {
 	// offered; its file is still checked with the other files below.
 	cpuinfo, _ := os.ReadFile("/proc/cpuinfo") // unreadable: nothing is left out
 	mods, cpuSkipped := modload.Drop(mods, cpuRefused(cpuFlags(cpuinfo)))
+	if err := sevGuestAESNI(cpuSkipped, "/sys"); err != nil {
+		in.fatal(err)
+	}
 	// The chunk list (large files in pieces, so that they are checked on
 	// every CPU) is itself checked against the content list first.
 	var chunks []initrdlayout.Chunk
@@ -610,10 +613,11 @@ func (in *initProc) boot() {
 		in.fatal(err)
 	}
 	if crypto, err := os.ReadFile("/proc/crypto"); err == nil {
-		if msg, weak, ok := sevGuestCipher(res, "/sys", crypto); ok {
-			if weak {
-				msg = "warning: " + msg
-			}
+		msg, err := sevGuestCipher(res, "/sys", crypto)
+		if err != nil {
+			in.fatal(err)
+		}
+		if msg != "" {
 			in.log.Printf("%s", msg)
 		}
 	}
@@ -837,7 +841,7 @@ const sevGuestDevice = "bus/platform/devices/sev-guest"
 // would run Katana with no report to be had, by the agent or by Katana.
 // Outside SEV-SNP there is no such device and the skip stands.
 func sevGuestProbe(res []modload.Result, sys string) error {
-	r, ok := sevGuestResult(res)
+	r, ok := moduleResult(res, "sev_guest")
 	if !ok || r.Status != modload.Skipped {
 		return nil
 	}
@@ -852,10 +856,10 @@ func sevGuestProbe(res []modload.Result, sys string) error {
 	return fmt.Errorf("module sev_guest: this is an SEV-SNP guest (its kernel made %s) but the driver's probe failed (%v): no attestation report could be had, by the agent or by Katana; see the kernel's reason, then the initrd's modules (hostbuild pack loads what sev-guest asks the crypto API for) or the launch (a VMPCK the firmware left empty)", dev, r.Skipped)
 }
 
-// sevGuestResult returns sev_guest's load result, when it is listed (under
-// either spelling of its name).
-func sevGuestResult(res []modload.Result) (modload.Result, bool) {
-	i := slices.IndexFunc(res, func(r modload.Result) bool { return strings.ReplaceAll(r.Name, "-", "_") == "sev_guest" })
+// moduleResult returns the load result of the module name (spelt with
+// underscores, as the kernel does) when res has it, under either spelling.
+func moduleResult(res []modload.Result, name string) (modload.Result, bool) {
+	i := slices.IndexFunc(res, func(r modload.Result) bool { return strings.ReplaceAll(r.Name, "-", "_") == name })
 	if i < 0 {
 		return modload.Result{}, false
 	}
@@ -867,29 +871,54 @@ func sevGuestResult(res []modload.Result) (modload.Result, bool) {
 // the guest's messages to the AMD-SP with: the gcm(aes) /proc/crypto
 // (procCrypto) shows in use (a reference beyond its registration's: the
 // transform its crypto_alloc_aead took; nothing else holds one this early
-// in the boot), the highest priority should there be more. weak: a
-// table-based one (the gcm template over aes-generic or ghash-generic),
-// whose table lookups a host that watches the guest's cache could time to
-// learn VMPCK0; AES-NI's (aesni_intel, which hostbuild packs before
-// sev-guest) is not. None in use: a driver on the kernel's AES-GCM library
-// (later kernels), which this does not judge. ok is false outside SEV-SNP
-// or without sev_guest.
-func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg string, weak, ok bool) {
-	if r, listed := sevGuestResult(res); !listed || r.Status != modload.Loaded {
-		return "", false, false
+// in the boot), the highest priority should there be more. A table-based
+// one (the gcm template over aes-generic or ghash-generic), whose table
+// lookups a host that watches the guest's cache could time to learn
+// VMPCK0, and with it have the AMD-SP sign reports over REPORT_DATA of its
+// choosing, is a boot error: nothing is served over it. AES-NI's
+// (aesni_intel, which hostbuild packs before sev-guest) is named in msg.
+// None in use: a driver on the kernel's AES-GCM library (later kernels),
+// which this does not judge. msg is empty outside SEV-SNP or without
+// sev_guest.
+func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg string, err error) {
+	if r, listed := moduleResult(res, "sev_guest"); !listed || r.Status != modload.Loaded {
+		return "", nil
 	}
 	if _, err := os.Stat(filepath.Join(sys, sevGuestDevice)); err != nil {
-		return "", false, false
+		return "", nil
 	}
 	algs := kcrypto.Algs(procCrypto, "gcm(aes)")
 	i := slices.IndexFunc(algs, kcrypto.Alg.InUse)
 	switch {
 	case i < 0:
-		return "sev-guest: no gcm(aes) of the crypto API in use (a driver on the kernel's AES-GCM library)", false, true
+		return "sev-guest: no gcm(aes) of the crypto API in use (a driver on the kernel's AES-GCM library)", nil
 	case strings.Contains(algs[i].Driver, "aes-generic") || strings.Contains(algs[i].Driver, "ghash-generic"):
-		return fmt.Sprintf("sev-guest: its AES-GCM is table-based (%s): a host that watches the guest's cache timing could learn VMPCK0; a CPU with AES-NI and aesni_intel in the initrd (hostbuild packs it before sev-guest by default) avoid it", algs[i].Driver), true, true
+		return "", fmt.Errorf("sev-guest: this SEV-SNP guest's AES-GCM for its messages to the AMD-SP is table-based (%s): a host that watches the guest's cache timing could learn VMPCK0 and have reports signed over REPORT_DATA of its choosing, so nothing is served; pack aesni_intel before sev_guest (hostbuild pack does by default) and launch with a CPU model that has AES-NI and PCLMULQDQ, as every SEV-SNP CPU does", algs[i].Driver)
 	}
-	return fmt.Sprintf("sev-guest: AES-GCM by %s", algs[i].Driver), false, true
+	return fmt.Sprintf("sev-guest: AES-GCM by %s", algs[i].Driver), nil
+}
+
+// sevGuestAESNI refuses, before any module loads, an SEV-SNP guest (the
+// kernel made the sev-guest device under sys) whose CPU makes the init
+// leave aesni_intel out (cpuRefused; skipped: modload.Drop's results):
+// sev-guest would then key the table-based AES-GCM with VMPCK0 as it
+// probes (sevGuestCipher would refuse it after), and a host can present
+// such a CPU, since SEV-SNP lets it clear CPUID feature bits and does not
+// measure them. Every SEV-SNP CPU has AES-NI and PCLMULQDQ.
+func sevGuestAESNI(skipped []modload.Result, sys string) error {
+	r, ok := moduleResult(skipped, "aesni_intel")
+	if !ok {
+		return nil
+	}
+	dev := filepath.Join(sys, sevGuestDevice)
+	_, err := os.Stat(dev)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("module aesni_intel: %v, and %s cannot be read to tell whether this is an SEV-SNP guest, whose sev-guest needs it: %w", r.Skipped, dev, err)
+	}
+	return fmt.Errorf("module aesni_intel: this is an SEV-SNP guest (its kernel made %s) but %v: sev-guest would key the kernel's table-based AES-GCM with VMPCK0, whose lookups a host that watches the guest's cache could time to learn the key; refusing before any module loads. Every SEV-SNP CPU has AES-NI and PCLMULQDQ: launch with a CPU model that keeps aes and pclmulqdq (QEMU's -cpu)", dev, strings.TrimSuffix(r.Skipped.Error(), "; not loaded (the kernel's generic AES serves)"))
 }
 
 // linkWait bounds the wait for eth0 once every module is in.

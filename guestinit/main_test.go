@@ -141,7 +141,7 @@ func procCrypto(withAESNI bool) string {
 }
 
 // The init names the AES-GCM sev-guest seals its messages with, in an
-// SEV-SNP guest only, and warns when it is table-based.
+// SEV-SNP guest only, and refuses a table-based one.
 func TestSEVGuestCipher(t *testing.T) {
 	withDevice := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(withDevice, sevGuestDevice), 0o755); err != nil {
@@ -154,24 +154,77 @@ func TestSEVGuestCipher(t *testing.T) {
 		res    []modload.Result
 		sys    string
 		crypto string
-		ok     bool
-		weak   bool
-		want   string
+		want   string // in the line logged
+		refuse string // in the boot error; "" none
 	}{
-		{"AES-NI", loaded, withDevice, procCrypto(true), true, false, "AES-GCM by generic-gcm-aesni"},
-		{"table-based", loaded, withDevice, procCrypto(false), true, true, "table-based (gcm_base(ctr(aes-generic),ghash-generic))"},
-		{"the library's", loaded, withDevice, "name : sha256\ndriver : sha256-generic\npriority : 100\nrefcnt : 2\n", true, false, "no gcm(aes)"},
-		{"the library's, beside a gcm(aes) nobody holds", loaded, withDevice, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n", true, false, "no gcm(aes)"},
-		{"the one held, not the highest", loaded, withDevice, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n\nname : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n", true, true, "table-based"},
-		{"the highest of two held", loaded, withDevice, "name : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n\nname : gcm(aes)\ndriver : a-gcm\npriority : 300\nrefcnt : 2\n", true, false, "AES-GCM by a-gcm"},
-		{"outside SEV-SNP", loaded, without, procCrypto(false), false, false, ""},
-		{"sev_guest skipped", []modload.Result{{Name: "sev_guest", Status: modload.Skipped, Skipped: errors.New("no such device")}}, withDevice, procCrypto(false), false, false, ""},
-		{"sev_guest not listed", []modload.Result{{Name: "virtio_pci", Status: modload.Loaded}}, withDevice, procCrypto(false), false, false, ""},
+		{"AES-NI", loaded, withDevice, procCrypto(true), "AES-GCM by generic-gcm-aesni", ""},
+		{"table-based", loaded, withDevice, procCrypto(false), "", "table-based (gcm_base(ctr(aes-generic),ghash-generic))"},
+		{"the library's", loaded, withDevice, "name : sha256\ndriver : sha256-generic\npriority : 100\nrefcnt : 2\n", "no gcm(aes)", ""},
+		{"the library's, beside a gcm(aes) nobody holds", loaded, withDevice, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n", "no gcm(aes)", ""},
+		{"the one held, not the highest", loaded, withDevice, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n\nname : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n", "", "table-based"},
+		{"AES-NI's, ghash-generic's GHASH", loaded, withDevice, "name : gcm(aes)\ndriver : gcm_base(ctr-aes-aesni,ghash-generic)\npriority : 400\nrefcnt : 2\n", "", "ghash-generic"},
+		{"the highest of two held", loaded, withDevice, "name : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n\nname : gcm(aes)\ndriver : a-gcm\npriority : 300\nrefcnt : 2\n", "AES-GCM by a-gcm", ""},
+		{"outside SEV-SNP", loaded, without, procCrypto(false), "", ""},
+		{"sev_guest skipped", []modload.Result{{Name: "sev_guest", Status: modload.Skipped, Skipped: errors.New("no such device")}}, withDevice, procCrypto(false), "", ""},
+		{"sev_guest not listed", []modload.Result{{Name: "virtio_pci", Status: modload.Loaded}}, withDevice, procCrypto(false), "", ""},
 	} {
-		msg, weak, ok := sevGuestCipher(c.res, c.sys, []byte(c.crypto))
-		if ok != c.ok || weak != c.weak || !strings.Contains(msg, c.want) {
-			t.Errorf("%s: sevGuestCipher = %q, weak %v, ok %v; want ok %v weak %v and %q", c.name, msg, weak, ok, c.ok, c.weak, c.want)
+		msg, err := sevGuestCipher(c.res, c.sys, []byte(c.crypto))
+		if c.refuse != "" {
+			if err == nil || !strings.Contains(err.Error(), c.refuse) || !strings.Contains(err.Error(), "VMPCK0") || msg != "" {
+				t.Errorf("%s: sevGuestCipher = %q, %v; want a boot error with %q and VMPCK0", c.name, msg, err, c.refuse)
+			}
+			continue
 		}
+		if err != nil || (c.want == "") != (msg == "") || !strings.Contains(msg, c.want) {
+			t.Errorf("%s: sevGuestCipher = %q, %v; want %q and no error", c.name, msg, err, c.want)
+		}
+	}
+}
+
+// A CPU without AES-NI or PCLMULQDQ (a host may clear them: SEV-SNP does
+// not measure CPUID) is a boot error in an SEV-SNP guest before any module
+// loads, since sev-guest would key the table-based AES-GCM with VMPCK0;
+// elsewhere aesni_intel is skipped and the boot goes on.
+func TestSEVGuestAESNI(t *testing.T) {
+	withDevice := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(withDevice, sevGuestDevice), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	without := t.TempDir()
+	mods := []initrdlayout.Module{{Name: "cryptd", Path: "cryptd.ko"}, {Name: "aesni-intel", Path: "aesni-intel.ko"}, {Name: "sev_guest", Path: "sev-guest.ko"}}
+	epyc := "flags\t\t: fpu pni pclmulqdq ssse3 aes avx\n"
+	for _, c := range []struct {
+		name, sys, cpuinfo string
+		refuse             string
+	}{
+		{"no AES-NI in an SEV-SNP guest", withDevice, "flags\t\t: fpu pni pclmulqdq ssse3 avx\n", "the CPU has no AES-NI"},
+		{"no PCLMULQDQ in an SEV-SNP guest", withDevice, "flags\t\t: fpu pni ssse3 aes avx\n", "without PCLMULQDQ"},
+		{"both in an SEV-SNP guest", withDevice, epyc, ""},
+		{"no AES-NI outside SEV-SNP (TCG's qemu64)", without, "flags\t\t: fpu pni\n", ""},
+		{"unreadable flags in an SEV-SNP guest (the module load decides)", withDevice, "", ""},
+	} {
+		_, skipped := modload.Drop(mods, cpuRefused(cpuFlags([]byte(c.cpuinfo))))
+		err := sevGuestAESNI(skipped, c.sys)
+		if (err != nil) != (c.refuse != "") {
+			t.Errorf("%s: err %v, want a boot error %v", c.name, err, c.refuse != "")
+			continue
+		}
+		if err != nil {
+			for _, w := range []string{c.refuse, "SEV-SNP guest", filepath.Join(withDevice, sevGuestDevice), "VMPCK0", "-cpu"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%s: error %q lacks %q", c.name, err, w)
+				}
+			}
+		}
+	}
+	// The device's path unreadable (not absent): refused, naming it.
+	blocked := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocked, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, skipped := modload.Drop(mods, cpuRefused(cpuFlags([]byte("flags\t\t: fpu\n"))))
+	if err := sevGuestAESNI(skipped, blocked); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("sysfs under a file: err %v, want one saying the device cannot be read", err)
 	}
 }
 
