@@ -14,8 +14,9 @@
 #                    kernel's own command line parsers; go test -race (cgo)
 #   xz-utils         fetch-kernel-source.sh unpacks linux-source's .tar.xz
 #                    (priority standard: not on a minimal install)
+#   strace           atomicfile's test reads the fsyncs around the rename
 set -euo pipefail
-pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc openssl time ca-certificates zstd libvirt-clients libxml2-utils gcc libc6-dev xz-utils)
+pkgs=(make qemu-system-x86 ovmf cpio busybox-static curl bc openssl time ca-certificates zstd libvirt-clients libxml2-utils gcc libc6-dev xz-utils strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
