@@ -845,15 +845,29 @@ func sevGuestProbe(res []modload.Result, sys string) error {
 	if !ok || r.Status != modload.Skipped {
 		return nil
 	}
-	dev := filepath.Join(sys, sevGuestDevice)
-	_, err := os.Stat(dev)
-	if errors.Is(err, fs.ErrNotExist) {
+	dev, snp, err := snpGuest(sys)
+	if err != nil {
+		return fmt.Errorf("module sev_guest was skipped (%v) and %w", r.Skipped, err)
+	}
+	if !snp {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("module sev_guest was skipped (%v) and %s cannot be read to tell whether this is an SEV-SNP guest: %w", r.Skipped, dev, err)
-	}
 	return fmt.Errorf("module sev_guest: this is an SEV-SNP guest (its kernel made %s) but the driver's probe failed (%v): no attestation report could be had, by the agent or by Katana; see the kernel's reason, then the initrd's modules (hostbuild pack loads what sev-guest asks the crypto API for) or the launch (a VMPCK the firmware left empty)", dev, r.Skipped)
+}
+
+// snpGuest says whether this is an SEV-SNP guest: whether its kernel made
+// the sev-guest platform device (dev, under the sysfs root sys); err when
+// that cannot be told.
+func snpGuest(sys string) (dev string, snp bool, err error) {
+	dev = filepath.Join(sys, sevGuestDevice)
+	_, err = os.Stat(dev)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return dev, false, nil
+	case err != nil:
+		return dev, false, fmt.Errorf("%s cannot be read to tell whether this is an SEV-SNP guest: %w", dev, err)
+	}
+	return dev, true, nil
 }
 
 // moduleResult returns the load result of the module name (spelt with
@@ -884,7 +898,7 @@ func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg st
 	if r, listed := moduleResult(res, "sev_guest"); !listed || r.Status != modload.Loaded {
 		return "", nil
 	}
-	if _, err := os.Stat(filepath.Join(sys, sevGuestDevice)); err != nil {
+	if _, snp, _ := snpGuest(sys); !snp {
 		return "", nil
 	}
 	algs := kcrypto.Algs(procCrypto, "gcm(aes)")
@@ -910,13 +924,12 @@ func sevGuestAESNI(skipped []modload.Result, sys string) error {
 	if !ok {
 		return nil
 	}
-	dev := filepath.Join(sys, sevGuestDevice)
-	_, err := os.Stat(dev)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	dev, snp, err := snpGuest(sys)
 	if err != nil {
-		return fmt.Errorf("module aesni_intel: %v, and %s cannot be read to tell whether this is an SEV-SNP guest, whose sev-guest needs it: %w", r.Skipped, dev, err)
+		return fmt.Errorf("module aesni_intel: %v, and %w (whose sev-guest needs it)", r.Skipped, err)
+	}
+	if !snp {
+		return nil
 	}
 	return fmt.Errorf("module aesni_intel: this is an SEV-SNP guest (its kernel made %s) but %v: sev-guest would key the kernel's table-based AES-GCM with VMPCK0, whose lookups a host that watches the guest's cache could time to learn the key; refusing before any module loads. Every SEV-SNP CPU has AES-NI and PCLMULQDQ: launch with a CPU model that keeps aes and pclmulqdq (QEMU's -cpu)", dev, strings.TrimSuffix(r.Skipped.Error(), "; not loaded (the kernel's generic AES serves)"))
 }
