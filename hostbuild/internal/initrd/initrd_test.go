@@ -2364,3 +2364,30 @@ func TestPackReportsUnmetSoftDeps(t *testing.T) {
 		t.Errorf("SoftDeps with crc32c_generic packed: %+v", res.SoftDeps)
 	}
 }
+
+// Every module asked for built in: nothing under lib/modules/<release>
+// (no modules.dep for no modules), and the archive is one inspect vouches
+// for whole, as the guest does. Before, an empty modules.dep line was
+// packed there, which inspect could not vouch for.
+func TestPackAllModulesBuiltin(t *testing.T) {
+	dir := t.TempDir()
+	o := inputs(t, dir)
+	rel := filepath.Join(dir, "lib", "modules", "6.9.0-test")
+	if err := os.WriteFile(filepath.Join(rel, "modules.builtin"), []byte("kernel/drivers/char/builtin_one.ko\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o.Modules = []string{"builtin_one"}
+	o.Compression = "none"
+	a, err := Read(bytes.NewReader(pack(t, o)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range a.Entries {
+		if strings.HasPrefix(e.Path, "lib/modules/6.9.0-test") {
+			t.Errorf("%s packed with no module", e.Path)
+		}
+	}
+	if _, err := a.OperatorFiles(); err != nil {
+		t.Errorf("inspect's vouching: %v", err)
+	}
+}

@@ -504,9 +504,13 @@ func moduleFiles(o Options, res *Result, logf func(string, ...any)) ([]file, err
 		list = append(list, initrdlayout.Module{Name: m.Name, Path: p})
 		res.Modules = append(res.Modules, m.Name)
 	}
-	out = append(out,
-		file{path: path.Join(root, initrdlayout.ModulesDepName), mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: kmod.ModulesDep(mods)},
-		file{path: initrdlayout.ModulesLoad, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: initrdlayout.FormatModuleList(list)})
+	// A modules.dep only beside modules: with none (every one asked for
+	// built in), no lib/modules/<release>, as without --kernel-modules,
+	// and nothing there that inspect could not vouch for.
+	if len(mods) > 0 {
+		out = append(out, file{path: path.Join(root, initrdlayout.ModulesDepName), mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: kmod.ModulesDep(mods)})
+	}
+	out = append(out, file{path: initrdlayout.ModulesLoad, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: initrdlayout.FormatModuleList(list)})
 	logf("kernel %s: %d modules (%s)", tree.Release, len(mods), strings.Join(res.Modules, " "))
 	if len(res.Skipped) > 0 {
 		logf("kernel %s: skipped (built in or absent): %s", tree.Release, strings.Join(res.Skipped, " "))

@@ -634,6 +634,9 @@ func ModulesDep(mods []Module) []byte {
 		}
 		lines = append(lines, line)
 	}
+	if len(lines) == 0 {
+		return nil // as depmod writes it for no modules: empty, not a blank line
+	}
 	slices.Sort(lines)
 	return []byte(strings.Join(lines, "\n") + "\n")
 }
