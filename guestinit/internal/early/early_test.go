@@ -299,6 +299,15 @@ func TestReopenConsoleHelper(t *testing.T) {
 		fmt.Fprintf(report, "ReopenConsole: %v\n", err)
 		return
 	}
+	// Whether each descriptor blocks, read before f.Fd() below (os.File.Fd
+	// clears O_NONBLOCK of a file Go polls, which would hide it).
+	var blocking [3]string
+	for fd := range blocking {
+		blocking[fd] = "blocking"
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); err != nil || fl&unix.O_NONBLOCK != 0 {
+			blocking[fd] = fmt.Sprintf("non-blocking (%v)", err)
+		}
+	}
 	var console unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &console); err != nil {
 		fmt.Fprintf(report, "fstat of the returned file: %v\n", err)
@@ -329,7 +338,7 @@ func TestReopenConsoleHelper(t *testing.T) {
 		if fdfl&unix.FD_CLOEXEC != 0 {
 			inherit = "close-on-exec"
 		}
-		fmt.Fprintf(report, "fd %d: %s, %s, %s\n", fd, what, access, inherit)
+		fmt.Fprintf(report, "fd %d: %s, %s, %s, %s\n", fd, what, access, inherit, blocking[fd])
 	}
 	buf := make([]byte, 64)
 	n, err := unix.Read(0, buf)
@@ -347,9 +356,11 @@ func TestReopenConsoleHelper(t *testing.T) {
 	}
 }
 
-// ReopenConsole makes descriptors 0, 1 and 2 the console, read-write and
-// inherited by the programs the init starts, and the console does not
-// become the init's controlling terminal. Tested on a file and on a
+// ReopenConsole makes descriptors 0, 1 and 2 the console, read-write,
+// blocking (on a non-blocking tty the kernel's write lock is a try-lock,
+// and Katana's and the init's writes would fail with EAGAIN whenever the
+// other holds it) and inherited by the programs the init starts, and the
+// console does not become the init's controlling terminal. Tested on a file and on a
 // pseudo-terminal the test creates, never on /dev/console.
 func TestReopenConsole(t *testing.T) {
 	tests := []struct {
@@ -415,9 +426,9 @@ func TestReopenConsole(t *testing.T) {
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("helper: %v\n%s", err, stderr.String())
 			}
-			want := "fd 0: the console, read-write, inherited by exec\n" +
-				"fd 1: the console, read-write, inherited by exec\n" +
-				"fd 2: the console, read-write, inherited by exec\n" +
+			want := "fd 0: the console, read-write, inherited by exec, blocking\n" +
+				"fd 1: the console, read-write, inherited by exec, blocking\n" +
+				"fd 2: the console, read-write, inherited by exec, blocking\n" +
 				fmt.Sprintf("read from fd 0: %q <nil>\n", consoleInput) +
 				"write to fd 1: <nil>\n" +
 				"write to fd 2: <nil>\n" +
