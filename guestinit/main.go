@@ -686,9 +686,17 @@ func (in *initProc) boot() {
 	if err != nil {
 		in.fatal(fmt.Errorf("opening /dev/null: %w", err))
 	}
-	out := in.console
-	if out == nil {
-		out = os.Stderr
+	// Katana writes to a file description of the console of its own: a
+	// status flag it sets on its stdout (O_NONBLOCK, as async runtimes
+	// may) then changes nothing for the init's log, whose writes would
+	// otherwise fail with EAGAIN whenever Katana held the tty's write lock
+	// or the serial line fell behind.
+	out, err := early.OpenConsole("/dev/console")
+	if err != nil {
+		in.log.Printf("katana shares the init's console descriptor: %v", err)
+		if out = in.console; out == nil {
+			out = os.Stderr
+		}
 	}
 	// katana.env comes after PATH, HOME and SSL_CERT_FILE (supervise adds
 	// TMPDIR last); bootcfg refuses the names the init sets, so none is

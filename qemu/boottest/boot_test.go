@@ -270,6 +270,12 @@ func TestBootStandInExit(t *testing.T) {
 	if l := findLine(g, "standin-katana: tmpdir="); !strings.HasSuffix(strings.TrimSpace(l), wantTmp) {
 		t.Errorf("the stand-in reported %q, want %q:\n%s", l, wantTmp, tail(g.Lines(), 30))
 	}
+	// Its stdout: the console, through a file description that is not the
+	// one the init logs through.
+	const wantStdout = "standin-katana: stdout description=own"
+	if l := findLine(g, "standin-katana: stdout description="); !strings.HasSuffix(strings.TrimSpace(l), wantStdout) {
+		t.Errorf("the stand-in reported %q, want %q:\n%s", l, wantStdout, tail(g.Lines(), 30))
+	}
 }
 
 // TestBootSidecarRestart: an executable packed with --exec is on Katana's

@@ -122,9 +122,10 @@ func UnmountAll(table []Mount, root string, unmount func(target string, flags in
 	return errors.Join(errs...)
 }
 
-// ReopenConsole opens path (normally /dev/console) read-write and makes it
-// descriptors 0, 1 and 2. It returns the opened file, which stays open.
-func ReopenConsole(path string) (*os.File, error) {
+// OpenConsole opens path (normally /dev/console) read-write, blocking, and
+// without making it a controlling terminal: a file description of its own,
+// whose status flags (O_NONBLOCK) no other opener shares.
+func OpenConsole(path string) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening console %s: %w", path, err)
@@ -137,6 +138,17 @@ func ReopenConsole(path string) (*os.File, error) {
 	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("console %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// ReopenConsole opens path (normally /dev/console) as OpenConsole does and
+// makes it descriptors 0, 1 and 2. It returns the opened file, which stays
+// open.
+func ReopenConsole(path string) (*os.File, error) {
+	f, err := OpenConsole(path)
+	if err != nil {
+		return nil, err
 	}
 	for fd := 0; fd <= 2; fd++ {
 		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {

@@ -504,3 +504,40 @@ func TestLockKernelCode(t *testing.T) {
 		t.Errorf("kexec_load_disabled a folder: %v, want it reported", err)
 	}
 }
+
+// OpenConsole gives a file description of its own, blocking: a status
+// flag its holder sets (Katana making its stdout non-blocking) is not the
+// init's, as it would be on a dup of the init's console.
+func TestOpenConsoleOwnDescription(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var init, katana *os.File
+	for _, f := range []**os.File{&init, &katana} {
+		var err error
+		if *f, err = OpenConsole(path); err != nil {
+			t.Fatal(err)
+		}
+		defer (*f).Close()
+	}
+	flags := func(f *os.File) int {
+		t.Helper()
+		fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fl
+	}
+	for name, f := range map[string]*os.File{"init's": init, "katana's": katana} {
+		if fl := flags(f); fl&unix.O_NONBLOCK != 0 || fl&unix.O_ACCMODE != unix.O_RDWR {
+			t.Errorf("%s console: flags %#x, want read-write and blocking", name, fl)
+		}
+	}
+	if err := unix.SetNonblock(int(katana.Fd()), true); err != nil {
+		t.Fatal(err)
+	}
+	if fl := flags(init); fl&unix.O_NONBLOCK != 0 {
+		t.Errorf("katana's O_NONBLOCK reached the init's console description (flags %#x)", fl)
+	}
+}

@@ -134,6 +134,17 @@ func run(argv []string) int {
 	var lim syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	fmt.Printf("standin-katana: tmpdir=%s mode=%s entries=%d nofile=%d/%d\n", tmp, mode, entries, lim.Cur, lim.Max)
+	// Whether its stdout is the file description the init logs through
+	// (kcmp, KCMP_FILE, against PID 1's descriptor 1): the init gives
+	// Katana a description of its own, so that O_NONBLOCK set on it does
+	// not reach the init's log.
+	stdout := "own"
+	if r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(os.Getpid()), 1, 0 /* KCMP_FILE */, 1, 1, 0); errno != 0 {
+		stdout = "unknown: " + errno.Error()
+	} else if r == 0 {
+		stdout = "the init's"
+	}
+	fmt.Printf("standin-katana: stdout description=%s\n", stdout)
 
 	addr, port := "127.0.0.1", "5050"
 	exitAfter, exitCode := time.Duration(0), 0
