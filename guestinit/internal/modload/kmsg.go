@@ -8,29 +8,49 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// kmsgReadLimit bounds how much of the kernel log KernelMessages reads: a
+// device or module that logs without pause must not keep a boot error from
+// being reported (each read returns one record of at most ~8 KiB; the
+// kernel's log buffer is 128 KiB unless log_buf_len= says otherwise).
+const kmsgReadLimit = 4 << 20
+
 // KernelMessages returns the messages of the kernel log (/dev/kmsg) that
 // start with "<module>:" (how the module loader reports, e.g. "virtio:
 // Unknown symbol vring_del_virtqueue (err -2)"), at most the last max. It
-// reads without blocking; an unreadable log gives nil.
+// reads without blocking, at most kmsgReadLimit bytes, matching as it goes
+// (only max messages are kept); an unreadable log gives nil.
 func KernelMessages(kmsgPath, module string, max int) []string {
 	f, err := os.OpenFile(kmsgPath, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	var records []string
+	return matchRecords(func(b []byte) (int, error) { return unix.Read(int(f.Fd()), b) }, module, max, kmsgReadLimit)
+}
+
+// matchRecords reads records with read (one per call, as /dev/kmsg gives
+// them) until it fails or returns nothing, or limit bytes came, and keeps
+// the last max of MatchModule's matches.
+func matchRecords(read func([]byte) (int, error), module string, max, limit int) []string {
+	var out []string
 	buf := make([]byte, 8192)
-	for {
-		n, err := unix.Read(int(f.Fd()), buf)
+	for got := 0; got < limit; {
+		n, err := read(buf)
 		if errors.Is(err, unix.EPIPE) { // overwritten records: go on
 			continue
 		}
 		if err != nil || n <= 0 {
 			break
 		}
-		records = append(records, string(buf[:n]))
+		got += n
+		if m := MatchModule([]string{string(buf[:n])}, module, max); len(m) > 0 {
+			out = append(out, m...)
+			if len(out) > max {
+				out = out[len(out)-max:]
+			}
+		}
 	}
-	return MatchModule(records, module, max)
+	return out
 }
 
 // MatchModule picks from /dev/kmsg records ("prio,seq,ts,flags;text\n"

@@ -357,6 +357,51 @@ func TestKernelMessagesReadsLog(t *testing.T) {
 	}
 }
 
+// KernelMessages stops after kmsgReadLimit bytes of a log that does not
+// end (a device logging without pause; here /dev/zero, which never does).
+func TestKernelMessagesBounded(t *testing.T) {
+	done := make(chan []string, 1)
+	go func() { done <- KernelMessages("/dev/zero", "virtio", 3) }()
+	select {
+	case got := <-done:
+		if got != nil {
+			t.Errorf("matches in /dev/zero: %q", got)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("KernelMessages still reading a log without end after 20 s")
+	}
+}
+
+// matchRecords keeps the last max matches of the records it reads, one
+// per read, skips an overwritten record (EPIPE), and stops at the limit.
+func TestMatchRecords(t *testing.T) {
+	recs := []string{"4,1,1,-;virtio: a\n", "4,2,1,-;vsock: x\n", "EPIPE", "4,3,1,-;virtio: b\n", "4,4,1,-;virtio: c\n", "4,5,1,-;virtio: d\n"}
+	reader := func() func([]byte) (int, error) {
+		i := 0
+		return func(b []byte) (int, error) {
+			if i == len(recs) {
+				return 0, unix.EAGAIN
+			}
+			r := recs[i]
+			i++
+			if r == "EPIPE" {
+				return 0, unix.EPIPE
+			}
+			return copy(b, r), nil
+		}
+	}
+	if diff := cmp.Diff([]string{"virtio: b", "virtio: c", "virtio: d"}, matchRecords(reader(), "virtio", 3, 1<<20)); diff != "" {
+		t.Errorf("last three (-want +got):\n%s", diff)
+	}
+	// The limit counts bytes read: the first two records are 35 bytes.
+	if diff := cmp.Diff([]string{"virtio: a"}, matchRecords(reader(), "virtio", 3, 35)); diff != "" {
+		t.Errorf("limit (-want +got):\n%s", diff)
+	}
+	if got := matchRecords(reader(), "button", 3, 1<<20); got != nil {
+		t.Errorf("no match: %q, want nil", got)
+	}
+}
+
 // The zero Status is no status: a Result nobody filled in must not read as
 // loaded, present or skipped.
 func TestStatusString(t *testing.T) {
