@@ -214,6 +214,18 @@ func (r *runner) start() error {
 		return errStopRequested
 	default:
 	}
+	// Katana's stdout and stderr start blocking, as a program expects
+	// them: a Katana before this one (katana.on_exit=restart) may have
+	// left O_NONBLOCK on the file description they are (os.StartProcess
+	// clears only what Go itself set), and Rust's std, for one, fails a
+	// print that meets EAGAIN.
+	for _, f := range []*os.File{r.o.Stdout, r.o.Stderr} {
+		if f != nil {
+			if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+				r.o.Log("katana's %s may start non-blocking: %v", f.Name(), err)
+			}
+		}
+	}
 	p, err := os.StartProcess(r.o.Path, argv, &os.ProcAttr{
 		Dir:   "/",
 		Env:   env,

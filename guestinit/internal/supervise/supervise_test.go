@@ -127,6 +127,15 @@ func helperMain(mode string, args []string) int {
 	case "linger":
 		time.Sleep(time.Minute)
 		return 7
+	case "nonblock":
+		// Report whether stdout is non-blocking, leave it non-blocking
+		// (as an async runtime may), exit 1.
+		fl, err := unix.FcntlInt(1, unix.F_GETFL, 0)
+		report(fmt.Sprintf("stdout nonblock=%v err=%v", fl&unix.O_NONBLOCK != 0, err))
+		if err := unix.SetNonblock(1, true); err != nil {
+			report("set nonblock: " + err.Error())
+		}
+		return 1
 	case "kill-self":
 		unix.Kill(os.Getpid(), unix.SIGKILL)
 		time.Sleep(time.Minute)
@@ -935,5 +944,27 @@ func TestStopDuringRestartCheck(t *testing.T) {
 	}
 	if s := h.st.Snapshot(); s.Restarts != 0 {
 		t.Errorf("restarts = %d, want 0", s.Restarts)
+	}
+}
+
+// Each Katana starts with blocking stdout and stderr, whatever the one
+// before it left on their file description (katana.on_exit=restart).
+func TestRestartStdoutBlocking(t *testing.T) {
+	h := newHarness(t)
+	o := h.opts("nonblock")
+	f, err := os.OpenFile(filepath.Join(t.TempDir(), "console"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o.Stdout, o.Stderr = f, f
+	o.OnExit = bootcfg.OnExitRestart
+	o.RestartLimit = 1
+	if out := run(t, o); out.Action != power.PowerOff {
+		t.Errorf("outcome %+v, want poweroff at the restart limit", out)
+	}
+	want := []string{"stdout nonblock=false err=<nil>", "stdout nonblock=false err=<nil>"}
+	if diff := cmp.Diff(want, h.report()); diff != "" {
+		t.Errorf("what each start saw (-want +got):\n%s", diff)
 	}
 }
