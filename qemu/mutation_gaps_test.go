@@ -172,16 +172,7 @@ func TestBuildSNPPolicyBit32(t *testing.T) {
 // log reader or in Stop). Every other runner test sets both. Kills:
 // "ro.Poll <= 0" -> "< 0" and "ro.Repress <= 0" -> "< 0".
 func TestRunnerZeroRunOptions(t *testing.T) {
-	v, err := Start(context.Background(), fakeOptions(t, "", true), RunOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Kill() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := bootedWith(t, fakeOptions(t, "", true), RunOptions{})
 	if exit, err := v.Stop(ctx, 10*time.Second); err != nil || !exit.Clean() {
 		t.Errorf("Stop = %v, %v; want a clean power-off", exit, err)
 	}
@@ -214,6 +205,23 @@ func TestStartReplacesPreviousLogAndSocket(t *testing.T) {
 func startBootedWith(t *testing.T, o Options) (*VM, context.Context) {
 	t.Helper()
 	v := startFake(t, o)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
+		t.Fatal(err)
+	}
+	return v, ctx
+}
+
+// bootedWith starts the fake QEMU with o and ro and waits for its first
+// console line; the context bounds the test.
+func bootedWith(t *testing.T, o Options, ro RunOptions) (*VM, context.Context) {
+	t.Helper()
+	v, err := Start(context.Background(), o, ro)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { v.Kill() })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
@@ -488,17 +496,7 @@ func TestStopNamesLastPressError(t *testing.T) {
 // Stop presses the power button at once, not first after RunOptions.Repress.
 // Kills: the first press() deleted.
 func TestStopPressesAtOnce(t *testing.T) {
-	o := fakeOptions(t, "", true)
-	v, err := Start(context.Background(), o, RunOptions{Poll: 5 * time.Millisecond, Repress: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { v.Kill() })
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := v.WaitForLine(ctx, "fake: booted"); err != nil {
-		t.Fatal(err)
-	}
+	v, ctx := bootedWith(t, fakeOptions(t, "", true), RunOptions{Poll: 5 * time.Millisecond, Repress: time.Hour})
 	exit, err := v.Stop(ctx, 3*time.Second)
 	if err != nil || !exit.Clean() {
 		t.Errorf("Stop = %+v, %v; want a clean power-off from the first press", exit, err)
