@@ -29,14 +29,19 @@ func KernelMessages(kmsgPath, module string, max int) []string {
 }
 
 // matchRecords reads records with read (one per call, as /dev/kmsg gives
-// them) until it fails or returns nothing, or limit bytes came, and keeps
-// the last max of MatchModule's matches.
+// them) until it fails or returns nothing, or limit bytes came (an EPIPE
+// counting as a full buffer), and keeps the last max of MatchModule's
+// matches.
 func matchRecords(read func([]byte) (int, error), module string, max, limit int) []string {
 	var out []string
 	buf := make([]byte, 8192)
 	for got := 0; got < limit; {
 		n, err := read(buf)
-		if errors.Is(err, unix.EPIPE) { // overwritten records: go on
+		if errors.Is(err, unix.EPIPE) {
+			// Overwritten records: go on, counting a buffer against the
+			// limit (a log overwritten faster than it is read must not
+			// keep this loop going either).
+			got += len(buf)
 			continue
 		}
 		if err != nil || n <= 0 {
