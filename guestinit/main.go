@@ -613,7 +613,7 @@ func (in *initProc) boot() {
 		in.fatal(err)
 	}
 	if crypto, err := os.ReadFile("/proc/crypto"); err == nil {
-		msg, err := sevGuestCipher(res, "/sys", crypto)
+		msg, err := sevGuestCipher("/sys", crypto)
 		if err != nil {
 			in.fatal(err)
 		}
@@ -888,26 +888,31 @@ func moduleResult(res []modload.Result, name string) (modload.Result, bool) {
 	return res[i], true
 }
 
-// sevGuestCipher says, once sev_guest has probed in an SEV-SNP guest (the
-// module loaded where the kernel made its device), which AES-GCM it seals
-// the guest's messages to the AMD-SP with: the gcm(aes) /proc/crypto
-// (procCrypto) shows in use (a reference beyond its registration's: the
-// transform its crypto_alloc_aead took; nothing else holds one this early
-// in the boot), the highest priority should there be more. A table-based
-// one (the gcm template over aes-generic or ghash-generic), whose table
-// lookups a host that watches the guest's cache could time to learn
-// VMPCK0, and with it have the AMD-SP sign reports over REPORT_DATA of its
-// choosing, is a boot error: nothing is served over it. AES-NI's
-// (aesni_intel, which hostbuild packs before sev-guest) is named in msg.
-// None in use: a driver on the kernel's AES-GCM library (later kernels),
-// which this does not judge. msg is empty outside SEV-SNP or without
-// sev_guest.
-func sevGuestCipher(res []modload.Result, sys string, procCrypto []byte) (msg string, err error) {
-	if r, listed := moduleResult(res, "sev_guest"); !listed || r.Status != modload.Loaded {
+// sevGuestCipher says, once the sev-guest driver is bound in an SEV-SNP
+// guest (the kernel made its device under sys, and the driver's probe took
+// it: the module loaded now, or built into the kernel, which probed before
+// the init ran), which AES-GCM it seals the guest's messages to the AMD-SP
+// with: the gcm(aes) /proc/crypto (procCrypto) shows in use (a reference
+// beyond its registration's: the transform its crypto_alloc_aead took;
+// nothing else holds one this early in the boot), the highest priority
+// should there be more. A table-based one (the gcm template over
+// aes-generic or ghash-generic), whose table lookups a host that watches
+// the guest's cache could time to learn VMPCK0, and with it have the AMD-SP
+// sign reports over REPORT_DATA of its choosing, is a boot error: nothing
+// is served over it. AES-NI's (aesni_intel, which hostbuild packs before
+// sev-guest) is named in msg. None in use: a driver on the kernel's
+// AES-GCM library (later kernels), which this does not judge. msg is empty
+// outside SEV-SNP or without the driver bound (sevGuestProbe judges a
+// probe that failed).
+func sevGuestCipher(sys string, procCrypto []byte) (msg string, err error) {
+	dev, snp, _ := snpGuest(sys)
+	if !snp {
 		return "", nil
 	}
-	if _, snp, _ := snpGuest(sys); !snp {
+	if _, err := os.Stat(filepath.Join(dev, "driver")); errors.Is(err, fs.ErrNotExist) {
 		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("sev-guest: cannot tell whether its driver is bound, so not which AES-GCM it seals the guest's messages to the AMD-SP with: %w", err)
 	}
 	algs := kcrypto.Algs(procCrypto, "gcm(aes)")
 	i := slices.IndexFunc(algs, kcrypto.Alg.InUse)

@@ -143,32 +143,35 @@ func procCrypto(withAESNI bool) string {
 // The init names the AES-GCM sev-guest seals its messages with, in an
 // SEV-SNP guest only, and refuses a table-based one.
 func TestSEVGuestCipher(t *testing.T) {
-	withDevice := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(withDevice, sevGuestDevice), 0o755); err != nil {
-		t.Fatal(err)
+	// bound: the kernel made the device and the driver's probe took it
+	// (the module loaded, or built in); unbound: the probe failed, or no
+	// sev_guest was loaded.
+	bound, unbound := t.TempDir(), t.TempDir()
+	for _, p := range []string{filepath.Join(bound, sevGuestDevice, "driver"), filepath.Join(unbound, sevGuestDevice)} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	without := t.TempDir()
-	loaded := []modload.Result{{Name: "sev_guest", Status: modload.Loaded}}
 	for _, c := range []struct {
 		name   string
-		res    []modload.Result
 		sys    string
 		crypto string
 		want   string // in the line logged
 		refuse string // in the boot error; "" none
 	}{
-		{"AES-NI", loaded, withDevice, procCrypto(true), "AES-GCM by generic-gcm-aesni", ""},
-		{"table-based", loaded, withDevice, procCrypto(false), "", "table-based (gcm_base(ctr(aes-generic),ghash-generic))"},
-		{"the library's", loaded, withDevice, "name : sha256\ndriver : sha256-generic\npriority : 100\nrefcnt : 2\n", "no gcm(aes)", ""},
-		{"the library's, beside a gcm(aes) nobody holds", loaded, withDevice, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n", "no gcm(aes)", ""},
-		{"the one held, not the highest", loaded, withDevice, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n\nname : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n", "", "table-based"},
-		{"AES-NI's, ghash-generic's GHASH", loaded, withDevice, "name : gcm(aes)\ndriver : gcm_base(ctr-aes-aesni,ghash-generic)\npriority : 400\nrefcnt : 2\n", "", "ghash-generic"},
-		{"the highest of two held", loaded, withDevice, "name : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n\nname : gcm(aes)\ndriver : a-gcm\npriority : 300\nrefcnt : 2\n", "AES-GCM by a-gcm", ""},
-		{"outside SEV-SNP", loaded, without, procCrypto(false), "", ""},
-		{"sev_guest skipped", []modload.Result{{Name: "sev_guest", Status: modload.Skipped, Skipped: errors.New("no such device")}}, withDevice, procCrypto(false), "", ""},
-		{"sev_guest not listed", []modload.Result{{Name: "virtio_pci", Status: modload.Loaded}}, withDevice, procCrypto(false), "", ""},
+		{"AES-NI", bound, procCrypto(true), "AES-GCM by generic-gcm-aesni", ""},
+		{"table-based", bound, procCrypto(false), "", "table-based (gcm_base(ctr(aes-generic),ghash-generic))"},
+		{"the library's", bound, "name : sha256\ndriver : sha256-generic\npriority : 100\nrefcnt : 2\n", "no gcm(aes)", ""},
+		{"the library's, beside a gcm(aes) nobody holds", bound, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n", "no gcm(aes)", ""},
+		{"the one held, not the highest", bound, "name : gcm(aes)\ndriver : generic-gcm-aesni\npriority : 400\nrefcnt : 1\n\nname : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n", "", "table-based"},
+		{"aes-generic's AES, a CLMUL GHASH", bound, "name : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-clmulni)\npriority : 200\nrefcnt : 2\n", "", "aes-generic"},
+		{"AES-NI's, ghash-generic's GHASH", bound, "name : gcm(aes)\ndriver : gcm_base(ctr-aes-aesni,ghash-generic)\npriority : 400\nrefcnt : 2\n", "", "ghash-generic"},
+		{"the highest of two held", bound, "name : gcm(aes)\ndriver : gcm_base(ctr(aes-generic),ghash-generic)\npriority : 100\nrefcnt : 2\n\nname : gcm(aes)\ndriver : a-gcm\npriority : 300\nrefcnt : 2\n", "AES-GCM by a-gcm", ""},
+		{"outside SEV-SNP", without, procCrypto(false), "", ""},
+		{"driver not bound", unbound, procCrypto(false), "", ""},
 	} {
-		msg, err := sevGuestCipher(c.res, c.sys, []byte(c.crypto))
+		msg, err := sevGuestCipher(c.sys, []byte(c.crypto))
 		if c.refuse != "" {
 			if err == nil || !strings.Contains(err.Error(), c.refuse) || !strings.Contains(err.Error(), "VMPCK0") || msg != "" {
 				t.Errorf("%s: sevGuestCipher = %q, %v; want a boot error with %q and VMPCK0", c.name, msg, err, c.refuse)
@@ -178,6 +181,18 @@ func TestSEVGuestCipher(t *testing.T) {
 		if err != nil || (c.want == "") != (msg == "") || !strings.Contains(msg, c.want) {
 			t.Errorf("%s: sevGuestCipher = %q, %v; want %q and no error", c.name, msg, err, c.want)
 		}
+	}
+	// Where the driver's binding cannot be told (here the device is a
+	// file), the boot does not go on unjudged.
+	file := t.TempDir()
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(file, sevGuestDevice)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(file, sevGuestDevice), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := sevGuestCipher(file, []byte(procCrypto(false))); err == nil || !strings.Contains(err.Error(), "cannot tell whether its driver is bound") {
+		t.Errorf("unreadable binding: sevGuestCipher = %q, %v; want a boot error", msg, err)
 	}
 }
 
