@@ -71,7 +71,9 @@ func sigIgn() string {
 // signal ignored that the init did not inherit ignored, and none of those
 // the init catches.
 func TestPID1SurvivesSignals(t *testing.T) {
-	for _, sig := range append([]os.Signal{unix.SIGTERM, unix.SIGUSR1}, absorbedSignals...) {
+	// SIGINT (Ctrl-Alt-Del) and SIGHUP too: without the init's handler
+	// the Go runtime exits on both.
+	for _, sig := range append([]os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGUSR1}, absorbedSignals...) {
 		name := unix.SignalName(sig.(syscall.Signal))
 		t.Run(name, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -87,19 +87,7 @@ func TestBuildMoveFailureKeepsPreviousOutputs(t *testing.T) {
 // the new initrd).
 func TestMoveOutputsWithoutHardLinks(t *testing.T) {
 	setup := func(t *testing.T) (out, tmp string) {
-		out = t.TempDir()
-		for _, n := range []string{buildInitrd, buildCmdline, buildManifest} {
-			if err := os.WriteFile(filepath.Join(out, n), []byte("old "+n), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		tmp, err := os.MkdirTemp(out, buildTmpPrefix+"*.tmp")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, n := range []string{buildInitrd, buildCmdline, buildManifest} {
-			os.WriteFile(filepath.Join(tmp, n), []byte("new "+n), 0o644)
-		}
+		out, tmp = moveFixture(t, true)
 		os.WriteFile(filepath.Join(tmp, buildInitrd+".previous"), nil, 0o644) // os.Link(out/initrd.img, ...) fails
 		return out, tmp
 	}
