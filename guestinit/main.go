@@ -842,25 +842,53 @@ func cpuFlags(cpuinfo []byte) []string {
 // SEV-SNP), under the sysfs root.
 const sevGuestDevice = "bus/platform/devices/sev-guest"
 
-// sevGuestProbe turns a skipped sev_guest into a boot error when the kernel
-// has made the SEV-SNP guest device it drives: platform_driver_probe reports
-// any probe failure (a null VMPCK, no gcm(aes) for the crypto API, a page
-// it could not share) as ENODEV, the same as no device, and such a guest
-// would run Katana with no report to be had, by the agent or by Katana.
-// Outside SEV-SNP there is no such device and the skip stands.
+// sevGuestProbe makes a boot error of an SEV-SNP guest (the kernel made the
+// device the sev-guest driver drives) whose device no driver took once the
+// modules are in: such a guest would run Katana with no report to be had,
+// by the agent or by Katana. A skipped sev_guest is its probe failing:
+// platform_driver_probe reports any probe failure (a null VMPCK, no
+// gcm(aes) for the crypto API, a page it could not share) as ENODEV, the
+// same as no device. Without sev_guest in the initrd's list, the driver is
+// built in and failed its probe at boot, or is missing. Outside SEV-SNP
+// there is no such device and a skip stands.
 func sevGuestProbe(res []modload.Result, sys string) error {
-	r, ok := moduleResult(res, "sev_guest")
-	if !ok || r.Status != modload.Skipped {
-		return nil
-	}
+	r, listed := moduleResult(res, "sev_guest")
+	skipped := listed && r.Status == modload.Skipped
 	dev, snp, err := snpGuest(sys)
-	if err != nil {
+	switch {
+	case err != nil && skipped:
 		return fmt.Errorf("module sev_guest was skipped (%v) and %w", r.Skipped, err)
-	}
-	if !snp {
+	case err != nil:
+		return fmt.Errorf("sev-guest: %w", err)
+	case !snp:
 		return nil
+	case skipped:
+		return fmt.Errorf("module sev_guest: this is an SEV-SNP guest (its kernel made %s) but the driver's probe failed (%v): no attestation report could be had, by the agent or by Katana; see the kernel's reason, then the initrd's modules (hostbuild pack loads what sev-guest asks the crypto API for) or the launch (a VMPCK the firmware left empty)", dev, r.Skipped)
 	}
-	return fmt.Errorf("module sev_guest: this is an SEV-SNP guest (its kernel made %s) but the driver's probe failed (%v): no attestation report could be had, by the agent or by Katana; see the kernel's reason, then the initrd's modules (hostbuild pack loads what sev-guest asks the crypto API for) or the launch (a VMPCK the firmware left empty)", dev, r.Skipped)
+	bound, err := sevGuestBound(dev)
+	switch {
+	case err != nil:
+		return err
+	case bound:
+		return nil
+	case !listed:
+		return fmt.Errorf("sev-guest: this is an SEV-SNP guest (its kernel made %s) but no driver took the device, and the initrd's modules do not list sev_guest (missing, or built into the kernel and its probe failed at boot: see the kernel's messages): no attestation report could be had, by the agent or by Katana; pack sev_guest (hostbuild pack does by default)", dev)
+	}
+	return fmt.Errorf("module sev_guest (%s): this is an SEV-SNP guest (its kernel made %s) but no driver took the device (a built-in driver's probe failed at boot: see the kernel's messages): no attestation report could be had, by the agent or by Katana", r.Status, dev)
+}
+
+// sevGuestBound says whether a driver took the sev-guest device dev (its
+// sysfs "driver" link, made when a probe succeeds and removed when it
+// fails); err when that cannot be told.
+func sevGuestBound(dev string) (bool, error) {
+	_, err := os.Stat(filepath.Join(dev, "driver"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("sev-guest: cannot tell whether a driver took %s (so neither whether reports can be had nor which AES-GCM seals the guest's messages to the AMD-SP): %w", dev, err)
+	}
+	return true, nil
 }
 
 // snpGuest says whether this is an SEV-SNP guest: whether its kernel made
@@ -905,14 +933,15 @@ func moduleResult(res []modload.Result, name string) (modload.Result, bool) {
 // outside SEV-SNP or without the driver bound (sevGuestProbe judges a
 // probe that failed).
 func sevGuestCipher(sys string, procCrypto []byte) (msg string, err error) {
-	dev, snp, _ := snpGuest(sys)
+	dev, snp, err := snpGuest(sys)
+	if err != nil {
+		return "", fmt.Errorf("sev-guest: %w, so not which AES-GCM it would seal the guest's messages to the AMD-SP with", err)
+	}
 	if !snp {
 		return "", nil
 	}
-	if _, err := os.Stat(filepath.Join(dev, "driver")); errors.Is(err, fs.ErrNotExist) {
-		return "", nil
-	} else if err != nil {
-		return "", fmt.Errorf("sev-guest: cannot tell whether its driver is bound, so not which AES-GCM it seals the guest's messages to the AMD-SP with: %w", err)
+	if bound, err := sevGuestBound(dev); err != nil || !bound {
+		return "", err
 	}
 	algs := kcrypto.Algs(procCrypto, "gcm(aes)")
 	i := slices.IndexFunc(algs, kcrypto.Alg.InUse)

@@ -191,8 +191,17 @@ func TestSEVGuestCipher(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(file, sevGuestDevice), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if msg, err := sevGuestCipher(file, []byte(procCrypto(false))); err == nil || !strings.Contains(err.Error(), "cannot tell whether its driver is bound") {
+	if msg, err := sevGuestCipher(file, []byte(procCrypto(false))); err == nil || !strings.Contains(err.Error(), "cannot tell whether a driver took") {
 		t.Errorf("unreadable binding: sevGuestCipher = %q, %v; want a boot error", msg, err)
+	}
+	// Nor where whether this is an SEV-SNP guest cannot be told (sysfs a
+	// file here).
+	notDir := filepath.Join(t.TempDir(), "sys")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := sevGuestCipher(notDir, []byte(procCrypto(false))); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("unreadable sysfs: sevGuestCipher = %q, %v; want a boot error", msg, err)
 	}
 }
 
@@ -246,36 +255,48 @@ func TestSEVGuestAESNI(t *testing.T) {
 // A skipped sev_guest is a boot error only where the kernel made the
 // SEV-SNP guest device: there the skip is a failed probe.
 func TestSEVGuestProbe(t *testing.T) {
-	withDevice := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(withDevice, sevGuestDevice), 0o755); err != nil {
-		t.Fatal(err)
+	// unbound: the kernel made the device and no driver took it; bound: a
+	// driver did (the module loaded now, or built in).
+	unbound, bound := t.TempDir(), t.TempDir()
+	for _, p := range []string{filepath.Join(unbound, sevGuestDevice), filepath.Join(bound, sevGuestDevice, "driver")} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	without := t.TempDir()
+	notDir := filepath.Join(t.TempDir(), "sys")
+	if err := os.WriteFile(notDir, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	why := errors.New("no such device; kernel: sev-guest sev-guest: vmpck id 0 is null")
 	skipped := []modload.Result{{Name: "virtio_pci", Status: modload.Loaded}, {Name: "sev_guest", Status: modload.Skipped, Skipped: why}}
+	loaded := []modload.Result{{Name: "sev_guest", Status: modload.Loaded}}
 	for _, c := range []struct {
-		name    string
-		res     []modload.Result
-		sys     string
-		wantErr bool
+		name string
+		res  []modload.Result
+		sys  string
+		want []string // in the boot error; nil for none
 	}{
-		{"skipped outside SEV-SNP", skipped, without, false},
-		{"skipped in an SEV-SNP guest", skipped, withDevice, true},
-		{"dashed name skipped in an SEV-SNP guest", []modload.Result{{Name: "sev-guest", Status: modload.Skipped, Skipped: why}}, withDevice, true},
-		{"loaded in an SEV-SNP guest", []modload.Result{{Name: "sev_guest", Status: modload.Loaded}}, withDevice, false},
-		{"another module skipped in an SEV-SNP guest", []modload.Result{{Name: "button", Status: modload.Skipped, Skipped: why}}, withDevice, false},
-		{"not listed", nil, withDevice, false},
+		{"skipped outside SEV-SNP", skipped, without, nil},
+		{"skipped in an SEV-SNP guest", skipped, unbound, []string{"SEV-SNP guest", "probe failed", "vmpck id 0 is null", filepath.Join(unbound, sevGuestDevice)}},
+		{"dashed name skipped in an SEV-SNP guest", []modload.Result{{Name: "sev-guest", Status: modload.Skipped, Skipped: why}}, unbound, []string{"probe failed", "vmpck id 0 is null"}},
+		{"loaded in an SEV-SNP guest", loaded, bound, nil},
+		{"another module skipped, sev-guest built in", []modload.Result{{Name: "button", Status: modload.Skipped, Skipped: why}}, bound, nil},
+		{"not listed, built in", nil, bound, nil},
+		{"not listed, no driver took the device", nil, unbound, []string{"SEV-SNP guest", "no driver took the device", "do not list sev_guest", filepath.Join(unbound, sevGuestDevice)}},
+		{"present, no driver took the device", []modload.Result{{Name: "sev_guest", Status: modload.Present}}, unbound, []string{"no driver took the device", "built-in driver's probe failed"}},
+		{"not listed outside SEV-SNP", nil, without, nil},
+		{"skipped, sysfs unreadable", skipped, notDir, []string{"module sev_guest was skipped", "vmpck id 0 is null", "cannot be read"}},
+		{"loaded, sysfs unreadable", loaded, notDir, []string{"sev-guest:", "cannot be read"}},
 	} {
 		err := sevGuestProbe(c.res, c.sys)
-		if (err != nil) != c.wantErr {
-			t.Errorf("%s: err %v, want error %v", c.name, err, c.wantErr)
+		if (err != nil) != (c.want != nil) {
+			t.Errorf("%s: err %v, want error %v", c.name, err, c.want != nil)
 			continue
 		}
-		if err != nil {
-			for _, w := range []string{"SEV-SNP guest", "vmpck id 0 is null", filepath.Join(withDevice, sevGuestDevice)} {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("%s: error %q lacks %q", c.name, err, w)
-				}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q lacks %q", c.name, err, w)
 			}
 		}
 	}
