@@ -12,6 +12,11 @@ import (
 // device or module that logs without pause must not keep a boot error from
 // being reported (each read returns one record of at most ~8 KiB; the
 // kernel's log buffer is 128 KiB unless log_buf_len= says otherwise).
+// The bound does not cost the failed module's messages under such a flood:
+// a reader opened after the failure starts at the oldest record still in
+// the ring, so it reaches those messages within one ring's worth of reading
+// (or finds them overwritten, an EPIPE, whatever the bound); only a ring
+// raised above 4 MiB with log_buf_len= can put them beyond it.
 const kmsgReadLimit = 4 << 20
 
 // KernelMessages returns the messages of the kernel log (/dev/kmsg) that
