@@ -958,13 +958,20 @@ func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
 // prints "ready:", or false when its stdout ends first.
 func launchFakeRun(t *testing.T, f runFixture, env ...string) (r *fakeRun, ready <-chan bool) {
 	t.Helper()
+	return launchFakeRunArgs(t, f, []string{"--stop-timeout", "60s"}, env...)
+}
+
+// launchFakeRunArgs is launchFakeRun with run's flags after the files and
+// --serial-log given by the caller (where a default is what a test checks).
+func launchFakeRunArgs(t *testing.T, f runFixture, args []string, env ...string) (r *fakeRun, ready <-chan bool) {
+	t.Helper()
 	fake := filepath.Join(t.TempDir(), fakeQEMUName)
 	if err := os.Symlink(os.Args[0], fake); err != nil {
 		t.Fatal(err)
 	}
 	r = &fakeRun{serial: filepath.Join(t.TempDir(), "serial.log"), stderr: &qemutest.LockedBuffer{}, done: make(chan struct{})}
-	r.cmd = exec.Command(os.Args[0], "run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
-		"--qemu", fake, "--serial-log", r.serial, "--ready-timeout", "30s", "--stop-timeout", "60s")
+	r.cmd = exec.Command(os.Args[0], append([]string{"run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
+		"--qemu", fake, "--serial-log", r.serial, "--ready-timeout", "30s"}, args...)...)
 	r.cmd.Env = append(append(os.Environ(), "HOSTBUILD_TEST_MAIN=1"), env...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	r.cmd.Stderr = writerFunc(func(p []byte) (int, error) {
@@ -1275,8 +1282,8 @@ func TestRunOldManifestCmdline(t *testing.T) {
 		t.Errorf("plain: exit %d, want 0\n%s", code, stderr)
 	}
 	_, stderr, code := runHB(t, append(common, "--ovmf", f.ovmf, "--cid", "3")...)
-	if code == exitOK || !strings.Contains(stderr, "refusing this manifest in SEV-SNP mode") || !strings.Contains(stderr, "at most 2033") {
-		t.Errorf("SEV-SNP: exit %d, want a refusal naming the cmdline's length\n%s", code, stderr)
+	if code != exitFail || !strings.Contains(stderr, "refusing this manifest in SEV-SNP mode") || !strings.Contains(stderr, "at most 2033") {
+		t.Errorf("SEV-SNP: exit %d, want 1 (an error of the manifest itself, not a file that differs from it: 3) and a refusal naming the cmdline's length\n%s", code, stderr)
 	}
 }
 
