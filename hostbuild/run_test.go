@@ -942,7 +942,13 @@ type fakeRun struct {
 
 func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
 	t.Helper()
-	r, ready := launchFakeRun(t, f, env...)
+	return startFakeRunArgs(t, f, []string{"--stop-timeout", "60s"}, env...)
+}
+
+// startFakeRunArgs is startFakeRun with launchFakeRunArgs' flags.
+func startFakeRunArgs(t *testing.T, f runFixture, args []string, env ...string) *fakeRun {
+	t.Helper()
+	r, ready := launchFakeRunArgs(t, f, args, env...)
 	select {
 	case ok := <-ready:
 		if !ok {
