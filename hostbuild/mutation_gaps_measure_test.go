@@ -338,20 +338,31 @@ func TestMeasureManifestOutRefusals(t *testing.T) {
 	out := filepath.Join(dir, "m.json")
 	base := []string{"measure", "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--kernel", kernel, "--initrd", initrdPath,
 		"--append", "console=ttyS0 panic=-1", "--manifest-out", out}
-	for _, tc := range []struct {
-		extra []string
-		want  string
-	}{
+	mgUsageRefusals(t, base, out, []mgRefusal{
 		{[]string{"--snp-ovmf-hash", strings.Repeat("ab", 48)}, "--manifest-out needs mode snp without --snp-ovmf-hash"},
 		{[]string{"--mode", "snp:ovmf-hash"}, "--manifest-out needs mode snp without --snp-ovmf-hash"},
 		{[]string{"--vcpu-sig", "0x800f12"}, "--manifest-out needs --vcpu-type (QEMU is launched with -cpu TYPE) and no --vcpu-sig/--vcpu-family"},
-	} {
-		stdout, stderr, code := runHB(t, append(base, tc.extra...)...)
+	})
+}
+
+// mgRefusal is a usage error mgUsageRefusals expects: the flags added to
+// (or replacing those of) the base command, and a part of the message.
+type mgRefusal struct {
+	extra []string
+	want  string
+}
+
+// mgUsageRefusals runs base with each case's flags and checks a usage
+// error (2) with its message, nothing on stdout, and no file at out.
+func mgUsageRefusals(t *testing.T, base []string, out string, cases []mgRefusal) {
+	t.Helper()
+	for _, tc := range cases {
+		stdout, stderr, code := runHB(t, withFlags(base, tc.extra...)...)
 		if code != exitUsage || stdout != "" || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d and %q", tc.extra, code, stdout, stderr, exitUsage, tc.want)
+			t.Errorf("%s %q: exit %d, stdout %q, stderr %q; want %d and %q", base[0], tc.extra, code, stdout, stderr, exitUsage, tc.want)
 		}
 		if _, err := os.Stat(out); err == nil {
-			t.Errorf("%q: a refused measure --manifest-out wrote %s", tc.extra, out)
+			t.Errorf("%s %q: refused, but wrote %s", base[0], tc.extra, out)
 			os.Remove(out)
 		}
 	}
@@ -421,24 +432,12 @@ func TestManifestInvalidSettingsAreUsage(t *testing.T) {
 	out := filepath.Join(dir, "m.json")
 	base := []string{"manifest", "--ovmf", ovmf, "--kernel", kernel, "--initrd", initrdPath, "--cmdline", "console=ttyS0 panic=-1",
 		"--vcpus", "1", "--vcpu-type", "EPYC-v4", "-o", out}
-	for _, tc := range []struct {
-		extra []string
-		want  string
-	}{
+	mgUsageRefusals(t, base, out, []mgRefusal{
 		{[]string{"--vmm-type", "kvm"}, `unknown VMM type "kvm"`},
 		{[]string{"--vcpus", "100000"}, "vCPU count 100000 out of range"},
 		{[]string{"--source-date-epoch", "-1"}, "hostbuild manifest: --source-date-epoch -1 is negative"},
 		{[]string{"--guest-features", "0"}, "--guest-features 0 lacks bit 0 (SNPActive)"},
-	} {
-		_, stderr, code := runHB(t, withFlags(base, tc.extra...)...)
-		if code != exitUsage || !strings.Contains(stderr, tc.want) {
-			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.extra, code, stderr, exitUsage, tc.want)
-		}
-		if _, err := os.Stat(out); err == nil {
-			t.Errorf("%q: a refused manifest wrote %s", tc.extra, out)
-			os.Remove(out)
-		}
-	}
+	})
 }
 
 // manifest records the --guest-features it measured with.
