@@ -66,23 +66,46 @@ func TestDoctorCLIPasses(t *testing.T) {
 	if err := os.WriteFile(ovmf, append(bytes.Repeat([]byte{0xff}, 4<<20-len(suffix)), suffix...), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	stdout, stderr, code := runHB(t, append(doctorHost(t, true), "--ovmf", ovmf)...)
+	if code != exitOK {
+		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, stdout, stderr)
+	}
+	if n := strings.Count(stdout, "PASS  "); n != 10 || !strings.Contains(stdout, "PASS  SEV-SNP firmware initialised, signing reports (SNP_PLATFORM_STATUS): API 1.55 build 21, platform INIT, RMP initialised true, 0 guests; reports carry REPORTED_TCB 0xd315000000000004 (bl=4,tee=0,snp=21,ucode=211)\n") || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
+		!strings.HasSuffix(stdout, "\nall checks passed: this host can launch SEV-SNP guests and attest verifies their reports.\n") {
+		t.Errorf("%d PASS lines, want 10 and \"all checks passed\" with no failure:\n%s", n, stdout)
+	}
+	if _, stderr, code := runHB(t, "doctor", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
+		t.Errorf("doctor extra: exit %d, stderr %q; want %d and unexpected argument", code, stderr, exitUsage)
+	}
+}
+
+// doctorHost is a --root tree and a fake QEMU of an SEV-SNP host on which
+// every check passes but the OVMF one (skipped without --ovmf) and the
+// vhost-vsock one, which fails unless vsock; it returns doctor's argv.
+func doctorHost(t *testing.T, vsock bool) []string {
+	t.Helper()
 	root := t.TempDir()
-	for _, d := range []string{"dev", "sys/module/kvm_amd/parameters"} {
+	for _, d := range []string{"dev", "sys/module/kvm_amd/parameters", "proc"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, d := range []string{"sev", "kvm", "vhost-vsock"} {
+	devs := []string{"sev", "kvm"}
+	if vsock {
+		devs = append(devs, "vhost-vsock")
+	}
+	for _, d := range devs {
 		if err := os.Symlink("/dev/null", filepath.Join(root, "dev", d)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(root, "sys/module/kvm_amd/parameters/sev_snp"), []byte("Y\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.MkdirAll(filepath.Join(root, "proc"), 0o755)
-	if err := os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte("vendor_id\t: AuthenticAMD\ncpu family\t: 25\n"), 0o644); err != nil {
-		t.Fatal(err)
+	for name, data := range map[string]string{
+		"sys/module/kvm_amd/parameters/sev_snp": "Y\n",
+		"proc/cpuinfo":                          "vendor_id\t: AuthenticAMD\ncpu family\t: 25\n",
+	} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// The tree's /dev/kvm is /dev/null: answer KVM_CAP_VM_TYPES as an
 	// SEV-SNP host's KVM does (default, SEV, SEV-ES and SNP VMs).
@@ -100,17 +123,7 @@ func TestDoctorCLIPasses(t *testing.T) {
 	if err := os.WriteFile(qemuBin, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stdout, stderr, code := runHB(t, "doctor", "--root", root, "--qemu", qemuBin, "--ovmf", ovmf)
-	if code != exitOK {
-		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, stdout, stderr)
-	}
-	if n := strings.Count(stdout, "PASS  "); n != 10 || !strings.Contains(stdout, "PASS  SEV-SNP firmware initialised, signing reports (SNP_PLATFORM_STATUS): API 1.55 build 21, platform INIT, RMP initialised true, 0 guests; reports carry REPORTED_TCB 0xd315000000000004 (bl=4,tee=0,snp=21,ucode=211)\n") || strings.Contains(stdout, "FAIL") || strings.Contains(stdout, "fix:") ||
-		!strings.HasSuffix(stdout, "\nall checks passed: this host can launch SEV-SNP guests and attest verifies their reports.\n") {
-		t.Errorf("%d PASS lines, want 10 and \"all checks passed\" with no failure:\n%s", n, stdout)
-	}
-	if _, stderr, code := runHB(t, "doctor", "extra"); code != exitUsage || !strings.Contains(stderr, `unexpected argument "extra"`) {
-		t.Errorf("doctor extra: exit %d, stderr %q; want %d and unexpected argument", code, stderr, exitUsage)
-	}
+	return []string{"doctor", "--root", root, "--qemu", qemuBin}
 }
 
 // doctor's QEMU checks against a real QEMU 9.1 or newer ($SNPBOOT_QEMU_SNP:

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/katana-tee/snpboot/hostbuild/internal/doctor"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 )
 
@@ -117,49 +116,6 @@ func TestDiffThreeArgumentsRefused(t *testing.T) {
 	if want := "hostbuild diff: want two initrds, A and B, got 3"; code != exitUsage || stdout != "" || !strings.Contains(stderr, want) {
 		t.Errorf("diff A B A: exit %d, stdout %q, stderr %q; want %d and %q", code, stdout, stderr, exitUsage, want)
 	}
-}
-
-// doctorHost is TestDoctorCLIPasses's host without --ovmf: every check
-// passes but the OVMF one, skipped, and the vhost-vsock one, which fails
-// unless vsock.
-func doctorHost(t *testing.T, vsock bool) []string {
-	t.Helper()
-	root := t.TempDir()
-	for _, d := range []string{"dev", "sys/module/kvm_amd/parameters", "proc"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	devs := []string{"sev", "kvm"}
-	if vsock {
-		devs = append(devs, "vhost-vsock")
-	}
-	for _, d := range devs {
-		if err := os.Symlink("/dev/null", filepath.Join(root, "dev", d)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, data := range map[string]string{
-		"sys/module/kvm_amd/parameters/sev_snp": "Y\n",
-		"proc/cpuinfo":                          "vendor_id\t: AuthenticAMD\ncpu family\t: 25\n",
-	} {
-		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	doctorVMTypes = func(string) (uint64, error) { return 0x1d, nil }
-	t.Cleanup(func() { doctorVMTypes = nil })
-	doctorSNPStatus = func(string) (doctor.SNPStatus, error) {
-		return doctor.SNPStatus{APIMajor: 1, APIMinor: 55, Build: 21, State: 1, RMPInitialised: true,
-			CurrentTCB: 0xd315000000000004, ReportedTCB: 0xd315000000000004}, nil
-	}
-	t.Cleanup(func() { doctorSNPStatus = nil })
-	qemuBin := filepath.Join(t.TempDir(), "qemu")
-	script := "#!/bin/sh\ncase $1 in --version) echo 'QEMU emulator version 9.2.0';; -object) echo '  sev-guest'; echo '  sev-snp-guest';; esac\n"
-	if err := os.WriteFile(qemuBin, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return []string{"doctor", "--root", root, "--qemu", qemuBin}
 }
 
 // One failed check is enough to exit 1, and the summary counts it.
