@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -10,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 )
 
 // --restart-limit takes bootcfg.MaxRestartLimit itself: "want 0 to 1000"
@@ -64,27 +61,9 @@ func TestCmdlineOneArgumentRefused(t *testing.T) {
 // entry: b has a file a lacks.
 func diffPair(t *testing.T) (a, b string) {
 	t.Helper()
-	dir := t.TempDir()
-	write := func(name string, ents ...newc.Header) string {
-		var buf bytes.Buffer
-		w := newc.NewWriter(&buf)
-		for _, h := range ents {
-			h.NLink = 1
-			if err := w.WriteHeader(&h); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	bin := newc.Header{Name: "bin", Mode: newc.TypeDir | 0o755}
-	return write("a.img", bin), write("b.img", bin, newc.Header{Name: "etc", Mode: newc.TypeDir | 0o755})
+	a, _ = mgPlainInitrd(t, 0, mgFile{"bin/", nil})
+	b, _ = mgPlainInitrd(t, 0, mgFile{"bin/", nil}, mgFile{"etc/", nil})
+	return a, b
 }
 
 // Two initrds with a single difference: diff lists it, counts it and exits
