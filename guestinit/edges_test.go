@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -127,5 +128,40 @@ func TestMountLateLogsFailure(t *testing.T) {
 	mountLate(early.Options{Root: t.TempDir(), Mount: fail}, func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) })
 	if len(lines) != 1 || !strings.Contains(lines[0], "configfs") || !strings.HasSuffix(lines[0], "(optional)") {
 		t.Errorf("logged %q, want one line naming configfs, ending in (optional)", lines)
+	}
+}
+
+// A flood of SIGHUP and SIGCHLD to PID 1 while nothing takes signals (the
+// supervisor busy) must not cost a SIGTERM sent after it: one channel for
+// all kinds fills with the flood and signal.Notify drops the SIGTERM.
+func TestSignalFloodKeepsStop(t *testing.T) {
+	sigs, _ := catchSignals()
+	t.Cleanup(func() { signal.Reset(append(append([]os.Signal{}, supervisedSignals...), absorbedSignals...)...) })
+	self := os.Getpid()
+	for i := range 400 {
+		unix.Kill(self, unix.SIGHUP)
+		unix.Kill(self, unix.SIGCHLD)
+		if i%4 == 0 { // let the runtime deliver them one by one
+			time.Sleep(time.Millisecond)
+		}
+	}
+	unix.Kill(self, unix.SIGTERM)
+	time.Sleep(100 * time.Millisecond) // delivered (or dropped) by now
+	counts := map[os.Signal]int{}
+	timeout := time.After(10 * time.Second)
+	for counts[unix.SIGTERM] == 0 {
+		select {
+		case s := <-sigs:
+			counts[s]++
+		case <-timeout:
+			t.Fatalf("SIGTERM lost after a flood; taken instead: %v", counts)
+		}
+	}
+	// The flood is coalesced, as the kernel coalesces a pending signal:
+	// of each kind at most one in its own channel, one held by its relay
+	// and sigs' slots, not one per kill.
+	most := 2 + cap(sigs)
+	if counts[unix.SIGHUP] == 0 || counts[unix.SIGHUP] > most || counts[unix.SIGCHLD] > most {
+		t.Errorf("taken %v, want 1-%d SIGHUPs and at most %d SIGCHLDs before the SIGTERM", counts, most, most)
 	}
 }

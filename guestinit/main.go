@@ -178,15 +178,37 @@ var absorbedSignals = []os.Signal{
 	unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU,
 }
 
+// supervisedSignals are the signals sigs delivers, each kind through a
+// channel of its own (catchSignals).
+var supervisedSignals = []os.Signal{unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP}
+
 // catchSignals sets PID 1's signal handling. sigs gets SIGCHLD, SIGTERM,
 // SIGINT and SIGHUP, for the supervisor (without a handler, the runtime
 // exits on SIGTERM too). absorbed gets absorbedSignals, which the init logs
 // and drops. All are caught, none ignored: an ignored disposition survives
 // execve, and Katana must start with the default ones, while a caught
 // signal is reset to the default in the child.
+//
+// signal.Notify drops a signal when its channel is full. With the four
+// kinds in one channel, a flood of one kind (SIGCHLD as many processes
+// exit, SIGHUPs sent in a loop) while the supervisor is busy would fill it
+// and drop a SIGTERM or SIGINT that came after: a stop lost. So each kind
+// has its own one-slot channel, relayed into sigs by a goroutine of its
+// own with blocking sends: a flood of one kind costs only more of that
+// kind, and at least one of each kind sent after the supervisor last took
+// one reaches it, as the kernel itself keeps one pending standard signal
+// per kind.
 func catchSignals() (sigs, absorbed chan os.Signal) {
-	sigs = make(chan os.Signal, 64)
-	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
+	sigs = make(chan os.Signal, len(supervisedSignals))
+	for _, s := range supervisedSignals {
+		one := make(chan os.Signal, 1)
+		signal.Notify(one, s)
+		go func() { // cannot panic: sigs is never closed
+			for s := range one {
+				sigs <- s
+			}
+		}()
+	}
 	absorbed = make(chan os.Signal, 16)
 	signal.Notify(absorbed, absorbedSignals...)
 	return sigs, absorbed

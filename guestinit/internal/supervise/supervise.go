@@ -281,8 +281,10 @@ func Run(ctx context.Context, o Options) Outcome {
 	}
 	done := ctx.Done()
 	// SIGCHLD can be lost: signal.Notify drops a signal when the channel
-	// is full (a flood of SIGHUPs to PID 1 as Katana exits). A slow tick
-	// reaps too, so that Katana's exit is never missed for good.
+	// is full (the init gives each kind a channel of its own, so that a
+	// flood of another kind cannot crowd it out, but Run does not rely on
+	// how o.Signals is fed). A slow tick reaps too, so that Katana's exit
+	// is never missed for good.
 	tick := time.NewTicker(reapTick)
 	defer tick.Stop()
 	// A stop requested (power button, agent, context): once.
