@@ -121,6 +121,19 @@ func helperMain(mode string, args []string) int {
 		}
 		report(fmt.Sprintf("grandchild=%d", p.Pid))
 		return 3
+	case "storm":
+		// Start a shell that makes orphans as fast as it can fork (each
+		// "( : & )" leaves a child that exits to the reaper at once), in
+		// a session of its own; exit 3 while it runs.
+		p, err := os.StartProcess("/bin/sh", []string{"sh", "-c", "while :; do ( : & ); done"}, &os.ProcAttr{
+			Files: []*os.File{nil, os.Stdout, os.Stderr}, Sys: &syscall.SysProcAttr{Setsid: true}})
+		if err != nil {
+			report("start grandchild: " + err.Error())
+			return 1
+		}
+		report(fmt.Sprintf("grandchild=%d", p.Pid))
+		time.Sleep(300 * time.Millisecond)
+		return 3
 	case "sleep":
 		time.Sleep(300 * time.Millisecond)
 		return 7

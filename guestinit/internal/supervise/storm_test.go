@@ -1,0 +1,73 @@
+package supervise
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Katana's exit is seen while orphans keep exiting to the init as fast as
+// a shell can fork them: each SIGCHLD's reap loop ends when no zombie is
+// left, and a fork costs far more than a wait4, so the loop never chases
+// the storm for good.
+func TestExitSeenDuringOrphanStorm(t *testing.T) {
+	if os.Getpid() != 1 {
+		t.Skipf("not PID 1 of a PID namespace (pid %d): the storm's orphans would go to another reaper; run the tests as root", os.Getpid())
+	}
+	if _, err := os.Stat("/bin/sh"); err != nil {
+		t.Skipf("no /bin/sh to fork the storm (%v); install dash", err)
+	}
+	h := newHarness(t)
+	o := h.opts("storm")
+	out := run(t, o)
+	last := lastPid(t)
+	pids := h.grandchildren(1)
+	stormer := pids[0]
+	state := procState(stormer)
+	unix.Kill(-stormer, unix.SIGKILL) // its session's process group
+	var ws unix.WaitStatus
+	unix.Wait4(stormer, &ws, 0, nil)
+	if !strings.Contains(out.Reason, "status=3") {
+		t.Fatalf("outcome %+v, want katana's exit status=3", out)
+	}
+	if state == "" || state == "Z" {
+		t.Errorf("the storm had ended (state %q) when the exit was seen", state)
+	}
+	// The pids the namespace gave out from the shell's start to Run's
+	// return: two forks per orphan.
+	forks := last - stormer
+	t.Logf("%d forks during the storm before Run returned", forks)
+	if forks < 100 {
+		t.Errorf("only %d forks: no storm to test against", forks)
+	}
+}
+
+func lastPid(t *testing.T) int {
+	b, err := os.ReadFile("/proc/sys/kernel/ns_last_pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// procState is the state letter of pid in /proc/pid/stat, "" if it is gone.
+func procState(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
