@@ -311,6 +311,11 @@ func TestLibvirtOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A domain definition holds no secret: readable by all, as virsh
+	// define may run as another user.
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("-o file mode %v (%v), want -rw-r--r--", fi.Mode(), err)
+	}
 	stdout, stderr, code := runHB(t, base...)
 	if code != exitOK || stdout != string(written) {
 		t.Errorf("without -o: exit %d, stdout differs from what -o wrote (%d bytes, want %d)\n%s", code, len(stdout), len(written), stderr)
