@@ -397,7 +397,7 @@ func readRequest(ctx context.Context, c net.Conn, br *bufio.Reader, conf httpCon
 	// The path as sent: routing on the decoded one would take /v1%2Fstatus
 	// for /v1/status.
 	path, _, _ := strings.Cut(target, "?")
-	return &request{ctx: ctx, method: method, path: path, rawQuery: u.RawQuery, proto: proto, header: h, body: body, remote: c.RemoteAddr().String(), last: evicted}, nil
+	return &request{ctx: ctx, method: method, path: path, rawQuery: u.RawQuery, proto: proto, header: h, body: body, remote: peerName(c), last: evicted}, nil
 }
 
 func isToken(s string) bool {

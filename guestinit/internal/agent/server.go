@@ -239,7 +239,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			// A panic in a handler ends this connection only: serveConn's
 			// deferred Close has run (the connection slot is free) and the
 			// gate releases its slots in defers too.
-			defer logPanic(s.opts.Logf, "serving "+c.RemoteAddr().String()+" (connection closed, the agent serves on)")
+			defer logPanic(s.opts.Logf, "serving "+peerName(c)+" (connection closed, the agent serves on)")
 			serveConn(cctx, c, conf)
 		}()
 	}
@@ -262,6 +262,24 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 // a panic into a log line with the stack. The agent runs inside PID 1: an
 // unrecovered panic in any goroutine would end the process, and with it the
 // VM (kernel panic), on a request from the untrusted host.
+// peerName names c's peer for the log. A deferred call's arguments are
+// evaluated before its recover is in place, so this must not panic: a nil
+// address (a net.Conn may return one; accepted vsock and TCP connections
+// do not) or one whose String panics (a nil *vsock.Addr) is "an unknown
+// peer", not the end of PID 1.
+func peerName(c net.Conn) (name string) {
+	const unknown = "an unknown peer"
+	defer func() {
+		if recover() != nil {
+			name = unknown
+		}
+	}()
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return unknown
+}
+
 func logPanic(logf func(string, ...any), what string) {
 	if r := recover(); r != nil {
 		logf("agent: recovered from a panic %s: %v\n%s", what, r, debug.Stack())
