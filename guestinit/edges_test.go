@@ -119,6 +119,29 @@ func TestEndDuringFatalParks(t *testing.T) {
 	}
 }
 
+// A boot error just after the boot's own end began (another goroutine's
+// panic as the supervision returns) is logged and leaves the power-off, or
+// katana.on_exit's reboot, to the end: one halt, in the end's mode.
+func TestFatalDuringEndParks(t *testing.T) {
+	in, log, halted := testInit(t)
+	in.end(power.Reboot, "shutdown: %s", "katana.on_exit=reboot after exit status=0")
+	if at := <-halted; !strings.HasPrefix(at, power.Reboot.String()+"\n") {
+		t.Fatalf("end halted as %q, want %s", at, power.Reboot)
+	}
+	go in.fatal(errors.New("late"))
+	select {
+	case at := <-halted:
+		t.Errorf("a boot error after the end began halted again:\n%s", at)
+	case <-time.After(300 * time.Millisecond):
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "boot error: late") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(log.String(), "boot error: late") {
+		t.Errorf("log lacks the late boot error:\n%s", log.String())
+	}
+}
+
 // A late mount the kernel refuses (no configfs: no configfs-tsm for the
 // agent) is logged, as the boot sequence says; its failure is in
 // MountAll's results only, and was dropped (found by review).

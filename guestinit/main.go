@@ -237,8 +237,9 @@ type initProc struct {
 	// ready gates the agent's reports: from the integrity check passed
 	// until a boot error.
 	ready agent.Readiness
-	// failing is set by the first fatal; the others wait for its
-	// power-off.
+	// failing is set by the first fatal, or by end when no fatal came
+	// first: that one powers off (or reboots), and a fatal after it logs
+	// its reason and waits for that.
 	failing atomic.Bool
 	// sup is the supervision of Katana once it begins (see superviseRun):
 	// closed when supervise.Run returns; supWait is how long fatal waits
@@ -331,8 +332,12 @@ func (in *initProc) awaitSupervisor() {
 
 // end powers off or reboots after the boot or the supervision ended by
 // itself, saying why; when a fatal path is under way, that one does it.
+// It claims the end as fatal does: a boot error on another goroutine a
+// moment later logs its reason and leaves the power-off (or the reboot
+// that katana.on_exit asked for) to end, rather than both reaching
+// power.Shutdown, where whichever came second would wait for ever.
 func (in *initProc) end(m power.Mode, format string, args ...any) {
-	if in.failing.Load() {
+	if !in.failing.CompareAndSwap(false, true) {
 		power.Park()
 	}
 	in.log.Printf(format, args...)
