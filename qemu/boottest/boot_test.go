@@ -270,6 +270,11 @@ func TestBootStandInExit(t *testing.T) {
 	if l := findLine(g, "standin-katana: tmpdir="); !strings.HasSuffix(strings.TrimSpace(l), wantTmp) {
 		t.Errorf("the stand-in reported %q, want %q:\n%s", l, wantTmp, tail(g.Lines(), 30))
 	}
+	// No descriptor of the init's reaches Katana: it starts with 0, 1
+	// and 2 only.
+	if l := findLine(g, "standin-katana: fds="); !strings.HasSuffix(strings.TrimSpace(l), "standin-katana: fds=0,1,2") {
+		t.Errorf("the stand-in reported %q, want fds=0,1,2:\n%s", l, tail(g.Lines(), 30))
+	}
 	// Its stdout: the console, through a file description that is not the
 	// one the init logs through.
 	const wantStdout = "standin-katana: stdout description=own"

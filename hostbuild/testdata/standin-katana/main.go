@@ -9,8 +9,9 @@
 // on SIGTERM it prints a marker and exits 0. It also prints the signals it
 // started with ignored (its SigIgn mask), which must be none, its whole
 // environment (one JSON array, in order), its TMPDIR
-// (mode and number of entries), its RLIMIT_NOFILE, and the SHA-256 of every
-// file under /etc/katana (hostbuild pack --file).
+// (mode and number of entries), its RLIMIT_NOFILE, the descriptors it
+// started with, and the SHA-256 of every file under /etc/katana (hostbuild
+// pack --file).
 // --sidecar NAME starts NAME, found on PATH as Katana finds its sidecars,
 // with the argument --sidecar-child, which makes this program listen on
 // 127.0.0.1:5060, say it runs and then wait to be killed;
@@ -38,6 +39,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +51,47 @@ import (
 
 	"github.com/katana-tee/snpboot/shared/kcrypto"
 )
+
+// openFDs lists the open descriptors, comma-separated, with what each is
+// when it is not 0, 1 or 2 ("5=anon_inode:[eventpoll]"), leaving out the
+// one it reads /proc/self/fd through.
+func openFDs() string {
+	// Raw system calls: package os would start the runtime's poller
+	// (an epoll and an eventfd descriptor) for the directory.
+	d, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	defer unix.Close(d)
+	var names []string
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getdents(d, buf)
+		if err != nil {
+			return "unknown: " + err.Error()
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+	var fds []int
+	for _, n := range names {
+		if fd, err := strconv.Atoi(n); err == nil && fd != d {
+			fds = append(fds, fd)
+		}
+	}
+	slices.Sort(fds)
+	out := make([]string, len(fds))
+	for i, fd := range fds {
+		out[i] = strconv.Itoa(fd)
+		if fd > 2 {
+			t, _ := os.Readlink("/proc/self/fd/" + out[i])
+			out[i] += "=" + t
+		}
+	}
+	return strings.Join(out, ",")
+}
 
 // chainID is "KATANA" as a Starknet felt, what `katana --dev` answers.
 const chainID = "0x4b4154414e41"
@@ -70,6 +113,9 @@ func run(argv []string) int {
 			time.Sleep(time.Hour)
 		}
 	}
+	// The descriptors it started with, before it opens any: the init
+	// passes 0, 1 and 2 only.
+	fmt.Printf("standin-katana: fds=%s\n", openFDs())
 	// Exact argv, one JSON array, so tests can compare it without ambiguity.
 	enc, _ := json.Marshal(argv[1:])
 	fmt.Printf("standin-katana: argv=%s\n", enc)
