@@ -68,11 +68,21 @@ func New(w io.Writer, now func() time.Duration) *Logger {
 // output: a write to the serial console returns once the line is in the
 // kernel's buffer, and reboot(2) does not wait for the UART to empty it.
 // Anything but a tty is left alone.
+//
+// ENOTTY (files, pipes) ends it at once. EINTR is not restarted, SA_RESTART
+// or not: tty_ioctl returns it whenever a signal is pending after
+// tty_wait_until_sent, and PID 1 gets a SIGCHLD for every process that
+// exits during the power-off. So it waits again; Flush bounds the wait.
 func drainTTY(w io.Writer) {
 	if f, ok := w.(interface{ Fd() uintptr }); ok {
-		unix.IoctlSetInt(int(f.Fd()), unix.TCSBRK, 1) // ENOTTY for files and pipes: nothing to wait for
+		for tcdrain(int(f.Fd())) == unix.EINTR {
+		}
 	}
 }
+
+// tcdrain is tcdrain(3) as the kernel's TCSBRK with a non-zero argument; a
+// variable for the tests.
+var tcdrain = func(fd int) error { return unix.IoctlSetInt(fd, unix.TCSBRK, 1) }
 
 // SetOutput replaces the writer (after the console has been reopened).
 // With Async, lines already queued go to the new writer too.
