@@ -4,8 +4,11 @@
 //
 // with the seconds since boot (CLOCK_BOOTTIME; the kernel's printk
 // timestamps use a slightly different clock, so the two agree to within
-// tens of milliseconds, not exactly) and one prefix. Lines are written with a single write(2) each so
-// that concurrent loggers never interleave within a line. Control
+// tens of milliseconds, not exactly) and one prefix. Lines are written with
+// a single write(2) each so that concurrent loggers never interleave within
+// a line (but for one case: a signal arriving while a write waits on a full
+// console ends it short, and the rest of the line follows in a second
+// write, which Katana's output may precede). Control
 // characters in a message (a carriage return, an escape sequence in a file
 // name) are written escaped, so that no message can pass for another line.
 //
