@@ -89,18 +89,27 @@ func TestSecondFatalParks(t *testing.T) {
 	in, log, halted := testInit(t)
 	in.fatal(errors.New("first"))
 	<-halted
-	go in.fatal(errors.New("second"))
+	fatalParks(t, in, log, halted, "second")
+}
+
+// fatalParks calls fatal(msg) on a goroutine of its own, as another
+// goroutine's panic would, once the power-off is under way: it must log
+// "boot error: msg" and not halt again.
+func fatalParks(t *testing.T, in *initProc, log *syncBuffer, halted chan string, msg string) {
+	t.Helper()
+	go in.fatal(errors.New(msg))
 	select {
 	case at := <-halted:
-		t.Errorf("a second boot error powered off again:\n%s", at)
+		t.Errorf("boot error %q halted again:\n%s", msg, at)
 	case <-time.After(300 * time.Millisecond):
 	}
-	// The second goroutine may not have run yet on a loaded machine.
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "boot error: second") && time.Now().Before(deadline); {
+	// The goroutine may not have run yet on a loaded machine.
+	line := "boot error: " + msg
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), line) && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.Contains(log.String(), "boot error: second") {
-		t.Errorf("log lacks the second boot error:\n%s", log.String())
+	if !strings.Contains(log.String(), line) {
+		t.Errorf("log lacks %q:\n%s", line, log.String())
 	}
 }
 
@@ -128,18 +137,7 @@ func TestFatalDuringEndParks(t *testing.T) {
 	if at := <-halted; !strings.HasPrefix(at, power.Reboot.String()+"\n") {
 		t.Fatalf("end halted as %q, want %s", at, power.Reboot)
 	}
-	go in.fatal(errors.New("late"))
-	select {
-	case at := <-halted:
-		t.Errorf("a boot error after the end began halted again:\n%s", at)
-	case <-time.After(300 * time.Millisecond):
-	}
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), "boot error: late") && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if !strings.Contains(log.String(), "boot error: late") {
-		t.Errorf("log lacks the late boot error:\n%s", log.String())
-	}
+	fatalParks(t, in, log, halted, "late")
 }
 
 // A late mount the kernel refuses (no configfs: no configfs-tsm for the
