@@ -73,7 +73,26 @@ func exitOnPanic(stderr io.Writer, exit func(int)) {
 // kill, timeout or systemd, and SIGHUP when the terminal is closed (its
 // default action would end hostbuild silently, leaving run's guest to be
 // killed with it through QEMU's parent-death signal).
-var interruptSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+//
+// SIGINT and SIGHUP are caught only when hostbuild did not start with them
+// ignored (nohup, a background job of a non-interactive shell): Notify
+// would replace the inherited "ignore" with a handler, and the SIGHUP of a
+// closed terminal would stop a guest launched under nohup to survive it.
+// Decided once, before anything calls Notify. SIGTERM is always caught (Go
+// does not keep an inherited "ignore" for it).
+var interruptSignals = notIgnored(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+
+// notIgnored returns the signals of sigs this process did not start with
+// ignored.
+func notIgnored(sigs ...os.Signal) []os.Signal {
+	var out []os.Signal
+	for _, s := range sigs {
+		if s == syscall.SIGTERM || !signal.Ignored(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // interruptContext returns a context canceled by the first of
 // interruptSignals. Then it gives them back their default action, so that a

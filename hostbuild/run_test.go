@@ -971,6 +971,13 @@ func launchFakeRun(t *testing.T, f runFixture, env ...string) (r *fakeRun, ready
 // --serial-log given by the caller (where a default is what a test checks).
 func launchFakeRunArgs(t *testing.T, f runFixture, args []string, env ...string) (r *fakeRun, ready <-chan bool) {
 	t.Helper()
+	return launchFakeRunWrapped(t, f, nil, args, env...)
+}
+
+// launchFakeRunWrapped is launchFakeRunArgs with run started through wrap
+// (a command that execs its arguments, e.g. to set a signal disposition).
+func launchFakeRunWrapped(t *testing.T, f runFixture, wrap []string, args []string, env ...string) (r *fakeRun, ready <-chan bool) {
+	t.Helper()
 	fake := filepath.Join(t.TempDir(), fakeQEMUName)
 	if err := os.Symlink(os.Args[0], fake); err != nil {
 		t.Fatal(err)
@@ -978,6 +985,9 @@ func launchFakeRunArgs(t *testing.T, f runFixture, args []string, env ...string)
 	r = &fakeRun{serial: filepath.Join(t.TempDir(), "serial.log"), stderr: &qemutest.LockedBuffer{}, done: make(chan struct{})}
 	r.cmd = exec.Command(os.Args[0], append([]string{"run", "--plain", "--manifest", f.manifest, "--kernel", f.kernel, "--initrd", f.initrd,
 		"--qemu", fake, "--serial-log", r.serial, "--ready-timeout", "30s"}, args...)...)
+	if len(wrap) > 0 {
+		r.cmd = exec.Command(wrap[0], append(append(wrap[1:], r.cmd.Path), r.cmd.Args[1:]...)...)
+	}
 	r.cmd.Env = append(append(os.Environ(), "HOSTBUILD_TEST_MAIN=1"), env...)
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	r.cmd.Stderr = writerFunc(func(p []byte) (int, error) {
