@@ -51,6 +51,10 @@ type RunOptions struct {
 // grace period. The init treats presses after the first as the same stop.
 const RepressEvery = 2 * time.Second
 
+// StderrWait is how long the runner reads QEMU's stderr after QEMU has
+// exited, while another process still holds it open.
+const StderrWait = time.Second
+
 // StderrTail is how much of QEMU's stderr an Exit keeps.
 const StderrTail = 4096
 
@@ -250,6 +254,11 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 		v.cmd.Stderr = v.stderr
 	}
 	v.cmd.SysProcAttr = sysProcAttr()
+	// QEMU's stderr is read through a pipe: a process QEMU (or a --qemu
+	// wrapper) left behind that inherited it would keep Wait, and so
+	// Done, Kill and Stop, waiting after QEMU is gone, for as long as it
+	// runs. What QEMU wrote is in the pipe when it exits.
+	v.cmd.WaitDelay = StderrWait
 	v.started = time.Now()
 	if err := v.cmd.Start(); err != nil {
 		os.Remove(o.SerialLog) // created above, and QEMU never wrote to it
@@ -283,7 +292,7 @@ func (v *VM) wait() {
 	if ws, ok := v.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		e.Code = -1
 		e.Signal = ws.Signal().String()
-	} else if err != nil && e.Code == 0 {
+	} else if err != nil && e.Code == 0 && !errors.Is(err, exec.ErrWaitDelay) {
 		e.Code = -1
 	}
 	v.mu.Lock()

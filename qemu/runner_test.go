@@ -110,6 +110,16 @@ func fakeQEMU(args []string) int {
 			return 1
 		}
 	}
+	if v, ok := words["fake.daemon"]; ok {
+		// A helper a --qemu wrapper (or QEMU) left behind, still
+		// holding QEMU's stderr: here for v seconds.
+		c := exec.Command("sleep", v)
+		c.Stderr = os.Stderr
+		if err := c.Start(); err != nil {
+			fmt.Fprintf(os.Stderr, "fake qemu: %v\n", err)
+			return 1
+		}
+	}
 	if v, ok := words["fake.exit"]; ok {
 		code, _ := strconv.Atoi(v)
 		return code

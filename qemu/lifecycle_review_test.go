@@ -1,0 +1,25 @@
+package qemu
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// QEMU exited by itself, but a process it (or a --qemu wrapper) left behind
+// holds its stderr: the runner must still see the end, and report QEMU's own
+// status, in bounded time. Without a bound on the wait for stderr, Done,
+// Wait, Kill and Stop block until that process ends (here 20 s; a daemon
+// never), and hostbuild run with them, even after a second Ctrl-C.
+func TestRunnerExitWithHelperHoldingStderr(t *testing.T) {
+	v, _ := startBooted(t, "fake.daemon=20 fake.exit=0", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	exit, err := v.Wait(ctx)
+	if err != nil {
+		t.Fatalf("Wait: %v: QEMU exited, but the runner waits on for the stderr its helper holds", err)
+	}
+	if !exit.Clean() {
+		t.Errorf("exit = %+v, want QEMU's own status 0 (clean)", exit)
+	}
+}
