@@ -200,8 +200,10 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("starting qemu: %w", err)
+	if ctx.Err() != nil {
+		// The cause (an interrupt naming its signal), not a bare
+		// "context canceled".
+		return nil, fmt.Errorf("starting qemu: %w", context.Cause(ctx))
 	}
 	if ro.Repress <= 0 {
 		ro.Repress = RepressEvery

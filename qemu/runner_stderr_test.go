@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -21,5 +22,19 @@ func TestRunnerExitWithHelperHoldingStderr(t *testing.T) {
 	}
 	if !exit.Clean() {
 		t.Errorf("exit = %+v, want QEMU's own status 0 (clean)", exit)
+	}
+}
+
+// A start asked for on a context already canceled names the cause (the
+// host CLI's interrupt, which says which signal), not "context canceled",
+// and starts nothing.
+func TestStartCanceledNamesCause(t *testing.T) {
+	o := fakeOptions(t, "", false)
+	cause := errors.New("interrupted (SIGTERM)")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(cause)
+	v, err := Start(ctx, o, RunOptions{})
+	if v != nil || !errors.Is(err, cause) || err.Error() != "starting qemu: interrupted (SIGTERM)" {
+		t.Fatalf("Start on a canceled context: %v, %v; want the cause", v, err)
 	}
 }
