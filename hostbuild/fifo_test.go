@@ -52,6 +52,7 @@ func TestFIFOInputsRefused(t *testing.T) {
 		{"verify --manifest FIFO", []string{"verify", "--min-tcb", "none", ev, "--manifest", fifo}, exitFail, "hostbuild verify: manifest " + fifo + notRegular},
 		{"measure --kernel FIFO", []string{"measure", "--ovmf", ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4", "--kernel", fifo}, exitFail, "hostbuild measure: kernel " + fifo + notRegular},
 		{"measure --ovmf FIFO", []string{"measure", "--ovmf", fifo, "--vcpus", "1", "--vcpu-type", "EPYC-v4"}, exitFail, "hostbuild measure: OVMF image " + fifo + notRegular},
+		{"build --init FIFO", []string{"build", "-q", "--init", fifo, "--payload", "katana", "--kernel", kernel, "--ovmf", ovmf, "-o", "out"}, exitFail, "hostbuild build: --init: init " + fifo + notRegular},
 		{"pack --payload FIFO", []string{"pack", "-q", "--init", "guestinit", "--payload", fifo, "-o", "x.img"}, exitFail, "hostbuild pack: payload " + fifo + notRegular},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -254,7 +254,14 @@ func (c ctxReader) Read(p []byte) (int, error) {
 
 // ReadBuildInfo reads the Go build information of the binary at path.
 func ReadBuildInfo(path string) (*BuildInfo, error) {
-	bi, err := buildinfo.ReadFile(path)
+	// infile.Open refuses anything but a regular file, a FIFO at once:
+	// buildinfo.ReadFile's plain open would wait for a writer for ever.
+	f, err := infile.Open("init", path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	bi, err := buildinfo.Read(f)
 	if err != nil {
 		return nil, fmt.Errorf("reading Go build info of init %s (is it a Go binary built with module support?): %w", path, err)
 	}
