@@ -155,7 +155,7 @@ func Read(r io.Reader) (*Archive, error) {
 	if head, _ := br.Peek(1); len(head) == 0 {
 		return nil, errors.New("empty file: not an initrd")
 	}
-	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, dirs: map[string]bool{}, links: map[linkKey][]string{}, budget: maxUnpacked}
+	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, dirs: map[string]bool{}, nonEmpty: map[string]bool{}, links: map[linkKey][]string{}, budget: maxUnpacked}
 	var comps []string
 	afterNone := false // the last segment was an uncompressed archive
 	for {
@@ -615,6 +615,7 @@ type readState struct {
 	index      map[string]int       // path -> its entry in a.Entries
 	symlinks   map[string]bool      // paths whose last entry so far is a symlink
 	dirs       map[string]bool      // paths whose last entry so far is a directory
+	nonEmpty   map[string]bool      // directories an entry was created in
 	links      map[linkKey][]string // this archive's regular files with 2+ links, by inode
 	unresolved string               // the first entry a lexical reader cannot place, and why
 	budget     int64                // uncompressed bytes left
@@ -787,14 +788,23 @@ func (st *readState) archives(r io.Reader, one bool) error {
 				st.unresolved = fmt.Sprintf("entry %q passes through symlink %q: the kernel follows it, so it may replace any file", h.Name, l)
 			} else if h.Type() != newc.TypeDir && key != "." && (last == "" || last == ".") {
 				st.unresolved = fmt.Sprintf("entry %q (a %s) ends in %q: the kernel cannot create a file by that name and drops it, where a reader would take it for %q", h.Name, newc.TypeString(h.Mode), "/"+last, key)
+			} else if h.Type() != newc.TypeDir && st.dirs[key] && st.nonEmpty[key] && (payloadPaths[key] || key == initrdlayout.InitPath) {
+				// clean_path's rmdir fails on a folder that is not
+				// empty, and the entry is not created: the guest keeps
+				// the folder (init/initramfs.c).
+				st.unresolved = fmt.Sprintf("entry %q (a %s) comes after a folder of that name that is not empty: the kernel cannot remove the folder and drops the entry, where a reader would take the entry for it", h.Name, newc.TypeString(h.Mode))
 			} else if d := st.missingFolder(key); d != "" && (payloadPaths[key] || key == initrdlayout.InitPath) {
 				st.unresolved = fmt.Sprintf("entry %q comes before (or without) a folder %q: the kernel creates no missing folders, so it drops the entry", h.Name, d)
 			}
+		}
+		if p := path.Dir(key); key != "." && st.dirs[p] {
+			st.nonEmpty[p] = true
 		}
 		if h.Type() == newc.TypeDir {
 			st.dirs[key] = true
 		} else {
 			delete(st.dirs, key)
+			delete(st.nonEmpty, key)
 		}
 		e := Entry{
 			Path: key, Type: newc.TypeString(h.Mode), Mode: fmt.Sprintf("%04o", h.Mode&0o7777),
