@@ -11,7 +11,7 @@ import (
 // is not empty: the later file is then not created (filp_open of a
 // folder, EISDIR) and the guest keeps the folder. Read must not report
 // that file as /init or the payload.
-func TestReviewFileOverNonEmptyFolder(t *testing.T) {
+func TestFileOverNonEmptyFolder(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		ents []entry

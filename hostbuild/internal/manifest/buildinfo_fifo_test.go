@@ -15,7 +15,7 @@ import (
 // once, as every other input: hostbuild build reads the init's build info
 // before anything else reads --init, and buildinfo.ReadFile's plain open
 // of a FIFO waited for a writer for ever (ignoring SIGTERM).
-func TestReviewReadBuildInfoFIFO(t *testing.T) {
+func TestReadBuildInfoRefusesFIFO(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
