@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Started with SIGHUP ignored (nohup, "trap '' HUP", a daemon's start-up),
+// Started with SIGHUP ignored (nohup, trap "" HUP, a daemon's start-up),
 // run must keep ignoring it: the SIGHUP of a closed terminal (bash sends it
 // to every job on exit) must not stop a guest that was launched to survive
 // it. Go installs a handler over an inherited "ignore" when Notify asks for

@@ -88,11 +88,10 @@ func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
 			}
 		}
 		if o.Init != "" {
-			if e.init, e.err = HashFile(ctx, "init", o.Init); e.err != nil {
-				extraC <- e
-				return
-			}
-			e.bi, e.err = ReadBuildInfo(o.Init)
+			// One descriptor for the hash and the build info, so that
+			// both describe the same bytes even if the path is replaced
+			// meanwhile.
+			e.init, e.bi, e.err = hashInit(ctx, o.Init)
 		}
 		extraC <- e
 	}()
@@ -252,6 +251,25 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// hashInit hashes the init at path and reads its build information,
+// through one descriptor.
+func hashInit(ctx context.Context, path string) (*File, *BuildInfo, error) {
+	f, err := infile.Open("init", path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	h, err := HashOpenFile(ctx, "init", f)
+	if err != nil {
+		return nil, nil, err
+	}
+	bi, err := readBuildInfo(f, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, bi, nil
+}
+
 // ReadBuildInfo reads the Go build information of the binary at path.
 func ReadBuildInfo(path string) (*BuildInfo, error) {
 	// infile.Open refuses anything but a regular file, a FIFO at once:
@@ -261,6 +279,12 @@ func ReadBuildInfo(path string) (*BuildInfo, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readBuildInfo(f, path)
+}
+
+// readBuildInfo reads the Go build information of f (at path), whatever
+// f's offset (it reads at offsets).
+func readBuildInfo(f *os.File, path string) (*BuildInfo, error) {
 	bi, err := buildinfo.Read(f)
 	if err != nil {
 		return nil, fmt.Errorf("reading Go build info of init %s (is it a Go binary built with module support?): %w", path, err)
