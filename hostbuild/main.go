@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -106,13 +107,16 @@ func notIgnored(sigs ...os.Signal) []os.Signal {
 //
 // A second signal that comes before the handler is given back (the
 // goroutine below may wait for a CPU on a busy host) is queued on the
-// channel, not lost: it is sent again once the handler is back.
+// channel, not lost: it is sent again once the handler is back, unless
+// the command took it on its own channel (ownSignals).
 //
 // The context's cause (context.Cause) is an Interrupted naming the signal:
 // the steps that stop on it return the cause, so that the command says
 // "interrupted (SIGINT)" rather than "context canceled".
 func interruptContext() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(context.Background())
+	owner := &signalOwner{}
+	ctx = context.WithValue(ctx, signalOwnerKey{}, owner)
 	sigs := make(chan os.Signal, len(interruptSignals)+1)
 	signal.Notify(sigs, interruptSignals...)
 	go func() {
@@ -123,16 +127,46 @@ func interruptContext() (context.Context, context.CancelFunc) {
 		}
 		cancel(nil)
 		signal.Stop(sigs)
-		for {
-			select {
-			case s := <-sigs:
-				syscall.Kill(os.Getpid(), s.(syscall.Signal))
-			default:
-				return
-			}
-		}
+		sendAgain(sigs, owner.owned.Load, func(s os.Signal) { syscall.Kill(os.Getpid(), s.(syscall.Signal)) })
 	}()
 	return ctx, func() { cancel(nil) }
+}
+
+// sendAgain sends the signals queued in sigs (they came before the default
+// action was given back) once more, unless a command's own channel took
+// them as they came (owned): run's, which counts a second signal as the
+// request to kill QEMU. Sent again, the same signal would reach that
+// channel twice, and count as a second request if it came more than run's
+// 200 ms apart (a busy host delaying this goroutine): coreutils' timeout
+// sends one signal to run and another to its process group.
+func sendAgain(sigs <-chan os.Signal, owned func() bool, send func(os.Signal)) {
+	for {
+		select {
+		case s := <-sigs:
+			if !owned() {
+				send(s)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// signalOwner notes that a command registered its own channel for
+// interruptSignals (ownSignals).
+type signalOwner struct{ owned atomic.Bool }
+
+type signalOwnerKey struct{}
+
+// ownSignals tells ctx's interruptContext that the caller's channel,
+// registered for interruptSignals before this call, takes every one of
+// them from now on: none is sent again. A signal that came before the
+// channel was registered canceled ctx before anything the caller starts
+// after this call.
+func ownSignals(ctx context.Context) {
+	if o, ok := ctx.Value(signalOwnerKey{}).(*signalOwner); ok {
+		o.owned.Store(true)
+	}
 }
 
 // Interrupted is the cause of a context canceled by one of

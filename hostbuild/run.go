@@ -284,15 +284,18 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// with no outcome, no documented exit status and the scratch folder
 	// left behind. The first signal is counted here too (it reaches every
 	// channel registered for it), so the second one is the one that kills
-	// QEMU. Once a signal has come, the channel stays registered until
-	// the process exits: interruptContext sends a signal that came before
-	// it gave the default action back once more, and run has counted that
-	// one already; delivered after a signal.Stop here (a busy host delays
-	// that goroutine), it would end run by the default action after its
-	// outcome, with no exit status. Without one (a run that ended by
-	// itself, or run called in a test's process), nothing is sent again.
+	// QEMU. ownSignals keeps interruptContext from sending the signals it
+	// queued once more (run has counted them already, and one sent again
+	// late would count as a second). Once a signal has come, the channel
+	// stays registered until the process exits all the same: one that came
+	// before ownSignals may be sent again, and delivered after a
+	// signal.Stop here (a busy host delays that goroutine), it would end
+	// run by the default action after its outcome, with no exit status.
+	// Without one (a run that ended by itself, or run called in a test's
+	// process), nothing is sent again.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, interruptSignals...)
+	ownSignals(ctx)
 	var signaled atomic.Bool // a signal reached sigs (the goroutine below takes them)
 	defer func() {
 		// A signal reaches every registered channel at once: one still
