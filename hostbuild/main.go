@@ -75,20 +75,22 @@ func exitOnPanic(stderr io.Writer, exit func(int)) {
 // default action would end hostbuild silently, leaving run's guest to be
 // killed with it through QEMU's parent-death signal).
 //
-// SIGINT and SIGHUP are caught only when hostbuild did not start with them
-// ignored (nohup, a background job of a non-interactive shell): Notify
-// would replace the inherited "ignore" with a handler, and the SIGHUP of a
-// closed terminal would stop a guest launched under nohup to survive it.
-// Decided once, before anything calls Notify. SIGTERM is always caught (Go
-// does not keep an inherited "ignore" for it).
+// SIGHUP is caught only when hostbuild did not start with it ignored
+// (nohup, trap "" HUP): Notify would replace the inherited "ignore" with a
+// handler, and the SIGHUP of a closed terminal would stop a guest launched
+// under nohup to survive it. Decided once, before anything calls Notify.
+// SIGINT and SIGTERM are always caught: a non-interactive shell starts its
+// background jobs with SIGINT ignored (POSIX, without job control), and a
+// script's "hostbuild run ... & kill -INT $!" (.ci/demo.sh) must still stop
+// the guest; a terminal's Ctrl-C never reaches such a job anyway.
 var interruptSignals = notIgnored(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 
-// notIgnored returns the signals of sigs this process did not start with
+// notIgnored returns sigs but for SIGHUP when this process started with it
 // ignored.
 func notIgnored(sigs ...os.Signal) []os.Signal {
 	var out []os.Signal
 	for _, s := range sigs {
-		if s == syscall.SIGTERM || !signal.Ignored(s) {
+		if s != syscall.SIGHUP || !signal.Ignored(s) {
 			out = append(out, s)
 		}
 	}

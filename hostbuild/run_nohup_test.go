@@ -44,3 +44,29 @@ func TestRunKeepsInheritedIgnoredSIGHUP(t *testing.T) {
 		t.Errorf("exit %d, events %q; want 0 after only the power button\n%s", code, events, r.stderr.String())
 	}
 }
+
+// Started with SIGINT ignored (a background job of a non-interactive
+// shell: "hostbuild run ... &" in a script, as .ci/demo.sh does), run still
+// takes SIGINT as the request to stop the guest gracefully: the script's
+// "kill -INT" is how it asks, and a terminal's Ctrl-C never reaches such a
+// job.
+func TestRunCatchesInheritedIgnoredSIGINT(t *testing.T) {
+	f := newRunFixture(t)
+	r, ready := launchFakeRunWrapped(t, f, []string{"/bin/sh", "-c", `trap "" INT; exec "$@"`, "sh"},
+		[]string{"--stop-timeout", "60s"})
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatalf("hostbuild run ended before ready:\n%s", r.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("hostbuild run not ready after 30s:\n%s", r.stderr.String())
+	}
+	if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	code, events := r.wait(t)
+	if events != "system_powerdown\n" || code != exitOK {
+		t.Errorf("exit %d, events %q; want 0 after only the power button\n%s", code, events, r.stderr.String())
+	}
+}
