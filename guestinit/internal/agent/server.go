@@ -258,10 +258,6 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	return err
 }
 
-// logPanic, deferred in every goroutine the agent starts, turns
-// a panic into a log line with the stack. The agent runs inside PID 1: an
-// unrecovered panic in any goroutine would end the process, and with it the
-// VM (kernel panic), on a request from the untrusted host.
 // peerName names c's peer for the log. A deferred call's arguments are
 // evaluated before its recover is in place, so this must not panic: a nil
 // address (a net.Conn may return one; accepted vsock and TCP connections
@@ -280,6 +276,10 @@ func peerName(c net.Conn) (name string) {
 	return unknown
 }
 
+// logPanic, deferred in every goroutine the agent starts, turns
+// a panic into a log line with the stack. The agent runs inside PID 1: an
+// unrecovered panic in any goroutine would end the process, and with it the
+// VM (kernel panic), on a request from the untrusted host.
 func logPanic(logf func(string, ...any), what string) {
 	if r := recover(); r != nil {
 		logf("agent: recovered from a panic %s: %v\n%s", what, r, debug.Stack())
