@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,14 +25,33 @@ func TestExitSeenDuringOrphanStorm(t *testing.T) {
 	}
 	h := newHarness(t)
 	o := h.opts("storm")
+	// The storm must not outlive the test whatever failed (Run not
+	// returning, a report missing): it would fork on, and leave zombies
+	// to this PID 1, under every later test of the package.
+	t.Cleanup(func() {
+		for _, l := range h.report() {
+			if v, ok := strings.CutPrefix(l, "grandchild="); ok {
+				if p, _ := strconv.Atoi(v); p > 1 {
+					unix.Kill(-p, unix.SIGKILL) // its session's process group
+				}
+			}
+		}
+		// Reap what the kill left: the shell and its last orphans.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			pid, err := unix.Wait4(-1, nil, unix.WNOHANG, nil)
+			if err != nil { // ECHILD: none left
+				break
+			}
+			if pid == 0 {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	})
 	out := run(t, o)
 	last := lastPid(t)
 	pids := h.grandchildren(1)
 	stormer := pids[0]
 	state := procState(stormer)
-	unix.Kill(-stormer, unix.SIGKILL) // its session's process group
-	var ws unix.WaitStatus
-	unix.Wait4(stormer, &ws, 0, nil)
 	if !strings.Contains(out.Reason, "status=3") {
 		t.Fatalf("outcome %+v, want katana's exit status=3", out)
 	}
