@@ -14,16 +14,8 @@ import (
 // the signal, so catching SIGHUP unconditionally undoes nohup.
 func TestRunKeepsInheritedIgnoredSIGHUP(t *testing.T) {
 	f := newRunFixture(t)
-	r, ready := launchFakeRunWrapped(t, f, []string{"/bin/sh", "-c", `trap "" HUP; exec "$@"`, "sh"},
+	r := startFakeRunWrapped(t, f, []string{"/bin/sh", "-c", `trap "" HUP; exec "$@"`, "sh"},
 		[]string{"--stop-timeout", "60s"})
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatalf("hostbuild run ended before ready:\n%s", r.stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("hostbuild run not ready after 30s:\n%s", r.stderr.String())
-	}
 	if err := syscall.Kill(-r.cmd.Process.Pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
@@ -52,16 +44,8 @@ func TestRunKeepsInheritedIgnoredSIGHUP(t *testing.T) {
 // job.
 func TestRunCatchesInheritedIgnoredSIGINT(t *testing.T) {
 	f := newRunFixture(t)
-	r, ready := launchFakeRunWrapped(t, f, []string{"/bin/sh", "-c", `trap "" INT; exec "$@"`, "sh"},
+	r := startFakeRunWrapped(t, f, []string{"/bin/sh", "-c", `trap "" INT; exec "$@"`, "sh"},
 		[]string{"--stop-timeout", "60s"})
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatalf("hostbuild run ended before ready:\n%s", r.stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("hostbuild run not ready after 30s:\n%s", r.stderr.String())
-	}
 	if err := syscall.Kill(r.cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}

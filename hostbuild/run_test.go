@@ -948,7 +948,14 @@ func startFakeRun(t *testing.T, f runFixture, env ...string) *fakeRun {
 // startFakeRunArgs is startFakeRun with launchFakeRunArgs' flags.
 func startFakeRunArgs(t *testing.T, f runFixture, args []string, env ...string) *fakeRun {
 	t.Helper()
-	r, ready := launchFakeRunArgs(t, f, args, env...)
+	return startFakeRunWrapped(t, f, nil, args, env...)
+}
+
+// startFakeRunWrapped is startFakeRunArgs started through wrap
+// (launchFakeRunWrapped).
+func startFakeRunWrapped(t *testing.T, f runFixture, wrap, args []string, env ...string) *fakeRun {
+	t.Helper()
+	r, ready := launchFakeRunWrapped(t, f, wrap, args, env...)
 	select {
 	case ok := <-ready:
 		if !ok {
