@@ -441,10 +441,15 @@ func TestSecondSignalEndsCommand(t *testing.T) {
 		first, second syscall.Signal
 		gap           time.Duration // between the two
 	}
+	// A gap long enough for the first to be taken before the second comes
+	// on a loaded machine: the runtime keeps one pending signal of a kind,
+	// so a second SIGTERM that came before the first was taken would be
+	// the same one (300 ms failed once, with two test runs on two cores).
+	const gap = time.Second
 	cases := []signals{
-		{syscall.SIGINT, syscall.SIGINT, 300 * time.Millisecond},
-		{syscall.SIGTERM, syscall.SIGTERM, 300 * time.Millisecond},
-		{syscall.SIGHUP, syscall.SIGHUP, 300 * time.Millisecond},
+		{syscall.SIGINT, syscall.SIGINT, gap},
+		{syscall.SIGTERM, syscall.SIGTERM, gap},
+		{syscall.SIGHUP, syscall.SIGHUP, gap},
 		// Back to back: the second comes before the command has given the
 		// signals their default action back, and must not be lost. (Two
 		// of the same signal sent at once may arrive as one.)
