@@ -177,6 +177,11 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		g.OVMF, g.Kernel, g.Initrd, g.Cmdline = o.OVMF, o.Kernel, o.Initrd, o.Append
 		g.VCPUs, g.VCPUTypes = []int{o.VCPUs}, []string{o.VCPUType}
 		g.VMMType, g.GuestFeatures = o.VMMType, o.GuestFeatures
+		// The warnings 'hostbuild manifest' gives for the same settings.
+		warnUnverifiable(stderr, "measure", g.VCPUTypes)
+		warnOVMFLaunch(stderr, "measure", g.OVMF)
+		warnDebugPolicy(stderr, "measure", g.GuestPolicy)
+		warnDebugSwapKernel(stderr, "measure", o.Kernel, g.GuestFeatures)
 		// --json's steps come from a reading of their own, made first, so
 		// that an interruption cannot leave a new manifest behind an
 		// "interrupted"; the two readings are compared before the
