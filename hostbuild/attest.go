@@ -62,7 +62,8 @@ config, and verifies, in this order:
 Exit status:
   0  verified
   1  other failure (I/O, bad manifest, an unusable --roots or --certs,
-     writing evidence)
+     writing evidence; interrupted by a signal before a verdict, with no
+     evidence written)
   2  usage error, including an --evidence-out that cannot be written
      (checked before the guest is asked: a report is spent once fetched)
   3  transport: no answer, an agent error (for example no_snp_device), a
@@ -308,6 +309,9 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	logger.Debug("fetching evidence", "addr", a.String(), "nonce_bytes", len(nonce))
 	resp, err := attest.Fetch(ctx, attest.FetchOptions{Addr: a, Nonce: nonce, Timeout: *timeout})
 	if err != nil {
+		if in := interruptCause(ctx); in != nil {
+			return reportInterrupted(stdout, stderr, &vf, fmt.Sprintf("%v while asking the agent at %s", in, a), *evidence, nonce)
+		}
 		return report(stdout, stderr, "attest", vf.jsonOut, &attest.Result{Error: err.Error(), Class: attest.ClassTransport.String(), ExitCode: attest.ClassTransport.ExitCode(), Nonce: hex.EncodeToString(nonce)}, err)
 	}
 	opts.Nonce = nonce
@@ -326,6 +330,11 @@ func newLogger(w io.Writer, verbose bool) *slog.Logger {
 // output; it returns the exit code.
 func verifyAndReport(ctx context.Context, resp *agentapi.AttestationResponse, opts attest.VerifyOptions, vf *verifyFlags, evidenceDir string, stdout, stderr io.Writer, logger *slog.Logger) int {
 	res, verr := attest.Verify(ctx, resp, opts)
+	// A check cut short by a signal (a KDS fetch) is no verdict on the
+	// report: not a chain failure, nor evidence recording one.
+	if in := interruptCause(ctx); verr != nil && in != nil {
+		return reportInterrupted(stdout, stderr, vf, fmt.Sprintf("%v before the report was verified", in), evidenceDir, opts.Nonce)
+	}
 	res.Warnings = append(res.Warnings, vf.warnings...)
 	var explained *attest.Explanation
 	if attest.ClassOf(verr) == attest.ClassMeasurement && vf.explain {
@@ -361,6 +370,26 @@ func verifyAndReport(ctx context.Context, resp *agentapi.AttestationResponse, op
 		return res.ExitCode
 	}
 	return exitOK
+}
+
+// interruptCause is the Interrupted that canceled ctx, or nil.
+func interruptCause(ctx context.Context) error {
+	var in Interrupted
+	if errors.As(context.Cause(ctx), &in) {
+		return in
+	}
+	return nil
+}
+
+// reportInterrupted says that a signal stopped attest or verify before a
+// verdict (exit 1, as for pack and build), and that no evidence was
+// written; with --json, as a Result without a failure class.
+func reportInterrupted(stdout, stderr io.Writer, vf *verifyFlags, what, evidenceDir string, nonce []byte) int {
+	msg := what + ": no verdict"
+	if evidenceDir != "" {
+		msg += "; nothing was written to " + evidenceDir
+	}
+	return report(stdout, stderr, vf.cmd, vf.jsonOut, &attest.Result{Error: msg, ExitCode: exitFail, Nonce: hex.EncodeToString(nonce)}, errors.New(msg))
 }
 
 func report(stdout, stderr io.Writer, cmd string, jsonOut bool, res *attest.Result, err error) int {
