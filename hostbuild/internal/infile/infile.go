@@ -70,6 +70,14 @@ func (e *TooLargeError) Error() string {
 // errors.Is(err, fs.ErrNotExist) holds for a missing file; a file that
 // is not regular gives a *NotRegularError.
 func Open(what, path string) (*os.File, error) {
+	// Refused before it is opened: opening a device can act (opening
+	// /dev/watchdog arms the hardware watchdog, a tape device rewinds),
+	// and a symlink in an evidence folder or a report from someone else
+	// can point at one. The check on the opened file below stays, for a
+	// path replaced in between.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, &NotRegularError{What: what, Path: path, Mode: fi.Mode().Type(), info: fi}
+	}
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", what, err)
