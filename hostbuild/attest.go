@@ -361,7 +361,9 @@ func verifyAndReport(ctx context.Context, resp *agentapi.AttestationResponse, op
 			Explain *attest.Explanation `json:"explain,omitempty"`
 		}{res, explained}
 		b, _ := json.MarshalIndent(out, "", "  ")
-		fmt.Fprintf(stdout, "%s\n", b)
+		// The manifest's argv and env: C1 controls and format runes,
+		// which encoding/json leaves raw, escaped as inspect --json does.
+		fmt.Fprintf(stdout, "%s\n", printable.JSON(b))
 	} else {
 		printHuman(stdout, res, explained)
 	}
@@ -395,7 +397,7 @@ func reportInterrupted(stdout, stderr io.Writer, vf *verifyFlags, what, evidence
 func report(stdout, stderr io.Writer, cmd string, jsonOut bool, res *attest.Result, err error) int {
 	if jsonOut {
 		b, _ := json.MarshalIndent(res, "", "  ")
-		fmt.Fprintf(stdout, "%s\n", b)
+		fmt.Fprintf(stdout, "%s\n", printable.JSON(b))
 	}
 	fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 	return res.ExitCode
