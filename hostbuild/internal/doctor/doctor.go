@@ -12,6 +12,7 @@
 package doctor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -253,6 +254,31 @@ func checkSNPVMType(o Options, kvmOK bool) Result {
 	return r
 }
 
+// probeWaitDelay bounds how long a probe waits for its output to end
+// once QEMU has exited or been killed.
+var probeWaitDelay = time.Second
+
+// probeOutput runs bin with args and returns what it wrote, stdout then
+// stderr (an *exec.ExitError carries the stderr, as from Output). A
+// process it left behind holding them (a --qemu wrapper's child) delays
+// it by probeWaitDelay at most, and an exit that only met that bound
+// still counts as bin's own.
+func probeOutput(ctx context.Context, bin string, args ...string) ([]byte, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = probeWaitDelay
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.Is(err, exec.ErrWaitDelay):
+		err = nil
+	case errors.As(err, &ee):
+		ee.Stderr = stderr.Bytes()
+	}
+	return append(stdout.Bytes(), stderr.Bytes()...), err
+}
+
 var reQEMUVersion = regexp.MustCompile(`QEMU emulator version (\d+)\.(\d+)(?:\.(\d+))?`)
 
 func checkQEMU(ctx context.Context, bin string) []Result {
@@ -260,7 +286,7 @@ func checkQEMU(ctx context.Context, bin string) []Result {
 	obj := Result{Name: "QEMU knows the sev-snp-guest object"}
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	out, err := probeOutput(ctx, bin, "--version")
 	if err != nil {
 		ver.Status, ver.Detail = Fail, fmt.Sprintf("running %s --version: %s", bin, errText(err))
 		ver.Fix = "install QEMU 9.1 or newer (on Debian 12, bookworm-backports' qemu-system-x86, 10.0; Debian 13's; or build it: AMD's AMDSEV repository has a script)"
@@ -285,7 +311,7 @@ func checkQEMU(ctx context.Context, bin string) []Result {
 			ver.Fix = "install QEMU 9.1 or newer (sev-snp-guest and kernel-hashes for SNP arrived in 9.1), e.g. on Debian 12 bookworm-backports' qemu-system-x86 (10.0), and pass it with --qemu"
 		}
 	}
-	out, err = exec.CommandContext(ctx, bin, "-object", "help").CombinedOutput()
+	out, err = probeOutput(ctx, bin, "-object", "help")
 	switch {
 	case err != nil:
 		obj.Status, obj.Detail = Fail, fmt.Sprintf("running %s -object help: %s", bin, errText(err))

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -424,5 +426,37 @@ func TestReadSNPStatusRealIoctl(t *testing.T) {
 	}
 	if _, err := readSNPStatus(filepath.Join(t.TempDir(), "sev")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing device: %v", err)
+	}
+}
+
+// A --qemu wrapper whose child keeps QEMU's output open (a daemon it
+// starts, a logger) must not hold the check until that child ends: the
+// probe waits probeWaitDelay for the output after the exit, then reads
+// what it has.
+func TestCheckQEMUChildHoldingOutput(t *testing.T) {
+	dir := t.TempDir()
+	pids := filepath.Join(dir, "pids")
+	p := filepath.Join(dir, "qemu")
+	script := "#!/bin/sh\nsleep 60 & echo $! >> " + pids + "\ncase $1 in\n--version) echo 'QEMU emulator version 10.0.2';;\n-object) echo '  sev-snp-guest';;\nesac\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b, _ := os.ReadFile(pids)
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	start := time.Now()
+	res := checkQEMU(context.Background(), p)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("checkQEMU took %v: it waited for the wrapper's child, not for QEMU", d.Round(time.Second))
+	}
+	for _, r := range res {
+		if r.Status != Pass {
+			t.Errorf("%s: %v %s, want a pass (the output was read)", r.Name, r.Status, r.Detail)
+		}
 	}
 }
