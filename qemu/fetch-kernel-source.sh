@@ -9,9 +9,11 @@
 #     downloaded with `apt-get download` (verified by apt against the
 #     signed package lists);
 #   - only the files shared/bootcfg/testdata/kernelharness/files lists are
-#     extracted, into a temporary folder renamed to DEST, so DEST is either
-#     complete or absent; DEST/VERSION names the package and version; the
-#     139 MB .deb is removed afterwards.
+#     extracted (and, from Linux 6.8 on, kernel/crash_reserve.c, which has
+#     the crashkernel= parser that kernel/crash_core.c had before), into a
+#     temporary folder renamed to DEST, so DEST is either complete or
+#     absent; DEST/VERSION names the package and version; the 139 MB .deb
+#     is removed afterwards.
 #
 # Idempotent: when DEST already holds that version it does nothing.
 set -euo pipefail
@@ -47,12 +49,19 @@ else
 fi
 [ -n "$version" ] || die "cannot tell the version of linux-image-$release (no .deb beside $kdir, and apt-cache knows no such package)"
 want="$pkg $version"
+# Linux 6.8 moved get_last_crashkernel() from kernel/crash_core.c (listed)
+# to kernel/crash_reserve.c, which older trees lack; build.sh takes it from
+# there when it is present.
+files=$(cat "$list")
+if printf '6.8\n%s\n' "$series" | sort -V -C; then
+	files=$(printf '%s\nkernel/crash_reserve.c\n' "$files")
+fi
 # Complete only with every file the list names: a checkout whose list
 # grew extracts again.
 complete=1
 while read -r f; do
 	[ -f "$dest/$f" ] || complete=0
-done <"$list"
+done <<<"$files"
 if [ $complete = 1 ] && [ -f "$dest/VERSION" ] && [ "$(cat "$dest/VERSION")" = "$want" ]; then
 	say "$dest already holds $want; nothing to do"
 	exit 0
@@ -72,15 +81,15 @@ say "downloading $pkg=$version with apt-get download (139 MB)"
 	die "apt-get download $pkg=$version failed (run 'apt-get update' as root; the mirror may have moved on: then 'make kernel' first, so that both are current)"
 got=$(find "$tmp" -maxdepth 1 -name "${pkg}_*.deb" -print | head -n 1)
 [ -n "$got" ] || die "apt-get download left no ${pkg}_*.deb"
-say "extracting $(wc -l <"$list") files from $(basename "$got")"
+say "extracting $(wc -l <<<"$files") files from $(basename "$got")"
 mkdir "$tmp/src"
 top=linux-source-$series
 dpkg-deb --fsys-tarfile "$got" | tar -xO "./usr/src/$top.tar.xz" |
-	tar -xJ -C "$tmp/src" --strip-components=1 $(sed "s|^|$top/|" "$list") ||
+	tar -xJ -C "$tmp/src" --strip-components=1 $(sed "s|^|$top/|" <<<"$files") ||
 	die "extracting the listed files from $(basename "$got") failed (a file moved in this kernel? see $list)"
 while read -r f; do
 	[ -f "$tmp/src/$f" ] || die "$(basename "$got") has no $f"
-done <"$list"
+done <<<"$files"
 printf '%s\n' "$want" >"$tmp/src/VERSION"
 rm -f "$got"
 if [ -e "$dest" ]; then

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,6 +16,14 @@ import (
 // tree of every file kernelharness/files lists, each holding its path
 // and srcVersion) and fails for any other.
 func fetchSourceFixture(t *testing.T, srcVersion string, imageVersions ...string) (dir string, list []string, env []string) {
+	t.Helper()
+	return fetchSourceFixtureSeries(t, "6.1", nil, srcVersion, imageVersions...)
+}
+
+// fetchSourceFixtureSeries is fetchSourceFixture for the kernel series
+// series (release series.0-99-amd64, package linux-source-series), whose
+// source tree also holds the files extra names.
+func fetchSourceFixtureSeries(t *testing.T, series string, extra []string, srcVersion string, imageVersions ...string) (dir string, list []string, env []string) {
 	t.Helper()
 	for _, tool := range []string{"dpkg-deb", "tar", "xz"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -44,23 +53,24 @@ func fetchSourceFixture(t *testing.T, srcVersion string, imageVersions ...string
 		return out
 	}
 	os.MkdirAll(filepath.Join(dir, "kernel"), 0o755)
-	os.WriteFile(filepath.Join(dir, "kernel/release"), []byte("6.1.0-99-amd64\n"), 0o644)
+	release := series + ".0-99-amd64"
+	os.WriteFile(filepath.Join(dir, "kernel/release"), []byte(release+"\n"), 0o644)
 	os.MkdirAll(filepath.Join(dir, "debs"), 0o755)
 	for i, v := range imageVersions {
-		img := deb(filepath.Join(dir, "img"+string(rune('a'+i))), "linux-image-6.1.0-99-amd64", v)
+		img := deb(filepath.Join(dir, "img"+string(rune('a'+i))), "linux-image-"+release, v)
 		os.Rename(img, filepath.Join(dir, "debs", filepath.Base(img)))
 	}
-	src := filepath.Join(dir, "t/linux-source-6.1")
-	for _, p := range list {
+	src := filepath.Join(dir, "t/linux-source-"+series)
+	for _, p := range append(slices.Clip(list), extra...) {
 		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
 		os.WriteFile(filepath.Join(src, p), []byte("/* "+p+" "+srcVersion+" */\n"), 0o644)
 	}
 	os.MkdirAll(filepath.Join(dir, "srcpkg/usr/src"), 0o755)
-	run("tar", "-C", filepath.Join(dir, "t"), "-cJf", filepath.Join(dir, "srcpkg/usr/src/linux-source-6.1.tar.xz"), "linux-source-6.1")
-	srcDeb := deb(filepath.Join(dir, "srcpkg"), "linux-source-6.1", srcVersion)
+	run("tar", "-C", filepath.Join(dir, "t"), "-cJf", filepath.Join(dir, "srcpkg/usr/src/linux-source-"+series+".tar.xz"), "linux-source-"+series)
+	srcDeb := deb(filepath.Join(dir, "srcpkg"), "linux-source-"+series, srcVersion)
 	bin := filepath.Join(dir, "bin")
 	os.MkdirAll(bin, 0o755)
-	os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\ncase \" $* \" in\n*' linux-source-6.1="+srcVersion+" '*) cp '"+srcDeb+"' . ;;\n*) echo \"apt-get: no $*\" >&2; exit 100 ;;\nesac\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\ncase \" $* \" in\n*' linux-source-"+series+"="+srcVersion+" '*) cp '"+srcDeb+"' . ;;\n*) echo \"apt-get: no $*\" >&2; exit 100 ;;\nesac\n"), 0o755)
 	env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
 	return dir, list, env
 }
@@ -129,5 +139,28 @@ func TestFetchKernelSourceRefetchesWhenTheListGrew(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dest, p)); err != nil {
 			t.Errorf("after make kernel-source, the cache lacks %s, which kernelharness/files lists (%s)", p, strings.TrimSpace(string(out)))
 		}
+	}
+}
+
+// Linux 6.8 moved get_last_crashkernel(), which the differential test
+// compiles, from kernel/crash_core.c to kernel/crash_reserve.c: for a 6.12
+// kernel (Debian 13's, bookworm-backports') make kernel-source brings that
+// file too, and a 6.12 cache without it is fetched again. (Before, the
+// cache lacked it and build.sh failed: "no match for
+// get_last_crashkernel in kernel/crash_core.c".)
+func TestFetchKernelSourceCrashReserve(t *testing.T) {
+	dir, _, env := fetchSourceFixtureSeries(t, "6.12", []string{"kernel/crash_reserve.c"}, "6.12.999-1", "6.12.999-1")
+	dest := filepath.Join(dir, "kernel-source")
+	for i := 0; i < 2; i++ { // the second run: a cache of that version without the file
+		cmd := exec.Command("./fetch-kernel-source.sh", dest, filepath.Join(dir, "kernel"))
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("fetch-kernel-source.sh: %v\n%s", err, out)
+		}
+		if b, err := os.ReadFile(filepath.Join(dest, "kernel/crash_reserve.c")); err != nil || !strings.Contains(string(b), "6.12.999-1") {
+			t.Errorf("run %d: kernel/crash_reserve.c of the 6.12 cache: %q, %v (%s)", i+1, b, err, strings.TrimSpace(string(out)))
+		}
+		os.Remove(filepath.Join(dest, "kernel/crash_reserve.c"))
 	}
 }

@@ -12,6 +12,10 @@ while read -r f; do
   [ -f "$ksrc/$f" ] || { echo "build.sh: $ksrc has no $f (give a Linux source tree, e.g. make kernel-source)" >&2; exit 1; }
 done <"$here/files"
 gen=$out/gen
+# get_last_crashkernel() and suffix_tbl[] are in kernel/crash_core.c up to
+# Linux 6.7 and in kernel/crash_reserve.c from 6.8 on.
+crash=kernel/crash_core.c
+[ -f "$ksrc/kernel/crash_reserve.c" ] && crash=kernel/crash_reserve.c
 mkdir -p "$gen"
 # fn FILE REGEX: from the first line matching REGEX to the next line "}".
 fn() { awk -v re="$2" 'f==0 && $0 ~ re {f=1} f {print} f && /^}/ {exit}' "$ksrc/$1"; }
@@ -30,7 +34,7 @@ nonempty() { [ -s "$1" ] || { echo "build.sh: nothing extracted into $1 from $ks
     'kernel/params.c|^bool parameq\(' \
     'kernel/params.c|^static int parse_one\(' \
     'kernel/params.c|^char \*parse_args\(' \
-    'kernel/crash_core.c|^static __init char \*get_last_crashkernel\(' \
+    "$crash|^static __init char \\*get_last_crashkernel\\(" \
     'init/main.c|^static void __init repair_env_string\(' \
     'init/main.c|^static bool __init obsolete_checksetup\(' \
     'init/main.c|^static int __init set_init_arg\(' \
@@ -44,7 +48,7 @@ nonempty() { [ -s "$1" ] || { echo "build.sh: nothing extracted into $1 from $ks
 } >"$gen/kfuncs.inc"
 cp "$ksrc/arch/x86/lib/cmdline.c" "$gen/x86_cmdline.c"
 cp "$ksrc/include/linux/ctype.h" "$gen/ctype.h"
-awk '/suffix_tbl\[\] = \{/{f=1} f{print} f&&/};/{exit}' "$ksrc/kernel/crash_core.c" >"$gen/suffix_tbl.inc"
+awk '/suffix_tbl\[\] = \{/{f=1} f{print} f&&/};/{exit}' "$ksrc/$crash" >"$gen/suffix_tbl.inc"
 nonempty "$gen/suffix_tbl.inc"
 {
   awk '/^struct sysctl_alias \{/{f=1} f{print} f&&/^};/{exit}' "$ksrc/fs/proc/proc_sysctl.c"

@@ -99,6 +99,7 @@ static efi_status_t efi_bs_free_pool(void *p) { free(p); return EFI_SUCCESS; }
 #define CONSOLE_LOGLEVEL_DEBUG 10
 static bool efi_nokaslr, efi_noinitrd, efi_no5lvl, efi_nochunk, efi_novamap, efi_nosoftreserve, efi_disable_pci_dma;
 static int efi_loglevel;
+static int efi_mem_encrypt; /* efi_parse_options() sets it from Linux 6.10 on */
 static void efi_parse_option_graphics(char *o) { (void)o; }
 static const char *cmdline_memmap_override;
 efi_status_t efi_parse_options(char const *cmdline);
