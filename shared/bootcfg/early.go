@@ -14,14 +14,17 @@ import (
 // Parse and Format refuse such a word unless it is itself a kernel
 // parameter before "--" (given deliberately, and visible in KernelParams).
 //
-// The options are those of the Linux 6.1 x86_64 sources (Debian 12's
-// linux-source-6.1, 6.1.192), found by a search of the whole tree for
-// cmdline_find_option, cmdline_find_option_bool and strstr() on the
-// command line. TestKernelDiff runs the kernel's own parsers, from the
-// source of the kernel the boot tests use (make kernel-source), against
-// this package's model: a kernel that splits or finds these options
-// otherwise fails it. An option a newer kernel reads from a new caller
-// is found only by searching its tree again.
+// The options are those of the Linux 6.1 and 6.12 x86_64 sources (Debian
+// 12's linux-source-6.1, 6.1.192, and linux-source-6.12, 6.12.117, the
+// kernel of Debian 13 and of bookworm-backports), found by a search of
+// each whole tree for cmdline_find_option, cmdline_find_option_bool and
+// strstr() on the command line: the union of both, so that a command line
+// is safe under either kernel. TestKernelDiff runs the kernel's own
+// parsers, from the source of the kernel the boot tests use (make
+// kernel-source; KERNEL_SOURCE may name a 6.12 tree), against this
+// package's model: a kernel that splits or finds these options otherwise
+// fails it. An option a newer kernel reads from a new caller is found
+// only by searching its tree again.
 
 // earlyScan is how an early parser finds its option in the command line.
 type earlyScan int
@@ -49,8 +52,14 @@ type earlyOption struct {
 	source string
 }
 
-// earlyOptions is every option Linux 6.1 x86_64 reads with a parser that
-// ignores quotes and "--", with where it is read. Left out, because an
+// earlyOptions is every option Linux 6.1 or 6.12 x86_64 reads with a
+// parser that ignores quotes and "--", with where it is read (6.1's
+// places unless a source says otherwise). 6.12 reads pti= and nopti with
+// early_param() (quote-aware), mem_encrypt= in the decompressor only, as
+// the whole words mem_encrypt=on and mem_encrypt=off
+// (arch/x86/boot/compressed/misc.c parse_mem_encrypt(); its EFI stub with
+// next_arg()), and its EFI stub no longer efi_fake_mem=: they stay for
+// 6.1. Left out, because an
 // EFI-stub boot never runs the 16-bit setup code (arch/x86/boot/*.c other
 // than the decompressor's copies) and x86_64 does not build the rest:
 // "debug" (arch/x86/boot/main.c), "edd=" and "quiet" (arch/x86/boot/edd.c),
@@ -72,7 +81,7 @@ var earlyOptions = []earlyOption{
 	{"console=", scanX86Word, "arch/x86/boot/early_serial_console.c, when the decompressor runs"},
 	// The kernel proper, on boot_command_line (or the boot_params copy)
 	// with arch/x86/lib/cmdline.c.
-	{"mem_encrypt=", scanX86Word, "arch/x86/mm/mem_encrypt_identity.c sme_enable()"},
+	{"mem_encrypt=", scanX86Word, "arch/x86/mm/mem_encrypt_identity.c sme_enable() (6.12: arch/x86/boot/compressed/misc.c parse_mem_encrypt(), when the decompressor runs)"},
 	{"pti=", scanX86Word, "arch/x86/mm/pti.c pti_check_boottime_disable(): page table isolation"},
 	{"nopti", scanX86Word, "arch/x86/mm/pti.c pti_check_boottime_disable(): page table isolation off"},
 	{"split_lock_detect=", scanX86Word, "arch/x86/kernel/cpu/intel.c sld_state_setup()"},
@@ -87,6 +96,10 @@ var earlyOptions = []earlyOption{
 	{"noxsaveopt", scanX86Word, "arch/x86/kernel/cpu/common.c cpu_parse_early_param()"},
 	{"noxsaves", scanX86Word, "arch/x86/kernel/cpu/common.c cpu_parse_early_param()"},
 	{"clearcpuid=", scanX86Word, "arch/x86/kernel/cpu/common.c cpu_parse_early_param(): hides CPU features (SMAP, SMEP, ...)"},
+	// Linux 6.12 only (none of them in 6.1).
+	{"nousershstk", scanX86Word, "arch/x86/kernel/cpu/common.c cpu_parse_early_param() (Linux 6.12): user-mode shadow stacks off"},
+	{"fred=", scanX86Word, "arch/x86/kernel/cpu/common.c cpu_parse_early_param() (Linux 6.12): FRED on or off"},
+	{"microcode.amd_sha_check=", scanX86Word, "arch/x86/kernel/cpu/microcode/amd.c load_ucode_amd_bsp() (Linux 6.12): off skips the SHA check of AMD microcode blobs"},
 	// The EFI stub: any of these disables physical KASLR.
 	{"mem=", scanEFIStub, "drivers/firmware/efi/libstub/x86-stub.c parse_options(): physical KASLR off"},
 	{"memmap=", scanEFIStub, "drivers/firmware/efi/libstub/x86-stub.c parse_options(): physical KASLR off"},

@@ -9,34 +9,37 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// linux61Early is the test's own list of the options Linux 6.1 x86_64
-// reads with a parser that ignores quotes and "--" (see earlyOptions for
-// where each is read): the words cmdline_find_option_bool matches whole,
-// the cmdline_find_option names (a word starting with name "="), the EFI
-// stub's strstr names (after whitespace) and crashkernel (anywhere).
-var linux61Early = struct {
+// linuxEarly is the test's own list of the options Linux 6.1 or 6.12
+// x86_64 reads with a parser that ignores quotes and "--" (see
+// earlyOptions for where each is read): the words
+// cmdline_find_option_bool matches whole, the cmdline_find_option names
+// (a word starting with name "="), the EFI stub's strstr names (after
+// whitespace) and crashkernel (anywhere). 6.12 added nousershstk, fred and
+// microcode.amd_sha_check (6.12's mem_encrypt=on and mem_encrypt=off are
+// words mem_encrypt covers).
+var linuxEarly = struct {
 	bools, values, efiStub, anywhere []string
 }{
 	bools: []string{"nokaslr", "no5lvl", "nopti", "dis_ucode_ldr", "nospectre_v2", "nospec_store_bypass_disable",
-		"noxsave", "noxsaveopt", "noxsaves"},
+		"noxsave", "noxsaveopt", "noxsaves", "nousershstk"},
 	values: []string{"acpi_rsdp", "acpi", "earlyprintk", "console", "mem_encrypt", "pti", "split_lock_detect", "tsx",
-		"spectre_v2_user", "spectre_v2", "spec_store_bypass_disable", "clearcpuid"},
+		"spectre_v2_user", "spectre_v2", "spec_store_bypass_disable", "clearcpuid", "fred", "microcode.amd_sha_check"},
 	efiStub:  []string{"mem", "memmap", "efi_fake_mem", "hugepages"},
 	anywhere: []string{"crashkernel"},
 }
 
 func TestEarlyOptionsList(t *testing.T) {
 	var want, got []string
-	for _, n := range linux61Early.bools {
+	for _, n := range linuxEarly.bools {
 		want = append(want, "word "+n)
 	}
-	for _, n := range linux61Early.values {
+	for _, n := range linuxEarly.values {
 		want = append(want, "word "+n+"=")
 	}
-	for _, n := range linux61Early.efiStub {
+	for _, n := range linuxEarly.efiStub {
 		want = append(want, "efi "+n+"=")
 	}
-	for _, n := range linux61Early.anywhere {
+	for _, n := range linuxEarly.anywhere {
 		want = append(want, "any "+n+"=")
 	}
 	for _, o := range earlyOptions {
@@ -54,10 +57,10 @@ func TestEarlyOptionsList(t *testing.T) {
 
 // earlyWord is a word an early parser takes as the option.
 func earlyWords() (words []string) {
-	for _, n := range linux61Early.bools {
+	for _, n := range linuxEarly.bools {
 		words = append(words, n)
 	}
-	for _, l := range [][]string{linux61Early.values, linux61Early.efiStub, linux61Early.anywhere} {
+	for _, l := range [][]string{linuxEarly.values, linuxEarly.efiStub, linuxEarly.anywhere} {
 		for _, n := range l {
 			words = append(words, n+"=off")
 		}
@@ -303,17 +306,17 @@ func FuzzEarlyOption(f *testing.F) {
 			whole bool // the x86 word parser: the kernel parameter must be the whole word
 		}
 		var found []find
-		for _, n := range linux61Early.bools {
+		for _, n := range linuxEarly.bools {
 			for _, o := range refX86Find(s, n, false) {
 				found = append(found, find{o, n, true})
 			}
 		}
-		for _, n := range linux61Early.values {
+		for _, n := range linuxEarly.values {
 			for _, o := range refX86Find(s, n, true) {
 				found = append(found, find{o, n + "=", true})
 			}
 		}
-		for _, n := range linux61Early.efiStub {
+		for _, n := range linuxEarly.efiStub {
 			offs, at := refStrstrAll(s, n+"=")
 			for i, o := range offs {
 				if at[i] {
@@ -321,7 +324,7 @@ func FuzzEarlyOption(f *testing.F) {
 				}
 			}
 		}
-		for _, n := range linux61Early.anywhere {
+		for _, n := range linuxEarly.anywhere {
 			offs, _ := refStrstrAll(s, n+"=")
 			for _, o := range offs {
 				found = append(found, find{o, n + "=", false})

@@ -31,11 +31,14 @@ import (
 	"testing"
 )
 
-// x86 options: every cmdline_find_option{,_bool} caller in 6.1 x86.
+// x86 options: every cmdline_find_option{,_bool} caller in 6.1 and 6.12
+// x86 (6.12: nousershstk, fred, microcode.amd_sha_check, and mem_encrypt
+// as the whole words mem_encrypt=on and mem_encrypt=off).
 var diffBools = []string{"nokaslr", "no5lvl", "nopti", "dis_ucode_ldr", "nospectre_v2", "nospec_store_bypass_disable",
-	"noxsave", "noxsaveopt", "noxsaves", "debug", "quiet", "forcepae", "no387", "nofxsr"}
+	"noxsave", "noxsaveopt", "noxsaves", "debug", "quiet", "forcepae", "no387", "nofxsr", "nousershstk",
+	"mem_encrypt=on", "mem_encrypt=off"}
 var diffValues = []string{"acpi_rsdp", "acpi", "earlyprintk", "console", "mem_encrypt", "pti", "split_lock_detect",
-	"tsx", "spectre_v2_user", "spectre_v2", "spec_store_bypass_disable", "clearcpuid", "edd"}
+	"tsx", "spectre_v2_user", "spectre_v2", "spec_store_bypass_disable", "clearcpuid", "edd", "fred", "microcode.amd_sha_check"}
 var diffEFI = []string{"mem=", "memmap=", "efi_fake_mem=", "hugepages="}
 
 type cParam struct {
@@ -184,7 +187,7 @@ func diffInputs(t *testing.T, n int) []string {
 		"-", ".", "'", "\\", "\x7f", "--", "--", "katana.", "katana.args=", "katana.env=", "katana.net=none",
 		"nokaslr", "init=", "rdinit=", "a", "b", "x", "0", "mem=", "memmap=", "hugepages=", "efi_fake_mem=",
 		"crashkernel=", ",high", ",low", "pti=", "nopti", "spectre_v2=", "spectre_v2_user=", "console=", "acpi=",
-		"clearcpuid=", "noxsave", "GODEBUG=", "kgdboc=", "sysrq_always_enabled", "noinitrd", "initrd=initrd", "BOOT_IMAGE=", "kexec", "sysrq-always_enabled", "rd-init=", "rd_init=", "INIT=", "tp_printk", "tp-printk_stop_on_boot", "kprobe_event=", "kprobe-event", "ftrace_dump_on_oops", "noinitrd-", "panic_print=", "sysctl.kernel.sysrq=", "initrdmem="}
+		"clearcpuid=", "noxsave", "nousershstk", "fred=", "microcode.amd_sha_check=", "mem_encrypt=on", "GODEBUG=", "kgdboc=", "sysrq_always_enabled", "noinitrd", "initrd=initrd", "BOOT_IMAGE=", "kexec", "sysrq-always_enabled", "rd-init=", "rd_init=", "INIT=", "tp_printk", "tp-printk_stop_on_boot", "kprobe_event=", "kprobe-event", "ftrace_dump_on_oops", "noinitrd-", "panic_print=", "sysctl.kernel.sysrq=", "initrdmem="}
 	rng := rand.New(rand.NewSource(1))
 	for i := 0; i < n; i++ {
 		var b strings.Builder
