@@ -41,7 +41,8 @@ esac
 series=$(printf '%s' "$release" | cut -d. -f1,2)
 pkg=linux-source-$series
 
-deb=$(find "$(dirname "$kdir")/debs" -maxdepth 1 -name "linux-image-${release}_*.deb" -print 2>/dev/null | sort | tail -n 1)
+# No debs/ (KERNEL_DEB_CACHE elsewhere): find fails, and apt-cache answers.
+deb=$(find "$(dirname "$kdir")/debs" -maxdepth 1 -name "linux-image-${release}_*.deb" -print 2>/dev/null | sort | tail -n 1 || true)
 if [ -n "$deb" ]; then
 	version=$(dpkg-deb -f "$deb" Version)
 else

@@ -164,3 +164,24 @@ func TestFetchKernelSourceCrashReserve(t *testing.T) {
 		os.Remove(filepath.Join(dest, "kernel/crash_reserve.c"))
 	}
 }
+
+// Without a debs/ folder beside the kernel folder (fetch-kernel.sh with
+// KERNEL_DEB_CACHE elsewhere, or a kernel unpacked by hand), the version
+// comes from apt-cache show, as the script says. (Before, find's failure
+// on the missing folder ended the script under set -e and pipefail: exit
+// status 1 and not a word.)
+func TestFetchKernelSourceWithoutDebsFolder(t *testing.T) {
+	dir, _, env := fetchSourceFixture(t, "6.1.999-1", "6.1.999-1")
+	os.RemoveAll(filepath.Join(dir, "debs"))
+	os.WriteFile(filepath.Join(dir, "bin", "apt-cache"), []byte("#!/bin/sh\n[ \"$*\" = 'show linux-image-6.1.0-99-amd64' ] && printf 'Package: linux-image-6.1.0-99-amd64\\nVersion: 6.1.999-1\\n' && exit 0\nexit 100\n"), 0o755)
+	dest := filepath.Join(dir, "kernel-source")
+	cmd := exec.Command("./fetch-kernel-source.sh", dest, filepath.Join(dir, "kernel"))
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("fetch-kernel-source.sh without debs/: %v\n%q", err, out)
+	}
+	if v, _ := os.ReadFile(filepath.Join(dest, "VERSION")); string(v) != "linux-source-6.1 6.1.999-1\n" {
+		t.Errorf("VERSION %q, want linux-source-6.1 6.1.999-1 (%s)", v, strings.TrimSpace(string(out)))
+	}
+}
