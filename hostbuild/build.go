@@ -235,11 +235,16 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
 		return generateExit(err)
 	}
+	manifestGenerated()
 	// The manifest hashed --payload and --init by their paths, after
 	// packing: if either changed in between (a compiler writing it), it
 	// would name a payload the guest does not run.
-	if err := checkContents(po.Output, po.Payload, po.Init, *kernel, m, func(w string) { fmt.Fprintf(stderr, "hostbuild build: warning: %s\n", w) }); err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: %v (did an input change while the build read it? the files in %s are as they were)\n", err, *outDir)
+	if err := checkContents(ctx, po.Output, po.Payload, po.Init, *kernel, m, func(w string) { fmt.Fprintf(stderr, "hostbuild build: warning: %s\n", w) }); err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintf(stderr, "hostbuild build: %v; the files in %s are as they were\n", err, *outDir)
+		} else {
+			fmt.Fprintf(stderr, "hostbuild build: %v (did an input change while the build read it? the files in %s are as they were)\n", err, *outDir)
+		}
 		return exitFail
 	}
 	if err := manifest.WriteFile(filepath.Join(tmp, buildManifest), m); err != nil {
@@ -247,6 +252,12 @@ Flags:
 		return exitFail
 	}
 
+	// The last moment to stop: an interruption that came while the
+	// initrd was checked is not ignored.
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v; the files in %s are as they were\n", context.Cause(ctx), *outDir)
+		return exitFail
+	}
 	mpath := filepath.Join(*outDir, buildManifest)
 	if err := moveOutputs(tmp, *outDir); err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)

@@ -387,11 +387,12 @@ func generateExit(err error) int {
 func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOptions, stderr io.Writer, checks ...func(*manifest.Manifest) error) (*manifest.Manifest, int) {
 	m, err := manifest.Generate(ctx, g)
 	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
+		fmt.Fprintf(stderr, "hostbuild %s: %v%s\n", cmd, err, ifInterrupted(err, path+" was not written (left as it was)"))
 		return nil, generateExit(err)
 	}
-	if err := checkContents(g.Initrd, g.Payload, g.Init, g.Kernel, m, func(w string) { fmt.Fprintf(stderr, "hostbuild %s: warning: %s\n", cmd, w) }); err != nil {
-		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
+	manifestGenerated()
+	if err := checkContents(ctx, g.Initrd, g.Payload, g.Init, g.Kernel, m, func(w string) { fmt.Fprintf(stderr, "hostbuild %s: warning: %s\n", cmd, w) }); err != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: %v%s\n", cmd, err, ifInterrupted(err, path+" was not written (left as it was)"))
 		return nil, exitFail
 	}
 	for _, check := range checks {
@@ -399,6 +400,10 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 			fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 			return nil, exitFail
 		}
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: %v; %s was not written (left as it was)\n", cmd, context.Cause(ctx), path)
+		return nil, exitFail
 	}
 	if err := manifest.WriteFile(path, m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
@@ -418,13 +423,17 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 // the seed's) is recorded by its bytes alone. The kernel modules in an
 // initrd with a content list (pack names their folder by their vermagic)
 // must be kernelPath's release.
+// It stops with ctx's cause once ctx is done.
 //
 // warn gets a broken archive that is recorded all the same: a newc stream
 // cut short or malformed (an interrupted copy?), which the kernel unpacks
 // as far as it can and boots on.
-func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest, warn func(string)) error {
+func checkContents(ctx context.Context, initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest, warn func(string)) error {
 	p, in := m.Components.Payload, m.Components.Init
-	a, err := initrd.ReadFile(initrdPath)
+	a, err := initrd.ReadFileContext(ctx, initrdPath)
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
 	if err != nil {
 		if p == nil && in == nil {
 			var fe *newc.FormatError
@@ -500,6 +509,10 @@ func checkContents(initrdPath, payloadPath, initPath, kernelPath string, m *mani
 	m.Components.Files = &files
 	return nil
 }
+
+// manifestGenerated runs once a manifest is generated, before the initrd
+// is read again to check it: a test seam (an interruption in between).
+var manifestGenerated = func() {}
 
 // measureComputed runs between measure --manifest-out --json's two readings of
 // the inputs (a test changes one there).

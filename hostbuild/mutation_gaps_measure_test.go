@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
@@ -74,7 +75,7 @@ func TestContentsPlainInitrdModulesNotReleaseChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := mgPayloadManifest(sum, payload, 0)
-	if err := checkContents(img, "katana", "", kernel, m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
+	if err := checkContents(context.Background(), img, "katana", "", kernel, m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
 		t.Errorf("checkContents of an initrd without a content list: %v", err)
 	}
 	if m.Components.Files != nil {
@@ -92,7 +93,7 @@ func TestContentsPlainInitrdEpochNotTaken(t *testing.T) {
 	img, sum := mgPlainInitrd(t, 1234, mgFile{"bin/", nil}, mgFile{"bin/katana", payload})
 	for _, epoch := range []int64{0, 5} {
 		m := mgPayloadManifest(sum, payload, epoch)
-		if err := checkContents(img, "katana", "", "", m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
+		if err := checkContents(context.Background(), img, "katana", "", "", m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
 			t.Errorf("epoch %d: checkContents: %v", epoch, err)
 		}
 		if m.SourceDateEpoch != epoch {
@@ -110,7 +111,7 @@ func TestContentsInitrdChangedWhileRead(t *testing.T) {
 	payload := []byte("katana")
 	img, _ := mgPlainInitrd(t, 0, mgFile{"bin/", nil}, mgFile{"bin/katana", payload})
 	m := mgPayloadManifest(strings.Repeat("ab", 32), payload, 0)
-	err := checkContents(img, "katana", "", "", m, func(string) {})
+	err := checkContents(context.Background(), img, "katana", "", "", m, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "changed while it was read") {
 		t.Errorf("checkContents with another initrd SHA-256 recorded: %v; want a refusal", err)
 	}
@@ -127,7 +128,7 @@ func TestContentsInitAloneUnknownPayload(t *testing.T) {
 	m := &manifest.Manifest{}
 	m.Components.Initrd = manifest.File{SHA256: sum}
 	m.Components.Init = &manifest.File{Name: "guestinit", Size: int64(len(initBin)), SHA256: hex.EncodeToString(s[:])}
-	err := checkContents(img, "", "guestinit", "", m, func(string) {})
+	err := checkContents(context.Background(), img, "", "guestinit", "", m, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "--init guestinit cannot be checked against --initrd "+img) {
 		t.Errorf("checkContents, --init alone, a \"..\" entry: %v; want --init named as what cannot be checked", err)
 	}
@@ -140,7 +141,7 @@ func TestContentsNoPayloadInInitrd(t *testing.T) {
 	payload := []byte("katana")
 	img, sum := mgPlainInitrd(t, 0, mgFile{"bin/", nil}, mgFile{"bin/other", payload})
 	m := mgPayloadManifest(sum, payload, 0)
-	err := checkContents(img, "katana", "", "", m, func(string) {})
+	err := checkContents(context.Background(), img, "katana", "", "", m, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "--payload katana cannot be checked against --initrd "+img+": it holds no payload") {
 		t.Errorf("checkContents, an initrd without a payload: %v; want a refusal saying it holds none", err)
 	}
@@ -156,7 +157,7 @@ func TestContentsInitNotAFile(t *testing.T) {
 	m := &manifest.Manifest{}
 	m.Components.Initrd = manifest.File{SHA256: sum}
 	m.Components.Init = &manifest.File{Name: "guestinit", Size: int64(len(initBin)), SHA256: hex.EncodeToString(s[:])}
-	err := checkContents(img, "", "guestinit", "", m, func(string) {})
+	err := checkContents(context.Background(), img, "", "guestinit", "", m, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "it has no /init file") {
 		t.Errorf("checkContents, /init a folder: %v; want \"it has no /init file\"", err)
 	}
@@ -192,7 +193,7 @@ func TestContentsOperatorFilesRecorded(t *testing.T) {
 		s := sha256.Sum256(b)
 		m := &manifest.Manifest{Schema: manifest.Schema}
 		m.Components.Initrd = manifest.File{Name: "i.img", Size: int64(len(b)), SHA256: hex.EncodeToString(s[:])}
-		if err := checkContents(img, "", "", "", m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
+		if err := checkContents(context.Background(), img, "", "", "", m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
 			t.Fatalf("pack %q: checkContents: %v", tc.args, err)
 		}
 		j, err := manifest.Marshal(m)

@@ -110,7 +110,8 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail
 	}
-	if err := checkContents(g.Initrd, g.Payload, g.Init, g.Kernel, again, func(w string) { fmt.Fprintf(stderr, "hostbuild reproduce: warning: %s\n", w) }); err != nil {
+	manifestGenerated()
+	if err := checkContents(ctx, g.Initrd, g.Payload, g.Init, g.Kernel, again, func(w string) { fmt.Fprintf(stderr, "hostbuild reproduce: warning: %s\n", w) }); err != nil {
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail
 	}

@@ -3,6 +3,7 @@ package initrd
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -107,6 +108,12 @@ const readBuffer = 64 << 10
 
 // ReadFile parses the initrd at path.
 func ReadFile(path string) (*Archive, error) {
+	return ReadFileContext(context.Background(), path)
+}
+
+// ReadFileContext is ReadFile stopping once ctx is done, with ctx's cause
+// (a large payload takes seconds to read and decode).
+func ReadFileContext(ctx context.Context, path string) (*Archive, error) {
 	// infile.Open refuses anything but a regular file, a FIFO at once (a
 	// plain open would wait for a writer for ever). The read is bounded by
 	// MaxUnpacked.
@@ -119,11 +126,27 @@ func ReadFile(path string) (*Archive, error) {
 		return nil, err
 	}
 	defer f.Close()
-	a, err := Read(f)
+	a, err := Read(ctxReader{ctx, f})
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("reading initrd %s: %w", path, context.Cause(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return a, nil
+}
+
+// ctxReader is r failing with ctx's cause once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	return c.r.Read(p)
 }
 
 type hashCounter struct {
