@@ -48,7 +48,7 @@ Flags:
 	}
 	var arch [2]*initrd.Archive
 	for i := range arch {
-		a, err := initrd.ReadFile(pos[i])
+		a, err := initrd.ReadFileContext(ctx, pos[i])
 		if err != nil {
 			fmt.Fprintf(stderr, "hostbuild diff: %v\n", err)
 			return 2

@@ -75,7 +75,7 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild inspect: want exactly one INITRD, got %d; run 'hostbuild inspect -h' for usage\n", len(pos))
 		return exitUsage
 	}
-	a, err := initrd.ReadFile(pos[0])
+	a, err := initrd.ReadFileContext(ctx, pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild inspect: %v\n", err)
 		return exitFail

@@ -36,6 +36,12 @@ func TestMain(m *testing.M) {
 			n, _ := strconv.ParseUint(u, 8, 32)
 			syscall.Umask(int(n))
 		}
+		// A command whose work never looks at the context, as any
+		// step may not: TestSecondSignalEndsCommand's.
+		register(command{name: ignoresContextCommand, run: func(context.Context, []string, io.Writer, io.Writer) int {
+			time.Sleep(time.Minute)
+			return exitOK
+		}})
 		ctx, stop := interruptContext()
 		if os.Getenv("HOSTBUILD_TEST_SIGNALS") == "1" {
 			fmt.Fprintln(os.Stderr, signalsReady)
@@ -46,6 +52,11 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(m.Run())
 }
+
+// ignoresContextCommand is a command of the child TestMain runs
+// (HOSTBUILD_TEST_MAIN=1) that works for a minute without looking at its
+// context.
+const ignoresContextCommand = "test-ignores-context"
 
 // signalsReady is the line a child started with HOSTBUILD_TEST_SIGNALS=1
 // prints once it catches SIGINT, SIGTERM and SIGHUP.
@@ -425,18 +436,12 @@ func TestPackWarnsWithoutKernelModules(t *testing.T) {
 	}
 }
 
-// The first SIGINT, SIGTERM or SIGHUP cancels the command's context;
-// inspect never looks at it, so the second signal must end the process.
-// Before interruptContext, every later signal was swallowed too and inspect
-// of a large file ran to its end (about 6 s per GiB of NUL bytes).
+// The first SIGINT, SIGTERM or SIGHUP cancels the command's context; a
+// step that never looks at it (ignoresContextCommand; inspect was one)
+// must still be ended by the second signal. Before interruptContext,
+// every later signal was swallowed too and inspect of a large file ran to
+// its end (about 6 s per GiB of NUL bytes).
 func TestSecondSignalEndsCommand(t *testing.T) {
-	img := filepath.Join(t.TempDir(), "zero.img")
-	if err := os.WriteFile(img, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(img, 8<<30); err != nil { // sparse
-		t.Fatal(err)
-	}
 	type signals struct {
 		first, second syscall.Signal
 		gap           time.Duration // between the two
@@ -463,7 +468,7 @@ func TestSecondSignalEndsCommand(t *testing.T) {
 				// ignored signal back its "ignore" after the first.
 				t.Skipf("skipping: %v is ignored in this process (started under nohup or as a background job?), so the command rightly ignores a second one; run the tests from a foreground shell to enable", c.second)
 			}
-			cmd := exec.Command(os.Args[0], "inspect", img)
+			cmd := exec.Command(os.Args[0], ignoresContextCommand)
 			cmd.Env = append(os.Environ(), "HOSTBUILD_TEST_MAIN=1", "HOSTBUILD_TEST_SIGNALS=1")
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
@@ -485,7 +490,7 @@ func TestSecondSignalEndsCommand(t *testing.T) {
 			if c.gap > 0 {
 				select {
 				case err := <-done:
-					t.Fatalf("the first %v ended inspect (%v): it should only cancel the context", c.first, err)
+					t.Fatalf("the first %v ended the command (%v): it should only cancel the context", c.first, err)
 				case <-time.After(c.gap):
 				}
 			}
@@ -494,17 +499,17 @@ func TestSecondSignalEndsCommand(t *testing.T) {
 			case err := <-done:
 				ee, ok := err.(*exec.ExitError)
 				if !ok {
-					t.Fatalf("inspect after %v and %v: %v, want death by %v", c.first, c.second, err, c.second)
+					t.Fatalf("command after %v and %v: %v, want death by %v", c.first, c.second, err, c.second)
 				}
 				// Sent back to back, the two may reach the command in
 				// either order (two threads, each taking one): it dies by
 				// the one it took second.
 				ws := ee.Sys().(syscall.WaitStatus)
 				if !ws.Signaled() || ws.Signal() != c.second && (c.gap > 0 || ws.Signal() != c.first) {
-					t.Errorf("inspect after %v and %v: %v, want death by %v", c.first, c.second, err, c.second)
+					t.Errorf("command after %v and %v: %v, want death by %v", c.first, c.second, err, c.second)
 				}
 			case <-time.After(10 * time.Second):
-				t.Fatalf("inspect still runs 10 s after %v and %v", c.first, c.second)
+				t.Fatalf("command still runs 10 s after %v and %v", c.first, c.second)
 			}
 		})
 	}
