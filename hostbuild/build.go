@@ -32,7 +32,7 @@ const (
 	buildManifest = "manifest.json"
 )
 
-func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pf := addPackFlags(fs)
@@ -167,6 +167,7 @@ Flags:
 			fmt.Fprintf(stderr, "hostbuild build: "+format+"\n", a...)
 		}
 	}
+	made := missingFolders(*outDir)
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		if st, serr := os.Stat(*outDir); serr == nil && !st.IsDir() {
 			fmt.Fprintf(stderr, "hostbuild build: -o %s is %s: give a folder (build writes %s, %s and %s into it)\n", *outDir, filekind.Describe(st.Mode()), buildInitrd, buildCmdline, buildManifest)
@@ -195,6 +196,18 @@ Flags:
 		return exitFail
 	}
 	defer unlockOut()
+	// A failed build leaves nothing: not the folders it made for -o
+	// (removed while the lock is held: a build refused by it leaves
+	// them to the one that holds it).
+	defer func() {
+		if code != exitOK {
+			for _, d := range made {
+				if os.Remove(d) != nil { // not empty, or gone
+					break
+				}
+			}
+		}
+	}()
 	removeStaleBuildDirs(*outDir, logf)
 	tmp, err := os.MkdirTemp(*outDir, buildTmpPrefix+"*.tmp")
 	if err != nil {
@@ -269,6 +282,21 @@ Flags:
 	}
 	logf("wrote %s, %s, %s", filepath.Join(*outDir, buildInitrd), filepath.Join(*outDir, buildCmdline), mpath)
 	return exitOK
+}
+
+// missingFolders returns dir and its parents that do not exist yet, the
+// deepest first: the folders os.MkdirAll(dir) makes.
+func missingFolders(dir string) []string {
+	var out []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, os.ErrNotExist) {
+			return out
+		}
+		out = append(out, d)
+		if filepath.Dir(d) == d {
+			return out
+		}
+	}
 }
 
 // buildRename is os.Rename for moveOutputs (a test seam: a rename that
