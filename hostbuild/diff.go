@@ -16,7 +16,7 @@ func init() {
 	register(command{name: "diff", summary: "entry-level differences between two initrds (exit 0 same, 1 differ, 2 error)", run: runDiff})
 }
 
-func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
 	// Errors name entries of the archive, which are its author's text.
 	stderr = printable.NewWriter(stderr)
 	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
@@ -56,6 +56,16 @@ Flags:
 		arch[i] = a
 	}
 	changes := initrd.Diff(arch[0], arch[1])
+	// A write that failed is an error (2), whatever the comparison
+	// found: 1 would say "different" of two identical initrds.
+	ew := &errWriter{w: stdout}
+	stdout = ew
+	defer func() {
+		if ew.err != nil {
+			fmt.Fprintf(stderr, "hostbuild diff: writing to stdout: %v\n", ew.err)
+			code = 2
+		}
+	}()
 	if *asJSON {
 		if changes == nil {
 			changes = []initrd.Change{}
