@@ -35,7 +35,11 @@ export SHARED_DIR := $(SHARED)
 # and the three are set. The toolchain's $GOROOT/go.env is read then too
 # (GOENV=off does not skip it): `guest` refuses one that sets GOFLAGS or
 # GOEXPERIMENT. A go.work in any folder above the checkout (or
-# GOWORK) would add its replace and godebug lines: GOWORK=off.
+# GOWORK) would add its replace and godebug lines: GOWORK=off. A vendor
+# folder beside go.mod (`go mod vendor`; untracked, so the version stays
+# clean) would switch go to -mod=vendor, which builds other bytes (no
+# module sums in the build info) from sources go.sum does not check:
+# -mod=readonly builds from the modules go.sum pins, vendor folder or not.
 GOTOOLCHAIN_PIN := $(shell sed -n 's/^toolchain //p' go.mod)
 # The tests run on the same toolchain as the builds (a test compares the
 # Go version of binaries it builds with its own), whatever go.env says; a
@@ -45,8 +49,8 @@ export GOTOOLCHAIN
 GO_CLEAN_ENV := GOENV=off GOWORK=off GOTOOLCHAIN=$(GOTOOLCHAIN_PIN) GOFLAGS= GOEXPERIMENT= GOFIPS140=off CGO_ENABLED=0 GOAMD64=v1
 GUEST_ENV   := $(GO_CLEAN_ENV) GOOS=linux GOARCH=amd64
 HOST_ENV    := $(GO_CLEAN_ENV)
-GUEST_FLAGS := -trimpath -buildvcs=false -ldflags='-s -w -buildid='
-HOST_FLAGS  := -trimpath -buildvcs=false -ldflags='-s -w -buildid= -X main.version=$(VERSION)'
+GUEST_FLAGS := -trimpath -buildvcs=false -mod=readonly -ldflags='-s -w -buildid='
+HOST_FLAGS  := -trimpath -buildvcs=false -mod=readonly -ldflags='-s -w -buildid= -X main.version=$(VERSION)'
 
 .DEFAULT_GOAL := help
 .PHONY: help deps build guest test demo bench fuzz ci kernel kernel-source qemu-snp clean
