@@ -76,3 +76,18 @@ func TestGuestBuildIgnoresVendorFolder(t *testing.T) {
 		t.Errorf("the init built beside a vendor folder (%s) differs from the one built without (%s): the measurement would depend on an untracked folder", copyRoot, root)
 	}
 }
+
+// The init embeds initrd-layout's /etc files: a stray file beside them (an
+// editor's backup, passwd~, or patch's passwd.orig: not named by
+// layout.txt, never packed) must not be embedded too.
+func TestGuestBuildIgnoresStrayLayoutFiles(t *testing.T) {
+	root, copyRoot, makeBin, _ := copyCheckout(t)
+	for _, name := range []string{"passwd~", "hosts.orig"} {
+		if err := os.WriteFile(filepath.Join(copyRoot, "initrd-layout", "etc", name), []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(makeGuest(t, makeBin, root), makeGuest(t, makeBin, copyRoot)) {
+		t.Errorf("the init built with stray files in %s differs from the one built without (%s): the measurement would depend on files the layout does not name", filepath.Join(copyRoot, "initrd-layout", "etc"), root)
+	}
+}
