@@ -39,7 +39,7 @@ func addCmdlineFlags(fs *flag.FlagSet) *cmdlineFlags {
 	fs.StringVar(&c.onExit, "on-exit", string(d.OnExit), "`policy` when Katana exits by itself: poweroff, reboot or restart")
 	fs.StringVar(&c.stopTimeout, "stop-timeout", d.StopTimeout.String(), "grace `period` between SIGTERM and SIGKILL on a graceful stop")
 	intVar(fs, &c.restartLimit, "restart-limit", d.RestartLimit, "restarts allowed with --on-exit restart")
-	fs.Var(&c.env, "env", "`NAME=VALUE` added to Katana's environment (repeatable; katana.env), e.g. RUST_LOG=info,rpc=trace; not "+strings.Join(bootcfg.InitEnv(), ", ")+" (the init's); on the cmdline, so never a secret")
+	fs.Var(&c.env, "env", "`NAME=VALUE` added to Katana's environment (repeatable; katana.env, sorted: the flags' order does not change the cmdline), e.g. RUST_LOG=info,rpc=trace; not "+strings.Join(bootcfg.InitEnv(), ", ")+" (the init's); on the cmdline, so never a secret")
 	fs.Var(&c.kernelParams, "kernel-param", "kernel `parameter` (repeatable; default: console=ttyS0 panic=-1); the ones given replace the default: repeat console=ttyS0 and panic=-1 to keep them (a warning says when they are missing)")
 	return c
 }
@@ -82,7 +82,10 @@ func (c *cmdlineFlags) format() (string, error) {
 		}
 		given[name] = w
 	}
-	cfg.Env = []string(c.env)
+	// In one order whatever the flags' (the names are distinct, and an
+	// environment has no order that means anything): the same settings
+	// give the same cmdline, so the same measurement.
+	cfg.Env = slices.Sorted(slices.Values(c.env))
 	params := []string(c.kernelParams)
 	if params == nil {
 		params = DefaultKernelParams
