@@ -194,15 +194,33 @@ func hexs(b [32]byte) string {
 	return string(s)
 }
 
-// Same inputs, different environment: umask, input mtimes, module request
-// order, a copy of the inputs elsewhere (directory creation order), the
-// working directory and GOMAXPROCS. TZ and locale are varied across
-// processes by the hostbuild command's test.
+// Same inputs, different environment: umask (so the inputs' modes too),
+// input mtimes, module request order, a copy of the inputs elsewhere
+// (directory creation order), the working directory and GOMAXPROCS. TZ
+// and locale are varied across processes by the hostbuild command's test.
+// The payload is large enough for several frames, which are encoded on
+// GOMAXPROCS goroutines at once, and the operator's files are packed too.
 func TestReproducible(t *testing.T) {
+	// Three frames (frameMin each at most), and a file and an executable
+	// of the operator's, written as inputs writes its files (modes from
+	// the umask).
+	more := func(dir string, o *Options) {
+		for name, data := range map[string][]byte{
+			"katana":     testelf.Executable("", bytes.Repeat([]byte("katana frames "), 3*frameMin/14)),
+			"chain.toml": []byte("chain_id = \"KATANA\"\n"),
+			"sidecar":    testelf.Executable("", []byte("sidecar")),
+		} {
+			if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o.Files = []File{{Source: filepath.Join(dir, "chain.toml"), Dest: "/etc/katana/chain.toml"}, {Source: filepath.Join(dir, "sidecar"), Dest: "/usr/local/bin/sidecar", Exec: true}}
+	}
 	for _, comp := range Compressions {
 		t.Run(comp, func(t *testing.T) {
 			dirA := t.TempDir()
 			oa := inputs(t, dirA)
+			more(dirA, &oa)
 			oa.Compression = comp
 			oa.Modules = []string{"virtio_net", "virtio_pci", "vsock"}
 			a := pack(t, oa)
@@ -212,6 +230,8 @@ func TestReproducible(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 			dirB := t.TempDir()
 			ob := inputs(t, dirB)
+			more(dirB, &ob)
+			ob.Files[0], ob.Files[1] = ob.Files[1], ob.Files[0]
 			ob.Compression = comp
 			ob.Modules = []string{"vsock", "virtio-pci", "virtio_net"}
 			future := time.Now().Add(48 * time.Hour)
@@ -223,6 +243,9 @@ func TestReproducible(t *testing.T) {
 			b := pack(t, ob)
 			if !bytes.Equal(a, b) {
 				t.Errorf("%s: two builds of the same inputs differ (%d vs %d bytes)", comp, len(a), len(b))
+			}
+			if fa, err := Read(bytes.NewReader(a)); err != nil || fa.Payload == nil || fa.Payload.Frames < 3 {
+				t.Errorf("%s: want a payload in 3 frames or more (%v)", comp, err)
 			}
 		})
 	}
