@@ -429,10 +429,18 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 // cut short or malformed (an interrupted copy?), which the kernel unpacks
 // as far as it can and boots on.
 func checkContents(ctx context.Context, initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest, warn func(string)) error {
+	_, err := checkContentsEpoch(ctx, initrdPath, payloadPath, initPath, kernelPath, m, warn)
+	return err
+}
+
+// checkContentsEpoch is checkContents that also says whether the initrd
+// states its SOURCE_DATE_EPOCH (a content list, and one mtime for every
+// entry, as pack writes them), which m then records.
+func checkContentsEpoch(ctx context.Context, initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest, warn func(string)) (epochStated bool, err error) {
 	p, in := m.Components.Payload, m.Components.Init
 	a, err := initrd.ReadFileContext(ctx, initrdPath)
 	if ctx.Err() != nil {
-		return context.Cause(ctx)
+		return false, context.Cause(ctx)
 	}
 	if err != nil {
 		if p == nil && in == nil {
@@ -440,28 +448,30 @@ func checkContents(ctx context.Context, initrdPath, payloadPath, initPath, kerne
 			if errors.As(err, &fe) || errors.Is(err, io.ErrUnexpectedEOF) {
 				warn(fmt.Sprintf("--initrd %s is an initrd archive, but a broken one: %v (a truncated copy? the kernel unpacks what it can and boots on; 'hostbuild inspect' lists it): recorded by its bytes alone", initrdPath, err))
 			}
-			return nil // not an initrd this tool reads: its bytes are all there is to record
+			return false, nil // not an initrd this tool reads: its bytes are all there is to record
 		}
-		return fmt.Errorf("--payload and --init are checked against --initrd, which cannot be read as an initrd: %w (leave them out for an initrd hostbuild pack did not build)", err)
+		return epochStated, fmt.Errorf("--payload and --init are checked against --initrd, which cannot be read as an initrd: %w (leave them out for an initrd hostbuild pack did not build)", err)
 	}
 	if p == nil && in == nil && !a.HasContentList() {
-		return nil
+		return false, nil
 	}
 	if kernelPath != "" && a.HasContentList() {
 		if err := checkKernelRelease(kernelPath, "--initrd "+initrdPath, a.ModuleReleases()...); err != nil {
-			return err
+			return epochStated, err
 		}
 	}
 	// pack writes every entry's mtime as its SOURCE_DATE_EPOCH: that is
 	// the one to record, not whatever this run's environment holds.
-	if t, ok := a.CommonMTime(); ok && a.HasContentList() && int64(t) != m.SourceDateEpoch {
+	t, ok := a.CommonMTime()
+	epochStated = ok && a.HasContentList()
+	if epochStated && int64(t) != m.SourceDateEpoch {
 		if m.SourceDateEpoch != 0 {
-			return fmt.Errorf("SOURCE_DATE_EPOCH %d (--source-date-epoch or $SOURCE_DATE_EPOCH), but --initrd %s was packed with %d (its entries' mtime): pass %d, or neither (unset $SOURCE_DATE_EPOCH), and the manifest records the initrd's", m.SourceDateEpoch, initrdPath, t, t)
+			return epochStated, fmt.Errorf("SOURCE_DATE_EPOCH %d (--source-date-epoch or $SOURCE_DATE_EPOCH), but --initrd %s was packed with %d (its entries' mtime): pass %d, or neither (unset $SOURCE_DATE_EPOCH), and the manifest records the initrd's", m.SourceDateEpoch, initrdPath, t, t)
 		}
 		m.SourceDateEpoch = int64(t)
 	}
 	if a.SHA256 != m.Components.Initrd.SHA256 {
-		return fmt.Errorf("--initrd %s changed while it was read (SHA-256 %s, then %s): run again once it is written", initrdPath, m.Components.Initrd.SHA256, a.SHA256)
+		return epochStated, fmt.Errorf("--initrd %s changed while it was read (SHA-256 %s, then %s): run again once it is written", initrdPath, m.Components.Initrd.SHA256, a.SHA256)
 	}
 	// Read reports no payload when the archive cannot say which file the
 	// guest ends up with (a ".." entry, a path through a symlink, a content
@@ -471,25 +481,25 @@ func checkContents(ctx context.Context, initrdPath, payloadPath, initPath, kerne
 		if p == nil {
 			what, path = "--init", initPath
 		}
-		return fmt.Errorf("%s %s cannot be checked against --initrd %s: %s", what, path, initrdPath, a.PayloadUnknown)
+		return epochStated, fmt.Errorf("%s %s cannot be checked against --initrd %s: %s", what, path, initrdPath, a.PayloadUnknown)
 	}
 	if p != nil {
 		if a.Payload == nil {
-			return fmt.Errorf("--payload %s cannot be checked against --initrd %s: it holds no payload (no %s, no %s)", payloadPath, initrdPath,
+			return epochStated, fmt.Errorf("--payload %s cannot be checked against --initrd %s: it holds no payload (no %s, no %s)", payloadPath, initrdPath,
 				initrdlayout.PayloadPath, initrdlayout.FramesPath)
 		}
 		if a.Payload.SHA256 != p.SHA256 {
-			return fmt.Errorf("--payload %s (SHA-256 %s) is not the payload of --initrd %s (SHA-256 %s, %d bytes, %s): pass the payload the initrd was packed with, or pack the initrd again with this one",
+			return epochStated, fmt.Errorf("--payload %s (SHA-256 %s) is not the payload of --initrd %s (SHA-256 %s, %d bytes, %s): pass the payload the initrd was packed with, or pack the initrd again with this one",
 				payloadPath, p.SHA256, initrdPath, a.Payload.SHA256, a.Payload.Size, a.Payload.Stored)
 		}
 	}
 	if in != nil {
 		e, ok := a.Lookup(initrdlayout.InitPath)
 		if !ok || e.Type != "file" {
-			return fmt.Errorf("--init %s cannot be checked against --initrd %s: it has no /%s file", initPath, initrdPath, initrdlayout.InitPath)
+			return epochStated, fmt.Errorf("--init %s cannot be checked against --initrd %s: it has no /%s file", initPath, initrdPath, initrdlayout.InitPath)
 		}
 		if e.SHA256 != in.SHA256 {
-			return fmt.Errorf("--init %s (SHA-256 %s) is not the /%s of --initrd %s (SHA-256 %s): pass the init the initrd was packed with, or pack the initrd again with this one",
+			return epochStated, fmt.Errorf("--init %s (SHA-256 %s) is not the /%s of --initrd %s (SHA-256 %s): pass the init the initrd was packed with, or pack the initrd again with this one",
 				initPath, in.SHA256, initrdlayout.InitPath, initrdPath, e.SHA256)
 		}
 	}
@@ -497,17 +507,17 @@ func checkContents(ctx context.Context, initrdPath, payloadPath, initPath, kerne
 	// (not an empty list) for an initrd that is not hostbuild's.
 	es, err := a.OperatorFiles()
 	if errors.Is(err, initrd.ErrNoContentList) {
-		return nil
+		return epochStated, nil
 	}
 	if err != nil {
-		return fmt.Errorf("--initrd %s holds what its content list does not vouch for, so the manifest cannot list what Katana reads: %w", initrdPath, err)
+		return epochStated, fmt.Errorf("--initrd %s holds what its content list does not vouch for, so the manifest cannot list what Katana reads: %w", initrdPath, err)
 	}
 	files := []manifest.OperatorFile{}
 	for _, e := range es {
 		files = append(files, manifest.OperatorFile{Path: "/" + e.Path, Size: e.Size, SHA256: e.SHA256})
 	}
 	m.Components.Files = &files
-	return nil
+	return epochStated, nil
 }
 
 // manifestGenerated runs once a manifest is generated, before the initrd

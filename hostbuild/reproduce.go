@@ -111,7 +111,8 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitFail
 	}
 	manifestGenerated()
-	if err := checkContents(ctx, g.Initrd, g.Payload, g.Init, g.Kernel, again, func(w string) { fmt.Fprintf(stderr, "hostbuild reproduce: warning: %s\n", w) }); err != nil {
+	epochStated, err := checkContentsEpoch(ctx, g.Initrd, g.Payload, g.Init, g.Kernel, again, func(w string) { fmt.Fprintf(stderr, "hostbuild reproduce: warning: %s\n", w) })
+	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail
 	}
@@ -120,13 +121,14 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	// it, and attest compares the two.
 	fmt.Fprintf(stderr, "hostbuild reproduce: note: guest policy %s is the manifest's (not part of the measurement: attest checks the report's against it)\n", m.GuestPolicy)
 	warnDebugPolicy(stderr, "reproduce", g.GuestPolicy)
-	if again.Components.Files == nil {
-		// An initrd without a content list (not pack's) says no
-		// SOURCE_DATE_EPOCH: the writer's environment gave it, and no
-		// file can say what it was. Pack's initrds say theirs (their
-		// entries' mtime, read by checkContents), 0 included.
+	if !epochStated {
+		// An initrd without a content list, or whose entries have
+		// several mtimes (not pack's), says no SOURCE_DATE_EPOCH: the
+		// writer's flag or environment gave it, and no file can say
+		// what it was. Pack's initrds say theirs (their entries' one
+		// mtime, read by checkContentsEpoch), 0 included.
 		again.SourceDateEpoch = m.SourceDateEpoch
-		fmt.Fprintf(stderr, "hostbuild reproduce: note: source_date_epoch %d is the manifest's (this initrd has no content list to say it)\n", m.SourceDateEpoch)
+		fmt.Fprintf(stderr, "hostbuild reproduce: note: source_date_epoch %d is the manifest's (this initrd does not say it: no content list, or its entries have several mtimes)\n", m.SourceDateEpoch)
 	}
 	// A file's name is the base name of the path its writer gave: the
 	// same bytes under another name are the same file.
