@@ -17,11 +17,13 @@ OUT         ?= out
 CACHE       ?= .cache
 # A fixed abbreviation (not core.abbrev's) and safe.directory (a checkout
 # another user owns) so that the version, recorded in manifests, is the
-# same wherever this commit is built.
+# same wherever this commit is built; no tag (--exclude='*'): a clone
+# without tags (shallow, --no-tags) would name the commit where one with
+# them names its release tag.
 # Only `make VERSION=...` sets it: a VERSION left in the environment by
 # something else would not silently name the build.
 ifneq ($(origin VERSION),command line)
-VERSION     := $(shell git -c safe.directory='$(CURDIR)' describe --always --abbrev=12 --dirty 2>/dev/null || echo dev)
+VERSION     := $(shell git -c safe.directory='$(CURDIR)' describe --always --abbrev=12 --dirty --exclude='*' 2>/dev/null || echo dev)
 endif
 SHARED      ?= $(abspath ../shared)
 export SHARED_DIR := $(SHARED)

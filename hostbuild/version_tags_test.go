@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"testing"
+)
+
+// The Makefile's VERSION, which build records in every manifest, is the
+// same wherever a commit is built (its comment says so): also in a clone
+// that has a release tag on it and one that does not (a shallow or
+// --no-tags CI clone). git describe named the tag in one and the commit
+// in the other.
+func TestMakeVersionSameWithOrWithoutTags(t *testing.T) {
+	gitBin, err := exec.LookPath("git")
+	if err != nil {
+		t.Skip("git not on PATH")
+	}
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make not on PATH: the test reads the Makefile's VERSION (apt-get install make; .ci/deps.sh does)")
+	}
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
+		t.Skip("not a git checkout: VERSION is dev")
+	}
+	clone := filepath.Join(t.TempDir(), "clone")
+	run := func(dir, bin string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %q in %s: %v\n%s", bin, args, dir, err, out)
+		}
+		return string(out)
+	}
+	run(root, gitBin, "-c", "safe.directory=*", "clone", "-q", "--no-tags", root, clone)
+	// This checkout's Makefile, committed in the clone (which has HEAD's).
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(clone, "Makefile"), mk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(clone, gitBin, "commit", "-q", "--allow-empty", "-a", "-m", "this checkout's Makefile")
+	version := func() string {
+		t.Helper()
+		// -n prints the recipes, with the version hostbuild is linked with.
+		m := regexp.MustCompile(`main\.version=([^' ]*)`).FindStringSubmatch(run(clone, makeBin, "-n", "OUT="+t.TempDir(), "build"))
+		if m == nil {
+			t.Fatal("make -n build: no -X main.version=")
+		}
+		return m[1]
+	}
+	plain := version()
+	run(clone, gitBin, "tag", "-a", "-m", "a release", "v9.9.9")
+	if tagged := version(); tagged != plain {
+		t.Errorf("VERSION is %q in a clone without tags and %q once the commit is tagged: manifests written from one commit differ by clone", plain, tagged)
+	}
+}
