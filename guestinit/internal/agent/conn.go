@@ -42,6 +42,7 @@ type limitListener struct {
 	net.Listener
 	max       int
 	rejecters chan struct{}
+	drainers  chan struct{} // as many drain after their last answer outside the limit (halfCloseAndDrain)
 	linger    time.Duration
 	logf      func(string, ...any)
 
@@ -56,6 +57,7 @@ func newLimitListener(l net.Listener, max, rejecters int, linger time.Duration, 
 		Listener:  l,
 		max:       max,
 		rejecters: make(chan struct{}, rejecters),
+		drainers:  make(chan struct{}, rejecters),
 		linger:    linger,
 		logf:      logf,
 		conns:     map[*trackedConn]struct{}{},
@@ -171,17 +173,31 @@ func (c *trackedConn) setIdle() {
 	c.l.mu.Unlock()
 }
 
-// setActive ends the wait begun by setIdle. It reports false when c was
-// evicted meanwhile: c then closes, after answering at most the one
-// request whose first bytes came in just before.
-// releaseSlot gives c's slot back before c is closed (it drains for a
-// moment after its last answer): a newcomer need not wait for that.
+// releaseSlot gives c's slot back before c is closed.
 func (c *trackedConn) releaseSlot() {
 	c.l.mu.Lock()
 	delete(c.l.conns, c)
 	c.l.mu.Unlock()
 }
 
+// drainOutsideLimit gives c's slot back for the drain after its last
+// answer (a newcomer need not wait for that) when one of the listener's
+// bounded drain places is free, and returns what frees that place; with
+// none free, c keeps its slot while it drains (500 ms at most), so that
+// the connections the agent holds stay bounded.
+func (c *trackedConn) drainOutsideLimit() (done func()) {
+	select {
+	case c.l.drainers <- struct{}{}:
+		c.releaseSlot()
+		return func() { <-c.l.drainers }
+	default:
+		return func() {}
+	}
+}
+
+// setActive ends the wait begun by setIdle. It reports false when c was
+// evicted meanwhile: c then closes, after answering at most the one
+// request whose first bytes came in just before.
 func (c *trackedConn) setActive() bool {
 	c.l.mu.Lock()
 	defer c.l.mu.Unlock()

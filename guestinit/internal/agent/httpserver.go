@@ -177,9 +177,10 @@ func serveConn(ctx context.Context, c net.Conn, conf httpConf) {
 // resets the connection, which can destroy the answer in flight).
 func halfCloseAndDrain(c net.Conn, br *bufio.Reader) {
 	// Its last answer is written: the slot is free for the next client
-	// (the drain, 500 ms at most, runs beside the limit, as a rejecter's).
+	// (the drain, 500 ms at most, runs beside the limit, as a rejecter's,
+	// and like those only as many at once as the listener allows).
 	if tc, ok := c.(*trackedConn); ok {
-		tc.releaseSlot()
+		defer tc.drainOutsideLimit()()
 	}
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
