@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -181,10 +182,10 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 			// Every sev-guest driver serves SNP_GET_REPORT; it answers
 			// ENOTTY to every request once it has disabled its message
 			// key (VMPCK).
-			return nil, nil, fmt.Errorf("sev-guest: %s (extended report: firmware error %#x, %v): %w", vmpckDisabled, extFw, extErr, err)
+			return nil, nil, fmt.Errorf("sev-guest: %s (extended report: %s): %w", vmpckDisabled, failure(extFw, extErr), err)
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("sev-guest: SNP_GET_REPORT (firmware error %#x; extended report: firmware error %#x, %v): %w", req.FwErr, extFw, extErr, err)
+			return nil, nil, fmt.Errorf("sev-guest: SNP_GET_REPORT (%s; extended report: %s): %w", failure(req.FwErr, nil), failure(extFw, extErr), err)
 		}
 	}
 	if res != uintptr(labi.EsOk) {
@@ -196,6 +197,32 @@ func (s *SevGuestIoctl) Quote(rd [64]byte) ([]byte, []byte, error) {
 	out := make([]byte, agentapi.ReportSize)
 	copy(out, rsp.Data[:agentapi.ReportSize])
 	return out, certs, nil
+}
+
+// failure says how a sev-guest request failed: exitinfo2's upper half is
+// the host's (VMM's) error, its lower half the firmware's
+// (include/uapi/linux/sev-guest.h), and ETIMEDOUT is the driver giving up
+// on a host that answered busy for a minute (it disables its key then).
+// err may be nil.
+func failure(exitinfo2 uint64, err error) string {
+	var parts []string
+	if vmm := uint32(exitinfo2 >> 32); vmm != 0 {
+		name := map[uint32]string{1: " (certificate buffer too small)", 2: " (busy)", 0xffffffff: " (generic)"}[vmm]
+		parts = append(parts, fmt.Sprintf("host (VMM) error %#x%s", vmm, name))
+	}
+	if fw := uint32(exitinfo2); fw != 0 {
+		parts = append(parts, fmt.Sprintf("firmware error %#x", fw))
+	}
+	if errors.Is(err, syscall.ETIMEDOUT) {
+		parts = append(parts, "the host answered busy for over a minute and the driver gave up")
+	}
+	if err != nil {
+		parts = append(parts, err.Error())
+	}
+	if len(parts) == 0 {
+		return "no error status"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // noDeviceErr classifies an open error: a missing node or driver is

@@ -528,7 +528,7 @@ func (f *lockoutIoctl) Ioctl(cmd uintptr, arg any) (uintptr, error) {
 // led to it, and not as "firmware error 0x0".
 func TestSevGuestVMPCKDisabled(t *testing.T) {
 	q := &SevGuestIoctl{Open: func() (Ioctler, error) { return &lockoutIoctl{}, nil }}
-	for i, want := range []string{"firmware error 0x200000000, input/output error", "firmware error 0x0, inappropriate ioctl"} {
+	for i, want := range []string{"host (VMM) error 0x2 (busy), input/output error", "extended report: inappropriate ioctl"} {
 		_, _, err := q.Quote([64]byte{1})
 		if err == nil || !errors.Is(err, syscall.ENOTTY) || !strings.Contains(err.Error(), "disabled its message key (VMPCK)") ||
 			!strings.Contains(err.Error(), "until the guest reboots") || !strings.Contains(err.Error(), want) {
