@@ -119,6 +119,11 @@ func TestCommandDispatch(t *testing.T) {
 		{[]string{"--help"}, exitOK, "hostbuild dev: build, measure, launch and attest", "", true},
 		{[]string{"version"}, exitOK, "hostbuild dev\n", "", false},
 		{[]string{"--version"}, exitOK, "hostbuild dev\n", "", false},
+		// An argument these take none of is a mistake, not ignored.
+		{[]string{"version", "extra"}, exitUsage, "", `hostbuild version: unexpected argument "extra"`, false},
+		{[]string{"--version", "extra"}, exitUsage, "", `hostbuild version: unexpected argument "extra"`, false},
+		{[]string{"help", "pack", "extra"}, exitUsage, "", `hostbuild help: unexpected argument "extra"`, false},
+		{[]string{"help", "version"}, exitOK, "hostbuild dev: build, measure, launch and attest", "", false},
 		{[]string{"run", "--bogus"}, exitUsage, "", "flag provided but not defined: -bogus", false},
 		{[]string{"run", "-h"}, exitOK, "Usage: hostbuild run", "", false},
 		{[]string{"run", "--plain", "-h"}, exitOK, "", "Exit status: 0 the guest powered off cleanly", false},

@@ -205,6 +205,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return c.run(ctx, []string{"-h"}, stdout, stdout) // help asked for: on stdout
 	}
+	if len(args) > 1 && (args[0] == "help" || args[0] == "version" || args[0] == "--version") && !(args[0] == "help" && len(args) == 2) {
+		fmt.Fprintf(stderr, "hostbuild %s: unexpected argument %q; run 'hostbuild help' for the list, or 'hostbuild help COMMAND' for one\n", strings.TrimPrefix(args[0], "--"), args[len(args)-1])
+		return exitUsage
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
