@@ -29,9 +29,15 @@ import (
 // A part of --min-tcb over 255 is refused, not truncated to its low byte
 // (bl=300 would be a floor of 44).
 func TestParseMinTCBPartOverflow(t *testing.T) {
-	for _, s := range []string{"bl=300,tee=0,snp=8,ucode=115", "bl=3,tee=0,snp=256,ucode=115"} {
-		if p, err := ParseMinTCB(s); err == nil {
-			t.Errorf("ParseMinTCB(%q) = %+v, want an error", s, p)
+	for s, why := range map[string]string{
+		"bl=300,tee=0,snp=8,ucode=115": "bl=300 is over 255",
+		"bl=3,tee=0,snp=256,ucode=115": "snp=256 is over 255",
+		// A bad hex value says what is wanted, not strconv's words.
+		"0xzz":                "want 0x and at most 16 hex digits",
+		"0x11223344556677889": "want 0x and at most 16 hex digits",
+	} {
+		if p, err := ParseMinTCB(s); err == nil || !strings.Contains(err.Error(), why) || strings.Contains(err.Error(), "strconv") {
+			t.Errorf("ParseMinTCB(%q) = %+v, %v; want an error saying %q", s, p, err, why)
 		}
 	}
 }

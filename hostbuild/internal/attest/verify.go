@@ -599,7 +599,7 @@ func ParseMinTCB(s string) (kds.TCBParts, error) {
 	if strings.HasPrefix(s, "0x") {
 		v, err := strconv.ParseUint(s[2:], 16, 64)
 		if err != nil {
-			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: %w", s, err)
+			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: want 0x and at most 16 hex digits (a 64-bit TCB_VERSION), or bl=N,tee=N,snp=N,ucode=N, or none", s)
 		}
 		return kds.DecomposeTCBVersion(kds.TCBVersion(v)), nil
 	}
@@ -608,6 +608,9 @@ func ParseMinTCB(s string) (kds.TCBParts, error) {
 	for _, kv := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 		n, err := strconv.ParseUint(v, 10, 8)
+		if ok && errors.Is(err, strconv.ErrRange) {
+			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: %s=%s is over 255 (each part is one byte)", s, k, v)
+		}
 		if !ok || err != nil {
 			return kds.TCBParts{}, fmt.Errorf("--min-tcb %q: want 0xHEX, bl=N,tee=N,snp=N,ucode=N or none", s)
 		}
