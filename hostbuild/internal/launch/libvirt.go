@@ -127,6 +127,13 @@ type interfaceXML struct {
 	PortForwards []portForwardXML `xml:"portForward"`
 	Model        typeAttr         `xml:"model"`
 	Driver       *iommuDriver     `xml:"driver,omitempty"`
+	ROM          romXML           `xml:"rom"`
+}
+
+// romXML is <rom enabled='no'/>: without it QEMU gives virtio-net-pci its
+// iPXE option ROM, which run's romfile= leaves out.
+type romXML struct {
+	Enabled string `xml:"enabled,attr"`
 }
 
 type portForwardXML struct {
@@ -226,7 +233,7 @@ func LibvirtXML(p *Plan, name string) ([]byte, error) {
 		iommu = &iommuDriver{IOMMU: "on"}
 	}
 	if !q.NoNetwork {
-		iface := interfaceXML{Type: "user", Backend: typeAttr{Type: "passt"}, Model: typeAttr{Type: "virtio"}, Driver: iommu}
+		iface := interfaceXML{Type: "user", Backend: typeAttr{Type: "passt"}, Model: typeAttr{Type: "virtio"}, Driver: iommu, ROM: romXML{Enabled: "no"}}
 		for _, f := range q.Forwards {
 			var pf portForwardXML
 			pf.Proto, pf.Address = "tcp", f.HostAddr
