@@ -32,7 +32,8 @@ domain (as -no-reboot). The same checks as 'run' come first (file hashes,
 vCPU matrix, recomputed launch digest). Needs libvirt 10.5 or newer
 (launchSecurity type='sev-snp') whose CPU map knows the vCPU type: versioned
 names such as EPYC-v4 came later than 10.5 ('virsh cpu-models x86_64' lists
-them). Paths are written absolute.
+them). Paths are written absolute; one through /proc (/dev/stdin,
+/dev/fd/N) is refused, as it names another file in libvirt's QEMU.
 
 libvirt cannot be handed the files that were checked: it opens the OVMF,
 kernel and initrd again by path each time the domain starts. The check

@@ -193,6 +193,9 @@ func LibvirtXML(p *Plan, name string) ([]byte, error) {
 		if err != nil {
 			return "", fmt.Errorf("libvirt: %s path %q: %w", what, s, err)
 		}
+		if via, ok := viaProc(a); ok {
+			return "", fmt.Errorf("libvirt: the %s path %s goes through %s, which names a file of the process that opens it: libvirt's QEMU would open its own descriptor, not the file checked here; give the file's own path", what, s, via)
+		}
 		return a, nil
 	}
 	var err error
@@ -320,6 +323,44 @@ func absPath(path string) (string, error) {
 		return path, nil
 	}
 	return filepath.Clean(path), nil
+}
+
+// viaProc reports whether resolving the absolute path goes through /proc
+// (/dev/stdin, /dev/fd/N, /proc/self/fd/N), and the first such path: those
+// name what they name in the process that opens them, and libvirt's QEMU
+// is another process than the one that checked the file.
+func viaProc(path string) (string, bool) {
+	rest := strings.Split(path, "/")
+	cur := "/"
+	for hops := 0; len(rest) > 0; {
+		c := rest[0]
+		rest = rest[1:]
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, c)
+		if next == "/proc" || strings.HasPrefix(next, "/proc/") {
+			return next, true
+		}
+		fi, err := os.Lstat(next)
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		target, err := os.Readlink(next)
+		if hops++; err != nil || hops > 40 {
+			return "", false
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		rest = append(strings.Split(target, "/"), rest...)
+	}
+	return "", false
 }
 
 // NotXMLChar is a refusal: a value of the launch holds a character that
