@@ -7,6 +7,7 @@
 package infile
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -145,4 +146,22 @@ func Size(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+// ContextReader is r failing with ctx's cause once ctx is done: a read of
+// a large input (an initrd, a payload to hash) stops at an interruption.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return ctxReader{ctx, r}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
+	}
+	return c.r.Read(p)
 }

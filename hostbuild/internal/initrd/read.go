@@ -126,7 +126,7 @@ func ReadFileContext(ctx context.Context, path string) (*Archive, error) {
 		return nil, err
 	}
 	defer f.Close()
-	a, err := Read(ctxReader{ctx, f})
+	a, err := Read(infile.ContextReader(ctx, f))
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("reading initrd %s: %w", path, context.Cause(ctx))
 	}
@@ -134,19 +134,6 @@ func ReadFileContext(ctx context.Context, path string) (*Archive, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return a, nil
-}
-
-// ctxReader is r failing with ctx's cause once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if c.ctx.Err() != nil {
-		return 0, context.Cause(c.ctx)
-	}
-	return c.r.Read(p)
 }
 
 type hashCounter struct {

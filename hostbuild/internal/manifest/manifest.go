@@ -232,23 +232,11 @@ func HashFile(ctx context.Context, what, path string) (*File, error) {
 // current offset to the end (naming it f.Name() in the manifest and errors).
 func HashOpenFile(ctx context.Context, what string, f *os.File) (*File, error) {
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, f})
+	n, err := io.Copy(h, infile.ContextReader(ctx, f))
 	if err != nil {
 		return nil, fmt.Errorf("reading %s %s: %w", what, f.Name(), err)
 	}
 	return &File{Name: filepath.Base(f.Name()), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if c.ctx.Err() != nil {
-		return 0, context.Cause(c.ctx)
-	}
-	return c.r.Read(p)
 }
 
 // hashInit hashes the init at path and reads its build information,
