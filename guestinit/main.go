@@ -12,7 +12,9 @@
 //     folder, owner or mode hostbuild pack never makes: an appended
 //     archive) is a boot error. Then the mount table (internal/early):
 //     /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm, /run, /tmp; fds 0,
-//     1, 2 are reopened on /dev/console.
+//     1, 2 are reopened on /dev/console; magic SysRq off, and the kernel
+//     keymap's dump keys (registers, memory, tasks) removed before Katana
+//     starts.
 //  3. /proc/cmdline parsed with shared/bootcfg (kernel rules, katana.* keys).
 //  4. The chunk list (etc/guestinit/chunks.sha256: large files in 4 MiB
 //     pieces) and the payload's frame list (etc/guestinit/payload.frames)
@@ -63,7 +65,7 @@
 // are kept), the power button listener not started (system_powerdown then
 // cannot stop Katana), the agent not started (no attestation, Katana runs),
 // and smaller ones, each saying what stays as it was (Ctrl-Alt-Del, magic
-// SysRq, an optional mount, a module pass loaded early, the huge-page
+// SysRq, the keymap's dump keys, an optional mount, a module pass loaded early, the huge-page
 // /bin, Katana's open-files limit). Panics in main and in the init's own
 // goroutines are recovered and handled as boot errors. If the power-off
 // call fails the init parks forever; it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
@@ -460,6 +462,22 @@ func (in *initProc) boot() {
 	if err := early.DisableSysRq("/"); err != nil {
 		in.log.Printf("magic SysRq stays as the kernel set it: %v", err)
 	}
+	// The kernel's keymap prints registers, memory and every task's stack
+	// on the console for Scroll Lock with AltGr, Shift or Ctrl, whatever
+	// kernel.sysrq says, and the host emulates the keyboard: those keys go
+	// before Katana starts (awaited there), in the background (a few
+	// thousand ioctls).
+	keymapDone := make(chan struct{})
+	in.goSafe("keymap", func() {
+		defer close(keymapDone)
+		n, err := early.DisableVTDumpKeys("/")
+		switch {
+		case err != nil:
+			in.log.Printf("keyboard: the kernel's keymap keeps its dump keys (Show_Registers, Show_Memory, Show_State), which the host's keyboard can press: %v", err)
+		case n > 0:
+			in.log.Printf("keyboard: %d dump keys removed from the kernel's keymap (Show_Registers, Show_Memory, Show_State)", n)
+		}
+	})
 	in.stage("mounts", "", time.Since(t))
 
 	// 3. Command line.
@@ -709,6 +727,7 @@ func (in *initProc) boot() {
 	in.ready.Checked()
 	disarm()
 
+	<-keymapDone
 	devnull, err := os.Open("/dev/null")
 	if err != nil {
 		in.fatal(fmt.Errorf("opening /dev/null: %w", err))

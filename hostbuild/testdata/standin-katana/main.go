@@ -10,8 +10,9 @@
 // started with ignored (its SigIgn mask), which must be none, its whole
 // environment (one JSON array, in order), its TMPDIR
 // (mode and number of entries), its RLIMIT_NOFILE, the descriptors it
-// started with, and the SHA-256 of every file under /etc/katana (hostbuild
-// pack --file).
+// started with, how many dump keys (Show_Registers, Show_Memory,
+// Show_State) the kernel's keymap still has, and the SHA-256 of every file
+// under /etc/katana (hostbuild pack --file).
 // --sidecar NAME starts NAME, found on PATH as Katana finds its sidecars,
 // with the argument --sidecar-child, which makes this program listen on
 // 127.0.0.1:5060, say it runs and then wait to be killed;
@@ -45,6 +46,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/vsock"
 	"golang.org/x/sys/unix"
@@ -145,6 +147,10 @@ func run(argv []string) int {
 	if b, err := os.ReadFile("/proc/sys/kernel/sysrq"); err == nil {
 		fmt.Printf("standin-katana: sysrq=%s\n", strings.TrimSpace(string(b)))
 	}
+	// The kernel keymap's dump keys (Show_Registers, Show_Memory,
+	// Show_State), which the host's keyboard reaches whatever
+	// kernel.sysrq says: the init removes them before Katana starts.
+	fmt.Printf("standin-katana: keymap dump keys=%s\n", keymapDumpKeys("/dev/tty0"))
 	// The kernel-code locks the init set once its modules were in.
 	locks := []string{}
 	for _, n := range []string{"modules_disabled", "kexec_load_disabled"} {
@@ -433,4 +439,47 @@ func cryptoDrivers(name string, inUse bool) []string {
 		out = []string{"none"}
 	}
 	return out
+}
+
+// keymapDumpKeys counts the entries of the kernel's keymap, read through
+// the virtual console vt (KDGKBENT), that dump kernel state to the console
+// (K_SH_REGS, K_SH_MEM, K_SH_STAT): "absent" without virtual consoles.
+func keymapDumpKeys(vt string) string {
+	fd, err := unix.Open(vt, unix.O_RDONLY|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV) {
+		return "absent"
+	}
+	if err != nil {
+		return "unknown: " + err.Error()
+	}
+	defer unix.Close(fd)
+	type kbentry struct {
+		table, index uint8
+		value        uint16
+	}
+	get := func(table, index int) (uint16, error) {
+		e := kbentry{table: uint8(table), index: uint8(index)}
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), 0x4B46 /* KDGKBENT */, uintptr(unsafe.Pointer(&e))); errno != 0 {
+			return 0, errno
+		}
+		return e.value, nil
+	}
+	n := 0
+	for t := 0; t < 256; t++ {
+		if v, err := get(t, 0); err != nil {
+			return "unknown: " + err.Error()
+		} else if v == 0x027f { // K_NOSUCHMAP
+			continue
+		}
+		for i := 0; i < 256; i++ {
+			v, err := get(t, i)
+			if err != nil {
+				return "unknown: " + err.Error()
+			}
+			if v >= 0x0202 && v <= 0x0204 {
+				n++
+			}
+		}
+	}
+	return strconv.Itoa(n)
 }
