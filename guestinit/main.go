@@ -12,9 +12,10 @@
 //     folder, owner or mode hostbuild pack never makes: an appended
 //     archive) is a boot error. Then the mount table (internal/early):
 //     /proc, /sys, /dev (devtmpfs), /dev/pts, /dev/shm, /run, /tmp; fds 0,
-//     1, 2 are reopened on /dev/console; magic SysRq off, and the kernel
-//     keymap's dump keys (registers, memory, tasks) removed before Katana
-//     starts.
+//     1, 2 are reopened on /dev/console; magic SysRq off, the kernel's
+//     console log level at most 4 (no warnings or register dumps on the
+//     host's serial line), and the kernel keymap's dump keys (registers,
+//     memory, tasks) removed before Katana starts.
 //  3. /proc/cmdline parsed with shared/bootcfg (kernel rules, katana.* keys).
 //  4. The chunk list (etc/guestinit/chunks.sha256: large files in 4 MiB
 //     pieces) and the payload's frame list (etc/guestinit/payload.frames)
@@ -65,7 +66,7 @@
 // are kept), the power button listener not started (system_powerdown then
 // cannot stop Katana), the agent not started (no attestation, Katana runs),
 // and smaller ones, each saying what stays as it was (Ctrl-Alt-Del, magic
-// SysRq, the keymap's dump keys, an optional mount, a module pass loaded early, the huge-page
+// SysRq, the console log level, the keymap's dump keys, an optional mount, a module pass loaded early, the huge-page
 // /bin, Katana's open-files limit). Panics in main and in the init's own
 // goroutines are recovered and handled as boot errors. If the power-off
 // call fails the init parks forever; it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
@@ -461,6 +462,13 @@ func (in *initProc) boot() {
 	}
 	if err := early.DisableSysRq("/"); err != nil {
 		in.log.Printf("magic SysRq stays as the kernel set it: %v", err)
+	}
+	// The kernel's warnings and the register dumps in the reports a host
+	// can provoke (soft lockup, RCU stall) stay off the host's console.
+	if was, err := early.QuietConsole("/"); err != nil {
+		in.log.Printf("kernel console log level stays as the kernel set it (register dumps the host can provoke reach the console): %v", err)
+	} else if was > early.MaxConsoleLoglevel {
+		in.log.Printf("kernel console log level %d lowered to %d: the kernel's warnings and register dumps stay off the serial console", was, early.MaxConsoleLoglevel)
 	}
 	// The kernel's keymap prints registers, memory and every task's stack
 	// on the console for Scroll Lock with AltGr, Shift or Ctrl, whatever

@@ -208,6 +208,11 @@ func TestBootStandInExit(t *testing.T) {
 	if l := findLine(g, "standin-katana: sysrq="); !strings.HasSuffix(strings.TrimSpace(l), "standin-katana: sysrq=0") {
 		t.Errorf("the stand-in reported %q, want sysrq=0:\n%s", l, tail(g.Lines(), 30))
 	}
+	// The kernel's console log level is at most 4: the register dumps a
+	// host can provoke (soft lockup, RCU stall) stay off its serial line.
+	if l := findLine(g, "standin-katana: console loglevel="); !strings.HasSuffix(strings.TrimSpace(l), "standin-katana: console loglevel=4 ignore_loglevel=N") {
+		t.Errorf("the stand-in reported %q, want console loglevel=4 ignore_loglevel=N:\n%s", l, tail(g.Lines(), 30))
+	}
 	// The kernel keymap's register, memory and task dumps (Scroll Lock
 	// with AltGr, Shift, Ctrl) are gone: q35's PS/2 keyboard is the
 	// host's, and those keys print on its serial console whatever

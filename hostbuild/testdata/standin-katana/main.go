@@ -10,7 +10,7 @@
 // started with ignored (its SigIgn mask), which must be none, its whole
 // environment (one JSON array, in order), its TMPDIR
 // (mode and number of entries), its RLIMIT_NOFILE, the descriptors it
-// started with, how many dump keys (Show_Registers, Show_Memory,
+// started with, the kernel's console log level, how many dump keys (Show_Registers, Show_Memory,
 // Show_State) the kernel's keymap still has, and the SHA-256 of every file
 // under /etc/katana (hostbuild pack --file).
 // --sidecar NAME starts NAME, found on PATH as Katana finds its sidecars,
@@ -151,6 +151,19 @@ func run(argv []string) int {
 	// Show_State), which the host's keyboard reaches whatever
 	// kernel.sysrq says: the init removes them before Katana starts.
 	fmt.Printf("standin-katana: keymap dump keys=%s\n", keymapDumpKeys("/dev/tty0"))
+	// The kernel's console log level and printk's ignore_loglevel, which
+	// the init keeps from printing warnings and register dumps on the
+	// host's serial line.
+	level, ignore := "unknown", "absent"
+	if b, err := os.ReadFile("/proc/sys/kernel/printk"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			level = f[0]
+		}
+	}
+	if b, err := os.ReadFile("/sys/module/printk/parameters/ignore_loglevel"); err == nil {
+		ignore = strings.TrimSpace(string(b))
+	}
+	fmt.Printf("standin-katana: console loglevel=%s ignore_loglevel=%s\n", level, ignore)
 	// The kernel-code locks the init set once its modules were in.
 	locks := []string{}
 	for _, n := range []string{"modules_disabled", "kexec_load_disabled"} {

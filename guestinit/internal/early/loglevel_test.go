@@ -1,0 +1,76 @@
+package early
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for rel, content := range files {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// The register dumps a host can provoke (soft lockup, RCU stall, WARN:
+// KERN_DEFAULT, level 4 on Debian) stay off the host's serial console:
+// Debian's console level 7 comes down to 4, ignore_loglevel goes off, a
+// level already lower stays.
+func TestQuietConsole(t *testing.T) {
+	for _, c := range []struct {
+		name, printk, ignore string
+		wantWas              int
+		wantPrintk           string // "" unchanged
+		wantIgnore           string
+	}{
+		{"debian default", "7\t4\t1\t7\n", "N\n", 7, "4\n", "N\n"},
+		{"debug", "10\t4\t1\t7\n", "N\n", 10, "4\n", "N\n"},
+		{"ignore_loglevel", "7\t4\t1\t7\n", "Y\n", 7, "4\n", "N\n"},
+		{"quiet", "4\t4\t1\t7\n", "N\n", 4, "", "N\n"},
+		{"loglevel=1", "1\t4\t1\t7\n", "N\n", 1, "", "N\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, map[string]string{PrintkPath: c.printk, IgnoreLoglevelPath: c.ignore})
+			was, err := QuietConsole(root)
+			if err != nil || was != c.wantWas {
+				t.Fatalf("QuietConsole: %d, %v; want %d, nil", was, err, c.wantWas)
+			}
+			want := c.wantPrintk
+			if want == "" {
+				want = c.printk
+			}
+			if b, _ := os.ReadFile(filepath.Join(root, PrintkPath)); string(b) != want {
+				t.Errorf("%s = %q, want %q", PrintkPath, b, want)
+			}
+			if b, _ := os.ReadFile(filepath.Join(root, IgnoreLoglevelPath)); string(b) != c.wantIgnore {
+				t.Errorf("%s = %q, want %q", IgnoreLoglevelPath, b, c.wantIgnore)
+			}
+		})
+	}
+}
+
+func TestQuietConsoleErrors(t *testing.T) {
+	root := t.TempDir()
+	if _, err := QuietConsole(root); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("without %s: %v, want ErrNotExist", PrintkPath, err)
+	}
+	// No printk module parameters (a kernel without them): the level alone.
+	writeTree(t, root, map[string]string{PrintkPath: "7 4 1 7\n"})
+	if was, err := QuietConsole(root); err != nil || was != 7 {
+		t.Errorf("without %s: %d, %v; want 7, nil", IgnoreLoglevelPath, was, err)
+	}
+	writeTree(t, root, map[string]string{PrintkPath: "x 4 1 7\n"})
+	if _, err := QuietConsole(root); err == nil || !strings.Contains(err.Error(), PrintkPath) {
+		t.Errorf("an unreadable level: %v, want an error naming %s", err, PrintkPath)
+	}
+}
