@@ -19,6 +19,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
 	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
@@ -237,10 +238,18 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if o.Kernel != "" {
 			doc.Cmdline = &o.Append
 		}
-		enc := json.NewEncoder(stdout)
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(doc); err != nil {
+			fmt.Fprintf(stderr, "hostbuild measure: writing JSON: %v\n", err)
+			return exitFail
+		}
+		// The cmdline is often someone else's (--append "$(cat
+		// cmdline)"): C1 controls and format runes, which encoding/json
+		// leaves raw, escaped as attest and inspect --json do.
+		if _, err := stdout.Write(printable.JSON(buf.Bytes())); err != nil {
 			fmt.Fprintf(stderr, "hostbuild measure: writing JSON: %v\n", err)
 			return exitFail
 		}
