@@ -255,6 +255,10 @@ type initProc struct {
 }
 
 // goSafe runs fn in a goroutine whose panic becomes a boot error.
+// keymapWaitNote is how long Katana's start waits for the keymap's dump
+// keys to go before the console says it is waiting.
+const keymapWaitNote = 5 * time.Second
+
 func (in *initProc) goSafe(name string, fn func()) {
 	go func() {
 		defer func() {
@@ -735,7 +739,14 @@ func (in *initProc) boot() {
 	in.ready.Checked()
 	disarm()
 
-	<-keymapDone
+	// Katana waits for the keymap (a few thousand ioctls that take no
+	// lock a host controls); should they stall, the console says why.
+	select {
+	case <-keymapDone:
+	case <-time.After(keymapWaitNote):
+		in.log.Printf("keyboard: the keymap's dump keys are not yet removed after %s; Katana starts once they are", keymapWaitNote)
+		<-keymapDone
+	}
 	devnull, err := os.Open("/dev/null")
 	if err != nil {
 		in.fatal(fmt.Errorf("opening /dev/null: %w", err))
