@@ -189,6 +189,7 @@ func (v *verifyFlags) options() (*manifest.Manifest, attest.VerifyOptions, error
 		CheckCRL:            v.checkCRL,
 		AllowDebug:          v.allowDebug,
 		AllowMigrationAgent: v.allowMA,
+		Explaining:          v.explain,
 		VMPL:                v.vmpl,
 		MinTCB:              tcb,
 		MinMitVector:        minMit,

@@ -69,6 +69,9 @@ type VerifyOptions struct {
 	Roots map[string][]*trust.AMDRootCerts
 	// AllowDebug accepts a report whose policy allows debugging.
 	AllowDebug bool
+	// Explaining says that the caller runs Explain on a measurement
+	// mismatch (--explain): the error then does not advise it.
+	Explaining bool
 	// AllowMigrationAgent accepts a report whose policy allows a
 	// migration agent (MIGRATE_MA).
 	AllowMigrationAgent bool
@@ -182,7 +185,11 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	// 3. Measurement.
 	m, ok := o.Manifest.Allows(res.Measurement)
 	if !ok {
-		return fail(ClassMeasurement, "launch measurement %s is not in the manifest's %d expected measurements%s (run with --explain and the local files to find the drifted input)", res.Measurement, len(o.Manifest.Measurements), expectedList(o.Manifest.Measurements))
+		hint := " (run with --explain and the local files to find the drifted input)"
+		if o.Explaining {
+			hint = ""
+		}
+		return fail(ClassMeasurement, "launch measurement %s is not in the manifest's %d expected measurements%s%s", res.Measurement, len(o.Manifest.Measurements), expectedList(o.Manifest.Measurements), hint)
 	}
 	res.MatchedVCPUs, res.MatchedType, res.MatchedSig = m.VCPUs, m.VCPUType, m.VCPUSig
 	if sig, err := measure.VCPUSigOf(m.VCPUType); err == nil && res.MatchedSig == "" {
