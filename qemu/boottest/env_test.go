@@ -109,13 +109,10 @@ func needEnv(t *testing.T) env {
 		init:      filepath.Join(out, "guestinit"),
 		standin:   filepath.Join(out, "standin-katana"),
 	}
-	shared := os.Getenv("SHARED_DIR")
-	if shared == "" {
-		shared = filepath.Join("..", "..", "..", "shared")
-	}
 	// hostbuild manifest needs an AmdSevX64 OVMF to measure; plain mode
-	// never boots it, so the shared fixture (its last 4 KiB) serves.
-	e.ovmf = filepath.Join(shared, "measure", "fixtures", "ovmf_AmdSev_suffix.bin")
+	// never boots it, so its last 4 KiB serve: the repository's copy (the
+	// demo's), so that the boot tests need no ../shared.
+	e.ovmf = filepath.Join("..", "..", "hostbuild", "testdata", "ovmf_AmdSev_suffix.bin")
 	rel, err := os.ReadFile(filepath.Join(kdir, "release"))
 	if err != nil {
 		t.Fatalf("KERNEL_DIR=%s has no release file (make it with qemu/fetch-kernel.sh %s): %v", kdir, kdir, err)
@@ -123,7 +120,7 @@ func needEnv(t *testing.T) env {
 	e.release = strings.TrimSpace(string(rel))
 	for _, f := range []string{e.vmlinuz, e.hostbuild, e.init, e.standin, e.ovmf} {
 		if _, err := os.Stat(f); err != nil {
-			t.Fatalf("boot test input missing (run 'make build kernel'; SHARED_DIR for the OVMF fixture): %v", err)
+			t.Fatalf("boot test input missing (run 'make build kernel'): %v", err)
 		}
 	}
 	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
