@@ -38,7 +38,8 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) in
 Lists every entry: mode, uid/gid, size (major,minor for devices), SHA-256 of
 regular files, and path. The compression (gzip, zstd, xz or none) is detected
 from the file itself; several concatenated cpio archives are read in order.
-The last line gives the payload's size and SHA-256 (the manifest's payload
+The last two lines give the initrd's compression, size, entry and archive
+counts and SHA-256, then the payload's size and SHA-256 (the manifest's payload
 digest): the payload the init takes from its content list
 (etc/guestinit/contents.sha256), inline or in frames; when the list covers
 both or neither, or the file it names differs from it, the init refuses to
@@ -51,7 +52,7 @@ entry's name has a ".." component or passes through a symlink, only the
 kernel can tell which file it replaces, so the payload line says unknown
 and why (likewise for a payload file with hard links). Before those two
 lines, for an initrd with a content list, one says that the list covers
-every file and names the operator's files (--file, --exec), or, in
+every file and names the operator's files (--file, --exec, --ca-bundle), or, in
 capitals, what it does not vouch for: a file it does not cover or that
 hostbuild pack does not make there, an entry the layout does not make, a
 hard link, anything under /etc/katana/ or /usr/local/bin/ that is not a
