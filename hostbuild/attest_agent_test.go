@@ -598,16 +598,7 @@ func TestAttestMinReportVersion(t *testing.T) {
 // explanation is pinned by guestinit/internal/agent's TestEndToEnd); the
 // exit code stays the measurement's. Each explanation takes seconds.
 func TestAttestExplain(t *testing.T) {
-	dir := t.TempDir()
-	mpath := writeTestManifest(t, dir)
-	s := fakeSigner(t, nil)
-	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
-	ovmfPath := filepath.Join(sharedMeasureDir(t), "fixtures", "ovmf_AmdSev_suffix.bin")
-	kernel := filepath.Join(dir, "vmlinuz")
-	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	explain := []string{"--explain", "--ovmf", ovmfPath, "--kernel", kernel, "--initrd", kernel}
+	_, mpath, s, roots, explain := explainFixture(t)
 	const likely = "no launch variant matches, and local files differ from the manifest"
 	for _, tc := range []struct {
 		name    string
@@ -659,6 +650,23 @@ func TestAttestExplain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// explainFixture is a test manifest, a fake signer and its roots, and
+// the --explain flags with local files that differ from the manifest's
+// (the measurement-only OVMF, a stand-in kernel as kernel and initrd).
+func explainFixture(t *testing.T) (dir, mpath string, s *test.AmdSigner, roots string, explain []string) {
+	t.Helper()
+	dir = t.TempDir()
+	mpath = writeTestManifest(t, dir)
+	s = fakeSigner(t, nil)
+	roots = writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
+	ovmfPath := filepath.Join(sharedMeasureDir(t), "fixtures", "ovmf_AmdSev_suffix.bin")
+	kernel := filepath.Join(dir, "vmlinuz")
+	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, mpath, s, roots, []string{"--explain", "--ovmf", ovmfPath, "--kernel", kernel, "--initrd", kernel}
 }
 
 // TestAttestUntrustedTextIsEscaped: the host can put any text in the

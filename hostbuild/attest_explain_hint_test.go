@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,20 +11,11 @@ import (
 // (and verify --explain) printed that advice beside the explanation it
 // had just run, telling the operator to do what they did.
 func TestAttestMeasurementHintOnlyWithoutExplain(t *testing.T) {
-	dir := t.TempDir()
-	mpath := writeTestManifest(t, dir)
-	s := fakeSigner(t, nil)
-	roots := writePEM(t, filepath.Join(dir, "roots.pem"), s.Ask, s.Ark)
-	ovmfPath := filepath.Join(sharedMeasureDir(t), "fixtures", "ovmf_AmdSev_suffix.bin")
-	kernel := filepath.Join(dir, "vmlinuz")
-	if err := os.WriteFile(kernel, []byte("kernel"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, mpath, s, roots, explain := explainFixture(t)
 	const hint = "run with --explain"
 	addr := serveAgent(t, &fakeAgent{s: s, report: func(r []byte) { r[0x90] ^= 1 }})
 	ev := filepath.Join(dir, "ev")
 	base := []string{"--min-tcb", "none", "--manifest", mpath, "--roots", roots}
-	explain := []string{"--explain", "--ovmf", ovmfPath, "--kernel", kernel, "--initrd", kernel}
 	for _, tc := range []struct {
 		name string
 		args []string
