@@ -74,3 +74,29 @@ func TestQuietConsoleErrors(t *testing.T) {
 		t.Errorf("an unreadable level: %v, want an error naming %s", err, PrintkPath)
 	}
 }
+
+// An oops or a panic raises the console level to 15 (console_verbose()),
+// for good after an oops, unless printk's console_no_auto_verbose is on;
+// a host without SEV-SNP's restricted injection (Linux 6.1 has none)
+// provokes one at will by injecting an exception, a #DF into Katana for
+// one (die("double fault") prints Katana's registers, then panics). The
+// init turns console_no_auto_verbose on, so that the oops's and the
+// panic's register dumps (KERN_DEFAULT) stay off the console as the soft
+// lockup's do, and only their EMERG and ALERT headlines print.
+func TestQuietConsoleNoAutoVerbose(t *testing.T) {
+	for _, c := range []struct{ name, had, want string }{
+		{"off", "N\n", "Y\n"},
+		{"on", "Y\n", "Y\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeTree(t, root, map[string]string{PrintkPath: "7\t4\t1\t7\n", IgnoreLoglevelPath: "N\n", NoAutoVerbosePath: c.had})
+			if _, err := QuietConsole(root); err != nil {
+				t.Fatalf("QuietConsole: %v", err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(root, NoAutoVerbosePath)); string(b) != c.want {
+				t.Errorf("%s = %q, want %q: an oops or a panic the host provokes puts the console back at level 15 and prints the registers", NoAutoVerbosePath, b, c.want)
+			}
+		})
+	}
+}

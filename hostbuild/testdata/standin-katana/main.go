@@ -154,7 +154,7 @@ func run(argv []string) int {
 	// The kernel's console log level and printk's ignore_loglevel, which
 	// the init keeps from printing warnings and register dumps on the
 	// host's serial line.
-	level, ignore := "unknown", "absent"
+	level, ignore, noAuto := "unknown", "absent", "absent"
 	if b, err := os.ReadFile("/proc/sys/kernel/printk"); err == nil {
 		if f := strings.Fields(string(b)); len(f) > 0 {
 			level = f[0]
@@ -163,7 +163,10 @@ func run(argv []string) int {
 	if b, err := os.ReadFile("/sys/module/printk/parameters/ignore_loglevel"); err == nil {
 		ignore = strings.TrimSpace(string(b))
 	}
-	fmt.Printf("standin-katana: console loglevel=%s ignore_loglevel=%s\n", level, ignore)
+	if b, err := os.ReadFile("/sys/module/printk/parameters/console_no_auto_verbose"); err == nil {
+		noAuto = strings.TrimSpace(string(b))
+	}
+	fmt.Printf("standin-katana: console loglevel=%s ignore_loglevel=%s console_no_auto_verbose=%s\n", level, ignore, noAuto)
 	// The kernel-code locks the init set once its modules were in.
 	locks := []string{}
 	for _, n := range []string{"modules_disabled", "kexec_load_disabled"} {
