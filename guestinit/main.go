@@ -66,8 +66,9 @@
 // are kept), the power button listener not started (system_powerdown then
 // cannot stop Katana), the agent not started (no attestation, Katana runs),
 // and smaller ones, each saying what stays as it was (Ctrl-Alt-Del, magic
-// SysRq, the console log level, the keymap's dump keys, an optional mount, a module pass loaded early, the huge-page
-// /bin, Katana's open-files limit). Panics in main and in the init's own
+// SysRq, the console log level, the keymap's dump keys, an optional
+// mount, a module pass loaded early, the huge-page /bin, Katana's
+// open-files limit). Panics in main and in the init's own
 // goroutines are recovered and handled as boot errors. If the power-off
 // call fails the init parks forever; it never exits. Boot with panic=-1 and QEMU -no-reboot so that a crash
 // that escapes all this still ends the VM.
@@ -254,11 +255,11 @@ type initProc struct {
 	halt func(power.Mode)
 }
 
-// goSafe runs fn in a goroutine whose panic becomes a boot error.
 // keymapWaitNote is how long Katana's start waits for the keymap's dump
 // keys to go before the console says it is waiting.
 const keymapWaitNote = 5 * time.Second
 
+// goSafe runs fn in a goroutine whose panic becomes a boot error.
 func (in *initProc) goSafe(name string, fn func()) {
 	go func() {
 		defer func() {
