@@ -69,3 +69,23 @@ func TestSevGuestHostFailureNamed(t *testing.T) {
 		}
 	}
 }
+
+// failure names each known host (VMM) error, and says when there is no
+// status at all rather than returning nothing.
+func TestFailureText(t *testing.T) {
+	for _, tc := range []struct {
+		exitinfo2 uint64
+		err       error
+		want      string
+	}{
+		{1 << 32, syscall.EIO, "host (VMM) error 0x1 (certificate buffer too small), input/output error"},
+		{2 << 32, syscall.EIO, "host (VMM) error 0x2 (busy), input/output error"},
+		{0xffffffff << 32, syscall.EIO, "host (VMM) error 0xffffffff (generic), input/output error"},
+		{3<<32 | 0x16, nil, "host (VMM) error 0x3, firmware error 0x16"},
+		{0, nil, "no error status"},
+	} {
+		if got := failure(tc.exitinfo2, tc.err); got != tc.want {
+			t.Errorf("failure(%#x, %v) = %q, want %q", tc.exitinfo2, tc.err, got, tc.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package early
 
 import (
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 type fakeKeymap struct {
 	tables  map[uint8]*[keymapKeys]uint16
 	made    []uint8 // tables SetEntry allocated
+	beyond  int     // reads of a table it lacks past entry 0
 	failGet bool
 	failSet error
 }
@@ -29,6 +31,7 @@ func (k *fakeKeymap) Entry(table, index uint8) (uint16, error) {
 	case !ok && index == 0:
 		return keyNoSuchMap, nil
 	case !ok:
+		k.beyond++
 		return keyHole, nil
 	}
 	return m[index], nil
@@ -103,6 +106,38 @@ func TestDisableDumpKeys(t *testing.T) {
 	}
 }
 
+// Every table and every entry counts, the first and the last included (a
+// dump key at entry 0, at entry 1, in table 255 at entry 255), entry 0 is
+// read once and only its own key is emptied, and a table the keymap does
+// not have is not read past entry 0 (65,536 ioctls at boot otherwise).
+func TestDisableDumpKeysEveryEntry(t *testing.T) {
+	k := &fakeKeymap{tables: map[uint8]*[keymapKeys]uint16{}}
+	for _, tbl := range []uint8{3, 7, 255} {
+		k.tables[tbl] = new([keymapKeys]uint16)
+	}
+	k.tables[3][0], k.tables[3][1] = keyShowMem, 0x0b61
+	k.tables[7][0], k.tables[7][1] = 0x0b61, keyShowState
+	k.tables[255][255] = keyShowRegs
+	n, err := DisableDumpKeys(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("emptied %d entries, want 3", n)
+	}
+	for _, c := range []struct {
+		table, index uint8
+		want         uint16
+	}{{3, 0, keyHole}, {3, 1, 0x0b61}, {7, 0, 0x0b61}, {7, 1, keyHole}, {255, 255, keyHole}} {
+		if got := k.tables[c.table][c.index]; got != c.want {
+			t.Errorf("table %d entry %d = %#04x, want %#04x", c.table, c.index, got, c.want)
+		}
+	}
+	if k.beyond != 0 || len(k.made) != 0 {
+		t.Errorf("tables the keymap lacks: %d reads past entry 0, %v made; want none", k.beyond, k.made)
+	}
+}
+
 func TestDisableDumpKeysErrors(t *testing.T) {
 	k := debianKeymap()
 	k.failGet = true
@@ -127,6 +162,16 @@ func TestDisableVTDumpKeysNoConsole(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A node with nothing behind it (ENXIO, as a socket answers open).
+	l, err := net.Listen("unix", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := DisableVTDumpKeys(root); n != 0 || err != nil {
+		t.Errorf("a node with no device behind it at %s: %d, %v; want 0, nil", VTPath, n, err)
+	}
+	l.Close()
+	os.Remove(p)
 	if err := os.WriteFile(p, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -523,6 +523,60 @@ func TestAbsPath(t *testing.T) {
 	}
 }
 
+// TestViaProc: a path that reaches /proc, directly or through symbolic
+// links (absolute or relative targets, ".." after them, chains), is
+// reported with the first /proc path on the way; one that does not (a
+// name that only starts with "proc", a loop of links) is not.
+func TestViaProc(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "vmlinuz")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := func(name, target string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	fd := link("fd", "/proc/self/fd")
+	up := link("up", strings.Repeat("../", strings.Count(dir, "/")+2)+"proc/self")
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link("sub/parent", dir)
+	chain := link("c0", "fd")
+	for i := 1; i < 12; i++ {
+		chain = link(fmt.Sprintf("c%d", i), fmt.Sprintf("c%d", i-1))
+	}
+	link("loop1", "loop2")
+	loop := link("loop2", "loop1")
+	for _, c := range []struct {
+		path, via string
+	}{
+		{"/proc/self/fd/3", "/proc"},
+		{"/proc", "/proc"},
+		{fd + "/3", "/proc"},
+		{up + "/fd/3", "/proc"},
+		{sub + "/parent/fd/3", "/proc"},
+		{sub + "/../fd/3", "/proc"},
+		{chain + "/3", "/proc"},
+		{file, ""},
+		{dir + "/./vmlinuz", ""},
+		{"/process/fd/3", ""},
+		{"/procx", ""},
+		{loop, ""},
+	} {
+		via, ok := viaProc(c.path)
+		if via != c.via || ok != (c.via != "") {
+			t.Errorf("viaProc(%q) = %q, %v; want %q, %v", c.path, via, ok, c.via, c.via != "")
+		}
+	}
+}
+
 // TestLibvirtXMLPathsNameTheCheckedFilesFromPWD: a relative path is joined
 // to the working directory os.Getwd gives, which is $PWD whenever $PWD
 // names the working directory, even through "..". After a symbolic link
