@@ -9,28 +9,37 @@ import (
 	"testing"
 )
 
-// A failed build leaves the previous files as they were (README), also
-// when it fails while moving the new ones in: the previous manifest was
-// removed first and the files renamed one by one, so a rename failing
-// half-way left the new initrd, the old cmdline and no manifest.
-func TestBuildMoveFailureKeepsPreviousOutputs(t *testing.T) {
+// goodBuild stages a build's inputs (stageBuild) and builds into
+// abs("out") once: abs names a staged input, args gives that build's
+// command line with extra flags, and previous holds the files it wrote.
+func goodBuild(t *testing.T) (abs func(string) string, ovmf string, args func(...string) []string, previous map[string][]byte) {
+	t.Helper()
 	dir, ovmf := stageBuild(t)
-	abs := func(name string) string { return filepath.Join(dir, name) }
-	args := func(extra ...string) []string {
+	abs = func(name string) string { return filepath.Join(dir, name) }
+	args = func(extra ...string) []string {
 		return append([]string{"build", "-q", "--init", abs("guestinit"), "--payload", abs("katana"), "--kernel-modules", abs("k"),
 			"--kernel", abs("vmlinuz"), "--ovmf", ovmf, "-o", abs("out")}, extra...)
 	}
 	if code, _, errOut := runCmd(t, "", args()...); code != exitOK {
 		t.Fatalf("good build: exit %d\n%s", code, errOut)
 	}
-	before := map[string][]byte{}
+	previous = map[string][]byte{}
 	for _, n := range []string{buildInitrd, buildCmdline, buildManifest} {
 		b, err := os.ReadFile(abs("out/" + n))
 		if err != nil {
 			t.Fatal(err)
 		}
-		before[n] = b
+		previous[n] = b
 	}
+	return abs, ovmf, args, previous
+}
+
+// A failed build leaves the previous files as they were (README), also
+// when it fails while moving the new ones in: the previous manifest was
+// removed first and the files renamed one by one, so a rename failing
+// half-way left the new initrd, the old cmdline and no manifest.
+func TestBuildMoveFailureKeepsPreviousOutputs(t *testing.T) {
+	abs, _, args, before := goodBuild(t)
 	kept := func(what string) {
 		t.Helper()
 		for n, b := range before {

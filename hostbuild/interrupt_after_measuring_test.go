@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,23 +16,7 @@ import (
 // looked at the context, so the command wrote its output and exited 0.
 // It must stop, say so, and leave the output as it was.
 func TestInterruptAfterMeasuringWritesNothing(t *testing.T) {
-	dir, ovmf := stageBuild(t)
-	abs := func(name string) string { return filepath.Join(dir, name) }
-	build := func(extra ...string) []string {
-		return append([]string{"build", "-q", "--init", abs("guestinit"), "--payload", abs("katana"), "--kernel-modules", abs("k"),
-			"--kernel", abs("vmlinuz"), "--ovmf", ovmf, "-o", abs("out")}, extra...)
-	}
-	if code, _, errOut := runCmd(t, "", build()...); code != exitOK {
-		t.Fatalf("good build: exit %d\n%s", code, errOut)
-	}
-	previous := map[string][]byte{}
-	for _, n := range []string{buildInitrd, buildCmdline, buildManifest} {
-		b, err := os.ReadFile(abs("out/" + n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		previous[n] = b
-	}
+	abs, ovmf, build, previous := goodBuild(t)
 	manifestArgs := []string{"manifest", "--ovmf", ovmf, "--kernel", abs("vmlinuz"), "--initrd", abs("out/" + buildInitrd),
 		"--payload", abs("katana"), "--init", abs("guestinit"), "--cmdline", "console=ttyS0 panic=-1", "--vcpus", "1", "--vcpu-type", "EPYC-v4"}
 
