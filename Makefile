@@ -22,8 +22,14 @@ CACHE       ?= .cache
 # them names its release tag.
 # Only `make VERSION=...` sets it: a VERSION left in the environment by
 # something else would not silently name the build.
+# --dirty looks at tracked files only, but go builds every .go and .s file
+# in a package's folder, tracked or not (ignored ones too): such a file
+# also marks the version dirty (test files and testdata are not built).
 ifneq ($(origin VERSION),command line)
-VERSION     := $(shell git -c safe.directory='$(CURDIR)' describe --always --abbrev=12 --dirty --exclude='*' 2>/dev/null || echo dev)
+GIT_HERE    := git -c safe.directory='$(CURDIR)'
+VERSION     := $(shell v=$$($(GIT_HERE) describe --always --abbrev=12 --dirty --exclude='*' 2>/dev/null) || v=dev; \
+  case $$v in (dev|*-dirty) ;; (*) test -z "$$($(GIT_HERE) ls-files --others -- ':(glob)**/*.go' ':(glob)**/*.s' ':(glob)**/*.syso' \
+    ':(exclude,glob)**/*_test.go' ':(exclude,glob)**/testdata/**' 2>/dev/null | head -1)" || v=$$v-dirty ;; esac; echo $$v)
 endif
 SHARED      ?= $(abspath ../shared)
 export SHARED_DIR := $(SHARED)

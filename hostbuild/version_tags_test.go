@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -14,6 +15,58 @@ import (
 // --no-tags CI clone). git describe named the tag in one and the commit
 // in the other.
 func TestMakeVersionSameWithOrWithoutTags(t *testing.T) {
+	_, git, version := versionClone(t)
+	plain := version()
+	git("tag", "-a", "-m", "a release", "v9.9.9")
+	if tagged := version(); tagged != plain {
+		t.Errorf("VERSION is %q in a clone without tags and %q once the commit is tagged: manifests written from one commit differ by clone", plain, tagged)
+	}
+}
+
+// A Go file git does not track is compiled into the init (or hostbuild)
+// all the same: the bytes, and the launch measurement, are no longer the
+// commit's, and git describe --dirty, which looks at tracked files only,
+// did not say so. Untracked test files and testdata are not built.
+func TestMakeVersionDirtyWithUntrackedGoFile(t *testing.T) {
+	clone, _, version := versionClone(t)
+	clean := version()
+	if strings.HasSuffix(clean, "-dirty") {
+		t.Fatalf("VERSION of a fresh clone is %q", clean)
+	}
+	for _, f := range []string{"guestinit/extra_test.go", "guestinit/testdata/x.go"} {
+		writeUntracked(t, filepath.Join(clone, f))
+	}
+	if v := version(); v != clean {
+		t.Errorf("with an untracked test file and testdata, VERSION is %q, want %q (neither is built)", v, clean)
+	}
+	for _, f := range []string{"guestinit/extra.go", "shared/bootcfg/asm_amd64.s"} {
+		p := filepath.Join(clone, f)
+		writeUntracked(t, p)
+		if v := version(); v != clean+"-dirty" {
+			t.Errorf("with an untracked %s, VERSION is %q, want %q", f, v, clean+"-dirty")
+		}
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func writeUntracked(t *testing.T, path string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("package x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// versionClone clones this checkout (without tags) with this checkout's
+// Makefile committed in it, and returns the clone, a git runner in it, and
+// a function that reads the Makefile's VERSION there (the one hostbuild is
+// linked with). It skips without git, make or a git checkout.
+func versionClone(t *testing.T) (clone string, git func(args ...string) string, version func() string) {
+	t.Helper()
 	gitBin, err := exec.LookPath("git")
 	if err != nil {
 		t.Skip("git not on PATH")
@@ -29,7 +82,7 @@ func TestMakeVersionSameWithOrWithoutTags(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
 		t.Skip("not a git checkout: VERSION is dev")
 	}
-	clone := filepath.Join(t.TempDir(), "clone")
+	clone = filepath.Join(t.TempDir(), "clone")
 	run := func(dir, bin string, args ...string) string {
 		t.Helper()
 		cmd := exec.Command(bin, args...)
@@ -51,7 +104,8 @@ func TestMakeVersionSameWithOrWithoutTags(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(clone, gitBin, "commit", "-q", "--allow-empty", "-a", "-m", "this checkout's Makefile")
-	version := func() string {
+	git = func(args ...string) string { t.Helper(); return run(clone, gitBin, args...) }
+	version = func() string {
 		t.Helper()
 		// -n prints the recipes, with the version hostbuild is linked with.
 		m := regexp.MustCompile(`main\.version=([^' ]*)`).FindStringSubmatch(run(clone, makeBin, "-n", "OUT="+t.TempDir(), "build"))
@@ -60,9 +114,5 @@ func TestMakeVersionSameWithOrWithoutTags(t *testing.T) {
 		}
 		return m[1]
 	}
-	plain := version()
-	run(clone, gitBin, "tag", "-a", "-m", "a release", "v9.9.9")
-	if tagged := version(); tagged != plain {
-		t.Errorf("VERSION is %q in a clone without tags and %q once the commit is tagged: manifests written from one commit differ by clone", plain, tagged)
-	}
+	return clone, git, version
 }
