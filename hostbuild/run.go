@@ -515,6 +515,14 @@ func qemuHint(o launch.Outcome, plain bool) string {
 	if strings.Contains(o.Exit.Stderr, "'sev-snp-guest'") {
 		return "SEV-SNP mode needs QEMU 9.1 or newer built with SEV-SNP support (this QEMU has no sev-snp-guest object): give one with --qemu PATH; 'hostbuild doctor' checks the host"
 	}
+	// QEMU 10.2+ checks the guest features it is asked for (debug-swap=on)
+	// against KVM's before it creates the VM (check_sev_features: "VMSA
+	// contains unsupported sev_features: 20, supported features: 0"), and
+	// then fails KVM's init ("failed to initialize kvm"): this host runs
+	// SEV-SNP guests, only not with that feature.
+	if strings.Contains(o.Exit.Stderr, "unsupported sev_features") {
+		return "this host's KVM does not offer a guest feature the manifest was measured with (QEMU's sev_features above; 0x20 is DebugSwap, which needs a host CPU and kernel that support it): launch on a host that offers it, or measure the manifest without it (--guest-features 0x1)"
+	}
 	// QEMU 9.1+ on a host whose KVM cannot run SEV-SNP guests (no SNP
 	// host support, kvm_amd without sev_snp=1), or without KVM at all.
 	// KVM or the SEV firmware refused this launch (the guest policy, a
