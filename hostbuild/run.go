@@ -515,6 +515,12 @@ func qemuHint(o launch.Outcome, plain bool) string {
 	if strings.Contains(o.Exit.Stderr, "'sev-snp-guest'") {
 		return "SEV-SNP mode needs QEMU 9.1 or newer built with SEV-SNP support (this QEMU has no sev-snp-guest object): give one with --qemu PATH; 'hostbuild doctor' checks the host"
 	}
+	// A QEMU before 10.2 has no debug-swap property ("Invalid parameter
+	// 'debug-swap'"), which run passes for a manifest measured with
+	// DebugSwap.
+	if strings.Contains(o.Exit.Stderr, "'debug-swap'") || strings.Contains(o.Exit.Stderr, ".debug-swap'") {
+		return "the manifest was measured with DebugSwap (guest feature 0x20), which run asks QEMU for with debug-swap=on, and this QEMU is older than 10.2 and has no such property: give a QEMU 10.2 or newer with --qemu, or measure the manifest without it (--guest-features 0x1)"
+	}
 	// QEMU 10.2+ checks the guest features it is asked for (debug-swap=on)
 	// against KVM's before it creates the VM (check_sev_features: "VMSA
 	// contains unsupported sev_features: 20, supported features: 0"), and

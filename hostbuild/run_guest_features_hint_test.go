@@ -36,3 +36,21 @@ func TestRunQEMUHintGuestFeatureKVMLacks(t *testing.T) {
 		})
 	}
 }
+
+// A QEMU before 10.2 has no debug-swap property: it refuses the object
+// ("Invalid parameter 'debug-swap'" through QAPI, as QEMU 10.0 says; a
+// property error otherwise), which names neither the manifest nor the
+// QEMU release needed.
+func TestRunQEMUHintDebugSwapNeedsNewerQEMU(t *testing.T) {
+	for _, stderr := range []string{
+		"qemu-system-x86_64: -object sev-snp-guest,id=sev0,policy=0x30000,cbitpos=51,reduced-phys-bits=1,kernel-hashes=on,debug-swap=on: Invalid parameter 'debug-swap'",
+		"qemu-system-x86_64: -object sev-snp-guest,id=sev0,debug-swap=on: Property 'sev-snp-guest.debug-swap' not found",
+	} {
+		got := qemuHint(launch.Outcome{Ending: launch.EndedQEMU, Exit: qemu.Exit{Stderr: stderr}}, false)
+		for _, w := range []string{"DebugSwap", "QEMU 10.2 or newer", "--qemu", "--guest-features 0x1"} {
+			if !strings.Contains(got, w) {
+				t.Errorf("qemuHint(%q) = %q, want it to contain %q", stderr, got, w)
+			}
+		}
+	}
+}
