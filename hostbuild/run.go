@@ -54,8 +54,9 @@ instead.
 SEV-SNP mode (the default) needs QEMU 9.1 or newer, KVM, an AmdSevX64 OVMF
 (--ovmf) and a vsock guest CID (--cid) for the attestation agent. A manifest
 measured with DebugSwap (guest features 0x21) is launched with
-debug-swap=on, which needs QEMU 10.2 or newer; for any other guest feature
-bit run warns that the measurement matches only if the host adds it itself. --plain
+debug-swap=on, which needs QEMU 10.2 or newer and a host whose KVM offers
+DebugSwap; for any other guest feature bit run warns that the measurement
+matches only if the host adds it itself. --plain
 boots the same kernel, initrd and cmdline without SEV (TCG by default) for
 development; the OVMF is optional there and only checked.
 
