@@ -205,7 +205,7 @@ func checkOutputFolder(outFlag, out string) error {
 	if err := atomicfile.CheckFolder(out); err != nil {
 		return fmt.Errorf("%s %s: %w", outFlag, out, err)
 	}
-	dir := filepath.Dir(out)
+	dir := atomicfile.Dir(out)
 	if err := unix.Access(dir, unix.W_OK); err != nil {
 		return fmt.Errorf("%s %s: its folder %s cannot be written to (%v): write elsewhere", outFlag, out, dir, err)
 	}
@@ -254,7 +254,7 @@ func sameFileAsInput(stat func(string) (os.FileInfo, error), outFlag, out string
 // Symlinks are resolved in out's folder, not in out itself: the atomic
 // write replaces a symlink, not what it points to.
 func readFromTree(out, tree string) bool {
-	o, err := filepath.EvalSymlinks(filepath.Dir(out))
+	o, err := filepath.EvalSymlinks(atomicfile.Dir(out))
 	if err == nil {
 		o, err = filepath.Abs(filepath.Join(o, filepath.Base(out)))
 	}

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/katana-tee/snpboot/shared/filekind"
 )
@@ -42,7 +43,7 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	if err := notAFolder(path); err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(path)
+	dir := Dir(path)
 	f, err := openUnnamed(dir, perm)
 	if err == nil {
 		return &File{f: f, path: path, perm: perm}, nil
@@ -65,7 +66,7 @@ func CheckPath(path string) error { return notAFolder(path) }
 // folder does not exist or is not a folder: Create would fail only at the
 // end, naming its temporary file.
 func CheckFolder(path string) error {
-	dir := filepath.Dir(path)
+	dir := Dir(path)
 	st, err := os.Stat(dir)
 	switch {
 	case err != nil:
@@ -99,6 +100,31 @@ func notAFolder(path string) error {
 	}
 }
 
+// Dir is the folder that holds path as the kernel resolves it: path
+// without its last element. Not filepath.Dir, which cleans "a/../out" to
+// ".": the kernel goes through a (which must exist, and whose target's
+// parent ".." is, when a is a symlink), and the temporary file must be
+// made in the folder the rename puts it in (the same file system, and the
+// folder synced after the rename).
+func Dir(path string) string {
+	i := strings.LastIndexByte(path, '/')
+	if i < 0 {
+		return "."
+	}
+	if d := strings.TrimRight(path[:i], "/"); d != "" {
+		return d
+	}
+	return "/"
+}
+
+// joinRaw is dir + "/" + name without filepath.Join's cleaning (see Dir).
+func joinRaw(dir, name string) string {
+	if strings.HasSuffix(dir, "/") {
+		return dir + name
+	}
+	return dir + "/" + name
+}
+
 // tempPattern is the os.CreateTemp pattern of a temporary file for path:
 // hidden, and named after it so that a leftover is easy to trace.
 func tempPattern(path string) string { return "." + filepath.Base(path) + ".*.tmp" }
@@ -125,7 +151,7 @@ func (f *File) Commit() (err error) {
 		return fmt.Errorf("syncing %s: %w", f.path, err)
 	}
 	if f.tmp == "" {
-		tmp, err := linkUnnamed(f.f, filepath.Dir(f.path), tempPattern(f.path))
+		tmp, err := linkUnnamed(f.f, Dir(f.path), tempPattern(f.path))
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", f.path, err)
 		}
@@ -143,7 +169,7 @@ func (f *File) Commit() (err error) {
 	f.done = true
 	// The rename is durable once the folder is synced; a failure here
 	// cannot undo it, and the data itself is already on disk.
-	SyncDir(filepath.Dir(f.path))
+	SyncDir(Dir(f.path))
 	return nil
 }
 
@@ -188,10 +214,10 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 func tempName(dir, pattern string) string {
 	for i := range len(pattern) {
 		if pattern[i] == '*' {
-			return filepath.Join(dir, fmt.Sprintf("%s%d%s", pattern[:i], rand.Uint32(), pattern[i+1:]))
+			return joinRaw(dir, fmt.Sprintf("%s%d%s", pattern[:i], rand.Uint32(), pattern[i+1:]))
 		}
 	}
-	return filepath.Join(dir, pattern)
+	return joinRaw(dir, pattern)
 }
 
 // renameChecked renames oldpath to newpath after checking that newpath does
