@@ -51,7 +51,7 @@ func CheckEvidenceDir(dir string) error {
 	if _, err := os.Lstat(dir); err == nil {
 		return fmt.Errorf("%s already exists; give a new folder (it is created)", dir)
 	}
-	parent := filepath.Dir(filepath.Clean(dir))
+	parent := evidenceParent(dir)
 	fi, err := os.Stat(parent)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -73,6 +73,11 @@ func CheckEvidenceDir(dir string) error {
 	return nil
 }
 
+// evidenceParent is the folder that holds dir as the kernel resolves it
+// (atomicfile.Dir, not filepath.Clean: "a/../ev" goes through a), where
+// the temporary folder is made that is renamed to dir.
+func evidenceParent(dir string) string { return atomicfile.Dir(strings.TrimRight(dir, "/")) }
+
 // WriteEvidence writes the folder dir atomically: everything goes into a
 // temporary sibling that is renamed to dir at the end, so a failure leaves
 // no partial folder. dir must not exist yet.
@@ -83,7 +88,7 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 	if in.ManifestSHA256 == ([sha256.Size]byte{}) {
 		return errors.New("writing evidence: no digest of the manifest verified against (manifest.LoadDigest gives it)")
 	}
-	parent := filepath.Dir(filepath.Clean(dir))
+	parent := evidenceParent(dir)
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("writing evidence: %w", err)
@@ -96,7 +101,9 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 	// Each file is synced before the folder is renamed into place, and the
 	// rename after it: a crash leaves the whole folder or none of it.
 	put := func(name string, b []byte) error {
-		f, err := os.OpenFile(filepath.Join(tmp, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		// Not filepath.Join, which would clean "a/../.ev.tmp-N" (see
+		// evidenceParent).
+		f, err := os.OpenFile(tmp+"/"+name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
 			return fmt.Errorf("writing evidence: %w", err)
 		}
