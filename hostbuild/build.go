@@ -89,6 +89,7 @@ Flags:
 		fmt.Fprintln(stderr, "hostbuild build: -o -: build writes three files into a folder, not to standard output; give a folder (./- for one named -)")
 		return exitFail
 	}
+	*outDir = outFolder(*outDir)
 	line, err := cf.format()
 	if err != nil {
 		return usageFail("%v", err)
@@ -282,6 +283,52 @@ Flags:
 	}
 	logf("wrote %s, %s, %s", filepath.Join(*outDir, buildInitrd), filepath.Join(*outDir, buildCmdline), mpath)
 	return exitOK
+}
+
+// outFolder is -o spelled so that filepath.Join, which build uses for
+// every path in it, means what the kernel (and os.MkdirAll) does. They
+// differ only at a ".." after a folder name ("a/../launch"): the kernel
+// goes through a, so MkdirAll made a folder a that no cleanup knew of, and
+// a symlink's ".." is its target's parent, not the folder that holds it.
+// The part of such a path that exists is resolved (filepath.EvalSymlinks
+// reads ".." as the kernel does); the rest is folders build makes, real
+// ones, whose ".." is the lexical one. Other paths are left as given.
+func outFolder(dir string) string {
+	elems := strings.Split(dir, "/")
+	inner, named := false, false
+	for _, e := range elems {
+		switch e {
+		case "", ".":
+		case "..":
+			inner = inner || named
+		default:
+			named = true
+		}
+	}
+	if !inner {
+		return dir
+	}
+	exist := 0
+	for i := 1; i <= len(elems); i++ {
+		if p := strings.Join(elems[:i], "/"); p != "" {
+			if _, err := os.Stat(p); err != nil {
+				break
+			}
+		}
+		exist = i
+	}
+	head := strings.Join(elems[:exist], "/")
+	switch {
+	case head == "" && strings.HasPrefix(dir, "/"):
+		head = "/"
+	case head == "":
+		head = "."
+	}
+	r, err := filepath.EvalSymlinks(head)
+	if err != nil {
+		return dir // MkdirAll says what is wrong with it
+	}
+	return filepath.Join(append([]string{r}, elems[exist:]...)...)
 }
 
 // missingFolders returns dir and its parents that do not exist yet, the
