@@ -278,6 +278,11 @@ Flags:
 		return exitFail
 	}
 	atomicfile.SyncDir(*outDir)
+	// A folder made for -o is durable once the folder holding it is
+	// synced too (deepest first, as made lists them).
+	for _, d := range made {
+		atomicfile.SyncDir(atomicfile.Dir(d))
+	}
 	for _, e := range m.Measurements {
 		fmt.Fprintf(stdout, "%s  vcpus=%d vcpu-type=%s\n", e.Measurement, e.VCPUs, e.VCPUType)
 	}
