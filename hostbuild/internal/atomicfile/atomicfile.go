@@ -220,6 +220,24 @@ func tempName(dir, pattern string) string {
 	return joinRaw(dir, pattern)
 }
 
+// MkdirTemp makes a new folder in dir named from pattern (as
+// os.CreateTemp's) and returns its name. Unlike os.MkdirTemp's (0700), its
+// mode is 0777 less the umask, as mkdir makes a folder: for a folder that
+// is renamed into place as an output.
+func MkdirTemp(dir, pattern string) (string, error) {
+	for range 100 {
+		name := tempName(dir, pattern)
+		err := os.Mkdir(name, 0o777)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("no unused temporary name in %s after 100 tries", dir)
+}
+
 // renameChecked renames oldpath to newpath after checking that newpath does
 // not exist (racy: RenameNoReplace's fallback).
 func renameChecked(oldpath, newpath string) error {

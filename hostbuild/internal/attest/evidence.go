@@ -89,7 +89,8 @@ func WriteEvidence(dir string, in EvidenceIn) (err error) {
 		return errors.New("writing evidence: no digest of the manifest verified against (manifest.LoadDigest gives it)")
 	}
 	parent := evidenceParent(dir)
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
+	// Not os.MkdirTemp's 0700: the folder is renamed into place as it is.
+	tmp, err := atomicfile.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("writing evidence: %w", err)
 	}
