@@ -47,6 +47,9 @@ func fetchSourceFixtureSeries(t *testing.T, series string, extra []string, srcVe
 	f.Close()
 	deb := func(pkgDir, name, version string) string {
 		os.MkdirAll(filepath.Join(pkgDir, "DEBIAN"), 0o755)
+		// dpkg-deb -b refuses a control folder below 0755 (what MkdirAll
+		// makes under umask 077).
+		os.Chmod(filepath.Join(pkgDir, "DEBIAN"), 0o755)
 		os.WriteFile(filepath.Join(pkgDir, "DEBIAN/control"), []byte("Package: "+name+"\nVersion: "+version+"\nArchitecture: all\nMaintainer: t <t@t>\nDescription: t\n"), 0o644)
 		out := filepath.Join(dir, name+"_"+version+"_all.deb")
 		run("dpkg-deb", "-b", "--root-owner-group", pkgDir, out)
