@@ -6,7 +6,8 @@ SHELL       := /bin/bash
 # README installs Go at /usr/local/go, but a fresh root shell on Debian does
 # not have /usr/local/go/bin on PATH. Append it (a go already on PATH still
 # wins) and export it, so the .ci scripts and tests that exec go find it too.
-export PATH := $(PATH):/usr/local/go/bin
+# Without a PATH (env -i) the shell would search its default: append to that.
+export PATH := $(or $(PATH),/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin):/usr/local/go/bin
 # go keeps its module and build caches under $HOME; a stripped environment
 # (env -i, some CI runners) has no HOME: take it from the passwd database.
 ifeq ($(HOME),)

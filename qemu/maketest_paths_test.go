@@ -76,3 +76,21 @@ func TestMakeTestPathsWithSpace(t *testing.T) {
 		}
 	}
 }
+
+// make in a stripped environment (env -i: no HOME, which the Makefile
+// takes from the passwd database, and no PATH) still finds the system's
+// tools: the PATH it exports appends /usr/local/go/bin to the shell's
+// default, not to nothing.
+func TestMakeWithoutEnvironment(t *testing.T) {
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make not on PATH (apt-get install make; .ci/deps.sh does)")
+	}
+	cmd := exec.Command(makeBin, "-s", "help")
+	cmd.Dir = ".."
+	cmd.Env = []string{}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "  test ") {
+		t.Errorf("env -i make help: %v\n%s\nwant the list of targets", err, out)
+	}
+}
