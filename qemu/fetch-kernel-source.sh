@@ -3,8 +3,9 @@
 # kernel in KERNEL_DIR (fetch-kernel.sh's DEST) for shared/bootcfg's
 # differential test, which compiles the kernel's own command line parsers.
 #
-#   - the version is the kernel package's (its .deb in KERNEL_DIR's
-#     parent/debs, else apt-cache show linux-image-<release>), and the
+#   - the version is the kernel package's (its .deb in KERNEL_DEB_CACHE,
+#     default KERNEL_DIR's parent/debs, as fetch-kernel.sh keeps it; else
+#     apt-cache show linux-image-<release>), and the
 #     package Debian's linux-source-<major.minor> at exactly that version,
 #     downloaded with `apt-get download` (verified by apt against the
 #     signed package lists);
@@ -41,8 +42,10 @@ esac
 series=$(printf '%s' "$release" | cut -d. -f1,2)
 pkg=linux-source-$series
 
-# No debs/ (KERNEL_DEB_CACHE elsewhere): find fails, and apt-cache answers.
-deb=$(find "$(dirname "$kdir")/debs" -maxdepth 1 -name "linux-image-${release}_*.deb" -print 2>/dev/null | sort | tail -n 1 || true)
+# Where fetch-kernel.sh keeps the .deb it unpacked (KERNEL_DEB_CACHE, as
+# there). No such folder (a kernel unpacked by hand): find fails, and
+# apt-cache answers.
+deb=$(find "${KERNEL_DEB_CACHE:-$(dirname "$kdir")/debs}" -maxdepth 1 -name "linux-image-${release}_*.deb" -print 2>/dev/null | sort | tail -n 1 || true)
 if [ -n "$deb" ]; then
 	version=$(dpkg-deb -f "$deb" Version)
 else

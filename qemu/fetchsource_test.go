@@ -74,7 +74,8 @@ func fetchSourceFixtureSeries(t *testing.T, series string, extra []string, srcVe
 	bin := filepath.Join(dir, "bin")
 	os.MkdirAll(bin, 0o755)
 	os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\ncase \" $* \" in\n*' linux-source-"+series+"="+srcVersion+" '*) cp '"+srcDeb+"' . ;;\n*) echo \"apt-get: no $*\" >&2; exit 100 ;;\nesac\n"), 0o755)
-	env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	// debs/ beside the kernel folder, whatever KERNEL_DEB_CACHE the caller has.
+	env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "KERNEL_DEB_CACHE=")
 	return dir, list, env
 }
 
@@ -168,8 +169,8 @@ func TestFetchKernelSourceCrashReserve(t *testing.T) {
 	}
 }
 
-// Without a debs/ folder beside the kernel folder (fetch-kernel.sh with
-// KERNEL_DEB_CACHE elsewhere, or a kernel unpacked by hand), the version
+// Without a debs/ folder beside the kernel folder (a kernel unpacked by
+// hand), the version
 // comes from apt-cache show, as the script says. (Before, find's failure
 // on the missing folder ended the script under set -e and pipefail: exit
 // status 1 and not a word.)
@@ -186,5 +187,28 @@ func TestFetchKernelSourceWithoutDebsFolder(t *testing.T) {
 	}
 	if v, _ := os.ReadFile(filepath.Join(dest, "VERSION")); string(v) != "linux-source-6.1 6.1.999-1\n" {
 		t.Errorf("VERSION %q, want linux-source-6.1 6.1.999-1 (%s)", v, strings.TrimSpace(string(out)))
+	}
+}
+
+// fetch-kernel.sh keeps its .debs in KERNEL_DEB_CACHE when that is set:
+// the source is fetched at the version of the .deb there, the kernel
+// make kernel unpacked, not at whatever apt's candidate is by now.
+func TestFetchKernelSourceDebCacheElsewhere(t *testing.T) {
+	dir, _, env := fetchSourceFixture(t, "6.1.998-1", "6.1.998-1")
+	cache := filepath.Join(dir, "deb cache")
+	if err := os.Rename(filepath.Join(dir, "debs"), cache); err != nil {
+		t.Fatal(err)
+	}
+	// apt's candidate has moved on since the kernel was fetched.
+	os.WriteFile(filepath.Join(dir, "bin", "apt-cache"), []byte("#!/bin/sh\n[ \"$*\" = 'show linux-image-6.1.0-99-amd64' ] && printf 'Package: linux-image-6.1.0-99-amd64\\nVersion: 6.1.999-1\\n' && exit 0\nexit 100\n"), 0o755)
+	dest := filepath.Join(dir, "kernel-source")
+	cmd := exec.Command("./fetch-kernel-source.sh", dest, filepath.Join(dir, "kernel"))
+	cmd.Env = append(env, "KERNEL_DEB_CACHE="+cache)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("fetch-kernel-source.sh with KERNEL_DEB_CACHE=%s: %v\n%s", cache, err, out)
+	}
+	if v, _ := os.ReadFile(filepath.Join(dest, "VERSION")); string(v) != "linux-source-6.1 6.1.998-1\n" {
+		t.Errorf("VERSION %q, want linux-source-6.1 6.1.998-1, the version of the .deb in KERNEL_DEB_CACHE (%s)", v, strings.TrimSpace(string(out)))
 	}
 }
