@@ -6,6 +6,7 @@
 package kcrypto
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +57,6 @@ func Algs(procCrypto []byte, name string) []Alg {
 			algs = append(algs, a)
 		}
 	}
-	slices.SortStableFunc(algs, func(x, y Alg) int { return y.Priority - x.Priority })
+	slices.SortStableFunc(algs, func(x, y Alg) int { return cmp.Compare(y.Priority, x.Priority) })
 	return algs
 }
