@@ -289,7 +289,23 @@ func readBuildInfo(f *os.File, path string) (*BuildInfo, error) {
 	}
 	slices.Sort(out.Deps)
 	for _, s := range bi.Settings {
+		// The manifest keeps one value a key: a repeated one would be
+		// recorded as its last value alone.
+		if _, dup := out.Settings[s.Key]; dup {
+			return nil, fmt.Errorf("Go build info of init %s: build setting %q appears twice, which the manifest cannot record", path, s.Key)
+		}
 		out.Settings[s.Key] = s.Value
+	}
+	// JSON would write invalid UTF-8 as U+FFFD: the manifest would name
+	// other strings than the binary's.
+	strs := append([]string{out.GoVersion, out.Path, out.Main}, out.Deps...)
+	for k, v := range out.Settings {
+		strs = append(strs, k, v)
+	}
+	for _, s := range strs {
+		if !utf8.ValidString(s) {
+			return nil, fmt.Errorf("Go build info of init %s: %q is not valid UTF-8, which the manifest (JSON) cannot record", path, s)
+		}
 	}
 	return out, nil
 }
