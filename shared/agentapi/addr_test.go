@@ -2,6 +2,9 @@ package agentapi
 
 import (
 	"errors"
+	"net"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -89,6 +92,10 @@ func TestParseDialAddr(t *testing.T) {
 	}
 }
 
+// The guest's katana.agent value: whatever it is, a refusal wraps
+// ErrBadAddr and names the value; an accepted address is one the agent
+// can listen on (a vsock port, a tcp IP or any address and a port that
+// fits) and formats back to itself.
 func FuzzParseListenAddr(f *testing.F) {
 	for _, s := range []string{"vsock:1024", "tcp:0.0.0.0:1024", "tcp:[::1]:1", "vsock:3:4"} {
 		f.Add(s)
@@ -96,7 +103,15 @@ func FuzzParseListenAddr(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		a, err := ParseListenAddr(s)
 		if err != nil {
+			if !errors.Is(err, ErrBadAddr) || !strings.Contains(err.Error(), strconv.Quote(s)) {
+				t.Fatalf("ParseListenAddr(%q): %v does not wrap ErrBadAddr and name the value", s, err)
+			}
 			return
+		}
+		if a.Network == "vsock" && (a.CID != 0 || a.Port == 0 || a.Port == 0xffffffff) ||
+			a.Network == "tcp" && (a.Host != "" && net.ParseIP(a.Host) == nil || a.Port > 65535) ||
+			a.Network != "vsock" && a.Network != "tcp" {
+			t.Fatalf("ParseListenAddr(%q) accepted %+v", s, a)
 		}
 		b, err := ParseListenAddr(a.String())
 		if err != nil || a != b {
