@@ -50,10 +50,32 @@ func TestCheckEvidenceDir(t *testing.T) {
 // RecordedManifestDigest return (no panic); what they accept is
 // consistent: the nonce is the file's hex, each restating file present
 // equals its part of the response, and a recorded digest is 64 lowercase
-// hex digits.
+// hex digits; what they refuse names the folder or the file.
 func FuzzReadEvidence(f *testing.F) {
 	f.Add([]byte(`{"api_version":1}`), []byte("0707"), []byte("ab"), []byte(strings.Repeat("0", 64)+"  manifest.json\n"))
 	f.Add([]byte("{}"), []byte(" zz "), []byte(""), []byte("XYZ"))
+	// A folder as attest writes it, which reads back: the fuzzer starts
+	// past the decoding of response.json.
+	s := signer(f, nil)
+	goodNonce := bytes.Repeat([]byte{7}, 32)
+	good := filepath.Join(f.TempDir(), "ev")
+	if err := WriteEvidence(good, EvidenceIn{Response: evidence(f, s, goodNonce, testConfig, nil), Nonce: goodNonce,
+		ManifestSHA256: [32]byte{1}, ManifestPath: "manifest.json"}); err != nil {
+		f.Fatal(err)
+	}
+	var seed [4][]byte
+	for i, name := range []string{FileResponse, FileNonce, FileReport, FileManifestDigest} {
+		b, err := os.ReadFile(filepath.Join(good, name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		seed[i] = b
+	}
+	if _, _, _, err := ReadEvidence(good); err != nil {
+		f.Fatalf("the folder WriteEvidence wrote: %v", err)
+	}
+	f.Add(seed[0], seed[1], seed[2], seed[3])
+	f.Add(seed[0], []byte("07"), seed[2][:100], seed[3][:10])
 	f.Fuzz(func(t *testing.T, response, nonce, report, digest []byte) {
 		dir := t.TempDir()
 		for name, b := range map[string][]byte{FileResponse: response, FileNonce: nonce, FileReport: report, FileManifestDigest: digest} {
@@ -61,7 +83,11 @@ func FuzzReadEvidence(f *testing.F) {
 				t.Fatal(err)
 			}
 		}
-		if r, n, _, err := ReadEvidence(dir); err == nil {
+		r, n, _, err := ReadEvidence(dir)
+		if err != nil && !strings.Contains(err.Error(), dir) && !strings.Contains(err.Error(), "evidence file ") {
+			t.Errorf("refusal %q names neither the folder nor the file", err)
+		}
+		if err == nil {
 			if want, herr := hex.DecodeString(strings.TrimSpace(string(nonce))); herr != nil || !bytes.Equal(n, want) {
 				t.Errorf("accepted nonce %x from nonce.hex %q", n, nonce)
 			}

@@ -293,24 +293,7 @@ func checkQEMU(ctx context.Context, bin string) []Result {
 		obj.Status, obj.Detail, obj.Fix = Fail, "no QEMU to ask", ver.Fix
 		return []Result{ver, obj}
 	}
-	m := reQEMUVersion.FindStringSubmatch(string(out))
-	if m == nil {
-		ver.Status, ver.Detail = Fail, fmt.Sprintf("cannot read a version from %q", firstLine(string(out)))
-		ver.Fix = "check that " + bin + " is QEMU's qemu-system-x86_64"
-	} else {
-		major, _ := strconv.Atoi(m[1])
-		minor, _ := strconv.Atoi(m[2])
-		ver.Detail = fmt.Sprintf("%s is QEMU %s.%s", bin, m[1], m[2])
-		if m[3] != "" {
-			ver.Detail += "." + m[3]
-		}
-		if major > MinQEMU[0] || major == MinQEMU[0] && minor >= MinQEMU[1] {
-			ver.Status = Pass
-		} else {
-			ver.Status = Fail
-			ver.Fix = "install QEMU 9.1 or newer (sev-snp-guest and kernel-hashes for SNP arrived in 9.1), e.g. on Debian 12 bookworm-backports' qemu-system-x86 (10.0), and pass it with --qemu"
-		}
-	}
+	qemuVersion(&ver, bin, out)
 	out, err = probeOutput(ctx, bin, "-object", "help")
 	switch {
 	case err != nil:
@@ -323,6 +306,28 @@ func checkQEMU(ctx context.Context, bin string) []Result {
 		obj.Fix = "install QEMU 9.1 or newer built for x86_64 with KVM"
 	}
 	return []Result{ver, obj}
+}
+
+// qemuVersion judges the output of bin --version into ver.
+func qemuVersion(ver *Result, bin string, out []byte) {
+	m := reQEMUVersion.FindStringSubmatch(string(out))
+	if m == nil {
+		ver.Status, ver.Detail = Fail, fmt.Sprintf("cannot read a version from %q", firstLine(string(out)))
+		ver.Fix = "check that " + bin + " is QEMU's qemu-system-x86_64"
+		return
+	}
+	major, _ := strconv.Atoi(m[1])
+	minor, _ := strconv.Atoi(m[2])
+	ver.Detail = fmt.Sprintf("%s is QEMU %s.%s", bin, m[1], m[2])
+	if m[3] != "" {
+		ver.Detail += "." + m[3]
+	}
+	if major > MinQEMU[0] || major == MinQEMU[0] && minor >= MinQEMU[1] {
+		ver.Status = Pass
+	} else {
+		ver.Status = Fail
+		ver.Fix = "install QEMU 9.1 or newer (sev-snp-guest and kernel-hashes for SNP arrived in 9.1), e.g. on Debian 12 bookworm-backports' qemu-system-x86 (10.0), and pass it with --qemu"
+	}
 }
 
 func checkOVMF(path string) Result {
