@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -88,5 +89,34 @@ func FuzzTreeModinfo(f *testing.F) {
 			t.Fatalf("modules.dep has %d lines for %d modules", n, len(mods))
 		}
 		_ = tree.Unmet(mods)
+	})
+}
+
+// A module importing the symbols given (any names, any compression) is
+// read as importing exactly those: importsSymbol finds one of them, and
+// no name it does not import.
+func FuzzImportsSymbolRoundTrip(f *testing.F) {
+	f.Add(uint8(0), "crypto_alloc_aead\x00aes_encrypt", "crypto_alloc_aead")
+	f.Add(uint8(1), "crypto_alloc_aead_x", "crypto_alloc_aead")
+	f.Add(uint8(3), "", "crypto_alloc_aead")
+	f.Fuzz(func(t *testing.T, which uint8, joined, sym string) {
+		if sym == "" || strings.IndexByte(sym, 0) >= 0 {
+			return
+		}
+		var imports []string
+		for _, n := range strings.Split(joined, "\x00") {
+			if n != "" {
+				imports = append(imports, n)
+			}
+		}
+		suffix := suffixes[int(which)%len(suffixes)]
+		mod := compressed(t, suffix, testelf.ModuleImporting(imports, "name=m", "vermagic=6.9.0-test SMP"))
+		got, err := importsSymbol("m"+suffix, mod, sym)
+		if err != nil {
+			t.Fatalf("importsSymbol of a well-formed %s module importing %q: %v", suffix, imports, err)
+		}
+		if want := slices.Contains(imports, sym); got != want {
+			t.Fatalf("module importing %q: importsSymbol(%q) = %v, want %v", imports, sym, got, want)
+		}
 	})
 }
