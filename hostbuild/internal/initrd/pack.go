@@ -382,6 +382,15 @@ func Pack(ctx context.Context, o Options) (*Result, error) {
 	}
 	files = append(files, file{path: initrdlayout.ContentsPath, mode: newc.TypeReg | uint32(initrdlayout.DataMode), data: res.Contents.Format()})
 	slices.SortFunc(files, func(a, b file) int { return strings.Compare(a.path, b.path) })
+	// The kernel unpacks in this order into a rootfs that holds at most
+	// half the guest's memory: in a guest too small for the inline
+	// payload, what follows it is lost. Last, it leaves /init and its
+	// lists whole, and the init reports the short payload; sorted, it came
+	// before them and the kernel panicked (no /init to run).
+	if i := slices.IndexFunc(files, func(f file) bool { return f.path == initrdlayout.PayloadPath }); i >= 0 {
+		p := files[i]
+		files = append(slices.Delete(files, i, i+1), p)
+	}
 	res.Entries = len(files) + len(tail)
 
 	logf("writing %d entries (%s) to %s", res.Entries, comp, o.Output)
