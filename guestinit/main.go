@@ -253,7 +253,14 @@ type initProc struct {
 	supWait time.Duration
 	// halt ends the guest; nil: shutdown (tests replace it).
 	halt func(power.Mode)
+	// initramfsFull: the rootfs had no free block as the init started
+	// (the kernel's unpack of the initrd ran out of room); see explain.
+	initramfsFull atomic.Bool
 }
+
+// initramfsFull says whether st, the rootfs's statfs, has no free block
+// left: a tmpfs has a size (ramfs, none: never full).
+func initramfsFull(st unix.Statfs_t) bool { return st.Blocks > 0 && st.Bfree == 0 }
 
 // keymapWaitNote is how long Katana's start waits for the keymap's dump
 // keys to go before the console says it is waiting.
@@ -287,7 +294,7 @@ func (in *initProc) fatal(err error) {
 	in.ready.Failed()
 	first := in.failing.CompareAndSwap(false, true)
 	in.st.RequestStop("boot error")
-	in.log.Printf("boot error: %v", explain(err))
+	in.log.Printf("boot error: %v", explain(err, in.initramfsFull.Load()))
 	if !first {
 		// The first fatal powers off; a second Shutdown would wait for it
 		// for ever anyway, and must not start before it waited for Katana.
@@ -362,8 +369,17 @@ func (in *initProc) powerOff(m power.Mode) {
 
 // explain adds the likely cause to a boot error where the error alone
 // would mislead: "no space left on device" writing a small file means the
-// guest's memory, which holds every file of the init's, is full.
-func explain(err error) error {
+// guest's memory, which holds every file of the init's, is full; and
+// with the initramfs full as the init started (full), a file the init
+// finds short or wrong is the kernel's unpack cut short for want of
+// memory, not tampering.
+func explain(err error, full bool) error {
+	if full {
+		// The kernel's rootfs holds at most half the guest's memory
+		// (less the initrd's own while it unpacks): the unpack stopped
+		// there and left the rest of the file it wrote as zeros.
+		return fmt.Errorf("%w (the initramfs was full when the init started: the kernel unpacked the initrd only in part, \"Initramfs unpacking failed: write error\" above, as its rootfs holds at most half the guest's memory: give the VM more memory)", err)
+	}
 	if errors.Is(err, unix.ENOSPC) {
 		// The likely cause: a guest too small for its initrd, which the
 		// kernel then unpacks only in part.
@@ -428,6 +444,12 @@ func (in *initProc) stagesDone() string {
 
 func (in *initProc) boot() {
 	ctx := context.Background()
+	// Before the init writes anything: a full rootfs now is the kernel's
+	// unpack of the initrd cut short.
+	var rootfs unix.Statfs_t
+	if unix.Statfs("/", &rootfs) == nil && initramfsFull(rootfs) {
+		in.initramfsFull.Store(true)
+	}
 	in.log.Printf("starting (%s, %d CPUs)", runtime.Version(), runtime.NumCPU())
 	if err := power.DisableCtrlAltDel(); err != nil {
 		in.log.Printf("ctrl-alt-del stays a hard reboot: %v", err)

@@ -51,12 +51,12 @@ func TestRefusesWhenNotPID1(t *testing.T) {
 // A full memory, which a guest too small for its initrd shows as "no space
 // left on device" on the first file the init writes, is named as such.
 func TestExplainNoSpace(t *testing.T) {
-	err := explain(&os.PathError{Op: "open", Path: "/etc/resolv.conf.tmp", Err: unix.ENOSPC})
+	err := explain(&os.PathError{Op: "open", Path: "/etc/resolv.conf.tmp", Err: unix.ENOSPC}, false)
 	if !strings.Contains(err.Error(), "no space left on device (the guest's memory is full") || !errors.Is(err, unix.ENOSPC) {
 		t.Errorf("explain(ENOSPC) = %v", err)
 	}
 	other := errors.New("eth0: no carrier")
-	if got := explain(other); got != other {
+	if got := explain(other, false); got != other {
 		t.Errorf("explain(%v) = %v, want it unchanged", other, got)
 	}
 }
