@@ -5,8 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/stracetest"
 )
 
 // A build into a folder that did not exist makes it (and its missing
@@ -16,32 +17,17 @@ import (
 // file in it, could be gone. No test can see that from the file system,
 // so this one reads the system calls (strace).
 func TestBuildSyncsTheFoldersItMakes(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("skipping: no strace on PATH, which reads the system calls (apt-get install strace, or make deps)")
-	}
 	dir, ovmf := stageBuild(t)
 	abs := func(name string) string { return filepath.Join(dir, name) }
-	log := filepath.Join(t.TempDir(), "strace.log")
-	cmd := exec.Command(strace, "-f", "-qq", "-o", log, "-e", "trace=openat,fsync,mkdirat",
-		os.Args[0], "build", "-q", "--init", abs("guestinit"), "--payload", abs("katana"), "--kernel-modules", abs("k"),
+	cmd := exec.Command(os.Args[0], "build", "-q", "--init", abs("guestinit"), "--payload", abs("katana"), "--kernel-modules", abs("k"),
 		"--kernel", abs("vmlinuz"), "--ovmf", ovmf, "-o", abs("new/launch"))
 	cmd.Env = append(os.Environ(), "HOSTBUILD_TEST_MAIN=1")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		if strings.Contains(string(b), "ptrace") || strings.Contains(string(b), "Operation not permitted") {
-			t.Skipf("skipping: strace cannot trace here: %s", b)
-		}
-		t.Fatalf("build: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	calls := stracetest.Run(t, "openat,fsync,mkdirat", cmd)
 	openRe := regexp.MustCompile(`openat\(AT_FDCWD, "([^"]*)", [^)]*\) = (\d+)`)
 	fsyncRe := regexp.MustCompile(`\bfsync\((\d+)\) += 0`)
 	fds := map[string]string{} // descriptor: the path it was opened on, while open
 	synced := map[string]bool{}
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range calls {
 		if m := openRe.FindStringSubmatch(l); m != nil {
 			fds[m[2]] = m[1]
 		} else if m := fsyncRe.FindStringSubmatch(l); m != nil {

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/katana-tee/snpboot/hostbuild/internal/stracetest"
 )
 
 // TestSyncChild is the child of TestCommitSyncsFileThenFolder: it writes
@@ -30,10 +32,6 @@ func TestSyncChild(t *testing.T) {
 // one, at the path). No test can see that from the file system, so this
 // one reads the system calls (strace).
 func TestCommitSyncsFileThenFolder(t *testing.T) {
-	strace, err := exec.LookPath("strace")
-	if err != nil {
-		t.Skip("skipping: no strace on PATH, which reads the system calls (apt-get install strace, or make deps)")
-	}
 	for _, named := range []bool{false, true} {
 		name := "unnamed"
 		if named {
@@ -45,26 +43,14 @@ func TestCommitSyncsFileThenFolder(t *testing.T) {
 				unnamed(t, dir)
 			}
 			out := filepath.Join(dir, "out.img")
-			log := filepath.Join(t.TempDir(), "strace.log")
-			cmd := exec.Command(strace, "-f", "-qq", "-o", log,
-				"-e", "trace=openat,fsync,fdatasync,linkat,rename,renameat,renameat2,close",
-				os.Args[0], "-test.run=^TestSyncChild$")
+			cmd := exec.Command(os.Args[0], "-test.run=^TestSyncChild$")
 			cmd.Env = append(os.Environ(), "ATOMICFILE_SYNC_CHILD="+out)
 			if named {
 				cmd.Env = append(cmd.Env, "ATOMICFILE_SYNC_NAMED=1")
 			}
-			if b, err := cmd.CombinedOutput(); err != nil {
-				if strings.Contains(string(b), "ptrace") || strings.Contains(string(b), "Operation not permitted") {
-					t.Skipf("skipping: strace cannot trace here: %s", b)
-				}
-				t.Fatalf("child: %v\n%s", err, b)
-			}
+			calls := stracetest.Run(t, "openat,fsync,fdatasync,linkat,rename,renameat,renameat2,close", cmd)
 			if got, err := os.ReadFile(out); err != nil || string(got) != "durable" {
 				t.Fatalf("child wrote %q, %v", got, err)
-			}
-			b, err := os.ReadFile(log)
-			if err != nil {
-				t.Fatal(err)
 			}
 			// Follow the file's and the folder's descriptors through the calls.
 			openRe := regexp.MustCompile(`openat\(AT_FDCWD, "([^"]*)", ([^)]*)\) = (\d+)`)
@@ -72,7 +58,7 @@ func TestCommitSyncsFileThenFolder(t *testing.T) {
 			renameRe := regexp.MustCompile(`rename(?:at2?)?\(.*"` + regexp.QuoteMeta(out) + `"`)
 			fileFD, dirFDs := "", map[string]bool{}
 			fileSynced, renamed, dirSyncedAfter := false, false, false
-			for _, l := range strings.Split(string(b), "\n") {
+			for _, l := range calls {
 				if m := openRe.FindStringSubmatch(l); m != nil {
 					switch {
 					case strings.Contains(m[2], "O_TMPFILE") || strings.Contains(m[1], ".out.img."):
@@ -97,15 +83,15 @@ func TestCommitSyncsFileThenFolder(t *testing.T) {
 			}
 			if !fileSynced || !renamed || !dirSyncedAfter {
 				t.Errorf("file synced before the rename: %v; renamed: %v; folder synced after it: %v\nstrace:\n%s",
-					fileSynced, renamed, dirSyncedAfter, filterLog(string(b), dir))
+					fileSynced, renamed, dirSyncedAfter, filterLog(calls, dir))
 			}
 		})
 	}
 }
 
-func filterLog(s, dir string) string {
+func filterLog(calls []string, dir string) string {
 	var out []string
-	for _, l := range strings.Split(s, "\n") {
+	for _, l := range calls {
 		if strings.Contains(l, dir) || strings.Contains(l, "fsync") || strings.Contains(l, "rename") || strings.Contains(l, "linkat") {
 			out = append(out, l)
 		}
