@@ -34,9 +34,10 @@ func init() {
 
 const attestUsage = `Usage: hostbuild attest (--cid N [--port 1024] | --addr vsock:CID:PORT | --addr tcp:HOST:PORT) --manifest FILE --min-tcb TCB|none [flags]
 
-Sends a fresh random nonce to the guest agent, receives the SEV-SNP report,
-the guest's certificate table, the REPORT_DATA preimage and the applied
-config, and verifies, in this order:
+Sends a fresh random nonce (or --nonce, a verifier's challenge) to the
+guest agent, receives the SEV-SNP report, the guest's certificate table,
+the REPORT_DATA preimage and the applied config, and verifies, in this
+order:
   1. the AMD chain (ARK -> ASK -> VCEK, or ARK -> ASVK -> VLEK) and the
      report signature with go-sev-guest, trusting only the AMD roots
      embedded in it (or --roots); the VCEK comes from the guest's table,
@@ -226,6 +227,7 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	uintVar(fs, port, "port", agentapi.DefaultPort, "agent vsock `port`")
 	addr := fs.String("addr", "", "agent address instead of --cid: vsock:CID:PORT or tcp:HOST:PORT (plain-QEMU tests)")
 	intVar(fs, nonceSize, "nonce-size", agentapi.MaxNonceSize, "nonce size in `bytes` (32 to 64)")
+	nonceHex := fs.String("nonce", "", "send this nonce (`hex`, 32 to 64 bytes) instead of a random one: a verifier's challenge, for it to check the evidence with 'hostbuild verify --nonce'; the report is fresh only to whoever chose it")
 	timeout := durationVar(fs, "timeout", attest.DefaultFetchTimeout, "timeout of the exchange with the agent (a `duration`, or whole seconds; the guest's sev-guest driver retries up to 60 s while the host answers busy)")
 	evidence := fs.String("evidence-out", "", "write the evidence (raw report, certificates, nonce, preimage, config, manifest digest, result) to the new `dir` (checked before the guest is asked: it must not exist, its parent must be writable)")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -266,6 +268,16 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *nonceSize < agentapi.MinNonceSize || *nonceSize > agentapi.MaxNonceSize {
 		return usage("--nonce-size must be 32 to 64")
 	}
+	var challenge []byte
+	if given(fs, "nonce") {
+		if given(fs, "nonce-size") {
+			return usage("give --nonce or --nonce-size, not both (--nonce's length is its own)")
+		}
+		var err error
+		if challenge, err = parseNonceFlag(*nonceHex); err != nil {
+			return usage(err.Error())
+		}
+	}
 	if *timeout <= 0 {
 		return usage(fmt.Sprintf("--timeout must be positive, got %v", *timeout))
 	}
@@ -302,10 +314,12 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			return usage("--evidence-out " + err.Error())
 		}
 	}
-	nonce, err := attest.NewNonce(*nonceSize)
-	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild attest: %v\n", err)
-		return exitFail
+	nonce := challenge
+	if nonce == nil {
+		if nonce, err = attest.NewNonce(*nonceSize); err != nil {
+			fmt.Fprintf(stderr, "hostbuild attest: %v\n", err)
+			return exitFail
+		}
 	}
 	logger.Debug("fetching evidence", "addr", a.String(), "nonce_bytes", len(nonce))
 	resp, err := attest.Fetch(ctx, attest.FetchOptions{Addr: a, Nonce: nonce, Timeout: *timeout})
@@ -317,6 +331,18 @@ func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	opts.Nonce = nonce
 	return verifyAndReport(ctx, resp, opts, &vf, *evidence, stdout, stderr, logger)
+}
+
+// parseNonceFlag reads --nonce: hex (either case) of 32 to 64 bytes.
+func parseNonceFlag(s string) ([]byte, error) {
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("--nonce %q: want hex digits (a nonce of 32 to 64 bytes)", s)
+	}
+	if err := agentapi.CheckNonce(b); err != nil {
+		return nil, fmt.Errorf("--nonce: %v", err)
+	}
+	return b, nil
 }
 
 func newLogger(w io.Writer, verbose bool) *slog.Logger {

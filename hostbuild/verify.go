@@ -20,7 +20,9 @@ Re-runs every check of 'hostbuild attest' on an evidence folder written by
 'hostbuild attest --evidence-out DIR', offline: the certificates recorded
 in DIR (vcek.pem, ...) are used unless --certs is given, and nothing is
 fetched unless --kds is given. The nonce is the one recorded in DIR, so
-freshness is not (cannot be) checked: that was attest's job. What is
+freshness is not checked (that was attest's job), unless --nonce gives
+the one you chose and handed whoever ran 'attest --nonce': the report
+must then bind it, so it was made after you chose it. What is
 checked is response.json; report.bin, certs.bin, preimage.bin and
 config.json restate parts of it and are refused (exit 1) if they differ.
 A --manifest other than the one attest recorded (manifest.sha256) is
@@ -38,6 +40,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlagSet("verify", verifyUsage, stderr)
 	vf := verifyFlags{cmd: "verify"}
 	vf.register(fs)
+	nonceHex := fs.String("nonce", "", "the nonce (`hex`) you gave whoever fetched the report ('hostbuild attest --nonce'): the report must bind it, which makes it fresh as of when you chose it")
 	usage := func(msg string) int {
 		fmt.Fprintf(stderr, "hostbuild verify: %s\nrun 'hostbuild verify -h' for the flags\n", msg)
 		return exitUsage
@@ -54,6 +57,13 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return usage(fmt.Sprintf("unexpected arguments %q", pos[1:]))
 	}
 	dir := pos[0]
+	var challenge []byte
+	if given(fs, "nonce") {
+		var err error
+		if challenge, err = parseNonceFlag(*nonceHex); err != nil {
+			return usage(err.Error())
+		}
+	}
 	_, opts, err := vf.options()
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -78,11 +88,17 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if got := hex.EncodeToString(vf.manifestSHA256[:]); rec != "" && rec != got {
 		vf.warnings = append(vf.warnings, fmt.Sprintf("attest verified this evidence against a manifest with SHA-256 %s (%s), not --manifest %s (SHA-256 %s): this result is against --manifest", rec, attest.FileManifestDigest, vf.manifest, got))
 	}
-	// The nonce is the folder's: nothing here shows the report is fresh.
-	vf.warnings = append(vf.warnings, fmt.Sprintf("freshness not checked: the nonce is the folder's (%s), chosen when the report was fetched, not by this run; the result says what the guest was then, and whoever wrote the folder could have chosen it", attest.FileNonce))
 	if vf.certs == "" {
 		opts.Certs = certs
 	}
-	opts.Nonce = nonce
+	if challenge != nil {
+		// The verifier's own nonce, as attest's: a report binding it
+		// was made after the verifier chose it.
+		opts.Nonce = challenge
+	} else {
+		// The nonce is the folder's: nothing here shows the report is fresh.
+		vf.warnings = append(vf.warnings, fmt.Sprintf("freshness not checked: the nonce is the folder's (%s), chosen when the report was fetched, not by this run; the result says what the guest was then, and whoever wrote the folder could have chosen it (give the operator a nonce of yours for 'attest --nonce', and check its evidence with --nonce)", attest.FileNonce))
+		opts.Nonce = nonce
+	}
 	return verifyAndReport(ctx, resp, opts, &vf, "", stdout, stderr, newLogger(stderr, vf.verbose))
 }
