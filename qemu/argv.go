@@ -93,6 +93,9 @@ type Options struct {
 	// Forwards are TCP ports forwarded from the host into the guest through
 	// QEMU user networking (a virtio-net NIC, guest 10.0.2.15 by default).
 	Forwards []Forward
+	// GuestAddr is the guest's IPv4 address the forwards connect to (its
+	// cmdline's katana.net); "": QEMU's default, 10.0.2.15.
+	GuestAddr string
 	// NoNetwork leaves the VM without a NIC (Forwards must be empty).
 	NoNetwork bool
 	// RestrictNetwork isolates the guest from the host's network
@@ -355,6 +358,9 @@ func Build(o Options) (Command, error) {
 	if o.NoNetwork && len(o.Forwards) > 0 {
 		return Command{}, invalid("port forwards need a network, but NoNetwork is set")
 	}
+	if ip := net.ParseIP(o.GuestAddr); o.GuestAddr != "" && (ip == nil || ip.To4() == nil || strings.Contains(o.GuestAddr, ":")) {
+		return Command{}, invalid("guest address %q is not an IPv4 address", o.GuestAddr)
+	}
 	o.Forwards = slices.Clone(o.Forwards) // defaults are filled in below; never write to the caller's slice
 	seen := map[string]bool{}
 	for i, f := range o.Forwards {
@@ -464,7 +470,7 @@ func Build(o Options) (Command, error) {
 			netdev += ",restrict=on"
 		}
 		for _, f := range o.Forwards {
-			netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", f.HostAddr, f.HostPort, f.GuestPort)
+			netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-%s:%d", f.HostAddr, f.HostPort, o.GuestAddr, f.GuestPort)
 		}
 		add("-netdev", netdev)
 		// romfile= skips the iPXE option ROM: nothing boots from the network.

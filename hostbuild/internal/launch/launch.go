@@ -297,6 +297,7 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		SerialLog: o.SerialLog,
 		QMPSocket: o.QMPSocket,
 		Forwards:  o.Forwards,
+		GuestAddr: forwardTarget(m.Cmdline),
 		VsockCID:  o.CID,
 	}
 	if w := memoryWarning(m, o.MemoryMiB, !o.Plain); w != "" {
@@ -422,6 +423,18 @@ func plainAgentHint(cmdline, manifestPath string, forwards []qemu.Forward) strin
 		return strings.Replace(h, "--min-tcb MIN_TCB", "--min-tcb none", 1) + " (a wiring check: without SEV-SNP the agent answers no_snp_device, exit 3)"
 	}
 	return fmt.Sprintf("the agent listens on vsock port %d, and plain mode gives the guest no vsock device: to reach it without SEV-SNP, build with --agent tcp:0.0.0.0:%d and run with --forward HOSTPORT:%d", cfg.Agent.VsockPort, cfg.Agent.VsockPort, cfg.Agent.VsockPort)
+}
+
+// forwardTarget is the guest address QEMU's hostfwd connects to: eth0's
+// IPv4 address from the cmdline's katana.net, or "" for QEMU's default
+// (10.0.2.15, which is also katana.net's default; IPv6 and
+// katana.net=none have no IPv4 address to give).
+func forwardTarget(cmdline string) string {
+	cfg, err := bootcfg.Parse(cmdline)
+	if err != nil || cfg.Net.None || !cfg.Net.Addr.Addr().Is4() || cfg.Net.Addr.Addr() == bootcfg.Default().Net.Addr.Addr() {
+		return ""
+	}
+	return cfg.Net.Addr.Addr().String()
 }
 
 // attestHint is the attest command for the agent the cmdline sets up: the
