@@ -27,7 +27,9 @@ the same flags: direct kernel boot of the manifest's kernel, initrd and exact
 cmdline; SEV-SNP launch security with kernel hashes, the manifest's guest
 policy, cbitpos 51 and reduced-phys-bits 1; the vCPU type as an exact CPU
 model; a vsock device with the CID; passt user networking with the port
-forwards; the serial console to a file; every lifecycle event destroys the
+forwards and katana.net's eth0 address (passt cannot be given katana.net's
+gateway or a resolver in eth0's subnet, such as the default 10.0.2.3: a
+warning says so); the serial console to a file; every lifecycle event destroys the
 domain (as -no-reboot). The same checks as 'run' come first (file hashes,
 vCPU matrix, recomputed launch digest). Needs libvirt 10.5 or newer
 (launchSecurity type='sev-snp') whose CPU map knows the vCPU type: versioned
@@ -169,6 +171,9 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return exitRunRefused
 		}
 		return exitUsage
+	}
+	for _, w := range launch.LibvirtNetWarnings(plan) {
+		fmt.Fprintf(stderr, "hostbuild libvirt: warning: %s\n", w)
 	}
 	stop, _ := stopBudget(m.Cmdline, 0)
 	reopenHint := "hostbuild libvirt: libvirt opens the OVMF, kernel and initrd again by path when the domain starts: the files checked here must not change (keep them root-owned and read-only)\n"

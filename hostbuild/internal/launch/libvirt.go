@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/katana-tee/snpboot/qemu"
+	"github.com/katana-tee/snpboot/shared/bootcfg"
 )
 
 // Libvirt domain XML for the same launch as the QEMU argv of a Plan: direct
@@ -124,10 +125,19 @@ type serialXML struct {
 type interfaceXML struct {
 	Type         string           `xml:"type,attr"`
 	Backend      typeAttr         `xml:"backend"`
+	IPs          []ipXML          `xml:"ip"`
 	PortForwards []portForwardXML `xml:"portForward"`
 	Model        typeAttr         `xml:"model"`
 	Driver       *iommuDriver     `xml:"driver,omitempty"`
 	ROM          romXML           `xml:"rom"`
+}
+
+// ipXML is the guest's address, which libvirt hands passt as --address
+// and (IPv4) --netmask.
+type ipXML struct {
+	Family  string `xml:"family,attr"`
+	Address string `xml:"address,attr"`
+	Prefix  int    `xml:"prefix,attr,omitempty"`
 }
 
 // romXML is <rom enabled='no'/>: without it QEMU gives virtio-net-pci its
@@ -246,6 +256,7 @@ func LibvirtXML(p *Plan, name string) ([]byte, error) {
 			pf.Range.Start, pf.Range.To = f.HostPort, f.GuestPort
 			iface.PortForwards = append(iface.PortForwards, pf)
 		}
+		iface.IPs = passtGuestIP(q.Append)
 		d.Devices.Interfaces = append(d.Devices.Interfaces, iface)
 	}
 	if q.VsockCID != 0 {
@@ -299,6 +310,74 @@ func LibvirtXML(p *Plan, name string) ([]byte, error) {
 		return nil, fmt.Errorf("libvirt: %w", err)
 	}
 	return append(b, '\n'), nil
+}
+
+// passtGuestIP is the <ip> that tells passt eth0's address from the
+// cmdline's katana.net (none for katana.net=none or a cmdline that does not
+// parse). passt otherwise takes the host's own address for the guest
+// (passt(1) -a) and sends an inbound forward to the IPv4 address it last
+// saw the guest use, which starts as that one (conf.c addr_seen, fwd.c
+// fwd_nat_from_host): a guest configured statically from katana.net that
+// has not sent a packet yet would not get the forwards. libvirt gives
+// passt <ip address=> as --address and an IPv4 prefix as --netmask
+// (qemu_passt.c, since 9.0); it refuses an IPv4 prefix outside 4 to 27
+// and an IPv6 one other than 64 (qemu_validate.c), where the address goes
+// alone (the netmask passt derives is only for its DHCP, which the guest
+// does not use).
+func passtGuestIP(cmdline string) []ipXML {
+	cfg, err := bootcfg.Parse(cmdline)
+	if err != nil || cfg.Net.None || !cfg.Net.Addr.IsValid() {
+		return nil
+	}
+	a := cfg.Net.Addr
+	if a.Addr().Is4() {
+		ip := ipXML{Family: "ipv4", Address: a.Addr().String()}
+		if b := a.Bits(); b >= 4 && b <= 27 {
+			ip.Prefix = b
+		}
+		return []ipXML{ip}
+	}
+	return []ipXML{{Family: "ipv6", Address: a.Addr().String()}}
+}
+
+// LibvirtNetWarnings says what of katana.net the domain's passt cannot
+// provide, as libvirt has no setting for it: libvirt refuses <route> on
+// type='user' (qemu_validate.c) and gives passt neither --gateway nor
+// --dns-forward (qemu_passt.c). The guest's gateway works as a next hop
+// (passt answers ARP for every address but the guest's own, arp.c), but a
+// DNS server in eth0's subnet is no resolver (QEMU's user networking
+// answers at 10.0.2.3; passt has none there and sends the queries on to
+// that address on the host's network), a guest without a default route
+// cannot answer a forwarded connection (passt presents it as coming from
+// the client's address, or from the host's default gateway for a client
+// on the host, fwd.c fwd_nat_from_host), and the forwards, IPv4, reach no
+// IPv6-only guest.
+func LibvirtNetWarnings(p *Plan) []string {
+	q := p.QEMU
+	if q.NoNetwork {
+		return nil
+	}
+	cfg, err := bootcfg.Parse(q.Append)
+	if err != nil || cfg.Net.None || !cfg.Net.Addr.IsValid() {
+		return nil
+	}
+	n := cfg.Net
+	var w []string
+	subnet := n.Addr.Masked()
+	for _, d := range n.DNS {
+		if subnet.Contains(d) {
+			w = append(w, fmt.Sprintf("katana.net's DNS server %s is in eth0's subnet %s: under passt nothing answers there unless the host's own network has a resolver at %s (passt has no resolver of its own, as QEMU's user networking has at 10.0.2.3; it sends the queries on to that address from the host, and libvirt cannot give passt --dns-forward): measure a katana.net whose dns= names a resolver the host reaches, or launch with 'hostbuild run'", d, subnet, d))
+		}
+	}
+	if len(q.Forwards) > 0 {
+		switch {
+		case n.Addr.Addr().Is6():
+			w = append(w, fmt.Sprintf("katana.net gives eth0 only the IPv6 address %s: the --forward ports are IPv4, and passt forwards a connection in the family it came in, so they reach nothing in this guest", n.Addr.Addr()))
+		case !n.Gateway.IsValid():
+			w = append(w, fmt.Sprintf("katana.net gives eth0 no gateway: passt presents a forwarded connection as coming from the client's address, or from the host's default gateway for a client on the host (the --forward default 127.0.0.1), which the guest can answer only through a default route unless that address is in %s; measure a katana.net with gw=", subnet))
+		}
+	}
+	return w
 }
 
 // absPath makes path absolute, as libvirt requires, naming the same file:
