@@ -140,11 +140,9 @@ Flags:
 	}
 	warnUnverifiable(stderr, "build", g.VCPUTypes)
 	warnAlike(stderr, "build", g.VMMType, g.VCPUTypes)
-	warnOVMFLaunch(stderr, "build", g.OVMF)
 	if g.GuestFeatures, err = parseGuestFeatures(*features); err != nil {
 		return usageFail("%v", err)
 	}
-	warnDebugSwapKernel(stderr, "build", *kernel, g.GuestFeatures)
 	if g.GuestPolicy, err = parsePolicy(*policy); err != nil {
 		return usageFail("%v", err)
 	}
@@ -244,16 +242,27 @@ Flags:
 
 	g.Initrd = po.Output
 	logf("measuring %d vCPU count(s) x %d vCPU type(s)", len(g.VCPUs), len(g.VCPUTypes))
-	m, err := manifest.Generate(ctx, g)
+	m, in, err := manifest.GenerateInputs(ctx, g)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
 		return generateExit(err)
 	}
 	manifestGenerated()
+	// The kernel and the OVMF the manifest records are the ones the
+	// measurement read, not necessarily those checked before packing (a
+	// file renamed over a path meanwhile): checked, and warned of, again
+	// from those bytes.
+	k := measuredKernel(in)
+	if err := k.checkBzImage(); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: --kernel %s: %v (did it change while the build read it? the files in %s are as they were)\n", *kernel, err, *outDir)
+		return exitFail
+	}
+	warnOVMFImage(stderr, "build", g.OVMF, in.OVMFImage)
+	k.warnDebugSwap(stderr, "build", g.GuestFeatures)
 	// The manifest hashed --payload and --init by their paths, after
 	// packing: if either changed in between (a compiler writing it), it
 	// would name a payload the guest does not run.
-	if err := checkContents(ctx, po.Output, po.Payload, po.Init, *kernel, m, func(w string) { fmt.Fprintf(stderr, "hostbuild build: warning: %s\n", w) }); err != nil {
+	if err := checkContents(ctx, po.Output, po.Payload, po.Init, k, m, func(w string) { fmt.Fprintf(stderr, "hostbuild build: warning: %s\n", w) }); err != nil {
 		if errors.Is(err, context.Canceled) {
 			fmt.Fprintf(stderr, "hostbuild build: %v; the files in %s are as they were\n", err, *outDir)
 		} else {

@@ -16,6 +16,7 @@ import (
 	"github.com/katana-tee/snpboot/hostbuild/internal/atomicfile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/kmod"
+	"github.com/katana-tee/snpboot/hostbuild/internal/measure"
 	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
@@ -55,6 +56,52 @@ func checkInputs(ins ...input) error {
 	return nil
 }
 
+// kernelHead is the start of a kernel as one read of it gave it (at most
+// measure.KernelHeadSize bytes: the boot header and the version string it
+// points to) and the size of that kernel, for the checks of its boot
+// header. A check of the kernel whose SHA-256 a manifest records (or
+// that run launches) looks at the bytes that were hashed
+// (measure.Inputs.KernelHead, the launch's sealed copy): read again by
+// its path, it could be another file, renamed over the path meanwhile.
+type kernelHead struct {
+	path string // for messages
+	head []byte // nil: no kernel (or the null device), nothing to check
+	size int64
+}
+
+// readKernelHead reads the start of the kernel at path (a check before any
+// work, or of a launch refused: the bytes hashed are checked again).
+func readKernelHead(path string) (kernelHead, error) {
+	f, err := infile.Open("kernel", path)
+	if err != nil {
+		return kernelHead{}, err
+	}
+	defer f.Close()
+	return readKernelHeadFile(path, f)
+}
+
+// readKernelHeadFile reads the start of the open kernel f from its
+// beginning; path names it in messages.
+func readKernelHeadFile(path string, f *os.File) (kernelHead, error) {
+	head, err := io.ReadAll(io.NewSectionReader(f, 0, measure.KernelHeadSize))
+	if err != nil {
+		return kernelHead{}, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return kernelHead{}, err
+	}
+	return kernelHead{path: path, head: head, size: fi.Size()}, nil
+}
+
+// measuredKernel is the kernel a measurement read (in.Kernel).
+func measuredKernel(in measure.Inputs) kernelHead {
+	if in.Kernel == nil {
+		return kernelHead{}
+	}
+	return kernelHead{path: in.Kernel.Path, head: in.KernelHead, size: in.Kernel.Size}
+}
+
 // warnNotBzImage warns, for cmd, of a --kernel that is a regular file but
 // not a bzImage (checkBzImage), saying what follows (then); a missing or
 // unreadable file is left to the command's own input checks.
@@ -62,8 +109,18 @@ func warnNotBzImage(stderr io.Writer, cmd, path, then string) {
 	if fi, err := os.Stat(path); err != nil || !fi.Mode().IsRegular() {
 		return
 	}
-	if err := checkBzImage(path); err != nil {
-		fmt.Fprintf(stderr, "hostbuild %s: warning: --kernel %s: %v; %s\n", cmd, path, err, then)
+	if k, err := readKernelHead(path); err == nil {
+		k.warnNotBzImage(stderr, cmd, then)
+	}
+}
+
+// warnNotBzImage is warnNotBzImage of the kernel k was read from.
+func (k kernelHead) warnNotBzImage(stderr io.Writer, cmd, then string) {
+	if k.head == nil {
+		return
+	}
+	if err := k.checkBzImage(); err != nil {
+		fmt.Fprintf(stderr, "hostbuild %s: warning: --kernel %s: %v; %s\n", cmd, k.path, err, then)
 	}
 }
 
@@ -74,19 +131,20 @@ func warnNotBzImage(stderr io.Writer, cmd, path, then string) {
 // launch, or none that the manifest's measurement matches, and that would
 // show only at attestation, as a measurement failure.
 func checkBzImage(path string) error {
-	f, err := infile.Open("kernel", path)
+	k, err := readKernelHead(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	var h [0x208]byte
-	n, err := io.ReadFull(f, h[:])
+	return k.checkBzImage()
+}
+
+// checkBzImage is checkBzImage of the kernel k was read from.
+func (k kernelHead) checkBzImage() error {
+	h := k.head
 	const fix = "give the kernel's compressed image, the vmlinuz that /boot or the kernel package holds"
 	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%d bytes, too short for a Linux kernel's boot header: not a bzImage (%s)", n, fix)
-	case err != nil:
-		return err
+	case len(h) < 0x208:
+		return fmt.Errorf("%d bytes, too short for a Linux kernel's boot header: not a bzImage (%s)", len(h), fix)
 	case bytes.Equal(h[:4], []byte("\x7fELF")):
 		return fmt.Errorf("an ELF file (an uncompressed vmlinux?), not a bzImage: QEMU's measured direct boot (kernel-hashes=on) needs a bzImage (%s)", fix)
 	case string(h[0x202:0x206]) != "HdrS":
@@ -102,12 +160,8 @@ func checkBzImage(path string) error {
 			setup = 4
 		}
 		want := (setup+1)*512 + int64(binary.LittleEndian.Uint32(h[0x1f4:]))*16
-		fi, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		if fi.Size() < want {
-			return fmt.Errorf("%d bytes, but its boot header says %d: a truncated bzImage (%s)", fi.Size(), want, fix)
+		if k.size < want {
+			return fmt.Errorf("%d bytes, but its boot header says %d: a truncated bzImage (%s)", k.size, want, fix)
 		}
 	}
 	return nil
@@ -118,27 +172,33 @@ func checkBzImage(path string) error {
 // e.g. "6.1.0-57-amd64"), or "" when it names none (boot protocol before
 // 2.00, no pointer, no string where it points).
 func bzImageRelease(path string) (string, error) {
-	f, err := infile.Open("kernel", path)
+	k, err := readKernelHead(path)
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
-	var h [0x210]byte
-	if _, err := io.ReadFull(f, h[:]); err != nil || string(h[0x202:0x206]) != "HdrS" || binary.LittleEndian.Uint16(h[0x206:]) < 0x200 {
-		return "", nil
+	return k.release(), nil
+}
+
+// release is bzImageRelease of the kernel k was read from.
+func (k kernelHead) release() string {
+	h := k.head
+	if len(h) < 0x210 || string(h[0x202:0x206]) != "HdrS" || binary.LittleEndian.Uint16(h[0x206:]) < 0x200 {
+		return ""
 	}
 	off := binary.LittleEndian.Uint16(h[0x20e:])
 	if off == 0 {
-		return "", nil
+		return ""
 	}
-	var v [256]byte
-	n, _ := f.ReadAt(v[:], int64(off)+0x200)
-	s, _, _ := strings.Cut(string(v[:n]), "\x00")
+	var v []byte
+	if at := int(off) + 0x200; at < len(h) {
+		v = h[at:min(at+256, len(h))]
+	}
+	s, _, _ := strings.Cut(string(v), "\x00")
 	rel, _, _ := strings.Cut(s, " ")
 	// The image's own bytes, printed in messages: quoted when not
 	// printable (a terminal would run their control sequences); no
 	// module tree's release is, so a comparison still fails.
-	return printable.Quote(rel), nil
+	return printable.Quote(rel)
 }
 
 // checkKernelRelease refuses kernel modules of another release than the
@@ -151,13 +211,22 @@ func checkKernelRelease(kernelPath, what string, releases ...string) error {
 	if len(releases) == 0 {
 		return nil
 	}
-	rel, err := bzImageRelease(kernelPath)
-	if err != nil || rel == "" {
-		return err // a kernel that names no release: nothing to compare
+	k, err := readKernelHead(kernelPath)
+	if err != nil {
+		return err
+	}
+	return k.checkRelease(what, releases...)
+}
+
+// checkRelease is checkKernelRelease of the kernel k was read from.
+func (k kernelHead) checkRelease(what string, releases ...string) error {
+	rel := k.release()
+	if rel == "" {
+		return nil // a kernel that names no release: nothing to compare
 	}
 	for _, r := range releases {
 		if r != rel {
-			return fmt.Errorf("--kernel %s is kernel release %s (its boot header), but %s holds modules built for release %s: modules of another release do not load, so the guest would stop at the first one; give the modules from the same kernel package as the kernel", kernelPath, rel, what, printable.Quote(r))
+			return fmt.Errorf("--kernel %s is kernel release %s (its boot header), but %s holds modules built for release %s: modules of another release do not load, so the guest would stop at the first one; give the modules from the same kernel package as the kernel", k.path, rel, what, printable.Quote(r))
 		}
 	}
 	return nil

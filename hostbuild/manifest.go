@@ -91,9 +91,6 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "hostbuild manifest: %v\n", err)
 		return exitFail
 	}
-	// Measured all the same, as sev-snp-measure would (the measurement
-	// only hashes the file), but QEMU boots no such launch.
-	warnNotBzImage(stderr, "manifest", *kernel, "its measurements will match no launch QEMU makes with kernel-hashes=on")
 	if err := checkOutput("-o", *out, inputsOf(g)...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild manifest: %v\n", err)
 		return exitFail
@@ -107,15 +104,17 @@ func runManifest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	warnUnverifiable(stderr, "manifest", g.VCPUTypes)
 	warnAlike(stderr, "manifest", g.VMMType, g.VCPUTypes)
-	warnOVMFLaunch(stderr, "manifest", g.OVMF)
 	warnDebugPolicy(stderr, "manifest", g.GuestPolicy)
 	feat, err := parseGuestFeatures(*features)
 	if err != nil {
 		return usageFail("%v", err)
 	}
 	g.GuestFeatures = feat
-	warnDebugSwapKernel(stderr, "manifest", *kernel, feat)
-	m, code := writeManifest(ctx, "manifest", *out, g, stderr)
+	// The OVMF and the kernel are warned of as the measurement reads
+	// them; a kernel that is no bzImage is measured all the same, as
+	// sev-snp-measure would (the measurement only hashes the file), but
+	// QEMU boots no such launch.
+	m, code := writeManifest(ctx, "manifest", *out, g, "its measurements will match no launch QEMU makes with kernel-hashes=on", stderr)
 	if code != exitOK {
 		return code
 	}
@@ -157,18 +156,30 @@ func warnUnverifiable(stderr io.Writer, cmd string, types []string) {
 	}
 }
 
-// warnOVMFLaunch warns of an OVMF image that can be measured but that
+// warnOVMFImage warns of an OVMF image that can be measured but that
 // QEMU cannot start an SEV-SNP guest on (ovmf.Image.CheckLaunch): the
 // manifest is written, for a measurement-only stand-in such as the demo's,
 // but no launch will match it with this file.
-func warnOVMFLaunch(stderr io.Writer, cmd, path string) {
-	im, err := ovmf.ParseFile(path)
-	if err != nil {
-		return // the measurement reports it
+// im is the image as the measurement parsed it (nil: none, nothing to say).
+func warnOVMFImage(stderr io.Writer, cmd, path string, im *ovmf.Image) {
+	if im == nil {
+		return
 	}
 	if err := im.CheckLaunch(); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: warning: --ovmf %s: %v; run cannot launch it\n", cmd, path, err)
 	}
+}
+
+// warnMeasured gives, for cmd, the warnings about the OVMF and the kernel
+// a manifest is written for, from what its measurement read of them (in):
+// the files whose hashes it records, even if another file was renamed over
+// a path meanwhile. notBzImage says what follows from a kernel that is no
+// bzImage.
+func warnMeasured(stderr io.Writer, cmd string, in measure.Inputs, features uint64, notBzImage string) {
+	k := measuredKernel(in)
+	k.warnNotBzImage(stderr, cmd, notBzImage)
+	warnOVMFImage(stderr, cmd, in.OVMF.Path, in.OVMFImage)
+	k.warnDebugSwap(stderr, cmd, features)
 }
 
 // warnAlike warns of vCPU types of the matrix that give the same
@@ -225,10 +236,19 @@ func warnDebugSwapKernel(stderr io.Writer, cmd, kernelPath string, features uint
 	if features&(1<<5) == 0 {
 		return
 	}
-	rel, err := bzImageRelease(kernelPath)
+	k, err := readKernelHead(kernelPath)
 	if err != nil {
 		return
 	}
+	k.warnDebugSwap(stderr, cmd, features)
+}
+
+// warnDebugSwap is warnDebugSwapKernel of the kernel k was read from.
+func (k kernelHead) warnDebugSwap(stderr io.Writer, cmd string, features uint64) {
+	if features&(1<<5) == 0 {
+		return
+	}
+	rel, kernelPath := k.release(), k.path
 	var major, minor int
 	if n, _ := fmt.Sscanf(rel, "%d.%d", &major, &minor); n != 2 || !olderKernel([2]int{major, minor}, debugSwapKernel) {
 		return

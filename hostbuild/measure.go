@@ -170,7 +170,6 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			return usageFail("--append: %v", err)
 		}
 		warnCmdline(stderr, "measure", "--append", o.Append)
-		warnNotBzImage(stderr, "measure", o.Kernel, "the manifest's measurement will match no launch QEMU makes with kernel-hashes=on")
 		g, err := mf.options(set)
 		if err != nil {
 			return usageFail("%v", err)
@@ -179,10 +178,10 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		g.VCPUs, g.VCPUTypes = []int{o.VCPUs}, []string{o.VCPUType}
 		g.VMMType, g.GuestFeatures = o.VMMType, o.GuestFeatures
 		// The warnings 'hostbuild manifest' gives for the same settings.
+		// (Those of the OVMF and the kernel come from the manifest's
+		// reading of them: writeManifest.)
 		warnUnverifiable(stderr, "measure", g.VCPUTypes)
-		warnOVMFLaunch(stderr, "measure", g.OVMF)
 		warnDebugPolicy(stderr, "measure", g.GuestPolicy)
-		warnDebugSwapKernel(stderr, "measure", o.Kernel, g.GuestFeatures)
 		// --json's steps come from a reading of their own, made first, so
 		// that an interruption cannot leave a new manifest behind an
 		// "interrupted"; the two readings are compared before the
@@ -194,7 +193,7 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			measureComputed()
 		}
 		var d []byte // the manifest holds exactly this measurement
-		_, code := writeManifest(ctx, "measure", *manifestPath, g, stderr, func(m *manifest.Manifest) error {
+		_, code := writeManifest(ctx, "measure", *manifestPath, g, "the manifest's measurement will match no launch QEMU makes with kernel-hashes=on", stderr, func(m *manifest.Manifest) error {
 			var err error
 			if d, err = hex.DecodeString(m.Measurements[0].Measurement); err != nil || len(d) != len(res.Digest) {
 				return fmt.Errorf("manifest measurement %q is malformed", m.Measurements[0].Measurement)
@@ -393,14 +392,17 @@ func generateExit(err error) int {
 
 // writeManifest generates a manifest and writes it atomically to path,
 // unless one of checks refuses it (its error printed, nothing written).
-func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOptions, stderr io.Writer, checks ...func(*manifest.Manifest) error) (*manifest.Manifest, int) {
-	m, err := manifest.Generate(ctx, g)
+// The warnings about its OVMF and kernel (warnMeasured: notBzImage says
+// what a kernel that is no bzImage means) are of the bytes measured.
+func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOptions, notBzImage string, stderr io.Writer, checks ...func(*manifest.Manifest) error) (*manifest.Manifest, int) {
+	m, in, err := manifest.GenerateInputs(ctx, g)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v%s\n", cmd, err, ifInterrupted(err, path+" was not written (left as it was)"))
 		return nil, generateExit(err)
 	}
 	manifestGenerated()
-	if err := checkContents(ctx, g.Initrd, g.Payload, g.Init, g.Kernel, m, func(w string) { fmt.Fprintf(stderr, "hostbuild %s: warning: %s\n", cmd, w) }); err != nil {
+	warnMeasured(stderr, cmd, in, g.GuestFeatures, notBzImage)
+	if err := checkContents(ctx, g.Initrd, g.Payload, g.Init, measuredKernel(in), m, func(w string) { fmt.Fprintf(stderr, "hostbuild %s: warning: %s\n", cmd, w) }); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v%s\n", cmd, err, ifInterrupted(err, path+" was not written (left as it was)"))
 		return nil, exitFail
 	}
@@ -431,21 +433,22 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 // its operator's files are recorded in m; one without (another builder's,
 // the seed's) is recorded by its bytes alone. The kernel modules in an
 // initrd with a content list (pack names their folder by their vermagic)
-// must be kernelPath's release.
+// must be the release of kernel (the kernel m records, as its measurement
+// read it; none given: not checked).
 // It stops with ctx's cause once ctx is done.
 //
 // warn gets a broken archive that is recorded all the same: a newc stream
 // cut short or malformed (an interrupted copy?), which the kernel unpacks
 // as far as it can and boots on.
-func checkContents(ctx context.Context, initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest, warn func(string)) error {
-	_, err := checkContentsEpoch(ctx, initrdPath, payloadPath, initPath, kernelPath, m, warn)
+func checkContents(ctx context.Context, initrdPath, payloadPath, initPath string, kernel kernelHead, m *manifest.Manifest, warn func(string)) error {
+	_, err := checkContentsEpoch(ctx, initrdPath, payloadPath, initPath, kernel, m, warn)
 	return err
 }
 
 // checkContentsEpoch is checkContents that also says whether the initrd
 // states its SOURCE_DATE_EPOCH (a content list, and one mtime for every
 // entry, as pack writes them), which m then records.
-func checkContentsEpoch(ctx context.Context, initrdPath, payloadPath, initPath, kernelPath string, m *manifest.Manifest, warn func(string)) (epochStated bool, err error) {
+func checkContentsEpoch(ctx context.Context, initrdPath, payloadPath, initPath string, kernel kernelHead, m *manifest.Manifest, warn func(string)) (epochStated bool, err error) {
 	p, in := m.Components.Payload, m.Components.Init
 	a, err := initrd.ReadFileContext(ctx, initrdPath)
 	if ctx.Err() != nil {
@@ -464,8 +467,8 @@ func checkContentsEpoch(ctx context.Context, initrdPath, payloadPath, initPath, 
 	if p == nil && in == nil && !a.HasContentList() {
 		return false, nil
 	}
-	if kernelPath != "" && a.HasContentList() {
-		if err := checkKernelRelease(kernelPath, "--initrd "+initrdPath, a.ModuleReleases()...); err != nil {
+	if a.HasContentList() {
+		if err := kernel.checkRelease("--initrd "+initrdPath, a.ModuleReleases()...); err != nil {
 			return epochStated, err
 		}
 	}

@@ -63,17 +63,14 @@ func mgPayloadManifest(initrdSum string, payload []byte, epoch int64) *manifest.
 // its bytes, its payload checked: the kernel modules it holds are not
 // compared with --kernel's release (only pack's initrds name their
 // modules' folder by the release they were packed for).
-// Mutant: measure.go checkContents `kernelPath != "" && a.HasContentList()`
-// -> `kernelPath != ""`.
+// Mutant: measure.go checkContents `a.HasContentList()` -> `true`.
 func TestContentsPlainInitrdModulesNotReleaseChecked(t *testing.T) {
 	payload := []byte("katana")
 	img, sum := mgPlainInitrd(t, 0, mgFile{"bin/", nil}, mgFile{"bin/katana", payload},
 		mgFile{"lib/", nil}, mgFile{"lib/modules/", nil}, mgFile{"lib/modules/9.9.9-other/", nil},
 		mgFile{"lib/modules/9.9.9-other/v.ko", []byte("module")})
-	kernel := filepath.Join(t.TempDir(), "vmlinuz")
-	if err := os.WriteFile(kernel, fakeBzImageRelease("6.1.0-t"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	kernel := kernelHead{path: "vmlinuz", head: fakeBzImageRelease("6.1.0-t")}
+	kernel.size = int64(len(kernel.head))
 	m := mgPayloadManifest(sum, payload, 0)
 	if err := checkContents(context.Background(), img, "katana", "", kernel, m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
 		t.Errorf("checkContents of an initrd without a content list: %v", err)
@@ -93,7 +90,7 @@ func TestContentsPlainInitrdEpochNotTaken(t *testing.T) {
 	img, sum := mgPlainInitrd(t, 1234, mgFile{"bin/", nil}, mgFile{"bin/katana", payload})
 	for _, epoch := range []int64{0, 5} {
 		m := mgPayloadManifest(sum, payload, epoch)
-		if err := checkContents(context.Background(), img, "katana", "", "", m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
+		if err := checkContents(context.Background(), img, "katana", "", kernelHead{}, m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
 			t.Errorf("epoch %d: checkContents: %v", epoch, err)
 		}
 		if m.SourceDateEpoch != epoch {
@@ -111,7 +108,7 @@ func TestContentsInitrdChangedWhileRead(t *testing.T) {
 	payload := []byte("katana")
 	img, _ := mgPlainInitrd(t, 0, mgFile{"bin/", nil}, mgFile{"bin/katana", payload})
 	m := mgPayloadManifest(strings.Repeat("ab", 32), payload, 0)
-	err := checkContents(context.Background(), img, "katana", "", "", m, func(string) {})
+	err := checkContents(context.Background(), img, "katana", "", kernelHead{}, m, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "changed while it was read") {
 		t.Errorf("checkContents with another initrd SHA-256 recorded: %v; want a refusal", err)
 	}
@@ -128,7 +125,7 @@ func TestContentsInitAloneUnknownPayload(t *testing.T) {
 	m := &manifest.Manifest{}
 	m.Components.Initrd = manifest.File{SHA256: sum}
 	m.Components.Init = &manifest.File{Name: "guestinit", Size: int64(len(initBin)), SHA256: hex.EncodeToString(s[:])}
-	err := checkContents(context.Background(), img, "", "guestinit", "", m, func(string) {})
+	err := checkContents(context.Background(), img, "", "guestinit", kernelHead{}, m, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "--init guestinit cannot be checked against --initrd "+img) {
 		t.Errorf("checkContents, --init alone, a \"..\" entry: %v; want --init named as what cannot be checked", err)
 	}
@@ -141,7 +138,7 @@ func TestContentsNoPayloadInInitrd(t *testing.T) {
 	payload := []byte("katana")
 	img, sum := mgPlainInitrd(t, 0, mgFile{"bin/", nil}, mgFile{"bin/other", payload})
 	m := mgPayloadManifest(sum, payload, 0)
-	err := checkContents(context.Background(), img, "katana", "", "", m, func(string) {})
+	err := checkContents(context.Background(), img, "katana", "", kernelHead{}, m, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "--payload katana cannot be checked against --initrd "+img+": it holds no payload") {
 		t.Errorf("checkContents, an initrd without a payload: %v; want a refusal saying it holds none", err)
 	}
@@ -157,7 +154,7 @@ func TestContentsInitNotAFile(t *testing.T) {
 	m := &manifest.Manifest{}
 	m.Components.Initrd = manifest.File{SHA256: sum}
 	m.Components.Init = &manifest.File{Name: "guestinit", Size: int64(len(initBin)), SHA256: hex.EncodeToString(s[:])}
-	err := checkContents(context.Background(), img, "", "guestinit", "", m, func(string) {})
+	err := checkContents(context.Background(), img, "", "guestinit", kernelHead{}, m, func(string) {})
 	if err == nil || !strings.Contains(err.Error(), "it has no /init file") {
 		t.Errorf("checkContents, /init a folder: %v; want \"it has no /init file\"", err)
 	}
@@ -193,7 +190,7 @@ func TestContentsOperatorFilesRecorded(t *testing.T) {
 		s := sha256.Sum256(b)
 		m := &manifest.Manifest{Schema: manifest.Schema}
 		m.Components.Initrd = manifest.File{Name: "i.img", Size: int64(len(b)), SHA256: hex.EncodeToString(s[:])}
-		if err := checkContents(context.Background(), img, "", "", "", m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
+		if err := checkContents(context.Background(), img, "", "", kernelHead{}, m, func(w string) { t.Errorf("warning: %s", w) }); err != nil {
 			t.Fatalf("pack %q: checkContents: %v", tc.args, err)
 		}
 		j, err := manifest.Marshal(m)

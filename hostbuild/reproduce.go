@@ -105,13 +105,13 @@ func runReproduce(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return exitFail
 	}
 	fmt.Fprintf(stderr, "hostbuild reproduce: measuring %d configurations of %s from the files\n", len(m.Measurements), *mpath)
-	again, err := manifest.Generate(ctx, g)
+	again, in, err := manifest.GenerateInputs(ctx, g)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail
 	}
 	manifestGenerated()
-	epochStated, err := checkContentsEpoch(ctx, g.Initrd, g.Payload, g.Init, g.Kernel, again, func(w string) { fmt.Fprintf(stderr, "hostbuild reproduce: warning: %s\n", w) })
+	epochStated, err := checkContentsEpoch(ctx, g.Initrd, g.Payload, g.Init, measuredKernel(in), again, func(w string) { fmt.Fprintf(stderr, "hostbuild reproduce: warning: %s\n", w) })
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild reproduce: %v\n", err)
 		return exitFail

@@ -65,9 +65,19 @@ func invalid(format string, args ...any) error {
 // Generate measures every combination of o.VCPUs × o.VCPUTypes and hashes
 // the components. The OVMF, kernel and initrd are read once.
 func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
+	m, _, err := GenerateInputs(ctx, o)
+	return m, err
+}
+
+// GenerateInputs is Generate that also returns what the measurement read
+// of the OVMF, kernel and initrd (measure.Inputs: the firmware image as
+// parsed, the kernel's boot header): a check of those files that the
+// manifest's hashes must cover looks at these, not at the paths again.
+func GenerateInputs(ctx context.Context, o GenerateOptions) (*Manifest, measure.Inputs, error) {
+	var none measure.Inputs
 	o, err := o.withDefaults()
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 
 	// The payload and init are hashed while the matrix is computed.
@@ -98,11 +108,11 @@ func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
 
 	entries, in, err := measure.Matrix(ctx, o.measureOptions(), o.VCPUs, o.VCPUTypes)
 	if err != nil {
-		return nil, err
+		return nil, none, err
 	}
 	ex := <-extraC
 	if ex.err != nil {
-		return nil, ex.err
+		return nil, none, ex.err
 	}
 	m := &Manifest{
 		Schema:          Schema,
@@ -131,9 +141,9 @@ func Generate(ctx context.Context, o GenerateOptions) (*Manifest, error) {
 	}
 	m.normalize()
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("generated manifest: %w", err)
+		return nil, none, fmt.Errorf("generated manifest: %w", err)
 	}
-	return m, nil
+	return m, in, nil
 }
 
 // Check runs the checks of Generate that read neither the kernel, the

@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 
@@ -69,7 +68,22 @@ type Inputs struct {
 	Kernel        *Input `json:"kernel,omitempty"`
 	Initrd        *Input `json:"initrd,omitempty"`
 	CmdlineSHA256 string `json:"cmdline_sha256,omitempty"` // SHA-256(append ‖ NUL), with a kernel
+
+	// What a caller checks of the files measured, read from the bytes
+	// hashed (a check that opened the path again could read another
+	// file, renamed over it meanwhile):
+	// OVMFImage is the firmware image as parsed for the measurement;
+	// KernelHead is the kernel's first KernelHeadSize bytes (all of a
+	// shorter one), nil for the null device.
+	OVMFImage  *ovmf.Image `json:"-"`
+	KernelHead []byte      `json:"-"`
 }
+
+// KernelHeadSize is how much of the kernel Inputs.KernelHead holds: the
+// bzImage boot header (in the first 0x210 bytes) and the version string
+// its kernel_version field points to (at most 0x200 + 0xffff, plus
+// room for the string).
+const KernelHeadSize = 0x200 + 0x10000 + 0x100
 
 // Step is the digest after one stage of the measurement.
 type Step struct {
@@ -285,9 +299,10 @@ func (p *prepared) finish(n int, vcpuType string, sig uint32) Result {
 }
 
 type fileHash struct {
-	in  Input
-	sum [32]byte
-	err error
+	in   Input
+	sum  [32]byte
+	head []byte // the first bytes hashed, up to the bound hashFile was given
+	err  error
 }
 
 // hashFile streams path through SHA-256.
@@ -295,7 +310,9 @@ type fileHash struct {
 // open would wait for a writer for ever), except the null device: it is an
 // empty file here, as in sev-snp-measure (whose tests measure --kernel
 // /dev/null --initrd /dev/null). Any size is fine, as the file is streamed.
-func hashFile(ctx context.Context, what, path string) fileHash {
+// The first head bytes hashed are kept (fileHash.head; nil for the null
+// device).
+func hashFile(ctx context.Context, what, path string, head int) fileHash {
 	f, err := infile.Open(what, path)
 	if err != nil {
 		var nr *infile.NotRegularError
@@ -307,18 +324,29 @@ func hashFile(ctx context.Context, what, path string) fileHash {
 	}
 	defer f.Close()
 	h := sha256.New()
-	n, err := copyCtx(ctx, h, f)
+	kept := &headWriter{b: make([]byte, 0, head)}
+	n, err := copyCtx(ctx, io.MultiWriter(h, kept), f)
 	if err != nil {
 		return fileHash{err: fmt.Errorf("reading %s %s: %w", what, path, err)}
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
-	return fileHash{in: Input{Path: path, Size: n, SHA256: hex.EncodeToString(sum[:])}, sum: sum}
+	return fileHash{in: Input{Path: path, Size: n, SHA256: hex.EncodeToString(sum[:])}, sum: sum, head: kept.b}
+}
+
+// headWriter keeps the first cap(b) bytes written to it.
+type headWriter struct{ b []byte }
+
+func (w *headWriter) Write(p []byte) (int, error) {
+	if room := cap(w.b) - len(w.b); room > 0 {
+		w.b = append(w.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
 }
 
 const chunkSize = 1 << 20
 
-func copyCtx(ctx context.Context, w hash.Hash, r io.Reader) (int64, error) {
+func copyCtx(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
 	buf := make([]byte, chunkSize)
 	var total int64
 	for {
@@ -431,17 +459,17 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 		return nil, err
 	}
 	defer f.Close()
-	p.img = img
+	p.img, p.inputs.OVMFImage = img, img
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var kernelC, initrdC chan fileHash
 	if o.Kernel != "" {
 		kernelC = make(chan fileHash, 1)
-		go func() { kernelC <- hashFile(ctx, "kernel", o.Kernel) }()
+		go func() { kernelC <- hashFile(ctx, "kernel", o.Kernel, KernelHeadSize) }()
 		if o.Initrd != "" {
 			initrdC = make(chan fileHash, 1)
-			go func() { initrdC <- hashFile(ctx, "initrd", o.Initrd) }()
+			go func() { initrdC <- hashFile(ctx, "initrd", o.Initrd, 0) }()
 		}
 	}
 
@@ -486,7 +514,7 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 		if k.err != nil {
 			return nil, k.err
 		}
-		p.inputs.Kernel = &k.in
+		p.inputs.Kernel, p.inputs.KernelHead = &k.in, k.head
 		initrdSum := sha256.Sum256(nil)
 		if initrdC != nil {
 			i := <-initrdC

@@ -310,7 +310,16 @@ func TestComputeResult(t *testing.T) {
 	if r.Hex() != want {
 		t.Errorf("digest %s, want %s", r.Hex(), want)
 	}
+	// What the checks of the measured files read: the image as parsed
+	// and the kernel's start, from the measurement's own reading.
 	gotInputs := r.Inputs
+	if gotInputs.OVMFImage == nil || gotInputs.OVMFImage.Size != 4096 || gotInputs.OVMFImage.HashTable == nil {
+		t.Errorf("OVMFImage %+v, want the fixture's image as parsed", gotInputs.OVMFImage)
+	}
+	if !bytes.Equal(gotInputs.KernelHead, bytes.Repeat([]byte{'k'}, KernelHeadSize)) {
+		t.Errorf("KernelHead: %d bytes, want the kernel's first %d", len(gotInputs.KernelHead), KernelHeadSize)
+	}
+	gotInputs.OVMFImage, gotInputs.KernelHead = nil, nil
 	wantInputs := Inputs{
 		OVMF:          Input{Path: f.amdsev, Size: 4096, SHA256: "8f765dfabc127fc0a938a0744a3103ec15864d7d794eb4c398aa976b6d6ab16c"},
 		Kernel:        &Input{Path: f.kernel, Size: 1_000_000, SHA256: "7eab2f295cd4dce0cc490ca925b6ea40e4e63a0d1dc9e89ba92c111f8ff3ea0f"},
