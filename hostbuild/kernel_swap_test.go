@@ -203,3 +203,49 @@ func TestBuildChecksMeasuredKernelAndOVMF(t *testing.T) {
 		})
 	}
 }
+
+// run and libvirt warn of a kernel that is no bzImage, and run of
+// DebugSwap with a kernel older than 6.6: of the kernel the launch boots,
+// the copy checked against the manifest. They read the path on their own,
+// before that check: with another file there then (replaced before the
+// check), the kernel launched was never looked at, and the warning (or
+// its absence) was about a file that does not boot.
+func TestLaunchWarnsOfCheckedKernel(t *testing.T) {
+	f := newRunFixture(t)
+	elf := append([]byte("\x7fELF"), bytes.Repeat([]byte{'v'}, 0x400)...)
+	k61 := fakeBzImageRelease("6.1.0-57-amd64")
+	kernel := filepath.Join(f.dir, "kernel")
+	for _, tc := range []struct {
+		name           string
+		measured       []byte // what the manifest records, renamed over the path before the check
+		features, want string
+	}{
+		{"not a bzImage", elf, "0x1", "an ELF file (an uncompressed vmlinux?), not a bzImage"},
+		{"DebugSwap with Linux 6.1", k61, "0x21", "ask for DebugSwap, but --kernel " + kernel + " is Linux 6.1.0-57-amd64"},
+	} {
+		os.WriteFile(kernel, tc.measured, 0o644)
+		m := filepath.Join(f.dir, "m.json")
+		if _, stderr, code := runHB(t, "manifest", "--ovmf", f.ovmf, "--kernel", kernel, "--initrd", f.initrd, "--cmdline", runFixtureCmdline,
+			"--vcpus", "1", "--vcpu-type", "EPYC-v4", "--guest-features", tc.features, "-o", m); code != exitOK {
+			t.Fatalf("manifest: exit %d\n%s", code, stderr)
+		}
+		for _, args := range [][]string{
+			{"run", "--dry-run", "--ovmf", f.ovmf, "--cid", "3"},
+			{"libvirt", "--ovmf", f.ovmf, "--cid", "3", "-o", filepath.Join(t.TempDir(), "d.xml")},
+		} {
+			if args[0] == "libvirt" && tc.features != "0x1" {
+				continue // libvirt does not ask for DebugSwap
+			}
+			t.Run(tc.name+"/"+args[0], func(t *testing.T) {
+				// Before the check, the path holds a 6.12 bzImage.
+				os.WriteFile(kernel, fakeBzImageRelease("6.12.0-t"), 0o644)
+				launchPreparing = func() { replaceFile(t, kernel, tc.measured) }
+				defer func() { launchPreparing = func() {} }()
+				_, stderr, code := runHB(t, append(args, "--manifest", m, "--kernel", kernel, "--initrd", f.initrd)...)
+				if code != exitOK || !strings.Contains(stderr, tc.want) {
+					t.Errorf("exit %d, stderr:\n%s\nwant exit 0 and a warning %q about the kernel checked", code, stderr, tc.want)
+				}
+			})
+		}
+	}
+}

@@ -115,7 +115,6 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if pol, err := m.GuestPolicyValue(); err == nil {
 		warnDebugPolicy(stderr, "libvirt", pol)
 	}
-	warnNotBzImage(stderr, "libvirt", o.Kernel, "the domain will not boot it as a kernel (--kernel and --initrd swapped?)")
 	// libvirt opens the serial log at its path when the domain starts.
 	err = checkOutput("-o", *out, launchInputs(*o)...)
 	if err == nil {
@@ -141,8 +140,12 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		return exitFail
 	}
+	const notBzImage = "the domain will not boot it as a kernel (--kernel and --initrd swapped?)"
+	launchPreparing()
 	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
+		// No domain: the file at the path is what the refusal is about.
+		warnNotBzImage(stderr, "libvirt", o.Kernel, notBzImage)
 		var nf *launch.NeedFlag
 		if errors.As(err, &nf) {
 			return usageFail("%v", nf)
@@ -155,6 +158,11 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		}
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		return exitFail
+	}
+	// Of the kernel checked (libvirt opens the path again when the
+	// domain starts: the reopenHint below).
+	if k, err := readKernelHeadFile(o.Kernel, plan.Kernel()); err == nil {
+		k.warnNotBzImage(stderr, "libvirt", notBzImage)
 	}
 	plan.Close() // libvirt opens the paths itself
 	for _, w := range plan.Warnings {

@@ -156,10 +156,6 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if pol, err := m.GuestPolicyValue(); err == nil && !o.Plain {
 		warnDebugPolicy(stderr, "run", pol)
 	}
-	if feat, err := m.GuestFeaturesValue(); err == nil && !o.Plain {
-		warnDebugSwapKernel(stderr, "run", o.Kernel, feat)
-	}
-	warnNotBzImage(stderr, "run", o.Kernel, "QEMU will not boot it as a kernel (--kernel and --initrd swapped?)")
 	if err := checkOpenedOutput("--serial-log", o.SerialLog, launchInputs(*o)...); err != nil {
 		fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 		return exitFail
@@ -202,8 +198,13 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	const notBzImage = "QEMU will not boot it as a kernel (--kernel and --initrd swapped?)"
+	launchPreparing()
 	plan, err := launch.Prepare(ctx, *o)
 	if err != nil {
+		// Nothing boots: the file at the path is what the refusal is
+		// about (a kernel that is no bzImage: the initrd?).
+		warnNotBzImage(stderr, "run", o.Kernel, notBzImage)
 		var nf *launch.NeedFlag
 		if errors.As(err, &nf) {
 			return usageFail("%v", nf)
@@ -217,6 +218,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// The checked files stay open until QEMU has inherited them.
 	defer plan.Close()
+	// Of the kernel QEMU boots, the copy checked: the path may hold
+	// another file by now.
+	if k, err := readKernelHeadFile(o.Kernel, plan.Kernel()); err == nil {
+		if feat, err := m.GuestFeaturesValue(); err == nil && !o.Plain {
+			k.warnDebugSwap(stderr, "run", feat)
+		}
+		k.warnNotBzImage(stderr, "run", notBzImage)
+	}
 	for _, w := range plan.Warnings {
 		fmt.Fprintf(stderr, "hostbuild run: warning: %s\n", w)
 	}
@@ -591,3 +600,7 @@ func parseMemory(s string) (int, error) {
 	}
 	return n * mult, nil
 }
+
+// launchPreparing runs in run and libvirt just before the files are
+// checked against the manifest: a test seam (a file replaced there).
+var launchPreparing = func() {}

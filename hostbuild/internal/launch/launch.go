@@ -555,6 +555,11 @@ type rewrittenError struct {
 func (e *rewrittenError) Error() string { return e.msg }
 func (e *rewrittenError) Unwrap() error { return e.err }
 
+// Kernel is the kernel as checked (the sealed copy that was hashed and
+// that QEMU boots), for checks of its own; nil once the plan is closed.
+// Read it at offsets (ReadAt): QEMU opens its own description of it.
+func (p *Plan) Kernel() *os.File { return p.kernel }
+
 // Close closes the plan's files. QEMU keeps its own copies once started.
 func (p *Plan) Close() error {
 	var errs []error
