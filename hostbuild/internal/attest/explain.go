@@ -74,6 +74,9 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		return nil, ErrExplainNeedsFiles
 	}
 	ex := &Explanation{}
+	// The files' hashes, as compared with the manifest's: every variant
+	// is measured from the paths again, and must have read these bytes.
+	hashed := map[string]string{}
 	for _, f := range []struct {
 		what, path string
 		want       manifest.File
@@ -82,6 +85,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("explain: %w", err)
 		}
+		hashed[f.what] = got
 		if got != f.want.SHA256 {
 			ex.Files = append(ex.Files, fmt.Sprintf("%s %s has SHA-256 %s, the manifest says %s", f.what, f.path, got, f.want.SHA256))
 		}
@@ -153,9 +157,18 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 	variants = append(variants, variant{"firmware only", "firmware only (no kernel hashes: the host booted without kernel-hashes=on or without -kernel)", fw})
 
 	for i, v := range variants {
-		entries, _, err := measure.Matrix(ctx, v.opts, counts, types)
+		explainMeasuring()
+		entries, in, err := measure.Matrix(ctx, v.opts, counts, types)
 		if err != nil {
 			return nil, fmt.Errorf("explain: %s: %w", v.desc, err)
+		}
+		for _, r := range []struct {
+			what, path string
+			in         *measure.Input
+		}{{"OVMF", o.OVMF, &in.OVMF}, {"kernel", o.Kernel, in.Kernel}, {"initrd", o.Initrd, in.Initrd}} {
+			if r.in != nil && r.in.SHA256 != hashed[r.what] {
+				return nil, fmt.Errorf("explain: the %s %s changed while it was read (SHA-256 %s, then %s): nothing can be concluded; run again once nothing writes it", r.what, r.path, hashed[r.what], r.in.SHA256)
+			}
 		}
 		ex.Tried += len(entries)
 		var hits []measure.MatrixEntry
@@ -209,3 +222,7 @@ func Explain(ctx context.Context, o ExplainOptions) (*Explanation, error) {
 	}
 	return ex, nil
 }
+
+// explainMeasuring runs before each variant is measured: a test seam (a
+// file replaced there).
+var explainMeasuring = func() {}
