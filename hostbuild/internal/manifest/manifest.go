@@ -249,19 +249,30 @@ func HashOpenFile(ctx context.Context, what string, f *os.File) (*File, error) {
 	return &File{Name: filepath.Base(f.Name()), Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// hashInit hashes the init at path and reads its build information,
-// through one descriptor.
+// maxInit bounds the init hashInit reads: what a newc cpio entry holds.
+const maxInit = 1<<32 - 1
+
+// hashInit hashes the init at path and reads its build information from
+// one reading of it, held in memory (as pack holds it to write the
+// initrd): both are of the same bytes even if the path is replaced, or the
+// file written into, meanwhile.
 func hashInit(ctx context.Context, path string) (*File, *BuildInfo, error) {
 	f, err := infile.Open("init", path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer f.Close()
-	h, err := HashOpenFile(ctx, "init", f)
+	b, err := io.ReadAll(io.LimitReader(infile.ContextReader(ctx, f), maxInit+1))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("reading init %s: %w", f.Name(), err)
 	}
-	bi, err := readBuildInfo(f, path)
+	if len(b) > maxInit {
+		return nil, nil, fmt.Errorf("init %s is larger than 4 GiB, more than an initrd entry holds", path)
+	}
+	sum := sha256.Sum256(b)
+	h := &File{Name: filepath.Base(f.Name()), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
+	initHashed()
+	bi, err := readBuildInfo(bytes.NewReader(b), path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -282,7 +293,7 @@ func ReadBuildInfo(path string) (*BuildInfo, error) {
 
 // readBuildInfo reads the Go build information of f (at path), whatever
 // f's offset (it reads at offsets).
-func readBuildInfo(f *os.File, path string) (*BuildInfo, error) {
+func readBuildInfo(f io.ReaderAt, path string) (*BuildInfo, error) {
 	bi, err := buildinfo.Read(f)
 	if err != nil {
 		return nil, fmt.Errorf("reading Go build info of init %s (is it a Go binary built with module support?): %w", path, err)
@@ -697,3 +708,7 @@ func invalidUTF8At(b []byte) int {
 	}
 	return len(b)
 }
+
+// initHashed runs once the init is read and hashed, before its build
+// info is parsed: a test seam (the file written there).
+var initHashed = func() {}
