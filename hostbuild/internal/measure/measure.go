@@ -10,13 +10,13 @@
 package measure
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
@@ -189,11 +189,17 @@ func CheckMatrix(o Options, vcpus []int, vcpuTypes []string) error {
 	if err != nil {
 		return err
 	}
-	f, _, _, err := openOVMF(o, p.mode)
+	f, err := infile.Open("OVMF image", o.OVMF)
 	if err != nil {
 		return err
 	}
-	return f.Close()
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("reading OVMF image %s: %w", o.OVMF, err)
+	}
+	_, err = checkOVMF(o, p.mode, f, st.Size())
+	return err
 }
 
 // matrixSigs validates the vCPU counts and types of a matrix and returns
@@ -411,42 +417,64 @@ func checkOptions(o Options) (*prepared, []byte, error) {
 	return p, seed, nil
 }
 
-// openOVMF opens and parses the OVMF image and checks that it can be
-// measured for o in mode; the caller closes f.
-func openOVMF(o Options, mode string) (_ *os.File, _ int64, _ *ovmf.Image, err error) {
+// readOVMF reads the OVMF image once, whole (QEMU's -bios maps it whole:
+// a few MiB), parses it from those bytes and checks that it can be
+// measured for o in mode: the sections measured, the pages measured and
+// the SHA-256 recorded are of the same bytes, whatever is written into the
+// file meanwhile. The file is parsed and checked first, so that one that
+// cannot be measured (a large file that is no firmware) is refused before
+// it is read whole.
+func readOVMF(ctx context.Context, o Options, mode string) ([]byte, *ovmf.Image, error) {
 	// A FIFO is refused at once (infile.Open), not waited on for ever.
 	f, err := infile.Open("OVMF image", o.OVMF)
 	if err != nil {
-		return nil, 0, nil, err
+		return nil, nil, err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-		}
-	}()
+	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("reading OVMF image %s: %w", o.OVMF, err)
+		return nil, nil, fmt.Errorf("reading OVMF image %s: %w", o.OVMF, err)
 	}
-	size := st.Size()
-	img, err := ovmf.Parse(f, size)
+	if _, err := checkOVMF(o, mode, f, st.Size()); err != nil {
+		return nil, nil, err
+	}
+	// ovmf.Parse refuses an image larger than 4 GiB: a file grown past
+	// that is read no further.
+	b, err := io.ReadAll(infile.ContextReader(ctx, io.NewSectionReader(f, 0, 1<<32+1)))
+	if ctx.Err() != nil {
+		return nil, nil, context.Cause(ctx)
+	}
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("parsing OVMF image %s: %w", o.OVMF, err)
+		return nil, nil, fmt.Errorf("reading OVMF image %s: %w", o.OVMF, err)
+	}
+	img, err := checkOVMF(o, mode, bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, img, nil
+}
+
+// checkOVMF parses the OVMF image of size bytes that r reads and checks
+// that it can be measured for o in mode.
+func checkOVMF(o Options, mode string, r io.ReaderAt, size int64) (*ovmf.Image, error) {
+	img, err := ovmf.Parse(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("parsing OVMF image %s: %w", o.OVMF, err)
 	}
 	if size%pageSize != 0 {
-		return nil, 0, nil, fmt.Errorf("OVMF image %s is %d bytes, not a multiple of 4096: it cannot be mapped as flash pages", o.OVMF, size)
+		return nil, fmt.Errorf("OVMF image %s is %d bytes, not a multiple of 4096: it cannot be mapped as flash pages", o.OVMF, size)
 	}
 	if mode == ModeSNP {
 		if err := img.CheckSNP(); err != nil {
-			return nil, 0, nil, fmt.Errorf("OVMF image %s: %w", o.OVMF, err)
+			return nil, fmt.Errorf("OVMF image %s: %w", o.OVMF, err)
 		}
 		if o.Kernel != "" {
 			if err := img.CheckDirectBoot(); err != nil {
-				return nil, 0, nil, fmt.Errorf("OVMF image %s: kernel specified but %w", o.OVMF, err)
+				return nil, fmt.Errorf("OVMF image %s: kernel specified but %w", o.OVMF, err)
 			}
 		}
 	}
-	return f, size, img, nil
+	return img, nil
 }
 
 func prepare(ctx context.Context, o Options) (*prepared, error) {
@@ -454,12 +482,13 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, size, img, err := openOVMF(o, p.mode)
+	image, img, err := readOVMF(ctx, o, p.mode)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	size := int64(len(image))
 	p.img, p.inputs.OVMFImage = img, img
+	ovmfParsed()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -479,22 +508,18 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 		copy(p.g.ld[:], seed)
 	}
 	fh := sha256.New()
-	buf := make([]byte, chunkSize)
 	gpa := img.GPA()
 	var read int64
 	for read < size {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		n := int(min(int64(len(buf)), size-read))
-		if _, err := io.ReadFull(io.NewSectionReader(f, read, int64(n)), buf[:n]); err != nil {
-			return nil, fmt.Errorf("reading OVMF image %s: %w", o.OVMF, err)
-		}
-		fh.Write(buf[:n])
+		chunk := image[read:min(read+chunkSize, size)]
+		fh.Write(chunk)
 		if seed == nil {
-			p.g.normalPages(gpa+uint64(read), buf[:n])
+			p.g.normalPages(gpa+uint64(read), chunk)
 		}
-		read += int64(n)
+		read += int64(len(chunk))
 	}
 	var ovmfSum [32]byte
 	fh.Sum(ovmfSum[:0])
@@ -584,3 +609,7 @@ func prepare(ctx context.Context, o Options) (*prepared, error) {
 	}
 	return p, nil
 }
+
+// ovmfParsed runs once the OVMF image is read and parsed, before its
+// pages are measured: a test seam (the file written there).
+var ovmfParsed = func() {}
