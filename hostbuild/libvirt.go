@@ -38,9 +38,12 @@ them). Paths are written absolute; one through /proc (/dev/stdin,
 /dev/fd/N) is refused, as it names another file in libvirt's QEMU.
 
 libvirt cannot be handed the files that were checked: it opens the OVMF,
-kernel and initrd again by path each time the domain starts. The check
-holds only while those files stay as they are: keep them immutable (e.g.
-owned by root, read-only, in a folder only root can write to).
+kernel and initrd again by path each time the domain starts, following a
+symlink on the path as it is then (a /vmlinuz that a kernel upgrade
+points at the new kernel). The check holds only while those paths lead
+to the same files, unchanged: keep them immutable (e.g. owned by root,
+read-only, in a folder only root can write to), and name the files
+themselves rather than symlinks that something else moves.
 
 Stop the domain with 'virsh shutdown NAME' (the ACPI power button: a
 graceful stop) and give it the cmdline's katana.stop_timeout plus 30 s (at
@@ -184,7 +187,7 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprintf(stderr, "hostbuild libvirt: warning: %s\n", w)
 	}
 	stop, _ := stopBudget(m.Cmdline, 0)
-	reopenHint := "hostbuild libvirt: libvirt opens the OVMF, kernel and initrd again by path when the domain starts: the files checked here must not change (keep them root-owned and read-only)\n"
+	reopenHint := "hostbuild libvirt: libvirt opens the OVMF, kernel and initrd again by path when the domain starts: the files checked here, and any symlink on their paths, must not change (keep them root-owned and read-only)\n"
 	stopHint := reopenHint + fmt.Sprintf("hostbuild libvirt: stop it with 'virsh shutdown %s' and allow %v before 'virsh destroy %s' (katana.stop_timeout + 30 s; libvirt-guests' SHUTDOWN_TIMEOUT too)\n", *name, stop, *name)
 	if *out == "" {
 		stdout.Write(b)
