@@ -311,8 +311,8 @@ func ParseFile(path string) (*Image, error) {
 }
 
 // ParseFileDigest is ParseFile that also returns the SHA-256 of the file,
-// read through the same open file: a report of both names one file even
-// if the path is replaced meanwhile.
+// both from one reading of it (held in memory): a report of both names one
+// file even if the path is replaced, or the file written into, meanwhile.
 func ParseFileDigest(path string) (*Image, [sha256.Size]byte, error) {
 	return parseFile(path, true)
 }
@@ -336,11 +336,19 @@ func parseFile(path string, digest bool) (*Image, [sha256.Size]byte, error) {
 		return nil, sum, fmt.Errorf("parsing OVMF image %s: %w", path, err)
 	}
 	if digest {
-		h := sha256.New()
-		if _, err := io.Copy(h, io.NewSectionReader(f, 0, st.Size())); err != nil {
+		// Read once, whole, and parsed again from those bytes: the
+		// structure and the SHA-256 are of the same bytes even if the
+		// file is written into meanwhile. (Parsed from the file first: one
+		// larger than any image, or malformed, is refused unread.)
+		parsedForDigest()
+		b, err := io.ReadAll(io.NewSectionReader(f, 0, maxImageSize+1))
+		if err != nil {
 			return nil, sum, fmt.Errorf("reading OVMF image %s: %w", path, err)
 		}
-		h.Sum(sum[:0])
+		if im, err = ParseBytes(b); err != nil {
+			return nil, sum, fmt.Errorf("parsing OVMF image %s: %w", path, err)
+		}
+		sum = sha256.Sum256(b)
 	}
 	return im, sum, nil
 }
@@ -580,3 +588,7 @@ func checkOverlaps(secs []Section) error {
 }
 
 func (s Section) end() uint64 { return uint64(s.GPA) + uint64(s.Size) }
+
+// parsedForDigest runs in ParseFileDigest once the file is parsed, before
+// it is read whole: a test seam (the file written there).
+var parsedForDigest = func() {}
