@@ -25,12 +25,16 @@ CACHE       ?= .cache
 # something else would not silently name the build.
 # --dirty looks at tracked files only, but go builds every .go and .s file
 # in a package's folder, tracked or not (ignored ones too): such a file
-# also marks the version dirty (test files and testdata are not built).
+# also marks the version dirty. Not those go never builds: test files,
+# testdata and vendor folders (-mod=readonly, below), names that start
+# with "." or "_" (an editor's .#main.go), folders whose name starts with
+# "." (.cache).
 ifneq ($(origin VERSION),command line)
 GIT_HERE    := git -c safe.directory='$(CURDIR)'
 VERSION     := $(shell v=$$($(GIT_HERE) describe --always --abbrev=12 --dirty --exclude='*' 2>/dev/null) || v=dev; \
   case $$v in (dev|*-dirty) ;; (*) test -z "$$($(GIT_HERE) ls-files --others -- ':(glob)**/*.go' ':(glob)**/*.s' ':(glob)**/*.syso' \
-    ':(exclude,glob)**/*_test.go' ':(exclude,glob)**/testdata/**' 2>/dev/null | head -1)" || v=$$v-dirty ;; esac; echo $$v)
+    ':(exclude,glob)**/*_test.go' ':(exclude,glob)**/testdata/**' ':(exclude,glob)**/vendor/**' ':(exclude,glob)**/.*/**' \
+    ':(exclude,glob)**/[._]*.go' ':(exclude,glob)**/[._]*.s' ':(exclude,glob)**/[._]*.syso' 2>/dev/null | head -1)" || v=$$v-dirty ;; esac; echo $$v)
 endif
 SHARED      ?= $(abspath ../shared)
 export SHARED_DIR := $(SHARED)

@@ -116,3 +116,23 @@ func versionClone(t *testing.T) (clone string, git func(args ...string) string, 
 	}
 	return clone, git, version
 }
+
+// Untracked files go never builds do not mark VERSION dirty: a vendor
+// folder (`go mod vendor`, for an offline build: the Makefile builds with
+// -mod=readonly, from the modules go.sum pins, vendor folder or not), a
+// file whose name starts with "." or "_" (an editor's lock file, .#main.go),
+// or one in a folder whose name starts with "." (the .cache folder).
+func TestMakeVersionCleanWithFilesGoIgnores(t *testing.T) {
+	clone, _, version := versionClone(t)
+	clean := version()
+	if strings.HasSuffix(clean, "-dirty") {
+		t.Fatalf("VERSION of a fresh clone is %q", clean)
+	}
+	for _, f := range []string{"vendor/golang.org/x/sys/unix/asm_linux_amd64.s", "vendor/golang.org/x/sys/unix/syscall.go",
+		"guestinit/.#main.go", "guestinit/_scratch.go", ".cache/tool/main.go"} {
+		writeUntracked(t, filepath.Join(clone, f))
+		if v := version(); v != clean {
+			t.Errorf("with an untracked %s, which go does not build, VERSION is %q, want %q", f, v, clean)
+		}
+	}
+}
