@@ -16,6 +16,9 @@ endif
 GO          ?= go
 OUT         ?= out
 CACHE       ?= .cache
+# $(call sq,TEXT) is TEXT single-quoted for the shell, a quote in it
+# included (a checkout at /home/o'brien/snpboot).
+sq = '$(subst ','\'',$(1))'
 # A fixed abbreviation (not core.abbrev's) and safe.directory (a checkout
 # another user owns) so that the version, recorded in manifests, is the
 # same wherever this commit is built; no tag (--exclude='*'): a clone
@@ -30,7 +33,7 @@ CACHE       ?= .cache
 # with "." or "_" (an editor's .#main.go), folders whose name starts with
 # "." (.cache).
 ifneq ($(origin VERSION),command line)
-GIT_HERE    := git -c safe.directory='$(CURDIR)'
+GIT_HERE    := git -c safe.directory=$(call sq,$(CURDIR))
 VERSION     := $(shell v=$$($(GIT_HERE) describe --always --abbrev=12 --dirty --exclude='*' 2>/dev/null) || v=dev; \
   case $$v in (dev|*-dirty) ;; (*) test -z "$$($(GIT_HERE) ls-files --others -- ':(glob)**/*.go' ':(glob)**/*.s' ':(glob)**/*.syso' \
     ':(exclude,glob)**/*_test.go' ':(exclude,glob)**/testdata/**' ':(exclude,glob)**/vendor/**' ':(exclude,glob)**/.*/**' \
@@ -101,19 +104,19 @@ LIBVIRT_SCHEMAS = $(abspath $(CACHE)/qemu-snp)/usr/share/libvirt/schemas
 test: deps build kernel kernel-source ## run every test: unit, fuzz seeds, parity vectors, QEMU boot tests
 	@./qemu/fetch-qemu-snp.sh $(CACHE)/qemu-snp >/dev/null || echo "make test: no QEMU >= 9.1 fetched (see above): the tests that need one (TestSNPArgvAcceptedByQEMU, TestBootNewerQEMU, TestDoctorRealQEMU, a TestRunStartErrors case) use \$$SNPBOOT_QEMU_SNP if set, else skip"
 	$(GO) vet ./...
-	SNPBOOT_QEMU_SNP=$${SNPBOOT_QEMU_SNP:-$$(test -x '$(QEMU_SNP)' && echo '$(QEMU_SNP)')} SNPBOOT_QEMU_SNP_DATA=$${SNPBOOT_QEMU_SNP_DATA:-'$(abspath $(CACHE)/qemu-snp)/usr/share/qemu'} \
-	SNPBOOT_LIBVIRT_SCHEMAS=$${SNPBOOT_LIBVIRT_SCHEMAS:-$$(test -e '$(LIBVIRT_SCHEMAS)/domain.rng' && echo '$(LIBVIRT_SCHEMAS)')} \
-	KERNEL_SOURCE=$${KERNEL_SOURCE:-'$(abspath $(CACHE)/kernel-source)'} KERNEL_DIR='$(abspath $(CACHE)/kernel)' OUT_DIR='$(abspath $(OUT))' $(GO) test -count=1 -timeout 40m ./...
+	SNPBOOT_QEMU_SNP=$${SNPBOOT_QEMU_SNP:-$$(test -x $(call sq,$(QEMU_SNP)) && echo $(call sq,$(QEMU_SNP)))} SNPBOOT_QEMU_SNP_DATA=$${SNPBOOT_QEMU_SNP_DATA:-$(call sq,$(abspath $(CACHE)/qemu-snp)/usr/share/qemu)} \
+	SNPBOOT_LIBVIRT_SCHEMAS=$${SNPBOOT_LIBVIRT_SCHEMAS:-$$(test -e $(call sq,$(LIBVIRT_SCHEMAS)/domain.rng) && echo $(call sq,$(LIBVIRT_SCHEMAS)))} \
+	KERNEL_SOURCE=$${KERNEL_SOURCE:-$(call sq,$(abspath $(CACHE)/kernel-source))} KERNEL_DIR=$(call sq,$(abspath $(CACHE)/kernel)) OUT_DIR=$(call sq,$(abspath $(OUT))) $(GO) test -count=1 -timeout 40m ./...
 	@# PID 1 is concurrent (agent, supervisor, power, log queue, boot passes): the guest's packages and shared/ again under the race detector (~1.5 min).
-	KERNEL_SOURCE=$${KERNEL_SOURCE:-'$(abspath $(CACHE)/kernel-source)'} KERNEL_DIR='$(abspath $(CACHE)/kernel)' CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./guestinit/... ./shared/...
+	KERNEL_SOURCE=$${KERNEL_SOURCE:-$(call sq,$(abspath $(CACHE)/kernel-source))} KERNEL_DIR=$(call sq,$(abspath $(CACHE)/kernel)) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./guestinit/... ./shared/...
 	@# go test prints no skip reasons for passing packages: name the hardware tier's, and the QEMU 9.1 check's.
 	@if [ "$${SNPBOOT_SNP:-}" != 1 ]; then $(GO) test -count=1 -run '^TestSNPHardware$$' -v ./qemu/boottest | grep -E -- '--- SKIP|snp_test.go:' || true; fi
-	@if [ ! -x '$(QEMU_SNP)' ] && [ -z "$${SNPBOOT_QEMU_SNP:-}" ]; then SNPBOOT_QEMU_SNP= $(GO) test -count=1 -run '^TestSNPArgvAcceptedByQEMU$$' -v ./qemu | grep -E -- '--- SKIP|snpsyntax_test.go:' || true; \
+	@if [ ! -x $(call sq,$(QEMU_SNP)) ] && [ -z "$${SNPBOOT_QEMU_SNP:-}" ]; then SNPBOOT_QEMU_SNP= $(GO) test -count=1 -run '^TestSNPArgvAcceptedByQEMU$$' -v ./qemu | grep -E -- '--- SKIP|snpsyntax_test.go:' || true; \
 	  SNPBOOT_QEMU_SNP= $(GO) test -count=1 -run '^TestDoctorRealQEMU$$' -v ./hostbuild | grep -E -- '--- SKIP|doctor_test.go:' || true; \
-	  SNPBOOT_QEMU_SNP= KERNEL_DIR='$(abspath $(CACHE)/kernel)' OUT_DIR='$(abspath $(OUT))' $(GO) test -count=1 -run '^TestBootNewerQEMU$$' -v ./qemu/boottest | grep -E -- '--- SKIP|boot_test.go:' || true; fi
+	  SNPBOOT_QEMU_SNP= KERNEL_DIR=$(call sq,$(abspath $(CACHE)/kernel)) OUT_DIR=$(call sq,$(abspath $(OUT))) $(GO) test -count=1 -run '^TestBootNewerQEMU$$' -v ./qemu/boottest | grep -E -- '--- SKIP|boot_test.go:' || true; fi
 
 fuzz: ## run every fuzz target for a short smoke run (FUZZTIME, default 10s each)
-	@KERNEL_SOURCE=$${KERNEL_SOURCE:-$$(test -f '$(CACHE)/kernel-source/VERSION' && echo '$(abspath $(CACHE)/kernel-source)')} ./.ci/fuzz.sh $${FUZZTIME:-10s}
+	@KERNEL_SOURCE=$${KERNEL_SOURCE:-$$(test -f $(call sq,$(CACHE)/kernel-source/VERSION) && echo $(call sq,$(abspath $(CACHE)/kernel-source)))} ./.ci/fuzz.sh $${FUZZTIME:-10s}
 
 bench: deps build kernel ## run the benchmarks side by side with their baselines (results: out/bench.md)
 	@./.ci/bench.sh $(OUT)/bench.md

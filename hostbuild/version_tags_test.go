@@ -136,3 +136,24 @@ func TestMakeVersionCleanWithFilesGoIgnores(t *testing.T) {
 		}
 	}
 }
+
+// A checkout whose path has a single quote (/home/o'brien/snpboot) gets
+// the same VERSION as any other: the path is quoted for the shell, not
+// cut short by its quote (a shell syntax error, and a hostbuild linked
+// with an empty version, recorded in every manifest it writes).
+func TestMakeVersionInPathWithQuote(t *testing.T) {
+	clone, git, version := versionClone(t)
+	want := version()
+	quoted := filepath.Join(t.TempDir(), "o'brien")
+	git("clone", "-q", clone, quoted)
+	cmd := exec.Command("make", "-n", "OUT="+t.TempDir(), "build")
+	cmd.Dir = quoted
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make -n build in %q: %v\n%s", quoted, err, out)
+	}
+	m := regexp.MustCompile(`main\.version=([^' ]*)`).FindStringSubmatch(string(out))
+	if m == nil || m[1] != want {
+		t.Errorf("make -n build in %q: VERSION %q, want %q\n%s", quoted, m, want, out)
+	}
+}

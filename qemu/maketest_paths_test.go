@@ -11,7 +11,8 @@ import (
 
 // make test hands the tests absolute paths of the checkout's folders
 // (KERNEL_DIR, OUT_DIR, KERNEL_SOURCE, the unpacked QEMU 10 and libvirt
-// schemas): in a checkout whose path has a space, each must arrive whole.
+// schemas): in a checkout whose path has a space or a quote, each must
+// arrive whole.
 // The test runs the Makefile's test recipe in such a copy, with stand-ins
 // for the scripts it runs first and a go that records what it is given.
 func TestMakeTestPathsWithSpace(t *testing.T) {
@@ -19,7 +20,7 @@ func TestMakeTestPathsWithSpace(t *testing.T) {
 	if err != nil {
 		t.Skip("make not on PATH (apt-get install make; .ci/deps.sh does)")
 	}
-	root := filepath.Join(t.TempDir(), "a checkout")
+	root := filepath.Join(t.TempDir(), "o'brien's checkout")
 	write := func(p, s string, mode os.FileMode) {
 		t.Helper()
 		p = filepath.Join(root, p)
