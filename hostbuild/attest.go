@@ -464,6 +464,11 @@ func printHuman(w io.Writer, r *attest.Result, ex *attest.Explanation) {
 	line("report version", r.ReportVersion)
 	line("nonce", r.Nonce)
 	line("config digest", r.ConfigDigest)
+	if r.Cmdline != "" {
+		// The whole measured cmdline: what argv and env come from, and
+		// the kernel parameters and init settings besides.
+		fmt.Fprintf(w, "  %-15s %s\n", "cmdline:", printable.Quote(r.Cmdline))
+	}
 	if r.Argv != nil {
 		b, _ := json.Marshal(r.Argv)
 		line("katana argv", printable.Quote(string(b)))

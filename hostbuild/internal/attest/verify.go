@@ -128,7 +128,11 @@ type Result struct {
 	PlatformInfo  string   `json:"platform_info,omitempty"`
 	Argv          []string `json:"argv,omitempty"`
 	Env           string   `json:"env,omitempty"` // katana.env as the init applied it (QuoteArgs form)
-	Warnings      []string `json:"warnings,omitempty"`
+	// Cmdline is the whole measured kernel command line (the manifest's),
+	// which argv and env come from: kernel parameters (nokaslr,
+	// mitigations=off) and the init's katana.* settings are the guest's too.
+	Cmdline  string   `json:"cmdline,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 	// Report is the raw report as received, hex, when it has a report's
 	// size (kept also when it is refused: --json is a record of what the
 	// guest sent).
@@ -230,6 +234,7 @@ func verify1(ctx context.Context, ev *agentapi.AttestationResponse, o VerifyOpti
 	// host could have written them).
 	res.Argv = want.Argv
 	res.Env = want.Settings[bootcfg.KeyEnv]
+	res.Cmdline = o.Manifest.Cmdline
 	if p, err := abi.ParseSnpPolicy(att.GetReport().GetPolicy()); err == nil && p.Debug {
 		res.Warnings = append(res.Warnings, "the guest's policy allows debugging (accepted with --allow-debug): the host could read and change its memory, so nothing in this report, argv and env included, is more than the host's word")
 	}
