@@ -503,7 +503,13 @@ func lockOutDir(dir string) (unlock func(), err error) {
 }
 
 // removeStaleBuildDirs removes the temporary folders in dir of builds that
-// no longer run: marked as locked, and nobody holds the lock.
+// no longer run: marked as locked, and nobody holds the lock. It runs with
+// dir's own lock held (lockOutDir), which every build holds before it makes
+// its folder, so an unmarked folder is no build of this version setting up:
+// it is that of a build killed before marking it, empty, removed too when
+// nobody holds its lock and it is still empty (a build of an older version,
+// which did not lock dir, setting one up then fails, as it would have had
+// the folder never been there: it cannot lock or mark it).
 func removeStaleBuildDirs(dir string, logf func(string, ...any)) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -516,6 +522,13 @@ func removeStaleBuildDirs(dir string, logf func(string, ...any)) {
 		}
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(filepath.Join(p, buildLockMarker)); err != nil {
+			// os.Remove removes only an empty folder.
+			if d, err := flockDir(p); err == nil {
+				if os.Remove(p) == nil {
+					logf("removed %s, left empty by a build that was killed as it started", name)
+				}
+				d.Close()
+			}
 			continue
 		}
 		if d, err := flockDir(p); err == nil {
