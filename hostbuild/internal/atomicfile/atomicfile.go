@@ -4,8 +4,10 @@
 //
 // On Linux the data goes to an unnamed file (open(dir, O_TMPFILE)), which
 // has no directory entry until Commit: if the process dies, even by SIGKILL,
-// the kernel frees it. Commit syncs it, links it under a unique temporary
-// name, renames that over the path and syncs the folder. Where the file
+// the kernel frees it. Commit syncs it and links it to the path when nothing
+// is there yet; otherwise it links it under a unique temporary name
+// (.NAME.N.tmp, which a SIGKILL between the link and the rename leaves
+// behind), renames that over the path. Either way it syncs the folder. Where the file
 // system has no O_TMPFILE, a named temporary file beside the path is used
 // instead (os.CreateTemp, then the same rename), which a SIGKILL can leave
 // behind.
@@ -151,6 +153,19 @@ func (f *File) Commit() (err error) {
 		return fmt.Errorf("syncing %s: %w", f.path, err)
 	}
 	if f.tmp == "" {
+		// A path that does not exist yet gets the file straight:
+		// linkat never replaces (EEXIST), and no temporary name exists
+		// that a kill could leave beside the path.
+		err := linkUnnamedTo(f.f, f.path)
+		if err == nil {
+			f.done = true
+			f.f.Close() // synced above: nothing is lost
+			SyncDir(Dir(f.path))
+			return nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("writing %s: %w", f.path, err)
+		}
 		tmp, err := linkUnnamed(f.f, Dir(f.path), tempPattern(f.path))
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", f.path, err)
@@ -160,6 +175,7 @@ func (f *File) Commit() (err error) {
 	if err := f.f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", f.path, err)
 	}
+	beforeRename()
 	if err := os.Rename(f.tmp, f.path); err != nil {
 		if ferr := notAFolder(f.path); ferr != nil { // made since Create
 			return ferr
@@ -172,6 +188,10 @@ func (f *File) Commit() (err error) {
 	SyncDir(Dir(f.path))
 	return nil
 }
+
+// beforeRename runs in Commit once the file has a temporary name, before it
+// is renamed to its path: a test seam (a kill there).
+var beforeRename = func() {}
 
 // SyncDir makes the renames and removals done in dir durable (fsync of the
 // folder). It is best effort: by then a failure cannot undo them, and the

@@ -18,6 +18,9 @@ import (
 
 // TestMain runs the child of TestKilledWriterLeavesNothing when asked.
 func TestMain(m *testing.M) {
+	if path := os.Getenv("ATOMICFILE_TEST_COMMIT_CHILD"); path != "" {
+		commitChild(path)
+	}
 	if path := os.Getenv("ATOMICFILE_TEST_CHILD"); path != "" {
 		f, err := Create(path, 0o644)
 		if err != nil {

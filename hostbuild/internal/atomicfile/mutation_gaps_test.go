@@ -55,7 +55,8 @@ func TestCommitSyncsFileThenFolder(t *testing.T) {
 			// Follow the file's and the folder's descriptors through the calls.
 			openRe := regexp.MustCompile(`openat\(AT_FDCWD, "([^"]*)", ([^)]*)\) = (\d+)`)
 			fsyncRe := regexp.MustCompile(`\bfsync\((\d+)\) += 0`)
-			renameRe := regexp.MustCompile(`rename(?:at2?)?\(.*"` + regexp.QuoteMeta(out) + `"`)
+			// A new path gets the file by linkat, an existing one by rename.
+			renameRe := regexp.MustCompile(`(?:rename(?:at2?)?|linkat)\(.*"` + regexp.QuoteMeta(out) + `"`)
 			fileFD, dirFDs := "", map[string]bool{}
 			fileSynced, renamed, dirSyncedAfter := false, false, false
 			for _, l := range calls {

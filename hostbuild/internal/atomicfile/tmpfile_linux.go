@@ -57,6 +57,15 @@ func linkUnnamed(f *os.File, dir, pattern string) (string, error) {
 	return "", fmt.Errorf("no unused temporary name in %s after 100 tries", dir)
 }
 
+// linkUnnamedTo gives the unnamed file f the name path, which must not
+// exist: an error wrapping fs.ErrExist if it does (linkat never replaces).
+func linkUnnamedTo(f *os.File, path string) error {
+	if err := unix.Linkat(unix.AT_FDCWD, procPath(f), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return &os.LinkError{Op: "linkat", Old: procPath(f), New: path, Err: err}
+	}
+	return nil
+}
+
 // RenameNoReplace renames oldpath to newpath and fails with an error
 // wrapping fs.ErrExist if newpath exists (renameat2 RENAME_NOREPLACE):
 // rename(2) would silently replace an empty folder created there since

@@ -30,9 +30,10 @@ func unnamed(t *testing.T, dir string) {
 	}
 }
 
-// The temporary name a commit goes through is hidden and named after the
-// path (.NAME.<number>.tmp), so that a leftover is easy to trace; the
-// inotify events of the folder show it.
+// The temporary name a commit over an existing file goes through is hidden
+// and named after the path (.NAME.<number>.tmp), so that a leftover is easy
+// to trace; the inotify events of the folder show it. (A new path gets the
+// unnamed file straight: TestKilledCommitOfNewPathLeavesNoTemporary.)
 func TestTemporaryName(t *testing.T) {
 	for _, named := range []bool{false, true} {
 		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
@@ -41,6 +42,9 @@ func TestTemporaryName(t *testing.T) {
 			dir := t.TempDir()
 			if !named {
 				unnamed(t, dir)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "out.img"), []byte("old"), 0o644); err != nil {
+				t.Fatal(err)
 			}
 			in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
 			if err != nil {

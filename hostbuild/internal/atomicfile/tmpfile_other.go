@@ -20,6 +20,8 @@ func linkUnnamed(f *os.File, dir, pattern string) (string, error) {
 	return "", errUnsupported
 }
 
+func linkUnnamedTo(f *os.File, path string) error { return errUnsupported }
+
 // RenameNoReplace renames oldpath to newpath unless newpath exists (checked,
 // then renamed: only Linux has RENAME_NOREPLACE).
 func RenameNoReplace(oldpath, newpath string) error { return renameChecked(oldpath, newpath) }
