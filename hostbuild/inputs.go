@@ -350,3 +350,12 @@ func readFromTree(out, tree string) bool {
 	}
 	return false // outside the tree
 }
+
+// removeStaleTemporaries removes the temporary files (.NAME.N.tmp) that
+// runs killed while they wrote out left beside it (atomicfile.RemoveStale:
+// not those of a run still writing it), and says so.
+func removeStaleTemporaries(stderr io.Writer, cmd, out string) {
+	for _, p := range atomicfile.RemoveStale(out) {
+		fmt.Fprintf(stderr, "hostbuild %s: removed %s beside %s, left by a run that was killed while writing it\n", cmd, filepath.Base(p), out)
+	}
+}

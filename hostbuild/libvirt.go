@@ -194,6 +194,7 @@ func runLibvirt(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		fmt.Fprint(stderr, stopHint)
 		return exitOK
 	}
+	removeStaleTemporaries(stderr, "libvirt", *out)
 	if err := atomicfile.WriteFile(*out, b, 0o644); err != nil {
 		fmt.Fprintf(stderr, "hostbuild libvirt: %v\n", err)
 		return exitFail

@@ -416,6 +416,7 @@ func writeManifest(ctx context.Context, cmd, path string, g manifest.GenerateOpt
 		fmt.Fprintf(stderr, "hostbuild %s: %v; %s was not written (left as it was)\n", cmd, context.Cause(ctx), path)
 		return nil, exitFail
 	}
+	removeStaleTemporaries(stderr, cmd, path)
 	if err := manifest.WriteFile(path, m); err != nil {
 		fmt.Fprintf(stderr, "hostbuild %s: %v\n", cmd, err)
 		return nil, exitFail

@@ -137,6 +137,7 @@ Flags:
 	if !*quiet {
 		o.Log = prefixWriter{stderr, "hostbuild pack: "}
 	}
+	removeStaleTemporaries(stderr, "pack", o.Output)
 	res, err := initrd.Pack(ctx, o)
 	if err != nil {
 		fmt.Fprintf(stderr, "hostbuild pack: %v%s\n", err, ifInterrupted(err, o.Output+" was not written (left as it was)"))

@@ -48,6 +48,10 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	dir := Dir(path)
 	f, err := openUnnamed(dir, perm)
 	if err == nil {
+		// Locked before it has a name, until Commit has renamed it: a
+		// .NAME.N.tmp nobody holds the lock of is a killed run's
+		// (RemoveStale).
+		lockFile(f)
 		return &File{f: f, path: path, perm: perm}, nil
 	}
 	if err != errUnsupported {
@@ -57,6 +61,7 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating a temporary file beside %s: %w", path, err)
 	}
+	lockFile(f)
 	return &File{f: f, path: path, perm: perm, tmp: f.Name()}, nil
 }
 
@@ -172,9 +177,6 @@ func (f *File) Commit() (err error) {
 		}
 		f.tmp = tmp
 	}
-	if err := f.f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", f.path, err)
-	}
 	beforeRename()
 	if err := os.Rename(f.tmp, f.path); err != nil {
 		if ferr := notAFolder(f.path); ferr != nil { // made since Create
@@ -183,6 +185,9 @@ func (f *File) Commit() (err error) {
 		return fmt.Errorf("writing %s: %w", f.path, err)
 	}
 	f.done = true
+	// Closed (its lock released) only now that the temporary name is
+	// gone; the data were synced above.
+	f.f.Close()
 	// The rename is durable once the folder is synced; a failure here
 	// cannot undo it, and the data itself is already on disk.
 	SyncDir(Dir(f.path))
@@ -192,6 +197,31 @@ func (f *File) Commit() (err error) {
 // beforeRename runs in Commit once the file has a temporary name, before it
 // is renamed to its path: a test seam (a kill there).
 var beforeRename = func() {}
+
+// RemoveStale removes the temporary files (.NAME.N.tmp) that runs killed
+// while they wrote path left beside it (between the link and the rename of
+// Commit, or, where the file system has no O_TMPFILE, at any time before the
+// rename), and returns their paths. A temporary file whose lock is held is
+// that of a run still writing path, and is kept; so is anything else.
+func RemoveStale(path string) []string {
+	dir, base := Dir(path), filepath.Base(path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range ents {
+		n := e.Name()
+		mid, ok := strings.CutPrefix(n, "."+base+".")
+		if mid, ok = strings.CutSuffix(mid, ".tmp"); !ok || mid == "" || strings.Trim(mid, "0123456789") != "" || !e.Type().IsRegular() {
+			continue
+		}
+		if p := joinRaw(dir, n); removeUnlocked(p) {
+			removed = append(removed, p)
+		}
+	}
+	return removed
+}
 
 // SyncDir makes the renames and removals done in dir durable (fsync of the
 // folder). It is best effort: by then a failure cannot undo them, and the

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 // it writes path, commits it and blocks at the seam before the rename (if
 // Commit gets there) or after Commit, saying which, until killed.
 func commitChild(path string) {
+	forceNamed = os.Getenv("ATOMICFILE_TEST_NAMED") == "1"
 	f, err := Create(path, 0o644)
 	if err != nil {
 		fmt.Println(err)
@@ -36,6 +38,67 @@ func commitChild(path string) {
 	}
 	fmt.Println("committed")
 	select {}
+}
+
+// startCommitChild starts commitChild on path and returns it with the
+// first line it said.
+func startCommitChild(t *testing.T, path string, named bool) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "ATOMICFILE_TEST_COMMIT_CHILD="+path)
+	if named {
+		cmd.Env = append(cmd.Env, "ATOMICFILE_TEST_NAMED=1")
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	return cmd, line
+}
+
+// A run killed between linking its file under a temporary name and
+// renaming it over the previous file leaves .NAME.N.tmp; RemoveStale, as
+// the next run writing the path calls it, removes that file, but not the
+// temporary file of a run still writing (it holds the file's lock).
+func TestRemoveStaleKeepsLiveRemovesKilled(t *testing.T) {
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) {
+			dir := t.TempDir()
+			if !named {
+				unnamed(t, dir)
+			}
+			path := filepath.Join(dir, "out.img")
+			if err := os.WriteFile(path, []byte("previous"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd, line := startCommitChild(t, path, named)
+			if line != "linked\n" {
+				t.Fatalf("child said %q, want \"linked\"", line)
+			}
+			got := names(t, dir)
+			if len(got) != 2 {
+				t.Fatalf("folder while the child commits holds %v, want out.img and its temporary file", got)
+			}
+			if removed := RemoveStale(path); len(removed) != 0 {
+				t.Errorf("RemoveStale removed %v, the temporary file of a run still writing", removed)
+			}
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			removed := RemoveStale(path)
+			if len(removed) != 1 || !strings.HasPrefix(filepath.Base(removed[0]), ".out.img.") {
+				t.Errorf("RemoveStale after the kill removed %v, want the killed run's .out.img.N.tmp", removed)
+			}
+			if got := names(t, dir); !slices.Equal(got, []string{"out.img"}) {
+				t.Errorf("folder after RemoveStale holds %v, want [out.img]", got)
+			}
+			checkFile(t, path, []byte("previous"), 0o644)
+		})
+	}
 }
 
 // A run killed while it commits a file to a path that did not exist yet

@@ -66,6 +66,34 @@ func linkUnnamedTo(f *os.File, path string) error {
 	return nil
 }
 
+// lockFile takes an exclusive lock on f (flock, dropped by the kernel when
+// the process dies), best effort: where the file system has no flock,
+// removeUnlocked cannot take it either and removes nothing.
+func lockFile(f *os.File) { unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) }
+
+// removeUnlocked removes the regular file at path if nobody holds its lock
+// (lockFile) and path still names the file locked, and reports whether it
+// did. A file renamed to its path since it was opened here is not removed:
+// the name is gone, or names another file.
+func removeUnlocked(path string) bool {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) != nil || held.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false
+	}
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return false
+	}
+	if unix.Lstat(path, &now) != nil || now.Dev != held.Dev || now.Ino != held.Ino {
+		return false
+	}
+	return os.Remove(path) == nil
+}
+
 // RenameNoReplace renames oldpath to newpath and fails with an error
 // wrapping fs.ErrExist if newpath exists (renameat2 RENAME_NOREPLACE):
 // rename(2) would silently replace an empty folder created there since

@@ -22,6 +22,12 @@ func linkUnnamed(f *os.File, dir, pattern string) (string, error) {
 
 func linkUnnamedTo(f *os.File, path string) error { return errUnsupported }
 
+func lockFile(f *os.File) {}
+
+// removeUnlocked removes nothing: without flock a running writer's
+// temporary file cannot be told from a killed one's.
+func removeUnlocked(path string) bool { return false }
+
 // RenameNoReplace renames oldpath to newpath unless newpath exists (checked,
 // then renamed: only Linux has RENAME_NOREPLACE).
 func RenameNoReplace(oldpath, newpath string) error { return renameChecked(oldpath, newpath) }

@@ -93,6 +93,9 @@ func (g *CachingGetter) GetContext(ctx context.Context, url string) ([]byte, err
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("KDS cache: %w", err)
 		}
+		// An entry replaced (an empty one) goes through a temporary
+		// name a killed run may have left.
+		atomicfile.RemoveStale(path)
 		if err := atomicfile.WriteFile(path, b, 0o600); err != nil {
 			return nil, fmt.Errorf("KDS cache: %w", err)
 		}
