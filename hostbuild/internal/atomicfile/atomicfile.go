@@ -212,8 +212,9 @@ func RemoveStale(path string) []string {
 	var removed []string
 	for _, e := range ents {
 		n := e.Name()
-		mid, ok := strings.CutPrefix(n, "."+base+".")
-		if mid, ok = strings.CutSuffix(mid, ".tmp"); !ok || mid == "" || strings.Trim(mid, "0123456789") != "" || !e.Type().IsRegular() {
+		mid, own := strings.CutPrefix(n, "."+base+".")
+		mid, tmp := strings.CutSuffix(mid, ".tmp")
+		if !own || !tmp || mid == "" || strings.Trim(mid, "0123456789") != "" || !e.Type().IsRegular() {
 			continue
 		}
 		if p := joinRaw(dir, n); removeUnlocked(p) {
