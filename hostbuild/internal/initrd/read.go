@@ -807,12 +807,19 @@ func (st *readState) archives(r io.Reader, one bool) error {
 				st.unresolved = fmt.Sprintf("entry %q comes before (or without) a folder %q: the kernel creates no missing folders, so it drops the entry", h.Name, d)
 			}
 		}
+		// clean_path's rmdir fails on a folder that is not empty (the
+		// root always), and an entry of another type is then not created
+		// there (init/initramfs.c do_name, do_symlink): the guest keeps
+		// the folder and what it holds.
+		dropped := h.Type() != newc.TypeDir && (key == "." || st.dirs[key] && st.nonEmpty[key])
 		if p := path.Dir(key); key != "." && st.dirs[p] {
 			st.nonEmpty[p] = true
 		}
-		if h.Type() == newc.TypeDir {
+		switch {
+		case dropped:
+		case h.Type() == newc.TypeDir:
 			st.dirs[key] = true
-		} else {
+		default:
 			delete(st.dirs, key)
 			delete(st.nonEmpty, key)
 		}
@@ -876,10 +883,10 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		case newc.TypeChar, newc.TypeBlock:
 			e.Device = fmt.Sprintf("%d:%d", h.RDevMajor, h.RDevMinor)
 		}
-		if k := st.kept(key); k != nil {
+		if k := st.kept(key); k != nil && !dropped {
 			k.record(e, data)
 		}
-		if key == initrdlayout.PackedPayloadPath {
+		if key == initrdlayout.PackedPayloadPath && !dropped {
 			st.packed = packed
 		}
 		// Entries with two or more links and the same inode (device and
@@ -891,13 +898,33 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		if h.Type() != newc.TypeDir && h.NLink >= 2 && a.linked == "" {
 			a.linked = fmt.Sprintf("entry %q (a %s) has %d links", h.Name, newc.TypeString(h.Mode), h.NLink)
 		}
-		if h.Type() == newc.TypeReg && h.NLink >= 2 {
-			k := linkKey{h.Ino, h.DevMajor, h.DevMinor}
+		linkedToEarlier := false
+		if t := h.Type(); t != newc.TypeDir && t != newc.TypeLink && h.NLink >= 2 {
+			k := linkKey{h.Ino, h.DevMajor, h.DevMinor, t}
 			group := append(st.links[k], key)
 			st.links[k] = group
-			if st.unresolved == "" && len(group) > 1 && slices.ContainsFunc(group, func(p string) bool { return payloadPaths[p] || p == initrdlayout.InitPath }) {
+			linkedToEarlier = len(group) > 1
+			if t == newc.TypeReg && st.unresolved == "" && len(group) > 1 && slices.ContainsFunc(group, func(p string) bool { return payloadPaths[p] || p == initrdlayout.InitPath }) {
 				st.unresolved = fmt.Sprintf("entry %q is a hard link of %q (inode %d): the kernel links them, and the later one's data rewrites both", h.Name, group[0], h.Ino)
 			}
+		}
+		if dropped {
+			// The folder keeps its entry, but for what the kernel
+			// applies to it all the same: a symlink's owner (do_symlink
+			// chowns the name), a node's owner and permission bits
+			// (do_name chowns and chmods it, unless it linked it to an
+			// earlier entry); a file's open fails before either.
+			if i, ok := st.index[key]; ok {
+				switch f := &a.Entries[i]; h.Type() {
+				case newc.TypeLink:
+					f.UID, f.GID = h.UID, h.GID
+				case newc.TypeChar, newc.TypeBlock, newc.TypeFifo, newc.TypeSocket:
+					if !linkedToEarlier {
+						f.UID, f.GID, f.Mode = h.UID, h.GID, fmt.Sprintf("%04o", h.Mode&0o7777)
+					}
+				}
+			}
+			continue
 		}
 		// A later entry of the same name (as the kernel resolves it)
 		// replaces the earlier one when the kernel unpacks; keep the last,
@@ -921,9 +948,9 @@ func (st *readState) archives(r io.Reader, one bool) error {
 	return nil
 }
 
-// linkKey is what the kernel's unpacker matches hard links by (with the
-// file type, here always a regular file).
-type linkKey struct{ ino, major, minor uint32 }
+// linkKey is what the kernel's unpacker matches hard links by (find_link):
+// inode, device and file type.
+type linkKey struct{ ino, major, minor, typ uint32 }
 
 // byteSum is the newc 070702 checksum: the sum of a file's bytes, modulo 2^32.
 type byteSum uint32
