@@ -31,6 +31,11 @@ If every entry matches but the files differ, it says what else does
 (compression, archive count). Run it when two builds of the same inputs
 disagree.
 
+Names (and symlink targets) are escaped as inspect's listing escapes them.
+--json writes a path or description (a, b) that is valid UTF-8 as it is;
+one that is not (which JSON cannot hold) as the text shows it, with its
+bytes in base64 in path_base64, a_base64 or b_base64 beside it.
+
 Exit status: 0 identical, 1 different, 2 error (unreadable or malformed input).
 
 Flags:

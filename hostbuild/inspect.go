@@ -8,7 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/initrd"
 	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
@@ -23,7 +25,11 @@ func init() {
 type vouched struct {
 	OK            bool     `json:"ok"`
 	OperatorFiles []string `json:"operator_files,omitempty"`
-	Error         string   `json:"error,omitempty"`
+	// OperatorFilesBase64 holds, when a name in OperatorFiles is not
+	// valid UTF-8 (then written as the listing escapes it), every name's
+	// bytes, in the same order (--json).
+	OperatorFilesBase64 [][]byte `json:"operator_files_base64,omitempty"`
+	Error               string   `json:"error,omitempty"`
 }
 
 func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -59,6 +65,13 @@ hard link, anything under /etc/katana/ or /usr/local/bin/ that is not a
 folder or a covered file (--json: "vouched"). The exit status stays 0:
 hostbuild manifest refuses such an initrd. Malformed archives are
 rejected with the offset of the problem.
+
+Names are the archive's text: the listing escapes what a terminal would
+act on or that is not UTF-8 (\x1b, \u009b, \xff for such a byte). --json
+writes a name that is valid UTF-8 as it is; one that is not (which JSON
+cannot hold) as the listing shows it, with its bytes in base64 in a field
+beside it: path_base64, link_base64 (a symlink's target), and under
+"vouched" operator_files_base64 (every operator file's bytes, in order).
 
 Exit status: 0 listed; 1 unreadable or malformed initrd (or not an initrd:
 a folder, another kind of file), or the payload fails its checks; 2 usage.
@@ -97,6 +110,18 @@ Flags:
 		}
 	}
 	if *asJSON {
+		// Names that are not UTF-8, which encoding/json would write as
+		// U+FFFD, are written as the listing escapes them, their bytes
+		// beside them (as the entries' path_base64).
+		if v != nil && slices.ContainsFunc(v.OperatorFiles, func(p string) bool { return !utf8.ValidString(p) }) {
+			jv := *v
+			jv.OperatorFiles = nil
+			for _, p := range v.OperatorFiles {
+				jv.OperatorFiles = append(jv.OperatorFiles, printable.Escape(p))
+				jv.OperatorFilesBase64 = append(jv.OperatorFilesBase64, []byte(p))
+			}
+			v = &jv
+		}
 		// Entry names are the initrd's: C1 controls and format runes,
 		// which encoding/json leaves raw, are escaped for the terminal.
 		var buf bytes.Buffer
