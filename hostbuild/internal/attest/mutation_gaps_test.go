@@ -106,10 +106,7 @@ func TestVerifyAllowDebug(t *testing.T) {
 
 // GUEST_SVN is an ID block's: any non-zero value, 1 too, is refused.
 func TestVerifyRefusesGuestSVN(t *testing.T) {
-	s := signer(t, nil)
-	nonce := bytes.Repeat([]byte{7}, 64)
-	ev := evidence(t, s, nonce, testConfig, func(r []byte) { binary.LittleEndian.PutUint32(r[0x04:], 1) })
-	_, err := Verify(context.Background(), ev, VerifyOptions{Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s)})
+	err := verifyEdited(t, func(r []byte) { binary.LittleEndian.PutUint32(r[0x04:], 1) })
 	if ClassOf(err) != ClassPolicy || !strings.Contains(err.Error(), "GUEST_SVN 1") {
 		t.Errorf("Verify with GUEST_SVN 1: %v, want a policy failure naming it", err)
 	}

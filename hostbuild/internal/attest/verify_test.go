@@ -115,6 +115,16 @@ func fakeRoots(s *test.AmdSigner) map[string][]*trust.AMDRootCerts {
 	}}}
 }
 
+// verifyEdited verifies, against the test manifest, a report the fake
+// signer signed after edit changed its bytes, and returns Verify's error.
+func verifyEdited(t testing.TB, edit func(r []byte)) error {
+	t.Helper()
+	s := signer(t, nil)
+	nonce := bytes.Repeat([]byte{7}, 64)
+	_, err := Verify(context.Background(), evidence(t, s, nonce, testConfig, edit), VerifyOptions{Manifest: testManifest(), Nonce: nonce, Roots: fakeRoots(s)})
+	return err
+}
+
 // evidence is what an honest agent with fake hardware returns for nonce;
 // edit changes the report before it is signed.
 func evidence(t testing.TB, s *test.AmdSigner, nonce []byte, cfg agentapi.AppliedConfig, edit func(r []byte)) *agentapi.AttestationResponse {
