@@ -1,19 +1,16 @@
 package atomicfile
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestMain runs the child of TestKilledWriterLeavesNothing when asked.
@@ -175,31 +172,14 @@ func TestCommitAbortReplace(t *testing.T) {
 func TestKilledWriterLeavesNothing(t *testing.T) {
 	dir := t.TempDir()
 	unnamed(t, dir)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "ATOMICFILE_TEST_CHILD="+filepath.Join(dir, "initrd.img"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	line, _ := bufio.NewReader(out).ReadString('\n')
+	cmd, line := startChild(t, "ATOMICFILE_TEST_CHILD="+filepath.Join(dir, "initrd.img"))
 	if line != "written\n" {
 		t.Fatalf("child said %q, want \"written\"", line)
 	}
 	if got := names(t, dir); len(got) != 0 {
 		t.Errorf("folder while the child writes holds %v, want nothing", got)
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("child still runs 10 s after SIGKILL")
-	}
+	killChild(t, cmd)
 	if got := names(t, dir); len(got) != 0 {
 		t.Errorf("folder after the writer was killed holds %v, want nothing", got)
 	}

@@ -44,11 +44,20 @@ func commitChild(path string) {
 // first line it said.
 func startCommitChild(t *testing.T, path string, named bool) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "ATOMICFILE_TEST_COMMIT_CHILD="+path)
+	env := []string{"ATOMICFILE_TEST_COMMIT_CHILD=" + path}
 	if named {
-		cmd.Env = append(cmd.Env, "ATOMICFILE_TEST_NAMED=1")
+		env = append(env, "ATOMICFILE_TEST_NAMED=1")
 	}
+	return startChild(t, env...)
+}
+
+// startChild starts this test binary, running no test, with env added
+// (a child TestMain or an init acts on), and returns it with the first
+// line it said; the test's end kills it.
+func startChild(t *testing.T, env ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +68,19 @@ func startCommitChild(t *testing.T, path string, named bool) (*exec.Cmd, string)
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	line, _ := bufio.NewReader(out).ReadString('\n')
 	return cmd, line
+}
+
+// killChild sends cmd SIGKILL and waits for it to end (at most 10 s).
+func killChild(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGKILL)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("child still runs 10 s after SIGKILL")
+	}
 }
 
 // A run killed between linking its file under a temporary name and
@@ -109,25 +131,8 @@ func TestKilledCommitOfNewPathLeavesNoTemporary(t *testing.T) {
 	dir := t.TempDir()
 	unnamed(t, dir)
 	path := filepath.Join(dir, "initrd.img")
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "ATOMICFILE_TEST_COMMIT_CHILD="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	cmd.Process.Signal(syscall.SIGKILL)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("child still runs 10 s after SIGKILL")
-	}
+	cmd, line := startCommitChild(t, path, false)
+	killChild(t, cmd)
 	if got := names(t, dir); !slices.Equal(got, []string{"initrd.img"}) {
 		t.Fatalf("folder after the child was killed in Commit (it said %q) holds %v, want [initrd.img]", line, got)
 	}
