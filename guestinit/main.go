@@ -442,6 +442,10 @@ func (in *initProc) stagesDone() string {
 	return strings.Join(names, ", ")
 }
 
+// boot runs the boot sequence of the package doc, steps 2 to 10, one
+// method a step. A failure is a boot error (fatal logs it and powers off;
+// it never returns), except those the package doc says cost only a
+// convenience, which are logged.
 func (in *initProc) boot() {
 	ctx := context.Background()
 	// Before the init writes anything: a full rootfs now is the kernel's
@@ -460,10 +464,41 @@ func (in *initProc) boot() {
 		})
 	})
 
-	// 2. The content list. Nothing it and the layout do not vouch for (an
-	// archive appended to the initrd) may be where Katana could read or
-	// run it: the walk comes before any mount, so that nothing is hidden
-	// under a mount point.
+	list := in.checkUnpacked()                     // 2
+	keymapDone := in.setUpSystem()                 // 2 (continued)
+	cfg := in.readCmdline()                        // 3
+	chk := in.planChecks(list, cfg)                // 4
+	started := in.loadModules(ctx, list, cfg, chk) // 5 and 6
+	mountLate(early.Options{}, in.log.Printf)
+	// Every module is in: no more kernel code until power-off (no module,
+	// no kexec), whatever a root process does later.
+	if err := early.LockKernelCode("/"); err != nil {
+		in.log.Printf("kernel code stays loadable: %v", err)
+	}
+
+	// 7. Power button, then the network's result.
+	in.startPowerButton()
+	in.awaitNetwork(started)
+
+	// 8. Agent.
+	if err := startAgent(ctx, cfg, in.st, in.ready.Err); err != nil {
+		in.log.Printf("agent: %v (booting on without it)", err)
+	}
+
+	// 9. Integrity result, then Katana.
+	ir, ok := in.awaitChecks(started.integ, chk.framed, started.hasher, disarm)
+	if !ok {
+		return // a stop requested during the boot ended it
+	}
+	in.runKatana(ctx, cfg, ir, keymapDone)
+}
+
+// checkUnpacked is step 2's first half: the content list loaded, and the
+// unpacked initrd walked against it. Nothing it and the layout do not
+// vouch for (an archive appended to the initrd) may be where Katana could
+// read or run it: the walk comes before any mount, so that nothing is
+// hidden under a mount point.
+func (in *initProc) checkUnpacked() initrdlayout.Contents {
 	list, err := integrity.LoadList("/")
 	if err != nil {
 		in.fatal(err)
@@ -475,8 +510,13 @@ func (in *initProc) boot() {
 	if err := integrity.Unvouched("/", list, layout); err != nil {
 		in.fatal(err)
 	}
+	return list
+}
 
-	// 2 (continued). Mounts and console.
+// setUpSystem is step 2's second half: mounts, console, magic SysRq, the
+// console log level, and the keymap's dump keys, which go in the
+// background: keymapDone is closed once they are gone (or could not go).
+func (in *initProc) setUpSystem() (keymapDone <-chan struct{}) {
 	t := time.Now()
 	if _, err := early.MountAll(early.Table, early.Options{}); err != nil {
 		in.fatal(err)
@@ -502,9 +542,9 @@ func (in *initProc) boot() {
 	// kernel.sysrq says, and the host emulates the keyboard: those keys go
 	// before Katana starts (awaited there), in the background (a few
 	// thousand ioctls).
-	keymapDone := make(chan struct{})
+	done := make(chan struct{})
 	in.goSafe("keymap", func() {
-		defer close(keymapDone)
+		defer close(done)
 		n, err := early.DisableVTDumpKeys("/")
 		switch {
 		case err != nil:
@@ -514,8 +554,12 @@ func (in *initProc) boot() {
 		}
 	})
 	in.stage("mounts", "", time.Since(t))
+	return done
+}
 
-	// 3. Command line.
+// readCmdline is step 3: /proc/cmdline parsed with the kernel's rules and
+// the katana.* keys.
+func (in *initProc) readCmdline() bootcfg.Config {
 	raw, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		in.fatal(fmt.Errorf("reading /proc/cmdline: %w", err))
@@ -525,124 +569,158 @@ func (in *initProc) boot() {
 		in.fatal(err)
 	}
 	in.stage("cmdline", fmt.Sprintf("args=%d", len(cfg.Args)), 0)
+	return cfg
+}
 
-	// 4. What the modules stage does not check is checked in the
-	// background after it.
+// checkPlan is what step 4 reads for steps 5 and 9: the modules to load,
+// and what the background check covers.
+type checkPlan struct {
+	// framed: the payload is stored as frames (frames), not inline.
+	framed bool
+	frames initrdlayout.Frames
+	// chunks: large files, checked in pieces on every CPU.
+	chunks []initrdlayout.Chunk
+	// mods are the modules to load; cpuSkipped those this CPU makes the
+	// kernel refuse (neither read nor offered).
+	mods       []initrdlayout.Module
+	cpuSkipped []modload.Result
+	// skip: files the background check of the other files leaves out
+	// (checked elsewhere, or rewritten from the cmdline).
+	skip map[string]bool
+}
+
+// planChecks is step 4: the module list, the chunk list and the payload's
+// frame list, each checked against the content list, and what the
+// background check of the other files leaves to other steps.
+func (in *initProc) planChecks(list initrdlayout.Contents, cfg bootcfg.Config) checkPlan {
+	var p checkPlan
 	payloadFile, cover, ok := list.PayloadFile()
 	if !ok {
 		in.fatal(fmt.Errorf("content list covers %s %s %s: want exactly one (was the initrd packed by hostbuild pack?); refusing to run an unchecked payload",
 			cover, initrdlayout.PayloadPath, initrdlayout.FramesPath))
 	}
-	framed := payloadFile == initrdlayout.FramesPath
+	p.framed = payloadFile == initrdlayout.FramesPath
 	mods, err := modload.ReadList("/", list)
 	if err != nil {
 		in.fatal(err)
 	}
 	// A module this CPU makes the kernel refuse is neither read nor
-	// offered; its file is still checked with the other files below.
+	// offered; its file is still checked with the other files.
 	cpuinfo, _ := os.ReadFile("/proc/cpuinfo") // unreadable: nothing is left out
-	mods, cpuSkipped := modload.Drop(mods, cpuRefused(cpuFlags(cpuinfo)))
-	if err := sevGuestAESNI(cpuSkipped, "/sys"); err != nil {
+	p.mods, p.cpuSkipped = modload.Drop(mods, cpuRefused(cpuFlags(cpuinfo)))
+	if err := sevGuestAESNI(p.cpuSkipped, "/sys"); err != nil {
 		in.fatal(err)
 	}
 	// The chunk list (large files in pieces, so that they are checked on
 	// every CPU) is itself checked against the content list first.
-	var chunks []initrdlayout.Chunk
 	if _, listed := list[initrdlayout.ChunksPath]; listed {
 		b, err := integrity.Checker{Root: "/", List: list}.ReadFile(initrdlayout.ChunksPath)
 		if err != nil {
 			in.fatal(err)
 		}
-		if chunks, err = initrdlayout.ParseChunks(bytes.NewReader(b)); err != nil {
+		if p.chunks, err = initrdlayout.ParseChunks(bytes.NewReader(b)); err != nil {
 			in.fatal(err)
 		}
 	}
 	// The payload's frame list, checked likewise: the frames themselves are
 	// checked one by one as they are decoded (internal/payload).
-	var frames initrdlayout.Frames
-	if framed {
+	if p.framed {
 		b, err := integrity.Checker{Root: "/", List: list}.ReadFile(initrdlayout.FramesPath)
 		if err != nil {
 			in.fatal(err)
 		}
-		if frames, err = initrdlayout.ParseFrames(bytes.NewReader(b)); err != nil {
+		if p.frames, err = initrdlayout.ParseFrames(bytes.NewReader(b)); err != nil {
 			in.fatal(err)
 		}
 	}
-	skip := map[string]bool{initrdlayout.ModulesLoad: true, initrdlayout.ChunksPath: true,
+	p.skip = map[string]bool{initrdlayout.ModulesLoad: true, initrdlayout.ChunksPath: true,
 		initrdlayout.FramesPath: true, initrdlayout.PackedPayloadPath: true}
-	for _, m := range mods {
-		skip[m.Path] = true // checked by modload right before loading
+	for _, m := range p.mods {
+		p.skip[m.Path] = true // checked by modload right before loading
 	}
 	if !cfg.Net.None {
-		skip["etc/resolv.conf"] = true // rewritten from katana.net below
+		p.skip["etc/resolv.conf"] = true // rewritten from katana.net
 	}
-	// 5. Modules, in three passes: the AF_ALG hash modules first, so that
-	// the payload hash (the long pole under TCG) runs with the kernel's
-	// sha256 while the others load; then the modules eth0 needs, so that
-	// the network comes up (in the background) while the rest load; then
-	// the rest. A failure in an early pass is retried in the full pass,
-	// where it is reported with the kernel's reason.
-	t = time.Now()
-	for _, r := range cpuSkipped {
+	return p
+}
+
+// netResult is the network step's outcome, for its marker line.
+type netResult struct {
+	detail string
+	took   time.Duration
+	err    error
+}
+
+// backgroundWork is what step 5 leaves running: the integrity check (its
+// result on integ, hashing with hasher) and the network (its result on
+// net; early: started before the last module pass, so its wait for eth0
+// is bounded here by linkWait).
+type backgroundWork struct {
+	integ  <-chan integrityResult
+	hasher integrity.Hasher
+	net    <-chan netResult
+	early  bool
+}
+
+// modulePasses loads the modules in passes (loadModules): rest is what is
+// left to load, res what was loaded or skipped so far, retry set once an
+// early pass failed (the full pass then loads every module, in order, and
+// reports the failure with the kernel's reason).
+type modulePasses struct {
+	list  initrdlayout.Contents
+	rest  []initrdlayout.Module
+	res   []modload.Result
+	retry bool
+	logf  func(string, ...any)
+}
+
+// early loads the modules named (those listed, in the list's order) ahead
+// of the others; what names the pass in its log line.
+func (mp *modulePasses) early(what string, names ...string) {
+	pre, others := modload.Split(mp.rest, names...)
+	if len(pre) == 0 || mp.retry {
+		return
+	}
+	r, err := modload.Load(pre, modload.Options{Root: "/", Contents: mp.list})
+	mp.res = append(mp.res, r...)
+	if err != nil {
+		mp.logf("%s: %v (retried in order)", what, err)
+		mp.retry = true // Load stopped at the failure; the full pass reports it
+		return
+	}
+	mp.rest = others
+}
+
+// loadModules is steps 5 and 6: the modules in three passes, the AF_ALG
+// hash modules first, so that the payload hash (the long pole under TCG)
+// runs with the kernel's sha256 while the others load; then the modules
+// eth0 needs, so that the network comes up (in the background) while the
+// rest load; then the rest. The integrity check starts after the first
+// pass, the network after the second; both go on in the background.
+func (in *initProc) loadModules(ctx context.Context, list initrdlayout.Contents, cfg bootcfg.Config, p checkPlan) backgroundWork {
+	t := time.Now()
+	for _, r := range p.cpuSkipped {
 		in.log.Printf("module %s: %v (skipped)", r.Name, r.Skipped)
 	}
-	var res []modload.Result
-	rest, retry := mods, false
-	loadEarly := func(what string, names ...string) {
-		pre, others := modload.Split(rest, names...)
-		if len(pre) == 0 || retry {
-			return
-		}
-		r, err := modload.Load(pre, modload.Options{Root: "/", Contents: list})
-		res = append(res, r...)
-		if err != nil {
-			in.log.Printf("%s: %v (retried in order)", what, err)
-			retry = true // Load stopped at the failure; the full pass reports it
-			return
-		}
-		rest = others
-	}
-	loadEarly("early hash modules", "af_alg", "algif_hash", "sha256_ssse3")
+	mp := &modulePasses{list: list, rest: p.mods, logf: in.log.Printf}
+	mp.early("early hash modules", "af_alg", "algif_hash", "sha256_ssse3")
 	var hasher integrity.Hasher = integrity.GoHasher{}
 	if k, err := integrity.NewKernelHasher(); err == nil {
 		hasher = k
 	}
-	// The re-check of /bin/katana before each restart: against the content
-	// list when the payload is stored inline; decoded from frames, against
-	// the decoded payload's SHA-256 the frame list carries (the content
-	// list vouches for the frame list), so nothing is hashed at boot.
-	integ := make(chan integrityResult, 1)
-	// The payload's frames and the other files are checked at once: the
-	// payload's mapping calls leave a CPU free for the others.
-	in.goSafe("integrity", func() {
-		integ <- in.checkBoth(func() (payload.Report, integrity.Pinned, error) {
-			if framed {
-				p, err := payload.Unpack(payload.Options{Root: "/", Frames: frames, Hash: hasher, HugeTmpfs: true})
-				return p, integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: frames.SHA256, From: "the frame list", Hash: hasher}, err
-			}
-			return payload.Report{}, integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: list[initrdlayout.PayloadPath], From: "the content list", Hash: hasher}, nil
-		}, func() (integrity.Report, error) {
-			return integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: chunks}.All(skip)
-		})
-	})
+	integ := in.startChecks(list, p, hasher)
 
 	// 6. Network, in the background once the modules eth0 needs are in:
 	// the guest answers on its address (a refused connection, not silence)
 	// while the rest loads and the payload is checked, and a client's
 	// retries reach Katana as soon as it listens.
-	loadEarly("network modules", netModules...)
+	mp.early("network modules", netModules...)
 	if err := netcfg.Loopback(netcfg.Options{}); err != nil {
 		in.fatal(err)
 	}
 	// Its marker is logged by the main goroutine once the modules are in:
 	// a line written while modules load would be split on the serial
 	// console by their kernel messages.
-	type netResult struct {
-		detail string
-		took   time.Duration
-		err    error
-	}
 	netDone := make(chan netResult, 1)
 	startNet := func(wait time.Duration) {
 		tn := time.Now()
@@ -660,24 +738,55 @@ func (in *initProc) boot() {
 	// early, its wait for eth0 is bounded after the full pass instead
 	// (linkWait from the modules' end, as when it starts late), since a
 	// NIC driver outside netModules loads in that pass.
-	netEarly := !retry
+	netEarly := !mp.retry
 	if netEarly {
 		startNet(bootDeadline)
 	}
 
 	kernelLog := func(m string) []string { return modload.KernelMessages("/dev/kmsg", m, 3) }
-	if retry {
-		rest = mods
+	if mp.retry {
+		mp.rest = p.mods
 	}
-	r, err := modload.Load(rest, modload.Options{Root: "/", Contents: list, KernelLog: kernelLog})
-	res = append(res, r...)
+	r, err := modload.Load(mp.rest, modload.Options{Root: "/", Contents: list, KernelLog: kernelLog})
+	res := append(mp.res, r...)
 	if err != nil {
 		in.fatal(err)
 	}
 	if !netEarly {
 		startNet(linkWait)
 	}
-	loaded := 0
+	loaded := in.reportModules(res)
+	in.stage("modules", fmt.Sprintf("count=%d took=%s", loaded, secs(time.Since(t))), time.Since(t))
+	return backgroundWork{integ: integ, hasher: hasher, net: netDone, early: netEarly}
+}
+
+// startChecks starts step 5's background check: the payload's frames and
+// the other files are checked at once (the payload's mapping calls leave a
+// CPU free for the others); the result comes on the channel returned. The
+// re-check of /bin/katana before each restart is pinned here: against the
+// content list when the payload is stored inline; decoded from frames,
+// against the decoded payload's SHA-256 the frame list carries (the
+// content list vouches for the frame list), so nothing is hashed at boot.
+func (in *initProc) startChecks(list initrdlayout.Contents, p checkPlan, hasher integrity.Hasher) <-chan integrityResult {
+	integ := make(chan integrityResult, 1)
+	in.goSafe("integrity", func() {
+		integ <- in.checkBoth(func() (payload.Report, integrity.Pinned, error) {
+			if p.framed {
+				r, err := payload.Unpack(payload.Options{Root: "/", Frames: p.frames, Hash: hasher, HugeTmpfs: true})
+				return r, integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: p.frames.SHA256, From: "the frame list", Hash: hasher}, err
+			}
+			return payload.Report{}, integrity.Pinned{Path: "/" + initrdlayout.PayloadPath, Sum: list[initrdlayout.PayloadPath], From: "the content list", Hash: hasher}, nil
+		}, func() (integrity.Report, error) {
+			return integrity.Checker{Root: "/", List: list, Hash: hasher, Chunks: p.chunks}.All(p.skip)
+		})
+	})
+	return integ
+}
+
+// reportModules logs the module stage's results (skipped modules, each
+// module's time) and refuses a guest whose sev-guest driver failed where
+// it should have worked; loaded counts the modules loaded now.
+func (in *initProc) reportModules(res []modload.Result) (loaded int) {
 	var times []string
 	for _, r := range res {
 		times = append(times, fmt.Sprintf("%s=%s", r.Name, secs(r.Took)))
@@ -701,38 +810,35 @@ func (in *initProc) boot() {
 			in.log.Printf("%s", msg)
 		}
 	}
-	in.stage("modules", fmt.Sprintf("count=%d took=%s", loaded, secs(time.Since(t))), time.Since(t))
-	mountLate(early.Options{}, in.log.Printf)
-	// Every module is in: no more kernel code until power-off (no module,
-	// no kexec), whatever a root process does later.
-	if err := early.LockKernelCode("/"); err != nil {
-		in.log.Printf("kernel code stays loadable: %v", err)
-	}
+	return loaded
+}
 
-	// 7. Power button, then the network's result.
-	in.startPowerButton()
+// awaitNetwork is the rest of step 7: the network's result, its marker
+// line, or a boot error. Started before the last module pass, the network
+// gets linkWait from here.
+func (in *initProc) awaitNetwork(bg backgroundWork) {
 	var nr netResult
-	if netEarly {
+	if bg.early {
 		select {
-		case nr = <-netDone:
+		case nr = <-bg.net:
 		case <-time.After(linkWait):
 			nr.err = netcfg.LinkTimeoutError("eth0", linkWait)
 		}
 	} else {
-		nr = <-netDone
+		nr = <-bg.net
 	}
 	if nr.err != nil {
 		in.fatal(nr.err)
 	}
 	in.stage("network", nr.detail, nr.took)
+}
 
-	// 8. Agent.
-	if err := startAgent(ctx, cfg, in.st, in.ready.Err); err != nil {
-		in.log.Printf("agent: %v (booting on without it)", err)
-	}
-
-	// 9. Integrity result, then Katana. A stop requested meanwhile (the
-	// check can take minutes on a slow guest) ends the boot at once.
+// awaitChecks is step 9's first half: the integrity check's result, its
+// marker lines, the agent's reports enabled, and the boot's watchdog
+// disarmed. A stop requested meanwhile (the check can take minutes on a
+// slow guest) ends the boot at once: awaitChecks then returns false, the
+// power-off under way.
+func (in *initProc) awaitChecks(integ <-chan integrityResult, framed bool, hasher integrity.Hasher, disarm func()) (integrityResult, bool) {
 	ir, checked, stopped := in.awaitCheck(integ)
 	// A failed check is a boot error even when a stop came too: a sign of
 	// tampering is never hidden behind a clean shutdown.
@@ -746,7 +852,7 @@ func (in *initProc) boot() {
 			running = ""
 		}
 		in.end(power.PowerOff, "shutdown: %s%s%s", stopBeforeStart, in.st.StopReason(), running)
-		return
+		return ir, false
 	}
 	if framed {
 		if ir.p.OnHugeTmpfs {
@@ -761,7 +867,12 @@ func (in *initProc) boot() {
 	// From here the config the agent binds is the one Katana starts with.
 	in.ready.Checked()
 	disarm()
+	return ir, true
+}
 
+// runKatana is step 9's second half: Katana started and supervised until
+// it exits for good or a graceful stop ends it, then step 10.
+func (in *initProc) runKatana(ctx context.Context, cfg bootcfg.Config, ir integrityResult, keymapDone <-chan struct{}) {
 	// Katana waits for the keymap (a few thousand ioctls that take no
 	// lock a host controls); should they stall, the console says why.
 	select {
