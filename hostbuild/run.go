@@ -184,15 +184,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if !defaultSerial {
 		// Checked before the launch, so --dry-run refuses what is at the
 		// path too (its folder may be made later).
-		if err := qemu.CheckSerialLog(o.SerialLog); err != nil {
-			fmt.Fprintf(stderr, "hostbuild run: --serial-log %v\n", err)
-			return exitFail
-		}
-		if o.SerialLog == "-" {
-			fmt.Fprintln(stderr, "hostbuild run: --serial-log -: the serial log is a file, not standard output (--console copies the console to stderr); give a file name (./- for a file named -)")
-			return exitFail
-		}
-		if err := checkOutputFolder("--serial-log", o.SerialLog); err != nil && !*dryRun {
+		if err := checkSerialLogFlag(o.SerialLog, *dryRun); err != nil {
 			fmt.Fprintf(stderr, "hostbuild run: %v\n", err)
 			return exitFail
 		}
@@ -218,38 +210,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// The checked files stay open until QEMU has inherited them.
 	defer plan.Close()
-	// Of the kernel QEMU boots, the copy checked: the path may hold
-	// another file by now.
-	if k, err := readKernelHeadFile(o.Kernel, plan.Kernel()); err == nil {
-		if feat, err := m.GuestFeaturesValue(); err == nil && !o.Plain {
-			k.warnDebugSwap(stderr, "run", feat)
-		}
-		k.warnNotBzImage(stderr, "run", notBzImage)
-	}
-	for _, w := range plan.Warnings {
-		fmt.Fprintf(stderr, "hostbuild run: warning: %s\n", w)
-	}
-	fmt.Fprintf(stderr, "hostbuild run: checked %s against %s: files match", describeFiles(*o), *manifestPath)
-	if plan.Recomputed {
-		fmt.Fprintf(stderr, ", launch digest recomputed and in the matrix")
-	}
-	fmt.Fprintf(stderr, "\nhostbuild run: %s\n", plan.Description)
+	reportPlan(stderr, *o, *manifestPath, plan, notBzImage)
 	if *dryRun {
-		if note := plan.ExecNote(); note != "" {
-			fmt.Fprintf(stderr, "hostbuild run: %s\n", note)
-		}
-		what := "the QMP socket goes"
-		if defaultSerial {
-			what = "the QMP socket and the serial log go"
-		}
-		fmt.Fprintf(stderr, "hostbuild run: in this line %s in %s, which stands for the scratch folder run makes at launch: to run the line by hand, make it first (mkdir -m 700 %s)\n", what, qemu.ShellQuote(placeholder), qemu.ShellQuote(placeholder))
-		// The command line is this mode's output: a failed write fails.
-		// The manifest's cmdline is in it: escaped, as on stderr.
-		if _, err := fmt.Fprint(printable.NewWriter(stdout), plan.Command.String()); err != nil {
-			fmt.Fprintf(stderr, "hostbuild run: writing the command line to stdout: %v\n", err)
-			return exitFail
-		}
-		return exitOK
+		return printDryRun(stdout, stderr, plan, placeholder, defaultSerial)
 	}
 
 	scratch, err := os.MkdirTemp("", "hostbuild-run-")
@@ -336,35 +299,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	qemuStarted = true
-	go func() {
-		// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once. The
-		// same signal again within 200 ms is the same request:
-		// coreutils' timeout sends its signal (SIGTERM, or what -s
-		// names) to run and then to run's process group, which holds
-		// run too, microseconds apart; a person's second Ctrl-C comes
-		// later.
-		var first os.Signal
-		var firstAt time.Time
-		for n := 0; ; {
-			select {
-			case sig := <-sigs:
-				signaled.Store(true)
-				if n == 1 && sig == first && time.Since(firstAt) < 200*time.Millisecond {
-					continue
-				}
-				if n++; n == 1 {
-					first, firstAt = sig, time.Now()
-				}
-				if n == 2 {
-					fmt.Fprintln(stderr, "hostbuild run: interrupted again: killing qemu")
-					vm.Kill()
-					return
-				}
-			case <-vm.Done():
-				return
-			}
-		}
-	}()
+	go killOnSecondInterrupt(sigs, vm, &signaled, stderr)
 	fmt.Fprintf(stderr, "hostbuild run: qemu started (pid %d), serial console: %s\n", vm.Pid(), o.SerialLog)
 	for _, f := range plan.QEMU.Forwards {
 		fmt.Fprintf(stderr, "hostbuild run: forwarding %s:%d -> guest port %d\n", orDefault(f.HostAddr, qemu.DefaultHostAddr), f.HostPort, f.GuestPort)
@@ -372,19 +307,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	ready, code := waitReady(ctx, vm, *readyTimeout, o.Manifest.Cmdline, stderr)
 	if ready != "" {
-		// The line is the guest's text.
-		fmt.Fprintf(stdout, "ready: %s (%.1fs after qemu started)\n", printable.Escape(ready), time.Since(vm.Started()).Seconds())
-		if !o.Plain {
-			fmt.Fprintf(stdout, "expected measurement (%d × %s): %s\n", plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
-			if plan.AttestHint != "" {
-				fmt.Fprintf(stdout, "attest with: %s\n", plan.AttestHint)
-				fmt.Fprintf(stdout, "  (MIN_TCB: the TCB of AMD's latest security bulletin for this host's processor, as bl=N,tee=N,snp=N,ucode=N, or none to accept any firmware)\n")
-			} else {
-				fmt.Fprintf(stdout, "attest: this guest has no attestation agent (its cmdline sets katana.agent=none)\n")
-			}
-		} else if plan.AgentHint != "" {
-			fmt.Fprintf(stdout, "agent: %s\n", plan.AgentHint)
-		}
+		printReady(stdout, ready, time.Since(vm.Started()), o.Plain, plan)
 	}
 	if code >= 0 {
 		vm.Kill()
@@ -406,6 +329,116 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "hostbuild run: %s\n", hint)
 	}
 	return outcomeCode(out)
+}
+
+// checkSerialLogFlag checks --serial-log's path before the launch: not a
+// path QEMU would refuse, not "-", and (unless dryRun) a folder run can
+// write to.
+func checkSerialLogFlag(path string, dryRun bool) error {
+	if err := qemu.CheckSerialLog(path); err != nil {
+		return fmt.Errorf("--serial-log %w", err)
+	}
+	if path == "-" {
+		return errors.New("--serial-log -: the serial log is a file, not standard output (--console copies the console to stderr); give a file name (./- for a file named -)")
+	}
+	if err := checkOutputFolder("--serial-log", path); err != nil && !dryRun {
+		return err
+	}
+	return nil
+}
+
+// reportPlan says on stderr what the launch's checks found: warnings about
+// the kernel QEMU boots and the plan's own, then the files checked and the
+// launch described.
+func reportPlan(stderr io.Writer, o launch.Options, manifestPath string, plan *launch.Plan, notBzImage string) {
+	m := o.Manifest
+	// Of the kernel QEMU boots, the copy checked: the path may hold
+	// another file by now.
+	if k, err := readKernelHeadFile(o.Kernel, plan.Kernel()); err == nil {
+		if feat, err := m.GuestFeaturesValue(); err == nil && !o.Plain {
+			k.warnDebugSwap(stderr, "run", feat)
+		}
+		k.warnNotBzImage(stderr, "run", notBzImage)
+	}
+	for _, w := range plan.Warnings {
+		fmt.Fprintf(stderr, "hostbuild run: warning: %s\n", w)
+	}
+	fmt.Fprintf(stderr, "hostbuild run: checked %s against %s: files match", describeFiles(o), manifestPath)
+	if plan.Recomputed {
+		fmt.Fprintf(stderr, ", launch digest recomputed and in the matrix")
+	}
+	fmt.Fprintf(stderr, "\nhostbuild run: %s\n", plan.Description)
+}
+
+// printDryRun prints the QEMU command line of --dry-run on stdout (its
+// output), with a note on stderr about the scratch folder it names.
+func printDryRun(stdout, stderr io.Writer, plan *launch.Plan, placeholder string, defaultSerial bool) int {
+	if note := plan.ExecNote(); note != "" {
+		fmt.Fprintf(stderr, "hostbuild run: %s\n", note)
+	}
+	what := "the QMP socket goes"
+	if defaultSerial {
+		what = "the QMP socket and the serial log go"
+	}
+	fmt.Fprintf(stderr, "hostbuild run: in this line %s in %s, which stands for the scratch folder run makes at launch: to run the line by hand, make it first (mkdir -m 700 %s)\n", what, qemu.ShellQuote(placeholder), qemu.ShellQuote(placeholder))
+	// The command line is this mode's output: a failed write fails.
+	// The manifest's cmdline is in it: escaped, as on stderr.
+	if _, err := fmt.Fprint(printable.NewWriter(stdout), plan.Command.String()); err != nil {
+		fmt.Fprintf(stderr, "hostbuild run: writing the command line to stdout: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// killOnSecondInterrupt kills QEMU at a second SIGINT, SIGTERM or SIGHUP
+// (from sigs, which also gets the first), and returns when it has or when
+// QEMU exits. signaled is set once any signal came.
+func killOnSecondInterrupt(sigs <-chan os.Signal, vm *qemu.VM, signaled *atomic.Bool, stderr io.Writer) {
+	// A second SIGINT, SIGTERM or SIGHUP kills QEMU at once. The
+	// same signal again within 200 ms is the same request:
+	// coreutils' timeout sends its signal (SIGTERM, or what -s
+	// names) to run and then to run's process group, which holds
+	// run too, microseconds apart; a person's second Ctrl-C comes
+	// later.
+	var first os.Signal
+	var firstAt time.Time
+	for n := 0; ; {
+		select {
+		case sig := <-sigs:
+			signaled.Store(true)
+			if n == 1 && sig == first && time.Since(firstAt) < 200*time.Millisecond {
+				continue
+			}
+			if n++; n == 1 {
+				first, firstAt = sig, time.Now()
+			}
+			if n == 2 {
+				fmt.Fprintln(stderr, "hostbuild run: interrupted again: killing qemu")
+				vm.Kill()
+				return
+			}
+		case <-vm.Done():
+			return
+		}
+	}
+}
+
+// printReady prints, on stdout, the guest's ready line (the guest's text,
+// escaped) and what comes next: the expected measurement and how to attest
+// in SEV-SNP mode, how to reach the agent with --plain.
+func printReady(stdout io.Writer, ready string, since time.Duration, plain bool, plan *launch.Plan) {
+	fmt.Fprintf(stdout, "ready: %s (%.1fs after qemu started)\n", printable.Escape(ready), since.Seconds())
+	if !plain {
+		fmt.Fprintf(stdout, "expected measurement (%d × %s): %s\n", plan.VCPUs, plan.VCPUType, plan.Expected.Measurement)
+		if plan.AttestHint != "" {
+			fmt.Fprintf(stdout, "attest with: %s\n", plan.AttestHint)
+			fmt.Fprintf(stdout, "  (MIN_TCB: the TCB of AMD's latest security bulletin for this host's processor, as bl=N,tee=N,snp=N,ucode=N, or none to accept any firmware)\n")
+		} else {
+			fmt.Fprintf(stdout, "attest: this guest has no attestation agent (its cmdline sets katana.agent=none)\n")
+		}
+	} else if plan.AgentHint != "" {
+		fmt.Fprintf(stdout, "agent: %s\n", plan.AgentHint)
+	}
 }
 
 // Stop budget: the guest's grace period (katana.stop_timeout) plus what the
