@@ -107,31 +107,9 @@ Flags:
 		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
 	}
-	for _, name := range []string{buildInitrd, buildCmdline, buildManifest} {
-		err := checkOutput("output", filepath.Join(*outDir, name), ins...)
-		if err == nil {
-			err = atomicfile.CheckPath(filepath.Join(*outDir, name))
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
-			return exitFail
-		}
-	}
-	if err := checkBzImage(*kernel); err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: --kernel %s: %v\n", *kernel, err)
+	if err := checkBuildTargets(*outDir, *kernel, po.KernelModules, ins); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
-	}
-	if po.KernelModules != "" {
-		// The folder's name is the modules' release: pack refuses a
-		// module whose vermagic names another.
-		tree, err := kmod.Open(po.KernelModules)
-		if err == nil {
-			err = checkKernelRelease(*kernel, "--kernel-modules "+po.KernelModules, tree.Release)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
-			return exitFail
-		}
 	}
 	g := manifest.GenerateOptions{OVMF: *ovmf, Kernel: *kernel, Cmdline: line, Payload: po.Payload, Init: po.Init,
 		VMMType: *vmm, SourceDateEpoch: po.SourceDateEpoch, ToolVersion: version}
@@ -167,18 +145,8 @@ Flags:
 		}
 	}
 	made := missingFolders(*outDir)
-	if err := os.MkdirAll(*outDir, 0o755); err != nil {
-		if st, serr := os.Stat(*outDir); serr == nil && !st.IsDir() {
-			fmt.Fprintf(stderr, "hostbuild build: -o %s is %s: give a folder (build writes %s, %s and %s into it)\n", *outDir, filekind.Describe(st.Mode()), buildInitrd, buildCmdline, buildManifest)
-		} else {
-			fmt.Fprintf(stderr, "hostbuild build: -o %s: cannot create the output folder (%v): give a folder you can write to\n", *outDir, withoutPath(err))
-		}
-		return exitFail
-	}
-	// Before any work: the temporary folder below would fail only after
-	// the checks, naming itself.
-	if err := unix.Access(*outDir, unix.W_OK); err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: -o %s: the output folder cannot be written to (%v): give a folder you can write to\n", *outDir, err)
+	if err := makeOutFolder(*outDir); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
 		return exitFail
 	}
 	// The new files are written into a temporary folder beside the old ones
@@ -221,58 +189,9 @@ Flags:
 	}
 	defer unlock()
 
-	po.Output = filepath.Join(tmp, buildInitrd)
-	if !*quiet {
-		po.Log = prefixWriter{stderr, "hostbuild build: pack: "}
-	}
-	res, err := initrd.Pack(ctx, po)
-	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
-		return exitFail
-	}
-	warnDroppedModules(stderr, "build", res)
-	logf("initrd: %d bytes, sha256 %s", res.Size, hex.EncodeToString(res.SHA256[:]))
-	buildPacked()
-
-	if err := atomicfile.WriteFile(filepath.Join(tmp, buildCmdline), []byte(line), 0o644); err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
-		return exitFail
-	}
-	logf("cmdline: %s", line)
-
-	g.Initrd = po.Output
-	logf("measuring %d vCPU count(s) x %d vCPU type(s)", len(g.VCPUs), len(g.VCPUTypes))
-	m, in, err := manifest.GenerateInputs(ctx, g)
-	if err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+*outDir+" are as they were"))
-		return generateExit(err)
-	}
-	manifestGenerated()
-	// The kernel and the OVMF the manifest records are the ones the
-	// measurement read, not necessarily those checked before packing (a
-	// file renamed over a path meanwhile): checked, and warned of, again
-	// from those bytes.
-	k := measuredKernel(in)
-	if err := k.checkBzImage(); err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: --kernel %s: %v (did it change while the build read it? the files in %s are as they were)\n", *kernel, err, *outDir)
-		return exitFail
-	}
-	warnOVMFImage(stderr, "build", g.OVMF, in.OVMFImage)
-	k.warnDebugSwap(stderr, "build", g.GuestFeatures)
-	// The manifest hashed --payload and --init by their paths, after
-	// packing: if either changed in between (a compiler writing it), it
-	// would name a payload the guest does not run.
-	if err := checkContents(ctx, po.Output, po.Payload, po.Init, k, m, func(w string) { fmt.Fprintf(stderr, "hostbuild build: warning: %s\n", w) }); err != nil {
-		if errors.Is(err, context.Canceled) {
-			fmt.Fprintf(stderr, "hostbuild build: %v; the files in %s are as they were\n", err, *outDir)
-		} else {
-			fmt.Fprintf(stderr, "hostbuild build: %v (did an input change while the build read it? the files in %s are as they were)\n", err, *outDir)
-		}
-		return exitFail
-	}
-	if err := manifest.WriteFile(filepath.Join(tmp, buildManifest), m); err != nil {
-		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
-		return exitFail
+	m, code := buildInto(ctx, tmp, *outDir, *kernel, po, line, g, *quiet, logf, stderr)
+	if code != exitOK {
+		return code
 	}
 
 	// The last moment to stop: an interruption that came while the
@@ -297,6 +216,114 @@ Flags:
 	}
 	logf("wrote %s, %s, %s", filepath.Join(*outDir, buildInitrd), filepath.Join(*outDir, buildCmdline), mpath)
 	return exitOK
+}
+
+// checkBuildTargets checks, before any work, the three output paths in
+// outDir (none of them an input, a folder or otherwise unwritable) and the
+// kernel: a bzImage, of the modules' release when modules are packed.
+func checkBuildTargets(outDir, kernel, modules string, ins []input) error {
+	for _, name := range []string{buildInitrd, buildCmdline, buildManifest} {
+		err := checkOutput("output", filepath.Join(outDir, name), ins...)
+		if err == nil {
+			err = atomicfile.CheckPath(filepath.Join(outDir, name))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := checkBzImage(kernel); err != nil {
+		return fmt.Errorf("--kernel %s: %w", kernel, err)
+	}
+	if modules != "" {
+		// The folder's name is the modules' release: pack refuses a
+		// module whose vermagic names another.
+		tree, err := kmod.Open(modules)
+		if err == nil {
+			err = checkKernelRelease(kernel, "--kernel-modules "+modules, tree.Release)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// makeOutFolder makes -o's folder (and those above it) and checks that it
+// can be written to, before any work: the temporary folder in it would
+// fail only after the checks, naming itself.
+func makeOutFolder(outDir string) error {
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		if st, serr := os.Stat(outDir); serr == nil && !st.IsDir() {
+			return fmt.Errorf("-o %s is %s: give a folder (build writes %s, %s and %s into it)", outDir, filekind.Describe(st.Mode()), buildInitrd, buildCmdline, buildManifest)
+		}
+		return fmt.Errorf("-o %s: cannot create the output folder (%v): give a folder you can write to", outDir, withoutPath(err))
+	}
+	if err := unix.Access(outDir, unix.W_OK); err != nil {
+		return fmt.Errorf("-o %s: the output folder cannot be written to (%w): give a folder you can write to", outDir, err)
+	}
+	return nil
+}
+
+// buildInto writes the build's three files into tmp, a temporary folder
+// in outDir: the initrd packed, the cmdline, and the manifest measured
+// from the packed initrd, once the kernel, OVMF, payload and init it
+// records are checked to be the ones packed and measured. It reports a
+// failure on stderr and returns its exit status.
+func buildInto(ctx context.Context, tmp, outDir, kernel string, po initrd.Options, line string, g manifest.GenerateOptions, quiet bool, logf func(string, ...any), stderr io.Writer) (*manifest.Manifest, int) {
+	po.Output = filepath.Join(tmp, buildInitrd)
+	if !quiet {
+		po.Log = prefixWriter{stderr, "hostbuild build: pack: "}
+	}
+	res, err := initrd.Pack(ctx, po)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+outDir+" are as they were"))
+		return nil, exitFail
+	}
+	warnDroppedModules(stderr, "build", res)
+	logf("initrd: %d bytes, sha256 %s", res.Size, hex.EncodeToString(res.SHA256[:]))
+	buildPacked()
+
+	if err := atomicfile.WriteFile(filepath.Join(tmp, buildCmdline), []byte(line), 0o644); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return nil, exitFail
+	}
+	logf("cmdline: %s", line)
+
+	g.Initrd = po.Output
+	logf("measuring %d vCPU count(s) x %d vCPU type(s)", len(g.VCPUs), len(g.VCPUTypes))
+	m, in, err := manifest.GenerateInputs(ctx, g)
+	if err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v%s\n", err, ifInterrupted(err, "the files in "+outDir+" are as they were"))
+		return nil, generateExit(err)
+	}
+	manifestGenerated()
+	// The kernel and the OVMF the manifest records are the ones the
+	// measurement read, not necessarily those checked before packing (a
+	// file renamed over a path meanwhile): checked, and warned of, again
+	// from those bytes.
+	k := measuredKernel(in)
+	if err := k.checkBzImage(); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: --kernel %s: %v (did it change while the build read it? the files in %s are as they were)\n", kernel, err, outDir)
+		return nil, exitFail
+	}
+	warnOVMFImage(stderr, "build", g.OVMF, in.OVMFImage)
+	k.warnDebugSwap(stderr, "build", g.GuestFeatures)
+	// The manifest hashed --payload and --init by their paths, after
+	// packing: if either changed in between (a compiler writing it), it
+	// would name a payload the guest does not run.
+	if err := checkContents(ctx, po.Output, po.Payload, po.Init, k, m, func(w string) { fmt.Fprintf(stderr, "hostbuild build: warning: %s\n", w) }); err != nil {
+		if errors.Is(err, context.Canceled) {
+			fmt.Fprintf(stderr, "hostbuild build: %v; the files in %s are as they were\n", err, outDir)
+		} else {
+			fmt.Fprintf(stderr, "hostbuild build: %v (did an input change while the build read it? the files in %s are as they were)\n", err, outDir)
+		}
+		return nil, exitFail
+	}
+	if err := manifest.WriteFile(filepath.Join(tmp, buildManifest), m); err != nil {
+		fmt.Fprintf(stderr, "hostbuild build: %v\n", err)
+		return nil, exitFail
+	}
+	return m, exitOK
 }
 
 // outFolder is -o spelled so that filepath.Join, which build uses for
