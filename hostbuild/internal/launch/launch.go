@@ -161,77 +161,22 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		return nil, errors.New("launch: the kernel and the initrd are required")
 	}
 	if !o.Plain {
-		if !strings.EqualFold(m.VMMType, string(measure.VMMQEMU)) {
-			return nil, &Mismatch{What: "the VMM", Got: "QEMU (run and libvirt launch with QEMU)", Allowed: fmt.Sprintf("VMM type %q only", m.VMMType)}
-		}
-		// Manifests written before the check existed may carry one.
-		if err := manifest.CheckOVMFCmdline(m.Cmdline); err != nil {
-			return nil, fmt.Errorf("launch: refusing this manifest in SEV-SNP mode: %w", err)
-		}
-		// A manifest written by hand (or by another tool) may carry a
-		// cmdline 'hostbuild manifest' refuses: one that replaces the
-		// init, steers it, or hands the host a debugger (kgdboc). --plain
-		// boots such a line, for seeing the init refuse it.
-		if _, err := bootcfg.Parse(m.Cmdline); err != nil {
-			return nil, fmt.Errorf("launch: refusing this manifest in SEV-SNP mode: its cmdline is one the init refuses or that steers it ('hostbuild manifest' refuses it too): %w", err)
+		if err := checkSNPManifest(m); err != nil {
+			return nil, err
 		}
 	}
 
-	// Files first: a changed initrd is the most common mistake. Each is
-	// opened once, its size checked, and copied into sealed memory: the hash, the recomputed digest and QEMU all read that copy,
-	// never the path again, so neither a file renamed over the path nor a
-	// write into the file after the check is what boots.
+	// Files first: a changed initrd is the most common mistake. The hash,
+	// the recomputed digest and QEMU all read the sealed copies, never the
+	// paths again.
 	p := &Plan{}
 	defer func() {
 		if err != nil {
 			p.Close()
 		}
 	}()
-	type file struct {
-		what, path string
-		want       manifest.File
-		f          **os.File
-	}
-	var files []file
-	if o.OVMF != "" {
-		files = append(files, file{"OVMF", o.OVMF, m.Components.OVMF, &p.ovmf})
-	}
-	files = append(files, file{"kernel", o.Kernel, m.Components.Kernel, &p.kernel},
-		file{"initrd", o.Initrd, m.Components.Initrd, &p.initrd})
-	for _, f := range files {
-		// infile.Open refuses a pipe or a device, which would not give
-		// QEMU the bytes that were hashed, and a FIFO at once.
-		fd, err := infile.Open("the "+f.what, f.path)
-		if err != nil {
-			return nil, fmt.Errorf("launch: %w", err)
-		}
-		*f.f = fd
-		// A file of another size cannot match: refused before anything is
-		// read, so what is hashed is always the sealed copy.
-		st, err := fd.Stat()
-		if err != nil {
-			return nil, fmt.Errorf("launch: reading the %s %s: %w", f.what, f.path, err)
-		}
-		if st.Size() != f.want.Size {
-			return nil, &Mismatch{What: "the " + f.what + " " + f.path, Got: fmt.Sprintf("%d bytes", st.Size()),
-				Allowed: fmt.Sprintf("%d bytes (%s, SHA-256 %s)", f.want.Size, printable.Quote(f.want.Name), f.want.SHA256)}
-		}
-		sealed, err := sealedCopy(f.what, fd, f.want.Size)
-		if err != nil {
-			return nil, fmt.Errorf("launch: %w", err)
-		}
-		if sealed != fd {
-			fd.Close()
-		}
-		fd, *f.f = sealed, sealed
-		got, err := manifest.HashOpenFile(ctx, "the "+f.what, fd)
-		if err != nil {
-			return nil, fmt.Errorf("launch: %w", err)
-		}
-		if got.SHA256 != f.want.SHA256 {
-			return nil, &Mismatch{What: "the " + f.what + " " + f.path, Got: "SHA-256 " + got.SHA256,
-				Allowed: fmt.Sprintf("SHA-256 %s (%s, %d bytes)", f.want.SHA256, printable.Quote(f.want.Name), f.want.Size)}
-		}
+	if err := p.sealFiles(ctx, o); err != nil {
+		return nil, err
 	}
 
 	vcpus, vtype, err := chooseConfig(m, o.VCPUs, o.VCPUType, o.Plain)
@@ -263,28 +208,11 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 			p.Warnings = append(p.Warnings, fmt.Sprintf("the manifest was measured with guest features %s, but run does not ask QEMU for 0x%x: QEMU gives an SEV-SNP guest 0x%x (SNPActive) and DebugSwap (0x%x) when run asks for it, unless this host's QEMU or KVM adds others, so the guest's measurement matches the manifest only if this host gives exactly %s", m.GuestFeatures, other, measure.DefaultGuestFeatures, featureDebugSwap, m.GuestFeatures))
 		}
 	}
-	// Recompute the digest from the files, the manifest's cmdline and guest
-	// features: a manifest whose cmdline (or features) was edited after
-	// measuring does not reproduce its own matrix entry. measure opens
-	// paths; /proc/self/fd/N reopens the files hashed above (errors name
-	// the operator's paths again).
+	// With the firmware given, the digest is recomputed from the files.
 	if o.OVMF != "" {
-		mo, err := m.MeasureOptions(ownFD(p.ovmf), ownFD(p.kernel), ownFD(p.initrd), vcpus, vtype)
-		if err != nil {
-			return nil, fmt.Errorf("launch: %w", err)
+		if err := p.recompute(ctx, m, vcpus, vtype, expected); err != nil {
+			return nil, err
 		}
-		r, err := measure.Compute(ctx, mo)
-		if err != nil {
-			return nil, fmt.Errorf("launch: recomputing the launch digest: %w", p.realPathsErr(err))
-		}
-		if r.Hex() != expected.Measurement {
-			return nil, &Mismatch{
-				What:    fmt.Sprintf("the launch digest of these files with the manifest's cmdline %q and guest features %s (%d × %s)", m.Cmdline, m.GuestFeatures, vcpus, vtype),
-				Got:     r.Hex(),
-				Allowed: expected.Measurement + " (was the manifest's cmdline or guest_features edited after measuring?)",
-			}
-		}
-		p.Recomputed = true
 	}
 
 	q := qemu.Options{
@@ -349,6 +277,119 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		return nil, fmt.Errorf("launch: %w", err)
 	}
 	p.ExecQEMU = x
+	p.describe(o, q)
+	return p, nil
+}
+
+// checkSNPManifest refuses, in SEV-SNP mode, a manifest run would launch
+// wrongly: one for another VMM, or whose cmdline the firmware's hash table
+// or the init would refuse (a manifest written by hand, by another tool,
+// or before the check existed). --plain boots such a line, for seeing the
+// init refuse it.
+func checkSNPManifest(m *manifest.Manifest) error {
+	if !strings.EqualFold(m.VMMType, string(measure.VMMQEMU)) {
+		return &Mismatch{What: "the VMM", Got: "QEMU (run and libvirt launch with QEMU)", Allowed: fmt.Sprintf("VMM type %q only", m.VMMType)}
+	}
+	// Manifests written before the check existed may carry one.
+	if err := manifest.CheckOVMFCmdline(m.Cmdline); err != nil {
+		return fmt.Errorf("launch: refusing this manifest in SEV-SNP mode: %w", err)
+	}
+	// A manifest written by hand (or by another tool) may carry a
+	// cmdline 'hostbuild manifest' refuses: one that replaces the
+	// init, steers it, or hands the host a debugger (kgdboc). --plain
+	// boots such a line, for seeing the init refuse it.
+	if _, err := bootcfg.Parse(m.Cmdline); err != nil {
+		return fmt.Errorf("launch: refusing this manifest in SEV-SNP mode: its cmdline is one the init refuses or that steers it ('hostbuild manifest' refuses it too): %w", err)
+	}
+	return nil
+}
+
+// sealFiles opens each file of o once (the OVMF, when given, the kernel
+// and the initrd), checks its size against the manifest, copies it into a
+// sealed memfd and hashes that copy, which is what QEMU gets: neither a
+// file renamed over the path nor a write into the file after the check is
+// what boots. The files stay open in p (closed by p.Close).
+func (p *Plan) sealFiles(ctx context.Context, o Options) error {
+	m := o.Manifest
+	type file struct {
+		what, path string
+		want       manifest.File
+		f          **os.File
+	}
+	var files []file
+	if o.OVMF != "" {
+		files = append(files, file{"OVMF", o.OVMF, m.Components.OVMF, &p.ovmf})
+	}
+	files = append(files, file{"kernel", o.Kernel, m.Components.Kernel, &p.kernel},
+		file{"initrd", o.Initrd, m.Components.Initrd, &p.initrd})
+	for _, f := range files {
+		// infile.Open refuses a pipe or a device, which would not give
+		// QEMU the bytes that were hashed, and a FIFO at once.
+		fd, err := infile.Open("the "+f.what, f.path)
+		if err != nil {
+			return fmt.Errorf("launch: %w", err)
+		}
+		*f.f = fd
+		// A file of another size cannot match: refused before anything is
+		// read, so what is hashed is always the sealed copy.
+		st, err := fd.Stat()
+		if err != nil {
+			return fmt.Errorf("launch: reading the %s %s: %w", f.what, f.path, err)
+		}
+		if st.Size() != f.want.Size {
+			return &Mismatch{What: "the " + f.what + " " + f.path, Got: fmt.Sprintf("%d bytes", st.Size()),
+				Allowed: fmt.Sprintf("%d bytes (%s, SHA-256 %s)", f.want.Size, printable.Quote(f.want.Name), f.want.SHA256)}
+		}
+		sealed, err := sealedCopy(f.what, fd, f.want.Size)
+		if err != nil {
+			return fmt.Errorf("launch: %w", err)
+		}
+		if sealed != fd {
+			fd.Close()
+		}
+		fd, *f.f = sealed, sealed
+		got, err := manifest.HashOpenFile(ctx, "the "+f.what, fd)
+		if err != nil {
+			return fmt.Errorf("launch: %w", err)
+		}
+		if got.SHA256 != f.want.SHA256 {
+			return &Mismatch{What: "the " + f.what + " " + f.path, Got: "SHA-256 " + got.SHA256,
+				Allowed: fmt.Sprintf("SHA-256 %s (%s, %d bytes)", f.want.SHA256, printable.Quote(f.want.Name), f.want.Size)}
+		}
+	}
+	return nil
+}
+
+// recompute recomputes the launch digest from the sealed copies, the
+// manifest's cmdline and guest features, and refuses a manifest whose
+// matrix entry (expected, for vcpus × vtype) it does not reproduce: a
+// cmdline or guest features edited after measuring. measure opens paths;
+// /proc/self/fd/N reopens the files hashed (errors name the operator's
+// paths again).
+func (p *Plan) recompute(ctx context.Context, m *manifest.Manifest, vcpus int, vtype string, expected manifest.Measurement) error {
+	mo, err := m.MeasureOptions(ownFD(p.ovmf), ownFD(p.kernel), ownFD(p.initrd), vcpus, vtype)
+	if err != nil {
+		return fmt.Errorf("launch: %w", err)
+	}
+	r, err := measure.Compute(ctx, mo)
+	if err != nil {
+		return fmt.Errorf("launch: recomputing the launch digest: %w", p.realPathsErr(err))
+	}
+	if r.Hex() != expected.Measurement {
+		return &Mismatch{
+			What:    fmt.Sprintf("the launch digest of these files with the manifest's cmdline %q and guest features %s (%d × %s)", m.Cmdline, m.GuestFeatures, vcpus, vtype),
+			Got:     r.Hex(),
+			Allowed: expected.Measurement + " (was the manifest's cmdline or guest_features edited after measuring?)",
+		}
+	}
+	p.Recomputed = true
+	return nil
+}
+
+// describe sets the plan's one-line description and the hint run prints
+// once the guest is ready: how to reach the agent (plain) or to attest.
+func (p *Plan) describe(o Options, q qemu.Options) {
+	m, vcpus, vtype := o.Manifest, p.VCPUs, p.VCPUType
 	if o.Plain {
 		p.Description = fmt.Sprintf("plain mode (%s, no SEV-SNP, nothing to attest): %d vCPU(s)", accelName(q.Accel), vcpus)
 		p.AgentHint = plainAgentHint(m.Cmdline, o.ManifestPath, o.Forwards)
@@ -363,7 +404,6 @@ func Prepare(ctx context.Context, o Options) (_ *Plan, err error) {
 		}
 		p.AttestHint = attestHint(m.Cmdline, o.CID, mp, o.Forwards)
 	}
-	return p, nil
 }
 
 // memoryWarning says when the guest's memory (mib; 0: QEMU's default for
