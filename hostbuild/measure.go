@@ -216,46 +216,54 @@ func runMeasure(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	switch {
 	case *jsonOut:
-		doc := struct {
-			Measurement   string         `json:"measurement"`
-			Mode          string         `json:"mode"`
-			VMMType       string         `json:"vmm_type"`
-			VCPUs         int            `json:"vcpus,omitempty"`
-			VCPUType      string         `json:"vcpu_type,omitempty"`
-			VCPUSig       string         `json:"vcpu_sig,omitempty"`
-			GuestFeatures string         `json:"guest_features"`
-			Cmdline       *string        `json:"cmdline,omitempty"`
-			Inputs        measure.Inputs `json:"inputs"`
-			Steps         []measure.Step `json:"steps"`
-		}{
-			Measurement: out, Mode: res.Mode, VMMType: res.VMMType, Inputs: res.Inputs, Steps: res.Steps,
-			GuestFeatures: fmt.Sprintf("0x%x", o.GuestFeatures),
-		}
-		if res.Mode == measure.ModeSNP {
-			doc.VCPUs, doc.VCPUType, doc.VCPUSig = res.VCPUs, res.VCPUType, fmt.Sprintf("0x%x", res.VCPUSig)
-		}
-		if o.Kernel != "" {
-			doc.Cmdline = &o.Append
-		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(doc); err != nil {
-			fmt.Fprintf(stderr, "hostbuild measure: writing JSON: %v\n", err)
-			return exitFail
-		}
-		// The cmdline is often someone else's (--append "$(cat
-		// cmdline)"): C1 controls and format runes, which encoding/json
-		// leaves raw, escaped as attest and inspect --json do.
-		if _, err := stdout.Write(printable.JSON(buf.Bytes())); err != nil {
-			fmt.Fprintf(stderr, "hostbuild measure: writing JSON: %v\n", err)
-			return exitFail
-		}
+		return printMeasureJSON(stdout, stderr, out, res, o)
 	case *verbose:
 		fmt.Fprintf(stdout, "Calculated SEV_SNP guest measurement: %s\n", out)
 	default:
 		fmt.Fprintln(stdout, out)
+	}
+	return exitOK
+}
+
+// printMeasureJSON prints measure --json's document: the measurement (out,
+// as --output-format gave it), the settings, the inputs' SHA-256s and the
+// digest after every step.
+func printMeasureJSON(stdout, stderr io.Writer, out string, res measure.Result, o measure.Options) int {
+	doc := struct {
+		Measurement   string         `json:"measurement"`
+		Mode          string         `json:"mode"`
+		VMMType       string         `json:"vmm_type"`
+		VCPUs         int            `json:"vcpus,omitempty"`
+		VCPUType      string         `json:"vcpu_type,omitempty"`
+		VCPUSig       string         `json:"vcpu_sig,omitempty"`
+		GuestFeatures string         `json:"guest_features"`
+		Cmdline       *string        `json:"cmdline,omitempty"`
+		Inputs        measure.Inputs `json:"inputs"`
+		Steps         []measure.Step `json:"steps"`
+	}{
+		Measurement: out, Mode: res.Mode, VMMType: res.VMMType, Inputs: res.Inputs, Steps: res.Steps,
+		GuestFeatures: fmt.Sprintf("0x%x", o.GuestFeatures),
+	}
+	if res.Mode == measure.ModeSNP {
+		doc.VCPUs, doc.VCPUType, doc.VCPUSig = res.VCPUs, res.VCPUType, fmt.Sprintf("0x%x", res.VCPUSig)
+	}
+	if o.Kernel != "" {
+		doc.Cmdline = &o.Append
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(doc); err != nil {
+		fmt.Fprintf(stderr, "hostbuild measure: writing JSON: %v\n", err)
+		return exitFail
+	}
+	// The cmdline is often someone else's (--append "$(cat
+	// cmdline)"): C1 controls and format runes, which encoding/json
+	// leaves raw, escaped as attest and inspect --json do.
+	if _, err := stdout.Write(printable.JSON(buf.Bytes())); err != nil {
+		fmt.Fprintf(stderr, "hostbuild measure: writing JSON: %v\n", err)
+		return exitFail
 	}
 	return exitOK
 }
