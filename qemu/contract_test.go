@@ -271,11 +271,8 @@ func TestStartFailedExecRemovesLog(t *testing.T) {
 // goroutine; "internal-error" dropped from the states; the Kill in
 // watchState deleted; e.Stopped not set; Exit.String's Stopped case.
 func TestRunnerKillsStoppedVM(t *testing.T) {
-	old := StatePoll
-	StatePoll = 20 * time.Millisecond
-	t.Cleanup(func() { StatePoll = old })
 	t.Setenv("SNPBOOT_FAKE_QMP_STATUS", "internal-error")
-	v, ctx := startBooted(t, "fake.hang", true)
+	v, ctx := bootedWith(t, fakeOptions(t, "fake.hang", true), RunOptions{StatePoll: 20 * time.Millisecond})
 	exit, err := v.Wait(ctx)
 	if err != nil {
 		t.Fatalf("the runner did not end a VM QEMU reports as internal-error: %v", err)

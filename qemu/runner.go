@@ -37,6 +37,9 @@ type RunOptions struct {
 	// Repress is how often Stop presses the power button again while the
 	// guest runs on; default RepressEvery.
 	Repress time.Duration
+	// StatePoll is how often the runner asks QEMU's monitor for the VM's
+	// run state (with a QMP socket); default StatePollEvery.
+	StatePoll time.Duration
 	// ExtraFiles are open files QEMU inherits: entry i becomes its file
 	// descriptor 3+i, which Options name as InheritedFile(i) (e.g. the
 	// kernel a caller opened and hashed). Start does not close them.
@@ -207,6 +210,9 @@ func Start(ctx context.Context, o Options, ro RunOptions) (*VM, error) {
 	}
 	if ro.Repress <= 0 {
 		ro.Repress = RepressEvery
+	}
+	if ro.StatePoll <= 0 {
+		ro.StatePoll = StatePollEvery
 	}
 	if ro.Poll <= 0 {
 		ro.Poll = 20 * time.Millisecond
@@ -709,15 +715,15 @@ func (t *tailBuffer) String() string {
 	return string(t.b)
 }
 
-// StatePoll is how often the runner asks QEMU's monitor for the VM's run
-// state. QEMU does not exit when a vCPU fails (kvm_cpu_exec: cpu_dump_state,
+// StatePollEvery is how often the runner asks QEMU's monitor for the VM's
+// run state by default. QEMU does not exit when a vCPU fails (kvm_cpu_exec: cpu_dump_state,
 // vm_stop(RUN_STATE_INTERNAL_ERROR)): under SEV-SNP that is how a guest's
 // GHCB termination request ends (KVM_SYSTEM_EVENT_SEV_TERM, which QEMU does
 // not handle), and the VM would stay paused for ever.
-var StatePoll = 2 * time.Second
+const StatePollEvery = 2 * time.Second
 
 func (v *VM) watchState() {
-	t := time.NewTicker(StatePoll)
+	t := time.NewTicker(v.run.StatePoll)
 	defer t.Stop()
 	for {
 		select {
