@@ -26,10 +26,10 @@
 //     rest); a module whose driver finds no device (ENODEV) is skipped,
 //     but sev_guest's ENODEV in an SEV-SNP guest (one with the sev-guest
 //     platform device) is a failed probe and a boot error; configfs
-//     mounted at /sys/kernel/config when available. From the start of
-//     this step, in the background and on every CPU: the payload's frames
-//     (bin/katana.zst) are checked, decoded and written to /bin/katana
-//     (internal/payload; /bin becomes a tmpfs with huge pages, read-only
+//     mounted at /sys/kernel/config when available. From the end of the
+//     first pass (the hash modules), in the background and on every CPU:
+//     the payload's frames (bin/katana.zst) are checked, decoded and
+//     written to /bin/katana (internal/payload; /bin becomes a tmpfs with huge pages, read-only
 //     once the payload is in), while every other listed file is hashed,
 //     large ones chunk by chunk (the kernel's sha256 through AF_ALG when
 //     those modules are loaded, else crypto/sha256). An initrd packed with --payload-encoding inline has
@@ -653,8 +653,8 @@ type netResult struct {
 
 // backgroundWork is what step 5 leaves running: the integrity check (its
 // result on integ, hashing with hasher) and the network (its result on
-// net; early: started before the last module pass, so its wait for eth0
-// is bounded here by linkWait).
+// net; early: started before the last module pass, so that awaitNetwork
+// bounds its wait for eth0 by linkWait).
 type backgroundWork struct {
 	integ  <-chan integrityResult
 	hasher integrity.Hasher
@@ -696,7 +696,8 @@ func (mp *modulePasses) early(what string, names ...string) {
 // runs with the kernel's sha256 while the others load; then the modules
 // eth0 needs, so that the network comes up (in the background) while the
 // rest load; then the rest. The integrity check starts after the first
-// pass, the network after the second; both go on in the background.
+// pass, the network after the second (after the last when an early pass
+// failed); both go on in the background.
 func (in *initProc) loadModules(ctx context.Context, list initrdlayout.Contents, cfg bootcfg.Config, p checkPlan) backgroundWork {
 	t := time.Now()
 	for _, r := range p.cpuSkipped {

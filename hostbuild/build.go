@@ -266,9 +266,10 @@ func makeOutFolder(outDir string) error {
 
 // buildInto writes the build's three files into tmp, a temporary folder
 // in outDir: the initrd packed, the cmdline, and the manifest measured
-// from the packed initrd, once the kernel, OVMF, payload and init it
-// records are checked to be the ones packed and measured. It reports a
-// failure on stderr and returns its exit status.
+// from the packed initrd, once the kernel it records is checked again (a
+// bzImage, from the bytes measured) and the payload and init it records
+// to be the ones packed (the OVMF it records is only warned of). It
+// reports a failure on stderr and returns its exit status.
 func buildInto(ctx context.Context, tmp, outDir, kernel string, po initrd.Options, line string, g manifest.GenerateOptions, quiet bool, logf func(string, ...any), stderr io.Writer) (*manifest.Manifest, int) {
 	po.Output = filepath.Join(tmp, buildInitrd)
 	if !quiet {
