@@ -29,10 +29,11 @@
 //     mounted at /sys/kernel/config when available. From the end of the
 //     first pass (the hash modules), in the background and on every CPU:
 //     the payload's frames (bin/katana.zst) are checked, decoded and
-//     written to /bin/katana (internal/payload; /bin becomes a tmpfs with huge pages, read-only
-//     once the payload is in), while every other listed file is hashed,
-//     large ones chunk by chunk (the kernel's sha256 through AF_ALG when
-//     those modules are loaded, else crypto/sha256). An initrd packed with --payload-encoding inline has
+//     written to /bin/katana (internal/payload; /bin becomes a tmpfs with
+//     huge pages, read-only once the payload is in), while every other
+//     listed file is hashed, large ones chunk by chunk (the kernel's
+//     sha256 through AF_ALG when those modules are loaded, else
+//     crypto/sha256). An initrd packed with --payload-encoding inline has
 //     /bin/katana itself in the content list, hashed like the rest.
 //  6. Network, in the background once the modules eth0 needs are loaded,
 //     while the others load (its marker is logged after the modules'):
