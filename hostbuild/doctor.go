@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register(command{name: "doctor", summary: "check that this host can launch an SEV-SNP guest and attest verify it; print each fix", run: runDoctor})
+	register(command{name: "doctor", summary: "check that this host can launch an SEV-SNP guest and that attest can verify it; print each fix", run: runDoctor})
 }
 
 const doctorUsage = `Usage: hostbuild doctor [--ovmf F] [--qemu BIN]
