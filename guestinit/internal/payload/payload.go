@@ -185,71 +185,10 @@ func Unpack(o Options) (Report, error) {
 	if workers <= 0 {
 		workers = min(runtime.NumCPU(), 4)
 	}
-	workers = min(workers, len(fr.List))
-	offs := make([]int64, len(fr.List)) // decoded offsets
-	for i := 1; i < len(fr.List); i++ {
-		offs[i] = offs[i-1] + fr.List[i-1].Size
-	}
-	var (
-		mu   sync.Mutex
-		next int
-		errs = make([]error, len(fr.List))
-		bad  bool
-		wg   sync.WaitGroup
-	)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// PID 1 must not die of a worker's panic: it becomes this
-			// worker's error, and the boot error names it.
-			defer func() {
-				if r := recover(); r != nil {
-					mu.Lock()
-					errs[0], bad = errors.Join(errs[0], fmt.Errorf("payload: worker panic: %v", r)), true
-					mu.Unlock()
-				}
-			}()
-			d, err := initrdlayout.NewFrameDecoder()
-			if err != nil {
-				mu.Lock()
-				errs[0], bad = fmt.Errorf("payload: %w", err), true
-				mu.Unlock()
-				return
-			}
-			defer d.Close()
-			for {
-				mu.Lock()
-				if next >= len(fr.List) || bad {
-					mu.Unlock()
-					return
-				}
-				i := next
-				next++
-				mu.Unlock()
-				var t steps
-				f := fr.List[i]
-				err := populate(payload, offs[i], f.Size, &t)
-				if err == nil {
-					err = frame(h, d, i, f, packed[f.Off:f.Off+f.Len:f.Off+f.Len], payload[offs[i]:offs[i]+f.Size:offs[i]+f.Size], &t)
-				}
-				mu.Lock()
-				if err != nil {
-					errs[i], bad = err, true
-				}
-				rep.Populate += t.populate
-				rep.Hash += t.hash
-				rep.Decode += t.decode
-				rep.Write += t.write
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs { // the first frame that failed
-		if err != nil {
-			return Report{}, err
-		}
+	t, err := decodeFrames(h, fr, packed, payload, workers)
+	rep.Populate, rep.Hash, rep.Decode, rep.Write = t.populate, t.hash, t.decode, t.write
+	if err != nil {
+		return Report{}, err
 	}
 	mapped = false
 	if err := unix.Munmap(payload); err != nil {
@@ -322,6 +261,83 @@ func memAvailable(meminfo []byte) (int64, bool) {
 }
 
 // steps times the steps of one frame.
+// decodeFrames checks and decodes every frame of fr from packed into
+// payload, on workers goroutines (at most one a frame), each taking the
+// next frame left: its output pages allocated (populate), its compressed
+// bytes hashed against the frame list, then decoded in place. The first
+// failure stops the others from taking more frames; the error returned is
+// that of the first frame in the list that failed. total adds up each
+// step's time over the workers.
+func decodeFrames(h integrity.Hasher, fr initrdlayout.Frames, packed, payload []byte, workers int) (total steps, _ error) {
+	workers = min(workers, len(fr.List))
+	offs := make([]int64, len(fr.List)) // decoded offsets
+	for i := 1; i < len(fr.List); i++ {
+		offs[i] = offs[i-1] + fr.List[i-1].Size
+	}
+	var (
+		mu   sync.Mutex
+		next int
+		errs = make([]error, len(fr.List))
+		bad  bool
+		wg   sync.WaitGroup
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// PID 1 must not die of a worker's panic: it becomes this
+			// worker's error, and the boot error names it.
+			defer func() {
+				if r := recover(); r != nil {
+					mu.Lock()
+					errs[0], bad = errors.Join(errs[0], fmt.Errorf("payload: worker panic: %v", r)), true
+					mu.Unlock()
+				}
+			}()
+			d, err := initrdlayout.NewFrameDecoder()
+			if err != nil {
+				mu.Lock()
+				errs[0], bad = fmt.Errorf("payload: %w", err), true
+				mu.Unlock()
+				return
+			}
+			defer d.Close()
+			for {
+				mu.Lock()
+				if next >= len(fr.List) || bad {
+					mu.Unlock()
+					return
+				}
+				i := next
+				next++
+				mu.Unlock()
+				var t steps
+				f := fr.List[i]
+				err := populate(payload, offs[i], f.Size, &t)
+				if err == nil {
+					err = frame(h, d, i, f, packed[f.Off:f.Off+f.Len:f.Off+f.Len], payload[offs[i]:offs[i]+f.Size:offs[i]+f.Size], &t)
+				}
+				mu.Lock()
+				if err != nil {
+					errs[i], bad = err, true
+				}
+				total.populate += t.populate
+				total.hash += t.hash
+				total.decode += t.decode
+				total.write += t.write
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs { // the first frame that failed
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 type steps struct{ populate, hash, decode, write time.Duration }
 
 // populate allocates the output pages of one frame in one call (Linux 5.14
