@@ -107,8 +107,8 @@ test: deps build kernel kernel-source ## run every test: unit, fuzz seeds, parit
 	SNPBOOT_QEMU_SNP=$${SNPBOOT_QEMU_SNP:-$$(test -x $(call sq,$(QEMU_SNP)) && echo $(call sq,$(QEMU_SNP)))} SNPBOOT_QEMU_SNP_DATA=$${SNPBOOT_QEMU_SNP_DATA:-$(call sq,$(abspath $(CACHE)/qemu-snp)/usr/share/qemu)} \
 	SNPBOOT_LIBVIRT_SCHEMAS=$${SNPBOOT_LIBVIRT_SCHEMAS:-$$(test -e $(call sq,$(LIBVIRT_SCHEMAS)/domain.rng) && echo $(call sq,$(LIBVIRT_SCHEMAS)))} \
 	KERNEL_SOURCE=$${KERNEL_SOURCE:-$(call sq,$(abspath $(CACHE)/kernel-source))} KERNEL_DIR=$(call sq,$(abspath $(CACHE)/kernel)) OUT_DIR=$(call sq,$(abspath $(OUT))) $(GO) test -count=1 -timeout 40m ./...
-	@# PID 1 is concurrent (agent, supervisor, power, log queue, boot passes): the guest's packages and shared/ again under the race detector (~1.5 min).
-	KERNEL_SOURCE=$${KERNEL_SOURCE:-$(call sq,$(abspath $(CACHE)/kernel-source))} KERNEL_DIR=$(call sq,$(abspath $(CACHE)/kernel)) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./guestinit/... ./shared/...
+	@# PID 1 is concurrent (agent, supervisor, power, log queue, boot passes), and so are the QEMU runner and the host's packers and fetchers: those packages again under the race detector (~5 min; the hostbuild command package alone would add ~15).
+	KERNEL_SOURCE=$${KERNEL_SOURCE:-$(call sq,$(abspath $(CACHE)/kernel-source))} KERNEL_DIR=$(call sq,$(abspath $(CACHE)/kernel)) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./guestinit/... ./shared/... ./qemu/ ./initrd-layout/ ./hostbuild/internal/...
 	@# go test prints no skip reasons for passing packages: name the hardware tier's, and the QEMU 9.1 check's.
 	@if [ "$${SNPBOOT_SNP:-}" != 1 ]; then $(GO) test -count=1 -run '^TestSNPHardware$$' -v ./qemu/boottest | grep -E -- '--- SKIP|snp_test.go:' || true; fi
 	@if [ ! -x $(call sq,$(QEMU_SNP)) ] && [ -z "$${SNPBOOT_QEMU_SNP:-}" ]; then SNPBOOT_QEMU_SNP= $(GO) test -count=1 -run '^TestSNPArgvAcceptedByQEMU$$' -v ./qemu | grep -E -- '--- SKIP|snpsyntax_test.go:' || true; \
