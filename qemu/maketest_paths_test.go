@@ -69,7 +69,7 @@ func TestMakeTestPathsWithSpace(t *testing.T) {
 		// go test ./..., every test.
 		"-count=1|KERNEL_DIR=" + kdir + "|OUT_DIR=" + root + "/out|KERNEL_SOURCE=" + ksrc +
 			"|SNPBOOT_QEMU_SNP=" + root + "/.cache/qemu-snp/usr/bin/qemu-system-x86_64|SNPBOOT_LIBVIRT_SCHEMAS=" + root + "/.cache/qemu-snp/usr/share/libvirt/schemas",
-		// The guest's packages and shared/ under -race.
+		// The concurrent packages under -race.
 		"-race|KERNEL_DIR=" + kdir + "|OUT_DIR=|KERNEL_SOURCE=" + ksrc + "|SNPBOOT_QEMU_SNP=|SNPBOOT_LIBVIRT_SCHEMAS=",
 	} {
 		if !slices.Contains(lines, want) {
