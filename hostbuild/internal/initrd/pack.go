@@ -606,7 +606,7 @@ func readInput(what, p string) ([]byte, error) {
 		return nil, badInput("reading %s %s: %w", what, p, unwrapPath(err))
 	}
 	if st.Size() > math.MaxUint32 {
-		return nil, badInput("%s %s is %d bytes; a newc cpio entry holds at most 4 GiB", what, p, st.Size())
+		return nil, badInput("%s %s is %d bytes; a newc cpio entry holds at most 4294967295 bytes (4 GiB less one byte)", what, p, st.Size())
 	}
 	// Sized as os.ReadFile sizes it; the limit holds if the file grows.
 	buf := bytes.NewBuffer(make([]byte, 0, st.Size()+512))
@@ -614,7 +614,7 @@ func readInput(what, p string) ([]byte, error) {
 		return nil, badInput("reading %s %s: %w", what, p, unwrapPath(err))
 	}
 	if buf.Len() > math.MaxUint32 {
-		return nil, badInput("%s %s grew past 4 GiB while read; a newc cpio entry holds at most 4 GiB", what, p)
+		return nil, badInput("%s %s grew to 4 GiB or more while read; a newc cpio entry holds at most 4294967295 bytes (4 GiB less one byte)", what, p)
 	}
 	return buf.Bytes(), nil
 }

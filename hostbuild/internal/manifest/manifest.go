@@ -267,7 +267,7 @@ func hashInit(ctx context.Context, path string) (*File, *BuildInfo, error) {
 		return nil, nil, fmt.Errorf("reading init %s: %w", f.Name(), err)
 	}
 	if len(b) > maxInit {
-		return nil, nil, fmt.Errorf("init %s is larger than 4 GiB, more than an initrd entry holds", path)
+		return nil, nil, fmt.Errorf("init %s is 4 GiB or larger, more than an initrd entry holds (4294967295 bytes)", path)
 	}
 	sum := sha256.Sum256(b)
 	h := &File{Name: filepath.Base(f.Name()), Size: int64(len(b)), SHA256: hex.EncodeToString(sum[:])}
