@@ -695,8 +695,9 @@ func lowerHex(s string, dst []byte) bool {
 }
 
 // lines scans r line by line, splitting at '\n' only: unlike
-// bufio.ScanLines it keeps a '\r', which the lists' parsers then refuse
-// (a list that parses must format back to the same bytes).
+// bufio.ScanLines it keeps a '\r', which the lists' parsers then refuse,
+// and it refuses a last line without its '\n' (a list that parses must
+// format back to the same bytes).
 func lines(r io.Reader) *bufio.Scanner {
 	sc := bufio.NewScanner(r)
 	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
@@ -704,12 +705,16 @@ func lines(r io.Reader) *bufio.Scanner {
 			return i + 1, data[:i], nil
 		}
 		if atEOF && len(data) > 0 {
-			return len(data), data, nil
+			return 0, nil, errNoNewline
 		}
 		return 0, nil, nil
 	})
 	return sc
 }
+
+// errNoNewline is the refusal of a list whose last line does not end in
+// '\n': Format ends every line with one.
+var errNoNewline = errors.New("last line does not end with a newline")
 
 // cleanRel says whether p is a clean relative path inside the root, free
 // of control characters.

@@ -137,6 +137,11 @@ func FuzzParseContents(f *testing.F) {
 		if err != nil || !cmp.Equal(c, again) {
 			t.Fatalf("formatted list does not parse back: %v", err)
 		}
+		// The parser is strict (lines' doc: a list that parses must
+		// format back to the same bytes): one spelling per list.
+		if out := c.Format(); !bytes.Equal(out, b) {
+			t.Fatalf("ParseContents accepted %q, which formats back as %q", b, out)
+		}
 	})
 }
 
@@ -150,6 +155,9 @@ func FuzzParseModuleList(f *testing.F) {
 		again, err := ParseModuleList(bytes.NewReader(FormatModuleList(m)))
 		if err != nil || !cmp.Equal(m, again) {
 			t.Fatalf("formatted list does not parse back: %v", err)
+		}
+		if out := FormatModuleList(m); !bytes.Equal(out, b) {
+			t.Fatalf("ParseModuleList accepted %q, which formats back as %q", b, out)
 		}
 	})
 }
@@ -209,6 +217,19 @@ func FuzzParseChunks(f *testing.F) {
 		again, err := ParseChunks(bytes.NewReader(FormatChunks(cs)))
 		if err != nil || !cmp.Equal(cs, again) {
 			t.Fatalf("formatted list does not parse back: %v", err)
+		}
+		if out := FormatChunks(cs); !bytes.Equal(out, b) {
+			t.Fatalf("ParseChunks accepted %q, which formats back as %q", b, out)
+		}
+		// Every accepted file is more than one chunk, its chunks full
+		// but the last, contiguous from 0 (ParseChunks' doc).
+		for i, c := range cs {
+			last := i+1 == len(cs) || cs[i+1].Path != c.Path
+			first := i == 0 || cs[i-1].Path != c.Path
+			if first && (c.Off != 0 || last) || !first && c.Off != cs[i-1].Off+cs[i-1].Len ||
+				!last && c.Len != ChunkSize || c.Len < 1 || c.Len > ChunkSize {
+				t.Fatalf("accepted chunk %d %+v of %q", i, c, b)
+			}
 		}
 	})
 }
@@ -289,6 +310,20 @@ func FuzzParseFrames(f *testing.F) {
 		again, err := ParseFrames(bytes.NewReader(fr.Format()))
 		if err != nil || !cmp.Equal(fr, again) {
 			t.Fatalf("formatted list does not parse back: %v", err)
+		}
+		if out := fr.Format(); !bytes.Equal(out, b) {
+			t.Fatalf("ParseFrames accepted %q, which formats back as %q", b, out)
+		}
+		// Frames contiguous from 0, at least one and at most maxFrames.
+		var next int64
+		for _, x := range fr.List {
+			if x.Off != next {
+				t.Fatalf("accepted frame %+v at %d", x, next)
+			}
+			next += x.Len
+		}
+		if len(fr.List) < 1 || len(fr.List) > maxFrames || fr.Packed() != next {
+			t.Fatalf("accepted %d frames, packed %d", len(fr.List), fr.Packed())
 		}
 	})
 }
