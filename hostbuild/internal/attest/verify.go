@@ -712,6 +712,12 @@ func parseCert(b []byte) (*x509.Certificate, error) {
 		if p.Type != "CERTIFICATE" {
 			return nil, fmt.Errorf("PEM block %q, want CERTIFICATE", p.Type)
 		}
+		// pem.Decode passes over a block it cannot decode and returns
+		// the next one: a malformed block before the certificate is more
+		// than the certificate too.
+		if bytes.Count(b[:len(b)-len(rest)], []byte("-----BEGIN")) > 1 {
+			return nil, errors.New("a malformed PEM block before the certificate; want one certificate per file")
+		}
 		if len(bytes.TrimSpace(rest)) > 0 {
 			return nil, errors.New("more than the certificate: a second PEM block or other bytes after it; want one certificate per file")
 		}

@@ -951,6 +951,13 @@ func FuzzParseCert(f *testing.F) {
 		der := b
 		if p, _ := pem.Decode(b); p != nil {
 			der = p.Bytes
+			// parseCert's doc: a file with more than the certificate (a
+			// second PEM block) is refused, not read in part. A block
+			// pem.Decode skips (malformed) is one too: what it holds
+			// would be kept and never looked at.
+			if n := bytes.Count(b, []byte("-----BEGIN")); n != 1 {
+				t.Fatalf("accepted a PEM file with %d BEGIN lines: %q", n, b)
+			}
 		}
 		if !bytes.Equal(c.Raw, der) {
 			t.Fatalf("parsed certificate's DER (%d bytes) is not the input's (%d bytes)", len(c.Raw), len(der))
