@@ -4,6 +4,7 @@ package main
 // without one by review; FuzzParseAutoInt found "0_100" read as octal).
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +126,14 @@ func FuzzCmdlineFormat(f *testing.F) {
 			c.kernelParams = strings.Split(kps, "\x00")
 		}
 		line, err := c.format()
+		// format's promise: the --env flags in any order give the same
+		// cmdline (so the same measurement), or the same refusal.
+		rev := *c
+		rev.env = slices.Clone(c.env)
+		slices.Reverse(rev.env)
+		if again, err2 := rev.format(); again != line || (err == nil) != (err2 == nil) {
+			t.Fatalf("--env %q gave %q (%v), reversed %q (%v)", c.env, line, err, again, err2)
+		}
 		if err != nil {
 			if strings.Contains(err.Error(), "internal error") {
 				t.Fatalf("format: %v", err)
@@ -133,6 +142,16 @@ func FuzzCmdlineFormat(f *testing.F) {
 		}
 		if bootcfg.CheckBytes(line) != nil || len(line) > bootcfg.MaxLen {
 			t.Fatalf("format wrote %q, which the boot path does not carry", line)
+		}
+		// The init reads back the flags' settings.
+		back, err := bootcfg.Parse(line)
+		if err != nil {
+			t.Fatalf("format wrote %q, which the init refuses: %v", line, err)
+		}
+		words, _ := bootcfg.SplitArgs(args)
+		if !slices.Equal(back.Args, words) || !slices.Equal(back.Env, slices.Sorted(slices.Values(c.env))) ||
+			string(back.OnExit) != onExit || back.RestartLimit != c.restartLimit {
+			t.Fatalf("format wrote %q, which reads as args %q env %q on_exit %q restart_limit %d", line, back.Args, back.Env, back.OnExit, back.RestartLimit)
 		}
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -104,9 +105,33 @@ func FuzzDecompress(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, ext string, data []byte) {
 		const max = 1 << 20
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
 		out, err := Decompress("m"+ext, data, max)
+		runtime.ReadMemStats(&after)
 		if err == nil && len(out) > max {
 			t.Fatalf("%d bytes out, limit %d", len(out), max)
+		}
+		// The package's promise: crafted bytes do not make it allocate
+		// more than the limit (and, for xz, a dictionary of MaxXZDict),
+		// with room for the decoders' own buffers.
+		bound := uint64(4*max + 16<<20)
+		if strings.HasSuffix(ext, ".xz") {
+			bound += MaxXZDict
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > bound {
+			t.Fatalf("Decompress(%q) of %d bytes allocated %d bytes, bound %d", "m"+ext, len(data), grew, bound)
+		}
+		// What a gzip module holds, as the standard library reads it.
+		if err == nil && strings.HasSuffix(ext, ".gz") {
+			gr, gerr := gzip.NewReader(bytes.NewReader(data))
+			var want []byte
+			if gerr == nil {
+				want, gerr = io.ReadAll(io.LimitReader(gr, max+1))
+			}
+			if gerr != nil || !bytes.Equal(out, want) {
+				t.Fatalf("Decompress(%q) = %d bytes; compress/gzip reads %d other bytes (%v)", "m"+ext, len(out), len(want), gerr)
+			}
 		}
 	})
 }

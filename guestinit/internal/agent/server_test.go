@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -958,11 +959,28 @@ func FuzzParseNonce(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, q string) {
 		n, err := parseNonce(q)
+		// Its doc: exactly one query parameter, nonce, as 64 to 128 hex
+		// digits; read here with net/url and encoding/hex.
+		vals, qerr := url.ParseQuery(q)
+		v := vals.Get(agentapi.NonceQueryParam)
+		want, herr := hex.DecodeString(v)
+		ok := qerr == nil && len(vals) == 1 && len(vals[agentapi.NonceQueryParam]) == 1 &&
+			herr == nil && len(v) >= 2*agentapi.MinNonceSize && len(v) <= 2*agentapi.MaxNonceSize
+		if (err == nil) != ok {
+			t.Fatalf("parseNonce(%q) = %x, %v; the query reads as %q (%v)", q, n, err, vals, qerr)
+		}
 		if err != nil {
+			if err.Error() == "" {
+				t.Fatalf("parseNonce(%q): empty error", q)
+			}
 			return
 		}
-		if len(n) < 32 || len(n) > 64 {
-			t.Fatalf("accepted a %d-byte nonce from %q", len(n), q)
+		if !bytes.Equal(n, want) || len(n) < 32 || len(n) > 64 {
+			t.Fatalf("accepted a %d-byte nonce %x from %q, want %x", len(n), n, q, want)
+		}
+		// What the host sends for it (attest.Fetch) is accepted as the same.
+		if back, err := parseNonce(agentapi.NonceQueryParam + "=" + hex.EncodeToString(n)); err != nil || !bytes.Equal(back, n) {
+			t.Fatalf("the host's query for nonce %x: %x, %v", n, back, err)
 		}
 	})
 }

@@ -1,14 +1,19 @@
 package attest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 	"github.com/katana-tee/snpboot/shared/agentapi"
 )
@@ -101,11 +106,30 @@ func FuzzFetchAnswer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ans []byte) {
 		answers <- ans
 		r, err := Fetch(context.Background(), FetchOptions{Addr: addr, Nonce: nonce, Timeout: 3 * time.Second})
+		// The answer as net/http reads it from the bytes alone.
+		var status int
+		var body []byte
+		if resp, rerr := http.ReadResponse(bufio.NewReader(bytes.NewReader(ans)), &http.Request{Method: http.MethodGet}); rerr == nil {
+			b, berr := io.ReadAll(io.LimitReader(resp.Body, MaxResponseSize+1))
+			if berr == nil && len(b) <= MaxResponseSize {
+				status, body = resp.StatusCode, b
+			}
+		}
 		if err == nil {
 			if r == nil {
 				t.Fatal("nil response without error")
 			}
+			// Accepted: a 200 whose body is a strictly decoded response.
+			want, derr := DecodeResponse(body)
+			if status != http.StatusOK || derr != nil || !cmp.Equal(r, want) {
+				t.Fatalf("accepted answer %q: status %d, body decodes as %+v (%v), Fetch gave %+v", ans, status, want, derr, r)
+			}
 			return
+		}
+		// Fetch's doc: an agent error keeps its stable code in the message.
+		var e agentapi.ErrorResponse
+		if status >= 400 && json.Unmarshal(body, &e) == nil && e.Error.Code != "" && !strings.Contains(err.Error(), printable.Quote(e.Error.Code)) {
+			t.Fatalf("answer %q: error %q does not keep the agent's code %q", ans, err, e.Error.Code)
 		}
 		if ClassOf(err) != ClassTransport || err.Error() == "" {
 			t.Fatalf("error %v: class %v", err, ClassOf(err))

@@ -124,6 +124,30 @@ func FuzzReportDecoder(f *testing.F) {
 		if len(raw) != abi.ReportSize {
 			t.Fatalf("decoded %d bytes", len(raw))
 		}
+		// Its doc: the report's bytes as binary (a certificate table may
+		// follow), or as hex text with whitespace ignored (and a 0x).
+		hexText, herr := hex.DecodeString(strings.TrimPrefix(strings.Join(strings.Fields(string(b)), ""), "0x"))
+		if !(len(b) >= abi.ReportSize && bytes.Equal(raw, b[:abi.ReportSize])) && !(herr == nil && bytes.HasPrefix(hexText, raw)) {
+			t.Fatalf("DecodeRawReport(%q) = %x: neither the binary nor the hex text's first bytes", b, raw)
+		}
+		// The forms it reads, written from the report: hex text (one
+		// line, or lines of 64 digits), and binary but for a report whose
+		// first bytes read as hex text (no real report's: its version).
+		h := hex.EncodeToString(raw)
+		var lines strings.Builder
+		for i := 0; i < len(h); i += 64 {
+			lines.WriteString(h[i:min(i+64, len(h))] + "\n")
+		}
+		for _, form := range []string{h, lines.String(), "0x" + strings.ToUpper(h)} {
+			if back, err := DecodeRawReport([]byte(form)); err != nil || !bytes.Equal(back, raw) {
+				t.Fatalf("the report's hex text %q: %x, %v", form, back, err)
+			}
+		}
+		if !isHexText(raw[:64]) {
+			if back, err := DecodeRawReport(bytes.Clone(raw)); err != nil || !bytes.Equal(back, raw) {
+				t.Fatalf("the binary report %x: %x, %v", raw, back, err)
+			}
+		}
 		info, err := DescribeReport(raw)
 		if err != nil {
 			return

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"debug/elf"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -464,8 +466,29 @@ func FuzzRead(f *testing.F) {
 	maxUnpacked, zstdMaxWindow = 16<<20, 1<<20
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, err := Read(bytes.NewReader(data))
+		// The same bytes read in other pieces give the same archive, or
+		// the same refusal at the same place: what Read makes of an
+		// initrd depends on its bytes only, not on how a reader splits
+		// them (a file, a pipe).
+		var small io.Reader = iotest.OneByteReader(bytes.NewReader(data))
+		if len(data) > 1<<20 {
+			small = iotest.HalfReader(bytes.NewReader(data))
+		}
+		b, errSmall := Read(small)
+		if (err == nil) != (errSmall == nil) || err != nil && err.Error() != errSmall.Error() {
+			t.Fatalf("Read of the same bytes in small pieces: %v, then %v", err, errSmall)
+		}
 		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("empty refusal")
+			}
 			return
+		}
+		if diff := cmp.Diff(a, b, cmp.AllowUnexported(Archive{})); diff != "" {
+			t.Fatalf("Read of the same bytes in small pieces differs (-whole +pieces):\n%s", diff)
+		}
+		if sum := sha256.Sum256(data); a.Size != int64(len(data)) || a.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("Read of %d bytes (sha256 %x) says %d bytes, sha256 %s", len(data), sum, a.Size, a.SHA256)
 		}
 		if a.Archives == 0 {
 			t.Fatal("Read succeeded without a cpio archive")

@@ -536,7 +536,33 @@ func FuzzModinfo(f *testing.F) {
 	f.Add("m.ko.xz", []byte{1, 0x40, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80})                   // a block header's size field runs past its end
 	f.Add("m.ko.gz", []byte{0x1f, 0x8b})
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
-		Modinfo(name, data)
+		info, err := Modinfo(name, data)
+		if err != nil {
+			return
+		}
+		// "key=value" strings separated by NULs: no key holds '=' or
+		// NUL, no value NUL.
+		for k, vs := range info {
+			if strings.ContainsAny(k, "=\x00") {
+				t.Fatalf("key %q", k)
+			}
+			for _, v := range vs {
+				if strings.ContainsRune(v, 0) {
+					t.Fatalf("value %q of %s", v, k)
+				}
+			}
+		}
+		// The name decides the compression, the ELF the answer: the
+		// same module stored plain or gzip-compressed says the same.
+		raw, err := decompress(name, data)
+		if err != nil {
+			t.Fatalf("Modinfo read %q, which does not decompress: %v", name, err)
+		}
+		for _, suffix := range []string{".ko", ".ko.gz"} {
+			if again, err := Modinfo("m"+suffix, compressed(t, suffix, raw)); err != nil || !cmp.Equal(info, again) {
+				t.Fatalf("%s's modinfo %q, the same ELF as m%s: %q, %v", name, info, suffix, again, err)
+			}
+		}
 	})
 }
 
@@ -806,6 +832,19 @@ func FuzzImportsSymbol(f *testing.F) {
 	f.Add("m.ko", testelf.Module("name=bare"))
 	f.Add("m.ko", mod[:len(mod)/2])
 	f.Fuzz(func(t *testing.T, name string, data []byte) {
-		importsSymbol(name, data, "crypto_alloc_aead")
+		got, err := importsSymbol(name, data, "crypto_alloc_aead")
+		if err != nil {
+			return
+		}
+		// The name decides the compression, the ELF the answer.
+		raw, err := decompress(name, data)
+		if err != nil {
+			t.Fatalf("importsSymbol read %q, which does not decompress: %v", name, err)
+		}
+		for _, suffix := range []string{".ko", ".ko.gz"} {
+			if again, err := importsSymbol("m"+suffix, compressed(t, suffix, raw), "crypto_alloc_aead"); err != nil || again != got {
+				t.Fatalf("%s imports it: %v; the same ELF as m%s: %v, %v", name, got, suffix, again, err)
+			}
+		}
 	})
 }
