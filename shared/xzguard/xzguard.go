@@ -15,6 +15,9 @@ import (
 	"github.com/ulikunitz/xz/lzma"
 )
 
+// maxUvarintLen is the longest multibyte integer the decoder reads.
+const maxUvarintLen = 10
+
 // BigDict returns the dictionary size of an xz block header in data that
 // declares more than max bytes, if there is one. The xz decoder allocates a
 // block's whole dictionary before it reads the block, so a header of a few
@@ -35,14 +38,27 @@ func BigDict(data []byte, max int64) (int64, bool) {
 			continue
 		}
 		h := data[q : end-4]
-		i := 2
+		// The sizes are multibyte integers too, of at most 10 bytes
+		// (the decoder refuses a longer one): reading no further keeps
+		// the scan linear, where data of continuation bytes would have
+		// each offset read its header to the end.
+		i, long := 2, false
 		for _, present := range []bool{h[1]&0x40 != 0, h[1]&0x80 != 0} {
 			if present {
-				for i < len(h) && h[i]&0x80 != 0 {
+				n := 0
+				for i < len(h) && h[i]&0x80 != 0 && n < maxUvarintLen {
 					i++
+					n++
+				}
+				if n == maxUvarintLen {
+					long = true
+					break
 				}
 				i++
 			}
+		}
+		if long {
+			continue
 		}
 		// The filter: LZMA2 (0x21) with one byte of properties, the
 		// dictionary size. The ID is a multibyte integer, read by the
@@ -62,6 +78,10 @@ func BigDict(data []byte, max int64) (int64, bool) {
 		}
 		dict, err := lzma.DecodeDictCap(h[i+1])
 		if err != nil || dict <= max {
+			continue
+		}
+		// The decoder refuses a header whose padding is not all zeros.
+		if slices.ContainsFunc(h[i+2:], func(b byte) bool { return b != 0 }) {
 			continue
 		}
 		if crc32.ChecksumIEEE(h) == binary.LittleEndian.Uint32(data[end-4:end]) {
