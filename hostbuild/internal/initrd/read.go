@@ -165,7 +165,7 @@ func Read(r io.Reader) (*Archive, error) {
 	if head, _ := br.Peek(1); len(head) == 0 {
 		return nil, errors.New("empty file: not an initrd")
 	}
-	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, dirs: map[string]bool{}, nonEmpty: map[string]bool{}, links: map[linkKey][]string{}, budget: maxUnpacked}
+	st := &readState{a: &Archive{}, index: map[string]int{}, symlinks: map[string]bool{}, dirs: map[string]bool{}, nonEmpty: map[string]bool{}, links: map[linkKey]*linkGroup{}, budget: maxUnpacked}
 	var comps []string
 	afterNone := false // the last segment was an uncompressed archive
 	for {
@@ -622,19 +622,19 @@ var zeros = make([]byte, readBuffer)
 
 type readState struct {
 	a          *Archive
-	index      map[string]int       // path -> its entry in a.Entries
-	symlinks   map[string]bool      // paths whose last entry so far is a symlink
-	dirs       map[string]bool      // paths whose last entry so far is a directory
-	nonEmpty   map[string]bool      // directories an entry was created in
-	links      map[linkKey][]string // this archive's regular files with 2+ links, by inode
-	unresolved string               // the first entry a lexical reader cannot place, and why
-	budget     int64                // uncompressed bytes left
-	headers    int                  // cpio headers read, in every archive
-	nameBytes  int64                // entry names and symlink targets read, in every archive
-	frames     keptFile             // the payload frame list, as the last entry of its path leaves it
-	contents   keptFile             // the content list, likewise
-	modules    keptFile             // the module load list, likewise
-	packed     packedCheck          // the last bin/katana.zst, checked against the list then in force
+	index      map[string]int         // path -> its entry in a.Entries
+	symlinks   map[string]bool        // paths whose last entry so far is a symlink
+	dirs       map[string]bool        // paths whose last entry so far is a directory
+	nonEmpty   map[string]bool        // directories an entry was created in
+	links      map[linkKey]*linkGroup // this archive's entries with 2+ links, by inode
+	unresolved string                 // the first entry a lexical reader cannot place, and why
+	budget     int64                  // uncompressed bytes left
+	headers    int                    // cpio headers read, in every archive
+	nameBytes  int64                  // entry names and symlink targets read, in every archive
+	frames     keptFile               // the payload frame list, as the last entry of its path leaves it
+	contents   keptFile               // the content list, likewise
+	modules    keptFile               // the module load list, likewise
+	packed     packedCheck            // the last bin/katana.zst, checked against the list then in force
 }
 
 // keptFile is a small file the reader keeps to decide the payload (the
@@ -901,11 +901,15 @@ func (st *readState) archives(r io.Reader, one bool) error {
 		linkedToEarlier := false
 		if t := h.Type(); t != newc.TypeDir && t != newc.TypeLink && h.NLink >= 2 {
 			k := linkKey{h.Ino, h.DevMajor, h.DevMinor, t}
-			group := append(st.links[k], key)
-			st.links[k] = group
-			linkedToEarlier = len(group) > 1
-			if t == newc.TypeReg && st.unresolved == "" && len(group) > 1 && slices.ContainsFunc(group, func(p string) bool { return payloadPaths[p] || p == initrdlayout.InitPath }) {
-				st.unresolved = fmt.Sprintf("entry %q is a hard link of %q (inode %d): the kernel links them, and the later one's data rewrites both", h.Name, group[0], h.Ino)
+			g, ok := st.links[k]
+			if !ok {
+				g = &linkGroup{first: key}
+				st.links[k] = g
+			}
+			linkedToEarlier = ok
+			g.payload = g.payload || payloadPaths[key] || key == initrdlayout.InitPath
+			if t == newc.TypeReg && st.unresolved == "" && ok && g.payload {
+				st.unresolved = fmt.Sprintf("entry %q is a hard link of %q (inode %d): the kernel links them, and the later one's data rewrites both", h.Name, g.first, h.Ino)
 			}
 		}
 		if dropped {
@@ -951,6 +955,15 @@ func (st *readState) archives(r io.Reader, one bool) error {
 // linkKey is what the kernel's unpacker matches hard links by (find_link):
 // inode, device and file type.
 type linkKey struct{ ino, major, minor, typ uint32 }
+
+// linkGroup is what Read keeps of the entries of one linkKey: the first
+// one's path, and whether any is /init, the payload or one of its lists.
+// (Not the paths: looking through them at each entry made many links of
+// one inode take quadratic time.)
+type linkGroup struct {
+	first   string
+	payload bool
+}
 
 // byteSum is the newc 070702 checksum: the sum of a file's bytes, modulo 2^32.
 type byteSum uint32
