@@ -13,10 +13,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
@@ -164,15 +166,35 @@ func Matrix(ctx context.Context, o Options, vcpus []int, vcpuTypes []string) ([]
 	}
 	var out []MatrixEntry
 	for i, t := range vcpuTypes {
+		if err := ctx.Err(); err != nil {
+			return nil, Inputs{}, err
+		}
+		digests := p.digestsByCount(vcpus, sigs[i])
 		for _, n := range vcpus {
-			if err := ctx.Err(); err != nil {
-				return nil, Inputs{}, err
-			}
-			r := p.finish(n, t, sigs[i])
-			out = append(out, MatrixEntry{VCPUs: n, VCPUType: t, VCPUSig: sigs[i], Digest: r.Digest})
+			out = append(out, MatrixEntry{VCPUs: n, VCPUType: t, VCPUSig: sigs[i], Digest: digests[n]})
 		}
 	}
 	return out, p.inputs, nil
+}
+
+// digestsByCount returns the digests finish gives for each of the counts
+// and the signature sig, in one pass: the digest of n vCPUs is that of n-1
+// with one more AP VMSA, so the time is linear in the largest count, not
+// in the counts' sum (counts 1..4096, one type, took 80 s measured apart).
+func (p *prepared) digestsByCount(counts []int, sig uint32) map[int][48]byte {
+	sorted := slices.Sorted(slices.Values(counts))
+	out := make(map[int][48]byte, len(sorted))
+	g := p.g
+	g.vmsaPage(vmsaPage(p.vmm, bspEIP, sig, p.features))
+	ap := sha512.Sum384(vmsaPage(p.vmm, p.img.ResetEIP, sig, p.features)[:])
+	have := 1
+	for _, n := range sorted {
+		for ; have < n; have++ {
+			g.update(PageVMSA, VMSAGPA, &ap)
+		}
+		out[n] = g.ld
+	}
+	return out
 }
 
 // CheckMatrix runs the checks of Matrix that need neither the kernel nor
@@ -293,9 +315,9 @@ func (p *prepared) finish(n int, vcpuType string, sig uint32) Result {
 	q.g.vmsaPage(bsp)
 	q.step("VMSA vCPU 0 (BSP)", PageVMSA, VMSAGPA, 1)
 	if n > 1 {
-		ap := vmsaPage(p.vmm, p.img.ResetEIP, sig, p.features)
+		ap := sha512.Sum384(vmsaPage(p.vmm, p.img.ResetEIP, sig, p.features)[:])
 		for range n - 1 {
-			q.g.vmsaPage(ap)
+			q.g.update(PageVMSA, VMSAGPA, &ap) // the page hashed once
 		}
 		q.step(fmt.Sprintf("VMSA vCPU 1..%d (AP)", n-1), PageVMSA, VMSAGPA, n-1)
 	}
