@@ -80,15 +80,22 @@ func encodeFrames(ctx context.Context, payload []byte) ([]byte, initrdlayout.Fra
 		}()
 	}
 	wg.Wait()
-	var blob []byte
+	total := 0
 	for i := range parts {
 		if errs[i] != nil {
 			return nil, list, errs[i]
 		}
+		total += len(enc[i])
+	}
+	// Allocated once: appended frame by frame, a large slice grows by a
+	// quarter at a time, five times the frames' size allocated on the way.
+	blob := make([]byte, 0, total)
+	for i := range parts {
 		list.List = append(list.List, initrdlayout.Frame{
 			Off: int64(len(blob)), Len: int64(len(enc[i])), Size: int64(len(parts[i])), Sum: sha256.Sum256(enc[i]),
 		})
 		blob = append(blob, enc[i]...)
+		enc[i] = nil // copied: the collector may take it
 	}
 	return blob, list, nil
 }
@@ -109,7 +116,9 @@ func encodeFrame(b []byte) ([]byte, error) {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
 	defer e.Close()
-	out := e.EncodeAll(b, nil)
+	// Into room for the largest frame: grown as it goes, the output of
+	// an incompressible frame was allocated about five times over.
+	out := e.EncodeAll(b, make([]byte, 0, e.MaxEncodedSize(len(b))))
 	d, err := initrdlayout.NewFrameDecoder()
 	if err != nil {
 		return nil, err
