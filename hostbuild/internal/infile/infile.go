@@ -25,6 +25,10 @@ type NotRegularError struct {
 	What, Path string
 	Mode       fs.FileMode // the type bits of what Path is
 	info       fs.FileInfo // of the file opened
+	// Pseudo names the kernel's file system ("/proc", "/sys") of a file
+	// that is regular to stat(2) but made as it is read: its size says
+	// nothing of what reading it gives (/proc/self/pagemap: 256 GiB).
+	Pseudo string
 }
 
 // IsNullDevice reports whether the file refused was the null device
@@ -46,6 +50,9 @@ func (e *NotRegularError) Error() string {
 // Reason is what the path is, for a caller's own message: "not a regular
 // file (p---------, a FIFO)".
 func (e *NotRegularError) Reason() string {
+	if e.Pseudo != "" {
+		return fmt.Sprintf("a file of the kernel's %s, made as it is read (reading may not end), not a regular file on disk", e.Pseudo)
+	}
 	return fmt.Sprintf("not a regular file (%s, %s)", e.Mode, filekind.Describe(e.Mode))
 }
 
@@ -91,6 +98,10 @@ func Open(what, path string) (*os.File, error) {
 	if !fi.Mode().IsRegular() {
 		f.Close()
 		return nil, &NotRegularError{What: what, Path: path, Mode: fi.Mode().Type(), info: fi}
+	}
+	if fsName := pseudoFS(f); fsName != "" {
+		f.Close()
+		return nil, &NotRegularError{What: what, Path: path, Mode: fi.Mode().Type(), info: fi, Pseudo: fsName}
 	}
 	if err := setBlocking(f); err != nil {
 		f.Close()
