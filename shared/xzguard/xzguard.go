@@ -38,26 +38,8 @@ func BigDict(data []byte, max int64) (int64, bool) {
 			continue
 		}
 		h := data[q : end-4]
-		// The sizes are multibyte integers too, of at most 10 bytes
-		// (the decoder refuses a longer one): reading no further keeps
-		// the scan linear, where data of continuation bytes would have
-		// each offset read its header to the end.
-		i, long := 2, false
-		for _, present := range []bool{h[1]&0x40 != 0, h[1]&0x80 != 0} {
-			if present {
-				n := 0
-				for i < len(h) && h[i]&0x80 != 0 && n < maxUvarintLen {
-					i++
-					n++
-				}
-				if n == maxUvarintLen {
-					long = true
-					break
-				}
-				i++
-			}
-		}
-		if long {
+		i, ok := sizeFieldsEnd(h)
+		if !ok {
 			continue
 		}
 		// The filter: LZMA2 (0x21) with one byte of properties, the
@@ -89,6 +71,31 @@ func BigDict(data []byte, max int64) (int64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// sizeFieldsEnd returns where the optional compressed and uncompressed
+// size fields of block header h (its flags in h[1]) end. They are
+// multibyte integers of at most maxUvarintLen bytes (the decoder refuses a
+// longer one): a longer one gives ok false, at most maxUvarintLen bytes
+// into it. Reading no further keeps BigDict's scan linear, where data of
+// continuation bytes would have each offset read its header to the end.
+func sizeFieldsEnd(h []byte) (i int, ok bool) {
+	i = 2
+	for _, present := range []bool{h[1]&0x40 != 0, h[1]&0x80 != 0} {
+		if !present {
+			continue
+		}
+		n := 0
+		for i < len(h) && h[i]&0x80 != 0 && n < maxUvarintLen {
+			i++
+			n++
+		}
+		if n == maxUvarintLen {
+			return i, false
+		}
+		i++
+	}
+	return i, true
 }
 
 // WithDict returns data, an xz stream of one block written with a 4 KiB
