@@ -3,9 +3,7 @@ package initrd
 import (
 	"bytes"
 	"fmt"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/newc"
 )
@@ -29,30 +27,11 @@ func TestReadHardLinkGroupLinear(t *testing.T) {
 		nw.Close()
 		return buf.Bytes()
 	}
-	read := func(n int, data []byte) time.Duration {
-		runtime.GC()
-		start := cpuTime(t)
-		a, err := Read(bytes.NewReader(data))
-		took := cpuTime(t) - start
-		if err != nil {
-			t.Fatal(err)
-		}
+	readLinear(t, "one inode", 3, img, func(n int, a *Archive) {
 		if len(a.Entries) != n {
 			t.Fatalf("%d entries; want %d", len(a.Entries), n)
 		}
-		return took
-	}
-	const few, many = 1000, 40000
-	fewImg, manyImg := img(few), img(many)
-	small, large := time.Duration(1<<62), time.Duration(1<<62)
-	for range 3 {
-		small = min(small, read(few, fewImg))
-		large = min(large, read(many, manyImg))
-	}
-	t.Logf("one inode: %d links %v, %d links %v", few, small, many, large)
-	if large > 300*small {
-		t.Errorf("one inode: %d links took %v, %d links %v: more than linear", few, small, many, large)
-	}
+	})
 }
 
 // The group is still followed: a hard link of the payload, however many
