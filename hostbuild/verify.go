@@ -27,6 +27,9 @@ checked is response.json; report.bin, certs.bin, preimage.bin and
 config.json restate parts of it and are refused (exit 1) if they differ.
 A --manifest other than the one attest recorded (manifest.sha256) is
 used, with a warning naming both digests.
+The certificates are checked against this machine's clock now, not as of
+the fetch: once DIR's VCEK or VLEK has expired (its notAfter), the same
+folder fails with exit 4.
 
 Exit status: as for 'hostbuild attest' (0 verified, 1 other failure,
 2 usage, 4 chain or signature, 5 REPORT_DATA or nonce, 6 measurement,
