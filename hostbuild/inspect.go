@@ -154,7 +154,7 @@ Flags:
 		fmt.Fprintf(stdout, "# content list: covers every file; operator's files (--file, --exec, --ca-bundle): %s\n", printable.Escape(list))
 	}
 	fmt.Fprintf(stdout, "# %s: %s, %d bytes, %d entries in %d archive(s), sha256 %s\n",
-		pos[0], a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)
+		printable.Escape(pos[0]), a.Compression, a.Size, len(a.Entries), a.Archives, a.SHA256)
 	if a.PayloadUnknown != "" {
 		fmt.Fprintf(stdout, "# payload /bin/katana: unknown: %s\n", printable.Escape(a.PayloadUnknown))
 	} else if p := a.Payload; p != nil && p.Encoding == "frames" {

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/ovmf"
+	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
 )
 
 func init() {
@@ -183,7 +184,7 @@ func inspectOVMF(path string) (*ovmfReport, error) {
 }
 
 func printOVMF(w io.Writer, r *ovmfReport) {
-	fmt.Fprintf(w, "file:              %s\n", r.File)
+	fmt.Fprintf(w, "file:              %s\n", printable.Escape(r.File))
 	fmt.Fprintf(w, "size:              %d bytes (0x%x, %d pages)\n", r.Size, r.Size, r.Size/ovmf.PageSize)
 	fmt.Fprintf(w, "sha256:            %s\n", r.SHA256)
 	fmt.Fprintf(w, "gpa:               %s (4 GiB - size)\n", r.GPA)
