@@ -229,12 +229,14 @@ func TestNoLeftoversAfterCleanExit(t *testing.T) {
 	h.waitReport("ready")
 	h.sigs <- unix.SIGCHLD // a reap while the payload runs
 	// The payload exits 0 by itself (from Run's view): "hup" mode exits
-	// on SIGTERM, here not sent by Run.
-	pid := h.st.Snapshot().PID
+	// on SIGTERM, here not sent by Run. Its pid is in the status once
+	// Run has recorded it, which on a loaded machine can come after the
+	// payload's "ready".
+	sent := false
 	for deadline := time.Now().Add(10 * time.Second); !h.logged("restarting katana (restart 1 of 1)"); time.Sleep(5 * time.Millisecond) {
-		if pid != 0 {
+		if pid := h.st.Snapshot().PID; pid != 0 && !sent {
 			unix.Kill(pid, unix.SIGTERM)
-			pid = 0
+			sent = true
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no restart; logs %q", h.logs)

@@ -225,6 +225,16 @@ func newHarness(t *testing.T) *harness {
 		}
 	}()
 	t.Cleanup(func() { signal.Stop(h.notify); close(stop) })
+	// A test that failed before its Run returned must not leave that Run
+	// behind: it reaps every child of the process (wait4(-1)), and would
+	// take the next tests' payloads from their own Run. Stopped here:
+	// no restart, and its payload killed.
+	t.Cleanup(func() {
+		h.st.RequestStop("test ended")
+		if pid := h.st.Snapshot().PID; pid > 0 {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	})
 	return h
 }
 
