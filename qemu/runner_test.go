@@ -349,6 +349,14 @@ func TestRunnerStopWithoutQMPKills(t *testing.T) {
 
 func TestRunnerWaitTimeoutQuotesLog(t *testing.T) {
 	v := startFake(t, fakeOptions(t, "fake.lines=2", true))
+	// The lines to quote are there first: the fake QEMU's start (a test
+	// binary, race-built under make test) is not part of the 300 ms, which
+	// a loaded machine could spend before "line 1" was printed.
+	printed, cancelPrinted := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancelPrinted()
+	if _, err := v.WaitForLine(printed, "line 1"); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	_, err := v.WaitForLine(ctx, "guestinit: katana started")
