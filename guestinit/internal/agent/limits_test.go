@@ -580,13 +580,32 @@ func TestHalfReadRequestWhenStopping(t *testing.T) {
 // client is served, not refused 429 for up to the drain's 500 ms. Found by
 // review.
 func TestClosingConnectionFreesItsSlot(t *testing.T) {
-	addr := strings.TrimPrefix(serve(t, New(Options{Quoter: failing{"x"}, MaxConns: 1, IdleTimeout: time.Minute})), "http://")
+	s := New(Options{Quoter: failing{"x"}, MaxConns: 1, IdleTimeout: time.Minute})
+	addr := strings.TrimPrefix(serve(t, s), "http://")
 	a := dialKeepAlive(t, addr)
 	if st, conn, err := a.do(statusReqClose); st != "200 OK" || conn != "close" {
 		t.Fatalf("first client: %q %q %v", st, conn, err)
 	}
-	// a keeps its socket open; the server drains it for a moment.
-	time.Sleep(50 * time.Millisecond)
+	// a keeps its socket open; the server drains it for up to 500 ms.
+	// Its slot must come back before that drain ends: wait for the slot
+	// (the client sees the answer a moment before the server gives it
+	// back, and a fixed 50 ms could pass first on a loaded machine), then
+	// check that the drain still runs.
+	l := s.listener.Load()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		held := len(l.conns)
+		l.mu.Unlock()
+		if held == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first connection still holds its slot 10 s after its last answer")
+		}
+	}
+	if len(l.drainers) == 0 {
+		t.Fatal("the first connection gave its slot back only when its drain was over")
+	}
 	if st, _ := rawExchange(t, addr, statusReqClose); !strings.HasPrefix(st, "200") {
 		t.Errorf("the next client while the first drains: %s, want 200", st)
 	}
