@@ -39,6 +39,20 @@ func TestMain(m *testing.M) {
 	// ours to reap, and the kill(-1) before a restart reaches only the
 	// namespace. Where namespaces cannot be made (not root), a subreaper
 	// gets the orphans, and the tests of kill(-1) skip themselves.
+	// The payloads start with the default action of every signal their
+	// tests send, as Katana does under the init (which catches them):
+	// started under nohup, or by a CI runner that ignores SIGHUP (a
+	// background job ignores SIGINT), the test binary and its children
+	// would inherit the signal ignored, and a shell cannot trap a signal
+	// ignored on entry: the scripts' HUP traps would never run and their
+	// tests wait for ever. A handler here is reset to the default in
+	// every child (execve), and changes nothing for this process, which
+	// ignored those signals anyway.
+	for _, sig := range []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGUSR1} {
+		if signal.Ignored(sig) {
+			signal.Notify(make(chan os.Signal, 1), sig)
+		}
+	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		fmt.Fprintln(os.Stderr, "PR_SET_CHILD_SUBREAPER:", err)
 		os.Exit(1)
