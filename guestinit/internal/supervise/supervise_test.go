@@ -245,8 +245,16 @@ func newHarness(t *testing.T) *harness {
 	// no restart, and its payload killed.
 	t.Cleanup(func() {
 		h.st.RequestStop("test ended")
-		if pid := h.st.Snapshot().PID; pid > 0 {
-			unix.Kill(pid, unix.SIGKILL)
+		pid := h.st.Snapshot().PID
+		if pid <= 0 {
+			return
+		}
+		unix.Kill(pid, unix.SIGKILL)
+		// Until that Run has reaped it (it then returns at once).
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if st := h.st.Snapshot().State; st != status.Running && st != status.Stopping {
+				return
+			}
 		}
 	})
 	return h
