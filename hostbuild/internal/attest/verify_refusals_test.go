@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/go-sev-guest/abi"
-
 	"github.com/google/go-sev-guest/verify/trust"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/manifest"
