@@ -438,6 +438,97 @@ func ParseModuleList(r io.Reader) ([]Module, error) {
 	return out, nil
 }
 
+// ModuleDeps is one line of a release's modules.dep (depmod's format,
+// which hostbuild pack writes for just the packed modules): a module's
+// path, relative to the release's folder (ModulesRoot), and the paths of
+// every module it needs loaded first, transitively, nearest first. The
+// crypto algorithms a module builds by name as it loads count as needs
+// (hostbuild's kmod.loadTimeNeeds), since the guest has no modprobe.
+type ModuleDeps struct {
+	Path string
+	Deps []string
+}
+
+// FormatModulesDep writes "<path>:" or "<path>: <dep> <dep>..." per
+// module, the lines sorted bytewise (as depmod and hostbuild pack write
+// them); nothing for no modules.
+func FormatModulesDep(mods []ModuleDeps) []byte {
+	lines := make([]string, 0, len(mods))
+	for _, m := range mods {
+		line := m.Path + ":"
+		if len(m.Deps) > 0 {
+			line += " " + strings.Join(m.Deps, " ")
+		}
+		lines = append(lines, line)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	slices.Sort(lines)
+	return []byte(strings.Join(lines, "\n") + "\n")
+}
+
+// ParseModulesDep reads a modules.dep written by FormatModulesDep, and
+// only that spelling: lines in order, one space between paths, each path
+// clean and relative, listed once, a module's dependencies distinct and
+// not itself, and every dependency a module of the file (a line of its
+// own). The guest reads it to leave out what only an absent device's
+// driver needs; a malformed or inconsistent one is refused, not guessed
+// at.
+func ParseModulesDep(r io.Reader) ([]ModuleDeps, error) {
+	var out []ModuleDeps
+	sc := lines(r)
+	seen := map[string]bool{}
+	prev := ""
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		p, rest, ok := strings.Cut(line, ":")
+		if !ok || !cleanRel(p) || strings.Contains(p, " ") {
+			return nil, fmt.Errorf("modules.dep line %d: want \"<path>:\" or \"<path>: <dep>...\" with clean relative paths, got %q", n, line)
+		}
+		if n > 1 && line <= prev {
+			return nil, fmt.Errorf("modules.dep line %d: %q is not after %q (lines are sorted, each module once)", n, line, prev)
+		}
+		if seen[p] {
+			return nil, fmt.Errorf("modules.dep line %d: module %q listed twice", n, p)
+		}
+		seen[p] = true
+		prev = line
+		m := ModuleDeps{Path: p}
+		if rest != "" {
+			deps, ok := strings.CutPrefix(rest, " ")
+			if !ok {
+				return nil, fmt.Errorf("modules.dep line %d: want one space after %q, got %q", n, p+":", line)
+			}
+			have := map[string]bool{}
+			for _, d := range strings.Split(deps, " ") {
+				switch {
+				case !cleanRel(d) || strings.Contains(d, ":"):
+					return nil, fmt.Errorf("modules.dep line %d: dependency %q of %s is not a clean relative path (one space between paths)", n, d, p)
+				case d == p:
+					return nil, fmt.Errorf("modules.dep line %d: %s depends on itself", n, p)
+				case have[d]:
+					return nil, fmt.Errorf("modules.dep line %d: %s lists dependency %s twice", n, p, d)
+				}
+				have[d] = true
+				m.Deps = append(m.Deps, d)
+			}
+		}
+		out = append(out, m)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading modules.dep: %w", err)
+	}
+	for _, m := range out {
+		for _, d := range m.Deps {
+			if !seen[d] {
+				return nil, fmt.Errorf("modules.dep: %s depends on %s, which has no line of its own", m.Path, d)
+			}
+		}
+	}
+	return out, nil
+}
+
 // ChunkSize is the size of the pieces large files are also hashed in: the
 // chunk list lets the init check a large payload on every CPU at once (one
 // SHA-256 over a whole file cannot be split). Files larger than ChunkSize

@@ -489,3 +489,86 @@ func TestFrameDecoder(t *testing.T) {
 		t.Errorf("Decode of garbage: %v, want a zstd error", err)
 	}
 }
+
+func TestModulesDep(t *testing.T) {
+	mods := []ModuleDeps{
+		{Path: "kernel/drivers/virt/coco/sev-guest/sev-guest.ko", Deps: []string{"kernel/crypto/gcm.ko", "kernel/crypto/gf128mul.ko"}},
+		{Path: "kernel/crypto/gcm.ko", Deps: []string{"kernel/crypto/gf128mul.ko"}},
+		{Path: "kernel/crypto/gf128mul.ko"},
+	}
+	b := FormatModulesDep(mods)
+	want := "kernel/crypto/gcm.ko: kernel/crypto/gf128mul.ko\nkernel/crypto/gf128mul.ko:\nkernel/drivers/virt/coco/sev-guest/sev-guest.ko: kernel/crypto/gcm.ko kernel/crypto/gf128mul.ko\n"
+	if string(b) != want {
+		t.Fatalf("FormatModulesDep: %q, want %q", b, want)
+	}
+	got, err := ParseModulesDep(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cmp.Equal(got, []ModuleDeps{mods[1], mods[2], mods[0]}) {
+		t.Errorf("ParseModulesDep: %+v", got)
+	}
+	if FormatModulesDep(nil) != nil {
+		t.Error("no modules: want nothing written")
+	}
+	if got, err := ParseModulesDep(bytes.NewReader(nil)); err != nil || got != nil {
+		t.Errorf("empty modules.dep: %v, %v", got, err)
+	}
+}
+
+// Any other spelling of a modules.dep is refused, with the line and why.
+func TestParseModulesDepRefuses(t *testing.T) {
+	for _, c := range []struct{ name, in, want string }{
+		{"no colon", "a.ko\n", `line 1: want "<path>:"`},
+		{"absolute path", "/a.ko:\n", "clean relative"},
+		{"dot-dot path", "../a.ko:\n", "clean relative"},
+		{"space in path", "a b.ko:\n", "clean relative"},
+		{"no space after colon", "a.ko:b.ko\nb.ko:\n", "one space after"},
+		{"two spaces", "a.ko:  b.ko\nb.ko:\n", `dependency "" of a.ko`},
+		{"trailing space", "a.ko: b.ko \nb.ko:\n", `dependency "" of a.ko`},
+		{"colon in dependency", "a.ko: b.ko:\nb.ko:\n", `dependency "b.ko:"`},
+		{"self", "a.ko: a.ko\n", "depends on itself"},
+		{"dependency twice", "a.ko: b.ko b.ko\nb.ko:\n", "lists dependency b.ko twice"},
+		{"unsorted", "b.ko:\na.ko:\n", `line 2: "a.ko:" is not after "b.ko:"`},
+		{"same line twice", "a.ko:\na.ko:\n", "line 2"},
+		{"module twice", "a.ko:\na.ko: b.ko\nb.ko:\n", `line 2: module "a.ko" listed twice`},
+		{"dependency without a line", "a.ko: b.ko\n", "depends on b.ko, which has no line of its own"},
+		{"no newline at the end", "a.ko:", "newline"},
+		{"control character", "a\x01.ko:\n", "clean relative"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseModulesDep(strings.NewReader(c.in))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("ParseModulesDep(%q): %v, want an error with %q", c.in, err, c.want)
+			}
+		})
+	}
+}
+
+// ParseModulesDep accepts exactly what FormatModulesDep writes: a list it
+// accepts formats back to the same bytes, and every dependency it reports
+// has a line of its own.
+func FuzzParseModulesDep(f *testing.F) {
+	f.Add([]byte("kernel/crypto/gcm.ko: kernel/crypto/gf128mul.ko\nkernel/crypto/gf128mul.ko:\n"))
+	f.Add([]byte("a.ko: b.ko c.ko\nb.ko: c.ko\nc.ko:\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseModulesDep(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		if out := FormatModulesDep(m); !bytes.Equal(out, b) {
+			t.Fatalf("ParseModulesDep accepted %q, which formats back as %q", b, out)
+		}
+		have := map[string]bool{}
+		for _, d := range m {
+			have[d.Path] = true
+		}
+		for _, d := range m {
+			for _, x := range d.Deps {
+				if !have[x] || x == d.Path {
+					t.Fatalf("%s's dependency %s: no line of its own, or itself", d.Path, x)
+				}
+			}
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 )
 
 // Modinfo(Module(kvs)) gives back kvs, whatever the compression.
@@ -85,8 +86,14 @@ func FuzzTreeModinfo(f *testing.F) {
 				}
 			}
 		}
-		if n := bytes.Count(ModulesDep(mods), []byte("\n")); n != len(mods) {
+		dep := ModulesDep(mods)
+		if n := bytes.Count(dep, []byte("\n")); n != len(mods) {
 			t.Fatalf("modules.dep has %d lines for %d modules", n, len(mods))
+		}
+		// The guest reads it (to leave out what only an absent device's
+		// driver needs): whatever the packer writes, it must accept.
+		if _, err := initrdlayout.ParseModulesDep(bytes.NewReader(dep)); err != nil {
+			t.Fatalf("the guest refuses the modules.dep the packer wrote: %v\n%s", err, dep)
 		}
 		_ = tree.Unmet(mods)
 	})

@@ -24,6 +24,7 @@ import (
 
 	"github.com/katana-tee/snpboot/hostbuild/internal/infile"
 	"github.com/katana-tee/snpboot/hostbuild/internal/printable"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/katana-tee/snpboot/shared/modzip"
 )
 
@@ -600,7 +601,7 @@ func ModulesDep(mods []Module) []byte {
 	for i := range mods {
 		byName[mods[i].Name] = &mods[i]
 	}
-	lines := make([]string, 0, len(mods))
+	lines := make([]initrdlayout.ModuleDeps, 0, len(mods))
 	for _, m := range mods {
 		// Post-order over the dependency graph gives a load order; depmod
 		// lists it reversed (modprobe walks the list from its end).
@@ -627,18 +628,10 @@ func ModulesDep(mods []Module) []byte {
 			walk(d)
 		}
 		slices.Reverse(post)
-		deps := post
-		line := m.RelPath + ":"
-		if len(deps) > 0 {
-			line += " " + strings.Join(deps, " ")
-		}
-		lines = append(lines, line)
+		lines = append(lines, initrdlayout.ModuleDeps{Path: m.RelPath, Deps: post})
 	}
-	if len(lines) == 0 {
-		return nil // as depmod writes it for no modules: empty, not a blank line
-	}
-	slices.Sort(lines)
-	return []byte(strings.Join(lines, "\n") + "\n")
+	// Empty for no modules, as depmod writes it: not a blank line.
+	return initrdlayout.FormatModulesDep(lines)
 }
 
 // Suggest returns up to n known module names closest to name (edit

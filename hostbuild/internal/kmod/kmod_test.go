@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/katana-tee/snpboot/hostbuild/internal/testelf"
+	initrdlayout "github.com/katana-tee/snpboot/initrd-layout"
 	"github.com/katana-tee/snpboot/shared/modzip"
 	"github.com/katana-tee/snpboot/shared/xzguard"
 	"github.com/klauspost/compress/zstd"
@@ -227,6 +228,22 @@ kernel/net/x-y.ko:
 `
 	if diff := cmp.Diff(want, string(ModulesDep(ms))); diff != "" {
 		t.Errorf("modules.dep (-want +got):\n%s", diff)
+	}
+	// What the guest reads back: each module's needs, nearest first.
+	got, err := initrdlayout.ParseModulesDep(strings.NewReader(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDeps := []initrdlayout.ModuleDeps{
+		{Path: "kernel/drivers/a.ko", Deps: []string{"kernel/drivers/b.ko", "kernel/lib/c.ko"}},
+		{Path: "kernel/drivers/b.ko", Deps: []string{"kernel/lib/c.ko"}},
+		{Path: "kernel/fs/zs.ko.zst", Deps: []string{"kernel/fs/zx.ko.xz", "kernel/lib/c.ko"}},
+		{Path: "kernel/fs/zx.ko.xz", Deps: []string{"kernel/lib/c.ko"}},
+		{Path: "kernel/lib/c.ko"},
+		{Path: "kernel/net/x-y.ko"},
+	}
+	if diff := cmp.Diff(wantDeps, got); diff != "" {
+		t.Errorf("modules.dep read back (-want +got):\n%s", diff)
 	}
 	// No module (every one asked for built in): empty, as depmod writes
 	// it, not a blank line (a fuzz input found that).
