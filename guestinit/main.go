@@ -25,7 +25,10 @@
 //     sha256_ssse3 first when listed, then the modules eth0 needs, then the
 //     rest); a module whose driver finds no device (ENODEV) is skipped,
 //     but sev_guest's ENODEV in an SEV-SNP guest (one with the sev-guest
-//     platform device) is a failed probe and a boot error; configfs
+//     platform device) is a failed probe and a boot error; outside
+//     SEV-SNP (no such device) sev_guest and the modules there only for
+//     it (by the release's modules.dep: the AES-GCM its probe builds) are
+//     left out, each logged as skipped with why; configfs
 //     mounted at /sys/kernel/config when available. From the end of the
 //     first pass (the hash modules), in the background and on every CPU:
 //     the payload's frames (bin/katana.zst) are checked, decoded and
@@ -105,6 +108,7 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -581,10 +585,11 @@ type checkPlan struct {
 	frames initrdlayout.Frames
 	// chunks: large files, checked in pieces on every CPU.
 	chunks []initrdlayout.Chunk
-	// mods are the modules to load; cpuSkipped those this CPU makes the
-	// kernel refuse (neither read nor offered).
-	mods       []initrdlayout.Module
-	cpuSkipped []modload.Result
+	// mods are the modules to load; skipped those left out, neither read
+	// nor offered: those this CPU makes the kernel refuse, and outside
+	// SEV-SNP sev_guest and what only it needs (sevGuestOnly).
+	mods    []initrdlayout.Module
+	skipped []modload.Result
 	// skip: files the background check of the other files leaves out
 	// (checked elsewhere, or rewritten from the cmdline).
 	skip map[string]bool
@@ -608,10 +613,17 @@ func (in *initProc) planChecks(list initrdlayout.Contents, cfg bootcfg.Config) c
 	// A module this CPU makes the kernel refuse is neither read nor
 	// offered; its file is still checked with the other files.
 	cpuinfo, _ := os.ReadFile("/proc/cpuinfo") // unreadable: nothing is left out
-	p.mods, p.cpuSkipped = modload.Drop(mods, cpuRefused(cpuFlags(cpuinfo)))
-	if err := sevGuestAESNI(p.cpuSkipped, "/sys"); err != nil {
+	p.mods, p.skipped = modload.Drop(mods, cpuRefused(cpuFlags(cpuinfo)))
+	if err := sevGuestAESNI(p.skipped, "/sys"); err != nil {
 		in.fatal(err)
 	}
+	absent, depFile, err := sevGuestOnly(list, p.mods, "/", "/sys")
+	if err != nil {
+		in.fatal(err)
+	}
+	var more []modload.Result
+	p.mods, more = modload.Drop(p.mods, absent)
+	p.skipped = append(p.skipped, more...)
 	// The chunk list (large files in pieces, so that they are checked on
 	// every CPU) is itself checked against the content list first.
 	if _, listed := list[initrdlayout.ChunksPath]; listed {
@@ -638,6 +650,9 @@ func (in *initProc) planChecks(list initrdlayout.Contents, cfg bootcfg.Config) c
 		initrdlayout.FramesPath: true, initrdlayout.PackedPayloadPath: true}
 	for _, m := range p.mods {
 		p.skip[m.Path] = true // checked by modload right before loading
+	}
+	if depFile != "" {
+		p.skip[depFile] = true // checked by sevGuestOnly
 	}
 	if !cfg.Net.None {
 		p.skip["etc/resolv.conf"] = true // rewritten from katana.net
@@ -701,7 +716,7 @@ func (mp *modulePasses) early(what string, names ...string) {
 // failed); both go on in the background.
 func (in *initProc) loadModules(ctx context.Context, list initrdlayout.Contents, cfg bootcfg.Config, p checkPlan) backgroundWork {
 	t := time.Now()
-	for _, r := range p.cpuSkipped {
+	for _, r := range p.skipped {
 		in.log.Printf("module %s: %v (skipped)", r.Name, r.Skipped)
 	}
 	mp := &modulePasses{list: list, rest: p.mods, logf: in.log.Printf}
@@ -1105,6 +1120,57 @@ func snpGuest(sys string) (dev string, snp bool, err error) {
 		return dev, false, fmt.Errorf("%s cannot be read to tell whether this is an SEV-SNP guest: %w", dev, err)
 	}
 	return dev, true, nil
+}
+
+// sevGuestOnly names, outside SEV-SNP (the kernel made no sev-guest
+// device under sys), sev_guest and the modules of mods there only for it
+// (modload.OnlyFor, by its release's modules.dep: the AES-GCM its probe
+// builds, aesni_intel and theirs), each with why it is left out: the
+// driver would find no device, and the others, loaded for nothing, cost
+// ~0.5 s of the module stage under TCG (ghash_generic's self-test alone
+// ~0.25 s). depFile is the modules.dep read (checked against the content
+// list first), "" when none was. In an SEV-SNP guest, when sysfs cannot
+// tell (sevGuestProbe reports that once the modules are in), or without
+// sev_guest or a listed modules.dep, nothing is left out.
+func sevGuestOnly(list initrdlayout.Contents, mods []initrdlayout.Module, root, sys string) (absent map[string]error, depFile string, err error) {
+	i := slices.IndexFunc(mods, func(m initrdlayout.Module) bool { return strings.ReplaceAll(m.Name, "-", "_") == "sev_guest" })
+	if i < 0 {
+		return nil, "", nil
+	}
+	dev, snp, err := snpGuest(sys)
+	if err != nil || snp {
+		return nil, "", nil
+	}
+	c := strings.SplitN(mods[i].Path, "/", 4)
+	if len(c) != 4 {
+		return nil, "", nil // not under lib/modules/<release>/: modload refuses it when loading
+	}
+	depFile = path.Join(c[0], c[1], c[2], initrdlayout.ModulesDepName)
+	if _, listed := list[depFile]; !listed {
+		return nil, "", nil
+	}
+	b, err := integrity.Checker{Root: root, List: list}.ReadFile(depFile)
+	if err != nil {
+		return nil, "", err
+	}
+	deps, err := initrdlayout.ParseModulesDep(bytes.NewReader(b))
+	if err != nil {
+		return nil, "", fmt.Errorf("/%s: %w", depFile, err)
+	}
+	only, err := modload.OnlyFor(mods, deps, "sev_guest")
+	if err != nil {
+		return nil, "", err
+	}
+	absent = map[string]error{}
+	for _, m := range only {
+		name := strings.ReplaceAll(m.Name, "-", "_")
+		if name == "sev_guest" {
+			absent[name] = fmt.Errorf("not an SEV-SNP guest (the kernel made no %s): the driver would find no device; not loaded, nor what only it needs (no attestation report in this boot)", dev)
+		} else {
+			absent[name] = fmt.Errorf("only sev_guest needs it (/%s), and sev_guest is not loaded; not loaded", depFile)
+		}
+	}
+	return absent, depFile, nil
 }
 
 // moduleResult returns the load result of the module name (spelt with

@@ -65,13 +65,32 @@ func testBootAgent(t *testing.T, overVsock bool) {
 		t.Fatal(err)
 	}
 	pid, _ := strconv.Atoi(m[1])
+	if !overVsock {
+		// Outside SEV-SNP the init leaves out sev_guest and what only it
+		// needs (modules.dep), each with its reason.
+		for _, want := range []string{
+			"guestinit: module sev_guest: not an SEV-SNP guest (the kernel made no /sys/bus/platform/devices/sev-guest)",
+			"guestinit: module gcm: only sev_guest needs it (/lib/modules/",
+			"guestinit: module ghash_generic: only sev_guest needs it",
+		} {
+			if l := findLine(g, want); l == "" {
+				t.Errorf("no line %q:\n%s", want, tail(g.Lines(), 40))
+			}
+		}
+		if l := findLine(g, "guestinit: module times: "); strings.Contains(l, "sev_guest=") || strings.Contains(l, " gcm=") {
+			t.Errorf("sev_guest or gcm loaded outside SEV-SNP: %q", l)
+		}
+	}
 	if overVsock {
 		// On SEV-SNP hardware, Linux 6.1's sev-guest builds gcm(aes) with
 		// the crypto API as it probes; the guest has no modprobe, so the
 		// packer loads gcm, ctr and ghash before it. Outside SEV-SNP the
-		// driver finds no device and never asks: the stand-in builds the
-		// same algorithm through AF_ALG instead, with the modules the init
-		// loaded.
+		// init leaves them out with sev_guest; this initrd lists them
+		// without sev_guest (vsockInitrd), so they load, and the stand-in
+		// builds the same algorithm through AF_ALG with them.
+		if l := findLine(g, "only sev_guest needs it"); l != "" {
+			t.Errorf("a module left out for sev_guest, which this initrd does not list: %q", l)
+		}
 		l, _, err := g.WaitForRegexp(ctx, regexp.MustCompile(`standin-katana: crypto aead gcm\(aes\) (ok|failed.*)`))
 		if err != nil {
 			t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -177,13 +178,15 @@ func defaultInitrd(t *testing.T, e env) string {
 	return defaultImg
 }
 
-// vsockInitrd is the default module set plus vsock_loopback, the kernel's
-// transport for vsock connections inside the guest (CID 1), and
-// algif_aead, with the stand-in unpadded: TestBootAgent/vsock reaches the
-// agent's vsock port through it, and builds through AF_ALG the AES-GCM
-// that the sev-guest driver builds as it probes. The module names come from the default initrd's load list,
-// so the two load the same modules but that one (and this one carries no
-// operator file).
+// vsockInitrd is the default module set but sev_guest plus vsock_loopback,
+// the kernel's transport for vsock connections inside the guest (CID 1),
+// and algif_aead, with the stand-in unpadded: TestBootAgent/vsock reaches
+// the agent's vsock port through it, and builds through AF_ALG the AES-GCM
+// that the sev-guest driver builds as it probes, with the modules packed
+// for it. The module names come from the default initrd's load list, so the
+// two load the same modules but those (and this one carries no operator
+// file). sev_guest is left out: with it, outside SEV-SNP, the init would
+// leave out what only it needs, the modules under test.
 func vsockInitrd(t *testing.T, e env) string {
 	t.Helper()
 	img, err := os.ReadFile(defaultInitrd(t, e))
@@ -197,7 +200,9 @@ func vsockInitrd(t *testing.T, e env) string {
 	var extra []string
 	for _, l := range strings.Split(strings.TrimSpace(string(files[initrdlayout.ModulesLoad])), "\n") {
 		name, _, _ := strings.Cut(l, " ")
-		extra = append(extra, "--module", name)
+		if name != "sev_guest" {
+			extra = append(extra, "--module", name)
+		}
 	}
 	if len(extra) == 0 {
 		t.Fatalf("the default initrd's %s lists no module", initrdlayout.ModulesLoad)
@@ -262,7 +267,8 @@ func appendMissingModule(base, out, release string, listed bool) error {
 	if err != nil {
 		return err
 	}
-	files, err := readInitrdFiles(img, initrdlayout.ContentsPath, initrdlayout.ModulesLoad)
+	depPath := path.Join(initrdlayout.ModulesRoot(release), initrdlayout.ModulesDepName)
+	files, err := readInitrdFiles(img, initrdlayout.ContentsPath, initrdlayout.ModulesLoad, depPath)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", base, err)
 	}
@@ -275,7 +281,16 @@ func appendMissingModule(base, out, release string, listed bool) error {
 	if _, err := initrdlayout.ParseModuleList(bytes.NewReader(load)); err != nil {
 		return fmt.Errorf("the edited module list does not parse: %w", err)
 	}
+	// The module's line in modules.dep too, as the packer writes it: the
+	// init reads modules.dep outside SEV-SNP (to leave out what only
+	// sev_guest needs) and refuses a list it does not describe.
+	deps, err := initrdlayout.ParseModulesDep(bytes.NewReader(files[depPath]))
+	if err != nil {
+		return fmt.Errorf("reading %s's modules.dep: %w", base, err)
+	}
+	dep := initrdlayout.FormatModulesDep(append(deps, initrdlayout.ModuleDeps{Path: "kernel/" + missingModule + ".ko"}))
 	contents[initrdlayout.ModulesLoad] = sha256.Sum256(load)
+	contents[depPath] = sha256.Sum256(dep)
 	if listed {
 		contents[modPath] = sha256.Sum256([]byte("a module the unpack lost"))
 	}
@@ -283,6 +298,7 @@ func appendMissingModule(base, out, release string, listed bool) error {
 	return appendArchive(img, out, []initrdFile{
 		{name: initrdlayout.ContentsPath, data: contents.Format()},
 		{name: initrdlayout.ModulesLoad, data: load},
+		{name: depPath, data: dep},
 	})
 }
 

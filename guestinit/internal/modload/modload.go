@@ -22,7 +22,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -271,6 +273,90 @@ func Split(mods []initrdlayout.Module, first ...string) (pre, rest []initrdlayou
 		}
 	}
 	return pre, rest
+}
+
+// OnlyFor returns, in mods' order, the module named and those of its
+// dependencies that are in mods only for it: that no other module of mods
+// needs, directly or through others. deps is the modules.dep of the named
+// module's release (initrdlayout.ModulesRoot), whose paths are relative to
+// that folder. None when mods lacks the module, or when another module of
+// mods needs it. A module of mods that deps does not describe is an error:
+// the load list and modules.dep disagree, and what a module needs cannot
+// be told.
+func OnlyFor(mods []initrdlayout.Module, deps []initrdlayout.ModuleDeps, name string) ([]initrdlayout.Module, error) {
+	t := slices.IndexFunc(mods, func(m initrdlayout.Module) bool { return canonical(m.Name) == canonical(name) })
+	if t < 0 {
+		return nil, nil
+	}
+	c := strings.SplitN(mods[t].Path, "/", 4)
+	if len(c) != 4 {
+		return nil, fmt.Errorf("module %s: path %s is not under %s/<release>/", mods[t].Name, mods[t].Path, initrdlayout.ModulesDir)
+	}
+	root := path.Join(c[0], c[1], c[2])
+	needs := map[string][]string{}
+	for _, d := range deps {
+		needs[d.Path] = d.Deps
+	}
+	rel := make([]string, len(mods))
+	for i, m := range mods {
+		r, ok := strings.CutPrefix(m.Path, root+"/")
+		if _, described := needs[r]; !ok || !described {
+			return nil, fmt.Errorf("module %s (%s) has no line in %s/%s: the module list and modules.dep disagree", m.Name, m.Path, root, initrdlayout.ModulesDepName)
+		}
+		rel[i] = r
+	}
+	// closure adds p and all it needs, through modules.dep's lines.
+	closure := func(into map[string]bool, p string) {
+		stack := []string{p}
+		for len(stack) > 0 {
+			q := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if into[q] {
+				continue
+			}
+			into[q] = true
+			stack = append(stack, needs[q]...)
+		}
+	}
+	// A module no other module needs was asked for in its own right (the
+	// roots of the graph): each but the named one stays, with what it
+	// needs. Of the named one's closure, the rest is there only for it.
+	needed := map[string]bool{}
+	for _, r := range rel {
+		for _, d := range needs[r] {
+			needed[d] = true
+		}
+	}
+	if needed[rel[t]] {
+		return nil, nil
+	}
+	keep := map[string]bool{}
+	for i, r := range rel {
+		if i != t && !needed[r] {
+			closure(keep, r)
+		}
+	}
+	only := map[string]bool{}
+	closure(only, rel[t])
+	var out []initrdlayout.Module
+	for i, r := range rel {
+		if only[r] && !keep[r] {
+			out = append(out, mods[i])
+		}
+	}
+	// A module that still loads never needs one left out (modules.dep
+	// without a cycle guarantees it; with one, nothing is left out).
+	for _, r := range rel {
+		if only[r] && !keep[r] {
+			continue
+		}
+		for _, d := range needs[r] {
+			if only[d] && !keep[d] {
+				return nil, nil
+			}
+		}
+	}
+	return out, nil
 }
 
 // Drop removes from mods the modules named in refused (the kernel would
