@@ -263,4 +263,4 @@ for off in $offsets; do
     echo "Poll delayed ${off} s: seed ready ${pready[$off,seed]}s; ours ready ${pready[$off,ours]}s."
   fi
 done
-echo "Target: boot-to-ready ratio ≤ 0.9. The seed's first line comes after its mounts; ours is the init's first line. The seed's kernel unpacks the whole payload (gzip) before its init runs; ours only copies the packed payload, and our init checks the SHA-256 of its frames, decodes them into /bin/katana on both vCPUs and checks every other file, while it loads the vsock, sev-guest, configfs, button and AF_ALG modules the seed lacks."
+echo "Target: boot-to-ready ratio ≤ 0.9. The seed's first line comes after its mounts; ours is the init's first line. The seed's kernel unpacks the whole payload (gzip) before its init runs; ours only copies the packed payload, and our init checks the SHA-256 of its frames, decodes them into /bin/katana on both vCPUs and checks every other file, while it loads the vsock, configfs, button and AF_ALG modules the seed lacks (outside SEV-SNP it leaves out sev_guest and the AES-GCM modules only it needs)."
