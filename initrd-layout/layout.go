@@ -482,7 +482,14 @@ func ParseModulesDep(r io.Reader) ([]ModuleDeps, error) {
 	prev := ""
 	for n := 1; sc.Scan(); n++ {
 		line := sc.Text()
-		p, rest, ok := strings.Cut(line, ":")
+		// The path ends at the first ": " (no path holds a space), or at
+		// the line's last ':' when the module needs none: a path may
+		// hold a colon (a folder "extra:1"), which pack accepts.
+		p, deps, hasDeps := strings.Cut(line, ": ")
+		ok := hasDeps
+		if !hasDeps {
+			p, ok = strings.CutSuffix(line, ":")
+		}
 		if !ok || !cleanRel(p) || strings.Contains(p, " ") {
 			return nil, fmt.Errorf("modules.dep line %d: want \"<path>:\" or \"<path>: <dep>...\" with clean relative paths, got %q", n, line)
 		}
@@ -495,15 +502,11 @@ func ParseModulesDep(r io.Reader) ([]ModuleDeps, error) {
 		seen[p] = true
 		prev = line
 		m := ModuleDeps{Path: p}
-		if rest != "" {
-			deps, ok := strings.CutPrefix(rest, " ")
-			if !ok {
-				return nil, fmt.Errorf("modules.dep line %d: want one space after %q, got %q", n, p+":", line)
-			}
+		if hasDeps {
 			have := map[string]bool{}
 			for _, d := range strings.Split(deps, " ") {
 				switch {
-				case !cleanRel(d) || strings.Contains(d, ":"):
+				case !cleanRel(d):
 					return nil, fmt.Errorf("modules.dep line %d: dependency %q of %s is not a clean relative path (one space between paths)", n, d, p)
 				case d == p:
 					return nil, fmt.Errorf("modules.dep line %d: %s depends on itself", n, p)

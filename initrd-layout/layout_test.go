@@ -523,10 +523,10 @@ func TestParseModulesDepRefuses(t *testing.T) {
 		{"absolute path", "/a.ko:\n", "clean relative"},
 		{"dot-dot path", "../a.ko:\n", "clean relative"},
 		{"space in path", "a b.ko:\n", "clean relative"},
-		{"no space after colon", "a.ko:b.ko\nb.ko:\n", "one space after"},
+		{"no space after colon", "a.ko:b.ko\nb.ko:\n", `line 1: want "<path>:"`},
 		{"two spaces", "a.ko:  b.ko\nb.ko:\n", `dependency "" of a.ko`},
 		{"trailing space", "a.ko: b.ko \nb.ko:\n", `dependency "" of a.ko`},
-		{"colon in dependency", "a.ko: b.ko:\nb.ko:\n", `dependency "b.ko:"`},
+		{"colon-ended dependency without a line", "a.ko: b.ko:\nb.ko:\n", "depends on b.ko:, which has no line of its own"},
 		{"self", "a.ko: a.ko\n", "depends on itself"},
 		{"dependency twice", "a.ko: b.ko b.ko\nb.ko:\n", "lists dependency b.ko twice"},
 		{"unsorted", "b.ko:\na.ko:\n", `line 2: "a.ko:" is not after "b.ko:"`},
@@ -571,4 +571,23 @@ func FuzzParseModulesDep(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A path may hold a colon (a module folder "extra:1", which hostbuild pack
+// accepts): the path ends at the first ": ", or at the line's last ':'
+// for a module that needs none.
+func TestModulesDepColonInPath(t *testing.T) {
+	mods := []ModuleDeps{
+		{Path: "extra:1/a.ko", Deps: []string{"extra:1/b:c.ko", "kernel/d.ko"}},
+		{Path: "extra:1/b:c.ko"},
+		{Path: "kernel/d.ko", Deps: []string{"extra:1/b:c.ko"}},
+	}
+	b := FormatModulesDep(mods)
+	got, err := ParseModulesDep(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("ParseModulesDep(%q): %v", b, err)
+	}
+	if !cmp.Equal(got, mods) {
+		t.Errorf("ParseModulesDep(%q): %+v, want %+v", b, got, mods)
+	}
 }
