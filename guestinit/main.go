@@ -1165,7 +1165,7 @@ func sevGuestOnly(list initrdlayout.Contents, mods []initrdlayout.Module, root, 
 	for _, m := range only {
 		name := strings.ReplaceAll(m.Name, "-", "_")
 		if name == "sev_guest" {
-			absent[name] = fmt.Errorf("not an SEV-SNP guest (the kernel made no %s): the driver would find no device; not loaded, nor what only it needs (no attestation report in this boot)", dev)
+			absent[name] = fmt.Errorf("the kernel made no %s (not an SEV-SNP guest, or one whose launch gave it no secrets page): the driver would find no device; not loaded, nor what only it needs (no attestation report in this boot)", dev)
 		} else {
 			absent[name] = fmt.Errorf("only sev_guest needs it (/%s), and sev_guest is not loaded; not loaded", depFile)
 		}

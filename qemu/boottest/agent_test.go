@@ -69,7 +69,7 @@ func testBootAgent(t *testing.T, overVsock bool) {
 		// Outside SEV-SNP the init leaves out sev_guest and what only it
 		// needs (modules.dep), each with its reason.
 		for _, want := range []string{
-			"guestinit: module sev_guest: not an SEV-SNP guest (the kernel made no /sys/bus/platform/devices/sev-guest)",
+			"guestinit: module sev_guest: the kernel made no /sys/bus/platform/devices/sev-guest (not an SEV-SNP guest",
 			"guestinit: module gcm: only sev_guest needs it (/lib/modules/",
 			"guestinit: module ghash_generic: only sev_guest needs it",
 		} {
