@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/katana-tee/snpboot/guestinit/internal/early"
+	"github.com/katana-tee/snpboot/guestinit/internal/modload"
 	"github.com/katana-tee/snpboot/guestinit/internal/power"
 )
 
@@ -146,9 +147,18 @@ func TestFatalDuringEndParks(t *testing.T) {
 func TestMountLateLogsFailure(t *testing.T) {
 	var lines []string
 	fail := func(source, target, fstype string, flags uintptr, data string) error { return unix.ENODEV }
-	mountLate(early.Options{Root: t.TempDir(), Mount: fail}, func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) })
+	mountLate(early.Options{Root: t.TempDir(), Mount: fail}, nil, func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) })
 	if len(lines) != 1 || !strings.Contains(lines[0], "configfs") || !strings.HasSuffix(lines[0], "(optional)") {
 		t.Errorf("logged %q, want one line naming configfs, ending in (optional)", lines)
+	}
+	// Its module left out with sev_guest (6.7+, outside SEV-SNP): the
+	// line says why there is no configfs.
+	lines = nil
+	why := errors.New("only sev_guest needs it (/lib/modules/6.12.0-test/modules.dep), and sev_guest is not loaded; not loaded")
+	skipped := []modload.Result{{Name: "configfs", Status: modload.Skipped, Skipped: why}}
+	mountLate(early.Options{Root: t.TempDir(), Mount: fail}, skipped, func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) })
+	if len(lines) != 1 || !strings.HasSuffix(lines[0], "(optional; module configfs was not loaded: "+why.Error()+")") {
+		t.Errorf("logged %q, want one line ending in why module configfs was not loaded", lines)
 	}
 }
 

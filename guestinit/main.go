@@ -474,7 +474,7 @@ func (in *initProc) boot() {
 	cfg := in.readCmdline()                        // 3
 	chk := in.planChecks(list, cfg)                // 4
 	started := in.loadModules(ctx, list, cfg, chk) // 5 and 6
-	mountLate(early.Options{}, in.log.Printf)
+	mountLate(early.Options{}, chk.skipped, in.log.Printf)
 	// Every module is in: no more kernel code until power-off (no module,
 	// no kexec), whatever a root process does later.
 	if err := early.LockKernelCode("/"); err != nil {
@@ -1338,12 +1338,19 @@ func (in *initProc) startPowerButton() {
 
 // mountLate mounts early.Late and logs each failure: its entries are
 // optional, so MountAll reports their failures in its results, never as
-// its error.
-func mountLate(o early.Options, logf func(string, ...any)) {
+// its error. A failed configfs mount whose module the init left out
+// (skipped: outside SEV-SNP on 6.7+, where only sev_guest's configfs-tsm
+// needs it) says so.
+func mountLate(o early.Options, skipped []modload.Result, logf func(string, ...any)) {
 	res, _ := early.MountAll(early.Late, o)
 	for _, r := range res {
-		if r.Err != nil {
-			logf("%v (optional)", r.Err)
+		if r.Err == nil {
+			continue
 		}
+		if m, ok := moduleResult(skipped, "configfs"); ok && r.Mount.FSType == "configfs" {
+			logf("%v (optional; module configfs was not loaded: %v)", r.Err, m.Skipped)
+			continue
+		}
+		logf("%v (optional)", r.Err)
 	}
 }
