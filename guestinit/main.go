@@ -1141,11 +1141,11 @@ func sevGuestOnly(list initrdlayout.Contents, mods []initrdlayout.Module, root, 
 	if err != nil || snp {
 		return nil, "", nil
 	}
-	c := strings.SplitN(mods[i].Path, "/", 4)
-	if len(c) != 4 {
+	release, ok := initrdlayout.ModuleRoot(mods[i].Path)
+	if !ok {
 		return nil, "", nil // not under lib/modules/<release>/: modload refuses it when loading
 	}
-	depFile = path.Join(c[0], c[1], c[2], initrdlayout.ModulesDepName)
+	depFile = path.Join(release, initrdlayout.ModulesDepName)
 	if _, listed := list[depFile]; !listed {
 		return nil, "", nil
 	}

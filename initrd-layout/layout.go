@@ -322,6 +322,17 @@ func entryName(rel string) string {
 // ModulesRoot is the directory of a kernel release's modules in the initrd.
 func ModulesRoot(release string) string { return path.Join(ModulesDir, release) }
 
+// ModuleRoot returns the release directory (ModulesRoot) a module's path
+// (as the module list gives it, lib/modules/<release>/...) is under, where
+// its release's modules.dep is; ok is false for a path with fewer parts.
+func ModuleRoot(modPath string) (root string, ok bool) {
+	c := strings.SplitN(modPath, "/", 4)
+	if len(c) != 4 {
+		return "", false
+	}
+	return path.Join(c[0], c[1], c[2]), true
+}
+
 // Contents is the content list: the SHA-256 of every regular file in the
 // initrd except the list itself, keyed by path relative to the root.
 type Contents map[string][32]byte

@@ -591,3 +591,12 @@ func TestModulesDepColonInPath(t *testing.T) {
 		t.Errorf("ParseModulesDep(%q): %+v, want %+v", b, got, mods)
 	}
 }
+
+func TestModuleRoot(t *testing.T) {
+	if r, ok := ModuleRoot("lib/modules/6.1.0-test/kernel/fs/configfs/configfs.ko"); !ok || r != "lib/modules/6.1.0-test" {
+		t.Errorf("ModuleRoot: %q, %v", r, ok)
+	}
+	if r, ok := ModuleRoot("lib/modules/x.ko"); ok {
+		t.Errorf("a path with three parts: %q, want not ok", r)
+	}
+}

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -288,11 +287,10 @@ func OnlyFor(mods []initrdlayout.Module, deps []initrdlayout.ModuleDeps, name st
 	if t < 0 {
 		return nil, nil
 	}
-	c := strings.SplitN(mods[t].Path, "/", 4)
-	if len(c) != 4 {
+	root, ok := initrdlayout.ModuleRoot(mods[t].Path)
+	if !ok {
 		return nil, fmt.Errorf("module %s: path %s is not under %s/<release>/", mods[t].Name, mods[t].Path, initrdlayout.ModulesDir)
 	}
-	root := path.Join(c[0], c[1], c[2])
 	needs := map[string][]string{}
 	for _, d := range deps {
 		needs[d.Path] = d.Deps

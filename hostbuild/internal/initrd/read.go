@@ -257,8 +257,8 @@ func (a *Archive) checkVouched() error {
 		// lib/modules/<release>/...: the module, and its release's
 		// modules.dep.
 		packs[m.Path] = ""
-		if c := strings.SplitN(m.Path, "/", 4); len(c) == 4 {
-			packs[path.Join(c[0], c[1], c[2], initrdlayout.ModulesDepName)] = ""
+		if root, ok := initrdlayout.ModuleRoot(m.Path); ok {
+			packs[path.Join(root, initrdlayout.ModulesDepName)] = ""
 		}
 	}
 	operator := func(p string) bool {
